@@ -1,0 +1,79 @@
+"""route() latency on 1,000 real prompts, one at a time after warm-up; cold start; peak RSS.
+
+    python bench/route_latency.py [--config config.yaml] [--n 1000]
+
+Prompts are drawn (fixed seed) from data/routing/*.jsonl, the imported ../shared/data.
+The encoder cache is cleared before the timed loop so every prompt is really embedded.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def cold_start(config: Path) -> float:
+    code = (
+        "import time; t=time.perf_counter(); from router import Router; "
+        f"r=Router.from_config({str(config)!r}); r.route('warm up'); "
+        "print(time.perf_counter()-t)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    return float(out.stdout.strip().splitlines()[-1])
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--config", type=Path, default=ROOT / "config.yaml")
+    ap.add_argument("--n", type=int, default=1000)
+    args = ap.parse_args()
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+    from router import Router
+    from router.data import read_many
+
+    rows = read_many(sorted((ROOT / "data" / "routing").glob("*.jsonl")))
+    rng = random.Random(0)
+    sample = rng.sample(rows, args.n)
+    prompts = [r.messages if r.messages is not None else r.prompt for r in sample]
+
+    colds = [cold_start(args.config) for _ in range(3)]
+    router = Router.from_config(args.config)
+    for p in prompts[:50]:
+        router.route(p)
+    router.encoder._cache.clear()
+    times = []
+    for p in prompts:
+        t = time.perf_counter()
+        router.route(p)
+        times.append((time.perf_counter() - t) * 1000)
+    times.sort()
+    rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    result = {
+        "prompts": len(times),
+        "encoder": router.encoder.identity,
+        "p50_ms": round(times[len(times) // 2], 2),
+        "p90_ms": round(times[int(len(times) * 0.9)], 2),
+        "p99_ms": round(times[int(len(times) * 0.99)], 2),
+        "mean_ms": round(sum(times) / len(times), 2),
+        "cold_start_s": round(sorted(colds)[1], 2),
+        "peak_rss_mb": round(rss_mb, 1),
+    }
+    print(f"route() on {result['prompts']} real prompts, encoder {result['encoder']}")
+    print(f"  p50 {result['p50_ms']} ms   p90 {result['p90_ms']} ms   p99 {result['p99_ms']} ms")
+    print(f"  cold start (import + load + first route, median of 3): {result['cold_start_s']} s")
+    print(f"  peak RSS: {result['peak_rss_mb']} MB")
+    print(json.dumps(result))
+
+
+if __name__ == "__main__":
+    main()

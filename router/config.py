@@ -1,0 +1,225 @@
+"""Configuration: the model catalogue (`config.yaml`) and policies (`policies/*.yaml`).
+
+Everything a user writes is validated here, once. Errors name the file and the field.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+Capability = Literal["tools", "json", "vision", "streaming"]
+RuleName = Literal["pin", "tools", "json", "vision", "context_window"]
+DEFAULT_RULES: tuple[RuleName, ...] = ("pin", "tools", "json", "vision", "context_window")
+
+
+class ConfigError(ValueError):
+    """A configuration file is invalid; the message names the file and the field."""
+
+    def __init__(self, file: str | Path, field: str, message: str) -> None:
+        self.file = str(file)
+        self.field = field
+        super().__init__(f"{file}: {field}: {message}" if field else f"{file}: {message}")
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ModelSpec(_Strict):
+    """One model in the catalogue."""
+
+    name: str = Field(min_length=1, pattern=r"^[A-Za-z0-9_.:\-/]+$")
+    litellm_model: str = Field(min_length=1)
+    api_base: str | None = None
+    api_key_env: str | None = None
+    input_price: float = Field(ge=0, description="USD per million input tokens")
+    output_price: float = Field(ge=0, description="USD per million output tokens")
+    context_window: int = Field(gt=0)
+    capabilities: frozenset[Capability] = frozenset({"streaming"})
+    tier: Literal["small", "large"] = "small"
+    # Name of a model in the scorer's training data whose success head stands in for this one.
+    profile: str | None = None
+    timeout: float = Field(default=60.0, gt=0, description="seconds per upstream call")
+
+    @field_validator("name")
+    @classmethod
+    def _not_router(cls, v: str) -> str:
+        if v == "router" or v.startswith("router/"):
+            raise ValueError("'router' and 'router/...' are reserved for routed requests")
+        return v
+
+    def cost(self, input_tokens: float, output_tokens: float) -> float:
+        """USD for one call with these token counts."""
+        return (input_tokens * self.input_price + output_tokens * self.output_price) / 1e6
+
+
+class EncoderSpec(_Strict):
+    """Which embedding backend turns routing text into a vector."""
+
+    name: Literal["minilm-int8", "minilm"] = "minilm-int8"
+    max_tokens: int = Field(default=128, ge=16, le=256)
+    cache_size: int = Field(default=4096, ge=0)
+
+
+class RoutingTextSpec(_Strict):
+    """How a conversation becomes the text the encoder sees."""
+
+    max_chars: int = Field(default=2000, ge=64)
+    context_chars: int = Field(default=500, ge=0, description="earlier turns, most recent first")
+    system_chars: int = Field(default=200, ge=0)
+    max_input_chars: int = Field(default=2_000_000, ge=1000, description="reject larger requests")
+
+
+class RouterConfig(_Strict):
+    """`config.yaml`: the catalogue, the encoder, the scorer and where policies live."""
+
+    models: list[ModelSpec] = Field(min_length=1)
+    encoder: EncoderSpec = EncoderSpec()
+    scorer: str = "default"
+    policies_dir: str = "policies"
+    default_policy: str = "balanced"
+    routing_text: RoutingTextSpec = RoutingTextSpec()
+    expected_output_tokens: int = Field(default=300, gt=0)
+
+    @model_validator(mode="after")
+    def _unique_names(self) -> RouterConfig:
+        seen: set[str] = set()
+        for i, m in enumerate(self.models):
+            if m.name in seen:
+                raise ValueError(f"models[{i}].name: duplicate model name {m.name!r}")
+            seen.add(m.name)
+        return self
+
+    def model(self, name: str) -> ModelSpec:
+        for m in self.models:
+            if m.name == name:
+                return m
+        raise KeyError(name)
+
+
+class Escalation(_Strict):
+    """When the cheap choice is not trusted and the request goes to a large model."""
+
+    min_domain_confidence: float = Field(default=0.0, ge=0, le=1)
+    max_difficulty: float = Field(default=1.0, ge=0, le=1)
+    # With per-model success probabilities: escalate when no cheap model reaches this.
+    min_success: float | None = Field(default=None, ge=0, le=1)
+
+
+class Policy(_Strict):
+    """`policies/<name>.yaml`: hard rules, domain specialists, escalation thresholds."""
+
+    name: str = Field(min_length=1, pattern=r"^[A-Za-z0-9_.\-]+$")
+    description: str = ""
+    rules: tuple[RuleName, ...] = DEFAULT_RULES
+    default: tuple[str, ...] = Field(min_length=1, description="cheap models, in preference order")
+    domains: dict[str, tuple[str, ...]] = {}
+    large: tuple[str, ...] = Field(min_length=1, description="escalation targets, in order")
+    escalation: Escalation = Escalation()
+    fallbacks: tuple[str, ...] | None = Field(
+        default=None, description="explicit fallback order; default: large models, then cheap"
+    )
+
+    @field_validator("rules")
+    @classmethod
+    def _no_repeats(cls, v: tuple[str, ...]) -> tuple[str, ...]:
+        if len(set(v)) != len(v):
+            raise ValueError("a rule is listed twice")
+        return v
+
+    def model_names(self) -> list[str]:
+        names = list(self.default) + list(self.large) + list(self.fallbacks or ())
+        for ms in self.domains.values():
+            names.extend(ms)
+        return list(dict.fromkeys(names))
+
+
+def _format_loc(loc: tuple[Any, ...]) -> str:
+    out = ""
+    for part in loc:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out
+
+
+def _read_yaml(path: Path) -> Any:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(path, "", "file not found") from None
+    except (OSError, UnicodeDecodeError) as e:
+        raise ConfigError(path, "", f"cannot read: {e}") from None
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as e:
+        raise ConfigError(path, "", f"invalid YAML: {e}") from None
+
+
+def _validate(cls: type[BaseModel], data: Any, path: Path) -> Any:
+    if not isinstance(data, dict):
+        raise ConfigError(path, "", "expected a mapping at the top level")
+    try:
+        return cls.model_validate(data)
+    except ValidationError as e:
+        err = e.errors()[0]
+        msg = err["msg"]
+        field = _format_loc(err["loc"])
+        # Errors raised by a model validator carry the field in the message.
+        if not field and ": " in msg and msg.startswith("Value error, "):
+            field, _, msg = msg.removeprefix("Value error, ").partition(": ")
+        more = f" (and {len(e.errors()) - 1} more)" if len(e.errors()) > 1 else ""
+        raise ConfigError(path, field, msg + more) from None
+
+
+def load_config(path: str | Path) -> RouterConfig:
+    """Read and validate `config.yaml`."""
+    path = Path(path)
+    return _validate(RouterConfig, _read_yaml(path), path)
+
+
+def load_policy(path: str | Path, catalogue: RouterConfig, domains: list[str]) -> Policy:
+    """Read one policy and check every model and domain it names."""
+    path = Path(path)
+    data = _read_yaml(path)
+    if isinstance(data, dict):
+        data.setdefault("name", path.stem)
+    policy: Policy = _validate(Policy, data, path)
+    if policy.name != path.stem:
+        raise ConfigError(path, "name", f"{policy.name!r} does not match the file name {path.stem!r}")
+    known = {m.name for m in catalogue.models}
+    fields: list[tuple[str, tuple[str, ...]]] = [("default", policy.default), ("large", policy.large)]
+    fields += [(f"domains.{d}", ms) for d, ms in policy.domains.items()]
+    fields += [("fallbacks", policy.fallbacks or ())]
+    for field, names in fields:
+        for i, n in enumerate(names):
+            if n not in known:
+                raise ConfigError(
+                    path, f"{field}[{i}]", f"unknown model {n!r}; the catalogue has {sorted(known)}"
+                )
+    for d in policy.domains:
+        if d not in domains:
+            raise ConfigError(path, f"domains.{d}", f"unknown domain; known domains: {domains}")
+    return policy
+
+
+def load_policies(directory: str | Path, catalogue: RouterConfig, domains: list[str]) -> dict:
+    """All `*.yaml` policies in a directory, by name."""
+    directory = Path(directory)
+    if not directory.is_dir():
+        raise ConfigError(directory, "policies_dir", "not a directory")
+    policies = {}
+    for p in sorted(directory.glob("*.yaml")):
+        pol = load_policy(p, catalogue, domains)
+        policies[pol.name] = pol
+    if not policies:
+        raise ConfigError(directory, "policies_dir", "no *.yaml policy files found")
+    return policies
+
+
+def dump_policy(policy: Policy, path: str | Path) -> None:
+    """Write a policy back to YAML in the same shape users write by hand."""
+    data = policy.model_dump(mode="json", exclude_none=True)
+    Path(path).write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8")

@@ -1,0 +1,355 @@
+"""The routing-dataset format (JSONL) and importers for public formats.
+
+One JSON object a line:
+
+    {"id": "mmlu/anatomy/12",              # optional, unique
+     "prompt": "What is ...",              # or "messages": [OpenAI chat messages]
+     "source": "mmlu/anatomy",             # where it came from; mapped to a domain
+     "domain": "medicine",                 # optional; default: the source's domain
+     "scores": {"model-a": 1.0, "model-b": 0.0},   # each model's score in [0, 1]
+     "costs": {"model-a": 0.0006, ...},   # optional, USD for this prompt per model
+     "cheap_models": ["model-a"]}          # optional: the models of the cheap tier
+
+Splits are by prompt text (`group_key`), never by row: MMLU repeats about 100 texts.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import json
+import math
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from functools import cache
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from .request import Message, routing_text
+
+
+class DataError(ValueError):
+    """A dataset row is invalid; the message names the file, line and field."""
+
+
+@dataclass
+class Example:
+    """One routed prompt with every model's outcome on it."""
+
+    prompt: str | None
+    scores: dict[str, float]
+    source: str = ""
+    domain: str | None = None
+    messages: list[Message] | None = None
+    costs: dict[str, float] | None = None
+    cheap_models: list[str] = field(default_factory=list)
+    id: str | None = None
+
+    def text(self) -> str:
+        """The text the router sees for this example."""
+        return routing_text(self.messages if self.messages is not None else self.prompt or "")
+
+    def to_json(self) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        if self.id is not None:
+            out["id"] = self.id
+        if self.messages is not None:
+            out["messages"] = self.messages
+        else:
+            out["prompt"] = self.prompt
+        out["source"] = self.source
+        if self.domain is not None:
+            out["domain"] = self.domain
+        out["scores"] = self.scores
+        if self.costs is not None:
+            out["costs"] = self.costs
+        if self.cheap_models:
+            out["cheap_models"] = self.cheap_models
+        return out
+
+
+# ---- the domain taxonomy (a data file, not code) -------------------------------------------
+
+
+@cache
+def taxonomy() -> dict[str, Any]:
+    """`router/resources/domains.yaml`: domains and the source → domain map."""
+    text = resources.files("router").joinpath("resources/domains.yaml").read_text("utf-8")
+    return yaml.safe_load(text)
+
+
+def domain_names() -> list[str]:
+    return list(taxonomy()["domains"])
+
+
+def domain_of(ex: Example) -> str | None:
+    """The example's domain label: explicit, else its source's, else None."""
+    if ex.domain is not None:
+        return ex.domain
+    return taxonomy()["sources"].get(ex.source)
+
+
+def group_key(ex: Example) -> str:
+    """Rows with the same routing text share a key, so a split never leaks a duplicate."""
+    return hashlib.sha1(ex.text().strip().encode("utf-8")).hexdigest()
+
+
+# ---- reading and writing ------------------------------------------------------------------------
+
+
+def _check_row(obj: Any, where: str) -> Example:
+    def bad(fieldname: str, msg: str) -> DataError:
+        return DataError(f"{where}: {fieldname}: {msg}")
+
+    if not isinstance(obj, dict):
+        raise bad("row", "expected a JSON object")
+    prompt, messages = obj.get("prompt"), obj.get("messages")
+    if (prompt is None) == (messages is None):
+        raise bad("prompt", "give exactly one of 'prompt' or 'messages'")
+    if prompt is not None and (not isinstance(prompt, str) or not prompt.strip()):
+        raise bad("prompt", "must be a non-empty string")
+    if messages is not None and (not isinstance(messages, list) or not messages):
+        raise bad("messages", "must be a non-empty list of chat messages")
+    scores = obj.get("scores")
+    if not isinstance(scores, dict) or not scores:
+        raise bad("scores", "must be a non-empty object of model -> score in [0, 1]")
+    for m, s in scores.items():
+        if isinstance(s, bool):
+            s = float(s)
+        if not isinstance(s, int | float) or not (0.0 <= s <= 1.0) or math.isnan(s):
+            raise bad(f"scores.{m}", f"score must be a number in [0, 1], got {s!r}")
+    costs = obj.get("costs")
+    if costs is not None:
+        if not isinstance(costs, dict):
+            raise bad("costs", "must be an object of model -> USD")
+        for m, c in costs.items():
+            if not isinstance(c, int | float) or isinstance(c, bool) or c < 0:
+                raise bad(f"costs.{m}", f"cost must be a non-negative number, got {c!r}")
+    domain = obj.get("domain")
+    if domain is not None and domain not in taxonomy()["domains"]:
+        raise bad("domain", f"unknown domain {domain!r}; known: {domain_names()}")
+    cheap = obj.get("cheap_models", [])
+    if not isinstance(cheap, list) or any(c not in scores for c in cheap):
+        raise bad("cheap_models", "must list models that appear in 'scores'")
+    ex = Example(
+        prompt=prompt,
+        messages=messages,
+        scores={m: float(s) for m, s in scores.items()},
+        source=str(obj.get("source", "")),
+        domain=domain,
+        costs={m: float(c) for m, c in costs.items()} if costs else None,
+        cheap_models=list(cheap),
+        id=obj.get("id"),
+    )
+    try:
+        if not ex.text().strip():
+            raise bad("messages", "no text content to route on")
+    except ValueError as e:
+        if isinstance(e, DataError):
+            raise
+        raise bad("messages", str(e)) from None
+    return ex
+
+
+def read_jsonl(path: str | Path) -> list[Example]:
+    """Load and validate a routing dataset."""
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"{path}: file not found")
+    rows = []
+    with path.open(encoding="utf-8") as f:
+        for n, line in enumerate(f, 1):
+            if not line.strip():
+                continue
+            try:
+                obj = json.loads(line)
+            except json.JSONDecodeError as e:
+                raise DataError(f"{path}:{n}: invalid JSON: {e.msg}") from None
+            rows.append(_check_row(obj, f"{path}:{n}"))
+    if not rows:
+        raise DataError(f"{path}: no rows")
+    return rows
+
+
+def read_many(paths: Iterable[str | Path]) -> list[Example]:
+    out: list[Example] = []
+    for p in paths:
+        out.extend(read_jsonl(p))
+    return out
+
+
+def write_jsonl(examples: Iterable[Example], path: str | Path) -> int:
+    n = 0
+    with Path(path).open("w", encoding="utf-8") as f:
+        for ex in examples:
+            f.write(json.dumps(ex.to_json(), ensure_ascii=False) + "\n")
+            n += 1
+    return n
+
+
+# ---- importers ------------------------------------------------------------------------------
+
+MIXTRAL = "mistralai/Mixtral-8x7B-Instruct-v0.1"
+GPT4 = "gpt-4-1106-preview"
+# RouteLLM data has no token counts: a call is priced at list price with equal tokens per call
+# (1,000 input tokens), so only the ratio of the two prices matters.
+ROUTELLM_PRICES = {MIXTRAL: 0.60, GPT4: 10.00}
+ROUTELLM_TOKENS_PER_CALL = 1000
+
+
+def _truthy(v: str) -> float:
+    v = v.strip().lower()
+    if v in ("true", "1", "1.0"):
+        return 1.0
+    if v in ("false", "0", "0.0"):
+        return 0.0
+    raise DataError(f"expected a boolean score, got {v!r}")
+
+
+def _routellm_costs() -> dict[str, float]:
+    return {m: p * ROUTELLM_TOKENS_PER_CALL / 1e6 for m, p in ROUTELLM_PRICES.items()}
+
+
+def import_routellm(root: str | Path) -> Iterator[Example]:
+    """RouteLLM evals: `mmlu/responses/*.csv`, `gsm8k/gsm8k_responses.csv`, `mt_bench/`."""
+    root = Path(root)
+    if (root / "routellm").is_dir():
+        root = root / "routellm"
+    if (root / "evals").is_dir():
+        root = root / "evals"
+    csv.field_size_limit(1 << 30)
+    found = False
+    for f in sorted((root / "mmlu" / "responses").glob("mmlu_*.csv")):
+        found = True
+        subject = f.stem.removeprefix("mmlu_")
+        yield from _routellm_csv(f, f"mmlu/{subject}")
+    gsm = root / "gsm8k" / "gsm8k_responses.csv"
+    if gsm.is_file():
+        found = True
+        yield from _routellm_csv(gsm, "gsm8k")
+    mt = root / "mt_bench"
+    if (mt / "question.jsonl").is_file() and (mt / "judgements.jsonl").is_file():
+        found = True
+        yield from _routellm_mt_bench(mt)
+    if not found:
+        raise DataError(f"{root}: no RouteLLM files (mmlu/responses/*.csv, gsm8k/, mt_bench/)")
+
+
+def _routellm_csv(path: Path, source: str) -> Iterator[Example]:
+    with path.open(encoding="utf-8", newline="") as f:
+        reader = csv.DictReader(f)
+        missing = {"prompt", MIXTRAL, GPT4} - set(reader.fieldnames or ())
+        if missing:
+            raise DataError(f"{path}: missing columns {sorted(missing)}")
+        for n, row in enumerate(reader):
+            try:
+                scores = {MIXTRAL: _truthy(row[MIXTRAL]), GPT4: _truthy(row[GPT4])}
+            except DataError as e:
+                raise DataError(f"{path}: row {n + 2}: {e}") from None
+            yield Example(
+                id=f"{source}/{n}",
+                prompt=row["prompt"],
+                source=source,
+                scores=scores,
+                costs=_routellm_costs(),
+                cheap_models=[MIXTRAL],
+            )
+
+
+def _routellm_mt_bench(mt: Path) -> Iterator[Example]:
+    questions = {}
+    for line in (mt / "question.jsonl").open(encoding="utf-8"):
+        if line.strip():
+            q = json.loads(line)
+            questions[q["question_id"]] = q
+    scores: dict[tuple[int, int], dict[str, float]] = {}
+    for line in (mt / "judgements.jsonl").open(encoding="utf-8"):
+        if not line.strip():
+            continue
+        j = json.loads(line)
+        if j.get("score", -1) < 0:  # the judge failed to give a score
+            continue
+        scores.setdefault((j["question_id"], j["turn"]), {})[j["model"]] = (j["score"] - 1) / 9
+    for (qid, turn), s in sorted(scores.items()):
+        q = questions.get(qid)
+        if q is None or len(s) < 2:
+            continue
+        turns = q["turns"][:turn]
+        source = f"mt_bench/{q['category']}"
+        common = dict(source=source, scores=s, costs=_routellm_costs(), cheap_models=[MIXTRAL])
+        if turn == 1:
+            yield Example(id=f"mt_bench/{qid}/1", prompt=turns[0], **common)
+        else:
+            # The second turn follows the model's own first answer, which differs per model;
+            # routing sees the user's turns only.
+            msgs: list[Message] = [{"role": "user", "content": t} for t in turns]
+            yield Example(id=f"mt_bench/{qid}/{turn}", prompt=None, messages=msgs, **common)
+
+
+# dcrouter's cheap tier: models under this many billion parameters (sizes in default_llm.json).
+DCROUTER_LARGE_FROM_B = 30.0
+
+
+def _size_b(size: str) -> float:
+    try:
+        return float(str(size).rstrip("Bb"))
+    except ValueError:
+        return 0.0
+
+
+def _estimate_tokens(text: str) -> int:
+    return max(1, len(text) // 4)
+
+
+def import_dcrouter(root: str | Path) -> Iterator[Example]:
+    """LLMRouter dcrouter: `train.json` scores, task labels joined by question text, prices."""
+    root = Path(root)
+    if (root / "llmrouter_dcrouter").is_dir():
+        root = root / "llmrouter_dcrouter"
+    for name in ("default_llm.json",):
+        if not (root / name).is_file():
+            raise DataError(f"{root}: missing {name}")
+    llms = json.loads((root / "default_llm.json").read_text(encoding="utf-8"))
+    # Prices: no token counts are published, so a call costs the prompt's estimated tokens.
+    prices = {m: (v["input_price"], v["output_price"]) for m, v in llms.items()}
+    large = {m for m, v in llms.items() if _size_b(v.get("size", "")) >= DCROUTER_LARGE_FROM_B}
+    tasks: dict[str, str] = {}
+    for qf in sorted(root.glob("default_query_*.jsonl")):
+        for line in qf.open(encoding="utf-8"):
+            if line.strip():
+                q = json.loads(line)
+                tasks[q["query"].strip()] = q["task_name"]
+    files = [root / f for f in ("train.json", "test.json") if (root / f).is_file()]
+    if not files:
+        raise DataError(f"{root}: missing train.json")
+    for f in files:
+        for n, row in enumerate(json.loads(f.read_text(encoding="utf-8"))):
+            q = row["question"]
+            task = tasks.get(q.strip())
+            scores = {m: float(s) for m, s in row["scores"].items()}
+            unknown = set(scores) - set(prices)
+            if unknown:
+                raise DataError(f"{f}: row {n}: models {sorted(unknown)} not in default_llm.json")
+            tokens = _estimate_tokens(q)
+            yield Example(
+                id=f"dcrouter/{f.stem}/{n}",
+                prompt=q,
+                source=f"dcrouter/{task}" if task else "dcrouter/unknown",
+                scores=scores,
+                costs={m: tokens * prices[m][0] / 1e6 for m in scores},
+                cheap_models=sorted(m for m in scores if m not in large),
+            )
+
+
+IMPORTERS = {"routellm": import_routellm, "dcrouter": import_dcrouter}
+
+
+def import_dataset(fmt: str, path: str | Path) -> list[Example]:
+    try:
+        importer = IMPORTERS[fmt]
+    except KeyError:
+        raise DataError(f"unknown format {fmt!r}; choose one of {sorted(IMPORTERS)}") from None
+    return list(importer(path))

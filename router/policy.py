@@ -1,0 +1,282 @@
+"""Scores + request facts + catalogue → Decision. Pure: no I/O, no embeddings.
+
+Two stages:
+
+1. **Hard rules**, in the policy's order, narrow the models a request may use (tools, json,
+   vision, context window, streaming) or pin one. They never look at scores.
+2. **Score stage** (`select`, vectorised over many requests so evaluation sweeps run through the
+   very code that routes live traffic): the domain's cheap specialist, unless the domain
+   confidence is below `min_domain_confidence`, the difficulty is above `max_difficulty`, or
+   (with per-model success probabilities) no cheap model reaches `min_success` — then the first
+   eligible large model.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field, replace
+from typing import Any
+
+import numpy as np
+
+from .config import ModelSpec, Policy
+from .request import RequestError, RequestFacts
+
+# Reason codes of the score stage.
+CHEAP, LOW_CONFIDENCE, HARD, NO_SUCCESS, NO_CHEAP, NO_TEXT = range(6)
+
+
+@dataclass
+class Attempt:
+    """One upstream call made for a request."""
+
+    model: str
+    ok: bool
+    error: str | None = None
+    ms: float = 0.0
+
+
+@dataclass
+class Decision:
+    """The routing receipt: which model, why, and what it is expected to cost."""
+
+    model: str
+    tier: str
+    policy: str
+    domain: str | None
+    domain_confidence: float | None
+    difficulty: float | None
+    success: dict[str, float]
+    reason: str
+    fallbacks: list[str]
+    cost_estimate: float
+    large_cost_estimate: float
+    routing_ms: float = 0.0
+    escalated: bool = False
+    attempts: list[Attempt] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def to_json(self, **kw: Any) -> str:
+        return json.dumps(self.to_dict(), **kw)
+
+    def answered_by(self, model: str, tier: str, attempts: list[Attempt], note: str) -> Decision:
+        """This decision after the fallback chain moved the call to another model."""
+        return replace(self, model=model, tier=tier, attempts=attempts, reason=f"{self.reason}; {note}")
+
+
+@dataclass
+class ScoreInput:
+    """What the score stage sees for n requests over the policy's K candidate models."""
+
+    domain_probs: np.ndarray  # (n, D)
+    difficulty: np.ndarray  # (n,)
+    success: np.ndarray  # (n, K), NaN where a model has no success head
+    eligible: np.ndarray  # (n, K) bool, after hard rules
+    has_text: np.ndarray  # (n,) bool
+
+
+class CompiledPolicy:
+    """A policy bound to a catalogue and a domain list: index arrays for fast selection."""
+
+    def __init__(self, policy: Policy, catalogue: list[ModelSpec], domains: list[str]) -> None:
+        self.policy = policy
+        self.domains = list(domains)
+        by_name = {m.name: m for m in catalogue}
+        self.models: list[ModelSpec] = [by_name[n] for n in policy.model_names()]
+        self.names = [m.name for m in self.models]
+        pos = {n: i for i, n in enumerate(self.names)}
+        self.default_idx = [pos[n] for n in policy.default]
+        self.large_idx = [pos[n] for n in policy.large]
+        self.cheap_idx = [
+            [pos[n] for n in policy.domains.get(d, policy.default)] for d in self.domains
+        ]
+        self.fallback_idx = [pos[n] for n in policy.fallbacks] if policy.fallbacks else None
+        # Counterfactual: every request on the first large model.
+        self.reference_large = self.models[self.large_idx[0]]
+
+    # ---- hard rules -------------------------------------------------------------------------
+
+    def eligible(self, facts: RequestFacts) -> tuple[np.ndarray, int | None, list[str]]:
+        """Hard rules in order → (eligible mask, pinned index or None, rule notes)."""
+        mask = np.ones(len(self.models), dtype=bool)
+        notes: list[str] = []
+
+        def narrow(keep: np.ndarray, what: str, param: str) -> None:
+            nonlocal mask
+            if not (mask & keep).any():
+                raise RequestError(
+                    f"no model in policy {self.policy.name!r} {what}; "
+                    f"candidates were {[n for n, k in zip(self.names, mask, strict=True) if k]}",
+                    param,
+                )
+            if (mask & ~keep).any():
+                notes.append(what)
+            mask = mask & keep
+
+        caps = [m.capabilities for m in self.models]
+        for rule in self.policy.rules:
+            if rule == "pin" and facts.pinned_model is not None:
+                if facts.pinned_model not in self.names:
+                    raise RequestError(
+                        f"pinned model {facts.pinned_model!r} is not in policy "
+                        f"{self.policy.name!r}",
+                        "model",
+                    )
+                i = self.names.index(facts.pinned_model)
+                if not mask[i]:
+                    raise RequestError(
+                        f"pinned model {facts.pinned_model!r} is excluded by an earlier rule "
+                        f"({'; '.join(notes)})",
+                        "model",
+                    )
+                return mask, i, notes
+            if rule == "tools" and facts.needs_tools:
+                narrow(np.array(["tools" in c for c in caps]), "supports tools", "tools")
+            elif rule == "json" and facts.needs_json:
+                narrow(np.array(["json" in c for c in caps]), "supports JSON output", "response_format")
+            elif rule == "vision" and facts.has_image:
+                narrow(np.array(["vision" in c for c in caps]), "accepts images", "messages")
+            elif rule == "context_window":
+                fits = np.array([facts.prompt_tokens <= m.context_window for m in self.models])
+                narrow(fits, f"fits {facts.prompt_tokens} prompt tokens", "messages")
+        if facts.stream:
+            narrow(np.array(["streaming" in c for c in caps]), "supports streaming", "stream")
+        return mask, None, notes
+
+    # ---- score stage (vectorised) -----------------------------------------------------------
+
+    def _first_eligible(self, order: list[int], eligible: np.ndarray) -> np.ndarray:
+        """Per row: the first index of `order` that is eligible, or -1."""
+        out = np.full(len(eligible), -1)
+        for i in reversed(order):
+            out = np.where(eligible[:, i], i, out)
+        return out
+
+    def select(self, s: ScoreInput) -> tuple[np.ndarray, np.ndarray]:
+        """Per request: (candidate index, reason code)."""
+        esc = self.policy.escalation
+        n = len(s.difficulty)
+        dom = s.domain_probs.argmax(axis=1)
+        conf = s.domain_probs.max(axis=1)
+        cheap = np.full(n, -1)
+        for d in range(len(self.domains)):
+            rows = dom == d
+            if rows.any():
+                cheap[rows] = self._first_eligible(self.cheap_idx[d], s.eligible[rows])
+        # With success probabilities: the first cheap candidate predicted to succeed.
+        no_success = np.zeros(n, dtype=bool)
+        if esc.min_success is not None:
+            for d in range(len(self.domains)):
+                rows = np.flatnonzero(dom == d)
+                if not len(rows):
+                    continue
+                order = self.cheap_idx[d]
+                sub = s.success[np.ix_(rows, order)]
+                known = ~np.isnan(sub)
+                ok = s.eligible[np.ix_(rows, order)] & known & (sub >= esc.min_success)
+                has_known = (known & s.eligible[np.ix_(rows, order)]).any(axis=1)
+                first_ok = np.where(ok.any(axis=1), np.array(order)[ok.argmax(axis=1)], -1)
+                cheap[rows] = np.where(has_known, first_ok, cheap[rows])
+                no_success[rows] = has_known & (first_ok < 0)
+        large = self._first_eligible(self.large_idx, s.eligible)
+        # No eligible large model: the most expensive eligible one stands in.
+        if (large < 0).any():
+            price = np.array([m.input_price + m.output_price for m in self.models])
+            priced = np.where(s.eligible, price[None, :], -1.0)
+            large = np.where(large < 0, priced.argmax(axis=1), large)
+        default = self._first_eligible(self.default_idx, s.eligible)
+        reason = np.where(no_success, NO_SUCCESS, np.where(cheap < 0, NO_CHEAP, CHEAP))
+        reason = np.where((reason == CHEAP) & (s.difficulty > esc.max_difficulty), HARD, reason)
+        reason = np.where((reason == CHEAP) & (conf < esc.min_domain_confidence), LOW_CONFIDENCE, reason)
+        reason = np.where(~s.has_text, NO_TEXT, reason)
+        choice = np.where(reason == CHEAP, cheap, large)
+        choice = np.where(reason == NO_TEXT, np.where(default >= 0, default, large), choice)
+        return choice, reason
+
+    # ---- one request ------------------------------------------------------------------------
+
+    def fallbacks(self, chosen: int, eligible: np.ndarray, cheap: int) -> list[str]:
+        """Escalating order after `chosen`: large models, then the cheap choice and default."""
+        if self.fallback_idx is not None:
+            order = self.fallback_idx
+        else:
+            order = self.large_idx + ([cheap] if cheap >= 0 else []) + self.default_idx
+        seen = {chosen}
+        out = []
+        for i in order:
+            if i not in seen and eligible[i]:
+                seen.add(i)
+                out.append(self.names[i])
+        return out
+
+    def decide(
+        self,
+        facts: RequestFacts,
+        domain_probs: np.ndarray | None,
+        difficulty: float | None,
+        success: dict[str, float],
+    ) -> Decision:
+        """The Decision for one request. `domain_probs` is None when there was no text."""
+        mask, pinned, notes = self.eligible(facts)
+        rule_note = f" (hard rules: {', '.join(notes)})" if notes else ""
+        has_text = domain_probs is not None
+        probs = domain_probs if has_text else np.full(len(self.domains), 1 / len(self.domains))
+        dom_i = int(np.argmax(probs))
+        domain = self.domains[dom_i] if has_text else None
+        conf = float(probs[dom_i]) if has_text else None
+        succ_row = np.array([success.get(n, np.nan) for n in self.names])
+        s = ScoreInput(
+            domain_probs=probs[None, :],
+            difficulty=np.array([difficulty if difficulty is not None else 0.0]),
+            success=succ_row[None, :],
+            eligible=mask[None, :],
+            has_text=np.array([has_text]),
+        )
+        choice, code = self.select(s)
+        i, code = int(choice[0]), int(code[0])
+        cheap = self._first_eligible(self.cheap_idx[dom_i], mask[None, :])[0]
+        if pinned is not None:
+            i = pinned
+            reason = f"pinned to {self.names[i]} by the request"
+        else:
+            reason = self._reason(code, i, int(cheap), domain, conf, difficulty, succ_row)
+        model = self.models[i]
+        escalated = pinned is None and code in (LOW_CONFIDENCE, HARD, NO_SUCCESS, NO_CHEAP)
+        return Decision(
+            model=model.name,
+            tier=model.tier,
+            policy=self.policy.name,
+            domain=domain,
+            domain_confidence=round(conf, 4) if conf is not None else None,
+            difficulty=round(float(difficulty), 4) if difficulty is not None else None,
+            success={n: round(float(p), 4) for n, p in zip(self.names, succ_row, strict=True) if not np.isnan(p)},
+            reason=reason + rule_note,
+            fallbacks=self.fallbacks(i, mask, int(cheap)),
+            cost_estimate=model.cost(facts.prompt_tokens, facts.output_tokens),
+            large_cost_estimate=self.reference_large.cost(facts.prompt_tokens, facts.output_tokens),
+            escalated=escalated,
+        )
+
+    def _reason(self, code, i, cheap, domain, conf, difficulty, succ) -> str:
+        esc = self.policy.escalation
+        name = self.names[i]
+        if code == CHEAP:
+            spec = "specialist" if domain in self.policy.domains else "default model"
+            return f"domain {domain} ({conf:.2f}) → {spec} {name}; difficulty {difficulty:.2f} ≤ {esc.max_difficulty}"
+        if code == HARD:
+            return f"difficulty {difficulty:.2f} > max_difficulty {esc.max_difficulty} → escalated to {name}"
+        if code == LOW_CONFIDENCE:
+            return (
+                f"domain confidence {conf:.2f} < min_domain_confidence "
+                f"{esc.min_domain_confidence} → escalated to {name}"
+            )
+        if code == NO_SUCCESS:
+            return (
+                f"no cheap model predicted to succeed with p ≥ {esc.min_success} "
+                f"→ escalated to {name}"
+            )
+        if code == NO_CHEAP:
+            return f"no eligible cheap model for domain {domain} → {name}"
+        return f"no text to score → default {name}"

@@ -1,0 +1,158 @@
+"""A chat request → the text the router embeds and the facts its hard rules need.
+
+Routing text, in this order, bounded by `RoutingTextSpec`:
+
+1. the last user turn (its text parts, joined) — the request being answered;
+2. earlier user and assistant turns, most recent first, up to `context_chars`;
+3. the system prompt, up to `system_chars` (it often names the task: "You are a SQL expert").
+
+Tool results (`role: tool` / `function`) are data the model reads, not the question, so they are
+left out; tool calls in assistant turns are left out too. In content-part arrays only `text`
+parts are read; `image_url` parts set `has_image`, `input_audio` parts set `has_audio`.
+A request with no text at all is routed on hard rules and the policy's default.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+Message = dict[str, Any]
+
+ROLES = ("system", "developer", "user", "assistant", "tool", "function")
+
+
+class RequestError(ValueError):
+    """The request cannot be routed; `param` names the offending field, as OpenAI errors do."""
+
+    def __init__(self, message: str, param: str | None = None) -> None:
+        self.param = param
+        super().__init__(message)
+
+
+@dataclass(frozen=True)
+class RequestFacts:
+    """What hard rules look at; computed from the request, never from scores."""
+
+    prompt_tokens: int = 0
+    output_tokens: int = 0
+    needs_tools: bool = False
+    needs_json: bool = False
+    has_image: bool = False
+    has_audio: bool = False
+    stream: bool = False
+    pinned_model: str | None = None
+
+
+def normalise_messages(messages: str | list[Message]) -> list[Message]:
+    """Accept a plain string or OpenAI chat messages; check their shape."""
+    if isinstance(messages, str):
+        return [{"role": "user", "content": messages}]
+    if not isinstance(messages, list):
+        raise RequestError("messages must be a string or a list of chat messages", "messages")
+    if not messages:
+        raise RequestError("messages must not be empty", "messages")
+    for i, m in enumerate(messages):
+        if not isinstance(m, dict):
+            raise RequestError(f"messages[{i}] must be an object", f"messages[{i}]")
+        role = m.get("role")
+        if role not in ROLES:
+            raise RequestError(
+                f"messages[{i}].role must be one of {list(ROLES)}, got {role!r}",
+                f"messages[{i}].role",
+            )
+        content = m.get("content")
+        if content is not None and not isinstance(content, str | list):
+            raise RequestError(
+                f"messages[{i}].content must be a string or a list of content parts",
+                f"messages[{i}].content",
+            )
+        if isinstance(content, list):
+            for j, part in enumerate(content):
+                if not isinstance(part, dict) or not isinstance(part.get("type"), str):
+                    raise RequestError(
+                        f"messages[{i}].content[{j}] must be an object with a 'type'",
+                        f"messages[{i}].content[{j}]",
+                    )
+                if part["type"] == "text" and not isinstance(part.get("text"), str):
+                    raise RequestError(
+                        f"messages[{i}].content[{j}].text must be a string",
+                        f"messages[{i}].content[{j}].text",
+                    )
+    return messages
+
+
+def message_text(message: Message) -> str:
+    content = message.get("content")
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):
+        return "\n".join(p["text"] for p in content if p.get("type") == "text" and p.get("text"))
+    return ""
+
+
+def _parts_of_type(messages: list[Message], kinds: tuple[str, ...]) -> bool:
+    for m in messages:
+        content = m.get("content")
+        if isinstance(content, list) and any(p.get("type") in kinds for p in content):
+            return True
+    return False
+
+
+def routing_text(
+    messages: str | list[Message],
+    max_chars: int = 2000,
+    context_chars: int = 500,
+    system_chars: int = 200,
+) -> str:
+    """The text the encoder sees for a conversation (see the module docstring)."""
+    msgs = normalise_messages(messages)
+    last_user = next((i for i in range(len(msgs) - 1, -1, -1) if msgs[i]["role"] == "user"), None)
+    pieces: list[str] = []
+    if last_user is not None:
+        pieces.append(message_text(msgs[last_user])[:max_chars])
+    budget = context_chars
+    earlier = msgs[:last_user] if last_user is not None else msgs
+    for m in reversed(earlier):
+        if budget <= 0:
+            break
+        if m["role"] in ("user", "assistant"):
+            t = message_text(m).strip()
+            if t:
+                pieces.append(t[:budget])
+                budget -= len(t)
+    system = " ".join(message_text(m) for m in msgs if m["role"] in ("system", "developer"))
+    if system.strip() and system_chars:
+        pieces.append(system.strip()[:system_chars])
+    return "\n\n".join(p for p in pieces if p.strip())[: max_chars + context_chars + system_chars]
+
+
+def estimate_tokens(messages: list[Message]) -> int:
+    """A cheap estimate of prompt tokens: 4 characters a token, plus a few per message."""
+    chars = sum(len(message_text(m)) for m in messages)
+    return chars // 4 + 4 * len(messages)
+
+
+def request_facts(
+    messages: str | list[Message],
+    params: dict[str, Any] | None = None,
+    default_output_tokens: int = 300,
+    pinned_model: str | None = None,
+) -> RequestFacts:
+    """The facts hard rules need, from messages and the OpenAI request parameters."""
+    msgs = normalise_messages(messages)
+    params = params or {}
+    rf = params.get("response_format")
+    needs_json = isinstance(rf, dict) and rf.get("type") in ("json_object", "json_schema")
+    out = params.get("max_completion_tokens") or params.get("max_tokens") or default_output_tokens
+    n = params.get("n") or 1
+    return RequestFacts(
+        prompt_tokens=estimate_tokens(msgs),
+        output_tokens=int(out) * int(n),
+        needs_tools=bool(params.get("tools") or params.get("functions")),
+        needs_json=needs_json,
+        has_image=_parts_of_type(msgs, ("image_url", "image")),
+        has_audio=_parts_of_type(msgs, ("input_audio", "audio")),
+        stream=bool(params.get("stream")),
+        pinned_model=pinned_model,
+    )

@@ -1,0 +1,327 @@
+"""The SDK: `Router.route()` decides, `chat()` / `achat()` call the chosen model through litellm.
+
+Upstream calls follow the decision's fallback chain on errors and time-outs; the Decision that
+comes back with the answer records every attempt.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import os
+import time
+from collections.abc import AsyncIterator, Callable, Iterator
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from .config import RouterConfig, load_config, load_policies
+from .data import domain_names
+from .encoder import load_encoder
+from .policy import Attempt, CompiledPolicy, Decision
+from .request import Message, RequestError, message_text, normalise_messages, request_facts, routing_text
+from .scorer import Scorer
+
+os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+
+
+def default_scorer_path() -> Path:
+    """The scorer shipped inside the package (`make model` rebuilds it)."""
+    return Path(str(resources.files("router").joinpath("artifacts/default")))
+
+
+class UpstreamError(RuntimeError):
+    """Every model in the fallback chain failed; `decision.attempts` says how."""
+
+    def __init__(self, message: str, decision: Decision, status_code: int = 502) -> None:
+        self.decision = decision
+        self.status_code = status_code
+        super().__init__(message)
+
+
+class ModelUnavailable(RuntimeError):
+    """A model cannot be called at all (for example its API key is not set)."""
+
+
+class Router:
+    """Embed, score, decide; then call the chosen model with fallbacks."""
+
+    def __init__(
+        self,
+        config: RouterConfig,
+        policies: dict,
+        scorer: Scorer,
+        encoder: Any,
+    ) -> None:
+        self.config = config
+        self.policies = policies
+        self.scorer = scorer
+        self.encoder = encoder
+        if config.default_policy not in policies:
+            raise RequestError(f"default_policy {config.default_policy!r} has no policy file")
+        domains = scorer.domains_
+        self._compiled = {
+            n: CompiledPolicy(p, config.models, domains) for n, p in policies.items()
+        }
+        # Which scorer success column stands for each catalogue model (by profile or name).
+        cols = {m: i for i, m in enumerate(scorer.models_)}
+        self._success_col = {
+            m.name: cols[m.profile or m.name]
+            for m in config.models
+            if (m.profile or m.name) in cols
+        }
+
+    @classmethod
+    def from_config(cls, path: str | Path = "config.yaml") -> Router:
+        """Load the catalogue, policies, encoder and scorer named by a `config.yaml`."""
+        path = Path(path)
+        config = load_config(path)
+        base = path.resolve().parent
+        policies = load_policies(base / config.policies_dir, config, domain_names())
+        enc = load_encoder(config.encoder.name, config.encoder.max_tokens, config.encoder.cache_size)
+        scorer_path = default_scorer_path() if config.scorer == "default" else base / config.scorer
+        scorer = Scorer.load(scorer_path, encoder_identity=enc.identity)
+        return cls(config, policies, scorer, enc)
+
+    # ---- routing ----------------------------------------------------------------------------
+
+    def policy(self, name: str | None = None) -> CompiledPolicy:
+        name = name or self.config.default_policy
+        try:
+            return self._compiled[name]
+        except KeyError:
+            raise RequestError(
+                f"unknown policy {name!r}; configured: {sorted(self._compiled)}", "model"
+            ) from None
+
+    def text_of(self, messages: str | list[Message]) -> str:
+        rt = self.config.routing_text
+        return routing_text(messages, rt.max_chars, rt.context_chars, rt.system_chars)
+
+    def _check_size(self, messages: list[Message]) -> None:
+        size = sum(len(message_text(m)) for m in messages)
+        if size > self.config.routing_text.max_input_chars:
+            raise RequestError(
+                f"messages hold {size} characters of text, over the limit of "
+                f"{self.config.routing_text.max_input_chars}",
+                "messages",
+            )
+
+    def route(
+        self,
+        messages: str | list[Message],
+        policy: str | None = None,
+        model: str | None = None,
+        **params: Any,
+    ) -> Decision:
+        """Decide which model should answer; no model is called.
+
+        `model` pins a catalogue model (hard rules still apply); `params` are the OpenAI
+        request parameters the hard rules look at (tools, response_format, max_tokens, stream).
+        """
+        return self.route_many([messages], policy=policy, model=model, **params)[0]
+
+    def route_many(
+        self,
+        conversations: list[str | list[Message]],
+        policy: str | None = None,
+        model: str | None = None,
+        **params: Any,
+    ) -> list[Decision]:
+        """Route several requests with one encoder call (what a busy proxy wants)."""
+        t0 = time.perf_counter()
+        compiled = self.policy(policy)
+        msgs = [normalise_messages(c) for c in conversations]
+        for m in msgs:
+            self._check_size(m)
+        facts = [
+            request_facts(m, params, self.config.expected_output_tokens, pinned_model=model)
+            for m in msgs
+        ]
+        texts = [self.text_of(m).strip() for m in msgs]
+        with_text = [i for i, t in enumerate(texts) if t]
+        batch = None
+        if with_text:
+            X = self.encoder.encode([texts[i] for i in with_text])
+            batch = self.scorer.predict(X)
+        out: list[Decision] = []
+        row_of = {i: r for r, i in enumerate(with_text)}
+        for i, f in enumerate(facts):
+            r = row_of.get(i)
+            if r is None:
+                d = compiled.decide(f, None, None, {})
+            else:
+                success = {
+                    name: float(batch.success[r, col]) for name, col in self._success_col.items()
+                }
+                d = compiled.decide(
+                    f, batch.domain_probs[r], float(batch.difficulty[r]), success
+                )
+            out.append(d)
+        elapsed = (time.perf_counter() - t0) * 1000 / max(1, len(out))
+        for d in out:
+            d.routing_ms = round(elapsed, 3)
+        return out
+
+    # ---- calling models ---------------------------------------------------------------------
+
+    def _call_kwargs(self, name: str, params: dict[str, Any]) -> dict[str, Any]:
+        """litellm keyword arguments for one model; raises ModelUnavailable without its key."""
+        spec = self.config.model(name)
+        kwargs: dict[str, Any] = {"model": spec.litellm_model, "timeout": spec.timeout, **params}
+        if spec.api_base:
+            kwargs["api_base"] = spec.api_base
+        if spec.api_key_env:
+            key = os.environ.get(spec.api_key_env)
+            if not key:
+                raise ModelUnavailable(f"API key env {spec.api_key_env} is not set")
+            kwargs["api_key"] = key
+        elif spec.api_base:
+            # OpenAI-compatible local servers still expect some key.
+            kwargs["api_key"] = "not-needed"
+        return kwargs
+
+    @staticmethod
+    def _falls_back(exc: Exception) -> bool:
+        """A client error (bad parameters) is not cured by another model; anything else may be."""
+        import litellm
+
+        if isinstance(exc, ModelUnavailable | litellm.ContextWindowExceededError):
+            return True
+        return not isinstance(exc, litellm.BadRequestError | litellm.UnsupportedParamsError)
+
+    def _finish(self, decision: Decision, name: str, attempts: list[Attempt]) -> Decision:
+        if name == decision.model:
+            decision.attempts = attempts
+            return decision
+        failed = ", ".join(f"{a.model} ({a.error})" for a in attempts if not a.ok)
+        return decision.answered_by(
+            name, self.config.model(name).tier, attempts, f"fell back to {name} after {failed}"
+        )
+
+    def _fail(self, decision: Decision, attempts: list[Attempt], last: Exception | None):
+        decision.attempts = attempts
+        detail = "; ".join(f"{a.model}: {a.error}" for a in attempts)
+        status = getattr(last, "status_code", None)
+        timeout = last is not None and "timeout" in type(last).__name__.lower()
+        code = 504 if timeout else (status if status in (400, 429) else 502)
+        return UpstreamError(f"every model in the chain failed: {detail}", decision, code)
+
+    def _run_chain(self, decision: Decision, params: dict, call: Callable[[dict], Any]):
+        """Try `call(litellm kwargs)` on the chosen model, then down the fallback chain."""
+        attempts: list[Attempt] = []
+        last: Exception | None = None
+        for name in [decision.model, *decision.fallbacks]:
+            t0 = time.perf_counter()
+            try:
+                result = call(self._call_kwargs(name, params))
+            except Exception as e:  # noqa: BLE001 - every upstream failure is recorded
+                attempts.append(Attempt(name, False, _describe(e), _ms(t0)))
+                last = e
+                if not self._falls_back(e):
+                    break
+                continue
+            attempts.append(Attempt(name, True, None, _ms(t0)))
+            return result, self._finish(decision, name, attempts)
+        raise self._fail(decision, attempts, last)
+
+    async def _arun_chain(self, decision: Decision, params: dict, call: Callable[[dict], Any]):
+        """`_run_chain` for coroutines."""
+        attempts: list[Attempt] = []
+        last: Exception | None = None
+        for name in [decision.model, *decision.fallbacks]:
+            t0 = time.perf_counter()
+            try:
+                result = await call(self._call_kwargs(name, params))
+            except Exception as e:  # noqa: BLE001
+                attempts.append(Attempt(name, False, _describe(e), _ms(t0)))
+                last = e
+                if not self._falls_back(e):
+                    break
+                continue
+            attempts.append(Attempt(name, True, None, _ms(t0)))
+            return result, self._finish(decision, name, attempts)
+        raise self._fail(decision, attempts, last)
+
+    def chat(self, messages: str | list[Message], policy: str | None = None, **params: Any):
+        """Route, then call the model (OpenAI parameters pass through); `.decision` is attached.
+
+        `model` in params pins a catalogue model. With `stream=True` the result is an iterator
+        of chunks with `.decision`; a failure before the first chunk falls back, one after it
+        is raised (part of the answer is already out).
+        """
+        import litellm
+
+        pin = params.pop("model", None)
+        msgs = normalise_messages(messages)
+        decision = self.route(msgs, policy=policy, model=pin, **params)
+        if params.get("stream"):
+
+            def open_stream(kw: dict):
+                it = iter(litellm.completion(messages=msgs, **kw))
+                return it, next(it)
+
+            (it, first), decision = self._run_chain(decision, params, open_stream)
+            return RoutedStream(decision, itertools.chain([first], it))
+        resp, decision = self._run_chain(
+            decision, params, lambda kw: litellm.completion(messages=msgs, **kw)
+        )
+        resp.decision = decision
+        return resp
+
+    async def achat(self, messages: str | list[Message], policy: str | None = None, **params: Any):
+        """`chat()` for asyncio; routing runs in a worker thread so the loop never blocks."""
+        import litellm
+
+        pin = params.pop("model", None)
+        msgs = normalise_messages(messages)
+        decision = await asyncio.to_thread(self.route, msgs, policy, pin, **params)
+        if params.get("stream"):
+
+            async def open_stream(kw: dict):
+                it = (await litellm.acompletion(messages=msgs, **kw)).__aiter__()
+                return it, await it.__anext__()
+
+            (it, first), decision = await self._arun_chain(decision, params, open_stream)
+            return AsyncRoutedStream(decision, first, it)
+
+        async def call(kw: dict):
+            return await litellm.acompletion(messages=msgs, **kw)
+
+        resp, decision = await self._arun_chain(decision, params, call)
+        resp.decision = decision
+        return resp
+
+
+def _ms(t0: float) -> float:
+    return round((time.perf_counter() - t0) * 1000, 1)
+
+
+def _describe(e: Exception) -> str:
+    status = getattr(e, "status_code", None)
+    msg = str(e).splitlines()[0][:200] if str(e) else type(e).__name__
+    return f"{type(e).__name__}{f' {status}' if status else ''}: {msg}"
+
+
+class RoutedStream:
+    """Chunks of a streamed answer, with the Decision of the model that is streaming."""
+
+    def __init__(self, decision: Decision, chunks: Iterator) -> None:
+        self.decision = decision
+        self._chunks = chunks
+
+    def __iter__(self) -> Iterator:
+        return self._chunks
+
+
+class AsyncRoutedStream:
+    """The async twin of `RoutedStream`."""
+
+    def __init__(self, decision: Decision, first: Any, rest: AsyncIterator) -> None:
+        self.decision = decision
+        self._first, self._rest = first, rest
+
+    async def __aiter__(self):
+        yield self._first
+        async for chunk in self._rest:
+            yield chunk

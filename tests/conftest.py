@@ -1,0 +1,117 @@
+import os
+import textwrap
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+
+from tests.upstream import Upstream  # noqa: E402
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="session")
+def upstream():
+    up = Upstream().start()
+    yield up
+    up.stop()
+
+
+def write_test_config(directory: Path, api_base: str, scorer: str = "default") -> Path:
+    """A catalogue of test-upstream models and two policies; returns the config path."""
+    (directory / "policies").mkdir(parents=True, exist_ok=True)
+    cfg = directory / "config.yaml"
+    cfg.write_text(
+        textwrap.dedent(
+            f"""
+            scorer: {scorer}
+            default_policy: balanced
+            models:
+              - name: small-general
+                litellm_model: openai/small-general
+                api_base: {api_base}
+                input_price: 0.1
+                output_price: 0.2
+                context_window: 8000
+                capabilities: [json, streaming]
+                tier: small
+              - name: small-math
+                litellm_model: openai/small-math
+                api_base: {api_base}
+                input_price: 0.2
+                output_price: 0.4
+                context_window: 8000
+                capabilities: [tools, json, streaming]
+                tier: small
+                profile: mistralai/Mixtral-8x7B-Instruct-v0.1
+              - name: large
+                litellm_model: openai/large
+                api_base: {api_base}
+                input_price: 5
+                output_price: 15
+                context_window: 128000
+                capabilities: [tools, json, vision, streaming]
+                tier: large
+                profile: gpt-4-1106-preview
+              - name: broken
+                litellm_model: openai/fail-500
+                api_base: {api_base}
+                input_price: 0.05
+                output_price: 0.05
+                context_window: 8000
+                capabilities: [tools, json, streaming]
+                tier: small
+              - name: keyless
+                litellm_model: openai/small-general
+                api_base: {api_base}
+                api_key_env: ROUTER_TEST_KEY_THAT_IS_NOT_SET
+                input_price: 0.05
+                output_price: 0.05
+                context_window: 8000
+                capabilities: [json, streaming]
+                tier: small
+            """
+        )
+    )
+    (directory / "policies" / "balanced.yaml").write_text(
+        textwrap.dedent(
+            """
+            name: balanced
+            default: [small-general]
+            domains:
+              math: [small-math]
+            large: [large]
+            escalation:
+              min_domain_confidence: 0.2
+              max_difficulty: 0.6
+            """
+        )
+    )
+    (directory / "policies" / "flaky.yaml").write_text(
+        textwrap.dedent(
+            """
+            name: flaky
+            description: the cheap choice is broken or keyless, so calls must fall back
+            default: [keyless, broken]
+            large: [large]
+            fallbacks: [broken, large]
+            escalation:
+              max_difficulty: 1.0
+            """
+        )
+    )
+    return cfg
+
+
+@pytest.fixture(scope="session")
+def test_config(tmp_path_factory, upstream) -> Path:
+    return write_test_config(tmp_path_factory.mktemp("cfg"), upstream.base_url)
+
+
+@pytest.fixture(scope="session")
+def router(test_config):
+    from router import Router
+
+    return Router.from_config(test_config)

@@ -1,0 +1,64 @@
+import json
+import os
+import subprocess
+import sys
+
+from tests.conftest import ROOT, write_test_config
+
+ENV = {**os.environ, "HF_HUB_OFFLINE": "1", "COLUMNS": "200"}
+
+
+def run(*args, cwd=ROOT):
+    return subprocess.run(
+        [sys.executable, "-m", "router.cli", *args], cwd=cwd, env=ENV, capture_output=True, text=True, timeout=300
+    )
+
+
+def test_route_json_on_shipped_config():
+    r = run("route", "Prove that the square root of 2 is irrational", "--json")
+    assert r.returncode == 0, r.stderr
+    d = json.loads(r.stdout)
+    assert d["domain"] == "math" and d["policy"] == "balanced"
+
+
+def test_route_readable_with_policy():
+    r = run("route", "Write a haiku about autumn", "--policy", "cost-saver")
+    assert r.returncode == 0, r.stderr
+    assert "cost-saver" in r.stdout and "reason" in r.stdout
+
+
+def test_models_and_policies_list_the_catalogue():
+    r = run("models")
+    assert r.returncode == 0 and "gpt-4o-mini" in r.stdout
+    r = run("policies")
+    assert r.returncode == 0 and "quality-first" in r.stdout and "balanced (default)" in r.stdout
+
+
+def test_errors_are_one_line_not_tracebacks(tmp_path):
+    r = run("route", "hi", "--config", str(tmp_path / "missing.yaml"))
+    assert r.returncode == 2 and "file not found" in r.stderr and "Traceback" not in r.stderr
+    r = run("route", "hi", "--policy", "nope")
+    assert r.returncode == 2 and "unknown policy" in r.stderr
+
+
+def test_import_train_and_route_with_the_new_scorer(tmp_path):
+    out = tmp_path / "rl.jsonl"
+    r = run("data", "import", "routellm", str(ROOT / "tests/fixtures/routellm"), "--out", str(out))
+    assert r.returncode == 0, r.stderr
+    # Enough rows to train: repeat the fixture with small variations.
+    rows = [json.loads(line) for line in out.read_text().splitlines()]
+    more = []
+    for i in range(8):
+        for row in rows:
+            row = dict(row)
+            if "prompt" in row:
+                row["prompt"] = f"{row['prompt']} (variant {i})"
+            more.append(row)
+    out.write_text("\n".join(json.dumps(x) for x in more) + "\n")
+    cfg = write_test_config(tmp_path / "cfg", "http://127.0.0.1:9/v1", scorer="../scorer")
+    r = run("train", str(out), "--out", str(tmp_path / "scorer"), "--config", str(cfg))
+    assert r.returncode == 0, r.stderr
+    assert (tmp_path / "scorer" / "weights.npz").is_file()
+    r = run("route", "How many apples?", "--json", "--config", str(cfg))
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout)["model"] in {"small-general", "small-math", "large"}

@@ -1,0 +1,90 @@
+import json
+
+import pytest
+
+from router.data import (
+    DataError,
+    domain_of,
+    group_key,
+    import_dataset,
+    read_jsonl,
+    taxonomy,
+    write_jsonl,
+)
+from tests.conftest import ROOT
+
+FIX = ROOT / "tests" / "fixtures"
+
+
+def test_routellm_importer_reads_mmlu_gsm8k_and_mt_bench():
+    rows = import_dataset("routellm", FIX / "routellm")
+    by_source = {}
+    for r in rows:
+        by_source.setdefault(r.source, []).append(r)
+    assert len(by_source["mmlu/anatomy"]) == 2 and len(by_source["gsm8k"]) == 2
+    mix, gpt = "mistralai/Mixtral-8x7B-Instruct-v0.1", "gpt-4-1106-preview"
+    assert by_source["gsm8k"][1].scores == {mix: 0.0, gpt: 1.0}
+    assert by_source["mmlu/anatomy"][0].cheap_models == [mix]
+    assert domain_of(by_source["mmlu/anatomy"][0]) == "medicine"
+    # MT-Bench: judge score 1-10 → [0, 1]; a turn with a failed judgement (-1) is dropped.
+    mt = by_source["mt_bench/writing"]
+    assert len(mt) == 1 and mt[0].scores[gpt] == pytest.approx(8 / 9)
+    # Costs at list price with equal tokens per call: GPT-4 is 10/0.6 times Mixtral.
+    c = by_source["gsm8k"][0].costs
+    assert c[gpt] / c[mix] == pytest.approx(10.0 / 0.6)
+
+
+def test_dcrouter_importer_joins_task_labels_and_prices():
+    rows = import_dataset("dcrouter", FIX / "dcrouter")
+    assert [r.source for r in rows] == ["dcrouter/gsm8k", "dcrouter/commongen"]
+    assert rows[1].scores["small-7b"] == 0.5
+    assert rows[0].cheap_models == ["small-7b"]
+    assert rows[0].costs["llama-3.1-nemotron-51b"] > rows[0].costs["small-7b"]
+
+
+def test_unknown_format_and_missing_files():
+    with pytest.raises(DataError, match="unknown format"):
+        import_dataset("parquet-of-dreams", FIX)
+    with pytest.raises(DataError, match="no RouteLLM files"):
+        import_dataset("routellm", FIX / "dcrouter")
+
+
+def test_jsonl_round_trip(tmp_path):
+    rows = import_dataset("routellm", FIX / "routellm")
+    write_jsonl(rows, tmp_path / "d.jsonl")
+    back = read_jsonl(tmp_path / "d.jsonl")
+    assert [r.to_json() for r in back] == [r.to_json() for r in rows]
+
+
+@pytest.mark.parametrize(
+    "row, where",
+    [
+        ("{not json", "invalid JSON"),
+        (json.dumps({"scores": {"a": 1}}), "prompt"),
+        (json.dumps({"prompt": "x", "messages": [], "scores": {"a": 1}}), "prompt"),
+        (json.dumps({"prompt": "x", "scores": {"a": 1.5}}), "scores.a"),
+        (json.dumps({"prompt": "x", "scores": {}}), "scores"),
+        (json.dumps({"prompt": "x", "scores": {"a": 1}, "domain": "astrology"}), "domain"),
+        (json.dumps({"prompt": "x", "scores": {"a": 1}, "costs": {"a": -1}}), "costs.a"),
+        (json.dumps({"prompt": "x", "scores": {"a": 1}, "cheap_models": ["b"]}), "cheap_models"),
+        (json.dumps({"messages": [{"role": "tool", "content": "x"}], "scores": {"a": 1}}), "messages"),
+    ],
+)
+def test_bad_rows_name_line_and_field(tmp_path, row, where):
+    p = tmp_path / "d.jsonl"
+    p.write_text(json.dumps({"prompt": "fine", "scores": {"a": 1}}) + "\n" + row + "\n")
+    with pytest.raises(DataError) as e:
+        read_jsonl(p)
+    assert f"{p}:2" in str(e.value) and where in str(e.value)
+
+
+def test_group_key_is_by_text_not_row():
+    rows = import_dataset("routellm", FIX / "routellm")
+    a, b = rows[0], rows[0].__class__(**{**rows[0].__dict__, "id": "other"})
+    assert group_key(a) == group_key(b) != group_key(rows[1])
+
+
+def test_taxonomy_has_eight_to_twelve_domains_and_maps_every_source():
+    tax = taxonomy()
+    assert 8 <= len(tax["domains"]) <= 12
+    assert all(d is None or d in tax["domains"] for d in tax["sources"].values())

@@ -1,0 +1,61 @@
+import numpy as np
+import pytest
+
+from router.encoder import OnnxMiniLM, load_encoder
+
+
+@pytest.fixture(scope="module")
+def enc():
+    return load_encoder("minilm-int8", max_tokens=64, cache_size=3)
+
+
+def test_vectors_are_normalised_and_similar_texts_are_close(enc):
+    v = enc.encode(["How do I sort a list in Python?", "Python: sorting a list", "Capital of France?"])
+    assert v.shape == (3, 384) and v.dtype == np.float32
+    np.testing.assert_allclose(np.linalg.norm(v, axis=1), 1, atol=1e-5)
+    assert v[0] @ v[1] > v[0] @ v[2] + 0.2
+
+
+def test_cache_avoids_reembedding_and_is_bounded(enc, monkeypatch):
+    calls = []
+    real = OnnxMiniLM._embed
+
+    def counting(self, texts):
+        calls.append(list(texts))
+        return real(self, texts)
+
+    monkeypatch.setattr(OnnxMiniLM, "_embed", counting)
+    a = enc.encode(["cached text one"])
+    b = enc.encode(["cached text one", "cached text one"])
+    assert sum(len(c) for c in calls) == 1
+    np.testing.assert_array_equal(a[0], b[1])
+    enc.encode(["t1", "t2", "t3", "t4"])
+    assert len(enc._cache) == 3
+
+
+def test_batch_matches_one_by_one(enc):
+    texts = ["short", "a somewhat longer sentence about chemistry and physics", "x " * 200]
+    batch = load_encoder("minilm-int8", max_tokens=64, cache_size=0).encode(texts)
+    single = np.stack([load_encoder("minilm-int8", 64, 0).encode([t])[0] for t in texts])
+    np.testing.assert_allclose(batch, single, atol=1e-4)
+
+
+def test_long_text_keeps_head_and_tail(enc):
+    ids = enc._ids("start " + "filler " * 500 + "finish")
+    assert len(ids) == 64
+    assert enc._tok.decode(ids[1:3]).startswith("start")
+    assert enc._tok.decode(ids[-3:-1]).endswith("finish")
+
+
+def test_unknown_encoder_is_a_clear_error():
+    with pytest.raises(ValueError, match="unknown encoder 'bert'"):
+        load_encoder("bert")
+
+
+def test_sentence_transformers_backend_agrees_with_int8():
+    st = load_encoder("minilm", max_tokens=64, cache_size=0)
+    texts = ["Prove that the square root of 2 is irrational", "What is the capital of France?"]
+    a = st.encode(texts)
+    b = load_encoder("minilm-int8", max_tokens=64, cache_size=0).encode(texts)
+    assert st.identity == "minilm/64"
+    assert (a * b).sum(1).min() > 0.99

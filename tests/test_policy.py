@@ -1,0 +1,158 @@
+import numpy as np
+import pytest
+
+from router.config import ModelSpec, Policy
+from router.policy import CompiledPolicy
+from router.request import RequestError, RequestFacts
+
+DOMAINS = ["math", "code", "writing"]
+
+
+def spec(name, tier="small", caps=("streaming",), ctx=8000, price=1.0):
+    return ModelSpec(
+        name=name,
+        litellm_model=f"openai/{name}",
+        input_price=price,
+        output_price=price,
+        context_window=ctx,
+        capabilities=frozenset(caps),
+        tier=tier,
+    )
+
+
+CATALOGUE = [
+    spec("cheap", caps=("streaming", "json")),
+    spec("mathy", caps=("streaming", "tools"), price=2),
+    spec("tiny", ctx=100, price=0.5),
+    spec("big", tier="large", caps=("streaming", "tools", "json", "vision"), ctx=100000, price=10),
+    spec("big2", tier="large", caps=("streaming", "tools", "json"), ctx=100000, price=8),
+]
+
+
+def compiled(**esc):
+    p = Policy(
+        name="t",
+        default=("cheap", "tiny"),
+        domains={"math": ("mathy",)},
+        large=("big", "big2"),
+        escalation=esc or {"min_domain_confidence": 0.4, "max_difficulty": 0.5},
+    )
+    return CompiledPolicy(p, CATALOGUE, DOMAINS)
+
+
+def probs(domain, conf=0.9):
+    p = np.full(len(DOMAINS), (1 - conf) / (len(DOMAINS) - 1))
+    p[DOMAINS.index(domain)] = conf
+    return p
+
+
+FACTS = RequestFacts(prompt_tokens=20, output_tokens=100)
+
+
+def test_confident_easy_request_goes_to_the_domain_specialist():
+    d = compiled().decide(FACTS, probs("math"), 0.2, {})
+    assert d.model == "mathy" and d.tier == "small" and not d.escalated
+    assert d.domain == "math" and d.domain_confidence == pytest.approx(0.9)
+    assert "specialist" in d.reason
+    assert d.fallbacks == ["big", "big2", "cheap", "tiny"]
+
+
+def test_domain_without_specialist_uses_default():
+    d = compiled().decide(FACTS, probs("writing"), 0.2, {})
+    assert d.model == "cheap" and "default model" in d.reason
+
+
+def test_hard_request_escalates_with_threshold_in_reason():
+    d = compiled().decide(FACTS, probs("math"), 0.8, {})
+    assert d.model == "big" and d.tier == "large" and d.escalated
+    assert "0.80 > max_difficulty 0.5" in d.reason
+    assert d.fallbacks[0] == "big2"
+
+
+def test_low_domain_confidence_escalates():
+    d = compiled().decide(FACTS, probs("math", conf=0.35), 0.1, {})
+    assert d.model == "big" and "domain confidence 0.35 < min_domain_confidence 0.4" in d.reason
+
+
+def test_success_probabilities_pick_first_cheap_model_likely_to_succeed():
+    pol = compiled(min_success=0.6, max_difficulty=1.0)
+    d = pol.decide(FACTS, probs("writing"), 0.2, {"cheap": 0.4, "tiny": 0.7, "big": 0.9})
+    assert d.model == "tiny" and d.success["tiny"] == 0.7
+    d = pol.decide(FACTS, probs("writing"), 0.2, {"cheap": 0.4, "tiny": 0.5, "big": 0.9})
+    assert d.model == "big" and "no cheap model predicted to succeed" in d.reason
+
+
+def test_tools_rule_restricts_to_capable_models():
+    facts = RequestFacts(prompt_tokens=20, output_tokens=10, needs_tools=True)
+    d = compiled().decide(facts, probs("writing"), 0.1, {})
+    # Neither default model supports tools: no eligible cheap model, so a large one.
+    assert d.model == "big" and "supports tools" in d.reason
+    d = compiled().decide(facts, probs("math"), 0.1, {})
+    assert d.model == "mathy"
+
+
+def test_context_window_excludes_small_window():
+    facts = RequestFacts(prompt_tokens=500, output_tokens=10)
+    d = compiled().decide(facts, probs("writing"), 0.1, {})
+    assert d.model == "cheap" and "tiny" not in d.fallbacks
+
+
+def test_vision_rule_and_no_capable_model_is_a_request_error():
+    facts = RequestFacts(prompt_tokens=5, has_image=True)
+    assert compiled().decide(facts, probs("writing"), 0.1, {}).model == "big"
+    facts = RequestFacts(prompt_tokens=500000)
+    with pytest.raises(RequestError) as e:
+        compiled().decide(facts, probs("writing"), 0.1, {})
+    assert e.value.param == "messages"
+
+
+def test_pin_wins_and_unknown_pin_is_an_error():
+    facts = RequestFacts(prompt_tokens=5, pinned_model="tiny")
+    d = compiled().decide(facts, probs("math"), 0.99, {})
+    assert d.model == "tiny" and "pinned" in d.reason and not d.escalated
+    with pytest.raises(RequestError):
+        compiled().decide(RequestFacts(pinned_model="nope"), probs("math"), 0.1, {})
+
+
+def test_pin_after_capability_rule_cannot_pick_an_incapable_model():
+    p = Policy(name="t", default=("cheap",), large=("big",), rules=("tools", "pin"))
+    pol = CompiledPolicy(p, CATALOGUE, DOMAINS)
+    with pytest.raises(RequestError, match="excluded by an earlier rule"):
+        pol.decide(RequestFacts(needs_tools=True, pinned_model="cheap"), probs("math"), 0.1, {})
+
+
+def test_no_text_routes_to_default():
+    d = compiled().decide(FACTS, None, None, {})
+    assert d.model == "cheap" and d.domain is None and "no text" in d.reason
+
+
+def test_costs_are_per_request_and_counterfactual_is_first_large():
+    facts = RequestFacts(prompt_tokens=1000, output_tokens=500)
+    d = compiled().decide(facts, probs("writing"), 0.1, {})
+    assert d.cost_estimate == pytest.approx(1500 * 1.0 / 1e6)  # cheap: $1/M in and out
+    assert d.large_cost_estimate == pytest.approx(1500 * 10.0 / 1e6)
+
+
+def test_select_is_vectorised_and_matches_decide():
+    pol = compiled()
+    rng = np.random.default_rng(0)
+    n = 200
+    P = rng.dirichlet(np.ones(len(DOMAINS)), size=n)
+    diff = rng.random(n)
+    from router.policy import ScoreInput
+
+    s = ScoreInput(P, diff, np.full((n, len(pol.names)), np.nan), np.ones((n, len(pol.names)), bool), np.ones(n, bool))
+    choice, _ = pol.select(s)
+    for i in range(0, n, 17):
+        assert pol.names[choice[i]] == pol.decide(FACTS, P[i], diff[i], {}).model
+
+
+def test_decision_serialises_with_every_receipt_key():
+    import json
+
+    d = json.loads(compiled().decide(FACTS, probs("math"), 0.2, {}).to_json())
+    for key in (
+        "model", "tier", "policy", "domain", "domain_confidence", "difficulty", "success",
+        "reason", "fallbacks", "cost_estimate", "large_cost_estimate", "routing_ms",
+    ):
+        assert key in d

@@ -1,0 +1,102 @@
+import json
+
+import numpy as np
+import pytest
+
+from router.data import Example
+from router.scorer import Scorer, ScorerError
+
+
+def synthetic(n=300, seed=0):
+    """Math prompts live along axis 0, code along axis 1; difficulty follows axis 2."""
+    rng = np.random.default_rng(seed)
+    X, exs = [], []
+    for i in range(n):
+        v = rng.normal(0, 0.3, 16)
+        math = i % 2 == 0
+        v[0 if math else 1] += 2.0
+        hard = rng.random() < 0.5
+        v[2] += 2.0 if hard else -2.0
+        X.append(v / np.linalg.norm(v))
+        exs.append(
+            Example(
+                prompt=f"prompt {i}",
+                source="gsm8k" if math else "mmlu/college_computer_science",
+                scores={"small": 0.0 if hard else 1.0, "big": 1.0},
+                cheap_models=["small"],
+            )
+        )
+    return np.array(X), exs
+
+
+@pytest.fixture(scope="module")
+def fitted():
+    X, exs = synthetic()
+    return Scorer().fit(X, exs, "fake/16"), X, exs
+
+
+def test_nothing_is_learned_before_fit():
+    s = Scorer(C=2.0)
+    assert s.C == 2.0 and not hasattr(s, "domain_W_")
+    with pytest.raises(ScorerError, match="not fitted"):
+        s.predict(np.zeros((1, 16)))
+
+
+def test_domain_and_difficulty_heads_learn_the_signal(fitted):
+    s, X, exs = fitted
+    b = s.predict(X)
+    dom = [b.domains[i] for i in b.domain_probs.argmax(1)]
+    truth = ["math" if e.source == "gsm8k" else "code" for e in exs]
+    assert np.mean([a == t for a, t in zip(dom, truth)]) > 0.95
+    hard = np.array([e.scores["small"] == 0 for e in exs])
+    assert b.difficulty[hard].mean() > 0.8 and b.difficulty[~hard].mean() < 0.2
+    np.testing.assert_allclose(b.domain_probs.sum(1), 1, atol=1e-9)
+    # Per-model success: "big" always succeeds, "small" fails on hard ones.
+    small, big = b.models.index("small"), b.models.index("big")
+    assert b.success[:, big].min() > 0.8
+    assert b.success[hard, small].mean() < 0.2
+
+
+def test_graded_scores_train_soft_targets():
+    X, exs = synthetic(200, seed=1)
+    for e in exs:
+        e.scores["small"] = 0.3
+    s = Scorer().fit(X, exs, "fake/16")
+    assert s.predict(X).difficulty.mean() == pytest.approx(0.7, abs=0.05)
+
+
+def test_save_load_round_trip_and_encoder_check(fitted, tmp_path):
+    s, X, _ = fitted
+    s.save(tmp_path / "sc")
+    assert sorted(p.name for p in (tmp_path / "sc").iterdir()) == ["scorer.json", "weights.npz"]
+    t = Scorer.load(tmp_path / "sc", encoder_identity="fake/16")
+    np.testing.assert_allclose(t.predict(X).difficulty, s.predict(X).difficulty, atol=1e-5)
+    with pytest.raises(ScorerError, match="trained with encoder 'fake/16'"):
+        Scorer.load(tmp_path / "sc", encoder_identity="minilm-int8/128")
+
+
+def test_a_pickled_payload_is_refused(fitted, tmp_path):
+    s, _, _ = fitted
+    d = s.save(tmp_path / "evil")
+    # A crafted weights file holding an object array would need pickle to load.
+    np.savez(d / "weights.npz", domain_W=np.array([object()], dtype=object))
+    with pytest.raises(ScorerError, match="unreadable"):
+        Scorer.load(d)
+
+
+def test_missing_or_inconsistent_files_are_clear_errors(fitted, tmp_path):
+    with pytest.raises(ScorerError, match="not a scorer directory"):
+        Scorer.load(tmp_path)
+    s, _, _ = fitted
+    d = s.save(tmp_path / "x")
+    meta = json.loads((d / "scorer.json").read_text())
+    meta["models"].append("ghost")
+    (d / "scorer.json").write_text(json.dumps(meta))
+    with pytest.raises(ScorerError):
+        Scorer.load(d)
+
+
+def test_fit_rejects_too_little_data():
+    X, exs = synthetic(6)
+    with pytest.raises(ScorerError, match="at least 10"):
+        Scorer().fit(X, exs, "fake")

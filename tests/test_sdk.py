@@ -1,0 +1,117 @@
+"""End-to-end: Router.route / chat / achat against an OpenAI-compatible server on 127.0.0.1."""
+
+import json
+
+import pytest
+
+from router import Decision, RequestError, Router, UpstreamError
+
+RECEIPT_KEYS = {
+    "model", "tier", "policy", "domain", "domain_confidence", "difficulty", "success",
+    "reason", "fallbacks", "cost_estimate", "large_cost_estimate", "routing_ms",
+}
+
+
+def test_route_math_prompt(router):
+    d = router.route("Prove that the square root of 2 is irrational")
+    assert isinstance(d, Decision)
+    assert d.domain == "math"
+    assert RECEIPT_KEYS <= set(json.loads(d.to_json()))
+    assert d.routing_ms > 0 and d.large_cost_estimate >= d.cost_estimate
+    # Success probabilities for the catalogue models that have a profile.
+    assert set(d.success) == {"small-math", "large"}
+
+
+def test_route_uses_the_whole_conversation(router):
+    msgs = [
+        {"role": "system", "content": "You are a helpful assistant."},
+        {"role": "user", "content": "Solve for x: 3x + 7 = 22"},
+        {"role": "assistant", "content": "x = 5"},
+        {"role": "user", "content": "and if it were 3x + 7 = 25?"},
+    ]
+    assert router.route(msgs).domain == "math"
+
+
+def test_route_with_named_policy_and_pin(router):
+    assert router.route("hello", policy="flaky").policy == "flaky"
+    d = router.route("Prove Fermat's little theorem", model="small-general")
+    assert d.model == "small-general" and "pinned" in d.reason
+    with pytest.raises(RequestError, match="unknown policy"):
+        router.route("hi", policy="nope")
+
+
+def test_route_rejects_empty_and_oversized_input(router):
+    with pytest.raises(RequestError):
+        router.route([])
+    with pytest.raises(RequestError, match="over the limit"):
+        router.route("x" * (router.config.routing_text.max_input_chars + 1))
+    # Image-only content has no text: routed by the hard rules and the policy default.
+    img = [{"role": "user", "content": [{"type": "image_url", "image_url": {"url": "data:,"}}]}]
+    d = router.route(img)
+    assert d.domain is None and d.model == "large"  # only the large model accepts images
+
+
+def test_route_many_batches(router):
+    ds = router.route_many(["What is 17 * 23?", "Write a poem about the sea"])
+    assert [d.domain for d in ds][0] == "math" and len(ds) == 2
+
+
+def test_chat_non_streaming(router, upstream):
+    resp = router.chat([{"role": "user", "content": "What is 2 + 2?"}], temperature=0.1, seed=7)
+    assert resp.choices[0].message.content == "echo: What is 2 + 2?"
+    assert resp.decision.model in {"small-math", "small-general", "large"}
+    assert resp.decision.attempts[-1].ok
+    sent = upstream.requests[-1]
+    assert sent["temperature"] == 0.1 and sent["seed"] == 7
+    assert sent["model"] == resp.decision.model
+
+
+def test_chat_streaming(router):
+    stream = router.chat("Tell me a story about a fox", stream=True)
+    text = "".join(c.choices[0].delta.content or "" for c in stream if c.choices)
+    assert text == "echo: Tell me a story about a fox"
+    assert stream.decision.attempts[-1].ok
+
+
+def test_chat_falls_back_and_receipt_says_so(router):
+    resp = router.chat("hello there", policy="flaky")
+    d = resp.decision
+    assert [a.model for a in d.attempts] == ["keyless", "broken", "large"]
+    assert "not set" in d.attempts[0].error and "500" in d.attempts[1].error
+    assert d.model == "large" and "fell back to large" in d.reason
+    assert resp.choices[0].message.content == "echo: hello there"
+
+
+def test_streaming_falls_back_before_first_token(router):
+    stream = router.chat("hello there", policy="flaky", stream=True)
+    assert "".join(c.choices[0].delta.content or "" for c in stream if c.choices) == "echo: hello there"
+    assert stream.decision.model == "large"
+
+
+def test_every_model_failing_raises_with_attempts(test_config, tmp_path):
+    import shutil
+
+    d = tmp_path / "c"
+    shutil.copytree(test_config.parent, d)
+    (d / "policies" / "flaky.yaml").write_text("default: [broken]\nlarge: [broken]\n")
+    r = Router.from_config(d / "config.yaml")
+    with pytest.raises(UpstreamError) as e:
+        r.chat("hi", policy="flaky")
+    assert e.value.status_code == 502
+    assert [a.model for a in e.value.decision.attempts] == ["broken"]
+
+
+async def test_achat_and_async_stream(router):
+    resp = await router.achat("What is 2 + 2?")
+    assert resp.choices[0].message.content == "echo: What is 2 + 2?"
+    stream = await router.achat("hello there", policy="flaky", stream=True)
+    parts = [c.choices[0].delta.content or "" async for c in stream if c.choices]
+    assert "".join(parts) == "echo: hello there" and stream.decision.model == "large"
+
+
+def test_tools_pass_through_and_pick_a_tool_capable_model(router, upstream):
+    tools = [{"type": "function", "function": {"name": "lookup", "parameters": {"type": "object"}}}]
+    resp = router.chat("Find the weather in Paris", tools=tools, tool_choice="auto")
+    assert resp.choices[0].message.tool_calls[0].function.name == "lookup"
+    assert resp.decision.model in {"small-math", "large"}
+    assert upstream.requests[-1]["tool_choice"] == "auto"
