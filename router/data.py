@@ -26,6 +26,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import yaml
 
 from .request import Message, routing_text
@@ -344,7 +345,101 @@ def import_dcrouter(root: str | Path) -> Iterator[Example]:
             )
 
 
-IMPORTERS = {"routellm": import_routellm, "dcrouter": import_dcrouter}
+def _routerbench_frame(path: Path):
+    """RouterBench's wide table as a list of dict rows, from CSV or a pickled DataFrame."""
+    if path.suffix.lower() in (".pkl", ".pickle"):
+        # A pickle runs code when loaded: only import files you trust (RouterBench ships one).
+        import pandas as pd
+
+        return pd.read_pickle(path).to_dict("records")
+    csv.field_size_limit(1 << 30)
+    with path.open(encoding="utf-8", newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def _routerbench_prompt(raw: Any) -> str:
+    """The prompt column holds a stringified Python list with one string; few-shot examples
+    (blocks before the last that share its opening word, e.g. "Question:") are dropped, since
+    a user sends only the final question."""
+    import ast
+
+    text = raw
+    if isinstance(raw, str) and raw.lstrip().startswith("["):
+        try:
+            parsed = ast.literal_eval(raw)
+        except (ValueError, SyntaxError):
+            parsed = None
+        if isinstance(parsed, list) and parsed and all(isinstance(x, str) for x in parsed):
+            text = parsed[-1]
+    elif isinstance(raw, list) and raw:
+        text = raw[-1]
+    text = str(text)
+    blocks = [b for b in text.split("\n\n") if b.strip()]
+    if len(blocks) > 1:
+        lead = blocks[-1].split(maxsplit=1)[0]
+        shots = [b for b in blocks[:-1] if b.split(maxsplit=1)[0] == lead]
+        if len(shots) == len(blocks) - 1:
+            return blocks[-1].strip()
+        # A header sentence then examples: keep the header and the final question.
+        if len(shots) == len(blocks) - 2 and blocks[0].split(maxsplit=1)[0] != lead:
+            return (blocks[0] + "\n\n" + blocks[-1]).strip()
+    return text.strip()
+
+
+def _routerbench_source(eval_name: str) -> str:
+    name = str(eval_name).strip()
+    if name.startswith("mmlu-"):
+        return "mmlu/" + name.removeprefix("mmlu-").replace("-", "_")
+    return f"routerbench/{name}"
+
+
+def import_routerbench(path: str | Path) -> Iterator[Example]:
+    """RouterBench wide format: `prompt`, `eval_name`, a score column per model and
+    `<model>|total_cost` (USD for that prompt). The cheaper half of the models (by mean cost)
+    is the cheap tier."""
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"{path}: file not found")
+    rows = _routerbench_frame(path)
+    if not rows:
+        raise DataError(f"{path}: no rows")
+    cols = list(rows[0])
+    for need in ("prompt", "eval_name"):
+        if need not in cols:
+            raise DataError(f"{path}: missing column {need!r}")
+    models = [c.removesuffix("|total_cost") for c in cols if c.endswith("|total_cost")]
+    missing = [m for m in models if m not in cols]
+    if not models or missing:
+        raise DataError(f"{path}: need a score column and '<model>|total_cost' for each model")
+    parsed = []
+    for n, row in enumerate(rows):
+        try:
+            scores = {m: float(row[m]) for m in models}
+            costs = {m: float(row[f"{m}|total_cost"]) for m in models}
+        except (TypeError, ValueError) as e:
+            raise DataError(f"{path}: row {n + 2}: {e}") from None
+        if any(not (0 <= s <= 1) or math.isnan(s) for s in scores.values()):
+            raise DataError(f"{path}: row {n + 2}: scores must be in [0, 1]")
+        parsed.append((row, scores, costs))
+    mean_cost = {m: float(np.mean([c[m] for _, _, c in parsed])) for m in models}
+    by_cost = sorted(models, key=lambda m: mean_cost[m])
+    cheap = sorted(by_cost[: max(1, len(models) // 2)])
+    for n, (row, scores, costs) in enumerate(parsed):
+        yield Example(
+            id=f"routerbench/{row.get('sample_id', n)}",
+            prompt=_routerbench_prompt(row["prompt"]),
+            source=_routerbench_source(row["eval_name"]),
+            scores=scores,
+            costs=costs,
+            cheap_models=cheap,
+        )
+
+
+IMPORTERS = {
+    "routellm": import_routellm,
+    "dcrouter": import_dcrouter,
+    "routerbench": import_routerbench,
+}
 
 
 def import_dataset(fmt: str, path: str | Path) -> list[Example]:

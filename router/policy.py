@@ -6,9 +6,10 @@ Two stages:
    vision, context window, streaming) or pin one. They never look at scores.
 2. **Score stage** (`select`, vectorised over many requests so evaluation sweeps run through the
    very code that routes live traffic): the domain's cheap specialist, unless the domain
-   confidence is below `min_domain_confidence`, the difficulty is above `max_difficulty`, or
-   (with per-model success probabilities) no cheap model reaches `min_success` — then the first
-   eligible large model.
+   confidence is below `min_domain_confidence`, the difficulty is above `max_difficulty`, the
+   escalation gain is above `max_gain`, or (with per-model success probabilities) no cheap model
+   reaches `min_success` — then the first eligible large model. With `cost_weight`, the model
+   with the best p(success) − cost_weight × relative cost instead.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from .config import ModelSpec, Policy
 from .request import RequestError, RequestFacts
 
 # Reason codes of the score stage.
-CHEAP, LOW_CONFIDENCE, HARD, NO_SUCCESS, NO_CHEAP, NO_TEXT = range(6)
+CHEAP, LOW_CONFIDENCE, HARD, NO_SUCCESS, NO_CHEAP, NO_TEXT, UTILITY, GAIN = range(8)
 
 
 @dataclass
@@ -46,6 +47,7 @@ class Decision:
     domain: str | None
     domain_confidence: float | None
     difficulty: float | None
+    gain: float | None
     success: dict[str, float]
     reason: str
     fallbacks: list[str]
@@ -72,9 +74,11 @@ class ScoreInput:
 
     domain_probs: np.ndarray  # (n, D)
     difficulty: np.ndarray  # (n,)
+    gain: np.ndarray  # (n,)
     success: np.ndarray  # (n, K), NaN where a model has no success head
     eligible: np.ndarray  # (n, K) bool, after hard rules
     has_text: np.ndarray  # (n,) bool
+    cost: np.ndarray | None = None  # (n, K) USD per request; needed with cost_weight
 
 
 class CompiledPolicy:
@@ -157,6 +161,13 @@ class CompiledPolicy:
     def select(self, s: ScoreInput) -> tuple[np.ndarray, np.ndarray]:
         """Per request: (candidate index, reason code)."""
         esc = self.policy.escalation
+        if esc.cost_weight is not None:
+            return self._select_utility(s, esc.cost_weight)
+        return self.select_thresholds(s)
+
+    def select_thresholds(self, s: ScoreInput) -> tuple[np.ndarray, np.ndarray]:
+        """The threshold rules: cheap specialist unless unsure, hard or unlikely to succeed."""
+        esc = self.policy.escalation
         n = len(s.difficulty)
         dom = s.domain_probs.argmax(axis=1)
         conf = s.domain_probs.max(axis=1)
@@ -189,11 +200,27 @@ class CompiledPolicy:
         default = self._first_eligible(self.default_idx, s.eligible)
         reason = np.where(no_success, NO_SUCCESS, np.where(cheap < 0, NO_CHEAP, CHEAP))
         reason = np.where((reason == CHEAP) & (s.difficulty > esc.max_difficulty), HARD, reason)
+        if esc.max_gain is not None:
+            reason = np.where((reason == CHEAP) & (s.gain > esc.max_gain), GAIN, reason)
         reason = np.where((reason == CHEAP) & (conf < esc.min_domain_confidence), LOW_CONFIDENCE, reason)
         reason = np.where(~s.has_text, NO_TEXT, reason)
         choice = np.where(reason == CHEAP, cheap, large)
         choice = np.where(reason == NO_TEXT, np.where(default >= 0, default, large), choice)
         return choice, reason
+
+    def _select_utility(self, s: ScoreInput, weight: float) -> tuple[np.ndarray, np.ndarray]:
+        """Per request: argmax of p(success) - weight * cost relative to the first large model."""
+        if s.cost is None:
+            raise ValueError("cost_weight needs per-request costs")
+        ref = s.cost[:, self.large_idx[0]][:, None]
+        rel = s.cost / np.where(ref > 0, ref, 1.0)
+        usable = s.eligible & ~np.isnan(s.success)
+        util = np.where(usable, np.nan_to_num(s.success) - weight * rel, -np.inf)
+        choice = util.argmax(axis=1)
+        # Without any success estimate the threshold rules decide instead.
+        fallback, fb_reason = self.select_thresholds(s)
+        has = usable.any(axis=1) & s.has_text
+        return np.where(has, choice, fallback), np.where(has, UTILITY, fb_reason)
 
     # ---- one request ------------------------------------------------------------------------
 
@@ -217,6 +244,7 @@ class CompiledPolicy:
         domain_probs: np.ndarray | None,
         difficulty: float | None,
         success: dict[str, float],
+        gain: float | None = None,
     ) -> Decision:
         """The Decision for one request. `domain_probs` is None when there was no text."""
         mask, pinned, notes = self.eligible(facts)
@@ -230,9 +258,11 @@ class CompiledPolicy:
         s = ScoreInput(
             domain_probs=probs[None, :],
             difficulty=np.array([difficulty if difficulty is not None else 0.0]),
+            gain=np.array([gain if gain is not None else 0.0]),
             success=succ_row[None, :],
             eligible=mask[None, :],
             has_text=np.array([has_text]),
+            cost=np.array([[m.cost(facts.prompt_tokens, facts.output_tokens) for m in self.models]]),
         )
         choice, code = self.select(s)
         i, code = int(choice[0]), int(code[0])
@@ -241,9 +271,12 @@ class CompiledPolicy:
             i = pinned
             reason = f"pinned to {self.names[i]} by the request"
         else:
-            reason = self._reason(code, i, int(cheap), domain, conf, difficulty, succ_row)
+            reason = self._reason(code, i, domain, conf, difficulty, gain, succ_row)
         model = self.models[i]
-        escalated = pinned is None and code in (LOW_CONFIDENCE, HARD, NO_SUCCESS, NO_CHEAP)
+        escalated = pinned is None and (
+            code in (LOW_CONFIDENCE, HARD, GAIN, NO_SUCCESS, NO_CHEAP)
+            or (code == UTILITY and model.tier == "large")
+        )
         return Decision(
             model=model.name,
             tier=model.tier,
@@ -251,6 +284,7 @@ class CompiledPolicy:
             domain=domain,
             domain_confidence=round(conf, 4) if conf is not None else None,
             difficulty=round(float(difficulty), 4) if difficulty is not None else None,
+            gain=round(float(gain), 4) if gain is not None else None,
             success={n: round(float(p), 4) for n, p in zip(self.names, succ_row, strict=True) if not np.isnan(p)},
             reason=reason + rule_note,
             fallbacks=self.fallbacks(i, mask, int(cheap)),
@@ -259,14 +293,22 @@ class CompiledPolicy:
             escalated=escalated,
         )
 
-    def _reason(self, code, i, cheap, domain, conf, difficulty, succ) -> str:
+    def _reason(self, code, i, domain, conf, difficulty, gain, succ) -> str:
         esc = self.policy.escalation
         name = self.names[i]
         if code == CHEAP:
             spec = "specialist" if domain in self.policy.domains else "default model"
-            return f"domain {domain} ({conf:.2f}) → {spec} {name}; difficulty {difficulty:.2f} ≤ {esc.max_difficulty}"
+            why = f"difficulty {difficulty:.2f} ≤ {esc.max_difficulty}"
+            if esc.max_gain is not None and gain is not None:
+                why = f"escalation gain {gain:.2f} ≤ {esc.max_gain}"
+            return f"domain {domain} ({conf:.2f}) → {spec} {name}; {why}"
         if code == HARD:
-            return f"difficulty {difficulty:.2f} > max_difficulty {esc.max_difficulty} → escalated to {name}"
+            return (
+                f"difficulty {difficulty:.2f} > max_difficulty {esc.max_difficulty} "
+                f"→ escalated to {name}"
+            )
+        if code == GAIN:
+            return f"escalation gain {gain:.2f} > max_gain {esc.max_gain} → escalated to {name}"
         if code == LOW_CONFIDENCE:
             return (
                 f"domain confidence {conf:.2f} < min_domain_confidence "
@@ -276,6 +318,12 @@ class CompiledPolicy:
             return (
                 f"no cheap model predicted to succeed with p ≥ {esc.min_success} "
                 f"→ escalated to {name}"
+            )
+        if code == UTILITY:
+            p = succ[i]
+            return (
+                f"best p(success) − {esc.cost_weight} × relative cost: {name} "
+                f"(p={p:.2f}, cost {self.models[i].input_price:g}/{self.models[i].output_price:g} $/M)"
             )
         if code == NO_CHEAP:
             return f"no eligible cheap model for domain {domain} → {name}"

@@ -21,28 +21,72 @@ def cache_dir() -> Path:
     return Path(os.environ.get("ROUTER_CACHE_DIR", default))
 
 
+class EmbeddingStore:
+    """Embeddings of texts on disk, per encoder identity, so re-training and CV do not
+    re-embed a dataset. Two plain arrays (text hashes, vectors): nothing executes on load."""
+
+    def __init__(self, identity: str, root: Path | None = None) -> None:
+        safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in identity)
+        self.dir = (root or cache_dir()) / safe
+        self._keys: dict[bytes, int] = {}
+        self._vectors = np.zeros((0, 0), dtype=np.float32)
+        hashes, vectors = self.dir / "hashes.npy", self.dir / "vectors.npy"
+        if hashes.is_file() and vectors.is_file():
+            try:
+                h = np.load(hashes, allow_pickle=False)
+                v = np.load(vectors, allow_pickle=False)
+            except (ValueError, OSError):
+                return  # a damaged cache is rebuilt, not trusted
+            if h.ndim == 2 and h.shape[1] == 20 and len(h) == len(v):
+                self._keys = {k.tobytes(): i for i, k in enumerate(h)}
+                self._vectors = v
+
+    @staticmethod
+    def key(text: str) -> bytes:
+        return hashlib.sha1(text.encode("utf-8")).digest()
+
+    def get(self, keys: list[bytes]) -> list[np.ndarray | None]:
+        return [self._vectors[self._keys[k]] if k in self._keys else None for k in keys]
+
+    def add(self, keys: list[bytes], vectors: np.ndarray) -> None:
+        new: dict[bytes, np.ndarray] = {}
+        for k, v in zip(keys, vectors, strict=True):
+            if k not in self._keys:
+                new.setdefault(k, v)
+        if not new:
+            return
+        start = len(self._keys)
+        block = np.stack(list(new.values())).astype(np.float32)
+        self._vectors = block if start == 0 else np.concatenate([self._vectors, block])
+        for i, k in enumerate(new):
+            self._keys[k] = start + i
+        self.dir.mkdir(parents=True, exist_ok=True)
+        hashes = np.frombuffer(b"".join(self._keys), dtype=np.uint8).reshape(-1, 20)
+        for name, arr in (("hashes", hashes), ("vectors", self._vectors)):
+            tmp = self.dir / f"{name}.tmp.npy"
+            np.save(tmp, arr)
+            tmp.replace(self.dir / f"{name}.npy")
+
+
 def embed_examples(
     encoder, examples: Sequence[Example], progress: Progress | None = None, use_cache: bool = True
 ) -> np.ndarray:
-    """One embedding per example, from its routing text; cached on disk per (encoder, texts)."""
+    """One embedding per example, from its routing text; cached on disk per encoder."""
     texts = [ex.text() for ex in examples]
-    digest = hashlib.sha1(encoder.identity.encode())
-    for t in texts:
-        digest.update(hashlib.sha1(t.encode("utf-8")).digest())
-    path = cache_dir() / f"{digest.hexdigest()}.npy"
-    if use_cache and path.is_file():
-        X = np.load(path, allow_pickle=False)
-        if X.shape == (len(texts), encoder.dim):
-            if progress:
-                progress(len(texts))
-            return X
-    X = encoder.encode(texts, batch_size=64, progress=progress)
-    if use_cache:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".tmp.npy")
-        np.save(tmp, X)
-        tmp.replace(path)
-    return X
+    if not use_cache:
+        return encoder.encode(texts, batch_size=64, progress=progress)
+    store = EmbeddingStore(encoder.identity)
+    keys = [store.key(t) for t in texts]
+    found = store.get(keys)
+    missing = [i for i, v in enumerate(found) if v is None]
+    if progress and len(missing) < len(texts):
+        progress(len(texts) - len(missing))
+    if missing:
+        vecs = encoder.encode([texts[i] for i in missing], batch_size=64, progress=progress)
+        store.add([keys[i] for i in missing], vecs)
+        for i, v in zip(missing, vecs, strict=True):
+            found[i] = v
+    return np.stack(found).astype(np.float32)
 
 
 def train_scorer(

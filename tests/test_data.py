@@ -88,3 +88,23 @@ def test_taxonomy_has_eight_to_twelve_domains_and_maps_every_source():
     tax = taxonomy()
     assert 8 <= len(tax["domains"]) <= 12
     assert all(d is None or d in tax["domains"] for d in tax["sources"].values())
+
+
+def test_routerbench_importer_drops_few_shot_and_reads_costs():
+    rows = import_dataset("routerbench", FIX / "routerbench" / "routerbench_sample.csv")
+    assert len(rows) == 2
+    a, b = rows
+    assert a.source == "mmlu/anatomy" and domain_of(a) == "medicine"
+    assert a.prompt.startswith("The following are multiple choice questions about anatomy.")
+    assert "Which bone protects the brain?" in a.prompt and "Which organ" not in a.prompt
+    assert a.scores == {"gpt-4": 1.0, "mistral-7b": 0.0}
+    assert a.costs == {"gpt-4": 0.003, "mistral-7b": 0.0001}
+    assert a.cheap_models == ["mistral-7b"]
+    assert b.source == "routerbench/hellaswag" and b.prompt == "A man is mowing the lawn. He"
+
+
+def test_routerbench_missing_columns(tmp_path):
+    p = tmp_path / "rb.csv"
+    p.write_text("prompt,eval_name,gpt-4\n\"['x']\",hellaswag,1\n")
+    with pytest.raises(DataError, match="total_cost"):
+        import_dataset("routerbench", p)

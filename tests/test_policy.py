@@ -69,6 +69,14 @@ def test_hard_request_escalates_with_threshold_in_reason():
     assert d.fallbacks[0] == "big2"
 
 
+def test_escalation_gain_threshold():
+    pol = compiled(max_gain=0.25, max_difficulty=1.0)
+    d = pol.decide(FACTS, probs("math"), 0.9, {}, gain=0.1)
+    assert d.model == "mathy" and "escalation gain 0.10 ≤ 0.25" in d.reason and d.gain == 0.1
+    d = pol.decide(FACTS, probs("math"), 0.1, {}, gain=0.4)
+    assert d.model == "big" and d.escalated and "escalation gain 0.40 > max_gain 0.25" in d.reason
+
+
 def test_low_domain_confidence_escalates():
     d = compiled().decide(FACTS, probs("math", conf=0.35), 0.1, {})
     assert d.model == "big" and "domain confidence 0.35 < min_domain_confidence 0.4" in d.reason
@@ -141,7 +149,7 @@ def test_select_is_vectorised_and_matches_decide():
     diff = rng.random(n)
     from router.policy import ScoreInput
 
-    s = ScoreInput(P, diff, np.full((n, len(pol.names)), np.nan), np.ones((n, len(pol.names)), bool), np.ones(n, bool))
+    s = ScoreInput(P, diff, np.zeros(n), np.full((n, len(pol.names)), np.nan), np.ones((n, len(pol.names)), bool), np.ones(n, bool))
     choice, _ = pol.select(s)
     for i in range(0, n, 17):
         assert pol.names[choice[i]] == pol.decide(FACTS, P[i], diff[i], {}).model
@@ -152,7 +160,22 @@ def test_decision_serialises_with_every_receipt_key():
 
     d = json.loads(compiled().decide(FACTS, probs("math"), 0.2, {}).to_json())
     for key in (
-        "model", "tier", "policy", "domain", "domain_confidence", "difficulty", "success",
+        "model", "tier", "policy", "domain", "domain_confidence", "difficulty", "gain", "success",
         "reason", "fallbacks", "cost_estimate", "large_cost_estimate", "routing_ms",
     ):
         assert key in d
+
+
+def test_cost_weight_trades_success_for_cost():
+    # cost relative to "big" (price 10): cheap 0.1, mathy 0.2, tiny 0.05, big 1.0, big2 0.8
+    succ = {"cheap": 0.6, "mathy": 0.64, "tiny": 0.3, "big": 0.9, "big2": 0.85}
+    free = compiled(cost_weight=0.0).decide(FACTS, probs("writing"), 0.2, succ)
+    assert free.model == "big" and free.escalated and "p=0.90" in free.reason
+    thrifty = compiled(cost_weight=0.5).decide(FACTS, probs("writing"), 0.2, succ)
+    # utilities: cheap .55, mathy .54, tiny .275, big .40, big2 .45 → cheap
+    assert thrifty.model == "cheap" and not thrifty.escalated
+
+
+def test_cost_weight_without_success_estimates_uses_thresholds():
+    d = compiled(cost_weight=0.1, max_difficulty=0.5).decide(FACTS, probs("writing"), 0.9, {})
+    assert d.model == "big" and "max_difficulty" in d.reason

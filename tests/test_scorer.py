@@ -20,13 +20,18 @@ def synthetic(n=300, seed=0):
         X.append(v / np.linalg.norm(v))
         exs.append(
             Example(
-                prompt=f"prompt {i}",
+                prompt=f"{'solve the equation' if math else 'write the function'} "
+                f"{'proof lemma' if hard else 'simple easy'} number {i}",
                 source="gsm8k" if math else "mmlu/college_computer_science",
                 scores={"small": 0.0 if hard else 1.0, "big": 1.0},
                 cheap_models=["small"],
             )
         )
     return np.array(X), exs
+
+
+def texts(exs):
+    return [e.text() for e in exs]
 
 
 @pytest.fixture(scope="module")
@@ -39,12 +44,12 @@ def test_nothing_is_learned_before_fit():
     s = Scorer(C=2.0)
     assert s.C == 2.0 and not hasattr(s, "domain_W_")
     with pytest.raises(ScorerError, match="not fitted"):
-        s.predict(np.zeros((1, 16)))
+        s.predict(np.zeros((1, 16)), ["x"])
 
 
 def test_domain_and_difficulty_heads_learn_the_signal(fitted):
     s, X, exs = fitted
-    b = s.predict(X)
+    b = s.predict(X, texts(exs))
     dom = [b.domains[i] for i in b.domain_probs.argmax(1)]
     truth = ["math" if e.source == "gsm8k" else "code" for e in exs]
     assert np.mean([a == t for a, t in zip(dom, truth)]) > 0.95
@@ -55,6 +60,9 @@ def test_domain_and_difficulty_heads_learn_the_signal(fitted):
     small, big = b.models.index("small"), b.models.index("big")
     assert b.success[:, big].min() > 0.8
     assert b.success[hard, small].mean() < 0.2
+    # Gain: the big model succeeds exactly where the small one fails.
+    assert b.gain[hard].mean() > 0.8 and b.gain[~hard].mean() < 0.2
+    assert s.heads_ == ["difficulty", "gain", "success:big", "success:small"]
 
 
 def test_graded_scores_train_soft_targets():
@@ -62,15 +70,18 @@ def test_graded_scores_train_soft_targets():
     for e in exs:
         e.scores["small"] = 0.3
     s = Scorer().fit(X, exs, "fake/16")
-    assert s.predict(X).difficulty.mean() == pytest.approx(0.7, abs=0.05)
+    assert s.predict(X, texts(exs)).difficulty.mean() == pytest.approx(0.7, abs=0.05)
 
 
 def test_save_load_round_trip_and_encoder_check(fitted, tmp_path):
-    s, X, _ = fitted
+    s, X, exs = fitted
     s.save(tmp_path / "sc")
     assert sorted(p.name for p in (tmp_path / "sc").iterdir()) == ["scorer.json", "weights.npz"]
     t = Scorer.load(tmp_path / "sc", encoder_identity="fake/16")
-    np.testing.assert_allclose(t.predict(X).difficulty, s.predict(X).difficulty, atol=1e-5)
+    a, b = t.predict(X, texts(exs)), s.predict(X, texts(exs))
+    np.testing.assert_allclose(a.difficulty, b.difficulty, atol=1e-3)
+    np.testing.assert_allclose(a.success, b.success, atol=1e-3)
+    np.testing.assert_allclose(a.domain_probs, b.domain_probs, atol=1e-4)
     with pytest.raises(ScorerError, match="trained with encoder 'fake/16'"):
         Scorer.load(tmp_path / "sc", encoder_identity="minilm-int8/128")
 
@@ -91,9 +102,23 @@ def test_missing_or_inconsistent_files_are_clear_errors(fitted, tmp_path):
     d = s.save(tmp_path / "x")
     meta = json.loads((d / "scorer.json").read_text())
     meta["models"].append("ghost")
+    meta["heads"].append("success:ghost")
     (d / "scorer.json").write_text(json.dumps(meta))
     with pytest.raises(ScorerError):
         Scorer.load(d)
+
+
+def test_each_component_carries_signal_and_the_stacker_weights_them(fitted):
+    s, X, exs = fitted
+    # Stacker weights for [embedding, text, kNN, bias]: the difficulty head uses its inputs.
+    assert s.stack_.shape == (4, 4)
+    assert np.abs(s.stack_[0, :3]).sum() > 0.5
+
+
+def test_predict_needs_one_text_per_row(fitted):
+    s, X, _ = fitted
+    with pytest.raises(ScorerError, match="texts for"):
+        s.predict(X[:3], ["only one"])
 
 
 def test_fit_rejects_too_little_data():

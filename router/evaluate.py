@@ -1,0 +1,473 @@
+"""Evaluate routers on routing data: cost-quality curves, metrics, baselines.
+
+Every router curve is a sweep of one policy parameter through `CompiledPolicy.select`, the code
+that routes live traffic: `max_difficulty` for two models, `cost_weight` for more.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from . import metrics as M
+from .config import ModelSpec, Policy
+from .data import DataError, Example, group_key
+from .policy import CompiledPolicy, ScoreInput
+from .scorer import ScoreBatch, Scorer, _knn_mean, head_targets
+
+Log = Callable[[str], None]
+METRIC_NAMES = (
+    "apgr",
+    "cpt_50",
+    "cpt_80",
+    "cpt_95",
+    "aiq",
+    "cost_reduction_at_95",
+    "quality_at_best_single_cost",
+    "cost_to_match_best_single",
+    "oracle_gain_captured",
+)
+
+
+@dataclass
+class EvalData:
+    """Scores and costs of M models on n prompts, as matrices."""
+
+    examples: list[Example]
+    models: list[str]
+    scores: np.ndarray  # (n, M)
+    costs: np.ndarray  # (n, M) USD per prompt
+    cheap: list[str]
+
+    @classmethod
+    def from_examples(
+        cls, examples: Sequence[Example], prices: dict[str, float] | None = None
+    ) -> EvalData:
+        """Check every row scores the same models and has a cost for each (or a given price)."""
+        if not examples:
+            raise DataError("no examples to evaluate")
+        models = sorted(examples[0].scores)
+        prices = prices or {}
+        S = np.zeros((len(examples), len(models)))
+        C = np.zeros_like(S)
+        cheap: set[str] = set()
+        for i, ex in enumerate(examples):
+            if sorted(ex.scores) != models:
+                raise DataError(
+                    f"row {i + 1} ({ex.id or ex.source}): scores models {sorted(ex.scores)}, "
+                    f"but row 1 scores {models}; evaluate one model set at a time"
+                )
+            for j, m in enumerate(models):
+                S[i, j] = ex.scores[m]
+                if m in prices:
+                    C[i, j] = prices[m]
+                elif ex.costs and m in ex.costs:
+                    C[i, j] = ex.costs[m]
+                else:
+                    raise DataError(
+                        f"row {i + 1} ({ex.id or ex.source}): no cost for {m}; "
+                        f"add 'costs' to the data or pass --price {m}=USD_PER_CALL"
+                    )
+            cheap.update(ex.cheap_models)
+        if not cheap:
+            # No tiers given: the cheaper half (by mean cost) is the cheap tier.
+            order = np.argsort(C.mean(axis=0))
+            cheap = {models[i] for i in order[: max(1, len(models) // 2)]}
+        return cls(list(examples), models, S, C, sorted(cheap))
+
+    def subset(self, idx: np.ndarray) -> EvalData:
+        return EvalData(
+            [self.examples[i] for i in idx], self.models, self.scores[idx], self.costs[idx], self.cheap
+        )
+
+    @property
+    def two_tier(self) -> bool:
+        return len(self.models) == 2
+
+    def weak_strong(self) -> tuple[int, int]:
+        """Two-tier data: (index of the cheap model, index of the other)."""
+        weak = self.models.index(self.cheap[0]) if self.cheap else int(self.costs.mean(0).argmin())
+        return weak, 1 - weak
+
+    def eval_policy(self, base: Policy | None = None) -> tuple[Policy, list[ModelSpec]]:
+        """A policy over the data's own models, keeping `base`'s escalation settings."""
+        quality = self.scores.mean(axis=0)
+        cheap = [m for m in self.models if m in self.cheap]
+        large = [m for m in self.models if m not in self.cheap] or [self.models[int(quality.argmax())]]
+        by_quality = lambda names: sorted(names, key=lambda m: -quality[self.models.index(m)])  # noqa: E731
+        catalogue = [
+            ModelSpec(
+                name=m.replace("/", "__"),
+                litellm_model=f"eval/{m}",
+                input_price=0,
+                output_price=0,
+                context_window=10**9,
+                capabilities=frozenset({"tools", "json", "vision", "streaming"}),
+                tier="small" if m in self.cheap else "large",
+            )
+            for m in self.models
+        ]
+        esc = base.escalation.model_dump() if base else {}
+        policy = Policy(
+            name=base.name if base else "eval",
+            default=tuple(n.replace("/", "__") for n in by_quality(cheap or self.models)),
+            large=tuple(n.replace("/", "__") for n in by_quality(large)),
+            escalation=esc,
+        )
+        return policy, catalogue
+
+
+@dataclass
+class Curve:
+    """Operating points of one router or baseline."""
+
+    name: str
+    cost: np.ndarray
+    quality: np.ndarray
+    share: np.ndarray | None = None  # strong-call share (two-tier data)
+    params: list[float] = field(default_factory=list)
+    metrics: dict[str, float | None] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        out: dict[str, Any] = dict(self.metrics)
+        out["curve"] = {"cost": _r(self.cost), "quality": _r(self.quality)}
+        if self.share is not None:
+            out["curve"]["large_share"] = _r(self.share)
+        if self.params:
+            out["curve"]["param"] = _r(np.array(self.params))
+        return out
+
+
+def _r(a: np.ndarray) -> list[float]:
+    return [round(float(x), 8) for x in a]
+
+
+# ---- predictions ----------------------------------------------------------------------------
+
+
+@dataclass
+class Predictions:
+    """What a router knows about each prompt, aligned with EvalData.models."""
+
+    domain_probs: np.ndarray
+    difficulty: np.ndarray
+    gain: np.ndarray
+    success: np.ndarray  # (n, M), NaN where unknown
+
+
+def predictions_from_batch(batch: ScoreBatch, models: list[str]) -> Predictions:
+    success = np.full((len(batch), len(models)), np.nan)
+    for j, m in enumerate(models):
+        if m in batch.models:
+            success[:, j] = batch.success[:, batch.models.index(m)]
+    return Predictions(batch.domain_probs, batch.difficulty, batch.gain, success)
+
+
+def knn_predictions(
+    X_train: np.ndarray, data_train: EvalData, X_test: np.ndarray, k: int = 50
+) -> Predictions:
+    """kNN baseline: the neighbours' mean of each target (scores, difficulty, gain)."""
+    heads, models, Y = head_targets(data_train.examples)
+    cols = [heads.index(f"success:{m}") for m in data_train.models]
+    Y = Y[:, [0, 1, *cols]]
+    P = _knn_mean(X_test, X_train, np.nan_to_num(Y), k)
+    # kNN has no domain head: one certain domain, so confidence rules never fire.
+    return Predictions(np.ones((len(X_test), 1)), P[:, 0], P[:, 1], P[:, 2:])
+
+
+def cross_val_predictions(
+    X: np.ndarray,
+    data: EvalData,
+    folds: np.ndarray,
+    encoder_identity: str,
+    C: float = 1.0,
+    knn_k: int = 50,
+    log: Log | None = None,
+) -> tuple[Predictions, Predictions]:
+    """Out-of-fold predictions of a fresh Scorer and of kNN, one fold held out at a time."""
+    texts = [ex.text() for ex in data.examples]
+    router_parts: list[tuple[np.ndarray, Predictions]] = []
+    knn_parts: list[tuple[np.ndarray, Predictions]] = []
+    for f in np.unique(folds):
+        te, tr = np.flatnonzero(folds == f), np.flatnonzero(folds != f)
+        if log:
+            log(f"fold {f}: train {len(tr)}, test {len(te)}")
+        train = data.subset(tr)
+        scorer = Scorer(C=C).fit(
+            X[tr], train.examples, encoder_identity, texts=[texts[i] for i in tr]
+        )
+        batch = scorer.predict(X[te], [texts[i] for i in te])
+        router_parts.append((te, predictions_from_batch(batch, data.models)))
+        knn_parts.append((te, knn_predictions(X[tr], train, X[te], knn_k)))
+    return _merge(router_parts, len(X)), _merge(knn_parts, len(X))
+
+
+def _merge(parts: list[tuple[np.ndarray, Predictions]], n: int) -> Predictions:
+    """Out-of-fold pieces → one Predictions in row order."""
+    first = parts[0][1]
+    out = Predictions(
+        np.zeros((n, first.domain_probs.shape[1])),
+        np.zeros(n),
+        np.zeros(n),
+        np.zeros((n, first.success.shape[1])),
+    )
+    for idx, p in parts:
+        out.domain_probs[idx], out.difficulty[idx] = p.domain_probs, p.difficulty
+        out.gain[idx], out.success[idx] = p.gain, p.success
+    return out
+
+
+def fold_ids(data: EvalData, k: int, seed: int = 0) -> np.ndarray:
+    """K folds by prompt text: duplicates of a text share a fold."""
+    keys = np.array([group_key(ex) for ex in data.examples])
+    uniq = np.unique(keys)
+    rng = np.random.default_rng(seed)
+    fold_of = dict(zip(uniq, rng.permutation(len(uniq)) % k, strict=True))
+    return np.array([fold_of[key] for key in keys])
+
+
+def source_groups(data: EvalData) -> np.ndarray:
+    """Leave-one-source-out groups: the source's first part ("mmlu", "gsm8k"), or the whole
+    source when every row shares that first part (dcrouter tasks)."""
+    first = np.array([ex.source.split("/")[0] for ex in data.examples])
+    if len(np.unique(first)) > 1:
+        return first
+    return np.array([ex.source for ex in data.examples])
+
+
+# ---- sweeps through the live policy code ----------------------------------------------------
+
+
+def _outcome(data: EvalData, choice_cols: np.ndarray) -> tuple[float, float]:
+    rows = np.arange(len(choice_cols))
+    return float(data.scores[rows, choice_cols].mean()), float(data.costs[rows, choice_cols].mean())
+
+
+def sweep(
+    name: str,
+    data: EvalData,
+    preds: Predictions,
+    base: Policy | None = None,
+    n_points: int = 201,
+) -> Curve:
+    """The router's cost-quality curve: a sweep of the policy's escalation parameter."""
+    policy, catalogue = data.eval_policy(base)
+    domains = [f"d{i}" for i in range(preds.domain_probs.shape[1])]
+    col_of = [data.models.index(s.name.replace("__", "/")) for s in catalogue]
+    n = len(data.examples)
+    order_cols = None
+    field_name = sweep_field(policy, data.two_tier, preds)
+    if field_name == "cost_weight":
+        values = np.concatenate([[0.0], np.logspace(-4, 2, n_points - 1)])
+    else:
+        signal = preds.gain if field_name == "max_gain" else preds.difficulty
+        qs = np.quantile(signal, np.linspace(0, 1, n_points))
+        values = np.unique(np.clip(np.concatenate([[0.0, 1.0], qs]), 0.0, 1.0))
+        # Only the swept threshold escalates on scores.
+        update = {"cost_weight": None}
+        if field_name == "max_gain":
+            update["max_difficulty"] = 1.0
+        policy = policy.model_copy(
+            update={"escalation": policy.escalation.model_copy(update=update)}
+        )
+    results = []
+    for v in values:
+        esc = policy.escalation.model_copy(update={field_name: float(v)})
+        compiled = CompiledPolicy(policy.model_copy(update={"escalation": esc}), catalogue, domains)
+        if order_cols is None:
+            order_cols = np.array([col_of[catalogue.index(s)] for s in compiled.models])
+        s = ScoreInput(
+            domain_probs=preds.domain_probs,
+            difficulty=preds.difficulty,
+            gain=preds.gain,
+            success=preds.success[:, order_cols],
+            eligible=np.ones((n, len(compiled.models)), dtype=bool),
+            has_text=np.ones(n, dtype=bool),
+            cost=data.costs[:, order_cols],
+        )
+        choice, _ = compiled.select(s)
+        cols = order_cols[choice]
+        q, c = _outcome(data, cols)
+        large = np.array([compiled.models[i].tier == "large" for i in range(len(compiled.models))])
+        results.append((c, q, float(large[choice].mean()), float(v)))
+    results.sort()
+    costs = np.array([r[0] for r in results])
+    quality = np.array([r[1] for r in results])
+    shares = np.array([r[2] for r in results])
+    params = [r[3] for r in results]
+    return Curve(name, costs, quality, shares, params)
+
+
+def sweep_field(policy: Policy, two_tier: bool, preds: Predictions | None = None) -> str:
+    """Which escalation parameter a sweep varies: `cost_weight` for more than two models (when
+    success estimates exist) or when the policy uses it; else `max_difficulty` when the policy
+    escalates on difficulty alone; else `max_gain` (the better signal, BENCHMARKS.md)."""
+    esc = policy.escalation
+    has_success = preds is None or not np.isnan(preds.success).all()
+    if esc.cost_weight is not None or (not two_tier and has_success):
+        return "cost_weight"
+    if esc.max_gain is None and esc.max_difficulty < 1.0:
+        return "max_difficulty"
+    return "max_gain"
+
+
+def baselines(data: EvalData) -> list[Curve]:
+    """Every single model, the oracle, and random mixing of the cheapest and the best model."""
+    out = []
+    q_single = data.scores.mean(axis=0)
+    c_single = data.costs.mean(axis=0)
+    for j, m in enumerate(data.models):
+        share = np.array([0.0 if m in data.cheap else 1.0])
+        out.append(Curve(f"single:{m}", c_single[j : j + 1], q_single[j : j + 1], share))
+    _, qo, co = M.oracle(data.scores, data.costs)
+    out.append(Curve("oracle", np.array([co]), np.array([qo])))
+    lo, hi = int(c_single.argmin()), int(q_single.argmax())
+    mix = np.linspace(0, 1, 21)
+    out.append(
+        Curve(
+            "random",
+            (1 - mix) * c_single[lo] + mix * c_single[hi],
+            (1 - mix) * q_single[lo] + mix * q_single[hi],
+            mix if data.two_tier else None,
+        )
+    )
+    return out
+
+
+def score_curve(curve: Curve, data: EvalData) -> dict[str, float | None]:
+    """Every metric for one curve (APGR and CPT only for two-tier data)."""
+    q_single = data.scores.mean(axis=0)
+    c_single = data.costs.mean(axis=0)
+    best = int(q_single.argmax())
+    _, q_oracle, _ = M.oracle(data.scores, data.costs)
+    out: dict[str, float | None] = dict.fromkeys(METRIC_NAMES)
+    if data.two_tier and curve.share is not None and len(curve.share) > 1:
+        w, s = data.weak_strong()
+        out["apgr"] = M.apgr(curve.share, curve.quality, q_single[w], q_single[s])
+        for p in (50, 80, 95):
+            out[f"cpt_{p}"] = M.cpt(curve.share, curve.quality, q_single[w], q_single[s], p / 100)
+    out["aiq"] = M.aiq(curve.cost, curve.quality, c_single.min(), c_single.max())
+    # "95% of the large model's quality": the most expensive model in two-tier data, else the
+    # best single model.
+    large = int(c_single.argmax()) if data.two_tier else best
+    c95 = M.cost_at_quality(curve.cost, curve.quality, 0.95 * q_single[large])
+    out["cost_reduction_at_95"] = None if c95 is None else 1 - c95 / c_single[large]
+    out["quality_at_best_single_cost"] = M.quality_at_cost(curve.cost, curve.quality, c_single[best])
+    cm = M.cost_at_quality(curve.cost, curve.quality, q_single[best])
+    out["cost_to_match_best_single"] = None if cm is None else cm / c_single[best]
+    gain = q_oracle - q_single[best]
+    out["oracle_gain_captured"] = (
+        (float(curve.quality.max()) - q_single[best]) / gain if gain > 0 else None
+    )
+    return out
+
+
+@dataclass
+class Report:
+    """The outcome of one evaluation: settings, reference figures and every curve."""
+
+    settings: dict[str, Any]
+    data: EvalData
+    curves: list[Curve]
+
+    def to_json(self) -> dict[str, Any]:
+        q = self.data.scores.mean(axis=0)
+        c = self.data.costs.mean(axis=0)
+        _, qo, co = M.oracle(self.data.scores, self.data.costs)
+        return {
+            **self.settings,
+            "rows": len(self.data.examples),
+            "models": {
+                m: {"quality": float(q[j]), "cost": float(c[j]), "cheap": m in self.data.cheap}
+                for j, m in enumerate(self.data.models)
+            },
+            "oracle": {"quality": qo, "cost": co},
+            "results": {cv.name: cv.to_json() for cv in self.curves},
+        }
+
+
+def evaluate(
+    data: EvalData,
+    X: np.ndarray,
+    *,
+    scorer: Scorer | None = None,
+    encoder_identity: str = "",
+    policy: Policy | None = None,
+    cv: int | None = None,
+    group_by_source: bool = False,
+    knn_k: int = 50,
+    seed: int = 0,
+    log: Log | None = None,
+) -> Report:
+    """Router and baseline curves with every metric.
+
+    With `cv` or `group_by_source` a fresh scorer is trained per fold; otherwise `scorer` is
+    evaluated as it is. The kNN baseline is always out-of-fold (5 folds without `cv`).
+    """
+    if group_by_source:
+        folds = source_groups(data)
+        if len(np.unique(folds)) < 2:
+            raise DataError("--group-by source needs at least two sources")
+        mode = "leave-one-source-out"
+    else:
+        folds = fold_ids(data, cv or 5, seed)
+        mode = f"{cv}-fold CV by prompt text" if cv else "as is"
+    if cv or group_by_source:
+        router_p, knn_p = cross_val_predictions(X, data, folds, encoder_identity, knn_k=knn_k, log=log)
+    else:
+        if scorer is None:
+            raise ValueError("evaluate needs a scorer, or cv / group_by_source to train one")
+        batch = scorer.predict(X, [ex.text() for ex in data.examples])
+        router_p = predictions_from_batch(batch, data.models)
+        knn_p = _merge(
+            [
+                (te, knn_predictions(X[tr], data.subset(tr), X[te], knn_k))
+                for te, tr in (
+                    (np.flatnonzero(folds == f), np.flatnonzero(folds != f))
+                    for f in np.unique(folds)
+                )
+            ],
+            len(X),
+        )
+    curves = [sweep("router", data, router_p, policy), sweep("knn", data, knn_p, policy)]
+    curves += baselines(data)
+    for cv_ in curves:
+        cv_.metrics = score_curve(cv_, data)
+    eval_policy, _ = data.eval_policy(policy)
+    settings = {
+        "mode": mode,
+        "policy": policy.name if policy else None,
+        "sweep": sweep_field(eval_policy, data.two_tier, router_p),
+    }
+    return Report(settings, data, curves)
+
+
+def plot(report: Report, path: str) -> None:
+    """The cost-quality curves of every router and baseline, to a PNG."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(8, 5.5))
+    for cv in report.curves:
+        if cv.name.startswith("single:"):
+            ax.scatter(cv.cost * 1000, cv.quality, marker="s", s=40, label=cv.name[7:], zorder=3)
+        elif cv.name == "oracle":
+            ax.scatter(cv.cost * 1000, cv.quality, marker="*", s=160, c="gold", edgecolors="k",
+                       label="oracle", zorder=4)
+        else:
+            style = {"router": "-", "knn": "--", "random": ":"}.get(cv.name, "-")
+            ax.plot(cv.cost * 1000, cv.quality, style, lw=2 if cv.name == "router" else 1.3,
+                    label=cv.name)
+    ax.set_xlabel("cost (USD per 1,000 prompts)")
+    ax.set_ylabel("quality (mean score)")
+    ax.set_title(f"Cost-quality curves ({report.settings['mode']}, {len(report.data.examples)} prompts)")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8, loc="lower right")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)

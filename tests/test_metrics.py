@@ -1,0 +1,64 @@
+"""Metric functions on small cases computed by hand."""
+
+import numpy as np
+import pytest
+
+from router import metrics as M
+
+
+def test_pgr_endpoints_and_midpoint():
+    assert M.pgr(0.6, 0.6, 0.8) == pytest.approx(0.0)
+    assert M.pgr(0.8, 0.6, 0.8) == pytest.approx(1.0)
+    assert M.pgr(0.7, 0.6, 0.8) == pytest.approx(0.5)
+    with pytest.raises(ValueError):
+        M.pgr(0.5, 0.5, 0.5)
+
+
+def test_apgr_of_random_router_is_one_half():
+    share = np.linspace(0, 1, 11)
+    quality = 0.6 + 0.2 * share  # linear mix of weak (0.6) and strong (0.8)
+    assert M.apgr(share, quality, 0.6, 0.8) == pytest.approx(0.5, abs=1e-9)
+
+
+def test_apgr_of_a_perfect_step():
+    # Reaches the strong quality with 20% strong calls, flat after: area = 0.5*0.2 + 0.8 = 0.9
+    share = np.array([0.0, 0.2, 1.0])
+    quality = np.array([0.6, 0.8, 0.8])
+    assert M.apgr(share, quality, 0.6, 0.8) == pytest.approx(0.9, abs=1e-6)
+
+
+def test_cpt_interpolates_between_points():
+    share = np.array([0.0, 0.5, 1.0])
+    quality = np.array([0.0, 0.8, 1.0])  # PGR 0, 0.8, 1
+    assert M.cpt(share, quality, 0.0, 1.0, 0.4) == pytest.approx(0.25, abs=1e-3)
+    assert M.cpt(share, quality, 0.0, 1.0, 0.9) == pytest.approx(0.75, abs=1e-3)
+    assert M.cpt(share, quality, 0.0, 1.0, 1.5) is None
+
+
+def test_cost_and_quality_lookups():
+    cost, quality = np.array([1.0, 2.0, 5.0]), np.array([0.5, 0.7, 0.72])
+    assert M.cost_at_quality(cost, quality, 0.7) == 2.0
+    assert M.cost_at_quality(cost, quality, 0.9) is None
+    assert M.quality_at_cost(cost, quality, 4.0) == 0.7
+    assert M.quality_at_cost(cost, quality, 0.5) is None
+
+
+def test_upper_hull_drops_points_under_the_chord_and_dominated_ones():
+    hx, hy = M.upper_hull([0, 0.5, 1, 0.6, 0.9], [0, 0.4, 1, 0.9, 0.8])
+    # (0.5,0.4) is under the chord from (0,0) to (0.6,0.9); (0.9,0.8) is dominated.
+    assert list(hx) == [0.0, 0.6, 1.0] and list(hy) == [0.0, 0.9, 1.0]
+
+
+def test_aiq_hand_case():
+    # Two models at normalised cost 0 (q 0.5) and 1 (q 0.9): AIQ = trapezoid = 0.7
+    assert M.aiq([1.0, 3.0], [0.5, 0.9], 1.0, 3.0) == pytest.approx(0.7, abs=1e-6)
+    # A router point at cost 0.5 with q 0.9 lifts the hull: 0.5*(0.5+0.9)/2 + 0.5*0.9 = 0.8
+    assert M.aiq([1.0, 2.0, 3.0], [0.5, 0.9, 0.9], 1.0, 3.0) == pytest.approx(0.8, abs=1e-6)
+
+
+def test_oracle_prefers_the_cheapest_of_the_best():
+    scores = np.array([[1, 1], [0, 1], [0, 0]], dtype=float)
+    costs = np.array([[1, 10], [1, 10], [1, 10]], dtype=float)
+    choice, q, c = M.oracle(scores, costs)
+    assert list(choice) == [0, 1, 0]
+    assert q == pytest.approx(2 / 3) and c == pytest.approx(12 / 3)
