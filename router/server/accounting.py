@@ -1,0 +1,31 @@
+"""Tokens and estimated cost of one answer, beside the all-large counterfactual."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..policy import Decision
+from ..router import Router
+
+
+def usage_of(obj: Any) -> tuple[int, int] | None:
+    """(prompt, completion) tokens from a response or final stream chunk, if it reports them."""
+    usage = getattr(obj, "usage", None)
+    if usage is None:
+        return None
+    p = getattr(usage, "prompt_tokens", None) or 0
+    c = getattr(usage, "completion_tokens", None) or 0
+    return int(p), int(c)
+
+
+def costs(router: Router, decision: Decision, usage: tuple[int, int] | None) -> tuple[float, float]:
+    """(cost of the answering model, cost had the policy's first large model answered).
+
+    With reported usage both are priced on the real token counts (catalogue prices); without,
+    the Decision's own estimates are used.
+    """
+    if usage is None:
+        return decision.cost_estimate, decision.large_cost_estimate
+    answered = router.config.model(decision.model)
+    large = router.policy(decision.policy).reference_large
+    return answered.cost(*usage), large.cost(*usage)

@@ -1,0 +1,108 @@
+"""The app factory: `create_app(router, config)` → a FastAPI app, a thin face over the SDK."""
+
+import asyncio
+import os
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Annotated
+
+from fastapi import Depends, FastAPI, Request
+from fastapi.responses import JSONResponse, Response
+
+from ..config import ServerSpec
+from ..decision_log import DecisionLog
+from ..router import Router
+from . import batching, errors
+from .auth import KeyRing, Principal
+from .chat import ChatService
+from .metrics import Metrics
+from .middleware import RequestIdMiddleware
+from .schema import openapi_body
+from .targets import router_model_names
+
+
+def create_app(router: Router, config: ServerSpec | None = None) -> FastAPI:
+    """Build the proxy for a loaded Router; `config` defaults to the router's `server:` section.
+
+    A relative `decision_log` path is taken as is (relative to the working directory); the
+    `router serve` command resolves it against the config file first.
+    """
+    spec = config or router.config.server
+    keys = KeyRing(spec)
+    metrics = Metrics(router.breakers)
+    decisions = DecisionLog(Path(spec.decision_log)) if spec.decision_log else None
+    provider_keys = [
+        os.environ.get(m.api_key_env, "") for m in router.config.models if m.api_key_env
+    ]
+    svc = ChatService(router, spec, metrics, decisions, keys.secrets() + provider_keys)
+
+    if spec.batch_routing:
+        batching.install(router)
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI):
+        if spec.batch_routing:
+            # Routing threads mostly wait for the batch leader; room for a burst to join it.
+            loop = asyncio.get_running_loop()
+            loop.set_default_executor(ThreadPoolExecutor(64, thread_name_prefix="route"))
+        yield
+        if decisions is not None:
+            decisions.close()  # flushes queued rows
+
+    app = FastAPI(title="router", summary="OpenAI-compatible model router", lifespan=lifespan)
+    app.state.router, app.state.metrics, app.state.decision_log = router, metrics, decisions
+    errors.install(app)
+    app.add_middleware(RequestIdMiddleware)
+
+    # async: a plain def dependency would cost a thread-pool hop on every request.
+    async def caller(request: Request) -> Principal:
+        return keys.authenticate(request.headers.get("authorization"))
+
+    Caller = Annotated[Principal, Depends(caller)]
+
+    @app.get("/health")
+    async def health() -> dict:
+        return {"status": "ok"}
+
+    @app.get("/ready")
+    async def ready() -> JSONResponse:
+        ok = decisions is None or decisions.failed is None
+        body = {"status": "ready" if ok else "degraded", "policies": sorted(router.policies)}
+        if not ok:
+            body["detail"] = "decision log writes are failing"
+        # Open circuits do not make the proxy unready: fallbacks still answer. Shown for ops.
+        body["circuits"] = {m: s["state"] for m, s in router.breakers.snapshot().items()}
+        return JSONResponse(body, 200 if ok else 503)
+
+    @app.get("/metrics")
+    async def prometheus() -> Response:
+        return Response(metrics.render(), media_type=metrics.content_type)
+
+    @app.get("/v1/models")
+    async def models(principal: Caller) -> dict:
+        data = [
+            {"id": n, "object": "model", "created": 0, "owned_by": "router"}
+            for n in router_model_names(router)
+        ]
+        data += [
+            {
+                "id": m.name,
+                "object": "model",
+                "created": 0,
+                "owned_by": m.litellm_model.split("/")[0] if "/" in m.litellm_model else "router",
+            }
+            for m in router.config.models
+        ]
+        return {"object": "list", "data": [d for d in data if principal.may_use(d["id"])]}
+
+    # The body is read and checked by hand (schema.py); the schema only documents it.
+    @app.post("/v1/route", openapi_extra=openapi_body())
+    async def route(request: Request, principal: Caller) -> Response:
+        return await svc.route(request, principal)
+
+    @app.post("/v1/chat/completions", openapi_extra=openapi_body())
+    async def chat(request: Request, principal: Caller) -> Response:
+        return await svc.chat(request, principal)
+
+    return app

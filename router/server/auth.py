@@ -1,0 +1,81 @@
+"""Optional API keys: `Authorization: Bearer <key>`, compared in constant time.
+
+Keys come from `server.keys` (inline `key` or `key_env`) and from the comma-separated env var
+named by `server.keys_env`. With no key at all, auth is off. Key values are never logged or
+echoed; a key is known to the rest of the proxy only by its `name`.
+"""
+
+from __future__ import annotations
+
+import hmac
+import os
+from dataclasses import dataclass
+
+from ..config import ServerSpec
+from .errors import APIError
+
+
+@dataclass(frozen=True)
+class Principal:
+    """Who is calling: a key's name, its policy for model "router", its allowed models."""
+
+    name: str
+    policy: str | None = None
+    models: frozenset[str] | None = None  # None: every model
+
+    def may_use(self, model: str) -> bool:
+        return self.models is None or model in self.models
+
+
+ANONYMOUS = Principal("anonymous")
+
+
+class KeyRing:
+    """The configured keys; `authenticate()` maps an Authorization header to a Principal."""
+
+    def __init__(self, spec: ServerSpec) -> None:
+        self._keys: list[tuple[bytes, Principal]] = []
+        for k in spec.keys:
+            secret = k.key if k.key is not None else os.environ.get(k.key_env or "", "")
+            if not secret:
+                # A key whose env var is unset must not become "any empty key works".
+                raise ValueError(f"server.keys: key {k.name!r}: env var {k.key_env} is not set")
+            models = frozenset(k.models) if k.models is not None else None
+            self._keys.append((secret.encode(), Principal(k.name, k.policy, models)))
+        if spec.keys_env:
+            extra = [s.strip() for s in os.environ.get(spec.keys_env, "").split(",") if s.strip()]
+            for i, secret in enumerate(extra, 1):
+                self._keys.append((secret.encode(), Principal(f"{spec.keys_env.lower()}-{i}")))
+
+    def secrets(self) -> list[str]:
+        """The key values, for redaction only."""
+        return [s.decode() for s, _ in self._keys]
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self._keys)
+
+    def authenticate(self, authorization: str | None) -> Principal:
+        """The caller for this header; raises a 401 APIError when keys are on and it fails."""
+        if not self.enabled:
+            return ANONYMOUS
+        scheme, _, token = (authorization or "").partition(" ")
+        if scheme.lower() != "bearer" or not token.strip():
+            raise APIError(
+                401,
+                "missing API key: send 'Authorization: Bearer <key>'",
+                None,
+                "invalid_api_key",
+                {"www-authenticate": "Bearer"},
+            )
+        given = token.strip().encode()
+        found = None
+        # Compare against every key, always, so timing does not reveal which one matched.
+        for secret, principal in self._keys:
+            if hmac.compare_digest(given, secret) and found is None:
+                found = principal
+        if found is None:
+            raise APIError(
+                401, "invalid API key", None, "invalid_api_key", {"www-authenticate": "Bearer"}
+            )
+        return found

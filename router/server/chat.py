@@ -1,0 +1,242 @@
+"""POST /v1/chat/completions and /v1/route: parse, call the SDK, answer with a receipt.
+
+No routing here: `Router.achat` / `Router.route` decide; this module translates HTTP to SDK
+calls and SDK results (and errors) back to OpenAI-shaped HTTP, and records each request.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import math
+import time
+from typing import Any
+
+from fastapi import Request
+from fastapi.responses import JSONResponse, Response, StreamingResponse
+
+from ..config import ServerSpec
+from ..decision_log import DecisionLog
+from ..policy import Decision
+from ..request import RequestError, message_text
+from ..router import Router, UpstreamError
+from .accounting import costs, usage_of
+from .auth import Principal
+from .errors import APIError, from_request_error
+from .metrics import Metrics
+from .receipts import receipt_headers
+from .schema import ChatRequest, check_content_type, parse_chat, read_body
+from .streaming import sse
+from .targets import resolve
+
+log = logging.getLogger("router.server")
+
+
+class ChatService:
+    """What the chat endpoints share: the router, settings, metrics, decision log, redaction."""
+
+    def __init__(
+        self,
+        router: Router,
+        spec: ServerSpec,
+        metrics: Metrics,
+        decisions: DecisionLog | None,
+        secrets: list[str],
+    ) -> None:
+        self.router = router
+        self.spec = spec
+        self.metrics = metrics
+        self.decisions = decisions
+        # Longest first so a key that contains another is fully hidden.
+        self._secrets = sorted({s for s in secrets if s}, key=len, reverse=True)
+        self._audio_ok = any("audio" in m.capabilities for m in router.config.models)
+
+    def redact(self, text: str) -> str:
+        """Hide every known secret (API keys, provider keys) in text meant for the outside."""
+        for s in self._secrets:
+            text = text.replace(s, "***")
+        return text
+
+    def headers(self, d: Decision, request_id: str, latency_ms: float) -> dict[str, str]:
+        """The receipt headers, with secrets hidden (a fallback reason quotes provider errors)."""
+        return {k: self.redact(v) for k, v in receipt_headers(d, request_id, latency_ms).items()}
+
+    async def _parse(self, request: Request, principal: Principal) -> tuple[ChatRequest, Any]:
+        check_content_type(request)
+        raw = await read_body(request, self.spec.max_body_bytes)
+        req = parse_chat(raw, self._audio_ok)
+        return req, resolve(self.router, principal, req.model)
+
+    # ---- POST /v1/route ---------------------------------------------------------------------
+
+    async def route(self, request: Request, principal: Principal) -> Response:
+        """The Decision for a chat body; no model is called."""
+        req, target = await self._parse(request, principal)
+        try:
+            d = await asyncio.to_thread(
+                self.router.route, req.messages, target.policy, target.pin, **req.params()
+            )
+        except RequestError as e:
+            raise from_request_error(e) from None
+        body = json.loads(self.redact(d.to_json()))
+        return JSONResponse(body, headers=self.headers(d, request.state.request_id, d.routing_ms))
+
+    # ---- POST /v1/chat/completions ----------------------------------------------------------
+
+    async def chat(self, request: Request, principal: Principal) -> Response:
+        t0 = time.perf_counter()
+        rid: str = request.state.request_id
+        req, target = await self._parse(request, principal)
+        params = req.params()
+        stream = bool(params.get("stream"))
+        record = _Record(self, request, principal, req, stream, t0)
+        try:
+            result = await self.router.achat(
+                req.messages, policy=target.policy, model=target.pin, **params
+            )
+        except RequestError as e:
+            record.end(400, None, None, str(e))
+            raise from_request_error(e) from None
+        except UpstreamError as e:
+            d = e.decision
+            msg = self.redact(str(e))
+            headers = self.headers(d, rid, _ms(t0))
+            record.end(e.status_code, d, None, msg)
+            code = {504: "upstream_timeout", 429: "rate_limited", 503: "circuit_open"}.get(
+                e.status_code, "upstream_error"
+            )
+            if e.status_code == 503:
+                wait = min(self.router.breakers.retry_after(a.model) for a in d.attempts)
+                headers["retry-after"] = str(max(1, math.ceil(wait)))
+            raise APIError(e.status_code, msg, None, code, headers) from None
+        decision: Decision = result.decision
+        headers = self.headers(decision, rid, _ms(t0))
+        if stream:
+            headers.update({"cache-control": "no-cache", "x-accel-buffering": "no"})
+
+            def on_end(status: int, usage: tuple[int, int] | None, error: str | None) -> None:
+                record.end(status, decision, usage, error)
+
+            body = sse(result, decision.model, on_end, self.redact)
+            return StreamingResponse(body, media_type="text/event-stream", headers=headers)
+        result.model = decision.model
+        record.end(200, decision, usage_of(result), None)
+        content = result.model_dump_json(exclude={"decision"})
+        return Response(content, media_type="application/json", headers=headers)
+
+
+class _Record:
+    """Metrics, decision-log row and log fields for one request, written once at its end."""
+
+    def __init__(
+        self,
+        svc: ChatService,
+        request: Request,
+        principal: Principal,
+        req: ChatRequest,
+        stream: bool,
+        t0: float,
+    ) -> None:
+        self.svc, self.request, self.principal = svc, request, principal
+        self.req, self.stream, self.t0 = req, stream, t0
+        self.done = False
+        # Upstream errors may quote the prompt; logs and the decision log must not carry it
+        # unless prompt logging is on. Longest first, as for secrets.
+        texts = [] if svc.spec.log_prompts else [message_text(m) for m in req.messages]
+        self._prompts = sorted({t for t in texts if len(t) >= 8}, key=len, reverse=True)
+
+    def scrub(self, text: str | None) -> str | None:
+        """Secrets and (unless prompt logging is on) prompt texts hidden."""
+        if text is None:
+            return None
+        text = self.svc.redact(text)
+        for t in self._prompts:
+            text = _hide(text, t)
+        return text
+
+    def end(
+        self, status: int, d: Decision | None, usage: tuple[int, int] | None, error: str | None
+    ) -> None:
+        if self.done:
+            return
+        self.done = True
+        svc = self.svc
+        cost = costs(svc.router, d, usage) if d is not None else None
+        svc.metrics.observe(status, d, usage, cost)
+        error = self.scrub(error)
+        fields = {
+            "requested_model": self.req.model,
+            "key_name": self.principal.name,
+            "status": status,
+            "stream": self.stream,
+        }
+        if d is not None:
+            fields.update(
+                policy=d.policy,
+                model=d.model,
+                domain=d.domain,
+                escalated=d.escalated,
+                routing_ms=d.routing_ms,
+                fell_back=any(not a.ok for a in d.attempts),
+            )
+        # Logged before the response goes out, so the line exists once the client has an answer.
+        log.info(
+            "chat",
+            extra={
+                "request_id": self.request.state.request_id,
+                **fields,
+                "latency_ms": _ms(self.t0),
+                "error": error,
+            },
+        )
+        if svc.decisions is None:
+            return
+        row: dict[str, Any] = {
+            **fields,
+            "request_id": self.request.state.request_id,
+            "ts": time.time(),
+            "error": error,
+            "latency_ms": _ms(self.t0),
+        }
+        if d is not None:
+            # Scrubbed field by field: JSON escaping would hide a quoted prompt from a replace.
+            attempts = [{**a.__dict__, "error": self.scrub(a.error)} for a in d.attempts]
+            row.update(
+                tier=d.tier,
+                domain_confidence=d.domain_confidence,
+                difficulty=d.difficulty,
+                reason=self.scrub(d.reason),
+                attempts=json.dumps(attempts, ensure_ascii=False),
+                upstream_ms=sum(a.ms for a in d.attempts),
+                decision=json.dumps(
+                    {**d.to_dict(), "reason": self.scrub(d.reason), "attempts": attempts},
+                    ensure_ascii=False,
+                ),
+                cost_estimate=cost[0] if cost else None,
+                large_cost_estimate=cost[1] if cost else None,
+            )
+        if usage is not None:
+            row.update(prompt_tokens=usage[0], completion_tokens=usage[1])
+        if svc.spec.log_prompts:
+            row["prompt"] = json.dumps(self.req.messages, ensure_ascii=False)
+        svc.decisions.record(row)
+
+
+def _hide(text: str, prompt: str, head: int = 32) -> str:
+    """Replace every quote of `prompt` in `text`, whole or cut short (errors truncate), by
+    "[prompt]": a quote is found by the prompt's first `head` characters and runs as far as
+    it keeps matching."""
+    key = prompt[:head]
+    start = text.find(key)
+    while start != -1:
+        end = start + len(key)
+        while end < len(text) and end - start < len(prompt) and text[end] == prompt[end - start]:
+            end += 1
+        text = text[:start] + "[prompt]" + text[end:]
+        start = text.find(key, start + len("[prompt]"))
+    return text
+
+
+def _ms(t0: float) -> float:
+    return round((time.perf_counter() - t0) * 1000, 1)

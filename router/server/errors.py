@@ -1,0 +1,128 @@
+"""OpenAI-format errors: `{"error": {"message", "type", "param", "code"}}` with the right status.
+
+Every failure the proxy can meet is turned into one of these; the catch-all handler answers 500
+without internals (the traceback goes to the log, not to the client).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from ..request import RequestError
+
+log = logging.getLogger("router.server")
+
+# status → OpenAI error type
+TYPES = {
+    400: "invalid_request_error",
+    401: "authentication_error",
+    403: "permission_error",
+    404: "not_found_error",
+    405: "invalid_request_error",
+    413: "invalid_request_error",
+    415: "invalid_request_error",
+    429: "rate_limit_error",
+    500: "server_error",
+    502: "upstream_error",
+    503: "service_unavailable_error",
+    504: "timeout_error",
+}
+
+
+class APIError(Exception):
+    """An error the proxy answers with; `headers` carry the receipt when there is one."""
+
+    def __init__(
+        self,
+        status: int,
+        message: str,
+        param: str | None = None,
+        code: str | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+        self.param = param
+        self.code = code
+        self.headers = headers or {}
+
+
+def error_body(
+    status: int, message: str, param: str | None = None, code: str | None = None
+) -> dict:
+    """The OpenAI error object."""
+    return {
+        "error": {
+            "message": message,
+            "type": TYPES.get(status, "server_error" if status >= 500 else "invalid_request_error"),
+            "param": param,
+            "code": code,
+        }
+    }
+
+
+def error_response(err: APIError) -> JSONResponse:
+    return JSONResponse(
+        error_body(err.status, err.message, err.param, err.code), err.status, headers=err.headers
+    )
+
+
+def from_request_error(e: RequestError, headers: dict[str, str] | None = None) -> APIError:
+    """A routing RequestError is a 400 naming the field (or 404 for an unknown policy)."""
+    msg = str(e)
+    status, code = (404, "model_not_found") if msg.startswith("unknown policy") else (400, None)
+    if e.param and not msg.startswith(e.param):
+        msg = f"{e.param}: {msg}"  # every 4xx message names its field first
+    return APIError(status, msg, e.param, code or "invalid_request", headers)
+
+
+def _loc(loc: tuple) -> str | None:
+    parts = [p for p in loc if p != "body"]
+    out = ""
+    for p in parts:
+        out += f"[{p}]" if isinstance(p, int) else (f".{p}" if out else str(p))
+    return out or None
+
+
+def install(app: FastAPI) -> None:
+    """Register the handlers that turn every exception into an OpenAI error."""
+
+    def _rid(request: Request) -> dict[str, str]:
+        rid = getattr(request.state, "request_id", None)
+        return {"x-request-id": rid} if rid else {}
+
+    @app.exception_handler(APIError)
+    async def _api(request: Request, exc: APIError) -> JSONResponse:
+        exc.headers = {**_rid(request), **exc.headers}
+        return error_response(exc)
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:
+        err = exc.errors()[0] if exc.errors() else {"msg": "invalid request", "loc": ()}
+        param = _loc(tuple(err.get("loc", ())))
+        msg = f"{param}: {err['msg']}" if param else str(err["msg"])
+        return error_response(APIError(400, msg, param, "invalid_request", _rid(request)))
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        msg = exc.detail if isinstance(exc.detail, str) else json.dumps(exc.detail)
+        code = "not_found" if exc.status_code == 404 else None
+        return error_response(APIError(exc.status_code, msg, None, code, _rid(request)))
+
+    @app.exception_handler(Exception)
+    async def _any(request: Request, exc: Exception) -> JSONResponse:
+        log.exception(
+            "unhandled error", extra={"request_id": getattr(request.state, "request_id", None)}
+        )
+        return error_response(
+            APIError(
+                500, "internal error in the router proxy", None, "internal_error", _rid(request)
+            )
+        )

@@ -1,0 +1,120 @@
+"""Prometheus metrics of the proxy, on a registry of its own (one per app)."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from prometheus_client.exposition import CONTENT_TYPE_LATEST
+
+from ..breaker import Breakers
+from ..policy import Decision
+
+_BUCKETS_ROUTING = (0.001, 0.0025, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0)
+_BUCKETS_UPSTREAM = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
+
+
+class Metrics:
+    """Counters and histograms; `observe()` takes one finished request."""
+
+    content_type = CONTENT_TYPE_LATEST
+
+    def __init__(self, breakers: Breakers | None = None) -> None:
+        self.registry = CollectorRegistry()
+        r = self.registry
+        if breakers is not None:
+            r.register(_BreakerCollector(breakers))
+        self.requests = Counter(
+            "router_requests",
+            "Chat requests by answering model, policy, domain and HTTP status.",
+            ["model", "policy", "domain", "status"],
+            registry=r,
+        )
+        self.escalations = Counter(
+            "router_escalations", "Requests escalated to a large model.", ["policy"], registry=r
+        )
+        self.fallbacks = Counter(
+            "router_fallbacks",
+            "Requests answered by a fallback model after the chosen one failed.",
+            ["model", "policy"],
+            registry=r,
+        )
+        self.routing_seconds = Histogram(
+            "router_routing_seconds",
+            "Time to route a request.",
+            buckets=_BUCKETS_ROUTING,
+            registry=r,
+        )
+        self.upstream_seconds = Histogram(
+            "router_upstream_seconds",
+            "Upstream time per request (to the first chunk when streaming), fallbacks included.",
+            ["model"],
+            buckets=_BUCKETS_UPSTREAM,
+            registry=r,
+        )
+        self.tokens = Counter(
+            "router_tokens", "Tokens reported by upstreams.", ["model", "kind"], registry=r
+        )
+        self.cost = Counter(
+            "router_cost_usd", "Estimated cost of the answering models, USD.", ["model"], registry=r
+        )
+        self.large_cost = Counter(
+            "router_large_cost_usd",
+            "Counterfactual: the same requests all on the policy's large model, USD.",
+            ["policy"],
+            registry=r,
+        )
+
+    def observe(
+        self,
+        status: int,
+        decision: Decision | None,
+        usage: tuple[int, int] | None = None,
+        costs: tuple[float, float] | None = None,
+    ) -> None:
+        """Count one chat request; `decision` is None when it failed before routing."""
+        if decision is None:
+            self.requests.labels("none", "none", "none", str(status)).inc()
+            return
+        d = decision
+        self.requests.labels(d.model, d.policy, d.domain or "none", str(status)).inc()
+        self.routing_seconds.observe(d.routing_ms / 1000)
+        if d.attempts:
+            self.upstream_seconds.labels(d.model).observe(sum(a.ms for a in d.attempts) / 1000)
+        if d.escalated:
+            self.escalations.labels(d.policy).inc()
+        if any(not a.ok for a in d.attempts) and status < 400:
+            self.fallbacks.labels(d.model, d.policy).inc()
+        if usage is not None:
+            self.tokens.labels(d.model, "prompt").inc(usage[0])
+            self.tokens.labels(d.model, "completion").inc(usage[1])
+        if costs is not None and status < 400:
+            self.cost.labels(d.model).inc(costs[0])
+            self.large_cost.labels(d.policy).inc(costs[1])
+
+    def render(self) -> bytes:
+        return generate_latest(self.registry)
+
+
+_STATE_VALUE = {"closed": 0, "half_open": 1, "open": 2}
+
+
+class _BreakerCollector:
+    """Circuit-breaker state, read from the SDK's breakers at scrape time."""
+
+    def __init__(self, breakers: Breakers) -> None:
+        self.breakers = breakers
+
+    def collect(self):
+        state = GaugeMetricFamily(
+            "router_circuit_state",
+            "Circuit breaker per model: 0 closed, 1 half-open, 2 open.",
+            labels=["model"],
+        )
+        trips = CounterMetricFamily(
+            "router_circuit_opened", "Times a model's circuit breaker opened.", labels=["model"]
+        )
+        for model, s in self.breakers.snapshot().items():
+            state.add_metric([model], _STATE_VALUE[s["state"]])
+            trips.add_metric([model], s["trips"])
+        yield state
+        yield trips

@@ -1,0 +1,41 @@
+"""The routing receipt as `x-router-*` response headers (ASCII-safe)."""
+
+from __future__ import annotations
+
+import re
+from urllib.parse import quote
+
+from ..policy import Decision
+
+# Reason texts use a few mathematical signs; headers must be ASCII (RFC 9110 field values).
+_ASCII = str.maketrans({"→": "->", "≤": "<=", "≥": ">=", "−": "-", "×": "x", "…": "..."})
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
+def header_value(value: object) -> str:
+    """Printable ASCII: known signs spelled out, anything else percent-encoded, no CR/LF."""
+    text = _CONTROL.sub(" ", str(value).translate(_ASCII))
+    return quote(text, safe=" !\"#$%&'()*+,-./:;<=>?@[\\]^_`{|}~") if not text.isascii() else text
+
+
+def receipt_headers(decision: Decision, request_id: str, latency_ms: float) -> dict[str, str]:
+    """`x-router-*` headers for a decision (after the fallback chain ran, if it did)."""
+    conf = decision.domain_confidence
+    diff = decision.difficulty
+    attempts = ",".join(f"{a.model}:{'ok' if a.ok else 'failed'}" for a in decision.attempts)
+    headers = {
+        "x-request-id": request_id,
+        "x-router-model": decision.model,
+        "x-router-tier": decision.tier,
+        "x-router-policy": decision.policy,
+        "x-router-domain": decision.domain or "none",
+        "x-router-domain-confidence": "" if conf is None else f"{conf:.4f}",
+        "x-router-difficulty": "" if diff is None else f"{diff:.4f}",
+        "x-router-reason": decision.reason,
+        "x-router-escalated": "true" if decision.escalated else "false",
+        "x-router-fallbacks": ",".join(decision.fallbacks),
+        "x-router-attempts": attempts,
+        "x-router-routing-ms": f"{decision.routing_ms:.2f}",
+        "x-router-latency-ms": f"{latency_ms:.1f}",
+    }
+    return {k: header_value(v) for k, v in headers.items()}

@@ -1,0 +1,221 @@
+"""Strict checks of a chat body beyond its field types, so bad input is a 400 naming the field.
+
+What the SDK accepts is checked by `router.request.normalise_messages`; this adds what only a
+public HTTP face needs: every string must be valid Unicode without NUL (SQLite, logs and
+upstreams choke on them), nesting is bounded (a deep body costs recursion), messages carry the
+content their role needs, content parts and tools have their OpenAI shape. Each check raises
+`RequestError(message, param)`; the message starts with the field it names.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from ..request import RequestError, normalise_messages
+
+MAX_DEPTH = 64  # a tool's JSON schema nests a few levels; nothing honest needs 64
+PART_TYPES = ("text", "image_url", "input_audio", "file", "refusal")
+CONTENT_REQUIRED = ("system", "developer", "user", "tool")
+TOOL_NAME = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+TOOL_CHOICES = ("none", "auto", "required")
+FORMATS = ("text", "json_object", "json_schema")
+
+
+def _path(parts: list[str | int]) -> str:
+    out = ""
+    for p in parts:
+        out += f"[{p}]" if isinstance(p, int) else (f".{p}" if out else str(p))
+    return out or "body"
+
+
+def check_values(data: Any) -> None:
+    """Every string (keys too) is valid Unicode without NUL; nesting is at most MAX_DEPTH.
+
+    Iterative, so a hostile body cannot exhaust the stack here.
+    """
+    stack: list[tuple[Any, list[str | int]]] = [(data, [])]
+    while stack:
+        value, path = stack.pop()
+        if len(path) > MAX_DEPTH:
+            raise RequestError(
+                f"{_path(path[:MAX_DEPTH])}: nested deeper than {MAX_DEPTH} levels",
+                _path(path[:MAX_DEPTH]),
+            )
+        if isinstance(value, str):
+            _check_string(value, path)
+        elif isinstance(value, dict):
+            for k, v in value.items():
+                _check_string(k, path, "a key ")
+                stack.append((v, [*path, k]))
+        elif isinstance(value, list):
+            stack.extend((v, [*path, i]) for i, v in enumerate(value))
+
+
+def _check_string(s: str, path: list[str | int], what: str = "") -> None:
+    if "\x00" in s:
+        raise RequestError(f"{_path(path)}: {what}contains a NUL character", _path(path))
+    try:
+        s.encode("utf-8")
+    except UnicodeEncodeError:
+        # json.loads lets "\ud800" through; it cannot be encoded for the upstream or the log.
+        raise RequestError(
+            f"{_path(path)}: {what}contains an unpaired surrogate (invalid Unicode)", _path(path)
+        ) from None
+
+
+def check_messages(messages: list[Any], audio_ok: bool = False) -> None:
+    """The SDK's shape checks, then what each role and content part must carry."""
+    normalise_messages(messages)
+    for i, m in enumerate(messages):
+        at = f"messages[{i}]"
+        role, content = m["role"], m.get("content")
+        if "name" in m and not isinstance(m["name"], str):
+            raise RequestError(f"{at}.name: must be a string", f"{at}.name")
+        if role in CONTENT_REQUIRED and content is None:
+            raise RequestError(f"{at}.content: required for role {role!r}", f"{at}.content")
+        if role == "assistant" and content is None and not (
+            m.get("tool_calls") or m.get("function_call")
+        ):
+            raise RequestError(
+                f"{at}.content: an assistant message needs content or tool_calls", f"{at}.content"
+            )
+        if isinstance(content, str) and role in CONTENT_REQUIRED and not content.strip():
+            raise RequestError(f"{at}.content: must not be empty", f"{at}.content")
+        if isinstance(content, list):
+            if not content:
+                raise RequestError(f"{at}.content: must not be an empty list", f"{at}.content")
+            for j, part in enumerate(content):
+                _check_part(part, f"{at}.content[{j}]", audio_ok)
+        if role == "tool" and not isinstance(m.get("tool_call_id"), str):
+            raise RequestError(
+                f"{at}.tool_call_id: a tool message needs the id of the call it answers",
+                f"{at}.tool_call_id",
+            )
+        if "tool_calls" in m:
+            _check_tool_calls(m["tool_calls"], f"{at}.tool_calls")
+
+
+def _check_part(part: dict, at: str, audio_ok: bool) -> None:
+    kind = part["type"]
+    if kind not in PART_TYPES:
+        raise RequestError(
+            f"{at}.type: unsupported content part {kind!r}; expected one of {list(PART_TYPES)}",
+            f"{at}.type",
+        )
+    if kind == "image_url":
+        img = part.get("image_url")
+        if not isinstance(img, dict) or not isinstance(img.get("url"), str) or not img["url"]:
+            raise RequestError(
+                f"{at}.image_url: must be an object with a non-empty 'url'", f"{at}.image_url"
+            )
+    elif kind == "input_audio":
+        audio = part.get("input_audio")
+        if not isinstance(audio, dict) or not all(
+            isinstance(audio.get(k), str) and audio[k] for k in ("data", "format")
+        ):
+            raise RequestError(
+                f"{at}.input_audio: must be an object with 'data' and 'format' strings",
+                f"{at}.input_audio",
+            )
+        if not audio_ok:
+            # No catalogue model declares "audio": no upstream here could take it.
+            raise RequestError(
+                f"{at}: audio input is not supported by any configured model", f"{at}"
+            )
+
+
+def _check_tool_calls(calls: Any, at: str) -> None:
+    if not isinstance(calls, list):
+        raise RequestError(f"{at}: must be a list", at)
+    for k, c in enumerate(calls):
+        here = f"{at}[{k}]"
+        fn = c.get("function") if isinstance(c, dict) else None
+        if not isinstance(c, dict) or not isinstance(c.get("id"), str) or not isinstance(fn, dict):
+            raise RequestError(f"{here}: must be an object with 'id' and 'function'", here)
+        if not isinstance(fn.get("name"), str) or not isinstance(fn.get("arguments"), str):
+            raise RequestError(
+                f"{here}.function: needs 'name' and 'arguments' strings", f"{here}.function"
+            )
+
+
+def check_tools(tools: list[dict] | None, tool_choice: Any) -> None:
+    """Function tools have a valid name and an object schema; tool_choice fits the tools."""
+    names = []
+    for i, t in enumerate(tools or []):
+        at = f"tools[{i}]"
+        kind = t.get("type")
+        if not isinstance(kind, str):
+            raise RequestError(f"{at}.type: required, a string such as 'function'", f"{at}.type")
+        if kind != "function":
+            continue  # provider-specific tool types pass through
+        fn = t.get("function")
+        if not isinstance(fn, dict):
+            raise RequestError(f"{at}.function: required, an object", f"{at}.function")
+        name = fn.get("name")
+        if not isinstance(name, str) or not TOOL_NAME.match(name):
+            raise RequestError(
+                f"{at}.function.name: required, 1-64 of a-z, A-Z, 0-9, _ and -",
+                f"{at}.function.name",
+            )
+        names.append(name)
+        if "description" in fn and not isinstance(fn["description"], str):
+            raise RequestError(
+                f"{at}.function.description: must be a string", f"{at}.function.description"
+            )
+        if "parameters" in fn:
+            _check_json_schema(fn["parameters"], f"{at}.function.parameters")
+    if tool_choice is None:
+        return
+    if isinstance(tool_choice, str):
+        if tool_choice not in TOOL_CHOICES:
+            raise RequestError(
+                f"tool_choice: must be one of {list(TOOL_CHOICES)} or an object", "tool_choice"
+            )
+        if tool_choice == "required" and not tools:
+            raise RequestError("tool_choice: 'required' needs tools", "tool_choice")
+        return
+    fn = tool_choice.get("function") if isinstance(tool_choice, dict) else None
+    if isinstance(fn, dict) and fn.get("name") not in names:
+        raise RequestError(
+            f"tool_choice.function.name: {fn.get('name')!r} is not one of the tools",
+            "tool_choice.function.name",
+        )
+
+
+def _check_json_schema(schema: Any, at: str) -> None:
+    """The structural minimum of a JSON schema for tool parameters (no full meta-validation)."""
+    if not isinstance(schema, dict):
+        raise RequestError(f"{at}: must be a JSON schema object", at)
+    kind = schema.get("type")
+    if kind is not None and not (
+        isinstance(kind, str) or (isinstance(kind, list) and all(isinstance(k, str) for k in kind))
+    ):
+        raise RequestError(f"{at}.type: must be a string or a list of strings", f"{at}.type")
+    props = schema.get("properties")
+    if props is not None:
+        if not isinstance(props, dict):
+            raise RequestError(f"{at}.properties: must be an object", f"{at}.properties")
+        for k, v in props.items():
+            _check_json_schema(v, f"{at}.properties.{k}")
+    req = schema.get("required")
+    if req is not None and not (isinstance(req, list) and all(isinstance(r, str) for r in req)):
+        raise RequestError(f"{at}.required: must be a list of strings", f"{at}.required")
+
+
+def check_response_format(rf: dict | None) -> None:
+    if rf is None:
+        return
+    if rf.get("type") not in FORMATS:
+        raise RequestError(
+            f"response_format.type: must be one of {list(FORMATS)}", "response_format.type"
+        )
+    if rf["type"] == "json_schema":
+        js = rf.get("json_schema")
+        if not isinstance(js, dict) or not isinstance(js.get("name"), str):
+            raise RequestError(
+                "response_format.json_schema: must be an object with a 'name'",
+                "response_format.json_schema",
+            )
+        if "schema" in js:
+            _check_json_schema(js["schema"], "response_format.json_schema.schema")

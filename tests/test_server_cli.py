@@ -1,0 +1,45 @@
+"""`router serve` (without binding a port: uvicorn.run is replaced) and its usage banner."""
+
+from __future__ import annotations
+
+from typer.testing import CliRunner
+
+from router.cli import app
+
+
+def test_serve_builds_the_app_and_prints_how_to_call_it(test_config, monkeypatch):
+    import uvicorn
+
+    seen = {}
+
+    def fake_run(application, host, port, **kw):
+        seen.update(app=application, host=host, port=port, kw=kw)
+
+    monkeypatch.setattr(uvicorn, "run", fake_run)
+    # Keep the test process's logging as pytest set it up.
+    monkeypatch.setattr("router.server.logs.configure", lambda *a, **k: None)
+    monkeypatch.delenv("ROUTER_API_KEYS", raising=False)
+    res = CliRunner().invoke(app, ["serve", "--config", str(test_config), "--port", "8123"])
+    assert res.exit_code == 0, res.output
+    assert seen["host"] == "127.0.0.1" and seen["port"] == 8123
+    assert "curl http://127.0.0.1:8123/v1/chat/completions" in res.output
+    assert 'OpenAI(base_url="http://127.0.0.1:8123/v1"' in res.output
+    paths = {r.path for r in seen["app"].routes}
+    assert {
+        "/v1/chat/completions",
+        "/v1/models",
+        "/v1/route",
+        "/health",
+        "/ready",
+        "/metrics",
+    } <= paths
+    # The decision log sits beside the config file.
+    assert seen["app"].state.decision_log.path == test_config.parent / "decisions.db"
+    seen["app"].state.decision_log.close()
+
+
+def test_serve_reports_a_bad_config(tmp_path):
+    bad = tmp_path / "config.yaml"
+    bad.write_text("models: []\n")
+    res = CliRunner().invoke(app, ["serve", "--config", str(bad)])
+    assert res.exit_code == 2 and "models" in res.output
