@@ -11,7 +11,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-Capability = Literal["tools", "json", "vision", "streaming"]
+Capability = Literal["tools", "json", "vision", "audio", "streaming"]
 RuleName = Literal["pin", "tools", "json", "vision", "context_window"]
 DEFAULT_RULES: tuple[RuleName, ...] = ("pin", "tools", "json", "vision", "context_window")
 
@@ -44,6 +44,8 @@ class ModelSpec(_Strict):
     # Name of a model in the scorer's training data whose success head stands in for this one.
     profile: str | None = None
     timeout: float = Field(default=60.0, gt=0, description="seconds per upstream call")
+    # Extra tries on 429/5xx before the fallback chain moves on (Retry-After is honoured).
+    retries: int = Field(default=1, ge=0, le=10, description="retries on 429/5xx per call")
 
     @field_validator("name")
     @classmethod
@@ -74,6 +76,48 @@ class RoutingTextSpec(_Strict):
     max_input_chars: int = Field(default=2_000_000, ge=1000, description="reject larger requests")
 
 
+class APIKeySpec(_Strict):
+    """One API key of the proxy; the secret is given inline or, better, by env var name."""
+
+    name: str = Field(min_length=1, description="label for logs and metrics, never the key")
+    key: str | None = Field(default=None, min_length=8)
+    key_env: str | None = Field(default=None, min_length=1)
+    policy: str | None = Field(default=None, description="policy for model 'router'")
+    models: tuple[str, ...] | None = Field(default=None, description="allowed model names")
+
+    @model_validator(mode="after")
+    def _one_source(self) -> APIKeySpec:
+        if (self.key is None) == (self.key_env is None):
+            raise ValueError("key: give exactly one of 'key' and 'key_env'")
+        return self
+
+
+class ServerSpec(_Strict):
+    """The `server:` section: settings of the OpenAI-compatible proxy (`router serve`)."""
+
+    host: str = "127.0.0.1"
+    port: int = Field(default=8000, ge=1, le=65535)
+    max_body_bytes: int = Field(default=4_000_000, gt=0, description="larger bodies get 413")
+    keys: tuple[APIKeySpec, ...] = ()
+    # Comma-separated extra keys (default policy, every model); auth is on when any key exists.
+    keys_env: str | None = "ROUTER_API_KEYS"
+    decision_log: str | None = Field(
+        default="decisions.db", description="SQLite file, relative to config.yaml; null: off"
+    )
+    log_prompts: bool = Field(default=False, description="store prompt text in the decision log")
+    # Encode the texts of concurrent requests in one encoder call (throughput under load).
+    batch_routing: bool = True
+    # On SIGTERM: stop accepting, let in-flight requests (streams too) finish for this long.
+    shutdown_grace_s: float = Field(default=30.0, ge=0, description="graceful shutdown, seconds")
+
+
+class BreakerSpec(_Strict):
+    """The `breaker:` section: per-model circuit breakers in the fallback chain."""
+
+    failures: int = Field(default=5, ge=0, description="faults in a row that open it; 0: off")
+    cooldown_s: float = Field(default=30.0, gt=0, description="open this long, then one trial")
+
+
 class RouterConfig(_Strict):
     """`config.yaml`: the catalogue, the encoder, the scorer and where policies live."""
 
@@ -84,6 +128,8 @@ class RouterConfig(_Strict):
     default_policy: str = "balanced"
     routing_text: RoutingTextSpec = RoutingTextSpec()
     expected_output_tokens: int = Field(default=300, gt=0)
+    server: ServerSpec = ServerSpec()
+    breaker: BreakerSpec = BreakerSpec()
 
     @model_validator(mode="after")
     def _unique_names(self) -> RouterConfig:
@@ -106,8 +152,13 @@ class Escalation(_Strict):
 
     min_domain_confidence: float = Field(default=0.0, ge=0, le=1)
     max_difficulty: float = Field(default=1.0, ge=0, le=1)
+    # Escalate when the predicted gain (large succeeds where cheap fails) is above this.
+    max_gain: float | None = Field(default=None, ge=0, le=1)
     # With per-model success probabilities: escalate when no cheap model reaches this.
     min_success: float | None = Field(default=None, ge=0, le=1)
+    # With per-model success probabilities for N models: pick the model that maximises
+    # p(success) - cost_weight * cost / cost of the first large model (thresholds then unused).
+    cost_weight: float | None = Field(default=None, ge=0)
 
 
 class Policy(_Strict):
@@ -188,9 +239,14 @@ def load_policy(path: str | Path, catalogue: RouterConfig, domains: list[str]) -
         data.setdefault("name", path.stem)
     policy: Policy = _validate(Policy, data, path)
     if policy.name != path.stem:
-        raise ConfigError(path, "name", f"{policy.name!r} does not match the file name {path.stem!r}")
+        raise ConfigError(
+            path, "name", f"{policy.name!r} does not match the file name {path.stem!r}"
+        )
     known = {m.name for m in catalogue.models}
-    fields: list[tuple[str, tuple[str, ...]]] = [("default", policy.default), ("large", policy.large)]
+    fields: list[tuple[str, tuple[str, ...]]] = [
+        ("default", policy.default),
+        ("large", policy.large),
+    ]
     fields += [(f"domains.{d}", ms) for d, ms in policy.domains.items()]
     fields += [("fallbacks", policy.fallbacks or ())]
     for field, names in fields:
@@ -222,4 +278,5 @@ def load_policies(directory: str | Path, catalogue: RouterConfig, domains: list[
 def dump_policy(policy: Policy, path: str | Path) -> None:
     """Write a policy back to YAML in the same shape users write by hand."""
     data = policy.model_dump(mode="json", exclude_none=True)
-    Path(path).write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
+    text = yaml.safe_dump(data, sort_keys=False, default_flow_style=None, width=1000)
+    Path(path).write_text(text, encoding="utf-8")

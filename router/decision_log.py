@@ -62,6 +62,8 @@ class DecisionLog:
         self._batch = batch
         self._queue: queue.Queue = queue.Queue()
         self._failed: Exception | None = None
+        self._closed = False
+        self._lock = threading.Lock()  # orders record() against close()
         # Create the table up front so a bad path fails at start-up, not silently later.
         with sqlite3.connect(self.path) as con:
             con.execute("PRAGMA journal_mode=WAL")
@@ -70,11 +72,26 @@ class DecisionLog:
         self._thread.start()
 
     def record(self, row: dict[str, Any]) -> None:
-        """Queue one row (keys from COLUMNS; missing keys are NULL). Never blocks."""
-        self._queue.put(tuple(_cell(row.get(k)) for k in COLUMNS))
+        """Queue one row (keys from COLUMNS; missing keys are NULL). Never blocks while open;
+        after `close()` (a request cut at shutdown ends late) the row is written at once."""
+        values = tuple(_cell(row.get(k)) for k in COLUMNS)
+        with self._lock:
+            if not self._closed:
+                self._queue.put(values)
+                return
+        self._write_now(values)
+
+    def _write_now(self, values: tuple) -> None:
+        try:
+            with sqlite3.connect(self.path) as con:
+                con.execute(_INSERT, values)
+        except sqlite3.Error as e:
+            self._failed = e
 
     def flush(self, timeout: float = 30.0) -> None:
         """Wait until every queued row is written (tests and shutdown)."""
+        if self._closed:
+            return  # close() wrote everything
         done = threading.Event()
         self._queue.put(done)
         done.wait(timeout)
@@ -84,6 +101,18 @@ class DecisionLog:
         if self._thread.is_alive():
             self._queue.put(_STOP)
             self._thread.join(timeout)
+        with self._lock:
+            self._closed = True
+        # Rows that raced in behind the stop marker are written now, not dropped.
+        while True:
+            try:
+                item = self._queue.get_nowait()
+            except queue.Empty:
+                break
+            if isinstance(item, tuple):
+                self._write_now(item)
+            elif isinstance(item, threading.Event):
+                item.set()
 
     def _run(self) -> None:
         con = sqlite3.connect(self.path, check_same_thread=False)

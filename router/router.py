@@ -15,11 +15,19 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from .breaker import Breakers
 from .config import RouterConfig, load_config, load_policies
 from .data import domain_names
 from .encoder import load_encoder
 from .policy import Attempt, CompiledPolicy, Decision
-from .request import Message, RequestError, message_text, normalise_messages, request_facts, routing_text
+from .request import (
+    Message,
+    RequestError,
+    message_text,
+    normalise_messages,
+    request_facts,
+    routing_text,
+)
 from .scorer import Scorer
 
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
@@ -43,6 +51,12 @@ class ModelUnavailable(RuntimeError):
     """A model cannot be called at all (for example its API key is not set)."""
 
 
+class EmptyStream(RuntimeError):
+    """A stream ended without a single role, content or tool-call delta (not a real answer)."""
+
+    status_code = 502
+
+
 class Router:
     """Embed, score, decide; then call the chosen model with fallbacks."""
 
@@ -57,12 +71,11 @@ class Router:
         self.policies = policies
         self.scorer = scorer
         self.encoder = encoder
+        self.breakers = Breakers(config.breaker.failures, config.breaker.cooldown_s)
         if config.default_policy not in policies:
             raise RequestError(f"default_policy {config.default_policy!r} has no policy file")
         domains = scorer.domains_
-        self._compiled = {
-            n: CompiledPolicy(p, config.models, domains) for n, p in policies.items()
-        }
+        self._compiled = {n: CompiledPolicy(p, config.models, domains) for n, p in policies.items()}
         # Which scorer success column stands for each catalogue model (by profile or name).
         cols = {m: i for i, m in enumerate(scorer.models_)}
         self._success_col = {
@@ -78,10 +91,20 @@ class Router:
         config = load_config(path)
         base = path.resolve().parent
         policies = load_policies(base / config.policies_dir, config, domain_names())
-        enc = load_encoder(config.encoder.name, config.encoder.max_tokens, config.encoder.cache_size)
+        enc = load_encoder(
+            config.encoder.name, config.encoder.max_tokens, config.encoder.cache_size
+        )
         scorer_path = default_scorer_path() if config.scorer == "default" else base / config.scorer
         scorer = Scorer.load(scorer_path, encoder_identity=enc.identity)
-        return cls(config, policies, scorer, enc)
+        router = cls(config, policies, scorer, enc)
+        router.warm_up()
+        return router
+
+    def warm_up(self) -> None:
+        """Run one text through encoder and scorer so the first real request is not slow."""
+        text = "warm-up"
+        self.scorer.predict(self.encoder.encode([text]), [text])
+        self.encoder._cache.pop(text, None)
 
     # ---- routing ----------------------------------------------------------------------------
 
@@ -142,8 +165,8 @@ class Router:
         with_text = [i for i, t in enumerate(texts) if t]
         batch = None
         if with_text:
-            X = self.encoder.encode([texts[i] for i in with_text])
-            batch = self.scorer.predict(X)
+            scored = [texts[i] for i in with_text]
+            batch = self.scorer.predict(self.encoder.encode(scored), scored)
         out: list[Decision] = []
         row_of = {i: r for r, i in enumerate(with_text)}
         for i, f in enumerate(facts):
@@ -155,7 +178,11 @@ class Router:
                     name: float(batch.success[r, col]) for name, col in self._success_col.items()
                 }
                 d = compiled.decide(
-                    f, batch.domain_probs[r], float(batch.difficulty[r]), success
+                    f,
+                    batch.domain_probs[r],
+                    float(batch.difficulty[r]),
+                    success,
+                    gain=float(batch.gain[r]),
                 )
             out.append(d)
         elapsed = (time.perf_counter() - t0) * 1000 / max(1, len(out))
@@ -190,6 +217,16 @@ class Router:
             return True
         return not isinstance(exc, litellm.BadRequestError | litellm.UnsupportedParamsError)
 
+    @staticmethod
+    def _is_fault(exc: Exception) -> bool:
+        """Does `exc` say the model is unhealthy (counts for its breaker)? Bad requests, a
+        prompt too long for it and a missing key say nothing about its health."""
+        import litellm
+
+        if isinstance(exc, ModelUnavailable | litellm.ContextWindowExceededError):
+            return False
+        return Router._falls_back(exc)
+
     def _finish(self, decision: Decision, name: str, attempts: list[Attempt]) -> Decision:
         if name == decision.model:
             decision.attempts = attempts
@@ -205,22 +242,47 @@ class Router:
         status = getattr(last, "status_code", None)
         timeout = last is not None and "timeout" in type(last).__name__.lower()
         code = 504 if timeout else (status if status in (400, 429) else 502)
+        if attempts and all(a.error == CIRCUIT_OPEN for a in attempts):
+            code = 503  # nothing was called: every model's breaker is open
         return UpstreamError(f"every model in the chain failed: {detail}", decision, code)
+
+    def _breaker_failure(self, name: str, exc: Exception) -> None:
+        if self._is_fault(exc):
+            self.breakers.failure(name)
+        else:
+            # Not the model's fault, but a half-open trial slot must not stay claimed.
+            self.breakers.release(name)
 
     def _run_chain(self, decision: Decision, params: dict, call: Callable[[dict], Any]):
         """Try `call(litellm kwargs)` on the chosen model, then down the fallback chain."""
         attempts: list[Attempt] = []
         last: Exception | None = None
         for name in [decision.model, *decision.fallbacks]:
+            if not self.breakers.allow(name):
+                attempts.append(Attempt(name, False, CIRCUIT_OPEN, 0.0))
+                continue
             t0 = time.perf_counter()
             try:
-                result = call(self._call_kwargs(name, params))
+                kw = self._call_kwargs(name, params)
+                # Retries are ours (Retry-After aware), not the provider client's hidden ones.
+                kw.setdefault("max_retries", 0)
+                for tried in itertools.count():
+                    try:
+                        result = call(kw)
+                        break
+                    except Exception as e:  # noqa: BLE001
+                        wait = _retry_delay(e, tried, self.config.model(name).retries)
+                        if wait is None:
+                            raise
+                        time.sleep(wait)
             except Exception as e:  # noqa: BLE001 - every upstream failure is recorded
                 attempts.append(Attempt(name, False, _describe(e), _ms(t0)))
                 last = e
+                self._breaker_failure(name, e)
                 if not self._falls_back(e):
                     break
                 continue
+            self.breakers.success(name)
             attempts.append(Attempt(name, True, None, _ms(t0)))
             return result, self._finish(decision, name, attempts)
         raise self._fail(decision, attempts, last)
@@ -230,15 +292,30 @@ class Router:
         attempts: list[Attempt] = []
         last: Exception | None = None
         for name in [decision.model, *decision.fallbacks]:
+            if not self.breakers.allow(name):
+                attempts.append(Attempt(name, False, CIRCUIT_OPEN, 0.0))
+                continue
             t0 = time.perf_counter()
             try:
-                result = await call(self._call_kwargs(name, params))
+                kw = self._call_kwargs(name, params)
+                kw.setdefault("max_retries", 0)
+                for tried in itertools.count():
+                    try:
+                        result = await call(kw)
+                        break
+                    except Exception as e:  # noqa: BLE001
+                        wait = _retry_delay(e, tried, self.config.model(name).retries)
+                        if wait is None:
+                            raise
+                        await asyncio.sleep(wait)
             except Exception as e:  # noqa: BLE001
                 attempts.append(Attempt(name, False, _describe(e), _ms(t0)))
                 last = e
+                self._breaker_failure(name, e)
                 if not self._falls_back(e):
                     break
                 continue
+            self.breakers.success(name)
             attempts.append(Attempt(name, True, None, _ms(t0)))
             return result, self._finish(decision, name, attempts)
         raise self._fail(decision, attempts, last)
@@ -259,7 +336,14 @@ class Router:
 
             def open_stream(kw: dict):
                 it = iter(litellm.completion(messages=msgs, **kw))
-                return it, next(it)
+                first = next(it)
+                if _carries_nothing(first):
+                    # litellm makes up one empty "stop" chunk for a body that was not SSE.
+                    nxt = next(it, None)
+                    if nxt is None:
+                        raise EmptyStream("the upstream stream carried no answer")
+                    it = itertools.chain([nxt], it)
+                return it, first
 
             (it, first), decision = self._run_chain(decision, params, open_stream)
             return RoutedStream(decision, itertools.chain([first], it))
@@ -280,7 +364,15 @@ class Router:
 
             async def open_stream(kw: dict):
                 it = (await litellm.acompletion(messages=msgs, **kw)).__aiter__()
-                return it, await it.__anext__()
+                first = await it.__anext__()
+                if _carries_nothing(first):
+                    # litellm makes up one empty "stop" chunk for a body that was not SSE.
+                    try:
+                        nxt = await it.__anext__()
+                    except StopAsyncIteration:
+                        raise EmptyStream("the upstream stream carried no answer") from None
+                    it = _prepend(nxt, it)
+                return it, first
 
             (it, first), decision = await self._arun_chain(decision, params, open_stream)
             return AsyncRoutedStream(decision, first, it)
@@ -293,6 +385,37 @@ class Router:
         return resp
 
 
+# The error of an Attempt skipped because the model's circuit breaker is open.
+CIRCUIT_OPEN = "circuit open"
+
+# Backoff between retries of one model: 0.5 s, 1 s, 2 s ...; a Retry-After longer than
+# RETRY_MAX_WAIT_S is not waited for: the fallback chain moves on instead.
+RETRY_BASE_S = 0.5
+RETRY_MAX_WAIT_S = 10.0
+
+
+def _retry_delay(e: Exception, tried: int, retries: int) -> float | None:
+    """Seconds to wait before retrying after `e`, or None when it should not be retried.
+
+    Only 429 and 5xx are retried (time-outs are not: they already cost the full timeout).
+    """
+    status = getattr(e, "status_code", None)
+    if tried >= retries or not isinstance(status, int) or not (status == 429 or status >= 500):
+        return None
+    headers = getattr(e, "litellm_response_headers", None)
+    if headers is None:
+        headers = getattr(getattr(e, "response", None), "headers", None) or {}
+    after = headers.get("retry-after") if hasattr(headers, "get") else None
+    if after is not None:
+        try:
+            wait = float(after)
+        except ValueError:
+            wait = None  # an HTTP date: use our own backoff
+        if wait is not None:
+            return max(0.0, wait) if wait <= RETRY_MAX_WAIT_S else None
+    return min(RETRY_BASE_S * 2**tried, RETRY_MAX_WAIT_S)
+
+
 def _ms(t0: float) -> float:
     return round((time.perf_counter() - t0) * 1000, 1)
 
@@ -301,6 +424,26 @@ def _describe(e: Exception) -> str:
     status = getattr(e, "status_code", None)
     msg = str(e).splitlines()[0][:200] if str(e) else type(e).__name__
     return f"{type(e).__name__}{f' {status}' if status else ''}: {msg}"
+
+
+def _carries_nothing(chunk: Any) -> bool:
+    """No role, content or tool call in any choice of this stream chunk."""
+    for c in getattr(chunk, "choices", None) or []:
+        d = getattr(c, "delta", None)
+        if d is not None and (
+            getattr(d, "role", None)
+            or getattr(d, "content", None)
+            or getattr(d, "tool_calls", None)
+            or getattr(d, "function_call", None)
+        ):
+            return False
+    return True
+
+
+async def _prepend(first: Any, rest: AsyncIterator) -> AsyncIterator:
+    yield first
+    async for chunk in rest:
+        yield chunk
 
 
 class RoutedStream:

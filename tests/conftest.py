@@ -1,4 +1,5 @@
 import os
+import tempfile
 import textwrap
 from pathlib import Path
 
@@ -6,6 +7,8 @@ import pytest
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+# Tests never read or write the user's embedding cache.
+os.environ["ROUTER_CACHE_DIR"] = tempfile.mkdtemp(prefix="router-test-cache-")
 
 from tests.upstream import Upstream  # noqa: E402
 
@@ -28,6 +31,8 @@ def write_test_config(directory: Path, api_base: str, scorer: str = "default") -
             f"""
             scorer: {scorer}
             default_policy: balanced
+            # Off: these tests count on every call reaching the upstream (test_breaker.py: on).
+            breaker: {{failures: 0}}
             models:
               - name: small-general
                 litellm_model: openai/small-general

@@ -112,6 +112,8 @@ FAULTS: dict[str, tuple[str, dict]] = {
     "garbage": ("garbage-stream", {"retries": 0}),
     "slowstream": ("slow-stream", {"retries": 0, "timeout": 10}),
     "switch": ("switch-a", {"retries": 0}),
+    "gated": ("gated", {"retries": 0, "timeout": 60}),
+    "gatedstream": ("gated-stream", {"retries": 0, "timeout": 60}),
     "leaky": ("echo-secret", {"retries": 0, "api_key_env": "ROUTER_TEST_PROVIDER_KEY"}),
 }
 FAULT_TIMEOUT_S = 2.0

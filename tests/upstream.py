@@ -1,26 +1,47 @@
 """An OpenAI-compatible upstream for tests, served on 127.0.0.1 in a background thread.
 
 Behaviour is chosen by the requested model name:
-- `fail-500`, `fail-503`, `fail-429`: that HTTP status (429 carries Retry-After: 0);
-- `slow`: sleeps 10 s before answering (for time-outs);
+- `fail-500`, `fail-502`, `fail-503`, `fail-429`: that HTTP status (429 carries Retry-After: 0);
+- `retry-after-<s>`: 429 with `Retry-After: <s>` on the first call for each prompt text, then
+  answers (so a test can see the wait honoured);
+- `flaky-<pct>`: every call fails with 500 at a steady rate of pct in 100 (by a call counter,
+  not at random), else answers;
+- `slow`: sleeps 10 s before answering (for time-outs); `delay-<s>`: sleeps s seconds (≤ 30);
+- `hang`: accepts the request and never answers (ends when the upstream stops, or after 30 s);
+- `stall-body`: sends 200 and half a JSON body, then stalls like `hang`;
+- `malformed`: 200 with a body that is not JSON; `garbage-stream`: SSE whose data is not JSON;
 - `cut-stream`: a stream that ends mid-way with a broken connection;
+- `stall-stream`: a stream that sends two chunks, then stalls like `hang`;
+- `slow-stream`: a stream of one word every 0.3 s (in-flight work for shutdown tests);
+- `gated`: answers once the test sets `gate` (bounded like `hang`); `gated-stream`: sends its
+  first chunk, then waits for `gate` before the rest (in-flight work a test controls);
+- `switch-<x>`: 503 while `switch-<x>` is in the `down` set, else answers (a test takes a
+  model down and brings it back);
+- `echo-secret`: a 500 whose message quotes the caller's Authorization header and the prompt
+  (bait for leaks into logs, headers and the decision log);
 - anything else: answers "echo: <last user text>" (streamed as SSE when asked).
 Every request body is kept in `requests` so tests can check what was passed through.
+Hangs and stalls are bounded (HANG_S) and end as soon as `stop()` is called, so the upstream
+never keeps a test process alive. `python -m tests.upstream --port N` serves it stand-alone.
 """
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import json
 import socket
 import threading
 import time
+from collections import Counter
 
 import uvicorn
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import JSONResponse, StreamingResponse
+from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
+
+HANG_S = 30.0  # the longest any hang or stall lasts
 
 
 def _last_user_text(body: dict) -> str:
@@ -34,12 +55,24 @@ def _last_user_text(body: dict) -> str:
 
 
 class Upstream:
-    def __init__(self) -> None:
+    def __init__(self, port: int | None = None, keep_requests: bool = True) -> None:
         self.requests: list[dict] = []
-        self.port = _free_port()
+        self.keep_requests = keep_requests  # off for long load runs (memory)
+        self.calls: Counter[str] = Counter()  # per model name
+        self._seen: set[tuple[str, str]] = set()
+        self.down: set[str] = set()  # switch-* models that fail for now
+        self.gate = threading.Event()  # releases gated* models
+        self._stopping = threading.Event()
+        self.port = port or _free_port()
         self.base_url = f"http://127.0.0.1:{self.port}/v1"
         app = Starlette(routes=[Route("/v1/chat/completions", self.chat, methods=["POST"])])
-        config = uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning")
+        config = uvicorn.Config(
+            app,
+            host="127.0.0.1",
+            port=self.port,
+            log_level="warning",
+            timeout_graceful_shutdown=2,  # hanging handlers must not hold up stop()
+        )
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self.server.run, daemon=True)
 
@@ -53,20 +86,66 @@ class Upstream:
         return self
 
     def stop(self) -> None:
+        self._stopping.set()
         self.server.should_exit = True
         self.thread.join(timeout=10)
 
+    async def _hang(self, limit: float = HANG_S, until: threading.Event | None = None) -> None:
+        """Sleep until the upstream stops, `until` is set or `limit` seconds pass (bounded)."""
+        deadline = time.monotonic() + limit
+        while not self._stopping.is_set() and time.monotonic() < deadline:
+            if until is not None and until.is_set():
+                return
+            await asyncio.sleep(0.05)
+
+    def _fails_now(self, model: str, pct: int) -> bool:
+        """True for pct in every 100 calls of `model`, spread evenly (call n fails when the
+        running count of failures due goes up)."""
+        n = self.calls[model]
+        return (n * pct) // 100 > ((n - 1) * pct) // 100
+
     async def chat(self, request: Request):
         body = await request.json()
-        self.requests.append(body)
+        if self.keep_requests:
+            self.requests.append(body)
         model = body.get("model", "")
+        self.calls[model] += 1
         if model.startswith("fail-"):
             status = int(model.split("-")[1])
-            headers = {"Retry-After": "0"} if status == 429 else {}
-            err = {"error": {"message": f"injected {status}", "type": "server_error", "code": None}}
-            return JSONResponse(err, status_code=status, headers=headers)
+            return _error(
+                status, f"injected {status}", {"Retry-After": "0"} if status == 429 else {}
+            )
+        if model.startswith("retry-after-"):
+            key = (model, _last_user_text(body))
+            if key not in self._seen:
+                self._seen.add(key)
+                wait = model.removeprefix("retry-after-")
+                return _error(429, "injected rate limit", {"Retry-After": wait})
+        if model.startswith("flaky-") and self._fails_now(model, int(model.split("-")[1])):
+            return _error(500, "injected flaky failure")
+        if model in self.down:
+            return _error(503, "switched off")
+        if model == "echo-secret":
+            leak = f"bad credentials {request.headers.get('authorization')} for {_last_user_text(body)}"
+            return _error(500, leak)
+        if model == "malformed":
+            return Response(b'{"id": "chatcmpl-x", "choices": [', media_type="application/json")
+        if model == "stall-body":
+
+            async def half():
+                yield b'{"id": "chatcmpl-x", "object": "chat.completion", '
+                await self._hang()
+
+            return StreamingResponse(half(), media_type="application/json")
+        if model == "hang":
+            await self._hang()
+            return _error(504, "hung upstream gave up")
         if model == "slow":
             await asyncio.sleep(10)
+        if model == "gated":
+            await self._hang(until=self.gate)
+        if model.startswith("delay-"):
+            await asyncio.sleep(min(float(model.removeprefix("delay-")), HANG_S))
         text = "echo: " + _last_user_text(body)
         created = int(time.time())
         if body.get("tools"):
@@ -105,6 +184,16 @@ class Upstream:
             for i, w in enumerate(words):
                 if model == "cut-stream" and i == 2:
                     raise ConnectionResetError("injected cut")
+                if model == "stall-stream" and i == 2:
+                    await self._hang()
+                    return
+                if model == "garbage-stream" and i == 1:
+                    yield "data: {this is not json\n\n"
+                    continue
+                if model == "slow-stream" and i > 0:
+                    await asyncio.sleep(0.3)
+                if model == "gated-stream" and i == 1:
+                    await self._hang(until=self.gate)
                 chunk = {
                     "id": "chatcmpl-test",
                     "object": "chat.completion.chunk",
@@ -128,14 +217,35 @@ class Upstream:
             }
             yield f"data: {json.dumps(done)}\n\n"
             if (body.get("stream_options") or {}).get("include_usage"):
-                usage = {**done, "choices": [], "usage": {"prompt_tokens": 10, "completion_tokens": 5, "total_tokens": 15}}
+                usage = {
+                    **done,
+                    "choices": [],
+                    "usage": {"prompt_tokens": 10, "completion_tokens": 5, "total_tokens": 15},
+                }
                 yield f"data: {json.dumps(usage)}\n\n"
             yield "data: [DONE]\n\n"
 
         return StreamingResponse(sse(), media_type="text/event-stream")
 
 
+def _error(status: int, message: str, headers: dict | None = None) -> JSONResponse:
+    err = {"error": {"message": message, "type": "server_error", "code": None}}
+    return JSONResponse(err, status_code=status, headers=headers or {})
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+def main() -> None:
+    """Serve the test upstream in the foreground on 127.0.0.1 (for bench/load.py)."""
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--port", type=int, required=True)
+    up = Upstream(ap.parse_args().port, keep_requests=False)
+    up.server.run()
+
+
+if __name__ == "__main__":
+    main()

@@ -47,8 +47,11 @@ def create_app(router: Router, config: ServerSpec | None = None) -> FastAPI:
             loop = asyncio.get_running_loop()
             loop.set_default_executor(ThreadPoolExecutor(64, thread_name_prefix="route"))
         yield
+        # Requests cut past the grace period are cancelled just before this point: let them
+        # record their end first. Closing off the loop keeps late rows flowing meanwhile.
+        await svc.drain(5.0)
         if decisions is not None:
-            decisions.close()  # flushes queued rows
+            await asyncio.to_thread(decisions.close)  # flushes queued rows
 
     app = FastAPI(title="router", summary="OpenAI-compatible model router", lifespan=lifespan)
     app.state.router, app.state.metrics, app.state.decision_log = router, metrics, decisions

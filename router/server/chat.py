@@ -14,7 +14,7 @@ import time
 from typing import Any
 
 from fastapi import Request
-from fastapi.responses import JSONResponse, Response, StreamingResponse
+from fastapi.responses import JSONResponse, Response
 
 from ..config import ServerSpec
 from ..decision_log import DecisionLog
@@ -27,7 +27,7 @@ from .errors import APIError, from_request_error
 from .metrics import Metrics
 from .receipts import receipt_headers
 from .schema import ChatRequest, check_content_type, parse_chat, read_body
-from .streaming import sse
+from .streaming import EndingStreamingResponse, sse
 from .targets import resolve
 
 log = logging.getLogger("router.server")
@@ -51,6 +51,14 @@ class ChatService:
         # Longest first so a key that contains another is fully hidden.
         self._secrets = sorted({s for s in secrets if s}, key=len, reverse=True)
         self._audio_ok = any("audio" in m.capabilities for m in router.config.models)
+        self.in_flight: set[_Record] = set()  # requests whose row is not written yet
+
+    async def drain(self, timeout: float) -> None:
+        """Wait (bounded) until every started request has recorded its end: at shutdown,
+        requests cut past the grace period record theirs once they see the cancellation."""
+        deadline = time.monotonic() + timeout
+        while self.in_flight and time.monotonic() < deadline:
+            await asyncio.sleep(0.02)
 
     def redact(self, text: str) -> str:
         """Hide every known secret (API keys, provider keys) in text meant for the outside."""
@@ -95,6 +103,9 @@ class ChatService:
             result = await self.router.achat(
                 req.messages, policy=target.policy, model=target.pin, **params
             )
+        except asyncio.CancelledError:
+            record.end(499, None, None, "cancelled before the answer")
+            raise
         except RequestError as e:
             record.end(400, None, None, str(e))
             raise from_request_error(e) from None
@@ -110,6 +121,9 @@ class ChatService:
                 wait = min(self.router.breakers.retry_after(a.model) for a in d.attempts)
                 headers["retry-after"] = str(max(1, math.ceil(wait)))
             raise APIError(e.status_code, msg, None, code, headers) from None
+        except Exception:
+            record.end(500, None, None, "internal error")  # the handler logs the traceback
+            raise
         decision: Decision = result.decision
         headers = self.headers(decision, rid, _ms(t0))
         if stream:
@@ -119,7 +133,12 @@ class ChatService:
                 record.end(status, decision, usage, error)
 
             body = sse(result, decision.model, on_end, self.redact)
-            return StreamingResponse(body, media_type="text/event-stream", headers=headers)
+            return EndingStreamingResponse(
+                body,
+                lambda: on_end(499, None, "client left before the stream started"),
+                media_type="text/event-stream",
+                headers=headers,
+            )
         result.model = decision.model
         record.end(200, decision, usage_of(result), None)
         content = result.model_dump_json(exclude={"decision"})
@@ -141,6 +160,7 @@ class _Record:
         self.svc, self.request, self.principal = svc, request, principal
         self.req, self.stream, self.t0 = req, stream, t0
         self.done = False
+        svc.in_flight.add(self)
         # Upstream errors may quote the prompt; logs and the decision log must not carry it
         # unless prompt logging is on. Longest first, as for secrets.
         texts = [] if svc.spec.log_prompts else [message_text(m) for m in req.messages]
@@ -162,6 +182,7 @@ class _Record:
             return
         self.done = True
         svc = self.svc
+        svc.in_flight.discard(self)
         cost = costs(svc.router, d, usage) if d is not None else None
         svc.metrics.observe(status, d, usage, cost)
         error = self.scrub(error)

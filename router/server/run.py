@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 from pathlib import Path
 
 from ..config import load_config
@@ -54,6 +55,9 @@ def serve(config_path: Path, host: str | None = None, port: int | None = None) -
     print(usage(host, port, KeyRing(spec).enabled), flush=True)
     listener = logs.configure()
     app = create_app(router, spec)
+    # uvicorn shuts down gracefully on SIGTERM, then raises it again to die by it; a handler
+    # of ours turns that into a normal exit, so the `finally` below flushes the last log lines.
+    previous = signal.signal(signal.SIGTERM, _exit_cleanly)
     try:
         # Our middleware writes the JSON access log; uvicorn's own would duplicate it.
         uvicorn.run(
@@ -66,5 +70,10 @@ def serve(config_path: Path, host: str | None = None, port: int | None = None) -
             timeout_graceful_shutdown=spec.shutdown_grace_s,
         )
     finally:
+        signal.signal(signal.SIGTERM, previous)
         if listener is not None:
             listener.stop()
+
+
+def _exit_cleanly(signum: int, frame: object) -> None:
+    raise SystemExit(0)

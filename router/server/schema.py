@@ -127,7 +127,9 @@ def loads(raw: bytes) -> Any:
     except (ValueError, UnicodeDecodeError) as e:  # JSONDecodeError is a ValueError
         # ValueError also covers an integer with more digits than Python converts.
         msg = str(e).splitlines()[0][:200] if str(e) else type(e).__name__
-        raise APIError(400, f"request body is not valid JSON: {msg}", None, "invalid_json") from None
+        raise APIError(
+            400, f"request body is not valid JSON: {msg}", None, "invalid_json"
+        ) from None
 
 
 def parse_chat(raw: bytes, audio_ok: bool = False) -> ChatRequest:
@@ -192,7 +194,11 @@ _DOCUMENTED = {
     "tool_choice": {"anyOf": [{"enum": ["none", "auto", "required"]}, {"type": "null"}]},
     "response_format": {
         "anyOf": [
-            {"type": "object", "required": ["type"], "properties": {"type": {"enum": ["text", "json_object"]}}},
+            {
+                "type": "object",
+                "required": ["type"],
+                "properties": {"type": {"enum": ["text", "json_object"]}},
+            },
             {"type": "null"},
         ]
     },
@@ -208,6 +214,4 @@ def openapi_body() -> dict:
     schema = ChatRequest.model_json_schema()
     schema["properties"].update(_DOCUMENTED)
     schema["properties"]["model"]["examples"] = ["router", "router/balanced"]
-    return {
-        "requestBody": {"required": True, "content": {"application/json": {"schema": schema}}}
-    }
+    return {"requestBody": {"required": True, "content": {"application/json": {"schema": schema}}}}

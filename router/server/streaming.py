@@ -12,6 +12,9 @@ import json
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
+from starlette.responses import StreamingResponse
+from starlette.types import Receive, Scope, Send
+
 from .accounting import usage_of
 from .errors import error_body
 
@@ -59,3 +62,20 @@ async def sse(
         yield event(json.dumps(body))
     finally:
         end(499, "stream closed early")  # e.g. the client went away between two chunks
+
+
+class EndingStreamingResponse(StreamingResponse):
+    """A StreamingResponse that calls `on_exit()` however it ends, even when the body was
+    never started (the client left before the headers went out): the request's row is
+    then still written. `on_exit` must be idempotent (the body's own end usually came first).
+    """
+
+    def __init__(self, content: Any, on_exit: Callable[[], None], **kw: Any) -> None:
+        super().__init__(content, **kw)
+        self.on_exit = on_exit
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            self.on_exit()

@@ -74,8 +74,10 @@ def check_messages(messages: list[Any], audio_ok: bool = False) -> None:
             raise RequestError(f"{at}.name: must be a string", f"{at}.name")
         if role in CONTENT_REQUIRED and content is None:
             raise RequestError(f"{at}.content: required for role {role!r}", f"{at}.content")
-        if role == "assistant" and content is None and not (
-            m.get("tool_calls") or m.get("function_call")
+        if (
+            role == "assistant"
+            and content is None
+            and not (m.get("tool_calls") or m.get("function_call"))
         ):
             raise RequestError(
                 f"{at}.content: an assistant message needs content or tool_calls", f"{at}.content"

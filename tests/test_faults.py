@@ -1,0 +1,268 @@
+"""Upstream faults, injected by the test upstream on 127.0.0.1 (see tests/upstream.py).
+
+For every fault the client gets either a correct answer from a fallback model or a clean
+OpenAI-format error, within the configured time-out (2 s per call here, with generous slack for
+a busy machine), and the decision log records what happened. Then the circuit breaker, through
+the proxy. Only lower bounds on time are asserted exactly (a wait that must happen); upper bounds
+are generous and only catch hangs.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import sqlite3
+import time
+
+import httpx
+import pytest
+
+from router.server import create_app
+from tests.proxy import FAULT_TIMEOUT_S, Proxy, router_from, write_fault_config
+
+HANG_BOUND_S = 45.0  # far above any honest path here (≤ 2 time-outs + waits), far below a hang
+
+
+@pytest.fixture(scope="module")
+def fault_router(test_config, tmp_path_factory, upstream, router):
+    cfg = write_fault_config(
+        test_config, tmp_path_factory.mktemp("faults") / "cfg", upstream.base_url
+    )
+    return router_from(cfg, router)
+
+
+@pytest.fixture(scope="module")
+def proxy(fault_router, tmp_path_factory):
+    spec = fault_router.config.server.model_copy(
+        update={"decision_log": str(tmp_path_factory.mktemp("flog") / "d.db"), "keys_env": None}
+    )
+    p = Proxy(create_app(fault_router, spec)).start()
+    yield p
+    p.stop()
+
+
+def row(proxy, request_id: str) -> dict:
+    proxy.decision_log.flush()
+    con = sqlite3.connect(proxy.decision_log.path)
+    con.row_factory = sqlite3.Row
+    try:
+        (r,) = con.execute("SELECT * FROM decisions WHERE request_id=?", (request_id,))
+        return dict(r)
+    finally:
+        con.close()
+
+
+def chat(proxy, model: str, text: str, stream: bool = False) -> tuple[httpx.Response, float, list]:
+    """POST one chat request; returns the response, seconds taken and (streamed) data lines."""
+    body = {"model": model, "messages": [{"role": "user", "content": text}], "stream": stream}
+    t0 = time.monotonic()
+    lines: list[str] = []
+    with httpx.stream(
+        "POST", proxy.base_url + "/chat/completions", json=body, timeout=HANG_BOUND_S
+    ) as r:
+        if stream and r.status_code == 200:
+            lines = [ln for ln in r.iter_lines() if ln]
+        else:
+            r.read()
+    return r, time.monotonic() - t0, lines
+
+
+def openai_error(r: httpx.Response) -> dict:
+    body = r.json()
+    assert set(body) == {"error"} and set(body["error"]) == {"message", "type", "param", "code"}
+    assert "Traceback" not in r.text
+    return body["error"]
+
+
+def streamed_text(lines: list[str]) -> str:
+    assert lines[-1] == "data: [DONE]", lines[-3:]
+    chunks = [json.loads(ln.removeprefix("data: ")) for ln in lines[:-1]]
+    return "".join(c["choices"][0]["delta"].get("content") or "" for c in chunks if c["choices"])
+
+
+# fault → (what the client sees when it has no fallback, non-streaming)
+BEFORE_ANSWER = {
+    "f500": 502,
+    "f502": 502,
+    "f503": 502,
+    "f429": 429,
+    "refused": 502,
+    "timeout": 504,
+    "hang": 504,
+    "stallbody": 504,
+    "malformed": 502,
+}
+SLOW = {"timeout", "hang", "stallbody"}  # each costs one full time-out
+
+
+@pytest.mark.parametrize("fault", sorted(BEFORE_ANSWER))
+@pytest.mark.parametrize("stream", [False, True], ids=["json", "sse"])
+def test_fault_falls_back_to_a_correct_answer(proxy, fault, stream):
+    text = f"fallback please {fault} {stream}"
+    r, took, lines = chat(proxy, f"router/fb-{fault}", text, stream)
+    assert r.status_code == 200, r.text
+    answer = streamed_text(lines) if stream else r.json()["choices"][0]["message"]["content"]
+    assert answer == "echo: " + text
+    assert r.headers["x-router-model"] == "large"
+    assert r.headers["x-router-attempts"] == f"{fault}:failed,large:ok"
+    assert took < HANG_BOUND_S
+    if fault in SLOW:
+        assert took >= FAULT_TIMEOUT_S * 0.9  # it did wait for the time-out, no longer is checked
+    rec = row(proxy, r.headers["x-request-id"])
+    attempts = json.loads(rec["attempts"])
+    assert rec["status"] == 200 and rec["fell_back"] == 1 and rec["model"] == "large"
+    assert [a["model"] for a in attempts] == [fault, "large"]
+    assert attempts[0]["ok"] is False and attempts[0]["error"]
+    assert f"fell back to large after {fault}" in rec["reason"]
+
+
+@pytest.mark.parametrize("fault", sorted(BEFORE_ANSWER))
+def test_fault_without_fallback_is_a_clean_error(proxy, fault):
+    r, took, _ = chat(proxy, f"router/only-{fault}", f"no way out {fault}")
+    assert r.status_code == BEFORE_ANSWER[fault], r.text
+    err = openai_error(r)
+    assert fault in err["message"]
+    assert r.headers["x-router-model"] == fault  # the receipt comes with the error
+    assert took < HANG_BOUND_S
+    rec = row(proxy, r.headers["x-request-id"])
+    assert rec["status"] == BEFORE_ANSWER[fault] and rec["error"]
+    assert json.loads(rec["attempts"])[0]["model"] == fault
+
+
+def test_timeout_errors_name_the_timeout(proxy):
+    r, _, _ = chat(proxy, "router/only-hang", "are you there")
+    err = openai_error(r)
+    assert err["type"] == "timeout_error" and err["code"] == "upstream_timeout"
+    assert re.search(r"time(d)? ?out", err["message"], re.I)
+
+
+def test_retry_after_is_honoured_then_the_same_model_answers(proxy, upstream):
+    before = upstream.calls["retry-after-1"]
+    r, took, _ = chat(proxy, "router/only-f429wait", "wait one second please")
+    assert r.status_code == 200 and r.headers["x-router-model"] == "f429wait"
+    assert took >= 0.9  # Retry-After: 1 was waited for
+    assert upstream.calls["retry-after-1"] - before == 2
+
+
+def test_a_long_retry_after_moves_on_instead_of_waiting(proxy):
+    r, took, _ = chat(proxy, "router/fb-f429long", "do not wait an hour")
+    assert r.status_code == 200 and r.headers["x-router-model"] == "large"
+    assert took < HANG_BOUND_S
+
+
+# ---- faults after the first token: no fallback is possible (part of the answer is out) ------
+
+MID_STREAM = {"cut": 502, "garbage": 502, "stall": 504}
+
+
+@pytest.mark.parametrize("fault", sorted(MID_STREAM))
+def test_mid_stream_fault_ends_with_an_error_event_and_is_logged(proxy, fault):
+    r, took, lines = chat(proxy, f"router/fb-{fault}", f"one two three four five {fault}", True)
+    assert r.status_code == 200  # headers were sent with the first chunk
+    assert took < HANG_BOUND_S
+    assert lines[0].startswith("data: {") and "[DONE]" not in lines[-1]
+    first = json.loads(lines[0].removeprefix("data: "))
+    assert first["choices"][0]["delta"]["content"]  # part of the answer arrived
+    err = json.loads(lines[-1].removeprefix("data: "))["error"]
+    assert err["code"] == "stream_error" and "mid-way" in err["message"]
+    rec = row(proxy, r.headers["x-request-id"])
+    assert rec["status"] == MID_STREAM[fault] and rec["error"] and rec["stream"] == 1
+
+
+def test_no_request_hangs_under_concurrent_faults(proxy):
+    """Every fault at once, streamed and not: each ends, in an answer or a clean error."""
+    import asyncio
+
+    async def one(client: httpx.AsyncClient, model: str, stream: bool) -> int:
+        body = {"model": model, "messages": [{"role": "user", "content": "x y z"}]}
+        body["stream"] = stream
+        async with client.stream("POST", "/chat/completions", json=body) as r:
+            data = await r.aread()
+        if r.status_code != 200:
+            assert set(json.loads(data)["error"]) == {"message", "type", "param", "code"}
+        elif stream:
+            last = data.decode().strip().splitlines()[-1]
+            assert last == "data: [DONE]" or '"error"' in last
+        return r.status_code
+
+    async def main() -> list[int]:
+        async with httpx.AsyncClient(base_url=proxy.base_url, timeout=HANG_BOUND_S) as c:
+            jobs = [
+                one(c, f"router/{kind}-{f}", s)
+                for f in [*BEFORE_ANSWER, *MID_STREAM]
+                for kind in ("fb", "only")
+                for s in (False, True)
+            ]
+            return await asyncio.gather(*jobs)
+
+    t0 = time.monotonic()
+    statuses = asyncio.run(main())
+    assert time.monotonic() - t0 < 2 * HANG_BOUND_S
+    assert all(s in (200, 429, 502, 504) for s in statuses), statuses
+
+
+# ---- the circuit breaker, through the proxy --------------------------------------------------
+
+
+@pytest.fixture
+def breaker_proxy(test_config, tmp_path, upstream, router):
+    cfg = write_fault_config(
+        test_config, tmp_path / "cfg", upstream.base_url, {"failures": 2, "cooldown_s": 3600}
+    )
+    r = router_from(cfg, router)
+    now = [0.0]
+    r.breakers.clock = lambda: now[0]  # the cool-down passes when the test says so
+    spec = r.config.server.model_copy(
+        update={"decision_log": str(tmp_path / "d.db"), "keys_env": None}
+    )
+    p = Proxy(create_app(r, spec)).start()
+    yield p, now
+    p.stop()
+
+
+def test_breaker_opens_skips_the_model_and_tries_it_again_later(breaker_proxy, upstream):
+    p, now = breaker_proxy
+    calls = lambda: upstream.calls["fail-500"]  # noqa: E731
+    before = calls()
+    for _ in range(2):
+        r, _, _ = chat(p, "router/fb-f500", "breaker one")
+        assert r.status_code == 200 and r.headers["x-router-attempts"] == "f500:failed,large:ok"
+    assert calls() - before == 4  # 2 requests x (try + retry)
+    # Open: f500 is skipped without a call, the fallback answers at once.
+    r, _, _ = chat(p, "router/fb-f500", "breaker two")
+    assert r.status_code == 200 and calls() - before == 4
+    attempts = json.loads(row(p, r.headers["x-request-id"])["attempts"])
+    assert attempts[0] == {"model": "f500", "ok": False, "error": "circuit open", "ms": 0.0}
+    ready = httpx.get(p.url + "/ready").json()
+    assert ready["status"] == "ready" and ready["circuits"]["f500"] == "open"
+    metrics = httpx.get(p.url + "/metrics").text
+    assert 'router_circuit_state{model="f500"} 2.0' in metrics
+    assert 'router_circuit_opened_total{model="f500"} 1.0' in metrics
+    # With no fallback: 503 with Retry-After, and still no call.
+    r, _, _ = chat(p, "router/only-f500", "breaker three")
+    assert r.status_code == 503 and int(r.headers["retry-after"]) > 0
+    assert openai_error(r)["code"] == "circuit_open" and calls() - before == 4
+    # After the cool-down one trial goes through again (it fails: open again).
+    now[0] += 3600
+    assert httpx.get(p.url + "/ready").json()["circuits"]["f500"] == "half_open"
+    r, _, _ = chat(p, "router/fb-f500", "breaker four")
+    assert r.status_code == 200 and calls() - before == 6
+    assert httpx.get(p.url + "/ready").json()["circuits"]["f500"] == "open"
+
+
+def test_breaker_closes_when_the_model_recovers(breaker_proxy, upstream):
+    p, now = breaker_proxy
+    upstream.down.add("switch-a")
+    try:
+        for _ in range(2):
+            r, _, _ = chat(p, "router/fb-switch", "down for now")
+            assert r.headers["x-router-model"] == "large"
+    finally:
+        upstream.down.discard("switch-a")
+    assert httpx.get(p.url + "/ready").json()["circuits"]["switch"] == "open"
+    r, _, _ = chat(p, "router/fb-switch", "still skipped")
+    assert r.headers["x-router-attempts"] == "switch:failed,large:ok"  # skipped, not called
+    now[0] += 3600
+    r, _, _ = chat(p, "router/fb-switch", "back again")
+    assert r.status_code == 200 and r.headers["x-router-model"] == "switch"  # the trial answered
+    assert httpx.get(p.url + "/ready").json()["circuits"]["switch"] == "closed"

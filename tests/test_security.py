@@ -1,0 +1,311 @@
+"""Security: constant-time keys, no secret or prompt in logs / errors / headers / decision log,
+a body size limit, artifacts that load without running code, no file ever read or served on
+a request's say-so.
+
+The bait: the `leaky` model's upstream answers 500 with a message quoting the provider key it
+was sent and the prompt, so every path an upstream error takes (fallback reason header, error
+body, log line, decision-log row) is exercised with a secret in it.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import pickle
+import shutil
+import sqlite3
+import sys
+from pathlib import Path
+
+import httpx
+import numpy as np
+import pytest
+
+from router.config import APIKeySpec, ConfigError, ServerSpec, load_config
+from router.router import Router, default_scorer_path
+from router.scorer import Scorer, ScorerError
+from router.server import auth, create_app
+from router.server.auth import KeyRing
+from router.server.logs import JsonFormatter
+from tests.proxy import Proxy, router_from, write_fault_config
+
+ALICE = "sk-alice-secret-0123456789"
+PROVIDER = "sk-provider-TOPSECRET-123456"
+PROMPT = "my confidential question about the merger"
+SECRETS = (ALICE, PROVIDER, ALICE + "x")  # the last: a wrong key is not logged either
+
+
+@pytest.fixture(scope="module")
+def leaky_router(test_config, tmp_path_factory, upstream, router):
+    mp = pytest.MonkeyPatch()
+    mp.setenv("ROUTER_TEST_PROVIDER_KEY", PROVIDER)
+    cfg = write_fault_config(test_config, tmp_path_factory.mktemp("sec") / "cfg", upstream.base_url)
+    yield router_from(cfg, router)
+    mp.undo()
+
+
+def start(r: Router, tmp: Path, **server) -> Proxy:
+    spec = ServerSpec(
+        keys=(APIKeySpec(name="alice", key=ALICE),),
+        keys_env=None,
+        decision_log=str(tmp / "d.db"),
+        **server,
+    )
+    return Proxy(create_app(r, spec)).start()
+
+
+def dump(db: Path) -> str:
+    con = sqlite3.connect(db)
+    try:
+        return "\n".join(con.iterdump())
+    finally:
+        con.close()
+
+
+def exchange(p: Proxy) -> list[httpx.Response]:
+    """Requests that take every path a secret could leak through."""
+    out = []
+    for model in ("router/fb-leaky", "router/only-leaky"):
+        for stream in (False, True):
+            out.append(
+                httpx.post(
+                    p.base_url + "/chat/completions",
+                    json={
+                        "model": model,
+                        "stream": stream,
+                        "messages": [{"role": "user", "content": PROMPT}],
+                    },
+                    headers={"authorization": f"Bearer {ALICE}"},
+                    timeout=60,
+                )
+            )
+    for bad in (f"Bearer {ALICE}x", f"Basic {ALICE}", ALICE):
+        out.append(httpx.get(p.base_url + "/models", headers={"authorization": bad}, timeout=60))
+    out.append(httpx.get(p.url + "/metrics", timeout=60))
+    out.append(httpx.get(p.url + "/ready", timeout=60))
+    return out
+
+
+def test_no_secret_or_prompt_in_logs_errors_headers_or_decision_log(
+    leaky_router, tmp_path, caplog, capfd
+):
+    caplog.set_level(logging.INFO)  # what the server logs at, every logger
+    caplog.set_level(logging.DEBUG, logger="router")  # and all of our own
+    p = start(leaky_router, tmp_path)
+    try:
+        responses = exchange(p)
+        p.decision_log.flush()
+    finally:
+        p.stop()
+    fallback, failed = responses[0], responses[2]
+    assert fallback.status_code == 200 and failed.status_code == 502
+    assert [r.status_code for r in responses[4:7]] == [401, 401, 401]
+    # The bait was taken: the upstream's error reached the receipt and the error body, hidden.
+    assert "***" in fallback.headers["x-router-reason"]
+    assert "***" in failed.json()["error"]["message"]
+    for r in responses:
+        seen = r.text + json.dumps(dict(r.headers))
+        for s in SECRETS:
+            assert s not in seen, (s, r.request.url)
+    logs = "\n".join(JsonFormatter().format(rec) for rec in caplog.records)
+    out, err = capfd.readouterr()
+    assert any(rec.msg == "chat" for rec in caplog.records)  # the logs were captured
+    db = dump(tmp_path / "d.db")
+    assert "alice" in db and "[prompt]" in db  # known by name; the quoted prompt was scrubbed
+    for where, text in (("logs", logs), ("stdout", out), ("stderr", err), ("decision log", db)):
+        for s in (*SECRETS, PROMPT):
+            assert s not in text, (s, where)
+
+
+def test_prompt_is_in_the_decision_log_only_when_enabled(leaky_router, tmp_path):
+    p = start(leaky_router, tmp_path, log_prompts=True)
+    try:
+        exchange(p)
+        p.decision_log.flush()
+    finally:
+        p.stop()
+    db = dump(tmp_path / "d.db")
+    assert PROMPT in db  # the prompt column
+    for s in SECRETS:
+        assert s not in db
+
+
+def test_keys_are_compared_in_constant_time(monkeypatch):
+    """Every configured key is compared with hmac.compare_digest, whichever one matches."""
+    calls: list[tuple[bytes, bytes]] = []
+    real = auth.hmac.compare_digest
+
+    def counting(a, b):
+        calls.append((a, b))
+        return real(a, b)
+
+    monkeypatch.setattr(auth.hmac, "compare_digest", counting)
+    keys = tuple(APIKeySpec(name=f"k{i}", key=f"sk-key-number-{i}") for i in range(3))
+    ring = KeyRing(ServerSpec(keys=keys, keys_env=None))
+    for header in ("Bearer sk-key-number-0", "Bearer sk-key-number-2", "Bearer sk-nope-00000"):
+        calls.clear()
+        try:
+            ring.authenticate(header)
+        except auth.APIError:
+            pass
+        assert len(calls) == 3, header  # no early exit on the first match
+    assert ring.authenticate("Bearer sk-key-number-1").name == "k1"
+
+
+def test_the_body_size_limit_is_on_by_default(leaky_router, tmp_path):
+    assert ServerSpec().max_body_bytes == 4_000_000
+    p = start(leaky_router, tmp_path, max_body_bytes=10_000)
+    try:
+        r = httpx.post(
+            p.base_url + "/chat/completions",
+            json={"model": "router", "messages": [{"role": "user", "content": "x" * 20_000}]},
+            headers={"authorization": f"Bearer {ALICE}"},
+            timeout=60,
+        )
+    finally:
+        p.stop()
+    assert r.status_code == 413 and r.json()["error"]["code"] == "request_too_large"
+
+
+# ---- artifacts and configuration load without running code ---------------------------------
+
+
+class _Payload:
+    """Creates `marker` when unpickled: proof that loading ran code."""
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self):
+        return (open, (str(self.marker), "w"))
+
+
+def _evil_scorer(tmp: Path, marker: Path, as_npz: bool) -> Path:
+    d = tmp / "evil-scorer"
+    shutil.copytree(default_scorer_path(), d)
+    if as_npz:  # an object array inside a real .npz
+        np.savez(d / "weights.npz", domain_W=np.array([_Payload(marker)], dtype=object))
+    else:  # a bare pickle under the .npz name
+        (d / "weights.npz").write_bytes(pickle.dumps(_Payload(marker)))
+    return d
+
+
+@pytest.mark.parametrize("as_npz", [True, False], ids=["object-array-in-npz", "bare-pickle"])
+def test_a_malicious_scorer_is_refused_without_running_it(tmp_path, as_npz, test_config, upstream):
+    # tests/test_scorer.py checks a harmless object array is refused; this one carries a payload.
+    marker = tmp_path / "pwned"
+    d = _evil_scorer(tmp_path, marker, as_npz)
+    with pytest.raises(ScorerError):
+        Scorer.load(d)
+    cfg = test_config.parent / "config.yaml"
+    evil_cfg = tmp_path / "config.yaml"
+    evil_cfg.write_text(cfg.read_text().replace("scorer: default", f"scorer: {d}"))
+    shutil.copytree(cfg.parent / "policies", tmp_path / "policies")
+    with pytest.raises(ScorerError):
+        Router.from_config(evil_cfg)
+    assert not marker.exists()
+
+
+@pytest.mark.parametrize("where", ["config", "policy"])
+def test_yaml_cannot_construct_python_objects(tmp_path, test_config, where):
+    marker = tmp_path / "pwned"
+    tag = f"!!python/object/apply:builtins.open [{str(marker)!r}, 'w']"
+    shutil.copytree(test_config.parent, tmp_path / "cfg")
+    cfg = tmp_path / "cfg" / "config.yaml"
+    if where == "config":
+        cfg.write_text(cfg.read_text() + f"\nevil: {tag}\n")
+        with pytest.raises(ConfigError):
+            load_config(cfg)
+    else:
+        (tmp_path / "cfg" / "policies" / "evil.yaml").write_text(
+            f"default: {tag}\nlarge: [large]\n"
+        )
+        with pytest.raises(ConfigError):
+            Router.from_config(cfg)
+    assert not marker.exists()
+
+
+# ---- nothing is read or served from disk on a request's say-so ----------------------------
+
+_OPENED: list[str] = []
+_WATCHING = False
+
+
+def _audit(event: str, args: tuple) -> None:
+    if _WATCHING and event == "open" and args and isinstance(args[0], str | bytes | Path):
+        _OPENED.append(str(args[0]))
+
+
+sys.addaudithook(_audit)  # hooks cannot be removed; this one only records while watching
+
+API_PATHS = {
+    "/health",
+    "/ready",
+    "/metrics",
+    "/v1/models",
+    "/v1/route",
+    "/v1/chat/completions",
+}
+DOCS = {"/openapi.json", "/docs", "/docs/oauth2-redirect", "/redoc"}  # FastAPI's, no files
+
+
+def test_no_route_serves_files(leaky_router, tmp_path):
+    from fastapi.routing import APIRoute
+    from starlette.routing import Mount, Route
+
+    app = create_app(leaky_router, ServerSpec(keys_env=None, decision_log=None))
+    assert not any(isinstance(r, Mount) for r in app.routes)  # no StaticFiles, no sub-apps
+    assert {r.path for r in app.routes} == API_PATHS | DOCS
+    assert all(isinstance(r, APIRoute | Route) for r in app.routes)
+    # The server section has no file-serving knob, and unknown keys are refused.
+    cfg = tmp_path / "config.yaml"
+    cfg.write_text(
+        "models: [{name: a, litellm_model: openai/a, input_price: 0, output_price: 0, context_window: 9}]\nserver: {static_dir: /}\n"
+    )
+    with pytest.raises(ConfigError, match="static_dir"):
+        load_config(cfg)
+
+
+TRAVERSALS = [
+    "/etc/passwd",
+    "/../../etc/passwd",
+    "/v1/../../../etc/passwd",
+    "/%2e%2e/%2e%2e/etc/passwd",
+    "/static/../../etc/passwd",
+    "/v1/models/..%2f..%2fetc%2fpasswd",
+    "/docs/../../etc/passwd",
+]
+NAMES = [
+    "router/../../etc/passwd",
+    "router/../policies/balanced",
+    "../../etc/passwd",
+    "/etc/passwd",
+    "router//etc/passwd",
+    "file:///etc/passwd",
+]
+
+
+def test_path_like_urls_and_names_read_no_file(leaky_router, tmp_path):
+    global _WATCHING
+    p = start(leaky_router, tmp_path)
+    auth_h = {"authorization": f"Bearer {ALICE}"}
+    try:
+        _OPENED.clear()
+        _WATCHING = True
+        for path in TRAVERSALS:
+            r = httpx.get(p.url + path, headers=auth_h, timeout=60)
+            assert r.status_code == 404, path
+            assert "root:" not in r.text
+        for name in NAMES:
+            for endpoint in ("/chat/completions", "/route"):
+                r = httpx.post(
+                    p.base_url + endpoint,
+                    json={"model": name, "messages": [{"role": "user", "content": "hi"}]},
+                    headers=auth_h,
+                    timeout=60,
+                )
+                assert r.status_code == 404 and r.json()["error"]["param"] == "model", name
+    finally:
+        _WATCHING = False
+        p.stop()
+    assert not [f for f in _OPENED if "passwd" in f or "policies" in f], _OPENED
