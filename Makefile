@@ -6,7 +6,7 @@ export HF_HUB_OFFLINE := 1
 export LITELLM_LOCAL_MODEL_COST_MAP := True
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: setup run test lint model data bench clean
+.PHONY: setup run test lint model policies data bench bench-proxy bench-load clean
 
 setup: $(STAMP)
 
@@ -18,11 +18,9 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install -e '.[dev]'
 	touch $(STAMP)
 
+# The OpenAI-compatible proxy on 127.0.0.1:8000; it prints a curl line and an openai snippet first.
 run: setup
-	$(VENV)/bin/router models
-	$(VENV)/bin/router route "Prove that the square root of 2 is irrational"
-	$(VENV)/bin/router route "Write a Python function that merges two sorted lists"
-	$(VENV)/bin/router route "What is the capital of Australia?"
+	$(VENV)/bin/router serve --config config.yaml
 
 test: setup
 	$(PY) -m pytest -q
@@ -39,8 +37,23 @@ data: setup
 model: setup
 	$(VENV)/bin/router train data/routing/routellm.jsonl data/routing/dcrouter.jsonl --out router/artifacts/default
 
+# Re-tune the shipped policies' thresholds on prompts the calibration scorer did not see.
+policies: setup
+	$(PY) scripts/calibrate_policies.py
+
 bench: setup
 	$(PY) bench/route_latency.py
+
+# Proxy overhead vs the upstream directly and vs LiteLLM's proxy (installs the `bench` extra).
+bench-proxy: setup
+	$(PY) -m pip install -q -e '.[bench]'
+	$(PY) bench/proxy_overhead.py
+
+# 64 clients, half streaming, 60 s against a fast loopback upstream, then with 20% upstream
+# failures: failures, p50/p99, RSS growth, decision-log rows (DURATION=10 for a quick look).
+DURATION ?= 60
+bench-load: setup
+	$(PY) bench/load.py --duration $(DURATION)
 
 clean:
 	rm -rf $(VENV) .pytest_cache

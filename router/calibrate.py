@@ -134,13 +134,20 @@ def calibrate(
     curve = []
     for v in values:
         esc = policy.escalation.model_copy(update={field: float(v)})
-        p = CompiledPolicy(policy.model_copy(update={"escalation": esc}), router.config.models,
-                           router.scorer.domains_)
+        p = CompiledPolicy(
+            policy.model_copy(update={"escalation": esc}),
+            router.config.models,
+            router.scorer.domains_,
+        )
         choice, _ = p.select(s)
-        curve.append(OperatingPoint(
-            float(v), float(scores[rows, choice].mean()), float(cost[rows, choice].mean() * 1000),
-            float(large_tier[choice].mean()),
-        ))
+        curve.append(
+            OperatingPoint(
+                float(v),
+                float(scores[rows, choice].mean()),
+                float(cost[rows, choice].mean() * 1000),
+                float(large_tier[choice].mean()),
+            )
+        )
     ref = base.large_idx[0]
     all_large_q = float(scores[:, ref].mean())
     all_large_c = float(cost[:, ref].mean() * 1000)

@@ -13,11 +13,13 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from .config import ConfigError, load_config, load_policies
-from .data import DataError, IMPORTERS, domain_names, import_dataset, read_many, write_jsonl
+from .data import IMPORTERS, DataError, domain_names, import_dataset, read_many, write_jsonl
 from .request import RequestError
 from .scorer import ScorerError
 
-app = typer.Typer(help="A small-model-first LLM router.", no_args_is_help=True, add_completion=False)
+app = typer.Typer(
+    help="A small-model-first LLM router.", no_args_is_help=True, add_completion=False
+)
 data_app = typer.Typer(help="Routing datasets.", no_args_is_help=True)
 app.add_typer(data_app, name="data")
 console = Console()
@@ -27,6 +29,7 @@ ConfigOpt = Annotated[
     Path,
     typer.Option("--config", "-c", envvar="ROUTER_CONFIG", help="config.yaml to use"),
 ]
+BATCH_THREADS = os.cpu_count() or 1  # training and evaluation embed in big batches
 USER_ERRORS = (ConfigError, DataError, RequestError, ScorerError, FileNotFoundError)
 
 
@@ -85,11 +88,14 @@ def route(
     conf = f" ({d.domain_confidence:.2f})" if d.domain_confidence is not None else ""
     t.add_row("domain", f"{d.domain}{conf}")
     t.add_row("difficulty", f"{d.difficulty:.3f}" if d.difficulty is not None else "-")
+    t.add_row("escalation gain", f"{d.gain:.3f}" if d.gain is not None else "-")
     for m, p in d.success.items():
         t.add_row(f"p(success) {m}", f"{p:.3f}")
     t.add_row("reason", d.reason)
     t.add_row("fallbacks", " → ".join(d.fallbacks) or "-")
-    t.add_row("cost estimate", f"${d.cost_estimate:.6f} (large model: ${d.large_cost_estimate:.6f})")
+    t.add_row(
+        "cost estimate", f"${d.cost_estimate:.6f} (large model: ${d.large_cost_estimate:.6f})"
+    )
     t.add_row("routing time", f"{d.routing_ms:.1f} ms")
     console.print(t)
 
@@ -111,7 +117,9 @@ def train(
     examples = read_many(data)
     err.print(f"{len(examples)} examples from {len(data)} file(s)")
     with err.status("loading encoder…"):
-        enc = load_encoder(cfg.encoder.name, cfg.encoder.max_tokens, cache_size=0)
+        enc = load_encoder(
+            cfg.encoder.name, cfg.encoder.max_tokens, cache_size=0, threads=BATCH_THREADS
+        )
     bar, advance = progress_bar(f"embedding ({enc.identity})", len(examples))
     with bar:
         X = embed_examples(enc, examples, advance)
@@ -149,7 +157,9 @@ def policies(config: ConfigOpt = Path("config.yaml")) -> None:
 def models(config: ConfigOpt = Path("config.yaml")) -> None:
     """List the model catalogue."""
     cfg = load_config(config)
-    t = Table("name", "tier", "litellm model", "$/M in", "$/M out", "context", "capabilities", "key")
+    t = Table(
+        "name", "tier", "litellm model", "$/M in", "$/M out", "context", "capabilities", "key"
+    )
     for m in cfg.models:
         key = "-"
         if m.api_key_env:
@@ -167,6 +177,223 @@ def models(config: ConfigOpt = Path("config.yaml")) -> None:
     console.print(t)
 
 
+def _parse_prices(price: list[str]) -> dict[str, float]:
+    out = {}
+    for item in price:
+        name, sep, value = item.rpartition("=")
+        try:
+            out[name] = float(value)
+        except ValueError:
+            sep = ""
+        if not sep or not name:
+            raise DataError(f"--price {item!r}: expected MODEL=USD_PER_CALL")
+    return out
+
+
+def _fmt(v, kind: str = "") -> str:
+    if v is None:
+        return "-"
+    if kind == "pct":
+        return f"{v:.1%}"
+    return f"{v:.3f}"
+
+
+@app.command("eval")
+@_friendly
+def eval_(
+    data: Annotated[list[Path], typer.Argument(help="routing dataset(s), JSONL")],
+    scorer: Annotated[Path | None, typer.Option(help="scorer directory (default: shipped)")] = None,
+    policy: Annotated[
+        str | None, typer.Option(help="policy whose escalation settings apply")
+    ] = None,
+    cv: Annotated[int | None, typer.Option(help="K-fold cross-validation by prompt text")] = None,
+    group_by: Annotated[str | None, typer.Option(help="'source': leave one source out")] = None,
+    json_out: Annotated[Path | None, typer.Option("--json", help="write every figure here")] = None,
+    plot_out: Annotated[
+        Path | None, typer.Option("--plot", help="write the curves to a PNG")
+    ] = None,
+    price: Annotated[
+        list[str], typer.Option(help="MODEL=USD per call, for data without costs")
+    ] = [],  # noqa: B006
+    source: Annotated[
+        list[str], typer.Option(help="only rows whose source starts with this (repeatable)")
+    ] = [],  # noqa: B006
+    config: ConfigOpt = Path("config.yaml"),
+) -> None:
+    """Cost-quality curves and metrics of the router and baselines on routing data."""
+    import json
+
+    from .encoder import load_encoder
+    from .evaluate import EvalData, evaluate, plot
+    from .router import default_scorer_path
+    from .scorer import Scorer
+    from .train import embed_examples
+
+    if cv is not None and group_by is not None:
+        raise DataError("use either --cv or --group-by, not both")
+    if group_by not in (None, "source"):
+        raise DataError(f"--group-by {group_by!r}: only 'source' is supported")
+    if cv is not None and cv < 2:
+        raise DataError("--cv must be at least 2")
+    cfg = load_config(config)
+    pol = None
+    if policy is not None:
+        pol = load_policies(config.resolve().parent / cfg.policies_dir, cfg, domain_names()).get(
+            policy
+        )
+        if pol is None:
+            raise ConfigError(config, "policy", f"unknown policy {policy!r}")
+    rows = read_many(data)
+    if source:
+        rows = [r for r in rows if any(r.source.startswith(p) for p in source)]
+        if not rows:
+            raise DataError(f"no rows with a source starting with {source}")
+    ev = EvalData.from_examples(rows, _parse_prices(price))
+    enc = load_encoder(
+        cfg.encoder.name, cfg.encoder.max_tokens, cache_size=0, threads=BATCH_THREADS
+    )
+    sc = None
+    if cv is None and group_by is None:
+        base = config.resolve().parent
+        path = scorer or (default_scorer_path() if cfg.scorer == "default" else base / cfg.scorer)
+        sc = Scorer.load(path, encoder_identity=enc.identity)
+    bar, advance = progress_bar(f"embedding ({enc.identity})", len(rows))
+    with bar:
+        X = embed_examples(enc, rows, advance)
+    with err.status("evaluating…") as status:
+        report = evaluate(
+            ev,
+            X,
+            scorer=sc,
+            encoder_identity=enc.identity,
+            policy=pol,
+            cv=cv,
+            group_by_source=group_by == "source",
+            log=lambda m: status.update(f"training {m}…"),
+        )
+    out = report.to_json()
+    # Piped output gets a wide table rather than columns squeezed to 80 characters.
+    wide = console if console.is_terminal else Console(width=220)
+    t = Table(title=f"{len(rows)} prompts, {out['mode']}; sweep of {out['sweep']}")
+    cols = ["router / baseline", "$/1k (min-max)", "best quality"]
+    cols += ["apgr", "cpt_50", "cpt_80", "cpt_95"] if ev.two_tier else []
+    cols += [
+        "aiq",
+        "cost_reduction_at_95",
+        "quality_at_best_single_cost",
+        "cost_to_match_best_single",
+        "oracle_gain_captured",
+    ]
+    for c in cols:
+        t.add_column(c, justify="right" if c != cols[0] else "left")
+    for cv_ in report.curves:
+        m = cv_.metrics
+        cost = (
+            f"{cv_.cost.min() * 1000:.4f}-{cv_.cost.max() * 1000:.4f}"
+            if len(cv_.cost) > 1
+            else f"{cv_.cost[0] * 1000:.4f}"
+        )
+        row = [cv_.name, cost, _fmt(float(cv_.quality.max()))]
+        if ev.two_tier:
+            row += [_fmt(m["apgr"])] + [_fmt(m[f"cpt_{p}"], "pct") for p in (50, 80, 95)]
+        row += [
+            _fmt(m["aiq"]),
+            _fmt(m["cost_reduction_at_95"], "pct"),
+            _fmt(m["quality_at_best_single_cost"]),
+            _fmt(m["cost_to_match_best_single"], "pct"),
+            _fmt(m["oracle_gain_captured"], "pct"),
+        ]
+        t.add_row(*row)
+    wide.print(t)
+    if json_out:
+        json_out.write_text(json.dumps(out, indent=1) + "\n", encoding="utf-8")
+        console.print(f"wrote {json_out}")
+    if plot_out:
+        plot(report, str(plot_out))
+        console.print(f"wrote {plot_out}")
+
+
+@app.command()
+@_friendly
+def calibrate(
+    policy: Annotated[str, typer.Option(help="policy to tune")],
+    data: Annotated[list[Path], typer.Option(help="routing dataset(s), JSONL")],
+    target: Annotated[
+        str, typer.Option(help="large-share=0.3 | quality=0.95 (of all-large) | cost-per-1k=USD")
+    ],
+    out: Annotated[
+        Path | None, typer.Option(help="policy file to write (default: in place)")
+    ] = None,
+    config: ConfigOpt = Path("config.yaml"),
+) -> None:
+    """Find the escalation threshold that meets a target and write it into a policy file."""
+    from .calibrate import CalibrationError, write_policy
+    from .calibrate import calibrate as run_calibration
+    from .train import embed_examples
+
+    router = _load_router(config)
+    rows = read_many(data)
+    bar, advance = progress_bar(f"embedding ({router.encoder.identity})", len(rows))
+    with bar:
+        X = embed_examples(router.encoder, rows, advance)
+    try:
+        cal = run_calibration(router, policy, rows, target, X=X)
+    except CalibrationError as e:
+        raise DataError(str(e)) from None
+    cfg = router.config
+    dest = out or (config.resolve().parent / cfg.policies_dir / f"{policy}.yaml")
+    write_policy(cal, dest)
+    # Prove the written file is valid and routes.
+    from .config import load_policy
+
+    load_policy(dest, cfg, router.scorer.domains_)
+    p = cal.point
+    console.print(f"{cal.field} = {p.param:.4f}  (target {cal.target})")
+    console.print(
+        f"expected on {len(rows)} prompts: quality {p.quality:.4f} "
+        f"({p.quality / cal.all_large_quality:.1%} of all-large {cal.all_large_quality:.4f}), "
+        f"cost ${p.cost_per_1k:.4f} per 1k requests (all-large ${cal.all_large_cost_per_1k:.4f}), "
+        f"large-model share {p.large_share:.1%}"
+    )
+    console.print(f"wrote {dest}")
+
+
+@app.command()
+@_friendly
+def serve(
+    config: ConfigOpt = Path("config.yaml"),
+    host: Annotated[str | None, typer.Option(help="default: server.host, 127.0.0.1")] = None,
+    port: Annotated[int | None, typer.Option(help="default: server.port, 8000")] = None,
+) -> None:
+    """Run the OpenAI-compatible proxy (POST /v1/chat/completions with model "router")."""
+    from .server.run import serve as run_server
+
+    run_server(config, host, port)
+
+
+@app.command()
+@_friendly
+def stats(
+    db: Annotated[
+        Path, typer.Option(help="decision log (SQLite) written by `router serve`")
+    ] = Path("decisions.db"),
+    as_json: Annotated[bool, typer.Option("--json", help="print the figures as JSON")] = False,
+) -> None:
+    """Summarise the decision log: share per model, escalations, savings, latency."""
+    from .decision_log import summarise
+
+    s = summarise(db)
+    if as_json:
+        import json
+
+        print(json.dumps(s.to_dict(), indent=2))
+        return
+    t = Table(show_header=False, box=None)
+    for label, value in s.rows():
+        t.add_row(label, value)
+    console.print(t)
+
+
 @data_app.command("import")
 @_friendly
 def data_import(
@@ -180,12 +407,16 @@ def data_import(
     n = write_jsonl(rows, out)
     sources = sorted({r.source.split("/")[0] for r in rows})
     models_ = sorted({m for r in rows for m in r.scores})
-    console.print(f"wrote {n} rows to {out} (sources: {', '.join(sources)}; models: {len(models_)})")
+    console.print(
+        f"wrote {n} rows to {out} (sources: {', '.join(sources)}; models: {len(models_)})"
+    )
 
 
 @data_app.command("show")
 @_friendly
-def data_show(data: Annotated[list[Path], typer.Argument(help="routing dataset(s), JSONL")]) -> None:
+def data_show(
+    data: Annotated[list[Path], typer.Argument(help="routing dataset(s), JSONL")],
+) -> None:
     """Summarise a routing dataset: rows, sources, each model's mean score."""
     rows = read_many(data)
     by_model: dict[str, list[float]] = {}

@@ -80,7 +80,11 @@ class EvalData:
 
     def subset(self, idx: np.ndarray) -> EvalData:
         return EvalData(
-            [self.examples[i] for i in idx], self.models, self.scores[idx], self.costs[idx], self.cheap
+            [self.examples[i] for i in idx],
+            self.models,
+            self.scores[idx],
+            self.costs[idx],
+            self.cheap,
         )
 
     @property
@@ -96,7 +100,9 @@ class EvalData:
         """A policy over the data's own models, keeping `base`'s escalation settings."""
         quality = self.scores.mean(axis=0)
         cheap = [m for m in self.models if m in self.cheap]
-        large = [m for m in self.models if m not in self.cheap] or [self.models[int(quality.argmax())]]
+        large = [m for m in self.models if m not in self.cheap] or [
+            self.models[int(quality.argmax())]
+        ]
         by_quality = lambda names: sorted(names, key=lambda m: -quality[self.models.index(m)])  # noqa: E731
         catalogue = [
             ModelSpec(
@@ -355,7 +361,9 @@ def score_curve(curve: Curve, data: EvalData) -> dict[str, float | None]:
     large = int(c_single.argmax()) if data.two_tier else best
     c95 = M.cost_at_quality(curve.cost, curve.quality, 0.95 * q_single[large])
     out["cost_reduction_at_95"] = None if c95 is None else 1 - c95 / c_single[large]
-    out["quality_at_best_single_cost"] = M.quality_at_cost(curve.cost, curve.quality, c_single[best])
+    out["quality_at_best_single_cost"] = M.quality_at_cost(
+        curve.cost, curve.quality, c_single[best]
+    )
     cm = M.cost_at_quality(curve.cost, curve.quality, q_single[best])
     out["cost_to_match_best_single"] = None if cm is None else cm / c_single[best]
     gain = q_oracle - q_single[best]
@@ -416,7 +424,9 @@ def evaluate(
         folds = fold_ids(data, cv or 5, seed)
         mode = f"{cv}-fold CV by prompt text" if cv else "as is"
     if cv or group_by_source:
-        router_p, knn_p = cross_val_predictions(X, data, folds, encoder_identity, knn_k=knn_k, log=log)
+        router_p, knn_p = cross_val_predictions(
+            X, data, folds, encoder_identity, knn_k=knn_k, log=log
+        )
     else:
         if scorer is None:
             raise ValueError("evaluate needs a scorer, or cv / group_by_source to train one")
@@ -457,15 +467,30 @@ def plot(report: Report, path: str) -> None:
         if cv.name.startswith("single:"):
             ax.scatter(cv.cost * 1000, cv.quality, marker="s", s=40, label=cv.name[7:], zorder=3)
         elif cv.name == "oracle":
-            ax.scatter(cv.cost * 1000, cv.quality, marker="*", s=160, c="gold", edgecolors="k",
-                       label="oracle", zorder=4)
+            ax.scatter(
+                cv.cost * 1000,
+                cv.quality,
+                marker="*",
+                s=160,
+                c="gold",
+                edgecolors="k",
+                label="oracle",
+                zorder=4,
+            )
         else:
             style = {"router": "-", "knn": "--", "random": ":"}.get(cv.name, "-")
-            ax.plot(cv.cost * 1000, cv.quality, style, lw=2 if cv.name == "router" else 1.3,
-                    label=cv.name)
+            ax.plot(
+                cv.cost * 1000,
+                cv.quality,
+                style,
+                lw=2 if cv.name == "router" else 1.3,
+                label=cv.name,
+            )
     ax.set_xlabel("cost (USD per 1,000 prompts)")
     ax.set_ylabel("quality (mean score)")
-    ax.set_title(f"Cost-quality curves ({report.settings['mode']}, {len(report.data.examples)} prompts)")
+    ax.set_title(
+        f"Cost-quality curves ({report.settings['mode']}, {len(report.data.examples)} prompts)"
+    )
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8, loc="lower right")
     fig.tight_layout()

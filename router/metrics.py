@@ -80,8 +80,7 @@ def aiq(cost, quality, c_min: float, c_max: float) -> float:
     x = (np.asarray(cost, float) - c_min) / (c_max - c_min)
     hx, hy = upper_hull(np.clip(x, 0.0, 1.0), quality)
     grid = np.linspace(0.0, 1.0, 2001)
-    vals = np.interp(grid, hx, hy, left=np.nan, right=hy[-1])
-    vals = np.where(grid < hx[0] - 1e-12, 0.0, vals)
+    vals = np.interp(grid, hx, hy, left=0.0, right=hy[-1])
     return float(np.trapezoid(vals, grid))
 
 

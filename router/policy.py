@@ -65,7 +65,9 @@ class Decision:
 
     def answered_by(self, model: str, tier: str, attempts: list[Attempt], note: str) -> Decision:
         """This decision after the fallback chain moved the call to another model."""
-        return replace(self, model=model, tier=tier, attempts=attempts, reason=f"{self.reason}; {note}")
+        return replace(
+            self, model=model, tier=tier, attempts=attempts, reason=f"{self.reason}; {note}"
+        )
 
 
 @dataclass
@@ -139,7 +141,9 @@ class CompiledPolicy:
             if rule == "tools" and facts.needs_tools:
                 narrow(np.array(["tools" in c for c in caps]), "supports tools", "tools")
             elif rule == "json" and facts.needs_json:
-                narrow(np.array(["json" in c for c in caps]), "supports JSON output", "response_format")
+                narrow(
+                    np.array(["json" in c for c in caps]), "supports JSON output", "response_format"
+                )
             elif rule == "vision" and facts.has_image:
                 narrow(np.array(["vision" in c for c in caps]), "accepts images", "messages")
             elif rule == "context_window":
@@ -202,7 +206,9 @@ class CompiledPolicy:
         reason = np.where((reason == CHEAP) & (s.difficulty > esc.max_difficulty), HARD, reason)
         if esc.max_gain is not None:
             reason = np.where((reason == CHEAP) & (s.gain > esc.max_gain), GAIN, reason)
-        reason = np.where((reason == CHEAP) & (conf < esc.min_domain_confidence), LOW_CONFIDENCE, reason)
+        reason = np.where(
+            (reason == CHEAP) & (conf < esc.min_domain_confidence), LOW_CONFIDENCE, reason
+        )
         reason = np.where(~s.has_text, NO_TEXT, reason)
         choice = np.where(reason == CHEAP, cheap, large)
         choice = np.where(reason == NO_TEXT, np.where(default >= 0, default, large), choice)
@@ -262,7 +268,9 @@ class CompiledPolicy:
             success=succ_row[None, :],
             eligible=mask[None, :],
             has_text=np.array([has_text]),
-            cost=np.array([[m.cost(facts.prompt_tokens, facts.output_tokens) for m in self.models]]),
+            cost=np.array(
+                [[m.cost(facts.prompt_tokens, facts.output_tokens) for m in self.models]]
+            ),
         )
         choice, code = self.select(s)
         i, code = int(choice[0]), int(code[0])
@@ -285,7 +293,11 @@ class CompiledPolicy:
             domain_confidence=round(conf, 4) if conf is not None else None,
             difficulty=round(float(difficulty), 4) if difficulty is not None else None,
             gain=round(float(gain), 4) if gain is not None else None,
-            success={n: round(float(p), 4) for n, p in zip(self.names, succ_row, strict=True) if not np.isnan(p)},
+            success={
+                n: round(float(p), 4)
+                for n, p in zip(self.names, succ_row, strict=True)
+                if not np.isnan(p)
+            },
             reason=reason + rule_note,
             fallbacks=self.fallbacks(i, mask, int(cheap)),
             cost_estimate=model.cost(facts.prompt_tokens, facts.output_tokens),

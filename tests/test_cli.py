@@ -10,7 +10,12 @@ ENV = {**os.environ, "HF_HUB_OFFLINE": "1", "COLUMNS": "200"}
 
 def run(*args, cwd=ROOT):
     return subprocess.run(
-        [sys.executable, "-m", "router.cli", *args], cwd=cwd, env=ENV, capture_output=True, text=True, timeout=300
+        [sys.executable, "-m", "router.cli", *args],
+        cwd=cwd,
+        env=ENV,
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
 
 
@@ -24,7 +29,7 @@ def test_route_json_on_shipped_config():
 def test_route_readable_with_policy():
     r = run("route", "Write a haiku about autumn", "--policy", "cost-saver")
     assert r.returncode == 0, r.stderr
-    assert "cost-saver" in r.stdout and "reason" in r.stdout
+    assert "cost-saver" in r.stdout and "reason" in r.stdout and "escalation gain" in r.stdout
 
 
 def test_models_and_policies_list_the_catalogue():

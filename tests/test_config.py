@@ -40,12 +40,24 @@ def test_shipped_config_and_policies_load():
 @pytest.mark.parametrize(
     "text, field",
     [
-        (MODEL.replace("input_price: 1\n    output_price: 2\n    context_window: 1000\n    tier", "input_price: -1\n    output_price: 2\n    context_window: 1000\n    tier"), "models[1].input_price"),
-        (MODEL.replace("context_window: 1000\n  - name: b", "context_window: lots\n  - name: b"), "models[0].context_window"),
+        (
+            MODEL.replace(
+                "input_price: 1\n    output_price: 2\n    context_window: 1000\n    tier",
+                "input_price: -1\n    output_price: 2\n    context_window: 1000\n    tier",
+            ),
+            "models[1].input_price",
+        ),
+        (
+            MODEL.replace("context_window: 1000\n  - name: b", "context_window: lots\n  - name: b"),
+            "models[0].context_window",
+        ),
         (MODEL.replace("name: b", "name: a"), "models[1].name"),
         (MODEL + "colour: blue\n", "colour"),
         (MODEL.replace("tier: large", "tier: huge"), "models[1].tier"),
-        (MODEL.replace("    tier: large", "    capabilities: [telepathy]"), "models[1].capabilities"),
+        (
+            MODEL.replace("    tier: large", "    capabilities: [telepathy]"),
+            "models[1].capabilities",
+        ),
     ],
 )
 def test_config_errors_name_file_and_field(tmp_path, text, field):
@@ -69,7 +81,10 @@ def test_invalid_yaml_and_missing_file(tmp_path):
         ("default: [a]\nlarge: [zzz]\n", "large[0]"),
         ("default: [a]\nlarge: [b]\ndomains:\n  math: [a, ghost]\n", "domains.math[1]"),
         ("default: [a]\nlarge: [b]\ndomains:\n  astrology: [a]\n", "domains.astrology"),
-        ("default: [a]\nlarge: [b]\nescalation:\n  max_difficulty: 2\n", "escalation.max_difficulty"),
+        (
+            "default: [a]\nlarge: [b]\nescalation:\n  max_difficulty: 2\n",
+            "escalation.max_difficulty",
+        ),
         ("default: []\nlarge: [b]\n", "default"),
         ("default: [a]\nlarge: [b]\nrules: [pin, pin]\n", "rules"),
         ("name: other\ndefault: [a]\nlarge: [b]\n", "name"),

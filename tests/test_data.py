@@ -67,7 +67,10 @@ def test_jsonl_round_trip(tmp_path):
         (json.dumps({"prompt": "x", "scores": {"a": 1}, "domain": "astrology"}), "domain"),
         (json.dumps({"prompt": "x", "scores": {"a": 1}, "costs": {"a": -1}}), "costs.a"),
         (json.dumps({"prompt": "x", "scores": {"a": 1}, "cheap_models": ["b"]}), "cheap_models"),
-        (json.dumps({"messages": [{"role": "tool", "content": "x"}], "scores": {"a": 1}}), "messages"),
+        (
+            json.dumps({"messages": [{"role": "tool", "content": "x"}], "scores": {"a": 1}}),
+            "messages",
+        ),
     ],
 )
 def test_bad_rows_name_line_and_field(tmp_path, row, where):

@@ -10,7 +10,9 @@ def enc():
 
 
 def test_vectors_are_normalised_and_similar_texts_are_close(enc):
-    v = enc.encode(["How do I sort a list in Python?", "Python: sorting a list", "Capital of France?"])
+    v = enc.encode(
+        ["How do I sort a list in Python?", "Python: sorting a list", "Capital of France?"]
+    )
     assert v.shape == (3, 384) and v.dtype == np.float32
     np.testing.assert_allclose(np.linalg.norm(v, axis=1), 1, atol=1e-5)
     assert v[0] @ v[1] > v[0] @ v[2] + 0.2

@@ -24,7 +24,9 @@ def make_rows(n=120, models=("small", "big"), seed=0, source_split=False):
     rows = []
     for i in range(n):
         hard = i % 2 == 1
-        text = rng.choice(HARD if hard else EASY).format(a=rng.randint(2, 999), b=rng.randint(2, 999))
+        text = rng.choice(HARD if hard else EASY).format(
+            a=rng.randint(2, 999), b=rng.randint(2, 999)
+        )
         scores = {"small": 0.0 if hard else 1.0, "big": 1.0}
         costs = {"small": 0.001, "big": 0.01}
         if "mid" in models:
@@ -33,7 +35,9 @@ def make_rows(n=120, models=("small", "big"), seed=0, source_split=False):
         rows.append(
             Example(
                 prompt=text,
-                source=("gsm8k" if i < n // 2 else "mmlu/college_mathematics") if source_split else "gsm8k",
+                source=("gsm8k" if i < n // 2 else "mmlu/college_mathematics")
+                if source_split
+                else "gsm8k",
                 scores=scores,
                 costs=costs,
                 cheap_models=["small"],
@@ -48,7 +52,9 @@ def enc():
     return load_encoder("minilm-int8", 128, cache_size=0)
 
 
-def test_cross_validated_router_beats_random_on_a_learnable_signal(enc, tmp_path_factory, monkeypatch):
+def test_cross_validated_router_beats_random_on_a_learnable_signal(
+    enc, tmp_path_factory, monkeypatch
+):
     monkeypatch.setenv("ROUTER_CACHE_DIR", str(tmp_path_factory.mktemp("emb")))
     rows = make_rows()
     data = EvalData.from_examples(rows)
@@ -85,12 +91,26 @@ def test_eval_and_calibrate_cli(tmp_path, test_config, monkeypatch):
     data = tmp_path / "d.jsonl"
     rows = make_rows(80, source_split=True)
     for r in rows:  # calibrate maps catalogue models to data models by profile
-        r.scores = {"mistralai/Mixtral-8x7B-Instruct-v0.1": r.scores["small"], "gpt-4-1106-preview": r.scores["big"]}
+        r.scores = {
+            "mistralai/Mixtral-8x7B-Instruct-v0.1": r.scores["small"],
+            "gpt-4-1106-preview": r.scores["big"],
+        }
         r.costs = {"mistralai/Mixtral-8x7B-Instruct-v0.1": 0.0006, "gpt-4-1106-preview": 0.01}
         r.cheap_models = ["mistralai/Mixtral-8x7B-Instruct-v0.1"]
     write_jsonl(rows, data)
     js, png = tmp_path / "e.json", tmp_path / "e.png"
-    r = run("eval", str(data), "--cv", "2", "--json", str(js), "--plot", str(png), "--config", str(test_config))
+    r = run(
+        "eval",
+        str(data),
+        "--cv",
+        "2",
+        "--json",
+        str(js),
+        "--plot",
+        str(png),
+        "--config",
+        str(test_config),
+    )
     assert r.returncode == 0, r.stderr
     assert "apgr" in r.stdout and "oracle" in r.stdout
     out = json.loads(js.read_text())
@@ -100,11 +120,24 @@ def test_eval_and_calibrate_cli(tmp_path, test_config, monkeypatch):
     assert r.returncode == 0 and "leave-one-source-out" in r.stdout, r.stderr
     r = run("eval", str(data), "--config", str(test_config))  # the shipped scorer, as is
     assert r.returncode == 0 and "as is" in r.stdout, r.stderr
+    r = run("eval", str(data), "--cv", "2", "--source", "gsm8k", "--config", str(test_config))
+    assert r.returncode == 0 and "40 prompts" in r.stdout, r.stderr
+    r = run("eval", str(data), "--source", "nope", "--config", str(test_config))
+    assert r.returncode == 2 and "no rows with a source" in r.stderr
 
     pol = tmp_path / "tuned.yaml"
     r = run(
-        "calibrate", "--policy", "balanced", "--data", str(data), "--target", "large-share=0.3",
-        "--out", str(pol), "--config", str(test_config),
+        "calibrate",
+        "--policy",
+        "balanced",
+        "--data",
+        str(data),
+        "--target",
+        "large-share=0.3",
+        "--out",
+        str(pol),
+        "--config",
+        str(test_config),
     )
     assert r.returncode == 0, r.stderr
     assert "large-model share" in r.stdout
@@ -121,7 +154,17 @@ def test_eval_and_calibrate_cli(tmp_path, test_config, monkeypatch):
     router = Router.from_config(cfg_dir / "config.yaml")
     assert router.route("What is 2 plus 2?", policy="tuned").policy == "tuned"
 
-    r = run("calibrate", "--policy", "balanced", "--data", str(data), "--target", "quality=2", "--config", str(test_config))
+    r = run(
+        "calibrate",
+        "--policy",
+        "balanced",
+        "--data",
+        str(data),
+        "--target",
+        "quality=2",
+        "--config",
+        str(test_config),
+    )
     assert r.returncode == 2 and "between 0 and 1" in r.stderr
 
 

@@ -62,3 +62,8 @@ def test_oracle_prefers_the_cheapest_of_the_best():
     choice, q, c = M.oracle(scores, costs)
     assert list(choice) == [0, 1, 0]
     assert q == pytest.approx(2 / 3) and c == pytest.approx(12 / 3)
+
+
+def test_aiq_is_finite_when_the_first_point_is_not_on_the_grid():
+    # A lone point at normalised cost 0.125 (not a grid point): the area right of it only.
+    assert M.aiq([0.125 * 8 + 1], [0.5], 1.0, 9.0) == pytest.approx(0.5 * 0.875, abs=1e-3)

@@ -149,7 +149,14 @@ def test_select_is_vectorised_and_matches_decide():
     diff = rng.random(n)
     from router.policy import ScoreInput
 
-    s = ScoreInput(P, diff, np.zeros(n), np.full((n, len(pol.names)), np.nan), np.ones((n, len(pol.names)), bool), np.ones(n, bool))
+    s = ScoreInput(
+        P,
+        diff,
+        np.zeros(n),
+        np.full((n, len(pol.names)), np.nan),
+        np.ones((n, len(pol.names)), bool),
+        np.ones(n, bool),
+    )
     choice, _ = pol.select(s)
     for i in range(0, n, 17):
         assert pol.names[choice[i]] == pol.decide(FACTS, P[i], diff[i], {}).model
@@ -160,8 +167,19 @@ def test_decision_serialises_with_every_receipt_key():
 
     d = json.loads(compiled().decide(FACTS, probs("math"), 0.2, {}).to_json())
     for key in (
-        "model", "tier", "policy", "domain", "domain_confidence", "difficulty", "gain", "success",
-        "reason", "fallbacks", "cost_estimate", "large_cost_estimate", "routing_ms",
+        "model",
+        "tier",
+        "policy",
+        "domain",
+        "domain_confidence",
+        "difficulty",
+        "gain",
+        "success",
+        "reason",
+        "fallbacks",
+        "cost_estimate",
+        "large_cost_estimate",
+        "routing_ms",
     ):
         assert key in d
 

@@ -31,7 +31,13 @@ def test_earlier_context_is_bounded():
 
 def test_tool_results_are_left_out_and_content_parts_read():
     msgs = [
-        {"role": "user", "content": [{"type": "text", "text": "describe"}, {"type": "image_url", "image_url": {"url": "data:,"}}]},
+        {
+            "role": "user",
+            "content": [
+                {"type": "text", "text": "describe"},
+                {"type": "image_url", "image_url": {"url": "data:,"}},
+            ],
+        },
         {"role": "assistant", "content": None, "tool_calls": [{"id": "1"}]},
         {"role": "tool", "tool_call_id": "1", "content": "SECRET TOOL OUTPUT"},
     ]
@@ -49,8 +55,11 @@ def test_tool_results_are_left_out_and_content_parts_read():
         ([{"role": "wizard", "content": "hi"}], "messages[0].role"),
         ([{"role": "user", "content": 5}], "messages[0].content"),
         ([{"role": "user", "content": [{"text": "no type"}]}], "messages[0].content[0]"),
-        ([{"role": "user", "content": [{"type": "text", "text": 3}]}], "messages[0].content[0].text"),
-        ("not a list".encode(), "messages"),
+        (
+            [{"role": "user", "content": [{"type": "text", "text": 3}]}],
+            "messages[0].content[0].text",
+        ),
+        (b"not a list", "messages"),
     ],
 )
 def test_bad_messages_name_the_field(messages, param):

@@ -52,7 +52,7 @@ def test_domain_and_difficulty_heads_learn_the_signal(fitted):
     b = s.predict(X, texts(exs))
     dom = [b.domains[i] for i in b.domain_probs.argmax(1)]
     truth = ["math" if e.source == "gsm8k" else "code" for e in exs]
-    assert np.mean([a == t for a, t in zip(dom, truth)]) > 0.95
+    assert np.mean([a == t for a, t in zip(dom, truth, strict=True)]) > 0.95
     hard = np.array([e.scores["small"] == 0 for e in exs])
     assert b.difficulty[hard].mean() > 0.8 and b.difficulty[~hard].mean() < 0.2
     np.testing.assert_allclose(b.domain_probs.sum(1), 1, atol=1e-9)

@@ -7,8 +7,18 @@ import pytest
 from router import Decision, RequestError, Router, UpstreamError
 
 RECEIPT_KEYS = {
-    "model", "tier", "policy", "domain", "domain_confidence", "difficulty", "success",
-    "reason", "fallbacks", "cost_estimate", "large_cost_estimate", "routing_ms",
+    "model",
+    "tier",
+    "policy",
+    "domain",
+    "domain_confidence",
+    "difficulty",
+    "success",
+    "reason",
+    "fallbacks",
+    "cost_estimate",
+    "large_cost_estimate",
+    "routing_ms",
 }
 
 
@@ -84,7 +94,10 @@ def test_chat_falls_back_and_receipt_says_so(router):
 
 def test_streaming_falls_back_before_first_token(router):
     stream = router.chat("hello there", policy="flaky", stream=True)
-    assert "".join(c.choices[0].delta.content or "" for c in stream if c.choices) == "echo: hello there"
+    assert (
+        "".join(c.choices[0].delta.content or "" for c in stream if c.choices)
+        == "echo: hello there"
+    )
     assert stream.decision.model == "large"
 
 
