@@ -65,6 +65,8 @@ class EncoderSpec(_Strict):
     name: Literal["minilm-int8", "minilm"] = "minilm-int8"
     max_tokens: int = Field(default=128, ge=16, le=256)
     cache_size: int = Field(default=4096, ge=0)
+    # Threads per encoder call (ONNX backend); concurrent requests are batched into one call.
+    threads: int = Field(default=2, ge=1, le=64)
 
 
 class RoutingTextSpec(_Strict):

@@ -92,7 +92,10 @@ class Router:
         base = path.resolve().parent
         policies = load_policies(base / config.policies_dir, config, domain_names())
         enc = load_encoder(
-            config.encoder.name, config.encoder.max_tokens, config.encoder.cache_size
+            config.encoder.name,
+            config.encoder.max_tokens,
+            config.encoder.cache_size,
+            threads=config.encoder.threads,
         )
         scorer_path = default_scorer_path() if config.scorer == "default" else base / config.scorer
         scorer = Scorer.load(scorer_path, encoder_identity=enc.identity)
