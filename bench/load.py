@@ -33,17 +33,11 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from prompts import PROMPTS  # noqa: E402  (bench/ is on sys.path when run as a script)
+
 ROOT = Path(__file__).resolve().parent.parent
 START_S = 180  # a server must be up by then
 REQUEST_TIMEOUT_S = 60  # no request may take longer; past it, it counts as lost
-PROMPTS = [
-    "What is {i} * 17? Show the multiplication step by step.",
-    "Write a Python function that reverses a linked list (variant {i}).",
-    "Summarise the causes of the French Revolution in {i} words or fewer.",
-    "Write a short poem about the sea and the number {i}.",
-    "Explain the difference between TCP and UDP, example {i}.",
-    "Prove that there are infinitely many primes, attempt {i}.",
-]
 
 
 def free_port() -> int:

@@ -26,18 +26,12 @@ import textwrap
 import time
 from pathlib import Path
 
+from prompts import PROMPTS  # noqa: E402  (bench/ is on sys.path when run as a script)
+
 ROOT = Path(__file__).resolve().parent.parent
 MASTER_KEY = "sk-bench-master-key"  # LiteLLM's proxy refuses to start without one
 SCENARIO_SECONDS = 90  # hard cap per measured scenario
 START_SECONDS = 180  # hard cap for a server to come up
-PROMPTS = [
-    "What is {i} * 17? Show the multiplication step by step.",
-    "Write a Python function that reverses a linked list (variant {i}).",
-    "Summarise the causes of the French Revolution in {i} words or fewer.",
-    "Write a short poem about the sea and the number {i}.",
-    "Explain the difference between TCP and UDP, example {i}.",
-    "Prove that there are infinitely many primes, attempt {i}.",
-]
 
 # ---- the upstream (runs in its own process) ------------------------------------------------
 

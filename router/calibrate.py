@@ -17,7 +17,7 @@ import numpy as np
 
 from .config import Policy, dump_policy
 from .data import DataError, Example
-from .evaluate import sweep_field
+from .evaluate import sweep_field, sweep_values
 from .policy import CompiledPolicy, ScoreInput
 from .request import estimate_tokens, normalise_messages
 
@@ -123,12 +123,7 @@ def calibrate(
         cost,
     )
     field = sweep_field(policy, two_tier=True)
-    if field == "cost_weight":
-        values = np.concatenate([[0.0], np.logspace(-4, 2, n_points - 1)])
-    else:
-        signal = batch.gain if field == "max_gain" else batch.difficulty
-        qs = np.quantile(signal, np.linspace(0, 1, n_points))
-        values = np.unique(np.clip(np.concatenate([[0.0, 1.0], qs]), 0, 1))
+    values = sweep_values(field, batch.difficulty, batch.gain, n_points)
     large_tier = np.array([m.tier == "large" for m in base.models])
     rows = np.arange(n)
     curve = []

@@ -266,12 +266,8 @@ def sweep(
     n = len(data.examples)
     order_cols = None
     field_name = sweep_field(policy, data.two_tier, preds)
-    if field_name == "cost_weight":
-        values = np.concatenate([[0.0], np.logspace(-4, 2, n_points - 1)])
-    else:
-        signal = preds.gain if field_name == "max_gain" else preds.difficulty
-        qs = np.quantile(signal, np.linspace(0, 1, n_points))
-        values = np.unique(np.clip(np.concatenate([[0.0, 1.0], qs]), 0.0, 1.0))
+    values = sweep_values(field_name, preds.difficulty, preds.gain, n_points)
+    if field_name != "cost_weight":
         # Only the swept threshold escalates on scores.
         update = {"cost_weight": None}
         if field_name == "max_gain":
@@ -318,6 +314,18 @@ def sweep_field(policy: Policy, two_tier: bool, preds: Predictions | None = None
     if esc.max_gain is None and esc.max_difficulty < 1.0:
         return "max_difficulty"
     return "max_gain"
+
+
+def sweep_values(
+    field_name: str, difficulty: np.ndarray, gain: np.ndarray, n_points: int
+) -> np.ndarray:
+    """The values a sweep tries: a log grid of cost weights, or thresholds at the quantiles of
+    the swept signal (plus 0 and 1, so the curve reaches both ends)."""
+    if field_name == "cost_weight":
+        return np.concatenate([[0.0], np.logspace(-4, 2, n_points - 1)])
+    signal = gain if field_name == "max_gain" else difficulty
+    qs = np.quantile(signal, np.linspace(0, 1, n_points))
+    return np.unique(np.clip(np.concatenate([[0.0, 1.0], qs]), 0.0, 1.0))
 
 
 def baselines(data: EvalData) -> list[Curve]:
