@@ -1,6 +1,7 @@
 """The app factory: `create_app(router, config)` → a FastAPI app, a thin face over the SDK."""
 
 import asyncio
+import importlib
 import os
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
@@ -46,6 +47,8 @@ def create_app(router: Router, config: ServerSpec | None = None) -> FastAPI:
             # Routing threads mostly wait for the batch leader; room for a burst to join it.
             loop = asyncio.get_running_loop()
             loop.set_default_executor(ThreadPoolExecutor(64, thread_name_prefix="route"))
+        # litellm takes seconds to import: pay it at start-up, not on the first request.
+        await asyncio.to_thread(importlib.import_module, "litellm")
         yield
         # Requests cut past the grace period are cancelled just before this point: let them
         # record their end first. Closing off the loop keeps late rows flowing meanwhile.
