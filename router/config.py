@@ -33,8 +33,13 @@ class ModelSpec(_Strict):
     """One model in the catalogue."""
 
     name: str = Field(min_length=1, pattern=r"^[A-Za-z0-9_.:\-/]+$")
+    # Optional for a local model: it is then called as "openai/<name>" on its own server.
     litellm_model: str = Field(min_length=1)
     api_base: str | None = None
+    # A local model: a GGUF file (path relative to config.yaml, or a file inside
+    # `gguf_package`), served by a llama.cpp server that the router starts itself.
+    gguf: str | None = Field(default=None, min_length=1)
+    gguf_package: str | None = Field(default=None, pattern=r"^[A-Za-z_][A-Za-z0-9_.]*$")
     api_key_env: str | None = None
     input_price: float = Field(ge=0, description="USD per million input tokens")
     output_price: float = Field(ge=0, description="USD per million output tokens")
@@ -53,6 +58,20 @@ class ModelSpec(_Strict):
         if v == "router" or v.startswith("router/"):
             raise ValueError("'router' and 'router/...' are reserved for routed requests")
         return v
+
+    @model_validator(mode="before")
+    @classmethod
+    def _local_defaults(cls, data: Any) -> Any:
+        # A local model needs no provider prefix: it is an OpenAI-compatible server of ours.
+        if isinstance(data, dict) and (data.get("gguf") or data.get("gguf_package")):
+            if "litellm_model" not in data and isinstance(data.get("name"), str):
+                data = {**data, "litellm_model": f"openai/{data['name']}"}
+        return data
+
+    @property
+    def is_local(self) -> bool:
+        """Served by a llama.cpp server that the router starts (see router/local.py)."""
+        return bool(self.gguf or self.gguf_package)
 
     def cost(self, input_tokens: float, output_tokens: float) -> float:
         """USD for one call with these token counts."""
@@ -140,6 +159,14 @@ class RouterConfig(_Strict):
             if m.name in seen:
                 raise ValueError(f"models[{i}].name: duplicate model name {m.name!r}")
             seen.add(m.name)
+            # A local model is served by the router itself: no remote endpoint, no key.
+            if m.is_local and m.api_base:
+                raise ValueError(
+                    f"models[{i}].api_base: a model with 'gguf'/'gguf_package' is served by the "
+                    "router; give a GGUF file or the api_base of a running server, not both"
+                )
+            if m.is_local and m.api_key_env:
+                raise ValueError(f"models[{i}].api_key_env: a local (gguf) model needs no key")
         return self
 
     def model(self, name: str) -> ModelSpec:

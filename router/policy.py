@@ -56,6 +56,8 @@ class Decision:
     routing_ms: float = 0.0
     escalated: bool = False
     attempts: list[Attempt] = field(default_factory=list)
+    # The model the policy chose, when another one answered (fallback chain).
+    wanted: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -66,7 +68,12 @@ class Decision:
     def answered_by(self, model: str, tier: str, attempts: list[Attempt], note: str) -> Decision:
         """This decision after the fallback chain moved the call to another model."""
         return replace(
-            self, model=model, tier=tier, attempts=attempts, reason=f"{self.reason}; {note}"
+            self,
+            model=model,
+            tier=tier,
+            attempts=attempts,
+            reason=f"{self.reason}; {note}",
+            wanted=self.wanted or self.model,
         )
 
 

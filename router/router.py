@@ -19,6 +19,7 @@ from .breaker import Breakers
 from .config import RouterConfig, load_config, load_policies
 from .data import domain_names
 from .encoder import load_encoder
+from .local import LocalModels
 from .policy import Attempt, CompiledPolicy, Decision
 from .request import (
     Message,
@@ -72,6 +73,9 @@ class Router:
         self.scorer = scorer
         self.encoder = encoder
         self.breakers = Breakers(config.breaker.failures, config.breaker.cooldown_s)
+        # Local GGUF models' servers (router/local.py), once `start_local()` ran.
+        self.local: LocalModels | None = None
+        self.base_dir = Path.cwd()  # where relative gguf paths start; from_config: its folder
         if config.default_policy not in policies:
             raise RequestError(f"default_policy {config.default_policy!r} has no policy file")
         domains = scorer.domains_
@@ -85,8 +89,11 @@ class Router:
         }
 
     @classmethod
-    def from_config(cls, path: str | Path = "config.yaml") -> Router:
-        """Load the catalogue, policies, encoder and scorer named by a `config.yaml`."""
+    def from_config(cls, path: str | Path = "config.yaml", start_local: bool = False) -> Router:
+        """Load the catalogue, policies, encoder and scorer named by a `config.yaml`.
+
+        `start_local=True` also starts the llama.cpp servers of its GGUF models (`start_local`).
+        """
         path = Path(path)
         config = load_config(path)
         base = path.resolve().parent
@@ -100,8 +107,39 @@ class Router:
         scorer_path = default_scorer_path() if config.scorer == "default" else base / config.scorer
         scorer = Scorer.load(scorer_path, encoder_identity=enc.identity)
         router = cls(config, policies, scorer, enc)
+        router.base_dir = base
         router.warm_up()
+        if start_local:
+            router.start_local()
         return router
+
+    # ---- local models -----------------------------------------------------------------------
+
+    @property
+    def local_models(self) -> list[str]:
+        """Catalogue models served from a GGUF file by a server the router starts."""
+        return [m.name for m in self.config.models if m.is_local]
+
+    def start_local(self, timeout: float = 120.0, strict: bool = True) -> LocalModels | None:
+        """Start (once) a llama.cpp server per GGUF model; waits until each answers.
+
+        Stopped by `stop_local()` or at interpreter exit. Until started, such a model is
+        unavailable and its fallbacks answer. `strict=False`: a server that does not come up
+        is retried in the background instead of raising.
+        """
+        if self.local is None and self.local_models:
+            self.local = LocalModels(self.config.models, self.base_dir, start_timeout=timeout)
+            try:
+                self.local.start(strict=strict)
+            except Exception:
+                self.local = None
+                raise
+        return self.local
+
+    def stop_local(self) -> None:
+        if self.local is not None:
+            self.local.stop()
+            self.local = None
 
     def warm_up(self) -> None:
         """Run one text through encoder and scorer so the first real request is not slow."""
@@ -199,7 +237,13 @@ class Router:
         """litellm keyword arguments for one model; raises ModelUnavailable without its key."""
         spec = self.config.model(name)
         kwargs: dict[str, Any] = {"model": spec.litellm_model, "timeout": spec.timeout, **params}
-        if spec.api_base:
+        if spec.is_local:
+            base = self.local.api_base(name) if self.local is not None else None
+            if base is None:
+                state = self.local.state(name) if self.local is not None else "not started"
+                raise ModelUnavailable(f"local server {state}")
+            kwargs.update(api_base=base, api_key="not-needed")
+        elif spec.api_base:
             kwargs["api_base"] = spec.api_base
         if spec.api_key_env:
             key = os.environ.get(spec.api_key_env)
@@ -234,10 +278,15 @@ class Router:
         if name == decision.model:
             decision.attempts = attempts
             return decision
-        failed = ", ".join(f"{a.model} ({a.error})" for a in attempts if not a.ok)
-        return decision.answered_by(
-            name, self.config.model(name).tier, attempts, f"fell back to {name} after {failed}"
-        )
+        failed = [a for a in attempts if not a.ok]
+        note = f"fell back to {name} after " + ", ".join(f"{a.model} ({a.error})" for a in failed)
+        # Only unavailable models before it (no key, local server down): say so plainly.
+        prefix = "ModelUnavailable: "
+        if failed and all((a.error or "").startswith(prefix) for a in failed):
+            whys = [(a.model, (a.error or "").removeprefix(prefix)) for a in failed]
+            why = whys[0][1] if len(whys) == 1 else ", ".join(f"{m}: {w}" for m, w in whys)
+            note = f"wanted {decision.model}, unavailable ({why}); answered by {name}"
+        return decision.answered_by(name, self.config.model(name).tier, attempts, note)
 
     def _fail(self, decision: Decision, attempts: list[Attempt], last: Exception | None):
         decision.attempts = attempts

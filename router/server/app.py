@@ -31,7 +31,11 @@ def create_app(router: Router, config: ServerSpec | None = None) -> FastAPI:
     """
     spec = config or router.config.server
     keys = KeyRing(spec)
-    metrics = Metrics(router.breakers)
+    metrics = Metrics(
+        router.breakers,
+        router.local_models,
+        lambda: router.local.snapshot() if router.local is not None else {},
+    )
     decisions = DecisionLog(Path(spec.decision_log)) if spec.decision_log else None
     provider_keys = [
         os.environ.get(m.api_key_env, "") for m in router.config.models if m.api_key_env
@@ -49,12 +53,19 @@ def create_app(router: Router, config: ServerSpec | None = None) -> FastAPI:
             loop.set_default_executor(ThreadPoolExecutor(64, thread_name_prefix="route"))
         # litellm takes seconds to import: pay it at start-up, not on the first request.
         await asyncio.to_thread(importlib.import_module, "litellm")
+        # Local GGUF models: started here unless the caller started them (then theirs to stop).
+        # Not strict: a model that does not come up is retried while its fallbacks answer.
+        owns_local = router.local is None and bool(router.local_models)
+        if owns_local:
+            await asyncio.to_thread(router.start_local, strict=False)
         yield
         # Requests cut past the grace period are cancelled just before this point: let them
         # record their end first. Closing off the loop keeps late rows flowing meanwhile.
         await svc.drain(5.0)
         if decisions is not None:
             await asyncio.to_thread(decisions.close)  # flushes queued rows
+        if owns_local:
+            await asyncio.to_thread(router.stop_local)
 
     app = FastAPI(title="router", summary="OpenAI-compatible model router", lifespan=lifespan)
     app.state.router, app.state.metrics, app.state.decision_log = router, metrics, decisions
@@ -79,6 +90,12 @@ def create_app(router: Router, config: ServerSpec | None = None) -> FastAPI:
             body["detail"] = "decision log writes are failing"
         # Open circuits do not make the proxy unready: fallbacks still answer. Shown for ops.
         body["circuits"] = {m: s["state"] for m, s in router.breakers.snapshot().items()}
+        # Local models' servers: starting, ready, restarting, failed (their fallbacks answer).
+        if router.local_models:
+            snap = router.local.snapshot() if router.local is not None else {}
+            body["local_models"] = {
+                n: snap.get(n, {"state": "not started"}) for n in router.local_models
+            }
         return JSONResponse(body, 200 if ok else 503)
 
     @app.get("/metrics")

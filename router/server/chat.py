@@ -184,7 +184,7 @@ class _Record:
         svc = self.svc
         svc.in_flight.discard(self)
         cost = costs(svc.router, d, usage) if d is not None else None
-        svc.metrics.observe(status, d, usage, cost)
+        svc.metrics.observe(status, d, usage, cost, self.stream, time.perf_counter() - self.t0)
         error = self.scrub(error)
         fields = {
             "requested_model": self.req.model,

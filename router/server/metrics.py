@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
+
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
@@ -11,6 +13,7 @@ from ..policy import Decision
 
 _BUCKETS_ROUTING = (0.001, 0.0025, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0)
 _BUCKETS_UPSTREAM = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
+_BUCKETS_TPS = (1, 2, 5, 10, 20, 35, 50, 75, 100, 150, 200, 300, 500)
 
 
 class Metrics:
@@ -18,11 +21,33 @@ class Metrics:
 
     content_type = CONTENT_TYPE_LATEST
 
-    def __init__(self, breakers: Breakers | None = None) -> None:
+    def __init__(
+        self,
+        breakers: Breakers | None = None,
+        local_models: Iterable[str] = (),
+        local_state: Callable[[], dict[str, dict]] | None = None,
+    ) -> None:
         self.registry = CollectorRegistry()
         r = self.registry
         if breakers is not None:
             r.register(_BreakerCollector(breakers))
+        self.local_models = frozenset(local_models)
+        if local_state is not None and self.local_models:
+            r.register(_LocalCollector(self.local_models, local_state))
+        self.local_ttft = Histogram(
+            "router_local_ttft_seconds",
+            "Local models: time to the first streamed chunk (prompt processing included).",
+            ["model"],
+            buckets=_BUCKETS_UPSTREAM,
+            registry=r,
+        )
+        self.local_tps = Histogram(
+            "router_local_tokens_per_second",
+            "Local models: completion tokens per second of generation (non-streamed: whole call).",
+            ["model"],
+            buckets=_BUCKETS_TPS,
+            registry=r,
+        )
         self.requests = Counter(
             "router_requests",
             "Chat requests by answering model, policy, domain and HTTP status.",
@@ -70,8 +95,14 @@ class Metrics:
         decision: Decision | None,
         usage: tuple[int, int] | None = None,
         costs: tuple[float, float] | None = None,
+        stream: bool = False,
+        elapsed_s: float | None = None,
     ) -> None:
-        """Count one chat request; `decision` is None when it failed before routing."""
+        """Count one chat request; `decision` is None when it failed before routing.
+
+        `elapsed_s` (the whole request) lets a local model's stream be timed after its first
+        chunk.
+        """
         if decision is None:
             self.requests.labels("none", "none", "none", str(status)).inc()
             return
@@ -90,12 +121,52 @@ class Metrics:
         if costs is not None and status < 400:
             self.cost.labels(d.model).inc(costs[0])
             self.large_cost.labels(d.policy).inc(costs[1])
+        if d.model in self.local_models and status < 400 and d.attempts and d.attempts[-1].ok:
+            self._observe_local(d, usage, stream, elapsed_s)
+
+    def _observe_local(
+        self, d: Decision, usage: tuple[int, int] | None, stream: bool, elapsed_s: float | None
+    ) -> None:
+        # The answering attempt's time: to the first chunk when streaming, else the whole call.
+        first_s = d.attempts[-1].ms / 1000
+        if stream:
+            self.local_ttft.labels(d.model).observe(first_s)
+        gen_s = first_s
+        if stream:
+            before = d.routing_ms / 1000 + sum(a.ms for a in d.attempts) / 1000
+            gen_s = (elapsed_s - before) if elapsed_s is not None else 0.0
+        if usage is not None and usage[1] > 0 and gen_s > 0:
+            self.local_tps.labels(d.model).observe(usage[1] / gen_s)
 
     def render(self) -> bytes:
         return generate_latest(self.registry)
 
 
 _STATE_VALUE = {"closed": 0, "half_open": 1, "open": 2}
+
+
+class _LocalCollector:
+    """Local model servers: up or not, and restarts, read at scrape time."""
+
+    def __init__(self, models: frozenset[str], state: Callable[[], dict[str, dict]]) -> None:
+        self.models, self.state = models, state
+
+    def collect(self):
+        up = GaugeMetricFamily(
+            "router_local_model_up",
+            "Local model server answering: 1 ready, 0 not.",
+            labels=["model"],
+        )
+        restarts = CounterMetricFamily(
+            "router_local_model_restarts", "Restarts of a local model's server.", labels=["model"]
+        )
+        snap = self.state()
+        for m in sorted(self.models):
+            s = snap.get(m, {})
+            up.add_metric([m], 1 if s.get("state") == "ready" else 0)
+            restarts.add_metric([m], s.get("restarts", 0))
+        yield up
+        yield restarts
 
 
 class _BreakerCollector:

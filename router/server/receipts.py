@@ -26,6 +26,8 @@ def receipt_headers(decision: Decision, request_id: str, latency_ms: float) -> d
     headers = {
         "x-request-id": request_id,
         "x-router-model": decision.model,
+        # The policy's choice when a fallback answered (its key missing, its server down ...).
+        "x-router-wanted": decision.wanted or decision.model,
         "x-router-tier": decision.tier,
         "x-router-policy": decision.policy,
         "x-router-domain": decision.domain or "none",

@@ -53,6 +53,10 @@ def serve(config_path: Path, host: str | None = None, port: int | None = None) -
     port = port or spec.port
     router = Router.from_config(config_path)
     print(usage(host, port, KeyRing(spec).enabled), flush=True)
+    if router.local_models:
+        # Started by the app's lifespan (router/local.py) before the first request is accepted.
+        names = ", ".join(router.local_models)
+        print(f"  local models (llama.cpp, free loopback port): {names}; state: GET /ready\n")
     listener = logs.configure()
     app = create_app(router, spec)
     # uvicorn shuts down gracefully on SIGTERM, then raises it again to die by it; a handler
