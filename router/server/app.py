@@ -1,7 +1,6 @@
 """The app factory: `create_app(router, config)` → a FastAPI app, a thin face over the SDK."""
 
 import asyncio
-import importlib
 import os
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
@@ -13,7 +12,7 @@ from fastapi.responses import JSONResponse, Response
 
 from ..config import ServerSpec
 from ..decision_log import DecisionLog
-from ..router import Router
+from ..router import Router, load_litellm
 from . import batching, errors
 from .auth import KeyRing, Principal
 from .chat import ChatService
@@ -52,7 +51,7 @@ def create_app(router: Router, config: ServerSpec | None = None) -> FastAPI:
             loop = asyncio.get_running_loop()
             loop.set_default_executor(ThreadPoolExecutor(64, thread_name_prefix="route"))
         # litellm takes seconds to import: pay it at start-up, not on the first request.
-        await asyncio.to_thread(importlib.import_module, "litellm")
+        await asyncio.to_thread(load_litellm)
         # Local GGUF models: started here unless the caller started them (then theirs to stop).
         # Not strict: a model that does not come up is retried while its fallbacks answer.
         owns_local = router.local is None and bool(router.local_models)
