@@ -463,14 +463,14 @@ def evaluate(
     return Report(settings, data, curves)
 
 
-def plot(report: Report, path: str) -> None:
-    """The cost-quality curves of every router and baseline, to a PNG."""
-    import matplotlib
+def plot(report: Report, path: str | None = None):
+    """The cost-quality curves of every router and baseline: a matplotlib Figure, also saved
+    as a PNG when `path` is given. Built without pyplot, so the caller's backend (a notebook's
+    inline plots, a headless CLI) is left alone."""
+    from matplotlib.figure import Figure
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(8, 5.5))
+    fig = Figure(figsize=(8, 5.5))
+    ax = fig.subplots()
     for cv in report.curves:
         if cv.name.startswith("single:"):
             ax.scatter(cv.cost * 1000, cv.quality, marker="s", s=40, label=cv.name[7:], zorder=3)
@@ -502,5 +502,6 @@ def plot(report: Report, path: str) -> None:
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8, loc="lower right")
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    if path is not None:
+        fig.savefig(path, dpi=110)
+    return fig
