@@ -13,6 +13,7 @@ RECEIPT_KEYS = {
     "domain",
     "domain_confidence",
     "difficulty",
+    "gain",
     "success",
     "reason",
     "fallbacks",
