@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from .config import Policy, dump_policy
-from .data import DataError, Example
+from .data import DataError, Example, tier_outcomes
 from .evaluate import sweep_field, sweep_values
 from .policy import CompiledPolicy, ScoreInput
 from .request import estimate_tokens, normalise_messages
@@ -62,28 +62,20 @@ def parse_target(text: str) -> tuple[str, float]:
 
 def outcome_matrix(compiled: CompiledPolicy, examples: list[Example]) -> np.ndarray:
     """(n, K) score of each policy model on each prompt (real, or its tier's stand-in)."""
-    means: dict[str, list[float]] = {}
-    for ex in examples:
-        for m, s in ex.scores.items():
-            means.setdefault(m, []).append(s)
-    mean = {m: float(np.mean(v)) for m, v in means.items()}
     out = np.zeros((len(examples), len(compiled.models)))
-    for i, ex in enumerate(examples):
-        cheap = [ex.scores[m] for m in ex.cheap_models]
-        others = [m for m in ex.scores if m not in ex.cheap_models]
-        if not cheap or not others:
+    for i, (ex, (cheap, large)) in enumerate(zip(examples, tier_outcomes(examples), strict=True)):
+        if cheap is None or large is None:
             raise DataError(
                 f"row {i + 1} ({ex.id or ex.source}): calibration needs cheap_models and at "
                 "least one other model"
             )
-        large = ex.scores[max(others, key=lambda m: mean[m])]
         for k, spec in enumerate(compiled.models):
             for key in (spec.name, spec.profile):
                 if key and key in ex.scores:
                     out[i, k] = ex.scores[key]
                     break
             else:
-                out[i, k] = large if spec.tier == "large" else float(np.mean(cheap))
+                out[i, k] = large if spec.tier == "large" else cheap
     return out
 
 

@@ -19,7 +19,7 @@ import csv
 import hashlib
 import json
 import math
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from functools import cache
 from importlib import resources
@@ -96,6 +96,32 @@ def domain_of(ex: Example) -> str | None:
 def group_key(ex: Example) -> str:
     """Rows with the same routing text share a key, so a split never leaks a duplicate."""
     return hashlib.sha1(ex.text().strip().encode("utf-8")).hexdigest()
+
+
+def group_folds(groups: np.ndarray, k: int, seed: int = 0) -> np.ndarray:
+    """A fold number per row, rows of one group (e.g. one `group_key`) in the same fold."""
+    uniq = np.unique(groups)
+    rng = np.random.default_rng(seed)
+    fold_of = dict(zip(uniq, rng.permutation(len(uniq)) % k, strict=True))
+    return np.array([fold_of[g] for g in groups])
+
+
+def tier_outcomes(examples: Sequence[Example]) -> list[tuple[float | None, float | None]]:
+    """Per row: (mean score of its cheap models, score of its reference large model), None where
+    the row has none. The reference large model is the row's non-cheap model with the best mean
+    score over all rows (dcrouter's 70B chat-QA model scores far below the small ones)."""
+    scores: dict[str, list[float]] = {}
+    for ex in examples:
+        for m, s in ex.scores.items():
+            scores.setdefault(m, []).append(s)
+    mean = {m: float(np.mean(v)) for m, v in scores.items()}
+    out: list[tuple[float | None, float | None]] = []
+    for ex in examples:
+        cheap = float(np.mean([ex.scores[m] for m in ex.cheap_models])) if ex.cheap_models else None
+        others = [m for m in ex.scores if m not in ex.cheap_models]
+        large = ex.scores[max(others, key=mean.__getitem__)] if others else None
+        out.append((cheap, large))
+    return out
 
 
 # ---- reading and writing ------------------------------------------------------------------------

@@ -14,7 +14,7 @@ import numpy as np
 
 from . import metrics as M
 from .config import ModelSpec, Policy
-from .data import DataError, Example, group_key
+from .data import DataError, Example, group_folds, group_key
 from .policy import CompiledPolicy, ScoreInput
 from .scorer import ScoreBatch, Scorer, _knn_mean, head_targets
 
@@ -228,11 +228,7 @@ def _merge(parts: list[tuple[np.ndarray, Predictions]], n: int) -> Predictions:
 
 def fold_ids(data: EvalData, k: int, seed: int = 0) -> np.ndarray:
     """K folds by prompt text: duplicates of a text share a fold."""
-    keys = np.array([group_key(ex) for ex in data.examples])
-    uniq = np.unique(keys)
-    rng = np.random.default_rng(seed)
-    fold_of = dict(zip(uniq, rng.permutation(len(uniq)) % k, strict=True))
-    return np.array([fold_of[key] for key in keys])
+    return group_folds(np.array([group_key(ex) for ex in data.examples]), k, seed)
 
 
 def source_groups(data: EvalData) -> np.ndarray:

@@ -26,7 +26,7 @@ from typing import Any
 
 import numpy as np
 
-from .data import Example, domain_names, domain_of, group_key
+from .data import Example, domain_names, domain_of, group_folds, group_key, tier_outcomes
 
 FORMAT_VERSION = 2
 Progress = Callable[[str], None]
@@ -112,14 +112,6 @@ def _temperature(logits: np.ndarray, y: np.ndarray) -> float:
     return best_t
 
 
-def _group_folds(groups: np.ndarray, k: int, seed: int) -> np.ndarray:
-    """A fold number per row; rows of one group share a fold."""
-    uniq = np.unique(groups)
-    rng = np.random.default_rng(seed)
-    fold_of = dict(zip(uniq, rng.permutation(len(uniq)) % k, strict=True))
-    return np.array([fold_of[g] for g in groups])
-
-
 def _knn_mean(Xq: np.ndarray, Xref: np.ndarray, Yref: np.ndarray, k: int) -> np.ndarray:
     """Mean target of the k most similar reference rows (cosine: rows are unit-norm)."""
     k = min(k, len(Xref))
@@ -134,21 +126,13 @@ def _knn_mean(Xq: np.ndarray, Xref: np.ndarray, Yref: np.ndarray, k: int) -> np.
 def head_targets(examples: Sequence[Example]) -> tuple[list[str], list[str], np.ndarray]:
     """(head names, models, targets (n, H) with NaN where a head has no label for a row)."""
     models = sorted({m for ex in examples for m in ex.scores})
-    means: dict[str, list[float]] = {}
-    for ex in examples:
-        for m, s in ex.scores.items():
-            means.setdefault(m, []).append(s)
-    mean = {m: float(np.mean(v)) for m, v in means.items()}
     heads = ["difficulty", "gain"] + [f"success:{m}" for m in models]
     Y = np.full((len(examples), len(heads)), np.nan)
-    for i, ex in enumerate(examples):
-        if ex.cheap_models:
-            cheap = float(np.mean([ex.scores[m] for m in ex.cheap_models]))
+    for i, (ex, (cheap, large)) in enumerate(zip(examples, tier_outcomes(examples), strict=True)):
+        if cheap is not None:
             Y[i, 0] = 1.0 - cheap
-            others = [m for m in ex.scores if m not in ex.cheap_models]
-            if others:
-                # The reference large model: the row's non-cheap model that is best overall.
-                Y[i, 1] = ex.scores[max(others, key=lambda m: mean[m])] * (1.0 - cheap)
+            if large is not None:
+                Y[i, 1] = large * (1.0 - cheap)
         for j, m in enumerate(models):
             if m in ex.scores:
                 Y[i, 2 + j] = ex.scores[m]
@@ -205,7 +189,7 @@ class Scorer:
         X = np.asarray(X, dtype=np.float64)
         texts = list(texts) if texts is not None else [ex.text() for ex in examples]
         groups = np.array([group_key(ex) for ex in examples])
-        folds = _group_folds(groups, self.calibration_folds, self.random_state)
+        folds = group_folds(groups, self.calibration_folds, self.random_state)
         self.encoder_identity_ = encoder_identity
         self.domains_ = domain_names()
 
