@@ -14,6 +14,23 @@ from tests.upstream import Upstream  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 
+# The routing receipt's public keys (README, "The routing receipt").
+RECEIPT_KEYS = {
+    "model",
+    "tier",
+    "policy",
+    "domain",
+    "domain_confidence",
+    "difficulty",
+    "gain",
+    "success",
+    "reason",
+    "fallbacks",
+    "cost_estimate",
+    "large_cost_estimate",
+    "routing_ms",
+}
+
 
 @pytest.fixture(scope="session")
 def upstream():

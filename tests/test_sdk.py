@@ -5,22 +5,7 @@ import json
 import pytest
 
 from router import Decision, RequestError, Router, UpstreamError
-
-RECEIPT_KEYS = {
-    "model",
-    "tier",
-    "policy",
-    "domain",
-    "domain_confidence",
-    "difficulty",
-    "gain",
-    "success",
-    "reason",
-    "fallbacks",
-    "cost_estimate",
-    "large_cost_estimate",
-    "routing_ms",
-}
+from tests.conftest import RECEIPT_KEYS
 
 
 def test_route_math_prompt(router):
