@@ -144,8 +144,12 @@ def policies(config: ConfigOpt = Path("config.yaml")) -> None:
     for name, p in pols.items():
         esc = p.escalation
         rule = f"conf<{esc.min_domain_confidence} or diff>{esc.max_difficulty}"
+        if esc.max_gain is not None:
+            rule += f" or gain>{esc.max_gain}"
         if esc.min_success is not None:
             rule += f" or p(success)<{esc.min_success}"
+        if esc.cost_weight is not None:
+            rule = f"argmax p(success) − {esc.cost_weight} × relative cost"
         specs = ", ".join(f"{d}: {'/'.join(ms)}" for d, ms in p.domains.items())
         mark = " (default)" if name == cfg.default_policy else ""
         t.add_row(name + mark, ", ".join(p.default), specs, ", ".join(p.large), rule, p.description)

@@ -37,6 +37,7 @@ def test_models_and_policies_list_the_catalogue():
     assert r.returncode == 0 and "gpt-4o-mini" in r.stdout
     r = run("policies")
     assert r.returncode == 0 and "quality-first" in r.stdout and "balanced (default)" in r.stdout
+    assert "gain>0.194811" in r.stdout  # the shipped policies escalate on the gain threshold
 
 
 def test_errors_are_one_line_not_tracebacks(tmp_path):
