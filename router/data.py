@@ -10,7 +10,7 @@ One JSON object a line:
      "costs": {"model-a": 0.0006, ...},   # optional, USD for this prompt per model
      "cheap_models": ["model-a"]}          # optional: the models of the cheap tier
 
-Splits are by prompt text (`group_key`), never by row: MMLU repeats about 100 texts.
+Splits are by normalised prompt text (`group_key`), never by row: MMLU repeats about 100 texts.
 """
 
 from __future__ import annotations
@@ -19,6 +19,8 @@ import csv
 import hashlib
 import json
 import math
+import re
+import unicodedata
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from functools import cache
@@ -29,7 +31,7 @@ from typing import Any
 import numpy as np
 import yaml
 
-from .request import Message, routing_text
+from .request import Message, message_text, routing_text
 
 
 class DataError(ValueError):
@@ -48,6 +50,10 @@ class Example:
     costs: dict[str, float] | None = None
     cheap_models: list[str] = field(default_factory=list)
     id: str | None = None
+    # Any other fields of the row, kept as they are: the grading labels (`ground_truth`,
+    # `metric`, `choices`, `task_id`) and what `router profile` adds (`answers`, `usage`,
+    # `logprobs`).
+    extra: dict[str, Any] = field(default_factory=dict)
 
     def text(self) -> str:
         """The text the router sees for this example."""
@@ -69,7 +75,14 @@ class Example:
             out["costs"] = self.costs
         if self.cheap_models:
             out["cheap_models"] = self.cheap_models
+        out.update((k, v) for k, v in self.extra.items() if k not in ROW_FIELDS)
         return out
+
+
+# The fields `Example` models itself; every other field of a row is kept in `Example.extra`.
+ROW_FIELDS = frozenset(
+    ("id", "prompt", "messages", "source", "domain", "scores", "costs", "cheap_models")
+)
 
 
 # ---- the domain taxonomy (a data file, not code) -------------------------------------------
@@ -93,13 +106,45 @@ def domain_of(ex: Example) -> str | None:
     return taxonomy()["sources"].get(ex.source)
 
 
+_NON_WORD = re.compile(r"[\W_]+", re.UNICODE)
+
+
+def normalised_text(text: str) -> str:
+    """`text` with case, Unicode forms, punctuation and spacing evened out, so near-duplicates
+    ("What is 2+2?" / "what is 2 + 2") compare equal."""
+    return " ".join(_NON_WORD.sub(" ", unicodedata.normalize("NFKC", text).casefold()).split())
+
+
+def opening_text(ex: Example) -> str:
+    """The prompt, or a conversation's first user turn: the question a conversation grew from."""
+    if ex.messages is None:
+        return ex.prompt or ""
+    first = next((m for m in ex.messages if m.get("role") == "user"), None)
+    return message_text(first) if first is not None else ex.text()
+
+
 def group_key(ex: Example) -> str:
-    """Rows with the same routing text share a key, so a split never leaks a duplicate."""
-    return hashlib.sha1(ex.text().strip().encode("utf-8")).hexdigest()
+    """The split group of a row: the normalised text of its opening. Duplicates and
+    near-duplicates share a key, and a follow-up turn (MT-Bench turn 2) shares its first turn's,
+    so a split never leaks one into the other."""
+    opening = opening_text(ex)
+    # A punctuation-only or image-only opening keeps its own text rather than an empty key.
+    key = normalised_text(opening) or opening.strip() or ex.text().strip()
+    return hashlib.sha1(key.encode("utf-8")).hexdigest()
 
 
-def group_folds(groups: np.ndarray, k: int, seed: int = 0) -> np.ndarray:
-    """A fold number per row, rows of one group (e.g. one `group_key`) in the same fold."""
+def prompt_hashes(examples: Iterable[Example]) -> np.ndarray:
+    """64-bit hashes of the rows' group keys (uint64): what a scorer records of its training
+    prompts, to recognise them later without storing any text."""
+    return np.array([int(group_key(ex)[:16], 16) for ex in examples], dtype=np.uint64)
+
+
+def group_folds(groups: np.ndarray | Sequence[Example], k: int, seed: int = 0) -> np.ndarray:
+    """A fold number per row, rows of one group in the same fold: the one definition of folds.
+    `groups` is a label per row, or the Examples themselves (grouped by `group_key`)."""
+    if len(groups) and isinstance(groups[0], Example):
+        groups = np.array([group_key(ex) for ex in groups])
+    groups = np.asarray(groups)
     uniq = np.unique(groups)
     rng = np.random.default_rng(seed)
     fold_of = dict(zip(uniq, rng.permutation(len(uniq)) % k, strict=True))
@@ -170,6 +215,7 @@ def _check_row(obj: Any, where: str) -> Example:
         costs={m: float(c) for m, c in costs.items()} if costs else None,
         cheap_models=list(cheap),
         id=obj.get("id"),
+        extra={k: v for k, v in obj.items() if k not in ROW_FIELDS},
     )
     try:
         if not ex.text().strip():
@@ -344,11 +390,13 @@ def import_dcrouter(root: str | Path) -> Iterator[Example]:
     prices = {m: (v["input_price"], v["output_price"]) for m, v in llms.items()}
     large = {m for m, v in llms.items() if _size_b(v.get("size", "")) >= DCROUTER_LARGE_FROM_B}
     tasks: dict[str, str] = {}
+    labels: dict[str, dict[str, Any]] = {}
     for qf in sorted(root.glob("default_query_*.jsonl")):
         for line in qf.open(encoding="utf-8"):
             if line.strip():
                 q = json.loads(line)
                 tasks[q["query"].strip()] = q["task_name"]
+                labels[q["query"].strip()] = _dcrouter_labels(q)
     files = [root / f for f in ("train.json", "test.json") if (root / f).is_file()]
     if not files:
         raise DataError(f"{root}: missing train.json")
@@ -368,7 +416,38 @@ def import_dcrouter(root: str | Path) -> Iterator[Example]:
                 scores=scores,
                 costs={m: tokens * prices[m][0] / 1e6 for m in scores},
                 cheap_models=sorted(m for m in scores if m not in large),
+                extra=labels.get(q.strip(), {}),
             )
+
+
+def _dcrouter_labels(q: dict[str, Any]) -> dict[str, Any]:
+    """What grading a new model's answer needs: `ground_truth`, `metric`, `choices` as
+    {"label": [...], "text": [...]} (published as a stringified Python list or dict),
+    `task_id`. Code tasks' `choices` repeat their asserts, so they are left out."""
+    import ast
+
+    out: dict[str, Any] = {"ground_truth": q.get("ground_truth"), "metric": q.get("metric")}
+    raw = q.get("choices")
+    if isinstance(raw, str) and q.get("metric") != "code_eval":
+        try:
+            parsed = ast.literal_eval(raw)
+        except (ValueError, SyntaxError):
+            parsed = None
+        if isinstance(parsed, dict):
+            text = parsed.get("text")
+            label = parsed.get("label", parsed.get("labels"))
+            if isinstance(text, list):
+                if not isinstance(label, list) or len(label) != len(text):
+                    label = [chr(65 + i) for i in range(len(text))]
+                out["choices"] = {"label": [str(x) for x in label], "text": [str(t) for t in text]}
+        elif isinstance(parsed, list):
+            out["choices"] = {
+                "label": [chr(65 + i) for i in range(len(parsed))],
+                "text": [str(t) for t in parsed],
+            }
+    if q.get("task_id") is not None:
+        out["task_id"] = q["task_id"]
+    return out
 
 
 def _routerbench_frame(path: Path):

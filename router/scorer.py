@@ -26,7 +26,16 @@ from typing import Any
 
 import numpy as np
 
-from .data import Example, domain_names, domain_of, group_folds, group_key, tier_outcomes
+from .data import (
+    Example,
+    domain_names,
+    domain_of,
+    group_folds,
+    group_key,
+    prompt_hashes,
+    tier_outcomes,
+)
+from .drift import reference_distributions
 
 FORMAT_VERSION = 2
 Progress = Callable[[str], None]
@@ -199,7 +208,9 @@ class Scorer:
             raise ScorerError("no example has a domain label (set 'domain' or a known 'source')")
         y = np.array([self.domains_.index(labels[i]) for i in idx])
         say(f"domain head on {len(idx)} labelled rows")
-        self.domain_W_, self.domain_b_, self.domain_T_ = self._fit_domain(X[idx], y, folds[idx])
+        self.domain_W_, self.domain_b_, self.domain_T_, domain_oof = self._fit_domain(
+            X[idx], y, folds[idx]
+        )
 
         self.heads_, self.models_, Y = head_targets(examples)
         if np.isnan(Y[:, 0]).all():
@@ -214,14 +225,27 @@ class Scorer:
         self.emb_W_, self.emb_b_ = np.zeros((H, d)), np.zeros(H)
         self.text_W_, self.text_b_ = np.zeros((H, V)), np.zeros(H)
         self.stack_ = np.zeros((H, 4))
+        oof = np.full((len(examples), 2), np.nan)  # difficulty and gain, out of fold
         for h, name in enumerate(self.heads_):
             rows = np.flatnonzero(~np.isnan(Y[:, h]))
             say(f"{name} head on {len(rows)} rows")
-            self._fit_head(h, X[rows], T[rows], Y[rows, h], folds[rows])
+            p = self._fit_head(h, X[rows], T[rows], Y[rows, h], folds[rows])
+            if h < 2 and p is not None:
+                oof[rows, h] = p
         # kNN memory: every training row, targets NaN where unlabelled.
         self.knn_X_, self.knn_Y_ = X.astype(np.float32), Y.astype(np.float32)
         self.n_train_ = len(examples)
+        # Hashes of the normalised training prompts, so evaluation and calibration can tell
+        # when they are shown prompts this scorer learned from (no text is stored).
+        self.train_hashes_ = np.unique(prompt_hashes(examples))
         self._prepare()
+        if np.isnan(oof).all(axis=0).any():  # one calibration fold: no out-of-fold scores
+            P = self.predict_heads(X, texts)
+            oof = np.where(np.isnan(Y[:, :2]), np.nan, P[:, :2])
+        # What live scores look like on prompts like these, for the drift alarm (drift.py).
+        self.training_distributions_ = reference_distributions(
+            self.domains_, domain_oof.argmax(axis=1), oof[:, 0], oof[:, 1]
+        )
         return self
 
     def _fit_domain(self, X: np.ndarray, y: np.ndarray, folds: np.ndarray):
@@ -254,10 +278,14 @@ class Scorer:
             oof[te] = X[te] @ W.T + b
         T = _temperature(oof, y) if len(np.unique(folds)) > 1 else 1.0
         W, b = fit(X, y)
-        return W, b, T
+        if len(np.unique(folds)) <= 1:
+            oof = X @ W.T + b
+        return W, b, T, oof / T
 
-    def _fit_head(self, h: int, X, T, y: np.ndarray, folds: np.ndarray) -> None:
-        """Components out of fold → stacker; then the components on all rows."""
+    def _fit_head(self, h: int, X, T, y: np.ndarray, folds: np.ndarray) -> np.ndarray | None:
+        """Components out of fold → stacker; then the components on all rows.
+
+        Returns the head's out-of-fold probabilities (None with a single fold)."""
         Z = np.zeros((len(y), 3))
         uniq = np.unique(folds)
         for k in uniq:
@@ -275,6 +303,9 @@ class Scorer:
             self.stack_[h] = [1 / 3, 1 / 3, 1 / 3, 0.0]
         self.emb_W_[h], self.emb_b_[h] = _fit_binary(X, y, self.C)
         self.text_W_[h], self.text_b_[h] = _fit_binary(T, y, self.text_C)
+        if len(uniq) <= 1:
+            return None
+        return _sigmoid(Z @ self.stack_[h, :3] + self.stack_[h, 3])
 
     def _prepare(self) -> None:
         """Derived state for prediction: the vectorizer and the kNN label groups."""
@@ -337,6 +368,14 @@ class Scorer:
             success=P[:, 2:],
         )
 
+    def trained_on(self, examples: Sequence[Example]) -> np.ndarray | None:
+        """Per example, whether its prompt (normalised, `data.group_key`) was among this
+        scorer's training prompts; None for an artifact that recorded no hashes."""
+        hashes = getattr(self, "train_hashes_", None)
+        if hashes is None:
+            return None
+        return np.isin(prompt_hashes(examples), hashes)
+
     # ---- persistence ------------------------------------------------------------------------
 
     def save(self, path: str | Path, extra: dict[str, Any] | None = None) -> Path:
@@ -356,6 +395,8 @@ class Scorer:
             "knn_X": self.knn_X_.astype(np.float16),
             "knn_Y": self.knn_Y_.astype(np.float16),
         }
+        if getattr(self, "train_hashes_", None) is not None:
+            arrays["train_hashes"] = self.train_hashes_.astype(np.uint64)
         vocab = sorted(self.vocabulary_, key=self.vocabulary_.__getitem__)
         meta = {
             "format_version": FORMAT_VERSION,
@@ -372,6 +413,12 @@ class Scorer:
             },
             "domain_temperature": self.domain_T_,
             "n_train": self.n_train_,
+            # Absent in scorers saved before the drift alarm existed.
+            **(
+                {"training_distributions": self.training_distributions_}
+                if getattr(self, "training_distributions_", None)
+                else {}
+            ),
             **(extra or {}),
             "vocabulary": vocab,
         }
@@ -410,8 +457,17 @@ class Scorer:
             self.heads_ = list(meta["heads"])
             self.domain_T_ = float(meta["domain_temperature"])
             self.n_train_ = int(meta.get("n_train", 0))
+            # None for an artifact saved before scorers recorded them: no drift alarm then.
+            self.training_distributions_ = meta.get("training_distributions")
             self.vocabulary_ = {t: i for i, t in enumerate(meta["vocabulary"])}
-            f64 = {k: arrays[k].astype(np.float64) for k in arrays if k not in ("knn_X", "knn_Y")}
+            f64 = {
+                k: arrays[k].astype(np.float64)
+                for k in arrays
+                if k not in ("knn_X", "knn_Y", "train_hashes")
+            }
+            # Artifacts saved before training hashes were recorded have none: unknown, not empty.
+            hashes = arrays.get("train_hashes")
+            self.train_hashes_ = None if hashes is None else hashes.astype(np.uint64)
             self.domain_W_, self.domain_b_ = f64["domain_W"], f64["domain_b"]
             self.emb_W_, self.emb_b_ = f64["emb_W"], f64["emb_b"]
             self.text_W_, self.text_b_ = f64["text_W"], f64["text_b"]

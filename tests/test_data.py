@@ -87,6 +87,42 @@ def test_group_key_is_by_text_not_row():
     assert group_key(a) == group_key(b) != group_key(rows[1])
 
 
+def test_near_duplicates_and_follow_up_turns_share_a_group_and_a_fold():
+    import numpy as np
+
+    from router.data import Example, group_folds
+
+    def row(prompt=None, messages=None):
+        return Example(prompt=prompt, messages=messages, scores={"a": 1.0})
+
+    q1 = "What is the capital of France?"
+    t1 = "Write a haiku about autumn."
+    rows = [
+        row(q1),
+        row("  what is the CAPITAL of france  "),  # case, spacing, punctuation
+        row("What is the capital of Spain?"),
+        row(t1),
+        # MT-Bench turn 2: the user's two turns; it grew from turn 1 and must not be split off.
+        row(
+            messages=[
+                {"role": "user", "content": t1},
+                {"role": "user", "content": "Now a limerick."},
+            ]
+        ),
+        row("?!"),
+        row("??"),  # punctuation-only prompts keep distinct keys, not one empty key
+    ]
+    keys = [group_key(r) for r in rows]
+    assert keys[0] == keys[1] != keys[2]
+    assert keys[3] == keys[4] != keys[0]
+    assert keys[5] != keys[6]
+    for seed in range(5):
+        folds = group_folds(rows, 3, seed)
+        assert folds[0] == folds[1] and folds[3] == folds[4]
+        # The same folds from the keys themselves: one definition.
+        assert (folds == group_folds(np.array(keys), 3, seed)).all()
+
+
 def test_taxonomy_has_eight_to_twelve_domains_and_maps_every_source():
     tax = taxonomy()
     assert 8 <= len(tax["domains"]) <= 12

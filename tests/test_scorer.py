@@ -7,11 +7,12 @@ from router.data import Example
 from router.scorer import Scorer, ScorerError
 
 
-def synthetic(n=300, seed=0):
-    """Math prompts live along axis 0, code along axis 1; difficulty follows axis 2."""
+def synthetic(n=300, seed=0, start=0):
+    """Math prompts live along axis 0, code along axis 1; difficulty follows axis 2.
+    Prompts are numbered from `start`, so two calls with disjoint ranges share no prompt."""
     rng = np.random.default_rng(seed)
     X, exs = [], []
-    for i in range(n):
+    for i in range(start, start + n):
         v = rng.normal(0, 0.3, 16)
         math = i % 2 == 0
         v[0 if math else 1] += 2.0
@@ -125,3 +126,69 @@ def test_fit_rejects_too_little_data():
     X, exs = synthetic(6)
     with pytest.raises(ScorerError, match="at least 10"):
         Scorer().fit(X, exs, "fake")
+
+
+def test_predictions_generalise_to_held_out_rows():
+    """Trained with 15% of the difficulty labels flipped, the heads still rank prompts they
+    never saw by their true outcome: above chance, not memorised."""
+    from sklearn.metrics import roc_auc_score
+
+    X, exs = synthetic(300, seed=3)
+    rng = np.random.default_rng(3)
+    for e in exs:
+        if rng.random() < 0.15:
+            e.scores["small"] = 1.0 - e.scores["small"]
+    s = Scorer().fit(X, exs, "fake/16")
+    Xh, held = synthetic(200, seed=4, start=1000)
+    assert not {e.text() for e in held} & {e.text() for e in exs}
+    b = s.predict(Xh, texts(held))
+    hard = np.array([e.scores["small"] == 0 for e in held])
+    assert roc_auc_score(hard, b.difficulty) > 0.9
+    assert roc_auc_score(hard, b.gain) > 0.9
+    assert roc_auc_score(~hard, b.success[:, b.models.index("small")]) > 0.9
+    dom = [b.domains[i] for i in b.domain_probs.argmax(1)]
+    truth = ["math" if e.source == "gsm8k" else "code" for e in held]
+    assert np.mean([a == t for a, t in zip(dom, truth, strict=True)]) > 0.9
+
+
+def test_saved_and_loaded_scorers_agree_on_held_out_rows(fitted, tmp_path):
+    s, _, _ = fitted
+    Xh, held = synthetic(100, seed=5, start=2000)
+    t = Scorer.load(s.save(tmp_path / "sc"))
+    a, b = s.predict(Xh, texts(held)), t.predict(Xh, texts(held))
+    # float16 kNN memory and float32 weights on disk: equal to about three decimals.
+    for name in ("difficulty", "gain", "success", "domain_probs"):
+        np.testing.assert_allclose(getattr(a, name), getattr(b, name), atol=2e-3, err_msg=name)
+    assert (a.domain_probs.argmax(1) == b.domain_probs.argmax(1)).all()
+
+
+def test_training_prompt_hashes_recognise_seen_and_near_duplicate_prompts(fitted, tmp_path):
+    s, _, exs = fitted
+    _, held = synthetic(20, seed=6, start=3000)
+    assert s.trained_on(exs).all()
+    assert not s.trained_on(held).any()
+    # Case, punctuation and spacing do not hide a training prompt.
+    variant = Example(
+        prompt="  " + exs[0].prompt.upper().replace(" ", " ,  ") + "?",
+        scores={"small": 1.0},
+    )
+    assert s.trained_on([variant]).tolist() == [True]
+    t = Scorer.load(s.save(tmp_path / "sc"))
+    assert t.trained_on(exs + held).tolist() == [True] * len(exs) + [False] * len(held)
+    # The artifact stores hashes only, never the prompts' text.
+    assert exs[0].prompt not in (tmp_path / "sc" / "scorer.json").read_text()
+
+
+def test_an_artifact_without_training_hashes_still_loads(fitted, tmp_path):
+    s, X, exs = fitted
+    d = s.save(tmp_path / "old")
+    with np.load(d / "weights.npz") as z:
+        arrays = {k: z[k] for k in z.files if k != "train_hashes"}
+    np.savez_compressed(d / "weights.npz", **arrays)
+    t = Scorer.load(d)
+    assert t.trained_on(exs) is None
+    np.testing.assert_allclose(
+        t.predict(X[:5], texts(exs[:5])).difficulty,
+        s.predict(X[:5], texts(exs[:5])).difficulty,
+        atol=2e-3,
+    )
