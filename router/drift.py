@@ -1,0 +1,210 @@
+"""Drift alarm: are live routing scores still distributed as on the scorer's training data?
+
+At training, the scorer records the distribution of three signals over its training prompts
+(out-of-fold predictions, so they look like predictions on prompts it never saw):
+
+- *domain*: the share of each predicted domain;
+- *difficulty* and *gain*: histograms over ten bins cut at the training deciles.
+
+`DriftMonitor` keeps the last `window` live decisions and compares each signal with its training
+distribution by the population stability index,
+PSI = Σ (live share − training share) · ln(live share / training share).
+Rule of thumb: below 0.1 stable, 0.1–0.25 a moderate shift, above 0.25 a large one. Past the
+configured threshold the monitor logs one warning (and one more only after the signal came back
+below it): the scorer is being asked about prompts unlike the ones it learned from.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections import deque
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+import numpy as np
+
+log = logging.getLogger("router.drift")
+
+SIGNALS = ("domain", "difficulty", "gain")
+DEFAULT_BINS = 10
+# Shares are floored here before the logarithm: an empty bin would make PSI infinite.
+PSI_FLOOR = 1e-4
+
+
+def quantile_edges(values: np.ndarray, bins: int = DEFAULT_BINS) -> list[float]:
+    """Bin edges at the quantiles of `values` (probabilities), outer edges 0 and 1, no repeats."""
+    values = np.asarray(values, dtype=np.float64)
+    values = values[np.isfinite(values)]
+    if len(values) == 0:
+        return [0.0, 1.0]
+    inner = np.quantile(values, np.linspace(0, 1, bins + 1)[1:-1])
+    edges = np.unique(np.r_[0.0, np.round(inner, 6), 1.0])
+    return [float(e) for e in edges]
+
+
+def bin_counts(values: Iterable[float], edges: Sequence[float]) -> np.ndarray:
+    """How many values fall in each bin [e_i, e_i+1) (the last bin closed; outliers clamped)."""
+    v = np.clip(np.asarray(list(values), dtype=np.float64), edges[0], edges[-1])
+    idx = np.clip(np.searchsorted(edges, v, side="right") - 1, 0, len(edges) - 2)
+    return np.bincount(idx, minlength=len(edges) - 1)
+
+
+def reference_distributions(
+    domains: Sequence[str],
+    predicted_domain: np.ndarray,
+    difficulty: np.ndarray,
+    gain: np.ndarray,
+    bins: int = DEFAULT_BINS,
+) -> dict[str, Any]:
+    """The training-data distributions a scorer saves (JSON-able).
+
+    `predicted_domain` holds domain indices; `difficulty` and `gain` probabilities (NaN: none).
+    """
+    out: dict[str, Any] = {
+        "domain": {
+            "labels": list(domains),
+            "counts": np.bincount(
+                np.asarray(predicted_domain, dtype=int), minlength=len(domains)
+            ).tolist(),
+        }
+    }
+    for name, values in (("difficulty", difficulty), ("gain", gain)):
+        v = np.asarray(values, dtype=np.float64)
+        v = v[np.isfinite(v)]
+        edges = quantile_edges(v, bins)
+        out[name] = {"edges": edges, "counts": bin_counts(v, edges).tolist()}
+    return out
+
+
+def psi(expected: Sequence[float], actual: Sequence[float]) -> float:
+    """Population stability index between two histograms over the same bins (counts or shares)."""
+    e = np.asarray(expected, dtype=np.float64)
+    a = np.asarray(actual, dtype=np.float64)
+    if e.shape != a.shape or e.sum() <= 0 or a.sum() <= 0:
+        raise ValueError("psi needs two non-empty histograms over the same bins")
+    e = np.maximum(e / e.sum(), PSI_FLOOR)
+    a = np.maximum(a / a.sum(), PSI_FLOOR)
+    return float(np.sum((a - e) * np.log(a / e)))
+
+
+def check_reference(reference: Any) -> dict[str, Any] | None:
+    """The reference if it has every signal in the expected shape, else None (old scorers)."""
+    if not isinstance(reference, dict):
+        return None
+    try:
+        dom = reference["domain"]
+        if len(dom["labels"]) != len(dom["counts"]) or sum(dom["counts"]) <= 0:
+            return None
+        for name in ("difficulty", "gain"):
+            h = reference[name]
+            if len(h["edges"]) != len(h["counts"]) + 1 or sum(h["counts"]) <= 0:
+                return None
+    except (KeyError, TypeError):
+        return None
+    return reference
+
+
+class DriftMonitor:
+    """PSI of live domain, difficulty and gain against the scorer's training distributions.
+
+    `observe()` is cheap (a deque append under a lock) and safe from any thread; PSI is
+    computed every `check_every` observations and on demand (`/metrics` scrapes).
+    """
+
+    def __init__(
+        self,
+        reference: dict[str, Any] | None,
+        window: int = 1000,
+        threshold: float = 0.25,
+        min_samples: int = 100,
+        check_every: int = 50,
+    ) -> None:
+        self.reference = check_reference(reference)
+        self.window = window
+        self.threshold = threshold
+        self.min_samples = min_samples
+        self.check_every = check_every
+        self._live: dict[str, deque] = {s: deque(maxlen=window) for s in SIGNALS}
+        self._lock = threading.Lock()
+        self._seen = 0
+        self._alarm: dict[str, bool] = dict.fromkeys(SIGNALS, False)
+        self.warnings = 0  # warnings logged so far
+        self.last: dict[str, float | None] = dict.fromkeys(SIGNALS)
+
+    @property
+    def enabled(self) -> bool:
+        """False for a scorer saved without training distributions (retrain to get them)."""
+        return self.reference is not None
+
+    def observe(self, domain: str | None, difficulty: float | None, gain: float | None) -> None:
+        """One live decision's scores (None where the request had no text)."""
+        if self.reference is None:
+            return
+        with self._lock:
+            if domain is not None:
+                self._live["domain"].append(domain)
+            if difficulty is not None:
+                self._live["difficulty"].append(float(difficulty))
+            if gain is not None:
+                self._live["gain"].append(float(gain))
+            self._seen += 1
+            due = self._seen % self.check_every == 0
+        if due:
+            self.check()
+
+    def samples(self) -> dict[str, int]:
+        with self._lock:
+            return {s: len(v) for s, v in self._live.items()}
+
+    def live_histograms(self) -> dict[str, np.ndarray]:
+        """The window's counts over the reference bins, per signal."""
+        if self.reference is None:
+            return {}
+        with self._lock:
+            live = {s: list(v) for s, v in self._live.items()}
+        labels = self.reference["domain"]["labels"]
+        pos = {d: i for i, d in enumerate(labels)}
+        dom = np.zeros(len(labels))
+        for d in live["domain"]:
+            if d in pos:
+                dom[pos[d]] += 1
+        out = {"domain": dom}
+        for name in ("difficulty", "gain"):
+            out[name] = bin_counts(live[name], self.reference[name]["edges"])
+        return out
+
+    def scores(self) -> dict[str, float | None]:
+        """PSI per signal over the current window; None until `min_samples` were seen."""
+        if self.reference is None:
+            return dict.fromkeys(SIGNALS)
+        out: dict[str, float | None] = {}
+        for name, counts in self.live_histograms().items():
+            if counts.sum() < self.min_samples:
+                out[name] = None
+            else:
+                out[name] = round(psi(self.reference[name]["counts"], counts), 6)
+        return out
+
+    def check(self) -> dict[str, float | None]:
+        """Compute PSI and log a warning for each signal that crossed the threshold."""
+        scores = self.scores()
+        self.last = scores
+        for name, value in scores.items():
+            above = value is not None and value > self.threshold
+            if above and not self._alarm[name]:
+                self.warnings += 1
+                log.warning(
+                    "routing drift: %s PSI %.3f > %.3f over the last %d requests; the scorer "
+                    "sees prompts unlike its training data (retrain from the decision log)",
+                    name,
+                    value,
+                    self.threshold,
+                    self.samples()[name],
+                    extra={"signal": name, "psi": value, "threshold": self.threshold},
+                )
+            self._alarm[name] = above
+        return scores
+
+    def alarms(self) -> dict[str, bool]:
+        return dict(self._alarm)
