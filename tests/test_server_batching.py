@@ -91,17 +91,74 @@ def test_bulk_calls_bypass_batching():
     assert enc.encode(["x", "y"], batch_size=8).shape == (2, 2)
 
 
-@pytest.mark.parametrize("n", [1, 7])
-def test_real_router_decisions_are_unchanged(router, n):
-    from router.server import batching
+class GatedEncoder:
+    """The real encoder, whose first call waits for `release`: the others queue up behind it."""
 
-    texts = [f"What is {i} plus {i}?" for i in range(n)]
-    plain = [router.route(t) for t in texts]
-    wrapped = (
-        BatchingEncoder(router.encoder)
-        if not isinstance(router.encoder, batching.BatchingEncoder)
-        else router.encoder
-    )
-    X = wrapped.encode(texts)
-    assert X.shape == (n, router.encoder.dim)
-    assert [d.model for d in plain] == [router.route(t).model for t in texts]
+    def __init__(self, inner) -> None:
+        self.inner = inner
+        self.calls: list[list[str]] = []
+        self.release = threading.Event()
+
+    def __getattr__(self, name):
+        return getattr(self.inner, name)
+
+    def encode(self, texts, *args, **kwargs):
+        self.calls.append(list(texts))
+        if len(self.calls) == 1:
+            assert self.release.wait(120)
+        return self.inner.encode(texts, *args, **kwargs)
+
+
+BATCH_TEXTS = [
+    "hi",
+    "What is 7 plus 5?",
+    "Prove that there are infinitely many primes, then generalise the argument to primes "
+    "of the form 4k + 3 and explain where it fails for 4k + 1.",
+    "Translate 'good morning' into French",
+    "Write a Python function that merges two sorted lists in linear time, with tests.",
+    "Which bone protects the brain?",
+    "Summarise the causes of the First World War in three bullet points for a student.",
+]
+
+
+def test_real_router_decisions_are_the_same_through_the_batching_encoder(router):
+    """Routing concurrent requests through one padded encoder batch gives each request the
+    decision (model, reason, scores) it gets when routed alone."""
+    from router import Router
+
+    texts = BATCH_TEXTS
+    for t in texts:
+        router.encoder._cache.pop(t, None)
+    alone = [router.route(t) for t in texts]
+    for t in texts:
+        router.encoder._cache.pop(t, None)  # the batch must really be embedded, not cached
+    gated = GatedEncoder(router.encoder)
+    batching = BatchingEncoder(gated)
+    batched_router = Router(router.config, router.policies, router.scorer, batching)
+    out: dict[int, object] = {}
+
+    def go(i):
+        try:
+            out[i] = batched_router.route(texts[i])
+        except Exception as e:  # noqa: BLE001 - reported by the assertion below
+            out[i] = e
+
+    threads = [threading.Thread(target=go, args=(i,)) for i in range(len(texts))]
+    threads[0].start()
+    _wait_until(lambda: len(gated.calls) == 1)  # the leader is inside the encoder
+    for t in threads[1:]:
+        t.start()
+    _wait_until(lambda: len(batching._queue) == len(texts) - 1)
+    gated.release.set()
+    for t in threads:
+        t.join(120)
+    # One call for the leader, one padded batch for everyone who queued behind it.
+    assert gated.calls == [texts[:1], texts[1:]]
+    for i, d in enumerate(alone):
+        b = out[i]
+        assert not isinstance(b, Exception), b
+        assert (b.model, b.tier, b.reason, b.domain) == (d.model, d.tier, d.reason, d.domain)
+        assert b.difficulty == pytest.approx(d.difficulty, abs=1e-4)
+        assert b.gain == pytest.approx(d.gain, abs=1e-4)
+        assert b.success == pytest.approx(d.success, abs=1e-4)
+        assert b.domain_confidence == pytest.approx(d.domain_confidence, abs=1e-4)
