@@ -6,7 +6,7 @@ export HF_HUB_OFFLINE := 1
 export LITELLM_LOCAL_MODEL_COST_MAP := True
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: setup run test lint model policies data bench bench-proxy bench-load bench-local clean
+.PHONY: setup run test lint model policies data notebooks bench bench-proxy bench-load bench-local clean
 
 setup: $(STAMP)
 
@@ -46,6 +46,12 @@ model: setup
 # Re-tune the shipped policies' thresholds on prompts the calibration scorer did not see.
 policies: setup
 	$(PY) scripts/calibrate_policies.py
+
+# Notebooks: edit notebooks/*.py (jupytext percent format) or the .ipynb in Jupyter, then sync
+# the pair; the .ipynb in git carries no outputs (tests/test_notebooks.py checks both).
+notebooks: setup
+	$(VENV)/bin/jupytext --sync notebooks/*.py
+	$(PY) scripts/strip_notebooks.py notebooks/*.ipynb
 
 bench: setup
 	$(PY) bench/route_latency.py

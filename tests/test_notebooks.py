@@ -1,4 +1,5 @@
-"""The policy-tuning notebooks run top to bottom on the shipped data, and are stored stripped."""
+"""The policy-tuning notebooks run top to bottom on the shipped data, are stored stripped, and
+agree with their paired percent-format `.py` sources (jupytext), which are what reviewers read."""
 
 from __future__ import annotations
 
@@ -28,6 +29,30 @@ def test_notebook_is_stripped(path):
         if cell.cell_type == "code":
             assert cell.outputs == [], f"{path.name}: a code cell has outputs; strip them"
             assert cell.execution_count is None, f"{path.name}: execution_count is set"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=NAMES)
+def test_notebook_agrees_with_its_py_source(path):
+    jupytext = pytest.importorskip("jupytext")
+    source = path.with_suffix(".py")
+    assert source.is_file(), f"{path.name} has no paired {source.name}: run `make notebooks`"
+    nb = nbformat.read(path, as_version=4)
+    py = jupytext.read(source)
+    assert nb.metadata.get("jupytext", {}).get("formats") == "ipynb,py:percent", path.name
+    pairs = list(zip(nb.cells, py.cells, strict=False))
+    assert len(nb.cells) == len(py.cells), (
+        f"{path.name} has {len(nb.cells)} cells, {source.name} {len(py.cells)}: `make notebooks`"
+    )
+    for i, (a, b) in enumerate(pairs):
+        assert (a.cell_type, a.source) == (b.cell_type, b.source), (
+            f"{path.name} cell {i} differs from {source.name}: edit the .py, then `make notebooks`"
+        )
+
+
+def test_every_py_source_has_its_notebook():
+    sources = sorted((ROOT / "notebooks").glob("*.py"))
+    assert sources, "no notebook sources"
+    assert [p.with_suffix(".ipynb").name for p in sources] == NAMES
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=NAMES)

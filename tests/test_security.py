@@ -13,8 +13,10 @@ import json
 import logging
 import pickle
 import shutil
+import socket
 import sqlite3
 import sys
+import threading
 from pathlib import Path
 
 import httpx
@@ -285,6 +287,41 @@ NAMES = [
 ]
 
 
+def raw_get(port: int, target: str, headers: dict[str, str]) -> tuple[int, bytes]:
+    """GET `target` exactly as written (no client-side normalisation); (status, body)."""
+    lines = [f"GET {target} HTTP/1.1", f"Host: 127.0.0.1:{port}", "Connection: close"]
+    lines += [f"{k}: {v}" for k, v in headers.items()]
+    with socket.create_connection(("127.0.0.1", port), timeout=60) as s:
+        s.sendall(("\r\n".join(lines) + "\r\n\r\n").encode())
+        data = b""
+        while chunk := s.recv(65536):
+            data += chunk
+    head, _, body = data.partition(b"\r\n\r\n")
+    return int(head.split(b" ", 2)[1]), body
+
+
+def test_raw_get_sends_the_target_as_written():
+    """The helper above really puts "/../" on the wire (checked with a listening socket)."""
+    with socket.socket() as srv:
+        srv.bind(("127.0.0.1", 0))
+        srv.listen(1)
+        port = srv.getsockname()[1]
+        seen: list[bytes] = []
+
+        def serve() -> None:
+            conn, _ = srv.accept()
+            with conn:
+                seen.append(conn.recv(65536))
+                conn.sendall(b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n")
+
+        t = threading.Thread(target=serve)
+        t.start()
+        status, _ = raw_get(port, "/v1/../../../etc/passwd", {})
+        t.join(timeout=30)
+    assert status == 404
+    assert seen[0].startswith(b"GET /v1/../../../etc/passwd HTTP/1.1\r\n")
+
+
 def test_path_like_urls_and_names_read_no_file(leaky_router, tmp_path):
     global _WATCHING
     p = start(leaky_router, tmp_path)
@@ -293,9 +330,10 @@ def test_path_like_urls_and_names_read_no_file(leaky_router, tmp_path):
         _OPENED.clear()
         _WATCHING = True
         for path in TRAVERSALS:
-            r = httpx.get(p.url + path, headers=auth_h, timeout=60)
-            assert r.status_code == 404, path
-            assert "root:" not in r.text
+            # Raw bytes over a socket: httpx would normalise "/../" away before sending.
+            status, body = raw_get(p.port, path, auth_h)
+            assert status == 404, path
+            assert b"root:" not in body
         for name in NAMES:
             for endpoint in ("/chat/completions", "/route"):
                 r = httpx.post(
