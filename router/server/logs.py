@@ -25,10 +25,18 @@ class JsonFormatter(logging.Formatter):
             "logger": record.name,
             "msg": record.getMessage(),
         }
-        out.update({k: v for k, v in record.__dict__.items() if k not in _STANDARD})
+        out.update(
+            {k: v for k, v in record.__dict__.items() if k not in _STANDARD and _is_field(v)}
+        )
         if record.exc_info:
             out["exc"] = self.formatException(record.exc_info)
         return json.dumps(out, default=str, ensure_ascii=False)
+
+
+def _is_field(value: object) -> bool:
+    """Skip other libraries' bookkeeping on records: litellm's redaction filter stamps every
+    record with a bare `object()` sentinel, which would print as "<object object at 0x...>"."""
+    return type(value) is not object
 
 
 def configure(level: int = logging.INFO) -> logging.handlers.QueueListener:
