@@ -302,7 +302,7 @@ def import_routellm(root: str | Path) -> Iterator[Example]:
     gsm = root / "gsm8k" / "gsm8k_responses.csv"
     if gsm.is_file():
         found = True
-        yield from _routellm_csv(gsm, "gsm8k")
+        yield from _routellm_csv(gsm, "gsm8k", _gsm8k_references(root / "gsm8k" / "test.jsonl"))
     mt = root / "mt_bench"
     if (mt / "question.jsonl").is_file() and (mt / "judgements.jsonl").is_file():
         found = True
@@ -311,17 +311,43 @@ def import_routellm(root: str | Path) -> Iterator[Example]:
         raise DataError(f"{root}: no RouteLLM files (mmlu/responses/*.csv, gsm8k/, mt_bench/)")
 
 
-def _routellm_csv(path: Path, source: str) -> Iterator[Example]:
+def _gsm8k_references(path: Path) -> dict[str, str]:
+    """GSM8K's reference solutions (ending in `#### <number>`) by question text; {} if absent."""
+    if not path.is_file():
+        return {}
+    refs = {}
+    for line in path.open(encoding="utf-8"):
+        if line.strip():
+            q = json.loads(line)
+            refs[q["question"].strip()] = q["answer"]
+    return refs
+
+
+def _routellm_csv(
+    path: Path, source: str, references: dict[str, str] | None = None
+) -> Iterator[Example]:
+    """One CSV of bool outcomes. Where the CSV also has `<model>_response` columns (GSM8K),
+    each row keeps both answers as `answers` {model: text} (what an answer verifier learns
+    from), and `references` adds the GSM8K reference as `ground_truth` with `metric: GSM8K`
+    (what a grader needs to score a new model on the row)."""
     with path.open(encoding="utf-8", newline="") as f:
         reader = csv.DictReader(f)
         missing = {"prompt", MIXTRAL, GPT4} - set(reader.fieldnames or ())
         if missing:
             raise DataError(f"{path}: missing columns {sorted(missing)}")
+        answer_cols = {m: f"{m}_response" for m in (MIXTRAL, GPT4)}
+        answer_cols = {m: c for m, c in answer_cols.items() if c in (reader.fieldnames or ())}
         for n, row in enumerate(reader):
             try:
                 scores = {MIXTRAL: _truthy(row[MIXTRAL]), GPT4: _truthy(row[GPT4])}
             except DataError as e:
                 raise DataError(f"{path}: row {n + 2}: {e}") from None
+            extra: dict[str, Any] = {}
+            if answer_cols:
+                extra["answers"] = {m: row[c] for m, c in answer_cols.items()}
+            ref = (references or {}).get(row["prompt"].strip())
+            if ref is not None:
+                extra.update(ground_truth=ref, metric="GSM8K")
             yield Example(
                 id=f"{source}/{n}",
                 prompt=row["prompt"],
@@ -329,6 +355,7 @@ def _routellm_csv(path: Path, source: str) -> Iterator[Example]:
                 scores=scores,
                 costs=_routellm_costs(),
                 cheap_models=[MIXTRAL],
+                extra=extra,
             )
 
 
