@@ -6,7 +6,7 @@ export HF_HUB_OFFLINE := 1
 export LITELLM_LOCAL_MODEL_COST_MAP := True
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: setup run test lint model policies data notebooks bench bench-proxy bench-load bench-local clean
+.PHONY: setup run test lint model policies data notebooks docs docs-serve bench bench-proxy bench-load bench-local clean
 
 setup: $(STAMP)
 
@@ -52,6 +52,13 @@ policies: setup
 notebooks: setup
 	$(VENV)/bin/jupytext --sync notebooks/*.py
 	$(PY) scripts/strip_notebooks.py notebooks/*.ipynb
+
+# The docs site (MkDocs Material) into site/; strict: a broken link or anchor fails the build.
+docs: setup
+	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict
+
+docs-serve: setup
+	$(VENV)/bin/mkdocs serve -a 127.0.0.1:8001
 
 bench: setup
 	$(PY) bench/route_latency.py

@@ -1,4 +1,4 @@
-"""Cost-quality metrics, defined once (see DESIGN.md) and used by `router eval` and the notebooks.
+"""Cost-quality metrics, defined once (docs/evaluation.md, "Metrics") and used by `router eval` and the notebooks.
 
 A curve is a set of operating points: mean cost per prompt, mean quality, and for two-tier data
 the share of calls sent to the strong model.
@@ -17,21 +17,43 @@ def pgr(quality: np.ndarray | float, q_weak: float, q_strong: float) -> np.ndarr
     return (np.asarray(quality, dtype=float) - q_weak) / gap
 
 
+def share_range(share) -> tuple[float, float]:
+    """The strong-call shares a curve covers: (lowest, highest)."""
+    s = np.asarray(share, dtype=float)
+    return float(s.min()), float(s.max())
+
+
+def covers_all_shares(share, tol: float = 1e-9) -> bool:
+    lo, hi = share_range(share)
+    return lo <= tol and hi >= 1 - tol
+
+
 def _pgr_on_grid(share, quality, q_weak, q_strong, grid):
     order = np.argsort(share, kind="stable")
     s, q = np.asarray(share, float)[order], np.asarray(quality, float)[order]
     return np.interp(grid, s, pgr(q, q_weak, q_strong))
 
 
-def apgr(share, quality, q_weak: float, q_strong: float) -> float:
-    """Area under PGR over strong-call share 0..1 (linear between points; random ≈ 0.5)."""
-    grid = np.linspace(0.0, 1.0, 1001)
-    return float(np.trapezoid(_pgr_on_grid(share, quality, q_weak, q_strong, grid), grid))
+def apgr(share, quality, q_weak: float, q_strong: float) -> float | None:
+    """Average PGR over the strong-call shares the curve covers (linear between points;
+    random ≈ 0.5). On a curve from 0% to 100% strong calls this is RouteLLM's APGR, the area
+    under PGR over 0..1. A curve that covers only [lo, hi] is averaged over [lo, hi]: nothing
+    is extrapolated beyond its points (`share_range` tells the range; report it). None when the
+    curve has a single share."""
+    lo, hi = share_range(share)
+    if hi - lo < 1e-12:
+        return None
+    grid = np.linspace(lo, hi, 1001)
+    area = np.trapezoid(_pgr_on_grid(share, quality, q_weak, q_strong, grid), grid)
+    return float(area / (hi - lo))
 
 
 def cpt(share, quality, q_weak: float, q_strong: float, p: float) -> float | None:
-    """Call-performance threshold: the smallest strong-call share whose PGR ≥ p (None if never)."""
-    grid = np.linspace(0.0, 1.0, 10001)
+    """Call-performance threshold: the smallest strong-call share whose PGR ≥ p, looked for
+    within the shares the curve covers (None if it never gets there). On a curve that starts
+    above 0% the answer is at least its lowest share."""
+    lo, hi = share_range(share)
+    grid = np.linspace(lo, hi, 10001)
     ok = np.flatnonzero(_pgr_on_grid(share, quality, q_weak, q_strong, grid) >= p - 1e-12)
     return float(grid[ok[0]]) if len(ok) else None
 
@@ -57,6 +79,8 @@ def upper_hull(x, y) -> tuple[np.ndarray, np.ndarray]:
     for px, py in pts:
         if hull and hull[-1][1] >= py:
             continue  # dominated: costs more, scores no better (keeps the hull non-decreasing)
+        while hull and hull[-1][0] == px:
+            hull.pop()  # same cost, lower quality (points are sorted by cost, then quality)
         while len(hull) >= 2:
             (x1, y1), (x2, y2) = hull[-2], hull[-1]
             # Drop the middle point if it lies on or below the chord.
@@ -82,6 +106,17 @@ def aiq(cost, quality, c_min: float, c_max: float) -> float:
     grid = np.linspace(0.0, 1.0, 2001)
     vals = np.interp(grid, hx, hy, left=0.0, right=hy[-1])
     return float(np.trapezoid(vals, grid))
+
+
+def zero_router(cost, quality, n_points: int = 201) -> tuple[np.ndarray, np.ndarray]:
+    """RouterBench's zero router: send each prompt to a model drawn at random. Mixing models
+    reaches every point on the non-decreasing upper convex hull of their (cost, quality), and no
+    more: the hull, with points every 1/(n_points − 1) of its cost range for lookups."""
+    hx, hy = upper_hull(cost, quality)
+    if len(hx) == 1:
+        return hx, hy
+    grid = np.union1d(hx, np.linspace(hx[0], hx[-1], n_points))
+    return grid, np.interp(grid, hx, hy)
 
 
 def oracle(scores: np.ndarray, costs: np.ndarray) -> tuple[np.ndarray, float, float]:
