@@ -122,14 +122,65 @@ class ServerSpec(_Strict):
     keys: tuple[APIKeySpec, ...] = ()
     # Comma-separated extra keys (default policy, every model); auth is on when any key exists.
     keys_env: str | None = "ROUTER_API_KEYS"
+    # Where the proxy writes its rows: filled in from the top-level `decision_log:` section
+    # (this key of the first version is still read, and moved there).
     decision_log: str | None = Field(
-        default="decisions.db", description="SQLite file, relative to config.yaml; null: off"
+        default="decisions.db",
+        description="SQLite file relative to config.yaml, or postgresql:// URL; null: off",
     )
     log_prompts: bool = Field(default=False, description="store prompt text in the decision log")
     # Encode the texts of concurrent requests in one encoder call (throughput under load).
     batch_routing: bool = True
     # On SIGTERM: stop accepting, let in-flight requests (streams too) finish for this long.
     shutdown_grace_s: float = Field(default=30.0, ge=0, description="graceful shutdown, seconds")
+
+
+class DecisionLogSpec(_Strict):
+    """The `decision_log:` section: where each request's row goes and what it keeps.
+
+    `decision_log: <path or URL>` is short for `decision_log: {url: ...}`; `null` turns it off.
+    """
+
+    url: str = Field(
+        default="decisions.db",
+        min_length=1,
+        description="SQLite file (relative to config.yaml) or postgresql://user:pw@host/db",
+    )
+    # The routing text of each request, for retraining on text; off: only its int8 embedding.
+    store_text: bool = False
+    max_rows: int | None = Field(default=1_000_000, gt=0, description="retention; null: no cap")
+    max_days: float | None = Field(default=90.0, gt=0, description="retention; null: no cap")
+    queue_size: int = Field(default=10_000, gt=0, description="rows buffered in an outage")
+
+    @field_validator("url")
+    @classmethod
+    def _known_scheme(cls, v: str) -> str:
+        scheme = v.partition("://")[0] if "://" in v else None
+        if scheme not in (None, "sqlite", "postgresql", "postgres", "postgresql+psycopg"):
+            raise ValueError(f"unsupported database {scheme!r}: give a file path or postgresql://")
+        return v
+
+
+class DriftSpec(_Strict):
+    """The `drift:` section: live routing scores vs the scorer's training data (router/drift.py)."""
+
+    window: int = Field(default=1000, ge=10, description="live decisions compared")
+    threshold: float = Field(default=0.25, gt=0, description="PSI past which a warning is logged")
+    min_samples: int = Field(default=100, ge=1, description="no PSI before this many decisions")
+
+
+class ShadowSpec(_Strict):
+    """The `shadow:` section: a sample of requests is also answered by the other tier in the
+    background, and a judge model grades the pair (router/shadow.py)."""
+
+    rate: float = Field(gt=0, le=1, description="share of answered requests shadowed")
+    judge: str = Field(min_length=1, description="catalogue model that grades the two answers")
+    max_usd_per_day: float = Field(gt=0, description="estimated shadow + judge spend per UTC day")
+    queue_size: int = Field(default=100, ge=1, description="samples waiting; more are dropped")
+    workers: int = Field(default=2, ge=1, le=32, description="samples worked on at once")
+    max_tokens: int = Field(default=512, ge=1, description="cap on the shadow answer's tokens")
+    # The large model that answers cheap-routed samples; default: the policy's first large one.
+    large: str | None = None
 
 
 class BreakerSpec(_Strict):
@@ -151,6 +202,27 @@ class RouterConfig(_Strict):
     expected_output_tokens: int = Field(default=300, gt=0)
     server: ServerSpec = ServerSpec()
     breaker: BreakerSpec = BreakerSpec()
+    decision_log: DecisionLogSpec | None = DecisionLogSpec()
+    drift: DriftSpec = DriftSpec()
+    shadow: ShadowSpec | None = None
+    # Shared state of workers and replicas (breakers, budgets, rate limits, sessions):
+    # redis:// or rediss:// URL; null keeps it in process (docs/scaling.md).
+    state: str | None = None
+
+    @field_validator("state")
+    @classmethod
+    def _state_url(cls, v: str | None) -> str | None:
+        if v is not None and not v.startswith(("redis://", "rediss://")):
+            raise ValueError(f"{v!r} is not a redis:// or rediss:// URL (or null)")
+        return v
+
+    @model_validator(mode="before")
+    @classmethod
+    def _decision_log_section(cls, data: Any) -> Any:
+        """`decision_log: <path or URL>` shorthand; the first version's `server.decision_log`
+        moves here; the server's location then follows this section."""
+        if not isinstance(data, dict):
+            return data
 
     @model_validator(mode="after")
     def _unique_names(self) -> RouterConfig:

@@ -254,6 +254,20 @@ def decision_row(
     return row
 
 
+def feedback_score(value: Any) -> float:
+    """A feedback score: a number in [0, 1], or "up" (1.0) / "down" (0.0)."""
+    if isinstance(value, str):
+        named = {"up": 1.0, "down": 0.0}.get(value.strip().lower())
+        if named is None:
+            raise ValueError(f'score must be a number in [0, 1], "up" or "down", got {value!r}')
+        return named
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ValueError(f'score must be a number in [0, 1], "up" or "down", got {value!r}')
+    if math.isnan(value) or not 0.0 <= value <= 1.0:
+        raise ValueError(f"score must be in [0, 1], got {value!r}")
+    return float(value)
+
+
 def _cell(v: Any) -> Any:
     if isinstance(v, bool):
         return int(v)
@@ -623,6 +637,26 @@ class DecisionLog:
                 )
         self.expired += removed
         return removed
+
+
+def open_decision_log(location: str | Path, spec: Any = None, encoder: Any = None) -> DecisionLog:
+    """A DecisionLog at `location` with a config `decision_log:` section's settings (None:
+    defaults), embedding routing texts with `encoder` (whose `identity` names them). A Router
+    may stand for its encoder: it is then looked up at each use (the proxy wraps it)."""
+
+    def current():
+        return getattr(encoder, "encoder", encoder)
+
+    embed = (lambda text: current().encode([text])[0]) if encoder is not None else None
+    return DecisionLog(
+        location,
+        store_text=bool(getattr(spec, "store_text", False)),
+        max_rows=getattr(spec, "max_rows", None),
+        max_days=getattr(spec, "max_days", None),
+        queue_size=getattr(spec, "queue_size", QUEUE_SIZE),
+        embed=embed,
+        encoder=getattr(current(), "identity", None) if encoder is not None else None,
+    )
 
 
 def _insert(con: Connection):

@@ -58,6 +58,8 @@ class Decision:
     attempts: list[Attempt] = field(default_factory=list)
     # The model the policy chose, when another one answered (fallback chain).
     wanted: str | None = None
+    # The decision log's key for this request, for feedback (set when a row is recorded).
+    request_id: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -11,14 +11,21 @@ import functools
 import itertools
 import os
 import time
+import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
 from .breaker import Breakers
-from .config import RouterConfig, load_config, load_policies
+from .config import DecisionLogSpec, RouterConfig, load_config, load_policies
 from .data import domain_names
+from .decision_log import (
+    DecisionLog,
+    decision_row,
+    feedback_score,
+    open_decision_log,
+)
 from .encoder import load_encoder
 from .local import LocalModels
 from .policy import Attempt, CompiledPolicy, Decision
@@ -77,6 +84,8 @@ class Router:
         # Local GGUF models' servers (router/local.py), once `start_local()` ran.
         self.local: LocalModels | None = None
         self.base_dir = Path.cwd()  # where relative gguf paths start; from_config: its folder
+        # Rows of chat() / achat() calls and their feedback (open_decision_log); off: None.
+        self.decision_log: DecisionLog | None = None
         if config.default_policy not in policies:
             raise RequestError(f"default_policy {config.default_policy!r} has no policy file")
         domains = scorer.domains_
@@ -231,6 +240,53 @@ class Router:
         for d in out:
             d.routing_ms = round(elapsed, 3)
         return out
+
+    # ---- the decision log and feedback -------------------------------------------------------
+
+    def open_decision_log(self, location: str | Path | None = None) -> DecisionLog:
+        """Record a row for every `chat()` / `achat()` call, so `feedback()` can score it.
+
+        `location` (a SQLite path or postgresql:// URL) defaults to the config's
+        `decision_log` section; a relative path starts at the config's folder. The HTTP proxy
+        keeps a log of its own: a Router handed to `create_app` needs none.
+        """
+        spec = self.config.decision_log or DecisionLogSpec()
+        where = location if location is not None else spec.url
+        if "://" not in str(where) and not Path(where).is_absolute():
+            where = self.base_dir / where
+        if self.decision_log is not None:
+            self.decision_log.close()
+        self.decision_log = open_decision_log(where, spec, self)
+        return self.decision_log
+
+    def _log_call(self, decision: Decision, msgs: list[Message], usage: Any = None) -> None:
+        """The decision-log row of one SDK call; gives the decision its request id."""
+        if self.decision_log is None:
+            return
+        decision.request_id = "req_" + uuid.uuid4().hex
+        tokens = None
+        if usage is not None and getattr(usage, "prompt_tokens", None) is not None:
+            tokens = (usage.prompt_tokens, usage.completion_tokens or 0)
+        self.decision_log.record(
+            decision_row(
+                decision,
+                decision.request_id,
+                kind="sdk.chat",
+                routing_text=self.text_of(msgs).strip(),
+                usage=tokens,
+                requested_model="router",
+            )
+        )
+
+    def feedback(
+        self, request_id: str, score: float | str, model: str | None = None
+    ) -> None:
+        """Score the answer to a request (`decision.request_id`): a number in [0, 1], or
+        "up" / "down". The last call per request (and model) wins. Raises KeyError for an
+        unknown id, ValueError for a bad score, RuntimeError without a decision log."""
+        if self.decision_log is None:
+            raise RuntimeError("feedback needs a decision log: call open_decision_log() first")
+        self.decision_log.record_outcome(request_id, feedback_score(score), "feedback", model)
 
     # ---- calling models ---------------------------------------------------------------------
 
@@ -399,10 +455,12 @@ class Router:
                 return it, first
 
             (it, first), decision = self._run_chain(decision, params, open_stream)
+            self._log_call(decision, msgs)
             return RoutedStream(decision, itertools.chain([first], it))
         resp, decision = self._run_chain(
             decision, params, lambda kw: litellm.completion(messages=msgs, **kw)
         )
+        self._log_call(decision, msgs, getattr(resp, "usage", None))
         resp.decision = decision
         return resp
 
@@ -428,12 +486,14 @@ class Router:
                 return it, first
 
             (it, first), decision = await self._arun_chain(decision, params, open_stream)
+            self._log_call(decision, msgs)
             return AsyncRoutedStream(decision, first, it)
 
         async def call(kw: dict):
             return await litellm.acompletion(messages=msgs, **kw)
 
         resp, decision = await self._arun_chain(decision, params, call)
+        self._log_call(decision, msgs, getattr(resp, "usage", None))
         resp.decision = decision
         return resp
 

@@ -4,16 +4,15 @@ import asyncio
 import os
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
-from pathlib import Path
 from typing import Annotated
 
 from fastapi import Depends, FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 
 from ..config import ServerSpec
-from ..decision_log import DecisionLog
+from ..decision_log import DecisionLogCollector, open_decision_log
 from ..router import Router, load_litellm
-from . import batching, errors
+from . import batching, errors, feedback
 from .auth import KeyRing, Principal
 from .chat import ChatService
 from .metrics import Metrics
@@ -35,7 +34,13 @@ def create_app(router: Router, config: ServerSpec | None = None) -> FastAPI:
         router.local_models,
         lambda: router.local.snapshot() if router.local is not None else {},
     )
-    decisions = DecisionLog(Path(spec.decision_log)) if spec.decision_log else None
+    decisions = (
+        open_decision_log(spec.decision_log, router.config.decision_log, router)
+        if spec.decision_log
+        else None
+    )
+    if decisions is not None:
+        metrics.registry.register(DecisionLogCollector(decisions))
     provider_keys = [
         os.environ.get(m.api_key_env, "") for m in router.config.models if m.api_key_env
     ]
@@ -126,5 +131,9 @@ def create_app(router: Router, config: ServerSpec | None = None) -> FastAPI:
     @app.post("/v1/chat/completions", openapi_extra=openapi_body())
     async def chat(request: Request, principal: Caller) -> Response:
         return await svc.chat(request, principal)
+
+    @app.post("/v1/feedback", openapi_extra=feedback.openapi_feedback())
+    async def give_feedback(request: Request, principal: Caller) -> Response:
+        return await feedback.feedback(request, router, decisions, spec.max_body_bytes)
 
     return app

@@ -17,7 +17,7 @@ from fastapi import Request
 from fastapi.responses import JSONResponse, Response
 
 from ..config import ServerSpec
-from ..decision_log import DecisionLog
+from ..decision_log import DecisionLog, decision_row
 from ..policy import Decision
 from ..request import RequestError, message_text
 from ..router import Router, UpstreamError
@@ -60,6 +60,13 @@ class ChatService:
         while self.in_flight and time.monotonic() < deadline:
             await asyncio.sleep(0.02)
 
+    def routing_text(self, messages: list) -> str | None:
+        """The text the router embedded for these messages (for the log's embedding)."""
+        try:
+            return self.router.text_of(messages).strip() or None
+        except (RequestError, ValueError, TypeError):
+            return None
+
     def redact(self, text: str) -> str:
         """Hide every known secret (API keys, provider keys) in text meant for the outside."""
         for s in self._secrets:
@@ -87,8 +94,23 @@ class ChatService:
             )
         except RequestError as e:
             raise from_request_error(e) from None
+        rid = request.state.request_id
+        if self.decisions is not None:
+            d.request_id = rid  # the client may send feedback on a routing decision too
+            self.decisions.record(
+                decision_row(
+                    d,
+                    rid,
+                    kind="route",
+                    routing_text=self.routing_text(req.messages),
+                    scrub=self.redact,
+                    requested_model=req.model,
+                    key_name=principal.name,
+                    latency_ms=d.routing_ms,
+                )
+            )
         body = json.loads(self.redact(d.to_json()))
-        return JSONResponse(body, headers=self.headers(d, request.state.request_id, d.routing_ms))
+        return JSONResponse(body, headers=self.headers(d, rid, d.routing_ms))
 
     # ---- POST /v1/chat/completions ----------------------------------------------------------
 
@@ -213,32 +235,22 @@ class _Record:
         )
         if svc.decisions is None:
             return
-        row: dict[str, Any] = {
-            **fields,
-            "request_id": self.request.state.request_id,
-            "ts": time.time(),
-            "error": error,
-            "latency_ms": _ms(self.t0),
-        }
-        if d is not None:
-            # Scrubbed field by field: JSON escaping would hide a quoted prompt from a replace.
-            attempts = [{**a.__dict__, "error": self.scrub(a.error)} for a in d.attempts]
-            row.update(
-                tier=d.tier,
-                domain_confidence=d.domain_confidence,
-                difficulty=d.difficulty,
-                reason=self.scrub(d.reason),
-                attempts=json.dumps(attempts, ensure_ascii=False),
-                upstream_ms=sum(a.ms for a in d.attempts),
-                decision=json.dumps(
-                    {**d.to_dict(), "reason": self.scrub(d.reason), "attempts": attempts},
-                    ensure_ascii=False,
-                ),
-                cost_estimate=cost[0] if cost else None,
-                large_cost_estimate=cost[1] if cost else None,
-            )
-        if usage is not None:
-            row.update(prompt_tokens=usage[0], completion_tokens=usage[1])
+        row = decision_row(
+            d,
+            self.request.state.request_id,
+            kind="chat",
+            status=status,
+            # Embedded by the log's writer thread; kept as text only with store_text.
+            routing_text=svc.routing_text(self.req.messages) if d is not None else None,
+            usage=usage,
+            cost=cost if cost else (None, None),
+            scrub=self.scrub,
+            requested_model=self.req.model,
+            key_name=self.principal.name,
+            stream=self.stream,
+            error=error,
+            latency_ms=_ms(self.t0),
+        )
         if svc.spec.log_prompts:
             row["prompt"] = json.dumps(self.req.messages, ensure_ascii=False)
         svc.decisions.record(row)
