@@ -45,7 +45,7 @@ def serve(config_path: Path, host: str | None = None, port: int | None = None) -
 
     cfg = load_config(config_path)
     spec = cfg.server
-    if spec.decision_log:
+    if spec.decision_log and "://" not in spec.decision_log:
         # Like policies_dir and scorer: relative to the config file.
         db = (config_path.resolve().parent / spec.decision_log).resolve()
         spec = spec.model_copy(update={"decision_log": str(db)})
