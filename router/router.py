@@ -38,6 +38,7 @@ from .request import (
     routing_text,
 )
 from .scorer import Scorer
+from .state import StateStore, open_state
 
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 
@@ -84,6 +85,9 @@ class Router:
         # Local GGUF models' servers (router/local.py), once `start_local()` ran.
         self.local: LocalModels | None = None
         self.base_dir = Path.cwd()  # where relative gguf paths start; from_config: its folder
+        # Shared state (router/state.py): session state and counters; in process by default,
+        # in Redis with `state: redis://...` (falls back to in process during an outage).
+        self.state: StateStore = getattr(self, "state", None) or open_state(config.state)
         # Rows of chat() / achat() calls and their feedback (open_decision_log); off: None.
         self.decision_log: DecisionLog | None = None
         if config.default_policy not in policies:

@@ -11,9 +11,15 @@ redis-py's asyncio client is the one the Redis store uses.
 
 from __future__ import annotations
 
+import asyncio
 import json
+import logging
 import time
-from typing import Any, Protocol
+from collections.abc import Awaitable, Callable
+from typing import Any, Protocol, TypeVar
+
+log = logging.getLogger("router.state")
+T = TypeVar("T")
 
 
 class StateStore(Protocol):
@@ -89,3 +95,219 @@ class MemoryStore:
 
     async def close(self) -> None:
         self._data.clear()
+
+
+class RedisStore:
+    """`StateStore` in Redis, shared by every worker and replica that names the same URL.
+
+    Redis is a help, never a dependency of a request: every call has short socket time-outs
+    and no retries, and when Redis does not answer the call is served by an in-process
+    `MemoryStore` instead (`degraded` is True, a warning is logged once per outage). While
+    degraded, Redis is tried again at most every `retry_s` seconds; the first call that
+    succeeds ends the outage (logged). What was written in process during an outage stays
+    there: state is per process until Redis is back, as it is without Redis.
+
+    Keys are prefixed (`router:` by default) so the router can share a Redis with other users.
+    One client per event loop: the SDK may call from several `asyncio.run`s.
+    """
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        timeout_s: float = 0.25,
+        retry_s: float = 1.0,
+        prefix: str = "router:",
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.url = url
+        self.timeout_s = timeout_s
+        self.retry_s = retry_s
+        self.prefix = prefix
+        self.clock = clock
+        self.fallback = MemoryStore()
+        self.degraded = False
+        self.outages = 0  # outages begun, ever
+        self.fallbacks = 0  # calls served in process because Redis did not answer
+        self._retry_at = 0.0
+        self._client: Any = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    # ---- the client -------------------------------------------------------------------------
+
+    def client(self) -> Any:
+        """The redis-py asyncio client of the running event loop (made on first use)."""
+        loop = asyncio.get_running_loop()
+        if self._client is None or self._loop is not loop:
+            from redis.asyncio import Redis
+            from redis.asyncio.retry import Retry
+            from redis.backoff import NoBackoff
+
+            # The old loop's client is dropped, not closed: its loop may be gone.
+            self._client = Redis.from_url(
+                self.url,
+                socket_timeout=self.timeout_s,
+                socket_connect_timeout=self.timeout_s,
+                retry=Retry(NoBackoff(), 0),  # an outage is handled here, at once
+                health_check_interval=0,
+                decode_responses=True,
+                max_connections=64,
+            )
+            self._loop = loop
+        return self._client
+
+    def _key(self, key: str) -> str:
+        return self.prefix + key
+
+    async def _call(
+        self, remote: Callable[[Any], Awaitable[T]], local: Callable[[], Awaitable[T]]
+    ) -> T:
+        """`remote(client)`, or `local()` when Redis is out (and then for `retry_s`)."""
+        if self.degraded and self.clock() < self._retry_at:
+            self.fallbacks += 1
+            return await local()
+        try:
+            # The socket time-outs bound each step; this bounds the whole call (a pool wait).
+            async with asyncio.timeout(self.timeout_s * 4):
+                result = await remote(self.client())
+        except Exception as e:
+            if not _is_outage(e):
+                raise
+            self._outage(e)
+            self.fallbacks += 1
+            return await local()
+        if self.degraded:
+            self.degraded = False
+            log.warning("state: Redis at %s answers again; shared state restored", self._where)
+        return result
+
+    @property
+    def _where(self) -> str:
+        # Never log a password given in the URL.
+        rest = self.url.split("://", 1)[-1]
+        return rest.rsplit("@", 1)[-1]
+
+    def _outage(self, exc: Exception) -> None:
+        self._retry_at = self.clock() + self.retry_s
+        if not self.degraded:
+            self.degraded = True
+            self.outages += 1
+            log.warning(
+                "state: Redis at %s is not answering (%s: %s); state is per process until "
+                "it is back",
+                self._where,
+                type(exc).__name__,
+                exc,
+            )
+        # A broken connection may sit in the pool: start afresh on the next try.
+        self._client = None
+
+    # ---- StateStore -------------------------------------------------------------------------
+
+    async def get(self, key: str) -> Any | None:
+        async def remote(r: Any) -> Any | None:
+            return await r.get(self._key(key))
+
+        async def local() -> str | None:
+            value = await self.fallback.get(key)
+            return None if value is None else json.dumps(value)
+
+        raw = await self._call(remote, local)
+        return None if raw is None else json.loads(raw)
+
+    async def set(self, key: str, value: Any, ttl_s: float | None = None) -> None:
+        raw = json.dumps(value)
+
+        async def remote(r: Any) -> None:
+            await r.set(self._key(key), raw, px=_ms(ttl_s))
+
+        await self._call(remote, lambda: self.fallback.set(key, value, ttl_s))
+
+    async def incr(self, key: str, amount: float = 1.0, ttl_s: float | None = None) -> float:
+        async def remote(r: Any) -> float:
+            k = self._key(key)
+            # One transaction: create with the expiry only if absent, then add.
+            async with r.pipeline(transaction=True) as pipe:
+                if ttl_s is not None:
+                    pipe.set(k, 0, px=_ms(ttl_s), nx=True)
+                pipe.incrbyfloat(k, amount)
+                results = await pipe.execute()
+            return float(results[-1])
+
+        return await self._call(remote, lambda: self.fallback.incr(key, amount, ttl_s))
+
+    async def delete(self, key: str) -> None:
+        async def remote(r: Any) -> None:
+            await r.delete(self._key(key))
+
+        await self._call(remote, lambda: self.fallback.delete(key))
+
+    async def ping(self) -> bool:
+        """Does Redis answer now? (Ends an outage when it does.)"""
+
+        async def remote(r: Any) -> bool:
+            return bool(await r.ping())
+
+        async def local() -> bool:
+            return False
+
+        self._retry_at = 0.0  # a health check always asks Redis
+        return await self._call(remote, local)
+
+    async def close(self) -> None:
+        client, self._client = self._client, None
+        if client is not None:
+            try:
+                await client.aclose()
+            except Exception:  # noqa: BLE001  (closing a client of a dead loop or server)
+                pass
+        await self.fallback.close()
+
+
+def _is_outage(exc: Exception) -> bool:
+    """Redis down, unreachable or slow, or a client of another loop: serve in process."""
+    from redis.exceptions import RedisError  # redis is imported by then (lazy: start-up time)
+
+    return isinstance(exc, RedisError | OSError | TimeoutError | RuntimeError)
+
+
+def _ms(ttl_s: float | None) -> int | None:
+    return None if ttl_s is None else max(1, int(ttl_s * 1000))
+
+
+def open_state(url: str | None) -> StateStore:
+    """The store a `state:` setting names: None -> `MemoryStore`; redis:// or rediss:// ->
+    `RedisStore` (degrading to memory during an outage)."""
+    if url is None:
+        return MemoryStore()
+    if url.startswith(("redis://", "rediss://")):
+        return RedisStore(url)
+    raise ValueError(f"state: {url!r} is not a redis:// or rediss:// URL (or null)")
+
+
+class StateCollector:
+    """Prometheus collector of a store's health: `router_state_degraded` (1 while Redis is out)
+    and `router_state_fallbacks_total` (calls served in process instead of by Redis)."""
+
+    def __init__(self, store: StateStore) -> None:
+        self.store = store
+
+    def collect(self):
+        from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+
+        shared = isinstance(self.store, RedisStore)
+        yield GaugeMetricFamily(
+            "router_state_degraded",
+            "1 while the shared state (Redis) is not answering and state is per process.",
+            value=1.0 if shared and self.store.degraded else 0.0,
+        )
+        yield CounterMetricFamily(
+            "router_state_fallbacks",
+            "State calls served in process because Redis did not answer.",
+            value=float(self.store.fallbacks) if shared else 0.0,
+        )
+        yield CounterMetricFamily(
+            "router_state_outages",
+            "Redis outages begun (each logged once).",
+            value=float(self.store.outages) if shared else 0.0,
+        )

@@ -12,6 +12,7 @@ from fastapi.responses import JSONResponse, Response
 from ..config import ServerSpec
 from ..decision_log import DecisionLogCollector, open_decision_log
 from ..router import Router, load_litellm
+from ..state import RedisStore, StateCollector
 from . import batching, errors, feedback
 from .auth import KeyRing, Principal
 from .chat import ChatService
@@ -41,6 +42,7 @@ def create_app(router: Router, config: ServerSpec | None = None) -> FastAPI:
     )
     if decisions is not None:
         metrics.registry.register(DecisionLogCollector(decisions))
+    metrics.registry.register(StateCollector(router.state))
     provider_keys = [
         os.environ.get(m.api_key_env, "") for m in router.config.models if m.api_key_env
     ]
@@ -70,6 +72,8 @@ def create_app(router: Router, config: ServerSpec | None = None) -> FastAPI:
             await asyncio.to_thread(decisions.close)  # flushes queued rows
         if owns_local:
             await asyncio.to_thread(router.stop_local)
+        if isinstance(router.state, RedisStore):
+            await router.state.close()  # its connections belong to this event loop
 
     app = FastAPI(title="router", summary="OpenAI-compatible model router", lifespan=lifespan)
     app.state.router, app.state.metrics, app.state.decision_log = router, metrics, decisions
@@ -94,6 +98,9 @@ def create_app(router: Router, config: ServerSpec | None = None) -> FastAPI:
             body["detail"] = "decision log writes are failing"
         # Open circuits do not make the proxy unready: fallbacks still answer. Shown for ops.
         body["circuits"] = {m: s["state"] for m, s in router.breakers.snapshot().items()}
+        # Shared state: "memory", "redis", or "degraded" (Redis out: per process; still ready).
+        shared = isinstance(router.state, RedisStore)
+        body["state"] = ("degraded" if router.state.degraded else "redis") if shared else "memory"
         # Local models' servers: starting, ready, restarting, failed (their fallbacks answer).
         if router.local_models:
             snap = router.local.snapshot() if router.local is not None else {}

@@ -1,0 +1,149 @@
+"""Shared state: the in-process store and the Redis store (a real, throwaway redis-server),
+the same behaviour from both, and a Redis outage that degrades to per-process state."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+import pytest
+
+from router.config import ConfigError, load_config
+from router.state import MemoryStore, RedisStore, StateCollector, open_state
+
+
+@pytest.fixture(params=["memory", "redis"])
+async def store(request):
+    if request.param == "memory":
+        s = MemoryStore()
+    else:
+        s = RedisStore(request.getfixturevalue("redis_url"))
+    yield s
+    await s.close()
+
+
+async def test_get_set_delete_roundtrip_json(store):
+    assert await store.get("absent") is None
+    value = {"model": "small", "turns": [1, 2.5], "ok": True, "none": None}
+    await store.set("session:a", value)
+    assert await store.get("session:a") == value
+    await store.set("session:a", "replaced")
+    assert await store.get("session:a") == "replaced"
+    await store.delete("session:a")
+    assert await store.get("session:a") is None
+    await store.delete("session:a")  # absent: nothing happens
+
+
+async def test_incr_adds_and_sets_expiry_only_on_create(store):
+    assert await store.incr("budget:x") == 1.0
+    assert await store.incr("budget:x", 2.5) == 3.5
+    assert float(await store.get("budget:x")) == 3.5
+    assert await store.incr("budget:w", 0.25, ttl_s=0.3) == 0.25
+    assert await store.incr("budget:w", 0.25, ttl_s=30) == 0.5  # keeps the first expiry
+    await asyncio.sleep(0.6)
+    assert await store.get("budget:w") is None
+    assert await store.incr("budget:w", 1, ttl_s=30) == 1.0  # a new window
+
+
+async def test_ttl_expires(store):
+    await store.set("k", 1, ttl_s=0.2)
+    await store.set("forever", 2)
+    assert await store.get("k") == 1
+    await asyncio.sleep(0.5)
+    assert await store.get("k") is None
+    assert await store.get("forever") == 2
+
+
+async def test_two_redis_stores_share_state_and_keys_are_prefixed(redis_url, redis_server):
+    a, b = RedisStore(redis_url), RedisStore(redis_url)
+    await a.set("session:s", {"model": "m"})
+    assert await b.get("session:s") == {"model": "m"}
+    await a.incr("n", 1)
+    assert await b.incr("n", 1) == 2.0
+    assert redis_server.command("EXISTS", "router:session:s") == b":1\r\n"
+    assert not a.degraded and not b.degraded
+    await a.close()
+    await b.close()
+
+
+async def test_outage_degrades_to_memory_warns_once_and_recovers(redis_server, redis_url, caplog):
+    store = RedisStore(redis_url, retry_s=0.2)
+    await store.set("shared", "from redis")
+    metrics = {m.name: m.samples[0].value for m in StateCollector(store).collect()}
+    assert metrics["router_state_degraded"] == 0
+
+    redis_server.kill()
+    with caplog.at_level(logging.WARNING, logger="router.state"):
+        # Every call still answers, from this process's memory.
+        await store.set("during", {"x": 1})
+        assert await store.get("during") == {"x": 1}
+        assert await store.incr("count", 2) == 2.0
+        assert await store.get("shared") is None  # Redis's data is out of reach
+        await asyncio.sleep(0.3)  # past retry_s: Redis is tried (and fails) again
+        assert await store.incr("count", 1) == 3.0
+        assert store.degraded
+        metrics = {m.name: m.samples[0].value for m in StateCollector(store).collect()}
+        assert metrics["router_state_degraded"] == 1
+        assert metrics["router_state_fallbacks"] >= 5
+        assert metrics["router_state_outages"] == 1
+    outage_warnings = [r for r in caplog.records if "not answering" in r.getMessage()]
+    assert len(outage_warnings) == 1  # once per outage, not once per call
+    assert "127.0.0.1" in outage_warnings[0].getMessage()
+
+    redis_server.start()  # back, empty (nothing persisted)
+    await asyncio.sleep(0.3)
+    with caplog.at_level(logging.WARNING, logger="router.state"):
+        await store.set("after", "in redis")
+    assert not store.degraded
+    assert any("answers again" in r.getMessage() for r in caplog.records)
+    other = RedisStore(redis_url)
+    assert await other.get("after") == "in redis"  # really in Redis again
+    assert await store.ping()
+    await other.close()
+    await store.close()
+
+
+async def test_an_unreachable_redis_never_raises(free_port_url):
+    store = RedisStore(free_port_url)
+    await store.set("k", 1)
+    assert await store.get("k") == 1
+    assert store.degraded and not await store.ping()
+    await store.close()
+
+
+@pytest.fixture
+def free_port_url():
+    from tests.servers import free_port
+
+    return f"redis://127.0.0.1:{free_port()}/0"  # nobody listens there
+
+
+def test_open_state():
+    assert isinstance(open_state(None), MemoryStore)
+    assert isinstance(open_state("redis://127.0.0.1:6379/0"), RedisStore)
+    assert isinstance(open_state("rediss://example.invalid:6380/1"), RedisStore)
+    with pytest.raises(ValueError, match="redis://"):
+        open_state("memcached://x")
+
+
+def test_password_is_not_logged():
+    assert "secret" not in RedisStore("redis://:secret@127.0.0.1:1/0")._where
+
+
+def test_config_state_is_validated(tmp_path, test_config):
+    import yaml
+
+    cfg = yaml.safe_load(test_config.read_text())
+    for good in (None, "redis://127.0.0.1:6379/0", "rediss://user:pw@cache:6380/2"):
+        cfg["state"] = good
+        path = tmp_path / "c.yaml"
+        path.write_text(yaml.safe_dump(cfg))
+        assert load_config(path).state == good
+    cfg["state"] = "http://127.0.0.1:6379"
+    path.write_text(yaml.safe_dump(cfg))
+    with pytest.raises(ConfigError, match=r"c\.yaml: state: .*redis://"):
+        load_config(path)
+
+
+def test_router_holds_the_configured_store(router):
+    assert isinstance(router.state, MemoryStore)  # the test config sets no `state:`
