@@ -36,6 +36,7 @@ from .data import (
     tier_outcomes,
 )
 from .drift import reference_distributions
+from .encoder import interchangeable
 
 FORMAT_VERSION = 2
 Progress = Callable[[str], None]
@@ -444,7 +445,9 @@ class Scorer:
                 f"{path}/scorer.json: format_version {meta.get('format_version') if isinstance(meta, dict) else '?'}"
                 f" is not {FORMAT_VERSION}; retrain with `router train`"
             )
-        if encoder_identity is not None and meta.get("encoder") != encoder_identity:
+        if encoder_identity is not None and not interchangeable(
+            str(meta.get("encoder")), encoder_identity
+        ):
             raise ScorerError(
                 f"{path}: trained with encoder {meta.get('encoder')!r}, but the router uses "
                 f"{encoder_identity!r}; retrain with `router train` or set encoder to match"

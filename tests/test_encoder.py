@@ -61,3 +61,48 @@ def test_sentence_transformers_backend_agrees_with_int8():
     b = load_encoder("minilm-int8", max_tokens=64, cache_size=0).encode(texts)
     assert st.identity == "minilm/64"
     assert (a * b).sum(1).min() > 0.99
+
+
+TEXTS = [
+    "short",
+    "Prove that the square root of 2 is irrational",
+    "Write a Python function that merges two sorted lists without using sort()",
+    "x " * 200,
+]
+
+
+def test_int8_products_agree_with_float32_products():
+    q8 = load_encoder("minilm-q8", max_tokens=128, cache_size=0)
+    a = q8.encode(TEXTS)
+    b = load_encoder("minilm-int8", max_tokens=128, cache_size=0).encode(TEXTS)
+    assert q8.identity == "minilm-q8/128"
+    np.testing.assert_allclose(np.linalg.norm(a, axis=1), 1, atol=1e-5)
+    assert (a * b).sum(1).min() > 0.98
+
+
+def test_int8_products_give_a_text_the_same_vector_whatever_its_batch():
+    # Activations are quantised per call: texts must not share a call, or a prompt's vector
+    # (and its route) would depend on the other requests in flight.
+    q8 = load_encoder("minilm-q8", max_tokens=128, cache_size=0)
+    together = q8.encode(TEXTS)
+    alone = np.stack([q8.encode([t])[0] for t in TEXTS])
+    np.testing.assert_array_equal(together, alone)
+
+
+def test_calls_group_texts_of_similar_length(enc):
+    seqs = [[0] * n for n in (5, 6, 60, 7, 62, 120)]
+    groups = enc._calls(seqs)
+    assert sorted(i for g in groups for i in g) == list(range(6))
+    for g in groups:  # padding stays within the bound
+        width, real = max(len(seqs[i]) for i in g), sum(len(seqs[i]) for i in g)
+        assert width * len(g) <= (1 + enc.max_padding) * real
+    assert len(groups) == 3
+
+
+def test_scorers_are_shared_only_between_interchangeable_encoders():
+    from router.encoder import interchangeable
+
+    assert interchangeable("minilm-int8/128", "minilm-q8/128")
+    assert interchangeable("minilm-q8/128", "minilm-int8/128")
+    assert not interchangeable("minilm-int8/128", "minilm-q8/64")
+    assert not interchangeable("minilm/128", "minilm-q8/128")
