@@ -262,6 +262,21 @@ class Escalation(_Strict):
     cost_weight: float | None = Field(default=None, ge=0)
 
 
+class SessionRules(_Strict):
+    """A policy's `session:`: how a conversation keeps its model across turns (router/sessions.py).
+
+    A tool loop always continues on the model that issued the call, whatever these say."""
+
+    sticky: bool = Field(default=True, description="keep a conversation on its model")
+    # A later turn may always move up (to a larger model); moving down only when allowed.
+    allow_downgrade: bool = False
+    ttl_s: float = Field(default=3600.0, gt=0, le=30 * 86400, description="idle seconds kept")
+    # No explicit session id: the request's `user` names the session (all of that user's turns).
+    key_from_user: bool = True
+    # Nor a user: a conversation is known by its messages up to the router's last reply.
+    key_from_prefix: bool = True
+
+
 class Policy(_Strict):
     """`policies/<name>.yaml`: hard rules, domain specialists, escalation thresholds."""
 
@@ -275,6 +290,8 @@ class Policy(_Strict):
     fallbacks: tuple[str, ...] | None = Field(
         default=None, description="explicit fallback order; default: large models, then cheap"
     )
+    # Sticky conversations; None: the defaults of SessionRules (kept out of dumped policies).
+    session: SessionRules | None = None
 
     @field_validator("rules")
     @classmethod

@@ -58,6 +58,10 @@ class Decision:
     attempts: list[Attempt] = field(default_factory=list)
     # The model the policy chose, when another one answered (fallback chain).
     wanted: str | None = None
+    # The conversation this turn belongs to (router/sessions.py), and whether the turn stayed
+    # on the session's model (a tool loop or a sticky session) instead of a fresh choice.
+    session: str | None = None
+    sticky: bool | None = None
     # The decision log's key for this request, for feedback (set when a row is recorded).
     request_id: str | None = None
 

@@ -38,6 +38,7 @@ from .request import (
     routing_text,
 )
 from .scorer import Scorer
+from .sessions import Sessions, reply_of, run_sync
 from .state import StateStore, open_state
 
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
@@ -88,6 +89,8 @@ class Router:
         # Shared state (router/state.py): session state and counters; in process by default,
         # in Redis with `state: redis://...` (falls back to in process during an outage).
         self.state: StateStore = getattr(self, "state", None) or open_state(config.state)
+        # Sticky conversations and tool loops (router/sessions.py), applied around route().
+        self.sessions = Sessions(self)
         # Rows of chat() / achat() calls and their feedback (open_decision_log); off: None.
         self.decision_log: DecisionLog | None = None
         if config.default_policy not in policies:
@@ -444,7 +447,9 @@ class Router:
 
         pin = params.pop("model", None)
         msgs = normalise_messages(messages)
-        decision = self.route(msgs, policy=policy, model=pin, **params)
+        session, scope = params.pop("session", None), params.pop("session_scope", None)
+        turn = run_sync(self.sessions.open(msgs, policy, pin, params, session, scope))
+        decision = turn.decision
         if params.get("stream"):
 
             def open_stream(kw: dict):
@@ -460,10 +465,11 @@ class Router:
 
             (it, first), decision = self._run_chain(decision, params, open_stream)
             self._log_call(decision, msgs)
-            return RoutedStream(decision, itertools.chain([first], it))
+            return RoutedStream(decision, turn.follow_sync(decision, itertools.chain([first], it)))
         resp, decision = self._run_chain(
             decision, params, lambda kw: litellm.completion(messages=msgs, **kw)
         )
+        run_sync(turn.close(decision, reply_of(resp)))
         self._log_call(decision, msgs, getattr(resp, "usage", None))
         resp.decision = decision
         return resp
@@ -474,7 +480,9 @@ class Router:
 
         pin = params.pop("model", None)
         msgs = normalise_messages(messages)
-        decision = await asyncio.to_thread(self.route, msgs, policy, pin, **params)
+        session, scope = params.pop("session", None), params.pop("session_scope", None)
+        turn = await self.sessions.open(msgs, policy, pin, params, session, scope)
+        decision = turn.decision
         if params.get("stream"):
 
             async def open_stream(kw: dict):
@@ -491,12 +499,13 @@ class Router:
 
             (it, first), decision = await self._arun_chain(decision, params, open_stream)
             self._log_call(decision, msgs)
-            return AsyncRoutedStream(decision, first, it)
+            return AsyncRoutedStream(decision, first, turn.follow(decision, it, first))
 
         async def call(kw: dict):
             return await litellm.acompletion(messages=msgs, **kw)
 
         resp, decision = await self._arun_chain(decision, params, call)
+        await turn.close(decision, reply_of(resp))
         self._log_call(decision, msgs, getattr(resp, "usage", None))
         resp.decision = decision
         return resp

@@ -31,6 +31,8 @@ RECEIPT_KEYS = {
     "cost_estimate",
     "large_cost_estimate",
     "routing_ms",
+    "session",
+    "sticky",
 }
 
 

@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import hashlib
 import json
 import socket
 import threading
@@ -65,7 +66,14 @@ class Upstream:
         self._stopping = threading.Event()
         self.port = port or _free_port()
         self.base_url = f"http://127.0.0.1:{self.port}/v1"
-        app = Starlette(routes=[Route("/v1/chat/completions", self.chat, methods=["POST"])])
+        app = Starlette(
+            routes=[
+                Route("/v1/chat/completions", self.chat, methods=["POST"]),
+                # Pass-through endpoints of the proxy (router/server/passthrough.py).
+                Route("/v1/embeddings", self.embeddings, methods=["POST"]),
+                Route("/v1/completions", self.completions, methods=["POST"]),
+            ]
+        )
         config = uvicorn.Config(
             app,
             host="127.0.0.1",
@@ -223,6 +231,54 @@ class Upstream:
                     "usage": {"prompt_tokens": 10, "completion_tokens": 5, "total_tokens": 15},
                 }
                 yield f"data: {json.dumps(usage)}\n\n"
+            yield "data: [DONE]\n\n"
+
+        return StreamingResponse(sse(), media_type="text/event-stream")
+
+    async def embeddings(self, request: Request):
+        """Deterministic 8-dimensional vectors: the same text always gets the same vector."""
+        body = await request.json()
+        if self.keep_requests:
+            self.requests.append(body)
+        model = body.get("model", "")
+        self.calls[model] += 1
+        if model.startswith("fail-"):
+            return _error(int(model.split("-")[1]), "injected failure")
+        texts = body.get("input")
+        texts = [texts] if isinstance(texts, str) else list(texts or [])
+        data = []
+        for i, t in enumerate(texts):
+            seed = hashlib.sha256(json.dumps(t).encode()).digest()
+            vector = [b / 255 for b in seed[:8]]
+            data.append({"object": "embedding", "index": i, "embedding": vector})
+        usage = {"prompt_tokens": len(texts), "total_tokens": len(texts)}
+        return JSONResponse({"object": "list", "data": data, "model": model, "usage": usage})
+
+    async def completions(self, request: Request):
+        """Legacy text completions: \"echo: <prompt>\", streamed as SSE when asked."""
+        body = await request.json()
+        if self.keep_requests:
+            self.requests.append(body)
+        model = body.get("model", "")
+        self.calls[model] += 1
+        if model.startswith("fail-"):
+            return _error(int(model.split("-")[1]), "injected failure")
+        prompt = body.get("prompt")
+        text = "echo: " + (prompt if isinstance(prompt, str) else json.dumps(prompt))
+        base = {"id": "cmpl-test", "object": "text_completion", "created": int(time.time())}
+        base["model"] = model
+        if not body.get("stream"):
+            choice = {"index": 0, "text": text, "logprobs": None, "finish_reason": "stop"}
+            usage = {"prompt_tokens": 3, "completion_tokens": 2, "total_tokens": 5}
+            return JSONResponse({**base, "choices": [choice], "usage": usage})
+
+        async def sse():
+            for i, w in enumerate(text.split(" ")):
+                piece = w if i == 0 else " " + w
+                choice = {"index": 0, "text": piece, "logprobs": None, "finish_reason": None}
+                yield f"data: {json.dumps({**base, 'choices': [choice]})}\n\n"
+            end = {"index": 0, "text": "", "logprobs": None, "finish_reason": "stop"}
+            yield f"data: {json.dumps({**base, 'choices': [end]})}\n\n"
             yield "data: [DONE]\n\n"
 
         return StreamingResponse(sse(), media_type="text/event-stream")

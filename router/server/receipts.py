@@ -38,6 +38,9 @@ def receipt_headers(decision: Decision, request_id: str, latency_ms: float) -> d
         "x-router-fallbacks": ",".join(decision.fallbacks),
         "x-router-attempts": attempts,
         "x-router-routing-ms": f"{decision.routing_ms:.2f}",
+        # The conversation (router/sessions.py); sticky: the turn kept the session's model.
+        "x-router-session": decision.session or "",
+        "x-router-sticky": "" if decision.sticky is None else str(decision.sticky).lower(),
         "x-router-latency-ms": f"{latency_ms:.1f}",
     }
     return {k: header_value(v) for k, v in headers.items()}
