@@ -133,6 +133,9 @@ class ServerSpec(_Strict):
     batch_routing: bool = True
     # On SIGTERM: stop accepting, let in-flight requests (streams too) finish for this long.
     shutdown_grace_s: float = Field(default=30.0, ge=0, description="graceful shutdown, seconds")
+    # POST /admin/reload takes this key (inline or, better, by env var); unset: no admin access.
+    admin_key: str | None = Field(default=None, min_length=16)
+    admin_key_env: str | None = "ROUTER_ADMIN_KEY"
 
 
 class DecisionLogSpec(_Strict):
@@ -239,6 +242,13 @@ class RouterConfig(_Strict):
                 )
             if m.is_local and m.api_key_env:
                 raise ValueError(f"models[{i}].api_key_env: a local (gguf) model needs no key")
+        if self.shadow is not None:
+            for field in ("judge", "large"):
+                name = getattr(self.shadow, field)
+                if name is not None and name not in seen:
+                    raise ValueError(
+                        f"shadow.{field}: unknown model {name!r}; the catalogue has {sorted(seen)}"
+                    )
         return self
 
     def model(self, name: str) -> ModelSpec:
@@ -277,6 +287,24 @@ class SessionRules(_Strict):
     key_from_prefix: bool = True
 
 
+class Budget(_Strict):
+    """A policy's `budget:`: hold a large-model share or a spend rate by moving the escalation
+    threshold (router/budget.py). Exactly one target."""
+
+    large_share: float | None = Field(default=None, gt=0, lt=1, description="share of requests")
+    usd_per_hour: float | None = Field(default=None, gt=0, description="estimated spend, USD/h")
+    window_s: float = Field(default=600.0, ge=10, description="sliding window, seconds")
+    # Share points of error that start a correction (it stops at half of it).
+    hysteresis: float = Field(default=0.01, ge=0, lt=0.5)
+    sync_s: float = Field(default=1.0, gt=0, le=60, description="shared-state sync, seconds")
+
+    @model_validator(mode="after")
+    def _one_target(self) -> Budget:
+        if (self.large_share is None) == (self.usd_per_hour is None):
+            raise ValueError("give exactly one of 'large_share' and 'usd_per_hour'")
+        return self
+
+
 class Policy(_Strict):
     """`policies/<name>.yaml`: hard rules, domain specialists, escalation thresholds."""
 
@@ -290,6 +318,16 @@ class Policy(_Strict):
     fallbacks: tuple[str, ...] | None = Field(
         default=None, description="explicit fallback order; default: large models, then cheap"
     )
+    budget: Budget | None = None
+
+    @model_validator(mode="after")
+    def _budget_needs_a_threshold(self) -> Policy:
+        if self.budget is not None and self.escalation.cost_weight is not None:
+            raise ValueError(
+                "budget: a budget moves the escalation threshold (max_gain or max_difficulty); "
+                "it cannot steer a cost_weight policy"
+            )
+        return self
     # Sticky conversations; None: the defaults of SessionRules (kept out of dumped policies).
     session: SessionRules | None = None
 
@@ -339,6 +377,7 @@ def _validate(cls: type[BaseModel], data: Any, path: Path) -> Any:
         # Errors raised by a model validator carry the field in the message.
         if not field and ": " in msg and msg.startswith("Value error, "):
             field, _, msg = msg.removeprefix("Value error, ").partition(": ")
+        msg = msg.removeprefix("Value error, ")  # a nested section's own check
         more = f" (and {len(e.errors()) - 1} more)" if len(e.errors()) > 1 else ""
         raise ConfigError(path, field, msg + more) from None
 

@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from .config import ModelSpec, Policy
+from .config import Escalation, ModelSpec, Policy
 from .request import RequestError, RequestFacts
 
 # Reason codes of the score stage.
@@ -64,6 +64,8 @@ class Decision:
     sticky: bool | None = None
     # The decision log's key for this request, for feedback (set when a row is recorded).
     request_id: str | None = None
+    # The budget controller's state when the policy has a budget (router/budget.py).
+    budget: dict | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -94,6 +96,8 @@ class ScoreInput:
     eligible: np.ndarray  # (n, K) bool, after hard rules
     has_text: np.ndarray  # (n,) bool
     cost: np.ndarray | None = None  # (n, K) USD per request; needed with cost_weight
+    # Replaces the policy's thresholds (a budget controller's moved threshold, router/budget.py).
+    escalation: Escalation | None = None
 
 
 class CompiledPolicy:
@@ -177,14 +181,14 @@ class CompiledPolicy:
 
     def select(self, s: ScoreInput) -> tuple[np.ndarray, np.ndarray]:
         """Per request: (candidate index, reason code)."""
-        esc = self.policy.escalation
+        esc = s.escalation or self.policy.escalation
         if esc.cost_weight is not None:
             return self._select_utility(s, esc.cost_weight)
         return self.select_thresholds(s)
 
     def select_thresholds(self, s: ScoreInput) -> tuple[np.ndarray, np.ndarray]:
         """The threshold rules: cheap specialist unless unsure, hard or unlikely to succeed."""
-        esc = self.policy.escalation
+        esc = s.escalation or self.policy.escalation
         n = len(s.difficulty)
         dom = s.domain_probs.argmax(axis=1)
         conf = s.domain_probs.max(axis=1)
@@ -264,8 +268,11 @@ class CompiledPolicy:
         difficulty: float | None,
         success: dict[str, float],
         gain: float | None = None,
+        escalation: Escalation | None = None,
     ) -> Decision:
-        """The Decision for one request. `domain_probs` is None when there was no text."""
+        """The Decision for one request. `domain_probs` is None when there was no text.
+
+        `escalation` replaces the policy's thresholds (a budget controller supplies it)."""
         mask, pinned, notes = self.eligible(facts)
         rule_note = f" (hard rules: {', '.join(notes)})" if notes else ""
         has_text = domain_probs is not None
@@ -284,6 +291,7 @@ class CompiledPolicy:
             cost=np.array(
                 [[m.cost(facts.prompt_tokens, facts.output_tokens) for m in self.models]]
             ),
+            escalation=escalation,
         )
         choice, code = self.select(s)
         i, code = int(choice[0]), int(code[0])
@@ -292,7 +300,7 @@ class CompiledPolicy:
             i = pinned
             reason = f"pinned to {self.names[i]} by the request"
         else:
-            reason = self._reason(code, i, domain, conf, difficulty, gain, succ_row)
+            reason = self._reason(code, i, domain, conf, difficulty, gain, succ_row, escalation)
         model = self.models[i]
         escalated = pinned is None and (
             code in (LOW_CONFIDENCE, HARD, GAIN, NO_SUCCESS, NO_CHEAP)
@@ -318,8 +326,8 @@ class CompiledPolicy:
             escalated=escalated,
         )
 
-    def _reason(self, code, i, domain, conf, difficulty, gain, succ) -> str:
-        esc = self.policy.escalation
+    def _reason(self, code, i, domain, conf, difficulty, gain, succ, esc=None) -> str:
+        esc = esc or self.policy.escalation
         name = self.names[i]
         if code == CHEAP:
             spec = "specialist" if domain in self.policy.domains else "default model"

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from .breaker import Breakers
+from .budget import Budgets
 from .config import DecisionLogSpec, RouterConfig, load_config, load_policies
 from .data import domain_names
 from .decision_log import (
@@ -26,6 +27,7 @@ from .decision_log import (
     feedback_score,
     open_decision_log,
 )
+from .drift import DriftMonitor
 from .encoder import load_encoder
 from .local import LocalModels
 from .policy import Attempt, CompiledPolicy, Decision
@@ -104,6 +106,17 @@ class Router:
             for m in config.models
             if (m.profile or m.name) in cols
         }
+        # Budget controllers of the policies with a `budget:` (the proxy syncs their counters).
+        self.budgets = Budgets(policies)
+        # Live scores against the scorer's training distributions (no-op for an old scorer).
+        ds = config.drift
+        self.drift = DriftMonitor(
+            getattr(scorer, "training_distributions_", None),
+            ds.window,
+            ds.threshold,
+            ds.min_samples,
+        )
+        self.config_path: Path | None = None  # from_config: the file, for hot reload
 
     @classmethod
     def from_config(cls, path: str | Path = "config.yaml", start_local: bool = False) -> Router:
@@ -125,6 +138,7 @@ class Router:
         scorer = Scorer.load(scorer_path, encoder_identity=enc.identity)
         router = cls(config, policies, scorer, enc)
         router.base_dir = base
+        router.config_path = path.resolve()
         router.warm_up()
         if start_local:
             router.start_local()
@@ -227,10 +241,13 @@ class Router:
             batch = self.scorer.predict(self.encoder.encode(scored), scored)
         out: list[Decision] = []
         row_of = {i: r for r, i in enumerate(with_text)}
+        budget = self.budgets.get(compiled.policy.name)
         for i, f in enumerate(facts):
             r = row_of.get(i)
+            # A budget's moved threshold is an input of the (pure) policy.
+            esc = budget.escalation(compiled.policy) if budget is not None else None
             if r is None:
-                d = compiled.decide(f, None, None, {})
+                d = compiled.decide(f, None, None, {}, escalation=esc)
             else:
                 success = {
                     name: float(batch.success[r, col]) for name, col in self._success_col.items()
@@ -241,7 +258,11 @@ class Router:
                     float(batch.difficulty[r]),
                     success,
                     gain=float(batch.gain[r]),
+                    escalation=esc,
                 )
+            if budget is not None:
+                budget.record(d, esc)
+            self.drift.observe(d.domain, d.difficulty, d.gain)
             out.append(d)
         elapsed = (time.perf_counter() - t0) * 1000 / max(1, len(out))
         for d in out:

@@ -1,0 +1,189 @@
+"""The budget controller: it converges, holds through a shift, corrects only outside its band,
+shares counts through a StateStore and survives a store outage."""
+
+import asyncio
+
+import numpy as np
+import pytest
+
+from router.budget import BudgetController, Budgets
+from router.config import Policy
+from router.state import MemoryStore
+
+
+def policy(budget: dict, **escalation) -> Policy:
+    esc = {"max_gain": 0.2, **escalation}
+    return Policy(name="p", default=("cheap",), large=("large",), escalation=esc, budget=budget)
+
+
+class Sim:
+    """Requests every `dt` seconds of simulated time; the policy is `score > threshold`."""
+
+    def __init__(self, ctl: BudgetController, dt: float = 0.5, seed: int = 0) -> None:
+        self.ctl, self.dt, self.t = ctl, dt, 1_000_000.0
+        self.rng = np.random.default_rng(seed)
+        self.large: list[bool] = []
+
+    def run(self, n: int, draw, forced: float = 0.0, cost=(0.001, 0.01)) -> None:
+        for _ in range(n):
+            self.t += self.dt
+            t = self.ctl.threshold()
+            score = float(draw(self.rng))
+            is_forced = self.rng.random() < forced
+            large = is_forced or score > t
+            self.ctl.observe(score, large, t, cost[1] if large else cost[0], cost[1], now=self.t)
+            self.large.append(large)
+
+    def share(self, last: int) -> float:
+        return float(np.mean(self.large[-last:]))
+
+
+def beta(a, b):
+    return lambda rng: rng.beta(a, b)
+
+
+def test_converges_to_the_target_share():
+    ctl = BudgetController(policy({"large_share": 0.3, "window_s": 300}))
+    sim = Sim(ctl)
+    sim.run(4000, beta(2, 5))  # the policy's own 0.2 threshold would send ~55% large
+    assert sim.share(2400) == pytest.approx(0.3, abs=0.01)
+    assert ctl.snapshot()["large_share"] == pytest.approx(0.3, abs=0.04)
+    assert ctl.threshold() > 0.2  # raised from the policy's threshold
+
+
+def test_holds_the_target_through_a_distribution_shift():
+    ctl = BudgetController(policy({"large_share": 0.25, "window_s": 300}))
+    sim = Sim(ctl, seed=1)
+    sim.run(3000, beta(2, 6))
+    before = ctl.threshold()
+    sim.run(3000, beta(6, 2))  # much harder traffic: scores shift up
+    assert ctl.threshold() > before + 0.2
+    # Settled within two windows (1200 requests) of the shift.
+    assert sim.share(1800) == pytest.approx(0.25, abs=0.015)
+
+
+def test_forced_escalations_are_compensated_by_feedforward_and_feedback():
+    ctl = BudgetController(policy({"large_share": 0.3, "window_s": 300}))
+    sim = Sim(ctl, seed=2)
+    # 12% go large whatever the threshold (low confidence, pins ...).
+    sim.run(4000, beta(2, 5), forced=0.12)
+    assert sim.share(2400) == pytest.approx(0.3, abs=0.015)
+
+
+def test_hysteresis_a_wider_band_moves_the_threshold_less_often():
+    moves, shares = {}, {}
+    for band in (0.002, 0.05):
+        ctl = BudgetController(policy({"large_share": 0.3, "window_s": 300, "hysteresis": band}))
+        sim = Sim(ctl, seed=3)
+        sim.run(4000, beta(2, 5))
+        moves[band], shares[band] = ctl.snapshot()["adjustments"], sim.share(2400)
+    assert moves[0.05] < moves[0.002] / 3
+    # Both hold the target on average; the wide band only tolerates more in between.
+    assert shares[0.002] == pytest.approx(0.3, abs=0.02)
+    assert shares[0.05] == pytest.approx(0.3, abs=0.05)
+
+
+def test_no_move_inside_the_band():
+    # The policy's own threshold sends ~30% large: inside a wide band around 0.3, it stays.
+    ctl = BudgetController(
+        policy({"large_share": 0.3, "window_s": 300, "hysteresis": 0.25}, max_gain=0.36)
+    )
+    sim = Sim(ctl, seed=4)
+    sim.run(1000, beta(2, 5))
+    assert ctl.threshold() == 0.36 and ctl.snapshot()["adjustments"] == 0
+    assert sim.share(1000) == pytest.approx(0.3, abs=0.03)
+
+
+def test_usd_per_hour_target():
+    # 7200 requests an hour at $0.0001 cheap / $0.002 large: $3/h is a large share of ~0.167.
+    ctl = BudgetController(policy({"usd_per_hour": 3.0, "window_s": 300}))
+    sim = Sim(ctl, dt=0.5, seed=5)
+    sim.run(6000, beta(2, 5), cost=(0.0001, 0.002))
+    assert ctl.snapshot()["usd_per_hour"] == pytest.approx(3.0, rel=0.1)
+    assert sim.share(3600) == pytest.approx((3.0 / 7200 - 0.0001) / 0.0019, abs=0.015)
+
+
+def test_an_unreachable_spend_target_closes_the_large_tier():
+    # Cheap calls alone spend $7.2/h: the best it can do is send nothing large.
+    ctl = BudgetController(policy({"usd_per_hour": 2.0, "window_s": 300}))
+    sim = Sim(ctl, dt=0.5, seed=6)
+    sim.run(2000, beta(2, 5), cost=(0.001, 0.01))
+    assert ctl.threshold() == 1.0 and sim.share(600) == 0.0
+
+
+def test_no_decisions_no_change():
+    ctl = BudgetController(policy({"large_share": 0.3}))
+    assert ctl.threshold() == 0.2
+    assert ctl.update() == 0.2
+    snap = ctl.snapshot()
+    assert snap["large_share"] is None and snap["target"] == {"large_share": 0.3}
+    assert snap["threshold_field"] == "max_gain"
+
+
+def test_difficulty_threshold_when_the_policy_has_no_gain_threshold():
+    p = Policy(
+        name="p",
+        default=("cheap",),
+        large=("large",),
+        escalation={"max_difficulty": 0.7},
+        budget={"large_share": 0.2},
+    )
+    ctl = BudgetController(p)
+    assert ctl.field == "max_difficulty" and ctl.threshold() == 0.7
+    assert ctl.escalation(p).max_difficulty == 0.7
+
+
+def test_replicas_share_counts_through_the_store():
+    store = MemoryStore()
+    a = BudgetController(policy({"large_share": 0.3, "window_s": 100}))
+    b = BudgetController(policy({"large_share": 0.3, "window_s": 100}))
+    now = 5_000_000.0
+    for i in range(100):
+        a.observe(0.9, True, 0.5, now=now + i * 0.1)  # replica A: all large
+        b.observe(0.1, False, 0.5, now=now + i * 0.1)  # replica B: all cheap
+    end = now + 10
+
+    async def both():
+        assert await a.sync(store, end) and await b.sync(store, end) and await a.sync(store, end)
+
+    asyncio.run(both())
+    a.update(end)
+    b.update(end)
+    # Each sees the fleet's share, not its own.
+    assert a.snapshot()["large_share"] == pytest.approx(0.5)
+    assert b.snapshot()["large_share"] == pytest.approx(0.5)
+    assert a.snapshot()["shared"] and b.window_requests == 200
+
+
+class BrokenStore:
+    async def incr(self, *a, **k):
+        raise ConnectionError("redis is down")
+
+    async def get(self, *a, **k):
+        raise ConnectionError("redis is down")
+
+
+def test_a_store_outage_falls_back_to_local_counts():
+    ctl = BudgetController(policy({"large_share": 0.3, "window_s": 100}))
+    now = 7_000_000.0
+    for i in range(80):
+        ctl.observe(0.9 if i % 4 == 0 else 0.1, i % 4 == 0, 0.5, now=now + i)
+    assert asyncio.run(ctl.sync(BrokenStore(), now + 80)) is False
+    ctl.update(now + 80)
+    snap = ctl.snapshot()
+    assert not snap["shared"] and snap["large_share"] == pytest.approx(0.25, abs=0.02)
+    # The unsent counts are kept and go out once the store is back.
+    store = MemoryStore()
+    assert asyncio.run(ctl.sync(store, now + 81))
+    ctl.update(now + 81)
+    assert ctl.snapshot()["window_requests"] >= 70
+
+
+def test_budgets_keep_state_across_a_reload_when_the_budget_is_unchanged():
+    old = Budgets({"p": policy({"large_share": 0.3})})
+    old.get("p")._threshold = 0.42
+    same = Budgets({"p": policy({"large_share": 0.3})}).adopt(old)
+    assert same.get("p") is old.get("p")
+    changed = Budgets({"p": policy({"large_share": 0.4})}).adopt(old)
+    assert changed.get("p") is not old.get("p") and changed.get("p").threshold() == 0.2
+    assert not Budgets({"q": Policy(name="q", default=("a",), large=("b",))})
