@@ -9,6 +9,7 @@ from typing import Annotated
 from fastapi import Depends, FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 
+from ..breaker import BreakerSync
 from ..config import ServerSpec
 from ..decision_log import DecisionLogCollector, open_decision_log
 from ..router import Router, load_litellm
@@ -64,7 +65,17 @@ def create_app(router: Router, config: ServerSpec | None = None) -> FastAPI:
         owns_local = router.local is None and bool(router.local_models)
         if owns_local:
             await asyncio.to_thread(router.start_local, strict=False)
+        # Breakers shared with the other workers and replicas through Redis (in the
+        # background: the request path reads local state only).
+        breaker_sync = None
+        if isinstance(router.state, RedisStore) and router.breakers.enabled:
+            models = [m.name for m in router.config.models]
+            breaker_sync = BreakerSync(router.breakers, router.state, models)
+            breaker_sync.start()
+        app.state.breaker_sync = breaker_sync
         yield
+        if breaker_sync is not None:
+            await breaker_sync.stop()
         # Requests cut past the grace period are cancelled just before this point: let them
         # record their end first. Closing off the loop keeps late rows flowing meanwhile.
         await svc.drain(5.0)
