@@ -6,7 +6,7 @@ export HF_HUB_OFFLINE := 1
 export LITELLM_LOCAL_MODEL_COST_MAP := True
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: setup run test lint model policies data notebooks docs docs-serve bench bench-proxy bench-load bench-local clean
+.PHONY: setup run test lint model verifier policies data notebooks docs docs-serve bench bench-proxy bench-load bench-local clean
 
 setup: $(STAMP)
 
@@ -42,6 +42,11 @@ data: setup
 
 model: setup
 	$(VENV)/bin/router train data/routing/routellm.jsonl data/routing/dcrouter.jsonl --out router/artifacts/default
+
+# The cascade's shipped answer verifier (docs/cascades.md): RouteLLM GSM8K answers, plus any
+# profiled rows with answers (data/routing/smollm2*.jsonl).
+verifier: setup
+	$(VENV)/bin/router train-verifier data/routing/routellm.jsonl $(wildcard data/routing/smollm2*.jsonl) --out router/artifacts/verifier
 
 # Re-tune the shipped policies' thresholds on prompts the calibration scorer did not see.
 policies: setup

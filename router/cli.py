@@ -16,6 +16,7 @@ from .config import ConfigError, load_config, load_policies
 from .data import IMPORTERS, DataError, domain_names, import_dataset, read_many, write_jsonl
 from .request import RequestError
 from .scorer import ScorerError
+from .verifier import VerifierError
 
 app = typer.Typer(
     help="A small-model-first LLM router.", no_args_is_help=True, add_completion=False
@@ -30,7 +31,14 @@ ConfigOpt = Annotated[
     typer.Option("--config", "-c", envvar="ROUTER_CONFIG", help="config.yaml to use"),
 ]
 BATCH_THREADS = os.cpu_count() or 1  # training and evaluation embed in big batches
-USER_ERRORS = (ConfigError, DataError, RequestError, ScorerError, FileNotFoundError)
+USER_ERRORS = (
+    ConfigError,
+    DataError,
+    RequestError,
+    ScorerError,
+    VerifierError,
+    FileNotFoundError,
+)
 
 
 def _friendly(fn):
@@ -131,6 +139,35 @@ def train(
     console.print(
         f"wrote {out}: {len(scorer.domains_)} domains, success heads for {len(scorer.models_)} "
         f"models, encoder {scorer.encoder_identity_}"
+    )
+
+
+@app.command("train-verifier")
+@_friendly
+def train_verifier_(
+    data: Annotated[list[Path], typer.Argument(help="routing dataset(s) with `answers`, JSONL")],
+    out: Annotated[Path, typer.Option(help="directory to write the verifier to")],
+    models: Annotated[
+        str,
+        typer.Option(help="whose answers to learn from: cheap (each row's cheap models), all, "
+                     "or comma-separated names"),
+    ] = "cheap",
+    cv: Annotated[int, typer.Option(help="measure AUROC with K-fold CV first (0: skip)")] = 5,
+    c: Annotated[float, typer.Option("--C", help="inverse regularisation strength")] = 0.5,
+) -> None:
+    """Train the cascade's answer verifier: P(answer right) from prompt + answer (docs/cascades.md)."""
+    from .verifier import train_verifier
+
+    chosen = models if models in ("cheap", "all") else [m.strip() for m in models.split(",")]
+    examples = read_many(data)
+    with err.status("training the verifier…") as status:
+        _, report = train_verifier(
+            examples, out, chosen, cv=cv, C=c, log=lambda m: status.update(m)
+        )
+    auc = report.get("cv_auroc")
+    console.print(
+        f"wrote {out}: {report['answers']} answers, {report['with_logprobs']} with logprobs"
+        + (f", {cv}-fold CV AUROC {auc:.3f}" if auc is not None else "")
     )
 
 
