@@ -399,6 +399,114 @@ def calibrate(
     console.print(f"wrote {dest}")
 
 
+@app.command("profile")
+@_friendly
+def profile_(
+    data: Annotated[list[Path], typer.Argument(help="labelled routing data, JSONL")],
+    model: Annotated[list[str], typer.Option(help="catalogue model to profile (repeatable)")],
+    out: Annotated[Path, typer.Option(help="routing data to write (merged if it exists)")],
+    limit: Annotated[int | None, typer.Option(help="at most this many rows")] = None,
+    per_source: Annotated[int | None, typer.Option(help="at most this many rows a source")] = None,
+    source: Annotated[
+        list[str], typer.Option(help="only rows whose source starts with this (repeatable)")
+    ] = [],  # noqa: B006
+    concurrency: Annotated[int, typer.Option(help="calls in flight")] = 1,
+    allow_code_exec: Annotated[
+        bool, typer.Option(help="run generated code against the asserts (in the sandbox)")
+    ] = False,
+    judge: Annotated[
+        str | None, typer.Option(help="catalogue model that grades rows without a metric")
+    ] = None,
+    judge_against: Annotated[
+        str | None, typer.Option(help="pairwise judging against this model's stored answers")
+    ] = None,
+    max_tokens: Annotated[
+        int | None, typer.Option(help="answer budget for every task (default: per task)")
+    ] = None,
+    retries: Annotated[int, typer.Option(help="retries of a failed call")] = 3,
+    config: ConfigOpt = Path("config.yaml"),
+) -> None:
+    """Run catalogue models over labelled prompts, grade them, merge the columns into OUT."""
+    from .profile import profile as run_profile
+
+    cfg = load_config(config)
+    bar = Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeRemainingColumn(),
+        console=err,
+    )
+    task = bar.add_task("profiling", total=None)
+    # Piped to a log (a background run), the bar does not redraw: print a line every 20 results.
+    state = {"done": 0, "total": 0, "t0": 0.0}
+
+    def on_total(n: int) -> None:
+        import time
+
+        state.update(total=n, t0=time.monotonic())
+        bar.update(task, total=n)
+        if not err.is_terminal:
+            err.print(f"profiling: {n} calls to make", highlight=False)
+
+    def advance(n: int) -> None:
+        import time
+
+        bar.advance(task, n)
+        state["done"] += n
+        if not err.is_terminal and (state["done"] % 20 == 0 or state["done"] == state["total"]):
+            el = time.monotonic() - state["t0"]
+            eta = el / state["done"] * (state["total"] - state["done"])
+            err.print(
+                f"profiling: {state['done']}/{state['total']} in {el / 60:.1f} min, "
+                f"{60 * state['done'] / el:.1f}/min, ETA {eta / 60:.0f} min",
+                highlight=False,
+            )
+
+    with bar:
+        report = run_profile(
+            data,
+            model,
+            out,
+            cfg,
+            config.resolve().parent,
+            limit=limit,
+            per_source=per_source,
+            sources=source,
+            concurrency=concurrency,
+            allow_code_exec=allow_code_exec,
+            judge=judge,
+            judge_against=judge_against,
+            max_tokens=max_tokens,
+            retries=retries,
+            on_total=on_total,
+            progress=advance,
+            log=lambda m: err.print(m, highlight=False, markup=False),
+        )
+    wide = console if console.is_terminal else Console(width=160)
+    t = Table(title=f"profile: {out}")
+    for c in ("model", "source", "n", "accuracy", "tokens/s", "prompts/min", "cost $", "failed"):
+        t.add_column(c, justify="left" if c in ("model", "source") else "right")
+    for r in report.summary():
+        t.add_row(
+            r["model"],
+            r["source"],
+            str(r["n"]),
+            _fmt(r["accuracy"]),
+            f"{r['tokens_per_s']:.1f}" if r["tokens_per_s"] else "-",
+            f"{r['prompts_per_min']:.1f}" if r["prompts_per_min"] else "-",
+            f"{r['cost']:.6f}",
+            str(r["failed"]),
+        )
+    wide.print(t)
+    console.print(
+        f"{len(report.results) - report.already_done} results this run, "
+        f"{report.already_done} already done, {report.failed} failed (a rerun retries them), "
+        f"{report.skipped_no_reference} rows without a reference skipped; "
+        f"judge cost ${report.judge_cost:.6f}; {report.wall_s:.0f} s"
+    )
+
+
 @app.command()
 @_friendly
 def serve(

@@ -114,8 +114,12 @@ class LocalModels:
         start_timeout: float = 120.0,
         watch_interval: float = 1.0,
         threads: int | None = None,
+        logits_all: bool = False,
     ) -> None:
         self.start_timeout = start_timeout
+        # Token logprobs need every position's logits kept (`router profile` asks for them).
+        # Said explicitly: it is the server's default only in some llama-cpp-python versions.
+        self.logits_all = logits_all
         # One core is left to the proxy: with every core generating, routing's encoder calls
         # halved a stream's tokens/s on 2 cores (bench/local_tier.py, BENCHMARKS.md).
         self.threads = threads or max(1, (os.cpu_count() or 2) - 1)
@@ -198,7 +202,7 @@ class LocalModels:
             "false",
             "--n_threads",
             str(self.threads),
-        ]
+        ] + (["--logits_all", "true"] if self.logits_all else [])
 
     def _start_one(self, s: LocalServer) -> None:
         """Launch, then poll /v1/models until it answers, the process dies or time runs out."""

@@ -1,0 +1,640 @@
+"""`router profile`: run catalogue models over labelled prompts and grade their answers.
+
+One job: turn (routing-data rows with a reference) × (catalogue models) into per-model
+`scores`, `answers`, `usage` {input_tokens, output_tokens, latency_ms, cost} and `logprobs`
+columns, merged into the rows (a new model adds its columns, others stay as they were).
+
+Resumable: every finished (row, model) result is appended to a journal (`<out>.journal`,
+one JSON line, flushed and fsynced) before it counts as done; the output file is rewritten
+atomically (temporary file + rename) from the rows and the journal every few results and at
+the end. Killed at any moment, a rerun reads the journal, skips what is done and finishes the
+rest: nothing is redone, nothing duplicated. A failed call is retried with backoff (tenacity);
+if it still fails it is journalled as an error (retried by the next run) and the run goes on.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import os
+import threading
+import time
+from collections import defaultdict
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .config import ModelSpec, RouterConfig
+from .data import DataError, Example, read_many
+from .graders import GradingError, grade, judge_pairwise, judge_reference, reference_of
+from .local import LocalModels
+
+# ---- how each task is asked -----------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class TaskFormat:
+    """How a row of one metric is put to a model: the prompt, the answer budget, logprobs."""
+
+    template: str
+    max_tokens: int
+    logprobs: bool = False  # short answers: keep each token's top logprobs
+
+
+MC_TEMPLATE = (
+    "{question}\n\nOptions:\n{options}\n\nAnswer with the letter of the correct option only."
+)
+SHORT_ANSWER = (
+    "Answer the question with a short phrase only, no explanation.\n\nQuestion: {question}"
+)
+# Answer budgets are short on purpose: a letter, a phrase, or a worked solution that a 135M
+# model rarely gets right past ~150 tokens; SmolLM2's profile on 2 busy cores had to fit in
+# an evening. `--max-tokens` overrides them.
+FORMATS: dict[str, TaskFormat] = {
+    "em_mc": TaskFormat(MC_TEMPLATE, 4, logprobs=True),
+    "f1_score": TaskFormat(SHORT_ANSWER, 16, logprobs=True),
+    "exact_match": TaskFormat(SHORT_ANSWER, 16, logprobs=True),
+    "GSM8K": TaskFormat(
+        "{question}\n\nSolve the problem step by step. End with the final answer as a number "
+        "on its own line, after '####'.",
+        192,
+    ),
+    "MATH": TaskFormat(
+        "{question}\n\nSolve the problem. Put the final answer in \\boxed{{}}.", 192
+    ),
+    "code_eval": TaskFormat("{question}", 256),
+    "commongen_coverage": TaskFormat(
+        "Write one or two sentences that use all of these words: {question}", 48
+    ),
+}
+MBPP_TEMPLATE = (
+    "{question}\nYour code should pass these tests:\n{tests}\n\n"
+    "Reply with the Python function in a ```python code block."
+)
+HUMANEVAL_TEMPLATE = (
+    "Complete this Python function. Reply with the whole function in a ```python code "
+    "block.\n\n```python\n{question}```"
+)
+JUDGE_MAX_TOKENS = 256
+
+
+def format_prompt(row: Example, metric: str | None) -> tuple[list[dict[str, str]], TaskFormat]:
+    """The chat messages a model is sent for `row`, and the task's answer budget."""
+    fmt = FORMATS.get(metric or "", TaskFormat("{question}", 512))
+    if row.messages is not None:  # a conversation is sent as it is
+        return [dict(m) for m in row.messages], fmt
+    q = row.prompt or ""
+    extra = row.extra
+    if metric == "em_mc" and extra.get("choices"):
+        ch = extra["choices"]
+        options = "\n".join(f"{lab}. {t}" for lab, t in zip(ch["label"], ch["text"], strict=False))
+        text = fmt.template.format(question=q.strip(), options=options)
+    elif metric == "code_eval":
+        truth = extra.get("ground_truth")
+        if isinstance(truth, str) and "def check" in truth:
+            text = HUMANEVAL_TEMPLATE.format(question=q)
+        else:
+            from .graders import _references
+
+            tests = "\n".join(_references(truth))
+            text = MBPP_TEMPLATE.format(question=q.strip(), tests=tests)
+    else:
+        text = fmt.template.format(question=q.strip())
+    return [{"role": "user", "content": text}], fmt
+
+
+# ---- calling a model ------------------------------------------------------------------------
+
+
+@dataclass
+class CallResult:
+    text: str
+    input_tokens: int
+    output_tokens: int
+    latency_ms: float
+    logprobs: list[dict[str, Any]] | None = None
+
+
+class ModelCaller:
+    """Calls catalogue models through litellm, like the SDK does (same keyword arguments,
+    local GGUF models on their own llama.cpp server), with tenacity retries."""
+
+    def __init__(
+        self,
+        config: RouterConfig,
+        base_dir: Path,
+        retries: int = 3,
+        timeout: float | None = None,
+        local_timeout: float = 180.0,
+    ) -> None:
+        self.config = config
+        self.base_dir = base_dir
+        self.retries = retries
+        self.timeout = timeout
+        self.local_timeout = local_timeout
+        self.local: LocalModels | None = None
+
+    def start(self, names: Sequence[str]) -> None:
+        """Start the llama.cpp servers of the local models among `names` (logprobs on)."""
+        specs = [self.config.model(n) for n in names]
+        local = [s for s in specs if s.is_local]
+        if local:
+            # Every core: profiling is the job (serving leaves one core to the proxy).
+            self.local = LocalModels(
+                local,
+                self.base_dir,
+                start_timeout=self.local_timeout,
+                threads=os.cpu_count() or 1,
+                logits_all=True,
+            ).start()
+
+    def stop(self) -> None:
+        if self.local is not None:
+            self.local.stop()
+            self.local = None
+
+    def kwargs(self, spec: ModelSpec) -> dict[str, Any]:
+        from .router import ModelUnavailable, Router
+
+        holder = _CallTarget(self.config, self.local)
+        try:
+            # The SDK's own call arguments (model route, api_base, key, timeout), so a profiled
+            # model is called exactly as routing would call it.
+            kw = Router._call_kwargs(holder, spec.name, {})
+        except ModelUnavailable as e:
+            raise ProfileError(f"{spec.name}: {e}") from None
+        if self.timeout is not None:
+            kw["timeout"] = self.timeout
+        return kw
+
+    async def complete(
+        self, spec: ModelSpec, messages: list[dict[str, str]], max_tokens: int, logprobs: bool
+    ) -> CallResult:
+        from tenacity import (
+            AsyncRetrying,
+            retry_if_exception,
+            stop_after_attempt,
+            wait_exponential,
+        )
+
+        from .router import load_litellm
+
+        litellm = load_litellm()
+        kw = self.kwargs(spec)
+        params: dict[str, Any] = {"max_tokens": max_tokens, "temperature": 0.0}
+        if logprobs:
+            params.update(logprobs=True, top_logprobs=5)
+
+        async for attempt in AsyncRetrying(
+            stop=stop_after_attempt(self.retries + 1),
+            wait=wait_exponential(multiplier=0.5, max=20),
+            retry=retry_if_exception(_retryable),
+            reraise=True,
+        ):
+            with attempt:
+                t0 = time.perf_counter()
+                resp = await litellm.acompletion(messages=messages, **kw, **params)
+                latency = (time.perf_counter() - t0) * 1000
+        choice = resp.choices[0]
+        text = choice.message.content or ""
+        usage = getattr(resp, "usage", None)
+        return CallResult(
+            text=text,
+            input_tokens=int(getattr(usage, "prompt_tokens", 0) or 0),
+            output_tokens=int(getattr(usage, "completion_tokens", 0) or 0),
+            latency_ms=round(latency, 1),
+            logprobs=_logprobs(choice) if logprobs else None,
+        )
+
+
+@dataclass
+class _CallTarget:
+    """What `Router._call_kwargs` reads (the catalogue and the local servers), without
+    loading the encoder and scorer a profile run does not need."""
+
+    config: RouterConfig
+    local: LocalModels | None
+
+
+def _retryable(exc: BaseException) -> bool:
+    """Retry time-outs, connection errors, 429 and 5xx; not a bad request."""
+    try:
+        import litellm
+    except ImportError:  # pragma: no cover
+        return True
+    permanent = (litellm.BadRequestError, litellm.AuthenticationError, litellm.NotFoundError)
+    return not isinstance(exc, permanent + (ProfileError,))
+
+
+def _logprobs(choice: Any) -> list[dict[str, Any]] | None:
+    """[{token, logprob, top: {token: logprob}}] from an OpenAI-style choice, if present."""
+    lp = getattr(choice, "logprobs", None)
+    if lp is None:
+        return None
+    content = lp.get("content") if isinstance(lp, dict) else getattr(lp, "content", None)
+    if not content:
+        return None
+    out = []
+    for t in content:
+        get = t.get if isinstance(t, dict) else lambda k, _t=t: getattr(_t, k, None)
+        top = get("top_logprobs") or []
+        out.append(
+            {
+                "token": get("token"),
+                "logprob": round(float(get("logprob")), 4),
+                "top": {
+                    (x.get("token") if isinstance(x, dict) else x.token): round(
+                        float(x.get("logprob") if isinstance(x, dict) else x.logprob), 4
+                    )
+                    for x in top
+                },
+            }
+        )
+    return out
+
+
+# ---- the run --------------------------------------------------------------------------------
+
+
+class ProfileError(DataError):
+    """A profile run cannot start (bad model name, nothing to profile, ...)."""
+
+
+def row_key(ex: Example) -> str:
+    """A row's identity across files and runs: its id, else a hash of its routing text."""
+    return ex.id or "sha1:" + hashlib.sha1(ex.text().encode("utf-8")).hexdigest()
+
+
+def select_rows(
+    rows: Sequence[Example],
+    per_source: int | None = None,
+    limit: int | None = None,
+    sources: Sequence[str] = (),
+) -> list[Example]:
+    """The rows to profile: optionally only some sources, at most `per_source` of each
+    (a fixed pseudo-random sample: rows ordered by a hash of their key), then `limit`."""
+    if sources:
+        rows = [r for r in rows if any(r.source.startswith(s) for s in sources)]
+    if per_source is not None:
+        by_source: dict[str, list[Example]] = defaultdict(list)
+        for r in rows:
+            by_source[r.source].append(r)
+        keep = set()
+        for group in by_source.values():
+            group = sorted(group, key=lambda r: hashlib.sha1(row_key(r).encode()).hexdigest())
+            keep.update(id(r) for r in group[:per_source])
+        rows = [r for r in rows if id(r) in keep]
+    # Sources take turns, so a run stopped part-way has profiled every source about equally.
+    queues: dict[str, list[Example]] = defaultdict(list)
+    for r in rows:
+        queues[r.source].append(r)
+    mixed: list[Example] = []
+    for i in range(max((len(q) for q in queues.values()), default=0)):
+        mixed.extend(q[i] for q in queues.values() if i < len(q))
+    if limit is not None:
+        mixed = mixed[:limit]
+    return mixed
+
+
+@dataclass
+class Result:
+    """One (row, model) outcome, as journalled."""
+
+    key: str
+    model: str
+    score: float | None = None
+    answer: str | None = None
+    usage: dict[str, Any] | None = None
+    logprobs: list | None = None
+    error: str | None = None
+    source: str = ""
+
+    def to_json(self) -> dict[str, Any]:
+        return {k: v for k, v in self.__dict__.items() if v is not None}
+
+
+class Journal:
+    """Append-only, fsynced record of finished results; a torn last line is ignored."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._lock = threading.Lock()
+
+    def read(self) -> dict[tuple[str, str], Result]:
+        """The last result per (row, model); successes are never replaced by errors."""
+        out: dict[tuple[str, str], Result] = {}
+        if not self.path.is_file():
+            return out
+        with self.path.open(encoding="utf-8") as f:
+            for line in f:
+                try:
+                    obj = json.loads(line)
+                    r = Result(**obj)
+                except (json.JSONDecodeError, TypeError):
+                    continue  # a line cut by a kill mid-write
+                k = (r.key, r.model)
+                if r.error is None or k not in out or out[k].error is not None:
+                    out[k] = r
+        return out
+
+    def append(self, r: Result) -> None:
+        line = json.dumps(r.to_json(), ensure_ascii=False) + "\n"
+        with self._lock, self.path.open("a", encoding="utf-8") as f:
+            # A previous kill may have left a torn line without its newline: start afresh.
+            if f.tell() > 0:
+                with self.path.open("rb") as rf:
+                    rf.seek(-1, os.SEEK_END)
+                    if rf.read(1) != b"\n":
+                        f.write("\n")
+            f.write(line)
+            f.flush()
+            os.fsync(f.fileno())
+
+
+def merge_result(ex: Example, r: Result) -> None:
+    """Add one model's result columns to a row (other models' columns untouched)."""
+    if r.score is None:
+        return
+    ex.scores[r.model] = r.score
+    for name, value in (("answers", r.answer), ("usage", r.usage), ("logprobs", r.logprobs)):
+        if value is not None:
+            col = ex.extra.get(name)
+            col = dict(col) if isinstance(col, dict) else {}
+            col[r.model] = value
+            ex.extra[name] = col
+    if r.usage is not None and "cost" in r.usage:
+        ex.costs = {**(ex.costs or {}), r.model: r.usage["cost"]}
+
+
+def write_rows_atomic(rows: Sequence[Example], path: Path) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    with tmp.open("w", encoding="utf-8") as f:
+        for ex in rows:
+            f.write(json.dumps(ex.to_json(), ensure_ascii=False) + "\n")
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+@dataclass
+class ProfileReport:
+    """What a run did: results per model and source, for the summary table."""
+
+    results: list[Result] = field(default_factory=list)
+    skipped_no_reference: int = 0
+    already_done: int = 0
+    failed: int = 0
+    wall_s: float = 0.0
+    judge_cost: float = 0.0
+
+    def summary(self) -> list[dict[str, Any]]:
+        """One row per (model, source): n, accuracy, tokens/s, $ and failures."""
+        groups: dict[tuple[str, str], list[Result]] = defaultdict(list)
+        for r in self.results:
+            groups[(r.model, r.source)].append(r)
+        out = []
+        for (model, source), rs in sorted(groups.items()):
+            ok = [r for r in rs if r.score is not None]
+            out_tok = sum(r.usage.get("output_tokens", 0) for r in ok if r.usage)
+            ms = sum(r.usage.get("latency_ms", 0.0) for r in ok if r.usage)
+            out.append(
+                {
+                    "model": model,
+                    "source": source,
+                    "n": len(ok),
+                    "accuracy": sum(r.score for r in ok) / len(ok) if ok else None,
+                    "tokens_per_s": out_tok / (ms / 1000) if ms else None,
+                    "prompts_per_min": 60000 * len(ok) / ms if ms else None,
+                    "cost": sum(r.usage.get("cost", 0.0) for r in ok if r.usage),
+                    "failed": len(rs) - len(ok),
+                }
+            )
+        return out
+
+
+Progress = Callable[[int], None]
+
+
+def profile(
+    data: Sequence[str | Path],
+    models: Sequence[str],
+    out: str | Path,
+    config: RouterConfig,
+    base_dir: Path,
+    *,
+    limit: int | None = None,
+    per_source: int | None = None,
+    sources: Sequence[str] = (),
+    concurrency: int = 1,
+    allow_code_exec: bool = False,
+    judge: str | None = None,
+    judge_against: str | None = None,
+    retries: int = 3,
+    timeout: float | None = None,
+    max_tokens: int | None = None,
+    save_every: int = 20,
+    on_total: Callable[[int], None] | None = None,
+    progress: Progress | None = None,
+    log: Callable[[str], None] | None = None,
+    caller: ModelCaller | None = None,
+) -> ProfileReport:
+    """Profile `models` on the labelled rows of `data`, merging columns into `out`."""
+    say = log or (lambda _m: None)
+    known = {m.name for m in config.models}
+    for m in [*models, *([judge] if judge else [])]:
+        if m not in known:
+            raise ProfileError(f"--model {m!r}: not in the catalogue; known: {sorted(known)}")
+    if judge_against and not judge:
+        raise ProfileError("--judge-against needs --judge MODEL")
+    out = Path(out)
+    journal = Journal(out.with_name(out.name + ".journal"))
+    rows = select_rows(read_many(data), per_source, limit, sources)
+    if not rows:
+        raise ProfileError("no rows to profile (check --source / --limit)")
+
+    # The output's rows: what is already in `out` (kept as it is), plus the selected rows.
+    by_key: dict[str, Example] = {}
+    order: list[str] = []
+    if out.is_file():
+        for ex in read_many([out]):
+            k = row_key(ex)
+            if k not in by_key:
+                order.append(k)
+            by_key[k] = ex
+    todo_rows: list[Example] = []
+    for ex in rows:
+        k = row_key(ex)
+        if k not in by_key:
+            by_key[k] = ex
+            order.append(k)
+        todo_rows.append(by_key[k])
+
+    done = journal.read()
+    for (k, _m), r in done.items():
+        if r.error is None and k in by_key:
+            merge_result(by_key[k], r)
+    report = ProfileReport()
+    tasks: list[tuple[Example, str]] = []
+    for ex in todo_rows:
+        if not _gradable(ex, judge, judge_against):
+            report.skipped_no_reference += 1
+            continue
+        for m in models:
+            prev = done.get((row_key(ex), m))
+            if prev is not None and prev.error is None:
+                report.already_done += 1
+                report.results.append(prev)
+                continue
+            tasks.append((ex, m))
+    if report.skipped_no_reference:
+        say(
+            f"{report.skipped_no_reference} rows have no metric and ground_truth "
+            f"(nor a judge to grade them): skipped"
+        )
+    if on_total:
+        on_total(len(tasks))
+    caller = caller or ModelCaller(config, base_dir, retries=retries, timeout=timeout)
+    needs_judge = judge is not None and any(not ex.extra.get("metric") for ex, _ in tasks)
+    started_here = caller.local is None
+    if started_here:
+        caller.start(list({*(m for _, m in tasks), *([judge] if needs_judge else [])}))
+    save_lock = threading.Lock()
+    finished = 0
+    t0 = time.monotonic()
+
+    def save() -> None:
+        with save_lock:
+            write_rows_atomic([by_key[k] for k in order], out)
+
+    async def one(sem: asyncio.Semaphore, ex: Example, model: str) -> None:
+        nonlocal finished
+        async with sem:
+            r = await _profile_one(
+                caller, config, ex, model, allow_code_exec, judge, judge_against, max_tokens
+            )
+        journal.append(r)
+        report.results.append(r)
+        if r.error is None:
+            merge_result(ex, r)
+            report.judge_cost += (r.usage or {}).get("judge_cost", 0.0)
+        else:
+            report.failed += 1
+            say(f"{model} on {r.key}: {r.error}")
+        finished += 1
+        if progress:
+            progress(1)
+        if finished % save_every == 0:
+            await asyncio.to_thread(save)
+
+    async def run_all() -> None:
+        sem = asyncio.Semaphore(max(1, concurrency))
+        await asyncio.gather(*(one(sem, ex, m) for ex, m in tasks))
+
+    try:
+        if tasks:
+            asyncio.run(run_all())
+    finally:
+        save()
+        report.wall_s = time.monotonic() - t0
+        if started_here:
+            caller.stop()
+    return report
+
+
+def _gradable(ex: Example, judge: str | None, judge_against: str | None) -> bool:
+    if ex.extra.get("metric") and ex.extra.get("ground_truth") is not None:
+        return True
+    if judge is None:
+        return False
+    if ex.extra.get("ground_truth") is not None:
+        return True
+    answers = ex.extra.get("answers") or {}
+    return judge_against is not None and judge_against in answers
+
+
+async def _profile_one(
+    caller: ModelCaller,
+    config: RouterConfig,
+    ex: Example,
+    model: str,
+    allow_code_exec: bool,
+    judge: str | None,
+    judge_against: str | None,
+    max_tokens: int | None,
+) -> Result:
+    """Ask, grade and price one (row, model); any failure becomes an error result."""
+    key, spec = row_key(ex), config.model(model)
+    metric = ex.extra.get("metric")
+    messages, fmt = format_prompt(ex, metric)
+    try:
+        call = await caller.complete(spec, messages, max_tokens or fmt.max_tokens, fmt.logprobs)
+    except Exception as e:  # noqa: BLE001 - recorded, the run goes on
+        return Result(key, model, error=f"call failed: {type(e).__name__}: {str(e)[:300]}",
+                      source=ex.source)  # fmt: skip
+    usage: dict[str, Any] = {
+        "input_tokens": call.input_tokens,
+        "output_tokens": call.output_tokens,
+        "latency_ms": call.latency_ms,
+        "cost": round(spec.cost(call.input_tokens, call.output_tokens), 10),
+    }
+    try:
+        if metric:
+            prompt = ex.prompt or ex.text()
+            score = await asyncio.to_thread(grade, ex.extra, call.text, prompt, allow_code_exec)
+        else:
+            score = await _judge(caller, config, ex, call.text, judge, judge_against, usage)
+    except GradingError as e:
+        return Result(key, model, error=f"grading: {e}", source=ex.source)
+    if score is None:
+        return Result(key, model, error="the judge gave no verdict", source=ex.source)
+    return Result(key, model, score=round(float(score), 4), answer=call.text, usage=usage,
+                  logprobs=call.logprobs, source=ex.source)  # fmt: skip
+
+
+async def _judge(
+    caller: ModelCaller,
+    config: RouterConfig,
+    ex: Example,
+    answer: str,
+    judge: str | None,
+    judge_against: str | None,
+    usage: dict[str, Any],
+) -> float | None:
+    """Grade by an LLM judge; the judge's calls are priced into usage['judge_cost']."""
+    if judge is None:
+        raise GradingError("the row has no metric; grade it with --judge MODEL")
+    spec = config.model(judge)
+    loop = asyncio.get_running_loop()
+
+    def call(messages: list[dict[str, str]]) -> tuple[str, float]:
+        r = asyncio.run_coroutine_threadsafe(
+            caller.complete(spec, messages, JUDGE_MAX_TOKENS, False), loop
+        ).result()
+        return r.text, spec.cost(r.input_tokens, r.output_tokens)
+
+    question = ex.text()
+    truth = ex.extra.get("ground_truth")
+    if truth is not None:
+        j = await asyncio.to_thread(judge_reference, question, answer, str(truth), call)
+    else:
+        large = (ex.extra.get("answers") or {}).get(judge_against)
+        j = await asyncio.to_thread(judge_pairwise, question, answer, str(large), call)
+    usage["judge_cost"] = round(j.cost, 10)
+    usage["judge"] = judge
+    return j.score
+
+
+__all__ = [
+    "FORMATS",
+    "ModelCaller",
+    "ProfileError",
+    "ProfileReport",
+    "Result",
+    "format_prompt",
+    "profile",
+    "reference_of",
+    "row_key",
+    "select_rows",
+]
