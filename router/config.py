@@ -97,6 +97,22 @@ class RoutingTextSpec(_Strict):
     max_input_chars: int = Field(default=2_000_000, ge=1000, description="reject larger requests")
 
 
+def _check_rate_limit(v: str | None) -> str | None:
+    """A rate limit in the `limits` notation ("100/minute", "10/second;1000/hour")."""
+    if v is None:
+        return v
+    from limits import parse_many  # imported only when a limit is set (start-up time)
+
+    try:
+        if not parse_many(v):
+            raise ValueError
+    except ValueError:
+        raise ValueError(
+            f"{v!r} is not a rate limit; write e.g. '100/minute' or '10/second;1000/hour'"
+        ) from None
+    return v
+
+
 class APIKeySpec(_Strict):
     """One API key of the proxy; the secret is given inline or, better, by env var name."""
 
@@ -105,6 +121,14 @@ class APIKeySpec(_Strict):
     key_env: str | None = Field(default=None, min_length=1)
     policy: str | None = Field(default=None, description="policy for model 'router'")
     models: tuple[str, ...] | None = Field(default=None, description="allowed model names")
+    # Requests this key may make, e.g. "100/minute" or "10/second;1000/hour" (the `limits`
+    # notation); shared by every worker and replica when `state:` names a Redis.
+    rate_limit: str | None = Field(default=None, description='e.g. "100/minute"; null: none')
+
+    @field_validator("rate_limit")
+    @classmethod
+    def _rate_limit_notation(cls, v: str | None) -> str | None:
+        return _check_rate_limit(v)
 
     @model_validator(mode="after")
     def _one_source(self) -> APIKeySpec:
@@ -122,6 +146,9 @@ class ServerSpec(_Strict):
     keys: tuple[APIKeySpec, ...] = ()
     # Comma-separated extra keys (default policy, every model); auth is on when any key exists.
     keys_env: str | None = "ROUTER_API_KEYS"
+    # The rate limit of each key that sets none (keys from keys_env too); with auth off, of
+    # all callers together. Per key, in the `limits` notation; null: none.
+    rate_limit: str | None = Field(default=None, description='e.g. "600/minute"; null: none')
     # Where the proxy writes its rows: filled in from the top-level `decision_log:` section
     # (this key of the first version is still read, and moved there).
     decision_log: str | None = Field(
@@ -136,6 +163,11 @@ class ServerSpec(_Strict):
     # POST /admin/reload takes this key (inline or, better, by env var); unset: no admin access.
     admin_key: str | None = Field(default=None, min_length=16)
     admin_key_env: str | None = "ROUTER_ADMIN_KEY"
+
+    @field_validator("rate_limit")
+    @classmethod
+    def _rate_limit_notation(cls, v: str | None) -> str | None:
+        return _check_rate_limit(v)
 
 
 class DecisionLogSpec(_Strict):

@@ -163,7 +163,7 @@ class RedisStore:
         self, remote: Callable[[Any], Awaitable[T]], local: Callable[[], Awaitable[T]]
     ) -> T:
         """`remote(client)`, or `local()` when Redis is out (and then for `retry_s`)."""
-        if self.degraded and self.clock() < self._retry_at:
+        if not self.available():
             self.fallbacks += 1
             return await local()
         try:
@@ -173,13 +173,23 @@ class RedisStore:
         except Exception as e:
             if not _is_outage(e):
                 raise
-            self._outage(e)
-            self.fallbacks += 1
+            self.mark_outage(e)
             return await local()
+        self.mark_ok()
+        return result
+
+    # Other Redis users of this process (the rate limiter's own client) share this health:
+    # one outage, one warning, one metric.
+
+    def available(self) -> bool:
+        """Worth asking Redis now: no outage, or the outage is due for another try."""
+        return not self.degraded or self.clock() >= self._retry_at
+
+    def mark_ok(self) -> None:
+        """Redis answered: an outage, if any, is over."""
         if self.degraded:
             self.degraded = False
             log.warning("state: Redis at %s answers again; shared state restored", self._where)
-        return result
 
     @property
     def _where(self) -> str:
@@ -187,7 +197,9 @@ class RedisStore:
         rest = self.url.split("://", 1)[-1]
         return rest.rsplit("@", 1)[-1]
 
-    def _outage(self, exc: Exception) -> None:
+    def mark_outage(self, exc: Exception) -> None:
+        """Redis did not answer (`exc`): serve in process, warn once, try again later."""
+        self.fallbacks += 1
         self._retry_at = self.clock() + self.retry_s
         if not self.degraded:
             self.degraded = True

@@ -19,6 +19,7 @@ from .auth import KeyRing, Principal
 from .chat import ChatService
 from .metrics import Metrics
 from .middleware import RequestIdMiddleware
+from .ratelimit import RateLimits
 from .schema import openapi_body
 from .targets import router_model_names
 
@@ -95,7 +96,14 @@ def create_app(router: Router, config: ServerSpec | None = None) -> FastAPI:
     async def caller(request: Request) -> Principal:
         return keys.authenticate(request.headers.get("authorization"))
 
-    Caller = Annotated[Principal, Depends(caller)]
+    # Per-key rate limits (ratelimit.py): a 429 before any work; no extra step when none is set.
+    rate_limits = RateLimits(spec, router.state)
+
+    async def limited_caller(principal: Annotated[Principal, Depends(caller)]) -> Principal:
+        await rate_limits.check(principal)
+        return principal
+
+    Caller = Annotated[Principal, Depends(limited_caller if rate_limits.enabled else caller)]
 
     @app.get("/health")
     async def health() -> dict:
