@@ -19,6 +19,7 @@ from typing import Any
 
 from .breaker import Breakers
 from .budget import Budgets
+from .chain import CIRCUIT_OPEN, Call, Done, FallbackChain, Sleep
 from .config import DecisionLogSpec, RouterConfig, load_config, load_policies
 from .data import domain_names
 from .decision_log import (
@@ -391,71 +392,45 @@ class Router:
             self.breakers.release(name)
 
     def _run_chain(self, decision: Decision, params: dict, call: Callable[[dict], Any]):
-        """Try `call(litellm kwargs)` on the chosen model, then down the fallback chain."""
-        attempts: list[Attempt] = []
-        last: Exception | None = None
-        for name in [decision.model, *decision.fallbacks]:
-            if not self.breakers.allow(name):
-                attempts.append(Attempt(name, False, CIRCUIT_OPEN, 0.0))
-                continue
-            t0 = time.perf_counter()
-            try:
-                kw = self._call_kwargs(name, params)
-                # Retries are ours (Retry-After aware), not the provider client's hidden ones.
-                kw.setdefault("max_retries", 0)
-                for tried in itertools.count():
-                    try:
-                        result = call(kw)
-                        break
-                    except Exception as e:  # noqa: BLE001
-                        wait = _retry_delay(e, tried, self.config.model(name).retries)
-                        if wait is None:
-                            raise
-                        time.sleep(wait)
-            except Exception as e:  # noqa: BLE001 - every upstream failure is recorded
-                attempts.append(Attempt(name, False, _describe(e), _ms(t0)))
-                last = e
-                self._breaker_failure(name, e)
-                if not self._falls_back(e):
-                    break
-                continue
-            self.breakers.success(name)
-            attempts.append(Attempt(name, True, None, _ms(t0)))
-            return result, self._finish(decision, name, attempts)
-        raise self._fail(decision, attempts, last)
+        """Try `call(litellm kwargs)` on the chosen model, then down the fallback chain
+        (the rules are `FallbackChain`'s; this drives it with blocking calls)."""
+        chain = FallbackChain(self, decision, params)
+        step = chain.start()
+        while True:
+            if isinstance(step, Call):
+                try:
+                    result = call(step.kwargs)
+                except Exception as e:  # noqa: BLE001 - every upstream failure is recorded
+                    step = chain.failed(e)
+                else:
+                    step = chain.succeeded(result)
+            elif isinstance(step, Sleep):
+                time.sleep(step.seconds)
+                step = chain.slept()
+            elif isinstance(step, Done):
+                return step.result, step.decision
+            else:
+                raise step.error
 
     async def _arun_chain(self, decision: Decision, params: dict, call: Callable[[dict], Any]):
-        """`_run_chain` for coroutines."""
-        attempts: list[Attempt] = []
-        last: Exception | None = None
-        for name in [decision.model, *decision.fallbacks]:
-            if not self.breakers.allow(name):
-                attempts.append(Attempt(name, False, CIRCUIT_OPEN, 0.0))
-                continue
-            t0 = time.perf_counter()
-            try:
-                kw = self._call_kwargs(name, params)
-                kw.setdefault("max_retries", 0)
-                for tried in itertools.count():
-                    try:
-                        result = await call(kw)
-                        break
-                    except Exception as e:  # noqa: BLE001
-                        wait = _retry_delay(e, tried, self.config.model(name).retries)
-                        if wait is None:
-                            raise
-                        await asyncio.sleep(wait)
-            except Exception as e:  # noqa: BLE001
-                attempts.append(Attempt(name, False, _describe(e), _ms(t0)))
-                last = e
-                self._breaker_failure(name, e)
-                if not self._falls_back(e):
-                    break
-                continue
-            self.breakers.success(name)
-            attempts.append(Attempt(name, True, None, _ms(t0)))
-            return result, self._finish(decision, name, attempts)
-        raise self._fail(decision, attempts, last)
+        """`_run_chain` for coroutines: the same `FallbackChain`, awaited calls and sleeps."""
+        chain = FallbackChain(self, decision, params)
+        step = chain.start()
+        while True:
+            if isinstance(step, Call):
+                try:
+                    result = await call(step.kwargs)
+                except Exception as e:  # noqa: BLE001 - every upstream failure is recorded
+                    step = chain.failed(e)
+                else:
+                    step = chain.succeeded(result)
+            elif isinstance(step, Sleep):
+                await asyncio.sleep(step.seconds)
+                step = chain.slept()
+            elif isinstance(step, Done):
+                return step.result, step.decision
+            else:
+                raise step.error
 
     def chat(self, messages: str | list[Message], policy: str | None = None, **params: Any):
         """Route, then call the model (OpenAI parameters pass through); `.decision` is attached.
@@ -532,37 +507,6 @@ class Router:
         return resp
 
 
-# The error of an Attempt skipped because the model's circuit breaker is open.
-CIRCUIT_OPEN = "circuit open"
-
-# Backoff between retries of one model: 0.5 s, 1 s, 2 s ...; a Retry-After longer than
-# RETRY_MAX_WAIT_S is not waited for: the fallback chain moves on instead.
-RETRY_BASE_S = 0.5
-RETRY_MAX_WAIT_S = 10.0
-
-
-def _retry_delay(e: Exception, tried: int, retries: int) -> float | None:
-    """Seconds to wait before retrying after `e`, or None when it should not be retried.
-
-    Only 429 and 5xx are retried (time-outs are not: they already cost the full timeout).
-    """
-    status = getattr(e, "status_code", None)
-    if tried >= retries or not isinstance(status, int) or not (status == 429 or status >= 500):
-        return None
-    headers = getattr(e, "litellm_response_headers", None)
-    if headers is None:
-        headers = getattr(getattr(e, "response", None), "headers", None) or {}
-    after = headers.get("retry-after") if hasattr(headers, "get") else None
-    if after is not None:
-        try:
-            wait = float(after)
-        except ValueError:
-            wait = None  # an HTTP date: use our own backoff
-        if wait is not None:
-            return max(0.0, wait) if wait <= RETRY_MAX_WAIT_S else None
-    return min(RETRY_BASE_S * 2**tried, RETRY_MAX_WAIT_S)
-
-
 @functools.cache
 def load_litellm():
     """litellm, imported on first use (it takes seconds) and made quiet: its logging and
@@ -580,16 +524,6 @@ def load_litellm():
     litellm._async_success_callback = []
     litellm._async_failure_callback = []
     return litellm
-
-
-def _ms(t0: float) -> float:
-    return round((time.perf_counter() - t0) * 1000, 1)
-
-
-def _describe(e: Exception) -> str:
-    status = getattr(e, "status_code", None)
-    msg = str(e).splitlines()[0][:200] if str(e) else type(e).__name__
-    return f"{type(e).__name__}{f' {status}' if status else ''}: {msg}"
 
 
 def _carries_nothing(chunk: Any) -> bool:

@@ -1,0 +1,188 @@
+"""The fallback chain as a sans-I/O step machine, driven by `Router.chat` and `Router.achat`.
+
+Like h11 and httpcore keep the protocol apart from the sockets, `FallbackChain` holds every
+rule of the chain (breakers, retries with Retry-After, which errors fall back, the attempts
+and the receipt) and performs no I/O: it tells its driver what to do next and is told what
+happened. The sync and the async driver are a dozen lines each, so the two can never drift.
+
+    chain = FallbackChain(router, decision, params)
+    step = chain.start()
+    while True:
+        if isinstance(step, Call):   # call model step.model with step.kwargs (litellm kwargs)
+            try:
+                result = call(step.kwargs)
+            except Exception as e:
+                step = chain.failed(e)
+            else:
+                step = chain.succeeded(result)
+        elif isinstance(step, Sleep):  # wait, then retry the same model
+            time.sleep(step.seconds)
+            step = chain.slept()
+        else:                        # Done: the answer and its Decision; or Failed: raise
+            ...
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from .policy import Attempt, Decision
+
+if TYPE_CHECKING:
+    from .router import Router
+
+
+@dataclass(frozen=True)
+class Call:
+    """Call `model` with these keyword arguments (litellm's: model, timeout, api_base ...)."""
+
+    model: str
+    kwargs: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Sleep:
+    """Wait this long, then report `slept()`: the same model is tried again."""
+
+    seconds: float
+
+
+@dataclass(frozen=True)
+class Done:
+    """The chain succeeded: the call's result and the Decision of the model that answered."""
+
+    result: Any
+    decision: Decision
+
+
+@dataclass(frozen=True)
+class Failed:
+    """Every model failed (or one failed in a way another cannot cure): raise `error`."""
+
+    error: Exception
+
+
+Step = Call | Sleep | Done | Failed
+
+
+class FallbackChain:
+    """One request's walk down `decision.model, *decision.fallbacks`; no I/O inside."""
+
+    def __init__(self, router: Router, decision: Decision, params: dict[str, Any]) -> None:
+        self.router = router
+        self.decision = decision
+        self.params = params
+        self.attempts: list[Attempt] = []
+        self._names = iter([decision.model, *decision.fallbacks])
+        self._name: str | None = None  # the model being tried
+        self._kwargs: dict[str, Any] = {}
+        self._tried = 0  # retries of the current model so far
+        self._t0 = 0.0  # when the current model's first try started (its Attempt's time)
+        self._last: Exception | None = None
+        self._over = False
+
+    # ---- what the driver reports ----------------------------------------------------------
+
+    def start(self) -> Step:
+        """The first step."""
+        return self._next_model()
+
+    def succeeded(self, result: Any) -> Step:
+        """The last `Call` returned `result`."""
+        name = self._current()
+        self.router.breakers.success(name)
+        self.attempts.append(Attempt(name, True, None, _ms(self._t0)))
+        self._over = True
+        return Done(result, self.router._finish(self.decision, name, self.attempts))
+
+    def failed(self, exc: Exception) -> Step:
+        """The last `Call` raised `exc`: retry it, move down the chain, or give up."""
+        name = self._current()
+        wait = _retry_delay(exc, self._tried, self.router.config.model(name).retries)
+        if wait is not None:
+            self._tried += 1
+            return Sleep(wait)
+        return self._give_up_on(name, exc)
+
+    def slept(self) -> Step:
+        """The `Sleep` is over: the same model again."""
+        return Call(self._current(), self._kwargs)
+
+    # ---- the rules --------------------------------------------------------------------------
+
+    def _current(self) -> str:
+        if self._name is None or self._over:
+            raise RuntimeError("no call is in progress in this chain")
+        return self._name
+
+    def _next_model(self) -> Step:
+        router = self.router
+        for name in self._names:
+            if not router.breakers.allow(name):
+                self.attempts.append(Attempt(name, False, CIRCUIT_OPEN, 0.0))
+                continue
+            self._name, self._tried, self._t0 = name, 0, time.perf_counter()
+            try:
+                kwargs = router._call_kwargs(name, self.params)
+            except Exception as e:  # noqa: BLE001 - e.g. ModelUnavailable: recorded, next
+                return self._give_up_on(name, e)
+            # Retries are ours (Retry-After aware), not the provider client's hidden ones.
+            kwargs.setdefault("max_retries", 0)
+            self._kwargs = kwargs
+            return Call(name, kwargs)
+        self._over = True
+        return Failed(router._fail(self.decision, self.attempts, self._last))
+
+    def _give_up_on(self, name: str, exc: Exception) -> Step:
+        """Record `name`'s failure; fall back to the next model unless `exc` forbids it."""
+        router = self.router
+        self.attempts.append(Attempt(name, False, _describe(exc), _ms(self._t0)))
+        self._last = exc
+        router._breaker_failure(name, exc)
+        if not router._falls_back(exc):
+            self._over = True
+            return Failed(router._fail(self.decision, self.attempts, exc))
+        return self._next_model()
+
+
+# The error of an Attempt skipped because the model's circuit breaker is open.
+CIRCUIT_OPEN = "circuit open"
+
+# Backoff between retries of one model: 0.5 s, 1 s, 2 s ...; a Retry-After longer than
+# RETRY_MAX_WAIT_S is not waited for: the fallback chain moves on instead.
+RETRY_BASE_S = 0.5
+RETRY_MAX_WAIT_S = 10.0
+
+
+def _retry_delay(e: Exception, tried: int, retries: int) -> float | None:
+    """Seconds to wait before retrying after `e`, or None when it should not be retried.
+
+    Only 429 and 5xx are retried (time-outs are not: they already cost the full timeout).
+    """
+    status = getattr(e, "status_code", None)
+    if tried >= retries or not isinstance(status, int) or not (status == 429 or status >= 500):
+        return None
+    headers = getattr(e, "litellm_response_headers", None)
+    if headers is None:
+        headers = getattr(getattr(e, "response", None), "headers", None) or {}
+    after = headers.get("retry-after") if hasattr(headers, "get") else None
+    if after is not None:
+        try:
+            wait = float(after)
+        except ValueError:
+            wait = None  # an HTTP date: use our own backoff
+        if wait is not None:
+            return max(0.0, wait) if wait <= RETRY_MAX_WAIT_S else None
+    return min(RETRY_BASE_S * 2**tried, RETRY_MAX_WAIT_S)
+
+
+def _ms(t0: float) -> float:
+    return round((time.perf_counter() - t0) * 1000, 1)
+
+
+def _describe(e: Exception) -> str:
+    status = getattr(e, "status_code", None)
+    msg = str(e).splitlines()[0][:200] if str(e) else type(e).__name__
+    return f"{type(e).__name__}{f' {status}' if status else ''}: {msg}"
