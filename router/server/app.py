@@ -98,12 +98,16 @@ def create_app(router: Router, config: ServerSpec | None = None) -> FastAPI:
 
     # Per-key rate limits (ratelimit.py): a 429 before any work; no extra step when none is set.
     rate_limits = RateLimits(spec, router.state)
+    authenticated = caller
 
-    async def limited_caller(principal: Annotated[Principal, Depends(caller)]) -> Principal:
+    async def limited_caller(principal: Annotated[Principal, Depends(authenticated)]) -> Principal:
         await rate_limits.check(principal)
         return principal
 
-    Caller = Annotated[Principal, Depends(limited_caller if rate_limits.enabled else caller)]
+    if rate_limits.enabled:
+        caller = limited_caller  # every endpoint below (agents.py's too) counts against it
+
+    Caller = Annotated[Principal, Depends(caller)]
 
     @app.get("/health")
     async def health() -> dict:
