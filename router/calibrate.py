@@ -1,27 +1,43 @@
-"""Tune a live policy's escalation threshold to a target on routing data.
+"""Tune a live policy's escalation threshold to a target on routing data, and verify it.
 
 The sweep runs the policy's own `CompiledPolicy.select` over the data's prompts. Each catalogue
 model's outcome on a prompt is the data's score for that model when the data has it (by name or
 `profile`), else its tier's stand-in: the mean score of the row's cheap models for a small model,
 the score of the data's best non-cheap model for a large one. Cost is the catalogue price with
 the prompt's estimated tokens and the config's `expected_output_tokens`.
+
+`calibrate_shipped` (`make policies`) does this for every shipped policy, for the pool it ships
+with, on prompts the shipped scorer did not train on: it calibrates on one half of them and
+verifies the written policy, with the shipped scorer, on the other half.
 """
 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
-from .config import Policy, dump_policy
-from .data import DataError, Example, tier_outcomes
+from .config import Policy, dump_policy, load_policies, load_policy
+from .data import DataError, Example, domain_names, group_key, read_many, tier_outcomes
 from .evaluate import sweep_field, sweep_values
 from .policy import CompiledPolicy, ScoreInput
 from .request import estimate_tokens, normalise_messages
 
 TARGET = re.compile(r"^(large-share|quality|cost-per-1k)=([0-9]*\.?[0-9]+)$")
+
+# What each shipped policy is tuned to (`make policies`).
+SHIPPED_TARGETS = {
+    "balanced": "quality=0.95",  # 95% of the all-large quality, as cheaply as possible
+    "cost-saver": "large-share=0.15",  # at most 15% of calls to the large model
+    "quality-first": "quality=0.99",
+}
+# Each shipped config and, through its `policies_dir`, the policies that ship with its pool.
+SHIPPED_CONFIGS = ("config.yaml", "configs/pool.yaml")
+MIN_ROWS = 20
 
 
 class CalibrationError(ValueError):
@@ -60,6 +76,15 @@ def parse_target(text: str) -> tuple[str, float]:
     return kind, value
 
 
+def own_outcomes(compiled: CompiledPolicy, examples: Sequence[Example]) -> np.ndarray:
+    """(n, K) bool: whether the data scores policy model k itself on row i (by name or profile)."""
+    out = np.zeros((len(examples), len(compiled.models)), dtype=bool)
+    for k, spec in enumerate(compiled.models):
+        keys = {key for key in (spec.name, spec.profile) if key}
+        out[:, k] = [bool(keys & ex.scores.keys()) for ex in examples]
+    return out
+
+
 def outcome_matrix(compiled: CompiledPolicy, examples: list[Example]) -> np.ndarray:
     """(n, K) score of each policy model on each prompt (real, or its tier's stand-in)."""
     out = np.zeros((len(examples), len(compiled.models)))
@@ -79,18 +104,47 @@ def outcome_matrix(compiled: CompiledPolicy, examples: list[Example]) -> np.ndar
     return out
 
 
-def calibrate(
-    router,
-    policy_name: str,
-    examples: list[Example],
-    target: str,
-    X: np.ndarray | None = None,
-    n_points: int = 401,
-) -> Calibration:
-    """Find the escalation setting of `policy_name` that meets `target` on `examples`."""
-    kind, value = parse_target(target)
+def small_models(compiled: CompiledPolicy) -> list[int]:
+    """Indices of the models the policy keeps requests on (its default and specialists)."""
+    idx = set(compiled.default_idx)
+    for ks in compiled.cheap_idx:
+        idx.update(ks)
+    return sorted(idx)
+
+
+def pool_rows(
+    compiled: CompiledPolicy, examples: Sequence[Example]
+) -> tuple[np.ndarray, list[str]]:
+    """Rows that measure the policy's own cheap models: (mask, models stood in for).
+
+    A row counts when it has cheap and large outcomes and scores every cheap model of the policy
+    that the data scores anywhere; a cheap model the data never scores cannot be measured and is
+    stood in for (the mean of the row's cheap models), and named. The large tier keeps its
+    stand-in (the data's best large model) where its own score is missing."""
+    own = own_outcomes(compiled, examples)
+    small = small_models(compiled)
+    measured = [k for k in small if own[:, k].any()]
+    stood_in = [compiled.names[k] for k in small if k not in measured]
+    tiers = tier_outcomes(examples)
+    ok = np.array([c is not None and g is not None for c, g in tiers], dtype=bool)
+    if measured:
+        ok &= own[:, measured].all(axis=1)
+    return ok, stood_in
+
+
+@dataclass
+class _Inputs:
+    """One policy's sweep inputs on a set of prompts."""
+
+    compiled: CompiledPolicy
+    scores: ScoreInput
+    outcomes: np.ndarray  # (n, K)
+    cost: np.ndarray  # (n, K) USD
+    large_tier: np.ndarray  # (K,) bool
+
+
+def _inputs(router, policy_name: str, examples: list[Example], X: np.ndarray | None) -> _Inputs:
     base = router.policy(policy_name)
-    policy = base.policy
     texts = [router.text_of(_messages(ex)) for ex in examples]
     if X is None:
         X = router.encoder.encode(texts)
@@ -104,7 +158,6 @@ def calibrate(
     tokens = np.array([estimate_tokens(normalise_messages(_messages(ex))) for ex in examples])
     out_tokens = router.config.expected_output_tokens
     cost = np.array([[m.cost(t, out_tokens) for m in base.models] for t in tokens])
-    scores = outcome_matrix(base, examples)
     s = ScoreInput(
         batch.domain_probs,
         batch.difficulty,
@@ -114,30 +167,43 @@ def calibrate(
         np.ones(n, bool),
         cost,
     )
-    field = sweep_field(policy, two_tier=True)
-    values = sweep_values(field, batch.difficulty, batch.gain, n_points)
     large_tier = np.array([m.tier == "large" for m in base.models])
-    rows = np.arange(n)
+    return _Inputs(base, s, outcome_matrix(base, examples), cost, large_tier)
+
+
+def _point(router, inp: _Inputs, policy: Policy, param: float) -> OperatingPoint:
+    compiled = CompiledPolicy(policy, router.config.models, router.scorer.domains_)
+    choice, _ = compiled.select(inp.scores)
+    rows = np.arange(len(choice))
+    return OperatingPoint(
+        float(param),
+        float(inp.outcomes[rows, choice].mean()),
+        float(inp.cost[rows, choice].mean() * 1000),
+        float(inp.large_tier[choice].mean()),
+    )
+
+
+def calibrate(
+    router,
+    policy_name: str,
+    examples: list[Example],
+    target: str,
+    X: np.ndarray | None = None,
+    n_points: int = 401,
+) -> Calibration:
+    """Find the escalation setting of `policy_name` that meets `target` on `examples`."""
+    kind, value = parse_target(target)
+    inp = _inputs(router, policy_name, examples, X)
+    policy = inp.compiled.policy
+    field_name = sweep_field(policy, two_tier=True)
+    values = sweep_values(field_name, inp.scores.difficulty, inp.scores.gain, n_points)
     curve = []
     for v in values:
-        esc = policy.escalation.model_copy(update={field: float(v)})
-        p = CompiledPolicy(
-            policy.model_copy(update={"escalation": esc}),
-            router.config.models,
-            router.scorer.domains_,
-        )
-        choice, _ = p.select(s)
-        curve.append(
-            OperatingPoint(
-                float(v),
-                float(scores[rows, choice].mean()),
-                float(cost[rows, choice].mean() * 1000),
-                float(large_tier[choice].mean()),
-            )
-        )
-    ref = base.large_idx[0]
-    all_large_q = float(scores[:, ref].mean())
-    all_large_c = float(cost[:, ref].mean() * 1000)
+        esc = policy.escalation.model_copy(update={field_name: float(v)})
+        curve.append(_point(router, inp, policy.model_copy(update={"escalation": esc}), v))
+    ref = inp.compiled.large_idx[0]
+    all_large_q = float(inp.outcomes[:, ref].mean())
+    all_large_c = float(inp.cost[:, ref].mean() * 1000)
     if kind == "large-share":
         ok = [c for c in curve if c.large_share <= value + 1e-12]
         pick = max(ok, key=lambda c: (c.quality, -c.cost_per_1k)) if ok else None
@@ -155,9 +221,42 @@ def calibrate(
             f"{lo.cost_per_1k:.4f}..{max(c.cost_per_1k for c in curve):.4f} USD, quality up to "
             f"{hi.quality:.4f} ({hi.quality / all_large_q:.1%} of all-large)"
         )
-    esc = policy.escalation.model_copy(update={field: round(pick.param, 6)})
+    esc = policy.escalation.model_copy(update={field_name: round(pick.param, 6)})
     tuned = policy.model_copy(update={"escalation": esc})
-    return Calibration(field, target, pick, all_large_q, all_large_c, tuned, curve)
+    return Calibration(field_name, target, pick, all_large_q, all_large_c, tuned, curve)
+
+
+@dataclass
+class Verification:
+    """A policy as it is, measured on prompts: its operating point and the all-large one."""
+
+    policy: str
+    rows: int
+    point: OperatingPoint
+    all_large_quality: float
+    all_large_cost_per_1k: float
+
+    @property
+    def quality_vs_all_large(self) -> float:
+        return self.point.quality / self.all_large_quality if self.all_large_quality else 0.0
+
+
+def verify(
+    router, policy_name: str, examples: list[Example], X: np.ndarray | None = None
+) -> Verification:
+    """Measure `policy_name` with the router's scorer and thresholds, unchanged, on `examples`."""
+    inp = _inputs(router, policy_name, examples, X)
+    policy = inp.compiled.policy
+    field_name = sweep_field(policy, two_tier=True)
+    param = getattr(policy.escalation, field_name)
+    ref = inp.compiled.large_idx[0]
+    return Verification(
+        policy_name,
+        len(examples),
+        _point(router, inp, policy, param if param is not None else float("nan")),
+        float(inp.outcomes[:, ref].mean()),
+        float(inp.cost[:, ref].mean() * 1000),
+    )
 
 
 def _messages(ex: Example):
@@ -173,3 +272,191 @@ def write_policy(cal: Calibration, path: str | Path, name: str | None = None) ->
         policy = policy.model_copy(update={"name": stem})
     dump_policy(policy, path)
     return path
+
+
+def write_threshold(cal: Calibration, source: Path, dest: Path) -> Path:
+    """Copy policy file `source` to `dest` with only the tuned threshold changed, keeping its
+    comments and layout; a file whose threshold cannot be found once is rewritten whole."""
+    value = getattr(cal.policy.escalation, cal.field)
+    text = source.read_text(encoding="utf-8")
+    pattern = re.compile(rf"(\b{cal.field}:\s*)([-+0-9.eE]+|null|~)")
+    # Fixed-point: PyYAML reads "1e-05" (no dot) as a string.
+    number = f"{value:.6f}".rstrip("0")
+    number += "0" if number.endswith(".") else ""
+    if len(pattern.findall(text)) == 1:
+        dest.write_text(pattern.sub(lambda m: f"{m.group(1)}{number}", text), encoding="utf-8")
+    else:
+        dump_policy(cal.policy, dest)
+    return dest
+
+
+def with_scorer(router, scorer: Any):
+    """The same router (catalogue, policies, encoder) with another scorer (or its directory)."""
+    from .router import Router
+    from .scorer import Scorer
+
+    if not isinstance(scorer, Scorer):
+        scorer = Scorer.load(scorer, encoder_identity=router.encoder.identity)
+    out = Router(router.config, router.policies, scorer, router.encoder)
+    out.base_dir = router.base_dir
+    return out
+
+
+# ---- the shipped policies (`make policies`) -------------------------------------------------
+
+
+def verification_half(ex: Example) -> bool:
+    """Which half of the held-out prompts verifies (the other calibrates): the last hex digit
+    of the group key, independent of the prefix that `data.held_out` reads."""
+    return int(group_key(ex)[-1], 16) % 2 == 1
+
+
+@dataclass
+class ShippedPolicy:
+    """One shipped policy: its calibration and its verification."""
+
+    config: str
+    policy: str
+    target: str
+    field: str
+    threshold: float | None
+    calibration_rows: int
+    expected: OperatingPoint | None
+    verified: Verification
+    stood_in: list[str] = field(default_factory=list)
+    written: Path | None = None
+
+
+def calibrate_shipped(
+    root: str | Path,
+    data: Sequence[str | Path],
+    configs: Sequence[str] = SHIPPED_CONFIGS,
+    targets: dict[str, str] | None = None,
+    scorer: str | Path | None = None,
+    out_dir: str | Path | None = None,
+    recalibrate: bool = True,
+    log: Callable[[str], None] | None = None,
+) -> list[ShippedPolicy]:
+    """Calibrate (unless `recalibrate` is False) and verify every shipped policy.
+
+    For each config under `root`, with its scorer (or `scorer`): the rows that scorer did not
+    train on (its recorded prompt hashes) and that measure the pool's own cheap models
+    (`pool_rows`) are split in two by `verification_half`. The threshold is calibrated on one
+    half and written into the policy file (in place, or under `out_dir/<config stem>/`); the
+    written file is then loaded as the router would load it and measured on the other half.
+    """
+    from .router import Router
+    from .train import embed_examples
+
+    say = log or (lambda _m: None)
+    root = Path(root)
+    targets = SHIPPED_TARGETS if targets is None else targets
+    rows = read_many(data)
+    results: list[ShippedPolicy] = []
+    for cfg_name in configs:
+        cfg_path = root / cfg_name
+        router = Router.from_config(cfg_path)
+        if scorer is not None:
+            router = with_scorer(router, scorer)
+        seen = router.scorer.trained_on(rows)
+        if seen is None:
+            raise CalibrationError(
+                f"{cfg_name}: its scorer recorded no training prompts, so prompts it did not "
+                "see cannot be told apart; retrain it (make model)"
+            )
+        unseen = [r for r, s in zip(rows, seen, strict=True) if not s]
+        say(f"{cfg_name}: {len(unseen)} of {len(rows)} rows unseen by its scorer")
+        X_all = embed_examples(router.encoder, unseen) if unseen else np.zeros((0, 0))
+        ver = np.array([verification_half(r) for r in unseen], dtype=bool)
+        src_dir = cfg_path.parent / router.config.policies_dir
+        dest_dir = src_dir if out_dir is None else Path(out_dir) / Path(cfg_name).stem
+        dest_dir.mkdir(parents=True, exist_ok=True)
+        planned: list[tuple[str, str, np.ndarray, list[str], Calibration | None, int]] = []
+        for name in router.policies:
+            target = targets.get(name)
+            if target is None:
+                continue
+            mask, stood_in = pool_rows(router.policy(name), unseen)
+            cal_idx, ver_idx = np.flatnonzero(mask & ~ver), np.flatnonzero(mask & ver)
+            if len(ver_idx) < MIN_ROWS or (recalibrate and len(cal_idx) < MIN_ROWS):
+                raise CalibrationError(
+                    f"{cfg_name}: policy {name}: {len(cal_idx)} calibration and {len(ver_idx)} "
+                    f"verification rows measure its cheap models; need {MIN_ROWS} each"
+                )
+            cal = None
+            dest = dest_dir / f"{name}.yaml"
+            if recalibrate:
+                cal_rows = [unseen[i] for i in cal_idx]
+                cal = calibrate(router, name, cal_rows, target, X=X_all[cal_idx])
+                write_threshold(cal, src_dir / f"{name}.yaml", dest)
+                written = load_policy(dest, router.config, router.scorer.domains_)
+                if written.escalation != cal.policy.escalation:
+                    raise CalibrationError(f"{dest}: the written thresholds do not read back")
+                say(
+                    f"{cfg_name}: {name}: {cal.field} = {getattr(cal.policy.escalation, cal.field)}"
+                )
+            elif dest_dir != src_dir:
+                dest.write_bytes((src_dir / f"{name}.yaml").read_bytes())
+            planned.append((name, target, ver_idx, stood_in, cal, len(cal_idx)))
+        # Verify what ships: the written policy files as the router loads them, this scorer.
+        shipped = load_policies(dest_dir, router.config, domain_names())
+        shipped_router = Router(
+            router.config, {**router.policies, **shipped}, router.scorer, router.encoder
+        )
+        for name, target, ver_idx, stood_in, cal, n_cal in planned:
+            v = verify(shipped_router, name, [unseen[i] for i in ver_idx], X_all[ver_idx])
+            pol = shipped[name]
+            fname = sweep_field(pol, two_tier=True)
+            results.append(
+                ShippedPolicy(
+                    cfg_name,
+                    name,
+                    target,
+                    fname,
+                    getattr(pol.escalation, fname),
+                    n_cal,
+                    cal.point if cal else None,
+                    v,
+                    stood_in,
+                    dest_dir / f"{name}.yaml",
+                )
+            )
+    return results
+
+
+def verification_table(results: Sequence[ShippedPolicy]) -> list[list[str]]:
+    """The verification as rows of text (header first), for a terminal or Markdown."""
+    head = [
+        "pool",
+        "policy",
+        "target",
+        "threshold",
+        "calibration rows",
+        "verification rows",
+        "quality",
+        "of all-large",
+        "large share",
+        "$/1k requests",
+        "all-large $/1k",
+        "stood in for",
+    ]
+    out = [head]
+    for r in results:
+        v = r.verified
+        out.append(
+            [
+                r.config,
+                r.policy,
+                r.target,
+                f"{r.field}={r.threshold:g}" if r.threshold is not None else r.field,
+                str(r.calibration_rows) if r.expected is not None else "-",
+                str(v.rows),
+                f"{v.point.quality:.3f}",
+                f"{v.quality_vs_all_large:.1%}",
+                f"{v.point.large_share:.1%}",
+                f"{v.point.cost_per_1k:.4f}",
+                f"{v.all_large_cost_per_1k:.4f}",
+                ", ".join(r.stood_in) or "-",
+            ]
+        )
+    return out

@@ -115,15 +115,27 @@ def train(
     out: Annotated[Path, typer.Option(help="directory to write the scorer to")],
     config: ConfigOpt = Path("config.yaml"),
     c: Annotated[float, typer.Option("--C", help="inverse regularisation strength")] = 1.0,
+    hold_out: Annotated[
+        float,
+        typer.Option(
+            help="leave out this share of the prompts (data.held_out), to verify policies on"
+        ),
+    ] = 0.0,
 ) -> None:
     """Train a scorer (domain, difficulty and success heads) on routing data."""
+    from .data import held_out
     from .encoder import load_encoder
     from .scorer import Scorer
     from .train import embed_examples
 
+    if not 0 <= hold_out < 1:
+        raise DataError(f"--hold-out {hold_out}: a share in [0, 1)")
     cfg = load_config(config)
     examples = read_many(data)
     err.print(f"{len(examples)} examples from {len(data)} file(s)")
+    if hold_out:
+        examples = [ex for ex in examples if not held_out(ex, hold_out)]
+        err.print(f"{len(examples)} left after holding out {hold_out:.0%} of the prompts")
     with err.status("loading encoder…"):
         enc = load_encoder(
             cfg.encoder.name, cfg.encoder.max_tokens, cache_size=0, threads=BATCH_THREADS
@@ -135,7 +147,7 @@ def train(
         scorer = Scorer(C=c).fit(
             X, examples, enc.identity, progress=lambda m: status.update(f"fitting {m}…")
         )
-    scorer.save(out, extra={"trained_on": [p.name for p in data]})
+    scorer.save(out, extra={"trained_on": [p.name for p in data], "held_out_share": hold_out})
     console.print(
         f"wrote {out}: {len(scorer.domains_)} domains, success heads for {len(scorer.models_)} "
         f"models, encoder {scorer.encoder_identity_}"
@@ -259,13 +271,18 @@ def eval_(
     source: Annotated[
         list[str], typer.Option(help="only rows whose source starts with this (repeatable)")
     ] = [],  # noqa: B006
+    held_out: Annotated[
+        bool,
+        typer.Option("--held-out", help="only rows the scorer was not trained on (needs no --cv)"),
+    ] = False,
     config: ConfigOpt = Path("config.yaml"),
 ) -> None:
     """Cost-quality curves and metrics of the router and baselines on routing data."""
     import json
 
     from .encoder import load_encoder
-    from .evaluate import EvalData, evaluate, plot
+    from .evaluate import EvalData, evaluate, plot, training_overlap
+    from .metrics import covers_all_shares
     from .router import default_scorer_path
     from .scorer import Scorer
     from .train import embed_examples
@@ -276,6 +293,8 @@ def eval_(
         raise DataError(f"--group-by {group_by!r}: only 'source' is supported")
     if cv is not None and cv < 2:
         raise DataError("--cv must be at least 2")
+    if held_out and (cv is not None or group_by is not None):
+        raise DataError("--held-out evaluates the given scorer as it is: not with --cv/--group-by")
     cfg = load_config(config)
     pol = None
     if policy is not None:
@@ -289,7 +308,6 @@ def eval_(
         rows = [r for r in rows if any(r.source.startswith(p) for p in source)]
         if not rows:
             raise DataError(f"no rows with a source starting with {source}")
-    ev = EvalData.from_examples(rows, _parse_prices(price))
     enc = load_encoder(
         cfg.encoder.name, cfg.encoder.max_tokens, cache_size=0, threads=BATCH_THREADS
     )
@@ -298,6 +316,22 @@ def eval_(
         base = config.resolve().parent
         path = scorer or (default_scorer_path() if cfg.scorer == "default" else base / cfg.scorer)
         sc = Scorer.load(path, encoder_identity=enc.identity)
+        seen = sc.trained_on(rows)
+        if held_out:
+            if seen is None:
+                raise DataError(f"--held-out: {path} recorded no training prompts; retrain it")
+            rows = [r for r, s in zip(rows, seen, strict=True) if not s]
+            if not rows:
+                raise DataError("--held-out: the scorer was trained on every row")
+            err.print(f"--held-out: {int(seen.sum())} rows the scorer saw left out")
+        elif msg := training_overlap(sc, rows).warning():
+            err.print(f"[yellow]warning:[/yellow] {msg}", highlight=False)
+    ev = EvalData.from_examples(rows, _parse_prices(price))
+    if ev.dropped:
+        err.print(
+            f"note: {ev.dropped} rows lack a score for some model and are left out", highlight=False
+        )
+    rows = ev.examples
     bar, advance = progress_bar(f"embedding ({enc.identity})", len(rows))
     with bar:
         X = embed_examples(enc, rows, advance)
@@ -327,6 +361,7 @@ def eval_(
     ]
     for c in cols:
         t.add_column(c, justify="right" if c != cols[0] else "left")
+    partial: list[str] = []
     for cv_ in report.curves:
         m = cv_.metrics
         cost = (
@@ -336,7 +371,13 @@ def eval_(
         )
         row = [cv_.name, cost, _fmt(float(cv_.quality.max()))]
         if ev.two_tier:
-            row += [_fmt(m["apgr"])] + [_fmt(m[f"cpt_{p}"], "pct") for p in (50, 80, 95)]
+            # "*": computed on the large-call shares the curve covers (see the note below).
+            span = m.get("large_share_range")
+            mark = "*" if span and not covers_all_shares(span) else ""
+            if mark:
+                partial.append(f"{cv_.name} {span[0]:.1%}-{span[1]:.1%}")
+            row += [_fmt(m["apgr"]) + mark]
+            row += [_fmt(m[f"cpt_{p}"], "pct") + mark for p in (50, 80, 95)]
         row += [
             _fmt(m["aiq"]),
             _fmt(m["cost_reduction_at_95"], "pct"),
@@ -346,6 +387,11 @@ def eval_(
         ]
         t.add_row(*row)
     wide.print(t)
+    if partial:
+        wide.print(
+            "* APGR and CPT on the large-call shares the curve covers, not extrapolated: "
+            + "; ".join(partial)
+        )
     if json_out:
         json_out.write_text(json.dumps(out, indent=1) + "\n", encoding="utf-8")
         console.print(f"wrote {json_out}")
@@ -365,15 +411,23 @@ def calibrate(
     out: Annotated[
         Path | None, typer.Option(help="policy file to write (default: in place)")
     ] = None,
+    scorer: Annotated[
+        Path | None, typer.Option(help="scorer directory (default: the config's)")
+    ] = None,
     config: ConfigOpt = Path("config.yaml"),
 ) -> None:
     """Find the escalation threshold that meets a target and write it into a policy file."""
-    from .calibrate import CalibrationError, write_policy
+    from .calibrate import CalibrationError, with_scorer, write_policy
     from .calibrate import calibrate as run_calibration
+    from .evaluate import training_overlap
     from .train import embed_examples
 
     router = _load_router(config)
+    if scorer is not None:
+        router = with_scorer(router, scorer)
     rows = read_many(data)
+    if msg := training_overlap(router.scorer, rows).warning("expected figures"):
+        err.print(f"[yellow]warning:[/yellow] {msg}", highlight=False)
     bar, advance = progress_bar(f"embedding ({router.encoder.identity})", len(rows))
     with bar:
         X = embed_examples(router.encoder, rows, advance)

@@ -139,6 +139,12 @@ def prompt_hashes(examples: Iterable[Example]) -> np.ndarray:
     return np.array([int(group_key(ex)[:16], 16) for ex in examples], dtype=np.uint64)
 
 
+def held_out(ex: Example, share: float) -> bool:
+    """Whether a row falls in the held-out `share` of any dataset: decided by its group key, so
+    the split is the same in every run and file, and near-duplicates fall on the same side."""
+    return int(group_key(ex)[:8], 16) < share * 16**8
+
+
 def group_folds(groups: np.ndarray | Sequence[Example], k: int, seed: int = 0) -> np.ndarray:
     """A fold number per row, rows of one group in the same fold: the one definition of folds.
     `groups` is a label per row, or the Examples themselves (grouped by `group_key`)."""
@@ -525,10 +531,19 @@ def _routerbench_source(eval_name: str) -> str:
     return f"routerbench/{name}"
 
 
+def _cell(value: Any) -> float | None:
+    """A RouterBench cell as a number; None when empty (blank, NaN, None): a missing label."""
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return None
+    v = float(value)
+    return None if math.isnan(v) else v
+
+
 def import_routerbench(path: str | Path) -> Iterator[Example]:
     """RouterBench wide format: `prompt`, `eval_name`, a score column per model and
     `<model>|total_cost` (USD for that prompt). The cheaper half of the models (by mean cost)
-    is the cheap tier."""
+    is the cheap tier. An empty score or cost cell is a missing label for that model on that
+    row (the row is kept with the other models' scores); a row with no label at all is skipped."""
     path = Path(path)
     if not path.is_file():
         raise DataError(f"{path}: file not found")
@@ -545,25 +560,36 @@ def import_routerbench(path: str | Path) -> Iterator[Example]:
         raise DataError(f"{path}: need a score column and '<model>|total_cost' for each model")
     parsed = []
     for n, row in enumerate(rows):
-        try:
-            scores = {m: float(row[m]) for m in models}
-            costs = {m: float(row[f"{m}|total_cost"]) for m in models}
-        except (TypeError, ValueError) as e:
-            raise DataError(f"{path}: row {n + 2}: {e}") from None
-        if any(not (0 <= s <= 1) or math.isnan(s) for s in scores.values()):
-            raise DataError(f"{path}: row {n + 2}: scores must be in [0, 1]")
-        parsed.append((row, scores, costs))
-    mean_cost = {m: float(np.mean([c[m] for _, _, c in parsed])) for m in models}
+        scores, costs = {}, {}
+        for m in models:
+            try:
+                s, c = _cell(row[m]), _cell(row[f"{m}|total_cost"])
+            except (TypeError, ValueError) as e:
+                raise DataError(f"{path}: row {n + 2}: {m}: {e}") from None
+            if s is None or c is None:
+                continue
+            if not 0 <= s <= 1:
+                raise DataError(f"{path}: row {n + 2}: {m}: score {s} is not in [0, 1]")
+            if c < 0:
+                raise DataError(f"{path}: row {n + 2}: {m}|total_cost: negative cost {c}")
+            scores[m], costs[m] = s, c
+        if scores:
+            parsed.append((n, row, scores, costs))
+    if not parsed:
+        raise DataError(f"{path}: no row has a score for any model")
+    mean_cost = {
+        m: float(np.mean([c[m] for *_, c in parsed if m in c] or [np.inf])) for m in models
+    }
     by_cost = sorted(models, key=lambda m: mean_cost[m])
     cheap = sorted(by_cost[: max(1, len(models) // 2)])
-    for n, (row, scores, costs) in enumerate(parsed):
+    for n, row, scores, costs in parsed:
         yield Example(
             id=f"routerbench/{row.get('sample_id', n)}",
             prompt=_routerbench_prompt(row["prompt"]),
             source=_routerbench_source(row["eval_name"]),
             scores=scores,
             costs=costs,
-            cheap_models=cheap,
+            cheap_models=[m for m in cheap if m in scores],
         )
 
 

@@ -41,31 +41,41 @@ class EvalData:
     scores: np.ndarray  # (n, M)
     costs: np.ndarray  # (n, M) USD per prompt
     cheap: list[str]
+    # Rows left out because they lack a score for one of the models (a missing label).
+    dropped: int = 0
 
     @classmethod
     def from_examples(
         cls, examples: Sequence[Example], prices: dict[str, float] | None = None
     ) -> EvalData:
-        """Check every row scores the same models and has a cost for each (or a given price)."""
+        """The rows that score every model of the data, each with a cost per model (or a given
+        price). Rows missing a model's score (RouterBench's empty cells) are left out and
+        counted in `dropped`; data whose rows score different model sets is refused."""
         if not examples:
             raise DataError("no examples to evaluate")
-        models = sorted(examples[0].scores)
+        models = sorted({m for ex in examples for m in ex.scores})
+        keep = [i for i, ex in enumerate(examples) if len(ex.scores) == len(models)]
+        if not keep:
+            first = sorted(examples[0].scores)
+            other = next(i for i, ex in enumerate(examples) if sorted(ex.scores) != first)
+            raise DataError(
+                f"row {other + 1} ({examples[other].id or examples[other].source}): scores "
+                f"models {sorted(examples[other].scores)}, but row 1 scores {first}, and no "
+                "row scores them all; evaluate one model set at a time"
+            )
+        dropped = len(examples) - len(keep)
         prices = prices or {}
-        S = np.zeros((len(examples), len(models)))
+        S = np.zeros((len(keep), len(models)))
         C = np.zeros_like(S)
         cheap: set[str] = set()
-        for i, ex in enumerate(examples):
-            if sorted(ex.scores) != models:
-                raise DataError(
-                    f"row {i + 1} ({ex.id or ex.source}): scores models {sorted(ex.scores)}, "
-                    f"but row 1 scores {models}; evaluate one model set at a time"
-                )
+        for r, i in enumerate(keep):
+            ex = examples[i]
             for j, m in enumerate(models):
-                S[i, j] = ex.scores[m]
+                S[r, j] = ex.scores[m]
                 if m in prices:
-                    C[i, j] = prices[m]
+                    C[r, j] = prices[m]
                 elif ex.costs and m in ex.costs:
-                    C[i, j] = ex.costs[m]
+                    C[r, j] = ex.costs[m]
                 else:
                     raise DataError(
                         f"row {i + 1} ({ex.id or ex.source}): no cost for {m}; "
@@ -76,7 +86,7 @@ class EvalData:
             # No tiers given: the cheaper half (by mean cost) is the cheap tier.
             order = np.argsort(C.mean(axis=0))
             cheap = {models[i] for i in order[: max(1, len(models) // 2)]}
-        return cls(list(examples), models, S, C, sorted(cheap))
+        return cls([examples[i] for i in keep], models, S, C, sorted(cheap), dropped)
 
     def subset(self, idx: np.ndarray) -> EvalData:
         return EvalData(
@@ -135,7 +145,7 @@ class Curve:
     quality: np.ndarray
     share: np.ndarray | None = None  # strong-call share (two-tier data)
     params: list[float] = field(default_factory=list)
-    metrics: dict[str, float | None] = field(default_factory=dict)
+    metrics: dict[str, Any] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
         out: dict[str, Any] = dict(self.metrics)
@@ -149,6 +159,38 @@ class Curve:
 
 def _r(a: np.ndarray) -> list[float]:
     return [round(float(x), 8) for x in a]
+
+
+@dataclass
+class Overlap:
+    """How many evaluation rows are prompts a scorer was trained on (`Scorer.trained_on`)."""
+
+    rows: int
+    seen: int | None  # None: the scorer recorded no training prompts (an older artifact)
+
+    @property
+    def share(self) -> float | None:
+        return None if self.seen is None or not self.rows else self.seen / self.rows
+
+    def warning(self, what: str = "figures") -> str | None:
+        """A one-line warning for a person, or None when there is nothing to warn about."""
+        if self.seen is None:
+            return (
+                "the scorer recorded no training prompts (saved before hashes were kept): "
+                "cannot check whether this data overlaps its training data"
+            )
+        if not self.seen:
+            return None
+        return (
+            f"{self.seen} of {self.rows} rows ({self.share:.1%}) are prompts the scorer was "
+            f"trained on: the {what} on them are optimistic. Use --cv, or data the scorer did "
+            "not see"
+        )
+
+
+def training_overlap(scorer: Scorer, examples: Sequence[Example]) -> Overlap:
+    seen = scorer.trained_on(examples)
+    return Overlap(len(examples), None if seen is None else int(seen.sum()))
 
 
 # ---- predictions ----------------------------------------------------------------------------
@@ -325,7 +367,8 @@ def sweep_values(
 
 
 def baselines(data: EvalData) -> list[Curve]:
-    """Every single model, the oracle, and random mixing of the cheapest and the best model."""
+    """Every single model, the oracle, and `random`: RouterBench's zero router, random mixing
+    of the single models, which reaches the upper convex hull of their (cost, quality) points."""
     out = []
     q_single = data.scores.mean(axis=0)
     c_single = data.costs.mean(axis=0)
@@ -334,31 +377,39 @@ def baselines(data: EvalData) -> list[Curve]:
         out.append(Curve(f"single:{m}", c_single[j : j + 1], q_single[j : j + 1], share))
     _, qo, co = M.oracle(data.scores, data.costs)
     out.append(Curve("oracle", np.array([co]), np.array([qo])))
-    lo, hi = int(c_single.argmin()), int(q_single.argmax())
-    mix = np.linspace(0, 1, 21)
-    out.append(
-        Curve(
-            "random",
-            (1 - mix) * c_single[lo] + mix * c_single[hi],
-            (1 - mix) * q_single[lo] + mix * q_single[hi],
-            mix if data.two_tier else None,
-        )
-    )
+    cost, quality = M.zero_router(c_single, q_single)
+    share = None
+    if data.two_tier:
+        # Two models: every hull point is a mix of the two, its share of the strong one
+        # read off its cost.
+        w, s = data.weak_strong()
+        if c_single[s] != c_single[w]:
+            share = np.clip((cost - c_single[w]) / (c_single[s] - c_single[w]), 0.0, 1.0)
+        else:
+            share = np.full(len(cost), float(q_single[s] > q_single[w]))
+    out.append(Curve("random", cost, quality, share))
     return out
 
 
-def score_curve(curve: Curve, data: EvalData) -> dict[str, float | None]:
-    """Every metric for one curve (APGR and CPT only for two-tier data)."""
+def score_curve(curve: Curve, data: EvalData) -> dict[str, Any]:
+    """Every metric for one curve (APGR and CPT only for two-tier data, on the large-call
+    shares the curve covers: `large_share_range`)."""
     q_single = data.scores.mean(axis=0)
     c_single = data.costs.mean(axis=0)
     best = int(q_single.argmax())
     _, q_oracle, _ = M.oracle(data.scores, data.costs)
-    out: dict[str, float | None] = dict.fromkeys(METRIC_NAMES)
+    out: dict[str, Any] = dict.fromkeys(METRIC_NAMES)
+    out["large_share_range"] = None
     if data.two_tier and curve.share is not None and len(curve.share) > 1:
         w, s = data.weak_strong()
-        out["apgr"] = M.apgr(curve.share, curve.quality, q_single[w], q_single[s])
-        for p in (50, 80, 95):
-            out[f"cpt_{p}"] = M.cpt(curve.share, curve.quality, q_single[w], q_single[s], p / 100)
+        if q_single[s] != q_single[w]:
+            # On the shares the curve covers; `large_share_range` says which (see metrics.apgr).
+            out["large_share_range"] = list(M.share_range(curve.share))
+            out["apgr"] = M.apgr(curve.share, curve.quality, q_single[w], q_single[s])
+            for p in (50, 80, 95):
+                out[f"cpt_{p}"] = M.cpt(
+                    curve.share, curve.quality, q_single[w], q_single[s], p / 100
+                )
     out["aiq"] = M.aiq(curve.cost, curve.quality, c_single.min(), c_single.max())
     # "95% of the large model's quality": the most expensive model in two-tier data, else the
     # best single model.
@@ -392,6 +443,7 @@ class Report:
         return {
             **self.settings,
             "rows": len(self.data.examples),
+            "rows_dropped_missing_scores": self.data.dropped,
             "models": {
                 m: {"quality": float(q[j]), "cost": float(c[j]), "cheap": m in self.data.cheap}
                 for j, m in enumerate(self.data.models)
@@ -456,6 +508,9 @@ def evaluate(
         "policy": policy.name if policy else None,
         "sweep": sweep_field(eval_policy, data.two_tier, router_p),
     }
+    if scorer is not None and not (cv or group_by_source):
+        # Rows the evaluated scorer learned from (None: it did not record its prompts).
+        settings["rows_seen_in_training"] = training_overlap(scorer, data.examples).seen
     return Report(settings, data, curves)
 
 

@@ -1,61 +1,89 @@
-"""Tune the shipped policies' escalation thresholds without tuning on data the scorer saw.
+"""Calibrate every shipped policy for its pool, then verify what ships.
 
-    python scripts/calibrate_policies.py      (or: make policies)
+    python scripts/calibrate_policies.py            (or: make policies)
+    python scripts/calibrate_policies.py --verify-only
 
-The shipped scorer is trained on every row of data/routing/, so its own predictions on those
-rows are optimistic (kNN even finds each row itself). This script trains a scorer on 80% of the
-prompts (split by text), calibrates each policy on the other 20% with `router.calibrate`, and
-writes the thresholds into policies/*.yaml.
+For config.yaml (policies/) and configs/pool.yaml (configs/policies/): calibrates each policy's
+threshold with the shipped scorer on prompts it did not train on, writes it into the policy file,
+then measures the written policy with the shipped scorer on other unseen prompts and prints the
+verification table (router.calibrate.calibrate_shipped holds the logic).
+
+With CI set in the environment and no --out-dir, the policies are written to a temporary
+directory: a CI run leaves policies/ and configs/policies/ as they are.
 """
 
 from __future__ import annotations
 
-import hashlib
+import argparse
+import os
 import sys
+import tempfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from router import Router  # noqa: E402
-from router.calibrate import calibrate, write_policy  # noqa: E402
-from router.data import read_many  # noqa: E402
-from router.encoder import load_encoder  # noqa: E402
-from router.scorer import Scorer  # noqa: E402
-from router.train import embed_examples  # noqa: E402
-
-TARGETS = {
-    "balanced": "quality=0.95",  # 95% of the all-large quality, as cheaply as possible
-    "cost-saver": "large-share=0.15",  # at most 15% of calls to the large model
-    "quality-first": "quality=0.99",
-}
+from router.calibrate import (  # noqa: E402
+    SHIPPED_CONFIGS,
+    CalibrationError,
+    calibrate_shipped,
+    verification_table,
+)
+from router.data import DataError  # noqa: E402
 
 
-def held_out(text: str) -> bool:
-    return int(hashlib.sha1(text.strip().encode()).hexdigest(), 16) % 5 == 0
+def markdown(rows: list[list[str]]) -> str:
+    lines = ["| " + " | ".join(rows[0]) + " |", "|" + "---|" * len(rows[0])]
+    lines += ["| " + " | ".join(r) + " |" for r in rows[1:]]
+    return "\n".join(lines)
 
 
-def main() -> None:
-    rows = read_many(sorted((ROOT / "data" / "routing").glob("*.jsonl")))
-    train = [r for r in rows if not held_out(r.text())]
-    test = [r for r in rows if held_out(r.text())]
-    router = Router.from_config(ROOT / "config.yaml")
-    enc = load_encoder(router.config.encoder.name, router.config.encoder.max_tokens, 0, threads=2)
-    print(f"training a scorer on {len(train)} rows; calibrating on {len(test)} held-out rows")
-    scorer = Scorer().fit(embed_examples(enc, train), train, enc.identity)
-    router = Router(router.config, router.policies, scorer, router.encoder)
-    X = embed_examples(enc, test)
-    for name, target in TARGETS.items():
-        cal = calibrate(router, name, test, target, X=X)
-        p = cal.point
-        write_policy(cal, ROOT / router.config.policies_dir / f"{name}.yaml")
-        print(
-            f"{name:14} {target:18} {cal.field}={p.param:.4f}  quality {p.quality:.4f} "
-            f"({p.quality / cal.all_large_quality:.1%} of all-large), "
-            f"${p.cost_per_1k:.3f}/1k requests (all-large ${cal.all_large_cost_per_1k:.3f}), "
-            f"large share {p.large_share:.1%}"
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    ap.add_argument("--root", type=Path, default=ROOT, help="project folder holding the configs")
+    ap.add_argument("--config", action="append", help="config(s) under --root (default: shipped)")
+    ap.add_argument("--data", action="append", type=Path, help="routing data (default: shipped)")
+    ap.add_argument("--scorer", type=Path, help="scorer directory (default: each config's)")
+    ap.add_argument("--out-dir", type=Path, help="write policies here, not in place")
+    ap.add_argument("--verify-only", action="store_true", help="verify the policies as they are")
+    ap.add_argument("--markdown", type=Path, help="also write the table as Markdown here")
+    args = ap.parse_args(argv)
+    data = args.data or sorted((args.root / "data" / "routing").glob("*.jsonl"))
+    out_dir = args.out_dir
+    if out_dir is None and os.environ.get("CI") and not args.verify_only:
+        out_dir = Path(tempfile.mkdtemp(prefix="policies-"))
+        print(f"CI: writing the policies to {out_dir}, not in place")
+    try:
+        results = calibrate_shipped(
+            args.root,
+            data,
+            configs=args.config or SHIPPED_CONFIGS,
+            scorer=args.scorer,
+            out_dir=out_dir,
+            recalibrate=not args.verify_only,
+            log=print,
         )
+    except (CalibrationError, DataError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    table = verification_table(results)
+    widths = [max(len(r[i]) for r in table) for i in range(len(table[0]))]
+    print("\nVerified with the shipped scorer on held-out prompts it did not train on:")
+    for r in table:
+        print("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)))
+    for r in results:
+        if r.expected is not None:
+            e = r.expected
+            print(
+                f"{r.config} {r.policy}: calibration expected quality {e.quality:.3f}, "
+                f"large share {e.large_share:.1%}; verified {r.verified.point.quality:.3f}, "
+                f"{r.verified.point.large_share:.1%}"
+            )
+    if args.markdown:
+        args.markdown.write_text(markdown(table) + "\n", encoding="utf-8")
+        print(f"wrote {args.markdown}")
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

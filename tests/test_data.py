@@ -147,3 +147,35 @@ def test_routerbench_missing_columns(tmp_path):
     p.write_text("prompt,eval_name,gpt-4\n\"['x']\",hellaswag,1\n")
     with pytest.raises(DataError, match="total_cost"):
         import_dataset("routerbench", p)
+
+
+def test_routerbench_empty_score_cells_are_missing_labels_not_errors(tmp_path):
+    """Real RouterBench arc_challenge rows have empty score cells: that model's label is
+    missing on that row; the row and the other models' scores are kept."""
+    p = tmp_path / "rb.csv"
+    p.write_text(
+        "sample_id,prompt,eval_name,gpt-4,mistral-7b,llama-70b,"
+        "gpt-4|total_cost,mistral-7b|total_cost,llama-70b|total_cost\n"
+        "arc.1,['Which gas do plants absorb?'],arc-challenge,1.0,,1.0,0.003,,0.0009\n"
+        "arc.2,['What melts ice?'],arc-challenge,1.0,0.0,,0.003,0.0001,0.0009\n"
+        "arc.3,['Why is the sky blue?'],arc-challenge,,,,,,\n"
+        "arc.4,['Name a mammal.'],arc-challenge,1.0,1.0,1.0,0.003,0.0001,0.0009\n"
+    )
+    rows = import_dataset("routerbench", p)
+    assert [r.id for r in rows] == ["routerbench/arc.1", "routerbench/arc.2", "routerbench/arc.4"]
+    a, b, d = rows
+    assert a.scores == {"gpt-4": 1.0, "llama-70b": 1.0} and set(a.costs) == set(a.scores)
+    assert a.cheap_models == []  # its cheap model's cell is empty
+    assert b.scores == {"gpt-4": 1.0, "mistral-7b": 0.0} and b.cheap_models == ["mistral-7b"]
+    assert d.cheap_models == ["mistral-7b"] and len(d.scores) == 3
+    # The rows survive a JSONL round trip (the format the rest of the router reads).
+    write_jsonl(rows, tmp_path / "rb.jsonl")
+    assert [r.scores for r in read_jsonl(tmp_path / "rb.jsonl")] == [r.scores for r in rows]
+    # A bad number is still an error naming the row and model.
+    p.write_text(
+        p.read_text().replace(
+            "arc.4,['Name a mammal.'],arc-challenge,1.0", "arc.4,['x'],arc-challenge,yes"
+        )
+    )
+    with pytest.raises(DataError, match="row 5: gpt-4"):
+        import_dataset("routerbench", p)

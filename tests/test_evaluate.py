@@ -173,10 +173,124 @@ def test_eval_data_errors_name_the_row():
 
     a = Example(prompt="x", scores={"a": 1, "b": 0}, costs={"a": 1, "b": 2})
     b = Example(prompt="y", scores={"a": 1}, costs={"a": 1})
-    with pytest.raises(DataError, match="row 2"):
-        EvalData.from_examples([a, b])
+    # A row missing one model's score (a missing label) is left out and counted.
+    d = EvalData.from_examples([a, b])
+    assert len(d.examples) == 1 and d.dropped == 1 and d.models == ["a", "b"]
+    # Rows of two different model sets, none scoring them all: refused, naming the row.
+    e = Example(prompt="z", scores={"c": 1}, costs={"c": 1})
+    with pytest.raises(DataError, match="row 2.*one model set"):
+        EvalData.from_examples([b, e])
     c = Example(prompt="y", scores={"a": 1, "b": 1})
     with pytest.raises(DataError, match="--price"):
         EvalData.from_examples([a, c])
     assert EvalData.from_examples([a, c], prices={"a": 1, "b": 2}).costs[1, 1] == 2
     np.testing.assert_array_equal(EvalData.from_examples([a]).scores, [[1, 0]])
+
+
+def _data(scores, costs, cheap):
+    rows = [
+        Example(prompt=f"p{i}", scores=dict(s), costs=dict(c), cheap_models=cheap)
+        for i, (s, c) in enumerate(zip(scores, costs, strict=True))
+    ]
+    return EvalData.from_examples(rows)
+
+
+def test_random_baseline_is_the_zero_router_of_the_single_models():
+    from router.evaluate import baselines, score_curve
+
+    # Means: a (q 0.5, $1), b (q 0.5, $2: on no hull), c (q 1.0, $3).
+    scores = [{"a": 1, "b": 0, "c": 1}, {"a": 0, "b": 1, "c": 1}]
+    costs = [{"a": 1, "b": 2, "c": 3}] * 2
+    data = _data(scores, costs, ["a"])
+    rnd = {c.name: c for c in baselines(data)}["random"]
+    # The hull from a to c: quality 0.5 + 0.25 per dollar; b's point (2, 0.5) is under it.
+    assert rnd.cost[0] == pytest.approx(1.0) and rnd.cost[-1] == pytest.approx(3.0)
+    np.testing.assert_allclose(rnd.quality, 0.5 + 0.25 * (rnd.cost - 1.0))
+    assert rnd.share is None  # more than two models: no single "strong" share
+    m = score_curve(rnd, data)
+    assert m["quality_at_best_single_cost"] == pytest.approx(1.0)
+    # Half way in cost ($2): 0.75 by mixing a and c, more than b alone (0.5).
+    from router import metrics as M
+
+    assert M.quality_at_cost(rnd.cost, rnd.quality, 2.0) == pytest.approx(0.75)
+    # AIQ of a straight line from (0, 0.5) to (1, 1.0) over normalised cost: 0.75.
+    assert m["aiq"] == pytest.approx(0.75, abs=1e-3)
+
+
+def test_two_tier_random_baseline_has_apgr_one_half_and_full_share_range():
+    from router.evaluate import baselines, score_curve
+
+    scores = [{"w": 1, "s": 1}, {"w": 0, "s": 1}]
+    data = _data(scores, [{"w": 1, "s": 5}] * 2, ["w"])
+    rnd = {c.name: c for c in baselines(data)}["random"]
+    np.testing.assert_allclose(rnd.share, (rnd.cost - 1) / 4)
+    m = score_curve(rnd, data)
+    assert m["apgr"] == pytest.approx(0.5, abs=1e-9)
+    assert m["large_share_range"] == [0.0, 1.0]
+    assert m["cpt_50"] == pytest.approx(0.5, abs=1e-3)
+
+
+def test_a_router_curve_short_of_full_share_is_scored_on_its_range():
+    from router.evaluate import Curve, score_curve
+
+    # Weak 0.5, strong 1.0. A curve over shares 0..0.5 only: PGR 0 at 0, 1 at 0.5.
+    # Mean PGR over [0, 0.5] = 0.5; CPT(95%) = 0.475; flat extrapolation would give 0.75.
+    scores = [{"w": 1, "s": 1}, {"w": 0, "s": 1}]
+    data = _data(scores, [{"w": 1, "s": 5}] * 2, ["w"])
+    curve = Curve("router", np.array([1.0, 3.0]), np.array([0.5, 1.0]), np.array([0.0, 0.5]))
+    m = score_curve(curve, data)
+    assert m["large_share_range"] == [0.0, 0.5]
+    assert m["apgr"] == pytest.approx(0.5, abs=1e-6)
+    assert m["cpt_95"] == pytest.approx(0.475, abs=1e-3)
+    assert Curve("x", curve.cost, curve.quality, curve.share, metrics=m).to_json()[
+        "large_share_range"
+    ] == [0.0, 0.5]
+
+
+def test_eval_and_calibrate_warn_when_the_data_overlaps_the_scorers_training(
+    enc, tmp_path, test_config, monkeypatch
+):
+    from router.scorer import Scorer
+    from tests.test_cli import ENV, run
+
+    monkeypatch.setenv("ROUTER_CACHE_DIR", str(tmp_path / "emb"))
+    ENV["ROUTER_CACHE_DIR"] = str(tmp_path / "emb")
+    mix, gpt = "mistralai/Mixtral-8x7B-Instruct-v0.1", "gpt-4-1106-preview"
+    rows = make_rows(80, seed=7)
+    for r in rows:
+        r.scores = {mix: r.scores["small"], gpt: r.scores["big"]}
+        r.costs = {mix: 0.0006, gpt: 0.01}
+        r.cheap_models = [mix]
+    seen = rows[:60]
+    Scorer().fit(embed_examples(enc, seen), seen, enc.identity).save(tmp_path / "sc")
+    data = tmp_path / "d.jsonl"
+    write_jsonl(rows, data)
+    args = ("--scorer", str(tmp_path / "sc"), "--config", str(test_config))
+    r = run("eval", str(data), *args)
+    assert r.returncode == 0, r.stderr
+    assert "60 of 80 rows (75.0%) are prompts the scorer was trained on" in r.stderr
+    r = run("eval", str(data), "--held-out", *args)
+    assert r.returncode == 0, r.stderr
+    assert "20 prompts" in r.stdout and "trained on" not in r.stderr
+    # With --cv every fold's scorer is fresh: nothing to warn about.
+    r = run("eval", str(data), "--cv", "2", "--config", str(test_config))
+    assert r.returncode == 0 and "trained on" not in r.stderr, r.stderr
+    r = run("eval", str(data), "--cv", "2", "--held-out", "--config", str(test_config))
+    assert r.returncode == 2 and "--held-out" in r.stderr
+    pol = tmp_path / "tuned.yaml"
+    r = run(
+        "calibrate",
+        *("--policy", "balanced", "--data", str(data), "--target", "large-share=0.5"),
+        *("--out", str(pol)),
+        *args,
+    )
+    assert r.returncode == 0, r.stderr
+    assert "60 of 80 rows (75.0%)" in r.stderr and "expected figures" in r.stderr
+    # An older artifact without hashes: the check says it cannot tell.
+    import numpy as np
+
+    with np.load(tmp_path / "sc" / "weights.npz") as z:
+        arrays = {k: z[k] for k in z.files if k != "train_hashes"}
+    np.savez_compressed(tmp_path / "sc" / "weights.npz", **arrays)
+    r = run("eval", str(data), *args)
+    assert r.returncode == 0 and "recorded no training prompts" in r.stderr, r.stderr

@@ -1,0 +1,213 @@
+"""`make policies` in small: calibrate shipped-style policies on prompts the scorer did not see,
+verify the written files with that scorer on other unseen prompts, and never touch the repo's
+policies in CI."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from router.calibrate import (
+    CalibrationError,
+    calibrate_shipped,
+    pool_rows,
+    verification_half,
+    verification_table,
+)
+from router.data import held_out, write_jsonl
+from router.encoder import load_encoder
+from router.scorer import Scorer
+from router.train import embed_examples
+from tests.conftest import ROOT
+from tests.test_evaluate import make_rows
+
+CHEAP, LARGE = "smollm2-135m", "gpt-4-1106-preview"
+
+
+def rows_for_pool(n=360, seed=11):
+    """Half the prompts are hard: the cheap model fails them, the large one never does."""
+    rows = make_rows(n, seed=seed)
+    for r in rows:
+        r.scores = {CHEAP: r.scores["small"], LARGE: r.scores["big"]}
+        r.costs = None
+        r.cheap_models = [CHEAP]
+    return rows
+
+
+CATALOGUE = """
+encoder: {name: minilm-int8, max_tokens: 128}
+scorer: SCORER
+policies_dir: POLICIES
+default_policy: balanced
+models:
+  - {name: smollm2-135m, litellm_model: openai/smollm2, api_base: "http://127.0.0.1:9",
+     input_price: 0, output_price: 0, context_window: 2048, capabilities: [streaming], tier: small}
+  - {name: mini, litellm_model: openai/mini, api_base: "http://127.0.0.1:9", input_price: 0.15,
+     output_price: 0.6, context_window: 128000, capabilities: [streaming], tier: small}
+  - {name: gpt-4o, litellm_model: openai/gpt-4o, api_base: "http://127.0.0.1:9", input_price: 2.5,
+     output_price: 10, context_window: 128000, capabilities: [streaming], tier: large,
+     profile: gpt-4-1106-preview}
+"""
+
+POLICY = """name: {name}
+description: a shipped-style policy
+# A comment that calibration keeps.
+default: [{default}]
+large: [gpt-4o]
+escalation: {{min_domain_confidence: 0.0, max_difficulty: 1.0, max_gain: 0.5}}
+"""
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory):
+    """A project laid out like the shipped one: config.yaml + policies/ (SmolLM2 alone) and
+    configs/pool.yaml + configs/policies/ (SmolLM2 and a model the data never scores)."""
+    root = tmp_path_factory.mktemp("project")
+    rows = rows_for_pool()
+    write_jsonl(rows, root / "data.jsonl")
+    enc = load_encoder("minilm-int8", 128, cache_size=0)
+    train = [r for r in rows if not held_out(r, 0.5)]
+    Scorer().fit(embed_examples(enc, train), train, enc.identity).save(root / "scorer")
+    (root / "policies").mkdir()
+    (root / "configs" / "policies").mkdir(parents=True)
+    (root / "config.yaml").write_text(
+        CATALOGUE.replace("SCORER", "scorer").replace("POLICIES", "policies")
+    )
+    (root / "configs" / "pool.yaml").write_text(
+        CATALOGUE.replace("SCORER", "../scorer").replace("POLICIES", "policies")
+    )
+    for name in ("balanced", "cost-saver"):
+        (root / "policies" / f"{name}.yaml").write_text(POLICY.format(name=name, default=CHEAP))
+        (root / "configs" / "policies" / f"{name}.yaml").write_text(
+            POLICY.format(name=name, default=f"mini, {CHEAP}")
+        )
+    return root, rows, train
+
+
+TARGETS = {"balanced": "quality=0.9", "cost-saver": "large-share=0.3"}
+
+
+def test_shipped_policies_are_calibrated_and_verified_on_unseen_prompts(project):
+    root, rows, train = project
+    results = calibrate_shipped(
+        root, [root / "data.jsonl"], ("config.yaml", "configs/pool.yaml"), TARGETS
+    )
+    assert [(r.config, r.policy) for r in results] == [
+        ("config.yaml", "balanced"),
+        ("config.yaml", "cost-saver"),
+        ("configs/pool.yaml", "balanced"),
+        ("configs/pool.yaml", "cost-saver"),
+    ]
+    unseen = [r for r in rows if held_out(r, 0.5)]
+    n_ver = sum(verification_half(r) for r in unseen)
+    for r in results:
+        # Calibration and verification use disjoint halves of the prompts the scorer never saw.
+        assert r.calibration_rows == len(unseen) - n_ver and r.verified.rows == n_ver
+        assert r.field == "max_gain" and r.threshold != 0.5
+        text = r.written.read_text()
+        assert "# A comment that calibration keeps." in text and f"max_gain: {r.threshold}" in text
+    by = {(r.config, r.policy): r for r in results}
+    # Half the prompts are hard and SmolLM2 fails them: 90% of all-large quality needs the large
+    # model on most hard prompts, and cost-saver keeps to about 30% (measured on other prompts).
+    bal = by["config.yaml", "balanced"].verified
+    assert bal.quality_vs_all_large > 0.8 and 0.3 < bal.point.large_share < 0.8
+    saver = by["config.yaml", "cost-saver"].verified
+    assert saver.point.large_share < 0.45 and saver.point.quality < bal.point.quality
+    # The pool's "mini" has no outcome in the data: it is stood in for, and the table says so.
+    assert by["configs/pool.yaml", "balanced"].stood_in == ["mini"]
+    assert by["config.yaml", "balanced"].stood_in == []
+    table = verification_table(results)
+    assert table[0][:3] == ["pool", "policy", "target"] and table[3][-1] == "mini"
+
+    # --verify-only measures the files as written, without moving any threshold.
+    again = calibrate_shipped(
+        root, [root / "data.jsonl"], ("config.yaml",), TARGETS, recalibrate=False
+    )
+    assert [a.threshold for a in again] == [r.threshold for r in results[:2]]
+    assert again[0].verified.point == results[0].verified.point and again[0].expected is None
+
+
+def test_a_scorer_that_saw_everything_or_recorded_nothing_is_refused(project, tmp_path):
+    root, rows, _ = project
+    enc = load_encoder("minilm-int8", 128, cache_size=0)
+    Scorer().fit(embed_examples(enc, rows), rows, enc.identity).save(tmp_path / "all")
+    with pytest.raises(CalibrationError, match="need 20 each"):
+        calibrate_shipped(
+            root,
+            [root / "data.jsonl"],
+            ("config.yaml",),
+            TARGETS,
+            scorer=tmp_path / "all",
+            out_dir=tmp_path / "out",
+        )
+    with np.load(tmp_path / "all" / "weights.npz") as z:
+        arrays = {k: z[k] for k in z.files if k != "train_hashes"}
+    np.savez_compressed(tmp_path / "all" / "weights.npz", **arrays)
+    with pytest.raises(CalibrationError, match="recorded no training prompts"):
+        calibrate_shipped(
+            root,
+            [root / "data.jsonl"],
+            ("config.yaml",),
+            TARGETS,
+            scorer=tmp_path / "all",
+            out_dir=tmp_path / "out",
+        )
+
+
+def test_pool_rows_need_the_cheap_models_own_outcomes(project):
+    from router import Router
+
+    root, rows, _ = project
+    router = Router.from_config(root / "configs" / "pool.yaml")
+    mixed = rows[:4]
+    mixed[1] = mixed[1].__class__(
+        **{**mixed[1].__dict__, "scores": {"x": 1.0, LARGE: 1.0}, "cheap_models": ["x"]}
+    )
+    mask, stood_in = pool_rows(router.policy("balanced"), mixed)
+    # Row 2 has no SmolLM2 outcome: SmolLM2 is scored elsewhere, so that row cannot measure it.
+    assert mask.tolist() == [True, False, True, True] and stood_in == ["mini"]
+
+
+def _digest(folder: Path) -> dict[str, str]:
+    return {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(folder.iterdir())}
+
+
+def test_make_policies_in_ci_leaves_the_shipped_policies_alone(project, tmp_path):
+    """The script on the real shipped configs (tiny data, a scorer that saw half of it): in CI
+    it writes elsewhere, and prints the verification table."""
+    root, rows, _ = project
+    data = tmp_path / "d.jsonl"
+    write_jsonl(rows, data)
+    before = {d: _digest(ROOT / d) for d in ("policies", "configs/policies")}
+    env = {**os.environ, "CI": "1", "HF_HUB_OFFLINE": "1", "ROUTER_CACHE_DIR": str(tmp_path)}
+    r = subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "scripts" / "calibrate_policies.py"),
+            "--data",
+            str(data),
+            "--scorer",
+            str(root / "scorer"),
+            "--markdown",
+            str(tmp_path / "t.md"),
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=900,
+        cwd=tmp_path,
+    )
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "CI: writing the policies to" in r.stdout
+    assert "Verified with the shipped scorer" in r.stdout
+    md = (tmp_path / "t.md").read_text()
+    assert md.startswith("| pool | policy |") and "configs/pool.yaml" in md
+    assert {d: _digest(ROOT / d) for d in ("policies", "configs/policies")} == before
+    assert textwrap.dedent(md).count("\n") == 2 + 6  # header, rule, 3 policies x 2 pools
