@@ -6,7 +6,7 @@ export HF_HUB_OFFLINE := 1
 export LITELLM_LOCAL_MODEL_COST_MAP := True
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: setup run test lint model verifier policies data notebooks docs docs-serve bench bench-proxy bench-load bench-local clean
+.PHONY: setup run test lint model verifier policies data notebooks docs docs-serve bench bench-proxy bench-load bench-scale bench-local clean
 
 setup: $(STAMP)
 
@@ -80,6 +80,12 @@ bench-proxy: setup
 DURATION ?= 60
 bench-load: setup
 	$(PY) bench/load.py --duration $(DURATION)
+
+# Two replicas sharing a throwaway Redis and PostgreSQL, 64 clients (half streaming) for
+# DURATION s, one replica killed -9 half-way: failures, p50/p99, decision rows lost, a breaker
+# seen across replicas, RSS growth. Needs redis-server and PostgreSQL's binaries.
+bench-scale: setup
+	$(PY) bench/scale.py --duration $(DURATION)
 
 # The local tier (SmolLM2-135M on llama.cpp): time to first token and tokens/s at 1 and 4
 # concurrent streams, directly and through the proxy.
