@@ -15,6 +15,7 @@ from ..decision_log import DecisionLogCollector, open_decision_log
 from ..router import Router, load_litellm
 from ..state import RedisStore, StateCollector
 from . import batching, errors, feedback
+from .agents import install_agents
 from .auth import KeyRing, Principal
 from .chat import ChatService
 from .metrics import Metrics
@@ -94,7 +95,9 @@ def create_app(router: Router, config: ServerSpec | None = None) -> FastAPI:
 
     # async: a plain def dependency would cost a thread-pool hop on every request.
     async def caller(request: Request) -> Principal:
-        return keys.authenticate(request.headers.get("authorization"))
+        return keys.authenticate(
+            request.headers.get("authorization"), request.headers.get("x-api-key")
+        )
 
     # Per-key rate limits (ratelimit.py): a 429 before any work; no extra step when none is set.
     rate_limits = RateLimits(spec, router.state)
@@ -161,6 +164,9 @@ def create_app(router: Router, config: ServerSpec | None = None) -> FastAPI:
     @app.post("/v1/chat/completions", openapi_extra=openapi_body())
     async def chat(request: Request, principal: Caller) -> Response:
         return await svc.chat(request, principal)
+
+    # Agent-facing APIs (agents.py): Responses, Anthropic Messages, completions, embeddings.
+    install_agents(app, svc, caller)
 
     @app.post("/v1/feedback", openapi_extra=feedback.openapi_feedback())
     async def give_feedback(request: Request, principal: Caller) -> Response:

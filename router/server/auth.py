@@ -55,15 +55,18 @@ class KeyRing:
     def enabled(self) -> bool:
         return bool(self._keys)
 
-    def authenticate(self, authorization: str | None) -> Principal:
-        """The caller for this header; raises a 401 APIError when keys are on and it fails."""
+    def authenticate(self, authorization: str | None, api_key: str | None = None) -> Principal:
+        """The caller for these headers (`Authorization: Bearer <key>`, or `x-api-key: <key>` as
+        Anthropic's clients send it); raises a 401 APIError when keys are on and it fails."""
         if not self.enabled:
             return ANONYMOUS
         scheme, _, token = (authorization or "").partition(" ")
+        if (scheme.lower() != "bearer" or not token.strip()) and api_key and api_key.strip():
+            scheme, token = "bearer", api_key
         if scheme.lower() != "bearer" or not token.strip():
             raise APIError(
                 401,
-                "missing API key: send 'Authorization: Bearer <key>'",
+                "missing API key: send 'Authorization: Bearer <key>' or 'x-api-key: <key>'",
                 None,
                 "invalid_api_key",
                 {"www-authenticate": "Bearer"},

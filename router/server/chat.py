@@ -29,6 +29,7 @@ from .receipts import receipt_headers
 from .schema import ChatRequest, check_content_type, parse_chat, read_body
 from .streaming import EndingStreamingResponse, sse
 from .targets import resolve
+from .turns import session_header
 
 log = logging.getLogger("router.server")
 
@@ -120,10 +121,16 @@ class ChatService:
         req, target = await self._parse(request, principal)
         params = req.params()
         stream = bool(params.get("stream"))
+        session = session_header(request)
         record = _Record(self, request, principal, req, stream, t0)
         try:
             result = await self.router.achat(
-                req.messages, policy=target.policy, model=target.pin, **params
+                req.messages,
+                policy=target.policy,
+                model=target.pin,
+                session=session,
+                session_scope=principal.name,  # one key's session ids are not another's
+                **params,
             )
         except asyncio.CancelledError:
             record.end(499, None, None, "cancelled before the answer")

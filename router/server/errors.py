@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Callable
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -68,9 +69,15 @@ def error_body(
     }
 
 
-def error_response(err: APIError) -> JSONResponse:
+# Error bodies of the APIs that have their own shape, by path prefix (the Anthropic Messages API,
+# router/server/messages.py); every other path answers OpenAI's.
+SHAPES: dict[str, Callable[[int, str, str | None, str | None], dict]] = {}
+
+
+def error_response(err: APIError, path: str = "") -> JSONResponse:
+    shape = next((f for prefix, f in SHAPES.items() if path.startswith(prefix)), error_body)
     return JSONResponse(
-        error_body(err.status, err.message, err.param, err.code), err.status, headers=err.headers
+        shape(err.status, err.message, err.param, err.code), err.status, headers=err.headers
     )
 
 
@@ -101,20 +108,24 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(APIError)
     async def _api(request: Request, exc: APIError) -> JSONResponse:
         exc.headers = {**_rid(request), **exc.headers}
-        return error_response(exc)
+        return error_response(exc, request.url.path)
 
     @app.exception_handler(RequestValidationError)
     async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:
         err = exc.errors()[0] if exc.errors() else {"msg": "invalid request", "loc": ()}
         param = _loc(tuple(err.get("loc", ())))
         msg = f"{param}: {err['msg']}" if param else str(err["msg"])
-        return error_response(APIError(400, msg, param, "invalid_request", _rid(request)))
+        return error_response(
+            APIError(400, msg, param, "invalid_request", _rid(request)), request.url.path
+        )
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         msg = exc.detail if isinstance(exc.detail, str) else json.dumps(exc.detail)
         code = "not_found" if exc.status_code == 404 else None
-        return error_response(APIError(exc.status_code, msg, None, code, _rid(request)))
+        return error_response(
+            APIError(exc.status_code, msg, None, code, _rid(request)), request.url.path
+        )
 
     @app.exception_handler(Exception)
     async def _any(request: Request, exc: Exception) -> JSONResponse:
@@ -124,5 +135,6 @@ def install(app: FastAPI) -> None:
         return error_response(
             APIError(
                 500, "internal error in the router proxy", None, "internal_error", _rid(request)
-            )
+            ),
+            request.url.path,
         )

@@ -1,0 +1,200 @@
+"""POST /v1/messages: Anthropic's Messages API, routed like chat to any catalogue model.
+
+An Anthropic client (base URL: the proxy's root, key in `x-api-key`) sends its usual body; it is
+checked (errors name the field in Anthropic's path style, `messages.1.content.0.tool_use_id`),
+turned into a chat request by litellm's Anthropic adapter, routed by `Router.achat` with the
+same receipts and sessions as chat, and answered as an Anthropic Message, or with
+`stream: true` as Anthropic's events (message_start, content_block_start,
+content_block_delta, content_block_stop, message_delta, message_stop). Every error on this
+path, auth and unknown model included, has Anthropic's shape:
+`{"type": "error", "error": {"type": ..., "message": ...}}`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any
+
+from fastapi import Request
+from fastapi.responses import JSONResponse, Response
+
+from ..request import RequestError
+from .agents import bad_request, call_router, read_json, record_for
+from .auth import Principal
+from .chat import ChatService
+from .streaming import EndingStreamingResponse
+from .targets import resolve
+from .translate import (
+    MessagesStream,
+    Reply,
+    chat_to_message,
+    messages_to_chat,
+    new_id,
+    parse_messages,
+    sse_events,
+)
+
+# HTTP status → Anthropic error type.
+ERROR_TYPES = {
+    400: "invalid_request_error",
+    401: "authentication_error",
+    403: "permission_error",
+    404: "not_found_error",
+    405: "invalid_request_error",
+    413: "request_too_large",
+    415: "invalid_request_error",
+    429: "rate_limit_error",
+    500: "api_error",
+    502: "api_error",
+    503: "overloaded_error",
+    504: "timeout_error",
+    529: "overloaded_error",
+}
+
+
+def anthropic_error_body(status: int, message: str, param: str | None, code: str | None) -> dict:
+    """Anthropic's error object; the message starts with the field it is about, in Anthropic's
+    dotted path style."""
+    kind = ERROR_TYPES.get(status, "api_error" if status >= 500 else "invalid_request_error")
+    if param and "[" in param:
+        dotted = param.replace("][", ".").replace("[", ".").replace("]", "")
+        message = message.replace(param, dotted, 1)
+    return {"type": "error", "error": {"type": kind, "message": message}}
+
+
+def _param(param: str | None) -> str | None:
+    """A chat field named by routing, in Messages API terms (`messages[3]` → `messages`)."""
+    if param and param.startswith("messages"):
+        return "messages"
+    if param and param.startswith("response_format"):
+        return None
+    return param
+
+
+class MessagesService:
+    def __init__(self, svc: ChatService) -> None:
+        self.svc = svc
+
+    async def create(self, request: Request, principal: Principal) -> Response:
+        svc = self.svc
+        t0 = time.perf_counter()
+        data = await read_json(svc, request)
+        try:
+            body = parse_messages(data)
+        except RequestError as e:
+            raise bad_request(e) from None
+        target = resolve(svc.router, principal, body.model)
+        try:
+            call = messages_to_chat(body, data)
+        except RequestError as e:
+            raise bad_request(e) from None
+        stream = bool(body.stream)
+        record = record_for(svc, request, principal, body.model, call.messages, stream, t0)
+        result = await call_router(
+            svc, request, principal, target, call.messages, call.params, record, t0, _param
+        )
+        decision = result.decision
+        mid = new_id("msg")
+        headers = svc.headers(decision, request.state.request_id, _ms(t0))
+        if not stream:
+            reply = Reply.of(result)
+            record.end(200, decision, reply.usage, None)
+            out = chat_to_message(mid, decision.model, reply, body.stop_sequences)
+            return JSONResponse(out, headers=headers)
+
+        writer = MessagesStream(mid, decision.model, body.stop_sequences)
+        ended = False
+
+        def end(status: int, error: str | None) -> None:
+            nonlocal ended
+            if not ended:
+                ended = True
+                record.end(status, decision, writer.usage, error)
+
+        async def events():
+            try:
+                for frame in sse_events(writer.start()):
+                    yield frame
+                async for chunk in result:
+                    for frame in sse_events(writer.feed(chunk)):
+                        yield frame
+                closing = writer.finish_events()
+                end(200, None)
+                for frame in sse_events(closing):
+                    yield frame
+            except asyncio.CancelledError:
+                end(499, "client disconnected")
+                raise
+            except Exception as e:  # noqa: BLE001 - a mid-stream failure becomes an error event
+                status = 504 if "timeout" in type(e).__name__.lower() else 502
+                msg = svc.redact(f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}")
+                end(status, msg[:300])
+                kind = "timeout_error" if status == 504 else "api_error"
+                failed = writer.fail_events(f"upstream stream failed: {msg[:300]}", kind)
+                for frame in sse_events(failed):
+                    yield frame
+            finally:
+                end(499, "stream closed early")
+
+        headers.update({"cache-control": "no-cache", "x-accel-buffering": "no"})
+        return EndingStreamingResponse(
+            events(),
+            lambda: end(499, "client left before the stream started"),
+            media_type="text/event-stream",
+            headers=headers,
+        )
+
+
+def _ms(t0: float) -> float:
+    return round((time.perf_counter() - t0) * 1000, 1)
+
+
+# ---- OpenAPI documentation of the body (for docs and schema fuzzing; not used to parse) ------
+
+_TEXT = {"type": "string", "minLength": 1, "pattern": "\\S"}
+_TEXT_BLOCK = {
+    "type": "object",
+    "required": ["type", "text"],
+    "properties": {"type": {"const": "text"}, "text": _TEXT},
+    "additionalProperties": False,
+}
+_USER = {
+    "type": "object",
+    "required": ["role", "content"],
+    "properties": {
+        "role": {"const": "user"},
+        "content": {"anyOf": [_TEXT, {"type": "array", "items": _TEXT_BLOCK, "minItems": 1}]},
+    },
+    "additionalProperties": False,
+}
+_TOOL = {
+    "type": "object",
+    "required": ["name", "input_schema"],
+    "properties": {
+        "name": {"type": "string", "pattern": "^[A-Za-z0-9_-]{1,64}$"},
+        "description": {"type": "string"},
+        "input_schema": {"type": "object", "properties": {"type": {"const": "object"}}},
+    },
+    "additionalProperties": False,
+}
+
+
+def openapi_messages() -> dict[str, Any]:
+    schema = {
+        "type": "object",
+        "required": ["model", "max_tokens", "messages"],
+        "properties": {
+            "model": {"type": "string", "minLength": 1, "maxLength": 256, "examples": ["router"]},
+            "max_tokens": {"type": "integer", "minimum": 1},
+            "messages": {"type": "array", "items": _USER, "minItems": 1, "maxItems": 1},
+            "system": _TEXT,
+            "stop_sequences": {"type": "array", "items": _TEXT},
+            "stream": {"type": "boolean"},
+            "temperature": {"type": "number", "minimum": 0, "maximum": 1},
+            "top_p": {"type": "number", "minimum": 0, "maximum": 1},
+            "tools": {"type": "array", "items": _TOOL},
+        },
+        "additionalProperties": False,
+    }
+    return {"requestBody": {"required": True, "content": {"application/json": {"schema": schema}}}}

@@ -1,0 +1,238 @@
+"""POST /v1/completions and /v1/embeddings: passed through to the catalogue model the request
+names, without routing (there is nothing to route: no conversation to score).
+
+A client that also embeds, or still uses legacy completions, needs no second base URL. The model
+must be a catalogue model the API key may use ("router" is refused: these are not routed);
+its provider, base URL and key come from the catalogue as for chat. Answers carry
+`x-router-model` and `x-router-reason: pass-through`; upstream failures are OpenAI errors
+(502, 504 on a time-out, 429 passed on), and count for the model's circuit breaker.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any
+
+from fastapi import Request
+from fastapi.responses import JSONResponse, Response
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from ..request import RequestError
+from ..router import ModelUnavailable, load_litellm
+from . import validate
+from .agents import read_json
+from .auth import Principal
+from .chat import ChatService
+from .errors import APIError
+from .receipts import header_value
+from .streaming import EndingStreamingResponse, event
+
+log = logging.getLogger("router.server")
+
+_TOKENS = list[int]
+
+
+class EmbeddingsBody(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    model: str = Field(min_length=1, max_length=256)
+    input: str | list[str] | _TOKENS | list[_TOKENS]
+    encoding_format: str | None = Field(default=None, pattern="^(float|base64)$")
+    dimensions: int | None = Field(default=None, ge=1)
+    user: str | None = None
+
+
+class CompletionsBody(BaseModel):
+    """Common fields are type-checked; others pass through to the provider, as for chat."""
+
+    model_config = ConfigDict(extra="allow", strict=True)
+
+    model: str = Field(min_length=1, max_length=256)
+    prompt: str | list[str] | _TOKENS | list[_TOKENS]
+    max_tokens: int | None = Field(default=None, ge=1)
+    temperature: float | None = Field(default=None, ge=0, le=2)
+    top_p: float | None = Field(default=None, ge=0, le=1)
+    n: int | None = Field(default=None, ge=1, le=128)
+    stream: bool | None = None
+    stop: str | list[str] | None = None
+    echo: bool | None = None
+    seed: int | None = None
+    user: str | None = None
+
+
+def _parse(model: type[BaseModel], data: Any) -> Any:
+    if not isinstance(data, dict):
+        raise APIError(400, "request body must be a JSON object", None, "invalid_request")
+    try:
+        validate.check_values(data)
+        body = model.model_validate(data)
+    except RequestError as e:
+        raise APIError(400, str(e), e.param, "invalid_request") from None
+    except ValidationError as e:
+        err = e.errors()[0]
+        loc = err["loc"][:1] if err["loc"] else ()
+        field = str(loc[0]) if loc else None
+        msg = "unknown parameter" if err["type"] == "extra_forbidden" else err["msg"]
+        raise APIError(400, f"{field}: {msg}" if field else msg, field, "invalid_request") from None
+    for key in ("input", "prompt"):
+        value = getattr(body, key, None)
+        if value is not None and (value == "" or value == []):
+            raise APIError(400, f"{key}: must not be empty", key, "invalid_request")
+    return body
+
+
+class PassThrough:
+    def __init__(self, svc: ChatService) -> None:
+        self.svc = svc
+
+    def _target(self, name: str, principal: Principal) -> str:
+        router = self.svc.router
+        if name == "router" or name.startswith("router/"):
+            raise APIError(
+                400,
+                f"model: {name!r} routes chat requests; this endpoint is not routed, name a "
+                "catalogue model (GET /v1/models)",
+                "model",
+                "invalid_request",
+            )
+        if not any(m.name == name for m in router.config.models):
+            raise APIError(
+                404,
+                f"model {name[:256]!r} does not exist; GET /v1/models lists the catalogue",
+                "model",
+                "model_not_found",
+            )
+        if not principal.may_use(name):
+            raise APIError(
+                403, f"this API key may not use model {name!r}", "model", "model_not_allowed"
+            )
+        return name
+
+    def _headers(self, request: Request, name: str, t0: float) -> dict[str, str]:
+        return {
+            "x-request-id": request.state.request_id,
+            "x-router-model": name,
+            "x-router-reason": "pass-through: the model the request names, not routed",
+            "x-router-latency-ms": f"{(time.perf_counter() - t0) * 1000:.1f}",
+        }
+
+    async def _call(self, name: str, fn: str, params: dict[str, Any]) -> Any:
+        router, litellm = self.svc.router, load_litellm()
+        if not router.breakers.allow(name):
+            raise APIError(503, f"model {name!r}: circuit open", None, "circuit_open")
+        try:
+            kw = router._call_kwargs(name, params)
+            kw.setdefault("max_retries", router.config.model(name).retries)
+            result = await getattr(litellm, fn)(**kw)
+        except ModelUnavailable as e:
+            router.breakers.release(name)
+            raise APIError(
+                503, f"model {name!r} is unavailable: {e}", "model", "model_unavailable"
+            ) from None
+        except Exception as e:  # noqa: BLE001 - every upstream failure becomes an OpenAI error
+            router._breaker_failure(name, e)
+            status = getattr(e, "status_code", None)
+            timeout = "timeout" in type(e).__name__.lower()
+            code = 504 if timeout else (status if status in (400, 429) else 502)
+            first = str(e).splitlines()[0][:300] if str(e) else type(e).__name__
+            msg = self.svc.redact(f"{name}: {type(e).__name__}: {first}")
+            kind = {504: "upstream_timeout", 429: "rate_limited"}.get(code, "upstream_error")
+            raise APIError(code, msg, None, kind) from None
+        router.breakers.success(name)
+        return result
+
+    async def embeddings(self, request: Request, principal: Principal) -> Response:
+        t0 = time.perf_counter()
+        body: EmbeddingsBody = _parse(EmbeddingsBody, await read_json(self.svc, request))
+        name = self._target(body.model, principal)
+        params = body.model_dump(exclude_unset=True, exclude={"model"})
+        result = await self._call(name, "aembedding", params)
+        out = result.model_dump() if hasattr(result, "model_dump") else dict(result)
+        out["model"] = name
+        log.info("embeddings", extra={"request_id": request.state.request_id, "model": name})
+        return JSONResponse(out, headers=self._headers(request, name, t0))
+
+    async def completions(self, request: Request, principal: Principal) -> Response:
+        t0 = time.perf_counter()
+        body: CompletionsBody = _parse(CompletionsBody, await read_json(self.svc, request))
+        name = self._target(body.model, principal)
+        params = body.model_dump(exclude_unset=True, exclude={"model"})
+        result = await self._call(name, "atext_completion", params)
+        headers = self._headers(request, name, t0)
+        log.info("completions", extra={"request_id": request.state.request_id, "model": name})
+        if not body.stream:
+            out = result.model_dump() if hasattr(result, "model_dump") else dict(result)
+            out["model"] = name
+            return JSONResponse(out, headers=headers)
+
+        async def frames():
+            try:
+                async for chunk in result:
+                    data = chunk.model_dump() if hasattr(chunk, "model_dump") else dict(chunk)
+                    data["model"] = name
+                    yield event(_json(data))
+                yield b"data: [DONE]\n\n"
+            except Exception as e:  # noqa: BLE001 - the stream ends with an error event
+                msg = self.svc.redact(f"{type(e).__name__}: {str(e)[:200]}")
+                err = {
+                    "error": {
+                        "message": f"upstream stream failed mid-way: {msg}",
+                        "type": "upstream_error",
+                        "param": None,
+                        "code": "stream_error",
+                    }
+                }
+                yield event(_json(err))
+
+        headers.update({"cache-control": "no-cache", "x-accel-buffering": "no"})
+        return EndingStreamingResponse(
+            frames(),
+            lambda: None,
+            media_type="text/event-stream",
+            headers={k: header_value(v) for k, v in headers.items()},
+        )
+
+
+def _json(data: Any) -> str:
+    import json
+
+    return json.dumps(data, ensure_ascii=False, default=str)
+
+
+def openapi_embeddings() -> dict[str, Any]:
+    schema = {
+        "type": "object",
+        "required": ["model", "input"],
+        "properties": {
+            "model": {"type": "string", "minLength": 1, "maxLength": 256, "examples": ["embedder"]},
+            "input": {
+                "anyOf": [
+                    {"type": "string", "minLength": 1},
+                    {"type": "array", "items": {"type": "string"}, "minItems": 1},
+                ]
+            },
+            "encoding_format": {"enum": ["float"]},
+            "dimensions": {"type": "integer", "minimum": 1},
+            "user": {"type": "string"},
+        },
+        "additionalProperties": False,
+    }
+    return {"requestBody": {"required": True, "content": {"application/json": {"schema": schema}}}}
+
+
+def openapi_completions() -> dict[str, Any]:
+    schema = {
+        "type": "object",
+        "required": ["model", "prompt"],
+        "properties": {
+            "model": {"type": "string", "minLength": 1, "maxLength": 256, "examples": ["large"]},
+            "prompt": {"type": "string", "minLength": 1},
+            "max_tokens": {"type": "integer", "minimum": 1},
+            "temperature": {"type": "number", "minimum": 0, "maximum": 2},
+            "top_p": {"type": "number", "minimum": 0, "maximum": 1},
+            "stream": {"type": "boolean"},
+            "stop": {"anyOf": [{"type": "string"}, {"type": "array", "items": {"type": "string"}}]},
+        },
+    }
+    return {"requestBody": {"required": True, "content": {"application/json": {"schema": schema}}}}

@@ -1,0 +1,257 @@
+"""POST /v1/responses: OpenAI's Responses API, routed exactly like chat.
+
+The body is checked and turned into chat messages (translate.py); `previous_response_id` is
+resolved from the stored conversations in the shared state (`router.state`, key
+`response:<id>`), each bounded to `server.responses_max_messages` messages and expiring after
+`server.responses_ttl_s`. The answer is a response object, or with `stream: true` the API's
+typed events (response.created ... response.completed). Receipts are the chat endpoint's
+`x-router-*` headers; errors have the Responses API's shape (OpenAI's error object).
+GET and DELETE /v1/responses/{id} read and forget a stored response.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any
+
+from fastapi import Request
+from fastapi.responses import JSONResponse, Response
+
+from ..request import Message, RequestError
+from .agents import bad_request, call_router, read_json, record_for
+from .auth import Principal
+from .chat import ChatService
+from .errors import APIError
+from .streaming import EndingStreamingResponse
+from .targets import resolve
+from .translate import (
+    Reply,
+    ResponsesBody,
+    ResponsesStream,
+    chat_to_response,
+    new_id,
+    parse_responses,
+    responses_to_chat,
+    sse_events,
+)
+
+KEY = "response:"
+
+
+def _param(param: str | None) -> str | None:
+    """A chat field named by routing (`messages`, `tools` ...) in Responses API terms."""
+    if param and param.startswith("messages"):
+        return "input"
+    return param
+
+
+class ResponsesService:
+    def __init__(self, svc: ChatService) -> None:
+        self.svc = svc
+
+    @property
+    def store(self):
+        return self.svc.router.state
+
+    async def create(self, request: Request, principal: Principal) -> Response:
+        svc = self.svc
+        t0 = time.perf_counter()
+        data = await read_json(svc, request)
+        try:
+            body = parse_responses(data)
+        except RequestError as e:
+            raise bad_request(e) from None
+        target = resolve(svc.router, principal, body.model)
+        history = await self._history(body, principal) if body.previous_response_id else []
+        try:
+            call = responses_to_chat(body, history)
+        except RequestError as e:
+            raise bad_request(e) from None
+        # What a later turn continues from: the history and this input (not the instructions).
+        conversation = call.messages[len(call.messages) - len(history) - call.new_messages :]
+        stream = bool(body.stream)
+        record = record_for(svc, request, principal, body.model, call.messages, stream, t0)
+        result = await call_router(
+            svc, request, principal, target, call.messages, call.params, record, t0, _param
+        )
+        decision = result.decision
+        rid = new_id("resp")
+        headers = svc.headers(decision, request.state.request_id, _ms(t0))
+        if not stream:
+            reply = Reply.of(result)
+            out = chat_to_response(rid, body, decision.model, reply)
+            if body.store is not False:
+                await self._save(rid, principal, conversation, reply, out)
+            record.end(200, decision, reply.usage, None)
+            return JSONResponse(out, headers=headers)
+
+        writer = ResponsesStream(rid, body, decision.model)
+        ended = False
+
+        def end(status: int, error: str | None) -> None:
+            nonlocal ended
+            if not ended:
+                ended = True
+                record.end(status, decision, writer.usage, error)
+
+        async def events():
+            try:
+                for frame in sse_events(writer.start()):
+                    yield frame
+                async for chunk in result:
+                    for frame in sse_events(writer.feed(chunk)):
+                        yield frame
+                closing = writer.finish_events()
+                if body.store is not False:
+                    await self._save(rid, principal, conversation, writer.reply(), writer.final)
+                end(200, None)  # recorded before the last event, as for chat streams
+                for frame in sse_events(closing):
+                    yield frame
+            except asyncio.CancelledError:
+                end(499, "client disconnected")
+                raise
+            except Exception as e:  # noqa: BLE001 - a mid-stream failure becomes error events
+                status = 504 if "timeout" in type(e).__name__.lower() else 502
+                msg = svc.redact(f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}")
+                end(status, msg[:300])
+                for frame in sse_events(writer.fail_events(f"upstream stream failed: {msg[:300]}")):
+                    yield frame
+            finally:
+                end(499, "stream closed early")
+
+        headers.update({"cache-control": "no-cache", "x-accel-buffering": "no"})
+        return EndingStreamingResponse(
+            events(),
+            lambda: end(499, "client left before the stream started"),
+            media_type="text/event-stream",
+            headers=headers,
+        )
+
+    # ---- the stored conversations -----------------------------------------------------------
+
+    async def _history(self, body: ResponsesBody, principal: Principal) -> list[Message]:
+        rec = await self._load(body.previous_response_id, principal)
+        if rec is None:
+            raise APIError(
+                404,
+                f"previous_response_id: response {body.previous_response_id!r} not found "
+                "(never stored, deleted, or expired)",
+                "previous_response_id",
+                "previous_response_not_found",
+            )
+        if rec.get("truncated") and body.truncation != "auto":
+            limit = self.svc.spec.responses_max_messages
+            raise APIError(
+                400,
+                f"previous_response_id: this conversation is longer than the {limit} messages "
+                "the router keeps; send truncation: 'auto' to go on with its most recent part",
+                "previous_response_id",
+                "context_length_exceeded",
+            )
+        return list(rec["messages"])
+
+    async def _load(self, response_id: str | None, principal: Principal) -> dict | None:
+        rec = await self.store.get(KEY + (response_id or ""))
+        if not isinstance(rec, dict) or rec.get("owner") != principal.name:
+            return None  # another key's response is as good as absent
+        return rec
+
+    async def _save(
+        self,
+        rid: str,
+        principal: Principal,
+        conversation: list[Message],
+        reply: Reply,
+        response: dict,
+    ) -> None:
+        messages = [*conversation, reply.message()]
+        limit = self.svc.spec.responses_max_messages
+        truncated = len(messages) > limit
+        if truncated:
+            # Keep the most recent part, starting at a user message (no orphaned tool result).
+            messages = messages[-limit:]
+            start = next((i for i, m in enumerate(messages) if m["role"] == "user"), 0)
+            messages = messages[start:]
+        rec = {
+            "owner": principal.name,
+            "messages": messages,
+            "truncated": truncated,
+            "response": response,
+        }
+        await self.store.set(KEY + rid, rec, self.svc.spec.responses_ttl_s)
+
+    async def get(self, response_id: str, principal: Principal) -> Response:
+        rec = await self._load(response_id, principal)
+        if rec is None:
+            raise _not_found(response_id)
+        return JSONResponse(rec["response"])
+
+    async def delete(self, response_id: str, principal: Principal) -> Response:
+        rec = await self._load(response_id, principal)
+        if rec is None:
+            raise _not_found(response_id)
+        await self.store.delete(KEY + response_id)
+        return JSONResponse({"id": response_id, "object": "response.deleted", "deleted": True})
+
+
+def _not_found(response_id: str) -> APIError:
+    return APIError(
+        404, f"response {response_id[:100]!r} not found", "response_id", "response_not_found"
+    )
+
+
+def _ms(t0: float) -> float:
+    return round((time.perf_counter() - t0) * 1000, 1)
+
+
+# ---- OpenAPI documentation of the body (for docs and schema fuzzing; not used to parse) ------
+
+_TEXT = {"type": "string", "minLength": 1, "pattern": "\\S"}
+_INPUT_TEXT = {
+    "type": "object",
+    "required": ["type", "text"],
+    "properties": {"type": {"const": "input_text"}, "text": _TEXT},
+}
+_MESSAGE = {
+    "type": "object",
+    "required": ["role", "content"],
+    "properties": {
+        "type": {"const": "message"},
+        "role": {"enum": ["user", "system", "developer"]},
+        "content": {"anyOf": [_TEXT, {"type": "array", "items": _INPUT_TEXT, "minItems": 1}]},
+    },
+}
+_TOOL = {
+    "type": "object",
+    "required": ["type", "name"],
+    "properties": {
+        "type": {"const": "function"},
+        "name": {"type": "string", "pattern": "^[A-Za-z0-9_-]{1,64}$"},
+        "description": {"type": "string"},
+        "parameters": {"type": "object"},
+    },
+}
+
+
+def openapi_responses() -> dict[str, Any]:
+    schema = {
+        "type": "object",
+        "required": ["model", "input"],
+        "properties": {
+            "model": {"type": "string", "minLength": 1, "maxLength": 256, "examples": ["router"]},
+            "input": {"anyOf": [_TEXT, {"type": "array", "items": _MESSAGE, "minItems": 1}]},
+            "instructions": {"type": "string"},
+            "tools": {"type": "array", "items": _TOOL},
+            "tool_choice": {"enum": ["none", "auto"]},
+            "stream": {"type": "boolean"},
+            "store": {"type": "boolean"},
+            "temperature": {"type": "number", "minimum": 0, "maximum": 2},
+            "top_p": {"type": "number", "minimum": 0, "maximum": 1},
+            "max_output_tokens": {"type": "integer", "minimum": 1},
+            "metadata": {"type": "object", "additionalProperties": {"type": "string"}},
+            "user": {"type": "string", "maxLength": 256},
+        },
+        "additionalProperties": False,
+    }
+    return {"requestBody": {"required": True, "content": {"application/json": {"schema": schema}}}}

@@ -1,0 +1,25 @@
+"""What a request says about its conversation: the `x-session-id` header (router/sessions.py)."""
+
+from __future__ import annotations
+
+from starlette.requests import Request
+
+from ..sessions import MAX_SESSION_ID
+from .errors import APIError
+
+SESSION_HEADER = "x-session-id"
+
+
+def session_header(request: Request) -> str | None:
+    """The session id a client sends, checked (400 naming the header otherwise)."""
+    value = request.headers.get(SESSION_HEADER)
+    if value is None:
+        return None
+    if not value.strip() or len(value) > MAX_SESSION_ID or not value.isprintable():
+        raise APIError(
+            400,
+            f"{SESSION_HEADER}: a session id is 1-{MAX_SESSION_ID} printable characters",
+            SESSION_HEADER,
+            "invalid_request",
+        )
+    return value

@@ -1,0 +1,208 @@
+"""The proxy driven by the official `anthropic` client: Messages API calls, streaming, a tool
+loop (plain and streamed), errors in Anthropic's shape and `x-api-key` auth, against a loopback
+tool-using upstream. Answers, receipts and stickiness are checked."""
+
+from __future__ import annotations
+
+import anthropic
+import httpx
+import pytest
+
+from router.config import APIKeySpec
+from router.server import create_app
+from tests.agents.conftest import TOOLS_CAPABLE
+from tests.proxy import Proxy
+
+TOOLS = [
+    {
+        "name": "get_weather",
+        "description": "Weather of a city",
+        "input_schema": {"type": "object", "properties": {"city": {"type": "string"}}},
+    },
+    {
+        "name": "convert",
+        "description": "Convert units",
+        "input_schema": {"type": "object", "properties": {"step": {"type": "integer"}}},
+    },
+]
+
+
+@pytest.fixture(scope="module")
+def client(agent_proxy):
+    with anthropic.Anthropic(base_url=agent_proxy.url, api_key="unused", max_retries=0) as c:
+        yield c
+
+
+def test_a_message_with_system_and_turns(client):
+    raw = client.messages.with_raw_response.create(
+        model="router",
+        max_tokens=100,
+        system="You are terse.",
+        messages=[
+            {"role": "user", "content": "first"},
+            {"role": "assistant", "content": "echo: first"},
+            {"role": "user", "content": [{"type": "text", "text": "second one"}]},
+        ],
+    )
+    m = raw.parse()
+    assert m.type == "message" and m.role == "assistant" and m.id.startswith("msg_")
+    assert [b.type for b in m.content] == ["text"] and m.content[0].text == "echo: second one"
+    assert m.stop_reason == "end_turn" and m.usage.input_tokens == 10 and m.usage.output_tokens == 5
+    assert m.model == raw.headers["x-router-model"] == "small-tools"
+    assert raw.headers["x-router-policy"] == "agents" and raw.headers["x-router-session"]
+
+
+def test_max_tokens_and_stop_sequences(client):
+    m = client.messages.create(
+        model="router", max_tokens=2, messages=[{"role": "user", "content": "one two three"}]
+    )
+    assert m.stop_reason == "max_tokens" and m.content[0].text == "echo: one"
+    m = client.messages.create(
+        model="router",
+        max_tokens=50,
+        stop_sequences=["STOP"],
+        messages=[{"role": "user", "content": "say a STOP b"}],
+    )
+    assert m.content[0].text == "echo: say a "
+
+
+def test_streaming_events_and_the_stream_helper(client):
+    events = list(
+        client.messages.create(
+            model="router",
+            max_tokens=50,
+            stream=True,
+            messages=[{"role": "user", "content": "stream this text"}],
+        )
+    )
+    kinds = [e.type for e in events]
+    assert kinds[0] == "message_start" and kinds[-2:] == ["message_delta", "message_stop"]
+    assert kinds[1] == "content_block_start" and "content_block_stop" in kinds
+    text = "".join(e.delta.text for e in events if e.type == "content_block_delta")
+    assert text == "echo: stream this text"
+    assert events[-2].delta.stop_reason == "end_turn" and events[-2].usage.output_tokens == 5
+    with client.messages.stream(
+        model="router", max_tokens=50, messages=[{"role": "user", "content": "helper"}]
+    ) as stream:
+        streamed = "".join(stream.text_stream)
+        final = stream.get_final_message()
+    assert streamed == final.content[0].text == "echo: helper"
+
+
+def _results(m, results: dict[str, str]) -> list[dict]:
+    return [
+        {"type": "tool_result", "tool_use_id": b.id, "content": results[b.name]}
+        for b in m.content
+        if b.type == "tool_use"
+    ]
+
+
+@pytest.mark.parametrize("streamed", [False, True], ids=["plain", "streamed"])
+def test_a_tool_loop_stays_on_one_model(client, agent_upstream, streamed):
+    marker = f"anthropic-loop-{streamed}"
+    results = {"get_weather": "sunny", "convert": "20C"}
+    msgs = [{"role": "user", "content": f"{marker}: weather in Oslo?"}]
+    headers = []
+
+    def step():
+        if streamed:
+            with client.messages.with_streaming_response.create(
+                model="router", max_tokens=200, tools=TOOLS, messages=msgs, stream=True
+            ) as raw:
+                headers.append(dict(raw.headers))
+                events = list(raw.parse())
+            assert events[-1].type == "message_stop"
+            kinds = [e.type for e in events]
+            assert "content_block_start" in kinds and "message_delta" in kinds
+            # Rebuild the message from the events, as the SDK's accumulator does.
+            with client.messages.stream(
+                model="router", max_tokens=200, tools=TOOLS, messages=msgs
+            ) as s:
+                return s.get_final_message()
+        raw = client.messages.with_raw_response.create(
+            model="router", max_tokens=200, tools=TOOLS, messages=msgs
+        )
+        headers.append(dict(raw.headers))
+        return raw.parse()
+
+    m1 = step()
+    assert m1.stop_reason == "tool_use"
+    [use] = [b for b in m1.content if b.type == "tool_use"]
+    assert use.name == "get_weather" and use.input["step"] == 1
+    msgs += [{"role": "assistant", "content": [b.model_dump() for b in m1.content]}]
+    msgs += [{"role": "user", "content": _results(m1, results)}]
+    m2 = step()
+    [use] = [b for b in m2.content if b.type == "tool_use"]
+    assert use.name == "convert"
+    msgs += [{"role": "assistant", "content": [b.model_dump() for b in m2.content]}]
+    msgs += [{"role": "user", "content": _results(m2, results)}]
+    m3 = step()
+    assert m3.stop_reason == "end_turn" and m3.content[0].text == "done: sunny | 20C"
+    models = {h["x-router-model"] for h in headers}
+    assert len(models) == 1 and models <= TOOLS_CAPABLE
+    assert [h["x-router-sticky"] for h in headers[1:]] == ["true"] * (len(headers) - 1)
+    assert len(set(agent_upstream.models_seen(marker))) == 1
+
+
+def test_parallel_tool_use_blocks(client):
+    msgs = [{"role": "user", "content": "parallel lookups"}]
+    m1 = client.messages.create(model="router", max_tokens=100, tools=TOOLS, messages=msgs)
+    uses = [b for b in m1.content if b.type == "tool_use"]
+    assert [u.name for u in uses] == ["get_weather", "convert"]
+    msgs += [{"role": "assistant", "content": [b.model_dump() for b in m1.content]}]
+    msgs += [{"role": "user", "content": _results(m1, {"get_weather": "W", "convert": "C"})}]
+    raw = client.messages.with_raw_response.create(
+        model="router", max_tokens=100, tools=TOOLS, messages=msgs
+    )
+    assert raw.parse().content[0].text == "done: W | C" and raw.headers["x-router-sticky"] == "true"
+
+
+def test_errors_have_anthropics_shape_and_name_the_field(client, agent_proxy):
+    with pytest.raises(anthropic.BadRequestError) as e:
+        client.messages.create(
+            model="router",
+            max_tokens=10,
+            messages=[
+                {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "nope"}]}
+            ],
+        )
+    body = e.value.body
+    assert body["type"] == "error" and body["error"]["type"] == "invalid_request_error"
+    assert body["error"]["message"].startswith("messages.0.content.0.tool_use_id")
+    r = httpx.post(agent_proxy.url + "/v1/messages", json={"model": "router", "messages": []})
+    assert r.status_code == 400 and r.json()["error"]["message"].startswith("max_tokens")
+    with pytest.raises(anthropic.NotFoundError) as e:
+        client.messages.create(
+            model="claude-x", max_tokens=5, messages=[{"role": "user", "content": "x"}]
+        )
+    assert e.value.body["error"]["type"] == "not_found_error"
+    r = httpx.get(agent_proxy.url + "/v1/messages")
+    assert r.status_code == 405 and r.json()["type"] == "error"
+
+
+def test_x_api_key_is_the_proxy_key(agent_router, tmp_path):
+    spec = agent_router.config.server.model_copy(
+        update={
+            "decision_log": None,
+            "keys_env": None,
+            "keys": (APIKeySpec(name="agent", key="sk-agent-test-key"),),
+        }
+    )
+    proxy = Proxy(create_app(agent_router, spec)).start()
+    try:
+        good = anthropic.Anthropic(base_url=proxy.url, api_key="sk-agent-test-key", max_retries=0)
+        m = good.messages.create(
+            model="router", max_tokens=9, messages=[{"role": "user", "content": "k"}]
+        )
+        assert m.content[0].text == "echo: k"
+        bad = anthropic.Anthropic(base_url=proxy.url, api_key="sk-wrong-key-000", max_retries=0)
+        with pytest.raises(anthropic.AuthenticationError) as e:
+            bad.messages.create(
+                model="router", max_tokens=9, messages=[{"role": "user", "content": "k"}]
+            )
+        assert e.value.body["error"]["type"] == "authentication_error"
+        # The same header works on the OpenAI-shaped endpoints too.
+        r = httpx.get(proxy.base_url + "/models", headers={"x-api-key": "sk-agent-test-key"})
+        assert r.status_code == 200
+    finally:
+        proxy.stop()

@@ -1,0 +1,288 @@
+"""The proxy driven by the official `openai` client: chat across turns, and the Responses API
+(plain, streamed, a 3-step function-calling loop, parallel calls, stored conversations), against
+a loopback tool-using upstream. Answers, receipts and stickiness are checked."""
+
+from __future__ import annotations
+
+import json
+
+import httpx
+import openai
+import pytest
+
+from tests.agents.conftest import TOOLS_CAPABLE
+
+TOOLS = [
+    {
+        "type": "function",
+        "name": "lookup",
+        "description": "Look a city up",
+        "parameters": {"type": "object", "properties": {"q": {"type": "string"}}},
+    },
+    {
+        "type": "function",
+        "name": "convert",
+        "description": "Convert units",
+        "parameters": {"type": "object", "properties": {"step": {"type": "integer"}}},
+    },
+]
+
+
+@pytest.fixture(scope="module")
+def client(agent_proxy):
+    with openai.OpenAI(base_url=agent_proxy.base_url, api_key="unused", max_retries=0) as c:
+        yield c
+
+
+# ---- chat ---------------------------------------------------------------------------------
+
+
+def test_chat_turns_keep_their_model_with_a_session_header(client):
+    sid = {"x-session-id": "chat-session-1"}
+    chat = client.chat.completions.with_raw_response
+    tool = {"type": "function", "function": {"name": "lookup", "parameters": {"type": "object"}}}
+    msgs = [{"role": "user", "content": "hello there"}]
+    raw = chat.create(model="router/sticky", messages=msgs, extra_headers=sid)
+    first = raw.parse()
+    assert first.choices[0].message.content == "echo: hello there"
+    assert raw.headers["x-router-model"] == "small" and raw.headers["x-router-sticky"] == "false"
+    assert raw.headers["x-router-session"] == "chat-session-1"
+    # Tools exclude "small": the session moves to the large model ...
+    msgs += [
+        {"role": "assistant", "content": "echo: hello there"},
+        {"role": "user", "content": "tool?"},
+    ]
+    raw = chat.create(
+        model="router/sticky", messages=msgs, tools=[tool], tool_choice="none", extra_headers=sid
+    )
+    assert raw.headers["x-router-model"] == "large"
+    # ... and stays there when the policy alone would drop back to "small".
+    msgs += [{"role": "assistant", "content": "echo: tool?"}, {"role": "user", "content": "ok"}]
+    raw = chat.create(model="router/sticky", messages=msgs, extra_headers=sid)
+    assert raw.parse().choices[0].message.content == "echo: ok"
+    assert raw.headers["x-router-model"] == "large" and raw.headers["x-router-sticky"] == "true"
+    assert "would pick small" in raw.headers["x-router-reason"]
+
+
+def test_chat_without_a_header_is_keyed_by_the_conversation(client):
+    chat = client.chat.completions.with_raw_response
+    tool = {"type": "function", "function": {"name": "lookup", "parameters": {"type": "object"}}}
+    msgs = [{"role": "user", "content": "a conversation of its own"}]
+    raw = chat.create(model="router/sticky", messages=msgs, tools=[tool], tool_choice="none")
+    answer = raw.parse().choices[0].message.content
+    session = raw.headers["x-router-session"]
+    assert raw.headers["x-router-model"] == "large" and session.startswith("c-")
+    msgs += [{"role": "assistant", "content": answer}, {"role": "user", "content": "more"}]
+    raw = chat.create(model="router/sticky", messages=msgs)
+    assert raw.headers["x-router-model"] == "large" and raw.headers["x-router-sticky"] == "true"
+    assert raw.headers["x-router-session"] == session
+
+
+def test_a_bad_session_header_is_a_400_naming_it(client):
+    with pytest.raises(openai.BadRequestError) as e:
+        client.chat.completions.create(
+            model="router",
+            messages=[{"role": "user", "content": "x"}],
+            extra_headers={"x-session-id": "x" * 300},
+        )
+    assert e.value.body["param"] == "x-session-id"
+
+
+# ---- Responses API ------------------------------------------------------------------------
+
+
+def test_responses_plain_text(client):
+    raw = client.responses.with_raw_response.create(
+        model="router", input="What is routing?", instructions="Be brief."
+    )
+    r = raw.parse()
+    assert r.object == "response" and r.status == "completed" and r.id.startswith("resp_")
+    assert r.output_text == "echo: What is routing?"
+    assert r.model == raw.headers["x-router-model"] == "small-tools"
+    assert r.usage.input_tokens == 10 and r.usage.output_tokens == 5
+    for h in ("x-router-policy", "x-router-reason", "x-router-session", "x-request-id"):
+        assert raw.headers[h]
+
+
+def test_responses_input_items_and_max_output_tokens(client):
+    r = client.responses.create(
+        model="router",
+        input=[
+            {"role": "system", "content": "You count."},
+            {
+                "type": "message",
+                "role": "user",
+                "content": [{"type": "input_text", "text": "one two three four"}],
+            },
+        ],
+        max_output_tokens=2,
+    )
+    assert r.status == "incomplete" and r.incomplete_details.reason == "max_output_tokens"
+    assert r.output_text == "echo: one"
+
+
+def test_responses_streaming_events(client):
+    with client.responses.with_streaming_response.create(
+        model="router", input="stream me please", stream=True
+    ) as raw:
+        assert raw.headers["x-router-model"] == "small-tools"
+        events = list(raw.parse())
+    kinds = [e.type for e in events]
+    assert kinds[:2] == ["response.created", "response.in_progress"]
+    assert kinds[-1] == "response.completed"
+    for k in (
+        "response.output_item.added",
+        "response.content_part.added",
+        "response.output_text.delta",
+        "response.output_text.done",
+        "response.content_part.done",
+        "response.output_item.done",
+    ):
+        assert k in kinds
+    assert [e.sequence_number for e in events] == list(range(len(events)))
+    text = "".join(e.delta for e in events if e.type == "response.output_text.delta")
+    assert text == "echo: stream me please"
+    final = events[-1].response
+    assert final.output_text == text and final.status == "completed"
+    assert final.usage.total_tokens == 15
+
+
+def test_responses_stream_helper_accumulates_our_events(client):
+    with client.responses.stream(model="router", input="helper check") as stream:
+        deltas = [e.delta for e in stream if e.type == "response.output_text.delta"]
+        final = stream.get_final_response()
+    assert "".join(deltas) == final.output_text == "echo: helper check"
+
+
+def _outputs(r, results: dict[str, str]) -> list[dict]:
+    calls = [o for o in r.output if o.type == "function_call"]
+    return [
+        {"type": "function_call_output", "call_id": c.call_id, "output": results[c.name]}
+        for c in calls
+    ]
+
+
+def _stream_step(client, **kw):
+    """One streamed Responses call: (final response, headers, event types)."""
+    with client.responses.with_streaming_response.create(stream=True, **kw) as raw:
+        events = list(raw.parse())
+        headers = dict(raw.headers)
+    assert events[-1].type == "response.completed", [e.type for e in events]
+    return events[-1].response, headers, [e.type for e in events]
+
+
+def test_a_three_step_function_calling_loop_streamed_with_previous_response_id(
+    client, agent_upstream
+):
+    results = {"lookup": "Paris: 18C", "convert": "64F"}
+    r1, h1, kinds = _stream_step(
+        client, model="router", input="weather loop-3 in Paris?", tools=TOOLS
+    )
+    assert "response.function_call_arguments.delta" in kinds
+    assert "response.function_call_arguments.done" in kinds
+    [call] = [o for o in r1.output if o.type == "function_call"]
+    assert call.name == "lookup" and json.loads(call.arguments)["step"] == 1
+    assert h1["x-router-model"] in TOOLS_CAPABLE
+    r2, h2, _ = _stream_step(
+        client,
+        model="router",
+        previous_response_id=r1.id,
+        input=_outputs(r1, results),
+        tools=TOOLS,
+    )
+    [call] = [o for o in r2.output if o.type == "function_call"]
+    assert call.name == "convert"
+    r3, h3, _ = _stream_step(
+        client,
+        model="router",
+        previous_response_id=r2.id,
+        input=_outputs(r2, results),
+        tools=TOOLS,
+    )
+    assert r3.output_text == "done: Paris: 18C | 64F"
+    # One model for the whole loop, and the upstream saw every step on it.
+    assert h1["x-router-model"] == h2["x-router-model"] == h3["x-router-model"]
+    assert h2["x-router-sticky"] == h3["x-router-sticky"] == "true"
+    assert h2["x-router-session"] == h3["x-router-session"] == h1["x-router-session"]
+    seen = agent_upstream.models_seen("loop-3")
+    assert len(seen) == 3 and len(set(seen)) == 1
+
+
+def test_no_model_switch_inside_a_tool_loop(client, agent_upstream):
+    """Sessions are off in policy "nosession" and it would pick small-tools: only the tool-loop
+    rule keeps the model that made the call (the first step is pinned to "large")."""
+    results = {"lookup": "a", "convert": "b"}
+    r1 = client.responses.create(model="large", input="switch-check loop", tools=TOOLS)
+    raw = client.responses.with_raw_response.create(
+        model="router/nosession",
+        previous_response_id=r1.id,
+        input=_outputs(r1, results),
+        tools=TOOLS,
+    )
+    r2 = raw.parse()
+    assert raw.headers["x-router-model"] == "large" and raw.headers["x-router-sticky"] == "true"
+    assert raw.headers["x-router-reason"].startswith("tool loop")
+    raw = client.responses.with_raw_response.create(
+        model="router/nosession",
+        previous_response_id=r2.id,
+        input=_outputs(r2, results),
+        tools=TOOLS,
+    )
+    assert raw.parse().output_text == "done: a | b" and raw.headers["x-router-model"] == "large"
+    # The loop is over; the next user turn is routed afresh.
+    raw = client.responses.with_raw_response.create(
+        model="router/nosession", previous_response_id=raw.parse().id, input="thanks", tools=TOOLS
+    )
+    assert raw.headers["x-router-model"] == "small-tools"
+    assert agent_upstream.models_seen("switch-check") == ["large", "large", "large", "small-tools"]
+
+
+def test_parallel_function_calls_and_stateless_input(client):
+    """Two calls in one response; the client sends the whole conversation back itself."""
+    r1 = client.responses.create(model="router", input="parallel please", tools=TOOLS, store=False)
+    calls = [o for o in r1.output if o.type == "function_call"]
+    assert [c.name for c in calls] == ["lookup", "convert"]
+    assert len({c.call_id for c in calls}) == 2
+    items = [{"role": "user", "content": "parallel please"}]
+    items += [c.model_dump(exclude_none=True) for c in calls]
+    items += _outputs(r1, {"lookup": "L", "convert": "C"})
+    raw = client.responses.with_raw_response.create(model="router", input=items, tools=TOOLS)
+    assert raw.parse().output_text == "done: L | C"
+    assert raw.headers["x-router-sticky"] == "true"
+    # store=False: nothing to continue from.
+    with pytest.raises(openai.NotFoundError) as e:
+        client.responses.create(model="router", previous_response_id=r1.id, input="x")
+    assert e.value.body["param"] == "previous_response_id"
+
+
+def test_stored_responses_can_be_read_and_deleted(client):
+    r = client.responses.create(model="router", input="keep me")
+    got = client.responses.retrieve(r.id)
+    assert got.id == r.id and got.output_text == "echo: keep me"
+    client.responses.delete(r.id)
+    with pytest.raises(openai.NotFoundError):
+        client.responses.retrieve(r.id)
+
+
+def test_responses_errors_have_the_openai_shape_and_name_the_field(client, agent_proxy):
+    with pytest.raises(openai.BadRequestError) as e:
+        client.responses.create(
+            model="router", input=[{"type": "function_call_output", "output": "x"}]
+        )
+    assert e.value.body["param"] == "input[0].call_id"
+    assert e.value.body["message"].startswith("input[0].call_id")
+    r = httpx.post(
+        agent_proxy.base_url + "/responses", json={"model": "router", "input": "x", "frob": 1}
+    )
+    assert r.status_code == 400 and r.json()["error"]["param"] == "frob"
+    assert set(r.json()["error"]) == {"message", "type", "param", "code"}
+    with pytest.raises(openai.NotFoundError):
+        client.responses.create(model="gpt-17", input="x")
+
+
+def test_responses_with_tools_reach_only_tools_capable_models(client):
+    for model in ("router", "router/sticky", "router/loose"):
+        raw = client.responses.with_raw_response.create(
+            model=model, input="x", tools=TOOLS, tool_choice="none"
+        )
+        assert raw.headers["x-router-model"] in TOOLS_CAPABLE
