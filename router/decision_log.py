@@ -166,7 +166,7 @@ def migrate(engine: Engine) -> None:
     cfg.set_main_option("script_location", str(resources.files("router") / "migrations"))
     with engine.begin() as con:
         if con.dialect.name == "postgresql":
-            con.execute(sa.text("SELECT pg_advisory_xact_lock(726_001)"))
+            con.execute(sa.text("SELECT pg_advisory_xact_lock(726001)"))
         insp = sa.inspect(con)
         cfg.attributes["connection"] = con
         if insp.has_table("decisions") and not insp.has_table("alembic_version"):
@@ -269,6 +269,8 @@ def feedback_score(value: Any) -> float:
 
 
 def _cell(v: Any) -> Any:
+    if isinstance(v, str) and "\x00" in v:
+        return v.replace("\x00", "\ufffd")  # PostgreSQL text cannot hold NUL
     if isinstance(v, bool):
         return int(v)
     if isinstance(v, list | dict):
@@ -515,6 +517,8 @@ class DecisionLog:
 
     def _settle(self, items: list[tuple[str, Any]], written: bool) -> None:
         """Forget the pending ids of items that were written or dropped."""
+        if not items:
+            return
         with self._lock:
             for kind, p in items:
                 if kind != "row":
@@ -562,15 +566,21 @@ class DecisionLog:
                 except queue.Empty:
                     break
             if items:
-                self._settle(items, self._write_with_retry(items, stop))
+                written, given_up = self._write_with_retry(items, stop)
+                self._settle(written, True)
+                self._settle(given_up, False)
             for m in markers:
                 m.event.set()
             if stop:
                 return
 
-    def _write_with_retry(self, items: list[tuple[str, Any]], stopping: bool) -> bool:
-        """Write one batch; while the database is down, retry with back-off (the queue keeps
-        filling, bounded). Gives up only when the log is closing and its time is up."""
+    def _write_with_retry(
+        self, items: list[tuple[str, Any]], stopping: bool
+    ) -> tuple[list[tuple[str, Any]], list[tuple[str, Any]]]:
+        """Write one batch → (written, given up). While the database is down, retry with
+        back-off (the queue keeps filling, bounded); give up only when the log is closing and
+        its time is up. A batch the database refuses for its content is written item by item,
+        and only the refused items are dropped (a bad row must not stall the log)."""
         delay = 0.2
         while True:
             try:
@@ -579,21 +589,42 @@ class DecisionLog:
                 if self._failed is not None:
                     log.warning("decision log: writes resumed")
                 self._failed = None
-                return True
+                return items, []
             except sa.exc.SQLAlchemyError as e:
+                self.write_errors += 1
+                if not _is_outage(e):
+                    return self._write_one_by_one(items, e)
                 if self._failed is None:
                     log.warning("decision log: write failed, buffering: %s", _first_line(e))
                 self._failed = e
-                self.write_errors += 1
             stop_by = getattr(self, "_stop_by", None)
             if stop_by is None and not stopping:
                 # A stop marker behind us in the queue also ends the wait (close() sets it).
                 time.sleep(delay)
             elif time.monotonic() >= (stop_by or 0):
-                return False
+                return [], items
             else:
                 time.sleep(min(delay, max(0.0, stop_by - time.monotonic())))
             delay = min(delay * 2, 5.0)
+
+    def _write_one_by_one(self, items, error: Exception):
+        log.error(
+            "decision log: a batch was refused (%s); writing it row by row", _first_line(error)
+        )
+        good, bad = [], []
+        for item in items:
+            try:
+                with self.engine.begin() as con:
+                    self._write(con, [item])
+                good.append(item)
+            except sa.exc.SQLAlchemyError as e:
+                if _is_outage(e):  # went down meanwhile: retry the rest as a batch
+                    rest = [i for i in items if i not in good]
+                    ok, failed = self._write_with_retry(rest, False)
+                    return good + ok, bad + failed
+                log.error("decision log: dropped a row the database refused: %s", _first_line(e))
+                bad.append(item)
+        return good, bad
 
     @property
     def failed(self) -> Exception | None:
@@ -669,6 +700,13 @@ def _insert(con: Connection):
 
 def _json(text: str | None) -> Any:
     return json.loads(text) if text else None
+
+
+def _is_outage(e: Exception) -> bool:
+    """A database that cannot be reached (or is locked), as opposed to one refusing the data."""
+    return isinstance(e, sa.exc.OperationalError | sa.exc.InterfaceError) or bool(
+        getattr(e, "connection_invalidated", False)
+    )
 
 
 def _first_line(e: Exception) -> str:
@@ -931,7 +969,8 @@ def export_examples(
         )
         ex.extra = {"ts": r.ts, "outcome_sources": r.sources}
         if r.routing_text is None:
-            ex.embedding = [round(float(x), 6) for x in r.embedding]
-            ex.encoder = r.encoder
+            # Embedding-only row (data.py): `router train` uses it as is, skipping the text head.
+            ex.extra["embedding"] = [round(float(x), 6) for x in r.embedding]
+            ex.extra["encoder"] = r.encoder
         out.append(ex)
     return out
