@@ -478,6 +478,7 @@ def profile_(
         int | None, typer.Option(help="answer budget for every task (default: per task)")
     ] = None,
     retries: Annotated[int, typer.Option(help="retries of a failed call")] = 3,
+    threads: Annotated[int, typer.Option(help="threads of a local model's server")] = 1,
     config: ConfigOpt = Path("config.yaml"),
 ) -> None:
     """Run catalogue models over labelled prompts, grade them, merge the columns into OUT."""
@@ -533,6 +534,7 @@ def profile_(
             judge_against=judge_against,
             max_tokens=max_tokens,
             retries=retries,
+            threads=threads,
             on_total=on_total,
             progress=advance,
             log=lambda m: err.print(m, highlight=False, markup=False),

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import ast
 import re
+import secrets
 import string
 from collections import Counter
 from collections.abc import Callable
@@ -96,10 +97,10 @@ def extract_choice(answer: str, labels: list[str], texts: list[str] | None = Non
             for lab, t in zip(labels, texts, strict=False)
             if _norm_words(t) and re.search(rf"(?<!\w){re.escape(_norm_words(t))}(?!\w)", na)
         ]
-        # Keep the longest matches only: "New York City" beats "New York".
-        if hits:
-            longest = max(len(_norm_words(texts[labels.index(h)])) for h in hits)
-            hits = [h for h in hits if len(_norm_words(texts[labels.index(h)])) == longest]
+        # An option whose text is part of another matched one's does not count on its own:
+        # "New York City" names C, not also "New York".
+        named = {h: _norm_words(texts[labels.index(h)]) for h in hits}
+        hits = [h for h in hits if not any(o != h and named[h] in named[o] for o in hits)]
         if len(set(hits)) == 1:
             return hits[0]
         if len(set(hits)) > 1:
@@ -239,23 +240,30 @@ def gsm8k(answer: str, ref: Reference) -> float:
 def last_boxed(text: str) -> str | None:
     """The content of the last \\boxed{...} or \\fbox{...}, braces balanced; None if absent or
     unbalanced."""
-    idx = max(text.rfind("\\boxed"), text.rfind("\\fbox"))
-    if idx < 0:
-        return None
-    rest = text[idx:]
-    brace = rest.find("{")
-    if brace < 0:
-        m = re.match(r"\\boxed\s+([^\s$]+)", rest)  # "\boxed 5"
-        return m.group(1) if m else None
-    depth = 0
-    for i, ch in enumerate(rest[brace:], start=brace):
-        if ch == "{":
-            depth += 1
-        elif ch == "}":
-            depth -= 1
-            if depth == 0:
-                return rest[brace + 1 : i]
-    return None
+    found, pos = None, 0
+    for m in re.finditer(r"\\(?:boxed|fbox)", text):
+        if m.start() < pos:
+            continue  # inside the previous box: the outer box is the answer
+        rest = text[m.end() :]
+        if not rest.lstrip().startswith("{"):
+            bare = re.match(r"\s+([^\s${}]+)", rest)  # "\boxed 5"
+            if bare:
+                found, pos = bare.group(1), m.end() + bare.end()
+            continue
+        start = m.end() + rest.index("{")
+        depth, end = 0, None
+        for i in range(start, len(text)):
+            if text[i] == "{":
+                depth += 1
+            elif text[i] == "}":
+                depth -= 1
+                if depth == 0:
+                    end = i
+                    break
+        if end is None:
+            return None  # an unbalanced last box: no answer
+        found, pos = text[start + 1 : end], end + 1
+    return found
 
 
 def _fix_fracs(s: str) -> str:
@@ -360,8 +368,13 @@ def commongen_coverage(answer: str, ref: Reference) -> float:
     concepts = [c.strip().lower() for c in str(ref.ground_truth).split(",") if c.strip()]
     if not concepts:
         raise GradingError("commongen_coverage: the reference lists no concepts")
-    words = {_stem(w) for w in re.findall(r"[a-zA-Z]+", answer)}
-    hit = sum(1 for c in concepts if all(_stem(w) in words for w in c.split()))
+    words = [w.lower() for w in re.findall(r"[a-zA-Z]+", answer)]
+
+    def used(concept: str) -> bool:
+        # An inflection is never shorter than its word: "lak" is not "lake".
+        return any(_stem(w) == _stem(concept) and len(w) >= len(concept) for w in words)
+
+    hit = sum(1 for c in concepts if all(used(w) for w in c.split()))
     return hit / len(concepts)
 
 
@@ -421,9 +434,13 @@ class CodeGrader:
             raise GradingError("code_eval runs generated code: allow it with --allow-code-exec")
         if not answer.strip():
             return 0.0
-        program = code_program(answer, ref)
+        # A program passes only if it ran to its very end: the last line it prints must be a
+        # fresh token printed after the tests (an early `os._exit(0)` exits 0 too).
+        done = f"router-tests-passed-{secrets.token_hex(8)}"
+        program = code_program(answer, ref) + f"\nprint({done!r}, flush=True)\n"
         self.last = run_python(program, timeout=self.timeout, memory_mb=self.memory_mb)
-        return float(self.last.passed)
+        lines = self.last.stdout.strip().splitlines()
+        return float(self.last.passed and lines[-1:] == [done])
 
 
 def code_eval(answer: str, ref: Reference, allow_exec: bool = False) -> float:

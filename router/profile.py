@@ -128,7 +128,9 @@ class ModelCaller:
         retries: int = 3,
         timeout: float | None = None,
         local_timeout: float = 180.0,
+        threads: int = 1,
     ) -> None:
+        self.threads = threads
         self.config = config
         self.base_dir = base_dir
         self.retries = retries
@@ -141,12 +143,13 @@ class ModelCaller:
         specs = [self.config.model(n) for n in names]
         local = [s for s in specs if s.is_local]
         if local:
-            # Every core: profiling is the job (serving leaves one core to the proxy).
+            # One thread by default: on a busy machine llama.cpp threads wait on each other
+            # (measured: 2 threads on 2 loaded cores ran at ~1 token/s).
             self.local = LocalModels(
                 local,
                 self.base_dir,
                 start_timeout=self.local_timeout,
-                threads=os.cpu_count() or 1,
+                threads=self.threads,
                 logits_all=True,
             ).start()
 
@@ -434,6 +437,7 @@ def profile(
     retries: int = 3,
     timeout: float | None = None,
     max_tokens: int | None = None,
+    threads: int = 1,
     save_every: int = 20,
     on_total: Callable[[int], None] | None = None,
     progress: Progress | None = None,
@@ -454,7 +458,8 @@ def profile(
     if not rows:
         raise ProfileError("no rows to profile (check --source / --limit)")
 
-    # The output's rows: what is already in `out` (kept as it is), plus the selected rows.
+    # The output's rows: what is already in `out` (kept as it is), plus each selected row once
+    # a profiled model has a result on it (a run stopped part-way writes only finished rows).
     by_key: dict[str, Example] = {}
     order: list[str] = []
     if out.is_file():
@@ -463,6 +468,7 @@ def profile(
             if k not in by_key:
                 order.append(k)
             by_key[k] = ex
+    kept = set(order)
     todo_rows: list[Example] = []
     for ex in rows:
         k = row_key(ex)
@@ -472,9 +478,11 @@ def profile(
         todo_rows.append(by_key[k])
 
     done = journal.read()
+    finished_keys: set[str] = set()
     for (k, _m), r in done.items():
         if r.error is None and k in by_key:
             merge_result(by_key[k], r)
+            finished_keys.add(k)
     report = ProfileReport()
     tasks: list[tuple[Example, str]] = []
     for ex in todo_rows:
@@ -495,7 +503,9 @@ def profile(
         )
     if on_total:
         on_total(len(tasks))
-    caller = caller or ModelCaller(config, base_dir, retries=retries, timeout=timeout)
+    caller = caller or ModelCaller(
+        config, base_dir, retries=retries, timeout=timeout, threads=threads
+    )
     needs_judge = judge is not None and any(not ex.extra.get("metric") for ex, _ in tasks)
     started_here = caller.local is None
     if started_here:
@@ -506,7 +516,7 @@ def profile(
 
     def save() -> None:
         with save_lock:
-            write_rows_atomic([by_key[k] for k in order], out)
+            write_rows_atomic([by_key[k] for k in order if k in kept or k in finished_keys], out)
 
     async def one(sem: asyncio.Semaphore, ex: Example, model: str) -> None:
         nonlocal finished
@@ -518,6 +528,7 @@ def profile(
         report.results.append(r)
         if r.error is None:
             merge_result(ex, r)
+            finished_keys.add(r.key)
             report.judge_cost += (r.usage or {}).get("judge_cost", 0.0)
         else:
             report.failed += 1

@@ -1,0 +1,324 @@
+"""Graders on hand-made answers, including the adversarial ones a lenient parser would reward."""
+
+from __future__ import annotations
+
+import pytest
+
+from router.graders import (
+    GRADERS,
+    GradingError,
+    Reference,
+    code_program,
+    commongen_coverage,
+    em_mc,
+    exact_match,
+    extract_choice,
+    f1_score,
+    final_number,
+    grade,
+    gsm8k,
+    judge_pairwise,
+    judge_reference,
+    last_boxed,
+    math_equiv,
+    normalize_math,
+    parse_rating,
+)
+
+CAPITALS = {"label": ["A", "B", "C", "D"], "text": ["Paris", "London", "Rome", "Berlin"]}
+
+
+def mc(answer: str, truth: str = "B", choices=CAPITALS) -> float:
+    return em_mc(answer, Reference(truth, choices))
+
+
+# ---- em_mc ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [
+        "B",
+        "b",
+        " (B) ",
+        "B.",
+        "[B]",
+        "The answer is (B)",
+        "The answer is B.",
+        "Answer: b",
+        "the correct option is B",
+        "B. London",
+        "(B) because it is the capital",
+        "London",
+        "It is London.",
+        "It is not A, it is B",
+    ],
+)
+def test_em_mc_accepts_a_clear_right_answer(answer):
+    assert mc(answer) == 1.0
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [
+        "",
+        "   ",
+        "A",
+        "A, B, C, D",  # listing every letter commits to none
+        "A B C D",
+        "ABCD",
+        "not B",  # naming an option to reject it
+        "The answer is not B",
+        "It's either B or C",
+        "B or C",
+        "The answer is B. Actually the answer is C.",
+        "Paris or London",  # two options' texts
+        "A bus",  # the article A, not the option A
+        "I don't know",
+        "E",  # not an option here
+    ],
+)
+def test_em_mc_rejects_non_answers_and_wrong_ones(answer):
+    assert mc(answer) == 0.0
+
+
+def test_em_mc_uses_the_rows_own_labels():
+    houses = {"label": ["A", "B", "C"], "text": ["1", "2", "3"]}
+    assert mc("C", "C", houses) == 1.0
+    assert mc("D", "D", houses) == 0.0  # D is no option of this row
+    assert extract_choice("The answer is (E)", list("ABCDE")) == "E"
+
+
+def test_em_mc_picks_the_longest_matching_option_text():
+    ch = {"label": ["A", "B"], "text": ["New York", "New York City"]}
+    assert mc("It is New York City", "B", ch) == 1.0
+
+
+# ---- exact match and token F1 ---------------------------------------------------------------
+
+
+def test_exact_match_normalises_case_punctuation_and_articles():
+    ref = Reference("Bayreuth")
+    assert exact_match("The Bayreuth.", ref) == 1.0
+    assert exact_match("bayreuth\nbecause of the festival", ref) == 1.0  # first line only
+    assert exact_match("Munich", ref) == 0.0
+    assert exact_match("", ref) == 0.0
+    assert exact_match("", Reference("")) == 0.0  # an empty reference matches nothing
+
+
+def test_f1_is_squad_token_overlap_against_the_best_reference():
+    assert f1_score("Bayreuth", Reference("bayreuth germany")) == pytest.approx(2 / 3)
+    assert f1_score("Sammy Davis Jr.", Reference("Sammy Davis, Jr")) == 1.0
+    assert f1_score("the", Reference("the")) == 0.0  # only articles: nothing left to match
+    assert f1_score("", Reference("x")) == 0.0
+    assert f1_score("paris", Reference(["London", "Paris, France"])) == pytest.approx(2 / 3)
+    assert f1_score("paris paris paris paris", Reference("paris")) == pytest.approx(0.4)
+
+
+# ---- GSM8K ----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "answer,truth",
+    [
+        ("She makes 9 * 2 = $18 every day.\n#### 18", "#### 18"),
+        ("so the answer is $1,000.", "... #### 1000"),
+        ("#### 20,000", "#### 20,000"),
+        ("It costs 18 dollars.", "#### 18"),
+        ("The answer is 3.50", "#### 3.5"),
+        ("-7 degrees", "#### -7"),
+        ("\\boxed{42}", "#### 42"),
+    ],
+)
+def test_gsm8k_final_number_matches(answer, truth):
+    assert gsm8k(answer, Reference(truth)) == 1.0
+
+
+@pytest.mark.parametrize(
+    "answer,truth",
+    [
+        ("", "#### 18"),
+        ("no idea", "#### 18"),
+        ("18 ... so the total is 19", "#### 18"),  # the last number counts
+        ("#### 17\nbut maybe 18", "#### 18"),  # the '####' line counts
+        ("9" * 5000, "#### 18"),  # a huge number is no answer (and no slow parse)
+        ("1" + "0" * 80, "#### 1" + "0" * 80),  # beyond the plausible length
+        ("#### ", "#### 18"),
+        ("18", "no reference number"),
+    ],
+)
+def test_gsm8k_rejects(answer, truth):
+    assert gsm8k(answer, Reference(truth)) == 0.0
+
+
+def test_final_number_is_exact_not_float():
+    assert final_number("#### 0.1") + final_number("#### 0.2") == final_number("#### 0.3")
+    assert final_number("#### 12345678901234567890") == 12345678901234567890
+
+
+# ---- MATH -----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "answer,truth",
+    [
+        ("so \\boxed{\\dfrac{1}{2}}", "$\\boxed{\\frac12}$"),
+        ("\\boxed{0.5}", "\\boxed{\\frac{1}{2}}"),
+        ("\\boxed{5.0}", "5"),  # agentverse-mgsm gives the bare answer
+        ("\\boxed{ 494550 }", "the sum is $\\boxed{494550}$."),
+        ("\\boxed{y = -2x + 1}", "$\\boxed{y=-2x+1}.$"),
+        ("\\boxed{10^\\circ}", "\\boxed{10}"),
+        ("\\boxed{\\$18}", "\\boxed{18}"),
+        ("\\boxed{\\left( 1, 2 \\right)}", "\\boxed{(1,2)}"),
+        ("\\boxed{\\text{5 cm}}", "\\boxed{5}"),
+        ("\\boxed{3/4}", "\\boxed{\\frac{3}{4}}"),
+        ("\\boxed{1,000}", "\\boxed{1000}"),
+        ("first \\boxed{2}, finally \\boxed{\\sqrt{3}}", "\\boxed{\\sqrt3}"),
+        ("The answer is 7.", "7"),
+    ],
+)
+def test_math_equivalent_answers(answer, truth):
+    assert math_equiv(answer, Reference(truth)) == 1.0
+
+
+@pytest.mark.parametrize(
+    "answer,truth",
+    [
+        ("", "\\boxed{1}"),
+        ("\\boxed{\\frac{1}{2}", "\\boxed{\\frac{1}{2}}"),  # unbalanced: no answer
+        ("\\boxed{}", "\\boxed{1}"),
+        ("\\boxed{2}", "\\boxed{\\frac{1}{2}}"),
+        ("\\boxed{\\frac{1}{3}}", "\\boxed{\\frac{1}{2}}"),
+        ("\\boxed{\\boxed{1}2}", "\\boxed{1}"),  # nested boxes: the outer content is '\boxed{1}2'
+        ("7 apples", "\\boxed{7}"),  # no box, no 'answer is'
+        ("\\boxed{1}\\boxed{2}", "\\boxed{1}"),  # the last box counts
+    ],
+)
+def test_math_rejects(answer, truth):
+    assert math_equiv(answer, Reference(truth)) == 0.0
+
+
+def test_last_boxed_balances_braces():
+    assert last_boxed("\\boxed{\\frac{a}{b}}") == "\\frac{a}{b}"
+    assert last_boxed("\\boxed{x") is None
+    assert last_boxed("\\fbox{3}") == "3"
+    assert last_boxed("nothing") is None
+    assert normalize_math("\\dfrac{1}{2}") == normalize_math("\\frac12") == "\\frac{1}{2}"
+
+
+# ---- CommonGen ------------------------------------------------------------------------------
+
+
+def test_commongen_counts_concepts_in_any_simple_inflection():
+    ref = Reference("drive, lake, customer, dish")
+    assert commongen_coverage("The customer was driving to the lake.", ref) == 0.75
+    assert commongen_coverage("Dishes, lakes, customers and drives.", ref) == 1.0
+    assert commongen_coverage("", ref) == 0.0
+    assert commongen_coverage("dis lak", ref) == 0.0  # fragments are not the words
+    with pytest.raises(GradingError):
+        commongen_coverage("x", Reference(""))
+
+
+# ---- code -----------------------------------------------------------------------------------
+
+MBPP_TESTS = "['assert add(1, 2) == 3', 'assert add(0, 0) == 0']"
+HE_PROMPT = 'from typing import List\n\n\ndef total(xs: List[int]) -> int:\n    """Sum."""\n'
+HE_CHECK = (
+    "\n\ndef check(candidate):\n    assert candidate([1, 2]) == 3\n    assert candidate([]) == 0\n"
+)
+
+
+def test_code_program_for_mbpp_appends_every_assert():
+    prog = code_program("```python\ndef add(a, b):\n    return a + b\n```", Reference(MBPP_TESTS))
+    assert "def add" in prog and "assert add(0, 0) == 0" in prog and "```" not in prog
+
+
+def test_code_program_for_humaneval_keeps_the_prompt_when_only_the_body_is_given():
+    body = "    return sum(xs)\n"
+    prog = code_program(body, Reference(HE_CHECK, prompt=HE_PROMPT))
+    assert prog.startswith(HE_PROMPT) and prog.rstrip().endswith("check(total)")
+    whole = "```python\ndef total(xs):\n    return sum(xs)\n```"
+    prog = code_program(whole, Reference(HE_CHECK, prompt=HE_PROMPT))
+    assert "from typing import List" in prog and prog.count("def total") == 1
+
+
+def test_code_eval_needs_permission_and_runs_in_the_sandbox():
+    row = {"metric": "code_eval", "ground_truth": MBPP_TESTS}
+    good = "def add(a, b):\n    return a + b\n"
+    with pytest.raises(GradingError, match="--allow-code-exec"):
+        grade(row, good)
+    assert grade(row, good, allow_code_exec=True) == 1.0
+    assert grade(row, "def add(a, b):\n    return a - b\n", allow_code_exec=True) == 0.0
+    assert grade(row, "", allow_code_exec=True) == 0.0
+    # Exiting with status 0 before the asserts run is no pass.
+    cheat = "import os, sys\nsys.stdout.flush()\nos._exit(0)\n"
+    assert grade(row, cheat, allow_code_exec=True) == 0.0
+    assert grade(row, "import sys\nsys.exit(0)\n", allow_code_exec=True) == 0.0
+    he = {"metric": "code_eval", "ground_truth": HE_CHECK}
+    assert grade(he, "    return sum(xs)\n", prompt=HE_PROMPT, allow_code_exec=True) == 1.0
+    assert grade(he, "    return 0\n", prompt=HE_PROMPT, allow_code_exec=True) == 0.0
+
+
+# ---- registry and dispatch ------------------------------------------------------------------
+
+
+def test_registry_names_every_dcrouter_metric():
+    assert {"em_mc", "f1_score", "GSM8K", "MATH", "code_eval", "commongen_coverage"} <= set(GRADERS)
+
+
+def test_grade_dispatches_by_metric_and_checks_the_row():
+    assert grade({"metric": "em_mc", "ground_truth": "B", "choices": CAPITALS}, "B") == 1.0
+    assert grade({"metric": "GSM8K", "ground_truth": "#### 4"}, "2+2=4") == 1.0
+    with pytest.raises(GradingError, match="unknown metric"):
+        grade({"metric": "bleu", "ground_truth": "x"}, "x")
+    with pytest.raises(GradingError, match="no 'metric'"):
+        grade({"ground_truth": "x"}, "x")
+    with pytest.raises(GradingError, match="no 'ground_truth'"):
+        grade({"metric": "em_mc"}, "x")
+    assert grade({"metric": "em_mc", "ground_truth": "B"}, None) == 0.0  # no answer at all
+
+
+# ---- LLM judge ------------------------------------------------------------------------------
+
+
+def test_parse_rating_wants_one_rating_in_range():
+    assert parse_rating("fine. Rating: [[10]]") == 1.0
+    assert parse_rating("Rating: [[1]]") == 0.0
+    assert parse_rating("Rating: [[7]]") == pytest.approx(6 / 9)
+    assert parse_rating("no rating") is None
+    assert parse_rating("[[3]] or [[9]]") is None
+    assert parse_rating("Rating: [[11]]") is None
+
+
+def test_judge_reference_prompts_with_the_reference_and_counts_cost():
+    seen = []
+
+    def call(messages):
+        seen.append(messages[0]["content"])
+        return "Correct. Rating: [[10]]", 0.002
+
+    j = judge_reference("What is 2+2?", "4", "The answer is 4.", call)
+    assert j.score == 1.0 and j.cost == 0.002
+    assert (
+        "[Reference answer]\nThe answer is 4." in seen[0] and "[Assistant's answer]\n4" in seen[0]
+    )
+
+
+def test_judge_pairwise_asks_both_orders_against_position_bias():
+    def always_a(messages):
+        return "[[A]]", 0.001
+
+    j = judge_pairwise("q", "small", "large", always_a)  # a judge that always picks A
+    assert j.score == 0.5 and j.cost == pytest.approx(0.002) and len(j.replies) == 2
+
+    def prefers_small(messages):
+        text = messages[0]["content"]
+        return ("[[A]]" if text.index("small") < text.index("large") else "[[B]]"), 0.0
+
+    assert judge_pairwise("q", "small", "large", prefers_small).score == 1.0
+
+    def useless(messages):
+        return "I cannot decide", 0.001
+
+    j = judge_pairwise("q", "small", "large", useless)
+    assert j.score is None and j.cost == pytest.approx(0.002)
