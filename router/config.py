@@ -341,6 +341,43 @@ class Budget(_Strict):
         return self
 
 
+class Cascade(_Strict):
+    """A policy's `cascade:` (docs/cascades.md): a cheap model answers first, a verifier judges
+    the answer, and a large model answers instead when it looks wrong.
+
+    Hybrid with the prompt scorer when `band` is set: a request whose prompt-only estimate of
+    P(cheap answer right) is at least `threshold + band` takes the cheap answer unchecked, one at
+    most `threshold - band` goes straight to the large model, and the band between is cascaded.
+    Without `band` every request with text is cascaded.
+    """
+
+    # Who answers first, in preference order (first eligible); default: the policy's cheap choice.
+    models: tuple[str, ...] | None = Field(default=None, min_length=1)
+    # "default" (shipped), a directory from `router train-verifier` (relative to the policy
+    # file), or "llm": the catalogue model `judge` is asked whether the answer is right.
+    verifier: str = Field(default="default", min_length=1)
+    judge: str | None = Field(default=None, description="catalogue model of the LLM verifier")
+    threshold: float = Field(default=0.5, ge=0, le=1, description="accept when P(right) >= this")
+    band: float | None = Field(default=None, ge=0, le=1, description="hybrid band half-width")
+    # Streaming: hold up to this many tokens before judging (the whole answer when the
+    # request's max_tokens is at most this); nothing reaches the client before the verdict.
+    buffer_tokens: int = Field(default=64, ge=1, le=8192)
+    # Ask the first model for token logprobs (the verifier uses them when trained with them).
+    logprobs: bool = False
+    # A tool-call answer carries no text to judge: pass it through, or let the large model answer.
+    tool_calls: Literal["accept", "escalate"] = "accept"
+    # JSON mode: an answer that does not parse as JSON is escalated (or accepted unjudged).
+    invalid_json: Literal["escalate", "accept"] = "escalate"
+
+    @model_validator(mode="after")
+    def _judge_for_llm(self) -> Cascade:
+        if self.verifier == "llm" and self.judge is None:
+            raise ValueError("judge: verifier 'llm' needs a judge model from the catalogue")
+        if self.verifier != "llm" and self.judge is not None:
+            raise ValueError("judge: only used with verifier: llm")
+        return self
+
+
 class Policy(_Strict):
     """`policies/<name>.yaml`: hard rules, domain specialists, escalation thresholds."""
 
@@ -366,6 +403,8 @@ class Policy(_Strict):
         return self
     # Sticky conversations; None: the defaults of SessionRules (kept out of dumped policies).
     session: SessionRules | None = None
+    # Cheap answer first, judged, escalated when it looks wrong (router/cascade.py).
+    cascade: Cascade | None = None
 
     @field_validator("rules")
     @classmethod
@@ -378,6 +417,8 @@ class Policy(_Strict):
         names = list(self.default) + list(self.large) + list(self.fallbacks or ())
         for ms in self.domains.values():
             names.extend(ms)
+        if self.cascade is not None and self.cascade.models:
+            names.extend(self.cascade.models)
         return list(dict.fromkeys(names))
 
 
@@ -442,6 +483,15 @@ def load_policy(path: str | Path, catalogue: RouterConfig, domains: list[str]) -
     ]
     fields += [(f"domains.{d}", ms) for d, ms in policy.domains.items()]
     fields += [("fallbacks", policy.fallbacks or ())]
+    if policy.cascade is not None:
+        fields += [("cascade.models", policy.cascade.models or ())]
+        if policy.cascade.judge is not None and policy.cascade.judge not in known:
+            raise ConfigError(
+                path,
+                "cascade.judge",
+                f"unknown model {policy.cascade.judge!r}; the catalogue has {sorted(known)}",
+            )
+        policy = _resolve_verifier(policy, path)
     for field, names in fields:
         for i, n in enumerate(names):
             if n not in known:
@@ -452,6 +502,23 @@ def load_policy(path: str | Path, catalogue: RouterConfig, domains: list[str]) -
         if d not in domains:
             raise ConfigError(path, f"domains.{d}", f"unknown domain; known domains: {domains}")
     return policy
+
+
+def _resolve_verifier(policy: Policy, path: Path) -> Policy:
+    """A verifier directory relative to the policy file becomes absolute; it must exist."""
+    spec = policy.cascade.verifier if policy.cascade is not None else "default"
+    if spec in ("default", "llm"):
+        return policy
+    where = Path(spec) if Path(spec).is_absolute() else path.resolve().parent / spec
+    if not (where / "verifier.json").is_file():
+        raise ConfigError(
+            path,
+            "cascade.verifier",
+            f"{where} is not a verifier directory (train one with `router train-verifier`), "
+            "or use 'default' or 'llm'",
+        )
+    cascade = policy.cascade.model_copy(update={"verifier": str(where)})
+    return policy.model_copy(update={"cascade": cascade})
 
 
 def load_policies(directory: str | Path, catalogue: RouterConfig, domains: list[str]) -> dict:

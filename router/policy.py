@@ -26,6 +26,30 @@ from .request import RequestError, RequestFacts
 # Reason codes of the score stage.
 CHEAP, LOW_CONFIDENCE, HARD, NO_SUCCESS, NO_CHEAP, NO_TEXT, UTILITY, GAIN = range(8)
 
+# Cascade modes of a request (docs/cascades.md).
+UNCHECKED, JUDGED, STRAIGHT_TO_LARGE = range(3)
+CASCADE_MODE_NAMES = ("unchecked", "judged", "large")
+
+
+def cascade_modes(prompt_p: np.ndarray, threshold: float, band: float | None) -> np.ndarray:
+    """Per request, from the prompt scorer's P(cheap answer right): UNCHECKED when it is at
+    least threshold + band, STRAIGHT_TO_LARGE when at most threshold - band, else JUDGED (the
+    cheap model answers and the verifier judges). Without a band every request is JUDGED.
+    Evaluation sweeps and live traffic both decide here."""
+    prompt_p = np.asarray(prompt_p, dtype=float)
+    if band is None:
+        return np.full(len(prompt_p), JUDGED)
+    return np.where(
+        prompt_p >= threshold + band,
+        UNCHECKED,
+        np.where(prompt_p <= threshold - band, STRAIGHT_TO_LARGE, JUDGED),
+    )
+
+
+def accept_answer(probability: np.ndarray | float, threshold: float) -> np.ndarray | bool:
+    """Keep the cheap answer when the verifier's P(right) reaches the threshold."""
+    return np.asarray(probability) >= threshold
+
 
 @dataclass
 class Attempt:
@@ -66,6 +90,9 @@ class Decision:
     request_id: str | None = None
     # The budget controller's state when the policy has a budget (router/budget.py).
     budget: dict | None = None
+    # The cascade (router/cascade.py): its mode, the verifier's probability and threshold,
+    # whether it escalated, both calls' costs. None when the policy has no `cascade:`.
+    cascade: dict | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -306,7 +333,7 @@ class CompiledPolicy:
             code in (LOW_CONFIDENCE, HARD, GAIN, NO_SUCCESS, NO_CHEAP)
             or (code == UTILITY and model.tier == "large")
         )
-        return Decision(
+        decision = Decision(
             model=model.name,
             tier=model.tier,
             policy=self.policy.name,
@@ -324,6 +351,72 @@ class CompiledPolicy:
             cost_estimate=model.cost(facts.prompt_tokens, facts.output_tokens),
             large_cost_estimate=self.reference_large.cost(facts.prompt_tokens, facts.output_tokens),
             escalated=escalated,
+        )
+        if self.policy.cascade is not None and pinned is None and has_text:
+            decision = self.cascade_decision(decision, facts, mask, dom_i, difficulty, succ_row)
+        return decision
+
+    # ---- cascade (the decision only; router/cascade.py calls, judges and escalates) ---------
+
+    def cascade_decision(
+        self,
+        decision: Decision,
+        facts: RequestFacts,
+        mask: np.ndarray,
+        dom_i: int,
+        difficulty: float | None,
+        succ_row: np.ndarray,
+    ) -> Decision:
+        """`decision` under the policy's `cascade:`: cheap answer first and judged, cheap
+        answer unchecked, or straight to the large model (hybrid band)."""
+        cas = self.policy.cascade
+        order = [self.names.index(n) for n in cas.models] if cas.models else self.cheap_idx[dom_i]
+        first = int(self._first_eligible(order, mask[None, :])[0])
+        large = int(self._first_eligible(self.large_idx, mask[None, :])[0])
+        if first < 0 or large < 0 or first == large:
+            return decision  # nothing to cascade between: routed as without a cascade
+        known = not np.isnan(succ_row[first])
+        prompt_p = float(succ_row[first]) if known else 1.0 - float(difficulty or 0.0)
+        mode = int(cascade_modes(np.array([prompt_p]), cas.threshold, cas.band)[0])
+        i = large if mode == STRAIGHT_TO_LARGE else first
+        model = self.models[i]
+        band = (
+            f"prompt P(right) {prompt_p:.2f}"
+            if cas.band is None
+            else f"prompt P(right) {prompt_p:.2f}, band {cas.threshold:g} ± {cas.band:g}"
+        )
+        verifier = f"llm:{cas.judge}" if cas.verifier == "llm" else cas.verifier
+        if mode == JUDGED:
+            reason = (
+                f"cascade: {model.name} answers first, the verifier judges it "
+                f"(accept at P(right) >= {cas.threshold:g}; {band})"
+            )
+        elif mode == UNCHECKED:
+            reason = f"cascade hybrid: {band} → {model.name}, answer unchecked"
+        else:
+            reason = f"cascade hybrid: {band} → straight to {model.name}"
+        cheap_idx = int(self._first_eligible(self.cheap_idx[dom_i], mask[None, :])[0])
+        return replace(
+            decision,
+            model=model.name,
+            tier=model.tier,
+            reason=reason,
+            fallbacks=self.fallbacks(i, mask, cheap_idx),
+            cost_estimate=model.cost(facts.prompt_tokens, facts.output_tokens),
+            escalated=mode == STRAIGHT_TO_LARGE,
+            cascade={
+                "mode": CASCADE_MODE_NAMES[mode],
+                "first": self.names[first],
+                "large": self.names[large],
+                "verifier": "default" if verifier == "default" else verifier.rsplit("/", 1)[-1],
+                "threshold": cas.threshold,
+                "band": cas.band,
+                "prompt_probability": round(prompt_p, 4),
+                "probability": None,
+                "escalated": mode == STRAIGHT_TO_LARGE,
+                "cheap_cost": None,
+                "large_cost": None,
+            },
         )
 
     def _reason(self, code, i, domain, conf, difficulty, gain, succ, esc=None) -> str:

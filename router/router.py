@@ -17,6 +17,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from . import cascade
 from .breaker import Breakers
 from .budget import Budgets
 from .chain import CIRCUIT_OPEN, Call, Done, FallbackChain, Sleep
@@ -459,12 +460,22 @@ class Router:
                     it = itertools.chain([nxt], it)
                 return it, first
 
-            (it, first), decision = self._run_chain(decision, params, open_stream)
+            if cascade.is_judged(decision):  # the cheap answer is held and judged first
+                it, decision, held = cascade.run(
+                    self, decision, msgs, params, open_stream, self.text_of(msgs)
+                )
+                first, it = held[0], cascade.held_then(held[1:], it)
+            else:
+                (it, first), decision = self._run_chain(decision, params, open_stream)
             self._log_call(decision, msgs)
             return RoutedStream(decision, turn.follow_sync(decision, itertools.chain([first], it)))
-        resp, decision = self._run_chain(
-            decision, params, lambda kw: litellm.completion(messages=msgs, **kw)
-        )
+        def call(kw: dict):
+            return litellm.completion(messages=msgs, **kw)
+
+        if cascade.is_judged(decision):
+            resp, decision, _ = cascade.run(self, decision, msgs, params, call, self.text_of(msgs))
+        else:
+            resp, decision = self._run_chain(decision, params, call)
         run_sync(turn.close(decision, reply_of(resp)))
         self._log_call(decision, msgs, getattr(resp, "usage", None))
         resp.decision = decision
@@ -493,14 +504,25 @@ class Router:
                     it = _prepend(nxt, it)
                 return it, first
 
-            (it, first), decision = await self._arun_chain(decision, params, open_stream)
+            if cascade.is_judged(decision):  # the cheap answer is held and judged first
+                it, decision, held = await cascade.arun(
+                    self, decision, msgs, params, open_stream, self.text_of(msgs)
+                )
+                first, it = held[0], cascade.aheld_then(held[1:], it)
+            else:
+                (it, first), decision = await self._arun_chain(decision, params, open_stream)
             self._log_call(decision, msgs)
             return AsyncRoutedStream(decision, first, turn.follow(decision, it, first))
 
         async def call(kw: dict):
             return await litellm.acompletion(messages=msgs, **kw)
 
-        resp, decision = await self._arun_chain(decision, params, call)
+        if cascade.is_judged(decision):
+            resp, decision, _ = await cascade.arun(
+                self, decision, msgs, params, call, self.text_of(msgs)
+            )
+        else:
+            resp, decision = await self._arun_chain(decision, params, call)
         await turn.close(decision, reply_of(resp))
         self._log_call(decision, msgs, getattr(resp, "usage", None))
         resp.decision = decision

@@ -25,7 +25,20 @@ def costs(router: Router, decision: Decision, usage: tuple[int, int] | None) -> 
     the Decision's own estimates are used.
     """
     if usage is None:
-        return decision.cost_estimate, decision.large_cost_estimate
-    answered = router.config.model(decision.model)
-    large = router.policy(decision.policy).reference_large
-    return answered.cost(*usage), large.cost(*usage)
+        cost, large_cost = decision.cost_estimate, decision.large_cost_estimate
+    else:
+        answered = router.config.model(decision.model)
+        large = router.policy(decision.policy).reference_large
+        cost, large_cost = answered.cost(*usage), large.cost(*usage)
+    return cost + cascade_extra_cost(decision), large_cost
+
+
+def cascade_extra_cost(decision: Decision) -> float:
+    """What a cascade paid besides the answer that went out: the cheap call when it was
+    escalated (its answer was discarded) and the LLM verifier's call. The all-large
+    counterfactual stays one large call: a cascade can cost more than it."""
+    c = decision.cascade or {}
+    extra = c.get("judge_cost") or 0.0
+    if c.get("mode") == "judged" and c.get("escalated") and c.get("cheap_cost") is not None:
+        extra += c["cheap_cost"]
+    return float(extra)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 
-from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
@@ -82,6 +82,33 @@ class Metrics:
         self.cost = Counter(
             "router_cost_usd", "Estimated cost of the answering models, USD.", ["model"], registry=r
         )
+        # Cascades (router/cascade.py): outcomes, and what escalation threw away.
+        self.cascade = Counter(
+            "router_cascade_requests",
+            "Cascaded requests by outcome: accepted (cheap answer kept), escalated, unchecked "
+            "(hybrid: sure-easy), large (hybrid: sure-hard), first_failed (cheap call failed).",
+            ["policy", "outcome"],
+            registry=r,
+        )
+        self.cascade_rate = Gauge(
+            "router_cascade_escalation_rate",
+            "Share of judged cheap answers that were escalated, since start.",
+            ["policy"],
+            registry=r,
+        )
+        self.cascade_wasted_tokens = Counter(
+            "router_cascade_wasted_tokens",
+            "Completion tokens of cheap answers that were judged wrong and discarded.",
+            ["model"],
+            registry=r,
+        )
+        self.cascade_wasted_cost = Counter(
+            "router_cascade_wasted_cost_usd",
+            "Cost of cheap answers that were discarded, USD (also in router_cost_usd).",
+            ["model"],
+            registry=r,
+        )
+        self._judged: dict[str, list[int]] = {}  # policy -> [judged, escalated]
         self.large_cost = Counter(
             "router_large_cost_usd",
             "Counterfactual: the same requests all on the policy's large model, USD.",
@@ -123,6 +150,27 @@ class Metrics:
             self.large_cost.labels(d.policy).inc(costs[1])
         if d.model in self.local_models and status < 400 and d.attempts and d.attempts[-1].ok:
             self._observe_local(d, usage, stream, elapsed_s)
+        if d.cascade and status < 400:
+            self._observe_cascade(d)
+
+    def _observe_cascade(self, d: Decision) -> None:
+        c = d.cascade or {}
+        mode = c.get("mode")
+        if mode != "judged":
+            self.cascade.labels(d.policy, "unchecked" if mode == "unchecked" else "large").inc()
+            return
+        if c.get("verdict") is None:  # the cheap model failed: nothing was judged
+            self.cascade.labels(d.policy, "first_failed").inc()
+            return
+        escalated = bool(c.get("escalated"))
+        self.cascade.labels(d.policy, "escalated" if escalated else "accepted").inc()
+        counts = self._judged.setdefault(d.policy, [0, 0])
+        counts[0] += 1
+        counts[1] += escalated
+        self.cascade_rate.labels(d.policy).set(counts[1] / counts[0])
+        if c.get("cheap_tokens_wasted"):
+            self.cascade_wasted_tokens.labels(c.get("first", "")).inc(c["cheap_tokens_wasted"])
+            self.cascade_wasted_cost.labels(c.get("first", "")).inc(c.get("cheap_cost") or 0.0)
 
     def _observe_local(
         self, d: Decision, usage: tuple[int, int] | None, stream: bool, elapsed_s: float | None

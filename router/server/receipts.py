@@ -43,4 +43,26 @@ def receipt_headers(decision: Decision, request_id: str, latency_ms: float) -> d
         "x-router-sticky": "" if decision.sticky is None else str(decision.sticky).lower(),
         "x-router-latency-ms": f"{latency_ms:.1f}",
     }
+    headers.update(cascade_headers(decision))
     return {k: header_value(v) for k, v in headers.items()}
+
+
+def cascade_headers(decision: Decision) -> dict[str, str]:
+    """`x-router-cascade-*`: the cascade's mode, the verifier's probability and threshold,
+    whether it escalated, and each call's cost (router/cascade.py). Empty without a cascade."""
+    c = decision.cascade
+    if not c:
+        return {}
+
+    def num(v: object, fmt: str) -> str:
+        return "" if v is None else format(v, fmt)
+
+    return {
+        "x-router-cascade-mode": str(c.get("mode") or ""),
+        "x-router-cascade-probability": num(c.get("probability"), ".4f"),
+        "x-router-cascade-threshold": num(c.get("threshold"), "g"),
+        "x-router-cascade-escalated": "true" if c.get("escalated") else "false",
+        "x-router-cascade-cheap-model": str(c.get("first") or ""),
+        "x-router-cascade-cheap-cost": num(c.get("cheap_cost"), ".10f"),
+        "x-router-cascade-large-cost": num(c.get("large_cost"), ".10f"),
+    }
