@@ -569,11 +569,15 @@ def serve(
     config: ConfigOpt = Path("config.yaml"),
     host: Annotated[str | None, typer.Option(help="default: server.host, 127.0.0.1")] = None,
     port: Annotated[int | None, typer.Option(help="default: server.port, 8000")] = None,
+    workers: Annotated[
+        int,
+        typer.Option(min=1, help="worker processes on the one port; /metrics sums them"),
+    ] = 1,
 ) -> None:
     """Run the OpenAI-compatible proxy (POST /v1/chat/completions with model "router")."""
     from .server.run import serve as run_server
 
-    run_server(config, host, port)
+    run_server(config, host, port, workers)
 
 
 @app.command()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Iterable
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
@@ -187,7 +188,24 @@ class Metrics:
             self.local_tps.labels(d.model).observe(usage[1] / gen_s)
 
     def render(self) -> bytes:
+        if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+            return generate_latest(self._all_workers())
         return generate_latest(self.registry)
+
+    def _all_workers(self) -> CollectorRegistry:
+        """Several worker processes (`router serve --workers N`): prometheus_client's
+        multiprocess mode keeps every worker's counters and histograms in files under
+        PROMETHEUS_MULTIPROC_DIR, summed here; state read at scrape time (breakers, local
+        models) comes live from the worker that answers the scrape."""
+        from prometheus_client import multiprocess
+        from prometheus_client.metrics import MetricWrapperBase
+
+        registry = CollectorRegistry()
+        multiprocess.MultiProcessCollector(registry)
+        for collector in list(self.registry._collector_to_names):
+            if not isinstance(collector, MetricWrapperBase):
+                registry.register(collector)
+        return registry
 
 
 _STATE_VALUE = {"closed": 0, "half_open": 1, "open": 2}
