@@ -15,6 +15,7 @@ import asyncio
 import json
 import logging
 import time
+import weakref
 from collections.abc import Awaitable, Callable
 from typing import Any, Protocol, TypeVar
 
@@ -130,21 +131,24 @@ class RedisStore:
         self.outages = 0  # outages begun, ever
         self.fallbacks = 0  # calls served in process because Redis did not answer
         self._retry_at = 0.0
-        self._client: Any = None
-        self._loop: asyncio.AbstractEventLoop | None = None
+        # One client per event loop (the proxy's, the SDK's background loop...): a client's
+        # connections belong to the loop that opened them.
+        self._clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Any] = (
+            weakref.WeakKeyDictionary()
+        )
 
     # ---- the client -------------------------------------------------------------------------
 
     def client(self) -> Any:
         """The redis-py asyncio client of the running event loop (made on first use)."""
         loop = asyncio.get_running_loop()
-        if self._client is None or self._loop is not loop:
+        client = self._clients.get(loop)
+        if client is None:
             from redis.asyncio import Redis
             from redis.asyncio.retry import Retry
             from redis.backoff import NoBackoff
 
-            # The old loop's client is dropped, not closed: its loop may be gone.
-            self._client = Redis.from_url(
+            client = self._clients[loop] = Redis.from_url(
                 self.url,
                 socket_timeout=self.timeout_s,
                 socket_connect_timeout=self.timeout_s,
@@ -153,8 +157,7 @@ class RedisStore:
                 decode_responses=True,
                 max_connections=64,
             )
-            self._loop = loop
-        return self._client
+        return client
 
     def _key(self, key: str) -> str:
         return self.prefix + key
@@ -211,8 +214,6 @@ class RedisStore:
                 type(exc).__name__,
                 exc,
             )
-        # A broken connection may sit in the pool: start afresh on the next try.
-        self._client = None
 
     # ---- StateStore -------------------------------------------------------------------------
 
@@ -267,7 +268,11 @@ class RedisStore:
         return await self._call(remote, local)
 
     async def close(self) -> None:
-        client, self._client = self._client, None
+        """Close this loop's client (others' loops may be gone: theirs are dropped)."""
+        try:
+            client = self._clients.pop(asyncio.get_running_loop(), None)
+        finally:
+            self._clients.clear()
         if client is not None:
             try:
                 await client.aclose()

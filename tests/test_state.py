@@ -147,3 +147,22 @@ def test_config_state_is_validated(tmp_path, test_config):
 
 def test_router_holds_the_configured_store(router):
     assert isinstance(router.state, MemoryStore)  # the test config sets no `state:`
+
+
+def test_one_store_serves_several_event_loops(redis_url):
+    import threading
+
+    store = RedisStore(redis_url)
+    background = asyncio.new_event_loop()
+    thread = threading.Thread(target=background.run_forever, daemon=True)
+    thread.start()
+    try:
+        for i in range(3):  # interleaved: each loop keeps its own client
+            asyncio.run(store.set("k", i))
+            got = asyncio.run_coroutine_threadsafe(store.get("k"), background).result(30)
+            assert got == i
+        assert not store.degraded and store.fallbacks == 0
+        asyncio.run_coroutine_threadsafe(store.close(), background).result(30)
+    finally:
+        background.call_soon_threadsafe(background.stop)
+        thread.join(30)
