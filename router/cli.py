@@ -275,6 +275,20 @@ def eval_(
         bool,
         typer.Option("--held-out", help="only rows the scorer was not trained on (needs no --cv)"),
     ] = False,
+    cascade: Annotated[
+        bool,
+        typer.Option(
+            "--cascade", help="also the cascade and the hybrid (docs/cascades.md): rows need answers"
+        ),
+    ] = False,
+    band: Annotated[
+        float | None,
+        typer.Option(help="--cascade: the hybrid band (default: the policy's, else 0.2)"),
+    ] = None,
+    verifier: Annotated[
+        Path | None,
+        typer.Option(help="--cascade without --cv: verifier directory (default: shipped)"),
+    ] = None,
     config: ConfigOpt = Path("config.yaml"),
 ) -> None:
     """Cost-quality curves and metrics of the router and baselines on routing data."""
@@ -336,6 +350,18 @@ def eval_(
     with bar:
         X = embed_examples(enc, rows, advance)
     with err.status("evaluating…") as status:
+        extra = None
+        if cascade:
+            from .evaluate_cascade import DEFAULT_BAND, CascadeCurves
+            from .verifier import AnswerVerifier
+
+            if band is None:
+                band = pol.cascade.band if pol is not None and pol.cascade else DEFAULT_BAND
+            extra = CascadeCurves(
+                band=band,
+                verifier=AnswerVerifier.load(verifier) if verifier is not None else None,
+                log=lambda m: status.update(f"training {m}…"),
+            )
         report = evaluate(
             ev,
             X,
@@ -345,6 +371,7 @@ def eval_(
             cv=cv,
             group_by_source=group_by == "source",
             log=lambda m: status.update(f"training {m}…"),
+            extra=extra,
         )
     out = report.to_json()
     # Piped output gets a wide table rather than columns squeezed to 80 characters.

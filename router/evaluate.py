@@ -465,11 +465,14 @@ def evaluate(
     knn_k: int = 50,
     seed: int = 0,
     log: Log | None = None,
+    extra: Callable[..., tuple[list[Curve], dict[str, Any]]] | None = None,
 ) -> Report:
     """Router and baseline curves with every metric.
 
     With `cv` or `group_by_source` a fresh scorer is trained per fold; otherwise `scorer` is
     evaluated as it is. The kNN baseline is always out-of-fold (5 folds without `cv`).
+    `extra(data, router predictions, folds, cross_validated)` adds curves and settings on the
+    same rows and folds (`router eval --cascade`: router/evaluate_cascade.py).
     """
     if group_by_source:
         folds = source_groups(data)
@@ -500,6 +503,10 @@ def evaluate(
         )
     curves = [sweep("router", data, router_p, policy), sweep("knn", data, knn_p, policy)]
     curves += baselines(data)
+    more: dict[str, Any] = {}
+    if extra is not None:
+        extra_curves, more = extra(data, router_p, folds, bool(cv or group_by_source))
+        curves += extra_curves
     for cv_ in curves:
         cv_.metrics = score_curve(cv_, data)
     eval_policy, _ = data.eval_policy(policy)
@@ -507,6 +514,7 @@ def evaluate(
         "mode": mode,
         "policy": policy.name if policy else None,
         "sweep": sweep_field(eval_policy, data.two_tier, router_p),
+        **more,
     }
     if scorer is not None and not (cv or group_by_source):
         # Rows the evaluated scorer learned from (None: it did not record its prompts).

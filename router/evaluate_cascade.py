@@ -1,0 +1,208 @@
+"""`router eval --cascade`: the prompt-only router, the cascade and the hybrid on the same rows.
+
+- *router*: the policy's threshold sweep on the prompt scorer (router/evaluate.py).
+- *cascade*: every row is answered by the cheap model first; the verifier judges the answer and
+  the large model answers when P(right) < threshold. The cheap call is paid on every row.
+- *hybrid*: the prompt scorer's P(cheap right) decides first (`policy.cascade_modes`, the code
+  that serves traffic): at least threshold + band → the cheap answer unchecked; at most
+  threshold − band → straight to the large model (no cheap call); between → cascaded.
+
+Rows without the cheap model's answer cannot be verified: there the cascade and the hybrid
+escalate on the prompt scorer's P(cheap right) < threshold (the router's own signal). Both
+curves sweep the threshold from 0 to 1. Their x-axis for APGR and CPT is the *cost-equivalent*
+large share, (cost − all-cheap cost) / (all-large cost − all-cheap cost), so a cheap call that
+was thrown away counts; for the router it is the large-call share itself. Curves are cut where
+that share reaches 1 (dearer than always calling the large model).
+
+With `--cv K` / `--group-by source` the verifier is trained inside each fold, on the training
+rows' answers only; a fold whose training rows have no answers has no verifier, and its rows
+are routed by the prompt scorer alone (reported as `folds_without_verifier`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from .data import DataError, Example
+from .evaluate import Curve, EvalData, Predictions
+from .policy import JUDGED, STRAIGHT_TO_LARGE, UNCHECKED, cascade_modes
+from .verifier import AnswerCase, AnswerVerifier, auroc, load_verifier, verifier_cases
+
+Log = Callable[[str], None]
+DEFAULT_BAND = 0.2
+
+
+def cheap_answer_case(ex: Example, cheap: str) -> AnswerCase | None:
+    """The row's cheap-model answer as a case to judge, or None when the row has none."""
+    answers = ex.extra.get("answers") or {}
+    text = answers.get(cheap) if isinstance(answers, dict) else None
+    if not isinstance(text, str):
+        return None
+    logprobs = ex.extra.get("logprobs") or {}
+    usage = ex.extra.get("usage") or {}
+    u = usage.get(cheap) if isinstance(usage, dict) else None
+    return AnswerCase(
+        prompt=ex.text(),
+        answer=text,
+        logprobs=logprobs.get(cheap) if isinstance(logprobs, dict) else None,
+        finish_reason=u.get("finish_reason") if isinstance(u, dict) else None,
+    )
+
+
+@dataclass
+class CascadeInputs:
+    """Per row: both tiers' scores and costs, the answer's P(right) (NaN: none), the prompt's."""
+
+    cheap_score: np.ndarray
+    large_score: np.ndarray
+    cheap_cost: np.ndarray
+    large_cost: np.ndarray
+    verifier_p: np.ndarray
+    prompt_p: np.ndarray
+
+    @property
+    def has_answer(self) -> np.ndarray:
+        return ~np.isnan(self.verifier_p)
+
+
+def operating_point(x: CascadeInputs, threshold: float, band: float | None):
+    """(mean cost, mean quality) at one threshold; `band` None: the plain cascade."""
+    mode = cascade_modes(x.prompt_p, threshold, band)
+    judged = mode == JUDGED
+    answered = x.has_answer
+    escalate = np.where(answered, np.nan_to_num(x.verifier_p) < threshold, x.prompt_p < threshold)
+    to_large = (mode == STRAIGHT_TO_LARGE) | (judged & escalate)
+    # The cheap call is paid when its answer is kept, and when it was judged and thrown away.
+    pays_cheap = (mode == UNCHECKED) | (judged & (answered | ~escalate))
+    cost = pays_cheap * x.cheap_cost + to_large * x.large_cost
+    quality = np.where(to_large, x.large_score, x.cheap_score)
+    return float(cost.mean()), float(quality.mean())
+
+
+def cascade_curve(name: str, x: CascadeInputs, band: float | None, n_points: int = 201) -> Curve:
+    """The threshold sweep, cut where its cost-equivalent large share reaches 1."""
+    signal = np.concatenate([x.verifier_p[x.has_answer], x.prompt_p])
+    qs = np.quantile(signal, np.linspace(0, 1, n_points)) if len(signal) else np.array([])
+    grid = np.unique(np.clip(np.concatenate([[0.0, 1.0], qs, qs + 1e-9]), 0.0, 1.0))
+    if band is not None:
+        # The band edges move with the threshold: add the thresholds where a row crosses one.
+        edges = np.concatenate([x.prompt_p - band, x.prompt_p + band])
+        grid = np.unique(np.clip(np.concatenate([grid, edges, edges + 1e-9]), 0.0, 1.0))
+        if len(grid) > 4 * n_points:
+            grid = np.unique(np.quantile(grid, np.linspace(0, 1, 4 * n_points)))
+    lo, hi = float(x.cheap_cost.mean()), float(x.large_cost.mean())
+    pts = sorted((*operating_point(x, float(t), band), float(t)) for t in grid)
+    cost = np.array([p[0] for p in pts])
+    quality = np.array([p[1] for p in pts])
+    share = (cost - lo) / (hi - lo) if hi > lo else np.zeros(len(cost))
+    params = [p[2] for p in pts]
+    keep = share <= 1.0 + 1e-12
+    if not keep.all() and keep.any():
+        # Interpolate the point at share 1 between the last kept and the first dropped.
+        i = int(np.flatnonzero(~keep)[0])
+        j = max(0, i - 1)
+        w = 0.0 if share[i] == share[j] else (1.0 - share[j]) / (share[i] - share[j])
+        c1 = cost[j] + w * (cost[i] - cost[j])
+        q1 = quality[j] + w * (quality[i] - quality[j])
+        k = np.flatnonzero(keep)
+        cost = np.r_[cost[k], c1]
+        quality = np.r_[quality[k], q1]
+        share = np.r_[share[k], 1.0]
+        params = [params[m] for m in k] + [params[i]]
+    return Curve(name, cost, quality, share, params)
+
+
+def _inputs(data: EvalData, router_p: Predictions, verifier_p: np.ndarray) -> CascadeInputs:
+    w, s = data.weak_strong()
+    cheap_success = router_p.success[:, w]
+    prompt_p = np.where(np.isnan(cheap_success), 1.0 - router_p.difficulty, cheap_success)
+    return CascadeInputs(
+        cheap_score=data.scores[:, w],
+        large_score=data.scores[:, s],
+        cheap_cost=data.costs[:, w],
+        large_cost=data.costs[:, s],
+        verifier_p=verifier_p,
+        prompt_p=np.clip(prompt_p, 0.0, 1.0),
+    )
+
+
+class CascadeCurves:
+    """The `extra` hook of `evaluate()`: adds the cascade and hybrid curves and their settings.
+
+    `verifier`: a fitted verifier to use as is (no CV), else one is trained inside each fold."""
+
+    def __init__(
+        self,
+        band: float | None = DEFAULT_BAND,
+        verifier: AnswerVerifier | None = None,
+        C: float = 0.5,
+        log: Log | None = None,
+    ) -> None:
+        self.band = band
+        self.verifier = verifier
+        self.C = C
+        self.log = log or (lambda _m: None)
+
+    def verifier_probabilities(
+        self, data: EvalData, folds: np.ndarray, cross_validated: bool
+    ) -> tuple[np.ndarray, list[Any]]:
+        """P(right) of each row's cheap answer (NaN without one), and the folds that had no
+        answers to train on."""
+        if not data.two_tier:
+            raise DataError(
+                "--cascade compares two tiers: give data with one cheap and one large model"
+            )
+        cheap = data.models[data.weak_strong()[0]]
+        cases = [cheap_answer_case(ex, cheap) for ex in data.examples]
+        if not any(c is not None for c in cases):
+            raise DataError(
+                f"--cascade: no row has an answer of the cheap model {cheap!r} (rows need "
+                "`answers`, as RouteLLM GSM8K rows or `router profile` output have)"
+            )
+        p = np.full(len(cases), np.nan)
+        missing: list[Any] = []
+        if not cross_validated:
+            v = self.verifier or load_verifier("default")
+            idx = [i for i, c in enumerate(cases) if c is not None]
+            p[idx] = v.predict_proba([cases[i] for i in idx])[:, 1]
+            return p, missing
+        for f in np.unique(folds):
+            te = [i for i in np.flatnonzero(folds == f) if cases[i] is not None]
+            if not te:
+                continue
+            train = [data.examples[i] for i in np.flatnonzero(folds != f)]
+            tc, ty, _, _ = verifier_cases(train, [cheap])
+            if len(tc) < 10 or ty.min() == ty.max():
+                missing.append(f.item() if hasattr(f, "item") else f)
+                continue
+            self.log(f"verifier fold {f}: {len(tc)} answers")
+            v = AnswerVerifier(C=self.C).fit(tc, ty)
+            p[te] = v.predict_proba([cases[i] for i in te])[:, 1]
+        return p, missing
+
+    def __call__(
+        self, data: EvalData, router_p: Predictions, folds: np.ndarray, cross_validated: bool
+    ) -> tuple[list[Curve], dict[str, Any]]:
+        vp, missing = self.verifier_probabilities(data, folds, cross_validated)
+        x = _inputs(data, router_p, vp)
+        curves = [cascade_curve("cascade", x, None), cascade_curve("hybrid", x, self.band)]
+        judged = x.has_answer
+        right = x.cheap_score[judged] >= 0.5
+        settings = {
+            "cascade": {
+                "rows_with_answers": int(judged.sum()),
+                "band": self.band,
+                "verifier": "trained inside each fold" if cross_validated else "as is",
+                "folds_without_verifier": missing,
+                "verifier_auroc": auroc(right, vp[judged]) if judged.any() else None,
+                "prompt_auroc_on_answered_rows": auroc(right, x.prompt_p[judged])
+                if judged.any()
+                else None,
+                "x_axis": "cost-equivalent large share (cheap calls counted)",
+            }
+        }
+        return curves, settings
