@@ -356,3 +356,317 @@ def test_wrong_method_and_unknown_path(http, proxy):
 def test_a_good_request_still_works_after_the_bad_ones(http):
     r = http.post("/chat/completions", json=body(messages=[{"role": "user", "content": "ok?"}]))
     assert r.status_code == 200 and r.json()["choices"][0]["message"]["content"] == "echo: ok?"
+
+
+# ---- the agent endpoints: each API's own error shape, naming the field ---------------------
+
+FN_TOOL = {"type": "function", "name": "f", "parameters": {"type": "object"}}
+
+
+def rbody(**fields) -> dict:
+    return {"model": "router", "input": "hi", **fields}
+
+
+def items(*its) -> dict:
+    return rbody(input=list(its))
+
+
+def call_item(call_id: str = "c1") -> dict:
+    return {"type": "function_call", "call_id": call_id, "name": "f", "arguments": "{}"}
+
+
+# id → (body: dict or raw bytes, extra headers, status, field the error must name or None)
+RESPONSES_CASES: dict[str, tuple[object, dict, int, str | None]] = {
+    "invalid-json": (b'{"model": "router", "input": ', JSON, 400, None),
+    "json-array": ([1], {}, 400, None),
+    "content-type-text": (b"{}", {"content-type": "text/plain"}, 415, "content-type"),
+    "model-missing": ({"input": "hi"}, {}, 400, "model"),
+    "model-unknown": (rbody(model="gpt-17"), {}, 404, "model"),
+    "input-missing": ({"model": "router"}, {}, 400, "input"),
+    "input-number": (rbody(input=5), {}, 400, "input"),
+    "input-empty-string": (rbody(input=" "), {}, 400, "input"),
+    "input-empty-list": (rbody(input=[]), {}, 400, "input"),
+    "input-nul": (rbody(input="a\u0000b"), {}, 400, "input"),
+    "item-not-object": (items(5), {}, 400, "input[0]"),
+    "item-unknown-type": (items({"type": "web_search_call"}), {}, 400, "input[0].type"),
+    "item-without-type": (items({"content": "x"}), {}, 400, "input[0].type"),
+    "item-reference": (items({"type": "item_reference", "id": "x"}), {}, 400, "input[0].type"),
+    "role-unknown": (items({"role": "wizard", "content": "x"}), {}, 400, "input[0].role"),
+    "content-number": (items({"role": "user", "content": 5}), {}, 400, "input[0].content"),
+    "content-empty": (items({"role": "user", "content": ""}), {}, 400, "input[0].content"),
+    "part-unknown": (
+        items({"role": "user", "content": [{"type": "input_video"}]}),
+        {},
+        400,
+        "input[0].content[0].type",
+    ),
+    "part-text-number": (
+        items({"role": "user", "content": [{"type": "input_text", "text": 5}]}),
+        {},
+        400,
+        "input[0].content[0].text",
+    ),
+    "image-without-url": (
+        items({"role": "user", "content": [{"type": "input_image", "file_id": "f"}]}),
+        {},
+        400,
+        "input[0].content[0].image_url",
+    ),
+    "call-without-name": (
+        items({"type": "function_call", "call_id": "c", "arguments": "{}"}),
+        {},
+        400,
+        "input[0].name",
+    ),
+    "output-without-call-id": (
+        items({"type": "function_call_output", "output": "x"}),
+        {},
+        400,
+        "input[0].call_id",
+    ),
+    "output-number": (
+        items(call_item(), {"type": "function_call_output", "call_id": "c1", "output": 5}),
+        {},
+        400,
+        "input[1].output",
+    ),
+    "output-for-unknown-call": (
+        items(call_item(), {"type": "function_call_output", "call_id": "c2", "output": "x"}),
+        {},
+        400,
+        "input[1].call_id",
+    ),
+    "instructions-number": (rbody(instructions=5), {}, 400, "instructions"),
+    "tools-string": (rbody(tools="f"), {}, 400, "tools"),
+    "tool-web-search": (rbody(tools=[{"type": "web_search"}]), {}, 400, "tools[0].type"),
+    "tool-name-invalid": (
+        rbody(tools=[{"type": "function", "name": "a b"}]),
+        {},
+        400,
+        "tools[0].name",
+    ),
+    "tool-parameters-string": (
+        rbody(tools=[{**FN_TOOL, "parameters": "object"}]),
+        {},
+        400,
+        "tools[0].parameters",
+    ),
+    "tool-choice-word": (rbody(tool_choice="sometimes"), {}, 400, "tool_choice"),
+    "tool-choice-unknown-function": (
+        rbody(tools=[FN_TOOL], tool_choice={"type": "function", "name": "g"}),
+        {},
+        400,
+        "tool_choice.name",
+    ),
+    "max-output-tokens-zero": (rbody(max_output_tokens=0), {}, 400, "max_output_tokens"),
+    "temperature-high": (rbody(temperature=3), {}, 400, "temperature"),
+    "stream-string": (rbody(stream="yes"), {}, 400, "stream"),
+    "metadata-number-value": (rbody(metadata={"a": 1}), {}, 400, "metadata.a"),
+    "text-format-unknown": (rbody(text={"format": {"type": "xml"}}), {}, 400, "text.format.type"),
+    "truncation-unknown": (rbody(truncation="some"), {}, 400, "truncation"),
+    "background-true": (rbody(background=True), {}, 400, "background"),
+    "unknown-parameter": (rbody(frob=1), {}, 400, "frob"),
+    "previous-response-unknown": (
+        rbody(previous_response_id="resp_nope"),
+        {},
+        404,
+        "previous_response_id",
+    ),
+    "session-header-too-long": (rbody(), {"x-session-id": "s" * 300}, 400, "x-session-id"),
+}
+
+
+def mbody(**fields) -> dict:
+    return {
+        "model": "router",
+        "max_tokens": 16,
+        "messages": [{"role": "user", "content": "hi"}],
+    } | fields
+
+
+def mmsg(*content) -> dict:
+    return mbody(messages=[{"role": "user", "content": list(content)}])
+
+
+ATOOL = {"name": "f", "input_schema": {"type": "object"}}
+USE = {"type": "tool_use", "id": "t1", "name": "f", "input": {}}
+
+MESSAGES_CASES: dict[str, tuple[object, dict, int, str | None]] = {
+    "invalid-json": (b'{"model": "router", "messages": [', JSON, 400, None),
+    "json-string": ("hi", {}, 400, None),
+    "content-type-text": (b"{}", {"content-type": "text/plain"}, 415, "content-type"),
+    "model-unknown": (mbody(model="claude-x"), {}, 404, "model"),
+    "max-tokens-missing": (
+        {"model": "router", "messages": [{"role": "user", "content": "x"}]},
+        {},
+        400,
+        "max_tokens",
+    ),
+    "max-tokens-zero": (mbody(max_tokens=0), {}, 400, "max_tokens"),
+    "max-tokens-string": (mbody(max_tokens="5"), {}, 400, "max_tokens"),
+    "messages-missing": ({"model": "router", "max_tokens": 5}, {}, 400, "messages"),
+    "messages-empty": (mbody(messages=[]), {}, 400, "messages"),
+    "message-not-object": (mbody(messages=[5]), {}, 400, "messages.0"),
+    "role-system": (
+        mbody(messages=[{"role": "system", "content": "x"}]),
+        {},
+        400,
+        "messages.0.role",
+    ),
+    "first-is-assistant": (
+        mbody(messages=[{"role": "assistant", "content": "x"}]),
+        {},
+        400,
+        "messages.0.role",
+    ),
+    "content-missing": (mbody(messages=[{"role": "user"}]), {}, 400, "messages.0.content"),
+    "content-empty": (
+        mbody(messages=[{"role": "user", "content": " "}]),
+        {},
+        400,
+        "messages.0.content",
+    ),
+    "content-number": (
+        mbody(messages=[{"role": "user", "content": 5}]),
+        {},
+        400,
+        "messages.0.content",
+    ),
+    "content-nul": (
+        mbody(messages=[{"role": "user", "content": "a\u0000"}]),
+        {},
+        400,
+        "messages.0.content",
+    ),
+    "message-extra-field": (
+        mbody(messages=[{"role": "user", "content": "x", "name": "bob"}]),
+        {},
+        400,
+        "messages.0.name",
+    ),
+    "block-without-type": (mmsg({"text": "x"}), {}, 400, "messages.0.content.0"),
+    "block-unknown": (mmsg({"type": "video"}), {}, 400, "messages.0.content.0.type"),
+    "text-block-number": (mmsg({"type": "text", "text": 5}), {}, 400, "messages.0.content.0.text"),
+    "tool-use-in-user-message": (mmsg(USE), {}, 400, "messages.0.content.0.type"),
+    "tool-result-unknown-id": (
+        mmsg({"type": "tool_result", "tool_use_id": "nope", "content": "x"}),
+        {},
+        400,
+        "messages.0.content.0.tool_use_id",
+    ),
+    "tool-use-input-string": (
+        mbody(
+            messages=[
+                {"role": "user", "content": "x"},
+                {"role": "assistant", "content": [{**USE, "input": "x"}]},
+            ]
+        ),
+        {},
+        400,
+        "messages.1.content.0.input",
+    ),
+    "image-bad-source": (
+        mmsg({"type": "image", "source": {"type": "base64"}}),
+        {},
+        400,
+        "messages.0.content.0.source",
+    ),
+    "system-number": (mbody(system=5), {}, 400, "system"),
+    "system-block-not-text": (mbody(system=[{"type": "image"}]), {}, 400, "system.0"),
+    "stop-sequences-string": (mbody(stop_sequences="STOP"), {}, 400, "stop_sequences"),
+    "stop-sequence-empty": (mbody(stop_sequences=[""]), {}, 400, "stop_sequences.0"),
+    "temperature-high": (mbody(temperature=1.5), {}, 400, "temperature"),
+    "tool-without-schema": (mbody(tools=[{"name": "f"}]), {}, 400, "tools.0.input_schema"),
+    "tool-name-invalid": (mbody(tools=[{**ATOOL, "name": "a b"}]), {}, 400, "tools.0.name"),
+    "server-tool": (
+        mbody(tools=[{"type": "web_search_20250305", "name": "web_search"}]),
+        {},
+        400,
+        "tools.0.type",
+    ),
+    "tool-choice-unknown": (mbody(tool_choice={"type": "sometimes"}), {}, 400, "tool_choice.type"),
+    "tool-choice-unknown-tool": (
+        mbody(tools=[ATOOL], tool_choice={"type": "tool", "name": "g"}),
+        {},
+        400,
+        "tool_choice.name",
+    ),
+    "unknown-parameter": (mbody(frob=1), {}, 400, "frob"),
+}
+
+PASSTHROUGH_CASES: dict[str, tuple[str, dict, int, str]] = {
+    "embeddings-input-missing": ("/embeddings", {"model": "large"}, 400, "input"),
+    "embeddings-input-number": ("/embeddings", {"model": "large", "input": 5}, 400, "input"),
+    "embeddings-routed-model": ("/embeddings", {"model": "router", "input": "x"}, 400, "model"),
+    "embeddings-unknown-model": ("/embeddings", {"model": "nope", "input": "x"}, 404, "model"),
+    "embeddings-dimensions-zero": (
+        "/embeddings",
+        {"model": "large", "input": "x", "dimensions": 0},
+        400,
+        "dimensions",
+    ),
+    "embeddings-unknown-parameter": (
+        "/embeddings",
+        {"model": "large", "input": "x", "frob": 1},
+        400,
+        "frob",
+    ),
+    "completions-prompt-missing": ("/completions", {"model": "large"}, 400, "prompt"),
+    "completions-max-tokens-zero": (
+        "/completions",
+        {"model": "large", "prompt": "x", "max_tokens": 0},
+        400,
+        "max_tokens",
+    ),
+    "completions-stream-string": (
+        "/completions",
+        {"model": "large", "prompt": "x", "stream": "yes"},
+        400,
+        "stream",
+    ),
+}
+
+
+def send_case(http: httpx.Client, path: str, payload: object, headers: dict) -> httpx.Response:
+    if isinstance(payload, bytes):
+        return http.post(path, content=payload, headers=headers)
+    return http.post(path, json=payload, headers=headers)
+
+
+@pytest.mark.parametrize("case", sorted(RESPONSES_CASES))
+def test_bad_responses_bodies_are_openai_errors_naming_the_field(http, case):
+    payload, headers, status, param = RESPONSES_CASES[case]
+    r = send_case(http, "/responses", payload, headers)
+    assert r.status_code == status, (r.status_code, r.text[:300])
+    err = r.json()["error"]
+    assert set(err) == {"message", "type", "param", "code"} and "Traceback" not in r.text
+    if param is not None:
+        assert err["param"] == param and err["message"].startswith(param), err
+
+
+@pytest.mark.parametrize("case", sorted(MESSAGES_CASES))
+def test_bad_messages_bodies_are_anthropic_errors_naming_the_field(http, case):
+    payload, headers, status, param = MESSAGES_CASES[case]
+    r = send_case(http, "/messages", payload, headers)
+    assert r.status_code == status, (r.status_code, r.text[:300])
+    body = r.json()
+    assert body["type"] == "error" and set(body["error"]) == {"type", "message"}, body
+    assert body["error"]["type"].endswith("_error") and "Traceback" not in r.text
+    if param is not None:
+        assert body["error"]["message"].startswith(param), body
+
+
+@pytest.mark.parametrize("case", sorted(PASSTHROUGH_CASES))
+def test_bad_pass_through_bodies_name_the_field(http, case):
+    path, payload, status, param = PASSTHROUGH_CASES[case]
+    r = http.post(path, json=payload)
+    assert r.status_code == status, (r.status_code, r.text[:300])
+    err = r.json()["error"]
+    assert err["param"] == param and err["message"].startswith(param), err
+
+
+def test_the_agent_endpoints_answer_after_the_bad_ones(http):
+    r = http.post("/responses", json=rbody(input="ok?"))
+    assert r.status_code == 200 and r.json()["output"][0]["content"][0]["text"] == "echo: ok?"
+    r = http.post("/messages", json=mbody(messages=[{"role": "user", "content": "ok?"}]))
+    assert r.status_code == 200 and r.json()["content"][0]["text"] == "echo: ok?"

@@ -19,8 +19,10 @@ from schemathesis.checks import negative_data_rejection, not_a_server_error
 from router.server import create_app
 from tests.proxy import Proxy, shared_server_router
 
-EXAMPLES = {"POST": 50, "GET": 5}  # per operation and mode: bounded time
+EXAMPLES = {"POST": 50, "GET": 5, "DELETE": 5}  # per operation and mode: bounded time
 BODY_OPS = {"/v1/chat/completions", "/v1/route"}
+# The agent endpoints (router/server/agents.py): Responses, Anthropic Messages, pass-through.
+BODY_OPS |= {"/v1/responses", "/v1/messages", "/v1/completions", "/v1/embeddings"}
 
 
 @pytest.fixture(scope="module")
@@ -54,6 +56,12 @@ def operations() -> list[tuple[str, str]]:
     return [
         ("POST", "/v1/chat/completions"),
         ("POST", "/v1/route"),
+        ("POST", "/v1/responses"),
+        ("GET", "/v1/responses/{response_id}"),
+        ("DELETE", "/v1/responses/{response_id}"),
+        ("POST", "/v1/messages"),
+        ("POST", "/v1/completions"),
+        ("POST", "/v1/embeddings"),
         ("GET", "/v1/models"),
         ("GET", "/health"),
         ("GET", "/ready"),

@@ -31,6 +31,7 @@ from .translate import (
     chat_to_message,
     messages_to_chat,
     new_id,
+    nullable,
     parse_messages,
     sse_events,
 )
@@ -151,13 +152,14 @@ def _ms(t0: float) -> float:
 
 
 # ---- OpenAPI documentation of the body (for docs and schema fuzzing; not used to parse) ------
+# Exactly as permissive as parse_messages where fuzzing can reach: a body this schema refuses,
+# the endpoint refuses too (schemathesis checks both ways).
 
 _TEXT = {"type": "string", "minLength": 1, "pattern": "\\S"}
 _TEXT_BLOCK = {
     "type": "object",
     "required": ["type", "text"],
-    "properties": {"type": {"const": "text"}, "text": _TEXT},
-    "additionalProperties": False,
+    "properties": {"type": {"const": "text"}, "text": {"type": "string"}},
 }
 _USER = {
     "type": "object",
@@ -174,26 +176,31 @@ _TOOL = {
     "properties": {
         "name": {"type": "string", "pattern": "^[A-Za-z0-9_-]{1,64}$"},
         "description": {"type": "string"},
-        "input_schema": {"type": "object", "properties": {"type": {"const": "object"}}},
+        "input_schema": {"type": "object"},
     },
-    "additionalProperties": False,
 }
 
 
 def openapi_messages() -> dict[str, Any]:
+    props: dict[str, Any] = {
+        "system": {"anyOf": [{"type": "string"}, {"type": "array", "items": _TEXT_BLOCK}]},
+        "stop_sequences": {"type": "array", "items": {"type": "string", "minLength": 1}},
+        "stream": {"type": "boolean"},
+        "temperature": {"type": "number", "minimum": 0, "maximum": 1},
+        "top_p": {"type": "number", "minimum": 0, "maximum": 1},
+        "top_k": {"type": "integer", "minimum": 0},
+        "tools": {"type": "array", "items": _TOOL},
+        "metadata": {"type": "object", "properties": {"user_id": {"type": "string"}}},
+        "service_tier": {"type": "string"},
+    }
     schema = {
         "type": "object",
         "required": ["model", "max_tokens", "messages"],
         "properties": {
             "model": {"type": "string", "minLength": 1, "maxLength": 256, "examples": ["router"]},
             "max_tokens": {"type": "integer", "minimum": 1},
-            "messages": {"type": "array", "items": _USER, "minItems": 1, "maxItems": 1},
-            "system": _TEXT,
-            "stop_sequences": {"type": "array", "items": _TEXT},
-            "stream": {"type": "boolean"},
-            "temperature": {"type": "number", "minimum": 0, "maximum": 1},
-            "top_p": {"type": "number", "minimum": 0, "maximum": 1},
-            "tools": {"type": "array", "items": _TOOL},
+            "messages": {"type": "array", "items": _USER, "minItems": 1},
+            **{k: nullable(v) for k, v in props.items()},
         },
         "additionalProperties": False,
     }

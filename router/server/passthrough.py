@@ -171,6 +171,9 @@ class PassThrough:
                 async for chunk in result:
                     data = chunk.model_dump() if hasattr(chunk, "model_dump") else dict(chunk)
                     data["model"] = name
+                    for choice in data.get("choices") or []:
+                        if choice.get("text") is None:
+                            choice["text"] = ""  # litellm's closing chunk; OpenAI's is a string
                     yield event(_json(data))
                 yield b"data: [DONE]\n\n"
             except Exception as e:  # noqa: BLE001 - the stream ends with an error event
@@ -200,21 +203,29 @@ def _json(data: Any) -> str:
     return json.dumps(data, ensure_ascii=False, default=str)
 
 
+_INPUTS = [
+    {"type": "string", "minLength": 1},
+    {"type": "array", "items": {"type": "string"}, "minItems": 1},
+    {"type": "array", "items": {"type": "integer"}, "minItems": 1},
+    {"type": "array", "items": {"type": "array", "items": {"type": "integer"}}, "minItems": 1},
+]
+
+
+def _nullable(schema: dict) -> dict:
+    return {"anyOf": [schema, {"type": "null"}]}
+
+
 def openapi_embeddings() -> dict[str, Any]:
+    """Documented as permissive as the parser (fuzzing checks both ways)."""
     schema = {
         "type": "object",
         "required": ["model", "input"],
         "properties": {
-            "model": {"type": "string", "minLength": 1, "maxLength": 256, "examples": ["embedder"]},
-            "input": {
-                "anyOf": [
-                    {"type": "string", "minLength": 1},
-                    {"type": "array", "items": {"type": "string"}, "minItems": 1},
-                ]
-            },
-            "encoding_format": {"enum": ["float"]},
-            "dimensions": {"type": "integer", "minimum": 1},
-            "user": {"type": "string"},
+            "model": {"type": "string", "minLength": 1, "maxLength": 256, "examples": ["large"]},
+            "input": {"anyOf": _INPUTS},
+            "encoding_format": _nullable({"enum": ["float", "base64"]}),
+            "dimensions": _nullable({"type": "integer", "minimum": 1}),
+            "user": _nullable({"type": "string"}),
         },
         "additionalProperties": False,
     }
@@ -222,17 +233,25 @@ def openapi_embeddings() -> dict[str, Any]:
 
 
 def openapi_completions() -> dict[str, Any]:
+    """Common fields typed; others pass through to the provider (as for chat)."""
+    props = {
+        "max_tokens": {"type": "integer", "minimum": 1},
+        "temperature": {"type": "number", "minimum": 0, "maximum": 2},
+        "top_p": {"type": "number", "minimum": 0, "maximum": 1},
+        "n": {"type": "integer", "minimum": 1, "maximum": 128},
+        "stream": {"type": "boolean"},
+        "stop": {"anyOf": [{"type": "string"}, {"type": "array", "items": {"type": "string"}}]},
+        "echo": {"type": "boolean"},
+        "seed": {"type": "integer"},
+        "user": {"type": "string"},
+    }
     schema = {
         "type": "object",
         "required": ["model", "prompt"],
         "properties": {
             "model": {"type": "string", "minLength": 1, "maxLength": 256, "examples": ["large"]},
-            "prompt": {"type": "string", "minLength": 1},
-            "max_tokens": {"type": "integer", "minimum": 1},
-            "temperature": {"type": "number", "minimum": 0, "maximum": 2},
-            "top_p": {"type": "number", "minimum": 0, "maximum": 1},
-            "stream": {"type": "boolean"},
-            "stop": {"anyOf": [{"type": "string"}, {"type": "array", "items": {"type": "string"}}]},
+            "prompt": {"anyOf": _INPUTS},
+            **{k: _nullable(v) for k, v in props.items()},
         },
     }
     return {"requestBody": {"required": True, "content": {"application/json": {"schema": schema}}}}

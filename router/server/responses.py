@@ -31,6 +31,7 @@ from .translate import (
     ResponsesStream,
     chat_to_response,
     new_id,
+    nullable,
     parse_responses,
     responses_to_chat,
     sse_events,
@@ -206,6 +207,8 @@ def _ms(t0: float) -> float:
 
 
 # ---- OpenAPI documentation of the body (for docs and schema fuzzing; not used to parse) ------
+# Exactly as permissive as parse_responses where fuzzing can reach: a body this schema refuses,
+# the endpoint refuses too (schemathesis checks both ways).
 
 _TEXT = {"type": "string", "minLength": 1, "pattern": "\\S"}
 _INPUT_TEXT = {
@@ -218,7 +221,7 @@ _MESSAGE = {
     "required": ["role", "content"],
     "properties": {
         "type": {"const": "message"},
-        "role": {"enum": ["user", "system", "developer"]},
+        "role": {"enum": ["user", "assistant", "system", "developer"]},
         "content": {"anyOf": [_TEXT, {"type": "array", "items": _INPUT_TEXT, "minItems": 1}]},
     },
 }
@@ -232,25 +235,37 @@ _TOOL = {
         "parameters": {"type": "object"},
     },
 }
+_STRING = {"type": "string"}
 
 
 def openapi_responses() -> dict[str, Any]:
+    props: dict[str, Any] = {
+        "instructions": _STRING,
+        "previous_response_id": {"type": "string", "minLength": 1, "maxLength": 256},
+        "tools": {"type": "array", "items": _TOOL},
+        "tool_choice": {"enum": ["none", "auto", "required"]},
+        "parallel_tool_calls": {"type": "boolean"},
+        "stream": {"type": "boolean"},
+        "store": {"type": "boolean"},
+        "temperature": {"type": "number", "minimum": 0, "maximum": 2},
+        "top_p": {"type": "number", "minimum": 0, "maximum": 1},
+        "max_output_tokens": {"type": "integer", "minimum": 1},
+        "metadata": {"type": "object", "additionalProperties": _STRING},
+        "user": {"type": "string", "maxLength": 256},
+        "truncation": {"enum": ["auto", "disabled"]},
+        "include": {"type": "array", "items": _STRING},
+        "service_tier": _STRING,
+        "prompt_cache_key": _STRING,
+        "safety_identifier": _STRING,
+        "background": {"const": False},
+    }
     schema = {
         "type": "object",
         "required": ["model", "input"],
         "properties": {
             "model": {"type": "string", "minLength": 1, "maxLength": 256, "examples": ["router"]},
             "input": {"anyOf": [_TEXT, {"type": "array", "items": _MESSAGE, "minItems": 1}]},
-            "instructions": {"type": "string"},
-            "tools": {"type": "array", "items": _TOOL},
-            "tool_choice": {"enum": ["none", "auto"]},
-            "stream": {"type": "boolean"},
-            "store": {"type": "boolean"},
-            "temperature": {"type": "number", "minimum": 0, "maximum": 2},
-            "top_p": {"type": "number", "minimum": 0, "maximum": 1},
-            "max_output_tokens": {"type": "integer", "minimum": 1},
-            "metadata": {"type": "object", "additionalProperties": {"type": "string"}},
-            "user": {"type": "string", "maxLength": 256},
+            **{k: nullable(v) for k, v in props.items()},
         },
         "additionalProperties": False,
     }

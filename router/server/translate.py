@@ -932,8 +932,7 @@ def messages_to_chat(body: MessagesBody, data: dict) -> ChatCall:
     ):
         if chat.get(k) is not None:
             params[k] = chat[k]
-    if body.top_k is not None:
-        params["top_k"] = body.top_k
+    # top_k is accepted and not forwarded: most chat providers refuse it (litellm raises).
     if body.stream:
         params["stream"] = True
         params["stream_options"] = {"include_usage": True}
@@ -1118,3 +1117,8 @@ def sse_events(events: list[dict], named: bool = True) -> Iterator[bytes]:
         data = json.dumps(ev, ensure_ascii=False, separators=(",", ":"))
         head = f"event: {ev['type']}\n" if named else ""
         yield f"{head}data: {data}\n\n".encode()
+
+
+def nullable(schema: dict) -> dict:
+    """An optional field's JSON schema: the parsers take null for "not given"."""
+    return {"anyOf": [schema, {"type": "null"}]}

@@ -47,6 +47,7 @@ def write_agent_config(directory: Path, api_base: str) -> Path:
             model("flip", "switch-flip", "small", ["tools", "json", "streaming"], 0.15),
             model("large", "large", "large", ["tools", "json", "vision", "streaming"], 5.0),
             model("embedder", "embedder", "small", ["streaming"], 0.01),
+            model("broken", "fail-500", "small", ["streaming"], 0.01),
         ],
     }
     path = directory / "config.yaml"
