@@ -24,7 +24,6 @@ import socket
 import threading
 import time
 import uuid
-from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -206,13 +205,14 @@ class BreakerSync:
         # Who wrote a record: its own records are not applied back. Unique per sync, even for
         # two apps in one process.
         self.replica = replica or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
-        self._pending: deque[tuple[str, dict]] = deque(maxlen=10_000)
+        # The latest record per model not yet in the store (a later one replaces it).
+        self._pending: dict[str, dict] = {}
         self._task: asyncio.Task | None = None
         self.rounds = 0  # completed sync rounds (for tests and /ready)
         breakers.listener = self._queue
 
     def _queue(self, model: str, record: dict) -> None:
-        self._pending.append((model, {**record, "by": self.replica}))
+        self._pending[model] = {**record, "by": self.replica}
 
     def _ttl(self, record: dict) -> float:
         # An open record matters until its cool-down ends; a close, until every open it
@@ -223,10 +223,15 @@ class BreakerSync:
 
     async def sync_once(self) -> None:
         """Publish this process's changes, then apply everyone's."""
-        while self._pending:
-            model, record = self._pending[0]
+        for model, record in list(self._pending.items()):
+            # A RedisStore serves a call in process when Redis does not answer: then the
+            # record is not shared yet, and stays pending for the next round.
+            served_locally = getattr(self.store, "fallbacks", 0)
             await self.store.set(f"breaker:{model}", record, ttl_s=self._ttl(record))
-            self._pending.popleft()
+            if getattr(self.store, "fallbacks", 0) != served_locally:
+                break
+            if self._pending.get(model) is record:
+                del self._pending[model]
         records = await asyncio.gather(*(self.store.get(f"breaker:{m}") for m in self.models))
         for model, record in zip(self.models, records, strict=True):
             if isinstance(record, dict) and record.get("by") != self.replica:

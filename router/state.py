@@ -103,7 +103,8 @@ class RedisStore:
 
     Redis is a help, never a dependency of a request: every call has short socket time-outs
     and no retries, and when Redis does not answer the call is served by an in-process
-    `MemoryStore` instead (`degraded` is True, a warning is logged once per outage). While
+    `MemoryStore` instead. A refused or broken connection, or `timeouts_to_degrade` time-outs
+    in a row, start an outage (`degraded` is True, a warning is logged once per outage). While
     degraded, Redis is tried again at most every `retry_s` seconds; the first call that
     succeeds ends the outage (logged). What was written in process during an outage stays
     there: state is per process until Redis is back, as it is without Redis.
@@ -116,14 +117,19 @@ class RedisStore:
         self,
         url: str,
         *,
-        timeout_s: float = 0.25,
+        timeout_s: float = 0.5,
         retry_s: float = 1.0,
+        timeouts_to_degrade: int = 3,
         prefix: str = "router:",
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.url = url
         self.timeout_s = timeout_s
         self.retry_s = retry_s
+        # A time-out may be this process's own busy event loop rather than Redis: only so
+        # many in a row start an outage. A refused or broken connection starts one at once.
+        self.timeouts_to_degrade = timeouts_to_degrade
+        self._timeouts = 0  # consecutive time-outs
         self.prefix = prefix
         self.clock = clock
         self.fallback = MemoryStore()
@@ -190,6 +196,7 @@ class RedisStore:
 
     def mark_ok(self) -> None:
         """Redis answered: an outage, if any, is over."""
+        self._timeouts = 0
         if self.degraded:
             self.degraded = False
             log.warning("state: Redis at %s answers again; shared state restored", self._where)
@@ -203,6 +210,10 @@ class RedisStore:
     def mark_outage(self, exc: Exception) -> None:
         """Redis did not answer (`exc`): serve in process, warn once, try again later."""
         self.fallbacks += 1
+        if not self.degraded and _is_timeout(exc):
+            self._timeouts += 1
+            if self._timeouts < self.timeouts_to_degrade:
+                return  # this call was served in process; the next one asks Redis again
         self._retry_at = self.clock() + self.retry_s
         if not self.degraded:
             self.degraded = True
@@ -286,6 +297,12 @@ def _is_outage(exc: Exception) -> bool:
     from redis.exceptions import RedisError  # redis is imported by then (lazy: start-up time)
 
     return isinstance(exc, RedisError | OSError | TimeoutError | RuntimeError)
+
+
+def _is_timeout(exc: Exception) -> bool:
+    from redis.exceptions import TimeoutError as RedisTimeout
+
+    return isinstance(exc, TimeoutError | RedisTimeout)
 
 
 def _ms(ttl_s: float | None) -> int | None:

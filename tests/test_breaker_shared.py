@@ -216,3 +216,29 @@ def test_a_redis_outage_degrades_and_never_fails_requests(replicas, redis_server
     assert wait_for(lambda: metric(one, "router_state_degraded") == 0)
     assert httpx.get(one.url + "/ready", timeout=30).json()["state"] == "redis"
     assert chat(two, "balanced").status_code == 200
+
+
+async def test_an_open_during_an_outage_is_shared_once_redis_is_back(redis_url, redis_server):
+    wall = Clock(time.time())
+    store_a, store_b = RedisStore(redis_url, retry_s=0.2), RedisStore(redis_url)
+    a, _, sync_a = replica(store_a, wall, "a")
+    b, _, sync_b = replica(store_b, wall, "b")
+    redis_server.kill()
+    try:
+        for _ in range(2):
+            a.failure("m")
+        await sync_a.sync_once()  # served in process: not shared, so still pending
+        assert store_a.degraded
+    finally:
+        redis_server.start()
+    await sync_b.sync_once()
+    assert state(b, "m") == CLOSED  # Redis came back empty: nothing to see yet
+    import asyncio
+
+    await asyncio.sleep(0.3)  # past store_a's retry_s
+    await sync_a.sync_once()
+    assert not store_a.degraded
+    await sync_b.sync_once()
+    assert state(b, "m") == OPEN
+    await store_a.close()
+    await store_b.close()
