@@ -254,10 +254,39 @@ def read_jsonl(path: str | Path) -> list[Example]:
 
 
 def read_many(paths: Iterable[str | Path]) -> list[Example]:
+    """Load several datasets. A row whose `id` appeared in an earlier file is the same prompt
+    with more columns (e.g. `router profile --out` of a new model): its columns join the first
+    row's instead of duplicating the prompt; columns the first row has stay as they are."""
     out: list[Example] = []
+    first: dict[str, Example] = {}
     for p in paths:
-        out.extend(read_jsonl(p))
+        later: dict[str, Example] = {}
+        for ex in read_jsonl(p):
+            earlier = first.get(ex.id) if ex.id is not None else None
+            if earlier is None:
+                out.append(ex)
+                if ex.id is not None:
+                    later[ex.id] = ex
+                continue
+            if earlier.text() != ex.text():
+                raise DataError(f"{p}: id {ex.id!r} is in an earlier file with another prompt")
+            _merge_columns(earlier, ex)
+        first.update(later)
     return out
+
+
+def _merge_columns(into: Example, other: Example) -> None:
+    """Add `other`'s models (scores, costs, per-model columns) to `into`, keeping `into`'s."""
+    for m, s in other.scores.items():
+        into.scores.setdefault(m, s)
+    if other.costs:
+        into.costs = {**other.costs, **(into.costs or {})}
+    for k, v in other.extra.items():
+        mine = into.extra.get(k)
+        if isinstance(v, dict) and isinstance(mine, dict):
+            into.extra[k] = {**v, **mine}
+        else:
+            into.extra.setdefault(k, v)
 
 
 def write_jsonl(examples: Iterable[Example], path: str | Path) -> int:

