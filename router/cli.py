@@ -441,6 +441,10 @@ def calibrate(
     scorer: Annotated[
         Path | None, typer.Option(help="scorer directory (default: the config's)")
     ] = None,
+    cascade: Annotated[
+        bool,
+        typer.Option("--cascade", help="tune the policy's cascade threshold and hybrid band"),
+    ] = False,
     config: ConfigOpt = Path("config.yaml"),
 ) -> None:
     """Find the escalation threshold that meets a target and write it into a policy file."""
@@ -458,6 +462,8 @@ def calibrate(
     bar, advance = progress_bar(f"embedding ({router.encoder.identity})", len(rows))
     with bar:
         X = embed_examples(router.encoder, rows, advance)
+    if cascade:
+        return _calibrate_cascade(router, policy, rows, X, target, out, config)
     try:
         cal = run_calibration(router, policy, rows, target, X=X)
     except CalibrationError as e:
@@ -476,6 +482,37 @@ def calibrate(
         f"({p.quality / cal.all_large_quality:.1%} of all-large {cal.all_large_quality:.4f}), "
         f"cost ${p.cost_per_1k:.4f} per 1k requests (all-large ${cal.all_large_cost_per_1k:.4f}), "
         f"large-model share {p.large_share:.1%}"
+    )
+    console.print(f"wrote {dest}")
+
+
+def _calibrate_cascade(router, policy: str, rows, X, target: str, out, config: Path) -> None:
+    """`router calibrate --cascade`: the cheapest cascade threshold and band meeting a target."""
+    import shutil
+
+    from .calibrate import CalibrationError, parse_target
+    from .config import load_policy
+    from .evaluate_cascade import calibrate_points, live_inputs, write_cascade_settings
+
+    try:
+        goal = parse_target(target)
+    except CalibrationError as e:
+        raise DataError(str(e)) from None
+    x = live_inputs(router, policy, rows, X)
+    point, tried = calibrate_points(x, goal)
+    src = config.resolve().parent / router.config.policies_dir / f"{policy}.yaml"
+    dest = out or src
+    if dest != src:
+        shutil.copyfile(src, dest)
+    write_cascade_settings(dest, point.threshold, point.band)
+    load_policy(dest, router.config, router.scorer.domains_)  # the written file is valid
+    band = "none (every request cascaded)" if point.band is None else f"{point.band:g}"
+    console.print(f"cascade.threshold = {point.threshold:.4f}, cascade.band = {band}  ({tried} tried)")
+    console.print(
+        f"expected on {int(x.has_answer.sum())} answered of {len(x.cheap_score)} prompts: quality "
+        f"{point.quality:.4f} (all-large {x.large_score.mean():.4f}), cost "
+        f"${point.cost * 1000:.4f} per 1k requests (all-large ${x.large_cost.mean() * 1000:.4f}), "
+        f"cost-equivalent large share {point.share:.1%}"
     )
     console.print(f"wrote {dest}")
 

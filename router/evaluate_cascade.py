@@ -206,3 +206,113 @@ class CascadeCurves:
             }
         }
         return curves, settings
+
+
+# ---- calibration: the threshold and band of a live policy's cascade ---------------------------
+
+BAND_GRID = (None, 0.05, 0.1, 0.2, 0.3, 0.4)
+
+
+@dataclass
+class CascadePoint:
+    threshold: float
+    band: float | None
+    quality: float
+    cost: float
+    share: float  # cost-equivalent large share
+
+
+def calibrate_points(x: CascadeInputs, target: tuple[str, float]) -> tuple[CascadePoint, int]:
+    """The cheapest (threshold, band) meeting `target`, as `calibrate.parse_target` reads it:
+    ("quality", q) reaches q × the all-large quality; ("large-share", s) keeps the
+    cost-equivalent large share ≤ s, ("cost-per-1k", usd) the cost ≤ usd / 1000 (both: best
+    quality). Returns the point and how many were tried."""
+    kind, value = target
+    lo, hi = float(x.cheap_cost.mean()), float(x.large_cost.mean())
+    all_large_q = float(x.large_score.mean())
+    points: list[CascadePoint] = []
+    for band in BAND_GRID:
+        c = cascade_curve("calibrate", x, band)
+        for cost, q, t in zip(c.cost, c.quality, c.params, strict=True):
+            share = (cost - lo) / (hi - lo) if hi > lo else 0.0
+            points.append(CascadePoint(float(t), band, float(q), float(cost), float(share)))
+    if kind == "quality":
+        ok = [p for p in points if p.quality >= value * all_large_q - 1e-12]
+        best = min(ok, key=lambda p: (p.cost, -p.quality)) if ok else None
+    else:
+        limit = value if kind == "large-share" else value / 1000
+        ok = [p for p in points if (p.share if kind == "large-share" else p.cost) <= limit + 1e-12]
+        best = max(ok, key=lambda p: (p.quality, -p.cost)) if ok else None
+    if best is None:
+        raise DataError(f"--target {kind}={value}: no threshold and band reach it on this data")
+    return best, len(points)
+
+
+def live_inputs(router: Any, policy: str, examples: list[Example], X: np.ndarray) -> CascadeInputs:
+    """What a live policy's cascade would see and pay on `examples`: the policy's scorer on the
+    prompts, its verifier on the rows' cheap answers, catalogue prices on estimated tokens.
+    The row's cheap-model score and answer stand in for the cascade's first model, the score of
+    its best non-cheap model for the large one (as `router calibrate` does)."""
+    from .cascade import verifier_at
+    from .data import tier_outcomes
+    from .request import estimate_tokens, normalise_messages
+
+    compiled = router.policy(policy)
+    spec = compiled.policy.cascade
+    if spec is None:
+        raise DataError(f"policy {policy!r} has no cascade: section to calibrate")
+    if spec.verifier == "llm":
+        raise DataError("an LLM verifier cannot be calibrated offline: its verdicts need calls")
+    first = (
+        router.config.model(spec.models[0])
+        if spec.models
+        else compiled.models[compiled.default_idx[0]]
+    )
+    large = compiled.reference_large
+    outcomes = tier_outcomes(examples)
+    keep = [i for i, (c, g) in enumerate(outcomes) if c is not None and g is not None]
+    if not keep:
+        raise DataError("calibration needs rows with cheap_models and a large model's score")
+    rows = [examples[i] for i in keep]
+    batch = router.scorer.predict(X[keep], [ex.text() for ex in rows])
+    col = router._success_col.get(first.name)
+    prompt_p = batch.success[:, col] if col is not None else 1.0 - batch.difficulty
+    verifier = verifier_at(spec.verifier)
+    vp = np.full(len(rows), np.nan)
+    cases = [(i, cheap_answer_case(ex, ex.cheap_models[0])) for i, ex in enumerate(rows)]
+    cases = [(i, c) for i, c in cases if c is not None]
+    if not cases:
+        raise DataError("--cascade: no row has its cheap model's answer (`answers`)")
+    vp[[i for i, _ in cases]] = verifier.predict_proba([c for _, c in cases])[:, 1]
+    out_tokens = router.config.expected_output_tokens
+    tokens = np.array(
+        [estimate_tokens(normalise_messages(ex.messages or ex.prompt)) for ex in rows]
+    )
+    return CascadeInputs(
+        cheap_score=np.array([outcomes[i][0] for i in keep]),
+        large_score=np.array([outcomes[i][1] for i in keep]),
+        cheap_cost=np.array([first.cost(t, out_tokens) for t in tokens]),
+        large_cost=np.array([large.cost(t, out_tokens) for t in tokens]),
+        verifier_p=vp,
+        prompt_p=np.clip(prompt_p, 0.0, 1.0),
+    )
+
+
+def write_cascade_settings(path: Any, threshold: float, band: float | None) -> None:
+    """Set `cascade.threshold` and `cascade.band` in a policy file, leaving the rest as written."""
+    from pathlib import Path
+
+    import yaml
+
+    path = Path(path)
+    data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    cascade = dict(data.get("cascade") or {})
+    cascade["threshold"] = round(threshold, 6)
+    if band is None:
+        cascade.pop("band", None)
+    else:
+        cascade["band"] = band
+    data["cascade"] = cascade
+    path.write_text(
+        yaml.safe_dump(data, sort_keys=False, default_flow_style=None, width=1000), encoding="utf-8"
+    )

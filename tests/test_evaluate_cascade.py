@@ -4,6 +4,7 @@ and the CLI's JSON with results.router / cascade / hybrid."""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -123,3 +124,32 @@ def test_cli_eval_cascade_json(tmp_path, test_config):
         app, ["eval", str(path), "--group-by", "source", "--cascade", "-c", str(test_config)]
     )
     assert res.exit_code == 0, res.output
+
+
+def test_cli_calibrate_cascade_writes_threshold_and_band(tmp_path, test_config):
+    import shutil
+
+    import yaml
+
+    from router.cli import app
+    from router.data import read_jsonl
+
+    cfg_dir = tmp_path / "cfg"
+    shutil.copytree(test_config.parent, cfg_dir)
+    pol = cfg_dir / "policies" / "casc.yaml"
+    pol.write_text("default: [small-math]\nlarge: [large]\ncascade: {verifier: default}\n")
+    routellm = Path(__file__).resolve().parent.parent / "data" / "routing" / "routellm.jsonl"
+    rows = [ex for ex in read_jsonl(routellm) if ex.source == "gsm8k"][:120]
+    data = tmp_path / "gsm8k.jsonl"
+    write_jsonl(rows, data)
+    args = ["calibrate", "--policy", "casc", "--data", str(data), "--cascade"]
+    args += ["-c", str(cfg_dir / "config.yaml")]
+    res = CliRunner().invoke(app, [*args, "--target", "quality=0.97"])
+    assert res.exit_code == 0, res.output
+    written = yaml.safe_load(pol.read_text())
+    assert written["cascade"]["verifier"] == "default"
+    assert 0 <= written["cascade"]["threshold"] <= 1
+    assert "cascade.threshold" in res.output
+    res = CliRunner().invoke(app, [*args, "--target", "large-share=0.0"])
+    assert res.exit_code == 0, res.output
+    assert yaml.safe_load(pol.read_text())["cascade"]["threshold"] == 0  # never escalate
