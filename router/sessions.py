@@ -25,6 +25,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
+import logging
 import threading
 import time
 from collections.abc import AsyncIterator, Collection, Iterator, Mapping
@@ -34,6 +35,8 @@ from typing import Any
 from .config import ModelSpec, SessionRules
 from .policy import Decision
 from .request import Message, RequestError, request_facts
+
+log = logging.getLogger("router.sessions")
 
 MAX_SESSION_ID = 256
 MAX_TOOL_IDS = 64  # tool-call ids kept per session (a parallel batch is far smaller)
@@ -342,6 +345,15 @@ class Sessions:
     def store(self):
         return self.router.state
 
+    async def _get(self, key: str) -> Any:
+        """A stored value, or None when the store fails: an outage costs stickiness, never the
+        request (a Redis store degrades to memory itself; any other store may not)."""
+        try:
+            return await self.store.get(key)
+        except Exception:  # noqa: BLE001
+            log.warning("session state not read", exc_info=True)
+            return None
+
     async def open(
         self,
         messages: list[Message],
@@ -359,7 +371,7 @@ class Sessions:
         fresh = await asyncio.to_thread(router.route, messages, policy, pin, **params)
         state = None
         if ref is not None and ref.lookup is not None:
-            state = SessionState.from_json(await self.store.get(ref.lookup))
+            state = SessionState.from_json(await self._get(ref.lookup))
         calls = tool_loop_calls(messages)
         tool_model = None
         if calls:
@@ -368,7 +380,7 @@ class Sessions:
                 tool_model = state.model
             else:
                 for c in calls:
-                    found = await self.store.get(_call_key(scope, c))
+                    found = await self._get(_call_key(scope, c))
                     if isinstance(found, Mapping) and isinstance(found.get("model"), str):
                         tool_model = found["model"]
                         break
@@ -435,9 +447,7 @@ class Turn:
                 key = reply_key(self.messages, reply, self.scope)
             await store.set(key, state.to_json(), ttl)
         except Exception:  # noqa: BLE001 - a store outage costs stickiness, never the answer
-            import logging
-
-            logging.getLogger("router.sessions").warning("session state not stored", exc_info=True)
+            log.warning("session state not stored", exc_info=True)
 
     async def follow(
         self, decision: Decision, chunks: AsyncIterator, first: Any = None

@@ -48,6 +48,7 @@ def write_agent_config(directory: Path, api_base: str) -> Path:
             model("large", "large", "large", ["tools", "json", "vision", "streaming"], 5.0),
             model("embedder", "embedder", "small", ["streaming"], 0.01),
             model("broken", "fail-500", "small", ["streaming"], 0.01),
+            model("cutter", "cut-stream", "small", ["tools", "json", "streaming"], 0.3),
         ],
     }
     path = directory / "config.yaml"
@@ -58,6 +59,7 @@ def write_agent_config(directory: Path, api_base: str) -> Path:
         "loose": "default: [small]\nlarge: [large]\nsession: {allow_downgrade: true}",
         "nosession": "default: [small-tools]\nlarge: [large]\nsession: {sticky: false}",
         "flaky": "default: [flip]\nlarge: [large]\nfallbacks: [large]",
+        "cutting": "default: [cutter]\nlarge: [large]",
     }
     for name, body in policies.items():
         text = f"{body}\nescalation: {{max_difficulty: 1.0}}\n"

@@ -206,3 +206,18 @@ def test_x_api_key_is_the_proxy_key(agent_router, tmp_path):
         assert r.status_code == 200
     finally:
         proxy.stop()
+
+
+def test_a_stream_cut_mid_way_ends_with_an_error_event(client):
+    seen = []
+    with pytest.raises(anthropic.APIStatusError) as e:
+        for event in client.messages.create(
+            model="cutter",
+            max_tokens=50,
+            stream=True,
+            messages=[{"role": "user", "content": "three words here"}],
+        ):
+            seen.append(event.type)
+    assert seen[0] == "message_start" and "message_stop" not in seen
+    assert e.value.body["error"]["type"] == "api_error"
+    assert "upstream stream failed" in e.value.body["error"]["message"]

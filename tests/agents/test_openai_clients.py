@@ -286,3 +286,16 @@ def test_responses_with_tools_reach_only_tools_capable_models(client):
             model=model, input="x", tools=TOOLS, tool_choice="none"
         )
         assert raw.headers["x-router-model"] in TOOLS_CAPABLE
+
+
+def test_a_stream_cut_mid_way_ends_with_error_events(client):
+    with client.responses.with_streaming_response.create(
+        model="cutter", input="three words here", stream=True
+    ) as raw:
+        events = list(raw.parse())
+    kinds = [e.type for e in events]
+    assert kinds[0] == "response.created" and kinds[-2:] == ["error", "response.failed"]
+    assert "response.completed" not in kinds
+    failed = events[-1].response
+    assert failed.status == "failed" and failed.error.code == "server_error"
+    assert "upstream stream failed" in failed.error.message

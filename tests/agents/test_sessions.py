@@ -336,3 +336,34 @@ def test_the_sync_sdk_applies_sessions(agent_router):
     a = agent_router.chat("s1", policy="sticky", session="sync-1", tools=[TOOL], tool_choice="none")
     b = agent_router.chat("s2", policy="sticky", session="sync-1")
     assert a.decision.model == b.decision.model == "large" and b.decision.sticky is True
+
+
+class BrokenStore:
+    """A state store in an outage: every call fails."""
+
+    async def get(self, key):
+        raise ConnectionError("store down")
+
+    async def set(self, key, value, ttl_s=None):
+        raise ConnectionError("store down")
+
+
+def test_a_store_outage_costs_stickiness_not_the_answer(agent_router):
+    healthy = agent_router.state
+    agent_router.state = BrokenStore()
+    try:
+        r = run(agent_router.achat("still answered", policy="sticky", session="outage-1"))
+        calls = [
+            {"id": "x1", "type": "function", "function": {"name": "lookup", "arguments": "{}"}}
+        ]
+        msgs = [
+            {"role": "user", "content": "q"},
+            {"role": "assistant", "content": None, "tool_calls": calls},
+            {"role": "tool", "tool_call_id": "x1", "content": "r"},
+        ]
+        loop = run(agent_router.achat(msgs, policy="sticky", tools=[TOOL]))
+    finally:
+        agent_router.state = healthy
+    assert r.choices[0].message.content == "echo: still answered"
+    assert r.decision.model == "small" and r.decision.sticky is False
+    assert loop.decision.sticky is False and loop.choices[0].message.content == "done: r"
