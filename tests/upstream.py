@@ -19,6 +19,10 @@ Behaviour is chosen by the requested model name:
   model down and brings it back);
 - `echo-secret`: a 500 whose message quotes the caller's Authorization header and the prompt
   (bait for leaks into logs, headers and the decision log);
+- `dunno-<word>`: answers "I don't know." when the prompt mentions <word>, else echoes (a cheap
+  model that fails on one domain);
+- `judge`: grades "Answer A:" / "Answer B:" in the prompt as JSON {"A": n, "B": n}: 2 for an
+  answer that says "I don't know", 9 otherwise (a shadow judge);
 - anything else: answers "echo: <last user text>" (streamed as SSE when asked).
 Every request body is kept in `requests` so tests can check what was passed through.
 Hangs and stalls are bounded (HANG_S) and end as soon as `stop()` is called, so the upstream
@@ -43,6 +47,18 @@ from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
 HANG_S = 30.0  # the longest any hang or stall lasts
+
+
+def _judge(prompt: str) -> str:
+    """The loopback judge's verdict on the two answers quoted in a judge prompt."""
+    b_at = prompt.find("Answer B:")
+    a_at = prompt.find("Answer A:")
+    a, b = prompt[a_at:b_at] if 0 <= a_at < b_at else "", prompt[b_at:] if b_at >= 0 else ""
+
+    def grade(answer: str) -> int:
+        return 2 if "i don't know" in answer.lower() else 9
+
+    return json.dumps({"A": grade(a), "B": grade(b)})
 
 
 def _last_user_text(body: dict) -> str:
@@ -155,6 +171,10 @@ class Upstream:
         if model.startswith("delay-"):
             await asyncio.sleep(min(float(model.removeprefix("delay-")), HANG_S))
         text = "echo: " + _last_user_text(body)
+        if model.startswith("dunno-") and model.removeprefix("dunno-") in text.lower():
+            text = "I don't know."
+        if model == "judge":
+            text = _judge(_last_user_text(body))
         created = int(time.time())
         if body.get("tools"):
             message = {

@@ -53,6 +53,7 @@ class ChatService:
         self._secrets = sorted({s for s in secrets if s}, key=len, reverse=True)
         self._audio_ok = any("audio" in m.capabilities for m in router.config.models)
         self.in_flight: set[_Record] = set()  # requests whose row is not written yet
+        self.shadow = None  # the shadow judge (router/shadow.py), set by admin.install_live
 
     async def drain(self, timeout: float) -> None:
         """Wait (bounded) until every started request has recorded its end: at shutdown,
@@ -78,11 +79,13 @@ class ChatService:
         """The receipt headers, with secrets hidden (a fallback reason quotes provider errors)."""
         return {k: self.redact(v) for k, v in receipt_headers(d, request_id, latency_ms).items()}
 
-    async def _parse(self, request: Request, principal: Principal) -> tuple[ChatRequest, Any]:
+    async def _parse(
+        self, request: Request, principal: Principal, router: Router | None = None
+    ) -> tuple[ChatRequest, Any]:
         check_content_type(request)
         raw = await read_body(request, self.spec.max_body_bytes)
         req = parse_chat(raw, self._audio_ok)
-        return req, resolve(self.router, principal, req.model)
+        return req, resolve(router or self.router, principal, req.model)
 
     # ---- POST /v1/route ---------------------------------------------------------------------
 
@@ -118,13 +121,14 @@ class ChatService:
     async def chat(self, request: Request, principal: Principal) -> Response:
         t0 = time.perf_counter()
         rid: str = request.state.request_id
-        req, target = await self._parse(request, principal)
+        router = self.router  # one router for the whole request: a hot reload swaps self.router
+        req, target = await self._parse(request, principal, router)
         params = req.params()
         stream = bool(params.get("stream"))
         session = session_header(request)
         record = _Record(self, request, principal, req, stream, t0)
         try:
-            result = await self.router.achat(
+            result = await router.achat(
                 req.messages,
                 policy=target.policy,
                 model=target.pin,
@@ -170,6 +174,8 @@ class ChatService:
             )
         result.model = decision.model
         record.end(200, decision, usage_of(result), None)
+        if self.shadow is not None and "tools" not in params:
+            self.shadow.offer(rid, req.messages, decision, result)  # never waits (shadow.py)
         content = result.model_dump_json(exclude={"decision"})
         return Response(content, media_type="application/json", headers=headers)
 

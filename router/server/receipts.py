@@ -44,6 +44,7 @@ def receipt_headers(decision: Decision, request_id: str, latency_ms: float) -> d
         "x-router-latency-ms": f"{latency_ms:.1f}",
     }
     headers.update(cascade_headers(decision))
+    headers.update(budget_headers(decision))
     return {k: header_value(v) for k, v in headers.items()}
 
 
@@ -65,4 +66,24 @@ def cascade_headers(decision: Decision) -> dict[str, str]:
         "x-router-cascade-cheap-model": str(c.get("first") or ""),
         "x-router-cascade-cheap-cost": num(c.get("cheap_cost"), ".10f"),
         "x-router-cascade-large-cost": num(c.get("large_cost"), ".10f"),
+    }
+
+
+def budget_headers(decision: Decision) -> dict[str, str]:
+    """`x-router-budget-*`: the budget controller's target, the threshold it had the policy
+    use, and the window's measured share and spend (router/budget.py). Empty without a budget."""
+    b = decision.budget
+    if not b:
+        return {}
+
+    def num(v: object, fmt: str) -> str:
+        return "" if v is None else format(v, fmt)
+
+    target = b.get("target") or {}
+    return {
+        "x-router-budget-target": ",".join(f"{k}={v:g}" for k, v in target.items()),
+        "x-router-budget-threshold": f"{b.get('threshold_field')}={num(b.get('threshold'), '.4f')}",
+        "x-router-budget-large-share": num(b.get("large_share"), ".4f"),
+        "x-router-budget-usd-per-hour": num(b.get("usd_per_hour"), ".6f"),
+        "x-router-budget-window-requests": num(b.get("window_requests"), "d"),
     }

@@ -1,0 +1,141 @@
+"""Hot reload: a new Router from the same config file, sharing what must outlive a reload.
+
+`reload_router(old)` re-reads the config file, its policies and its scorer and returns a new
+`Router`; `old` is left untouched, so requests that already hold it finish on the old scorer,
+policies and catalogue, and a config that fails to load changes nothing (the error says why).
+The caller swaps the new router in with a single assignment (the proxy does, in
+router/server/admin.py).
+
+Shared with the old router, never rebuilt: the shared state store, the circuit breakers (their
+counts and listeners), the local GGUF model servers (a change to those needs a restart), the
+SDK's decision log, the encoder when its settings are unchanged, the scorer when its files are,
+budget controllers whose budget is unchanged, and the drift window when the scorer is the same.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from .config import ConfigError, load_config, load_policies
+from .data import domain_names
+from .encoder import load_encoder
+from .scorer import Scorer
+
+
+class ReloadError(ValueError):
+    """The new configuration cannot be swapped in; the old one keeps serving."""
+
+
+def scorer_path_of(config: Any, base: Path) -> Path:
+    from .router import default_scorer_path
+
+    return default_scorer_path() if config.scorer == "default" else base / config.scorer
+
+
+def _digest(paths: list[Path]) -> str:
+    h = hashlib.sha256()
+    for p in paths:
+        h.update(p.name.encode())
+        h.update(b"\0")
+        h.update(p.read_bytes())
+    return h.hexdigest()[:16]
+
+
+def config_files(config_path: Path, config: Any) -> list[Path]:
+    """The config file and every policy file it loads, in a stable order."""
+    pol_dir = config_path.parent / config.policies_dir
+    return [config_path, *sorted(pol_dir.glob("*.yaml"))]
+
+
+def versions_of(router: Any, loaded_at: float | None = None) -> dict[str, Any]:
+    """What /ready shows: the scorer's version and hash, the config's hash, when it loaded."""
+    path = router.config_path
+    base = path.parent if path is not None else router.base_dir
+    scorer_dir = scorer_path_of(router.config, base).resolve()
+    meta = getattr(router.scorer, "meta_", {}) or {}
+    try:
+        scorer_hash = _digest([scorer_dir / "scorer.json", scorer_dir / "weights.npz"])
+    except OSError:
+        scorer_hash = None
+    try:
+        config_hash = _digest(config_files(path, router.config)) if path is not None else None
+    except OSError:
+        config_hash = None
+    when = loaded_at if loaded_at is not None else time.time()
+    return {
+        "scorer": {
+            "path": str(scorer_dir),
+            # A retrained scorer's version (router retrain writes it), else its directory.
+            "version": str(meta.get("version") or scorer_dir.name),
+            "hash": scorer_hash,
+            "n_train": getattr(router.scorer, "n_train_", None),
+        },
+        "config": {"path": str(path) if path is not None else None, "hash": config_hash},
+        "loaded_at": datetime.fromtimestamp(when, UTC).isoformat(timespec="seconds"),
+    }
+
+
+def reload_router(old: Any, path: str | Path | None = None) -> Any:
+    """A new Router from `path` (default: the file `old` was loaded from).
+
+    Raises ConfigError, ScorerError or ReloadError (all ValueErrors) and changes nothing when
+    the new configuration is not usable."""
+    from .router import Router
+
+    if path is None and old.config_path is None:
+        raise ReloadError("this router was not loaded from a config file; nothing to re-read")
+    path = Path(path or old.config_path).resolve()
+    config = load_config(path)
+    base = path.parent
+    policies = load_policies(base / config.policies_dir, config, domain_names())
+    local_old = [m for m in old.config.models if m.is_local]
+    local_new = [m for m in config.models if m.is_local]
+    if local_old != local_new:
+        raise ReloadError(
+            "models: the local (gguf) models changed; their llama.cpp servers start with the "
+            "proxy, so restart it to load them"
+        )
+    if config.state != old.config.state:
+        raise ReloadError("state: the shared-state URL changed; restart to connect to it")
+    if config.encoder == old.config.encoder:
+        encoder = old.encoder
+    else:
+        encoder = load_encoder(
+            config.encoder.name,
+            config.encoder.max_tokens,
+            config.encoder.cache_size,
+            threads=config.encoder.threads,
+        )
+    scorer_dir = scorer_path_of(config, base).resolve()
+    old_dir = scorer_path_of(old.config, old.config_path.parent if old.config_path else base)
+    same_scorer = False
+    if scorer_dir == old_dir.resolve() and encoder is old.encoder:
+        try:
+            files = [scorer_dir / "scorer.json", scorer_dir / "weights.npz"]
+            same_scorer = _digest(files) == versions_of(old)["scorer"]["hash"]
+        except OSError:
+            same_scorer = False
+    scorer = old.scorer if same_scorer else Scorer.load(scorer_dir, encoder.identity)
+
+    new = Router.__new__(Router)
+    new.state = old.state  # Router.__init__ keeps a store it is given
+    try:
+        Router.__init__(new, config, policies, scorer, encoder)
+    except ValueError as e:  # RequestError: default_policy without a policy file
+        raise ConfigError(path, "default_policy", str(e)) from None
+    new.breakers = old.breakers
+    new.breakers.failures = config.breaker.failures
+    new.breakers.cooldown_s = config.breaker.cooldown_s
+    new.local = old.local
+    new.base_dir = base
+    new.config_path = path
+    new.decision_log = getattr(old, "decision_log", None)
+    new.budgets = new.budgets.adopt(old.budgets)
+    if same_scorer and new.drift.reference == old.drift.reference:
+        new.drift = old.drift
+    new.warm_up()
+    return new

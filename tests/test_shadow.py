@@ -1,0 +1,210 @@
+"""Shadow judging through the proxy, against a loopback upstream with a loopback judge: the
+sampling rate, outcomes in the decision log, the daily budget, the bounded queue, and that the
+client's answer never waits for the shadow call."""
+
+from __future__ import annotations
+
+import httpx
+import pytest
+
+from router.shadow import parse_grades
+from tests.learning import chat, metric, model, router_for, serve, wait_for, write_config
+from tests.upstream import Upstream
+
+
+@pytest.fixture(scope="module")
+def own_upstream():
+    up = Upstream().start()  # its own: these tests hold its gate
+    yield up
+    up.gate.set()
+    up.stop()
+
+
+def setup(tmp_path, upstream, router, shadow: dict, models=None):
+    cfg = write_config(
+        tmp_path,
+        upstream.base_url,
+        models=models,
+        shadow={"judge": "judge", "max_usd_per_day": 1.0, **shadow},
+    )
+    return serve(router_for(cfg, like=router))
+
+
+def shadow_of(proxy):
+    return proxy.app.state.live.shadow
+
+
+def test_judge_reply_parsing():
+    assert parse_grades('{"A": 9, "B": 2}') == (9.0, 2.0)
+    assert parse_grades('Sure. {"A": 7.5, "B": 10}') == (7.5, 10.0)
+    assert parse_grades("A: 3\nB = 8") == (3.0, 8.0)
+    assert parse_grades("no idea") is None
+    assert parse_grades('{"A": 0, "B": 11}') is None
+
+
+def test_every_sampled_request_gets_two_graded_outcomes(tmp_path, own_upstream, router):
+    upstream = own_upstream
+    proxy = setup(tmp_path, upstream, router, {"rate": 1.0, "workers": 1})
+    try:
+        with httpx.Client(base_url=proxy.url, timeout=60) as c:
+            ids = []
+            for i in range(4):
+                r = chat(c, f"What is {i} + 2?")
+                assert r.status_code == 200, r.text
+                ids.append(r.headers["x-request-id"])
+            sh = shadow_of(proxy)
+            wait_for(lambda: sh.judged + sh.failed >= 4, what="4 judged samples")
+            assert sh.failed == 0, sh.last_error
+            log = proxy.decision_log
+            log.flush()
+            for rid in ids:
+                outs = {o["model"]: o for o in log.outcomes_of(rid) if o["source"] == "shadow"}
+                # The routed cheap answer and the large model's shadow answer, both graded.
+                assert set(outs) == {"cheap", "large"}
+                assert outs["cheap"]["score"] == pytest.approx(8 / 9)  # 9/10: (9 - 1) / 9
+                assert outs["cheap"]["detail"]["judge"] == "judge"
+            # The shadow answer came from the large model, the grades from the judge.
+            assert upstream.calls["large"] >= 4 and upstream.calls["judge"] >= 4
+            page = c.get("/metrics").text
+            assert metric(page, "router_shadow_samples_total", outcome="judged") == 4
+            assert metric(page, "router_shadow_agreement") == 1.0
+            assert metric(page, "router_shadow_spend_usd_total") > 0
+            assert metric(page, "router_shadow_dropped_total", reason="queue_full") == 0
+    finally:
+        proxy.stop()
+
+
+def test_the_rate_samples_a_share_of_requests(tmp_path, own_upstream, router):
+    upstream = own_upstream
+    proxy = setup(tmp_path, upstream, router, {"rate": 0.25, "workers": 2})
+    try:
+        with httpx.Client(base_url=proxy.url, timeout=60) as c:
+            for i in range(80):
+                assert chat(c, f"Name a colour, take {i}.").status_code == 200
+        sh = shadow_of(proxy)
+        # Binomial(80, 0.25): mean 20, sd 3.9; these bounds are 3.5 sd away.
+        assert sh.offered == 80
+        assert 6 <= sh.sampled <= 34, sh.sampled
+        wait_for(lambda: sh.judged + sh.failed == sh.sampled, what="samples judged")
+    finally:
+        proxy.stop()
+
+
+def test_judging_stops_at_the_daily_budget(tmp_path, own_upstream, router):
+    upstream = own_upstream
+    # A sample costs at most (and, with the upstream's usage, exactly) 5 tokens out at
+    # $1000/M = $0.005 on the shadow model; the judge is free. $0.0175 pays for three.
+    models = [
+        model("cheap", "cheap", upstream.base_url),
+        model("pricey", "large", upstream.base_url, tier="large", input_price=0, output_price=1000),
+        model("judge", "judge", upstream.base_url, input_price=0, output_price=0),
+    ]
+    cfg = write_config(
+        tmp_path,
+        upstream.base_url,
+        models=models,
+        policies={"balanced": {"default": ["cheap"], "large": ["pricey"]}},
+        shadow={
+            "rate": 1.0,
+            "judge": "judge",
+            "max_usd_per_day": 0.0175,
+            "max_tokens": 5,
+            "workers": 1,
+        },
+    )
+    proxy = serve(router_for(cfg, like=router))
+    try:
+        sh = shadow_of(proxy)
+        with httpx.Client(base_url=proxy.url, timeout=60) as c:
+            for i in range(8):
+                assert chat(c, f"Say {i}.").status_code == 200
+                # One at a time, so each sample meets the budget as the last one left it.
+                wait_for(lambda: sh.queue.qsize() == 0 and sh.queue._unfinished_tasks == 0)
+            page = c.get("/metrics").text
+        assert sh.judged == 3, sh.stats()
+        assert sh.spend_usd <= 0.0175 + 1e-9
+        assert sh.dropped["budget"] == 5
+        assert sh.stats()["resting"]
+        assert metric(page, "router_shadow_dropped_total", reason="budget") == 5
+        assert metric(page, "router_shadow_spend_today_usd") == pytest.approx(0.015)
+    finally:
+        proxy.stop()
+
+
+def test_a_full_queue_drops_samples_and_the_client_never_waits(tmp_path, own_upstream, router):
+    upstream = own_upstream
+    # The shadow model is gated: its calls hang until the test opens the gate. Every client
+    # answer must come back while the gate is still closed.
+    upstream.gate.clear()
+    models = [
+        model("cheap", "cheap", upstream.base_url),
+        model("slowlarge", "gated", upstream.base_url, tier="large", timeout=60),
+        model("judge", "judge", upstream.base_url),
+    ]
+    cfg = write_config(
+        tmp_path,
+        upstream.base_url,
+        models=models,
+        policies={"balanced": {"default": ["cheap"], "large": ["slowlarge"]}},
+        shadow={
+            "rate": 1.0,
+            "judge": "judge",
+            "max_usd_per_day": 1.0,
+            "queue_size": 2,
+            "workers": 1,
+        },
+    )
+    proxy = serve(router_for(cfg, like=router))
+    try:
+        sh = shadow_of(proxy)
+        with httpx.Client(base_url=proxy.url, timeout=60) as c:
+            for i in range(8):
+                r = chat(c, f"Quick question {i}?")
+                assert r.status_code == 200 and r.headers["x-router-model"] == "cheap"
+                if i == 0:  # the worker holds the first sample in the gated call
+                    wait_for(lambda: upstream.calls["gated"] == 1, what="the shadow call")
+            # All 8 answered while the shadow call is still stuck behind the gate.
+            assert not upstream.gate.is_set() and sh.judged == 0
+            assert sh.sampled == 3  # one in the worker, two queued
+            assert sh.dropped["queue_full"] == 5
+            page = c.get("/metrics").text
+            assert metric(page, "router_shadow_dropped_total", reason="queue_full") == 5
+            assert metric(page, "router_shadow_queue") == 2
+            upstream.gate.set()
+            wait_for(lambda: sh.judged == 3, what="the queued samples judged")
+    finally:
+        upstream.gate.set()
+        proxy.stop()
+
+
+def test_an_escalated_request_is_shadowed_by_the_cheap_model(tmp_path, own_upstream, router):
+    upstream = own_upstream
+    cfg = write_config(
+        tmp_path,
+        upstream.base_url,
+        # Everything escalates: a gain threshold of 0 (the gain is never negative).
+        policies={
+            "balanced": {
+                "default": ["cheap"],
+                "large": ["large"],
+                "escalation": {"max_gain": 0.0},
+            }
+        },
+        shadow={"rate": 1.0, "judge": "judge", "max_usd_per_day": 1.0},
+    )
+    proxy = serve(router_for(cfg, like=router))
+    try:
+        with httpx.Client(base_url=proxy.url, timeout=60) as c:
+            before = upstream.calls["cheap"]
+            r = chat(c, "Prove that the square root of two is irrational.")
+            assert r.headers["x-router-tier"] == "large"
+            sh = shadow_of(proxy)
+            wait_for(lambda: sh.judged == 1, what="the sample judged")
+            assert upstream.calls["cheap"] == before + 1
+            proxy.decision_log.flush()
+            outs = proxy.decision_log.outcomes_of(r.headers["x-request-id"])
+            assert {o["model"] for o in outs} == {"large", "cheap"}
+            # Both 9/10: escalating did not pay off, so the judge does not agree with it.
+            assert sh.stats()["agreement"] == 0.0
+    finally:
+        proxy.stop()
