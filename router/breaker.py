@@ -24,7 +24,7 @@ import socket
 import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -194,13 +194,14 @@ class BreakerSync:
         self,
         breakers: Breakers,
         store: Any,
-        models: list[str],
+        models: Iterable[str] | Callable[[], Iterable[str]],
         interval_s: float = 0.5,
         replica: str | None = None,
     ) -> None:
         self.breakers = breakers
         self.store = store
-        self.models = list(models)
+        # A callable is asked every round: a hot reload may change the catalogue.
+        self._models = models if callable(models) else tuple(models)
         self.interval_s = interval_s
         # Who wrote a record: its own records are not applied back. Unique per sync, even for
         # two apps in one process.
@@ -232,8 +233,9 @@ class BreakerSync:
                 break
             if self._pending.get(model) is record:
                 del self._pending[model]
-        records = await asyncio.gather(*(self.store.get(f"breaker:{m}") for m in self.models))
-        for model, record in zip(self.models, records, strict=True):
+        models = list(self._models() if callable(self._models) else self._models)
+        records = await asyncio.gather(*(self.store.get(f"breaker:{m}") for m in models))
+        for model, record in zip(models, records, strict=True):
             if isinstance(record, dict) and record.get("by") != self.replica:
                 self.breakers.apply_shared(model, record)
         self.rounds += 1

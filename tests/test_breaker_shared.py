@@ -242,3 +242,19 @@ async def test_an_open_during_an_outage_is_shared_once_redis_is_back(redis_url, 
     assert state(b, "m") == OPEN
     await store_a.close()
     await store_b.close()
+
+
+async def test_the_catalogue_is_read_every_round():
+    store, wall = MemoryStore(), Clock(1_000_000.0)
+    a, _, sync_a = replica(store, wall, "a")
+    catalogue = ["m"]
+    b = Breakers(failures=2, cooldown_s=30, clock=Clock(0.0), wall=wall)
+    sync_b = BreakerSync(b, store, lambda: catalogue, replica="b")
+    for _ in range(2):
+        a.failure("n")  # a model b's catalogue does not have yet
+    await sync_a.sync_once()
+    await sync_b.sync_once()
+    assert state(b, "n") == CLOSED
+    catalogue.append("n")  # a hot reload added it
+    await sync_b.sync_once()
+    assert state(b, "n") == OPEN
