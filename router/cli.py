@@ -703,5 +703,71 @@ def data_show(
     console.print(t)
 
 
+@data_app.command("from-log")
+@_friendly
+def data_from_log(
+    log: Annotated[str, typer.Argument(help="decision log: SQLite file or postgresql:// URL")],
+    out: Annotated[Path, typer.Option(help="JSONL file to write")],
+    config: ConfigOpt = Path("config.yaml"),
+) -> None:
+    """Export the requests that have outcomes (feedback, shadow) as routing data. Rows whose
+    text was not stored carry their routing embedding and its encoder instead."""
+    from .retrain import logged_examples
+
+    rows = logged_examples(log, load_config(config))
+    n = write_jsonl(rows, out)
+    text = sum(ex.prompt is not None for ex in rows)
+    console.print(f"wrote {n} rows to {out} ({text} with text, {n - text} embedding only)")
+
+
+@app.command()
+@_friendly
+def retrain(
+    config: ConfigOpt = Path("config.yaml"),
+    data: Annotated[
+        list[Path],
+        typer.Option(help="the old training data (default: what the serving scorer names)"),
+    ] = [],  # noqa: B006 - typer needs a literal default
+    test_share: Annotated[float, typer.Option(help="newest share of outcomes held out")] = 0.3,
+    tolerance: Annotated[float, typer.Option(help="how much worse still passes the gate")] = 0.0,
+    min_new: Annotated[int, typer.Option(help="outcomes needed before retraining")] = 20,
+    new_weight: Annotated[int, typer.Option(help="how many old rows a new outcome counts as")] = 5,
+    rollback: Annotated[bool, typer.Option(help="serve the previous version again")] = False,
+    reload: Annotated[
+        str | None, typer.Option(help="proxy base URL to POST /admin/reload after promoting")
+    ] = None,
+    admin_key_env: Annotated[str, typer.Option(help="env var with the admin key")] = (
+        "ROUTER_ADMIN_KEY"
+    ),
+) -> None:
+    """Retrain the scorer on the old data plus the decision log's outcomes; promote the
+    candidate only if it is not worse on the newest held-out outcomes (docs/learning.md)."""
+    from .retrain import reload_server
+    from .retrain import retrain as run
+    from .retrain import rollback as roll_back
+
+    if rollback:
+        version = roll_back(config)
+        console.print(f"serving {version} again (scorers/current)")
+        promoted = True
+    else:
+        with err.status("retraining…") as status:
+            report = run(
+                config,
+                data,
+                test_share=test_share,
+                tolerance=tolerance,
+                min_new=min_new,
+                new_weight=new_weight,
+                say=lambda m: status.update(m),
+            )
+        console.print(report.to_markdown())
+        promoted = report.promoted
+    if reload and promoted:
+        console.print(reload_server(reload, os.environ.get(admin_key_env)))
+    if not promoted:
+        raise typer.Exit(1)
+
+
 if __name__ == "__main__":
     app()

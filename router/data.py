@@ -127,6 +127,10 @@ def group_key(ex: Example) -> str:
     """The split group of a row: the normalised text of its opening. Duplicates and
     near-duplicates share a key, and a follow-up turn (MT-Bench turn 2) shares its first turn's,
     so a split never leaks one into the other."""
+    if ex.prompt is None and ex.messages is None:
+        # A decision-log row kept without its text (`embedding`): a group of its own.
+        key = f"embedding:{ex.id or json.dumps(ex.extra.get('embedding'))}"
+        return hashlib.sha1(key.encode("utf-8")).hexdigest()
     opening = opening_text(ex)
     # A punctuation-only or image-only opening keeps its own text rather than an empty key.
     key = normalised_text(opening) or opening.strip() or ex.text().strip()
@@ -185,8 +189,19 @@ def _check_row(obj: Any, where: str) -> Example:
     if not isinstance(obj, dict):
         raise bad("row", "expected a JSON object")
     prompt, messages = obj.get("prompt"), obj.get("messages")
-    if (prompt is None) == (messages is None):
-        raise bad("prompt", "give exactly one of 'prompt' or 'messages'")
+    embedding_only = prompt is None and messages is None and "embedding" in obj
+    if embedding_only:
+        # A decision-log export without stored text: the routing embedding and its encoder.
+        emb = obj["embedding"]
+        if not isinstance(emb, list) or not emb or not all(
+            isinstance(x, int | float) and not isinstance(x, bool) and math.isfinite(x)
+            for x in emb
+        ):
+            raise bad("embedding", "must be a non-empty list of finite numbers")
+        if not isinstance(obj.get("encoder"), str) or not obj["encoder"]:
+            raise bad("encoder", "an 'embedding' row must name its encoder (e.g. minilm-int8/128)")
+    elif (prompt is None) == (messages is None):
+        raise bad("prompt", "give exactly one of 'prompt' or 'messages' (or an 'embedding')")
     if prompt is not None and (not isinstance(prompt, str) or not prompt.strip()):
         raise bad("prompt", "must be a non-empty string")
     if messages is not None and (not isinstance(messages, list) or not messages):
@@ -224,7 +239,7 @@ def _check_row(obj: Any, where: str) -> Example:
         extra={k: v for k, v in obj.items() if k not in ROW_FIELDS},
     )
     try:
-        if not ex.text().strip():
+        if not embedding_only and not ex.text().strip():
             raise bad("messages", "no text content to route on")
     except ValueError as e:
         if isinstance(e, DataError):

@@ -217,7 +217,9 @@ class Scorer:
         if np.isnan(Y[:, 0]).all():
             raise ScorerError("no example names its cheap_models; difficulty cannot be learned")
         say("TF-IDF vocabulary")
-        vec = self._vectorizer().fit(texts)
+        # Rows logged without their text (embedding only) take no part in the text component.
+        has_text = np.array([bool(t.strip()) for t in texts])
+        vec = self._vectorizer().fit([t for t, ok in zip(texts, has_text, strict=True) if ok])
         self.vocabulary_ = {t: int(i) for t, i in vec.vocabulary_.items()}
         self.idf_ = vec.idf_.astype(np.float64)
         T = vec.transform(texts).tocsr()
@@ -230,7 +232,7 @@ class Scorer:
         for h, name in enumerate(self.heads_):
             rows = np.flatnonzero(~np.isnan(Y[:, h]))
             say(f"{name} head on {len(rows)} rows")
-            p = self._fit_head(h, X[rows], T[rows], Y[rows, h], folds[rows])
+            p = self._fit_head(h, X[rows], T[rows], Y[rows, h], folds[rows], has_text[rows])
             if h < 2 and p is not None:
                 oof[rows, h] = p
         # kNN memory: every training row, targets NaN where unlabelled.
@@ -283,10 +285,16 @@ class Scorer:
             oof = X @ W.T + b
         return W, b, T, oof / T
 
-    def _fit_head(self, h: int, X, T, y: np.ndarray, folds: np.ndarray) -> np.ndarray | None:
+    def _fit_head(
+        self, h: int, X, T, y: np.ndarray, folds: np.ndarray, has_text: np.ndarray | None = None
+    ) -> np.ndarray | None:
         """Components out of fold → stacker; then the components on all rows.
 
-        Returns the head's out-of-fold probabilities (None with a single fold)."""
+        The text component learns only from rows with text (`has_text`); for the others it
+        gives its intercept, as it does in prediction for an empty text, so the stacker learns
+        how little it knows there. Returns the head's out-of-fold probabilities (None with a
+        single fold)."""
+        txt = np.ones(len(y), dtype=bool) if has_text is None else has_text
         Z = np.zeros((len(y), 3))
         uniq = np.unique(folds)
         for k in uniq:
@@ -295,15 +303,15 @@ class Scorer:
                 continue
             w, b = _fit_binary(X[tr], y[tr], self.C)
             Z[te, 0] = X[te] @ w + b
-            w, b = _fit_binary(T[tr], y[tr], self.text_C)
-            Z[te, 1] = T[te] @ w + b
+            w, b = _fit_binary(T[tr & txt], y[tr & txt], self.text_C)
+            Z[te, 1] = T[te] @ w + b  # a row without text: the intercept, as in prediction
             Z[te, 2] = _logit(_knn_mean(X[te], X[tr], y[tr, None], self.knn_k)[:, 0])
         if len(uniq) > 1:
             self.stack_[h] = _fit_stacker(Z, y)
         else:
             self.stack_[h] = [1 / 3, 1 / 3, 1 / 3, 0.0]
         self.emb_W_[h], self.emb_b_[h] = _fit_binary(X, y, self.C)
-        self.text_W_[h], self.text_b_[h] = _fit_binary(T, y, self.text_C)
+        self.text_W_[h], self.text_b_[h] = _fit_binary(T[txt], y[txt], self.text_C)
         if len(uniq) <= 1:
             return None
         return _sigmoid(Z @ self.stack_[h, :3] + self.stack_[h, 3])

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .data import Example
+from .data import DataError, Example
 from .scorer import Scorer
 
 Progress = Callable[[int], None]
@@ -71,7 +71,18 @@ class EmbeddingStore:
 def embed_examples(
     encoder, examples: Sequence[Example], progress: Progress | None = None, use_cache: bool = True
 ) -> np.ndarray:
-    """One embedding per example, from its routing text; cached on disk per encoder."""
+    """One embedding per example, from its routing text; cached on disk per encoder. A row
+    exported from the decision log without its text brings its own embedding (`logged_embedding`)."""
+    logged = {i: v for i, ex in enumerate(examples) if (v := logged_embedding(ex, encoder))}
+    if logged:
+        rest = [i for i in range(len(examples)) if i not in logged]
+        out = np.zeros((len(examples), len(next(iter(logged.values())))), dtype=np.float32)
+        for i, v in logged.items():
+            out[i] = v
+        if rest:
+            sub = [examples[i] for i in rest]
+            out[rest] = embed_examples(encoder, sub, progress, use_cache)
+        return out
     texts = [ex.text() for ex in examples]
     if not use_cache:
         return encoder.encode(texts, batch_size=64, progress=progress)
@@ -87,6 +98,21 @@ def embed_examples(
         for i, v in zip(missing, vecs, strict=True):
             found[i] = v
     return np.stack(found).astype(np.float32)
+
+
+def logged_embedding(ex: Example, encoder) -> list[float] | None:
+    """The embedding an embedding-only row carries (None for a row with text); refuses one made
+    by another encoder than `encoder`, whose vectors would not be comparable."""
+    if ex.prompt is not None or ex.messages is not None or "embedding" not in ex.extra:
+        return None
+    made_by = ex.extra.get("encoder")
+    if made_by != encoder.identity:
+        raise DataError(
+            f"row {ex.id}: encoder: its embedding was made by {made_by!r}, but training uses "
+            f"{encoder.identity!r}; export with the text (decision_log.store_text) or train "
+            "with that encoder"
+        )
+    return ex.extra["embedding"]
 
 
 def train_scorer(

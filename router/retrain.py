@@ -1,0 +1,498 @@
+"""Retraining from the decision log, behind a gate: `router retrain --config C`.
+
+1. **Export** the log's rows with outcomes (feedback, shadow judgements) as routing data
+   (`decision_log.export_examples`), catalogue names mapped to the scorer's (a model's
+   `profile`), so new outcomes add labels to the heads the old data trained.
+2. **Split by time**: the newest `test_share` of those rows are held out; a random split would
+   let the candidate see the future it is judged on.
+3. **Train** a candidate on the old training data plus the older new rows.
+4. **Gate**: the candidate and the serving scorer predict the held-out rows; the candidate is
+   promoted only if it is not worse: Brier score of the difficulty and gain heads (lower is
+   better), and APGR on the rows whose cheap and large outcomes are both known (higher is better).
+5. **Version**: every candidate is written to `scorers/vNNNN/` with `report.json` and
+   `report.md`; `scorers/current` is a symlink to the serving version, flipped atomically, and the
+   config's `scorer:` points at it (set once, by an atomic rewrite of that line). The previous
+   version stays on disk: `router retrain --rollback` flips back.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .config import RouterConfig, load_config
+from .data import DataError, Example, read_many, tier_outcomes
+from .decision_log import export_examples
+from .scorer import Scorer
+
+CURRENT = "current"  # the symlink in scorers/ that the config points at
+MANIFEST = "versions.json"
+Say = Callable[[str], None]
+
+
+# ---- where things are ---------------------------------------------------------------------
+
+
+def log_location(config_path: Path, cfg: RouterConfig) -> str:
+    """The configured decision log: a URL, or a SQLite path relative to the config."""
+    if cfg.decision_log is None:
+        raise DataError(f"{config_path}: decision_log: the decision log is off; nothing to learn")
+    url = cfg.decision_log.url
+    if "://" in url or Path(url).is_absolute():
+        return url
+    return str(config_path.resolve().parent / url)
+
+
+def serving_scorer_path(config_path: Path, cfg: RouterConfig) -> Path:
+    if cfg.scorer == "default":
+        from .router import default_scorer_path
+
+        return default_scorer_path()
+    return config_path.resolve().parent / cfg.scorer
+
+
+def scorers_dir(config_path: Path) -> Path:
+    return config_path.resolve().parent / "scorers"
+
+
+def old_training_data(config_path: Path, serving: Path, data: Sequence[Path]) -> list[Path]:
+    """The old data: given, or the files the serving scorer names in `trained_on`, looked up in
+    data/routing/ beside the config and in the working directory."""
+    if data:
+        return list(data)
+    meta = json.loads((serving / "scorer.json").read_text(encoding="utf-8"))
+    names = meta.get("retrain_data") or meta.get("trained_on") or []
+    found = []
+    for name in names:
+        for base in (config_path.resolve().parent, Path.cwd()):
+            for cand in (base / name, base / "data" / "routing" / Path(name).name):
+                if cand.is_file():
+                    found.append(cand.resolve())
+                    break
+            else:
+                continue
+            break
+    if not found:
+        raise DataError(
+            f"{serving}: cannot find the data it was trained on ({names or 'not recorded'}); "
+            "give the old training data with --data"
+        )
+    return list(dict.fromkeys(found))
+
+
+# ---- the data -----------------------------------------------------------------------------
+
+
+def logged_examples(location: str | Path, cfg: RouterConfig) -> list[Example]:
+    """Rows of the log with outcomes, oldest first, model names as the scorer knows them (a
+    catalogue model's `profile`, else its name) and the catalogue's small tier as cheap."""
+    to_scorer = {m.name: m.profile or m.name for m in cfg.models}
+    cheap = [m.name for m in cfg.models if m.tier == "small"]
+    rows = export_examples(location, cheap_models=cheap)
+    for ex in rows:
+        ex.scores = {to_scorer.get(m, m): s for m, s in ex.scores.items()}
+        ex.cheap_models = sorted({to_scorer.get(m, m) for m in ex.cheap_models})
+    return rows
+
+
+def time_split(
+    rows: Sequence[Example], test_share: float = 0.3, min_test: int = 10
+) -> tuple[list[Example], list[Example]]:
+    """(older rows to train on, newest rows to judge on), by the rows' logged time."""
+    ordered = sorted(rows, key=lambda ex: ex.extra.get("ts", 0.0))
+    n_test = max(min_test, int(round(len(ordered) * test_share)))
+    n_test = min(n_test, len(ordered))
+    return ordered[: len(ordered) - n_test], ordered[len(ordered) - n_test :]
+
+
+# ---- the gate -----------------------------------------------------------------------------
+
+
+@dataclass
+class Scores:
+    """How one scorer predicts the held-out rows."""
+
+    brier: float | None  # difficulty and gain heads, over their labelled targets
+    apgr: float | None  # rows with both tiers' outcomes, escalating by predicted gain
+    n_targets: int
+    n_two_tier: int
+
+
+def judge_scorer(
+    scorer: Scorer, X: np.ndarray, examples: Sequence[Example], signal: str = "gain"
+) -> Scores:
+    """Brier score of difficulty and gain on their targets, and APGR where both tiers are known,
+    escalating the rows with the highest `signal` ("gain" or "difficulty") first."""
+    from .metrics import apgr
+
+    batch = scorer.predict(X, [ex.text() for ex in examples])
+    outcomes = tier_outcomes(examples)
+    cheap = [c for c, _ in outcomes]
+    large = [g for _, g in outcomes]
+    diff_t = np.array([np.nan if c is None else 1.0 - c for c in cheap])
+    gain_t = np.array(
+        [
+            np.nan if c is None or g is None else g * (1.0 - c)
+            for c, g in zip(cheap, large, strict=True)
+        ]
+    )
+    errs = []
+    for pred, target in ((batch.difficulty, diff_t), (batch.gain, gain_t)):
+        ok = ~np.isnan(target)
+        errs.extend(((pred[ok] - target[ok]) ** 2).tolist())
+    brier = float(np.mean(errs)) if errs else None
+    both = [
+        i
+        for i, (c, g) in enumerate(zip(cheap, large, strict=True))
+        if c is not None and g is not None
+    ]
+    value = None
+    if len(both) >= 10:
+        c = np.array([cheap[i] for i in both])
+        g = np.array([large[i] for i in both])
+        ranked = batch.gain if signal == "gain" else batch.difficulty
+        order = np.argsort(-ranked[both], kind="stable")
+        share, quality = [], []
+        for k in range(len(both) + 1):
+            up = np.zeros(len(both), dtype=bool)
+            up[order[:k]] = True
+            share.append(k / len(both))
+            quality.append(float(np.where(up, g, c).mean()))
+        if abs(g.mean() - c.mean()) > 1e-9:
+            value = apgr(np.array(share), np.array(quality), float(c.mean()), float(g.mean()))
+    return Scores(brier, value, len(errs), len(both))
+
+
+def escalation_signal(config_path: Path, cfg: RouterConfig) -> str:
+    """The score the default policy escalates on: "gain" when it sets max_gain, else
+    "difficulty" (max_difficulty)."""
+    from .config import load_policy
+    from .data import domain_names
+
+    path = config_path.resolve().parent / cfg.policies_dir / f"{cfg.default_policy}.yaml"
+    try:
+        esc = load_policy(path, cfg, domain_names()).escalation
+    except Exception:  # noqa: BLE001 - the gate still judges, on the gain
+        return "gain"
+    return "gain" if esc.max_gain is not None or esc.max_difficulty >= 1.0 else "difficulty"
+
+
+@dataclass
+class Gate:
+    promoted: bool
+    reason: str
+    candidate: Scores
+    serving: Scores
+    tolerance: float
+
+
+def gate(candidate: Scores, serving: Scores, tolerance: float = 0.0, min_targets: int = 10) -> Gate:
+    """Promote only if the candidate is not worse than the serving scorer on either measure."""
+    if candidate.brier is None or candidate.n_targets < min_targets:
+        return Gate(
+            False,
+            f"too few held-out outcomes to judge ({candidate.n_targets} < {min_targets})",
+            candidate,
+            serving,
+            tolerance,
+        )
+    worse = []
+    if serving.brier is not None and candidate.brier > serving.brier + tolerance:
+        worse.append(f"Brier {candidate.brier:.4f} > serving {serving.brier:.4f}")
+    if candidate.apgr is not None and serving.apgr is not None:
+        if candidate.apgr < serving.apgr - tolerance:
+            worse.append(f"APGR {candidate.apgr:.3f} < serving {serving.apgr:.3f}")
+    if worse:
+        return Gate(False, "candidate is worse: " + "; ".join(worse), candidate, serving, tolerance)
+    better = f"Brier {candidate.brier:.4f} vs serving {serving.brier:.4f}"
+    if candidate.apgr is not None and serving.apgr is not None:
+        better += f", APGR {candidate.apgr:.3f} vs {serving.apgr:.3f}"
+    return Gate(True, "not worse than serving: " + better, candidate, serving, tolerance)
+
+
+# ---- versions -----------------------------------------------------------------------------
+
+
+def read_manifest(root: Path) -> dict[str, Any]:
+    path = root / MANIFEST
+    if path.is_file():
+        return json.loads(path.read_text(encoding="utf-8"))
+    return {"current": None, "versions": []}
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def _write_manifest(root: Path, manifest: dict[str, Any]) -> None:
+    _write_atomic(root / MANIFEST, json.dumps(manifest, indent=2) + "\n")
+
+
+def next_version(root: Path) -> str:
+    taken = [int(p.name[1:]) for p in root.glob("v[0-9][0-9][0-9][0-9]") if p.is_dir()]
+    return f"v{max(taken, default=0) + 1:04d}"
+
+
+def point_current(root: Path, version: str) -> None:
+    """`scorers/current` → `version`, atomically (a new symlink renamed over the old one)."""
+    tmp = root / f".{CURRENT}.tmp{os.getpid()}"
+    if tmp.is_symlink() or tmp.exists():
+        tmp.unlink()
+    os.symlink(version, tmp)
+    os.replace(tmp, root / CURRENT)
+
+
+_SCORER_LINE = re.compile(r"^scorer:.*$", re.MULTILINE)
+
+
+def point_config(config_path: Path) -> bool:
+    """Make the config's `scorer:` read `scorers/current` (one line rewritten, atomically;
+    comments and the rest of the file kept). Returns whether the file changed."""
+    want = f"scorer: scorers/{CURRENT}"
+    text = config_path.read_text(encoding="utf-8")
+    if _SCORER_LINE.search(text):
+        new = _SCORER_LINE.sub(want, text, count=1)
+    else:
+        new = want + "\n" + text
+    if new == text:
+        return False
+    load_config_text_check(config_path, new)
+    _write_atomic(config_path, new)
+    return True
+
+
+def load_config_text_check(config_path: Path, text: str) -> None:
+    """Validate a rewritten config before it replaces the old one."""
+    tmp = config_path.with_name(f".{config_path.name}.check{os.getpid()}")
+    tmp.write_text(text, encoding="utf-8")
+    try:
+        load_config(tmp)
+    finally:
+        tmp.unlink()
+
+
+# ---- the whole run ------------------------------------------------------------------------
+
+
+@dataclass
+class Report:
+    """What `router retrain` did, written beside the candidate as report.json / report.md."""
+
+    version: str
+    promoted: bool
+    reason: str
+    created: float
+    config: str
+    decision_log: str
+    serving: str
+    old_data: list[str]
+    n_old: int
+    n_new_train: int
+    n_new_test: int
+    test_from_ts: float | None
+    scores: dict[str, Any] = field(default_factory=dict)
+    new_weight: int = 1
+    reloaded: str | None = None
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), indent=2) + "\n"
+
+    def to_markdown(self) -> str:
+        s = self.scores
+        when = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(self.created))
+
+        def f(v, fmt):
+            return "n/a" if v is None else format(v, fmt)
+
+        lines = [
+            f"# Retrain {self.version}: {'promoted' if self.promoted else 'refused'}",
+            "",
+            f"{when}. {self.reason}.",
+            "",
+            f"- config: `{self.config}`; serving scorer before: `{self.serving}`",
+            f"- decision log: `{self.decision_log}`",
+            f"- old data: {self.n_old} rows from {', '.join(f'`{p}`' for p in self.old_data)}",
+            f"- new rows with outcomes: {self.n_new_train} trained on (each counted "
+            f"{self.new_weight}×), {self.n_new_test} held out (the newest)",
+            "",
+            "| held-out rows | Brier (difficulty, gain; lower is better) | APGR (higher is better) |"
+            " targets | two-tier rows |",
+            "|---|---|---|---|---|",
+        ]
+        for name in ("candidate", "serving"):
+            m = s.get(name, {})
+            lines.append(
+                f"| {name} | {f(m.get('brier'), '.4f')} | {f(m.get('apgr'), '.3f')} | "
+                f"{m.get('n_targets', 0)} | {m.get('n_two_tier', 0)} |"
+            )
+        if self.reloaded:
+            lines += ["", f"Reload: {self.reloaded}"]
+        return "\n".join(lines) + "\n"
+
+
+def retrain(
+    config_path: str | Path,
+    data: Sequence[Path] = (),
+    test_share: float = 0.3,
+    tolerance: float = 0.0,
+    min_new: int = 20,
+    C: float = 1.0,
+    new_weight: int = 5,
+    say: Say | None = None,
+    transform: Callable[[list[Example]], list[Example]] | None = None,
+) -> Report:
+    """Export, split by time, train, gate, version; promote if the gate lets it through.
+
+    Each new row counts `new_weight` times (repeated; one group, so never split across
+    calibration folds): a few hundred outcomes of your own traffic must be able to move heads
+    that thousands of public rows trained. `transform` edits the new training rows before
+    fitting (tests corrupt them with it)."""
+    from .encoder import load_encoder
+    from .train import embed_examples
+
+    say = say or (lambda _m: None)
+    config_path = Path(config_path)
+    cfg = load_config(config_path)
+    serving_path = serving_scorer_path(config_path, cfg)
+    root = scorers_dir(config_path)
+    root.mkdir(parents=True, exist_ok=True)
+
+    new = logged_examples(log_location(config_path, cfg), cfg)
+    if len(new) < min_new:
+        raise DataError(
+            f"{log_location(config_path, cfg)}: {len(new)} requests with outcomes; "
+            f"at least {min_new} are needed to retrain (--min-new)"
+        )
+    new_train, new_test = time_split(new, test_share)
+    if transform is not None:
+        new_train = transform(list(new_train))
+    old_paths = old_training_data(config_path, serving_path, data)
+    old = read_many(old_paths)
+    say(f"{len(old)} old rows, {len(new_train)} new rows to train on, {len(new_test)} held out")
+
+    enc = load_encoder(cfg.encoder.name, cfg.encoder.max_tokens, cache_size=0)
+    serving = Scorer.load(serving_path, encoder_identity=enc.identity)
+    if new_weight < 1:
+        raise DataError(f"--new-weight {new_weight}: a whole number >= 1")
+    train_rows = old + list(new_train) * new_weight
+    say(f"embedding ({enc.identity})")
+    X_train = embed_examples(enc, train_rows)
+    X_test = embed_examples(enc, new_test)
+    say("fitting the candidate")
+    candidate = Scorer(C=C).fit(X_train, train_rows, enc.identity, progress=say)
+
+    signal = escalation_signal(config_path, cfg)
+    verdict = gate(
+        judge_scorer(candidate, X_test, new_test, signal),
+        judge_scorer(serving, X_test, new_test, signal),
+        tolerance,
+    )
+    manifest = read_manifest(root)
+    if manifest["current"] is None:
+        # The scorer serving before the first retrain becomes a version too: rollback target.
+        first = next_version(root)
+        shutil.copytree(serving_path, root / first, symlinks=False)
+        manifest["versions"].append(
+            {
+                "version": first,
+                "status": "initial",
+                "created": time.time(),
+                "from": str(serving_path),
+            }
+        )
+        manifest["current"] = first
+        point_current(root, first)
+    version = next_version(root)
+    out = root / version
+    candidate.save(
+        out,
+        extra={
+            "trained_on": [p.name for p in old_paths] + ["decision log"],
+            "retrain_data": [str(p) for p in old_paths],
+        },
+    )
+    report = Report(
+        version=version,
+        promoted=verdict.promoted,
+        reason=verdict.reason,
+        created=time.time(),
+        config=str(config_path),
+        decision_log=_safe(log_location(config_path, cfg)),
+        serving=str(serving_path),
+        old_data=[str(p) for p in old_paths],
+        n_old=len(old),
+        n_new_train=len(new_train),
+        new_weight=new_weight,
+        n_new_test=len(new_test),
+        test_from_ts=new_test[0].extra.get("ts") if new_test else None,
+        scores={
+            "candidate": asdict(verdict.candidate),
+            "serving": asdict(verdict.serving),
+            "tolerance": tolerance,
+            "apgr_ranks_by": signal,
+        },
+    )
+    (out / "report.json").write_text(report.to_json(), encoding="utf-8")
+    (out / "report.md").write_text(report.to_markdown(), encoding="utf-8")
+    manifest["versions"].append(
+        {
+            "version": version,
+            "status": "promoted" if verdict.promoted else "refused",
+            "created": report.created,
+            "reason": verdict.reason,
+            "previous": manifest["current"],
+        }
+    )
+    if verdict.promoted:
+        manifest["current"] = version
+        point_current(root, version)
+    _write_manifest(root, manifest)
+    if verdict.promoted:
+        point_config(config_path)
+    return report
+
+
+def rollback(config_path: str | Path) -> str:
+    """Serve the version that served before the current one again; returns its name."""
+    config_path = Path(config_path)
+    root = scorers_dir(config_path)
+    manifest = read_manifest(root)
+    current = manifest.get("current")
+    entry = next((v for v in manifest["versions"] if v["version"] == current), None)
+    previous = entry.get("previous") if entry else None
+    if not previous:
+        raise DataError(f"{root}: no earlier version to roll back to (current: {current})")
+    entry["status"] = "rolled back"
+    manifest["current"] = previous
+    point_current(root, previous)
+    _write_manifest(root, manifest)
+    point_config(config_path)
+    return previous
+
+
+def reload_server(url: str, admin_key: str | None, timeout: float = 60.0) -> str:
+    """Ask a running proxy to reload its config and scorer (POST /admin/reload)."""
+    import httpx
+
+    headers = {"authorization": f"Bearer {admin_key}"} if admin_key else {}
+    r = httpx.post(url.rstrip("/") + "/admin/reload", headers=headers, timeout=timeout)
+    if r.status_code >= 400:
+        raise RuntimeError(f"{url}/admin/reload answered {r.status_code}: {r.text[:300]}")
+    return f"{url}/admin/reload: {r.status_code}"
+
+
+def _safe(url: str) -> str:
+    from .decision_log import safe_url
+
+    return safe_url(url) if "://" in url else url

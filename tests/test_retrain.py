@@ -1,0 +1,213 @@
+"""`router data from-log`, embedding-only training rows and `router retrain` with its gate.
+
+The live traffic here: MMLU questions answered by the cheap model `small-general`, with shadow
+outcomes from the large model. The cheap model fails every marketing question (a domain
+failure the serving scorer has never seen) and answers the rest. A candidate that learns this
+is promoted; one trained on the same rows with their labels shuffled is refused by the gate.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+from typer.testing import CliRunner
+
+from router.cli import app
+from router.data import read_jsonl, write_jsonl
+from router.decision_log import DecisionLog
+from router.retrain import read_manifest, retrain, rollback
+from router.scorer import Scorer
+from tests.conftest import write_test_config
+
+ROOT = Path(__file__).resolve().parents[1]
+FAILING = "mmlu/marketing"
+OTHERS = ("mmlu/nutrition", "mmlu/prehistory", "mmlu/high_school_biology", "mmlu/astronomy")
+
+
+@pytest.fixture(scope="module")
+def pools():
+    rows = read_jsonl(ROOT / "data" / "routing" / "routellm.jsonl")
+    rng = random.Random(0)
+    failing = [ex for ex in rows if ex.source == FAILING]
+    others = [ex for ex in rows if ex.source in OTHERS]
+    rng.shuffle(failing)
+    rng.shuffle(others)
+    traffic = failing[:70] + others[:150]
+    used = {ex.id for ex in traffic}
+    old = [ex for ex in rows if ex.id not in used and ex.source != FAILING]
+    rng.shuffle(old)
+    return traffic, old[:300]
+
+
+@pytest.fixture(scope="module")
+def workdir(tmp_path_factory, upstream, pools, router):
+    """A config whose decision log holds the traffic above with shadow outcomes."""
+    d = tmp_path_factory.mktemp("retrain")
+    cfg = write_test_config(d, upstream.base_url)
+    traffic, old = pools
+    write_jsonl(old, d / "old.jsonl")
+    log = DecisionLog(
+        d / "decisions.db",
+        embed=lambda t: router.encoder.encode([t])[0],
+        encoder=router.encoder.identity,
+    )
+    order = list(range(len(traffic)))
+    random.Random(1).shuffle(order)  # failing and other questions spread over time
+    for t, i in enumerate(order):
+        ex = traffic[i]
+        rid = f"req_{i:04d}"
+        d_ = router.route(ex.prompt)
+        log.record(
+            {
+                "request_id": rid,
+                "ts": 1_000_000.0 + t,
+                "kind": "chat",
+                "model": "small-general",
+                "tier": "small",
+                "policy": d_.policy,
+                "domain": d_.domain,
+                "status": 200,
+                "routing_text": router.text_of(ex.prompt).strip(),
+            }
+        )
+        fails = ex.source == FAILING
+        log.record_outcome(rid, 0.0 if fails else 1.0, "shadow")
+        log.record_outcome(rid, 1.0, "shadow", model="large", detail={"judge": "test"})
+    log.close()
+    return cfg
+
+
+def _copy(workdir: Path, dest: Path) -> Path:
+    shutil.copytree(workdir.parent, dest)
+    return dest / "config.yaml"
+
+
+def test_from_log_exports_embedding_rows_that_train(workdir, tmp_path, router):
+    out = tmp_path / "new.jsonl"
+    res = CliRunner().invoke(
+        app,
+        [
+            "data",
+            "from-log",
+            str(workdir.parent / "decisions.db"),
+            "--out",
+            str(out),
+            "-c",
+            str(workdir),
+        ],
+    )
+    assert res.exit_code == 0, res.output
+    assert "220 rows" in res.output and "220 embedding only" in res.output
+    first = json.loads(out.read_text().splitlines()[0])
+    assert "prompt" not in first or first["prompt"] is None
+    assert len(first["embedding"]) == 384 and first["encoder"] == router.encoder.identity
+    # Catalogue names are mapped to the scorer's: `large` profiles gpt-4-1106-preview.
+    assert set(first["scores"]) == {"small-general", "gpt-4-1106-preview"}
+    assert first["cheap_models"] == ["small-general"]
+    rows = read_jsonl(out)  # valid routing data
+    assert rows[0].prompt is None and rows[0].text() == ""
+    # `router train` on embedding-only rows plus text rows: the text head skips the former.
+    trained = tmp_path / "scorer"
+    res = CliRunner().invoke(
+        app,
+        [
+            "train",
+            str(out),
+            str(workdir.parent / "old.jsonl"),
+            "--out",
+            str(trained),
+            "-c",
+            str(workdir),
+        ],
+    )
+    assert res.exit_code == 0, res.output
+    s = Scorer.load(trained)
+    assert "success:small-general" in s.heads_
+    # Rows made by another encoder are refused, naming the field.
+    bad = out.read_text().replace(router.encoder.identity, "other-encoder/1")
+    (tmp_path / "bad.jsonl").write_text(bad)
+    res = CliRunner().invoke(
+        app,
+        ["train", str(tmp_path / "bad.jsonl"), "--out", str(tmp_path / "x"), "-c", str(workdir)],
+    )
+    assert res.exit_code == 2 and "encoder" in res.output
+
+
+def _marketing_difficulty(scorer_dir: Path, router, pools) -> float:
+    traffic, _ = pools
+    texts = [router.text_of(ex.prompt).strip() for ex in traffic if ex.source == FAILING]
+    s = Scorer.load(scorer_dir)
+    return float(np.mean(s.predict(router.encoder.encode(texts), texts).difficulty))
+
+
+def _shuffled(rows):
+    """The new rows with their outcomes shuffled among them: nothing left to learn."""
+    scores = [ex.scores for ex in rows]
+    random.Random(7).shuffle(scores)
+    for ex, s in zip(rows, scores, strict=True):
+        ex.scores = s
+    return rows
+
+
+def test_retrain_promotes_a_scorer_that_learned_the_failure_then_refuses_noise(
+    workdir, tmp_path, router, pools
+):
+    cfg = _copy(workdir, tmp_path / "w")
+    old = [str(cfg.parent / "old.jsonl")]
+    res = CliRunner().invoke(app, ["retrain", "-c", str(cfg), "--data", old[0]])
+    assert res.exit_code == 0, res.output
+    assert "promoted" in res.output
+    root = cfg.parent / "scorers"
+    man = read_manifest(root)
+    assert man["current"] == "v0002"
+    assert [v["status"] for v in man["versions"]] == ["initial", "promoted"]
+    assert (root / "current").resolve() == (root / "v0002").resolve()
+    report = json.loads((root / "v0002" / "report.json").read_text())
+    assert report["promoted"] and report["n_new_test"] == 66 and report["n_new_train"] == 154
+    cand, serv = report["scores"]["candidate"], report["scores"]["serving"]
+    assert cand["brier"] < serv["brier"] and cand["n_two_tier"] == 66
+    assert (root / "v0002" / "report.md").read_text().startswith("# Retrain v0002: promoted")
+    # The config now points at scorers/current, and the comments and the rest are kept.
+    text = cfg.read_text()
+    assert "scorer: scorers/current" in text and "# Off: these tests" in text
+    assert yaml.safe_load(text)["models"][0]["name"] == "small-general"
+    # The promoted scorer expects the cheap model to fail on marketing; the old one did not.
+    before = _marketing_difficulty(root / "v0001", router, pools)
+    after = _marketing_difficulty(root / "current", router, pools)
+    assert after > before + 0.2
+
+    # A candidate trained on the same rows with shuffled labels is refused; nothing changes.
+    report = retrain(cfg, [Path(old[0])], transform=_shuffled)
+    assert not report.promoted and "worse" in report.reason
+    man = read_manifest(root)
+    assert man["current"] == "v0002" and man["versions"][-1]["status"] == "refused"
+    assert (root / "current").resolve() == (root / "v0002").resolve()
+    assert (root / "v0003" / "report.json").is_file()
+    res = CliRunner().invoke(
+        app, ["retrain", "-c", str(cfg), "--data", old[0], "--min-new", "1000"]
+    )
+    assert res.exit_code == 2 and "at least 1000" in res.output
+
+    # Rollback serves the version before the promoted one again.
+    assert rollback(cfg) == "v0001"
+    assert (root / "current").resolve() == (root / "v0001").resolve()
+    assert read_manifest(root)["versions"][1]["status"] == "rolled back"
+    res = CliRunner().invoke(app, ["retrain", "-c", str(cfg), "--rollback"])
+    assert res.exit_code == 2 and "no earlier version" in res.output
+
+
+def test_gate_refuses_with_too_few_outcomes():
+    from router.retrain import Scores, gate
+
+    few = Scores(brier=0.1, apgr=None, n_targets=3, n_two_tier=0)
+    assert not gate(few, Scores(0.3, None, 3, 0)).promoted
+    ok = Scores(brier=0.1, apgr=0.7, n_targets=50, n_two_tier=20)
+    assert gate(ok, Scores(0.2, 0.6, 50, 20)).promoted
+    assert not gate(ok, Scores(0.2, 0.75, 50, 20)).promoted  # better Brier, worse APGR
+    assert gate(ok, Scores(0.2, 0.75, 50, 20), tolerance=0.06).promoted
