@@ -15,6 +15,7 @@ from ..decision_log import DecisionLogCollector, open_decision_log
 from ..router import Router, load_litellm
 from ..state import RedisStore, StateCollector
 from . import batching, errors, feedback
+from .admin import install_live
 from .agents import install_agents
 from .auth import KeyRing, Principal
 from .chat import ChatService
@@ -78,7 +79,9 @@ def create_app(router: Router, config: ServerSpec | None = None) -> FastAPI:
             breaker_sync = BreakerSync(router.breakers, router.state, catalogue)
             breaker_sync.start()
         app.state.breaker_sync = breaker_sync
+        await live.start()  # hot reload (SIGHUP), budget sync, shadow judge workers
         yield
+        await live.stop()
         if breaker_sync is not None:
             await breaker_sync.stop()
         # Requests cut past the grace period are cancelled just before this point: let them
@@ -121,8 +124,11 @@ def create_app(router: Router, config: ServerSpec | None = None) -> FastAPI:
 
     @app.get("/ready")
     async def ready() -> JSONResponse:
+        router = svc.router  # the serving one: POST /admin/reload swaps it
         ok = decisions is None or decisions.failed is None
         body = {"status": "ready" if ok else "degraded", "policies": sorted(router.policies)}
+        # Scorer version and hash, config hash, when they were loaded (hot reload).
+        body["versions"] = live.ready_versions()
         if not ok:
             body["detail"] = "decision log writes are failing"
         # Open circuits do not make the proxy unready: fallbacks still answer. Shown for ops.
@@ -144,6 +150,7 @@ def create_app(router: Router, config: ServerSpec | None = None) -> FastAPI:
 
     @app.get("/v1/models")
     async def models(principal: Caller) -> dict:
+        router = svc.router  # the serving one: POST /admin/reload swaps it
         data = [
             {"id": n, "object": "model", "created": 0, "owned_by": "router"}
             for n in router_model_names(router)
@@ -171,8 +178,11 @@ def create_app(router: Router, config: ServerSpec | None = None) -> FastAPI:
     # Agent-facing APIs (agents.py): Responses, Anthropic Messages, completions, embeddings.
     install_agents(app, svc, caller)
 
+    # POST /admin/reload, versions, budget and drift gauges, the shadow judge (admin.py).
+    live = install_live(app, svc, spec, keys, metrics, decisions)
+
     @app.post("/v1/feedback", openapi_extra=feedback.openapi_feedback())
     async def give_feedback(request: Request, principal: Caller) -> Response:
-        return await feedback.feedback(request, router, decisions, spec.max_body_bytes)
+        return await feedback.feedback(request, svc.router, decisions, spec.max_body_bytes)
 
     return app
