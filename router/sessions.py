@@ -363,12 +363,21 @@ class Sessions:
         session: str | None = None,
         scope: str | None = None,
     ) -> Turn:
-        """Route a turn (in a worker thread) and apply the session to the decision."""
+        """Route a turn and apply the session to the decision. Routing and the hashing of the
+        conversation run in a worker thread: a long conversation never blocks the loop."""
         router = self.router
         compiled = router.policy(policy)
         rules = compiled.policy.session or SessionRules()
-        ref = session_ref(messages, params, session, scope, rules)
-        fresh = await asyncio.to_thread(router.route, messages, policy, pin, **params)
+
+        def prepare():
+            ref = session_ref(messages, params, session, scope, rules)
+            fresh = router.route(messages, policy, pin, **params)
+            facts = request_facts(messages, params, router.config.expected_output_tokens)
+            mask, _, _ = compiled.eligible(facts)
+            usable = {n for n, ok in zip(compiled.names, mask, strict=True) if ok}
+            return ref, fresh, usable, (facts.prompt_tokens, facts.output_tokens)
+
+        ref, fresh, usable, tokens = await asyncio.to_thread(prepare)
         state = None
         if ref is not None and ref.lookup is not None:
             state = SessionState.from_json(await self._get(ref.lookup))
@@ -384,20 +393,9 @@ class Sessions:
                     if isinstance(found, Mapping) and isinstance(found.get("model"), str):
                         tool_model = found["model"]
                         break
-        facts = request_facts(messages, params, router.config.expected_output_tokens)
-        mask, _, _ = compiled.eligible(facts)
-        usable = {n for n, ok in zip(compiled.names, mask, strict=True) if ok}
         catalogue = {m.name: m for m in router.config.models}
         decision = stick(
-            fresh,
-            ref,
-            state,
-            tool_model,
-            rules,
-            catalogue,
-            usable,
-            (facts.prompt_tokens, facts.output_tokens),
-            pinned=pin is not None,
+            fresh, ref, state, tool_model, rules, catalogue, usable, tokens, pinned=pin is not None
         )
         return Turn(self, messages, ref, state, rules, scope, decision)
 
@@ -444,7 +442,10 @@ class Turn:
             if key is None:
                 if reply is None:
                     return  # a conversation-keyed session is found by its reply
-                key = reply_key(self.messages, reply, self.scope)
+                if _chars(self.messages) > LONG_CHARS:
+                    key = await asyncio.to_thread(reply_key, self.messages, reply, self.scope)
+                else:
+                    key = reply_key(self.messages, reply, self.scope)
             await store.set(key, state.to_json(), ttl)
         except Exception:  # noqa: BLE001 - a store outage costs stickiness, never the answer
             log.warning("session state not stored", exc_info=True)
@@ -468,6 +469,13 @@ class Turn:
             reply.add(chunk)
             yield chunk
         run_sync(self.close(decision, reply.message()))
+
+
+LONG_CHARS = 100_000  # a conversation longer than this is hashed in a worker thread
+
+
+def _chars(messages: list[Message]) -> int:
+    return sum(len(m.get("content") or "") for m in messages if isinstance(m.get("content"), str))
 
 
 def reply_of(response: Any) -> Message | None:
