@@ -627,6 +627,43 @@ PASSTHROUGH_CASES: dict[str, tuple[str, dict, int, str]] = {
 }
 
 
+# POST /v1/feedback (router/server/feedback.py): every bad body a 400 naming the field.
+FEEDBACK_CASES: dict[str, tuple[object, dict, int, str | None]] = {
+    "invalid-json": (b'{"request_id": "req_1", "score": ', JSON, 400, None),
+    "empty-body": (b"", JSON, 400, None),
+    "json-array": ([1, 2], {}, 400, None),
+    "json-null": (b"null", JSON, 400, None),
+    "request-id-missing": ({"score": 1}, {}, 400, "request_id"),
+    "request-id-empty": ({"request_id": " ", "score": 1}, {}, 400, "request_id"),
+    "request-id-number": ({"request_id": 12, "score": 1}, {}, 400, "request_id"),
+    "request-id-too-long": ({"request_id": "r" * 201, "score": 1}, {}, 400, "request_id"),
+    "request-id-nul": ({"request_id": "req_\u0000", "score": 1}, {}, 400, "request_id"),
+    "score-missing": ({"request_id": "req_1"}, {}, 400, "score"),
+    "score-above-one": ({"request_id": "req_1", "score": 1.01}, {}, 400, "score"),
+    "score-negative": ({"request_id": "req_1", "score": -0.5}, {}, 400, "score"),
+    "score-bool": ({"request_id": "req_1", "score": True}, {}, 400, "score"),
+    "score-null": ({"request_id": "req_1", "score": None}, {}, 400, "score"),
+    "score-word": ({"request_id": "req_1", "score": "sideways"}, {}, 400, "score"),
+    "score-list": ({"request_id": "req_1", "score": [1]}, {}, 400, "score"),
+    "score-nan": (b'{"request_id": "req_1", "score": NaN}', JSON, 400, "score"),
+    "model-unknown": ({"request_id": "req_1", "score": 1, "model": "nope"}, {}, 400, "model"),
+    "model-number": ({"request_id": "req_1", "score": 1, "model": 3}, {}, 400, "model"),
+    "unknown-field": ({"request_id": "req_1", "score": 1, "comment": "x"}, {}, 400, "comment"),
+    "wrong-content-type": (b"request_id=req_1", {"content-type": "text/plain"}, 415, None),
+}
+
+
+@pytest.mark.parametrize("case", sorted(FEEDBACK_CASES))
+def test_bad_feedback_bodies_are_4xx_naming_the_field(http, case):
+    payload, headers, status, param = FEEDBACK_CASES[case]
+    r = send_case(http, "/feedback", payload, headers)
+    assert r.status_code == status, (r.status_code, r.text[:300])
+    err = r.json()["error"]
+    assert set(err) == {"message", "type", "param", "code"} and "Traceback" not in r.text
+    if param is not None:
+        assert err["param"] == param and err["message"].startswith(param), err
+
+
 def send_case(http: httpx.Client, path: str, payload: object, headers: dict) -> httpx.Response:
     if isinstance(payload, bytes):
         return http.post(path, content=payload, headers=headers)

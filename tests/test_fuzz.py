@@ -23,6 +23,7 @@ EXAMPLES = {"POST": 50, "GET": 5, "DELETE": 5}  # per operation and mode: bounde
 BODY_OPS = {"/v1/chat/completions", "/v1/route"}
 # The agent endpoints (router/server/agents.py): Responses, Anthropic Messages, pass-through.
 BODY_OPS |= {"/v1/responses", "/v1/messages", "/v1/completions", "/v1/embeddings"}
+BODY_OPS |= {"/v1/feedback"}  # scores a request id (router/server/feedback.py)
 
 
 @pytest.fixture(scope="module")
@@ -56,6 +57,7 @@ def operations() -> list[tuple[str, str]]:
     return [
         ("POST", "/v1/chat/completions"),
         ("POST", "/v1/route"),
+        ("POST", "/v1/feedback"),
         ("POST", "/v1/responses"),
         ("GET", "/v1/responses/{response_id}"),
         ("DELETE", "/v1/responses/{response_id}"),

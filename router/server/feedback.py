@@ -61,7 +61,12 @@ def parse_feedback(raw: bytes, router: Router) -> tuple[str, float, str | None]:
         if k not in FIELDS:
             raise APIError(400, f"{k}: unknown field; expected {list(FIELDS)}", k, "unknown_field")
     rid = body.get("request_id")
-    if not isinstance(rid, str) or not rid.strip() or len(rid) > 200:
+    if (
+        not isinstance(rid, str)
+        or not rid.strip()
+        or len(rid) > 200
+        or any(ord(c) < 32 or ord(c) == 127 for c in rid)
+    ):
         raise APIError(
             400,
             "request_id: required, the x-request-id of an answer",
