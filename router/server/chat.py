@@ -193,6 +193,7 @@ class _Record:
         t0: float,
     ) -> None:
         self.svc, self.request, self.principal = svc, request, principal
+        self.router = svc.router  # the one the request runs on, should a hot reload swap it
         self.req, self.stream, self.t0 = req, stream, t0
         self.done = False
         svc.in_flight.add(self)
@@ -218,7 +219,7 @@ class _Record:
         self.done = True
         svc = self.svc
         svc.in_flight.discard(self)
-        cost = costs(svc.router, d, usage) if d is not None else None
+        cost = costs(self.router, d, usage) if d is not None else None
         svc.metrics.observe(status, d, usage, cost, self.stream, time.perf_counter() - self.t0)
         error = self.scrub(error)
         fields = {
