@@ -75,9 +75,7 @@ def test_a_reload_swaps_policies_and_ready_shows_the_versions(served):
         assert before["reloads"] == 0
         assert chat(c, "What is 2 + 2?").headers["x-router-model"] == "cheap"
         # Every request escalates now: no gain is below 0.
-        policy_file(
-            cfg, default=["cheap"], large=["large"], escalation={"max_gain": 0.0}
-        )
+        policy_file(cfg, default=["cheap"], large=["large"], escalation={"max_gain": 0.0})
         r = c.post("/admin/reload", headers=ADMIN)
         assert r.status_code == 200 and r.json()["changed"] == {"scorer": False, "config": True}
         assert chat(c, "What is 2 + 2?").headers["x-router-model"] == "large"
@@ -187,7 +185,7 @@ def test_no_request_fails_while_reloading_under_load(served):
                 r = admin.post("/admin/reload", headers=ADMIN)
                 assert r.status_code == 200, r.text
                 seen = len(statuses)
-                wait_for(lambda: len(statuses) >= seen + 4, what="requests after a reload")
+                wait_for(lambda s=seen: len(statuses) >= s + 4, what="requests after a reload")
     finally:
         stop.set()
         for t in threads:
