@@ -6,7 +6,7 @@ export HF_HUB_OFFLINE := 1
 export LITELLM_LOCAL_MODEL_COST_MAP := True
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: setup run test lint model verifier policies data notebooks docs docs-serve bench bench-proxy bench-load bench-scale bench-local clean
+.PHONY: setup run test lint model verifier policies data notebooks docs docs-serve bench bench-proxy bench-load bench-scale bench-local bench-budget bench-cascade clean
 
 setup: $(STAMP)
 
@@ -91,6 +91,16 @@ bench-scale: setup
 # concurrent streams, directly and through the proxy.
 bench-local: setup
 	$(PY) bench/local_tier.py
+
+# Added latency of a cascaded request through the proxy: SmolLM2 (llama.cpp) answers first,
+# the verifier judges, a loopback upstream stands in for the large model (docs/cascades.md).
+bench-cascade: setup
+	$(PY) bench/cascade_latency.py
+
+# The budget controller on 10,000 shipped prompts, easy then hard: large share per window
+# against the target, and docs/budget_controller.png.
+bench-budget: setup
+	$(PY) bench/budget.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache
