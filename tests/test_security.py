@@ -247,6 +247,12 @@ API_PATHS = {
     "/v1/models",
     "/v1/route",
     "/v1/chat/completions",
+    # The agent endpoints (router/server/agents.py).
+    "/v1/responses",
+    "/v1/responses/{response_id}",
+    "/v1/messages",
+    "/v1/completions",
+    "/v1/embeddings",
 }
 DOCS = {"/openapi.json", "/docs", "/docs/oauth2-redirect", "/redoc"}  # FastAPI's, no files
 
