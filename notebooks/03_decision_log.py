@@ -23,7 +23,7 @@
 #
 # Set `LOG_PATH` to your proxy's log. Left at `None`, a log is produced here by replaying shipped
 # prompts through the router: each prompt is routed with `Router.route_many` and recorded with the
-# proxy's own `DecisionLog` class and row fields (no model is called, so no tokens are counted and
+# proxy's own `DecisionLog` and row builder, `decision_row` (no model is called, so no tokens are counted and
 # costs are the decisions' estimates). The replay spreads its requests over the last
 # `REPLAY_HOURS` hours so the time plots have something to show.
 
@@ -58,7 +58,7 @@ import pandas as pd
 from scipy.stats import ks_2samp
 
 from router.data import read_many
-from router.decision_log import DecisionLog, summarise
+from router.decision_log import decision_row, open_decision_log, summarise
 from router.router import Router
 from router.train import embed_examples
 
@@ -75,25 +75,21 @@ if LOG_PATH is None:
     LOG_PATH = Path(tempfile.mkdtemp(prefix="decision-log-")) / "decisions.db"
     pool = read_many(REPLAY_DATA)
     replay = [pool[i] for i in rng.choice(len(pool), REPLAY_N, replace=False)]
-    log = DecisionLog(LOG_PATH)
+    log = open_decision_log(LOG_PATH, encoder=router)
     now, batch = time.time(), 20
     for start in range(0, len(replay), batch):
         chunk = replay[start : start + batch]
         msgs = [ex.messages if ex.messages is not None else ex.prompt for ex in chunk]
         for k, d in enumerate(router.route_many(msgs, policy=POLICY)):
             i = start + k
-            # The row the proxy writes for a request (router/server/chat.py), minus usage.
-            log.record({
-                "request_id": uuid.uuid4().hex,
-                "ts": now - REPLAY_HOURS * 3600 * (1 - i / len(replay)),
-                "key_name": "replay", "requested_model": "router", "status": 200, "stream": False,
-                "policy": d.policy, "model": d.model, "tier": d.tier, "domain": d.domain,
-                "domain_confidence": d.domain_confidence, "difficulty": d.difficulty,
-                "reason": d.reason, "escalated": d.escalated, "fell_back": False,
-                "attempts": [], "routing_ms": d.routing_ms, "latency_ms": d.routing_ms,
-                "cost_estimate": d.cost_estimate, "large_cost_estimate": d.large_cost_estimate,
-                "decision": d.to_dict(),
-            })
+            # The row the proxy writes for a request (the same builder), minus usage.
+            log.record(decision_row(
+                d, "req_" + uuid.uuid4().hex,
+                ts=now - REPLAY_HOURS * 3600 * (1 - i / len(replay)),
+                routing_text=router.text_of(msgs[k]).strip(),  # stored as its int8 embedding
+                key_name="replay", requested_model="router", stream=False,
+                latency_ms=d.routing_ms,
+            ))
     log.close()
 print("decision log:", LOG_PATH)
 
