@@ -1,13 +1,17 @@
 """Proxy overhead: the router proxy and LiteLLM's proxy against calling the upstream directly.
 
-    python bench/proxy_overhead.py [--n1 200] [--n32 1000] [--no-litellm]   (or: make bench-proxy)
+    python bench/proxy_overhead.py [--n1 200] [--n32 1000] [--workers 1] [--no-litellm]
+    (or: make bench-proxy)
 
 Every server is a separate process on 127.0.0.1: a minimal OpenAI-compatible upstream (one raw
 ASGI handler answering a fixed completion), `router serve` (one worker) and `litellm --config`
 (one worker, same pinned litellm), all forwarding to that upstream. For 1 and 32 concurrent
 clients it prints p50/p99 latency, the latency added over the direct call, requests/s and errors
 for: direct, router with routing ("model": "router"), router pass-through (a catalogue model)
-and LiteLLM's proxy. Every routed prompt is distinct, so the encoder cache never answers.
+and LiteLLM's proxy. Every prompt is distinct across warm-ups and scenarios (each has a range
+of request numbers of its own), so the encoder cache never answers a measured request.
+LiteLLM's proxy runs from the `litellm` script next to this Python (the venv's bin/), not
+from PATH. `--workers N` gives both proxies N worker processes.
 Every loop is bounded in count and in time. Prints figures; it is not a test.
 """
 
@@ -98,6 +102,17 @@ def wait_ready(url: str, proc: subprocess.Popen, name: str, headers: dict | None
     raise RuntimeError(f"{name} did not become ready in {START_SECONDS} s")
 
 
+def wait_workers(metrics_dir: Path, workers: int, proc: subprocess.Popen) -> None:
+    """Every router worker has built its app (each writes its own metric files)."""
+    if workers < 2:
+        return
+    deadline = time.time() + START_SECONDS
+    while len({f.stem.split("_")[-1] for f in metrics_dir.glob("*.db")}) < workers:
+        if proc.poll() is not None or time.time() > deadline:
+            raise RuntimeError(f"{workers} router workers did not all start")
+        time.sleep(0.25)
+
+
 def start(cmd: list[str], log: Path, env: dict) -> subprocess.Popen:
     return subprocess.Popen(
         cmd, stdout=log.open("w"), stderr=subprocess.STDOUT, env=env, start_new_session=True
@@ -169,13 +184,14 @@ def write_configs(tmp: Path, upstream: str, batch: bool = True) -> tuple[Path, P
 # ---- load ---------------------------------------------------------------------------------
 
 
-async def load(url: str, model: str, n: int, clients: int, headers: dict) -> dict:
-    """n requests from `clients` concurrent workers; bounded by SCENARIO_SECONDS."""
+async def load(url: str, model: str, n: int, clients: int, headers: dict, first: int = 0) -> dict:
+    """n requests from `clients` concurrent workers, numbered from `first` (so prompts never
+    repeat across calls); bounded by SCENARIO_SECONDS."""
     import aiohttp
 
     lat: list[float] = []
     errors = 0
-    counter = iter(range(n))
+    counter = iter(range(first, first + n))
     deadline = time.perf_counter() + SCENARIO_SECONDS
     conn = aiohttp.TCPConnector(limit=clients)
     async with aiohttp.ClientSession(connector=conn, headers=headers) as session:
@@ -215,9 +231,27 @@ async def load(url: str, model: str, n: int, clients: int, headers: dict) -> dic
     return {"p50": pct(50), "p99": pct(99), "rps": len(lat) / wall, "errors": errors, "n": len(lat)}
 
 
-def run_load(url, model, n, clients, headers) -> dict:
-    asyncio.run(load(url, model, min(20, n), clients, headers))  # warm-up (not counted)
-    return asyncio.run(load(url, model, n, clients, headers))
+# Request numbers: each scenario gets a block of its own, warm-ups a block far away.
+SCENARIO_BLOCK = 100_000
+WARMUP_FIRST = 10_000_000
+
+
+def run_load(url, model, n, clients, headers, scenario: int) -> dict:
+    """Warm up on prompts never measured, then measure on prompts never seen before."""
+    warm = WARMUP_FIRST + scenario * SCENARIO_BLOCK
+    asyncio.run(load(url, model, min(20, n), clients, headers, first=warm))  # not counted
+    return asyncio.run(load(url, model, n, clients, headers, first=scenario * SCENARIO_BLOCK))
+
+
+def litellm_command() -> str:
+    """LiteLLM's proxy script of the Python running this file (PATH may not hold the venv)."""
+    script = Path(sys.executable).parent / "litellm"
+    if not script.exists():
+        raise SystemExit(
+            f"{script} not found: install the bench extra (pip install -e '.[bench]') "
+            "or pass --no-litellm"
+        )
+    return str(script)
 
 
 # ---- main ---------------------------------------------------------------------------------
@@ -230,6 +264,7 @@ def main() -> None:
     ap.add_argument("--n32", type=int, default=1000, help="requests at 32 clients")
     ap.add_argument("--no-litellm", action="store_true", help="skip LiteLLM's proxy")
     ap.add_argument("--no-batch", action="store_true", help="route requests one by one")
+    ap.add_argument("--workers", type=int, default=1, help="worker processes of each proxy")
     args = ap.parse_args()
     if args.serve_upstream:
         serve_upstream(args.serve_upstream)
@@ -265,13 +300,16 @@ def main() -> None:
                 str(router_cfg),
                 "--port",
                 str(r_port),
+                "--workers",
+                str(args.workers),
             ],
             tmp / "router.log",
-            env,
+            {**env, "PROMETHEUS_MULTIPROC_DIR": str(tmp / "metrics")},  # with --workers > 1
         )
         procs.append(rp)
         targets = [("direct upstream", f"{upstream}/chat/completions", "fast-small", {})]
         wait_ready(f"http://127.0.0.1:{r_port}/ready", rp, "router proxy")
+        wait_workers(tmp / "metrics", args.workers, rp)
         router_url = f"http://127.0.0.1:{r_port}/v1/chat/completions"
         targets += [
             ("router: routing", router_url, "router", {}),
@@ -280,7 +318,7 @@ def main() -> None:
         if not args.no_litellm:
             lp = start(
                 [
-                    "litellm",
+                    litellm_command(),
                     "--config",
                     str(litellm_cfg),
                     "--host",
@@ -288,7 +326,7 @@ def main() -> None:
                     "--port",
                     str(l_port),
                     "--num_workers",
-                    "1",
+                    str(args.workers),
                 ],
                 tmp / "litellm.log",
                 env,
@@ -305,14 +343,19 @@ def main() -> None:
                 )
             )
         results = []
+        scenario = 0
         for clients, n in ((1, args.n1), (32, args.n32)):
             base = None
             for name, url, model, headers in targets:
-                res = run_load(url, model, n, clients, headers)
+                scenario += 1
+                res = run_load(url, model, n, clients, headers, scenario)
                 base = base or res
                 results.append((name, clients, res, base))
                 print(f"  measured {name} at {clients} client(s)", file=sys.stderr, flush=True)
-        print(f"\n{os.cpu_count()} cores; upstream answers a fixed completion; logs in {tmp}\n")
+        print(
+            f"\n{os.cpu_count()} cores; {args.workers} worker(s) per proxy; upstream answers a "
+            f"fixed completion; logs in {tmp}; load average {os.getloadavg()[0]:.1f}\n"
+        )
         head = f"| {'target':<28} | clients | {'p50 ms':>7} | {'p99 ms':>7} | {'added p50':>9} | {'added p99':>9} | {'req/s':>7} | errors |"
         print(head)
         print("|" + "|".join("-" * (len(c)) for c in head.split("|")[1:-1]) + "|")
