@@ -6,7 +6,7 @@ export HF_HUB_OFFLINE := 1
 export LITELLM_LOCAL_MODEL_COST_MAP := True
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: setup run test lint model verifier policies data notebooks docs docs-serve bench bench-proxy bench-load bench-scale bench-local bench-budget bench-cascade clean
+.PHONY: setup run test lint model verifier policies data notebooks docs docs-serve bench bench-proxy bench-load bench-scale bench-local bench-budget bench-cascade bench-sessions clean
 
 setup: $(STAMP)
 
@@ -101,6 +101,10 @@ bench-cascade: setup
 # against the target, and docs/budget_controller.png.
 bench-budget: setup
 	$(PY) bench/budget.py
+
+# What sticky sessions add to a turn (keying, state, stick), by conversation length.
+bench-sessions: setup
+	$(PY) bench/session_overhead.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache

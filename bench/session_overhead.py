@@ -1,0 +1,89 @@
+"""What sticky sessions add to a turn: the bookkeeping around route(), by conversation length.
+
+Per turn the SDK keys the conversation (`session_ref`: a hash of the messages up to the last
+reply), reads the state, applies `stick` (pure), and after the answer hashes the conversation
+with its reply and writes the state. This times exactly those steps on the in-process store, for
+conversations of 1 to 1000 turns with 400-character messages (routing itself is not included:
+bench/route_latency.py measures it).
+
+    .venv/bin/python bench/session_overhead.py
+"""
+
+from __future__ import annotations
+
+import asyncio
+import statistics
+import time
+
+from router.config import ModelSpec, SessionRules
+from router.policy import Decision
+from router.sessions import SessionState, reply_key, session_ref, stick
+from router.state import MemoryStore
+
+TURNS = (1, 10, 100, 1000)
+REPEATS = 200
+TEXT = "lorem ipsum dolor sit amet " * 15  # 405 characters
+
+
+def conversation(turns: int) -> list[dict]:
+    msgs: list[dict] = [{"role": "system", "content": "You are a helpful assistant."}]
+    for i in range(turns):
+        msgs.append({"role": "user", "content": f"{i} {TEXT}"})
+        if i < turns - 1:
+            msgs.append({"role": "assistant", "content": f"answer {i} {TEXT}"})
+    return msgs
+
+
+def main() -> None:
+    cat = {
+        "small": ModelSpec(
+            name="small",
+            litellm_model="openai/s",
+            input_price=0.1,
+            output_price=0.2,
+            context_window=128000,
+        ),
+        "large": ModelSpec(
+            name="large",
+            litellm_model="openai/l",
+            input_price=5,
+            output_price=15,
+            context_window=128000,
+            tier="large",
+        ),
+    }
+    fresh = Decision("small", "small", "p", "general", 0.9, 0.2, None, {}, "r", ["large"], 0, 0)
+    rules = SessionRules()
+    store = MemoryStore()
+    reply = {"role": "assistant", "content": "the answer " + TEXT}
+
+    async def turn(msgs: list[dict]) -> None:
+        ref = session_ref(msgs, {}, None, "key", rules)
+        state = SessionState.from_json(await store.get(ref.lookup)) if ref.lookup else None
+        d = stick(fresh, ref, state, None, rules, cat, set(cat), (1000, 300))
+        new = SessionState(ref.id, d.model, 1, False, (), time.time())
+        await store.set(reply_key(msgs, reply, "key"), new.to_json(), rules.ttl_s)
+
+    print(f"{'turns':>6} {'chars':>9} {'p50 us':>9} {'p90 us':>9}")
+    for n in TURNS:
+        msgs = conversation(n)
+        chars = sum(len(m["content"]) for m in msgs)
+        times = []
+        for _ in range(REPEATS):
+            t0 = time.perf_counter()
+            asyncio.run(turn(msgs))
+            times.append((time.perf_counter() - t0) * 1e6)
+        # asyncio.run's own loop set-up is timed too; subtract an empty run's cost.
+        empty = []
+        for _ in range(REPEATS):
+            t0 = time.perf_counter()
+            asyncio.run(asyncio.sleep(0))
+            empty.append((time.perf_counter() - t0) * 1e6)
+        base = statistics.median(empty)
+        times = sorted(t - base for t in times)
+        p50, p90 = statistics.median(times), times[int(0.9 * len(times))]
+        print(f"{n:>6} {chars:>9} {p50:>9.0f} {p90:>9.0f}")
+
+
+if __name__ == "__main__":
+    main()
