@@ -76,6 +76,24 @@ def q(xs: list[float], p: float) -> float:
     return xs[min(len(xs) - 1, int(p * len(xs)))] if xs else float("nan")
 
 
+def verdict_ms(n: int = 50) -> float:
+    """Median time of one verdict by the shipped verifier on a 90-word answer, in process."""
+    from router.verifier import AnswerCase, load_verifier
+
+    v = load_verifier("default")
+    case = AnswerCase(
+        PROMPTS[0].format(i=7) * 3,
+        "First, 7 * 17 = <<7*17=119>>119. Then we check the result step by step. " * 6,
+    )
+    v.probability(case)
+    times = []
+    for _ in range(n):
+        t0 = time.perf_counter()
+        v.probability(case)
+        times.append(1000 * (time.perf_counter() - t0))
+    return statistics.median(times)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--n", type=int, default=12, help="requests per scenario")
@@ -165,6 +183,7 @@ def main() -> None:
                         flush=True,
                     )
             print("\nadded by the cascade (p50):")
+            print(f"  the shipped verifier's verdict alone: {verdict_ms():.1f} ms (in process)")
             for stream in (False, True):
                 kind = "stream, first byte" if stream else "non-streaming"
                 idx = 1 if stream else 0
