@@ -160,8 +160,8 @@ class ServerSpec(_Strict):
     batch_routing: bool = True
     # On SIGTERM: stop accepting, let in-flight requests (streams too) finish for this long.
     shutdown_grace_s: float = Field(default=30.0, ge=0, description="graceful shutdown, seconds")
-    # Stored Responses API conversations (previous_response_id), in the shared state: kept this
-    # long after their last turn, at most this many messages each (older ones are dropped).
+    # Stored Responses API turns (previous_response_id), in the shared state: each kept this
+    # long; a conversation longer than this many messages continues only with truncation auto.
     responses_ttl_s: float = Field(default=86400.0, gt=0, le=30 * 86400)
     responses_max_messages: int = Field(default=1000, ge=2, le=100_000)
     # POST /admin/reload takes this key (inline or, better, by env var); unset: no admin access.

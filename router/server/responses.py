@@ -69,8 +69,8 @@ class ResponsesService:
             call = responses_to_chat(body, history)
         except RequestError as e:
             raise bad_request(e) from None
-        # What a later turn continues from: the history and this input (not the instructions).
-        conversation = call.messages[len(call.messages) - len(history) - call.new_messages :]
+        # What this turn adds to the stored conversation: its input (not the instructions).
+        added = call.messages[len(call.messages) - call.new_messages :] if call.new_messages else []
         stream = bool(body.stream)
         record = record_for(svc, request, principal, body.model, call.messages, stream, t0)
         result = await call_router(
@@ -83,7 +83,7 @@ class ResponsesService:
             reply = Reply.of(result)
             out = chat_to_response(rid, body, decision.model, reply)
             if body.store is not False:
-                await self._save(rid, principal, conversation, reply, out)
+                await self._save(rid, body, principal, added, reply, out)
             record.end(200, decision, reply.usage, None)
             return JSONResponse(out, headers=headers)
 
@@ -105,7 +105,7 @@ class ResponsesService:
                         yield frame
                 closing = writer.finish_events()
                 if body.store is not False:
-                    await self._save(rid, principal, conversation, writer.reply(), writer.final)
+                    await self._save(rid, body, principal, added, writer.reply(), writer.final)
                 end(200, None)  # recorded before the last event, as for chat streams
                 for frame in sse_events(closing):
                     yield frame
@@ -132,25 +132,49 @@ class ResponsesService:
     # ---- the stored conversations -----------------------------------------------------------
 
     async def _history(self, body: ResponsesBody, principal: Principal) -> list[Message]:
-        rec = await self._load(body.previous_response_id, principal)
-        if rec is None:
-            raise APIError(
-                404,
-                f"previous_response_id: response {body.previous_response_id!r} not found "
-                "(never stored, deleted, or expired)",
-                "previous_response_id",
-                "previous_response_not_found",
-            )
-        if rec.get("truncated") and body.truncation != "auto":
-            limit = self.svc.spec.responses_max_messages
+        """The chat messages of the conversation `previous_response_id` ends, oldest first.
+
+        Each stored response holds only what its turn added and the id of the one before, so a
+        conversation costs its own size, not its size times its turns. The walk stops at
+        `responses_max_messages`; a longer conversation, or one whose older responses expired,
+        continues only with `truncation: "auto"` (on its most recent part)."""
+        limit = self.svc.spec.responses_max_messages
+        chunks: list[list[Message]] = []
+        total, rid, cut = 0, body.previous_response_id, None
+        while rid:
+            rec = await self._load(rid, principal)
+            if rec is None:
+                if not chunks:
+                    raise APIError(
+                        404,
+                        f"previous_response_id: response {rid!r} not found "
+                        "(never stored, deleted, or expired)",
+                        "previous_response_id",
+                        "previous_response_not_found",
+                    )
+                cut = "its older responses expired or were deleted"
+                break
+            chunks.append(list(rec["messages"]))
+            total += len(rec["messages"])
+            if total > limit:
+                cut = f"it is longer than the {limit} messages the router keeps"
+                break
+            rid = rec.get("previous")
+        messages = [m for chunk in reversed(chunks) for m in chunk]
+        if cut is None:
+            return messages
+        if body.truncation != "auto":
             raise APIError(
                 400,
-                f"previous_response_id: this conversation is longer than the {limit} messages "
-                "the router keeps; send truncation: 'auto' to go on with its most recent part",
+                f"previous_response_id: this conversation cannot be continued whole ({cut}); "
+                "send truncation: 'auto' to go on with its most recent part",
                 "previous_response_id",
                 "context_length_exceeded",
             )
-        return list(rec["messages"])
+        # Its most recent part, starting at a user message (no orphaned tool result).
+        messages = messages[-limit:]
+        start = next((i for i, m in enumerate(messages) if m["role"] == "user"), len(messages))
+        return messages[start:]
 
     async def _load(self, response_id: str | None, principal: Principal) -> dict | None:
         rec = await self.store.get(KEY + (response_id or ""))
@@ -161,23 +185,16 @@ class ResponsesService:
     async def _save(
         self,
         rid: str,
+        body: ResponsesBody,
         principal: Principal,
-        conversation: list[Message],
+        added: list[Message],
         reply: Reply,
         response: dict,
     ) -> None:
-        messages = [*conversation, reply.message()]
-        limit = self.svc.spec.responses_max_messages
-        truncated = len(messages) > limit
-        if truncated:
-            # Keep the most recent part, starting at a user message (no orphaned tool result).
-            messages = messages[-limit:]
-            start = next((i for i, m in enumerate(messages) if m["role"] == "user"), 0)
-            messages = messages[start:]
         rec = {
             "owner": principal.name,
-            "messages": messages,
-            "truncated": truncated,
+            "previous": body.previous_response_id,
+            "messages": [*added, reply.message()],
             "response": response,
         }
         await self.store.set(KEY + rid, rec, self.svc.spec.responses_ttl_s)

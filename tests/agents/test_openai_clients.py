@@ -299,3 +299,33 @@ def test_a_stream_cut_mid_way_ends_with_error_events(client):
     failed = events[-1].response
     assert failed.status == "failed" and failed.error.code == "server_error"
     assert "upstream stream failed" in failed.error.message
+
+
+def test_the_stored_conversation_is_bounded(agent_router):
+    from router.server import create_app
+    from tests.proxy import Proxy
+
+    spec = agent_router.config.server.model_copy(
+        update={"decision_log": None, "keys_env": None, "responses_max_messages": 4}
+    )
+    proxy = Proxy(create_app(agent_router, spec)).start()
+    try:
+        c = openai.OpenAI(base_url=proxy.base_url, api_key="unused", max_retries=0)
+        r1 = c.responses.create(model="router", input="bounded one")
+        r2 = c.responses.create(model="router", previous_response_id=r1.id, input="bounded two")
+        # 4 messages stored so far: a third turn would need all 4 plus its own.
+        r3 = c.responses.create(model="router", previous_response_id=r2.id, input="three")
+        with pytest.raises(openai.BadRequestError) as e:
+            c.responses.create(model="router", previous_response_id=r3.id, input="four")
+        assert e.value.body["param"] == "previous_response_id"
+        assert e.value.body["code"] == "context_length_exceeded"
+        r4 = c.responses.create(
+            model="router", previous_response_id=r3.id, input="four", truncation="auto"
+        )
+        assert r4.output_text == "echo: four"
+        # Deleting a response in the middle breaks the chain the same way.
+        c.responses.delete(r2.id)
+        with pytest.raises(openai.BadRequestError):
+            c.responses.create(model="router", previous_response_id=r3.id, input="x")
+    finally:
+        proxy.stop()
