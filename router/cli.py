@@ -648,8 +648,8 @@ def serve(
 @_friendly
 def stats(
     db: Annotated[
-        Path, typer.Option(help="decision log (SQLite) written by `router serve`")
-    ] = Path("decisions.db"),
+        str, typer.Option(help="decision log: SQLite file or postgresql:// URL")
+    ] = "decisions.db",
     as_json: Annotated[bool, typer.Option("--json", help="print the figures as JSON")] = False,
 ) -> None:
     """Summarise the decision log: share per model, escalations, savings, latency."""

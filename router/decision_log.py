@@ -16,6 +16,7 @@ back for `router stats`; `export_examples()` turns rows with outcomes into train
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import math
@@ -31,6 +32,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
+
+from .data import DataError
 
 if TYPE_CHECKING:
     from .data import Example
@@ -106,8 +109,9 @@ COLUMNS: tuple[str, ...] = tuple(c.name for c in decisions.columns)
 ROUTING_TEXT = "routing_text"
 
 
-class DecisionLogError(RuntimeError):
-    """The decision log cannot be opened (bad path or URL, unreachable database)."""
+class DecisionLogError(DataError):
+    """The decision log cannot be opened or read (bad path or URL, unreachable database).
+    A DataError: the CLI reports it as one red line, like any unreadable data source."""
 
 
 # ---- where the log lives ------------------------------------------------------------------
@@ -156,15 +160,15 @@ def migrate(engine: Engine) -> None:
     """Create or upgrade the schema to the newest revision (Alembic, router/migrations).
 
     A SQLite log written by the first version (a `decisions` table, no Alembic stamp) is
-    stamped as revision 0001 and upgraded in place. On PostgreSQL an advisory lock keeps
-    replicas that start together from migrating twice.
+    stamped as revision 0001 and upgraded in place. Workers and replicas that start together
+    migrate one at a time: a PostgreSQL advisory lock, or a lock file beside a SQLite file.
     """
     from alembic import command
     from alembic.config import Config
 
     cfg = Config()
     cfg.set_main_option("script_location", str(resources.files("router") / "migrations"))
-    with engine.begin() as con:
+    with _file_lock(engine), engine.begin() as con:
         if con.dialect.name == "postgresql":
             con.execute(sa.text("SELECT pg_advisory_xact_lock(726001)"))
         insp = sa.inspect(con)
@@ -172,6 +176,23 @@ def migrate(engine: Engine) -> None:
         if insp.has_table("decisions") and not insp.has_table("alembic_version"):
             command.stamp(cfg, "0001")
         command.upgrade(cfg, "head")
+
+
+@contextlib.contextmanager
+def _file_lock(engine: Engine) -> Iterator[None]:
+    """An exclusive lock on `<file>.lock` beside a SQLite database (no-op otherwise)."""
+    db = engine.url.database if engine.dialect.name == "sqlite" else None
+    if not db or db == ":memory:":
+        yield
+        return
+    import fcntl
+
+    with open(f"{db}.lock", "a") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
 
 
 # ---- the row ------------------------------------------------------------------------------
@@ -753,13 +774,25 @@ class DecisionLogCollector:
 
 
 def _read_engine(location: str | Path) -> Engine:
+    """An engine for reading a log; fails now, naming the place, if it cannot be read."""
     url = database_url(location)
     if url.startswith("sqlite:///"):
         path = Path(url.removeprefix("sqlite:///"))
         if not path.is_file():
             raise FileNotFoundError(f"no decision log at {location}")
-        return sa.create_engine(f"sqlite:///file:{path}?mode=ro&uri=true")
-    return sa.create_engine(url)
+        engine = sa.create_engine(f"sqlite:///file:{path}?mode=ro&uri=true")
+    else:
+        engine = sa.create_engine(url)
+    try:
+        with engine.connect() as con:
+            found = sa.inspect(con).has_table("decisions")
+    except sa.exc.SQLAlchemyError as e:
+        engine.dispose()
+        raise DecisionLogError(f"decision log {safe_url(url)}: {_first_line(e)}") from None
+    if not found:
+        engine.dispose()
+        raise DecisionLogError(f"{safe_url(url)}: no decision log there (no decisions table)")
+    return engine
 
 
 @dataclass

@@ -15,7 +15,7 @@ import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from . import cascade
 from .breaker import Breakers
@@ -23,12 +23,6 @@ from .budget import Budgets
 from .chain import CIRCUIT_OPEN, Call, Done, FallbackChain, Sleep
 from .config import DecisionLogSpec, RouterConfig, load_config, load_policies
 from .data import domain_names
-from .decision_log import (
-    DecisionLog,
-    decision_row,
-    feedback_score,
-    open_decision_log,
-)
 from .drift import DriftMonitor
 from .encoder import load_encoder
 from .local import LocalModels
@@ -44,6 +38,9 @@ from .request import (
 from .scorer import Scorer
 from .sessions import Sessions, reply_of, run_sync
 from .state import StateStore, open_state
+
+if TYPE_CHECKING:  # sqlalchemy loads only when a log is opened: fast cold starts
+    from .decision_log import DecisionLog
 
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 
@@ -286,6 +283,8 @@ class Router:
             where = self.base_dir / where
         if self.decision_log is not None:
             self.decision_log.close()
+        from .decision_log import open_decision_log
+
         self.decision_log = open_decision_log(where, spec, self)
         return self.decision_log
 
@@ -293,6 +292,8 @@ class Router:
         """The decision-log row of one SDK call; gives the decision its request id."""
         if self.decision_log is None:
             return
+        from .decision_log import decision_row
+
         decision.request_id = "req_" + uuid.uuid4().hex
         tokens = None
         if usage is not None and getattr(usage, "prompt_tokens", None) is not None:
@@ -316,6 +317,8 @@ class Router:
         unknown id, ValueError for a bad score, RuntimeError without a decision log."""
         if self.decision_log is None:
             raise RuntimeError("feedback needs a decision log: call open_decision_log() first")
+        from .decision_log import feedback_score
+
         self.decision_log.record_outcome(request_id, feedback_score(score), "feedback", model)
 
     # ---- calling models ---------------------------------------------------------------------
