@@ -221,3 +221,24 @@ def test_a_stream_cut_mid_way_ends_with_an_error_event(client):
     assert seen[0] == "message_start" and "message_stop" not in seen
     assert e.value.body["error"]["type"] == "api_error"
     assert "upstream stream failed" in e.value.body["error"]["message"]
+
+
+def test_an_image_goes_to_a_vision_model(client, agent_upstream):
+    pixel = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8BQDwAEhQGAhKmMIQAAAABJRU5ErkJggg=="
+    source = {"type": "base64", "media_type": "image/png", "data": pixel}
+    raw = client.messages.with_raw_response.create(
+        model="router",
+        max_tokens=20,
+        messages=[
+            {
+                "role": "user",
+                "content": [
+                    {"type": "image", "source": source},
+                    {"type": "text", "text": "what is it"},
+                ],
+            }
+        ],
+    )
+    assert raw.headers["x-router-model"] == "large"  # the only model with "vision"
+    parts = agent_upstream.requests[-1]["messages"][-1]["content"]
+    assert any(p.get("type") == "image_url" for p in parts)

@@ -329,3 +329,13 @@ def test_the_stored_conversation_is_bounded(agent_router):
             c.responses.create(model="router", previous_response_id=r3.id, input="x")
     finally:
         proxy.stop()
+
+
+def test_an_input_image_goes_to_a_vision_model(client):
+    image = {"type": "input_image", "image_url": "data:image/png;base64,iVBORw0KGgo="}
+    raw = client.responses.with_raw_response.create(
+        model="router",
+        input=[{"role": "user", "content": [{"type": "input_text", "text": "what is it"}, image]}],
+    )
+    assert raw.headers["x-router-model"] == "large"  # the only model with "vision"
+    assert raw.parse().output_text == "echo: what is it"
