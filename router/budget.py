@@ -213,8 +213,8 @@ class BudgetController:
             first = int(now // self.bucket_s) - BUCKETS + 1
             for b in [b for b in self._local if b < first]:
                 del self._local[b]
-            if len(self._recent) < MIN_SAMPLES:
-                self.window_requests = len(self._recent)
+            if not self._recent:
+                self.window_requests = 0
                 return self._threshold
             rec = np.array([r[1:] for r in self._recent])
             scores, kinds, used, large = rec[:, 0], rec[:, 1], rec[:, 2], rec[:, 3].astype(bool)
@@ -229,6 +229,8 @@ class BudgetController:
             self.measured_share = totals.large / totals.n
             self.measured_usd_per_hour = totals.usd / span_h
             target, measured = self._in_share_units(totals, local, span_h, cost, large_cost, large)
+            if n < MIN_SAMPLES:  # measured and shown, but too few to move the threshold on
+                return self._threshold
             # Feedback: how far the fleet's share is from what this replica's own decisions
             # predict (other replicas, decisions the classification got wrong). Smoothed over
             # about a window; the feedforward then aims that much the other way.

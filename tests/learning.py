@@ -3,6 +3,7 @@ a config over a loopback upstream, a proxy around it, polling without sleeps-as-
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -112,12 +113,15 @@ def chat(client, text: str, model: str = "router", **extra) -> Any:
 
 
 def metric(text: str, name: str, **labels: str) -> float | None:
-    """The value of one sample in a Prometheus text page, or None."""
-    want = ",".join(f'{k}="{v}"' for k, v in labels.items())
+    """The value of one sample in a Prometheus text page (labels in any order), or None."""
     for line in text.splitlines():
-        if line.startswith("#"):
+        if line.startswith("#") or not line.strip():
             continue
         head, _, value = line.rpartition(" ")
-        if head == name or head == f"{name}{{{want}}}":
+        sample, _, rest = head.partition("{")
+        if sample != name:
+            continue
+        found = dict(re.findall(r'(\w+)="((?:[^"\\]|\\.)*)"', rest))
+        if found == labels:
             return float(value)
     return None

@@ -187,3 +187,51 @@ def test_budgets_keep_state_across_a_reload_when_the_budget_is_unchanged():
     changed = Budgets({"p": policy({"large_share": 0.4})}).adopt(old)
     assert changed.get("p") is not old.get("p") and changed.get("p").threshold() == 0.2
     assert not Budgets({"q": Policy(name="q", default=("a",), large=("b",))})
+
+
+# ---- through the SDK and the proxy ------------------------------------------------------------
+
+
+def test_the_proxy_shows_the_budget_in_receipts_and_metrics(tmp_path, upstream, router):
+    import httpx
+
+    from tests.learning import chat, metric, router_for, serve, wait_for, write_config
+
+    cfg = write_config(
+        tmp_path,
+        upstream.base_url,
+        policies={
+            "balanced": {
+                "default": ["cheap"],
+                "large": ["large"],
+                "escalation": {"max_gain": 0.5},
+                "budget": {"large_share": 0.4, "window_s": 60, "sync_s": 0.2},
+            }
+        },
+    )
+    r = router_for(cfg, like=router)
+    d = r.route("What is the derivative of x squared?")
+    assert d.budget["target"] == {"large_share": 0.4} and d.budget["threshold"] == 0.5
+    proxy = serve(r)
+    try:
+        with httpx.Client(base_url=proxy.url, timeout=60) as c:
+            for i in range(5):
+                resp = chat(c, f"Integrate x to the power {i}.")
+                assert resp.status_code == 200
+            h = resp.headers
+            assert h["x-router-budget-target"] == "large_share=0.4"
+            assert h["x-router-budget-threshold"].startswith("max_gain=")
+            # As of the last control step (at most once a second), the SDK's route() included.
+            assert 1 <= int(h["x-router-budget-window-requests"]) <= 6
+            ctl = proxy.app.state.router.budgets.get("balanced")
+            # The proxy's background task syncs the counters through the shared state.
+            wait_for(lambda: ctl.snapshot()["shared"], what="a budget sync")
+            page = c.get("/metrics").text
+            t = metric(page, "router_budget_threshold", policy="balanced", field="max_gain")
+            assert t == pytest.approx(ctl.threshold())
+            assert (
+                metric(page, "router_budget_target", policy="balanced", kind="large_share") == 0.4
+            )
+            assert metric(page, "router_budget_large_share", policy="balanced") is not None
+    finally:
+        proxy.stop()

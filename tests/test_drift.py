@@ -117,3 +117,40 @@ def test_monitor_skips_requests_without_scores():
         mon.observe(None, None, None)
     assert mon.samples() == {"domain": 0, "difficulty": 0, "gain": 0}
     assert mon.scores()["gain"] is None
+
+
+def test_the_proxy_has_drift_gauges_and_warns(tmp_path, upstream, router, caplog):
+    import httpx
+
+    from tests.learning import chat, metric, router_for, serve, write_config
+
+    cfg = write_config(tmp_path, upstream.base_url, drift={"window": 50, "min_samples": 20})
+    r = router_for(cfg, like=router)
+    # Training data that was all law, easy, with no gain from escalating: live maths traffic
+    # is nothing like it.
+    n = 1000
+    domains = r.scorer.domains_
+    ref = reference_distributions(
+        domains,
+        np.full(n, domains.index("law")),
+        np.random.default_rng(0).uniform(0, 0.05, n),
+        np.random.default_rng(1).uniform(0, 0.01, n),
+    )
+    r.drift = DriftMonitor(ref, window=50, threshold=0.25, min_samples=20, check_every=10)
+    proxy = serve(r)
+    caplog.set_level(logging.WARNING, logger="router.drift")
+    try:
+        with httpx.Client(base_url=proxy.url, timeout=60) as c:
+            page = c.get("/metrics").text
+            assert metric(page, "router_drift_samples", signal="domain") == 0
+            assert metric(page, "router_drift_psi", signal="domain") is None  # too few yet
+            for i in range(25):
+                assert chat(c, f"Solve {i} x + 3 = 7 for x.").status_code == 200
+            page = c.get("/metrics").text
+        assert metric(page, "router_drift_samples", signal="domain") == 25
+        assert metric(page, "router_drift_psi", signal="domain") > 0.25
+        assert metric(page, "router_drift_alarm", signal="domain") == 1
+        assert metric(page, "router_drift_threshold") == 0.25
+        assert any("domain PSI" in rec.getMessage() for rec in caplog.records)
+    finally:
+        proxy.stop()
