@@ -101,10 +101,10 @@ class MessagesService:
         if not stream:
             reply = Reply.of(result)
             record.end(200, decision, reply.usage, None)
-            out = chat_to_message(mid, decision.model, reply, body.stop_sequences)
+            out = chat_to_message(mid, decision.model, reply)
             return JSONResponse(out, headers=headers)
 
-        writer = MessagesStream(mid, decision.model, body.stop_sequences)
+        writer = MessagesStream(mid, decision.model)
         ended = False
 
         def end(status: int, error: str | None) -> None:

@@ -958,13 +958,13 @@ STOP_REASONS = {
 }
 
 
-def _stop(finish: str | None, text: str, stops: list[str] | None) -> tuple[str, str | None]:
-    """Anthropic's stop_reason (and stop_sequence); a chat "stop" after one of the request's
-    stop sequences is not visible in the text, so it stays end_turn."""
-    return STOP_REASONS.get(finish or "stop", "end_turn"), None
+def _stop_reason(finish: str | None, calls: bool) -> str:
+    """Anthropic's stop_reason for a chat finish_reason. A chat "stop" does not say whether a
+    stop sequence ended it, so that shows as end_turn (and stop_sequence stays null)."""
+    return "tool_use" if calls else STOP_REASONS.get(finish or "stop", "end_turn")
 
 
-def chat_to_message(mid: str, model: str, reply: Reply, stops: list[str] | None) -> dict:
+def chat_to_message(mid: str, model: str, reply: Reply) -> dict:
     """A non-streamed chat answer as an Anthropic Message."""
     content: list[dict] = []
     if reply.text:
@@ -978,9 +978,6 @@ def chat_to_message(mid: str, model: str, reply: Reply, stops: list[str] | None)
                 "input": _json_object_text(c["arguments"]),
             }
         )
-    reason, seq = _stop(reply.finish, reply.text, stops)
-    if reply.calls:
-        reason = "tool_use"
     p, c = reply.usage or (0, 0)
     return {
         "id": mid,
@@ -988,8 +985,8 @@ def chat_to_message(mid: str, model: str, reply: Reply, stops: list[str] | None)
         "role": "assistant",
         "model": model,
         "content": content,
-        "stop_reason": reason,
-        "stop_sequence": seq,
+        "stop_reason": _stop_reason(reply.finish, bool(reply.calls)),
+        "stop_sequence": None,
         "usage": {"input_tokens": p, "output_tokens": c},
     }
 
@@ -999,8 +996,8 @@ class MessagesStream:
     content_block_start, content_block_delta (text_delta / input_json_delta),
     content_block_stop; then message_delta (stop_reason, usage) and message_stop."""
 
-    def __init__(self, mid: str, model: str, stops: list[str] | None) -> None:
-        self.mid, self.model, self.stops = mid, model, stops
+    def __init__(self, mid: str, model: str) -> None:
+        self.mid, self.model = mid, model
         self.index = -1  # the open block
         self.kind: str | None = None  # "text" or "tool_use"
         self._calls: dict[int, int] = {}  # chat tool-call index → block index
@@ -1092,14 +1089,12 @@ class MessagesStream:
 
     def finish_events(self) -> list[dict]:
         events = self._close()
-        reason, seq = _stop(self.finish, "".join(self.text), self.stops)
-        if self.calls:
-            reason = "tool_use"
+        reason = _stop_reason(self.finish, bool(self.calls))
         p, c = self.usage or (0, 0)
         events.append(
             {
                 "type": "message_delta",
-                "delta": {"stop_reason": reason, "stop_sequence": seq},
+                "delta": {"stop_reason": reason, "stop_sequence": None},
                 "usage": {"input_tokens": p, "output_tokens": c},
             }
         )
