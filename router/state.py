@@ -151,14 +151,12 @@ class RedisStore:
         client = self._clients.get(loop)
         if client is None:
             from redis.asyncio import Redis
-            from redis.asyncio.retry import Retry
-            from redis.backoff import NoBackoff
 
             client = self._clients[loop] = Redis.from_url(
                 self.url,
                 socket_timeout=self.timeout_s,
                 socket_connect_timeout=self.timeout_s,
-                retry=Retry(NoBackoff(), 0),  # an outage is handled here, at once
+                retry=one_reconnect(),
                 health_check_interval=0,
                 decode_responses=True,
                 max_connections=64,
@@ -297,6 +295,17 @@ def _is_outage(exc: Exception) -> bool:
     from redis.exceptions import RedisError  # redis is imported by then (lazy: start-up time)
 
     return isinstance(exc, RedisError | OSError | TimeoutError | RuntimeError)
+
+
+def one_reconnect() -> Any:
+    """redis-py's retry policy for the router's clients: a broken connection (one the pool kept
+    from before a Redis restart) is reconnected once at once; a time-out is not retried. A
+    down Redis refuses that reconnect at once: the outage is handled by the caller."""
+    from redis.asyncio.retry import Retry
+    from redis.backoff import NoBackoff
+    from redis.exceptions import ConnectionError as RedisConnectionError
+
+    return Retry(NoBackoff(), 1, supported_errors=(RedisConnectionError,))
 
 
 def _is_timeout(exc: Exception) -> bool:

@@ -4,6 +4,7 @@ real, throwaway Redis shared by two proxies, and still answering through a Redis
 from __future__ import annotations
 
 import shutil
+import time
 
 import httpx
 import openai
@@ -129,3 +130,20 @@ def test_a_redis_outage_counts_in_process_and_never_fails(shared_proxies, redis_
         assert ready["state"] == "degraded"
     finally:
         redis_server.start()
+    # Back: one allowance for both replicas again (carol: 4/minute, fresh in the new Redis).
+    assert wait_for(lambda: all(state(p) == "redis" for p in (one, two)))
+    codes = [chat(p, "carol-key-0001").status_code for p in (one, two, one, two, one)]
+    assert codes == [200] * 4 + [429]
+
+
+def state(proxy: Proxy) -> str:
+    return httpx.get(proxy.url + "/ready", timeout=30).json()["state"]
+
+
+def wait_for(predicate, timeout: float = 30.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.1)
+    return False

@@ -15,7 +15,7 @@ import time
 from typing import Any
 
 from ..config import ServerSpec
-from ..state import RedisStore, StateStore
+from ..state import RedisStore, StateStore, one_reconnect
 from .auth import Principal
 from .errors import APIError
 
@@ -45,9 +45,6 @@ class RateLimits:
         self._items[None] = parse_many(self._default) if self._default else []
         self._local = MovingWindowRateLimiter(MemoryStorage())
         if isinstance(self.store, RedisStore):
-            from redis.asyncio.retry import Retry
-            from redis.backoff import NoBackoff
-
             storage = RedisStorage(
                 "async+" + self.store.url,
                 wrap_exceptions=True,
@@ -55,7 +52,7 @@ class RateLimits:
                 key_prefix=self.store.prefix + "ratelimit",
                 socket_timeout=self.store.timeout_s,
                 socket_connect_timeout=self.store.timeout_s,
-                retry=Retry(NoBackoff(), 0),
+                retry=one_reconnect(),
             )
             self._shared = MovingWindowRateLimiter(storage)
 
