@@ -102,7 +102,8 @@ class RedisStore:
     """`StateStore` in Redis, shared by every worker and replica that names the same URL.
 
     Redis is a help, never a dependency of a request: every call has short socket time-outs
-    and no retries, and when Redis does not answer the call is served by an in-process
+    and no retry (but one immediate reconnect of a broken connection), and when Redis does not
+    answer the call is served by an in-process
     `MemoryStore` instead. A refused or broken connection, or `timeouts_to_degrade` time-outs
     in a row, start an outage (`degraded` is True, a warning is logged once per outage). While
     degraded, Redis is tried again at most every `retry_s` seconds; the first call that
