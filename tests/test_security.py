@@ -253,6 +253,7 @@ API_PATHS = {
     "/v1/messages",
     "/v1/completions",
     "/v1/embeddings",
+    "/v1/feedback",  # router/server/feedback.py
 }
 DOCS = {"/openapi.json", "/docs", "/docs/oauth2-redirect", "/redoc"}  # FastAPI's, no files
 
