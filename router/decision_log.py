@@ -332,7 +332,7 @@ class DecisionLog:
         max_days: float | None = None,
         queue_size: int = QUEUE_SIZE,
         embed: Callable[[str], np.ndarray] | None = None,
-        encoder: str | None = None,
+        encoder: str | Callable[[], str | None] | None = None,
     ) -> None:
         self.url = database_url(path)
         # The SQLite file, for callers that open it directly (tests, notebooks); None otherwise.
@@ -504,7 +504,8 @@ class DecisionLog:
         if text and out.get("embedding") is None and self.embed is not None:
             try:
                 out["embedding"], out["embedding_scale"] = quantize(self.embed(text))
-                out["encoder"] = out.get("encoder") or self.encoder
+                ident = self.encoder() if callable(self.encoder) else self.encoder
+                out["encoder"] = out.get("encoder") or ident
             except Exception as e:  # noqa: BLE001 - a row without its embedding beats no row
                 log.warning("decision log: embedding failed: %s", e)
         out[ROUTING_TEXT] = text if (self.store_text and text) else None
@@ -693,13 +694,24 @@ class DecisionLog:
 
 def open_decision_log(location: str | Path, spec: Any = None, encoder: Any = None) -> DecisionLog:
     """A DecisionLog at `location` with a config `decision_log:` section's settings (None:
-    defaults), embedding routing texts with `encoder` (whose `identity` names them). A Router
-    may stand for its encoder: it is then looked up at each use (the proxy wraps it)."""
+    defaults), embedding routing texts with `encoder` (whose `identity` names them). A Router,
+    or a function returning the encoder, may stand for it: it is then looked up at each use
+    (the proxy wraps its encoder, and a hot reload may swap it)."""
 
     def current():
-        return getattr(encoder, "encoder", encoder)
+        enc = encoder() if callable(encoder) and not hasattr(encoder, "encode") else encoder
+        return getattr(enc, "encoder", enc)
 
-    embed = (lambda text: current().encode([text])[0]) if encoder is not None else None
+    if encoder is None:
+        embed = identity = None
+    else:
+
+        def embed(text: str) -> np.ndarray:
+            return current().encode([text])[0]
+
+        def identity() -> str | None:
+            return getattr(current(), "identity", None)
+
     return DecisionLog(
         location,
         store_text=bool(getattr(spec, "store_text", False)),
@@ -707,7 +719,7 @@ def open_decision_log(location: str | Path, spec: Any = None, encoder: Any = Non
         max_days=getattr(spec, "max_days", None),
         queue_size=getattr(spec, "queue_size", QUEUE_SIZE),
         embed=embed,
-        encoder=getattr(current(), "identity", None) if encoder is not None else None,
+        encoder=identity,
     )
 
 

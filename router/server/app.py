@@ -40,7 +40,8 @@ def create_app(router: Router, config: ServerSpec | None = None) -> FastAPI:
         lambda: router.local.snapshot() if router.local is not None else {},
     )
     decisions = (
-        open_decision_log(spec.decision_log, router.config.decision_log, router)
+        # The encoder of the router serving now: a hot reload swaps svc.router.
+        open_decision_log(spec.decision_log, router.config.decision_log, lambda: svc.router.encoder)
         if spec.decision_log
         else None
     )
