@@ -104,8 +104,8 @@ class RedisStore:
     Redis is a help, never a dependency of a request: every call has short socket time-outs
     and no retry (but one immediate reconnect of a broken connection), and when Redis does not
     answer the call is served by an in-process
-    `MemoryStore` instead. A refused or broken connection, or `timeouts_to_degrade` time-outs
-    in a row, start an outage (`degraded` is True, a warning is logged once per outage). While
+    `MemoryStore` instead. A refused or broken connection, or time-outs that go on for
+    `degrade_after_s`, start an outage (`degraded` is True, a warning is logged once per outage). While
     degraded, Redis is tried again at most every `retry_s` seconds; the first call that
     succeeds ends the outage (logged). What was written in process during an outage stays
     there: state is per process until Redis is back, as it is without Redis.
@@ -120,17 +120,18 @@ class RedisStore:
         *,
         timeout_s: float = 0.5,
         retry_s: float = 1.0,
-        timeouts_to_degrade: int = 3,
+        degrade_after_s: float = 2.0,
         prefix: str = "router:",
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.url = url
         self.timeout_s = timeout_s
         self.retry_s = retry_s
-        # A time-out may be this process's own busy event loop rather than Redis: only so
-        # many in a row start an outage. A refused or broken connection starts one at once.
-        self.timeouts_to_degrade = timeouts_to_degrade
-        self._timeouts = 0  # consecutive time-outs
+        # A time-out may be this process's own busy event loop rather than Redis (concurrent
+        # calls then time out together): only time-outs that go on for `degrade_after_s`
+        # without an answer start an outage. A refused or broken connection starts one at once.
+        self.degrade_after_s = degrade_after_s
+        self._timing_out_since: float | None = None
         self.prefix = prefix
         self.clock = clock
         self.fallback = MemoryStore()
@@ -195,7 +196,7 @@ class RedisStore:
 
     def mark_ok(self) -> None:
         """Redis answered: an outage, if any, is over."""
-        self._timeouts = 0
+        self._timing_out_since = None
         if self.degraded:
             self.degraded = False
             log.warning("state: Redis at %s answers again; shared state restored", self._where)
@@ -210,8 +211,10 @@ class RedisStore:
         """Redis did not answer (`exc`): serve in process, warn once, try again later."""
         self.fallbacks += 1
         if not self.degraded and _is_timeout(exc):
-            self._timeouts += 1
-            if self._timeouts < self.timeouts_to_degrade:
+            now = self.clock()
+            if self._timing_out_since is None:
+                self._timing_out_since = now
+            if now - self._timing_out_since < self.degrade_after_s:
                 return  # this call was served in process; the next one asks Redis again
         self._retry_at = self.clock() + self.retry_s
         if not self.degraded:
