@@ -110,6 +110,14 @@ class Metrics:
             registry=r,
         )
         self._judged: dict[str, list[int]] = {}  # policy -> [judged, escalated]
+        # Sessions (router/sessions.py): how often a conversation's turn kept its model.
+        self.session_turns = Counter(
+            "router_session_turns",
+            "Turns of a session by outcome: kept (the session's model), tool_loop (the model "
+            "that made the tool call), routed (the fresh choice: a new or moved session).",
+            ["policy", "outcome"],
+            registry=r,
+        )
         self.large_cost = Counter(
             "router_large_cost_usd",
             "Counterfactual: the same requests all on the policy's large model, USD.",
@@ -153,6 +161,11 @@ class Metrics:
             self._observe_local(d, usage, stream, elapsed_s)
         if d.cascade and status < 400:
             self._observe_cascade(d)
+        if d.sticky is not None and status < 400:
+            outcome = "routed" if not d.sticky else "kept"
+            if d.sticky and d.reason.startswith("tool loop"):
+                outcome = "tool_loop"
+            self.session_turns.labels(d.policy, outcome).inc()
 
     def _observe_cascade(self, d: Decision) -> None:
         c = d.cascade or {}

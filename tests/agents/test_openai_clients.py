@@ -62,6 +62,8 @@ def test_chat_turns_keep_their_model_with_a_session_header(client):
     assert raw.parse().choices[0].message.content == "echo: ok"
     assert raw.headers["x-router-model"] == "large" and raw.headers["x-router-sticky"] == "true"
     assert "would pick small" in raw.headers["x-router-reason"]
+    metrics = httpx.get(str(client.base_url).replace("/v1/", "/metrics")).text
+    assert 'router_session_turns_total{outcome="kept",policy="sticky"}' in metrics
 
 
 def test_chat_without_a_header_is_keyed_by_the_conversation(client):
