@@ -420,6 +420,7 @@ def retrain(
         extra={
             "trained_on": [p.name for p in old_paths] + ["decision log"],
             "retrain_data": [str(p) for p in old_paths],
+            "version": version,
         },
     )
     report = Report(
