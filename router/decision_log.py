@@ -153,7 +153,11 @@ def open_engine(location: str | Path) -> Engine:
 
         return engine
     # pool_pre_ping: after a database restart, stale pooled connections are replaced.
-    return sa.create_engine(url, pool_pre_ping=True, pool_size=2, max_overflow=2)
+    # connect_timeout: an unreachable host must not hold a feedback request (or the writer's
+    # retry loop) for the operating system's TCP time-out.
+    return sa.create_engine(
+        url, pool_pre_ping=True, pool_size=2, max_overflow=2, connect_args={"connect_timeout": 5}
+    )
 
 
 def migrate(engine: Engine) -> None:
