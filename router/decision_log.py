@@ -16,6 +16,7 @@ back for `router stats`; `export_examples()` turns rows with outcomes into train
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import json
 import logging
@@ -23,6 +24,7 @@ import math
 import queue
 import threading
 import time
+import weakref
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from importlib import resources
@@ -365,6 +367,8 @@ class DecisionLog:
             raise DecisionLogError(f"decision log {safe_url(self.url)}: {e}") from e
         self._thread = threading.Thread(target=self._run, name="decision-log", daemon=True)
         self._thread.start()
+        # An SDK caller may never close its log: queued rows are written at interpreter exit.
+        atexit.register(_close_at_exit, weakref.ref(self))
 
     def __repr__(self) -> str:
         return f"DecisionLog({safe_url(self.url)!r})"
@@ -725,6 +729,12 @@ def open_decision_log(location: str | Path, spec: Any = None, encoder: Any = Non
         embed=embed,
         encoder=identity,
     )
+
+
+def _close_at_exit(ref: weakref.ref) -> None:
+    log_ = ref()
+    if log_ is not None and not log_._closed:
+        log_.close(timeout=10.0)
 
 
 def _insert(con: Connection):

@@ -105,3 +105,18 @@ def test_stats_reads_a_url_and_names_a_bad_one(tmp_path):
     assert res.exit_code == 0 and '"requests": 1' in res.output
     res = CliRunner().invoke(app, ["stats", "--db", "postgresql://u:secret@127.0.0.1:1/x"])
     assert res.exit_code == 2 and "decision log" in res.output and "secret" not in res.output
+
+
+def test_rows_queued_by_a_caller_that_never_closes_are_written_at_exit(tmp_path):
+    import subprocess
+    import sys
+
+    code = (
+        "from router.decision_log import DecisionLog\n"
+        f"log = DecisionLog({str(tmp_path / 'x.db')!r})\n"
+        "for i in range(500):\n"
+        "    log.record({'request_id': f'x{i}', 'ts': 1.0})\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=300)
+    con = sqlite3.connect(tmp_path / "x.db")
+    assert con.execute("SELECT count(*) FROM decisions").fetchone() == (500,)
