@@ -1,8 +1,8 @@
 """Circuit breakers shared between workers and replicas: `BreakerSync` over a shared store.
 
 First on fake clocks with one in-process store standing for Redis, then two proxies sharing a
-real, throwaway redis-server: a breaker one opens is seen (and honoured) by the other, and a
-Redis outage leaves both answering.
+real, throwaway redis-server: a breaker one opens is seen (and honoured) by the other, a
+session started on one sticks on the other, and a Redis outage leaves both answering.
 """
 
 from __future__ import annotations
@@ -258,3 +258,24 @@ async def test_the_catalogue_is_read_every_round():
     catalogue.append("n")  # a hot reload added it
     await sync_b.sync_once()
     assert state(b, "n") == OPEN
+
+
+def test_a_session_started_on_one_replica_sticks_on_the_other(replicas):
+    one, two = replicas
+
+    def turn(proxy: Proxy, text: str) -> httpx.Response:
+        body = {"model": "router", "messages": [{"role": "user", "content": text}]}
+        headers = {"x-session-id": "replica-test"}
+        return httpx.post(
+            proxy.base_url + "/chat/completions", json=body, headers=headers, timeout=60
+        )
+
+    first = turn(one, "Prove that there are infinitely many primes.")
+    assert first.status_code == 200
+    assert first.headers["x-router-sticky"] == "false"  # a new session
+    second = turn(two, "thanks")
+    assert second.status_code == 200
+    # The other replica found the session in Redis: it stays on the first turn's model.
+    assert second.headers["x-router-session"] == "replica-test"
+    assert second.headers["x-router-sticky"] == "true"
+    assert second.headers["x-router-model"] == first.headers["x-router-model"]
