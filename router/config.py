@@ -262,6 +262,22 @@ class RouterConfig(_Strict):
         moves here; the server's location then follows this section."""
         if not isinstance(data, dict):
             return data
+        data = dict(data)
+        server = data.get("server")
+        if isinstance(server, dict) and "decision_log" in server:
+            if "decision_log" in data:
+                raise ValueError(
+                    "server.decision_log: moved to the top-level 'decision_log' section; "
+                    "give it only there"
+                )
+            data["decision_log"] = server["decision_log"]
+        section = data.get("decision_log", {})
+        if isinstance(section, str):
+            section = data["decision_log"] = {"url": section}
+        if isinstance(server, dict | None) and (section is None or isinstance(section, dict)):
+            url = None if section is None else section.get("url", "decisions.db")
+            data["server"] = {**(server or {}), "decision_log": url}
+        return data
 
     @model_validator(mode="after")
     def _unique_names(self) -> RouterConfig:
