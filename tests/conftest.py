@@ -33,6 +33,7 @@ RECEIPT_KEYS = {
     "routing_ms",
     "session",
     "sticky",
+    "request_id",
     "cascade",
 }
 
