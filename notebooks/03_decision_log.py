@@ -220,3 +220,61 @@ fig.suptitle("Score drift: recent traffic vs the tuning data")
 fig.tight_layout()
 plt.show()
 pd.DataFrame(drift).set_index("score").round(4)
+
+# %% [markdown]
+# ## Drift alarm: PSI of the log against the scorer's training data
+#
+# The proxy's drift alarm (`router/drift.py`, `drift:` in `config.yaml`) compares the last
+# `drift.window` decisions with the distributions the scorer recorded when it was trained
+# (domain shares; difficulty and gain over the training deciles) by the population stability
+# index, and logs a warning past `drift.threshold`; `/metrics` shows `router_drift_psi`. Here the
+# same computation runs over the log: PSI of each sliding window of rows, per signal. A scorer
+# saved before it recorded its training distributions has none: the reference then comes from
+# its predictions on the tuning sample above (the same binning).
+#
+# PSI over n requests has a noise floor of roughly (bins − 1) / n even without any shift (about
+# 0.1 for 100 requests over 10 bins, 0.01 for 1,000): the alarm's window should be large
+# enough for that to sit well below its threshold.
+
+# %%
+from router.drift import DriftMonitor, reference_distributions
+
+training = getattr(router.scorer, "training_distributions_", None)
+if training is None:
+    print("this scorer recorded no training distributions (retrain it); reference: the tuning sample")
+    training = reference_distributions(
+        router.scorer.domains_, ref_batch.domain_probs.argmax(axis=1), ref_batch.difficulty, ref_batch.gain
+    )
+window = min(router.config.drift.window, max(100, len(ok) // 2))
+step = max(1, window // 5)
+rows = ok.reset_index(drop=True)
+series = []
+for end in range(window, len(rows) + 1, step):
+    mon = DriftMonitor(training, window=window, min_samples=1, check_every=10**9)  # no warnings here
+    for r in rows.iloc[end - window : end].itertuples():
+        mon.observe(r.domain, r.difficulty, r.gain)
+    series.append({"time": rows["time"].iloc[end - 1], **mon.scores()})
+psi_df = pd.DataFrame(series).set_index("time")
+
+fig, (a1, a2) = plt.subplots(1, 2, figsize=(13, 4), width_ratios=[3, 2])
+for signal in ("domain", "difficulty", "gain"):
+    a1.plot(psi_df.index, psi_df[signal], marker=".", label=signal)
+a1.axhline(router.config.drift.threshold, color="red", ls="--", label="warning threshold")
+a1.set_ylabel(f"PSI over the last {window} requests")
+a1.set_xlabel("time (UTC)")
+a1.set_title("Drift of live scores vs the training data")
+a1.tick_params(axis="x", rotation=30)
+a1.legend(fontsize=8)
+labels = training["domain"]["labels"]
+train_share = np.array(training["domain"]["counts"]) / sum(training["domain"]["counts"])
+live_share = rows["domain"].value_counts(normalize=True).reindex(labels, fill_value=0).to_numpy()
+xs = np.arange(len(labels))
+a2.bar(xs - 0.2, train_share, 0.4, label="training data")
+a2.bar(xs + 0.2, live_share, 0.4, label="log")
+a2.set_xticks(xs, labels, rotation=60, fontsize=8)
+a2.set_ylabel("share of requests")
+a2.set_title("Predicted domains")
+a2.legend(fontsize=8)
+fig.tight_layout()
+plt.show()
+psi_df.tail().round(3)
