@@ -163,6 +163,10 @@ Answer:
 Is the answer correct and complete? Reply with one word: Yes or No."""
 
 
+# One word is enough; the first token's logprobs give P(Yes) where the judge returns them.
+JUDGE_PARAMS = {"max_tokens": 2, "logprobs": True, "top_logprobs": 5}
+
+
 def judge_messages(question: str, answer: str) -> list[Message]:
     """The LLM verifier's prompt (docs/cascades.md quotes it)."""
     return [
@@ -407,11 +411,15 @@ def run(router: Any, decision: Decision, messages, params, call, routing_text: s
                 if close is not None:
                     close()
             elif isinstance(step, Judge):
-                send = router._run_chain(
-                    step.decision,
-                    {"max_tokens": 2, "logprobs": True, "top_logprobs": 5},
-                    lambda kw, m=step.messages: litellm.completion(messages=m, **kw),
-                )
+
+                def judge_call(kw, m=step.messages):
+                    try:
+                        return litellm.completion(messages=m, **kw)
+                    except litellm.BadRequestError:  # no logprobs there: the word will do
+                        kw = {k: v for k, v in kw.items() if "logprobs" not in k}
+                        return litellm.completion(messages=m, **kw)
+
+                send = router._run_chain(step.decision, JUDGE_PARAMS, judge_call)
         except Exception as e:  # noqa: BLE001 - handed to the flow, which decides
             error = e
 
@@ -442,14 +450,14 @@ async def arun(router: Any, decision: Decision, messages, params, call, routing_
                     await close()
             elif isinstance(step, Judge):
 
-                async def judge_call(kw, m=step.messages):
-                    return await litellm.acompletion(messages=m, **kw)
+                async def ajudge_call(kw, m=step.messages):
+                    try:
+                        return await litellm.acompletion(messages=m, **kw)
+                    except litellm.BadRequestError:  # no logprobs there: the word will do
+                        kw = {k: v for k, v in kw.items() if "logprobs" not in k}
+                        return await litellm.acompletion(messages=m, **kw)
 
-                send = await router._arun_chain(
-                    step.decision,
-                    {"max_tokens": 2, "logprobs": True, "top_logprobs": 5},
-                    judge_call,
-                )
+                send = await router._arun_chain(step.decision, JUDGE_PARAMS, ajudge_call)
         except Exception as e:  # noqa: BLE001
             error = e
 
