@@ -90,12 +90,15 @@ class ChatService:
     # ---- POST /v1/route ---------------------------------------------------------------------
 
     async def route(self, request: Request, principal: Principal) -> Response:
-        """The Decision for a chat body; no model is called."""
+        """The Decision for a chat body, its session applied as chat would (read only); no
+        model is called."""
         req, target = await self._parse(request, principal)
+        session = session_header(request)
         try:
-            d = await asyncio.to_thread(
-                self.router.route, req.messages, target.policy, target.pin, **req.params()
+            turn = await self.router.sessions.open(
+                req.messages, target.policy, target.pin, req.params(), session, principal.name
             )
+            d = turn.decision
         except RequestError as e:
             raise from_request_error(e) from None
         rid = request.state.request_id

@@ -64,6 +64,16 @@ def test_chat_turns_keep_their_model_with_a_session_header(client):
     assert "would pick small" in raw.headers["x-router-reason"]
     metrics = httpx.get(str(client.base_url).replace("/v1/", "/metrics")).text
     assert 'router_session_turns_total{outcome="kept",policy="sticky"}' in metrics
+    # /v1/route shows what the next turn would get (and changes nothing).
+    msgs += [{"role": "assistant", "content": "echo: ok"}, {"role": "user", "content": "and?"}]
+    for _ in range(2):
+        r = httpx.post(
+            str(client.base_url) + "route",
+            json={"model": "router/sticky", "messages": msgs},
+            headers=sid,
+        )
+        assert r.json()["model"] == "large" and r.json()["sticky"] is True
+        assert r.headers["x-router-session"] == "chat-session-1"
 
 
 def test_chat_without_a_header_is_keyed_by_the_conversation(client):
