@@ -35,6 +35,7 @@ RECEIPT_KEYS = {
     "sticky",
     "request_id",
     "cascade",
+    "budget",
 }
 
 
