@@ -1,6 +1,7 @@
 """Scale-out: two `router serve` replicas sharing one Redis and one PostgreSQL, one killed -9.
 
-    python bench/scale.py [--duration 60] [--clients 64] [--warmup 10]     (or: make bench-scale)
+    python bench/scale.py [--duration 60] [--clients 64] [--warmup 10] [--workers 1]
+    (or: make bench-scale)
 
 Everything is started here on 127.0.0.1 and stopped by pid at the end: a throwaway
 `redis-server` and PostgreSQL cluster (tests/servers.py), the fast loopback upstream
@@ -199,6 +200,20 @@ async def _breaker_check(a: str, b: str) -> dict:
     }
 
 
+def tree_rss_mb(pid: int) -> float:
+    """RSS of a process and its descendants (a replica with --workers is several processes)."""
+    total, todo = 0.0, [pid]
+    while todo:
+        p = todo.pop()
+        try:
+            total += rss_mb(p)
+            for task in Path(f"/proc/{p}/task").iterdir():
+                todo += [int(c) for c in (task / "children").read_text().split()]
+        except (OSError, ValueError):
+            continue  # ended meanwhile
+    return total
+
+
 def _s(seconds: float | None) -> str:
     return "never" if seconds is None else f"{seconds:.0f} s"
 
@@ -213,6 +228,7 @@ def main() -> None:
     ap.add_argument("--duration", type=float, default=60, help="measured seconds")
     ap.add_argument("--warmup", type=float, default=10, help="warm-up seconds (not counted)")
     ap.add_argument("--clients", type=int, default=64)
+    ap.add_argument("--workers", type=int, default=1, help="worker processes per replica")
     ap.add_argument("--kill-at", type=float, default=None, help="seconds in; default: half-way")
     args = ap.parse_args()
     args.duration = min(args.duration, 600)  # bounded whatever is asked
@@ -244,6 +260,8 @@ def main() -> None:
         replicas = {}
         for name, port in ports.items():
             cmd = [sys.executable, "-m", "router.cli", "serve", "--config", str(cfg)]
+            if args.workers > 1:
+                cmd += ["--workers", str(args.workers)]
             p = start([*cmd, "--port", str(port)], tmp / f"replica-{name}.log", env)
             procs.append(p)
             replicas[name] = p
@@ -254,11 +272,11 @@ def main() -> None:
 
         print(f"  warm-up {args.warmup:.0f} s ...", file=sys.stderr, flush=True)
         warm = asyncio.run(drive(urls, args.clients, args.warmup, 0, None, lambda: None))
-        rss_warm = {n: rss_mb(p.pid) for n, p in replicas.items()}
+        rss_warm = {n: tree_rss_mb(p.pid) for n, p in replicas.items()}
         rss_end: dict[str, float] = {}
 
         def kill_b() -> None:
-            rss_end["B"] = rss_mb(replicas["B"].pid)
+            rss_end["B"] = tree_rss_mb(replicas["B"].pid)
             os.killpg(replicas["B"].pid, signal.SIGKILL)  # its own session: only what we started
             print("  replica B killed -9", file=sys.stderr, flush=True)
 
@@ -271,7 +289,7 @@ def main() -> None:
 
         print(f"  measuring {args.duration:.0f} s ...", file=sys.stderr, flush=True)
         run, breaker = asyncio.run(measured())
-        rss_end["A"] = rss_mb(replicas["A"].pid)
+        rss_end["A"] = tree_rss_mb(replicas["A"].pid)
         stop(replicas["A"], grace=60)  # graceful: its decision log is flushed
         a_exit = replicas["A"].returncode
         have = decision_ids(pg, "decisions")
@@ -282,7 +300,8 @@ def main() -> None:
         pg.stop()
 
     print(
-        f"\n{os.cpu_count()} cores, {args.clients} clients (half streaming) over 2 replicas, "
+        f"\n{os.cpu_count()} cores, {args.clients} clients (half streaming) over 2 replicas "
+        f"({args.workers} worker process{'es' if args.workers > 1 else ''} each), "
         f"{args.duration:.0f} s measured after {args.warmup:.0f} s warm-up, replica B killed -9 "
         f"at {_s(run.killed_at)}; shared Redis and PostgreSQL; logs in {tmp}\n"
     )
