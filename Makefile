@@ -6,7 +6,7 @@ export HF_HUB_OFFLINE := 1
 export LITELLM_LOCAL_MODEL_COST_MAP := True
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: setup run test lint model verifier policies data notebooks docs docs-serve bench bench-proxy bench-load bench-scale bench-local bench-budget bench-cascade bench-sessions clean
+.PHONY: setup run test lint model verifier policies data notebooks docs docs-serve bench bench-proxy bench-load bench-scale bench-local bench-budget bench-cascade bench-sessions bench-decision-log clean
 
 setup: $(STAMP)
 
@@ -105,6 +105,11 @@ bench-budget: setup
 # What sticky sessions add to a turn (keying, state, stick), by conversation length.
 bench-sessions: setup
 	$(PY) bench/session_overhead.py
+
+# The decision log's write path on SQLite and PostgreSQL, and a PostgreSQL outage (buffered,
+# then written). Needs PostgreSQL's binaries.
+bench-decision-log: setup
+	$(PY) bench/decision_log.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache
