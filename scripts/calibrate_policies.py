@@ -29,7 +29,9 @@ from router.calibrate import (  # noqa: E402
     calibrate_shipped,
     verification_table,
 )
+from router.config import ConfigError  # noqa: E402
 from router.data import DataError  # noqa: E402
+from router.scorer import ScorerError  # noqa: E402
 
 
 def markdown(rows: list[list[str]]) -> str:
@@ -63,7 +65,7 @@ def main(argv: list[str] | None = None) -> int:
             recalibrate=not args.verify_only,
             log=print,
         )
-    except (CalibrationError, DataError) as e:
+    except (CalibrationError, ConfigError, DataError, ScorerError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     table = verification_table(results)
