@@ -8,7 +8,8 @@
   threshold − band → straight to the large model (no cheap call); between → cascaded.
 
 Rows without the cheap model's answer cannot be verified: there the cascade and the hybrid
-escalate on the prompt scorer's P(cheap right) < threshold (the router's own signal). Both
+escalate as the router does, on its gain head (P(large right and cheap wrong)), put on the
+same scale as the verifier's: 1 − gain / P(large right) < threshold. Both
 curves sweep the threshold from 0 to 1. Their x-axis for APGR and CPT is the *cost-equivalent*
 large share, (cost − all-cheap cost) / (all-large cost − all-cheap cost), so a cheap call that
 was thrown away counts; for the router it is the large-call share itself. Curves are cut where
@@ -63,6 +64,8 @@ class CascadeInputs:
     large_cost: np.ndarray
     verifier_p: np.ndarray
     prompt_p: np.ndarray
+    # Rows without an answer: the P(cheap right) they are escalated on (default: prompt_p).
+    fallback_p: np.ndarray | None = None
 
     @property
     def has_answer(self) -> np.ndarray:
@@ -74,7 +77,8 @@ def operating_point(x: CascadeInputs, threshold: float, band: float | None):
     mode = cascade_modes(x.prompt_p, threshold, band)
     judged = mode == JUDGED
     answered = x.has_answer
-    escalate = np.where(answered, np.nan_to_num(x.verifier_p) < threshold, x.prompt_p < threshold)
+    fallback = x.prompt_p if x.fallback_p is None else x.fallback_p
+    escalate = np.where(answered, np.nan_to_num(x.verifier_p) < threshold, fallback < threshold)
     to_large = (mode == STRAIGHT_TO_LARGE) | (judged & escalate)
     # The cheap call is paid when its answer is kept, and when it was judged and thrown away.
     pays_cheap = (mode == UNCHECKED) | (judged & (answered | ~escalate))
@@ -85,7 +89,8 @@ def operating_point(x: CascadeInputs, threshold: float, band: float | None):
 
 def cascade_curve(name: str, x: CascadeInputs, band: float | None, n_points: int = 201) -> Curve:
     """The threshold sweep, cut where its cost-equivalent large share reaches 1."""
-    signal = np.concatenate([x.verifier_p[x.has_answer], x.prompt_p])
+    fallback = x.prompt_p if x.fallback_p is None else x.fallback_p
+    signal = np.concatenate([x.verifier_p[x.has_answer], x.prompt_p, fallback[~x.has_answer]])
     qs = np.quantile(signal, np.linspace(0, 1, n_points)) if len(signal) else np.array([])
     grid = np.unique(np.clip(np.concatenate([[0.0, 1.0], qs, qs + 1e-9]), 0.0, 1.0))
     if band is not None:
@@ -120,6 +125,12 @@ def _inputs(data: EvalData, router_p: Predictions, verifier_p: np.ndarray) -> Ca
     w, s = data.weak_strong()
     cheap_success = router_p.success[:, w]
     prompt_p = np.where(np.isnan(cheap_success), 1.0 - router_p.difficulty, cheap_success)
+    # Rows without an answer are escalated as the router escalates them, on its gain head
+    # (P(large right and cheap wrong)), put on the P(cheap right) scale: 1 - gain / P(large
+    # right). Where the large model's success is not predicted, 1 - gain.
+    large_success = router_p.success[:, s]
+    large_success = np.where(np.isnan(large_success), 1.0, np.clip(large_success, 0.05, 1.0))
+    fallback_p = 1.0 - router_p.gain / large_success
     return CascadeInputs(
         cheap_score=data.scores[:, w],
         large_score=data.scores[:, s],
@@ -127,6 +138,7 @@ def _inputs(data: EvalData, router_p: Predictions, verifier_p: np.ndarray) -> Ca
         large_cost=data.costs[:, s],
         verifier_p=verifier_p,
         prompt_p=np.clip(prompt_p, 0.0, 1.0),
+        fallback_p=np.clip(fallback_p, 0.0, 1.0),
     )
 
 
