@@ -235,3 +235,32 @@ def test_the_proxy_shows_the_budget_in_receipts_and_metrics(tmp_path, upstream, 
             assert metric(page, "router_budget_large_share", policy="balanced") is not None
     finally:
         proxy.stop()
+
+
+def test_replicas_share_one_budget_through_a_real_redis(redis_url):
+    from router.state import RedisStore
+
+    async def run():
+        stores = [RedisStore(redis_url), RedisStore(redis_url)]  # two replicas' own clients
+        a = BudgetController(policy({"large_share": 0.3, "window_s": 100}))
+        b = BudgetController(policy({"large_share": 0.3, "window_s": 100}))
+        now = 9_000_000.0
+        for i in range(60):
+            a.observe(0.9, True, 0.5, now=now + i * 0.1)
+            b.observe(0.1, False, 0.5, now=now + i * 0.1)
+        b.observe(0.1, False, 0.5, now=now + 7)
+        end = now + 8
+        try:
+            assert await a.sync(stores[0], end) and await b.sync(stores[1], end)
+            assert await a.sync(stores[0], end)
+        finally:
+            for s in stores:
+                await s.close()
+        a.update(end)
+        b.update(end)
+        return a.snapshot(), b.snapshot()
+
+    sa, sb = asyncio.run(run())
+    assert sa["shared"] and sb["shared"]
+    assert sa["window_requests"] == sb["window_requests"] == 121
+    assert sa["large_share"] == pytest.approx(60 / 121, abs=1e-4)

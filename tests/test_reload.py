@@ -241,3 +241,35 @@ def test_sighup_reloads_router_serve(tmp_path, own_upstream):
         except subprocess.TimeoutExpired:
             proc.kill()
             time.sleep(0.1)
+
+
+def test_a_reload_reaches_every_process_sharing_redis(tmp_path, own_upstream, router, redis_url):
+    # Two proxies (think: two replicas) on one config file and one Redis.
+    cfg = write_config(
+        tmp_path, own_upstream.base_url, server=SERVER, state=redis_url, decision_log=None
+    )
+    a = serve(router_for(cfg, like=router))
+    b = serve(router_for(cfg, like=router))
+    try:
+        with httpx.Client(timeout=60, headers=AUTH) as c:
+            assert chat_at(c, b, "Hi?").headers["x-router-model"] == "cheap"
+            policy_file(cfg, default=["cheap"], large=["large"], escalation={"max_gain": 0.0})
+            r = c.post(a.url + "/admin/reload", headers=ADMIN)
+            assert r.status_code == 200
+            # B was not asked: it sees the generation bump in Redis and reloads itself.
+            wait_for(
+                lambda: c.get(b.url + "/ready").json()["versions"]["reloads"] == 1,
+                what="the other process's reload",
+            )
+            assert chat_at(c, b, "Hi?").headers["x-router-model"] == "large"
+            assert c.get(a.url + "/ready").json()["versions"]["reloads"] == 1  # no echo
+    finally:
+        a.stop()
+        b.stop()
+
+
+def chat_at(client, proxy, text):
+    return client.post(
+        proxy.url + "/v1/chat/completions",
+        json={"model": "router", "messages": [{"role": "user", "content": text}]},
+    )
