@@ -35,7 +35,6 @@ import logging
 import math
 import threading
 import time
-from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -50,6 +49,7 @@ log = logging.getLogger("router.budget")
 BUCKETS = 20  # a window is this many time buckets in the shared store
 UPDATE_S = 1.0  # control steps at most this often
 MIN_SAMPLES = 50  # before this many decisions in the window the policy's threshold serves
+RECENT_MAX = 20_000  # decisions the control step replays (the latest, within the window)
 FIELDS = ("n", "large", "usd")
 # Aim this many share points off target per point the window is off (and at most MAX_PUSH).
 PROPORTIONAL_GAIN = 3.0
@@ -73,6 +73,31 @@ class _Totals:
 
     def add(self, other: _Totals) -> _Totals:
         return _Totals(self.n + other.n, self.large + other.large, self.usd + other.usd)
+
+
+class _Ring:
+    """The latest `capacity` decisions as column arrays (no per-decision objects)."""
+
+    FIELDS = ("t", "score", "kind", "used", "large", "cost", "large_cost")
+
+    def __init__(self, capacity: int) -> None:
+        self.capacity = capacity
+        self.cols = {f: np.zeros(capacity) for f in self.FIELDS}
+        self.cols["large"] = np.zeros(capacity, dtype=bool)
+        self.size = 0
+        self.next = 0
+
+    def append(self, *values) -> None:
+        i = self.next
+        for f, v in zip(self.FIELDS, values, strict=True):
+            self.cols[f][i] = v
+        self.next = (i + 1) % self.capacity
+        self.size = min(self.size + 1, self.capacity)
+
+    def since(self, horizon: float) -> dict[str, np.ndarray]:
+        """Copies of the columns for the decisions at or after `horizon`."""
+        keep = self.cols["t"][: self.size] >= horizon
+        return {f: c[: self.size][keep] for f, c in self.cols.items()}
 
 
 class BudgetController:
@@ -101,8 +126,9 @@ class BudgetController:
         self._bias = 0.0
         self._started: float | None = None  # the first observation
         self._last_update = -math.inf
-        # (time, score, kind, threshold used, large, cost, large cost) of recent decisions.
-        self._recent: deque[tuple] = deque(maxlen=50_000)
+        # The window's decisions (at most RECENT_MAX of the latest), for the control step.
+        self._recent = _Ring(RECENT_MAX)
+        self._updating = threading.Lock()  # one control step at a time; others skip
         self._local: dict[int, _Totals] = {}  # this process's counts per bucket
         self._pending: dict[int, _Totals] = {}  # counts not yet pushed to the store
         self._shared: _Totals | None = None  # window totals of every replica, at last sync
@@ -176,7 +202,7 @@ class BudgetController:
             if self._started is None:
                 self._started = now
             self._recent.append(
-                (now, -1.0 if score is None else score, kind, threshold, large, cost, large_cost)
+                now, -1.0 if score is None else score, kind, threshold, large, cost, large_cost
             )
             for counts in (self._local, self._pending):
                 t = counts.setdefault(bucket, _Totals())
@@ -202,58 +228,66 @@ class BudgetController:
         return total
 
     def update(self, now: float | None = None) -> float:
-        """One control step: measure the window, re-aim the threshold if the share left the band."""
+        """One control step: measure the window, re-aim the threshold if the share left the band.
+
+        The window is copied under the lock (a few arrays); the arithmetic runs outside it, so
+        decisions being recorded meanwhile never wait for it."""
         now = self.clock() if now is None else now
-        with self._lock:
-            dt = min(max(now - self._last_update, 0.0), self.spec.window_s)
-            self._last_update = now
-            horizon = now - self.spec.window_s
-            while self._recent and self._recent[0][0] < horizon:
-                self._recent.popleft()
-            first = int(now // self.bucket_s) - BUCKETS + 1
-            for b in [b for b in self._local if b < first]:
-                del self._local[b]
-            if not self._recent:
-                self.window_requests = 0
-                return self._threshold
-            rec = np.array([r[1:] for r in self._recent])
-            scores, kinds, used, large = rec[:, 0], rec[:, 1], rec[:, 2], rec[:, 3].astype(bool)
-            cost, large_cost = rec[:, 4], rec[:, 5]
-            n = len(rec)
-            started = self._started if self._started is not None else now
-            span_h = max(min(self.spec.window_s, now - started), self.bucket_s) / 3600
-            local = _Totals(n, float(large.sum()), float(cost.sum()))
-            shared = self._shared_totals(now)
-            totals = shared if shared is not None and shared.n > 0 else local
-            self.window_requests = int(totals.n)
-            self.measured_share = totals.large / totals.n
-            self.measured_usd_per_hour = totals.usd / span_h
-            target, measured = self._in_share_units(totals, local, span_h, cost, large_cost, large)
-            if n < MIN_SAMPLES:  # measured and shown, but too few to move the threshold on
-                return self._threshold
-            # Feedback: how far the fleet's share is from what this replica's own decisions
-            # predict (other replicas, decisions the classification got wrong). Smoothed over
-            # about a window; the feedforward then aims that much the other way.
-            movable = kinds == MOVABLE
-            forced = int((kinds == FORCED).sum())
-            self_share = (forced + int((movable & (scores > used)).sum())) / n
-            mismatch = measured - self_share
-            alpha = min(1.0, dt / self.spec.window_s)
-            self._bias += alpha * (-mismatch - self._bias)
-            # Proportional feedback on the window's share: decisions still to come make up for
-            # the window's excess or shortfall (sampling noise, a shift in traffic).
-            # Ramped in with the window's size: a short window's share is mostly noise.
-            gain = PROPORTIONAL_GAIN * min(1.0, totals.n / FULL_GAIN_AT)
-            push = float(np.clip(gain * (target - measured), -MAX_PUSH, MAX_PUSH))
-            aim = float(np.clip(target + self._bias + push, 0.0, 1.0))
-            # Hysteresis: the threshold moves only when, replayed on the window, it would miss
-            # the aim by more than the band; it then re-aims at the middle of the band.
-            t = self._threshold
-            predicted = (forced + int((movable & (scores > t)).sum())) / n
-            if abs(predicted - aim) > self.spec.hysteresis:
-                self._threshold = self._feedforward(aim, scores, kinds)
-                self.adjustments += 1
+        if not self._updating.acquire(blocking=False):
+            return self._threshold  # another thread is taking this step
+        try:
+            with self._lock:
+                dt = min(max(now - self._last_update, 0.0), self.spec.window_s)
+                self._last_update = now
+                first = int(now // self.bucket_s) - BUCKETS + 1
+                for b in [b for b in self._local if b < first]:
+                    del self._local[b]
+                rec = self._recent.since(now - self.spec.window_s)
+                shared = self._shared_totals(now)
+                started = self._started if self._started is not None else now
+            return self._step(now, dt, rec, shared, started)
+        finally:
+            self._updating.release()
+
+    def _step(self, now: float, dt: float, rec: dict, shared, started: float) -> float:
+        scores, kinds, used, large = rec["score"], rec["kind"], rec["used"], rec["large"]
+        cost, large_cost = rec["cost"], rec["large_cost"]
+        n = len(scores)
+        if n == 0:
+            self.window_requests = 0
             return self._threshold
+        span_h = max(min(self.spec.window_s, now - started), self.bucket_s) / 3600
+        local = _Totals(n, float(large.sum()), float(cost.sum()))
+        totals = shared if shared is not None and shared.n > 0 else local
+        self.window_requests = int(totals.n)
+        self.measured_share = totals.large / totals.n
+        self.measured_usd_per_hour = totals.usd / span_h
+        target, measured = self._in_share_units(totals, local, span_h, cost, large_cost, large)
+        if n < MIN_SAMPLES:  # measured and shown, but too few to move the threshold on
+            return self._threshold
+        # Feedback: how far the fleet's share is from what this replica's own decisions
+        # predict (other replicas, decisions the classification got wrong). Smoothed over
+        # about a window; the feedforward then aims that much the other way.
+        movable = kinds == MOVABLE
+        forced = int((kinds == FORCED).sum())
+        self_share = (forced + int((movable & (scores > used)).sum())) / n
+        mismatch = measured - self_share
+        alpha = min(1.0, dt / self.spec.window_s)
+        self._bias += alpha * (-mismatch - self._bias)
+        # Proportional feedback on the window's share: decisions still to come make up for
+        # the window's excess or shortfall (sampling noise, a shift in traffic).
+        # Ramped in with the window's size: a short window's share is mostly noise.
+        gain = PROPORTIONAL_GAIN * min(1.0, totals.n / FULL_GAIN_AT)
+        push = float(np.clip(gain * (target - measured), -MAX_PUSH, MAX_PUSH))
+        aim = float(np.clip(target + self._bias + push, 0.0, 1.0))
+        # Hysteresis: the threshold moves only when, replayed on the window, it would miss
+        # the aim by more than the band; it then re-aims at the middle of the band.
+        t = self._threshold
+        predicted = (forced + int((movable & (scores > t)).sum())) / n
+        if abs(predicted - aim) > self.spec.hysteresis:
+            self._threshold = self._feedforward(aim, scores, kinds)
+            self.adjustments += 1
+        return self._threshold
 
     def _in_share_units(self, totals, local, span_h, cost, large_cost, large):
         """(target share, measured share): a spend target is turned into the share that would
