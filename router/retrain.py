@@ -17,6 +17,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import re
@@ -341,6 +342,27 @@ class Report:
         return "\n".join(lines) + "\n"
 
 
+def _one_at_a_time(fn):
+    """Serialise runs on one scorers/ folder (a lock file): two retrains, or a retrain and a
+    rollback, must not pick the same version number or judge against a stale current."""
+
+    @functools.wraps(fn)
+    def locked(config_path, *args, **kwargs):
+        import fcntl
+
+        root = scorers_dir(Path(config_path))
+        root.mkdir(parents=True, exist_ok=True)
+        with open(root / ".lock", "a") as fh:
+            fcntl.flock(fh, fcntl.LOCK_EX)
+            try:
+                return fn(config_path, *args, **kwargs)
+            finally:
+                fcntl.flock(fh, fcntl.LOCK_UN)
+
+    return locked
+
+
+@_one_at_a_time
 def retrain(
     config_path: str | Path,
     data: Sequence[Path] = (),
@@ -464,6 +486,7 @@ def retrain(
     return report
 
 
+@_one_at_a_time
 def rollback(config_path: str | Path) -> str:
     """Serve the version that served before the current one again; returns its name."""
     config_path = Path(config_path)
