@@ -1,0 +1,143 @@
+"""SmolLM2-135M's own profile, and what adding it to the dcrouter pool as a free tenth model does.
+
+1. Per task: SmolLM2's profiled accuracy, rows, mean latency and prompts/min (data/routing/
+   smollm2.jsonl, written by `router profile`; the latency is the local llama.cpp server's).
+2. The dcrouter pool on the profiled prompts, 5-fold CV by prompt text (`router eval --cv 5`),
+   with and without SmolLM2 at $0: the router's quality at the best single model's cost and at
+   25% of it, and whether adding the free model lowers the router's quality at any budget.
+
+    python bench/smollm2_pool.py [--data data/routing/smollm2.jsonl] [--cv 5]
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import os
+import sys
+from collections import defaultdict
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+from router import metrics as M  # noqa: E402
+from router.config import load_config  # noqa: E402
+from router.data import read_jsonl  # noqa: E402
+from router.encoder import load_encoder  # noqa: E402
+from router.evaluate import EvalData, evaluate  # noqa: E402
+from router.train import embed_examples  # noqa: E402
+
+SMOL = "smollm2-135m"
+KIND = {
+    "em_mc": "multiple choice (4-token answer)",
+    "f1_score": "short answer (16 tokens)",
+    "GSM8K": "worked maths (192 tokens)",
+    "MATH": "worked maths (192 tokens)",
+    "code_eval": "code (256 tokens, sandboxed tests)",
+    "commongen_coverage": "sentence (48 tokens)",
+}
+
+
+def profile_table(rows) -> None:
+    by_source: dict[str, list] = defaultdict(list)
+    for r in rows:
+        if SMOL in r.scores:
+            by_source[r.source].append(r)
+    print(f"\n## SmolLM2-135M profile ({sum(map(len, by_source.values()))} prompts)\n")
+    print("| task | metric | prompts | accuracy | mean latency s | prompts/min |")
+    print("|---|---|---:|---:|---:|---:|")
+    kinds: dict[str, list[float]] = defaultdict(list)
+    for source, rs in sorted(by_source.items()):
+        acc = float(np.mean([r.scores[SMOL] for r in rs]))
+        lat = [r.extra["usage"][SMOL]["latency_ms"] / 1000 for r in rs]
+        metric = rs[0].extra.get("metric", "")
+        kinds[KIND.get(metric, metric)] += lat
+        print(
+            f"| {source} | {metric} | {len(rs)} | {acc:.3f} | {np.mean(lat):.1f} | "
+            f"{60 / np.mean(lat):.1f} |"
+        )
+    print("\n| task type | prompts | mean latency s | prompts/min |")
+    print("|---|---:|---:|---:|")
+    for kind, lat in sorted(kinds.items()):
+        print(f"| {kind} | {len(lat)} | {np.mean(lat):.1f} | {60 / np.mean(lat):.1f} |")
+
+
+def without_smol(rows):
+    out = []
+    for r in rows:
+        r = copy.deepcopy(r)
+        r.scores.pop(SMOL, None)
+        if r.costs:
+            r.costs.pop(SMOL, None)
+        out.append(r)
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--data", default=str(ROOT / "data/routing/smollm2.jsonl"))
+    ap.add_argument("--cv", type=int, default=5)
+    ap.add_argument("--json", help="write the figures here")
+    args = ap.parse_args()
+    rows = read_jsonl(args.data)
+    profile_table(rows)
+
+    pool = [r for r in rows if r.source.startswith("dcrouter/") and SMOL in r.scores]
+    cfg = load_config(ROOT / "config.yaml")
+    enc = load_encoder(cfg.encoder.name, cfg.encoder.max_tokens, cache_size=0)
+    X = embed_examples(enc, pool)
+    reports = {}
+    for name, data_rows in (("9 models", without_smol(pool)), ("10 models (+SmolLM2 $0)", pool)):
+        data = EvalData.from_examples(data_rows)
+        reports[name] = (data, evaluate(data, X, encoder_identity=enc.identity, cv=args.cv))
+    base_data, _ = reports["9 models"]
+    q_single = base_data.scores.mean(axis=0)
+    c_single = base_data.costs.mean(axis=0)
+    best = int(q_single.argmax())
+    budget = float(c_single[best])
+    print(
+        f"\n## dcrouter pool on the {len(pool)} profiled prompts, {args.cv}-fold CV "
+        f"(best single model: {base_data.models[best]}, quality {q_single[best]:.3f}, "
+        f"${budget * 1000:.4f} per 1k prompts)\n"
+    )
+    print("| pool | curve | quality at best single's cost | at 25% of it | at 0 $ |")
+    print("|---|---|---:|---:|---:|")
+    out = {"rows": len(pool), "best_single": base_data.models[best], "budget": budget}
+    curves = {}
+    for name, (_data, rep) in reports.items():
+        for cv_ in rep.curves:
+            if cv_.name not in ("router", "random", "oracle"):
+                continue
+            cells = [M.quality_at_cost(cv_.cost, cv_.quality, b) for b in (budget, budget / 4, 0)]
+            fmt = ["-" if c is None else f"{c:.3f}" for c in cells]
+            print(f"| {name} | {cv_.name} | {fmt[0]} | {fmt[1]} | {fmt[2]} |")
+            out[f"{name}/{cv_.name}"] = cells
+            curves[(name, cv_.name)] = cv_
+    # Does the free model lower the router's quality at any budget? Compare the best quality
+    # each pool's router reaches within every budget on a grid up to the priciest model.
+    grid = np.linspace(0, float(c_single.max()), 201)
+    a, b = curves[("9 models", "router")], curves[("10 models (+SmolLM2 $0)", "router")]
+    worse = []
+    for g in grid:
+        qa, qb = M.quality_at_cost(a.cost, a.quality, g), M.quality_at_cost(b.cost, b.quality, g)
+        if qa is not None and (qb is None or qb < qa - 1e-9):
+            worse.append((g, qa, qb))
+    print(
+        f"\nbudgets (of {len(grid)}, $0 to the priciest model) where the router with SmolLM2 "
+        f"is worse than without: {len(worse)}"
+    )
+    for g, qa, qb in worse[:10]:
+        print(f"  ${g * 1000:.4f}/1k: without {qa:.3f}, with {qb}")
+    out["budgets_worse_with_smollm2"] = [[g, qa, qb] for g, qa, qb in worse]
+    if args.json:
+        Path(args.json).write_text(json.dumps(out, indent=1) + "\n")
+
+
+if __name__ == "__main__":
+    main()
