@@ -209,12 +209,15 @@ def test_bad_locations_fail_at_start_with_the_place_named(tmp_path):
         DecisionLog("postgresql://u:secret@127.0.0.1:1/x")
 
 
-def test_route_rows_are_left_out_of_stats(tmp_path):
-    log = _open(str(tmp_path / "d.db"))
-    log.record(_row(1, kind="chat"))
+def test_stats_on_either_database_leave_route_rows_out(log_url):
+    log = _open(log_url)
+    log.record(_row(1, kind="chat", cost_estimate=0.1, large_cost_estimate=1.0))
     log.record(_row(2, kind="route"))
+    log.record(_row(3, kind="chat", model="large", cost_estimate=1.0, large_cost_estimate=1.0))
     log.close()
-    assert summarise(tmp_path / "d.db").requests == 1
+    s = summarise(log_url)
+    assert s.requests == 2 and s.share == {"small": 0.5, "large": 0.5}
+    assert s.savings == pytest.approx(1 - 1.1 / 2)
 
 
 # ---- a PostgreSQL outage ------------------------------------------------------------------
