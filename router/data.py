@@ -65,8 +65,8 @@ class Example:
             out["id"] = self.id
         if self.messages is not None:
             out["messages"] = self.messages
-        else:
-            out["prompt"] = self.prompt
+        elif self.prompt is not None or "embedding" not in self.extra:
+            out["prompt"] = self.prompt  # an embedding-only row (decision log) has neither
         out["source"] = self.source
         if self.domain is not None:
             out["domain"] = self.domain

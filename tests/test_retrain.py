@@ -105,7 +105,7 @@ def test_from_log_exports_embedding_rows_that_train(workdir, tmp_path, router):
     assert res.exit_code == 0, res.output
     assert "220 rows" in res.output and "220 embedding only" in res.output
     first = json.loads(out.read_text().splitlines()[0])
-    assert "prompt" not in first or first["prompt"] is None
+    assert "prompt" not in first and "messages" not in first
     assert len(first["embedding"]) == 384 and first["encoder"] == router.encoder.identity
     # Catalogue names are mapped to the scorer's: `large` profiles gpt-4-1106-preview.
     assert set(first["scores"]) == {"small-general", "gpt-4-1106-preview"}
