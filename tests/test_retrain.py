@@ -211,3 +211,25 @@ def test_gate_refuses_with_too_few_outcomes():
     assert gate(ok, Scores(0.2, 0.6, 50, 20)).promoted
     assert not gate(ok, Scores(0.2, 0.75, 50, 20)).promoted  # better Brier, worse APGR
     assert gate(ok, Scores(0.2, 0.75, 50, 20), tolerance=0.06).promoted
+
+
+@pytest.mark.parametrize(
+    ("row", "field"),
+    [
+        ({"embedding": "0.1,0.2", "encoder": "e/1"}, "embedding"),
+        ({"embedding": [], "encoder": "e/1"}, "embedding"),
+        ({"embedding": [0.1, None], "encoder": "e/1"}, "embedding"),
+        ({"embedding": [0.1, True], "encoder": "e/1"}, "embedding"),
+        ({"embedding": [0.1, 0.2]}, "encoder"),
+        ({"embedding": [0.1, 0.2], "encoder": ""}, "encoder"),
+        ({}, "prompt"),
+    ],
+)
+def test_embedding_rows_are_validated_naming_the_field(tmp_path, row, field):
+    from router.data import DataError
+
+    path = tmp_path / "rows.jsonl"
+    base = {"scores": {"a": 1.0}, "cheap_models": ["a"]}
+    path.write_text(json.dumps({**base, **row}) + "\n")
+    with pytest.raises(DataError, match=rf":1: {field}:"):
+        read_jsonl(path)
