@@ -128,8 +128,6 @@ def reload_router(old: Any, path: str | Path | None = None) -> Any:
     except ValueError as e:  # RequestError: default_policy without a policy file
         raise ConfigError(path, "default_policy", str(e)) from None
     new.breakers = old.breakers
-    new.breakers.failures = config.breaker.failures
-    new.breakers.cooldown_s = config.breaker.cooldown_s
     new.local = old.local
     new.base_dir = base
     new.config_path = path
@@ -138,4 +136,7 @@ def reload_router(old: Any, path: str | Path | None = None) -> Any:
     if same_scorer and new.drift.reference == old.drift.reference:
         new.drift = old.drift
     new.warm_up()
+    # Last: the breakers are shared with the old router, which must not change if this fails.
+    new.breakers.failures = config.breaker.failures
+    new.breakers.cooldown_s = config.breaker.cooldown_s
     return new

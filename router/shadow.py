@@ -178,6 +178,12 @@ class ShadowJudge:
         if self.queue is not None:
             return
         self.queue = asyncio.Queue(self.spec.queue_size)
+        router = self.router_of()
+        for name in {self.spec.judge, self.spec.large} - {None}:
+            try:
+                router._call_kwargs(name, {})
+            except Exception as e:  # noqa: BLE001 - said once; each sample then counts as failed
+                log.warning("shadow judging: model %s cannot be called (%s)", name, e)
         loop = asyncio.get_running_loop()
         self._workers = [loop.create_task(self._work()) for _ in range(self.spec.workers)]
 

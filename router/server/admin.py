@@ -37,7 +37,10 @@ GENERATION_KEY = "reload:generation"
 class LiveFeatures:
     """What runs beside the request path: reloads, budget sync, shadow judging, gauges."""
 
-    def __init__(self, svc: Any, spec: ServerSpec, keys: KeyRing, decisions: Any) -> None:
+    def __init__(
+        self, app: FastAPI, svc: Any, spec: ServerSpec, keys: KeyRing, decisions: Any
+    ) -> None:
+        self.app = app
         self.svc = svc
         self.spec = spec
         self.keys = keys
@@ -114,7 +117,7 @@ class LiveFeatures:
                 batching.install(new)
             before = self.versions
             self.svc.router = new  # the swap: requests that hold `old` finish on it
-            self.svc.app.state.router = new
+            self.app.state.router = new
             self.loaded_at = time.time()
             self.versions = await asyncio.to_thread(versions_of, new, self.loaded_at)
             self.reloads += 1
@@ -197,8 +200,7 @@ def install_live(
 ) -> LiveFeatures:
     """Add /admin/reload and the live gauges to the app; the app's lifespan starts and stops
     the returned LiveFeatures."""
-    live = LiveFeatures(svc, spec, keys, decisions)
-    svc.app = app
+    live = LiveFeatures(app, svc, spec, keys, decisions)
     app.state.live = live
     metrics.registry.register(LiveCollector(live))
 
