@@ -23,6 +23,7 @@ EXAMPLES = {"POST": 50, "GET": 5, "DELETE": 5}  # per operation and mode: bounde
 BODY_OPS = {"/v1/chat/completions", "/v1/route"}
 # The agent endpoints (router/server/agents.py): Responses, Anthropic Messages, pass-through.
 BODY_OPS |= {"/v1/responses", "/v1/messages", "/v1/completions", "/v1/embeddings"}
+BODY_OPS |= {"/v1/messages/count_tokens"}
 BODY_OPS |= {"/v1/feedback"}  # scores a request id (router/server/feedback.py)
 
 
@@ -62,6 +63,7 @@ def operations() -> list[tuple[str, str]]:
         ("GET", "/v1/responses/{response_id}"),
         ("DELETE", "/v1/responses/{response_id}"),
         ("POST", "/v1/messages"),
+        ("POST", "/v1/messages/count_tokens"),
         ("POST", "/v1/completions"),
         ("POST", "/v1/embeddings"),
         ("GET", "/v1/models"),

@@ -251,6 +251,7 @@ API_PATHS = {
     "/v1/responses",
     "/v1/responses/{response_id}",
     "/v1/messages",
+    "/v1/messages/count_tokens",
     "/v1/completions",
     "/v1/embeddings",
     "/v1/feedback",  # router/server/feedback.py

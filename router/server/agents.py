@@ -113,7 +113,12 @@ def _ms(t0: float) -> float:
 
 def install_agents(app: FastAPI, svc: ChatService, caller: Callable) -> None:
     """Register the agent-facing endpoints on the proxy app."""
-    from .messages import MessagesService, anthropic_error_body, openapi_messages
+    from .messages import (
+        MessagesService,
+        anthropic_error_body,
+        openapi_count_tokens,
+        openapi_messages,
+    )
     from .passthrough import PassThrough, openapi_completions, openapi_embeddings
     from .responses import ResponsesService, openapi_responses
 
@@ -138,6 +143,10 @@ def install_agents(app: FastAPI, svc: ChatService, caller: Callable) -> None:
     @app.post("/v1/messages", openapi_extra=openapi_messages())
     async def create_message(request: Request, principal: Caller) -> Response:
         return await messages.create(request, principal)
+
+    @app.post("/v1/messages/count_tokens", openapi_extra=openapi_count_tokens())
+    async def count_tokens(request: Request, principal: Caller) -> Response:
+        return await messages.count_tokens(request, principal)
 
     @app.post("/v1/completions", openapi_extra=openapi_completions())
     async def completions(request: Request, principal: Caller) -> Response:

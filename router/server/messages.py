@@ -13,19 +13,21 @@ path, auth and unknown model included, has Anthropic's shape:
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 from typing import Any
 
 from fastapi import Request
 from fastapi.responses import JSONResponse, Response
 
-from ..request import RequestError
+from ..request import RequestError, estimate_tokens
 from .agents import bad_request, call_router, read_json, record_for
 from .auth import Principal
 from .chat import ChatService
 from .streaming import EndingStreamingResponse
 from .targets import resolve
 from .translate import (
+    MESSAGES_IGNORED,
     MessagesStream,
     Reply,
     chat_to_message,
@@ -76,6 +78,25 @@ def _param(param: str | None) -> str | None:
 class MessagesService:
     def __init__(self, svc: ChatService) -> None:
         self.svc = svc
+
+    async def count_tokens(self, request: Request, principal: Principal) -> Response:
+        """POST /v1/messages/count_tokens: the router's own estimate of the prompt's tokens (4
+        characters a token, as routing estimates them), for agents that size their context
+        with it. The body is a Messages body without `max_tokens`; nothing is routed."""
+        data = await read_json(self.svc, request)
+        if isinstance(data, dict) and data.get("max_tokens") is None:
+            data = {**data, "max_tokens": 1}
+        try:
+            body = parse_messages(data)
+        except RequestError as e:
+            raise bad_request(e) from None
+        resolve(self.svc.router, principal, body.model)
+        call = messages_to_chat(body, data)
+        tools = json.dumps(call.params.get("tools") or [], ensure_ascii=False)
+        tokens = estimate_tokens(call.messages) + (
+            len(tools) // 4 if call.params.get("tools") else 0
+        )
+        return JSONResponse({"input_tokens": tokens})
 
     async def create(self, request: Request, principal: Principal) -> Response:
         svc = self.svc
@@ -192,6 +213,11 @@ def openapi_messages() -> dict[str, Any]:
         "tools": {"type": "array", "items": _TOOL},
         "metadata": {"type": "object", "properties": {"user_id": {"type": "string"}}},
         "service_tier": {"type": "string"},
+        "tool_choice": {"type": "object"},
+        "output_config": {"type": "object"},
+        "mcp_servers": {"type": "array", "maxItems": 0},
+        **{k: {} for k in MESSAGES_IGNORED if k != "thinking"},
+        "thinking": {"type": "object"},
     }
     schema = {
         "type": "object",
@@ -205,3 +231,12 @@ def openapi_messages() -> dict[str, Any]:
         "additionalProperties": False,
     }
     return {"requestBody": {"required": True, "content": {"application/json": {"schema": schema}}}}
+
+
+def openapi_count_tokens() -> dict[str, Any]:
+    """The Messages body without `max_tokens` (it is not needed to count)."""
+    body = openapi_messages()
+    schema = body["requestBody"]["content"]["application/json"]["schema"]
+    schema["required"] = ["model", "messages"]
+    schema["properties"]["max_tokens"] = nullable(schema["properties"]["max_tokens"])
+    return body

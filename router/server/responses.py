@@ -26,6 +26,7 @@ from .errors import APIError
 from .streaming import EndingStreamingResponse
 from .targets import resolve
 from .translate import (
+    RESPONSES_IGNORED,
     Reply,
     ResponsesBody,
     ResponsesStream,
@@ -275,6 +276,9 @@ def openapi_responses() -> dict[str, Any]:
         "prompt_cache_key": _STRING,
         "safety_identifier": _STRING,
         "background": {"const": False},
+        **{k: {} for k in RESPONSES_IGNORED if k not in ("reasoning", "stream_options")},
+        "reasoning": {"type": "object"},
+        "stream_options": {"type": "object"},
     }
     schema = {
         "type": "object",

@@ -248,6 +248,33 @@ class ResponsesBody(BaseModel):
     safety_identifier: str | None = None
     stream_options: dict[str, Any] | None = None
     background: Literal[False] | None = None
+    # Newer or provider-side options of OpenAI's API: accepted (so agents that send them work)
+    # and not forwarded. `conversation` and `prompt` change what the input is: refused.
+    top_logprobs: Any = None
+    max_tool_calls: Any = None
+    context_management: Any = None
+    prompt_cache_options: Any = None
+    prompt_cache_retention: Any = None
+    background_options: Any = None
+    moderation: Any = None
+    access_programs: Any = None
+    image: Any = None
+
+
+# What ResponsesBody accepts without acting on it (documented as "any" in the OpenAPI body).
+RESPONSES_IGNORED = (
+    "top_logprobs",
+    "max_tool_calls",
+    "context_management",
+    "prompt_cache_options",
+    "prompt_cache_retention",
+    "background_options",
+    "moderation",
+    "access_programs",
+    "image",
+    "reasoning",
+    "stream_options",
+)
 
 
 RESPONSE_ROLES = ("user", "assistant", "system", "developer")
@@ -772,9 +799,42 @@ class MessagesBody(BaseModel):
     tools: list[Any] | None = None
     tool_choice: dict[str, Any] | None = None
     metadata: dict[str, Any] | None = None
-    # Accepted and not acted on.
+    # Accepted and not acted on (Anthropic-side features a routed chat call cannot honour);
+    # `output_config.format` (structured output) is translated. `mcp_servers` is refused.
     service_tier: str | None = None
     thinking: dict[str, Any] | None = None
+    output_config: dict[str, Any] | None = None
+    cache_control: Any = None
+    container: Any = None
+    context_management: Any = None
+    compaction: Any = None
+    diagnostics: Any = None
+    inference_geo: Any = None
+    speed: Any = None
+    user_profile_id: Any = None
+    workspace_id: Any = None
+    billing_policy: Any = None
+    fallbacks: Any = None
+    fallback_credit_token: Any = None
+    mcp_servers: list[Any] | None = None
+
+
+# What MessagesBody accepts without acting on it (documented as "any" in the OpenAPI body).
+MESSAGES_IGNORED = (
+    "thinking",
+    "cache_control",
+    "container",
+    "context_management",
+    "compaction",
+    "diagnostics",
+    "inference_geo",
+    "speed",
+    "user_profile_id",
+    "workspace_id",
+    "billing_policy",
+    "fallbacks",
+    "fallback_credit_token",
+)
 
 
 BLOCKS_USER = ("text", "image", "tool_result")
@@ -809,6 +869,9 @@ def parse_messages(data: Any) -> MessagesBody:
             _check_block(block, f"{at}.content.{j}", role, allowed, tool_ids)
     if body.messages[0].get("role") != "user":
         raise _fail("the first message must have role 'user'", "messages.0.role")
+    if body.mcp_servers:
+        raise _fail("MCP servers are not supported by this router", "mcp_servers")
+    _check_output_config(body.output_config)
     _check_anthropic_tools(body.tools)
     _check_anthropic_tool_choice(body.tool_choice, body.tools)
     for k, s in enumerate(body.stop_sequences or []):
@@ -818,6 +881,16 @@ def parse_messages(data: Any) -> MessagesBody:
     if "user_id" in meta and not isinstance(meta["user_id"], str | None):
         raise _fail("must be a string", "metadata.user_id")
     return body
+
+
+def _check_output_config(config: dict | None) -> None:
+    fmt = (config or {}).get("format")
+    if fmt is None:
+        return
+    if not isinstance(fmt, dict) or fmt.get("type") != "json_schema":
+        raise _fail("must be a json_schema format", "output_config.format")
+    if not isinstance(fmt.get("schema"), dict):
+        raise _fail("required, a JSON schema object", "output_config.format.schema")
 
 
 def _check_system(system: Any) -> None:
@@ -917,7 +990,9 @@ def messages_to_chat(body: MessagesBody, data: dict) -> ChatCall:
         LiteLLMAnthropicMessagesAdapter,
     )
 
-    request = {k: v for k, v in data.items() if k not in ("stream", "thinking", "service_tier")}
+    keep = ("model", "messages", "system", "max_tokens", "stop_sequences", "temperature", "top_p")
+    keep += ("tools", "tool_choice", "metadata")
+    request = {k: v for k, v in data.items() if k in keep}
     chat, _ = LiteLLMAnthropicMessagesAdapter().translate_anthropic_to_openai(request)
     messages = [_clean(m) for m in chat["messages"]]
     params: dict[str, Any] = {"max_tokens": body.max_tokens}
@@ -933,6 +1008,12 @@ def messages_to_chat(body: MessagesBody, data: dict) -> ChatCall:
         if chat.get(k) is not None:
             params[k] = chat[k]
     # top_k is accepted and not forwarded: most chat providers refuse it (litellm raises).
+    fmt = (body.output_config or {}).get("format")
+    if fmt is not None:
+        params["response_format"] = {
+            "type": "json_schema",
+            "json_schema": {"name": "output", "schema": fmt["schema"]},
+        }
     if body.stream:
         params["stream"] = True
         params["stream_options"] = {"include_usage": True}

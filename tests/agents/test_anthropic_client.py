@@ -242,3 +242,46 @@ def test_an_image_goes_to_a_vision_model(client, agent_upstream):
     assert raw.headers["x-router-model"] == "large"  # the only model with "vision"
     parts = agent_upstream.requests[-1]["messages"][-1]["content"]
     assert any(p.get("type") == "image_url" for p in parts)
+
+
+def test_anthropic_side_options_are_accepted_and_structured_output_translated(
+    client, agent_upstream
+):
+    m = client.messages.create(
+        model="router",
+        max_tokens=20,
+        system=[{"type": "text", "text": "sys", "cache_control": {"type": "ephemeral"}}],
+        messages=[{"role": "user", "content": "options check"}],
+        thinking={"type": "enabled", "budget_tokens": 1024},
+        service_tier="auto",
+        extra_body={
+            "output_config": {"format": {"type": "json_schema", "schema": {"type": "object"}}},
+            "context_management": {"edits": []},
+        },
+    )
+    assert m.content[0].text == "echo: options check"
+    sent = agent_upstream.requests[-1]
+    assert sent["response_format"]["type"] == "json_schema"
+    assert "thinking" not in sent and "context_management" not in sent
+    with pytest.raises(anthropic.BadRequestError) as e:
+        client.messages.create(
+            model="router",
+            max_tokens=20,
+            messages=[{"role": "user", "content": "x"}],
+            extra_body={"mcp_servers": [{"type": "url", "url": "http://127.0.0.1:1"}]},
+        )
+    assert e.value.body["error"]["message"].startswith("mcp_servers")
+
+
+def test_count_tokens_estimates_without_routing(client, agent_upstream):
+    before = len(agent_upstream.requests)
+    short = client.messages.count_tokens(
+        model="router", messages=[{"role": "user", "content": "hi"}]
+    )
+    long = client.messages.count_tokens(
+        model="router", messages=[{"role": "user", "content": "word " * 400}], tools=TOOLS
+    )
+    assert 0 < short.input_tokens < long.input_tokens
+    assert len(agent_upstream.requests) == before  # nothing was called
+    with pytest.raises(anthropic.NotFoundError):
+        client.messages.count_tokens(model="claude-x", messages=[{"role": "user", "content": "x"}])
