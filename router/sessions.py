@@ -326,6 +326,9 @@ def _keep(
         cost_estimate=spec.cost(*tokens),
         escalated=spec.tier == "large" if escalated is None else escalated,
         sticky=True,
+        # A cascade planned for the policy's choice (its cheap answer judged) does not apply
+        # to another model: the session decided.
+        cascade=fresh.cascade if fresh.model == model else None,
     )
 
 

@@ -4,6 +4,7 @@ against a loopback tool-using upstream."""
 from __future__ import annotations
 
 import asyncio
+from dataclasses import replace
 
 import pytest
 
@@ -88,6 +89,32 @@ def test_a_turn_stays_on_the_session_model_instead_of_dropping_back():
     assert d.fallbacks == ["cheap"]  # the policy's own choice backs the kept model up
     assert d.cost_estimate == CAT["big"].cost(100, 10)
     assert "stays on big" in d.reason and "would pick cheap" in d.reason
+
+
+def test_a_cascade_planned_for_the_fresh_choice_is_dropped_when_the_session_keeps_another():
+    plan = {"mode": "judged", "first": "cheap", "large": "big"}
+    d = stick(
+        replace(fresh("cheap"), cascade=plan),
+        ref(),
+        state("big"),
+        None,
+        SessionRules(),
+        CAT,
+        ALL,
+        (100, 10),
+    )
+    assert d.model == "big" and d.cascade is None
+    d = stick(
+        replace(fresh("cheap"), cascade=plan),
+        ref(),
+        state("cheap"),
+        None,
+        SessionRules(),
+        CAT,
+        ALL,
+        (100, 10),
+    )
+    assert d.model == "cheap" and d.cascade == plan
 
 
 def test_a_larger_fresh_choice_moves_the_session_up():
