@@ -17,7 +17,7 @@ from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from . import cascade
+from . import cascade, upstream
 from .breaker import Breakers
 from .budget import Budgets
 from .chain import CIRCUIT_OPEN, Call, Done, FallbackChain, Sleep
@@ -473,7 +473,7 @@ class Router:
             self._log_call(decision, msgs)
             return RoutedStream(decision, turn.follow_sync(decision, itertools.chain([first], it)))
         def call(kw: dict):
-            return litellm.completion(messages=msgs, **kw)
+            return upstream.completion(msgs, **kw)  # direct httpx for OpenAI-compatible
 
         if cascade.is_judged(decision):
             resp, decision, _ = cascade.run(self, decision, msgs, params, call, self.text_of(msgs))
@@ -518,7 +518,7 @@ class Router:
             return AsyncRoutedStream(decision, first, turn.follow(decision, it, first))
 
         async def call(kw: dict):
-            return await litellm.acompletion(messages=msgs, **kw)
+            return await upstream.acompletion(msgs, **kw)  # direct httpx for OpenAI-compatible
 
         if cascade.is_judged(decision):
             resp, decision, _ = await cascade.arun(

@@ -1,0 +1,151 @@
+"""The direct httpx path (router/upstream.py) against litellm, on the real test upstream.
+
+For every behaviour of tests/upstream.py that a non-streamed call can meet, both paths must
+give the same answer (same ModelResponse fields) or the same exception (class, status code,
+message, Retry-After header), and send the upstream the same request body. The fault tests
+(test_faults.py) then run the whole proxy over the direct path.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import socket
+
+import pytest
+
+from router import upstream as direct_path
+from router.router import load_litellm
+
+FAULTS = [
+    "small-general",
+    "fail-500",
+    "fail-502",
+    "fail-503",
+    "fail-429",
+    "retry-after-3600",
+    "malformed",
+    "stall-body",
+    "slow",
+    "refused",
+    "echo-secret",
+    "fail-400",
+]
+
+
+def _closed_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def refused_base():
+    return f"http://127.0.0.1:{_closed_port()}/v1"
+
+
+def kwargs(model: str, base: str, refused: str, **params) -> dict:
+    return {
+        "model": f"openai/{model}",
+        "api_base": refused if model == "refused" else base,
+        "api_key": "not-needed",
+        "timeout": 2.0,
+        "max_retries": 0,
+        **params,
+    }
+
+
+def outcome(result) -> tuple:
+    """What a caller can see of a result or an exception (ids and timings left out)."""
+    if isinstance(result, Exception):
+        headers = getattr(result, "litellm_response_headers", None)
+        message = re.sub(r"time taken=[0-9.]+", "time taken=T", str(result))
+        retry_after = dict(headers).get("retry-after") if headers is not None else None
+        return (
+            "error",
+            type(result).__name__,
+            getattr(result, "status_code", None),
+            message,
+            retry_after,
+        )
+    body = result.model_dump()
+    body.pop("id", None)
+    body.pop("created", None)
+    return ("answer", json.dumps(body, sort_keys=True, default=str))
+
+
+@pytest.mark.parametrize("model", FAULTS)
+async def test_async_direct_path_behaves_like_litellm(model, upstream, refused_base):
+    litellm = load_litellm()
+    kw = kwargs(model, upstream.base_url, refused_base, max_tokens=16)
+    assert direct_path.direct(kw)
+    # Different prompts: the upstream's retry-after-* models fail once per prompt text.
+    try:
+        a = await litellm.acompletion(messages=[{"role": "user", "content": f"a {model}"}], **kw)
+    except Exception as e:  # noqa: BLE001
+        a = e
+    try:
+        b = await direct_path.acompletion([{"role": "user", "content": f"b {model}"}], **kw)
+    except Exception as e:  # noqa: BLE001
+        b = e
+    oa, ob = outcome(a), outcome(b)
+
+    def same_prompt(x):
+        return x.replace(f"a {model}", f"b {model}") if isinstance(x, str) else x
+
+    assert ob == tuple(same_prompt(x) for x in oa)
+
+
+@pytest.mark.parametrize("model", ["small-general", "fail-503", "refused"])
+def test_sync_direct_path_behaves_like_litellm(model, upstream, refused_base):
+    litellm = load_litellm()
+    kw = kwargs(model, upstream.base_url, refused_base)
+    msgs = [{"role": "user", "content": "same prompt"}]
+    try:
+        a = litellm.completion(messages=msgs, **kw)
+    except Exception as e:  # noqa: BLE001
+        a = e
+    try:
+        b = direct_path.completion(msgs, **kw)
+    except Exception as e:  # noqa: BLE001
+        b = e
+    assert outcome(a) == outcome(b)
+
+
+async def test_both_paths_send_the_same_request_body(upstream, refused_base):
+    litellm = load_litellm()
+    params = {
+        "max_tokens": 7,
+        "temperature": 0.3,
+        "top_p": 0.9,
+        "stop": ["\n"],
+        "seed": 4,
+        "response_format": {"type": "json_object"},
+        "tools": [
+            {
+                "type": "function",
+                "function": {"name": "f", "parameters": {"type": "object", "properties": {}}},
+            }
+        ],
+        "tool_choice": "auto",
+    }
+    kw = kwargs("small-general", upstream.base_url, refused_base, **params)
+    msgs = [
+        {"role": "system", "content": "be brief"},
+        {"role": "user", "content": [{"type": "text", "text": "body check"}]},
+    ]
+    n = len(upstream.requests)
+    await litellm.acompletion(messages=msgs, **kw)
+    await direct_path.acompletion(msgs, **kw)
+    via_litellm, via_direct = upstream.requests[n:]
+    assert via_direct == via_litellm, (via_litellm, via_direct)
+
+
+def test_other_calls_go_through_litellm():
+    base = {"model": "openai/x", "api_base": "http://127.0.0.1:1/v1", "timeout": 1.0}
+    assert direct_path.direct(base)
+    assert not direct_path.direct({**base, "stream": True})
+    assert not direct_path.direct({**base, "model": "groq/llama-3.1-8b-instant"})
+    assert not direct_path.direct({**base, "api_base": None})
+    assert not direct_path.direct({**base, "extra_body": {"x": 1}})  # litellm knows what to do
+    assert not direct_path.direct({**base, "user": "u1"})  # litellm does not send it on
