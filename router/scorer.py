@@ -39,6 +39,7 @@ from .data import (
 )
 from .drift import reference_distributions
 from .encoder import interchangeable
+from .tfidf import TfidfFeatures
 
 FORMAT_VERSION = 2
 Progress = Callable[[str], None]
@@ -334,10 +335,8 @@ class Scorer:
         return _sigmoid(Z @ self.stack_[h, :3] + self.stack_[h, 3])
 
     def _prepare(self) -> None:
-        """Derived state for prediction: the vectorizer and the kNN label groups."""
-        vec = self._vectorizer(self.vocabulary_)
-        vec.idf_ = self.idf_
-        self._vec = vec
+        """Derived state for prediction: the TF-IDF features and the kNN label groups."""
+        self._tfidf = TfidfFeatures(self.vocabulary_, self.idf_)
         # Heads labelled on the same rows share one neighbour search over the similarities to
         # every training row, computed once per query.
         labelled = ~np.isnan(self.knn_Y_)
@@ -366,9 +365,8 @@ class Scorer:
         self._check_fitted()
         if len(texts) != len(X):
             raise ScorerError(f"{len(texts)} texts for {len(X)} embeddings")
-        T = self._vec.transform(list(texts))
         z_emb = X @ self.emb_W_.T + self.emb_b_
-        z_text = np.asarray(T @ self._text_WT) + self.text_b_
+        z_text = self._tfidf.dot(list(texts), self._text_WT) + self.text_b_
         z_knn = np.zeros_like(z_emb)
         for start in range(0, len(X), 1024):
             sims = X[start : start + 1024].astype(np.float32) @ self.knn_X_.T
