@@ -93,9 +93,21 @@ def main() -> None:
     enc = load_encoder(cfg.encoder.name, cfg.encoder.max_tokens, cache_size=0)
     X = embed_examples(enc, pool)
     reports = {}
+    picks = {}
+
+    def diagnose(name):
+        # The top-quality end of the sweep (cost weight 0) sends each prompt to the model with
+        # the highest predicted success: record those picks, out of fold.
+        def extra(data, preds, folds, cross_validated):
+            picks[name] = (data, np.nanargmax(np.nan_to_num(preds.success, nan=-1.0), axis=1))
+            return [], {}
+
+        return extra
+
     for name, data_rows in (("9 models", without_smol(pool)), ("10 models (+SmolLM2 $0)", pool)):
         data = EvalData.from_examples(data_rows)
-        reports[name] = (data, evaluate(data, X, encoder_identity=enc.identity, cv=args.cv))
+        rep = evaluate(data, X, encoder_identity=enc.identity, cv=args.cv, extra=diagnose(name))
+        reports[name] = (data, rep)
     base_data, _ = reports["9 models"]
     q_single = base_data.scores.mean(axis=0)
     c_single = base_data.costs.mean(axis=0)
@@ -135,6 +147,27 @@ def main() -> None:
     for g, qa, qb in worse[:10]:
         print(f"  ${g * 1000:.4f}/1k: without {qa:.3f}, with {qb}")
     out["budgets_worse_with_smollm2"] = [[g, qa, qb] for g, qa, qb in worse]
+    d9, p9 = picks["9 models"]
+    d10, p10 = picks["10 models (+SmolLM2 $0)"]
+    rows = np.arange(len(p10))
+    q9, q10 = d9.scores[rows, p9], d10.scores[rows, p10]
+    smol = p10 == d10.models.index(SMOL)
+    differ = np.array([d9.models[i] for i in p9]) != np.array([d10.models[i] for i in p10])
+    print(
+        f"\nat cost weight 0 (each prompt to its highest predicted success): quality "
+        f"{q9.mean():.3f} without SmolLM2, {q10.mean():.3f} with; the picks differ on "
+        f"{int(differ.sum())} of {len(rows)} prompts; SmolLM2 is picked on {int(smol.sum())}"
+    )
+    if smol.any():
+        print(
+            f"  where it scored {q10[smol].mean():.3f} and the 9-model router's pick "
+            f"{q9[smol].mean():.3f}"
+        )
+    out["cost_weight_0"] = {
+        "quality_without": float(q9.mean()),
+        "quality_with": float(q10.mean()),
+        "smollm2_picked": int(smol.sum()),
+    }
     if args.json:
         Path(args.json).write_text(json.dumps(out, indent=1) + "\n")
 

@@ -222,7 +222,10 @@ class _CallTarget:
 
 
 def _retryable(exc: BaseException) -> bool:
-    """Retry time-outs, connection errors, 429 and 5xx; not a bad request."""
+    """Retry time-outs, connection errors, 429 and 5xx; not a bad request, and never a
+    cancellation (Ctrl-C must stop the run, not be retried)."""
+    if not isinstance(exc, Exception):
+        return False
     try:
         import litellm
     except ImportError:  # pragma: no cover
