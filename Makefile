@@ -6,7 +6,7 @@ export HF_HUB_OFFLINE := 1
 export LITELLM_LOCAL_MODEL_COST_MAP := True
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: setup run test lint model verifier policies data notebooks docs docs-serve bench bench-proxy bench-load bench-scale bench-local bench-budget bench-cascade bench-sessions bench-decision-log clean
+.PHONY: setup run test lint model verifier policies data notebooks docs docs-serve bench bench-proxy bench-load bench-scale bench-local bench-budget bench-cascade bench-sessions bench-decision-log bench-smollm2 clean
 
 setup: $(STAMP)
 
@@ -42,8 +42,10 @@ data: setup
 
 # 20% of the prompts (data.held_out) stay out of the shipped scorer: `make policies` verifies
 # the shipped scorer and thresholds on them.
+# data/routing/smollm2.jsonl (SmolLM2's own profile, docs/profiling.md) joins its dcrouter and
+# RouteLLM rows by id: smollm2-135m gets its own success head.
 model: setup
-	$(VENV)/bin/router train data/routing/routellm.jsonl data/routing/dcrouter.jsonl --hold-out 0.2 --out router/artifacts/default
+	$(VENV)/bin/router train data/routing/routellm.jsonl data/routing/dcrouter.jsonl data/routing/smollm2.jsonl --hold-out 0.2 --out router/artifacts/default
 
 # The cascade's shipped answer verifier (docs/cascades.md): RouteLLM GSM8K answers, plus any
 # profiled rows with answers (data/routing/smollm2*.jsonl).
@@ -91,6 +93,11 @@ bench-scale: setup
 # concurrent streams, directly and through the proxy.
 bench-local: setup
 	$(PY) bench/local_tier.py
+
+# SmolLM2's profiled accuracy and prompts/min per task; the dcrouter pool with and without it
+# as a free tenth model (5-fold CV).
+bench-smollm2: setup
+	$(PY) bench/smollm2_pool.py
 
 # Added latency of a cascaded request through the proxy: SmolLM2 (llama.cpp) answers first,
 # the verifier judges, a loopback upstream stands in for the large model (docs/cascades.md).
