@@ -81,7 +81,7 @@ class ModelSpec(_Strict):
 class EncoderSpec(_Strict):
     """Which embedding backend turns routing text into a vector."""
 
-    name: Literal["minilm-q8", "minilm-int8", "minilm"] = "minilm-int8"
+    name: Literal["minilm-q8", "minilm-int8", "minilm"] = "minilm-q8"
     max_tokens: int = Field(default=128, ge=16, le=256)
     cache_size: int = Field(default=4096, ge=0)
     # Threads per encoder call (ONNX backend); concurrent requests are batched into one call.
