@@ -3,7 +3,10 @@
     python bench/route_latency.py [--config config.yaml] [--n 1000]
 
 Prompts are drawn (fixed seed) from data/routing/*.jsonl, the imported ../shared/data.
-The encoder cache is cleared before the timed loop so every prompt is really embedded.
+The encoder cache is cleared before the timed loop so every prompt is really embedded, and the
+warm-up prompts are not among the timed ones. Wall time and CPU time (process_time: all
+threads) are both reported: on a shared machine the CPU time is the steadier figure, and the
+load average printed with the figures says how shared it was.
 """
 
 from __future__ import annotations
@@ -21,14 +24,16 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def cold_start(config: Path) -> float:
+def cold_start(config: Path) -> tuple[float, float]:
+    """(wall s, CPU s) of a fresh process: import, load, first route."""
     code = (
-        "import time; t=time.perf_counter(); from router import Router; "
+        "import time; t=time.perf_counter(); c=time.process_time(); from router import Router; "
         f"r=Router.from_config({str(config)!r}); r.route('warm up'); "
-        "print(time.perf_counter()-t)"
+        "print(time.perf_counter()-t, time.process_time()-c)"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    return float(out.stdout.strip().splitlines()[-1])
+    wall, cpu = out.stdout.strip().splitlines()[-1].split()
+    return float(wall), float(cpu)
 
 
 def main() -> None:
@@ -43,20 +48,23 @@ def main() -> None:
 
     rows = read_many(sorted((ROOT / "data" / "routing").glob("*.jsonl")))
     rng = random.Random(0)
-    sample = rng.sample(rows, args.n)
+    sample = rng.sample(rows, args.n + 50)
     prompts = [r.messages if r.messages is not None else r.prompt for r in sample]
+    warm, prompts = prompts[:50], prompts[50:]
 
     colds = [cold_start(args.config) for _ in range(3)]
     router = Router.from_config(args.config)
-    for p in prompts[:50]:
+    for p in warm:
         router.route(p)
     router.encoder._cache.clear()
-    times = []
+    times, cpu = [], []
     for p in prompts:
-        t = time.perf_counter()
+        t, c = time.perf_counter(), time.process_time()
         router.route(p)
         times.append((time.perf_counter() - t) * 1000)
+        cpu.append((time.process_time() - c) * 1000)
     times.sort()
+    cpu.sort()
     rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     result = {
         "prompts": len(times),
@@ -65,12 +73,21 @@ def main() -> None:
         "p90_ms": round(times[int(len(times) * 0.9)], 2),
         "p99_ms": round(times[int(len(times) * 0.99)], 2),
         "mean_ms": round(sum(times) / len(times), 2),
-        "cold_start_s": round(sorted(colds)[1], 2),
+        "cpu_p50_ms": round(cpu[len(cpu) // 2], 2),
+        "cpu_p99_ms": round(cpu[int(len(cpu) * 0.99)], 2),
+        "cold_start_s": round(sorted(w for w, _ in colds)[1], 2),
+        "cold_start_cpu_s": round(sorted(c for _, c in colds)[1], 2),
+        "load_average": round(os.getloadavg()[0], 1),
         "peak_rss_mb": round(rss_mb, 1),
     }
     print(f"route() on {result['prompts']} real prompts, encoder {result['encoder']}")
     print(f"  p50 {result['p50_ms']} ms   p90 {result['p90_ms']} ms   p99 {result['p99_ms']} ms")
-    print(f"  cold start (import + load + first route, median of 3): {result['cold_start_s']} s")
+    print(f"  CPU time: p50 {result['cpu_p50_ms']} ms   p99 {result['cpu_p99_ms']} ms")
+    print(
+        f"  cold start (import + load + first route, median of 3): {result['cold_start_s']} s"
+        f" ({result['cold_start_cpu_s']} s CPU)"
+    )
+    print(f"  load average: {result['load_average']} on {os.cpu_count()} cores")
     print(f"  peak RSS: {result['peak_rss_mb']} MB")
     print(json.dumps(result))
 
