@@ -3,7 +3,7 @@
     python bench/budget.py [--config config.yaml] [--policy balanced] [--n 10000]
                            [--target 0.3] [--window-s 1000] [--rate 1.0]
 
-Replays `n` shipped prompts (data/routing/*.jsonl) through the policy with a budget of
+Replays `n` shipped prompts (data/routing/routellm.jsonl and dcrouter.jsonl) through the policy with a budget of
 `large_share: target`: the first half from an easy pool (MMLU questions), the second half from a
 hard pool (grade-school and competition maths, code, GPQA), the way traffic shifts when a new
 client arrives. Requests arrive every 1/rate seconds of simulated time. Each prompt is scored
@@ -43,9 +43,12 @@ HARD = (
 )
 
 
-def load_pools() -> tuple[list[str], list[str]]:
+DATA = [ROOT / "data" / "routing" / "routellm.jsonl", ROOT / "data" / "routing" / "dcrouter.jsonl"]
+
+
+def load_pools(files: list[Path]) -> tuple[list[str], list[str]]:
     easy, hard = [], []
-    for f in sorted((ROOT / "data" / "routing").glob("*.jsonl")):
+    for f in files:
         for line in f.open(encoding="utf-8"):
             row = json.loads(line)
             src, text = row.get("source", ""), row.get("prompt")
@@ -69,6 +72,7 @@ def draw(pool: list[str], k: int, rng: random.Random) -> list[str]:
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--config", type=Path, default=ROOT / "config.yaml")
+    ap.add_argument("--data", type=Path, nargs="+", default=DATA, help="routing-data files")
     ap.add_argument("--policy", default="balanced")
     ap.add_argument("--n", type=int, default=10_000)
     ap.add_argument("--target", type=float, default=0.3)
@@ -86,7 +90,7 @@ def main() -> None:
     from router.request import request_facts
 
     rng = random.Random(args.seed)
-    easy, hard = load_pools()
+    easy, hard = load_pools(args.data)
     half = args.n // 2
     texts = draw(easy, half, rng) + draw(hard, args.n - half, rng)
     router = Router.from_config(args.config)
