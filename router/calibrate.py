@@ -37,7 +37,8 @@ SHIPPED_TARGETS = {
 }
 # Each shipped config and, through its `policies_dir`, the policies that ship with its pool.
 SHIPPED_CONFIGS = ("config.yaml", "configs/pool.yaml")
-MIN_ROWS = 20
+# Fewer rows than this on either side refuse; the table shows each figure's standard error.
+MIN_ROWS = 10
 
 
 class CalibrationError(ValueError):
@@ -235,6 +236,7 @@ class Verification:
     point: OperatingPoint
     all_large_quality: float
     all_large_cost_per_1k: float
+    quality_se: float = 0.0  # standard error of point.quality over the rows
 
     @property
     def quality_vs_all_large(self) -> float:
@@ -250,12 +252,15 @@ def verify(
     field_name = sweep_field(policy, two_tier=True)
     param = getattr(policy.escalation, field_name)
     ref = inp.compiled.large_idx[0]
+    choice, _ = inp.compiled.select(inp.scores)
+    got = inp.outcomes[np.arange(len(choice)), choice]
     return Verification(
         policy_name,
         len(examples),
         _point(router, inp, policy, param if param is not None else float("nan")),
         float(inp.outcomes[:, ref].mean()),
         float(inp.cost[:, ref].mean() * 1000),
+        float(got.std(ddof=1) / np.sqrt(len(got))) if len(got) > 1 else float("nan"),
     )
 
 
@@ -433,7 +438,7 @@ def verification_table(results: Sequence[ShippedPolicy]) -> list[list[str]]:
         "threshold",
         "calibration rows",
         "verification rows",
-        "quality",
+        "quality ± s.e.",
         "of all-large",
         "large share",
         "$/1k requests",
@@ -451,7 +456,7 @@ def verification_table(results: Sequence[ShippedPolicy]) -> list[list[str]]:
                 f"{r.field}={r.threshold:g}" if r.threshold is not None else r.field,
                 str(r.calibration_rows) if r.expected is not None else "-",
                 str(v.rows),
-                f"{v.point.quality:.3f}",
+                f"{v.point.quality:.3f} ± {v.quality_se:.3f}",
                 f"{v.quality_vs_all_large:.1%}",
                 f"{v.point.large_share:.1%}",
                 f"{v.point.cost_per_1k:.4f}",

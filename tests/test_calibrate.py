@@ -138,7 +138,7 @@ def test_a_scorer_that_saw_everything_or_recorded_nothing_is_refused(project, tm
     root, rows, _ = project
     enc = load_encoder("minilm-int8", 128, cache_size=0)
     Scorer().fit(embed_examples(enc, rows), rows, enc.identity).save(tmp_path / "all")
-    with pytest.raises(CalibrationError, match="need 20 each"):
+    with pytest.raises(CalibrationError, match="need 10 each"):
         calibrate_shipped(
             root,
             [root / "data.jsonl"],
