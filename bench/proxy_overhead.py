@@ -284,6 +284,9 @@ def main() -> None:
     upstream = f"http://127.0.0.1:{up_port}/v1"
     router_cfg, litellm_cfg = write_configs(tmp, upstream, batch=not args.no_batch)
     procs = []
+    router_env = dict(env)
+    if args.workers > 1:  # their metrics are summed through files in this directory
+        router_env["PROMETHEUS_MULTIPROC_DIR"] = str(tmp / "metrics")
     try:
         up = start(
             [sys.executable, __file__, "--serve-upstream", str(up_port)], tmp / "up.log", env
@@ -304,7 +307,7 @@ def main() -> None:
                 str(args.workers),
             ],
             tmp / "router.log",
-            {**env, "PROMETHEUS_MULTIPROC_DIR": str(tmp / "metrics")},  # with --workers > 1
+            router_env,
         )
         procs.append(rp)
         targets = [("direct upstream", f"{upstream}/chat/completions", "fast-small", {})]

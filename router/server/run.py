@@ -69,6 +69,8 @@ def serve(
         print(usage(host, port, KeyRing(spec).enabled), flush=True)
         _serve_workers(config_path, host, port, workers, spec.shutdown_grace_s)
         return
+    if os.environ.get(MULTIPROC_ENV):  # set by the user: prometheus_client writes there
+        Path(os.environ[MULTIPROC_ENV]).mkdir(parents=True, exist_ok=True)
     router = Router.from_config(config_path)
     print(usage(host, port, KeyRing(spec).enabled), flush=True)
     if router.local_models:
