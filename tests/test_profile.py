@@ -92,9 +92,7 @@ class OracleUpstream(Upstream):
             top = [{"token": answer, "logprob": -0.1, "bytes": None}]
             top += [{"token": x, "logprob": -3.0, "bytes": None} for x in "AB" if x != answer]
             choice["logprobs"] = {
-                "content": [
-                    {"token": answer, "logprob": -0.1, "bytes": None, "top_logprobs": top}
-                ]
+                "content": [{"token": answer, "logprob": -0.1, "bytes": None, "top_logprobs": top}]
             }
         return JSONResponse(
             {
