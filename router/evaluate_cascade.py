@@ -11,8 +11,8 @@ Rows without the cheap model's answer cannot be verified: there the cascade and 
 escalate as the router does, on its gain head (P(large right and cheap wrong)), put on the
 same scale as the verifier's: 1 − gain / P(large right) < threshold. Both
 curves sweep the threshold from 0 to 1. Their x-axis for APGR and CPT is the *cost-equivalent*
-large share, (cost − all-cheap cost) / (all-large cost − all-cheap cost), so a cheap call that
-was thrown away counts; for the router it is the large-call share itself. Curves are cut where
+large share: per row (cost − cheap cost) / (large cost − cheap cost), averaged, so a cheap
+call that was thrown away counts; for the router it is the large-call share itself. Curves are cut where
 that share reaches 1 (dearer than always calling the large model).
 
 With `--cv K` / `--group-by source` the verifier is trained inside each fold, on the training
@@ -73,7 +73,10 @@ class CascadeInputs:
 
 
 def operating_point(x: CascadeInputs, threshold: float, band: float | None):
-    """(mean cost, mean quality) at one threshold; `band` None: the plain cascade."""
+    """(mean cost, mean quality, cost-equivalent large share) at one threshold; `band` None:
+    the plain cascade. The share is per row (cost − cheap cost) / (large cost − cheap cost),
+    averaged: 1 for a large call, 0 for a kept cheap answer, 1 + c / (L − c) for an escalated
+    one — the router's large-call share, with every discarded cheap call counted."""
     mode = cascade_modes(x.prompt_p, threshold, band)
     judged = mode == JUDGED
     answered = x.has_answer
@@ -84,7 +87,9 @@ def operating_point(x: CascadeInputs, threshold: float, band: float | None):
     pays_cheap = (mode == UNCHECKED) | (judged & (answered | ~escalate))
     cost = pays_cheap * x.cheap_cost + to_large * x.large_cost
     quality = np.where(to_large, x.large_score, x.cheap_score)
-    return float(cost.mean()), float(quality.mean())
+    gap = x.large_cost - x.cheap_cost
+    share = np.where(gap > 0, (cost - x.cheap_cost) / np.where(gap > 0, gap, 1.0), to_large * 1.0)
+    return float(cost.mean()), float(quality.mean()), float(share.mean())
 
 
 def cascade_curve(name: str, x: CascadeInputs, band: float | None, n_points: int = 201) -> Curve:
@@ -99,12 +104,14 @@ def cascade_curve(name: str, x: CascadeInputs, band: float | None, n_points: int
         grid = np.unique(np.clip(np.concatenate([grid, edges, edges + 1e-9]), 0.0, 1.0))
         if len(grid) > 4 * n_points:
             grid = np.unique(np.quantile(grid, np.linspace(0, 1, 4 * n_points)))
-    lo, hi = float(x.cheap_cost.mean()), float(x.large_cost.mean())
-    pts = sorted((*operating_point(x, float(t), band), float(t)) for t in grid)
-    cost = np.array([p[0] for p in pts])
-    quality = np.array([p[1] for p in pts])
-    share = (cost - lo) / (hi - lo) if hi > lo else np.zeros(len(cost))
-    params = [p[2] for p in pts]
+    pts = sorted(
+        ((s, c, q, float(t)) for t in grid for c, q, s in [operating_point(x, float(t), band)]),
+        key=lambda p: (p[0], p[1]),
+    )
+    share = np.array([p[0] for p in pts])
+    cost = np.array([p[1] for p in pts])
+    quality = np.array([p[2] for p in pts])
+    params = [p[3] for p in pts]
     keep = share <= 1.0 + 1e-12
     if not keep.all() and keep.any():
         # Interpolate the point at share 1 between the last kept and the first dropped.
@@ -240,13 +247,11 @@ def calibrate_points(x: CascadeInputs, target: tuple[str, float]) -> tuple[Casca
     cost-equivalent large share ≤ s, ("cost-per-1k", usd) the cost ≤ usd / 1000 (both: best
     quality). Returns the point and how many were tried."""
     kind, value = target
-    lo, hi = float(x.cheap_cost.mean()), float(x.large_cost.mean())
     all_large_q = float(x.large_score.mean())
     points: list[CascadePoint] = []
     for band in BAND_GRID:
         c = cascade_curve("calibrate", x, band)
-        for cost, q, t in zip(c.cost, c.quality, c.params, strict=True):
-            share = (cost - lo) / (hi - lo) if hi > lo else 0.0
+        for cost, q, share, t in zip(c.cost, c.quality, c.share, c.params, strict=True):
             points.append(CascadePoint(float(t), band, float(q), float(cost), float(share)))
     if kind == "quality":
         ok = [p for p in points if p.quality >= value * all_large_q - 1e-12]

@@ -29,26 +29,28 @@ def _inputs(verifier_p, prompt_p, cheap=(1, 0, 1, 0), large=(1, 1, 1, 1)) -> Cas
 
 def test_cascade_pays_the_cheap_call_on_every_judged_row():
     x = _inputs([0.9, 0.1, 0.8, 0.2], [0.5] * 4)
-    cost, quality = operating_point(x, 0.5, None)
+    cost, quality, share = operating_point(x, 0.5, None)
     # Every row pays 1; rows 2 and 4 escalate and pay 10 more; all four end right.
     assert cost == pytest.approx((4 * 1 + 2 * 10) / 4)
     assert quality == 1.0
-    assert operating_point(x, 0.0, None) == (1.0, 0.5)  # nothing escalated
-    assert operating_point(x, 1.0, None) == (11.0, 1.0)  # everything escalated: dearer than large
+    assert share == pytest.approx((2 * 10 / 9) / 4)  # an escalated row counts 10/9 of a large call
+    assert operating_point(x, 0.0, None) == (1.0, 0.5, 0.0)  # nothing escalated
+    assert operating_point(x, 1.0, None)[:2] == (11.0, 1.0)  # all escalated: dearer than large
 
 
 def test_hybrid_skips_the_cheap_call_when_sure_hard_and_the_verdict_when_sure_easy():
     x = _inputs([0.1, 0.1, 0.9, 0.1], [0.95, 0.05, 0.5, 0.5])
-    cost, quality = operating_point(x, 0.5, 0.3)
+    cost, quality, share = operating_point(x, 0.5, 0.3)
     # Row 1 sure-easy: cheap, unchecked (right). Row 2 sure-hard: large only (10).
     # Row 3 judged, kept (1). Row 4 judged, escalated (1 + 10).
     assert cost == pytest.approx((1 + 10 + 1 + 11) / 4)
     assert quality == 1.0
+    assert share == pytest.approx((0 + 1 + 0 + 10 / 9) / 4)  # the sure-hard row wastes nothing
 
 
 def test_rows_without_answers_follow_the_prompt_scorer():
     x = _inputs([np.nan, np.nan, 0.9, 0.1], [0.9, 0.1, 0.5, 0.5])
-    cost, quality = operating_point(x, 0.5, None)
+    cost, quality, _ = operating_point(x, 0.5, None)
     # Row 1 kept on the prompt's word (1), row 2 escalated without a cheap call (10).
     assert cost == pytest.approx((1 + 10 + 1 + 11) / 4)
 
