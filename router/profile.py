@@ -18,6 +18,7 @@ import asyncio
 import hashlib
 import json
 import os
+import signal
 import threading
 import time
 from collections import defaultdict
@@ -546,15 +547,26 @@ def profile(
         sem = asyncio.Semaphore(max(1, concurrency))
         await asyncio.gather(*(one(sem, ex, m) for ex, m in tasks))
 
+    # SIGTERM (`kill`, and a background job, which ignores Ctrl-C) stops the run like Ctrl-C:
+    # the output is written and the local servers stopped before it exits.
+    restore = None
+    if threading.current_thread() is threading.main_thread():
+        restore = signal.signal(signal.SIGTERM, _interrupt)
     try:
         if tasks:
             asyncio.run(run_all())
     finally:
+        if restore is not None:
+            signal.signal(signal.SIGTERM, restore)
         save()
         report.wall_s = time.monotonic() - t0
         if started_here:
             caller.stop()
     return report
+
+
+def _interrupt(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt(f"signal {signum}")
 
 
 def _gradable(ex: Example, judge: str | None, judge_against: str | None) -> bool:
