@@ -47,10 +47,10 @@ data: setup
 model: setup
 	$(VENV)/bin/router train data/routing/routellm.jsonl data/routing/dcrouter.jsonl data/routing/smollm2.jsonl --hold-out 0.2 --out router/artifacts/default
 
-# The cascade's shipped answer verifier (docs/cascades.md): RouteLLM GSM8K answers, plus any
-# profiled rows with answers (data/routing/smollm2*.jsonl).
+# The cascade's shipped answer verifier (docs/cascades.md): Mixtral's RouteLLM GSM8K answers and
+# SmolLM2's own profiled answers (data/routing/smollm2*.jsonl).
 verifier: setup
-	$(VENV)/bin/router train-verifier data/routing/routellm.jsonl $(wildcard data/routing/smollm2*.jsonl) --out router/artifacts/verifier
+	$(VENV)/bin/router train-verifier data/routing/routellm.jsonl $(wildcard data/routing/smollm2*.jsonl) --models mistralai/Mixtral-8x7B-Instruct-v0.1,smollm2-135m --out router/artifacts/verifier
 
 # Re-tune the shipped policies' thresholds on prompts the calibration scorer did not see.
 policies: setup
