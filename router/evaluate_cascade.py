@@ -137,7 +137,19 @@ def _inputs(data: EvalData, router_p: Predictions, verifier_p: np.ndarray) -> Ca
     # right). Where the large model's success is not predicted, 1 - gain.
     large_success = router_p.success[:, s]
     large_success = np.where(np.isnan(large_success), 1.0, np.clip(large_success, 0.05, 1.0))
-    fallback_p = 1.0 - router_p.gain / large_success
+    fallback_p = np.clip(1.0 - router_p.gain / large_success, 0.0, 1.0)
+    answered = ~np.isnan(verifier_p)
+    if answered.any() and not answered.all():
+        # Mixed data (only some rows can be judged): one threshold must share escalations
+        # between judged rows and the router's rows as the router shares them. The judged rows
+        # take the router's own values, reassigned in the verifier's order (a rank mapping,
+        # no labels): at every threshold as many of them escalate as under the router, and the
+        # verifier picks which. Unjudged rows, and the hybrid's band on them, are the router's.
+        idx = np.flatnonzero(answered)
+        ranks = np.argsort(np.argsort(verifier_p[idx], kind="stable"), kind="stable")
+        verifier_p = verifier_p.copy()
+        verifier_p[idx] = np.sort(fallback_p[idx])[ranks]
+        prompt_p = np.where(answered, prompt_p, fallback_p)
     return CascadeInputs(
         cheap_score=data.scores[:, w],
         large_score=data.scores[:, s],
@@ -145,7 +157,7 @@ def _inputs(data: EvalData, router_p: Predictions, verifier_p: np.ndarray) -> Ca
         large_cost=data.costs[:, s],
         verifier_p=verifier_p,
         prompt_p=np.clip(prompt_p, 0.0, 1.0),
-        fallback_p=np.clip(fallback_p, 0.0, 1.0),
+        fallback_p=fallback_p,
     )
 
 

@@ -155,3 +155,22 @@ def test_cli_calibrate_cascade_writes_threshold_and_band(tmp_path, test_config):
     res = CliRunner().invoke(app, [*args, "--target", "large-share=0.0"])
     assert res.exit_code == 0, res.output
     assert yaml.safe_load(pol.read_text())["cascade"]["threshold"] == 0  # never escalate
+
+
+def test_mixed_data_judged_rows_take_the_routers_values_in_the_verifiers_order():
+    from router.evaluate_cascade import _inputs
+
+    rows = _rows(8)
+    data = EvalData.from_examples(rows)
+    gain = np.array([0.1, 0.5, 0.3, 0.2, 0.6, 0.05, 0.4, 0.35])
+    success = np.full((8, 2), np.nan)
+    preds = Predictions(np.ones((8, 1)), np.full(8, 0.5), gain, success)
+    vp = np.array([0.9, 0.2, 0.5, np.nan, np.nan, np.nan, np.nan, np.nan])
+    x = _inputs(data, preds, vp)
+    router_p = 1 - gain  # the router's values on the verifier's scale (P(large right) unknown)
+    # The judged rows hold the router's values for them, most-likely-right first by the verifier.
+    assert sorted(x.verifier_p[:3]) == pytest.approx(sorted(router_p[:3]))
+    assert list(np.argsort(x.verifier_p[:3])) == list(np.argsort(vp[:3]))
+    # Unjudged rows: the router's values, for the hybrid's band too.
+    assert x.fallback_p[3:] == pytest.approx(router_p[3:])
+    assert x.prompt_p[3:] == pytest.approx(router_p[3:])
