@@ -399,7 +399,8 @@ def eval_(
         row = [cv_.name, cost, _fmt(float(cv_.quality.max()))]
         if ev.two_tier:
             # "*": computed on the large-call shares the curve covers (see the note below).
-            span = m.get("large_share_range")
+            lo, hi = m.get("large_share_from"), m.get("large_share_to")
+            span = None if lo is None else (lo, hi)
             mark = "*" if span and not covers_all_shares(span) else ""
             if mark:
                 partial.append(f"{cv_.name} {span[0]:.1%}-{span[1]:.1%}")

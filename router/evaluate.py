@@ -393,18 +393,19 @@ def baselines(data: EvalData) -> list[Curve]:
 
 def score_curve(curve: Curve, data: EvalData) -> dict[str, Any]:
     """Every metric for one curve (APGR and CPT only for two-tier data, on the large-call
-    shares the curve covers: `large_share_range`)."""
+    shares the curve covers: `large_share_from`..`large_share_to`)."""
     q_single = data.scores.mean(axis=0)
     c_single = data.costs.mean(axis=0)
     best = int(q_single.argmax())
     _, q_oracle, _ = M.oracle(data.scores, data.costs)
     out: dict[str, Any] = dict.fromkeys(METRIC_NAMES)
-    out["large_share_range"] = None
+    # Scalars, not a pair, so a table of every metric stays numeric (notebook 02).
+    out["large_share_from"] = out["large_share_to"] = None
     if data.two_tier and curve.share is not None and len(curve.share) > 1:
         w, s = data.weak_strong()
         if q_single[s] != q_single[w]:
-            # On the shares the curve covers; `large_share_range` says which (see metrics.apgr).
-            out["large_share_range"] = list(M.share_range(curve.share))
+            # On the shares the curve covers, which the result says (see metrics.apgr).
+            out["large_share_from"], out["large_share_to"] = M.share_range(curve.share)
             out["apgr"] = M.apgr(curve.share, curve.quality, q_single[w], q_single[s])
             for p in (50, 80, 95):
                 out[f"cpt_{p}"] = M.cpt(

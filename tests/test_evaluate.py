@@ -226,7 +226,7 @@ def test_two_tier_random_baseline_has_apgr_one_half_and_full_share_range():
     np.testing.assert_allclose(rnd.share, (rnd.cost - 1) / 4)
     m = score_curve(rnd, data)
     assert m["apgr"] == pytest.approx(0.5, abs=1e-9)
-    assert m["large_share_range"] == [0.0, 1.0]
+    assert (m["large_share_from"], m["large_share_to"]) == (0.0, 1.0)
     assert m["cpt_50"] == pytest.approx(0.5, abs=1e-3)
 
 
@@ -239,12 +239,11 @@ def test_a_router_curve_short_of_full_share_is_scored_on_its_range():
     data = _data(scores, [{"w": 1, "s": 5}] * 2, ["w"])
     curve = Curve("router", np.array([1.0, 3.0]), np.array([0.5, 1.0]), np.array([0.0, 0.5]))
     m = score_curve(curve, data)
-    assert m["large_share_range"] == [0.0, 0.5]
+    assert (m["large_share_from"], m["large_share_to"]) == (0.0, 0.5)
     assert m["apgr"] == pytest.approx(0.5, abs=1e-6)
     assert m["cpt_95"] == pytest.approx(0.475, abs=1e-3)
-    assert Curve("x", curve.cost, curve.quality, curve.share, metrics=m).to_json()[
-        "large_share_range"
-    ] == [0.0, 0.5]
+    js = Curve("x", curve.cost, curve.quality, curve.share, metrics=m).to_json()
+    assert (js["large_share_from"], js["large_share_to"]) == (0.0, 0.5)
 
 
 def test_eval_and_calibrate_warn_when_the_data_overlaps_the_scorers_training(
