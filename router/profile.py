@@ -558,6 +558,12 @@ def profile(
     finally:
         if restore is not None:
             signal.signal(signal.SIGTERM, restore)
+        # An interruption can fall between journalling a result and merging it: the journal
+        # is the record, so merge from it once more before the last write.
+        for (k, m), r in journal.read().items():
+            if r.error is None and k in by_key and m not in (by_key[k].extra.get("answers") or {}):
+                merge_result(by_key[k], r)
+                finished_keys.add(k)
         save()
         report.wall_s = time.monotonic() - t0
         if started_here:

@@ -301,6 +301,31 @@ def test_resume_after_sigkill_finishes_without_redoing_or_duplicating(tmp_path, 
     assert r3.returncode == 0 and "0 results this run, 30 already done" in r3.stdout
 
 
+def test_sigterm_stops_a_run_and_writes_what_is_done(tmp_path, oracle):
+    rows = mc_rows(30, "dcrouter/term")
+    oracle.learn(rows)
+    cfg = write_config(tmp_path, oracle.base_url)
+    data = write_rows(tmp_path / "in.jsonl", rows)
+    out, journal = tmp_path / "out.jsonl", tmp_path / "out.jsonl.journal"
+    cmd = [
+        sys.executable, "-m", "router.cli", "profile", str(data), "--model", "delay",
+        "--out", str(out), "--config", str(cfg),
+    ]  # fmt: skip
+    env = {**os.environ, "LITELLM_LOCAL_MODEL_COST_MAP": "True"}
+    proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline and proc.poll() is None:
+        if journal.exists() and len(journal.read_text().splitlines()) >= 3:
+            break
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGTERM)
+    proc.communicate(timeout=120)
+    done = [json.loads(x) for x in journal.read_text().splitlines() if x.strip()]
+    assert 3 <= len(done) < 30
+    # Fewer than every 20 results: only the SIGTERM path wrote these rows.
+    assert sorted(r["id"] for r in read_out(out)) == sorted(d["key"] for d in done)
+
+
 # ---- formats on the shipped data ------------------------------------------------------------
 
 
