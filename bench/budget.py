@@ -205,7 +205,7 @@ def main() -> None:
         half, 0.97, " traffic shifts: easy → hard", va="top", transform=ax.get_xaxis_transform()
     )
     ax.set_ylabel(f"large share, last {per_window} requests")
-    ax.set_ylim(0, 1)
+    ax.set_ylim(0, 1.05)
     ax.legend(loc="upper left")
     ax2.plot(np.arange(args.n), thresholds, color="C1")
     ax2.axhline(ctl.base_threshold, color="0.6", lw=1)
