@@ -8,8 +8,8 @@
   threshold − band → straight to the large model (no cheap call); between → cascaded.
 
 Rows without the cheap model's answer cannot be verified: there the cascade and the hybrid
-escalate as the router does, on its gain head (P(large right and cheap wrong)), put on the
-same scale as the verifier's: 1 − gain / P(large right) < threshold. Both
+escalate as the router does, in the order of its gain head (P(large right and cheap wrong)):
+1 − gain < threshold. Both
 curves sweep the threshold from 0 to 1. Their x-axis for APGR and CPT is the *cost-equivalent*
 large share: per row (cost − cheap cost) / (large cost − cheap cost), averaged, so a cheap
 call that was thrown away counts; for the router it is the large-call share itself. Curves are cut where
@@ -132,12 +132,10 @@ def _inputs(data: EvalData, router_p: Predictions, verifier_p: np.ndarray) -> Ca
     w, s = data.weak_strong()
     cheap_success = router_p.success[:, w]
     prompt_p = np.where(np.isnan(cheap_success), 1.0 - router_p.difficulty, cheap_success)
-    # Rows without an answer are escalated as the router escalates them, on its gain head
-    # (P(large right and cheap wrong)), put on the P(cheap right) scale: 1 - gain / P(large
-    # right). Where the large model's success is not predicted, 1 - gain.
-    large_success = router_p.success[:, s]
-    large_success = np.where(np.isnan(large_success), 1.0, np.clip(large_success, 0.05, 1.0))
-    fallback_p = np.clip(1.0 - router_p.gain / large_success, 0.0, 1.0)
+    # Rows without an answer are escalated as the router escalates them, in the order of its
+    # gain head (P(large right and cheap wrong)): 1 - gain below the threshold. (Dividing by
+    # P(large right) would turn it into "cheap fails", a worse signal: BENCHMARKS.md.)
+    fallback_p = np.clip(1.0 - router_p.gain, 0.0, 1.0)
     answered = ~np.isnan(verifier_p)
     if answered.any() and not answered.all():
         # Mixed data (only some rows can be judged): one threshold must share escalations
