@@ -70,6 +70,9 @@ def operations() -> list[tuple[str, str]]:
         ("GET", "/health"),
         ("GET", "/ready"),
         ("GET", "/metrics"),
+        # Hot reload (router/server/admin.py): no admin key is configured here, so every
+        # fuzzed call must be refused with a 4xx, never reload or fail.
+        ("POST", "/admin/reload"),
     ]
 
 

@@ -255,6 +255,7 @@ API_PATHS = {
     "/v1/completions",
     "/v1/embeddings",
     "/v1/feedback",  # router/server/feedback.py
+    "/admin/reload",  # router/server/admin.py: admin key only
 }
 DOCS = {"/openapi.json", "/docs", "/docs/oauth2-redirect", "/redoc"}  # FastAPI's, no files
 
