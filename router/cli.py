@@ -161,8 +161,10 @@ def train_verifier_(
     out: Annotated[Path, typer.Option(help="directory to write the verifier to")],
     models: Annotated[
         str,
-        typer.Option(help="whose answers to learn from: cheap (each row's cheap models), all, "
-                     "or comma-separated names"),
+        typer.Option(
+            help="whose answers to learn from: cheap (each row's cheap models), all, "
+            "or comma-separated names"
+        ),
     ] = "cheap",
     cv: Annotated[int, typer.Option(help="measure AUROC with K-fold CV first (0: skip)")] = 5,
     c: Annotated[float, typer.Option("--C", help="inverse regularisation strength")] = 0.5,
@@ -278,7 +280,8 @@ def eval_(
     cascade: Annotated[
         bool,
         typer.Option(
-            "--cascade", help="also the cascade and the hybrid (docs/cascades.md): rows need answers"
+            "--cascade",
+            help="also the cascade and the hybrid (docs/cascades.md): rows need answers",
         ),
     ] = False,
     band: Annotated[
@@ -508,7 +511,9 @@ def _calibrate_cascade(router, policy: str, rows, X, target: str, out, config: P
     write_cascade_settings(dest, point.threshold, point.band)
     load_policy(dest, router.config, router.scorer.domains_)  # the written file is valid
     band = "none (every request cascaded)" if point.band is None else f"{point.band:g}"
-    console.print(f"cascade.threshold = {point.threshold:.4f}, cascade.band = {band}  ({tried} tried)")
+    console.print(
+        f"cascade.threshold = {point.threshold:.4f}, cascade.band = {band}  ({tried} tried)"
+    )
     console.print(
         f"expected on {int(x.has_answer.sum())} answered of {len(x.cheap_score)} prompts: quality "
         f"{point.quality:.4f} (all-large {x.large_score.mean():.4f}), cost "

@@ -417,6 +417,7 @@ class Policy(_Strict):
                 "it cannot steer a cost_weight policy"
             )
         return self
+
     # Sticky conversations; None: the defaults of SessionRules (kept out of dumped policies).
     session: SessionRules | None = None
     # Cheap answer first, judged, escalated when it looks wrong (router/cascade.py).

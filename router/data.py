@@ -193,9 +193,13 @@ def _check_row(obj: Any, where: str) -> Example:
     if embedding_only:
         # A decision-log export without stored text: the routing embedding and its encoder.
         emb = obj["embedding"]
-        if not isinstance(emb, list) or not emb or not all(
-            isinstance(x, int | float) and not isinstance(x, bool) and math.isfinite(x)
-            for x in emb
+        if (
+            not isinstance(emb, list)
+            or not emb
+            or not all(
+                isinstance(x, int | float) and not isinstance(x, bool) and math.isfinite(x)
+                for x in emb
+            )
         ):
             raise bad("embedding", "must be a non-empty list of finite numbers")
         if not isinstance(obj.get("encoder"), str) or not obj["encoder"]:

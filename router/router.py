@@ -309,9 +309,7 @@ class Router:
             )
         )
 
-    def feedback(
-        self, request_id: str, score: float | str, model: str | None = None
-    ) -> None:
+    def feedback(self, request_id: str, score: float | str, model: str | None = None) -> None:
         """Score the answer to a request (`decision.request_id`): a number in [0, 1], or
         "up" / "down". The last call per request (and model) wins. Raises KeyError for an
         unknown id, ValueError for a bad score, RuntimeError without a decision log."""
@@ -472,6 +470,7 @@ class Router:
                 (it, first), decision = self._run_chain(decision, params, open_stream)
             self._log_call(decision, msgs)
             return RoutedStream(decision, turn.follow_sync(decision, itertools.chain([first], it)))
+
         def call(kw: dict):
             return upstream.completion(msgs, **kw)  # direct httpx for OpenAI-compatible
 

@@ -10,9 +10,9 @@ os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 # Tests never read or write the user's embedding cache.
 os.environ["ROUTER_CACHE_DIR"] = tempfile.mkdtemp(prefix="router-test-cache-")
 
-from tests.upstream import Upstream  # noqa: E402
 # Throwaway redis-server and PostgreSQL: skipped when absent, failures if ROUTER_REQUIRE_SERVERS=1.
 from tests.servers import postgres_server, postgres_url, redis_server, redis_url  # noqa: E402,F401
+from tests.upstream import Upstream  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 
