@@ -39,7 +39,7 @@ from .data import (
 )
 from .drift import reference_distributions
 from .encoder import interchangeable
-from .tfidf import TfidfFeatures
+from .tfidf import TfidfFeatures, tfidf_vectorizer
 
 FORMAT_VERSION = 2
 Progress = Callable[[str], None]
@@ -188,18 +188,6 @@ class Scorer:
 
     # ---- fitting ----------------------------------------------------------------------------
 
-    def _vectorizer(self, vocabulary: dict[str, int] | None = None):
-        from sklearn.feature_extraction.text import TfidfVectorizer
-
-        return TfidfVectorizer(
-            ngram_range=(1, 2),
-            sublinear_tf=True,
-            min_df=1 if vocabulary is not None else 2,
-            max_features=None if vocabulary is not None else self.max_features,
-            vocabulary=vocabulary,
-            dtype=np.float32,
-        )
-
     def fit(
         self,
         X: np.ndarray,
@@ -237,7 +225,9 @@ class Scorer:
         say("TF-IDF vocabulary")
         # Rows logged without their text (embedding only) take no part in the text component.
         has_text = np.array([bool(t.strip()) for t in texts])
-        vec = self._vectorizer().fit([t for t, ok in zip(texts, has_text, strict=True) if ok])
+        vec = tfidf_vectorizer(self.max_features).fit(
+            [t for t, ok in zip(texts, has_text, strict=True) if ok]
+        )
         self.vocabulary_ = {t: int(i) for t, i in vec.vocabulary_.items()}
         self.idf_ = vec.idf_.astype(np.float64)
         T = vec.transform(texts).tocsr()

@@ -14,6 +14,24 @@ from collections.abc import Sequence
 
 import numpy as np
 
+
+def tfidf_vectorizer(max_features: int, vocabulary: dict[str, int] | None = None):
+    """The scikit-learn vectorizer that `TfidfFeatures` mirrors: word 1-2 grams, sublinear tf.
+
+    Fitted (no `vocabulary`): terms seen in at least two texts, at most `max_features` of them.
+    Given a fitted `vocabulary`, it is rebuilt as it was (set its `idf_` after)."""
+    from sklearn.feature_extraction.text import TfidfVectorizer
+
+    return TfidfVectorizer(
+        ngram_range=(1, 2),
+        sublinear_tf=True,
+        min_df=1 if vocabulary is not None else 2,
+        max_features=None if vocabulary is not None else max_features,
+        vocabulary=vocabulary,
+        dtype=np.float32,
+    )
+
+
 # scikit-learn's default token pattern: words of two or more word characters.
 TOKEN = re.compile(r"(?u)\b\w\w+\b")
 

@@ -31,6 +31,7 @@ from typing import Any
 import numpy as np
 
 from .data import Example, group_key
+from .tfidf import tfidf_vectorizer
 
 FORMAT_VERSION = 1
 
@@ -417,18 +418,6 @@ class AnswerVerifier:
         self.use_text = use_text
         self.random_state = random_state
 
-    def _vectorizer(self, vocabulary: dict[str, int] | None = None):
-        from sklearn.feature_extraction.text import TfidfVectorizer
-
-        return TfidfVectorizer(
-            ngram_range=(1, 2),
-            sublinear_tf=True,
-            min_df=1 if vocabulary is not None else 2,
-            max_features=None if vocabulary is not None else self.max_features,
-            vocabulary=vocabulary,
-            dtype=np.float32,
-        )
-
     def _design(self, cases: Sequence[AnswerCase]):
         import scipy.sparse as sp
 
@@ -454,8 +443,8 @@ class AnswerVerifier:
         self.mean_ = D.mean(axis=0)
         self.scale_ = np.where(D.std(axis=0) > 1e-9, D.std(axis=0), 1.0)
         if self.use_text:
-            self._prompt_vec = self._vectorizer().fit([c.prompt for c in cases])
-            self._answer_vec = self._vectorizer().fit([c.answer for c in cases])
+            self._prompt_vec = tfidf_vectorizer(self.max_features).fit([c.prompt for c in cases])
+            self._answer_vec = tfidf_vectorizer(self.max_features).fit([c.answer for c in cases])
             self.prompt_vocabulary_ = dict(self._prompt_vec.vocabulary_)
             self.answer_vocabulary_ = dict(self._answer_vec.vocabulary_)
         X = self._design(cases)
@@ -572,9 +561,9 @@ class AnswerVerifier:
             if self.use_text:
                 pv = {t: i for i, t in enumerate(meta["prompt_vocabulary"])}
                 av = {t: i for i, t in enumerate(meta["answer_vocabulary"])}
-                self._prompt_vec = self._vectorizer(pv)
+                self._prompt_vec = tfidf_vectorizer(self.max_features, pv)
                 self._prompt_vec.idf_ = arrays["prompt_idf"]
-                self._answer_vec = self._vectorizer(av)
+                self._answer_vec = tfidf_vectorizer(self.max_features, av)
                 self._answer_vec.idf_ = arrays["answer_idf"]
                 self.prompt_vocabulary_, self.answer_vocabulary_ = pv, av
                 width += len(pv) + len(av)

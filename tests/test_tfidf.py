@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 from sklearn.feature_extraction.text import TfidfVectorizer
 
-from router.tfidf import TfidfFeatures
+from router.tfidf import TfidfFeatures, tfidf_vectorizer
 
 TRAIN = [
     "Prove that there are infinitely many primes.",
@@ -48,7 +48,7 @@ def test_the_shipped_scorer_gives_the_same_probabilities_as_with_scikit_learn():
     X = np.random.default_rng(1).normal(size=(3, 384))
     X /= np.linalg.norm(X, axis=1, keepdims=True)
     ours = s.predict_heads(X, texts)
-    vec = s._vectorizer(s.vocabulary_)
+    vec = tfidf_vectorizer(s.max_features, s.vocabulary_)
     vec.idf_ = s.idf_
     s._tfidf.dot = lambda t, W: np.asarray(vec.transform(list(t)) @ W)  # scikit-learn's
     np.testing.assert_allclose(s.predict_heads(X, texts), ours, rtol=1e-5, atol=1e-7)
