@@ -375,6 +375,22 @@ def merge_result(ex: Example, r: Result) -> None:
         ex.costs = {**(ex.costs or {}), r.model: r.usage["cost"]}
 
 
+def _result_in_row(ex: Example, model: str) -> Result | None:
+    """A result already merged into `out` (its journal may be gone, as in a fresh clone)."""
+    if model not in ex.scores or model not in (ex.extra.get("answers") or {}):
+        return None
+    usage = (ex.extra.get("usage") or {}).get(model)
+    return Result(
+        key=row_key(ex),
+        model=model,
+        score=ex.scores[model],
+        answer=ex.extra["answers"][model],
+        usage=usage,
+        logprobs=(ex.extra.get("logprobs") or {}).get(model),
+        source=ex.source,
+    )
+
+
 def write_rows_atomic(rows: Sequence[Example], path: Path) -> None:
     tmp = path.with_name(path.name + ".tmp")
     with tmp.open("w", encoding="utf-8") as f:
@@ -494,7 +510,7 @@ def profile(
             report.skipped_no_reference += 1
             continue
         for m in models:
-            prev = done.get((row_key(ex), m))
+            prev = done.get((row_key(ex), m)) or _result_in_row(ex, m)
             if prev is not None and prev.error is None:
                 report.already_done += 1
                 report.results.append(prev)

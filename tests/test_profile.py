@@ -215,6 +215,18 @@ def test_profiling_a_new_model_keeps_the_old_columns(tmp_path, oracle):
     assert {r["id"] for r in read_out(out)} == {r["id"] for r in rows + extra}
 
 
+def test_rows_already_in_the_output_are_not_redone_when_the_journal_is_gone(tmp_path, oracle):
+    # A fresh clone has the committed profile but not its (ignored) journal.
+    rows = mc_rows(6, "dcrouter/obqa")
+    run(tmp_path, oracle, rows, ["oracle"])
+    (tmp_path / "out.jsonl.journal").unlink()
+    before = oracle.calls["oracle"]
+    report, out = run(tmp_path, oracle, rows + mc_rows(2, "dcrouter/more"), ["oracle"])
+    assert oracle.calls["oracle"] - before == 2
+    assert report.already_done == 6
+    assert len(read_out(out)) == 8
+
+
 def test_rows_without_a_reference_are_skipped_and_said(tmp_path, oracle):
     rows = mc_rows(3, "dcrouter/x")
     bare = dict(rows[0], id="bare", prompt="no label here")
