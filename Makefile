@@ -28,7 +28,9 @@ $(STAMP): pyproject.toml
 run: setup
 	$(VENV)/bin/router serve --config config.yaml
 
+# The layer contracts (pyproject.toml, [tool.importlinter]) first, then the whole suite.
 test: setup
+	$(VENV)/bin/lint-imports
 	$(PY) -m pytest -q
 
 lint: setup

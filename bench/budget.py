@@ -86,8 +86,8 @@ def main() -> None:
     os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 
     from router import Router
-    from router.budget import BudgetController
-    from router.request import request_facts
+    from router.core.request import request_facts
+    from router.serving.budget import BudgetController
 
     rng = random.Random(args.seed)
     easy, hard = load_pools(args.data)

@@ -35,8 +35,8 @@ from prompts import PROMPTS  # noqa: E402  (bench/ is on sys.path when run as a 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from router.config import load_config  # noqa: E402
-from router.local import LocalModels, free_port  # noqa: E402
+from router.core.config import load_config  # noqa: E402
+from router.serving.local import LocalModels, free_port  # noqa: E402
 from tests.upstream import Upstream  # noqa: E402
 
 START_SECONDS = 180
@@ -78,7 +78,7 @@ def q(xs: list[float], p: float) -> float:
 
 def verdict_ms(n: int = 50) -> float:
     """Median time of one verdict by the shipped verifier on a 90-word answer, in process."""
-    from router.verifier import AnswerCase, load_verifier
+    from router.core.verifier import AnswerCase, load_verifier
 
     v = load_verifier("default")
     case = AnswerCase(

@@ -22,8 +22,8 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from router.decision_log import DecisionLog, decision_row  # noqa: E402
-from router.policy import Attempt, Decision  # noqa: E402
+from router.core.policy import Attempt, Decision  # noqa: E402
+from router.serving.decision_log import DecisionLog, decision_row  # noqa: E402
 
 VECTOR = np.random.default_rng(0).normal(size=384).astype(np.float32)
 

@@ -31,8 +31,8 @@ from prompts import PROMPTS  # noqa: E402  (bench/ is on sys.path when run as a 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from router.config import load_config  # noqa: E402
-from router.local import LocalModels, free_port  # noqa: E402
+from router.core.config import load_config  # noqa: E402
+from router.serving.local import LocalModels, free_port  # noqa: E402
 
 SCENARIO_SECONDS = 300  # hard cap per measured scenario
 START_SECONDS = 180

@@ -44,7 +44,7 @@ def main() -> None:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
     from router import Router
-    from router.data import read_many
+    from router.core.data import read_many
 
     rows = read_many(sorted((ROOT / "data" / "routing").glob("*.jsonl")))
     rng = random.Random(0)

@@ -15,10 +15,10 @@ import asyncio
 import statistics
 import time
 
-from router.config import ModelSpec, SessionRules
-from router.policy import Decision
-from router.sessions import SessionState, reply_key, session_ref, stick
-from router.state import MemoryStore
+from router.core.config import ModelSpec, SessionRules
+from router.core.policy import Decision
+from router.serving.sessions import SessionState, reply_key, session_ref, stick
+from router.serving.state import MemoryStore
 
 TURNS = (1, 10, 100, 1000)
 REPEATS = 200

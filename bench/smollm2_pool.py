@@ -26,12 +26,12 @@ sys.path.insert(0, str(ROOT))
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-from router import metrics as M  # noqa: E402
-from router.config import load_config  # noqa: E402
-from router.data import read_jsonl  # noqa: E402
-from router.encoder import load_encoder  # noqa: E402
-from router.evaluate import EvalData, evaluate  # noqa: E402
-from router.train import embed_examples  # noqa: E402
+from router.core.config import load_config  # noqa: E402
+from router.core.data import read_jsonl  # noqa: E402
+from router.core.encoder import load_encoder  # noqa: E402
+from router.evaluation import metrics as M
+from router.evaluation.evaluate import EvalData, evaluate  # noqa: E402
+from router.evaluation.train import embed_examples  # noqa: E402
 
 SMOL = "smollm2-135m"
 KIND = {

@@ -37,9 +37,9 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
-from router import metrics as M
-from router.data import domain_of, read_many
-from router.evaluate import EvalData, baselines
+from router.core.data import domain_of, read_many
+from router.evaluation import metrics as M
+from router.evaluation.evaluate import EvalData, baselines
 
 examples = read_many(DATA)
 if SAMPLE and SAMPLE < len(examples):

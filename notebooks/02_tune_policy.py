@@ -51,12 +51,12 @@ import pandas as pd
 import yaml
 from IPython.display import Image, display
 
-from router.calibrate import calibrate, outcome_matrix, write_policy
-from router.config import load_config, load_policies
-from router.data import domain_names, domain_of, read_many
-from router.evaluate import EvalData, evaluate, plot
-from router.router import Router
-from router.train import embed_examples, train_scorer
+from router.core.config import load_config, load_policies
+from router.core.data import domain_names, domain_of, read_many
+from router.evaluation.calibrate import calibrate, outcome_matrix, write_policy
+from router.evaluation.evaluate import EvalData, evaluate, plot
+from router.evaluation.train import embed_examples, train_scorer
+from router.sdk.router import Router
 
 if OUT_DIR is None and os.environ.get("CI"):
     serve_dir = Path(tempfile.mkdtemp(prefix="tuned-config-"))

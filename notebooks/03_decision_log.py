@@ -29,7 +29,6 @@
 
 # %%
 # Parameters
-import os
 import tempfile
 from pathlib import Path
 
@@ -57,10 +56,10 @@ import numpy as np
 import pandas as pd
 from scipy.stats import ks_2samp
 
-from router.data import read_many
-from router.decision_log import decision_row, open_decision_log, summarise
-from router.router import Router
-from router.train import embed_examples
+from router.core.data import read_many
+from router.evaluation.train import embed_examples
+from router.sdk.router import Router
+from router.serving.decision_log import decision_row, open_decision_log, summarise
 
 router = Router.from_config(CONFIG)
 rng = np.random.default_rng(SEED)
@@ -237,7 +236,7 @@ pd.DataFrame(drift).set_index("score").round(4)
 # enough for that to sit well below its threshold.
 
 # %%
-from router.drift import DriftMonitor, reference_distributions
+from router.core.drift import DriftMonitor, reference_distributions
 
 training = getattr(router.scorer, "training_distributions_", None)
 if training is None:

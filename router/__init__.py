@@ -1,12 +1,13 @@
 """A small-model-first LLM router: embed, score domain and difficulty, decide by policy."""
 
-from .config import ConfigError, ModelSpec, Policy, RouterConfig, load_config
-from .data import DataError, Example, read_jsonl
-from .encoder import Encoder, load_encoder
-from .policy import Attempt, Decision
-from .request import RequestError, RequestFacts, routing_text
-from .router import ModelUnavailable, Router, UpstreamError
-from .scorer import ScoreBatch, Scorer, ScorerError
+from router.core.config import ConfigError, ModelSpec, Policy, RouterConfig, load_config
+from router.core.data import DataError, Example, read_jsonl
+from router.core.encoder import Encoder, load_encoder
+from router.core.policy import Attempt, Decision
+from router.core.request import RequestError, RequestFacts, routing_text
+from router.core.scorer import ScoreBatch, Scorer, ScorerError
+from router.sdk.router import Router
+from router.serving.providers import ModelUnavailable, UpstreamError
 
 __all__ = [
     "Attempt",

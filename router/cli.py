@@ -12,11 +12,12 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
-from .config import ConfigError, load_config, load_policies
-from .data import IMPORTERS, DataError, domain_names, import_dataset, read_many, write_jsonl
-from .request import RequestError
-from .scorer import ScorerError
-from .verifier import VerifierError
+from router.core.config import ConfigError, load_config, load_policies
+from router.core.data import DataError, domain_names, read_many, write_jsonl
+from router.core.request import RequestError
+from router.core.scorer import ScorerError
+from router.core.verifier import VerifierError
+from router.evaluation.importers import IMPORTERS, import_dataset
 
 app = typer.Typer(
     help="A small-model-first LLM router.", no_args_is_help=True, add_completion=False
@@ -70,7 +71,7 @@ def progress_bar(description: str, total: int):
 
 
 def _load_router(config: Path):
-    from .router import Router
+    from router.sdk.router import Router
 
     with err.status("loading router (encoder + scorer)…"):
         return Router.from_config(config)
@@ -123,10 +124,10 @@ def train(
     ] = 0.0,
 ) -> None:
     """Train a scorer (domain, difficulty and success heads) on routing data."""
-    from .data import held_out
-    from .encoder import load_encoder
-    from .scorer import Scorer
-    from .train import embed_examples
+    from router.core.data import held_out
+    from router.core.encoder import load_encoder
+    from router.core.scorer import Scorer
+    from router.evaluation.train import embed_examples
 
     if not 0 <= hold_out < 1:
         raise DataError(f"--hold-out {hold_out}: a share in [0, 1)")
@@ -170,7 +171,7 @@ def train_verifier_(
     c: Annotated[float, typer.Option("--C", help="inverse regularisation strength")] = 0.5,
 ) -> None:
     """Train the cascade's answer verifier: P(answer right) from prompt + answer (docs/cascades.md)."""
-    from .verifier import train_verifier
+    from router.core.verifier import train_verifier
 
     chosen = models if models in ("cheap", "all") else [m.strip() for m in models.split(",")]
     examples = read_many(data)
@@ -297,12 +298,12 @@ def eval_(
     """Cost-quality curves and metrics of the router and baselines on routing data."""
     import json
 
-    from .encoder import load_encoder
-    from .evaluate import EvalData, evaluate, plot, training_overlap
-    from .metrics import covers_all_shares
-    from .router import default_scorer_path
-    from .scorer import Scorer
-    from .train import embed_examples
+    from router.core.encoder import load_encoder
+    from router.core.scorer import Scorer
+    from router.evaluation.evaluate import EvalData, evaluate, plot, training_overlap
+    from router.evaluation.metrics import covers_all_shares
+    from router.evaluation.train import embed_examples
+    from router.sdk.router import default_scorer_path
 
     if cv is not None and group_by is not None:
         raise DataError("use either --cv or --group-by, not both")
@@ -355,8 +356,8 @@ def eval_(
     with err.status("evaluating…") as status:
         extra = None
         if cascade:
-            from .evaluate_cascade import DEFAULT_BAND, CascadeCurves
-            from .verifier import AnswerVerifier
+            from router.core.verifier import AnswerVerifier
+            from router.evaluation.evaluate_cascade import DEFAULT_BAND, CascadeCurves
 
             if band is None:
                 band = pol.cascade.band if pol is not None and pol.cascade else DEFAULT_BAND
@@ -452,10 +453,10 @@ def calibrate(
     config: ConfigOpt = Path("config.yaml"),
 ) -> None:
     """Find the escalation threshold that meets a target and write it into a policy file."""
-    from .calibrate import CalibrationError, with_scorer, write_policy
-    from .calibrate import calibrate as run_calibration
-    from .evaluate import training_overlap
-    from .train import embed_examples
+    from router.evaluation.calibrate import CalibrationError, with_scorer, write_policy
+    from router.evaluation.calibrate import calibrate as run_calibration
+    from router.evaluation.evaluate import training_overlap
+    from router.evaluation.train import embed_examples
 
     router = _load_router(config)
     if scorer is not None:
@@ -476,7 +477,7 @@ def calibrate(
     dest = out or (config.resolve().parent / cfg.policies_dir / f"{policy}.yaml")
     write_policy(cal, dest)
     # Prove the written file is valid and routes.
-    from .config import load_policy
+    from router.core.config import load_policy
 
     load_policy(dest, cfg, router.scorer.domains_)
     p = cal.point
@@ -494,9 +495,13 @@ def _calibrate_cascade(router, policy: str, rows, X, target: str, out, config: P
     """`router calibrate --cascade`: the cheapest cascade threshold and band meeting a target."""
     import shutil
 
-    from .calibrate import CalibrationError, parse_target
-    from .config import load_policy
-    from .evaluate_cascade import calibrate_points, live_inputs, write_cascade_settings
+    from router.core.config import load_policy
+    from router.evaluation.calibrate import CalibrationError, parse_target
+    from router.evaluation.evaluate_cascade import (
+        calibrate_points,
+        live_inputs,
+        write_cascade_settings,
+    )
 
     try:
         goal = parse_target(target)
@@ -552,7 +557,7 @@ def profile_(
     config: ConfigOpt = Path("config.yaml"),
 ) -> None:
     """Run catalogue models over labelled prompts, grade them, merge the columns into OUT."""
-    from .profile import profile as run_profile
+    from router.evaluation.profile import profile as run_profile
 
     cfg = load_config(config)
     bar = Progress(
@@ -645,7 +650,7 @@ def serve(
     ] = 1,
 ) -> None:
     """Run the OpenAI-compatible proxy (POST /v1/chat/completions with model "router")."""
-    from .server.run import serve as run_server
+    from router.server.run import serve as run_server
 
     run_server(config, host, port, workers)
 
@@ -659,7 +664,7 @@ def stats(
     as_json: Annotated[bool, typer.Option("--json", help="print the figures as JSON")] = False,
 ) -> None:
     """Summarise the decision log: share per model, escalations, savings, latency."""
-    from .decision_log import summarise
+    from router.serving.decision_log import summarise
 
     s = summarise(db)
     if as_json:
@@ -718,7 +723,7 @@ def data_from_log(
 ) -> None:
     """Export the requests that have outcomes (feedback, shadow) as routing data. Rows whose
     text was not stored carry their routing embedding and its encoder instead."""
-    from .retrain import logged_examples
+    from router.learning.retrain import logged_examples
 
     rows = logged_examples(log, load_config(config))
     n = write_jsonl(rows, out)
@@ -748,9 +753,9 @@ def retrain(
 ) -> None:
     """Retrain the scorer on the old data plus the decision log's outcomes; promote the
     candidate only if it is not worse on the newest held-out outcomes (docs/learning.md)."""
-    from .retrain import reload_server
-    from .retrain import retrain as run
-    from .retrain import rollback as roll_back
+    from router.learning.retrain import reload_server
+    from router.learning.retrain import retrain as run
+    from router.learning.retrain import rollback as roll_back
 
     if rollback:
         version = roll_back(config)

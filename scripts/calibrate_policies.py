@@ -23,15 +23,15 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from router.calibrate import (  # noqa: E402
+from router.core.config import ConfigError  # noqa: E402
+from router.core.data import DataError  # noqa: E402
+from router.core.scorer import ScorerError  # noqa: E402
+from router.evaluation.calibrate import (  # noqa: E402
     SHIPPED_CONFIGS,
     CalibrationError,
     calibrate_shipped,
     verification_table,
 )
-from router.config import ConfigError  # noqa: E402
-from router.data import DataError  # noqa: E402
-from router.scorer import ScorerError  # noqa: E402
 
 
 def markdown(rows: list[list[str]]) -> str:

@@ -19,7 +19,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from router.data import Example, read_many, write_jsonl  # noqa: E402
+from router.core.data import Example, read_many, write_jsonl  # noqa: E402
 
 
 def two_tier(rows: list[Example], cheap: str, large: str | None = None) -> list[Example]:

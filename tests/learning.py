@@ -75,8 +75,8 @@ def write_config(
 def router_for(cfg_path: Path, like: Any = None):
     """A Router for `cfg_path`; with `like`, it reuses its encoder and scorer (fast)."""
     from router import Router
-    from router.config import load_config, load_policies
-    from router.data import domain_names
+    from router.core.config import load_config, load_policies
+    from router.core.data import domain_names
 
     if like is None:
         return Router.from_config(cfg_path)

@@ -150,8 +150,8 @@ def write_fault_config(src_cfg, dest, api_base: str, breaker: dict | None = None
 def router_from(cfg_path, like):
     """A Router for `cfg_path` that reuses `like`'s encoder and scorer (no reload: fast)."""
     from router import Router
-    from router.config import load_config, load_policies
-    from router.data import domain_names
+    from router.core.config import load_config, load_policies
+    from router.core.data import domain_names
 
     config = load_config(cfg_path)
     policies = load_policies(cfg_path.parent / config.policies_dir, config, domain_names())

@@ -9,9 +9,11 @@ import threading
 
 import pytest
 
-from router.breaker import CLOSED, HALF_OPEN, OPEN, Breakers
-from router.config import BreakerSpec, Policy, RouterConfig
-from router.router import CIRCUIT_OPEN, Router, UpstreamError
+from router.core.config import BreakerSpec, Policy, RouterConfig
+from router.sdk.router import Router
+from router.serving.breaker import CLOSED, HALF_OPEN, OPEN, Breakers
+from router.serving.chain import CIRCUIT_OPEN
+from router.serving.providers import UpstreamError
 
 
 class Clock:

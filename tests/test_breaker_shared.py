@@ -14,9 +14,9 @@ import httpx
 import pytest
 import yaml
 
-from router.breaker import CLOSED, HALF_OPEN, OPEN, Breakers, BreakerSync
 from router.server.app import create_app
-from router.state import MemoryStore, RedisStore
+from router.serving.breaker import CLOSED, HALF_OPEN, OPEN, Breakers, BreakerSync
+from router.serving.state import MemoryStore, RedisStore
 from tests.proxy import Proxy, router_from
 
 

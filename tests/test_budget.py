@@ -6,9 +6,9 @@ import asyncio
 import numpy as np
 import pytest
 
-from router.budget import BudgetController, Budgets
-from router.config import Policy
-from router.state import MemoryStore
+from router.core.config import Policy
+from router.serving.budget import BudgetController, Budgets
+from router.serving.state import MemoryStore
 
 
 def policy(budget: dict, **escalation) -> Policy:
@@ -238,7 +238,7 @@ def test_the_proxy_shows_the_budget_in_receipts_and_metrics(tmp_path, upstream, 
 
 
 def test_replicas_share_one_budget_through_a_real_redis(redis_url):
-    from router.state import RedisStore
+    from router.serving.state import RedisStore
 
     async def run():
         stores = [RedisStore(redis_url), RedisStore(redis_url)]  # two replicas' own clients

@@ -14,17 +14,17 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from router.calibrate import (
+from router.core.data import held_out, write_jsonl
+from router.core.encoder import load_encoder
+from router.core.scorer import Scorer
+from router.evaluation.calibrate import (
     CalibrationError,
     calibrate_shipped,
     pool_rows,
     verification_half,
     verification_table,
 )
-from router.data import held_out, write_jsonl
-from router.encoder import load_encoder
-from router.scorer import Scorer
-from router.train import embed_examples
+from router.evaluation.train import embed_examples
 from tests.conftest import ROOT
 from tests.test_evaluate import make_rows
 

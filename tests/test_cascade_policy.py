@@ -6,9 +6,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from router.config import ConfigError, load_config, load_policy
-from router.data import domain_names
-from router.policy import JUDGED, STRAIGHT_TO_LARGE, UNCHECKED, Decision, cascade_modes
+from router.core.config import ConfigError, load_config, load_policy
+from router.core.data import domain_names
+from router.core.policy import JUDGED, STRAIGHT_TO_LARGE, UNCHECKED, Decision, cascade_modes
 from router.server.accounting import cascade_extra_cost
 
 
@@ -44,7 +44,7 @@ def test_cascade_defaults_and_verifier_path(tmp_path, test_config):
     p = _policy(tmp_path, test_config, "cascade: {}")
     assert p.cascade.verifier == "default" and p.cascade.threshold == 0.5
     assert p.cascade.band is None and p.cascade.tool_calls == "accept"
-    from router.verifier import default_verifier_path
+    from router.core.verifier import default_verifier_path
 
     rel = tmp_path / "v"
     rel.symlink_to(default_verifier_path())
@@ -68,11 +68,11 @@ def test_cascade_modes_band():
 
 
 def test_route_marks_the_cascade_plan(router, tmp_path, test_config):
-    from router.policy import CompiledPolicy
+    from router.core.policy import CompiledPolicy
 
     p = _policy(tmp_path, test_config, "cascade: {threshold: 0.5, band: 0.2}")
     compiled = CompiledPolicy(p, router.config.models, router.scorer.domains_)
-    facts = __import__("router.request", fromlist=["request_facts"]).request_facts("hi")
+    facts = __import__("router.core.request", fromlist=["request_facts"]).request_facts("hi")
     probs = np.full(len(router.scorer.domains_), 1 / len(router.scorer.domains_))
     modes = {}
     for difficulty in (0.05, 0.5, 0.95):
@@ -82,7 +82,7 @@ def test_route_marks_the_cascade_plan(router, tmp_path, test_config):
     assert modes[0.5] == ("judged", "small-general", False)
     assert modes[0.95] == ("large", "large", True)
     pinned = compiled.decide(
-        __import__("router.request", fromlist=["request_facts"]).request_facts(
+        __import__("router.core.request", fromlist=["request_facts"]).request_facts(
             "hi", pinned_model="large"
         ),
         probs,

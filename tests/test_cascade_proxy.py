@@ -16,8 +16,8 @@ import openai
 import pytest
 
 from router import Router
+from router.core.verifier import AnswerCase, AnswerVerifier
 from router.server import create_app
-from router.verifier import AnswerCase, AnswerVerifier
 from tests.cascade_upstream import CascadeUpstream, _logprobs, answer_for
 from tests.proxy import Proxy
 

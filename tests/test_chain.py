@@ -10,8 +10,8 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from router.chain import CIRCUIT_OPEN, Call, Done, Failed, FallbackChain, Sleep
-from router.router import UpstreamError
+from router.serving.chain import CIRCUIT_OPEN, Call, Done, Failed, FallbackChain, Sleep
+from router.serving.providers import UpstreamError
 
 
 def litellm_error(kind: str, status: int, headers: dict | None = None):
@@ -98,7 +98,7 @@ def test_every_model_failing_gives_one_error_naming_each(router, flaky):
 
 def test_open_circuits_are_recorded_without_a_call(router):
     from router import Router
-    from router.breaker import Breakers
+    from router.serving.breaker import Breakers
 
     r = Router(router.config, router.policies, router.scorer, router.encoder)
     r.breakers = Breakers(1, 60)  # opens after one failure (the shared router's are off)

@@ -2,8 +2,8 @@ import textwrap
 
 import pytest
 
-from router.config import ConfigError, load_config, load_policy
-from router.data import domain_names
+from router.core.config import ConfigError, load_config, load_policy
+from router.core.data import domain_names
 from tests.conftest import ROOT
 
 MODEL = """
@@ -29,7 +29,7 @@ def write(tmp_path, name, text):
 
 
 def test_shipped_config_and_policies_load():
-    from router.config import load_policies
+    from router.core.config import load_policies
 
     cfg = load_config(ROOT / "config.yaml")
     pols = load_policies(ROOT / "policies", cfg, domain_names())

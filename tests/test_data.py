@@ -2,15 +2,15 @@ import json
 
 import pytest
 
-from router.data import (
+from router.core.data import (
     DataError,
     domain_of,
     group_key,
-    import_dataset,
     read_jsonl,
     taxonomy,
     write_jsonl,
 )
+from router.evaluation.importers import import_dataset
 from tests.conftest import ROOT
 
 FIX = ROOT / "tests" / "fixtures"
@@ -90,7 +90,7 @@ def test_group_key_is_by_text_not_row():
 def test_near_duplicates_and_follow_up_turns_share_a_group_and_a_fold():
     import numpy as np
 
-    from router.data import Example, group_folds
+    from router.core.data import Example, group_folds
 
     def row(prompt=None, messages=None):
         return Example(prompt=prompt, messages=messages, scores={"a": 1.0})

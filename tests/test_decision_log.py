@@ -10,7 +10,7 @@ import pytest
 from typer.testing import CliRunner
 
 from router.cli import app
-from router.decision_log import DecisionLog, summarise
+from router.serving.decision_log import DecisionLog, summarise
 
 
 def _row(i: int, model: str, **kw) -> dict:

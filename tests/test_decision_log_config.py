@@ -10,8 +10,8 @@ import pytest
 from typer.testing import CliRunner
 
 from router.cli import app
-from router.config import ConfigError, load_config
-from router.decision_log import DecisionLog, database_url
+from router.core.config import ConfigError, load_config
+from router.serving.decision_log import DecisionLog, database_url
 
 MODELS = """
 models:

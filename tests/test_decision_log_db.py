@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import sqlalchemy as sa
 
-from router.decision_log import (
+from router.serving.decision_log import (
     DecisionLog,
     database_url,
     decisions,
@@ -200,7 +200,7 @@ def test_a_log_of_the_first_version_is_migrated_in_place(tmp_path):
 
 
 def test_bad_locations_fail_at_start_with_the_place_named(tmp_path):
-    from router.decision_log import DecisionLogError
+    from router.serving.decision_log import DecisionLogError
 
     (tmp_path / "file").write_text("x")
     with pytest.raises(DecisionLogError, match="decision log"):

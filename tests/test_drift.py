@@ -6,7 +6,7 @@ import logging
 import numpy as np
 import pytest
 
-from router.drift import (
+from router.core.drift import (
     DriftMonitor,
     bin_counts,
     check_reference,
@@ -14,7 +14,7 @@ from router.drift import (
     quantile_edges,
     reference_distributions,
 )
-from router.scorer import Scorer
+from router.core.scorer import Scorer
 from tests.test_scorer import synthetic, texts
 
 
@@ -88,7 +88,7 @@ def test_monitor_is_quiet_in_distribution_and_warns_once_after_a_shift(caplog):
     rng = np.random.default_rng(1)
     mon = DriftMonitor(_reference(rng), window=500, threshold=0.25, min_samples=100)
     assert mon.scores() == {"domain": None, "difficulty": None, "gain": None}
-    caplog.set_level(logging.WARNING, logger="router.drift")
+    caplog.set_level(logging.WARNING, logger="router.core.drift")
     doms = ["math", "code", "law"]
     for _ in range(600):
         mon.observe(doms[rng.choice(3, p=[0.5, 0.3, 0.2])], rng.beta(2, 5), rng.beta(1, 8))
@@ -101,7 +101,7 @@ def test_monitor_is_quiet_in_distribution_and_warns_once_after_a_shift(caplog):
     shifted = mon.check()
     assert all(v > 0.25 for v in shifted.values()), shifted
     assert mon.alarms() == {"domain": True, "difficulty": True, "gain": True}
-    warned = [r for r in caplog.records if r.name == "router.drift"]
+    warned = [r for r in caplog.records if r.name == "router.core.drift"]
     assert len(warned) == 3 and "PSI" in warned[0].getMessage()
     # Still shifted: no repeated warnings.
     for _ in range(100):
@@ -138,7 +138,7 @@ def test_the_proxy_has_drift_gauges_and_warns(tmp_path, upstream, router, caplog
     )
     r.drift = DriftMonitor(ref, window=50, threshold=0.25, min_samples=20, check_every=10)
     proxy = serve(r)
-    caplog.set_level(logging.WARNING, logger="router.drift")
+    caplog.set_level(logging.WARNING, logger="router.core.drift")
     try:
         with httpx.Client(base_url=proxy.url, timeout=60) as c:
             page = c.get("/metrics").text

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from router.encoder import OnnxMiniLM, load_encoder
+from router.core.encoder import OnnxMiniLM, load_encoder
 
 
 @pytest.fixture(scope="module")
@@ -100,7 +100,7 @@ def test_calls_group_texts_of_similar_length(enc):
 
 
 def test_scorers_are_shared_only_between_interchangeable_encoders():
-    from router.encoder import interchangeable
+    from router.core.encoder import interchangeable
 
     assert interchangeable("minilm-int8/128", "minilm-q8/128")
     assert interchangeable("minilm-q8/128", "minilm-int8/128")

@@ -6,10 +6,10 @@ import random
 import numpy as np
 import pytest
 
-from router.data import Example, write_jsonl
-from router.encoder import load_encoder
-from router.evaluate import EvalData, evaluate
-from router.train import embed_examples
+from router.core.data import Example, write_jsonl
+from router.core.encoder import load_encoder
+from router.evaluation.evaluate import EvalData, evaluate
+from router.evaluation.train import embed_examples
 
 EASY = ["What is {a} plus {b}?", "Add {a} and {b}.", "What is {a} + {b}?"]
 HARD = [
@@ -169,7 +169,7 @@ def test_eval_and_calibrate_cli(tmp_path, test_config, monkeypatch):
 
 
 def test_eval_data_errors_name_the_row():
-    from router.data import DataError
+    from router.core.data import DataError
 
     a = Example(prompt="x", scores={"a": 1, "b": 0}, costs={"a": 1, "b": 2})
     b = Example(prompt="y", scores={"a": 1}, costs={"a": 1})
@@ -196,7 +196,7 @@ def _data(scores, costs, cheap):
 
 
 def test_random_baseline_is_the_zero_router_of_the_single_models():
-    from router.evaluate import baselines, score_curve
+    from router.evaluation.evaluate import baselines, score_curve
 
     # Means: a (q 0.5, $1), b (q 0.5, $2: on no hull), c (q 1.0, $3).
     scores = [{"a": 1, "b": 0, "c": 1}, {"a": 0, "b": 1, "c": 1}]
@@ -210,7 +210,7 @@ def test_random_baseline_is_the_zero_router_of_the_single_models():
     m = score_curve(rnd, data)
     assert m["quality_at_best_single_cost"] == pytest.approx(1.0)
     # Half way in cost ($2): 0.75 by mixing a and c, more than b alone (0.5).
-    from router import metrics as M
+    from router.evaluation import metrics as M
 
     assert M.quality_at_cost(rnd.cost, rnd.quality, 2.0) == pytest.approx(0.75)
     # AIQ of a straight line from (0, 0.5) to (1, 1.0) over normalised cost: 0.75.
@@ -218,7 +218,7 @@ def test_random_baseline_is_the_zero_router_of_the_single_models():
 
 
 def test_two_tier_random_baseline_has_apgr_one_half_and_full_share_range():
-    from router.evaluate import baselines, score_curve
+    from router.evaluation.evaluate import baselines, score_curve
 
     scores = [{"w": 1, "s": 1}, {"w": 0, "s": 1}]
     data = _data(scores, [{"w": 1, "s": 5}] * 2, ["w"])
@@ -231,7 +231,7 @@ def test_two_tier_random_baseline_has_apgr_one_half_and_full_share_range():
 
 
 def test_a_router_curve_short_of_full_share_is_scored_on_its_range():
-    from router.evaluate import Curve, score_curve
+    from router.evaluation.evaluate import Curve, score_curve
 
     # Weak 0.5, strong 1.0. A curve over shares 0..0.5 only: PGR 0 at 0, 1 at 0.5.
     # Mean PGR over [0, 0.5] = 0.5; CPT(95%) = 0.475; flat extrapolation would give 0.75.
@@ -249,7 +249,7 @@ def test_a_router_curve_short_of_full_share_is_scored_on_its_range():
 def test_eval_and_calibrate_warn_when_the_data_overlaps_the_scorers_training(
     enc, tmp_path, test_config, monkeypatch
 ):
-    from router.scorer import Scorer
+    from router.core.scorer import Scorer
     from tests.test_cli import ENV, run
 
     monkeypatch.setenv("ROUTER_CACHE_DIR", str(tmp_path / "emb"))

@@ -10,9 +10,14 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from router.data import Example, write_jsonl
-from router.evaluate import EvalData, Predictions
-from router.evaluate_cascade import CascadeCurves, CascadeInputs, cascade_curve, operating_point
+from router.core.data import Example, write_jsonl
+from router.evaluation.evaluate import EvalData, Predictions
+from router.evaluation.evaluate_cascade import (
+    CascadeCurves,
+    CascadeInputs,
+    cascade_curve,
+    operating_point,
+)
 
 
 def _inputs(verifier_p, prompt_p, cheap=(1, 0, 1, 0), large=(1, 1, 1, 1)) -> CascadeInputs:
@@ -134,7 +139,7 @@ def test_cli_calibrate_cascade_writes_threshold_and_band(tmp_path, test_config):
     import yaml
 
     from router.cli import app
-    from router.data import read_jsonl
+    from router.core.data import read_jsonl
 
     cfg_dir = tmp_path / "cfg"
     shutil.copytree(test_config.parent, cfg_dir)
@@ -158,7 +163,7 @@ def test_cli_calibrate_cascade_writes_threshold_and_band(tmp_path, test_config):
 
 
 def test_mixed_data_judged_rows_take_the_routers_values_in_the_verifiers_order():
-    from router.evaluate_cascade import _inputs
+    from router.evaluation.evaluate_cascade import _inputs
 
     rows = _rows(8)
     data = EvalData.from_examples(rows)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from router.graders import (
+from router.evaluation.graders import (
     GRADERS,
     GradingError,
     Reference,

@@ -22,9 +22,9 @@ import yaml
 from typer.testing import CliRunner
 
 from router.cli import app as cli
-from router.data import Example, read_many
-from router.retrain import read_manifest, retrain
-from router.scorer import Scorer
+from router.core.data import Example, read_many
+from router.core.scorer import Scorer
+from router.learning.retrain import read_manifest, retrain
 from tests.conftest import ROOT
 from tests.learning import (
     ADMIN_KEY,

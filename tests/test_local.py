@@ -16,8 +16,8 @@ import httpx
 import pytest
 import yaml
 
-from router.config import ConfigError, load_config
-from router.local import LocalModelError, LocalModels
+from router.core.config import ConfigError, load_config
+from router.serving.local import LocalModelError, LocalModels
 from tests.conftest import ROOT, write_test_config
 from tests.proxy import Proxy, router_from
 
@@ -145,8 +145,8 @@ def test_missing_gguf_file_and_package_name_the_field(tmp_path):
 
 
 def test_shipped_configs_name_the_packaged_smollm2():
-    from router.config import load_policies
-    from router.data import domain_names
+    from router.core.config import load_policies
+    from router.core.data import domain_names
 
     for path in (ROOT / "config.yaml", ROOT / "configs" / "pool.yaml"):
         cfg = load_config(path)

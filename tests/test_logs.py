@@ -28,7 +28,7 @@ def test_sentinel_stamps_of_other_libraries_are_left_out():
 
 
 def test_a_real_litellm_stamped_record_is_clean():
-    from router.router import load_litellm
+    from router.serving.providers import load_litellm
 
     load_litellm()
     from litellm import _logging

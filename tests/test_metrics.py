@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from router import metrics as M
+from router.evaluation import metrics as M
 
 
 def test_pgr_endpoints_and_midpoint():

@@ -1,9 +1,9 @@
 import numpy as np
 import pytest
 
-from router.config import ModelSpec, Policy
-from router.policy import CompiledPolicy
-from router.request import RequestError, RequestFacts
+from router.core.config import ModelSpec, Policy
+from router.core.policy import CompiledPolicy
+from router.core.request import RequestError, RequestFacts
 from tests.conftest import RECEIPT_KEYS
 
 DOMAINS = ["math", "code", "writing"]
@@ -148,7 +148,7 @@ def test_select_is_vectorised_and_matches_decide():
     n = 200
     P = rng.dirichlet(np.ones(len(DOMAINS)), size=n)
     diff = rng.random(n)
-    from router.policy import ScoreInput
+    from router.core.policy import ScoreInput
 
     s = ScoreInput(
         P,

@@ -17,9 +17,10 @@ import yaml
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
-from router.config import load_config
-from router.data import import_dataset, read_jsonl
-from router.profile import ProfileError, format_prompt, profile, select_rows
+from router.core.config import load_config
+from router.core.data import read_jsonl
+from router.evaluation.importers import import_dataset
+from router.evaluation.profile import ProfileError, format_prompt, profile, select_rows
 from tests.conftest import ROOT
 from tests.upstream import Upstream, _error, _last_user_text
 
@@ -244,7 +245,7 @@ def test_unknown_model_and_empty_selection_are_clear_errors(tmp_path, oracle):
 
 
 def test_select_rows_takes_turns_between_sources():
-    from router.data import Example
+    from router.core.data import Example
 
     rows = [Example(f"p{s}{i}", {"m": 1.0}, source=s, id=f"{s}{i}") for s in "ab" for i in range(5)]
     picked = select_rows(rows, per_source=3)
@@ -400,7 +401,7 @@ def test_profile_the_real_smollm2_on_20_shipped_prompts(tmp_path):
 
 def test_read_many_joins_a_profile_file_to_its_source_rows(tmp_path, oracle):
     """Training on the source data plus a profile output: one row per prompt, both columns."""
-    from router.data import read_many
+    from router.core.data import read_many
 
     rows = mc_rows(5, "dcrouter/join")
     src = write_rows(tmp_path / "src.jsonl", rows)

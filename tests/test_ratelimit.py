@@ -11,7 +11,7 @@ import openai
 import pytest
 import yaml
 
-from router.config import ConfigError, load_config
+from router.core.config import ConfigError, load_config
 from router.server.app import create_app
 from tests.proxy import Proxy, router_from
 

@@ -1,6 +1,6 @@
 import pytest
 
-from router.request import RequestError, request_facts, routing_text
+from router.core.request import RequestError, request_facts, routing_text
 
 
 def test_plain_string_is_one_user_turn():

@@ -19,10 +19,10 @@ import yaml
 from typer.testing import CliRunner
 
 from router.cli import app
-from router.data import read_jsonl, write_jsonl
-from router.decision_log import DecisionLog
-from router.retrain import read_manifest, retrain, rollback
-from router.scorer import Scorer
+from router.core.data import read_jsonl, write_jsonl
+from router.core.scorer import Scorer
+from router.learning.retrain import read_manifest, retrain, rollback
+from router.serving.decision_log import DecisionLog
 from tests.conftest import write_test_config
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -203,7 +203,7 @@ def test_retrain_promotes_a_scorer_that_learned_the_failure_then_refuses_noise(
 
 
 def test_gate_refuses_with_too_few_outcomes():
-    from router.retrain import Scores, gate
+    from router.learning.retrain import Scores, gate
 
     few = Scores(brier=0.1, apgr=None, n_targets=3, n_two_tier=0)
     assert not gate(few, Scores(0.3, None, 3, 0)).promoted
@@ -226,7 +226,7 @@ def test_gate_refuses_with_too_few_outcomes():
     ],
 )
 def test_embedding_rows_are_validated_naming_the_field(tmp_path, row, field):
-    from router.data import DataError
+    from router.core.data import DataError
 
     path = tmp_path / "rows.jsonl"
     base = {"scores": {"a": 1.0}, "cheap_models": ["a"]}

@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from router.graders import grade
-from router.sandbox import isolation, run_python
+from router.evaluation.graders import grade
+from router.evaluation.sandbox import isolation, run_python
 
 NAMESPACES = isolation()["mode"] == "namespaces"
 needs_namespaces = pytest.mark.skipif(

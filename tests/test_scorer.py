@@ -3,8 +3,8 @@ import json
 import numpy as np
 import pytest
 
-from router.data import Example
-from router.scorer import Scorer, ScorerError
+from router.core.data import Example
+from router.core.scorer import Scorer, ScorerError
 
 
 def synthetic(n=300, seed=0, start=0):

@@ -23,9 +23,9 @@ import httpx
 import numpy as np
 import pytest
 
-from router.config import APIKeySpec, ConfigError, ServerSpec, load_config
-from router.router import Router, default_scorer_path
-from router.scorer import Scorer, ScorerError
+from router.core.config import APIKeySpec, ConfigError, ServerSpec, load_config
+from router.core.scorer import Scorer, ScorerError
+from router.sdk.router import Router, default_scorer_path
 from router.server import auth, create_app
 from router.server.auth import KeyRing
 from router.server.logs import JsonFormatter

@@ -6,7 +6,7 @@ import httpx
 import openai
 import pytest
 
-from router.config import APIKeySpec, ServerSpec
+from router.core.config import APIKeySpec, ServerSpec
 from router.server import create_app
 from router.server.auth import KeyRing
 from tests.proxy import Proxy, shared_server_router

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from router.config import ConfigError, load_config
+from router.core.config import ConfigError, load_config
 
 BASE = """
 models:

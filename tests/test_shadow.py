@@ -7,7 +7,7 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from router.shadow import parse_grades
+from router.learning.shadow import parse_grades
 from tests.learning import chat, metric, model, router_for, serve, wait_for, write_config
 from tests.upstream import Upstream
 

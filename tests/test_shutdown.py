@@ -24,7 +24,7 @@ import httpx
 import pytest
 import yaml
 
-import router.router as sdk
+import router.sdk.router as sdk
 from tests.proxy import write_fault_config
 
 START_S = 180  # loading the encoder on a busy 2-core machine

@@ -8,8 +8,8 @@ import logging
 
 import pytest
 
-from router.config import ConfigError, load_config
-from router.state import MemoryStore, RedisStore, StateCollector, open_state
+from router.core.config import ConfigError, load_config
+from router.serving.state import MemoryStore, RedisStore, StateCollector, open_state
 
 
 @pytest.fixture(params=["memory", "redis"])
@@ -73,7 +73,7 @@ async def test_outage_degrades_to_memory_warns_once_and_recovers(redis_server, r
     assert metrics["router_state_degraded"] == 0
 
     redis_server.kill()
-    with caplog.at_level(logging.WARNING, logger="router.state"):
+    with caplog.at_level(logging.WARNING, logger="router.serving.state"):
         # Every call still answers, from this process's memory.
         await store.set("during", {"x": 1})
         assert await store.get("during") == {"x": 1}
@@ -92,7 +92,7 @@ async def test_outage_degrades_to_memory_warns_once_and_recovers(redis_server, r
 
     redis_server.start()  # back, empty (nothing persisted)
     await asyncio.sleep(0.3)
-    with caplog.at_level(logging.WARNING, logger="router.state"):
+    with caplog.at_level(logging.WARNING, logger="router.serving.state"):
         await store.set("after", "in redis")
     assert not store.degraded
     assert any("answers again" in r.getMessage() for r in caplog.records)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 from sklearn.feature_extraction.text import TfidfVectorizer
 
-from router.tfidf import TfidfFeatures, tfidf_vectorizer
+from router.core.tfidf import TfidfFeatures, tfidf_vectorizer
 
 TRAIN = [
     "Prove that there are infinitely many primes.",
@@ -40,8 +40,8 @@ def test_features_match_scikit_learn():
 
 
 def test_the_shipped_scorer_gives_the_same_probabilities_as_with_scikit_learn():
-    from router.router import default_scorer_path
-    from router.scorer import Scorer
+    from router.core.scorer import Scorer
+    from router.sdk.router import default_scorer_path
 
     s = Scorer.load(default_scorer_path())
     texts = ["What is 17 * 23?", "Write a haiku about autumn", "Prove Fermat's little theorem"]

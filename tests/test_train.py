@@ -1,7 +1,7 @@
 import numpy as np
 
-from router.data import Example
-from router.train import EmbeddingStore, embed_examples
+from router.core.data import Example
+from router.evaluation.train import EmbeddingStore, embed_examples
 
 
 class FakeEncoder:

@@ -14,8 +14,8 @@ import socket
 
 import pytest
 
-from router import upstream as direct_path
-from router.router import load_litellm
+from router.serving import upstream as direct_path
+from router.serving.providers import load_litellm
 
 FAULTS = [
     "small-general",

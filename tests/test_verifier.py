@@ -8,8 +8,8 @@ import math
 import numpy as np
 import pytest
 
-from router.data import Example
-from router.verifier import (
+from router.core.data import Example
+from router.core.verifier import (
     FEATURE_NAMES,
     AnswerCase,
     AnswerVerifier,
@@ -231,7 +231,7 @@ def test_save_load_round_trip_without_pickle(tmp_path):
 
 
 def test_shipped_verifier_loads_and_judges():
-    from router.verifier import load_verifier
+    from router.core.verifier import load_verifier
 
     v = load_verifier("default")
     good = AnswerCase(
@@ -264,7 +264,7 @@ def test_verifier_cases_from_rows():
 def test_routellm_gsm8k_rows_carry_answers_and_reference():
     from pathlib import Path
 
-    from router.data import read_jsonl
+    from router.core.data import read_jsonl
 
     path = Path(__file__).resolve().parent.parent / "data" / "routing" / "routellm.jsonl"
     rows = [ex for ex in read_jsonl(path) if ex.source == "gsm8k"]

@@ -1,5 +1,5 @@
 """The OpenAI-compatible HTTP proxy: a thin adapter over `router.Router`."""
 
-from .app import create_app
+from router.server.app import create_app
 
 __all__ = ["create_app"]

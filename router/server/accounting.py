@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..policy import Decision
-from ..router import Router
+from router.core.policy import Decision
+from router.sdk.router import Router
 
 
 def usage_of(obj: Any) -> tuple[int, int] | None:

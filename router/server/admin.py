@@ -23,11 +23,11 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
-from ..config import ServerSpec
-from ..reload import reload_router, versions_of
-from ..shadow import ShadowJudge
-from .auth import KeyRing
-from .errors import APIError
+from router.core.config import ServerSpec
+from router.learning.reload import reload_router, versions_of
+from router.learning.shadow import ShadowJudge
+from router.server.auth import KeyRing
+from router.server.errors import APIError
 
 log = logging.getLogger("router.server")
 
@@ -112,7 +112,7 @@ class LiveFeatures:
                 )
                 raise
             if self.spec.batch_routing:
-                from . import batching
+                from router.server import batching
 
                 batching.install(new)
             before = self.versions

@@ -9,21 +9,22 @@ from typing import Annotated
 from fastapi import Depends, FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 
-from ..breaker import BreakerSync
-from ..config import ServerSpec
-from ..decision_log import DecisionLogCollector, open_decision_log
-from ..router import Router, load_litellm
-from ..state import RedisStore, StateCollector
-from . import batching, errors, feedback
-from .admin import install_live
-from .agents import install_agents
-from .auth import KeyRing, Principal
-from .chat import ChatService
-from .metrics import Metrics
-from .middleware import RequestIdMiddleware
-from .ratelimit import RateLimits
-from .schema import openapi_body
-from .targets import router_model_names
+from router.core.config import ServerSpec
+from router.sdk.router import Router
+from router.server import batching, errors, feedback
+from router.server.admin import install_live
+from router.server.agents import install_agents
+from router.server.auth import KeyRing, Principal
+from router.server.chat import ChatService
+from router.server.metrics import Metrics
+from router.server.middleware import RequestIdMiddleware
+from router.server.ratelimit import RateLimits
+from router.server.schema import openapi_body
+from router.server.targets import router_model_names
+from router.serving.breaker import BreakerSync
+from router.serving.decision_log import DecisionLogCollector, open_decision_log
+from router.serving.providers import load_litellm
+from router.serving.state import RedisStore, StateCollector
 
 
 def create_app(router: Router, config: ServerSpec | None = None) -> FastAPI:

@@ -11,8 +11,8 @@ import hmac
 import os
 from dataclasses import dataclass
 
-from ..config import ServerSpec
-from .errors import APIError
+from router.core.config import ServerSpec
+from router.server.errors import APIError
 
 
 @dataclass(frozen=True)

@@ -16,20 +16,21 @@ from typing import Any
 from fastapi import Request
 from fastapi.responses import JSONResponse, Response
 
-from ..config import ServerSpec
-from ..decision_log import DecisionLog, decision_row
-from ..policy import Decision
-from ..request import RequestError, message_text
-from ..router import Router, UpstreamError
-from .accounting import costs, usage_of
-from .auth import Principal
-from .errors import APIError, from_request_error
-from .metrics import Metrics
-from .receipts import receipt_headers
-from .schema import ChatRequest, check_content_type, parse_chat, read_body
-from .streaming import EndingStreamingResponse, sse
-from .targets import resolve
-from .turns import session_header
+from router.core.config import ServerSpec
+from router.core.policy import Decision
+from router.core.request import RequestError, message_text
+from router.sdk.router import Router
+from router.server.accounting import costs, usage_of
+from router.server.auth import Principal
+from router.server.errors import APIError, from_request_error
+from router.server.metrics import Metrics
+from router.server.receipts import receipt_headers
+from router.server.schema import ChatRequest, check_content_type, parse_chat, read_body
+from router.server.streaming import EndingStreamingResponse, sse
+from router.server.targets import resolve
+from router.server.turns import session_header
+from router.serving.decision_log import DecisionLog, decision_row
+from router.serving.providers import UpstreamError
 
 log = logging.getLogger("router.server")
 

@@ -15,7 +15,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from ..request import RequestError
+from router.core.request import RequestError
 
 log = logging.getLogger("router.server")
 

@@ -16,10 +16,10 @@ from fastapi import Request
 from fastapi.responses import JSONResponse
 from sqlalchemy.exc import SQLAlchemyError
 
-from ..decision_log import DecisionLog, feedback_score
-from ..router import Router
-from .errors import APIError
-from .schema import check_content_type, read_body
+from router.sdk.router import Router
+from router.server.errors import APIError
+from router.server.schema import check_content_type, read_body
+from router.serving.decision_log import DecisionLog, feedback_score
 
 FIELDS = ("request_id", "score", "model")
 

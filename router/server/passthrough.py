@@ -18,15 +18,15 @@ from fastapi import Request
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from ..request import RequestError
-from ..router import ModelUnavailable, load_litellm
-from . import validate
-from .agents import read_json
-from .auth import Principal
-from .chat import ChatService
-from .errors import APIError
-from .receipts import header_value
-from .streaming import EndingStreamingResponse, event
+from router.core.request import RequestError
+from router.server import validate
+from router.server.auth import Principal
+from router.server.chat import ChatService
+from router.server.endpoint import read_json
+from router.server.errors import APIError
+from router.server.receipts import header_value
+from router.server.streaming import EndingStreamingResponse, event
+from router.serving.providers import ModelUnavailable, load_litellm
 
 log = logging.getLogger("router.server")
 
@@ -122,7 +122,7 @@ class PassThrough:
         if not router.breakers.allow(name):
             raise APIError(503, f"model {name!r}: circuit open", None, "circuit_open")
         try:
-            kw = router._call_kwargs(name, params)
+            kw = router.calls.kwargs(name, params)
             kw.setdefault("max_retries", router.config.model(name).retries)
             result = await getattr(litellm, fn)(**kw)
         except ModelUnavailable as e:
@@ -131,7 +131,7 @@ class PassThrough:
                 503, f"model {name!r} is unavailable: {e}", "model", "model_unavailable"
             ) from None
         except Exception as e:  # noqa: BLE001 - every upstream failure becomes an OpenAI error
-            router._breaker_failure(name, e)
+            router.calls.breaker_failure(name, e)
             status = getattr(e, "status_code", None)
             timeout = "timeout" in type(e).__name__.lower()
             code = 504 if timeout else (status if status in (400, 429) else 502)

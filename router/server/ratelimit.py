@@ -14,10 +14,10 @@ import math
 import time
 from typing import Any
 
-from ..config import ServerSpec
-from ..state import RedisStore, StateStore, one_reconnect
-from .auth import Principal
-from .errors import APIError
+from router.core.config import ServerSpec
+from router.server.auth import Principal
+from router.server.errors import APIError
+from router.serving.state import RedisStore, StateStore, one_reconnect
 
 
 class RateLimits:

@@ -18,14 +18,14 @@ from typing import Any
 from fastapi import Request
 from fastapi.responses import JSONResponse, Response
 
-from ..request import Message, RequestError
-from .agents import bad_request, call_router, read_json, record_for
-from .auth import Principal
-from .chat import ChatService
-from .errors import APIError
-from .streaming import EndingStreamingResponse
-from .targets import resolve
-from .translate import (
+from router.core.request import Message, RequestError
+from router.server.auth import Principal
+from router.server.chat import ChatService
+from router.server.endpoint import bad_request, call_router, read_json, record_for
+from router.server.errors import APIError
+from router.server.streaming import EndingStreamingResponse
+from router.server.targets import resolve
+from router.server.translate import (
     RESPONSES_IGNORED,
     Reply,
     ResponsesBody,

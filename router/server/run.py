@@ -9,7 +9,7 @@ import signal
 import tempfile
 from pathlib import Path
 
-from ..config import load_config
+from router.core.config import load_config
 
 USAGE = """\
 router proxy on http://{host}:{port}  (OpenAI-compatible; model "router" routes, "router/<policy>" picks a policy)
@@ -57,10 +57,10 @@ def serve(
     """
     import uvicorn
 
-    from ..router import Router
-    from . import logs
-    from .app import create_app
-    from .auth import KeyRing
+    from router.sdk.router import Router
+    from router.server import logs
+    from router.server.app import create_app
+    from router.server.auth import KeyRing
 
     spec = _server_spec(config_path)
     host = host or spec.host
@@ -152,9 +152,9 @@ def worker_app():
     """The app of one worker process (`router serve --workers N`): loads its own router."""
     import atexit
 
-    from ..router import Router
-    from . import logs
-    from .app import create_app
+    from router.sdk.router import Router
+    from router.server import logs
+    from router.server.app import create_app
 
     path = Path(os.environ[CONFIG_ENV])
     router = Router.from_config(path)

@@ -15,9 +15,9 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from starlette.requests import Request
 
-from ..request import RequestError
-from . import validate
-from .errors import APIError
+from router.core.request import RequestError
+from router.server import validate
+from router.server.errors import APIError
 
 
 class ChatRequest(BaseModel):

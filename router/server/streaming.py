@@ -15,8 +15,8 @@ from typing import Any
 from starlette.responses import StreamingResponse
 from starlette.types import Receive, Scope, Send
 
-from .accounting import usage_of
-from .errors import error_body
+from router.server.accounting import usage_of
+from router.server.errors import error_body
 
 DONE = b"data: [DONE]\n\n"
 

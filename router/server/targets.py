@@ -8,9 +8,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..router import Router
-from .auth import Principal
-from .errors import APIError
+from router.sdk.router import Router
+from router.server.auth import Principal
+from router.server.errors import APIError
 
 ROUTER_MODEL = "router"
 

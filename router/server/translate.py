@@ -26,8 +26,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from ..request import Message, RequestError
-from . import validate
+from router.core.request import Message, RequestError
+from router.server import validate
 
 # ---- shared -------------------------------------------------------------------------------
 

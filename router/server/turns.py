@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from starlette.requests import Request
 
-from ..sessions import MAX_SESSION_ID
-from .errors import APIError
+from router.server.errors import APIError
+from router.serving.sessions import MAX_SESSION_ID
 
 SESSION_HEADER = "x-session-id"
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from ..request import RequestError, normalise_messages
+from router.core.request import RequestError, normalise_messages
 
 MAX_DEPTH = 64  # a tool's JSON schema nests a few levels; nothing honest needs 64
 PART_TYPES = ("text", "image_url", "input_audio", "file", "refusal")

@@ -8,7 +8,7 @@ import anthropic
 import httpx
 import pytest
 
-from router.config import APIKeySpec
+from router.core.config import APIKeySpec
 from router.server import create_app
 from tests.agents.conftest import TOOLS_CAPABLE
 from tests.proxy import Proxy

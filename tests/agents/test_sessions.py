@@ -8,10 +8,10 @@ from dataclasses import replace
 
 import pytest
 
-from router.config import ConfigError, ModelSpec, SessionRules, load_policy
-from router.policy import Decision
-from router.request import RequestError
-from router.sessions import (
+from router.core.config import ConfigError, ModelSpec, SessionRules, load_policy
+from router.core.policy import Decision
+from router.core.request import RequestError
+from router.serving.sessions import (
     SessionState,
     conversation_hash,
     session_ref,

@@ -8,7 +8,7 @@ import openai
 import pytest
 
 from router.server import create_app
-from router.state import RedisStore
+from router.serving.state import RedisStore
 from tests.agents.conftest import write_agent_config
 from tests.proxy import Proxy, router_from
 

@@ -35,13 +35,13 @@ import numpy as np
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
-from .data import DataError
+from router.core.data import DataError
 
 if TYPE_CHECKING:
-    from .data import Example
-    from .policy import Decision
+    from router.core.data import Example
+    from router.core.policy import Decision
 
-log = logging.getLogger("router.decision_log")
+log = logging.getLogger("router.serving.decision_log")
 
 SOURCES = ("feedback", "shadow")
 QUEUE_SIZE = 10_000  # rows waiting for the database before new ones are dropped
@@ -173,7 +173,7 @@ def migrate(engine: Engine) -> None:
     from alembic.config import Config
 
     cfg = Config()
-    cfg.set_main_option("script_location", str(resources.files("router") / "migrations"))
+    cfg.set_main_option("script_location", str(resources.files("router.serving") / "migrations"))
     with _file_lock(engine), engine.begin() as con:
         if con.dialect.name == "postgresql":
             con.execute(sa.text("SELECT pg_advisory_xact_lock(726001)"))
@@ -1009,7 +1009,7 @@ def export_examples(
     """Rows with outcomes as routing-data Examples: the routing text when the log kept it,
     else the embedding (with the encoder's identity). `cheap_models` are the catalogue's
     small-tier models, so the difficulty and gain heads know which score is the cheap one."""
-    from .data import Example
+    from router.core.data import Example
 
     out: list[Example] = []
     cheap = set(cheap_models)

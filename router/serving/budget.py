@@ -41,10 +41,10 @@ from typing import Any
 
 import numpy as np
 
-from .config import Budget, Escalation, Policy
-from .policy import Decision
+from router.core.config import Budget, Escalation, Policy
+from router.core.policy import Decision
 
-log = logging.getLogger("router.budget")
+log = logging.getLogger("router.serving.budget")
 
 BUCKETS = 20  # a window is this many time buckets in the shared store
 UPDATE_S = 1.0  # control steps at most this often

@@ -27,10 +27,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .config import ModelSpec, RouterConfig
-from .data import DataError, Example, read_many
-from .graders import GradingError, grade, judge_pairwise, judge_reference, reference_of
-from .local import LocalModels
+from router.core.config import ModelSpec, RouterConfig
+from router.core.data import DataError, Example, read_many
+from router.evaluation.graders import (
+    GradingError,
+    grade,
+    judge_pairwise,
+    judge_reference,
+    reference_of,
+)
+from router.serving.local import LocalModels
+from router.serving.providers import ModelUnavailable, call_kwargs, load_litellm
 
 # ---- how each task is asked -----------------------------------------------------------------
 
@@ -97,7 +104,7 @@ def format_prompt(row: Example, metric: str | None) -> tuple[list[dict[str, str]
         if isinstance(truth, str) and "def check" in truth:
             text = HUMANEVAL_TEMPLATE.format(question=q)
         else:
-            from .graders import _references
+            from router.evaluation.graders import _references
 
             tests = "\n".join(_references(truth))
             text = MBPP_TEMPLATE.format(question=q.strip(), tests=tests)
@@ -160,13 +167,10 @@ class ModelCaller:
             self.local = None
 
     def kwargs(self, spec: ModelSpec) -> dict[str, Any]:
-        from .router import ModelUnavailable, Router
-
-        holder = _CallTarget(self.config, self.local)
         try:
             # The SDK's own call arguments (model route, api_base, key, timeout), so a profiled
             # model is called exactly as routing would call it.
-            kw = Router._call_kwargs(holder, spec.name, {})
+            kw = call_kwargs(spec, self.local, {})
         except ModelUnavailable as e:
             raise ProfileError(f"{spec.name}: {e}") from None
         if self.timeout is not None:
@@ -182,8 +186,6 @@ class ModelCaller:
             stop_after_attempt,
             wait_exponential,
         )
-
-        from .router import load_litellm
 
         litellm = load_litellm()
         kw = self.kwargs(spec)
@@ -211,15 +213,6 @@ class ModelCaller:
             latency_ms=round(latency, 1),
             logprobs=_logprobs(choice) if logprobs else None,
         )
-
-
-@dataclass
-class _CallTarget:
-    """What `Router._call_kwargs` reads (the catalogue and the local servers), without
-    loading the encoder and scorer a profile run does not need."""
-
-    config: RouterConfig
-    local: LocalModels | None
 
 
 def _retryable(exc: BaseException) -> bool:

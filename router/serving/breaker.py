@@ -28,7 +28,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
-log = logging.getLogger("router.breaker")
+log = logging.getLogger("router.serving.breaker")
 
 CLOSED, HALF_OPEN, OPEN = "closed", "half_open", "open"
 

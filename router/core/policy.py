@@ -20,8 +20,8 @@ from typing import Any
 
 import numpy as np
 
-from .config import Escalation, ModelSpec, Policy
-from .request import RequestError, RequestFacts
+from router.core.config import Escalation, ModelSpec, Policy
+from router.core.request import RequestError, RequestFacts
 
 # Reason codes of the score stage.
 CHEAP, LOW_CONFIDENCE, HARD, NO_SUCCESS, NO_CHEAP, NO_TEXT, UTILITY, GAIN = range(8)

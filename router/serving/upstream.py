@@ -63,7 +63,7 @@ def direct(kwargs: dict[str, Any]) -> bool:
 def completion(messages: list, **kwargs: Any):
     """`litellm.completion`, direct for an OpenAI-compatible endpoint (see `direct`)."""
     if not direct(kwargs):
-        from .router import load_litellm
+        from router.serving.providers import load_litellm
 
         return load_litellm().completion(messages=messages, **kwargs)
     url, headers, body, timeout = _request(messages, kwargs)
@@ -78,7 +78,7 @@ def completion(messages: list, **kwargs: Any):
 async def acompletion(messages: list, **kwargs: Any):
     """`litellm.acompletion`, direct for an OpenAI-compatible endpoint (see `direct`)."""
     if not direct(kwargs):
-        from .router import load_litellm
+        from router.serving.providers import load_litellm
 
         return await load_litellm().acompletion(messages=messages, **kwargs)
     url, headers, body, timeout = _request(messages, kwargs)

@@ -36,9 +36,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from .config import ShadowSpec
+from router.core.config import ShadowSpec
 
-log = logging.getLogger("router.shadow")
+log = logging.getLogger("router.learning.shadow")
 
 JUDGE_SYSTEM = (
     "You are a strict grader. Given a question and two answers, rate how correct and helpful "
@@ -181,7 +181,7 @@ class ShadowJudge:
         router = self.router_of()
         for name in {self.spec.judge, self.spec.large} - {None}:
             try:
-                router._call_kwargs(name, {})
+                router.calls.kwargs(name, {})
             except Exception as e:  # noqa: BLE001 - said once; each sample then counts as failed
                 log.warning("shadow judging: model %s cannot be called (%s)", name, e)
         loop = asyncio.get_running_loop()
@@ -258,9 +258,9 @@ class ShadowJudge:
         return True
 
     async def _call(self, router: Any, model: str, messages: list, max_tokens: int):
-        from .router import load_litellm
+        from router.serving.providers import load_litellm
 
-        kw = router._call_kwargs(model, {"max_tokens": max_tokens})
+        kw = router.calls.kwargs(model, {"max_tokens": max_tokens})
         kw.setdefault("max_retries", 0)
         resp = await load_litellm().acompletion(messages=messages, **kw)
         text = resp.choices[0].message.content or ""

@@ -19,7 +19,7 @@ import weakref
 from collections.abc import Awaitable, Callable
 from typing import Any, Protocol, TypeVar
 
-log = logging.getLogger("router.state")
+log = logging.getLogger("router.serving.state")
 T = TypeVar("T")
 
 

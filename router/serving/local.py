@@ -22,9 +22,9 @@ from pathlib import Path
 
 import httpx
 
-from .config import ModelSpec
+from router.core.config import ModelSpec
 
-log = logging.getLogger("router.local")
+log = logging.getLogger("router.serving.local")
 
 STARTING, READY, RESTARTING, FAILED, STOPPED = (
     "starting",

@@ -12,11 +12,11 @@ from typing import Any
 
 import numpy as np
 
-from . import metrics as M
-from .config import ModelSpec, Policy
-from .data import DataError, Example, group_folds, group_key
-from .policy import CompiledPolicy, ScoreInput
-from .scorer import ScoreBatch, Scorer, _knn_mean, head_targets
+from router.core.config import ModelSpec, Policy
+from router.core.data import DataError, Example, group_folds, group_key
+from router.core.policy import CompiledPolicy, ScoreInput
+from router.core.scorer import ScoreBatch, Scorer, _knn_mean, head_targets
+from router.evaluation import metrics as M
 
 Log = Callable[[str], None]
 METRIC_NAMES = (

@@ -26,10 +26,12 @@ from collections.abc import Generator, Iterator
 from dataclasses import dataclass, replace
 from typing import Any
 
-from .config import Cascade, ModelSpec
-from .policy import Decision
-from .request import Message, request_facts
-from .verifier import AnswerCase, AnswerVerifier, load_verifier
+from router.core.config import Cascade, ModelSpec
+from router.core.policy import CompiledPolicy, Decision
+from router.core.request import Message, request_facts
+from router.core.verifier import AnswerCase, AnswerVerifier, load_verifier
+from router.serving.calls import ModelCalls
+from router.serving.providers import load_litellm
 
 # ---- what the flow asks its driver to do ----------------------------------------------------
 
@@ -230,7 +232,8 @@ def _with_judge(decision: Decision, spec: Cascade) -> Decision:
 
 
 def flow(
-    router: Any,
+    calls: ModelCalls,
+    compiled: CompiledPolicy,
     decision: Decision,
     messages: list[Message],
     params: dict[str, Any],
@@ -239,12 +242,11 @@ def flow(
     """The cascade for one request whose decision is in mode "judged". Returns (result,
     decision, held): for a stream, `result` is the open stream and `held` the chunks already
     read from it, which come first; otherwise `result` is the response and `held` None."""
-    compiled = router.policy(decision.policy)
     spec: Cascade = compiled.policy.cascade
     info = dict(decision.cascade or {})
     stream = bool(params.get("stream"))
-    facts = request_facts(messages, params, router.config.expected_output_tokens)
-    first_spec = router.config.model(decision.model)
+    facts = request_facts(messages, params, calls.config.expected_output_tokens)
+    first_spec = calls.config.model(decision.model)
     large_name = info.get("large") or compiled.reference_large.name
 
     first_params = dict(params)
@@ -303,7 +305,7 @@ def flow(
             p = judge_probability(resp)
             jh = HeldAnswer().add_response(resp)
             asked = sum(len(m["content"]) for m in judge_messages(routing_text, held.text)) // 4
-            jcost = _cost(router.config.model(judge_d.model), jh.usage, asked, jh.text)
+            jcost = _cost(calls.config.model(judge_d.model), jh.usage, asked, jh.text)
             verdict = Verdict(
                 p is not None and p >= spec.threshold,
                 p,
@@ -340,7 +342,7 @@ def flow(
 
     # Escalate: nothing of the cheap answer has gone out. The cheap stream stays open until
     # the large model answers, so a failed escalation can still hand on the cheap answer.
-    large = router.config.model(large_name)
+    large = calls.config.model(large_name)
     d2 = replace(
         decision,
         model=large.name,
@@ -369,7 +371,7 @@ def flow(
         return result2[0], d2, [result2[1]]
     h2 = HeldAnswer().add_response(result2)
     info["large_cost"] = round(
-        _cost(router.config.model(d2.model), h2.usage, facts.prompt_tokens, h2.text), 10
+        _cost(calls.config.model(d2.model), h2.usage, facts.prompt_tokens, h2.text), 10
     )
     return result2, d2, None
 
@@ -388,11 +390,19 @@ def _strip_logprobs(objs: list[Any]) -> None:
 # ---- drivers ----------------------------------------------------------------------------------
 
 
-def run(router: Any, decision: Decision, messages, params, call, routing_text: str):
+def run(
+    calls: ModelCalls,
+    compiled: CompiledPolicy,
+    decision: Decision,
+    messages,
+    params,
+    call,
+    routing_text: str,
+):
     """Drive `flow` with blocking calls. `call(kw)` is the SDK's call for these messages (for
     a stream it returns (iterator, first chunk)). Returns (result, decision, held chunks)."""
     litellm = _litellm()
-    gen = flow(router, decision, messages, params, routing_text)
+    gen = flow(calls, compiled, decision, messages, params, routing_text)
     send: Any = None
     error: Exception | None = None
     while True:
@@ -403,7 +413,7 @@ def run(router: Any, decision: Decision, messages, params, call, routing_text: s
         send, error = None, None
         try:
             if isinstance(step, Chain):
-                send = router._run_chain(step.decision, step.params, call)
+                send = calls.run_chain(step.decision, step.params, call)
             elif isinstance(step, Pull):
                 send = next(step.stream, END)
             elif isinstance(step, Close):
@@ -419,15 +429,23 @@ def run(router: Any, decision: Decision, messages, params, call, routing_text: s
                         kw = {k: v for k, v in kw.items() if "logprobs" not in k}
                         return litellm.completion(messages=m, **kw)
 
-                send = router._run_chain(step.decision, JUDGE_PARAMS, judge_call)
+                send = calls.run_chain(step.decision, JUDGE_PARAMS, judge_call)
         except Exception as e:  # noqa: BLE001 - handed to the flow, which decides
             error = e
 
 
-async def arun(router: Any, decision: Decision, messages, params, call, routing_text: str):
+async def arun(
+    calls: ModelCalls,
+    compiled: CompiledPolicy,
+    decision: Decision,
+    messages,
+    params,
+    call,
+    routing_text: str,
+):
     """`run` for coroutines: `call(kw)` is awaited; a stream is an async iterator."""
     litellm = _litellm()
-    gen = flow(router, decision, messages, params, routing_text)
+    gen = flow(calls, compiled, decision, messages, params, routing_text)
     send: Any = None
     error: Exception | None = None
     while True:
@@ -438,7 +456,7 @@ async def arun(router: Any, decision: Decision, messages, params, call, routing_
         send, error = None, None
         try:
             if isinstance(step, Chain):
-                send = await router._arun_chain(step.decision, step.params, call)
+                send = await calls.arun_chain(step.decision, step.params, call)
             elif isinstance(step, Pull):
                 try:
                     send = await step.stream.__anext__()
@@ -457,14 +475,12 @@ async def arun(router: Any, decision: Decision, messages, params, call, routing_
                         kw = {k: v for k, v in kw.items() if "logprobs" not in k}
                         return await litellm.acompletion(messages=m, **kw)
 
-                send = await router._arun_chain(step.decision, JUDGE_PARAMS, ajudge_call)
+                send = await calls.arun_chain(step.decision, JUDGE_PARAMS, ajudge_call)
         except Exception as e:  # noqa: BLE001
             error = e
 
 
 def _litellm():
-    from .router import load_litellm
-
     return load_litellm()
 
 

@@ -21,11 +21,11 @@ from typing import Any
 
 import numpy as np
 
-from .config import Policy, dump_policy, load_policies, load_policy
-from .data import DataError, Example, domain_names, group_key, read_many, tier_outcomes
-from .evaluate import sweep_field, sweep_values
-from .policy import CompiledPolicy, ScoreInput
-from .request import estimate_tokens, normalise_messages
+from router.core.config import Policy, dump_policy, load_policies, load_policy
+from router.core.data import DataError, Example, domain_names, group_key, read_many, tier_outcomes
+from router.core.policy import CompiledPolicy, ScoreInput
+from router.core.request import estimate_tokens, normalise_messages
+from router.evaluation.evaluate import sweep_field, sweep_values
 
 TARGET = re.compile(r"^(large-share|quality|cost-per-1k)=([0-9]*\.?[0-9]+)$")
 
@@ -297,8 +297,8 @@ def write_threshold(cal: Calibration, source: Path, dest: Path) -> Path:
 
 def with_scorer(router, scorer: Any):
     """The same router (catalogue, policies, encoder) with another scorer (or its directory)."""
-    from .router import Router
-    from .scorer import Scorer
+    from router.core.scorer import Scorer
+    from router.sdk.router import Router
 
     if not isinstance(scorer, Scorer):
         scorer = Scorer.load(scorer, encoder_identity=router.encoder.identity)
@@ -350,8 +350,8 @@ def calibrate_shipped(
     half and written into the policy file (in place, or under `out_dir/<config stem>/`); the
     written file is then loaded as the router would load it and measured on the other half.
     """
-    from .router import Router
-    from .train import embed_examples
+    from router.evaluation.train import embed_examples
+    from router.sdk.router import Router
 
     say = log or (lambda _m: None)
     root = Path(root)

@@ -30,8 +30,8 @@ from typing import Any
 
 import numpy as np
 
-from .data import Example, group_key
-from .tfidf import tfidf_vectorizer
+from router.core.data import Example, group_key
+from router.core.tfidf import tfidf_vectorizer
 
 FORMAT_VERSION = 1
 
@@ -628,7 +628,7 @@ def train_verifier(
 ) -> tuple[AnswerVerifier, dict[str, Any]]:
     """Train a verifier on every row with a model's answer and score; measure it first with
     `cv`-fold CV grouped by prompt text (0: no measurement). Saves it to `out` when given."""
-    from .data import group_folds
+    from router.core.data import group_folds
 
     say = log or (lambda _m: None)
     cases, y, groups, who = verifier_cases(examples, models)

@@ -32,11 +32,11 @@ from collections.abc import AsyncIterator, Collection, Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from .config import ModelSpec, SessionRules
-from .policy import Decision
-from .request import Message, RequestError, request_facts
+from router.core.config import ModelSpec, SessionRules
+from router.core.policy import Decision
+from router.core.request import Message, RequestError, request_facts
 
-log = logging.getLogger("router.sessions")
+log = logging.getLogger("router.serving.sessions")
 
 MAX_SESSION_ID = 256
 MAX_TOOL_IDS = 64  # tool-call ids kept per session (a parallel batch is far smaller)

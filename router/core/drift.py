@@ -24,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-log = logging.getLogger("router.drift")
+log = logging.getLogger("router.core.drift")
 
 SIGNALS = ("domain", "difficulty", "gain")
 DEFAULT_BINS = 10

@@ -30,10 +30,10 @@ from typing import Any
 
 import numpy as np
 
-from .config import RouterConfig, load_config
-from .data import DataError, Example, read_many, tier_outcomes
-from .decision_log import export_examples
-from .scorer import Scorer
+from router.core.config import RouterConfig, load_config
+from router.core.data import DataError, Example, read_many, tier_outcomes
+from router.core.scorer import Scorer
+from router.serving.decision_log import export_examples
 
 CURRENT = "current"  # the symlink in scorers/ that the config points at
 MANIFEST = "versions.json"
@@ -55,7 +55,7 @@ def log_location(config_path: Path, cfg: RouterConfig) -> str:
 
 def serving_scorer_path(config_path: Path, cfg: RouterConfig) -> Path:
     if cfg.scorer == "default":
-        from .router import default_scorer_path
+        from router.sdk.router import default_scorer_path
 
         return default_scorer_path()
     return config_path.resolve().parent / cfg.scorer
@@ -133,7 +133,7 @@ def judge_scorer(
 ) -> Scores:
     """Brier score of difficulty and gain on their targets, and APGR where both tiers are known,
     escalating the rows with the highest `signal` ("gain" or "difficulty") first."""
-    from .metrics import apgr
+    from router.evaluation.metrics import apgr
 
     batch = scorer.predict(X, [ex.text() for ex in examples])
     outcomes = tier_outcomes(examples)
@@ -176,8 +176,8 @@ def judge_scorer(
 def escalation_signal(config_path: Path, cfg: RouterConfig) -> str:
     """The score the default policy escalates on: "gain" when it sets max_gain, else
     "difficulty" (max_difficulty)."""
-    from .config import load_policy
-    from .data import domain_names
+    from router.core.config import load_policy
+    from router.core.data import domain_names
 
     path = config_path.resolve().parent / cfg.policies_dir / f"{cfg.default_policy}.yaml"
     try:
@@ -380,8 +380,8 @@ def retrain(
     calibration folds): a few hundred outcomes of your own traffic must be able to move heads
     that thousands of public rows trained. `transform` edits the new training rows before
     fitting (tests corrupt them with it)."""
-    from .encoder import load_encoder
-    from .train import embed_examples
+    from router.core.encoder import load_encoder
+    from router.evaluation.train import embed_examples
 
     say = say or (lambda _m: None)
     config_path = Path(config_path)
@@ -517,6 +517,6 @@ def reload_server(url: str, admin_key: str | None, timeout: float = 60.0) -> str
 
 
 def _safe(url: str) -> str:
-    from .decision_log import safe_url
+    from router.serving.decision_log import safe_url
 
     return safe_url(url) if "://" in url else url

@@ -1,11 +1,12 @@
-"""The fallback chain as a sans-I/O step machine, driven by `Router.chat` and `Router.achat`.
+"""The fallback chain as a sans-I/O step machine, driven by `ModelCalls.run_chain` and
+`ModelCalls.arun_chain` (router/serving/calls.py).
 
 Like h11 and httpcore keep the protocol apart from the sockets, `FallbackChain` holds every
 rule of the chain (breakers, retries with Retry-After, which errors fall back, the attempts
 and the receipt) and performs no I/O: it tells its driver what to do next and is told what
 happened. The sync and the async driver are a dozen lines each, so the two can never drift.
 
-    chain = FallbackChain(router, decision, params)
+    chain = FallbackChain(calls, decision, params)
     step = chain.start()
     while True:
         if isinstance(step, Call):   # call model step.model with step.kwargs (litellm kwargs)
@@ -26,12 +27,12 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
-from .policy import Attempt, Decision
-
-if TYPE_CHECKING:
-    from .router import Router
+from router.core.config import RouterConfig
+from router.core.policy import Attempt, Decision
+from router.serving.breaker import Breakers
+from router.serving.providers import falls_back
 
 
 @dataclass(frozen=True)
@@ -67,11 +68,28 @@ class Failed:
 Step = Call | Sleep | Done | Failed
 
 
+class Calls(Protocol):
+    """What the chain needs of its driver (`router.serving.calls.ModelCalls`)."""
+
+    config: RouterConfig
+    breakers: Breakers
+
+    def kwargs(self, name: str, params: dict[str, Any]) -> dict[str, Any]: ...
+
+    def finish(self, decision: Decision, name: str, attempts: list[Attempt]) -> Decision: ...
+
+    def fail(
+        self, decision: Decision, attempts: list[Attempt], last: Exception | None
+    ) -> Exception: ...
+
+    def breaker_failure(self, name: str, exc: Exception) -> None: ...
+
+
 class FallbackChain:
     """One request's walk down `decision.model, *decision.fallbacks`; no I/O inside."""
 
-    def __init__(self, router: Router, decision: Decision, params: dict[str, Any]) -> None:
-        self.router = router
+    def __init__(self, calls: Calls, decision: Decision, params: dict[str, Any]) -> None:
+        self.calls = calls
         self.decision = decision
         self.params = params
         self.attempts: list[Attempt] = []
@@ -92,15 +110,15 @@ class FallbackChain:
     def succeeded(self, result: Any) -> Step:
         """The last `Call` returned `result`."""
         name = self._current()
-        self.router.breakers.success(name)
+        self.calls.breakers.success(name)
         self.attempts.append(Attempt(name, True, None, _ms(self._t0)))
         self._over = True
-        return Done(result, self.router._finish(self.decision, name, self.attempts))
+        return Done(result, self.calls.finish(self.decision, name, self.attempts))
 
     def failed(self, exc: Exception) -> Step:
         """The last `Call` raised `exc`: retry it, move down the chain, or give up."""
         name = self._current()
-        wait = _retry_delay(exc, self._tried, self.router.config.model(name).retries)
+        wait = _retry_delay(exc, self._tried, self.calls.config.model(name).retries)
         if wait is not None:
             self._tried += 1
             return Sleep(wait)
@@ -118,14 +136,14 @@ class FallbackChain:
         return self._name
 
     def _next_model(self) -> Step:
-        router = self.router
+        calls = self.calls
         for name in self._names:
-            if not router.breakers.allow(name):
+            if not calls.breakers.allow(name):
                 self.attempts.append(Attempt(name, False, CIRCUIT_OPEN, 0.0))
                 continue
             self._name, self._tried, self._t0 = name, 0, time.perf_counter()
             try:
-                kwargs = router._call_kwargs(name, self.params)
+                kwargs = calls.kwargs(name, self.params)
             except Exception as e:  # noqa: BLE001 - e.g. ModelUnavailable: recorded, next
                 return self._give_up_on(name, e)
             # Retries are ours (Retry-After aware), not the provider client's hidden ones.
@@ -133,17 +151,17 @@ class FallbackChain:
             self._kwargs = kwargs
             return Call(name, kwargs)
         self._over = True
-        return Failed(router._fail(self.decision, self.attempts, self._last))
+        return Failed(calls.fail(self.decision, self.attempts, self._last))
 
     def _give_up_on(self, name: str, exc: Exception) -> Step:
         """Record `name`'s failure; fall back to the next model unless `exc` forbids it."""
-        router = self.router
+        calls = self.calls
         self.attempts.append(Attempt(name, False, _describe(exc), _ms(self._t0)))
         self._last = exc
-        router._breaker_failure(name, exc)
-        if not router._falls_back(exc):
+        calls.breaker_failure(name, exc)
+        if not falls_back(exc):
             self._over = True
-            return Failed(router._fail(self.decision, self.attempts, exc))
+            return Failed(calls.fail(self.decision, self.attempts, exc))
         return self._next_model()
 
 

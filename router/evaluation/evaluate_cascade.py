@@ -28,10 +28,10 @@ from typing import Any
 
 import numpy as np
 
-from .data import DataError, Example
-from .evaluate import Curve, EvalData, Predictions
-from .policy import JUDGED, STRAIGHT_TO_LARGE, UNCHECKED, cascade_modes
-from .verifier import AnswerCase, AnswerVerifier, auroc, load_verifier, verifier_cases
+from router.core.data import DataError, Example
+from router.core.policy import JUDGED, STRAIGHT_TO_LARGE, UNCHECKED, cascade_modes
+from router.core.verifier import AnswerCase, AnswerVerifier, auroc, load_verifier, verifier_cases
+from router.evaluation.evaluate import Curve, EvalData, Predictions
 
 Log = Callable[[str], None]
 DEFAULT_BAND = 0.2
@@ -280,9 +280,9 @@ def live_inputs(router: Any, policy: str, examples: list[Example], X: np.ndarray
     prompts, its verifier on the rows' cheap answers, catalogue prices on estimated tokens.
     The row's cheap-model score and answer stand in for the cascade's first model, the score of
     its best non-cheap model for the large one (as `router calibrate` does)."""
-    from .cascade import verifier_at
-    from .data import tier_outcomes
-    from .request import estimate_tokens, normalise_messages
+    from router.core.data import tier_outcomes
+    from router.core.request import estimate_tokens, normalise_messages
+    from router.serving.cascade import verifier_at
 
     compiled = router.policy(policy)
     spec = compiled.policy.cascade

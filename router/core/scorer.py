@@ -28,7 +28,7 @@ from typing import Any
 
 import numpy as np
 
-from .data import (
+from router.core.data import (
     Example,
     domain_names,
     domain_of,
@@ -37,9 +37,9 @@ from .data import (
     prompt_hashes,
     tier_outcomes,
 )
-from .drift import reference_distributions
-from .encoder import interchangeable
-from .tfidf import TfidfFeatures, tfidf_vectorizer
+from router.core.drift import reference_distributions
+from router.core.encoder import interchangeable
+from router.core.tfidf import TfidfFeatures, tfidf_vectorizer
 
 FORMAT_VERSION = 2
 Progress = Callable[[str], None]

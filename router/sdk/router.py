@@ -6,28 +6,20 @@ comes back with the answer records every attempt.
 
 from __future__ import annotations
 
-import asyncio
-import functools
 import itertools
 import os
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable, Iterator
 from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from . import cascade, upstream
-from .breaker import Breakers
-from .budget import Budgets
-from .chain import CIRCUIT_OPEN, Call, Done, FallbackChain, Sleep
-from .config import DecisionLogSpec, RouterConfig, load_config, load_policies
-from .data import domain_names
-from .drift import DriftMonitor
-from .encoder import load_encoder
-from .local import LocalModels
-from .policy import Attempt, CompiledPolicy, Decision
-from .request import (
+from router.core.config import DecisionLogSpec, RouterConfig, load_config, load_policies
+from router.core.data import domain_names
+from router.core.drift import DriftMonitor
+from router.core.encoder import load_encoder
+from router.core.policy import CompiledPolicy, Decision
+from router.core.request import (
     Message,
     RequestError,
     message_text,
@@ -35,12 +27,19 @@ from .request import (
     request_facts,
     routing_text,
 )
-from .scorer import Scorer
-from .sessions import Sessions, reply_of, run_sync
-from .state import StateStore, open_state
+from router.core.scorer import Scorer
+from router.sdk.streams import AsyncRoutedStream, RoutedStream, carries_nothing, prepend
+from router.serving import cascade, upstream
+from router.serving.breaker import Breakers
+from router.serving.budget import Budgets
+from router.serving.calls import ModelCalls
+from router.serving.local import LocalModels
+from router.serving.providers import EmptyStream, load_litellm
+from router.serving.sessions import Sessions, reply_of, run_sync
+from router.serving.state import StateStore, open_state
 
 if TYPE_CHECKING:  # sqlalchemy loads only when a log is opened: fast cold starts
-    from .decision_log import DecisionLog
+    from router.serving.decision_log import DecisionLog
 
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 
@@ -48,25 +47,6 @@ os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 def default_scorer_path() -> Path:
     """The scorer shipped inside the package (`make model` rebuilds it)."""
     return Path(str(resources.files("router").joinpath("artifacts/default")))
-
-
-class UpstreamError(RuntimeError):
-    """Every model in the fallback chain failed; `decision.attempts` says how."""
-
-    def __init__(self, message: str, decision: Decision, status_code: int = 502) -> None:
-        self.decision = decision
-        self.status_code = status_code
-        super().__init__(message)
-
-
-class ModelUnavailable(RuntimeError):
-    """A model cannot be called at all (for example its API key is not set)."""
-
-
-class EmptyStream(RuntimeError):
-    """A stream ended without a single role, content or tool-call delta (not a real answer)."""
-
-    status_code = 502
 
 
 class Router:
@@ -83,9 +63,8 @@ class Router:
         self.policies = policies
         self.scorer = scorer
         self.encoder = encoder
-        self.breakers = Breakers(config.breaker.failures, config.breaker.cooldown_s)
-        # Local GGUF models' servers (router/local.py), once `start_local()` ran.
-        self.local: LocalModels | None = None
+        # Model calls: arguments, breakers, fallback chains, local servers (router/serving).
+        self.calls = ModelCalls(config)
         self.base_dir = Path.cwd()  # where relative gguf paths start; from_config: its folder
         # Shared state (router/state.py): session state and counters; in process by default,
         # in Redis with `state: redis://...` (falls back to in process during an outage).
@@ -142,6 +121,19 @@ class Router:
         if start_local:
             router.start_local()
         return router
+
+    @property
+    def breakers(self) -> Breakers:
+        return self.calls.breakers
+
+    @property
+    def local(self) -> LocalModels | None:
+        """Local GGUF models' servers, once `start_local()` ran."""
+        return self.calls.local
+
+    @local.setter
+    def local(self, value: LocalModels | None) -> None:
+        self.calls.local = value
 
     # ---- local models -----------------------------------------------------------------------
 
@@ -283,7 +275,7 @@ class Router:
             where = self.base_dir / where
         if self.decision_log is not None:
             self.decision_log.close()
-        from .decision_log import open_decision_log
+        from router.serving.decision_log import open_decision_log
 
         self.decision_log = open_decision_log(where, spec, self)
         return self.decision_log
@@ -292,7 +284,7 @@ class Router:
         """The decision-log row of one SDK call; gives the decision its request id."""
         if self.decision_log is None:
             return
-        from .decision_log import decision_row
+        from router.serving.decision_log import decision_row
 
         decision.request_id = "req_" + uuid.uuid4().hex
         tokens = None
@@ -315,124 +307,11 @@ class Router:
         unknown id, ValueError for a bad score, RuntimeError without a decision log."""
         if self.decision_log is None:
             raise RuntimeError("feedback needs a decision log: call open_decision_log() first")
-        from .decision_log import feedback_score
+        from router.serving.decision_log import feedback_score
 
         self.decision_log.record_outcome(request_id, feedback_score(score), "feedback", model)
 
     # ---- calling models ---------------------------------------------------------------------
-
-    def _call_kwargs(self, name: str, params: dict[str, Any]) -> dict[str, Any]:
-        """litellm keyword arguments for one model; raises ModelUnavailable without its key."""
-        spec = self.config.model(name)
-        kwargs: dict[str, Any] = {"model": spec.litellm_model, "timeout": spec.timeout, **params}
-        if spec.is_local:
-            base = self.local.api_base(name) if self.local is not None else None
-            if base is None:
-                state = self.local.state(name) if self.local is not None else "not started"
-                raise ModelUnavailable(f"local server {state}")
-            kwargs.update(api_base=base, api_key="not-needed")
-        elif spec.api_base:
-            kwargs["api_base"] = spec.api_base
-        if spec.api_key_env:
-            key = os.environ.get(spec.api_key_env)
-            if not key:
-                raise ModelUnavailable(f"API key env {spec.api_key_env} is not set")
-            kwargs["api_key"] = key
-        elif spec.api_base:
-            # OpenAI-compatible local servers still expect some key.
-            kwargs["api_key"] = "not-needed"
-        return kwargs
-
-    @staticmethod
-    def _falls_back(exc: Exception) -> bool:
-        """A client error (bad parameters) is not cured by another model; anything else may be."""
-        litellm = load_litellm()
-
-        if isinstance(exc, ModelUnavailable | litellm.ContextWindowExceededError):
-            return True
-        return not isinstance(exc, litellm.BadRequestError | litellm.UnsupportedParamsError)
-
-    @staticmethod
-    def _is_fault(exc: Exception) -> bool:
-        """Does `exc` say the model is unhealthy (counts for its breaker)? Bad requests, a
-        prompt too long for it and a missing key say nothing about its health."""
-        litellm = load_litellm()
-
-        if isinstance(exc, ModelUnavailable | litellm.ContextWindowExceededError):
-            return False
-        return Router._falls_back(exc)
-
-    def _finish(self, decision: Decision, name: str, attempts: list[Attempt]) -> Decision:
-        if name == decision.model:
-            decision.attempts = attempts
-            return decision
-        failed = [a for a in attempts if not a.ok]
-        note = f"fell back to {name} after " + ", ".join(f"{a.model} ({a.error})" for a in failed)
-        # Only unavailable models before it (no key, local server down): say so plainly.
-        prefix = "ModelUnavailable: "
-        if failed and all((a.error or "").startswith(prefix) for a in failed):
-            whys = [(a.model, (a.error or "").removeprefix(prefix)) for a in failed]
-            why = whys[0][1] if len(whys) == 1 else ", ".join(f"{m}: {w}" for m, w in whys)
-            note = f"wanted {decision.model}, unavailable ({why}); answered by {name}"
-        return decision.answered_by(name, self.config.model(name).tier, attempts, note)
-
-    def _fail(self, decision: Decision, attempts: list[Attempt], last: Exception | None):
-        decision.attempts = attempts
-        detail = "; ".join(f"{a.model}: {a.error}" for a in attempts)
-        status = getattr(last, "status_code", None)
-        timeout = last is not None and "timeout" in type(last).__name__.lower()
-        code = 504 if timeout else (status if status in (400, 429) else 502)
-        if attempts and all(a.error == CIRCUIT_OPEN for a in attempts):
-            code = 503  # nothing was called: every model's breaker is open
-        return UpstreamError(f"every model in the chain failed: {detail}", decision, code)
-
-    def _breaker_failure(self, name: str, exc: Exception) -> None:
-        if self._is_fault(exc):
-            self.breakers.failure(name)
-        else:
-            # Not the model's fault, but a half-open trial slot must not stay claimed.
-            self.breakers.release(name)
-
-    def _run_chain(self, decision: Decision, params: dict, call: Callable[[dict], Any]):
-        """Try `call(litellm kwargs)` on the chosen model, then down the fallback chain
-        (the rules are `FallbackChain`'s; this drives it with blocking calls)."""
-        chain = FallbackChain(self, decision, params)
-        step = chain.start()
-        while True:
-            if isinstance(step, Call):
-                try:
-                    result = call(step.kwargs)
-                except Exception as e:  # noqa: BLE001 - every upstream failure is recorded
-                    step = chain.failed(e)
-                else:
-                    step = chain.succeeded(result)
-            elif isinstance(step, Sleep):
-                time.sleep(step.seconds)
-                step = chain.slept()
-            elif isinstance(step, Done):
-                return step.result, step.decision
-            else:
-                raise step.error
-
-    async def _arun_chain(self, decision: Decision, params: dict, call: Callable[[dict], Any]):
-        """`_run_chain` for coroutines: the same `FallbackChain`, awaited calls and sleeps."""
-        chain = FallbackChain(self, decision, params)
-        step = chain.start()
-        while True:
-            if isinstance(step, Call):
-                try:
-                    result = await call(step.kwargs)
-                except Exception as e:  # noqa: BLE001 - every upstream failure is recorded
-                    step = chain.failed(e)
-                else:
-                    step = chain.succeeded(result)
-            elif isinstance(step, Sleep):
-                await asyncio.sleep(step.seconds)
-                step = chain.slept()
-            elif isinstance(step, Done):
-                return step.result, step.decision
-            else:
-                raise step.error
 
     def chat(self, messages: str | list[Message], policy: str | None = None, **params: Any):
         """Route, then call the model (OpenAI parameters pass through); `.decision` is attached.
@@ -453,7 +332,7 @@ class Router:
             def open_stream(kw: dict):
                 it = iter(litellm.completion(messages=msgs, **kw))
                 first = next(it)
-                if _carries_nothing(first):
+                if carries_nothing(first):
                     # litellm makes up one empty "stop" chunk for a body that was not SSE.
                     nxt = next(it, None)
                     if nxt is None:
@@ -463,11 +342,17 @@ class Router:
 
             if cascade.is_judged(decision):  # the cheap answer is held and judged first
                 it, decision, held = cascade.run(
-                    self, decision, msgs, params, open_stream, self.text_of(msgs)
+                    self.calls,
+                    self.policy(decision.policy),
+                    decision,
+                    msgs,
+                    params,
+                    open_stream,
+                    self.text_of(msgs),
                 )
                 first, it = held[0], cascade.held_then(held[1:], it)
             else:
-                (it, first), decision = self._run_chain(decision, params, open_stream)
+                (it, first), decision = self.calls.run_chain(decision, params, open_stream)
             self._log_call(decision, msgs)
             return RoutedStream(decision, turn.follow_sync(decision, itertools.chain([first], it)))
 
@@ -475,9 +360,17 @@ class Router:
             return upstream.completion(msgs, **kw)  # direct httpx for OpenAI-compatible
 
         if cascade.is_judged(decision):
-            resp, decision, _ = cascade.run(self, decision, msgs, params, call, self.text_of(msgs))
+            resp, decision, _ = cascade.run(
+                self.calls,
+                self.policy(decision.policy),
+                decision,
+                msgs,
+                params,
+                call,
+                self.text_of(msgs),
+            )
         else:
-            resp, decision = self._run_chain(decision, params, call)
+            resp, decision = self.calls.run_chain(decision, params, call)
         run_sync(turn.close(decision, reply_of(resp)))
         self._log_call(decision, msgs, getattr(resp, "usage", None))
         resp.decision = decision
@@ -497,22 +390,28 @@ class Router:
             async def open_stream(kw: dict):
                 it = (await litellm.acompletion(messages=msgs, **kw)).__aiter__()
                 first = await it.__anext__()
-                if _carries_nothing(first):
+                if carries_nothing(first):
                     # litellm makes up one empty "stop" chunk for a body that was not SSE.
                     try:
                         nxt = await it.__anext__()
                     except StopAsyncIteration:
                         raise EmptyStream("the upstream stream carried no answer") from None
-                    it = _prepend(nxt, it)
+                    it = prepend(nxt, it)
                 return it, first
 
             if cascade.is_judged(decision):  # the cheap answer is held and judged first
                 it, decision, held = await cascade.arun(
-                    self, decision, msgs, params, open_stream, self.text_of(msgs)
+                    self.calls,
+                    self.policy(decision.policy),
+                    decision,
+                    msgs,
+                    params,
+                    open_stream,
+                    self.text_of(msgs),
                 )
                 first, it = held[0], cascade.aheld_then(held[1:], it)
             else:
-                (it, first), decision = await self._arun_chain(decision, params, open_stream)
+                (it, first), decision = await self.calls.arun_chain(decision, params, open_stream)
             self._log_call(decision, msgs)
             return AsyncRoutedStream(decision, first, turn.follow(decision, it, first))
 
@@ -521,74 +420,17 @@ class Router:
 
         if cascade.is_judged(decision):
             resp, decision, _ = await cascade.arun(
-                self, decision, msgs, params, call, self.text_of(msgs)
+                self.calls,
+                self.policy(decision.policy),
+                decision,
+                msgs,
+                params,
+                call,
+                self.text_of(msgs),
             )
         else:
-            resp, decision = await self._arun_chain(decision, params, call)
+            resp, decision = await self.calls.arun_chain(decision, params, call)
         await turn.close(decision, reply_of(resp))
         self._log_call(decision, msgs, getattr(resp, "usage", None))
         resp.decision = decision
         return resp
-
-
-@functools.cache
-def load_litellm():
-    """litellm, imported on first use (it takes seconds) and made quiet: its logging and
-    callback machinery cost about a quarter of each call's CPU (6.4 → 4.7 ms measured on a
-    loopback upstream) and the router keeps its own receipts, costs and logs."""
-    import litellm
-
-    litellm.turn_off_message_logging = True  # prompts never reach litellm's loggers
-    litellm.disable_streaming_logging = True
-    litellm.suppress_debug_info = True
-    litellm.telemetry = False
-    litellm.callbacks = []
-    litellm.success_callback = []
-    litellm.failure_callback = []
-    litellm._async_success_callback = []
-    litellm._async_failure_callback = []
-    return litellm
-
-
-def _carries_nothing(chunk: Any) -> bool:
-    """No role, content or tool call in any choice of this stream chunk."""
-    for c in getattr(chunk, "choices", None) or []:
-        d = getattr(c, "delta", None)
-        if d is not None and (
-            getattr(d, "role", None)
-            or getattr(d, "content", None)
-            or getattr(d, "tool_calls", None)
-            or getattr(d, "function_call", None)
-        ):
-            return False
-    return True
-
-
-async def _prepend(first: Any, rest: AsyncIterator) -> AsyncIterator:
-    yield first
-    async for chunk in rest:
-        yield chunk
-
-
-class RoutedStream:
-    """Chunks of a streamed answer, with the Decision of the model that is streaming."""
-
-    def __init__(self, decision: Decision, chunks: Iterator) -> None:
-        self.decision = decision
-        self._chunks = chunks
-
-    def __iter__(self) -> Iterator:
-        return self._chunks
-
-
-class AsyncRoutedStream:
-    """The async twin of `RoutedStream`."""
-
-    def __init__(self, decision: Decision, first: Any, rest: AsyncIterator) -> None:
-        self.decision = decision
-        self._first, self._rest = first, rest
-
-    async def __aiter__(self):
-        yield self._first
-        async for chunk in self._rest:
-            yield chunk

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from fractions import Fraction
 from typing import Any
 
-from .sandbox import SandboxResult, run_python
+from router.evaluation.sandbox import SandboxResult, run_python
 
 
 class GradingError(ValueError):

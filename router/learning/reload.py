@@ -20,10 +20,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from .config import ConfigError, load_config, load_policies
-from .data import domain_names
-from .encoder import load_encoder
-from .scorer import Scorer
+from router.core.config import ConfigError, load_config, load_policies
+from router.core.data import domain_names
+from router.core.encoder import load_encoder
+from router.core.scorer import Scorer
 
 
 class ReloadError(ValueError):
@@ -31,7 +31,7 @@ class ReloadError(ValueError):
 
 
 def scorer_path_of(config: Any, base: Path) -> Path:
-    from .router import default_scorer_path
+    from router.sdk.router import default_scorer_path
 
     return default_scorer_path() if config.scorer == "default" else base / config.scorer
 
@@ -84,7 +84,7 @@ def reload_router(old: Any, path: str | Path | None = None) -> Any:
 
     Raises ConfigError, ScorerError or ReloadError (all ValueErrors) and changes nothing when
     the new configuration is not usable."""
-    from .router import Router
+    from router.sdk.router import Router
 
     if path is None and old.config_path is None:
         raise ReloadError("this router was not loaded from a config file; nothing to re-read")

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .data import DataError, Example
-from .scorer import Scorer
+from router.core.data import DataError, Example
+from router.core.scorer import Scorer
 
 Progress = Callable[[int], None]
 

@@ -1,0 +1,1 @@
+"""Learning from traffic: gated retraining, hot reload and shadow judging."""

@@ -1,0 +1,108 @@
+"""Calling catalogue models: litellm's arguments per model, which errors fall back or count
+against a breaker, and the fallback chain driven with blocking or awaited calls.
+
+The rules of the chain live in `FallbackChain` (sans-I/O); `ModelCalls` drives it and is what
+the SDK, the cascade and the proxy's pass-through call models through.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+from typing import Any
+
+from router.core.config import RouterConfig
+from router.core.policy import Attempt, Decision
+from router.serving.breaker import Breakers
+from router.serving.chain import CIRCUIT_OPEN, Call, Done, FallbackChain, Sleep
+from router.serving.local import LocalModels
+from router.serving.providers import UpstreamError, call_kwargs, is_fault
+
+
+class ModelCalls:
+    """The catalogue's models as something to call: arguments, breakers, local servers."""
+
+    def __init__(self, config: RouterConfig, breakers: Breakers | None = None) -> None:
+        self.config = config
+        self.breakers = breakers or Breakers(config.breaker.failures, config.breaker.cooldown_s)
+        # Local GGUF models' servers (router/serving/local.py), once started.
+        self.local: LocalModels | None = None
+
+    def kwargs(self, name: str, params: dict[str, Any]) -> dict[str, Any]:
+        return call_kwargs(self.config.model(name), self.local, params)
+
+    def finish(self, decision: Decision, name: str, attempts: list[Attempt]) -> Decision:
+        """The decision of the model that answered, with every attempt and a plain note."""
+        if name == decision.model:
+            decision.attempts = attempts
+            return decision
+        failed = [a for a in attempts if not a.ok]
+        note = f"fell back to {name} after " + ", ".join(f"{a.model} ({a.error})" for a in failed)
+        # Only unavailable models before it (no key, local server down): say so plainly.
+        prefix = "ModelUnavailable: "
+        if failed and all((a.error or "").startswith(prefix) for a in failed):
+            whys = [(a.model, (a.error or "").removeprefix(prefix)) for a in failed]
+            why = whys[0][1] if len(whys) == 1 else ", ".join(f"{m}: {w}" for m, w in whys)
+            note = f"wanted {decision.model}, unavailable ({why}); answered by {name}"
+        return decision.answered_by(name, self.config.model(name).tier, attempts, note)
+
+    def fail(
+        self, decision: Decision, attempts: list[Attempt], last: Exception | None
+    ) -> UpstreamError:
+        decision.attempts = attempts
+        detail = "; ".join(f"{a.model}: {a.error}" for a in attempts)
+        status = getattr(last, "status_code", None)
+        timeout = last is not None and "timeout" in type(last).__name__.lower()
+        code = 504 if timeout else (status if status in (400, 429) else 502)
+        if attempts and all(a.error == CIRCUIT_OPEN for a in attempts):
+            code = 503  # nothing was called: every model's breaker is open
+        return UpstreamError(f"every model in the chain failed: {detail}", decision, code)
+
+    def breaker_failure(self, name: str, exc: Exception) -> None:
+        if is_fault(exc):
+            self.breakers.failure(name)
+        else:
+            # Not the model's fault, but a half-open trial slot must not stay claimed.
+            self.breakers.release(name)
+
+    def run_chain(self, decision: Decision, params: dict, call: Callable[[dict], Any]):
+        """Try `call(litellm kwargs)` on the chosen model, then down the fallback chain
+        (the rules are `FallbackChain`'s; this drives it with blocking calls)."""
+        chain = FallbackChain(self, decision, params)
+        step = chain.start()
+        while True:
+            if isinstance(step, Call):
+                try:
+                    result = call(step.kwargs)
+                except Exception as e:  # noqa: BLE001 - every upstream failure is recorded
+                    step = chain.failed(e)
+                else:
+                    step = chain.succeeded(result)
+            elif isinstance(step, Sleep):
+                time.sleep(step.seconds)
+                step = chain.slept()
+            elif isinstance(step, Done):
+                return step.result, step.decision
+            else:
+                raise step.error
+
+    async def arun_chain(self, decision: Decision, params: dict, call: Callable[[dict], Any]):
+        """`run_chain` for coroutines: the same `FallbackChain`, awaited calls and sleeps."""
+        chain = FallbackChain(self, decision, params)
+        step = chain.start()
+        while True:
+            if isinstance(step, Call):
+                try:
+                    result = await call(step.kwargs)
+                except Exception as e:  # noqa: BLE001 - every upstream failure is recorded
+                    step = chain.failed(e)
+                else:
+                    step = chain.succeeded(result)
+            elif isinstance(step, Sleep):
+                await asyncio.sleep(step.seconds)
+                step = chain.slept()
+            elif isinstance(step, Done):
+                return step.result, step.decision
+            else:
+                raise step.error
