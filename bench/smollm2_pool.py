@@ -29,7 +29,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 from router.core.config import load_config  # noqa: E402
 from router.core.data import read_jsonl  # noqa: E402
 from router.core.encoder import load_encoder  # noqa: E402
-from router.evaluation import metrics as M
+from router.evaluation import metrics as M  # noqa: E402
 from router.evaluation.evaluate import EvalData, evaluate  # noqa: E402
 from router.evaluation.train import embed_examples  # noqa: E402
 

@@ -26,16 +26,13 @@ from router.server.chat import ChatService
 from router.server.endpoint import bad_request, call_router, read_json, record_for
 from router.server.streaming import EndingStreamingResponse
 from router.server.targets import resolve
-from router.server.translate import (
+from router.server.translate.common import Reply, new_id, nullable, sse_events
+from router.server.translate.messages import (
     MESSAGES_IGNORED,
     MessagesStream,
-    Reply,
     chat_to_message,
     messages_to_chat,
-    new_id,
-    nullable,
     parse_messages,
-    sse_events,
 )
 
 # HTTP status → Anthropic error type.

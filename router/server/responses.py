@@ -25,17 +25,14 @@ from router.server.endpoint import bad_request, call_router, read_json, record_f
 from router.server.errors import APIError
 from router.server.streaming import EndingStreamingResponse
 from router.server.targets import resolve
-from router.server.translate import (
+from router.server.translate.common import Reply, new_id, nullable, sse_events
+from router.server.translate.responses import (
     RESPONSES_IGNORED,
-    Reply,
     ResponsesBody,
     ResponsesStream,
     chat_to_response,
-    new_id,
-    nullable,
     parse_responses,
     responses_to_chat,
-    sse_events,
 )
 
 KEY = "response:"

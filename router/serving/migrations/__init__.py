@@ -1,1 +1,1 @@
-"""Alembic migrations of the decision log (run by `router.decision_log.migrate` at start)."""
+"""Alembic migrations of the decision log (run by `router.serving.decision_log.schema.migrate` at start)."""

@@ -1,0 +1,332 @@
+"""Commands that measure: eval and profile."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.table import Table
+
+from router.cli.main import (
+    BATCH_THREADS,
+    ConfigOpt,
+    app,
+    console,
+    err,
+    friendly,
+    progress_bar,
+)
+from router.core.config import ConfigError, load_config, load_policies
+from router.core.data import DataError, domain_names, read_many
+
+
+def _parse_prices(price: list[str]) -> dict[str, float]:
+    out = {}
+    for item in price:
+        name, sep, value = item.rpartition("=")
+        try:
+            out[name] = float(value)
+        except ValueError:
+            sep = ""
+        if not sep or not name:
+            raise DataError(f"--price {item!r}: expected MODEL=USD_PER_CALL")
+    return out
+
+
+def _fmt(v, kind: str = "") -> str:
+    if v is None:
+        return "-"
+    if kind == "pct":
+        return f"{v:.1%}"
+    return f"{v:.3f}"
+
+
+@app.command("eval")
+@friendly
+def eval_(
+    data: Annotated[list[Path], typer.Argument(help="routing dataset(s), JSONL")],
+    scorer: Annotated[Path | None, typer.Option(help="scorer directory (default: shipped)")] = None,
+    policy: Annotated[
+        str | None, typer.Option(help="policy whose escalation settings apply")
+    ] = None,
+    cv: Annotated[int | None, typer.Option(help="K-fold cross-validation by prompt text")] = None,
+    group_by: Annotated[str | None, typer.Option(help="'source': leave one source out")] = None,
+    json_out: Annotated[Path | None, typer.Option("--json", help="write every figure here")] = None,
+    plot_out: Annotated[
+        Path | None, typer.Option("--plot", help="write the curves to a PNG")
+    ] = None,
+    price: Annotated[
+        list[str], typer.Option(help="MODEL=USD per call, for data without costs")
+    ] = [],  # noqa: B006
+    source: Annotated[
+        list[str], typer.Option(help="only rows whose source starts with this (repeatable)")
+    ] = [],  # noqa: B006
+    held_out: Annotated[
+        bool,
+        typer.Option("--held-out", help="only rows the scorer was not trained on (needs no --cv)"),
+    ] = False,
+    cascade: Annotated[
+        bool,
+        typer.Option(
+            "--cascade",
+            help="also the cascade and the hybrid (docs/cascades.md): rows need answers",
+        ),
+    ] = False,
+    band: Annotated[
+        float | None,
+        typer.Option(help="--cascade: the hybrid band (default: the policy's, else 0.2)"),
+    ] = None,
+    verifier: Annotated[
+        Path | None,
+        typer.Option(help="--cascade without --cv: verifier directory (default: shipped)"),
+    ] = None,
+    config: ConfigOpt = Path("config.yaml"),
+) -> None:
+    """Cost-quality curves and metrics of the router and baselines on routing data."""
+    import json
+
+    from router.core.encoder import load_encoder
+    from router.core.scorer import Scorer
+    from router.evaluation.evaluate import EvalData, evaluate, plot, training_overlap
+    from router.evaluation.metrics import covers_all_shares
+    from router.evaluation.train import embed_examples
+    from router.sdk.router import default_scorer_path
+
+    if cv is not None and group_by is not None:
+        raise DataError("use either --cv or --group-by, not both")
+    if group_by not in (None, "source"):
+        raise DataError(f"--group-by {group_by!r}: only 'source' is supported")
+    if cv is not None and cv < 2:
+        raise DataError("--cv must be at least 2")
+    if held_out and (cv is not None or group_by is not None):
+        raise DataError("--held-out evaluates the given scorer as it is: not with --cv/--group-by")
+    cfg = load_config(config)
+    pol = None
+    if policy is not None:
+        pol = load_policies(config.resolve().parent / cfg.policies_dir, cfg, domain_names()).get(
+            policy
+        )
+        if pol is None:
+            raise ConfigError(config, "policy", f"unknown policy {policy!r}")
+    rows = read_many(data)
+    if source:
+        rows = [r for r in rows if any(r.source.startswith(p) for p in source)]
+        if not rows:
+            raise DataError(f"no rows with a source starting with {source}")
+    enc = load_encoder(
+        cfg.encoder.name, cfg.encoder.max_tokens, cache_size=0, threads=BATCH_THREADS
+    )
+    sc = None
+    if cv is None and group_by is None:
+        base = config.resolve().parent
+        path = scorer or (default_scorer_path() if cfg.scorer == "default" else base / cfg.scorer)
+        sc = Scorer.load(path, encoder_identity=enc.identity)
+        seen = sc.trained_on(rows)
+        if held_out:
+            if seen is None:
+                raise DataError(f"--held-out: {path} recorded no training prompts; retrain it")
+            rows = [r for r, s in zip(rows, seen, strict=True) if not s]
+            if not rows:
+                raise DataError("--held-out: the scorer was trained on every row")
+            err.print(f"--held-out: {int(seen.sum())} rows the scorer saw left out")
+        elif msg := training_overlap(sc, rows).warning():
+            err.print(f"[yellow]warning:[/yellow] {msg}", highlight=False)
+    ev = EvalData.from_examples(rows, _parse_prices(price))
+    if ev.dropped:
+        err.print(
+            f"note: {ev.dropped} rows lack a score for some model and are left out", highlight=False
+        )
+    rows = ev.examples
+    bar, advance = progress_bar(f"embedding ({enc.identity})", len(rows))
+    with bar:
+        X = embed_examples(enc, rows, advance)
+    with err.status("evaluating…") as status:
+        extra = None
+        if cascade:
+            from router.core.verifier import AnswerVerifier
+            from router.evaluation.evaluate_cascade import DEFAULT_BAND, CascadeCurves
+
+            if band is None:
+                band = pol.cascade.band if pol is not None and pol.cascade else DEFAULT_BAND
+            extra = CascadeCurves(
+                band=band,
+                verifier=AnswerVerifier.load(verifier) if verifier is not None else None,
+                log=lambda m: status.update(f"training {m}…"),
+            )
+        report = evaluate(
+            ev,
+            X,
+            scorer=sc,
+            encoder_identity=enc.identity,
+            policy=pol,
+            cv=cv,
+            group_by_source=group_by == "source",
+            log=lambda m: status.update(f"training {m}…"),
+            extra=extra,
+        )
+    out = report.to_json()
+    # Piped output gets a wide table rather than columns squeezed to 80 characters.
+    wide = console if console.is_terminal else Console(width=220)
+    t = Table(title=f"{len(rows)} prompts, {out['mode']}; sweep of {out['sweep']}")
+    cols = ["router / baseline", "$/1k (min-max)", "best quality"]
+    cols += ["apgr", "cpt_50", "cpt_80", "cpt_95"] if ev.two_tier else []
+    cols += [
+        "aiq",
+        "cost_reduction_at_95",
+        "quality_at_best_single_cost",
+        "cost_to_match_best_single",
+        "oracle_gain_captured",
+    ]
+    for c in cols:
+        t.add_column(c, justify="right" if c != cols[0] else "left")
+    partial: list[str] = []
+    for cv_ in report.curves:
+        m = cv_.metrics
+        cost = (
+            f"{cv_.cost.min() * 1000:.4f}-{cv_.cost.max() * 1000:.4f}"
+            if len(cv_.cost) > 1
+            else f"{cv_.cost[0] * 1000:.4f}"
+        )
+        row = [cv_.name, cost, _fmt(float(cv_.quality.max()))]
+        if ev.two_tier:
+            # "*": computed on the large-call shares the curve covers (see the note below).
+            lo, hi = m.get("large_share_from"), m.get("large_share_to")
+            span = None if lo is None else (lo, hi)
+            mark = "*" if span and not covers_all_shares(span) else ""
+            if mark:
+                partial.append(f"{cv_.name} {span[0]:.1%}-{span[1]:.1%}")
+            row += [_fmt(m["apgr"]) + mark]
+            row += [_fmt(m[f"cpt_{p}"], "pct") + mark for p in (50, 80, 95)]
+        row += [
+            _fmt(m["aiq"]),
+            _fmt(m["cost_reduction_at_95"], "pct"),
+            _fmt(m["quality_at_best_single_cost"]),
+            _fmt(m["cost_to_match_best_single"], "pct"),
+            _fmt(m["oracle_gain_captured"], "pct"),
+        ]
+        t.add_row(*row)
+    wide.print(t)
+    if partial:
+        wide.print(
+            "* APGR and CPT on the large-call shares the curve covers, not extrapolated: "
+            + "; ".join(partial)
+        )
+    if json_out:
+        json_out.write_text(json.dumps(out, indent=1) + "\n", encoding="utf-8")
+        console.print(f"wrote {json_out}")
+    if plot_out:
+        plot(report, str(plot_out))
+        console.print(f"wrote {plot_out}")
+
+
+@app.command("profile")
+@friendly
+def profile_(
+    data: Annotated[list[Path], typer.Argument(help="labelled routing data, JSONL")],
+    model: Annotated[list[str], typer.Option(help="catalogue model to profile (repeatable)")],
+    out: Annotated[Path, typer.Option(help="routing data to write (merged if it exists)")],
+    limit: Annotated[int | None, typer.Option(help="at most this many rows")] = None,
+    per_source: Annotated[int | None, typer.Option(help="at most this many rows a source")] = None,
+    source: Annotated[
+        list[str], typer.Option(help="only rows whose source starts with this (repeatable)")
+    ] = [],  # noqa: B006
+    concurrency: Annotated[int, typer.Option(help="calls in flight")] = 1,
+    allow_code_exec: Annotated[
+        bool, typer.Option(help="run generated code against the asserts (in the sandbox)")
+    ] = False,
+    judge: Annotated[
+        str | None, typer.Option(help="catalogue model that grades rows without a metric")
+    ] = None,
+    judge_against: Annotated[
+        str | None, typer.Option(help="pairwise judging against this model's stored answers")
+    ] = None,
+    max_tokens: Annotated[
+        int | None, typer.Option(help="answer budget for every task (default: per task)")
+    ] = None,
+    retries: Annotated[int, typer.Option(help="retries of a failed call")] = 3,
+    threads: Annotated[int, typer.Option(help="threads of a local model's server")] = 1,
+    config: ConfigOpt = Path("config.yaml"),
+) -> None:
+    """Run catalogue models over labelled prompts, grade them, merge the columns into OUT."""
+    from router.evaluation.profile import profile as run_profile
+
+    cfg = load_config(config)
+    bar = Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeRemainingColumn(),
+        console=err,
+    )
+    task = bar.add_task("profiling", total=None)
+    # Piped to a log (a background run), the bar does not redraw: print a line every 20 results.
+    state = {"done": 0, "total": 0, "t0": 0.0}
+
+    def on_total(n: int) -> None:
+        import time
+
+        state.update(total=n, t0=time.monotonic())
+        bar.update(task, total=n)
+        if not err.is_terminal:
+            err.print(f"profiling: {n} calls to make", highlight=False)
+
+    def advance(n: int) -> None:
+        import time
+
+        bar.advance(task, n)
+        state["done"] += n
+        if not err.is_terminal and (state["done"] % 20 == 0 or state["done"] == state["total"]):
+            el = time.monotonic() - state["t0"]
+            eta = el / state["done"] * (state["total"] - state["done"])
+            err.print(
+                f"profiling: {state['done']}/{state['total']} in {el / 60:.1f} min, "
+                f"{60 * state['done'] / el:.1f}/min, ETA {eta / 60:.0f} min",
+                highlight=False,
+            )
+
+    with bar:
+        report = run_profile(
+            data,
+            model,
+            out,
+            cfg,
+            config.resolve().parent,
+            limit=limit,
+            per_source=per_source,
+            sources=source,
+            concurrency=concurrency,
+            allow_code_exec=allow_code_exec,
+            judge=judge,
+            judge_against=judge_against,
+            max_tokens=max_tokens,
+            retries=retries,
+            threads=threads,
+            on_total=on_total,
+            progress=advance,
+            log=lambda m: err.print(m, highlight=False, markup=False),
+        )
+    wide = console if console.is_terminal else Console(width=160)
+    t = Table(title=f"profile: {out}")
+    for c in ("model", "source", "n", "accuracy", "tokens/s", "prompts/min", "cost $", "failed"):
+        t.add_column(c, justify="left" if c in ("model", "source") else "right")
+    for r in report.summary():
+        t.add_row(
+            r["model"],
+            r["source"],
+            str(r["n"]),
+            _fmt(r["accuracy"]),
+            f"{r['tokens_per_s']:.1f}" if r["tokens_per_s"] else "-",
+            f"{r['prompts_per_min']:.1f}" if r["prompts_per_min"] else "-",
+            f"{r['cost']:.6f}",
+            str(r["failed"]),
+        )
+    wide.print(t)
+    console.print(
+        f"{len(report.results) - report.already_done} results this run, "
+        f"{report.already_done} already done, {report.failed} failed (a rerun retries them), "
+        f"{report.skipped_no_reference} rows without a reference skipped; "
+        f"judge cost ${report.judge_cost:.6f}; {report.wall_s:.0f} s"
+    )

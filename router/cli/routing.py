@@ -1,0 +1,139 @@
+"""Commands that route and serve: route, policies, models, serve, stats."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from router.cli.main import (
+    ConfigOpt,
+    app,
+    console,
+    friendly,
+    load_router,
+)
+from router.core.config import load_config, load_policies
+from router.core.data import domain_names
+
+
+@app.command()
+@friendly
+def route(
+    text: Annotated[str, typer.Argument(help="the prompt to route")],
+    policy: Annotated[str | None, typer.Option(help="policy name")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="print the Decision as JSON")] = False,
+    config: ConfigOpt = Path("config.yaml"),
+) -> None:
+    """Print the routing Decision for TEXT (no model is called)."""
+    router = load_router(config)
+    d = router.route(text, policy=policy)
+    if as_json:
+        print(d.to_json(indent=2, ensure_ascii=False))
+        return
+    t = Table(show_header=False, box=None)
+    t.add_row("model", f"[bold]{d.model}[/bold] ({d.tier})")
+    t.add_row("policy", d.policy)
+    conf = f" ({d.domain_confidence:.2f})" if d.domain_confidence is not None else ""
+    t.add_row("domain", f"{d.domain}{conf}")
+    t.add_row("difficulty", f"{d.difficulty:.3f}" if d.difficulty is not None else "-")
+    t.add_row("escalation gain", f"{d.gain:.3f}" if d.gain is not None else "-")
+    for m, p in d.success.items():
+        t.add_row(f"p(success) {m}", f"{p:.3f}")
+    t.add_row("reason", d.reason)
+    t.add_row("fallbacks", " → ".join(d.fallbacks) or "-")
+    t.add_row(
+        "cost estimate", f"${d.cost_estimate:.6f} (large model: ${d.large_cost_estimate:.6f})"
+    )
+    t.add_row("routing time", f"{d.routing_ms:.1f} ms")
+    console.print(t)
+
+
+@app.command()
+@friendly
+def policies(config: ConfigOpt = Path("config.yaml")) -> None:
+    """List the configured policies."""
+    cfg = load_config(config)
+    pols = load_policies(config.resolve().parent / cfg.policies_dir, cfg, domain_names())
+    t = Table("policy", "cheap default", "specialists", "large", "escalation", "description")
+    for name, p in pols.items():
+        esc = p.escalation
+        rule = f"conf<{esc.min_domain_confidence} or diff>{esc.max_difficulty}"
+        if esc.max_gain is not None:
+            rule += f" or gain>{esc.max_gain}"
+        if esc.min_success is not None:
+            rule += f" or p(success)<{esc.min_success}"
+        if esc.cost_weight is not None:
+            rule = f"argmax p(success) − {esc.cost_weight} × relative cost"
+        specs = ", ".join(f"{d}: {'/'.join(ms)}" for d, ms in p.domains.items())
+        mark = " (default)" if name == cfg.default_policy else ""
+        t.add_row(name + mark, ", ".join(p.default), specs, ", ".join(p.large), rule, p.description)
+    console.print(t)
+
+
+@app.command()
+@friendly
+def models(config: ConfigOpt = Path("config.yaml")) -> None:
+    """List the model catalogue."""
+    cfg = load_config(config)
+    t = Table(
+        "name", "tier", "litellm model", "$/M in", "$/M out", "context", "capabilities", "key"
+    )
+    for m in cfg.models:
+        key = "-"
+        if m.api_key_env:
+            key = f"{m.api_key_env} ({'set' if os.environ.get(m.api_key_env) else 'missing'})"
+        t.add_row(
+            m.name,
+            m.tier,
+            m.litellm_model,
+            f"{m.input_price:g}",
+            f"{m.output_price:g}",
+            str(m.context_window),
+            ",".join(sorted(m.capabilities)),
+            key,
+        )
+    console.print(t)
+
+
+@app.command()
+@friendly
+def serve(
+    config: ConfigOpt = Path("config.yaml"),
+    host: Annotated[str | None, typer.Option(help="default: server.host, 127.0.0.1")] = None,
+    port: Annotated[int | None, typer.Option(help="default: server.port, 8000")] = None,
+    workers: Annotated[
+        int,
+        typer.Option(min=1, help="worker processes on the one port; /metrics sums them"),
+    ] = 1,
+) -> None:
+    """Run the OpenAI-compatible proxy (POST /v1/chat/completions with model "router")."""
+    from router.server.run import serve as run_server
+
+    run_server(config, host, port, workers)
+
+
+@app.command()
+@friendly
+def stats(
+    db: Annotated[
+        str, typer.Option(help="decision log: SQLite file or postgresql:// URL")
+    ] = "decisions.db",
+    as_json: Annotated[bool, typer.Option("--json", help="print the figures as JSON")] = False,
+) -> None:
+    """Summarise the decision log: share per model, escalations, savings, latency."""
+    from router.serving.decision_log import summarise
+
+    s = summarise(db)
+    if as_json:
+        import json
+
+        print(json.dumps(s.to_dict(), indent=2))
+        return
+    t = Table(show_header=False, box=None)
+    for label, value in s.rows():
+        t.add_row(label, value)
+    console.print(t)

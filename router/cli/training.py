@@ -1,0 +1,244 @@
+"""Commands that fit artifacts: train, train-verifier, calibrate, retrain."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from router.cli.main import (
+    BATCH_THREADS,
+    ConfigOpt,
+    app,
+    console,
+    err,
+    friendly,
+    load_router,
+    progress_bar,
+)
+from router.core.config import load_config
+from router.core.data import DataError, read_many
+
+
+@app.command()
+@friendly
+def train(
+    data: Annotated[list[Path], typer.Argument(help="routing dataset(s), JSONL")],
+    out: Annotated[Path, typer.Option(help="directory to write the scorer to")],
+    config: ConfigOpt = Path("config.yaml"),
+    c: Annotated[float, typer.Option("--C", help="inverse regularisation strength")] = 1.0,
+    hold_out: Annotated[
+        float,
+        typer.Option(
+            help="leave out this share of the prompts (data.held_out), to verify policies on"
+        ),
+    ] = 0.0,
+) -> None:
+    """Train a scorer (domain, difficulty and success heads) on routing data."""
+    from router.core.data import held_out
+    from router.core.encoder import load_encoder
+    from router.core.scorer import Scorer
+    from router.evaluation.train import embed_examples
+
+    if not 0 <= hold_out < 1:
+        raise DataError(f"--hold-out {hold_out}: a share in [0, 1)")
+    cfg = load_config(config)
+    examples = read_many(data)
+    err.print(f"{len(examples)} examples from {len(data)} file(s)")
+    if hold_out:
+        examples = [ex for ex in examples if not held_out(ex, hold_out)]
+        err.print(f"{len(examples)} left after holding out {hold_out:.0%} of the prompts")
+    with err.status("loading encoder…"):
+        enc = load_encoder(
+            cfg.encoder.name, cfg.encoder.max_tokens, cache_size=0, threads=BATCH_THREADS
+        )
+    bar, advance = progress_bar(f"embedding ({enc.identity})", len(examples))
+    with bar:
+        X = embed_examples(enc, examples, advance)
+    with err.status("fitting heads…") as status:
+        scorer = Scorer(C=c).fit(
+            X, examples, enc.identity, progress=lambda m: status.update(f"fitting {m}…")
+        )
+    scorer.save(out, extra={"trained_on": [p.name for p in data], "held_out_share": hold_out})
+    console.print(
+        f"wrote {out}: {len(scorer.domains_)} domains, success heads for {len(scorer.models_)} "
+        f"models, encoder {scorer.encoder_identity_}"
+    )
+
+
+@app.command("train-verifier")
+@friendly
+def train_verifier_(
+    data: Annotated[list[Path], typer.Argument(help="routing dataset(s) with `answers`, JSONL")],
+    out: Annotated[Path, typer.Option(help="directory to write the verifier to")],
+    models: Annotated[
+        str,
+        typer.Option(
+            help="whose answers to learn from: cheap (each row's cheap models), all, "
+            "or comma-separated names"
+        ),
+    ] = "cheap",
+    cv: Annotated[int, typer.Option(help="measure AUROC with K-fold CV first (0: skip)")] = 5,
+    c: Annotated[float, typer.Option("--C", help="inverse regularisation strength")] = 0.5,
+) -> None:
+    """Train the cascade's answer verifier: P(answer right) from prompt + answer (docs/cascades.md)."""
+    from router.core.verifier import train_verifier
+
+    chosen = models if models in ("cheap", "all") else [m.strip() for m in models.split(",")]
+    examples = read_many(data)
+    with err.status("training the verifier…") as status:
+        _, report = train_verifier(
+            examples, out, chosen, cv=cv, C=c, log=lambda m: status.update(m)
+        )
+    auc = report.get("cv_auroc")
+    console.print(
+        f"wrote {out}: {report['answers']} answers, {report['with_logprobs']} with logprobs"
+        + (f", {cv}-fold CV AUROC {auc:.3f}" if auc is not None else "")
+    )
+
+
+@app.command()
+@friendly
+def calibrate(
+    policy: Annotated[str, typer.Option(help="policy to tune")],
+    data: Annotated[list[Path], typer.Option(help="routing dataset(s), JSONL")],
+    target: Annotated[
+        str, typer.Option(help="large-share=0.3 | quality=0.95 (of all-large) | cost-per-1k=USD")
+    ],
+    out: Annotated[
+        Path | None, typer.Option(help="policy file to write (default: in place)")
+    ] = None,
+    scorer: Annotated[
+        Path | None, typer.Option(help="scorer directory (default: the config's)")
+    ] = None,
+    cascade: Annotated[
+        bool,
+        typer.Option("--cascade", help="tune the policy's cascade threshold and hybrid band"),
+    ] = False,
+    config: ConfigOpt = Path("config.yaml"),
+) -> None:
+    """Find the escalation threshold that meets a target and write it into a policy file."""
+    from router.evaluation.calibrate import CalibrationError, with_scorer, write_policy
+    from router.evaluation.calibrate import calibrate as run_calibration
+    from router.evaluation.evaluate import training_overlap
+    from router.evaluation.train import embed_examples
+
+    router = load_router(config)
+    if scorer is not None:
+        router = with_scorer(router, scorer)
+    rows = read_many(data)
+    if msg := training_overlap(router.scorer, rows).warning("expected figures"):
+        err.print(f"[yellow]warning:[/yellow] {msg}", highlight=False)
+    bar, advance = progress_bar(f"embedding ({router.encoder.identity})", len(rows))
+    with bar:
+        X = embed_examples(router.encoder, rows, advance)
+    if cascade:
+        return _calibrate_cascade(router, policy, rows, X, target, out, config)
+    try:
+        cal = run_calibration(router, policy, rows, target, X=X)
+    except CalibrationError as e:
+        raise DataError(str(e)) from None
+    cfg = router.config
+    dest = out or (config.resolve().parent / cfg.policies_dir / f"{policy}.yaml")
+    write_policy(cal, dest)
+    # Prove the written file is valid and routes.
+    from router.core.config import load_policy
+
+    load_policy(dest, cfg, router.scorer.domains_)
+    p = cal.point
+    console.print(f"{cal.field} = {p.param:.4f}  (target {cal.target})")
+    console.print(
+        f"expected on {len(rows)} prompts: quality {p.quality:.4f} "
+        f"({p.quality / cal.all_large_quality:.1%} of all-large {cal.all_large_quality:.4f}), "
+        f"cost ${p.cost_per_1k:.4f} per 1k requests (all-large ${cal.all_large_cost_per_1k:.4f}), "
+        f"large-model share {p.large_share:.1%}"
+    )
+    console.print(f"wrote {dest}")
+
+
+def _calibrate_cascade(router, policy: str, rows, X, target: str, out, config: Path) -> None:
+    """`router calibrate --cascade`: the cheapest cascade threshold and band meeting a target."""
+    import shutil
+
+    from router.core.config import load_policy
+    from router.evaluation.calibrate import CalibrationError, parse_target
+    from router.evaluation.evaluate_cascade import (
+        calibrate_points,
+        live_inputs,
+        write_cascade_settings,
+    )
+
+    try:
+        goal = parse_target(target)
+    except CalibrationError as e:
+        raise DataError(str(e)) from None
+    x = live_inputs(router, policy, rows, X)
+    point, tried = calibrate_points(x, goal)
+    src = config.resolve().parent / router.config.policies_dir / f"{policy}.yaml"
+    dest = out or src
+    if dest != src:
+        shutil.copyfile(src, dest)
+    write_cascade_settings(dest, point.threshold, point.band)
+    load_policy(dest, router.config, router.scorer.domains_)  # the written file is valid
+    band = "none (every request cascaded)" if point.band is None else f"{point.band:g}"
+    console.print(
+        f"cascade.threshold = {point.threshold:.4f}, cascade.band = {band}  ({tried} tried)"
+    )
+    console.print(
+        f"expected on {int(x.has_answer.sum())} answered of {len(x.cheap_score)} prompts: quality "
+        f"{point.quality:.4f} (all-large {x.large_score.mean():.4f}), cost "
+        f"${point.cost * 1000:.4f} per 1k requests (all-large ${x.large_cost.mean() * 1000:.4f}), "
+        f"cost-equivalent large share {point.share:.1%}"
+    )
+    console.print(f"wrote {dest}")
+
+
+@app.command()
+@friendly
+def retrain(
+    config: ConfigOpt = Path("config.yaml"),
+    data: Annotated[
+        list[Path],
+        typer.Option(help="the old training data (default: what the serving scorer names)"),
+    ] = [],  # noqa: B006 - typer needs a literal default
+    test_share: Annotated[float, typer.Option(help="newest share of outcomes held out")] = 0.3,
+    tolerance: Annotated[float, typer.Option(help="how much worse still passes the gate")] = 0.0,
+    min_new: Annotated[int, typer.Option(help="outcomes needed before retraining")] = 20,
+    new_weight: Annotated[int, typer.Option(help="how many old rows a new outcome counts as")] = 5,
+    rollback: Annotated[bool, typer.Option(help="serve the previous version again")] = False,
+    reload: Annotated[
+        str | None, typer.Option(help="proxy base URL to POST /admin/reload after promoting")
+    ] = None,
+    admin_key_env: Annotated[str, typer.Option(help="env var with the admin key")] = (
+        "ROUTER_ADMIN_KEY"
+    ),
+) -> None:
+    """Retrain the scorer on the old data plus the decision log's outcomes; promote the
+    candidate only if it is not worse on the newest held-out outcomes (docs/learning.md)."""
+    from router.learning.retrain import reload_server
+    from router.learning.retrain import retrain as run
+    from router.learning.retrain import rollback as roll_back
+
+    if rollback:
+        version = roll_back(config)
+        console.print(f"serving {version} again (scorers/current)")
+        promoted = True
+    else:
+        with err.status("retraining…") as status:
+            report = run(
+                config,
+                data,
+                test_share=test_share,
+                tolerance=tolerance,
+                min_new=min_new,
+                new_weight=new_weight,
+                say=lambda m: status.update(m),
+            )
+        console.print(report.to_markdown())
+        promoted = report.promoted
+    if reload and promoted:
+        console.print(reload_server(reload, os.environ.get(admin_key_env)))
+    if not promoted:
+        raise typer.Exit(1)

@@ -1,0 +1,59 @@
+"""The decision log: one row per routed request, and the outcomes learned about it later.
+
+One schema (SQLAlchemy Core, migrated by Alembic at start) on SQLite (the default, a file) or
+PostgreSQL (`postgresql://...`, psycopg 3):
+
+- `schema`: where the log lives, its two tables and their migrations;
+- `rows`: a row built from a Decision (`decision_row`), embeddings as int8, feedback scores;
+- `writer`: `DecisionLog`, which queues rows and writes them from a background thread;
+- `reading`: `summarise()` for `router stats`, `export_examples()` for retraining.
+
+A row holds what retraining needs (request id, time, policy, decision, scores, the routing
+embedding as int8) and, only with `store_text=True`, the routing text. Outcomes (user feedback,
+shadow judgements) go to a second table; the last write per (request, source, model) wins.
+"""
+
+from router.serving.decision_log.reading import (
+    LoggedOutcome,
+    Stats,
+    export_examples,
+    read_outcomes,
+    summarise,
+)
+from router.serving.decision_log.rows import decision_row, dequantize, feedback_score, quantize
+from router.serving.decision_log.schema import (
+    DecisionLogError,
+    database_url,
+    decisions,
+    migrate,
+    open_engine,
+    outcomes,
+    safe_url,
+)
+from router.serving.decision_log.writer import (
+    DecisionLog,
+    DecisionLogCollector,
+    open_decision_log,
+)
+
+__all__ = [
+    "DecisionLog",
+    "DecisionLogCollector",
+    "DecisionLogError",
+    "LoggedOutcome",
+    "Stats",
+    "database_url",
+    "decision_row",
+    "decisions",
+    "dequantize",
+    "export_examples",
+    "feedback_score",
+    "migrate",
+    "open_decision_log",
+    "open_engine",
+    "outcomes",
+    "quantize",
+    "read_outcomes",
+    "safe_url",
+    "summarise",
+]
