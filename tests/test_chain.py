@@ -37,7 +37,7 @@ def flaky(router):
 
 def test_unavailable_model_is_skipped_then_retry_then_fallback(router, flaky):
     assert [flaky.model, *flaky.fallbacks][:3] == ["keyless", "broken", "large"]
-    chain = FallbackChain(router, flaky, {})
+    chain = FallbackChain(router.calls, flaky, {})
     step = chain.start()
     assert isinstance(step, Call) and step.model == "broken"
     assert step.kwargs["max_retries"] == 0 and step.kwargs["model"] == "openai/fail-500"
@@ -62,18 +62,18 @@ def test_unavailable_model_is_skipped_then_retry_then_fallback(router, flaky):
 
 def test_retry_after_is_honoured_or_skipped_when_too_long(router):
     d = router.route("hello", model="small-general")
-    chain = FallbackChain(router, d, {})
+    chain = FallbackChain(router.calls, d, {})
     assert isinstance(chain.start(), Call)
     assert chain.failed(litellm_error("429", 429, {"retry-after": "3"})) == Sleep(3.0)
     d = router.route("hello", model="small-general")
-    chain = FallbackChain(router, d, {})
+    chain = FallbackChain(router.calls, d, {})
     chain.start()
     step = chain.failed(litellm_error("429", 429, {"retry-after": "3600"}))
     assert not isinstance(step, Sleep)  # too long to wait: the chain moves on
 
 
 def test_bad_request_is_not_cured_by_another_model(router, flaky):
-    chain = FallbackChain(router, flaky, {})
+    chain = FallbackChain(router.calls, flaky, {})
     chain.start()
     step = chain.failed(litellm_error("bad", 400))
     assert isinstance(step, Failed) and isinstance(step.error, UpstreamError)
@@ -82,7 +82,7 @@ def test_bad_request_is_not_cured_by_another_model(router, flaky):
 
 
 def test_every_model_failing_gives_one_error_naming_each(router, flaky):
-    chain = FallbackChain(router, flaky, {})
+    chain = FallbackChain(router.calls, flaky, {})
     step = chain.start()
     calls = 0
     while isinstance(step, Call | Sleep):
@@ -112,7 +112,7 @@ def test_open_circuits_are_recorded_without_a_call(router):
 
 def test_reporting_without_a_call_in_progress_is_an_error(router):
     d = router.route("hello", model="small-general")
-    chain = FallbackChain(router, d, {})
+    chain = FallbackChain(router.calls, d, {})
     with pytest.raises(RuntimeError):
         chain.succeeded("too early")
     chain.start()
