@@ -104,7 +104,7 @@ def test_open_circuits_are_recorded_without_a_call(router):
     r.breakers = Breakers(1, 60)  # opens after one failure (the shared router's are off)
     r.breakers.failure("small-general")
     d = r.route("hello", model="small-general")
-    chain = FallbackChain(r, d, {})
+    chain = FallbackChain(r.calls, d, {})
     step = chain.start()
     assert d.attempts == [] and chain.attempts[0].error == CIRCUIT_OPEN
     assert not (isinstance(step, Call) and step.model == "small-general")

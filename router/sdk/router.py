@@ -126,6 +126,10 @@ class Router:
     def breakers(self) -> Breakers:
         return self.calls.breakers
 
+    @breakers.setter
+    def breakers(self, value: Breakers) -> None:
+        self.calls.breakers = value
+
     @property
     def local(self) -> LocalModels | None:
         """Local GGUF models' servers, once `start_local()` ran."""
