@@ -3,7 +3,7 @@ cheap tier (SmolLM2-135M on llama.cpp) and a loopback upstream as the large tier
 
     python bench/cascade_latency.py [--n 12] [--max-tokens 48]   (or: make bench-cascade)
 
-Starts SmolLM2's llama.cpp server (router/local.py), the test upstream (tests/upstream.py) as
+Starts SmolLM2's llama.cpp server (router/serving/local.py), the test upstream (tests/upstream.py) as
 the "large" model, and a `router serve` process with four policies:
 - cheap: straight to SmolLM2 (no cascade);
 - large: straight to the loopback large model;

@@ -2,7 +2,7 @@
 
     python bench/local_tier.py [--n 12] [--max-tokens 32]   (or: make bench-local)
 
-Starts the GGUF model's llama.cpp server the way `router serve` does (router/local.py), then a
+Starts the GGUF model's llama.cpp server the way `router serve` does (router/serving/local.py), then a
 `router serve` process whose catalogue points at that running server by `api_base`. For 1 and 4
 concurrent streaming clients it prints, per target: p50/p90 time to first token, p50 tokens/s of
 one stream (after its first token), aggregate tokens/s, p50 latency and errors. Targets: the

@@ -7,7 +7,7 @@
 For config.yaml (policies/) and configs/pool.yaml (configs/policies/): calibrates each policy's
 threshold with the shipped scorer on prompts it did not train on, writes it into the policy file,
 then measures the written policy with the shipped scorer on other unseen prompts and prints the
-verification table (router.calibrate.calibrate_shipped holds the logic).
+verification table (router.evaluation.calibrate.calibrate_shipped holds the logic).
 
 With CI set in the environment and no --out-dir, the policies are written to a temporary
 directory: a CI run leaves policies/ and configs/policies/ as they are.
