@@ -112,7 +112,7 @@ def test_rows_queued_by_a_caller_that_never_closes_are_written_at_exit(tmp_path)
     import sys
 
     code = (
-        "from router.decision_log import DecisionLog\n"
+        "from router.serving.decision_log import DecisionLog\n"
         f"log = DecisionLog({str(tmp_path / 'x.db')!r})\n"
         "for i in range(500):\n"
         "    log.record({'request_id': f'x{i}', 'ts': 1.0})\n"

@@ -1,4 +1,4 @@
-"""The direct httpx path (router/upstream.py) against litellm, on the real test upstream.
+"""The direct httpx path (router/serving/upstream.py) against litellm, on the real test upstream.
 
 For every behaviour of tests/upstream.py that a non-streamed call can meet, both paths must
 give the same answer (same ModelResponse fields) or the same exception (class, status code,

@@ -70,7 +70,7 @@ class ModelSpec(_Strict):
 
     @property
     def is_local(self) -> bool:
-        """Served by a llama.cpp server that the router starts (see router/local.py)."""
+        """Served by a llama.cpp server that the router starts (see router/serving/local.py)."""
         return bool(self.gguf or self.gguf_package)
 
     def cost(self, input_tokens: float, output_tokens: float) -> float:
@@ -201,7 +201,7 @@ class DecisionLogSpec(_Strict):
 
 
 class DriftSpec(_Strict):
-    """The `drift:` section: live routing scores vs the scorer's training data (router/drift.py)."""
+    """The `drift:` section: live routing scores vs the scorer's training data (router/core/drift.py)."""
 
     window: int = Field(default=1000, ge=10, description="live decisions compared")
     threshold: float = Field(default=0.25, gt=0, description="PSI past which a warning is logged")
@@ -210,7 +210,7 @@ class DriftSpec(_Strict):
 
 class ShadowSpec(_Strict):
     """The `shadow:` section: a sample of requests is also answered by the other tier in the
-    background, and a judge model grades the pair (router/shadow.py)."""
+    background, and a judge model grades the pair (router/learning/shadow.py)."""
 
     rate: float = Field(gt=0, le=1, description="share of answered requests shadowed")
     judge: str = Field(min_length=1, description="catalogue model that grades the two answers")
@@ -325,7 +325,7 @@ class Escalation(_Strict):
 
 
 class SessionRules(_Strict):
-    """A policy's `session:`: how a conversation keeps its model across turns (router/sessions.py).
+    """A policy's `session:`: how a conversation keeps its model across turns (router/serving/sessions.py).
 
     A tool loop always continues on the model that issued the call, whatever these say."""
 
@@ -341,7 +341,7 @@ class SessionRules(_Strict):
 
 class Budget(_Strict):
     """A policy's `budget:`: hold a large-model share or a spend rate by moving the escalation
-    threshold (router/budget.py). Exactly one target."""
+    threshold (router/serving/budget.py). Exactly one target."""
 
     large_share: float | None = Field(default=None, gt=0, lt=1, description="share of requests")
     usd_per_hour: float | None = Field(default=None, gt=0, description="estimated spend, USD/h")
@@ -420,7 +420,7 @@ class Policy(_Strict):
 
     # Sticky conversations; None: the defaults of SessionRules (kept out of dumped policies).
     session: SessionRules | None = None
-    # Cheap answer first, judged, escalated when it looks wrong (router/cascade.py).
+    # Cheap answer first, judged, escalated when it looks wrong (router/serving/cascade.py).
     cascade: Cascade | None = None
 
     @field_validator("rules")

@@ -82,15 +82,15 @@ class Decision:
     attempts: list[Attempt] = field(default_factory=list)
     # The model the policy chose, when another one answered (fallback chain).
     wanted: str | None = None
-    # The conversation this turn belongs to (router/sessions.py), and whether the turn stayed
+    # The conversation this turn belongs to (router/serving/sessions.py), and whether the turn stayed
     # on the session's model (a tool loop or a sticky session) instead of a fresh choice.
     session: str | None = None
     sticky: bool | None = None
     # The decision log's key for this request, for feedback (set when a row is recorded).
     request_id: str | None = None
-    # The budget controller's state when the policy has a budget (router/budget.py).
+    # The budget controller's state when the policy has a budget (router/serving/budget.py).
     budget: dict | None = None
-    # The cascade (router/cascade.py): its mode, the verifier's probability and threshold,
+    # The cascade (router/serving/cascade.py): its mode, the verifier's probability and threshold,
     # whether it escalated, both calls' costs. None when the policy has no `cascade:`.
     cascade: dict | None = None
 
@@ -123,7 +123,7 @@ class ScoreInput:
     eligible: np.ndarray  # (n, K) bool, after hard rules
     has_text: np.ndarray  # (n,) bool
     cost: np.ndarray | None = None  # (n, K) USD per request; needed with cost_weight
-    # Replaces the policy's thresholds (a budget controller's moved threshold, router/budget.py).
+    # Replaces the policy's thresholds (a budget controller's moved threshold, router/serving/budget.py).
     escalation: Escalation | None = None
 
 
@@ -356,7 +356,7 @@ class CompiledPolicy:
             decision = self.cascade_decision(decision, facts, mask, dom_i, difficulty, succ_row)
         return decision
 
-    # ---- cascade (the decision only; router/cascade.py calls, judges and escalates) ---------
+    # ---- cascade (the decision only; router/serving/cascade.py calls, judges and escalates) ---------
 
     def cascade_decision(
         self,

@@ -473,7 +473,7 @@ def evaluate(
     With `cv` or `group_by_source` a fresh scorer is trained per fold; otherwise `scorer` is
     evaluated as it is. The kNN baseline is always out-of-fold (5 folds without `cv`).
     `extra(data, router predictions, folds, cross_validated)` adds curves and settings on the
-    same rows and folds (`router eval --cascade`: router/evaluate_cascade.py).
+    same rows and folds (`router eval --cascade`: router/evaluation/evaluate_cascade.py).
     """
     if group_by_source:
         folds = source_groups(data)

@@ -66,10 +66,10 @@ class Router:
         # Model calls: arguments, breakers, fallback chains, local servers (router/serving).
         self.calls = ModelCalls(config)
         self.base_dir = Path.cwd()  # where relative gguf paths start; from_config: its folder
-        # Shared state (router/state.py): session state and counters; in process by default,
+        # Shared state (router/serving/state.py): session state and counters; in process by default,
         # in Redis with `state: redis://...` (falls back to in process during an outage).
         self.state: StateStore = getattr(self, "state", None) or open_state(config.state)
-        # Sticky conversations and tool loops (router/sessions.py), applied around route().
+        # Sticky conversations and tool loops (router/serving/sessions.py), applied around route().
         self.sessions = Sessions(self)
         # Rows of chat() / achat() calls and their feedback (open_decision_log); off: None.
         self.decision_log: DecisionLog | None = None

@@ -54,7 +54,9 @@ class ChatService:
         self._secrets = sorted({s for s in secrets if s}, key=len, reverse=True)
         self._audio_ok = any("audio" in m.capabilities for m in router.config.models)
         self.in_flight: set[_Record] = set()  # requests whose row is not written yet
-        self.shadow = None  # the shadow judge (router/shadow.py), set by admin.install_live
+        self.shadow = (
+            None  # the shadow judge (router/learning/shadow.py), set by admin.install_live
+        )
 
     async def drain(self, timeout: float) -> None:
         """Wait (bounded) until every started request has recorded its end: at shutdown,

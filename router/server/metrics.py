@@ -83,7 +83,7 @@ class Metrics:
         self.cost = Counter(
             "router_cost_usd", "Estimated cost of the answering models, USD.", ["model"], registry=r
         )
-        # Cascades (router/cascade.py): outcomes, and what escalation threw away.
+        # Cascades (router/serving/cascade.py): outcomes, and what escalation threw away.
         self.cascade = Counter(
             "router_cascade_requests",
             "Cascaded requests by outcome: accepted (cheap answer kept), escalated, unchecked "
@@ -110,7 +110,7 @@ class Metrics:
             registry=r,
         )
         self._judged: dict[str, list[int]] = {}  # policy -> [judged, escalated]
-        # Sessions (router/sessions.py): how often a conversation's turn kept its model.
+        # Sessions (router/serving/sessions.py): how often a conversation's turn kept its model.
         self.session_turns = Counter(
             "router_session_turns",
             "Turns of a session by outcome: kept (the session's model), tool_loop (the model "

@@ -38,7 +38,7 @@ def receipt_headers(decision: Decision, request_id: str, latency_ms: float) -> d
         "x-router-fallbacks": ",".join(decision.fallbacks),
         "x-router-attempts": attempts,
         "x-router-routing-ms": f"{decision.routing_ms:.2f}",
-        # The conversation (router/sessions.py); sticky: the turn kept the session's model.
+        # The conversation (router/serving/sessions.py); sticky: the turn kept the session's model.
         "x-router-session": decision.session or "",
         "x-router-sticky": "" if decision.sticky is None else str(decision.sticky).lower(),
         "x-router-latency-ms": f"{latency_ms:.1f}",
@@ -50,7 +50,7 @@ def receipt_headers(decision: Decision, request_id: str, latency_ms: float) -> d
 
 def cascade_headers(decision: Decision) -> dict[str, str]:
     """`x-router-cascade-*`: the cascade's mode, the verifier's probability and threshold,
-    whether it escalated, and each call's cost (router/cascade.py). Empty without a cascade."""
+    whether it escalated, and each call's cost (router/serving/cascade.py). Empty without a cascade."""
     c = decision.cascade
     if not c:
         return {}
@@ -71,7 +71,7 @@ def cascade_headers(decision: Decision) -> dict[str, str]:
 
 def budget_headers(decision: Decision) -> dict[str, str]:
     """`x-router-budget-*`: the budget controller's target, the threshold it had the policy
-    use, and the window's measured share and spend (router/budget.py). Empty without a budget."""
+    use, and the window's measured share and spend (router/serving/budget.py). Empty without a budget."""
     b = decision.budget
     if not b:
         return {}

@@ -74,7 +74,7 @@ def serve(
     router = Router.from_config(config_path)
     print(usage(host, port, KeyRing(spec).enabled), flush=True)
     if router.local_models:
-        # Started by the app's lifespan (router/local.py) before the first request is accepted.
+        # Started by the app's lifespan (router/serving/local.py) before the first request is accepted.
         names = ", ".join(router.local_models)
         print(f"  local models (llama.cpp, free loopback port): {names}; state: GET /ready\n")
     listener = logs.configure()

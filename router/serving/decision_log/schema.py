@@ -138,7 +138,7 @@ def open_engine(location: str | Path) -> Engine:
 
 
 def migrate(engine: Engine) -> None:
-    """Create or upgrade the schema to the newest revision (Alembic, router/migrations).
+    """Create or upgrade the schema to the newest revision (Alembic, router/serving/migrations).
 
     A SQLite log written by the first version (a `decisions` table, no Alembic stamp) is
     stamped as revision 0001 and upgraded in place. Workers and replicas that start together
