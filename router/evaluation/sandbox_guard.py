@@ -64,7 +64,6 @@ REFUSED_EVENTS = {
     "os.killpg": "signalling other processes",
     "os.link": "hard links",
     "os.symlink": "symbolic links",
-    "_thread.start_new_thread": "threads",
     "gc.get_objects": "gc introspection",
     "gc.get_referrers": "gc introspection",
     "gc.get_referents": "gc introspection",
@@ -156,7 +155,7 @@ def _install_guard(scratch):  # noqa: C901 - one closure on purpose: its cells s
         """`path` (exact str) made absolute and normalised; None if it climbs ('..') and may
         not: with a directory renamed in between, '..' could land outside (a race)."""
         if not _startswith(path, "/"):
-            if dir_fd is None:
+            if dir_fd is None or (_type(dir_fd) is _int and dir_fd == -1):  # -1: no dir_fd
                 base = _getcwd()
             elif _type(dir_fd) is _int:
                 base = fd_path(dir_fd)
