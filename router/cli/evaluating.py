@@ -237,6 +237,12 @@ def profile_(
     allow_code_exec: Annotated[
         bool, typer.Option(help="run generated code against the asserts (in the sandbox)")
     ] = False,
+    allow_weak_sandbox: Annotated[
+        bool,
+        typer.Option(
+            help="--allow-code-exec without namespaces: the in-process audit-hook guard only"
+        ),
+    ] = False,
     judge: Annotated[
         str | None, typer.Option(help="catalogue model that grades rows without a metric")
     ] = None,
@@ -299,6 +305,7 @@ def profile_(
             sources=source,
             concurrency=concurrency,
             allow_code_exec=allow_code_exec,
+            allow_weak_sandbox=allow_weak_sandbox,
             judge=judge,
             judge_against=judge_against,
             max_tokens=max_tokens,

@@ -145,7 +145,11 @@ def isolation() -> dict[str, str]:
             "network": "unshare -n (no interface up), and the guard",
             "files": "mount namespace: tmpfs /tmp, scratch dir, user nobody; and the guard",
         }
-    why = "not root" if os.geteuid() != 0 else "unshare is missing or refused"
+    return weak_isolation("not root" if os.geteuid() != 0 else "unshare is missing or refused")
+
+
+def weak_isolation(why: str) -> dict[str, str]:
+    """What the audit-hook mode offers (`why`: why namespaces are not used)."""
     return {
         "mode": "audit-hook",
         "strong": "no",
