@@ -469,12 +469,8 @@ def profile(
         raise ProfileError("--judge-against needs --judge MODEL")
     if allow_code_exec:
         say(f"code sandbox: {sandbox.describe()}")
-        if sandbox.isolation()["strong"] != "yes" and not allow_weak_sandbox:
-            raise ProfileError(
-                "--allow-code-exec: only the audit-hook sandbox is available here (no root or "
-                "no unshare), an in-process wall that generated code shares its interpreter "
-                "with; run as root where unshare works, or accept it with --allow-weak-sandbox"
-            )
+        if why := sandbox.weak_refusal(allow_weak_sandbox):
+            raise ProfileError(f"--allow-code-exec: {why}")
     out = Path(out)
     journal = Journal(out.with_name(out.name + ".journal"))
     rows = select_rows(read_many(data), per_source, limit, sources)

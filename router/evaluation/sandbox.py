@@ -158,6 +158,17 @@ def weak_isolation(why: str) -> dict[str, str]:
     }
 
 
+def weak_refusal(allow_weak: bool, option: str = "--allow-weak-sandbox") -> str | None:
+    """Why generated code must not run here, or None: the audit-hook mode needs consent."""
+    if isolation()["strong"] == "yes" or allow_weak:
+        return None
+    return (
+        "only the audit-hook sandbox is available here (no root or no unshare), an in-process "
+        "wall that generated code shares its interpreter with; run as root where unshare "
+        f"works, or accept it with {option}"
+    )
+
+
 def describe(info: dict[str, str] | None = None) -> str:
     """One line for a user: the mode and what walls it has."""
     info = info or isolation()
