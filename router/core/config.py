@@ -46,8 +46,11 @@ class ModelSpec(_Strict):
     context_window: int = Field(gt=0)
     capabilities: frozenset[Capability] = frozenset({"streaming"})
     tier: Literal["small", "large"] = "small"
-    # Name of a model in the scorer's training data whose success head stands in for this one.
+    # This model's name in the scorer's training data, when it differs (the same model).
     profile: str | None = None
+    # A scorer model whose estimates stand in while this one has no rows of its own: every
+    # receipt then says so (`unprofiled`). Unset: the config's `stand_ins` for its tier.
+    stand_in: str | None = None
     timeout: float = Field(default=60.0, gt=0, description="seconds per upstream call")
     # Extra tries on 429/5xx before the fallback chain moves on (Retry-After is honoured).
     retries: int = Field(default=1, ge=0, le=10, description="retries on 429/5xx per call")
@@ -229,6 +232,13 @@ class BreakerSpec(_Strict):
     cooldown_s: float = Field(default=30.0, gt=0, description="open this long, then one trial")
 
 
+class StandIns(_Strict):
+    """`stand_ins:` in config.yaml: a scorer model per tier that stands in for unprofiled ones."""
+
+    small: str | None = None
+    large: str | None = None
+
+
 class RouterConfig(_Strict):
     """`config.yaml`: the catalogue, the encoder, the scorer and where policies live."""
 
@@ -244,6 +254,9 @@ class RouterConfig(_Strict):
     decision_log: DecisionLogSpec | None = DecisionLogSpec()
     drift: DriftSpec = DriftSpec()
     shadow: ShadowSpec | None = None
+    # Stand-ins for catalogue models the scorer has no rows for, by tier (a model's own
+    # `stand_in` wins). Every receipt names the stand-in a model used (`unprofiled`).
+    stand_ins: StandIns = StandIns()
     # Shared state of workers and replicas (breakers, budgets, rate limits, sessions):
     # redis:// or rediss:// URL; null keeps it in process (docs/scaling.md).
     state: str | None = None
@@ -322,6 +335,10 @@ class Escalation(_Strict):
     # With per-model success probabilities for N models: pick the model that maximises
     # p(success) - cost_weight * cost / cost of the first large model (thresholds then unused).
     cost_weight: float | None = Field(default=None, ge=0)
+    # Success estimates are compared by a pessimistic bound, p − pessimism × its standard
+    # error: an estimate resting on few similar labelled prompts is not preferred on hope
+    # (router/core/policy.py, `lower_bound`). 0 compares the point estimates.
+    pessimism: float = Field(default=1.0, ge=0, le=5)
 
 
 class SessionRules(_Strict):

@@ -14,7 +14,13 @@ from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from router.core.config import DecisionLogSpec, RouterConfig, load_config, load_policies
+from router.core.config import (
+    ConfigError,
+    DecisionLogSpec,
+    RouterConfig,
+    load_config,
+    load_policies,
+)
 from router.core.data import domain_names
 from router.core.drift import DriftMonitor
 from router.core.encoder import load_encoder
@@ -49,6 +55,33 @@ def default_scorer_path() -> Path:
     return Path(str(resources.files("router").joinpath("artifacts/default")))
 
 
+def success_columns(
+    config: RouterConfig, scorer_models: list[str]
+) -> tuple[dict[str, int], dict[str, str]]:
+    """Per catalogue model, the scorer's success column that estimates it; and, for models
+    with no rows of their own, the stand-in used ("none": no estimate at all)."""
+    cols = {m: i for i, m in enumerate(scorer_models)}
+    success_col: dict[str, int] = {}
+    unprofiled: dict[str, str] = {}
+    for m in config.models:
+        own = m.profile or m.name
+        if own in cols:
+            success_col[m.name] = cols[own]
+            continue
+        stand_in = m.stand_in or getattr(config.stand_ins, m.tier)
+        where = f"models[{m.name}].stand_in" if m.stand_in else f"stand_ins.{m.tier}"
+        if stand_in is not None and stand_in not in cols:
+            raise ConfigError(
+                "config",
+                where,
+                f"{stand_in!r} is not a model of the scorer; it knows {sorted(cols)}",
+            )
+        unprofiled[m.name] = stand_in or "none"
+        if stand_in is not None:
+            success_col[m.name] = cols[stand_in]
+    return success_col, unprofiled
+
+
 class Router:
     """Embed, score, decide; then call the chosen model with fallbacks."""
 
@@ -77,13 +110,9 @@ class Router:
             raise RequestError(f"default_policy {config.default_policy!r} has no policy file")
         domains = scorer.domains_
         self._compiled = {n: CompiledPolicy(p, config.models, domains) for n, p in policies.items()}
-        # Which scorer success column stands for each catalogue model (by profile or name).
-        cols = {m: i for i, m in enumerate(scorer.models_)}
-        self._success_col = {
-            m.name: cols[m.profile or m.name]
-            for m in config.models
-            if (m.profile or m.name) in cols
-        }
+        # Which scorer success column stands for each catalogue model: its own (by profile or
+        # name), else a stand-in that every receipt names (`unprofiled`).
+        self._success_col, self.unprofiled = success_columns(config, scorer.models_)
         # Budget controllers of the policies with a `budget:` (the proxy syncs their counters).
         self.budgets = Budgets(policies)
         # Live scores against the scorer's training distributions (no-op for an old scorer).
@@ -242,11 +271,22 @@ class Router:
             # A budget's moved threshold is an input of the (pure) policy.
             esc = budget.escalation(compiled.policy) if budget is not None else None
             if r is None:
-                d = compiled.decide(f, None, None, {}, escalation=esc)
+                d = compiled.decide(f, None, None, {}, escalation=esc, unprofiled=self.unprofiled)
             else:
-                success = {
-                    name: float(batch.success[r, col]) for name, col in self._success_col.items()
-                }
+                cols = self._success_col
+                success = {name: float(batch.success[r, col]) for name, col in cols.items()}
+                evidence = {}
+                if batch.evidence is not None:
+                    # A stand-in's estimate is borrowed: none of its evidence is this model's.
+                    evidence = {
+                        name: {"rows": 0, "neighbours": 0.0}
+                        if name in self.unprofiled
+                        else {
+                            "rows": int(batch.rows[col]),
+                            "neighbours": round(float(batch.evidence[r, col]), 2),
+                        }
+                        for name, col in cols.items()
+                    }
                 d = compiled.decide(
                     f,
                     batch.domain_probs[r],
@@ -254,6 +294,8 @@ class Router:
                     success,
                     gain=float(batch.gain[r]),
                     escalation=esc,
+                    evidence=evidence,
+                    unprofiled=self.unprofiled,
                 )
             if budget is not None:
                 budget.record(d, esc)

@@ -43,6 +43,17 @@ def receipt_headers(decision: Decision, request_id: str, latency_ms: float) -> d
         "x-router-sticky": "" if decision.sticky is None else str(decision.sticky).lower(),
         "x-router-latency-ms": f"{latency_ms:.1f}",
     }
+    if decision.unprofiled:
+        # Models the scorer has no rows for, and the stand-in whose estimate each one used.
+        headers["x-router-unprofiled"] = ",".join(
+            f"{m}={s}" for m, s in sorted(decision.unprofiled.items())
+        )
+    ev = decision.evidence.get(decision.wanted or decision.model)
+    if ev:
+        # The evidence behind the chosen model's success estimate, and the bound compared.
+        headers["x-router-evidence"] = (
+            f"rows={ev.get('rows')} neighbours={ev.get('neighbours')} lower={ev.get('lower')}"
+        )
     headers.update(cascade_headers(decision))
     headers.update(budget_headers(decision))
     return {k: header_value(v) for k, v in headers.items()}
