@@ -218,3 +218,49 @@ def test_figures_are_json(tmp_path):
     url = str(tmp_path / "d.db")
     _write(url, [_row(1, _decision("small", "small"), 10)])
     json.dumps(read_figures(url, 3600, now=NOW), allow_nan=False)
+
+
+def test_router_stats_since_html_and_errors(tmp_path):
+    from typer.testing import CliRunner
+
+    from router.cli import app
+
+    url = str(tmp_path / "d.db")
+    _write(
+        url, [_row(1, _decision("small", "small"), 10), _row(2, _decision("large", "large"), 7200)]
+    )
+    run = CliRunner().invoke
+    res = run(app, ["stats", "--db", url, "--since", "1h", "--json"])
+    assert res.exit_code == 0, res.output
+    body = json.loads(res.output)
+    assert body["requests"] == 1 and body["figures"]["window"]["bucket_s"] == 60
+    assert json.loads(run(app, ["stats", "--db", url, "--json"]).output)["requests"] == 2
+    res = run(app, ["stats", "--db", url, "--since", "soon"])
+    assert res.exit_code == 2 and "since" in res.output and len(res.output.splitlines()) == 1
+    out = tmp_path / "r.html"
+    res = run(app, ["stats", "--db", url, "--since", "1h", "--html", str(out)])
+    assert res.exit_code == 0 and "wrote" in res.output
+    text = out.read_text()
+    assert 'data-figure="requests" data-value="1"' in text and "<script" not in text
+    assert "<style>" in text and text.count('<svg class="chart"') == 3
+
+
+def test_router_stats_reads_the_configs_log_and_drift(tmp_path, monkeypatch):
+    from typer.testing import CliRunner
+
+    from router.cli import app
+
+    (tmp_path / "policies").mkdir()
+    cfg = tmp_path / "config.yaml"
+    cfg.write_text(
+        "decision_log: logs/d.db\ndrift: {min_samples: 1}\nmodels: [{name: a, "
+        "litellm_model: openai/a, input_price: 0, output_price: 0, context_window: 9}]\n"
+    )
+    (tmp_path / "logs").mkdir()
+    _write(str(tmp_path / "logs" / "d.db"), [_row(1, _decision("small", "small"), 10)])
+    monkeypatch.chdir(tmp_path)  # config.yaml found in the working directory
+    res = CliRunner().invoke(app, ["stats", "--json"])
+    assert res.exit_code == 0, res.output
+    figures = json.loads(res.output)["figures"]
+    assert figures["requests"] == 1
+    assert figures["drift"]["samples"]["domain"] == 1  # the shipped scorer's distributions
