@@ -82,9 +82,10 @@ def demo(
                 f"${t.large_cost:.4f}",
                 saved,
             )
-    console.print(summary)
+    if summary.row_count > 1:
+        console.print(summary)
     console.print(
-        f"\n{time.perf_counter() - t0:.1f} s. Costs are the catalogue's prices for each prompt and "
-        'the expected answer length. Try one: router route "..."; serve them: make run.',
+        f"{time.perf_counter() - t0:.1f} s; costs are estimates from catalogue prices. "
+        'One prompt: router route "..."',
         highlight=False,
     )

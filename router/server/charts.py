@@ -40,6 +40,7 @@ def model_colours(models: Sequence[str]) -> dict[str, str]:
 
 
 def usd(v: float | None) -> str:
+    """Dollars to four significant digits, never in exponent form ($0.0000657)."""
     if v is None:
         return "–"
     if v == 0:
@@ -48,7 +49,8 @@ def usd(v: float | None) -> str:
         return f"${v:,.0f}"
     if abs(v) >= 1:
         return f"${v:,.2f}"
-    return f"${v:.4g}"
+    decimals = 4 - math.floor(math.log10(abs(v))) - 1
+    return f"${v:.{decimals}f}".rstrip("0").rstrip(".")
 
 
 def _svg(title: str, body: list[str], label: str) -> str:
@@ -236,7 +238,7 @@ def latency_chart(histogram: dict[str, Any], pct: dict[str, Any]) -> str:
     return _svg("Latency histogram", body, "latency histogram")
 
 
-def bar(share: float, colour: str = SPEND, width: int = 120) -> str:
+def bar(share: float, colour: str = SPEND, width: int = 80) -> str:
     """A small horizontal bar for a share in [0, 1] (tables of models and domains)."""
     w = max(0.0, min(1.0, share)) * width
     return (
@@ -248,7 +250,7 @@ def bar(share: float, colour: str = SPEND, width: int = 120) -> str:
 
 def gauge(value: float | None, threshold: float, top: float | None = None) -> str:
     """A bar for a drift PSI with the alarm threshold marked; red past it."""
-    width = 120
+    width = 80
     top = top or max(threshold * 2, value or 0.0)
     w = 0.0 if value is None else min(1.0, value / top) * width
     colour = "#e15759" if value is not None and value > threshold else SAVED

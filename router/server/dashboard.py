@@ -118,6 +118,7 @@ class Dashboard:
         if isinstance(router.state, RedisStore):
             state = "degraded" if router.state.degraded else "redis"
         return {
+            "breakers": router.breakers.enabled,
             "circuits": router.breakers.snapshot(),
             "budgets": {n: c.snapshot() for n, c in sorted(router.budgets.controllers.items())},
             "state": state,

@@ -222,10 +222,11 @@ def _live(live: dict[str, Any]) -> str:
         f'<td class="num">{s.get("trips", 0)}</td></tr>'
         for m, s in circuits.items()
     )
+    idle = "no calls yet" if live.get("breakers", True) else "off (breaker.failures: 0)"
     out = [
         '<section class="tables live">',
         '<div class="card"><h3>Circuit breakers</h3><table><thead><tr><th>model</th><th>state</th>'
-        f'<th class="num">opened</th></tr></thead><tbody>{rows or _empty(3, "no calls yet")}'
+        f'<th class="num">opened</th></tr></thead><tbody>{rows or _empty(3, idle)}'
         "</tbody></table></div>",
     ]
     budgets = live.get("budgets") or {}
