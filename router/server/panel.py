@@ -156,7 +156,7 @@ def _charts(f: dict[str, Any]) -> str:
 def _models(f: dict[str, Any]) -> str:
     colours = charts.model_colours([m["model"] for m in f["models"]])
     rows = "".join(
-        f"<tr><td>{escape(m['model'])}</td><td>{escape(m['tier'] or '')}</td>"
+        f'<tr><td>{escape(m["model"])}<span class="tier">{escape(m["tier"] or "")}</span></td>'
         f'<td class="num">{m["requests"]:,}</td>'
         f'<td class="num">{escape(pct(m["share"]))}</td>'
         f"<td>{charts.bar(m['share'], colours[m['model']])}</td>"
@@ -164,9 +164,9 @@ def _models(f: dict[str, Any]) -> str:
         for m in f["models"]
     )
     return (
-        '<div class="card"><h3>Model mix</h3><table><thead><tr><th>model</th><th>tier</th>'
+        '<div class="card"><h3>Model mix</h3><table><thead><tr><th>model</th>'
         '<th class="num">answered</th><th class="num">share</th><th></th><th class="num">spend</th>'
-        f"</tr></thead><tbody>{rows or _empty(6)}</tbody></table></div>"
+        f"</tr></thead><tbody>{rows or _empty(5)}</tbody></table></div>"
     )
 
 
