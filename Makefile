@@ -6,7 +6,7 @@ export HF_HUB_OFFLINE := 1
 export LITELLM_LOCAL_MODEL_COST_MAP := True
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: setup run test lint model verifier policies data notebooks docs docs-serve benchmarks bench bench-proxy bench-load bench-scale bench-local bench-budget bench-cascade bench-sessions bench-decision-log bench-smollm2 clean
+.PHONY: setup run test lint model verifier policies data notebooks docs docs-serve benchmarks bench bench-proxy bench-load bench-scale bench-local bench-budget bench-cascade bench-sessions bench-decision-log bench-smollm2 clean bench-dashboard
 
 setup: $(STAMP)
 
@@ -84,6 +84,12 @@ bench: setup
 bench-proxy: setup
 	$(PY) -m pip install -q -e '.[bench]'
 	$(PY) bench/proxy_overhead.py
+
+# bench-proxy's routed scenario with a dashboard open and refreshing every second, and without
+# (alternating rounds): the dashboard must not move the figures beyond their noise.
+bench-dashboard: setup
+	$(PY) -m pip install -q -e '.[bench]'
+	$(PY) bench/dashboard_overhead.py
 
 # 64 clients, half streaming, 60 s against a fast loopback upstream, then with 20% upstream
 # failures: failures, p50/p99, RSS growth, decision-log rows (DURATION=10 for a quick look).

@@ -225,6 +225,36 @@ class ShadowSpec(_Strict):
     large: str | None = None
 
 
+class TracingSpec(_Strict):
+    """The `tracing:` section: OpenTelemetry spans for routing, each upstream attempt and the
+    cascade's verdict, with the receipt's fields as attributes, sent to an OTLP/HTTP collector
+    (router/serving/tracing.py). Absent or null: off, and nothing is imported or recorded."""
+
+    exporter: Literal["otlp"] = "otlp"
+    endpoint: str = Field(
+        default="http://127.0.0.1:4318/v1/traces",
+        description="the collector's OTLP/HTTP traces URL",
+    )
+    # Extra request headers (a collector's auth, say); values may name an env var as ${VAR}.
+    headers: dict[str, str] = {}
+    service_name: str = Field(default="smallfirst-router", min_length=1)
+    sample_rate: float = Field(default=1.0, ge=0, le=1, description="share of requests traced")
+    timeout_s: float = Field(default=10.0, gt=0, le=120, description="per export")
+
+    @field_validator("endpoint")
+    @classmethod
+    def _http_url(cls, v: str) -> str:
+        from urllib.parse import urlparse
+
+        u = urlparse(v)
+        if u.scheme not in ("http", "https") or not u.netloc:
+            raise ValueError(f"{v!r} is not an http:// or https:// URL")
+        return v
+
+    def __hash__(self) -> int:  # frozen, but `headers` is a dict
+        return hash(self.model_dump_json())
+
+
 class BreakerSpec(_Strict):
     """The `breaker:` section: per-model circuit breakers in the fallback chain."""
 
@@ -257,6 +287,8 @@ class RouterConfig(_Strict):
     # Stand-ins for catalogue models the scorer has no rows for, by tier (a model's own
     # `stand_in` wins). Every receipt names the stand-in a model used (`unprofiled`).
     stand_ins: StandIns = StandIns()
+    # OpenTelemetry traces (router/serving/tracing.py); null: off.
+    tracing: TracingSpec | None = None
     # Shared state of workers and replicas (breakers, budgets, rate limits, sessions):
     # redis:// or rediss:// URL; null keeps it in process (docs/scaling.md).
     state: str | None = None

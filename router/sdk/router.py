@@ -35,12 +35,12 @@ from router.core.request import (
 )
 from router.core.scorer import Scorer
 from router.sdk.streams import AsyncRoutedStream, RoutedStream, carries_nothing, prepend
-from router.serving import cascade, upstream
+from router.serving import cascade, tracing, upstream
 from router.serving.breaker import Breakers
 from router.serving.budget import Budgets
 from router.serving.calls import ModelCalls
 from router.serving.local import LocalModels
-from router.serving.providers import EmptyStream, load_litellm
+from router.serving.providers import EmptyStream, UpstreamError, load_litellm
 from router.serving.sessions import Sessions, reply_of, run_sync
 from router.serving.state import StateStore, open_state
 
@@ -158,6 +158,15 @@ class Router:
     @breakers.setter
     def breakers(self, value: Breakers) -> None:
         self.calls.breakers = value
+
+    @property
+    def tracer(self) -> Any:
+        """The OpenTelemetry tracer of `tracing:` (router/serving/tracing.py); None when off."""
+        return self.calls.tracer
+
+    @tracer.setter
+    def tracer(self, value: Any) -> None:
+        self.calls.tracer = value
 
     @property
     def local(self) -> LocalModels | None:
@@ -366,12 +375,24 @@ class Router:
         of chunks with `.decision`; a failure before the first chunk falls back, one after it
         is raised (part of the answer is already out).
         """
+        with tracing.span(self.tracer, tracing.CHAT) as span:
+            try:
+                result = self._chat(messages, policy, **params)
+            except UpstreamError as e:
+                tracing.annotate(span, e.decision)
+                raise
+            tracing.annotate(span, result.decision)
+            return result
+
+    def _chat(self, messages: str | list[Message], policy: str | None = None, **params: Any):
         litellm = load_litellm()
 
         pin = params.pop("model", None)
         msgs = normalise_messages(messages)
         session, scope = params.pop("session", None), params.pop("session_scope", None)
-        turn = run_sync(self.sessions.open(msgs, policy, pin, params, session, scope))
+        with tracing.span(self.tracer, tracing.ROUTE) as span:
+            turn = run_sync(self.sessions.open(msgs, policy, pin, params, session, scope))
+            tracing.annotate(span, turn.decision)
         decision = turn.decision
         if params.get("stream"):
 
@@ -424,12 +445,24 @@ class Router:
 
     async def achat(self, messages: str | list[Message], policy: str | None = None, **params: Any):
         """`chat()` for asyncio; routing runs in a worker thread so the loop never blocks."""
+        with tracing.span(self.tracer, tracing.CHAT) as span:
+            try:
+                result = await self._achat(messages, policy, **params)
+            except UpstreamError as e:
+                tracing.annotate(span, e.decision)
+                raise
+            tracing.annotate(span, result.decision)
+            return result
+
+    async def _achat(self, messages: str | list[Message], policy: str | None = None, **params: Any):
         litellm = load_litellm()
 
         pin = params.pop("model", None)
         msgs = normalise_messages(messages)
         session, scope = params.pop("session", None), params.pop("session_scope", None)
-        turn = await self.sessions.open(msgs, policy, pin, params, session, scope)
+        with tracing.span(self.tracer, tracing.ROUTE) as span:
+            turn = await self.sessions.open(msgs, policy, pin, params, session, scope)
+            tracing.annotate(span, turn.decision)
         decision = turn.decision
         if params.get("stream"):
 

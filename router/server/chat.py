@@ -29,6 +29,7 @@ from router.server.schema import ChatRequest, check_content_type, parse_chat, re
 from router.server.streaming import EndingStreamingResponse, sse
 from router.server.targets import resolve
 from router.server.turns import session_header
+from router.serving import tracing
 from router.serving.decision_log import DecisionLog, decision_row
 from router.serving.providers import UpstreamError
 
@@ -133,15 +134,21 @@ class ChatService:
         stream = bool(params.get("stream"))
         session = session_header(request)
         record = _Record(self, request, principal, req, stream, t0)
+        # The request's span (tracing on): a child of the caller's traceparent, if any; ended
+        # by record.end(), after the last byte of a stream.
+        record.span = tracing.start_request(
+            router.tracer, request.headers, rid, **{"router.key_name": principal.name}
+        )
         try:
-            result = await router.achat(
-                req.messages,
-                policy=target.policy,
-                model=target.pin,
-                session=session,
-                session_scope=principal.name,  # one key's session ids are not another's
-                **params,
-            )
+            with tracing.use(record.span):
+                result = await router.achat(
+                    req.messages,
+                    policy=target.policy,
+                    model=target.pin,
+                    session=session,
+                    session_scope=principal.name,  # one key's session ids are not another's
+                    **params,
+                )
         except asyncio.CancelledError:
             record.end(499, None, None, "cancelled before the answer")
             raise
@@ -202,6 +209,7 @@ class _Record:
         self.router = svc.router  # the one the request runs on, should a hot reload swap it
         self.req, self.stream, self.t0 = req, stream, t0
         self.done = False
+        self.span = None  # the request's trace span (router/serving/tracing.py)
         svc.in_flight.add(self)
         # Upstream errors may quote the prompt; logs and the decision log must not carry it
         # unless prompt logging is on. Longest first, as for secrets.
@@ -228,6 +236,7 @@ class _Record:
         cost = costs(self.router, d, usage) if d is not None else None
         svc.metrics.observe(status, d, usage, cost, self.stream, time.perf_counter() - self.t0)
         error = self.scrub(error)
+        tracing.end_request(self.span, status, d, error)
         fields = {
             "requested_model": self.req.model,
             "key_name": self.principal.name,
