@@ -63,6 +63,8 @@ class Stats:
     large_cost: float = 0.0
     latency_ms: dict[str, float] = field(default_factory=dict)  # p50 / p90 / p99
     routing_ms: dict[str, float] = field(default_factory=dict)
+    cache_hits: int = 0  # answered from the response cache
+    cache_saved: float = 0.0  # what those hits would have cost, USD
 
     @property
     def savings(self) -> float:
@@ -83,6 +85,11 @@ class Stats:
             ("all-large cost", f"${self.large_cost:.6f}"),
             ("estimated savings", f"{self.savings:.1%}"),
         ]
+        if self.cache_hits:
+            share = self.cache_hits / self.requests if self.requests else 0.0
+            out.append(
+                ("cache hits", f"{self.cache_hits} ({share:.1%}), saved ${self.cache_saved:.6f}")
+            )
         for name, pct in (("latency", self.latency_ms), ("routing", self.routing_ms)):
             if pct:
                 out.append((f"{name} ms", "  ".join(f"{k} {v:.1f}" for k, v in pct.items())))
@@ -117,8 +124,11 @@ def summarise(path: str | Path) -> Stats:
                 c.latency_ms,
                 c.routing_ms,
             ]
+            present = {col["name"] for col in sa.inspect(con).get_columns("decisions")}
+            if "cache" in present:  # since migration 0003
+                cols += [c.cache, c.saved_cost]
             q = sa.select(*cols)
-            if "kind" in {col["name"] for col in sa.inspect(con).get_columns("decisions")}:
+            if "kind" in present:
                 q = q.where(sa.or_(c.kind.is_(None), ~c.kind.in_(["route", "sdk.route"])))
             rows = con.execute(q).all()
     finally:
@@ -137,6 +147,9 @@ def summarise(path: str | Path) -> Stats:
     s.large_cost = sum(r[5] or 0 for r in ok)
     s.latency_ms = _percentiles([r[6] for r in rows if r[6] is not None])
     s.routing_ms = _percentiles([r[7] for r in rows if r[7] is not None])
+    hits = [r for r in ok if len(r) > 8 and r[8] == "hit"]
+    s.cache_hits = len(hits)
+    s.cache_saved = sum(r[9] or 0 for r in hits)
     return s
 
 
