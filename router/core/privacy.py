@@ -137,7 +137,8 @@ def _ibans(text: str) -> Iterable[Finding]:
 
 # ---- national ids -------------------------------------------------------------------------
 
-_SSN = re.compile(r"(?<![\w-])\d{3}[- ]\d{2}[- ]\d{4}(?![\w-])")
+# Digit groups: a match is the whole number (no digit group before or after it).
+_SSN = re.compile(r"(?<![\w-])(?<!\d )\d{3}[- ]\d{2}[- ]\d{4}(?![\w-]| \d)")
 _NINO = re.compile(
     r"(?<![A-Za-z0-9])(?!BG|GB|NK|KN|TN|NT|ZZ)[A-CEGHJ-PR-TW-Z][A-CEGHJ-NPR-TW-Z] ?\d{2} ?\d{2} ?\d{2} ?[A-D](?![A-Za-z0-9])"
 )
@@ -148,8 +149,8 @@ _NIR = re.compile(
 _CODICE = re.compile(
     r"(?<![A-Za-z0-9])[A-Z]{6}\d{2}[A-EHLMPRST]\d{2}[A-Z]\d{3}[A-Z](?![A-Za-z0-9])"
 )
-_AADHAAR = re.compile(r"(?<![\w-])[2-9]\d{3}[ -]\d{4}[ -]\d{4}(?![\w-])")
-_SIN = re.compile(r"(?<![\w-])\d{3}[ -]\d{3}[ -]\d{3}(?![\w-])")
+_AADHAAR = re.compile(r"(?<![\w-])(?<!\d )[2-9]\d{3}[ -]\d{4}[ -]\d{4}(?![\w-]| \d)")
+_SIN = re.compile(r"(?<![\w-])(?<!\d )\d{3}[ -]\d{3}[ -]\d{3}(?![\w-]| \d)")
 _CPF = re.compile(r"(?<![\w.-])\d{3}\.\d{3}\.\d{3}-\d{2}(?![\w-])")
 _ID_WORDS = re.compile(
     r"(?i)\b(?:steuer-?id|steuerliche identifikationsnummer|idnr|tax id|bsn|burgerservicenummer|pesel|personal id|id number|national id)\b"
@@ -202,9 +203,12 @@ def _digit_id_valid(v: str) -> bool:
 
 # ---- phone numbers ------------------------------------------------------------------------
 
-_PHONE_INTL = re.compile(r"(?<![\w+])\+\d{1,3}(?:[ .-]?\(?\d{1,5}\)?){2,6}(?![\w])")
+# A number is all its digit groups: none may follow ("4539 1488 0343 6468" is not a phone
+# number and a card's digit).
+_PHONE_INTL = re.compile(r"(?<![\w+])\+\d{1,3}(?:[ .-]?\(?\d{1,5}\)?){2,6}(?![\w]|[ .-]\d)")
 _PHONE_NATIONAL = re.compile(
-    r"(?<![\w.+-])(?:\(\d{2,5}\) ?|\d{2,5}[ .-])\d{2,4}(?:[ .-]\d{2,4}){1,3}(?![\w]|[.-]\d)"
+    r"(?<![\w.+-])(?<!\d )(?:\(\d{2,5}\) ?|\d{2,5}[ .-])\d{2,4}(?:[ .-]\d{2,4}){1,3}"
+    r"(?![\w]|[ .-]\d)"
 )
 _PHONE_WORDS = re.compile(
     r"(?i)\b(?:call|phone|tel|telephone|mobile|cell|whatsapp|fax|text me|ring)\b"
