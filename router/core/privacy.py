@@ -70,7 +70,8 @@ def _emails(text: str) -> Iterable[Finding]:
 
 # ---- payment cards ------------------------------------------------------------------------
 
-_CARD = re.compile(r"(?<![\w.-])\d(?:[ -]?\d){12,18}(?![\w.-]|-\d)")
+# Not inside a longer number, a decimal or a dashed code; a sentence's full stop may follow.
+_CARD = re.compile(r"(?<![\w-])(?<!\d\.)\d(?:[ -]?\d){12,18}(?![\w-]|\.\d)")
 
 
 def _luhn(digits: str) -> bool:
@@ -155,6 +156,17 @@ _CPF = re.compile(r"(?<![\w.-])\d{3}\.\d{3}\.\d{3}-\d{2}(?![\w-])")
 _ID_WORDS = re.compile(
     r"(?i)\b(?:steuer-?id|steuerliche identifikationsnummer|idnr|tax id|bsn|burgerservicenummer|pesel|personal id|id number|national id)\b"
 )
+_ID_KEYS = (
+    "steuer",
+    "idnr",
+    "tax id",
+    "bsn",
+    "burgerservice",
+    "pesel",
+    "id number",
+    "personal id",
+    "national id",
+)
 _BARE_ID = re.compile(r"(?<![\w-])\d{9,11}(?![\w-])")
 
 
@@ -185,6 +197,9 @@ def _national_ids(text: str) -> Iterable[Finding]:
     yield from found(_SIN, lambda v: sin.is_valid(v) and v[0] not in "08")
     yield from found(_CPF, cpf.is_valid)
     # Ids that are just digits (German tax id, Dutch BSN, Polish PESEL) only near their name.
+    lower = text.lower()
+    if not any(k in lower for k in _ID_KEYS):
+        return
     for w in _ID_WORDS.finditer(text):
         window = text[w.end() : w.end() + 40]
         m = _BARE_ID.search(window)
@@ -207,14 +222,37 @@ def _digit_id_valid(v: str) -> bool:
 # number and a card's digit).
 _PHONE_INTL = re.compile(r"(?<![\w+])\+\d{1,3}(?:[ .-]?\(?\d{1,5}\)?){2,6}(?![\w]|[ .-]\d)")
 _PHONE_NATIONAL = re.compile(
-    r"(?<![\w.+-])(?<!\d )(?:\(\d{2,5}\) ?|\d{2,5}[ .-])\d{2,4}(?:[ .-]\d{2,4}){1,3}"
+    r"(?<![\w.+-])(?<!\d )(?<![A-Z0-9]{4} )(?:\(\d{2,5}\) ?|\d{2,5}[ .-])\d{2,4}(?:[ .-]\d{2,4}){1,3}"
     r"(?![\w]|[ .-]\d)"
 )
 _PHONE_WORDS = re.compile(
     r"(?i)\b(?:call|phone|tel|telephone|mobile|cell|whatsapp|fax|text me|ring)\b"
 )
+_PHONE_KEYS = ("call", "phone", "tel", "mobile", "cell", "whatsapp", "fax", "text me", "ring")
 _DIGITS = re.compile(r"(?<![\w.-])\d{10,12}(?![\w.-])")
 _DATE_LIKE = re.compile(r"^\d{4}[-./]\d{1,2}[-./]\d{1,2}$|^\d{1,2}[-./]\d{1,2}[-./]\d{2,4}$")
+
+
+def _regions(raw: str) -> tuple[str | None, ...]:
+    """The countries whose written national form `raw` can be: North American numbers have
+    10 digits (11 with the leading 1); most others are written with their trunk 0; Spanish
+    and Italian ones have none (9 digits from 6-9, or from 0 or 3)."""
+    if raw.startswith("+"):
+        return (None,)
+    digits = "".join(c for c in raw if c.isdigit())
+    out: list[str] = []
+    for region in PHONE_REGIONS:
+        if region in ("US", "CA"):
+            ok = len(digits) == 10 or (len(digits) == 11 and digits[0] == "1")
+        elif region == "ES":
+            ok = len(digits) == 9 and digits[0] in "6789"
+        elif region == "IT":
+            ok = 9 <= len(digits) <= 11 and digits[0] in "03"
+        else:
+            ok = digits.startswith("0")
+        if ok:
+            out.append(region)
+    return tuple(out)
 
 
 def _valid_phone(raw: str) -> bool:
@@ -222,7 +260,7 @@ def _valid_phone(raw: str) -> bool:
 
     if _DATE_LIKE.match(raw) or raw.count(".") >= 3:
         return False
-    regions = (None,) if raw.startswith("+") else PHONE_REGIONS
+    regions = _regions(raw)
     for region in regions:
         try:
             number = phonenumbers.parse(raw, region)
@@ -238,6 +276,9 @@ def _phones(text: str) -> Iterable[Finding]:
         for m in pattern.finditer(text):
             if _valid_phone(m.group()):
                 yield Finding("phone", m.start(), m.end(), m.group())
+    lower = text.lower()
+    if not any(k in lower for k in _PHONE_KEYS):
+        return
     for w in _PHONE_WORDS.finditer(text):
         window = text[w.end() : w.end() + 30]
         m = _DIGITS.search(window)
@@ -270,7 +311,7 @@ _PEM = re.compile(
 )
 _ASSIGNED = re.compile(
     r"(?i)\b(?:api[_-]?key|access[_-]?key|secret(?:[_-]?key)?|token|password|passwd|pwd|auth)"
-    r"[\"']?\s*[:=]\s*[\"']?([^\s\"',;]{8,})"
+    r"[\"']?(?:\s*[:=]\s*|\s+is\s+)[\"']?([^\s\"',;]{8,})"
 )
 _TOKEN = re.compile(r"(?<![\w/+=-])[A-Za-z0-9_+/=-]{20,200}(?![\w/+=-])")
 _HEX = re.compile(r"^(?:0x)?[0-9a-fA-F]+$")

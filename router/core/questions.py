@@ -27,21 +27,6 @@ import re
 import unicodedata
 from collections import Counter
 
-# Sentence-initial words that are not names (question words, imperatives, auxiliaries ...).
-COMMON = frozenset(
-    """
-    a an the this that these those there here it its i we you he she they me my our your
-    what which who whom whose when where why how whether if is are was were be been am do does
-    did done can could would should will shall may might must have has had having not no yes
-    please give tell show list name find write explain describe summarise summarize compare
-    translate compute calculate solve prove create make generate define let suppose consider
-    assume imagine use given answer help provide identify determine evaluate simplify convert
-    rewrite correct fix check count choose select pick classify rate rank sort order and or but so
-    then also in on at of for to from by with about as into over under after before during
-    between through each every all any some many much most more less few one two three first
-    second third next last new old good best hello hi hey thanks thank sure okay ok dear
-    """.split()
-)
 # Function words: a paraphrase after a long shared prefix may change these and nothing else.
 STOP = frozenset(
     """
@@ -104,9 +89,27 @@ _QUOTED = re.compile(r"\"([^\"\n]{1,80})\"|“([^”\n]{1,80})”")
 LONG_PREFIX_CHARS = 200
 
 
+_CONTRACTIONS = [
+    (re.compile(r"(?i)\b(what|who|where|how|when|why|it|that|there|here|he|she)'s\b"), r"\1 is"),
+    (re.compile(r"(?i)\bwon't\b"), "will not"),
+    (re.compile(r"(?i)\bcan't\b"), "can not"),
+    (re.compile(r"(?i)\bshan't\b"), "shall not"),
+    (re.compile(r"(?i)n't\b"), " not"),
+    (re.compile(r"(?i)'re\b"), " are"),
+    (re.compile(r"(?i)'ll\b"), " will"),
+    (re.compile(r"(?i)'ve\b"), " have"),
+    (re.compile(r"(?i)\bI'm\b"), "I am"),
+    (re.compile(r"(?i)'d\b"), " would"),
+]
+
+
 def normalise(text: str) -> str:
-    """NFKC, curly quotes straightened, whitespace runs made single spaces."""
+    """NFKC, curly quotes straightened, contractions spelled out ("what's" is "what is"),
+    whitespace runs made single spaces."""
     text = unicodedata.normalize("NFKC", text).replace("’", "'").replace("‘", "'")
+    if "'" in text:
+        for pattern, full in _CONTRACTIONS:
+            text = pattern.sub(full, text)
     return " ".join(text.split())
 
 
@@ -142,27 +145,31 @@ def operators(text: str) -> Counter[str]:
 
 
 def names(text: str, initial: bool = True) -> set[str]:
-    """Named things: capitalised words (not a common sentence-initial word), acronyms, quoted
-    strings; lower-cased, possessives dropped. `initial`: the text starts a sentence."""
+    """Named things, lower-cased: capitalised words inside a sentence, acronyms and mixed-case
+    words anywhere ("HTML", "iPhone"), quoted strings; possessives dropped. A capitalised word
+    that starts a sentence is not taken for a name ("Compose", "Quick question:"): it may be
+    a name, and the embedding then has to tell. `initial`: the text starts a sentence."""
     out: set[str] = set()
     for m in _QUOTED.finditer(text):
         out.add("“" + (m.group(1) or m.group(2)).strip().lower())
     for m in _WORD.finditer(text):
         w = m.group()
         if not w[0].isupper():
+            if any(c.isupper() for c in w[1:]):
+                out.add(w.lower())  # "iPhone", "eBay"
             continue
         if w.endswith(("'s", "’s")):
             w = w[:-2]
         w = w.strip("'’-")
+        if not w or w in ("I", "I'm"):
+            continue
         j = m.start() - 1
         while j >= 0 and text[j] == " ":
             j -= 1
         starts = initial if j < 0 else text[j] in _OPENERS
-        lower = w.lower()
-        if (starts and lower in COMMON) or lower in ("i", "i'm", "i've", "i'd", "i'll"):
+        if starts and not any(c.isupper() for c in w[1:]):
             continue
-        if w:
-            out.add(lower)
+        out.add(w.lower())
     return out
 
 
@@ -176,7 +183,12 @@ def negations(text: str) -> int:
 
 
 def _words(text: str) -> set[str]:
-    return {w.lower().strip("'’-") for w in _WORD.findall(text)}
+    """Lower-cased words, possessives dropped."""
+    out = set()
+    for w in _WORD.findall(text):
+        w = w.lower()
+        out.add((w[:-2] if w.endswith(("'s", "’s")) else w).strip("'’-"))
+    return out
 
 
 def antonym(a: set[str], b: set[str]) -> str | None:
@@ -231,9 +243,17 @@ def difference(cached: str, asked: str, long_prefix_chars: int = LONG_PREFIX_CHA
         return "operators differ"
     if code(cached) != code(asked):
         return "code differs"
+    # A name of one question must be a word of the other (where it may start a sentence).
     initial = shared == 0  # else the middles start with a shared word (names sees it)
-    if names(ma, initial) != names(mb, initial):
-        return "names differ"
+    na, nb = names(ma, initial), names(mb, initial)
+    if na != nb:
+        wa, wb = _words(a), _words(b)
+        if (
+            not {n for n in na if not n.startswith("“")} <= wb
+            or not {n for n in nb if not n.startswith("“")} <= wa
+            or {n for n in na if n.startswith("“")} != {n for n in nb if n.startswith("“")}
+        ):
+            return "names differ"
     if negations(ma) != negations(mb):
         return "negation differs"
     if antonym(_words(ma), _words(mb)) is not None:

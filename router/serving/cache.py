@@ -309,7 +309,7 @@ class ResponseCache:
 
     def __init__(self, spec: CacheSpec, store: CacheStore | None = None) -> None:
         self.spec = spec
-        self.store = store or open_store(spec)
+        self.store = store if store is not None else open_store(spec)
         self.hits = 0
         self.misses = 0
 
