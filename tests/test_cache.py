@@ -192,12 +192,18 @@ def test_a_long_shared_prefix_then_another_question_is_a_miss(cached, upstream):
 
 
 def test_a_different_earlier_turn_is_a_miss(cached, upstream):
+    # The assistant's long reply fills the routing text's context budget: the first turn, the
+    # only difference, is not in the routing vector. Only the key tells the two apart.
+    reply = "Nice to meet you. " + "Tell me more about yourself, I am listening. " * 15
+
     def conv(name: str) -> list[dict]:
         return [
             {"role": "user", "content": f"My name is {name}."},
-            {"role": "assistant", "content": "Nice to meet you."},
+            {"role": "assistant", "content": reply},
             {"role": "user", "content": "What did I say my name was?"},
         ]
+
+    assert cached.text_of(conv("Ann")) == cached.text_of(conv("Bob"))
 
     ask(cached, conv("Ann"))
     n = calls(upstream)
@@ -402,3 +408,21 @@ def test_proxy_receipt_metrics_and_decision_log_of_a_hit(cache_proxy, upstream):
     ).fetchall()
     con.close()
     assert rows == [("hit", pytest.approx(saved), 0.0)]
+
+
+def test_sdk_decision_log_counts_hits_and_saved_cost(cached, tmp_path):
+    log = cached.open_decision_log(tmp_path / "sdk.db")
+    try:
+        ask(cached, "What is an adjective?")
+        hit = ask(cached, "What is an adjective?")
+        log.flush()
+        con = sqlite3.connect(tmp_path / "sdk.db")
+        row = con.execute(
+            "SELECT cache, saved_cost, cost_estimate FROM decisions WHERE request_id = ?",
+            (hit.decision.request_id,),
+        ).fetchone()
+        con.close()
+        assert row == ("hit", pytest.approx(hit.decision.cache["saved_cost"]), 0.0)
+        assert row[1] > 0
+    finally:
+        log.close()

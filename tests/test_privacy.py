@@ -157,6 +157,7 @@ def make_config(
     path = dest / "config.yaml"
     cfg = yaml.safe_load(path.read_text())
     cfg["privacy"] = privacy
+    cfg["decision_log"] = {"store_text": True}  # the routing text is kept: check it is redacted
     for m in cfg["models"]:
         if m["name"] == trusted:
             m["trusted"] = True  # the loopback stand-in for the local tier
@@ -190,6 +191,20 @@ def test_config_errors_name_the_field(test_config, tmp_path, router):
     (path.parent / "policies" / "remote-only.yaml").write_text("default: [large]\nlarge: [large]\n")
     with pytest.raises(ConfigError, match=r"remote-only\.yaml: privacy\.action"):
         router_from(path, router)
+
+
+def test_a_session_does_not_keep_private_data_on_an_untrusted_model(test_config, tmp_path, router):
+    r = router_from(make_config(test_config, tmp_path / "cfg", {"action": "local"}), router)
+    first = [{"role": "user", "content": "Explain how chargebacks work."}]
+    a = r.chat(first, policy="escalate-all", session="s-1")
+    assert a.decision.model == "large"
+    second = first + [
+        {"role": "assistant", "content": a.choices[0].message.content},
+        {"role": "user", "content": f"My card {CARD} was charged twice; start one."},
+    ]
+    b = r.chat(second, policy="escalate-all", session="s-1")
+    assert b.decision.model == "small-general"  # the session leaves the untrusted model
+    assert "session leaves large" in b.decision.reason
 
 
 # ---- through the proxy --------------------------------------------------------------------
@@ -258,6 +273,7 @@ def test_local_answers_on_the_trusted_model_and_the_receipt_says_why(serve, upst
     row = logged(proxy, r.headers["x-request-id"])
     assert CARD not in json.dumps(row, default=str)
     assert "[PAYMENT_CARD_1]" in row["prompt"]
+    assert "[PAYMENT_CARD_1]" in row["routing_text"]
     assert (row["privacy"], row["privacy_action"]) == ("payment_card", "local")
     metrics = httpx.get(proxy.url + "/metrics", timeout=30).text
     assert 'router_privacy_requests_total{action="local",kind="payment_card"} 1.0' in metrics
