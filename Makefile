@@ -6,7 +6,7 @@ export HF_HUB_OFFLINE := 1
 export LITELLM_LOCAL_MODEL_COST_MAP := True
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: setup run test lint model verifier policies data notebooks docs docs-serve benchmarks bench bench-proxy bench-load bench-scale bench-local bench-budget bench-cascade bench-sessions bench-decision-log bench-smollm2 clean bench-dashboard
+.PHONY: setup run test lint model verifier policies data notebooks docs docs-serve benchmarks bench bench-proxy bench-load bench-scale bench-local bench-budget bench-cascade bench-sessions bench-decision-log bench-smollm2 clean bench-dashboard bench-cache bench-privacy
 
 setup: $(STAMP)
 
@@ -131,6 +131,18 @@ bench-sessions: setup
 # then written). Needs PostgreSQL's binaries.
 bench-decision-log: setup
 	$(PY) bench/decision_log.py
+
+# The semantic cache on pairs built from the shipped prompts: hit rate on paraphrases, false-hit
+# rate on pairs that differ in one number, name, negation or the question after a long prefix,
+# with and without the question guard; lookup latency by cache size (N=50 for a quick look).
+N ?= 300
+bench-cache: setup
+	$(PY) bench/cache.py --n $(N)
+
+# The privacy detectors' precision and recall on data/privacy/labelled.jsonl (hard negatives
+# included), and what detection costs by prompt length.
+bench-privacy: setup
+	$(PY) bench/privacy.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache

@@ -224,5 +224,7 @@ def test_min_success_compares_the_pessimistic_bound():
     thin = {"mathy": {"rows": 10, "neighbours": 1.0}}
     d = compiled(min_success=0.6).decide(FACTS, probs("math"), 0.2, succ, evidence=thin)
     assert d.model == "big" and "no cheap model predicted to succeed" in d.reason
-    d = compiled(min_success=0.6, pessimism=0.0).decide(FACTS, probs("math"), 0.2, succ, evidence=thin)
+    d = compiled(min_success=0.6, pessimism=0.0).decide(
+        FACTS, probs("math"), 0.2, succ, evidence=thin
+    )
     assert d.model == "mathy"

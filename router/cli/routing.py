@@ -141,7 +141,7 @@ def stats(
     """Summarise the decision log: share per model, escalations, savings, latency; with
     --html, the dashboard's figures and charts as a report."""
     from router.serving.decision_log import LogReader, Stats, parse_since
-    from router.serving.decision_log.figures import SUMMARY_SAMPLE
+    from router.serving.decision_log.stats import SUMMARY_SAMPLE
 
     seconds = None
     if since is not None:

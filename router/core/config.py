@@ -12,6 +12,17 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 Capability = Literal["tools", "json", "vision", "audio", "streaming"]
+CacheMode = Literal["off", "exact", "semantic"]
+PrivacyAction = Literal["off", "local", "redact", "refuse"]
+PrivacyKind = Literal["email", "phone", "payment_card", "iban", "national_id", "secret"]
+PRIVACY_KINDS: tuple[PrivacyKind, ...] = (
+    "email",
+    "phone",
+    "payment_card",
+    "iban",
+    "national_id",
+    "secret",
+)
 RuleName = Literal["pin", "tools", "json", "vision", "context_window"]
 DEFAULT_RULES: tuple[RuleName, ...] = ("pin", "tools", "json", "vision", "context_window")
 
@@ -54,6 +65,9 @@ class ModelSpec(_Strict):
     timeout: float = Field(default=60.0, gt=0, description="seconds per upstream call")
     # Extra tries on 429/5xx before the fallback chain moves on (Retry-After is honoured).
     retries: int = Field(default=1, ge=0, le=10, description="retries on 429/5xx per call")
+    # May a prompt carrying private data go to it (privacy: local)? Default: local (gguf)
+    # models yes, remote ones no.
+    trusted: bool = False
 
     @field_validator("name")
     @classmethod
@@ -69,6 +83,10 @@ class ModelSpec(_Strict):
         if isinstance(data, dict) and (data.get("gguf") or data.get("gguf_package")):
             if "litellm_model" not in data and isinstance(data.get("name"), str):
                 data = {**data, "litellm_model": f"openai/{data['name']}"}
+            if data.get("trusted") is None:
+                data = {**data, "trusted": True}  # served by the router on this machine
+        elif isinstance(data, dict) and data.get("trusted") is None:
+            data = {k: v for k, v in data.items() if k != "trusted"}
         return data
 
     @property
@@ -269,6 +287,77 @@ class StandIns(_Strict):
     large: str | None = None
 
 
+def _yaml_off(v: Any) -> Any:
+    """YAML 1.1 reads a bare `off` as false: `mode: off` and `action: off` mean "off"."""
+    return "off" if v is False else v
+
+
+class CacheSpec(_Strict):
+    """The `cache:` section: answers kept and served again (router/serving/cache.py).
+
+    The key is the normalised conversation, the model that would answer and the parameters
+    that change an answer; `semantic` also serves the nearest earlier question (same model,
+    system prompt and earlier turns) at cosine >= `similarity` that passes the check that the
+    two do not differ in numbers, names, negation or code (router/core/questions.py)."""
+
+    mode: CacheMode = "off"
+    similarity: float = Field(default=0.95, gt=0, le=1, description="least cosine for a hit")
+    ttl_s: float = Field(default=3600.0, gt=0, description="seconds an answer is kept")
+    max_entries: int = Field(default=100_000, ge=1, description="oldest dropped beyond this")
+    # null: in this process; redis://...: shared by every worker and replica.
+    store: str | None = None
+    # Entries belong to the API key that made them; true: one cache for every key.
+    share_across_keys: bool = False
+
+    @field_validator("mode", mode="before")
+    @classmethod
+    def _mode_off(cls, v: Any) -> Any:
+        return _yaml_off(v)
+
+    @field_validator("store")
+    @classmethod
+    def _store_url(cls, v: str | None) -> str | None:
+        if v is not None and not v.startswith(("redis://", "rediss://")):
+            raise ValueError(f"{v!r} is not a redis:// or rediss:// URL (or null: in process)")
+        return v
+
+
+class CacheRules(_Strict):
+    """A policy's `cache:`: its own mode or similarity, and what it lets the cache keep."""
+
+    mode: CacheMode | None = None
+    similarity: float | None = Field(default=None, gt=0, le=1)
+    # Never cached unless listed: sampled answers (temperature > 0), tool calls, n > 1.
+    allow: tuple[Literal["temperature", "tools", "n"], ...] = ()
+
+    @field_validator("mode", mode="before")
+    @classmethod
+    def _mode_off(cls, v: Any) -> Any:
+        return _yaml_off(v)
+
+
+class PrivacySpec(_Strict):
+    """The `privacy:` section (a policy may give its own): what happens to a prompt that
+    carries private data (router/core/privacy.py detects it)."""
+
+    # local: only trusted models answer; redact: values replaced by typed placeholders before
+    # the request leaves; refuse: 400 naming the rule.
+    action: PrivacyAction = "off"
+    detect: tuple[PrivacyKind, ...] = Field(default=PRIVACY_KINDS, min_length=1)
+
+    @field_validator("action", mode="before")
+    @classmethod
+    def _action_off(cls, v: Any) -> Any:
+        return _yaml_off(v)
+
+    @field_validator("detect")
+    @classmethod
+    def _no_repeats(cls, v: tuple[str, ...]) -> tuple[str, ...]:
+        if len(set(v)) != len(v):
+            raise ValueError("a detector is listed twice")
+        return v
+
+
 class RouterConfig(_Strict):
     """`config.yaml`: the catalogue, the encoder, the scorer and where policies live."""
 
@@ -292,6 +381,8 @@ class RouterConfig(_Strict):
     # Shared state of workers and replicas (breakers, budgets, rate limits, sessions):
     # redis:// or rediss:// URL; null keeps it in process (docs/scaling.md).
     state: str | None = None
+    cache: CacheSpec = CacheSpec()
+    privacy: PrivacySpec = PrivacySpec()
 
     @field_validator("state")
     @classmethod
@@ -339,6 +430,11 @@ class RouterConfig(_Strict):
                 )
             if m.is_local and m.api_key_env:
                 raise ValueError(f"models[{i}].api_key_env: a local (gguf) model needs no key")
+        if self.privacy.action == "local" and not any(m.trusted for m in self.models):
+            raise ValueError(
+                "privacy.action: 'local' needs a trusted model; mark one with 'trusted: true' "
+                "(local gguf models are trusted by default)"
+            )
         if self.shadow is not None:
             for field in ("judge", "large"):
                 name = getattr(self.shadow, field)
@@ -471,6 +567,9 @@ class Policy(_Strict):
     session: SessionRules | None = None
     # Cheap answer first, judged, escalated when it looks wrong (router/serving/cascade.py).
     cascade: Cascade | None = None
+    # This policy's own cache settings and privacy rule (else config.yaml's sections).
+    cache: CacheRules | None = None
+    privacy: PrivacySpec | None = None
 
     @field_validator("rules")
     @classmethod
@@ -587,6 +686,22 @@ def _resolve_verifier(policy: Policy, path: Path) -> Policy:
     return policy.model_copy(update={"cascade": cascade})
 
 
+def _check_privacy(policy: Policy, catalogue: RouterConfig, path: Path) -> None:
+    """Under `privacy.action: local` a policy must name a trusted model to answer with."""
+    rule = policy.privacy or catalogue.privacy
+    if rule.action != "local":
+        return
+    trusted = {m.name for m in catalogue.models if m.trusted}
+    if not trusted & set(policy.model_names()):
+        where = "its privacy section" if policy.privacy else "config.yaml's privacy section"
+        raise ConfigError(
+            path,
+            "privacy.action",
+            f"'local' (from {where}) needs a trusted model in this policy; trusted models in "
+            f"the catalogue: {sorted(trusted)}",
+        )
+
+
 def load_policies(directory: str | Path, catalogue: RouterConfig, domains: list[str]) -> dict:
     """All `*.yaml` policies in a directory, by name."""
     directory = Path(directory)
@@ -595,6 +710,7 @@ def load_policies(directory: str | Path, catalogue: RouterConfig, domains: list[
     policies = {}
     for p in sorted(directory.glob("*.yaml")):
         pol = load_policy(p, catalogue, domains)
+        _check_privacy(pol, catalogue, p)
         policies[pol.name] = pol
     if not policies:
         raise ConfigError(directory, "policies_dir", "no *.yaml policy files found")

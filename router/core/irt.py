@@ -155,7 +155,9 @@ class SharedDifficulty:
     def logits(self, X: np.ndarray) -> np.ndarray:
         """(n, M) log-odds that each model answers well."""
         X = np.asarray(X, dtype=np.float64)
-        return (X @ self.A_.T) @ self.theta_.T + self.c_[None, :] - self.difficulty_logit(X)[:, None]
+        return (
+            (X @ self.A_.T) @ self.theta_.T + self.c_[None, :] - self.difficulty_logit(X)[:, None]
+        )
 
     def predict_proba(self, X: np.ndarray) -> np.ndarray:
         return _sigmoid(self.logits(X))

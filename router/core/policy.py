@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from router.core.config import Escalation, ModelSpec, Policy
+from router.core.config import Escalation, ModelSpec, Policy, PrivacySpec
 from router.core.request import RequestError, RequestFacts
 
 # Reason codes of the score stage.
@@ -108,6 +108,12 @@ class Decision:
     evidence: dict[str, dict[str, float]] = field(default_factory=dict)
     # Catalogue models the scorer has no rows for, and the stand-in whose estimate they used.
     unprofiled: dict[str, str] = field(default_factory=dict)
+    # The response cache (router/serving/cache.py): status hit/miss/bypass, the similarity of
+    # a hit, why a request bypassed it, the cost a hit saved. None when the cache is off.
+    cache: dict | None = None
+    # The privacy rule (router/core/privacy.py): the action and the kinds of private value
+    # that fired it, never the values. None when nothing was detected (or privacy is off).
+    privacy: dict | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -148,9 +154,18 @@ class ScoreInput:
 class CompiledPolicy:
     """A policy bound to a catalogue and a domain list: index arrays for fast selection."""
 
-    def __init__(self, policy: Policy, catalogue: list[ModelSpec], domains: list[str]) -> None:
+    def __init__(
+        self,
+        policy: Policy,
+        catalogue: list[ModelSpec],
+        domains: list[str],
+        privacy: PrivacySpec | None = None,
+    ) -> None:
         self.policy = policy
         self.domains = list(domains)
+        # The privacy rule: the policy's own, else config.yaml's `privacy:` (given here).
+        self.privacy = policy.privacy or privacy or PrivacySpec()
+        self.trusted_names = frozenset(m.name for m in catalogue if m.trusted)
         by_name = {m.name: m for m in catalogue}
         self.models: list[ModelSpec] = [by_name[n] for n in policy.model_names()]
         self.names = [m.name for m in self.models]
@@ -184,6 +199,29 @@ class CompiledPolicy:
             mask = mask & keep
 
         caps = [m.capabilities for m in self.models]
+        # The privacy rule comes first: neither a pin nor a later rule may send private data
+        # to a model the operator does not trust.
+        action = self.privacy.action
+        if facts.private and action != "off":
+            kinds = ", ".join(facts.private)
+            if action == "refuse":
+                raise RequestError(
+                    f"privacy rule: the prompt carries {kinds}; policy {self.policy.name!r} "
+                    "refuses prompts with private data (privacy.action: refuse)",
+                    "messages",
+                    code="privacy_refused",
+                )
+            if action == "local":
+                pin = facts.pinned_model
+                if pin is not None and pin in self.names and pin not in self.trusted_names:
+                    raise RequestError(
+                        f"pinned model {pin!r} is not trusted and the prompt carries {kinds} "
+                        "(privacy.action: local)",
+                        "model",
+                        code="privacy_refused",
+                    )
+                trusted = np.array([n in self.trusted_names for n in self.names])
+                narrow(trusted, f"is trusted (privacy: the prompt carries {kinds})", "messages")
         for rule in self.policy.rules:
             if rule == "pin" and facts.pinned_model is not None:
                 if facts.pinned_model not in self.names:
@@ -389,6 +427,12 @@ class CompiledPolicy:
             },
             unprofiled={n: m for n, m in (unprofiled or {}).items() if n in self.names},
         )
+        if facts.private and self.privacy.action != "off":
+            decision.privacy = {
+                "action": self.privacy.action,
+                "rules": list(facts.private),
+                "redacted": self.privacy.action == "redact",
+            }
         if self.policy.cascade is not None and pinned is None and has_text:
             decision = self.cascade_decision(decision, facts, mask, dom_i, difficulty, succ_row)
         return decision
@@ -412,6 +456,13 @@ class CompiledPolicy:
         large = int(self._first_eligible(self.large_idx, mask[None, :])[0])
         if first < 0 or large < 0 or first == large:
             return decision  # nothing to cascade between: routed as without a cascade
+        if (
+            facts.private
+            and self.privacy.action == "local"
+            and cas.verifier == "llm"
+            and cas.judge not in self.trusted_names
+        ):
+            return decision  # the judge would read the private prompt: no cascade
         known = not np.isnan(succ_row[first])
         prompt_p = float(succ_row[first]) if known else 1.0 - float(difficulty or 0.0)
         mode = int(cascade_modes(np.array([prompt_p]), cas.threshold, cas.band)[0])

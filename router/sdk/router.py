@@ -10,9 +10,12 @@ import itertools
 import os
 import time
 import uuid
+from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+
+import numpy as np
 
 from router.core.config import (
     ConfigError,
@@ -25,19 +28,23 @@ from router.core.data import domain_names
 from router.core.drift import DriftMonitor
 from router.core.encoder import load_encoder
 from router.core.policy import CompiledPolicy, Decision
+from router.core.privacy import detect, redact_messages
 from router.core.request import (
     Message,
     RequestError,
+    RequestFacts,
     message_text,
     normalise_messages,
     request_facts,
     routing_text,
 )
 from router.core.scorer import Scorer
+from router.sdk import caching
 from router.sdk.streams import AsyncRoutedStream, RoutedStream, carries_nothing, prepend
 from router.serving import cascade, tracing, upstream
 from router.serving.breaker import Breakers
 from router.serving.budget import Budgets
+from router.serving.cache import ResponseCache, open_cache
 from router.serving.calls import ModelCalls
 from router.serving.local import LocalModels
 from router.serving.providers import EmptyStream, UpstreamError, load_litellm
@@ -82,6 +89,16 @@ def success_columns(
     return success_col, unprofiled
 
 
+@dataclass
+class Routed:
+    """One routed request: its decision, the facts the hard rules saw, and the routing vector
+    (None without text), which the semantic cache reuses."""
+
+    decision: Decision
+    facts: RequestFacts
+    vector: np.ndarray | None
+
+
 class Router:
     """Embed, score, decide; then call the chosen model with fallbacks."""
 
@@ -109,7 +126,15 @@ class Router:
         if config.default_policy not in policies:
             raise RequestError(f"default_policy {config.default_policy!r} has no policy file")
         domains = scorer.domains_
-        self._compiled = {n: CompiledPolicy(p, config.models, domains) for n, p in policies.items()}
+        self._compiled = {
+            n: CompiledPolicy(p, config.models, domains, config.privacy)
+            for n, p in policies.items()
+        }
+        # Answers served again (router/serving/cache.py); None when no policy caches. A hot
+        # reload hands the old cache over when the cache settings and encoder stay.
+        self.response_cache: ResponseCache | None = getattr(
+            self, "response_cache", None
+        ) or open_cache(config.cache, policies.values())
         # Which scorer success column stands for each catalogue model: its own (by profile or
         # name), else a stand-in that every receipt names (`unprofiled`).
         self._success_col, self.unprofiled = success_columns(config, scorer.models_)
@@ -257,21 +282,39 @@ class Router:
         **params: Any,
     ) -> list[Decision]:
         """Route several requests with one encoder call (what a busy proxy wants)."""
+        return [r.decision for r in self.routed(conversations, policy, model, params)]
+
+    def routed(
+        self,
+        conversations: list[str | list[Message]],
+        policy: str | None,
+        model: str | None,
+        params: dict[str, Any],
+    ) -> list[Routed]:
+        """`route_many`, with each request's facts and routing vector."""
         t0 = time.perf_counter()
         compiled = self.policy(policy)
         msgs = [normalise_messages(c) for c in conversations]
         for m in msgs:
             self._check_size(m)
+        privacy = compiled.privacy
         facts = [
-            request_facts(m, params, self.config.expected_output_tokens, pinned_model=model)
+            request_facts(
+                m,
+                params,
+                self.config.expected_output_tokens,
+                pinned_model=model,
+                private=detect(m, privacy.detect) if privacy.action != "off" else (),
+            )
             for m in msgs
         ]
         texts = [self.text_of(m).strip() for m in msgs]
         with_text = [i for i, t in enumerate(texts) if t]
-        batch = None
+        batch = vectors = None
         if with_text:
             scored = [texts[i] for i in with_text]
-            batch = self.scorer.predict(self.encoder.encode(scored), scored)
+            vectors = self.encoder.encode(scored)
+            batch = self.scorer.predict(vectors, scored)
         out: list[Decision] = []
         row_of = {i: r for r, i in enumerate(with_text)}
         budget = self.budgets.get(compiled.policy.name)
@@ -309,11 +352,29 @@ class Router:
             if budget is not None:
                 budget.record(d, esc)
             self.drift.observe(d.domain, d.difficulty, d.gain)
-            out.append(d)
+            vector = None if r is None else np.array(vectors[r], dtype=np.float32)
+            out.append(Routed(d, f, vector))
         elapsed = (time.perf_counter() - t0) * 1000 / max(1, len(out))
-        for d in out:
-            d.routing_ms = round(elapsed, 3)
+        for routed in out:
+            routed.decision.routing_ms = round(elapsed, 3)
         return out
+
+    # ---- privacy ----------------------------------------------------------------------------
+
+    def outgoing(self, messages: list[Message], decision: Decision) -> list[Message]:
+        """The messages that leave for the models: with `privacy.action: redact`, each private
+        value replaced by a typed placeholder."""
+        p = decision.privacy
+        if not p or not p.get("redacted"):
+            return messages
+        return redact_messages(messages, self.policy(decision.policy).privacy.detect)
+
+    def loggable_text(self, messages: list[Message], decision: Decision | None) -> str:
+        """The routing text as the decision log may keep it: never a detected private value."""
+        if decision is not None and decision.privacy:
+            detected = self.policy(decision.policy).privacy.detect
+            messages = redact_messages(messages, detected)
+        return self.text_of(messages).strip()
 
     # ---- the decision log and feedback -------------------------------------------------------
 
@@ -350,7 +411,7 @@ class Router:
                 decision,
                 decision.request_id,
                 kind="sdk.chat",
-                routing_text=self.text_of(msgs).strip(),
+                routing_text=self.loggable_text(msgs, decision),
                 usage=tokens,
                 requested_model="router",
             )
@@ -373,7 +434,7 @@ class Router:
 
         `model` in params pins a catalogue model. With `stream=True` the result is an iterator
         of chunks with `.decision`; a failure before the first chunk falls back, one after it
-        is raised (part of the answer is already out).
+        is raised (part of the answer is already out). A cache hit calls no model.
         """
         with tracing.span(self.tracer, tracing.CHAT) as span:
             try:
@@ -393,11 +454,20 @@ class Router:
         with tracing.span(self.tracer, tracing.ROUTE) as span:
             turn = run_sync(self.sessions.open(msgs, policy, pin, params, session, scope))
             tracing.annotate(span, turn.decision)
-        decision = turn.decision
+        cp = run_sync(
+            caching.plan(self, turn.decision, msgs, params, turn.vector, turn.private, scope)
+        )
+        if cp.hit is not None:
+            result = run_sync(self._from_cache(turn, cp, msgs, params))
+            if params.get("stream"):
+                return RoutedStream(cp.decision, iter(result))
+            return result
+        decision = cp.decision
+        send = self.outgoing(msgs, decision)  # redacted when the privacy rule says so
         if params.get("stream"):
 
             def open_stream(kw: dict):
-                it = iter(litellm.completion(messages=msgs, **kw))
+                it = iter(litellm.completion(messages=send, **kw))
                 first = next(it)
                 if carries_nothing(first):
                     # litellm makes up one empty "stop" chunk for a body that was not SSE.
@@ -412,33 +482,37 @@ class Router:
                     self.calls,
                     self.policy(decision.policy),
                     decision,
-                    msgs,
+                    send,
                     params,
                     open_stream,
-                    self.text_of(msgs),
+                    self.text_of(send),
                 )
                 first, it = held[0], cascade.held_then(held[1:], it)
             else:
                 (it, first), decision = self.calls.run_chain(decision, params, open_stream)
             self._log_call(decision, msgs)
-            return RoutedStream(decision, turn.follow_sync(decision, itertools.chain([first], it)))
+            chunks = turn.follow_sync(decision, itertools.chain([first], it))
+            return RoutedStream(
+                decision, caching.store_stream(self, cp, decision, chunks, run_sync)
+            )
 
         def call(kw: dict):
-            return upstream.completion(msgs, **kw)  # direct httpx for OpenAI-compatible
+            return upstream.completion(send, **kw)  # direct httpx for OpenAI-compatible
 
         if cascade.is_judged(decision):
             resp, decision, _ = cascade.run(
                 self.calls,
                 self.policy(decision.policy),
                 decision,
-                msgs,
+                send,
                 params,
                 call,
-                self.text_of(msgs),
+                self.text_of(send),
             )
         else:
             resp, decision = self.calls.run_chain(decision, params, call)
         run_sync(turn.close(decision, reply_of(resp)))
+        run_sync(caching.store(self, cp, decision, resp))
         self._log_call(decision, msgs, getattr(resp, "usage", None))
         resp.decision = decision
         return resp
@@ -463,11 +537,18 @@ class Router:
         with tracing.span(self.tracer, tracing.ROUTE) as span:
             turn = await self.sessions.open(msgs, policy, pin, params, session, scope)
             tracing.annotate(span, turn.decision)
-        decision = turn.decision
+        cp = await caching.plan(self, turn.decision, msgs, params, turn.vector, turn.private, scope)
+        if cp.hit is not None:
+            result = await self._from_cache(turn, cp, msgs, params)
+            if params.get("stream"):
+                return AsyncRoutedStream(cp.decision, result[0], _aiter(result[1:]))
+            return result
+        decision = cp.decision
+        send = self.outgoing(msgs, decision)  # redacted when the privacy rule says so
         if params.get("stream"):
 
             async def open_stream(kw: dict):
-                it = (await litellm.acompletion(messages=msgs, **kw)).__aiter__()
+                it = (await litellm.acompletion(messages=send, **kw)).__aiter__()
                 first = await it.__anext__()
                 if carries_nothing(first):
                     # litellm makes up one empty "stop" chunk for a body that was not SSE.
@@ -483,33 +564,54 @@ class Router:
                     self.calls,
                     self.policy(decision.policy),
                     decision,
-                    msgs,
+                    send,
                     params,
                     open_stream,
-                    self.text_of(msgs),
+                    self.text_of(send),
                 )
                 first, it = held[0], cascade.aheld_then(held[1:], it)
             else:
                 (it, first), decision = await self.calls.arun_chain(decision, params, open_stream)
             self._log_call(decision, msgs)
-            return AsyncRoutedStream(decision, first, turn.follow(decision, it, first))
+            rest = caching.astore_stream(
+                self, cp, decision, turn.follow(decision, it, first), first
+            )
+            return AsyncRoutedStream(decision, first, rest)
 
         async def call(kw: dict):
-            return await upstream.acompletion(msgs, **kw)  # direct httpx for OpenAI-compatible
+            return await upstream.acompletion(send, **kw)  # direct httpx for OpenAI-compatible
 
         if cascade.is_judged(decision):
             resp, decision, _ = await cascade.arun(
                 self.calls,
                 self.policy(decision.policy),
                 decision,
-                msgs,
+                send,
                 params,
                 call,
-                self.text_of(msgs),
+                self.text_of(send),
             )
         else:
             resp, decision = await self.calls.arun_chain(decision, params, call)
         await turn.close(decision, reply_of(resp))
+        await caching.store(self, cp, decision, resp)
         self._log_call(decision, msgs, getattr(resp, "usage", None))
         resp.decision = decision
         return resp
+
+    async def _from_cache(self, turn: Any, cp: caching.CachePlan, msgs: list, params: dict):
+        """A cache hit: the answer (or its stream chunks) with no model called; the session
+        and the decision log see the turn as any other."""
+        decision = cp.decision
+        resp = caching.response_of(cp.hit, decision.model)
+        await turn.close(decision, reply_of(resp))
+        self._log_call(decision, msgs, getattr(resp, "usage", None))
+        if params.get("stream"):
+            return caching.chunks_of(cp.hit, decision.model, params)
+        resp.decision = decision
+        return resp
+
+
+async def _aiter(items: list):
+    for item in items:
+        yield item

@@ -7,7 +7,7 @@ PostgreSQL (`postgresql://...`, psycopg 3):
 - `rows`: a row built from a Decision (`decision_row`), embeddings as int8, feedback scores;
 - `writer`: `DecisionLog`, which queues rows and writes them from a background thread;
 - `reading`: `read_outcomes()` and `export_examples()` for retraining;
-- `figures`: the figures of a time window (`LogReader`, `read_figures`, `summarise`) for
+- `figures`: the figures of a time window (`LogReader`, `read_figures`; `stats`: `summarise`) for
   `router stats`, `GET /admin/stats` and the dashboard.
 
 A row holds what retraining needs (request id, time, policy, decision, scores, the routing
@@ -15,13 +15,7 @@ embedding as int8) and, only with `store_text=True`, the routing text. Outcomes 
 shadow judgements) go to a second table; the last write per (request, source, model) wins.
 """
 
-from router.serving.decision_log.figures import (
-    LogReader,
-    Stats,
-    parse_since,
-    read_figures,
-    summarise,
-)
+from router.serving.decision_log.figures import LogReader, parse_since, read_figures
 from router.serving.decision_log.reading import LoggedOutcome, export_examples, read_outcomes
 from router.serving.decision_log.rows import decision_row, dequantize, feedback_score, quantize
 from router.serving.decision_log.schema import (
@@ -33,6 +27,7 @@ from router.serving.decision_log.schema import (
     outcomes,
     safe_url,
 )
+from router.serving.decision_log.stats import Stats, summarise
 from router.serving.decision_log.writer import (
     DecisionLog,
     DecisionLogCollector,

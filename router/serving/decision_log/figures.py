@@ -182,6 +182,7 @@ class LogReader:
                 if self._has_kind is None:
                     cols = {c["name"] for c in sa.inspect(con).get_columns("decisions")}
                     self._has_kind = "kind" in cols  # logs of the first version have no kind
+                    self._has_cache = "cache" in cols  # since migration 0003
                 if since_s is None:
                     first = con.execute(sa.select(sa.func.min(decisions.c.ts))).scalar()
                     since = float(first) if first is not None else until
@@ -309,10 +310,23 @@ class LogReader:
             "routing_ms": {**percentiles(routing), "of": len(routing)},
             "latency_histogram": {"edges_ms": list(LATENCY_EDGES_MS), "counts": hist},
             "cascade": _cascade(buckets.values()),
+            "cache": self._cache(con, sa.and_(in_window, chat)),
             "quality": self._quality(con, start, until),
             "drift": self._drift(con, in_window),
             "series": _series(buckets, first, last, step),
         }
+
+    def _cache(self, con: Connection, where: Any) -> dict[str, Any]:
+        """Requests answered from the response cache, and what they would have cost."""
+        if not getattr(self, "_has_cache", False):
+            return {"hits": 0, "saved_usd": 0.0}
+        c = decisions.c
+        hits, saved = con.execute(
+            sa.select(sa.func.count(), sa.func.coalesce(sa.func.sum(c.saved_cost), 0.0)).where(
+                where, c.cache == "hit"
+            )
+        ).one()
+        return {"hits": int(hits), "saved_usd": float(saved)}
 
     def _quality(self, con: Connection, since: float, until: float) -> dict[str, Any]:
         """User feedback (mean score) and shadow agreement of the window's requests (at most
@@ -599,73 +613,3 @@ def _cascade(buckets: Iterable[_Bucket]) -> dict[str, Any]:
         "wasted_tokens": int(total.get("wasted_tokens", 0)),
         "wasted_cost_usd": float(total.get("wasted_cost", 0.0)),
     }
-
-
-# ---- `router stats` -----------------------------------------------------------------------------
-
-
-@dataclass
-class Stats:
-    """What `router stats` prints: the headline figures of a window of the log."""
-
-    requests: int = 0
-    errors: int = 0
-    share: dict[str, float] = field(default_factory=dict)  # answering model → share of OK calls
-    escalation_rate: float = 0.0
-    fallback_rate: float = 0.0
-    cost: float = 0.0
-    large_cost: float = 0.0
-    latency_ms: dict[str, float] = field(default_factory=dict)  # p50 / p90 / p99
-    routing_ms: dict[str, float] = field(default_factory=dict)
-
-    @classmethod
-    def of(cls, figures: dict[str, Any]) -> Stats:
-        def pct(d: dict[str, Any]) -> dict[str, float]:
-            return {k: v for k, v in d.items() if k != "of"}
-
-        return cls(
-            requests=figures["requests"],
-            errors=figures["errors"],
-            share={m["model"]: m["share"] for m in figures["models"]},
-            escalation_rate=figures["escalation_rate"] or 0.0,
-            fallback_rate=figures["fallback_rate"] or 0.0,
-            cost=figures["cost_usd"],
-            large_cost=figures["large_cost_usd"],
-            latency_ms=pct(figures["latency_ms"]),
-            routing_ms=pct(figures["routing_ms"]),
-        )
-
-    @property
-    def savings(self) -> float:
-        """Estimated cost saved against sending every request to the large model (fraction)."""
-        return 1 - self.cost / self.large_cost if self.large_cost > 0 else 0.0
-
-    def to_dict(self) -> dict[str, Any]:
-        return {**self.__dict__, "savings": self.savings}
-
-    def rows(self) -> list[tuple[str, str]]:
-        """(label, value) lines for a printed summary."""
-        out = [("requests", f"{self.requests} ({self.errors} errors)")]
-        out += [(f"share {m}", f"{v:.1%}") for m, v in self.share.items()]
-        out += [
-            ("escalation rate", f"{self.escalation_rate:.1%}"),
-            ("fallback rate", f"{self.fallback_rate:.1%}"),
-            ("estimated cost", f"${self.cost:.6f}"),
-            ("all-large cost", f"${self.large_cost:.6f}"),
-            ("estimated savings", f"{self.savings:.1%}"),
-        ]
-        for name, pct in (("latency", self.latency_ms), ("routing", self.routing_ms)):
-            if pct:
-                out.append((f"{name} ms", "  ".join(f"{k} {v:.1f}" for k, v in pct.items())))
-        return out
-
-
-# The CLI reads a log once: percentiles over up to this many of the window's rows.
-SUMMARY_SAMPLE = 1_000_000
-
-
-def summarise(path: str | Path, since_s: float | None = None) -> Stats:
-    """Share per model, escalation rate, estimated savings and latency percentiles of a log
-    (a SQLite path or a database URL), over the last `since_s` seconds or all of it. Rows of
-    POST /v1/route (no model called) are left out."""
-    return Stats.of(read_figures(path, since_s, sample=SUMMARY_SAMPLE))

@@ -63,6 +63,11 @@ decisions = sa.Table(
     sa.Column("embedding_scale", sa.Float),
     sa.Column("encoder", sa.Text),  # identity of the encoder that made the embedding
     sa.Column("routing_text", sa.Text),  # NULL unless decision_log.store_text is on
+    # ---- since migration 0003 ----
+    sa.Column("cache", sa.Text),  # "hit", "miss", "bypass"; NULL with the cache off
+    sa.Column("saved_cost", sa.Float),  # USD a cache hit saved
+    sa.Column("privacy", sa.Text),  # kinds of private value detected (never the values)
+    sa.Column("privacy_action", sa.Text),  # the action taken: "local", "redact"
     sa.Index("ix_decisions_ts", "ts"),
 )
 
