@@ -187,7 +187,7 @@ def test_a_log_of_the_first_version_is_migrated_in_place(tmp_path):
     log.record_outcome("old2", 1.0, "feedback")  # old rows take feedback too
     log.close()
     con = sqlite3.connect(path)
-    assert con.execute("SELECT version_num FROM alembic_version").fetchone() == ("0002",)
+    assert con.execute("SELECT version_num FROM alembic_version").fetchone() == ("0003",)
     assert con.execute("SELECT count(*) FROM decisions").fetchone() == (5,)
     assert con.execute("SELECT embedding FROM decisions WHERE request_id='old1'").fetchone() == (
         None,

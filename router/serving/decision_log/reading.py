@@ -55,7 +55,8 @@ class Stats:
     """What `router stats` prints."""
 
     requests: int = 0
-    errors: int = 0
+    errors: int = 0  # answered with an error status, or interrupted by a crash
+    in_flight: int = 0  # write-ahead rows whose answer has not ended (phase "started")
     share: dict[str, float] = field(default_factory=dict)  # answering model → share of OK calls
     escalation_rate: float = 0.0
     fallback_rate: float = 0.0
@@ -75,6 +76,8 @@ class Stats:
     def rows(self) -> list[tuple[str, str]]:
         """(label, value) lines for a printed summary."""
         out = [("requests", f"{self.requests} ({self.errors} errors)")]
+        if self.in_flight:
+            out.append(("in flight", f"{self.in_flight} (started, not ended)"))
         out += [(f"share {m}", f"{v:.1%}") for m, v in self.share.items()]
         out += [
             ("escalation rate", f"{self.escalation_rate:.1%}"),
@@ -117,13 +120,16 @@ def summarise(path: str | Path) -> Stats:
                 c.latency_ms,
                 c.routing_ms,
             ]
-            q = sa.select(*cols)
-            if "kind" in {col["name"] for col in sa.inspect(con).get_columns("decisions")}:
+            have = {col["name"] for col in sa.inspect(con).get_columns("decisions")}
+            q = sa.select(*cols, c.phase if "phase" in have else sa.null())
+            if "kind" in have:
                 q = q.where(sa.or_(c.kind.is_(None), ~c.kind.in_(["route", "sdk.route"])))
             rows = con.execute(q).all()
     finally:
         engine.dispose()
-    s = Stats(requests=len(rows))
+    in_flight = sum(1 for r in rows if r[8] == "started")
+    rows = [r for r in rows if r[8] != "started"]  # not answered yet: no outcome to count
+    s = Stats(requests=len(rows), in_flight=in_flight)
     ok = [r for r in rows if r[1] is not None and r[1] < 400]
     s.errors = len(rows) - len(ok)
     for r in ok:

@@ -25,7 +25,8 @@ log = logging.getLogger("router.serving.decision_log")
 metadata = sa.MetaData()
 
 # The request's row. Column types match the SQLite file of the first version (TEXT, REAL,
-# INTEGER), which migration 0001 adopts as is; migration 0002 added the learning columns.
+# INTEGER), which migration 0001 adopts as is; migration 0002 added the learning columns,
+# 0003 the phase of write-ahead rows.
 decisions = sa.Table(
     "decisions",
     metadata,
@@ -63,6 +64,10 @@ decisions = sa.Table(
     sa.Column("embedding_scale", sa.Float),
     sa.Column("encoder", sa.Text),  # identity of the encoder that made the embedding
     sa.Column("routing_text", sa.Text),  # NULL unless decision_log.store_text is on
+    # ---- since migration 0003 ----
+    # "started": the write-ahead row (decision, no status yet); "ended": the whole row;
+    # "interrupted": its process died before the answer ended. NULL: written before 0003.
+    sa.Column("phase", sa.Text),
     sa.Index("ix_decisions_ts", "ts"),
 )
 
