@@ -10,6 +10,8 @@ import itertools
 import os
 import time
 import uuid
+import weakref
+from collections.abc import AsyncIterator, Iterator
 from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -281,29 +283,110 @@ class Router:
             self.decision_log.close()
         from router.serving.decision_log import open_decision_log
 
-        self.decision_log = open_decision_log(where, spec, self)
+        self.decision_log = open_decision_log(where, spec, self, base_dir=self.base_dir)
         return self.decision_log
 
-    def _log_call(self, decision: Decision, msgs: list[Message], usage: Any = None) -> None:
-        """The decision-log row of one SDK call; gives the decision its request id."""
+    def _log_call(
+        self,
+        decision: Decision,
+        msgs: list[Message],
+        usage: Any = None,
+        *,
+        status: int | None = 200,
+        error: str | None = None,
+        started_at: float | None = None,
+    ) -> int | None:
+        """The decision-log row of one SDK call, spooled before the answer is handed over (as
+        the proxy's, through the same log); gives the decision its request id. `started_at`:
+        the time of a stream's write-ahead row, which this one completes. Returns the spool
+        item for `DecisionLog.durable`."""
         if self.decision_log is None:
-            return
+            return None
         from router.serving.decision_log import decision_row
 
-        decision.request_id = "req_" + uuid.uuid4().hex
+        if started_at is None:
+            decision.request_id = "req_" + uuid.uuid4().hex
         tokens = None
         if usage is not None and getattr(usage, "prompt_tokens", None) is not None:
             tokens = (usage.prompt_tokens, usage.completion_tokens or 0)
-        self.decision_log.record(
+        row = decision_row(
+            decision,
+            decision.request_id,
+            kind="sdk.chat",
+            ts=started_at,
+            status=status,
+            # A stream's write-ahead row carried the text (and so the embedding) already.
+            routing_text=None if started_at is not None else self.text_of(msgs).strip(),
+            usage=tokens,
+            requested_model="router",
+            stream=started_at is not None,
+            error=error,
+        )
+        return self.decision_log.record(row)
+
+    def _log_start(self, decision: Decision, msgs: list[Message]) -> tuple[int | None, Any]:
+        """A stream's write-ahead row (its decision), spooled before its first chunk is handed
+        over → (spool item, `end(status, usage, error)` that completes the row once)."""
+        from router.serving.decision_log import decision_row
+
+        decision.request_id = "req_" + uuid.uuid4().hex
+        ts = time.time()
+        seq = self.decision_log.start(
             decision_row(
                 decision,
                 decision.request_id,
                 kind="sdk.chat",
+                ts=ts,
+                status=None,
                 routing_text=self.text_of(msgs).strip(),
-                usage=tokens,
                 requested_model="router",
+                stream=True,
             )
         )
+        ended = False
+
+        def end(status: int, usage: Any, error: str | None) -> None:
+            nonlocal ended
+            if not ended:
+                ended = True
+                self._log_call(decision, msgs, usage, status=status, error=error, started_at=ts)
+
+        return seq, end
+
+    @staticmethod
+    def _logged(chunks: Iterator, end) -> Iterator:
+        """Chunks passed through; `end` completes the stream's row when they end (200), fail
+        (502, the error) or are closed early (499)."""
+        usage, status, error = None, 499, "stream closed early"
+        try:
+            for chunk in chunks:
+                usage = getattr(chunk, "usage", None) or usage
+                yield chunk
+            status, error = 200, None
+        except GeneratorExit:
+            raise
+        except Exception as e:
+            status, error = 502, f"{type(e).__name__}: {e}"[:300]
+            raise
+        finally:
+            end(status, usage, error)
+
+    @staticmethod
+    async def _alogged(chunks: AsyncIterator, end) -> AsyncIterator:
+        """`_logged` for async streams."""
+        usage, status, error = None, 499, "stream closed early"
+        try:
+            async for chunk in chunks:
+                usage = getattr(chunk, "usage", None) or usage
+                yield chunk
+            status, error = 200, None
+        except GeneratorExit:
+            raise
+        except Exception as e:
+            status, error = 502, f"{type(e).__name__}: {e}"[:300]
+            raise
+        finally:
+            end(status, usage, error)
 
     def feedback(self, request_id: str, score: float | str, model: str | None = None) -> None:
         """Score the answer to a request (`decision.request_id`): a number in [0, 1], or
@@ -357,8 +440,14 @@ class Router:
                 first, it = held[0], cascade.held_then(held[1:], it)
             else:
                 (it, first), decision = self.calls.run_chain(decision, params, open_stream)
-            self._log_call(decision, msgs)
-            return RoutedStream(decision, turn.follow_sync(decision, itertools.chain([first], it)))
+            chunks = turn.follow_sync(decision, itertools.chain([first], it))
+            if self.decision_log is None:
+                return RoutedStream(decision, chunks)
+            seq, end = self._log_start(decision, msgs)
+            self.decision_log.durable(seq)
+            routed = RoutedStream(decision, self._logged(chunks, end))
+            weakref.finalize(routed, end, 499, None, "stream left unread")
+            return routed
 
         def call(kw: dict):
             return upstream.completion(msgs, **kw)  # direct httpx for OpenAI-compatible
@@ -376,7 +465,9 @@ class Router:
         else:
             resp, decision = self.calls.run_chain(decision, params, call)
         run_sync(turn.close(decision, reply_of(resp)))
-        self._log_call(decision, msgs, getattr(resp, "usage", None))
+        seq = self._log_call(decision, msgs, getattr(resp, "usage", None))
+        if self.decision_log is not None:
+            self.decision_log.durable(seq)
         resp.decision = decision
         return resp
 
@@ -416,8 +507,14 @@ class Router:
                 first, it = held[0], cascade.aheld_then(held[1:], it)
             else:
                 (it, first), decision = await self.calls.arun_chain(decision, params, open_stream)
-            self._log_call(decision, msgs)
-            return AsyncRoutedStream(decision, first, turn.follow(decision, it, first))
+            rest = turn.follow(decision, it, first)
+            if self.decision_log is None:
+                return AsyncRoutedStream(decision, first, rest)
+            seq, end = self._log_start(decision, msgs)
+            await self.decision_log.adurable(seq)
+            routed = AsyncRoutedStream(decision, first, self._alogged(rest, end))
+            weakref.finalize(routed, end, 499, None, "stream left unread")
+            return routed
 
         async def call(kw: dict):
             return await upstream.acompletion(msgs, **kw)  # direct httpx for OpenAI-compatible
@@ -435,6 +532,8 @@ class Router:
         else:
             resp, decision = await self.calls.arun_chain(decision, params, call)
         await turn.close(decision, reply_of(resp))
-        self._log_call(decision, msgs, getattr(resp, "usage", None))
+        seq = self._log_call(decision, msgs, getattr(resp, "usage", None))
+        if self.decision_log is not None:
+            await self.decision_log.adurable(seq)
         resp.decision = decision
         return resp

@@ -14,7 +14,7 @@ from router.sdk.router import Router
 from router.server import batching, errors, feedback
 from router.server.admin import install_live
 from router.server.agents import install_agents
-from router.server.auth import KeyRing, Principal
+from router.server.auth import ADMIN, KeyRing, Principal, is_admin
 from router.server.chat import ChatService
 from router.server.metrics import Metrics
 from router.server.middleware import RequestIdMiddleware
@@ -42,7 +42,12 @@ def create_app(router: Router, config: ServerSpec | None = None) -> FastAPI:
     )
     decisions = (
         # The encoder of the router serving now: a hot reload swaps svc.router.
-        open_decision_log(spec.decision_log, router.config.decision_log, lambda: svc.router.encoder)
+        open_decision_log(
+            spec.decision_log,
+            router.config.decision_log,
+            lambda: svc.router.encoder,
+            base_dir=router.base_dir,  # the config's folder: where a relative spool dir starts
+        )
         if spec.decision_log
         else None
     )
@@ -118,7 +123,19 @@ def create_app(router: Router, config: ServerSpec | None = None) -> FastAPI:
     if rate_limits.enabled:
         caller = limited_caller  # every endpoint below (agents.py's too) counts against it
 
+    # Where a key's data is read, deleted or scored (feedback, stored responses), the admin
+    # key is a caller too, and may do so for every key's data (it makes no requests itself).
+    async def owner_or_admin(request: Request) -> Principal:
+        headers = request.headers
+        if is_admin(spec, headers.get("authorization"), headers.get("x-api-key")):
+            return ADMIN
+        principal = await authenticated(request)
+        if rate_limits.enabled:
+            await rate_limits.check(principal)
+        return principal
+
     Caller = Annotated[Principal, Depends(caller)]
+    Owner = Annotated[Principal, Depends(owner_or_admin)]
 
     @app.get("/health")
     async def health() -> dict:
@@ -178,13 +195,15 @@ def create_app(router: Router, config: ServerSpec | None = None) -> FastAPI:
         return await svc.chat(request, principal)
 
     # Agent-facing APIs (agents.py): Responses, Anthropic Messages, completions, embeddings.
-    install_agents(app, svc, caller)
+    install_agents(app, svc, caller, owner_or_admin)
 
     # POST /admin/reload, versions, budget and drift gauges, the shadow judge (admin.py).
     live = install_live(app, svc, spec, keys, metrics, decisions)
 
     @app.post("/v1/feedback", openapi_extra=feedback.openapi_feedback())
-    async def give_feedback(request: Request, principal: Caller) -> Response:
-        return await feedback.feedback(request, svc.router, decisions, spec.max_body_bytes)
+    async def give_feedback(request: Request, principal: Owner) -> Response:
+        return await feedback.feedback(
+            request, svc.router, decisions, spec.max_body_bytes, principal
+        )
 
     return app

@@ -107,7 +107,7 @@ class ChatService:
         rid = request.state.request_id
         if self.decisions is not None:
             d.request_id = rid  # the client may send feedback on a routing decision too
-            self.decisions.record(
+            seq = self.decisions.record(
                 decision_row(
                     d,
                     rid,
@@ -119,6 +119,7 @@ class ChatService:
                     latency_ms=d.routing_ms,
                 )
             )
+            await self.decisions.adurable(seq)  # on disk before the answer, per the policy
         body = json.loads(self.redact(d.to_json()))
         return JSONResponse(body, headers=self.headers(d, rid, d.routing_ms))
 
@@ -147,12 +148,14 @@ class ChatService:
             raise
         except RequestError as e:
             record.end(400, None, None, str(e))
+            await record.durable()
             raise from_request_error(e) from None
         except UpstreamError as e:
             d = e.decision
             msg = self.redact(str(e))
             headers = self.headers(d, rid, _ms(t0))
             record.end(e.status_code, d, None, msg)
+            await record.durable()
             code = {504: "upstream_timeout", 429: "rate_limited", 503: "circuit_open"}.get(
                 e.status_code, "upstream_error"
             )
@@ -162,11 +165,13 @@ class ChatService:
             raise APIError(e.status_code, msg, None, code, headers) from None
         except Exception:
             record.end(500, None, None, "internal error")  # the handler logs the traceback
+            await record.durable()
             raise
         decision: Decision = result.decision
         headers = self.headers(decision, rid, _ms(t0))
         if stream:
             headers.update({"cache-control": "no-cache", "x-accel-buffering": "no"})
+            await record.begin(decision)  # the write-ahead row, before the first byte
 
             def on_end(status: int, usage: tuple[int, int] | None, error: str | None) -> None:
                 record.end(status, decision, usage, error)
@@ -180,6 +185,7 @@ class ChatService:
             )
         result.model = decision.model
         record.end(200, decision, usage_of(result), None)
+        await record.durable()  # the whole row, before the first byte
         if self.shadow is not None and "tools" not in params:
             self.shadow.offer(rid, req.messages, decision, result)  # never waits (shadow.py)
         content = result.model_dump_json(exclude={"decision"})
@@ -187,7 +193,13 @@ class ChatService:
 
 
 class _Record:
-    """Metrics, decision-log row and log fields for one request, written once at its end."""
+    """Metrics, decision-log row and log fields for one request.
+
+    The row is in the decision log's spool before the answer's first byte leaves: a stream's
+    write-ahead row (`begin`, its decision) before its headers, a whole answer's row (`end`)
+    before it is sent; `end` completes a begun row with the outcome. The proxy awaits
+    `durable()` (or `begin`) before it answers: a no-op unless the spool fsyncs always.
+    """
 
     def __init__(
         self,
@@ -201,7 +213,10 @@ class _Record:
         self.svc, self.request, self.principal = svc, request, principal
         self.router = svc.router  # the one the request runs on, should a hot reload swap it
         self.req, self.stream, self.t0 = req, stream, t0
+        self.ts = time.time()  # the row's time, the same in its write-ahead and whole forms
         self.done = False
+        self.started = False  # a write-ahead row was spooled
+        self.seq: int | None = None  # the spool item of the last row
         svc.in_flight.add(self)
         # Upstream errors may quote the prompt; logs and the decision log must not carry it
         # unless prompt logging is on. Longest first, as for secrets.
@@ -216,6 +231,38 @@ class _Record:
         for t in self._prompts:
             text = _hide(text, t)
         return text
+
+    async def begin(self, d: Decision) -> None:
+        """Spool the write-ahead row (the decision, phase "started"), durable per the policy."""
+        svc = self.svc
+        if svc.decisions is None or self.done:
+            return
+        row = decision_row(
+            d,
+            self.request.state.request_id,
+            kind="chat",
+            ts=self.ts,
+            status=None,
+            routing_text=svc.routing_text(self.req.messages),
+            scrub=self.scrub,
+            requested_model=self.req.model,
+            key_name=self.principal.name,
+            stream=self.stream,
+        )
+        if svc.spec.log_prompts:
+            row["prompt"] = json.dumps(self.req.messages, ensure_ascii=False)
+        self.seq = svc.decisions.start(row)
+        self.started = True
+        try:
+            await svc.decisions.adurable(self.seq)
+        except asyncio.CancelledError:
+            self.end(499, d, None, "client left before the answer started")
+            raise
+
+    async def durable(self) -> None:
+        """Wait until the last row is on disk, if the spool's policy is to fsync always."""
+        if self.svc.decisions is not None:
+            await self.svc.decisions.adurable(self.seq)
 
     def end(
         self, status: int, d: Decision | None, usage: tuple[int, int] | None, error: str | None
@@ -259,9 +306,13 @@ class _Record:
             d,
             self.request.state.request_id,
             kind="chat",
+            ts=self.ts,
             status=status,
-            # Embedded by the log's writer thread; kept as text only with store_text.
-            routing_text=svc.routing_text(self.req.messages) if d is not None else None,
+            # Embedded by the log's writer thread (from the write-ahead row's text when there
+            # was one); kept as text only with store_text.
+            routing_text=(
+                svc.routing_text(self.req.messages) if d is not None and not self.started else None
+            ),
             usage=usage,
             cost=cost if cost else (None, None),
             scrub=self.scrub,
@@ -273,7 +324,7 @@ class _Record:
         )
         if svc.spec.log_prompts:
             row["prompt"] = json.dumps(self.req.messages, ensure_ascii=False)
-        svc.decisions.record(row)
+        self.seq = svc.decisions.record(row)
 
 
 def _hide(text: str, prompt: str, head: int = 32) -> str:
