@@ -255,6 +255,10 @@ class Spool:
                 self._close_reader()
                 self._read_fd, self._read_path = os.open(seg.path, os.O_RDONLY), seg.path
             chunk = os.pread(self._read_fd, min(end - self._read_off, READ_BYTES), self._read_off)
+            if not chunk:  # shorter than written: someone truncated it; said, not looped on
+                log.error("decision spool: %s is shorter than written", seg.path.name)
+                self._read_off = end
+                continue
             pos = 0
             while len(out) < limit:
                 nl = chunk.find(b"\n", pos)
@@ -266,6 +270,8 @@ class Spool:
                 nl = -1
                 while nl < 0:
                     more = os.pread(self._read_fd, READ_BYTES, self._read_off + len(chunk))
+                    if not more:
+                        break
                     nl = more.find(b"\n")
                     chunk += more if nl < 0 else more[: nl + 1]
                 out += _decoded(chunk, seg.path)
