@@ -40,8 +40,13 @@ def create_app(router: Router, config: ServerSpec | None = None) -> FastAPI:
         router.local_models,
         lambda: router.local.snapshot() if router.local is not None else {},
     )
+    provider_keys = [
+        os.environ.get(m.api_key_env, "") for m in router.config.models if m.api_key_env
+    ]
+    svc = ChatService(router, spec, metrics, None, keys.secrets() + provider_keys)
+    # Opened once `svc` exists: its writer may embed rows (a replayed spool's) at once, with
+    # the encoder of the router serving now (a hot reload swaps svc.router).
     decisions = (
-        # The encoder of the router serving now: a hot reload swaps svc.router.
         open_decision_log(
             spec.decision_log,
             router.config.decision_log,
@@ -51,13 +56,10 @@ def create_app(router: Router, config: ServerSpec | None = None) -> FastAPI:
         if spec.decision_log
         else None
     )
+    svc.decisions = decisions
     if decisions is not None:
         metrics.registry.register(DecisionLogCollector(decisions))
     metrics.registry.register(StateCollector(router.state))
-    provider_keys = [
-        os.environ.get(m.api_key_env, "") for m in router.config.models if m.api_key_env
-    ]
-    svc = ChatService(router, spec, metrics, decisions, keys.secrets() + provider_keys)
 
     if spec.batch_routing:
         batching.install(router)
