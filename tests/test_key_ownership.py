@@ -34,9 +34,7 @@ def proxy(test_config, tmp_path_factory, upstream):
 
 
 def _http(proxy, key: str) -> httpx.Client:
-    return httpx.Client(
-        base_url=proxy.url, headers={"authorization": f"Bearer {key}"}, timeout=120
-    )
+    return httpx.Client(base_url=proxy.url, headers={"authorization": f"Bearer {key}"}, timeout=120)
 
 
 def _openai(proxy, key: str) -> openai.OpenAI:
