@@ -146,12 +146,19 @@ def create_app(router: Router, config: ServerSpec | None = None) -> FastAPI:
     @app.get("/ready")
     async def ready() -> JSONResponse:
         router = svc.router  # the serving one: POST /admin/reload swaps it
-        ok = decisions is None or decisions.failed is None
-        body = {"status": "ready" if ok else "degraded", "policies": sorted(router.policies)}
+        writing = decisions is None or decisions.failed is None
+        # With a spool, a database outage loses no row (they wait on disk): still ready, as
+        # during a Redis outage. Without one, rows wait in memory and may be dropped: unready.
+        ok = writing or decisions.spool is not None
+        body = {"status": "ready" if writing else "degraded", "policies": sorted(router.policies)}
         # Scorer version and hash, config hash, when they were loaded (hot reload).
         body["versions"] = live.ready_versions()
-        if not ok:
-            body["detail"] = "decision log writes are failing"
+        if not writing:
+            body["detail"] = "decision log writes are failing" + (
+                f"; rows wait in the spool ({decisions.queued} so far)"
+                if decisions.spool is not None
+                else ""
+            )
         # Open circuits do not make the proxy unready: fallbacks still answer. Shown for ops.
         body["circuits"] = {m: s["state"] for m, s in router.breakers.snapshot().items()}
         # Shared state: "memory", "redis", or "degraded" (Redis out: per process; still ready).
