@@ -6,7 +6,7 @@ export HF_HUB_OFFLINE := 1
 export LITELLM_LOCAL_MODEL_COST_MAP := True
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: setup run test lint model verifier policies data notebooks docs docs-serve benchmarks bench bench-proxy bench-load bench-scale bench-local bench-budget bench-cascade bench-sessions bench-decision-log bench-smollm2 clean
+.PHONY: setup run test lint model verifier policies data notebooks docs docs-serve benchmarks bench bench-proxy bench-load bench-scale bench-local bench-budget bench-cascade bench-sessions bench-decision-log bench-write-ahead bench-smollm2 clean
 
 setup: $(STAMP)
 
@@ -125,6 +125,11 @@ bench-sessions: setup
 # then written). Needs PostgreSQL's binaries.
 bench-decision-log: setup
 	$(PY) bench/decision_log.py
+
+# What write-ahead decision rows add: the spool's append and fsync per row for each fsync
+# policy, and per request through the proxy against no spool (docs/reliability.md).
+bench-write-ahead: setup
+	$(PY) bench/write_ahead.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache

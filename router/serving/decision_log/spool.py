@@ -6,7 +6,9 @@ leaves) the item is in the kernel: a SIGKILL of the process cannot lose it. When
 disk itself depends on the fsync policy:
 
 - `always`: `sync()` (the proxy awaits it before the answer starts) fsyncs; concurrent callers
-  share one fsync (group commit). A power loss loses nothing that was answered.
+  share one fsync (group commit). A power loss loses nothing that was answered (a stream's
+  outcome, which nobody waits for, reaches the disk with the next fsync, at the latest after
+  `fsync_interval_s`).
 - `interval` (default): a thread fsyncs every `fsync_interval_s`; a power loss can lose the
   items of that last interval.
 - `off`: the kernel writes back when it likes (about 30 s on Linux).
@@ -143,7 +145,7 @@ class Spool:
         self.closed = False
         self._stop = threading.Event()
         self._syncer: threading.Thread | None = None
-        if fsync == "interval":
+        if fsync != "off":  # with `always` too: the outcomes nobody waits for get there
             self._syncer = threading.Thread(target=self._sync_loop, name="decision-spool-sync")
             self._syncer.daemon = True
             self._syncer.start()
