@@ -92,10 +92,13 @@ bench-load: setup
 	$(PY) bench/load.py --duration $(DURATION)
 
 # Two replicas sharing a throwaway Redis and PostgreSQL, 64 clients (half streaming) for
-# DURATION s, one replica killed -9 half-way: failures, p50/p99, decision rows lost, a breaker
-# seen across replicas, RSS growth. Needs redis-server and PostgreSQL's binaries.
+# DURATION s, RUNS times: Redis killed and restarted, one replica killed -9, PostgreSQL killed
+# and restarted, mid-run; decision rows missing for requests that received a byte, failures
+# in each outage, state recovery, a breaker seen across replicas. Needs redis-server and
+# PostgreSQL's binaries.
+RUNS ?= 5
 bench-scale: setup
-	$(PY) bench/scale.py --duration $(DURATION)
+	$(PY) bench/scale.py --duration $(DURATION) --runs $(RUNS)
 
 # The local tier (SmolLM2-135M on llama.cpp): time to first token and tokens/s at 1 and 4
 # concurrent streams, directly and through the proxy.
