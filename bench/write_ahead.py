@@ -255,7 +255,9 @@ def main() -> None:
 
     print(f"\n{os.cpu_count()} cores; spools and logs in {where}\n")
     print(f"record() + durable(), {args.rows} rows: one thread, then {args.clients} threads\n")
-    print("| spool fsync | 1 thread p50 µs | p99 µs | 16 threads p50 µs | p99 µs | rows/s |")
+    print(
+        f"| spool fsync | 1 thread p50 µs | p99 µs | {args.clients} threads p50 µs | p99 µs | rows/s |"
+    )
     print("|---|---|---|---|---|---|")
     in_rows = []
     for p, r in inproc.items():
