@@ -327,3 +327,21 @@ def test_default_spool_places(tmp_path):
     assert spool_dir("x.db", "spools/here", "/cfg") == Path("/cfg/spools/here")
     assert spool_dir("x.db", "/abs", "/cfg") == Path("/abs")
     assert os.path.isabs(spool_dir("x.db", None, "/cfg"))
+
+
+def test_ids_kept_in_memory_for_feedback_are_bounded_during_an_outage(tmp_path):
+    url = str(tmp_path / "d.db")
+    log = DecisionLog(url, spool=Spool(tmp_path / "spool", fsync="off"), queue_size=3)
+    con = sqlite3.connect(url, timeout=60, isolation_level=None)
+    con.execute("BEGIN EXCLUSIVE")  # nothing is written meanwhile
+    try:
+        for i in range(10):
+            log.record(_row(i, status=200, key_name="k"))
+        assert len(log._pending) == 3  # the rows wait on disk; only 3 ids in memory
+        assert log.has_request("r0", "k") and not log.has_request("r0", "other")
+        assert not log.has_request("r9")  # not found yet: its feedback is to come later
+    finally:
+        con.close()
+    assert log.flush(BOUND_S)
+    assert log.has_request("r9", "k") and log._pending == {}
+    log.close()

@@ -205,6 +205,7 @@ class DecisionLogSpec(_Strict):
     max_rows: int | None = Field(default=1_000_000, gt=0, description="retention; null: no cap")
     max_days: float | None = Field(default=90.0, gt=0, description="retention; null: no cap")
     # Without a spool: rows held in memory during an outage (more are dropped and counted).
+    # With one (rows wait on disk): how many unwritten request ids feedback can still find.
     queue_size: int = Field(default=10_000, gt=0, description="rows buffered in an outage")
     # The write-ahead spool; null: off (rows then wait in memory and a killed process loses
     # the ones not yet written).

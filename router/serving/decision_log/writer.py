@@ -195,8 +195,13 @@ class DecisionLog:
                     seq = None
                     self._queue.put((kind, item))
                 if rid is not None:
-                    entry = self._pending.setdefault(rid, [0, item.get("key_name")])
-                    entry[0] += 1
+                    entry = self._pending.get(rid)
+                    if entry is None and len(self._pending) < self._queue_size:
+                        # Bounded: past it (a long outage) feedback on a row not yet written
+                        # asks the database, and is told to retry while it is down.
+                        entry = self._pending[rid] = [0, item.get("key_name")]
+                    if entry is not None:
+                        entry[0] += 1
                 self._wake.set()
                 return seq
         self._write_now([(kind, item)])
