@@ -162,10 +162,15 @@ class Spool:
                 raise RuntimeError("the spool is closed")
             seq = self._seq + 1
             line = encode(seq, kind, data)
-            view = memoryview(line)
-            while view:  # a regular file takes it whole, short of a full disk
-                view = view[os.write(self._fd, view) :]
             seg = self._segments[-1]
+            view = memoryview(line)
+            try:
+                while view:  # a regular file takes it whole, short of a full disk
+                    view = view[os.write(self._fd, view) :]
+            except OSError:
+                # No half line may stay: the next item would be read from the wrong place.
+                os.ftruncate(self._fd, seg.size)
+                raise
             seg.last, seg.size = seq, seg.size + len(line)
             self._seq = seq
             if kind in ENDS:  # the request begun in some segment has ended
@@ -233,8 +238,8 @@ class Spool:
             # Everything in the old segment reaches the disk before it is let go.
             if self.fsync != "off":
                 os.fdatasync(old)
+                self._synced = max(self._synced, synced_to)
             os.close(old)
-            self._synced = max(self._synced, synced_to)
             return True
 
     # ---- reading back (the writer thread) ---------------------------------------------------
@@ -304,9 +309,17 @@ class Spool:
         """Delete the finished segments (call once the database made their items durable)."""
         with self._mutex:
             gone = [s for s in self._segments[:-1] if s.finished(self._done)]
-            self._segments = [s for s in self._segments if s not in gone]
-            # Finished means read: every gone segment lay before the reader's.
-            self._read_seg = max(0, self._read_seg - len(gone))
+            if not gone:
+                return 0
+            keep = [s for s in self._segments if s not in gone]
+            reading = self._segments[min(self._read_seg, len(self._segments) - 1)]
+            if reading in gone:
+                # Finished means read to its end: go on at the start of the next one kept.
+                self._read_seg = next(i for i, s in enumerate(keep) if s.first > reading.first)
+                self._read_off = 0
+            else:
+                self._read_seg = keep.index(reading)
+            self._segments = keep
         for s in gone:
             if s.path == self._read_path:
                 self._close_reader()
