@@ -6,7 +6,7 @@ export HF_HUB_OFFLINE := 1
 export LITELLM_LOCAL_MODEL_COST_MAP := True
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: setup run test lint model verifier policies data notebooks docs docs-serve benchmarks bench bench-proxy bench-load bench-scale bench-local bench-budget bench-cascade bench-sessions bench-decision-log bench-write-ahead bench-smollm2 clean
+.PHONY: setup run test lint model verifier policies data notebooks docs docs-serve benchmarks bench bench-proxy bench-load bench-scale bench-local bench-budget bench-cascade bench-sessions bench-decision-log bench-write-ahead bench-smollm2 clean bench-dashboard bench-cache bench-privacy
 
 setup: $(STAMP)
 
@@ -85,6 +85,12 @@ bench-proxy: setup
 	$(PY) -m pip install -q -e '.[bench]'
 	$(PY) bench/proxy_overhead.py
 
+# bench-proxy's routed scenario with a dashboard open and refreshing every second, and without
+# (alternating rounds): the dashboard must not move the figures beyond their noise.
+bench-dashboard: setup
+	$(PY) -m pip install -q -e '.[bench]'
+	$(PY) bench/dashboard_overhead.py
+
 # 64 clients, half streaming, 60 s against a fast loopback upstream, then with 20% upstream
 # failures: failures, p50/p99, RSS growth, decision-log rows (DURATION=10 for a quick look).
 DURATION ?= 60
@@ -133,6 +139,18 @@ bench-decision-log: setup
 # policy, and per request through the proxy against no spool (docs/reliability.md).
 bench-write-ahead: setup
 	$(PY) bench/write_ahead.py
+
+# The semantic cache on pairs built from the shipped prompts: hit rate on paraphrases, false-hit
+# rate on pairs that differ in one number, name, negation or the question after a long prefix,
+# with and without the question guard; lookup latency by cache size (N=50 for a quick look).
+N ?= 300
+bench-cache: setup
+	$(PY) bench/cache.py --n $(N)
+
+# The privacy detectors' precision and recall on data/privacy/labelled.jsonl (hard negatives
+# included), and what detection costs by prompt length.
+bench-privacy: setup
+	$(PY) bench/privacy.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache

@@ -118,6 +118,26 @@ class Metrics:
             ["policy", "outcome"],
             registry=r,
         )
+        # The response cache (router/serving/cache.py) and the privacy rule (core/privacy.py).
+        self.cache = Counter(
+            "router_cache_requests",
+            "Requests by cache outcome: hit (kind exact or semantic), miss, bypass (never "
+            "cached: temperature > 0, tools, n > 1, private data).",
+            ["policy", "outcome", "kind"],
+            registry=r,
+        )
+        self.cache_saved = Counter(
+            "router_cache_saved_usd",
+            "What cache hits saved: the cost of the answers they served again, USD.",
+            ["model"],
+            registry=r,
+        )
+        self.privacy = Counter(
+            "router_privacy_requests",
+            "Requests carrying private data, by kind detected and action taken (never values).",
+            ["kind", "action"],
+            registry=r,
+        )
         self.large_cost = Counter(
             "router_large_cost_usd",
             "Counterfactual: the same requests all on the policy's large model, USD.",
@@ -145,6 +165,16 @@ class Metrics:
         d = decision
         self.requests.labels(d.model, d.policy, d.domain or "none", str(status)).inc()
         self.routing_seconds.observe(d.routing_ms / 1000)
+        for kind in (d.privacy or {}).get("rules") or []:
+            self.privacy.labels(kind, d.privacy.get("action", "")).inc()
+        if d.cache and status < 400:
+            outcome = d.cache.get("status", "miss")
+            self.cache.labels(d.policy, outcome, d.cache.get("kind", "")).inc()
+            if outcome == "hit":
+                self.cache_saved.labels(d.model).inc(d.cache.get("saved_cost") or 0.0)
+                if costs is not None:
+                    self.large_cost.labels(d.policy).inc(costs[1])
+                return  # no upstream call, no tokens: nothing else to count
         if d.attempts:
             self.upstream_seconds.labels(d.model).observe(sum(a.ms for a in d.attempts) / 1000)
         if d.escalated:

@@ -30,6 +30,7 @@ from router.core.config import Cascade, ModelSpec
 from router.core.policy import CompiledPolicy, Decision
 from router.core.request import Message, request_facts
 from router.core.verifier import AnswerCase, AnswerVerifier, load_verifier
+from router.serving import tracing
 from router.serving.calls import ModelCalls
 from router.serving.providers import load_litellm
 
@@ -285,6 +286,7 @@ def flow(
         result = it
     else:
         held.add_response(result)
+    verdict_started = tracing.now_ns()
     cheap_cost = _cost(first_spec, held.usage, facts.prompt_tokens, held.text)
     tokens = held.usage[1] if held.usage is not None else held.chunks or len(held.text) // 4
 
@@ -332,6 +334,9 @@ def flow(
         cheap_cost=round(cheap_cost, 10),
         judge_cost=round(verdict.judge_cost, 10) if verdict.judge_cost else None,
         cheap_tokens_wasted=0,
+    )
+    tracing.record_verdict(
+        calls.tracer, verdict_started, {**info, "threshold": spec.threshold, "model": d1.model}
     )
     if added_logprobs:
         _strip_logprobs([result] if not stream else chunks)

@@ -1,15 +1,15 @@
 """Write-ahead rows: `phase` says whether a request's row is only started, ended or
 interrupted (its process died before the answer ended).
 
-Revision ID: 0003
-Revises: 0002
+Revision ID: 0004
+Revises: 0003
 """
 
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0003"
-down_revision = "0002"
+revision = "0004"
+down_revision = "0003"
 branch_labels = None
 depends_on = None
 
