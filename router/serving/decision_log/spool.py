@@ -296,6 +296,11 @@ class Spool:
         self._done = max(self._done, seq)
 
     @property
+    def done_through(self) -> int:
+        """Every item up to this sequence number is in the database."""
+        return self._done
+
+    @property
     def pending(self) -> int:
         """Items appended and not yet in the database."""
         return self._seq - self._done

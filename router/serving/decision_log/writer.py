@@ -288,9 +288,7 @@ class DecisionLog:
             target = self.spool.last
             self._wake.set()
             with self._progress:
-                return self._progress.wait_for(
-                    lambda: self.spool.pending == 0 or self.spool._done >= target, timeout
-                )
+                return self._progress.wait_for(lambda: self.spool.done_through >= target, timeout)
         marker = _Flush()
         self._queue.put(("flush", marker))
         return marker.event.wait(timeout)
