@@ -6,7 +6,7 @@ export HF_HUB_OFFLINE := 1
 export LITELLM_LOCAL_MODEL_COST_MAP := True
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: setup run test lint model verifier policies data notebooks docs docs-serve benchmarks bench bench-proxy bench-load bench-scale bench-local bench-budget bench-cascade bench-sessions bench-decision-log bench-smollm2 clean bench-dashboard bench-cache bench-privacy
+.PHONY: setup run test lint model verifier policies data notebooks docs docs-serve benchmarks bench bench-proxy bench-load bench-scale bench-local bench-budget bench-cascade bench-sessions bench-decision-log bench-write-ahead bench-smollm2 clean bench-dashboard bench-cache bench-privacy
 
 setup: $(STAMP)
 
@@ -99,10 +99,13 @@ bench-load: setup
 	$(PY) bench/load.py --duration $(DURATION)
 
 # Two replicas sharing a throwaway Redis and PostgreSQL, 64 clients (half streaming) for
-# DURATION s, one replica killed -9 half-way: failures, p50/p99, decision rows lost, a breaker
-# seen across replicas, RSS growth. Needs redis-server and PostgreSQL's binaries.
+# DURATION s, RUNS times: Redis killed and restarted, one replica killed -9, PostgreSQL killed
+# and restarted, mid-run; decision rows missing for requests that received a byte, failures
+# in each outage, state recovery, a breaker seen across replicas. Needs redis-server and
+# PostgreSQL's binaries.
+RUNS ?= 5
 bench-scale: setup
-	$(PY) bench/scale.py --duration $(DURATION)
+	$(PY) bench/scale.py --duration $(DURATION) --runs $(RUNS)
 
 # The local tier (SmolLM2-135M on llama.cpp): time to first token and tokens/s at 1 and 4
 # concurrent streams, directly and through the proxy.
@@ -132,6 +135,11 @@ bench-sessions: setup
 # then written). Needs PostgreSQL's binaries.
 bench-decision-log: setup
 	$(PY) bench/decision_log.py
+
+# What write-ahead decision rows add: the spool's append and fsync per row for each fsync
+# policy, and per request through the proxy against no spool (docs/reliability.md).
+bench-write-ahead: setup
+	$(PY) bench/write_ahead.py
 
 # The semantic cache on pairs built from the shipped prompts: hit rate on paraphrases, false-hit
 # rate on pairs that differ in one number, name, negation or the question after a long prefix,

@@ -195,6 +195,21 @@ class ServerSpec(_Strict):
         return _check_rate_limit(v)
 
 
+class SpoolSpec(_Strict):
+    """`decision_log.spool`: each process's write-ahead journal on local disk
+    (docs/reliability.md). Every row is in it before the answer's first byte leaves."""
+
+    # Default: `<file>.spool/` beside a SQLite log; for a database URL, `decisions-<hash of
+    # the URL>.spool/` beside config.yaml. Relative paths start at config.yaml's folder. It
+    # must be on a local disk, shared by the workers (and replicas) of one machine.
+    dir: str | None = Field(default=None, min_length=1, description="spool directory")
+    # always: fsync before each answer begins (a power loss loses nothing answered; costs an
+    # fsync per request); interval: every fsync_interval_s; off: when the kernel writes back.
+    # A killed process loses nothing under any of them.
+    fsync: Literal["always", "interval", "off"] = "interval"
+    fsync_interval_s: float = Field(default=1.0, gt=0, le=60)
+
+
 class DecisionLogSpec(_Strict):
     """The `decision_log:` section: where each request's row goes and what it keeps.
 
@@ -210,7 +225,12 @@ class DecisionLogSpec(_Strict):
     store_text: bool = False
     max_rows: int | None = Field(default=1_000_000, gt=0, description="retention; null: no cap")
     max_days: float | None = Field(default=90.0, gt=0, description="retention; null: no cap")
+    # Without a spool: rows held in memory during an outage (more are dropped and counted).
+    # With one (rows wait on disk): how many unwritten request ids feedback can still find.
     queue_size: int = Field(default=10_000, gt=0, description="rows buffered in an outage")
+    # The write-ahead spool; null: off (rows then wait in memory and a killed process loses
+    # the ones not yet written).
+    spool: SpoolSpec | None = SpoolSpec()
 
     @field_validator("url")
     @classmethod
