@@ -34,18 +34,12 @@ class SharedDifficulty:
     ARRAYS = ("A", "w", "w0", "theta", "c")
 
     def __init__(
-        self,
-        dims: int = 8,
-        l2_traits: float = 1e-2,
-        l2_difficulty: float = 1e-3,
-        l2_ability: float = 1e-3,
-        max_iter: int = 400,
-        random_state: int = 0,
+        self, dims: int = 8, C: float = 1.0, max_iter: int = 400, random_state: int = 0
     ) -> None:
         self.dims = dims
-        self.l2_traits = l2_traits
-        self.l2_difficulty = l2_difficulty
-        self.l2_ability = l2_ability
+        # Inverse L2 strength on every weight, as scikit-learn's C: the penalty is
+        # |weights|^2 / (2 C) against the summed (not mean) log loss of the outcomes.
+        self.C = C
         self.max_iter = max_iter
         self.random_state = random_state
 
@@ -73,22 +67,23 @@ class SharedDifficulty:
             A, w, w0, T, c = np.split(v, ends[:-1])
             return A.reshape(k, d), w, w0[0], T.reshape(m, k), c
 
+        l2 = 1.0 / (2.0 * self.C * total)  # per weight, against the mean loss
+
         def loss_and_grad(v: np.ndarray):
             A, w, w0, T, c = unpack(v)
             H = X @ A.T
             Z = H @ T.T + c[None, :] - (X @ w + w0)[:, None]
             P = _sigmoid(Z)
             loss = float((wt * _log_loss(P, y)).sum() / total)
-            loss += self.l2_traits * (A**2).sum() + self.l2_difficulty * (w**2).sum()
-            loss += self.l2_ability * (T**2).sum()
+            loss += l2 * ((A**2).sum() + (w**2).sum() + (T**2).sum())
             G = wt * (P - y) / total  # d loss / d Z
             gb = -G.sum(axis=1)
             grad = np.concatenate(
                 [
-                    ((G @ T).T @ X + 2 * self.l2_traits * A).ravel(),
-                    X.T @ gb + 2 * self.l2_difficulty * w,
+                    ((G @ T).T @ X + 2 * l2 * A).ravel(),
+                    X.T @ gb + 2 * l2 * w,
                     [gb.sum()],
-                    (G.T @ H + 2 * self.l2_ability * T).ravel(),
+                    (G.T @ H + 2 * l2 * T).ravel(),
                     G.sum(axis=0),
                 ]
             )
@@ -114,9 +109,9 @@ class SharedDifficulty:
         self.loss_ = float(res.fun)
         return self
 
-    def add_model(self, X: np.ndarray, y: np.ndarray, l2: float | None = None) -> int:
+    def add_model(self, X: np.ndarray, y: np.ndarray) -> int:
         """A new model from its own rows, with the prompt side frozen: fits its ability and
-        offset only. Returns its column."""
+        offset only, shrunk towards the fitted models' mean. Returns its column."""
         from scipy.optimize import minimize
 
         self._check_fitted()
@@ -126,16 +121,17 @@ class SharedDifficulty:
             raise ValueError("a new model needs at least one labelled row")
         H, b = X @ self.A_.T, self.difficulty_logit(X)
         k = self.dims
-        l2 = self.l2_ability * len(self.theta_) if l2 is None else l2
+        l2 = 1.0 / (2.0 * self.C * len(y))
+        prior = np.r_[self.theta_.mean(axis=0), self.c_.mean()]
 
         def loss_and_grad(v: np.ndarray):
             P = _sigmoid(H @ v[:k] + v[k] - b)
             g = (P - y) / len(y)
-            loss = float(_log_loss(P, y).mean() + l2 * (v[:k] ** 2).sum())
-            return loss, np.r_[H.T @ g + 2 * l2 * v[:k], g.sum()]
+            d = v - prior  # with few rows the answer stays near the mean fitted model
+            loss = float(_log_loss(P, y).mean() + l2 * (d**2).sum())
+            return loss, np.r_[H.T @ g, g.sum()] + 2 * l2 * d
 
-        # Start from the mean fitted model: with few rows the answer stays near it.
-        v0 = np.r_[self.theta_.mean(axis=0), self.c_.mean()]
+        v0 = prior.copy()
         res = minimize(loss_and_grad, v0, jac=True, method="L-BFGS-B")
         self.theta_ = np.vstack([self.theta_, res.x[:k]])
         self.c_ = np.r_[self.c_, res.x[k]]
@@ -176,6 +172,7 @@ class SharedDifficulty:
 
     @classmethod
     def from_arrays(cls, arrays: dict[str, np.ndarray], prefix: str = "irt_") -> SharedDifficulty:
+        """A fitted model from `to_arrays`' arrays (its fitting parameters are not needed)."""
         self = cls(dims=int(arrays[prefix + "A"].shape[0]))
         self.A_ = arrays[prefix + "A"].astype(np.float64)
         self.w_ = arrays[prefix + "w"].astype(np.float64)

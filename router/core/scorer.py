@@ -88,8 +88,12 @@ def _softmax(z: np.ndarray) -> np.ndarray:
     return e / e.sum(axis=1, keepdims=True)
 
 
-def _fit_binary(X, y: np.ndarray, C: float) -> tuple[np.ndarray, float]:
-    """Logistic regression on graded targets: each row twice, weighted y and 1 − y."""
+def _fit_binary(
+    X, y: np.ndarray, C: float, init: tuple[np.ndarray, float] | None = None
+) -> tuple[np.ndarray, float]:
+    """Logistic regression on graded targets: each row twice, weighted y and 1 − y. `init`
+    starts the solver from another fit's weights (the same head on another fold): the same
+    optimum, in a fraction of the iterations."""
     import scipy.sparse as sp
     from sklearn.linear_model import LogisticRegression
 
@@ -101,7 +105,9 @@ def _fit_binary(X, y: np.ndarray, C: float) -> tuple[np.ndarray, float]:
     y2 = np.r_[np.ones(n), np.zeros(n)]
     w2 = np.r_[y, 1.0 - y]
     keep = w2 > 0
-    lr = LogisticRegression(C=C, max_iter=3000)
+    lr = LogisticRegression(C=C, max_iter=3000, warm_start=init is not None)
+    if init is not None:
+        lr.coef_, lr.intercept_ = init[0][None, :].copy(), np.array([init[1]])
     lr.fit(X2[keep], y2[keep], sample_weight=w2[keep])
     return lr.coef_[0].astype(np.float64), float(lr.intercept_[0])
 
@@ -166,6 +172,26 @@ def _unrelated_similarity(X: np.ndarray, seed: int, pairs: int = 20000) -> float
     i, j = rng.integers(0, len(X), pairs), rng.integers(0, len(X), pairs)
     keep = i != j
     return float(np.median(np.einsum("ij,ij->i", X[i[keep]], X[j[keep]])))
+
+
+def _knn_out_of_fold(X: np.ndarray, Y: np.ndarray, folds: np.ndarray, k: int) -> np.ndarray:
+    """(n, H) out-of-fold log-odds of the kNN component of every head: the mean target of the k
+    nearest training rows labelled for it. Heads labelled on the same rows share one neighbour
+    search per fold (a third of the fitting time when each head searched on its own)."""
+    out = np.zeros_like(Y)
+    labelled = ~np.isnan(Y)
+    groups: dict[bytes, list[int]] = {}
+    for h in range(Y.shape[1]):
+        groups.setdefault(np.packbits(labelled[:, h]).tobytes(), []).append(h)
+    uniq = np.unique(folds)
+    for heads in groups.values():
+        rows = np.flatnonzero(labelled[:, heads[0]])
+        f = folds[rows]
+        for fold in uniq if len(uniq) > 1 else []:
+            tr, te = rows[f != fold], rows[f == fold]
+            if len(tr) and len(te):
+                out[np.ix_(te, heads)] = _logit(_knn_mean(X[te], X[tr], Y[np.ix_(tr, heads)], k))
+    return out
 
 
 def head_targets(examples: Sequence[Example]) -> tuple[list[str], list[str], np.ndarray]:
@@ -260,13 +286,14 @@ class Scorer:
         cheap = sorted({m for ex in examples for m in ex.cheap_models} & set(self.models_))
         self.cheap_models_ = cheap
         shared_oof = self._fit_shared(X, Y, folds, say)
+        say("nearest neighbours")
+        knn_oof = _knn_out_of_fold(X, Y, folds, self.knn_k)
         oof = np.full((len(examples), 2), np.nan)  # difficulty and gain, out of fold
         for h, name in enumerate(self.heads_):
             rows = np.flatnonzero(~np.isnan(Y[:, h]))
             say(f"{name} head on {len(rows)} rows")
-            p = self._fit_head(
-                h, X[rows], T[rows], Y[rows, h], folds[rows], has_text[rows], shared_oof[rows, h]
-            )
+            parts = np.column_stack([knn_oof[rows, h], shared_oof[rows, h]])
+            p = self._fit_head(h, X[rows], T[rows], Y[rows, h], folds[rows], has_text[rows], parts)
             if h < 2 and p is not None:
                 oof[rows, h] = p
         # kNN memory: every training row, targets NaN where unlabelled.
@@ -361,35 +388,39 @@ class Scorer:
         y: np.ndarray,
         folds: np.ndarray,
         has_text: np.ndarray | None = None,
-        shared: np.ndarray | None = None,
+        parts: np.ndarray | None = None,
     ) -> np.ndarray | None:
         """Components out of fold → stacker; then the components on all rows.
 
         The text component learns only from rows with text (`has_text`); for the others it
         gives its intercept, as it does in prediction for an empty text, so the stacker learns
         how little it knows there. Returns the head's out-of-fold probabilities (None with a
-        single fold)."""
+        single fold). `parts`: the kNN and shared-model log-odds, out of fold, computed for
+        every head at once (`_knn_out_of_fold`, `_fit_shared`)."""
         txt = np.ones(len(y), dtype=bool) if has_text is None else has_text
         Z = np.zeros((len(y), 4))
-        Z[:, 3] = 0.0 if shared is None else shared  # the shared model, out of fold
+        if parts is not None:
+            Z[:, 2:] = parts
         uniq = np.unique(folds)
+        emb = text = None  # the previous fold's fits, where the next one starts
         for k in uniq:
             tr, te = folds != k, folds == k
             if not te.any() or not tr.any():
                 continue
-            w, b = _fit_binary(X[tr], y[tr], self.C)
-            Z[te, 0] = X[te] @ w + b
-            w, b = _fit_binary(T[tr & txt], y[tr & txt], self.text_C)
-            Z[te, 1] = T[te] @ w + b  # a row without text: the intercept, as in prediction
-            Z[te, 2] = _logit(_knn_mean(X[te], X[tr], y[tr, None], self.knn_k)[:, 0])
+            emb = _fit_binary(X[tr], y[tr], self.C, emb)
+            Z[te, 0] = X[te] @ emb[0] + emb[1]
+            text = _fit_binary(T[tr & txt], y[tr & txt], self.text_C, text)
+            Z[te, 1] = T[te] @ text[0] + text[1]  # without text: the intercept, as in prediction
+            if parts is None:
+                Z[te, 2] = _logit(_knn_mean(X[te], X[tr], y[tr, None], self.knn_k)[:, 0])
         comps = 4 if self.shared_ is not None else 3
         if len(uniq) > 1:
             w = _fit_stacker(Z[:, :comps], y)
             self.stack_[h, :comps], self.stack_[h, 4] = w[:comps], w[comps]
         else:
             self.stack_[h, :comps] = 1 / comps
-        self.emb_W_[h], self.emb_b_[h] = _fit_binary(X, y, self.C)
-        self.text_W_[h], self.text_b_[h] = _fit_binary(T[txt], y[txt], self.text_C)
+        self.emb_W_[h], self.emb_b_[h] = _fit_binary(X, y, self.C, emb)
+        self.text_W_[h], self.text_b_[h] = _fit_binary(T[txt], y[txt], self.text_C, text)
         if len(uniq) <= 1:
             return None
         return _sigmoid(Z @ self.stack_[h, :4] + self.stack_[h, 4])
