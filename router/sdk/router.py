@@ -1,4 +1,5 @@
-"""The SDK: `Router.route()` decides, `chat()` / `achat()` call the chosen model through litellm.
+"""The SDK: `Router.route()` decides, `chat()` / `achat()` call the chosen model (directly for
+an OpenAI-compatible endpoint, through litellm otherwise: router/serving/upstream.py).
 
 Upstream calls follow the decision's fallback chain on errors and time-outs; the Decision that
 comes back with the answer records every attempt.
@@ -34,7 +35,7 @@ from router.serving.breaker import Breakers
 from router.serving.budget import Budgets
 from router.serving.calls import ModelCalls
 from router.serving.local import LocalModels
-from router.serving.providers import EmptyStream, load_litellm
+from router.serving.providers import EmptyStream
 from router.serving.sessions import Sessions, reply_of, run_sync
 from router.serving.state import StateStore, open_state
 
@@ -324,7 +325,6 @@ class Router:
         of chunks with `.decision`; a failure before the first chunk falls back, one after it
         is raised (part of the answer is already out).
         """
-        litellm = load_litellm()
 
         pin = params.pop("model", None)
         msgs = normalise_messages(messages)
@@ -334,7 +334,7 @@ class Router:
         if params.get("stream"):
 
             def open_stream(kw: dict):
-                it = iter(litellm.completion(messages=msgs, **kw))
+                it = iter(upstream.completion(msgs, **kw))  # direct for OpenAI-compatible
                 first = next(it)
                 if carries_nothing(first):
                     # litellm makes up one empty "stop" chunk for a body that was not SSE.
@@ -382,7 +382,6 @@ class Router:
 
     async def achat(self, messages: str | list[Message], policy: str | None = None, **params: Any):
         """`chat()` for asyncio; routing runs in a worker thread so the loop never blocks."""
-        litellm = load_litellm()
 
         pin = params.pop("model", None)
         msgs = normalise_messages(messages)
@@ -392,7 +391,8 @@ class Router:
         if params.get("stream"):
 
             async def open_stream(kw: dict):
-                it = (await litellm.acompletion(messages=msgs, **kw)).__aiter__()
+                # Direct for an OpenAI-compatible endpoint (router/serving/upstream.py).
+                it = (await upstream.acompletion(msgs, **kw)).__aiter__()
                 first = await it.__anext__()
                 if carries_nothing(first):
                     # litellm makes up one empty "stop" chunk for a body that was not SSE.

@@ -21,6 +21,7 @@ from router.server.middleware import RequestIdMiddleware
 from router.server.ratelimit import RateLimits
 from router.server.schema import openapi_body
 from router.server.targets import router_model_names
+from router.serving import upstream
 from router.serving.breaker import BreakerSync
 from router.serving.decision_log import DecisionLogCollector, open_decision_log
 from router.serving.providers import load_litellm
@@ -95,6 +96,7 @@ def create_app(router: Router, config: ServerSpec | None = None) -> FastAPI:
             await asyncio.to_thread(router.stop_local)
         if isinstance(router.state, RedisStore):
             await router.state.close()  # its connections belong to this event loop
+        await upstream.aclose()  # the pooled upstream connections of this event loop
 
     app = FastAPI(title="router", summary="OpenAI-compatible model router", lifespan=lifespan)
     app.state.router, app.state.metrics, app.state.decision_log = router, metrics, decisions
