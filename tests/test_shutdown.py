@@ -47,7 +47,9 @@ class Server:
         env.pop("ROUTER_API_KEYS", None)
         cmd = [sys.executable, "-m", "router.cli", "serve", "--config", str(cfg)]
         self.proc = subprocess.Popen(
-            [*cmd, "--port", str(self.port)],
+            # One process: the listener closes at SIGTERM (with workers, uvicorn's supervisor
+            # holds the socket until it exits).
+            [*cmd, "--port", str(self.port), "--workers", "1"],
             stdout=log.open("w"),
             stderr=subprocess.STDOUT,
             env=env,

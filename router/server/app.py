@@ -131,6 +131,11 @@ def create_app(router: Router, config: ServerSpec | None = None) -> FastAPI:
         router = svc.router  # the serving one: POST /admin/reload swaps it
         ok = decisions is None or decisions.failed is None
         body = {"status": "ready" if ok else "degraded", "policies": sorted(router.policies)}
+        body["pid"] = os.getpid()  # which worker process answered (`router serve --workers N`)
+        # How the encoder runs in this process, as measured at start-up (core/autotune.py).
+        plan = getattr(router.encoder, "plan", None)
+        if plan is not None:
+            body["encoder"] = plan.to_json()
         # Scorer version and hash, config hash, when they were loaded (hot reload).
         body["versions"] = live.ready_versions()
         if not ok:
