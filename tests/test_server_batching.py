@@ -262,3 +262,63 @@ def test_real_router_decisions_are_the_same_through_the_batching_encoder(router)
         assert b.gain == pytest.approx(d.gain, abs=1e-4)
         assert b.success == pytest.approx(d.success, abs=1e-4)
         assert b.domain_confidence == pytest.approx(d.domain_confidence, abs=1e-4)
+
+
+class GatedScorer:
+    """The real scorer, whose first call waits for `release`: the others queue up behind it."""
+
+    def __init__(self, inner) -> None:
+        self.inner = inner
+        self.calls: list[int] = []  # rows per call
+        self.release = threading.Event()
+
+    def __getattr__(self, name):
+        return getattr(self.inner, name)
+
+    def predict(self, X, texts):
+        self.calls.append(len(X))
+        if len(self.calls) == 1:
+            assert self.release.wait(120)
+        return self.inner.predict(X, texts)
+
+
+def test_waiting_rows_share_one_scorer_call_and_each_gets_its_own_scores(router):
+    from router.server.batching import BatchingScorer
+
+    texts = BATCH_TEXTS
+    X = router.encoder.encode(texts)
+    alone = [router.scorer.predict(X[i : i + 1], [t]) for i, t in enumerate(texts)]
+    gated = GatedScorer(router.scorer)
+    shared = BatchingScorer(gated)
+    assert shared.domains_ == router.scorer.domains_  # the scorer's attributes pass through
+    out: dict[int, object] = {}
+
+    def go(i):
+        out[i] = shared.predict(X[i : i + 1], [texts[i]])
+
+    threads = [threading.Thread(target=go, args=(i,)) for i in range(len(texts))]
+    threads[0].start()
+    _wait_until(lambda: len(gated.calls) == 1)  # the first is inside the scorer
+    for i, t in enumerate(threads[1:], 1):
+        t.start()
+        _wait_until(lambda i=i: shared.waiting == i)
+    gated.release.set()
+    for t in threads:
+        t.join(120)
+    assert gated.calls == [1, len(texts) - 1]  # everyone who waited shared one call
+    for i, a in enumerate(alone):
+        b = out[i]
+        assert len(b) == 1 and b.domains == a.domains and b.models == a.models
+        np.testing.assert_allclose(b.domain_probs, a.domain_probs, atol=1e-9)
+        np.testing.assert_allclose(b.difficulty, a.difficulty, atol=1e-9)
+        np.testing.assert_allclose(b.gain, a.gain, atol=1e-9)
+        np.testing.assert_allclose(b.success, a.success, atol=1e-9)
+
+
+def test_a_bulk_prediction_goes_straight_to_the_scorer(router):
+    from router.server.batching import BatchingScorer
+
+    shared = BatchingScorer(router.scorer, batch=4)
+    texts = BATCH_TEXTS[:5]
+    out = shared.predict(router.encoder.encode(texts), texts)
+    assert len(out) == 5 and shared.calls == 0
