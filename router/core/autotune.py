@@ -34,6 +34,8 @@ THREAD_GAIN = 0.15  # a thread more must cut the time by more than this share
 BATCH_SIZES = (1, 4, 8)
 BATCH_GAIN = 0.10
 ROUNDS = 5
+MIN_ROUNDS = 3
+BUDGET_S = 0.4  # measuring time after which no round starts past MIN_ROUNDS
 BATCH_ROUNDS = 3  # a batched encoder (not the default) is slower to measure: fewer rounds
 
 # Fixed texts of the lengths requests have (a greeting to a long instruction).
@@ -93,9 +95,13 @@ def _time_texts(encoder: Any, texts: tuple[str, ...], batch: int = 1) -> float:
 
 def _median_rounds(encoders: dict[int, Any], measure: Callable[[Any], float]) -> dict[int, float]:
     """Median over ROUNDS of each candidate's time; candidates alternate within a round so a
-    burst of load on the machine hits them all alike."""
+    burst of load on the machine hits them all alike. Past BUDGET_S (a loaded machine) it
+    stops after MIN_ROUNDS: start-up must stay short."""
     times: dict[int, list[float]] = {k: [] for k in encoders}
-    for _ in range(ROUNDS):
+    t0 = time.perf_counter()
+    for r in range(ROUNDS):
+        if r >= MIN_ROUNDS and time.perf_counter() - t0 > BUDGET_S:
+            break
         for k, enc in encoders.items():
             times[k].append(measure(enc))
     return {k: statistics.median(v) for k, v in times.items()}
