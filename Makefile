@@ -6,7 +6,7 @@ export HF_HUB_OFFLINE := 1
 export LITELLM_LOCAL_MODEL_COST_MAP := True
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: setup run test lint model verifier policies data notebooks docs docs-serve bench bench-proxy bench-load bench-scale bench-local bench-budget bench-cascade bench-sessions bench-decision-log bench-smollm2 clean
+.PHONY: setup run test lint model verifier policies data notebooks docs docs-serve benchmarks bench bench-proxy bench-load bench-scale bench-local bench-budget bench-cascade bench-sessions bench-decision-log bench-smollm2 clean bench-dashboard bench-cache bench-privacy
 
 setup: $(STAMP)
 
@@ -34,8 +34,8 @@ test: setup
 	$(PY) -m pytest -q
 
 lint: setup
-	$(VENV)/bin/ruff check router tests bench
-	$(VENV)/bin/ruff format --check router tests bench
+	$(VENV)/bin/ruff check router tests bench scripts
+	$(VENV)/bin/ruff format --check router tests bench scripts
 
 # Rebuild the routing datasets from ../shared/data and retrain the shipped default scorer.
 data: setup
@@ -54,9 +54,10 @@ model: setup
 verifier: setup
 	$(VENV)/bin/router train-verifier data/routing/routellm.jsonl $(wildcard data/routing/smollm2*.jsonl) --models mistralai/Mixtral-8x7B-Instruct-v0.1,smollm2-135m --out router/artifacts/verifier
 
-# Re-tune the shipped policies' thresholds on prompts the calibration scorer did not see.
+# Re-tune the shipped policies' thresholds on prompts the calibration scorer did not see; the
+# verification table goes to bench/results/policies.json (BENCHMARKS.md, `make benchmarks`).
 policies: setup
-	$(PY) scripts/calibrate_policies.py
+	$(PY) scripts/calibrate_policies.py --record
 
 # Notebooks: edit notebooks/*.py (jupytext percent format) or the .ipynb in Jupyter, then sync
 # the pair; the .ipynb in git carries no outputs (tests/test_notebooks.py checks both).
@@ -71,6 +72,11 @@ docs: setup
 docs-serve: setup
 	$(VENV)/bin/mkdocs serve -a 127.0.0.1:8001
 
+# BENCHMARKS.md from bench/results/*.json alone (every bench target below records its figures
+# there through bench/results.py), through the template bench/BENCHMARKS.md.j2.
+benchmarks: setup
+	$(PY) scripts/render_benchmarks.py
+
 # route() at config.yaml on 1,000 unseen prompts; recorded in bench/results/route.json.
 bench: setup
 	$(PY) bench/route_latency.py
@@ -81,6 +87,12 @@ bench: setup
 bench-proxy: setup
 	$(PY) -m pip install -q -e '.[bench]'
 	$(PY) bench/proxy_overhead.py
+
+# bench-proxy's routed scenario with a dashboard open and refreshing every second, and without
+# (alternating rounds): the dashboard must not move the figures beyond their noise.
+bench-dashboard: setup
+	$(PY) -m pip install -q -e '.[bench]'
+	$(PY) bench/dashboard_overhead.py
 
 # 64 clients, half streaming, 60 s against a fast loopback upstream, then with 20% upstream
 # failures: failures, p50/p99, RSS growth, decision-log rows (DURATION=10 for a quick look).
@@ -122,6 +134,18 @@ bench-sessions: setup
 # then written). Needs PostgreSQL's binaries.
 bench-decision-log: setup
 	$(PY) bench/decision_log.py
+
+# The semantic cache on pairs built from the shipped prompts: hit rate on paraphrases, false-hit
+# rate on pairs that differ in one number, name, negation or the question after a long prefix,
+# with and without the question guard; lookup latency by cache size (N=50 for a quick look).
+N ?= 300
+bench-cache: setup
+	$(PY) bench/cache.py --n $(N)
+
+# The privacy detectors' precision and recall on data/privacy/labelled.jsonl (hard negatives
+# included), and what detection costs by prompt length.
+bench-privacy: setup
+	$(PY) bench/privacy.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache

@@ -11,8 +11,10 @@ measures p50/p99 latency, the latency added over the direct call, requests/s and
 direct, router with routing ("model": "router"), router pass-through (a catalogue model) and
 LiteLLM's proxy. The whole comparison runs `--runs` times (3) on the same servers; it prints
 each run, then the median and the spread (min-max) of each figure with the machine's load
-average, checks the targets of issue 21 in every run, and records the figures with
-bench/results.py (bench/results/proxy.json), beside the figures measured before the work.
+average, checks the targets in every run (>= 150 routed req/s at 32 clients, a routed p99 at or
+below LiteLLM's, <= 10 ms added at p50 at 1 client), and records the figures with
+bench/results.py (bench/results/proxy_overhead.json; BENCH_RESULTS_DIR elsewhere for a trial
+run), beside the figures measured before the work.
 Every prompt is distinct across warm-ups, scenarios and runs (each has a range of request
 numbers of its own), so the encoder cache never answers a measured request. LiteLLM's proxy
 runs from the `litellm` script next to this Python (the venv's bin/), not from PATH.
@@ -36,7 +38,7 @@ import time
 from pathlib import Path
 
 from prompts import PROMPTS  # noqa: E402  (bench/ is on sys.path when run as a script)
-from results import record  # noqa: E402
+from results import command_line, record  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 MASTER_KEY = "sk-bench-master-key"  # LiteLLM's proxy refuses to start without one
@@ -276,10 +278,10 @@ def default_workers() -> int:
         return max(1, os.cpu_count() or 1)
 
 
-# What issue 21 measured before the work (`make bench-proxy` at its defaults then: one worker
+# What was measured before this work (`make bench-proxy` at its defaults then: one worker
 # each; and `--workers 2` on a busy machine, load 3.8), to keep beside the figures recorded now.
 BEFORE = [
-    ["1 worker each (the old default)", 55.0, 1740.0, None, 710.0, "make bench-proxy"],
+    ["1 worker each (the old default)", 55.0, 1740.0, "—", 710.0, "make bench-proxy"],
     ["2 workers each", 75.7, 1310.0, 99.5, 440.0, "--workers 2, load 3.8"],
 ]
 
@@ -326,7 +328,7 @@ def figures_of(results: list[tuple]) -> dict[str, float]:
 
 
 def verdicts(f: dict[str, float]) -> dict[str, bool | None]:
-    """Issue 21's targets in one run (None: not measured)."""
+    """The targets in one run (None: not measured)."""
     return {
         "routed >= 150 req/s at 32 clients": f.get("routed_rps_32", 0) >= 150,
         "routed p99 <= LiteLLM's at 32 clients": (
@@ -353,7 +355,6 @@ def main() -> None:
         default=default_workers(),
         help="worker processes of each proxy (default: one per core, as `router serve`)",
     )
-    ap.add_argument("--no-record", action="store_true", help="print only (a trial run)")
     args = ap.parse_args()
     if args.serve_upstream:
         serve_upstream(args.serve_upstream)
@@ -470,18 +471,12 @@ def report(args, runs: list[dict], tmp: Path) -> None:
         per_run = ", ".join(str(r["figures"][k]) for r in runs)
         print(f"| {k} | {v['median']} | {v['min']} | {v['max']} | {per_run} |")
     checks = [verdicts(r["figures"]) for r in runs]
-    print("\n| target (issue 21) | " + " | ".join(f"run {i + 1}" for i in range(len(runs))) + " |")
+    print("\n| target | " + " | ".join(f"run {i + 1}" for i in range(len(runs))) + " |")
     print("|---|" + "---|" * len(runs))
     for name in checks[0]:
         marks = ["n/a" if c[name] is None else ("met" if c[name] else "MISSED") for c in checks]
         print(f"| {name} | " + " | ".join(marks) + " |")
-    if args.no_record:
-        return
-    command = (
-        "make bench-proxy"
-        if _defaults(args)
-        else "python bench/proxy_overhead.py " + (" ".join(sys.argv[1:]))
-    )
+    command = "make bench-proxy" if _defaults(args) else command_line()
     columns = ["target", "clients", "p50 ms", "p99 ms", "added p50", "added p99", "req/s", "errors"]
     tables = [
         {
@@ -493,7 +488,7 @@ def report(args, runs: list[dict], tmp: Path) -> None:
             ],
         },
         {
-            "title": "Targets of issue 21, per run",
+            "title": "Targets, per run",
             "columns": ["target", *[f"run {i + 1}" for i in range(len(runs))]],
             "rows": [
                 [name, *["n/a" if c[name] is None else c[name] for c in checks]]
@@ -501,7 +496,7 @@ def report(args, runs: list[dict], tmp: Path) -> None:
             ],
         },
         {
-            "title": "Before (issue 21, measured before this work): 32 clients",
+            "title": "Before this work (measured then): 32 clients",
             "columns": [
                 "setting",
                 "routed req/s",
@@ -534,7 +529,7 @@ def report(args, runs: list[dict], tmp: Path) -> None:
             }
         )
     record(
-        "proxy",
+        "proxy_overhead",
         title="Proxy overhead: router and LiteLLM's proxy, same workers, three runs",
         command=command,
         figures={

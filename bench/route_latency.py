@@ -2,9 +2,9 @@
 
     python bench/route_latency.py [--config config.yaml] [--n 1000]   (or: make bench)
 
-Records its figures with bench/results.py (bench/results/route.json), with the encoder's plan
-as measured at start-up (threads per call: `encoder.threads: auto`, router/core/autotune.py)
-and the figures measured before issue 21 beside them.
+Records its figures with bench/results.py (bench/results/route_latency.json; BENCH_RESULTS_DIR
+elsewhere for a trial run), with the encoder's plan as measured at start-up (threads per call:
+`encoder.threads: auto`, router/core/autotune.py) and the figures measured before this work.
 Prompts are drawn (fixed seed) from data/routing/*.jsonl, the imported ../shared/data.
 The encoder cache is cleared before the timed loop so every prompt is really embedded, and the
 warm-up prompts are not among the timed ones. Wall time and CPU time (process_time: all
@@ -26,7 +26,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from results import record  # noqa: E402
+from results import command_line, record  # noqa: E402
 
 
 def cold_start(config: Path) -> tuple[float, float]:
@@ -45,7 +45,6 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--config", type=Path, default=ROOT / "config.yaml")
     ap.add_argument("--n", type=int, default=1000)
-    ap.add_argument("--no-record", action="store_true", help="print only (a trial run)")
     args = ap.parse_args()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
@@ -106,22 +105,18 @@ def main() -> None:
     print(json.dumps(result))
     p50_ok, p99_ok = result["p50_ms"] <= 8, result["p99_ms"] <= 20
     print(
-        f"  targets (issue 21): p50 <= 8 ms {'met' if p50_ok else 'MISSED'}, "
+        f"  targets: p50 <= 8 ms {'met' if p50_ok else 'MISSED'}, "
         f"p99 <= 20 ms {'met' if p99_ok else 'MISSED'}"
     )
-    if args.no_record:
-        return
     default = args.config.resolve() == (ROOT / "config.yaml").resolve() and args.n == 1000
     record(
-        "route",
+        "route_latency",
         title="route() latency at config.yaml",
-        command="make bench"
-        if default
-        else "python bench/route_latency.py " + " ".join(sys.argv[1:]),
+        command="make bench" if default else command_line(),
         figures={**result, "p50_target_met": p50_ok, "p99_target_met": p99_ok},
         tables=[
             {
-                "title": "Before (issue 21, measured before this work): make bench",
+                "title": "Before this work (measured then): make bench",
                 "columns": ["setting", "wall p50 ms", "wall p99 ms", "notes"],
                 "rows": [
                     ["encoder.threads: 2 (the old default)", 11.9, 21.8, "228 unseen prompts"],

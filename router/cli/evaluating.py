@@ -237,6 +237,12 @@ def profile_(
     allow_code_exec: Annotated[
         bool, typer.Option(help="run generated code against the asserts (in the sandbox)")
     ] = False,
+    allow_weak_sandbox: Annotated[
+        bool,
+        typer.Option(
+            help="--allow-code-exec without namespaces: the in-process audit-hook guard only"
+        ),
+    ] = False,
     judge: Annotated[
         str | None, typer.Option(help="catalogue model that grades rows without a metric")
     ] = None,
@@ -299,6 +305,7 @@ def profile_(
             sources=source,
             concurrency=concurrency,
             allow_code_exec=allow_code_exec,
+            allow_weak_sandbox=allow_weak_sandbox,
             judge=judge,
             judge_against=judge_against,
             max_tokens=max_tokens,
@@ -330,3 +337,57 @@ def profile_(
         f"{report.skipped_no_reference} rows without a reference skipped; "
         f"judge cost ${report.judge_cost:.6f}; {report.wall_s:.0f} s"
     )
+
+
+@app.command("regrade")
+@friendly
+def regrade_(
+    data: Annotated[Path, typer.Argument(help="a profile file (router profile output), JSONL")],
+    out: Annotated[
+        Path | None, typer.Option(help="write here instead of rewriting DATA in place")
+    ] = None,
+    model: Annotated[list[str], typer.Option(help="only this model's answers (repeatable)")] = [],  # noqa: B006
+    allow_code_exec: Annotated[
+        bool, typer.Option(help="run code rows again in the sandbox (else they are kept)")
+    ] = False,
+    allow_weak_sandbox: Annotated[
+        bool,
+        typer.Option(
+            help="--allow-code-exec without namespaces: the in-process audit-hook guard only"
+        ),
+    ] = False,
+) -> None:
+    """Grade the stored answers of a profile again with the current graders; no model calls."""
+    from router.evaluation.regrade import regrade
+
+    if not data.is_file():
+        raise DataError(f"{data}: no such file")
+    bar, advance = progress_bar("regrading", None)
+    with bar:
+        report = regrade(
+            data,
+            out,
+            model,
+            allow_code_exec=allow_code_exec,
+            allow_weak_sandbox=allow_weak_sandbox,
+            progress=advance,
+            log=lambda m: err.print(m, highlight=False, markup=False),
+        )
+    wide = console if console.is_terminal else Console(width=160)
+    t = Table(title=f"regraded: {out or data}")
+    for c in ("model", "metric", "n", "changed", "accuracy before", "accuracy after"):
+        t.add_column(c, justify="left" if c in ("model", "metric") else "right")
+    for r in report.summary():
+        t.add_row(
+            r["model"], r["metric"], str(r["n"]), str(r["changed"]),
+            _fmt(r["old_accuracy"]), _fmt(r["new_accuracy"]),
+        )  # fmt: skip
+    wide.print(t)
+    console.print(
+        f"{sum(r['changed'] for r in report.summary())} scores changed; "
+        f"{report.kept_code_rows} code answers kept as they were"
+        + ("" if allow_code_exec else " (--allow-code-exec runs them again)")
+        + f"; {len(report.errors)} could not be graded"
+    )
+    for e in report.errors[:10]:
+        err.print(f"  {e}", highlight=False, markup=False)

@@ -12,6 +12,17 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 Capability = Literal["tools", "json", "vision", "audio", "streaming"]
+CacheMode = Literal["off", "exact", "semantic"]
+PrivacyAction = Literal["off", "local", "redact", "refuse"]
+PrivacyKind = Literal["email", "phone", "payment_card", "iban", "national_id", "secret"]
+PRIVACY_KINDS: tuple[PrivacyKind, ...] = (
+    "email",
+    "phone",
+    "payment_card",
+    "iban",
+    "national_id",
+    "secret",
+)
 RuleName = Literal["pin", "tools", "json", "vision", "context_window"]
 DEFAULT_RULES: tuple[RuleName, ...] = ("pin", "tools", "json", "vision", "context_window")
 
@@ -46,11 +57,17 @@ class ModelSpec(_Strict):
     context_window: int = Field(gt=0)
     capabilities: frozenset[Capability] = frozenset({"streaming"})
     tier: Literal["small", "large"] = "small"
-    # Name of a model in the scorer's training data whose success head stands in for this one.
+    # This model's name in the scorer's training data, when it differs (the same model).
     profile: str | None = None
+    # A scorer model whose estimates stand in while this one has no rows of its own: every
+    # receipt then says so (`unprofiled`). Unset: the config's `stand_ins` for its tier.
+    stand_in: str | None = None
     timeout: float = Field(default=60.0, gt=0, description="seconds per upstream call")
     # Extra tries on 429/5xx before the fallback chain moves on (Retry-After is honoured).
     retries: int = Field(default=1, ge=0, le=10, description="retries on 429/5xx per call")
+    # May a prompt carrying private data go to it (privacy: local)? Default: local (gguf)
+    # models yes, remote ones no.
+    trusted: bool = False
 
     @field_validator("name")
     @classmethod
@@ -66,11 +83,15 @@ class ModelSpec(_Strict):
         if isinstance(data, dict) and (data.get("gguf") or data.get("gguf_package")):
             if "litellm_model" not in data and isinstance(data.get("name"), str):
                 data = {**data, "litellm_model": f"openai/{data['name']}"}
+            if data.get("trusted") is None:
+                data = {**data, "trusted": True}  # served by the router on this machine
+        elif isinstance(data, dict) and data.get("trusted") is None:
+            data = {k: v for k, v in data.items() if k != "trusted"}
         return data
 
     @property
     def is_local(self) -> bool:
-        """Served by a llama.cpp server that the router starts (see router/local.py)."""
+        """Served by a llama.cpp server that the router starts (see router/serving/local.py)."""
         return bool(self.gguf or self.gguf_package)
 
     def cost(self, input_tokens: float, output_tokens: float) -> float:
@@ -209,7 +230,7 @@ class DecisionLogSpec(_Strict):
 
 
 class DriftSpec(_Strict):
-    """The `drift:` section: live routing scores vs the scorer's training data (router/drift.py)."""
+    """The `drift:` section: live routing scores vs the scorer's training data (router/core/drift.py)."""
 
     window: int = Field(default=1000, ge=10, description="live decisions compared")
     threshold: float = Field(default=0.25, gt=0, description="PSI past which a warning is logged")
@@ -218,7 +239,7 @@ class DriftSpec(_Strict):
 
 class ShadowSpec(_Strict):
     """The `shadow:` section: a sample of requests is also answered by the other tier in the
-    background, and a judge model grades the pair (router/shadow.py)."""
+    background, and a judge model grades the pair (router/learning/shadow.py)."""
 
     rate: float = Field(gt=0, le=1, description="share of answered requests shadowed")
     judge: str = Field(min_length=1, description="catalogue model that grades the two answers")
@@ -230,11 +251,119 @@ class ShadowSpec(_Strict):
     large: str | None = None
 
 
+class TracingSpec(_Strict):
+    """The `tracing:` section: OpenTelemetry spans for routing, each upstream attempt and the
+    cascade's verdict, with the receipt's fields as attributes, sent to an OTLP/HTTP collector
+    (router/serving/tracing.py). Absent or null: off, and nothing is imported or recorded."""
+
+    exporter: Literal["otlp"] = "otlp"
+    endpoint: str = Field(
+        default="http://127.0.0.1:4318/v1/traces",
+        description="the collector's OTLP/HTTP traces URL",
+    )
+    # Extra request headers (a collector's auth, say); values may name an env var as ${VAR}.
+    headers: dict[str, str] = {}
+    service_name: str = Field(default="smallfirst-router", min_length=1)
+    sample_rate: float = Field(default=1.0, ge=0, le=1, description="share of requests traced")
+    timeout_s: float = Field(default=10.0, gt=0, le=120, description="per export")
+
+    @field_validator("endpoint")
+    @classmethod
+    def _http_url(cls, v: str) -> str:
+        from urllib.parse import urlparse
+
+        u = urlparse(v)
+        if u.scheme not in ("http", "https") or not u.netloc:
+            raise ValueError(f"{v!r} is not an http:// or https:// URL")
+        return v
+
+    def __hash__(self) -> int:  # frozen, but `headers` is a dict
+        return hash(self.model_dump_json())
+
+
 class BreakerSpec(_Strict):
     """The `breaker:` section: per-model circuit breakers in the fallback chain."""
 
     failures: int = Field(default=5, ge=0, description="faults in a row that open it; 0: off")
     cooldown_s: float = Field(default=30.0, gt=0, description="open this long, then one trial")
+
+
+class StandIns(_Strict):
+    """`stand_ins:` in config.yaml: a scorer model per tier that stands in for unprofiled ones."""
+
+    small: str | None = None
+    large: str | None = None
+
+
+def _yaml_off(v: Any) -> Any:
+    """YAML 1.1 reads a bare `off` as false: `mode: off` and `action: off` mean "off"."""
+    return "off" if v is False else v
+
+
+class CacheSpec(_Strict):
+    """The `cache:` section: answers kept and served again (router/serving/cache.py).
+
+    The key is the normalised conversation, the model that would answer and the parameters
+    that change an answer; `semantic` also serves the nearest earlier question (same model,
+    system prompt and earlier turns) at cosine >= `similarity` that passes the check that the
+    two do not differ in numbers, names, negation or code (router/core/questions.py)."""
+
+    mode: CacheMode = "off"
+    similarity: float = Field(default=0.95, gt=0, le=1, description="least cosine for a hit")
+    ttl_s: float = Field(default=3600.0, gt=0, description="seconds an answer is kept")
+    max_entries: int = Field(default=100_000, ge=1, description="oldest dropped beyond this")
+    # null: in this process; redis://...: shared by every worker and replica.
+    store: str | None = None
+    # Entries belong to the API key that made them; true: one cache for every key.
+    share_across_keys: bool = False
+
+    @field_validator("mode", mode="before")
+    @classmethod
+    def _mode_off(cls, v: Any) -> Any:
+        return _yaml_off(v)
+
+    @field_validator("store")
+    @classmethod
+    def _store_url(cls, v: str | None) -> str | None:
+        if v is not None and not v.startswith(("redis://", "rediss://")):
+            raise ValueError(f"{v!r} is not a redis:// or rediss:// URL (or null: in process)")
+        return v
+
+
+class CacheRules(_Strict):
+    """A policy's `cache:`: its own mode or similarity, and what it lets the cache keep."""
+
+    mode: CacheMode | None = None
+    similarity: float | None = Field(default=None, gt=0, le=1)
+    # Never cached unless listed: sampled answers (temperature > 0), tool calls, n > 1.
+    allow: tuple[Literal["temperature", "tools", "n"], ...] = ()
+
+    @field_validator("mode", mode="before")
+    @classmethod
+    def _mode_off(cls, v: Any) -> Any:
+        return _yaml_off(v)
+
+
+class PrivacySpec(_Strict):
+    """The `privacy:` section (a policy may give its own): what happens to a prompt that
+    carries private data (router/core/privacy.py detects it)."""
+
+    # local: only trusted models answer; redact: values replaced by typed placeholders before
+    # the request leaves; refuse: 400 naming the rule.
+    action: PrivacyAction = "off"
+    detect: tuple[PrivacyKind, ...] = Field(default=PRIVACY_KINDS, min_length=1)
+
+    @field_validator("action", mode="before")
+    @classmethod
+    def _action_off(cls, v: Any) -> Any:
+        return _yaml_off(v)
+
+    @field_validator("detect")
+    @classmethod
+    def _no_repeats(cls, v: tuple[str, ...]) -> tuple[str, ...]:
+        if len(set(v)) != len(v):
+            raise ValueError("a detector is listed twice")
+        return v
 
 
 class RouterConfig(_Strict):
@@ -252,9 +381,16 @@ class RouterConfig(_Strict):
     decision_log: DecisionLogSpec | None = DecisionLogSpec()
     drift: DriftSpec = DriftSpec()
     shadow: ShadowSpec | None = None
+    # Stand-ins for catalogue models the scorer has no rows for, by tier (a model's own
+    # `stand_in` wins). Every receipt names the stand-in a model used (`unprofiled`).
+    stand_ins: StandIns = StandIns()
+    # OpenTelemetry traces (router/serving/tracing.py); null: off.
+    tracing: TracingSpec | None = None
     # Shared state of workers and replicas (breakers, budgets, rate limits, sessions):
     # redis:// or rediss:// URL; null keeps it in process (docs/scaling.md).
     state: str | None = None
+    cache: CacheSpec = CacheSpec()
+    privacy: PrivacySpec = PrivacySpec()
 
     @field_validator("state")
     @classmethod
@@ -302,6 +438,11 @@ class RouterConfig(_Strict):
                 )
             if m.is_local and m.api_key_env:
                 raise ValueError(f"models[{i}].api_key_env: a local (gguf) model needs no key")
+        if self.privacy.action == "local" and not any(m.trusted for m in self.models):
+            raise ValueError(
+                "privacy.action: 'local' needs a trusted model; mark one with 'trusted: true' "
+                "(local gguf models are trusted by default)"
+            )
         if self.shadow is not None:
             for field in ("judge", "large"):
                 name = getattr(self.shadow, field)
@@ -330,10 +471,14 @@ class Escalation(_Strict):
     # With per-model success probabilities for N models: pick the model that maximises
     # p(success) - cost_weight * cost / cost of the first large model (thresholds then unused).
     cost_weight: float | None = Field(default=None, ge=0)
+    # Success estimates are compared by a pessimistic bound, p − pessimism × its standard
+    # error: an estimate resting on few similar labelled prompts is not preferred on hope
+    # (router/core/policy.py, `lower_bound`). 0 compares the point estimates.
+    pessimism: float = Field(default=1.0, ge=0, le=5)
 
 
 class SessionRules(_Strict):
-    """A policy's `session:`: how a conversation keeps its model across turns (router/sessions.py).
+    """A policy's `session:`: how a conversation keeps its model across turns (router/serving/sessions.py).
 
     A tool loop always continues on the model that issued the call, whatever these say."""
 
@@ -349,7 +494,7 @@ class SessionRules(_Strict):
 
 class Budget(_Strict):
     """A policy's `budget:`: hold a large-model share or a spend rate by moving the escalation
-    threshold (router/budget.py). Exactly one target."""
+    threshold (router/serving/budget.py). Exactly one target."""
 
     large_share: float | None = Field(default=None, gt=0, lt=1, description="share of requests")
     usd_per_hour: float | None = Field(default=None, gt=0, description="estimated spend, USD/h")
@@ -433,8 +578,11 @@ class Policy(_Strict):
 
     # Sticky conversations; None: the defaults of SessionRules (kept out of dumped policies).
     session: SessionRules | None = None
-    # Cheap answer first, judged, escalated when it looks wrong (router/cascade.py).
+    # Cheap answer first, judged, escalated when it looks wrong (router/serving/cascade.py).
     cascade: Cascade | None = None
+    # This policy's own cache settings and privacy rule (else config.yaml's sections).
+    cache: CacheRules | None = None
+    privacy: PrivacySpec | None = None
 
     @field_validator("rules")
     @classmethod
@@ -551,6 +699,22 @@ def _resolve_verifier(policy: Policy, path: Path) -> Policy:
     return policy.model_copy(update={"cascade": cascade})
 
 
+def _check_privacy(policy: Policy, catalogue: RouterConfig, path: Path) -> None:
+    """Under `privacy.action: local` a policy must name a trusted model to answer with."""
+    rule = policy.privacy or catalogue.privacy
+    if rule.action != "local":
+        return
+    trusted = {m.name for m in catalogue.models if m.trusted}
+    if not trusted & set(policy.model_names()):
+        where = "its privacy section" if policy.privacy else "config.yaml's privacy section"
+        raise ConfigError(
+            path,
+            "privacy.action",
+            f"'local' (from {where}) needs a trusted model in this policy; trusted models in "
+            f"the catalogue: {sorted(trusted)}",
+        )
+
+
 def load_policies(directory: str | Path, catalogue: RouterConfig, domains: list[str]) -> dict:
     """All `*.yaml` policies in a directory, by name."""
     directory = Path(directory)
@@ -559,6 +723,7 @@ def load_policies(directory: str | Path, catalogue: RouterConfig, domains: list[
     policies = {}
     for p in sorted(directory.glob("*.yaml")):
         pol = load_policy(p, catalogue, domains)
+        _check_privacy(pol, catalogue, p)
         policies[pol.name] = pol
     if not policies:
         raise ConfigError(directory, "policies_dir", "no *.yaml policy files found")

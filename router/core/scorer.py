@@ -39,9 +39,12 @@ from router.core.data import (
 )
 from router.core.drift import reference_distributions
 from router.core.encoder import interchangeable
+from router.core.irt import SharedDifficulty
 from router.core.tfidf import TfidfFeatures, tfidf_vectorizer
 
-FORMAT_VERSION = 2
+FORMAT_VERSION = 3
+# Format 2 (no shared-difficulty model, no evidence) still loads: its stack gains a zero weight.
+READABLE_VERSIONS = (2, 3)
 Progress = Callable[[str], None]
 EPS = 1e-4
 
@@ -60,6 +63,11 @@ class ScoreBatch:
     difficulty: np.ndarray
     gain: np.ndarray
     success: np.ndarray
+    # The evidence behind each success estimate: how many similar labelled prompts the model
+    # has near this one (similarity-weighted, `Scorer.neighbour_weights`), (n, M); and its
+    # labelled rows in all, (M,). None for a scorer saved before evidence was kept.
+    evidence: np.ndarray | None = None
+    rows: np.ndarray | None = None
 
     def __len__(self) -> int:
         return len(self.difficulty)
@@ -151,6 +159,15 @@ def _knn_mean(Xq: np.ndarray, Xref: np.ndarray, Yref: np.ndarray, k: int) -> np.
     return out
 
 
+def _unrelated_similarity(X: np.ndarray, seed: int, pairs: int = 20000) -> float:
+    """The median cosine between two training prompts drawn at random: what "unrelated" looks
+    like in this encoder's space (a neighbour that close is no evidence at all)."""
+    rng = np.random.default_rng(seed)
+    i, j = rng.integers(0, len(X), pairs), rng.integers(0, len(X), pairs)
+    keep = i != j
+    return float(np.median(np.einsum("ij,ij->i", X[i[keep]], X[j[keep]])))
+
+
 def head_targets(examples: Sequence[Example]) -> tuple[list[str], list[str], np.ndarray]:
     """(head names, models, targets (n, H) with NaN where a head has no label for a row)."""
     models = sorted({m for ex in examples for m in ex.scores})
@@ -178,6 +195,7 @@ class Scorer:
         calibration_folds: int = 3,
         max_features: int = 50000,
         random_state: int = 0,
+        shared_dims: int | None = 8,
     ) -> None:
         self.C = C
         self.text_C = text_C
@@ -185,6 +203,9 @@ class Scorer:
         self.calibration_folds = calibration_folds
         self.max_features = max_features
         self.random_state = random_state
+        # Latent traits of the shared-difficulty model (router/core/irt.py) that every head
+        # stacks as a fourth component; None: no shared model (the scorer of format 2).
+        self.shared_dims = shared_dims
 
     # ---- fitting ----------------------------------------------------------------------------
 
@@ -235,16 +256,22 @@ class Scorer:
         H, d, V = len(self.heads_), X.shape[1], T.shape[1]
         self.emb_W_, self.emb_b_ = np.zeros((H, d)), np.zeros(H)
         self.text_W_, self.text_b_ = np.zeros((H, V)), np.zeros(H)
-        self.stack_ = np.zeros((H, 4))
+        self.stack_ = np.zeros((H, 5))
+        cheap = sorted({m for ex in examples for m in ex.cheap_models} & set(self.models_))
+        self.cheap_models_ = cheap
+        shared_oof = self._fit_shared(X, Y, folds, say)
         oof = np.full((len(examples), 2), np.nan)  # difficulty and gain, out of fold
         for h, name in enumerate(self.heads_):
             rows = np.flatnonzero(~np.isnan(Y[:, h]))
             say(f"{name} head on {len(rows)} rows")
-            p = self._fit_head(h, X[rows], T[rows], Y[rows, h], folds[rows], has_text[rows])
+            p = self._fit_head(
+                h, X[rows], T[rows], Y[rows, h], folds[rows], has_text[rows], shared_oof[rows, h]
+            )
             if h < 2 and p is not None:
                 oof[rows, h] = p
         # kNN memory: every training row, targets NaN where unlabelled.
         self.knn_X_, self.knn_Y_ = X.astype(np.float32), Y.astype(np.float32)
+        self.sim_floor_ = _unrelated_similarity(self.knn_X_, self.random_state)
         self.n_train_ = len(examples)
         # Hashes of the normalised training prompts, so evaluation and calibration can tell
         # when they are shown prompts this scorer learned from (no text is stored).
@@ -293,8 +320,48 @@ class Scorer:
             oof = X @ W.T + b
         return W, b, T, oof / T
 
+    def _fit_shared(self, X: np.ndarray, Y: np.ndarray, folds: np.ndarray, say) -> np.ndarray:
+        """The shared-difficulty model on every model's outcomes (router/core/irt.py); returns
+        its log-odds for every head, out of fold (zeros without a shared model)."""
+        self.shared_ = None
+        out = np.zeros_like(Y)
+        if not self.shared_dims:
+            return out
+        say("shared difficulty over every model")
+        S = Y[:, 2:]
+        uniq = np.unique(folds)
+        for k in uniq if len(uniq) > 1 else []:
+            tr, te = folds != k, folds == k
+            fold_model = SharedDifficulty(self.shared_dims, random_state=self.random_state)
+            out[te] = self._shared_logits(fold_model.fit(X[tr], S[tr]), X[te])
+        self.shared_ = SharedDifficulty(self.shared_dims, random_state=self.random_state)
+        self.shared_.fit(X, S)
+        if len(uniq) <= 1:
+            out = self._shared_logits(self.shared_, X)
+        return out
+
+    def _shared_logits(self, shared: SharedDifficulty, X: np.ndarray) -> np.ndarray:
+        """(n, H): the shared model's log-odds for each head. Difficulty: the prompt's shared
+        difficulty; gain: large tier right and cheap tier wrong, from the tiers' mean success;
+        success: each model's own."""
+        Z = shared.logits(X)
+        P = _sigmoid(Z)
+        cheap = np.isin(self.models_, self.cheap_models_)
+        p_cheap = P[:, cheap].mean(axis=1) if cheap.any() else P.mean(axis=1)
+        p_large = P[:, ~cheap].mean(axis=1) if (~cheap).any() else P.mean(axis=1)
+        return np.column_stack(
+            [shared.difficulty_logit(X), _logit(p_large * (1 - p_cheap)), Z[:, : len(self.models_)]]
+        )
+
     def _fit_head(
-        self, h: int, X, T, y: np.ndarray, folds: np.ndarray, has_text: np.ndarray | None = None
+        self,
+        h: int,
+        X,
+        T,
+        y: np.ndarray,
+        folds: np.ndarray,
+        has_text: np.ndarray | None = None,
+        shared: np.ndarray | None = None,
     ) -> np.ndarray | None:
         """Components out of fold → stacker; then the components on all rows.
 
@@ -303,7 +370,8 @@ class Scorer:
         how little it knows there. Returns the head's out-of-fold probabilities (None with a
         single fold)."""
         txt = np.ones(len(y), dtype=bool) if has_text is None else has_text
-        Z = np.zeros((len(y), 3))
+        Z = np.zeros((len(y), 4))
+        Z[:, 3] = 0.0 if shared is None else shared  # the shared model, out of fold
         uniq = np.unique(folds)
         for k in uniq:
             tr, te = folds != k, folds == k
@@ -314,15 +382,17 @@ class Scorer:
             w, b = _fit_binary(T[tr & txt], y[tr & txt], self.text_C)
             Z[te, 1] = T[te] @ w + b  # a row without text: the intercept, as in prediction
             Z[te, 2] = _logit(_knn_mean(X[te], X[tr], y[tr, None], self.knn_k)[:, 0])
+        comps = 4 if self.shared_ is not None else 3
         if len(uniq) > 1:
-            self.stack_[h] = _fit_stacker(Z, y)
+            w = _fit_stacker(Z[:, :comps], y)
+            self.stack_[h, :comps], self.stack_[h, 4] = w[:comps], w[comps]
         else:
-            self.stack_[h] = [1 / 3, 1 / 3, 1 / 3, 0.0]
+            self.stack_[h, :comps] = 1 / comps
         self.emb_W_[h], self.emb_b_[h] = _fit_binary(X, y, self.C)
         self.text_W_[h], self.text_b_[h] = _fit_binary(T[txt], y[txt], self.text_C)
         if len(uniq) <= 1:
             return None
-        return _sigmoid(Z @ self.stack_[h, :3] + self.stack_[h, 3])
+        return _sigmoid(Z @ self.stack_[h, :4] + self.stack_[h, 4])
 
     def _prepare(self) -> None:
         """Derived state for prediction: the TF-IDF features and the kNN label groups."""
@@ -352,12 +422,18 @@ class Scorer:
 
     def predict_heads(self, X: np.ndarray, texts: Sequence[str]) -> np.ndarray:
         """(n, H) calibrated probabilities of every binary head, in `heads_` order."""
+        return self._predict_heads(X, texts)[0]
+
+    def _predict_heads(self, X: np.ndarray, texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+        """Every head's probability, and its evidence: the similarity-weighted count of its
+        labelled training prompts among the query's k nearest (`neighbour_weights`)."""
         self._check_fitted()
         if len(texts) != len(X):
             raise ScorerError(f"{len(texts)} texts for {len(X)} embeddings")
         z_emb = X @ self.emb_W_.T + self.emb_b_
         z_text = self._tfidf.dot(list(texts), self._text_WT) + self.text_b_
         z_knn = np.zeros_like(z_emb)
+        evidence = np.zeros_like(z_emb)
         for start in range(0, len(X), 1024):
             sims = X[start : start + 1024].astype(np.float32) @ self.knn_X_.T
             for subset, targets, heads in self._knn_groups:
@@ -365,8 +441,25 @@ class Scorer:
                 k = min(self.knn_k, sub.shape[1])
                 nn = np.argpartition(-sub, k - 1, axis=1)[:, :k]
                 z_knn[start : start + 1024, heads] = _logit(targets[nn].mean(axis=1))
+                near = np.take_along_axis(sub, nn, axis=1)
+                evidence[start : start + 1024, heads] = self.neighbour_weights(near).sum(axis=1)[
+                    :, None
+                ]
+        z_shared = (
+            np.zeros_like(z_emb) if self.shared_ is None else self._shared_logits(self.shared_, X)
+        )
         a = self.stack_
-        return _sigmoid(a[:, 0] * z_emb + a[:, 1] * z_text + a[:, 2] * z_knn + a[:, 3])
+        z = a[:, 0] * z_emb + a[:, 1] * z_text + a[:, 2] * z_knn + a[:, 3] * z_shared
+        return _sigmoid(z + a[:, 4]), evidence
+
+    def neighbour_weights(self, similarity: np.ndarray) -> np.ndarray:
+        """How much a labelled neighbour at this cosine counts as evidence, in [0, 1]: 0 at or
+        below the cosine of two unrelated training prompts (`sim_floor_`, measured at fit),
+        1 for the same prompt, linear between."""
+        floor = getattr(self, "sim_floor_", None)
+        if floor is None:
+            return np.full_like(similarity, np.nan)
+        return np.clip((similarity - floor) / (1.0 - floor), 0.0, 1.0)
 
     def predict(self, X: np.ndarray, texts: Sequence[str]) -> ScoreBatch:
         """Every score for embeddings `X` of `texts`."""
@@ -375,8 +468,9 @@ class Scorer:
         # A request's few rows: one BLAS thread. OpenBLAS' idle threads spin, and two of them
         # on two busy cores turned a 2 ms prediction into 40-60 ms (measured on this machine).
         with _one_blas_thread() if len(X) <= SMALL_BATCH else contextlib.nullcontext():
-            P = self.predict_heads(X, texts)
+            P, evidence = self._predict_heads(X, texts)
             domain_probs = self.predict_domain_proba(X)
+        known = getattr(self, "sim_floor_", None) is not None
         return ScoreBatch(
             domains=self.domains_,
             models=self.models_,
@@ -384,6 +478,8 @@ class Scorer:
             difficulty=P[:, 0],
             gain=P[:, 1],
             success=P[:, 2:],
+            evidence=evidence[:, 2:] if known else None,
+            rows=(~np.isnan(self.knn_Y_[:, 2:])).sum(axis=0) if known else None,
         )
 
     def trained_on(self, examples: Sequence[Example]) -> np.ndarray | None:
@@ -415,6 +511,8 @@ class Scorer:
         }
         if getattr(self, "train_hashes_", None) is not None:
             arrays["train_hashes"] = self.train_hashes_.astype(np.uint64)
+        if self.shared_ is not None:
+            arrays.update(self.shared_.to_arrays())
         vocab = sorted(self.vocabulary_, key=self.vocabulary_.__getitem__)
         meta = {
             "format_version": FORMAT_VERSION,
@@ -428,9 +526,12 @@ class Scorer:
                 "knn_k": self.knn_k,
                 "calibration_folds": self.calibration_folds,
                 "max_features": self.max_features,
+                "shared_dims": self.shared_dims if self.shared_ is not None else None,
             },
+            "cheap_models": self.cheap_models_,
             "domain_temperature": self.domain_T_,
             "n_train": self.n_train_,
+            "sim_floor": getattr(self, "sim_floor_", None),
             # Absent in scorers saved before the drift alarm existed.
             **(
                 {"training_distributions": self.training_distributions_}
@@ -457,7 +558,7 @@ class Scorer:
                 arrays = {k: z[k] for k in z.files}
         except (ValueError, OSError) as e:
             raise ScorerError(f"{path}: unreadable scorer files: {e}") from None
-        if not isinstance(meta, dict) or meta.get("format_version") != FORMAT_VERSION:
+        if not isinstance(meta, dict) or meta.get("format_version") not in READABLE_VERSIONS:
             raise ScorerError(
                 f"{path}/scorer.json: format_version {meta.get('format_version') if isinstance(meta, dict) else '?'}"
                 f" is not {FORMAT_VERSION}; retrain with `router train`"
@@ -477,6 +578,9 @@ class Scorer:
             self.heads_ = list(meta["heads"])
             self.domain_T_ = float(meta["domain_temperature"])
             self.n_train_ = int(meta.get("n_train", 0))
+            # None for an artifact saved before evidence was kept: its estimates carry none.
+            floor = meta.get("sim_floor")
+            self.sim_floor_ = None if floor is None else float(floor)
             # None for an artifact saved before scorers recorded them: no drift alarm then.
             self.training_distributions_ = meta.get("training_distributions")
             self.vocabulary_ = {t: i for i, t in enumerate(meta["vocabulary"])}
@@ -492,6 +596,10 @@ class Scorer:
             self.emb_W_, self.emb_b_ = f64["emb_W"], f64["emb_b"]
             self.text_W_, self.text_b_ = f64["text_W"], f64["text_b"]
             self.stack_, self.idf_ = f64["stack"], f64["idf"]
+            if self.stack_.shape[1:] == (4,):  # format 2: no shared model
+                self.stack_ = np.insert(self.stack_, 3, 0.0, axis=1)
+            self.shared_ = SharedDifficulty.from_arrays(arrays) if "irt_A" in arrays else None
+            self.cheap_models_ = list(meta.get("cheap_models", []))
             self.knn_X_ = arrays["knn_X"].astype(np.float32)
             self.knn_Y_ = arrays["knn_Y"].astype(np.float32)
             self.meta_ = {k: v for k, v in meta.items() if k != "vocabulary"}
@@ -502,7 +610,8 @@ class Scorer:
             self.domain_W_.shape[0] == D
             and self.emb_W_.shape[0] == H
             and self.text_W_.shape == (H, V)
-            and self.stack_.shape == (H, 4)
+            and self.stack_.shape == (H, 5)
+            and (self.shared_ is None or self.shared_.theta_.shape[0] == len(self.models_))
             and len(self.idf_) == V
             and self.knn_Y_.shape == (len(self.knn_X_), H)
             and H == 2 + len(self.models_)

@@ -204,14 +204,18 @@ class Predictions:
     difficulty: np.ndarray
     gain: np.ndarray
     success: np.ndarray  # (n, M), NaN where unknown
+    evidence: np.ndarray | None = None  # (n, M) behind each success estimate; None: unknown
 
 
 def predictions_from_batch(batch: ScoreBatch, models: list[str]) -> Predictions:
     success = np.full((len(batch), len(models)), np.nan)
+    evidence = None if batch.evidence is None else np.full_like(success, np.nan)
     for j, m in enumerate(models):
         if m in batch.models:
             success[:, j] = batch.success[:, batch.models.index(m)]
-    return Predictions(batch.domain_probs, batch.difficulty, batch.gain, success)
+            if evidence is not None:
+                evidence[:, j] = batch.evidence[:, batch.models.index(m)]
+    return Predictions(batch.domain_probs, batch.difficulty, batch.gain, success, evidence)
 
 
 def knn_predictions(
@@ -262,9 +266,13 @@ def _merge(parts: list[tuple[np.ndarray, Predictions]], n: int) -> Predictions:
         np.zeros(n),
         np.zeros((n, first.success.shape[1])),
     )
+    if all(p.evidence is not None for _, p in parts):
+        out.evidence = np.zeros_like(out.success)
     for idx, p in parts:
         out.domain_probs[idx], out.difficulty[idx] = p.domain_probs, p.difficulty
         out.gain[idx], out.success[idx] = p.gain, p.success
+        if out.evidence is not None:
+            out.evidence[idx] = p.evidence
     return out
 
 
@@ -327,6 +335,7 @@ def sweep(
             eligible=np.ones((n, len(compiled.models)), dtype=bool),
             has_text=np.ones(n, dtype=bool),
             cost=data.costs[:, order_cols],
+            evidence=None if preds.evidence is None else preds.evidence[:, order_cols],
         )
         choice, _ = compiled.select(s)
         cols = order_cols[choice]
@@ -473,7 +482,7 @@ def evaluate(
     With `cv` or `group_by_source` a fresh scorer is trained per fold; otherwise `scorer` is
     evaluated as it is. The kNN baseline is always out-of-fold (5 folds without `cv`).
     `extra(data, router predictions, folds, cross_validated)` adds curves and settings on the
-    same rows and folds (`router eval --cascade`: router/evaluate_cascade.py).
+    same rows and folds (`router eval --cascade`: router/evaluation/evaluate_cascade.py).
     """
     if group_by_source:
         folds = source_groups(data)

@@ -22,8 +22,12 @@ def costs(router: Router, decision: Decision, usage: tuple[int, int] | None) -> 
     """(cost of the answering model, cost had the policy's first large model answered).
 
     With reported usage both are priced on the real token counts (catalogue prices); without,
-    the Decision's own estimates are used.
+    the Decision's own estimates are used. A cache hit cost nothing (`saved_cost` says what it
+    saved); its all-large counterfactual stays.
     """
+    if (decision.cache or {}).get("status") == "hit":
+        large = router.policy(decision.policy).reference_large
+        return 0.0, large.cost(*usage) if usage is not None else decision.large_cost_estimate
     if usage is None:
         cost, large_cost = decision.cost_estimate, decision.large_cost_estimate
     else:

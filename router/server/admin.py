@@ -1,7 +1,7 @@
 """The proxy's live features: hot reload (POST /admin/reload, SIGHUP), versions on /ready,
 the budget controllers' sync, the shadow judge's workers, and their gauges on /metrics.
 
-Hot reload builds a new Router (router/reload.py) off the event loop and swaps it in with one
+Hot reload builds a new Router (router/learning/reload.py) off the event loop and swaps it in with one
 assignment (`svc.router`): a request reads the router once and keeps it, so requests in flight
 finish on the old scorer, policies and catalogue; a config that does not load is answered with
 its error and the old one keeps serving. With several workers or replicas, a reload bumps a

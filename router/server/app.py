@@ -16,6 +16,7 @@ from router.server.admin import install_live
 from router.server.agents import install_agents
 from router.server.auth import KeyRing, Principal
 from router.server.chat import ChatService
+from router.server.dashboard import install_dashboard
 from router.server.metrics import Metrics
 from router.server.middleware import RequestIdMiddleware
 from router.server.ratelimit import RateLimits
@@ -90,6 +91,7 @@ def create_app(router: Router, config: ServerSpec | None = None) -> FastAPI:
         # Requests cut past the grace period are cancelled just before this point: let them
         # record their end first. Closing off the loop keeps late rows flowing meanwhile.
         await svc.drain(5.0)
+        dashboard.close()
         if decisions is not None:
             await asyncio.to_thread(decisions.close)  # flushes queued rows
         if owns_local:
@@ -189,6 +191,8 @@ def create_app(router: Router, config: ServerSpec | None = None) -> FastAPI:
 
     # POST /admin/reload, versions, budget and drift gauges, the shadow judge (admin.py).
     live = install_live(app, svc, spec, keys, metrics, decisions)
+    # GET /dashboard and GET /admin/stats: the figures of the decision log (dashboard.py).
+    dashboard = install_dashboard(app, svc, live, spec.decision_log)
 
     @app.post("/v1/feedback", openapi_extra=feedback.openapi_feedback())
     async def give_feedback(request: Request, principal: Caller) -> Response:

@@ -16,6 +16,7 @@ from typing import Any
 from fastapi import Request
 from fastapi.responses import JSONResponse, Response
 
+from router.core import privacy
 from router.core.config import ServerSpec
 from router.core.policy import Decision
 from router.core.request import RequestError, message_text
@@ -29,6 +30,7 @@ from router.server.schema import ChatRequest, check_content_type, parse_chat, re
 from router.server.streaming import EndingStreamingResponse, sse
 from router.server.targets import resolve
 from router.server.turns import session_header
+from router.serving import tracing
 from router.serving.decision_log import DecisionLog, decision_row
 from router.serving.providers import UpstreamError
 
@@ -54,7 +56,9 @@ class ChatService:
         self._secrets = sorted({s for s in secrets if s}, key=len, reverse=True)
         self._audio_ok = any("audio" in m.capabilities for m in router.config.models)
         self.in_flight: set[_Record] = set()  # requests whose row is not written yet
-        self.shadow = None  # the shadow judge (router/shadow.py), set by admin.install_live
+        self.shadow = (
+            None  # the shadow judge (router/learning/shadow.py), set by admin.install_live
+        )
 
     async def drain(self, timeout: float) -> None:
         """Wait (bounded) until every started request has recorded its end: at shutdown,
@@ -63,10 +67,11 @@ class ChatService:
         while self.in_flight and time.monotonic() < deadline:
             await asyncio.sleep(0.02)
 
-    def routing_text(self, messages: list) -> str | None:
-        """The text the router embedded for these messages (for the log's embedding)."""
+    def routing_text(self, messages: list, decision: Decision | None = None) -> str | None:
+        """The text the router embedded for these messages (for the log's embedding), with
+        any detected private value replaced by its placeholder."""
         try:
-            return self.router.text_of(messages).strip() or None
+            return self.router.loggable_text(messages, decision) or None
         except (RequestError, ValueError, TypeError):
             return None
 
@@ -110,7 +115,7 @@ class ChatService:
                     d,
                     rid,
                     kind="route",
-                    routing_text=self.routing_text(req.messages),
+                    routing_text=self.routing_text(req.messages, d),
                     scrub=self.redact,
                     requested_model=req.model,
                     key_name=principal.name,
@@ -131,15 +136,21 @@ class ChatService:
         stream = bool(params.get("stream"))
         session = session_header(request)
         record = _Record(self, request, principal, req, stream, t0)
+        # The request's span (tracing on): a child of the caller's traceparent, if any; ended
+        # by record.end(), after the last byte of a stream.
+        record.span = tracing.start_request(
+            router.tracer, request.headers, rid, **{"router.key_name": principal.name}
+        )
         try:
-            result = await router.achat(
-                req.messages,
-                policy=target.policy,
-                model=target.pin,
-                session=session,
-                session_scope=principal.name,  # one key's session ids are not another's
-                **params,
-            )
+            with tracing.use(record.span):
+                result = await router.achat(
+                    req.messages,
+                    policy=target.policy,
+                    model=target.pin,
+                    session=session,
+                    session_scope=principal.name,  # one key's session ids are not another's
+                    **params,
+                )
         except asyncio.CancelledError:
             record.end(499, None, None, "cancelled before the answer")
             raise
@@ -178,7 +189,10 @@ class ChatService:
             )
         result.model = decision.model
         record.end(200, decision, usage_of(result), None)
-        if self.shadow is not None and "tools" not in params:
+        # Not shadowed: tool calls, a private prompt (the other tier may not be trusted with
+        # it) and a cache hit (no model answered).
+        shadowed = "tools" not in params and not decision.privacy
+        if self.shadow is not None and shadowed and (decision.cache or {}).get("status") != "hit":
             self.shadow.offer(rid, req.messages, decision, result)  # never waits (shadow.py)
         content = result.model_dump_json(exclude={"decision"})
         return Response(content, media_type="application/json", headers=headers)
@@ -200,6 +214,7 @@ class _Record:
         self.router = svc.router  # the one the request runs on, should a hot reload swap it
         self.req, self.stream, self.t0 = req, stream, t0
         self.done = False
+        self.span = None  # the request's trace span (router/serving/tracing.py)
         svc.in_flight.add(self)
         # Upstream errors may quote the prompt; logs and the decision log must not carry it
         # unless prompt logging is on. Longest first, as for secrets.
@@ -225,7 +240,13 @@ class _Record:
         svc.in_flight.discard(self)
         cost = costs(self.router, d, usage) if d is not None else None
         svc.metrics.observe(status, d, usage, cost, self.stream, time.perf_counter() - self.t0)
+        private = d is not None and bool(d.privacy)
+        if private:  # detected values never reach a log line or the decision log
+            detected = self.router.policy(d.policy).privacy.detect
+            found = privacy.values(self.req.messages, detected)
+            self._prompts = sorted({*self._prompts, *found}, key=len, reverse=True)
         error = self.scrub(error)
+        tracing.end_request(self.span, status, d, error)
         fields = {
             "requested_model": self.req.model,
             "key_name": self.principal.name,
@@ -259,7 +280,7 @@ class _Record:
             kind="chat",
             status=status,
             # Embedded by the log's writer thread; kept as text only with store_text.
-            routing_text=svc.routing_text(self.req.messages) if d is not None else None,
+            routing_text=svc.routing_text(self.req.messages, d) if d is not None else None,
             usage=usage,
             cost=cost if cost else (None, None),
             scrub=self.scrub,
@@ -270,7 +291,10 @@ class _Record:
             latency_ms=_ms(self.t0),
         )
         if svc.spec.log_prompts:
-            row["prompt"] = json.dumps(self.req.messages, ensure_ascii=False)
+            messages = self.req.messages
+            if private:
+                messages = privacy.redact_messages(messages, detected)
+            row["prompt"] = json.dumps(messages, ensure_ascii=False)
         svc.decisions.record(row)
 
 

@@ -10,6 +10,7 @@ import tempfile
 from pathlib import Path
 
 from router.core.config import load_config
+from router.sdk.demo import escalation_note
 
 USAGE = """\
 router proxy on http://{host}:{port}  (OpenAI-compatible; model "router" routes, "router/<policy>" picks a policy)
@@ -80,15 +81,18 @@ def serve(
     workers = workers or default_workers()
     if workers > 1:
         print(usage(host, port, KeyRing(spec).enabled), flush=True)
+        print(f"  {_escalations(config_path)}\n", flush=True)
         _serve_workers(config_path, host, port, workers, spec.shutdown_grace_s)
         return
     if os.environ.get(MULTIPROC_ENV):  # set by the user: prometheus_client writes there
         Path(os.environ[MULTIPROC_ENV]).mkdir(parents=True, exist_ok=True)
     router = Router.from_config(config_path)
     print(usage(host, port, KeyRing(spec).enabled), flush=True)
+    # One plain line on what happens to escalations with the keys set now (router/sdk/demo.py).
+    print(f"  {escalation_note(router.config, router.policies)}", flush=True)
     print(f"  {encoder_line(router)}\n", flush=True)
     if router.local_models:
-        # Started by the app's lifespan (router/local.py) before the first request is accepted.
+        # Started by the app's lifespan (router/serving/local.py) before the first request is accepted.
         names = ", ".join(router.local_models)
         print(f"  local models (llama.cpp, free loopback port): {names}; state: GET /ready\n")
     listener = logs.configure()
@@ -124,6 +128,17 @@ def encoder_line(router) -> str:
         f"{plan.lanes} call(s) at once, up to {plan.batch} text(s) a call, "
         f"{plan.cores} core(s) for this process"
     )
+
+
+def _escalations(config_path: Path) -> str:
+    from router.core.config import load_policies
+    from router.core.data import domain_names
+
+    config = load_config(config_path)
+    policies = load_policies(
+        config_path.resolve().parent / config.policies_dir, config, domain_names()
+    )
+    return escalation_note(config, policies)
 
 
 def _exit_cleanly(signum: int, frame: object) -> None:

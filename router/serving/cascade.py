@@ -36,6 +36,7 @@ from router.core.config import Cascade, ModelSpec
 from router.core.policy import CompiledPolicy, Decision
 from router.core.request import Message, request_facts
 from router.core.verifier import AnswerCase, AnswerVerifier, load_verifier
+from router.serving import tracing
 from router.serving.answers import (
     JUDGE_PARAMS,
     HeldAnswer,
@@ -263,6 +264,7 @@ def flow(
             chunks = None
     else:
         held.add_response(result)
+    verdict_started = tracing.now_ns()
     cheap_cost = _cost(first_spec, held.usage, facts.prompt_tokens, held.text)
     tokens = held.usage[1] if held.usage is not None else held.chunks or len(held.text) // 4
 
@@ -313,6 +315,9 @@ def flow(
         cheap_cost=round(cheap_cost, 10),
         judge_cost=round(verdict.judge_cost, 10) if verdict.judge_cost else None,
         cheap_tokens_wasted=0,
+    )
+    tracing.record_verdict(
+        calls.tracer, verdict_started, {**info, "threshold": spec.threshold, "model": d1.model}
     )
     if added_logprobs:
         _strip_logprobs([result] if not stream else chunks)

@@ -6,20 +6,17 @@ PostgreSQL (`postgresql://...`, psycopg 3):
 - `schema`: where the log lives, its two tables and their migrations;
 - `rows`: a row built from a Decision (`decision_row`), embeddings as int8, feedback scores;
 - `writer`: `DecisionLog`, which queues rows and writes them from a background thread;
-- `reading`: `summarise()` for `router stats`, `export_examples()` for retraining.
+- `reading`: `read_outcomes()` and `export_examples()` for retraining;
+- `figures`: the figures of a time window (`LogReader`, `read_figures`; `stats`: `summarise`) for
+  `router stats`, `GET /admin/stats` and the dashboard.
 
 A row holds what retraining needs (request id, time, policy, decision, scores, the routing
 embedding as int8) and, only with `store_text=True`, the routing text. Outcomes (user feedback,
 shadow judgements) go to a second table; the last write per (request, source, model) wins.
 """
 
-from router.serving.decision_log.reading import (
-    LoggedOutcome,
-    Stats,
-    export_examples,
-    read_outcomes,
-    summarise,
-)
+from router.serving.decision_log.figures import LogReader, parse_since, read_figures
+from router.serving.decision_log.reading import LoggedOutcome, export_examples, read_outcomes
 from router.serving.decision_log.rows import decision_row, dequantize, feedback_score, quantize
 from router.serving.decision_log.schema import (
     DecisionLogError,
@@ -30,6 +27,7 @@ from router.serving.decision_log.schema import (
     outcomes,
     safe_url,
 )
+from router.serving.decision_log.stats import Stats, summarise
 from router.serving.decision_log.writer import (
     DecisionLog,
     DecisionLogCollector,
@@ -40,6 +38,7 @@ __all__ = [
     "DecisionLog",
     "DecisionLogCollector",
     "DecisionLogError",
+    "LogReader",
     "LoggedOutcome",
     "Stats",
     "database_url",
@@ -52,7 +51,9 @@ __all__ = [
     "open_decision_log",
     "open_engine",
     "outcomes",
+    "parse_since",
     "quantize",
+    "read_figures",
     "read_outcomes",
     "safe_url",
     "summarise",
