@@ -48,6 +48,7 @@ START_SECONDS = 180
 BUFFER_TOKENS = 16
 SPECULATE_TOKENS = 8  # the escalating policy starts the large call after this many tokens
 LARGE_S = 0.5  # the loopback large model answers after this long, like a real provider
+WARM_UPS = 4  # warm-up requests per policy and kind (non-streamed, streamed)
 POLICY_ROWS = {
     "cheap": "cheap (SmolLM2, no cascade)",
     "large": f"large (loopback, {LARGE_S} s)",
@@ -168,8 +169,13 @@ def main() -> None:
                 pass
             time.sleep(0.3)
         with httpx.Client(timeout=300) as client:
-            for policy in pols:  # warm-up: caches, the verifier's first load
-                one(client, url, policy, "Warm up: say hi.", 8, False)
+            # Warm-up: caches, the verifier's first load, in every worker process (a new
+            # connection each time, so each worker gets some), streamed and not.
+            for w in range(WARM_UPS):
+                for policy in pols:
+                    for stream in (False, True):
+                        with httpx.Client(timeout=300) as fresh:
+                            one(fresh, url, policy, f"Warm up {w}: say hi.", 8, stream)
             print(
                 f"SmolLM2 ({local.threads} llama.cpp threads) as the cheap tier, loopback large; "
                 f"max_tokens={args.max_tokens}, buffer_tokens={BUFFER_TOKENS}, {args.n} requests "
