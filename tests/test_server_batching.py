@@ -322,3 +322,23 @@ def test_a_bulk_prediction_goes_straight_to_the_scorer(router):
     texts = BATCH_TEXTS[:5]
     out = shared.predict(router.encoder.encode(texts), texts)
     assert len(out) == 5 and shared.calls == 0
+
+
+def test_cached_texts_need_no_lane(router):
+    """A text the encoder has cached comes back at once, even while every lane is busy (the
+    decision log's writer asks for each routed text again)."""
+    gated = GatedEncoder(router.encoder)
+    gated.cached = router.encoder.cached
+    enc = BatchingEncoder(gated, lanes=1, batch=1)
+    router.encoder.encode(["already here"])  # in the cache now
+    router.encoder._cache.pop("not cached yet", None)
+    busy = threading.Thread(target=enc.encode, args=(["not cached yet"],))
+    busy.start()
+    try:
+        _wait_until(lambda: len(gated.calls) == 1)  # the only lane is held
+        X = enc.encode(["already here"])
+        assert X.shape == (1, router.encoder.dim) and gated.calls == [["not cached yet"]]
+        np.testing.assert_allclose(X, router.encoder.encode(["already here"]))
+    finally:
+        gated.release.set()
+        busy.join(60)

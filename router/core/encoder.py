@@ -81,6 +81,16 @@ class _CachedEncoder:
     def _embed(self, texts: list[str]) -> np.ndarray:
         raise NotImplementedError
 
+    def cached(self, texts: Sequence[str]) -> np.ndarray | None:
+        """The vectors of `texts` when every one is in the cache, else None (nothing to run)."""
+        with self._lock:
+            rows = [self._cache.get(t) for t in texts]
+            if not rows or any(r is None for r in rows):
+                return None
+            for t in texts:
+                self._cache.move_to_end(t)
+        return np.stack(rows)
+
     def encode(
         self, texts: Sequence[str], batch_size: int = 64, progress: Progress | None = None
     ) -> np.ndarray:
