@@ -147,7 +147,11 @@ class Tally:
             self.lost_examples.append(why)
 
 
-async def one(session, url: str, model: str, i: int, stream: bool, tally: Tally) -> None:
+async def one(
+    session, url: str, model: str, i: int, stream: bool, tally: Tally, begun: set | None = None
+) -> None:
+    """One request; `begun` (if given) gets its request id as soon as its headers arrive: an
+    answer that began, even if it is cut afterwards."""
     import aiohttp
 
     body = {
@@ -160,6 +164,8 @@ async def one(session, url: str, model: str, i: int, stream: bool, tally: Tally)
     try:
         async with session.post(url, json=body) as r:
             rid = r.headers.get("x-request-id")
+            if rid and begun is not None:
+                begun.add(rid)
             raw = await r.read()
     except (TimeoutError, aiohttp.ClientError) as e:
         tally.add_lost(f"{type(e).__name__}: {e}")

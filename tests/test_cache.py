@@ -424,7 +424,7 @@ def test_sdk_decision_log_counts_hits_and_saved_cost(cached, tmp_path):
         con.close()
         assert row == ("hit", pytest.approx(hit.decision.cache["saved_cost"]), 0.0)
         assert row[1] > 0
-        from router.serving.decision_log.reading import summarise
+        from router.serving.decision_log import summarise
 
         stats = summarise(tmp_path / "sdk.db")  # what `router stats` prints
         assert stats.cache_hits == 1 and stats.cache_saved == pytest.approx(row[1])

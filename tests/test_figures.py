@@ -184,6 +184,25 @@ def test_settled_buckets_are_cached_and_a_late_row_still_counts(log_url):
     reader.close()
 
 
+def test_a_stream_in_flight_counts_once_it_ends_even_in_a_settled_bucket(log_url):
+    """A write-ahead row (phase "started", no status) is in flight, not an error; when its
+    stream ends, the row is completed in place, and its settled bucket is read again."""
+    d = _decision("small", "small")
+    _write(log_url, [_row(i, d, 600 + 10 * i) for i in range(5)])
+    log = DecisionLog(log_url)
+    log.start(_row(99, d, 900, status=None))
+    assert log.flush(60)
+    reader = LogReader(log_url, settle_s=30)
+    before = reader.figures(3600, NOW)
+    assert before["requests"] == 5 and before["errors"] == 0  # in flight: not counted yet
+    log.record(_row(99, d, 900, stream=True))  # the stream ended, 900 s after it began
+    log.close()
+    after = reader.figures(3600, NOW)
+    assert after["requests"] == 6 and after["errors"] == 0
+    assert after["cost_usd"] == pytest.approx(6 * 0.1)
+    reader.close()
+
+
 def test_max_age_answers_from_the_last_result(log_url):
     _write(log_url, [_row(1, _decision("small", "small"), 10)])
     reader = LogReader(log_url)

@@ -83,6 +83,19 @@ def eval_(
         Path | None,
         typer.Option(help="--cascade without --cv: verifier directory (default: shipped)"),
     ] = None,
+    train_also: Annotated[
+        list[Path],
+        typer.Option(
+            help="--cv/--group-by: more routing data that only trains (never its test "
+            "prompts; leaving a source out, never its task)"
+        ),
+    ] = [],  # noqa: B006
+    shared_dims: Annotated[
+        int | None,
+        typer.Option(
+            help="--cv/--group-by: the trained scorer's shared-difficulty traits (0: off)"
+        ),
+    ] = None,
     config: ConfigOpt = Path("config.yaml"),
 ) -> None:
     """Cost-quality curves and metrics of the router and baselines on routing data."""
@@ -90,7 +103,13 @@ def eval_(
 
     from router.core.encoder import load_encoder
     from router.core.scorer import Scorer
-    from router.evaluation.evaluate import EvalData, evaluate, plot, training_overlap
+    from router.evaluation.evaluate import (
+        EvalData,
+        TrainAlso,
+        evaluate,
+        plot,
+        training_overlap,
+    )
     from router.evaluation.metrics import covers_all_shares
     from router.evaluation.train import embed_examples
     from router.sdk.router import default_scorer_path
@@ -103,6 +122,12 @@ def eval_(
         raise DataError("--cv must be at least 2")
     if held_out and (cv is not None or group_by is not None):
         raise DataError("--held-out evaluates the given scorer as it is: not with --cv/--group-by")
+    if (train_also or shared_dims is not None) and cv is None and group_by is None:
+        raise DataError(
+            "--train-also and --shared-dims train a scorer: use them with --cv or --group-by"
+        )
+    if shared_dims is not None and shared_dims < 0:
+        raise DataError(f"--shared-dims {shared_dims}: 0 (off) or more")
     cfg = load_config(config)
     pol = None
     if policy is not None:
@@ -140,9 +165,11 @@ def eval_(
             f"note: {ev.dropped} rows lack a score for some model and are left out", highlight=False
         )
     rows = ev.examples
-    bar, advance = progress_bar(f"embedding ({enc.identity})", len(rows))
+    also = read_many(train_also) if train_also else []
+    bar, advance = progress_bar(f"embedding ({enc.identity})", len(rows) + len(also))
     with bar:
         X = embed_examples(enc, rows, advance)
+        also_X = embed_examples(enc, also, advance) if also else None
     with err.status("evaluating…") as status:
         extra = None
         if cascade:
@@ -166,6 +193,8 @@ def eval_(
             group_by_source=group_by == "source",
             log=lambda m: status.update(f"training {m}…"),
             extra=extra,
+            train_also=TrainAlso(also, also_X) if also else None,
+            scorer_params=None if shared_dims is None else {"shared_dims": shared_dims or None},
         )
     out = report.to_json()
     # Piped output gets a wide table rather than columns squeezed to 80 characters.

@@ -122,6 +122,18 @@ def opening_text(ex: Example) -> str:
     return message_text(first) if first is not None else ex.text()
 
 
+# Sources named "<collection>/<task>" (the dcrouter importer's); any other source's first part
+# is its task ("mmlu/anatomy" → mmlu, "gsm8k" → gsm8k).
+COLLECTIONS = frozenset({"dcrouter", "routerbench"})
+
+
+def task_of(source: str) -> str:
+    """The task a source names, across datasets: `dcrouter/gsm8k` and `gsm8k` are both gsm8k.
+    Leave-one-source-out keeps a held-out task out of every training dataset with this."""
+    parts = source.split("/")
+    return parts[1] if len(parts) > 1 and parts[0] in COLLECTIONS else parts[0]
+
+
 def group_key(ex: Example) -> str:
     """The split group of a row: the normalised text of its opening. Duplicates and
     near-duplicates share a key, and a follow-up turn (MT-Bench turn 2) shares its first turn's,

@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 
 from router.core.config import ModelSpec, Policy
-from router.core.data import DataError, Example, group_folds, group_key
+from router.core.data import DataError, Example, group_folds, group_key, task_of
 from router.core.policy import CompiledPolicy, ScoreInput
 from router.core.scorer import ScoreBatch, Scorer, _knn_mean, head_targets
 from router.evaluation import metrics as M
@@ -230,6 +230,25 @@ def knn_predictions(
     return Predictions(np.ones((len(X_test), 1)), P[:, 0], P[:, 1], P[:, 2:])
 
 
+@dataclass
+class TrainAlso:
+    """Rows that only ever train (other datasets, other models' profiles), with their
+    embeddings. Per fold, a row whose prompt is among the test prompts is left out, and so,
+    leaving a source out, is every row of the same task (`task_of`): the held-out task stays
+    unseen in every dataset."""
+
+    examples: list[Example]
+    X: np.ndarray
+
+    def for_fold(self, test: Sequence[Example], whole_tasks: bool) -> np.ndarray:
+        keys = {group_key(ex) for ex in test}
+        tasks = {task_of(ex.source) for ex in test} if whole_tasks else set()
+        return np.array(
+            [group_key(ex) not in keys and task_of(ex.source) not in tasks for ex in self.examples],
+            dtype=bool,
+        )
+
+
 def cross_val_predictions(
     X: np.ndarray,
     data: EvalData,
@@ -238,18 +257,30 @@ def cross_val_predictions(
     C: float = 1.0,
     knn_k: int = 50,
     log: Log | None = None,
+    train_also: TrainAlso | None = None,
+    whole_tasks: bool = False,
+    scorer_params: dict[str, Any] | None = None,
 ) -> tuple[Predictions, Predictions]:
-    """Out-of-fold predictions of a fresh Scorer and of kNN, one fold held out at a time."""
+    """Out-of-fold predictions of a fresh Scorer and of kNN, one fold held out at a time.
+    `train_also` adds training rows to every fold (never its test prompts, nor, with
+    `whole_tasks`, its tasks); `scorer_params` are the Scorer's (the design compared)."""
     texts = [ex.text() for ex in data.examples]
     router_parts: list[tuple[np.ndarray, Predictions]] = []
     knn_parts: list[tuple[np.ndarray, Predictions]] = []
     for f in np.unique(folds):
         te, tr = np.flatnonzero(folds == f), np.flatnonzero(folds != f)
-        if log:
-            log(f"fold {f}: train {len(tr)}, test {len(te)}")
         train = data.subset(tr)
-        scorer = Scorer(C=C).fit(
-            X[tr], train.examples, encoder_identity, texts=[texts[i] for i in tr]
+        fit_rows, fit_X = train.examples, X[tr]
+        fit_texts = [texts[i] for i in tr]
+        if train_also is not None:
+            keep = train_also.for_fold(data.subset(te).examples, whole_tasks)
+            fit_rows = fit_rows + [ex for ex, k in zip(train_also.examples, keep, strict=True) if k]
+            fit_X = np.concatenate([fit_X, train_also.X[keep]])
+            fit_texts = fit_texts + [ex.text() for ex in fit_rows[len(tr) :]]
+        if log:
+            log(f"fold {f}: train {len(fit_rows)}, test {len(te)}")
+        scorer = Scorer(C=C, **(scorer_params or {})).fit(
+            fit_X, fit_rows, encoder_identity, texts=fit_texts
         )
         batch = scorer.predict(X[te], [texts[i] for i in te])
         router_parts.append((te, predictions_from_batch(batch, data.models)))
@@ -476,6 +507,8 @@ def evaluate(
     seed: int = 0,
     log: Log | None = None,
     extra: Callable[..., tuple[list[Curve], dict[str, Any]]] | None = None,
+    train_also: TrainAlso | None = None,
+    scorer_params: dict[str, Any] | None = None,
 ) -> Report:
     """Router and baseline curves with every metric.
 
@@ -483,6 +516,8 @@ def evaluate(
     evaluated as it is. The kNN baseline is always out-of-fold (5 folds without `cv`).
     `extra(data, router predictions, folds, cross_validated)` adds curves and settings on the
     same rows and folds (`router eval --cascade`: router/evaluation/evaluate_cascade.py).
+    `train_also` adds training-only rows to every fold (`TrainAlso`); `scorer_params` are the
+    trained Scorer's (the kNN baseline learns from the evaluated data alone).
     """
     if group_by_source:
         folds = source_groups(data)
@@ -494,7 +529,15 @@ def evaluate(
         mode = f"{cv}-fold CV by prompt text" if cv else "as is"
     if cv or group_by_source:
         router_p, knn_p = cross_val_predictions(
-            X, data, folds, encoder_identity, knn_k=knn_k, log=log
+            X,
+            data,
+            folds,
+            encoder_identity,
+            knn_k=knn_k,
+            log=log,
+            train_also=train_also,
+            whole_tasks=group_by_source,
+            scorer_params=scorer_params,
         )
     else:
         if scorer is None:
@@ -523,6 +566,8 @@ def evaluate(
     settings = {
         "mode": mode,
         "policy": policy.name if policy else None,
+        "trained_also_on": len(train_also.examples) if train_also is not None else 0,
+        "scorer_params": scorer_params or {},
         "sweep": sweep_field(eval_policy, data.two_tier, router_p),
         **more,
     }

@@ -10,7 +10,7 @@ from __future__ import annotations
 import itertools
 import os
 import time
-import uuid
+import weakref
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -40,7 +40,7 @@ from router.core.request import (
     routing_text,
 )
 from router.core.scorer import Scorer
-from router.sdk import caching
+from router.sdk import caching, logged
 from router.sdk.streams import AsyncRoutedStream, RoutedStream, carries_nothing, prepend
 from router.serving import cascade, tracing, upstream
 from router.serving.breaker import Breakers
@@ -394,29 +394,12 @@ class Router:
             self.decision_log.close()
         from router.serving.decision_log import open_decision_log
 
-        self.decision_log = open_decision_log(where, spec, self)
+        self.decision_log = open_decision_log(where, spec, self, base_dir=self.base_dir)
         return self.decision_log
 
-    def _log_call(self, decision: Decision, msgs: list[Message], usage: Any = None) -> None:
-        """The decision-log row of one SDK call; gives the decision its request id."""
-        if self.decision_log is None:
-            return
-        from router.serving.decision_log import decision_row
-
-        decision.request_id = "req_" + uuid.uuid4().hex
-        tokens = None
-        if usage is not None and getattr(usage, "prompt_tokens", None) is not None:
-            tokens = (usage.prompt_tokens, usage.completion_tokens or 0)
-        self.decision_log.record(
-            decision_row(
-                decision,
-                decision.request_id,
-                kind="sdk.chat",
-                routing_text=self.loggable_text(msgs, decision),
-                usage=tokens,
-                requested_model="router",
-            )
-        )
+    def _log_call(self, decision: Decision, msgs: list[Message], usage: Any = None):
+        """The decision-log row of one SDK call (logged.py); gives the decision its id."""
+        return logged.log_call(self, decision, msgs, usage)
 
     def feedback(self, request_id: str, score: float | str, model: str | None = None) -> None:
         """Score the answer to a request (`decision.request_id`): a number in [0, 1], or
@@ -490,11 +473,15 @@ class Router:
                 first, it = held[0], cascade.held_then(held[1:], it)
             else:
                 (it, first), decision = self.calls.run_chain(decision, params, open_stream)
-            self._log_call(decision, msgs)
             chunks = turn.follow_sync(decision, itertools.chain([first], it))
-            return RoutedStream(
-                decision, caching.store_stream(self, cp, decision, chunks, run_sync)
-            )
+            chunks = caching.store_stream(self, cp, decision, chunks, run_sync)
+            if self.decision_log is None:
+                return RoutedStream(decision, chunks)
+            seq, end = logged.log_start(self, decision, msgs)
+            self.decision_log.durable(seq)
+            routed = RoutedStream(decision, logged.logged(chunks, end))
+            weakref.finalize(routed, end, 499, None, "stream left unread")
+            return routed
 
         def call(kw: dict):
             return upstream.completion(send, **kw)  # direct httpx for OpenAI-compatible
@@ -513,7 +500,9 @@ class Router:
             resp, decision = self.calls.run_chain(decision, params, call)
         run_sync(turn.close(decision, reply_of(resp)))
         run_sync(caching.store(self, cp, decision, resp))
-        self._log_call(decision, msgs, getattr(resp, "usage", None))
+        seq = self._log_call(decision, msgs, getattr(resp, "usage", None))
+        if self.decision_log is not None:
+            self.decision_log.durable(seq)
         resp.decision = decision
         return resp
 
@@ -572,11 +561,16 @@ class Router:
                 first, it = held[0], cascade.aheld_then(held[1:], it)
             else:
                 (it, first), decision = await self.calls.arun_chain(decision, params, open_stream)
-            self._log_call(decision, msgs)
             rest = caching.astore_stream(
                 self, cp, decision, turn.follow(decision, it, first), first
             )
-            return AsyncRoutedStream(decision, first, rest)
+            if self.decision_log is None:
+                return AsyncRoutedStream(decision, first, rest)
+            seq, end = logged.log_start(self, decision, msgs)
+            await self.decision_log.adurable(seq)
+            routed = AsyncRoutedStream(decision, first, logged.alogged(rest, end))
+            weakref.finalize(routed, end, 499, None, "stream left unread")
+            return routed
 
         async def call(kw: dict):
             return await upstream.acompletion(send, **kw)  # direct httpx for OpenAI-compatible
@@ -595,7 +589,9 @@ class Router:
             resp, decision = await self.calls.arun_chain(decision, params, call)
         await turn.close(decision, reply_of(resp))
         await caching.store(self, cp, decision, resp)
-        self._log_call(decision, msgs, getattr(resp, "usage", None))
+        seq = self._log_call(decision, msgs, getattr(resp, "usage", None))
+        if self.decision_log is not None:
+            await self.decision_log.adurable(seq)
         resp.decision = decision
         return resp
 
@@ -605,7 +601,9 @@ class Router:
         decision = cp.decision
         resp = caching.response_of(cp.hit, decision.model)
         await turn.close(decision, reply_of(resp))
-        self._log_call(decision, msgs, getattr(resp, "usage", None))
+        seq = self._log_call(decision, msgs, getattr(resp, "usage", None))
+        if self.decision_log is not None:
+            await self.decision_log.adurable(seq)  # the whole row, before the answer
         if params.get("stream"):
             return caching.chunks_of(cp.hit, decision.model, params)
         resp.decision = decision

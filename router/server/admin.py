@@ -14,7 +14,6 @@ import asyncio
 import contextlib
 import hmac
 import logging
-import os
 import signal
 import time
 from typing import Any
@@ -26,7 +25,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from router.core.config import ServerSpec
 from router.learning.reload import reload_router, versions_of
 from router.learning.shadow import ShadowJudge
-from router.server.auth import KeyRing
+from router.server.auth import KeyRing, admin_secret
 from router.server.errors import APIError
 
 log = logging.getLogger("router.server")
@@ -64,9 +63,7 @@ class LiveFeatures:
     # ---- admin auth -------------------------------------------------------------------------
 
     def admin_key(self) -> str | None:
-        if self.spec.admin_key:
-            return self.spec.admin_key
-        return os.environ.get(self.spec.admin_key_env or "", "") or None
+        return admin_secret(self.spec)
 
     def check_admin(self, request: Request) -> None:
         """401 without a valid key, 403 with a key that is not the admin key."""

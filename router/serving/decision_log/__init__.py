@@ -5,7 +5,11 @@ PostgreSQL (`postgresql://...`, psycopg 3):
 
 - `schema`: where the log lives, its two tables and their migrations;
 - `rows`: a row built from a Decision (`decision_row`), embeddings as int8, feedback scores;
-- `writer`: `DecisionLog`, which queues rows and writes them from a background thread;
+- `spool`: each process's write-ahead journal on local disk (every row is there before the
+  answer's first byte leaves), replayed by another process if its owner dies;
+- `writer`: `DecisionLog`, which spools (or queues) rows and writes them from a background
+  thread; `upserts`: the idempotent statements it writes them with;
+- `opening`: `open_decision_log`, a log and its spool as a config section describes them;
 - `reading`: `read_outcomes()` and `export_examples()` for retraining;
 - `figures`: the figures of a time window (`LogReader`, `read_figures`; `stats`: `summarise`) for
   `router stats`, `GET /admin/stats` and the dashboard.
@@ -15,7 +19,9 @@ embedding as int8) and, only with `store_text=True`, the routing text. Outcomes 
 shadow judgements) go to a second table; the last write per (request, source, model) wins.
 """
 
+from router.serving.decision_log.collector import DecisionLogCollector
 from router.serving.decision_log.figures import LogReader, parse_since, read_figures
+from router.serving.decision_log.opening import open_decision_log, spool_dir
 from router.serving.decision_log.reading import LoggedOutcome, export_examples, read_outcomes
 from router.serving.decision_log.rows import decision_row, dequantize, feedback_score, quantize
 from router.serving.decision_log.schema import (
@@ -27,12 +33,9 @@ from router.serving.decision_log.schema import (
     outcomes,
     safe_url,
 )
+from router.serving.decision_log.spool import Spool
 from router.serving.decision_log.stats import Stats, summarise
-from router.serving.decision_log.writer import (
-    DecisionLog,
-    DecisionLogCollector,
-    open_decision_log,
-)
+from router.serving.decision_log.writer import DecisionLog
 
 __all__ = [
     "DecisionLog",
@@ -56,5 +59,7 @@ __all__ = [
     "read_figures",
     "read_outcomes",
     "safe_url",
+    "spool_dir",
+    "Spool",
     "summarise",
 ]

@@ -183,6 +183,7 @@ class LogReader:
                     cols = {c["name"] for c in sa.inspect(con).get_columns("decisions")}
                     self._has_kind = "kind" in cols  # logs of the first version have no kind
                     self._has_cache = "cache" in cols  # since migration 0003
+                    self._has_phase = "phase" in cols  # since migration 0004
                 if since_s is None:
                     first = con.execute(sa.select(sa.func.min(decisions.c.ts))).scalar()
                     since = float(first) if first is not None else until
@@ -195,6 +196,15 @@ class LogReader:
             return out
 
     # ---- buckets ------------------------------------------------------------------------------
+
+    def _answered(self, where: Any) -> Any:
+        """`where`, without write-ahead rows whose answer has not ended (phase "started"):
+        in flight, they have no outcome yet. Their end changes the row count of their bucket,
+        so a settled bucket is read again then (`_changed_buckets`)."""
+        if not getattr(self, "_has_phase", False):
+            return where
+        c = decisions.c
+        return sa.and_(where, sa.or_(c.phase.is_(None), c.phase != "started"))
 
     def _chat(self, where: Any) -> Any:
         c = decisions.c
@@ -214,7 +224,7 @@ class LogReader:
         if settled_to >= first:
             counted = con.execute(
                 sa.select(sa.func.count()).where(
-                    sa.and_(c.ts >= first * step, c.ts < (settled_to + 1) * step)
+                    self._answered(sa.and_(c.ts >= first * step, c.ts < (settled_to + 1) * step))
                 )
             ).scalar()
             have = [cache.get(b) for b in range(first, settled_to + 1)]
@@ -240,7 +250,7 @@ class LogReader:
         counts = dict(
             con.execute(
                 sa.select(b, sa.func.count())
-                .where(sa.and_(c.ts >= first * step, c.ts < (last + 1) * step))
+                .where(self._answered(sa.and_(c.ts >= first * step, c.ts < (last + 1) * step)))
                 .group_by(b)
             ).all()
         )
@@ -257,7 +267,9 @@ class LogReader:
         out = {b: _Bucket() for b in wanted}
         c = decisions.c
         for lo, hi in _runs(wanted):
-            where = sa.and_(c.ts >= lo * step, c.ts < (hi + 1) * step, c.ts <= until)
+            where = self._answered(
+                sa.and_(c.ts >= lo * step, c.ts < (hi + 1) * step, c.ts <= until)
+            )
             for r in con.execute(_bucket_query(where, step, con.dialect.name, self._has_kind)):
                 agg = out[int(r.bucket)]
                 agg.rows += r.n
@@ -286,7 +298,7 @@ class LogReader:
         start = first * step
         c = decisions.c
         in_window = sa.and_(c.ts >= start, c.ts <= until)
-        chat = self._chat(in_window)
+        chat = self._chat(self._answered(in_window))
         recent = con.execute(
             sa.select(c.latency_ms, c.routing_ms)
             .where(chat)

@@ -25,7 +25,8 @@ log = logging.getLogger("router.serving.decision_log")
 metadata = sa.MetaData()
 
 # The request's row. Column types match the SQLite file of the first version (TEXT, REAL,
-# INTEGER), which migration 0001 adopts as is; migration 0002 added the learning columns.
+# INTEGER), which migration 0001 adopts as is; migration 0002 added the learning columns,
+# 0003 the cache and privacy columns, 0004 the phase of write-ahead rows.
 decisions = sa.Table(
     "decisions",
     metadata,
@@ -68,6 +69,10 @@ decisions = sa.Table(
     sa.Column("saved_cost", sa.Float),  # USD a cache hit saved
     sa.Column("privacy", sa.Text),  # kinds of private value detected (never the values)
     sa.Column("privacy_action", sa.Text),  # the action taken: "local", "redact"
+    # ---- since migration 0004 ----
+    # "started": the write-ahead row (decision, no status yet); "ended": the whole row;
+    # "interrupted": its process died before the answer ended. NULL: written before 0004.
+    sa.Column("phase", sa.Text),
     sa.Index("ix_decisions_ts", "ts"),
 )
 
