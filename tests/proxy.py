@@ -165,9 +165,11 @@ SERVE_START_S = 180  # loading the encoder on a busy 2-core machine
 
 class ServeProcess:
     """`python -m router.cli serve` in its own session on a free port; stopped by pid, never
-    by name. `port` reuses a port (a restart behind the same URL)."""
+    by name. `port` reuses a port (a restart behind the same URL). One process unless told:
+    with workers, SIGTERM leaves the listener open until the parent exits and `kill -9` of the
+    parent leaves its workers running."""
 
-    def __init__(self, cfg, log, port: int | None = None) -> None:
+    def __init__(self, cfg, log, port: int | None = None, workers: int = 1) -> None:
         import os
         import subprocess
         import sys
@@ -183,7 +185,7 @@ class ServeProcess:
         env.pop("ROUTER_API_KEYS", None)
         cmd = [sys.executable, "-m", "router.cli", "serve", "--config", str(cfg)]
         self.proc = subprocess.Popen(
-            [*cmd, "--port", str(self.port)],
+            [*cmd, "--port", str(self.port), "--workers", str(workers)],
             stdout=Path(log).open("a"),
             stderr=subprocess.STDOUT,
             env=env,

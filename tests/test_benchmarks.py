@@ -105,6 +105,8 @@ def test_every_section_renders_from_what_the_scripts_record(tmp_path):
         ("## Sessions", "session_overhead"),
         ("## Decision log", "decision_log"),
         ("## Cascades", "cascade_latency"),
+        ("### route()", "route_latency"),
+        ("### Proxy overhead", "proxy_overhead"),
     ):
         part = section(text, heading)
         data = json.loads((FIXTURES / f"{name}.json").read_text())

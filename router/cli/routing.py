@@ -107,9 +107,12 @@ def serve(
     host: Annotated[str | None, typer.Option(help="default: server.host, 127.0.0.1")] = None,
     port: Annotated[int | None, typer.Option(help="default: server.port, 8000")] = None,
     workers: Annotated[
-        int,
-        typer.Option(min=1, help="worker processes on the one port; /metrics sums them"),
-    ] = 1,
+        int | None,
+        typer.Option(
+            min=1,
+            help="worker processes on the one port (default: one per core); /metrics sums them",
+        ),
+    ] = None,
 ) -> None:
     """Run the OpenAI-compatible proxy (POST /v1/chat/completions with model "router")."""
     from router.server.run import serve as run_server

@@ -275,6 +275,11 @@ class Cascade(_Strict):
     # Streaming: hold up to this many tokens before judging (the whole answer when the
     # request's max_tokens is at most this); nothing reaches the client before the verdict.
     buffer_tokens: int = Field(default=64, ge=1, le=8192)
+    # Start the large model's call once this many tokens of the cheap answer are in and the
+    # verifier, on them, is already below the threshold; the call is cancelled (its cost
+    # counted) when the verdict keeps the cheap answer. null: the large model waits for the
+    # verdict. Not with `verifier: llm` (a judge call per prefix would cost more than it saves).
+    speculate_tokens: int | None = Field(default=16, ge=1, le=8192)
     # Ask the first model for token logprobs (the verifier uses them when trained with them).
     logprobs: bool = False
     # A tool-call answer carries no text to judge: pass it through, or let the large model answer.

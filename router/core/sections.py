@@ -35,8 +35,16 @@ class EncoderSpec(Strict):
     name: Literal["minilm-q8", "minilm-int8", "minilm"] = "minilm-q8"
     max_tokens: int = Field(default=128, ge=16, le=256)
     cache_size: int = Field(default=4096, ge=0)
-    # Threads per encoder call (ONNX backend); concurrent requests are batched into one call.
-    threads: int = Field(default=2, ge=1, le=64)
+    # Threads per encoder call (ONNX backends). "auto": measured at start-up within this
+    # process's share of the cores (router/core/autotune.py, docs/performance.md).
+    threads: int | Literal["auto"] = "auto"
+
+    @field_validator("threads", mode="before")
+    @classmethod
+    def _threads(cls, v: Any) -> Any:
+        if v == "auto" or (isinstance(v, int) and not isinstance(v, bool) and 1 <= v <= 64):
+            return v
+        raise ValueError(f"{v!r}: threads is 'auto' or a whole number from 1 to 64")
 
 
 class RoutingTextSpec(Strict):

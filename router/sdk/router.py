@@ -1,4 +1,5 @@
-"""The SDK: `Router.route()` decides, `chat()` / `achat()` call the chosen model through litellm.
+"""The SDK: `Router.route()` decides, `chat()` / `achat()` call the chosen model (directly for
+an OpenAI-compatible endpoint, through litellm otherwise: router/serving/upstream.py).
 
 Upstream calls follow the decision's fallback chain on errors and time-outs; the Decision that
 comes back with the answer records every attempt.
@@ -47,7 +48,7 @@ from router.serving.budget import Budgets
 from router.serving.cache import ResponseCache, open_cache
 from router.serving.calls import ModelCalls
 from router.serving.local import LocalModels
-from router.serving.providers import EmptyStream, UpstreamError, load_litellm
+from router.serving.providers import EmptyStream, UpstreamError
 from router.serving.sessions import Sessions, reply_of, run_sync
 from router.serving.state import StateStore, open_state
 
@@ -429,7 +430,6 @@ class Router:
             return result
 
     def _chat(self, messages: str | list[Message], policy: str | None = None, **params: Any):
-        litellm = load_litellm()
 
         pin = params.pop("model", None)
         msgs = normalise_messages(messages)
@@ -450,7 +450,7 @@ class Router:
         if params.get("stream"):
 
             def open_stream(kw: dict):
-                it = iter(litellm.completion(messages=send, **kw))
+                it = iter(upstream.completion(send, **kw))  # direct for OpenAI-compatible
                 first = next(it)
                 if carries_nothing(first):
                     # litellm makes up one empty "stop" chunk for a body that was not SSE.
@@ -518,7 +518,6 @@ class Router:
             return result
 
     async def _achat(self, messages: str | list[Message], policy: str | None = None, **params: Any):
-        litellm = load_litellm()
 
         pin = params.pop("model", None)
         msgs = normalise_messages(messages)
@@ -537,7 +536,8 @@ class Router:
         if params.get("stream"):
 
             async def open_stream(kw: dict):
-                it = (await litellm.acompletion(messages=send, **kw)).__aiter__()
+                # Direct for an OpenAI-compatible endpoint (router/serving/upstream.py).
+                it = (await upstream.acompletion(send, **kw)).__aiter__()
                 first = await it.__anext__()
                 if carries_nothing(first):
                     # litellm makes up one empty "stop" chunk for a body that was not SSE.

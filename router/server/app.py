@@ -22,6 +22,7 @@ from router.server.middleware import RequestIdMiddleware
 from router.server.ratelimit import RateLimits
 from router.server.schema import openapi_body
 from router.server.targets import router_model_names
+from router.serving import upstream
 from router.serving.breaker import BreakerSync
 from router.serving.decision_log import DecisionLogCollector, open_decision_log
 from router.serving.providers import load_litellm
@@ -104,6 +105,7 @@ def create_app(router: Router, config: ServerSpec | None = None) -> FastAPI:
             await asyncio.to_thread(router.stop_local)
         if isinstance(router.state, RedisStore):
             await router.state.close()  # its connections belong to this event loop
+        await upstream.aclose()  # the pooled upstream connections of this event loop
 
     app = FastAPI(title="router", summary="OpenAI-compatible model router", lifespan=lifespan)
     app.state.router, app.state.metrics, app.state.decision_log = router, metrics, decisions
@@ -153,6 +155,11 @@ def create_app(router: Router, config: ServerSpec | None = None) -> FastAPI:
         # during a Redis outage. Without one, rows wait in memory and may be dropped: unready.
         ok = writing or decisions.spool is not None
         body = {"status": "ready" if writing else "degraded", "policies": sorted(router.policies)}
+        body["pid"] = os.getpid()  # which worker process answered (`router serve --workers N`)
+        # How the encoder runs in this process, as measured at start-up (core/autotune.py).
+        plan = getattr(router.encoder, "plan", None)
+        if plan is not None:
+            body["encoder"] = plan.to_json()
         # Scorer version and hash, config hash, when they were loaded (hot reload).
         body["versions"] = live.ready_versions()
         if not writing:

@@ -110,7 +110,15 @@ def cascade_headers(decision: Decision) -> dict[str, str]:
         "x-router-cascade-cheap-model": str(c.get("first") or ""),
         "x-router-cascade-cheap-cost": num(c.get("cheap_cost"), ".10f"),
         "x-router-cascade-large-cost": num(c.get("large_cost"), ".10f"),
+        # The large call started early on the first tokens: "used" or "cancelled" (and paid).
+        "x-router-cascade-speculative": _speculative(c.get("speculative")),
     }
+
+
+def _speculative(s: dict | None) -> str:
+    if not s:
+        return ""
+    return "used" if s.get("used") else "cancelled"
 
 
 def budget_headers(decision: Decision) -> dict[str, str]:
