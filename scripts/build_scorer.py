@@ -7,8 +7,8 @@
 1. Measures the design: 5-fold CV by prompt text and leave-one-source-out on RouteLLM and on
    dcrouter, each fold trained on the other datasets too (router/evaluation/gate.py).
 2. Prints the figures beside those the shipped artifact recorded when it was built. Without
-   recorded figures (an artifact from before the gate), the previous design (no shared
-   difficulty) is measured the same way and stands in for them.
+   recorded figures (an artifact from before the gate), the previous design stands in for
+   them: the same fits, stacked without the shared-difficulty model.
 3. Refuses, exit 1, when a gated figure (APGR on RouteLLM, quality at the best single model's
    cost on dcrouter; CV or leave-one-source-out) is worse, unless --force.
 4. Trains on every dataset without the held-out 20% of prompts (`make policies` verifies on
@@ -34,6 +34,7 @@ from router.core.data import held_out, read_jsonl, read_many  # noqa: E402
 from router.core.encoder import load_encoder  # noqa: E402
 from router.core.scorer import Scorer  # noqa: E402
 from router.evaluation import gate  # noqa: E402
+from router.evaluation.evaluate import NO_SHARED  # noqa: E402
 from router.evaluation.train import embed_examples  # noqa: E402
 
 DATA = ROOT / "data" / "routing"
@@ -41,7 +42,6 @@ TRAIN_FILES = ("routellm.jsonl", "dcrouter.jsonl", "smollm2.jsonl")
 EVAL_FILES = {"routellm": "routellm.jsonl", "dcrouter": "dcrouter.jsonl"}
 OUT = ROOT / "router" / "artifacts" / "default"
 HOLD_OUT = 0.2
-PREVIOUS_DESIGN = {"shared_dims": None}
 
 
 def say(msg: str) -> None:
@@ -87,17 +87,11 @@ def main(argv: list[str] | None = None) -> int:
     if meta.is_file():
         previous = json.loads(meta.read_text(encoding="utf-8")).get("evaluation")
         where = f"recorded in {args.out.relative_to(ROOT)}" if previous else where
-    if previous is None and not args.force:
-        say(
-            f"the shipped artifact recorded no figures: measuring the previous design {PREVIOUS_DESIGN}"
-        )
-        before = gate.measure(
-            eval_sets, train_also, embed, enc.identity, PREVIOUS_DESIGN, args.cv, say
-        )
-        previous, where = (
-            gate.figures_of(before),
-            f"the previous design {PREVIOUS_DESIGN}, measured now",
-        )
+    if previous is None:
+        # The same fits stacked without the shared-difficulty model: today's design.
+        previous = gate.figures_of(measured, NO_SHARED)
+        if previous is not None:
+            where = "the previous design (no shared difficulty), from the same fits"
     print(f"previous: {where}\n")
     print(table(gate.comparison_rows(new, previous)))
     worse = gate.regressions(new, previous, args.tolerance)

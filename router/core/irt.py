@@ -150,6 +150,7 @@ class SharedDifficulty:
 
     def logits(self, X: np.ndarray) -> np.ndarray:
         """(n, M) log-odds that each model answers well."""
+        self._check_fitted()
         X = np.asarray(X, dtype=np.float64)
         return (
             (X @ self.A_.T) @ self.theta_.T + self.c_[None, :] - self.difficulty_logit(X)[:, None]

@@ -14,11 +14,14 @@ import numpy as np
 
 from router.core.config import ModelSpec, Policy
 from router.core.data import DataError, Example, group_folds, group_key, task_of
+from router.core.heads import head_targets, knn_mean
 from router.core.policy import CompiledPolicy, ScoreInput
-from router.core.scorer import ScoreBatch, Scorer, _knn_mean, head_targets
+from router.core.scorer import ScoreBatch, Scorer
 from router.evaluation import metrics as M
 
 Log = Callable[[str], None]
+# The router curve of the same fits without the shared-difficulty model (`Scorer.ablated`).
+NO_SHARED = "router-no-shared"
 METRIC_NAMES = (
     "apgr",
     "cpt_50",
@@ -225,7 +228,7 @@ def knn_predictions(
     heads, models, Y = head_targets(data_train.examples)
     cols = [heads.index(f"success:{m}") for m in data_train.models]
     Y = Y[:, [0, 1, *cols]]
-    P = _knn_mean(X_test, X_train, np.nan_to_num(Y), k)
+    P = knn_mean(X_test, X_train, np.nan_to_num(Y), k)
     # kNN has no domain head: one certain domain, so confidence rules never fire.
     return Predictions(np.ones((len(X_test), 1)), P[:, 0], P[:, 1], P[:, 2:])
 
@@ -260,13 +263,16 @@ def cross_val_predictions(
     train_also: TrainAlso | None = None,
     whole_tasks: bool = False,
     scorer_params: dict[str, Any] | None = None,
-) -> tuple[Predictions, Predictions]:
+) -> tuple[Predictions, Predictions, Predictions | None]:
     """Out-of-fold predictions of a fresh Scorer and of kNN, one fold held out at a time.
     `train_also` adds training rows to every fold (never its test prompts, nor, with
-    `whole_tasks`, its tasks); `scorer_params` are the Scorer's (the design compared)."""
+    `whole_tasks`, its tasks); `scorer_params` are the Scorer's (the design compared). With a
+    shared-difficulty model, the third result is the same fits without it (`Scorer.ablated`),
+    else None."""
     texts = [ex.text() for ex in data.examples]
     router_parts: list[tuple[np.ndarray, Predictions]] = []
     knn_parts: list[tuple[np.ndarray, Predictions]] = []
+    ablated_parts: list[tuple[np.ndarray, Predictions]] = []
     for f in np.unique(folds):
         te, tr = np.flatnonzero(folds == f), np.flatnonzero(folds != f)
         train = data.subset(tr)
@@ -280,12 +286,17 @@ def cross_val_predictions(
         if log:
             log(f"fold {f}: train {len(fit_rows)}, test {len(te)}")
         scorer = Scorer(C=C, **(scorer_params or {})).fit(
-            fit_X, fit_rows, encoder_identity, texts=fit_texts
+            fit_X, fit_rows, encoder_identity, texts=fit_texts, full_heads_for=data.models
         )
-        batch = scorer.predict(X[te], [texts[i] for i in te])
+        test_texts = [texts[i] for i in te]
+        batch = scorer.predict(X[te], test_texts)
         router_parts.append((te, predictions_from_batch(batch, data.models)))
         knn_parts.append((te, knn_predictions(X[tr], train, X[te], knn_k)))
-    return _merge(router_parts, len(X)), _merge(knn_parts, len(X))
+        if scorer.shared_ is not None:
+            ablated = scorer.ablated().predict(X[te], test_texts)
+            ablated_parts.append((te, predictions_from_batch(ablated, data.models)))
+    merged = _merge(router_parts, len(X)), _merge(knn_parts, len(X))
+    return (*merged, _merge(ablated_parts, len(X)) if ablated_parts else None)
 
 
 def _merge(parts: list[tuple[np.ndarray, Predictions]], n: int) -> Predictions:
@@ -528,7 +539,7 @@ def evaluate(
         folds = fold_ids(data, cv or 5, seed)
         mode = f"{cv}-fold CV by prompt text" if cv else "as is"
     if cv or group_by_source:
-        router_p, knn_p = cross_val_predictions(
+        router_p, knn_p, ablated_p = cross_val_predictions(
             X,
             data,
             folds,
@@ -542,6 +553,7 @@ def evaluate(
     else:
         if scorer is None:
             raise ValueError("evaluate needs a scorer, or cv / group_by_source to train one")
+        ablated_p = None
         batch = scorer.predict(X, [ex.text() for ex in data.examples])
         router_p = predictions_from_batch(batch, data.models)
         knn_p = _merge(
@@ -555,6 +567,9 @@ def evaluate(
             len(X),
         )
     curves = [sweep("router", data, router_p, policy), sweep("knn", data, knn_p, policy)]
+    if ablated_p is not None:
+        # The same fits stacked without the shared-difficulty model: the previous design.
+        curves.append(sweep(NO_SHARED, data, ablated_p, policy))
     curves += baselines(data)
     more: dict[str, Any] = {}
     if extra is not None:

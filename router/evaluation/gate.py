@@ -72,14 +72,19 @@ def kind_of(report: dict[str, Any]) -> str:
     return "two_tier" if router.get("apgr") is not None else "n_model"
 
 
-def figures_of(measured: dict[str, dict[str, dict[str, Any]]]) -> dict[str, Any]:
-    """The router curve's shown figures per dataset and mode, as an artifact records them."""
+def figures_of(
+    measured: dict[str, dict[str, dict[str, Any]]], curve: str = "router"
+) -> dict[str, Any] | None:
+    """A curve's shown figures per dataset and mode, as an artifact records them; None when
+    a report lacks the curve (`router-no-shared`: the same fits without the shared model)."""
     out: dict[str, Any] = {}
     for name, modes in measured.items():
         out[name] = {}
         for mode, report in modes.items():
             kind = kind_of(report)
-            router = report["results"]["router"]
+            if curve not in report["results"]:
+                return None
+            router = report["results"][curve]
             out[name][mode] = {
                 "kind": kind,
                 **{k: router.get(k) for k in SHOWN[kind]},
