@@ -6,7 +6,7 @@ export HF_HUB_OFFLINE := 1
 export LITELLM_LOCAL_MODEL_COST_MAP := True
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: setup run test lint model verifier policies data notebooks docs docs-serve benchmarks bench bench-proxy bench-load bench-scale bench-local bench-budget bench-cascade bench-sessions bench-decision-log bench-write-ahead bench-smollm2 clean bench-dashboard bench-cache bench-privacy
+.PHONY: setup run test lint model verifier policies data notebooks docs docs-serve benchmarks bench bench-proxy bench-load bench-scale bench-local bench-budget bench-cascade bench-sessions bench-decision-log bench-write-ahead bench-smollm2 clean bench-dashboard bench-cache bench-privacy bench-new-model
 
 setup: $(STAMP)
 
@@ -119,6 +119,11 @@ bench-local: setup
 # as a free tenth model (5-fold CV).
 bench-smollm2: setup
 	$(PY) bench/smollm2_pool.py
+
+# A new model joins the scorer from 25, 50, 100 and 200 of its profiled rows: its success AUROC
+# on prompts nobody trained on (each dcrouter model in turn, and SmolLM2).
+bench-new-model: setup
+	$(PY) bench/new_model.py
 
 # Added latency of a cascaded request through the proxy: SmolLM2 (llama.cpp) answers first,
 # the verifier judges, a loopback upstream stands in for the large model (docs/cascades.md).
