@@ -79,7 +79,17 @@ def main(argv: list[str] | None = None) -> int:
     }
     params = {"shared_dims": args.shared_dims or None}
     say(f"measuring the design {params} (CV {args.cv} and leave-one-source-out)")
-    measured = gate.measure(eval_sets, train_also, embed, enc.identity, params, args.cv, say)
+
+    def show(name: str, mode: str, report: dict) -> None:
+        for curve in ("router", NO_SHARED, "knn", "random"):
+            if curve in report["results"]:
+                shown = gate.SHOWN[gate.kind_of(report)]
+                figures = ", ".join(f"{k} {report['results'][curve].get(k)}" for k in shown)
+                say(f"  {name} {mode} {curve}: {figures}")
+
+    measured = gate.measure(
+        eval_sets, train_also, embed, enc.identity, params, args.cv, say, on_report=show
+    )
     new = gate.figures_of(measured)
 
     previous, where = None, "none recorded"

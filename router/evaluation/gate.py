@@ -39,9 +39,11 @@ def measure(
     scorer_params: dict[str, Any] | None = None,
     cv: int = 5,
     log: Log | None = None,
+    on_report: Callable[[str, str, dict[str, Any]], None] | None = None,
 ) -> dict[str, dict[str, dict[str, Any]]]:
     """Per evaluation dataset, the `router eval --json` report of the design under CV and
-    leaving each source out: {name: {"cv": report, "loso": report}}."""
+    leaving each source out: {name: {"cv": report, "loso": report}}. `on_report(name, mode,
+    report)` hears of each as soon as it is done (a long run shows its figures as it goes)."""
     say = log or (lambda _m: None)
     out: dict[str, dict[str, dict[str, Any]]] = {}
     for name, rows in eval_sets.items():
@@ -63,6 +65,8 @@ def measure(
                 log=lambda m, name=name, mode=mode: say(f"{name} {mode}: {m}"),
             )
             out[name][mode] = report.to_json()
+            if on_report is not None:
+                on_report(name, mode, out[name][mode])
     return out
 
 
