@@ -3,6 +3,7 @@
     python scripts/build_scorer.py                 (make model)
     python scripts/build_scorer.py --force         (ship even if a gated figure got worse)
     python scripts/build_scorer.py --measure-only  (figures only, the artifact untouched)
+    python scripts/build_scorer.py --retrain-only  (same design, more data: keep its figures)
 
 1. Measures the design: 5-fold CV by prompt text and leave-one-source-out on RouteLLM and on
    dcrouter, each fold trained on the other datasets too (router/evaluation/gate.py).
@@ -14,6 +15,10 @@
 4. Trains on every dataset without the held-out 20% of prompts (`make policies` verifies on
    them), saves the artifact with the figures it measured, and records them in
    bench/results/routing_<data>.json for BENCHMARKS.md.
+
+--retrain-only trains the design the shipped artifact measured (the same parameters) on the
+data as it is now, keeping the figures it recorded: for new profile rows, which change what the
+scorer knows of one model, not the design the figures describe. It refuses another design.
 """
 
 from __future__ import annotations
@@ -54,6 +59,19 @@ def table(rows: list[list[str]]) -> str:
     return "\n".join(lines + ["| " + " | ".join(r) + " |" for r in rows])
 
 
+def train_and_save(out: Path, embed, encoder_identity: str, params: dict, figures: dict) -> int:
+    """The shipped scorer: every dataset without the held-out prompts, its figures recorded."""
+    rows = [ex for ex in read_many([DATA / f for f in TRAIN_FILES]) if not held_out(ex, HOLD_OUT)]
+    say(f"training on {len(rows)} rows ({HOLD_OUT:.0%} of the prompts held out)")
+    scorer = Scorer(**params).fit(embed(rows), rows, encoder_identity, progress=say)
+    scorer.save(
+        out,
+        extra={"trained_on": list(TRAIN_FILES), "held_out_share": HOLD_OUT, "evaluation": figures},
+    )
+    print(f"\nwrote {out}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     ap.add_argument("--out", type=Path, default=OUT, help="artifact directory (default: shipped)")
@@ -63,6 +81,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--shared-dims", type=int, default=8, help="0: no shared difficulty")
     ap.add_argument("--tolerance", type=float, default=0.0, help="how much worse still passes")
     ap.add_argument("--no-record", action="store_true", help="leave bench/results alone")
+    ap.add_argument(
+        "--retrain-only", action="store_true", help="same design, data as it is now: no measuring"
+    )
     args = ap.parse_args(argv)
 
     cfg = load_config(ROOT / "config.yaml")
@@ -72,12 +93,20 @@ def main(argv: list[str] | None = None) -> int:
     def embed(rows):
         return embed_examples(enc, rows)
 
+    params = {"shared_dims": args.shared_dims or None}
+    if args.retrain_only:
+        meta = json.loads((args.out / "scorer.json").read_text(encoding="utf-8"))
+        shipped = meta.get("params", {}).get("shared_dims")
+        if meta.get("evaluation") is None or shipped != params["shared_dims"]:
+            print(f"--retrain-only: {args.out} measured no figures for the design {params}")
+            return 1
+        return train_and_save(args.out, embed, enc.identity, params, meta["evaluation"])
+
     eval_sets = {name: read_jsonl(DATA / f) for name, f in EVAL_FILES.items()}
     train_also = {
         name: read_many([DATA / f for f in TRAIN_FILES if f != file])
         for name, file in EVAL_FILES.items()
     }
-    params = {"shared_dims": args.shared_dims or None}
     say(f"measuring the design {params} (CV {args.cv} and leave-one-source-out)")
 
     def show(name: str, mode: str, report: dict) -> None:
@@ -96,7 +125,8 @@ def main(argv: list[str] | None = None) -> int:
     meta = args.out / "scorer.json"
     if meta.is_file():
         previous = json.loads(meta.read_text(encoding="utf-8")).get("evaluation")
-        where = f"recorded in {args.out.relative_to(ROOT)}" if previous else where
+        shown = args.out.relative_to(ROOT) if args.out.is_relative_to(ROOT) else args.out
+        where = f"recorded in {shown}" if previous else where
     if previous is None:
         # The same fits stacked without the shared-difficulty model: today's design.
         previous = gate.figures_of(measured, NO_SHARED)
@@ -113,14 +143,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.measure_only:
         return 0
 
-    rows = [ex for ex in read_many([DATA / f for f in TRAIN_FILES]) if not held_out(ex, HOLD_OUT)]
-    say(f"training on {len(rows)} rows ({HOLD_OUT:.0%} of the prompts held out)")
-    scorer = Scorer(**params).fit(embed(rows), rows, enc.identity, progress=say)
-    scorer.save(
-        args.out,
-        extra={"trained_on": list(TRAIN_FILES), "held_out_share": HOLD_OUT, "evaluation": new},
-    )
-    print(f"\nwrote {args.out}")
+    train_and_save(args.out, embed, enc.identity, params, new)
     if not args.no_record:
         from results import eval_figures, eval_table, record
 

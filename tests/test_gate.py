@@ -1,0 +1,98 @@
+"""make model's gate: a design's figures beside the shipped artifact's, and a worse one refused
+(router/evaluation/gate.py, scripts/build_scorer.py)."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+
+import pytest
+
+from router.evaluation import gate
+from tests.conftest import ROOT
+
+
+def report(apgr: float | None = None, quality: float | None = None, rows: int = 100) -> dict:
+    """The part of a `router eval --json` report the gate reads."""
+    router = {"apgr": apgr, "cost_reduction_at_95": 0.4, "aiq": 0.7}
+    if quality is not None:
+        router = {"apgr": None, "quality_at_best_single_cost": quality, "aiq": 0.6}
+    return {"rows": rows, "results": {"router": router, "router-no-shared": dict(router)}}
+
+
+def measured(rl_cv=0.66, rl_loso=0.55, dc_cv=0.65, dc_loso=0.60) -> dict:
+    return {
+        "routellm": {"cv": report(apgr=rl_cv), "loso": report(apgr=rl_loso)},
+        "dcrouter": {"cv": report(quality=dc_cv), "loso": report(quality=dc_loso)},
+    }
+
+
+def test_the_gated_figure_depends_on_the_kind_of_data():
+    figures = gate.figures_of(measured())
+    assert (
+        figures["routellm"]["cv"]["kind"] == "two_tier"
+        and figures["routellm"]["cv"]["apgr"] == 0.66
+    )
+    assert figures["dcrouter"]["loso"]["kind"] == "n_model"
+    assert figures["dcrouter"]["loso"]["quality_at_best_single_cost"] == 0.60
+    assert gate.figures_of(measured(), "no-such-curve") is None
+
+
+def test_a_design_worse_on_either_mode_is_named():
+    before = gate.figures_of(measured())
+    assert gate.regressions(gate.figures_of(measured()), before) == []
+    assert gate.regressions(gate.figures_of(measured(rl_cv=0.70)), before) == []
+    worse = gate.regressions(gate.figures_of(measured(rl_loso=0.54, dc_cv=0.64)), before)
+    assert worse == [
+        "routellm loso: apgr 0.54 < previous 0.55",
+        "dcrouter cv: quality_at_best_single_cost 0.64 < previous 0.65",
+    ]
+    assert gate.regressions(gate.figures_of(measured(rl_loso=0.54)), before, tolerance=0.02) == []
+    assert gate.regressions(gate.figures_of(measured()), None) == []
+
+
+@pytest.fixture()
+def build_scorer(monkeypatch):
+    spec = importlib.util.spec_from_file_location("build_scorer", ROOT / "scripts/build_scorer.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    trained = []
+    # No measuring and no training here: the gate's decision is what is tested.
+    monkeypatch.setattr(mod, "load_encoder", lambda *a, **k: type("E", (), {"identity": "x"})())
+    monkeypatch.setattr(mod, "read_jsonl", lambda path: [])
+    monkeypatch.setattr(mod, "read_many", lambda paths: [])
+    monkeypatch.setattr(mod, "train_and_save", lambda out, *a: trained.append(out) or 0)
+    mod.trained = trained
+    return mod
+
+
+def test_make_model_refuses_to_overwrite_a_better_artifact_unless_forced(
+    build_scorer, monkeypatch, tmp_path, capsys
+):
+    out = tmp_path / "default"
+    out.mkdir()
+    shipped = {"params": {"shared_dims": 8}, "evaluation": gate.figures_of(measured())}
+    (out / "scorer.json").write_text(json.dumps(shipped))
+    monkeypatch.setattr(build_scorer.gate, "measure", lambda *a, **k: measured(dc_loso=0.58))
+    assert build_scorer.main(["--out", str(out), "--no-record"]) == 1
+    printed = capsys.readouterr().out
+    assert "dcrouter loso: quality_at_best_single_cost 0.58 < previous 0.6" in printed
+    assert "not overwriting" in printed and build_scorer.trained == []
+    assert json.loads((out / "scorer.json").read_text()) == shipped
+    assert build_scorer.main(["--out", str(out), "--no-record", "--force"]) == 0
+    assert build_scorer.trained == [out]
+
+
+def test_without_recorded_figures_the_previous_design_from_the_same_fits_stands_in(
+    build_scorer, monkeypatch, tmp_path, capsys
+):
+    out = tmp_path / "default"
+    runs = measured(rl_cv=0.66)
+    for modes in runs.values():  # the same fits without the shared model did better on CV
+        modes["cv"]["results"]["router-no-shared"]["apgr"] = 0.70
+        modes["cv"]["results"]["router-no-shared"]["quality_at_best_single_cost"] = 0.70
+    monkeypatch.setattr(build_scorer.gate, "measure", lambda *a, **k: runs)
+    assert build_scorer.main(["--out", str(out), "--no-record"]) == 1
+    printed = capsys.readouterr().out
+    assert "the previous design (no shared difficulty), from the same fits" in printed
+    assert "routellm cv: apgr 0.66 < previous 0.7" in printed
