@@ -105,6 +105,17 @@ def domain_of(ex: Example) -> str | None:
     return taxonomy()["sources"].get(ex.source)
 
 
+def task_of(source: str) -> str:
+    """The dataset a source belongs to: its first part ("mmlu/anatomy" → "mmlu"), or, for a
+    collection of datasets (`collections` in domains.yaml), the part after it ("dcrouter/gsm8k"
+    → "gsm8k"); "-" reads as "_" ("arc-challenge" is "arc_challenge")."""
+    parts = source.split("/")
+    name = (
+        parts[1] if len(parts) > 1 and parts[0] in taxonomy().get("collections", ()) else parts[0]
+    )
+    return name.replace("-", "_")
+
+
 _NON_WORD = re.compile(r"[\W_]+", re.UNICODE)
 
 
