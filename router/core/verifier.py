@@ -346,7 +346,7 @@ class AnswerVerifier:
         X = self._design(cases, D)
         self.coef_, self.intercept_ = self._fit_lr(X, y)
         counts = AnswerNovelty.count(cases)
-        self.novelty_ = AnswerNovelty(random_state=self.random_state).fit(cases, D, counts)
+        self.novelty_ = self._novelty(len(cases)).fit(cases, D, counts)
 
         # Within the distribution: answers judged out of fold (folds by prompt) teach the
         # reading `d` and what usual familiarity looks like. Outside it: folds that hold whole
@@ -389,13 +389,19 @@ class AnswerVerifier:
             if answers:
                 coef, icpt = self._fit_lr(X[tr], y[tr], start=True)
                 z[te] = np.asarray(X[te] @ coef).ravel() + icpt
-            nov = AnswerNovelty(random_state=self.random_state).fit(
+            nov = self._novelty(len(y)).fit(
                 [cases[i] for i in tr], D[tr], (counts[0].rows(tr), counts[1].rows(tr))
             )
             fam[te] = nov.familiarity(
                 [cases[i] for i in te], D[te], (counts[0].rows(te), counts[1].rows(te))
             )
         return z, fam
+
+    def _novelty(self, n: int) -> AnswerNovelty:
+        """One subspace size for the final novelty and its out-of-fold reference (fitted on
+        fewer answers): similarities in spaces of different sizes are not comparable, and a
+        subspace must stay well below the number of answers it is fitted on."""
+        return AnswerNovelty(n_components=max(2, min(64, n // 6)), random_state=self.random_state)
 
     def _check_fitted(self) -> None:
         if not hasattr(self, "coef_"):
