@@ -209,9 +209,6 @@ def fit_weighing(
     against itself); the gate from how novel answers look within it and outside it (e1 ≥ 0:
     a less familiar answer is never trusted more). Without answers from outside, the gate is
     `DEFAULT_GATE`."""
-    d = _minimise_log_loss(
-        lambda t: t[0] * za + t[1] * zp + t[2], y, [1.0, 0.0, 0.0], [(0, 5), (0, 5), (-5, 5)]
-    )
     if novelty_outside is None or not len(novelty_outside):
         e = DEFAULT_GATE
     else:
@@ -222,6 +219,17 @@ def fit_weighing(
         e = _minimise_log_loss(
             lambda t: t[0] + t[1] * nov, out, [0.0, 1.0], [(-20, 20), (0, 50)], sw
         )
+    # The reading within the distribution, fitted as the verdict will use it: through the
+    # gate, so that the weight an ordinary answer loses to its novelty is learned back.
+    gate = Weighing(e0=float(e[0]), e1=float(e[1]))
+    d = _minimise_log_loss(
+        lambda t: dataclasses.replace(gate, d0=t[0], d1=t[1], d2=t[2]).verdict(
+            za, zp, novelty_within
+        )[0],
+        y,
+        [1.0, 0.0, 0.0],
+        [(0, 5), (0, 5), (-5, 5)],
+    )
     return Weighing(*(float(v) for v in d), *(float(v) for v in e))
 
 
