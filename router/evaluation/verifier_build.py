@@ -150,6 +150,9 @@ def measure(
         within = tasks if name != "model" else models
         pooled = _apgrs(data, hook.router_p_, judged.probability)
         inside = _apgr_within(data, hook.router_p_, judged.probability, within)
+        # The answer side alone: a format 1 verifier's design, on the same folds.
+        alone = _apgrs(data, hook.router_p_, judged.answer_probability)
+        alone_inside = _apgr_within(data, hook.router_p_, judged.answer_probability, within)
         figures[name] = {
             "mode": res["mode"],
             "rows": len(data.examples),
@@ -165,6 +168,8 @@ def measure(
             },
             "prompt_apgr": _round(pooled["prompt"]),
             **{f"{k}_apgr_within": v for k, v in inside.items()},
+            "answer_side_cascade_apgr": _round(alone["cascade"]),
+            "answer_side_cascade_apgr_within": alone_inside.get("cascade"),
         }
         if name == "cv":
             prompt_p = hook.prompt_p_
