@@ -50,9 +50,11 @@ model: setup
 	$(VENV)/bin/router train data/routing/routellm.jsonl data/routing/dcrouter.jsonl data/routing/smollm2.jsonl --hold-out 0.2 --out router/artifacts/default
 
 # The cascade's shipped answer verifier (docs/cascades.md): Mixtral's RouteLLM GSM8K answers and
-# SmolLM2's own profiled answers (data/routing/smollm2*.jsonl).
+# SmolLM2's own profiled answers (data/routing/smollm2*.jsonl). Prints CV, leave-one-task-out and
+# leave-one-model-out figures beside the shipped verifier's, refuses to replace a better one
+# (FORCE=1 does), records bench/results/verifier.json.
 verifier: setup
-	$(VENV)/bin/router train-verifier data/routing/routellm.jsonl $(wildcard data/routing/smollm2*.jsonl) --models mistralai/Mixtral-8x7B-Instruct-v0.1,smollm2-135m --out router/artifacts/verifier
+	$(PY) bench/verifier.py $(if $(FORCE),--force)
 
 # Re-tune the shipped policies' thresholds on prompts the calibration scorer did not see.
 policies: setup
