@@ -155,7 +155,8 @@ def test_a_format_1_verifier_loads_as_the_answer_side_alone(fitted, tmp_path):
     old = AnswerVerifier.load(tmp_path / "v")
     v = old.verdicts([FOREIGN], [0.9])
     assert v.probability[0] == pytest.approx(v.answer_probability[0])
-    assert v.one()["novelty"] is None and v.one()["answer_weight"] == 1.0
+    assert v.one()["novelty"] is None and v.one()["out_of_distribution"] is None
+    assert v.one()["answer_weight"] == 1.0
     assert old.trained_on([Example(prompt="x", scores={"m": 1.0})]) is None
     with pytest.raises(VerifierError, match="retrain"):
         old.save(tmp_path / "again")

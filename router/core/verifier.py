@@ -256,8 +256,9 @@ class Verdicts:
             "prompt_probability": round(float(self.prompt_probability[i]), 4),
             "answer_weight": round(float(self.answer_weight[i]), 4),
             "prompt_weight": round(1.0 - float(self.answer_weight[i]), 4),
+            # Unknown (None) for a verifier that measures no novelty (format 1).
             "novelty": None if np.isnan(nov) else round(nov, 4),
-            "out_of_distribution": bool(self.out_of_distribution[i]),
+            "out_of_distribution": None if np.isnan(nov) else bool(self.out_of_distribution[i]),
         }
 
 
