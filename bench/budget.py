@@ -12,7 +12,8 @@ once by the configured scorer (batched); each decision then runs through the SDK
 
 Prints the large share per window (non-overlapping, `window_s` of requests) with the controller
 and with the policy's fixed threshold, and whether every settled window (from the second window
-after the start and after the shift) is within ±2 points of the target. Writes a plot.
+after the start and after the shift) is within ±2 points of the target. Writes a plot and
+records bench/results/budget.json.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from results import command_line, record
 
 ROOT = Path(__file__).resolve().parent.parent
 EASY = ("mmlu/",)
@@ -41,6 +43,7 @@ HARD = (
     "mt_bench/coding",
     "mt_bench/reasoning",
 )
+TOLERANCE = 0.02  # a settled window within ±2 points of the target holds it
 
 
 DATA = [ROOT / "data" / "routing" / "routellm.jsonl", ROOT / "data" / "routing" / "dcrouter.jsonl"]
@@ -80,7 +83,6 @@ def main() -> None:
     ap.add_argument("--rate", type=float, default=1.0, help="requests per simulated second")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--plot", type=Path, default=ROOT / "docs" / "budget_controller.png")
-    ap.add_argument("--json", type=Path, default=None, help="also write the figures here")
     args = ap.parse_args()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
@@ -155,7 +157,7 @@ def main() -> None:
         and int(r["requests"].split("-")[1]) - int(r["requests"].split("-")[0]) + 1 == per_window
     ]
     worst = max(abs(r["controller"] - args.target) for r in settled) if settled else float("nan")
-    holds = bool(settled) and worst <= 0.02
+    holds = bool(settled) and worst <= TOLERANCE
     sliding = np.convolve(large_ctl_a, np.ones(per_window) / per_window, mode="valid")
     sliding_fixed = np.convolve(large_fixed_a, np.ones(per_window) / per_window, mode="valid")
 
@@ -176,18 +178,6 @@ def main() -> None:
         f"settled windows (*): worst {worst * 100:.1f} points from the target; "
         f"within ±2 points: {'yes' if holds else 'no'}; threshold moves: {ctl.adjustments}"
     )
-    result = {
-        "n": args.n,
-        "target": args.target,
-        "window_requests": per_window,
-        "rows": rows,
-        "worst_settled_points": worst * 100,
-        "holds": holds,
-        "adjustments": ctl.adjustments,
-    }
-    if args.json:
-        args.json.write_text(json.dumps(result, indent=1))
-
     import matplotlib
 
     matplotlib.use("Agg")
@@ -216,7 +206,73 @@ def main() -> None:
     fig.tight_layout()
     args.plot.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(args.plot, dpi=110)
-    print(f"plot: {args.plot.relative_to(ROOT) if args.plot.is_relative_to(ROOT) else args.plot}")
+    plot = args.plot.resolve()
+    in_repo = plot.is_relative_to(ROOT)
+    print(f"plot: {plot.relative_to(ROOT) if in_repo else plot}")
+
+    def mean_of(traffic: str, key: str) -> float | None:
+        vals = [r[key] for r in rows if r["settled"] and r["traffic"] == traffic]
+        return float(np.mean(vals)) if vals else None
+
+    after_shift = next((r for r in rows if int(r["requests"].split("-")[0]) >= half), None)
+    record(
+        "budget",
+        title="Budget controller: a large share held through a shift in traffic",
+        command=command_line(),
+        figures={
+            "n": args.n,
+            "easy": half,
+            "hard": args.n - half,
+            "policy": args.policy,
+            "encoder": router.encoder.identity,
+            "field": ctl.field,
+            "base_threshold": ctl.base_threshold,
+            "target": args.target,
+            "window_s": args.window_s,
+            "rate": args.rate,
+            "window_requests": per_window,
+            "tolerance_points": TOLERANCE * 100,
+            "worst_settled_points": None if not settled else worst * 100,
+            "worst_settled_share": None
+            if not settled
+            else max((r["controller"] for r in settled), key=lambda x: abs(x - args.target)),
+            "first_after_shift_share": after_shift and after_shift["controller"],
+            "holds": holds,
+            "adjustments": ctl.adjustments,
+            "fixed_share_easy": mean_of("easy", "fixed_threshold"),
+            "fixed_share_hard": mean_of("hard", "fixed_threshold"),
+            "threshold_easy": mean_of("easy", "mean_threshold"),
+            "threshold_hard": mean_of("hard", "mean_threshold"),
+            "scoring_s": score_s,
+            "replay_s": replay_s,
+        },
+        tables=[
+            {
+                "title": "large share per window",
+                "columns": [
+                    "requests",
+                    "traffic",
+                    "large share, controller",
+                    "large share, policy's fixed threshold",
+                    f"mean {ctl.field} used",
+                    "settled",
+                ],
+                "formats": ["", "", ".3f", ".3f", ".3f", ""],
+                "rows": [
+                    [
+                        r["requests"],
+                        r["traffic"],
+                        r["controller"],
+                        r["fixed_threshold"],
+                        r["mean_threshold"],
+                        r["settled"],
+                    ]
+                    for r in rows
+                ],
+            }
+        ],
+        plots=[str(plot.relative_to(ROOT))] if in_repo else [],
+    )
 
 
 if __name__ == "__main__":

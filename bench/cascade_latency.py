@@ -3,18 +3,22 @@ cheap tier (SmolLM2-135M on llama.cpp) and a loopback upstream as the large tier
 
     python bench/cascade_latency.py [--n 12] [--max-tokens 48]   (or: make bench-cascade)
 
-Starts SmolLM2's llama.cpp server (router/local.py), the test upstream (tests/upstream.py) as
-the "large" model, and a `router serve` process with four policies:
+Starts SmolLM2's llama.cpp server (router/serving/local.py), the test upstream
+(tests/upstream.py) as the "large" model, and a `router serve` process with five policies:
 - cheap: straight to SmolLM2 (no cascade);
 - large: straight to the loopback large model;
 - accept: cascade with threshold 0, so every cheap answer is judged and kept;
-- escalate: cascade with threshold 1, so every cheap answer is judged and replaced.
+- escalate: cascade with threshold 1, so every cheap answer is judged and replaced; the
+  large call starts speculatively after SPECULATE_TOKENS tokens of the cheap answer;
+- escalate-nospec: the same without speculation (the large call waits for the verdict).
 For each, non-streaming and streaming, one client, it prints p50/p90 end-to-end latency and
 (streaming) time to first content byte. Added latency of the cascade:
-accept - cheap (the verdict, and for a stream the held buffer) and escalate - large (the whole
-cheap call and the verdict before the large call). The loopback large model answers in about
-1 ms, so escalate - large is the cascade's own cost, not a real provider's latency.
-Prints figures; it is not a test. Every loop is bounded.
+accept - cheap (the verdict, and for a stream the held buffer) and escalate - large (the cheap
+call and the verdict, less what speculation overlaps with the large call; escalate-nospec -
+large without it). The loopback large model answers after LARGE_S seconds, as a real provider
+would take a while.
+Prints figures and records bench/results/cascade_latency.json; it is not a test. Every loop is
+bounded.
 """
 
 from __future__ import annotations
@@ -31,6 +35,7 @@ from pathlib import Path
 
 import httpx
 from prompts import PROMPTS  # noqa: E402  (bench/ is on sys.path when run as a script)
+from results import command_line, record  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -41,6 +46,16 @@ from tests.upstream import Upstream  # noqa: E402
 
 START_SECONDS = 180
 BUFFER_TOKENS = 16
+SPECULATE_TOKENS = 8  # the escalating policy starts the large call after this many tokens
+LARGE_S = 0.5  # the loopback large model answers after this long, like a real provider
+WARM_UPS = 4  # warm-up requests per policy and kind (non-streamed, streamed)
+POLICY_ROWS = {
+    "cheap": "cheap (SmolLM2, no cascade)",
+    "large": f"large (loopback, {LARGE_S} s)",
+    "accept": "cascade, kept (threshold 0)",
+    "escalate": f"cascade, escalated (threshold 1), speculating after {SPECULATE_TOKENS} tokens",
+    "escalate-nospec": "cascade, escalated (threshold 1), no speculation",
+}
 
 
 def one(client: httpx.Client, url: str, policy: str, prompt: str, max_tokens: int, stream: bool):
@@ -113,7 +128,8 @@ def main() -> None:
         f"  - {{name: {spec.name}, litellm_model: openai/{spec.name}, "
         f"api_base: '{server.api_base}', input_price: 0, output_price: 0, "
         f"context_window: {spec.context_window}, capabilities: [streaming], timeout: 180}}\n"
-        f"  - {{name: large, litellm_model: openai/large, api_base: '{upstream.base_url}', "
+        f"  - {{name: large, litellm_model: openai/delay-{LARGE_S}, "
+        f"api_base: '{upstream.base_url}', "
         f"input_price: 2.5, output_price: 10, context_window: 128000, "
         f"capabilities: [streaming], tier: large}}\n"
     )
@@ -121,7 +137,11 @@ def main() -> None:
         "cheap": "escalation: {max_difficulty: 1.0}",
         "large": "escalation: {max_difficulty: 0.0}",
         "accept": f"cascade: {{threshold: 0.0, buffer_tokens: {BUFFER_TOKENS}}}",
-        "escalate": f"cascade: {{threshold: 1.0, buffer_tokens: {BUFFER_TOKENS}}}",
+        "escalate": f"cascade: {{threshold: 1.0, buffer_tokens: {BUFFER_TOKENS}, "
+        f"speculate_tokens: {SPECULATE_TOKENS}}}",
+        # The same without speculation: the large call waits for the verdict.
+        "escalate-nospec": f"cascade: {{threshold: 1.0, buffer_tokens: {BUFFER_TOKENS}, "
+        "speculate_tokens: null}",
     }
     for name, body in pols.items():
         (tmp / "policies" / f"{name}.yaml").write_text(
@@ -149,15 +169,23 @@ def main() -> None:
                 pass
             time.sleep(0.3)
         with httpx.Client(timeout=300) as client:
-            for policy in pols:  # warm-up: caches, the verifier's first load
-                one(client, url, policy, "Warm up: say hi.", 8, False)
+            # Warm-up: caches, the verifier's first load, in every worker process (a new
+            # connection each time, so each worker gets some), streamed and not.
+            for w in range(WARM_UPS):
+                for policy in pols:
+                    for stream in (False, True):
+                        with httpx.Client(timeout=300) as fresh:
+                            one(fresh, url, policy, f"Warm up {w}: say hi.", 8, stream)
             print(
                 f"SmolLM2 ({local.threads} llama.cpp threads) as the cheap tier, loopback large; "
                 f"max_tokens={args.max_tokens}, buffer_tokens={BUFFER_TOKENS}, {args.n} requests "
                 "each, one client"
             )
-            print(f"{'policy':9} {'stream':>6} {'lat p50':>8} {'lat p90':>8} {'TTFB p50':>8} model")
+            print(
+                f"{'policy':15} {'stream':>6} {'lat p50':>8} {'lat p90':>8} {'TTFB p50':>8} model"
+            )
             p50 = {}
+            table = []
             for stream in (False, True):
                 # Interleaved, one request of each policy in turn, so a busy machine's drift
                 # falls on every policy alike.
@@ -176,25 +204,75 @@ def main() -> None:
                     f = first[policy]
                     p50[(policy, stream)] = (q(lat[policy], 0.5), q(f, 0.5) if f else None)
                     ttfb = f"{1000 * q(f, 0.5):6.0f}ms" if f else "       -"
+                    answered = ",".join(sorted(m or "?" for m in models[policy]))
                     print(
-                        f"{policy:9} {str(stream):>6} {1000 * q(lat[policy], 0.5):6.0f}ms "
-                        f"{1000 * q(lat[policy], 0.9):6.0f}ms {ttfb} "
-                        f"{','.join(sorted(models[policy]))}",
+                        f"{policy:15} {str(stream):>6} {1000 * q(lat[policy], 0.5):6.0f}ms "
+                        f"{1000 * q(lat[policy], 0.9):6.0f}ms {ttfb} {answered}",
                         flush=True,
                     )
+                    table.append(
+                        [
+                            POLICY_ROWS[policy],
+                            stream,
+                            1000 * q(lat[policy], 0.5),
+                            1000 * q(lat[policy], 0.9),
+                            1000 * q(f, 0.5) if f else None,
+                            answered,
+                        ]
+                    )
+            verdict = verdict_ms()
             print("\nadded by the cascade (p50):")
-            print(f"  the shipped verifier's verdict alone: {verdict_ms():.1f} ms (in process)")
+            print(f"  the shipped verifier's verdict alone: {verdict:.1f} ms (in process)")
+            added = {}
             for stream in (False, True):
                 kind = "stream, first byte" if stream else "non-streaming"
                 idx = 1 if stream else 0
                 acc = p50[("accept", stream)][idx] - p50[("cheap", stream)][idx]
                 esc = p50[("escalate", stream)][idx] - p50[("large", stream)][idx]
+                nospec = p50[("escalate-nospec", stream)][idx] - p50[("large", stream)][idx]
+                key = "first_byte" if stream else "latency"
+                added[f"kept_{key}_ms"] = 1000 * acc
+                added[f"escalated_{key}_ms"] = 1000 * esc
+                added[f"escalated_without_speculation_{key}_ms"] = 1000 * nospec
                 print(
                     f"  {kind}: kept cheap answer {1000 * acc:+.0f} ms vs cheap alone; "
-                    f"escalated {1000 * esc:+.0f} ms vs large alone"
+                    f"escalated {1000 * esc:+.0f} ms vs large alone "
+                    f"({1000 * nospec:+.0f} ms without speculation)"
                 )
             lat_cheap = statistics.median([p50[("cheap", s)][0] for s in (False, True)])
             print(f"  (SmolLM2 alone answers in {1000 * lat_cheap:.0f} ms at p50)")
+        record(
+            "cascade_latency",
+            title="Cascades: the added latency of a cascaded request, through the proxy",
+            command=command_line(),
+            figures={
+                "n": args.n,
+                "max_tokens": args.max_tokens,
+                "buffer_tokens": BUFFER_TOKENS,
+                "speculate_tokens": SPECULATE_TOKENS,
+                "large_latency_s": LARGE_S,
+                "cheap_model": spec.name,
+                "llama_threads": local.threads,
+                "verdict_ms": verdict,
+                "cheap_latency_p50_ms": 1000 * lat_cheap,
+                "added": added,
+            },
+            tables=[
+                {
+                    "title": "one client, policies interleaved",
+                    "columns": [
+                        "policy",
+                        "stream",
+                        "latency p50 ms",
+                        "latency p90 ms",
+                        "first content byte p50 ms",
+                        "answered by",
+                    ],
+                    "formats": ["", "", ",.0f", ",.0f", ",.0f", ""],
+                    "rows": table,
+                }
+            ],
+        )
     finally:
         proxy.terminate()
         proxy.wait(timeout=30)

@@ -7,7 +7,7 @@ Rows are the size the proxy writes (a Decision's JSON, a 384-dim int8 embedding)
 is computed by a stand-in that returns a fixed vector, so the figures are the database path
 alone (the proxy's embedding is an encoder-cache hit). PostgreSQL is a throwaway server
 (tests/servers.py) with fsync and synchronous_commit off, as a test database: a durable
-production server writes slower.
+production server writes slower. Records bench/results/decision_log.json.
 """
 
 from __future__ import annotations
@@ -21,6 +21,8 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from results import command_line, record  # noqa: E402  (bench/ is on sys.path as a script)
 
 from router.core.policy import Attempt, Decision  # noqa: E402
 from router.serving.decision_log import DecisionLog, decision_row  # noqa: E402
@@ -129,6 +131,50 @@ def main() -> None:
         print(
             f"| {o['record_p99_us']:.1f} µs | {o['buffered']} | {o['written_after']} | "
             f"{o['dropped']} | {o['restart_to_flushed_s']:.1f} s |"
+        )
+        record(
+            "decision_log",
+            title="Decision log: the write path and an outage",
+            command=command_line(),
+            figures={
+                "rows": args.rows,
+                "outage_rows": args.outage_rows,
+                "embedding_dim": int(VECTOR.size),
+                "sqlite": results["SQLite"],
+                "postgresql": results["PostgreSQL"],
+                "outage": o,
+            },
+            tables=[
+                {
+                    "title": "the write path",
+                    "columns": ["database", "record() p50 µs", "record() p99 µs", "rows/s written"],
+                    "formats": ["", ".1f", ".1f", ",.0f"],
+                    "rows": [
+                        [name, r["record_p50_us"], r["record_p99_us"], r["rows_per_s"]]
+                        for name, r in results.items()
+                    ],
+                },
+                {
+                    "title": "PostgreSQL killed while rows are recorded, then restarted",
+                    "columns": [
+                        "record() p99 µs while down",
+                        "buffered",
+                        "written after restart",
+                        "dropped",
+                        "restart → all written, s",
+                    ],
+                    "formats": [".1f", "int", "int", "int", ".1f"],
+                    "rows": [
+                        [
+                            o["record_p99_us"],
+                            o["buffered"],
+                            o["written_after"],
+                            o["dropped"],
+                            o["restart_to_flushed_s"],
+                        ]
+                    ],
+                },
+            ],
         )
     finally:
         pg.stop()

@@ -12,8 +12,8 @@ of the answer, stream or not), requests/s, the server's RSS after warm-up and at
 whether every request id the clients saw has its row in the decision log.
 
 Everything runs on 127.0.0.1 in separate processes (upstream, server, this client), each started
-in its own session and stopped by pid. Every loop is bounded in count and time. Prints figures;
-it is not a test.
+in its own session and stopped by pid. Every loop is bounded in count and time. Prints figures
+and records bench/results/load.json; it is not a test.
 """
 
 from __future__ import annotations
@@ -34,6 +34,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from prompts import PROMPTS  # noqa: E402  (bench/ is on sys.path when run as a script)
+from results import command_line, record  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 START_S = 180  # a server must be up by then
@@ -146,7 +147,11 @@ class Tally:
             self.lost_examples.append(why)
 
 
-async def one(session, url: str, model: str, i: int, stream: bool, tally: Tally) -> None:
+async def one(
+    session, url: str, model: str, i: int, stream: bool, tally: Tally, begun: set | None = None
+) -> None:
+    """One request; `begun` (if given) gets its request id as soon as its headers arrive: an
+    answer that began, even if it is cut afterwards."""
     import aiohttp
 
     body = {
@@ -159,6 +164,8 @@ async def one(session, url: str, model: str, i: int, stream: bool, tally: Tally)
     try:
         async with session.post(url, json=body) as r:
             rid = r.headers.get("x-request-id")
+            if rid and begun is not None:
+                begun.add(rid)
             raw = await r.read()
     except (TimeoutError, aiohttp.ClientError) as e:
         tally.add_lost(f"{type(e).__name__}: {e}")
@@ -278,10 +285,12 @@ def main() -> None:
         wait_up(f"http://127.0.0.1:{r_port}/ready", server, "router proxy")
         url = f"http://127.0.0.1:{r_port}/v1/chat/completions"
         results.append(scenario("fast upstream", url, "router/fast", server.pid, args, 0))
+        results[-1]["key"] = "fast"
         if not args.no_faults:
             results.append(
                 scenario("20% upstream failures", url, "router/faulty", server.pid, args, 10**8)
             )
+            results[-1]["key"] = "faults"
         stop(server, grace=60)  # graceful: the decision log is flushed
         exit_code = server.returncode
     finally:
@@ -298,20 +307,84 @@ def main() -> None:
     )
     print(head)
     print("|" + "|".join("---" for _ in head.split("|")[1:-1]) + "|")
+    figures: dict = {
+        "clients": args.clients,
+        "duration_s": args.duration,
+        "warmup_s": args.warmup,
+        "exit_code_after_sigterm": exit_code,
+        "scenarios": {},
+    }
+    rows = []
     for res in results:
         t: Tally = res["tally"]
         n = t.ok + t.clean_errors + t.lost
         growth = (res["rss_end"] - res["rss_warm"]) / res["rss_warm"]
         ids = t.ids | res["warm"].ids
+        missing = missing_rows(db, ids)
         print(
             f"| {res['name']} | {n} | {t.ok} | {t.clean_errors + t.lost} | {t.clean_errors} "
             f"| {t.lost} | {pct(t.lat_ms, 50):.1f} | {pct(t.lat_ms, 99):.1f} "
             f"| {n / res['wall']:.1f} | {res['rss_warm']:.0f} | {res['rss_end']:.0f} "
-            f"| {growth:+.1%} | {missing_rows(db, ids)} of {len(ids)} |"
+            f"| {growth:+.1%} | {missing} of {len(ids)} |"
         )
         for why in t.lost_examples:
             print(f"    lost: {why}")
+        figures["scenarios"][res["key"]] = {
+            "requests": n,
+            "ok": t.ok,
+            "failed": t.clean_errors + t.lost,
+            "clean_errors": t.clean_errors,
+            "lost": t.lost,
+            "p50_ms": pct(t.lat_ms, 50),
+            "p99_ms": pct(t.lat_ms, 99),
+            "rps": n / res["wall"],
+            "rss_warm_mb": res["rss_warm"],
+            "rss_end_mb": res["rss_end"],
+            "rss_growth": growth,
+            "rows_missing": missing,
+            "rows_expected": len(ids),
+            "lost_examples": t.lost_examples,
+        }
+        rows.append(
+            [
+                res["name"],
+                n,
+                t.ok,
+                t.clean_errors,
+                t.lost,
+                pct(t.lat_ms, 50),
+                pct(t.lat_ms, 99),
+                n / res["wall"],
+                f"{res['rss_warm']:.0f} → {res['rss_end']:.0f} ({growth:+.1%})",
+                f"{missing} of {len(ids)}",
+            ]
+        )
     print(f"\nserver exit code after SIGTERM: {exit_code}")
+    record(
+        "load",
+        title="Load and faults: many clients, half streaming, against one proxy",
+        command=command_line(),
+        figures=figures,
+        tables=[
+            {
+                "title": "measured after the warm-up",
+                "columns": [
+                    "scenario",
+                    "requests",
+                    "ok",
+                    "clean errors",
+                    "lost",
+                    "p50 ms",
+                    "p99 ms",
+                    "req/s",
+                    "RSS MB warm → end",
+                    "decision-log rows missing",
+                ],
+                "formats": ["", "int", "int", "int", "int", ",.0f", ",.0f", ".1f", "", ""],
+                "rows": rows,
+            }
+        ],
+    )
 
 
 if __name__ == "__main__":

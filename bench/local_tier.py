@@ -2,14 +2,15 @@
 
     python bench/local_tier.py [--n 12] [--max-tokens 32]   (or: make bench-local)
 
-Starts the GGUF model's llama.cpp server the way `router serve` does (router/local.py), then a
+Starts the GGUF model's llama.cpp server the way `router serve` does (router/serving/local.py), then a
 `router serve` process whose catalogue points at that running server by `api_base`. For 1 and 4
 concurrent streaming clients it prints, per target: p50/p90 time to first token, p50 tokens/s of
 one stream (after its first token), aggregate tokens/s, p50 latency and errors. Targets: the
 llama.cpp server directly, the proxy with routing ("model": "router") and the proxy
 pass-through (the catalogue name). Proxy overhead = proxy TTFT - direct TTFT at p50.
 Tokens are counted as streamed content chunks (llama.cpp sends one token a chunk). Every prompt
-is distinct; every loop is bounded in count and time. Prints figures; it is not a test.
+is distinct; every loop is bounded in count and time. Prints figures and records
+bench/results/local_tier.json; it is not a test.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from pathlib import Path
 
 import httpx
 from prompts import PROMPTS  # noqa: E402  (bench/ is on sys.path when run as a script)
+from results import command_line, record  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -167,12 +169,26 @@ def main() -> None:
         )
         print(f"\nmax_tokens={args.max_tokens}, {args.n} streamed requests per row\n{header}")
         ttft = {}
+        rows = []
         offset = 0
         for clients in (1, 4):
             for name, url, model in targets:
                 offset += 1000
                 r = asyncio.run(scenario(url, model, args.n, clients, args.max_tokens, offset))
                 ttft[(name, clients)] = r["ttft_p50_ms"]
+                rows.append(
+                    [
+                        name,
+                        clients,
+                        r["n"],
+                        r["errors"],
+                        r["ttft_p50_ms"],
+                        r["ttft_p90_ms"],
+                        r["tps_p50"],
+                        r["agg_tps"],
+                        r["latency_p50_ms"],
+                    ]
+                )
                 print(
                     f"{name:22} {clients:>7} {r['n']:>3} {r['errors']:>3} "
                     f"{r['ttft_p50_ms']:>7.0f}ms {r['ttft_p90_ms']:>7.0f}ms {r['tps_p50']:>9.1f} "
@@ -180,12 +196,45 @@ def main() -> None:
                     flush=True,
                 )
         print("\nproxy overhead on time to first token (p50, proxy - direct):")
+        overhead = {}
         for clients in (1, 4):
             d = ttft[("direct llama.cpp", clients)]
-            print(
-                f"  {clients} client(s): routed {ttft[('proxy, routed', clients)] - d:+.0f} ms, "
-                f"pass-through {ttft[('proxy, pass-through', clients)] - d:+.0f} ms"
-            )
+            routed = ttft[("proxy, routed", clients)] - d
+            passed = ttft[("proxy, pass-through", clients)] - d
+            overhead[str(clients)] = {"routed_ms": routed, "pass_through_ms": passed}
+            print(f"  {clients} client(s): routed {routed:+.0f} ms, pass-through {passed:+.0f} ms")
+        record(
+            "local_tier",
+            title="Local tier: SmolLM2-135M on llama.cpp, directly and through the proxy",
+            command=command_line(),
+            figures={
+                "model": spec.name,
+                "threads": local.threads,
+                "ready_s": server.ready_s,
+                "n": args.n,
+                "max_tokens": args.max_tokens,
+                # TTFT p50 added by the proxy over llama.cpp directly, by client count
+                "ttft_overhead": overhead,
+            },
+            tables=[
+                {
+                    "title": "streamed requests, one row per target and client count",
+                    "columns": [
+                        "target",
+                        "clients",
+                        "requests",
+                        "errors",
+                        "TTFT p50 ms",
+                        "TTFT p90 ms",
+                        "tokens/s p50",
+                        "aggregate tokens/s",
+                        "latency p50 ms",
+                    ],
+                    "formats": ["", "int", "int", "int", ",.0f", ",.0f", ".1f", ".1f", ",.0f"],
+                    "rows": rows,
+                }
+            ],
+        )
     finally:
         proxy.terminate()
         proxy.wait(timeout=30)

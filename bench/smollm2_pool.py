@@ -7,13 +7,15 @@
    25% of it, and whether adding the free model lowers the router's quality at any budget.
 
     python bench/smollm2_pool.py [--data data/routing/smollm2.jsonl] [--cv 5]
+    (or: make bench-smollm2)
+
+Records bench/results/smollm2_pool.json.
 """
 
 from __future__ import annotations
 
 import argparse
 import copy
-import json
 import os
 import sys
 from collections import defaultdict
@@ -23,6 +25,8 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+from results import command_line, record  # noqa: E402  (bench/ is on sys.path as a script)
+
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
@@ -44,28 +48,75 @@ KIND = {
 }
 
 
-def profile_table(rows) -> None:
+def _show(cell) -> str:
+    return "-" if cell is None else f"{cell:.3f}" if isinstance(cell, float) else str(cell)
+
+
+def profile_tables(rows) -> tuple[list[dict], dict]:
+    """SmolLM2's accuracy per task beside the other models' on the same rows, and its
+    throughput per task type; and the overall figures."""
     by_source: dict[str, list] = defaultdict(list)
     for r in rows:
         if SMOL in r.scores:
             by_source[r.source].append(r)
-    print(f"\n## SmolLM2-135M profile ({sum(map(len, by_source.values()))} prompts)\n")
-    print("| task | metric | prompts | accuracy | mean latency s | prompts/min |")
-    print("|---|---|---:|---:|---:|---:|")
-    kinds: dict[str, list[float]] = defaultdict(list)
+    tasks, kinds = [], defaultdict(list)
     for source, rs in sorted(by_source.items()):
         acc = float(np.mean([r.scores[SMOL] for r in rs]))
         lat = [r.extra["usage"][SMOL]["latency_ms"] / 1000 for r in rs]
         metric = rs[0].extra.get("metric", "")
         kinds[KIND.get(metric, metric)] += lat
-        print(
-            f"| {source} | {metric} | {len(rs)} | {acc:.3f} | {np.mean(lat):.1f} | "
-            f"{60 / np.mean(lat):.1f} |"
+        # The other models scored on these very rows (the dataset's own models).
+        others = sorted({m for r in rs for m in r.scores if m != SMOL})
+        means = {m: float(np.mean([r.scores[m] for r in rs if m in r.scores])) for m in others}
+        best = max(means, key=means.get) if means else None
+        tasks.append(
+            [
+                source,
+                metric,
+                len(rs),
+                acc,
+                float(np.mean(list(means.values()))) if means else None,
+                best,
+                means.get(best),
+            ]
         )
-    print("\n| task type | prompts | mean latency s | prompts/min |")
-    print("|---|---:|---:|---:|")
-    for kind, lat in sorted(kinds.items()):
-        print(f"| {kind} | {len(lat)} | {np.mean(lat):.1f} | {60 / np.mean(lat):.1f} |")
+    answered = [r for rs in by_source.values() for r in rs]
+    overall = {
+        "prompts": len(answered),
+        "tasks": len(by_source),
+        "accuracy": float(np.mean([r.scores[SMOL] for r in answered])) if answered else None,
+    }
+    kind_rows = [
+        [kind, len(lat), float(np.mean(lat)), 60 / float(np.mean(lat))]
+        for kind, lat in sorted(kinds.items())
+    ]
+    tables = [
+        {
+            "title": "SmolLM2-135M's profiled accuracy per task",
+            "columns": [
+                "task",
+                "metric",
+                "prompts",
+                "SmolLM2 accuracy",
+                "the dataset's models (mean)",
+                "best of them",
+                "its accuracy",
+            ],
+            "formats": ["", "", "int", ".3f", ".3f", "", ".3f"],
+            "rows": tasks,
+        },
+        {
+            "title": "SmolLM2-135M's throughput by task type (the local server's latency)",
+            "columns": ["task type (answer budget)", "prompts", "mean latency s", "prompts/min"],
+            "formats": ["", "int", ".1f", ".1f"],
+            "rows": kind_rows,
+        },
+    ]
+    for t in tables:
+        print(f"\n{t['title']}")
+        for row in t["rows"]:
+            print("  " + " | ".join(_show(c) for c in row))
+    return tables, overall
 
 
 def without_smol(rows):
@@ -83,10 +134,9 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--data", default=str(ROOT / "data/routing/smollm2.jsonl"))
     ap.add_argument("--cv", type=int, default=5)
-    ap.add_argument("--json", help="write the figures here")
     args = ap.parse_args()
     rows = read_jsonl(args.data)
-    profile_table(rows)
+    tables, overall = profile_tables(rows)
 
     pool = [r for r in rows if r.source.startswith("dcrouter/") and SMOL in r.scores]
     cfg = load_config(ROOT / "config.yaml")
@@ -120,7 +170,15 @@ def main() -> None:
     )
     print("| pool | curve | quality at best single's cost | at 25% of it | at 0 $ |")
     print("|---|---|---:|---:|---:|")
-    out = {"rows": len(pool), "best_single": base_data.models[best], "budget": budget}
+    out = {
+        "cv": args.cv,
+        "pool_rows": len(pool),
+        "best_single": base_data.models[best],
+        "best_single_quality": float(q_single[best]),
+        "best_single_usd_per_1k": budget * 1000,
+        **{f"profile_{k}": v for k, v in overall.items()},
+    }
+    pool_rows = []
     curves = {}
     for name, (_data, rep) in reports.items():
         for cv_ in rep.curves:
@@ -129,8 +187,22 @@ def main() -> None:
             cells = [M.quality_at_cost(cv_.cost, cv_.quality, b) for b in (budget, budget / 4, 0)]
             fmt = ["-" if c is None else f"{c:.3f}" for c in cells]
             print(f"| {name} | {cv_.name} | {fmt[0]} | {fmt[1]} | {fmt[2]} |")
-            out[f"{name}/{cv_.name}"] = cells
+            pool_rows.append([name, cv_.name, *cells])
             curves[(name, cv_.name)] = cv_
+    tables.append(
+        {
+            "title": f"the dcrouter pool on the profiled prompts, {args.cv}-fold CV by prompt text",
+            "columns": [
+                "pool",
+                "router / baseline",
+                "quality at the best single model's cost",
+                "at 25% of it",
+                "at $0",
+            ],
+            "formats": ["", "", ".3f", ".3f", ".3f"],
+            "rows": pool_rows,
+        }
+    )
     # Does the free model lower the router's quality at any budget? Compare the best quality
     # each pool's router reaches within every budget on a grid up to the priciest model.
     grid = np.linspace(0, float(c_single.max()), 201)
@@ -146,7 +218,12 @@ def main() -> None:
     )
     for g, qa, qb in worse[:10]:
         print(f"  ${g * 1000:.4f}/1k: without {qa:.3f}, with {qb}")
-    out["budgets_worse_with_smollm2"] = [[g, qa, qb] for g, qa, qb in worse]
+    out["budget_grid"] = len(grid)
+    out["budgets_worse_with_smollm2"] = len(worse)
+    out["worst_drop_with_smollm2"] = max(
+        (qa - qb for _, qa, qb in worse if qb is not None), default=0.0
+    )
+    out["budgets_worse_usd_per_1k"] = [1000 * worse[0][0], 1000 * worse[-1][0]] if worse else None
     d9, p9 = picks["9 models"]
     d10, p10 = picks["10 models (+SmolLM2 $0)"]
     rows = np.arange(len(p10))
@@ -166,10 +243,16 @@ def main() -> None:
     out["cost_weight_0"] = {
         "quality_without": float(q9.mean()),
         "quality_with": float(q10.mean()),
+        "picks_differ": int(differ.sum()),
         "smollm2_picked": int(smol.sum()),
     }
-    if args.json:
-        Path(args.json).write_text(json.dumps(out, indent=1) + "\n")
+    record(
+        "smollm2_pool",
+        title="SmolLM2-135M's own profile, and a free tenth model in the dcrouter pool",
+        command=command_line(),
+        figures=out,
+        tables=tables,
+    )
 
 
 if __name__ == "__main__":

@@ -74,7 +74,7 @@ pd.crosstab(rows["domain"], rows["source"])
 # %% [markdown]
 # ## Each model's quality and cost
 #
-# Single-model baselines and the oracle, from `router.evaluate.baselines`. Cost is USD per 1,000 prompts.
+# Single-model baselines and the oracle, from `router.evaluation.evaluate.baselines`. Cost is USD per 1,000 prompts.
 
 # %%
 curves = {c.name: c for c in baselines(data)}

@@ -106,7 +106,7 @@ pd.DataFrame({name: {k: v for k, v in r.items() if k != "curve"}
 # %% [markdown]
 # ## The cost-quality curve
 #
-# The router's sweep of its escalation threshold against every single model, random mixing, kNN and the oracle (`router.evaluate.plot`).
+# The router's sweep of its escalation threshold against every single model, random mixing, kNN and the oracle (`router.evaluation.evaluate.plot`).
 
 # %%
 png = Path(tempfile.mkdtemp()) / "curve.png"
@@ -116,7 +116,7 @@ display(Image(filename=str(png)))
 # %% [markdown]
 # ## Choose an operating point
 #
-# `router.calibrate.calibrate` sweeps the live policy's threshold over these prompts with the
+# `router.evaluation.calibrate.calibrate` sweeps the live policy's threshold over these prompts with the
 # catalogue's models and prices, and picks the point that meets `TARGET`. Quality is shown as a
 # share of sending everything to the large model.
 

@@ -223,7 +223,7 @@ pd.DataFrame(drift).set_index("score").round(4)
 # %% [markdown]
 # ## Drift alarm: PSI of the log against the scorer's training data
 #
-# The proxy's drift alarm (`router/drift.py`, `drift:` in `config.yaml`) compares the last
+# The proxy's drift alarm (`router/core/drift.py`, `drift:` in `config.yaml`) compares the last
 # `drift.window` decisions with the distributions the scorer recorded when it was trained
 # (domain shares; difficulty and gain over the training deciles) by the population stability
 # index, and logs a warning past `drift.threshold`; `/metrics` shows `router_drift_psi`. Here the

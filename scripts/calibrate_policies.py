@@ -2,11 +2,12 @@
 
     python scripts/calibrate_policies.py            (or: make policies)
     python scripts/calibrate_policies.py --verify-only
+    python scripts/calibrate_policies.py --record   (make policies: also bench/results/policies.json)
 
 For config.yaml (policies/) and configs/pool.yaml (configs/policies/): calibrates each policy's
 threshold with the shipped scorer on prompts it did not train on, writes it into the policy file,
 then measures the written policy with the shipped scorer on other unseen prompts and prints the
-verification table (router.calibrate.calibrate_shipped holds the logic).
+verification table (router.evaluation.calibrate.calibrate_shipped holds the logic).
 
 With CI set in the environment and no --out-dir, the policies are written to a temporary
 directory: a CI run leaves policies/ and configs/policies/ as they are.
@@ -49,6 +50,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out-dir", type=Path, help="write policies here, not in place")
     ap.add_argument("--verify-only", action="store_true", help="verify the policies as they are")
     ap.add_argument("--markdown", type=Path, help="also write the table as Markdown here")
+    ap.add_argument(
+        "--record",
+        action="store_true",
+        help="also record the table in bench/results/policies.json (make benchmarks shows it)",
+    )
     args = ap.parse_args(argv)
     data = args.data or sorted((args.root / "data" / "routing").glob("*.jsonl"))
     out_dir = args.out_dir
@@ -84,6 +90,27 @@ def main(argv: list[str] | None = None) -> int:
     if args.markdown:
         args.markdown.write_text(markdown(table) + "\n", encoding="utf-8")
         print(f"wrote {args.markdown}")
+    if args.record:
+        sys.path.insert(0, str(ROOT / "bench"))
+        from results import command_line, record
+
+        record(
+            "policies",
+            title="Shipped policies: verified on prompts the shipped scorer did not see",
+            command=command_line(),
+            figures={
+                "policies": len(results),
+                "recalibrated": not args.verify_only,
+                "verification_rows": {f"{r.config}:{r.policy}": r.verified.rows for r in results},
+            },
+            tables=[
+                {
+                    "title": "verified with the shipped scorer on held-out prompts",
+                    "columns": table[0],
+                    "rows": table[1:],
+                }
+            ],
+        )
     return 0
 
 

@@ -7,11 +7,15 @@ Prompts look like "What is A + B?". Models:
   A tool request gets a tool call; JSON mode gets broken JSON when A is odd.
 - `large-math`: always right, in a different wording ("The answer is C.").
 - `judge`: an LLM verifier that says "Yes" when the answer's arithmetic holds, else "No".
-Streams send one word a chunk (logprobs per chunk when asked). Every request body is kept.
+- `<model>-slow`: as `<model>`, but held at `gate` (bounded): a stream after its first
+  SLOW_AFTER words, any other answer before it is sent. Tests see what happens meanwhile.
+Streams send one word a chunk (logprobs per chunk when asked). Every request body is kept;
+`at_gate` counts the answers held at the gate now.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 import threading
@@ -26,6 +30,8 @@ from starlette.routing import Route
 from tests.upstream import _free_port, _last_user_text
 
 CHEAP_TOKENS = 40  # the cheap model's answer is padded to about this many words
+SLOW_AFTER = 20  # a `-slow` stream's words before it waits for the gate
+GATE_S = 30.0  # the longest a `-slow` model waits
 
 
 def answer_for(model: str, prompt: str, json_mode: bool) -> tuple[str, float, bool]:
@@ -67,6 +73,8 @@ def _logprobs(words: list[str], lp: float) -> dict:
 class CascadeUpstream:
     def __init__(self) -> None:
         self.requests: list[dict] = []
+        self.gate = threading.Event()  # releases the `-slow` models
+        self.at_gate = 0  # answers held at the gate now
         self.port = _free_port()
         self.base_url = f"http://127.0.0.1:{self.port}/v1"
         app = Starlette(routes=[Route("/v1/chat/completions", self.chat, methods=["POST"])])
@@ -91,10 +99,20 @@ class CascadeUpstream:
     def models_called(self) -> list[str]:
         return [r["model"] for r in self.requests]
 
+    async def _at_gate(self) -> None:
+        self.at_gate += 1
+        try:
+            deadline = time.monotonic() + GATE_S
+            while not self.gate.is_set() and time.monotonic() < deadline:
+                await asyncio.sleep(0.02)
+        finally:
+            self.at_gate -= 1
+
     async def chat(self, request: Request):
         body = await request.json()
         self.requests.append(body)
-        model = body.get("model", "")
+        slow = body.get("model", "").endswith("-slow")
+        model = body.get("model", "").removesuffix("-slow")
         prompt = _last_user_text(body)
         rf = body.get("response_format") or {}
         json_mode = rf.get("type") in ("json_object", "json_schema")
@@ -119,6 +137,8 @@ class CascadeUpstream:
             "total_tokens": 12 + len(words),
         }
         if not body.get("stream"):
+            if slow:
+                await self._at_gate()
             message = {"role": "assistant", "content": " ".join(words)}
             if tool_call:
                 message, finish = (
@@ -159,6 +179,8 @@ class CascadeUpstream:
                 yield chunk({}, "tool_calls")
             else:
                 for i, w in enumerate(words):
+                    if slow and i == SLOW_AFTER:
+                        await self._at_gate()
                     yield chunk({"content": w if i == 0 else " " + w}, None, [w])
                 yield chunk({}, finish)
             if (body.get("stream_options") or {}).get("include_usage"):

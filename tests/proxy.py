@@ -156,3 +156,69 @@ def router_from(cfg_path, like):
     config = load_config(cfg_path)
     policies = load_policies(cfg_path.parent / config.policies_dir, config, domain_names())
     return Router(config, policies, like.scorer, like.encoder)
+
+
+# ---- `router serve` as a real process ------------------------------------------------------
+
+SERVE_START_S = 180  # loading the encoder on a busy 2-core machine
+
+
+class ServeProcess:
+    """`python -m router.cli serve` in its own session on a free port; stopped by pid, never
+    by name. `port` reuses a port (a restart behind the same URL). One process unless told:
+    with workers, SIGTERM leaves the listener open until the parent exits and `kill -9` of the
+    parent leaves its workers running."""
+
+    def __init__(self, cfg, log, port: int | None = None, workers: int = 1) -> None:
+        import os
+        import subprocess
+        import sys
+        from pathlib import Path
+
+        if port is None:
+            with socket.socket() as s:
+                s.bind(("127.0.0.1", 0))
+                port = s.getsockname()[1]
+        self.port = port
+        self.url = f"http://127.0.0.1:{self.port}"
+        env = {**os.environ, "HF_HUB_OFFLINE": "1", "LITELLM_LOCAL_MODEL_COST_MAP": "True"}
+        env.pop("ROUTER_API_KEYS", None)
+        cmd = [sys.executable, "-m", "router.cli", "serve", "--config", str(cfg)]
+        self.proc = subprocess.Popen(
+            [*cmd, "--port", str(self.port), "--workers", str(workers)],
+            stdout=Path(log).open("a"),
+            stderr=subprocess.STDOUT,
+            env=env,
+            cwd=Path(__file__).resolve().parent.parent,
+            start_new_session=True,
+        )
+        self.log = Path(log)
+        self.db = None
+
+    def wait_ready(self, path: str = "/ready") -> None:
+        import httpx
+
+        deadline = time.monotonic() + SERVE_START_S
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"server exited:\n{self.log.read_text()[-3000:]}")
+            try:
+                if httpx.get(self.url + path, timeout=2).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.2)
+        raise RuntimeError(f"server did not become ready:\n{self.log.read_text()[-3000:]}")
+
+    def refuses_connections(self) -> bool:
+        try:
+            with socket.create_connection(("127.0.0.1", self.port), timeout=1):
+                return False
+        except OSError:
+            return True
+
+    def kill(self) -> None:
+        """SIGKILL, as a crash or the OOM killer would."""
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(10)

@@ -199,7 +199,13 @@ class PostgresServer:
     PostgreSQL refuses to run as root: when this process is root, initdb and pg_ctl run as the
     `postgres` user through runuser, and the directory is handed to that user."""
 
-    def __init__(self, bindir: str | None = None, port: int | None = None) -> None:
+    def __init__(
+        self, bindir: str | None = None, port: int | None = None, durable_commits: bool = False
+    ) -> None:
+        # durable_commits: synchronous_commit on, so a commit survives the server's own crash
+        # (`kill()`), as on a production server (the bench kills it mid-run). fsync stays off:
+        # the machine itself does not crash here.
+        self.durable_commits = durable_commits
         self.bindir = bindir or _postgres_bindir()
         if not self.bindir or not all(
             os.access(Path(self.bindir) / b, os.X_OK) for b in ("initdb", "pg_ctl", "psql")
@@ -253,7 +259,8 @@ class PostgresServer:
             )  # fmt: skip
         opts = (
             f"-p {self.port} -c listen_addresses=127.0.0.1 -c unix_socket_directories={self.dir}"
-            " -c fsync=off -c synchronous_commit=off -c full_page_writes=off"
+            f" -c fsync=off -c synchronous_commit={'on' if self.durable_commits else 'off'}"
+            " -c full_page_writes=off"
             " -c max_connections=200"
         )
         self._run(

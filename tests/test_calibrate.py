@@ -5,6 +5,7 @@ policies in CI."""
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import subprocess
 import sys
@@ -186,7 +187,14 @@ def test_make_policies_in_ci_leaves_the_shipped_policies_alone(project, tmp_path
     data = tmp_path / "d.jsonl"
     write_jsonl(rows, data)
     before = {d: _digest(ROOT / d) for d in ("policies", "configs/policies")}
-    env = {**os.environ, "CI": "1", "HF_HUB_OFFLINE": "1", "ROUTER_CACHE_DIR": str(tmp_path)}
+    results = tmp_path / "results"  # --record: the table for BENCHMARKS.md, not in bench/results
+    env = {
+        **os.environ,
+        "CI": "1",
+        "HF_HUB_OFFLINE": "1",
+        "ROUTER_CACHE_DIR": str(tmp_path),
+        "BENCH_RESULTS_DIR": str(results),
+    }
     r = subprocess.run(
         [
             sys.executable,
@@ -197,6 +205,7 @@ def test_make_policies_in_ci_leaves_the_shipped_policies_alone(project, tmp_path
             str(root / "scorer"),
             "--markdown",
             str(tmp_path / "t.md"),
+            "--record",
         ],
         capture_output=True,
         text=True,
@@ -211,3 +220,16 @@ def test_make_policies_in_ci_leaves_the_shipped_policies_alone(project, tmp_path
     assert md.startswith("| pool | policy |") and "configs/pool.yaml" in md
     assert {d: _digest(ROOT / d) for d in ("policies", "configs/policies")} == before
     assert textwrap.dedent(md).count("\n") == 2 + 6  # header, rule, 3 policies x 2 pools
+    recorded = json.loads((results / "policies.json").read_text())
+    table = recorded["tables"][0]
+    assert table["columns"][:2] == ["pool", "policy"] and len(table["rows"]) == 6
+    assert recorded["command"].startswith("python scripts/calibrate_policies.py --data")
+    page = tmp_path / "B.md"
+    subprocess.run(
+        [sys.executable, str(ROOT / "scripts" / "render_benchmarks.py")]
+        + ["--results", str(results), "--out", str(page)],
+        check=True,
+        timeout=120,
+    )
+    shipped = page.read_text().split("### Shipped policies")[1].split("\n## ")[0]
+    assert "Not measured yet" not in shipped and "| configs/pool.yaml | balanced |" in shipped

@@ -11,6 +11,8 @@ from __future__ import annotations
 import json
 import re
 import textwrap
+import threading
+import time
 
 import openai
 import pytest
@@ -60,6 +62,9 @@ def cascade_router(cascade_upstream, tmp_path_factory) -> Router:
     root = tmp_path_factory.mktemp("cascade")
     cases, y = _training_cases()
     AnswerVerifier().fit(cases, y).save(root / "verifier")
+    # A verifier never sure on a prefix: every speculation starts, the verdict may keep it.
+    unsure = [0.0 if c.partial else v for c, v in zip(cases, y, strict=True)]
+    AnswerVerifier().fit(cases, unsure).save(root / "unsure-verifier")
     base = cascade_upstream.base_url
     (root / "policies").mkdir()
     (root / "config.yaml").write_text(
@@ -78,6 +83,12 @@ def cascade_router(cascade_upstream, tmp_path_factory) -> Router:
                   capabilities: [tools, json, streaming], tier: large}}
               - {{name: judge, litellm_model: openai/judge, api_base: "{base}",
                   input_price: 1, output_price: 2, context_window: 8000, tier: small}}
+              - {{name: cheap-slow, litellm_model: openai/cheap-math-slow, api_base: "{base}",
+                  input_price: 0.1, output_price: 0.2, context_window: 8000,
+                  capabilities: [tools, json, streaming], tier: small}}
+              - {{name: large-slow, litellm_model: openai/large-math-slow, api_base: "{base}",
+                  input_price: 5, output_price: 15, context_window: 8000,
+                  capabilities: [tools, json, streaming], tier: large}}
             """
         )
     )
@@ -95,6 +106,18 @@ def cascade_router(cascade_upstream, tmp_path_factory) -> Router:
     for name, cascade in policies.items():
         (root / "policies" / f"{name}.yaml").write_text(
             f"default: [cheap]\nlarge: [large]\n{cascade}\n"
+        )
+    speculative = {
+        # The cheap answer stops after 20 words until the test opens the gate.
+        "spec": ("cheap-slow", "large", "../verifier", 8),
+        "spec-off": ("cheap", "large", "../verifier", None),
+        # Unsure on every prefix; the large model holds its answer until the gate opens.
+        "spec-cancel": ("cheap", "large-slow", "../unsure-verifier", 8),
+    }
+    for name, (cheap, large, verifier, tokens) in speculative.items():
+        (root / "policies" / f"{name}.yaml").write_text(
+            f"default: [{cheap}]\nlarge: [{large}]\ncascade: {{verifier: {verifier}, "
+            f"threshold: 0.5, logprobs: true, speculate_tokens: {tokens or 'null'}}}\n"
         )
     return Router.from_config(root / "config.yaml")
 
@@ -349,3 +372,90 @@ def test_sdk_sync_and_async(cascade_router):
     assert d.model == "cheap" and d.cascade["escalated"] is False
     route = cascade_router.route(WRONG)  # routing alone: the cascade's plan, nothing called
     assert route.cascade["mode"] == "judged" and route.cascade["probability"] is None
+
+
+# ---- speculation: the large call starts on an unsure prefix ------------------------------
+
+
+def _wait_until(cond, what: str) -> None:
+    deadline = time.monotonic() + 60  # a condition, not a duration: generous on a busy box
+    while not cond():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.02)
+
+
+def test_an_unsure_prefix_starts_the_large_call_before_the_cheap_answer_ends(
+    client, cascade_upstream
+):
+    cascade_upstream.gate.clear()
+    n = len(cascade_upstream.requests)
+    out = {}
+    t = threading.Thread(target=lambda: out.update(r=_ask(client, WRONG, "spec")))
+    t.start()
+    try:
+        # The cheap answer is held after 20 words, and the large model is asked meanwhile.
+        _wait_until(lambda: "large-math" in _calls(cascade_upstream, n), "the large call")
+        assert cascade_upstream.at_gate == 1 and t.is_alive()  # the cheap answer still held
+    finally:
+        cascade_upstream.gate.set()
+        t.join(120)
+    headers, resp = out["r"]
+    assert _calls(cascade_upstream, n) == ["cheap-math-slow", "large-math"]
+    assert cascade_upstream.requests[n]["stream"] is True  # read as a stream to judge early
+    assert resp.choices[0].message.content == "The answer is 40."
+    assert headers["x-router-model"] == "large"
+    assert headers["x-router-cascade-speculative"] == "used"
+    assert headers["x-router-cascade-escalated"] == "true"
+    assert float(headers["x-router-cascade-probability"]) < 0.5  # the whole answer's verdict
+    words = len(answer_for("cheap-math", WRONG, False)[0].split(" "))
+    # The cheap call's usage came with the stream: its cost is the real one.
+    assert float(headers["x-router-cascade-cheap-cost"]) == pytest.approx(
+        (12 * 0.1 + words * 0.2) / 1e6
+    )
+    assert "escalated to large" in headers["x-router-reason"]
+
+
+def test_without_speculation_the_cheap_call_is_not_streamed(client, cascade_upstream):
+    n = len(cascade_upstream.requests)
+    headers, resp = _ask(client, WRONG, "spec-off")
+    assert _calls(cascade_upstream, n) == ["cheap-math", "large-math"]
+    assert "stream" not in cascade_upstream.requests[n]
+    assert headers["x-router-cascade-speculative"] == ""
+    assert resp.choices[0].message.content == "The answer is 40."
+
+
+def test_a_kept_answer_cancels_the_speculative_call_and_counts_its_cost(
+    cascade_router, cascade_upstream
+):
+    """The verdict keeps the cheap answer while the large call is still out: the answer does
+    not wait for it, the call is given up and its cost (the prompt it was sent) counted."""
+    import asyncio
+
+    from router.core.request import request_facts
+    from router.server.accounting import cascade_extra_cost
+
+    upstream = cascade_upstream
+    upstream.gate.clear()
+    msgs = [{"role": "user", "content": RIGHT}]
+    prompt_tokens = request_facts(msgs, {}, cascade_router.config.expected_output_tokens)
+    # Stopped before it answered: the prompt it was sent is what it cost.
+    paid = cascade_router.config.model("large-slow").cost(prompt_tokens.prompt_tokens, 0)
+    try:
+        for label, ask in (
+            ("async", lambda: asyncio.run(cascade_router.achat(RIGHT, policy="spec-cancel"))),
+            ("sync", lambda: cascade_router.chat(RIGHT, policy="spec-cancel")),
+        ):
+            n = len(upstream.requests)
+            resp = ask()
+            assert upstream.at_gate >= 1, label  # answered while the large model holds its own
+            assert _calls(upstream, n) == ["cheap-math", "large-math-slow"], label
+            d = resp.decision
+            assert d.model == "cheap" and d.cascade["escalated"] is False, label
+            assert resp.choices[0].message.content == answer_for("cheap-math", RIGHT, False)[0]
+            spec = d.cascade["speculative"]
+            assert spec["used"] is False and spec["after_tokens"] == 8, label
+            assert spec["cost"] == pytest.approx(paid) and paid > 0
+            assert d.cascade["speculative_cost"] == spec["cost"]
+            assert cascade_extra_cost(d) == pytest.approx(spec["cost"])
+    finally:
+        upstream.gate.set()

@@ -1,4 +1,4 @@
-"""The fallback chain's step machine (router/chain.py), driven by hand: no I/O, no upstream.
+"""The fallback chain's step machine (router/serving/chain.py), driven by hand: no I/O, no upstream.
 
 Each test plays the part of a driver, reporting results and exceptions, and checks the steps
 the machine asks for and the receipt it builds. The drivers in Router.chat / achat are covered

@@ -33,7 +33,13 @@ def test_docs_site_builds_strictly(tmp_path):
 
 def test_every_docs_page_is_in_the_nav():
     yaml = pytest.importorskip("yaml")
-    nav = yaml.safe_load((ROOT / "mkdocs.yml").read_text())["nav"]
+
+    class Loader(yaml.SafeLoader):
+        """mkdocs.yml names Python callables (`!!python/name:...`, the mermaid fence): kept
+        as None here, never imported."""
+
+    Loader.add_multi_constructor("tag:yaml.org,2002:python/", lambda *_: None)
+    nav = yaml.load((ROOT / "mkdocs.yml").read_text(), Loader=Loader)["nav"]
 
     def pages(items):
         for item in items:
@@ -76,3 +82,23 @@ def test_no_file_cites_the_design_briefing_that_is_not_in_the_repo():
         if "DESIGN" + ".md" in text:
             hits.append(name)
     assert not hits, f"files that refer outside the repository: {hits}"
+
+
+def test_the_readme_docs_table_lists_every_docs_page_once():
+    import re
+    from collections import Counter
+
+    text = (ROOT / "README.md").read_text()
+    table = text.split("## Documentation", 1)[1].split("\n## ", 1)[0]
+    rows = [line for line in table.splitlines() if line.startswith("| [")]
+    linked = Counter(m.group(1) for r in rows if (m := re.match(r"\| \[[^\]]+\]\(([^)]+)\)", r)))
+    assert sum(linked.values()) == len(rows), f"rows whose first cell is not a link: {rows}"
+    twice = [page for page, n in linked.items() if n > 1]
+    assert not twice, f"listed more than once in README.md's docs table: {twice}"
+    missing = [page for page in linked if not (ROOT / page).is_file()]
+    assert not missing, f"README.md's docs table links to missing pages: {missing}"
+    pages = {f"docs/{p.name}" for p in (ROOT / "docs").glob("*.md")}
+    assert set(linked) == pages, (
+        f"not in the table: {sorted(pages - set(linked))}; "
+        f"not docs pages: {sorted(set(linked) - pages)}"
+    )

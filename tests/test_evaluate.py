@@ -293,3 +293,76 @@ def test_eval_and_calibrate_warn_when_the_data_overlaps_the_scorers_training(
     np.savez_compressed(tmp_path / "sc" / "weights.npz", **arrays)
     r = run("eval", str(data), *args)
     assert r.returncode == 0 and "recorded no training prompts" in r.stderr, r.stderr
+
+
+def test_task_of_names_the_task_across_datasets():
+    from router.core.data import task_of
+
+    assert task_of("dcrouter/gsm8k") == task_of("gsm8k") == "gsm8k"
+    assert task_of("mmlu/anatomy") == task_of("dcrouter/mmlu") == "mmlu"
+    assert task_of("mt_bench/writing") == "mt_bench"
+
+
+def test_train_also_never_trains_on_a_test_prompt_nor_on_a_held_out_task():
+    from router.evaluation.evaluate import TrainAlso
+
+    test = [
+        Example(prompt="What is 2 + 2?", source="gsm8k", scores={"a": 1}),
+        Example(prompt="Name a prime.", source="mmlu/college_mathematics", scores={"a": 1}),
+    ]
+    extra = [
+        Example(prompt="what is 2 + 2 ?", source="dcrouter/math", scores={"b": 1}),  # same text
+        Example(prompt="Solve x + 1 = 3.", source="dcrouter/gsm8k", scores={"b": 0}),  # task
+        Example(prompt="Which gas do plants use?", source="dcrouter/arc", scores={"b": 1}),
+    ]
+    also = TrainAlso(extra, np.zeros((3, 4)))
+    assert also.for_fold(test, whole_tasks=False).tolist() == [False, True, True]
+    assert also.for_fold(test, whole_tasks=True).tolist() == [False, False, True]
+
+
+def test_train_also_rows_train_every_fold_and_are_never_scored(enc, tmp_path_factory, monkeypatch):
+    from router.evaluation.evaluate import TrainAlso
+
+    monkeypatch.setenv("ROUTER_CACHE_DIR", str(tmp_path_factory.mktemp("emb")))
+    rows = make_rows(60, source_split=True)
+    # Another dataset's rows with the same signal, on other models: only train.
+    extra = [
+        Example(
+            prompt=r.prompt + " Explain.",
+            source="dcrouter/" + r.source.split("/")[0],
+            scores={"small2": r.scores["small"], "big2": 1.0},
+            costs={"small2": 0.001, "big2": 0.01},
+            cheap_models=["small2"],
+            id=f"x{r.id}",
+        )
+        for r in make_rows(80, seed=3, source_split=True)
+    ]
+    data = EvalData.from_examples(rows)
+    X, XE = embed_examples(enc, rows), embed_examples(enc, extra)
+    seen = []
+
+    def log(msg):
+        seen.append(msg)
+
+    report = evaluate(
+        data,
+        X,
+        cv=3,
+        encoder_identity=enc.identity,
+        log=log,
+        train_also=TrainAlso(extra, XE),
+        scorer_params={"shared_dims": 2},
+    )
+    assert report.to_json()["rows"] == 60 and report.to_json()["trained_also_on"] == 80
+    # Every fold trained on its 40 rows plus the 80 others.
+    assert any("train 120" in m or "train 119" in m or "train 121" in m for m in seen), seen
+    report = evaluate(
+        data,
+        X,
+        group_by_source=True,
+        encoder_identity=enc.identity,
+        log=log,
+        train_also=TrainAlso(extra, XE),
+    )
+    # Leaving gsm8k out leaves dcrouter/gsm8k out too: 30 + 40 rows train, not 30 + 80.
+    assert any("train 70" in m for m in seen), seen

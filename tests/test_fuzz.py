@@ -73,6 +73,8 @@ def operations() -> list[tuple[str, str]]:
         # Hot reload (router/server/admin.py): no admin key is configured here, so every
         # fuzzed call must be refused with a 4xx, never reload or fail.
         ("POST", "/admin/reload"),
+        # The dashboard's figures (router/server/dashboard.py): refused too without the key.
+        ("GET", "/admin/stats"),
     ]
 
 

@@ -322,3 +322,70 @@ def test_judge_pairwise_asks_both_orders_against_position_bias():
 
     j = judge_pairwise("q", "small", "large", useless)
     assert j.score is None and j.cost == pytest.approx(0.002)
+
+
+# ---- issue 20: stricter than they were ------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [
+        "The answer is 18 or 19",  # two candidates: no answer
+        "The answer is 18 or 19.",
+        "18 or 19",
+        "#### 18 or 19",
+        "It is either 18 or 19.",
+        "The answer is 18 (or maybe 19)",
+        "The answer is between 18 and 20",
+        "So she makes 18, or maybe 19",
+    ],
+)
+def test_gsm8k_an_answer_naming_two_candidates_is_wrong(answer):
+    assert gsm8k(answer, Reference("#### 18")) == 0.0
+    assert gsm8k(answer, Reference("#### 19")) == 0.0
+
+
+@pytest.mark.parametrize(
+    "answer",
+    ["The answer is 9 * 2 = 18.", "The answer is 18. Because 9 * 2 = 18, not 19.", "#### 18\n"],
+)
+def test_gsm8k_one_stated_number_among_working_still_counts(answer):
+    assert gsm8k(answer, Reference("#### 18")) == 1.0
+
+
+def test_the_article_a_is_not_option_a():
+    answer = "The answer is a city in England: London"
+    assert mc(answer, "A") == 0.0
+    assert mc(answer, "B") == 1.0  # it names London, option B
+    labels_only = {"label": ["A", "B", "C"], "text": ["", "", ""]}
+    assert extract_choice("The answer is a city in England", ["A", "B", "C"], None) is None
+    assert mc("The answer is a city in England", "A", labels_only) == 0.0
+    assert mc("The answer is a.", "A") == 1.0  # a bare lower-case label still is one
+    assert mc("The answer is (a)", "A") == 1.0
+
+
+@pytest.mark.parametrize(
+    "cheat",
+    [
+        # The issue's case: read the pass token from its own source, print it, exit 0.
+        "import os, re, sys\ndef add(a, b):\n    return 0\n"
+        "for name in os.listdir('.'):\n"
+        "    for tok in re.findall(r'router-tests-passed-[0-9a-f]+', open(name).read()):\n"
+        "        print(tok, flush=True)\nos._exit(0)\n",
+        # Print anything that looks like a token and leave before the asserts.
+        "import os\ndef add(a, b):\n    return 0\nprint('router-tests-passed-0', flush=True)\n"
+        "os._exit(0)\n",
+        # Write 32 hex characters to every descriptor (a verdict pipe among them).
+        "import os\ndef add(a, b):\n    return 0\nfor fd in range(64):\n    try:\n"
+        "        os.write(fd, b'0123456789abcdef0123456789abcdef')\n    except OSError:\n"
+        "        pass\nos._exit(0)\n",
+        # Leave through SystemExit(0), from the function the asserts call.
+        "def add(a, b):\n    raise SystemExit(0)\n",
+        # A forked child that finishes the program while the parent exits 0.
+        "import os\ndef add(a, b):\n    if os.fork() == 0:\n        return 3\n    os.wait()\n"
+        "    os._exit(0)\n",
+    ],
+)
+def test_code_eval_pass_signal_cannot_be_forged(cheat):
+    row = {"metric": "code_eval", "ground_truth": MBPP_TESTS}
+    assert grade(row, cheat, allow_code_exec=True) == 0.0

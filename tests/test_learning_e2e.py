@@ -6,7 +6,8 @@
 3. `router retrain` refuses a candidate trained on corrupted outcomes (the gate), then promotes
    one trained on the real ones, and asks the proxy to reload;
 4. the proxy reloads while clients keep sending requests (none fails), and legal questions are
-   now escalated while the rest still go to the cheap model.
+   now escalated while the rest still go to the cheap model. The probes come from templates
+   and things the traffic never used (a near-copy would only test memory).
 """
 
 from __future__ import annotations
@@ -60,15 +61,61 @@ THINGS = [
 ]  # fmt: skip
 
 
-def prompts(n: int, law_share: float, seed: int) -> list[tuple[str, bool]]:
+# Probes: templates and things the traffic never used, so a promoted scorer must generalise
+# to legal questions rather than recognise near-copies of its training prompts.
+LAW_PROBES = [
+    "Is a verbal promise to lend {x} binding under contract law?",
+    "Under the law of negligence, is a landlord liable if {x} injures a tenant?",
+    "What does inheritance law say about {x} left to two heirs?",
+    "Can the police seize {x} without a warrant under criminal procedure law?",
+    "Under consumer protection law, may a buyer return {x} after thirty days?",
+    "Does copyright law protect a photograph of {x}?",
+]
+OTHER_PROBES = [
+    "What is {n} plus {m}?",
+    "Describe {x} in three words.",
+    "Write a haiku about {x}.",
+    "How heavy is {x}, roughly?",
+    "Sort these numbers: {n}, {m}, 7.",
+]
+PROBE_THINGS = [
+    "a sailboat", "a violin", "a wristwatch", "a sculpture", "a barn", "a pony",
+    "a camera", "a motorbike", "an orchard", "a caravan", "a cat", "a combine harvester",
+]  # fmt: skip
+
+
+def prompts(
+    n: int, law_share: float, seed: int, law=LAW, other=OTHER, things=THINGS, suffix=True
+) -> list[tuple[str, bool]]:
     rng = random.Random(seed)
     out = []
     for i in range(n):
-        law = rng.random() < law_share
-        tpl = rng.choice(LAW if law else OTHER)
-        text = tpl.format(x=rng.choice(THINGS), n=rng.randint(2, 99), m=rng.randint(2, 99))
-        out.append((f"{text} (case {seed}-{i})", law))
+        law_q = rng.random() < law_share
+        tpl = rng.choice(law if law_q else other)
+        text = tpl.format(x=rng.choice(things), n=rng.randint(2, 99), m=rng.randint(2, 99))
+        out.append((f"{text} (case {seed}-{i})" if suffix else text, law_q))
     return out
+
+
+def probes(n: int, seed: int) -> list[tuple[str, bool]]:
+    items = prompts(4 * n, 0.5, seed, LAW_PROBES, OTHER_PROBES, PROBE_THINGS, suffix=False)
+    law = list(dict.fromkeys(p for p in items if p[1]))[:n]
+    other = list(dict.fromkeys(p for p in items if not p[1]))[:n]
+    return law + other
+
+
+def test_probes_share_no_template_or_thing_with_the_traffic():
+    def skeleton(text: str) -> str:
+        for x in THINGS + PROBE_THINGS:
+            text = text.replace(x, "{x}")
+        return text.split(" (case ")[0]
+
+    traffic = {skeleton(t) for t, _ in prompts(400, 0.6, seed=1)}
+    items = probes(20, seed=2)
+    assert len({t for t, _ in items}) == 40
+    probe = {skeleton(t) for t, _ in items}
+    assert not traffic & probe
+    assert not set(THINGS) & set(PROBE_THINGS)
 
 
 @pytest.fixture(scope="module")
@@ -133,8 +180,10 @@ def test_shadow_labels_retrain_promotes_and_reload_changes_decisions(setup, rout
     proxy = serve(router_for(cfg))
     try:
         traffic = prompts(160, law_share=0.6, seed=1)
-        probe_law = [p for p in prompts(80, 0.5, seed=2) if p[1]][:20]
-        probe_other = [p for p in prompts(80, 0.5, seed=2) if not p[1]][:20]
+        probe = probes(20, seed=2)
+        probe_law = [p for p in probe if p[1]]
+        probe_other = [p for p in probe if not p[1]]
+        assert len(probe_law) == len(probe_other) == 20
         with httpx.Client(base_url=proxy.url, timeout=120) as c:
             law_before = large_share(c, probe_law)
             other_before = large_share(c, probe_other)

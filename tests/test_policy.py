@@ -183,3 +183,48 @@ def test_cost_weight_trades_success_for_cost():
 def test_cost_weight_without_success_estimates_uses_thresholds():
     d = compiled(cost_weight=0.1, max_difficulty=0.5).decide(FACTS, probs("writing"), 0.9, {})
     assert d.model == "big" and "max_difficulty" in d.reason
+
+
+def test_a_model_with_little_evidence_is_not_preferred_on_hope_alone():
+    # "cheap" looks a little better but rests on 2 similar prompts; "mathy" on 400.
+    succ = {"cheap": 0.62, "mathy": 0.60, "tiny": 0.1, "big": 0.9, "big2": 0.85}
+    evidence = {
+        "cheap": {"rows": 40, "neighbours": 2.0},
+        "mathy": {"rows": 5000, "neighbours": 400.0},
+        "tiny": {"rows": 5000, "neighbours": 400.0},
+        "big": {"rows": 5000, "neighbours": 400.0},
+        "big2": {"rows": 5000, "neighbours": 400.0},
+    }
+    # cost weight 0.5: on the point estimates cheap .57, mathy .50, big2 .45, big .40 → cheap;
+    # on the bounds cheap .62 − .28 − .05 = .29, mathy .60 − .02 − .10 = .48, big2 .43 → mathy.
+    hopeful = compiled(cost_weight=0.5, pessimism=0.0).decide(
+        FACTS, probs("writing"), 0.2, succ, evidence=evidence
+    )
+    assert hopeful.model == "cheap"
+    careful = compiled(cost_weight=0.5, pessimism=1.0).decide(
+        FACTS, probs("writing"), 0.2, succ, evidence=evidence
+    )
+    assert careful.model == "mathy"
+    assert careful.evidence["cheap"]["lower"] < careful.evidence["mathy"]["lower"]
+    assert careful.evidence["mathy"]["rows"] == 5000 and "pessimistic" in careful.reason
+
+
+def test_lower_bound_shrinks_with_evidence_and_leaves_unknown_evidence_alone():
+    from router.core.policy import lower_bound
+
+    p = np.array([0.5, 0.5, 0.5, np.nan])
+    b = lower_bound(p, np.array([0.0, 10.0, 1000.0, 5.0]), 1.0)
+    assert b[0] < b[1] < b[2] < 0.5 and np.isnan(b[3])
+    assert lower_bound(p[:1], np.array([np.nan]), 1.0)[0] == 0.5
+    assert lower_bound(p, None, 1.0) is p
+
+
+def test_min_success_compares_the_pessimistic_bound():
+    succ = {"mathy": 0.7, "cheap": 0.7, "big": 0.9}
+    thin = {"mathy": {"rows": 10, "neighbours": 1.0}}
+    d = compiled(min_success=0.6).decide(FACTS, probs("math"), 0.2, succ, evidence=thin)
+    assert d.model == "big" and "no cheap model predicted to succeed" in d.reason
+    d = compiled(min_success=0.6, pessimism=0.0).decide(
+        FACTS, probs("math"), 0.2, succ, evidence=thin
+    )
+    assert d.model == "mathy"

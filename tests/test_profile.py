@@ -414,3 +414,37 @@ def test_read_many_joins_a_profile_file_to_its_source_rows(tmp_path, oracle):
     bad = dict(rows[0], prompt="another prompt")
     with pytest.raises(Exception, match="another prompt"):
         read_many([src, write_rows(tmp_path / "bad.jsonl", [bad])])
+
+
+def test_code_exec_says_its_sandbox_and_needs_consent_for_the_weak_one(
+    tmp_path, oracle, monkeypatch
+):
+    from typer.testing import CliRunner
+
+    from router.cli import app as cli
+    from router.evaluation import sandbox
+
+    rows = mc_rows(2, "dcrouter/sandbox")
+    said: list[str] = []
+    run(tmp_path, oracle, rows, ["oracle"], allow_code_exec=True, log=said.append)
+    assert any(m.startswith(f"code sandbox: {sandbox.isolation()['mode']}") for m in said), said
+    # A machine without namespaces: refused unless the weaker mode is accepted.
+    monkeypatch.setattr(sandbox, "isolation", lambda: sandbox.weak_isolation("not root"))
+    with pytest.raises(ProfileError, match="--allow-weak-sandbox"):
+        run(tmp_path, oracle, rows, ["oracle"], allow_code_exec=True, out=tmp_path / "o2.jsonl")
+    assert not (tmp_path / "o2.jsonl").exists()
+    said.clear()
+    run(tmp_path, oracle, rows, ["oracle"], allow_code_exec=True, allow_weak_sandbox=True,
+        log=said.append, out=tmp_path / "o3.jsonl")  # fmt: skip
+    assert any(m.startswith("code sandbox: audit-hook") for m in said), said
+    run(tmp_path, oracle, rows, ["oracle"], out=tmp_path / "o4.jsonl")  # no code: no question
+    # The CLI: one line naming the option, exit 2; with it, the mode is printed.
+    cfg = write_config(tmp_path, oracle.base_url)
+    data = write_rows(tmp_path / "in.jsonl", rows)
+    args = ["profile", str(data), "--model", "oracle", "--config", str(cfg), "--allow-code-exec"]
+    r = CliRunner().invoke(cli, [*args, "--out", str(tmp_path / "o5.jsonl")])
+    assert r.exit_code == 2 and "--allow-weak-sandbox" in r.output, r.output
+    r = CliRunner().invoke(
+        cli, [*args, "--out", str(tmp_path / "o6.jsonl"), "--allow-weak-sandbox"]
+    )
+    assert r.exit_code == 0 and "code sandbox: audit-hook" in r.output, r.output

@@ -19,9 +19,9 @@ import yaml
 from typer.testing import CliRunner
 
 from router.cli import app
-from router.core.data import read_jsonl, write_jsonl
+from router.core.data import Example, read_jsonl, write_jsonl
 from router.core.scorer import Scorer
-from router.learning.retrain import read_manifest, retrain, rollback
+from router.learning.retrain import read_manifest, retrain, rollback, time_split
 from router.serving.decision_log import DecisionLog
 from tests.conftest import write_test_config
 
@@ -233,3 +233,35 @@ def test_embedding_rows_are_validated_naming_the_field(tmp_path, row, field):
     path.write_text(json.dumps({**base, **row}) + "\n")
     with pytest.raises(DataError, match=rf":1: {field}:"):
         read_jsonl(path)
+
+
+def test_time_split_keeps_every_row_of_a_prompt_on_one_side():
+    """A prompt asked again later lands wholly on the side of its newest row: the gate never
+    judges the candidate on a prompt it was trained on."""
+    rng = random.Random(3)
+    rows = []
+    for t in range(200):
+        text = f"prompt {rng.randrange(60)}"  # repeats, interleaved in time
+        rows.append(Example(prompt=text, scores={"m": 1.0}, extra={"ts": float(t)}))
+    train, test = time_split(rows, test_share=0.3)
+    assert len(train) + len(test) == 200 and len(test) >= 60
+    assert not {ex.text() for ex in train} & {ex.text() for ex in test}
+    # Still a split by time: each held-out prompt was last asked after every training prompt.
+    last = {}
+    for ex in rows:
+        last[ex.text()] = ex.extra["ts"]
+    assert min(last[ex.text()] for ex in test) > max(last[ex.text()] for ex in train)
+    assert [ex.extra["ts"] for ex in test] == sorted(ex.extra["ts"] for ex in test)
+
+
+def test_time_split_groups_embedding_only_rows_by_their_embedding():
+    """A log that keeps no text: rows group by embedding, not all into one empty-text group."""
+    rows = []
+    for t in range(100):
+        ex = Example(prompt=None, scores={"m": 1.0}, extra={"ts": float(t)})
+        ex.extra["embedding"] = [float(t % 40), 1.0]  # 40 distinct prompts, repeated
+        rows.append(ex)
+    train, test = time_split(rows, test_share=0.3)
+    assert 30 <= len(test) < 60 and len(train) + len(test) == 100
+    key = lambda ex: tuple(ex.extra["embedding"])  # noqa: E731
+    assert not {key(ex) for ex in train} & {key(ex) for ex in test}

@@ -1,13 +1,21 @@
 """The code sandbox against hostile programs: each fails its own run and nothing else.
 
-Every hostile case runs twice where it matters: with the in-process audit hook (the normal
-setting) and without it, so the outer walls (namespaces, unprivileged user, rlimits) are
-checked on their own. Only loopback is ever a real connection target.
+The hostile cases run in both isolation modes: "namespaces" (root: network, PID and mount
+namespaces, user nobody, plus the in-process guard) and "audit-hook" (no namespaces: the guard
+is the only file and network wall). CI runs as root, so there the audit-hook cases run the
+program as the unprivileged user `nobody` in a real subprocess with namespaces off, just as on a
+machine without root. Some cases also run without the guard so the outer walls are checked on
+their own. Only loopback is ever a real connection target.
 """
 
 from __future__ import annotations
 
+import os
+import shutil
 import socket
+import subprocess
+import sys
+import tempfile
 import threading
 import time
 import uuid
@@ -17,11 +25,66 @@ import pytest
 
 from router.evaluation.graders import grade
 from router.evaluation.sandbox import isolation, run_python
+from tests.conftest import ROOT
+from tests.servers import servers_required
 
 NAMESPACES = isolation()["mode"] == "namespaces"
 needs_namespaces = pytest.mark.skipif(
     not NAMESPACES, reason="unshare -n -m -p needs root; the audit-hook fallback is in use"
 )
+
+
+def _python_for_nobody() -> str | None:
+    """A Python 3.11+ that `nobody` can execute (the running one may live under /root)."""
+    seen = []
+    for cand in (
+        os.path.realpath(getattr(sys, "_base_executable", sys.executable)),
+        shutil.which("python3.11", path="/usr/local/bin:/usr/bin:/bin"),
+        shutil.which("python3", path="/usr/local/bin:/usr/bin:/bin"),
+    ):
+        if not cand or cand in seen:
+            continue
+        seen.append(cand)
+        try:
+            r = run_python(
+                "import sys\nassert sys.version_info >= (3, 11)\n",
+                mode="audit-hook",
+                user="nobody",
+                python=cand,
+            )
+        except OSError:  # nobody cannot execute it
+            continue
+        if r.passed:
+            return cand
+    return None
+
+
+@pytest.fixture(scope="session")
+def weak_mode() -> dict:
+    """run_python arguments for the audit-hook mode: as `nobody` when we are root."""
+    if os.geteuid() != 0:
+        return {"mode": "audit-hook"}
+    python = _python_for_nobody()
+    if python is None:
+        msg = "no Python 3.11 that user nobody can run (apt-get install python3)"
+        if servers_required():
+            pytest.fail(msg)
+        pytest.skip(msg)
+    return {"mode": "audit-hook", "user": "nobody", "python": python}
+
+
+MODES = ["namespaces", "audit-hook"]
+
+
+@pytest.fixture(params=MODES)
+def mode(request) -> dict:
+    if request.param == "namespaces":
+        if not NAMESPACES:
+            if os.geteuid() == 0 and servers_required():
+                pytest.fail("running as root under CI, but unshare does not work")
+            pytest.skip("namespaces need root and unshare")
+        return {"mode": "namespaces"}
+    return request.getfixturevalue("weak_mode")
 
 
 def test_a_plain_program_passes_and_its_output_comes_back():
@@ -214,3 +277,217 @@ def test_a_hostile_row_fails_only_itself():
         assert grade(row, code, allow_code_exec=True) == 0.0, code
     assert not Path("/etc/passwd-router-test").exists()
     assert grade(row, "def add(a, b):\n    return a + b\n", allow_code_exec=True) == 1.0
+
+
+# ---- hostile programs in both modes -------------------------------------------------------
+
+
+@pytest.fixture
+def victims(mode):
+    """Files outside the scratch directory that the sandboxed user could change, were it not
+    for the sandbox: owned by that user (nobody, when we are root) in a world-writable dir.
+    Under /tmp for the audit-hook mode; elsewhere for namespaces, whose /tmp is private."""
+    parent = Path("/tmp") if mode["mode"] == "audit-hook" else ROOT / ".sandbox-victims"
+    parent.mkdir(exist_ok=True)
+    base = Path(tempfile.mkdtemp(prefix="victim-", dir=parent))
+    (base / "file").write_text("precious")
+    (base / "empty").mkdir()
+    if os.geteuid() == 0:
+        for p in (base, base / "file", base / "empty"):
+            os.chown(p, 65534, 65534)
+    base.chmod(0o777)
+    (base / "file").chmod(0o644)
+    before = _snapshot(base)
+    yield {"dir": str(base), "file": str(base / "file"), "empty": str(base / "empty")}, before
+    shutil.rmtree(base, ignore_errors=True)
+    if parent != Path("/tmp"):
+        shutil.rmtree(parent, ignore_errors=True)
+
+
+def _snapshot(base: Path) -> dict:
+    out = {}
+    for p in sorted(base.rglob("*")):
+        st = p.lstat()
+        out[str(p)] = (st.st_mode, st.st_uid, st.st_mtime_ns, p.read_text() if p.is_file() else "")
+    return out
+
+
+# Each program changes the victims, unless something refuses. {file}, {dir}, {empty} are
+# outside the scratch directory; the program's own cwd is the scratch directory.
+CHANGES = {
+    "remove": "import os\nos.remove({file!r})",
+    "unlink": "import os\nos.unlink({file!r})",
+    "rename away": "import os\nos.rename({file!r}, 'mine')",
+    "replace onto": "import os\nopen('x', 'w').write('evil')\nos.replace('x', {file!r})",
+    "rmdir": "import os\nos.rmdir({empty!r})",
+    "truncate": "import os\nos.truncate({file!r}, 0)",
+    "chmod": "import os\nos.chmod({file!r}, 0o777)",
+    "chown": "import os\nos.chown({file!r}, os.getuid(), os.getgid())",
+    "mkdir": "import os\nos.mkdir({dir!r} + '/new')",
+    "makedirs": "import os\nos.makedirs({dir!r} + '/a/b')",
+    "utime": "import os\nos.utime({file!r}, (0, 0))",
+    "symlink out": "import os\nos.symlink({dir!r}, 'out')\nopen('out/file', 'w').write('evil')",
+    "hard link": "import os\nos.link({file!r}, 'h')\nopen('h', 'w').write('evil')",
+    "os.open for writing": "import os\nos.close(os.open({file!r}, os.O_WRONLY | os.O_TRUNC))",
+    "open to append": "open({file!r}, 'a').write('evil')",
+    "bytes path": "import os\nos.remove({file!r}.encode())",
+    "pathlib": "import pathlib\npathlib.Path({file!r}).unlink()",
+    "shutil.rmtree": "import shutil\nshutil.rmtree({dir!r})",
+    "shutil.move": "import shutil\nshutil.move({file!r}, 'stolen')",
+    "relative ..": "import os\nos.remove('../../' * 20 + {file!r}.lstrip('/'))",
+    "chdir out": "import os\nos.chdir({dir!r})\nos.remove('file')",
+    "dir_fd": "import os\nd = os.open({dir!r}, os.O_RDONLY)\nos.unlink('file', dir_fd=d)",
+    "os.open dir_fd": (
+        "import os\nd = os.open({dir!r}, os.O_RDONLY)\n"
+        "os.close(os.open('new', os.O_WRONLY | os.O_CREAT, dir_fd=d))"
+    ),
+    "mkfifo": "import os\nos.mkfifo({dir!r} + '/fifo')",
+    "tempfile elsewhere": "import tempfile\ntempfile.mkstemp(dir={dir!r})",
+    "ctypes": "import ctypes\nctypes.CDLL(None).unlink({file!r}.encode())",
+    "cffi": "import _cffi_backend",
+    "native module from scratch": (
+        "import sys, shutil, importlib.machinery as m\n"
+        "src = [p for p in sys.path if 'dynload' in p][0] + '/math' + m.EXTENSION_SUFFIXES[0]\n"
+        "spec = m.ModuleSpec('math', m.ExtensionFileLoader('math', src), origin=src)\n"
+        "import _imp\n_imp.create_dynamic(spec)"
+    ),
+    "subprocess": "import subprocess\nsubprocess.run(['rm', {file!r}])",
+    "os.system": "import os\nos.system('rm ' + {file!r})",
+    "thread racing a check": (
+        "import threading, os\nthreading.Thread(target=os.remove, args=({file!r},)).start()"
+    ),
+}
+
+
+@pytest.mark.parametrize("case", list(CHANGES))
+def test_no_change_outside_the_scratch_dir(mode, victims, case):
+    paths, before = victims
+    r = run_python(CHANGES[case].format(**paths), **mode)
+    assert not r.passed, (case, r)
+    assert _snapshot(Path(paths["dir"])) == before, (case, r.stderr)
+    # The guard itself refused (not merely file permissions or an invisible path), knowingly.
+    assert "sandbox: " in r.stderr or "No module named" in r.stderr, (case, r.stderr[-500:])
+    assert "could not check" not in r.stderr, (case, r.stderr[-500:])
+
+
+def test_without_the_guard_the_weak_mode_would_lose_the_file(weak_mode, tmp_path):
+    """The control for the cases above: the same deletion, guard off, really deletes."""
+    base = Path(tempfile.mkdtemp(prefix="victim-", dir="/tmp"))
+    try:
+        (base / "file").write_text("precious")
+        if os.geteuid() == 0:
+            os.chown(base / "file", 65534, 65534)
+        base.chmod(0o777)
+        r = run_python(
+            f"import os\nos.remove({str(base / 'file')!r})", audit_hook=False, **weak_mode
+        )
+        assert r.passed and not (base / "file").exists(), r
+    finally:
+        shutil.rmtree(base, ignore_errors=True)
+
+
+def test_the_deleting_row_from_the_issue_scores_zero(mode, victims):
+    """Issue 20: generated code deleted a file outside its scratch dir and the row passed."""
+    from router.evaluation.graders import Reference, code_program
+
+    paths, before = victims
+    answer = f"import os\n\ndef add(a, b):\n    os.remove({paths['file']!r})\n    return a + b\n"
+    program = code_program(answer, Reference("['assert add(1, 2) == 3']"))
+    r = run_python(program, **mode)
+    assert not r.passed and "removing files outside the scratch directory" in r.stderr, r
+    assert _snapshot(Path(paths["dir"])) == before
+    if mode["mode"] == isolation()["mode"]:  # the grader runs the best mode available
+        row = {"metric": "code_eval", "ground_truth": "['assert add(1, 2) == 3']"}
+        assert grade(row, answer, allow_code_exec=True) == 0.0
+        assert _snapshot(Path(paths["dir"])) == before
+
+
+@pytest.fixture
+def bystander():
+    """A process the program must not be able to signal."""
+    p = subprocess.Popen(["sleep", "120"], start_new_session=True)
+    yield p
+    p.kill()
+    p.wait()
+
+
+SIGNALS = {
+    "kill": "import os, signal\nos.kill({pid}, signal.SIGKILL)",
+    "killpg": "import os, signal\nos.killpg({pid}, signal.SIGKILL)",
+    "pidfd": (
+        "import os, signal\ntry:\n    fd = os.pidfd_open({pid})\nexcept OSError:\n    fd = -1\n"
+        "signal.pidfd_send_signal(fd, signal.SIGKILL)"
+    ),
+    "signal handler": "import signal\nsignal.signal(signal.SIGALRM, lambda *a: None)",
+}
+
+
+@pytest.mark.parametrize("case", list(SIGNALS))
+def test_no_signal_reaches_another_process(mode, bystander, case):
+    r = run_python(SIGNALS[case].format(pid=bystander.pid), **mode)
+    assert not r.passed and "sandbox: " in r.stderr, (case, r.stderr[-300:])
+    assert "could not check" not in r.stderr, (case, r.stderr[-300:])
+    time.sleep(0.2)
+    assert bystander.poll() is None  # still alive
+
+
+INTROSPECTION = {
+    "process memory": "open('/proc/self/mem', 'rb')",
+    "proc via dev": "open('/dev/fd/0', 'rb')",
+    "gc objects": "import gc\ngc.get_objects()",
+    "gc referrers": "import gc, sys\ngc.get_referrers(sys)",
+    "tracing": "import sys\nsys.settrace(lambda *a: None)",
+    "code objects": "(lambda: 0).__code__.replace(co_consts=(1,))",
+    "marshalled code": "import marshal\nmarshal.loads(marshal.dumps(compile('1', 'x', 'eval')))",
+    "swapping code": "def f(): pass\nf.__code__ = (lambda: 1).__code__",
+    "compiled file": "open('evil.pyc', 'wb').write(b'x')\nopen('evil.pyc', 'rb')",
+    "network": "import socket\nsocket.socket()",
+}
+
+
+@pytest.mark.parametrize("case", list(INTROSPECTION))
+def test_interpreter_introspection_and_network_are_refused(mode, case):
+    r = run_python(INTROSPECTION[case], **mode)
+    assert not r.passed and "sandbox: " in r.stderr, (case, r.stderr[-300:])
+    assert "could not check" not in r.stderr, (case, r.stderr[-300:])
+
+
+# ---- the completion verdict ---------------------------------------------------------------
+
+
+FORGERIES = {
+    "early exit 0": "print('ok')\nimport os\nos._exit(0)\nassert False",
+    "token from the source": (
+        "import os, re\nfor name in os.listdir('.'):\n"
+        "    for tok in re.findall(r'[0-9a-f]{32}', open(name).read()):\n        print(tok)\n"
+        "os._exit(0)\nassert False"
+    ),
+    "writing every fd": (
+        "import os\nfor fd in range(3, 64):\n    try:\n        os.write(fd, b'0' * 32)\n"
+        "    except OSError:\n        pass\nos._exit(0)\nassert False"
+    ),
+    "a forked child finishes": (
+        "import os\npid = os.fork()\nif pid:\n    os.waitpid(pid, 0)\n    os._exit(0)\n"
+    ),
+    "system exit 0": "raise SystemExit(0)\nassert False",
+    "exit in a finally": "try:\n    assert False\nfinally:\n    import sys\n    sys.exit(0)",
+}
+
+
+@pytest.mark.parametrize("case", list(FORGERIES))
+def test_a_program_that_stops_early_never_passes(mode, case):
+    r = run_python(FORGERIES[case], **mode)
+    assert not r.passed and not r.completed, (case, r)
+
+
+def test_a_program_that_ends_passes_and_one_that_fails_does_not(mode):
+    ok = run_python("import collections\nP = collections.namedtuple('P', 'a')\nprint(P(1))", **mode)
+    assert ok.passed and ok.completed and ok.stdout.strip() == "P(a=1)", ok
+    bad = run_python("print('x')\nassert 1 == 2, 'nope'", **mode)
+    assert not bad.passed and not bad.completed and "AssertionError: nope" in bad.stderr
+    inside = run_python(
+        "import os\nos.mkdir('d')\nopen('d/f', 'w').write('1')\nos.rename('d/f', 'g')\n"
+        "os.remove('g')\nos.rmdir('d')\nimport tempfile\ntempfile.mkstemp()",
+        **mode,
+    )
+    assert inside.passed, inside  # changes inside the scratch directory are the program's own

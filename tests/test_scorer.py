@@ -111,9 +111,10 @@ def test_missing_or_inconsistent_files_are_clear_errors(fitted, tmp_path):
 
 def test_each_component_carries_signal_and_the_stacker_weights_them(fitted):
     s, X, exs = fitted
-    # Stacker weights for [embedding, text, kNN, bias]: the difficulty head uses its inputs.
-    assert s.stack_.shape == (4, 4)
-    assert np.abs(s.stack_[0, :3]).sum() > 0.5
+    # Stacker weights for [embedding, text, kNN, shared difficulty, bias]: the difficulty
+    # head uses its inputs.
+    assert s.stack_.shape == (4, 5)
+    assert np.abs(s.stack_[0, :4]).sum() > 0.5
 
 
 def test_predict_needs_one_text_per_row(fitted):

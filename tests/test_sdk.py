@@ -114,3 +114,28 @@ def test_tools_pass_through_and_pick_a_tool_capable_model(router, upstream):
     assert resp.choices[0].message.tool_calls[0].function.name == "lookup"
     assert resp.decision.model in {"small-math", "large"}
     assert upstream.requests[-1]["tool_choice"] == "auto"
+
+
+def test_unprofiled_models_say_so_and_use_the_stand_in_the_config_names(router, test_config):
+    from router import ConfigError, Router
+
+    d = router.route("Translate 'good morning' into French")
+    # small-general, broken and keyless have no rows in the shipped scorer and no stand-in.
+    assert d.unprofiled == {"small-general": "none", "broken": "none", "keyless": "none"}
+    assert "small-general" not in d.success
+    assert d.evidence["small-math"]["rows"] > 0 and "lower" in d.evidence["small-math"]
+
+    mixtral = "mistralai/Mixtral-8x7B-Instruct-v0.1"
+    text = test_config.read_text() + f"stand_ins: {{small: {mixtral}}}\n"
+    cfg = test_config.with_name("stand_in.yaml")
+    cfg.write_text(text)
+    d = Router.from_config(cfg).route("Translate 'good morning' into French")
+    assert d.unprofiled == {"small-general": mixtral, "broken": mixtral, "keyless": mixtral}
+    assert d.success["small-general"] == d.success["small-math"]
+    # A stand-in's estimate is borrowed: none of its evidence counts for this model.
+    assert d.evidence["small-general"]["rows"] == 0
+    assert d.evidence["small-general"]["lower"] < d.evidence["small-math"]["lower"]
+
+    cfg.write_text(test_config.read_text() + "stand_ins: {small: no-such-model}\n")
+    with pytest.raises(ConfigError, match=r"stand_ins\.small: 'no-such-model' is not a model"):
+        Router.from_config(cfg)

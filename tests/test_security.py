@@ -256,6 +256,15 @@ API_PATHS = {
     "/v1/embeddings",
     "/v1/feedback",  # router/server/feedback.py
     "/admin/reload",  # router/server/admin.py: admin key only
+    # The dashboard (router/server/dashboard.py): admin key or its session cookie; its two
+    # assets are fixed names read from the package, one route each.
+    "/admin/stats",
+    "/dashboard",
+    "/dashboard/panel",
+    "/dashboard/login",
+    "/dashboard/logout",
+    "/dashboard/static/dashboard.css",
+    "/dashboard/static/dashboard.js",
 }
 DOCS = {"/openapi.json", "/docs", "/docs/oauth2-redirect", "/redoc"}  # FastAPI's, no files
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 from typer.testing import CliRunner
 
 from router.cli import app
@@ -19,7 +21,8 @@ def test_serve_builds_the_app_and_prints_how_to_call_it(test_config, monkeypatch
     # Keep the test process's logging as pytest set it up.
     monkeypatch.setattr("router.server.logs.configure", lambda *a, **k: None)
     monkeypatch.delenv("ROUTER_API_KEYS", raising=False)
-    res = CliRunner().invoke(app, ["serve", "--config", str(test_config), "--port", "8123"])
+    args = ["serve", "--config", str(test_config), "--port", "8123", "--workers", "1"]
+    res = CliRunner().invoke(app, args)
     assert res.exit_code == 0, res.output
     assert seen["host"] == "127.0.0.1" and seen["port"] == 8123
     assert "curl http://127.0.0.1:8123/v1/chat/completions" in res.output
@@ -36,6 +39,31 @@ def test_serve_builds_the_app_and_prints_how_to_call_it(test_config, monkeypatch
     # The decision log sits beside the config file.
     assert seen["app"].state.decision_log.path == test_config.parent / "decisions.db"
     seen["app"].state.decision_log.close()
+
+
+def test_serve_starts_a_worker_per_core_by_default(test_config, monkeypatch):
+    import uvicorn
+
+    from router.core.autotune import PROCESSES_ENV
+    from router.server import run
+
+    seen = {}
+
+    def fake_run(application, host, port, **kw):
+        seen.update(app=application, kw=kw, processes=os.environ.get(PROCESSES_ENV))
+
+    monkeypatch.setattr(uvicorn, "run", fake_run)
+    monkeypatch.setattr(run, "default_workers", lambda: 3)
+    # Set by `serve` for its workers: put back as they were after the test.
+    for var in (PROCESSES_ENV, run.CONFIG_ENV, run.START_LOCK_ENV, run.MULTIPROC_ENV):
+        monkeypatch.setenv(var, "")
+        monkeypatch.delenv(var)
+    monkeypatch.delenv("ROUTER_API_KEYS", raising=False)
+    res = CliRunner().invoke(app, ["serve", "--config", str(test_config), "--port", "8124"])
+    assert res.exit_code == 0, res.output
+    assert seen["app"] == "router.server.run:worker_app" and seen["kw"]["workers"] == 3
+    assert seen["processes"] == "3"  # each worker's encoder counts on a third of the cores
+    assert "3 worker processes" in res.output
 
 
 def test_serve_reports_a_bad_config(tmp_path):

@@ -10,12 +10,8 @@ depends on how fast the machine is: only generous upper bounds catch a hang.
 from __future__ import annotations
 
 import json
-import os
 import signal
-import socket
 import sqlite3
-import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
@@ -25,62 +21,10 @@ import pytest
 import yaml
 
 import router.sdk.router as sdk
+from tests.proxy import ServeProcess as Server
 from tests.proxy import write_fault_config
 
-START_S = 180  # loading the encoder on a busy 2-core machine
 BOUND_S = 60
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-class Server:
-    """`python -m router.cli serve` in its own session; stopped by pid, never by name."""
-
-    def __init__(self, cfg: Path, log: Path) -> None:
-        self.port = _free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        env = {**os.environ, "HF_HUB_OFFLINE": "1", "LITELLM_LOCAL_MODEL_COST_MAP": "True"}
-        env.pop("ROUTER_API_KEYS", None)
-        cmd = [sys.executable, "-m", "router.cli", "serve", "--config", str(cfg)]
-        self.proc = subprocess.Popen(
-            [*cmd, "--port", str(self.port)],
-            stdout=log.open("w"),
-            stderr=subprocess.STDOUT,
-            env=env,
-            cwd=Path(__file__).resolve().parent.parent,
-            start_new_session=True,
-        )
-        self.log = log
-        self.db: Path | None = None
-
-    def wait_ready(self) -> None:
-        deadline = time.monotonic() + START_S
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"server exited:\n{self.log.read_text()[-3000:]}")
-            try:
-                if httpx.get(self.url + "/ready", timeout=2).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.2)
-        raise RuntimeError("server did not become ready")
-
-    def refuses_connections(self) -> bool:
-        try:
-            with socket.create_connection(("127.0.0.1", self.port), timeout=1):
-                return False
-        except OSError:
-            return True
-
-    def kill(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait(10)
 
 
 @pytest.fixture

@@ -1,4 +1,4 @@
-"""router/tfidf.py computes the text head's features exactly as scikit-learn does."""
+"""router/core/tfidf.py computes the text head's features exactly as scikit-learn does."""
 
 from __future__ import annotations
 

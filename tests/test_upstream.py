@@ -1,9 +1,10 @@
-"""The direct httpx path (router/upstream.py) against litellm, on the real test upstream.
+"""The direct path (router/serving/upstream.py) against litellm, on the real test upstream.
 
-For every behaviour of tests/upstream.py that a non-streamed call can meet, both paths must
-give the same answer (same ModelResponse fields) or the same exception (class, status code,
-message, Retry-After header), and send the upstream the same request body. The fault tests
-(test_faults.py) then run the whole proxy over the direct path.
+For every behaviour of tests/upstream.py that a call can meet, both paths must give the same
+answer (same ModelResponse fields; for a stream the same chunks) or the same exception (class,
+status code, message, Retry-After header; for a stream also after its first chunk), and send
+the upstream the same request body. The fault tests (test_faults.py) then run the whole proxy
+over the direct path.
 """
 
 from __future__ import annotations
@@ -144,8 +145,148 @@ async def test_both_paths_send_the_same_request_body(upstream, refused_base):
 def test_other_calls_go_through_litellm():
     base = {"model": "openai/x", "api_base": "http://127.0.0.1:1/v1", "timeout": 1.0}
     assert direct_path.direct(base)
-    assert not direct_path.direct({**base, "stream": True})
+    assert direct_path.direct({**base, "stream": True, "stream_options": {"include_usage": True}})
+    assert not direct_path.direct({**base, "stream_options": {"include_usage": True}})
     assert not direct_path.direct({**base, "model": "groq/llama-3.1-8b-instant"})
     assert not direct_path.direct({**base, "api_base": None})
     assert not direct_path.direct({**base, "extra_body": {"x": 1}})  # litellm knows what to do
     assert not direct_path.direct({**base, "user": "u1"})  # litellm does not send it on
+
+
+# ---- streams: the same chunks, the same errors before and after the first chunk ---------------
+
+STREAM_FAULTS = [
+    *FAULTS,
+    "cut-stream",
+    "garbage-stream",
+    "stall-stream",
+]
+
+
+def stream_outcome(opened, chunks: list, error) -> tuple:
+    """What a caller of a stream sees: the error raised on opening it, or its chunks (ids and
+    timings left out) and the error that ended it, if any."""
+    if isinstance(opened, Exception):
+        return ("failed to open", outcome(opened))
+    seen = []
+    for c in chunks:
+        body = c.model_dump(exclude_none=True)
+        body.pop("id", None)
+        body.pop("created", None)
+        seen.append(json.dumps(body, sort_keys=True, default=str))
+    return ("stream", seen, outcome(error) if error is not None else None)
+
+
+async def _read_async(call) -> tuple:
+    try:
+        it = await call()
+    except Exception as e:  # noqa: BLE001
+        return stream_outcome(e, [], None)
+    chunks, error = [], None
+    try:
+        async for c in it:
+            chunks.append(c)
+    except Exception as e:  # noqa: BLE001
+        error = e
+    return stream_outcome(it, chunks, error)
+
+
+def _read_sync(call) -> tuple:
+    try:
+        it = call()
+    except Exception as e:  # noqa: BLE001
+        return stream_outcome(e, [], None)
+    chunks, error = [], None
+    try:
+        for c in it:
+            chunks.append(c)
+    except Exception as e:  # noqa: BLE001
+        error = e
+    return stream_outcome(it, chunks, error)
+
+
+def _prompts(model: str) -> tuple[list, list]:
+    """The same prompt for both paths, but where the upstream fails once per prompt text."""
+    a, b = ("a", "b") if model.startswith("retry-after-") else ("x", "x")
+    return (
+        [{"role": "user", "content": f"{a} {model} one two three"}],
+        [{"role": "user", "content": f"{b} {model} one two three"}],
+    )
+
+
+def _same_prompt(model: str):
+    def swap(x):
+        if isinstance(x, str):
+            return x.replace(f"a {model}", f"b {model}")
+        if isinstance(x, tuple | list):
+            return type(x)(swap(y) for y in x)
+        return x
+
+    return swap
+
+
+@pytest.mark.parametrize("model", STREAM_FAULTS)
+async def test_async_direct_stream_behaves_like_litellm(model, upstream, refused_base):
+    litellm = load_litellm()
+    kw = kwargs(model, upstream.base_url, refused_base, stream=True)
+    assert direct_path.direct(kw)
+    ma, mb = _prompts(model)
+    a = await _read_async(lambda: litellm.acompletion(messages=ma, **kw))
+    b = await _read_async(lambda: direct_path.acompletion(mb, **kw))
+    assert b == _same_prompt(model)(a)
+
+
+@pytest.mark.parametrize("model", ["small-general", "fail-503", "refused", "cut-stream"])
+def test_sync_direct_stream_behaves_like_litellm(model, upstream, refused_base):
+    litellm = load_litellm()
+    kw = kwargs(model, upstream.base_url, refused_base, stream=True)
+    ma, mb = _prompts(model)
+    a = _read_sync(lambda: litellm.completion(messages=ma, **kw))
+    b = _read_sync(lambda: direct_path.completion(mb, **kw))
+    assert b == _same_prompt(model)(a)
+
+
+@pytest.fixture(scope="module")
+def openai_style_upstream():
+    """Streams as OpenAI and llama.cpp send them: a role-only first chunk, logprobs, tool-call
+    deltas, a finish chunk (tests/cascade_upstream.py)."""
+    from tests.cascade_upstream import CascadeUpstream
+
+    up = CascadeUpstream().start()
+    yield up
+    up.stop()
+
+
+TOOLS = [{"type": "function", "function": {"name": "f", "parameters": {"type": "object"}}}]
+
+
+@pytest.mark.parametrize(
+    "params",
+    [
+        {},
+        {"logprobs": True, "top_logprobs": 2},
+        {"stream_options": {"include_usage": True}},
+        {"tools": TOOLS},
+        {"max_tokens": 3},
+    ],
+    ids=["plain", "logprobs", "usage", "tools", "length"],
+)
+async def test_openai_style_streams_give_the_same_chunks(params, openai_style_upstream):
+    litellm = load_litellm()
+    kw = {
+        "model": "openai/cheap-math",
+        "api_base": openai_style_upstream.base_url,
+        "api_key": "not-needed",
+        "timeout": 5.0,
+        "stream": True,
+        **params,
+    }
+    assert direct_path.direct(kw)
+    msgs = [{"role": "user", "content": "What is 24 + 17?"}]
+    n = len(openai_style_upstream.requests)
+    a = await _read_async(lambda: litellm.acompletion(messages=msgs, **kw))
+    b = await _read_async(lambda: direct_path.acompletion(msgs, **kw))
+    assert a[0] == "stream" and a[2] is None and len(a[1]) >= 3
+    assert b == a
+    via_litellm, via_direct = openai_style_upstream.requests[n:]
+    assert via_direct == via_litellm

@@ -45,7 +45,7 @@ def _rows(n: int = 72, offset: int = 0) -> list[Example]:
 def test_task_of_names_the_dataset():
     assert task_of("gsm8k") == task_of("dcrouter/gsm8k") == "gsm8k"
     assert task_of("mmlu/anatomy") == task_of("dcrouter/mmlu") == "mmlu"
-    assert task_of("routerbench/arc-challenge") == "arc_challenge"
+    assert task_of("routerbench/hellaswag") == "hellaswag"
 
 
 def test_answered_rows_pool_two_models_under_one_column():

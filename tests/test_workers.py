@@ -4,6 +4,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
@@ -54,11 +55,10 @@ def _per_worker_totals(metrics_dir: Path, tmp: Path) -> dict[int, float]:
     return out
 
 
-@pytest.fixture
-def two_workers(test_config, tmp_path):
-    cfg_dir = tmp_path / "cfg"
-    shutil.copytree(test_config.parent, cfg_dir)
-    cfg_path = cfg_dir / "config.yaml"
+@contextlib.contextmanager
+def serving(cfg_path: Path, tmp_path: Path, workers: int = 2):
+    """`router serve --workers N` in its own session until every worker answers; stopped with
+    SIGTERM. Yields (base URL, metrics dir, the process)."""
     cfg = yaml.safe_load(cfg_path.read_text())
     cfg["server"] = {**cfg.get("server", {}), "keys_env": None}
     cfg_path.write_text(yaml.safe_dump(cfg))
@@ -72,16 +72,18 @@ def two_workers(test_config, tmp_path):
         "TOKENIZERS_PARALLELISM": "false",
     }
     env.pop("ROUTER_API_KEYS", None)
+    env.pop("ROUTER_PROCESSES", None)
     log = (tmp_path / "serve.log").open("w")
     cmd = [sys.executable, "-m", "router.cli", "serve", "--config", str(cfg_path)]
     proc = subprocess.Popen(
-        [*cmd, "--port", str(port), "--workers", "2"],
+        [*cmd, "--port", str(port), "--workers", str(workers)],
         stdout=log,
         stderr=subprocess.STDOUT,
         env=env,
         start_new_session=True,
     )
     url = f"http://127.0.0.1:{port}"
+    answered: set[int] = set()
     try:
         deadline = time.monotonic() + START_S
         while True:
@@ -89,16 +91,18 @@ def two_workers(test_config, tmp_path):
                 pytest.fail(f"router serve exited: {(tmp_path / 'serve.log').read_text()[-3000:]}")
             if time.monotonic() > deadline:
                 pytest.fail(f"not ready: {(tmp_path / 'serve.log').read_text()[-3000:]}")
-            # Both workers up: each has written its metric files (one pid each).
-            pids = {f.stem.split("_")[-1] for f in metrics_dir.glob("*.db")}
+            # Every worker up and serving: each answered /ready (a new connection each time,
+            # so either may answer), past its start-up (local models, lifespan).
             try:
-                ready = httpx.get(url + "/ready", timeout=5).status_code == 200
+                r = httpx.get(url + "/ready", timeout=5)
+                if r.status_code == 200:
+                    answered.add(r.json()["pid"])
             except httpx.HTTPError:
-                ready = False
-            if ready and len(pids) >= 2:
+                pass
+            if len(answered) >= workers:
                 break
-            time.sleep(0.5)
-        yield url, metrics_dir
+            time.sleep(0.2)
+        yield url, metrics_dir, proc
     finally:
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGTERM)
@@ -108,6 +112,14 @@ def two_workers(test_config, tmp_path):
                 os.killpg(proc.pid, signal.SIGKILL)
                 proc.wait(10)
         log.close()
+
+
+@pytest.fixture
+def two_workers(test_config, tmp_path):
+    cfg_dir = tmp_path / "cfg"
+    shutil.copytree(test_config.parent, cfg_dir)
+    with serving(cfg_dir / "config.yaml", tmp_path) as (url, metrics_dir, _):
+        yield url, metrics_dir
 
 
 def test_two_workers_answer_and_metrics_sum_both(two_workers, tmp_path):
@@ -144,3 +156,54 @@ def test_two_workers_answer_and_metrics_sum_both(two_workers, tmp_path):
             text = c.get(url + "/metrics").text
         assert _requests_total(text) == sent
         assert "router_routing_seconds_count" in text
+
+
+def _children(pid: int) -> list[tuple[int, str]]:
+    """(pid, command line) of every process below `pid`."""
+    out, todo = [], [pid]
+    while todo:
+        p = todo.pop()
+        try:
+            kids = Path(f"/proc/{p}/task/{p}/children").read_text().split()
+        except OSError:
+            continue
+        for k in map(int, kids):
+            try:
+                cmd = Path(f"/proc/{k}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+            except OSError:
+                continue
+            out.append((k, cmd))
+            todo.append(k)
+    return out
+
+
+def test_workers_share_one_local_model_server_started_and_stopped_once(tmp_path, upstream):
+    """Two workers, one llama.cpp server: both workers report the same server (same pid), the
+    process tree holds one, and it is gone once `router serve` has stopped."""
+    from tests.test_local import write_local_config
+
+    cfg_path = write_local_config(tmp_path / "cfg", upstream.base_url)
+    with serving(cfg_path, tmp_path) as (url, _, proc):
+        servers = [c for c in _children(proc.pid) if "llama_cpp.server" in c[1]]
+        assert len(servers) == 1, servers
+        (llama_pid, _), seen = servers[0], set()
+        for _ in range(8):  # a new connection each time: either worker may answer
+            with httpx.Client(timeout=30) as c:
+                local = c.get(url + "/ready").json()["local_models"]["smollm2"]
+            assert local["state"] == "ready" and local["pid"] == llama_pid, local
+            seen.add(local["api_base"])
+        assert len(seen) == 1
+        body = {"model": "smollm2", "messages": [{"role": "user", "content": "Say hi."}]}
+        body["max_tokens"] = 4
+        with httpx.Client(timeout=120) as c:
+            r = c.post(url + "/v1/chat/completions", json=body)
+        assert r.status_code == 200 and r.headers["x-router-model"] == "smollm2", r.text
+    assert proc.poll() is not None
+    assert not Path(f"/proc/{llama_pid}").exists() or _is_zombie(llama_pid)
+
+
+def _is_zombie(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().split()[2] == "Z"
+    except OSError:
+        return True

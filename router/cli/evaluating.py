@@ -89,6 +89,19 @@ def eval_(
         Path | None,
         typer.Option(help="--cascade without --cv: verifier directory (default: shipped)"),
     ] = None,
+    train_also: Annotated[
+        list[Path],
+        typer.Option(
+            help="--cv/--group-by: more routing data that only trains (never its test "
+            "prompts; leaving a source out, never its task)"
+        ),
+    ] = [],  # noqa: B006
+    shared_dims: Annotated[
+        int | None,
+        typer.Option(
+            help="--cv/--group-by: the trained scorer's shared-difficulty traits (0: off)"
+        ),
+    ] = None,
     config: ConfigOpt = Path("config.yaml"),
 ) -> None:
     """Cost-quality curves and metrics of the router and baselines on routing data."""
@@ -99,6 +112,7 @@ def eval_(
     from router.evaluation.evaluate import (
         GROUPINGS,
         EvalData,
+        TrainAlso,
         evaluate,
         group_labels,
         plot,
@@ -116,6 +130,12 @@ def eval_(
         raise DataError("--cv must be at least 2")
     if held_out and (cv is not None or group_by is not None):
         raise DataError("--held-out evaluates the given scorer as it is: not with --cv/--group-by")
+    if (train_also or shared_dims is not None) and cv is None and group_by is None:
+        raise DataError(
+            "--train-also and --shared-dims train a scorer: use them with --cv or --group-by"
+        )
+    if shared_dims is not None and shared_dims < 0:
+        raise DataError(f"--shared-dims {shared_dims}: 0 (off) or more")
     cfg = load_config(config)
     pol = None
     if policy is not None:
@@ -154,9 +174,11 @@ def eval_(
         )
     rows = ev.examples
     groups = None if group_by is None else (group_by, group_labels(ev, group_by))
-    bar, advance = progress_bar(f"embedding ({enc.identity})", len(rows))
+    also = read_many(train_also) if train_also else []
+    bar, advance = progress_bar(f"embedding ({enc.identity})", len(rows) + len(also))
     with bar:
         X = embed_examples(enc, rows, advance)
+        also_X = embed_examples(enc, also, advance) if also else None
     with err.status("evaluating…") as status:
         extra = None
         if cascade:
@@ -187,6 +209,8 @@ def eval_(
             groups=groups,
             log=lambda m: status.update(f"training {m}…"),
             extra=extra,
+            train_also=TrainAlso(also, also_X) if also else None,
+            scorer_params=None if shared_dims is None else {"shared_dims": shared_dims or None},
         )
     out = report.to_json()
     # Piped output gets a wide table rather than columns squeezed to 80 characters.
@@ -258,6 +282,12 @@ def profile_(
     allow_code_exec: Annotated[
         bool, typer.Option(help="run generated code against the asserts (in the sandbox)")
     ] = False,
+    allow_weak_sandbox: Annotated[
+        bool,
+        typer.Option(
+            help="--allow-code-exec without namespaces: the in-process audit-hook guard only"
+        ),
+    ] = False,
     judge: Annotated[
         str | None, typer.Option(help="catalogue model that grades rows without a metric")
     ] = None,
@@ -320,6 +350,7 @@ def profile_(
             sources=source,
             concurrency=concurrency,
             allow_code_exec=allow_code_exec,
+            allow_weak_sandbox=allow_weak_sandbox,
             judge=judge,
             judge_against=judge_against,
             max_tokens=max_tokens,
@@ -351,3 +382,57 @@ def profile_(
         f"{report.skipped_no_reference} rows without a reference skipped; "
         f"judge cost ${report.judge_cost:.6f}; {report.wall_s:.0f} s"
     )
+
+
+@app.command("regrade")
+@friendly
+def regrade_(
+    data: Annotated[Path, typer.Argument(help="a profile file (router profile output), JSONL")],
+    out: Annotated[
+        Path | None, typer.Option(help="write here instead of rewriting DATA in place")
+    ] = None,
+    model: Annotated[list[str], typer.Option(help="only this model's answers (repeatable)")] = [],  # noqa: B006
+    allow_code_exec: Annotated[
+        bool, typer.Option(help="run code rows again in the sandbox (else they are kept)")
+    ] = False,
+    allow_weak_sandbox: Annotated[
+        bool,
+        typer.Option(
+            help="--allow-code-exec without namespaces: the in-process audit-hook guard only"
+        ),
+    ] = False,
+) -> None:
+    """Grade the stored answers of a profile again with the current graders; no model calls."""
+    from router.evaluation.regrade import regrade
+
+    if not data.is_file():
+        raise DataError(f"{data}: no such file")
+    bar, advance = progress_bar("regrading", None)
+    with bar:
+        report = regrade(
+            data,
+            out,
+            model,
+            allow_code_exec=allow_code_exec,
+            allow_weak_sandbox=allow_weak_sandbox,
+            progress=advance,
+            log=lambda m: err.print(m, highlight=False, markup=False),
+        )
+    wide = console if console.is_terminal else Console(width=160)
+    t = Table(title=f"regraded: {out or data}")
+    for c in ("model", "metric", "n", "changed", "accuracy before", "accuracy after"):
+        t.add_column(c, justify="left" if c in ("model", "metric") else "right")
+    for r in report.summary():
+        t.add_row(
+            r["model"], r["metric"], str(r["n"]), str(r["changed"]),
+            _fmt(r["old_accuracy"]), _fmt(r["new_accuracy"]),
+        )  # fmt: skip
+    wide.print(t)
+    console.print(
+        f"{sum(r['changed'] for r in report.summary())} scores changed; "
+        f"{report.kept_code_rows} code answers kept as they were"
+        + ("" if allow_code_exec else " (--allow-code-exec runs them again)")
+        + f"; {len(report.errors)} could not be graded"
+    )
+    for e in report.errors[:10]:
+        err.print(f"  {e}", highlight=False, markup=False)

@@ -13,6 +13,7 @@ from router.cli.main import (
     ConfigOpt,
     app,
     console,
+    err,
     friendly,
     load_router,
 )
@@ -106,9 +107,12 @@ def serve(
     host: Annotated[str | None, typer.Option(help="default: server.host, 127.0.0.1")] = None,
     port: Annotated[int | None, typer.Option(help="default: server.port, 8000")] = None,
     workers: Annotated[
-        int,
-        typer.Option(min=1, help="worker processes on the one port; /metrics sums them"),
-    ] = 1,
+        int | None,
+        typer.Option(
+            min=1,
+            help="worker processes on the one port (default: one per core); /metrics sums them",
+        ),
+    ] = None,
 ) -> None:
     """Run the OpenAI-compatible proxy (POST /v1/chat/completions with model "router")."""
     from router.server.run import serve as run_server
@@ -120,20 +124,84 @@ def serve(
 @friendly
 def stats(
     db: Annotated[
-        str, typer.Option(help="decision log: SQLite file or postgresql:// URL")
-    ] = "decisions.db",
-    as_json: Annotated[bool, typer.Option("--json", help="print the figures as JSON")] = False,
+        str | None,
+        typer.Option(help="decision log: SQLite file or postgresql:// URL [default: the config's]"),
+    ] = None,
+    since: Annotated[
+        str | None, typer.Option(help="only the last 15m, 1h, 24h, 7d ... [default: all of it]")
+    ] = None,
+    html: Annotated[
+        Path | None, typer.Option(help="write the figures and charts as one HTML file")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="print every figure as JSON")] = False,
+    config: Annotated[
+        Path | None,
+        typer.Option(
+            "--config", "-c", envvar="ROUTER_CONFIG", help="config.yaml: its decision log and drift"
+        ),
+    ] = None,
 ) -> None:
-    """Summarise the decision log: share per model, escalations, savings, latency."""
-    from router.serving.decision_log import summarise
+    """Summarise the decision log: share per model, escalations, savings, latency; with
+    --html, the dashboard's figures and charts as a report."""
+    from router.serving.decision_log import LogReader, Stats, parse_since
+    from router.serving.decision_log.stats import SUMMARY_SAMPLE
 
-    s = summarise(db)
+    seconds = None
+    if since is not None:
+        try:
+            seconds = parse_since(since)
+        except ValueError as e:
+            err.print(f"[red]error:[/red] --{e}", highlight=False)
+            raise typer.Exit(2) from None
+    cfg_path = config if config is not None else Path("config.yaml")
+    cfg = load_config(cfg_path) if config is not None or cfg_path.is_file() else None
+    if db is None:
+        db = "decisions.db"
+        if cfg is not None and cfg.decision_log is not None:
+            db = cfg.decision_log.url
+            if "://" not in db:
+                db = str((cfg_path.resolve().parent / db).resolve())
+    kw = {}
+    if cfg is not None:
+        kw = dict(
+            drift_reference=_training_distributions(cfg, cfg_path),
+            drift_window=cfg.drift.window,
+            drift_threshold=cfg.drift.threshold,
+            drift_min_samples=cfg.drift.min_samples,
+        )
+    reader = LogReader(db, sample=SUMMARY_SAMPLE, **kw)
+    try:
+        figures = reader.figures(seconds)
+    finally:
+        reader.close()
+    if html is not None:
+        from router.server.panel import report
+        from router.serving.decision_log import safe_url
+        from router.serving.decision_log.schema import database_url
+
+        html.write_text(report(figures, safe_url(database_url(db))), encoding="utf-8")
+        console.print(f"wrote {html} ({figures['requests']} requests)", highlight=False)
+        return
     if as_json:
         import json
 
-        print(json.dumps(s.to_dict(), indent=2))
+        print(json.dumps({**Stats.of(figures).to_dict(), "figures": figures}, indent=2))
         return
     t = Table(show_header=False, box=None)
-    for label, value in s.rows():
+    for label, value in Stats.of(figures).rows():
         t.add_row(label, value)
     console.print(t)
+
+
+def _training_distributions(cfg, cfg_path: Path) -> dict | None:
+    """The scorer's training distributions (for drift), read from its scorer.json alone."""
+    import json
+
+    from router.sdk.router import default_scorer_path
+
+    where = default_scorer_path() if cfg.scorer == "default" else cfg_path.parent / cfg.scorer
+    try:
+        meta = json.loads((Path(where) / "scorer.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return meta.get("training_distributions") if isinstance(meta, dict) else None

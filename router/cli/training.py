@@ -68,6 +68,47 @@ def train(
     )
 
 
+@app.command("add-model")
+@friendly
+def add_model(
+    data: Annotated[list[Path], typer.Argument(help="the new model's profiled rows, JSONL")],
+    model: Annotated[str, typer.Option(help="the model's name in the data (`scores`)")],
+    out: Annotated[Path, typer.Option(help="directory to write the scorer to")],
+    scorer: Annotated[Path | None, typer.Option(help="scorer to extend (default: shipped)")] = None,
+    config: ConfigOpt = Path("config.yaml"),
+) -> None:
+    """A new model joins the scorer from its profiled rows alone (`router profile`): its
+    ability is fitted on the shared difficulty, the prompt side frozen; nothing retrains."""
+    from router.core.encoder import load_encoder
+    from router.core.scorer import Scorer
+    from router.evaluation.train import embed_examples
+    from router.sdk.router import default_scorer_path
+
+    cfg = load_config(config)
+    base = scorer or (
+        default_scorer_path() if cfg.scorer == "default" else config.resolve().parent / cfg.scorer
+    )
+    enc = load_encoder(
+        cfg.encoder.name, cfg.encoder.max_tokens, cache_size=0, threads=BATCH_THREADS
+    )
+    sc = Scorer.load(base, encoder_identity=enc.identity)
+    rows = [ex for ex in read_many(data) if model in ex.scores]
+    if not rows:
+        raise DataError(f"no row of {[str(d) for d in data]} has a score for {model!r}")
+    bar, advance = progress_bar(f"embedding ({enc.identity})", len(rows))
+    with bar:
+        X = embed_examples(enc, rows, advance)
+    sc.add_model(model, X, rows)
+    sc.save(
+        out,
+        extra={
+            **{k: v for k, v in sc.meta_.items() if k in ("trained_on", "evaluation")},
+            "added_models": [*sc.meta_.get("added_models", []), model],
+        },
+    )
+    console.print(f"wrote {out}: {model} joined from {len(rows)} profiled rows")
+
+
 @app.command("train-verifier")
 @friendly
 def train_verifier_(

@@ -9,7 +9,30 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, Field, ValidationError, field_validator, model_validator
+
+# The sections besides the catalogue live in router/core/sections.py; importable from here too.
+from router.core.sections import (  # noqa: F401 - re-exported
+    PRIVACY_KINDS,
+    APIKeySpec,
+    BreakerSpec,
+    CacheMode,
+    CacheRules,
+    CacheSpec,
+    DecisionLogSpec,
+    DriftSpec,
+    EncoderSpec,
+    PrivacyAction,
+    PrivacyKind,
+    PrivacySpec,
+    RoutingTextSpec,
+    ServerSpec,
+    ShadowSpec,
+    SpoolSpec,
+    StandIns,
+    Strict,
+    TracingSpec,
+)
 
 Capability = Literal["tools", "json", "vision", "audio", "streaming"]
 RuleName = Literal["pin", "tools", "json", "vision", "context_window"]
@@ -25,8 +48,7 @@ class ConfigError(ValueError):
         super().__init__(f"{file}: {field}: {message}" if field else f"{file}: {message}")
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+_Strict = Strict
 
 
 class ModelSpec(_Strict):
@@ -46,11 +68,17 @@ class ModelSpec(_Strict):
     context_window: int = Field(gt=0)
     capabilities: frozenset[Capability] = frozenset({"streaming"})
     tier: Literal["small", "large"] = "small"
-    # Name of a model in the scorer's training data whose success head stands in for this one.
+    # This model's name in the scorer's training data, when it differs (the same model).
     profile: str | None = None
+    # A scorer model whose estimates stand in while this one has no rows of its own: every
+    # receipt then says so (`unprofiled`). Unset: the config's `stand_ins` for its tier.
+    stand_in: str | None = None
     timeout: float = Field(default=60.0, gt=0, description="seconds per upstream call")
     # Extra tries on 429/5xx before the fallback chain moves on (Retry-After is honoured).
     retries: int = Field(default=1, ge=0, le=10, description="retries on 429/5xx per call")
+    # May a prompt carrying private data go to it (privacy: local)? Default: local (gguf)
+    # models yes, remote ones no.
+    trusted: bool = False
 
     @field_validator("name")
     @classmethod
@@ -66,167 +94,20 @@ class ModelSpec(_Strict):
         if isinstance(data, dict) and (data.get("gguf") or data.get("gguf_package")):
             if "litellm_model" not in data and isinstance(data.get("name"), str):
                 data = {**data, "litellm_model": f"openai/{data['name']}"}
+            if data.get("trusted") is None:
+                data = {**data, "trusted": True}  # served by the router on this machine
+        elif isinstance(data, dict) and data.get("trusted") is None:
+            data = {k: v for k, v in data.items() if k != "trusted"}
         return data
 
     @property
     def is_local(self) -> bool:
-        """Served by a llama.cpp server that the router starts (see router/local.py)."""
+        """Served by a llama.cpp server that the router starts (see router/serving/local.py)."""
         return bool(self.gguf or self.gguf_package)
 
     def cost(self, input_tokens: float, output_tokens: float) -> float:
         """USD for one call with these token counts."""
         return (input_tokens * self.input_price + output_tokens * self.output_price) / 1e6
-
-
-class EncoderSpec(_Strict):
-    """Which embedding backend turns routing text into a vector."""
-
-    name: Literal["minilm-q8", "minilm-int8", "minilm"] = "minilm-q8"
-    max_tokens: int = Field(default=128, ge=16, le=256)
-    cache_size: int = Field(default=4096, ge=0)
-    # Threads per encoder call (ONNX backend); concurrent requests are batched into one call.
-    threads: int = Field(default=2, ge=1, le=64)
-
-
-class RoutingTextSpec(_Strict):
-    """How a conversation becomes the text the encoder sees."""
-
-    max_chars: int = Field(default=2000, ge=64)
-    context_chars: int = Field(default=500, ge=0, description="earlier turns, most recent first")
-    system_chars: int = Field(default=200, ge=0)
-    max_input_chars: int = Field(default=2_000_000, ge=1000, description="reject larger requests")
-
-
-def _check_rate_limit(v: str | None) -> str | None:
-    """A rate limit in the `limits` notation ("100/minute", "10/second;1000/hour")."""
-    if v is None:
-        return v
-    from limits import parse_many  # imported only when a limit is set (start-up time)
-
-    try:
-        if not parse_many(v):
-            raise ValueError
-    except ValueError:
-        raise ValueError(
-            f"{v!r} is not a rate limit; write e.g. '100/minute' or '10/second;1000/hour'"
-        ) from None
-    return v
-
-
-class APIKeySpec(_Strict):
-    """One API key of the proxy; the secret is given inline or, better, by env var name."""
-
-    name: str = Field(min_length=1, description="label for logs and metrics, never the key")
-    key: str | None = Field(default=None, min_length=8)
-    key_env: str | None = Field(default=None, min_length=1)
-    policy: str | None = Field(default=None, description="policy for model 'router'")
-    models: tuple[str, ...] | None = Field(default=None, description="allowed model names")
-    # Requests this key may make, e.g. "100/minute" or "10/second;1000/hour" (the `limits`
-    # notation); shared by every worker and replica when `state:` names a Redis.
-    rate_limit: str | None = Field(default=None, description='e.g. "100/minute"; null: none')
-
-    @field_validator("rate_limit")
-    @classmethod
-    def _rate_limit_notation(cls, v: str | None) -> str | None:
-        return _check_rate_limit(v)
-
-    @model_validator(mode="after")
-    def _one_source(self) -> APIKeySpec:
-        if (self.key is None) == (self.key_env is None):
-            raise ValueError("key: give exactly one of 'key' and 'key_env'")
-        return self
-
-
-class ServerSpec(_Strict):
-    """The `server:` section: settings of the OpenAI-compatible proxy (`router serve`)."""
-
-    host: str = "127.0.0.1"
-    port: int = Field(default=8000, ge=1, le=65535)
-    max_body_bytes: int = Field(default=4_000_000, gt=0, description="larger bodies get 413")
-    keys: tuple[APIKeySpec, ...] = ()
-    # Comma-separated extra keys (default policy, every model); auth is on when any key exists.
-    keys_env: str | None = "ROUTER_API_KEYS"
-    # The rate limit of each key that sets none (keys from keys_env too); with auth off, of
-    # all callers together. Per key, in the `limits` notation; null: none.
-    rate_limit: str | None = Field(default=None, description='e.g. "600/minute"; null: none')
-    # Where the proxy writes its rows: filled in from the top-level `decision_log:` section
-    # (this key of the first version is still read, and moved there).
-    decision_log: str | None = Field(
-        default="decisions.db",
-        description="SQLite file relative to config.yaml, or postgresql:// URL; null: off",
-    )
-    log_prompts: bool = Field(default=False, description="store prompt text in the decision log")
-    # Encode the texts of concurrent requests in one encoder call (throughput under load).
-    batch_routing: bool = True
-    # On SIGTERM: stop accepting, let in-flight requests (streams too) finish for this long.
-    shutdown_grace_s: float = Field(default=30.0, ge=0, description="graceful shutdown, seconds")
-    # Stored Responses API turns (previous_response_id), in the shared state: each kept this
-    # long; a conversation longer than this many messages continues only with truncation auto.
-    responses_ttl_s: float = Field(default=86400.0, gt=0, le=30 * 86400)
-    responses_max_messages: int = Field(default=1000, ge=2, le=100_000)
-    # POST /admin/reload takes this key (inline or, better, by env var); unset: no admin access.
-    admin_key: str | None = Field(default=None, min_length=16)
-    admin_key_env: str | None = "ROUTER_ADMIN_KEY"
-
-    @field_validator("rate_limit")
-    @classmethod
-    def _rate_limit_notation(cls, v: str | None) -> str | None:
-        return _check_rate_limit(v)
-
-
-class DecisionLogSpec(_Strict):
-    """The `decision_log:` section: where each request's row goes and what it keeps.
-
-    `decision_log: <path or URL>` is short for `decision_log: {url: ...}`; `null` turns it off.
-    """
-
-    url: str = Field(
-        default="decisions.db",
-        min_length=1,
-        description="SQLite file (relative to config.yaml) or postgresql://user:pw@host/db",
-    )
-    # The routing text of each request, for retraining on text; off: only its int8 embedding.
-    store_text: bool = False
-    max_rows: int | None = Field(default=1_000_000, gt=0, description="retention; null: no cap")
-    max_days: float | None = Field(default=90.0, gt=0, description="retention; null: no cap")
-    queue_size: int = Field(default=10_000, gt=0, description="rows buffered in an outage")
-
-    @field_validator("url")
-    @classmethod
-    def _known_scheme(cls, v: str) -> str:
-        scheme = v.partition("://")[0] if "://" in v else None
-        if scheme not in (None, "sqlite", "postgresql", "postgres", "postgresql+psycopg"):
-            raise ValueError(f"unsupported database {scheme!r}: give a file path or postgresql://")
-        return v
-
-
-class DriftSpec(_Strict):
-    """The `drift:` section: live routing scores vs the scorer's training data (router/drift.py)."""
-
-    window: int = Field(default=1000, ge=10, description="live decisions compared")
-    threshold: float = Field(default=0.25, gt=0, description="PSI past which a warning is logged")
-    min_samples: int = Field(default=100, ge=1, description="no PSI before this many decisions")
-
-
-class ShadowSpec(_Strict):
-    """The `shadow:` section: a sample of requests is also answered by the other tier in the
-    background, and a judge model grades the pair (router/shadow.py)."""
-
-    rate: float = Field(gt=0, le=1, description="share of answered requests shadowed")
-    judge: str = Field(min_length=1, description="catalogue model that grades the two answers")
-    max_usd_per_day: float = Field(gt=0, description="estimated shadow + judge spend per UTC day")
-    queue_size: int = Field(default=100, ge=1, description="samples waiting; more are dropped")
-    workers: int = Field(default=2, ge=1, le=32, description="samples worked on at once")
-    max_tokens: int = Field(default=512, ge=1, description="cap on the shadow answer's tokens")
-    # The large model that answers cheap-routed samples; default: the policy's first large one.
-    large: str | None = None
-
-
-class BreakerSpec(_Strict):
-    """The `breaker:` section: per-model circuit breakers in the fallback chain."""
-
-    failures: int = Field(default=5, ge=0, description="faults in a row that open it; 0: off")
-    cooldown_s: float = Field(default=30.0, gt=0, description="open this long, then one trial")
 
 
 class RouterConfig(_Strict):
@@ -244,9 +125,16 @@ class RouterConfig(_Strict):
     decision_log: DecisionLogSpec | None = DecisionLogSpec()
     drift: DriftSpec = DriftSpec()
     shadow: ShadowSpec | None = None
+    # Stand-ins for catalogue models the scorer has no rows for, by tier (a model's own
+    # `stand_in` wins). Every receipt names the stand-in a model used (`unprofiled`).
+    stand_ins: StandIns = StandIns()
+    # OpenTelemetry traces (router/serving/tracing.py); null: off.
+    tracing: TracingSpec | None = None
     # Shared state of workers and replicas (breakers, budgets, rate limits, sessions):
     # redis:// or rediss:// URL; null keeps it in process (docs/scaling.md).
     state: str | None = None
+    cache: CacheSpec = CacheSpec()
+    privacy: PrivacySpec = PrivacySpec()
 
     @field_validator("state")
     @classmethod
@@ -294,6 +182,11 @@ class RouterConfig(_Strict):
                 )
             if m.is_local and m.api_key_env:
                 raise ValueError(f"models[{i}].api_key_env: a local (gguf) model needs no key")
+        if self.privacy.action == "local" and not any(m.trusted for m in self.models):
+            raise ValueError(
+                "privacy.action: 'local' needs a trusted model; mark one with 'trusted: true' "
+                "(local gguf models are trusted by default)"
+            )
         if self.shadow is not None:
             for field in ("judge", "large"):
                 name = getattr(self.shadow, field)
@@ -322,10 +215,14 @@ class Escalation(_Strict):
     # With per-model success probabilities for N models: pick the model that maximises
     # p(success) - cost_weight * cost / cost of the first large model (thresholds then unused).
     cost_weight: float | None = Field(default=None, ge=0)
+    # Success estimates are compared by a pessimistic bound, p − pessimism × its standard
+    # error: an estimate resting on few similar labelled prompts is not preferred on hope
+    # (router/core/policy.py, `lower_bound`). 0 compares the point estimates.
+    pessimism: float = Field(default=1.0, ge=0, le=5)
 
 
 class SessionRules(_Strict):
-    """A policy's `session:`: how a conversation keeps its model across turns (router/sessions.py).
+    """A policy's `session:`: how a conversation keeps its model across turns (router/serving/sessions.py).
 
     A tool loop always continues on the model that issued the call, whatever these say."""
 
@@ -341,7 +238,7 @@ class SessionRules(_Strict):
 
 class Budget(_Strict):
     """A policy's `budget:`: hold a large-model share or a spend rate by moving the escalation
-    threshold (router/budget.py). Exactly one target."""
+    threshold (router/serving/budget.py). Exactly one target."""
 
     large_share: float | None = Field(default=None, gt=0, lt=1, description="share of requests")
     usd_per_hour: float | None = Field(default=None, gt=0, description="estimated spend, USD/h")
@@ -378,6 +275,11 @@ class Cascade(_Strict):
     # Streaming: hold up to this many tokens before judging (the whole answer when the
     # request's max_tokens is at most this); nothing reaches the client before the verdict.
     buffer_tokens: int = Field(default=64, ge=1, le=8192)
+    # Start the large model's call once this many tokens of the cheap answer are in and the
+    # verifier, on them, is already below the threshold; the call is cancelled (its cost
+    # counted) when the verdict keeps the cheap answer. null: the large model waits for the
+    # verdict. Not with `verifier: llm` (a judge call per prefix would cost more than it saves).
+    speculate_tokens: int | None = Field(default=16, ge=1, le=8192)
     # Ask the first model for token logprobs (the verifier uses them when trained with them).
     logprobs: bool = False
     # A tool-call answer carries no text to judge: pass it through, or let the large model answer.
@@ -420,8 +322,11 @@ class Policy(_Strict):
 
     # Sticky conversations; None: the defaults of SessionRules (kept out of dumped policies).
     session: SessionRules | None = None
-    # Cheap answer first, judged, escalated when it looks wrong (router/cascade.py).
+    # Cheap answer first, judged, escalated when it looks wrong (router/serving/cascade.py).
     cascade: Cascade | None = None
+    # This policy's own cache settings and privacy rule (else config.yaml's sections).
+    cache: CacheRules | None = None
+    privacy: PrivacySpec | None = None
 
     @field_validator("rules")
     @classmethod
@@ -538,6 +443,22 @@ def _resolve_verifier(policy: Policy, path: Path) -> Policy:
     return policy.model_copy(update={"cascade": cascade})
 
 
+def _check_privacy(policy: Policy, catalogue: RouterConfig, path: Path) -> None:
+    """Under `privacy.action: local` a policy must name a trusted model to answer with."""
+    rule = policy.privacy or catalogue.privacy
+    if rule.action != "local":
+        return
+    trusted = {m.name for m in catalogue.models if m.trusted}
+    if not trusted & set(policy.model_names()):
+        where = "its privacy section" if policy.privacy else "config.yaml's privacy section"
+        raise ConfigError(
+            path,
+            "privacy.action",
+            f"'local' (from {where}) needs a trusted model in this policy; trusted models in "
+            f"the catalogue: {sorted(trusted)}",
+        )
+
+
 def load_policies(directory: str | Path, catalogue: RouterConfig, domains: list[str]) -> dict:
     """All `*.yaml` policies in a directory, by name."""
     directory = Path(directory)
@@ -546,6 +467,7 @@ def load_policies(directory: str | Path, catalogue: RouterConfig, domains: list[
     policies = {}
     for p in sorted(directory.glob("*.yaml")):
         pol = load_policy(p, catalogue, domains)
+        _check_privacy(pol, catalogue, p)
         policies[pol.name] = pol
     if not policies:
         raise ConfigError(directory, "policies_dir", "no *.yaml policy files found")

@@ -105,17 +105,6 @@ def domain_of(ex: Example) -> str | None:
     return taxonomy()["sources"].get(ex.source)
 
 
-def task_of(source: str) -> str:
-    """The dataset a source belongs to: its first part ("mmlu/anatomy" → "mmlu"), or, for a
-    collection of datasets (`collections` in domains.yaml), the part after it ("dcrouter/gsm8k"
-    → "gsm8k"); "-" reads as "_" ("arc-challenge" is "arc_challenge")."""
-    parts = source.split("/")
-    name = (
-        parts[1] if len(parts) > 1 and parts[0] in taxonomy().get("collections", ()) else parts[0]
-    )
-    return name.replace("-", "_")
-
-
 _NON_WORD = re.compile(r"[\W_]+", re.UNICODE)
 
 
@@ -131,6 +120,18 @@ def opening_text(ex: Example) -> str:
         return ex.prompt or ""
     first = next((m for m in ex.messages if m.get("role") == "user"), None)
     return message_text(first) if first is not None else ex.text()
+
+
+# Sources named "<collection>/<task>" (the dcrouter importer's); any other source's first part
+# is its task ("mmlu/anatomy" → mmlu, "gsm8k" → gsm8k).
+COLLECTIONS = frozenset({"dcrouter", "routerbench"})
+
+
+def task_of(source: str) -> str:
+    """The task a source names, across datasets: `dcrouter/gsm8k` and `gsm8k` are both gsm8k.
+    Leave-one-source-out keeps a held-out task out of every training dataset with this."""
+    parts = source.split("/")
+    return parts[1] if len(parts) > 1 and parts[0] in COLLECTIONS else parts[0]
 
 
 def group_key(ex: Example) -> str:

@@ -20,7 +20,7 @@ import os
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
-from typing import Protocol
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -66,6 +66,9 @@ class _CachedEncoder:
     """Shared cache and batching; subclasses implement `_embed` on one padded batch."""
 
     name = ""
+    per_text = False  # True: one text per call (a call's texts would change each other's vectors)
+    threads_apply = False  # does `threads` set the backend's threads per call?
+    plan: Any = None  # how it runs in this process (router.core.autotune.EncoderPlan)
 
     def __init__(self, max_tokens: int = 128, cache_size: int = 4096) -> None:
         self.max_tokens = max_tokens
@@ -77,6 +80,16 @@ class _CachedEncoder:
 
     def _embed(self, texts: list[str]) -> np.ndarray:
         raise NotImplementedError
+
+    def cached(self, texts: Sequence[str]) -> np.ndarray | None:
+        """The vectors of `texts` when every one is in the cache, else None (nothing to run)."""
+        with self._lock:
+            rows = [self._cache.get(t) for t in texts]
+            if not rows or any(r is None for r in rows):
+                return None
+            for t in texts:
+                self._cache.move_to_end(t)
+        return np.stack(rows)
 
     def encode(
         self, texts: Sequence[str], batch_size: int = 64, progress: Progress | None = None
@@ -116,6 +129,7 @@ class OnnxMiniLM(_CachedEncoder):
     """all-MiniLM-L6-v2, int8-stored ONNX (float32 products), mean pooling."""
 
     name = "minilm-int8"
+    threads_apply = True
     # Float32 products: a text's vector does not depend on the other texts of its call.
     per_text = False
     # A call over several texts is split where padding would pass this share of real tokens.
@@ -242,11 +256,25 @@ ENCODERS: dict[str, type[_CachedEncoder]] = {
 
 
 def load_encoder(
-    name: str = "minilm-int8", max_tokens: int = 128, cache_size: int = 4096, threads: int = 1
+    name: str = "minilm-int8",
+    max_tokens: int = 128,
+    cache_size: int = 4096,
+    threads: int | str = 1,
+    cores: int | None = None,
 ):
-    """Build an encoder by its config name (`threads`: per call, for the ONNX backend)."""
+    """Build an encoder by its config name. `threads`: per call, for the ONNX backends; "auto"
+    measures the best count within `cores` (router/core/autotune.py). `encoder.plan` says how
+    it runs in this process: threads, calls at once, texts per call."""
+    from router.core.autotune import plan_encoder
+
     try:
         cls = ENCODERS[name]
     except KeyError:
         raise ValueError(f"unknown encoder {name!r}; choose one of {sorted(ENCODERS)}") from None
-    return cls(max_tokens=max_tokens, cache_size=cache_size, threads=threads)
+
+    def build(n: int):
+        return cls(max_tokens=max_tokens, cache_size=cache_size, threads=n)
+
+    enc, plan = plan_encoder(build, threads, name, max_tokens, cores, tunable=cls.threads_apply)
+    enc.plan = plan
+    return enc

@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from router.core.config import Escalation, ModelSpec, Policy
+from router.core.config import Escalation, ModelSpec, Policy, PrivacySpec
 from router.core.request import RequestError, RequestFacts
 
 # Reason codes of the score stage.
@@ -44,6 +44,16 @@ def cascade_modes(prompt_p: np.ndarray, threshold: float, band: float | None) ->
         UNCHECKED,
         np.where(prompt_p <= threshold - band, STRAIGHT_TO_LARGE, JUDGED),
     )
+
+
+def lower_bound(success: np.ndarray, evidence: np.ndarray | None, pessimism: float) -> np.ndarray:
+    """p − pessimism × sqrt(p(1 − p) / (evidence + 1)): the success estimate less its binomial
+    standard error on the evidence behind it. Unknown evidence (NaN) leaves p as it is."""
+    if evidence is None or pessimism == 0:
+        return success
+    p = np.clip(success, 0.0, 1.0)
+    se = np.sqrt(p * (1 - p) / (np.nan_to_num(evidence, nan=np.inf) + 1.0))
+    return np.where(np.isnan(success), np.nan, p - pessimism * se)
 
 
 def accept_answer(probability: np.ndarray | float, threshold: float) -> np.ndarray | bool:
@@ -82,17 +92,28 @@ class Decision:
     attempts: list[Attempt] = field(default_factory=list)
     # The model the policy chose, when another one answered (fallback chain).
     wanted: str | None = None
-    # The conversation this turn belongs to (router/sessions.py), and whether the turn stayed
+    # The conversation this turn belongs to (router/serving/sessions.py), and whether the turn stayed
     # on the session's model (a tool loop or a sticky session) instead of a fresh choice.
     session: str | None = None
     sticky: bool | None = None
     # The decision log's key for this request, for feedback (set when a row is recorded).
     request_id: str | None = None
-    # The budget controller's state when the policy has a budget (router/budget.py).
+    # The budget controller's state when the policy has a budget (router/serving/budget.py).
     budget: dict | None = None
-    # The cascade (router/cascade.py): its mode, the verifier's probability and threshold,
+    # The cascade (router/serving/cascade.py): its mode, the verifier's probability and threshold,
     # whether it escalated, both calls' costs. None when the policy has no `cascade:`.
     cascade: dict | None = None
+    # The evidence behind each success estimate: the model's labelled rows, its similar
+    # labelled prompts near this one, and the pessimistic bound the policy compared.
+    evidence: dict[str, dict[str, float]] = field(default_factory=dict)
+    # Catalogue models the scorer has no rows for, and the stand-in whose estimate they used.
+    unprofiled: dict[str, str] = field(default_factory=dict)
+    # The response cache (router/serving/cache.py): status hit/miss/bypass, the similarity of
+    # a hit, why a request bypassed it, the cost a hit saved. None when the cache is off.
+    cache: dict | None = None
+    # The privacy rule (router/core/privacy.py): the action and the kinds of private value
+    # that fired it, never the values. None when nothing was detected (or privacy is off).
+    privacy: dict | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -123,16 +144,28 @@ class ScoreInput:
     eligible: np.ndarray  # (n, K) bool, after hard rules
     has_text: np.ndarray  # (n,) bool
     cost: np.ndarray | None = None  # (n, K) USD per request; needed with cost_weight
-    # Replaces the policy's thresholds (a budget controller's moved threshold, router/budget.py).
+    # The evidence behind each success estimate (similar labelled prompts, `ScoreBatch.
+    # evidence`), (n, K); None or NaN: unknown, and the estimate is compared as it is.
+    evidence: np.ndarray | None = None
+    # Replaces the policy's thresholds (a budget controller's moved threshold, router/serving/budget.py).
     escalation: Escalation | None = None
 
 
 class CompiledPolicy:
     """A policy bound to a catalogue and a domain list: index arrays for fast selection."""
 
-    def __init__(self, policy: Policy, catalogue: list[ModelSpec], domains: list[str]) -> None:
+    def __init__(
+        self,
+        policy: Policy,
+        catalogue: list[ModelSpec],
+        domains: list[str],
+        privacy: PrivacySpec | None = None,
+    ) -> None:
         self.policy = policy
         self.domains = list(domains)
+        # The privacy rule: the policy's own, else config.yaml's `privacy:` (given here).
+        self.privacy = policy.privacy or privacy or PrivacySpec()
+        self.trusted_names = frozenset(m.name for m in catalogue if m.trusted)
         by_name = {m.name: m for m in catalogue}
         self.models: list[ModelSpec] = [by_name[n] for n in policy.model_names()]
         self.names = [m.name for m in self.models]
@@ -166,6 +199,29 @@ class CompiledPolicy:
             mask = mask & keep
 
         caps = [m.capabilities for m in self.models]
+        # The privacy rule comes first: neither a pin nor a later rule may send private data
+        # to a model the operator does not trust.
+        action = self.privacy.action
+        if facts.private and action != "off":
+            kinds = ", ".join(facts.private)
+            if action == "refuse":
+                raise RequestError(
+                    f"privacy rule: the prompt carries {kinds}; policy {self.policy.name!r} "
+                    "refuses prompts with private data (privacy.action: refuse)",
+                    "messages",
+                    code="privacy_refused",
+                )
+            if action == "local":
+                pin = facts.pinned_model
+                if pin is not None and pin in self.names and pin not in self.trusted_names:
+                    raise RequestError(
+                        f"pinned model {pin!r} is not trusted and the prompt carries {kinds} "
+                        "(privacy.action: local)",
+                        "model",
+                        code="privacy_refused",
+                    )
+                trusted = np.array([n in self.trusted_names for n in self.names])
+                narrow(trusted, f"is trusted (privacy: the prompt carries {kinds})", "messages")
         for rule in self.policy.rules:
             if rule == "pin" and facts.pinned_model is not None:
                 if facts.pinned_model not in self.names:
@@ -227,12 +283,13 @@ class CompiledPolicy:
         # With success probabilities: the first cheap candidate predicted to succeed.
         no_success = np.zeros(n, dtype=bool)
         if esc.min_success is not None:
+            bounded = lower_bound(s.success, s.evidence, esc.pessimism)
             for d in range(len(self.domains)):
                 rows = np.flatnonzero(dom == d)
                 if not len(rows):
                     continue
                 order = self.cheap_idx[d]
-                sub = s.success[np.ix_(rows, order)]
+                sub = bounded[np.ix_(rows, order)]
                 known = ~np.isnan(sub)
                 ok = s.eligible[np.ix_(rows, order)] & known & (sub >= esc.min_success)
                 has_known = (known & s.eligible[np.ix_(rows, order)]).any(axis=1)
@@ -265,7 +322,9 @@ class CompiledPolicy:
         ref = s.cost[:, self.large_idx[0]][:, None]
         rel = s.cost / np.where(ref > 0, ref, 1.0)
         usable = s.eligible & ~np.isnan(s.success)
-        util = np.where(usable, np.nan_to_num(s.success) - weight * rel, -np.inf)
+        esc = s.escalation or self.policy.escalation
+        bounded = lower_bound(s.success, s.evidence, esc.pessimism)
+        util = np.where(usable, np.nan_to_num(bounded) - weight * rel, -np.inf)
         choice = util.argmax(axis=1)
         # Without any success estimate the threshold rules decide instead.
         fallback, fb_reason = self.select_thresholds(s)
@@ -296,10 +355,15 @@ class CompiledPolicy:
         success: dict[str, float],
         gain: float | None = None,
         escalation: Escalation | None = None,
+        evidence: dict[str, dict[str, float]] | None = None,
+        unprofiled: dict[str, str] | None = None,
     ) -> Decision:
         """The Decision for one request. `domain_probs` is None when there was no text.
 
-        `escalation` replaces the policy's thresholds (a budget controller supplies it)."""
+        `escalation` replaces the policy's thresholds (a budget controller supplies it).
+        `evidence` gives, per model with a success estimate, its labelled `rows` and its
+        similar labelled prompts (`neighbours`); `unprofiled` names the stand-in of each
+        catalogue model the scorer has no rows for (both go into the Decision as they are)."""
         mask, pinned, notes = self.eligible(facts)
         rule_note = f" (hard rules: {', '.join(notes)})" if notes else ""
         has_text = domain_probs is not None
@@ -308,6 +372,8 @@ class CompiledPolicy:
         domain = self.domains[dom_i] if has_text else None
         conf = float(probs[dom_i]) if has_text else None
         succ_row = np.array([success.get(n, np.nan) for n in self.names])
+        evidence = evidence or {}
+        ev_row = np.array([evidence.get(n, {}).get("neighbours", np.nan) for n in self.names])
         s = ScoreInput(
             domain_probs=probs[None, :],
             difficulty=np.array([difficulty if difficulty is not None else 0.0]),
@@ -319,15 +385,18 @@ class CompiledPolicy:
                 [[m.cost(facts.prompt_tokens, facts.output_tokens) for m in self.models]]
             ),
             escalation=escalation,
+            evidence=ev_row[None, :],
         )
         choice, code = self.select(s)
+        esc = escalation or self.policy.escalation
+        bound = lower_bound(succ_row, ev_row, esc.pessimism)
         i, code = int(choice[0]), int(code[0])
         cheap = self._first_eligible(self.cheap_idx[dom_i], mask[None, :])[0]
         if pinned is not None:
             i = pinned
             reason = f"pinned to {self.names[i]} by the request"
         else:
-            reason = self._reason(code, i, domain, conf, difficulty, gain, succ_row, escalation)
+            reason = self._reason(code, i, domain, conf, difficulty, gain, bound, escalation)
         model = self.models[i]
         escalated = pinned is None and (
             code in (LOW_CONFIDENCE, HARD, GAIN, NO_SUCCESS, NO_CHEAP)
@@ -351,12 +420,24 @@ class CompiledPolicy:
             cost_estimate=model.cost(facts.prompt_tokens, facts.output_tokens),
             large_cost_estimate=self.reference_large.cost(facts.prompt_tokens, facts.output_tokens),
             escalated=escalated,
+            evidence={
+                n: {**evidence[n], "lower": round(float(b), 4)}
+                for n, b in zip(self.names, bound, strict=True)
+                if n in evidence and not np.isnan(b)
+            },
+            unprofiled={n: m for n, m in (unprofiled or {}).items() if n in self.names},
         )
+        if facts.private and self.privacy.action != "off":
+            decision.privacy = {
+                "action": self.privacy.action,
+                "rules": list(facts.private),
+                "redacted": self.privacy.action == "redact",
+            }
         if self.policy.cascade is not None and pinned is None and has_text:
             decision = self.cascade_decision(decision, facts, mask, dom_i, difficulty, succ_row)
         return decision
 
-    # ---- cascade (the decision only; router/cascade.py calls, judges and escalates) ---------
+    # ---- cascade (the decision only; router/serving/cascade.py calls, judges and escalates) ---------
 
     def cascade_decision(
         self,
@@ -375,6 +456,13 @@ class CompiledPolicy:
         large = int(self._first_eligible(self.large_idx, mask[None, :])[0])
         if first < 0 or large < 0 or first == large:
             return decision  # nothing to cascade between: routed as without a cascade
+        if (
+            facts.private
+            and self.privacy.action == "local"
+            and cas.verifier == "llm"
+            and cas.judge not in self.trusted_names
+        ):
+            return decision  # the judge would read the private prompt: no cascade
         known = not np.isnan(succ_row[first])
         prompt_p = float(succ_row[first]) if known else 1.0 - float(difficulty or 0.0)
         mode = int(cascade_modes(np.array([prompt_p]), cas.threshold, cas.band)[0])
@@ -448,7 +536,8 @@ class CompiledPolicy:
         if code == UTILITY:
             p = succ[i]
             return (
-                f"best p(success) − {esc.cost_weight} × relative cost: {name} "
+                f"best p(success) (pessimistic, −{esc.pessimism:g} s.e.) − {esc.cost_weight} "
+                f"× relative cost: {name} "
                 f"(p={p:.2f}, cost {self.models[i].input_price:g}/{self.models[i].output_price:g} $/M)"
             )
         if code == NO_CHEAP:

@@ -23,10 +23,12 @@ ROLES = ("system", "developer", "user", "assistant", "tool", "function")
 
 
 class RequestError(ValueError):
-    """The request cannot be routed; `param` names the offending field, as OpenAI errors do."""
+    """The request cannot be routed; `param` names the offending field, as OpenAI errors do;
+    `code` is the error code an HTTP answer carries (default: invalid_request)."""
 
-    def __init__(self, message: str, param: str | None = None) -> None:
+    def __init__(self, message: str, param: str | None = None, code: str | None = None) -> None:
         self.param = param
+        self.code = code
         super().__init__(message)
 
 
@@ -42,6 +44,8 @@ class RequestFacts:
     has_audio: bool = False
     stream: bool = False
     pinned_model: str | None = None
+    # Kinds of private value the conversation carries (router/core/privacy.py), sorted.
+    private: tuple[str, ...] = ()
 
 
 def normalise_messages(messages: str | list[Message]) -> list[Message]:
@@ -138,6 +142,7 @@ def request_facts(
     params: dict[str, Any] | None = None,
     default_output_tokens: int = 300,
     pinned_model: str | None = None,
+    private: tuple[str, ...] = (),
 ) -> RequestFacts:
     """The facts hard rules need, from messages and the OpenAI request parameters."""
     msgs = normalise_messages(messages)
@@ -155,4 +160,5 @@ def request_facts(
         has_audio=_parts_of_type(msgs, ("input_audio", "audio")),
         stream=bool(params.get("stream")),
         pinned_model=pinned_model,
+        private=tuple(private),
     )

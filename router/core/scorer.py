@@ -19,7 +19,7 @@ A saved scorer is a directory: `scorer.json` (metadata, vocabulary, calibration)
 from __future__ import annotations
 
 import contextlib
-import functools
+import copy
 import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -35,15 +35,30 @@ from router.core.data import (
     group_folds,
     group_key,
     prompt_hashes,
-    tier_outcomes,
 )
 from router.core.drift import reference_distributions
 from router.core.encoder import interchangeable
+from router.core.heads import (
+    SMALL_BATCH,
+    fit_binary,
+    fit_stacker,
+    head_targets,
+    knn_mean,
+    knn_out_of_fold,
+    logit,
+    one_blas_thread,
+    sigmoid,
+    softmax,
+    temperature,
+    unrelated_similarity,
+)
+from router.core.irt import SharedDifficulty
 from router.core.tfidf import TfidfFeatures, tfidf_vectorizer
 
-FORMAT_VERSION = 2
+FORMAT_VERSION = 3
+# Format 2 (no shared-difficulty model, no evidence) still loads: its stack gains a zero weight.
+READABLE_VERSIONS = (2, 3)
 Progress = Callable[[str], None]
-EPS = 1e-4
 
 
 class ScorerError(ValueError):
@@ -60,111 +75,14 @@ class ScoreBatch:
     difficulty: np.ndarray
     gain: np.ndarray
     success: np.ndarray
+    # The evidence behind each success estimate: how many similar labelled prompts the model
+    # has near this one (similarity-weighted, `Scorer.neighbour_weights`), (n, M); and its
+    # labelled rows in all, (M,). None for a scorer saved before evidence was kept.
+    evidence: np.ndarray | None = None
+    rows: np.ndarray | None = None
 
     def __len__(self) -> int:
         return len(self.difficulty)
-
-
-def _sigmoid(z: np.ndarray) -> np.ndarray:
-    return 1.0 / (1.0 + np.exp(-np.clip(z, -40, 40)))
-
-
-def _logit(p: np.ndarray) -> np.ndarray:
-    p = np.clip(p, EPS, 1 - EPS)
-    return np.log(p / (1 - p))
-
-
-def _softmax(z: np.ndarray) -> np.ndarray:
-    z = z - z.max(axis=1, keepdims=True)
-    e = np.exp(z)
-    return e / e.sum(axis=1, keepdims=True)
-
-
-def _fit_binary(X, y: np.ndarray, C: float) -> tuple[np.ndarray, float]:
-    """Logistic regression on graded targets: each row twice, weighted y and 1 − y."""
-    import scipy.sparse as sp
-    from sklearn.linear_model import LogisticRegression
-
-    n = X.shape[0]
-    if n == 0 or y.min() == y.max():
-        rate = (y.sum() + 1) / (len(y) + 2)
-        return np.zeros(X.shape[1]), float(np.log(rate / (1 - rate)))
-    X2 = sp.vstack([X, X]).tocsr() if sp.issparse(X) else np.concatenate([X, X])
-    y2 = np.r_[np.ones(n), np.zeros(n)]
-    w2 = np.r_[y, 1.0 - y]
-    keep = w2 > 0
-    lr = LogisticRegression(C=C, max_iter=3000)
-    lr.fit(X2[keep], y2[keep], sample_weight=w2[keep])
-    return lr.coef_[0].astype(np.float64), float(lr.intercept_[0])
-
-
-def _fit_stacker(Z: np.ndarray, y: np.ndarray, l2: float = 1e-3) -> np.ndarray:
-    """Weights (…, bias) of p = sigmoid(Z @ a + c) on graded y, by Newton steps on log loss."""
-    A = np.hstack([Z, np.ones((len(Z), 1))])
-    w = np.zeros(A.shape[1])
-    w[:-1] = 1.0 / Z.shape[1]
-    for _ in range(100):
-        p = _sigmoid(A @ w)
-        grad = A.T @ (p - y) / len(y) + l2 * np.r_[w[:-1], 0]
-        H = (A * (p * (1 - p))[:, None]).T @ A / len(y) + l2 * np.eye(len(w))
-        step = np.linalg.solve(H + 1e-9 * np.eye(len(w)), grad)
-        w -= step
-        if np.abs(step).max() < 1e-8:
-            break
-    return w
-
-
-def _temperature(logits: np.ndarray, y: np.ndarray) -> float:
-    """The temperature that minimises the out-of-fold log loss (a 1-D search)."""
-    best_t, best = 1.0, np.inf
-    for t in np.exp(np.linspace(np.log(0.2), np.log(5.0), 61)):
-        p = _softmax(logits / t)
-        nll = -np.log(np.maximum(p[np.arange(len(y)), y], 1e-12)).mean()
-        if nll < best:
-            best_t, best = float(t), nll
-    return best_t
-
-
-# Up to this many rows a prediction runs on one BLAS thread (requests); above, all (eval).
-SMALL_BATCH = 64
-
-
-@functools.cache
-def _blas_controller():
-    from threadpoolctl import ThreadpoolController
-
-    return ThreadpoolController()  # finds the BLAS libraries once (a limit then costs ~0.1 ms)
-
-
-def _one_blas_thread():
-    return _blas_controller().limit(limits=1, user_api="blas")
-
-
-def _knn_mean(Xq: np.ndarray, Xref: np.ndarray, Yref: np.ndarray, k: int) -> np.ndarray:
-    """Mean target of the k most similar reference rows (cosine: rows are unit-norm)."""
-    k = min(k, len(Xref))
-    out = np.zeros((len(Xq), Yref.shape[1]))
-    for s in range(0, len(Xq), 1024):
-        sims = Xq[s : s + 1024] @ Xref.T
-        nn = np.argpartition(-sims, k - 1, axis=1)[:, :k]
-        out[s : s + 1024] = Yref[nn].mean(axis=1)
-    return out
-
-
-def head_targets(examples: Sequence[Example]) -> tuple[list[str], list[str], np.ndarray]:
-    """(head names, models, targets (n, H) with NaN where a head has no label for a row)."""
-    models = sorted({m for ex in examples for m in ex.scores})
-    heads = ["difficulty", "gain"] + [f"success:{m}" for m in models]
-    Y = np.full((len(examples), len(heads)), np.nan)
-    for i, (ex, (cheap, large)) in enumerate(zip(examples, tier_outcomes(examples), strict=True)):
-        if cheap is not None:
-            Y[i, 0] = 1.0 - cheap
-            if large is not None:
-                Y[i, 1] = large * (1.0 - cheap)
-        for j, m in enumerate(models):
-            if m in ex.scores:
-                Y[i, 2 + j] = ex.scores[m]
-    return heads, models, Y
 
 
 class Scorer:
@@ -178,6 +96,7 @@ class Scorer:
         calibration_folds: int = 3,
         max_features: int = 50000,
         random_state: int = 0,
+        shared_dims: int | None = 8,
     ) -> None:
         self.C = C
         self.text_C = text_C
@@ -185,6 +104,9 @@ class Scorer:
         self.calibration_folds = calibration_folds
         self.max_features = max_features
         self.random_state = random_state
+        # Latent traits of the shared-difficulty model (router/core/irt.py) that every head
+        # stacks as a fourth component; None: no shared model (the scorer of format 2).
+        self.shared_dims = shared_dims
 
     # ---- fitting ----------------------------------------------------------------------------
 
@@ -195,8 +117,15 @@ class Scorer:
         encoder_identity: str,
         progress: Progress | None = None,
         texts: Sequence[str] | None = None,
+        full_heads_for: Sequence[str] | None = None,
     ) -> Scorer:
-        """Learn every head from embeddings `X` (one row per example) and their outcomes."""
+        """Learn every head from embeddings `X` (one row per example) and their outcomes.
+
+        `full_heads_for`: the models whose success heads get every component (an evaluation
+        that scores only some models: it fits what it scores). The others' heads are the
+        shared model's estimate alone (kNN's without one), which still learns from them all.
+        With the shared model, each head also keeps the stack it would have without it
+        (`ablated()`), so one fit measures both designs."""
         if len(X) != len(examples):
             raise ScorerError(f"{len(X)} embeddings for {len(examples)} examples")
         if len(examples) < 10:
@@ -235,16 +164,30 @@ class Scorer:
         H, d, V = len(self.heads_), X.shape[1], T.shape[1]
         self.emb_W_, self.emb_b_ = np.zeros((H, d)), np.zeros(H)
         self.text_W_, self.text_b_ = np.zeros((H, V)), np.zeros(H)
-        self.stack_ = np.zeros((H, 4))
+        self.stack_ = np.zeros((H, 5))
+        cheap = sorted({m for ex in examples for m in ex.cheap_models} & set(self.models_))
+        self.cheap_models_ = cheap
+        shared_oof = self._fit_shared(X, Y, folds, say)
+        say("nearest neighbours")
+        knn_oof = knn_out_of_fold(X, Y, folds, self.knn_k)
         oof = np.full((len(examples), 2), np.nan)  # difficulty and gain, out of fold
+        self.stack_ablated_ = np.zeros((H, 5)) if self.shared_ is not None else None
+        full = None if full_heads_for is None else {f"success:{m}" for m in full_heads_for}
         for h, name in enumerate(self.heads_):
+            if full is not None and h >= 2 and name not in full:
+                self.stack_[h, 3 if self.shared_ is not None else 2] = 1.0
+                if self.stack_ablated_ is not None:
+                    self.stack_ablated_[h, 2] = 1.0
+                continue
             rows = np.flatnonzero(~np.isnan(Y[:, h]))
             say(f"{name} head on {len(rows)} rows")
-            p = self._fit_head(h, X[rows], T[rows], Y[rows, h], folds[rows], has_text[rows])
+            parts = np.column_stack([knn_oof[rows, h], shared_oof[rows, h]])
+            p = self._fit_head(h, X[rows], T[rows], Y[rows, h], folds[rows], has_text[rows], parts)
             if h < 2 and p is not None:
                 oof[rows, h] = p
         # kNN memory: every training row, targets NaN where unlabelled.
         self.knn_X_, self.knn_Y_ = X.astype(np.float32), Y.astype(np.float32)
+        self.sim_floor_ = unrelated_similarity(self.knn_X_, self.random_state)
         self.n_train_ = len(examples)
         # Hashes of the normalised training prompts, so evaluation and calibration can tell
         # when they are shown prompts this scorer learned from (no text is stored).
@@ -287,42 +230,94 @@ class Scorer:
                 continue
             W, b = fit(X[tr], y[tr])
             oof[te] = X[te] @ W.T + b
-        T = _temperature(oof, y) if len(np.unique(folds)) > 1 else 1.0
+        T = temperature(oof, y) if len(np.unique(folds)) > 1 else 1.0
         W, b = fit(X, y)
         if len(np.unique(folds)) <= 1:
             oof = X @ W.T + b
         return W, b, T, oof / T
 
+    def _fit_shared(self, X: np.ndarray, Y: np.ndarray, folds: np.ndarray, say) -> np.ndarray:
+        """The shared-difficulty model on every model's outcomes (router/core/irt.py); returns
+        its log-odds for every head, out of fold (zeros without a shared model)."""
+        self.shared_ = None
+        out = np.zeros_like(Y)
+        if not self.shared_dims:
+            return out
+        say("shared difficulty over every model")
+        S = Y[:, 2:]
+        uniq = np.unique(folds)
+        for k in uniq if len(uniq) > 1 else []:
+            tr, te = folds != k, folds == k
+            fold_model = SharedDifficulty(self.shared_dims, random_state=self.random_state)
+            out[te] = self._shared_logits(fold_model.fit(X[tr], S[tr]), X[te])
+        self.shared_ = SharedDifficulty(self.shared_dims, random_state=self.random_state)
+        self.shared_.fit(X, S)
+        if len(uniq) <= 1:
+            out = self._shared_logits(self.shared_, X)
+        return out
+
+    def _shared_logits(self, shared: SharedDifficulty, X: np.ndarray) -> np.ndarray:
+        """(n, H): the shared model's log-odds for each head. Difficulty: the prompt's shared
+        difficulty; gain: large tier right and cheap tier wrong, from the tiers' mean success;
+        success: each model's own."""
+        Z = shared.logits(X)
+        P = sigmoid(Z)
+        cheap = np.isin(self.models_, self.cheap_models_)
+        p_cheap = P[:, cheap].mean(axis=1) if cheap.any() else P.mean(axis=1)
+        p_large = P[:, ~cheap].mean(axis=1) if (~cheap).any() else P.mean(axis=1)
+        return np.column_stack(
+            [shared.difficulty_logit(X), logit(p_large * (1 - p_cheap)), Z[:, : len(self.models_)]]
+        )
+
     def _fit_head(
-        self, h: int, X, T, y: np.ndarray, folds: np.ndarray, has_text: np.ndarray | None = None
+        self,
+        h: int,
+        X,
+        T,
+        y: np.ndarray,
+        folds: np.ndarray,
+        has_text: np.ndarray | None = None,
+        parts: np.ndarray | None = None,
     ) -> np.ndarray | None:
         """Components out of fold → stacker; then the components on all rows.
 
         The text component learns only from rows with text (`has_text`); for the others it
         gives its intercept, as it does in prediction for an empty text, so the stacker learns
         how little it knows there. Returns the head's out-of-fold probabilities (None with a
-        single fold)."""
+        single fold). `parts`: the kNN and shared-model log-odds, out of fold, computed for
+        every head at once (`_knn_out_of_fold`, `_fit_shared`)."""
         txt = np.ones(len(y), dtype=bool) if has_text is None else has_text
-        Z = np.zeros((len(y), 3))
+        Z = np.zeros((len(y), 4))
+        if parts is not None:
+            Z[:, 2:] = parts
         uniq = np.unique(folds)
+        emb = text = None  # the previous fold's fits, where the next one starts
         for k in uniq:
             tr, te = folds != k, folds == k
             if not te.any() or not tr.any():
                 continue
-            w, b = _fit_binary(X[tr], y[tr], self.C)
-            Z[te, 0] = X[te] @ w + b
-            w, b = _fit_binary(T[tr & txt], y[tr & txt], self.text_C)
-            Z[te, 1] = T[te] @ w + b  # a row without text: the intercept, as in prediction
-            Z[te, 2] = _logit(_knn_mean(X[te], X[tr], y[tr, None], self.knn_k)[:, 0])
+            emb = fit_binary(X[tr], y[tr], self.C, emb)
+            Z[te, 0] = X[te] @ emb[0] + emb[1]
+            text = fit_binary(T[tr & txt], y[tr & txt], self.text_C, text)
+            Z[te, 1] = T[te] @ text[0] + text[1]  # without text: the intercept, as in prediction
+            if parts is None:
+                Z[te, 2] = logit(knn_mean(X[te], X[tr], y[tr, None], self.knn_k)[:, 0])
+        comps = 4 if self.shared_ is not None else 3
         if len(uniq) > 1:
-            self.stack_[h] = _fit_stacker(Z, y)
+            w = fit_stacker(Z[:, :comps], y)
+            self.stack_[h, :comps], self.stack_[h, 4] = w[:comps], w[comps]
+            if self.stack_ablated_ is not None:  # the same head without the shared model
+                w = fit_stacker(Z[:, :3], y)
+                self.stack_ablated_[h, :3], self.stack_ablated_[h, 4] = w[:3], w[3]
         else:
-            self.stack_[h] = [1 / 3, 1 / 3, 1 / 3, 0.0]
-        self.emb_W_[h], self.emb_b_[h] = _fit_binary(X, y, self.C)
-        self.text_W_[h], self.text_b_[h] = _fit_binary(T[txt], y[txt], self.text_C)
+            self.stack_[h, :comps] = 1 / comps
+            if self.stack_ablated_ is not None:
+                self.stack_ablated_[h, :3] = 1 / 3
+        self.emb_W_[h], self.emb_b_[h] = fit_binary(X, y, self.C, emb)
+        self.text_W_[h], self.text_b_[h] = fit_binary(T[txt], y[txt], self.text_C, text)
         if len(uniq) <= 1:
             return None
-        return _sigmoid(Z @ self.stack_[h, :3] + self.stack_[h, 3])
+        return sigmoid(Z @ self.stack_[h, :4] + self.stack_[h, 4])
 
     def _prepare(self) -> None:
         """Derived state for prediction: the TF-IDF features and the kNN label groups."""
@@ -348,25 +343,48 @@ class Scorer:
 
     def predict_domain_proba(self, X: np.ndarray) -> np.ndarray:
         self._check_fitted()
-        return _softmax((X @ self.domain_W_.T + self.domain_b_) / self.domain_T_)
+        return softmax((X @ self.domain_W_.T + self.domain_b_) / self.domain_T_)
 
     def predict_heads(self, X: np.ndarray, texts: Sequence[str]) -> np.ndarray:
         """(n, H) calibrated probabilities of every binary head, in `heads_` order."""
+        return self._predict_heads(X, texts)[0]
+
+    def _predict_heads(self, X: np.ndarray, texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+        """Every head's probability, and its evidence: the similarity-weighted count of its
+        labelled training prompts among the query's k nearest (`neighbour_weights`)."""
         self._check_fitted()
         if len(texts) != len(X):
             raise ScorerError(f"{len(texts)} texts for {len(X)} embeddings")
         z_emb = X @ self.emb_W_.T + self.emb_b_
         z_text = self._tfidf.dot(list(texts), self._text_WT) + self.text_b_
         z_knn = np.zeros_like(z_emb)
+        evidence = np.zeros_like(z_emb)
         for start in range(0, len(X), 1024):
             sims = X[start : start + 1024].astype(np.float32) @ self.knn_X_.T
             for subset, targets, heads in self._knn_groups:
                 sub = sims if subset is None else sims[:, subset]
                 k = min(self.knn_k, sub.shape[1])
                 nn = np.argpartition(-sub, k - 1, axis=1)[:, :k]
-                z_knn[start : start + 1024, heads] = _logit(targets[nn].mean(axis=1))
+                z_knn[start : start + 1024, heads] = logit(targets[nn].mean(axis=1))
+                near = np.take_along_axis(sub, nn, axis=1)
+                evidence[start : start + 1024, heads] = self.neighbour_weights(near).sum(axis=1)[
+                    :, None
+                ]
+        z_shared = (
+            np.zeros_like(z_emb) if self.shared_ is None else self._shared_logits(self.shared_, X)
+        )
         a = self.stack_
-        return _sigmoid(a[:, 0] * z_emb + a[:, 1] * z_text + a[:, 2] * z_knn + a[:, 3])
+        z = a[:, 0] * z_emb + a[:, 1] * z_text + a[:, 2] * z_knn + a[:, 3] * z_shared
+        return sigmoid(z + a[:, 4]), evidence
+
+    def neighbour_weights(self, similarity: np.ndarray) -> np.ndarray:
+        """How much a labelled neighbour at this cosine counts as evidence, in [0, 1]: 0 at or
+        below the cosine of two unrelated training prompts (`sim_floor_`, measured at fit),
+        1 for the same prompt, linear between."""
+        floor = getattr(self, "sim_floor_", None)
+        if floor is None:
+            return np.full_like(similarity, np.nan)
+        return np.clip((similarity - floor) / (1.0 - floor), 0.0, 1.0)
 
     def predict(self, X: np.ndarray, texts: Sequence[str]) -> ScoreBatch:
         """Every score for embeddings `X` of `texts`."""
@@ -374,9 +392,10 @@ class Scorer:
         X = np.atleast_2d(np.asarray(X, dtype=np.float64))
         # A request's few rows: one BLAS thread. OpenBLAS' idle threads spin, and two of them
         # on two busy cores turned a 2 ms prediction into 40-60 ms (measured on this machine).
-        with _one_blas_thread() if len(X) <= SMALL_BATCH else contextlib.nullcontext():
-            P = self.predict_heads(X, texts)
+        with one_blas_thread() if len(X) <= SMALL_BATCH else contextlib.nullcontext():
+            P, evidence = self._predict_heads(X, texts)
             domain_probs = self.predict_domain_proba(X)
+        known = getattr(self, "sim_floor_", None) is not None
         return ScoreBatch(
             domains=self.domains_,
             models=self.models_,
@@ -384,7 +403,54 @@ class Scorer:
             difficulty=P[:, 0],
             gain=P[:, 1],
             success=P[:, 2:],
+            evidence=evidence[:, 2:] if known else None,
+            rows=(~np.isnan(self.knn_Y_[:, 2:])).sum(axis=0) if known else None,
         )
+
+    def ablated(self) -> Scorer:
+        """This scorer as it would be without the shared-difficulty model: the same fitted
+        components, stacked without it (evaluation compares the two designs from one fit)."""
+        if getattr(self, "stack_ablated_", None) is None:
+            raise ScorerError("this scorer kept no stack without its shared model")
+        other = copy.copy(self)
+        other.stack_, other.shared_, other.stack_ablated_ = self.stack_ablated_, None, None
+        return other
+
+    def add_model(self, model: str, X: np.ndarray, examples: Sequence[Example]) -> Scorer:
+        """A model joins from its own profiled rows alone: the shared-difficulty model fits
+        its ability with the prompt side frozen, and that is its success head. Its rows join
+        the neighbour memory, so its estimates carry their own (small) evidence."""
+        self._check_fitted()
+        if self.shared_ is None:
+            raise ScorerError(
+                "this scorer has no shared-difficulty model (shared_dims); retrain it"
+            )
+        if model in self.models_:
+            raise ScorerError(f"{model!r} already has a success head; retrain to change it")
+        y = np.array([ex.scores.get(model, np.nan) for ex in examples], dtype=float)
+        keep = ~np.isnan(y)
+        if keep.sum() < 1:
+            raise ScorerError(f"no row has a score for {model!r}")
+        X = np.asarray(X, dtype=np.float64)[keep]
+        self.shared_.add_model(X, y[keep])
+        self.models_.append(model)
+        self.heads_.append(f"success:{model}")
+        self.emb_W_ = np.vstack([self.emb_W_, np.zeros(self.emb_W_.shape[1])])
+        self.emb_b_ = np.r_[self.emb_b_, 0.0]
+        self.text_W_ = np.vstack([self.text_W_, np.zeros(self.text_W_.shape[1])])
+        self.text_b_ = np.r_[self.text_b_, 0.0]
+        # The shared model alone: no other component has learned anything about it.
+        self.stack_ = np.vstack([self.stack_, [0.0, 0.0, 0.0, 1.0, 0.0]])
+        old = np.hstack([self.knn_Y_, np.full((len(self.knn_Y_), 1), np.nan, np.float32)])
+        new = np.full((len(X), old.shape[1]), np.nan, np.float32)
+        new[:, -1] = y[keep]
+        self.knn_X_ = np.vstack([self.knn_X_, X.astype(np.float32)])
+        self.knn_Y_ = np.vstack([old, new])
+        if getattr(self, "train_hashes_", None) is not None:
+            kept = [ex for ex, k in zip(examples, keep, strict=True) if k]
+            self.train_hashes_ = np.union1d(self.train_hashes_, prompt_hashes(kept))
+        self._prepare()
+        return self
 
     def trained_on(self, examples: Sequence[Example]) -> np.ndarray | None:
         """Per example, whether its prompt (normalised, `data.group_key`) was among this
@@ -415,6 +481,8 @@ class Scorer:
         }
         if getattr(self, "train_hashes_", None) is not None:
             arrays["train_hashes"] = self.train_hashes_.astype(np.uint64)
+        if self.shared_ is not None:
+            arrays.update(self.shared_.to_arrays())
         vocab = sorted(self.vocabulary_, key=self.vocabulary_.__getitem__)
         meta = {
             "format_version": FORMAT_VERSION,
@@ -428,9 +496,12 @@ class Scorer:
                 "knn_k": self.knn_k,
                 "calibration_folds": self.calibration_folds,
                 "max_features": self.max_features,
+                "shared_dims": self.shared_dims if self.shared_ is not None else None,
             },
+            "cheap_models": self.cheap_models_,
             "domain_temperature": self.domain_T_,
             "n_train": self.n_train_,
+            "sim_floor": getattr(self, "sim_floor_", None),
             # Absent in scorers saved before the drift alarm existed.
             **(
                 {"training_distributions": self.training_distributions_}
@@ -457,7 +528,7 @@ class Scorer:
                 arrays = {k: z[k] for k in z.files}
         except (ValueError, OSError) as e:
             raise ScorerError(f"{path}: unreadable scorer files: {e}") from None
-        if not isinstance(meta, dict) or meta.get("format_version") != FORMAT_VERSION:
+        if not isinstance(meta, dict) or meta.get("format_version") not in READABLE_VERSIONS:
             raise ScorerError(
                 f"{path}/scorer.json: format_version {meta.get('format_version') if isinstance(meta, dict) else '?'}"
                 f" is not {FORMAT_VERSION}; retrain with `router train`"
@@ -477,6 +548,9 @@ class Scorer:
             self.heads_ = list(meta["heads"])
             self.domain_T_ = float(meta["domain_temperature"])
             self.n_train_ = int(meta.get("n_train", 0))
+            # None for an artifact saved before evidence was kept: its estimates carry none.
+            floor = meta.get("sim_floor")
+            self.sim_floor_ = None if floor is None else float(floor)
             # None for an artifact saved before scorers recorded them: no drift alarm then.
             self.training_distributions_ = meta.get("training_distributions")
             self.vocabulary_ = {t: i for i, t in enumerate(meta["vocabulary"])}
@@ -492,6 +566,10 @@ class Scorer:
             self.emb_W_, self.emb_b_ = f64["emb_W"], f64["emb_b"]
             self.text_W_, self.text_b_ = f64["text_W"], f64["text_b"]
             self.stack_, self.idf_ = f64["stack"], f64["idf"]
+            if self.stack_.shape[1:] == (4,):  # format 2: no shared model
+                self.stack_ = np.insert(self.stack_, 3, 0.0, axis=1)
+            self.shared_ = SharedDifficulty.from_arrays(arrays) if "irt_A" in arrays else None
+            self.cheap_models_ = list(meta.get("cheap_models", []))
             self.knn_X_ = arrays["knn_X"].astype(np.float32)
             self.knn_Y_ = arrays["knn_Y"].astype(np.float32)
             self.meta_ = {k: v for k, v in meta.items() if k != "vocabulary"}
@@ -502,7 +580,8 @@ class Scorer:
             self.domain_W_.shape[0] == D
             and self.emb_W_.shape[0] == H
             and self.text_W_.shape == (H, V)
-            and self.stack_.shape == (H, 4)
+            and self.stack_.shape == (H, 5)
+            and (self.shared_ is None or self.shared_.theta_.shape[0] == len(self.models_))
             and len(self.idf_) == V
             and self.knn_Y_.shape == (len(self.knn_X_), H)
             and H == 2 + len(self.models_)

@@ -14,11 +14,14 @@ import numpy as np
 
 from router.core.config import ModelSpec, Policy
 from router.core.data import DataError, Example, group_folds, group_key, task_of
+from router.core.heads import head_targets, knn_mean
 from router.core.policy import CompiledPolicy, ScoreInput
-from router.core.scorer import ScoreBatch, Scorer, _knn_mean, head_targets
+from router.core.scorer import ScoreBatch, Scorer
 from router.evaluation import metrics as M
 
 Log = Callable[[str], None]
+# The router curve of the same fits without the shared-difficulty model (`Scorer.ablated`).
+NO_SHARED = "router-no-shared"
 METRIC_NAMES = (
     "apgr",
     "cpt_50",
@@ -204,14 +207,18 @@ class Predictions:
     difficulty: np.ndarray
     gain: np.ndarray
     success: np.ndarray  # (n, M), NaN where unknown
+    evidence: np.ndarray | None = None  # (n, M) behind each success estimate; None: unknown
 
 
 def predictions_from_batch(batch: ScoreBatch, models: list[str]) -> Predictions:
     success = np.full((len(batch), len(models)), np.nan)
+    evidence = None if batch.evidence is None else np.full_like(success, np.nan)
     for j, m in enumerate(models):
         if m in batch.models:
             success[:, j] = batch.success[:, batch.models.index(m)]
-    return Predictions(batch.domain_probs, batch.difficulty, batch.gain, success)
+            if evidence is not None:
+                evidence[:, j] = batch.evidence[:, batch.models.index(m)]
+    return Predictions(batch.domain_probs, batch.difficulty, batch.gain, success, evidence)
 
 
 def knn_predictions(
@@ -221,9 +228,28 @@ def knn_predictions(
     heads, models, Y = head_targets(data_train.examples)
     cols = [heads.index(f"success:{m}") for m in data_train.models]
     Y = Y[:, [0, 1, *cols]]
-    P = _knn_mean(X_test, X_train, np.nan_to_num(Y), k)
+    P = knn_mean(X_test, X_train, np.nan_to_num(Y), k)
     # kNN has no domain head: one certain domain, so confidence rules never fire.
     return Predictions(np.ones((len(X_test), 1)), P[:, 0], P[:, 1], P[:, 2:])
+
+
+@dataclass
+class TrainAlso:
+    """Rows that only ever train (other datasets, other models' profiles), with their
+    embeddings. Per fold, a row whose prompt is among the test prompts is left out, and so,
+    leaving a source out, is every row of the same task (`task_of`): the held-out task stays
+    unseen in every dataset."""
+
+    examples: list[Example]
+    X: np.ndarray
+
+    def for_fold(self, test: Sequence[Example], whole_tasks: bool) -> np.ndarray:
+        keys = {group_key(ex) for ex in test}
+        tasks = {task_of(ex.source) for ex in test} if whole_tasks else set()
+        return np.array(
+            [group_key(ex) not in keys and task_of(ex.source) not in tasks for ex in self.examples],
+            dtype=bool,
+        )
 
 
 def cross_val_predictions(
@@ -234,23 +260,43 @@ def cross_val_predictions(
     C: float = 1.0,
     knn_k: int = 50,
     log: Log | None = None,
-) -> tuple[Predictions, Predictions]:
-    """Out-of-fold predictions of a fresh Scorer and of kNN, one fold held out at a time."""
+    train_also: TrainAlso | None = None,
+    whole_tasks: bool = False,
+    scorer_params: dict[str, Any] | None = None,
+) -> tuple[Predictions, Predictions, Predictions | None]:
+    """Out-of-fold predictions of a fresh Scorer and of kNN, one fold held out at a time.
+    `train_also` adds training rows to every fold (never its test prompts, nor, with
+    `whole_tasks`, its tasks); `scorer_params` are the Scorer's (the design compared). With a
+    shared-difficulty model, the third result is the same fits without it (`Scorer.ablated`),
+    else None."""
     texts = [ex.text() for ex in data.examples]
     router_parts: list[tuple[np.ndarray, Predictions]] = []
     knn_parts: list[tuple[np.ndarray, Predictions]] = []
+    ablated_parts: list[tuple[np.ndarray, Predictions]] = []
     for f in np.unique(folds):
         te, tr = np.flatnonzero(folds == f), np.flatnonzero(folds != f)
-        if log:
-            log(f"fold {f}: train {len(tr)}, test {len(te)}")
         train = data.subset(tr)
-        scorer = Scorer(C=C).fit(
-            X[tr], train.examples, encoder_identity, texts=[texts[i] for i in tr]
+        fit_rows, fit_X = train.examples, X[tr]
+        fit_texts = [texts[i] for i in tr]
+        if train_also is not None:
+            keep = train_also.for_fold(data.subset(te).examples, whole_tasks)
+            fit_rows = fit_rows + [ex for ex, k in zip(train_also.examples, keep, strict=True) if k]
+            fit_X = np.concatenate([fit_X, train_also.X[keep]])
+            fit_texts = fit_texts + [ex.text() for ex in fit_rows[len(tr) :]]
+        if log:
+            log(f"fold {f}: train {len(fit_rows)}, test {len(te)}")
+        scorer = Scorer(C=C, **(scorer_params or {})).fit(
+            fit_X, fit_rows, encoder_identity, texts=fit_texts, full_heads_for=data.models
         )
-        batch = scorer.predict(X[te], [texts[i] for i in te])
+        test_texts = [texts[i] for i in te]
+        batch = scorer.predict(X[te], test_texts)
         router_parts.append((te, predictions_from_batch(batch, data.models)))
         knn_parts.append((te, knn_predictions(X[tr], train, X[te], knn_k)))
-    return _merge(router_parts, len(X)), _merge(knn_parts, len(X))
+        if scorer.shared_ is not None:
+            ablated = scorer.ablated().predict(X[te], test_texts)
+            ablated_parts.append((te, predictions_from_batch(ablated, data.models)))
+    merged = _merge(router_parts, len(X)), _merge(knn_parts, len(X))
+    return (*merged, _merge(ablated_parts, len(X)) if ablated_parts else None)
 
 
 def _merge(parts: list[tuple[np.ndarray, Predictions]], n: int) -> Predictions:
@@ -262,9 +308,13 @@ def _merge(parts: list[tuple[np.ndarray, Predictions]], n: int) -> Predictions:
         np.zeros(n),
         np.zeros((n, first.success.shape[1])),
     )
+    if all(p.evidence is not None for _, p in parts):
+        out.evidence = np.zeros_like(out.success)
     for idx, p in parts:
         out.domain_probs[idx], out.difficulty[idx] = p.domain_probs, p.difficulty
         out.gain[idx], out.success[idx] = p.gain, p.success
+        if out.evidence is not None:
+            out.evidence[idx] = p.evidence
     return out
 
 
@@ -348,6 +398,7 @@ def sweep(
             eligible=np.ones((n, len(compiled.models)), dtype=bool),
             has_text=np.ones(n, dtype=bool),
             cost=data.costs[:, order_cols],
+            evidence=None if preds.evidence is None else preds.evidence[:, order_cols],
         )
         choice, _ = compiled.select(s)
         cols = order_cols[choice]
@@ -488,6 +539,8 @@ def evaluate(
     seed: int = 0,
     log: Log | None = None,
     extra: Callable[..., tuple[list[Curve], dict[str, Any]]] | None = None,
+    train_also: TrainAlso | None = None,
+    scorer_params: dict[str, Any] | None = None,
     groups: tuple[str, np.ndarray] | None = None,
 ) -> Report:
     """Router and baseline curves with every metric.
@@ -496,7 +549,9 @@ def evaluate(
     a fresh scorer is trained per fold; otherwise `scorer` is evaluated as it is. The kNN
     baseline is always out-of-fold (5 folds without `cv`). `extra(data, router predictions,
     folds, cross_validated)` adds curves and settings on the same rows and folds (`router eval
-    --cascade`: router/evaluate_cascade.py).
+    --cascade`: router/evaluation/evaluate_cascade.py). `train_also` adds training-only rows to
+    every fold (`TrainAlso`); `scorer_params` are the trained Scorer's (the kNN baseline learns
+    from the evaluated data alone).
     """
     if group_by_source:
         groups = ("source", source_groups(data))
@@ -510,12 +565,22 @@ def evaluate(
         mode = f"{cv}-fold CV by prompt text" if cv else "as is"
     held_out = bool(cv or groups is not None)
     if held_out:
-        router_p, knn_p = cross_val_predictions(
-            X, data, folds, encoder_identity, knn_k=knn_k, log=log
+        router_p, knn_p, ablated_p = cross_val_predictions(
+            X,
+            data,
+            folds,
+            encoder_identity,
+            knn_k=knn_k,
+            log=log,
+            train_also=train_also,
+            # A held-out source or task stays out of the training-only rows too.
+            whole_tasks=groups is not None and groups[0] in ("source", "task"),
+            scorer_params=scorer_params,
         )
     else:
         if scorer is None:
             raise ValueError("evaluate needs a scorer, or cv / group_by_source to train one")
+        ablated_p = None
         batch = scorer.predict(X, [ex.text() for ex in data.examples])
         router_p = predictions_from_batch(batch, data.models)
         knn_p = _merge(
@@ -529,6 +594,9 @@ def evaluate(
             len(X),
         )
     curves = [sweep("router", data, router_p, policy), sweep("knn", data, knn_p, policy)]
+    if ablated_p is not None:
+        # The same fits stacked without the shared-difficulty model: the previous design.
+        curves.append(sweep(NO_SHARED, data, ablated_p, policy))
     curves += baselines(data)
     more: dict[str, Any] = {}
     if extra is not None:
@@ -540,6 +608,8 @@ def evaluate(
     settings = {
         "mode": mode,
         "policy": policy.name if policy else None,
+        "trained_also_on": len(train_also.examples) if train_also is not None else 0,
+        "scorer_params": scorer_params or {},
         "sweep": sweep_field(eval_policy, data.two_tier, router_p),
         **more,
     }

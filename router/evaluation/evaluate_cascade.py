@@ -1,6 +1,6 @@
 """`router eval --cascade`: the prompt-only router, the cascade and the hybrid on the same rows.
 
-- *router*: the policy's threshold sweep on the prompt scorer (router/evaluate.py).
+- *router*: the policy's threshold sweep on the prompt scorer (router/evaluation/evaluate.py).
 - *cascade*: every row is answered by the cheap model first; the verifier judges the answer and
   the large model answers when P(right) < threshold. The cheap call is paid on every row.
 - *hybrid*: the prompt scorer's P(cheap right) decides first (`policy.cascade_modes`, the code

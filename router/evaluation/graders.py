@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import ast
 import re
-import secrets
 import string
 from collections import Counter
 from collections.abc import Callable
@@ -74,13 +73,17 @@ def extract_choice(answer: str, labels: list[str], texts: list[str] | None = Non
     if m:
         return m.group(1)
     # 2. An explicit statement: "the answer is (B)", "Answer: B", "correct option is b".
-    stated = re.findall(
-        rf"(?:answer|option|choice)\s*(?:is|:|=|would be|should be)?\s*(?:option\s*)?"
-        rf"[\(\[]?([{label_set}])(?![A-Za-z])",
-        a,
-        flags=re.I,
-    )
-    stated = [s.upper() for s in stated]
+    stated = [
+        m.group(1).upper()
+        for m in re.finditer(
+            rf"(?:answer|option|choice)\s*(?:is|:|=|would be|should be)?\s*(?:option\s*)?"
+            rf"[\(\[]?([{label_set}])(?![A-Za-z])",
+            a,
+            flags=re.I,
+        )
+        # "the answer is a city ...": the article, not option A (nor "i" the pronoun).
+        if not (m.group(1) in "ai" and re.match(r"\s+[A-Za-z]", a[m.end() :]))
+    ]
     if stated and len(set(stated)) == 1:
         return stated[0]
     if len(set(stated)) > 1:
@@ -206,16 +209,34 @@ def parse_number(text: str) -> Fraction | None:
             return None
 
 
+# Two numbers offered as alternatives: "18 or 19", "18, or maybe 19", "either 18 or 19".
+_HEDGE = re.compile(
+    rf"(?:{_NUMBER.pattern})\s*,?\s*(?:or|maybe|perhaps|possibly)\b\D{{0,20}}?(?:{_NUMBER.pattern})",
+    re.I,
+)
+
+
+def _stated_number(span: str) -> Fraction | None:
+    """The one number a statement gives ("18", "$1,000", "9 * 2 = 18"); None when it offers
+    several ("18 or 19", "between 18 and 20")."""
+    span = re.split(r"\n|\.(?:\s|$)", span.strip(), maxsplit=1)[0]  # its sentence
+    if "=" in span:
+        span = span.rsplit("=", 1)[1]  # a worked equation: the result
+    values = {parse_number(n) for n in _NUMBER.findall(span)}
+    values.discard(None)
+    return values.pop() if len(values) == 1 else None
+
+
 def final_number(text: str) -> Fraction | None:
-    """The answer's final number: after '####', else after 'answer is', else the last one."""
+    """The answer's final number: after '####', else after 'answer is', else the last one.
+    An answer naming two candidates ("The answer is 18 or 19") has none."""
     if not text:
         return None
     for marker in (r"####", r"answer is", r"answer:"):
         parts = re.split(marker, text, flags=re.I)
         if len(parts) > 1:
-            nums = _NUMBER.findall(parts[-1])
-            if nums:
-                return parse_number(nums[0])
+            if _NUMBER.search(parts[-1]):
+                return _stated_number(parts[-1])
             if marker == "####":
                 return None
     boxed = last_boxed(text)
@@ -223,6 +244,9 @@ def final_number(text: str) -> Fraction | None:
         n = parse_number(boxed)
         if n is not None:
             return n
+    last_line = [ln for ln in text.strip().splitlines() if ln.strip()][-1]
+    if _HEDGE.search(last_line):
+        return None
     nums = _NUMBER.findall(text)
     return parse_number(nums[-1]) if nums else None
 
@@ -434,13 +458,13 @@ class CodeGrader:
             raise GradingError("code_eval runs generated code: allow it with --allow-code-exec")
         if not answer.strip():
             return 0.0
-        # A program passes only if it ran to its very end: the last line it prints must be a
-        # fresh token printed after the tests (an early `os._exit(0)` exits 0 too).
-        done = f"router-tests-passed-{secrets.token_hex(8)}"
-        program = code_program(answer, ref) + f"\nprint({done!r}, flush=True)\n"
-        self.last = run_python(program, timeout=self.timeout, memory_mb=self.memory_mb)
-        lines = self.last.stdout.strip().splitlines()
-        return float(self.last.passed and lines[-1:] == [done])
+        # `passed` is the sandbox's own verdict: exit status 0 *and* the program ran to its
+        # end, signalled on a pipe the program cannot forge (sandbox.py). Nothing it prints
+        # counts, so an early `os._exit(0)` after printing anything does not pass.
+        self.last = run_python(
+            code_program(answer, ref), timeout=self.timeout, memory_mb=self.memory_mb
+        )
+        return float(self.last.passed)
 
 
 def code_eval(answer: str, ref: Reference, allow_exec: bool = False) -> float:

@@ -29,6 +29,7 @@ from typing import Any
 
 from router.core.config import ModelSpec, RouterConfig
 from router.core.data import DataError, Example, read_many
+from router.evaluation import sandbox
 from router.evaluation.graders import (
     GradingError,
     grade,
@@ -445,6 +446,7 @@ def profile(
     sources: Sequence[str] = (),
     concurrency: int = 1,
     allow_code_exec: bool = False,
+    allow_weak_sandbox: bool = False,
     judge: str | None = None,
     judge_against: str | None = None,
     retries: int = 3,
@@ -465,6 +467,10 @@ def profile(
             raise ProfileError(f"--model {m!r}: not in the catalogue; known: {sorted(known)}")
     if judge_against and not judge:
         raise ProfileError("--judge-against needs --judge MODEL")
+    if allow_code_exec:
+        say(f"code sandbox: {sandbox.describe()}")
+        if why := sandbox.weak_refusal(allow_weak_sandbox):
+            raise ProfileError(f"--allow-code-exec: {why}")
     out = Path(out)
     journal = Journal(out.with_name(out.name + ".journal"))
     rows = select_rows(read_many(data), per_source, limit, sources)

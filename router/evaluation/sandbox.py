@@ -1,31 +1,41 @@
 """Run untrusted generated code (a model's function plus a dataset's asserts) in a subprocess.
 
-One job: execute a Python program so that whatever it does fails only itself. Layers, each
-applied where this machine allows it (`isolation()` says which):
+One job: execute a Python program so that whatever it does fails only itself, and say whether
+it ran to its end. Layers, each applied where this machine allows it (`isolation()` says which):
 
-- a fresh process: `python -I` (isolated mode: no user site, no PYTHON* variables), an empty
-  environment, stdin closed, a wall-clock time limit after which its whole process group is
-  killed;
+- a fresh process of the bare interpreter (not the venv): `python -I -S -B` (the standard
+  library only: no site-packages, no .pth files), an empty environment,
+  stdin closed, a wall-clock time limit after which its whole process group is killed;
 - rlimits: CPU seconds, address space (memory), file size, number of processes (fork bombs),
   open files;
-- `unshare -n -m -p` (as root): a network namespace with no usable interface (loopback is down,
-  so even 127.0.0.1 is unreachable), a PID namespace (everything the program starts dies with
-  it) and a mount namespace where /tmp, /var/tmp and /dev/shm
-  are fresh size-limited tmpfs mounts; the program runs in a scratch directory on that tmpfs,
-  as the unprivileged user `nobody`, so it can write nowhere else;
-- always, inside the program: an audit hook (PEP 578) that refuses sockets and any file
-  opened for writing outside the scratch directory — the only network and file guard when
-  `unshare` is not available (then say so: `isolation()["network"] == "audit-hook"`).
+- **namespaces** (root, `unshare` works): a network namespace with no usable interface (even
+  127.0.0.1 is unreachable), a PID namespace (everything the program starts dies with it) and a
+  mount namespace where /tmp, /var/tmp and /dev/shm are fresh size-limited tmpfs mounts; the
+  program runs in a scratch directory on that tmpfs as the unprivileged user `nobody`;
+- always, inside the program: the guard of `sandbox_guard.py` (an audit hook that ends the
+  process on a file-system change outside the scratch directory, a socket, a process, a signal
+  to another process, native code or interpreter introspection; functions without an audit
+  event replaced). Without namespaces (mode "audit-hook") it is the only file and network wall,
+  so callers that care refuse that mode unless told otherwise (`router profile
+  --allow-weak-sandbox`).
+
+**Did it run to its end?** Exit status 0 is not enough: `os._exit(0)` exits 0 from anywhere.
+The parent sends a random token through a pipe that the guard program reads and closes before
+the untrusted code is compiled; the token comes back on a second pipe only when the interpreter
+finalises normally, which the harness allows only after the whole program ran (see
+`sandbox_guard.py`). It is never in the program's text, argv, environment or output.
 
 Output is read with a cap, so a program printing gigabytes cannot fill memory.
 """
 
 from __future__ import annotations
 
+import fcntl
 import functools
 import os
 import pwd
 import resource
+import secrets
 import shutil
 import signal
 import subprocess
@@ -35,35 +45,17 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-# Guards installed at the top of every sandboxed program. An audit hook cannot be removed
-# from Python code; it is a second wall, the namespaces and the unprivileged user are the first.
-PREAMBLE = r"""
-import sys as _sb_sys, os as _sb_os
-def _sb_guard(event, args, _root=_sb_os.path.realpath(_sb_os.getcwd()), _os=_sb_os):
-    if event.startswith("socket.") and event not in ("socket.gethostname",):
-        raise PermissionError("sandbox: network access is not allowed")
-    if event == "open" and args[0] is not None and not isinstance(args[0], int):
-        mode, flags = args[1], args[2]
-        writes = (mode is not None and any(c in mode for c in "wax+")) or (
-            flags is not None and flags & (_os.O_WRONLY | _os.O_RDWR | _os.O_CREAT | _os.O_APPEND))
-        if writes:
-            path = _os.path.realpath(_os.fsdecode(args[0]))
-            if path != _root and not path.startswith(_root + _os.sep) and path != "/dev/null":
-                raise PermissionError(f"sandbox: writing outside the scratch directory: {path}")
-    if event in ("os.system", "os.exec", "os.posix_spawn", "os.spawn", "subprocess.Popen",
-                 "ctypes.dlopen", "os.kill", "os.killpg"):
-        raise PermissionError(f"sandbox: {event} is not allowed")
-_sb_sys.addaudithook(_sb_guard)
-del _sb_guard
-"""
+MODES = ("namespaces", "audit-hook")
+GUARD_SOURCE = Path(__file__).with_name("sandbox_guard.py")
 
 # The in-namespace launcher (runs as root inside fresh namespaces, then drops to `nobody`).
 LAUNCHER = r"""
 import os, resource, subprocess, sys
-code_path, tmpfs_mb, uid, gid = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
+src, tmpfs_mb, uid, gid = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
 limits = [int(x) for x in sys.argv[5:10]]
 prefix, exe = sys.argv[10], sys.argv[11]  # the interpreter's install prefix and exe within it
-code = open(code_path, "rb").read()
+args = sys.argv[12:]  # main.py's own arguments (the pipes' fd numbers, the guard switch)
+files = {name: open(os.path.join(src, name), "rb").read() for name in os.listdir(src)}
 for d in ("/tmp", "/var/tmp", "/dev/shm"):
     if os.path.isdir(d):
         subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={tmpfs_mb}m,mode=1777", "tmpfs", d],
@@ -77,10 +69,11 @@ subprocess.run(["mount", "-o", "remount,bind,ro", pyroot], check=True)
 python = os.path.join(pyroot, exe)
 work = "/tmp/work"
 os.mkdir(work, 0o700)
-with open(os.path.join(work, "main.py"), "wb") as f:
-    f.write(code)
+for name, data in files.items():
+    with open(os.path.join(work, name), "wb") as f:
+        f.write(data)
+    os.chown(os.path.join(work, name), uid, gid)
 os.chown(work, uid, gid)
-os.chown(os.path.join(work, "main.py"), uid, gid)
 os.chdir(work)
 os.setgroups([])
 os.setgid(gid)
@@ -93,7 +86,7 @@ resource.setrlimit(resource.RLIMIT_NPROC, (nproc, nproc))
 resource.setrlimit(resource.RLIMIT_NOFILE, (nofile, nofile))
 resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
 env = {"PATH": "/usr/bin:/bin", "HOME": work, "TMPDIR": work, "LANG": "C.UTF-8"}
-os.execve(python, [python, "-I", "-B", "main.py"], env)
+os.execve(python, [python, "-I", "-S", "-B", "main.py", *args[:3], work], env)
 """
 
 
@@ -101,13 +94,14 @@ os.execve(python, [python, "-I", "-B", "main.py"], env)
 class SandboxResult:
     """How a sandboxed run ended."""
 
-    passed: bool  # exited with status 0 within the limits
+    passed: bool  # ran to its end and exited with status 0, within the limits
     returncode: int | None
     timed_out: bool
     stdout: str
     stderr: str
     seconds: float
-    isolation: str  # "namespaces" or "rlimits+audit-hook"
+    isolation: str  # "namespaces" or "audit-hook"
+    completed: bool = False  # the completion token came back: the program ran to its end
 
     @property
     def reason(self) -> str:
@@ -120,54 +114,75 @@ class SandboxResult:
                 return f"killed by {signal.Signals(-self.returncode).name}"
             except ValueError:
                 return f"killed by signal {-self.returncode}"
+        if self.returncode == 0:
+            return "exited with status 0 before the end of the program"
         last = self.stderr.strip().splitlines()[-1:] or [f"exit code {self.returncode}"]
         return last[0][:300]
 
 
 @functools.cache
 def isolation() -> dict[str, str]:
-    """What this machine allows: network and file isolation, checked once by running them."""
+    """The strongest mode this machine allows, checked once by running it.
+
+    `strong` is "yes" for namespaces; "no" for the audit-hook mode, where the in-process guard
+    is the only file and network wall."""
     ok = False
     if os.geteuid() == 0 and shutil.which("unshare") and shutil.which("mount"):
         try:
             r = subprocess.run(
-                [
-                    "unshare",
-                    "-n",
-                    "-m",
-                    "--propagation",
-                    "private",
-                    "mount",
-                    "-t",
-                    "tmpfs",
-                    "tmpfs",
-                    "/tmp",
-                ],
+                ["unshare", "-n", "-m", "--propagation", "private",
+                 "mount", "-t", "tmpfs", "tmpfs", "/tmp"],
                 capture_output=True,
                 timeout=20,
-            )
+            )  # fmt: skip
             ok = r.returncode == 0
         except (OSError, subprocess.TimeoutExpired):
             ok = False
     if ok:
         return {
             "mode": "namespaces",
-            "network": "unshare -n (no interface up)",
-            "files": "mount namespace: tmpfs /tmp, scratch dir, user nobody",
+            "strong": "yes",
+            "network": "unshare -n (no interface up), and the guard",
+            "files": "mount namespace: tmpfs /tmp, scratch dir, user nobody; and the guard",
         }
+    return weak_isolation("not root" if os.geteuid() != 0 else "unshare is missing or refused")
+
+
+def weak_isolation(why: str) -> dict[str, str]:
+    """What the audit-hook mode offers (`why`: why namespaces are not used)."""
     return {
-        "mode": "rlimits+audit-hook",
-        "network": "audit-hook (socket calls refused in-process)",
-        "files": "audit-hook (writes outside the scratch dir refused in-process)",
+        "mode": "audit-hook",
+        "strong": "no",
+        "network": f"the guard's audit hook only ({why})",
+        "files": "the guard's audit hook only: changes outside the scratch dir refused in-process",
     }
 
 
-def _nobody() -> tuple[int, int]:
+def weak_refusal(allow_weak: bool, option: str = "--allow-weak-sandbox") -> str | None:
+    """Why generated code must not run here, or None: the audit-hook mode needs consent."""
+    if isolation()["strong"] == "yes" or allow_weak:
+        return None
+    return (
+        "only the audit-hook sandbox is available here (no root or no unshare), an in-process "
+        "wall that generated code shares its interpreter with; run as root where unshare "
+        f"works, or accept it with {option}"
+    )
+
+
+def describe(info: dict[str, str] | None = None) -> str:
+    """One line for a user: the mode and what walls it has."""
+    info = info or isolation()
+    return f"{info['mode']} (network: {info['network']}; files: {info['files']})"
+
+
+def _user(name: str) -> tuple[int, int]:
     try:
-        p = pwd.getpwnam("nobody")
+        p = pwd.getpwnam(name)
         return p.pw_uid, p.pw_gid
     except KeyError:
-        return 65534, 65534
+        if name == "nobody":
+            return 65534, 65534
+        raise ValueError(f"sandbox: no user {name!r}") from None
 
 
 def _interpreter() -> tuple[str, str]:
@@ -187,6 +202,15 @@ def _read_capped(path: Path, cap: int) -> str:
     return text + ("\n[output truncated]" if len(data) > cap else "")
 
 
+def _read_pipe(fd: int, cap: int = 256) -> bytes:
+    """What is in a pipe now, without waiting (a leftover child may still hold its other end)."""
+    fcntl.fcntl(fd, fcntl.F_SETFL, fcntl.fcntl(fd, fcntl.F_GETFL) | os.O_NONBLOCK)
+    try:
+        return os.read(fd, cap)
+    except BlockingIOError:
+        return b""
+
+
 def run_python(
     code: str,
     timeout: float = 10.0,
@@ -196,50 +220,79 @@ def run_python(
     max_procs: int = 64,
     output_bytes: int = 64_000,
     audit_hook: bool = True,
+    mode: str | None = None,
+    user: str | None = None,
+    python: str | None = None,
 ) -> SandboxResult:
-    """Run `code` as a program in the sandbox; `passed` when it exits 0 within the limits.
+    """Run `code` as a program in the sandbox; `passed` when it ran to its end and exited 0
+    within the limits.
 
     Never raises for anything the program does (time-outs, crashes, bombs): the result says.
     `audit_hook=False` leaves out the in-process guard (tests check each wall on its own).
+    `mode` forces "audit-hook" (no namespaces) where namespaces would be used; there, as root,
+    `user` runs the program as that user and `python` names an interpreter it can execute.
     """
+    available = isolation()["mode"]
+    mode = mode or available
+    if mode not in MODES:
+        raise ValueError(f"sandbox: mode {mode!r}: one of {MODES}")
+    if mode == "namespaces" and available != "namespaces":
+        raise ValueError("sandbox: namespaces are not available here (needs root and unshare)")
     cpu = cpu_s or max(1, int(timeout) + 1)
     mem = memory_mb * 1024 * 1024
     fsize = file_mb * 1024 * 1024
-    mode = isolation()["mode"]
     host = Path(tempfile.mkdtemp(prefix="router-sandbox-"))
+    token = secrets.token_hex(16).encode()
+    token_r, token_w = os.pipe()
+    verdict_r, verdict_w = os.pipe()
     try:
         scratch = host / "work"
         scratch.mkdir()
-        program = (PREAMBLE if audit_hook else "") + "\n" + code
-        (scratch / "main.py").write_text(program, encoding="utf-8")
+        (scratch / "main.py").write_text(
+            GUARD_SOURCE.read_text(encoding="utf-8") + "\n\nmain(sys.argv)\n", encoding="utf-8"
+        )
+        (scratch / "program.py").write_text(code, encoding="utf-8")
+        os.write(token_w, token)
+        os.close(token_w)
+        token_w = -1
+        fds = [str(token_r), str(verdict_w), "1" if audit_hook else "0"]
         out_path, err_path = host / "stdout", host / "stderr"
         if mode == "namespaces":
-            uid, gid = _nobody()
+            uid, gid = _user(user or "nobody")
             cmd = [
                 "unshare", "-n", "-m", "-p", "--fork", "--kill-child", "--propagation", "private",
-                sys.executable, "-I", "-B", "-c", LAUNCHER, str(scratch / "main.py"),
+                sys.executable, "-I", "-B", "-c", LAUNCHER, str(scratch),
                 str(max(16, file_mb * 2)), str(uid), str(gid),
-                str(cpu), str(mem), str(fsize), str(max_procs), "256", *_interpreter(),
+                str(cpu), str(mem), str(fsize), str(max_procs), "256", *_interpreter(), *fds,
             ]  # fmt: skip
             preexec = None
             cwd = str(host)
         else:
-            cmd = [sys.executable, "-I", "-B", "main.py"]
+            exe = python or os.path.join(*_interpreter())
+            cmd = [exe, "-I", "-S", "-B", "main.py", *fds, str(scratch)]
             cwd = str(scratch)
+            ids = _user(user) if user is not None else None
+            if ids is not None:
+                for p in (host, scratch, *scratch.iterdir()):
+                    os.chown(p, *ids)
 
-            def preexec() -> None:  # rlimits in the child, before exec
+            def preexec() -> None:  # rlimits (and the user) in the child, before exec
                 resource.setrlimit(resource.RLIMIT_CPU, (cpu, cpu))
                 resource.setrlimit(resource.RLIMIT_AS, (mem, mem))
                 resource.setrlimit(resource.RLIMIT_FSIZE, (fsize, fsize))
                 resource.setrlimit(resource.RLIMIT_NPROC, (max_procs, max_procs))
                 resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+                if ids is not None:
+                    os.setgroups([])
+                    os.setgid(ids[1])
+                    os.setuid(ids[0])
 
         env = {"PATH": "/usr/bin:/bin", "HOME": cwd, "TMPDIR": cwd, "LANG": "C.UTF-8"}
         t0 = time.monotonic()
         timed_out = False
         with out_path.open("wb") as out, err_path.open("wb") as err:
-            # Output goes to files (capped by RLIMIT_FSIZE in the fallback, read back with a
-            # cap): a pipe nobody drains would block the program, and memory stays bounded.
+            # Output goes to files (capped by RLIMIT_FSIZE, read back with a cap): a pipe
+            # nobody drains would block the program, and memory stays bounded.
             proc = subprocess.Popen(
                 cmd,
                 cwd=cwd,
@@ -247,9 +300,13 @@ def run_python(
                 stdin=subprocess.DEVNULL,
                 stdout=out,
                 stderr=err,
+                pass_fds=(token_r, verdict_w),
                 start_new_session=True,  # its own process group, killed as a whole
                 preexec_fn=preexec,  # noqa: PLW1509 - resource limits only, no locks taken
             )
+            os.close(token_r)
+            os.close(verdict_w)
+            token_r = verdict_w = -1
             try:
                 proc.wait(timeout=timeout)
             except subprocess.TimeoutExpired:
@@ -258,16 +315,21 @@ def run_python(
                 _kill_group(proc)
         seconds = time.monotonic() - t0
         rc = proc.returncode
+        completed = _read_pipe(verdict_r) == token
         return SandboxResult(
-            passed=not timed_out and rc == 0,
+            passed=not timed_out and rc == 0 and completed,
             returncode=None if timed_out else rc,
             timed_out=timed_out,
             stdout=_read_capped(out_path, output_bytes),
             stderr=_read_capped(err_path, output_bytes),
             seconds=round(seconds, 3),
             isolation=mode,
+            completed=completed,
         )
     finally:
+        for fd in (token_r, token_w, verdict_r, verdict_w):
+            if fd >= 0:
+                os.close(fd)
         shutil.rmtree(host, ignore_errors=True)
 
 

@@ -123,6 +123,9 @@ def reload_router(old: Any, path: str | Path | None = None) -> Any:
 
     new = Router.__new__(Router)
     new.state = old.state  # Router.__init__ keeps a store it is given
+    if config.cache == old.config.cache and encoder is old.encoder:
+        # The same cache settings and vectors: the cached answers stay valid.
+        new.response_cache = old.response_cache
     try:
         Router.__init__(new, config, policies, scorer, encoder)
     except ValueError as e:  # RequestError: default_policy without a policy file

@@ -3,8 +3,9 @@
 1. **Export** the log's rows with outcomes (feedback, shadow judgements) as routing data
    (`decision_log.export_examples`), catalogue names mapped to the scorer's (a model's
    `profile`), so new outcomes add labels to the heads the old data trained.
-2. **Split by time**: the newest `test_share` of those rows are held out; a random split would
-   let the candidate see the future it is judged on.
+2. **Split by time, grouped by prompt**: the newest `test_share` of those rows are held out,
+   every row of a prompt on the side of its newest one; a random split would let the candidate
+   see the future it is judged on, and a repeated prompt on both sides would test memory.
 3. **Train** a candidate on the old training data plus the older new rows.
 4. **Gate**: the candidate and the serving scorer predict the held-out rows; the candidate is
    promoted only if it is not worse: Brier score of the difficulty and gain heads (lower is
@@ -108,11 +109,36 @@ def logged_examples(location: str | Path, cfg: RouterConfig) -> list[Example]:
 def time_split(
     rows: Sequence[Example], test_share: float = 0.3, min_test: int = 10
 ) -> tuple[list[Example], list[Example]]:
-    """(older rows to train on, newest rows to judge on), by the rows' logged time."""
-    ordered = sorted(rows, key=lambda ex: ex.extra.get("ts", 0.0))
-    n_test = max(min_test, int(round(len(ordered) * test_share)))
-    n_test = min(n_test, len(ordered))
-    return ordered[: len(ordered) - n_test], ordered[len(ordered) - n_test :]
+    """(older rows to train on, newest rows to judge on), by the rows' logged time, grouped by
+    prompt: every row of a prompt falls on the side of its newest row, so the candidate is never
+    judged on a prompt it was trained on (a repeated request would otherwise be on both)."""
+    groups: dict[object, list[Example]] = {}
+    for ex in sorted(rows, key=lambda ex: ex.extra.get("ts", 0.0)):
+        groups.setdefault(_prompt_key(ex), []).append(ex)
+    # Newest prompts first (dicts keep insertion order: a group's place is its first row's).
+    newest_first = sorted(groups.values(), key=lambda g: g[-1].extra.get("ts", 0.0), reverse=True)
+    n_test = min(max(min_test, int(round(len(rows) * test_share))), len(rows))
+    test: list[Example] = []
+    taken = 0
+    for group in newest_first:
+        if taken >= n_test:
+            break
+        test.extend(group)
+        taken += len(group)
+    held = {id(ex) for ex in test}
+    train = [ex for g in groups.values() for ex in g if id(ex) not in held]
+    by_time = lambda ex: ex.extra.get("ts", 0.0)  # noqa: E731
+    return sorted(train, key=by_time), sorted(test, key=by_time)
+
+
+def _prompt_key(ex: Example) -> object:
+    """What identifies a logged prompt: its routing text, else (a log that keeps only
+    embeddings) its embedding, which is the same for the same text, else the request."""
+    if ex.prompt is not None or ex.messages is not None:
+        return ("text", ex.text())
+    if ex.extra.get("embedding") is not None:
+        return ("embedding", tuple(ex.extra["embedding"]))
+    return ("id", ex.id or id(ex))
 
 
 # ---- the gate -----------------------------------------------------------------------------

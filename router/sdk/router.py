@@ -1,4 +1,5 @@
-"""The SDK: `Router.route()` decides, `chat()` / `achat()` call the chosen model through litellm.
+"""The SDK: `Router.route()` decides, `chat()` / `achat()` call the chosen model (directly for
+an OpenAI-compatible endpoint, through litellm otherwise: router/serving/upstream.py).
 
 Upstream calls follow the decision's fallback chain on errors and time-outs; the Decision that
 comes back with the answer records every attempt.
@@ -9,32 +10,45 @@ from __future__ import annotations
 import itertools
 import os
 import time
-import uuid
+import weakref
+from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from router.core.config import DecisionLogSpec, RouterConfig, load_config, load_policies
+import numpy as np
+
+from router.core.config import (
+    ConfigError,
+    DecisionLogSpec,
+    RouterConfig,
+    load_config,
+    load_policies,
+)
 from router.core.data import domain_names
 from router.core.drift import DriftMonitor
 from router.core.encoder import load_encoder
 from router.core.policy import CompiledPolicy, Decision
+from router.core.privacy import detect, redact_messages
 from router.core.request import (
     Message,
     RequestError,
+    RequestFacts,
     message_text,
     normalise_messages,
     request_facts,
     routing_text,
 )
 from router.core.scorer import Scorer
+from router.sdk import caching, logged
 from router.sdk.streams import AsyncRoutedStream, RoutedStream, carries_nothing, prepend
-from router.serving import cascade, upstream
+from router.serving import cascade, tracing, upstream
 from router.serving.breaker import Breakers
 from router.serving.budget import Budgets
+from router.serving.cache import ResponseCache, open_cache
 from router.serving.calls import ModelCalls
 from router.serving.local import LocalModels
-from router.serving.providers import EmptyStream, load_litellm
+from router.serving.providers import EmptyStream, UpstreamError
 from router.serving.sessions import Sessions, reply_of, run_sync
 from router.serving.state import StateStore, open_state
 
@@ -47,6 +61,43 @@ os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 def default_scorer_path() -> Path:
     """The scorer shipped inside the package (`make model` rebuilds it)."""
     return Path(str(resources.files("router").joinpath("artifacts/default")))
+
+
+def success_columns(
+    config: RouterConfig, scorer_models: list[str]
+) -> tuple[dict[str, int], dict[str, str]]:
+    """Per catalogue model, the scorer's success column that estimates it; and, for models
+    with no rows of their own, the stand-in used ("none": no estimate at all)."""
+    cols = {m: i for i, m in enumerate(scorer_models)}
+    success_col: dict[str, int] = {}
+    unprofiled: dict[str, str] = {}
+    for m in config.models:
+        own = m.profile or m.name
+        if own in cols:
+            success_col[m.name] = cols[own]
+            continue
+        stand_in = m.stand_in or getattr(config.stand_ins, m.tier)
+        where = f"models[{m.name}].stand_in" if m.stand_in else f"stand_ins.{m.tier}"
+        if stand_in is not None and stand_in not in cols:
+            raise ConfigError(
+                "config",
+                where,
+                f"{stand_in!r} is not a model of the scorer; it knows {sorted(cols)}",
+            )
+        unprofiled[m.name] = stand_in or "none"
+        if stand_in is not None:
+            success_col[m.name] = cols[stand_in]
+    return success_col, unprofiled
+
+
+@dataclass
+class Routed:
+    """One routed request: its decision, the facts the hard rules saw, and the routing vector
+    (None without text), which the semantic cache reuses."""
+
+    decision: Decision
+    facts: RequestFacts
+    vector: np.ndarray | None
 
 
 class Router:
@@ -66,24 +117,28 @@ class Router:
         # Model calls: arguments, breakers, fallback chains, local servers (router/serving).
         self.calls = ModelCalls(config)
         self.base_dir = Path.cwd()  # where relative gguf paths start; from_config: its folder
-        # Shared state (router/state.py): session state and counters; in process by default,
+        # Shared state (router/serving/state.py): session state and counters; in process by default,
         # in Redis with `state: redis://...` (falls back to in process during an outage).
         self.state: StateStore = getattr(self, "state", None) or open_state(config.state)
-        # Sticky conversations and tool loops (router/sessions.py), applied around route().
+        # Sticky conversations and tool loops (router/serving/sessions.py), applied around route().
         self.sessions = Sessions(self)
         # Rows of chat() / achat() calls and their feedback (open_decision_log); off: None.
         self.decision_log: DecisionLog | None = None
         if config.default_policy not in policies:
             raise RequestError(f"default_policy {config.default_policy!r} has no policy file")
         domains = scorer.domains_
-        self._compiled = {n: CompiledPolicy(p, config.models, domains) for n, p in policies.items()}
-        # Which scorer success column stands for each catalogue model (by profile or name).
-        cols = {m: i for i, m in enumerate(scorer.models_)}
-        self._success_col = {
-            m.name: cols[m.profile or m.name]
-            for m in config.models
-            if (m.profile or m.name) in cols
+        self._compiled = {
+            n: CompiledPolicy(p, config.models, domains, config.privacy)
+            for n, p in policies.items()
         }
+        # Answers served again (router/serving/cache.py); None when no policy caches. A hot
+        # reload hands the old cache over when the cache settings and encoder stay.
+        self.response_cache: ResponseCache | None = getattr(
+            self, "response_cache", None
+        ) or open_cache(config.cache, policies.values())
+        # Which scorer success column stands for each catalogue model: its own (by profile or
+        # name), else a stand-in that every receipt names (`unprofiled`).
+        self._success_col, self.unprofiled = success_columns(config, scorer.models_)
         # Budget controllers of the policies with a `budget:` (the proxy syncs their counters).
         self.budgets = Budgets(policies)
         # Live scores against the scorer's training distributions (no-op for an old scorer).
@@ -129,6 +184,15 @@ class Router:
     @breakers.setter
     def breakers(self, value: Breakers) -> None:
         self.calls.breakers = value
+
+    @property
+    def tracer(self) -> Any:
+        """The OpenTelemetry tracer of `tracing:` (router/serving/tracing.py); None when off."""
+        return self.calls.tracer
+
+    @tracer.setter
+    def tracer(self, value: Any) -> None:
+        self.calls.tracer = value
 
     @property
     def local(self) -> LocalModels | None:
@@ -219,21 +283,39 @@ class Router:
         **params: Any,
     ) -> list[Decision]:
         """Route several requests with one encoder call (what a busy proxy wants)."""
+        return [r.decision for r in self.routed(conversations, policy, model, params)]
+
+    def routed(
+        self,
+        conversations: list[str | list[Message]],
+        policy: str | None,
+        model: str | None,
+        params: dict[str, Any],
+    ) -> list[Routed]:
+        """`route_many`, with each request's facts and routing vector."""
         t0 = time.perf_counter()
         compiled = self.policy(policy)
         msgs = [normalise_messages(c) for c in conversations]
         for m in msgs:
             self._check_size(m)
+        privacy = compiled.privacy
         facts = [
-            request_facts(m, params, self.config.expected_output_tokens, pinned_model=model)
+            request_facts(
+                m,
+                params,
+                self.config.expected_output_tokens,
+                pinned_model=model,
+                private=detect(m, privacy.detect) if privacy.action != "off" else (),
+            )
             for m in msgs
         ]
         texts = [self.text_of(m).strip() for m in msgs]
         with_text = [i for i, t in enumerate(texts) if t]
-        batch = None
+        batch = vectors = None
         if with_text:
             scored = [texts[i] for i in with_text]
-            batch = self.scorer.predict(self.encoder.encode(scored), scored)
+            vectors = self.encoder.encode(scored)
+            batch = self.scorer.predict(vectors, scored)
         out: list[Decision] = []
         row_of = {i: r for r, i in enumerate(with_text)}
         budget = self.budgets.get(compiled.policy.name)
@@ -242,11 +324,22 @@ class Router:
             # A budget's moved threshold is an input of the (pure) policy.
             esc = budget.escalation(compiled.policy) if budget is not None else None
             if r is None:
-                d = compiled.decide(f, None, None, {}, escalation=esc)
+                d = compiled.decide(f, None, None, {}, escalation=esc, unprofiled=self.unprofiled)
             else:
-                success = {
-                    name: float(batch.success[r, col]) for name, col in self._success_col.items()
-                }
+                cols = self._success_col
+                success = {name: float(batch.success[r, col]) for name, col in cols.items()}
+                evidence = {}
+                if batch.evidence is not None:
+                    # A stand-in's estimate is borrowed: none of its evidence is this model's.
+                    evidence = {
+                        name: {"rows": 0, "neighbours": 0.0}
+                        if name in self.unprofiled
+                        else {
+                            "rows": int(batch.rows[col]),
+                            "neighbours": round(float(batch.evidence[r, col]), 2),
+                        }
+                        for name, col in cols.items()
+                    }
                 d = compiled.decide(
                     f,
                     batch.domain_probs[r],
@@ -254,15 +347,35 @@ class Router:
                     success,
                     gain=float(batch.gain[r]),
                     escalation=esc,
+                    evidence=evidence,
+                    unprofiled=self.unprofiled,
                 )
             if budget is not None:
                 budget.record(d, esc)
             self.drift.observe(d.domain, d.difficulty, d.gain)
-            out.append(d)
+            vector = None if r is None else np.array(vectors[r], dtype=np.float32)
+            out.append(Routed(d, f, vector))
         elapsed = (time.perf_counter() - t0) * 1000 / max(1, len(out))
-        for d in out:
-            d.routing_ms = round(elapsed, 3)
+        for routed in out:
+            routed.decision.routing_ms = round(elapsed, 3)
         return out
+
+    # ---- privacy ----------------------------------------------------------------------------
+
+    def outgoing(self, messages: list[Message], decision: Decision) -> list[Message]:
+        """The messages that leave for the models: with `privacy.action: redact`, each private
+        value replaced by a typed placeholder."""
+        p = decision.privacy
+        if not p or not p.get("redacted"):
+            return messages
+        return redact_messages(messages, self.policy(decision.policy).privacy.detect)
+
+    def loggable_text(self, messages: list[Message], decision: Decision | None) -> str:
+        """The routing text as the decision log may keep it: never a detected private value."""
+        if decision is not None and decision.privacy:
+            detected = self.policy(decision.policy).privacy.detect
+            messages = redact_messages(messages, detected)
+        return self.text_of(messages).strip()
 
     # ---- the decision log and feedback -------------------------------------------------------
 
@@ -281,29 +394,12 @@ class Router:
             self.decision_log.close()
         from router.serving.decision_log import open_decision_log
 
-        self.decision_log = open_decision_log(where, spec, self)
+        self.decision_log = open_decision_log(where, spec, self, base_dir=self.base_dir)
         return self.decision_log
 
-    def _log_call(self, decision: Decision, msgs: list[Message], usage: Any = None) -> None:
-        """The decision-log row of one SDK call; gives the decision its request id."""
-        if self.decision_log is None:
-            return
-        from router.serving.decision_log import decision_row
-
-        decision.request_id = "req_" + uuid.uuid4().hex
-        tokens = None
-        if usage is not None and getattr(usage, "prompt_tokens", None) is not None:
-            tokens = (usage.prompt_tokens, usage.completion_tokens or 0)
-        self.decision_log.record(
-            decision_row(
-                decision,
-                decision.request_id,
-                kind="sdk.chat",
-                routing_text=self.text_of(msgs).strip(),
-                usage=tokens,
-                requested_model="router",
-            )
-        )
+    def _log_call(self, decision: Decision, msgs: list[Message], usage: Any = None):
+        """The decision-log row of one SDK call (logged.py); gives the decision its id."""
+        return logged.log_call(self, decision, msgs, usage)
 
     def feedback(self, request_id: str, score: float | str, model: str | None = None) -> None:
         """Score the answer to a request (`decision.request_id`): a number in [0, 1], or
@@ -322,19 +418,39 @@ class Router:
 
         `model` in params pins a catalogue model. With `stream=True` the result is an iterator
         of chunks with `.decision`; a failure before the first chunk falls back, one after it
-        is raised (part of the answer is already out).
+        is raised (part of the answer is already out). A cache hit calls no model.
         """
-        litellm = load_litellm()
+        with tracing.span(self.tracer, tracing.CHAT) as span:
+            try:
+                result = self._chat(messages, policy, **params)
+            except UpstreamError as e:
+                tracing.annotate(span, e.decision)
+                raise
+            tracing.annotate(span, result.decision)
+            return result
+
+    def _chat(self, messages: str | list[Message], policy: str | None = None, **params: Any):
 
         pin = params.pop("model", None)
         msgs = normalise_messages(messages)
         session, scope = params.pop("session", None), params.pop("session_scope", None)
-        turn = run_sync(self.sessions.open(msgs, policy, pin, params, session, scope))
-        decision = turn.decision
+        with tracing.span(self.tracer, tracing.ROUTE) as span:
+            turn = run_sync(self.sessions.open(msgs, policy, pin, params, session, scope))
+            tracing.annotate(span, turn.decision)
+        cp = run_sync(
+            caching.plan(self, turn.decision, msgs, params, turn.vector, turn.private, scope)
+        )
+        if cp.hit is not None:
+            result = run_sync(self._from_cache(turn, cp, msgs, params))
+            if params.get("stream"):
+                return RoutedStream(cp.decision, iter(result))
+            return result
+        decision = cp.decision
+        send = self.outgoing(msgs, decision)  # redacted when the privacy rule says so
         if params.get("stream"):
 
             def open_stream(kw: dict):
-                it = iter(litellm.completion(messages=msgs, **kw))
+                it = iter(upstream.completion(send, **kw))  # direct for OpenAI-compatible
                 first = next(it)
                 if carries_nothing(first):
                     # litellm makes up one empty "stop" chunk for a body that was not SSE.
@@ -349,50 +465,79 @@ class Router:
                     self.calls,
                     self.policy(decision.policy),
                     decision,
-                    msgs,
+                    send,
                     params,
                     open_stream,
-                    self.text_of(msgs),
+                    self.text_of(send),
                 )
                 first, it = held[0], cascade.held_then(held[1:], it)
             else:
                 (it, first), decision = self.calls.run_chain(decision, params, open_stream)
-            self._log_call(decision, msgs)
-            return RoutedStream(decision, turn.follow_sync(decision, itertools.chain([first], it)))
+            chunks = turn.follow_sync(decision, itertools.chain([first], it))
+            chunks = caching.store_stream(self, cp, decision, chunks, run_sync)
+            if self.decision_log is None:
+                return RoutedStream(decision, chunks)
+            seq, end = logged.log_start(self, decision, msgs)
+            self.decision_log.durable(seq)
+            routed = RoutedStream(decision, logged.logged(chunks, end))
+            weakref.finalize(routed, end, 499, None, "stream left unread")
+            return routed
 
         def call(kw: dict):
-            return upstream.completion(msgs, **kw)  # direct httpx for OpenAI-compatible
+            return upstream.completion(send, **kw)  # direct httpx for OpenAI-compatible
 
         if cascade.is_judged(decision):
             resp, decision, _ = cascade.run(
                 self.calls,
                 self.policy(decision.policy),
                 decision,
-                msgs,
+                send,
                 params,
                 call,
-                self.text_of(msgs),
+                self.text_of(send),
             )
         else:
             resp, decision = self.calls.run_chain(decision, params, call)
         run_sync(turn.close(decision, reply_of(resp)))
-        self._log_call(decision, msgs, getattr(resp, "usage", None))
+        run_sync(caching.store(self, cp, decision, resp))
+        seq = self._log_call(decision, msgs, getattr(resp, "usage", None))
+        if self.decision_log is not None:
+            self.decision_log.durable(seq)
         resp.decision = decision
         return resp
 
     async def achat(self, messages: str | list[Message], policy: str | None = None, **params: Any):
         """`chat()` for asyncio; routing runs in a worker thread so the loop never blocks."""
-        litellm = load_litellm()
+        with tracing.span(self.tracer, tracing.CHAT) as span:
+            try:
+                result = await self._achat(messages, policy, **params)
+            except UpstreamError as e:
+                tracing.annotate(span, e.decision)
+                raise
+            tracing.annotate(span, result.decision)
+            return result
+
+    async def _achat(self, messages: str | list[Message], policy: str | None = None, **params: Any):
 
         pin = params.pop("model", None)
         msgs = normalise_messages(messages)
         session, scope = params.pop("session", None), params.pop("session_scope", None)
-        turn = await self.sessions.open(msgs, policy, pin, params, session, scope)
-        decision = turn.decision
+        with tracing.span(self.tracer, tracing.ROUTE) as span:
+            turn = await self.sessions.open(msgs, policy, pin, params, session, scope)
+            tracing.annotate(span, turn.decision)
+        cp = await caching.plan(self, turn.decision, msgs, params, turn.vector, turn.private, scope)
+        if cp.hit is not None:
+            result = await self._from_cache(turn, cp, msgs, params)
+            if params.get("stream"):
+                return AsyncRoutedStream(cp.decision, result[0], _aiter(result[1:]))
+            return result
+        decision = cp.decision
+        send = self.outgoing(msgs, decision)  # redacted when the privacy rule says so
         if params.get("stream"):
 
             async def open_stream(kw: dict):
-                it = (await litellm.acompletion(messages=msgs, **kw)).__aiter__()
+                # Direct for an OpenAI-compatible endpoint (router/serving/upstream.py).
+                it = (await upstream.acompletion(send, **kw)).__aiter__()
                 first = await it.__anext__()
                 if carries_nothing(first):
                     # litellm makes up one empty "stop" chunk for a body that was not SSE.
@@ -408,33 +553,63 @@ class Router:
                     self.calls,
                     self.policy(decision.policy),
                     decision,
-                    msgs,
+                    send,
                     params,
                     open_stream,
-                    self.text_of(msgs),
+                    self.text_of(send),
                 )
                 first, it = held[0], cascade.aheld_then(held[1:], it)
             else:
                 (it, first), decision = await self.calls.arun_chain(decision, params, open_stream)
-            self._log_call(decision, msgs)
-            return AsyncRoutedStream(decision, first, turn.follow(decision, it, first))
+            rest = caching.astore_stream(
+                self, cp, decision, turn.follow(decision, it, first), first
+            )
+            if self.decision_log is None:
+                return AsyncRoutedStream(decision, first, rest)
+            seq, end = logged.log_start(self, decision, msgs)
+            await self.decision_log.adurable(seq)
+            routed = AsyncRoutedStream(decision, first, logged.alogged(rest, end))
+            weakref.finalize(routed, end, 499, None, "stream left unread")
+            return routed
 
         async def call(kw: dict):
-            return await upstream.acompletion(msgs, **kw)  # direct httpx for OpenAI-compatible
+            return await upstream.acompletion(send, **kw)  # direct httpx for OpenAI-compatible
 
         if cascade.is_judged(decision):
             resp, decision, _ = await cascade.arun(
                 self.calls,
                 self.policy(decision.policy),
                 decision,
-                msgs,
+                send,
                 params,
                 call,
-                self.text_of(msgs),
+                self.text_of(send),
             )
         else:
             resp, decision = await self.calls.arun_chain(decision, params, call)
         await turn.close(decision, reply_of(resp))
-        self._log_call(decision, msgs, getattr(resp, "usage", None))
+        await caching.store(self, cp, decision, resp)
+        seq = self._log_call(decision, msgs, getattr(resp, "usage", None))
+        if self.decision_log is not None:
+            await self.decision_log.adurable(seq)
         resp.decision = decision
         return resp
+
+    async def _from_cache(self, turn: Any, cp: caching.CachePlan, msgs: list, params: dict):
+        """A cache hit: the answer (or its stream chunks) with no model called; the session
+        and the decision log see the turn as any other."""
+        decision = cp.decision
+        resp = caching.response_of(cp.hit, decision.model)
+        await turn.close(decision, reply_of(resp))
+        seq = self._log_call(decision, msgs, getattr(resp, "usage", None))
+        if self.decision_log is not None:
+            await self.decision_log.adurable(seq)  # the whole row, before the answer
+        if params.get("stream"):
+            return caching.chunks_of(cp.hit, decision.model, params)
+        resp.decision = decision
+        return resp
+
+
+async def _aiter(items: list):
+    for item in items:
+        yield item

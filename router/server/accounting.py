@@ -22,8 +22,12 @@ def costs(router: Router, decision: Decision, usage: tuple[int, int] | None) -> 
     """(cost of the answering model, cost had the policy's first large model answered).
 
     With reported usage both are priced on the real token counts (catalogue prices); without,
-    the Decision's own estimates are used.
+    the Decision's own estimates are used. A cache hit cost nothing (`saved_cost` says what it
+    saved); its all-large counterfactual stays.
     """
+    if (decision.cache or {}).get("status") == "hit":
+        large = router.policy(decision.policy).reference_large
+        return 0.0, large.cost(*usage) if usage is not None else decision.large_cost_estimate
     if usage is None:
         cost, large_cost = decision.cost_estimate, decision.large_cost_estimate
     else:
@@ -35,10 +39,11 @@ def costs(router: Router, decision: Decision, usage: tuple[int, int] | None) -> 
 
 def cascade_extra_cost(decision: Decision) -> float:
     """What a cascade paid besides the answer that went out: the cheap call when it was
-    escalated (its answer was discarded) and the LLM verifier's call. The all-large
+    escalated (its answer was discarded), the LLM verifier's call, and a speculative large
+    call the verdict cancelled. The all-large
     counterfactual stays one large call: a cascade can cost more than it."""
     c = decision.cascade or {}
-    extra = c.get("judge_cost") or 0.0
+    extra = (c.get("judge_cost") or 0.0) + (c.get("speculative_cost") or 0.0)
     if c.get("mode") == "judged" and c.get("escalated") and c.get("cheap_cost") is not None:
         extra += c["cheap_cost"]
     return float(extra)

@@ -1,7 +1,7 @@
 """The proxy's live features: hot reload (POST /admin/reload, SIGHUP), versions on /ready,
 the budget controllers' sync, the shadow judge's workers, and their gauges on /metrics.
 
-Hot reload builds a new Router (router/reload.py) off the event loop and swaps it in with one
+Hot reload builds a new Router (router/learning/reload.py) off the event loop and swaps it in with one
 assignment (`svc.router`): a request reads the router once and keeps it, so requests in flight
 finish on the old scorer, policies and catalogue; a config that does not load is answered with
 its error and the old one keeps serving. With several workers or replicas, a reload bumps a
@@ -14,7 +14,6 @@ import asyncio
 import contextlib
 import hmac
 import logging
-import os
 import signal
 import time
 from typing import Any
@@ -26,7 +25,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from router.core.config import ServerSpec
 from router.learning.reload import reload_router, versions_of
 from router.learning.shadow import ShadowJudge
-from router.server.auth import KeyRing
+from router.server.auth import KeyRing, admin_secret
 from router.server.errors import APIError
 
 log = logging.getLogger("router.server")
@@ -64,9 +63,7 @@ class LiveFeatures:
     # ---- admin auth -------------------------------------------------------------------------
 
     def admin_key(self) -> str | None:
-        if self.spec.admin_key:
-            return self.spec.admin_key
-        return os.environ.get(self.spec.admin_key_env or "", "") or None
+        return admin_secret(self.spec)
 
     def check_admin(self, request: Request) -> None:
         """401 without a valid key, 403 with a key that is not the admin key."""

@@ -29,10 +29,14 @@ from router.server.passthrough import PassThrough, openapi_completions, openapi_
 from router.server.responses import ResponsesService, openapi_responses
 
 
-def install_agents(app: FastAPI, svc: ChatService, caller: Callable) -> None:
-    """Register the agent-facing endpoints on the proxy app."""
+def install_agents(
+    app: FastAPI, svc: ChatService, caller: Callable, owner_or_admin: Callable
+) -> None:
+    """Register the agent-facing endpoints on the proxy app. `owner_or_admin` authenticates
+    where a key's stored data is read or deleted (the admin key may do so for every key)."""
 
     Caller = Annotated[Principal, Depends(caller)]
+    Owner = Annotated[Principal, Depends(owner_or_admin)]
     responses = ResponsesService(svc)
     messages = MessagesService(svc)
     passthrough = PassThrough(svc)
@@ -43,11 +47,11 @@ def install_agents(app: FastAPI, svc: ChatService, caller: Callable) -> None:
         return await responses.create(request, principal)
 
     @app.get("/v1/responses/{response_id}")
-    async def get_response(response_id: str, principal: Caller) -> Response:
+    async def get_response(response_id: str, principal: Owner) -> Response:
         return await responses.get(response_id, principal)
 
     @app.delete("/v1/responses/{response_id}")
-    async def delete_response(response_id: str, principal: Caller) -> Response:
+    async def delete_response(response_id: str, principal: Owner) -> Response:
         return await responses.delete(response_id, principal)
 
     @app.post("/v1/messages", openapi_extra=openapi_messages())

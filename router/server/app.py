@@ -14,13 +14,15 @@ from router.sdk.router import Router
 from router.server import batching, errors, feedback
 from router.server.admin import install_live
 from router.server.agents import install_agents
-from router.server.auth import KeyRing, Principal
+from router.server.auth import ADMIN, KeyRing, Principal, is_admin
 from router.server.chat import ChatService
+from router.server.dashboard import install_dashboard
 from router.server.metrics import Metrics
 from router.server.middleware import RequestIdMiddleware
 from router.server.ratelimit import RateLimits
 from router.server.schema import openapi_body
 from router.server.targets import router_model_names
+from router.serving import upstream
 from router.serving.breaker import BreakerSync
 from router.serving.decision_log import DecisionLogCollector, open_decision_log
 from router.serving.providers import load_litellm
@@ -40,19 +42,26 @@ def create_app(router: Router, config: ServerSpec | None = None) -> FastAPI:
         router.local_models,
         lambda: router.local.snapshot() if router.local is not None else {},
     )
-    decisions = (
-        # The encoder of the router serving now: a hot reload swaps svc.router.
-        open_decision_log(spec.decision_log, router.config.decision_log, lambda: svc.router.encoder)
-        if spec.decision_log
-        else None
-    )
-    if decisions is not None:
-        metrics.registry.register(DecisionLogCollector(decisions))
-    metrics.registry.register(StateCollector(router.state))
     provider_keys = [
         os.environ.get(m.api_key_env, "") for m in router.config.models if m.api_key_env
     ]
-    svc = ChatService(router, spec, metrics, decisions, keys.secrets() + provider_keys)
+    svc = ChatService(router, spec, metrics, None, keys.secrets() + provider_keys)
+    # Opened once `svc` exists: its writer may embed rows (a replayed spool's) at once, with
+    # the encoder of the router serving now (a hot reload swaps svc.router).
+    decisions = (
+        open_decision_log(
+            spec.decision_log,
+            router.config.decision_log,
+            lambda: svc.router.encoder,
+            base_dir=router.base_dir,  # the config's folder: where a relative spool dir starts
+        )
+        if spec.decision_log
+        else None
+    )
+    svc.decisions = decisions
+    if decisions is not None:
+        metrics.registry.register(DecisionLogCollector(decisions))
+    metrics.registry.register(StateCollector(router.state))
 
     if spec.batch_routing:
         batching.install(router)
@@ -89,12 +98,14 @@ def create_app(router: Router, config: ServerSpec | None = None) -> FastAPI:
         # Requests cut past the grace period are cancelled just before this point: let them
         # record their end first. Closing off the loop keeps late rows flowing meanwhile.
         await svc.drain(5.0)
+        dashboard.close()
         if decisions is not None:
             await asyncio.to_thread(decisions.close)  # flushes queued rows
         if owns_local:
             await asyncio.to_thread(router.stop_local)
         if isinstance(router.state, RedisStore):
             await router.state.close()  # its connections belong to this event loop
+        await upstream.aclose()  # the pooled upstream connections of this event loop
 
     app = FastAPI(title="router", summary="OpenAI-compatible model router", lifespan=lifespan)
     app.state.router, app.state.metrics, app.state.decision_log = router, metrics, decisions
@@ -118,7 +129,19 @@ def create_app(router: Router, config: ServerSpec | None = None) -> FastAPI:
     if rate_limits.enabled:
         caller = limited_caller  # every endpoint below (agents.py's too) counts against it
 
+    # Where a key's data is read, deleted or scored (feedback, stored responses), the admin
+    # key is a caller too, and may do so for every key's data (it makes no requests itself).
+    async def owner_or_admin(request: Request) -> Principal:
+        headers = request.headers
+        if is_admin(spec, headers.get("authorization"), headers.get("x-api-key")):
+            return ADMIN
+        principal = await authenticated(request)
+        if rate_limits.enabled:
+            await rate_limits.check(principal)
+        return principal
+
     Caller = Annotated[Principal, Depends(caller)]
+    Owner = Annotated[Principal, Depends(owner_or_admin)]
 
     @app.get("/health")
     async def health() -> dict:
@@ -127,12 +150,24 @@ def create_app(router: Router, config: ServerSpec | None = None) -> FastAPI:
     @app.get("/ready")
     async def ready() -> JSONResponse:
         router = svc.router  # the serving one: POST /admin/reload swaps it
-        ok = decisions is None or decisions.failed is None
-        body = {"status": "ready" if ok else "degraded", "policies": sorted(router.policies)}
+        writing = decisions is None or decisions.failed is None
+        # With a spool, a database outage loses no row (they wait on disk): still ready, as
+        # during a Redis outage. Without one, rows wait in memory and may be dropped: unready.
+        ok = writing or decisions.spool is not None
+        body = {"status": "ready" if writing else "degraded", "policies": sorted(router.policies)}
+        body["pid"] = os.getpid()  # which worker process answered (`router serve --workers N`)
+        # How the encoder runs in this process, as measured at start-up (core/autotune.py).
+        plan = getattr(router.encoder, "plan", None)
+        if plan is not None:
+            body["encoder"] = plan.to_json()
         # Scorer version and hash, config hash, when they were loaded (hot reload).
         body["versions"] = live.ready_versions()
-        if not ok:
-            body["detail"] = "decision log writes are failing"
+        if not writing:
+            body["detail"] = "decision log writes are failing" + (
+                f"; rows wait in the spool ({decisions.queued} so far)"
+                if decisions.spool is not None
+                else ""
+            )
         # Open circuits do not make the proxy unready: fallbacks still answer. Shown for ops.
         body["circuits"] = {m: s["state"] for m, s in router.breakers.snapshot().items()}
         # Shared state: "memory", "redis", or "degraded" (Redis out: per process; still ready).
@@ -178,13 +213,17 @@ def create_app(router: Router, config: ServerSpec | None = None) -> FastAPI:
         return await svc.chat(request, principal)
 
     # Agent-facing APIs (agents.py): Responses, Anthropic Messages, completions, embeddings.
-    install_agents(app, svc, caller)
+    install_agents(app, svc, caller, owner_or_admin)
 
     # POST /admin/reload, versions, budget and drift gauges, the shadow judge (admin.py).
     live = install_live(app, svc, spec, keys, metrics, decisions)
+    # GET /dashboard and GET /admin/stats: the figures of the decision log (dashboard.py).
+    dashboard = install_dashboard(app, svc, live, spec.decision_log)
 
     @app.post("/v1/feedback", openapi_extra=feedback.openapi_feedback())
-    async def give_feedback(request: Request, principal: Caller) -> Response:
-        return await feedback.feedback(request, svc.router, decisions, spec.max_body_bytes)
+    async def give_feedback(request: Request, principal: Owner) -> Response:
+        return await feedback.feedback(
+            request, svc.router, decisions, spec.max_body_bytes, principal
+        )
 
     return app

@@ -17,17 +17,51 @@ from router.server.errors import APIError
 
 @dataclass(frozen=True)
 class Principal:
-    """Who is calling: a key's name, its policy for model "router", its allowed models."""
+    """Who is calling: a key's name, its policy for model "router", its allowed models.
+    `admin`: the admin key, which may read, delete and score every key's data."""
 
     name: str
     policy: str | None = None
     models: frozenset[str] | None = None  # None: every model
+    admin: bool = False
 
     def may_use(self, model: str) -> bool:
         return self.models is None or model in self.models
 
+    def owns(self, owner: str | None) -> bool:
+        """Whether data made with the key named `owner` is this caller's to see: its own
+        key's, or any with the admin key. Another key's data is answered as absent (404)."""
+        return self.admin or owner == self.name
+
 
 ANONYMOUS = Principal("anonymous")
+# Not a key's name (key names are what `server.keys` gives; this one cannot be given there).
+ADMIN = Principal("(admin key)", admin=True)
+
+
+def admin_secret(spec: ServerSpec) -> str | None:
+    """The admin key: `server.admin_key`, else the env var `server.admin_key_env` names."""
+    if spec.admin_key:
+        return spec.admin_key
+    return os.environ.get(spec.admin_key_env or "", "") or None
+
+
+def bearer_token(authorization: str | None, api_key: str | None = None) -> str | None:
+    """The key sent as `Authorization: Bearer <key>` (or `x-api-key: <key>`), if any."""
+    scheme, _, token = (authorization or "").partition(" ")
+    if scheme.lower() == "bearer" and token.strip():
+        return token.strip()
+    return api_key.strip() if api_key and api_key.strip() else None
+
+
+def is_admin(spec: ServerSpec, authorization: str | None, api_key: str | None = None) -> bool:
+    """Whether these headers carry the admin key (compared in constant time)."""
+    admin, token = admin_secret(spec), bearer_token(authorization, api_key)
+    return (
+        admin is not None
+        and token is not None
+        and hmac.compare_digest(token.encode(), admin.encode())
+    )
 
 
 class KeyRing:

@@ -16,6 +16,7 @@ from typing import Any
 from fastapi import Request
 from fastapi.responses import JSONResponse, Response
 
+from router.core import privacy
 from router.core.config import ServerSpec
 from router.core.policy import Decision
 from router.core.request import RequestError, message_text
@@ -29,6 +30,7 @@ from router.server.schema import ChatRequest, check_content_type, parse_chat, re
 from router.server.streaming import EndingStreamingResponse, sse
 from router.server.targets import resolve
 from router.server.turns import session_header
+from router.serving import tracing
 from router.serving.decision_log import DecisionLog, decision_row
 from router.serving.providers import UpstreamError
 
@@ -54,7 +56,9 @@ class ChatService:
         self._secrets = sorted({s for s in secrets if s}, key=len, reverse=True)
         self._audio_ok = any("audio" in m.capabilities for m in router.config.models)
         self.in_flight: set[_Record] = set()  # requests whose row is not written yet
-        self.shadow = None  # the shadow judge (router/shadow.py), set by admin.install_live
+        self.shadow = (
+            None  # the shadow judge (router/learning/shadow.py), set by admin.install_live
+        )
 
     async def drain(self, timeout: float) -> None:
         """Wait (bounded) until every started request has recorded its end: at shutdown,
@@ -63,10 +67,11 @@ class ChatService:
         while self.in_flight and time.monotonic() < deadline:
             await asyncio.sleep(0.02)
 
-    def routing_text(self, messages: list) -> str | None:
-        """The text the router embedded for these messages (for the log's embedding)."""
+    def routing_text(self, messages: list, decision: Decision | None = None) -> str | None:
+        """The text the router embedded for these messages (for the log's embedding), with
+        any detected private value replaced by its placeholder."""
         try:
-            return self.router.text_of(messages).strip() or None
+            return self.router.loggable_text(messages, decision) or None
         except (RequestError, ValueError, TypeError):
             return None
 
@@ -105,18 +110,19 @@ class ChatService:
         rid = request.state.request_id
         if self.decisions is not None:
             d.request_id = rid  # the client may send feedback on a routing decision too
-            self.decisions.record(
+            seq = self.decisions.record(
                 decision_row(
                     d,
                     rid,
                     kind="route",
-                    routing_text=self.routing_text(req.messages),
+                    routing_text=self.routing_text(req.messages, d),
                     scrub=self.redact,
                     requested_model=req.model,
                     key_name=principal.name,
                     latency_ms=d.routing_ms,
                 )
             )
+            await self.decisions.adurable(seq)  # on disk before the answer, per the policy
         body = json.loads(self.redact(d.to_json()))
         return JSONResponse(body, headers=self.headers(d, rid, d.routing_ms))
 
@@ -131,26 +137,34 @@ class ChatService:
         stream = bool(params.get("stream"))
         session = session_header(request)
         record = _Record(self, request, principal, req, stream, t0)
+        # The request's span (tracing on): a child of the caller's traceparent, if any; ended
+        # by record.end(), after the last byte of a stream.
+        record.span = tracing.start_request(
+            router.tracer, request.headers, rid, **{"router.key_name": principal.name}
+        )
         try:
-            result = await router.achat(
-                req.messages,
-                policy=target.policy,
-                model=target.pin,
-                session=session,
-                session_scope=principal.name,  # one key's session ids are not another's
-                **params,
-            )
+            with tracing.use(record.span):
+                result = await router.achat(
+                    req.messages,
+                    policy=target.policy,
+                    model=target.pin,
+                    session=session,
+                    session_scope=principal.name,  # one key's session ids are not another's
+                    **params,
+                )
         except asyncio.CancelledError:
             record.end(499, None, None, "cancelled before the answer")
             raise
         except RequestError as e:
             record.end(400, None, None, str(e))
+            await record.durable()
             raise from_request_error(e) from None
         except UpstreamError as e:
             d = e.decision
             msg = self.redact(str(e))
             headers = self.headers(d, rid, _ms(t0))
             record.end(e.status_code, d, None, msg)
+            await record.durable()
             code = {504: "upstream_timeout", 429: "rate_limited", 503: "circuit_open"}.get(
                 e.status_code, "upstream_error"
             )
@@ -160,11 +174,13 @@ class ChatService:
             raise APIError(e.status_code, msg, None, code, headers) from None
         except Exception:
             record.end(500, None, None, "internal error")  # the handler logs the traceback
+            await record.durable()
             raise
         decision: Decision = result.decision
         headers = self.headers(decision, rid, _ms(t0))
         if stream:
             headers.update({"cache-control": "no-cache", "x-accel-buffering": "no"})
+            await record.begin(decision)  # the write-ahead row, before the first byte
 
             def on_end(status: int, usage: tuple[int, int] | None, error: str | None) -> None:
                 record.end(status, decision, usage, error)
@@ -178,14 +194,24 @@ class ChatService:
             )
         result.model = decision.model
         record.end(200, decision, usage_of(result), None)
-        if self.shadow is not None and "tools" not in params:
+        await record.durable()  # the whole row, before the first byte
+        # Not shadowed: tool calls, a private prompt (the other tier may not be trusted with
+        # it) and a cache hit (no model answered).
+        shadowed = "tools" not in params and not decision.privacy
+        if self.shadow is not None and shadowed and (decision.cache or {}).get("status") != "hit":
             self.shadow.offer(rid, req.messages, decision, result)  # never waits (shadow.py)
         content = result.model_dump_json(exclude={"decision"})
         return Response(content, media_type="application/json", headers=headers)
 
 
 class _Record:
-    """Metrics, decision-log row and log fields for one request, written once at its end."""
+    """Metrics, decision-log row and log fields for one request.
+
+    The row is in the decision log's spool before the answer's first byte leaves: a stream's
+    write-ahead row (`begin`, its decision) before its headers, a whole answer's row (`end`)
+    before it is sent; `end` completes a begun row with the outcome. The proxy awaits
+    `durable()` (or `begin`) before it answers: a no-op unless the spool fsyncs always.
+    """
 
     def __init__(
         self,
@@ -199,7 +225,11 @@ class _Record:
         self.svc, self.request, self.principal = svc, request, principal
         self.router = svc.router  # the one the request runs on, should a hot reload swap it
         self.req, self.stream, self.t0 = req, stream, t0
+        self.ts = time.time()  # the row's time, the same in its write-ahead and whole forms
         self.done = False
+        self.started = False  # a write-ahead row was spooled
+        self.seq: int | None = None  # the spool item of the last row
+        self.span = None  # the request's trace span (router/serving/tracing.py)
         svc.in_flight.add(self)
         # Upstream errors may quote the prompt; logs and the decision log must not carry it
         # unless prompt logging is on. Longest first, as for secrets.
@@ -215,6 +245,54 @@ class _Record:
             text = _hide(text, t)
         return text
 
+    def _hide_private(self, d: Decision | None) -> None:
+        """Detected private values never reach a log line or the decision log."""
+        if d is not None and d.privacy:
+            detected = self.router.policy(d.policy).privacy.detect
+            found = privacy.values(self.req.messages, detected)
+            self._prompts = sorted({*self._prompts, *found}, key=len, reverse=True)
+
+    def _prompt(self, d: Decision | None) -> str:
+        """The messages for the `prompt` column (log_prompts), private values redacted."""
+        messages = self.req.messages
+        if d is not None and d.privacy:
+            detected = self.router.policy(d.policy).privacy.detect
+            messages = privacy.redact_messages(messages, detected)
+        return json.dumps(messages, ensure_ascii=False)
+
+    async def begin(self, d: Decision) -> None:
+        """Spool the write-ahead row (the decision, phase "started"), durable per the policy."""
+        svc = self.svc
+        if svc.decisions is None or self.done:
+            return
+        self._hide_private(d)
+        row = decision_row(
+            d,
+            self.request.state.request_id,
+            kind="chat",
+            ts=self.ts,
+            status=None,
+            routing_text=svc.routing_text(self.req.messages, d),
+            scrub=self.scrub,
+            requested_model=self.req.model,
+            key_name=self.principal.name,
+            stream=self.stream,
+        )
+        if svc.spec.log_prompts:
+            row["prompt"] = self._prompt(d)
+        self.seq = svc.decisions.start(row)
+        self.started = True
+        try:
+            await svc.decisions.adurable(self.seq)
+        except asyncio.CancelledError:
+            self.end(499, d, None, "client left before the answer started")
+            raise
+
+    async def durable(self) -> None:
+        """Wait until the last row is on disk, if the spool's policy is to fsync always."""
+        if self.svc.decisions is not None:
+            await self.svc.decisions.adurable(self.seq)
+
     def end(
         self, status: int, d: Decision | None, usage: tuple[int, int] | None, error: str | None
     ) -> None:
@@ -225,7 +303,9 @@ class _Record:
         svc.in_flight.discard(self)
         cost = costs(self.router, d, usage) if d is not None else None
         svc.metrics.observe(status, d, usage, cost, self.stream, time.perf_counter() - self.t0)
+        self._hide_private(d)
         error = self.scrub(error)
+        tracing.end_request(self.span, status, d, error)
         fields = {
             "requested_model": self.req.model,
             "key_name": self.principal.name,
@@ -257,9 +337,15 @@ class _Record:
             d,
             self.request.state.request_id,
             kind="chat",
+            ts=self.ts,
             status=status,
-            # Embedded by the log's writer thread; kept as text only with store_text.
-            routing_text=svc.routing_text(self.req.messages) if d is not None else None,
+            # Embedded by the log's writer thread (from the write-ahead row's text when there
+            # was one); kept as text only with store_text.
+            routing_text=(
+                svc.routing_text(self.req.messages, d)
+                if d is not None and not self.started
+                else None
+            ),
             usage=usage,
             cost=cost if cost else (None, None),
             scrub=self.scrub,
@@ -270,8 +356,8 @@ class _Record:
             latency_ms=_ms(self.t0),
         )
         if svc.spec.log_prompts:
-            row["prompt"] = json.dumps(self.req.messages, ensure_ascii=False)
-        svc.decisions.record(row)
+            row["prompt"] = self._prompt(d)
+        self.seq = svc.decisions.record(row)
 
 
 def _hide(text: str, prompt: str, head: int = 32) -> str:

@@ -54,7 +54,7 @@ async def call_router(
 ) -> Any:
     """`Router.achat` with the chat endpoint's error handling: a routing error is a 400 naming
     the field (`param_of` spells a chat field in the calling API's terms), an upstream failure
-    carries the receipt, and every outcome is recorded."""
+    carries the receipt, and every outcome is recorded (durably, before the error answer)."""
     session = session_header(request)
     try:
         return await svc.router.achat(
@@ -70,6 +70,7 @@ async def call_router(
         raise
     except RequestError as e:
         record.end(400, None, None, str(e))
+        await record.durable()
         param = param_of(e.param)
         msg = str(e)
         if e.param and param != e.param:
@@ -80,6 +81,7 @@ async def call_router(
         msg = svc.redact(str(e))
         headers = svc.headers(d, request.state.request_id, _ms(t0))
         record.end(e.status_code, d, None, msg)
+        await record.durable()
         code = {504: "upstream_timeout", 429: "rate_limited", 503: "circuit_open"}.get(
             e.status_code, "upstream_error"
         )
@@ -89,6 +91,7 @@ async def call_router(
         raise APIError(e.status_code, msg, None, code, headers) from None
     except Exception:
         record.end(500, None, None, "internal error")  # the handler logs the traceback
+        await record.durable()
         raise
 
 

@@ -3,7 +3,9 @@
 Body: `{"request_id": "req_...", "score": 0.8 | "up" | "down", "model": "name"?}`. The score
 goes to the decision log as an outcome (source "feedback"); the last write per request and
 model wins and is counted as a revision, so sending the same feedback twice is harmless.
-Unknown ids answer 404, a bad body 400 naming the field, as every other endpoint does.
+Unknown ids answer 404, a bad body 400 naming the field, as every other endpoint does. A
+request belongs to the API key that made it: only that key (or the admin key) may score it;
+for any other key its id is unknown (404, not 403: an id reveals nothing).
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from fastapi.responses import JSONResponse
 from sqlalchemy.exc import SQLAlchemyError
 
 from router.sdk.router import Router
+from router.server.auth import Principal
 from router.server.errors import APIError
 from router.server.schema import check_content_type, read_body
 from router.serving.decision_log import DecisionLog, feedback_score
@@ -90,8 +93,14 @@ def parse_feedback(raw: bytes, router: Router) -> tuple[str, float, str | None]:
 
 
 async def feedback(
-    request: Request, router: Router, decisions: DecisionLog | None, max_body: int
+    request: Request,
+    router: Router,
+    decisions: DecisionLog | None,
+    max_body: int,
+    principal: Principal,
 ) -> JSONResponse:
+    """Score a request made with the caller's key (any key's with the admin key); another
+    key's request id is answered as unknown (404), so ids reveal nothing."""
     check_content_type(request)
     raw = await read_body(request, max_body)
     rid, score, model = parse_feedback(raw, router)
@@ -104,7 +113,14 @@ async def feedback(
         )
     try:
         # Checking the id reads the database: off the event loop.
-        await asyncio.to_thread(decisions.record_outcome, rid, score, "feedback", model)
+        await asyncio.to_thread(
+            decisions.record_outcome,
+            rid,
+            score,
+            "feedback",
+            model,
+            key_name=None if principal.admin else principal.name,
+        )
     except KeyError:
         raise APIError(
             404, f"request_id: no request {rid!r} in the decision log", "request_id", "not_found"

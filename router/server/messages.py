@@ -119,6 +119,7 @@ class MessagesService:
         if not stream:
             reply = Reply.of(result)
             record.end(200, decision, reply.usage, None)
+            await record.durable()  # the whole row, before the first byte
             out = chat_to_message(mid, decision.model, reply)
             return JSONResponse(out, headers=headers)
 
@@ -157,6 +158,7 @@ class MessagesService:
                 end(499, "stream closed early")
 
         headers.update({"cache-control": "no-cache", "x-accel-buffering": "no"})
+        await record.begin(decision)  # the write-ahead row, before the first byte
         return EndingStreamingResponse(
             events(),
             lambda: end(499, "client left before the stream started"),

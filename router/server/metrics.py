@@ -83,7 +83,7 @@ class Metrics:
         self.cost = Counter(
             "router_cost_usd", "Estimated cost of the answering models, USD.", ["model"], registry=r
         )
-        # Cascades (router/cascade.py): outcomes, and what escalation threw away.
+        # Cascades (router/serving/cascade.py): outcomes, and what escalation threw away.
         self.cascade = Counter(
             "router_cascade_requests",
             "Cascaded requests by outcome: accepted (cheap answer kept), escalated, unchecked "
@@ -110,12 +110,32 @@ class Metrics:
             registry=r,
         )
         self._judged: dict[str, list[int]] = {}  # policy -> [judged, escalated]
-        # Sessions (router/sessions.py): how often a conversation's turn kept its model.
+        # Sessions (router/serving/sessions.py): how often a conversation's turn kept its model.
         self.session_turns = Counter(
             "router_session_turns",
             "Turns of a session by outcome: kept (the session's model), tool_loop (the model "
             "that made the tool call), routed (the fresh choice: a new or moved session).",
             ["policy", "outcome"],
+            registry=r,
+        )
+        # The response cache (router/serving/cache.py) and the privacy rule (core/privacy.py).
+        self.cache = Counter(
+            "router_cache_requests",
+            "Requests by cache outcome: hit (kind exact or semantic), miss, bypass (never "
+            "cached: temperature > 0, tools, n > 1, private data).",
+            ["policy", "outcome", "kind"],
+            registry=r,
+        )
+        self.cache_saved = Counter(
+            "router_cache_saved_usd",
+            "What cache hits saved: the cost of the answers they served again, USD.",
+            ["model"],
+            registry=r,
+        )
+        self.privacy = Counter(
+            "router_privacy_requests",
+            "Requests carrying private data, by kind detected and action taken (never values).",
+            ["kind", "action"],
             registry=r,
         )
         self.large_cost = Counter(
@@ -145,6 +165,16 @@ class Metrics:
         d = decision
         self.requests.labels(d.model, d.policy, d.domain or "none", str(status)).inc()
         self.routing_seconds.observe(d.routing_ms / 1000)
+        for kind in (d.privacy or {}).get("rules") or []:
+            self.privacy.labels(kind, d.privacy.get("action", "")).inc()
+        if d.cache and status < 400:
+            outcome = d.cache.get("status", "miss")
+            self.cache.labels(d.policy, outcome, d.cache.get("kind", "")).inc()
+            if outcome == "hit":
+                self.cache_saved.labels(d.model).inc(d.cache.get("saved_cost") or 0.0)
+                if costs is not None:
+                    self.large_cost.labels(d.policy).inc(costs[1])
+                return  # no upstream call, no tokens: nothing else to count
         if d.attempts:
             self.upstream_seconds.labels(d.model).observe(sum(a.ms for a in d.attempts) / 1000)
         if d.escalated:

@@ -38,19 +38,63 @@ def receipt_headers(decision: Decision, request_id: str, latency_ms: float) -> d
         "x-router-fallbacks": ",".join(decision.fallbacks),
         "x-router-attempts": attempts,
         "x-router-routing-ms": f"{decision.routing_ms:.2f}",
-        # The conversation (router/sessions.py); sticky: the turn kept the session's model.
+        # The conversation (router/serving/sessions.py); sticky: the turn kept the session's model.
         "x-router-session": decision.session or "",
         "x-router-sticky": "" if decision.sticky is None else str(decision.sticky).lower(),
         "x-router-latency-ms": f"{latency_ms:.1f}",
     }
+    if decision.unprofiled:
+        # Models the scorer has no rows for, and the stand-in whose estimate each one used.
+        headers["x-router-unprofiled"] = ",".join(
+            f"{m}={s}" for m, s in sorted(decision.unprofiled.items())
+        )
+    ev = decision.evidence.get(decision.wanted or decision.model)
+    if ev:
+        # The evidence behind the chosen model's success estimate, and the bound compared.
+        headers["x-router-evidence"] = (
+            f"rows={ev.get('rows')} neighbours={ev.get('neighbours')} lower={ev.get('lower')}"
+        )
     headers.update(cascade_headers(decision))
     headers.update(budget_headers(decision))
+    headers.update(cache_headers(decision))
+    headers.update(privacy_headers(decision))
     return {k: header_value(v) for k, v in headers.items()}
+
+
+def cache_headers(decision: Decision) -> dict[str, str]:
+    """`x-router-cache: hit|miss|bypass` with the similarity and saved cost of a hit, the
+    reason of a bypass, the guard's verdict on the nearest question of a miss. Empty with the
+    cache off."""
+    c = decision.cache
+    if not c:
+        return {}
+    out = {"x-router-cache": str(c.get("status"))}
+    if c.get("status") == "hit":
+        out["x-router-cache-kind"] = str(c.get("kind"))
+        out["x-router-cache-similarity"] = f"{c.get('similarity', 1.0):.4f}"
+        out["x-router-cache-saved-usd"] = f"{c.get('saved_cost') or 0.0:.10f}"
+    elif c.get("status") == "bypass":
+        out["x-router-cache-reason"] = str(c.get("reason"))
+    elif c.get("guard"):
+        out["x-router-cache-reason"] = f"nearest {c.get('nearest'):.4f}: {c.get('guard')}"
+    return out
+
+
+def privacy_headers(decision: Decision) -> dict[str, str]:
+    """`x-router-privacy`: the kinds of private value detected (never the values) and the
+    action taken. Empty when nothing was detected or privacy is off."""
+    p = decision.privacy
+    if not p:
+        return {}
+    return {
+        "x-router-privacy": ",".join(p.get("rules") or []),
+        "x-router-privacy-action": str(p.get("action")),
+    }
 
 
 def cascade_headers(decision: Decision) -> dict[str, str]:
     """`x-router-cascade-*`: the cascade's mode, the verifier's probability and threshold,
-    whether it escalated, and each call's cost (router/cascade.py). Empty without a cascade."""
+    whether it escalated, and each call's cost (router/serving/cascade.py). Empty without a cascade."""
     c = decision.cascade
     if not c:
         return {}
@@ -72,12 +116,20 @@ def cascade_headers(decision: Decision) -> dict[str, str]:
         "x-router-cascade-cheap-model": str(c.get("first") or ""),
         "x-router-cascade-cheap-cost": num(c.get("cheap_cost"), ".10f"),
         "x-router-cascade-large-cost": num(c.get("large_cost"), ".10f"),
+        # The large call started early on the first tokens: "used" or "cancelled" (and paid).
+        "x-router-cascade-speculative": _speculative(c.get("speculative")),
     }
+
+
+def _speculative(s: dict | None) -> str:
+    if not s:
+        return ""
+    return "used" if s.get("used") else "cancelled"
 
 
 def budget_headers(decision: Decision) -> dict[str, str]:
     """`x-router-budget-*`: the budget controller's target, the threshold it had the policy
-    use, and the window's measured share and spend (router/budget.py). Empty without a budget."""
+    use, and the window's measured share and spend (router/serving/budget.py). Empty without a budget."""
     b = decision.budget
     if not b:
         return {}

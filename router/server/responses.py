@@ -6,7 +6,9 @@ resolved from the stored conversations in the shared state (`router.state`, key
 `server.responses_ttl_s`. The answer is a response object, or with `stream: true` the API's
 typed events (response.created ... response.completed). Receipts are the chat endpoint's
 `x-router-*` headers; errors have the Responses API's shape (OpenAI's error object).
-GET and DELETE /v1/responses/{id} read and forget a stored response.
+GET and DELETE /v1/responses/{id} read and forget a stored response. A stored response, and
+so a conversation continued from it, belongs to the API key that made it (and the admin key,
+which may read and delete any): to any other key it does not exist (404).
 """
 
 from __future__ import annotations
@@ -83,6 +85,7 @@ class ResponsesService:
             if body.store is not False:
                 await self._save(rid, body, principal, added, reply, out)
             record.end(200, decision, reply.usage, None)
+            await record.durable()  # the whole row, before the first byte
             return JSONResponse(out, headers=headers)
 
         writer = ResponsesStream(rid, body, decision.model)
@@ -120,6 +123,7 @@ class ResponsesService:
                 end(499, "stream closed early")
 
         headers.update({"cache-control": "no-cache", "x-accel-buffering": "no"})
+        await record.begin(decision)  # the write-ahead row, before the first byte
         return EndingStreamingResponse(
             events(),
             lambda: end(499, "client left before the stream started"),
@@ -175,9 +179,11 @@ class ResponsesService:
         return messages[start:]
 
     async def _load(self, response_id: str | None, principal: Principal) -> dict | None:
+        """A stored response of this caller's key (any key's for the admin key); None for one
+        that does not exist or is another key's: both answer 404, so ids reveal nothing."""
         rec = await self.store.get(KEY + (response_id or ""))
-        if not isinstance(rec, dict) or rec.get("owner") != principal.name:
-            return None  # another key's response is as good as absent
+        if not isinstance(rec, dict) or not principal.owns(rec.get("owner")):
+            return None
         return rec
 
     async def _save(

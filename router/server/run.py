@@ -10,6 +10,7 @@ import tempfile
 from pathlib import Path
 
 from router.core.config import load_config
+from router.sdk.demo import escalation_note
 
 USAGE = """\
 router proxy on http://{host}:{port}  (OpenAI-compatible; model "router" routes, "router/<policy>" picks a policy)
@@ -47,13 +48,25 @@ def _server_spec(config_path: Path):
     return spec
 
 
+def default_workers() -> int:
+    """One worker process per core this process may run on."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not Linux
+        return max(1, os.cpu_count() or 1)
+
+
 def serve(
-    config_path: Path, host: str | None = None, port: int | None = None, workers: int = 1
+    config_path: Path,
+    host: str | None = None,
+    port: int | None = None,
+    workers: int | None = None,
 ) -> None:
     """Start the proxy for a `config.yaml` (host and port override its `server:` section).
 
-    `workers` > 1 runs that many processes on the one port (uvicorn's process manager); each
-    loads its own router, and /metrics sums every worker's counters (`_serve_workers`).
+    `workers` processes (default: one per core) accept on the one port (uvicorn's process
+    manager); each loads its own router, /metrics sums every worker's counters, and local
+    GGUF models are served once for all of them (`_serve_workers`).
     """
     import uvicorn
 
@@ -65,16 +78,21 @@ def serve(
     spec = _server_spec(config_path)
     host = host or spec.host
     port = port or spec.port
+    workers = workers or default_workers()
     if workers > 1:
         print(usage(host, port, KeyRing(spec).enabled), flush=True)
+        print(f"  {_escalations(config_path)}\n", flush=True)
         _serve_workers(config_path, host, port, workers, spec.shutdown_grace_s)
         return
     if os.environ.get(MULTIPROC_ENV):  # set by the user: prometheus_client writes there
         Path(os.environ[MULTIPROC_ENV]).mkdir(parents=True, exist_ok=True)
     router = Router.from_config(config_path)
     print(usage(host, port, KeyRing(spec).enabled), flush=True)
+    # One plain line on what happens to escalations with the keys set now (router/sdk/demo.py).
+    print(f"  {escalation_note(router.config, router.policies)}", flush=True)
+    print(f"  {encoder_line(router)}\n", flush=True)
     if router.local_models:
-        # Started by the app's lifespan (router/local.py) before the first request is accepted.
+        # Started by the app's lifespan (router/serving/local.py) before the first request is accepted.
         names = ", ".join(router.local_models)
         print(f"  local models (llama.cpp, free loopback port): {names}; state: GET /ready\n")
     listener = logs.configure()
@@ -99,6 +117,30 @@ def serve(
             listener.stop()
 
 
+def encoder_line(router) -> str:
+    """How the encoder runs here, as measured at start-up (router/core/autotune.py)."""
+    plan = getattr(router.encoder, "plan", None)
+    if plan is None:
+        return f"encoder {router.encoder.identity}"
+    how = "measured" if plan.threads_measured else "set"
+    return (
+        f"encoder {router.encoder.identity}: {plan.threads} thread(s) per call ({how}), "
+        f"{plan.lanes} call(s) at once, up to {plan.batch} text(s) a call, "
+        f"{plan.cores} core(s) for this process"
+    )
+
+
+def _escalations(config_path: Path) -> str:
+    from router.core.config import load_policies
+    from router.core.data import domain_names
+
+    config = load_config(config_path)
+    policies = load_policies(
+        config_path.resolve().parent / config.policies_dir, config, domain_names()
+    )
+    return escalation_note(config, policies)
+
+
 def _exit_cleanly(signum: int, frame: object) -> None:
     raise SystemExit(0)
 
@@ -108,28 +150,47 @@ def _exit_cleanly(signum: int, frame: object) -> None:
 CONFIG_ENV = "ROUTER_SERVE_CONFIG"  # how `worker_app` in each worker finds the config file
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"  # prometheus_client's multiprocess mode
 START_LOCK_ENV = "ROUTER_SERVE_START_LOCK"  # a file the workers lock while building their app
+LOCAL_STATE_ENV = "ROUTER_SERVE_LOCAL_STATE"  # the shared local servers' state (JSON file)
 
 
 def _serve_workers(config_path: Path, host: str, port: int, workers: int, grace: float) -> None:
     """uvicorn's process manager: one listening socket, `workers` processes accepting on it,
     each restarted if it dies. Prometheus' multiprocess mode sums their metrics: each worker
     writes its samples under PROMETHEUS_MULTIPROC_DIR (a fresh temporary directory unless
-    set), and any worker's /metrics reads them all."""
+    set), and any worker's /metrics reads them all. Local GGUF models are started here, once,
+    before the workers, and stopped once after them; the workers read their state from a
+    file (`LocalModelsView`). Each worker's encoder counts on its share of the cores."""
     import uvicorn
 
+    from router.core.autotune import PROCESSES_ENV
+    from router.serving.local import LocalModels
+
     os.environ[CONFIG_ENV] = str(config_path.resolve())
-    fd, lock = tempfile.mkstemp(prefix="router-serve-", suffix=".lock")
-    os.close(fd)
-    os.environ[START_LOCK_ENV] = lock
+    os.environ.setdefault(PROCESSES_ENV, str(workers))  # set by the user: theirs to say
+    work = Path(tempfile.mkdtemp(prefix="router-serve-"))
+    lock = work / "start.lock"
+    lock.touch()
+    os.environ[START_LOCK_ENV] = str(lock)
     metrics_dir = os.environ.get(MULTIPROC_ENV)
     owned = not metrics_dir
     if owned:
-        metrics_dir = tempfile.mkdtemp(prefix="router-metrics-")
+        metrics_dir = str(work / "metrics")
+        Path(metrics_dir).mkdir()
         os.environ[MULTIPROC_ENV] = metrics_dir
     else:
         Path(metrics_dir).mkdir(parents=True, exist_ok=True)
         for old in Path(metrics_dir).glob("*.db"):  # a previous run's samples
             old.unlink()
+    config = load_config(config_path)
+    local = None
+    if any(m.is_local for m in config.models):
+        state = work / "local-models.json"
+        local = LocalModels(config.models, config_path.resolve().parent, state_file=state)
+        names = ", ".join(local.servers)
+        print(f"  local models (llama.cpp, one server each for all workers): {names}", flush=True)
+        # Not strict: a model that does not come up is retried while its fallbacks answer.
+        local.start(strict=False)
+        os.environ[LOCAL_STATE_ENV] = str(state)
     print(f"  {workers} worker processes; /metrics sums them ({MULTIPROC_ENV}={metrics_dir})\n")
     try:
         uvicorn.run(
@@ -143,9 +204,10 @@ def _serve_workers(config_path: Path, host: str, port: int, workers: int, grace:
             timeout_graceful_shutdown=grace,
         )
     finally:
-        Path(lock).unlink(missing_ok=True)
-        if owned:
-            shutil.rmtree(metrics_dir, ignore_errors=True)
+        if local is not None:
+            local.stop()
+        os.environ.pop(LOCAL_STATE_ENV, None)
+        shutil.rmtree(work, ignore_errors=True)  # the lock, the state file, our metrics
 
 
 def worker_app():
@@ -155,12 +217,17 @@ def worker_app():
     from router.sdk.router import Router
     from router.server import logs
     from router.server.app import create_app
+    from router.serving.local import LocalModelsView
 
     path = Path(os.environ[CONFIG_ENV])
     router = Router.from_config(path)
+    if router.local_models and os.environ.get(LOCAL_STATE_ENV):
+        # The parent runs the local servers for every worker: this one only reads their state.
+        router.local = LocalModelsView(Path(os.environ[LOCAL_STATE_ENV]), router.local_models)
     listener = logs.configure()
     if listener is not None:
         atexit.register(listener.stop)  # flush the last log lines
+    print(f"  worker {os.getpid()}: {encoder_line(router)}", flush=True)
     # One worker at a time builds its app: building opens (and may create or migrate) the
     # decision log, which two processes must not do at once.
     with open(os.environ[START_LOCK_ENV], "a") as lock:

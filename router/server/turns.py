@@ -1,4 +1,4 @@
-"""What a request says about its conversation: the `x-session-id` header (router/sessions.py)."""
+"""What a request says about its conversation: the `x-session-id` header (router/serving/sessions.py)."""
 
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
 """Strict checks of a chat body beyond its field types, so bad input is a 400 naming the field.
 
-What the SDK accepts is checked by `router.request.normalise_messages`; this adds what only a
+What the SDK accepts is checked by `router.core.request.normalise_messages`; this adds what only a
 public HTTP face needs: every string must be valid Unicode without NUL (SQLite, logs and
 upstreams choke on them), nesting is bounded (a deep body costs recursion), messages carry the
 content their role needs, content parts and tools have their OpenAI shape. Each check raises

@@ -181,7 +181,7 @@ class Breakers:
 
 class BreakerSync:
     """Keeps one process's `Breakers` in step with the other workers and replicas through a
-    shared `StateStore` (router/state.py), every `interval_s` in the background.
+    shared `StateStore` (router/serving/state.py), every `interval_s` in the background.
 
     Each breaker's latest open or close is one key, `breaker:<model>`, holding
     `{"open_until", "opened_at", "by"}` or `{"closed_at", "by"}` (wall-clock times), expiring

@@ -21,7 +21,7 @@ The control law, evaluated at most every `UPDATE_S` seconds, never on an I/O pat
 For `usd_per_hour`, the window's request rate and mean cheap and large cost turn the spend
 target into a share target, and the spend error into a share error.
 
-Counters live in the shared `StateStore` (router/state.py) as time buckets
+Counters live in the shared `StateStore` (router/serving/state.py) as time buckets
 `budget:<policy>:<bucket>:<field>` incremented by every replica. The hot path touches only
 local memory: `sync()` (a periodic task in the proxy) pushes this process's counts and pulls the
 window's totals. Without a sync (the SDK alone, or a store outage) the controller runs on this

@@ -14,6 +14,7 @@ from typing import Any
 
 from router.core.config import RouterConfig
 from router.core.policy import Attempt, Decision
+from router.serving import tracing
 from router.serving.breaker import Breakers
 from router.serving.chain import CIRCUIT_OPEN, Call, Done, FallbackChain, Sleep
 from router.serving.local import LocalModels
@@ -28,6 +29,8 @@ class ModelCalls:
         self.breakers = breakers or Breakers(config.breaker.failures, config.breaker.cooldown_s)
         # Local GGUF models' servers (router/serving/local.py), once started.
         self.local: LocalModels | None = None
+        # OpenTelemetry (router/serving/tracing.py): a span per call; None when tracing is off.
+        self.tracer = tracing.tracer_for(config.tracing)
 
     def kwargs(self, name: str, params: dict[str, Any]) -> dict[str, Any]:
         return call_kwargs(self.config.model(name), self.local, params)
@@ -71,13 +74,19 @@ class ModelCalls:
         (the rules are `FallbackChain`'s; this drives it with blocking calls)."""
         chain = FallbackChain(self, decision, params)
         step = chain.start()
+        tries = 0
         while True:
             if isinstance(step, Call):
+                tries += 1
+                span = tracing.start_attempt(self.tracer, step.model, tries)
                 try:
-                    result = call(step.kwargs)
+                    with tracing.use(span):
+                        result = call(step.kwargs)
                 except Exception as e:  # noqa: BLE001 - every upstream failure is recorded
+                    tracing.end_attempt(span, e)
                     step = chain.failed(e)
                 else:
+                    tracing.end_attempt(span)
                     step = chain.succeeded(result)
             elif isinstance(step, Sleep):
                 time.sleep(step.seconds)
@@ -91,13 +100,19 @@ class ModelCalls:
         """`run_chain` for coroutines: the same `FallbackChain`, awaited calls and sleeps."""
         chain = FallbackChain(self, decision, params)
         step = chain.start()
+        tries = 0
         while True:
             if isinstance(step, Call):
+                tries += 1
+                span = tracing.start_attempt(self.tracer, step.model, tries)
                 try:
-                    result = await call(step.kwargs)
+                    with tracing.use(span):
+                        result = await call(step.kwargs)
                 except Exception as e:  # noqa: BLE001 - every upstream failure is recorded
+                    tracing.end_attempt(span, e)
                     step = chain.failed(e)
                 else:
+                    tracing.end_attempt(span)
                     step = chain.succeeded(result)
             elif isinstance(step, Sleep):
                 await asyncio.sleep(step.seconds)

@@ -4,7 +4,8 @@ instead when it looks wrong (docs/cascades.md).
 Whether a request is cascaded is the policy's decision (`policy.cascade_decision`, pure); this
 module acts on it. The flow is written once, as a generator that yields what it needs done
 (`Chain`: run the fallback chain for a model; `Pull`: the next chunk of a held stream;
-`Close`; `Judge`: ask the LLM verifier) and is sent the outcome. `Router.chat` drives it with
+`Close`; `Judge`: ask the LLM verifier; `Start`, `Await`, `Cancel`: a speculative large call)
+and is sent the outcome. `Router.chat` drives it with
 blocking calls and `Router.achat` with awaited ones, so the two can never drift.
 
 Rules (the same for the SDK and the proxy, which only forwards):
@@ -14,15 +15,20 @@ Rules (the same for the SDK and the proxy, which only forwards):
   chunk is handed on, and after that the model never changes;
 - a tool-call answer is accepted unjudged (`tool_calls: accept`) or escalated;
 - in JSON mode an answer that does not parse is escalated (`invalid_json: escalate`);
-- when the escalation itself fails, the held cheap answer is returned (it is still an answer).
+- when the escalation itself fails, the held cheap answer is returned (it is still an answer);
+- speculation (`speculate_tokens`): once that many tokens of the cheap answer are in and the
+  verifier is already below the threshold on them, the large model's call starts while the
+  rest of the cheap answer comes; the verdict then awaits it (escalated) or cancels it (kept),
+  and a cancelled call's cost is counted. A non-streamed request reads the cheap answer as a
+  stream for this (its response is rebuilt from the chunks).
 """
 
 from __future__ import annotations
 
+import asyncio
 import functools
-import json
-import re
 from collections.abc import Generator, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -30,6 +36,16 @@ from router.core.config import Cascade, ModelSpec
 from router.core.policy import CompiledPolicy, Decision
 from router.core.request import Message, request_facts
 from router.core.verifier import AnswerCase, AnswerVerifier, load_verifier
+from router.serving import tracing
+from router.serving.answers import (
+    JUDGE_PARAMS,
+    HeldAnswer,
+    _get,
+    _json_mode,
+    _parses_as_json,
+    judge_messages,
+    judge_probability,
+)
 from router.serving.calls import ModelCalls
 from router.serving.providers import load_litellm
 
@@ -67,6 +83,30 @@ class Judge:
     messages: list[Message]
 
 
+@dataclass(frozen=True)
+class Start:
+    """Start the fallback chain for `decision` with `params` without waiting for it (the
+    speculative large call); sends back a handle for `Await` or `Cancel`."""
+
+    decision: Decision
+    params: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Await:
+    """Wait for a started chain; sends back (result, decision) or raises its error."""
+
+    handle: Any
+
+
+@dataclass(frozen=True)
+class Cancel:
+    """Give up a started chain: stop it if it still runs (close its stream if it answered).
+    Sends back its response when it had already answered without streaming, else None."""
+
+    handle: Any
+
+
 END = object()
 
 
@@ -80,126 +120,6 @@ def verifier_at(spec: str) -> AnswerVerifier:
     """The verifier of a policy's `cascade.verifier` ("default" or a resolved directory),
     loaded once per process."""
     return load_verifier(spec)
-
-
-# ---- reading answers ----------------------------------------------------------------------------
-
-
-def _get(obj: Any, key: str) -> Any:
-    return obj.get(key) if isinstance(obj, dict) else getattr(obj, key, None)
-
-
-@dataclass
-class HeldAnswer:
-    """The cheap model's answer as far as it was read: text, tool calls, finish, usage."""
-
-    text: str = ""
-    tool_calls: bool = False
-    finish_reason: str | None = None
-    usage: tuple[int, int] | None = None
-    logprobs: list[Any] | None = None
-    chunks: int = 0  # content-bearing chunks (≈ tokens) of a stream
-
-    def add_response(self, resp: Any) -> HeldAnswer:
-        choice = (_get(resp, "choices") or [None])[0]
-        msg = _get(choice, "message") if choice is not None else None
-        self.text = (_get(msg, "content") if msg is not None else None) or ""
-        self.tool_calls = bool(msg is not None and _get(msg, "tool_calls"))
-        self.finish_reason = _get(choice, "finish_reason") if choice is not None else None
-        lp = _get(choice, "logprobs") if choice is not None else None
-        content = _get(lp, "content") if lp is not None else None
-        self.logprobs = list(content) if content else None
-        self._usage(resp)
-        return self
-
-    def add_chunk(self, chunk: Any) -> None:
-        self._usage(chunk)
-        for choice in _get(chunk, "choices") or []:
-            delta = _get(choice, "delta")
-            if delta is not None:
-                text = _get(delta, "content")
-                if text:
-                    self.text += text
-                    self.chunks += 1
-                if _get(delta, "tool_calls") or _get(delta, "function_call"):
-                    self.tool_calls = True
-                    self.chunks += 1
-            if _get(choice, "finish_reason"):
-                self.finish_reason = _get(choice, "finish_reason")
-            lp = _get(choice, "logprobs")
-            content = _get(lp, "content") if lp is not None else None
-            if content:
-                self.logprobs = (self.logprobs or []) + list(content)
-
-    def _usage(self, obj: Any) -> None:
-        u = _get(obj, "usage")
-        if u is not None and _get(u, "completion_tokens") is not None:
-            self.usage = (int(_get(u, "prompt_tokens") or 0), int(_get(u, "completion_tokens")))
-
-
-def _json_mode(params: dict[str, Any]) -> bool:
-    rf = params.get("response_format")
-    return isinstance(rf, dict) and rf.get("type") in ("json_object", "json_schema")
-
-
-def _parses_as_json(text: str) -> bool:
-    body = text.strip()
-    fenced = re.fullmatch(r"```(?:json)?\s*(.*?)\s*```", body, re.DOTALL)
-    try:
-        json.loads(fenced.group(1) if fenced else body)
-    except ValueError:
-        return False
-    return True
-
-
-# ---- the LLM verifier (AutoMix-style self/peer verification) ------------------------------
-
-JUDGE_PROMPT = """You check another assistant's answer.
-
-Question:
-{question}
-
-Answer:
-{answer}
-
-Is the answer correct and complete? Reply with one word: Yes or No."""
-
-
-# One word is enough; the first token's logprobs give P(Yes) where the judge returns them.
-JUDGE_PARAMS = {"max_tokens": 2, "logprobs": True, "top_logprobs": 5}
-
-
-def judge_messages(question: str, answer: str) -> list[Message]:
-    """The LLM verifier's prompt (docs/cascades.md quotes it)."""
-    return [
-        {
-            "role": "user",
-            "content": JUDGE_PROMPT.format(question=question[-6000:], answer=answer[-6000:]),
-        }
-    ]
-
-
-def judge_probability(resp: Any) -> float | None:
-    """P(right) from the judge's reply: from the first token's logprobs over Yes/No when it
-    returned them, else 1.0 for "yes" and 0.0 for "no"; None when it said neither."""
-    held = HeldAnswer().add_response(resp)
-    first = (held.logprobs or [None])[0]
-    if first is not None:
-        import math
-
-        top = _get(first, "top_logprobs") or []
-        p = {"yes": 0.0, "no": 0.0}
-        for alt in top:
-            tok = str(_get(alt, "token") or "").strip().lower()
-            if tok in p:
-                p[tok] += math.exp(float(_get(alt, "logprob")))
-        if p["yes"] + p["no"] > 0:
-            return p["yes"] / (p["yes"] + p["no"])
-    word = re.match(r"\W*(\w+)", held.text or "")
-    if word is None:
-        return None
-    w = word.group(1).lower()
-    return 1.0 if w == "yes" else 0.0 if w == "no" else None
 
 
 # ---- the flow -------------------------------------------------------------------------------
@@ -231,6 +151,30 @@ def _with_judge(decision: Decision, spec: Cascade) -> Decision:
     )
 
 
+def _speculates(spec: Cascade, first: ModelSpec, params: dict[str, Any]) -> bool:
+    """May this request start the large call early? A trained verifier (an LLM judge per
+    prefix would cost more than it saves), a first model that streams, no tools (a tool-call
+    answer is judged by rule, not read)."""
+    return (
+        spec.speculate_tokens is not None
+        and spec.verifier != "llm"
+        and "streaming" in first.capabilities
+        and not (params.get("tools") or params.get("functions"))
+    )
+
+
+def _large_decision(decision: Decision, large: ModelSpec, facts: Any) -> Decision:
+    return replace(
+        decision,
+        model=large.name,
+        tier=large.tier,
+        escalated=True,
+        fallbacks=[f for f in decision.fallbacks if f not in (large.name, decision.model)],
+        attempts=[],
+        cost_estimate=large.cost(facts.prompt_tokens, facts.output_tokens),
+    )
+
+
 def flow(
     calls: ModelCalls,
     compiled: CompiledPolicy,
@@ -247,49 +191,88 @@ def flow(
     stream = bool(params.get("stream"))
     facts = request_facts(messages, params, calls.config.expected_output_tokens)
     first_spec = calls.config.model(decision.model)
-    large_name = info.get("large") or compiled.reference_large.name
+    large = calls.config.model(info.get("large") or compiled.reference_large.name)
+    speculate = _speculates(spec, first_spec, params)
+    # A non-streamed request reads the cheap answer as a stream when it may speculate: the
+    # first tokens can then be judged while the rest is generated.
+    as_stream = stream or speculate
 
     first_params = dict(params)
     added_logprobs = spec.logprobs and not params.get("logprobs")
     if added_logprobs:
         first_params.update(logprobs=True, top_logprobs=2)
+    if as_stream and not stream:
+        first_params.update(stream=True, stream_options={"include_usage": True})
     result, d1 = yield Chain(decision, first_params)
     if d1.model != decision.model:
         # The first model failed and the chain moved on: that answer is not judged.
         info.update(escalated=d1.tier == "large", note=f"{decision.model} failed; no verdict")
         d1.cascade = info
-        return (result[0], d1, [result[1]]) if stream else (result, d1, None)
+        if stream:
+            return result[0], d1, [result[1]]
+        if as_stream:  # the fallback's answer came as a stream: read it whole
+            return (yield from _whole(result, messages)), d1, None
+        return result, d1, None
 
-    # Read what is held: the whole response, or a stream up to the buffer.
+    # Read what is held: the whole response, or a stream up to the buffer (a non-streamed
+    # request read as a stream: all of it); the large call may start on the way.
     held = HeldAnswer()
     chunks: list[Any] | None = None
     finished = True
-    if stream:
-        it, first_chunk = result
-        chunks = [first_chunk]
-        held.add_chunk(first_chunk)
+    spec_handle, spec_info = None, None
+    failed_midway = None
+    if as_stream:
+        if stream:
+            it, first_chunk = result
+            chunks = [first_chunk]
+            held.add_chunk(first_chunk)
+        else:
+            it, chunks = result, []
         max_out = params.get("max_completion_tokens") or params.get("max_tokens")
         hold_all = (
-            bool(params.get("tools") or params.get("functions"))
+            not stream
+            or bool(params.get("tools") or params.get("functions"))
             or _json_mode(params)
             or (max_out is not None and int(max_out) <= spec.buffer_tokens)
         )
         finished = False
+        checked = not speculate
         while hold_all or held.chunks < spec.buffer_tokens:
-            chunk = yield Pull(it)
+            if not checked and held.chunks >= spec.speculate_tokens and not held.tool_calls:
+                checked = True
+                p = verifier_at(spec.verifier).probability(
+                    AnswerCase(routing_text, held.text, held.logprobs, None, partial=True)
+                )
+                if p < spec.threshold:  # already unsure: the large model starts now
+                    spec_handle = yield Start(_large_decision(decision, large, facts), params)
+                    spec_info = {"after_tokens": held.chunks, "probability": round(p, 4)}
+            try:
+                chunk = yield Pull(it)
+            except Exception as e:  # noqa: BLE001 - the cheap answer broke off: escalate
+                if stream:
+                    raise  # part of a client's stream may be held: the SDK reports it
+                failed_midway = e
+                break
             if chunk is END:
                 finished = True
                 break
             chunks.append(chunk)
             held.add_chunk(chunk)
         result = it
+        if not stream and failed_midway is None:
+            result = _rebuilt(chunks, messages)
+            chunks = None
     else:
         held.add_response(result)
+    verdict_started = tracing.now_ns()
     cheap_cost = _cost(first_spec, held.usage, facts.prompt_tokens, held.text)
     tokens = held.usage[1] if held.usage is not None else held.chunks or len(held.text) // 4
 
     # The verdict.
-    if held.tool_calls:
+    if failed_midway is not None:
+        why = f"cheap answer broke off ({type(failed_midway).__name__})"
+        verdict = Verdict(False, None, why)
+    elif held.tool_calls:
         ok = spec.tool_calls == "accept"
         verdict = Verdict(ok, None, "tool call " + ("accepted unjudged" if ok else "escalated"))
     elif _json_mode(params) and finished and not _parses_as_json(held.text):
@@ -339,37 +322,50 @@ def flow(
         judge_cost=round(verdict.judge_cost, 10) if verdict.judge_cost else None,
         cheap_tokens_wasted=0,
     )
+    tracing.record_verdict(
+        calls.tracer, verdict_started, {**info, "threshold": spec.threshold, "model": d1.model}
+    )
     if added_logprobs:
         _strip_logprobs([result] if not stream else chunks)
 
     if verdict.accepted:
+        if spec_handle is not None:  # the large call started for nothing: stop it, count it
+            done = yield Cancel(spec_handle)
+            h = HeldAnswer().add_response(done) if done is not None else None
+            wasted = _cost(large, h.usage, facts.prompt_tokens, h.text) if h else None
+            if wasted is None:  # stopped early: its prompt was read, little was written
+                wasted = large.cost(facts.prompt_tokens, 0)
+            spec_info.update(used=False, cost=round(wasted, 10))
+            info.update(speculative=spec_info, speculative_cost=round(wasted, 10))
         d1.cascade = info
         return result, d1, chunks
 
     # Escalate: nothing of the cheap answer has gone out. The cheap stream stays open until
     # the large model answers, so a failed escalation can still hand on the cheap answer.
-    large = calls.config.model(large_name)
-    d2 = replace(
-        decision,
-        model=large.name,
-        tier=large.tier,
-        escalated=True,
-        fallbacks=[f for f in decision.fallbacks if f not in (large.name, decision.model)],
-        attempts=[],
-        reason=f"{decision.reason}; {verdict.why} gave P(right) "
+    reason = (
+        f"{decision.reason}; {verdict.why} gave P(right) "
         + ("n/a" if verdict.probability is None else f"{verdict.probability:.2f}")
-        + f" < {spec.threshold:g} → escalated to {large.name}",
-        cost_estimate=large.cost(facts.prompt_tokens, facts.output_tokens),
+        + f" < {spec.threshold:g} → escalated to {large.name}"
     )
     try:
-        result2, d2 = yield Chain(d2, params)
+        if spec_handle is not None:
+            result2, d2 = yield Await(spec_handle)
+            spec_info["used"] = True
+            info["speculative"] = spec_info
+        else:
+            result2, d2 = yield Chain(_large_decision(decision, large, facts), params)
     except Exception as e:  # noqa: BLE001 - the held cheap answer is still an answer
+        if failed_midway is not None:
+            raise  # nothing to fall back on: the cheap answer broke off too
         info.update(escalated=False, note=f"escalation failed ({type(e).__name__}); cheap kept")
         d1.cascade = info
         d1.reason += f"; escalation to {large.name} failed, cheap answer kept"
         return result, d1, chunks
     if stream:
         yield Close(result)
+    # The large call started with the routing reason (its verdict was not known yet); a note
+    # the fallback chain added after it stays.
+    d2.reason = reason + d2.reason[len(decision.reason) :]
     d2.attempts = d1.attempts + d2.attempts
     info["cheap_tokens_wasted"] = tokens
     d2.cascade = info
@@ -380,6 +376,19 @@ def flow(
         _cost(calls.config.model(d2.model), h2.usage, facts.prompt_tokens, h2.text), 10
     )
     return result2, d2, None
+
+
+def _whole(it: Any, messages: list[Message]) -> Generator[Any, Any, Any]:
+    """Read a stream to its end; its chunks rebuilt as one response."""
+    chunks = []
+    while (chunk := (yield Pull(it))) is not END:
+        chunks.append(chunk)
+    return _rebuilt(chunks, messages)
+
+
+def _rebuilt(chunks: list[Any], messages: list[Message]) -> Any:
+    """A non-streamed response from a stream's chunks (litellm's own builder)."""
+    return _litellm().stream_chunk_builder(chunks, messages=messages)
 
 
 def _strip_logprobs(objs: list[Any]) -> None:
@@ -411,33 +420,84 @@ def run(
     gen = flow(calls, compiled, decision, messages, params, routing_text)
     send: Any = None
     error: Exception | None = None
-    while True:
-        try:
-            step = gen.throw(error) if error is not None else gen.send(send)
-        except StopIteration as stop:
-            return stop.value
-        send, error = None, None
-        try:
-            if isinstance(step, Chain):
-                send = calls.run_chain(step.decision, step.params, call)
-            elif isinstance(step, Pull):
-                send = next(step.stream, END)
-            elif isinstance(step, Close):
-                close = getattr(step.stream, "close", None)
-                if close is not None:
-                    close()
-            elif isinstance(step, Judge):
+    started: list[Future] = []  # speculative calls not yet awaited or cancelled
+    try:
+        while True:
+            try:
+                step = gen.throw(error) if error is not None else gen.send(send)
+            except StopIteration as stop:
+                return stop.value
+            send, error = None, None
+            try:
+                send = _run_step(step, calls, call, litellm, started)
+            except Exception as e:  # noqa: BLE001 - handed to the flow, which decides
+                error = e
+    finally:
+        for f in started:  # the flow ended without a verdict on them
+            _cancel(f)
 
-                def judge_call(kw, m=step.messages):
-                    try:
-                        return litellm.completion(messages=m, **kw)
-                    except litellm.BadRequestError:  # no logprobs there: the word will do
-                        kw = {k: v for k, v in kw.items() if "logprobs" not in k}
-                        return litellm.completion(messages=m, **kw)
 
-                send = calls.run_chain(step.decision, JUDGE_PARAMS, judge_call)
-        except Exception as e:  # noqa: BLE001 - handed to the flow, which decides
-            error = e
+def _run_step(step: Any, calls: ModelCalls, call, litellm, started: list[Future]) -> Any:
+    """One step of `flow`, with blocking calls."""
+    if isinstance(step, Chain):
+        return calls.run_chain(step.decision, step.params, call)
+    if isinstance(step, Pull):
+        return next(step.stream, END)
+    if isinstance(step, Close):
+        close = getattr(step.stream, "close", None)
+        if close is not None:
+            close()
+        return None
+    if isinstance(step, Start):
+        fut = _speculative_pool().submit(calls.run_chain, step.decision, step.params, call)
+        started.append(fut)
+        return fut
+    if isinstance(step, Await):
+        started.remove(step.handle)
+        return step.handle.result()
+    if isinstance(step, Cancel):
+        started.remove(step.handle)
+        return _cancel(step.handle)
+    if isinstance(step, Judge):
+
+        def judge_call(kw, m=step.messages):
+            try:
+                return litellm.completion(messages=m, **kw)
+            except litellm.BadRequestError:  # no logprobs there: the word will do
+                kw = {k: v for k, v in kw.items() if "logprobs" not in k}
+                return litellm.completion(messages=m, **kw)
+
+        return calls.run_chain(step.decision, JUDGE_PARAMS, judge_call)
+    raise TypeError(f"unknown cascade step {step!r}")
+
+
+@functools.cache
+def _speculative_pool() -> ThreadPoolExecutor:
+    """Threads for the blocking driver's speculative calls (the async one uses tasks)."""
+    return ThreadPoolExecutor(8, thread_name_prefix="cascade-speculative")
+
+
+def _close_result(result: Any) -> None:
+    """Close a chain's stream result ((iterator, first chunk)); a response needs nothing."""
+    if isinstance(result, tuple):
+        close = getattr(result[0], "close", None)
+        if close is not None:
+            close()
+
+
+def _cancel(fut: Future) -> Any:
+    """Give up a speculative call: its response if it had already answered (not streamed),
+    else None; a stream it opened is closed, now or when it opens."""
+    if fut.cancel():
+        return None  # never started
+    if not fut.done():  # a blocking call cannot be stopped: discard what it brings
+        fut.add_done_callback(lambda f: f.exception() or _close_result(f.result()[0]))
+        return None
+    if fut.exception() is not None:
+        return None
+    result = fut.result()[0]
+    _close_result(result)
+    return None if isinstance(result, tuple) else result
 
 
 async def arun(
@@ -454,36 +514,76 @@ async def arun(
     gen = flow(calls, compiled, decision, messages, params, routing_text)
     send: Any = None
     error: Exception | None = None
-    while True:
-        try:
-            step = gen.throw(error) if error is not None else gen.send(send)
-        except StopIteration as stop:
-            return stop.value
-        send, error = None, None
-        try:
-            if isinstance(step, Chain):
-                send = await calls.arun_chain(step.decision, step.params, call)
-            elif isinstance(step, Pull):
-                try:
-                    send = await step.stream.__anext__()
-                except StopAsyncIteration:
-                    send = END
-            elif isinstance(step, Close):
-                close = getattr(step.stream, "aclose", None)
-                if close is not None:
-                    await close()
-            elif isinstance(step, Judge):
+    started: list[asyncio.Task] = []  # speculative calls not yet awaited or cancelled
+    try:
+        while True:
+            try:
+                step = gen.throw(error) if error is not None else gen.send(send)
+            except StopIteration as stop:
+                return stop.value
+            send, error = None, None
+            try:
+                send = await _arun_step(step, calls, call, litellm, started)
+            except Exception as e:  # noqa: BLE001 - handed to the flow, which decides
+                error = e
+    finally:
+        for t in started:  # the flow ended without a verdict on them
+            await _acancel(t)
 
-                async def ajudge_call(kw, m=step.messages):
-                    try:
-                        return await litellm.acompletion(messages=m, **kw)
-                    except litellm.BadRequestError:  # no logprobs there: the word will do
-                        kw = {k: v for k, v in kw.items() if "logprobs" not in k}
-                        return await litellm.acompletion(messages=m, **kw)
 
-                send = await calls.arun_chain(step.decision, JUDGE_PARAMS, ajudge_call)
-        except Exception as e:  # noqa: BLE001
-            error = e
+async def _arun_step(step: Any, calls: ModelCalls, call, litellm, started: list) -> Any:
+    """One step of `flow`, awaited."""
+    if isinstance(step, Chain):
+        return await calls.arun_chain(step.decision, step.params, call)
+    if isinstance(step, Pull):
+        try:
+            return await step.stream.__anext__()
+        except StopAsyncIteration:
+            return END
+    if isinstance(step, Close):
+        close = getattr(step.stream, "aclose", None)
+        if close is not None:
+            await close()
+        return None
+    if isinstance(step, Start):
+        task = asyncio.ensure_future(calls.arun_chain(step.decision, step.params, call))
+        started.append(task)
+        return task
+    if isinstance(step, Await):
+        started.remove(step.handle)
+        return await step.handle
+    if isinstance(step, Cancel):
+        started.remove(step.handle)
+        return await _acancel(step.handle)
+    if isinstance(step, Judge):
+
+        async def ajudge_call(kw, m=step.messages):
+            try:
+                return await litellm.acompletion(messages=m, **kw)
+            except litellm.BadRequestError:  # no logprobs there: the word will do
+                kw = {k: v for k, v in kw.items() if "logprobs" not in k}
+                return await litellm.acompletion(messages=m, **kw)
+
+        return await calls.arun_chain(step.decision, JUDGE_PARAMS, ajudge_call)
+    raise TypeError(f"unknown cascade step {step!r}")
+
+
+async def _acancel(task: asyncio.Task) -> Any:
+    """Give up a speculative call: stopped if it still runs; its response if it had already
+    answered (not streamed), else None; a stream it opened is closed."""
+    if not task.done():
+        task.cancel()
+        await asyncio.wait([task])  # let it unwind (its connection goes back or is closed)
+        return None
+    if task.cancelled() or task.exception() is not None:
+        return None
+    result = task.result()[0]
+    if isinstance(result, tuple):
+        close = getattr(result[0], "aclose", None)
+        if close is not None:
+            await close()
+        return None
+    return result
 
 
 def _litellm():

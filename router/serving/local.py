@@ -3,12 +3,17 @@
 One job: for each catalogue model that names a GGUF file, start `python -m llama_cpp.server`
 on a free loopback port, wait until it answers, restart it when it dies, stop it on exit, and
 report its state. Routing and calling stay in `router.py`, which asks `api_base()` per call.
+
+Several worker processes share one set of servers: the process that owns them (`router serve`'s
+parent) publishes their state to a JSON file at every change (`state_file`), and each worker
+reads it through a `LocalModelsView` (same questions, no processes of its own).
 """
 
 from __future__ import annotations
 
 import atexit
 import importlib.util
+import json
 import logging
 import os
 import socket
@@ -115,8 +120,10 @@ class LocalModels:
         watch_interval: float = 1.0,
         threads: int | None = None,
         logits_all: bool = False,
+        state_file: Path | None = None,
     ) -> None:
         self.start_timeout = start_timeout
+        self.state_file = state_file  # where workers read the servers' state (see module doc)
         # Token logprobs need every position's logits kept (`router profile` asks for them).
         # Said explicitly: it is the server's default only in some llama-cpp-python versions.
         self.logits_all = logits_all
@@ -148,6 +155,7 @@ class LocalModels:
             t.start()
         for t in threads:
             t.join()
+        self._publish()
         failed = {n: s.error for n, s in self.servers.items() if s.state != READY}
         if failed and strict:
             self.stop()
@@ -178,6 +186,7 @@ class LocalModels:
         for s in self.servers.values():
             self._kill(s)
             s.state = STOPPED
+        self._publish()
 
     # ---- internals --------------------------------------------------------------------------
 
@@ -209,6 +218,7 @@ class LocalModels:
         t0 = time.monotonic()
         s.state = STARTING if s.restarts == 0 else RESTARTING
         s.error = None
+        self._publish()
         port = free_port()
         s.log_path = self._logdir / f"{s.spec.name.replace('/', '_')}.log"
         logf = open(s.log_path, "ab")  # noqa: SIM115 - the child keeps it open
@@ -265,7 +275,21 @@ class LocalModels:
                     self._stopping.wait(wait)
                 s.restarts += 1
                 self._start_one(s)
+                self._publish()
                 backoff[name] = 0.0 if s.state == READY else min(30.0, max(1.0, wait * 2))
+
+    def _publish(self) -> None:
+        """Write the servers' state for the workers that share them (atomically: a reader
+        never sees half a file)."""
+        if self.state_file is None:
+            return
+        with self._lock:
+            tmp = self.state_file.with_suffix(".tmp")
+            try:
+                tmp.write_text(json.dumps(self.snapshot()))
+                os.replace(tmp, self.state_file)
+            except OSError as e:  # its folder gone at exit: nobody is left to read it
+                log.debug("local models' state not published: %s", e)
 
     def _kill(self, s: LocalServer) -> None:
         p = s.proc
@@ -285,3 +309,43 @@ class LocalModels:
         except OSError:
             return ""
         return " | ".join(text.strip().splitlines()[-lines:])[-800:]
+
+
+class LocalModelsView:
+    """Another process's local servers, read from its `state_file` (a worker of `router serve
+    --workers N`): answers what `LocalModels` answers, owns no process, stops nothing."""
+
+    def __init__(self, state_file: Path, names: list[str]) -> None:
+        self.state_file = Path(state_file)
+        self.names = names
+        self._stamp: tuple[int, int] | None = None
+        self._snap: dict[str, dict] = {}
+        self._lock = threading.Lock()
+
+    def snapshot(self) -> dict[str, dict]:
+        """The owner's last published state (re-read when the file changed)."""
+        try:
+            st = self.state_file.stat()
+            stamp = (st.st_mtime_ns, st.st_size)
+        except OSError:
+            stamp = None
+        with self._lock:
+            if stamp != self._stamp:
+                try:
+                    self._snap = json.loads(self.state_file.read_text()) if stamp else {}
+                except (OSError, ValueError):
+                    pass  # replaced meanwhile: the next call reads the new one
+                else:
+                    self._stamp = stamp
+            snap = self._snap
+        return {n: snap.get(n, {"state": STOPPED, "api_base": None}) for n in self.names}
+
+    def api_base(self, name: str) -> str | None:
+        s = self.snapshot().get(name) or {}
+        return s.get("api_base") if s.get("state") == READY else None
+
+    def state(self, name: str) -> str:
+        return (self.snapshot().get(name) or {}).get("state", STOPPED)
+
+    def stop(self) -> None:
+        """Nothing to stop: the owning process stops its servers."""

@@ -34,7 +34,7 @@ from typing import Any
 
 from router.core.config import ModelSpec, SessionRules
 from router.core.policy import Decision
-from router.core.request import Message, RequestError, request_facts
+from router.core.request import Message, RequestError
 
 log = logging.getLogger("router.serving.sessions")
 
@@ -374,13 +374,16 @@ class Sessions:
 
         def prepare():
             ref = session_ref(messages, params, session, scope, rules)
-            fresh = router.route(messages, policy, pin, **params)
-            facts = request_facts(messages, params, router.config.expected_output_tokens)
+            routed = router.routed([messages], policy, pin, params)[0]
+            # The models this request may use: the hard rules (the privacy rule among them)
+            # without the pin.
+            facts = replace(routed.facts, pinned_model=None)
             mask, _, _ = compiled.eligible(facts)
             usable = {n for n, ok in zip(compiled.names, mask, strict=True) if ok}
-            return ref, fresh, usable, (facts.prompt_tokens, facts.output_tokens)
+            return ref, routed, usable, (facts.prompt_tokens, facts.output_tokens)
 
-        ref, fresh, usable, tokens = await asyncio.to_thread(prepare)
+        ref, routed, usable, tokens = await asyncio.to_thread(prepare)
+        fresh = routed.decision
         state = None
         if ref is not None and ref.lookup is not None:
             state = SessionState.from_json(await self._get(ref.lookup))
@@ -400,7 +403,9 @@ class Sessions:
         decision = stick(
             fresh, ref, state, tool_model, rules, catalogue, usable, tokens, pinned=pin is not None
         )
-        return Turn(self, messages, ref, state, rules, scope, decision)
+        turn = Turn(self, messages, ref, state, rules, scope, decision)
+        turn.vector, turn.private = routed.vector, routed.facts.private
+        return turn
 
 
 @dataclass
@@ -415,6 +420,9 @@ class Turn:
     scope: str | None
     decision: Decision
     closed: bool = field(default=False)
+    # The routing vector (the semantic cache reuses it) and the private kinds detected.
+    vector: Any = None
+    private: tuple[str, ...] = ()
 
     async def close(self, decision: Decision, reply: Message | None) -> None:
         """Store what the session should remember: the model that answered (after fallbacks),

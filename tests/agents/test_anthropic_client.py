@@ -10,7 +10,6 @@ import pytest
 
 from router.core.config import APIKeySpec
 from router.server import create_app
-from tests.agents.conftest import TOOLS_CAPABLE
 from tests.proxy import Proxy
 
 TOOLS = [
@@ -97,9 +96,10 @@ def _results(m, results: dict[str, str]) -> list[dict]:
     ]
 
 
-@pytest.mark.parametrize("streamed", [False, True], ids=["plain", "streamed"])
-def test_a_tool_loop_stays_on_one_model(client, agent_upstream, streamed):
-    marker = f"anthropic-loop-{streamed}"
+def _tool_loop(client, agent_upstream, marker: str, streamed: bool) -> list[dict]:
+    """A 3-step tool loop under policy "flaky" (default: flip, fallback: large): the first
+    step's flip is down, so large answers it; then flip is back, and a fresh decision would
+    pick flip for each later step. Returns each step's headers."""
     results = {"get_weather": "sunny", "convert": "20C"}
     msgs = [{"role": "user", "content": f"{marker}: weather in Oslo?"}]
     headers = []
@@ -107,25 +107,30 @@ def test_a_tool_loop_stays_on_one_model(client, agent_upstream, streamed):
     def step():
         if streamed:
             with client.messages.with_streaming_response.create(
-                model="router", max_tokens=200, tools=TOOLS, messages=msgs, stream=True
+                model="router/flaky", max_tokens=200, tools=TOOLS, messages=msgs, stream=True
             ) as raw:
                 headers.append(dict(raw.headers))
                 events = list(raw.parse())
             assert events[-1].type == "message_stop"
             kinds = [e.type for e in events]
             assert "content_block_start" in kinds and "message_delta" in kinds
-            # Rebuild the message from the events, as the SDK's accumulator does.
+            # Rebuild the message from the events, as the SDK's accumulator does (a second
+            # call of the same step: it must land on the same model).
             with client.messages.stream(
-                model="router", max_tokens=200, tools=TOOLS, messages=msgs
+                model="router/flaky", max_tokens=200, tools=TOOLS, messages=msgs
             ) as s:
                 return s.get_final_message()
         raw = client.messages.with_raw_response.create(
-            model="router", max_tokens=200, tools=TOOLS, messages=msgs
+            model="router/flaky", max_tokens=200, tools=TOOLS, messages=msgs
         )
         headers.append(dict(raw.headers))
         return raw.parse()
 
-    m1 = step()
+    agent_upstream.down.add("switch-flip")
+    try:
+        m1 = step()
+    finally:
+        agent_upstream.down.discard("switch-flip")
     assert m1.stop_reason == "tool_use"
     [use] = [b for b in m1.content if b.type == "tool_use"]
     assert use.name == "get_weather" and use.input["step"] == 1
@@ -138,10 +143,31 @@ def test_a_tool_loop_stays_on_one_model(client, agent_upstream, streamed):
     msgs += [{"role": "user", "content": _results(m2, results)}]
     m3 = step()
     assert m3.stop_reason == "end_turn" and m3.content[0].text == "done: sunny | 20C"
-    models = {h["x-router-model"] for h in headers}
-    assert len(models) == 1 and models <= TOOLS_CAPABLE
-    assert [h["x-router-sticky"] for h in headers[1:]] == ["true"] * (len(headers) - 1)
-    assert len(set(agent_upstream.models_seen(marker))) == 1
+    return headers
+
+
+@pytest.mark.parametrize("streamed", [False, True], ids=["plain", "streamed"])
+def test_a_tool_loop_stays_on_one_model_though_the_policy_would_switch(
+    client, agent_upstream, streamed
+):
+    marker = f"anthropic-loop-{streamed}"
+    headers = _tool_loop(client, agent_upstream, marker, streamed)
+    assert [h["x-router-model"] for h in headers] == ["large"] * 3
+    assert [h["x-router-sticky"] for h in headers[1:]] == ["true", "true"]
+    assert all("the policy alone would pick flip" in h["x-router-reason"] for h in headers[1:])
+    assert set(agent_upstream.models_seen(marker)) == {"switch-flip", "large"}
+    # Only the first step's failed try (twice when streamed: the accumulator asks again).
+    assert agent_upstream.models_seen(marker).count("switch-flip") == (2 if streamed else 1)
+
+
+def test_without_stickiness_the_same_tool_loop_would_switch(client, agent_upstream, monkeypatch):
+    """The control: with the session and tool-loop rules taken out, the fresh decisions move
+    the later steps to flip, so the test above can fail."""
+    from router.serving import sessions
+
+    monkeypatch.setattr(sessions, "stick", lambda fresh, *args, **kwargs: fresh)
+    headers = _tool_loop(client, agent_upstream, "anthropic-nostick", False)
+    assert [h["x-router-model"] for h in headers] == ["large", "flip", "flip"]
 
 
 def test_parallel_tool_use_blocks(client):

@@ -183,21 +183,26 @@ def _stream_step(client, **kw):
     return events[-1].response, headers, [e.type for e in events]
 
 
-def test_a_three_step_function_calling_loop_streamed_with_previous_response_id(
-    client, agent_upstream
-):
+def _three_step_loop(client, agent_upstream, marker: str):
+    """A 3-step streamed loop under policy "flaky" (default: flip, fallback: large). The first
+    step's flip is down, so large answers it; then flip is back, and a fresh decision would
+    pick flip for every later step. Returns each step's headers."""
     results = {"lookup": "Paris: 18C", "convert": "64F"}
-    r1, h1, kinds = _stream_step(
-        client, model="router", input="weather loop-3 in Paris?", tools=TOOLS
-    )
+    agent_upstream.down.add("switch-flip")
+    try:
+        r1, h1, kinds = _stream_step(
+            client, model="router/flaky", input=f"weather {marker} in Paris?", tools=TOOLS
+        )
+    finally:
+        agent_upstream.down.discard("switch-flip")
     assert "response.function_call_arguments.delta" in kinds
     assert "response.function_call_arguments.done" in kinds
     [call] = [o for o in r1.output if o.type == "function_call"]
     assert call.name == "lookup" and json.loads(call.arguments)["step"] == 1
-    assert h1["x-router-model"] in TOOLS_CAPABLE
+    assert h1["x-router-model"] == "large" and h1["x-router-attempts"] == "flip:failed,large:ok"
     r2, h2, _ = _stream_step(
         client,
-        model="router",
+        model="router/flaky",
         previous_response_id=r1.id,
         input=_outputs(r1, results),
         tools=TOOLS,
@@ -206,18 +211,38 @@ def test_a_three_step_function_calling_loop_streamed_with_previous_response_id(
     assert call.name == "convert"
     r3, h3, _ = _stream_step(
         client,
-        model="router",
+        model="router/flaky",
         previous_response_id=r2.id,
         input=_outputs(r2, results),
         tools=TOOLS,
     )
     assert r3.output_text == "done: Paris: 18C | 64F"
-    # One model for the whole loop, and the upstream saw every step on it.
-    assert h1["x-router-model"] == h2["x-router-model"] == h3["x-router-model"]
+    return [h1, h2, h3]
+
+
+def test_a_three_step_function_calling_loop_stays_on_its_model_though_the_policy_would_switch(
+    client, agent_upstream
+):
+    h1, h2, h3 = _three_step_loop(client, agent_upstream, "loop-3")
+    # One model for the whole loop: stickiness kept it where a fresh decision picks flip.
+    assert h1["x-router-model"] == h2["x-router-model"] == h3["x-router-model"] == "large"
     assert h2["x-router-sticky"] == h3["x-router-sticky"] == "true"
+    assert "the policy alone would pick flip" in h2["x-router-reason"]
     assert h2["x-router-session"] == h3["x-router-session"] == h1["x-router-session"]
-    seen = agent_upstream.models_seen("loop-3")
-    assert len(seen) == 3 and len(set(seen)) == 1
+    # The upstream saw the failed first try, then every step on large.
+    assert agent_upstream.models_seen("loop-3") == ["switch-flip", "large", "large", "large"]
+
+
+def test_without_stickiness_the_same_loop_would_switch_models(client, agent_upstream, monkeypatch):
+    """The control for the test above: with the session and tool-loop rules taken out, the
+    policy's fresh decisions move steps 2 and 3 to flip."""
+    from router.serving import sessions
+
+    monkeypatch.setattr(sessions, "stick", lambda fresh, *args, **kwargs: fresh)
+    h1, h2, h3 = _three_step_loop(client, agent_upstream, "loop-nostick")
+    assert [h["x-router-model"] for h in (h1, h2, h3)] == ["large", "flip", "flip"]
+    seen = agent_upstream.models_seen("loop-nostick")
+    assert seen == ["switch-flip", "large", "switch-flip", "switch-flip"]
 
 
 def test_no_model_switch_inside_a_tool_loop(client, agent_upstream):

@@ -1,12 +1,12 @@
-"""Reading the log back: `summarise()` for `router stats`, `read_outcomes()` and
-`export_examples()` for retraining."""
+"""Reading the log back: `read_outcomes()` and `export_examples()` for retraining (the figures
+of `router stats` and the dashboard are in `figures.py`)."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 import sqlalchemy as sa
@@ -48,96 +48,6 @@ def _read_engine(location: str | Path) -> Engine:
         engine.dispose()
         raise DecisionLogError(f"{safe_url(url)}: no decision log there (no decisions table)")
     return engine
-
-
-@dataclass
-class Stats:
-    """What `router stats` prints."""
-
-    requests: int = 0
-    errors: int = 0
-    share: dict[str, float] = field(default_factory=dict)  # answering model → share of OK calls
-    escalation_rate: float = 0.0
-    fallback_rate: float = 0.0
-    cost: float = 0.0
-    large_cost: float = 0.0
-    latency_ms: dict[str, float] = field(default_factory=dict)  # p50 / p90 / p99
-    routing_ms: dict[str, float] = field(default_factory=dict)
-
-    @property
-    def savings(self) -> float:
-        """Estimated cost saved against sending every request to the large model (fraction)."""
-        return 1 - self.cost / self.large_cost if self.large_cost > 0 else 0.0
-
-    def to_dict(self) -> dict[str, Any]:
-        return {**self.__dict__, "savings": self.savings}
-
-    def rows(self) -> list[tuple[str, str]]:
-        """(label, value) lines for a printed summary."""
-        out = [("requests", f"{self.requests} ({self.errors} errors)")]
-        out += [(f"share {m}", f"{v:.1%}") for m, v in self.share.items()]
-        out += [
-            ("escalation rate", f"{self.escalation_rate:.1%}"),
-            ("fallback rate", f"{self.fallback_rate:.1%}"),
-            ("estimated cost", f"${self.cost:.6f}"),
-            ("all-large cost", f"${self.large_cost:.6f}"),
-            ("estimated savings", f"{self.savings:.1%}"),
-        ]
-        for name, pct in (("latency", self.latency_ms), ("routing", self.routing_ms)):
-            if pct:
-                out.append((f"{name} ms", "  ".join(f"{k} {v:.1f}" for k, v in pct.items())))
-        return out
-
-
-def _percentiles(values: list[float]) -> dict[str, float]:
-    if not values:
-        return {}
-    values = sorted(values)
-
-    def pct(p: float) -> float:
-        return values[min(len(values) - 1, int(round(p / 100 * (len(values) - 1))))]
-
-    return {"p50": pct(50), "p90": pct(90), "p99": pct(99)}
-
-
-def summarise(path: str | Path) -> Stats:
-    """Share per model, escalation rate, estimated savings and latency percentiles of a log
-    (a SQLite path or a database URL). Rows of POST /v1/route (no model called) are left out."""
-    engine = _read_engine(path)
-    c = decisions.c
-    try:
-        with engine.connect() as con:
-            cols = [
-                c.model,
-                c.status,
-                c.escalated,
-                c.fell_back,
-                c.cost_estimate,
-                c.large_cost_estimate,
-                c.latency_ms,
-                c.routing_ms,
-            ]
-            q = sa.select(*cols)
-            if "kind" in {col["name"] for col in sa.inspect(con).get_columns("decisions")}:
-                q = q.where(sa.or_(c.kind.is_(None), ~c.kind.in_(["route", "sdk.route"])))
-            rows = con.execute(q).all()
-    finally:
-        engine.dispose()
-    s = Stats(requests=len(rows))
-    ok = [r for r in rows if r[1] is not None and r[1] < 400]
-    s.errors = len(rows) - len(ok)
-    for r in ok:
-        s.share[r[0]] = s.share.get(r[0], 0) + 1
-    s.share = {m: n / len(ok) for m, n in sorted(s.share.items(), key=lambda kv: -kv[1])}
-    routed = [r for r in rows if r[0] is not None]
-    if routed:
-        s.escalation_rate = sum(bool(r[2]) for r in routed) / len(routed)
-        s.fallback_rate = sum(bool(r[3]) for r in routed) / len(routed)
-    s.cost = sum(r[4] or 0 for r in ok)
-    s.large_cost = sum(r[5] or 0 for r in ok)
-    s.latency_ms = _percentiles([r[6] for r in rows if r[6] is not None])
-    s.routing_ms = _percentiles([r[7] for r in rows if r[7] is not None])
-    return s
 
 
 # ---- training rows from the log ------------------------------------------------------------

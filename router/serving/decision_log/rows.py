@@ -64,8 +64,10 @@ def decision_row(
     if decision is not None:
         d = decision
         attempts = [{**a.__dict__, "error": scrub(a.error)} for a in d.attempts]
-        if cost is None:
-            cost = (d.cost_estimate, d.large_cost_estimate)
+        cache = d.cache or {}
+        if cost is None:  # a cache hit called no model
+            own = 0.0 if cache.get("status") == "hit" else d.cost_estimate
+            cost = (own, d.large_cost_estimate)
         row.update(
             policy=d.policy,
             model=d.model,
@@ -88,6 +90,10 @@ def decision_row(
             ),
             cost_estimate=cost[0],
             large_cost_estimate=cost[1],
+            cache=cache.get("status"),
+            saved_cost=cache.get("saved_cost") if cache.get("status") == "hit" else None,
+            privacy=",".join(d.privacy.get("rules") or []) if d.privacy else None,
+            privacy_action=d.privacy.get("action") if d.privacy else None,
         )
     if usage is not None:
         row.update(prompt_tokens=usage[0], completion_tokens=usage[1])

@@ -25,7 +25,8 @@ log = logging.getLogger("router.serving.decision_log")
 metadata = sa.MetaData()
 
 # The request's row. Column types match the SQLite file of the first version (TEXT, REAL,
-# INTEGER), which migration 0001 adopts as is; migration 0002 added the learning columns.
+# INTEGER), which migration 0001 adopts as is; migration 0002 added the learning columns,
+# 0003 the cache and privacy columns, 0004 the phase of write-ahead rows.
 decisions = sa.Table(
     "decisions",
     metadata,
@@ -63,6 +64,15 @@ decisions = sa.Table(
     sa.Column("embedding_scale", sa.Float),
     sa.Column("encoder", sa.Text),  # identity of the encoder that made the embedding
     sa.Column("routing_text", sa.Text),  # NULL unless decision_log.store_text is on
+    # ---- since migration 0003 ----
+    sa.Column("cache", sa.Text),  # "hit", "miss", "bypass"; NULL with the cache off
+    sa.Column("saved_cost", sa.Float),  # USD a cache hit saved
+    sa.Column("privacy", sa.Text),  # kinds of private value detected (never the values)
+    sa.Column("privacy_action", sa.Text),  # the action taken: "local", "redact"
+    # ---- since migration 0004 ----
+    # "started": the write-ahead row (decision, no status yet); "ended": the whole row;
+    # "interrupted": its process died before the answer ended. NULL: written before 0004.
+    sa.Column("phase", sa.Text),
     sa.Index("ix_decisions_ts", "ts"),
 )
 
@@ -138,7 +148,7 @@ def open_engine(location: str | Path) -> Engine:
 
 
 def migrate(engine: Engine) -> None:
-    """Create or upgrade the schema to the newest revision (Alembic, router/migrations).
+    """Create or upgrade the schema to the newest revision (Alembic, router/serving/migrations).
 
     A SQLite log written by the first version (a `decisions` table, no Alembic stamp) is
     stamped as revision 0001 and upgraded in place. Workers and replicas that start together

@@ -1,6 +1,12 @@
-"""`DecisionLog`: `record()` only queues a row; a background thread owns the database and
-writes in batches, so neither a slow disk nor an outage stalls request handling. During an
-outage rows wait in a bounded queue; past its bound they are dropped and counted."""
+"""`DecisionLog`: `record()` hands a row over and returns; a background thread owns the
+database and writes in batches, so neither a slow disk nor an outage stalls request handling.
+
+With a spool (spool.py, the default of `open_decision_log`) every item is first appended to
+this process's journal on local disk, and the writer drains the journal: a process killed at
+any moment loses nothing it recorded, and a database outage fills the disk, not memory. A
+dead process's journal is replayed by the next log that opens the same spool directory (at
+start, then every `REPLAY_EVERY_S`). Without a spool, rows wait in a bounded in-memory queue;
+past its bound they are dropped and counted."""
 
 from __future__ import annotations
 
@@ -14,14 +20,10 @@ import time
 import weakref
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import sqlalchemy as sa
-from sqlalchemy.engine import Connection
-
-if TYPE_CHECKING:
-    pass
 
 from router.serving.decision_log.rows import _cell, quantize
 from router.serving.decision_log.schema import (
@@ -35,13 +37,17 @@ from router.serving.decision_log.schema import (
     outcomes,
     safe_url,
 )
+from router.serving.decision_log.spool import Spool
+from router.serving.decision_log.upserts import ROW_KINDS, write_items
 
 log = logging.getLogger("router.serving.decision_log")
 
 
 SOURCES = ("feedback", "shadow")
-QUEUE_SIZE = 10_000  # rows waiting for the database before new ones are dropped
+QUEUE_SIZE = 10_000  # rows waiting for the database before new ones are dropped (no spool)
 RETENTION_EVERY_S = 60.0  # how often the writer enforces max_rows / max_days
+REPLAY_EVERY_S = 10.0  # how often the writer looks for dead processes' spools
+LINGER_S = 0.01  # how long the spool's writer lets items gather after being woken
 
 
 # ---- the writer ---------------------------------------------------------------------------
@@ -58,11 +64,12 @@ _STOP = object()
 
 
 class DecisionLog:
-    """The log of one process: a bounded queue and one writer thread per database.
+    """The log of one process: a spool (or a bounded queue) and one writer thread.
 
     `embed(text) -> vector` turns a row's routing text into its embedding (on the writer thread,
     off the event loop); `encoder` names it in the row. Retention keeps at most `max_rows` rows
-    and none older than `max_days` (outcomes go with their request's row).
+    and none older than `max_days` (outcomes go with their request's row). `spool`: this
+    process's write-ahead journal, owned (and closed) by the log from now on.
     """
 
     def __init__(
@@ -76,6 +83,7 @@ class DecisionLog:
         queue_size: int = QUEUE_SIZE,
         embed: Callable[[str], np.ndarray] | None = None,
         encoder: str | Callable[[], str | None] | None = None,
+        spool: Spool | None = None,
     ) -> None:
         self.url = database_url(path)
         # The SQLite file, for callers that open it directly (tests, notebooks); None otherwise.
@@ -85,24 +93,40 @@ class DecisionLog:
         self.store_text = store_text
         self.max_rows, self.max_days = max_rows, max_days
         self.embed, self.encoder = embed, encoder
+        self.spool = spool
         self._batch = batch
         self._queue_size = queue_size
         self._queue: queue.Queue = queue.Queue()
         self._failed: Exception | None = None
         self._closed = False
+        self._stopping = False
+        self._stop_by: float | None = None
         self._lock = threading.Lock()  # orders record() against close(); guards counters
-        self._pending: dict[str, int] = {}  # request ids queued, not yet written
-        self.dropped = 0  # rows and outcomes given up on (queue full, or database down at close)
+        self._wake = threading.Event()  # the spool has new items
+        self._progress = threading.Condition()  # the spool's items reached the database
+        # Request ids recorded, not yet written → [items, key name] (feedback checks both).
+        self._pending: dict[str, list] = {}
+        self._outcome_ts = 0.0
+        self.dropped = 0  # rows and outcomes given up on (queue full, refused, database down)
         self.written = 0
         self.write_errors = 0
         self.expired = 0  # rows removed by retention
+        self.replayed = 0  # items taken over from dead processes' spools
+        self.spool_errors = 0  # appends or fsyncs the spool's disk refused
         try:
             self.engine = open_engine(path)
             # Schema created or migrated up front: a bad path or URL fails at start-up.
             migrate(self.engine)
         except (sa.exc.SQLAlchemyError, OSError) as e:
+            if spool is not None:
+                spool.close()
             raise DecisionLogError(f"decision log {safe_url(self.url)}: {e}") from e
-        self._thread = threading.Thread(target=self._run, name="decision-log", daemon=True)
+        if spool is not None:
+            # At start, before this process answers anything: dead processes' spools become
+            # part of this one's (the writer drains them first).
+            self._replay_orphans()
+        run = self._run if spool is None else self._run_spool
+        self._thread = threading.Thread(target=run, name="decision-log", daemon=True)
         self._thread.start()
         # An SDK caller may never close its log: queued rows are written at interpreter exit.
         atexit.register(_close_at_exit, weakref.ref(self))
@@ -116,21 +140,72 @@ class DecisionLog:
 
     # ---- writing ----------------------------------------------------------------------------
 
-    def record(self, row: dict[str, Any]) -> None:
-        """Queue one row (keys from COLUMNS, missing keys are NULL; `routing_text` becomes the
-        embedding). Never blocks: past the queue's bound the row is dropped and counted. After
-        `close()` (a request cut at shutdown ends late) the row is written at once."""
-        rid = row.get("request_id")
+    def start(self, row: dict[str, Any]) -> int | None:
+        """The write-ahead row of a request whose answer is about to begin: its decision, no
+        status yet (phase "started"). `record()` of the whole row completes it later. Returns
+        the item's spool sequence number for `durable()` (None without a spool)."""
+        return self._append("start", {**row, "status": None, "phase": "started"})
+
+    def record(self, row: dict[str, Any]) -> int | None:
+        """Record a request's whole row (keys from COLUMNS, missing keys are NULL;
+        `routing_text` becomes the embedding). Never blocks on the database: without a spool,
+        past the queue's bound the row is dropped and counted. After `close()` (a request cut
+        at shutdown ends late) the row is written at once. Returns the spool sequence number
+        for `durable()` (None without a spool)."""
+        return self._append("row", {**row, "phase": row.get("phase") or "ended"})
+
+    def durable(self, seq: int | None) -> None:
+        """Block until item `seq` is on disk, if the spool's fsync policy is `always` (else
+        it already is as durable as the policy makes it: in the kernel, safe from a kill)."""
+        if seq is not None and self.spool is not None and self.spool.must_sync():
+            self._sync(seq)
+
+    async def adurable(self, seq: int | None) -> None:
+        """`durable()` for the event loop: the fsync runs in a worker thread."""
+        if seq is not None and self.spool is not None and self.spool.must_sync():
+            import asyncio
+
+            await asyncio.to_thread(self._sync, seq)
+
+    def _sync(self, seq: int) -> None:
+        try:
+            self.spool.sync(seq)
+        except OSError as e:  # a failing disk fails no answer: said loudly instead
+            self.spool_errors += 1
+            log.error("decision spool: fsync failed: %s", e)
+
+    def _append(self, kind: str, item: dict[str, Any]) -> int | None:
+        rid = item.get("request_id") if kind in ROW_KINDS else None
         with self._lock:
             if not self._closed:
-                if self._queue.qsize() >= self._queue_size:
+                if self.spool is not None:
+                    try:
+                        seq = self.spool.append(kind, item)
+                    except (OSError, TypeError) as e:
+                        # A full disk (or an item JSON cannot hold) fails no answer: the
+                        # item is dropped and counted, and said loudly.
+                        self.spool_errors += 1
+                        self._drop(1)
+                        log.error("decision spool: cannot append a %s item: %s", kind, e)
+                        return None
+                elif self._queue.qsize() >= self._queue_size:
                     self._drop(1)
-                    return
+                    return None
+                else:
+                    seq = None
+                    self._queue.put((kind, item))
                 if rid is not None:
-                    self._pending[rid] = self._pending.get(rid, 0) + 1
-                self._queue.put(("row", row))
-                return
-        self._write_now([("row", row)])
+                    entry = self._pending.get(rid)
+                    if entry is None and len(self._pending) < self._queue_size:
+                        # Bounded: past it (a long outage) feedback on a row not yet written
+                        # asks the database, and is told to retry while it is down.
+                        entry = self._pending[rid] = [0, item.get("key_name")]
+                    if entry is not None:
+                        entry[0] += 1
+                self._wake.set()
+                return seq
+        self._write_now([(kind, item)])
+        return None
 
     def record_outcome(
         self,
@@ -139,12 +214,15 @@ class DecisionLog:
         source: str,
         model: str | None = None,
         detail: dict | None = None,
+        *,
+        key_name: str | None = None,
     ) -> None:
         """Record what was learned about a request: a score in [0, 1] from `source`
         ("feedback" or "shadow"), about `model` (None: the model that answered).
 
         The last write per (request, source, model) wins; its `revision` counts the writes.
-        Raises KeyError for an unknown request id, ValueError for a bad score or source.
+        Raises KeyError for an unknown request id, or one made with another key than
+        `key_name` (when given); ValueError for a bad score or source.
         Queued like rows; may raise a database error only while checking the id."""
         if source not in SOURCES:
             raise ValueError(f"source must be one of {SOURCES}, got {source!r}")
@@ -153,9 +231,12 @@ class DecisionLog:
         score = float(score)
         if math.isnan(score) or not 0.0 <= score <= 1.0:
             raise ValueError(f"score must be in [0, 1], got {score!r}")
-        if not self.has_request(request_id):
+        if not self.has_request(request_id, key_name):
             raise KeyError(request_id)
-        now = time.time()
+        with self._lock:
+            # Strictly increasing: the database keeps an outcome only over an older one, so a
+            # replayed outcome changes nothing and a new one always counts.
+            now = self._outcome_ts = max(time.time(), self._outcome_ts + 1e-6)
         item = {
             "request_id": request_id,
             "source": source,
@@ -166,23 +247,19 @@ class DecisionLog:
             "updated_ts": now,
             "revision": 1,
         }
-        with self._lock:
-            if not self._closed:
-                if self._queue.qsize() >= self._queue_size:
-                    self._drop(1)
-                    return
-                self._queue.put(("outcome", item))
-                return
-        self._write_now([("outcome", item)])
+        self._append("outcome", item)
 
-    def has_request(self, request_id: str) -> bool:
-        """Whether a row with this id exists (written, or still queued)."""
+    def has_request(self, request_id: str, key_name: str | None = None) -> bool:
+        """Whether a row with this id exists (written, or still queued), made with `key_name`
+        when one is given (another key's request is as good as absent)."""
         with self._lock:
-            if request_id in self._pending:
-                return True
+            entry = self._pending.get(request_id)
+        if entry is not None and (key_name is None or entry[1] == key_name):
+            return True
         with self.engine.connect() as con:
-            q = sa.select(sa.literal(1)).where(decisions.c.request_id == request_id)
-            return con.execute(q).first() is not None
+            q = sa.select(decisions.c.key_name).where(decisions.c.request_id == request_id)
+            found = con.execute(q).first()
+        return found is not None and (key_name is None or found[0] == key_name)
 
     def outcomes_of(self, request_id: str) -> list[dict[str, Any]]:
         """The outcomes recorded for a request (written ones), newest first."""
@@ -199,25 +276,47 @@ class DecisionLog:
         self.dropped += n
         if first or self.dropped % 1000 < n:
             log.warning(
-                "decision log: %d rows dropped so far (queue full or database down)", self.dropped
+                "decision log: %d rows dropped so far (queue full, refused or database down)",
+                self.dropped,
             )
 
     def flush(self, timeout: float = 30.0) -> bool:
-        """Wait until every queued row is written (tests and shutdown); False on timeout."""
+        """Wait until every recorded item is written (tests and shutdown); False on timeout."""
         if self._closed:
             return True  # close() wrote everything it could
+        if self.spool is not None:
+            target = self.spool.last
+            self._wake.set()
+            with self._progress:
+                return self._progress.wait_for(lambda: self.spool.done_through >= target, timeout)
         marker = _Flush()
         self._queue.put(("flush", marker))
         return marker.event.wait(timeout)
 
     def close(self, timeout: float = 30.0) -> None:
-        """Flush (waiting up to `timeout` for a database that is down) and stop the writer."""
+        """Flush (waiting up to `timeout` for a database that is down) and stop the writer.
+        With a spool, what could not be written stays in it for the next process to replay."""
         self._stop_by = time.monotonic() + timeout
+        self._stopping = True
         if self._thread.is_alive():
             self._queue.put(("stop", _STOP))
+            self._wake.set()
             self._thread.join(timeout + 5)
         with self._lock:
             self._closed = True
+        if self.spool is not None:
+            self._make_durable()
+            unwritten, unended = self.spool.pending, self.spool.open_requests
+            if self.spool.close():
+                log.warning(
+                    "decision log: %d items not written and %d requests not ended at the close "
+                    "stay in the spool %s for the next process to replay",
+                    unwritten,
+                    unended,
+                    self.spool.dir,
+                )
+            self.engine.dispose()
+            return
         # Items that raced in behind the stop marker are written now, not dropped.
         rest = []
         while True:
@@ -243,7 +342,7 @@ class DecisionLog:
             self._drop(len(items))
 
     def _prepare_row(self, row: dict[str, Any]) -> dict[str, Any]:
-        """A queued row → its cells: embedding computed, routing text kept only if asked."""
+        """A recorded row → its cells: embedding computed, routing text kept only if asked."""
         text = row.get(ROUTING_TEXT)
         out = {k: _cell(row.get(k)) for k in COLUMNS if k != ROUTING_TEXT}
         if text and out.get("embedding") is None and self.embed is not None:
@@ -256,31 +355,8 @@ class DecisionLog:
         out[ROUTING_TEXT] = text if (self.store_text and text) else None
         return out
 
-    def _write(self, con: Connection, items: list[tuple[str, Any]]) -> None:
-        rows = [self._prepare_row(p) if kind == "row" else p for kind, p in items]
-        cells = [r for (kind, _), r in zip(items, rows, strict=True) if kind == "row"]
-        outs = [r for (kind, _), r in zip(items, rows, strict=True) if kind == "outcome"]
-        if cells:
-            # Latest wins for a request id (as the first version's INSERT OR REPLACE).
-            by_id = {r["request_id"]: r for r in cells}
-            stmt = _insert(con)(decisions)
-            stmt = stmt.on_conflict_do_update(
-                index_elements=["request_id"],
-                set_={c: stmt.excluded[c] for c in COLUMNS if c != "request_id"},
-            )
-            con.execute(stmt, list(by_id.values()))
-        for o in outs:  # few; one upsert each keeps the revision count exact
-            stmt = _insert(con)(outcomes).values(**o)
-            stmt = stmt.on_conflict_do_update(
-                index_elements=["request_id", "source", "model"],
-                set_={
-                    "score": stmt.excluded.score,
-                    "detail": stmt.excluded.detail,
-                    "updated_ts": stmt.excluded.updated_ts,
-                    "revision": outcomes.c.revision + 1,
-                },
-            )
-            con.execute(stmt)
+    def _write(self, con, items: list[tuple[str, Any]]) -> None:
+        write_items(con, [(k, self._prepare_row(p) if k in ROW_KINDS else p) for k, p in items])
 
     def _settle(self, items: list[tuple[str, Any]], written: bool) -> None:
         """Forget the pending ids of items that were written or dropped."""
@@ -288,29 +364,24 @@ class DecisionLog:
             return
         with self._lock:
             for kind, p in items:
-                if kind != "row":
+                if kind not in ROW_KINDS:
                     continue
                 rid = p.get("request_id")
-                n = self._pending.get(rid, 0) - 1
-                if n > 0:
-                    self._pending[rid] = n
-                else:
-                    self._pending.pop(rid, None)
+                entry = self._pending.get(rid)
+                if entry is not None:
+                    entry[0] -= 1
+                    if entry[0] <= 0:
+                        del self._pending[rid]
             if written:
-                self.written += sum(1 for k, _ in items if k == "row")
+                self.written += sum(1 for k, _ in items if k in ROW_KINDS)
             else:
                 self._drop(len(items))
 
     def _run(self) -> None:
+        """The writer without a spool: drains the in-memory queue."""
         next_retention = time.monotonic()
         while True:
-            if self.max_rows or self.max_days:
-                if time.monotonic() >= next_retention:
-                    try:
-                        self.enforce_retention()
-                    except sa.exc.SQLAlchemyError as e:
-                        self._failed = e
-                    next_retention = time.monotonic() + RETENTION_EVERY_S
+            next_retention = self._retention_due(next_retention)
             try:
                 first = self._queue.get(timeout=RETENTION_EVERY_S)
             except queue.Empty:
@@ -333,21 +404,120 @@ class DecisionLog:
                 except queue.Empty:
                     break
             if items:
-                written, given_up = self._write_with_retry(items, stop)
+                written, refused, unwritten = self._write_with_retry(items, stop)
                 self._settle(written, True)
-                self._settle(given_up, False)
+                self._settle(refused + unwritten, False)
             for m in markers:
                 m.event.set()
             if stop:
                 return
 
+    def _run_spool(self) -> None:
+        """The writer with a spool: replays dead processes' spools, then drains its own."""
+        next_retention = time.monotonic()
+        next_replay = time.monotonic() + REPLAY_EVERY_S
+        while True:
+            if not self._stopping:
+                next_retention = self._retention_due(next_retention)
+                if time.monotonic() >= next_replay:
+                    self._replay_orphans()
+                    next_replay = time.monotonic() + REPLAY_EVERY_S
+            self._wake.clear()
+            entries = self.spool.read(self._batch)
+            if not entries:
+                if self._stopping:
+                    return
+                self._rotate()
+                if self._wake.wait(min(REPLAY_EVERY_S, RETENTION_EVERY_S)) and not self._stopping:
+                    # Woken by a new item: let the burst it belongs to gather into one batch
+                    # (fewer transactions, less of the writer competing with requests).
+                    time.sleep(LINGER_S)
+                continue
+            items = [(e.kind, e.data) for e in entries]
+            written, refused, unwritten = self._write_with_retry(items, self._stopping)
+            self._settle(written, True)
+            self._settle(refused, False)  # the database refuses them: replaying cannot help
+            if unwritten:
+                return  # closing while the database is down: they stay in the spool
+            with self._progress:
+                self.spool.done(entries[-1].seq)
+                self._progress.notify_all()
+            self._rotate()
+
+    def _rotate(self) -> None:
+        """A new spool segment when the current one is full; finished ones deleted once the
+        database holds their items durably."""
+        try:
+            self.spool.rotate()
+            if self.spool.finished_segments():
+                self._make_durable()
+                self.spool.remove_finished()
+        except OSError as e:
+            log.error("decision spool: %s", e)
+
+    def _make_durable(self) -> None:
+        """What is committed is on disk: a SQLite commit in WAL mode with synchronous=NORMAL
+        reaches the disk at the next checkpoint (PostgreSQL's is at commit, by default)."""
+        if self.dialect != "sqlite":
+            return
+        try:
+            with self.engine.connect() as con:
+                con.exec_driver_sql("PRAGMA wal_checkpoint(PASSIVE)")
+        except sa.exc.SQLAlchemyError as e:
+            log.warning("decision log: checkpoint failed: %s", _first_line(e))
+
+    def _replay_orphans(self) -> None:
+        """Take over the spools of dead processes: their items are appended to this one's
+        (durably) before theirs are deleted. A request they started and never ended is
+        marked interrupted."""
+        try:
+            for orphan in self.spool.claim_orphans():
+                try:
+                    open_ids: dict[str, None] = {}
+                    n = 0
+                    for e in orphan.entries():
+                        self._append(e.kind, e.data)
+                        n += 1
+                        rid = e.data.get("request_id")
+                        if e.kind == "start":
+                            open_ids[rid] = None
+                        elif e.kind == "row":
+                            open_ids.pop(rid, None)
+                    for rid in open_ids:
+                        why = f"interrupted: the process serving it ({orphan.owner}) ended first"
+                        self._append("interrupted", {"request_id": rid, "error": why})
+                    self.spool.sync()
+                    orphan.remove()
+                except Exception:
+                    orphan.release()
+                    raise
+                self.replayed += n
+                log.warning(
+                    "decision log: replayed %d items (%d interrupted requests) from the spool "
+                    "of %s, a process that ended without writing them",
+                    n,
+                    len(open_ids),
+                    orphan.owner,
+                )
+        except (OSError, RuntimeError) as e:
+            log.error("decision log: replaying a spool failed: %s", e)
+
+    def _retention_due(self, next_retention: float) -> float:
+        if (self.max_rows or self.max_days) and time.monotonic() >= next_retention:
+            try:
+                self.enforce_retention()
+            except sa.exc.SQLAlchemyError as e:
+                self._failed = e
+            return time.monotonic() + RETENTION_EVERY_S
+        return next_retention
+
     def _write_with_retry(
         self, items: list[tuple[str, Any]], stopping: bool
-    ) -> tuple[list[tuple[str, Any]], list[tuple[str, Any]]]:
-        """Write one batch → (written, given up). While the database is down, retry with
-        back-off (the queue keeps filling, bounded); give up only when the log is closing and
-        its time is up. A batch the database refuses for its content is written item by item,
-        and only the refused items are dropped (a bad row must not stall the log)."""
+    ) -> tuple[list[tuple[str, Any]], list[tuple[str, Any]], list[tuple[str, Any]]]:
+        """Write one batch → (written, refused, unwritten). While the database is down, retry
+        with back-off; give up (unwritten) only when the log is closing and its time is up. A
+        batch the database refuses for its content is written item by item, and only the
+        refused items are given up (a bad row must not stall the log)."""
         delay = 0.2
         while True:
             try:
@@ -356,7 +526,7 @@ class DecisionLog:
                 if self._failed is not None:
                     log.warning("decision log: writes resumed")
                 self._failed = None
-                return items, []
+                return items, [], []
             except sa.exc.SQLAlchemyError as e:
                 self.write_errors += 1
                 if not _is_outage(e):
@@ -364,12 +534,12 @@ class DecisionLog:
                 if self._failed is None:
                     log.warning("decision log: write failed, buffering: %s", _first_line(e))
                 self._failed = e
-            stop_by = getattr(self, "_stop_by", None)
+            stop_by = self._stop_by
             if stop_by is None and not stopping:
                 # A stop marker behind us in the queue also ends the wait (close() sets it).
                 time.sleep(delay)
             elif time.monotonic() >= (stop_by or 0):
-                return [], items
+                return [], [], items
             else:
                 time.sleep(min(delay, max(0.0, stop_by - time.monotonic())))
             delay = min(delay * 2, 5.0)
@@ -386,12 +556,12 @@ class DecisionLog:
                 good.append(item)
             except sa.exc.SQLAlchemyError as e:
                 if _is_outage(e):  # went down meanwhile: retry the rest as a batch
-                    rest = [i for i in items if i not in good]
-                    ok, failed = self._write_with_retry(rest, False)
-                    return good + ok, bad + failed
+                    rest = [i for i in items if i not in good and i not in bad]
+                    ok, refused, unwritten = self._write_with_retry(rest, False)
+                    return good + ok, bad + refused, unwritten
                 log.error("decision log: dropped a row the database refused: %s", _first_line(e))
                 bad.append(item)
-        return good, bad
+        return good, bad, []
 
     @property
     def failed(self) -> Exception | None:
@@ -401,7 +571,7 @@ class DecisionLog:
     @property
     def queued(self) -> int:
         """Items waiting for the writer."""
-        return self._queue.qsize()
+        return self.spool.pending if self.spool is not None else self._queue.qsize()
 
     # ---- retention --------------------------------------------------------------------------
 
@@ -437,49 +607,10 @@ class DecisionLog:
         return removed
 
 
-def open_decision_log(location: str | Path, spec: Any = None, encoder: Any = None) -> DecisionLog:
-    """A DecisionLog at `location` with a config `decision_log:` section's settings (None:
-    defaults), embedding routing texts with `encoder` (whose `identity` names them). A Router,
-    or a function returning the encoder, may stand for it: it is then looked up at each use
-    (the proxy wraps its encoder, and a hot reload may swap it)."""
-
-    def current():
-        enc = encoder() if callable(encoder) and not hasattr(encoder, "encode") else encoder
-        return getattr(enc, "encoder", enc)
-
-    if encoder is None:
-        embed = identity = None
-    else:
-
-        def embed(text: str) -> np.ndarray:
-            return current().encode([text])[0]
-
-        def identity() -> str | None:
-            return getattr(current(), "identity", None)
-
-    return DecisionLog(
-        location,
-        store_text=bool(getattr(spec, "store_text", False)),
-        max_rows=getattr(spec, "max_rows", None),
-        max_days=getattr(spec, "max_days", None),
-        queue_size=getattr(spec, "queue_size", QUEUE_SIZE),
-        embed=embed,
-        encoder=identity,
-    )
-
-
 def _close_at_exit(ref: weakref.ref) -> None:
     log_ = ref()
     if log_ is not None and not log_._closed:
         log_.close(timeout=10.0)
-
-
-def _insert(con: Connection):
-    if con.dialect.name == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert
-    else:
-        from sqlalchemy.dialects.sqlite import insert
-    return insert
 
 
 def _json(text: str | None) -> Any:
@@ -495,39 +626,3 @@ def _is_outage(e: Exception) -> bool:
 
 def _first_line(e: Exception) -> str:
     return str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-
-
-class DecisionLogCollector:
-    """Prometheus view of a DecisionLog: queued, written, dropped, write errors."""
-
-    def __init__(self, decision_log: DecisionLog) -> None:
-        self.log = decision_log
-
-    def collect(self):
-        from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
-
-        lg = self.log
-        yield GaugeMetricFamily(
-            "router_decision_log_queued", "Decision-log rows waiting to be written.", lg.queued
-        )
-        yield GaugeMetricFamily(
-            "router_decision_log_up",
-            "Decision-log database writable: 1 yes, 0 writes failing (rows are buffered).",
-            0 if lg.failed is not None else 1,
-        )
-        yield CounterMetricFamily(
-            "router_decision_log_written", "Decision-log rows written.", lg.written
-        )
-        yield CounterMetricFamily(
-            "router_decision_log_dropped",
-            "Decision-log rows and outcomes dropped (queue full during a database outage).",
-            lg.dropped,
-        )
-        yield CounterMetricFamily(
-            "router_decision_log_write_errors",
-            "Failed decision-log write attempts.",
-            lg.write_errors,
-        )
-        yield CounterMetricFamily(
-            "router_decision_log_expired", "Rows removed by retention.", lg.expired
-        )

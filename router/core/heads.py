@@ -1,0 +1,152 @@
+"""The pieces the scorer stacks, as plain functions: logistic regression on graded targets, the
+logistic stacker, temperature scaling, kNN means (out of fold for every head at once), and each
+head's targets. Numpy and scikit-learn only; nothing here knows the Scorer.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Sequence
+
+import numpy as np
+
+from router.core.data import Example, tier_outcomes
+
+EPS = 1e-4
+
+
+def sigmoid(z: np.ndarray) -> np.ndarray:
+    return 1.0 / (1.0 + np.exp(-np.clip(z, -40, 40)))
+
+
+def logit(p: np.ndarray) -> np.ndarray:
+    p = np.clip(p, EPS, 1 - EPS)
+    return np.log(p / (1 - p))
+
+
+def softmax(z: np.ndarray) -> np.ndarray:
+    z = z - z.max(axis=1, keepdims=True)
+    e = np.exp(z)
+    return e / e.sum(axis=1, keepdims=True)
+
+
+def fit_binary(
+    X, y: np.ndarray, C: float, init: tuple[np.ndarray, float] | None = None
+) -> tuple[np.ndarray, float]:
+    """Logistic regression on graded targets: each row twice, weighted y and 1 − y. `init`
+    starts the solver from another fit's weights (the same head on another fold): the same
+    optimum, in a fraction of the iterations."""
+    import scipy.sparse as sp
+    from sklearn.linear_model import LogisticRegression
+
+    n = X.shape[0]
+    if n == 0 or y.min() == y.max():
+        rate = (y.sum() + 1) / (len(y) + 2)
+        return np.zeros(X.shape[1]), float(np.log(rate / (1 - rate)))
+    X2 = sp.vstack([X, X]).tocsr() if sp.issparse(X) else np.concatenate([X, X])
+    y2 = np.r_[np.ones(n), np.zeros(n)]
+    w2 = np.r_[y, 1.0 - y]
+    keep = w2 > 0
+    lr = LogisticRegression(C=C, max_iter=3000, warm_start=init is not None)
+    if init is not None:
+        lr.coef_, lr.intercept_ = init[0][None, :].copy(), np.array([init[1]])
+    lr.fit(X2[keep], y2[keep], sample_weight=w2[keep])
+    return lr.coef_[0].astype(np.float64), float(lr.intercept_[0])
+
+
+def fit_stacker(Z: np.ndarray, y: np.ndarray, l2: float = 1e-3) -> np.ndarray:
+    """Weights (…, bias) of p = sigmoid(Z @ a + c) on graded y, by Newton steps on log loss."""
+    A = np.hstack([Z, np.ones((len(Z), 1))])
+    w = np.zeros(A.shape[1])
+    w[:-1] = 1.0 / Z.shape[1]
+    for _ in range(100):
+        p = sigmoid(A @ w)
+        grad = A.T @ (p - y) / len(y) + l2 * np.r_[w[:-1], 0]
+        H = (A * (p * (1 - p))[:, None]).T @ A / len(y) + l2 * np.eye(len(w))
+        step = np.linalg.solve(H + 1e-9 * np.eye(len(w)), grad)
+        w -= step
+        if np.abs(step).max() < 1e-8:
+            break
+    return w
+
+
+def temperature(logits: np.ndarray, y: np.ndarray) -> float:
+    """The temperature that minimises the out-of-fold log loss (a 1-D search)."""
+    best_t, best = 1.0, np.inf
+    for t in np.exp(np.linspace(np.log(0.2), np.log(5.0), 61)):
+        p = softmax(logits / t)
+        nll = -np.log(np.maximum(p[np.arange(len(y)), y], 1e-12)).mean()
+        if nll < best:
+            best_t, best = float(t), nll
+    return best_t
+
+
+# Up to this many rows a prediction runs on one BLAS thread (requests); above, all (eval).
+SMALL_BATCH = 64
+
+
+@functools.cache
+def _blas_controller():
+    from threadpoolctl import ThreadpoolController
+
+    return ThreadpoolController()  # finds the BLAS libraries once (a limit then costs ~0.1 ms)
+
+
+def one_blas_thread():
+    return _blas_controller().limit(limits=1, user_api="blas")
+
+
+def knn_mean(Xq: np.ndarray, Xref: np.ndarray, Yref: np.ndarray, k: int) -> np.ndarray:
+    """Mean target of the k most similar reference rows (cosine: rows are unit-norm)."""
+    k = min(k, len(Xref))
+    out = np.zeros((len(Xq), Yref.shape[1]))
+    for s in range(0, len(Xq), 1024):
+        sims = Xq[s : s + 1024] @ Xref.T
+        nn = np.argpartition(-sims, k - 1, axis=1)[:, :k]
+        out[s : s + 1024] = Yref[nn].mean(axis=1)
+    return out
+
+
+def unrelated_similarity(X: np.ndarray, seed: int, pairs: int = 20000) -> float:
+    """The median cosine between two training prompts drawn at random: what "unrelated" looks
+    like in this encoder's space (a neighbour that close is no evidence at all)."""
+    rng = np.random.default_rng(seed)
+    i, j = rng.integers(0, len(X), pairs), rng.integers(0, len(X), pairs)
+    keep = i != j
+    return float(np.median(np.einsum("ij,ij->i", X[i[keep]], X[j[keep]])))
+
+
+def knn_out_of_fold(X: np.ndarray, Y: np.ndarray, folds: np.ndarray, k: int) -> np.ndarray:
+    """(n, H) out-of-fold log-odds of the kNN component of every head: the mean target of the k
+    nearest training rows labelled for it. Heads labelled on the same rows share one neighbour
+    search per fold (a third of the fitting time when each head searched on its own)."""
+    out = np.zeros_like(Y)
+    labelled = ~np.isnan(Y)
+    groups: dict[bytes, list[int]] = {}
+    for h in range(Y.shape[1]):
+        groups.setdefault(np.packbits(labelled[:, h]).tobytes(), []).append(h)
+    uniq = np.unique(folds)
+    for heads in groups.values():
+        rows = np.flatnonzero(labelled[:, heads[0]])
+        f = folds[rows]
+        for fold in uniq if len(uniq) > 1 else []:
+            tr, te = rows[f != fold], rows[f == fold]
+            if len(tr) and len(te):
+                out[np.ix_(te, heads)] = logit(knn_mean(X[te], X[tr], Y[np.ix_(tr, heads)], k))
+    return out
+
+
+def head_targets(examples: Sequence[Example]) -> tuple[list[str], list[str], np.ndarray]:
+    """(head names, models, targets (n, H) with NaN where a head has no label for a row)."""
+    models = sorted({m for ex in examples for m in ex.scores})
+    heads = ["difficulty", "gain"] + [f"success:{m}" for m in models]
+    Y = np.full((len(examples), len(heads)), np.nan)
+    for i, (ex, (cheap, large)) in enumerate(zip(examples, tier_outcomes(examples), strict=True)):
+        if cheap is not None:
+            Y[i, 0] = 1.0 - cheap
+            if large is not None:
+                Y[i, 1] = large * (1.0 - cheap)
+        for j, m in enumerate(models):
+            if m in ex.scores:
+                Y[i, 2 + j] = ex.scores[m]
+    return heads, models, Y

@@ -1,0 +1,316 @@
+"""The sections of `config.yaml` besides the catalogue: encoder, routing text, server and API
+keys, decision log and its spool, drift, shadow, tracing, breakers, stand-ins, cache and privacy.
+
+Validated once, here and in router/core/config.py; errors name the field.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+CacheMode = Literal["off", "exact", "semantic"]
+PrivacyAction = Literal["off", "local", "redact", "refuse"]
+PrivacyKind = Literal["email", "phone", "payment_card", "iban", "national_id", "secret"]
+PRIVACY_KINDS: tuple[PrivacyKind, ...] = (
+    "email",
+    "phone",
+    "payment_card",
+    "iban",
+    "national_id",
+    "secret",
+)
+
+
+class Strict(BaseModel):
+    """A configuration model: unknown fields are errors, values are frozen."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class EncoderSpec(Strict):
+    """Which embedding backend turns routing text into a vector."""
+
+    name: Literal["minilm-q8", "minilm-int8", "minilm"] = "minilm-q8"
+    max_tokens: int = Field(default=128, ge=16, le=256)
+    cache_size: int = Field(default=4096, ge=0)
+    # Threads per encoder call (ONNX backends). "auto": measured at start-up within this
+    # process's share of the cores (router/core/autotune.py, docs/performance.md).
+    threads: int | Literal["auto"] = "auto"
+
+    @field_validator("threads", mode="before")
+    @classmethod
+    def _threads(cls, v: Any) -> Any:
+        if v == "auto" or (isinstance(v, int) and not isinstance(v, bool) and 1 <= v <= 64):
+            return v
+        raise ValueError(f"{v!r}: threads is 'auto' or a whole number from 1 to 64")
+
+
+class RoutingTextSpec(Strict):
+    """How a conversation becomes the text the encoder sees."""
+
+    max_chars: int = Field(default=2000, ge=64)
+    context_chars: int = Field(default=500, ge=0, description="earlier turns, most recent first")
+    system_chars: int = Field(default=200, ge=0)
+    max_input_chars: int = Field(default=2_000_000, ge=1000, description="reject larger requests")
+
+
+def _check_rate_limit(v: str | None) -> str | None:
+    """A rate limit in the `limits` notation ("100/minute", "10/second;1000/hour")."""
+    if v is None:
+        return v
+    from limits import parse_many  # imported only when a limit is set (start-up time)
+
+    try:
+        if not parse_many(v):
+            raise ValueError
+    except ValueError:
+        raise ValueError(
+            f"{v!r} is not a rate limit; write e.g. '100/minute' or '10/second;1000/hour'"
+        ) from None
+    return v
+
+
+class APIKeySpec(Strict):
+    """One API key of the proxy; the secret is given inline or, better, by env var name."""
+
+    name: str = Field(min_length=1, description="label for logs and metrics, never the key")
+    key: str | None = Field(default=None, min_length=8)
+    key_env: str | None = Field(default=None, min_length=1)
+    policy: str | None = Field(default=None, description="policy for model 'router'")
+    models: tuple[str, ...] | None = Field(default=None, description="allowed model names")
+    # Requests this key may make, e.g. "100/minute" or "10/second;1000/hour" (the `limits`
+    # notation); shared by every worker and replica when `state:` names a Redis.
+    rate_limit: str | None = Field(default=None, description='e.g. "100/minute"; null: none')
+
+    @field_validator("rate_limit")
+    @classmethod
+    def _rate_limit_notation(cls, v: str | None) -> str | None:
+        return _check_rate_limit(v)
+
+    @model_validator(mode="after")
+    def _one_source(self) -> APIKeySpec:
+        if (self.key is None) == (self.key_env is None):
+            raise ValueError("key: give exactly one of 'key' and 'key_env'")
+        return self
+
+
+class ServerSpec(Strict):
+    """The `server:` section: settings of the OpenAI-compatible proxy (`router serve`)."""
+
+    host: str = "127.0.0.1"
+    port: int = Field(default=8000, ge=1, le=65535)
+    max_body_bytes: int = Field(default=4_000_000, gt=0, description="larger bodies get 413")
+    keys: tuple[APIKeySpec, ...] = ()
+    # Comma-separated extra keys (default policy, every model); auth is on when any key exists.
+    keys_env: str | None = "ROUTER_API_KEYS"
+    # The rate limit of each key that sets none (keys from keys_env too); with auth off, of
+    # all callers together. Per key, in the `limits` notation; null: none.
+    rate_limit: str | None = Field(default=None, description='e.g. "600/minute"; null: none')
+    # Where the proxy writes its rows: filled in from the top-level `decision_log:` section
+    # (this key of the first version is still read, and moved there).
+    decision_log: str | None = Field(
+        default="decisions.db",
+        description="SQLite file relative to config.yaml, or postgresql:// URL; null: off",
+    )
+    log_prompts: bool = Field(default=False, description="store prompt text in the decision log")
+    # Encode the texts of concurrent requests in one encoder call (throughput under load).
+    batch_routing: bool = True
+    # On SIGTERM: stop accepting, let in-flight requests (streams too) finish for this long.
+    shutdown_grace_s: float = Field(default=30.0, ge=0, description="graceful shutdown, seconds")
+    # Stored Responses API turns (previous_response_id), in the shared state: each kept this
+    # long; a conversation longer than this many messages continues only with truncation auto.
+    responses_ttl_s: float = Field(default=86400.0, gt=0, le=30 * 86400)
+    responses_max_messages: int = Field(default=1000, ge=2, le=100_000)
+    # POST /admin/reload takes this key (inline or, better, by env var); unset: no admin access.
+    admin_key: str | None = Field(default=None, min_length=16)
+    admin_key_env: str | None = "ROUTER_ADMIN_KEY"
+
+    @field_validator("rate_limit")
+    @classmethod
+    def _rate_limit_notation(cls, v: str | None) -> str | None:
+        return _check_rate_limit(v)
+
+
+class SpoolSpec(Strict):
+    """`decision_log.spool`: each process's write-ahead journal on local disk
+    (docs/reliability.md). Every row is in it before the answer's first byte leaves."""
+
+    # Default: `<file>.spool/` beside a SQLite log; for a database URL, `decisions-<hash of
+    # the URL>.spool/` beside config.yaml. Relative paths start at config.yaml's folder. It
+    # must be on a local disk, shared by the workers (and replicas) of one machine.
+    dir: str | None = Field(default=None, min_length=1, description="spool directory")
+    # always: fsync before each answer begins (a power loss loses nothing answered; costs an
+    # fsync per request); interval: every fsync_interval_s; off: when the kernel writes back.
+    # A killed process loses nothing under any of them.
+    fsync: Literal["always", "interval", "off"] = "interval"
+    fsync_interval_s: float = Field(default=1.0, gt=0, le=60)
+
+
+class DecisionLogSpec(Strict):
+    """The `decision_log:` section: where each request's row goes and what it keeps.
+
+    `decision_log: <path or URL>` is short for `decision_log: {url: ...}`; `null` turns it off.
+    """
+
+    url: str = Field(
+        default="decisions.db",
+        min_length=1,
+        description="SQLite file (relative to config.yaml) or postgresql://user:pw@host/db",
+    )
+    # The routing text of each request, for retraining on text; off: only its int8 embedding.
+    store_text: bool = False
+    max_rows: int | None = Field(default=1_000_000, gt=0, description="retention; null: no cap")
+    max_days: float | None = Field(default=90.0, gt=0, description="retention; null: no cap")
+    # Without a spool: rows held in memory during an outage (more are dropped and counted).
+    # With one (rows wait on disk): how many unwritten request ids feedback can still find.
+    queue_size: int = Field(default=10_000, gt=0, description="rows buffered in an outage")
+    # The write-ahead spool; null: off (rows then wait in memory and a killed process loses
+    # the ones not yet written).
+    spool: SpoolSpec | None = SpoolSpec()
+
+    @field_validator("url")
+    @classmethod
+    def _known_scheme(cls, v: str) -> str:
+        scheme = v.partition("://")[0] if "://" in v else None
+        if scheme not in (None, "sqlite", "postgresql", "postgres", "postgresql+psycopg"):
+            raise ValueError(f"unsupported database {scheme!r}: give a file path or postgresql://")
+        return v
+
+
+class DriftSpec(Strict):
+    """The `drift:` section: live routing scores vs the scorer's training data (router/core/drift.py)."""
+
+    window: int = Field(default=1000, ge=10, description="live decisions compared")
+    threshold: float = Field(default=0.25, gt=0, description="PSI past which a warning is logged")
+    min_samples: int = Field(default=100, ge=1, description="no PSI before this many decisions")
+
+
+class ShadowSpec(Strict):
+    """The `shadow:` section: a sample of requests is also answered by the other tier in the
+    background, and a judge model grades the pair (router/learning/shadow.py)."""
+
+    rate: float = Field(gt=0, le=1, description="share of answered requests shadowed")
+    judge: str = Field(min_length=1, description="catalogue model that grades the two answers")
+    max_usd_per_day: float = Field(gt=0, description="estimated shadow + judge spend per UTC day")
+    queue_size: int = Field(default=100, ge=1, description="samples waiting; more are dropped")
+    workers: int = Field(default=2, ge=1, le=32, description="samples worked on at once")
+    max_tokens: int = Field(default=512, ge=1, description="cap on the shadow answer's tokens")
+    # The large model that answers cheap-routed samples; default: the policy's first large one.
+    large: str | None = None
+
+
+class TracingSpec(Strict):
+    """The `tracing:` section: OpenTelemetry spans for routing, each upstream attempt and the
+    cascade's verdict, with the receipt's fields as attributes, sent to an OTLP/HTTP collector
+    (router/serving/tracing.py). Absent or null: off, and nothing is imported or recorded."""
+
+    exporter: Literal["otlp"] = "otlp"
+    endpoint: str = Field(
+        default="http://127.0.0.1:4318/v1/traces",
+        description="the collector's OTLP/HTTP traces URL",
+    )
+    # Extra request headers (a collector's auth, say); values may name an env var as ${VAR}.
+    headers: dict[str, str] = {}
+    service_name: str = Field(default="smallfirst-router", min_length=1)
+    sample_rate: float = Field(default=1.0, ge=0, le=1, description="share of requests traced")
+    timeout_s: float = Field(default=10.0, gt=0, le=120, description="per export")
+
+    @field_validator("endpoint")
+    @classmethod
+    def _http_url(cls, v: str) -> str:
+        from urllib.parse import urlparse
+
+        u = urlparse(v)
+        if u.scheme not in ("http", "https") or not u.netloc:
+            raise ValueError(f"{v!r} is not an http:// or https:// URL")
+        return v
+
+    def __hash__(self) -> int:  # frozen, but `headers` is a dict
+        return hash(self.model_dump_json())
+
+
+class BreakerSpec(Strict):
+    """The `breaker:` section: per-model circuit breakers in the fallback chain."""
+
+    failures: int = Field(default=5, ge=0, description="faults in a row that open it; 0: off")
+    cooldown_s: float = Field(default=30.0, gt=0, description="open this long, then one trial")
+
+
+class StandIns(Strict):
+    """`stand_ins:` in config.yaml: a scorer model per tier that stands in for unprofiled ones."""
+
+    small: str | None = None
+    large: str | None = None
+
+
+def _yaml_off(v: Any) -> Any:
+    """YAML 1.1 reads a bare `off` as false: `mode: off` and `action: off` mean "off"."""
+    return "off" if v is False else v
+
+
+class CacheSpec(Strict):
+    """The `cache:` section: answers kept and served again (router/serving/cache.py).
+
+    The key is the normalised conversation, the model that would answer and the parameters
+    that change an answer; `semantic` also serves the nearest earlier question (same model,
+    system prompt and earlier turns) at cosine >= `similarity` that passes the check that the
+    two do not differ in numbers, names, negation or code (router/core/questions.py)."""
+
+    mode: CacheMode = "off"
+    similarity: float = Field(default=0.95, gt=0, le=1, description="least cosine for a hit")
+    ttl_s: float = Field(default=3600.0, gt=0, description="seconds an answer is kept")
+    max_entries: int = Field(default=100_000, ge=1, description="oldest dropped beyond this")
+    # null: in this process; redis://...: shared by every worker and replica.
+    store: str | None = None
+    # Entries belong to the API key that made them; true: one cache for every key.
+    share_across_keys: bool = False
+
+    @field_validator("mode", mode="before")
+    @classmethod
+    def _mode_off(cls, v: Any) -> Any:
+        return _yaml_off(v)
+
+    @field_validator("store")
+    @classmethod
+    def _store_url(cls, v: str | None) -> str | None:
+        if v is not None and not v.startswith(("redis://", "rediss://")):
+            raise ValueError(f"{v!r} is not a redis:// or rediss:// URL (or null: in process)")
+        return v
+
+
+class CacheRules(Strict):
+    """A policy's `cache:`: its own mode or similarity, and what it lets the cache keep."""
+
+    mode: CacheMode | None = None
+    similarity: float | None = Field(default=None, gt=0, le=1)
+    # Never cached unless listed: sampled answers (temperature > 0), tool calls, n > 1.
+    allow: tuple[Literal["temperature", "tools", "n"], ...] = ()
+
+    @field_validator("mode", mode="before")
+    @classmethod
+    def _mode_off(cls, v: Any) -> Any:
+        return _yaml_off(v)
+
+
+class PrivacySpec(Strict):
+    """The `privacy:` section (a policy may give its own): what happens to a prompt that
+    carries private data (router/core/privacy.py detects it)."""
+
+    # local: only trusted models answer; redact: values replaced by typed placeholders before
+    # the request leaves; refuse: 400 naming the rule.
+    action: PrivacyAction = "off"
+    detect: tuple[PrivacyKind, ...] = Field(default=PRIVACY_KINDS, min_length=1)
+
+    @field_validator("action", mode="before")
+    @classmethod
+    def _action_off(cls, v: Any) -> Any:
+        return _yaml_off(v)
+
+    @field_validator("detect")
+    @classmethod
+    def _no_repeats(cls, v: tuple[str, ...]) -> tuple[str, ...]:
+        if len(set(v)) != len(v):
+            raise ValueError("a detector is listed twice")
+        return v

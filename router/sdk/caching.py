@@ -1,0 +1,268 @@
+"""The response cache on the SDK's path (`Router.chat` / `achat`): looked up after routing and
+before any model is called, filled after an answer, streams served as streams.
+
+The lookup reuses the routing vector (`Turn.vector`): nothing is embedded twice. Which requests
+bypass the cache is `cache_keys.bypass_reason`'s rule; answers that came from a fallback after
+a failure are not stored (the next request tries the chosen model again).
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass, replace
+from typing import Any
+
+import numpy as np
+
+from router.core.cache_keys import CacheKey, bypass_reason, cache_key
+from router.core.config import CacheSpec
+from router.core.policy import Decision
+from router.core.request import Message
+from router.serving.cache import Hit, ResponseCache
+
+STREAM_PIECE_CHARS = 64  # a cached answer is streamed in pieces of about this many characters
+
+
+@dataclass
+class CachePlan:
+    """What the cache said about one request: the decision with its `cache` receipt, the key
+    to store the answer under (None: not stored), and the hit, if any."""
+
+    decision: Decision
+    key: CacheKey | None = None
+    vector: np.ndarray | None = None
+    hit: Hit | None = None
+
+
+def settings(spec: CacheSpec, router: Any, policy: str) -> tuple[str, float, tuple[str, ...]]:
+    """(mode, similarity, allowed) for a policy: its own `cache:` over config.yaml's."""
+    rules = router.policy(policy).policy.cache
+    mode = rules.mode if rules is not None and rules.mode is not None else spec.mode
+    sim = (
+        rules.similarity if rules is not None and rules.similarity is not None else spec.similarity
+    )
+    return mode, sim, rules.allow if rules is not None else ()
+
+
+async def plan(
+    router: Any,
+    decision: Decision,
+    messages: list[Message],
+    params: dict[str, Any],
+    vector: np.ndarray | None,
+    private: tuple[str, ...],
+    scope: str | None,
+) -> CachePlan:
+    """Look the request up; the returned decision carries the receipt (`decision.cache`)."""
+    cache: ResponseCache | None = router.response_cache
+    if cache is None:
+        return CachePlan(decision)
+    mode, similarity, allow = settings(cache.spec, router, decision.policy)
+    if mode == "off":
+        return CachePlan(decision)
+    why = bypass_reason(params, allow, private)
+    if why is not None:
+        return CachePlan(replace(decision, cache={"status": "bypass", "reason": why}))
+    key = cache_key(
+        messages, decision.model, params, None if cache.spec.share_across_keys else scope
+    )
+    found = await cache.lookup(key, vector, mode == "semantic", similarity)
+    if isinstance(found, Hit):
+        entry = found.entry
+        receipt = {
+            "status": "hit",
+            "kind": found.kind,
+            "similarity": round(found.similarity, 4),
+            "saved_cost": entry.get("cost"),
+            "age_s": round(max(0.0, time.time() - float(entry.get("created", time.time()))), 1),
+        }
+        how = "exact" if found.kind == "exact" else f"semantic, similarity {found.similarity:.3f}"
+        hit = replace(
+            decision,
+            cache=receipt,
+            attempts=[],
+            cascade=None,
+            reason=f"{decision.reason}; answered from the cache ({how})",
+        )
+        return CachePlan(hit, key, vector, found)
+    receipt = {"status": "miss"}
+    if found.nearest is not None:
+        receipt.update(nearest=found.nearest, guard=found.guard)
+    return CachePlan(replace(decision, cache=receipt), key, vector)
+
+
+# ---- serving a hit ------------------------------------------------------------------------
+
+
+def response_of(hit: Hit, model: str):
+    """A cached answer as a chat completion (a fresh id; the catalogue model's name)."""
+    from litellm import ModelResponse
+
+    body = dict(hit.entry["response"])
+    body.update(id="chatcmpl-" + uuid.uuid4().hex, created=int(time.time()), model=model)
+    return ModelResponse(**body)
+
+
+def chunks_of(hit: Hit, model: str, params: dict[str, Any]) -> list:
+    """A cached answer as stream chunks: role and text in pieces, then the finish reason (and
+    usage when the request asked for it with stream_options.include_usage)."""
+    from litellm.types.utils import Delta, ModelResponseStream, StreamingChoices, Usage
+
+    body = hit.entry["response"]
+    choice = body["choices"][0]
+    text = (choice.get("message") or {}).get("content") or ""
+    rid, created = "chatcmpl-" + uuid.uuid4().hex, int(time.time())
+
+    def chunk(delta: Delta, finish: str | None = None, usage: Any = None) -> Any:
+        c = StreamingChoices(index=0, delta=delta, finish_reason=finish)
+        kw = {"usage": usage} if usage is not None else {}
+        return ModelResponseStream(id=rid, created=created, model=model, choices=[c], **kw)
+
+    pieces, at = [], 0
+    while at < len(text):
+        end = text.find(" ", at + STREAM_PIECE_CHARS)
+        end = len(text) if end < 0 else end + 1
+        pieces.append(text[at:end])
+        at = end
+    out = [chunk(Delta(role="assistant", content=pieces[0] if pieces else ""))]
+    out += [chunk(Delta(content=p)) for p in pieces[1:]]
+    opts = params.get("stream_options") or {}
+    usage = Usage(**body["usage"]) if body.get("usage") and opts.get("include_usage") else None
+    out.append(chunk(Delta(), choice.get("finish_reason") or "stop", usage))
+    return out
+
+
+# ---- storing an answer --------------------------------------------------------------------
+
+
+def storable(decision: Decision) -> bool:
+    """Only an answer from the plan (the chosen model, or the cascade's verdict) is stored:
+    not one a fallback gave after a failure."""
+    return all(a.ok for a in decision.attempts)
+
+
+def entry_of(
+    router: Any, key: CacheKey, decision: Decision, body: dict, usage: tuple[int, int] | None
+) -> dict | None:
+    """What the cache keeps for an answer (None: nothing worth keeping: no choice, an empty
+    one, or one that ended for another reason than stop, length or tool calls)."""
+    choices = body.get("choices") or []
+    if not choices:
+        return None
+    for c in choices:
+        message = c.get("message") or {}
+        if not (message.get("content") or message.get("tool_calls")):
+            return None
+        if c.get("finish_reason") not in ("stop", "length", "tool_calls"):
+            return None
+    spec = router.config.model(decision.model)
+    cost = spec.cost(*usage) if usage is not None else decision.cost_estimate
+    return {
+        "response": body,
+        "question": key.question,
+        "model": decision.model,
+        "cost": cost,
+        "created": time.time(),
+    }
+
+
+def _usage(obj: Any) -> tuple[int, int] | None:
+    u = getattr(obj, "usage", None) if not isinstance(obj, dict) else obj.get("usage")
+    if u is None:
+        return None
+    get = u.get if isinstance(u, dict) else (lambda k: getattr(u, k, None))
+    return int(get("prompt_tokens") or 0), int(get("completion_tokens") or 0)
+
+
+async def store(router: Any, cp: CachePlan, decision: Decision, response: Any) -> None:
+    """Keep a non-streamed answer under the plan's key."""
+    if cp.key is None or cp.hit is not None or not storable(decision):
+        return
+    body = (
+        response.model_dump(exclude={"decision"}) if hasattr(response, "model_dump") else response
+    )
+    entry = entry_of(router, cp.key, decision, body, _usage(response))
+    if entry is not None:
+        await router.response_cache.put(cp.key, cp.vector, entry)
+
+
+class StreamCapture:
+    """Collects a streamed answer (one choice, text) into the body of a chat completion."""
+
+    def __init__(self) -> None:
+        self.text: list[str] = []
+        self.finish: str | None = None
+        self.usage: tuple[int, int] | None = None
+        self.single = True
+
+    def add(self, chunk: Any) -> None:
+        self.usage = _usage(chunk) or self.usage
+        for c in getattr(chunk, "choices", None) or []:
+            if getattr(c, "index", 0):
+                self.single = False
+            d = getattr(c, "delta", None)
+            if d is not None and (
+                getattr(d, "tool_calls", None) or getattr(d, "function_call", None)
+            ):
+                self.single = False  # tool calls are not kept
+            if d is not None and getattr(d, "content", None):
+                self.text.append(d.content)
+            if getattr(c, "finish_reason", None):
+                self.finish = c.finish_reason
+
+    def body(self, model: str) -> dict | None:
+        if not self.single or not self.text or self.finish is None:
+            return None  # cut short, several choices or tool calls: not kept
+        out = {
+            "id": "chatcmpl-cached",
+            "object": "chat.completion",
+            "created": int(time.time()),
+            "model": model,
+            "choices": [
+                {
+                    "index": 0,
+                    "message": {"role": "assistant", "content": "".join(self.text)},
+                    "finish_reason": self.finish,
+                }
+            ],
+        }
+        if self.usage is not None:
+            p, c = self.usage
+            out["usage"] = {"prompt_tokens": p, "completion_tokens": c, "total_tokens": p + c}
+        return out
+
+
+async def _store_stream(router: Any, cp: CachePlan, decision: Decision, cap: StreamCapture) -> None:
+    body = cap.body(decision.model)
+    if body is None or cp.key is None or not storable(decision):
+        return
+    entry = entry_of(router, cp.key, decision, body, cap.usage)
+    if entry is not None:
+        await router.response_cache.put(cp.key, cp.vector, entry)
+
+
+async def astore_stream(
+    router: Any, cp: CachePlan, decision: Decision, chunks: AsyncIterator, first: Any = None
+) -> AsyncIterator:
+    """Pass a stream through (`first` was already taken from it); keep the answer once it
+    ended complete."""
+    cap = StreamCapture()
+    if first is not None:
+        cap.add(first)
+    async for chunk in chunks:
+        cap.add(chunk)
+        yield chunk
+    await _store_stream(router, cp, decision, cap)
+
+
+def store_stream(
+    router: Any, cp: CachePlan, decision: Decision, chunks: Iterator, run_sync: Any
+) -> Iterator:
+    """`astore_stream` for the synchronous SDK (`run_sync` drives the store's coroutine)."""
+    cap = StreamCapture()
+    for chunk in chunks:
+        cap.add(chunk)
+        yield chunk
+    run_sync(_store_stream(router, cp, decision, cap))

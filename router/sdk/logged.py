@@ -1,0 +1,119 @@
+"""The SDK's decision-log rows, through the same `DecisionLog` (and spool) as the proxy's:
+a whole answer's row before it is handed over, and a stream's write-ahead row (its decision)
+before its first chunk, completed when the stream ends, fails or is left unread."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import AsyncIterator, Callable, Iterator
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from router.core.policy import Decision
+    from router.core.request import Message
+
+End = Callable[[int, Any, "str | None"], None]  # (status, usage, error) → completes the row
+
+
+def log_call(
+    router: Any,  # the SDK's Router (its decision_log and loggable_text)
+    decision: Decision,
+    msgs: list[Message],
+    usage: Any = None,
+    *,
+    status: int | None = 200,
+    error: str | None = None,
+    started_at: float | None = None,
+) -> int | None:
+    """Spool the row of one SDK call; gives the decision its request id (unless `started_at`,
+    the time of the stream's write-ahead row this one completes). Returns the spool item for
+    `DecisionLog.durable` (None without a log)."""
+    if router.decision_log is None:
+        return None
+    from router.serving.decision_log import decision_row
+
+    if started_at is None:
+        decision.request_id = "req_" + uuid.uuid4().hex
+    tokens = None
+    if usage is not None and getattr(usage, "prompt_tokens", None) is not None:
+        tokens = (usage.prompt_tokens, usage.completion_tokens or 0)
+    row = decision_row(
+        decision,
+        decision.request_id,
+        kind="sdk.chat",
+        ts=started_at,
+        status=status,
+        # A stream's write-ahead row carried the text (and so the embedding) already.
+        routing_text=None if started_at is not None else router.loggable_text(msgs, decision),
+        usage=tokens,
+        requested_model="router",
+        stream=started_at is not None,
+        error=error,
+    )
+    return router.decision_log.record(row)
+
+
+def log_start(router: Any, decision: Decision, msgs: list[Message]) -> tuple[int | None, End]:
+    """A stream's write-ahead row, spooled before its first chunk is handed over →
+    (spool item, `end(status, usage, error)` that completes the row, once)."""
+    from router.serving.decision_log import decision_row
+
+    decision.request_id = "req_" + uuid.uuid4().hex
+    ts = time.time()
+    seq = router.decision_log.start(
+        decision_row(
+            decision,
+            decision.request_id,
+            kind="sdk.chat",
+            ts=ts,
+            status=None,
+            routing_text=router.loggable_text(msgs, decision),
+            requested_model="router",
+            stream=True,
+        )
+    )
+    ended = False
+
+    def end(status: int, usage: Any, error: str | None) -> None:
+        nonlocal ended
+        if not ended:
+            ended = True
+            log_call(router, decision, msgs, usage, status=status, error=error, started_at=ts)
+
+    return seq, end
+
+
+def logged(chunks: Iterator, end: End) -> Iterator:
+    """Chunks passed through; `end` completes the stream's row when they end (200), fail
+    (502, the error) or are closed early (499)."""
+    usage, status, error = None, 499, "stream closed early"
+    try:
+        for chunk in chunks:
+            usage = getattr(chunk, "usage", None) or usage
+            yield chunk
+        status, error = 200, None
+    except GeneratorExit:
+        raise
+    except Exception as e:
+        status, error = 502, f"{type(e).__name__}: {e}"[:300]
+        raise
+    finally:
+        end(status, usage, error)
+
+
+async def alogged(chunks: AsyncIterator, end: End) -> AsyncIterator:
+    """`logged` for async streams."""
+    usage, status, error = None, 499, "stream closed early"
+    try:
+        async for chunk in chunks:
+            usage = getattr(chunk, "usage", None) or usage
+            yield chunk
+        status, error = 200, None
+    except GeneratorExit:
+        raise
+    except Exception as e:
+        status, error = 502, f"{type(e).__name__}: {e}"[:300]
+        raise
+    finally:
+        end(status, usage, error)

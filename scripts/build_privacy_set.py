@@ -1,0 +1,470 @@
+"""Build data/privacy/labelled.jsonl: prompts labelled with the private values they carry, for
+`make bench-privacy` (bench/privacy.py: each detector's precision and recall).
+
+Deterministic (a fixed seed): rerunning writes the same file. Values are generated valid (card
+numbers with their Luhn digit and a network's prefix, IBANs with their mod-97 check digits,
+SSNs, DNIs, NINOs, phone numbers that libphonenumber accepts) and written the ways people
+write them; hard negatives are the look-alikes a detector must not take: order numbers that
+fail Luhn, Luhn-valid numbers of no card network (IMEIs), IBANs with wrong check digits,
+version strings, dates, times, prices, ISBNs, UUIDs, hashes, commit ids, IP addresses,
+tracking and invoice numbers, code identifiers. Plain prompts from everyday tasks are
+negatives too.
+
+    python scripts/build_privacy_set.py            # writes data/privacy/labelled.jsonl
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import string
+import uuid
+from pathlib import Path
+
+OUT = Path(__file__).resolve().parent.parent / "data" / "privacy" / "labelled.jsonl"
+rng = random.Random(20240522)
+
+
+def luhn_digit(body: str) -> str:
+    total = 0
+    for i, ch in enumerate(reversed(body)):
+        d = int(ch)
+        if i % 2 == 0:
+            d = d * 2 - 9 if d > 4 else d * 2
+        total += d
+    return str((10 - total % 10) % 10)
+
+
+def card(prefix: str, length: int) -> str:
+    body = prefix + "".join(rng.choice(string.digits) for _ in range(length - len(prefix) - 1))
+    return body + luhn_digit(body)
+
+
+def group(digits: str, sizes: list[int], sep: str) -> str:
+    out, at = [], 0
+    for n in sizes:
+        out.append(digits[at : at + n])
+        at += n
+    return sep.join(out)
+
+
+def written_card() -> str:
+    kind = rng.choice(["visa", "mc", "amex", "discover", "mc2"])
+    if kind == "amex":
+        d = card(rng.choice(["34", "37"]), 15)
+        return rng.choice([d, group(d, [4, 6, 5], " "), group(d, [4, 6, 5], "-")])
+    prefix = {
+        "visa": "4",
+        "mc": rng.choice(["51", "52", "53", "54", "55"]),
+        "mc2": "2221",
+        "discover": "6011",
+    }[kind]
+    d = card(prefix, 16)
+    return rng.choice([d, group(d, [4, 4, 4, 4], " "), group(d, [4, 4, 4, 4], "-")])
+
+
+def not_luhn_card() -> str:
+    d = card(rng.choice(["4", "51", "6011"]), 16)
+    bad = d[:-1] + str((int(d[-1]) + rng.randint(1, 9)) % 10)
+    return rng.choice([bad, group(bad, [4, 4, 4, 4], " ")])
+
+
+def iban(country: str, bban: str) -> str:
+    def num(s: str) -> int:
+        return int("".join(str(int(c, 36)) for c in s))
+
+    check = 98 - num(bban + country + "00") % 97
+    return f"{country}{check:02d}{bban}"
+
+
+IBAN_FORMATS = {
+    "DE": lambda: "".join(rng.choice(string.digits) for _ in range(18)),
+    "GB": lambda: "NWBK" + "".join(rng.choice(string.digits) for _ in range(14)),
+    "FR": lambda: (
+        "".join(rng.choice(string.digits) for _ in range(10))
+        + "".join(rng.choice(string.ascii_uppercase + string.digits) for _ in range(11))
+        + "".join(rng.choice(string.digits) for _ in range(2))
+    ),
+    "ES": lambda: "".join(rng.choice(string.digits) for _ in range(20)),
+    "NL": lambda: "ABNA" + "".join(rng.choice(string.digits) for _ in range(10)),
+    "IT": lambda: (
+        "X"
+        + "".join(rng.choice(string.digits) for _ in range(10))
+        + "".join(rng.choice(string.ascii_uppercase + string.digits) for _ in range(12))
+    ),
+}
+
+
+def written_iban(valid: bool = True) -> str:
+    from stdnum import iban as check
+
+    while True:
+        c = rng.choice(list(IBAN_FORMATS))
+        value = iban(c, IBAN_FORMATS[c]())
+        if check.is_valid(value):
+            break
+    if not valid:
+        value = value[:2] + f"{(int(value[2:4]) + rng.randint(1, 50)) % 97 + 2:02d}" + value[4:]
+    spaced = " ".join(value[i : i + 4] for i in range(0, len(value), 4))
+    return rng.choice([value, spaced])
+
+
+def phone() -> str:
+    import phonenumbers
+
+    while True:
+        region, fmt = rng.choice(
+            [
+                ("US", "n1"),
+                ("US", "n2"),
+                ("US", "i"),
+                ("GB", "n"),
+                ("GB", "i"),
+                ("DE", "i"),
+                ("FR", "i"),
+                ("FR", "n"),
+                ("IN", "i"),
+                ("AU", "i"),
+            ]
+        )
+        if region == "US":
+            area = rng.choice(["212", "415", "617", "312", "206", "303", "512", "646"])
+            number = f"{area}{rng.randint(200, 999)}{rng.randint(0, 9999):04d}"
+        elif region == "GB":
+            number = "20" + f"{rng.randint(7000, 8999)}{rng.randint(0, 9999):04d}"
+        elif region == "DE":
+            number = "30" + f"{rng.randint(1000000, 99999999)}"
+        elif region == "FR":
+            number = rng.choice(["1", "6", "7"]) + f"{rng.randint(10000000, 99999999)}"
+        elif region == "IN":
+            number = rng.choice(["98", "99", "97"]) + f"{rng.randint(10000000, 99999999)}"
+        else:
+            number = "4" + f"{rng.randint(10000000, 99999999)}"
+        parsed = phonenumbers.parse(number, region)
+        if not phonenumbers.is_valid_number(parsed):
+            continue
+        if fmt == "i":
+            return phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.INTERNATIONAL)
+        if fmt == "n1":
+            return f"({number[:3]}) {number[3:6]}-{number[6:]}"
+        if fmt == "n2":
+            return f"{number[:3]}-{number[3:6]}-{number[6:]}"
+        return phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.NATIONAL)
+
+
+def ssn() -> str:
+    while True:
+        area, grp, serial = rng.randint(1, 899), rng.randint(1, 99), rng.randint(1, 9999)
+        if area != 666:
+            return f"{area:03d}-{grp:02d}-{serial:04d}"
+
+
+def dni() -> str:
+    n = rng.randint(10000000, 99999999)
+    return f"{n}{'TRWAGMYFPDXBNJZSQVHLCKE'[n % 23]}"
+
+
+def nino() -> str:
+    first = rng.choice("ABCEGHJKLMNPRSTWXYZ")
+    second = rng.choice("ABCEGHJKLMNPRSTWXYZ")
+    if first + second in ("BG", "GB", "NK", "KN", "TN", "NT", "ZZ"):
+        return nino()
+    digits = f"{rng.randint(0, 999999):06d}"
+    value = f"{first}{second}{digits}{rng.choice('ABCD')}"
+    return rng.choice([value, f"{value[:2]} {value[2:4]} {value[4:6]} {value[6:8]} {value[8]}"])
+
+
+def email() -> str:
+    first = rng.choice(["ann", "li.wei", "j.smith", "maria_g", "omar", "kim.tan", "p.novak"])
+    tag = rng.choice(["", "", "+billing", "+2024"])
+    domain = rng.choice(
+        ["example.com", "mail.example.org", "acme.co.uk", "uni-berlin.de", "startup.io"]
+    )
+    return f"{first}{tag}@{domain}"
+
+
+def token(n: int, alphabet: str = string.ascii_letters + string.digits) -> str:
+    """Random characters of `alphabet`, with each of its classes (upper, lower, digit)."""
+    classes = [f for f in (str.isupper, str.islower, str.isdigit) if any(f(c) for c in alphabet)]
+    while True:
+        t = "".join(rng.choice(alphabet) for _ in range(n))
+        if all(any(f(c) for c in t) for f in classes):
+            return t
+
+
+def secret() -> tuple[str, str]:
+    """(value, how it is written around it)."""
+    kind = rng.choice(
+        [
+            "openai",
+            "anthropic",
+            "aws",
+            "github",
+            "slack",
+            "stripe",
+            "google",
+            "hf",
+            "jwt",
+            "assigned",
+            "random",
+        ]
+    )
+    value = {
+        "openai": lambda: "sk-proj-" + token(40),
+        "anthropic": lambda: "sk-ant-api03-" + token(40),
+        "aws": lambda: (
+            "AKIA" + "".join(rng.choice(string.ascii_uppercase + string.digits) for _ in range(16))
+        ),
+        "github": lambda: "ghp_" + token(36),
+        "slack": lambda: "xoxb-" + f"{rng.randint(10**10, 10**11)}-" + token(24),
+        "stripe": lambda: "sk_live_" + token(24),
+        "google": lambda: "AIza" + token(35),
+        "hf": lambda: "hf_" + token(34, string.ascii_letters),
+        "jwt": lambda: "eyJhbGciOiJIUzI1NiJ9.eyJ" + token(30) + "." + token(43),
+        "assigned": lambda: token(14, string.ascii_letters + string.digits + "!#%&"),
+        "random": lambda: token(32),
+    }[kind]()
+    if kind == "assigned":
+        return value, rng.choice(
+            ["password: {v}", "DB_PASSWORD={v}", 'api_key = "{v}"', "my passwd is {v}"]
+        )
+    return value, rng.choice(
+        [
+            "{v}",
+            "export API_KEY={v}",
+            'client = Client(api_key="{v}")',
+            "token: {v}",
+            "Authorization: Bearer {v}",
+        ]
+    )
+
+
+POSITIVE_TEMPLATES = {
+    "payment_card": [
+        "My card {v} was charged twice for the same order, how do I dispute it?",
+        "Please update the billing card on file to {v}, expiry 09/27.",
+        "card:{v} cvv 123 — is this stored securely?",
+        "Why was {v} declined at checkout?",
+    ],
+    "iban": [
+        "Send the refund to my account {v} please.",
+        "Our supplier's IBAN is {v}; draft a payment reminder.",
+        "Is {v} a German or a Dutch account?",
+    ],
+    "phone": [
+        "Call me back on {v} after 6pm.",
+        "My mobile number changed to {v}, update my profile.",
+        "Write a short text message inviting Sam; RSVP to {v}.",
+        "The clinic's number is {v}, can you format it for a letter?",
+    ],
+    "email": [
+        "Draft a reply to {v} declining the meeting.",
+        "My login is {v} and I cannot reset my password.",
+        "Add {v} to the newsletter list in this CSV format.",
+    ],
+    "national_id": [
+        "My SSN is {v}; which tax form do I need?",
+        "Fill in the form: name Ana García, DNI {v}.",
+        "National Insurance number {v} — am I eligible for the pension?",
+    ],
+    "secret": [
+        "Why does this fail? {v}",
+        "Here is my config:\n{v}\nWhat is wrong with it?",
+        "I leaked this in a commit: {v} — what should I do?",
+    ],
+}
+
+NEGATIVES = [
+    # Everyday prompts with numbers, names and codes that are not private.
+    "What is 17 * 23?",
+    "Explain the difference between TCP and UDP.",
+    "Summarise the plot of Hamlet in three sentences.",
+    "Convert 72 degrees Fahrenheit to Celsius.",
+    "Write a Python function that returns the nth Fibonacci number.",
+    "Is aspirin safe during pregnancy?",
+    "What year did the Berlin Wall fall?",
+    "Translate 'good morning' into French.",
+    "How many seconds are there in 3 days?",
+    "Solve 3x + 7 = 22.",
+    "List five uses of baking soda.",
+    "What is the population of Tokyo?",
+    "Give me a recipe for pancakes for 4 people.",
+    "Explain how RSA encryption works with small numbers like p=61 and q=53.",
+    "Sort the list [5, 3, 9, 1] in Python.",
+    "What is the capital of Peru?",
+    "Write a haiku about autumn leaves.",
+    "Compute the mean of 12, 15, 18 and 21.",
+    "Describe the French Revolution in 200 words.",
+    "What does HTTP status 404 mean?",
+]
+
+HARD_NEGATIVES = [
+    ("Order {v} has not arrived yet, can you check the status?", not_luhn_card),
+    ("The card-shaped reference {v} on my invoice fails the checksum, right?", not_luhn_card),
+    (
+        "My phone's IMEI is {v}; is it blacklisted?",
+        lambda: (lambda b: b + luhn_digit(b))(
+            "35" + "".join(rng.choice(string.digits) for _ in range(12))
+        ),
+    ),
+    ("Is {v} a valid IBAN? The bank rejected it.", lambda: written_iban(valid=False)),
+    (
+        "Upgrade from version {v} to the latest release.",
+        lambda: f"{rng.randint(1, 20)}.{rng.randint(0, 40)}.{rng.randint(0, 99)}",
+    ),
+    (
+        "Release {v} fixed the memory leak.",
+        lambda: f"{rng.randint(2019, 2025)}.{rng.randint(1, 12)}.{rng.randint(1, 28)}",
+    ),
+    (
+        "The meeting moved to {v}.",
+        lambda: (
+            f"{rng.randint(2020, 2026)}-{rng.randint(1, 12):02d}-{rng.randint(1, 28):02d} at {rng.randint(8, 18)}:{rng.choice(['00', '15', '30', '45'])}"
+        ),
+    ),
+    (
+        "Book ISBN {v} is out of print.",
+        lambda: (
+            lambda b: (
+                f"978-{b[0]}-{b[1:3]}-{b[3:9]}-"
+                + str(
+                    (10 - sum((3 if i % 2 else 1) * int(c) for i, c in enumerate("978" + b)) % 10)
+                    % 10
+                )
+            )
+        )("".join(rng.choice(string.digits) for _ in range(9))),
+    ),
+    ("The request id was {v}.", lambda: str(uuid.UUID(int=rng.getrandbits(128)))),
+    ("git show {v}", lambda: "".join(rng.choice("0123456789abcdef") for _ in range(40))),
+    (
+        "The file's SHA-256 is {v}.",
+        lambda: "".join(rng.choice("0123456789abcdef") for _ in range(64)),
+    ),
+    (
+        "md5 {v} matches the download.",
+        lambda: "".join(rng.choice("0123456789abcdef") for _ in range(32)),
+    ),
+    (
+        "Ping {v} and tell me the latency.",
+        lambda: (
+            f"{rng.randint(10, 223)}.{rng.randint(0, 255)}.{rng.randint(0, 255)}.{rng.randint(1, 254)}"
+        ),
+    ),
+    (
+        "Tracking number {v}, where is my parcel?",
+        lambda: (
+            "1Z" + "".join(rng.choice(string.ascii_uppercase + string.digits) for _ in range(16))
+        ),
+    ),
+    (
+        "Invoice INV-{v} is overdue.",
+        lambda: f"{rng.randint(2020, 2025)}-{rng.randint(1, 99999):05d}",
+    ),
+    (
+        "The total came to ${v} including tax.",
+        lambda: f"{rng.randint(1, 9999)}.{rng.randint(0, 99):02d}",
+    ),
+    (
+        "Call the function {v}() before saving.",
+        lambda: rng.choice(
+            [
+                "getUserById2",
+                "load_config_v3",
+                "parseISO8601Date",
+                "toBase64Url",
+                "handleOAuth2Callback",
+            ]
+        ),
+    ),
+    ("What is {v}?", lambda: f"{rng.randint(1000, 99999)} * {rng.randint(1000, 99999)}"),
+    (
+        "The coordinates are {v}.",
+        lambda: f"{rng.uniform(-80, 80):.6f}, {rng.uniform(-170, 170):.6f}",
+    ),
+    ("Our zip code is {v} and the office is on floor 12.", lambda: f"{rng.randint(10000, 99999)}"),
+    (
+        "Part number {v} is out of stock.",
+        lambda: (
+            f"{rng.randint(100, 999)}-{rng.randint(100, 999)}-{rng.randint(1000, 9999)}-{rng.randint(10, 99)}"
+        ),
+    ),
+    (
+        "SSN {v} is a placeholder number that is never issued.",
+        lambda: (
+            rng.choice(["000", "666", "9" + f"{rng.randint(0, 99):02d}"])
+            + f"-{rng.randint(1, 99):02d}-{rng.randint(1, 9999):04d}"
+        ),
+    ),
+    (
+        "The timestamp {v} is in milliseconds.",
+        lambda: str(rng.randint(1_600_000_000_000, 1_800_000_000_000)),
+    ),
+    (
+        "Use the CSS colour {v} for the header.",
+        lambda: "#" + "".join(rng.choice("0123456789abcdef") for _ in range(6)),
+    ),
+    (
+        "The docker image is sha256:{v}",
+        lambda: "".join(rng.choice("0123456789abcdef") for _ in range(64)),
+    ),
+    ("Set the variable MAX_RETRY_COUNT_FOR_UPLOADS to {v}.", lambda: str(rng.randint(1, 10))),
+]
+
+
+def main() -> None:
+    rows: list[dict] = []
+
+    def add(text: str, spans: list[tuple[str, str]], group_: str, note: str = "") -> None:
+        for _, v in spans:
+            assert v in text, (v, text)
+        rows.append(
+            {
+                "id": f"p{len(rows):04d}",
+                "text": text,
+                "spans": [{"kind": k, "value": v} for k, v in spans],
+                "group": group_,
+                **({"note": note} if note else {}),
+            }
+        )
+
+    makers = {
+        "payment_card": written_card,
+        "iban": written_iban,
+        "phone": phone,
+        "email": email,
+        "national_id": lambda: rng.choice([ssn, dni, nino])(),
+    }
+    for kind, templates in POSITIVE_TEMPLATES.items():
+        for _ in range(40):
+            t = rng.choice(templates)
+            if kind == "secret":
+                v, shape = secret()
+                add(t.format(v=shape.format(v=v)), [(kind, v)], "positive")
+            else:
+                v = makers[kind]()
+                add(t.format(v=v), [(kind, v)], "positive")
+    # Prompts that carry two kinds at once.
+    for _ in range(20):
+        e, c, p = email(), written_card(), phone()
+        add(
+            f"Customer {e} (tel {p}) wants a refund to the card {c}.",
+            [("email", e), ("phone", p), ("payment_card", c)],
+            "positive",
+        )
+    for text in NEGATIVES:
+        add(text, [], "negative")
+    for template, make in HARD_NEGATIVES:
+        for _ in range(8):
+            add(template.format(v=make()), [], "hard_negative", template.split("{v}")[0].strip())
+    OUT.parent.mkdir(parents=True, exist_ok=True)
+    with OUT.open("w", encoding="utf-8") as fh:
+        for row in rows:
+            fh.write(json.dumps(row, ensure_ascii=False) + "\n")
+    counts: dict[str, int] = {}
+    for r in rows:
+        counts[r["group"]] = counts.get(r["group"], 0) + 1
+    print(f"wrote {OUT} ({len(rows)} rows: {counts})")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,140 @@
+"""Build the shipped scorer, measured first and never silently worse (make model).
+
+    python scripts/build_scorer.py                 (make model)
+    python scripts/build_scorer.py --force         (ship even if a gated figure got worse)
+    python scripts/build_scorer.py --measure-only  (figures only, the artifact untouched)
+
+1. Measures the design: 5-fold CV by prompt text and leave-one-source-out on RouteLLM and on
+   dcrouter, each fold trained on the other datasets too (router/evaluation/gate.py).
+2. Prints the figures beside those the shipped artifact recorded when it was built. Without
+   recorded figures (an artifact from before the gate), the previous design stands in for
+   them: the same fits, stacked without the shared-difficulty model.
+3. Refuses, exit 1, when a gated figure (APGR on RouteLLM, quality at the best single model's
+   cost on dcrouter; CV or leave-one-source-out) is worse, unless --force.
+4. Trains on every dataset without the held-out 20% of prompts (`make policies` verifies on
+   them), saves the artifact with the figures it measured, and records them in
+   bench/results/routing_<data>.json for BENCHMARKS.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+from router.core.config import load_config  # noqa: E402
+from router.core.data import held_out, read_jsonl, read_many  # noqa: E402
+from router.core.encoder import load_encoder  # noqa: E402
+from router.core.scorer import Scorer  # noqa: E402
+from router.evaluation import gate  # noqa: E402
+from router.evaluation.evaluate import NO_SHARED  # noqa: E402
+from router.evaluation.train import embed_examples  # noqa: E402
+
+DATA = ROOT / "data" / "routing"
+TRAIN_FILES = ("routellm.jsonl", "dcrouter.jsonl", "smollm2.jsonl")
+EVAL_FILES = {"routellm": "routellm.jsonl", "dcrouter": "dcrouter.jsonl"}
+OUT = ROOT / "router" / "artifacts" / "default"
+HOLD_OUT = 0.2
+
+
+def say(msg: str) -> None:
+    print(msg, file=sys.stderr, flush=True)
+
+
+def table(rows: list[list[str]]) -> str:
+    head = ["data", "mode", "figure", "previous", "this build"]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    return "\n".join(lines + ["| " + " | ".join(r) + " |" for r in rows])
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    ap.add_argument("--out", type=Path, default=OUT, help="artifact directory (default: shipped)")
+    ap.add_argument("--force", action="store_true", help="ship even if a gated figure is worse")
+    ap.add_argument("--measure-only", action="store_true", help="print figures; write nothing")
+    ap.add_argument("--cv", type=int, default=5)
+    ap.add_argument("--shared-dims", type=int, default=8, help="0: no shared difficulty")
+    ap.add_argument("--tolerance", type=float, default=0.0, help="how much worse still passes")
+    ap.add_argument("--no-record", action="store_true", help="leave bench/results alone")
+    args = ap.parse_args(argv)
+
+    cfg = load_config(ROOT / "config.yaml")
+    threads = os.cpu_count() or 1
+    enc = load_encoder(cfg.encoder.name, cfg.encoder.max_tokens, cache_size=0, threads=threads)
+
+    def embed(rows):
+        return embed_examples(enc, rows)
+
+    eval_sets = {name: read_jsonl(DATA / f) for name, f in EVAL_FILES.items()}
+    train_also = {
+        name: read_many([DATA / f for f in TRAIN_FILES if f != file])
+        for name, file in EVAL_FILES.items()
+    }
+    params = {"shared_dims": args.shared_dims or None}
+    say(f"measuring the design {params} (CV {args.cv} and leave-one-source-out)")
+    measured = gate.measure(eval_sets, train_also, embed, enc.identity, params, args.cv, say)
+    new = gate.figures_of(measured)
+
+    previous, where = None, "none recorded"
+    meta = args.out / "scorer.json"
+    if meta.is_file():
+        previous = json.loads(meta.read_text(encoding="utf-8")).get("evaluation")
+        where = f"recorded in {args.out.relative_to(ROOT)}" if previous else where
+    if previous is None:
+        # The same fits stacked without the shared-difficulty model: today's design.
+        previous = gate.figures_of(measured, NO_SHARED)
+        if previous is not None:
+            where = "the previous design (no shared difficulty), from the same fits"
+    print(f"previous: {where}\n")
+    print(table(gate.comparison_rows(new, previous)))
+    worse = gate.regressions(new, previous, args.tolerance)
+    if worse:
+        print("\nworse than the previous artifact:\n  " + "\n  ".join(worse))
+        if not args.force:
+            print(f"\nnot overwriting {args.out}: rerun with --force to ship it anyway")
+            return 1
+    if args.measure_only:
+        return 0
+
+    rows = [ex for ex in read_many([DATA / f for f in TRAIN_FILES]) if not held_out(ex, HOLD_OUT)]
+    say(f"training on {len(rows)} rows ({HOLD_OUT:.0%} of the prompts held out)")
+    scorer = Scorer(**params).fit(embed(rows), rows, enc.identity, progress=say)
+    scorer.save(
+        args.out,
+        extra={"trained_on": list(TRAIN_FILES), "held_out_share": HOLD_OUT, "evaluation": new},
+    )
+    print(f"\nwrote {args.out}")
+    if not args.no_record:
+        from results import eval_figures, eval_table, record
+
+        for name, modes in measured.items():
+            record(
+                f"routing_{name}",
+                title=f"Routing quality on {name}",
+                command="make model",
+                figures={
+                    f"{mode}_{k}": v
+                    for mode, r in modes.items()
+                    for k, v in eval_figures(r).items()
+                },
+                tables=[
+                    eval_table(
+                        modes["cv"],
+                        f"{args.cv}-fold CV by prompt text ({modes['cv']['rows']} prompts)",
+                    ),
+                    eval_table(modes["loso"], "leave one source out"),
+                ],
+                notes=f"previous: {where}",
+            )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

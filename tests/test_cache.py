@@ -1,0 +1,433 @@
+"""The response cache: exact and semantic hits answered without an upstream call, and misses
+for questions that differ where it matters (numbers, negation, a long shared prefix, an
+earlier turn), streams served from the cache, entries shared by replicas through Redis, and
+the receipt, metrics and decision log of a hit. Real parts: the loopback upstream, the shipped
+encoder, a real redis-server."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+
+import httpx
+import pytest
+import yaml
+
+from router.core.cache_keys import bypass_reason, cache_key
+from router.core.config import ConfigError, load_config
+from router.core.questions import difference
+from router.server import create_app
+from tests.proxy import Proxy, router_from
+
+DOC = " ".join(
+    f"Clause {i}: the supplier shall deliver goods of type {chr(65 + i % 26)} within the "
+    "agreed period and the buyer shall pay on receipt."
+    for i in range(300)
+)  # about 2,000 tokens
+
+
+def make_config(test_config, dest, cache: dict, policy_cache: dict | None = None):
+    """The shared test config with a `cache:` section (and the balanced policy's own)."""
+    import shutil
+
+    shutil.copytree(test_config.parent, dest)
+    path = dest / "config.yaml"
+    cfg = yaml.safe_load(path.read_text())
+    cfg["cache"] = cache
+    path.write_text(yaml.safe_dump(cfg))
+    if policy_cache is not None:
+        pol = dest / "policies" / "balanced.yaml"
+        data = yaml.safe_load(pol.read_text())
+        data["cache"] = policy_cache
+        pol.write_text(yaml.safe_dump(data))
+    return path
+
+
+@pytest.fixture
+def cached(test_config, tmp_path, router):
+    """A Router with a semantic cache in process (similarity 0.85, so that the pairs the
+    question guard must refuse are close enough to reach it)."""
+    path = make_config(
+        test_config, tmp_path / "cfg", {"mode": "semantic", "similarity": 0.85, "ttl_s": 600}
+    )
+    return router_from(path, router)
+
+
+def calls(upstream) -> int:
+    return len(upstream.requests)
+
+
+def ask(r, text: str, **kw):
+    return r.chat(text, **kw)
+
+
+# ---- the question guard (pure) ------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "a, b, why",
+    [
+        ("What is 17 * 23?", "What is 17 * 24?", "numbers differ"),
+        ("What is 17 * 23?", "What is 17 + 23?", "operators differ"),
+        ("Is aspirin safe during pregnancy?", "Is aspirin not safe during pregnancy?", "negation"),
+        ("Is aspirin safe during pregnancy?", "Is aspirin unsafe during pregnancy?", "negation"),
+        ("What is the capital of Peru?", "What is the capital of Chile?", "names differ"),
+        ("Explain `x = 1` in Python", "Explain `y = 1` in Python", "code differs"),
+        (DOC + " Who pays?", DOC + " Who delivers?", "long shared prefix"),
+    ],
+)
+def test_guard_refuses_questions_that_differ_where_it_matters(a, b, why):
+    assert why in (difference(a, b) or "")
+
+
+@pytest.mark.parametrize(
+    "a, b",
+    [
+        ("What is the capital of Peru?", "What's the capital of Peru?"),
+        ("What is the capital of Peru?", "Which city is Peru's capital?"),
+        ("What is 17 * 23?", "What is 17 times 23?"),
+        ("How do I reverse a list in Python?", "How can I reverse a Python list?"),
+        (DOC + " Who pays?", DOC + " who pays"),
+    ],
+)
+def test_guard_accepts_paraphrases(a, b):
+    assert difference(a, b) is None
+
+
+def test_cache_key_and_bypass_rules():
+    conv = [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Hi  "}]
+    k = cache_key(conv, "m", {"max_tokens": 5, "stream": True}, "key-a")
+    # Trailing spaces, stream and user do not change the key; the model, params, scope do.
+    same = [{"role": "system", "content": "Be brief.\n"}, {"role": "user", "content": "Hi"}]
+    same_key = cache_key(same, "m", {"max_tokens": 5, "user": "u"}, "key-a")
+    assert (same_key.exact, same_key.context) == (k.exact, k.context)
+    assert cache_key(conv, "other", {"max_tokens": 5}, "key-a").exact != k.exact
+    assert cache_key(conv, "m", {"max_tokens": 6}, "key-a").exact != k.exact
+    assert cache_key(conv, "m", {"max_tokens": 5}, "key-b").exact != k.exact
+    # Another system prompt is another context: no semantic neighbour either.
+    other = [{"role": "system", "content": "Be long."}, {"role": "user", "content": "Hi"}]
+    assert cache_key(other, "m", {"max_tokens": 5}, "key-a").context != k.context
+    assert bypass_reason({"temperature": 0.7}) == "temperature 0.7 > 0"
+    assert bypass_reason({"temperature": 0}) is None
+    assert bypass_reason({"temperature": 0.7}, allow=["temperature"]) is None
+    assert bypass_reason({"tools": [{"type": "function"}]}) == "tools"
+    assert bypass_reason({"n": 2}) == "n 2 > 1"
+    assert bypass_reason({}, private=["email"]) == "private data (email)"
+
+
+def test_config_errors_name_the_field(test_config, tmp_path):
+    path = make_config(test_config, tmp_path / "a", {"mode": "fuzzy"})
+    with pytest.raises(ConfigError, match=r"cache\.mode"):
+        load_config(path)
+    path = make_config(test_config, tmp_path / "b", {"mode": "exact", "store": "memcached://x"})
+    with pytest.raises(ConfigError, match=r"cache\.store"):
+        load_config(path)
+    path = make_config(test_config, tmp_path / "c", {"mode": "semantic", "similarity": 1.5})
+    with pytest.raises(ConfigError, match=r"cache\.similarity"):
+        load_config(path)
+    # YAML reads a bare `off` as false: it still means off.
+    path = make_config(test_config, tmp_path / "d", {"mode": False})
+    assert load_config(path).cache.mode == "off"
+
+
+# ---- hits and misses through the SDK ------------------------------------------------------
+
+
+def test_exact_hit_without_an_upstream_call(cached, upstream):
+    first = ask(cached, "Name three primary colours.")
+    assert first.decision.cache == {"status": "miss"}
+    n = calls(upstream)
+    again = ask(cached, "Name three primary colours.  ")
+    assert calls(upstream) == n
+    assert again.decision.cache["status"] == "hit"
+    assert again.decision.cache["kind"] == "exact"
+    assert again.decision.cache["saved_cost"] > 0
+    assert again.choices[0].message.content == first.choices[0].message.content
+    assert again.decision.attempts == []
+    assert "answered from the cache" in again.decision.reason
+
+
+def test_semantic_hit_without_an_upstream_call(cached, upstream):
+    ask(cached, "How do I reverse a list in Python?")
+    n = calls(upstream)
+    hit = ask(cached, "How can I reverse a Python list?")
+    assert calls(upstream) == n
+    assert hit.decision.cache["status"] == "hit"
+    assert hit.decision.cache["kind"] == "semantic"
+    assert 0.85 <= hit.decision.cache["similarity"] < 1
+    # The cached answer is the first question's.
+    assert hit.choices[0].message.content == "echo: How do I reverse a list in Python?"
+
+
+@pytest.mark.parametrize(
+    "first, second, guard",
+    [
+        ("What is 17 * 23?", "What is 17 * 24?", "numbers differ"),
+        (
+            "Is aspirin safe during pregnancy?",
+            "Is aspirin not safe during pregnancy?",
+            "negation differs",
+        ),
+    ],
+)
+def test_a_different_question_is_a_miss(cached, upstream, first, second, guard):
+    ask(cached, first)
+    n = calls(upstream)
+    other = ask(cached, second)
+    assert calls(upstream) == n + 1  # answered by the model
+    assert other.decision.cache["status"] == "miss"
+    # The two were close enough for a hit by similarity: the guard refused it.
+    assert other.decision.cache["nearest"] >= 0.85
+    assert other.decision.cache["guard"] == guard
+    assert other.choices[0].message.content == f"echo: {second}"
+
+
+def test_a_long_shared_prefix_then_another_question_is_a_miss(cached, upstream):
+    ask(cached, DOC + "\n\nWhich clause covers late delivery?")
+    n = calls(upstream)
+    other = ask(cached, DOC + "\n\nSummarise the buyer's obligations.")
+    assert calls(upstream) == n + 1
+    assert other.decision.cache["status"] == "miss"
+    assert other.decision.cache["guard"] == "long shared prefix, then another question"
+
+
+def test_a_different_earlier_turn_is_a_miss(cached, upstream):
+    # The assistant's long reply fills the routing text's context budget: the first turn, the
+    # only difference, is not in the routing vector. Only the key tells the two apart.
+    reply = "Nice to meet you. " + "Tell me more about yourself, I am listening. " * 15
+
+    def conv(name: str) -> list[dict]:
+        return [
+            {"role": "user", "content": f"My name is {name}."},
+            {"role": "assistant", "content": reply},
+            {"role": "user", "content": "What did I say my name was?"},
+        ]
+
+    assert cached.text_of(conv("Ann")) == cached.text_of(conv("Bob"))
+
+    ask(cached, conv("Ann"))
+    n = calls(upstream)
+    other = ask(cached, conv("Bob"))
+    assert calls(upstream) == n + 1
+    assert other.decision.cache == {"status": "miss"}  # no neighbour in another context
+    assert ask(cached, conv("Ann")).decision.cache["status"] == "hit"
+
+
+def test_a_stream_is_served_from_the_cache_as_a_stream(cached, upstream):
+    text = "Write a haiku about autumn leaves."
+    first = "".join(c.choices[0].delta.content or "" for c in ask(cached, text, stream=True))
+    n = calls(upstream)
+    stream = ask(cached, text, stream=True)
+    assert stream.decision.cache["status"] == "hit"
+    chunks = list(stream)
+    assert calls(upstream) == n
+    assert "".join(c.choices[0].delta.content or "" for c in chunks) == first
+    assert chunks[0].choices[0].delta.role == "assistant"
+    assert chunks[-1].choices[0].finish_reason == "stop"
+    # The streamed answer serves a non-streamed request too.
+    assert ask(cached, text).choices[0].message.content == first
+
+
+async def test_async_stream_hit(cached, upstream):
+    await cached.achat("Spell the word necessary.")
+    n = calls(upstream)
+    stream = await cached.achat("Spell the word necessary.", stream=True)
+    text = "".join([c.choices[0].delta.content or "" async for c in stream])
+    assert calls(upstream) == n
+    assert text == "echo: Spell the word necessary."
+
+
+def test_never_cached_temperature_tools_n(cached, upstream):
+    ask(cached, "Invent a name for a cat.", temperature=0.9)
+    n = calls(upstream)
+    again = ask(cached, "Invent a name for a cat.", temperature=0.9)
+    assert calls(upstream) == n + 1
+    assert again.decision.cache == {"status": "bypass", "reason": "temperature 0.9 > 0"}
+    for kw, why in ((dict(n=2), "n 2 > 1"), (dict(tools=TOOLS), "tools")):
+        ask(cached, "Count to three.", **kw)
+        m = calls(upstream)
+        assert ask(cached, "Count to three.", **kw).decision.cache["reason"] == why
+        assert calls(upstream) == m + 1
+
+
+def test_a_policy_may_opt_in_to_sampled_answers(test_config, tmp_path, router, upstream):
+    path = make_config(test_config, tmp_path / "cfg", {"mode": "exact"}, {"allow": ["temperature"]})
+    r = router_from(path, router)
+    ask(r, "Invent a name for a dog.", temperature=0.9)
+    n = calls(upstream)
+    assert ask(r, "Invent a name for a dog.", temperature=0.9).decision.cache["status"] == "hit"
+    assert calls(upstream) == n
+
+
+def test_entries_stay_with_their_api_key_unless_shared(test_config, tmp_path, router, upstream):
+    kept = router_from(make_config(test_config, tmp_path / "a", {"mode": "exact"}), router)
+    ask(kept, "What is a prime number?", session_scope="key-a")
+    assert ask(kept, "What is a prime number?", session_scope="key-b").decision.cache == {
+        "status": "miss"
+    }
+    assert (
+        ask(kept, "What is a prime number?", session_scope="key-a").decision.cache["status"]
+        == "hit"
+    )
+    shared = router_from(
+        make_config(test_config, tmp_path / "b", {"mode": "exact", "share_across_keys": True}),
+        router,
+    )
+    ask(shared, "What is a prime number?", session_scope="key-a")
+    hit = ask(shared, "What is a prime number?", session_scope="key-b")
+    assert hit.decision.cache["status"] == "hit"
+
+
+def test_a_fallback_answer_is_not_stored(test_config, tmp_path, router, upstream):
+    r = router_from(make_config(test_config, tmp_path / "cfg", {"mode": "exact"}), router)
+    first = ask(r, "Say hello.", policy="flaky")  # the chosen model fails, a fallback answers
+    assert any(not a.ok for a in first.decision.attempts)
+    assert ask(r, "Say hello.", policy="flaky").decision.cache == {"status": "miss"}
+
+
+def test_cache_off_by_default(router):
+    assert router.response_cache is None
+    assert ask(router, "What is a noun?").decision.cache is None
+
+
+def test_ttl_and_max_entries_bound_the_store():
+    import numpy as np
+
+    from router.serving.cache import MemoryCacheStore
+
+    now = [0.0]
+    store = MemoryCacheStore(ttl_s=10, max_entries=2, clock=lambda: now[0])
+    keys = [cache_key([{"role": "user", "content": f"q{i}"}], "m", {}, None) for i in range(3)]
+    v = np.ones(4, dtype=np.float32) / 2
+    for k in keys:
+        asyncio.run(store.put(k, v, {"question": "q"}))
+    assert len(store) == 2 and asyncio.run(store.get(keys[0].exact)) is None  # oldest gone
+    assert asyncio.run(store.get(keys[2].exact)) is not None
+    now[0] = 11
+    assert asyncio.run(store.get(keys[2].exact)) is None  # expired
+
+
+# ---- replicas share entries through Redis -------------------------------------------------
+
+
+def test_two_replicas_share_entries_through_redis(
+    test_config, tmp_path, router, upstream, redis_url
+):
+    path = make_config(
+        test_config, tmp_path / "cfg", {"mode": "semantic", "similarity": 0.9, "store": redis_url}
+    )
+    a, b = router_from(path, router), router_from(path, router)
+    assert a.response_cache is not b.response_cache
+    ask(a, "What is the boiling point of water at sea level?")
+    n = calls(upstream)
+    exact = ask(b, "What is the boiling point of water at sea level?")
+    assert exact.decision.cache["status"] == "hit" and exact.decision.cache["kind"] == "exact"
+    semantic = ask(b, "What's the boiling point of water at sea level?")
+    assert semantic.decision.cache["kind"] == "semantic"
+    assert calls(upstream) == n
+    # And the other way round, from an async caller.
+    asyncio.run(b.achat("Who painted the Mona Lisa?"))
+    m = calls(upstream)
+    assert asyncio.run(a.achat("Who painted the Mona Lisa?")).decision.cache["status"] == "hit"
+    assert calls(upstream) == m
+
+
+def test_a_redis_outage_is_a_miss_not_an_error(
+    test_config, tmp_path, router, upstream, redis_server, redis_url
+):
+    path = make_config(test_config, tmp_path / "cfg", {"mode": "exact", "store": redis_url})
+    r = router_from(path, router)
+    redis_server.kill()
+    try:
+        resp = ask(r, "What is an adverb?")
+        assert resp.choices[0].message.content == "echo: What is an adverb?"
+        assert resp.decision.cache == {"status": "miss"}
+    finally:
+        redis_server.start()
+
+
+# ---- the proxy: receipt, metrics, decision log --------------------------------------------
+
+TOOLS = [
+    {
+        "type": "function",
+        "function": {"name": "lookup", "parameters": {"type": "object", "properties": {}}},
+    }
+]
+
+
+@pytest.fixture
+def cache_proxy(test_config, tmp_path, router):
+    path = make_config(test_config, tmp_path / "cfg", {"mode": "semantic", "similarity": 0.9})
+    r = router_from(path, router)
+    spec = r.config.server.model_copy(
+        update={"decision_log": str(tmp_path / "decisions.db"), "keys_env": None}
+    )
+    p = Proxy(create_app(r, spec)).start()
+    yield p
+    p.stop()
+
+
+def test_proxy_receipt_metrics_and_decision_log_of_a_hit(cache_proxy, upstream):
+    body = {"model": "router", "messages": [{"role": "user", "content": "What is a verb?"}]}
+    url = cache_proxy.base_url + "/chat/completions"
+    miss = httpx.post(url, json=body, timeout=60)
+    assert miss.headers["x-router-cache"] == "miss"
+    n = calls(upstream)
+    body["messages"][0]["content"] = "What's a verb?"
+    hit = httpx.post(url, json=body, timeout=60)
+    assert calls(upstream) == n
+    assert hit.status_code == 200
+    assert hit.headers["x-router-cache"] == "hit"
+    assert hit.headers["x-router-cache-kind"] == "semantic"
+    assert 0.9 <= float(hit.headers["x-router-cache-similarity"]) < 1
+    saved = float(hit.headers["x-router-cache-saved-usd"])
+    assert saved > 0
+    assert hit.json()["choices"][0]["message"]["content"] == "echo: What is a verb?"
+    # A stream from the cache, as SSE.
+    with httpx.stream("POST", url, json={**body, "stream": True}, timeout=60) as s:
+        assert s.headers["x-router-cache"] == "hit"
+        events = [line for line in s.iter_lines() if line.startswith("data: ")]
+    assert events[-1] == "data: [DONE]" and len(events) >= 3
+    bypass = httpx.post(url, json={**body, "temperature": 0.5}, timeout=60)
+    assert bypass.headers["x-router-cache"] == "bypass"
+    assert bypass.headers["x-router-cache-reason"] == "temperature 0.5 > 0"
+    metrics = httpx.get(cache_proxy.url + "/metrics", timeout=30).text
+    assert (
+        'router_cache_requests_total{kind="semantic",outcome="hit",policy="balanced"} 2.0'
+        in metrics
+    )
+    assert 'outcome="miss"' in metrics and 'outcome="bypass"' in metrics
+    line = next(x for x in metrics.splitlines() if x.startswith("router_cache_saved_usd_total"))
+    assert float(line.split()[-1]) == pytest.approx(2 * saved, rel=1e-6)
+    cache_proxy.decision_log.flush()
+    con = sqlite3.connect(cache_proxy.decision_log.path)
+    rows = con.execute(
+        "SELECT cache, saved_cost, cost_estimate FROM decisions WHERE request_id = ?",
+        (hit.headers["x-request-id"],),
+    ).fetchall()
+    con.close()
+    assert rows == [("hit", pytest.approx(saved), 0.0)]
+
+
+def test_sdk_decision_log_counts_hits_and_saved_cost(cached, tmp_path):
+    log = cached.open_decision_log(tmp_path / "sdk.db")
+    try:
+        ask(cached, "What is an adjective?")
+        hit = ask(cached, "What is an adjective?")
+        log.flush()
+        con = sqlite3.connect(tmp_path / "sdk.db")
+        row = con.execute(
+            "SELECT cache, saved_cost, cost_estimate FROM decisions WHERE request_id = ?",
+            (hit.decision.request_id,),
+        ).fetchone()
+        con.close()
+        assert row == ("hit", pytest.approx(hit.decision.cache["saved_cost"]), 0.0)
+        assert row[1] > 0
+        from router.serving.decision_log import summarise
+
+        stats = summarise(tmp_path / "sdk.db")  # what `router stats` prints
+        assert stats.cache_hits == 1 and stats.cache_saved == pytest.approx(row[1])
+        assert any(label == "cache hits" for label, _ in stats.rows())
+    finally:
+        log.close()

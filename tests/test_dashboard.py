@@ -1,0 +1,157 @@
+"""GET /dashboard and GET /admin/stats over HTTP: the admin key (Bearer or a session cookie from
+the login form), the figures read from the decision log, the page's security headers, errors
+that name the field. The browser test is tests/test_dashboard_browser.py."""
+
+from __future__ import annotations
+
+import re
+import time
+
+import httpx
+import pytest
+
+from router.server.dashboard import COOKIE, session_token, valid_session
+from tests.learning import ADMIN_KEY, USER_KEY, chat, router_for, serve, wait_for, write_config
+
+ADMIN = {"authorization": f"Bearer {ADMIN_KEY}"}
+SERVER = {"keys": [{"name": "user", "key": USER_KEY}], "keys_env": None, "admin_key": ADMIN_KEY}
+USER = {"authorization": f"Bearer {USER_KEY}"}
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory, upstream, router):
+    cfg = write_config(tmp_path_factory.mktemp("dash"), upstream.base_url, server=SERVER)
+    proxy = serve(router_for(cfg, like=router))
+    with httpx.Client(base_url=proxy.url, timeout=60, headers=USER) as c:
+        for i in range(6):
+            assert chat(c, f"What is {i} + 1?").status_code == 200
+        assert chat(c, "Hello", model="large").status_code == 200
+    yield proxy
+    proxy.stop()
+
+
+def stats(proxy, since: str = "1h") -> dict:
+    r = httpx.get(f"{proxy.url}/admin/stats?since={since}", headers=ADMIN, timeout=60)
+    assert r.status_code == 200, r.text
+    return r.json()
+
+
+def test_stats_need_the_admin_key(served):
+    url = served.url
+    r = httpx.get(f"{url}/admin/stats", timeout=60)
+    assert r.status_code == 401 and "admin key" in r.json()["error"]["message"]
+    assert httpx.get(f"{url}/admin/stats", headers=USER, timeout=60).status_code == 403
+    bad = {"authorization": "Bearer not-the-key-at-all"}
+    assert httpx.get(f"{url}/admin/stats", headers=bad, timeout=60).status_code == 401
+    assert httpx.get(f"{url}/dashboard/panel", timeout=60).status_code == 401
+    # A forged or expired cookie opens nothing.
+    forged = {COOKIE: session_token("some-other-admin-key-123", int(time.time()) + 600)}
+    assert httpx.get(f"{url}/admin/stats", cookies=forged, timeout=60).status_code == 401
+    expired = {COOKIE: session_token(ADMIN_KEY, int(time.time()) - 1)}
+    assert httpx.get(f"{url}/admin/stats", cookies=expired, timeout=60).status_code == 401
+
+
+def test_stats_are_the_decision_logs_figures(served):
+    s = wait_for(lambda: (s := stats(served)) and s["requests"] == 7 and s, what="7 logged rows")
+    assert s["answered"] == 7 and s["errors"] == 0
+    models = {m["model"]: m["requests"] for m in s["models"]}
+    assert models == {"cheap": 6, "large": 1}
+    # The test upstream reports 10 prompt and 5 completion tokens per answer.
+    cheap, large = (10 * 0.1 + 5 * 0.2) / 1e6, (10 * 5 + 5 * 15) / 1e6
+    assert s["cost_usd"] == pytest.approx(6 * cheap + large)
+    assert s["large_cost_usd"] == pytest.approx(7 * large)
+    assert s["saved_share"] == pytest.approx(1 - (6 * cheap + large) / (7 * large))
+    assert s["window"]["bucket_s"] == 60 and len(s["series"]["requests"]) >= 60
+    assert s["live"]["state"] == "memory" and "circuits" in s["live"]
+    assert s["decision_log"].endswith("decisions.db")
+    # The same numbers as the proxy's own counters (one process here).
+    text = httpx.get(f"{served.url}/metrics", timeout=60).text
+    counted = sum(float(v) for v in re.findall(r"^router_requests_total\{.*\} (\S+)$", text, re.M))
+    spent = sum(float(v) for v in re.findall(r"^router_cost_usd_total\{.*\} (\S+)$", text, re.M))
+    assert counted == s["requests"] and spent == pytest.approx(s["cost_usd"])
+
+
+def test_since_is_checked_and_named(served):
+    r = httpx.get(f"{served.url}/admin/stats?since=soon", headers=ADMIN, timeout=60)
+    assert r.status_code == 400
+    assert r.json()["error"]["param"] == "since" and "15m" in r.json()["error"]["message"]
+    assert stats(served, "15m")["window"]["bucket_s"] == 30
+
+
+def test_the_login_form_sets_an_httponly_session_cookie(served):
+    with httpx.Client(base_url=served.url, timeout=60) as c:
+        page = c.get("/dashboard")
+        assert page.status_code == 401 and 'name="key"' in page.text
+        wrong = c.post("/dashboard/login", data={"key": "nope"})
+        assert wrong.status_code == 401 and "not the admin key" in wrong.text
+        assert COOKIE not in c.cookies
+        ok = c.post("/dashboard/login", data={"key": ADMIN_KEY})
+        assert ok.status_code == 303 and ok.headers["location"] == "/dashboard"
+        cookie = ok.headers["set-cookie"]
+        assert "HttpOnly" in cookie and "SameSite=strict" in cookie and "Max-Age=" in cookie
+        assert valid_session(c.cookies[COOKIE], ADMIN_KEY)
+        page = c.get("/dashboard")
+        assert page.status_code == 200 and 'data-figure="requests"' in page.text
+        assert c.get("/admin/stats").status_code == 200  # the page's reads take the cookie
+        # ... and never the admin's writes: a reload still wants the key itself.
+        assert c.post("/admin/reload").status_code == 401
+        c.post("/dashboard/logout")
+        assert c.get("/dashboard").status_code == 401
+
+
+def test_a_bearer_key_opens_the_page_and_gives_it_a_session(served):
+    r = httpx.get(f"{served.url}/dashboard?since=15m", headers=ADMIN, timeout=60)
+    assert r.status_code == 200 and COOKIE in r.headers["set-cookie"]
+    assert '<option value="15m" selected>' in r.text
+
+
+def test_pages_allow_nothing_but_the_proxy(served):
+    r = httpx.get(f"{served.url}/dashboard", headers=ADMIN, timeout=60)
+    csp = r.headers["content-security-policy"]
+    assert "default-src 'none'" in csp and "script-src 'self'" in csp
+    assert "connect-src 'self'" in csp and "frame-ancestors 'none'" in csp
+    assert r.headers["x-content-type-options"] == "nosniff"
+    assert r.headers["cache-control"] == "no-store"
+    # Every URL the page names is this proxy's own (or the empty data: favicon).
+    for url in re.findall(r'(?:src|href|action)="([^"]*)"', r.text):
+        assert url.startswith("/") or url == "data:,", url
+    js = httpx.get(f"{served.url}/dashboard/static/dashboard.js", timeout=60)
+    assert js.status_code == 200 and "fetch(" in js.text
+    assert "http" not in js.text.replace("HTTP ", "")  # no absolute URL in the script
+    css = httpx.get(f"{served.url}/dashboard/static/dashboard.css", timeout=60)
+    assert css.status_code == 200 and "url(" not in css.text and "@import" not in css.text
+    assert httpx.get(f"{served.url}/dashboard/static/../app.py", timeout=60).status_code == 404
+
+
+def test_without_an_admin_key_the_dashboard_is_closed(tmp_path, upstream, router):
+    cfg = write_config(tmp_path, upstream.base_url, server={"keys_env": None})
+    proxy = serve(router_for(cfg, like=router), admin_key=None, admin_key_env=None)
+    try:
+        page = httpx.get(f"{proxy.url}/dashboard", timeout=60)
+        assert page.status_code == 401 and "no admin key is configured" in page.text
+        r = httpx.post(f"{proxy.url}/dashboard/login", data={"key": "anything"}, timeout=60)
+        assert r.status_code == 401 and COOKIE not in r.headers.get("set-cookie", "")
+        assert httpx.get(f"{proxy.url}/admin/stats", timeout=60).status_code == 401
+    finally:
+        proxy.stop()
+
+
+def test_without_a_decision_log_only_live_state_is_shown(tmp_path, upstream, router):
+    cfg = write_config(tmp_path, upstream.base_url, server=SERVER, decision_log=None)
+    proxy = serve(router_for(cfg, like=router))
+    try:
+        s = stats(proxy)
+        assert s["decision_log"] is None and "requests" not in s and s["live"]["state"]
+        page = httpx.get(f"{proxy.url}/dashboard", headers=ADMIN, timeout=60)
+        assert page.status_code == 200 and "decision log is off" in page.text
+    finally:
+        proxy.stop()
+
+
+def test_sessions():
+    token = session_token(ADMIN_KEY, int(time.time()) + 60)
+    assert valid_session(token, ADMIN_KEY)
+    assert not valid_session(token, ADMIN_KEY + "x")
+    assert not valid_session(token.replace(".", ".0"), ADMIN_KEY)
+    assert not valid_session("", ADMIN_KEY) and not valid_session(token, None)
+    assert not valid_session("abc.def", ADMIN_KEY)

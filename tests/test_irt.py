@@ -1,0 +1,162 @@
+"""The shared-difficulty model (router/core/irt.py) and how the scorer uses it: one difficulty
+learned from every model, a new model joining from a few dozen of its own rows, and the
+evidence behind each estimate."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from router.core.data import Example
+from router.core.irt import SharedDifficulty
+from router.core.scorer import Scorer, ScorerError
+
+
+def auroc(y: np.ndarray, s: np.ndarray) -> float:
+    from sklearn.metrics import roc_auc_score
+
+    return float(roc_auc_score(y > 0.5, s))
+
+
+def world(n: int = 1200, d: int = 24, models: int = 6, seed: int = 0):
+    """Prompts whose difficulty is a direction of their embedding, and models that differ in
+    ability (one of them better at a second skill): graded outcomes drawn from that."""
+    rng = np.random.default_rng(seed)
+    X = rng.normal(size=(n, d))
+    X /= np.linalg.norm(X, axis=1, keepdims=True)
+    hard, skill = rng.normal(size=d), rng.normal(size=d)
+    b = 4 * X @ hard / np.linalg.norm(hard)
+    s = 4 * X @ skill / np.linalg.norm(skill)
+    ability = np.linspace(-1.5, 1.5, models)
+    Z = ability[None, :] - b[:, None]
+    Z[:, -1] += s  # the last model is also good at "skill"
+    P = 1 / (1 + np.exp(-Z))
+    Y = (rng.random(P.shape) < P).astype(float)
+    return X, Y, b, P
+
+
+def test_the_shared_difficulty_is_learned_from_every_model_at_once():
+    X, Y, b, P = world()
+    tr, te = slice(0, 900), slice(900, None)
+    m = SharedDifficulty(dims=2).fit(X[tr], Y[tr])
+    # Harder prompts get a higher difficulty, on prompts it never saw.
+    assert np.corrcoef(m.difficulty_logit(X[te]), b[te])[0, 1] > 0.8
+    # Each model's success is ranked nearly as well as the true probabilities rank it, the
+    # specialist's too (its second skill).
+    for j in range(Y.shape[1]):
+        assert auroc(Y[te, j], m.logits(X[te])[:, j]) > auroc(Y[te, j], P[te, j]) - 0.04, j
+
+
+def test_unknown_outcomes_are_left_out_not_read_as_failures():
+    X, Y, _, _ = world(seed=1)
+    half = Y.copy()
+    half[::2, :3] = np.nan  # half the rows lack three models' outcomes
+    m = SharedDifficulty(dims=2).fit(X, half)
+    base_rate = np.nanmean(half, axis=0)
+    assert np.allclose(m.predict_proba(X).mean(axis=0), base_rate, atol=0.05)
+    with pytest.raises(ValueError, match="no outcome"):
+        SharedDifficulty().fit(X, np.full_like(Y, np.nan))
+
+
+def test_a_new_model_joins_from_a_few_rows_with_the_prompt_side_frozen():
+    X, Y, _, P = world(n=1500, models=7, seed=2)
+    old, new = [0, 1, 2, 3, 4, 6], 5  # fit on six models; a strong one joins later
+    tr, te = np.arange(1000), np.arange(1000, 1500)
+    m = SharedDifficulty(dims=2).fit(X[tr], Y[np.ix_(tr, old)])
+    A, w = m.A_.copy(), m.w_.copy()
+    col = m.add_model(X[tr[:50]], Y[tr[:50], new])
+    assert col == 6 and np.array_equal(m.A_, A) and np.array_equal(m.w_, w)
+    # Its own ability, not the others' mean: calibrated to how often it is right.
+    assert abs(m.predict_proba(X[te])[:, col].mean() - Y[te, new].mean()) < 0.06
+    joined = auroc(Y[te, new], m.logits(X[te])[:, col])
+    # Its own logistic regression on the same 50 rows knows much less.
+    from sklearn.linear_model import LogisticRegression
+
+    own = LogisticRegression(max_iter=2000).fit(X[tr[:50]], Y[tr[:50], new])
+    assert joined > auroc(Y[te, new], P[te, new]) - 0.05
+    assert joined > auroc(Y[te, new], own.decision_function(X[te])) + 0.05
+
+
+def test_arrays_round_trip():
+    X, Y, _, _ = world(n=300)
+    m = SharedDifficulty(dims=3).fit(X, Y)
+    again = SharedDifficulty.from_arrays(m.to_arrays())
+    assert np.allclose(again.logits(X), m.logits(X), atol=1e-4)
+    with pytest.raises(ValueError, match="not fitted"):
+        SharedDifficulty().logits(X)
+
+
+# ---- in the scorer ---------------------------------------------------------------------------
+
+MODELS = ["m0", "m1", "m2", "m3", "m4", "m5"]
+
+
+def examples_of(Y: np.ndarray) -> list[Example]:
+    topics = ["algebra", "poetry", "contract law", "cell biology", "sorting lists", "tax rules"]
+    return [
+        Example(
+            prompt=f"Question {i} about {topics[i % len(topics)]}",
+            source="mmlu/college_mathematics",
+            scores={m: float(Y[i, j]) for j, m in enumerate(MODELS) if not np.isnan(Y[i, j])},
+            cheap_models=MODELS[:3],
+            id=str(i),
+        )
+        for i in range(len(Y))
+    ]
+
+
+@pytest.fixture(scope="module")
+def fitted():
+    X, Y, _, _ = world(n=600, seed=4)
+    X = np.hstack([X, np.zeros((len(X), 8))])  # a 32-dimensional "embedding"
+    rows = examples_of(Y)
+    return Scorer(shared_dims=2, knn_k=20).fit(X, rows, "test-encoder"), X, Y, rows
+
+
+def test_the_scorer_stacks_the_shared_model_and_keeps_it_through_save_and_load(fitted, tmp_path):
+    scorer, X, _, rows = fitted
+    # The stacker gave the shared model weight where it helps.
+    assert np.abs(scorer.stack_[2:, 3]).max() > 0.1
+    texts = [r.text() for r in rows[:20]]
+    batch = scorer.predict(X[:20], texts)
+    again = Scorer.load(scorer.save(tmp_path / "s"))
+    assert again.shared_ is not None and again.cheap_models_ == MODELS[:3]
+    batch2 = again.predict(X[:20], texts)
+    assert np.allclose(batch.success, batch2.success, atol=2e-3)
+    assert np.allclose(batch.evidence, batch2.evidence, atol=0.05)
+
+
+def test_success_estimates_carry_their_evidence(fitted):
+    scorer, X, _, rows = fitted
+    batch = scorer.predict(X[:5], [r.text() for r in rows[:5]])
+    assert batch.rows.tolist() == [600] * len(MODELS)
+    # A training prompt has itself and its near neighbours as evidence; one unlike every
+    # training prompt (orthogonal to them all) has none.
+    far = np.zeros((1, X.shape[1]))
+    far[0, -1] = 1.0
+    assert (batch.evidence > 0.9).all()
+    assert scorer.predict(far, ["?"]).evidence.max() < 0.5 < batch.evidence.min()
+
+
+def test_a_model_joins_the_scorer_and_says_how_little_it_knows(fitted):
+    scorer, X, _, rows = fitted
+    import copy
+
+    sc = copy.deepcopy(scorer)
+    new_rows = [
+        Example(prompt=r.prompt, source=r.source, scores={"newbie": r.scores["m4"]}, id=r.id)
+        for r in rows[:40]
+    ]
+    sc.add_model("newbie", X[:40], new_rows)
+    assert sc.models_[-1] == "newbie" and sc.heads_[-1] == "success:newbie"
+    batch = sc.predict(X[40:200], [r.text() for r in rows[40:200]])
+    j = sc.models_.index("newbie")
+    truth = np.array([r.scores["m4"] for r in rows[40:200]])
+    assert auroc(truth, batch.success[:, j]) > 0.7
+    # 40 rows, not 600: its evidence is thinner than a fitted model's.
+    assert batch.rows[j] == 40 and batch.evidence[:, j].mean() < batch.evidence[:, 0].mean()
+    with pytest.raises(ScorerError, match="already has"):
+        sc.add_model("newbie", X[:40], new_rows)
+    plain = Scorer(shared_dims=None, knn_k=20).fit(X, rows, "test-encoder")
+    with pytest.raises(ScorerError, match="no shared-difficulty"):
+        plain.add_model("newbie", X[:40], new_rows)

@@ -1,0 +1,321 @@
+"""Private prompts stay on trusted models: the detectors (with their look-alikes), the policy's
+privacy rule (pure), and through the proxy: `local` answers on the trusted model whatever the
+difficulty says, `redact` sends no value upstream (checked on the loopback upstream's recorded
+bodies), `refuse` is a 400 naming the rule; receipts, metrics and the decision log never carry
+a value."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sqlite3
+
+import httpx
+import numpy as np
+import pytest
+import yaml
+
+from router.core.config import ConfigError, ModelSpec, Policy, PrivacySpec, load_config
+from router.core.policy import CompiledPolicy
+from router.core.privacy import detect, find, redact_messages
+from router.core.request import RequestError, request_facts
+from router.server import create_app
+from tests.proxy import Proxy, router_from
+
+CARD = "4539 1488 0343 6467"  # Luhn-valid Visa test number
+EMAIL = "ann.lee+bank@example.org"
+IBAN = "DE89 3704 0044 0532 0130 00"
+
+
+@pytest.mark.parametrize(
+    "text, kind, value",
+    [
+        (f"my card is {CARD}, exp 04/27", "payment_card", CARD),
+        ("card:4111111111111111", "payment_card", "4111111111111111"),
+        (f"write to {EMAIL} today", "email", EMAIL),
+        (f"IBAN {IBAN}.", "iban", IBAN),
+        ("pay GB82WEST12345698765432 now", "iban", "GB82WEST12345698765432"),
+        ("call +44 20 7946 0958 after six", "phone", "+44 20 7946 0958"),
+        ("my cell is (415) 555-2671", "phone", "(415) 555-2671"),
+        ("SSN 536-22-1234 on file", "national_id", "536-22-1234"),
+        ("DNI 12345678Z", "national_id", "12345678Z"),
+        ("key = 'sk-proj-Ab3dEf6hIj9kLm2nOp5qRs8tUv1wXy4z'", "secret", None),
+        ("AWS AKIAIOSFODNN7EXAMPLE", "secret", "AKIAIOSFODNN7EXAMPLE"),
+        ("password: Tr0ub4dor&3x", "secret", "Tr0ub4dor&3x"),
+        ("export TOKEN=ghp_aBcDeFgHiJkLmNoPqRsTuVwXyZ0123456789", "secret", None),
+    ],
+)
+def test_detects_private_values(text, kind, value):
+    found = [f for f in find(text) if f.kind == kind]
+    assert found, f"no {kind} in {text!r}"
+    if value is not None:
+        assert found[0].value == value
+    assert value is None or value not in repr(found[0])  # a finding's repr shows no value
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "order 4539 1488 0343 6468 shipped",  # a card's shape, fails Luhn
+        "Order #1234567890123456 is late",
+        "IMEI 490154203237518",  # Luhn-valid, no card issuer prefix of that length
+        "upgrade to version 1.22.3 or 2024.1.15",
+        "the meeting is on 2024-01-15 at 10:30",
+        "ISBN 978-3-16-148410-0",
+        "commit 9fceb02d0ae598e95dc970b74767f19372d61af8",
+        "sha256 e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855",
+        "id 123e4567-e89b-12d3-a456-426614174000",
+        "server 192.168.100.200 port 8080",
+        "IBAN DE89 3704 0044 0532 0130 01",  # wrong check digits
+        "SSN 000-12-3456",  # no SSN starts with 000
+        "the result is 1234567 and 7654321",
+        "call get_user_by_id_and_name() then retry",
+        "user@localhost is not an address with a domain",
+    ],
+)
+def test_look_alikes_do_not_fire(text):
+    assert find(text) == []
+
+
+def test_redaction_is_typed_and_consistent():
+    msgs = [
+        {"role": "system", "content": f"The customer is {EMAIL}."},
+        {"role": "user", "content": [{"type": "text", "text": f"Charge {CARD} and mail {EMAIL}"}]},
+    ]
+    out = redact_messages(msgs)
+    assert out[0]["content"] == "The customer is [EMAIL_1]."
+    assert out[1]["content"][0]["text"] == "Charge [PAYMENT_CARD_1] and mail [EMAIL_1]"
+    assert msgs[0]["content"].endswith(f"{EMAIL}.")  # the caller's messages are untouched
+    assert detect(msgs) == ("email", "payment_card")
+    assert detect(msgs, ["phone"]) == ()
+
+
+# ---- the policy's rule (pure) -------------------------------------------------------------
+
+CATALOGUE = [
+    ModelSpec(
+        name="remote",
+        litellm_model="openai/x",
+        input_price=5,
+        output_price=15,
+        context_window=8000,
+        tier="large",
+    ),
+    ModelSpec(
+        name="cheap",
+        litellm_model="openai/y",
+        input_price=0.1,
+        output_price=0.1,
+        context_window=8000,
+    ),
+    ModelSpec(name="mine", gguf="m.gguf", input_price=0, output_price=0, context_window=8000),
+]
+DOMAINS = ["general", "math"]
+
+
+def decide(action: str, private=("payment_card",), pin=None):
+    policy = Policy(
+        name="p", default=["cheap", "mine"], large=["remote"], escalation={"max_difficulty": 0.0}
+    )
+    compiled = CompiledPolicy(policy, CATALOGUE, DOMAINS, PrivacySpec(action=action))
+    facts = request_facts("hi", {}, private=private, pinned_model=pin)
+    return compiled.decide(facts, np.array([0.9, 0.1]), 0.9, {})
+
+
+def test_local_models_are_trusted_by_default_and_remote_ones_not():
+    assert [m.trusted for m in CATALOGUE] == [False, False, True]
+
+
+def test_policy_rule_local_refuse_redact():
+    assert decide("off").model == "remote"  # everything escalates
+    local = decide("local")
+    assert local.model == "mine" and local.fallbacks == []
+    assert local.privacy == {"action": "local", "rules": ["payment_card"], "redacted": False}
+    assert "is trusted (privacy: the prompt carries payment_card)" in local.reason
+    assert decide("local", private=()).model == "remote"  # nothing detected: as usual
+    with pytest.raises(RequestError, match="privacy rule.*payment_card") as e:
+        decide("refuse")
+    assert e.value.code == "privacy_refused" and e.value.param == "messages"
+    with pytest.raises(RequestError, match="pinned model 'remote' is not trusted"):
+        decide("local", pin="remote")
+    redact = decide("redact")
+    assert redact.model == "remote" and redact.privacy["redacted"] is True
+
+
+# ---- configuration ------------------------------------------------------------------------
+
+
+def make_config(
+    test_config,
+    dest,
+    privacy: dict,
+    trusted: str | None = "small-general",
+    policy_privacy: dict | None = None,
+):
+    shutil.copytree(test_config.parent, dest)
+    (dest / "policies" / "flaky.yaml").unlink()  # no trusted model in it (see the last test)
+    path = dest / "config.yaml"
+    cfg = yaml.safe_load(path.read_text())
+    cfg["privacy"] = privacy
+    cfg["decision_log"] = {"store_text": True}  # the routing text is kept: check it is redacted
+    for m in cfg["models"]:
+        if m["name"] == trusted:
+            m["trusted"] = True  # the loopback stand-in for the local tier
+    path.write_text(yaml.safe_dump(cfg))
+    (dest / "policies" / "escalate-all.yaml").write_text(
+        yaml.safe_dump(
+            {
+                "default": ["small-general"],
+                "large": ["large"],
+                "escalation": {"max_difficulty": 0.0},
+                **({"privacy": policy_privacy} if policy_privacy else {}),
+            }
+        )
+    )
+    return path
+
+
+def test_config_errors_name_the_field(test_config, tmp_path, router):
+    with pytest.raises(ConfigError, match=r"privacy\.action: 'local' needs a trusted model"):
+        load_config(make_config(test_config, tmp_path / "a", {"action": "local"}, trusted=None))
+    with pytest.raises(ConfigError, match=r"privacy\.detect"):
+        load_config(
+            make_config(test_config, tmp_path / "b", {"action": "redact", "detect": ["dna"]})
+        )
+    assert (
+        load_config(make_config(test_config, tmp_path / "c", {"action": False})).privacy.action
+        == "off"
+    )
+    # A policy under `local` must name a trusted model.
+    path = make_config(test_config, tmp_path / "d", {"action": "local"})
+    (path.parent / "policies" / "remote-only.yaml").write_text("default: [large]\nlarge: [large]\n")
+    with pytest.raises(ConfigError, match=r"remote-only\.yaml: privacy\.action"):
+        router_from(path, router)
+
+
+def test_a_session_does_not_keep_private_data_on_an_untrusted_model(test_config, tmp_path, router):
+    r = router_from(make_config(test_config, tmp_path / "cfg", {"action": "local"}), router)
+    first = [{"role": "user", "content": "Explain how chargebacks work."}]
+    a = r.chat(first, policy="escalate-all", session="s-1")
+    assert a.decision.model == "large"
+    second = first + [
+        {"role": "assistant", "content": a.choices[0].message.content},
+        {"role": "user", "content": f"My card {CARD} was charged twice; start one."},
+    ]
+    b = r.chat(second, policy="escalate-all", session="s-1")
+    assert b.decision.model == "small-general"  # the session leaves the untrusted model
+    assert "session leaves large" in b.decision.reason
+
+
+# ---- through the proxy --------------------------------------------------------------------
+
+
+@pytest.fixture
+def serve(test_config, tmp_path, router):
+    started = []
+
+    def start(privacy: dict, policy_privacy: dict | None = None, log_prompts: bool = False):
+        path = make_config(
+            test_config, tmp_path / f"cfg{len(started)}", privacy, policy_privacy=policy_privacy
+        )
+        r = router_from(path, router)
+        spec = r.config.server.model_copy(
+            update={
+                "decision_log": str(tmp_path / f"decisions{len(started)}.db"),
+                "keys_env": None,
+                "log_prompts": log_prompts,
+            }
+        )
+        p = Proxy(create_app(r, spec)).start()
+        started.append(p)
+        return p
+
+    yield start
+    for p in started:
+        p.stop()
+
+
+def chat(proxy, content: str, **kw) -> httpx.Response:
+    body = {
+        "model": "router/escalate-all",
+        "messages": [{"role": "user", "content": content}],
+        **kw,
+    }
+    return httpx.post(proxy.base_url + "/chat/completions", json=body, timeout=60)
+
+
+def logged(proxy, request_id: str) -> dict:
+    proxy.decision_log.flush()
+    con = sqlite3.connect(proxy.decision_log.path)
+    con.row_factory = sqlite3.Row
+    try:
+        return dict(
+            con.execute("SELECT * FROM decisions WHERE request_id = ?", (request_id,)).fetchone()
+        )
+    finally:
+        con.close()
+
+
+def test_local_answers_on_the_trusted_model_and_the_receipt_says_why(serve, upstream):
+    proxy = serve({"action": "local"}, log_prompts=True)
+    plain = chat(proxy, "What is the refund policy for my order?")
+    assert plain.headers["x-router-model"] == "large"  # the policy escalates everything
+    assert "x-router-privacy" not in plain.headers
+    r = chat(proxy, f"My card {CARD} was charged twice, what do I do?")
+    assert r.status_code == 200
+    assert r.headers["x-router-model"] == "small-general"
+    assert r.headers["x-router-privacy"] == "payment_card"
+    assert r.headers["x-router-privacy-action"] == "local"
+    assert "is trusted (privacy: the prompt carries payment_card)" in r.headers["x-router-reason"]
+    assert upstream.requests[-1]["model"] == "small-general"
+    assert CARD not in json.dumps(dict(r.headers))
+    # The decision log (prompt logging on, even) keeps no value, only the kind.
+    row = logged(proxy, r.headers["x-request-id"])
+    assert CARD not in json.dumps(row, default=str)
+    assert "[PAYMENT_CARD_1]" in row["prompt"]
+    assert "[PAYMENT_CARD_1]" in row["routing_text"]
+    assert (row["privacy"], row["privacy_action"]) == ("payment_card", "local")
+    metrics = httpx.get(proxy.url + "/metrics", timeout=30).text
+    assert 'router_privacy_requests_total{action="local",kind="payment_card"} 1.0' in metrics
+
+
+def test_redact_sends_no_value_upstream(serve, upstream):
+    proxy = serve({"action": "redact"})
+    n = len(upstream.requests)
+    text = f"Refund {CARD} to {IBAN} and confirm to {EMAIL}."
+    r = chat(proxy, text)
+    assert r.status_code == 200
+    assert r.headers["x-router-model"] == "large"  # redacted values may leave
+    assert r.headers["x-router-privacy"] == "email,iban,payment_card"
+    sent = json.dumps(upstream.requests[n:])
+    for value in (CARD, IBAN, EMAIL, "4539", "3704 0044", "ann.lee"):
+        assert value not in sent
+    assert "Refund [PAYMENT_CARD_1] to [IBAN_1] and confirm to [EMAIL_1]." in sent
+    # Streams too.
+    m = len(upstream.requests)
+    with httpx.stream(
+        "POST",
+        proxy.base_url + "/chat/completions",
+        timeout=60,
+        json={
+            "model": "router/escalate-all",
+            "stream": True,
+            "messages": [{"role": "user", "content": text}],
+        },
+    ) as s:
+        list(s.iter_lines())
+    assert upstream.requests[m:] and CARD not in json.dumps(upstream.requests[m:])
+
+
+def test_refuse_is_a_400_that_names_the_rule(serve, upstream):
+    proxy = serve({"action": "local"}, policy_privacy={"action": "refuse", "detect": ["secret"]})
+    n = len(upstream.requests)
+    r = chat(proxy, "here is my key AKIAIOSFODNN7EXAMPLE, is it valid?")
+    assert r.status_code == 400
+    err = r.json()["error"]
+    assert err["code"] == "privacy_refused" and err["param"] == "messages"
+    assert "privacy rule" in err["message"] and "secret" in err["message"]
+    assert "AKIAIOSFODNN7EXAMPLE" not in r.text
+    assert len(upstream.requests) == n
+    # The policy's own detect list: a card is not a `secret`, so it goes through.
+    assert chat(proxy, f"card {CARD}").status_code == 200
