@@ -51,9 +51,11 @@ model: setup
 	$(PY) scripts/build_scorer.py $(if $(FORCE),--force)
 
 # The cascade's shipped answer verifier (docs/cascades.md): Mixtral's RouteLLM GSM8K answers and
-# SmolLM2's own profiled answers (data/routing/smollm2*.jsonl).
+# SmolLM2's own profiled answers (data/routing/smollm2*.jsonl). Prints CV, leave-one-task-out and
+# leave-one-model-out figures beside the shipped verifier's, refuses to replace a better one
+# (FORCE=1 does), records bench/results/verifier.json.
 verifier: setup
-	$(VENV)/bin/router train-verifier data/routing/routellm.jsonl $(wildcard data/routing/smollm2*.jsonl) --models mistralai/Mixtral-8x7B-Instruct-v0.1,smollm2-135m --out router/artifacts/verifier
+	$(PY) bench/verifier.py $(if $(FORCE),--force)
 
 # Re-tune the shipped policies' thresholds on prompts the calibration scorer did not see; the
 # verification table goes to bench/results/policies.json (BENCHMARKS.md, `make benchmarks`).

@@ -163,7 +163,7 @@ def test_cli_calibrate_cascade_writes_threshold_and_band(tmp_path, test_config):
 
 
 def test_mixed_data_judged_rows_take_the_routers_values_in_the_verifiers_order():
-    from router.evaluation.evaluate_cascade import _inputs
+    from router.evaluation.evaluate_cascade import cascade_inputs as _inputs
 
     rows = _rows(8)
     data = EvalData.from_examples(rows)

@@ -202,7 +202,7 @@ def test_fit_predict_separates_right_from_wrong():
     assert np.allclose(p.sum(axis=1), 1)
     right, wrong = p[y[60:] == 1, 1], p[y[60:] == 0, 1]
     assert right.min() > wrong.max()
-    assert set(v.explain(cases[0])) == set(FEATURE_NAMES)
+    assert set(v.explain(cases[0])["checks"]) == set(FEATURE_NAMES)
 
 
 def test_not_fitted_and_bad_input():
@@ -254,10 +254,10 @@ def test_verifier_cases_from_rows():
         },
     )
     no_answers = Example(prompt="Hi", scores={"small": 1.0, "big": 1.0}, cheap_models=["small"])
-    cases, y, groups, who = verifier_cases([row, no_answers])
+    cases, y, groups, who, sources = verifier_cases([row, no_answers])
     assert [c.answer for c in cases] == ["2 + 2 = 5"] and list(y) == [0.0] and who == ["small"]
     assert cases[0].logprobs == [-0.3] and cases[0].finish_reason == "stop"
-    cases, y, _, who = verifier_cases([row], "all")
+    cases, y, _, who, _ = verifier_cases([row], "all")
     assert sorted(who) == ["big", "small"]
 
 

@@ -53,7 +53,13 @@ def eval_(
         str | None, typer.Option(help="policy whose escalation settings apply")
     ] = None,
     cv: Annotated[int | None, typer.Option(help="K-fold cross-validation by prompt text")] = None,
-    group_by: Annotated[str | None, typer.Option(help="'source': leave one source out")] = None,
+    group_by: Annotated[
+        str | None,
+        typer.Option(
+            help="leave one out: 'source' (its first part), 'task' (dataset), or 'model' "
+            "(the answering cheap model, rows pooled by scripts/two_tier_rows.py)"
+        ),
+    ] = None,
     json_out: Annotated[Path | None, typer.Option("--json", help="write every figure here")] = None,
     plot_out: Annotated[
         Path | None, typer.Option("--plot", help="write the curves to a PNG")
@@ -104,9 +110,11 @@ def eval_(
     from router.core.encoder import load_encoder
     from router.core.scorer import Scorer
     from router.evaluation.evaluate import (
+        GROUPINGS,
         EvalData,
         TrainAlso,
         evaluate,
+        group_labels,
         plot,
         training_overlap,
     )
@@ -116,8 +124,8 @@ def eval_(
 
     if cv is not None and group_by is not None:
         raise DataError("use either --cv or --group-by, not both")
-    if group_by not in (None, "source"):
-        raise DataError(f"--group-by {group_by!r}: only 'source' is supported")
+    if group_by not in (None, *GROUPINGS):
+        raise DataError(f"--group-by {group_by!r}: one of {', '.join(GROUPINGS)}")
     if cv is not None and cv < 2:
         raise DataError("--cv must be at least 2")
     if held_out and (cv is not None or group_by is not None):
@@ -165,6 +173,7 @@ def eval_(
             f"note: {ev.dropped} rows lack a score for some model and are left out", highlight=False
         )
     rows = ev.examples
+    groups = None if group_by is None else (group_by, group_labels(ev, group_by))
     also = read_many(train_also) if train_also else []
     bar, advance = progress_bar(f"embedding ({enc.identity})", len(rows) + len(also))
     with bar:
@@ -173,15 +182,22 @@ def eval_(
     with err.status("evaluating…") as status:
         extra = None
         if cascade:
-            from router.core.verifier import AnswerVerifier
-            from router.evaluation.evaluate_cascade import DEFAULT_BAND, CascadeCurves
+            from router.core.verifier import AnswerVerifier, load_verifier
+            from router.evaluation.evaluate_cascade import (
+                DEFAULT_BAND,
+                CascadeCurves,
+                verifier_overlap,
+            )
 
             if band is None:
                 band = pol.cascade.band if pol is not None and pol.cascade else DEFAULT_BAND
+            given = AnswerVerifier.load(verifier) if verifier is not None else None
+            if cv is None and group_by is None:
+                as_is = given or load_verifier("default")
+                if msg := verifier_overlap(as_is, rows):
+                    err.print(f"[yellow]warning:[/yellow] {msg}", highlight=False)
             extra = CascadeCurves(
-                band=band,
-                verifier=AnswerVerifier.load(verifier) if verifier is not None else None,
-                log=lambda m: status.update(f"training {m}…"),
+                band=band, verifier=given, log=lambda m: status.update(f"training {m}…")
             )
         report = evaluate(
             ev,
@@ -190,7 +206,7 @@ def eval_(
             encoder_identity=enc.identity,
             policy=pol,
             cv=cv,
-            group_by_source=group_by == "source",
+            groups=groups,
             log=lambda m: status.update(f"training {m}…"),
             extra=extra,
             train_also=TrainAlso(also, also_X) if also else None,

@@ -117,27 +117,92 @@ def train_verifier_(
     models: Annotated[
         str,
         typer.Option(
-            help="whose answers to learn from: cheap (each row's cheap models), all, "
-            "or comma-separated names"
+            help="whose answers to learn from: cheap (each row's cheap models that answered), "
+            "all (every model that answered), or comma-separated names"
         ),
     ] = "cheap",
-    cv: Annotated[int, typer.Option(help="measure AUROC with K-fold CV first (0: skip)")] = 5,
+    cv: Annotated[int, typer.Option(help="folds of the within-distribution measurement")] = 5,
     c: Annotated[float, typer.Option("--C", help="inverse regularisation strength")] = 0.5,
+    force: Annotated[
+        bool, typer.Option("--force", help="overwrite OUT even if its recorded figures are better")
+    ] = False,
+    tolerance: Annotated[
+        float, typer.Option(help="how much lower a gated figure may be and still replace OUT")
+    ] = 0.0,
+    config: ConfigOpt = Path("config.yaml"),
 ) -> None:
-    """Train the cascade's answer verifier: P(answer right) from prompt + answer (docs/cascades.md)."""
-    from router.core.verifier import train_verifier
+    """Train the cascade's answer verifier (docs/cascades.md): measure it within its training
+    distribution (--cv), leaving one task out and one answering model out, print the figures
+    beside those OUT recorded, and refuse to replace a verifier that was better."""
+    from router.core.encoder import load_encoder
+    from router.evaluation.verifier_build import build
 
+    if cv < 2:
+        raise DataError("--cv must be at least 2: a verifier is measured before it is saved")
     chosen = models if models in ("cheap", "all") else [m.strip() for m in models.split(",")]
+    cfg = load_config(config)
     examples = read_many(data)
-    with err.status("training the verifier…") as status:
-        _, report = train_verifier(
-            examples, out, chosen, cv=cv, C=c, log=lambda m: status.update(m)
-        )
-    auc = report.get("cv_auroc")
-    console.print(
-        f"wrote {out}: {report['answers']} answers, {report['with_logprobs']} with logprobs"
-        + (f", {cv}-fold CV AUROC {auc:.3f}" if auc is not None else "")
+    enc = load_encoder(
+        cfg.encoder.name, cfg.encoder.max_tokens, cache_size=0, threads=BATCH_THREADS
     )
+    with err.status("measuring the verifier…") as status:
+        report = build(
+            examples,
+            out,
+            enc,
+            chosen,
+            cv=cv,
+            C=c,
+            force=force,
+            tolerance=tolerance,
+            log=lambda m: status.update(m),
+        )
+    print_verifier_report(report)
+    if not report.written:
+        err.print(
+            f"[red]error:[/red] not written: {out} recorded better figures "
+            f"({', '.join(report.comparison.worse)}); --force to replace it anyway",
+            highlight=False,
+        )
+        raise typer.Exit(1)
+
+
+def print_verifier_report(report) -> None:
+    """The measured figures beside the replaced verifier's, as `make verifier` shows them."""
+    from rich.console import Console
+    from rich.table import Table
+
+    f = report.figures
+    wide = console if console.is_terminal else Console(width=200)
+    t = Table(title=f"verifier: {report.answers} answers ({report.by_model})")
+    cols = ("held out", "verdict AUROC", "within", "answer side", "prompt side", "answer weight")
+    cols += ("out of distribution", "router APGR", "cascade APGR", "hybrid APGR")
+    for col in cols:
+        t.add_column(col, justify="left" if col == "held out" else "right")
+    for name in ("cv", "task", "model"):
+        g = f.get(name)
+        if not g:
+            continue
+
+        def v(key, fmt="{:.3f}", g=g):
+            return "-" if g.get(key) is None else fmt.format(g[key])
+
+        t.add_row(
+            g["mode"],
+            v("verifier_auroc"),
+            v("verifier_auroc_within"),
+            v("answer_side_auroc"),
+            v("prompt_auroc_on_answered_rows"),
+            v("mean_answer_weight", "{:.2f}"),
+            v("out_of_distribution_share", "{:.1%}"),
+            v("router_apgr"),
+            v("cascade_apgr"),
+            v("hybrid_apgr"),
+        )
+    wide.print(t)
+    wide.print(report.comparison.table(), highlight=False, markup=False)
+    if report.written:
+        console.print(f"wrote {report.out}")
 
 
 @app.command()
@@ -208,6 +273,8 @@ def _calibrate_cascade(router, policy: str, rows, X, target: str, out, config: P
     from router.evaluation.evaluate_cascade import (
         calibrate_points,
         live_inputs,
+        policy_verifier,
+        verifier_overlap,
         write_cascade_settings,
     )
 
@@ -215,6 +282,9 @@ def _calibrate_cascade(router, policy: str, rows, X, target: str, out, config: P
         goal = parse_target(target)
     except CalibrationError as e:
         raise DataError(str(e)) from None
+    verifier = policy_verifier(router, policy)
+    if verifier is not None and (msg := verifier_overlap(verifier, rows)):
+        err.print(f"[yellow]warning:[/yellow] {msg}", highlight=False)
     x = live_inputs(router, policy, rows, X)
     point, tried = calibrate_points(x, goal)
     src = config.resolve().parent / router.config.policies_dir / f"{policy}.yaml"

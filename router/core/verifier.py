@@ -1,374 +1,99 @@
-"""Answer verifier: P(a model's answer is right) from the prompt and the answer itself.
+"""Answer verifier: P(a model's answer is right) from the answer, weighed against the prompt.
 
 A prompt-only scorer judges a request by "prompts like this one"; the answer says more (issue 11:
-on RouteLLM GSM8K, AUROC 0.545 from the prompt alone, 0.715 with the answer). The verifier is a
-logistic regression over three groups of signals:
+on RouteLLM GSM8K, AUROC 0.545 from the prompt alone, 0.715 with the answer), but only about
+answers like the ones the verifier learned from (issue 19: 0.566 on another model's answers to
+40+ sources, below the prompt-only 0.693). So the verdict has two sides:
 
-- text: word TF-IDF (1-2 grams) of the prompt and, separately, of the answer;
-- answer checks, each a small named function of (prompt, answer) in `CHECKS`: arithmetic that
-  does not hold, an empty, refusing or truncated answer, its length, hedges, self-corrections,
-  a final answer that is missing where the prompt asks for one, or that contradicts the work;
-- token logprobs where the model returned them: mean, minimum, first-token margin.
+- the *answer side*: a logistic regression over word TF-IDF (1-2 grams) of the prompt and of
+  the answer, the answer checks (`router/core/answer_checks.py`) and token logprobs;
+- the *prompt side*: the router's own estimate that the model answers this prompt well (the
+  scorer's success head for the model, or 1 − difficulty), given by the caller; without one,
+  the training base rate.
 
-It follows scikit-learn's estimator shape (`fit`, `predict_proba`, nothing learned before
-`fit`), on `AnswerCase` inputs. A saved verifier is a directory: `verifier.json` (parameters,
-vocabularies, feature names) and `weights.npz` (arrays, loaded with `allow_pickle=False`).
+They are mixed on the log-odds scale, logit P = (1 − w)·logit(prompt) + w·(a·answer logit + b),
+where the answer weight w = σ(c0 − c1·novelty) falls as the answer looks less like the training
+answers (`router/core/novelty.py`). a, b, c0 and c1 (c1 ≥ 0) are fitted in `fit` on answers
+judged out of fold twice: within the training distribution (folds by prompt) and outside it
+(folds by `groups`, e.g. task and model), so the weight learns how far the answer side carries.
+
+It follows scikit-learn's estimator shape (`fit`, `predict_proba`, nothing learned before `fit`)
+on `AnswerCase` inputs. A saved verifier is a directory: `verifier.json` (parameters,
+vocabularies, figures) and `weights.npz` (arrays, loaded with `allow_pickle=False`).
 """
 
 from __future__ import annotations
 
-import ast
+import dataclasses
+import hashlib
 import json
-import math
-import operator
-import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
-from router.core.data import Example, group_key
+from router.core.answer_checks import (  # noqa: F401 - re-exported: the verifier's vocabulary
+    CHECKS,
+    FEATURE_NAMES,
+    LOGPROB_FEATURES,
+    AnswerCase,
+    answer_length,
+    arithmetic_claims,
+    arithmetic_errors,
+    arithmetic_shown,
+    dense_features,
+    empty_answer,
+    equation_holds,
+    final_answer_inconsistent,
+    final_answer_missing,
+    hedges,
+    logprob_features,
+    refusal,
+    safe_eval,
+    self_corrections,
+    token_logprobs,
+    truncated,
+)
+from router.core.data import Example, group_folds, group_key, normalised_text
+from router.core.novelty import SIGNALS, AnswerNovelty
 from router.core.tfidf import tfidf_vectorizer
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+READABLE_FORMATS = (1, 2)  # 1: answer side only (no novelty, no weighing, no training hashes)
+OUT_OF_DISTRIBUTION = 0.95  # novelty above which an answer is reported out of distribution
+EPS = 1e-4
 
 
 class VerifierError(ValueError):
     """A verifier cannot be trained or loaded; the message says why."""
 
 
-@dataclass
-class AnswerCase:
-    """One answer to judge.
-
-    `logprobs`: the answer's tokens as the model returned them, in any of the shapes
-    `token_logprobs` reads. `partial`: only a prefix of the answer (a streaming buffer), so the
-    checks that need the whole answer (truncated, final answer missing) stay silent.
-    """
-
-    prompt: str
-    answer: str
-    logprobs: Any = None
-    finish_reason: str | None = None
-    partial: bool = False
-
-
-# ---- arithmetic --------------------------------------------------------------------------------
-
-_OPS: dict[type, Callable[[float, float], float]] = {
-    ast.Add: operator.add,
-    ast.Sub: operator.sub,
-    ast.Mult: operator.mul,
-    ast.Div: operator.truediv,
-    ast.FloorDiv: operator.floordiv,
-    ast.Mod: operator.mod,
-    ast.Pow: operator.pow,
-}
-
-
-def safe_eval(expr: str) -> float | None:
-    """The value of a plain arithmetic expression (numbers, + - * / // % **, parentheses),
-    or None for anything else. Nothing is executed: the expression is walked as a syntax tree."""
-    text = expr.replace(",", "").replace("$", "").replace("^", "**").strip()
-    text = re.sub(r"(?<=[\d)])\s*[x×]\s*(?=[\d(])", "*", text)
-    text = text.replace("÷", "/").replace("−", "-")
-    text = re.sub(r"(\d+(?:\.\d+)?)\s*%", r"(\1/100)", text)
-    if not text or len(text) > 200 or not re.fullmatch(r"[\d\s.+\-*/()%]+", text):
-        return None
-    try:
-        tree = ast.parse(text, mode="eval")
-    except SyntaxError:
-        return None
-
-    def walk(node: ast.AST) -> float:
-        if isinstance(node, ast.Expression):
-            return walk(node.body)
-        if isinstance(node, ast.Constant) and isinstance(node.value, int | float):
-            return float(node.value)
-        if isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.USub | ast.UAdd):
-            v = walk(node.operand)
-            return -v if isinstance(node.op, ast.USub) else v
-        if isinstance(node, ast.BinOp) and type(node.op) in _OPS:
-            left, right = walk(node.left), walk(node.right)
-            if isinstance(node.op, ast.Pow) and (abs(right) > 12 or abs(left) > 1e6):
-                raise ValueError("exponent too large")
-            return _OPS[type(node.op)](left, right)
-        raise ValueError("not arithmetic")
-
-    try:
-        value = walk(tree)
-    except (ValueError, ZeroDivisionError, OverflowError):
-        return None
-    return value if math.isfinite(value) else None
-
-
-def _decimals(text: str) -> int:
-    m = re.search(r"\.(\d+)\s*$", text.replace(",", "").strip().rstrip("%"))
-    return len(m.group(1)) if m else 0
-
-
-def equation_holds(left: str, right: str) -> bool | None:
-    """Does `left = right` hold (None: one side is not arithmetic)? A result rounded to the
-    decimals it shows holds ("10/3 = 3.33"), as does one within 0.5% (rounded money); a whole
-    number must be exact ("5/2 = 3" does not hold)."""
-    lv, rv = safe_eval(left), safe_eval(right)
-    if lv is None or rv is None:
-        return None
-    d = _decimals(right)
-    tol = max(0.5 * 10**-d if d else 0.0, 0.005 * abs(lv), 1e-9)
-    if "%" in right and "%" not in left:
-        # "0.25 = 25%" reads the percent sign as a unit.
-        return abs(lv - rv) <= tol or abs(lv - rv * 100) <= max(tol, 0.005 * abs(lv))
-    return abs(lv - rv) <= tol
-
-
-_ANNOTATION = re.compile(r"<<([^<>=]+)=([^<>=]+)>>")
-_NUM = r"\$?\d[\d,]*(?:\.\d+)?%?"
-_OP = r"\s*(?:[-+*/×÷x^]|\*\*)\s*"
-_EXPR = rf"\(?\s*{_NUM}\s*\)?(?:{_OP}\(?\s*{_NUM}\s*\)?)*"
-# "a op b = r", where r may itself be an expression, and chains "a op b = c = d".
-_PLAIN = re.compile(rf"(?<![\w.<=:/-])({_EXPR}(?:\s*=\s*{_EXPR})+)")
-
-
-def arithmetic_claims(answer: str) -> list[tuple[str, str]]:
-    """Every `left = right` the answer asserts: `<<a*b=c>>` annotations (GSM8K style) and plain
-    "a op b = c" in the text (annotations are removed first so nothing is counted twice)."""
-    claims = [(m.group(1), m.group(2)) for m in _ANNOTATION.finditer(answer)]
-    annotated = {_plain_form(lhs) for lhs, _ in claims}
-    plain = _ANNOTATION.sub(" ", answer)
-    for m in _PLAIN.finditer(plain):
-        sides = [s.strip() for s in m.group(1).split("=")]
-        if not any(re.search(r"\d\s*(?:[-+*/×÷x^])\s*[\d($]", s) for s in sides):
-            continue  # "x = 5", "2019-2020": no calculation
-        for lhs, rhs in zip(sides, sides[1:], strict=False):
-            if _plain_form(lhs) not in annotated:  # "a = <<a=b>>b" says it once
-                claims.append((lhs, rhs))
-    return claims
-
-
-def _plain_form(expr: str) -> str:
-    return re.sub(r"[\s$,]", "", expr).replace("x", "*").replace("×", "*")
-
-
-def arithmetic_errors(case: AnswerCase) -> float:
-    """How many of the answer's arithmetic claims do not hold (capped at 3)."""
-    bad = sum(equation_holds(lhs, rhs) is False for lhs, rhs in arithmetic_claims(case.answer))
-    return float(min(bad, 3))
-
-
-def arithmetic_shown(case: AnswerCase) -> float:
-    """log(1 + the number of arithmetic claims the answer makes): it shows its work."""
-    return math.log1p(len(arithmetic_claims(case.answer)))
-
-
-# ---- the answer's shape ----------------------------------------------------------------------
-
-_REFUSAL = re.compile(
-    r"\b(i\s*(?:'m| am)\s*(?:sorry|unable|not able)|i\s*(?:can(?:'|no)t|cannot|won't)\s+"
-    r"(?:help|assist|answer|provide|do that|comply)|as an ai\b|i do not have (?:access|the ability))",
-    re.IGNORECASE,
-)
-_HEDGES = re.compile(
-    r"\b(however|but|can't|cannot|not sure|unsure|unclear|approximately|roughly|assum(?:e|ing)|"
-    r"it depends|might|may be|possibly|probably|i think|i believe|seems?)\b",
-    re.IGNORECASE,
-)
-_SELF_CORRECTION = re.compile(
-    r"\b(wait|actually|oops|i made (?:a|an) (?:mistake|error)|let me (?:re|try again|correct)|"
-    r"correction|mistake in)\b",
-    re.IGNORECASE,
-)
-
-
-def empty_answer(case: AnswerCase) -> float:
-    """1 when the answer has no visible text."""
-    return float(not case.answer.strip())
-
-
-def refusal(case: AnswerCase) -> float:
-    """1 when the answer declines ("I'm sorry, but I can't help with that")."""
-    return float(bool(_REFUSAL.search(case.answer[:400])))
-
-
-def truncated(case: AnswerCase) -> float:
-    """1 when the answer was cut off: the model stopped on its token limit, or a code block was
-    left open. A partial answer (streaming buffer) is not judged on this."""
-    if case.partial:
-        return 0.0
-    if case.finish_reason == "length":
-        return 1.0
-    return float(case.answer.count("```") % 2 == 1)
-
-
-def answer_length(case: AnswerCase) -> float:
-    """log(1 + words): very short or very long answers are often wrong."""
-    return math.log1p(len(case.answer.split()))
-
-
-def hedges(case: AnswerCase) -> float:
-    """Hedging words per 100 words ("however", "can't", "approximately", "I think" ...)."""
-    words = max(1, len(case.answer.split()))
-    return min(10.0, 100.0 * len(_HEDGES.findall(case.answer)) / words)
-
-
-def self_corrections(case: AnswerCase) -> float:
-    """How often the answer corrects itself ("wait", "actually", "I made a mistake"), capped."""
-    return float(min(3, len(_SELF_CORRECTION.findall(case.answer))))
-
-
-_ASKS_NUMBER = re.compile(
-    r"\b(how (?:many|much|long|far|old|fast)|what (?:is|was) the (?:total|number|sum|"
-    r"difference|product|average|cost|price|value|amount)|calculate|compute|how many)\b",
-    re.IGNORECASE,
-)
-_ASKS_CHOICE = re.compile(r"(?m)^\s*\(?[A-D][).:]\s+\S")
-_ASKS_MARKER = re.compile(r"(####|\\boxed|final answer)", re.IGNORECASE)
-_FINAL_NUMBER = re.compile(
-    r"(?:####\s*|\\boxed\{\s*|answer(?: is|:)\s*\**\s*)(-?\$?\d[\d,]*(?:\.\d+)?)", re.IGNORECASE
-)
-_NUMBER = re.compile(r"-?\d[\d,]*(?:\.\d+)?")
-
-
-def final_answer_missing(case: AnswerCase) -> float:
-    """1 when the prompt asks for a final answer (a number, a lettered choice, or a marker such
-    as "####" / \\boxed / "final answer") and the end of the answer does not give one."""
-    if case.partial:
-        return 0.0
-    tail = case.answer[-300:]
-    marker = _ASKS_MARKER.search(case.prompt)
-    if marker:
-        wanted = marker.group(1).lower()
-        return float(wanted not in case.answer.lower() and not _FINAL_NUMBER.search(tail))
-    if _ASKS_CHOICE.search(case.prompt):
-        return float(not re.search(r"\b[A-D]\b", tail))
-    if _ASKS_NUMBER.search(case.prompt):
-        return float(not _NUMBER.search(tail))
-    return 0.0
-
-
-def _number(text: str) -> float | None:
-    try:
-        return float(text.replace(",", "").replace("$", ""))
-    except ValueError:
-        return None
-
-
-def final_answer_inconsistent(case: AnswerCase) -> float:
-    """1 when the answer declares a final number ("#### 3", "the answer is 3") that none of its
-    own calculations produced, although it calculated (it gave up on its work, or rounded it
-    away)."""
-    found = list(_FINAL_NUMBER.finditer(case.answer))
-    if not found:
-        return 0.0
-    m = found[-1]
-    final = _number(m.group(1))
-    claims = arithmetic_claims(case.answer[: m.start()])
-    if final is None or not claims:
-        return 0.0
-    seen = [v for _, rhs in claims if (v := safe_eval(rhs)) is not None]
-    return float(not any(abs(v - final) <= max(1e-6, 1e-6 * abs(final)) for v in seen))
-
-
-# The answer checks, by name: each a small function of one case (feature order is this order).
-CHECKS: dict[str, Callable[[AnswerCase], float]] = {
-    "arithmetic_errors": arithmetic_errors,
-    "arithmetic_shown": arithmetic_shown,
-    "empty_answer": empty_answer,
-    "refusal": refusal,
-    "truncated": truncated,
-    "answer_length": answer_length,
-    "hedges": hedges,
-    "self_corrections": self_corrections,
-    "final_answer_missing": final_answer_missing,
-    "final_answer_inconsistent": final_answer_inconsistent,
-}
-
-
-# ---- token logprobs ----------------------------------------------------------------------------
-
-
-def _get(obj: Any, key: str) -> Any:
-    return obj.get(key) if isinstance(obj, dict) else getattr(obj, key, None)
-
-
-def token_logprobs(raw: Any) -> tuple[list[float], float | None]:
-    """(each token's logprob, the first token's margin over its runner-up or None).
-
-    Reads a list of floats; `router profile`'s rows [{token, logprob, top: {token: logprob}}];
-    OpenAI's `choice.logprobs` ({"content": [{token, logprob, top_logprobs: [...]}]}, a dict or
-    the client's objects)."""
-    if raw is None:
-        return [], None
-    content = _get(raw, "content") if not isinstance(raw, list) else raw
-    if not content:
-        return [], None
-    values: list[float] = []
-    margin = None
-    for i, t in enumerate(content):
-        if isinstance(t, int | float):
-            values.append(float(t))
-            continue
-        lp = _get(t, "logprob")
-        if lp is None:
-            continue
-        values.append(float(lp))
-        if i == 0:
-            top = _get(t, "top")
-            if isinstance(top, dict):
-                alts = sorted((float(v) for v in top.values()), reverse=True)
-            else:
-                alts = sorted(
-                    (float(_get(x, "logprob")) for x in _get(t, "top_logprobs") or []), reverse=True
-                )
-            if len(alts) >= 2:
-                margin = alts[0] - alts[1]
-    return values, margin
-
-
-LOGPROB_FEATURES = ("lp_present", "lp_mean", "lp_min", "lp_first_margin", "lp_low_share")
-
-
-def logprob_features(case: AnswerCase) -> list[float]:
-    """[present, mean, minimum, first-token margin, share of tokens below p=0.5]; zeros (with
-    present 0) when the model returned none."""
-    values, margin = token_logprobs(case.logprobs)
-    if not values:
-        return [0.0] * len(LOGPROB_FEATURES)
-    v = np.maximum(np.array(values), -30.0)
-    return [
-        1.0,
-        float(v.mean()),
-        float(v.min()),
-        float(min(margin, 30.0)) if margin is not None else 0.0,
-        float((v < math.log(0.5)).mean()),
-    ]
-
-
-FEATURE_NAMES = tuple(CHECKS) + LOGPROB_FEATURES
-
-
-def dense_features(cases: Sequence[AnswerCase]) -> np.ndarray:
-    """(n, len(FEATURE_NAMES)): every answer check, then the logprob features."""
-    return np.array(
-        [[fn(c) for fn in CHECKS.values()] + logprob_features(c) for c in cases], dtype=np.float64
-    ).reshape(len(cases), len(FEATURE_NAMES))
-
-
 # ---- training rows -----------------------------------------------------------------------------
+
+
+class AnswerRows(NamedTuple):
+    """What `verifier_cases` reads from routing rows, one entry per answer."""
+
+    cases: list[AnswerCase]
+    y: np.ndarray  # the answer's score in [0, 1]
+    groups: np.ndarray  # the prompt's split group (`data.group_key`)
+    models: list[str]  # who answered
+    sources: list[str]  # the row's source
 
 
 def verifier_cases(
     examples: Sequence[Example], models: str | Sequence[str] = "cheap"
-) -> tuple[list[AnswerCase], np.ndarray, np.ndarray, list[str]]:
-    """Rows with a model's answer and score → (cases, scores, group keys, model per case).
+) -> AnswerRows:
+    """Rows with a model's answer and score → one case per answer.
 
     `models`: "cheap" (each row's cheap models: what a cascade verifies), "all", or names.
     Answers come from `answers` {model: text}; logprobs from `logprobs` {model: [...]} and a
-    finish reason from `usage` {model: {finish_reason}} where the row has them."""
-    cases, ys, groups, who = [], [], [], []
+    finish reason from `usage` {model: {finish_reason}} where the row has them. Rows narrowed to
+    two tiers (`router.evaluation.two_tier`) name their answering model in `cheap_model`."""
+    cases, ys, groups, who, sources = [], [], [], [], []
     for ex in examples:
         answers = ex.extra.get("answers") or {}
         if not isinstance(answers, dict):
@@ -396,42 +121,206 @@ def verifier_cases(
             )
             ys.append(ex.scores[m])
             groups.append(group_key(ex))
-            who.append(m)
-    return cases, np.array(ys, dtype=np.float64), np.array(groups), who
+            renamed = m in ex.cheap_models and isinstance(ex.extra.get("cheap_model"), str)
+            who.append(ex.extra["cheap_model"] if renamed else m)
+            sources.append(ex.source)
+    return AnswerRows(cases, np.array(ys, dtype=np.float64), np.array(groups), who, sources)
+
+
+def prompt_hash(text: str) -> int:
+    """64-bit hash of a prompt's normalised text: what a verifier records of its training
+    prompts, to recognise them later without storing any text."""
+    return int(hashlib.sha1(normalised_text(text).encode("utf-8")).hexdigest()[:16], 16)
+
+
+# ---- the combination of the two sides ---------------------------------------------------------
+
+
+def _sigmoid(z: np.ndarray) -> np.ndarray:
+    return 1.0 / (1.0 + np.exp(-np.clip(z, -40, 40)))
+
+
+def _logit(p: np.ndarray) -> np.ndarray:
+    p = np.clip(np.asarray(p, dtype=np.float64), EPS, 1 - EPS)
+    return np.log(p / (1 - p))
+
+
+def _minimise_log_loss(
+    z: Callable[[np.ndarray], np.ndarray],
+    y: np.ndarray,
+    start: list[float],
+    bounds: list[tuple[float, float]],
+    weights: np.ndarray | None = None,
+) -> np.ndarray:
+    """Parameters t minimising the (weighted) log loss of σ(z(t)) against graded `y`
+    (L-BFGS-B, a few parameters; a faint pull towards 0 keeps them finite on separable data)."""
+    from scipy.optimize import minimize
+
+    sw = np.ones(len(y)) if weights is None else weights
+
+    def loss(t: np.ndarray) -> float:
+        p = np.clip(_sigmoid(z(t)), 1e-9, 1 - 1e-9)
+        return float(-np.mean(sw * (y * np.log(p) + (1 - y) * np.log(1 - p))) + 1e-4 * t @ t)
+
+    return minimize(loss, np.array(start, float), method="L-BFGS-B", bounds=bounds).x
+
+
+# No held-out groups to learn the gate from: P(out of distribution | novelty) = σ(e0 + e1·ν)
+# with the values fitted on the shipped verifier's answers (docs/cascades.md): answer weight
+# 0.62 at the median novelty, 0.29 at 0.97.
+DEFAULT_GATE = (-2.0, 3.0)
+
+
+@dataclass(frozen=True)
+class Weighing:
+    """How the two sides make the verdict (see the module doc):
+
+    logit P = (1 − w)·zp + w·(d0·za + d1·zp + d2),   w = 1 − σ(e0 + e1·novelty)
+
+    `d` is the reading within the training distribution (fitted on answers judged out of fold,
+    folds by prompt); w is the probability that the answer comes from that distribution rather
+    than from a held-out task or model, given its novelty (both equally likely beforehand)."""
+
+    d0: float = 1.0
+    d1: float = 0.0
+    d2: float = 0.0
+    e0: float = -40.0  # the default: always within the distribution (format 1 verifiers)
+    e1: float = 0.0
+
+    def in_distribution(self, novelty: np.ndarray) -> np.ndarray:
+        return 1.0 - _sigmoid(self.e0 + self.e1 * novelty)
+
+    def verdict(self, za: np.ndarray, zp: np.ndarray, novelty: np.ndarray):
+        """(log-odds of the verdict, the answer side's share of the weight)."""
+        w = self.in_distribution(novelty)
+        answer, prompt = w * self.d0, (1 - w) + w * self.d1
+        z = answer * za + prompt * zp + w * self.d2
+        return z, answer / np.maximum(answer + prompt, 1e-12)
+
+
+def fit_weighing(
+    za: np.ndarray,
+    zp: np.ndarray,
+    y: np.ndarray,
+    novelty_within: np.ndarray,
+    novelty_outside: np.ndarray | None,
+) -> Weighing:
+    """`d` from the answers judged within the distribution (d0, d1 ≥ 0: neither side counts
+    against itself); the gate from how novel answers look within it and outside it (e1 ≥ 0:
+    a less familiar answer is never trusted more). Without answers from outside, the gate is
+    `DEFAULT_GATE`."""
+    if novelty_outside is None or not len(novelty_outside):
+        e = DEFAULT_GATE
+    else:
+        nov = np.r_[novelty_within, novelty_outside]
+        out = np.r_[np.zeros(len(novelty_within)), np.ones(len(novelty_outside))]
+        # Each side weighs half: equal prior odds of coming from either.
+        sw = np.where(out == 1, 0.5 / len(novelty_outside), 0.5 / len(novelty_within)) * len(nov)
+        e = _minimise_log_loss(
+            lambda t: t[0] + t[1] * nov, out, [0.0, 1.0], [(-20, 20), (0, 50)], sw
+        )
+    # The reading within the distribution, fitted as the verdict will use it: through the
+    # gate, so that the weight an ordinary answer loses to its novelty is learned back.
+    gate = Weighing(e0=float(e[0]), e1=float(e[1]))
+    d = _minimise_log_loss(
+        lambda t: dataclasses.replace(gate, d0=t[0], d1=t[1], d2=t[2]).verdict(
+            za, zp, novelty_within
+        )[0],
+        y,
+        [1.0, 0.0, 0.0],
+        [(0, 5), (0, 5), (-5, 5)],
+    )
+    return Weighing(*(float(v) for v in d), *(float(v) for v in e))
+
+
+@dataclass
+class Verdicts:
+    """The verifier's reading of n answers (arrays, aligned with the cases)."""
+
+    probability: np.ndarray  # the verdict: P(right), both sides weighed
+    answer_probability: np.ndarray  # the answer side alone
+    prompt_probability: np.ndarray  # the prompt side as used (given, or the base rate)
+    answer_weight: np.ndarray  # the answer side's share of the verdict's weight, in [0, 1]
+    novelty: np.ndarray  # NaN for a verifier that measures none (format 1)
+
+    @property
+    def out_of_distribution(self) -> np.ndarray:
+        return np.nan_to_num(self.novelty, nan=0.0) > OUT_OF_DISTRIBUTION
+
+    def one(self, i: int = 0) -> dict[str, Any]:
+        """One answer's reading, rounded for a receipt."""
+        nov = float(self.novelty[i])
+        return {
+            "probability": round(float(self.probability[i]), 4),
+            "answer_probability": round(float(self.answer_probability[i]), 4),
+            "prompt_probability": round(float(self.prompt_probability[i]), 4),
+            "answer_weight": round(float(self.answer_weight[i]), 4),
+            "prompt_weight": round(1.0 - float(self.answer_weight[i]), 4),
+            # Unknown (None) for a verifier that measures no novelty (format 1).
+            "novelty": None if np.isnan(nov) else round(nov, 4),
+            "out_of_distribution": None if np.isnan(nov) else bool(self.out_of_distribution[i]),
+        }
 
 
 # ---- the estimator -----------------------------------------------------------------------------
 
 
 class AnswerVerifier:
-    """P(answer right | prompt, answer): logistic regression on TF-IDF + checks + logprobs."""
+    """P(answer right | prompt, answer, the router's prompt estimate): see the module doc."""
 
     def __init__(
         self,
         C: float = 0.5,
         max_features: int = 20000,
         use_text: bool = True,
+        inner_folds: int = 3,
         random_state: int = 0,
     ) -> None:
         self.C = C
         self.max_features = max_features
         self.use_text = use_text
+        self.inner_folds = inner_folds
         self.random_state = random_state
 
-    def _design(self, cases: Sequence[AnswerCase]):
+    # ---- the answer side -------------------------------------------------------------------
+
+    def _design(self, cases: Sequence[AnswerCase], dense: np.ndarray):
         import scipy.sparse as sp
 
-        D = (dense_features(cases) - self.mean_) / self.scale_
-        blocks = [sp.csr_matrix(D)]
+        blocks = [sp.csr_matrix((dense - self.mean_) / self.scale_)]
         if self.use_text:
             blocks.append(self._prompt_vec.transform([c.prompt for c in cases]))
             blocks.append(self._answer_vec.transform([c.answer for c in cases]))
         return sp.hstack(blocks).tocsr()
 
-    def fit(self, cases: Sequence[AnswerCase], y: Sequence[float]) -> AnswerVerifier:
-        """Learn from answers and their scores in [0, 1] (graded scores weight both classes)."""
+    def _fit_lr(self, X, y: np.ndarray, start: bool = False) -> tuple[np.ndarray, float]:
+        """Logistic regression on graded scores: each row twice, weighted y and 1 − y.
+        `start`: begin from the fitted coefficients (an inner fold's solution is near them)."""
+        import scipy.sparse as sp
         from sklearn.linear_model import LogisticRegression
 
+        n = len(y)
+        X2, y2, w2 = sp.vstack([X, X]).tocsr(), np.r_[np.ones(n), np.zeros(n)], np.r_[y, 1 - y]
+        keep = w2 > 0
+        lr = LogisticRegression(C=self.C, max_iter=5000, warm_start=start)
+        if start:
+            lr.coef_, lr.intercept_ = self.coef_[None, :].copy(), np.array([self.intercept_])
+        lr.fit(X2[keep], y2[keep], sample_weight=w2[keep])
+        return lr.coef_[0].astype(np.float64), float(lr.intercept_[0])
+
+    def fit(
+        self,
+        cases: Sequence[AnswerCase],
+        y: Sequence[float],
+        prompt_p: Sequence[float] | None = None,
+        groups: Sequence[str] | None = None,
+    ) -> AnswerVerifier:
+        """Learn from answers and their scores in [0, 1] (graded scores weight both classes).
+
+        `prompt_p`: the router's estimate for each training answer, made without its label (out
+        of fold); without it the prompt side is the training base rate. `groups`: labels of
+        the training answers' distributions (task, model); folds that hold whole groups out
+        teach the weighing how the answer side fares on what it has not seen."""
         y = np.asarray(y, dtype=np.float64)
         if len(cases) != len(y):
             raise VerifierError(f"{len(cases)} answers for {len(y)} scores")
@@ -439,6 +328,22 @@ class AnswerVerifier:
             raise VerifierError("need at least 10 answers with scores to train a verifier")
         if y.min() == y.max():
             raise VerifierError("every answer has the same score: nothing to learn")
+        if prompt_p is not None and len(prompt_p) != len(y):
+            raise VerifierError(f"{len(prompt_p)} prompt estimates for {len(y)} answers")
+        if groups is not None and len(groups) != len(y):
+            raise VerifierError(f"{len(groups)} group labels for {len(y)} answers")
+        # The matrices are small: BLAS threads only contend (one fit took 72 s with OpenBLAS'
+        # threads on the shared 2-core machine, 8 s with one).
+        from threadpoolctl import threadpool_limits
+
+        with threadpool_limits(limits=1, user_api="blas"):
+            return self._fit(list(cases), y, prompt_p, groups)
+
+    def _fit(self, cases, y, prompt_p, groups) -> AnswerVerifier:
+        self.base_rate_ = float(y.mean())
+        z_prompt = _logit(self.base_rate_ if prompt_p is None else np.asarray(prompt_p, float))
+        z_prompt = np.broadcast_to(z_prompt, y.shape).astype(np.float64)
+
         D = dense_features(cases)
         self.mean_ = D.mean(axis=0)
         self.scale_ = np.where(D.std(axis=0) > 1e-9, D.std(axis=0), 1.0)
@@ -447,70 +352,172 @@ class AnswerVerifier:
             self._answer_vec = tfidf_vectorizer(self.max_features).fit([c.answer for c in cases])
             self.prompt_vocabulary_ = dict(self._prompt_vec.vocabulary_)
             self.answer_vocabulary_ = dict(self._answer_vec.vocabulary_)
-        X = self._design(cases)
-        # Each row twice, weighted y and 1 - y: graded scores (F1, judge marks) train as such.
-        import scipy.sparse as sp
+        X = self._design(cases, D)
+        self.coef_, self.intercept_ = self._fit_lr(X, y)
+        counts = AnswerNovelty.count(cases)
+        self.novelty_ = self._novelty(len(cases)).fit(cases, D, counts)
 
-        n = len(y)
-        X2, y2, w2 = sp.vstack([X, X]).tocsr(), np.r_[np.ones(n), np.zeros(n)], np.r_[y, 1 - y]
-        keep = w2 > 0
-        lr = LogisticRegression(C=self.C, max_iter=5000)
-        lr.fit(X2[keep], y2[keep], sample_weight=w2[keep])
-        self.coef_ = lr.coef_[0].astype(np.float64)
-        self.intercept_ = float(lr.intercept_[0])
-        self.n_train_ = n
-        self.base_rate_ = float(y.mean())
+        # Within the distribution: answers judged out of fold (folds by prompt) teach the
+        # reading `d` and what usual familiarity looks like. Outside it: folds that hold whole
+        # groups out (tasks, models) show how novel an unseen distribution looks.
+        prompts = np.array([prompt_hash(c.prompt) for c in cases], dtype=np.uint64)
+        within = group_folds(prompts.astype(str), self.inner_folds, self.random_state)
+        z_in, fam_in = self._out_of_fold(cases, D, X, y, counts, within)
+        ok = ~np.isnan(z_in)
+        if ok.sum() < 2:
+            raise VerifierError("too few answers to judge out of fold: give more answers")
+        self.novelty_.set_reference(fam_in[ok])
+        labels = np.asarray(groups if groups is not None else [], dtype=str)
+        self.n_groups_ = len(np.unique(labels))
+        novelty_outside = None
+        if self.n_groups_ >= 2:
+            outside = group_folds(labels, min(self.inner_folds, self.n_groups_), self.random_state)
+            _, fam_out = self._out_of_fold(cases, D, X, y, counts, outside, answers=False)
+            seen = ~np.isnan(fam_out).any(axis=1)
+            novelty_outside = self.novelty_.novelty_from(fam_out[seen])
+        self.weighing_ = fit_weighing(
+            z_in[ok], z_prompt[ok], y[ok], self.novelty_.novelty_from(fam_in[ok]), novelty_outside
+        )
+        self.train_hashes_ = np.unique(prompts)
+        self.n_train_ = len(y)
         return self
+
+    def _out_of_fold(
+        self, cases, D, X, y, counts, folds, answers: bool = True
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Answer logits (NaN where a fold could not be trained, or `answers` is False) and
+        familiarity signals of each answer, from a model and a novelty fitted without its
+        fold. (The word vocabularies and the checks' scaling come from every answer:
+        unsupervised, and small beside what the fold's labels would leak.)"""
+        z = np.full(len(y), np.nan)
+        fam = np.full((len(y), len(SIGNALS)), np.nan)
+        for f in np.unique(folds):
+            tr, te = np.flatnonzero(folds != f), np.flatnonzero(folds == f)
+            if len(tr) < 5 or (answers and y[tr].min() == y[tr].max()):
+                continue
+            if answers:
+                coef, icpt = self._fit_lr(X[tr], y[tr], start=True)
+                z[te] = np.asarray(X[te] @ coef).ravel() + icpt
+            nov = self._novelty(len(y)).fit(
+                [cases[i] for i in tr], D[tr], (counts[0].rows(tr), counts[1].rows(tr))
+            )
+            fam[te] = nov.familiarity(
+                [cases[i] for i in te], D[te], (counts[0].rows(te), counts[1].rows(te))
+            )
+        return z, fam
+
+    def _novelty(self, n: int) -> AnswerNovelty:
+        """One subspace size for the final novelty and its out-of-fold reference (fitted on
+        fewer answers): similarities in spaces of different sizes are not comparable, and a
+        subspace must stay well below the number of answers it is fitted on."""
+        return AnswerNovelty(n_components=max(2, min(64, n // 6)), random_state=self.random_state)
 
     def _check_fitted(self) -> None:
         if not hasattr(self, "coef_"):
             raise VerifierError("this AnswerVerifier is not fitted yet; call fit() or load()")
 
+    # ---- reading answers -------------------------------------------------------------------
+
     def decision_function(self, cases: Sequence[AnswerCase]) -> np.ndarray:
+        """The answer side's log-odds."""
         self._check_fitted()
         if not len(cases):
             return np.zeros(0)
-        return np.asarray(self._design(cases) @ self.coef_).ravel() + self.intercept_
+        return self._answer_logit(cases, dense_features(cases))
 
-    def predict_proba(self, cases: Sequence[AnswerCase]) -> np.ndarray:
-        """(n, 2): P(wrong), P(right), as scikit-learn classifiers do."""
-        z = np.clip(self.decision_function(cases), -40, 40)
-        p = 1.0 / (1.0 + np.exp(-z))
+    def _answer_logit(self, cases, D) -> np.ndarray:
+        return np.asarray(self._design(cases, D) @ self.coef_).ravel() + self.intercept_
+
+    def verdicts(
+        self, cases: Sequence[AnswerCase], prompt_p: Sequence[float | None] | None = None
+    ) -> Verdicts:
+        """Both sides and their weighing for each answer. `prompt_p`: the router's estimate
+        per answer (None, or a None entry: the training base rate stands in)."""
+        self._check_fitted()
+        n = len(cases)
+        if prompt_p is None:
+            prompt_p = [None] * n
+        if len(prompt_p) != n:
+            raise VerifierError(f"{len(prompt_p)} prompt estimates for {n} answers")
+        pp = np.array([self.base_rate_ if p is None else float(p) for p in prompt_p], float)
+        D = dense_features(cases)
+        z_answer = self._answer_logit(cases, D) if n else np.zeros(0)
+        if self.novelty_ is not None and n:
+            novelty = self.novelty_.novelty(cases, D)
+        else:
+            novelty = np.full(n, np.nan)
+        z, w = self.weighing_.verdict(z_answer, _logit(pp), np.nan_to_num(novelty, nan=0.0))
+        return Verdicts(_sigmoid(z), _sigmoid(z_answer), np.clip(pp, 0, 1), w, novelty)
+
+    def predict_proba(
+        self, cases: Sequence[AnswerCase], prompt_p: Sequence[float | None] | None = None
+    ) -> np.ndarray:
+        """(n, 2): P(wrong), P(right), as scikit-learn classifiers do; the verdict."""
+        p = self.verdicts(cases, prompt_p).probability
         return np.column_stack([1 - p, p])
 
-    def probability(self, case: AnswerCase) -> float:
-        """P(right) for one answer."""
-        return float(self.predict_proba([case])[0, 1])
+    def answer_proba(self, cases: Sequence[AnswerCase]) -> np.ndarray:
+        """P(right) from the answer side alone (no prompt estimate, no weighing)."""
+        return _sigmoid(self.decision_function(cases))
 
-    def explain(self, case: AnswerCase) -> dict[str, float]:
-        """Each check's and logprob feature's value for one answer (for receipts and debugging)."""
-        return {
+    def probability(self, case: AnswerCase, prompt_p: float | None = None) -> float:
+        """P(right) for one answer."""
+        return float(self.verdicts([case], [prompt_p]).probability[0])
+
+    def explain(self, case: AnswerCase, prompt_p: float | None = None) -> dict[str, Any]:
+        """One answer's verdict, each side and its weight, its novelty, and every answer
+        check's value (for receipts and debugging)."""
+        out = self.verdicts([case], [prompt_p]).one()
+        out["checks"] = {
             k: round(float(v), 4)
             for k, v in zip(FEATURE_NAMES, dense_features([case])[0], strict=True)
         }
+        return out
+
+    def trained_on(self, examples: Sequence[Example]) -> np.ndarray | None:
+        """Per row, whether its prompt was among this verifier's training prompts; None for
+        a verifier that recorded none (format 1)."""
+        hashes = getattr(self, "train_hashes_", None)
+        if hashes is None:
+            return None
+        mine = np.array([prompt_hash(ex.text()) for ex in examples], dtype=np.uint64)
+        return np.isin(mine, hashes)
 
     # ---- persistence -------------------------------------------------------------------------
 
     def save(self, path: str | Path, extra: dict[str, Any] | None = None) -> Path:
         """Write `verifier.json` and `weights.npz` into directory `path`."""
         self._check_fitted()
+        if self.novelty_ is None:
+            raise VerifierError("a format 1 verifier cannot be saved again: retrain it")
         path = Path(path)
         path.mkdir(parents=True, exist_ok=True)
         arrays = {
             "coef": self.coef_,
             "mean": self.mean_,
             "scale": self.scale_,
+            "train_hashes": self.train_hashes_.astype(np.uint64),
         }
         meta: dict[str, Any] = {
             "format_version": FORMAT_VERSION,
             "kind": "answer-verifier",
-            "params": {"C": self.C, "max_features": self.max_features, "use_text": self.use_text},
+            "params": {
+                "C": self.C,
+                "max_features": self.max_features,
+                "use_text": self.use_text,
+                "inner_folds": self.inner_folds,
+            },
             "features": list(FEATURE_NAMES),
             "intercept": self.intercept_,
             "n_train": self.n_train_,
             "base_rate": self.base_rate_,
+            "weighing": dataclasses.asdict(self.weighing_),
+            "training_groups": self.n_groups_,
             **(extra or {}),
         }
+        nov_meta, nov_arrays = self.novelty_.to_state()
+        meta["novelty"] = nov_meta
+        arrays.update(nov_arrays)
         if self.use_text:
             arrays["prompt_idf"] = self._prompt_vec.idf_.astype(np.float64)
             arrays["answer_idf"] = self._answer_vec.idf_.astype(np.float64)
@@ -539,10 +546,11 @@ class AnswerVerifier:
                 arrays = {k: z[k] for k in z.files}
         except (ValueError, OSError) as e:
             raise VerifierError(f"{path}: unreadable verifier files: {e}") from None
-        if not isinstance(meta, dict) or meta.get("format_version") != FORMAT_VERSION:
+        version = meta.get("format_version") if isinstance(meta, dict) else None
+        if version not in READABLE_FORMATS:
             raise VerifierError(
-                f"{path}/verifier.json: not a format {FORMAT_VERSION} verifier; retrain with "
-                "`router train-verifier`"
+                f"{path}/verifier.json: format {version!r}, this version reads "
+                f"{list(READABLE_FORMATS)}; retrain with `router train-verifier`"
             )
         if meta.get("features") != list(FEATURE_NAMES):
             raise VerifierError(
@@ -550,7 +558,8 @@ class AnswerVerifier:
                 f"computes {list(FEATURE_NAMES)}; retrain with `router train-verifier`"
             )
         try:
-            self = cls(**meta["params"])
+            params = {k: v for k, v in meta["params"].items() if k != "inner_folds"}
+            self = cls(**params, inner_folds=meta["params"].get("inner_folds", 3))
             self.coef_ = arrays["coef"].astype(np.float64)
             self.mean_ = arrays["mean"].astype(np.float64)
             self.scale_ = arrays["scale"].astype(np.float64)
@@ -567,7 +576,19 @@ class AnswerVerifier:
                 self._answer_vec.idf_ = arrays["answer_idf"]
                 self.prompt_vocabulary_, self.answer_vocabulary_ = pv, av
                 width += len(pv) + len(av)
-            self.meta_ = {k: v for k, v in meta.items() if not k.endswith("_vocabulary")}
+            if version == 1:
+                self.novelty_, self.weighing_, self.train_hashes_ = None, Weighing(), None
+                self.n_groups_ = 0
+            else:
+                self.novelty_ = AnswerNovelty.from_state(meta["novelty"], arrays)
+                self.weighing_ = Weighing(**{k: float(v) for k, v in meta["weighing"].items()})
+                self.train_hashes_ = arrays["train_hashes"].astype(np.uint64)
+                self.n_groups_ = int(meta.get("training_groups", 0))
+            self.meta_ = {
+                k: v
+                for k, v in meta.items()
+                if not k.endswith("_vocabulary") and k not in ("novelty",)
+            }
         except (KeyError, TypeError, ValueError) as e:
             raise VerifierError(f"{path}: incomplete verifier files (missing or bad {e})") from None
         if len(self.coef_) != width or len(self.mean_) != len(FEATURE_NAMES):
@@ -590,7 +611,7 @@ def load_verifier(spec: str, base_dir: Path | None = None) -> AnswerVerifier:
     return AnswerVerifier.load(p)
 
 
-# ---- training from routing data ----------------------------------------------------------------
+# ---- measuring ---------------------------------------------------------------------------------
 
 
 def auroc(y: np.ndarray, p: np.ndarray) -> float | None:
@@ -608,54 +629,20 @@ def cross_val_proba(
     y: np.ndarray,
     folds: np.ndarray,
     make: Callable[[], AnswerVerifier] = AnswerVerifier,
+    prompt_p: np.ndarray | None = None,
+    groups: np.ndarray | None = None,
 ) -> np.ndarray:
-    """Out-of-fold P(right) for every case, one fold held out at a time."""
+    """Out-of-fold verdicts for every case, one fold held out at a time."""
     p = np.full(len(y), np.nan)
     for f in np.unique(folds):
         tr, te = np.flatnonzero(folds != f), np.flatnonzero(folds == f)
-        v = make().fit([cases[i] for i in tr], y[tr])
-        p[te] = v.predict_proba([cases[i] for i in te])[:, 1]
-    return p
-
-
-def train_verifier(
-    examples: Sequence[Example],
-    out: str | Path | None = None,
-    models: str | Sequence[str] = "cheap",
-    cv: int = 5,
-    C: float = 0.5,
-    log: Callable[[str], None] | None = None,
-) -> tuple[AnswerVerifier, dict[str, Any]]:
-    """Train a verifier on every row with a model's answer and score; measure it first with
-    `cv`-fold CV grouped by prompt text (0: no measurement). Saves it to `out` when given."""
-    from router.core.data import group_folds
-
-    say = log or (lambda _m: None)
-    cases, y, groups, who = verifier_cases(examples, models)
-    if not cases:
-        raise VerifierError(
-            "no row has an answer with a score: a verifier learns from rows with `answers` "
-            "{model: text} (RouteLLM GSM8K, or `router profile` output)"
+        v = make().fit(
+            [cases[i] for i in tr],
+            y[tr],
+            None if prompt_p is None else prompt_p[tr],
+            None if groups is None else groups[tr],
         )
-    by_model = {m: int(sum(w == m for w in who)) for m in sorted(set(who))}
-    say(f"{len(cases)} answers ({', '.join(f'{m}: {n}' for m, n in by_model.items())})")
-    report: dict[str, Any] = {
-        "answers": len(cases),
-        "by_model": by_model,
-        "right_rate": round(float((y >= 0.5).mean()), 4),
-        "with_logprobs": int(sum(bool(token_logprobs(c.logprobs)[0]) for c in cases)),
-    }
-    if cv and cv > 1:
-        folds = group_folds(groups, cv)
-        p = cross_val_proba(cases, y, folds, lambda: AnswerVerifier(C=C))
-        report["cv"] = cv
-        report["cv_auroc"] = auroc(y, p)
-        report["cv_auroc_by_model"] = {
-            m: auroc(y[np.array(who) == m], p[np.array(who) == m]) for m in by_model
-        }
-        say(f"{cv}-fold CV AUROC {report['cv_auroc']}")
-    verifier = AnswerVerifier(C=C).fit(cases, y)
-    if out is not None:
-        verifier.save(out, extra={"trained_on": report})
-        report["out"] = str(out)
-    return verifier, report
+        p[te] = v.predict_proba(
+            [cases[i] for i in te], None if prompt_p is None else list(prompt_p[te])
+        )[:, 1]
+    return p

@@ -332,6 +332,27 @@ def source_groups(data: EvalData) -> np.ndarray:
     return np.array([ex.source for ex in data.examples])
 
 
+GROUPINGS = ("source", "task", "model")
+
+
+def group_labels(data: EvalData, by: str) -> np.ndarray:
+    """Each row's leave-one-out label: its source (`source_groups`), its task (`task_of`), or
+    the cheap model that answered it (`cheap_model`, rows pooled by router/evaluation/two_tier)."""
+    if by == "source":
+        return source_groups(data)
+    if by == "task":
+        return np.array([task_of(ex.source) for ex in data.examples])
+    if by != "model":
+        raise DataError(f"--group-by {by!r}: one of {', '.join(GROUPINGS)}")
+    labels = [ex.extra.get("cheap_model") for ex in data.examples]
+    if not all(isinstance(m, str) for m in labels) or len(set(labels)) < 2:
+        raise DataError(
+            "--group-by model needs rows answered by two or more cheap models, each naming it "
+            "in `cheap_model` (scripts/two_tier_rows.py --cheap A --cheap B)"
+        )
+    return np.array(labels)
+
+
 # ---- sweeps through the live policy code ----------------------------------------------------
 
 
@@ -520,25 +541,30 @@ def evaluate(
     extra: Callable[..., tuple[list[Curve], dict[str, Any]]] | None = None,
     train_also: TrainAlso | None = None,
     scorer_params: dict[str, Any] | None = None,
+    groups: tuple[str, np.ndarray] | None = None,
 ) -> Report:
     """Router and baseline curves with every metric.
 
-    With `cv` or `group_by_source` a fresh scorer is trained per fold; otherwise `scorer` is
-    evaluated as it is. The kNN baseline is always out-of-fold (5 folds without `cv`).
-    `extra(data, router predictions, folds, cross_validated)` adds curves and settings on the
-    same rows and folds (`router eval --cascade`: router/evaluation/evaluate_cascade.py).
-    `train_also` adds training-only rows to every fold (`TrainAlso`); `scorer_params` are the
-    trained Scorer's (the kNN baseline learns from the evaluated data alone).
+    With `cv`, `group_by_source` or `groups` (a name and a label per row: leave one label out)
+    a fresh scorer is trained per fold; otherwise `scorer` is evaluated as it is. The kNN
+    baseline is always out-of-fold (5 folds without `cv`). `extra(data, router predictions,
+    folds, cross_validated)` adds curves and settings on the same rows and folds (`router eval
+    --cascade`: router/evaluation/evaluate_cascade.py). `train_also` adds training-only rows to
+    every fold (`TrainAlso`); `scorer_params` are the trained Scorer's (the kNN baseline learns
+    from the evaluated data alone).
     """
     if group_by_source:
-        folds = source_groups(data)
+        groups = ("source", source_groups(data))
+    if groups is not None:
+        name, folds = groups[0], np.asarray(groups[1])
         if len(np.unique(folds)) < 2:
-            raise DataError("--group-by source needs at least two sources")
-        mode = "leave-one-source-out"
+            raise DataError(f"--group-by {name} needs at least two {name}s")
+        mode = f"leave-one-{name}-out"
     else:
         folds = fold_ids(data, cv or 5, seed)
         mode = f"{cv}-fold CV by prompt text" if cv else "as is"
-    if cv or group_by_source:
+    held_out = bool(cv or groups is not None)
+    if held_out:
         router_p, knn_p, ablated_p = cross_val_predictions(
             X,
             data,
@@ -547,7 +573,8 @@ def evaluate(
             knn_k=knn_k,
             log=log,
             train_also=train_also,
-            whole_tasks=group_by_source,
+            # A held-out source or task stays out of the training-only rows too.
+            whole_tasks=groups is not None and groups[0] in ("source", "task"),
             scorer_params=scorer_params,
         )
     else:
@@ -573,7 +600,7 @@ def evaluate(
     curves += baselines(data)
     more: dict[str, Any] = {}
     if extra is not None:
-        extra_curves, more = extra(data, router_p, folds, bool(cv or group_by_source))
+        extra_curves, more = extra(data, router_p, folds, held_out)
         curves += extra_curves
     for cv_ in curves:
         cv_.metrics = score_curve(cv_, data)
@@ -586,7 +613,7 @@ def evaluate(
         "sweep": sweep_field(eval_policy, data.two_tier, router_p),
         **more,
     }
-    if scorer is not None and not (cv or group_by_source):
+    if scorer is not None and not held_out:
         # Rows the evaluated scorer learned from (None: it did not record its prompts).
         settings["rows_seen_in_training"] = training_overlap(scorer, data.examples).seen
     return Report(settings, data, curves)

@@ -28,9 +28,16 @@ from typing import Any
 
 import numpy as np
 
-from router.core.data import DataError, Example
+from router.core.data import DataError, Example, task_of
 from router.core.policy import JUDGED, STRAIGHT_TO_LARGE, UNCHECKED, cascade_modes
-from router.core.verifier import AnswerCase, AnswerVerifier, auroc, load_verifier, verifier_cases
+from router.core.verifier import (
+    OUT_OF_DISTRIBUTION,
+    AnswerCase,
+    AnswerVerifier,
+    Verdicts,
+    auroc,
+    load_verifier,
+)
 from router.evaluation.evaluate import Curve, EvalData, Predictions
 
 Log = Callable[[str], None]
@@ -128,10 +135,18 @@ def cascade_curve(name: str, x: CascadeInputs, band: float | None, n_points: int
     return Curve(name, cost, quality, share, params)
 
 
-def _inputs(data: EvalData, router_p: Predictions, verifier_p: np.ndarray) -> CascadeInputs:
-    w, s = data.weak_strong()
+def prompt_estimates(data: EvalData, router_p: Predictions) -> np.ndarray:
+    """The router's own P(cheap answer right) per row: the cheap model's success head, or
+    1 − difficulty where it has none (what `policy.cascade_decision` hands the verdict)."""
+    w, _ = data.weak_strong()
     cheap_success = router_p.success[:, w]
-    prompt_p = np.where(np.isnan(cheap_success), 1.0 - router_p.difficulty, cheap_success)
+    p = np.where(np.isnan(cheap_success), 1.0 - router_p.difficulty, cheap_success)
+    return np.clip(p, 0.0, 1.0)
+
+
+def cascade_inputs(data: EvalData, router_p: Predictions, verifier_p: np.ndarray) -> CascadeInputs:
+    w, s = data.weak_strong()
+    prompt_p = prompt_estimates(data, router_p)
     # Rows without an answer are escalated as the router escalates them, in the order of its
     # gain head (P(large right and cheap wrong)): 1 - gain below the threshold. (Dividing by
     # P(large right) would turn it into "cheap fails", a worse signal: BENCHMARKS.md.)
@@ -159,10 +174,40 @@ def _inputs(data: EvalData, router_p: Predictions, verifier_p: np.ndarray) -> Ca
     )
 
 
+def distribution_labels(examples: list[Example], cheap: str) -> np.ndarray:
+    """Per row, the distribution its cheap answer comes from: task and answering model. The
+    verifier's weighing learns from folds that hold such labels out (`AnswerVerifier.fit`)."""
+    return np.array(
+        [f"{task_of(ex.source)}|{ex.extra.get('cheap_model') or cheap}" for ex in examples]
+    )
+
+
+@dataclass
+class Judged:
+    """The verifier's reading of every row's cheap answer (NaN where the row has none)."""
+
+    probability: np.ndarray
+    answer_probability: np.ndarray
+    answer_weight: np.ndarray
+    novelty: np.ndarray
+    folds_without_verifier: list[Any]
+
+    @classmethod
+    def empty(cls, n: int) -> Judged:
+        return cls(*(np.full(n, np.nan) for _ in range(4)), [])
+
+    def put(self, idx: list[int], v: Verdicts) -> None:
+        self.probability[idx] = v.probability
+        self.answer_probability[idx] = v.answer_probability
+        self.answer_weight[idx] = v.answer_weight
+        self.novelty[idx] = v.novelty
+
+
 class CascadeCurves:
     """The `extra` hook of `evaluate()`: adds the cascade and hybrid curves and their settings.
 
-    `verifier`: a fitted verifier to use as is (no CV), else one is trained inside each fold."""
+    `verifier`: a fitted verifier to use as is (no CV), else one is trained inside each fold,
+    with the router's out-of-fold estimates of its training rows as the prompt side."""
 
     def __init__(
         self,
@@ -176,65 +221,91 @@ class CascadeCurves:
         self.C = C
         self.log = log or (lambda _m: None)
 
-    def verifier_probabilities(
-        self, data: EvalData, folds: np.ndarray, cross_validated: bool
-    ) -> tuple[np.ndarray, list[Any]]:
-        """P(right) of each row's cheap answer (NaN without one), and the folds that had no
-        answers to train on."""
+    def judge(
+        self, data: EvalData, prompt_p: np.ndarray, folds: np.ndarray, cross_validated: bool
+    ) -> Judged:
+        """The verdict on each row's cheap answer, by the given verifier or one trained
+        without the row's fold."""
         if not data.two_tier:
             raise DataError(
                 "--cascade compares two tiers: give data with one cheap and one large model"
             )
-        cheap = data.models[data.weak_strong()[0]]
+        w = data.weak_strong()[0]
+        cheap = data.models[w]
         cases = [cheap_answer_case(ex, cheap) for ex in data.examples]
         if not any(c is not None for c in cases):
             raise DataError(
                 f"--cascade: no row has an answer of the cheap model {cheap!r} (rows need "
                 "`answers`, as RouteLLM GSM8K rows or `router profile` output have)"
             )
-        p = np.full(len(cases), np.nan)
-        missing: list[Any] = []
+        out = Judged.empty(len(cases))
         if not cross_validated:
             v = self.verifier or load_verifier("default")
             idx = [i for i, c in enumerate(cases) if c is not None]
-            p[idx] = v.predict_proba([cases[i] for i in idx])[:, 1]
-            return p, missing
+            out.put(idx, v.verdicts([cases[i] for i in idx], list(prompt_p[idx])))
+            return out
+        labels = distribution_labels(data.examples, cheap)
         for f in np.unique(folds):
             te = [i for i in np.flatnonzero(folds == f) if cases[i] is not None]
             if not te:
                 continue
-            train = [data.examples[i] for i in np.flatnonzero(folds != f)]
-            tc, ty, _, _ = verifier_cases(train, [cheap])
-            if len(tc) < 10 or ty.min() == ty.max():
-                missing.append(f.item() if hasattr(f, "item") else f)
+            tr = [i for i in np.flatnonzero(folds != f) if cases[i] is not None]
+            ty = data.scores[tr, w]
+            if len(tr) < 10 or ty.min() == ty.max():
+                out.folds_without_verifier.append(f.item() if hasattr(f, "item") else f)
                 continue
-            self.log(f"verifier fold {f}: {len(tc)} answers")
-            v = AnswerVerifier(C=self.C).fit(tc, ty)
-            p[te] = v.predict_proba([cases[i] for i in te])[:, 1]
-        return p, missing
+            self.log(f"verifier fold {f}: {len(tr)} answers")
+            # The prompt side of the training rows: the router's out-of-fold estimates.
+            v = AnswerVerifier(C=self.C).fit([cases[i] for i in tr], ty, prompt_p[tr], labels[tr])
+            out.put(te, v.verdicts([cases[i] for i in te], list(prompt_p[te])))
+        return out
 
     def __call__(
         self, data: EvalData, router_p: Predictions, folds: np.ndarray, cross_validated: bool
     ) -> tuple[list[Curve], dict[str, Any]]:
-        vp, missing = self.verifier_probabilities(data, folds, cross_validated)
-        x = _inputs(data, router_p, vp)
+        prompt_p = prompt_estimates(data, router_p)
+        judged = self.judge(data, prompt_p, folds, cross_validated)
+        x = cascade_inputs(data, router_p, judged.probability)
         curves = [cascade_curve("cascade", x, None), cascade_curve("hybrid", x, self.band)]
-        judged = x.has_answer
-        right = x.cheap_score[judged] >= 0.5
+        seen = x.has_answer
+        right = x.cheap_score[seen] >= 0.5
         settings = {
             "cascade": {
-                "rows_with_answers": int(judged.sum()),
+                "rows_with_answers": int(seen.sum()),
                 "band": self.band,
                 "verifier": "trained inside each fold" if cross_validated else "as is",
-                "folds_without_verifier": missing,
-                "verifier_auroc": auroc(right, vp[judged]) if judged.any() else None,
-                "prompt_auroc_on_answered_rows": auroc(right, x.prompt_p[judged])
-                if judged.any()
-                else None,
+                "folds_without_verifier": judged.folds_without_verifier,
                 "x_axis": "cost-equivalent large share (cheap calls counted)",
+                **judged_figures(right, judged, prompt_p, seen),
             }
         }
+        if not cross_validated:
+            v = self.verifier or load_verifier("default")
+            overlap = v.trained_on(data.examples)
+            settings["cascade"]["rows_seen_by_verifier"] = (
+                None if overlap is None else int(overlap.sum())
+            )
         return curves, settings
+
+
+def judged_figures(
+    right: np.ndarray, judged: Judged, prompt_p: np.ndarray, seen: np.ndarray
+) -> dict[str, Any]:
+    """AUROCs of the verdict, its answer side and the prompt side on the answered rows, the
+    mean answer weight and the share of answers out of distribution."""
+    if not seen.any():
+        return {"verifier_auroc": None}
+    nov = judged.novelty[seen]
+    measured = ~np.isnan(nov)
+    return {
+        "verifier_auroc": auroc(right, judged.probability[seen]),
+        "answer_side_auroc": auroc(right, judged.answer_probability[seen]),
+        "prompt_auroc_on_answered_rows": auroc(right, prompt_p[seen]),
+        "mean_answer_weight": float(np.nanmean(judged.answer_weight[seen])),
+        "out_of_distribution_share": float(np.mean(nov[measured] > OUT_OF_DISTRIBUTION))
+        if measured.any()
+        else None,
+    }
 
 
 # ---- calibration: the threshold and band of a live policy's cascade ---------------------------
@@ -310,7 +381,8 @@ def live_inputs(router: Any, policy: str, examples: list[Example], X: np.ndarray
     cases = [(i, c) for i, c in cases if c is not None]
     if not cases:
         raise DataError("--cascade: no row has its cheap model's answer (`answers`)")
-    vp[[i for i, _ in cases]] = verifier.predict_proba([c for _, c in cases])[:, 1]
+    idx = [i for i, _ in cases]
+    vp[idx] = verifier.predict_proba([c for _, c in cases], list(prompt_p[idx]))[:, 1]
     out_tokens = router.config.expected_output_tokens
     tokens = np.array(
         [estimate_tokens(normalise_messages(ex.messages or ex.prompt)) for ex in rows]
@@ -323,6 +395,33 @@ def live_inputs(router: Any, policy: str, examples: list[Example], X: np.ndarray
         verifier_p=vp,
         prompt_p=np.clip(prompt_p, 0.0, 1.0),
     )
+
+
+def verifier_overlap(verifier: AnswerVerifier, examples: list[Example]) -> str | None:
+    """A one-line warning when the verifier learned from some of `examples` (its figures on
+    them are optimistic), or recorded nothing to check that by; None when all is clear."""
+    seen = verifier.trained_on(examples)
+    if seen is None:
+        return (
+            "the verifier recorded no training prompts (saved before hashes were kept): cannot "
+            "check whether this data overlaps its training data"
+        )
+    if not seen.any():
+        return None
+    return (
+        f"{int(seen.sum())} of {len(examples)} rows ({seen.mean():.1%}) are prompts the verifier "
+        "was trained on: its verdicts on them are optimistic. Use --cv, or data it did not see"
+    )
+
+
+def policy_verifier(router: Any, policy: str) -> AnswerVerifier | None:
+    """The trained verifier of a policy's cascade (None: no cascade, or an LLM judge)."""
+    from router.serving.cascade import verifier_at
+
+    spec = router.policy(policy).policy.cascade
+    if spec is None or spec.verifier == "llm":
+        return None
+    return verifier_at(spec.verifier)
 
 
 def write_cascade_settings(path: Any, threshold: float, band: float | None) -> None:

@@ -105,6 +105,12 @@ def cascade_headers(decision: Decision) -> dict[str, str]:
     return {
         "x-router-cascade-mode": str(c.get("mode") or ""),
         "x-router-cascade-probability": num(c.get("probability"), ".4f"),
+        # How much the answer weighed against the router's prompt estimate, and whether it
+        # looked unlike the verifier's training answers (router/core/verifier.py).
+        "x-router-cascade-answer-weight": num(c.get("answer_weight"), ".4f"),
+        "x-router-cascade-out-of-distribution": ""
+        if c.get("out_of_distribution") is None
+        else str(c["out_of_distribution"]).lower(),
         "x-router-cascade-threshold": num(c.get("threshold"), "g"),
         "x-router-cascade-escalated": "true" if c.get("escalated") else "false",
         "x-router-cascade-cheap-model": str(c.get("first") or ""),

@@ -303,7 +303,13 @@ def flow(
             finish_reason=held.finish_reason,
             partial=not finished,
         )
-        p = verifier_at(spec.verifier).probability(case)
+        # The answer weighed against the router's own estimate, which falls back towards
+        # the prompt side when the answer looks unlike the verifier's training answers.
+        reading = verifier_at(spec.verifier).verdicts([case], [info.get("prompt_probability")])
+        weighed = reading.one()
+        p = weighed.pop("probability")
+        weighed.pop("prompt_probability")  # already in the receipt, as the decision made it
+        info.update(weighed)
         verdict = Verdict(p >= spec.threshold, p, "verifier" + ("" if finished else " (prefix)"))
 
     info.update(
