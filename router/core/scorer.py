@@ -126,6 +126,12 @@ class Scorer:
         shared model's estimate alone (kNN's without one), which still learns from them all.
         With the shared model, each head also keeps the stack it would have without it
         (`ablated()`), so one fit measures both designs."""
+        # One BLAS thread: the fitting is many small solves, and OpenBLAS' idle threads spin on
+        # a busy machine (a verifier fit took 72 s with two threads, 8 s with one, measured here).
+        with one_blas_thread():
+            return self._fit(X, examples, encoder_identity, progress, texts, full_heads_for)
+
+    def _fit(self, X, examples, encoder_identity, progress, texts, full_heads_for) -> Scorer:
         if len(X) != len(examples):
             raise ScorerError(f"{len(X)} embeddings for {len(examples)} examples")
         if len(examples) < 10:
