@@ -84,6 +84,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument(
         "--retrain-only", action="store_true", help="same design, data as it is now: no measuring"
     )
+    ap.add_argument(
+        "--reports",
+        type=Path,
+        help="JSON of the measured reports: written after measuring, read instead of measuring "
+        "when it exists (a decision taken again, e.g. --force, without an hour of fits)",
+    )
     args = ap.parse_args(argv)
 
     cfg = load_config(ROOT / "config.yaml")
@@ -116,9 +122,20 @@ def main(argv: list[str] | None = None) -> int:
                 figures = ", ".join(f"{k} {report['results'][curve].get(k)}" for k in shown)
                 say(f"  {name} {mode} {curve}: {figures}")
 
-    measured = gate.measure(
-        eval_sets, train_also, embed, enc.identity, params, args.cv, say, on_report=show
-    )
+    if args.reports is not None and args.reports.is_file():
+        saved = json.loads(args.reports.read_text(encoding="utf-8"))
+        if saved.get("params") != params or saved.get("cv") != args.cv:
+            print(f"--reports: {args.reports} measured {saved.get('params')}, not {params}")
+            return 1
+        say(f"reports measured before, read from {args.reports}")
+        measured = saved["measured"]
+    else:
+        measured = gate.measure(
+            eval_sets, train_also, embed, enc.identity, params, args.cv, say, on_report=show
+        )
+        if args.reports is not None:
+            blob = {"params": params, "cv": args.cv, "measured": measured}
+            args.reports.write_text(json.dumps(blob), encoding="utf-8")
     new = gate.figures_of(measured)
 
     previous, where = None, "none recorded"

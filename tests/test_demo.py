@@ -103,7 +103,9 @@ def test_serve_prints_the_escalation_line(test_config, monkeypatch):
     monkeypatch.setattr(uvicorn, "run", lambda application, **k: apps.append(application))
     monkeypatch.setattr("router.server.logs.configure", lambda *a, **k: None)
     monkeypatch.delenv("ROUTER_API_KEYS", raising=False)
-    res = CliRunner().invoke(app, ["serve", "--config", str(test_config), "--port", "8124"])
+    res = CliRunner().invoke(
+        app, ["serve", "--config", str(test_config), "--port", "8124", "--workers", "1"]
+    )
     assert res.exit_code == 0, res.output
     line = next(x for x in res.output.splitlines() if "escalations:" in x)
     assert "the balanced policy sends them to large" in line

@@ -120,9 +120,12 @@ def test_unprofiled_models_say_so_and_use_the_stand_in_the_config_names(router, 
     from router import ConfigError, Router
 
     d = router.route("Translate 'good morning' into French")
-    # small-general, broken and keyless have no rows in the shipped scorer and no stand-in.
-    assert d.unprofiled == {"small-general": "none", "broken": "none", "keyless": "none"}
+    # small-general, broken and keyless have no rows in the shipped scorer and no stand-in;
+    # a receipt names those its policy could pick.
+    assert d.unprofiled == {"small-general": "none"}
     assert "small-general" not in d.success
+    flaky = router.route("Translate 'good morning' into French", policy="flaky")
+    assert flaky.unprofiled == {"broken": "none", "keyless": "none"}
     assert d.evidence["small-math"]["rows"] > 0 and "lower" in d.evidence["small-math"]
 
     mixtral = "mistralai/Mixtral-8x7B-Instruct-v0.1"
@@ -130,7 +133,7 @@ def test_unprofiled_models_say_so_and_use_the_stand_in_the_config_names(router, 
     cfg = test_config.with_name("stand_in.yaml")
     cfg.write_text(text)
     d = Router.from_config(cfg).route("Translate 'good morning' into French")
-    assert d.unprofiled == {"small-general": mixtral, "broken": mixtral, "keyless": mixtral}
+    assert d.unprofiled == {"small-general": mixtral}
     assert d.success["small-general"] == d.success["small-math"]
     # A stand-in's estimate is borrowed: none of its evidence counts for this model.
     assert d.evidence["small-general"]["rows"] == 0

@@ -252,8 +252,10 @@ def test_real_router_decisions_are_the_same_through_the_batching_encoder(router)
     gated.release.set()
     for t in threads:
         t.join(120)
-    # One call for the first, one padded batch for everyone who waited behind it.
-    assert gated.calls == [texts[:1], texts[1:]]
+    # One call for the first, one padded batch for everyone who waited behind it (in any
+    # order: the threads reach the queue as the scheduler lets them, and batches sort by length).
+    assert len(gated.calls) == 2 and gated.calls[0] == texts[:1]
+    assert sorted(gated.calls[1]) == sorted(texts[1:])
     for i, d in enumerate(alone):
         b = out[i]
         assert not isinstance(b, Exception), b

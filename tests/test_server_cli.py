@@ -64,6 +64,9 @@ def test_serve_starts_a_worker_per_core_by_default(test_config, monkeypatch):
     assert seen["app"] == "router.server.run:worker_app" and seen["kw"]["workers"] == 3
     assert seen["processes"] == "3"  # each worker's encoder counts on a third of the cores
     assert "3 worker processes" in res.output
+    # Put back after: a later app in this process must not look for the workers' metrics files.
+    for var in (PROCESSES_ENV, run.CONFIG_ENV, run.START_LOCK_ENV, run.MULTIPROC_ENV):
+        assert var not in os.environ, var
 
 
 def test_serve_reports_a_bad_config(tmp_path):

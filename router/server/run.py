@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import os
 import shutil
@@ -160,20 +161,33 @@ def _serve_workers(config_path: Path, host: str, port: int, workers: int, grace:
     set), and any worker's /metrics reads them all. Local GGUF models are started here, once,
     before the workers, and stopped once after them; the workers read their state from a
     file (`LocalModelsView`). Each worker's encoder counts on its share of the cores."""
+    from router.core.autotune import PROCESSES_ENV
+
+    # The workers inherit these; put back as they were after, for a caller in the same process.
+    with _environment_restored(
+        CONFIG_ENV, PROCESSES_ENV, START_LOCK_ENV, MULTIPROC_ENV, LOCAL_STATE_ENV
+    ):
+        os.environ[CONFIG_ENV] = str(config_path.resolve())
+        os.environ.setdefault(PROCESSES_ENV, str(workers))  # set by the user: theirs to say
+        work = Path(tempfile.mkdtemp(prefix="router-serve-"))
+        try:
+            _run_workers(config_path, host, port, workers, grace, work)
+        finally:
+            shutil.rmtree(work, ignore_errors=True)  # the lock, the state file, our metrics
+
+
+def _run_workers(
+    config_path: Path, host: str, port: int, workers: int, grace: float, work: Path
+) -> None:
     import uvicorn
 
-    from router.core.autotune import PROCESSES_ENV
     from router.serving.local import LocalModels
 
-    os.environ[CONFIG_ENV] = str(config_path.resolve())
-    os.environ.setdefault(PROCESSES_ENV, str(workers))  # set by the user: theirs to say
-    work = Path(tempfile.mkdtemp(prefix="router-serve-"))
     lock = work / "start.lock"
     lock.touch()
     os.environ[START_LOCK_ENV] = str(lock)
     metrics_dir = os.environ.get(MULTIPROC_ENV)
-    owned = not metrics_dir
-    if owned:
+    if not metrics_dir:
         metrics_dir = str(work / "metrics")
         Path(metrics_dir).mkdir()
         os.environ[MULTIPROC_ENV] = metrics_dir
@@ -206,8 +220,20 @@ def _serve_workers(config_path: Path, host: str, port: int, workers: int, grace:
     finally:
         if local is not None:
             local.stop()
-        os.environ.pop(LOCAL_STATE_ENV, None)
-        shutil.rmtree(work, ignore_errors=True)  # the lock, the state file, our metrics
+
+
+@contextlib.contextmanager
+def _environment_restored(*names: str):
+    """Environment variables as they were before the block, whatever it set."""
+    saved = {name: os.environ.get(name) for name in names}
+    try:
+        yield
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
 
 
 def worker_app():
