@@ -146,6 +146,22 @@ def test_streaming_with_receipt_and_usage(client, proxy, upstream):
     assert row["stream"] == 1 and row["status"] == 200 and row["completion_tokens"] == 5
 
 
+def test_a_stream_without_usage_asked_is_still_costed(client, proxy, upstream):
+    """The proxy asks the upstream for a stream's usage (its cost is counted from it) but does
+    not pass the usage chunk to a client that did not ask for it."""
+    raw = client.chat.completions.with_raw_response.create(
+        model="router",
+        messages=[{"role": "user", "content": "Tell me a story about a fox"}],
+        stream=True,
+    )
+    chunks = list(raw.parse())
+    assert all(c.choices for c in chunks) and all(c.usage is None for c in chunks)
+    assert upstream.requests[-1]["stream_options"] == {"include_usage": True}
+    (row,) = rows(proxy, raw.headers["x-request-id"])
+    assert row["prompt_tokens"] == 10 and row["completion_tokens"] == 5
+    assert row["cost_estimate"] > 0
+
+
 def test_stream_ends_with_done(proxy):
     body = {
         "model": "router",

@@ -41,7 +41,13 @@ from router.core.request import (
 )
 from router.core.scorer import Scorer
 from router.sdk import caching, logged
-from router.sdk.streams import AsyncRoutedStream, RoutedStream, carries_nothing, prepend
+from router.sdk.streams import (
+    AsyncRoutedStream,
+    RoutedStream,
+    ask_usage,
+    carries_nothing,
+    prepend,
+)
 from router.serving import cascade, tracing, upstream
 from router.serving.breaker import Breakers
 from router.serving.budget import Budgets
@@ -448,6 +454,7 @@ class Router:
         decision = cp.decision
         send = self.outgoing(msgs, decision)  # redacted when the privacy rule says so
         if params.get("stream"):
+            params, asked = ask_usage(params)
 
             def open_stream(kw: dict):
                 it = iter(upstream.completion(send, **kw))  # direct for OpenAI-compatible
@@ -476,10 +483,10 @@ class Router:
             chunks = turn.follow_sync(decision, itertools.chain([first], it))
             chunks = caching.store_stream(self, cp, decision, chunks, run_sync)
             if self.decision_log is None:
-                return RoutedStream(decision, chunks)
+                return RoutedStream(decision, chunks, hide_usage=not asked)
             seq, end = logged.log_start(self, decision, msgs)
             self.decision_log.durable(seq)
-            routed = RoutedStream(decision, logged.logged(chunks, end))
+            routed = RoutedStream(decision, logged.logged(chunks, end), hide_usage=not asked)
             weakref.finalize(routed, end, 499, None, "stream left unread")
             return routed
 
@@ -534,6 +541,7 @@ class Router:
         decision = cp.decision
         send = self.outgoing(msgs, decision)  # redacted when the privacy rule says so
         if params.get("stream"):
+            params, asked = ask_usage(params)
 
             async def open_stream(kw: dict):
                 # Direct for an OpenAI-compatible endpoint (router/serving/upstream.py).
@@ -565,10 +573,12 @@ class Router:
                 self, cp, decision, turn.follow(decision, it, first), first
             )
             if self.decision_log is None:
-                return AsyncRoutedStream(decision, first, rest)
+                return AsyncRoutedStream(decision, first, rest, hide_usage=not asked)
             seq, end = logged.log_start(self, decision, msgs)
             await self.decision_log.adurable(seq)
-            routed = AsyncRoutedStream(decision, first, logged.alogged(rest, end))
+            routed = AsyncRoutedStream(
+                decision, first, logged.alogged(rest, end), hide_usage=not asked
+            )
             weakref.finalize(routed, end, 499, None, "stream left unread")
             return routed
 

@@ -28,25 +28,51 @@ async def prepend(first: Any, rest: AsyncIterator) -> AsyncIterator:
         yield chunk
 
 
-class RoutedStream:
-    """Chunks of a streamed answer, with the Decision of the model that is streaming."""
+def ask_usage(params: dict[str, Any]) -> tuple[dict[str, Any], bool]:
+    """The stream's parameters asking the upstream for its token usage (what its cost is
+    counted from), and whether the caller asked for it (else the usage chunk is not passed on)."""
+    options = params.get("stream_options") or {}
+    asked = bool(options.get("include_usage"))
+    return {**params, "stream_options": {**options, "include_usage": True}}, asked
 
-    def __init__(self, decision: Decision, chunks: Iterator) -> None:
+
+def _usage_only(chunk: Any) -> bool:
+    return not getattr(chunk, "choices", None) and getattr(chunk, "usage", None) is not None
+
+
+class RoutedStream:
+    """Chunks of a streamed answer, with the Decision of the model that is streaming.
+
+    `usage` is the last token usage a chunk reported; with `hide_usage` the usage-only chunk
+    (asked of the upstream for the cost, not by the caller) is counted, not passed on.
+    """
+
+    def __init__(self, decision: Decision, chunks: Iterator, hide_usage: bool = False) -> None:
         self.decision = decision
         self._chunks = chunks
+        self._hide_usage = hide_usage
+        self.usage: Any = None
 
     def __iter__(self) -> Iterator:
-        return self._chunks
+        for chunk in self._chunks:
+            self.usage = getattr(chunk, "usage", None) or self.usage
+            if not (self._hide_usage and _usage_only(chunk)):
+                yield chunk
 
 
 class AsyncRoutedStream:
     """The async twin of `RoutedStream`."""
 
-    def __init__(self, decision: Decision, first: Any, rest: AsyncIterator) -> None:
+    def __init__(
+        self, decision: Decision, first: Any, rest: AsyncIterator, hide_usage: bool = False
+    ) -> None:
         self.decision = decision
         self._first, self._rest = first, rest
+        self._hide_usage = hide_usage
+        self.usage: Any = None
 
     async def __aiter__(self):
-        yield self._first
-        async for chunk in self._rest:
-            yield chunk
+        async for chunk in prepend(self._first, self._rest):
+            self.usage = getattr(chunk, "usage", None) or self.usage
+            if not (self._hide_usage and _usage_only(chunk)):
+                yield chunk

@@ -49,6 +49,7 @@ async def sse(
             chunk.model = model  # the catalogue name, not the provider's
             usage = usage_of(chunk) or usage
             yield event(chunk.model_dump_json(exclude_none=True))
+        usage = usage or usage_of(chunks)  # a routed stream counts the usage it did not pass on
         end(200, None)
         yield DONE
     except asyncio.CancelledError:
