@@ -87,37 +87,51 @@ def rss_mb(pid: int) -> float:
     return float("nan")
 
 
-def write_config(tmp: Path, upstream: str) -> Path:
-    (tmp / "policies").mkdir()
+SMALL_PROFILE = "mistralai/Mixtral-8x7B-Instruct-v0.1"  # the scorer rows a small model uses
+LARGE_PROFILE = "gpt-4-1106-preview"
+
+
+def loopback_models(upstream: str, entries) -> str:
+    """The `models:` entries of a bench config, each `(name, upstream_model, tier, retries)`
+    answered by the loopback upstream; small models cost 0.1/0.2, large ones 5/15."""
     models = ""
-    # The fast models keep the default retries (1): a dropped keep-alive connection under a
-    # burst is retried, as in production. The flaky ones have none, so the 20% show.
-    for name, upstream_model, tier, profile, retries in (
-        ("fast-small", "fast-small", "small", "mistralai/Mixtral-8x7B-Instruct-v0.1", 1),
-        ("fast-large", "fast-large", "large", "gpt-4-1106-preview", 1),
-        ("flaky-small", "flaky-20", "small", "mistralai/Mixtral-8x7B-Instruct-v0.1", 0),
-        ("flaky-large", "flaky-20", "large", "gpt-4-1106-preview", 0),
-    ):
+    for name, upstream_model, tier, retries in entries:
+        small = tier == "small"
         models += textwrap.dedent(
             f"""
               - name: {name}
                 litellm_model: openai/{upstream_model}
                 api_base: {upstream}
-                input_price: {0.1 if tier == "small" else 5}
-                output_price: {0.2 if tier == "small" else 15}
+                input_price: {0.1 if small else 5}
+                output_price: {0.2 if small else 15}
                 context_window: 100000
                 capabilities: [json, streaming]
                 tier: {tier}
-                profile: {profile}
+                profile: {SMALL_PROFILE if small else LARGE_PROFILE}
                 timeout: 30
                 retries: {retries}
             """
         )
+    return "models:" + textwrap.indent(models, "  ")
+
+
+def write_config(tmp: Path, upstream: str) -> Path:
+    (tmp / "policies").mkdir()
+    # The fast models keep the default retries (1): a dropped keep-alive connection under a
+    # burst is retried, as in production. The flaky ones have none, so the 20% show.
+    models = loopback_models(
+        upstream,
+        [
+            ("fast-small", "fast-small", "small", 1),
+            ("fast-large", "fast-large", "large", 1),
+            ("flaky-small", "flaky-20", "small", 0),
+            ("flaky-large", "flaky-20", "large", 0),
+        ],
+    )
     cfg = tmp / "config.yaml"
     cfg.write_text(
         "default_policy: fast\n"
-        "server: {decision_log: decisions.db, keys_env: null, shutdown_grace_s: 30}\n"
-        "models:" + textwrap.indent(models, "  ")
+        "server: {decision_log: decisions.db, keys_env: null, shutdown_grace_s: 30}\n" + models
     )
     esc = "escalation:\n  min_domain_confidence: 0.3\n  max_difficulty: 0.5\n"
     (tmp / "policies" / "fast.yaml").write_text(

@@ -41,7 +41,6 @@ import signal
 import subprocess
 import sys
 import tempfile
-import textwrap
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -49,7 +48,17 @@ from pathlib import Path
 # bench/ is on sys.path when run as a script; the repository root for tests.servers.
 sys.path.insert(1, str(Path(__file__).resolve().parent.parent))
 
-from load import Tally, free_port, one, pct, rss_mb, start, stop, wait_up  # noqa: E402
+from load import (  # noqa: E402
+    Tally,
+    free_port,
+    loopback_models,
+    one,
+    pct,
+    rss_mb,
+    start,
+    stop,
+    wait_up,
+)
 from results import command_line, record  # noqa: E402
 
 from tests.servers import PostgresServer, RedisServer  # noqa: E402
@@ -61,27 +70,14 @@ ROWS_WAIT_S = 120.0  # how long the end waits for the spools to drain into Postg
 
 def write_config(tmp: Path, upstream: str, redis_url: str, pg_url: str) -> Path:
     (tmp / "policies").mkdir()
-    models = ""
-    for name, upstream_model, tier, profile in (
-        ("fast-small", "fast-small", "small", "mistralai/Mixtral-8x7B-Instruct-v0.1"),
-        ("fast-large", "fast-large", "large", "gpt-4-1106-preview"),
-        ("broken", "fail-500", "small", "mistralai/Mixtral-8x7B-Instruct-v0.1"),
-    ):
-        models += textwrap.dedent(
-            f"""
-              - name: {name}
-                litellm_model: openai/{upstream_model}
-                api_base: {upstream}
-                input_price: {0.1 if tier == "small" else 5}
-                output_price: {0.2 if tier == "small" else 15}
-                context_window: 100000
-                capabilities: [json, streaming]
-                tier: {tier}
-                profile: {profile}
-                timeout: 30
-                retries: {0 if name == "broken" else 1}
-            """
-        )
+    models = loopback_models(
+        upstream,
+        [
+            ("fast-small", "fast-small", "small", 1),
+            ("fast-large", "fast-large", "large", 1),
+            ("broken", "fail-500", "small", 0),
+        ],
+    )
     cfg = tmp / "config.yaml"
     cfg.write_text(
         "default_policy: fast\n"
@@ -89,8 +85,7 @@ def write_config(tmp: Path, upstream: str, redis_url: str, pg_url: str) -> Path:
         f"decision_log: {pg_url}\n"
         # A long cool-down: the breaker opened early must still be open when B is asked.
         f"breaker: {{failures: {BREAKER_FAILURES}, cooldown_s: 600}}\n"
-        "server: {keys_env: null, shutdown_grace_s: 30}\n"
-        "models:" + textwrap.indent(models, "  ")
+        "server: {keys_env: null, shutdown_grace_s: 30}\n" + models
     )
     esc = "escalation:\n  min_domain_confidence: 0.3\n  max_difficulty: 0.5\n"
     (tmp / "policies" / "fast.yaml").write_text(

@@ -25,7 +25,6 @@ import asyncio
 import os
 import sys
 import tempfile
-import textwrap
 import threading
 import time
 from pathlib import Path
@@ -34,7 +33,7 @@ import numpy as np
 
 sys.path.insert(1, str(Path(__file__).resolve().parent.parent))
 
-from load import ROOT, free_port, start, stop, wait_up  # noqa: E402
+from load import ROOT, free_port, loopback_models, start, stop, wait_up  # noqa: E402
 from results import command_line, record  # noqa: E402
 
 from router.core.policy import Attempt, Decision  # noqa: E402
@@ -117,28 +116,16 @@ def in_process(policy: str, rows: int, clients: int, where: Path) -> dict:
 
 def write_config(tmp: Path, upstream: str, policy: str) -> Path:
     (tmp / "policies").mkdir(parents=True)
-    models = ""
-    for name, tier in (("fast-small", "small"), ("fast-large", "large")):
-        models += textwrap.dedent(
-            f"""
-              - name: {name}
-                litellm_model: openai/{name}
-                api_base: {upstream}
-                input_price: {0.1 if tier == "small" else 5}
-                output_price: {0.2 if tier == "small" else 15}
-                context_window: 100000
-                capabilities: [json, streaming]
-                tier: {tier}
-                profile: {"mistralai/Mixtral-8x7B-Instruct-v0.1" if tier == "small" else "gpt-4-1106-preview"}
-            """
-        )
+    models = loopback_models(
+        upstream,
+        [("fast-small", "fast-small", "small", 1), ("fast-large", "fast-large", "large", 1)],
+    )
     spool = "null" if policy == "none" else f"{{fsync: {policy}}}"
     cfg = tmp / "config.yaml"
     cfg.write_text(
         "default_policy: fast\n"
         f"decision_log: {{url: decisions.db, spool: {spool}}}\n"
-        "server: {keys_env: null}\n"
-        "models:" + textwrap.indent(models, "  ")
+        "server: {keys_env: null}\n" + models
     )
     (tmp / "policies" / "fast.yaml").write_text(
         "default: [fast-small]\nlarge: [fast-large]\n"
