@@ -59,14 +59,25 @@ def table(rows: list[list[str]]) -> str:
     return "\n".join(lines + ["| " + " | ".join(r) + " |" for r in rows])
 
 
-def train_and_save(out: Path, embed, encoder_identity: str, params: dict, figures: dict) -> int:
-    """The shipped scorer: every dataset without the held-out prompts, its figures recorded."""
+def train_and_save(
+    out: Path, embed, encoder_identity: str, params: dict, stacked: bool, figures: dict
+) -> int:
+    """The shipped scorer: every dataset without the held-out prompts, its figures recorded.
+    Not `stacked`: the design without the shared difficulty in the stack, the shared model
+    kept (unstacked) for models that join later (`router add-model`)."""
     rows = [ex for ex in read_many([DATA / f for f in TRAIN_FILES]) if not held_out(ex, HOLD_OUT)]
     say(f"training on {len(rows)} rows ({HOLD_OUT:.0%} of the prompts held out)")
     scorer = Scorer(**params).fit(embed(rows), rows, encoder_identity, progress=say)
+    if params.get("shared_dims") and not stacked:
+        scorer = scorer.ablated(keep_shared=True)
     scorer.save(
         out,
-        extra={"trained_on": list(TRAIN_FILES), "held_out_share": HOLD_OUT, "evaluation": figures},
+        extra={
+            "trained_on": list(TRAIN_FILES),
+            "held_out_share": HOLD_OUT,
+            "evaluation": figures,
+            "shared_stacked": stacked,
+        },
     )
     print(f"\nwrote {out}")
     return 0
@@ -106,7 +117,8 @@ def main(argv: list[str] | None = None) -> int:
         if meta.get("evaluation") is None or shipped != params["shared_dims"]:
             print(f"--retrain-only: {args.out} measured no figures for the design {params}")
             return 1
-        return train_and_save(args.out, embed, enc.identity, params, meta["evaluation"])
+        stacked = meta.get("shared_stacked", True)
+        return train_and_save(args.out, embed, enc.identity, params, stacked, meta["evaluation"])
 
     eval_sets = {name: read_jsonl(DATA / f) for name, f in EVAL_FILES.items()}
     train_also = {
@@ -137,6 +149,20 @@ def main(argv: list[str] | None = None) -> int:
             blob = {"params": params, "cv": args.cv, "measured": measured}
             args.reports.write_text(json.dumps(blob), encoding="utf-8")
     new = gate.figures_of(measured)
+    # Stacked or not, the shared difficulty ships: a model joins from its profile through it.
+    # It is stacked into the profiled models' estimates only if that measured no worse on
+    # every gated figure than the same fits without it.
+    stacked = True
+    without = gate.figures_of(measured, NO_SHARED)
+    if without is not None:
+        lost = gate.regressions(new, without, args.tolerance)
+        if lost:
+            stacked, new = False, without
+            print(
+                "the shared difficulty in the stack measured worse than the same fits without "
+                "it:\n  " + "\n  ".join(lost) + "\nshipping the stack without it (the shared "
+                "model kept, unstacked, for router add-model)\n"
+            )
 
     previous, where = None, "none recorded"
     meta = args.out / "scorer.json"
@@ -146,7 +172,7 @@ def main(argv: list[str] | None = None) -> int:
         where = f"recorded in {shown}" if previous else where
     if previous is None:
         # The same fits stacked without the shared-difficulty model: today's design.
-        previous = gate.figures_of(measured, NO_SHARED)
+        previous = without
         if previous is not None:
             where = "the previous design (no shared difficulty), from the same fits"
     print(f"previous: {where}\n")
@@ -160,7 +186,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.measure_only:
         return 0
 
-    train_and_save(args.out, embed, enc.identity, params, new)
+    train_and_save(args.out, embed, enc.identity, params, stacked, new)
     if not args.no_record:
         from results import eval_figures, eval_table, record
 
@@ -181,7 +207,14 @@ def main(argv: list[str] | None = None) -> int:
                     ),
                     eval_table(modes["loso"], "leave one source out"),
                 ],
-                notes=f"previous: {where}",
+                notes=f"previous: {where}. Shipped: "
+                + (
+                    "the stack with the shared difficulty (`router`)."
+                    if stacked
+                    else "the stack without the shared difficulty (`router-no-shared`), which "
+                    "measured better; the shared model is kept, unstacked, for models that join "
+                    "later (router add-model)."
+                ),
             )
     return 0
 

@@ -61,7 +61,7 @@ def build_scorer(monkeypatch):
     monkeypatch.setattr(mod, "load_encoder", lambda *a, **k: type("E", (), {"identity": "x"})())
     monkeypatch.setattr(mod, "read_jsonl", lambda path: [])
     monkeypatch.setattr(mod, "read_many", lambda paths: [])
-    monkeypatch.setattr(mod, "train_and_save", lambda out, *a: trained.append(out) or 0)
+    monkeypatch.setattr(mod, "train_and_save", lambda out, *a: trained.append((out, *a)) or 0)
     mod.trained = trained
     return mod
 
@@ -80,10 +80,11 @@ def test_make_model_refuses_to_overwrite_a_better_artifact_unless_forced(
     assert "not overwriting" in printed and build_scorer.trained == []
     assert json.loads((out / "scorer.json").read_text()) == shipped
     assert build_scorer.main(["--out", str(out), "--no-record", "--force"]) == 0
-    assert build_scorer.trained == [out]
+    ((where, _embed, _identity, params, stacked, _figures),) = build_scorer.trained
+    assert where == out and params == {"shared_dims": 8} and stacked
 
 
-def test_without_recorded_figures_the_previous_design_from_the_same_fits_stands_in(
+def test_the_shared_difficulty_is_stacked_only_if_the_same_fits_measure_no_worse_with_it(
     build_scorer, monkeypatch, tmp_path, capsys
 ):
     out = tmp_path / "default"
@@ -92,7 +93,12 @@ def test_without_recorded_figures_the_previous_design_from_the_same_fits_stands_
         modes["cv"]["results"]["router-no-shared"]["apgr"] = 0.70
         modes["cv"]["results"]["router-no-shared"]["quality_at_best_single_cost"] = 0.70
     monkeypatch.setattr(build_scorer.gate, "measure", lambda *a, **k: runs)
-    assert build_scorer.main(["--out", str(out), "--no-record"]) == 1
+    assert build_scorer.main(["--out", str(out), "--no-record"]) == 0
     printed = capsys.readouterr().out
-    assert "the previous design (no shared difficulty), from the same fits" in printed
     assert "routellm cv: apgr 0.66 < previous 0.7" in printed
+    assert "shipping the stack without it" in printed
+    assert "the previous design (no shared difficulty), from the same fits" in printed
+    ((_out, _embed, _identity, params, stacked, figures),) = build_scorer.trained
+    # The shared model still ships (shared_dims), unstacked, with the figures of that design.
+    assert params == {"shared_dims": 8} and not stacked
+    assert figures == gate.figures_of(runs, "router-no-shared")

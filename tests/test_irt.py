@@ -160,3 +160,23 @@ def test_a_model_joins_the_scorer_and_says_how_little_it_knows(fitted):
     plain = Scorer(shared_dims=None, knn_k=20).fit(X, rows, "test-encoder")
     with pytest.raises(ScorerError, match="no shared-difficulty"):
         plain.add_model("newbie", X[:40], new_rows)
+
+
+def test_the_design_without_the_shared_stack_keeps_it_for_models_that_join(fitted, tmp_path):
+    """make model ships the stack without the shared model when that design measured better;
+    the shared model stays (unstacked) so a new model can still join from its profile."""
+    scorer, X, _, rows = fitted
+    texts = [r.text() for r in rows[:30]]
+    without = scorer.ablated().predict(X[:30], texts)
+    kept = Scorer.load(scorer.ablated(keep_shared=True).save(tmp_path / "kept"))
+    assert kept.shared_ is not None and np.allclose(kept.stack_[:, 3], 0.0)
+    # The profiled models' estimates are exactly those of the design without it.
+    assert np.allclose(kept.predict(X[:30], texts).success, without.success, atol=2e-3)
+    new_rows = [
+        Example(prompt=r.prompt, source=r.source, scores={"newbie": r.scores["m4"]}, id=r.id)
+        for r in rows[:40]
+    ]
+    kept.add_model("newbie", X[:40], new_rows)
+    batch = kept.predict(X[40:200], [r.text() for r in rows[40:200]])
+    truth = np.array([r.scores["m4"] for r in rows[40:200]])
+    assert auroc(truth, batch.success[:, kept.models_.index("newbie")]) > 0.7

@@ -413,13 +413,17 @@ class Scorer:
             rows=(~np.isnan(self.knn_Y_[:, 2:])).sum(axis=0) if known else None,
         )
 
-    def ablated(self) -> Scorer:
+    def ablated(self, keep_shared: bool = False) -> Scorer:
         """This scorer as it would be without the shared-difficulty model: the same fitted
-        components, stacked without it (evaluation compares the two designs from one fit)."""
+        components, stacked without it (evaluation compares the two designs from one fit).
+        `keep_shared` keeps the shared model, unstacked, for models that join later
+        (`add_model`): the profiled models' estimates are those of the design without it."""
         if getattr(self, "stack_ablated_", None) is None:
             raise ScorerError("this scorer kept no stack without its shared model")
         other = copy.copy(self)
-        other.stack_, other.shared_, other.stack_ablated_ = self.stack_ablated_, None, None
+        other.stack_, other.stack_ablated_ = self.stack_ablated_, None
+        if not keep_shared:
+            other.shared_ = None
         return other
 
     def add_model(self, model: str, X: np.ndarray, examples: Sequence[Example]) -> Scorer:
