@@ -7,7 +7,8 @@ Learns from Mixtral's RouteLLM GSM8K answers and SmolLM2's own profiled answers
 (router/evaluation/verifier_build.py): 5-fold CV by prompt text, leave one task out and leave one
 answering model out, the router and the verifier both trained without the held-out part. Prints
 the figures beside those the shipped verifier recorded, refuses to replace it when the new one
-is worse on the CV or the leave-one-task-out verdict AUROC (exit 1) unless --force, and records
+is worse on the CV or the leave-one-task-out verdict AUROC, or when its cascade does worse than
+the router alone in CV or leaving a task or a model out (exit 1), unless --force, and records
 the figures in bench/results/verifier.json either way (`shipped` says whether it was written).
 """
 

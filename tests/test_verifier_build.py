@@ -184,3 +184,25 @@ def test_calibrate_cascade_warns_when_the_verifier_learned_from_the_rows(
         res = CliRunner().invoke(app, args)
         assert res.exit_code == 0, res.output
         assert ("prompts the verifier was trained on" in res.output) is warned, res.output
+
+
+def test_a_verifier_whose_cascade_loses_to_the_router_is_refused():
+    """Whatever the previous verifier recorded, a cascade worse than the router alone (in CV
+    or leaving a task or a model out) is named as worse, so make verifier does not ship it."""
+    from router.evaluation.verifier_build import compare
+
+    good = {
+        g: {
+            "verifier_auroc": 0.8,
+            "verifier_auroc_within": 0.7,
+            "cascade_apgr": 0.6,
+            "router_apgr": 0.5,
+        }
+        for g in ("cv", "task", "model")
+    }
+    assert compare(good, None).worse == []
+    bad = json.loads(json.dumps(good))
+    bad["task"]["cascade_apgr"] = 0.478
+    bad["task"]["router_apgr"] = 0.493
+    assert compare(bad, None).worse == ["task.cascade_apgr below its router_apgr"]
+    assert compare(bad, None, tolerance=0.02).worse == []

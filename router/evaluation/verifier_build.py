@@ -49,6 +49,8 @@ from router.evaluation.two_tier import answered_rows, answering_models
 Log = Callable[[str], None]
 # The figures a new verifier must not be worse on: (grouping, figure).
 GATED = (("cv", "verifier_auroc"), ("task", "verifier_auroc_within"))
+# Where the cascade must do at least as well as the router alone, on the new figures.
+GROUPINGS_CASCADE_VS_ROUTER = ("cv", "task", "model")
 
 
 class _Keep(CascadeCurves):
@@ -236,6 +238,13 @@ def compare(new: dict[str, Any], old: dict[str, Any] | None, tolerance: float = 
         out.rows.append((grouping, fig, o, n))
         if (grouping, fig) in GATED and o is not None and (n is None or n < o - tolerance):
             out.worse.append(f"{grouping}.{fig}")
+    # Whatever the previous verifier measured: a cascade that does worse than the router
+    # alone, in or out of the verifier's training distribution, is not worth its extra call.
+    for grouping in GROUPINGS_CASCADE_VS_ROUTER:
+        figures = new.get(grouping) or {}
+        cascade, router = figures.get("cascade_apgr"), figures.get("router_apgr")
+        if cascade is not None and router is not None and cascade < router - tolerance:
+            out.worse.append(f"{grouping}.cascade_apgr below its router_apgr")
     return out
 
 
