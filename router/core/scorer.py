@@ -340,6 +340,9 @@ class Scorer:
             subset = None if len(rows) == len(labelled) else rows
             self._knn_groups.append((subset, self.knn_Y_[np.ix_(rows, heads)], heads))
         self._text_WT = np.ascontiguousarray(self.text_W_.T)
+        # The neighbour memory transposed once: x @ M.T on the (rows, dims) array took 2.5 ms
+        # for one query against 0.8 ms on this contiguous copy (OpenBLAS, 14k rows, one thread).
+        self._knn_XT = np.ascontiguousarray(self.knn_X_.T)
 
     # ---- prediction -------------------------------------------------------------------------
 
@@ -366,7 +369,7 @@ class Scorer:
         z_knn = np.zeros_like(z_emb)
         evidence = np.zeros_like(z_emb)
         for start in range(0, len(X), 1024):
-            sims = X[start : start + 1024].astype(np.float32) @ self.knn_X_.T
+            sims = X[start : start + 1024].astype(np.float32) @ self._knn_XT
             for subset, targets, heads in self._knn_groups:
                 sub = sims if subset is None else sims[:, subset]
                 k = min(self.knn_k, sub.shape[1])
@@ -376,9 +379,9 @@ class Scorer:
                 evidence[start : start + 1024, heads] = self.neighbour_weights(near).sum(axis=1)[
                     :, None
                 ]
-        z_shared = (
-            np.zeros_like(z_emb) if self.shared_ is None else self._shared_logits(self.shared_, X)
-        )
+        # Kept but unstacked (make model's choice), the shared model weighs nothing: not computed.
+        unused = self.shared_ is None or not self.stack_[:, 3].any()
+        z_shared = np.zeros_like(z_emb) if unused else self._shared_logits(self.shared_, X)
         a = self.stack_
         z = a[:, 0] * z_emb + a[:, 1] * z_text + a[:, 2] * z_knn + a[:, 3] * z_shared
         return sigmoid(z + a[:, 4]), evidence
