@@ -119,8 +119,8 @@ def main() -> int:
     )
     if not report.written:
         print(
-            f"not written: {args.out} recorded better figures "
-            f"({', '.join(report.comparison.worse)}); make verifier FORCE=1 to replace it anyway",
+            f"not written over {args.out}, the new verifier is worse: "
+            f"{', '.join(report.comparison.worse)}; make verifier FORCE=1 to replace it anyway",
             file=sys.stderr,
         )
         return 1

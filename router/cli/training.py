@@ -160,8 +160,8 @@ def train_verifier_(
     print_verifier_report(report)
     if not report.written:
         err.print(
-            f"[red]error:[/red] not written: {out} recorded better figures "
-            f"({', '.join(report.comparison.worse)}); --force to replace it anyway",
+            f"[red]error:[/red] not written over {out}, the new verifier is worse: "
+            f"{', '.join(report.comparison.worse)}; --force to replace it anyway",
             highlight=False,
         )
         raise typer.Exit(1)
