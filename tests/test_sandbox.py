@@ -286,8 +286,16 @@ def test_a_hostile_row_fails_only_itself():
 def victims(mode):
     """Files outside the scratch directory that the sandboxed user could change, were it not
     for the sandbox: owned by that user (nobody, when we are root) in a world-writable dir.
-    Under /tmp for the audit-hook mode; elsewhere for namespaces, whose /tmp is private."""
-    parent = Path("/tmp") if mode["mode"] == "audit-hook" else ROOT / ".sandbox-victims"
+    Under /tmp for the audit-hook mode; elsewhere for namespaces, whose /tmp, /var/tmp and
+    /dev/shm are private: in the checkout, or (a checkout under one of those, as a CI clone in
+    a mktemp directory is) under /var/lib, which that mode's root can write."""
+    private = ("/tmp", "/var/tmp", "/dev/shm")
+    if mode["mode"] == "audit-hook":
+        parent = Path("/tmp")
+    elif any(ROOT.resolve().is_relative_to(p) for p in private):
+        parent = Path("/var/lib") / "router-sandbox-victims"
+    else:
+        parent = ROOT / ".sandbox-victims"
     parent.mkdir(exist_ok=True)
     base = Path(tempfile.mkdtemp(prefix="victim-", dir=parent))
     (base / "file").write_text("precious")
