@@ -30,7 +30,8 @@ from router.serving.decision_log import DecisionLog, decision_row  # noqa: E402
 VECTOR = np.random.default_rng(0).normal(size=384).astype(np.float32)
 
 
-def _decision() -> Decision:
+def sample_decision() -> Decision:
+    """A typical routed decision: what every benched row records."""
     return Decision(
         model="small-general",
         tier="small",
@@ -51,7 +52,7 @@ def _decision() -> Decision:
 
 def run(url: str, rows: int) -> dict:
     log = DecisionLog(url, embed=lambda _t: VECTOR, encoder="bench/1", queue_size=rows + 1)
-    d = _decision()
+    d = sample_decision()
     costs = np.empty(rows)
     t0 = time.perf_counter()
     for i in range(rows):
@@ -77,7 +78,7 @@ def outage(pg, rows: int) -> dict:
     log = DecisionLog(url, embed=lambda _t: VECTOR, encoder="bench/1", queue_size=rows + 1)
     pg.query("CHECKPOINT", url.rsplit("/", 1)[1])  # the schema survives the crash below
     pg.kill()
-    d = _decision()
+    d = sample_decision()
     costs = np.empty(rows)
     for i in range(rows):
         row = decision_row(d, f"out_{i:08d}", routing_text="x", key_name="bench")

@@ -33,33 +33,13 @@ import numpy as np
 
 sys.path.insert(1, str(Path(__file__).resolve().parent.parent))
 
+from decision_log import VECTOR, sample_decision  # noqa: E402
 from load import ROOT, free_port, loopback_models, start, stop, wait_up  # noqa: E402
 from results import command_line, record  # noqa: E402
 
-from router.core.policy import Attempt, Decision  # noqa: E402
 from router.serving.decision_log import DecisionLog, Spool, decision_row  # noqa: E402
 
 POLICIES = ("none", "off", "interval", "always")  # "none": no spool (the in-memory queue)
-VECTOR = np.random.default_rng(0).normal(size=384).astype(np.float32)
-
-
-def _decision() -> Decision:
-    return Decision(
-        model="small-general",
-        tier="small",
-        policy="balanced",
-        domain="math",
-        domain_confidence=0.91,
-        difficulty=0.23,
-        gain=0.08,
-        success={"small-general": 0.77, "large": 0.93},
-        reason="math specialist; difficulty 0.23 <= 0.6",
-        fallbacks=["large"],
-        cost_estimate=0.00012,
-        large_cost_estimate=0.0051,
-        routing_ms=4.2,
-        attempts=[Attempt("small-general", True, None, 812.0)],
-    )
 
 
 def _us(values) -> dict:
@@ -74,7 +54,7 @@ def in_process(policy: str, rows: int, clients: int, where: Path) -> dict:
     log = DecisionLog(
         tmp / "d.db", embed=lambda _t: VECTOR, encoder="bench/1", spool=spool, queue_size=10**7
     )
-    d = _decision()
+    d = sample_decision()
 
     def one(i: int) -> float:
         row = decision_row(d, f"req_{policy}_{i:08d}", routing_text="What is 17 * 23?")
