@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Sequence
+from dataclasses import replace
 
 import numpy as np
 
@@ -45,12 +46,8 @@ def two_tier(rows: Sequence[Example], cheap: str, large: str | None = None) -> l
             if ex.costs and cheap in ex.costs and best in ex.costs:
                 costs = {cheap: ex.costs[cheap], "large": ex.costs[best]}
             out.append(
-                Example(
-                    id=ex.id,
-                    prompt=ex.prompt,
-                    messages=ex.messages,
-                    source=ex.source,
-                    domain=ex.domain,
+                replace(
+                    ex,
                     scores={cheap: ex.scores[cheap], "large": ex.scores[best]},
                     costs=costs,
                     cheap_models=[cheap],
@@ -85,12 +82,8 @@ def pooled(rows: Sequence[Example], cheap: str) -> list[Example]:
             if isinstance(extra.get(k), dict):
                 extra[k] = renamed(extra[k])
         out.append(
-            Example(
-                id=ex.id,
-                prompt=ex.prompt,
-                messages=ex.messages,
-                source=ex.source,
-                domain=ex.domain,
+            replace(
+                ex,
                 scores=renamed(ex.scores),
                 costs=renamed(ex.costs),
                 cheap_models=[POOLED],
