@@ -315,6 +315,11 @@ def test_waiting_rows_share_one_scorer_call_and_each_gets_its_own_scores(router)
         np.testing.assert_allclose(b.difficulty, a.difficulty, atol=1e-9)
         np.testing.assert_allclose(b.gain, a.gain, atol=1e-9)
         np.testing.assert_allclose(b.success, a.success, atol=1e-9)
+        # The evidence behind each estimate is its own row's, not the shared call's first.
+        assert (a.evidence is None) == (b.evidence is None)
+        if a.evidence is not None:
+            assert b.evidence.shape == a.evidence.shape
+            np.testing.assert_allclose(b.evidence, a.evidence, atol=1e-5)  # float32 sims
 
 
 def test_a_bulk_prediction_goes_straight_to_the_scorer(router):

@@ -9,8 +9,9 @@ into its call what is already waiting behind it, up to `batch`; it never waits f
 come. There is no leader working through the line for others: the old one returned its own
 vector only once the whole burst behind it was encoded, which made the proxy's tail.
 
-- The encoder: `lanes` and `batch` as measured at start-up (router/core/autotune.py); minilm-q8
-  encodes one text per call (`batch` 1), so a request waits only for the calls ahead of it.
+- The encoder: `lanes` and `batch` as measured at start-up (router/core/autotune.py);
+  minilm-l2-q8 and minilm-q8 encode one text per call (`batch` 1), so a request waits only for
+  the calls ahead of it.
 - The scorer: one call at a time, up to 64 rows. Its cost is mostly one pass over the kNN
   memory, the same for 1 row or 8 (2.1 ms against 4.3 ms measured): rows that are waiting
   anyway share it.
@@ -187,6 +188,7 @@ class BatchingScorer:
                 difficulty=out.difficulty[rows],
                 gain=out.gain[rows],
                 success=out.success[rows],
+                evidence=None if out.evidence is None else out.evidence[rows],
             )
             row += j.size
 
