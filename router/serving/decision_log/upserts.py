@@ -12,6 +12,7 @@ replayed item never duplicates or undoes anything:
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 import sqlalchemy as sa
@@ -31,29 +32,15 @@ def write_items(con: Connection, items: list[tuple[str, dict[str, Any]]]) -> Non
     by_kind: dict[str, list[dict[str, Any]]] = {}
     for kind, payload in items:
         by_kind.setdefault(kind, []).append(payload)
-    insert = _insert(con)
+    start_stmt, row_stmt = _row_statements(con.dialect.name)
     if starts := by_kind.get("start"):
         first = {}
         for r in starts:
             first.setdefault(r["request_id"], r)
-        stmt = insert(decisions).on_conflict_do_nothing(index_elements=["request_id"])
-        con.execute(stmt, list(first.values()))
+        con.execute(start_stmt, list(first.values()))
     if rows := by_kind.get("row"):
         last = {r["request_id"]: r for r in rows}  # the latest wins for a request id
-        stmt = insert(decisions)
-        stmt = stmt.on_conflict_do_update(
-            index_elements=["request_id"],
-            set_={
-                c: (
-                    sa.func.coalesce(stmt.excluded[c], decisions.c[c])
-                    if c in KEPT_FROM_START
-                    else stmt.excluded[c]
-                )
-                for c in COLUMNS
-                if c != "request_id"
-            },
-        )
-        con.execute(stmt, list(last.values()))
+        con.execute(row_stmt, list(last.values()))
     for it in by_kind.get("interrupted", []):
         con.execute(
             decisions.update()
@@ -61,7 +48,7 @@ def write_items(con: Connection, items: list[tuple[str, dict[str, Any]]]) -> Non
             .values(phase="interrupted", error=it.get("error"))
         )
     for o in by_kind.get("outcome", []):  # few; one upsert each keeps the revision count exact
-        stmt = insert(outcomes).values(**o)
+        stmt = _insert(con)(outcomes).values(**o)
         stmt = stmt.on_conflict_do_update(
             index_elements=["request_id", "source", "model"],
             set_={
@@ -76,8 +63,36 @@ def write_items(con: Connection, items: list[tuple[str, dict[str, Any]]]) -> Non
         con.execute(stmt)
 
 
+@functools.cache
+def _row_statements(dialect: str) -> tuple[Any, Any]:
+    """The start row's and the ended row's upserts, built once per dialect: building one (an
+    update clause over every column) and computing its cache key cost more CPU than the write
+    itself, once a request, on the proxy's cores; a statement object is immutable and
+    reusable, and SQLAlchemy keeps its cache key on it."""
+    insert = _insert_for(dialect)
+    start = insert(decisions).on_conflict_do_nothing(index_elements=["request_id"])
+    row = insert(decisions)
+    row = row.on_conflict_do_update(
+        index_elements=["request_id"],
+        set_={
+            c: (
+                sa.func.coalesce(row.excluded[c], decisions.c[c])
+                if c in KEPT_FROM_START
+                else row.excluded[c]
+            )
+            for c in COLUMNS
+            if c != "request_id"
+        },
+    )
+    return start, row
+
+
 def _insert(con: Connection):
-    if con.dialect.name == "postgresql":
+    return _insert_for(con.dialect.name)
+
+
+def _insert_for(dialect: str):
+    if dialect == "postgresql":
         from sqlalchemy.dialects.postgresql import insert
     else:
         from sqlalchemy.dialects.sqlite import insert
