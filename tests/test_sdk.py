@@ -48,7 +48,7 @@ def test_route_rejects_empty_and_oversized_input(router):
 
 
 def test_route_many_batches(router):
-    ds = router.route_many(["What is 17 * 23?", "Write a poem about the sea"])
+    ds = router.route_many(["Solve for x: 3x + 5 = 20", "Write a poem about the sea"])
     assert [d.domain for d in ds][0] == "math" and len(ds) == 2
 
 
@@ -132,11 +132,16 @@ def test_unprofiled_models_say_so_and_use_the_stand_in_the_config_names(router, 
     text = test_config.read_text() + f"stand_ins: {{small: {mixtral}}}\n"
     cfg = test_config.with_name("stand_in.yaml")
     cfg.write_text(text)
-    d = Router.from_config(cfg).route("Translate 'good morning' into French")
+    # A prompt like the training data's, so the profiled model has neighbours to count.
+    d = Router.from_config(cfg).route(
+        "Natalia sold clips to 48 of her friends in April, and then she sold half as many "
+        "clips in May. How many clips did Natalia sell altogether in April and May?"
+    )
     assert d.unprofiled == {"small-general": mixtral}
     assert d.success["small-general"] == d.success["small-math"]
     # A stand-in's estimate is borrowed: none of its evidence counts for this model.
     assert d.evidence["small-general"]["rows"] == 0
+    assert d.evidence["small-math"]["neighbours"] > 0
     assert d.evidence["small-general"]["lower"] < d.evidence["small-math"]["lower"]
 
     cfg.write_text(test_config.read_text() + "stand_ins: {small: no-such-model}\n")

