@@ -4,12 +4,14 @@ on pairs built from the shipped prompts; and what a lookup costs.
     python bench/cache.py [--n 300] [--similarity 0.95]
 
 Pairs (A cached, then B asked) from data/routing/*.jsonl, through the real cache code
-(`ResponseCache.lookup` on an in-process store, the shipped encoder's routing vectors):
+(`ResponseCache.lookup` on an in-process store, with the vectors a semantic lookup compares:
+the cache encoder's, `cache.encoder`):
 
 - should hit (paraphrases): case and punctuation, a polite prefix or suffix, contractions,
   instruction synonyms ("Calculate" / "Compute");
-- must miss: one number changed, one name changed, a negation added or removed, and a long
-  prompt (> 1,000 characters) followed by another question.
+- must miss: one number changed, one name changed, a negation added or removed, a long
+  prompt (> 1,000 characters) followed by another question, and one word for its opposite
+  ("largest" / "smallest", "sort" / "reverse": nothing the question guard checks).
 
 Reported at the configured similarity and a sweep, with the question guard and without it
 (similarity alone), so the guard's share is visible. Then the lookup's latency against 1k, 10k
@@ -139,6 +141,48 @@ def negation(a: str) -> str | None:
     return a[: m.end()] + " not" + a[m.end() :]
 
 
+# A word for its opposite: nothing the question guard checks changes (no number, name,
+# negation or code), so only the vectors can tell the two questions apart.
+OPPOSITES = {
+    "largest": "smallest",
+    "smallest": "largest",
+    "maximum": "minimum",
+    "minimum": "maximum",
+    "first": "last",
+    "last": "first",
+    "increase": "decrease",
+    "decrease": "increase",
+    "before": "after",
+    "after": "before",
+    "sum": "product",
+    "product": "sum",
+    "longest": "shortest",
+    "shortest": "longest",
+    "highest": "lowest",
+    "lowest": "highest",
+    "most": "least",
+    "least": "most",
+    "above": "below",
+    "below": "above",
+    "more": "fewer",
+    "fewer": "more",
+    "sort": "reverse",
+    "reverse": "sort",
+    "add": "remove",
+    "remove": "add",
+    "odd": "even",
+    "even": "odd",
+}
+OPPOSITE = re.compile(r"\b(" + "|".join(OPPOSITES) + r")\b")
+
+
+def opposite(a: str) -> str | None:
+    m = OPPOSITE.search(a)
+    if m is None:
+        return None
+    return a[: m.start()] + OPPOSITES[m.group()] + a[m.end() :]
+
+
 LONG_QUESTIONS = [
     ("Summarise the text above in two sentences.", "List every number mentioned above."),
     ("What is the main argument above?", "Translate the first sentence above into German."),
@@ -165,6 +209,7 @@ def build_pairs(texts: list[str], n: int, seed: int = 7) -> dict[str, list[tuple
         "miss: one name changed": [],
         "miss: negation added/removed": [],
         "miss: long prefix, other question": [],
+        "miss: one word for its opposite": [],
     }
     makers = list(
         zip(
@@ -178,6 +223,7 @@ def build_pairs(texts: list[str], n: int, seed: int = 7) -> dict[str, list[tuple
                 lambda a: name(a, rng),
                 negation,
                 lambda a: long_prefix(a, rng),
+                opposite,
             ],
             strict=True,
         )
@@ -249,7 +295,11 @@ def main() -> None:
     ap.add_argument("--repeat", type=int, default=200, help="timed lookups per latency figure")
     args = ap.parse_args()
     cfg = load_config(args.config)
-    enc = load_encoder(cfg.encoder.name, cfg.encoder.max_tokens, 0, threads=cfg.encoder.threads)
+    # The vectors a semantic lookup compares: the cache encoder's (cache.encoder), or the
+    # routing encoder's when it is "routing" (router/sdk/caching.py).
+    name = cfg.cache.encoder if cfg.cache.encoder != "routing" else cfg.encoder.name
+    enc = load_encoder(name, cfg.encoder.max_tokens, 0, threads=cfg.encoder.threads)
+    print(f"vectors: {enc.identity} (cache.encoder: {cfg.cache.encoder})")
     rt = cfg.routing_text
     groups = build_pairs(prompts(), args.n)
     texts = sorted({t for pairs in groups.values() for p in pairs for t in p})
@@ -336,7 +386,7 @@ def main() -> None:
                 "rows": table,
             }
         ],
-        notes="A hit needs cosine >= similarity on the routing vectors (shipped encoder) and, "
+        notes=f"A hit needs cosine >= similarity on the cache encoder's vectors ({enc.identity}) and, "
         "with the guard, router/core/questions.py finding no difference. Lookup latency: one "
         "context holding that many entries, median of in-process lookups.",
     )

@@ -182,6 +182,26 @@ def test_a_different_question_is_a_miss(cached, upstream, first, second, guard):
     assert other.choices[0].message.content == f"echo: {second}"
 
 
+@pytest.mark.parametrize("encoder, hits", [("minilm-q8", False), ("routing", True)])
+def test_one_content_word_changed_is_told_apart_by_the_cache_encoder(
+    test_config, tmp_path, router, upstream, encoder, hits
+):
+    # Nothing the question guard checks differs (no number, name, negation or code): only the
+    # vectors can tell "sort" from "reverse". The routing vectors (layer 2) put the two at
+    # cosine 0.96, above the default similarity; the cache's six-layer vectors at 0.55.
+    path = make_config(test_config, tmp_path / "cfg", {"mode": "semantic", "encoder": encoder})
+    r = router_from(path, router)
+    ask(r, "How do I sort a list in Python?")
+    n = calls(upstream)
+    other = ask(r, "How do I reverse a list in Python?")
+    assert other.decision.cache["status"] == ("hit" if hits else "miss")
+    assert calls(upstream) == n + (0 if hits else 1)
+    if not hits:
+        assert other.choices[0].message.content == "echo: How do I reverse a list in Python?"
+        again = ask(r, "how do I sort a list in python")  # a surface rewording still hits
+        assert again.decision.cache["status"] == "hit"
+
+
 def test_a_long_shared_prefix_then_another_question_is_a_miss(cached, upstream):
     ask(cached, DOC + "\n\nWhich clause covers late delivery?")
     n = calls(upstream)

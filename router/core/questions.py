@@ -1,8 +1,8 @@
 """Do two questions differ where it matters? The semantic cache's guard against wrong answers.
 
 Embeddings cannot tell these pairs apart: "Is aspirin safe during pregnancy?" and "Is aspirin
-not safe during pregnancy?" are at cosine 0.977 with the shipped encoder, a paraphrase pair only
-at 0.93. So a semantic cache hit must also pass `difference(cached, asked)`, which is None when
+not safe during pregnancy?" are at cosine 0.986 with the cache's encoder, a paraphrase pair only
+at 0.94. So a semantic cache hit must also pass `difference(cached, asked)`, which is None when
 the two questions agree on everything a similarity cannot see, else the first reason they do
 not:
 

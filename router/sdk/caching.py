@@ -1,13 +1,18 @@
 """The response cache on the SDK's path (`Router.chat` / `achat`): looked up after routing and
 before any model is called, filled after an answer, streams served as streams.
 
-The lookup reuses the routing vector (`Turn.vector`): nothing is embedded twice. Which requests
-bypass the cache is `cache_keys.bypass_reason`'s rule; answers that came from a fallback after
-a failure are not stored (the next request tries the chosen model again).
+A semantic lookup compares vectors of the cache's own encoder (`cache.encoder`, all six layers
+of MiniLM by default: the routing vectors keep too little of a question's meaning), made only in
+semantic mode and only for requests the cache does not bypass; `cache.encoder: routing` reuses
+the routing vector (`Turn.vector`) instead. Which requests bypass the cache is
+`cache_keys.bypass_reason`'s rule; answers that came from a fallback after a failure are not
+stored (the next request tries the chosen model again).
 """
 
 from __future__ import annotations
 
+import asyncio
+import threading
 import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
@@ -68,6 +73,8 @@ async def plan(
     key = cache_key(
         messages, decision.model, params, None if cache.spec.share_across_keys else scope
     )
+    # An exact entry needs no vector; a semantic one is compared in the cache encoder's space.
+    vector = await semantic_vector(router, messages, vector) if mode == "semantic" else None
     found = await cache.lookup(key, vector, mode == "semantic", similarity)
     if isinstance(found, Hit):
         entry = found.entry
@@ -91,6 +98,37 @@ async def plan(
     if found.nearest is not None:
         receipt.update(nearest=found.nearest, guard=found.guard)
     return CachePlan(replace(decision, cache=receipt), key, vector)
+
+
+_ENCODER_LOCK = threading.Lock()
+
+
+async def semantic_vector(
+    router: Any, messages: list[Message], routing_vector: np.ndarray | None
+) -> np.ndarray | None:
+    """The request's vector for a semantic lookup: the routing vector when the cache encoder
+    is the routing one, else its routing text embedded by the cache encoder (loaded on first
+    use, off the event loop)."""
+    name = router.response_cache.spec.encoder
+    if routing_vector is None or name in ("routing", router.config.encoder.name):
+        return routing_vector
+    text = router.text_of(messages).strip()
+    return (await asyncio.to_thread(_cache_encoder(router, name).encode, [text]))[0]
+
+
+def _cache_encoder(router: Any, name: str) -> Any:
+    enc = getattr(router, "_cache_encoder", None)
+    if enc is None or not enc.identity.startswith(name + "/"):
+        from router.core.encoder import load_encoder
+
+        with _ENCODER_LOCK:
+            enc = getattr(router, "_cache_encoder", None)
+            if enc is None or not enc.identity.startswith(name + "/"):
+                spec = router.config.encoder
+                # One thread: it runs beside the routing encoder's calls on the same cores.
+                enc = load_encoder(name, spec.max_tokens, spec.cache_size, threads=1)
+                router._cache_encoder = enc
+    return enc
 
 
 # ---- serving a hit ------------------------------------------------------------------------
