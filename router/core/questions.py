@@ -13,6 +13,11 @@ not:
 - **negation** (the count of not/no/never/n't/without ..., and un-/in-/dis- antonyms of a
   word the other text uses: "safe" is not "unsafe");
 - **code** (fenced or inline code, compared exactly but for trailing spaces);
+- **a swapped word**: a word of one that the other replaces with a word of its own ("sort" /
+  "reverse", "largest" / "smallest": nothing else differs, and even six-layer vectors put such
+  pairs above 0.95). Added or dropped words (a polite prefix, "city" in "Which city is Peru's
+  capital?") are not a swap, nor are question words, inflections ("sort" / "sorted") and
+  interchangeable instruction verbs ("calculate" / "compute");
 - **a long shared prefix**: when the two share a prefix longer than the encoder's window sees
   whole, the vectors mostly see that prefix, so the parts after it must agree word for word
   (case, punctuation and stop words aside).
@@ -210,6 +215,50 @@ def _content_words(text: str) -> list[str]:
     return [w for w in (x.lower().strip("'’-") for x in _WORD.findall(text)) if w not in STOP]
 
 
+# Words a rewording may swap for one another without changing the question.
+_QUESTION_WORDS = frozenset("what which who whom whose where when why how".split())
+_INTERCHANGEABLE = [
+    frozenset("calculate compute find determine evaluate work".split()),
+    frozenset("write compose draft".split()),
+    frozenset("list name enumerate".split()),
+    frozenset("give provide tell".split()),
+    frozenset("show display print".split()),
+    frozenset("explain describe".split()),
+    frozenset("make create build".split()),
+    frozenset("big large".split()),
+    frozenset("small little".split()),
+]
+_SUFFIXES = ("ing", "ed", "es", "s")
+
+
+def _base(word: str) -> str:
+    """The word without a possessive ending ("Peru's" is "Peru")."""
+    return word[:-2] if word.endswith(("'s", "’s")) else word
+
+
+def _stem(word: str) -> str:
+    for suffix in _SUFFIXES:
+        if word.endswith(suffix) and len(word) - len(suffix) >= 3:
+            return word[: -len(suffix)]
+    return word
+
+
+_INTERCHANGEABLE_STEMS = [frozenset(_stem(w) for w in group) for group in _INTERCHANGEABLE]
+
+
+def swapped(a: str, b: str) -> tuple[str, str] | None:
+    """A content word of `a` and one of `b` that each lacks, when neither is a question word,
+    another form of the other's word or an interchangeable verb: one word replaced."""
+    ca = Counter(_stem(_base(w)) for w in _content_words(a) if w not in _QUESTION_WORDS)
+    cb = Counter(_stem(_base(w)) for w in _content_words(b) if w not in _QUESTION_WORDS)
+    only_a, only_b = list((ca - cb).elements()), list((cb - ca).elements())
+    for x in only_a:
+        for y in only_b:
+            if not any(x in group and y in group for group in _INTERCHANGEABLE_STEMS):
+                return x, y
+    return None
+
+
 def _middles(a: str, b: str) -> tuple[int, str, str]:
     """(characters of the shared prefix, and the words of `a` and `b` between their shared
     prefix and shared suffix, with one shared word of context on each side)."""
@@ -261,4 +310,6 @@ def difference(cached: str, asked: str, long_prefix_chars: int = LONG_PREFIX_CHA
     # The vectors mostly see a long shared part: what follows must say the same words.
     if shared >= long_prefix_chars and Counter(_content_words(ma)) != Counter(_content_words(mb)):
         return "long shared prefix, then another question"
+    if swapped(ma, mb) is not None:
+        return "a word swapped for another"
     return None
