@@ -143,36 +143,23 @@ def negation(a: str) -> str | None:
 
 # A word for its opposite: nothing the question guard checks changes (no number, name,
 # negation or code), so only the vectors can tell the two questions apart.
-OPPOSITES = {
-    "largest": "smallest",
-    "smallest": "largest",
-    "maximum": "minimum",
-    "minimum": "maximum",
-    "first": "last",
-    "last": "first",
-    "increase": "decrease",
-    "decrease": "increase",
-    "before": "after",
-    "after": "before",
-    "sum": "product",
-    "product": "sum",
-    "longest": "shortest",
-    "shortest": "longest",
-    "highest": "lowest",
-    "lowest": "highest",
-    "most": "least",
-    "least": "most",
-    "above": "below",
-    "below": "above",
-    "more": "fewer",
-    "fewer": "more",
-    "sort": "reverse",
-    "reverse": "sort",
-    "add": "remove",
-    "remove": "add",
-    "odd": "even",
-    "even": "odd",
-}
+PAIRS_OF_OPPOSITES = [
+    ("largest", "smallest"),
+    ("maximum", "minimum"),
+    ("first", "last"),
+    ("increase", "decrease"),
+    ("before", "after"),
+    ("sum", "product"),
+    ("longest", "shortest"),
+    ("highest", "lowest"),
+    ("most", "least"),
+    ("above", "below"),
+    ("more", "fewer"),
+    ("sort", "reverse"),
+    ("add", "remove"),
+    ("odd", "even"),
+]
+OPPOSITES = {**dict(PAIRS_OF_OPPOSITES), **{b: a for a, b in PAIRS_OF_OPPOSITES}}
 OPPOSITE = re.compile(r"\b(" + "|".join(OPPOSITES) + r")\b")
 
 

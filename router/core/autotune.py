@@ -11,9 +11,9 @@ router processes sharing them). The rule:
   one thread, nothing to measure.
 - **lanes**: encoder calls that may run at once in a server, `cores // threads` (at least 1).
 - **batch**: texts per call. 1 for an encoder whose vectors would depend on the other texts of
-  a call (`per_text`: minilm-l2-q8, minilm-q8); otherwise the smallest of `BATCH_SIZES` whose time per text
-  is within `BATCH_GAIN` of the best (measured: a shared call costs the texts that share it
-  their waiting for each other, so it must save real work).
+  a call (`per_text`: minilm-l2-q8, minilm-q8); otherwise the smallest of `BATCH_SIZES` whose
+  time per text is within `BATCH_GAIN` of the best (measured: a shared call costs the texts
+  that share it their waiting for each other, so it must save real work).
 
 The result is measured once per process and kind of encoder (a test session, a reload, a second
 Router reuse it) and reported by `router serve` and GET /ready.

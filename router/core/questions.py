@@ -187,13 +187,14 @@ def negations(text: str) -> int:
     return n
 
 
+def _base(word: str) -> str:
+    """The word without a possessive ending ("Peru's" is "Peru")."""
+    return word[:-2] if word.endswith(("'s", "’s")) else word
+
+
 def _words(text: str) -> set[str]:
     """Lower-cased words, possessives dropped."""
-    out = set()
-    for w in _WORD.findall(text):
-        w = w.lower()
-        out.add((w[:-2] if w.endswith(("'s", "’s")) else w).strip("'’-"))
-    return out
+    return {_base(w.lower()).strip("'’-") for w in _WORD.findall(text)}
 
 
 def antonym(a: set[str], b: set[str]) -> str | None:
@@ -229,11 +230,6 @@ _INTERCHANGEABLE = [
     frozenset("small little".split()),
 ]
 _SUFFIXES = ("ing", "ed", "es", "s")
-
-
-def _base(word: str) -> str:
-    """The word without a possessive ending ("Peru's" is "Peru")."""
-    return word[:-2] if word.endswith(("'s", "’s")) else word
 
 
 def _stem(word: str) -> str:

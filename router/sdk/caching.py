@@ -117,17 +117,16 @@ async def semantic_vector(
 
 
 def _cache_encoder(router: Any, name: str) -> Any:
-    enc = getattr(router, "_cache_encoder", None)
-    if enc is None or not enc.identity.startswith(name + "/"):
-        from router.core.encoder import load_encoder
+    """The router's cache encoder, loaded once (its config, hence `name`, never changes)."""
+    with _ENCODER_LOCK:
+        enc = getattr(router, "_cache_encoder", None)
+        if enc is None:
+            from router.core.encoder import load_encoder
 
-        with _ENCODER_LOCK:
-            enc = getattr(router, "_cache_encoder", None)
-            if enc is None or not enc.identity.startswith(name + "/"):
-                spec = router.config.encoder
-                # One thread: it runs beside the routing encoder's calls on the same cores.
-                enc = load_encoder(name, spec.max_tokens, spec.cache_size, threads=1)
-                router._cache_encoder = enc
+            spec = router.config.encoder
+            # One thread: it runs beside the routing encoder's calls on the same cores.
+            enc = load_encoder(name, spec.max_tokens, spec.cache_size, threads=1)
+            router._cache_encoder = enc
     return enc
 
 

@@ -48,7 +48,7 @@ def write_items(con: Connection, items: list[tuple[str, dict[str, Any]]]) -> Non
             .values(phase="interrupted", error=it.get("error"))
         )
     for o in by_kind.get("outcome", []):  # few; one upsert each keeps the revision count exact
-        stmt = _insert(con)(outcomes).values(**o)
+        stmt = _insert_for(con.dialect.name)(outcomes).values(**o)
         stmt = stmt.on_conflict_do_update(
             index_elements=["request_id", "source", "model"],
             set_={
@@ -85,10 +85,6 @@ def _row_statements(dialect: str) -> tuple[Any, Any]:
         },
     )
     return start, row
-
-
-def _insert(con: Connection):
-    return _insert_for(con.dialect.name)
 
 
 def _insert_for(dialect: str):
