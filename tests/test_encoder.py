@@ -45,8 +45,8 @@ def test_batch_matches_one_by_one(enc):
 def test_long_text_keeps_head_and_tail(enc):
     ids = enc._ids("start " + "filler " * 500 + "finish")
     assert len(ids) == 64
-    assert enc._tok.decode(ids[1:3]).startswith("start")
-    assert enc._tok.decode(ids[-3:-1]).endswith("finish")
+    assert enc._ids._tok.decode(ids[1:3]).startswith("start")
+    assert enc._ids._tok.decode(ids[-3:-1]).endswith("finish")
 
 
 def test_unknown_encoder_is_a_clear_error():
