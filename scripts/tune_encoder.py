@@ -43,6 +43,7 @@ from router.core.encoder import MiniLMTokens, _minilm_dir  # noqa: E402
 DATA = sorted((ROOT / "data" / "routing").glob("*.jsonl"))
 TRAITS = 16
 BATCH = 32
+NEIGHBOURS = 50  # as the shipped scorer's knn_k
 CHECKPOINT_EVERY = 100
 
 
@@ -210,12 +211,16 @@ def tune(
 def probe(
     X: np.ndarray, y: np.ndarray, heads: list[str], train: np.ndarray, tasks: np.ndarray
 ) -> dict[str, float]:
-    """Mean AUROC over heads of a logistic regression per head: pooled over the held-out rows,
-    and within each held-out task (the ranking inside a task, where base rates do not help)."""
+    """Mean AUROC over heads of two probes the scorer is built from, a logistic regression
+    (`lr`) and the mean outcome of the K nearest training prompts (`knn`): pooled over the
+    held-out rows, and within each held-out task (`_within_task`: the ranking inside a task,
+    where a task's base rate does not help)."""
     from sklearn.linear_model import LogisticRegression
     from sklearn.metrics import roc_auc_score
 
-    pooled, within = [], []
+    from router.core.heads import knn_mean
+
+    scores: dict[str, list[float]] = {}
     for j in range(len(heads)):
         obs = ~np.isnan(y[:, j])
         lab = (y[:, j] >= 0.5).astype(int)
@@ -223,17 +228,18 @@ def probe(
         if te.sum() < 20 or len(np.unique(lab[tr])) < 2 or len(np.unique(lab[te])) < 2:
             continue
         lr = LogisticRegression(C=1.0, max_iter=1000).fit(X[tr], lab[tr])
-        p = lr.predict_proba(X[te])[:, 1]
-        pooled.append(roc_auc_score(lab[te], p))
-        for t in np.unique(tasks[te]):
-            s = tasks[te] == t
-            if s.sum() >= 20 and 0 < lab[te][s].mean() < 1:
-                within.append(roc_auc_score(lab[te][s], p[s]))
-    return {
-        "auroc": round(float(np.mean(pooled)), 4),
-        "auroc_within_task": round(float(np.mean(within)), 4) if within else float("nan"),
-        "heads": len(pooled),
-    }
+        knn = knn_mean(X[te], X[tr], lab[tr, None].astype(np.float64), NEIGHBOURS)[:, 0]
+        for name, p in (("lr", lr.predict_proba(X[te])[:, 1]), ("knn", knn)):
+            scores.setdefault(name, []).append(roc_auc_score(lab[te], p))
+            for t in np.unique(tasks[te]):
+                s = tasks[te] == t
+                if s.sum() >= 20 and 0 < lab[te][s].mean() < 1:
+                    scores.setdefault(f"{name}_within_task", []).append(
+                        roc_auc_score(lab[te][s], p[s])
+                    )
+    out: dict[str, float] = {k: round(float(np.mean(v)), 4) for k, v in scores.items()}
+    out["heads"] = len(scores.get("lr", []))
+    return out
 
 
 def splits(rows: list[Example]) -> dict[str, np.ndarray]:
