@@ -90,6 +90,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--measure-only", action="store_true", help="print figures; write nothing")
     ap.add_argument("--cv", type=int, default=5)
     ap.add_argument("--shared-dims", type=int, default=8, help="0: no shared difficulty")
+    ap.add_argument(
+        "--knn-shrink",
+        type=float,
+        default=0.0,
+        help="pseudo-rows at the training mean in the kNN component (0: the plain mean)",
+    )
     ap.add_argument("--tolerance", type=float, default=0.0, help="how much worse still passes")
     ap.add_argument("--no-record", action="store_true", help="leave bench/results alone")
     ap.add_argument(
@@ -110,11 +116,16 @@ def main(argv: list[str] | None = None) -> int:
     def embed(rows):
         return embed_examples(enc, rows)
 
-    params = {"shared_dims": args.shared_dims or None}
+    params = {"shared_dims": args.shared_dims or None, "knn_shrink": args.knn_shrink}
     if args.retrain_only:
         meta = json.loads((args.out / "scorer.json").read_text(encoding="utf-8"))
-        shipped = meta.get("params", {}).get("shared_dims")
-        if meta.get("evaluation") is None or shipped != params["shared_dims"]:
+        recorded = meta.get("params", {})
+        # An artifact saved before knn_shrink existed used the plain neighbour mean.
+        shipped = {
+            "shared_dims": recorded.get("shared_dims"),
+            "knn_shrink": recorded.get("knn_shrink", 0.0),
+        }
+        if meta.get("evaluation") is None or shipped != params:
             print(f"--retrain-only: {args.out} measured no figures for the design {params}")
             return 1
         stacked = meta.get("shared_stacked", True)

@@ -193,3 +193,50 @@ def test_an_artifact_without_training_hashes_still_loads(fitted, tmp_path):
         s.predict(X[:5], texts(exs[:5])).difficulty,
         atol=2e-3,
     )
+
+
+def test_shrunk_neighbour_estimate_weighs_by_similarity_and_falls_back_to_the_prior():
+    from router.core.heads import neighbour_estimate
+
+    prior = np.array([0.2])
+    labels = np.ones((1, 50, 1))  # every neighbour succeeded
+    same = np.ones((1, 50))  # all at cosine 1: full evidence
+    far = np.full((1, 50), 0.5)  # all below the floor: no evidence
+    # The plain mean ignores how far the neighbours are.
+    assert neighbour_estimate(far, labels, 0.0, 0.6, prior)[0, 0] == 1.0
+    # Shrunk: 50 full-weight neighbours and 10 pseudo-rows at the prior.
+    near_estimate = neighbour_estimate(same, labels, 10.0, 0.6, prior)[0, 0]
+    assert near_estimate == pytest.approx((50 + 10 * 0.2) / 60)
+    # Unrelated neighbours are no evidence at all: the prior.
+    assert neighbour_estimate(far, labels, 10.0, 0.6, prior)[0, 0] == pytest.approx(0.2)
+    # Half-way neighbours count half.
+    half = np.full((1, 50), 0.8)
+    assert neighbour_estimate(half, labels, 10.0, 0.6, prior)[0, 0] == pytest.approx((25 + 2) / 35)
+
+
+def test_knn_shrink_is_saved_and_an_older_artifact_loads_with_the_plain_mean(tmp_path):
+    X, exs = synthetic(200, seed=3)
+    s = Scorer(knn_shrink=10.0).fit(X, exs, "fake/16")
+    s.save(tmp_path / "sc")
+    loaded = Scorer.load(tmp_path / "sc")
+    assert loaded.knn_shrink == 10.0
+    # float16 kNN memory and float32 weights on disk: equal to about three decimals.
+    np.testing.assert_allclose(
+        loaded.predict_heads(X[:20], texts(exs[:20])),
+        s.predict_heads(X[:20], texts(exs[:20])),
+        atol=2e-3,
+    )
+    hard = np.array([e.scores["small"] == 0 for e in exs])
+    assert s.predict(X, texts(exs)).difficulty[hard].mean() > 0.8
+    meta = json.loads((tmp_path / "sc" / "scorer.json").read_text())
+    del meta["params"]["knn_shrink"]  # as saved before the parameter existed
+    (tmp_path / "sc" / "scorer.json").write_text(json.dumps(meta))
+    older = Scorer.load(tmp_path / "sc")
+    assert older.knn_shrink == 0.0
+
+    # Loaded the old way, its kNN component is the plain mean: the predictions move.
+    def log_odds(scorer):
+        p = scorer.predict_heads(X[:20], texts(exs[:20]))
+        return np.log(p / (1 - p))
+
+    assert np.abs(log_odds(older) - log_odds(s)).max() > 0.1

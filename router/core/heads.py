@@ -96,14 +96,46 @@ def one_blas_thread():
     return _blas_controller().limit(limits=1, user_api="blas")
 
 
-def knn_mean(Xq: np.ndarray, Xref: np.ndarray, Yref: np.ndarray, k: int) -> np.ndarray:
-    """Mean target of the k most similar reference rows (cosine: rows are unit-norm)."""
+def neighbour_weights(similarity: np.ndarray, floor: float) -> np.ndarray:
+    """How much a neighbour at this cosine counts, in [0, 1]: 0 at or below `floor` (the cosine
+    of two unrelated prompts), 1 for the same prompt, linear between."""
+    return np.clip((similarity - floor) / (1.0 - floor), 0.0, 1.0)
+
+
+def neighbour_estimate(
+    near: np.ndarray, targets: np.ndarray, shrink: float, floor: float | None, prior: np.ndarray
+) -> np.ndarray:
+    """(n, H) estimate from each query's k nearest rows: `near` (n, k) their cosines, `targets`
+    (n, k, H) their labels. `shrink` 0: the plain mean. Otherwise each neighbour counts by its
+    similarity (`neighbour_weights`) and `shrink` pseudo-rows at the training mean `prior` (H,)
+    join them, so a prompt whose neighbours are all far gets the prior, not their labels."""
+    if not shrink or floor is None:
+        return targets.mean(axis=1)
+    w = neighbour_weights(near, floor)
+    return (np.einsum("nk,nkh->nh", w, targets) + shrink * prior) / (
+        w.sum(axis=1)[:, None] + shrink
+    )
+
+
+def knn_mean(
+    Xq: np.ndarray,
+    Xref: np.ndarray,
+    Yref: np.ndarray,
+    k: int,
+    shrink: float = 0.0,
+    floor: float | None = None,
+) -> np.ndarray:
+    """Target of the k most similar reference rows (cosine: rows are unit-norm): their mean, or
+    with `shrink` their similarity-weighted mean shrunk to the reference mean
+    (`neighbour_estimate`)."""
     k = min(k, len(Xref))
+    prior = Yref.mean(axis=0)
     out = np.zeros((len(Xq), Yref.shape[1]))
     for s in range(0, len(Xq), 1024):
         sims = Xq[s : s + 1024] @ Xref.T
         nn = np.argpartition(-sims, k - 1, axis=1)[:, :k]
-        out[s : s + 1024] = Yref[nn].mean(axis=1)
+        near = np.take_along_axis(sims, nn, axis=1)
+        out[s : s + 1024] = neighbour_estimate(near, Yref[nn], shrink, floor, prior)
     return out
 
 
@@ -116,10 +148,18 @@ def unrelated_similarity(X: np.ndarray, seed: int, pairs: int = 20000) -> float:
     return float(np.median(np.einsum("ij,ij->i", X[i[keep]], X[j[keep]])))
 
 
-def knn_out_of_fold(X: np.ndarray, Y: np.ndarray, folds: np.ndarray, k: int) -> np.ndarray:
-    """(n, H) out-of-fold log-odds of the kNN component of every head: the mean target of the k
-    nearest training rows labelled for it. Heads labelled on the same rows share one neighbour
-    search per fold (a third of the fitting time when each head searched on its own)."""
+def knn_out_of_fold(
+    X: np.ndarray,
+    Y: np.ndarray,
+    folds: np.ndarray,
+    k: int,
+    shrink: float = 0.0,
+    floor: float | None = None,
+) -> np.ndarray:
+    """(n, H) out-of-fold log-odds of the kNN component of every head: the target of the k
+    nearest training rows labelled for it (`knn_mean`). Heads labelled on the same rows share
+    one neighbour search per fold (a third of the fitting time when each head searched on its
+    own)."""
     out = np.zeros_like(Y)
     labelled = ~np.isnan(Y)
     groups: dict[bytes, list[int]] = {}
@@ -132,7 +172,9 @@ def knn_out_of_fold(X: np.ndarray, Y: np.ndarray, folds: np.ndarray, k: int) -> 
         for fold in uniq if len(uniq) > 1 else []:
             tr, te = rows[f != fold], rows[f == fold]
             if len(tr) and len(te):
-                out[np.ix_(te, heads)] = logit(knn_mean(X[te], X[tr], Y[np.ix_(tr, heads)], k))
+                out[np.ix_(te, heads)] = logit(
+                    knn_mean(X[te], X[tr], Y[np.ix_(tr, heads)], k, shrink, floor)
+                )
     return out
 
 

@@ -46,6 +46,8 @@ from router.core.heads import (
     knn_mean,
     knn_out_of_fold,
     logit,
+    neighbour_estimate,
+    neighbour_weights,
     one_blas_thread,
     sigmoid,
     softmax,
@@ -93,6 +95,7 @@ class Scorer:
         C: float = 1.0,
         text_C: float = 1.0,
         knn_k: int = 50,
+        knn_shrink: float = 0.0,
         calibration_folds: int = 3,
         max_features: int = 50000,
         random_state: int = 0,
@@ -101,6 +104,9 @@ class Scorer:
         self.C = C
         self.text_C = text_C
         self.knn_k = knn_k
+        # 0: the kNN component is its k neighbours' mean. > 0: their similarity-weighted mean
+        # with this many pseudo-rows at the training mean (`heads.neighbour_estimate`).
+        self.knn_shrink = knn_shrink
         self.calibration_folds = calibration_folds
         self.max_features = max_features
         self.random_state = random_state
@@ -175,7 +181,9 @@ class Scorer:
         self.cheap_models_ = cheap
         shared_oof = self._fit_shared(X, Y, folds, say)
         say("nearest neighbours")
-        knn_oof = knn_out_of_fold(X, Y, folds, self.knn_k)
+        # What "unrelated" looks like in this encoder's space: the evidence weights' zero.
+        self.sim_floor_ = unrelated_similarity(X.astype(np.float32), self.random_state)
+        knn_oof = knn_out_of_fold(X, Y, folds, self.knn_k, self.knn_shrink, self.sim_floor_)
         oof = np.full((len(examples), 2), np.nan)  # difficulty and gain, out of fold
         self.stack_ablated_ = np.zeros((H, 5)) if self.shared_ is not None else None
         full = None if full_heads_for is None else {f"success:{m}" for m in full_heads_for}
@@ -193,7 +201,6 @@ class Scorer:
                 oof[rows, h] = p
         # kNN memory: every training row, targets NaN where unlabelled.
         self.knn_X_, self.knn_Y_ = X.astype(np.float32), Y.astype(np.float32)
-        self.sim_floor_ = unrelated_similarity(self.knn_X_, self.random_state)
         self.n_train_ = len(examples)
         # Hashes of the normalised training prompts, so evaluation and calibration can tell
         # when they are shown prompts this scorer learned from (no text is stored).
@@ -307,7 +314,10 @@ class Scorer:
             text = fit_binary(T[tr & txt], y[tr & txt], self.text_C, text)
             Z[te, 1] = T[te] @ text[0] + text[1]  # without text: the intercept, as in prediction
             if parts is None:
-                Z[te, 2] = logit(knn_mean(X[te], X[tr], y[tr, None], self.knn_k)[:, 0])
+                knn = knn_mean(
+                    X[te], X[tr], y[tr, None], self.knn_k, self.knn_shrink, self.sim_floor_
+                )
+                Z[te, 2] = logit(knn[:, 0])
         comps = 4 if self.shared_ is not None else 3
         if len(uniq) > 1:
             w = fit_stacker(Z[:, :comps], y)
@@ -337,11 +347,12 @@ class Scorer:
         groups: dict[bytes, list[int]] = {}
         for h in range(labelled.shape[1]):
             groups.setdefault(np.packbits(labelled[:, h]).tobytes(), []).append(h)
-        self._knn_groups: list[tuple[np.ndarray | None, np.ndarray, list[int]]] = []
+        self._knn_groups: list[tuple[np.ndarray | None, np.ndarray, list[int], np.ndarray]] = []
         for heads in groups.values():
             rows = np.flatnonzero(labelled[:, heads[0]])
             subset = None if len(rows) == len(labelled) else rows
-            self._knn_groups.append((subset, self.knn_Y_[np.ix_(rows, heads)], heads))
+            targets = self.knn_Y_[np.ix_(rows, heads)]
+            self._knn_groups.append((subset, targets, heads, targets.mean(axis=0)))
         self._text_WT = np.ascontiguousarray(self.text_W_.T)
         # The neighbour memory column-major, so that M.T is contiguous: x @ M.T on a row-major
         # (rows, dims) array took 2.5 ms for one query against 0.8 ms (OpenBLAS, 14k rows, one
@@ -374,12 +385,15 @@ class Scorer:
         evidence = np.zeros_like(z_emb)
         for start in range(0, len(X), 1024):
             sims = X[start : start + 1024].astype(np.float32) @ self.knn_X_.T
-            for subset, targets, heads in self._knn_groups:
+            for subset, targets, heads, prior in self._knn_groups:
                 sub = sims if subset is None else sims[:, subset]
                 k = min(self.knn_k, sub.shape[1])
                 nn = np.argpartition(-sub, k - 1, axis=1)[:, :k]
-                z_knn[start : start + 1024, heads] = logit(targets[nn].mean(axis=1))
                 near = np.take_along_axis(sub, nn, axis=1)
+                estimate = neighbour_estimate(
+                    near, targets[nn], self.knn_shrink, getattr(self, "sim_floor_", None), prior
+                )
+                z_knn[start : start + 1024, heads] = logit(estimate)
                 evidence[start : start + 1024, heads] = self.neighbour_weights(near).sum(axis=1)[
                     :, None
                 ]
@@ -397,7 +411,7 @@ class Scorer:
         floor = getattr(self, "sim_floor_", None)
         if floor is None:
             return np.full_like(similarity, np.nan)
-        return np.clip((similarity - floor) / (1.0 - floor), 0.0, 1.0)
+        return neighbour_weights(similarity, floor)
 
     def predict(self, X: np.ndarray, texts: Sequence[str]) -> ScoreBatch:
         """Every score for embeddings `X` of `texts`."""
@@ -511,6 +525,7 @@ class Scorer:
                 "C": self.C,
                 "text_C": self.text_C,
                 "knn_k": self.knn_k,
+                "knn_shrink": self.knn_shrink,
                 "calibration_folds": self.calibration_folds,
                 "max_features": self.max_features,
                 "shared_dims": self.shared_dims if self.shared_ is not None else None,
@@ -558,7 +573,8 @@ class Scorer:
                 f"{encoder_identity!r}; retrain with `router train` or set encoder to match"
             )
         try:
-            self = cls(**meta["params"])
+            # Saved before knn_shrink existed: the plain neighbour mean it was fitted with.
+            self = cls(**{"knn_shrink": 0.0, **meta["params"]})
             self.encoder_identity_ = meta["encoder"]
             self.domains_ = list(meta["domains"])
             self.models_ = list(meta["models"])
