@@ -15,7 +15,6 @@ Records bench/results/smollm2_pool.json.
 from __future__ import annotations
 
 import argparse
-import copy
 import os
 import sys
 from collections import defaultdict
@@ -33,8 +32,8 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 from router.core.config import load_config  # noqa: E402
 from router.core.data import read_jsonl  # noqa: E402
 from router.core.encoder import load_encoder  # noqa: E402
+from router.evaluation import free_model  # noqa: E402
 from router.evaluation import metrics as M  # noqa: E402
-from router.evaluation.evaluate import EvalData, evaluate  # noqa: E402
 from router.evaluation.train import embed_examples  # noqa: E402
 
 SMOL = "smollm2-135m"
@@ -119,17 +118,6 @@ def profile_tables(rows) -> tuple[list[dict], dict]:
     return tables, overall
 
 
-def without_smol(rows):
-    out = []
-    for r in rows:
-        r = copy.deepcopy(r)
-        r.scores.pop(SMOL, None)
-        if r.costs:
-            r.costs.pop(SMOL, None)
-        out.append(r)
-    return out
-
-
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--data", default=str(ROOT / "data/routing/smollm2.jsonl"))
@@ -142,7 +130,6 @@ def main() -> None:
     cfg = load_config(ROOT / "config.yaml")
     enc = load_encoder(cfg.encoder.name, cfg.encoder.max_tokens, cache_size=0)
     X = embed_examples(enc, pool)
-    reports = {}
     picks = {}
 
     def diagnose(name):
@@ -154,10 +141,10 @@ def main() -> None:
 
         return extra
 
-    for name, data_rows in (("9 models", without_smol(pool)), ("10 models (+SmolLM2 $0)", pool)):
-        data = EvalData.from_examples(data_rows)
-        rep = evaluate(data, X, encoder_identity=enc.identity, cv=args.cv, extra=diagnose(name))
-        reports[name] = (data, rep)
+    check = free_model.compare(pool, SMOL, X, enc.identity, cv=args.cv, extra=diagnose)
+    names = {free_model.WITHOUT: "9 models", free_model.WITH: "10 models (+SmolLM2 $0)"}
+    reports = {names[k]: v for k, v in check.reports.items()}
+    picks = {names[k]: v for k, v in picks.items()}
     base_data, _ = reports["9 models"]
     q_single = base_data.scores.mean(axis=0)
     c_single = base_data.costs.mean(axis=0)
@@ -179,7 +166,6 @@ def main() -> None:
         **{f"profile_{k}": v for k, v in overall.items()},
     }
     pool_rows = []
-    curves = {}
     for name, (_data, rep) in reports.items():
         for cv_ in rep.curves:
             if cv_.name not in ("router", "random", "oracle"):
@@ -188,7 +174,6 @@ def main() -> None:
             fmt = ["-" if c is None else f"{c:.3f}" for c in cells]
             print(f"| {name} | {cv_.name} | {fmt[0]} | {fmt[1]} | {fmt[2]} |")
             pool_rows.append([name, cv_.name, *cells])
-            curves[(name, cv_.name)] = cv_
     tables.append(
         {
             "title": f"the dcrouter pool on the profiled prompts, {args.cv}-fold CV by prompt text",
@@ -203,15 +188,8 @@ def main() -> None:
             "rows": pool_rows,
         }
     )
-    # Does the free model lower the router's quality at any budget? Compare the best quality
-    # each pool's router reaches within every budget on a grid up to the priciest model.
-    grid = np.linspace(0, float(c_single.max()), 201)
-    a, b = curves[("9 models", "router")], curves[("10 models (+SmolLM2 $0)", "router")]
-    worse = []
-    for g in grid:
-        qa, qb = M.quality_at_cost(a.cost, a.quality, g), M.quality_at_cost(b.cost, b.quality, g)
-        if qa is not None and (qb is None or qb < qa - 1e-9):
-            worse.append((g, qa, qb))
+    # Does the free model lower the router's quality at any budget (free_model.py)?
+    grid, worse = check.grid, check.worse
     print(
         f"\nbudgets (of {len(grid)}, $0 to the priciest model) where the router with SmolLM2 "
         f"is worse than without: {len(worse)}"
@@ -220,9 +198,7 @@ def main() -> None:
         print(f"  ${g * 1000:.4f}/1k: without {qa:.3f}, with {qb}")
     out["budget_grid"] = len(grid)
     out["budgets_worse_with_smollm2"] = len(worse)
-    out["worst_drop_with_smollm2"] = max(
-        (qa - qb for _, qa, qb in worse if qb is not None), default=0.0
-    )
+    out["worst_drop_with_smollm2"] = check.worst_drop
     out["budgets_worse_usd_per_1k"] = [1000 * worse[0][0], 1000 * worse[-1][0]] if worse else None
     d9, p9 = picks["9 models"]
     d10, p10 = picks["10 models (+SmolLM2 $0)"]

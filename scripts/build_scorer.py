@@ -11,7 +11,9 @@
    recorded figures (an artifact from before the gate), the previous design stands in for
    them: the same fits, stacked without the shared-difficulty model.
 3. Refuses, exit 1, when a gated figure (APGR on RouteLLM, quality at the best single model's
-   cost on dcrouter; CV or leave-one-source-out) is worse, unless --force.
+   cost on dcrouter; CV or leave-one-source-out) is worse, unless --force; and when SmolLM2,
+   added to the dcrouter pool at $0, lowers the router's quality at any budget
+   (router/evaluation/free_model.py, CV on its profiled dcrouter prompts), unless --force.
 4. Trains on every dataset without the held-out 20% of prompts (`make policies` verifies on
    them), saves the artifact with the figures it measured, and records them in
    bench/results/routing_<data>.json for BENCHMARKS.md.
@@ -38,7 +40,7 @@ from router.core.config import load_config  # noqa: E402
 from router.core.data import held_out, read_jsonl, read_many  # noqa: E402
 from router.core.encoder import load_encoder  # noqa: E402
 from router.core.scorer import Scorer  # noqa: E402
-from router.evaluation import gate  # noqa: E402
+from router.evaluation import free_model, gate  # noqa: E402
 from router.evaluation.evaluate import NO_SHARED  # noqa: E402
 from router.evaluation.train import embed_examples  # noqa: E402
 
@@ -46,6 +48,9 @@ DATA = ROOT / "data" / "routing"
 TRAIN_FILES = ("routellm.jsonl", "dcrouter.jsonl", "smollm2.jsonl")
 EVAL_FILES = {"routellm": "routellm.jsonl", "dcrouter": "dcrouter.jsonl"}
 OUT = ROOT / "router" / "artifacts" / "default"
+# The free model of the check that a model at $0 never lowers quality: SmolLM2's profiled
+# dcrouter prompts, where the dcrouter pool's nine models were scored too.
+FREE_MODEL, FREE_DATA = "smollm2-135m", DATA / "smollm2.jsonl"
 HOLD_OUT = 0.2
 
 
@@ -59,8 +64,42 @@ def table(rows: list[list[str]]) -> str:
     return "\n".join(lines + ["| " + " | ".join(r) + " |" for r in rows])
 
 
+def check_free_model(embed, encoder_identity: str, params: dict, stacked: bool, cv: int):
+    """The design with and without a free model in the dcrouter pool (free_model.py), on the
+    curve of the design that ships; None when the profile is not there."""
+    if not FREE_DATA.is_file():
+        say(f"{FREE_DATA.name} is missing: the free-model check is skipped")
+        return None
+    rows = [
+        r
+        for r in read_jsonl(FREE_DATA)
+        if r.source.startswith("dcrouter/") and FREE_MODEL in r.scores
+    ]
+    say(f"free-model check: {FREE_MODEL} at $0 in the dcrouter pool, {len(rows)} prompts, CV {cv}")
+    check = free_model.compare(
+        rows,
+        FREE_MODEL,
+        embed(rows),
+        encoder_identity,
+        cv=cv,
+        scorer_params=params,
+        curve="router" if stacked else NO_SHARED,
+    )
+    print(
+        f"free-model check: with {FREE_MODEL} at $0 the router's quality is lower at "
+        f"{len(check.worse)} of {len(check.grid)} budgets (worst drop {check.worst_drop:.4f})"
+    )
+    return check
+
+
 def train_and_save(
-    out: Path, embed, encoder_identity: str, params: dict, stacked: bool, figures: dict
+    out: Path,
+    embed,
+    encoder_identity: str,
+    params: dict,
+    stacked: bool,
+    figures: dict,
+    free: dict | None = None,
 ) -> int:
     """The shipped scorer: every dataset without the held-out prompts, its figures recorded.
     Not `stacked`: the design without the shared difficulty in the stack, the shared model
@@ -77,6 +116,7 @@ def train_and_save(
             "held_out_share": HOLD_OUT,
             "evaluation": figures,
             "shared_stacked": stacked,
+            **({"free_model_check": free} if free is not None else {}),
         },
     )
     print(f"\nwrote {out}")
@@ -129,7 +169,15 @@ def main(argv: list[str] | None = None) -> int:
             print(f"--retrain-only: {args.out} measured no figures for the design {params}")
             return 1
         stacked = meta.get("shared_stacked", True)
-        return train_and_save(args.out, embed, enc.identity, params, stacked, meta["evaluation"])
+        return train_and_save(
+            args.out,
+            embed,
+            enc.identity,
+            params,
+            stacked,
+            meta["evaluation"],
+            meta.get("free_model_check"),
+        )
 
     eval_sets = {name: read_jsonl(DATA / f) for name, f in EVAL_FILES.items()}
     train_also = {
@@ -194,10 +242,19 @@ def main(argv: list[str] | None = None) -> int:
         if not args.force:
             print(f"\nnot overwriting {args.out}: rerun with --force to ship it anyway")
             return 1
+    # A model at $0 must never lower quality at any budget: a design that lets one is refused
+    # like a worse figure (a noisier estimate can make a free, weaker model win on noise).
+    free = check_free_model(embed, enc.identity, params, stacked, args.cv)
+    if free is not None and free.worse:
+        print(f"\na free {FREE_MODEL} lowers the router's quality at some budgets")
+        if not args.force:
+            print(f"\nnot overwriting {args.out}: rerun with --force to ship it anyway")
+            return 1
     if args.measure_only:
         return 0
 
-    train_and_save(args.out, embed, enc.identity, params, stacked, new)
+    summary = free.summary() if free is not None else None
+    train_and_save(args.out, embed, enc.identity, params, stacked, new, summary)
     if not args.no_record:
         from results import eval_figures, eval_table, record
 

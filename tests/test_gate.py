@@ -62,6 +62,9 @@ def build_scorer(monkeypatch):
     monkeypatch.setattr(mod, "read_jsonl", lambda path: [])
     monkeypatch.setattr(mod, "read_many", lambda paths: [])
     monkeypatch.setattr(mod, "train_and_save", lambda out, *a: trained.append((out, *a)) or 0)
+    # The free-model check passes unless a test says otherwise (tests/test_free_model.py
+    # measures it for real).
+    monkeypatch.setattr(mod, "check_free_model", lambda *a, **k: None)
     mod.trained = trained
     return mod
 
@@ -80,8 +83,8 @@ def test_make_model_refuses_to_overwrite_a_better_artifact_unless_forced(
     assert "not overwriting" in printed and build_scorer.trained == []
     assert json.loads((out / "scorer.json").read_text()) == shipped
     assert build_scorer.main(["--out", str(out), "--no-record", "--force"]) == 0
-    ((where, _embed, _identity, params, stacked, _figures),) = build_scorer.trained
-    assert where == out and params == {"shared_dims": 8} and stacked
+    ((where, _embed, _identity, params, stacked, _figures, _free),) = build_scorer.trained
+    assert where == out and params == {"shared_dims": 8, "knn_shrink": 0.0} and stacked
 
 
 def test_the_shared_difficulty_is_stacked_only_if_the_same_fits_measure_no_worse_with_it(
@@ -98,7 +101,38 @@ def test_the_shared_difficulty_is_stacked_only_if_the_same_fits_measure_no_worse
     assert "routellm cv: apgr 0.66 < previous 0.7" in printed
     assert "shipping the stack without it" in printed
     assert "the previous design (no shared difficulty), from the same fits" in printed
-    ((_out, _embed, _identity, params, stacked, figures),) = build_scorer.trained
+    ((_out, _embed, _identity, params, stacked, figures, _free),) = build_scorer.trained
     # The shared model still ships (shared_dims), unstacked, with the figures of that design.
-    assert params == {"shared_dims": 8} and not stacked
+    assert params == {"shared_dims": 8, "knn_shrink": 0.0} and not stacked
     assert figures == gate.figures_of(runs, "router-no-shared")
+
+
+def test_make_model_refuses_a_design_where_a_free_model_lowers_quality_unless_forced(
+    build_scorer, monkeypatch, tmp_path, capsys
+):
+    import numpy as np
+
+    from router.evaluation.free_model import FreeModelCheck
+
+    out = tmp_path / "default"
+    monkeypatch.setattr(build_scorer.gate, "measure", lambda *a, **k: measured())
+    lost = FreeModelCheck("smollm2-135m", {}, np.linspace(0, 1, 201), [(0.5, 0.64, 0.63)])
+    seen = []
+    monkeypatch.setattr(
+        build_scorer, "check_free_model", lambda *a, **k: seen.append(a[2:]) or lost
+    )
+    assert build_scorer.main(["--out", str(out), "--no-record"]) == 1
+    printed = capsys.readouterr().out
+    assert "a free smollm2-135m lowers the router's quality" in printed
+    assert "not overwriting" in printed and build_scorer.trained == []
+    # It checks the design being built, on the curve that ships (here: stacked).
+    assert seen == [({"shared_dims": 8, "knn_shrink": 0.0}, True, 5)]
+    assert build_scorer.main(["--out", str(out), "--no-record", "--force"]) == 0
+    # Forced, the artifact records what the check found.
+    ((*_, free),) = build_scorer.trained
+    assert free == {
+        "model": "smollm2-135m",
+        "budget_grid": 201,
+        "budgets_worse": 1,
+        "worst_drop": pytest.approx(0.01),
+    }

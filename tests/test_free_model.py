@@ -1,0 +1,105 @@
+"""A free model in a pool: the comparison `make model` gates on (router/evaluation/free_model.py),
+measured for real: scorers trained per fold on a synthetic pool."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from router.core.data import Example
+from router.evaluation import free_model
+from router.evaluation.evaluate import Curve
+
+
+def pool(n: int = 240, free: str = "perfect", seed: int = 0):
+    """Maths prompts along axis 0, code along axis 1, difficulty along axis 2. "cheap" ($1)
+    fails the hard ones, "big" ($10) answers all; "free" ($0) as asked."""
+    rng = np.random.default_rng(seed)
+    X, rows = [], []
+    for i in range(n):
+        v = rng.normal(0, 0.3, 16)
+        maths = i % 2 == 0
+        v[0 if maths else 1] += 2.0
+        hard = rng.random() < 0.5
+        v[2] += 2.0 if hard else -2.0
+        X.append(v / np.linalg.norm(v))
+        free_score = {"perfect": 1.0, "useless": 0.0}[free]
+        rows.append(
+            Example(
+                prompt=f"{'solve' if maths else 'write'} {'hard proof' if hard else 'easy'} {i}",
+                source="gsm8k" if maths else "mmlu/college_computer_science",
+                scores={"cheap": 0.0 if hard else 1.0, "big": 1.0, "free": free_score},
+                costs={"cheap": 1e-6, "big": 1e-5, "free": 0.0},
+                cheap_models=["cheap"],
+            )
+        )
+    return np.array(X), rows
+
+
+def curve(cost, quality) -> Curve:
+    return Curve("router", np.array(cost, float), np.array(quality, float))
+
+
+def test_budgets_where_the_pool_with_the_model_reaches_less_are_listed():
+    without = curve([0.0, 1.0, 2.0], [0.5, 0.6, 0.7])
+    better = curve([0.0, 1.0, 2.0], [0.55, 0.6, 0.7])
+    worse = curve([0.0, 1.0, 2.0], [0.5, 0.58, 0.7])
+    grid = np.array([0.0, 0.5, 1.0, 1.5, 2.0])
+    assert free_model.budgets_worse(without, better, grid) == []
+    assert free_model.budgets_worse(without, worse, grid) == [
+        (1.0, 0.6, 0.58),
+        (1.5, 0.6, 0.58),
+    ]
+    # Nothing within a budget that the pool without it could afford: worse too.
+    pricier = curve([1.0, 2.0], [0.6, 0.7])
+    assert free_model.budgets_worse(without, pricier, grid)[:2] == [
+        (0.0, 0.5, None),
+        (0.5, 0.5, None),
+    ]
+
+
+def test_a_free_model_right_on_every_prompt_never_lowers_quality():
+    X, rows = pool(free="perfect")
+    check = free_model.compare(rows, "free", X, "fake/16", cv=3)
+    assert len(check.grid) == free_model.GRID_POINTS and check.grid[-1] == pytest.approx(1e-5)
+    assert check.worse == [] and check.worst_drop == 0.0
+    assert check.summary() == {
+        "model": "free",
+        "budget_grid": 201,
+        "budgets_worse": 0,
+        "worst_drop": 0.0,
+    }
+    without, with_ = (check.reports[k][0] for k in (free_model.WITHOUT, free_model.WITH))
+    assert "free" not in without.models and "free" in with_.models
+    # The rows given are left as they were.
+    assert all("free" in r.scores and "free" in r.costs for r in rows)
+    # Everything right at $0: the router takes it.
+    with_curve = free_model.router_curve(check.reports[free_model.WITH][1])
+    assert np.interp(0.0, with_curve.cost, with_curve.quality) == pytest.approx(1.0)
+
+
+def test_the_check_finds_the_budgets_a_free_model_that_always_fails_costs():
+    # Not a property the policy guarantees: near the cheap model's cost, the cost-weighted
+    # choice sends some prompts the cheap model would answer to the free one, which fails
+    # them. The check is what keeps a shipped scorer from doing that on real data.
+    X, rows = pool(free="useless")
+    check = free_model.compare(rows, "free", X, "fake/16", cv=3)
+    assert check.worse and check.worst_drop > 0
+    curves = [
+        free_model.router_curve(check.reports[k][1]) for k in (free_model.WITHOUT, free_model.WITH)
+    ]
+    assert check.worse == free_model.budgets_worse(*curves, check.grid)
+    for _budget, without, with_ in check.worse:
+        assert with_ is None or with_ < without
+
+
+def test_the_pool_must_score_the_model_at_no_cost():
+    X, rows = pool(n=40)
+    rows[3].costs["free"] = 1e-6
+    with pytest.raises(ValueError, match="must cost \\$0"):
+        free_model.compare(rows, "free", X, "fake/16", cv=2)
+    del rows[5].scores["free"]
+    with pytest.raises(ValueError, match="every row must have a score for 'free'"):
+        free_model.compare(rows, "free", X, "fake/16", cv=2)
+    with pytest.raises(ValueError, match="no rows"):
+        free_model.compare([], "free", X[:0], "fake/16")
