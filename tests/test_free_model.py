@@ -79,9 +79,10 @@ def test_a_free_model_right_on_every_prompt_never_lowers_quality():
 
 
 def test_the_check_finds_the_budgets_a_free_model_that_always_fails_costs():
-    # Not a property the policy guarantees: near the cheap model's cost, the cost-weighted
-    # choice sends some prompts the cheap model would answer to the free one, which fails
-    # them. The check is what keeps a shipped scorer from doing that on real data.
+    # Not a property the policy guarantees: with it the router sends the hard prompts to the
+    # free model, and every one of them leaves it for the large model at the same cost weight,
+    # so its curve jumps where the pool without it climbs point by point. The check is what
+    # keeps a shipped scorer from losing that way on real data.
     X, rows = pool(free="useless")
     check = free_model.compare(rows, "free", X, "fake/16", cv=3)
     assert check.worse and check.worst_drop > 0
