@@ -131,20 +131,22 @@ def main() -> None:
     enc = load_encoder(cfg.encoder.name, cfg.encoder.max_tokens, cache_size=0)
     X = embed_examples(enc, pool)
     picks = {}
+    names = {free_model.WITHOUT: "9 models", free_model.WITH: "10 models (+SmolLM2 $0)"}
 
     def diagnose(name):
         # The top-quality end of the sweep (cost weight 0) sends each prompt to the model with
         # the highest predicted success: record those picks, out of fold.
         def extra(data, preds, folds, cross_validated):
-            picks[name] = (data, np.nanargmax(np.nan_to_num(preds.success, nan=-1.0), axis=1))
+            picks[names[name]] = (
+                data,
+                np.nanargmax(np.nan_to_num(preds.success, nan=-1.0), axis=1),
+            )
             return [], {}
 
         return extra
 
     check = free_model.compare(pool, SMOL, X, enc.identity, cv=args.cv, extra=diagnose)
-    names = {free_model.WITHOUT: "9 models", free_model.WITH: "10 models (+SmolLM2 $0)"}
     reports = {names[k]: v for k, v in check.reports.items()}
-    picks = {names[k]: v for k, v in picks.items()}
     base_data, _ = reports["9 models"]
     q_single = base_data.scores.mean(axis=0)
     c_single = base_data.costs.mean(axis=0)

@@ -6,34 +6,19 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from router.core.data import Example
 from router.evaluation import free_model
 from router.evaluation.evaluate import Curve
+from tests.test_scorer import synthetic
 
 
 def pool(n: int = 240, free: str = "perfect", seed: int = 0):
-    """Maths prompts along axis 0, code along axis 1, difficulty along axis 2. "cheap" ($1)
-    fails the hard ones, "big" ($10) answers all; "free" ($0) as asked."""
-    rng = np.random.default_rng(seed)
-    X, rows = [], []
-    for i in range(n):
-        v = rng.normal(0, 0.3, 16)
-        maths = i % 2 == 0
-        v[0 if maths else 1] += 2.0
-        hard = rng.random() < 0.5
-        v[2] += 2.0 if hard else -2.0
-        X.append(v / np.linalg.norm(v))
-        free_score = {"perfect": 1.0, "useless": 0.0}[free]
-        rows.append(
-            Example(
-                prompt=f"{'solve' if maths else 'write'} {'hard proof' if hard else 'easy'} {i}",
-                source="gsm8k" if maths else "mmlu/college_computer_science",
-                scores={"cheap": 0.0 if hard else 1.0, "big": 1.0, "free": free_score},
-                costs={"cheap": 1e-6, "big": 1e-5, "free": 0.0},
-                cheap_models=["cheap"],
-            )
-        )
-    return np.array(X), rows
+    """test_scorer's synthetic prompts (maths and code, half of them hard): "small" ($1) fails
+    the hard ones, "big" ($10) answers all; "free" ($0) answers all or none."""
+    X, rows = synthetic(n, seed)
+    for r in rows:
+        r.scores["free"] = {"perfect": 1.0, "useless": 0.0}[free]
+        r.costs = {"small": 1e-6, "big": 1e-5, "free": 0.0}
+    return X, rows
 
 
 def curve(cost, quality) -> Curve:

@@ -181,8 +181,10 @@ class Scorer:
         self.cheap_models_ = cheap
         shared_oof = self._fit_shared(X, Y, folds, say)
         say("nearest neighbours")
+        # The kNN memory: every training row, targets NaN where unlabelled.
+        self.knn_X_, self.knn_Y_ = X.astype(np.float32), Y.astype(np.float32)
         # What "unrelated" looks like in this encoder's space: the evidence weights' zero.
-        self.sim_floor_ = unrelated_similarity(X.astype(np.float32), self.random_state)
+        self.sim_floor_ = unrelated_similarity(self.knn_X_, self.random_state)
         knn_oof = knn_out_of_fold(X, Y, folds, self.knn_k, self.knn_shrink, self.sim_floor_)
         oof = np.full((len(examples), 2), np.nan)  # difficulty and gain, out of fold
         self.stack_ablated_ = np.zeros((H, 5)) if self.shared_ is not None else None
@@ -199,8 +201,6 @@ class Scorer:
             p = self._fit_head(h, X[rows], T[rows], Y[rows, h], folds[rows], has_text[rows], parts)
             if h < 2 and p is not None:
                 oof[rows, h] = p
-        # kNN memory: every training row, targets NaN where unlabelled.
-        self.knn_X_, self.knn_Y_ = X.astype(np.float32), Y.astype(np.float32)
         self.n_train_ = len(examples)
         # Hashes of the normalised training prompts, so evaluation and calibration can tell
         # when they are shown prompts this scorer learned from (no text is stored).
