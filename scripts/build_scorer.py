@@ -136,6 +136,11 @@ def main(argv: list[str] | None = None) -> int:
         default=0.0,
         help="pseudo-rows at the training mean in the kNN component (0: the plain mean)",
     )
+    ap.add_argument(
+        "--no-source-prior",
+        action="store_true",
+        help="success heads without the source prior (the design before it)",
+    )
     ap.add_argument("--tolerance", type=float, default=0.0, help="how much worse still passes")
     ap.add_argument("--no-record", action="store_true", help="leave bench/results alone")
     ap.add_argument(
@@ -156,14 +161,20 @@ def main(argv: list[str] | None = None) -> int:
     def embed(rows):
         return embed_examples(enc, rows)
 
-    params = {"shared_dims": args.shared_dims or None, "knn_shrink": args.knn_shrink}
+    params = {
+        "shared_dims": args.shared_dims or None,
+        "knn_shrink": args.knn_shrink,
+        "source_prior": not args.no_source_prior,
+    }
     if args.retrain_only:
         meta = json.loads((args.out / "scorer.json").read_text(encoding="utf-8"))
         recorded = meta.get("params", {})
-        # An artifact saved before knn_shrink existed used the plain neighbour mean.
+        # An artifact saved before knn_shrink or the source prior existed used the plain
+        # neighbour mean and no source prior.
         shipped = {
             "shared_dims": recorded.get("shared_dims"),
             "knn_shrink": recorded.get("knn_shrink", 0.0),
+            "source_prior": recorded.get("source_prior", False),
         }
         if meta.get("evaluation") is None or shipped != params:
             print(f"--retrain-only: {args.out} measured no figures for the design {params}")

@@ -113,7 +113,7 @@ def test_each_component_carries_signal_and_the_stacker_weights_them(fitted):
     s, X, exs = fitted
     # Stacker weights for [embedding, text, kNN, shared difficulty, bias]: the difficulty
     # head uses its inputs.
-    assert s.stack_.shape == (4, 5)
+    assert s.stack_.shape == (4, 6)
     assert np.abs(s.stack_[0, :4]).sum() > 0.5
 
 
@@ -240,3 +240,96 @@ def test_knn_shrink_is_saved_and_an_older_artifact_loads_with_the_plain_mean(tmp
         return np.log(p / (1 - p))
 
     assert np.abs(log_odds(older) - log_odds(s)).max() > 0.1
+
+
+def sourced(n=900, seed=0, start=0):
+    """Three sources that the embedding tells apart only roughly, and two models whose success
+    rate is set by the source alone (A: 0.9 / 0.5 / 0.1, B the reverse): within a source the
+    labels are coin flips, so the truth for a prompt is its source's rate."""
+    rng = np.random.default_rng(seed)
+    rates = {
+        "gsm8k": (0.9, 0.1),
+        "mmlu/abstract_algebra": (0.5, 0.5),
+        "mmlu/college_computer_science": (0.1, 0.9),
+    }
+    X, exs, truth = [], [], []
+    for i in range(start, start + n):
+        name = list(rates)[i % 3]
+        v = rng.normal(0, 1.0, 16)
+        v[i % 3] += 2.5
+        X.append(v / np.linalg.norm(v))
+        pa, pb = rates[name]
+        exs.append(
+            Example(
+                prompt=f"question number {i}",
+                source=name,
+                scores={"A": float(rng.random() < pa), "B": float(rng.random() < pb)},
+                cheap_models=["A"],
+            )
+        )
+        truth.append((pa, pb))
+    return np.array(X), exs, np.array(truth)
+
+
+def test_the_source_prior_is_stacked_on_success_heads_and_steadies_them():
+    from router.core.scorer import SOURCE
+
+    X, exs, _ = sourced()
+    Xt, test, truth = sourced(300, seed=1, start=900)
+    with_prior = Scorer().fit(X, exs, "fake/16")
+    without = Scorer(source_prior=False).fit(X, exs, "fake/16")
+    heads = with_prior.heads_
+    success = [h for h, name in enumerate(heads) if name.startswith("success:")]
+    # Thresholded heads compare nothing across models: no source prior there.
+    assert np.all(with_prior.stack_[:2, SOURCE] == 0)
+    assert np.all(with_prior.stack_[success, SOURCE] > 0.2)
+    assert np.all(without.stack_[:, SOURCE] == 0)
+
+    def error(scorer):
+        b = scorer.predict(Xt, texts(test))
+        cols = [scorer.models_.index(m) for m in ("A", "B")]
+        return np.abs(b.success[:, cols] - truth).mean()
+
+    # Closer to each prompt's true rate than the same scorer without it.
+    assert error(with_prior) < 0.95 * error(without)
+
+
+def test_the_source_prior_is_saved_and_a_format_3_artifact_loads_without_it(tmp_path):
+    from router.core.scorer import SOURCE
+
+    X, exs, _ = sourced(300)
+    s = Scorer().fit(X, exs, "fake/16")
+    s.save(tmp_path / "sc")
+    loaded = Scorer.load(tmp_path / "sc")
+    assert loaded.source_prior and loaded.knn_S_ is not None
+    np.testing.assert_allclose(
+        loaded.predict_heads(X[:30], texts(exs[:30])),
+        s.predict_heads(X[:30], texts(exs[:30])),
+        atol=2e-3,
+    )
+    # As format 3 saved it: no knn_S, a five-column stack, no source_prior parameter.
+    with np.load(tmp_path / "sc" / "weights.npz") as z:
+        arrays = {k: z[k] for k in z.files if k != "knn_S"}
+    arrays["stack"] = np.delete(arrays["stack"], SOURCE, axis=1)
+    np.savez_compressed(tmp_path / "sc" / "weights.npz", **arrays)
+    meta = json.loads((tmp_path / "sc" / "scorer.json").read_text())
+    meta["format_version"] = 3
+    del meta["params"]["source_prior"]
+    (tmp_path / "sc" / "scorer.json").write_text(json.dumps(meta))
+    older = Scorer.load(tmp_path / "sc")
+    assert not older.source_prior and older.knn_S_ is None
+    assert older.stack_.shape == s.stack_.shape and not older.stack_[:, SOURCE].any()
+    # Without its source prior, the success estimates move.
+    moved = older.predict_heads(X[:30], texts(exs[:30])) - s.predict_heads(X[:30], texts(exs[:30]))
+    assert np.abs(moved[:, 2:]).max() > 0.01
+
+
+def test_source_means_start_from_the_head_mean():
+    from router.core.heads import source_means
+
+    Y = np.array([[1.0, np.nan], [1.0, 0.0], [0.0, 1.0], [0.0, np.nan]])
+    S = source_means(Y, np.array(["a", "a", "b", "b"]), shrink=2.0)
+    # Head 0: mean 0.5; source a has two 1s → (2 + 2 × 0.5) / (2 + 2).
+    assert S[0, 0] == pytest.approx(0.75) and S[2, 0] == pytest.approx(0.25)
+    assert np.isnan(S[0, 1]) and np.isnan(S[3, 1])
+    assert S[1, 1] == pytest.approx((0 + 2 * 0.5) / 3) and S[2, 1] == pytest.approx(2 / 3)

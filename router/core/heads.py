@@ -13,6 +13,9 @@ import numpy as np
 from router.core.data import Example, tier_outcomes
 
 EPS = 1e-4
+# Pseudo-rows at a head's mean that each source's mean starts from (`source_means`): a source
+# with a handful of labelled rows says little, one with hundreds speaks for itself.
+SOURCE_SHRINK = 10.0
 
 
 def sigmoid(z: np.ndarray) -> np.ndarray:
@@ -128,15 +131,50 @@ def knn_mean(
     """Target of the k most similar reference rows (cosine: rows are unit-norm): their mean, or
     with `shrink` their similarity-weighted mean shrunk to the reference mean
     (`neighbour_estimate`)."""
+    return knn_means(Xq, Xref, Yref, k, shrink, floor)[0]
+
+
+def knn_means(
+    Xq: np.ndarray,
+    Xref: np.ndarray,
+    Yref: np.ndarray,
+    k: int,
+    shrink: float = 0.0,
+    floor: float | None = None,
+    also: np.ndarray | None = None,
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """`knn_mean`, and the plain mean of `also` (reference rows' other values: their sources'
+    means, `source_means`) over the same neighbours, from one search; None without `also`."""
     k = min(k, len(Xref))
     prior = Yref.mean(axis=0)
     out = np.zeros((len(Xq), Yref.shape[1]))
+    extra = None if also is None else np.zeros((len(Xq), also.shape[1]))
     for s in range(0, len(Xq), 1024):
         sims = Xq[s : s + 1024] @ Xref.T
         nn = np.argpartition(-sims, k - 1, axis=1)[:, :k]
         near = np.take_along_axis(sims, nn, axis=1)
         out[s : s + 1024] = neighbour_estimate(near, Yref[nn], shrink, floor, prior)
-    return out
+        if extra is not None:
+            extra[s : s + 1024] = also[nn].mean(axis=1)
+    return out, extra
+
+
+def source_means(Y: np.ndarray, sources: np.ndarray, shrink: float = SOURCE_SHRINK) -> np.ndarray:
+    """(n, H): for each row, the mean target of its source (dataset and task, `Example.source`)
+    per head, from `shrink` pseudo-rows at the head's mean plus the source's labelled rows;
+    NaN where the row has no label for the head."""
+    labelled = ~np.isnan(Y)
+    if len(Y) == 0:
+        return np.full_like(Y, np.nan)
+    _, inv = np.unique(np.asarray(sources, dtype=str), return_inverse=True)
+    inv = inv.ravel()
+    values = np.where(labelled, Y, 0.0)
+    count = np.zeros((inv.max() + 1, Y.shape[1]))
+    total = np.zeros_like(count)
+    np.add.at(count, inv, labelled.astype(float))
+    np.add.at(total, inv, values)
+    mean = values.sum(axis=0) / np.maximum(labelled.sum(axis=0), 1)
+    return np.where(labelled, ((total + shrink * mean) / (count + shrink))[inv], np.nan)
 
 
 def unrelated_similarity(X: np.ndarray, seed: int, pairs: int = 20000) -> float:
@@ -155,12 +193,16 @@ def knn_out_of_fold(
     k: int,
     shrink: float = 0.0,
     floor: float | None = None,
-) -> np.ndarray:
+    sources: np.ndarray | None = None,
+) -> tuple[np.ndarray, np.ndarray | None]:
     """(n, H) out-of-fold log-odds of the kNN component of every head: the target of the k
     nearest training rows labelled for it (`knn_mean`). Heads labelled on the same rows share
     one neighbour search per fold (a third of the fitting time when each head searched on its
-    own)."""
+    own). With `sources` (one per row), also the source-prior component from the same
+    neighbours: the mean of their sources' means (`source_means`, from the fold's training rows
+    alone); else None."""
     out = np.zeros_like(Y)
+    prior = None if sources is None else np.zeros_like(Y)
     labelled = ~np.isnan(Y)
     groups: dict[bytes, list[int]] = {}
     for h in range(Y.shape[1]):
@@ -172,10 +214,13 @@ def knn_out_of_fold(
         for fold in uniq if len(uniq) > 1 else []:
             tr, te = rows[f != fold], rows[f == fold]
             if len(tr) and len(te):
-                out[np.ix_(te, heads)] = logit(
-                    knn_mean(X[te], X[tr], Y[np.ix_(tr, heads)], k, shrink, floor)
-                )
-    return out
+                Ytr = Y[np.ix_(tr, heads)]
+                also = None if sources is None else source_means(Ytr, sources[tr])
+                est, from_sources = knn_means(X[te], X[tr], Ytr, k, shrink, floor, also)
+                out[np.ix_(te, heads)] = logit(est)
+                if prior is not None:
+                    prior[np.ix_(te, heads)] = logit(from_sources)
+    return out, prior
 
 
 def head_targets(examples: Sequence[Example]) -> tuple[list[str], list[str], np.ndarray]:

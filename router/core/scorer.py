@@ -9,8 +9,12 @@ Heads (each a probability):
 
 Each binary head is a small ensemble, chosen on 5-fold CV (BENCHMARKS.md): logistic regression on
 the embedding, logistic regression on word TF-IDF (1-2 grams), and the mean target of the k
-nearest training prompts; a stacker (logistic regression on the three components' out-of-fold
-log-odds) weights and calibrates them.
+nearest training prompts; a stacker (logistic regression on the components' out-of-fold
+log-odds) weights and calibrates them. Success heads stack one more component, the source
+prior: the mean, over the same k neighbours, of their sources' mean outcomes for the model
+(`heads.source_means`). Comparing models on one prompt, each model's estimate carries its own
+noise, and the best-looking model is often the luckiest; what a model does on the tasks a
+prompt resembles is a steadier comparison (docs/evaluation.md, "The source prior").
 
 A saved scorer is a directory: `scorer.json` (metadata, vocabulary, calibration) and
 `weights.npz` (arrays, loaded with `allow_pickle=False`). Nothing in it is executed on load.
@@ -43,7 +47,6 @@ from router.core.heads import (
     fit_binary,
     fit_stacker,
     head_targets,
-    knn_mean,
     knn_out_of_fold,
     logit,
     neighbour_estimate,
@@ -51,15 +54,19 @@ from router.core.heads import (
     one_blas_thread,
     sigmoid,
     softmax,
+    source_means,
     temperature,
     unrelated_similarity,
 )
 from router.core.irt import SharedDifficulty
 from router.core.tfidf import TfidfFeatures, tfidf_vectorizer
 
-FORMAT_VERSION = 3
-# Format 2 (no shared-difficulty model, no evidence) still loads: its stack gains a zero weight.
-READABLE_VERSIONS = (2, 3)
+FORMAT_VERSION = 4
+# Format 2 (no shared-difficulty model, no evidence) and 3 (no source prior) still load: their
+# stacks gain zero weights.
+READABLE_VERSIONS = (2, 3, 4)
+# The stack's columns: a weight per component, then the bias.
+EMB, TEXT, KNN, SHARED, SOURCE, BIAS = range(6)
 Progress = Callable[[str], None]
 
 
@@ -100,6 +107,7 @@ class Scorer:
         max_features: int = 50000,
         random_state: int = 0,
         shared_dims: int | None = 8,
+        source_prior: bool = True,
     ) -> None:
         self.C = C
         self.text_C = text_C
@@ -113,6 +121,9 @@ class Scorer:
         # Latent traits of the shared-difficulty model (router/core/irt.py) that every head
         # stacks as a fourth component; None: no shared model (the scorer of format 2).
         self.shared_dims = shared_dims
+        # Success heads stack the source prior (`heads.source_means`); False: the design of
+        # format 3, without it.
+        self.source_prior = source_prior
 
     # ---- fitting ----------------------------------------------------------------------------
 
@@ -176,7 +187,7 @@ class Scorer:
         H, d, V = len(self.heads_), X.shape[1], T.shape[1]
         self.emb_W_, self.emb_b_ = np.zeros((H, d)), np.zeros(H)
         self.text_W_, self.text_b_ = np.zeros((H, V)), np.zeros(H)
-        self.stack_ = np.zeros((H, 5))
+        self.stack_ = np.zeros((H, BIAS + 1))
         cheap = sorted({m for ex in examples for m in ex.cheap_models} & set(self.models_))
         self.cheap_models_ = cheap
         shared_oof = self._fit_shared(X, Y, folds, say)
@@ -185,19 +196,26 @@ class Scorer:
         self.knn_X_, self.knn_Y_ = X.astype(np.float32), Y.astype(np.float32)
         # What "unrelated" looks like in this encoder's space: the evidence weights' zero.
         self.sim_floor_ = unrelated_similarity(self.knn_X_, self.random_state)
-        knn_oof = knn_out_of_fold(X, Y, folds, self.knn_k, self.knn_shrink, self.sim_floor_)
+        sources = np.array([ex.source for ex in examples]) if self.source_prior else None
+        knn_oof, source_oof = knn_out_of_fold(
+            X, Y, folds, self.knn_k, self.knn_shrink, self.sim_floor_, sources
+        )
+        # Each training row's source mean per head, for the source prior in prediction.
+        self.knn_S_ = None if sources is None else source_means(Y, sources).astype(np.float32)
+        if source_oof is None:
+            source_oof = np.zeros_like(Y)
         oof = np.full((len(examples), 2), np.nan)  # difficulty and gain, out of fold
-        self.stack_ablated_ = np.zeros((H, 5)) if self.shared_ is not None else None
+        self.stack_ablated_ = np.zeros((H, BIAS + 1)) if self.shared_ is not None else None
         full = None if full_heads_for is None else {f"success:{m}" for m in full_heads_for}
         for h, name in enumerate(self.heads_):
             if full is not None and h >= 2 and name not in full:
-                self.stack_[h, 3 if self.shared_ is not None else 2] = 1.0
+                self.stack_[h, SHARED if self.shared_ is not None else KNN] = 1.0
                 if self.stack_ablated_ is not None:
-                    self.stack_ablated_[h, 2] = 1.0
+                    self.stack_ablated_[h, KNN] = 1.0
                 continue
             rows = np.flatnonzero(~np.isnan(Y[:, h]))
             say(f"{name} head on {len(rows)} rows")
-            parts = np.column_stack([knn_oof[rows, h], shared_oof[rows, h]])
+            parts = np.column_stack([knn_oof[rows, h], shared_oof[rows, h], source_oof[rows, h]])
             p = self._fit_head(h, X[rows], T[rows], Y[rows, h], folds[rows], has_text[rows], parts)
             if h < 2 and p is not None:
                 oof[rows, h] = p
@@ -289,20 +307,18 @@ class Scorer:
         T,
         y: np.ndarray,
         folds: np.ndarray,
-        has_text: np.ndarray | None = None,
-        parts: np.ndarray | None = None,
+        has_text: np.ndarray,
+        parts: np.ndarray,
     ) -> np.ndarray | None:
         """Components out of fold → stacker; then the components on all rows.
 
         The text component learns only from rows with text (`has_text`); for the others it
         gives its intercept, as it does in prediction for an empty text, so the stacker learns
         how little it knows there. Returns the head's out-of-fold probabilities (None with a
-        single fold). `parts`: the kNN and shared-model log-odds, out of fold, computed for
-        every head at once (`_knn_out_of_fold`, `_fit_shared`)."""
-        txt = np.ones(len(y), dtype=bool) if has_text is None else has_text
-        Z = np.zeros((len(y), 4))
-        if parts is not None:
-            Z[:, 2:] = parts
+        single fold). `parts`: the kNN, shared-model and source-prior log-odds, out of fold,
+        computed for every head at once (`knn_out_of_fold`, `_fit_shared`)."""
+        Z = np.zeros((len(y), BIAS))
+        Z[:, [KNN, SHARED, SOURCE]] = parts
         uniq = np.unique(folds)
         emb = text = None  # the previous fold's fits, where the next one starts
         for k in uniq:
@@ -310,30 +326,25 @@ class Scorer:
             if not te.any() or not tr.any():
                 continue
             emb = fit_binary(X[tr], y[tr], self.C, emb)
-            Z[te, 0] = X[te] @ emb[0] + emb[1]
-            text = fit_binary(T[tr & txt], y[tr & txt], self.text_C, text)
-            Z[te, 1] = T[te] @ text[0] + text[1]  # without text: the intercept, as in prediction
-            if parts is None:
-                knn = knn_mean(
-                    X[te], X[tr], y[tr, None], self.knn_k, self.knn_shrink, self.sim_floor_
-                )
-                Z[te, 2] = logit(knn[:, 0])
-        comps = 4 if self.shared_ is not None else 3
-        if len(uniq) > 1:
-            w = fit_stacker(Z[:, :comps], y)
-            self.stack_[h, :comps], self.stack_[h, 4] = w[:comps], w[comps]
-            if self.stack_ablated_ is not None:  # the same head without the shared model
-                w = fit_stacker(Z[:, :3], y)
-                self.stack_ablated_[h, :3], self.stack_ablated_[h, 4] = w[:3], w[3]
-        else:
-            self.stack_[h, :comps] = 1 / comps
-            if self.stack_ablated_ is not None:
-                self.stack_ablated_[h, :3] = 1 / 3
+            Z[te, EMB] = X[te] @ emb[0] + emb[1]
+            text = fit_binary(T[tr & has_text], y[tr & has_text], self.text_C, text)
+            Z[te, TEXT] = T[te] @ text[0] + text[1]  # without text: the intercept, as in prediction
+        # Difficulty and gain are thresholded, not compared across models: no source prior.
+        base = [EMB, TEXT, KNN] + ([SOURCE] if self.source_prior and h >= 2 else [])
+        used = base + ([SHARED] if self.shared_ is not None else [])
+        for stack, cols in ((self.stack_, used), (self.stack_ablated_, base)):
+            if stack is None:  # no shared model: no stack without it
+                continue
+            if len(uniq) > 1:
+                w = fit_stacker(Z[:, cols], y)
+                stack[h, cols], stack[h, BIAS] = w[:-1], w[-1]
+            else:
+                stack[h, cols] = 1 / len(cols)
         self.emb_W_[h], self.emb_b_[h] = fit_binary(X, y, self.C, emb)
-        self.text_W_[h], self.text_b_[h] = fit_binary(T[txt], y[txt], self.text_C, text)
+        self.text_W_[h], self.text_b_[h] = fit_binary(T[has_text], y[has_text], self.text_C, text)
         if len(uniq) <= 1:
             return None
-        return sigmoid(Z @ self.stack_[h, :4] + self.stack_[h, 4])
+        return sigmoid(Z @ self.stack_[h, :BIAS] + self.stack_[h, BIAS])
 
     def _prepare(self) -> None:
         """Derived state for prediction: the TF-IDF features and the kNN label groups."""
@@ -347,12 +358,15 @@ class Scorer:
         groups: dict[bytes, list[int]] = {}
         for h in range(labelled.shape[1]):
             groups.setdefault(np.packbits(labelled[:, h]).tobytes(), []).append(h)
-        self._knn_groups: list[tuple[np.ndarray | None, np.ndarray, list[int], np.ndarray]] = []
+        source = getattr(self, "knn_S_", None)
+        self._knn_groups: list[tuple] = []
         for heads in groups.values():
             rows = np.flatnonzero(labelled[:, heads[0]])
             subset = None if len(rows) == len(labelled) else rows
             targets = self.knn_Y_[np.ix_(rows, heads)]
-            self._knn_groups.append((subset, targets, heads, targets.mean(axis=0)))
+            # The neighbours' source means, for the source prior (None: the scorer has none).
+            means = None if source is None else source[np.ix_(rows, heads)]
+            self._knn_groups.append((subset, targets, heads, targets.mean(axis=0), means))
         self._text_WT = np.ascontiguousarray(self.text_W_.T)
         # The neighbour memory column-major, so that M.T is contiguous: x @ M.T on a row-major
         # (rows, dims) array took 2.5 ms for one query against 0.8 ms (OpenBLAS, 14k rows, one
@@ -382,10 +396,11 @@ class Scorer:
         z_emb = X @ self.emb_W_.T + self.emb_b_
         z_text = self._tfidf.dot(list(texts), self._text_WT) + self.text_b_
         z_knn = np.zeros_like(z_emb)
+        z_source = np.zeros_like(z_emb)
         evidence = np.zeros_like(z_emb)
         for start in range(0, len(X), 1024):
             sims = X[start : start + 1024].astype(np.float32) @ self.knn_X_.T
-            for subset, targets, heads, prior in self._knn_groups:
+            for subset, targets, heads, prior, means in self._knn_groups:
                 sub = sims if subset is None else sims[:, subset]
                 k = min(self.knn_k, sub.shape[1])
                 nn = np.argpartition(-sub, k - 1, axis=1)[:, :k]
@@ -394,15 +409,23 @@ class Scorer:
                     near, targets[nn], self.knn_shrink, getattr(self, "sim_floor_", None), prior
                 )
                 z_knn[start : start + 1024, heads] = logit(estimate)
+                if means is not None:
+                    z_source[start : start + 1024, heads] = logit(means[nn].mean(axis=1))
                 evidence[start : start + 1024, heads] = self.neighbour_weights(near).sum(axis=1)[
                     :, None
                 ]
         # Kept but unstacked (make model's choice), the shared model weighs nothing: not computed.
-        unused = self.shared_ is None or not self.stack_[:, 3].any()
+        unused = self.shared_ is None or not self.stack_[:, SHARED].any()
         z_shared = np.zeros_like(z_emb) if unused else self._shared_logits(self.shared_, X)
         a = self.stack_
-        z = a[:, 0] * z_emb + a[:, 1] * z_text + a[:, 2] * z_knn + a[:, 3] * z_shared
-        return sigmoid(z + a[:, 4]), evidence
+        z = (
+            a[:, EMB] * z_emb
+            + a[:, TEXT] * z_text
+            + a[:, KNN] * z_knn
+            + a[:, SHARED] * z_shared
+            + a[:, SOURCE] * z_source
+        )
+        return sigmoid(z + a[:, BIAS]), evidence
 
     def neighbour_weights(self, similarity: np.ndarray) -> np.ndarray:
         """How much a labelled neighbour at this cosine counts as evidence, in [0, 1]: 0 at or
@@ -471,12 +494,15 @@ class Scorer:
         self.text_W_ = np.vstack([self.text_W_, np.zeros(self.text_W_.shape[1])])
         self.text_b_ = np.r_[self.text_b_, 0.0]
         # The shared model alone: no other component has learned anything about it.
-        self.stack_ = np.vstack([self.stack_, [0.0, 0.0, 0.0, 1.0, 0.0]])
-        old = np.hstack([self.knn_Y_, np.full((len(self.knn_Y_), 1), np.nan, np.float32)])
-        new = np.full((len(X), old.shape[1]), np.nan, np.float32)
-        new[:, -1] = y[keep]
+        row = np.zeros(BIAS + 1)
+        row[SHARED] = 1.0
+        self.stack_ = np.vstack([self.stack_, row])
         self.knn_X_ = np.vstack([self.knn_X_, X.astype(np.float32)])
-        self.knn_Y_ = np.vstack([old, new])
+        self.knn_Y_ = _with_new_column(self.knn_Y_, y[keep])
+        if getattr(self, "knn_S_", None) is not None:
+            # Unstacked for this head, but kept aligned with the memory.
+            kept = np.array([ex.source for ex, k in zip(examples, keep, strict=True) if k])
+            self.knn_S_ = _with_new_column(self.knn_S_, source_means(y[keep, None], kept)[:, 0])
         if getattr(self, "train_hashes_", None) is not None:
             kept = [ex for ex, k in zip(examples, keep, strict=True) if k]
             self.train_hashes_ = np.union1d(self.train_hashes_, prompt_hashes(kept))
@@ -510,6 +536,8 @@ class Scorer:
             "knn_X": self.knn_X_.astype(np.float16),
             "knn_Y": self.knn_Y_.astype(np.float16),
         }
+        if getattr(self, "knn_S_", None) is not None:
+            arrays["knn_S"] = self.knn_S_.astype(np.float16)
         if getattr(self, "train_hashes_", None) is not None:
             arrays["train_hashes"] = self.train_hashes_.astype(np.uint64)
         if self.shared_ is not None:
@@ -529,6 +557,7 @@ class Scorer:
                 "calibration_folds": self.calibration_folds,
                 "max_features": self.max_features,
                 "shared_dims": self.shared_dims if self.shared_ is not None else None,
+                "source_prior": getattr(self, "knn_S_", None) is not None,
             },
             "cheap_models": self.cheap_models_,
             "domain_temperature": self.domain_T_,
@@ -574,7 +603,9 @@ class Scorer:
             )
         try:
             # Saved before knn_shrink existed: the plain neighbour mean it was fitted with.
-            self = cls(**{"knn_shrink": 0.0, **meta["params"]})
+            # Saved before knn_shrink and the source prior existed: the design it was fitted
+            # with (the plain neighbour mean, no source prior).
+            self = cls(**{"knn_shrink": 0.0, "source_prior": False, **meta["params"]})
             self.encoder_identity_ = meta["encoder"]
             self.domains_ = list(meta["domains"])
             self.models_ = list(meta["models"])
@@ -590,7 +621,7 @@ class Scorer:
             f64 = {
                 k: arrays[k].astype(np.float64)
                 for k in arrays
-                if k not in ("knn_X", "knn_Y", "train_hashes")
+                if k not in ("knn_X", "knn_Y", "knn_S", "train_hashes")
             }
             # Artifacts saved before training hashes were recorded have none: unknown, not empty.
             hashes = arrays.get("train_hashes")
@@ -600,11 +631,14 @@ class Scorer:
             self.text_W_, self.text_b_ = f64["text_W"], f64["text_b"]
             self.stack_, self.idf_ = f64["stack"], f64["idf"]
             if self.stack_.shape[1:] == (4,):  # format 2: no shared model
-                self.stack_ = np.insert(self.stack_, 3, 0.0, axis=1)
+                self.stack_ = np.insert(self.stack_, SHARED, 0.0, axis=1)
+            if self.stack_.shape[1:] == (5,):  # format 3: no source prior
+                self.stack_ = np.insert(self.stack_, SOURCE, 0.0, axis=1)
             self.shared_ = SharedDifficulty.from_arrays(arrays) if "irt_A" in arrays else None
             self.cheap_models_ = list(meta.get("cheap_models", []))
             self.knn_X_ = arrays["knn_X"].astype(np.float32)
             self.knn_Y_ = arrays["knn_Y"].astype(np.float32)
+            self.knn_S_ = arrays["knn_S"].astype(np.float32) if "knn_S" in arrays else None
             self.meta_ = {k: v for k, v in meta.items() if k != "vocabulary"}
         except (KeyError, IndexError, TypeError, ValueError) as e:
             raise ScorerError(f"{path}: incomplete scorer files (missing or bad {e})") from None
@@ -613,7 +647,9 @@ class Scorer:
             self.domain_W_.shape[0] == D
             and self.emb_W_.shape[0] == H
             and self.text_W_.shape == (H, V)
-            and self.stack_.shape == (H, 5)
+            and self.stack_.shape == (H, BIAS + 1)
+            and (self.knn_S_ is None or self.knn_S_.shape == self.knn_Y_.shape)
+            and (self.knn_S_ is not None or not self.stack_[:, SOURCE].any())
             and (self.shared_ is None or self.shared_.theta_.shape[0] == len(self.models_))
             and len(self.idf_) == V
             and self.knn_Y_.shape == (len(self.knn_X_), H)
@@ -623,3 +659,12 @@ class Scorer:
             raise ScorerError(f"{path}: weights do not match scorer.json")
         self._prepare()
         return self
+
+
+def _with_new_column(memory: np.ndarray, values: np.ndarray) -> np.ndarray:
+    """The neighbour memory (rows, heads) with a head for new rows: NaN on the old rows, and
+    new rows holding `values` for it and NaN for every other head."""
+    old = np.hstack([memory, np.full((len(memory), 1), np.nan, np.float32)])
+    new = np.full((len(values), old.shape[1]), np.nan, np.float32)
+    new[:, -1] = values
+    return np.vstack([old, new])
