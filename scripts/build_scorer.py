@@ -137,9 +137,9 @@ def main(argv: list[str] | None = None) -> int:
         help="pseudo-rows at the training mean in the kNN component (0: the plain mean)",
     )
     ap.add_argument(
-        "--no-source-prior",
+        "--source-prior",
         action="store_true",
-        help="success heads without the source prior (the design before it)",
+        help="success heads also stack the source prior (docs/evaluation.md)",
     )
     ap.add_argument("--tolerance", type=float, default=0.0, help="how much worse still passes")
     ap.add_argument("--no-record", action="store_true", help="leave bench/results alone")
@@ -164,7 +164,7 @@ def main(argv: list[str] | None = None) -> int:
     params = {
         "shared_dims": args.shared_dims or None,
         "knn_shrink": args.knn_shrink,
-        "source_prior": not args.no_source_prior,
+        "source_prior": args.source_prior,
     }
     if args.retrain_only:
         meta = json.loads((args.out / "scorer.json").read_text(encoding="utf-8"))

@@ -86,7 +86,7 @@ def test_make_model_refuses_to_overwrite_a_better_artifact_unless_forced(
     ((where, _embed, _identity, params, stacked, _figures, _free),) = build_scorer.trained
     assert (
         where == out
-        and params == {"shared_dims": 8, "knn_shrink": 0.0, "source_prior": True}
+        and params == {"shared_dims": 8, "knn_shrink": 0.0, "source_prior": False}
         and stacked
     )
 
@@ -107,7 +107,7 @@ def test_the_shared_difficulty_is_stacked_only_if_the_same_fits_measure_no_worse
     assert "the previous design (no shared difficulty), from the same fits" in printed
     ((_out, _embed, _identity, params, stacked, figures, _free),) = build_scorer.trained
     # The shared model still ships (shared_dims), unstacked, with the figures of that design.
-    assert params == {"shared_dims": 8, "knn_shrink": 0.0, "source_prior": True} and not stacked
+    assert params == {"shared_dims": 8, "knn_shrink": 0.0, "source_prior": False} and not stacked
     assert figures == gate.figures_of(runs, "router-no-shared")
 
 
@@ -130,7 +130,7 @@ def test_make_model_refuses_a_design_where_a_free_model_lowers_quality_unless_fo
     assert "a free smollm2-135m lowers the router's quality" in printed
     assert "not overwriting" in printed and build_scorer.trained == []
     # It checks the design being built, on the curve that ships (here: stacked).
-    assert seen == [({"shared_dims": 8, "knn_shrink": 0.0, "source_prior": True}, True, 5)]
+    assert seen == [({"shared_dims": 8, "knn_shrink": 0.0, "source_prior": False}, True, 5)]
     assert build_scorer.main(["--out", str(out), "--no-record", "--force"]) == 0
     # Forced, the artifact records what the check found.
     ((*_, free),) = build_scorer.trained

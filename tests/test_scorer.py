@@ -276,8 +276,8 @@ def test_the_source_prior_is_stacked_on_success_heads_and_steadies_them():
 
     X, exs, _ = sourced()
     Xt, test, truth = sourced(300, seed=1, start=900)
-    with_prior = Scorer().fit(X, exs, "fake/16")
-    without = Scorer(source_prior=False).fit(X, exs, "fake/16")
+    with_prior = Scorer(source_prior=True).fit(X, exs, "fake/16")
+    without = Scorer().fit(X, exs, "fake/16")
     heads = with_prior.heads_
     success = [h for h, name in enumerate(heads) if name.startswith("success:")]
     # Thresholded heads compare nothing across models: no source prior there.
@@ -298,7 +298,7 @@ def test_the_source_prior_is_saved_and_a_format_3_artifact_loads_without_it(tmp_
     from router.core.scorer import SOURCE
 
     X, exs, _ = sourced(300)
-    s = Scorer().fit(X, exs, "fake/16")
+    s = Scorer(source_prior=True).fit(X, exs, "fake/16")
     s.save(tmp_path / "sc")
     loaded = Scorer.load(tmp_path / "sc")
     assert loaded.source_prior and loaded.knn_S_ is not None

@@ -10,11 +10,9 @@ Heads (each a probability):
 Each binary head is a small ensemble, chosen on 5-fold CV (BENCHMARKS.md): logistic regression on
 the embedding, logistic regression on word TF-IDF (1-2 grams), and the mean target of the k
 nearest training prompts; a stacker (logistic regression on the components' out-of-fold
-log-odds) weights and calibrates them. Success heads stack one more component, the source
-prior: the mean, over the same k neighbours, of their sources' mean outcomes for the model
-(`heads.source_means`). Comparing models on one prompt, each model's estimate carries its own
-noise, and the best-looking model is often the luckiest; what a model does on the tasks a
-prompt resembles is a steadier comparison (docs/evaluation.md, "The source prior").
+log-odds) weights and calibrates them. With `source_prior`, success heads stack one more
+component: the mean, over the same k neighbours, of their sources' mean outcomes for the model
+(`heads.source_means`); measured and not the default (docs/evaluation.md, "The source prior").
 
 A saved scorer is a directory: `scorer.json` (metadata, vocabulary, calibration) and
 `weights.npz` (arrays, loaded with `allow_pickle=False`). Nothing in it is executed on load.
@@ -107,7 +105,7 @@ class Scorer:
         max_features: int = 50000,
         random_state: int = 0,
         shared_dims: int | None = 8,
-        source_prior: bool = True,
+        source_prior: bool = False,
     ) -> None:
         self.C = C
         self.text_C = text_C
@@ -121,8 +119,8 @@ class Scorer:
         # Latent traits of the shared-difficulty model (router/core/irt.py) that every head
         # stacks as a fourth component; None: no shared model (the scorer of format 2).
         self.shared_dims = shared_dims
-        # Success heads stack the source prior (`heads.source_means`); False: the design of
-        # format 3, without it.
+        # Success heads stack the source prior (`heads.source_means`). Off by default: it
+        # raised make model's figures but failed its free-model check (docs/evaluation.md).
         self.source_prior = source_prior
 
     # ---- fitting ----------------------------------------------------------------------------
