@@ -186,6 +186,15 @@ def unrelated_similarity(X: np.ndarray, seed: int, pairs: int = 20000) -> float:
     return float(np.median(np.einsum("ij,ij->i", X[i[keep]], X[j[keep]])))
 
 
+def labelled_alike(labelled: np.ndarray) -> list[list[int]]:
+    """The heads (columns of `labelled`, rows × heads) grouped by the rows they are labelled
+    on: each group's neighbour search is shared."""
+    groups: dict[bytes, list[int]] = {}
+    for h in range(labelled.shape[1]):
+        groups.setdefault(np.packbits(labelled[:, h]).tobytes(), []).append(h)
+    return list(groups.values())
+
+
 def knn_out_of_fold(
     X: np.ndarray,
     Y: np.ndarray,
@@ -204,11 +213,8 @@ def knn_out_of_fold(
     out = np.zeros_like(Y)
     prior = None if sources is None else np.zeros_like(Y)
     labelled = ~np.isnan(Y)
-    groups: dict[bytes, list[int]] = {}
-    for h in range(Y.shape[1]):
-        groups.setdefault(np.packbits(labelled[:, h]).tobytes(), []).append(h)
     uniq = np.unique(folds)
-    for heads in groups.values():
+    for heads in labelled_alike(labelled):
         rows = np.flatnonzero(labelled[:, heads[0]])
         f = folds[rows]
         for fold in uniq if len(uniq) > 1 else []:

@@ -46,6 +46,7 @@ from router.core.heads import (
     fit_stacker,
     head_targets,
     knn_out_of_fold,
+    labelled_alike,
     logit,
     neighbour_estimate,
     neighbour_weights,
@@ -353,12 +354,9 @@ class Scorer:
         # Labelled rows per head, for every prediction's evidence: counted once here, not per
         # request (0.5 ms a prediction over 14k rows).
         self._rows_per_head = labelled.sum(axis=0)
-        groups: dict[bytes, list[int]] = {}
-        for h in range(labelled.shape[1]):
-            groups.setdefault(np.packbits(labelled[:, h]).tobytes(), []).append(h)
         source = getattr(self, "knn_S_", None)
         self._knn_groups: list[tuple] = []
-        for heads in groups.values():
+        for heads in labelled_alike(labelled):
             rows = np.flatnonzero(labelled[:, heads[0]])
             subset = None if len(rows) == len(labelled) else rows
             targets = self.knn_Y_[np.ix_(rows, heads)]
@@ -495,14 +493,14 @@ class Scorer:
         row = np.zeros(BIAS + 1)
         row[SHARED] = 1.0
         self.stack_ = np.vstack([self.stack_, row])
+        kept = [ex for ex, k in zip(examples, keep, strict=True) if k]
         self.knn_X_ = np.vstack([self.knn_X_, X.astype(np.float32)])
         self.knn_Y_ = _with_new_column(self.knn_Y_, y[keep])
         if getattr(self, "knn_S_", None) is not None:
             # Unstacked for this head, but kept aligned with the memory.
-            kept = np.array([ex.source for ex, k in zip(examples, keep, strict=True) if k])
-            self.knn_S_ = _with_new_column(self.knn_S_, source_means(y[keep, None], kept)[:, 0])
+            sources = np.array([ex.source for ex in kept])
+            self.knn_S_ = _with_new_column(self.knn_S_, source_means(y[keep, None], sources)[:, 0])
         if getattr(self, "train_hashes_", None) is not None:
-            kept = [ex for ex, k in zip(examples, keep, strict=True) if k]
             self.train_hashes_ = np.union1d(self.train_hashes_, prompt_hashes(kept))
         self._prepare()
         return self
@@ -600,7 +598,6 @@ class Scorer:
                 f"{encoder_identity!r}; retrain with `router train` or set encoder to match"
             )
         try:
-            # Saved before knn_shrink existed: the plain neighbour mean it was fitted with.
             # Saved before knn_shrink and the source prior existed: the design it was fitted
             # with (the plain neighbour mean, no source prior).
             self = cls(**{"knn_shrink": 0.0, "source_prior": False, **meta["params"]})
