@@ -53,6 +53,7 @@ def test_a_free_model_right_on_every_prompt_never_lowers_quality():
         "budget_grid": 201,
         "budgets_worse": 0,
         "worst_drop": 0.0,
+        "fold_seed": 0,
     }
     without, with_ = (check.reports[k][0] for k in (free_model.WITHOUT, free_model.WITH))
     assert "free" not in without.models and "free" in with_.models
@@ -77,6 +78,28 @@ def test_the_check_finds_the_budgets_a_free_model_that_always_fails_costs():
     assert check.worse == free_model.budgets_worse(*curves, check.grid)
     for _budget, without, with_ in check.worse:
         assert with_ is None or with_ < without
+
+
+def test_the_fold_seed_draws_other_folds_and_any_curve_can_be_checked():
+    # The check on another split of the same prompts: other scorers, other curves.
+    X, rows = pool(free="useless")
+    a = free_model.compare(rows, "free", X, "fake/16", cv=3, seed=0)
+    b = free_model.compare(rows, "free", X, "fake/16", cv=3, seed=1)
+    assert (a.seed, b.seed) == (0, 1) and b.summary()["fold_seed"] == 1
+    ca, cb = (free_model.router_curve(c.reports[free_model.WITH][1]) for c in (a, b))
+    assert not (np.array_equal(ca.cost, cb.cost) and np.array_equal(ca.quality, cb.quality))
+    # worse_on compares another curve of the same two reports.
+    assert a.worse_on("router") == a.worse
+    knn = a.worse_on("knn")
+    assert knn == free_model.budgets_worse(
+        *(
+            free_model.router_curve(a.reports[k][1], "knn")
+            for k in (free_model.WITHOUT, free_model.WITH)
+        ),
+        a.grid,
+    )
+    with pytest.raises(ValueError, match="no curve 'no such curve' in the report: router, knn"):
+        a.worse_on("no such curve")
 
 
 def test_the_pool_must_score_the_model_at_no_cost():

@@ -139,4 +139,5 @@ def test_make_model_refuses_a_design_where_a_free_model_lowers_quality_unless_fo
         "budget_grid": 201,
         "budgets_worse": 1,
         "worst_drop": pytest.approx(0.01),
+        "fold_seed": 0,
     }

@@ -6,6 +6,11 @@ $0, K-fold CV by prompt text, and `budgets_worse` lists the budgets, on a grid f
 priciest model, where the best quality the router reaches with the model is below what it
 reaches without it. `make model` refuses a design for which that list is not empty
 (scripts/build_scorer.py); `make bench-smollm2` reports it with SmolLM2 as a tenth model.
+
+On a finite sample the answer is partly luck: where every model is near chance, a free model
+wins some prompts on noise, and whether those few answers come out right depends on which
+prompts were held out together. `seed` draws the folds; `make bench-smollm2` repeats the check
+on several seeds to show how much.
 """
 
 from __future__ import annotations
@@ -33,6 +38,15 @@ class FreeModelCheck:
     reports: dict[str, tuple[EvalData, Report]]  # WITHOUT / WITH
     grid: np.ndarray  # budgets, $ per prompt
     worse: list[tuple[float, float, float | None]]  # (budget, quality without, with)
+    seed: int = 0  # of the CV folds: which prompts are held out together
+
+    def worse_on(self, curve: str) -> list[tuple[float, float, float | None]]:
+        """`budgets_worse` for another curve of the same reports (e.g. `evaluate.NO_SHARED`)."""
+        return budgets_worse(
+            router_curve(self.reports[WITHOUT][1], curve),
+            router_curve(self.reports[WITH][1], curve),
+            self.grid,
+        )
 
     @property
     def worst_drop(self) -> float:
@@ -44,6 +58,7 @@ class FreeModelCheck:
             "budget_grid": len(self.grid),
             "budgets_worse": len(self.worse),
             "worst_drop": self.worst_drop,
+            "fold_seed": self.seed,
         }
 
 
@@ -61,7 +76,10 @@ def without_model(rows: Sequence[Example], model: str) -> list[Example]:
 
 
 def router_curve(report: Report, name: str = "router") -> Curve:
-    return next(c for c in report.curves if c.name == name)
+    for c in report.curves:
+        if c.name == name:
+            return c
+    raise ValueError(f"no curve {name!r} in the report: {', '.join(c.name for c in report.curves)}")
 
 
 def budgets_worse(
@@ -84,12 +102,13 @@ def compare(
     X: np.ndarray,
     encoder_identity: str,
     cv: int = 5,
+    seed: int = 0,
     scorer_params: dict[str, Any] | None = None,
     extra: Callable[[str], Callable[..., tuple[list[Curve], dict[str, Any]]]] | None = None,
     curve: str = "router",
 ) -> FreeModelCheck:
     """Evaluate the pool of `rows` (each scored for `model`, at $0) without and with `model`,
-    and compare their `curve` ("router", or `evaluate.NO_SHARED` for the design without the
+    on the same `cv` folds (`seed` draws them), and compare their `curve` ("router", or `evaluate.NO_SHARED` for the design without the
     shared difficulty in the stack). `extra(name)` gives `evaluate` an extra hook per pool
     (diagnostics on the same folds)."""
     if not rows:
@@ -106,13 +125,13 @@ def compare(
             X,
             encoder_identity=encoder_identity,
             cv=cv,
+            seed=seed,
             scorer_params=scorer_params,
             extra=extra(name) if extra is not None else None,
         )
         reports[name] = (data, report)
     base = reports[WITHOUT][0]
     grid = np.linspace(0.0, float(base.costs.mean(axis=0).max()), GRID_POINTS)
-    worse = budgets_worse(
-        router_curve(reports[WITHOUT][1], curve), router_curve(reports[WITH][1], curve), grid
-    )
-    return FreeModelCheck(model, reports, grid, worse)
+    check = FreeModelCheck(model, reports, grid, [], seed)
+    check.worse = check.worse_on(curve)
+    return check
