@@ -370,3 +370,29 @@ def test_train_also_rows_train_every_fold_and_are_never_scored(enc, tmp_path_fac
     )
     # Leaving gsm8k out leaves dcrouter/gsm8k out too: 30 + 40 rows train, not 30 + 80.
     assert any("train 70" in m for m in seen), seen
+
+
+def test_a_two_tier_sweep_thresholds_the_gain_the_policy_compares():
+    from router.core.config import Policy
+    from router.evaluation.evaluate import Predictions, score_curve, sweep
+
+    # The success estimates know each prompt's outcomes; the gain head says the same for
+    # every prompt. The sweep escalates on the blend of both (`gain_estimate: blend`, the
+    # default), at thresholds spread over the blend's values, and gains from it; on the head
+    # alone it can only send all or nothing: random.
+    rng = np.random.default_rng(0)
+    n = 400
+    weak, strong = rng.random(n) < 0.5, rng.random(n) < 0.8
+    scores = [{"w": float(a), "s": float(b)} for a, b in zip(weak, strong, strict=True)]
+    data = _data(scores, [{"w": 1, "s": 5}] * n, ["w"])
+    success = np.full((n, 2), np.nan)
+    success[:, data.models.index("w")] = np.where(weak, 0.9, 0.1)
+    success[:, data.models.index("s")] = np.where(strong, 0.9, 0.1)
+    preds = Predictions(np.ones((n, 1)), rng.random(n), np.full(n, 0.3), success, None)
+    curve = sweep("router", data, preds)
+    blend = score_curve(curve, data)["apgr"]
+    # Thresholds at the blend's quantiles: the head's would be 0.3 alone (and 0 and 1).
+    assert len(set(curve.params)) > 3
+    head_only = Policy(name="h", default=("w",), large=("s",), escalation={"gain_estimate": "head"})
+    head = score_curve(sweep("router", data, preds, head_only), data)["apgr"]
+    assert blend > 0.7 and head == pytest.approx(0.5)

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 from router.core.config import ModelSpec, Policy
-from router.core.policy import CompiledPolicy
+from router.core.policy import CompiledPolicy, ScoreInput, blended_gain
 from router.core.request import RequestError, RequestFacts
 from tests.conftest import RECEIPT_KEYS
 
@@ -76,6 +76,52 @@ def test_escalation_gain_threshold():
     assert d.model == "mathy" and "escalation gain 0.10 ≤ 0.25" in d.reason and d.gain == 0.1
     d = pol.decide(FACTS, probs("math"), 0.1, {}, gain=0.4)
     assert d.model == "big" and d.escalated and "escalation gain 0.40 > max_gain 0.25" in d.reason
+
+
+def test_the_gain_compared_blends_the_gain_head_with_the_candidates_success():
+    # Head 0.1; from success: big right 0.9 × mathy wrong 0.5 = 0.45; log-odds mean ≈ 0.23.
+    blend = 1 / (1 + np.sqrt((0.9 / 0.1) * (0.55 / 0.45)))
+    pol = compiled(max_gain=0.2, max_difficulty=1.0)
+    succ = {"mathy": 0.5, "big": 0.9}
+    d = pol.decide(FACTS, probs("math"), 0.1, succ, gain=0.1)
+    assert d.gain == pytest.approx(blend, abs=1e-4)
+    assert d.model == "big" and f"escalation gain {blend:.2f} > max_gain 0.2" in d.reason
+    # The candidates are this request's: in "writing" the cheap one is "cheap", never scored,
+    # so the head decides alone; a likely cheap answer pulls the gain down.
+    d = pol.decide(FACTS, probs("writing"), 0.1, succ, gain=0.1)
+    assert d.model == "cheap" and d.gain == 0.1
+    d = pol.decide(FACTS, probs("math"), 0.1, {"mathy": 0.99, "big": 0.9}, gain=0.3)
+    assert d.model == "mathy" and d.gain < 0.2
+    # gain_estimate: head compares the head alone.
+    head = compiled(max_gain=0.2, max_difficulty=1.0, gain_estimate="head")
+    d = head.decide(FACTS, probs("math"), 0.1, succ, gain=0.1)
+    assert d.model == "mathy" and d.gain == 0.1
+
+
+def test_the_blend_is_vectorised_like_one_request():
+    pol = compiled(max_gain=0.2, max_difficulty=1.0)
+    rng = np.random.default_rng(0)
+    n, K = 50, len(pol.models)
+    success = rng.random((n, K))
+    success[::3, pol.names.index("mathy")] = np.nan
+    s = ScoreInput(
+        domain_probs=np.tile(probs("math"), (n, 1)),
+        difficulty=np.full(n, 0.1),
+        gain=rng.random(n),
+        success=success,
+        eligible=np.ones((n, K), bool),
+        has_text=np.ones(n, bool),
+    )
+    got = pol.escalation_gain(s)
+    want = blended_gain(
+        s.gain, success[:, pol.names.index("big")], success[:, pol.names.index("mathy")]
+    )
+    assert np.allclose(got, want) and np.array_equal(got[::3], s.gain[::3])
+    choice, _ = pol.select(s)
+    for i in range(n):
+        one = {m: float(success[i, k]) for k, m in enumerate(pol.names)}
+        d = pol.decide(FACTS, probs("math"), 0.1, one, gain=float(s.gain[i]))
+        assert d.model == pol.names[choice[i]] and d.gain == pytest.approx(got[i], abs=1e-4)
 
 
 def test_low_domain_confidence_escalates():

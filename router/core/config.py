@@ -210,6 +210,11 @@ class Escalation(_Strict):
     max_difficulty: float = Field(default=1.0, ge=0, le=1)
     # Escalate when the predicted gain (large succeeds where cheap fails) is above this.
     max_gain: float | None = Field(default=None, ge=0, le=1)
+    # The gain compared with max_gain. "blend": the scorer's gain head averaged (in log-odds)
+    # with the same probability from the success heads of this request's cheap and large
+    # candidates, p_large × (1 − p_cheap), where both have one; "head": the gain head alone.
+    # The blend ranked better under CV and leaving a source out (docs/evaluation.md).
+    gain_estimate: Literal["blend", "head"] = "blend"
     # With per-model success probabilities: escalate when no cheap model reaches this.
     min_success: float | None = Field(default=None, ge=0, le=1)
     # With per-model success probabilities for N models: pick the model that maximises

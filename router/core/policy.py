@@ -8,7 +8,9 @@ Two stages:
    very code that routes live traffic): the domain's cheap specialist, unless the domain
    confidence is below `min_domain_confidence`, the difficulty is above `max_difficulty`, the
    escalation gain is above `max_gain`, or (with per-model success probabilities) no cheap model
-   reaches `min_success` — then the first eligible large model. With `cost_weight`, the model
+   reaches `min_success` — then the first eligible large model. The gain compared is the
+   scorer's gain head blended with the cheap and large candidates' own success estimates
+   (`blended_gain`), unless the policy says `gain_estimate: head`. With `cost_weight`, the model
    with the best p(success) − cost_weight × relative cost instead.
 """
 
@@ -29,6 +31,27 @@ CHEAP, LOW_CONFIDENCE, HARD, NO_SUCCESS, NO_CHEAP, NO_TEXT, UTILITY, GAIN = rang
 # Cascade modes of a request (docs/cascades.md).
 UNCHECKED, JUDGED, STRAIGHT_TO_LARGE = range(3)
 CASCADE_MODE_NAMES = ("unchecked", "judged", "large")
+
+
+def blended_gain(gain: np.ndarray, p_large: np.ndarray, p_cheap: np.ndarray) -> np.ndarray:
+    """Two estimates of P(the large model is right where the cheap one is wrong), averaged in
+    log-odds: the scorer's gain head, and p_large × (1 − p_cheap) from the two models' success
+    estimates (their outcomes taken as independent given the prompt). Where either success
+    estimate is missing (NaN), the gain head alone."""
+    gain = np.asarray(gain, dtype=float)
+    from_success = np.asarray(p_large, dtype=float) * (1.0 - np.asarray(p_cheap, dtype=float))
+    known = ~np.isnan(from_success)
+    mixed = _sigmoid(0.5 * _logit(gain) + 0.5 * _logit(np.where(known, from_success, 0.5)))
+    return np.where(known, mixed, gain)
+
+
+def _logit(p: np.ndarray) -> np.ndarray:
+    p = np.clip(p, 1e-4, 1 - 1e-4)  # the scorer's own clip (router/core/heads.py, EPS)
+    return np.log(p / (1 - p))
+
+
+def _sigmoid(z: np.ndarray) -> np.ndarray:
+    return 1.0 / (1.0 + np.exp(-z))
 
 
 def cascade_modes(prompt_p: np.ndarray, threshold: float, band: float | None) -> np.ndarray:
@@ -264,17 +287,75 @@ class CompiledPolicy:
 
     def select(self, s: ScoreInput) -> tuple[np.ndarray, np.ndarray]:
         """Per request: (candidate index, reason code)."""
+        choice, reason, _ = self._select(s)
+        return choice, reason
+
+    def _select(self, s: ScoreInput) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+        """`select`, and the escalation gain when the threshold rules computed it."""
         esc = s.escalation or self.policy.escalation
         if esc.cost_weight is not None:
-            return self._select_utility(s, esc.cost_weight)
-        return self.select_thresholds(s)
+            return (*self._select_utility(s, esc.cost_weight), None)
+        return self._thresholds(s)
 
     def select_thresholds(self, s: ScoreInput) -> tuple[np.ndarray, np.ndarray]:
         """The threshold rules: cheap specialist unless unsure, hard or unlikely to succeed."""
+        choice, reason, _ = self._thresholds(s)
+        return choice, reason
+
+    def _thresholds(self, s: ScoreInput) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         esc = s.escalation or self.policy.escalation
+        conf = s.domain_probs.max(axis=1)
+        cheap, no_success = self._cheap_candidates(s, esc)
+        large = self._large_candidates(s)
+        default = self._first_eligible(self.default_idx, s.eligible)
+        gain = self._escalation_gain(s, esc, cheap, large)
+        reason = np.where(no_success, NO_SUCCESS, np.where(cheap < 0, NO_CHEAP, CHEAP))
+        reason = np.where((reason == CHEAP) & (s.difficulty > esc.max_difficulty), HARD, reason)
+        if esc.max_gain is not None:
+            reason = np.where((reason == CHEAP) & (gain > esc.max_gain), GAIN, reason)
+        reason = np.where(
+            (reason == CHEAP) & (conf < esc.min_domain_confidence), LOW_CONFIDENCE, reason
+        )
+        reason = np.where(~s.has_text, NO_TEXT, reason)
+        choice = np.where(reason == CHEAP, cheap, large)
+        choice = np.where(reason == NO_TEXT, np.where(default >= 0, default, large), choice)
+        return choice, reason, gain
+
+    def escalation_gain(self, s: ScoreInput) -> np.ndarray:
+        """Per request, the gain the threshold rules compare with `max_gain` (`gain_estimate`)."""
+        esc = s.escalation or self.policy.escalation
+        if esc.gain_estimate == "head":
+            return s.gain
+        cheap, _ = self._cheap_candidates(s, esc)
+        return self._escalation_gain(s, esc, cheap, self._large_candidates(s))
+
+    def _large_candidates(self, s: ScoreInput) -> np.ndarray:
+        """Per request: the first eligible large model; with none eligible, the most expensive
+        eligible model stands in."""
+        large = self._first_eligible(self.large_idx, s.eligible)
+        if (large < 0).any():
+            price = np.array([m.input_price + m.output_price for m in self.models])
+            priced = np.where(s.eligible, price[None, :], -1.0)
+            large = np.where(large < 0, priced.argmax(axis=1), large)
+        return large
+
+    def _escalation_gain(
+        self, s: ScoreInput, esc: Escalation, cheap: np.ndarray, large: np.ndarray
+    ) -> np.ndarray:
+        if esc.gain_estimate == "head":
+            return s.gain
+        rows = np.arange(len(s.gain))
+
+        def success_of(idx: np.ndarray) -> np.ndarray:
+            return np.where(idx >= 0, s.success[rows, np.maximum(idx, 0)], np.nan)
+
+        return blended_gain(s.gain, success_of(large), success_of(cheap))
+
+    def _cheap_candidates(self, s: ScoreInput, esc: Escalation) -> tuple[np.ndarray, np.ndarray]:
+        """Per request: the domain's cheap candidate (-1: none), and whether success estimates
+        ruled every cheap model out (`min_success`)."""
         n = len(s.difficulty)
         dom = s.domain_probs.argmax(axis=1)
-        conf = s.domain_probs.max(axis=1)
         cheap = np.full(n, -1)
         for d in range(len(self.domains)):
             rows = dom == d
@@ -296,24 +377,7 @@ class CompiledPolicy:
                 first_ok = np.where(ok.any(axis=1), np.array(order)[ok.argmax(axis=1)], -1)
                 cheap[rows] = np.where(has_known, first_ok, cheap[rows])
                 no_success[rows] = has_known & (first_ok < 0)
-        large = self._first_eligible(self.large_idx, s.eligible)
-        # No eligible large model: the most expensive eligible one stands in.
-        if (large < 0).any():
-            price = np.array([m.input_price + m.output_price for m in self.models])
-            priced = np.where(s.eligible, price[None, :], -1.0)
-            large = np.where(large < 0, priced.argmax(axis=1), large)
-        default = self._first_eligible(self.default_idx, s.eligible)
-        reason = np.where(no_success, NO_SUCCESS, np.where(cheap < 0, NO_CHEAP, CHEAP))
-        reason = np.where((reason == CHEAP) & (s.difficulty > esc.max_difficulty), HARD, reason)
-        if esc.max_gain is not None:
-            reason = np.where((reason == CHEAP) & (s.gain > esc.max_gain), GAIN, reason)
-        reason = np.where(
-            (reason == CHEAP) & (conf < esc.min_domain_confidence), LOW_CONFIDENCE, reason
-        )
-        reason = np.where(~s.has_text, NO_TEXT, reason)
-        choice = np.where(reason == CHEAP, cheap, large)
-        choice = np.where(reason == NO_TEXT, np.where(default >= 0, default, large), choice)
-        return choice, reason
+        return cheap, no_success
 
     def _select_utility(self, s: ScoreInput, weight: float) -> tuple[np.ndarray, np.ndarray]:
         """Per request: argmax of p(success) - weight * cost relative to the first large model."""
@@ -387,8 +451,11 @@ class CompiledPolicy:
             escalation=escalation,
             evidence=ev_row[None, :],
         )
-        choice, code = self.select(s)
+        choice, code, compared = self._select(s)
         esc = escalation or self.policy.escalation
+        # The receipt's gain is the one the thresholds compare (`gain_estimate`).
+        if gain is not None:
+            gain = float((compared if compared is not None else self.escalation_gain(s))[0])
         bound = lower_bound(succ_row, ev_row, esc.pessimism)
         i, code = int(choice[0]), int(code[0])
         cheap = self._first_eligible(self.cheap_idx[dom_i], mask[None, :])[0]

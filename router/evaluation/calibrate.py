@@ -197,7 +197,7 @@ def calibrate(
     inp = _inputs(router, policy_name, examples, X)
     policy = inp.compiled.policy
     field_name = sweep_field(policy, two_tier=True)
-    values = sweep_values(field_name, inp.scores.difficulty, inp.scores.gain, n_points)
+    values = sweep_values(field_name, inp.compiled, inp.scores, n_points)
     curve = []
     for v in values:
         esc = policy.escalation.model_copy(update={field_name: float(v)})

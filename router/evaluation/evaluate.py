@@ -373,9 +373,7 @@ def sweep(
     domains = [f"d{i}" for i in range(preds.domain_probs.shape[1])]
     col_of = [data.models.index(s.name.replace("__", "/")) for s in catalogue]
     n = len(data.examples)
-    order_cols = None
     field_name = sweep_field(policy, data.two_tier, preds)
-    values = sweep_values(field_name, preds.difficulty, preds.gain, n_points)
     if field_name != "cost_weight":
         # Only the swept threshold escalates on scores.
         update = {"cost_weight": None}
@@ -384,22 +382,23 @@ def sweep(
         policy = policy.model_copy(
             update={"escalation": policy.escalation.model_copy(update=update)}
         )
+    compiled = CompiledPolicy(policy, catalogue, domains)
+    order_cols = np.array([col_of[catalogue.index(s)] for s in compiled.models])
+    s = ScoreInput(
+        domain_probs=preds.domain_probs,
+        difficulty=preds.difficulty,
+        gain=preds.gain,
+        success=preds.success[:, order_cols],
+        eligible=np.ones((n, len(compiled.models)), dtype=bool),
+        has_text=np.ones(n, dtype=bool),
+        cost=data.costs[:, order_cols],
+        evidence=None if preds.evidence is None else preds.evidence[:, order_cols],
+    )
+    values = sweep_values(field_name, compiled, s, n_points)
     results = []
     for v in values:
         esc = policy.escalation.model_copy(update={field_name: float(v)})
         compiled = CompiledPolicy(policy.model_copy(update={"escalation": esc}), catalogue, domains)
-        if order_cols is None:
-            order_cols = np.array([col_of[catalogue.index(s)] for s in compiled.models])
-        s = ScoreInput(
-            domain_probs=preds.domain_probs,
-            difficulty=preds.difficulty,
-            gain=preds.gain,
-            success=preds.success[:, order_cols],
-            eligible=np.ones((n, len(compiled.models)), dtype=bool),
-            has_text=np.ones(n, dtype=bool),
-            cost=data.costs[:, order_cols],
-            evidence=None if preds.evidence is None else preds.evidence[:, order_cols],
-        )
         choice, _ = compiled.select(s)
         cols = order_cols[choice]
         q, c = _outcome(data, cols)
@@ -427,13 +426,14 @@ def sweep_field(policy: Policy, two_tier: bool, preds: Predictions | None = None
 
 
 def sweep_values(
-    field_name: str, difficulty: np.ndarray, gain: np.ndarray, n_points: int
+    field_name: str, compiled: CompiledPolicy, s: ScoreInput, n_points: int
 ) -> np.ndarray:
     """The values a sweep tries: a log grid of cost weights, or thresholds at the quantiles of
-    the swept signal (plus 0 and 1, so the curve reaches both ends)."""
+    the swept signal (plus 0 and 1, so the curve reaches both ends): the difficulty, or the
+    gain the policy compares (`CompiledPolicy.escalation_gain`)."""
     if field_name == "cost_weight":
         return np.concatenate([[0.0], np.logspace(-4, 2, n_points - 1)])
-    signal = gain if field_name == "max_gain" else difficulty
+    signal = compiled.escalation_gain(s) if field_name == "max_gain" else s.difficulty
     qs = np.quantile(signal, np.linspace(0, 1, n_points))
     return np.unique(np.clip(np.concatenate([[0.0, 1.0], qs]), 0.0, 1.0))
 

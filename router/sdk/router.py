@@ -358,7 +358,10 @@ class Router:
                 )
             if budget is not None:
                 budget.record(d, esc)
-            self.drift.observe(d.domain, d.difficulty, d.gain)
+            # Drift compares the scorer's own outputs with its training distributions: the
+            # gain head's, not the receipt's blend of it (`gain_estimate`).
+            head_gain = None if r is None else float(batch.gain[r])
+            self.drift.observe(d.domain, d.difficulty, head_gain)
             vector = None if r is None else np.array(vectors[r], dtype=np.float32)
             out.append(Routed(d, f, vector))
         elapsed = (time.perf_counter() - t0) * 1000 / max(1, len(out))
