@@ -154,3 +154,16 @@ def test_the_proxy_has_drift_gauges_and_warns(tmp_path, upstream, router, caplog
         assert any("domain PSI" in rec.getMessage() for rec in caplog.records)
     finally:
         proxy.stop()
+
+
+def test_drift_watches_the_gain_head_not_the_receipts_blend(router, monkeypatch):
+    # The receipt's gain blends the head with the candidates' success estimates (small-math
+    # stands on Mixtral's profile, large on GPT-4's); drift's reference is the head's own.
+    seen = []
+    monkeypatch.setattr(router.drift, "observe", lambda *a: seen.append(a))
+    text = "Solve for x: 3x + 7 = 22, then compute x squared minus 4."
+    d = router.route(text)
+    head = float(router.scorer.predict(router.encoder.encode([text]), [text]).gain[0])
+    assert d.domain == "math" and {"small-math", "large"} <= set(d.success)
+    assert seen == [(d.domain, d.difficulty, pytest.approx(head, abs=1e-6))]
+    assert abs(d.gain - head) > 1e-3
