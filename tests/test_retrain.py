@@ -265,3 +265,66 @@ def test_time_split_groups_embedding_only_rows_by_their_embedding():
     assert 30 <= len(test) < 60 and len(train) + len(test) == 100
     key = lambda ex: tuple(ex.extra["embedding"])  # noqa: E731
     assert not {key(ex) for ex in train} & {key(ex) for ex in test}
+
+
+class _Heads:
+    """A scorer's prediction, fixed: its gain head ranks the rows backwards, its success heads
+    know each row's outcome (for the models it has heads for)."""
+
+    def __init__(self, models, gain, success):
+        self.models_, self._gain, self._success = models, gain, success
+
+    def predict(self, X, texts):
+        from router.core.scorer import ScoreBatch
+
+        n = len(texts)
+        return ScoreBatch(
+            ["d"], self.models_, np.ones((n, 1)), np.full(n, 0.5), self._gain, self._success
+        )
+
+
+def test_the_gate_ranks_by_the_gain_the_policy_compares():
+    from router.learning.retrain import judge_scorer
+
+    rng = np.random.default_rng(0)
+    cheap_right = rng.random(60) < 0.5
+    rows = [
+        Example(
+            id=str(i),
+            prompt=f"q{i}",
+            scores={"c": float(ok), "g": 1.0},
+            cheap_models=["c"],
+        )
+        for i, ok in enumerate(cheap_right)
+    ]
+    gain = np.where(cheap_right, 0.6, 0.4)  # backwards: high where escalating gains nothing
+    p_cheap = np.where(cheap_right, 0.95, 0.05)
+    knows = _Heads(["c", "g"], gain, np.column_stack([p_cheap, np.full(60, 0.9)]))
+    X = np.zeros((60, 4))
+    blend = judge_scorer(knows, X, rows, "blend").apgr
+    head = judge_scorer(knows, X, rows, "gain").apgr
+    # A perfect ranking scores 1 - w/2 here (w: the share of rows the cheap model fails), a
+    # backwards one w/2.
+    assert head < 0.3 and blend > 0.7
+    # A scorer without a head for the rows' large model: the blend is the gain head alone.
+    lacks = _Heads(["c", "x"], gain, np.column_stack([p_cheap, np.full(60, 0.9)]))
+    assert judge_scorer(lacks, X, rows, "blend").apgr == pytest.approx(head)
+
+
+@pytest.mark.parametrize(
+    ("escalation", "signal"),
+    [
+        ("{max_gain: 0.2}", "blend"),
+        ("{max_gain: 0.2, gain_estimate: head}", "gain"),
+        ("{max_difficulty: 0.6}", "difficulty"),
+    ],
+)
+def test_the_gate_escalates_on_the_default_policys_signal(tmp_path, escalation, signal):
+    from router.core.config import load_config
+    from router.learning.retrain import escalation_signal
+
+    cfg = write_test_config(tmp_path, "http://127.0.0.1:9")
+    (tmp_path / "policies" / "balanced.yaml").write_text(
+        f"name: balanced\ndefault: [small-general]\nlarge: [large]\nescalation: {escalation}\n"
+    )
+    assert escalation_signal(cfg, load_config(cfg)) == signal

@@ -172,22 +172,32 @@ def group_folds(groups: np.ndarray | Sequence[Example], k: int, seed: int = 0) -
     return np.array([fold_of[g] for g in groups])
 
 
-def tier_outcomes(examples: Sequence[Example]) -> list[tuple[float | None, float | None]]:
-    """Per row: (mean score of its cheap models, score of its reference large model), None where
-    the row has none. The reference large model is the row's non-cheap model with the best mean
-    score over all rows (dcrouter's 70B chat-QA model scores far below the small ones)."""
+def tier_models(examples: Sequence[Example]) -> list[tuple[tuple[str, ...], str | None]]:
+    """Per row: (its cheap models, its reference large model or None). The reference large model
+    is the row's non-cheap model with the best mean score over all rows (dcrouter's 70B chat-QA
+    model scores far below the small ones)."""
     scores: dict[str, list[float]] = {}
     for ex in examples:
         for m, s in ex.scores.items():
             scores.setdefault(m, []).append(s)
     mean = {m: float(np.mean(v)) for m, v in scores.items()}
-    out: list[tuple[float | None, float | None]] = []
+    out: list[tuple[tuple[str, ...], str | None]] = []
     for ex in examples:
-        cheap = float(np.mean([ex.scores[m] for m in ex.cheap_models])) if ex.cheap_models else None
         others = [m for m in ex.scores if m not in ex.cheap_models]
-        large = ex.scores[max(others, key=mean.__getitem__)] if others else None
-        out.append((cheap, large))
+        out.append((tuple(ex.cheap_models), max(others, key=mean.__getitem__) if others else None))
     return out
+
+
+def tier_outcomes(examples: Sequence[Example]) -> list[tuple[float | None, float | None]]:
+    """Per row: (mean score of its cheap models, score of its reference large model), None where
+    the row has none (`tier_models`)."""
+    return [
+        (
+            float(np.mean([ex.scores[m] for m in cheap])) if cheap else None,
+            None if large is None else ex.scores[large],
+        )
+        for ex, (cheap, large) in zip(examples, tier_models(examples), strict=True)
+    ]
 
 
 # ---- reading and writing ------------------------------------------------------------------------

@@ -9,7 +9,8 @@
 3. **Train** a candidate on the old training data plus the older new rows.
 4. **Gate**: the candidate and the serving scorer predict the held-out rows; the candidate is
    promoted only if it is not worse: Brier score of the difficulty and gain heads (lower is
-   better), and APGR on the rows whose cheap and large outcomes are both known (higher is better).
+   better), and APGR on the rows whose cheap and large outcomes are both known (higher is
+   better), escalating by the signal the default policy compares (`escalation_signal`).
 5. **Version**: every candidate is written to `scorers/vNNNN/` with `report.json` and
    `report.md`; `scorers/current` is a symlink to the serving version, flipped atomically, and the
    config's `scorer:` points at it (set once, by an atomic rewrite of that line). The previous
@@ -31,9 +32,10 @@ from typing import Any
 
 import numpy as np
 
-from router.core.config import RouterConfig, load_config
-from router.core.data import DataError, Example, read_many, tier_outcomes
-from router.core.scorer import Scorer
+from router.core.config import Escalation, RouterConfig, load_config
+from router.core.data import DataError, Example, read_many, tier_models, tier_outcomes
+from router.core.policy import blended_gain
+from router.core.scorer import ScoreBatch, Scorer
 from router.serving.decision_log import export_examples
 
 CURRENT = "current"  # the symlink in scorers/ that the config points at
@@ -149,16 +151,17 @@ class Scores:
     """How one scorer predicts the held-out rows."""
 
     brier: float | None  # difficulty and gain heads, over their labelled targets
-    apgr: float | None  # rows with both tiers' outcomes, escalating by predicted gain
+    apgr: float | None  # rows with both tiers' outcomes, escalating by the policy's signal
     n_targets: int
     n_two_tier: int
 
 
 def judge_scorer(
-    scorer: Scorer, X: np.ndarray, examples: Sequence[Example], signal: str = "gain"
+    scorer: Scorer, X: np.ndarray, examples: Sequence[Example], signal: str = "blend"
 ) -> Scores:
     """Brier score of difficulty and gain on their targets, and APGR where both tiers are known,
-    escalating the rows with the highest `signal` ("gain" or "difficulty") first."""
+    escalating the rows with the highest `signal` first: "blend" (the gain the policy compares,
+    `gain_estimate: blend`), "gain" (the gain head) or "difficulty"."""
     from router.evaluation.metrics import apgr
 
     batch = scorer.predict(X, [ex.text() for ex in examples])
@@ -186,7 +189,11 @@ def judge_scorer(
     if len(both) >= 10:
         c = np.array([cheap[i] for i in both])
         g = np.array([large[i] for i in both])
-        ranked = batch.gain if signal == "gain" else batch.difficulty
+        ranked = {
+            "blend": lambda: blended_gain(batch.gain, *tier_success(scorer, batch, examples)),
+            "gain": lambda: batch.gain,
+            "difficulty": lambda: batch.difficulty,
+        }[signal]()
         order = np.argsort(-ranked[both], kind="stable")
         share, quality = [], []
         for k in range(len(both) + 1):
@@ -199,18 +206,37 @@ def judge_scorer(
     return Scores(brier, value, len(errs), len(both))
 
 
+def tier_success(
+    scorer: Scorer, batch: ScoreBatch, examples: Sequence[Example]
+) -> tuple[np.ndarray, np.ndarray]:
+    """Per row, the scorer's success estimates for the models `tier_outcomes` scores: its
+    reference large model and the mean over its cheap models (NaN where the scorer has no head
+    for one of them, so the blend falls back to the gain head there)."""
+    col = {m: i for i, m in enumerate(scorer.models_)}
+    p_large = np.full(len(examples), np.nan)
+    p_cheap = np.full(len(examples), np.nan)
+    for r, (cheap, large) in enumerate(tier_models(examples)):
+        if large in col:
+            p_large[r] = batch.success[r, col[large]]
+        if cheap and all(m in col for m in cheap):
+            p_cheap[r] = float(np.mean([batch.success[r, col[m]] for m in cheap]))
+    return p_large, p_cheap
+
+
 def escalation_signal(config_path: Path, cfg: RouterConfig) -> str:
-    """The score the default policy escalates on: "gain" when it sets max_gain, else
-    "difficulty" (max_difficulty)."""
+    """The score the default policy escalates on: with max_gain, the gain it compares ("blend"
+    or the "gain" head, its `gain_estimate`); else "difficulty" (max_difficulty)."""
     from router.core.config import load_policy
     from router.core.data import domain_names
 
     path = config_path.resolve().parent / cfg.policies_dir / f"{cfg.default_policy}.yaml"
     try:
         esc = load_policy(path, cfg, domain_names()).escalation
-    except Exception:  # noqa: BLE001 - the gate still judges, on the gain
-        return "gain"
-    return "gain" if esc.max_gain is not None or esc.max_difficulty >= 1.0 else "difficulty"
+    except Exception:  # noqa: BLE001 - the gate still judges, on the default gain estimate
+        esc = Escalation()
+    if esc.max_gain is None and esc.max_difficulty < 1.0:
+        return "difficulty"
+    return "blend" if esc.gain_estimate == "blend" else "gain"
 
 
 @dataclass
