@@ -60,6 +60,23 @@ def load_average() -> list[float]:
     return [round(x, 2) for x in os.getloadavg()]
 
 
+def cpu(cpuinfo: Path = Path("/proc/cpuinfo")) -> str | None:
+    """The CPU's model name and whether it has int8 dot-product instructions (AVX-512 VNNI or
+    AVX-VNNI): the encoder runs about three times faster with them (docs/performance.md), so
+    figures from two machines compare only with this beside them."""
+    try:
+        lines = cpuinfo.read_text(encoding="utf-8", errors="replace").splitlines()
+    except OSError:
+        return None
+    field = {}
+    for line in lines:
+        key, _, value = line.partition(":")
+        field.setdefault(key.strip(), value.strip())
+    flags = set(field.get("flags", "").split())
+    vnni = "with" if flags & {"avx512_vnni", "avx_vnni"} else "without"
+    return f"{field.get('model name', 'unknown CPU')}, {vnni} VNNI"
+
+
 def command_line() -> str:
     """How this script was run, repository-relative: `python bench/load.py --duration 60`."""
     script = Path(sys.argv[0]).resolve()
@@ -118,6 +135,7 @@ def record(
         "commit": commit(),
         "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
         "cpu_count": os.cpu_count(),
+        "cpu": cpu(),
         "load_average_start": [round(x, 2) for x in _LOAD_AT_IMPORT],
         "load_average_end": load_average(),
         "figures": figures,

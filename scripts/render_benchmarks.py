@@ -169,6 +169,7 @@ class Result:
     commit: str
     date: str
     cpu_count: int | None
+    cpu: str | None  # model name and VNNI; None in results recorded before it was kept
     load_start: float | None
     load_end: float | None
     figures: Figures
@@ -231,6 +232,7 @@ def load_result(path: Path) -> Result:
         commit=data["commit"],
         date=data["date"],
         cpu_count=data.get("cpu_count"),
+        cpu=data.get("cpu"),
         load_start=one_minute("load_average_start"),
         load_end=one_minute("load_average_end"),
         figures=Figures(data["figures"], str(shown)),

@@ -294,6 +294,19 @@ def test_record_checks_tables_and_writes_json_without_nan(tmp_path, monkeypatch)
     data = json.loads(path.read_text())  # strict JSON: NaN would not parse in other readers
     assert data["figures"] == {"p50": None, "n": 3} and path.parent == tmp_path
     assert len(data["load_average_start"]) == 3 and data["cpu_count"] == os.cpu_count()
+    assert data["cpu"] == bench_results.cpu()
+
+
+def test_results_name_the_cpu_and_whether_it_has_vnni(tmp_path):
+    info = tmp_path / "cpuinfo"
+    info.write_text(
+        "processor\t: 0\nmodel name\t: AMD EPYC\nflags\t\t: fpu avx2 avx512_vnni\n\n"
+        "processor\t: 1\nmodel name\t: AMD EPYC\nflags\t\t: fpu avx2 avx512_vnni\n"
+    )
+    assert bench_results.cpu(info) == "AMD EPYC, with VNNI"
+    info.write_text("model name\t: Intel Xeon\nflags\t\t: fpu avx2 avx_vnni_int8\n")
+    assert bench_results.cpu(info) == "Intel Xeon, without VNNI"
+    assert bench_results.cpu(tmp_path / "absent") is None
 
 
 # ---- the bench scripts themselves (the cheap ones, for real) -------------------------------
