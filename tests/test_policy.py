@@ -98,6 +98,30 @@ def test_the_gain_compared_blends_the_gain_head_with_the_candidates_success():
     assert d.model == "mathy" and d.gain == 0.1
 
 
+def test_success_estimates_learned_on_different_prompts_are_not_multiplied():
+    pol = compiled(max_gain=0.2, max_difficulty=1.0)
+    succ = {"mathy": 0.5, "big": 0.9}
+    blended = pol.decide(FACTS, probs("math"), 0.1, succ, gain=0.1, comparable={("big", "mathy")})
+    assert blended.model == "big" and blended.gain > 0.2
+    # The pair is not comparable: the gain head alone (0.1) decides, and the receipt shows it.
+    apart = {("big", "big"), ("mathy", "mathy"), ("big", "cheap")}
+    d = pol.decide(FACTS, probs("math"), 0.1, succ, gain=0.1, comparable=apart)
+    assert d.model == "mathy" and d.gain == 0.1
+    # The same in a batch: ScoreInput.comparable over the candidates.
+    n, K = 2, len(pol.models)
+    row = np.array([succ.get(m, np.nan) for m in pol.names])
+    s = ScoreInput(
+        domain_probs=np.tile(probs("math"), (n, 1)),
+        difficulty=np.full(n, 0.1),
+        gain=np.full(n, 0.1),
+        success=np.tile(row, (n, 1)),
+        eligible=np.ones((n, K), bool),
+        has_text=np.ones(n, bool),
+        comparable=pol.comparable_matrix(apart),
+    )
+    assert np.allclose(pol.escalation_gain(s), 0.1)
+
+
 def test_the_blend_is_vectorised_like_one_request():
     pol = compiled(max_gain=0.2, max_difficulty=1.0)
     rng = np.random.default_rng(0)

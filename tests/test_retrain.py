@@ -309,6 +309,9 @@ def test_the_gate_ranks_by_the_gain_the_policy_compares():
     # A scorer without a head for the rows' large model: the blend is the gain head alone.
     lacks = _Heads(["c", "x"], gain, np.column_stack([p_cheap, np.full(60, 0.9)]))
     assert judge_scorer(lacks, X, rows, "blend").apgr == pytest.approx(head)
+    # Nor where its two heads learned different prompts (`Scorer.success_comparable_`).
+    knows.success_comparable_ = np.eye(2, dtype=bool)
+    assert judge_scorer(knows, X, rows, "blend").apgr == pytest.approx(head)
 
 
 @pytest.mark.parametrize(

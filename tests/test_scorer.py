@@ -333,3 +333,19 @@ def test_source_means_start_from_the_head_mean():
     assert S[0, 0] == pytest.approx(0.75) and S[2, 0] == pytest.approx(0.25)
     assert np.isnan(S[0, 1]) and np.isnan(S[3, 1])
     assert S[1, 1] == pytest.approx((0 + 2 * 0.5) / 3) and S[2, 1] == pytest.approx(2 / 3)
+
+
+def test_success_heads_are_comparable_only_when_learned_on_the_same_prompts(tmp_path):
+    X1, one = synthetic(200)
+    X2, two = synthetic(200, seed=1, start=200)
+    for ex in two:  # another dataset: other models, other prompts
+        ex.scores = {"tiny": ex.scores["small"], "huge": ex.scores["big"]}
+        ex.cheap_models = ["tiny"]
+    s = Scorer().fit(np.vstack([X1, X2]), one + two, "fake/16")
+    col = {m: i for i, m in enumerate(s.models_)}
+    ok = s.success_comparable_
+    assert ok[col["small"], col["big"]] and ok[col["tiny"], col["huge"]]
+    assert not ok[col["small"], col["huge"]] and not ok[col["tiny"], col["big"]]
+    s.save(tmp_path / "s")
+    loaded = Scorer.load(tmp_path / "s", encoder_identity="fake/16")
+    assert np.array_equal(loaded.success_comparable_, ok)

@@ -147,3 +147,29 @@ def test_unprofiled_models_say_so_and_use_the_stand_in_the_config_names(router, 
     cfg.write_text(test_config.read_text() + "stand_ins: {small: no-such-model}\n")
     with pytest.raises(ConfigError, match=r"stand_ins\.small: 'no-such-model' is not a model"):
         Router.from_config(cfg)
+
+
+def test_the_gain_multiplies_only_success_estimates_learned_on_the_same_prompts(test_config):
+    from router import Router
+
+    (test_config.parent / "policies" / "gainy.yaml").write_text(
+        "name: gainy\ndefault: [small-math]\nlarge: [large]\n"
+        "escalation: {max_gain: 0.2, max_difficulty: 1.0}\n"
+    )
+    text = "Translate 'good morning' into French"
+    # small-math stands for Mixtral, learned on GPT-4's prompts (RouteLLM): the gain blends.
+    same = Router.from_config(test_config)
+    head = float(same.scorer.predict(same.encoder.encode([text]), [text]).gain[0])
+    assert ("large", "small-math") in same.comparable
+    assert same.route(text, policy="gainy").gain != pytest.approx(head, abs=1e-4)
+    # Profiled as a dcrouter model instead, which shares no prompt with GPT-4: the head alone.
+    cfg = test_config.with_name("apart.yaml")
+    cfg.write_text(
+        test_config.read_text().replace(
+            "profile: mistralai/Mixtral-8x7B-Instruct-v0.1", "profile: llama-3.1-8b-instruct"
+        )
+    )
+    apart = Router.from_config(cfg)
+    assert ("large", "small-math") not in apart.comparable
+    d = apart.route(text, policy="gainy")
+    assert d.gain == pytest.approx(head, abs=1e-4)

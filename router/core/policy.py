@@ -17,6 +17,7 @@ Two stages:
 from __future__ import annotations
 
 import json
+from collections.abc import Collection
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
@@ -172,6 +173,9 @@ class ScoreInput:
     evidence: np.ndarray | None = None
     # Replaces the policy's thresholds (a budget controller's moved threshold, router/serving/budget.py).
     escalation: Escalation | None = None
+    # (K, K) bool: which two models' success estimates may be multiplied into the escalation
+    # gain (learned on mostly the same prompts, `Scorer.success_comparable_`); None: all.
+    comparable: np.ndarray | None = None
 
 
 class CompiledPolicy:
@@ -321,6 +325,10 @@ class CompiledPolicy:
         choice = np.where(reason == NO_TEXT, np.where(default >= 0, default, large), choice)
         return choice, reason, gain
 
+    def comparable_matrix(self, pairs: Collection[tuple[str, str]]) -> np.ndarray:
+        """`ScoreInput.comparable` over this policy's candidates, from pairs of model names."""
+        return np.array([[(a, b) in pairs for b in self.names] for a in self.names], dtype=bool)
+
     def escalation_gain(self, s: ScoreInput) -> np.ndarray:
         """Per request, the gain the threshold rules compare with `max_gain` (`gain_estimate`)."""
         esc = s.escalation or self.policy.escalation
@@ -349,7 +357,12 @@ class CompiledPolicy:
         def success_of(idx: np.ndarray) -> np.ndarray:
             return np.where(idx >= 0, s.success[rows, np.maximum(idx, 0)], np.nan)
 
-        return blended_gain(s.gain, success_of(large), success_of(cheap))
+        p_large = success_of(large)
+        if s.comparable is not None:
+            # Estimates learned on different prompts: the gain head alone.
+            paired = s.comparable[np.maximum(large, 0), np.maximum(cheap, 0)]
+            p_large = np.where(paired, p_large, np.nan)
+        return blended_gain(s.gain, p_large, success_of(cheap))
 
     def _cheap_candidates(self, s: ScoreInput, esc: Escalation) -> tuple[np.ndarray, np.ndarray]:
         """Per request: the domain's cheap candidate (-1: none), and whether success estimates
@@ -421,13 +434,16 @@ class CompiledPolicy:
         escalation: Escalation | None = None,
         evidence: dict[str, dict[str, float]] | None = None,
         unprofiled: dict[str, str] | None = None,
+        comparable: Collection[tuple[str, str]] | None = None,
     ) -> Decision:
         """The Decision for one request. `domain_probs` is None when there was no text.
 
         `escalation` replaces the policy's thresholds (a budget controller supplies it).
         `evidence` gives, per model with a success estimate, its labelled `rows` and its
         similar labelled prompts (`neighbours`); `unprofiled` names the stand-in of each
-        catalogue model the scorer has no rows for (both go into the Decision as they are)."""
+        catalogue model the scorer has no rows for (both go into the Decision as they are).
+        `comparable` lists the pairs of models whose success estimates may be multiplied into
+        the escalation gain (`ScoreInput.comparable`; None: every pair)."""
         mask, pinned, notes = self.eligible(facts)
         rule_note = f" (hard rules: {', '.join(notes)})" if notes else ""
         has_text = domain_probs is not None
@@ -450,6 +466,7 @@ class CompiledPolicy:
             ),
             escalation=escalation,
             evidence=ev_row[None, :],
+            comparable=None if comparable is None else self.comparable_matrix(comparable),
         )
         choice, code, compared = self._select(s)
         esc = escalation or self.policy.escalation

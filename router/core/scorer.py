@@ -61,6 +61,8 @@ from router.core.irt import SharedDifficulty
 from router.core.tfidf import TfidfFeatures, tfidf_vectorizer
 
 FORMAT_VERSION = 4
+# The share of the smaller head's labelled prompts two success heads must share to be compared.
+COMPARABLE_SHARE = 0.5
 # Format 2 (no shared-difficulty model, no evidence) and 3 (no source prior) still load: their
 # stacks gain zero weights.
 READABLE_VERSIONS = (2, 3, 4)
@@ -354,6 +356,14 @@ class Scorer:
         # Labelled rows per head, for every prediction's evidence: counted once here, not per
         # request (0.5 ms a prediction over 14k rows).
         self._rows_per_head = labelled.sum(axis=0)
+        # Two models' success estimates are comparable (the policy multiplies them into the
+        # escalation gain) when their heads learned mostly the same prompts: heads trained on
+        # different datasets each carry their dataset's base rate, and their product then
+        # measures the datasets, not the prompt (docs/evaluation.md).
+        succ = labelled[:, 2:].astype(np.int64)
+        shared = succ.T @ succ
+        fewer = np.minimum.outer(np.diag(shared), np.diag(shared))
+        self.success_comparable_ = shared >= COMPARABLE_SHARE * np.maximum(fewer, 1)
         source = getattr(self, "knn_S_", None)
         self._knn_groups: list[tuple] = []
         for heads in labelled_alike(labelled):

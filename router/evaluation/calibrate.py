@@ -167,6 +167,7 @@ def _inputs(router, policy_name: str, examples: list[Example], X: np.ndarray | N
         np.ones((n, K), bool),
         np.ones(n, bool),
         cost,
+        comparable=None if router.comparable is None else base.comparable_matrix(router.comparable),
     )
     large_tier = np.array([m.tier == "large" for m in base.models])
     return _Inputs(base, s, outcome_matrix(base, examples), cost, large_tier)

@@ -211,12 +211,16 @@ def tier_success(
 ) -> tuple[np.ndarray, np.ndarray]:
     """Per row, the scorer's success estimates for the models `tier_outcomes` scores: its
     reference large model and the mean over its cheap models (NaN where the scorer has no head
-    for one of them, so the blend falls back to the gain head there)."""
+    for one of them, or the heads learned different prompts, `Scorer.success_comparable_`: the
+    blend falls back to the gain head there)."""
     col = {m: i for i, m in enumerate(scorer.models_)}
     p_large = np.full(len(examples), np.nan)
     p_cheap = np.full(len(examples), np.nan)
+    comparable = getattr(scorer, "success_comparable_", None)
     for r, (cheap, large) in enumerate(tier_models(examples)):
-        if large in col:
+        if large in col and (
+            comparable is None or all(comparable[col[large], col.get(m, col[large])] for m in cheap)
+        ):
             p_large[r] = batch.success[r, col[large]]
         if cheap and all(m in col for m in cheap):
             p_cheap[r] = float(np.mean([batch.success[r, col[m]] for m in cheap]))

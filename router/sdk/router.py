@@ -96,6 +96,18 @@ def success_columns(
     return success_col, unprofiled
 
 
+def comparable_pairs(success_col: dict[str, int], scorer: Any) -> frozenset[tuple[str, str]] | None:
+    """The pairs of catalogue models whose success estimates (by their scorer columns) may be
+    multiplied into the escalation gain (`Scorer.success_comparable_`); None when the scorer
+    does not say, and every pair may."""
+    table = getattr(scorer, "success_comparable_", None)
+    if table is None:
+        return None
+    return frozenset(
+        (a, b) for a, ca in success_col.items() for b, cb in success_col.items() if table[ca, cb]
+    )
+
+
 @dataclass
 class Routed:
     """One routed request: its decision, the facts the hard rules saw, and the routing vector
@@ -145,6 +157,7 @@ class Router:
         # Which scorer success column stands for each catalogue model: its own (by profile or
         # name), else a stand-in that every receipt names (`unprofiled`).
         self._success_col, self.unprofiled = success_columns(config, scorer.models_)
+        self.comparable = comparable_pairs(self._success_col, scorer)
         # Budget controllers of the policies with a `budget:` (the proxy syncs their counters).
         self.budgets = Budgets(policies)
         # Live scores against the scorer's training distributions (no-op for an old scorer).
@@ -355,6 +368,7 @@ class Router:
                     escalation=esc,
                     evidence=evidence,
                     unprofiled=self.unprofiled,
+                    comparable=self.comparable,
                 )
             if budget is not None:
                 budget.record(d, esc)
