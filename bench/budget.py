@@ -124,11 +124,14 @@ def main() -> None:
         success = {n: float(scores.success[i, c]) for n, c in success_cols.items()}
         args_i = (facts, scores.domain_probs[i], float(scores.difficulty[i]), success)
         esc = ctl.escalation(policy)
-        d = compiled.decide(*args_i, gain=float(scores.gain[i]), escalation=esc)
+        # The router's own inputs to the pure policy (Router.route_many): which estimates it
+        # may multiply into the gain, which models are unprofiled.
+        same = {"comparable": router.comparable, "unprofiled": router.unprofiled}
+        d = compiled.decide(*args_i, gain=float(scores.gain[i]), escalation=esc, **same)
         ctl.record(d, esc)
         large_ctl.append(d.tier == "large")
         thresholds.append(getattr(esc, ctl.field))
-        fixed = compiled.decide(*args_i, gain=float(scores.gain[i]))
+        fixed = compiled.decide(*args_i, gain=float(scores.gain[i]), **same)
         large_fixed.append(fixed.tier == "large")
     replay_s = time.perf_counter() - t0
 
