@@ -396,3 +396,23 @@ def test_a_two_tier_sweep_thresholds_the_gain_the_policy_compares():
     head_only = Policy(name="h", default=("w",), large=("s",), escalation={"gain_estimate": "head"})
     head = score_curve(sweep("router", data, preds, head_only), data)["apgr"]
     assert blend > 0.7 and head == pytest.approx(0.5)
+    # Success estimates learned on different prompts (`Predictions.comparable`): the head alone.
+    preds.comparable = np.eye(2, dtype=bool)
+    assert score_curve(sweep("router", data, preds), data)["apgr"] == pytest.approx(0.5)
+
+
+def test_predictions_say_which_success_estimates_may_be_multiplied():
+    from router.core.scorer import Scorer
+    from router.evaluation.evaluate import predictions_from_batch
+    from tests.test_scorer import synthetic, texts
+
+    X1, one = synthetic(200)
+    X2, two = synthetic(200, seed=1, start=200)
+    for ex in two:  # another dataset: other models, other prompts
+        ex.scores = {"tiny": ex.scores["small"], "huge": ex.scores["big"]}
+        ex.cheap_models = ["tiny"]
+    scorer = Scorer().fit(np.vstack([X1, X2]), one + two, "fake/16")
+    batch = scorer.predict(X1[:5], texts(one[:5]))
+    p = predictions_from_batch(batch, ["big", "small", "huge", "absent"])
+    T, F = True, False
+    assert p.comparable.tolist() == [[T, T, F, F], [T, T, F, F], [F, F, T, F], [F, F, F, F]]

@@ -90,6 +90,9 @@ class ScoreBatch:
     # labelled rows in all, (M,). None for a scorer saved before evidence was kept.
     evidence: np.ndarray | None = None
     rows: np.ndarray | None = None
+    # (M, M) bool: which two models' success estimates may be multiplied, learned on mostly
+    # the same prompts (`Scorer.success_comparable_`); None: unknown, every pair may.
+    comparable: np.ndarray | None = None
 
     def __len__(self) -> int:
         return len(self.difficulty)
@@ -461,6 +464,7 @@ class Scorer:
             success=P[:, 2:],
             evidence=evidence[:, 2:] if known else None,
             rows=self._rows_per_head[2:].copy() if known else None,
+            comparable=self.success_comparable_,
         )
 
     def ablated(self, keep_shared: bool = False) -> Scorer:

@@ -208,17 +208,27 @@ class Predictions:
     gain: np.ndarray
     success: np.ndarray  # (n, M), NaN where unknown
     evidence: np.ndarray | None = None  # (n, M) behind each success estimate; None: unknown
+    # (M, M) bool: the pairs whose estimates may be multiplied (`ScoreBatch.comparable`).
+    comparable: np.ndarray | None = None
 
 
 def predictions_from_batch(batch: ScoreBatch, models: list[str]) -> Predictions:
     success = np.full((len(batch), len(models)), np.nan)
     evidence = None if batch.evidence is None else np.full_like(success, np.nan)
-    for j, m in enumerate(models):
-        if m in batch.models:
-            success[:, j] = batch.success[:, batch.models.index(m)]
+    col = [batch.models.index(m) if m in batch.models else -1 for m in models]
+    for j, c in enumerate(col):
+        if c >= 0:
+            success[:, j] = batch.success[:, c]
             if evidence is not None:
-                evidence[:, j] = batch.evidence[:, batch.models.index(m)]
-    return Predictions(batch.domain_probs, batch.difficulty, batch.gain, success, evidence)
+                evidence[:, j] = batch.evidence[:, c]
+    comparable = None
+    if batch.comparable is not None:
+        comparable = np.array(
+            [[a >= 0 and b >= 0 and bool(batch.comparable[a, b]) for b in col] for a in col]
+        )
+    return Predictions(
+        batch.domain_probs, batch.difficulty, batch.gain, success, evidence, comparable
+    )
 
 
 def knn_predictions(
@@ -310,6 +320,9 @@ def _merge(parts: list[tuple[np.ndarray, Predictions]], n: int) -> Predictions:
     )
     if all(p.evidence is not None for _, p in parts):
         out.evidence = np.zeros_like(out.success)
+    if all(p.comparable is not None for _, p in parts):
+        # A pair is compared only if every fold's scorer learned its two heads alike.
+        out.comparable = np.logical_and.reduce([p.comparable for _, p in parts])
     for idx, p in parts:
         out.domain_probs[idx], out.difficulty[idx] = p.domain_probs, p.difficulty
         out.gain[idx], out.success[idx] = p.gain, p.success
@@ -393,6 +406,9 @@ def sweep(
         has_text=np.ones(n, dtype=bool),
         cost=data.costs[:, order_cols],
         evidence=None if preds.evidence is None else preds.evidence[:, order_cols],
+        comparable=None
+        if preds.comparable is None
+        else preds.comparable[np.ix_(order_cols, order_cols)],
     )
     values = sweep_values(field_name, compiled, s, n_points)
     results = []
