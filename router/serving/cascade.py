@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import threading
 from collections.abc import Generator, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, replace
@@ -102,12 +103,18 @@ class Await:
 @dataclass(frozen=True)
 class Cancel:
     """Give up a started chain: stop it if it still runs (close its stream if it answered).
-    Sends back its response when it had already answered without streaming, else None."""
+    Sends back its response when it had already answered without streaming, NEVER_SENT when
+    it had not begun (nothing was sent, nothing is owed), else None."""
 
     handle: Any
 
 
 END = object()
+NEVER_SENT = object()
+# How long the blocking driver waits for a worker thread to take up a speculative call. A
+# quick verdict could otherwise reach Cancel while the call still waits for the GIL or a
+# thread, and speculation would never have started the call it is meant to start.
+SPECULATION_START_S = 1.0
 
 
 def is_judged(decision: Decision) -> bool:
@@ -331,10 +338,11 @@ def flow(
     if verdict.accepted:
         if spec_handle is not None:  # the large call started for nothing: stop it, count it
             done = yield Cancel(spec_handle)
-            h = HeldAnswer().add_response(done) if done is not None else None
+            sent = done is not NEVER_SENT
+            h = HeldAnswer().add_response(done) if sent and done is not None else None
             wasted = _cost(large, h.usage, facts.prompt_tokens, h.text) if h else None
             if wasted is None:  # stopped early: its prompt was read, little was written
-                wasted = large.cost(facts.prompt_tokens, 0)
+                wasted = large.cost(facts.prompt_tokens, 0) if sent else 0.0
             spec_info.update(used=False, cost=round(wasted, 10))
             info.update(speculative=spec_info, speculative_cost=round(wasted, 10))
         d1.cascade = info
@@ -449,8 +457,15 @@ def _run_step(step: Any, calls: ModelCalls, call, litellm, started: list[Future]
             close()
         return None
     if isinstance(step, Start):
-        fut = _speculative_pool().submit(calls.run_chain, step.decision, step.params, call)
+        taken_up = threading.Event()
+
+        def speculate():
+            taken_up.set()
+            return calls.run_chain(step.decision, step.params, call)
+
+        fut = _speculative_pool().submit(speculate)
         started.append(fut)
+        taken_up.wait(SPECULATION_START_S)
         return fut
     if isinstance(step, Await):
         started.remove(step.handle)
@@ -489,7 +504,7 @@ def _cancel(fut: Future) -> Any:
     """Give up a speculative call: its response if it had already answered (not streamed),
     else None; a stream it opened is closed, now or when it opens."""
     if fut.cancel():
-        return None  # never started
+        return NEVER_SENT
     if not fut.done():  # a blocking call cannot be stopped: discard what it brings
         fut.add_done_callback(lambda f: f.exception() or _close_result(f.result()[0]))
         return None
@@ -548,6 +563,7 @@ async def _arun_step(step: Any, calls: ModelCalls, call, litellm, started: list)
     if isinstance(step, Start):
         task = asyncio.ensure_future(calls.arun_chain(step.decision, step.params, call))
         started.append(task)
+        await asyncio.sleep(0)  # let it begin (up to its first I/O) before the cheap answer goes on
         return task
     if isinstance(step, Await):
         started.remove(step.handle)
