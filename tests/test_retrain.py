@@ -271,15 +271,22 @@ class _Heads:
     """A scorer's prediction, fixed: its gain head ranks the rows backwards, its success heads
     know each row's outcome (for the models it has heads for)."""
 
-    def __init__(self, models, gain, success):
+    def __init__(self, models, gain, success, comparable=None):
         self.models_, self._gain, self._success = models, gain, success
+        self.comparable = comparable
 
     def predict(self, X, texts):
         from router.core.scorer import ScoreBatch
 
         n = len(texts)
         return ScoreBatch(
-            ["d"], self.models_, np.ones((n, 1)), np.full(n, 0.5), self._gain, self._success
+            ["d"],
+            self.models_,
+            np.ones((n, 1)),
+            np.full(n, 0.5),
+            self._gain,
+            self._success,
+            comparable=self.comparable,
         )
 
 
@@ -309,8 +316,8 @@ def test_the_gate_ranks_by_the_gain_the_policy_compares():
     # A scorer without a head for the rows' large model: the blend is the gain head alone.
     lacks = _Heads(["c", "x"], gain, np.column_stack([p_cheap, np.full(60, 0.9)]))
     assert judge_scorer(lacks, X, rows, "blend").apgr == pytest.approx(head)
-    # Nor where its two heads learned different prompts (`Scorer.success_comparable_`).
-    knows.success_comparable_ = np.eye(2, dtype=bool)
+    # Nor where its two heads learned different prompts (`ScoreBatch.comparable`).
+    knows.comparable = np.eye(2, dtype=bool)
     assert judge_scorer(knows, X, rows, "blend").apgr == pytest.approx(head)
 
 

@@ -190,7 +190,7 @@ def judge_scorer(
         c = np.array([cheap[i] for i in both])
         g = np.array([large[i] for i in both])
         ranked = {
-            "blend": lambda: blended_gain(batch.gain, *tier_success(scorer, batch, examples)),
+            "blend": lambda: blended_gain(batch.gain, *tier_success(batch, examples)),
             "gain": lambda: batch.gain,
             "difficulty": lambda: batch.difficulty,
         }[signal]()
@@ -206,23 +206,20 @@ def judge_scorer(
     return Scores(brier, value, len(errs), len(both))
 
 
-def tier_success(
-    scorer: Scorer, batch: ScoreBatch, examples: Sequence[Example]
-) -> tuple[np.ndarray, np.ndarray]:
-    """Per row, the scorer's success estimates for the models `tier_outcomes` scores: its
-    reference large model and the mean over its cheap models (NaN where the scorer has no head
-    for one of them, or the heads learned different prompts, `Scorer.success_comparable_`: the
-    blend falls back to the gain head there)."""
-    col = {m: i for i, m in enumerate(scorer.models_)}
+def tier_success(batch: ScoreBatch, examples: Sequence[Example]) -> tuple[np.ndarray, np.ndarray]:
+    """Per row, the batch's success estimates for the models `tier_outcomes` scores: its
+    reference large model and the mean over its cheap models. NaN where the scorer has no head
+    for one of them, or the heads learned different prompts (`ScoreBatch.comparable`): the
+    blend falls back to the gain head there."""
+    col = {m: i for i, m in enumerate(batch.models)}
     p_large = np.full(len(examples), np.nan)
     p_cheap = np.full(len(examples), np.nan)
-    comparable = getattr(scorer, "success_comparable_", None)
     for r, (cheap, large) in enumerate(tier_models(examples)):
-        if large in col and (
-            comparable is None or all(comparable[col[large], col.get(m, col[large])] for m in cheap)
-        ):
+        if large not in col or not cheap or any(m not in col for m in cheap):
+            continue
+        paired = batch.comparable is None or batch.comparable[col[large], [col[m] for m in cheap]]
+        if np.all(paired):
             p_large[r] = batch.success[r, col[large]]
-        if cheap and all(m in col for m in cheap):
             p_cheap[r] = float(np.mean([batch.success[r, col[m]] for m in cheap]))
     return p_large, p_cheap
 
