@@ -402,16 +402,10 @@ def test_a_two_tier_sweep_thresholds_the_gain_the_policy_compares():
 
 
 def test_predictions_say_which_success_estimates_may_be_multiplied():
-    from router.core.scorer import Scorer
     from router.evaluation.evaluate import predictions_from_batch
-    from tests.test_scorer import synthetic, texts
+    from tests.test_scorer import texts, two_datasets
 
-    X1, one = synthetic(200)
-    X2, two = synthetic(200, seed=1, start=200)
-    for ex in two:  # another dataset: other models, other prompts
-        ex.scores = {"tiny": ex.scores["small"], "huge": ex.scores["big"]}
-        ex.cheap_models = ["tiny"]
-    scorer = Scorer().fit(np.vstack([X1, X2]), one + two, "fake/16")
+    scorer, X1, one = two_datasets()
     batch = scorer.predict(X1[:5], texts(one[:5]))
     p = predictions_from_batch(batch, ["big", "small", "huge", "absent"])
     T, F = True, False

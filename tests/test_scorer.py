@@ -335,13 +335,19 @@ def test_source_means_start_from_the_head_mean():
     assert S[1, 1] == pytest.approx((0 + 2 * 0.5) / 3) and S[2, 1] == pytest.approx(2 / 3)
 
 
-def test_success_heads_are_comparable_only_when_learned_on_the_same_prompts(tmp_path):
+def two_datasets():
+    """A scorer fitted on two datasets of other prompts and other models: `synthetic`'s small
+    and big, and tiny and huge; with the first dataset's embeddings and rows."""
     X1, one = synthetic(200)
     X2, two = synthetic(200, seed=1, start=200)
-    for ex in two:  # another dataset: other models, other prompts
+    for ex in two:
         ex.scores = {"tiny": ex.scores["small"], "huge": ex.scores["big"]}
         ex.cheap_models = ["tiny"]
-    s = Scorer().fit(np.vstack([X1, X2]), one + two, "fake/16")
+    return Scorer().fit(np.vstack([X1, X2]), one + two, "fake/16"), X1, one
+
+
+def test_success_heads_are_comparable_only_when_learned_on_the_same_prompts(tmp_path):
+    s, _, _ = two_datasets()
     col = {m: i for i, m in enumerate(s.models_)}
     ok = s.success_comparable_
     assert ok[col["small"], col["big"]] and ok[col["tiny"], col["huge"]]
