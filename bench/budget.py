@@ -110,7 +110,6 @@ def main() -> None:
     X = router.encoder.encode(routing, batch_size=64)
     scores = router.scorer.predict(X, routing)
     score_s = time.perf_counter() - t0
-    success_cols = router._success_col
 
     clock = {"t": 1_700_000_000.0}
     ctl = BudgetController(policy, clock=lambda: clock["t"])
@@ -121,17 +120,14 @@ def main() -> None:
         facts = request_facts(
             [{"role": "user", "content": text}], {}, router.config.expected_output_tokens
         )
-        success = {n: float(scores.success[i, c]) for n, c in success_cols.items()}
-        args_i = (facts, scores.domain_probs[i], float(scores.difficulty[i]), success)
+        # The router's own inputs to the pure policy, as Router.route_many passes them.
+        inputs = router.decide_inputs(scores, i)
         esc = ctl.escalation(policy)
-        # The router's own inputs to the pure policy (Router.route_many): which estimates it
-        # may multiply into the gain, which models are unprofiled.
-        same = {"comparable": router.comparable, "unprofiled": router.unprofiled}
-        d = compiled.decide(*args_i, gain=float(scores.gain[i]), escalation=esc, **same)
+        d = compiled.decide(facts, escalation=esc, **inputs)
         ctl.record(d, esc)
         large_ctl.append(d.tier == "large")
         thresholds.append(getattr(esc, ctl.field))
-        fixed = compiled.decide(*args_i, gain=float(scores.gain[i]), **same)
+        fixed = compiled.decide(facts, **inputs)
         large_fixed.append(fixed.tier == "large")
     replay_s = time.perf_counter() - t0
 

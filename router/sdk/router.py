@@ -39,7 +39,7 @@ from router.core.request import (
     request_facts,
     routing_text,
 )
-from router.core.scorer import Scorer
+from router.core.scorer import ScoreBatch, Scorer
 from router.sdk import caching, logged
 from router.sdk.streams import (
     AsyncRoutedStream,
@@ -294,6 +294,33 @@ class Router:
         """
         return self.route_many([messages], policy=policy, model=model, **params)[0]
 
+    def decide_inputs(self, batch: ScoreBatch, r: int) -> dict[str, Any]:
+        """What the policy's `decide` takes from row `r` of a scored batch, by name: the scores,
+        each catalogue model's success estimate and its evidence, the unprofiled models and
+        the pairs of estimates that may be multiplied."""
+        cols = self._success_col
+        evidence = {}
+        if batch.evidence is not None:
+            # A stand-in's estimate is borrowed: none of its evidence is this model's.
+            evidence = {
+                name: {"rows": 0, "neighbours": 0.0}
+                if name in self.unprofiled
+                else {
+                    "rows": int(batch.rows[col]),
+                    "neighbours": round(float(batch.evidence[r, col]), 2),
+                }
+                for name, col in cols.items()
+            }
+        return {
+            "domain_probs": batch.domain_probs[r],
+            "difficulty": float(batch.difficulty[r]),
+            "success": {name: float(batch.success[r, col]) for name, col in cols.items()},
+            "gain": float(batch.gain[r]),
+            "evidence": evidence,
+            "unprofiled": self.unprofiled,
+            "comparable": self.comparable,
+        }
+
     def route_many(
         self,
         conversations: list[str | list[Message]],
@@ -345,31 +372,7 @@ class Router:
             if r is None:
                 d = compiled.decide(f, None, None, {}, escalation=esc, unprofiled=self.unprofiled)
             else:
-                cols = self._success_col
-                success = {name: float(batch.success[r, col]) for name, col in cols.items()}
-                evidence = {}
-                if batch.evidence is not None:
-                    # A stand-in's estimate is borrowed: none of its evidence is this model's.
-                    evidence = {
-                        name: {"rows": 0, "neighbours": 0.0}
-                        if name in self.unprofiled
-                        else {
-                            "rows": int(batch.rows[col]),
-                            "neighbours": round(float(batch.evidence[r, col]), 2),
-                        }
-                        for name, col in cols.items()
-                    }
-                d = compiled.decide(
-                    f,
-                    batch.domain_probs[r],
-                    float(batch.difficulty[r]),
-                    success,
-                    gain=float(batch.gain[r]),
-                    escalation=esc,
-                    evidence=evidence,
-                    unprofiled=self.unprofiled,
-                    comparable=self.comparable,
-                )
+                d = compiled.decide(f, escalation=esc, **self.decide_inputs(batch, r))
             if budget is not None:
                 budget.record(d, esc)
             # Drift compares the scorer's own outputs with its training distributions: the
