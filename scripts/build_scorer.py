@@ -198,7 +198,7 @@ def main(argv: list[str] | None = None) -> int:
     say(f"measuring the design {params} (CV {args.cv} and leave-one-source-out)")
 
     def show(name: str, mode: str, report: dict) -> None:
-        for curve in ("router", NO_SHARED, "knn", "random"):
+        for curve in ("router", NO_SHARED, "knn", "source-rates", "random"):
             if curve in report["results"]:
                 shown = gate.SHOWN[gate.kind_of(report)]
                 figures = ", ".join(f"{k} {report['results'][curve].get(k)}" for k in shown)

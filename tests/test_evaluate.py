@@ -65,6 +65,9 @@ def test_cross_validated_router_beats_random_on_a_learnable_signal(
     assert 0.7 < res["router"]["apgr"] <= 0.75 + 1e-9
     assert res["random"]["apgr"] == pytest.approx(0.5, abs=0.01)
     assert res["knn"]["apgr"] > 0.65
+    # One source: knowing it tells nothing about which prompt needs the big model (the
+    # folds' rates differ a little, and order the folds at random).
+    assert res["source-rates"]["apgr"] == pytest.approx(0.5, abs=0.05)
     assert res["single:big"]["quality_at_best_single_cost"] == pytest.approx(1.0)
     # Half the prompts are easy: matching the big model costs about 0.55 of it.
     assert res["router"]["cost_to_match_best_single"] < 0.7
@@ -370,6 +373,33 @@ def test_train_also_rows_train_every_fold_and_are_never_scored(enc, tmp_path_fac
     )
     # Leaving gsm8k out leaves dcrouter/gsm8k out too: 30 + 40 rows train, not 30 + 80.
     assert any("train 70" in m for m in seen), seen
+    # The held-out source has no training rows: no source-rates reference leaving it out.
+    assert "source-rates" not in report.to_json()["results"]
+
+
+def test_source_rates_give_each_prompt_its_sources_training_outcomes():
+    from router.evaluation.evaluate import source_rate_predictions
+
+    def rows(src, cheap, n):
+        return [
+            Example(
+                prompt=f"{src} {i}",
+                source=src,
+                scores={"w": cheap, "s": 1.0},
+                costs={"w": 1, "s": 5},
+                cheap_models=["w"],
+            )
+            for i in range(n)
+        ]
+
+    train = EvalData.from_examples(rows("a/x", 0.0, 4) + rows("b/y", 1.0, 4))
+    test = EvalData.from_examples(rows("a/x", 1.0, 1) + rows("b/y", 0.0, 1) + rows("c", 1, 1))
+    p = source_rate_predictions(train, test)
+    # Ten pseudo-rows at the training mean (gain 0.5) plus the source's four rows.
+    np.testing.assert_allclose(p.gain, [(4 + 5) / 14, 5 / 14, 0.5])
+    np.testing.assert_allclose(p.difficulty, p.gain)
+    np.testing.assert_allclose(p.success[:, train.models.index("w")], [5 / 14, 9 / 14, 0.5])
+    np.testing.assert_allclose(p.success[:, train.models.index("s")], 1.0)
 
 
 def test_a_two_tier_sweep_thresholds_the_gain_the_policy_compares():

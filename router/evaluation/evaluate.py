@@ -14,7 +14,7 @@ import numpy as np
 
 from router.core.config import ModelSpec, Policy
 from router.core.data import DataError, Example, group_folds, group_key, task_of
-from router.core.heads import head_targets, knn_mean
+from router.core.heads import SOURCE_SHRINK, head_targets, knn_mean
 from router.core.policy import CompiledPolicy, ScoreInput
 from router.core.scorer import ScoreBatch, Scorer
 from router.evaluation import metrics as M
@@ -22,6 +22,8 @@ from router.evaluation import metrics as M
 Log = Callable[[str], None]
 # The router curve of the same fits without the shared-difficulty model (`Scorer.ablated`).
 NO_SHARED = "router-no-shared"
+# The reference curve that knows each test prompt's source and nothing within it (under CV).
+SOURCE_RATES = "source-rates"
 METRIC_NAMES = (
     "apgr",
     "cpt_50",
@@ -241,6 +243,30 @@ def knn_predictions(
     P = knn_mean(X_test, X_train, np.nan_to_num(Y), k)
     # kNN has no domain head: one certain domain, so confidence rules never fire.
     return Predictions(np.ones((len(X_test), 1)), P[:, 0], P[:, 1], P[:, 2:])
+
+
+def source_rate_predictions(data_train: EvalData, data_test: EvalData) -> Predictions:
+    """Each test prompt gets its source's mean outcomes in the training rows (success per
+    model, difficulty, gain), each from `SOURCE_SHRINK` pseudo-rows at the training mean plus
+    the source's labelled rows; a source with no training rows gets the training mean. It
+    reads the test prompt's source label, which live routing never has: not a router but a
+    reference for what knowing the task, and nothing within it, buys."""
+    heads, _, Y = head_targets(data_train.examples)
+    Y = Y[:, [0, 1, *[heads.index(f"success:{m}") for m in data_train.models]]]
+    labelled = ~np.isnan(Y)
+    values = np.where(labelled, Y, 0.0)
+    mean = values.sum(axis=0) / np.maximum(labelled.sum(axis=0), 1)
+    train_src = np.array([ex.source for ex in data_train.examples])
+    P = np.tile(mean, (len(data_test.examples), 1))
+    test_src = np.array([ex.source for ex in data_test.examples])
+    for src in np.unique(test_src):
+        mine = train_src == src
+        rate = (values[mine].sum(axis=0) + SOURCE_SHRINK * mean) / (
+            labelled[mine].sum(axis=0) + SOURCE_SHRINK
+        )
+        P[test_src == src] = rate
+    # One certain domain, as for kNN: confidence rules never fire.
+    return Predictions(np.ones((len(P), 1)), P[:, 0], P[:, 1], P[:, 2:])
 
 
 @dataclass
@@ -613,6 +639,15 @@ def evaluate(
     if ablated_p is not None:
         # The same fits stacked without the shared-difficulty model: the previous design.
         curves.append(sweep(NO_SHARED, data, ablated_p, policy))
+    if cv and groups is None:
+        # Leaving a source out, the held-out source has no training rows: no reference there.
+        parts = [
+            (te, source_rate_predictions(data.subset(tr), data.subset(te)))
+            for te, tr in (
+                (np.flatnonzero(folds == f), np.flatnonzero(folds != f)) for f in np.unique(folds)
+            )
+        ]
+        curves.append(sweep(SOURCE_RATES, data, _merge(parts, len(X)), policy))
     curves += baselines(data)
     more: dict[str, Any] = {}
     if extra is not None:
