@@ -9,7 +9,10 @@
    dcrouter, each fold trained on the other datasets too (router/evaluation/gate.py).
 2. Prints the figures beside those the shipped artifact recorded when it was built. Without
    recorded figures (an artifact from before the gate), the previous design stands in for
-   them: the same fits, stacked without the shared-difficulty model.
+   them: the same fits, stacked without the shared-difficulty model. Figures recorded on
+   another CPU (or on one the artifact does not name) are not the bar: the encoder's int8
+   products, and so every embedding and figure, differ a little from one CPU to another. The
+   shipped design is then measured here too (from this run when it is the design measured).
 3. Refuses, exit 1, when a gated figure (APGR on RouteLLM, quality at the best single model's
    cost on dcrouter; CV or leave-one-source-out) is worse, unless --force; and when SmolLM2,
    added to the dcrouter pool at $0, lowers the router's quality at any budget
@@ -29,12 +32,15 @@ import argparse
 import json
 import os
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+from results import cpu  # noqa: E402  (bench/results.py)
 
 from router.core.config import load_config  # noqa: E402
 from router.core.data import held_out, read_jsonl, read_many  # noqa: E402
@@ -92,6 +98,17 @@ def check_free_model(embed, encoder_identity: str, params: dict, stacked: bool, 
     return check
 
 
+def recorded_design(meta: dict) -> dict:
+    """The scorer parameters an artifact was built with. An artifact saved before knn_shrink or
+    the source prior existed used the plain neighbour mean and no source prior."""
+    recorded = meta.get("params", {})
+    return {
+        "shared_dims": recorded.get("shared_dims"),
+        "knn_shrink": recorded.get("knn_shrink", 0.0),
+        "source_prior": recorded.get("source_prior", False),
+    }
+
+
 def train_and_save(
     out: Path,
     embed,
@@ -100,6 +117,7 @@ def train_and_save(
     stacked: bool,
     figures: dict,
     free: dict | None = None,
+    measured_on: str | None = None,
 ) -> int:
     """The shipped scorer: every dataset without the held-out prompts, its figures recorded.
     Not `stacked`: the design without the shared difficulty in the stack, the shared model
@@ -115,12 +133,28 @@ def train_and_save(
             "trained_on": list(TRAIN_FILES),
             "held_out_share": HOLD_OUT,
             "evaluation": figures,
+            # The figures are this CPU's: its int8 products give slightly other embeddings.
+            "measured_on": measured_on,
             "shared_stacked": stacked,
             **({"free_model_check": free} if free is not None else {}),
         },
     )
     print(f"\nwrote {out}")
     return 0
+
+
+def previous_here(
+    shipped: dict, params: dict, measured: dict, remeasure: Callable[[dict], dict]
+) -> tuple[dict | None, str]:
+    """The shipped design's figures on this CPU, for an artifact that recorded its own on
+    another (or did not say where): this run's, when it measured the same design, else
+    `remeasure(design)`'s. Returns them and where they came from."""
+    curve = "router" if shipped.get("shared_stacked", True) else NO_SHARED
+    design = recorded_design(shipped)
+    if design == params:
+        return gate.figures_of(measured, curve), f"the shipped design {design}, this run"
+    say(f"measuring the shipped design {design} here too")
+    return gate.figures_of(remeasure(design), curve), f"the shipped design {design}, measured here"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -168,15 +202,7 @@ def main(argv: list[str] | None = None) -> int:
     }
     if args.retrain_only:
         meta = json.loads((args.out / "scorer.json").read_text(encoding="utf-8"))
-        recorded = meta.get("params", {})
-        # An artifact saved before knn_shrink or the source prior existed used the plain
-        # neighbour mean and no source prior.
-        shipped = {
-            "shared_dims": recorded.get("shared_dims"),
-            "knn_shrink": recorded.get("knn_shrink", 0.0),
-            "source_prior": recorded.get("source_prior", False),
-        }
-        if meta.get("evaluation") is None or shipped != params:
+        if meta.get("evaluation") is None or recorded_design(meta) != params:
             print(f"--retrain-only: {args.out} measured no figures for the design {params}")
             return 1
         stacked = meta.get("shared_stacked", True)
@@ -188,6 +214,7 @@ def main(argv: list[str] | None = None) -> int:
             stacked,
             meta["evaluation"],
             meta.get("free_model_check"),
+            meta.get("measured_on"),
         )
 
     eval_sets = {name: read_jsonl(DATA / f) for name, f in EVAL_FILES.items()}
@@ -235,11 +262,24 @@ def main(argv: list[str] | None = None) -> int:
             )
 
     previous, where = None, "none recorded"
+    here = cpu()
     meta = args.out / "scorer.json"
     if meta.is_file():
-        previous = json.loads(meta.read_text(encoding="utf-8")).get("evaluation")
+        shipped = json.loads(meta.read_text(encoding="utf-8"))
+        previous = shipped.get("evaluation")
         shown = args.out.relative_to(ROOT) if args.out.is_relative_to(ROOT) else args.out
         where = f"recorded in {shown}" if previous else where
+        if previous is not None and shipped.get("measured_on") != here:
+            elsewhere = shipped.get("measured_on") or "a CPU it does not name"
+            print(f"{shown} recorded its figures on {elsewhere}; this is {here}")
+            previous, where = previous_here(
+                shipped,
+                params,
+                measured,
+                lambda design: gate.measure(
+                    eval_sets, train_also, embed, enc.identity, design, args.cv, say
+                ),
+            )
     if previous is None:
         # The same fits stacked without the shared-difficulty model: today's design.
         previous = without
@@ -265,7 +305,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
 
     summary = free.summary() if free is not None else None
-    train_and_save(args.out, embed, enc.identity, params, stacked, new, summary)
+    train_and_save(args.out, embed, enc.identity, params, stacked, new, summary, here)
     if not args.no_record:
         from results import eval_figures, eval_table, record
 

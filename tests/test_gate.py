@@ -65,6 +65,7 @@ def build_scorer(monkeypatch):
     # The free-model check passes unless a test says otherwise (tests/test_free_model.py
     # measures it for real).
     monkeypatch.setattr(mod, "check_free_model", lambda *a, **k: None)
+    monkeypatch.setattr(mod, "cpu", lambda: "CPU A, with VNNI")
     mod.trained = trained
     return mod
 
@@ -74,7 +75,11 @@ def test_make_model_refuses_to_overwrite_a_better_artifact_unless_forced(
 ):
     out = tmp_path / "default"
     out.mkdir()
-    shipped = {"params": {"shared_dims": 8}, "evaluation": gate.figures_of(measured())}
+    shipped = {
+        "params": {"shared_dims": 8},
+        "evaluation": gate.figures_of(measured()),
+        "measured_on": "CPU A, with VNNI",
+    }
     (out / "scorer.json").write_text(json.dumps(shipped))
     monkeypatch.setattr(build_scorer.gate, "measure", lambda *a, **k: measured(dc_loso=0.58))
     assert build_scorer.main(["--out", str(out), "--no-record"]) == 1
@@ -83,7 +88,8 @@ def test_make_model_refuses_to_overwrite_a_better_artifact_unless_forced(
     assert "not overwriting" in printed and build_scorer.trained == []
     assert json.loads((out / "scorer.json").read_text()) == shipped
     assert build_scorer.main(["--out", str(out), "--no-record", "--force"]) == 0
-    ((where, _embed, _identity, params, stacked, _figures, _free),) = build_scorer.trained
+    ((where, _embed, _identity, params, stacked, _figures, _free, cpu),) = build_scorer.trained
+    assert cpu == "CPU A, with VNNI"  # the artifact records where its figures were measured
     assert (
         where == out
         and params == {"shared_dims": 8, "knn_shrink": 0.0, "source_prior": False}
@@ -105,7 +111,7 @@ def test_the_shared_difficulty_is_stacked_only_if_the_same_fits_measure_no_worse
     assert "routellm cv: apgr 0.66 < previous 0.7" in printed
     assert "shipping the stack without it" in printed
     assert "the previous design (no shared difficulty), from the same fits" in printed
-    ((_out, _embed, _identity, params, stacked, figures, _free),) = build_scorer.trained
+    ((_out, _embed, _identity, params, stacked, figures, _free, _cpu),) = build_scorer.trained
     # The shared model still ships (shared_dims), unstacked, with the figures of that design.
     assert params == {"shared_dims": 8, "knn_shrink": 0.0, "source_prior": False} and not stacked
     assert figures == gate.figures_of(runs, "router-no-shared")
@@ -133,7 +139,7 @@ def test_make_model_refuses_a_design_where_a_free_model_lowers_quality_unless_fo
     assert seen == [({"shared_dims": 8, "knn_shrink": 0.0, "source_prior": False}, True, 5)]
     assert build_scorer.main(["--out", str(out), "--no-record", "--force"]) == 0
     # Forced, the artifact records what the check found.
-    ((*_, free),) = build_scorer.trained
+    ((*_, free, _cpu),) = build_scorer.trained
     assert free == {
         "model": "smollm2-135m",
         "budget_grid": 201,
@@ -141,3 +147,39 @@ def test_make_model_refuses_a_design_where_a_free_model_lowers_quality_unless_fo
         "worst_drop": pytest.approx(0.01),
         "fold_seed": 0,
     }
+
+
+def test_figures_recorded_on_another_cpu_are_measured_again_here(
+    build_scorer, monkeypatch, tmp_path, capsys
+):
+    out = tmp_path / "default"
+    out.mkdir()
+    # Recorded elsewhere, 0.01 above what this CPU measures for the same design.
+    shipped = {
+        "params": {"shared_dims": 8},
+        "evaluation": gate.figures_of(measured(dc_cv=0.66)),
+        "measured_on": "CPU B, without VNNI",
+    }
+    (out / "scorer.json").write_text(json.dumps(shipped))
+    designs = []
+
+    def measure(sets, also, embed, identity, params, *a, **k):
+        designs.append(params)
+        return measured(dc_cv=0.65 if params["knn_shrink"] == 0.0 else 0.64)
+
+    monkeypatch.setattr(build_scorer.gate, "measure", measure)
+    # The same design: this run's figures are the bar, not CPU B's.
+    assert build_scorer.main(["--out", str(out), "--no-record"]) == 0
+    printed = capsys.readouterr().out
+    assert "recorded its figures on CPU B, without VNNI; this is CPU A, with VNNI" in printed
+    assert "this run" in printed and len(designs) == 1
+    # Another design: the shipped one is measured here too, and the new one is worse than it.
+    assert build_scorer.main(["--out", str(out), "--no-record", "--knn-shrink", "10"]) == 1
+    printed = capsys.readouterr().out
+    assert designs[1]["knn_shrink"] == 10.0 and designs[2]["knn_shrink"] == 0.0
+    assert "dcrouter cv: quality_at_best_single_cost 0.64 < previous 0.65" in printed
+    # An artifact that does not say where it was measured is measured again too.
+    del shipped["measured_on"]
+    (out / "scorer.json").write_text(json.dumps(shipped))
+    assert build_scorer.main(["--out", str(out), "--no-record"]) == 0
+    assert "a CPU it does not name" in capsys.readouterr().out
