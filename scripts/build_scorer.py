@@ -47,7 +47,7 @@ from router.core.data import held_out, read_jsonl, read_many  # noqa: E402
 from router.core.encoder import load_encoder  # noqa: E402
 from router.core.scorer import Scorer  # noqa: E402
 from router.evaluation import free_model, gate  # noqa: E402
-from router.evaluation.evaluate import NO_SHARED  # noqa: E402
+from router.evaluation.evaluate import NO_SHARED, SOURCE_RATES  # noqa: E402
 from router.evaluation.train import embed_examples  # noqa: E402
 
 DATA = ROOT / "data" / "routing"
@@ -225,7 +225,7 @@ def main(argv: list[str] | None = None) -> int:
     say(f"measuring the design {params} (CV {args.cv} and leave-one-source-out)")
 
     def show(name: str, mode: str, report: dict) -> None:
-        for curve in ("router", NO_SHARED, "knn", "source-rates", "random"):
+        for curve in ("router", NO_SHARED, "knn", SOURCE_RATES, "random"):
             if curve in report["results"]:
                 shown = gate.SHOWN[gate.kind_of(report)]
                 figures = ", ".join(f"{k} {report['results'][curve].get(k)}" for k in shown)
