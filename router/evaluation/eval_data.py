@@ -1,0 +1,129 @@
+"""What an evaluation reads: the models' scores and costs on the prompts (`EvalData`), and what
+a router knows about each prompt (`Predictions`)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from router.core.config import ModelSpec, Policy
+from router.core.data import DataError, Example
+
+
+@dataclass
+class EvalData:
+    """Scores and costs of M models on n prompts, as matrices."""
+
+    examples: list[Example]
+    models: list[str]
+    scores: np.ndarray  # (n, M)
+    costs: np.ndarray  # (n, M) USD per prompt
+    cheap: list[str]
+    # Rows left out because they lack a score for one of the models (a missing label).
+    dropped: int = 0
+
+    @classmethod
+    def from_examples(
+        cls, examples: Sequence[Example], prices: dict[str, float] | None = None
+    ) -> EvalData:
+        """The rows that score every model of the data, each with a cost per model (or a given
+        price). Rows missing a model's score (RouterBench's empty cells) are left out and
+        counted in `dropped`; data whose rows score different model sets is refused."""
+        if not examples:
+            raise DataError("no examples to evaluate")
+        models = sorted({m for ex in examples for m in ex.scores})
+        keep = [i for i, ex in enumerate(examples) if len(ex.scores) == len(models)]
+        if not keep:
+            first = sorted(examples[0].scores)
+            other = next(i for i, ex in enumerate(examples) if sorted(ex.scores) != first)
+            raise DataError(
+                f"row {other + 1} ({examples[other].id or examples[other].source}): scores "
+                f"models {sorted(examples[other].scores)}, but row 1 scores {first}, and no "
+                "row scores them all; evaluate one model set at a time"
+            )
+        dropped = len(examples) - len(keep)
+        prices = prices or {}
+        S = np.zeros((len(keep), len(models)))
+        C = np.zeros_like(S)
+        cheap: set[str] = set()
+        for r, i in enumerate(keep):
+            ex = examples[i]
+            for j, m in enumerate(models):
+                S[r, j] = ex.scores[m]
+                if m in prices:
+                    C[r, j] = prices[m]
+                elif ex.costs and m in ex.costs:
+                    C[r, j] = ex.costs[m]
+                else:
+                    raise DataError(
+                        f"row {i + 1} ({ex.id or ex.source}): no cost for {m}; "
+                        f"add 'costs' to the data or pass --price {m}=USD_PER_CALL"
+                    )
+            cheap.update(ex.cheap_models)
+        if not cheap:
+            # No tiers given: the cheaper half (by mean cost) is the cheap tier.
+            order = np.argsort(C.mean(axis=0))
+            cheap = {models[i] for i in order[: max(1, len(models) // 2)]}
+        return cls([examples[i] for i in keep], models, S, C, sorted(cheap), dropped)
+
+    def subset(self, idx: np.ndarray) -> EvalData:
+        return EvalData(
+            [self.examples[i] for i in idx],
+            self.models,
+            self.scores[idx],
+            self.costs[idx],
+            self.cheap,
+        )
+
+    @property
+    def two_tier(self) -> bool:
+        return len(self.models) == 2
+
+    def weak_strong(self) -> tuple[int, int]:
+        """Two-tier data: (index of the cheap model, index of the other)."""
+        weak = self.models.index(self.cheap[0]) if self.cheap else int(self.costs.mean(0).argmin())
+        return weak, 1 - weak
+
+    def eval_policy(self, base: Policy | None = None) -> tuple[Policy, list[ModelSpec]]:
+        """A policy over the data's own models, keeping `base`'s escalation settings."""
+        quality = self.scores.mean(axis=0)
+        cheap = [m for m in self.models if m in self.cheap]
+        large = [m for m in self.models if m not in self.cheap] or [
+            self.models[int(quality.argmax())]
+        ]
+        by_quality = lambda names: sorted(names, key=lambda m: -quality[self.models.index(m)])  # noqa: E731
+        catalogue = [
+            ModelSpec(
+                name=m.replace("/", "__"),
+                litellm_model=f"eval/{m}",
+                input_price=0,
+                output_price=0,
+                context_window=10**9,
+                capabilities=frozenset({"tools", "json", "vision", "streaming"}),
+                tier="small" if m in self.cheap else "large",
+            )
+            for m in self.models
+        ]
+        esc = base.escalation.model_dump() if base else {}
+        policy = Policy(
+            name=base.name if base else "eval",
+            default=tuple(n.replace("/", "__") for n in by_quality(cheap or self.models)),
+            large=tuple(n.replace("/", "__") for n in by_quality(large)),
+            escalation=esc,
+        )
+        return policy, catalogue
+
+
+@dataclass
+class Predictions:
+    """What a router knows about each prompt, aligned with EvalData.models."""
+
+    domain_probs: np.ndarray
+    difficulty: np.ndarray
+    gain: np.ndarray
+    success: np.ndarray  # (n, M), NaN where unknown
+    evidence: np.ndarray | None = None  # (n, M) behind each success estimate; None: unknown
+    # (M, M) bool: the pairs whose estimates may be multiplied (`ScoreBatch.comparable`).
+    comparable: np.ndarray | None = None
