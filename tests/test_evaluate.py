@@ -118,9 +118,11 @@ def test_eval_and_calibrate_cli(tmp_path, test_config, monkeypatch):
     assert "apgr" in r.stdout and "oracle" in r.stdout
     out = json.loads(js.read_text())
     assert out["mode"] == "2-fold CV by prompt text"
+    assert "source-rates: each test prompt's source's mean outcomes" in r.stdout
     assert png.stat().st_size > 10_000
     r = run("eval", str(data), "--group-by", "source", "--config", str(test_config))
     assert r.returncode == 0 and "leave-one-source-out" in r.stdout, r.stderr
+    assert "source-rates" not in r.stdout  # no training rows of the held-out source
     r = run("eval", str(data), "--config", str(test_config))  # the shipped scorer, as is
     assert r.returncode == 0 and "as is" in r.stdout, r.stderr
     r = run("eval", str(data), "--cv", "2", "--source", "gsm8k", "--config", str(test_config))

@@ -111,6 +111,7 @@ def eval_(
     from router.core.scorer import Scorer
     from router.evaluation.evaluate import (
         GROUPINGS,
+        SOURCE_RATES,
         EvalData,
         TrainAlso,
         evaluate,
@@ -258,6 +259,13 @@ def eval_(
         wide.print(
             "* APGR and CPT on the large-call shares the curve covers, not extrapolated: "
             + "; ".join(partial)
+        )
+    if SOURCE_RATES in out["results"]:
+        wide.print(
+            f"{SOURCE_RATES}: each test prompt's source's mean outcomes in the training folds. "
+            "It reads the source label, which live routing never has: what knowing the task, "
+            "and nothing within it, gives (docs/evaluation.md)",
+            highlight=False,
         )
     if json_out:
         json_out.write_text(json.dumps(out, indent=1) + "\n", encoding="utf-8")
