@@ -159,22 +159,32 @@ def knn_means(
     return out, extra
 
 
-def source_means(Y: np.ndarray, sources: np.ndarray, shrink: float = SOURCE_SHRINK) -> np.ndarray:
-    """(n, H): for each row, the mean target of its source (dataset and task, `Example.source`)
-    per head, from `shrink` pseudo-rows at the head's mean plus the source's labelled rows;
-    NaN where the row has no label for the head."""
+def source_rates(
+    Y: np.ndarray, sources: Sequence[str] | np.ndarray, shrink: float = SOURCE_SHRINK
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Each source's mean target per head (sources sorted by name, (S, H)), from `shrink`
+    pseudo-rows at the head's mean plus the source's labelled rows; and the heads' means (H,).
+    A source is a dataset and task (`Example.source`)."""
     labelled = ~np.isnan(Y)
-    if len(Y) == 0:
-        return np.full_like(Y, np.nan)
-    _, inv = np.unique(np.asarray(sources, dtype=str), return_inverse=True)
+    names, inv = np.unique(np.asarray(sources, dtype=str), return_inverse=True)
     inv = inv.ravel()
     values = np.where(labelled, Y, 0.0)
-    count = np.zeros((inv.max() + 1, Y.shape[1]))
+    count = np.zeros((len(names), Y.shape[1]))
     total = np.zeros_like(count)
     np.add.at(count, inv, labelled.astype(float))
     np.add.at(total, inv, values)
     mean = values.sum(axis=0) / np.maximum(labelled.sum(axis=0), 1)
-    return np.where(labelled, ((total + shrink * mean) / (count + shrink))[inv], np.nan)
+    return names, (total + shrink * mean) / (count + shrink), mean
+
+
+def source_means(Y: np.ndarray, sources: np.ndarray, shrink: float = SOURCE_SHRINK) -> np.ndarray:
+    """(n, H): for each row, its source's mean target per head (`source_rates`); NaN where the
+    row has no label for the head."""
+    if len(Y) == 0:
+        return np.full_like(Y, np.nan)
+    sources = np.asarray(sources, dtype=str)
+    names, rates, _ = source_rates(Y, sources, shrink)
+    return np.where(~np.isnan(Y), rates[np.searchsorted(names, sources)], np.nan)
 
 
 def unrelated_similarity(X: np.ndarray, seed: int, pairs: int = 20000) -> float:

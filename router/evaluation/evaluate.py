@@ -6,7 +6,7 @@ that routes live traffic: `max_difficulty` for two models, `cost_weight` for mor
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -14,7 +14,7 @@ import numpy as np
 
 from router.core.config import Policy
 from router.core.data import DataError, Example, group_folds, group_key, task_of
-from router.core.heads import SOURCE_SHRINK, head_targets, knn_mean
+from router.core.heads import head_targets, knn_mean, source_rates
 from router.core.policy import CompiledPolicy, ScoreInput
 from router.core.scorer import ScoreBatch, Scorer
 from router.evaluation import metrics as M
@@ -117,38 +117,34 @@ def predictions_from_batch(batch: ScoreBatch, models: list[str]) -> Predictions:
     )
 
 
+def _targets(data: EvalData) -> np.ndarray:
+    """(n, 2 + M): each row's difficulty and gain targets and its score per model, in
+    `data.models` order (`head_targets`; NaN where a row has none)."""
+    heads, _, Y = head_targets(data.examples)
+    return Y[:, [0, 1, *[heads.index(f"success:{m}") for m in data.models]]]
+
+
 def knn_predictions(
     X_train: np.ndarray, data_train: EvalData, X_test: np.ndarray, k: int = 50
 ) -> Predictions:
     """kNN baseline: the neighbours' mean of each target (scores, difficulty, gain)."""
-    heads, models, Y = head_targets(data_train.examples)
-    cols = [heads.index(f"success:{m}") for m in data_train.models]
-    Y = Y[:, [0, 1, *cols]]
-    P = knn_mean(X_test, X_train, np.nan_to_num(Y), k)
+    P = knn_mean(X_test, X_train, np.nan_to_num(_targets(data_train)), k)
     # kNN has no domain head: one certain domain, so confidence rules never fire.
     return Predictions(np.ones((len(X_test), 1)), P[:, 0], P[:, 1], P[:, 2:])
 
 
 def source_rate_predictions(data_train: EvalData, data_test: EvalData) -> Predictions:
     """Each test prompt gets its source's mean outcomes in the training rows (success per
-    model, difficulty, gain), each from `SOURCE_SHRINK` pseudo-rows at the training mean plus
-    the source's labelled rows; a source with no training rows gets the training mean. It
-    reads the test prompt's source label, which live routing never has: not a router but a
-    reference for what knowing the task, and nothing within it, buys."""
-    heads, _, Y = head_targets(data_train.examples)
-    Y = Y[:, [0, 1, *[heads.index(f"success:{m}") for m in data_train.models]]]
-    labelled = ~np.isnan(Y)
-    values = np.where(labelled, Y, 0.0)
-    mean = values.sum(axis=0) / np.maximum(labelled.sum(axis=0), 1)
-    train_src = np.array([ex.source for ex in data_train.examples])
-    P = np.tile(mean, (len(data_test.examples), 1))
-    test_src = np.array([ex.source for ex in data_test.examples])
-    for src in np.unique(test_src):
-        mine = train_src == src
-        rate = (values[mine].sum(axis=0) + SOURCE_SHRINK * mean) / (
-            labelled[mine].sum(axis=0) + SOURCE_SHRINK
-        )
-        P[test_src == src] = rate
+    model, difficulty, gain; `heads.source_rates`, shrunk to the training mean); a source with
+    no training rows gets the training mean. It reads the test prompt's source label, which
+    live routing never has: not a router but a reference for what knowing the task, and
+    nothing within it, buys."""
+    names, rates, mean = source_rates(
+        _targets(data_train), [ex.source for ex in data_train.examples]
+    )
+    test_src = np.array([ex.source for ex in data_test.examples], dtype=str)
+    at = np.searchsorted(names, test_src).clip(max=len(names) - 1)
+    P = np.where((names[at] == test_src)[:, None], rates[at], mean)
     # One certain domain, as for kNN: confidence rules never fire.
     return Predictions(np.ones((len(P), 1)), P[:, 0], P[:, 1], P[:, 2:])
 
@@ -193,8 +189,7 @@ def cross_val_predictions(
     router_parts: list[tuple[np.ndarray, Predictions]] = []
     knn_parts: list[tuple[np.ndarray, Predictions]] = []
     ablated_parts: list[tuple[np.ndarray, Predictions]] = []
-    for f in np.unique(folds):
-        te, tr = np.flatnonzero(folds == f), np.flatnonzero(folds != f)
+    for f, (te, tr) in zip(np.unique(folds), fold_splits(folds), strict=True):
         train = data.subset(tr)
         fit_rows, fit_X = train.examples, X[tr]
         fit_texts = [texts[i] for i in tr]
@@ -239,6 +234,12 @@ def _merge(parts: list[tuple[np.ndarray, Predictions]], n: int) -> Predictions:
         if out.evidence is not None:
             out.evidence[idx] = p.evidence
     return out
+
+
+def fold_splits(folds: np.ndarray) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """(test rows, training rows) of each fold, in the order of `np.unique(folds)`."""
+    for f in np.unique(folds):
+        yield np.flatnonzero(folds == f), np.flatnonzero(folds != f)
 
 
 def fold_ids(data: EvalData, k: int, seed: int = 0) -> np.ndarray:
@@ -512,10 +513,7 @@ def evaluate(
         knn_p = _merge(
             [
                 (te, knn_predictions(X[tr], data.subset(tr), X[te], knn_k))
-                for te, tr in (
-                    (np.flatnonzero(folds == f), np.flatnonzero(folds != f))
-                    for f in np.unique(folds)
-                )
+                for te, tr in fold_splits(folds)
             ],
             len(X),
         )
@@ -527,9 +525,7 @@ def evaluate(
         # Leaving a source out, the held-out source has no training rows: no reference there.
         parts = [
             (te, source_rate_predictions(data.subset(tr), data.subset(te)))
-            for te, tr in (
-                (np.flatnonzero(folds == f), np.flatnonzero(folds != f)) for f in np.unique(folds)
-            )
+            for te, tr in fold_splits(folds)
         ]
         curves.append(sweep(SOURCE_RATES, data, _merge(parts, len(X)), policy))
     curves += baselines(data)
