@@ -501,8 +501,9 @@ def _close_result(result: Any) -> None:
 
 
 def _cancel(fut: Future) -> Any:
-    """Give up a speculative call: its response if it had already answered (not streamed),
-    else None; a stream it opened is closed, now or when it opens."""
+    """Give up a speculative call: NEVER_SENT if no worker had taken it up, its response if it
+    had already answered (not streamed), else None; a stream it opened is closed, now or when
+    it opens."""
     if fut.cancel():
         return NEVER_SENT
     if not fut.done():  # a blocking call cannot be stopped: discard what it brings
