@@ -65,22 +65,30 @@ def build_scorer(monkeypatch):
     # The free-model check passes unless a test says otherwise (tests/test_free_model.py
     # measures it for real).
     monkeypatch.setattr(mod, "check_free_model", lambda *a, **k: None)
-    monkeypatch.setattr(mod, "cpu", lambda: "CPU A, with VNNI")
+    monkeypatch.setattr(mod, "cpu", lambda: HERE)
     mod.trained = trained
     return mod
+
+
+HERE = "CPU A, with VNNI"  # what build_scorer.cpu() says in these tests
+
+
+def ship(out, figures: dict, measured_on: str | None = HERE) -> dict:
+    """A shipped artifact's scorer.json in `out`: the design, its figures and where they were
+    measured (None: not said)."""
+    shipped = {"params": {"shared_dims": 8}, "evaluation": figures}
+    if measured_on is not None:
+        shipped["measured_on"] = measured_on
+    out.mkdir(exist_ok=True)
+    (out / "scorer.json").write_text(json.dumps(shipped))
+    return shipped
 
 
 def test_make_model_refuses_to_overwrite_a_better_artifact_unless_forced(
     build_scorer, monkeypatch, tmp_path, capsys
 ):
     out = tmp_path / "default"
-    out.mkdir()
-    shipped = {
-        "params": {"shared_dims": 8},
-        "evaluation": gate.figures_of(measured()),
-        "measured_on": "CPU A, with VNNI",
-    }
-    (out / "scorer.json").write_text(json.dumps(shipped))
+    shipped = ship(out, gate.figures_of(measured()))
     monkeypatch.setattr(build_scorer.gate, "measure", lambda *a, **k: measured(dc_loso=0.58))
     assert build_scorer.main(["--out", str(out), "--no-record"]) == 1
     printed = capsys.readouterr().out
@@ -89,7 +97,7 @@ def test_make_model_refuses_to_overwrite_a_better_artifact_unless_forced(
     assert json.loads((out / "scorer.json").read_text()) == shipped
     assert build_scorer.main(["--out", str(out), "--no-record", "--force"]) == 0
     ((where, _embed, _identity, params, stacked, _figures, _free, cpu),) = build_scorer.trained
-    assert cpu == "CPU A, with VNNI"  # the artifact records where its figures were measured
+    assert cpu == HERE  # the artifact records where its figures were measured
     assert (
         where == out
         and params == {"shared_dims": 8, "knn_shrink": 0.0, "source_prior": False}
@@ -153,14 +161,9 @@ def test_figures_recorded_on_another_cpu_are_measured_again_here(
     build_scorer, monkeypatch, tmp_path, capsys
 ):
     out = tmp_path / "default"
-    out.mkdir()
     # Recorded elsewhere, 0.01 above what this CPU measures for the same design.
-    shipped = {
-        "params": {"shared_dims": 8},
-        "evaluation": gate.figures_of(measured(dc_cv=0.66)),
-        "measured_on": "CPU B, without VNNI",
-    }
-    (out / "scorer.json").write_text(json.dumps(shipped))
+    figures = gate.figures_of(measured(dc_cv=0.66))
+    ship(out, figures, "CPU B, without VNNI")
     designs = []
 
     def measure(sets, also, embed, identity, params, *a, **k):
@@ -179,7 +182,6 @@ def test_figures_recorded_on_another_cpu_are_measured_again_here(
     assert designs[1]["knn_shrink"] == 10.0 and designs[2]["knn_shrink"] == 0.0
     assert "dcrouter cv: quality_at_best_single_cost 0.64 < previous 0.65" in printed
     # An artifact that does not say where it was measured is measured again too.
-    del shipped["measured_on"]
-    (out / "scorer.json").write_text(json.dumps(shipped))
+    ship(out, figures, measured_on=None)
     assert build_scorer.main(["--out", str(out), "--no-record"]) == 0
     assert "a CPU it does not name" in capsys.readouterr().out
