@@ -27,7 +27,7 @@ from router.server.errors import APIError, from_request_error
 from router.server.metrics import Metrics
 from router.server.receipts import receipt_headers
 from router.server.schema import ChatRequest, check_content_type, parse_chat, read_body
-from router.server.streaming import EndingStreamingResponse, sse
+from router.server.streaming import event_stream, sse
 from router.server.targets import resolve
 from router.server.turns import session_header
 from router.serving import tracing
@@ -179,19 +179,12 @@ class ChatService:
         decision: Decision = result.decision
         headers = self.headers(decision, rid, _ms(t0))
         if stream:
-            headers.update({"cache-control": "no-cache", "x-accel-buffering": "no"})
             await record.begin(decision)  # the write-ahead row, before the first byte
 
             def on_end(status: int, usage: tuple[int, int] | None, error: str | None) -> None:
-                record.end(status, decision, usage, error)
+                record.end(status, decision, usage, error)  # idempotent: the first end counts
 
-            body = sse(result, decision.model, on_end, self.redact)
-            return EndingStreamingResponse(
-                body,
-                lambda: on_end(499, None, "client left before the stream started"),
-                media_type="text/event-stream",
-                headers=headers,
-            )
+            return event_stream(sse(result, decision.model, on_end, self.redact), on_end, headers)
         result.model = decision.model
         record.end(200, decision, usage_of(result), None)
         await record.durable()  # the whole row, before the first byte

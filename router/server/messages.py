@@ -12,7 +12,6 @@ path, auth and unknown model included, has Anthropic's shape:
 
 from __future__ import annotations
 
-import asyncio
 import json
 import time
 from typing import Any
@@ -24,9 +23,9 @@ from router.core.request import RequestError, estimate_tokens
 from router.server.auth import Principal
 from router.server.chat import ChatService
 from router.server.endpoint import bad_request, call_router, read_json, record_for
-from router.server.streaming import EndingStreamingResponse
+from router.server.streaming import event_stream, typed_sse
 from router.server.targets import resolve
-from router.server.translate.common import Reply, new_id, nullable, sse_events
+from router.server.translate.common import Reply, new_id, nullable
 from router.server.translate.messages import (
     MESSAGES_IGNORED,
     MessagesStream,
@@ -124,47 +123,12 @@ class MessagesService:
             return JSONResponse(out, headers=headers)
 
         writer = MessagesStream(mid, decision.model)
-        ended = False
 
-        def end(status: int, error: str | None) -> None:
-            nonlocal ended
-            if not ended:
-                ended = True
-                record.end(status, decision, writer.usage, error)
+        def on_end(status: int, usage: tuple[int, int] | None, error: str | None) -> None:
+            record.end(status, decision, usage, error)  # idempotent: the first end counts
 
-        async def events():
-            try:
-                for frame in sse_events(writer.start()):
-                    yield frame
-                async for chunk in result:
-                    for frame in sse_events(writer.feed(chunk)):
-                        yield frame
-                closing = writer.finish_events()
-                end(200, None)
-                for frame in sse_events(closing):
-                    yield frame
-            except asyncio.CancelledError:
-                end(499, "client disconnected")
-                raise
-            except Exception as e:  # noqa: BLE001 - a mid-stream failure becomes an error event
-                status = 504 if "timeout" in type(e).__name__.lower() else 502
-                msg = svc.redact(f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}")
-                end(status, msg[:300])
-                kind = "timeout_error" if status == 504 else "api_error"
-                failed = writer.fail_events(f"upstream stream failed: {msg[:300]}", kind)
-                for frame in sse_events(failed):
-                    yield frame
-            finally:
-                end(499, "stream closed early")
-
-        headers.update({"cache-control": "no-cache", "x-accel-buffering": "no"})
         await record.begin(decision)  # the write-ahead row, before the first byte
-        return EndingStreamingResponse(
-            events(),
-            lambda: end(499, "client left before the stream started"),
-            media_type="text/event-stream",
-            headers=headers,
-        )
+        return event_stream(typed_sse(result, writer, on_end, svc.redact), on_end, headers)
 
 
 def _ms(t0: float) -> float:

@@ -13,7 +13,6 @@ which may read and delete any): to any other key it does not exist (404).
 
 from __future__ import annotations
 
-import asyncio
 import time
 from typing import Any
 
@@ -25,9 +24,9 @@ from router.server.auth import Principal
 from router.server.chat import ChatService
 from router.server.endpoint import bad_request, call_router, read_json, record_for
 from router.server.errors import APIError
-from router.server.streaming import EndingStreamingResponse
+from router.server.streaming import event_stream, typed_sse
 from router.server.targets import resolve
-from router.server.translate.common import Reply, new_id, nullable, sse_events
+from router.server.translate.common import Reply, new_id, nullable
 from router.server.translate.responses import (
     RESPONSES_IGNORED,
     ResponsesBody,
@@ -89,47 +88,18 @@ class ResponsesService:
             return JSONResponse(out, headers=headers)
 
         writer = ResponsesStream(rid, body, decision.model)
-        ended = False
 
-        def end(status: int, error: str | None) -> None:
-            nonlocal ended
-            if not ended:
-                ended = True
-                record.end(status, decision, writer.usage, error)
+        def on_end(status: int, usage: tuple[int, int] | None, error: str | None) -> None:
+            record.end(status, decision, usage, error)  # idempotent: the first end counts
 
-        async def events():
-            try:
-                for frame in sse_events(writer.start()):
-                    yield frame
-                async for chunk in result:
-                    for frame in sse_events(writer.feed(chunk)):
-                        yield frame
-                closing = writer.finish_events()
-                if body.store is not False:
-                    await self._save(rid, body, principal, added, writer.reply(), writer.final)
-                end(200, None)  # recorded before the last event, as for chat streams
-                for frame in sse_events(closing):
-                    yield frame
-            except asyncio.CancelledError:
-                end(499, "client disconnected")
-                raise
-            except Exception as e:  # noqa: BLE001 - a mid-stream failure becomes error events
-                status = 504 if "timeout" in type(e).__name__.lower() else 502
-                msg = svc.redact(f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}")
-                end(status, msg[:300])
-                for frame in sse_events(writer.fail_events(f"upstream stream failed: {msg[:300]}")):
-                    yield frame
-            finally:
-                end(499, "stream closed early")
+        async def save() -> None:  # stored before the last event, as a whole answer is
+            await self._save(rid, body, principal, added, writer.reply(), writer.final)
 
-        headers.update({"cache-control": "no-cache", "x-accel-buffering": "no"})
-        await record.begin(decision)  # the write-ahead row, before the first byte
-        return EndingStreamingResponse(
-            events(),
-            lambda: end(499, "client left before the stream started"),
-            media_type="text/event-stream",
-            headers=headers,
+        events = typed_sse(
+            result, writer, on_end, svc.redact, None if body.store is False else save
         )
+        await record.begin(decision)  # the write-ahead row, before the first byte
+        return event_stream(events, on_end, headers)
 
     # ---- the stored conversations -----------------------------------------------------------
 

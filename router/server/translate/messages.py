@@ -436,5 +436,7 @@ class MessagesStream:
         return events
 
     @staticmethod
-    def fail_events(message: str, kind: str = "api_error") -> list[dict]:
+    def fail_events(message: str, status: int = 502) -> list[dict]:
+        """The error event that ends a stream cut by an upstream failure (HTTP `status`)."""
+        kind = "timeout_error" if status == 504 else "api_error"
         return [{"type": "error", "error": {"type": kind, "message": message}}]

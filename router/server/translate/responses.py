@@ -556,7 +556,10 @@ class ResponsesStream:
         events.append(self._event(kind, response=response))
         return events
 
-    def fail_events(self, message: str, code: str = "server_error") -> list[dict]:
+    def fail_events(self, message: str, status: int = 502) -> list[dict]:
+        """The events that end a stream cut by an upstream failure. The Responses API has one
+        error code for any failure on the server's side, whatever its HTTP `status`."""
+        code = "server_error"
         error = {"code": code, "message": message}
         response = self._response("failed", output=[], usage=self.usage, error=error)
         return [
