@@ -1,4 +1,5 @@
-"""The streamed answer's end: a failure after the first chunk, for chat and the typed APIs."""
+"""The streamed answer's end: a failure after the first chunk, for chat and the typed APIs, and
+the error line an upstream failure shows (also the pass-through endpoints')."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import json
 
 import pytest
 
+from router.server.errors import upstream_error_line
 from router.server.streaming import sse, stream_failure, typed_sse
 from router.server.translate.messages import MessagesStream
 
@@ -27,6 +29,12 @@ def test_a_secret_across_the_cut_is_hidden_whole():
     status, error = stream_failure(cut_at_300(), redact)
     assert status == 502 and len(error) <= 300
     assert "***" in error and SECRET[:10] not in error
+
+
+def test_an_error_line_is_its_type_and_first_line_or_its_type_alone():
+    assert upstream_error_line(ValueError("bad\nmore"), redact) == "ValueError: bad"
+    assert upstream_error_line(ValueError(), redact) == "ValueError"
+    assert upstream_error_line(cut_at_300(), redact, limit=50) == "ConnectionError: " + "x" * 33
 
 
 def test_a_timeout_is_504_and_only_the_first_line_is_kept():

@@ -81,6 +81,15 @@ def error_response(err: APIError, path: str = "") -> JSONResponse:
     )
 
 
+def upstream_error_line(e: BaseException, redact: Callable[[str], str], limit: int = 300) -> str:
+    """ "Type: first line" of an upstream error, for the client and the log. Secrets are hidden
+    before the line is cut to `limit` characters: cut first, a secret across the cut would keep
+    its first part, which `redact` does not know."""
+    text = str(e).strip()
+    line = f"{type(e).__name__}: {text.splitlines()[0]}" if text else type(e).__name__
+    return redact(line)[:limit]
+
+
 def from_request_error(e: RequestError, headers: dict[str, str] | None = None) -> APIError:
     """A routing RequestError is a 400 naming the field (or 404 for an unknown policy)."""
     msg = str(e)

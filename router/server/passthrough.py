@@ -23,7 +23,7 @@ from router.server import validate
 from router.server.auth import Principal
 from router.server.chat import ChatService
 from router.server.endpoint import read_json
-from router.server.errors import APIError
+from router.server.errors import APIError, upstream_error_line
 from router.server.receipts import header_value
 from router.server.streaming import EndingStreamingResponse, event
 from router.serving.providers import ModelUnavailable, load_litellm
@@ -135,8 +135,7 @@ class PassThrough:
             status = getattr(e, "status_code", None)
             timeout = "timeout" in type(e).__name__.lower()
             code = 504 if timeout else (status if status in (400, 429) else 502)
-            first = str(e).splitlines()[0][:300] if str(e) else type(e).__name__
-            msg = self.svc.redact(f"{name}: {type(e).__name__}: {first}")
+            msg = f"{name}: {upstream_error_line(e, self.svc.redact)}"
             kind = {504: "upstream_timeout", 429: "rate_limited"}.get(code, "upstream_error")
             raise APIError(code, msg, None, kind) from None
         router.breakers.success(name)
@@ -177,7 +176,7 @@ class PassThrough:
                     yield event(_json(data))
                 yield b"data: [DONE]\n\n"
             except Exception as e:  # noqa: BLE001 - the stream ends with an error event
-                msg = self.svc.redact(f"{type(e).__name__}: {str(e)[:200]}")
+                msg = upstream_error_line(e, self.svc.redact)
                 err = {
                     "error": {
                         "message": f"upstream stream failed mid-way: {msg}",

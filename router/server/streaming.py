@@ -17,7 +17,7 @@ from starlette.responses import StreamingResponse
 from starlette.types import Receive, Scope, Send
 
 from router.server.accounting import usage_of
-from router.server.errors import error_body
+from router.server.errors import error_body, upstream_error_line
 from router.server.translate.common import sse_events
 
 DONE = b"data: [DONE]\n\n"
@@ -43,12 +43,9 @@ def _once(
 
 
 def stream_failure(e: BaseException, redact: Callable[[str], str]) -> tuple[int, str]:
-    """A mid-stream failure's status (504 for a timeout, else 502) and its first line, for
-    the client and the log. Secrets are hidden before the line is cut to 300 characters: cut
-    first, a secret across the cut would keep its first part, which `redact` does not know."""
+    """A mid-stream failure's status (504 for a timeout, else 502) and its error line."""
     status = 504 if "timeout" in type(e).__name__.lower() else 502
-    first = str(e).splitlines()[0] if str(e) else ""
-    return status, redact(f"{type(e).__name__}: {first}")[:300]
+    return status, upstream_error_line(e, redact)
 
 
 async def sse(
