@@ -119,17 +119,25 @@ def test_the_cascade_verdict_has_a_span(traced, policy, escalated):
     assert calls == (["cheap", "large"] if escalated else ["cheap"])
 
 
-def test_the_proxy_joins_the_callers_trace(traced):
+CHAT_BODY = {"model": "router/fallback", "messages": [{"role": "user", "content": "hi"}]}
+
+
+@pytest.mark.parametrize(
+    ("path", "body"),
+    [
+        ("/v1/chat/completions", CHAT_BODY),
+        ("/v1/messages", {**CHAT_BODY, "max_tokens": 16}),
+        ("/v1/responses", {"model": "router/fallback", "input": "hi"}),
+    ],
+)
+def test_the_proxy_joins_the_callers_trace(traced, path, body):
     r, exporter = traced
     proxy = serve(r)
     trace_id = "4bf92f3577b34da6a3ce929d0e0e4736"
     parent = f"00-{trace_id}-00f067aa0ba902b7-01"
     try:
         resp = httpx.post(
-            f"{proxy.url}/v1/chat/completions",
-            json={"model": "router/fallback", "messages": [{"role": "user", "content": "hi"}]},
-            headers={"traceparent": parent},
-            timeout=60,
+            f"{proxy.url}{path}", json=body, headers={"traceparent": parent}, timeout=60
         )
         assert resp.status_code == 200, resp.text
     finally:

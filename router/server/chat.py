@@ -11,6 +11,7 @@ import json
 import logging
 import math
 import time
+from collections.abc import Callable
 from typing import Any
 
 from fastapi import Request
@@ -19,7 +20,7 @@ from fastapi.responses import JSONResponse, Response
 from router.core import privacy
 from router.core.config import ServerSpec
 from router.core.policy import Decision
-from router.core.request import RequestError, message_text
+from router.core.request import Message, RequestError, message_text
 from router.sdk.router import Router
 from router.server.accounting import costs, usage_of
 from router.server.auth import Principal
@@ -28,7 +29,7 @@ from router.server.metrics import Metrics
 from router.server.receipts import receipt_headers
 from router.server.schema import ChatRequest, check_content_type, parse_chat, read_body
 from router.server.streaming import event_stream, sse
-from router.server.targets import resolve
+from router.server.targets import Target, resolve
 from router.server.turns import session_header
 from router.serving import tracing
 from router.serving.decision_log import DecisionLog, decision_row
@@ -135,47 +136,8 @@ class ChatService:
         req, target = await self._parse(request, principal, router)
         params = req.params()
         stream = bool(params.get("stream"))
-        session = session_header(request)
-        record = _Record(self, request, principal, req, stream, t0)
-        # The request's span (tracing on): a child of the caller's traceparent, if any; ended
-        # by record.end(), after the last byte of a stream.
-        record.span = tracing.start_request(
-            router.tracer, request.headers, rid, **{"router.key_name": principal.name}
-        )
-        try:
-            with tracing.use(record.span):
-                result = await router.achat(
-                    req.messages,
-                    policy=target.policy,
-                    model=target.pin,
-                    session=session,
-                    session_scope=principal.name,  # one key's session ids are not another's
-                    **params,
-                )
-        except asyncio.CancelledError:
-            record.end(499, None, None, "cancelled before the answer")
-            raise
-        except RequestError as e:
-            record.end(400, None, None, str(e))
-            await record.durable()
-            raise from_request_error(e) from None
-        except UpstreamError as e:
-            d = e.decision
-            msg = self.redact(str(e))
-            headers = self.headers(d, rid, _ms(t0))
-            record.end(e.status_code, d, None, msg)
-            await record.durable()
-            code = {504: "upstream_timeout", 429: "rate_limited", 503: "circuit_open"}.get(
-                e.status_code, "upstream_error"
-            )
-            if e.status_code == 503:
-                wait = min(self.router.breakers.retry_after(a.model) for a in d.attempts)
-                headers["retry-after"] = str(max(1, math.ceil(wait)))
-            raise APIError(e.status_code, msg, None, code, headers) from None
-        except Exception:
-            record.end(500, None, None, "internal error")  # the handler logs the traceback
-            await record.durable()
-            raise
+        record = _Record(self, request, principal, req, stream, t0, router)
+        result = await self.call_router(record, target, req.messages, params)
         decision: Decision = result.decision
         headers = self.headers(decision, rid, _ms(t0))
         if stream:
@@ -196,6 +158,57 @@ class ChatService:
         content = result.model_dump_json(exclude={"decision"})
         return Response(content, media_type="application/json", headers=headers)
 
+    async def call_router(
+        self,
+        record: _Record,
+        target: Target,
+        messages: list[Message],
+        params: dict[str, Any],
+        param_of: Callable[[str | None], str | None] = lambda p: p,
+    ) -> Any:
+        """`Router.achat` on the request's router, with every outcome recorded (durably, before
+        an error answer): a routing error is a 400 naming the field (`param_of` spells a chat
+        field in the calling API's terms), an upstream failure carries the receipt."""
+        request = record.request
+        try:
+            with tracing.use(record.span):
+                return await record.router.achat(
+                    messages,
+                    policy=target.policy,
+                    model=target.pin,
+                    session=session_header(request),
+                    session_scope=record.principal.name,  # one key's sessions are not another's
+                    **params,
+                )
+        except asyncio.CancelledError:
+            record.end(499, None, None, "cancelled before the answer")
+            raise
+        except RequestError as e:
+            record.end(400, None, None, str(e))
+            await record.durable()
+            param = param_of(e.param)
+            msg = str(e)
+            if e.param and param != e.param:
+                msg = msg.replace(e.param, param or "", 1)
+            raise from_request_error(RequestError(msg, param)) from None
+        except UpstreamError as e:
+            d = e.decision
+            msg = self.redact(str(e))
+            headers = self.headers(d, request.state.request_id, _ms(record.t0))
+            record.end(e.status_code, d, None, msg)
+            await record.durable()
+            code = {504: "upstream_timeout", 429: "rate_limited", 503: "circuit_open"}.get(
+                e.status_code, "upstream_error"
+            )
+            if e.status_code == 503:
+                wait = min(record.router.breakers.retry_after(a.model) for a in d.attempts)
+                headers["retry-after"] = str(max(1, math.ceil(wait)))
+            raise APIError(e.status_code, msg, None, code, headers) from None
+        except Exception:
+            record.end(500, None, None, "internal error")  # the handler logs the traceback
+            await record.durable()
+            raise
+
 
 class _Record:
     """Metrics, decision-log row and log fields for one request.
@@ -214,16 +227,25 @@ class _Record:
         req: ChatRequest,
         stream: bool,
         t0: float,
+        router: Router | None = None,
     ) -> None:
         self.svc, self.request, self.principal = svc, request, principal
-        self.router = svc.router  # the one the request runs on, should a hot reload swap it
+        # The one the request runs on, should a hot reload swap svc.router meanwhile.
+        self.router = router or svc.router
         self.req, self.stream, self.t0 = req, stream, t0
         self.ts = time.time()  # the row's time, the same in its write-ahead and whole forms
         self.done = False
         self.started = False  # a write-ahead row was spooled
         self.seq: int | None = None  # the spool item of the last row
-        self.span = None  # the request's trace span (router/serving/tracing.py)
         svc.in_flight.add(self)
+        # The request's trace span (router/serving/tracing.py; None with tracing off): a child
+        # of the caller's traceparent, if any; ended by end(), after a stream's last byte.
+        self.span = tracing.start_request(
+            self.router.tracer,
+            request.headers,
+            request.state.request_id,
+            **{"router.key_name": principal.name},
+        )
         # Upstream errors may quote the prompt; logs and the decision log must not carry it
         # unless prompt logging is on. Longest first, as for secrets.
         texts = [] if svc.spec.log_prompts else [message_text(m) for m in req.messages]

@@ -22,7 +22,7 @@ from fastapi.responses import JSONResponse, Response
 from router.core.request import RequestError, estimate_tokens
 from router.server.auth import Principal
 from router.server.chat import ChatService
-from router.server.endpoint import bad_request, call_router, read_json, record_for
+from router.server.endpoint import bad_request, read_json, record_for
 from router.server.streaming import event_stream, typed_sse
 from router.server.targets import resolve
 from router.server.translate.common import Reply, new_id, nullable
@@ -109,9 +109,7 @@ class MessagesService:
             raise bad_request(e) from None
         stream = bool(body.stream)
         record = record_for(svc, request, principal, body.model, call.messages, stream, t0)
-        result = await call_router(
-            svc, request, principal, target, call.messages, call.params, record, t0, _param
-        )
+        result = await svc.call_router(record, target, call.messages, call.params, _param)
         decision = result.decision
         mid = new_id("msg")
         headers = svc.headers(decision, request.state.request_id, _ms(t0))

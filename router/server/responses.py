@@ -22,7 +22,7 @@ from fastapi.responses import JSONResponse, Response
 from router.core.request import Message, RequestError
 from router.server.auth import Principal
 from router.server.chat import ChatService
-from router.server.endpoint import bad_request, call_router, read_json, record_for
+from router.server.endpoint import bad_request, read_json, record_for
 from router.server.errors import APIError
 from router.server.streaming import event_stream, typed_sse
 from router.server.targets import resolve
@@ -72,9 +72,7 @@ class ResponsesService:
         added = call.messages[len(call.messages) - call.new_messages :] if call.new_messages else []
         stream = bool(body.stream)
         record = record_for(svc, request, principal, body.model, call.messages, stream, t0)
-        result = await call_router(
-            svc, request, principal, target, call.messages, call.params, record, t0, _param
-        )
+        result = await svc.call_router(record, target, call.messages, call.params, _param)
         decision = result.decision
         rid = new_id("resp")
         headers = svc.headers(decision, request.state.request_id, _ms(t0))
