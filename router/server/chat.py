@@ -190,7 +190,7 @@ class ChatService:
             msg = str(e)
             if e.param and param != e.param:
                 msg = msg.replace(e.param, param or "", 1)
-            raise from_request_error(RequestError(msg, param)) from None
+            raise from_request_error(RequestError(msg, param, e.code)) from None
         except UpstreamError as e:
             d = e.decision
             msg = self.redact(str(e))
