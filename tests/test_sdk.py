@@ -1,6 +1,7 @@
 """End-to-end: Router.route / chat / achat against an OpenAI-compatible server on 127.0.0.1."""
 
 import json
+import shutil
 
 import pytest
 
@@ -149,9 +150,15 @@ def test_unprofiled_models_say_so_and_use_the_stand_in_the_config_names(router, 
         Router.from_config(cfg)
 
 
-def test_the_gain_multiplies_only_success_estimates_learned_on_the_same_prompts(test_config):
+def test_the_gain_multiplies_only_success_estimates_learned_on_the_same_prompts(
+    test_config, tmp_path
+):
     from router import Router
 
+    # Its own copy of the shared config: a policy left in the shared one would reach every
+    # later test that loads it (test_privacy's, for one, refuses a policy with no trusted model).
+    shutil.copytree(test_config.parent, tmp_path / "cfg")
+    test_config = tmp_path / "cfg" / test_config.name
     (test_config.parent / "policies" / "gainy.yaml").write_text(
         "name: gainy\ndefault: [small-math]\nlarge: [large]\n"
         "escalation: {max_gain: 0.2, max_difficulty: 1.0}\n"
