@@ -119,6 +119,40 @@ def test_no_secret_or_prompt_in_logs_errors_headers_or_decision_log(
             assert s not in text, (s, where)
 
 
+def test_no_provider_key_or_prompt_in_the_sdks_decision_log_or_traces(leaky_router, tmp_path):
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    leaky_router.tracer = provider.get_tracer("test")
+    log = leaky_router.open_decision_log(tmp_path / "sdk.db")
+    try:
+        answer = leaky_router.chat(PROMPT, policy="fb-leaky")
+        streamed = leaky_router.chat(PROMPT, policy="fb-leaky", stream=True)
+        assert "".join(c.choices[0].delta.content or "" for c in streamed if c.choices)
+        log.flush()
+    finally:
+        log.close()
+        leaky_router.decision_log = None
+        leaky_router.tracer = None
+    # The bait was taken: the cheap model's error is in the receipt, its key hidden.
+    assert "bad credentials Bearer ***" in answer.decision.reason
+    db = dump(tmp_path / "sdk.db")
+    assert db.count("bad credentials Bearer ***") >= 2 and "[prompt]" in db
+    spans = exporter.get_finished_spans()
+    traced = json.dumps(
+        [(dict(s.attributes), s.status.description) for s in spans], ensure_ascii=False
+    )
+    assert "bad credentials Bearer ***" in traced
+    # Spans keep an upstream error's quote of the prompt (as the proxy's spans do): only the
+    # decision log promises to hide it.
+    assert PROVIDER not in traced
+    assert PROVIDER not in db and PROMPT not in db
+
+
 def test_prompt_is_in_the_decision_log_only_when_enabled(leaky_router, tmp_path):
     p = start(leaky_router, tmp_path, log_prompts=True)
     try:

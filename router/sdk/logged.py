@@ -35,6 +35,7 @@ def log_call(
 
     if started_at is None:
         decision.request_id = "req_" + uuid.uuid4().hex
+    scrub = _scrub(router, decision, msgs)
     tokens = None
     if usage is not None and getattr(usage, "prompt_tokens", None) is not None:
         tokens = (usage.prompt_tokens, usage.completion_tokens or 0)
@@ -49,9 +50,24 @@ def log_call(
         usage=tokens,
         requested_model="router",
         stream=started_at is not None,
-        error=error,
+        error=None if error is None else scrub(error)[:300],
+        scrub=scrub,
     )
     return router.decision_log.record(row)
+
+
+def _scrub(router: Any, decision: Decision, msgs: list[Message]):
+    """The row's error texts (reason, attempts, a failed stream's error) with the provider keys
+    and, unless the log keeps the text anyway (`store_text`), quotes of the prompt hidden, as
+    the proxy scrubs its rows. A detected private value is hidden whatever `store_text` says."""
+    from router.core import privacy
+    from router.core.request import message_text
+    from router.serving.decision_log.scrub import scrubber
+
+    quotes = [] if router.decision_log.store_text else [message_text(m) for m in msgs]
+    if decision.privacy:
+        quotes += privacy.values(msgs, router.policy(decision.policy).privacy.detect)
+    return scrubber(router.calls.redact, quotes)
 
 
 def log_start(router: Any, decision: Decision, msgs: list[Message]) -> tuple[int | None, End]:
@@ -71,6 +87,7 @@ def log_start(router: Any, decision: Decision, msgs: list[Message]) -> tuple[int
             routing_text=router.loggable_text(msgs, decision),
             requested_model="router",
             stream=True,
+            scrub=_scrub(router, decision, msgs),
         )
     )
     ended = False
@@ -96,7 +113,7 @@ def logged(chunks: Iterator, end: End) -> Iterator:
     except GeneratorExit:
         raise
     except Exception as e:
-        status, error = 502, f"{type(e).__name__}: {e}"[:300]
+        status, error = 502, f"{type(e).__name__}: {e}"  # cut once scrubbed
         raise
     finally:
         end(status, usage, error)
@@ -113,7 +130,7 @@ async def alogged(chunks: AsyncIterator, end: End) -> AsyncIterator:
     except GeneratorExit:
         raise
     except Exception as e:
-        status, error = 502, f"{type(e).__name__}: {e}"[:300]
+        status, error = 502, f"{type(e).__name__}: {e}"  # cut once scrubbed
         raise
     finally:
         end(status, usage, error)

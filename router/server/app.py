@@ -42,10 +42,7 @@ def create_app(router: Router, config: ServerSpec | None = None) -> FastAPI:
         router.local_models,
         lambda: router.local.snapshot() if router.local is not None else {},
     )
-    provider_keys = [
-        os.environ.get(m.api_key_env, "") for m in router.config.models if m.api_key_env
-    ]
-    svc = ChatService(router, spec, metrics, None, keys.secrets() + provider_keys)
+    svc = ChatService(router, spec, metrics, None, keys.secrets() + router.calls.provider_keys())
     # Opened once `svc` exists: its writer may embed rows (a replayed spool's) at once, with
     # the encoder of the router serving now (a hot reload swaps svc.router).
     decisions = (

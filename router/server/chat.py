@@ -33,6 +33,7 @@ from router.server.targets import Target, resolve
 from router.server.turns import session_header
 from router.serving import tracing
 from router.serving.decision_log import DecisionLog, decision_row
+from router.serving.decision_log.scrub import quotes_of, scrubber
 from router.serving.providers import UpstreamError
 
 log = logging.getLogger("router.server")
@@ -249,23 +250,18 @@ class _Record:
         # Upstream errors may quote the prompt; logs and the decision log must not carry it
         # unless prompt logging is on. Longest first, as for secrets.
         texts = [] if svc.spec.log_prompts else [message_text(m) for m in req.messages]
-        self._prompts = sorted({t for t in texts if len(t) >= 8}, key=len, reverse=True)
+        self._prompts = quotes_of(texts)
 
     def scrub(self, text: str | None) -> str | None:
         """Secrets and (unless prompt logging is on) prompt texts hidden."""
-        if text is None:
-            return None
-        text = self.svc.redact(text)
-        for t in self._prompts:
-            text = _hide(text, t)
-        return text
+        return scrubber(self.svc.redact, self._prompts)(text)
 
     def _hide_private(self, d: Decision | None) -> None:
         """Detected private values never reach a log line or the decision log."""
         if d is not None and d.privacy:
             detected = self.router.policy(d.policy).privacy.detect
             found = privacy.values(self.req.messages, detected)
-            self._prompts = sorted({*self._prompts, *found}, key=len, reverse=True)
+            self._prompts = quotes_of([*self._prompts, *found])
 
     def _prompt(self, d: Decision | None) -> str:
         """The messages for the `prompt` column (log_prompts), private values redacted."""
@@ -373,21 +369,6 @@ class _Record:
         if svc.spec.log_prompts:
             row["prompt"] = self._prompt(d)
         self.seq = svc.decisions.record(row)
-
-
-def _hide(text: str, prompt: str, head: int = 32) -> str:
-    """Replace every quote of `prompt` in `text`, whole or cut short (errors truncate), by
-    "[prompt]": a quote is found by the prompt's first `head` characters and runs as far as
-    it keeps matching."""
-    key = prompt[:head]
-    start = text.find(key)
-    while start != -1:
-        end = start + len(key)
-        while end < len(text) and end - start < len(prompt) and text[end] == prompt[end - start]:
-            end += 1
-        text = text[:start] + "[prompt]" + text[end:]
-        start = text.find(key, start + len("[prompt]"))
-    return text
 
 
 def _ms(t0: float) -> float:

@@ -82,7 +82,7 @@ def error_response(err: APIError, path: str = "") -> JSONResponse:
 
 
 def upstream_error_line(e: BaseException, redact: Callable[[str], str], limit: int = 300) -> str:
-    """ "Type: first line" of an upstream error, for the client and the log. Secrets are hidden
+    """The "Type: first line" of an upstream error, for the client and the log. Secrets are hidden
     before the line is cut to `limit` characters: cut first, a secret across the cut would keep
     its first part, which `redact` does not know."""
     text = str(e).strip()

@@ -8,6 +8,7 @@ the SDK, the cascade and the proxy's pass-through call models through.
 from __future__ import annotations
 
 import asyncio
+import os
 import time
 from collections.abc import Callable
 from typing import Any
@@ -34,6 +35,18 @@ class ModelCalls:
 
     def kwargs(self, name: str, params: dict[str, Any]) -> dict[str, Any]:
         return call_kwargs(self.config.model(name), self.local, params)
+
+    def provider_keys(self) -> list[str]:
+        """The catalogue's provider keys (the values of its `api_key_env`s), longest first."""
+        keys = {os.environ.get(m.api_key_env, "") for m in self.config.models if m.api_key_env}
+        return sorted((k for k in keys if k), key=len, reverse=True)
+
+    def redact(self, text: str) -> str:
+        """`text` with every provider key hidden: upstream errors may quote the key they were
+        sent, and the attempts, reasons and spans made from them leave the process."""
+        for key in self.provider_keys():
+            text = text.replace(key, "***")
+        return text
 
     def finish(self, decision: Decision, name: str, attempts: list[Attempt]) -> Decision:
         """The decision of the model that answered, with every attempt and a plain note."""
@@ -83,7 +96,7 @@ class ModelCalls:
                     with tracing.use(span):
                         result = call(step.kwargs)
                 except Exception as e:  # noqa: BLE001 - every upstream failure is recorded
-                    tracing.end_attempt(span, e)
+                    tracing.end_attempt(span, e, self.redact)
                     step = chain.failed(e)
                 else:
                     tracing.end_attempt(span)
@@ -109,7 +122,7 @@ class ModelCalls:
                     with tracing.use(span):
                         result = await call(step.kwargs)
                 except Exception as e:  # noqa: BLE001 - every upstream failure is recorded
-                    tracing.end_attempt(span, e)
+                    tracing.end_attempt(span, e, self.redact)
                     step = chain.failed(e)
                 else:
                     tracing.end_attempt(span)

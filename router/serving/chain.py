@@ -26,6 +26,7 @@ happened. The sync and the async driver are a dozen lines each, so the two can n
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -83,6 +84,8 @@ class Calls(Protocol):
     ) -> Exception: ...
 
     def breaker_failure(self, name: str, exc: Exception) -> None: ...
+
+    def redact(self, text: str) -> str: ...
 
 
 class FallbackChain:
@@ -156,7 +159,7 @@ class FallbackChain:
     def _give_up_on(self, name: str, exc: Exception) -> Step:
         """Record `name`'s failure; fall back to the next model unless `exc` forbids it."""
         calls = self.calls
-        self.attempts.append(Attempt(name, False, _describe(exc), _ms(self._t0)))
+        self.attempts.append(Attempt(name, False, _describe(exc, calls.redact), _ms(self._t0)))
         self._last = exc
         calls.breaker_failure(name, exc)
         if not falls_back(exc):
@@ -200,7 +203,9 @@ def _ms(t0: float) -> float:
     return round((time.perf_counter() - t0) * 1000, 1)
 
 
-def _describe(e: Exception) -> str:
+def _describe(e: Exception, redact: Callable[[str], str]) -> str:
+    """An attempt's error: type, status, first line; secrets hidden before the line is cut (a
+    key across the cut would keep its first part)."""
     status = getattr(e, "status_code", None)
-    msg = str(e).splitlines()[0][:200] if str(e) else type(e).__name__
+    msg = redact(str(e).splitlines()[0])[:200] if str(e) else type(e).__name__
     return f"{type(e).__name__}{f' {status}' if status else ''}: {msg}"

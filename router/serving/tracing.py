@@ -21,7 +21,7 @@ import contextlib
 import functools
 import os
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -110,7 +110,10 @@ def start_attempt(tracer: Any, model: str, number: int) -> Any:
     return s
 
 
-def end_attempt(s: Any, error: BaseException | None = None) -> None:
+def end_attempt(
+    s: Any, error: BaseException | None = None, redact: Callable[[str], str] = lambda t: t
+) -> None:
+    """End an attempt's span; a failure's first line becomes its status, secrets hidden."""
     if s is None:
         return
     from opentelemetry.trace import Status, StatusCode
@@ -122,7 +125,7 @@ def end_attempt(s: Any, error: BaseException | None = None) -> None:
             s.set_attribute("http.response.status_code", status)
         s.set_attribute("error.type", type(error).__name__)
         s.set_status(
-            Status(StatusCode.ERROR, str(error).splitlines()[0][:200] if str(error) else "")
+            Status(StatusCode.ERROR, redact(str(error).splitlines()[0])[:200] if str(error) else "")
         )
     s.end()
 
