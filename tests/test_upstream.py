@@ -9,9 +9,13 @@ over the direct path.
 
 from __future__ import annotations
 
+import asyncio
 import json
+import os
 import re
 import socket
+import subprocess
+import sys
 
 import pytest
 
@@ -290,3 +294,111 @@ async def test_openai_style_streams_give_the_same_chunks(params, openai_style_up
     assert b == a
     via_litellm, via_direct = openai_style_upstream.requests[n:]
     assert via_direct == via_litellm
+
+
+# ---- pooled connections and the first call -------------------------------------------------
+
+ANSWER = json.dumps(
+    {
+        "id": "chatcmpl-1",
+        "object": "chat.completion",
+        "created": 1,
+        "model": "m",
+        "choices": [
+            {"index": 0, "message": {"role": "assistant", "content": "ok"}, "finish_reason": "stop"}
+        ],
+        "usage": {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2},
+    }
+).encode()
+
+
+async def _keep_alive_runs_out(reader, writer, served: list) -> None:
+    """A server whose keep-alive runs out after each answer: the next request on the same
+    connection meets a close, as one sent while the server shuts an idle connection does."""
+    try:
+        while True:
+            head = await reader.readuntil(b"\r\n\r\n")
+            length = re.search(rb"(?i)content-length: *(\d+)", head)
+            await reader.readexactly(int(length.group(1)) if length else 0)
+            if served and served[-1] is writer:
+                break  # a second request on this connection: closed unanswered
+            served.append(writer)
+            writer.write(
+                b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\n"
+                b"content-length: %d\r\n\r\n%s" % (len(ANSWER), ANSWER)
+            )
+            await writer.drain()
+    except (asyncio.IncompleteReadError, ConnectionError):
+        pass
+    writer.close()
+
+
+def test_a_pooled_connection_the_server_closed_is_not_a_failed_call():
+    async def run():
+        served: list = []
+        server = await asyncio.start_server(
+            lambda r, w: _keep_alive_runs_out(r, w, served), "127.0.0.1", 0
+        )
+        base = f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}/v1"
+        kw = kwargs("m", base, base)
+        try:
+            answers = [await direct_path.acompletion([{"role": "user", "content": "hi"}], **kw)]
+            answers.append(await direct_path.acompletion([{"role": "user", "content": "hi"}], **kw))
+        finally:
+            await direct_path.aclose()
+            server.close()
+        return answers, served
+
+    answers, served = asyncio.run(run())
+    assert [a.choices[0].message.content for a in answers] == ["ok", "ok"]
+    assert len(served) == 2 and served[0] is not served[1]  # the second on a new connection
+
+
+FIRST_CALL = """
+import asyncio, sys, time
+from router.serving import upstream
+
+async def main():
+    stalls, done = [], False
+
+    async def tick():
+        last = time.perf_counter()
+        while not done:
+            await asyncio.sleep(0.01)
+            now = time.perf_counter()
+            stalls.append(now - last)
+            last = now
+
+    ticker = asyncio.create_task(tick())
+    t0 = time.perf_counter()
+    try:
+        await upstream.acompletion(
+            [{"role": "user", "content": "hi"}], model="openai/m", api_base=sys.argv[1],
+            api_key="k", timeout=5,
+        )
+    except Exception as e:
+        assert "Connection error" in str(e), repr(e)
+    took = time.perf_counter() - t0
+    done = True
+    await ticker
+    assert "litellm" in sys.modules
+    print("FIGURES", took, max(stalls))
+
+asyncio.run(main())
+"""
+
+
+def test_the_first_call_imports_litellm_without_stalling_the_event_loop(refused_base):
+    """litellm's import takes seconds; on the event loop it stalls every other request."""
+    out = subprocess.run(
+        [sys.executable, "-c", FIRST_CALL, refused_base],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "LITELLM_LOCAL_MODEL_COST_MAP": "True"},
+    )
+    assert out.returncode == 0, out.stderr[-2000:]
+    (line,) = [ln for ln in out.stdout.splitlines() if ln.startswith("FIGURES ")]
+    took, worst_stall = map(float, line.split()[1:])
+    assert took > 0.5  # the import was paid in this call
+    assert worst_stall < took / 3, (took, worst_stall)

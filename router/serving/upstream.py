@@ -96,11 +96,12 @@ async def acompletion(messages: list, **kwargs: Any):
 
         return await load_litellm().acompletion(messages=messages, **kwargs)
     url, headers, body, timeout = _request(messages, kwargs)
+    await _litellm_ready()
     t0 = time.time()
     session = await _session()
     resp = None
     try:
-        resp = await session.post(url, headers=headers, data=body, timeout=_aio_timeout(timeout))
+        resp = await _post(session, url, headers, body, timeout)
         if kwargs.get("stream") and resp.status < 400:
             return AsyncChunks(resp, messages, kwargs)
         content = await resp.read()
@@ -109,6 +110,41 @@ async def acompletion(messages: list, **kwargs: Any):
         if resp is not None:
             resp.release()
         raise _mapped(e, messages, kwargs, t0, url) from None
+
+
+# A pooled connection the server closed while it sat idle (its keep-alive timer ran out, most
+# often 5 s) fails the next request sent on it before any answer. The server read nothing of
+# it, so the request goes again, each time on another connection (the dead one is dropped).
+STALE_RETRIES = 2
+
+
+async def _post(session: Any, url: str, headers: dict, body: bytes, timeout: float):
+    import aiohttp
+
+    for retry in range(STALE_RETRIES + 1):
+        try:
+            return await session.post(
+                url, headers=headers, data=body, timeout=_aio_timeout(timeout)
+            )
+        except aiohttp.ServerDisconnectedError:
+            if retry == STALE_RETRIES:
+                raise
+
+
+_litellm_loaded = False
+
+
+async def _litellm_ready() -> None:
+    """Import litellm (its converters and exception mapping turn every answer and error into
+    litellm's objects) in a worker thread the first time: the import takes seconds, and on the
+    event loop it would stall every other request, long enough for pooled connections to expire
+    under it."""
+    global _litellm_loaded
+    if not _litellm_loaded:
+        from router.serving.providers import load_litellm
+
+        await asyncio.to_thread(load_litellm)
+        _litellm_loaded = True
 
 
 async def aclose() -> None:
