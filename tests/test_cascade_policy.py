@@ -119,3 +119,25 @@ def test_extra_cost_counts_the_discarded_cheap_call_and_the_judge():
         _decision(mode="judged", escalated=True, cheap_cost=0.2, judge_cost=0.05)
     ) == pytest.approx(0.25)
     assert cascade_extra_cost(_decision(mode="large", escalated=True, cheap_cost=None)) == 0
+
+
+def test_warm_up_loads_the_verifier_a_cascade_names(router, tmp_path, test_config):
+    """Loading a verifier takes about a second: at start-up, not in the first cascaded
+    request's flow (on the event loop, for `achat` and the proxy)."""
+    import shutil
+
+    from router.serving import cascade
+    from tests.learning import router_for
+
+    shutil.copytree(test_config.parent, tmp_path / "cfg")
+    cfg = tmp_path / "cfg" / test_config.name
+    (cfg.parent / "policies" / "checked.yaml").write_text(
+        "name: checked\ndefault: [small-general]\nlarge: [large]\ncascade: {threshold: 0.5}\n"
+    )
+    r = router_for(cfg, like=router)
+    cascade.verifier_at.cache_clear()
+    r.warm_up()
+    assert cascade.verifier_at.cache_info().currsize == 1
+    loaded = cascade.verifier_at.cache_info().misses
+    cascade.verifier_at("default")  # what the first cascaded request asks for
+    assert cascade.verifier_at.cache_info().misses == loaded

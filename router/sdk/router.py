@@ -251,10 +251,16 @@ class Router:
             self.local = None
 
     def warm_up(self) -> None:
-        """Run one text through encoder and scorer so the first real request is not slow."""
+        """Run one text through encoder and scorer, and load the answer verifiers the policies'
+        cascades name, so the first real request is not slow: a verifier loads in about a
+        second, which the cascade's flow would otherwise spend on the event loop."""
         text = "warm-up"
         self.scorer.predict(self.encoder.encode([text]), [text])
         self.encoder._cache.pop(text, None)
+        for compiled in self._compiled.values():
+            spec = compiled.policy.cascade
+            if spec is not None and spec.verifier != "llm":
+                cascade.verifier_at(spec.verifier)
 
     # ---- routing ----------------------------------------------------------------------------
 
