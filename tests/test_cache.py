@@ -265,6 +265,23 @@ async def test_async_stream_hit(cached, upstream):
     assert text == "echo: Spell the word necessary."
 
 
+async def test_the_cache_encoder_is_used_off_the_event_loop(cached, monkeypatch):
+    """Its first load takes a while: never on the loop that serves every other request."""
+    import threading
+
+    from router.sdk import caching
+
+    on_the_loop, real = [], caching._cache_encoder
+
+    def spy(router, name):
+        on_the_loop.append(threading.current_thread() is threading.main_thread())
+        return real(router, name)
+
+    monkeypatch.setattr(caching, "_cache_encoder", spy)
+    await cached.achat("What does a semantic cache keep?")
+    assert on_the_loop == [False]
+
+
 def test_never_cached_temperature_tools_n(cached, upstream):
     ask(cached, "Invent a name for a cat.", temperature=0.9)
     n = calls(upstream)

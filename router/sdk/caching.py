@@ -113,7 +113,8 @@ async def semantic_vector(
     if routing_vector is None or name in ("routing", router.config.encoder.name):
         return routing_vector
     text = router.text_of(messages).strip()
-    return (await asyncio.to_thread(_cache_encoder(router, name).encode, [text]))[0]
+    # The encoder is looked up inside the worker thread: its first load takes a while.
+    return (await asyncio.to_thread(lambda: _cache_encoder(router, name).encode([text])))[0]
 
 
 def _cache_encoder(router: Any, name: str) -> Any:
