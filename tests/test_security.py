@@ -9,6 +9,7 @@ body, log line, decision-log row) is exercised with a secret in it.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import pickle
@@ -29,6 +30,7 @@ from router.sdk.router import Router, default_scorer_path
 from router.server import auth, create_app
 from router.server.auth import KeyRing
 from router.server.logs import JsonFormatter
+from router.serving.providers import UpstreamError
 from tests.proxy import Proxy, router_from, write_fault_config
 
 ALICE = "sk-alice-secret-0123456789"
@@ -133,6 +135,11 @@ def test_no_provider_key_or_prompt_in_the_sdks_decision_log_or_traces(leaky_rout
         answer = leaky_router.chat(PROMPT, policy="fb-leaky")
         streamed = leaky_router.chat(PROMPT, policy="fb-leaky", stream=True)
         assert "".join(c.choices[0].delta.content or "" for c in streamed if c.choices)
+        # No model answers: the call still leaves its row, as a proxy request does.
+        with pytest.raises(UpstreamError) as failed:
+            leaky_router.chat(PROMPT, policy="only-leaky")
+        with pytest.raises(UpstreamError) as afailed:
+            asyncio.run(leaky_router.achat(PROMPT, policy="only-leaky", stream=True))
         log.flush()
     finally:
         log.close()
@@ -142,6 +149,14 @@ def test_no_provider_key_or_prompt_in_the_sdks_decision_log_or_traces(leaky_rout
     assert "bad credentials Bearer ***" in answer.decision.reason
     db = dump(tmp_path / "sdk.db")
     assert db.count("bad credentials Bearer ***") >= 2 and "[prompt]" in db
+    con = sqlite3.connect(tmp_path / "sdk.db")
+    try:
+        ended = dict(con.execute("SELECT request_id, status FROM decisions").fetchall())
+    finally:
+        con.close()
+    assert len(ended) == 4
+    for e in (failed.value, afailed.value):
+        assert ended[e.decision.request_id] == 502
     spans = exporter.get_finished_spans()
     traced = json.dumps(
         [(dict(s.attributes), s.status.description) for s in spans], ensure_ascii=False

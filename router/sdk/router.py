@@ -433,6 +433,14 @@ class Router:
         """The decision-log row of one SDK call (logged.py); gives the decision its id."""
         return logged.log_call(self, decision, msgs, usage)
 
+    def _log_failure(self, e: UpstreamError, messages: str | list[Message]) -> int | None:
+        """The row of a call that no model answered, as the proxy writes one for every
+        request: its decision, every failed attempt, the status and the error."""
+        if self.decision_log is None or e.decision is None:
+            return None
+        msgs = normalise_messages(messages)
+        return logged.log_call(self, e.decision, msgs, status=e.status_code, error=str(e))
+
     def feedback(self, request_id: str, score: float | str, model: str | None = None) -> None:
         """Score the answer to a request (`decision.request_id`): a number in [0, 1], or
         "up" / "down". The last call per request (and model) wins. Raises KeyError for an
@@ -457,6 +465,9 @@ class Router:
                 result = self._chat(messages, policy, **params)
             except UpstreamError as e:
                 tracing.annotate(span, e.decision)
+                seq = self._log_failure(e, messages)
+                if seq is not None:
+                    self.decision_log.durable(seq)
                 raise
             tracing.annotate(span, result.decision)
             return result
@@ -546,6 +557,9 @@ class Router:
                 result = await self._achat(messages, policy, **params)
             except UpstreamError as e:
                 tracing.annotate(span, e.decision)
+                seq = self._log_failure(e, messages)
+                if seq is not None:
+                    await self.decision_log.adurable(seq)
                 raise
             tracing.annotate(span, result.decision)
             return result
