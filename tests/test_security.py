@@ -121,7 +121,9 @@ def test_no_secret_or_prompt_in_logs_errors_headers_or_decision_log(
             assert s not in text, (s, where)
 
 
-def test_no_provider_key_or_prompt_in_the_sdks_decision_log_or_traces(leaky_router, tmp_path):
+def test_no_provider_key_or_prompt_in_the_sdks_receipts_decision_log_or_traces(
+    leaky_router, tmp_path
+):
     from opentelemetry.sdk.trace import TracerProvider
     from opentelemetry.sdk.trace.export import SimpleSpanProcessor
     from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
@@ -145,8 +147,9 @@ def test_no_provider_key_or_prompt_in_the_sdks_decision_log_or_traces(leaky_rout
         log.close()
         leaky_router.decision_log = None
         leaky_router.tracer = None
-    # The bait was taken: the cheap model's error is in the receipt, its key hidden.
-    assert "bad credentials Bearer ***" in answer.decision.reason
+    # The bait was taken: the cheap model's error is in the receipt, its key and the prompt
+    # it quoted hidden.
+    assert "bad credentials Bearer *** for [prompt]" in answer.decision.reason
     db = dump(tmp_path / "sdk.db")
     assert db.count("bad credentials Bearer ***") >= 2 and "[prompt]" in db
     con = sqlite3.connect(tmp_path / "sdk.db")
@@ -162,10 +165,13 @@ def test_no_provider_key_or_prompt_in_the_sdks_decision_log_or_traces(leaky_rout
         [(dict(s.attributes), s.status.description) for s in spans], ensure_ascii=False
     )
     assert "bad credentials Bearer ***" in traced
-    # Spans keep an upstream error's quote of the prompt (as the proxy's spans do): only the
-    # decision log promises to hide it.
-    assert PROVIDER not in traced
-    assert PROVIDER not in db and PROMPT not in db
+    for where, text in (
+        ("decision log", db),
+        ("traces", traced),
+        ("reason", answer.decision.reason),
+    ):
+        for secret in (PROVIDER, PROMPT):
+            assert secret not in text, (secret, where)
 
 
 def test_prompt_is_in_the_decision_log_only_when_enabled(leaky_router, tmp_path):

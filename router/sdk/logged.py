@@ -62,7 +62,7 @@ def _scrub(router: Any, decision: Decision, msgs: list[Message]):
     the proxy scrubs its rows. A detected private value is hidden whatever `store_text` says."""
     from router.core import privacy
     from router.core.request import message_text
-    from router.serving.decision_log.scrub import scrubber
+    from router.serving.scrub import scrubber
 
     quotes = [] if router.decision_log.store_text else [message_text(m) for m in msgs]
     if decision.privacy:

@@ -490,6 +490,7 @@ class Router:
             return result
         decision = cp.decision
         send = self.outgoing(msgs, decision)  # redacted when the privacy rule says so
+        calls = self.calls.hiding(message_text(m) for m in send)  # errors quote the prompt
         if params.get("stream"):
             params, asked = ask_usage(params)
 
@@ -506,7 +507,7 @@ class Router:
 
             if cascade.is_judged(decision):  # the cheap answer is held and judged first
                 it, decision, held = cascade.run(
-                    self.calls,
+                    calls,
                     self.policy(decision.policy),
                     decision,
                     send,
@@ -516,7 +517,7 @@ class Router:
                 )
                 first, it = held[0], cascade.held_then(held[1:], it)
             else:
-                (it, first), decision = self.calls.run_chain(decision, params, open_stream)
+                (it, first), decision = calls.run_chain(decision, params, open_stream)
             chunks = turn.follow_sync(decision, itertools.chain([first], it))
             chunks = caching.store_stream(self, cp, decision, chunks, run_sync)
             if self.decision_log is None:
@@ -532,7 +533,7 @@ class Router:
 
         if cascade.is_judged(decision):
             resp, decision, _ = cascade.run(
-                self.calls,
+                calls,
                 self.policy(decision.policy),
                 decision,
                 send,
@@ -541,7 +542,7 @@ class Router:
                 self.text_of(send),
             )
         else:
-            resp, decision = self.calls.run_chain(decision, params, call)
+            resp, decision = calls.run_chain(decision, params, call)
         run_sync(turn.close(decision, reply_of(resp)))
         run_sync(caching.store(self, cp, decision, resp))
         seq = self._log_call(decision, msgs, getattr(resp, "usage", None))
@@ -580,6 +581,7 @@ class Router:
             return result
         decision = cp.decision
         send = self.outgoing(msgs, decision)  # redacted when the privacy rule says so
+        calls = self.calls.hiding(message_text(m) for m in send)  # errors quote the prompt
         if params.get("stream"):
             params, asked = ask_usage(params)
 
@@ -598,7 +600,7 @@ class Router:
 
             if cascade.is_judged(decision):  # the cheap answer is held and judged first
                 it, decision, held = await cascade.arun(
-                    self.calls,
+                    calls,
                     self.policy(decision.policy),
                     decision,
                     send,
@@ -608,7 +610,7 @@ class Router:
                 )
                 first, it = held[0], cascade.aheld_then(held[1:], it)
             else:
-                (it, first), decision = await self.calls.arun_chain(decision, params, open_stream)
+                (it, first), decision = await calls.arun_chain(decision, params, open_stream)
             rest = caching.astore_stream(
                 self, cp, decision, turn.follow(decision, it, first), first
             )
@@ -627,7 +629,7 @@ class Router:
 
         if cascade.is_judged(decision):
             resp, decision, _ = await cascade.arun(
-                self.calls,
+                calls,
                 self.policy(decision.policy),
                 decision,
                 send,
@@ -636,7 +638,7 @@ class Router:
                 self.text_of(send),
             )
         else:
-            resp, decision = await self.calls.arun_chain(decision, params, call)
+            resp, decision = await calls.arun_chain(decision, params, call)
         await turn.close(decision, reply_of(resp))
         await caching.store(self, cp, decision, resp)
         seq = self._log_call(decision, msgs, getattr(resp, "usage", None))

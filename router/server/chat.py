@@ -33,8 +33,8 @@ from router.server.targets import Target, resolve
 from router.server.turns import session_header
 from router.serving import tracing
 from router.serving.decision_log import DecisionLog, decision_row
-from router.serving.decision_log.scrub import quotes_of, scrubber
 from router.serving.providers import UpstreamError
+from router.serving.scrub import quotes_of, scrubber
 
 log = logging.getLogger("router.server")
 

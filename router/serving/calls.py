@@ -8,9 +8,10 @@ the SDK, the cascade and the proxy's pass-through call models through.
 from __future__ import annotations
 
 import asyncio
+import copy
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from router.core.config import RouterConfig
@@ -20,6 +21,7 @@ from router.serving.breaker import Breakers
 from router.serving.chain import CIRCUIT_OPEN, Call, Done, FallbackChain, Sleep
 from router.serving.local import LocalModels
 from router.serving.providers import UpstreamError, call_kwargs, is_fault
+from router.serving.scrub import hide_quote, quotes_of
 
 
 class ModelCalls:
@@ -32,9 +34,18 @@ class ModelCalls:
         self.local: LocalModels | None = None
         # OpenTelemetry (router/serving/tracing.py): a span per call; None when tracing is off.
         self.tracer = tracing.tracer_for(config.tracing)
+        self._quotes: list[str] = []  # a request's prompt texts (`hiding`)
 
     def kwargs(self, name: str, params: dict[str, Any]) -> dict[str, Any]:
         return call_kwargs(self.config.model(name), self.local, params)
+
+    def hiding(self, quotes: Iterable[str]) -> ModelCalls:
+        """These calls (the same breakers, servers and tracer) for one request whose prompt
+        is `quotes`: an upstream error that quotes it is described without the quote, so no
+        attempt, reason, trace span or log row carries the prompt."""
+        view = copy.copy(self)
+        view._quotes = quotes_of(quotes)
+        return view
 
     def provider_keys(self) -> list[str]:
         """The catalogue's provider keys (the values of its `api_key_env`s), longest first."""
@@ -42,10 +53,13 @@ class ModelCalls:
         return sorted((k for k in keys if k), key=len, reverse=True)
 
     def redact(self, text: str) -> str:
-        """`text` with every provider key hidden: upstream errors may quote the key they were
-        sent, and the attempts, reasons and spans made from them leave the process."""
+        """`text` with every provider key hidden, and every quote of the request's prompt
+        (`hiding`): upstream errors may quote what they were sent, and the attempts, reasons
+        and spans made from them leave the process."""
         for key in self.provider_keys():
             text = text.replace(key, "***")
+        for quote in self._quotes:
+            text = hide_quote(text, quote)
         return text
 
     def finish(self, decision: Decision, name: str, attempts: list[Attempt]) -> Decision:

@@ -5,7 +5,6 @@ PostgreSQL (`postgresql://...`, psycopg 3):
 
 - `schema`: where the log lives, its two tables and their migrations;
 - `rows`: a row built from a Decision (`decision_row`), embeddings as int8, feedback scores;
-  `scrub`: its error texts with secrets and quotes of the prompt hidden;
 - `spool`: each process's write-ahead journal on local disk (every row is there before the
   answer's first byte leaves), replayed by another process if its owner dies;
 - `writer`: `DecisionLog`, which spools (or queues) rows and writes them from a background

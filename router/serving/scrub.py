@@ -1,8 +1,8 @@
-"""What an error text may carry into a log row: no known secret and no quote of the prompt.
+"""What an error text may carry out of the process: no known secret and no quote of the prompt.
 
-Upstream errors quote what they were sent: a provider's key, the prompt. The proxy and the SDK
-write those errors (a fallback's reason, a failed stream's error) into the decision log, so
-both scrub them here, the same way.
+Upstream errors quote what they were sent: a provider's key, the prompt. Those errors become
+attempts, reasons, trace spans and decision-log rows (a fallback's reason, a failed stream's
+error), in the proxy and the SDK alike, so both scrub them here, the same way.
 """
 
 from __future__ import annotations
