@@ -113,8 +113,9 @@ async def acompletion(messages: list, **kwargs: Any):
 
 
 # A pooled connection the server closed while it sat idle (its keep-alive timer ran out, most
-# often 5 s) fails the next request sent on it before any answer. The server read nothing of
-# it, so the request goes again, each time on another connection (the dead one is dropped).
+# often 5 s) fails the next request sent on it before any answer. Nothing was answered (most
+# often the server shut the connection as the request went out), so the request goes again,
+# each time on another connection (the dead one is dropped).
 STALE_RETRIES = 2
 
 
