@@ -34,7 +34,9 @@ class ModelCalls:
         self.local: LocalModels | None = None
         # OpenTelemetry (router/serving/tracing.py): a span per call; None when tracing is off.
         self.tracer = tracing.tracer_for(config.tracing)
-        self._quotes: list[str] = []  # a request's prompt texts (`hiding`)
+        # A request's prompt texts (`hiding`), and the quotes made of them once needed.
+        self._quote_texts: Iterable[str] = ()
+        self._quotes: list[str] | None = None
 
     def kwargs(self, name: str, params: dict[str, Any]) -> dict[str, Any]:
         return call_kwargs(self.config.model(name), self.local, params)
@@ -44,7 +46,7 @@ class ModelCalls:
         is `quotes`: an upstream error that quotes it is described without the quote, so no
         attempt, reason, trace span or log row carries the prompt."""
         view = copy.copy(self)
-        view._quotes = quotes_of(quotes)
+        view._quote_texts, view._quotes = tuple(quotes), None  # sorted on the first failure
         return view
 
     def provider_keys(self) -> list[str]:
@@ -58,6 +60,8 @@ class ModelCalls:
         and spans made from them leave the process."""
         for key in self.provider_keys():
             text = text.replace(key, "***")
+        if self._quotes is None:
+            self._quotes = quotes_of(self._quote_texts)
         for quote in self._quotes:
             text = hide_quote(text, quote)
         return text
