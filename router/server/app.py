@@ -25,7 +25,6 @@ from router.server.targets import router_model_names
 from router.serving import upstream
 from router.serving.breaker import BreakerSync
 from router.serving.decision_log import DecisionLogCollector, open_decision_log
-from router.serving.providers import load_litellm
 from router.serving.state import RedisStore, StateCollector
 
 
@@ -70,7 +69,7 @@ def create_app(router: Router, config: ServerSpec | None = None) -> FastAPI:
             loop = asyncio.get_running_loop()
             loop.set_default_executor(ThreadPoolExecutor(64, thread_name_prefix="route"))
         # litellm takes seconds to import: pay it at start-up, not on the first request.
-        await asyncio.to_thread(load_litellm)
+        await upstream.litellm_ready()
         # Local GGUF models: started here unless the caller started them (then theirs to stop).
         # Not strict: a model that does not come up is retried while its fallbacks answer.
         owns_local = router.local is None and bool(router.local_models)

@@ -143,10 +143,7 @@ class ChatService:
         headers = self.headers(decision, rid, _ms(t0))
         if stream:
             await record.begin(decision)  # the write-ahead row, before the first byte
-
-            def on_end(status: int, usage: tuple[int, int] | None, error: str | None) -> None:
-                record.end(status, decision, usage, error)  # idempotent: the first end counts
-
+            on_end = record.stream_end(decision)
             return event_stream(sse(result, decision.model, on_end, self.redact), on_end, headers)
         result.model = decision.model
         record.end(200, decision, usage_of(result), None)
@@ -251,6 +248,11 @@ class _Record:
         # unless prompt logging is on. Longest first, as for secrets.
         texts = [] if svc.spec.log_prompts else [message_text(m) for m in req.messages]
         self._prompts = quotes_of(texts)
+
+    def stream_end(self, d: Decision) -> Callable[[int, tuple[int, int] | None, str | None], None]:
+        """`end` for the stream that answers with decision `d`: (status, usage, error), as the
+        streaming helpers call it; idempotent, the first end counts."""
+        return lambda status, usage, error: self.end(status, d, usage, error)
 
     def scrub(self, text: str | None) -> str | None:
         """Secrets and (unless prompt logging is on) prompt texts hidden."""

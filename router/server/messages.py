@@ -121,10 +121,7 @@ class MessagesService:
             return JSONResponse(out, headers=headers)
 
         writer = MessagesStream(mid, decision.model)
-
-        def on_end(status: int, usage: tuple[int, int] | None, error: str | None) -> None:
-            record.end(status, decision, usage, error)  # idempotent: the first end counts
-
+        on_end = record.stream_end(decision)
         await record.begin(decision)  # the write-ahead row, before the first byte
         return event_stream(typed_sse(result, writer, on_end, svc.redact), on_end, headers)
 

@@ -86,9 +86,7 @@ class ResponsesService:
             return JSONResponse(out, headers=headers)
 
         writer = ResponsesStream(rid, body, decision.model)
-
-        def on_end(status: int, usage: tuple[int, int] | None, error: str | None) -> None:
-            record.end(status, decision, usage, error)  # idempotent: the first end counts
+        on_end = record.stream_end(decision)
 
         async def save() -> None:  # stored before the last event, as a whole answer is
             await self._save(rid, body, principal, added, writer.reply(), writer.final)

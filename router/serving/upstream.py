@@ -96,7 +96,7 @@ async def acompletion(messages: list, **kwargs: Any):
 
         return await load_litellm().acompletion(messages=messages, **kwargs)
     url, headers, body, timeout = _request(messages, kwargs)
-    await _litellm_ready()
+    await litellm_ready()
     t0 = time.time()
     session = await _session()
     resp = None
@@ -135,7 +135,7 @@ async def _post(session: Any, url: str, headers: dict, body: bytes, timeout: flo
 _litellm_loaded = False
 
 
-async def _litellm_ready() -> None:
+async def litellm_ready() -> None:
     """Import litellm (its converters and exception mapping turn every answer and error into
     litellm's objects) in a worker thread the first time: the import takes seconds, and on the
     event loop it would stall every other request, long enough for pooled connections to expire
