@@ -7,7 +7,10 @@ encoder, a real redis-server."""
 from __future__ import annotations
 
 import asyncio
+import os
 import sqlite3
+import subprocess
+import sys
 
 import httpx
 import pytest
@@ -375,6 +378,58 @@ def test_two_replicas_share_entries_through_redis(
     m = calls(upstream)
     assert asyncio.run(a.achat("Who painted the Mona Lisa?")).decision.cache["status"] == "hit"
     assert calls(upstream) == m
+
+
+FIRST_ANSWER_A_HIT = """
+import asyncio, sys, time
+from router import Router
+
+router = Router.from_config(sys.argv[1])
+
+async def main():
+    stalls, done = [], False
+
+    async def tick():
+        last = time.perf_counter()
+        while not done:
+            await asyncio.sleep(0.01)
+            now = time.perf_counter()
+            stalls.append(now - last)
+            last = now
+
+    ticker = asyncio.create_task(tick())
+    t0 = time.perf_counter()
+    answer = await router.achat(sys.argv[2])
+    took = time.perf_counter() - t0
+    done = True
+    await ticker
+    assert answer.decision.cache["status"] == "hit", answer.decision.cache
+    assert "litellm" in sys.modules
+    print("FIGURES", took, max(stalls))
+
+asyncio.run(main())
+"""
+
+
+def test_a_hit_as_a_processs_first_answer_does_not_stall_the_event_loop(
+    test_config, tmp_path, router, upstream, redis_url
+):
+    """A replica whose first answer comes from the shared cache builds it with litellm's
+    types; their import takes seconds, and on the loop it stalls every other request."""
+    path = make_config(test_config, tmp_path / "cfg", {"mode": "exact", "store": redis_url})
+    ask(router_from(path, router), "Name a prime number above 90.")  # another replica's answer
+    out = subprocess.run(
+        [sys.executable, "-c", FIRST_ANSWER_A_HIT, str(path), "Name a prime number above 90."],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "LITELLM_LOCAL_MODEL_COST_MAP": "True"},
+    )
+    assert out.returncode == 0, out.stderr[-2000:]
+    (line,) = [ln for ln in out.stdout.splitlines() if ln.startswith("FIGURES ")]
+    took, worst_stall = map(float, line.split()[1:])
+    assert took > 0.5  # litellm's import was paid in this call
+    assert worst_stall < took / 3, (took, worst_stall)
 
 
 def test_a_redis_outage_is_a_miss_not_an_error(

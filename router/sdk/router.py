@@ -651,6 +651,7 @@ class Router:
         """A cache hit: the answer (or its stream chunks) with no model called; the session
         and the decision log see the turn as any other."""
         decision = cp.decision
+        await upstream.litellm_ready()  # the answer is litellm's type; its import is seconds
         resp = caching.response_of(cp.hit, decision.model)
         await turn.close(decision, reply_of(resp))
         seq = self._log_call(decision, msgs, getattr(resp, "usage", None))
