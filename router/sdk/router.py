@@ -543,13 +543,7 @@ class Router:
             )
         else:
             resp, decision = calls.run_chain(decision, params, call)
-        run_sync(turn.close(decision, reply_of(resp)))
-        run_sync(caching.store(self, cp, decision, resp))
-        seq = self._log_call(decision, msgs, getattr(resp, "usage", None))
-        if self.decision_log is not None:
-            self.decision_log.durable(seq)
-        resp.decision = decision
-        return resp
+        return run_sync(self._answered(turn, cp, decision, msgs, resp))
 
     async def achat(self, messages: str | list[Message], policy: str | None = None, **params: Any):
         """`chat()` for asyncio; routing runs in a worker thread so the loop never blocks."""
@@ -639,26 +633,30 @@ class Router:
             )
         else:
             resp, decision = await calls.arun_chain(decision, params, call)
-        await turn.close(decision, reply_of(resp))
-        await caching.store(self, cp, decision, resp)
-        seq = self._log_call(decision, msgs, getattr(resp, "usage", None))
-        if self.decision_log is not None:
-            await self.decision_log.adurable(seq)
-        resp.decision = decision
-        return resp
+        return await self._answered(turn, cp, decision, msgs, resp)
 
     async def _from_cache(self, turn: Any, cp: caching.CachePlan, msgs: list, params: dict):
         """A cache hit: the answer (or its stream chunks) with no model called; the session
         and the decision log see the turn as any other."""
         decision = cp.decision
         await upstream.litellm_ready()  # the answer is litellm's type; its import is seconds
-        resp = caching.response_of(cp.hit, decision.model)
-        await turn.close(decision, reply_of(resp))
-        seq = self._log_call(decision, msgs, getattr(resp, "usage", None))
-        if self.decision_log is not None:
-            await self.decision_log.adurable(seq)  # the whole row, before the answer
+        resp = await self._answered(
+            turn, cp, decision, msgs, caching.response_of(cp.hit, decision.model)
+        )
         if params.get("stream"):
             return caching.chunks_of(cp.hit, decision.model, params)
+        return resp
+
+    async def _answered(
+        self, turn: Any, cp: caching.CachePlan, decision: Decision, msgs: list, resp: Any
+    ):
+        """A whole answer, before the caller gets it: the session remembers it, the cache
+        keeps it (not a hit again), and the decision log holds its row durably."""
+        await turn.close(decision, reply_of(resp))
+        await caching.store(self, cp, decision, resp)
+        seq = self._log_call(decision, msgs, getattr(resp, "usage", None))
+        if self.decision_log is not None:
+            await self.decision_log.adurable(seq)
         resp.decision = decision
         return resp
 
