@@ -119,3 +119,24 @@ def test_reporting_without_a_call_in_progress_is_an_error(router):
     chain.succeeded("ok")
     with pytest.raises(RuntimeError):
         chain.failed(ValueError("after the end"))
+
+
+def test_an_upstream_failure_maps_to_one_status_everywhere():
+    """`failure_status` answers for the chain's last error and for the pass-through
+    endpoints: a time-out by any client is 504, the caller's 400 and 429 stay, else 502."""
+    import litellm
+
+    from router.serving.providers import failure_status, is_timeout
+
+    timeouts = [
+        litellm.Timeout("slow", "m", "openai"),
+        httpx.ReadTimeout("slow"),
+        TimeoutError(),  # asyncio's, since 3.11
+    ]
+    assert [failure_status(e) for e in timeouts] == [504, 504, 504]
+    assert all(is_timeout(e) for e in timeouts) and not is_timeout(None)
+    assert failure_status(litellm_error("bad", 400)) == 400
+    assert failure_status(litellm_error("429", 429)) == 429
+    assert failure_status(litellm_error("boom", 500)) == 502
+    assert failure_status(RuntimeError("no status")) == 502
+    assert failure_status(None) == 502

@@ -26,7 +26,7 @@ from router.server.endpoint import read_json
 from router.server.errors import APIError, upstream_error_line
 from router.server.receipts import header_value
 from router.server.streaming import EndingStreamingResponse, event
-from router.serving.providers import ModelUnavailable, load_litellm
+from router.serving.providers import ModelUnavailable, failure_status, load_litellm
 
 log = logging.getLogger("router.server")
 
@@ -132,9 +132,7 @@ class PassThrough:
             ) from None
         except Exception as e:  # noqa: BLE001 - every upstream failure becomes an OpenAI error
             router.calls.breaker_failure(name, e)
-            status = getattr(e, "status_code", None)
-            timeout = "timeout" in type(e).__name__.lower()
-            code = 504 if timeout else (status if status in (400, 429) else 502)
+            code = failure_status(e)
             msg = f"{name}: {upstream_error_line(e, self.svc.redact)}"
             kind = {504: "upstream_timeout", 429: "rate_limited"}.get(code, "upstream_error")
             raise APIError(code, msg, None, kind) from None

@@ -19,6 +19,7 @@ from starlette.types import Receive, Scope, Send
 from router.server.accounting import usage_of
 from router.server.errors import error_body, upstream_error_line
 from router.server.translate.common import sse_events
+from router.serving.providers import is_timeout
 
 DONE = b"data: [DONE]\n\n"
 
@@ -44,7 +45,7 @@ def _once(
 
 def stream_failure(e: BaseException, redact: Callable[[str], str]) -> tuple[int, str]:
     """A mid-stream failure's status (504 for a timeout, else 502) and its error line."""
-    status = 504 if "timeout" in type(e).__name__.lower() else 502
+    status = 504 if is_timeout(e) else 502
     return status, upstream_error_line(e, redact)
 
 

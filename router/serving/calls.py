@@ -20,7 +20,7 @@ from router.serving import tracing
 from router.serving.breaker import Breakers
 from router.serving.chain import CIRCUIT_OPEN, Call, Done, FallbackChain, Sleep
 from router.serving.local import LocalModels
-from router.serving.providers import UpstreamError, call_kwargs, is_fault
+from router.serving.providers import UpstreamError, call_kwargs, failure_status, is_fault
 from router.serving.scrub import hide_quote, quotes_of
 
 
@@ -86,9 +86,7 @@ class ModelCalls:
     ) -> UpstreamError:
         decision.attempts = attempts
         detail = "; ".join(f"{a.model}: {a.error}" for a in attempts)
-        status = getattr(last, "status_code", None)
-        timeout = last is not None and "timeout" in type(last).__name__.lower()
-        code = 504 if timeout else (status if status in (400, 429) else 502)
+        code = failure_status(last)
         if attempts and all(a.error == CIRCUIT_OPEN for a in attempts):
             code = 503  # nothing was called: every model's breaker is open
         return UpstreamError(f"every model in the chain failed: {detail}", decision, code)

@@ -33,6 +33,21 @@ class EmptyStream(RuntimeError):
     status_code = 502
 
 
+def is_timeout(exc: BaseException | None) -> bool:
+    """A time-out, whichever client raised it (litellm's, httpx's, aiohttp's and asyncio's
+    time-out exceptions all say so in their names)."""
+    return exc is not None and "timeout" in type(exc).__name__.lower()
+
+
+def failure_status(exc: BaseException | None) -> int:
+    """The HTTP status that reports an upstream failure: 504 for a time-out, the caller's own
+    400 or 429 as it came, else 502."""
+    if is_timeout(exc):
+        return 504
+    status = getattr(exc, "status_code", None)
+    return status if status in (400, 429) else 502
+
+
 @functools.cache
 def load_litellm():
     """litellm, imported on first use (it takes seconds) and made quiet: its logging and
