@@ -7,10 +7,7 @@ encoder, a real redis-server."""
 from __future__ import annotations
 
 import asyncio
-import os
 import sqlite3
-import subprocess
-import sys
 
 import httpx
 import pytest
@@ -20,6 +17,7 @@ from router.core.cache_keys import bypass_reason, cache_key
 from router.core.config import ConfigError, load_config
 from router.core.questions import difference
 from router.server import create_app
+from tests.loop_stall import first_call_stall
 from tests.proxy import Proxy, router_from
 
 DOC = " ".join(
@@ -380,37 +378,6 @@ def test_two_replicas_share_entries_through_redis(
     assert calls(upstream) == m
 
 
-FIRST_ANSWER_A_HIT = """
-import asyncio, sys, time
-from router import Router
-
-router = Router.from_config(sys.argv[1])
-
-async def main():
-    stalls, done = [], False
-
-    async def tick():
-        last = time.perf_counter()
-        while not done:
-            await asyncio.sleep(0.01)
-            now = time.perf_counter()
-            stalls.append(now - last)
-            last = now
-
-    ticker = asyncio.create_task(tick())
-    t0 = time.perf_counter()
-    answer = await router.achat(sys.argv[2])
-    took = time.perf_counter() - t0
-    done = True
-    await ticker
-    assert answer.decision.cache["status"] == "hit", answer.decision.cache
-    assert "litellm" in sys.modules
-    print("FIGURES", took, max(stalls))
-
-asyncio.run(main())
-"""
-
-
 def test_a_hit_as_a_processs_first_answer_does_not_stall_the_event_loop(
     test_config, tmp_path, router, upstream, redis_url
 ):
@@ -418,16 +385,12 @@ def test_a_hit_as_a_processs_first_answer_does_not_stall_the_event_loop(
     types; their import takes seconds, and on the loop it stalls every other request."""
     path = make_config(test_config, tmp_path / "cfg", {"mode": "exact", "store": redis_url})
     ask(router_from(path, router), "Name a prime number above 90.")  # another replica's answer
-    out = subprocess.run(
-        [sys.executable, "-c", FIRST_ANSWER_A_HIT, str(path), "Name a prime number above 90."],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        env={**os.environ, "LITELLM_LOCAL_MODEL_COST_MAP": "True"},
-    )
-    assert out.returncode == 0, out.stderr[-2000:]
-    (line,) = [ln for ln in out.stdout.splitlines() if ln.startswith("FIGURES ")]
-    took, worst_stall = map(float, line.split()[1:])
+    call = """
+    answer = await router.achat(sys.argv[2])
+    assert answer.decision.cache["status"] == "hit", answer.decision.cache
+    """
+    setup = "from router import Router\nrouter = Router.from_config(sys.argv[1])"
+    took, worst_stall = first_call_stall(setup, call, str(path), "Name a prime number above 90.")
     assert took > 0.5  # litellm's import was paid in this call
     assert worst_stall < took / 3, (took, worst_stall)
 

@@ -11,16 +11,14 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import re
 import socket
-import subprocess
-import sys
 
 import pytest
 
 from router.serving import upstream as direct_path
 from router.serving.providers import load_litellm
+from tests.loop_stall import first_call_stall
 
 FAULTS = [
     "small-general",
@@ -344,23 +342,9 @@ def test_a_pooled_connection_the_server_closed_is_not_a_failed_call():
     assert len(served) == 2 and served[0] is not served[1]  # the second on a new connection
 
 
-FIRST_CALL = """
-import asyncio, sys, time
-from router.serving import upstream
-
-async def main():
-    stalls, done = [], False
-
-    async def tick():
-        last = time.perf_counter()
-        while not done:
-            await asyncio.sleep(0.01)
-            now = time.perf_counter()
-            stalls.append(now - last)
-            last = now
-
-    ticker = asyncio.create_task(tick())
-    t0 = time.perf_counter()
+def test_the_first_call_imports_litellm_without_stalling_the_event_loop(refused_base):
+    """litellm's import takes seconds; on the event loop it stalls every other request."""
+    call = """
     try:
         await upstream.acompletion(
             [{"role": "user", "content": "hi"}], model="openai/m", api_base=sys.argv[1],
@@ -368,27 +352,7 @@ async def main():
         )
     except Exception as e:
         assert "Connection error" in str(e), repr(e)
-    took = time.perf_counter() - t0
-    done = True
-    await ticker
-    assert "litellm" in sys.modules
-    print("FIGURES", took, max(stalls))
-
-asyncio.run(main())
-"""
-
-
-def test_the_first_call_imports_litellm_without_stalling_the_event_loop(refused_base):
-    """litellm's import takes seconds; on the event loop it stalls every other request."""
-    out = subprocess.run(
-        [sys.executable, "-c", FIRST_CALL, refused_base],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        env={**os.environ, "LITELLM_LOCAL_MODEL_COST_MAP": "True"},
-    )
-    assert out.returncode == 0, out.stderr[-2000:]
-    (line,) = [ln for ln in out.stdout.splitlines() if ln.startswith("FIGURES ")]
-    took, worst_stall = map(float, line.split()[1:])
+    """
+    took, worst_stall = first_call_stall("from router.serving import upstream", call, refused_base)
     assert took > 0.5  # the import was paid in this call
     assert worst_stall < took / 3, (took, worst_stall)
