@@ -43,6 +43,9 @@ IBAN = "DE89 3704 0044 0532 0130 00"
         ("AWS AKIAIOSFODNN7EXAMPLE", "secret", "AKIAIOSFODNN7EXAMPLE"),
         ("password: Tr0ub4dor&3x", "secret", "Tr0ub4dor&3x"),
         ("export TOKEN=ghp_aBcDeFgHiJkLmNoPqRsTuVwXyZ0123456789", "secret", None),
+        ("DATABASE_URL=mysql://root:S3cr3tPass@localhost:3306/app", "secret", "S3cr3tPass"),
+        ("redis://:mypassword123@cache:6379/0", "secret", "mypassword123"),
+        ("amqp://guest:guest@rabbit:5672//", "secret", "guest"),
     ],
 )
 def test_detects_private_values(text, kind, value):
@@ -71,6 +74,8 @@ def test_detects_private_values(text, kind, value):
         "the result is 1234567 and 7654321",
         "call get_user_by_id_and_name() then retry",
         "user@localhost is not an address with a domain",
+        "see https://example.com/a@b for the path",
+        "postgres://app:${DB_PASSWORD}@db:5432/app and https://user:<password>@host/",
     ],
 )
 def test_look_alikes_do_not_fire(text):
@@ -88,6 +93,17 @@ def test_redaction_is_typed_and_consistent():
     assert msgs[0]["content"].endswith(f"{EMAIL}.")  # the caller's messages are untouched
     assert detect(msgs) == ("email", "payment_card")
     assert detect(msgs, ["phone"]) == ()
+
+
+def test_a_connection_strings_password_is_a_secret_not_an_address():
+    """A URL's user info carries a password; "password@host.domain" must not pass for an
+    email address that, under `detect: [secret]`, nobody looks for."""
+    url = "mongodb+srv://app:Tr0ub4dor&3@cluster0.ab1cd.mongodb.net/db"
+    msgs = [{"role": "user", "content": f"why does {url} time out?"}]
+    assert detect(msgs) == ("secret",)
+    assert redact_messages(msgs)[0]["content"] == (
+        "why does mongodb+srv://app:[SECRET_1]@cluster0.ab1cd.mongodb.net/db time out?"
+    )
 
 
 # ---- the policy's rule (pure) -------------------------------------------------------------

@@ -18,7 +18,8 @@ those that pass the value's own check, so look-alikes do not fire:
   number (German tax id, Dutch BSN, Polish PESEL) only next to a word that names them.
 - `secret`: API keys and tokens by their known prefixes (OpenAI, Anthropic, AWS, GitHub,
   GitLab, Slack, Stripe, Google, Hugging Face, npm, SendGrid, JWTs, PEM private keys), values
-  given to a key/token/password/secret, and stand-alone high-entropy strings (three character
+  given to a key/token/password/secret, passwords in a URL (`scheme://user:password@host`, as
+  connection strings carry them), and stand-alone high-entropy strings (three character
   classes, entropy over 4 bits a character); hex hashes and UUIDs are not secrets.
 
 `redact_messages` replaces each value with a typed placeholder (`[EMAIL_1]`, `[PAYMENT_CARD_2]`):
@@ -313,6 +314,8 @@ _ASSIGNED = re.compile(
     r"(?i)\b(?:api[_-]?key|access[_-]?key|secret(?:[_-]?key)?|token|password|passwd|pwd|auth)"
     r"[\"']?(?:\s*[:=]\s*|\s+is\s+)[\"']?([^\s\"',;]{8,})"
 )
+# A password in a URL's user info, as connection strings carry it: scheme://user:password@host.
+_URL_PASSWORD = re.compile(r"(?i)\b[a-z][a-z0-9+.-]*://[^\s:/@]*:([^\s/@]+)@(?=[\w\[])")
 _TOKEN = re.compile(r"(?<![\w/+=-])[A-Za-z0-9_+/=-]{20,200}(?![\w/+=-])")
 _HEX = re.compile(r"^(?:0x)?[0-9a-fA-F]+$")
 _UUID = re.compile(
@@ -347,14 +350,22 @@ def _looks_random(tok: str) -> bool:
     return entropy(tok) > 4.0
 
 
+def _placeholder(value: str) -> bool:
+    """A template's stand-in for the value (`${DB_PASSWORD}`, `<password>`, `[SECRET_1]`)."""
+    return value.startswith(("{", "$", "<", "[", "%(")) or set(value) <= set("*x")
+
+
 def _secrets(text: str) -> Iterable[Finding]:
     for pattern in (_SECRET_PREFIXED, _PEM):
         for m in pattern.finditer(text):
             yield Finding("secret", m.start(), m.end(), m.group())
     for m in _ASSIGNED.finditer(text):
         value = m.group(1)
-        if len(set(value)) >= 5 and not value.startswith(("{", "$", "<", "[")):
+        if len(set(value)) >= 5 and not _placeholder(value):
             yield Finding("secret", m.start(1), m.end(1), value)
+    for m in _URL_PASSWORD.finditer(text):
+        if not _placeholder(m.group(1)):  # short or not, a URL's password is one
+            yield Finding("secret", m.start(1), m.end(1), m.group(1))
     for m in _TOKEN.finditer(text):
         if _looks_random(m.group()):
             yield Finding("secret", m.start(), m.end(), m.group())
