@@ -46,6 +46,10 @@ IBAN = "DE89 3704 0044 0532 0130 00"
         ("DATABASE_URL=mysql://root:S3cr3tPass@localhost:3306/app", "secret", "S3cr3tPass"),
         ("redis://:mypassword123@cache:6379/0", "secret", "mypassword123"),
         ("amqp://guest:guest@rabbit:5672//", "secret", "guest"),
+        ("my password is hunter2, keep it", "secret", "hunter2"),
+        ("the password is: abc123", "secret", "abc123"),
+        ("PASSWORD=sunshine", "secret", "sunshine"),
+        ("Authorization: Bearer 9f8e7d6c5b4a3928", "secret", "9f8e7d6c5b4a3928"),
     ],
 )
 def test_detects_private_values(text, kind, value):
@@ -76,6 +80,14 @@ def test_detects_private_values(text, kind, value):
         "user@localhost is not an address with a domain",
         "see https://example.com/a@b for the path",
         "postgres://app:${DB_PASSWORD}@db:5432/app and https://user:<password>@host/",
+        # Prose about a secret, and code that handles one, carry none.
+        "The password is incorrect, please try again",
+        "auth is required for this endpoint",
+        "Explain why the secret is important in Diffie-Hellman",
+        "what does token = tokenizer.encode(text) return?",
+        "api_key = os.environ['OPENAI_API_KEY'] fails with a KeyError",
+        "password = getpass.getpass() and secret_key = settings.SECRET_KEY",
+        "set api_key = OPENAI_API_KEY in the config",
     ],
 )
 def test_look_alikes_do_not_fire(text):

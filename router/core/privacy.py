@@ -18,7 +18,7 @@ those that pass the value's own check, so look-alikes do not fire:
   number (German tax id, Dutch BSN, Polish PESEL) only next to a word that names them.
 - `secret`: API keys and tokens by their known prefixes (OpenAI, Anthropic, AWS, GitHub,
   GitLab, Slack, Stripe, Google, Hugging Face, npm, SendGrid, JWTs, PEM private keys), values
-  given to a key/token/password/secret, passwords in a URL (`scheme://user:password@host`, as
+  given to a key/token/password/secret (not code, nor a plain word in prose), passwords in a URL (`scheme://user:password@host`, as
   connection strings carry them), and stand-alone high-entropy strings (three character
   classes, entropy over 4 bits a character); hex hashes and UUIDs are not secrets.
 
@@ -311,9 +311,12 @@ _PEM = re.compile(
     r"-----BEGIN (?:[A-Z]+ )*PRIVATE KEY-----[\s\S]*?(?:-----END (?:[A-Z]+ )*PRIVATE KEY-----|$)"
 )
 _ASSIGNED = re.compile(
-    r"(?i)\b(?:api[_-]?key|access[_-]?key|secret(?:[_-]?key)?|token|password|passwd|pwd|auth)"
-    r"[\"']?(?:\s*[:=]\s*|\s+is\s+)[\"']?([^\s\"',;]{8,})"
+    r"(?i)\b(?:api[_-]?key|access[_-]?key|secret(?:[_-]?key)?|token|password|passwd|pwd|auth"
+    r"|authorization)[\"']?(?:\s*[:=]\s*|(\s+is:?\s+))[\"']?(?:(?:bearer|basic|token)\s+)?"
+    r"([^\s\"',;]{6,})"
 )
+# An assigned value that is code, not a value: a call, an index, an attribute, an env var's name.
+_CODE = re.compile(r"[()\[\]]|^[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)+$|^[A-Z][A-Z0-9]*(?:_[A-Z0-9]+)+$")
 # A password in a URL's user info, as connection strings carry it: scheme://user:password@host.
 _URL_PASSWORD = re.compile(r"(?i)\b[a-z][a-z0-9+.-]*://[^\s:/@]*:([^\s/@]+)@(?=[\w\[])")
 _TOKEN = re.compile(r"(?<![\w/+=-])[A-Za-z0-9_+/=-]{20,200}(?![\w/+=-])")
@@ -355,14 +358,24 @@ def _placeholder(value: str) -> bool:
     return value.startswith(("{", "$", "<", "[", "%(")) or set(value) <= set("*x")
 
 
+def _assigned_secret(value: str, prose: bool) -> bool:
+    """Is the value given to a key, token or password one? Not a stand-in, not code
+    (`token = tokenizer.encode(text)`), and in prose not a word: "the password is incorrect"
+    says nothing secret, "my password is hunter22" does, and so does "password: sunshine1"."""
+    if len(set(value)) < 5 or _placeholder(value) or _CODE.search(value):
+        return False
+    if value.isalpha():
+        return not prose and len(value) >= 8
+    return True
+
+
 def _secrets(text: str) -> Iterable[Finding]:
     for pattern in (_SECRET_PREFIXED, _PEM):
         for m in pattern.finditer(text):
             yield Finding("secret", m.start(), m.end(), m.group())
     for m in _ASSIGNED.finditer(text):
-        value = m.group(1)
-        if len(set(value)) >= 5 and not _placeholder(value):
-            yield Finding("secret", m.start(1), m.end(1), value)
+        if _assigned_secret(m.group(2), prose=m.group(1) is not None):
+            yield Finding("secret", m.start(2), m.end(2), m.group(2))
     for m in _URL_PASSWORD.finditer(text):
         if not _placeholder(m.group(1)):  # short or not, a URL's password is one
             yield Finding("secret", m.start(1), m.end(1), m.group(1))
