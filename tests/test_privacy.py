@@ -47,6 +47,8 @@ IBAN = "DE89 3704 0044 0532 0130 00"
         ("redis://:mypassword123@cache:6379/0", "secret", "mypassword123"),
         ("amqp://guest:guest@rabbit:5672//", "secret", "guest"),
         ("my password is hunter2, keep it", "secret", "hunter2"),
+        ("it fails with wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY set", "secret", None),
+        ("the key 7Gh2KqP9xLmW4vRt8ZsN3bYc6DfJ1aQe works", "secret", None),
         ("the password is: abc123", "secret", "abc123"),
         ("PASSWORD=sunshine", "secret", "sunshine"),
         ("Authorization: Bearer 9f8e7d6c5b4a3928", "secret", "9f8e7d6c5b4a3928"),
@@ -88,6 +90,9 @@ def test_detects_private_values(text, kind, value):
         "api_key = os.environ['OPENAI_API_KEY'] fails with a KeyError",
         "password = getpass.getpass() and secret_key = settings.SECRET_KEY",
         "set api_key = OPENAI_API_KEY in the config",
+        "class AbstractSingletonProxyFactoryBean2024Impl extends Base",
+        "const userAuthenticationServiceFactory2 = new Factory();",
+        "src='data:image/png;base64,iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk'",
     ],
 )
 def test_look_alikes_do_not_fire(text):
