@@ -7,7 +7,8 @@ SSNs, DNIs, NINOs, phone numbers that libphonenumber accepts) and written the wa
 write them; hard negatives are the look-alikes a detector must not take: order numbers that
 fail Luhn, Luhn-valid numbers of no card network (IMEIs), IBANs with wrong check digits,
 version strings, dates, times, prices, ISBNs, UUIDs, hashes, commit ids, IP addresses,
-tracking and invoice numbers, code identifiers. Plain prompts from everyday tasks are
+tracking and invoice numbers, code identifiers, prose and code about passwords and tokens,
+template stand-ins, inline base64 data. Plain prompts from everyday tasks are
 negatives too.
 
     python scripts/build_privacy_set.py            # writes data/privacy/labelled.jsonl
@@ -411,6 +412,56 @@ HARD_NEGATIVES = [
 ]
 
 
+# Written after the rows above with a generator of their own, so those stay as they were.
+more = random.Random(20261204)
+WORDS = (
+    "user account service factory manager handler config request response session token "
+    "client server cache query builder provider adapter listener context settings"
+).split()
+
+
+def password() -> str:
+    """A password as people pick them: a word, digits, maybe a symbol."""
+    word = more.choice(["hunter", "sunshine", "dragon", "monkey", "shadow", "letmein", "qwerty"])
+    return word + str(more.randint(1, 9999)) + more.choice(["", "!", "#", "$"])
+
+
+def camel_identifier() -> str:
+    words = [more.choice(WORDS) for _ in range(more.randint(3, 6))]
+    return words[0] + "".join(w.capitalize() for w in words[1:]) + str(more.randint(1, 9))
+
+
+MORE_SECRETS = [
+    "Why can't I connect with postgres://app:{v}@db.internal:5432/app?",
+    "DATABASE_URL=mysql://root:{v}@localhost:3306/shop",
+    "redis://:{v}@cache:6379/0 refuses the connection, why?",
+    "mongodb+srv://svc:{v}@cluster0.ab1cd.mongodb.net/prod times out.",
+    "My password is {v}, is it strong enough?",
+    "password: {v}",
+    "The wifi password is {v}, write it on a card for guests.",
+]
+
+MORE_HARD_NEGATIVES = [
+    ("The password is {v}, what should I do?", lambda: more.choice(["incorrect", "expired"])),
+    ("auth is {v} for this endpoint, how do I add it?", lambda: "required"),
+    ("Explain why the secret is {v} in Diffie-Hellman.", lambda: "important"),
+    (
+        "What does token = {v} return?",
+        lambda: more.choice(["tokenizer.encode(text)", "jwt.decode(raw, key)", "next(it)"]),
+    ),
+    (
+        "api_key = {v} raises a KeyError.",
+        lambda: more.choice(["os.environ['OPENAI_API_KEY']", "settings.API_KEY", "OPENAI_API_KEY"]),
+    ),
+    ("Rename the class {v} to something shorter.", camel_identifier),
+    ("Connect with postgres://app:{v}@db:5432/app from the template.", lambda: "${DB_PASSWORD}"),
+    (
+        "What does <img src='data:image/png;base64,{v}'> show?",
+        lambda: token(48, string.ascii_letters + string.digits + "+/"),
+    ),
+]
+
+
 def main() -> None:
     rows: list[dict] = []
 
@@ -455,6 +506,12 @@ def main() -> None:
         add(text, [], "negative")
     for template, make in HARD_NEGATIVES:
         for _ in range(8):
+            add(template.format(v=make()), [], "hard_negative", template.split("{v}")[0].strip())
+    for _ in range(20):
+        v = password()
+        add(more.choice(MORE_SECRETS).format(v=v), [("secret", v)], "positive")
+    for template, make in MORE_HARD_NEGATIVES:
+        for _ in range(4):
             add(template.format(v=make()), [], "hard_negative", template.split("{v}")[0].strip())
     OUT.parent.mkdir(parents=True, exist_ok=True)
     with OUT.open("w", encoding="utf-8") as fh:
