@@ -198,6 +198,51 @@ def test_proxy_streams_from_the_local_model(local_proxy):
     assert text.strip(), chunks
 
 
+@pytest.mark.parametrize(
+    "messages",
+    [
+        [{"role": "user", "content": [{"type": "text", "text": QUESTION[0]["content"]}]}],
+        [{"role": "developer", "content": "Answer in one word."}, *QUESTION],
+        [
+            {"role": "user", "content": "What is the weather in Paris?"},
+            {
+                "role": "assistant",
+                "content": None,
+                "tool_calls": [
+                    {
+                        "id": "c1",
+                        "type": "function",
+                        "function": {"name": "weather", "arguments": '{"city": "Paris"}'},
+                    }
+                ],
+            },
+            {"role": "tool", "tool_call_id": "c1", "content": "sunny, 21 C"},
+        ],
+    ],
+    ids=["text parts", "developer role", "null content beside tool calls"],
+)
+def test_the_local_model_takes_todays_chat_messages(local_proxy, messages):
+    """What OpenAI's SDKs and agent frameworks send; llama-cpp-python's own server refuses it."""
+    r = _chat(local_proxy, messages=messages)
+    assert r.status_code == 200, r.text
+    assert r.headers["x-router-model"] == "smollm2"
+    assert r.json()["choices"][0]["message"]["content"].strip()
+
+
+def test_an_anthropic_client_gets_answers_from_the_local_model(local_proxy):
+    """The Messages endpoint hands content blocks on as text parts."""
+    body = {
+        "model": "router/local",
+        "max_tokens": 16,
+        "system": [{"type": "text", "text": "Answer in one word."}],
+        "messages": [{"role": "user", "content": [{"type": "text", "text": "Capital of France?"}]}],
+    }
+    r = httpx.post(local_proxy.base_url + "/messages", json=body, timeout=180)
+    assert r.status_code == 200, r.text
+    assert r.json()["model"] == "smollm2"
+    assert r.json()["content"][0]["text"].strip()
+
+
 def test_missing_cloud_key_degrades_to_the_local_model(local_proxy, local_router):
     r = _chat(local_proxy, model="router/escalate")
     assert r.status_code == 200, r.text

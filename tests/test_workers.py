@@ -184,7 +184,7 @@ def test_workers_share_one_local_model_server_started_and_stopped_once(tmp_path,
 
     cfg_path = write_local_config(tmp_path / "cfg", upstream.base_url)
     with serving(cfg_path, tmp_path) as (url, _, proc):
-        servers = [c for c in _children(proc.pid) if "llama_cpp.server" in c[1]]
+        servers = [c for c in _children(proc.pid) if "router.serving.llama_server" in c[1]]
         assert len(servers) == 1, servers
         (llama_pid, _), seen = servers[0], set()
         for _ in range(8):  # a new connection each time: either worker may answer

@@ -1,7 +1,8 @@
 """Local models: the lifecycle of llama.cpp server processes (llama-cpp-python's server).
 
-One job: for each catalogue model that names a GGUF file, start `python -m llama_cpp.server`
-on a free loopback port, wait until it answers, restart it when it dies, stop it on exit, and
+One job: for each catalogue model that names a GGUF file, start llama-cpp-python's server
+(through `router.serving.llama_server`, which lets it take today's chat messages) on a free
+loopback port, wait until it answers, restart it when it dies, stop it on exit, and
 report its state. Routing and calling stay in `router.py`, which asks `api_base()` per call.
 
 Several worker processes share one set of servers: the process that owns them (`router serve`'s
@@ -194,7 +195,7 @@ class LocalModels:
         return [
             sys.executable,
             "-m",
-            "llama_cpp.server",
+            "router.serving.llama_server",  # llama_cpp.server, taking today's chat messages
             "--model",
             str(s.model_path),
             "--model_alias",

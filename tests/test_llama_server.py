@@ -1,0 +1,71 @@
+"""The local tier's server wrapper (router/serving/llama_server.py): chat messages in today's
+OpenAI form rewritten into the one llama-cpp-python's server takes, and nothing else touched.
+A real llama.cpp server behind the proxy is tests/test_local.py's."""
+
+from __future__ import annotations
+
+import json
+
+import httpx
+import pytest
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route
+
+from router.serving.llama_server import ChatMessages, plain_body, plain_message
+
+
+def test_text_parts_become_one_string_and_developer_becomes_system():
+    parts = [{"type": "text", "text": "one"}, {"type": "text", "text": "two"}]
+    assert plain_message({"role": "developer", "content": parts}) == {
+        "role": "system",
+        "content": "one\ntwo",
+    }
+    assert plain_message({"role": "assistant", "content": None, "tool_calls": []}) == {
+        "role": "assistant",
+        "content": "",
+        "tool_calls": [],
+    }
+
+
+@pytest.mark.parametrize(
+    "message",
+    [
+        {"role": "user", "content": "plain"},
+        {"role": "user", "content": [{"type": "image_url", "image_url": {"url": "data:,"}}]},
+        {"role": "user", "content": [{"type": "text", "text": "a"}, {"type": "image_url"}]},
+        {"role": "user", "content": None},  # only an assistant's null means "no text"
+        "not a message",
+    ],
+)
+def test_what_it_already_takes_or_cannot_see_is_left_as_it_is(message):
+    assert plain_message(message) is message
+
+
+def test_a_body_without_anything_to_rewrite_is_passed_on_byte_for_byte():
+    for body in (b'{"messages": [{"role": "user", "content": "hi"}]}', b"{not json", b"[1]"):
+        assert plain_body(body) is body
+    rewritten = json.loads(
+        plain_body(b'{"model": "m", "messages": [{"role": "developer", "content": "x"}]}')
+    )
+    assert rewritten == {"model": "m", "messages": [{"role": "system", "content": "x"}]}
+
+
+async def test_the_middleware_hands_the_app_the_rewritten_body_with_its_length():
+    async def echo(request: Request) -> JSONResponse:
+        body = await request.body()
+        return JSONResponse({"length": request.headers["content-length"], "body": json.loads(body)})
+
+    app = ChatMessages(
+        Starlette(
+            routes=[Route(p, echo, methods=["POST"]) for p in ("/v1/chat/completions", "/other")]
+        )
+    )
+    sent = {"messages": [{"role": "user", "content": [{"type": "text", "text": "hello"}]}]}
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app), base_url="http://t") as c:
+        chat = (await c.post("/v1/chat/completions", json=sent)).json()
+        other = (await c.post("/other", json=sent)).json()
+    assert chat["body"] == {"messages": [{"role": "user", "content": "hello"}]}
+    assert int(chat["length"]) == len(json.dumps(chat["body"]).encode())
+    assert other["body"] == sent  # only chat requests are rewritten
