@@ -52,6 +52,13 @@ def test_a_body_without_anything_to_rewrite_is_passed_on_byte_for_byte():
     assert rewritten == {"model": "m", "messages": [{"role": "system", "content": "x"}]}
 
 
+def test_max_completion_tokens_is_the_limit_the_server_reads():
+    limited = json.loads(plain_body(b'{"messages": [], "max_completion_tokens": 8}'))
+    assert limited == {"messages": [], "max_completion_tokens": 8, "max_tokens": 8}
+    both = b'{"messages": [], "max_completion_tokens": 8, "max_tokens": 4}'
+    assert plain_body(both) is both  # the caller's own max_tokens stays
+
+
 async def test_the_middleware_hands_the_app_the_rewritten_body_with_its_length():
     async def echo(request: Request) -> JSONResponse:
         body = await request.body()

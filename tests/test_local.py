@@ -229,6 +229,14 @@ def test_the_local_model_takes_todays_chat_messages(local_proxy, messages):
     assert r.json()["choices"][0]["message"]["content"].strip()
 
 
+def test_max_completion_tokens_limits_a_local_answer(local_proxy):
+    body = {"messages": [{"role": "user", "content": "Write a long story about a dragon."}]}
+    r = _chat(local_proxy, **body, max_tokens=None, max_completion_tokens=5)
+    assert r.status_code == 200, r.text
+    assert r.json()["usage"]["completion_tokens"] <= 5
+    assert r.json()["choices"][0]["finish_reason"] == "length"
+
+
 def test_an_anthropic_client_gets_answers_from_the_local_model(local_proxy):
     """The Messages endpoint hands content blocks on as text parts."""
     body = {

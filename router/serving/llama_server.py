@@ -2,7 +2,8 @@
 
 llama-cpp-python's server checks chat messages against an older schema than the one clients
 send now. It refuses the `developer` role and an assistant's `content: null` beside its tool
-calls (422), and its chat templates fail on content given as a list of text parts (500). The
+calls (422), its chat templates fail on content given as a list of text parts (500), and it
+ignores `max_completion_tokens`. The
 OpenAI SDKs, agent frameworks and the proxy's own Anthropic Messages endpoint send all three,
 so a local model could answer none of them. `python -m router.serving.llama_server` takes the
 same arguments as `python -m llama_cpp.server` and runs that server behind `ChatMessages`,
@@ -37,8 +38,10 @@ def plain_message(message: Any) -> Any:
 
 
 def plain_body(body: bytes) -> bytes:
-    """A chat request's body with every message in that form; anything that is not a chat
-    request with a message list goes through unchanged, for the server to judge."""
+    """A chat request's body with every message in that form, and `max_completion_tokens`
+    (which the server ignores, so the answer ran to the end of the context) as `max_tokens`.
+    Anything that is not a chat request with a message list goes through unchanged, for the
+    server to judge."""
     try:
         request = json.loads(body)
     except ValueError:
@@ -47,9 +50,12 @@ def plain_body(body: bytes) -> bytes:
     if not isinstance(messages, list):
         return body
     plain = [plain_message(m) for m in messages]
-    if all(p is m for p, m in zip(plain, messages, strict=True)):
-        return body
-    return json.dumps({**request, "messages": plain}).encode()
+    limit = request.get("max_completion_tokens")
+    if limit is None or request.get("max_tokens") is not None:
+        if all(p is m for p, m in zip(plain, messages, strict=True)):
+            return body
+        return json.dumps({**request, "messages": plain}).encode()
+    return json.dumps({**request, "messages": plain, "max_tokens": limit}).encode()
 
 
 class ChatMessages:
