@@ -90,6 +90,7 @@ def test_detects_private_values(text, kind, value):
         "api_key = os.environ['OPENAI_API_KEY'] fails with a KeyError",
         "password = getpass.getpass() and secret_key = settings.SECRET_KEY",
         "set api_key = OPENAI_API_KEY in the config",
+        "pwd: /home/ann/projects and auth: https://id.example.com/callback",
         "class AbstractSingletonProxyFactoryBean2024Impl extends Base",
         "const userAuthenticationServiceFactory2 = new Factory();",
         "src='data:image/png;base64,iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk'",

@@ -18,8 +18,9 @@ those that pass the value's own check, so look-alikes do not fire:
   number (German tax id, Dutch BSN, Polish PESEL) only next to a word that names them.
 - `secret`: API keys and tokens by their known prefixes (OpenAI, Anthropic, AWS, GitHub,
   GitLab, Slack, Stripe, Google, Hugging Face, npm, SendGrid, JWTs, PEM private keys), values
-  given to a key/token/password/secret (not code, nor a plain word in prose), passwords in a URL (`scheme://user:password@host`, as
-  connection strings carry them), and stand-alone high-entropy strings (three character
+  given to a key/token/password/secret (not code, a path, a URL, nor a plain word in prose),
+  passwords in a URL (`scheme://user:password@host`, as connection strings carry them), and
+  stand-alone high-entropy strings (three character
   classes, entropy over 4 bits a character); hex hashes and UUIDs are not secrets.
 
 `redact_messages` replaces each value with a typed placeholder (`[EMAIL_1]`, `[PAYMENT_CARD_2]`):
@@ -351,8 +352,8 @@ def _looks_random(tok: str) -> bool:
     parts = [p for p in re.split(r"[_\-/+=]", tok) if p]
     if max((len(p) for p in parts), default=0) < 16:
         return False
-    # Or into words by their case ("HttpClientConnectionManagerFactory3"). Random keys of 20
-    # characters read so less than twice in a thousand, of 32 about once in ten thousand.
+    # Or into words by their case ("HttpClientConnectionManagerFactory3"). Of 100,000 random
+    # letters-and-digits keys, 163 of 20 characters read so, and 13 of 32.
     words = _CAMEL_WORD.findall(tok)
     if len(words) >= 3 and sum(map(len, words)) >= 0.75 * sum(map(len, parts)):
         return False
@@ -370,6 +371,8 @@ def _assigned_secret(value: str, prose: bool) -> bool:
     says nothing secret, "my password is hunter22" does, and so does "password: sunshine1"."""
     if len(set(value)) < 5 or _placeholder(value) or _CODE.search(value):
         return False
+    if value.startswith(("/", "~/", "./", "../")) or "://" in value:
+        return False  # "pwd: /home/ann", "auth: https://id.example.com/callback"
     if value.isalpha():
         return not prose and len(value) >= 8
     return True
