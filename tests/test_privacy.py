@@ -77,6 +77,7 @@ def test_detects_private_values(text, kind, value):
         "server 192.168.100.200 port 8080",
         "IBAN DE89 3704 0044 0532 0130 01",  # wrong check digits
         "SSN 000-12-3456",  # no SSN starts with 000
+        "SSN 666-24-4967 is never issued",  # nor with 666; nor is it a (Spanish) phone number
         "the result is 1234567 and 7654321",
         "call get_user_by_id_and_name() then retry",
         "user@localhost is not an address with a domain",

@@ -232,6 +232,7 @@ _PHONE_WORDS = re.compile(
 )
 _PHONE_KEYS = ("call", "phone", "tel", "mobile", "cell", "whatsapp", "fax", "text me", "ring")
 _DIGITS = re.compile(r"(?<![\w.-])\d{10,12}(?![\w.-])")
+_SSN_SHAPE = re.compile(r"^\d{3}-\d{2}-\d{4}$")
 _DATE_LIKE = re.compile(r"^\d{4}[-./]\d{1,2}[-./]\d{1,2}$|^\d{1,2}[-./]\d{1,2}[-./]\d{2,4}$")
 
 
@@ -260,8 +261,8 @@ def _regions(raw: str) -> tuple[str | None, ...]:
 def _valid_phone(raw: str) -> bool:
     import phonenumbers
 
-    if _DATE_LIKE.match(raw) or raw.count(".") >= 3:
-        return False
+    if _DATE_LIKE.match(raw) or raw.count(".") >= 3 or _SSN_SHAPE.match(raw):
+        return False  # 3-2-4 digits is how an SSN is written, valid or not; no phone's shape
     regions = _regions(raw)
     for region in regions:
         try:
