@@ -13,7 +13,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from router.serving.llama_server import ChatMessages, plain_body, plain_message
+from router.serving.llama_server import ChatRequests, plain_body, plain_message
 
 
 def test_text_parts_become_one_string_and_developer_becomes_system():
@@ -64,7 +64,7 @@ async def test_the_middleware_hands_the_app_the_rewritten_body_with_its_length()
         body = await request.body()
         return JSONResponse({"length": request.headers["content-length"], "body": json.loads(body)})
 
-    app = ChatMessages(
+    app = ChatRequests(
         Starlette(
             routes=[Route(p, echo, methods=["POST"]) for p in ("/v1/chat/completions", "/other")]
         )
@@ -76,3 +76,30 @@ async def test_the_middleware_hands_the_app_the_rewritten_body_with_its_length()
     assert chat["body"] == {"messages": [{"role": "user", "content": "hello"}]}
     assert int(chat["length"]) == len(json.dumps(chat["body"]).encode())
     assert other["body"] == sent  # only chat requests are rewritten
+
+
+async def test_n_choices_are_n_calls_with_the_prompt_counted_once():
+    calls = []
+
+    async def answer(request: Request) -> JSONResponse:
+        body = json.loads(await request.body())
+        calls.append(body["n"])
+        usage = {"prompt_tokens": 7, "completion_tokens": 3, "total_tokens": 10}
+        choice = {"index": 0, "message": {"role": "assistant", "content": f"answer {len(calls)}"}}
+        return JSONResponse({"id": "x", "choices": [choice], "usage": usage})
+
+    app = ChatRequests(Starlette(routes=[Route("/v1/chat/completions", answer, methods=["POST"])]))
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app), base_url="http://t") as c:
+        three = await c.post("/v1/chat/completions", json={"messages": [], "n": 3})
+        streamed = await c.post(
+            "/v1/chat/completions", json={"messages": [], "n": 2, "stream": True}
+        )
+    assert calls == [1, 1, 1]
+    out = three.json()
+    assert [(c["index"], c["message"]["content"]) for c in out["choices"]] == [
+        (0, "answer 1"),
+        (1, "answer 2"),
+        (2, "answer 3"),
+    ]
+    assert out["usage"] == {"prompt_tokens": 7, "completion_tokens": 9, "total_tokens": 16}
+    assert streamed.status_code == 400 and streamed.json()["error"]["param"] == "n"

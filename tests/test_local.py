@@ -237,6 +237,12 @@ def test_max_completion_tokens_limits_a_local_answer(local_proxy):
     assert r.json()["choices"][0]["finish_reason"] == "length"
 
 
+def test_a_local_model_gives_the_choices_asked_for(local_proxy):
+    r = _chat(local_proxy, n=2, temperature=1.0, max_tokens=4)
+    assert r.status_code == 200, r.text
+    assert [c["index"] for c in r.json()["choices"]] == [0, 1]
+
+
 def test_an_anthropic_client_gets_answers_from_the_local_model(local_proxy):
     """The Messages endpoint hands content blocks on as text parts."""
     body = {

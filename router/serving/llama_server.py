@@ -1,14 +1,15 @@
-"""The local tier's server: llama-cpp-python's, taking the chat messages OpenAI's API takes.
+"""The local tier's server: llama-cpp-python's, taking the chat requests OpenAI's API takes.
 
 llama-cpp-python's server checks chat messages against an older schema than the one clients
 send now. It refuses the `developer` role and an assistant's `content: null` beside its tool
-calls (422), its chat templates fail on content given as a list of text parts (500), and it
-ignores `max_completion_tokens`. The
-OpenAI SDKs, agent frameworks and the proxy's own Anthropic Messages endpoint send all three,
-so a local model could answer none of them. `python -m router.serving.llama_server` takes the
-same arguments as `python -m llama_cpp.server` and runs that server behind `ChatMessages`,
-which rewrites such messages into the form it takes. Parts other than text (an image) are left
-as they are, for the server to refuse: a text model cannot see them.
+calls (422), and its chat templates fail on content given as a list of text parts (500): the
+OpenAI SDKs, agent frameworks and the proxy's own Anthropic Messages endpoint send all three.
+It ignores `max_completion_tokens` (the answer runs to the end of the context) and answers a
+request for n choices with one. `python -m router.serving.llama_server` takes the same
+arguments as `python -m llama_cpp.server` and runs that server behind `ChatRequests`, which
+rewrites such requests into the form it takes and answers n choices with n calls. Parts other
+than text (an image) are left as they are, for the server to refuse: a text model cannot see
+them.
 """
 
 from __future__ import annotations
@@ -58,8 +59,9 @@ def plain_body(body: bytes) -> bytes:
     return json.dumps({**request, "messages": plain, "max_tokens": limit}).encode()
 
 
-class ChatMessages:
-    """ASGI middleware: chat requests reach the app with `plain_body`'s messages."""
+class ChatRequests:
+    """ASGI middleware: chat requests reach the app with `plain_body`'s messages, and a request
+    for n > 1 choices (which the server answers with one) is answered n times over."""
 
     def __init__(self, app: Any) -> None:
         self.app = app
@@ -76,26 +78,95 @@ class ChatMessages:
             parts.append(message.get("body", b""))
             more = message.get("more_body", False)
         body = plain_body(b"".join(parts))
-        headers = [(k, v) for k, v in scope["headers"] if k.lower() != b"content-length"]
-        headers.append((b"content-length", str(len(body)).encode()))
-        delivered = False
+        n = _choices_asked(body)
+        if n <= 1:
+            await self.app(_with_length(scope, body), _replay(body, receive), send)
+        elif json.loads(body).get("stream"):
+            message = f"n: {n} choices in one stream are not supported by a local model"
+            error = {"message": message, "type": "invalid_request_error", "param": "n"}
+            await _send_json(send, 400, {"error": error})
+        else:
+            await self._several(scope, body, n, receive, send)
 
-        async def replay() -> dict:
-            nonlocal delivered
-            if not delivered:
-                delivered = True
-                return {"type": "http.request", "body": body, "more_body": False}
-            return await receive()  # after the body: the disconnect, when it comes
+    async def _several(self, scope: dict, body: bytes, n: int, receive: Any, send: Any) -> None:
+        """One call per choice, in turn (the server runs one at a time anyway); the answer
+        holds their choices, and usage counts the prompt once, as OpenAI's does."""
+        one = json.dumps({**json.loads(body), "n": 1}).encode()
+        merged: dict | None = None
+        for i in range(n):
+            status, headers, content = await self._call(scope, one, receive)
+            if status != 200:
+                await send({"type": "http.response.start", "status": status, "headers": headers})
+                await send({"type": "http.response.body", "body": content})
+                return
+            answer = json.loads(content)
+            choices = [{**c, "index": i} for c in answer.get("choices") or []]
+            if merged is None:
+                merged = {**answer, "choices": choices}
+                continue
+            merged["choices"] += choices
+            usage, more_usage = merged.get("usage"), answer.get("usage")
+            if usage and more_usage:
+                usage["completion_tokens"] += more_usage.get("completion_tokens") or 0
+                usage["total_tokens"] = usage["prompt_tokens"] + usage["completion_tokens"]
+        await _send_json(send, 200, merged)
 
-        await self.app({**scope, "headers": headers}, replay, send)
+    async def _call(self, scope: dict, body: bytes, receive: Any) -> tuple[int, list, bytes]:
+        start: dict = {}
+        content: list[bytes] = []
+
+        async def capture(message: dict) -> None:
+            if message["type"] == "http.response.start":
+                start.update(message)
+            elif message["type"] == "http.response.body":
+                content.append(message.get("body", b""))
+
+        await self.app(_with_length(scope, body), _replay(body, receive), capture)
+        return start["status"], start.get("headers", []), b"".join(content)
+
+
+def _choices_asked(body: bytes) -> int:
+    try:
+        n = json.loads(body).get("n")
+    except (ValueError, AttributeError):
+        return 1
+    return n if isinstance(n, int) and not isinstance(n, bool) else 1
+
+
+def _with_length(scope: dict, body: bytes) -> dict:
+    headers = [(k, v) for k, v in scope["headers"] if k.lower() != b"content-length"]
+    return {**scope, "headers": [*headers, (b"content-length", str(len(body)).encode())]}
+
+
+def _replay(body: bytes, receive: Any) -> Any:
+    delivered = False
+
+    async def replay() -> dict:
+        nonlocal delivered
+        if not delivered:
+            delivered = True
+            return {"type": "http.request", "body": body, "more_body": False}
+        return await receive()  # after the body: the disconnect, when it comes
+
+    return replay
+
+
+async def _send_json(send: Any, status: int, payload: dict) -> None:
+    content = json.dumps(payload).encode()
+    headers = [
+        (b"content-type", b"application/json"),
+        (b"content-length", str(len(content)).encode()),
+    ]
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": content})
 
 
 def main() -> None:
-    """`python -m llama_cpp.server`, its app wrapped in `ChatMessages`."""
+    """`python -m llama_cpp.server`, its app wrapped in `ChatRequests`."""
     import llama_cpp.server.__main__ as server
 
     create_app = server.create_app
-    server.create_app = lambda **kw: ChatMessages(create_app(**kw))
+    server.create_app = lambda **kw: ChatRequests(create_app(**kw))
     server.main()
 
 
