@@ -108,7 +108,7 @@ class ChatRequests:
             usage, more_usage = merged.get("usage"), answer.get("usage")
             if usage and more_usage:
                 usage["completion_tokens"] += more_usage.get("completion_tokens") or 0
-                usage["total_tokens"] = usage["prompt_tokens"] + usage["completion_tokens"]
+                usage["total_tokens"] = usage.get("prompt_tokens", 0) + usage["completion_tokens"]
         await _send_json(send, 200, merged)
 
     async def _call(self, scope: dict, body: bytes, receive: Any) -> tuple[int, list, bytes]:
