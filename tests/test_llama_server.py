@@ -52,6 +52,18 @@ def test_a_body_without_anything_to_rewrite_is_passed_on_byte_for_byte():
     assert rewritten == {"model": "m", "messages": [{"role": "system", "content": "x"}]}
 
 
+def test_a_json_schema_response_format_is_the_servers_own_schema_format():
+    schema = {"type": "object", "properties": {"a": {"type": "integer"}}}
+    fmt = {"type": "json_schema", "json_schema": {"name": "x", "schema": schema, "strict": True}}
+    body = json.dumps({"messages": [], "response_format": fmt}).encode()
+    assert json.loads(plain_body(body))["response_format"] == {
+        "type": "json_object",
+        "schema": schema,
+    }
+    json_mode = b'{"messages": [], "response_format": {"type": "json_object"}}'
+    assert plain_body(json_mode) is json_mode
+
+
 def test_max_completion_tokens_is_the_limit_the_server_reads():
     limited = json.loads(plain_body(b'{"messages": [], "max_completion_tokens": 8}'))
     assert limited == {"messages": [], "max_completion_tokens": 8, "max_tokens": 8}

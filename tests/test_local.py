@@ -237,6 +237,20 @@ def test_max_completion_tokens_limits_a_local_answer(local_proxy):
     assert r.json()["choices"][0]["finish_reason"] == "length"
 
 
+def test_a_local_model_answers_in_the_json_schema_asked_for(local_proxy):
+    """OpenAI's structured outputs, by the server's grammar-constrained decoding."""
+    schema = {
+        "type": "object",
+        "properties": {"capital": {"type": "string", "maxLength": 12}},
+        "required": ["capital"],
+    }
+    fmt = {"type": "json_schema", "json_schema": {"name": "answer", "schema": schema}}
+    r = _chat(local_proxy, model="smollm2", response_format=fmt, max_tokens=40)
+    assert r.status_code == 200, r.text
+    answer = json.loads(r.json()["choices"][0]["message"]["content"])
+    assert isinstance(answer, dict) and isinstance(answer["capital"], str)
+
+
 def test_a_local_model_gives_the_choices_asked_for(local_proxy):
     r = _chat(local_proxy, n=2, temperature=1.0, max_tokens=4)
     assert r.status_code == 200, r.text

@@ -4,8 +4,9 @@ llama-cpp-python's server checks chat messages against an older schema than the 
 send now. It refuses the `developer` role and an assistant's `content: null` beside its tool
 calls (422), and its chat templates fail on content given as a list of text parts (500): the
 OpenAI SDKs, agent frameworks and the proxy's own Anthropic Messages endpoint send all three.
-It ignores `max_completion_tokens` (the answer runs to the end of the context) and answers a
-request for n choices with one. `python -m router.serving.llama_server` takes the same
+It ignores `max_completion_tokens` (the answer runs to the end of the context), refuses
+OpenAI's `json_schema` response format (it has its own), and answers a request for n choices
+with one. `python -m router.serving.llama_server` takes the same
 arguments as `python -m llama_cpp.server` and runs that server behind `ChatRequests`, which
 rewrites such requests into the form it takes and answers n choices with n calls. Parts other
 than text (an image) are left as they are, for the server to refuse: a text model cannot see
@@ -39,10 +40,11 @@ def plain_message(message: Any) -> Any:
 
 
 def plain_body(body: bytes) -> bytes:
-    """A chat request's body with every message in that form, and `max_completion_tokens`
-    (which the server ignores, so the answer ran to the end of the context) as `max_tokens`.
-    Anything that is not a chat request with a message list goes through unchanged, for the
-    server to judge."""
+    """A chat request's body in the form the server takes: every message `plain_message`'s,
+    `max_completion_tokens` (which it ignores, so the answer ran to the end of the context) as
+    `max_tokens`, and a `json_schema` response format as its own `json_object` with that
+    schema (it constrains decoding to the schema; OpenAI's form was refused). Anything that is
+    not a chat request with a message list goes through unchanged, for the server to judge."""
     try:
         request = json.loads(body)
     except ValueError:
@@ -50,13 +52,19 @@ def plain_body(body: bytes) -> bytes:
     messages = request.get("messages") if isinstance(request, dict) else None
     if not isinstance(messages, list):
         return body
+    changes: dict[str, Any] = {}
     plain = [plain_message(m) for m in messages]
+    if any(p is not m for p, m in zip(plain, messages, strict=True)):
+        changes["messages"] = plain
     limit = request.get("max_completion_tokens")
-    if limit is None or request.get("max_tokens") is not None:
-        if all(p is m for p, m in zip(plain, messages, strict=True)):
-            return body
-        return json.dumps({**request, "messages": plain}).encode()
-    return json.dumps({**request, "messages": plain, "max_tokens": limit}).encode()
+    if limit is not None and request.get("max_tokens") is None:
+        changes["max_tokens"] = limit
+    fmt = request.get("response_format")
+    if isinstance(fmt, dict) and fmt.get("type") == "json_schema":
+        spec = fmt.get("json_schema")
+        schema = spec.get("schema") if isinstance(spec, dict) else None
+        changes["response_format"] = {"type": "json_object", "schema": schema or {}}
+    return json.dumps({**request, **changes}).encode() if changes else body
 
 
 class ChatRequests:
