@@ -6,11 +6,10 @@ calls (422), and its chat templates fail on content given as a list of text part
 OpenAI SDKs, agent frameworks and the proxy's own Anthropic Messages endpoint send all three.
 It ignores `max_completion_tokens` (the answer runs to the end of the context), refuses
 OpenAI's `json_schema` response format (it has its own), and answers a request for n choices
-with one. `python -m router.serving.llama_server` takes the same
-arguments as `python -m llama_cpp.server` and runs that server behind `ChatRequests`, which
-rewrites such requests into the form it takes and answers n choices with n calls. Parts other
-than text (an image) are left as they are, for the server to refuse: a text model cannot see
-them.
+with one. `python -m router.serving.llama_server` takes the same arguments as
+`python -m llama_cpp.server` and runs that server behind `ChatRequests`, which rewrites such
+requests into the form it takes and answers n choices with n calls. Parts other than text (an
+image) are left as they are, for the server to refuse: a text model cannot see them.
 """
 
 from __future__ import annotations
