@@ -248,6 +248,7 @@ class _Record:
         # unless prompt logging is on. Longest first, as for secrets.
         texts = [] if svc.spec.log_prompts else [message_text(m) for m in req.messages]
         self._prompts = quotes_of(texts)
+        self._scrub = scrubber(svc.redact, self._prompts)  # built again when _prompts grows
 
     def stream_end(self, d: Decision) -> Callable[[int, tuple[int, int] | None, str | None], None]:
         """`end` for the stream that answers with decision `d`: (status, usage, error), as the
@@ -256,7 +257,7 @@ class _Record:
 
     def scrub(self, text: str | None) -> str | None:
         """Secrets and (unless prompt logging is on) prompt texts hidden."""
-        return scrubber(self.svc.redact, self._prompts)(text)
+        return self._scrub(text)
 
     def _hide_private(self, d: Decision | None) -> None:
         """Detected private values never reach a log line or the decision log."""
@@ -264,6 +265,7 @@ class _Record:
             detected = self.router.policy(d.policy).privacy.detect
             found = privacy.values(self.req.messages, detected)
             self._prompts = quotes_of([*self._prompts, *found])
+            self._scrub = scrubber(self.svc.redact, self._prompts)
 
     def _prompt(self, d: Decision | None) -> str:
         """The messages for the `prompt` column (log_prompts), private values redacted."""
