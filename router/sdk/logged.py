@@ -25,17 +25,18 @@ def log_call(
     status: int | None = 200,
     error: str | None = None,
     started_at: float | None = None,
+    scrub: Callable[[str | None], str | None] | None = None,
 ) -> int | None:
     """Spool the row of one SDK call; gives the decision its request id (unless `started_at`,
-    the time of the stream's write-ahead row this one completes). Returns the spool item for
-    `DecisionLog.durable` (None without a log)."""
+    the time of the stream's write-ahead row this one completes, whose `scrub` it reuses).
+    Returns the spool item for `DecisionLog.durable` (None without a log)."""
     if router.decision_log is None:
         return None
     from router.serving.decision_log import decision_row
 
     if started_at is None:
         decision.request_id = "req_" + uuid.uuid4().hex
-    scrub = _scrub(router, decision, msgs)
+    scrub = scrub or _scrub(router, decision, msgs)
     tokens = None
     if usage is not None and getattr(usage, "prompt_tokens", None) is not None:
         tokens = (usage.prompt_tokens, usage.completion_tokens or 0)
@@ -77,6 +78,7 @@ def log_start(router: Any, decision: Decision, msgs: list[Message]) -> tuple[int
 
     decision.request_id = "req_" + uuid.uuid4().hex
     ts = time.time()
+    scrub = _scrub(router, decision, msgs)
     seq = router.decision_log.start(
         decision_row(
             decision,
@@ -87,7 +89,7 @@ def log_start(router: Any, decision: Decision, msgs: list[Message]) -> tuple[int
             routing_text=router.loggable_text(msgs, decision),
             requested_model="router",
             stream=True,
-            scrub=_scrub(router, decision, msgs),
+            scrub=scrub,
         )
     )
     ended = False
@@ -96,7 +98,16 @@ def log_start(router: Any, decision: Decision, msgs: list[Message]) -> tuple[int
         nonlocal ended
         if not ended:
             ended = True
-            log_call(router, decision, msgs, usage, status=status, error=error, started_at=ts)
+            log_call(
+                router,
+                decision,
+                msgs,
+                usage,
+                status=status,
+                error=error,
+                started_at=ts,
+                scrub=scrub,
+            )
 
     return seq, end
 
