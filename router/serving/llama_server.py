@@ -44,13 +44,18 @@ def plain_body(body: bytes) -> bytes:
     `max_tokens`, and a `json_schema` response format as its own `json_object` with that
     schema (it constrains decoding to the schema; OpenAI's form was refused). Anything that is
     not a chat request with a message list goes through unchanged, for the server to judge."""
+    return _plain(body)[0]
+
+
+def _plain(body: bytes) -> tuple[bytes, dict | None]:
+    """`plain_body`, and the chat request it holds (None: not one)."""
     try:
         request = json.loads(body)
     except ValueError:
-        return body
+        return body, None
     messages = request.get("messages") if isinstance(request, dict) else None
     if not isinstance(messages, list):
-        return body
+        return body, None
     changes: dict[str, Any] = {}
     plain = [plain_message(m) for m in messages]
     if any(p is not m for p, m in zip(plain, messages, strict=True)):
@@ -63,7 +68,10 @@ def plain_body(body: bytes) -> bytes:
         spec = fmt.get("json_schema")
         schema = spec.get("schema") if isinstance(spec, dict) else None
         changes["response_format"] = {"type": "json_object", "schema": schema or {}}
-    return json.dumps({**request, **changes}).encode() if changes else body
+    if not changes:
+        return body, request
+    request = {**request, **changes}
+    return json.dumps(request).encode(), request
 
 
 class ChatRequests:
@@ -84,21 +92,21 @@ class ChatRequests:
                 return
             parts.append(message.get("body", b""))
             more = message.get("more_body", False)
-        body = plain_body(b"".join(parts))
-        n = _choices_asked(body)
-        if n <= 1:
+        body, request = _plain(b"".join(parts))
+        n = request.get("n") if request is not None else None
+        if not isinstance(n, int) or isinstance(n, bool) or n <= 1:
             await self.app(_with_length(scope, body), _replay(body, receive), send)
-        elif json.loads(body).get("stream"):
+        elif request.get("stream"):
             message = f"n: {n} choices in one stream are not supported by a local model"
             error = {"message": message, "type": "invalid_request_error", "param": "n"}
             await _send_json(send, 400, {"error": error})
         else:
-            await self._several(scope, body, n, receive, send)
+            await self._several(scope, request, n, receive, send)
 
-    async def _several(self, scope: dict, body: bytes, n: int, receive: Any, send: Any) -> None:
+    async def _several(self, scope: dict, request: dict, n: int, receive: Any, send: Any) -> None:
         """One call per choice, in turn (the server runs one at a time anyway); the answer
         holds their choices, and usage counts the prompt once, as OpenAI's does."""
-        one = json.dumps({**json.loads(body), "n": 1}).encode()
+        one = json.dumps({**request, "n": 1}).encode()
         merged: dict | None = None
         for i in range(n):
             status, headers, content = await self._call(scope, one, receive)
@@ -130,14 +138,6 @@ class ChatRequests:
 
         await self.app(_with_length(scope, body), _replay(body, receive), capture)
         return start["status"], start.get("headers", []), b"".join(content)
-
-
-def _choices_asked(body: bytes) -> int:
-    try:
-        n = json.loads(body).get("n")
-    except (ValueError, AttributeError):
-        return 1
-    return n if isinstance(n, int) and not isinstance(n, bool) else 1
 
 
 def _with_length(scope: dict, body: bytes) -> dict:
