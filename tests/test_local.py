@@ -11,6 +11,7 @@ import json
 import os
 import signal
 import time
+from typing import Any
 
 import httpx
 import pytest
@@ -255,6 +256,42 @@ def test_a_local_model_gives_the_choices_asked_for(local_proxy):
     r = _chat(local_proxy, n=2, temperature=1.0, max_tokens=4)
     assert r.status_code == 200, r.text
     assert [c["index"] for c in r.json()["choices"]] == [0, 1]
+
+
+def _stream_events(proxy: Proxy, path: str, body: dict) -> list[Any]:
+    with httpx.stream("POST", proxy.base_url + path, json=body, timeout=180) as r:
+        assert r.status_code == 200, r.read()
+        lines = [line[6:] for line in r.iter_lines() if line.startswith("data: ")]
+    return [line if line == "[DONE]" else json.loads(line) for line in lines]
+
+
+def test_a_local_stream_reports_its_usage(local_proxy):
+    """llama-cpp-python's server ignores include_usage; its wrapper counts with the model's
+    own template and vocabulary, so a streamed answer costs what the same answer does whole."""
+    whole = _chat(local_proxy).json()["usage"]
+    body = {"model": "router/local", "messages": QUESTION, "max_tokens": 16, "temperature": 0}
+    events = _stream_events(
+        local_proxy,
+        "/chat/completions",
+        {**body, "stream": True, "stream_options": {"include_usage": True}},
+    )
+    usage = events[-2]["usage"]
+    assert events[-1] == "[DONE]" and events[-2]["choices"] == []
+    assert usage["prompt_tokens"] == whole["prompt_tokens"]
+    assert 0 < usage["completion_tokens"] <= 16
+    messages = {"model": "router/local", "max_tokens": 16, "messages": QUESTION, "stream": True}
+    delta = [e for e in _stream_events(local_proxy, "/messages", messages) if isinstance(e, dict)]
+    final = next(e for e in delta if e.get("type") == "message_delta")["usage"]
+    assert final["input_tokens"] == whole["prompt_tokens"] and final["output_tokens"] > 0
+
+
+def test_a_local_stream_gives_the_choices_asked_for(local_proxy):
+    body = {"model": "router/local", "messages": QUESTION, "max_tokens": 4, "n": 2}
+    events = _stream_events(local_proxy, "/chat/completions", {**body, "stream": True})
+    chunks = [e for e in events[:-1] if e["choices"]]
+    assert events[-1] == "[DONE]"
+    assert sorted({c["choices"][0]["index"] for c in chunks}) == [0, 1]
+    assert len({c["id"] for c in chunks}) == 1
 
 
 def test_an_anthropic_client_gets_answers_from_the_local_model(local_proxy):

@@ -5,16 +5,19 @@ send now. It refuses the `developer` role and an assistant's `content: null` bes
 calls (422), and its chat templates fail on content given as a list of text parts (500): the
 OpenAI SDKs, agent frameworks and the proxy's own Anthropic Messages endpoint send all three.
 It ignores `max_completion_tokens` (the answer runs to the end of the context), refuses
-OpenAI's `json_schema` response format (it has its own), and answers a request for n choices
-with one. `python -m router.serving.llama_server` takes the same arguments as
-`python -m llama_cpp.server` and runs that server behind `ChatRequests`, which rewrites such
-requests into the form it takes and answers n choices with n calls. Parts other than text (an
-image) are left as they are, for the server to refuse: a text model cannot see them.
+OpenAI's `json_schema` response format (it has its own), answers a request for n choices
+with one, and ends a stream without the usage that `stream_options.include_usage` asks for.
+`python -m router.serving.llama_server` takes the same arguments as `python -m llama_cpp.server`
+and runs that server behind `ChatRequests`, which rewrites such requests into the form it
+takes, answers n choices with n calls, and counts a stream's tokens with the model's own
+vocabulary and chat template (`TokenCounter`). Parts other than text (an image) are left as
+they are, for the server to refuse: a text model cannot see them.
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 CHAT_PATHS = frozenset({"/v1/chat/completions", "/chat/completions"})
@@ -74,12 +77,57 @@ def _plain(body: bytes) -> tuple[bytes, dict | None]:
     return json.dumps(request).encode(), request
 
 
-class ChatRequests:
-    """ASGI middleware: chat requests reach the app with `plain_body`'s messages, and a request
-    for n > 1 choices (which the server answers with one) is answered n times over."""
+class TokenCounter:
+    """A chat request's prompt tokens and an answer's tokens, counted as the server counts them:
+    the GGUF file's chat template rendered and tokenized by the model's own vocabulary, loaded
+    on its own (`vocab_only`), so that counting never waits for the server's model lock."""
 
-    def __init__(self, app: Any) -> None:
+    def __init__(self, model_path: str) -> None:
+        import llama_cpp
+        from llama_cpp.llama_chat_format import Jinja2ChatFormatter
+
+        self._vocab = llama_cpp.Llama(model_path=model_path, vocab_only=True, verbose=False)
+        template = self._vocab.metadata.get("tokenizer.chat_template")
+        if not template:
+            raise ValueError(f"{model_path}: the GGUF file has no chat template to count with")
+        eos, bos = self._vocab.token_eos(), self._vocab.token_bos()
+        self._format = Jinja2ChatFormatter(
+            template=template,
+            eos_token=self._token_text(eos),
+            bos_token=self._token_text(bos),
+            stop_token_ids=[eos],
+        )
+
+    def _token_text(self, token: int) -> str:
+        if token == -1:
+            return ""
+        return self._vocab.detokenize([token], special=True).decode("utf-8", errors="replace")
+
+    def prompt(self, request: dict) -> int:
+        """Tokens of the prompt the server builds from `request` (a `plain_body` request)."""
+        built = self._format(
+            messages=request["messages"],
+            functions=request.get("functions"),
+            function_call=request.get("function_call"),
+            tools=request.get("tools"),
+            tool_choice=request.get("tool_choice"),
+        )
+        prompt = built.prompt.encode("utf-8")
+        return len(self._vocab.tokenize(prompt, add_bos=not built.added_special, special=True))
+
+    def text(self, text: str) -> int:
+        """Tokens of generated `text`."""
+        return len(self._vocab.tokenize(text.encode("utf-8"), add_bos=False, special=False))
+
+
+class ChatRequests:
+    """ASGI middleware: chat requests reach the app with `plain_body`'s messages; a request for
+    n > 1 choices (which the server answers with one) is answered n times over; and a stream
+    that asks for its usage gets it, counted by `counter` (without one, it gets none)."""
+
+    def __init__(self, app: Any, counter: TokenCounter | None = None) -> None:
         self.app = app
+        self.counter = counter
 
     async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
         if scope["type"] != "http" or scope["method"] != "POST" or scope["path"] not in CHAT_PATHS:
@@ -94,14 +142,17 @@ class ChatRequests:
             more = message.get("more_body", False)
         body, request = _plain(b"".join(parts))
         n = request.get("n") if request is not None else None
-        if not isinstance(n, int) or isinstance(n, bool) or n <= 1:
-            await self.app(_with_length(scope, body), _replay(body, receive), send)
-        elif request.get("stream"):
-            message = f"n: {n} choices in one stream are not supported by a local model"
-            error = {"message": message, "type": "invalid_request_error", "param": "n"}
-            await _send_json(send, 400, {"error": error})
-        else:
+        several = isinstance(n, int) and not isinstance(n, bool) and n > 1
+        if request is not None and request.get("stream") is True:
+            options = request.get("stream_options")
+            usage = isinstance(options, dict) and options.get("include_usage") is True
+            if several or (usage and self.counter is not None):
+                await self._stream(scope, request, n if several else 1, usage, receive, send)
+                return
+        if several:
             await self._several(scope, request, n, receive, send)
+        else:
+            await self.app(_with_length(scope, body), _replay(body, receive), send)
 
     async def _several(self, scope: dict, request: dict, n: int, receive: Any, send: Any) -> None:
         """One call per choice, in turn (the server runs one at a time anyway); the answer
@@ -126,6 +177,47 @@ class ChatRequests:
                 usage["total_tokens"] = usage.get("prompt_tokens", 0) + usage["completion_tokens"]
         await _send_json(send, 200, merged)
 
+    async def _stream(
+        self, scope: dict, request: dict, n: int, usage: bool, receive: Any, send: Any
+    ) -> None:
+        """A stream of n choices as n streamed calls in turn, each chunk carrying its choice's
+        index (OpenAI's streams interleave choices by index; in turn is one valid order), and
+        one closing [DONE]; before it, when asked, a chunk with the usage of them all."""
+        one = json.dumps({**request, "n": 1}).encode()
+        relay = _StreamRelay(send)
+        for i in range(n):
+            relay.index = i
+            await self.app(_with_length(scope, one), _replay(one, receive), relay.send)
+            if not relay.done:  # an error answer, or the stream was cut (the client left)
+                break
+        else:
+            if usage and self.counter is not None and relay.last is not None:
+                chunk = await _to_thread(self._usage_chunk, request, relay)
+                if chunk is not None:
+                    await relay.event(chunk)
+            await relay.finish()
+
+    def _usage_chunk(self, request: dict, relay: _StreamRelay) -> dict | None:
+        assert self.counter is not None and relay.last is not None
+        try:
+            prompt = self.counter.prompt(request)
+            completion = sum(self.counter.text(t) for t in relay.texts.values())
+        except Exception:  # noqa: BLE001 - a template it cannot render: no usage, as before
+            return None
+        last = relay.last
+        return {
+            "id": last.get("id"),
+            "object": "chat.completion.chunk",
+            "created": last.get("created"),
+            "model": last.get("model"),
+            "choices": [],
+            "usage": {
+                "prompt_tokens": prompt,
+                "completion_tokens": completion,
+                "total_tokens": prompt + completion,
+            },
+        }
+
     async def _call(self, scope: dict, body: bytes, receive: Any) -> tuple[int, list, bytes]:
         start: dict = {}
         content: list[bytes] = []
@@ -138,6 +230,114 @@ class ChatRequests:
 
         await self.app(_with_length(scope, body), _replay(body, receive), capture)
         return start["status"], start.get("headers", []), b"".join(content)
+
+
+class _StreamRelay:
+    """Passes the server's server-sent events on to the client for one streamed call after
+    another: the first call's response start only, each chunk with its choice's `index` and the
+    first call's id, no [DONE] (`finish` sends the one that ends it all), and what each choice
+    said, to count."""
+
+    def __init__(self, send: Callable[[dict], Awaitable[None]]) -> None:
+        self._send = send
+        self.index = 0
+        self.started = False
+        self.done = False  # the current call's stream ended with its [DONE]
+        self.texts: dict[int, str] = {}
+        self.last: dict | None = None  # the last chunk, whose id, created and model close it
+        self._buffer = b""
+        self._error = False
+
+    async def send(self, message: dict) -> None:
+        if message["type"] == "http.response.start":
+            self.done = False
+            self._error = message["status"] != 200
+            if self._error and self.started:  # a later call failed: its error ends the stream
+                return
+            if not self.started:
+                self.started = True
+                await self._send(message)
+            return
+        if message["type"] != "http.response.body":
+            return
+        if self._error:
+            await self._pass_error(message)
+            return
+        self._buffer += message.get("body", b"")
+        while True:
+            end = _frame_end(self._buffer)
+            if end is None:
+                break
+            frame, self._buffer = self._buffer[: end[0]], self._buffer[end[1] :]
+            await self._frame(frame)
+
+    async def _frame(self, frame: bytes) -> None:
+        data = b"".join(
+            line[5:].lstrip(b" ") for line in frame.splitlines() if line.startswith(b"data:")
+        )
+        if not data:  # a comment (the server's pings) or an empty frame
+            await self._send(
+                {"type": "http.response.body", "body": frame + b"\n\n", "more_body": True}
+            )
+            return
+        if data.strip() == b"[DONE]":
+            self.done = True
+            return
+        try:
+            chunk = json.loads(data)
+        except ValueError:
+            chunk = None
+        if isinstance(chunk, dict) and isinstance(chunk.get("choices"), list):
+            if self.last is not None:  # one stream: every chunk has the first call's id
+                chunk["id"], chunk["created"] = self.last.get("id"), self.last.get("created")
+            self.last = chunk
+            for choice in chunk["choices"]:
+                if isinstance(choice, dict):
+                    choice["index"] = self.index
+                    self._keep(choice.get("delta"))
+            await self.event(chunk)
+            return
+        await self._send({"type": "http.response.body", "body": frame + b"\n\n", "more_body": True})
+
+    def _keep(self, delta: Any) -> None:
+        if not isinstance(delta, dict):
+            return
+        said = [delta.get("content") or ""]
+        for call in delta.get("tool_calls") or []:
+            function = call.get("function") if isinstance(call, dict) else None
+            if isinstance(function, dict):
+                said.append(function.get("arguments") or "")
+        self.texts[self.index] = self.texts.get(self.index, "") + "".join(said)
+
+    async def _pass_error(self, message: dict) -> None:
+        """A failed call's answer: as it came for the first call, as an error event after."""
+        if not self.texts and self.last is None:
+            await self._send(message)
+            return
+        body = message.get("body", b"")
+        if body.strip():
+            await self.event({"error": {"message": body.decode("utf-8", "replace")}})
+        if not message.get("more_body", False):
+            await self._send({"type": "http.response.body", "body": b"", "more_body": False})
+
+    async def event(self, payload: dict) -> None:
+        line = b"data: " + json.dumps(payload).encode() + b"\n\n"
+        await self._send({"type": "http.response.body", "body": line, "more_body": True})
+
+    async def finish(self) -> None:
+        await self._send({"type": "http.response.body", "body": b"data: [DONE]\n\n"})
+
+
+def _frame_end(buffer: bytes) -> tuple[int, int] | None:
+    """Where the first server-sent event in `buffer` ends, and where the next begins."""
+    ends = [(i, i + len(sep)) for sep in (b"\r\n\r\n", b"\n\n") if (i := buffer.find(sep)) >= 0]
+    return min(ends) if ends else None
+
+
+async def _to_thread(fn: Callable[..., Any], *args: Any) -> Any:
+    import anyio.to_thread
+
+    return await anyio.to_thread.run_sync(fn, *args)
 
 
 def _with_length(scope: dict, body: bytes) -> dict:
@@ -169,11 +369,23 @@ async def _send_json(send: Any, status: int, payload: dict) -> None:
 
 
 def main() -> None:
-    """`python -m llama_cpp.server`, its app wrapped in `ChatRequests`."""
+    """`python -m llama_cpp.server`, its app wrapped in `ChatRequests`, counting streams' usage
+    with its model's vocabulary when it serves one model on the GGUF file's own chat template."""
     import llama_cpp.server.__main__ as server
 
     create_app = server.create_app
-    server.create_app = lambda **kw: ChatRequests(create_app(**kw))
+
+    def wrapped(**kw: Any) -> ChatRequests:
+        models = kw.get("model_settings") or []
+        counter = None
+        if len(models) == 1 and models[0].chat_format is None:
+            try:
+                counter = TokenCounter(models[0].model)
+            except ValueError:
+                counter = None  # no template in the file: streams go without usage
+        return ChatRequests(create_app(**kw), counter)
+
+    server.create_app = wrapped
     server.main()
 
 
