@@ -11,6 +11,7 @@ import openai
 import pytest
 
 from tests.agents.conftest import TOOLS_CAPABLE
+from tests.agents.upstream import SILENT
 
 TOOLS = [
     {
@@ -164,6 +165,21 @@ def test_responses_stream_helper_accumulates_our_events(client):
         deltas = [e.delta for e in stream if e.type == "response.output_text.delta"]
         final = stream.get_final_response()
     assert "".join(deltas) == final.output_text == "echo: helper check"
+
+
+def test_an_empty_answer_is_one_empty_message_whole_or_streamed(client):
+    """Clients read `output[0].content[0].text`; an answer with nothing in it must not leave
+    `output` empty."""
+    whole = client.responses.create(model="router", input=f"{SILENT} please")
+    with client.responses.stream(model="router", input=f"{SILENT} again") as stream:
+        kinds = [e.type for e in stream]
+        streamed = stream.get_final_response()
+    for r in (whole, streamed):
+        assert r.status == "completed" and r.output_text == ""
+        assert [(o.type, [c.text for c in o.content]) for o in r.output] == [("message", [""])]
+    assert (
+        kinds.count("response.output_item.added") == kinds.count("response.output_item.done") == 1
+    )
 
 
 def _outputs(r, results: dict[str, str]) -> list[dict]:

@@ -23,6 +23,7 @@ from starlette.responses import JSONResponse, StreamingResponse
 
 from tests.upstream import Upstream, _last_user_text
 
+SILENT = "[say nothing]"  # in the last user message: the answer is empty
 _ids = itertools.count(1)
 
 
@@ -85,6 +86,8 @@ class AgentUpstream(Upstream):
         else:
             results = _tool_results(messages)
             text = ("done: " + " | ".join(results)) if results else "echo: " + _last_user_text(body)
+            if SILENT in _last_user_text(body):
+                text = ""  # a model that answers with nothing
             stops = body.get("stop") or []
             for s in [stops] if isinstance(stops, str) else stops:
                 if s and s in text:

@@ -403,7 +403,7 @@ def _incomplete_reason(finish: str | None) -> str | None:
 def chat_to_response(rid: str, body: ResponsesBody, model: str, reply: Reply) -> dict:
     """A non-streamed chat answer as a Responses API response object."""
     output = []
-    if reply.text:
+    if reply.text or not reply.calls:  # an empty answer is an empty message, not no output
         output.append(_message_item(new_id("msg"), reply.text))
     output += [_call_item(new_id("fc"), c) for c in reply.calls]
     incomplete = _incomplete_reason(reply.finish)
@@ -463,22 +463,7 @@ class ResponsesStream:
             self.finish = d.finish
         if d.text:
             if self._text_at is None:
-                self._text_at = len(self.output)
-                item = _message_item(new_id("msg"), "", "in_progress")
-                self.output.append(item)
-                events.append(
-                    self._event("response.output_item.added", output_index=self._text_at, item=item)
-                )
-                part = {"type": "output_text", "text": "", "annotations": [], "logprobs": []}
-                events.append(
-                    self._event(
-                        "response.content_part.added",
-                        item_id=item["id"],
-                        output_index=self._text_at,
-                        content_index=0,
-                        part=part,
-                    )
-                )
+                events += self._open_message()
             self._text.append(d.text)
             events.append(
                 self._event(
@@ -517,9 +502,27 @@ class ResponsesStream:
                 )
         return events
 
+    def _open_message(self) -> list[dict]:
+        """The events that open the message item (its text follows as deltas)."""
+        self._text_at = len(self.output)
+        item = _message_item(new_id("msg"), "", "in_progress")
+        self.output.append(item)
+        part = {"type": "output_text", "text": "", "annotations": [], "logprobs": []}
+        return [
+            self._event("response.output_item.added", output_index=self._text_at, item=item),
+            self._event(
+                "response.content_part.added",
+                item_id=item["id"],
+                output_index=self._text_at,
+                content_index=0,
+                part=part,
+            ),
+        ]
+
     def finish_events(self) -> list[dict]:
-        """The closing events: every open item done, then the final response."""
-        events: list[dict] = []
+        """The closing events: every open item done, then the final response. An answer with
+        neither text nor calls is one empty message, as a whole answer would be."""
+        events: list[dict] = [] if self.output else self._open_message()
         final: list[dict] = []
         for at, item in enumerate(self.output):
             if item["type"] == "message":
