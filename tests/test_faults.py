@@ -9,6 +9,7 @@ are generous and only catch hangs.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 import sqlite3
@@ -266,3 +267,54 @@ def test_breaker_closes_when_the_model_recovers(breaker_proxy, upstream):
     r, _, _ = chat(p, "router/fb-switch", "back again")
     assert r.status_code == 200 and r.headers["x-router-model"] == "switch"  # the trial answered
     assert httpx.get(p.url + "/ready").json()["circuits"]["switch"] == "closed"
+
+
+@pytest.mark.parametrize("path", ["/chat/completions", "/messages", "/responses"])
+def test_a_client_that_leaves_a_stream_stops_its_upstream(proxy, upstream, path):
+    """A local model generates until its client goes: the proxy must go when its client does,
+    or the next request waits for an answer nobody reads."""
+    text = f"leaving {path} " + "word " * 60  # one word every 0.3 s: 18 s whole
+    body = {
+        "model": "router/only-slowstream",
+        "messages": [{"role": "user", "content": text}],
+        "max_tokens": 100,
+        "stream": True,
+    }
+    if path == "/responses":
+        body = {"model": body["model"], "input": text, "stream": True}
+    with httpx.stream("POST", proxy.base_url + path, json=body, timeout=30) as r:
+        assert r.status_code == 200
+        for n, _ in enumerate(r.iter_lines()):
+            if n >= 6:
+                break  # and leave: the connection closes
+    assert _how_it_ended(upstream, "echo: " + text) == "abandoned"
+
+
+def _how_it_ended(upstream, answer: str) -> str | None:
+    deadline = time.monotonic() + 8.0  # the whole stream needs 18 s
+    while answer not in upstream.stream_ends and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return upstream.stream_ends.get(answer)
+
+
+def test_a_blocking_sdk_stream_left_early_stops_its_upstream(fault_router, upstream):
+    text = "blocking sdk leaving " + "word " * 60
+    stream = fault_router.chat(text, policy="only-slowstream", stream=True)
+    for _ in stream:
+        break  # the stream is still referenced: garbage collection closes nothing
+    assert _how_it_ended(upstream, "echo: " + text) == "abandoned"
+    assert stream.decision.model == "slowstream"
+
+
+async def test_an_async_sdk_stream_left_early_stops_its_upstream(fault_router, upstream):
+    text = "async sdk leaving " + "word " * 60
+    stream = await fault_router.achat(text, policy="only-slowstream", stream=True)
+    async for _ in stream:
+        break
+    answer = "echo: " + text
+    for _ in range(160):  # the loop must run for the left stream to be closed
+        if answer in upstream.stream_ends:
+            break
+        await asyncio.sleep(0.05)
+    assert upstream.stream_ends.get(answer) == "abandoned"
+    assert stream.decision.model == "slowstream"

@@ -24,7 +24,9 @@ Behaviour is chosen by the requested model name:
 - `judge`: grades "Answer A:" / "Answer B:" in the prompt as JSON {"A": n, "B": n}: 2 for an
   answer that says "I don't know", 9 otherwise (a shadow judge);
 - anything else: answers "echo: <last user text>" (streamed as SSE when asked).
-Every request body is kept in `requests` so tests can check what was passed through.
+Every request body is kept in `requests` so tests can check what was passed through, and how
+each stream ended in `stream_ends` (by its answer's text: sent whole, or abandoned by a client
+that left).
 Hangs and stalls are bounded (HANG_S) and end as soon as `stop()` is called, so the upstream
 never keeps a test process alive. `python -m tests.upstream --port N` serves it stand-alone.
 """
@@ -74,6 +76,7 @@ def _last_user_text(body: dict) -> str:
 class Upstream:
     def __init__(self, port: int | None = None, keep_requests: bool = True) -> None:
         self.requests: list[dict] = []
+        self.stream_ends: dict[str, str] = {}  # answer text → "whole" / "abandoned" (client left)
         self.keep_requests = keep_requests  # off for long load runs (memory)
         self.calls: Counter[str] = Counter()  # per model name
         self._seen: set[tuple[str, str]] = set()
@@ -208,6 +211,15 @@ class Upstream:
             )
 
         async def sse():
+            whole = False
+            try:
+                async for frame in frames():
+                    yield frame
+                whole = True
+            finally:
+                self.stream_ends[text] = "whole" if whole else "abandoned"
+
+        async def frames():
             words = text.split(" ")
             for i, w in enumerate(words):
                 if model == "cut-stream" and i == 2:

@@ -26,6 +26,7 @@ from router.core.config import CacheSpec
 from router.core.policy import Decision
 from router.core.request import Message
 from router.serving.cache import Hit, ResponseCache
+from router.serving.closing import closes
 
 STREAM_PIECE_CHARS = 64  # a cached answer is streamed in pieces of about this many characters
 
@@ -281,6 +282,7 @@ async def _store_stream(router: Any, cp: CachePlan, decision: Decision, cap: Str
         await router.response_cache.put(cp.key, cp.vector, entry)
 
 
+@closes("chunks")
 async def astore_stream(
     router: Any, cp: CachePlan, decision: Decision, chunks: AsyncIterator, first: Any = None
 ) -> AsyncIterator:
@@ -295,6 +297,7 @@ async def astore_stream(
     await _store_stream(router, cp, decision, cap)
 
 
+@closes("chunks")
 def store_stream(
     router: Any, cp: CachePlan, decision: Decision, chunks: Iterator, run_sync: Any
 ) -> Iterator:

@@ -9,6 +9,8 @@ import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
+from router.serving.closing import closes
+
 if TYPE_CHECKING:
     from router.core.policy import Decision
     from router.core.request import Message
@@ -112,6 +114,7 @@ def log_start(router: Any, decision: Decision, msgs: list[Message]) -> tuple[int
     return seq, end
 
 
+@closes("chunks")
 def logged(chunks: Iterator, end: End) -> Iterator:
     """Chunks passed through; `end` completes the stream's row when they end (200), fail
     (502, the error) or are closed early (499)."""
@@ -130,6 +133,7 @@ def logged(chunks: Iterator, end: End) -> Iterator:
         end(status, usage, error)
 
 
+@closes("chunks")
 async def alogged(chunks: AsyncIterator, end: End) -> AsyncIterator:
     """`logged` for async streams."""
     usage, status, error = None, 499, "stream closed early"

@@ -7,7 +7,6 @@ comes back with the answer records every attempt.
 
 from __future__ import annotations
 
-import itertools
 import os
 import time
 import weakref
@@ -47,6 +46,7 @@ from router.sdk.streams import (
     ask_usage,
     carries_nothing,
     prepend,
+    prepend_sync,
 )
 from router.serving import cascade, tracing, upstream
 from router.serving.breaker import Breakers
@@ -502,7 +502,7 @@ class Router:
                     nxt = next(it, None)
                     if nxt is None:
                         raise EmptyStream("the upstream stream carried no answer")
-                    it = itertools.chain([nxt], it)
+                    it = prepend_sync(nxt, it)
                 return it, first
 
             if cascade.is_judged(decision):  # the cheap answer is held and judged first
@@ -518,7 +518,7 @@ class Router:
                 first, it = held[0], cascade.held_then(held[1:], it)
             else:
                 (it, first), decision = calls.run_chain(decision, params, open_stream)
-            chunks = turn.follow_sync(decision, itertools.chain([first], it))
+            chunks = turn.follow_sync(decision, prepend_sync(first, it))
             chunks = caching.store_stream(self, cp, decision, chunks, run_sync)
             if self.decision_log is None:
                 return RoutedStream(decision, chunks, hide_usage=not asked)

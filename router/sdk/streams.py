@@ -6,6 +6,7 @@ from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 from router.core.policy import Decision
+from router.serving.closing import aclose, close, closes
 
 
 def carries_nothing(chunk: Any) -> bool:
@@ -22,6 +23,13 @@ def carries_nothing(chunk: Any) -> bool:
     return True
 
 
+@closes("rest")
+def prepend_sync(first: Any, rest: Iterator) -> Iterator:
+    yield first
+    yield from rest
+
+
+@closes("rest")
 async def prepend(first: Any, rest: AsyncIterator) -> AsyncIterator:
     yield first
     async for chunk in rest:
@@ -54,10 +62,17 @@ class RoutedStream:
         self.usage: Any = None
 
     def __iter__(self) -> Iterator:
-        for chunk in self._chunks:
-            self.usage = getattr(chunk, "usage", None) or self.usage
-            if not (self._hide_usage and _usage_only(chunk)):
-                yield chunk
+        try:
+            for chunk in self._chunks:
+                self.usage = getattr(chunk, "usage", None) or self.usage
+                if not (self._hide_usage and _usage_only(chunk)):
+                    yield chunk
+        finally:
+            self.close()
+
+    def close(self) -> None:
+        """Stop reading: the model's connection is closed (a local model stops generating)."""
+        close(self._chunks)
 
 
 class AsyncRoutedStream:
@@ -72,7 +87,14 @@ class AsyncRoutedStream:
         self.usage: Any = None
 
     async def __aiter__(self):
-        async for chunk in prepend(self._first, self._rest):
-            self.usage = getattr(chunk, "usage", None) or self.usage
-            if not (self._hide_usage and _usage_only(chunk)):
-                yield chunk
+        try:
+            async for chunk in prepend(self._first, self._rest):
+                self.usage = getattr(chunk, "usage", None) or self.usage
+                if not (self._hide_usage and _usage_only(chunk)):
+                    yield chunk
+        finally:
+            await self.aclose()
+
+    async def aclose(self) -> None:
+        """Stop reading: the model's connection is closed (a local model stops generating)."""
+        await aclose(self._rest)

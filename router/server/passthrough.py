@@ -26,6 +26,7 @@ from router.server.endpoint import read_json
 from router.server.errors import APIError, upstream_error_line
 from router.server.receipts import header_value
 from router.server.streaming import EndingStreamingResponse, event
+from router.serving.closing import aclose
 from router.serving.providers import ModelUnavailable, failure_status, load_litellm
 
 log = logging.getLogger("router.server")
@@ -184,6 +185,8 @@ class PassThrough:
                     }
                 }
                 yield event(_json(err))
+            finally:
+                await aclose(result)  # the client left: the upstream's connection goes too
 
         headers.update({"cache-control": "no-cache", "x-accel-buffering": "no"})
         return EndingStreamingResponse(

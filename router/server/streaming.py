@@ -19,6 +19,7 @@ from starlette.types import Receive, Scope, Send
 from router.server.accounting import usage_of
 from router.server.errors import error_body, upstream_error_line
 from router.server.translate.common import sse_events
+from router.serving.closing import aclose
 from router.serving.providers import is_timeout
 
 DONE = b"data: [DONE]\n\n"
@@ -83,6 +84,7 @@ async def sse(
         yield event(json.dumps(body))
     finally:
         end(499, "stream closed early")  # e.g. the client went away between two chunks
+        await aclose(chunks)  # its upstream's connection: a model stops for nobody else
 
 
 class EventWriter(Protocol):
@@ -129,6 +131,7 @@ async def typed_sse(
             yield frame
     finally:
         on_end(499, writer.usage, "stream closed early")
+        await aclose(chunks)
 
 
 def event_stream(
@@ -162,3 +165,4 @@ class EndingStreamingResponse(StreamingResponse):
             await super().__call__(scope, receive, send)
         finally:
             self.on_exit()
+            await aclose(self.body_iterator)  # left mid-way when the client went between chunks

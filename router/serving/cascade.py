@@ -48,6 +48,7 @@ from router.serving.answers import (
     judge_probability,
 )
 from router.serving.calls import ModelCalls
+from router.serving.closing import closes
 from router.serving.providers import load_litellm
 
 # ---- what the flow asks its driver to do ----------------------------------------------------
@@ -607,12 +608,14 @@ def _litellm():
     return load_litellm()
 
 
+@closes("rest")
 def held_then(chunks: list[Any] | None, rest: Iterator) -> Iterator:
     """The held chunks, then the rest of the stream."""
     yield from chunks or []
     yield from rest
 
 
+@closes("rest")
 async def aheld_then(chunks: list[Any] | None, rest: Any):
     for c in chunks or []:
         yield c

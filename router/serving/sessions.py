@@ -35,6 +35,7 @@ from typing import Any
 from router.core.config import ModelSpec, SessionRules
 from router.core.policy import Decision
 from router.core.request import Message, RequestError
+from router.serving.closing import closes
 
 log = logging.getLogger("router.serving.sessions")
 
@@ -461,6 +462,7 @@ class Turn:
         except Exception:  # noqa: BLE001 - a store outage costs stickiness, never the answer
             log.warning("session state not stored", exc_info=True)
 
+    @closes("chunks")
     async def follow(
         self, decision: Decision, chunks: AsyncIterator, first: Any = None
     ) -> AsyncIterator:
@@ -474,6 +476,7 @@ class Turn:
             yield chunk
         await self.close(decision, reply.message())
 
+    @closes("chunks")
     def follow_sync(self, decision: Decision, chunks: Iterator) -> Iterator:
         reply = ReplyCollector()
         for chunk in chunks:

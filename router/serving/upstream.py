@@ -232,6 +232,9 @@ class AsyncChunks:
         except Exception as e:  # noqa: BLE001 - mapped as litellm's stream wrapper maps it
             await self.aclose()
             raise _mid_stream(e, self._decoder, self._messages, self._kw, self._t0) from None
+        except BaseException:  # cancelled (the client left): the upstream must see it go
+            await self.aclose()
+            raise
 
     async def aclose(self) -> None:
         """Stop reading: the connection goes back to the pool only when the body was read."""
