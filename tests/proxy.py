@@ -115,6 +115,8 @@ FAULTS: dict[str, tuple[str, dict]] = {
     "gated": ("gated", {"retries": 0, "timeout": 60}),
     "gatedstream": ("gated-stream", {"retries": 0, "timeout": 60}),
     "leaky": ("echo-secret", {"retries": 0, "api_key_env": "ROUTER_TEST_PROVIDER_KEY"}),
+    "smallwindow": ("small-window", {"retries": 0}),
+    "nokey": ("echo", {"retries": 0, "api_key_env": "ROUTER_TEST_KEY_NEVER_SET"}),
 }
 FAULT_TIMEOUT_S = 2.0
 
@@ -142,6 +144,10 @@ def write_fault_config(src_cfg, dest, api_base: str, breaker: dict | None = None
         (dest / "policies" / f"only-{name}.yaml").write_text(
             f"default: [{name}]\nlarge: [{name}]\n"
         )
+    # A prompt too long for the first model, whose fallback cannot be called (no key).
+    (dest / "policies" / "window-then-nokey.yaml").write_text(
+        "default: [smallwindow]\nlarge: [nokey]\nescalation:\n  max_difficulty: 1.0\n"
+    )
     cfg["breaker"] = breaker or {"failures": 0}
     cfg_path.write_text(yaml.safe_dump(cfg))
     return cfg_path

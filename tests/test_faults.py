@@ -16,6 +16,7 @@ import sqlite3
 import time
 
 import httpx
+import openai
 import pytest
 
 from router.server import create_app
@@ -318,3 +319,30 @@ async def test_an_async_sdk_stream_left_early_stops_its_upstream(fault_router, u
         await asyncio.sleep(0.05)
     assert upstream.stream_ends.get(answer) == "abandoned"
     assert stream.decision.model == "slowstream"
+
+
+def test_a_prompt_too_long_for_the_model_is_openais_400_whatever_the_fallbacks(proxy):
+    """Agent frameworks shorten the conversation on `context_length_exceeded`; a fallback that
+    could not even be called (no key) must not turn that into a 502 the client retries."""
+    r, _, _ = chat(proxy, "router/window-then-nokey", "a long question " * 30)
+    assert r.status_code == 400, r.text
+    error = r.json()["error"]
+    assert (error["code"], error["param"]) == ("context_length_exceeded", "messages")
+    assert "smallwindow" in error["message"] and "nokey" in error["message"]
+    assert r.headers["x-router-attempts"] == "smallwindow:failed,nokey:failed"
+    short, _, _ = chat(proxy, "router/window-then-nokey", "short")
+    assert short.status_code == 200 and short.headers["x-router-model"] == "smallwindow"
+    client = openai.OpenAI(base_url=proxy.base_url, api_key="unused")  # retries 5xx, not 400s
+    with pytest.raises(openai.BadRequestError) as e:
+        client.chat.completions.create(
+            model="router/window-then-nokey",
+            messages=[{"role": "user", "content": "a long question " * 30}],
+        )
+    assert e.value.code == "context_length_exceeded"
+    body = {
+        "model": "router/window-then-nokey",
+        "max_tokens": 16,
+        "messages": [{"role": "user", "content": "a long question " * 30}],
+    }
+    claude = httpx.post(proxy.base_url + "/messages", json=body, timeout=30)
+    assert claude.status_code == 400 and claude.json()["error"]["type"] == "invalid_request_error"

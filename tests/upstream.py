@@ -17,6 +17,8 @@ Behaviour is chosen by the requested model name:
   first chunk, then waits for `gate` before the rest (in-flight work a test controls);
 - `switch-<x>`: 503 while `switch-<x>` is in the `down` set, else answers (a test takes a
   model down and brings it back);
+- `small-window`: OpenAI's 400 `context_length_exceeded` for messages over WINDOW_CHARS
+  characters (of their JSON), else answers;
 - `echo-secret`: a 500 whose message quotes the caller's Authorization header and the prompt
   (bait for leaks into logs, headers and the decision log);
 - `dunno-<word>`: answers "I don't know." when the prompt mentions <word>, else echoes (a cheap
@@ -71,6 +73,9 @@ def _last_user_text(body: dict) -> str:
                 return " ".join(p.get("text", "") for p in c if p.get("type") == "text")
             return c or ""
     return ""
+
+
+WINDOW_CHARS = 300
 
 
 class Upstream:
@@ -157,6 +162,19 @@ class Upstream:
             return _error(500, leak)
         if model == "malformed":
             return Response(b'{"id": "chatcmpl-x", "choices": [', media_type="application/json")
+        if model == "small-window" and len(json.dumps(body.get("messages"))) > WINDOW_CHARS:
+            return JSONResponse(
+                {
+                    "error": {
+                        "message": "This model's maximum context length is 64 tokens. However, "
+                        "you requested 300 tokens. Please reduce the length of the messages.",
+                        "type": "invalid_request_error",
+                        "param": "messages",
+                        "code": "context_length_exceeded",
+                    }
+                },
+                status_code=400,
+            )
         if model == "stall-body":
 
             async def half():

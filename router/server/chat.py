@@ -195,13 +195,16 @@ class ChatService:
             headers = self.headers(d, request.state.request_id, _ms(record.t0))
             record.end(e.status_code, d, None, msg)
             await record.durable()
-            code = {504: "upstream_timeout", 429: "rate_limited", 503: "circuit_open"}.get(
-                e.status_code, "upstream_error"
-            )
+            code = e.code or {
+                504: "upstream_timeout",
+                429: "rate_limited",
+                503: "circuit_open",
+            }.get(e.status_code, "upstream_error")
             if e.status_code == 503:
                 wait = min(record.router.breakers.retry_after(a.model) for a in d.attempts)
                 headers["retry-after"] = str(max(1, math.ceil(wait)))
-            raise APIError(e.status_code, msg, None, code, headers) from None
+            param = "messages" if e.code == "context_length_exceeded" else None
+            raise APIError(e.status_code, msg, param, code, headers) from None
         except Exception:
             record.end(500, None, None, "internal error")  # the handler logs the traceback
             await record.durable()

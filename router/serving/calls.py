@@ -20,7 +20,13 @@ from router.serving import tracing
 from router.serving.breaker import Breakers
 from router.serving.chain import CIRCUIT_OPEN, Call, Done, FallbackChain, Sleep
 from router.serving.local import LocalModels
-from router.serving.providers import UpstreamError, call_kwargs, failure_status, is_fault
+from router.serving.providers import (
+    UpstreamError,
+    call_kwargs,
+    failure_status,
+    is_context_overflow,
+    is_fault,
+)
 from router.serving.scrub import hide_quote, quotes_of
 
 
@@ -89,7 +95,9 @@ class ModelCalls:
         code = failure_status(last)
         if attempts and all(a.error == CIRCUIT_OPEN for a in attempts):
             code = 503  # nothing was called: every model's breaker is open
-        return UpstreamError(f"every model in the chain failed: {detail}", decision, code)
+        # Clients shorten a conversation on OpenAI's own code for it (agent frameworks do).
+        cause = "context_length_exceeded" if is_context_overflow(last) else None
+        return UpstreamError(f"every model in the chain failed: {detail}", decision, code, cause)
 
     def breaker_failure(self, name: str, exc: Exception) -> None:
         if is_fault(exc):

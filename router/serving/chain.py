@@ -33,7 +33,7 @@ from typing import Any, Protocol
 from router.core.config import RouterConfig
 from router.core.policy import Attempt, Decision
 from router.serving.breaker import Breakers
-from router.serving.providers import falls_back
+from router.serving.providers import ModelUnavailable, falls_back
 
 
 @dataclass(frozen=True)
@@ -160,7 +160,10 @@ class FallbackChain:
         """Record `name`'s failure; fall back to the next model unless `exc` forbids it."""
         calls = self.calls
         self.attempts.append(Attempt(name, False, _describe(exc, calls.redact), _ms(self._t0)))
-        self._last = exc
+        if self._last is None or not isinstance(exc, ModelUnavailable):
+            # A model that answered with an error says more than one that could not be called:
+            # a prompt too long for the local model stays a 400 when the large one has no key.
+            self._last = exc
         calls.breaker_failure(name, exc)
         if not falls_back(exc):
             self._over = True

@@ -17,9 +17,12 @@ os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 class UpstreamError(RuntimeError):
     """Every model in the fallback chain failed; `decision.attempts` says how."""
 
-    def __init__(self, message: str, decision: Decision, status_code: int = 502) -> None:
+    def __init__(
+        self, message: str, decision: Decision, status_code: int = 502, code: str | None = None
+    ) -> None:
         self.decision = decision
         self.status_code = status_code
+        self.code = code  # OpenAI's error code when it names the cause (context_length_exceeded)
         super().__init__(message)
 
 
@@ -98,6 +101,11 @@ def falls_back(exc: Exception) -> bool:
     if isinstance(exc, ModelUnavailable | litellm.ContextWindowExceededError):
         return True
     return not isinstance(exc, litellm.BadRequestError | litellm.UnsupportedParamsError)
+
+
+def is_context_overflow(exc: BaseException | None) -> bool:
+    """The prompt (with the answer's room) is too long for the model's context window."""
+    return exc is not None and isinstance(exc, load_litellm().ContextWindowExceededError)
 
 
 def is_fault(exc: Exception) -> bool:
