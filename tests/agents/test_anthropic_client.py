@@ -311,3 +311,50 @@ def test_count_tokens_estimates_without_routing(client, agent_upstream):
     assert len(agent_upstream.requests) == before  # nothing was called
     with pytest.raises(anthropic.NotFoundError):
         client.messages.count_tokens(model="claude-x", messages=[{"role": "user", "content": "x"}])
+
+
+def test_a_text_document_reaches_the_model_as_text(client, agent_upstream):
+    """RAG clients send their sources as document blocks; a chat model is sent their text."""
+    docs = [
+        {
+            "type": "document",
+            "source": {"type": "text", "media_type": "text/plain", "data": "Grass is green."},
+            "title": "Botany notes",
+            "citations": {"enabled": True},
+        },
+        {
+            "type": "document",
+            "source": {"type": "content", "content": [{"type": "text", "text": "Sky is blue."}]},
+            "context": "from the physics wiki",
+        },
+    ]
+    r = client.messages.create(
+        model="router",
+        max_tokens=20,
+        messages=[{"role": "user", "content": [*docs, {"type": "text", "text": "colours?"}]}],
+    )
+    sent = agent_upstream.requests[-1]["messages"][-1]["content"]
+    texts = [p["text"] for p in sent] if isinstance(sent, list) else [sent]
+    joined = "\n".join(texts)
+    assert joined.count("<document>") == 2 and r.content[0].text.endswith("colours?")
+    for piece in (
+        "<source>Botany notes</source>",
+        "<document_content>\nGrass is green.\n</document_content>",
+        "<context>from the physics wiki</context>",
+        "Sky is blue.",
+    ):
+        assert piece in joined
+    assert all(p.get("type") == "text" for p in sent if isinstance(p, dict))
+    pdf = {"type": "base64", "media_type": "application/pdf", "data": "JVBERi0="}
+    with pytest.raises(anthropic.BadRequestError) as e:
+        client.messages.create(
+            model="router",
+            max_tokens=20,
+            messages=[
+                {
+                    "role": "user",
+                    "content": [{"type": "document", "source": pdf}, {"type": "text", "text": "?"}],
+                }
+            ],
+        )
+    assert e.value.body["error"]["message"].startswith("messages.0.content.0.source")

@@ -1,6 +1,7 @@
 """Anthropic's Messages API (`POST /v1/messages`) to and from chat completions.
 
-`system`, multi-turn `messages` with text, image, `tool_use` and `tool_result` blocks, `tools`,
+`system`, multi-turn `messages` with text, image, document (text sources, sent as text),
+`tool_use` and `tool_result` blocks, `tools`,
 `tool_choice`, `max_tokens`, `stop_sequences`. The conversion of a checked body to chat messages
 is litellm's Anthropic adapter; field paths look like Anthropic's:
 `messages.1.content.0.tool_use_id`. Nothing here does I/O or routing.
@@ -84,7 +85,7 @@ MESSAGES_IGNORED = (
 )
 
 
-BLOCKS_USER = ("text", "image", "tool_result")
+BLOCKS_USER = ("text", "image", "tool_result", "document")
 BLOCKS_ASSISTANT = ("text", "tool_use", "thinking", "redacted_thinking")
 TOOL_CHOICES = ("auto", "any", "tool", "none")
 
@@ -170,6 +171,8 @@ def _check_block(block: Any, at: str, role: str, allowed: tuple, tool_ids: set[s
         )
         if not ok:
             raise field_error("a base64 (media_type, data) or url source", f"{at}.source")
+    elif kind == "document":
+        _document_text(block, at)
     elif kind == "tool_use":
         tool_ids.add(text_of(block.get("id"), f"{at}.id"))
         text_of(block.get("name"), f"{at}.name")
@@ -191,6 +194,62 @@ def _check_block(block: Any, at: str, role: str, allowed: tuple, tool_ids: set[s
                 _check_block(part, f"{at}.content.{k}", "tool_result", ("text", "image"), tool_ids)
         if "is_error" in block and not isinstance(block["is_error"], bool):
             raise field_error("must be true or false", f"{at}.is_error")
+
+
+def _document_text(block: dict, at: str) -> str:
+    """A document block as the text a chat model reads: its title, context and text, tagged. A plain
+    text source or a content source of text blocks; a PDF, URL or file source is refused,
+    since a chat model is sent text and would be sent nothing of it."""
+    src = block.get("source")
+    kind = src.get("type") if isinstance(src, dict) else None
+    if kind == "text":
+        body = text_of(src.get("data"), f"{at}.source.data", True)
+    elif kind == "content":
+        content = src.get("content")
+        if isinstance(content, str):
+            body = content
+        elif isinstance(content, list) and content:
+            texts = []
+            for k, part in enumerate(content):
+                where = f"{at}.source.content.{k}"
+                if not isinstance(part, dict) or part.get("type") != "text":
+                    raise field_error("must be a text block", where)
+                texts.append(text_of(part.get("text"), f"{where}.text", True))
+            body = "\n\n".join(texts)
+        else:
+            raise field_error("required, a string or a list of text blocks", f"{at}.source.content")
+    else:
+        raise field_error(
+            "a text or content source: documents reach the models as text "
+            f"(a {str(kind)[:32]!r} source is not supported)",
+            f"{at}.source",
+        )
+    # Anthropic's own layout for documents in a prompt: each part tagged, so that documents,
+    # their titles and the question stay apart once the blocks are joined into one text.
+    parts = ["<document>"]
+    for key, tag in (("title", "source"), ("context", "context")):
+        value = block.get(key)
+        if value is not None and not isinstance(value, str):
+            raise field_error("must be a string", f"{at}.{key}")
+        if value:
+            parts.append(f"<{tag}>{value}</{tag}>")
+    parts += [f"<document_content>\n{body}\n</document_content>", "</document>"]
+    return "\n".join(parts)
+
+
+def _documents_as_text(messages: list[Any]) -> list[Any]:
+    """`messages` with every (checked) document block of a user message as a text block."""
+    out = []
+    for m in messages:
+        content = m.get("content")
+        if isinstance(content, list) and any(b.get("type") == "document" for b in content):
+            blocks = [
+                {"type": "text", "text": _document_text(b, "")} if b["type"] == "document" else b
+                for b in content
+            ]
+            m = {**m, "content": blocks}
+        out.append(m)
+    return out
 
 
 def _check_anthropic_tools(tools: list[Any] | None) -> None:
@@ -246,6 +305,7 @@ def messages_to_chat(body: MessagesBody, data: dict) -> ChatCall:
     keep = ("model", "messages", "system", "max_tokens", "stop_sequences", "temperature", "top_p")
     keep += ("tools", "tool_choice", "metadata")
     request = {k: v for k, v in data.items() if k in keep}
+    request["messages"] = _documents_as_text(request["messages"])
     chat, _ = LiteLLMAnthropicMessagesAdapter().translate_anthropic_to_openai(request)
     messages = [_clean(m) for m in chat["messages"]]
     params: dict[str, Any] = {"max_tokens": body.max_tokens}
