@@ -346,3 +346,6 @@ def test_a_prompt_too_long_for_the_model_is_openais_400_whatever_the_fallbacks(p
     }
     claude = httpx.post(proxy.base_url + "/messages", json=body, timeout=30)
     assert claude.status_code == 400 and claude.json()["error"]["type"] == "invalid_request_error"
+    # too long for every model of the policy: the router says so before calling any
+    r, _, _ = chat(proxy, "router", "word " * 140_000)
+    assert r.status_code == 400 and r.json()["error"]["code"] == "context_length_exceeded"

@@ -182,7 +182,7 @@ def test_vision_rule_and_no_capable_model_is_a_request_error():
     facts = RequestFacts(prompt_tokens=500000)
     with pytest.raises(RequestError) as e:
         compiled().decide(facts, probs("writing"), 0.1, {})
-    assert e.value.param == "messages"
+    assert (e.value.param, e.value.code) == ("messages", "context_length_exceeded")
 
 
 def test_pin_wins_and_unknown_pin_is_an_error():

@@ -213,13 +213,14 @@ class CompiledPolicy:
         mask = np.ones(len(self.models), dtype=bool)
         notes: list[str] = []
 
-        def narrow(keep: np.ndarray, what: str, param: str) -> None:
+        def narrow(keep: np.ndarray, what: str, param: str, code: str | None = None) -> None:
             nonlocal mask
             if not (mask & keep).any():
                 raise RequestError(
                     f"no model in policy {self.policy.name!r} {what}; "
                     f"candidates were {[n for n, k in zip(self.names, mask, strict=True) if k]}",
                     param,
+                    code,
                 )
             if (mask & ~keep).any():
                 notes.append(what)
@@ -275,7 +276,13 @@ class CompiledPolicy:
                 narrow(np.array(["vision" in c for c in caps]), "accepts images", "messages")
             elif rule == "context_window":
                 fits = np.array([facts.prompt_tokens <= m.context_window for m in self.models])
-                narrow(fits, f"fits {facts.prompt_tokens} prompt tokens", "messages")
+                # OpenAI's code for it: clients shorten the conversation and ask again.
+                narrow(
+                    fits,
+                    f"fits {facts.prompt_tokens} prompt tokens",
+                    "messages",
+                    "context_length_exceeded",
+                )
         if facts.stream:
             narrow(np.array(["streaming" in c for c in caps]), "supports streaming", "stream")
         return mask, None, notes
