@@ -116,6 +116,7 @@ FAULTS: dict[str, tuple[str, dict]] = {
     "gatedstream": ("gated-stream", {"retries": 0, "timeout": 60}),
     "leaky": ("echo-secret", {"retries": 0, "api_key_env": "ROUTER_TEST_PROVIDER_KEY"}),
     "smallwindow": ("small-window", {"retries": 0}),
+    "patient": ("patient-20", {"retries": 0, "timeout": 30}),
     "nokey": ("echo", {"retries": 0, "api_key_env": "ROUTER_TEST_KEY_NEVER_SET"}),
 }
 FAULT_TIMEOUT_S = 2.0

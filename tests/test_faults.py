@@ -349,3 +349,23 @@ def test_a_prompt_too_long_for_the_model_is_openais_400_whatever_the_fallbacks(p
     # too long for every model of the policy: the router says so before calling any
     r, _, _ = chat(proxy, "router", "word " * 140_000)
     assert r.status_code == 400 and r.json()["error"]["code"] == "context_length_exceeded"
+
+
+@pytest.mark.parametrize("path", ["/chat/completions", "/messages", "/responses"])
+def test_a_client_that_gives_up_on_a_whole_answer_stops_its_upstream(proxy, upstream, path):
+    """A client's time-out (the OpenAI SDK then retries) must not leave the model working
+    for nobody: a local model would keep the next request waiting."""
+    text = f"giving up on {path}"
+    body = {
+        "model": "router/only-patient",
+        "messages": [{"role": "user", "content": text}],
+        "max_tokens": 16,
+    }
+    if path == "/responses":
+        body = {"model": body["model"], "input": text}
+    with pytest.raises(httpx.TimeoutException):
+        httpx.post(proxy.base_url + path, json=body, timeout=1.0)
+    deadline = time.monotonic() + 8.0  # the upstream answers after 20 s
+    while text not in upstream.abandoned and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert text in upstream.abandoned

@@ -225,6 +225,63 @@ async def test_a_failed_call_ends_the_stream_with_its_error():
     assert "model busy" in events[-1]["error"]["message"]
 
 
+async def test_a_whole_answer_is_generated_as_a_stream_and_put_together():
+    """So that the server, which looks for a client that left only between streamed tokens,
+    stops generating when a whole answer's caller gives up."""
+    server, calls = streaming_server()
+    app = ChatRequests(server, WordCounter())
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app), base_url="http://t") as c:
+        body = {"messages": [{"role": "user", "content": "hi"}], "stream_options": {"x": 1}}
+        one = (await c.post("/v1/chat/completions", json=body)).json()
+        two = (await c.post("/v1/chat/completions", json={**body, "n": 2})).json()
+    assert [(c["stream"], c["n"], "stream_options" in c) for c in calls] == [(True, 1, False)] * 3
+    assert one == {
+        "id": "call1",
+        "object": "chat.completion",
+        "created": 1,
+        "model": "m",
+        "choices": [
+            {
+                "index": 0,
+                "message": {"role": "assistant", "content": "w1a w1b"},
+                "logprobs": None,
+                "finish_reason": "stop",
+            }
+        ],
+        "usage": {"prompt_tokens": 10, "completion_tokens": 2, "total_tokens": 12},
+    }
+    assert [c["message"]["content"] for c in two["choices"]] == ["w2a w2b", "w3a w3b"]
+    assert two["usage"] == {"prompt_tokens": 10, "completion_tokens": 4, "total_tokens": 14}
+
+
+async def test_what_a_stream_cannot_carry_is_asked_for_whole():
+    """Log-probabilities and tool calls, and everything when there is nothing to count with."""
+    seen = []
+
+    async def answer(request: Request) -> JSONResponse:
+        seen.append(json.loads(await request.body()).get("stream"))
+        return JSONResponse({"id": "x", "choices": []})
+
+    server = Starlette(routes=[Route("/v1/chat/completions", answer, methods=["POST"])])
+    tools = [{"type": "function", "function": {"name": "f", "parameters": {}}}]
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(ChatRequests(server, WordCounter())), base_url="http://t"
+    ) as c:
+        await c.post("/v1/chat/completions", json={"messages": [], "logprobs": True})
+        await c.post("/v1/chat/completions", json={"messages": [], "tools": tools})
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(ChatRequests(server)), base_url="http://t"
+    ) as c:
+        await c.post("/v1/chat/completions", json={"messages": []})
+    assert seen == [None, None, None]
+    failing, _ = streaming_server(fail_on_call=1)
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(ChatRequests(failing, WordCounter())), base_url="http://t"
+    ) as c:
+        r = await c.post("/v1/chat/completions", json={"messages": []})
+    assert r.status_code == 500 and r.json() == {"error": {"message": "model busy"}}
+
+
 def test_the_token_counter_counts_as_the_local_model_does():
     """The shipped model's own template and vocabulary: a system prompt of the template's own
     when none is given, the caller's when one is, and generated text token by token."""

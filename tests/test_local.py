@@ -294,6 +294,23 @@ def test_a_local_stream_gives_the_choices_asked_for(local_proxy):
     assert len({c["id"] for c in chunks}) == 1
 
 
+def test_a_local_model_stops_when_its_caller_gives_up(local_proxy, local_router):
+    """A whole answer's caller that times out (the OpenAI SDK then retries) must not leave
+    the local model generating for nobody while the next request waits."""
+    log = local_router.local.servers["smollm2"].log_path
+    left = "Disconnected from client"  # llama-cpp-python's server, stopping a generation
+    before = log.read_text(errors="replace").count(left)
+    story = [{"role": "user", "content": "Write a very long story about a dragon, in chapters."}]
+    body = {"model": "router/local", "messages": story, "max_tokens": 1500, "temperature": 0}
+    with pytest.raises(httpx.TimeoutException):
+        httpx.post(local_proxy.base_url + "/chat/completions", json=body, timeout=3.0)
+    deadline = time.monotonic() + 60
+    while log.read_text(errors="replace").count(left) == before and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert log.read_text(errors="replace").count(left) > before
+    assert _chat(local_proxy).status_code == 200
+
+
 def test_an_anthropic_client_gets_answers_from_the_local_model(local_proxy):
     """The Messages endpoint hands content blocks on as text parts."""
     body = {

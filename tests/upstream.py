@@ -7,6 +7,8 @@ Behaviour is chosen by the requested model name:
 - `flaky-<pct>`: every call fails with 500 at a steady rate of pct in 100 (by a call counter,
   not at random), else answers;
 - `slow`: sleeps 10 s before answering (for time-outs); `delay-<s>`: sleeps s seconds (≤ 30);
+- `patient-<s>`: answers after s seconds (≤ 30), unless its client leaves first: then its
+  prompt joins `abandoned` (a model call someone stopped waiting for);
 - `hang`: accepts the request and never answers (ends when the upstream stops, or after 30 s);
 - `stall-body`: sends 200 and half a JSON body, then stalls like `hang`;
 - `malformed`: 200 with a body that is not JSON; `garbage-stream`: SSE whose data is not JSON;
@@ -81,6 +83,7 @@ WINDOW_CHARS = 300
 class Upstream:
     def __init__(self, port: int | None = None, keep_requests: bool = True) -> None:
         self.requests: list[dict] = []
+        self.abandoned: list[str] = []  # prompts of `patient-` calls whose client left
         self.stream_ends: dict[str, str] = {}  # answer text → "whole" / "abandoned" (client left)
         self.keep_requests = keep_requests  # off for long load runs (memory)
         self.calls: Counter[str] = Counter()  # per model name
@@ -191,6 +194,13 @@ class Upstream:
             await self._hang(until=self.gate)
         if model.startswith("delay-"):
             await asyncio.sleep(min(float(model.removeprefix("delay-")), HANG_S))
+        if model.startswith("patient-"):
+            deadline = time.monotonic() + min(float(model.removeprefix("patient-")), HANG_S)
+            while time.monotonic() < deadline:
+                if await request.is_disconnected():
+                    self.abandoned.append(_last_user_text(body))
+                    return _error(499, "the client left")
+                await asyncio.sleep(0.05)
         text = "echo: " + _last_user_text(body)
         if model.startswith("dunno-") and model.removeprefix("dunno-") in text.lower():
             text = "I don't know."

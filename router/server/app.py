@@ -18,7 +18,7 @@ from router.server.auth import ADMIN, KeyRing, Principal, is_admin
 from router.server.chat import ChatService
 from router.server.dashboard import install_dashboard
 from router.server.metrics import Metrics
-from router.server.middleware import RequestIdMiddleware
+from router.server.middleware import CancelOnDisconnect, RequestIdMiddleware
 from router.server.ratelimit import RateLimits
 from router.server.schema import openapi_body
 from router.server.targets import router_model_names
@@ -106,7 +106,8 @@ def create_app(router: Router, config: ServerSpec | None = None) -> FastAPI:
     app = FastAPI(title="router", summary="OpenAI-compatible model router", lifespan=lifespan)
     app.state.router, app.state.metrics, app.state.decision_log = router, metrics, decisions
     errors.install(app)
-    app.add_middleware(RequestIdMiddleware)
+    app.add_middleware(CancelOnDisconnect)
+    app.add_middleware(RequestIdMiddleware)  # added last: outermost, so every line has an id
 
     # async: a plain def dependency would cost a thread-pool hop on every request.
     async def caller(request: Request) -> Principal:

@@ -1,7 +1,9 @@
-"""A request id for every request (header `x-request-id`) and one access-log line."""
+"""A request id for every request (header `x-request-id`) and one access-log line; model
+requests cancelled when their client goes."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 import uuid
@@ -51,3 +53,69 @@ class RequestIdMiddleware:
                     "ms": round((time.perf_counter() - t0) * 1000, 2),
                 },
             )
+
+
+# The endpoints that call a model: their work is for the client alone, so it stops with it.
+MODEL_PATHS = frozenset(
+    {"/v1/chat/completions", "/v1/responses", "/v1/messages", "/v1/completions", "/v1/embeddings"}
+)
+
+
+class CancelOnDisconnect:
+    """A model request whose client has gone before its answer started is cancelled, upstream
+    call and all.
+
+    Starlette stops a streamed answer when its client leaves, but a whole answer's handler runs
+    on: the model (a local one answers one request at a time) generated for nobody while the
+    next request waited, and a client that gives up and retries (the OpenAI SDK retries a
+    time-out twice) queued its retries behind it. Once the app has the whole body, this reads
+    the connection for the disconnect, hands it on to the app (a stream's own listener hears
+    it) and, while no answer has started, cancels the request; the handler records the 499.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["method"] != "POST" or scope["path"] not in MODEL_PATHS:
+            await self.app(scope, receive, send)
+            return
+        task = asyncio.current_task()
+        gone, body_read = asyncio.Event(), asyncio.Event()
+        state = {"started": False, "over": False, "cancelled": False}
+
+        async def app_receive() -> Message:
+            if body_read.is_set():
+                await gone.wait()  # only the watcher reads the connection now
+                return {"type": "http.disconnect"}
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                gone.set()
+            elif not message.get("more_body", False):
+                body_read.set()
+            return message
+
+        async def app_send(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                state["started"] = True
+            await send(message)
+
+        async def watch() -> None:
+            await body_read.wait()
+            while (await receive())["type"] != "http.disconnect":
+                pass
+            gone.set()
+            if task is not None and not state["started"] and not state["over"]:
+                state["cancelled"] = True
+                task.cancel()
+
+        watcher = asyncio.create_task(watch())
+        try:
+            await self.app(scope, app_receive, app_send)
+        except asyncio.CancelledError:
+            if not state["cancelled"] or task is None:
+                raise  # the server's own cancellation (a shutdown): not ours to swallow
+            task.uncancel()
+        finally:
+            state["over"] = True
+            watcher.cancel()

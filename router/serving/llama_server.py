@@ -10,7 +10,8 @@ with one, and ends a stream without the usage that `stream_options.include_usage
 `python -m router.serving.llama_server` takes the same arguments as `python -m llama_cpp.server`
 and runs that server behind `ChatRequests`, which rewrites such requests into the form it
 takes, answers n choices with n calls, and counts a stream's tokens with the model's own
-vocabulary and chat template (`TokenCounter`). Parts other than text (an image) are left as
+vocabulary and chat template (`TokenCounter`). The server notices a caller that left only
+between streamed tokens, so whole answers are generated as streams and put together. Parts other than text (an image) are left as
 they are, for the server to refuse: a text model cannot see them.
 """
 
@@ -122,8 +123,9 @@ class TokenCounter:
 
 class ChatRequests:
     """ASGI middleware: chat requests reach the app with `plain_body`'s messages; a request for
-    n > 1 choices (which the server answers with one) is answered n times over; and a stream
-    that asks for its usage gets it, counted by `counter` (without one, it gets none)."""
+    n > 1 choices (which the server answers with one) is answered n times over; a stream that
+    asks for its usage gets it, counted by `counter`; and with a counter, whole answers are
+    streamed and put together (without one: no usage in streams, whole answers asked whole)."""
 
     def __init__(self, app: Any, counter: TokenCounter | None = None) -> None:
         self.app = app
@@ -151,16 +153,86 @@ class ChatRequests:
                 return
         if several:
             await self._several(scope, request, n, receive, send)
+        elif request is not None and self._assemblable(request):
+            status, headers, content = await self._assembled(scope, request, receive)
+            await send({"type": "http.response.start", "status": status, "headers": headers})
+            await send({"type": "http.response.body", "body": content})
         else:
             await self.app(_with_length(scope, body), _replay(body, receive), send)
+
+    def _assemblable(self, request: dict) -> bool:
+        """Can a whole answer to `request` be generated as a stream and put together? Its text,
+        finish and usage can (usage by `counter`); logprobs and tool calls are left whole."""
+        return (
+            self.counter is not None
+            and request.get("stream") is not True
+            and not request.get("logprobs")
+            and not request.get("tools")
+            and not request.get("functions")
+        )
+
+    async def _whole(self, scope: dict, request: dict, receive: Any) -> tuple[int, list, bytes]:
+        """One whole answer to `request` (status, headers, body)."""
+        if self._assemblable(request):
+            return await self._assembled(scope, request, receive)
+        return await self._call(scope, json.dumps(request).encode(), receive)
+
+    async def _assembled(self, scope: dict, request: dict, receive: Any) -> tuple[int, list, bytes]:
+        """A whole answer generated as a stream, then put together. llama-cpp-python's server
+        notices a client that left only between streamed tokens: a whole answer whose caller
+        gave up (a time-out, a retry) ran to its end for nobody, and the next request waited."""
+        assert self.counter is not None
+        streamed = {**request, "stream": True, "n": 1}
+        streamed.pop("stream_options", None)
+        body = json.dumps(streamed).encode()
+        collected = _Collector()
+        await self.app(_with_length(scope, body), _replay(body, receive), collected.send)
+        if collected.status != 200 or not collected.done:  # an error, or the caller left
+            return collected.status or 499, collected.headers, b"".join(collected.raw)
+        chunks = collected.chunks
+        text = "".join(
+            (choice.get("delta") or {}).get("content") or ""
+            for chunk in chunks
+            for choice in chunk.get("choices") or []
+        )
+        finish = next(
+            (
+                choice["finish_reason"]
+                for chunk in reversed(chunks)
+                for choice in chunk.get("choices") or []
+                if choice.get("finish_reason")
+            ),
+            None,
+        )
+        first = chunks[0] if chunks else {}
+        prompt, completion = self.counter.prompt(request), self.counter.text(text)
+        answer = {
+            "id": first.get("id"),
+            "object": "chat.completion",
+            "created": first.get("created"),
+            "model": first.get("model"),
+            "choices": [
+                {
+                    "index": 0,
+                    "message": {"role": "assistant", "content": text},
+                    "logprobs": None,
+                    "finish_reason": finish,
+                }
+            ],
+            "usage": {
+                "prompt_tokens": prompt,
+                "completion_tokens": completion,
+                "total_tokens": prompt + completion,
+            },
+        }
+        return 200, [(b"content-type", b"application/json")], json.dumps(answer).encode()
 
     async def _several(self, scope: dict, request: dict, n: int, receive: Any, send: Any) -> None:
         """One call per choice, in turn (the server runs one at a time anyway); the answer
         holds their choices, and usage counts the prompt once, as OpenAI's does."""
-        one = json.dumps({**request, "n": 1}).encode()
         merged: dict | None = None
         for i in range(n):
-            status, headers, content = await self._call(scope, one, receive)
+            status, headers, content = await self._whole(scope, {**request, "n": 1}, receive)
             if status != 200:
                 await send({"type": "http.response.start", "status": status, "headers": headers})
                 await send({"type": "http.response.body", "body": content})
@@ -272,9 +344,7 @@ class _StreamRelay:
             await self._frame(frame)
 
     async def _frame(self, frame: bytes) -> None:
-        data = b"".join(
-            line[5:].lstrip(b" ") for line in frame.splitlines() if line.startswith(b"data:")
-        )
+        data = _frame_data(frame)
         if not data:  # a comment (the server's pings) or an empty frame
             await self._send(
                 {"type": "http.response.body", "body": frame + b"\n\n", "more_body": True}
@@ -326,6 +396,48 @@ class _StreamRelay:
 
     async def finish(self) -> None:
         await self._send({"type": "http.response.body", "body": b"data: [DONE]\n\n"})
+
+
+class _Collector:
+    """Keeps what a streamed call sent: its status and headers, and its chunks (or, for an
+    error answer, its body as it came)."""
+
+    def __init__(self) -> None:
+        self.status: int | None = None
+        self.headers: list = []
+        self.raw: list[bytes] = []
+        self.chunks: list[dict] = []
+        self.done = False  # the stream ended with its [DONE]
+        self._buffer = b""
+
+    async def send(self, message: dict) -> None:
+        if message["type"] == "http.response.start":
+            self.status, self.headers = message["status"], message.get("headers", [])
+            return
+        body = message.get("body", b"") if message["type"] == "http.response.body" else b""
+        if self.status != 200:
+            self.raw.append(body)
+            return
+        self._buffer += body
+        while (end := _frame_end(self._buffer)) is not None:
+            data = _frame_data(self._buffer[: end[0]])
+            self._buffer = self._buffer[end[1] :]
+            if data.strip() == b"[DONE]":
+                self.done = True
+            elif data:
+                try:
+                    chunk = json.loads(data)
+                except ValueError:
+                    continue
+                if isinstance(chunk, dict):
+                    self.chunks.append(chunk)
+
+
+def _frame_data(frame: bytes) -> bytes:
+    """The data of one server-sent event (empty for a comment, such as the server's pings)."""
+    return b"".join(
+        line[5:].lstrip(b" ") for line in frame.splitlines() if line.startswith(b"data:")
+    )
 
 
 def _frame_end(buffer: bytes) -> tuple[int, int] | None:
