@@ -255,7 +255,8 @@ async def test_a_whole_answer_is_generated_as_a_stream_and_put_together():
 
 
 async def test_what_a_stream_cannot_carry_is_asked_for_whole():
-    """Log-probabilities and tool calls, and everything when there is nothing to count with."""
+    """Log-probabilities and tool calls, and everything when there is nothing to count with
+    (no counter, or a prompt it cannot count)."""
     seen = []
 
     async def answer(request: Request) -> JSONResponse:
@@ -273,7 +274,16 @@ async def test_what_a_stream_cannot_carry_is_asked_for_whole():
         transport=httpx.ASGITransport(ChatRequests(server)), base_url="http://t"
     ) as c:
         await c.post("/v1/chat/completions", json={"messages": []})
-    assert seen == [None, None, None]
+
+    class Uncountable(WordCounter):
+        def prompt(self, request: dict) -> int:
+            raise ValueError("a template it cannot render")
+
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(ChatRequests(server, Uncountable())), base_url="http://t"
+    ) as c:
+        await c.post("/v1/chat/completions", json={"messages": []})
+    assert seen == [None, None, None, None]
     failing, _ = streaming_server(fail_on_call=1)
     async with httpx.AsyncClient(
         transport=httpx.ASGITransport(ChatRequests(failing, WordCounter())), base_url="http://t"

@@ -11,8 +11,9 @@ with one, and ends a stream without the usage that `stream_options.include_usage
 and runs that server behind `ChatRequests`, which rewrites such requests into the form it
 takes, answers n choices with n calls, and counts a stream's tokens with the model's own
 vocabulary and chat template (`TokenCounter`). The server notices a caller that left only
-between streamed tokens, so whole answers are generated as streams and put together. Parts other than text (an image) are left as
-they are, for the server to refuse: a text model cannot see them.
+between streamed tokens, so whole answers are generated as streams and put together. Parts
+other than text (an image) are left as they are, for the server to refuse: a text model cannot
+see them.
 """
 
 from __future__ import annotations
@@ -182,6 +183,10 @@ class ChatRequests:
         notices a client that left only between streamed tokens: a whole answer whose caller
         gave up (a time-out, a retry) ran to its end for nobody, and the next request waited."""
         assert self.counter is not None
+        try:
+            prompt = await _to_thread(self.counter.prompt, request)
+        except Exception:  # noqa: BLE001 - a template it cannot render: asked whole, as before
+            return await self._call(scope, json.dumps(request).encode(), receive)
         streamed = {**request, "stream": True, "n": 1}
         streamed.pop("stream_options", None)
         body = json.dumps(streamed).encode()
@@ -205,7 +210,7 @@ class ChatRequests:
             None,
         )
         first = chunks[0] if chunks else {}
-        prompt, completion = self.counter.prompt(request), self.counter.text(text)
+        completion = await _to_thread(self.counter.text, text)
         answer = {
             "id": first.get("id"),
             "object": "chat.completion",
