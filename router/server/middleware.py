@@ -113,9 +113,10 @@ class CancelOnDisconnect:
         try:
             await self.app(scope, app_receive, app_send)
         except asyncio.CancelledError:
-            if not state["cancelled"] or task is None:
+            if not state["cancelled"]:
                 raise  # the server's own cancellation (a shutdown): not ours to swallow
-            task.uncancel()
         finally:
             state["over"] = True
             watcher.cancel()
+            if state["cancelled"] and task is not None and task.cancelling():
+                task.uncancel()  # ours is handled: the request ends as a normal (499) one
