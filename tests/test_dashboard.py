@@ -53,7 +53,7 @@ def test_stats_need_the_admin_key(served):
 
 def test_stats_are_the_decision_logs_figures(served):
     s = wait_for(lambda: (s := stats(served)) and s["requests"] == 7 and s, what="7 logged rows")
-    assert s["answered"] == 7 and s["errors"] == 0
+    assert s["answered"] == 7 and s["errors"] == 0 and s["client_left"] == 0
     models = {m["model"]: m["requests"] for m in s["models"]}
     assert models == {"cheap": 6, "large": 1}
     # The test upstream reports 10 prompt and 5 completion tokens per answer.

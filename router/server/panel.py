@@ -90,7 +90,9 @@ def _tiles(f: dict[str, Any]) -> str:
             "Requests",
             _figure("requests", f["requests"], f"{f['requests']:,}"),
             _figure("errors", f["errors"], format(f["errors"], ","))
-            + f" errors · fallback {escape(pct(f['fallback_rate']))}",
+            + " errors · "
+            + _figure("client_left", f["client_left"], format(f["client_left"], ","))
+            + f" left by their clients · fallback {escape(pct(f['fallback_rate']))}",
         ),
         _tile(
             "Spend",

@@ -97,6 +97,9 @@ def percentiles(values: Sequence[float], ps: Sequence[int] = (50, 90, 99)) -> di
 # ---- one time bucket --------------------------------------------------------------------------
 
 
+CLIENT_LEFT = 499  # the status of a row whose client went before its answer was whole
+
+
 @dataclass
 class _Group:
     """The chat requests of one bucket for one (model, tier, domain)."""
@@ -107,6 +110,7 @@ class _Group:
     large: float = 0.0
     escalated: int = 0
     fell_back: int = 0
+    left: int = 0  # status 499: the client went before its answer was whole
 
 
 @dataclass
@@ -282,6 +286,7 @@ class LogReader:
                 g.large += float(r.large or 0.0)
                 g.escalated += int(r.escalated or 0)
                 g.fell_back += int(r.fell_back or 0)
+                g.left += int(r.left or 0)
                 if r.lb is not None:
                     agg.latency[int(r.lb)] += r.n
                 for k in (*CASCADE_FIELDS, "wasted_tokens", "wasted_cost"):
@@ -481,6 +486,7 @@ def _bucket_query(where: Any, step: int, dialect: str, has_kind: bool | None) ->
         sa.case((ok, c.large_cost_estimate), else_=0.0).label("large"),
         sa.case((c.escalated == 1, 1), else_=0).label("escalated"),
         sa.case((c.fell_back == 1, 1), else_=0).label("fell_back"),
+        sa.case((c.status == CLIENT_LEFT, 1), else_=0).label("left"),
         latency_bin.label("lb"),
         sa.case((with_cascade, _json_doc(c.decision, dialect)["cascade"])).label("casc"),
     ).where(where)
@@ -509,6 +515,7 @@ def _bucket_query(where: Any, step: int, dialect: str, has_kind: bool | None) ->
         sa.func.sum(r.c.large).label("large"),
         sa.func.sum(r.c.escalated).label("escalated"),
         sa.func.sum(r.c.fell_back).label("fell_back"),
+        sa.func.sum(r.c.left).label("left"),
         count(mode.is_not(None)).label("c_n"),
         count(judged).label("c_judged"),
         count(wasted).label("c_escalated"),
@@ -539,7 +546,7 @@ def _runs(indices: list[int]) -> list[tuple[int, int]]:
 
 
 def _totals(groups: Iterable[tuple[tuple[str | None, str | None, str | None], _Group]]) -> dict:
-    requests = answered = routed = escalated = fell_back = small = 0
+    requests = answered = left = routed = escalated = fell_back = small = 0
     cost = large = 0.0
     models: dict[str, dict[str, Any]] = {}
     domains: dict[str, int] = {}
@@ -550,6 +557,7 @@ def _totals(groups: Iterable[tuple[tuple[str | None, str | None, str | None], _G
         large += g.large
         escalated += g.escalated
         fell_back += g.fell_back
+        left += g.left
         if model is None:
             continue  # failed before routing: no decision
         routed += g.n
@@ -569,7 +577,9 @@ def _totals(groups: Iterable[tuple[tuple[str | None, str | None, str | None], _G
     return {
         "requests": requests,
         "answered": answered,
-        "errors": requests - answered,
+        # A client that went (a time-out, a closed tab) is not the router's failure.
+        "errors": requests - answered - left,
+        "client_left": left,
         "cost_usd": cost,
         "large_cost_usd": large,
         "saved_usd": large - cost,

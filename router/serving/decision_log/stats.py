@@ -15,6 +15,7 @@ class Stats:
 
     requests: int = 0
     errors: int = 0
+    client_left: int = 0  # requests whose client went before the answer was whole (499)
     share: dict[str, float] = field(default_factory=dict)  # answering model → share of OK calls
     escalation_rate: float = 0.0
     fallback_rate: float = 0.0
@@ -33,6 +34,7 @@ class Stats:
         return cls(
             requests=figures["requests"],
             errors=figures["errors"],
+            client_left=figures["client_left"],
             share={m["model"]: m["share"] for m in figures["models"]},
             escalation_rate=figures["escalation_rate"] or 0.0,
             fallback_rate=figures["fallback_rate"] or 0.0,
@@ -54,7 +56,12 @@ class Stats:
 
     def rows(self) -> list[tuple[str, str]]:
         """(label, value) lines for a printed summary."""
-        out = [("requests", f"{self.requests} ({self.errors} errors)")]
+        out = [
+            (
+                "requests",
+                f"{self.requests} ({self.errors} errors, {self.client_left} left by their clients)",
+            )
+        ]
         out += [(f"share {m}", f"{v:.1%}") for m, v in self.share.items()]
         out += [
             ("escalation rate", f"{self.escalation_rate:.1%}"),
