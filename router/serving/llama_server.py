@@ -155,9 +155,7 @@ class ChatRequests:
         if several:
             await self._several(scope, request, n, receive, send)
         elif request is not None and self._assemblable(request):
-            status, headers, content = await self._assembled(scope, request, receive)
-            await send({"type": "http.response.start", "status": status, "headers": headers})
-            await send({"type": "http.response.body", "body": content})
+            await _send_answer(send, *await self._assembled(scope, request, receive))
         else:
             await self.app(_with_length(scope, body), _replay(body, receive), send)
 
@@ -224,11 +222,7 @@ class ChatRequests:
                     "finish_reason": finish,
                 }
             ],
-            "usage": {
-                "prompt_tokens": prompt,
-                "completion_tokens": completion,
-                "total_tokens": prompt + completion,
-            },
+            "usage": _usage(prompt, completion),
         }
         return 200, [(b"content-type", b"application/json")], json.dumps(answer).encode()
 
@@ -239,8 +233,7 @@ class ChatRequests:
         for i in range(n):
             status, headers, content = await self._whole(scope, {**request, "n": 1}, receive)
             if status != 200:
-                await send({"type": "http.response.start", "status": status, "headers": headers})
-                await send({"type": "http.response.body", "body": content})
+                await _send_answer(send, status, headers, content)
                 return
             answer = json.loads(content)
             choices = [{**c, "index": i} for c in answer.get("choices") or []]
@@ -288,11 +281,7 @@ class ChatRequests:
             "created": last.get("created"),
             "model": last.get("model"),
             "choices": [],
-            "usage": {
-                "prompt_tokens": prompt,
-                "completion_tokens": completion,
-                "total_tokens": prompt + completion,
-            },
+            "usage": _usage(prompt, completion),
         }
 
     async def _call(self, scope: dict, body: bytes, receive: Any) -> tuple[int, list, bytes]:
@@ -340,12 +329,8 @@ class _StreamRelay:
         if self._error:
             await self._pass_error(message)
             return
-        self._buffer += message.get("body", b"")
-        while True:
-            end = _frame_end(self._buffer)
-            if end is None:
-                break
-            frame, self._buffer = self._buffer[: end[0]], self._buffer[end[1] :]
+        frames, self._buffer = _frames(self._buffer + message.get("body", b""))
+        for frame in frames:
             await self._frame(frame)
 
     async def _frame(self, frame: bytes) -> None:
@@ -358,11 +343,8 @@ class _StreamRelay:
         if data.strip() == b"[DONE]":
             self.done = True
             return
-        try:
-            chunk = json.loads(data)
-        except ValueError:
-            chunk = None
-        if isinstance(chunk, dict) and isinstance(chunk.get("choices"), list):
+        chunk = _chunk_of(data)
+        if chunk is not None and isinstance(chunk.get("choices"), list):
             if self.last is not None:  # one stream: every chunk has the first call's id
                 chunk["id"], chunk["created"] = self.last.get("id"), self.last.get("created")
             self.last = chunk
@@ -423,19 +405,13 @@ class _Collector:
         if self.status != 200:
             self.raw.append(body)
             return
-        self._buffer += body
-        while (end := _frame_end(self._buffer)) is not None:
-            data = _frame_data(self._buffer[: end[0]])
-            self._buffer = self._buffer[end[1] :]
+        frames, self._buffer = _frames(self._buffer + body)
+        for frame in frames:
+            data = _frame_data(frame)
             if data.strip() == b"[DONE]":
                 self.done = True
-            elif data:
-                try:
-                    chunk = json.loads(data)
-                except ValueError:
-                    continue
-                if isinstance(chunk, dict):
-                    self.chunks.append(chunk)
+            elif (chunk := _chunk_of(data)) is not None:
+                self.chunks.append(chunk)
 
 
 def _frame_data(frame: bytes) -> bytes:
@@ -445,10 +421,34 @@ def _frame_data(frame: bytes) -> bytes:
     )
 
 
-def _frame_end(buffer: bytes) -> tuple[int, int] | None:
-    """Where the first server-sent event in `buffer` ends, and where the next begins."""
-    ends = [(i, i + len(sep)) for sep in (b"\r\n\r\n", b"\n\n") if (i := buffer.find(sep)) >= 0]
-    return min(ends) if ends else None
+def _frames(buffer: bytes) -> tuple[list[bytes], bytes]:
+    """The whole server-sent events at the start of `buffer`, and the rest (the start of one
+    that has not all arrived)."""
+    frames = []
+    while True:
+        ends = [(i, i + len(sep)) for sep in (b"\r\n\r\n", b"\n\n") if (i := buffer.find(sep)) >= 0]
+        if not ends:
+            return frames, buffer
+        end, start = min(ends)
+        frames.append(buffer[:end])
+        buffer = buffer[start:]
+
+
+def _chunk_of(data: bytes) -> dict | None:
+    """An event's data as a JSON object (None when it is not one)."""
+    try:
+        chunk = json.loads(data)
+    except ValueError:
+        return None
+    return chunk if isinstance(chunk, dict) else None
+
+
+def _usage(prompt: int, completion: int) -> dict:
+    return {
+        "prompt_tokens": prompt,
+        "completion_tokens": completion,
+        "total_tokens": prompt + completion,
+    }
 
 
 async def _to_thread(fn: Callable[..., Any], *args: Any) -> Any:
@@ -475,14 +475,18 @@ def _replay(body: bytes, receive: Any) -> Any:
     return replay
 
 
+async def _send_answer(send: Any, status: int, headers: list, body: bytes) -> None:
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
+
+
 async def _send_json(send: Any, status: int, payload: dict) -> None:
     content = json.dumps(payload).encode()
     headers = [
         (b"content-type", b"application/json"),
         (b"content-length", str(len(content)).encode()),
     ]
-    await send({"type": "http.response.start", "status": status, "headers": headers})
-    await send({"type": "http.response.body", "body": content})
+    await _send_answer(send, status, headers, content)
 
 
 def main() -> None:
