@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 
 from router.core.config import Escalation, ModelSpec, Policy, PrivacySpec
-from router.core.request import RequestError, RequestFacts
+from router.core.request import CONTEXT_LENGTH_EXCEEDED, RequestError, RequestFacts
 
 # Reason codes of the score stage.
 CHEAP, LOW_CONFIDENCE, HARD, NO_SUCCESS, NO_CHEAP, NO_TEXT, UTILITY, GAIN = range(8)
@@ -276,12 +276,11 @@ class CompiledPolicy:
                 narrow(np.array(["vision" in c for c in caps]), "accepts images", "messages")
             elif rule == "context_window":
                 fits = np.array([facts.prompt_tokens <= m.context_window for m in self.models])
-                # OpenAI's code for it: clients shorten the conversation and ask again.
                 narrow(
                     fits,
                     f"fits {facts.prompt_tokens} prompt tokens",
                     "messages",
-                    "context_length_exceeded",
+                    CONTEXT_LENGTH_EXCEEDED,
                 )
         if facts.stream:
             narrow(np.array(["streaming" in c for c in caps]), "supports streaming", "stream")

@@ -22,6 +22,11 @@ Message = dict[str, Any]
 ROLES = ("system", "developer", "user", "assistant", "tool", "function")
 
 
+# OpenAI's error code for a prompt too long for the model: clients (agent frameworks) shorten
+# the conversation and ask again when they see it.
+CONTEXT_LENGTH_EXCEEDED = "context_length_exceeded"
+
+
 class RequestError(ValueError):
     """The request cannot be routed; `param` names the offending field, as OpenAI errors do;
     `code` is the error code an HTTP answer carries (default: invalid_request)."""

@@ -19,7 +19,7 @@ from typing import Any
 from fastapi import Request
 from fastapi.responses import JSONResponse, Response
 
-from router.core.request import Message, RequestError
+from router.core.request import CONTEXT_LENGTH_EXCEEDED, Message, RequestError
 from router.server.auth import Principal
 from router.server.chat import ChatService
 from router.server.endpoint import bad_request, read_json, record_for
@@ -137,7 +137,7 @@ class ResponsesService:
                 f"previous_response_id: this conversation cannot be continued whole ({cut}); "
                 "send truncation: 'auto' to go on with its most recent part",
                 "previous_response_id",
-                "context_length_exceeded",
+                CONTEXT_LENGTH_EXCEEDED,
             )
         # Its most recent part, starting at a user message (no orphaned tool result).
         messages = messages[-limit:]

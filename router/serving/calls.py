@@ -16,6 +16,7 @@ from typing import Any
 
 from router.core.config import RouterConfig
 from router.core.policy import Attempt, Decision
+from router.core.request import CONTEXT_LENGTH_EXCEEDED
 from router.serving import tracing
 from router.serving.breaker import Breakers
 from router.serving.chain import CIRCUIT_OPEN, Call, Done, FallbackChain, Sleep
@@ -95,9 +96,10 @@ class ModelCalls:
         code = failure_status(last)
         if attempts and all(a.error == CIRCUIT_OPEN for a in attempts):
             code = 503  # nothing was called: every model's breaker is open
-        # Clients shorten a conversation on OpenAI's own code for it (agent frameworks do).
-        cause = "context_length_exceeded" if is_context_overflow(last) else None
-        return UpstreamError(f"every model in the chain failed: {detail}", decision, code, cause)
+        message = f"every model in the chain failed: {detail}"
+        if is_context_overflow(last):
+            return UpstreamError(message, decision, code, CONTEXT_LENGTH_EXCEEDED, "messages")
+        return UpstreamError(message, decision, code)
 
     def breaker_failure(self, name: str, exc: Exception) -> None:
         if is_fault(exc):

@@ -18,11 +18,17 @@ class UpstreamError(RuntimeError):
     """Every model in the fallback chain failed; `decision.attempts` says how."""
 
     def __init__(
-        self, message: str, decision: Decision, status_code: int = 502, code: str | None = None
+        self,
+        message: str,
+        decision: Decision,
+        status_code: int = 502,
+        code: str | None = None,
+        param: str | None = None,
     ) -> None:
         self.decision = decision
         self.status_code = status_code
-        self.code = code  # OpenAI's error code when it names the cause (context_length_exceeded)
+        # OpenAI's error code and field, when they name the cause (context_length_exceeded)
+        self.code, self.param = code, param
         super().__init__(message)
 
 
