@@ -1,10 +1,9 @@
 """Anthropic's Messages API (`POST /v1/messages`) to and from chat completions.
 
 `system`, multi-turn `messages` with text, image, document (text sources, sent as text),
-`tool_use` and `tool_result` blocks, `tools`,
-`tool_choice`, `max_tokens`, `stop_sequences`. The conversion of a checked body to chat messages
-is litellm's Anthropic adapter; field paths look like Anthropic's:
-`messages.1.content.0.tool_use_id`. Nothing here does I/O or routing.
+`tool_use` and `tool_result` blocks, `tools`, `tool_choice`, `max_tokens`, `stop_sequences`.
+The conversion of a checked body to chat messages is litellm's Anthropic adapter; field paths
+look like Anthropic's: `messages.1.content.0.tool_use_id`. Nothing here does I/O or routing.
 """
 
 from __future__ import annotations
@@ -197,9 +196,9 @@ def _check_block(block: Any, at: str, role: str, allowed: tuple, tool_ids: set[s
 
 
 def _document_text(block: dict, at: str) -> str:
-    """A document block as the text a chat model reads: its title, context and text, tagged. A plain
-    text source or a content source of text blocks; a PDF, URL or file source is refused,
-    since a chat model is sent text and would be sent nothing of it."""
+    """A document block as the text a chat model reads: its title, context and text, tagged.
+    A plain text source or a content source of text blocks; a PDF, URL or file source is
+    refused, since a chat model is sent text and would be sent nothing of it."""
     src = block.get("source")
     kind = src.get("type") if isinstance(src, dict) else None
     if kind == "text":
