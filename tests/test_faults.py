@@ -20,6 +20,7 @@ import openai
 import pytest
 
 from router.server import create_app
+from tests.learning import wait_for
 from tests.proxy import FAULT_TIMEOUT_S, Proxy, router_from, write_fault_config
 
 HANG_BOUND_S = 45.0  # far above any honest path here (≤ 2 time-outs + waits), far below a hang
@@ -291,11 +292,9 @@ def test_a_client_that_leaves_a_stream_stops_its_upstream(proxy, upstream, path)
     assert _how_it_ended(upstream, "echo: " + text) == "abandoned"
 
 
-def _how_it_ended(upstream, answer: str) -> str | None:
-    deadline = time.monotonic() + 8.0  # the whole stream needs 18 s
-    while answer not in upstream.stream_ends and time.monotonic() < deadline:
-        time.sleep(0.05)
-    return upstream.stream_ends.get(answer)
+def _how_it_ended(upstream, answer: str) -> str:
+    # 8 s: the whole stream needs 18 s
+    return wait_for(lambda: upstream.stream_ends.get(answer), 8.0, "the stream to end")
 
 
 def test_a_blocking_sdk_stream_left_early_stops_its_upstream(fault_router, upstream):
@@ -365,7 +364,5 @@ def test_a_client_that_gives_up_on_a_whole_answer_stops_its_upstream(proxy, upst
         body = {"model": body["model"], "input": text}
     with pytest.raises(httpx.TimeoutException):
         httpx.post(proxy.base_url + path, json=body, timeout=1.0)
-    deadline = time.monotonic() + 8.0  # the upstream answers after 20 s
-    while text not in upstream.abandoned and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert text in upstream.abandoned
+    # 8 s: the upstream answers after 20 s
+    assert wait_for(lambda: text in upstream.abandoned, 8.0, "the upstream to see its client go")
