@@ -25,8 +25,7 @@ def no_calls(monkeypatch):
 
     from router.serving import upstream
 
-    for mod, name in ((upstream, "completion"), (upstream, "acompletion")):
-        monkeypatch.setattr(mod, name, refuse)
+    monkeypatch.setattr(upstream, "acompletion", refuse)
     for name in ("completion", "acompletion"):
         monkeypatch.setattr(litellm, name, refuse)
     for key in ("OPENAI_API_KEY", "GROQ_API_KEY", "DEEPSEEK_API_KEY"):

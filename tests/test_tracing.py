@@ -100,6 +100,19 @@ def test_the_sync_sdk_traces_the_same(traced):
     assert tracing.ROUTE in names
 
 
+def test_the_sync_sdk_nests_its_spans_in_the_callers_trace(traced):
+    """`chat()` runs on the SDK's background loop: the caller's current span goes with it."""
+    r, exporter = traced
+    with r.tracer.start_as_current_span("the application") as outer:
+        r.chat("What is 3 + 3?", policy="fallback")
+    spans = {s.name: s for s in exporter.get_finished_spans()}
+    chat, route = spans[tracing.CHAT], spans[tracing.ROUTE]
+    assert chat.parent is not None
+    assert chat.parent.span_id == outer.get_span_context().span_id
+    assert chat.context.trace_id == outer.get_span_context().trace_id
+    assert route.parent.span_id == chat.context.span_id
+
+
 @pytest.mark.parametrize("policy, escalated", [("strict", True), ("lenient", False)])
 def test_the_cascade_verdict_has_a_span(traced, policy, escalated):
     r, exporter = traced

@@ -15,7 +15,7 @@ import asyncio
 import threading
 import time
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -295,15 +295,3 @@ async def astore_stream(
         cap.add(chunk)
         yield chunk
     await _store_stream(router, cp, decision, cap)
-
-
-@closes("chunks")
-def store_stream(
-    router: Any, cp: CachePlan, decision: Decision, chunks: Iterator, run_sync: Any
-) -> Iterator:
-    """`astore_stream` for the synchronous SDK (`run_sync` drives the store's coroutine)."""
-    cap = StreamCapture()
-    for chunk in chunks:
-        cap.add(chunk)
-        yield chunk
-    run_sync(_store_stream(router, cp, decision, cap))

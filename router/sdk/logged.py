@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable
 from typing import TYPE_CHECKING, Any
 
 from router.serving.closing import closes
@@ -115,27 +115,9 @@ def log_start(router: Any, decision: Decision, msgs: list[Message]) -> tuple[int
 
 
 @closes("chunks")
-def logged(chunks: Iterator, end: End) -> Iterator:
+async def alogged(chunks: AsyncIterator, end: End) -> AsyncIterator:
     """Chunks passed through; `end` completes the stream's row when they end (200), fail
     (502, the error) or are closed early (499)."""
-    usage, status, error = None, 499, "stream closed early"
-    try:
-        for chunk in chunks:
-            usage = getattr(chunk, "usage", None) or usage
-            yield chunk
-        status, error = 200, None
-    except GeneratorExit:
-        raise
-    except Exception as e:
-        status, error = 502, f"{type(e).__name__}: {e}"  # cut once scrubbed
-        raise
-    finally:
-        end(status, usage, error)
-
-
-@closes("chunks")
-async def alogged(chunks: AsyncIterator, end: End) -> AsyncIterator:
-    """`logged` for async streams."""
     usage, status, error = None, 499, "stream closed early"
     try:
         async for chunk in chunks:

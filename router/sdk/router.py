@@ -40,22 +40,16 @@ from router.core.request import (
 )
 from router.core.scorer import ScoreBatch, Scorer
 from router.sdk import caching, logged
-from router.sdk.streams import (
-    AsyncRoutedStream,
-    RoutedStream,
-    ask_usage,
-    carries_nothing,
-    prepend,
-    prepend_sync,
-)
+from router.sdk.streams import AsyncRoutedStream, RoutedStream, ask_usage, carries_nothing, prepend
 from router.serving import cascade, tracing, upstream
+from router.serving.background import run_sync
 from router.serving.breaker import Breakers
 from router.serving.budget import Budgets
 from router.serving.cache import ResponseCache, open_cache
 from router.serving.calls import ModelCalls
 from router.serving.local import LocalModels
 from router.serving.providers import EmptyStream, UpstreamError
-from router.serving.sessions import Sessions, reply_of, run_sync
+from router.serving.sessions import Sessions, reply_of
 from router.serving.state import StateStore, open_state
 
 if TYPE_CHECKING:  # sqlalchemy loads only when a log is opened: fast cold starts
@@ -458,95 +452,17 @@ class Router:
 
         `model` in params pins a catalogue model. With `stream=True` the result is an iterator
         of chunks with `.decision`; a failure before the first chunk falls back, one after it
-        is raised (part of the answer is already out). A cache hit calls no model.
+        is raised (part of the answer is already out). A cache hit calls no model. This is
+        `achat` run on the SDK's background event loop (router/serving/background.py).
         """
-        with tracing.span(self.tracer, tracing.CHAT) as span:
-            try:
-                result = self._chat(messages, policy, **params)
-            except UpstreamError as e:
-                tracing.annotate(span, e.decision)
-                seq = self._log_failure(e, messages)
-                if seq is not None:
-                    self.decision_log.durable(seq)
-                raise
-            tracing.annotate(span, result.decision)
-            return result
-
-    def _chat(self, messages: str | list[Message], policy: str | None = None, **params: Any):
-
-        pin = params.pop("model", None)
-        msgs = normalise_messages(messages)
-        session, scope = params.pop("session", None), params.pop("session_scope", None)
-        with tracing.span(self.tracer, tracing.ROUTE) as span:
-            turn = run_sync(self.sessions.open(msgs, policy, pin, params, session, scope))
-            tracing.annotate(span, turn.decision)
-        cp = run_sync(
-            caching.plan(self, turn.decision, msgs, params, turn.vector, turn.private, scope)
-        )
-        if cp.hit is not None:
-            result = run_sync(self._from_cache(turn, cp, msgs, params))
-            if params.get("stream"):
-                return RoutedStream(cp.decision, iter(result))
-            return result
-        decision = cp.decision
-        send = self.outgoing(msgs, decision)  # redacted when the privacy rule says so
-        calls = self.calls.hiding(message_text(m) for m in send)  # errors quote the prompt
-        if params.get("stream"):
-            params, asked = ask_usage(params)
-
-            def open_stream(kw: dict):
-                it = iter(upstream.completion(send, **kw))  # direct for OpenAI-compatible
-                first = next(it)
-                if carries_nothing(first):
-                    # litellm makes up one empty "stop" chunk for a body that was not SSE.
-                    nxt = next(it, None)
-                    if nxt is None:
-                        raise EmptyStream("the upstream stream carried no answer")
-                    it = prepend_sync(nxt, it)
-                return it, first
-
-            if cascade.is_judged(decision):  # the cheap answer is held and judged first
-                it, decision, held = cascade.run(
-                    calls,
-                    self.policy(decision.policy),
-                    decision,
-                    send,
-                    params,
-                    open_stream,
-                    self.text_of(send),
-                )
-                first, it = held[0], cascade.held_then(held[1:], it)
-            else:
-                (it, first), decision = calls.run_chain(decision, params, open_stream)
-            chunks = turn.follow_sync(decision, prepend_sync(first, it))
-            chunks = caching.store_stream(self, cp, decision, chunks, run_sync)
-            if self.decision_log is None:
-                return RoutedStream(decision, chunks, hide_usage=not asked)
-            seq, end = logged.log_start(self, decision, msgs)
-            self.decision_log.durable(seq)
-            routed = RoutedStream(decision, logged.logged(chunks, end), hide_usage=not asked)
-            weakref.finalize(routed, end, 499, None, "stream left unread")
-            return routed
-
-        def call(kw: dict):
-            return upstream.completion(send, **kw)  # direct httpx for OpenAI-compatible
-
-        if cascade.is_judged(decision):
-            resp, decision, _ = cascade.run(
-                calls,
-                self.policy(decision.policy),
-                decision,
-                send,
-                params,
-                call,
-                self.text_of(send),
-            )
-        else:
-            resp, decision = calls.run_chain(decision, params, call)
-        return run_sync(self._answered(turn, cp, decision, msgs, resp))
+        result = run_sync(self.achat(messages, policy, **params))
+        if isinstance(result, AsyncRoutedStream):
+            return RoutedStream(result)
+        return result
 
     async def achat(self, messages: str | list[Message], policy: str | None = None, **params: Any):
-        """`chat()` for asyncio; routing runs in a worker thread so the loop never blocks."""
+        """Route, then call the model: `chat()` for asyncio. Routing runs in a worker thread so
+        the loop never blocks."""
         with tracing.span(self.tracer, tracing.CHAT) as span:
             try:
                 result = await self._achat(messages, policy, **params)

@@ -6,7 +6,8 @@ from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 from router.core.policy import Decision
-from router.serving.closing import aclose, close, closes
+from router.serving.background import iterate, run_sync
+from router.serving.closing import aclose, closes
 
 
 def carries_nothing(chunk: Any) -> bool:
@@ -21,12 +22,6 @@ def carries_nothing(chunk: Any) -> bool:
         ):
             return False
     return True
-
-
-@closes("rest")
-def prepend_sync(first: Any, rest: Iterator) -> Iterator:
-    yield first
-    yield from rest
 
 
 @closes("rest")
@@ -48,35 +43,12 @@ def _usage_only(chunk: Any) -> bool:
     return not getattr(chunk, "choices", None) and getattr(chunk, "usage", None) is not None
 
 
-class RoutedStream:
+class AsyncRoutedStream:
     """Chunks of a streamed answer, with the Decision of the model that is streaming.
 
     `usage` is the last token usage a chunk reported; with `hide_usage` the usage-only chunk
     (asked of the upstream for the cost, not by the caller) is counted, not passed on.
     """
-
-    def __init__(self, decision: Decision, chunks: Iterator, hide_usage: bool = False) -> None:
-        self.decision = decision
-        self._chunks = chunks
-        self._hide_usage = hide_usage
-        self.usage: Any = None
-
-    def __iter__(self) -> Iterator:
-        try:
-            for chunk in self._chunks:
-                self.usage = getattr(chunk, "usage", None) or self.usage
-                if not (self._hide_usage and _usage_only(chunk)):
-                    yield chunk
-        finally:
-            self.close()
-
-    def close(self) -> None:
-        """Stop reading: the model's connection is closed (a local model stops generating)."""
-        close(self._chunks)
-
-
-class AsyncRoutedStream:
-    """The async twin of `RoutedStream`."""
 
     def __init__(
         self, decision: Decision, first: Any, rest: AsyncIterator, hide_usage: bool = False
@@ -98,3 +70,28 @@ class AsyncRoutedStream:
     async def aclose(self) -> None:
         """Stop reading: the model's connection is closed (a local model stops generating)."""
         await aclose(self._rest)
+
+
+class RoutedStream:
+    """`AsyncRoutedStream` for synchronous code: its chunks are read on the SDK's background
+    event loop (router/serving/background.py)."""
+
+    def __init__(self, stream: AsyncRoutedStream) -> None:
+        self.decision = stream.decision
+        self._stream = stream
+        self._chunks = iterate(stream.__aiter__())
+
+    @property
+    def usage(self) -> Any:
+        return self._stream.usage
+
+    def __iter__(self) -> Iterator:
+        try:
+            yield from self._chunks
+        finally:
+            self.close()  # a `break` ends the loop's generator: the model's connection goes too
+
+    def close(self) -> None:
+        """Stop reading: the model's connection is closed (a local model stops generating)."""
+        self._chunks.close()
+        run_sync(self._stream.aclose())

@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import copy
 import os
-import time
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -108,35 +107,9 @@ class ModelCalls:
             # Not the model's fault, but a half-open trial slot must not stay claimed.
             self.breakers.release(name)
 
-    def run_chain(self, decision: Decision, params: dict, call: Callable[[dict], Any]):
-        """Try `call(litellm kwargs)` on the chosen model, then down the fallback chain
-        (the rules are `FallbackChain`'s; this drives it with blocking calls)."""
-        chain = FallbackChain(self, decision, params)
-        step = chain.start()
-        tries = 0
-        while True:
-            if isinstance(step, Call):
-                tries += 1
-                span = tracing.start_attempt(self.tracer, step.model, tries)
-                try:
-                    with tracing.use(span):
-                        result = call(step.kwargs)
-                except Exception as e:  # noqa: BLE001 - every upstream failure is recorded
-                    tracing.end_attempt(span, e, self.redact)
-                    step = chain.failed(e)
-                else:
-                    tracing.end_attempt(span)
-                    step = chain.succeeded(result)
-            elif isinstance(step, Sleep):
-                time.sleep(step.seconds)
-                step = chain.slept()
-            elif isinstance(step, Done):
-                return step.result, step.decision
-            else:
-                raise step.error
-
     async def arun_chain(self, decision: Decision, params: dict, call: Callable[[dict], Any]):
-        """`run_chain` for coroutines: the same `FallbackChain`, awaited calls and sleeps."""
+        """Try `await call(litellm kwargs)` on the chosen model, then down the fallback chain
+        (the rules are `FallbackChain`'s; this drives it)."""
         chain = FallbackChain(self, decision, params)
         step = chain.start()
         tries = 0

@@ -5,8 +5,9 @@ Whether a request is cascaded is the policy's decision (`policy.cascade_decision
 module acts on it. The flow is written once, as a generator that yields what it needs done
 (`Chain`: run the fallback chain for a model; `Pull`: the next chunk of a held stream;
 `Close`; `Judge`: ask the LLM verifier; `Start`, `Await`, `Cancel`: a speculative large call)
-and is sent the outcome. `Router.chat` drives it with
-blocking calls and `Router.achat` with awaited ones, so the two can never drift.
+and is sent the outcome. `arun` drives it with awaited calls, for `Router.achat` and so for
+the proxy and the synchronous `Router.chat` (which runs `achat` on the SDK's background
+loop).
 
 Rules (the same for the SDK and the proxy, which only forwards):
 - non-streaming: the cheap answer is held until judged, then returned or replaced;
@@ -27,9 +28,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
-import threading
-from collections.abc import Generator, Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
+from collections.abc import Generator
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -104,18 +103,12 @@ class Await:
 @dataclass(frozen=True)
 class Cancel:
     """Give up a started chain: stop it if it still runs (close its stream if it answered).
-    Sends back its response when it had already answered without streaming, NEVER_SENT when
-    it had not begun (nothing was sent, nothing is owed), else None."""
+    Sends back its response when it had already answered without streaming, else None."""
 
     handle: Any
 
 
 END = object()
-NEVER_SENT = object()
-# How long the blocking driver waits for a worker thread to take up a speculative call. A
-# quick verdict could otherwise reach Cancel while the call still waits for the GIL or a
-# thread, and speculation would never have started the call it is meant to start.
-SPECULATION_START_S = 1.0
 
 
 def is_judged(decision: Decision) -> bool:
@@ -339,11 +332,10 @@ def flow(
     if verdict.accepted:
         if spec_handle is not None:  # the large call started for nothing: stop it, count it
             done = yield Cancel(spec_handle)
-            sent = done is not NEVER_SENT
-            h = HeldAnswer().add_response(done) if sent and done is not None else None
+            h = HeldAnswer().add_response(done) if done is not None else None
             wasted = _cost(large, h.usage, facts.prompt_tokens, h.text) if h else None
             if wasted is None:  # stopped early: its prompt was read, little was written
-                wasted = large.cost(facts.prompt_tokens, 0) if sent else 0.0
+                wasted = large.cost(facts.prompt_tokens, 0)
             spec_info.update(used=False, cost=round(wasted, 10))
             info.update(speculative=spec_info, speculative_cost=round(wasted, 10))
         d1.cascade = info
@@ -412,109 +404,6 @@ def _strip_logprobs(objs: list[Any]) -> None:
 
 
 # ---- drivers ----------------------------------------------------------------------------------
-
-
-def run(
-    calls: ModelCalls,
-    compiled: CompiledPolicy,
-    decision: Decision,
-    messages,
-    params,
-    call,
-    routing_text: str,
-):
-    """Drive `flow` with blocking calls. `call(kw)` is the SDK's call for these messages (for
-    a stream it returns (iterator, first chunk)). Returns (result, decision, held chunks)."""
-    litellm = _litellm()
-    gen = flow(calls, compiled, decision, messages, params, routing_text)
-    send: Any = None
-    error: Exception | None = None
-    started: list[Future] = []  # speculative calls not yet awaited or cancelled
-    try:
-        while True:
-            try:
-                step = gen.throw(error) if error is not None else gen.send(send)
-            except StopIteration as stop:
-                return stop.value
-            send, error = None, None
-            try:
-                send = _run_step(step, calls, call, litellm, started)
-            except Exception as e:  # noqa: BLE001 - handed to the flow, which decides
-                error = e
-    finally:
-        for f in started:  # the flow ended without a verdict on them
-            _cancel(f)
-
-
-def _run_step(step: Any, calls: ModelCalls, call, litellm, started: list[Future]) -> Any:
-    """One step of `flow`, with blocking calls."""
-    if isinstance(step, Chain):
-        return calls.run_chain(step.decision, step.params, call)
-    if isinstance(step, Pull):
-        return next(step.stream, END)
-    if isinstance(step, Close):
-        close = getattr(step.stream, "close", None)
-        if close is not None:
-            close()
-        return None
-    if isinstance(step, Start):
-        taken_up = threading.Event()
-
-        def speculate():
-            taken_up.set()
-            return calls.run_chain(step.decision, step.params, call)
-
-        fut = _speculative_pool().submit(speculate)
-        started.append(fut)
-        taken_up.wait(SPECULATION_START_S)
-        return fut
-    if isinstance(step, Await):
-        started.remove(step.handle)
-        return step.handle.result()
-    if isinstance(step, Cancel):
-        started.remove(step.handle)
-        return _cancel(step.handle)
-    if isinstance(step, Judge):
-
-        def judge_call(kw, m=step.messages):
-            try:
-                return litellm.completion(messages=m, **kw)
-            except litellm.BadRequestError:  # no logprobs there: the word will do
-                kw = {k: v for k, v in kw.items() if "logprobs" not in k}
-                return litellm.completion(messages=m, **kw)
-
-        return calls.run_chain(step.decision, JUDGE_PARAMS, judge_call)
-    raise TypeError(f"unknown cascade step {step!r}")
-
-
-@functools.cache
-def _speculative_pool() -> ThreadPoolExecutor:
-    """Threads for the blocking driver's speculative calls (the async one uses tasks)."""
-    return ThreadPoolExecutor(8, thread_name_prefix="cascade-speculative")
-
-
-def _close_result(result: Any) -> None:
-    """Close a chain's stream result ((iterator, first chunk)); a response needs nothing."""
-    if isinstance(result, tuple):
-        close = getattr(result[0], "close", None)
-        if close is not None:
-            close()
-
-
-def _cancel(fut: Future) -> Any:
-    """Give up a speculative call: NEVER_SENT if no worker had taken it up, its response if it
-    had already answered (not streamed), else None; a stream it opened is closed, now or when
-    it opens."""
-    if fut.cancel():
-        return NEVER_SENT
-    if not fut.done():  # a blocking call cannot be stopped: discard what it brings
-        fut.add_done_callback(lambda f: f.exception() or _close_result(f.result()[0]))
-        return None
-    if fut.exception() is not None:
-        return None
-    result = fut.result()[0]
-    _close_result(result)
-    return None if isinstance(result, tuple) else result
 
 
 async def arun(
@@ -606,13 +495,6 @@ async def _acancel(task: asyncio.Task) -> Any:
 
 def _litellm():
     return load_litellm()
-
-
-@closes("rest")
-def held_then(chunks: list[Any] | None, rest: Iterator) -> Iterator:
-    """The held chunks, then the rest of the stream."""
-    yield from chunks or []
-    yield from rest
 
 
 @closes("rest")

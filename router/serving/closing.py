@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import functools
 import inspect
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 
@@ -22,13 +22,6 @@ async def aclose(source: Any) -> None:
     close = getattr(source, "aclose", None)
     if close is not None:
         await close()
-
-
-def close(source: Any) -> None:
-    """`aclose` for the blocking streams."""
-    closer = getattr(source, "close", None)
-    if closer is not None:
-        closer()
 
 
 class ClosingStream:
@@ -50,36 +43,18 @@ class ClosingStream:
             await aclose(self._source)
 
 
-class ClosingIterator:
-    """`ClosingStream` for a generator's chunks in the blocking SDK."""
-
-    def __init__(self, chunks: Iterator, source: Any) -> None:
-        self._chunks, self._source = chunks, source
-
-    def __iter__(self) -> ClosingIterator:
-        return self
-
-    def __next__(self) -> Any:
-        return next(self._chunks)
-
-    def close(self) -> None:
-        try:
-            close(self._chunks)
-        finally:
-            close(self._source)
-
-
 def closes(source: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
-    """Make a generator function's streams close their argument `source` when closed: a
-    `ClosingStream` for an async generator, a `ClosingIterator` for a blocking one."""
+    """Make an async generator function's streams close their argument `source` when closed
+    (`ClosingStream`)."""
 
     def wrap(fn: Callable[..., Any]) -> Callable[..., Any]:
         signature = inspect.signature(fn)
-        kind = ClosingStream if inspect.isasyncgenfunction(fn) else ClosingIterator
+        if not inspect.isasyncgenfunction(fn):
+            raise TypeError(f"closes: {fn.__qualname__} is not an async generator function")
 
         @functools.wraps(fn)
         def layer(*args: Any, **kw: Any) -> Any:
-            return kind(fn(*args, **kw), signature.bind(*args, **kw).arguments[source])
+            return ClosingStream(fn(*args, **kw), signature.bind(*args, **kw).arguments[source])
 
         return layer
 

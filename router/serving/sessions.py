@@ -26,9 +26,8 @@ import asyncio
 import hashlib
 import json
 import logging
-import threading
 import time
-from collections.abc import AsyncIterator, Collection, Iterator, Mapping
+from collections.abc import AsyncIterator, Collection, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -476,14 +475,6 @@ class Turn:
             yield chunk
         await self.close(decision, reply.message())
 
-    @closes("chunks")
-    def follow_sync(self, decision: Decision, chunks: Iterator) -> Iterator:
-        reply = ReplyCollector()
-        for chunk in chunks:
-            reply.add(chunk)
-            yield chunk
-        run_sync(self.close(decision, reply.message()))
-
 
 LONG_CHARS = 100_000  # a conversation longer than this is hashed in a worker thread
 
@@ -568,20 +559,3 @@ def _get(obj: Any, name: str) -> Any:
     if isinstance(obj, Mapping):
         return obj.get(name)
     return getattr(obj, name, None)
-
-
-# ---- the synchronous SDK path -------------------------------------------------------------
-
-_loop: asyncio.AbstractEventLoop | None = None
-_loop_lock = threading.Lock()
-
-
-def run_sync(coro):
-    """Run a state-store coroutine from synchronous code (`Router.chat`), on one background
-    event loop: it works whether or not the calling thread already runs a loop."""
-    global _loop
-    with _loop_lock:
-        if _loop is None:
-            _loop = asyncio.new_event_loop()
-            threading.Thread(target=_loop.run_forever, name="router-sessions", daemon=True).start()
-    return asyncio.run_coroutine_threadsafe(coro, _loop).result()

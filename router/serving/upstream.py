@@ -10,8 +10,8 @@ error to litellm's own converters and exception mapping, so callers get the same
 headers and messages (tests/test_upstream.py compares both paths on every fault of the test
 upstream). Everything else (other providers, odd parameters) goes through litellm unchanged.
 
-Transports: blocking calls use one pooled `httpx.Client`; awaited calls one pooled aiohttp
-session per event loop. Not httpx's AsyncClient: its pool polls every idle connection on each
+Transport: one pooled aiohttp session per event loop (the synchronous SDK's calls run on its
+background loop, router/serving/background.py). Not httpx's AsyncClient: its pool polls every idle connection on each
 request, which cost 2.4 ms of CPU per request at 32 concurrent requests against 0.17 ms for
 aiohttp (measured on a loopback upstream, uvloop or not): more than routing itself.
 """
@@ -20,10 +20,9 @@ from __future__ import annotations
 
 import asyncio
 import json
-import threading
 import time
 import weakref
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
@@ -68,24 +67,6 @@ def direct(kwargs: dict[str, Any]) -> bool:
         and all(k in CALL_SETTINGS or k in PASSED_THROUGH or k in STREAM_ONLY for k in kwargs)
         and (kwargs.get("stream") or kwargs.get("stream_options") is None)
     )
-
-
-def completion(messages: list, **kwargs: Any):
-    """`litellm.completion`, direct for an OpenAI-compatible endpoint (see `direct`). With
-    `stream=True`: an iterator of chunks (errors before the first byte are raised here)."""
-    if not direct(kwargs):
-        from router.serving.providers import load_litellm
-
-        return load_litellm().completion(messages=messages, **kwargs)
-    url, headers, body, timeout = _request(messages, kwargs)
-    t0 = time.time()
-    try:
-        if kwargs.get("stream"):
-            return _open_sync_stream(url, headers, body, timeout, messages, kwargs)
-        r = _sync_client().post(url, headers=headers, content=body, timeout=timeout)
-        return _answer(r.status_code, r.headers, r.content, url, kwargs)
-    except Exception as e:  # noqa: BLE001 - mapped as litellm maps it
-        raise _mapped(e, messages, kwargs, t0, url) from None
 
 
 async def acompletion(messages: list, **kwargs: Any):
@@ -243,62 +224,6 @@ class AsyncChunks:
             self._resp.release() if self._resp.content.at_eof() else self._resp.close()
 
 
-class SyncChunks:
-    """The chunks of a streamed answer read from an httpx response (an iterator)."""
-
-    def __init__(self, resp: httpx.Response, messages: list, kw: dict[str, Any]) -> None:
-        self._resp, self._messages, self._kw = resp, messages, kw
-        self._lines = resp.iter_lines()
-        self._decoder = ChunkDecoder(kw["model"].removeprefix("openai/"))
-        self._done = False
-        self._t0 = time.time()
-
-    def __iter__(self) -> Iterator:
-        return self
-
-    def __next__(self):
-        if self._done:
-            raise StopIteration
-        try:
-            while True:
-                raw = next(self._lines, None)
-                out = self._decoder.line(raw) if raw is not None else self._decoder.end()
-                if out is DONE or (raw is None and out is None):
-                    last = self._decoder.closing() if out is DONE else None
-                    self.close()
-                    if last is None:
-                        raise StopIteration
-                    return last
-                if raw is None:
-                    self.close()
-                    return out
-                if out is not None:
-                    return out
-        except StopIteration:
-            raise
-        except Exception as e:  # noqa: BLE001 - mapped as litellm's stream wrapper maps it
-            self.close()
-            raise _mid_stream(e, self._decoder, self._messages, self._kw, self._t0) from None
-
-    def close(self) -> None:
-        if not self._done:
-            self._done = True
-            self._resp.close()
-
-
-def _open_sync_stream(url: str, headers: dict, body: bytes, timeout: float, messages, kw: dict):
-    client = _sync_client()
-    req = client.build_request("POST", url, headers=headers, content=body, timeout=timeout)
-    resp = client.send(req, stream=True)
-    if resp.status_code >= 400:
-        try:
-            content = resp.read()
-        finally:
-            resp.close()
-        raise _status_error(resp.status_code, resp.headers, content, url)
-    return SyncChunks(resp, messages, kw)
-
-
 # ---- errors: the exceptions litellm would raise ---------------------------------------------
 
 
@@ -314,7 +239,7 @@ def _status_error(status: int, headers: Any, content: bytes, url: str) -> Except
 
 
 def _transport_error(e: Exception, kw: dict[str, Any], t0: float, url: str) -> Exception:
-    """A transport failure (httpx or aiohttp) as the openai SDK raises it."""
+    """A transport failure (aiohttp's) as the openai SDK raises it."""
     import openai
 
     if _is_timeout(e):
@@ -324,14 +249,14 @@ def _transport_error(e: Exception, kw: dict[str, Any], t0: float, url: str) -> E
         e.message += (
             f" - timeout value={kw.get('timeout')}, time taken={round(time.time() - t0, 2)} seconds"
         )
-    elif isinstance(e, httpx.HTTPError) or _is_aiohttp_error(e):
+    elif _is_aiohttp_error(e):
         request = getattr(e, "_request", None) or httpx.Request("POST", kw["api_base"])
         e = openai.APIConnectionError(request=request)
     return e
 
 
 def _is_timeout(e: Exception) -> bool:
-    return isinstance(e, httpx.TimeoutException | asyncio.TimeoutError)
+    return isinstance(e, asyncio.TimeoutError)
 
 
 def _stream_timeout(kw: dict[str, Any]) -> Exception:
@@ -422,9 +347,7 @@ def _mid_stream(e: Exception, dec: ChunkDecoder, messages: list, kw: dict, t0: f
 
 # ---- clients: pooled; an aiohttp session belongs to the event loop it was made on ----------
 
-_lock = threading.Lock()
 _sessions: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
-_sync: httpx.Client | None = None
 _openai: Any = None
 
 
@@ -462,18 +385,6 @@ async def _close_with_loop(session: Any):
     finally:
         if not session.closed:
             await session.close()
-
-
-def _sync_client() -> httpx.Client:
-    global _sync
-    with _lock:
-        if _sync is None:
-            _sync = httpx.Client(
-                limits=httpx.Limits(
-                    max_connections=MAX_CONNECTIONS, max_keepalive_connections=KEEPALIVE
-                )
-            )
-        return _sync
 
 
 def _openai_client():

@@ -1,0 +1,96 @@
+"""The event loop behind the synchronous SDK: `Router.chat` is `Router.achat` run here.
+
+The router's calling code is written once, for asyncio. Synchronous callers hand each
+coroutine to one long-lived loop in a daemon thread (`run_sync`) and wait for its result, as
+Playwright's and asgiref's synchronous faces do. The caller's context variables (the current
+OpenTelemetry span) go with the coroutine: `asyncio.run_coroutine_threadsafe` schedules it
+in a copy of the calling thread's context.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import atexit
+import concurrent.futures
+import threading
+from collections.abc import AsyncIterator, Coroutine, Iterator
+from typing import Any, TypeVar
+
+T = TypeVar("T")
+# How long, at interpreter exit, the loop may take to close what it holds open (pooled
+# upstream sessions, unfinished streams).
+SHUTDOWN_S = 5.0
+
+_loop: asyncio.AbstractEventLoop | None = None
+_thread: threading.Thread | None = None
+_lock = threading.Lock()
+
+
+def _background_loop() -> asyncio.AbstractEventLoop:
+    global _loop, _thread
+    with _lock:
+        if _loop is None:
+            _loop = asyncio.new_event_loop()
+            _thread = threading.Thread(target=_loop.run_forever, name="router-sync", daemon=True)
+            _thread.start()
+            atexit.register(_shutdown)
+        return _loop
+
+
+def run_sync(coro: Coroutine[Any, Any, T]) -> T:
+    """Run `coro` on the background loop and wait for its result (or its exception). An
+    interrupted caller (KeyboardInterrupt) cancels it."""
+    loop = _background_loop()
+    if threading.current_thread() is _thread:
+        coro.close()
+        raise RuntimeError("a synchronous router call from the router's own event loop: await it")
+    future = asyncio.run_coroutine_threadsafe(coro, loop)
+    try:
+        return future.result()
+    except BaseException:
+        future.cancel()  # a no-op once it is done
+        raise
+
+
+_END = object()
+
+
+async def _next(chunks: AsyncIterator) -> Any:
+    try:
+        return await chunks.__anext__()
+    except StopAsyncIteration:
+        return _END
+
+
+async def _aclose(chunks: Any) -> None:
+    close = getattr(chunks, "aclose", None)
+    if close is not None:
+        await close()
+
+
+def iterate(chunks: AsyncIterator) -> Iterator:
+    """An async iterator read from synchronous code, one `run_sync` per item; closing the
+    iterator (or leaving a `for` loop over it) closes `chunks`."""
+    try:
+        while (item := run_sync(_next(chunks))) is not _END:
+            yield item
+    finally:
+        if threading.current_thread() is _thread:
+            # Collected by a garbage collection that ran on the loop's own thread: waiting
+            # there would never end, so the close is only scheduled.
+            _background_loop().create_task(_aclose(chunks))
+        else:
+            run_sync(_aclose(chunks))
+
+
+def _shutdown() -> None:
+    """At exit: close the loop's async generators (the pooled upstream sessions close with
+    theirs, router/serving/upstream.py), so nothing warns of an unclosed session."""
+    loop = _loop
+    if loop is None or loop.is_closed():
+        return
+    future = asyncio.run_coroutine_threadsafe(loop.shutdown_asyncgens(), loop)
+    try:
+        future.result(SHUTDOWN_S)
+    except (concurrent.futures.TimeoutError, RuntimeError):
+        pass  # exit anyway: the daemon thread goes with the process
