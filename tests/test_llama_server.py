@@ -92,6 +92,26 @@ async def test_the_middleware_hands_the_app_the_rewritten_body_with_its_length()
     assert other["body"] == sent  # only chat requests are rewritten
 
 
+async def test_embeddings_of_a_model_loaded_without_them_are_a_400_that_says_so():
+    async def embed(request: Request) -> JSONResponse:
+        return JSONResponse({"data": [{"embedding": [0.5]}]})
+
+    server = Starlette(routes=[Route("/v1/embeddings", embed, methods=["POST"])])
+    body = {"input": "hello", "model": "m"}
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(ChatRequests(server, embeddings=False)), base_url="http://t"
+    ) as c:
+        refused = await c.post("/v1/embeddings", json=body)
+    assert refused.status_code == 400
+    error = refused.json()["error"]
+    assert error["code"] == "embeddings_not_served" and "not embeddings" in error["message"]
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(ChatRequests(server)), base_url="http://t"
+    ) as c:
+        served = await c.post("/v1/embeddings", json=body)
+    assert served.status_code == 200 and served.json()["data"][0]["embedding"] == [0.5]
+
+
 async def test_n_choices_are_n_calls_with_the_prompt_counted_once():
     calls = []
 

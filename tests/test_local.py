@@ -184,6 +184,16 @@ def test_proxy_answers_with_the_local_model(local_proxy):
     assert "smollm2" in h["x-router-reason"]
 
 
+def test_embeddings_of_the_chat_model_are_a_400_not_an_outage(local_proxy):
+    """SmolLM2 is loaded for chat: its server would answer a 500, which clients retry and
+    breakers count; the proxy answers a 400 that says why."""
+    r = httpx.post(
+        local_proxy.base_url + "/embeddings", json={"model": "smollm2", "input": "hi"}, timeout=60
+    )
+    assert r.status_code == 400, r.text
+    assert "not embeddings" in r.json()["error"]["message"]
+
+
 def test_proxy_streams_from_the_local_model(local_proxy):
     body = {"model": "router/local", "messages": QUESTION, "max_tokens": 16, "stream": True}
     with httpx.stream(

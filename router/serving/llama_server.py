@@ -23,6 +23,16 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 CHAT_PATHS = frozenset({"/v1/chat/completions", "/chat/completions"})
+EMBEDDING_PATHS = frozenset({"/v1/embeddings", "/embeddings"})
+NO_EMBEDDINGS = {
+    "error": {
+        "message": "this local model serves chat and completions, not embeddings: it was "
+        "started without `embedding`",
+        "type": "invalid_request_error",
+        "param": "model",
+        "code": "embeddings_not_served",
+    }
+}
 
 
 def plain_message(message: Any) -> Any:
@@ -128,12 +138,23 @@ class ChatRequests:
     asks for its usage gets it, counted by `counter`; and with a counter, whole answers are
     streamed and put together (without one: no usage in streams, whole answers asked whole)."""
 
-    def __init__(self, app: Any, counter: TokenCounter | None = None) -> None:
+    def __init__(
+        self, app: Any, counter: TokenCounter | None = None, embeddings: bool = True
+    ) -> None:
         self.app = app
         self.counter = counter
+        # False: the model was loaded without `embedding`, and the server's answer to an
+        # embeddings request would be a 500 (which a caller retries, or takes for an outage).
+        self.embeddings = embeddings
 
     async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
-        if scope["type"] != "http" or scope["method"] != "POST" or scope["path"] not in CHAT_PATHS:
+        if scope["type"] != "http" or scope["method"] != "POST":
+            await self.app(scope, receive, send)
+            return
+        if scope["path"] in EMBEDDING_PATHS and not self.embeddings:
+            await _send_json(send, 400, NO_EMBEDDINGS)
+            return
+        if scope["path"] not in CHAT_PATHS:
             await self.app(scope, receive, send)
             return
         parts, more = [], True
@@ -504,7 +525,8 @@ def main() -> None:
                 counter = TokenCounter(models[0].model)
             except ValueError:
                 counter = None  # no template in the file: streams go without usage
-        return ChatRequests(create_app(**kw), counter)
+        embeddings = not models or any(getattr(m, "embedding", False) for m in models)
+        return ChatRequests(create_app(**kw), counter, embeddings=embeddings)
 
     server.create_app = wrapped
     server.main()
