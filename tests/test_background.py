@@ -97,3 +97,29 @@ def test_a_stream_closed_on_the_loops_own_thread_is_closed_there_without_waiting
 
     run_sync(close_here())
     assert closed.wait(5)
+
+
+def _in_child(out) -> None:
+    async def answer():
+        return "the child's own loop"
+
+    out.put(run_sync(answer()))
+
+
+def test_a_forked_child_runs_its_own_loop_instead_of_waiting_for_the_parents():
+    import multiprocessing
+
+    async def warm():
+        return 1
+
+    run_sync(warm())  # the parent's loop thread exists; a forked child has no copy of it
+    ctx = multiprocessing.get_context("fork")
+    out = ctx.Queue()
+    child = ctx.Process(target=_in_child, args=(out,))
+    child.start()
+    try:
+        assert out.get(timeout=20) == "the child's own loop"
+    finally:
+        child.join(10)
+        if child.is_alive():
+            child.kill()

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import atexit
 import concurrent.futures
+import os
 import threading
 from collections.abc import AsyncIterator, Coroutine, Iterator
 from typing import Any, TypeVar
@@ -81,6 +82,16 @@ def iterate(chunks: AsyncIterator) -> Iterator:
             _background_loop().create_task(_aclose(chunks))
         else:
             run_sync(_aclose(chunks))
+
+
+def _forget_in_child() -> None:
+    """A forked child has no copy of the loop's thread: it starts its own on first use, where
+    it would otherwise wait for ever on a loop nobody runs."""
+    global _loop, _thread, _lock
+    _loop, _thread, _lock = None, None, threading.Lock()
+
+
+os.register_at_fork(after_in_child=_forget_in_child)
 
 
 def _shutdown() -> None:
