@@ -362,7 +362,60 @@ def test_a_client_that_gives_up_on_a_whole_answer_stops_its_upstream(proxy, upst
     }
     if path == "/responses":
         body = {"model": body["model"], "input": text}
+    before = time.time()
     with pytest.raises(httpx.TimeoutException):
         httpx.post(proxy.base_url + path, json=body, timeout=1.0)
     # 8 s: the upstream answers after 20 s
     assert wait_for(lambda: text in upstream.abandoned, 8.0, "the upstream to see its client go")
+    # Its row says the client left (not an error of the router's) and which model it had.
+    left = wait_for(lambda: _latest_left(proxy, before), 8.0, "the request's 499 row")
+    assert left["model"] == "patient" and left["error"] == "cancelled before the answer"
+
+
+def _latest_left(proxy, after: float) -> dict | None:
+    proxy.decision_log.flush()
+    con = sqlite3.connect(proxy.decision_log.path)
+    con.row_factory = sqlite3.Row
+    try:
+        r = con.execute(
+            "SELECT * FROM decisions WHERE status = 499 AND requested_model = ? AND ts > ?"
+            " ORDER BY ts DESC LIMIT 1",
+            ("router/only-patient", after),
+        ).fetchone()
+        return dict(r) if r is not None else None
+    finally:
+        con.close()
+
+
+async def test_an_sdk_call_cancelled_before_its_answer_names_its_model(
+    fault_router, upstream, tmp_path
+):
+    """The caller gives up on `achat`: the cancellation carries the decision (the proxy's 499
+    row names the model from it) and the SDK's own log keeps a 499 row."""
+    text = "the sdk gives up waiting"
+    log = fault_router.open_decision_log(tmp_path / "sdk.db")
+    try:
+        call = asyncio.ensure_future(fault_router.achat(text, policy="only-patient"))
+        for _ in range(400):  # until the upstream has the request (routing can be slow here)
+            if any(_last_text(r) == text for r in upstream.requests):
+                break
+            await asyncio.sleep(0.02)
+        call.cancel()
+        with pytest.raises(asyncio.CancelledError) as cancelled:
+            await call
+        assert cancelled.value.decision.model == "patient"
+        assert log.flush(8.0)
+        con = sqlite3.connect(tmp_path / "sdk.db")
+        try:
+            rows = con.execute("SELECT model, status, error FROM decisions").fetchall()
+        finally:
+            con.close()
+        assert rows == [("patient", 499, "cancelled before the answer")]
+    finally:
+        log.close()
+        fault_router.decision_log = None
+
+
+def _last_text(request: dict) -> str | None:
+    messages = request.get("messages") or [{}]
+    return messages[-1].get("content")

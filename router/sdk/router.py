@@ -7,6 +7,7 @@ comes back with the answer records every attempt.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import time
 import weakref
@@ -464,8 +465,20 @@ class Router:
         """Route, then call the model: `chat()` for asyncio. Routing runs in a worker thread so
         the loop never blocks."""
         with tracing.span(self.tracer, tracing.CHAT) as span:
+            routed: list[Decision] = []  # the decision, once made
             try:
-                result = await self._achat(messages, policy, **params)
+                result = await self._achat(messages, policy, routed, **params)
+            except asyncio.CancelledError as e:
+                # The caller gave up before the answer. The decision goes with the
+                # cancellation, so a caller that records it (the proxy's 499 row) can name the
+                # model, and the SDK's own log keeps the row as the proxy's does.
+                e.decision = routed[0] if routed else None
+                if routed and self.decision_log is not None:
+                    msgs = normalise_messages(messages)
+                    logged.log_call(
+                        self, routed[0], msgs, status=499, error="cancelled before the answer"
+                    )
+                raise
             except UpstreamError as e:
                 tracing.annotate(span, e.decision)
                 seq = self._log_failure(e, messages)
@@ -475,7 +488,13 @@ class Router:
             tracing.annotate(span, result.decision)
             return result
 
-    async def _achat(self, messages: str | list[Message], policy: str | None = None, **params: Any):
+    async def _achat(
+        self,
+        messages: str | list[Message],
+        policy: str | None,
+        routed: list[Decision],
+        **params: Any,
+    ):
 
         pin = params.pop("model", None)
         msgs = normalise_messages(messages)
@@ -490,6 +509,7 @@ class Router:
                 return AsyncRoutedStream(cp.decision, result[0], _aiter(result[1:]))
             return result
         decision = cp.decision
+        routed.append(decision)
         send = self.outgoing(msgs, decision)  # redacted when the privacy rule says so
         calls = self.calls.hiding(message_text(m) for m in send)  # errors quote the prompt
         if params.get("stream"):

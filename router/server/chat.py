@@ -178,8 +178,9 @@ class ChatService:
                     session_scope=record.principal.name,  # one key's sessions are not another's
                     **params,
                 )
-        except asyncio.CancelledError:
-            record.end(499, None, None, "cancelled before the answer")
+        except asyncio.CancelledError as e:
+            # The decision, when routing had made one (Router.achat leaves it on the error).
+            record.end(499, getattr(e, "decision", None), None, "cancelled before the answer")
             raise
         except RequestError as e:
             record.end(400, None, None, str(e))
