@@ -118,6 +118,7 @@ FAULTS: dict[str, tuple[str, dict]] = {
     "smallwindow": ("small-window", {"retries": 0}),
     "patient": ("patient-20", {"retries": 0, "timeout": 30}),
     "nokey": ("echo", {"retries": 0, "api_key_env": "ROUTER_TEST_KEY_NEVER_SET"}),
+    "tinywindow": ("echo", {"retries": 0, "context_window": 64}),
 }
 FAULT_TIMEOUT_S = 2.0
 
@@ -148,6 +149,10 @@ def write_fault_config(src_cfg, dest, api_base: str, breaker: dict | None = None
     # A prompt too long for the first model, whose fallback cannot be called (no key).
     (dest / "policies" / "window-then-nokey.yaml").write_text(
         "default: [smallwindow]\nlarge: [nokey]\nescalation:\n  max_difficulty: 1.0\n"
+    )
+    # A prompt longer than the only callable model's window, which fits only a keyless one.
+    (dest / "policies" / "tiny-then-nokey.yaml").write_text(
+        "default: [tinywindow]\nlarge: [nokey]\n"
     )
     cfg["breaker"] = breaker or {"failures": 0}
     cfg_path.write_text(yaml.safe_dump(cfg))

@@ -19,6 +19,7 @@ import httpx
 import openai
 import pytest
 
+from router import UpstreamError
 from router.server import create_app
 from tests.learning import wait_for
 from tests.proxy import FAULT_TIMEOUT_S, Proxy, router_from, write_fault_config
@@ -348,6 +349,31 @@ def test_a_prompt_too_long_for_the_model_is_openais_400_whatever_the_fallbacks(p
     # too long for every model of the policy: the router says so before calling any
     r, _, _ = chat(proxy, "router", "word " * 140_000)
     assert r.status_code == 400 and r.json()["error"]["code"] == "context_length_exceeded"
+
+
+def test_a_prompt_that_fits_only_models_that_cannot_be_called_is_too_long_not_an_outage(
+    proxy, fault_router
+):
+    """Under `make run` only the local model has no key: a conversation longer than its
+    window went to a keyless large model and came back a 502 that clients retry. It is the
+    prompt's length, which agents can cure by shortening it."""
+    client = openai.OpenAI(base_url=proxy.base_url, api_key="unused", max_retries=0)
+    long = "a question that goes on " * 20
+    with pytest.raises(openai.BadRequestError) as e:
+        client.chat.completions.create(
+            model="router/tiny-then-nokey", messages=[{"role": "user", "content": long}]
+        )
+    assert (e.value.code, e.value.param) == ("context_length_exceeded", "messages")
+    message = e.value.body["message"]
+    assert "tinywindow: 64" in message and "nokey" in message and "not set" in message
+    with pytest.raises(UpstreamError) as sdk:
+        fault_router.chat(long, policy="tiny-then-nokey")
+    assert (sdk.value.status_code, sdk.value.code) == (400, "context_length_exceeded")
+    # A prompt that fits the callable model is answered by it.
+    short = client.chat.completions.create(
+        model="router/tiny-then-nokey", messages=[{"role": "user", "content": "hi"}]
+    )
+    assert short.choices[0].message.content == "echo: hi"
 
 
 @pytest.mark.parametrize("path", ["/chat/completions", "/messages", "/responses"])

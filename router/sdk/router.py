@@ -31,6 +31,7 @@ from router.core.encoder import load_encoder
 from router.core.policy import CompiledPolicy, Decision
 from router.core.privacy import detect, redact_messages
 from router.core.request import (
+    CONTEXT_LENGTH_EXCEEDED,
     Message,
     RequestError,
     RequestFacts,
@@ -49,7 +50,7 @@ from router.serving.budget import Budgets
 from router.serving.cache import ResponseCache, open_cache
 from router.serving.calls import ModelCalls
 from router.serving.local import LocalModels
-from router.serving.providers import EmptyStream, UpstreamError
+from router.serving.providers import UNAVAILABLE, EmptyStream, UpstreamError
 from router.serving.sessions import Sessions, reply_of
 from router.serving.state import StateStore, open_state
 
@@ -480,13 +481,48 @@ class Router:
                     )
                 raise
             except UpstreamError as e:
-                tracing.annotate(span, e.decision)
-                seq = self._log_failure(e, messages)
+                failure = self._window_error(e, messages, params) or e
+                tracing.annotate(span, failure.decision)
+                seq = self._log_failure(failure, messages)
                 if seq is not None:
                     await self.decision_log.adurable(seq)
-                raise
+                if failure is e:
+                    raise
+                raise failure from None
             tracing.annotate(span, result.decision)
             return result
+
+    def _window_error(
+        self, e: UpstreamError, messages: str | list[Message], params: dict[str, Any]
+    ) -> UpstreamError | None:
+        """A routed call whose models were all unavailable (no key, local server down), while
+        the models that could be called were left out because the prompt is too long for
+        them, failed for the prompt's length: OpenAI's 400 `context_length_exceeded`, on which
+        agents shorten the conversation, not an outage the client retries. None otherwise."""
+        d = e.decision
+        if d is None or params.get("model") or not d.attempts:
+            return None
+        if not all((a.error or "").startswith(UNAVAILABLE) for a in d.attempts):
+            return None
+        tokens = request_facts(messages, params).prompt_tokens
+        callable_short = [
+            m
+            for m in self.policy(d.policy).models
+            if m.context_window < tokens and self.calls.available(m.name)
+        ]
+        if not callable_short:
+            return None
+        windows = ", ".join(f"{m.name}: {m.context_window}" for m in callable_short)
+        unavailable = "; ".join(f"{a.model}: {a.error}" for a in d.attempts)
+        return UpstreamError(
+            f"the prompt ({tokens} tokens) is longer than the context window of every model "
+            f"that can be called now ({windows}); the models it fits cannot be called "
+            f"({unavailable})",
+            d,
+            400,
+            CONTEXT_LENGTH_EXCEEDED,
+            "messages",
+        )
 
     async def _achat(
         self,

@@ -21,6 +21,8 @@ from router.serving.breaker import Breakers
 from router.serving.chain import CIRCUIT_OPEN, Call, Done, FallbackChain, Sleep
 from router.serving.local import LocalModels
 from router.serving.providers import (
+    UNAVAILABLE,
+    ModelUnavailable,
     UpstreamError,
     call_kwargs,
     failure_status,
@@ -46,6 +48,14 @@ class ModelCalls:
 
     def kwargs(self, name: str, params: dict[str, Any]) -> dict[str, Any]:
         return call_kwargs(self.config.model(name), self.local, params)
+
+    def available(self, name: str) -> bool:
+        """Can model `name` be called now (its key set, its local server up)?"""
+        try:
+            self.kwargs(name, {})
+        except ModelUnavailable:
+            return False
+        return True
 
     def hiding(self, quotes: Iterable[str]) -> ModelCalls:
         """These calls (the same breakers, servers and tracer) for one request whose prompt
@@ -80,9 +90,8 @@ class ModelCalls:
         failed = [a for a in attempts if not a.ok]
         note = f"fell back to {name} after " + ", ".join(f"{a.model} ({a.error})" for a in failed)
         # Only unavailable models before it (no key, local server down): say so plainly.
-        prefix = "ModelUnavailable: "
-        if failed and all((a.error or "").startswith(prefix) for a in failed):
-            whys = [(a.model, (a.error or "").removeprefix(prefix)) for a in failed]
+        if failed and all((a.error or "").startswith(UNAVAILABLE) for a in failed):
+            whys = [(a.model, (a.error or "").removeprefix(UNAVAILABLE)) for a in failed]
             why = whys[0][1] if len(whys) == 1 else ", ".join(f"{m}: {w}" for m, w in whys)
             note = f"wanted {decision.model}, unavailable ({why}); answered by {name}"
         return decision.answered_by(name, self.config.model(name).tier, attempts, note)

@@ -36,6 +36,10 @@ class ModelUnavailable(RuntimeError):
     """A model cannot be called at all (for example its API key is not set)."""
 
 
+# How an attempt's error begins when its model could not be called (`Attempt.error`).
+UNAVAILABLE = f"{ModelUnavailable.__name__}: "
+
+
 class EmptyStream(RuntimeError):
     """A stream ended without a single role, content or tool-call delta (not a real answer)."""
 
