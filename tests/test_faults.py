@@ -366,6 +366,9 @@ def test_a_prompt_that_fits_only_models_that_cannot_be_called_is_too_long_not_an
     assert (e.value.code, e.value.param) == ("context_length_exceeded", "messages")
     message = e.value.body["message"]
     assert "tinywindow: 64" in message and "nokey" in message and "not set" in message
+    with pytest.raises(openai.BadRequestError) as responses:  # the field is `input` there
+        client.responses.create(model="router/tiny-then-nokey", input=long)
+    assert (responses.value.code, responses.value.param) == ("context_length_exceeded", "input")
     with pytest.raises(UpstreamError) as sdk:
         fault_router.chat(long, policy="tiny-then-nokey")
     assert (sdk.value.status_code, sdk.value.code) == (400, "context_length_exceeded")

@@ -204,7 +204,7 @@ class ChatService:
             if e.status_code == 503:
                 wait = min(record.router.breakers.retry_after(a.model) for a in d.attempts)
                 headers["retry-after"] = str(max(1, math.ceil(wait)))
-            raise APIError(e.status_code, msg, e.param, code, headers) from None
+            raise APIError(e.status_code, msg, param_of(e.param), code, headers) from None
         except Exception:
             record.end(500, None, None, "internal error")  # the handler logs the traceback
             await record.durable()
