@@ -99,6 +99,32 @@ def test_a_stream_closed_on_the_loops_own_thread_is_closed_there_without_waiting
     assert closed.wait(5)
 
 
+def test_an_sdk_stream_closed_on_the_loops_own_thread_closes_without_waiting():
+    from router.sdk.streams import AsyncRoutedStream, RoutedStream
+
+    closed = threading.Event()
+
+    class Source:
+        def __aiter__(self):
+            return self
+
+        async def __anext__(self):
+            return "two"
+
+        async def aclose(self):
+            closed.set()
+
+    stream = RoutedStream(AsyncRoutedStream(None, "one", Source()))
+    chunks = iter(stream)
+    assert next(chunks) == "one"
+
+    async def close_here():
+        stream.close()
+
+    run_sync(close_here())
+    assert closed.wait(5)
+
+
 def _in_child(out) -> None:
     async def answer():
         return "the child's own loop"

@@ -6,7 +6,7 @@ from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 from router.core.policy import Decision
-from router.serving.background import iterate, run_sync
+from router.serving.background import close_soon, iterate
 from router.serving.closing import aclose, closes
 
 
@@ -94,4 +94,4 @@ class RoutedStream:
     def close(self) -> None:
         """Stop reading: the model's connection is closed (a local model stops generating)."""
         self._chunks.close()
-        run_sync(self._stream.aclose())
+        close_soon(self._stream.aclose())

@@ -76,12 +76,16 @@ def iterate(chunks: AsyncIterator) -> Iterator:
         while (item := run_sync(_next(chunks))) is not _END:
             yield item
     finally:
-        if threading.current_thread() is _thread:
-            # Collected by a garbage collection that ran on the loop's own thread: waiting
-            # there would never end, so the close is only scheduled.
-            _background_loop().create_task(_aclose(chunks))
-        else:
-            run_sync(_aclose(chunks))
+        close_soon(_aclose(chunks))
+
+
+def close_soon(coro: Coroutine[Any, Any, None]) -> None:
+    """Run a closing coroutine: waited for, except on the loop's own thread (where a garbage
+    collection may close a stream), where waiting would never end, so it is scheduled."""
+    if threading.current_thread() is _thread:
+        _background_loop().create_task(coro)
+    else:
+        run_sync(coro)
 
 
 def _forget_in_child() -> None:
