@@ -351,6 +351,26 @@ def test_a_prompt_too_long_for_the_model_is_openais_400_whatever_the_fallbacks(p
     assert r.status_code == 400 and r.json()["error"]["code"] == "context_length_exceeded"
 
 
+def test_a_chain_of_models_that_cannot_be_called_is_a_503_model_unavailable(proxy, fault_router):
+    """No key, so nothing was called: the router's configuration, not an upstream that
+    misbehaved (a 502), and no breaker's time to wait (no Retry-After)."""
+    r, _, _ = chat(proxy, "router/only-nokey", "hello")
+    assert r.status_code == 503, r.text
+    error = r.json()["error"]
+    assert error["code"] == "model_unavailable" and "ROUTER_TEST_KEY_NEVER_SET" in error["message"]
+    assert "retry-after" not in r.headers and r.headers["x-router-attempts"] == "nokey:failed"
+    body = {
+        "model": "router/only-nokey",
+        "max_tokens": 8,
+        "messages": [{"role": "user", "content": "hi"}],
+    }
+    claude = httpx.post(proxy.base_url + "/messages", json=body, timeout=30)
+    assert claude.status_code == 503 and claude.json()["error"]["type"] == "api_error"
+    with pytest.raises(UpstreamError) as sdk:
+        fault_router.chat("hello", policy="only-nokey")
+    assert (sdk.value.status_code, sdk.value.code) == (503, "model_unavailable")
+
+
 def test_a_prompt_that_fits_only_models_that_cannot_be_called_is_too_long_not_an_outage(
     proxy, fault_router
 ):

@@ -201,7 +201,7 @@ class ChatService:
                 429: "rate_limited",
                 503: "circuit_open",
             }.get(e.status_code, "upstream_error")
-            if e.status_code == 503:
+            if code == "circuit_open":  # a model that cannot be called has no time to wait
                 wait = min(record.router.breakers.retry_after(a.model) for a in d.attempts)
                 headers["retry-after"] = str(max(1, math.ceil(wait)))
             raise APIError(e.status_code, msg, param_of(e.param), code, headers) from None

@@ -33,6 +33,7 @@ from router.server.translate.messages import (
     messages_to_chat,
     parse_messages,
 )
+from router.serving.providers import MODEL_UNAVAILABLE
 
 # HTTP status → Anthropic error type.
 ERROR_TYPES = {
@@ -56,6 +57,8 @@ def anthropic_error_body(status: int, message: str, param: str | None, code: str
     """Anthropic's error object; the message starts with the field it is about, in Anthropic's
     dotted path style."""
     kind = ERROR_TYPES.get(status, "api_error" if status >= 500 else "invalid_request_error")
+    if code == MODEL_UNAVAILABLE:
+        kind = "api_error"  # the router's configuration, not load worth waiting out
     if param and "[" in param:
         dotted = param.replace("][", ".").replace("[", ".").replace("]", "")
         message = message.replace(param, dotted, 1)

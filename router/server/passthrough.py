@@ -27,7 +27,12 @@ from router.server.errors import APIError, upstream_error_line
 from router.server.receipts import header_value
 from router.server.streaming import EndingStreamingResponse, event
 from router.serving.closing import aclose
-from router.serving.providers import ModelUnavailable, failure_status, load_litellm
+from router.serving.providers import (
+    MODEL_UNAVAILABLE,
+    ModelUnavailable,
+    failure_status,
+    load_litellm,
+)
 
 log = logging.getLogger("router.server")
 
@@ -129,7 +134,7 @@ class PassThrough:
         except ModelUnavailable as e:
             router.breakers.release(name)
             raise APIError(
-                503, f"model {name!r} is unavailable: {e}", "model", "model_unavailable"
+                503, f"model {name!r} is unavailable: {e}", "model", MODEL_UNAVAILABLE
             ) from None
         except Exception as e:  # noqa: BLE001 - every upstream failure becomes an OpenAI error
             router.calls.breaker_failure(name, e)

@@ -21,6 +21,7 @@ from router.serving.breaker import Breakers
 from router.serving.chain import CIRCUIT_OPEN, Call, Done, FallbackChain, Sleep
 from router.serving.local import LocalModels
 from router.serving.providers import (
+    MODEL_UNAVAILABLE,
     UNAVAILABLE,
     ModelUnavailable,
     UpstreamError,
@@ -107,6 +108,11 @@ class ModelCalls:
         message = f"every model in the chain failed: {detail}"
         if is_context_overflow(last):
             return UpstreamError(message, decision, code, CONTEXT_LENGTH_EXCEEDED, "messages")
+        if attempts and all((a.error or "").startswith(UNAVAILABLE) for a in attempts):
+            # Nothing was called (no key, local server down): the router's own configuration
+            # or state, not a model that misbehaved (a 502), as the pass-through endpoints say.
+            message = f"no model in the chain can be called: {detail}"
+            return UpstreamError(message, decision, 503, MODEL_UNAVAILABLE)
         return UpstreamError(message, decision, code)
 
     def breaker_failure(self, name: str, exc: Exception) -> None:

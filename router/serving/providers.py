@@ -38,6 +38,8 @@ class ModelUnavailable(RuntimeError):
 
 # How an attempt's error begins when its model could not be called (`Attempt.error`).
 UNAVAILABLE = f"{ModelUnavailable.__name__}: "
+# The error code of a request no model could be called for (a 503).
+MODEL_UNAVAILABLE = "model_unavailable"
 
 
 class EmptyStream(RuntimeError):
