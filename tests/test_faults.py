@@ -346,9 +346,35 @@ def test_a_prompt_too_long_for_the_model_is_openais_400_whatever_the_fallbacks(p
     }
     claude = httpx.post(proxy.base_url + "/messages", json=body, timeout=30)
     assert claude.status_code == 400 and claude.json()["error"]["type"] == "invalid_request_error"
+    # Claude clients compact on Anthropic's words; litellm knows an overflow by OpenAI's.
+    assert claude.json()["error"]["message"].startswith("prompt is too long: ")
+    assert _litellm_overflow(proxy, "router/window-then-nokey", "a long question " * 30)
     # too long for every model of the policy: the router says so before calling any
     r, _, _ = chat(proxy, "router", "word " * 140_000)
     assert r.status_code == 400 and r.json()["error"]["code"] == "context_length_exceeded"
+    assert "This model's maximum context length is 128000 tokens" in r.json()["error"]["message"]
+    assert _litellm_overflow(proxy, "router", "word " * 140_000)
+
+
+def _litellm_overflow(proxy, model: str, text: str) -> bool:
+    """Does litellm, as a client of the proxy, take its answer for a context overflow?"""
+    from router.serving.providers import load_litellm
+
+    litellm = load_litellm()
+    try:
+        litellm.completion(
+            model=f"openai/{model}",
+            api_base=proxy.base_url,
+            api_key="unused",
+            messages=[{"role": "user", "content": text}],
+            num_retries=0,
+            max_retries=0,
+        )
+    except litellm.ContextWindowExceededError:
+        return True
+    except Exception:  # noqa: BLE001 - any other answer is not an overflow to litellm
+        return False
+    return False
 
 
 def test_a_chain_of_models_that_cannot_be_called_is_a_503_model_unavailable(proxy, fault_router):
@@ -386,6 +412,7 @@ def test_a_prompt_that_fits_only_models_that_cannot_be_called_is_too_long_not_an
     assert (e.value.code, e.value.param) == ("context_length_exceeded", "messages")
     message = e.value.body["message"]
     assert "tinywindow: 64" in message and "nokey" in message and "not set" in message
+    assert _litellm_overflow(proxy, "router/tiny-then-nokey", long)
     with pytest.raises(openai.BadRequestError) as responses:  # the field is `input` there
         client.responses.create(model="router/tiny-then-nokey", input=long)
     assert (responses.value.code, responses.value.param) == ("context_length_exceeded", "input")

@@ -24,7 +24,12 @@ from typing import Any
 import numpy as np
 
 from router.core.config import Escalation, ModelSpec, Policy, PrivacySpec
-from router.core.request import CONTEXT_LENGTH_EXCEEDED, RequestError, RequestFacts
+from router.core.request import (
+    CONTEXT_LENGTH_EXCEEDED,
+    RequestError,
+    RequestFacts,
+    context_overflow,
+)
 
 # Reason codes of the score stage.
 CHEAP, LOW_CONFIDENCE, HARD, NO_SUCCESS, NO_CHEAP, NO_TEXT, UTILITY, GAIN = range(8)
@@ -213,11 +218,13 @@ class CompiledPolicy:
         mask = np.ones(len(self.models), dtype=bool)
         notes: list[str] = []
 
-        def narrow(keep: np.ndarray, what: str, param: str, code: str | None = None) -> None:
+        def narrow(
+            keep: np.ndarray, what: str, param: str, code: str | None = None, lead: str = ""
+        ) -> None:
             nonlocal mask
             if not (mask & keep).any():
                 raise RequestError(
-                    f"no model in policy {self.policy.name!r} {what}; "
+                    f"{lead + ' ' if lead else ''}no model in policy {self.policy.name!r} {what}; "
                     f"candidates were {[n for n, k in zip(self.names, mask, strict=True) if k]}",
                     param,
                     code,
@@ -276,11 +283,14 @@ class CompiledPolicy:
                 narrow(np.array(["vision" in c for c in caps]), "accepts images", "messages")
             elif rule == "context_window":
                 fits = np.array([facts.prompt_tokens <= m.context_window for m in self.models])
+                # The widest window still in play (earlier rules leave at least one model).
+                widest = max(m.context_window for m, k in zip(self.models, mask, strict=True) if k)
                 narrow(
                     fits,
                     f"fits {facts.prompt_tokens} prompt tokens",
                     "messages",
                     CONTEXT_LENGTH_EXCEEDED,
+                    lead=context_overflow(widest, facts.prompt_tokens),
                 )
         if facts.stream:
             narrow(np.array(["streaming" in c for c in caps]), "supports streaming", "stream")

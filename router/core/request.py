@@ -27,6 +27,17 @@ ROLES = ("system", "developer", "user", "assistant", "tool", "function")
 CONTEXT_LENGTH_EXCEEDED = "context_length_exceeded"
 
 
+def context_overflow(limit: int, tokens: int) -> str:
+    """The opening of the router's own context-overflow messages, in OpenAI's words: clients
+    that know an overflow by its message rather than its code (litellm's
+    ContextWindowExceededError, on which its users trim and fall back) look for them. An
+    upstream's own overflow is passed on in its words, which litellm recognised to call it one."""
+    return (
+        f"This model's maximum context length is {limit} tokens. However, your messages "
+        f"resulted in {tokens} tokens. Please reduce the length of the messages."
+    )
+
+
 class RequestError(ValueError):
     """The request cannot be routed; `param` names the offending field, as OpenAI errors do;
     `code` is the error code an HTTP answer carries (default: invalid_request)."""

@@ -35,6 +35,7 @@ from router.core.request import (
     Message,
     RequestError,
     RequestFacts,
+    context_overflow,
     message_text,
     normalise_messages,
     request_facts,
@@ -514,10 +515,11 @@ class Router:
             return None
         windows = ", ".join(f"{m.name}: {m.context_window}" for m in callable_short)
         unavailable = "; ".join(f"{a.model}: {a.error}" for a in d.attempts)
+        widest = max(m.context_window for m in callable_short)
         return UpstreamError(
-            f"the prompt ({tokens} tokens) is longer than the context window of every model "
-            f"that can be called now ({windows}); the models it fits cannot be called "
-            f"({unavailable})",
+            f"{context_overflow(widest, tokens)} The prompt ({tokens} tokens) is longer than the "
+            f"context window of every model that can be called now ({windows}); the models it "
+            f"fits cannot be called ({unavailable})",
             d,
             400,
             CONTEXT_LENGTH_EXCEEDED,

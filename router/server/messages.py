@@ -19,7 +19,7 @@ from typing import Any
 from fastapi import Request
 from fastapi.responses import JSONResponse, Response
 
-from router.core.request import RequestError, estimate_tokens
+from router.core.request import CONTEXT_LENGTH_EXCEEDED, RequestError, estimate_tokens
 from router.server.auth import Principal
 from router.server.chat import ChatService
 from router.server.endpoint import bad_request, read_json, record_for
@@ -59,6 +59,9 @@ def anthropic_error_body(status: int, message: str, param: str | None, code: str
     kind = ERROR_TYPES.get(status, "api_error" if status >= 500 else "invalid_request_error")
     if code == MODEL_UNAVAILABLE:
         kind = "api_error"  # the router's configuration, not load worth waiting out
+    if code == CONTEXT_LENGTH_EXCEEDED:
+        # Anthropic's words for it, which Claude clients look for before they compact.
+        message = f"prompt is too long: {message}"
     if param and "[" in param:
         dotted = param.replace("][", ".").replace("[", ".").replace("]", "")
         message = message.replace(param, dotted, 1)
