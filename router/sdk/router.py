@@ -51,7 +51,7 @@ from router.serving.budget import Budgets
 from router.serving.cache import ResponseCache, open_cache
 from router.serving.calls import ModelCalls
 from router.serving.local import LocalModels
-from router.serving.providers import UNAVAILABLE, EmptyStream, UpstreamError
+from router.serving.providers import MODEL_UNAVAILABLE, EmptyStream, UpstreamError
 from router.serving.sessions import Sessions, reply_of
 from router.serving.state import StateStore, open_state
 
@@ -501,9 +501,8 @@ class Router:
         them, failed for the prompt's length: OpenAI's 400 `context_length_exceeded`, on which
         agents shorten the conversation, not an outage the client retries. None otherwise."""
         d = e.decision
-        if d is None or params.get("model") or not d.attempts:
-            return None
-        if not all((a.error or "").startswith(UNAVAILABLE) for a in d.attempts):
+        # MODEL_UNAVAILABLE: the chain called nothing (`ModelCalls.fail`).
+        if d is None or params.get("model") or e.code != MODEL_UNAVAILABLE:
             return None
         tokens = request_facts(messages, params).prompt_tokens
         callable_short = [

@@ -17,6 +17,8 @@ import threading
 from collections.abc import AsyncIterator, Coroutine, Iterator
 from typing import Any, TypeVar
 
+from router.serving.closing import aclose
+
 T = TypeVar("T")
 # How long, at interpreter exit, the loop may take to close what it holds open (pooled
 # upstream sessions, unfinished streams).
@@ -63,12 +65,6 @@ async def _next(chunks: AsyncIterator) -> Any:
         return _END
 
 
-async def _aclose(chunks: Any) -> None:
-    close = getattr(chunks, "aclose", None)
-    if close is not None:
-        await close()
-
-
 def iterate(chunks: AsyncIterator) -> Iterator:
     """An async iterator read from synchronous code, one `run_sync` per item; closing the
     iterator (or leaving a `for` loop over it) closes `chunks`."""
@@ -76,7 +72,7 @@ def iterate(chunks: AsyncIterator) -> Iterator:
         while (item := run_sync(_next(chunks))) is not _END:
             yield item
     finally:
-        close_soon(_aclose(chunks))
+        close_soon(aclose(chunks))
 
 
 def close_soon(coro: Coroutine[Any, Any, None]) -> None:

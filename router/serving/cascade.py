@@ -47,7 +47,7 @@ from router.serving.answers import (
     judge_probability,
 )
 from router.serving.calls import ModelCalls
-from router.serving.closing import closes
+from router.serving.closing import aclose, closes
 from router.serving.providers import load_litellm
 
 # ---- what the flow asks its driver to do ----------------------------------------------------
@@ -447,9 +447,7 @@ async def _arun_step(step: Any, calls: ModelCalls, call, litellm, started: list)
         except StopAsyncIteration:
             return END
     if isinstance(step, Close):
-        close = getattr(step.stream, "aclose", None)
-        if close is not None:
-            await close()
+        await aclose(step.stream)
         return None
     if isinstance(step, Start):
         task = asyncio.ensure_future(calls.arun_chain(step.decision, step.params, call))
@@ -486,9 +484,7 @@ async def _acancel(task: asyncio.Task) -> Any:
         return None
     result = task.result()[0]
     if isinstance(result, tuple):
-        close = getattr(result[0], "aclose", None)
-        if close is not None:
-            await close()
+        await aclose(result[0])
         return None
     return result
 
