@@ -44,6 +44,14 @@ def test_models_and_policies_list_the_catalogue():
     assert f"gain>{shipped['escalation']['max_gain']}" in r.stdout
 
 
+def test_help_rewraps_docstrings_to_the_terminal():
+    # A docstring's line breaks are source layout, not the help's: at 200 columns the demo's
+    # summary runs on one line rather than breaking where its source line did.
+    r = run("--help")
+    assert r.returncode == 0, r.stderr
+    assert "each shipped config and show each decision, the share kept" in r.stdout
+
+
 def test_errors_are_one_line_not_tracebacks(tmp_path):
     r = run("route", "hi", "--config", str(tmp_path / "missing.yaml"))
     assert r.returncode == 2 and "file not found" in r.stderr and "Traceback" not in r.stderr

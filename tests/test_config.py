@@ -75,6 +75,14 @@ def test_invalid_yaml_and_missing_file(tmp_path):
         load_config(tmp_path / "nope.yaml")
 
 
+def test_a_missing_relative_config_names_where_it_was_looked_for(tmp_path, monkeypatch):
+    # `router` run outside the project: the default config.yaml is looked for in the cwd.
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(ConfigError) as e:
+        load_config("config.yaml")
+    assert str(e.value) == f"config.yaml: file not found (looked in {tmp_path})"
+
+
 @pytest.mark.parametrize(
     "policy, field",
     [

@@ -18,7 +18,10 @@ from router.core.scorer import ScorerError
 from router.core.verifier import VerifierError
 
 app = typer.Typer(
-    help="A small-model-first LLM router.", no_args_is_help=True, add_completion=False
+    help="A small-model-first LLM router.",
+    no_args_is_help=True,
+    add_completion=False,
+    rich_markup_mode="markdown",
 )
 data_app = typer.Typer(help="Routing datasets.", no_args_is_help=True)
 app.add_typer(data_app, name="data")

@@ -360,7 +360,10 @@ def _read_yaml(path: Path) -> Any:
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
-        raise ConfigError(path, "", "file not found") from None
+        # A relative path names where it was looked for: the working directory is often the
+        # surprise (a command run outside the project).
+        where = "" if path.is_absolute() else f" (looked in {Path.cwd()})"
+        raise ConfigError(path, "", f"file not found{where}") from None
     except (OSError, UnicodeDecodeError) as e:
         raise ConfigError(path, "", f"cannot read: {e}") from None
     try:
