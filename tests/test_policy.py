@@ -267,16 +267,57 @@ def test_a_model_with_little_evidence_is_not_preferred_on_hope_alone():
     }
     # cost weight 0.5: on the point estimates cheap .57, mathy .50, big2 .45, big .40 → cheap;
     # on the bounds cheap .62 − .28 − .05 = .29, mathy .60 − .02 − .10 = .48, big2 .43 → mathy.
-    hopeful = compiled(cost_weight=0.5, pessimism=0.0).decide(
+    # (tie_se 0: the plain argmax, so that only the bound differs.)
+    hopeful = compiled(cost_weight=0.5, pessimism=0.0, tie_se=0.0).decide(
         FACTS, probs("writing"), 0.2, succ, evidence=evidence
     )
     assert hopeful.model == "cheap"
-    careful = compiled(cost_weight=0.5, pessimism=1.0).decide(
+    careful = compiled(cost_weight=0.5, pessimism=1.0, tie_se=0.0).decide(
         FACTS, probs("writing"), 0.2, succ, evidence=evidence
     )
     assert careful.model == "mathy"
     assert careful.evidence["cheap"]["lower"] < careful.evidence["mathy"]["lower"]
     assert careful.evidence["mathy"]["rows"] == 5000 and "pessimistic" in careful.reason
+
+
+def test_a_cheaper_model_ahead_within_the_noise_does_not_replace_a_pricier_one():
+    # cost weight 0.5, no pessimism: utilities cheap .62 − .05 = .57, big2 .85 − .40 = .45,
+    # big .90 − .50 = .40; cheap is ahead of big2 by .12.
+    succ = {"cheap": 0.62, "mathy": 0.3, "tiny": 0.1, "big": 0.9, "big2": 0.85}
+
+    def decide(neighbours, tie_se=2.0):
+        evidence = {m: {"rows": 5000, "neighbours": neighbours} for m in succ}
+        policy = compiled(cost_weight=0.5, pessimism=0.0, tie_se=tie_se)
+        return policy.decide(FACTS, probs("writing"), 0.2, succ, evidence=evidence)
+
+    # 30 similar prompts each: s.e. .09 (cheap), .06 (big2) and .05 (big), so 2 s.e. of each
+    # difference, .22 and .21, exceeds the leads of .12 and .17: all three are tied, and the
+    # priciest of them, big, is kept.
+    thin = decide(30.0)
+    assert thin.model == "big" and thin.escalated
+    assert "kept the priciest candidate within 2 s.e." in thin.reason
+    # 3000 each: s.e. under .01, the .12 lead is beyond the noise and the cheaper model wins.
+    thick = decide(3000.0)
+    assert thick.model == "cheap" and "kept the priciest" not in thick.reason
+    # tie_se 0 is the plain argmax whatever the evidence.
+    assert decide(30.0, tie_se=0.0).model == "cheap"
+    # Unknown evidence has no standard error: nothing is tied, the argmax decides.
+    unknown = compiled(cost_weight=0.5, pessimism=0.0).decide(FACTS, probs("writing"), 0.2, succ)
+    assert unknown.model == "cheap"
+
+
+def test_a_pricier_estimate_resting_on_nothing_is_not_kept_on_hope():
+    # "big" borrows a stand-in's estimate (no neighbours of its own: s.e. .3); cheap's lead of
+    # .17 rests on 3000 similar prompts (s.e. .009). Counting big's own error in full would tie
+    # them (2 × .3 > .17) and hand every request to the unknown priciest model; counted no
+    # more than the leader's, the gap is .025 and cheap keeps the request.
+    succ = {"cheap": 0.62, "mathy": 0.3, "tiny": 0.1, "big": 0.9, "big2": 0.2}
+    evidence = {m: {"rows": 5000, "neighbours": 3000.0} for m in succ}
+    evidence["big"] = {"rows": 0, "neighbours": 0.0}
+    d = compiled(cost_weight=0.5, pessimism=0.0).decide(
+        FACTS, probs("writing"), 0.2, succ, evidence=evidence
+    )
+    assert d.model == "cheap" and "kept the priciest" not in d.reason
 
 
 def test_lower_bound_shrinks_with_evidence_and_leaves_unknown_evidence_alone():

@@ -32,7 +32,7 @@ from router.core.request import (
 )
 
 # Reason codes of the score stage.
-CHEAP, LOW_CONFIDENCE, HARD, NO_SUCCESS, NO_CHEAP, NO_TEXT, UTILITY, GAIN = range(8)
+CHEAP, LOW_CONFIDENCE, HARD, NO_SUCCESS, NO_CHEAP, NO_TEXT, UTILITY, GAIN, TIED = range(9)
 
 # Cascade modes of a request (docs/cascades.md).
 UNCHECKED, JUDGED, STRAIGHT_TO_LARGE = range(3)
@@ -75,14 +75,22 @@ def cascade_modes(prompt_p: np.ndarray, threshold: float, band: float | None) ->
     )
 
 
+def standard_error(success: np.ndarray, evidence: np.ndarray | None) -> np.ndarray:
+    """sqrt(p(1 − p) / (evidence + 1)): a success estimate's binomial standard error on the
+    evidence behind it; 0 where the evidence is unknown (None or NaN)."""
+    p = np.nan_to_num(np.clip(success, 0.0, 1.0))
+    if evidence is None:
+        return np.zeros_like(p, dtype=float)
+    return np.sqrt(p * (1 - p) / (np.nan_to_num(evidence, nan=np.inf) + 1.0))
+
+
 def lower_bound(success: np.ndarray, evidence: np.ndarray | None, pessimism: float) -> np.ndarray:
-    """p − pessimism × sqrt(p(1 − p) / (evidence + 1)): the success estimate less its binomial
-    standard error on the evidence behind it. Unknown evidence (NaN) leaves p as it is."""
+    """p − pessimism × its standard error (`standard_error`): an estimate resting on little
+    evidence counts for less. Unknown evidence (NaN) leaves p as it is."""
     if evidence is None or pessimism == 0:
         return success
-    p = np.clip(success, 0.0, 1.0)
-    se = np.sqrt(p * (1 - p) / (np.nan_to_num(evidence, nan=np.inf) + 1.0))
-    return np.where(np.isnan(success), np.nan, p - pessimism * se)
+    se = standard_error(success, evidence)
+    return np.where(np.isnan(success), np.nan, np.clip(success, 0.0, 1.0) - pessimism * se)
 
 
 def accept_answer(probability: np.ndarray | float, threshold: float) -> np.ndarray | bool:
@@ -418,11 +426,24 @@ class CompiledPolicy:
         esc = s.escalation or self.policy.escalation
         bounded = lower_bound(s.success, s.evidence, esc.pessimism)
         util = np.where(usable, np.nan_to_num(bounded) - weight * rel, -np.inf)
-        choice = util.argmax(axis=1)
+        best = util.argmax(axis=1)
+        choice = best
+        if esc.tie_se > 0:
+            # Ties within the noise of the comparison go to the priciest candidate (by its
+            # relative cost, then its utility): leaving a pricier, likely stronger model needs
+            # evidence, not a lucky estimate. A candidate's own error counts no more than the
+            # leader's, so an estimate resting on nothing (a stand-in) is never kept on hope.
+            rows = np.arange(len(best))
+            se = standard_error(s.success, s.evidence)
+            lead_se = se[rows, best][:, None]
+            gap = esc.tie_se * np.sqrt(lead_se**2 + np.minimum(se, lead_se) ** 2)
+            tied = usable & (util >= util[rows, best][:, None] - gap)
+            choice = np.where(tied, rel + 1e-9 * np.tanh(util), -np.inf).argmax(axis=1)
         # Without any success estimate the threshold rules decide instead.
         fallback, fb_reason = self.select_thresholds(s)
         has = usable.any(axis=1) & s.has_text
-        return np.where(has, choice, fallback), np.where(has, UTILITY, fb_reason)
+        code = np.where(choice == best, UTILITY, TIED)
+        return np.where(has, choice, fallback), np.where(has, code, fb_reason)
 
     # ---- one request ------------------------------------------------------------------------
 
@@ -500,7 +521,7 @@ class CompiledPolicy:
         model = self.models[i]
         escalated = pinned is None and (
             code in (LOW_CONFIDENCE, HARD, GAIN, NO_SUCCESS, NO_CHEAP)
-            or (code == UTILITY and model.tier == "large")
+            or (code in (UTILITY, TIED) and model.tier == "large")
         )
         decision = Decision(
             model=model.name,
@@ -639,6 +660,13 @@ class CompiledPolicy:
                 f"best p(success) (pessimistic, −{esc.pessimism:g} s.e.) − {esc.cost_weight} "
                 f"× relative cost: {name} "
                 f"(p={p:.2f}, cost {self.models[i].input_price:g}/{self.models[i].output_price:g} $/M)"
+            )
+        if code == TIED:
+            p = succ[i]
+            return (
+                f"kept the priciest candidate within {esc.tie_se:g} s.e. of the best p(success) "
+                f"(pessimistic, −{esc.pessimism:g} s.e.) − {esc.cost_weight} × relative cost: "
+                f"{name} (p={p:.2f}); no cheaper one is ahead beyond the noise"
             )
         if code == NO_CHEAP:
             return f"no eligible cheap model for domain {domain} → {name}"
