@@ -33,6 +33,12 @@ from router.serving.providers import (
 from router.serving.scrub import hide_quote, quotes_of
 
 
+def all_unavailable(attempts: list[Attempt]) -> bool:
+    """Whether there were attempts and none of their models could be called at all (no key,
+    local server down): nothing was sent upstream."""
+    return bool(attempts) and all((a.error or "").startswith(UNAVAILABLE) for a in attempts)
+
+
 class ModelCalls:
     """The catalogue's models as something to call: arguments, breakers, local servers."""
 
@@ -91,7 +97,7 @@ class ModelCalls:
         failed = [a for a in attempts if not a.ok]
         note = f"fell back to {name} after " + ", ".join(f"{a.model} ({a.error})" for a in failed)
         # Only unavailable models before it (no key, local server down): say so plainly.
-        if failed and all((a.error or "").startswith(UNAVAILABLE) for a in failed):
+        if all_unavailable(failed):
             whys = [(a.model, (a.error or "").removeprefix(UNAVAILABLE)) for a in failed]
             why = whys[0][1] if len(whys) == 1 else ", ".join(f"{m}: {w}" for m, w in whys)
             note = f"wanted {decision.model}, unavailable ({why}); answered by {name}"
@@ -108,7 +114,7 @@ class ModelCalls:
         message = f"every model in the chain failed: {detail}"
         if is_context_overflow(last):
             return UpstreamError(message, decision, code, CONTEXT_LENGTH_EXCEEDED, "messages")
-        if attempts and all((a.error or "").startswith(UNAVAILABLE) for a in attempts):
+        if all_unavailable(attempts):
             # Nothing was called (no key, local server down): the router's own configuration
             # or state, not a model that misbehaved (a 502), as the pass-through endpoints say.
             message = f"no model in the chain can be called: {detail}"
