@@ -442,3 +442,46 @@ def test_predictions_say_which_success_estimates_may_be_multiplied():
     p = predictions_from_batch(batch, ["big", "small", "huge", "absent"])
     T, F = True, False
     assert p.comparable.tolist() == [[T, T, F, F], [T, T, F, F], [F, F, T, F], [F, F, F, F]]
+
+
+def test_fold_embeddings_give_each_fold_its_own_vectors(enc, tmp_path_factory, monkeypatch):
+    """An encoder trained per fold: each fold's router and kNN read that fold's vectors, and
+    its training-only rows' too (scripts/tuned_encoder_figures.py)."""
+    from router.evaluation.evaluate import TrainAlso
+
+    monkeypatch.setenv("ROUTER_CACHE_DIR", str(tmp_path_factory.mktemp("emb")))
+    rows = make_rows()
+    extra = [
+        Example(
+            prompt=r.prompt,
+            scores={"small2": r.scores["small"], "big2": 1.0},
+            cheap_models=["small2"],
+            id=f"x{r.id}",
+        )
+        for r in make_rows(30, seed=5)
+    ]
+    data = EvalData.from_examples(rows)
+    X, XE = embed_examples(enc, rows), embed_examples(enc, extra)
+    noise = np.random.default_rng(0).normal(size=X.shape).astype(np.float32)
+    noise /= np.linalg.norm(noise, axis=1, keepdims=True)
+    calls = []
+
+    def fold_embeddings(fold):
+        calls.append(fold)
+        return X, XE
+
+    def apgr(**kw):
+        report = evaluate(data, noise, cv=3, encoder_identity=enc.identity, **kw)
+        return {c.name: c.metrics["apgr"] for c in report.curves}
+
+    # The noise tells the neighbours nothing (the router reads the texts too: not blind).
+    assert apgr()["knn"] < 0.6
+    seeing = apgr(fold_embeddings=fold_embeddings, train_also=TrainAlso(extra, XE[::-1].copy()))
+    assert sorted(calls) == [0, 1, 2]
+    assert seeing["knn"] > 0.65 and seeing["router"] > 0.7
+
+    def broken_for_training_rows(fold):
+        return X, np.full_like(XE, np.nan)
+
+    with pytest.raises(ValueError, match="NaN"):
+        apgr(fold_embeddings=broken_for_training_rows, train_also=TrainAlso(extra, XE))

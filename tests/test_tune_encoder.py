@@ -3,6 +3,7 @@ unseen, its outcome table is every model's, and a run goes on from its checkpoin
 
 import importlib.util
 import json
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -87,3 +88,46 @@ def test_minutes_past_an_hour_are_refused(tune_encoder, capsys):
     with pytest.raises(SystemExit):
         tune_encoder.main(["--minutes", "90"])
     assert "at most 60 minutes" in capsys.readouterr().err
+
+
+@pytest.fixture(scope="module")
+def fold_figures():
+    sys.path.insert(0, str(ROOT / "scripts"))
+    spec = importlib.util.spec_from_file_location(
+        "tuned_encoder_figures", ROOT / "scripts/tuned_encoder_figures.py"
+    )
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def test_each_fold_is_scored_by_an_encoder_that_never_saw_it(fold_figures):
+    """scripts/tuned_encoder_figures.py: the CV fold k of either evaluated dataset is held out
+    of the `cvk` tuning, and a source left out is scored by the half that never saw its task."""
+    from router.evaluation.evaluate import fold_ids, source_groups
+
+    rows, _ = fold_figures.T.load_rows()
+    tuning_keys = {
+        s: {
+            group_key(e)
+            for e, out in zip(rows, fold_figures.held_out_mask(s, rows), strict=True)
+            if not out
+        }
+        for s in fold_figures.SPLITS
+    }
+    for name, data in fold_figures.eval_data().items():
+        folds = fold_ids(data, fold_figures.CV, 0)
+        for k in range(fold_figures.CV):
+            test = {group_key(e) for e, f in zip(data.examples, folds, strict=True) if f == k}
+            assert test and not test & tuning_keys[fold_figures.split_of("cv", k)], (name, k)
+        for g in np.unique(source_groups(data)):
+            half = fold_figures.split_of("loso", g)
+            tuned_on = {
+                task_of(e.source)
+                for e, out in zip(rows, fold_figures.held_out_mask(half, rows), strict=True)
+                if not out
+            }
+            assert task_of(str(g)) not in tuned_on, (name, g, half)
+    # Every task of the data is in one half: no source is scored by an encoder that saw it.
+    tasks = {task_of(e.source) for e in rows}
+    assert tasks == set().union(*fold_figures.HALVES.values())

@@ -21,6 +21,8 @@ from router.evaluation import metrics as M
 from router.evaluation.eval_data import EvalData, Predictions
 
 Log = Callable[[str], None]
+# fold label -> (the evaluated rows' embeddings, `TrainAlso`'s or None) for that fold.
+FoldEmbeddings = Callable[[Any], tuple[np.ndarray, "np.ndarray | None"]]
 # The router curve of the same fits without the shared-difficulty model (`Scorer.ablated`).
 NO_SHARED = "router-no-shared"
 # The reference curve that knows each test prompt's source and nothing within it (under CV).
@@ -179,24 +181,29 @@ def cross_val_predictions(
     train_also: TrainAlso | None = None,
     whole_tasks: bool = False,
     scorer_params: dict[str, Any] | None = None,
+    fold_embeddings: FoldEmbeddings | None = None,
 ) -> tuple[Predictions, Predictions, Predictions | None]:
     """Out-of-fold predictions of a fresh Scorer and of kNN, one fold held out at a time.
     `train_also` adds training rows to every fold (never its test prompts, nor, with
-    `whole_tasks`, its tasks); `scorer_params` are the Scorer's (the design compared). With a
-    shared-difficulty model, the third result is the same fits without it (`Scorer.ablated`),
-    else None."""
+    `whole_tasks`, its tasks); `scorer_params` are the Scorer's (the design compared);
+    `fold_embeddings(fold)`, the rows' and `train_also`'s embeddings for that fold in place of
+    `X` and `train_also.X` (an encoder itself trained per fold). With a shared-difficulty
+    model, the third result is the same fits without it (`Scorer.ablated`), else None."""
     texts = [ex.text() for ex in data.examples]
     router_parts: list[tuple[np.ndarray, Predictions]] = []
     knn_parts: list[tuple[np.ndarray, Predictions]] = []
     ablated_parts: list[tuple[np.ndarray, Predictions]] = []
     for f, (te, tr) in zip(np.unique(folds), fold_splits(folds), strict=True):
+        X_also = train_also.X if train_also is not None else None
+        if fold_embeddings is not None:
+            X, X_also = fold_embeddings(f)
         train = data.subset(tr)
         fit_rows, fit_X = train.examples, X[tr]
         fit_texts = [texts[i] for i in tr]
         if train_also is not None:
             keep = train_also.for_fold(data.subset(te).examples, whole_tasks)
             fit_rows = fit_rows + [ex for ex, k in zip(train_also.examples, keep, strict=True) if k]
-            fit_X = np.concatenate([fit_X, train_also.X[keep]])
+            fit_X = np.concatenate([fit_X, X_also[keep]])
             fit_texts = fit_texts + [ex.text() for ex in fit_rows[len(tr) :]]
         if log:
             log(f"fold {f}: train {len(fit_rows)}, test {len(te)}")
@@ -469,6 +476,7 @@ def evaluate(
     train_also: TrainAlso | None = None,
     scorer_params: dict[str, Any] | None = None,
     groups: tuple[str, np.ndarray] | None = None,
+    fold_embeddings: FoldEmbeddings | None = None,
 ) -> Report:
     """Router and baseline curves with every metric.
 
@@ -478,7 +486,9 @@ def evaluate(
     folds, cross_validated)` adds curves and settings on the same rows and folds (`router eval
     --cascade`: router/evaluation/evaluate_cascade.py). `train_also` adds training-only rows to
     every fold (`TrainAlso`); `scorer_params` are the trained Scorer's (the kNN baseline learns
-    from the evaluated data alone).
+    from the evaluated data alone). `fold_embeddings(fold)` gives each held-out fold its own
+    embeddings of the rows and of `train_also` (scripts/tuned_encoder_figures.py: an encoder
+    tuned without that fold's prompts); the router and kNN of that fold read them.
     """
     if group_by_source:
         groups = ("source", source_groups(data))
@@ -503,6 +513,7 @@ def evaluate(
             # A held-out source or task stays out of the training-only rows too.
             whole_tasks=groups is not None and groups[0] in ("source", "task"),
             scorer_params=scorer_params,
+            fold_embeddings=fold_embeddings,
         )
     else:
         if scorer is None:
