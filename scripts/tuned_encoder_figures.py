@@ -39,13 +39,11 @@ sys.path.insert(0, str(ROOT / "scripts"))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 import tune_encoder as T  # noqa: E402  (scripts/tune_encoder.py)
+from build_scorer import DATA, EVAL_FILES, TRAIN_FILES  # noqa: E402  (make model's data)
 
 from router.core.data import Example, group_key, read_jsonl, read_many, task_of  # noqa: E402
 from router.core.encoder import MiniLMTokens  # noqa: E402
 
-DATA = ROOT / "data" / "routing"
-EVAL_FILES = {"routellm": "routellm.jsonl", "dcrouter": "dcrouter.jsonl"}
-TRAIN_FILES = ("routellm.jsonl", "dcrouter.jsonl", "smollm2.jsonl")
 CV = 5
 # The tasks of the two halves: each about half of dcrouter's rows; RouteLLM's MMLU in one,
 # its GSM8K and MT-Bench in the other.
@@ -125,10 +123,10 @@ def tune_split(args) -> None:
     else:
         keep = np.flatnonzero(~held_out_mask(args.split, rows))
         print(f"{args.split}: tuning on {len(keep)} of {len(rows)} rows", flush=True)
-        tokens = MiniLMTokens()
+        seq_of = dict(zip(texts, seqs, strict=True))
         model = T.tune(
             args.runs / args.split,
-            [tokens(rows[i].text()) for i in keep],
+            [seq_of[rows[i].text()] for i in keep],
             y[keep],
             args.layers,
             args.minutes,

@@ -3,7 +3,6 @@ unseen, its outcome table is every model's, and a run goes on from its checkpoin
 
 import importlib.util
 import json
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -92,7 +91,6 @@ def test_minutes_past_an_hour_are_refused(tune_encoder, capsys):
 
 @pytest.fixture(scope="module")
 def fold_figures():
-    sys.path.insert(0, str(ROOT / "scripts"))
     spec = importlib.util.spec_from_file_location(
         "tuned_encoder_figures", ROOT / "scripts/tuned_encoder_figures.py"
     )
