@@ -6,9 +6,12 @@ Each dcrouter model in turn is the new one: the shared-difficulty model (router/
 shipped scorer's settings) is fitted on every other model's outcomes (dcrouter and RouteLLM), on
 four fifths of the prompts; the new model then joins from n of its rows on those prompts
 (`SharedDifficulty.add_model`, the prompt side frozen), and its success is ranked on the fifth
-of the prompts nobody trained on. Beside it: the shared difficulty alone (no rows of the model
-at all), and a logistic regression on the same n rows alone. SmolLM2-135M, profiled by
-`router profile`, joins the same way from its rows in data/routing/smollm2.jsonl.
+of the prompts nobody trained on. "joined" is the head `router add-model` gives it
+(`heads.joined_head`: its ability on the shared difficulty, corrected by its rows as far as
+they show they can be trusted). Beside it: the shared difficulty alone (no rows of the model
+at all), its ability alone (no correction), and a logistic regression on the same n rows
+alone. SmolLM2-135M, profiled by `router profile`, joins the same way from its rows in
+data/routing/smollm2.jsonl.
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ from results import command_line, record  # noqa: E402
 from router.core.config import load_config  # noqa: E402
 from router.core.data import group_folds, group_key, read_jsonl  # noqa: E402
 from router.core.encoder import load_encoder  # noqa: E402
+from router.core.heads import joined_head  # noqa: E402
 from router.core.irt import SharedDifficulty  # noqa: E402
 from router.core.scorer import Scorer  # noqa: E402
 from router.evaluation.train import embed_examples  # noqa: E402
@@ -70,15 +74,19 @@ def joins(shared_of, X, Y, names, new, train, test, rng, reps):
         if n > len(labelled):
             row[f"joined_{n}"] = row[f"own_{n}"] = None
             continue
-        joined, own = [], []
+        joined, ability, own, corrected = [], [], [], 0
         for _ in range(reps):
             pick = rng.choice(labelled, n, replace=False)
             m = SharedDifficulty.from_arrays(base.to_arrays())
-            col = m.add_model(X[pick], Y[pick, j])
-            joined.append(auroc(Y[tested, j], m.logits(X[tested])[:, col]))
+            col, w, b, C = joined_head(m, X[pick], Y[pick, j])
+            shared_logit = m.logits(X[tested])[:, col]
+            ability.append(auroc(Y[tested, j], shared_logit))
+            joined.append(auroc(Y[tested, j], shared_logit + X[tested] @ w + b))
+            corrected += C > 0
             s = own_regression(X[pick], Y[pick, j], X[tested])
             own.append(None if s is None else auroc(Y[tested, j], s))
-        row[f"joined_{n}"], row[f"own_{n}"] = mean(joined), mean(own)
+        row[f"joined_{n}"], row[f"ability_{n}"] = mean(joined), mean(ability)
+        row[f"own_{n}"], row[f"corrected_{n}"] = mean(own), corrected / reps
     return row
 
 
@@ -108,21 +116,23 @@ def main() -> None:
         row = joins(shared_of, X, Y, names, new, train, test, rng, args.reps)
         print(row, flush=True)
         table.append(row)
+    kinds = {"joined": "joined", "ability": "ability alone", "own": "own LR"}
     columns = ["model", "rows", "difficulty alone"] + [
-        f"{kind} {n}" for n in SIZES for kind in ("joined", "own LR")
+        f"{label} {n}" for n in SIZES for label in kinds.values()
     ]
     cells = [
         [r["model"], r["rows_available"], r["difficulty_alone"]]
-        + [r[f"{kind}_{n}"] for n in SIZES for kind in ("joined", "own")]
+        + [r[f"{kind}_{n}"] for n in SIZES for kind in kinds]
         for r in table
     ]
     dc = [r for r in table if r["model"] != "smollm2-135m"]
-    figures = {f"mean_joined_{n}": mean([r[f"joined_{n}"] for r in dc]) for n in SIZES} | {
-        f"mean_own_{n}": mean([r[f"own_{n}"] for r in dc]) for n in SIZES
+    figures = {
+        f"mean_{kind}_{n}": mean([r[f"{kind}_{n}"] for r in dc]) for kind in kinds for n in SIZES
     }
     figures["mean_difficulty_alone"] = mean([r["difficulty_alone"] for r in dc])
+    figures |= {f"share_corrected_{n}": mean([r[f"corrected_{n}"] for r in table]) for n in SIZES}
     smol = next(r for r in table if r["model"] == "smollm2-135m")
-    figures |= {f"smollm2_joined_{n}": smol[f"joined_{n}"] for n in SIZES}
+    figures |= {f"smollm2_{kind}_{n}": smol[f"{kind}_{n}"] for kind in kinds for n in SIZES}
     figures["smollm2_rows"] = smol["rows_available"]
     record(
         "new_model",
@@ -133,11 +143,13 @@ def main() -> None:
             {
                 "title": "success AUROC on prompts nobody trained on, by rows the model joined from",
                 "columns": columns,
-                "formats": ["", "int", ".3f"] + [".3f"] * (2 * len(SIZES)),
+                "formats": ["", "int", ".3f"] + [".3f"] * (len(kinds) * len(SIZES)),
                 "rows": cells,
             }
         ],
-        notes=f"{args.reps} random draws of the rows per size; shared dims {dims}",
+        notes=f"{args.reps} random draws of the rows per size; shared dims {dims}; "
+        "share_corrected_n: the share of joins (every model, every draw) whose own rows chose a "
+        "correction (heads.joined_head)",
     )
 
 

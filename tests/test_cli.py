@@ -3,6 +3,8 @@ import os
 import subprocess
 import sys
 
+import numpy as np
+
 from tests.conftest import ROOT, write_test_config
 
 ENV = {**os.environ, "HF_HUB_OFFLINE": "1", "COLUMNS": "200"}
@@ -80,3 +82,36 @@ def test_import_train_and_route_with_the_new_scorer(tmp_path):
     r = run("route", "How many apples?", "--json", "--config", str(cfg))
     assert r.returncode == 0, r.stderr
     assert json.loads(r.stdout)["model"] in {"small-general", "small-math", "large"}
+
+
+def test_add_model_joins_a_profiled_model_to_the_shipped_scorer(tmp_path):
+    """`router add-model`, end to end: a model profiled on 60 prompts joins the shipped scorer
+    (nothing else retrains), the command says how, and the written scorer knows the model."""
+    rows = []
+    with open(ROOT / "data" / "routing" / "smollm2.jsonl", encoding="utf-8") as f:
+        for line in f:
+            r = json.loads(line)
+            r["scores"] = {"my-model": r["scores"]["smollm2-135m"]}
+            r.pop("answers", None)
+            r.pop("costs", None)
+            r["cheap_models"] = []
+            rows.append(r)
+    data = tmp_path / "my-model.jsonl"
+    data.write_text("".join(json.dumps(r) + "\n" for r in rows[::37][:60]), encoding="utf-8")
+    out = tmp_path / "my-scorer"
+    r = run("add-model", str(data), "--model", "my-model", "--out", str(out))
+    assert r.returncode == 0, r.stderr
+    assert "my-model joined from 60 profiled rows" in r.stdout
+    meta = json.loads((out / "scorer.json").read_text(encoding="utf-8"))
+    assert meta["added_models"] == ["my-model"] and "my-model" in meta["join_C"]
+
+    from router.core.scorer import Scorer
+
+    scorer = Scorer.load(out)
+    assert scorer.models_[-1] == "my-model"
+    batch = scorer.predict(np.zeros((1, scorer.emb_W_.shape[1])) + 0.05, ["What is 2 + 2?"])
+    assert 0 < batch.success[0, -1] < 1 and batch.rows[-1] == 60
+
+    r = run("add-model", str(data), "--model", "nobody", "--out", str(tmp_path / "x"))
+    assert r.returncode == 2 and "no row" in r.stderr and "'nobody'" in r.stderr
+    assert "Traceback" not in r.stderr

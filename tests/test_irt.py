@@ -162,6 +162,30 @@ def test_a_model_joins_the_scorer_and_says_how_little_it_knows(fitted):
         plain.add_model("newbie", X[:40], new_rows)
 
 
+def test_a_joining_model_unlike_the_fitted_ones_learns_its_own_part_from_its_rows(fitted):
+    """A model whose successes follow a direction no fitted model's do (a tiny model guessing
+    on multiple choice): its ability on the shared difficulty cannot express that, its rows
+    can, through the regression around that estimate."""
+    scorer, X, _, rows = fitted
+    import copy
+
+    sc = copy.deepcopy(scorer)
+    rng = np.random.default_rng(7)
+    odd = rng.normal(size=X.shape[1])
+    odd[24:] = 0.0  # within the prompts' own dimensions
+    p = 1 / (1 + np.exp(-6 * X @ odd / np.linalg.norm(odd)))
+    y = (rng.random(len(X)) < p).astype(float)
+    new_rows = [
+        Example(prompt=r.prompt, source=r.source, scores={"oddball": float(v)}, id=r.id)
+        for r, v in zip(rows[:400], y[:400], strict=True)
+    ]
+    sc.add_model("oddball", X[:400], new_rows)
+    j = sc.models_.index("oddball")
+    joined = auroc(y[400:], sc.predict(X[400:], [r.text() for r in rows[400:]]).success[:, j])
+    shared_alone = auroc(y[400:], sc.shared_.logits(X[400:])[:, j])
+    assert joined > 0.75 and joined > shared_alone + 0.1, (joined, shared_alone)
+
+
 def test_the_design_without_the_shared_stack_keeps_it_for_models_that_join(fitted, tmp_path):
     """make model ships the stack without the shared model when that design measured better;
     the shared model stays (unstacked) so a new model can still join from its profile."""

@@ -78,7 +78,8 @@ def add_model(
     config: ConfigOpt = Path("config.yaml"),
 ) -> None:
     """A new model joins the scorer from its profiled rows alone (`router profile`): its
-    ability is fitted on the shared difficulty, the prompt side frozen; nothing retrains."""
+    ability is fitted on the shared difficulty, the prompt side frozen, and its rows correct
+    that as far as they show they can be trusted; nothing else retrains."""
     from router.core.encoder import load_encoder
     from router.core.scorer import Scorer
     from router.evaluation.train import embed_examples
@@ -104,9 +105,15 @@ def add_model(
         extra={
             **{k: v for k, v in sc.meta_.items() if k in ("trained_on", "evaluation")},
             "added_models": [*sc.meta_.get("added_models", []), model],
+            "join_C": {**sc.meta_.get("join_C", {}), model: sc.join_C_[model]},
         },
     )
-    console.print(f"wrote {out}: {model} joined from {len(rows)} profiled rows")
+    C = sc.join_C_[model]
+    how = f"its own correction, C {C:g}" if C else "no correction: its rows agree with it"
+    console.print(
+        f"wrote {out}: {model} joined from {len(rows)} profiled rows "
+        f"(ability on the shared difficulty; {how})"
+    )
 
 
 @app.command("train-verifier")

@@ -1,6 +1,7 @@
-"""The pieces the scorer stacks, as plain functions: logistic regression on graded targets, the
-logistic stacker, temperature scaling, kNN means (out of fold for every head at once), and each
-head's targets. Numpy and scikit-learn only; nothing here knows the Scorer.
+"""The pieces the scorer stacks, as plain functions: logistic regression on graded targets (and
+around a fixed estimate), the logistic stacker, temperature scaling, kNN means (out of fold for
+every head at once), each head's targets, and a joining model's head on the shared difficulty.
+Numpy, SciPy and scikit-learn only; nothing here knows the Scorer.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from router.core.data import Example, tier_outcomes
+from router.core.irt import SharedDifficulty
 
 EPS = 1e-4
 # Pseudo-rows at a head's mean that each source's mean starts from (`source_means`): a source
@@ -55,6 +57,83 @@ def fit_binary(
         lr.coef_, lr.intercept_ = init[0][None, :].copy(), np.array([init[1]])
     lr.fit(X2[keep], y2[keep], sample_weight=w2[keep])
     return lr.coef_[0].astype(np.float64), float(lr.intercept_[0])
+
+
+def fit_offset_binary(
+    X: np.ndarray, y: np.ndarray, offset: np.ndarray, C: float
+) -> tuple[np.ndarray, float]:
+    """Logistic regression on graded targets around a fixed log-odds `offset` per row:
+    p = sigmoid(offset + X @ w + b), with |w|^2 / (2 C) against the summed log loss, as
+    `fit_binary`'s C. With few rows w stays near 0 and the offset speaks; with many, the rows
+    correct it. (scikit-learn's LogisticRegression takes no offset, hence L-BFGS here.)"""
+    from scipy.optimize import minimize
+
+    X = np.asarray(X, dtype=np.float64)
+    y = np.asarray(y, dtype=np.float64)
+    offset = np.asarray(offset, dtype=np.float64)
+    d = X.shape[1]
+
+    def loss_and_grad(v: np.ndarray) -> tuple[float, np.ndarray]:
+        p = sigmoid(offset + X @ v[:d] + v[d])
+        q = np.clip(p, 1e-12, 1 - 1e-12)
+        loss = -(y * np.log(q) + (1 - y) * np.log(1 - q)).sum() + (v[:d] ** 2).sum() / (2 * C)
+        g = p - y
+        return float(loss), np.r_[X.T @ g + v[:d] / C, g.sum()]
+
+    res = minimize(loss_and_grad, np.zeros(d + 1), jac=True, method="L-BFGS-B")
+    return res.x[:d], float(res.x[d])
+
+
+# The strengths a joining model's correction is chosen among (`joined_head`), besides none.
+JOIN_CS = (0.1, 0.3, 1.0, 3.0, 10.0)
+JOIN_FOLDS = 5
+
+
+def joined_head(
+    shared: SharedDifficulty,
+    X: np.ndarray,
+    y: np.ndarray,
+    Cs: Sequence[float] = JOIN_CS,
+    folds: int = JOIN_FOLDS,
+    seed: int = 0,
+) -> tuple[int, np.ndarray, float, float]:
+    """A new model's success head from its own rows: its ability on `shared` (added to it,
+    the prompt side frozen), and a regression of the rows around that estimate
+    (`fit_offset_binary`). The rows decide how far they can be trusted: each strength of `Cs`,
+    and none, is scored by its held-out log loss over `folds` folds of the rows (the ability
+    refitted without the held-out part), and the weakest within one standard error of the best
+    wins. A model like the fitted ones keeps the shared estimate; one unlike them corrects it.
+    Returns (column, w, b, C); C 0 means no correction."""
+    X = np.asarray(X, dtype=np.float64)
+    y = np.asarray(y, dtype=np.float64)
+    k = min(folds, len(y) // 2)
+    choices = [0.0, *Cs]  # weakest first
+    C = 0.0
+    if k >= 2:
+        losses = np.zeros((len(y), len(choices)))
+        order = np.random.default_rng(seed).permutation(len(y))
+        for part in np.array_split(order, k):
+            rest = np.setdiff1d(order, part)
+            m = SharedDifficulty.from_arrays(shared.to_arrays())
+            col = m.add_model(X[rest], y[rest])
+            off_rest, off_part = m.logits(X[rest])[:, col], m.logits(X[part])[:, col]
+            for i, c in enumerate(choices):
+                z = off_part
+                if c > 0:
+                    w, b = fit_offset_binary(X[rest], y[rest], off_rest, c)
+                    z = off_part + X[part] @ w + b
+                q = np.clip(sigmoid(z), 1e-6, 1 - 1e-6)
+                losses[part, i] = -(y[part] * np.log(q) + (1 - y[part]) * np.log(1 - q))
+        # The one-standard-error rule: a few noisy folds must not buy a correction.
+        best = int(losses.sum(axis=0).argmin())
+        diff = losses - losses[:, [best]]
+        se = diff.std(axis=0, ddof=1) * np.sqrt(len(y))
+        C = choices[int(np.flatnonzero(diff.sum(axis=0) <= se)[0])]
+    col = shared.add_model(X, y)
+    if C == 0:
+        return col, np.zeros(X.shape[1]), 0.0, 0.0
+    w, b = fit_offset_binary(X, y, shared.logits(X)[:, col], C)
+    return col, w, b, C
 
 
 def fit_stacker(Z: np.ndarray, y: np.ndarray, l2: float = 1e-3) -> np.ndarray:

@@ -45,6 +45,7 @@ from router.core.heads import (
     fit_binary,
     fit_stacker,
     head_targets,
+    joined_head,
     knn_out_of_fold,
     labelled_alike,
     logit,
@@ -481,9 +482,12 @@ class Scorer:
         return other
 
     def add_model(self, model: str, X: np.ndarray, examples: Sequence[Example]) -> Scorer:
-        """A model joins from its own profiled rows alone: the shared-difficulty model fits
-        its ability with the prompt side frozen, and that is its success head. Its rows join
-        the neighbour memory, so its estimates carry their own (small) evidence."""
+        """A model joins from its own profiled rows alone. Its success head is its ability on
+        the shared difficulty (the prompt side frozen), corrected by a regression of its rows on
+        the embedding around that estimate, as strong as its rows show it should be
+        (`joined_head`: `join_C_[model]`, 0 for none). Rows of a model like the fitted ones
+        keep the shared estimate; a model unlike them corrects it. Its rows join the neighbour memory, so its estimates carry their own
+        (small) evidence."""
         self._check_fitted()
         if self.shared_ is None:
             raise ScorerError(
@@ -496,16 +500,20 @@ class Scorer:
         if keep.sum() < 1:
             raise ScorerError(f"no row has a score for {model!r}")
         X = np.asarray(X, dtype=np.float64)[keep]
-        self.shared_.add_model(X, y[keep])
+        # What the model's own rows say beyond its ability on the shared difficulty: a model
+        # unlike the fitted ones (a tiny one near chance on multiple choice) is misjudged by
+        # the shared prompt side alone, and its few ability weights cannot correct that.
+        _, w, b, C = joined_head(self.shared_, X, y[keep])
+        self.join_C_ = {**getattr(self, "join_C_", {}), model: C}
         self.models_.append(model)
         self.heads_.append(f"success:{model}")
-        self.emb_W_ = np.vstack([self.emb_W_, np.zeros(self.emb_W_.shape[1])])
-        self.emb_b_ = np.r_[self.emb_b_, 0.0]
+        self.emb_W_ = np.vstack([self.emb_W_, w])
+        self.emb_b_ = np.r_[self.emb_b_, b]
         self.text_W_ = np.vstack([self.text_W_, np.zeros(self.text_W_.shape[1])])
         self.text_b_ = np.r_[self.text_b_, 0.0]
-        # The shared model alone: no other component has learned anything about it.
+        # The shared model plus that correction: no other component learned anything about it.
         row = np.zeros(BIAS + 1)
-        row[SHARED] = 1.0
+        row[SHARED] = row[EMB] = 1.0
         self.stack_ = np.vstack([self.stack_, row])
         kept = [ex for ex, k in zip(examples, keep, strict=True) if k]
         self.knn_X_ = np.vstack([self.knn_X_, X.astype(np.float32)])
