@@ -486,8 +486,8 @@ class Scorer:
         the shared difficulty (the prompt side frozen), corrected by a regression of its rows on
         the embedding around that estimate, as strong as its rows show it should be
         (`joined_head`: `join_C_[model]`, 0 for none). Rows of a model like the fitted ones
-        keep the shared estimate; a model unlike them corrects it. Its rows join the neighbour memory, so its estimates carry their own
-        (small) evidence."""
+        keep the shared estimate; a model unlike them corrects it. Its rows join the neighbour
+        memory, so its estimates carry their own (small) evidence."""
         self._check_fitted()
         if self.shared_ is None:
             raise ScorerError(
