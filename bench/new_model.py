@@ -72,7 +72,8 @@ def joins(shared_of, X, Y, names, new, train, test, rng, reps):
     row["difficulty_alone"] = auroc(Y[tested, j], -base.difficulty_logit(X[tested]))
     for n in SIZES:
         if n > len(labelled):
-            row[f"joined_{n}"] = row[f"own_{n}"] = None
+            for kind in ("joined", "ability", "own", "corrected"):
+                row[f"{kind}_{n}"] = None
             continue
         joined, ability, own, corrected = [], [], [], 0
         for _ in range(reps):
