@@ -204,3 +204,30 @@ def test_the_design_without_the_shared_stack_keeps_it_for_models_that_join(fitte
     batch = kept.predict(X[40:200], [r.text() for r in rows[40:200]])
     truth = np.array([r.scores["m4"] for r in rows[40:200]])
     assert auroc(truth, batch.success[:, kept.models_.index("newbie")]) > 0.7
+
+
+def test_a_joining_model_changes_no_other_estimate_and_is_remembered_as_joined(fitted, tmp_path):
+    """The scorer cannot know a joining model's tier: the gain it stacked from the shared model
+    (large tier right, cheap tier wrong) stays over the models it was fitted with. Joining a
+    model, and saving and loading the scorer, moves no difficulty, gain or other success."""
+    scorer, X, _, rows = fitted
+    import copy
+
+    assert np.abs(scorer.stack_[1, 3]) > 0.0  # the gain head does stack the shared model
+    sc = copy.deepcopy(scorer)
+    texts = [r.text() for r in rows[:50]]
+    before = sc.predict(X[:50], texts)
+    new_rows = [
+        Example(prompt=r.prompt, source=r.source, scores={"ace": 1.0}, id=r.id) for r in rows[:60]
+    ]
+    plain = Scorer.load(sc.save(tmp_path / "plain"))
+    sc.add_model("ace", X[:60], new_rows)
+    again = Scorer.load(sc.save(tmp_path / "joined"))
+    assert again.added_models_ == ["ace"] and set(again.join_C_) == {"ace"}
+    # In memory, and as saved (against the same scorer saved before the join: both stored in
+    # the same reduced precision).
+    for joined, unjoined in ((sc, before), (again, plain.predict(X[:50], texts))):
+        after = joined.predict(X[:50], texts)
+        assert np.allclose(after.difficulty, unjoined.difficulty, atol=1e-6)
+        assert np.allclose(after.gain, unjoined.gain, atol=1e-6)
+        assert np.allclose(after.success[:, : len(MODELS)], unjoined.success, atol=1e-6)

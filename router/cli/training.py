@@ -100,14 +100,7 @@ def add_model(
     with bar:
         X = embed_examples(enc, rows, advance)
     sc.add_model(model, X, rows)
-    sc.save(
-        out,
-        extra={
-            **{k: v for k, v in sc.meta_.items() if k in ("trained_on", "evaluation")},
-            "added_models": [*sc.meta_.get("added_models", []), model],
-            "join_C": {**sc.meta_.get("join_C", {}), model: sc.join_C_[model]},
-        },
-    )
+    sc.save(out, extra={k: v for k, v in sc.meta_.items() if k in ("trained_on", "evaluation")})
     C = sc.join_C_[model]
     how = f"its own correction, C {C:g}" if C else "no correction: its rows agree with it"
     console.print(

@@ -195,6 +195,7 @@ class Scorer:
         self.stack_ = np.zeros((H, BIAS + 1))
         cheap = sorted({m for ex in examples for m in ex.cheap_models} & set(self.models_))
         self.cheap_models_ = cheap
+        self.added_models_, self.join_C_ = [], {}
         shared_oof = self._fit_shared(X, Y, folds, say)
         say("nearest neighbours")
         # The kNN memory: every training row, targets NaN where unlabelled.
@@ -298,9 +299,13 @@ class Scorer:
         success: each model's own."""
         Z = shared.logits(X)
         P = sigmoid(Z)
-        cheap = np.isin(self.models_, self.cheap_models_)
-        p_cheap = P[:, cheap].mean(axis=1) if cheap.any() else P.mean(axis=1)
-        p_large = P[:, ~cheap].mean(axis=1) if (~cheap).any() else P.mean(axis=1)
+        # Over the models the gain head was fitted with: a model that joined later has no tier
+        # the scorer knows, and counting it would move every prompt's gain.
+        fitted = ~np.isin(self.models_, self.added_models_)
+        cheap = np.isin(self.models_, self.cheap_models_) & fitted
+        large = ~cheap & fitted
+        p_cheap = P[:, cheap].mean(axis=1) if cheap.any() else P[:, fitted].mean(axis=1)
+        p_large = P[:, large].mean(axis=1) if large.any() else P[:, fitted].mean(axis=1)
         return np.column_stack(
             [shared.difficulty_logit(X), logit(p_large * (1 - p_cheap)), Z[:, : len(self.models_)]]
         )
@@ -504,7 +509,8 @@ class Scorer:
         # unlike the fitted ones (a tiny one near chance on multiple choice) is misjudged by
         # the shared prompt side alone, and its few ability weights cannot correct that.
         _, w, b, C = joined_head(self.shared_, X, y[keep])
-        self.join_C_ = {**getattr(self, "join_C_", {}), model: C}
+        self.join_C_[model] = C
+        self.added_models_.append(model)
         self.models_.append(model)
         self.heads_.append(f"success:{model}")
         self.emb_W_ = np.vstack([self.emb_W_, w])
@@ -578,6 +584,10 @@ class Scorer:
                 "source_prior": getattr(self, "knn_S_", None) is not None,
             },
             "cheap_models": self.cheap_models_,
+            # Models that joined from their profiled rows (`add_model`), and the strength of
+            # the correction each one's rows bought (0: none).
+            "added_models": self.added_models_,
+            "join_C": self.join_C_,
             "domain_temperature": self.domain_T_,
             "n_train": self.n_train_,
             "sim_floor": getattr(self, "sim_floor_", None),
@@ -653,6 +663,8 @@ class Scorer:
                 self.stack_ = np.insert(self.stack_, SOURCE, 0.0, axis=1)
             self.shared_ = SharedDifficulty.from_arrays(arrays) if "irt_A" in arrays else None
             self.cheap_models_ = list(meta.get("cheap_models", []))
+            self.added_models_ = list(meta.get("added_models", []))
+            self.join_C_ = {str(k): float(v) for k, v in meta.get("join_C", {}).items()}
             self.knn_X_ = arrays["knn_X"].astype(np.float32)
             self.knn_Y_ = arrays["knn_Y"].astype(np.float32)
             self.knn_S_ = arrays["knn_S"].astype(np.float32) if "knn_S" in arrays else None
