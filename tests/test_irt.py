@@ -231,3 +231,28 @@ def test_a_joining_model_changes_no_other_estimate_and_is_remembered_as_joined(f
         assert np.allclose(after.difficulty, unjoined.difficulty, atol=1e-6)
         assert np.allclose(after.gain, unjoined.gain, atol=1e-6)
         assert np.allclose(after.success[:, : len(MODELS)], unjoined.success, atol=1e-6)
+
+
+@pytest.mark.parametrize("outcome", [0.0, 1.0])
+def test_a_model_whose_rows_all_agree_is_confident_but_never_certain(fitted, outcome):
+    """Fifty profiled rows that all fail (or all succeed) say the model is bad (or good), not
+    that it fails every prompt there is: an estimate of exactly 0 or 1 would carry a standard
+    error of 0, and the pessimistic bound could not discount it."""
+    scorer, X, _, rows = fitted
+    import copy
+
+    from router.core.policy import standard_error
+
+    sc = copy.deepcopy(scorer)
+    new_rows = [
+        Example(prompt=r.prompt, source=r.source, scores={"uniform": outcome}, id=r.id)
+        for r in rows[:50]
+    ]
+    sc.add_model("uniform", X[:50], new_rows)
+    batch = sc.predict(X[100:300], [r.text() for r in rows[100:300]])
+    p = batch.success[:, -1]
+    # Confident in the direction the rows say...
+    assert (np.abs(p - outcome) < 0.2).mean() > 0.9, p
+    # ...but never certain: every estimate keeps a standard error to be discounted by.
+    assert (np.minimum(p, 1 - p) > 1e-4).all(), np.minimum(p, 1 - p).min()
+    assert (standard_error(p, batch.evidence[:, -1]) > 1e-4).all()

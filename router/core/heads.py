@@ -63,9 +63,12 @@ def fit_offset_binary(
     X: np.ndarray, y: np.ndarray, offset: np.ndarray, C: float
 ) -> tuple[np.ndarray, float]:
     """Logistic regression on graded targets around a fixed log-odds `offset` per row:
-    p = sigmoid(offset + X @ w + b), with |w|^2 / (2 C) against the summed log loss, as
+    p = sigmoid(offset + X @ w + b), with (|w|^2 + b^2) / (2 C) against the summed log loss, as
     `fit_binary`'s C. With few rows w stays near 0 and the offset speaks; with many, the rows
-    correct it. (scikit-learn's LogisticRegression takes no offset, hence L-BFGS here.)"""
+    correct it. The shift b is penalised too: a correction is centred on the offset, and rows
+    that all fail (or all succeed) would otherwise drive b, and every estimate, to exactly 0
+    (or 1), which no standard error then discounts. (scikit-learn's LogisticRegression takes
+    no offset, hence L-BFGS here.)"""
     from scipy.optimize import minimize
 
     X = np.asarray(X, dtype=np.float64)
@@ -76,9 +79,9 @@ def fit_offset_binary(
     def loss_and_grad(v: np.ndarray) -> tuple[float, np.ndarray]:
         p = sigmoid(offset + X @ v[:d] + v[d])
         q = np.clip(p, 1e-12, 1 - 1e-12)
-        loss = -(y * np.log(q) + (1 - y) * np.log(1 - q)).sum() + (v[:d] ** 2).sum() / (2 * C)
+        loss = -(y * np.log(q) + (1 - y) * np.log(1 - q)).sum() + (v**2).sum() / (2 * C)
         g = p - y
-        return float(loss), np.r_[X.T @ g + v[:d] / C, g.sum()]
+        return float(loss), np.r_[X.T @ g, g.sum()] + v / C
 
     res = minimize(loss_and_grad, np.zeros(d + 1), jac=True, method="L-BFGS-B")
     return res.x[:d], float(res.x[d])
