@@ -12,7 +12,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from router.core.data import Example, tier_outcomes
-from router.core.irt import SharedDifficulty
+from router.core.irt import SharedDifficulty, log_loss
 
 EPS = 1e-4
 # Pseudo-rows at a head's mean that each source's mean starts from (`source_means`): a source
@@ -78,8 +78,7 @@ def fit_offset_binary(
 
     def loss_and_grad(v: np.ndarray) -> tuple[float, np.ndarray]:
         p = sigmoid(offset + X @ v[:d] + v[d])
-        q = np.clip(p, 1e-12, 1 - 1e-12)
-        loss = -(y * np.log(q) + (1 - y) * np.log(1 - q)).sum() + (v**2).sum() / (2 * C)
+        loss = log_loss(p, y).sum() + (v**2).sum() / (2 * C)
         g = p - y
         return float(loss), np.r_[X.T @ g, g.sum()] + v / C
 
@@ -125,8 +124,7 @@ def joined_head(
                 if c > 0:
                     w, b = fit_offset_binary(X[rest], y[rest], off_rest, c)
                     z = off_part + X[part] @ w + b
-                q = np.clip(sigmoid(z), 1e-6, 1 - 1e-6)
-                losses[part, i] = -(y[part] * np.log(q) + (1 - y[part]) * np.log(1 - q))
+                losses[part, i] = log_loss(sigmoid(z), y[part], eps=1e-6)
         # The one-standard-error rule: a few noisy folds must not buy a correction.
         best = int(losses.sum(axis=0).argmin())
         diff = losses - losses[:, [best]]

@@ -24,8 +24,9 @@ def _sigmoid(z: np.ndarray) -> np.ndarray:
     return 1.0 / (1.0 + np.exp(-np.clip(z, -40, 40)))
 
 
-def _log_loss(p: np.ndarray, y: np.ndarray) -> np.ndarray:
-    return -(y * np.log(np.clip(p, _EPS, 1)) + (1 - y) * np.log(np.clip(1 - p, _EPS, 1)))
+def log_loss(p: np.ndarray, y: np.ndarray, eps: float = _EPS) -> np.ndarray:
+    """Per row, the log loss of probability `p` on a graded outcome `y` in [0, 1]."""
+    return -(y * np.log(np.clip(p, eps, 1)) + (1 - y) * np.log(np.clip(1 - p, eps, 1)))
 
 
 class SharedDifficulty:
@@ -74,7 +75,7 @@ class SharedDifficulty:
             H = X @ A.T
             Z = H @ T.T + c[None, :] - (X @ w + w0)[:, None]
             P = _sigmoid(Z)
-            loss = float((wt * _log_loss(P, y)).sum() / total)
+            loss = float((wt * log_loss(P, y)).sum() / total)
             loss += l2 * ((A**2).sum() + (w**2).sum() + (T**2).sum())
             G = wt * (P - y) / total  # d loss / d Z
             gb = -G.sum(axis=1)
@@ -128,7 +129,7 @@ class SharedDifficulty:
             P = _sigmoid(H @ v[:k] + v[k] - b)
             g = (P - y) / len(y)
             d = v - prior  # with few rows the answer stays near the mean fitted model
-            loss = float(_log_loss(P, y).mean() + l2 * (d**2).sum())
+            loss = float(log_loss(P, y).mean() + l2 * (d**2).sum())
             return loss, np.r_[H.T @ g, g.sum()] + 2 * l2 * d
 
         v0 = prior.copy()
