@@ -44,8 +44,14 @@ def results_dir() -> Path:
     return Path(os.environ.get("BENCH_RESULTS_DIR") or RESULTS)
 
 
+# What the benches themselves write: a batch of benches on a clean tree must not call the second
+# one's commit dirty because the first one recorded its figures.
+BENCH_OUTPUTS = ("bench/results", "docs/budget_controller.png")
+
+
 def commit() -> str:
-    """The short commit, with `-dirty` when the tree has uncommitted changes to tracked files."""
+    """The short commit, with `-dirty` when the tree has uncommitted changes to tracked files
+    other than the benches' own outputs (`BENCH_OUTPUTS`)."""
 
     def git(*args: str) -> str:
         return subprocess.run(
@@ -53,7 +59,9 @@ def commit() -> str:
         ).stdout.strip()
 
     sha = git("rev-parse", "--short", "HEAD") or "unknown"
-    return sha + ("-dirty" if git("status", "--porcelain", "--untracked-files=no") else "")
+    spec = [".", *(f":(exclude){p}" for p in BENCH_OUTPUTS)]
+    dirty = git("status", "--porcelain", "--untracked-files=no", "--", *spec)
+    return sha + ("-dirty" if dirty else "")
 
 
 def load_average() -> list[float]:

@@ -309,6 +309,30 @@ def test_results_name_the_cpu_and_whether_it_has_vnni(tmp_path):
     assert bench_results.cpu(tmp_path / "absent") is None
 
 
+def test_a_batch_of_benches_on_a_clean_tree_stamps_a_clean_commit(tmp_path, monkeypatch):
+    """The first bench of a batch writes its results file; the second must still call the
+    tree clean. Any other change to a tracked file makes the stamp `-dirty`."""
+
+    def git(*args: str) -> None:
+        subprocess.run(["git", *args], cwd=tmp_path, check=True, capture_output=True)
+
+    files = ["bench/results/route.json", "docs/budget_controller.png", "router/policy.py"]
+    for f in files:
+        (tmp_path / f).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / f).write_text("before\n")
+    git("init", "-q")
+    git("add", ".")
+    git("-c", "user.name=t", "-c", "user.email=t@example.com", "commit", "-qm", "base")
+    monkeypatch.setattr(bench_results, "ROOT", tmp_path)
+    clean = bench_results.commit()
+    assert re.fullmatch(r"[0-9a-f]{7,}", clean), clean
+    for f in files[:2]:  # what benches write
+        (tmp_path / f).write_text("after\n")
+    assert bench_results.commit() == clean
+    (tmp_path / files[2]).write_text("after\n")
+    assert bench_results.commit() == clean + "-dirty"
+
+
 # ---- the bench scripts themselves (the cheap ones, for real) -------------------------------
 
 
