@@ -4,6 +4,8 @@ evidence behind each estimate."""
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 
@@ -193,7 +195,8 @@ def test_the_design_without_the_shared_stack_keeps_it_for_models_that_join(fitte
     texts = [r.text() for r in rows[:30]]
     without = scorer.ablated().predict(X[:30], texts)
     kept = Scorer.load(scorer.ablated(keep_shared=True).save(tmp_path / "kept"))
-    assert kept.shared_ is not None and np.allclose(kept.stack_[:, 3], 0.0)
+    # Only the difficulty head takes the shared model in the design without its stack.
+    assert kept.shared_ is not None and np.allclose(kept.stack_[1:, 3], 0.0)
     # The profiled models' estimates are exactly those of the design without it.
     assert np.allclose(kept.predict(X[:30], texts).success, without.success, atol=2e-3)
     new_rows = [
@@ -256,3 +259,41 @@ def test_a_model_whose_rows_all_agree_is_confident_but_never_certain(fitted, out
     # ...but never certain: every estimate keeps a standard error to be discounted by.
     assert (np.minimum(p, 1 - p) > 1e-4).all(), np.minimum(p, 1 - p).min()
     assert (standard_error(p, batch.evidence[:, -1]) > 1e-4).all()
+
+
+def test_the_difficulty_head_can_be_the_shared_difficulty_calibrated(fitted, tmp_path):
+    """`difficulty="shared"`: the difficulty head ranks prompts exactly as the shared model's
+    difficulty (which transfers better to tasks the scorer never saw); the default stacks
+    every component, and an artifact saved before the choice existed loads as that stack."""
+    from scipy.stats import spearmanr
+
+    _, X, Y, rows = fitted
+    scorer = Scorer(shared_dims=2, knn_k=20, difficulty="shared").fit(X, rows, "test-encoder")
+    texts = [r.text() for r in rows[:200]]
+    assert np.flatnonzero(scorer.stack_[0, :5]).tolist() == [3]  # the shared component alone
+    shared_rank = spearmanr(
+        scorer.predict(X[:200], texts).difficulty, scorer.shared_.difficulty_logit(X[:200])
+    )[0]
+    assert shared_rank > 0.999
+    # Calibrated: the predicted difficulty follows the cheap tier's failures on average.
+    cheap_fail = 1 - np.nanmean(Y[:, :3], axis=1)
+    assert (
+        abs(scorer.predict(X, [r.text() for r in rows]).difficulty.mean() - cheap_fail.mean())
+        < 0.05
+    )
+    stacked = fitted[0]
+    assert stacked.difficulty == "stack" and np.count_nonzero(stacked.stack_[0, :5]) > 1
+    assert (
+        spearmanr(
+            stacked.predict(X[:200], texts).difficulty, stacked.shared_.difficulty_logit(X[:200])
+        )[0]
+        < 0.999
+    )
+    path = scorer.save(tmp_path / "s")
+    assert Scorer.load(path).difficulty == "shared"
+    meta = json.loads((path / "scorer.json").read_text())
+    del meta["params"]["difficulty"]  # as saved before the choice existed
+    (path / "scorer.json").write_text(json.dumps(meta))
+    assert Scorer.load(path).difficulty == "stack"
+    with pytest.raises(ScorerError, match="difficulty must be"):
+        Scorer(difficulty="vibes")

@@ -355,3 +355,17 @@ def test_success_heads_are_comparable_only_when_learned_on_the_same_prompts(tmp_
     s.save(tmp_path / "s")
     loaded = Scorer.load(tmp_path / "s", encoder_identity="fake/16")
     assert np.array_equal(loaded.success_comparable_, ok)
+
+
+def test_the_stacker_converges_where_one_component_separates_the_outcomes():
+    """A component that splits the outcomes almost perfectly once made Newton's full steps run
+    its weight to thousands and every estimate to 0; the stacker must still find the fit."""
+    from router.core.heads import fit_stacker, sigmoid
+
+    rng = np.random.default_rng(0)
+    y = (rng.random(300) < 0.5).astype(float)
+    z = np.where(y == 1, -2.95, -4.3) + rng.normal(0, 0.2, 300)  # apart by 1.35, noise 0.2
+    w = fit_stacker(z[:, None], y)
+    p = sigmoid(z * w[0] + w[1])
+    assert p[y == 1].mean() > 0.9 and p[y == 0].mean() < 0.1, w
+    assert abs(w[0]) < 100

@@ -142,12 +142,23 @@ def fit_stacker(Z: np.ndarray, y: np.ndarray, l2: float = 1e-3) -> np.ndarray:
     A = np.hstack([Z, np.ones((len(Z), 1))])
     w = np.zeros(A.shape[1])
     w[:-1] = 1.0 / Z.shape[1]
+
+    def loss(v: np.ndarray) -> float:
+        return float(log_loss(sigmoid(A @ v), y).mean() + 0.5 * l2 * (v[:-1] ** 2).sum())
+
+    current = loss(w)
     for _ in range(100):
         p = sigmoid(A @ w)
         grad = A.T @ (p - y) / len(y) + l2 * np.r_[w[:-1], 0]
         H = (A * (p * (1 - p))[:, None]).T @ A / len(y) + l2 * np.eye(len(w))
         step = np.linalg.solve(H + 1e-9 * np.eye(len(w)), grad)
-        w -= step
+        # A full Newton step overshoots where a component nearly separates the outcomes (its
+        # weight then ran to thousands and every estimate to 0): halve it until the loss falls.
+        for _ in range(40):
+            if (new := loss(w - step)) <= current:
+                break
+            step = step / 2
+        w, current = w - step, new
         if np.abs(step).max() < 1e-8:
             break
     return w

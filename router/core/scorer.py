@@ -26,7 +26,7 @@ import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 
@@ -113,6 +113,7 @@ class Scorer:
         random_state: int = 0,
         shared_dims: int | None = 8,
         source_prior: bool = False,
+        difficulty: Literal["shared", "stack"] = "stack",
     ) -> None:
         self.C = C
         self.text_C = text_C
@@ -129,6 +130,14 @@ class Scorer:
         # Success heads stack the source prior (`heads.source_means`). Off by default: it
         # raised make model's figures but failed its free-model check (docs/evaluation.md).
         self.source_prior = source_prior
+        # The difficulty head. "stack": every component stacked, as the other heads. "shared":
+        # the shared model's prompt difficulty alone, calibrated on its out-of-fold log-odds;
+        # it ranked failures better on tasks the scorer never saw and worse on prompts like
+        # the training ones (docs/evaluation.md), so it is not the default. Without a shared
+        # model (shared_dims None), the stack.
+        if difficulty not in ("shared", "stack"):
+            raise ScorerError(f"difficulty must be 'shared' or 'stack', not {difficulty!r}")
+        self.difficulty = difficulty
 
     # ---- fitting ----------------------------------------------------------------------------
 
@@ -283,12 +292,16 @@ class Scorer:
         say("shared difficulty over every model")
         S = Y[:, 2:]
         uniq = np.unique(folds)
+        self.shared_ = SharedDifficulty(self.shared_dims, random_state=self.random_state)
+        self.shared_.fit(X, S)
+        level = self.shared_.difficulty_logit(X).mean()
         for k in uniq if len(uniq) > 1 else []:
             tr, te = folds != k, folds == k
             fold_model = SharedDifficulty(self.shared_dims, random_state=self.random_state)
             out[te] = self._shared_logits(fold_model.fit(X[tr], S[tr]), X[te])
-        self.shared_ = SharedDifficulty(self.shared_dims, random_state=self.random_state)
-        self.shared_.fit(X, S)
+            # The difficulty's level is not identified (each model's offset can absorb it), so
+            # each fold's is moved to the final model's, which the stacker's bias then fits.
+            out[te, 0] += level - fold_model.difficulty_logit(X[tr]).mean()
         if len(uniq) <= 1:
             out = self._shared_logits(self.shared_, X)
         return out
@@ -342,6 +355,9 @@ class Scorer:
         # Difficulty and gain are thresholded, not compared across models: no source prior.
         base = [EMB, TEXT, KNN] + ([SOURCE] if self.source_prior and h >= 2 else [])
         used = base + ([SHARED] if self.shared_ is not None else [])
+        if h == 0 and self.difficulty == "shared" and self.shared_ is not None:
+            # Both designs take the shared difficulty: it is what transfers to new tasks.
+            base = used = [SHARED]
         for stack, cols in ((self.stack_, used), (self.stack_ablated_, base)):
             if stack is None:  # no shared model: no stack without it
                 continue
@@ -475,14 +491,16 @@ class Scorer:
 
     def ablated(self, keep_shared: bool = False) -> Scorer:
         """This scorer as it would be without the shared-difficulty model: the same fitted
-        components, stacked without it (evaluation compares the two designs from one fit).
+        components, stacked without it (evaluation compares the two designs from one fit). With
+        `difficulty` "shared", the difficulty head keeps it in both designs.
         `keep_shared` keeps the shared model, unstacked, for models that join later
         (`add_model`): the profiled models' estimates are those of the design without it."""
         if getattr(self, "stack_ablated_", None) is None:
             raise ScorerError("this scorer kept no stack without its shared model")
         other = copy.copy(self)
         other.stack_, other.stack_ablated_ = self.stack_ablated_, None
-        if not keep_shared:
+        # The difficulty head may take the shared difficulty in both designs (`difficulty`).
+        if not keep_shared and not other.stack_[:, SHARED].any():
             other.shared_ = None
         return other
 
@@ -582,6 +600,7 @@ class Scorer:
                 "max_features": self.max_features,
                 "shared_dims": self.shared_dims if self.shared_ is not None else None,
                 "source_prior": getattr(self, "knn_S_", None) is not None,
+                "difficulty": self.difficulty,
             },
             "cheap_models": self.cheap_models_,
             # Models that joined from their profiled rows (`add_model`), and the strength of
@@ -630,9 +649,17 @@ class Scorer:
                 f"{encoder_identity!r}; retrain with `router train` or set encoder to match"
             )
         try:
-            # Saved before knn_shrink and the source prior existed: the design it was fitted
-            # with (the plain neighbour mean, no source prior).
-            self = cls(**{"knn_shrink": 0.0, "source_prior": False, **meta["params"]})
+            # Saved before knn_shrink, the source prior or the shared difficulty head existed:
+            # the design it was fitted with (the plain neighbour mean, no source prior, the
+            # stacked difficulty).
+            self = cls(
+                **{
+                    "knn_shrink": 0.0,
+                    "source_prior": False,
+                    "difficulty": "stack",
+                    **meta["params"],
+                }
+            )
             self.encoder_identity_ = meta["encoder"]
             self.domains_ = list(meta["domains"])
             self.models_ = list(meta["models"])
