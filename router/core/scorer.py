@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import contextlib
 import copy
-import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,6 +29,7 @@ from typing import Any, Literal
 
 import numpy as np
 
+from router.core import scorer_format
 from router.core.data import (
     Example,
     domain_names,
@@ -39,7 +39,6 @@ from router.core.data import (
     prompt_hashes,
 )
 from router.core.drift import reference_distributions
-from router.core.encoder import interchangeable
 from router.core.heads import (
     SMALL_BATCH,
     fit_binary,
@@ -59,21 +58,12 @@ from router.core.heads import (
     unrelated_similarity,
 )
 from router.core.irt import SharedDifficulty
+from router.core.scorer_format import BIAS, EMB, KNN, SHARED, SOURCE, TEXT, ScorerError
 from router.core.tfidf import TfidfFeatures, tfidf_vectorizer
 
-FORMAT_VERSION = 4
 # The share of the smaller head's labelled prompts two success heads must share to be compared.
 COMPARABLE_SHARE = 0.5
-# Format 2 (no shared-difficulty model, no evidence) and 3 (no source prior) still load: their
-# stacks gain zero weights.
-READABLE_VERSIONS = (2, 3, 4)
-# The stack's columns: a weight per component, then the bias.
-EMB, TEXT, KNN, SHARED, SOURCE, BIAS = range(6)
 Progress = Callable[[str], None]
-
-
-class ScorerError(ValueError):
-    """A scorer cannot be trained or loaded; the message says why."""
 
 
 @dataclass
@@ -559,162 +549,16 @@ class Scorer:
             return None
         return np.isin(prompt_hashes(examples), hashes)
 
-    # ---- persistence ------------------------------------------------------------------------
+    # ---- persistence (router/core/scorer_format.py) -------------------------------------------
 
     def save(self, path: str | Path, extra: dict[str, Any] | None = None) -> Path:
         """Write `scorer.json` and `weights.npz` into directory `path`."""
-        self._check_fitted()
-        path = Path(path)
-        path.mkdir(parents=True, exist_ok=True)
-        arrays = {
-            "domain_W": self.domain_W_.astype(np.float32),
-            "domain_b": self.domain_b_.astype(np.float32),
-            "emb_W": self.emb_W_.astype(np.float32),
-            "emb_b": self.emb_b_.astype(np.float32),
-            "text_W": self.text_W_.astype(np.float32),
-            "text_b": self.text_b_.astype(np.float32),
-            "stack": self.stack_.astype(np.float64),
-            "idf": self.idf_.astype(np.float64),
-            "knn_X": self.knn_X_.astype(np.float16),
-            "knn_Y": self.knn_Y_.astype(np.float16),
-        }
-        if getattr(self, "knn_S_", None) is not None:
-            arrays["knn_S"] = self.knn_S_.astype(np.float16)
-        if getattr(self, "train_hashes_", None) is not None:
-            arrays["train_hashes"] = self.train_hashes_.astype(np.uint64)
-        if self.shared_ is not None:
-            arrays.update(self.shared_.to_arrays())
-        vocab = sorted(self.vocabulary_, key=self.vocabulary_.__getitem__)
-        meta = {
-            "format_version": FORMAT_VERSION,
-            "encoder": self.encoder_identity_,
-            "domains": self.domains_,
-            "models": self.models_,
-            "heads": self.heads_,
-            "params": {
-                "C": self.C,
-                "text_C": self.text_C,
-                "knn_k": self.knn_k,
-                "knn_shrink": self.knn_shrink,
-                "calibration_folds": self.calibration_folds,
-                "max_features": self.max_features,
-                "shared_dims": self.shared_dims if self.shared_ is not None else None,
-                "source_prior": getattr(self, "knn_S_", None) is not None,
-                "difficulty": self.difficulty,
-            },
-            "cheap_models": self.cheap_models_,
-            # Models that joined from their profiled rows (`add_model`), and the strength of
-            # the correction each one's rows bought (0: none).
-            "added_models": self.added_models_,
-            "join_C": self.join_C_,
-            "domain_temperature": self.domain_T_,
-            "n_train": self.n_train_,
-            "sim_floor": getattr(self, "sim_floor_", None),
-            # Absent in scorers saved before the drift alarm existed.
-            **(
-                {"training_distributions": self.training_distributions_}
-                if getattr(self, "training_distributions_", None)
-                else {}
-            ),
-            **(extra or {}),
-            "vocabulary": vocab,
-        }
-        np.savez_compressed(path / "weights.npz", **arrays)
-        (path / "scorer.json").write_text(json.dumps(meta) + "\n", encoding="utf-8")
-        return path
+        return scorer_format.write(self, path, extra)
 
     @classmethod
     def load(cls, path: str | Path, encoder_identity: str | None = None) -> Scorer:
         """Load a saved scorer; refuse one trained with a different encoder."""
-        path = Path(path)
-        meta_file, weights_file = path / "scorer.json", path / "weights.npz"
-        if not meta_file.is_file() or not weights_file.is_file():
-            raise ScorerError(f"{path}: not a scorer directory (needs scorer.json and weights.npz)")
-        try:
-            meta = json.loads(meta_file.read_text(encoding="utf-8"))
-            with np.load(weights_file, allow_pickle=False) as z:
-                arrays = {k: z[k] for k in z.files}
-        except (ValueError, OSError) as e:
-            raise ScorerError(f"{path}: unreadable scorer files: {e}") from None
-        if not isinstance(meta, dict) or meta.get("format_version") not in READABLE_VERSIONS:
-            raise ScorerError(
-                f"{path}/scorer.json: format_version {meta.get('format_version') if isinstance(meta, dict) else '?'}"
-                f" is not {FORMAT_VERSION}; retrain with `router train`"
-            )
-        if encoder_identity is not None and not interchangeable(
-            str(meta.get("encoder")), encoder_identity
-        ):
-            raise ScorerError(
-                f"{path}: trained with encoder {meta.get('encoder')!r}, but the router uses "
-                f"{encoder_identity!r}; retrain with `router train` or set encoder to match"
-            )
-        try:
-            # Saved before knn_shrink, the source prior or the shared difficulty head existed:
-            # the design it was fitted with (the plain neighbour mean, no source prior, the
-            # stacked difficulty).
-            self = cls(
-                **{
-                    "knn_shrink": 0.0,
-                    "source_prior": False,
-                    "difficulty": "stack",
-                    **meta["params"],
-                }
-            )
-            self.encoder_identity_ = meta["encoder"]
-            self.domains_ = list(meta["domains"])
-            self.models_ = list(meta["models"])
-            self.heads_ = list(meta["heads"])
-            self.domain_T_ = float(meta["domain_temperature"])
-            self.n_train_ = int(meta.get("n_train", 0))
-            # None for an artifact saved before evidence was kept: its estimates carry none.
-            floor = meta.get("sim_floor")
-            self.sim_floor_ = None if floor is None else float(floor)
-            # None for an artifact saved before scorers recorded them: no drift alarm then.
-            self.training_distributions_ = meta.get("training_distributions")
-            self.vocabulary_ = {t: i for i, t in enumerate(meta["vocabulary"])}
-            f64 = {
-                k: arrays[k].astype(np.float64)
-                for k in arrays
-                if k not in ("knn_X", "knn_Y", "knn_S", "train_hashes")
-            }
-            # Artifacts saved before training hashes were recorded have none: unknown, not empty.
-            hashes = arrays.get("train_hashes")
-            self.train_hashes_ = None if hashes is None else hashes.astype(np.uint64)
-            self.domain_W_, self.domain_b_ = f64["domain_W"], f64["domain_b"]
-            self.emb_W_, self.emb_b_ = f64["emb_W"], f64["emb_b"]
-            self.text_W_, self.text_b_ = f64["text_W"], f64["text_b"]
-            self.stack_, self.idf_ = f64["stack"], f64["idf"]
-            if self.stack_.shape[1:] == (4,):  # format 2: no shared model
-                self.stack_ = np.insert(self.stack_, SHARED, 0.0, axis=1)
-            if self.stack_.shape[1:] == (5,):  # format 3: no source prior
-                self.stack_ = np.insert(self.stack_, SOURCE, 0.0, axis=1)
-            self.shared_ = SharedDifficulty.from_arrays(arrays) if "irt_A" in arrays else None
-            self.cheap_models_ = list(meta.get("cheap_models", []))
-            self.added_models_ = list(meta.get("added_models", []))
-            self.join_C_ = {str(k): float(v) for k, v in meta.get("join_C", {}).items()}
-            self.knn_X_ = arrays["knn_X"].astype(np.float32)
-            self.knn_Y_ = arrays["knn_Y"].astype(np.float32)
-            self.knn_S_ = arrays["knn_S"].astype(np.float32) if "knn_S" in arrays else None
-            self.meta_ = {k: v for k, v in meta.items() if k != "vocabulary"}
-        except (KeyError, IndexError, TypeError, ValueError) as e:
-            raise ScorerError(f"{path}: incomplete scorer files (missing or bad {e})") from None
-        H, D, V = len(self.heads_), len(self.domains_), len(self.vocabulary_)
-        ok = (
-            self.domain_W_.shape[0] == D
-            and self.emb_W_.shape[0] == H
-            and self.text_W_.shape == (H, V)
-            and self.stack_.shape == (H, BIAS + 1)
-            and (self.knn_S_ is None or self.knn_S_.shape == self.knn_Y_.shape)
-            and (self.knn_S_ is not None or not self.stack_[:, SOURCE].any())
-            and (self.shared_ is None or self.shared_.theta_.shape[0] == len(self.models_))
-            and len(self.idf_) == V
-            and self.knn_Y_.shape == (len(self.knn_X_), H)
-            and H == 2 + len(self.models_)
-        )
-        if not ok:
-            raise ScorerError(f"{path}: weights do not match scorer.json")
-        self._prepare()
-        return self
+        return scorer_format.read(cls, path, encoder_identity)
 
 
 def _with_new_column(memory: np.ndarray, values: np.ndarray) -> np.ndarray:
