@@ -5,12 +5,12 @@ how the older formats still load. The stack's column layout is part of the forma
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from router.core import artifact_dir
 from router.core.encoder import interchangeable
 from router.core.irt import SharedDifficulty
 
@@ -33,8 +33,6 @@ class ScorerError(ValueError):
 def write(scorer: Any, path: str | Path, extra: dict[str, Any] | None = None) -> Path:
     """Write `scorer`'s `scorer.json` and `weights.npz` into directory `path`."""
     scorer._check_fitted()
-    path = Path(path)
-    path.mkdir(parents=True, exist_ok=True)
     arrays = {
         "domain_W": scorer.domain_W_.astype(np.float32),
         "domain_b": scorer.domain_b_.astype(np.float32),
@@ -88,23 +86,12 @@ def write(scorer: Any, path: str | Path, extra: dict[str, Any] | None = None) ->
         **(extra or {}),
         "vocabulary": vocab,
     }
-    np.savez_compressed(path / "weights.npz", **arrays)
-    (path / "scorer.json").write_text(json.dumps(meta) + "\n", encoding="utf-8")
-    return path
+    return artifact_dir.write(path, "scorer.json", meta, arrays)
 
 
 def read(cls: type, path: str | Path, encoder_identity: str | None = None) -> Any:
     """Load a saved scorer as a `cls`; refuse one trained with a different encoder."""
-    path = Path(path)
-    meta_file, weights_file = path / "scorer.json", path / "weights.npz"
-    if not meta_file.is_file() or not weights_file.is_file():
-        raise ScorerError(f"{path}: not a scorer directory (needs scorer.json and weights.npz)")
-    try:
-        meta = json.loads(meta_file.read_text(encoding="utf-8"))
-        with np.load(weights_file, allow_pickle=False) as z:
-            arrays = {k: z[k] for k in z.files}
-    except (ValueError, OSError) as e:
-        raise ScorerError(f"{path}: unreadable scorer files: {e}") from None
+    meta, arrays = artifact_dir.read(path, "scorer.json", "scorer", ScorerError)
     if not isinstance(meta, dict) or meta.get("format_version") not in READABLE_VERSIONS:
         raise ScorerError(
             f"{path}/scorer.json: format_version {meta.get('format_version') if isinstance(meta, dict) else '?'}"
@@ -159,8 +146,11 @@ def read(cls: type, path: str | Path, encoder_identity: str | None = None) -> An
             scorer.stack_ = np.insert(scorer.stack_, SOURCE, 0.0, axis=1)
         scorer.shared_ = SharedDifficulty.from_arrays(arrays) if "irt_A" in arrays else None
         scorer.cheap_models_ = list(meta.get("cheap_models", []))
-        scorer.added_models_ = list(meta.get("added_models", []))
-        scorer.join_C_ = {str(k): float(v) for k, v in meta.get("join_C", {}).items()}
+        # Models that joined before a correction existed had none (C 0).
+        scorer.join_C_ = {
+            **{str(m): 0.0 for m in meta.get("added_models", [])},
+            **{str(k): float(v) for k, v in meta.get("join_C", {}).items()},
+        }
         scorer.knn_X_ = arrays["knn_X"].astype(np.float32)
         scorer.knn_Y_ = arrays["knn_Y"].astype(np.float32)
         scorer.knn_S_ = arrays["knn_S"].astype(np.float32) if "knn_S" in arrays else None

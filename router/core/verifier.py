@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from importlib import resources
@@ -35,6 +34,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
+from router.core import artifact_dir
 from router.core.answer_checks import (  # noqa: F401 - re-exported: the verifier's vocabulary
     CHECKS,
     FEATURE_NAMES,
@@ -490,8 +490,6 @@ class AnswerVerifier:
         self._check_fitted()
         if self.novelty_ is None:
             raise VerifierError("a format 1 verifier cannot be saved again: retrain it")
-        path = Path(path)
-        path.mkdir(parents=True, exist_ok=True)
         arrays = {
             "coef": self.coef_,
             "mean": self.mean_,
@@ -527,25 +525,12 @@ class AnswerVerifier:
             meta["answer_vocabulary"] = sorted(
                 self.answer_vocabulary_, key=self.answer_vocabulary_.get
             )
-        np.savez_compressed(path / "weights.npz", **arrays)
-        (path / "verifier.json").write_text(json.dumps(meta) + "\n", encoding="utf-8")
-        return path
+        return artifact_dir.write(path, "verifier.json", meta, arrays)
 
     @classmethod
     def load(cls, path: str | Path) -> AnswerVerifier:
         """Load a saved verifier (no code runs: JSON and plain arrays)."""
-        path = Path(path)
-        meta_file, weights_file = path / "verifier.json", path / "weights.npz"
-        if not meta_file.is_file() or not weights_file.is_file():
-            raise VerifierError(
-                f"{path}: not a verifier directory (needs verifier.json and weights.npz)"
-            )
-        try:
-            meta = json.loads(meta_file.read_text(encoding="utf-8"))
-            with np.load(weights_file, allow_pickle=False) as z:
-                arrays = {k: z[k] for k in z.files}
-        except (ValueError, OSError) as e:
-            raise VerifierError(f"{path}: unreadable verifier files: {e}") from None
+        meta, arrays = artifact_dir.read(path, "verifier.json", "verifier", VerifierError)
         version = meta.get("format_version") if isinstance(meta, dict) else None
         if version not in READABLE_FORMATS:
             raise VerifierError(
