@@ -194,7 +194,7 @@ class Scorer:
         self.stack_ = np.zeros((H, BIAS + 1))
         cheap = sorted({m for ex in examples for m in ex.cheap_models} & set(self.models_))
         self.cheap_models_ = cheap
-        self.added_models_, self.join_C_ = [], {}
+        self.join_C_: dict[str, float] = {}
         shared_oof = self._fit_shared(X, Y, folds, say)
         say("nearest neighbours")
         # The kNN memory: every training row, targets NaN where unlabelled.
@@ -479,6 +479,11 @@ class Scorer:
             comparable=self.success_comparable_,
         )
 
+    @property
+    def added_models_(self) -> list[str]:
+        """The models that joined from their profiled rows (`add_model`), in order."""
+        return list(self.join_C_)
+
     def ablated(self, keep_shared: bool = False) -> Scorer:
         """This scorer as it would be without the shared-difficulty model: the same fitted
         components, stacked without it (evaluation compares the two designs from one fit). With
@@ -489,7 +494,6 @@ class Scorer:
             raise ScorerError("this scorer kept no stack without its shared model")
         other = copy.copy(self)
         other.stack_, other.stack_ablated_ = self.stack_ablated_, None
-        # The difficulty head may take the shared difficulty in both designs (`difficulty`).
         if not keep_shared and not other.stack_[:, SHARED].any():
             other.shared_ = None
         return other
@@ -518,7 +522,6 @@ class Scorer:
         # the shared prompt side alone, and its few ability weights cannot correct that.
         _, w, b, C = joined_head(self.shared_, X, y[keep])
         self.join_C_[model] = C
-        self.added_models_.append(model)
         self.models_.append(model)
         self.heads_.append(f"success:{model}")
         self.emb_W_ = np.vstack([self.emb_W_, w])
