@@ -227,6 +227,16 @@ def test_a_joining_model_changes_no_other_estimate_and_is_remembered_as_joined(f
     sc.add_model("ace", X[:60], new_rows)
     again = Scorer.load(sc.save(tmp_path / "joined"))
     assert again.added_models_ == ["ace"] and set(again.join_C_) == {"ace"}
+    # Saved before corrections existed: the joined models are known, with no correction.
+    meta = json.loads((tmp_path / "joined" / "scorer.json").read_text())
+    del meta["join_C"]
+    (tmp_path / "older").mkdir()
+    (tmp_path / "older" / "scorer.json").write_text(json.dumps(meta))
+    (tmp_path / "older" / "weights.npz").write_bytes(
+        (tmp_path / "joined" / "weights.npz").read_bytes()
+    )
+    older = Scorer.load(tmp_path / "older")
+    assert older.added_models_ == ["ace"] and older.join_C_ == {"ace": 0.0}
     # In memory, and as saved (against the same scorer saved before the join: both stored in
     # the same reduced precision).
     for joined, unjoined in ((sc, before), (again, plain.predict(X[:50], texts))):
