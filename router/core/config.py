@@ -224,11 +224,13 @@ class Escalation(_Strict):
     # error: an estimate resting on few similar labelled prompts is not preferred on hope
     # (router/core/policy.py, `lower_bound`). 0 compares the point estimates.
     pessimism: float = Field(default=1.0, ge=0, le=5)
-    # With cost_weight: candidates whose utility is within this many standard errors of the
-    # best one's are tied (the two estimates' errors combined, a candidate's own counting no
-    # more than the leader's), and the priciest tied one is kept. A cheaper model then replaces
-    # a likely stronger one only when it is ahead beyond the noise of the comparison, not on
-    # the luck of its estimate (docs/policies.md, "Ties go to the priciest"). 0: the argmax.
+    # With cost_weight: the request starts at the priciest candidate, and a cheaper one takes it
+    # over only when its utility is ahead by more than this many standard errors of the two
+    # estimates' comparison (the one ahead counting its error in full, the other no more than
+    # that), walking down the price list. A cheaper model then replaces a likely stronger one
+    # only when ahead beyond the noise, not on the luck of its estimate, and a model that takes
+    # no request moves none between the others (docs/policies.md, "Ties go to the priciest").
+    # 0: the argmax.
     tie_se: float = Field(default=2.0, ge=0, le=5)
 
 

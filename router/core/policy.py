@@ -93,6 +93,32 @@ def lower_bound(success: np.ndarray, evidence: np.ndarray | None, pessimism: flo
     return np.where(np.isnan(success), np.nan, np.clip(success, 0.0, 1.0) - pessimism * se)
 
 
+def price_walk(
+    util: np.ndarray, rel: np.ndarray, se: np.ndarray, usable: np.ndarray, tie_se: float
+) -> np.ndarray:
+    """Per row, the candidate a walk down the price list keeps: it starts at the priciest usable
+    candidate (the best utility among equally priced ones), and a cheaper one takes over only
+    when its utility is ahead of the holder's by more than `tie_se` standard errors of their
+    comparison. The one ahead counts its error in full, the other no more than that, so an
+    estimate resting on nothing neither wins nor keeps a request through its own uncertainty.
+
+    Why a walk and not ties with the leader: the choice then depends only on the candidates it
+    meets. A candidate that does not take the request changes nothing; adding the cheapest
+    (a free model) never moves a request between the others."""
+    n, k = util.shape
+    rows = np.arange(n)
+    # Usable first, then by price, priciest first, then by utility, best first.
+    order = np.lexsort((-util, -rel, ~usable), axis=1)
+    choice = order[:, 0]
+    for j in range(1, k):
+        d = order[:, j]
+        se_d, se_c = se[rows, d], se[rows, choice]
+        gap = tie_se * np.sqrt(se_d**2 + np.minimum(se_c, se_d) ** 2)
+        ahead = util[rows, d] > util[rows, choice] + gap
+        choice = np.where(usable[rows, d] & (rel[rows, d] < rel[rows, choice]) & ahead, d, choice)
+    return choice
+
+
 def accept_answer(probability: np.ndarray | float, threshold: float) -> np.ndarray | bool:
     """Keep the cheap answer when the verifier's P(right) reaches the threshold."""
     return np.asarray(probability) >= threshold
@@ -429,16 +455,8 @@ class CompiledPolicy:
         best = util.argmax(axis=1)
         choice = best
         if esc.tie_se > 0:
-            # Ties within the noise of the comparison go to the priciest candidate (by its
-            # relative cost, then its utility): leaving a pricier, likely stronger model needs
-            # evidence, not a lucky estimate. A candidate's own error counts no more than the
-            # leader's, so an estimate resting on nothing (a stand-in) is never kept on hope.
-            rows = np.arange(len(best))
             se = standard_error(s.success, s.evidence)
-            lead_se = se[rows, best][:, None]
-            gap = esc.tie_se * np.sqrt(lead_se**2 + np.minimum(se, lead_se) ** 2)
-            tied = usable & (util >= util[rows, best][:, None] - gap)
-            choice = np.where(tied, rel + 1e-9 * np.tanh(util), -np.inf).argmax(axis=1)
+            choice = price_walk(util, rel, se, usable, esc.tie_se)
         # Without any success estimate the threshold rules decide instead.
         fallback, fb_reason = self.select_thresholds(s)
         has = usable.any(axis=1) & s.has_text
@@ -664,9 +682,9 @@ class CompiledPolicy:
         if code == TIED:
             p = succ[i]
             return (
-                f"kept the priciest candidate within {esc.tie_se:g} s.e. of the best p(success) "
-                f"(pessimistic, −{esc.pessimism:g} s.e.) − {esc.cost_weight} × relative cost: "
-                f"{name} (p={p:.2f}); no cheaper one is ahead beyond the noise"
+                f"kept {name} (p={p:.2f}), the priciest candidate no cheaper one beats by more "
+                f"than {esc.tie_se:g} s.e. on p(success) (pessimistic, −{esc.pessimism:g} s.e.) "
+                f"− {esc.cost_weight} × relative cost"
             )
         if code == NO_CHEAP:
             return f"no eligible cheap model for domain {domain} → {name}"
