@@ -120,6 +120,11 @@ def _json_safe(value: Any) -> Any:
     return value
 
 
+# The tree as the run found it: a run that rebuilds a shipped artifact before it records its
+# figures (make model, make verifier, make policies) measured the commit it started from.
+_COMMIT_AT_IMPORT = commit()
+
+
 def record(
     name: str,
     *,
@@ -140,7 +145,7 @@ def record(
         "name": name,
         "title": title,
         "command": command,
-        "commit": commit(),
+        "commit": _COMMIT_AT_IMPORT,
         "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
         "cpu_count": os.cpu_count(),
         "cpu": cpu(),

@@ -23,6 +23,9 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
+
+from results import command_line, record  # noqa: E402  (bench/results.py: stamped before this run)
 
 from router.core.config import ConfigError  # noqa: E402
 from router.core.data import DataError  # noqa: E402
@@ -91,9 +94,6 @@ def main(argv: list[str] | None = None) -> int:
         args.markdown.write_text(markdown(table) + "\n", encoding="utf-8")
         print(f"wrote {args.markdown}")
     if args.record:
-        sys.path.insert(0, str(ROOT / "bench"))
-        from results import command_line, record
-
         record(
             "policies",
             title="Shipped policies: verified on prompts the shipped scorer did not see",

@@ -333,6 +333,32 @@ def test_a_batch_of_benches_on_a_clean_tree_stamps_a_clean_commit(tmp_path, monk
     assert bench_results.commit() == clean + "-dirty"
 
 
+def test_a_run_that_rebuilds_an_artifact_stamps_the_commit_it_started_from(tmp_path):
+    """`make model` writes the shipped scorer, then records the figures it measured on the
+    commit it started from: the stamp must not be `-dirty` for the run's own artifact."""
+
+    def git(*args: str) -> None:
+        subprocess.run(["git", *args], cwd=tmp_path, check=True, capture_output=True)
+
+    (tmp_path / "bench").mkdir()
+    shutil.copy(ROOT / "bench" / "results.py", tmp_path / "bench" / "results.py")
+    artifact = tmp_path / "router" / "artifacts" / "scorer.json"
+    artifact.parent.mkdir(parents=True)
+    artifact.write_text("before\n")
+    git("init", "-q")
+    git("add", ".")
+    git("-c", "user.name=t", "-c", "user.email=t@example.com", "commit", "-qm", "base")
+    run = (
+        "import sys; sys.path.insert(0, 'bench'); import results; "
+        "open('router/artifacts/scorer.json', 'w').write('rebuilt'); "
+        "print(results.record('m', title='t', command='c', figures={}))"
+    )
+    env = {**os.environ, "BENCH_RESULTS_DIR": str(tmp_path / "out")}
+    subprocess.run([sys.executable, "-c", run], cwd=tmp_path, env=env, check=True)
+    stamp = json.loads((tmp_path / "out" / "m.json").read_text())["commit"]
+    assert re.fullmatch(r"[0-9a-f]{7,}", stamp), stamp
+
+
 # ---- the bench scripts themselves (the cheap ones, for real) -------------------------------
 
 
