@@ -8,7 +8,7 @@
 3. That last check again on other fold splits (`--seeds`), for the stacked curve and for the
    curve `make model` gates on (`router-no-shared`): how much of it is the luck of the split.
 
-    python bench/smollm2_pool.py [--data data/routing/smollm2.jsonl] [--cv 5] [--seeds 0 1 2]
+    python bench/smollm2_pool.py [--data data/routing/smollm2.jsonl] [--cv 5] [--seeds N ...]
     (or: make bench-smollm2)
 
 Records bench/results/smollm2_pool.json.
@@ -129,7 +129,7 @@ def main() -> None:
         "--seeds",
         type=int,
         nargs="+",
-        default=[0, 1, 2],
+        default=[0, 1, 2, 3, 4, 5, 6],
         help="fold seeds of the free-model check; the first gives the tables",
     )
     args = ap.parse_args()
