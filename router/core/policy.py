@@ -682,9 +682,9 @@ class CompiledPolicy:
         if code == TIED:
             p = succ[i]
             return (
-                f"kept {name} (p={p:.2f}), the priciest candidate no cheaper one beats by more "
-                f"than {esc.tie_se:g} s.e. on p(success) (pessimistic, −{esc.pessimism:g} s.e.) "
-                f"− {esc.cost_weight} × relative cost"
+                f"kept {name} (p={p:.2f}): down the price list, a cheaper candidate takes over "
+                f"only when more than {esc.tie_se:g} s.e. ahead on p(success) (pessimistic, "
+                f"−{esc.pessimism:g} s.e.) − {esc.cost_weight} × relative cost, and none is"
             )
         if code == NO_CHEAP:
             return f"no eligible cheap model for domain {domain} → {name}"
