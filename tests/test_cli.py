@@ -1,5 +1,6 @@
 import json
 import os
+import shutil
 import subprocess
 import sys
 
@@ -44,6 +45,22 @@ def test_models_and_policies_list_the_catalogue():
 
     shipped = yaml.safe_load((ROOT / "policies" / "balanced.yaml").read_text())
     assert f"gain>{shipped['escalation']['max_gain']}" in r.stdout
+
+
+def test_policies_summarise_a_cost_weight_policy_with_its_walk(tmp_path):
+    # A cost_weight policy is not a plain argmax: a cheaper model takes a request only when
+    # ahead beyond tie_se standard errors (docs/policies.md); the summary says so.
+    shutil.copy(ROOT / "config.yaml", tmp_path / "config.yaml")
+    shutil.copytree(ROOT / "policies", tmp_path / "policies")
+    (tmp_path / "policies" / "weighed.yaml").write_text(
+        "name: weighed\ndefault: [smollm2-135m]\nlarge: [gpt-4o]\n"
+        "escalation: {cost_weight: 0.4, tie_se: 1.5}\n"
+    )
+    r = run("policies", "--config", str(tmp_path / "config.yaml"))
+    assert r.returncode == 0, r.stderr
+    text = " ".join(r.stdout.replace("│", " ").split())  # the table's cells, unwrapped
+    assert "weighed smollm2-135m gpt-4o best p(success) − 0.4 × relative cost" in text, text
+    assert "a cheaper model only > 1.5 s.e. ahead" in text, text
 
 
 def test_help_rewraps_docstrings_to_the_terminal():

@@ -68,7 +68,9 @@ def policies(config: ConfigOpt = Path("config.yaml")) -> None:
         if esc.min_success is not None:
             rule += f" or p(success)<{esc.min_success}"
         if esc.cost_weight is not None:
-            rule = f"argmax p(success) − {esc.cost_weight} × relative cost"
+            rule = f"best p(success) − {esc.cost_weight} × relative cost"
+            if esc.tie_se > 0:
+                rule += f"; a cheaper model only > {esc.tie_se:g} s.e. ahead"
         specs = ", ".join(f"{d}: {'/'.join(ms)}" for d, ms in p.domains.items())
         mark = " (default)" if name == cfg.default_policy else ""
         t.add_row(name + mark, ", ".join(p.default), specs, ", ".join(p.large), rule, p.description)
