@@ -443,7 +443,9 @@ class CompiledPolicy:
         return cheap, no_success
 
     def _select_utility(self, s: ScoreInput, weight: float) -> tuple[np.ndarray, np.ndarray]:
-        """Per request: argmax of p(success) - weight * cost relative to the first large model."""
+        """Per request: the best p(success) (pessimistic bound) − weight × cost relative to the
+        first large model; with `tie_se`, the model the walk down the price list keeps
+        (`price_walk`)."""
         if s.cost is None:
             raise ValueError("cost_weight needs per-request costs")
         ref = s.cost[:, self.large_idx[0]][:, None]
