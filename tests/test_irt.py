@@ -209,6 +209,27 @@ def test_the_design_without_the_shared_stack_keeps_it_for_models_that_join(fitte
     assert auroc(truth, batch.success[:, kept.models_.index("newbie")]) > 0.7
 
 
+def test_a_model_joining_the_design_without_the_shared_stack_leaves_the_full_one_alone(fitted):
+    """`ablated` gives a scorer of its own: a model joining it (as `make model` ships it) adds
+    nothing to the scorer it came from, whose heads, models and estimates stay as they were."""
+    import copy
+
+    scorer, X, _, rows = fitted
+    full = copy.deepcopy(scorer)
+    texts = [r.text() for r in rows[:30]]
+    before = full.predict(X[:30], texts)
+    heads, models, join_c = list(full.heads_), list(full.models_), dict(full.join_C_)
+    new_rows = [
+        Example(prompt=r.prompt, source=r.source, scores={"newbie": r.scores["m4"]}, id=r.id)
+        for r in rows[:40]
+    ]
+    kept = full.ablated(keep_shared=True).add_model("newbie", X[:40], new_rows)
+    assert "newbie" in kept.models_ and "success:newbie" in kept.heads_
+    assert full.heads_ == heads and full.models_ == models and full.join_C_ == join_c
+    after = full.predict(X[:30], texts)
+    assert np.array_equal(after.success, before.success) and after.success.shape[1] == len(models)
+
+
 def test_a_joining_model_changes_no_other_estimate_and_is_remembered_as_joined(fitted, tmp_path):
     """The scorer cannot know a joining model's tier: the gain it stacked from the shared model
     (large tier right, cheap tier wrong) stays over the models it was fitted with. Joining a

@@ -493,9 +493,16 @@ class Scorer:
         if getattr(self, "stack_ablated_", None) is None:
             raise ScorerError("this scorer kept no stack without its shared model")
         other = copy.copy(self)
+        # Its own lists, dicts and shared model: a model joining (`add_model`) extends them. The
+        # arrays can be shared, as no method changes one in place (a join builds new ones).
+        for name, value in vars(self).items():
+            if isinstance(value, (list, dict, set)):
+                setattr(other, name, copy.copy(value))
         other.stack_, other.stack_ablated_ = self.stack_ablated_, None
         if not keep_shared and not other.stack_[:, SHARED].any():
             other.shared_ = None
+        else:
+            other.shared_ = copy.deepcopy(self.shared_)
         return other
 
     def add_model(self, model: str, X: np.ndarray, examples: Sequence[Example]) -> Scorer:
