@@ -173,6 +173,26 @@ def test_eval_and_calibrate_cli(tmp_path, test_config, monkeypatch):
     assert r.returncode == 2 and "between 0 and 1" in r.stderr
 
 
+def test_a_users_rows_without_domain_or_tier_train_and_evaluate_from_the_cli(tmp_path, test_config):
+    """Prompts, scores and costs are enough: the cheap tier is the cheaper half by cost, and
+    the shipped scorer's domain head stands in for the domains the rows do not carry."""
+    from tests.test_cli import ENV, run
+
+    ENV["ROUTER_CACHE_DIR"] = str(tmp_path / "emb")
+    data = tmp_path / "own.jsonl"
+    rows = make_rows(80, models=("small", "big", "mid"))
+    for r in rows:
+        r.source, r.cheap_models = "", []
+    write_jsonl(rows, data)
+    assert '"cheap_models"' not in data.read_text()
+    r = run("train", str(data), "--out", str(tmp_path / "own"), "--config", str(test_config))
+    assert r.returncode == 0, r.stderr
+    assert "cheap tier small," in r.stdout and "the shipped scorer's head" in r.stdout
+    r = run("eval", str(data), "--cv", "2", "--config", str(test_config))
+    assert r.returncode == 0, r.stderr
+    assert "80 prompts, 2-fold CV" in r.stdout and "router-no-shared" in r.stdout
+
+
 def test_eval_data_errors_name_the_row():
     from router.core.data import DataError
 

@@ -369,3 +369,56 @@ def test_the_stacker_converges_where_one_component_separates_the_outcomes():
     p = sigmoid(z * w[0] + w[1])
     assert p[y == 1].mean() > 0.9 and p[y == 0].mean() < 0.1, w
     assert abs(w[0]) < 100
+
+
+def users_own_rows(n=300):
+    """A user's rows as they often come: prompts, scores and costs, with no source, domain or
+    cheap tier; vectors of the shipped encoder's width (384)."""
+    X, exs = synthetic(n)
+    X = np.hstack([X, np.zeros((len(X), 384 - X.shape[1]))])
+    costs = {"small": 0.001, "mid": 0.004, "big": 0.01}
+    rows = [
+        Example(prompt=e.prompt, scores={**e.scores, "mid": 1.0 - e.scores["small"]}, costs=costs)
+        for e in exs
+    ]
+    return X, rows
+
+
+def test_rows_without_domain_or_tier_train_on_the_shipped_domain_head_and_the_cheaper_half(
+    tmp_path,
+):
+    from router.core.scorer import shipped_scorer_path
+
+    X, rows = users_own_rows()
+    scorer = Scorer().fit(X, rows, "minilm-l2-q8/128")
+    shipped = Scorer.load(shipped_scorer_path())
+    # The cheap tier: the cheaper half of the three models by cost.
+    assert scorer.cheap_models_ == ["small"]
+    difficulty = scorer.predict(X, texts(rows)).difficulty
+    hard = np.array([r.scores["small"] == 0.0 for r in rows])
+    assert difficulty[hard].mean() > difficulty[~hard].mean() + 0.5
+    # The domain head is the shipped scorer's, and the scorer says so, saved and loaded.
+    assert scorer.domains_ == shipped.domains_
+    np.testing.assert_allclose(
+        scorer.predict_domain_proba(X[:20]), shipped.predict_domain_proba(X[:20]), atol=1e-6
+    )
+    loaded = Scorer.load(scorer.save(tmp_path / "own"))
+    assert loaded.domain_head_from_ == "shipped scorer"
+    # Rows that carry their domains learn their own head.
+    assert (
+        Scorer.load(
+            Scorer().fit(*synthetic(), "fake/16").save(tmp_path / "labelled")
+        ).domain_head_from_
+        is None
+    )
+
+
+def test_rows_without_a_tier_or_costs_or_with_another_encoder_are_clear_errors():
+    from router.core.data import DataError
+
+    X, rows = users_own_rows()
+    no_costs = [Example(prompt=r.prompt, scores=r.scores) for r in rows]
+    with pytest.raises(DataError, match="no row names its cheap_models, and none has costs"):
+        Scorer().fit(X, no_costs, "minilm-l2-q8/128")
+    with pytest.raises(ScorerError, match="no row has a domain label.*not 'other/128'"):
+        Scorer().fit(X, rows, "other/128")

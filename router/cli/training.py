@@ -62,9 +62,12 @@ def train(
             X, examples, enc.identity, progress=lambda m: status.update(f"fitting {m}…")
         )
     scorer.save(out, extra={"trained_on": [p.name for p in data], "held_out_share": hold_out})
+    domains = f"{len(scorer.domains_)} domains"
+    if scorer.domain_head_from_:
+        domains += f" (no row has a domain label: the {scorer.domain_head_from_}'s head)"
     console.print(
-        f"wrote {out}: {len(scorer.domains_)} domains, success heads for {len(scorer.models_)} "
-        f"models, encoder {scorer.encoder_identity_}"
+        f"wrote {out}: {domains}, success heads for {len(scorer.models_)} models, cheap tier "
+        f"{', '.join(scorer.cheap_models_)}, encoder {scorer.encoder_identity_}"
     )
 
 

@@ -21,7 +21,7 @@ import math
 import re
 import unicodedata
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import cache
 from importlib import resources
 from pathlib import Path
@@ -170,6 +170,33 @@ def group_folds(groups: np.ndarray | Sequence[Example], k: int, seed: int = 0) -
     rng = np.random.default_rng(seed)
     fold_of = dict(zip(uniq, rng.permutation(len(uniq)) % k, strict=True))
     return np.array([fold_of[g] for g in groups])
+
+
+def cheaper_half(mean_costs: dict[str, float]) -> list[str]:
+    """The cheap tier of data whose rows name none: the cheaper half of its models by mean cost
+    (at least one model), sorted by name."""
+    order = sorted(mean_costs, key=lambda m: (mean_costs[m], m))
+    return sorted(order[: max(1, len(order) // 2)])
+
+
+def with_cheap_tier(examples: Sequence[Example]) -> tuple[list[Example], list[str] | None]:
+    """The rows, each naming a cheap tier: as given when any row names its `cheap_models`;
+    else every row with `cheaper_half` of the models by their mean cost over the rows that
+    give one (the tier returned, else None). A DataError when no row names a tier or a cost."""
+    if any(ex.cheap_models for ex in examples):
+        return list(examples), None
+    costs: dict[str, list[float]] = {}
+    for ex in examples:
+        for m, c in (ex.costs or {}).items():
+            if m in ex.scores:
+                costs.setdefault(m, []).append(c)
+    if not costs:
+        raise DataError(
+            "no row names its cheap_models, and none has costs to tell the cheaper models by: "
+            "add cheap_models (or costs) to the rows (docs/data.md)"
+        )
+    cheap = cheaper_half({m: float(np.mean(v)) for m, v in costs.items()})
+    return [replace(ex, cheap_models=list(cheap)) for ex in examples], cheap
 
 
 def tier_models(examples: Sequence[Example]) -> list[tuple[tuple[str, ...], str | None]]:

@@ -22,8 +22,10 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import functools
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from importlib import resources
 from pathlib import Path
 from typing import Any, Literal
 
@@ -37,6 +39,7 @@ from router.core.data import (
     group_folds,
     group_key,
     prompt_hashes,
+    with_cheap_tier,
 )
 from router.core.drift import reference_distributions
 from router.core.heads import (
@@ -87,6 +90,22 @@ class ScoreBatch:
 
     def __len__(self) -> int:
         return len(self.difficulty)
+
+
+# What `domain_head_from_` says when the shipped scorer's domain head stood in.
+SHIPPED_DOMAIN_HEAD = "shipped scorer"
+
+
+def shipped_scorer_path() -> Path:
+    """The scorer shipped inside the package (`make model` rebuilds it)."""
+    return Path(str(resources.files("router").joinpath("artifacts/default")))
+
+
+@functools.lru_cache(maxsize=4)
+def shipped_domain_head(encoder_identity: str) -> tuple[list[str], np.ndarray, np.ndarray, float]:
+    """The shipped scorer's domain head (domains, W, b, temperature), read once per encoder:
+    what a scorer trained on rows without domain labels uses."""
+    return scorer_format.read_domain_head(shipped_scorer_path(), encoder_identity)
 
 
 class Scorer:
@@ -165,19 +184,32 @@ class Scorer:
         self.encoder_identity_ = encoder_identity
         self.domains_ = domain_names()
 
+        examples, inferred = with_cheap_tier(examples)
+        if inferred is not None:
+            say(f"no row names its cheap_models: the cheaper half by mean cost, {inferred}")
+
         labels = [domain_of(ex) for ex in examples]
         idx = np.array([i for i, d in enumerate(labels) if d is not None], dtype=int)
+        # Where the domain head came from: None, learned from these rows.
+        self.domain_head_from_: str | None = None
         if len(idx) == 0:
-            raise ScorerError("no example has a domain label (set 'domain' or a known 'source')")
-        y = np.array([self.domains_.index(labels[i]) for i in idx])
-        say(f"domain head on {len(idx)} labelled rows")
-        self.domain_W_, self.domain_b_, self.domain_T_, domain_oof = self._fit_domain(
-            X[idx], y, folds[idx]
-        )
+            # A user's own rows often carry no domain: the shipped scorer's head stands in.
+            self.domains_, self.domain_W_, self.domain_b_, self.domain_T_ = shipped_domain_head(
+                encoder_identity
+            )
+            self.domain_head_from_ = SHIPPED_DOMAIN_HEAD
+            say("no row has a domain label: the domain head is the shipped scorer's")
+            domain_oof = (X @ self.domain_W_.T + self.domain_b_) / self.domain_T_
+        else:
+            y = np.array([self.domains_.index(labels[i]) for i in idx])
+            say(f"domain head on {len(idx)} labelled rows")
+            self.domain_W_, self.domain_b_, self.domain_T_, domain_oof = self._fit_domain(
+                X[idx], y, folds[idx]
+            )
 
         self.heads_, self.models_, Y = head_targets(examples)
         if np.isnan(Y[:, 0]).all():
-            raise ScorerError("no example names its cheap_models; difficulty cannot be learned")
+            raise ScorerError("no row scores one of its cheap_models; difficulty cannot be learned")
         say("TF-IDF vocabulary")
         # Rows logged without their text (embedding only) take no part in the text component.
         has_text = np.array([bool(t.strip()) for t in texts])

@@ -75,6 +75,8 @@ def write(scorer: Any, path: str | Path, extra: dict[str, Any] | None = None) ->
         "added_models": scorer.added_models_,
         "join_C": scorer.join_C_,
         "domain_temperature": scorer.domain_T_,
+        # Set when no training row had a domain label and another scorer's head stood in.
+        "domain_head_from": getattr(scorer, "domain_head_from_", None),
         "n_train": scorer.n_train_,
         "sim_floor": getattr(scorer, "sim_floor_", None),
         # Absent in scorers saved before the drift alarm existed.
@@ -87,6 +89,26 @@ def write(scorer: Any, path: str | Path, extra: dict[str, Any] | None = None) ->
         "vocabulary": vocab,
     }
     return artifact_dir.write(path, "scorer.json", meta, arrays)
+
+
+def read_domain_head(
+    path: str | Path, encoder_identity: str
+) -> tuple[list[str], np.ndarray, np.ndarray, float]:
+    """A saved scorer's domain head: (domains, W, b, temperature). Refused when it was trained
+    with another encoder than `encoder_identity`: its weights read that encoder's vectors."""
+    meta, arrays = artifact_dir.read(path, "scorer.json", "scorer", ScorerError)
+    if not interchangeable(str(meta.get("encoder")), encoder_identity):
+        raise ScorerError(
+            f"no row has a domain label (set 'domain' or a known 'source'), and the domain "
+            f"head of {path}, which would stand in, was trained with encoder "
+            f"{meta.get('encoder')!r}, not {encoder_identity!r}"
+        )
+    return (
+        list(meta["domains"]),
+        arrays["domain_W"].astype(np.float64),
+        arrays["domain_b"].astype(np.float64),
+        float(meta["domain_temperature"]),
+    )
 
 
 def read(cls: type, path: str | Path, encoder_identity: str | None = None) -> Any:
@@ -121,6 +143,7 @@ def read(cls: type, path: str | Path, encoder_identity: str | None = None) -> An
         scorer.models_ = list(meta["models"])
         scorer.heads_ = list(meta["heads"])
         scorer.domain_T_ = float(meta["domain_temperature"])
+        scorer.domain_head_from_ = meta.get("domain_head_from")
         scorer.n_train_ = int(meta.get("n_train", 0))
         # None for an artifact saved before evidence was kept: its estimates carry none.
         floor = meta.get("sim_floor")

@@ -4,12 +4,12 @@ a router knows about each prompt (`Predictions`)."""
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
 from router.core.config import ModelSpec, Policy
-from router.core.data import DataError, Example
+from router.core.data import DataError, Example, cheaper_half
 
 
 @dataclass
@@ -62,11 +62,13 @@ class EvalData:
                         f"add 'costs' to the data or pass --price {m}=USD_PER_CALL"
                     )
             cheap.update(ex.cheap_models)
+        rows = [examples[i] for i in keep]
         if not cheap:
-            # No tiers given: the cheaper half (by mean cost) is the cheap tier.
-            order = np.argsort(C.mean(axis=0))
-            cheap = {models[i] for i in order[: max(1, len(models) // 2)]}
-        return cls([examples[i] for i in keep], models, S, C, sorted(cheap), dropped)
+            # No tiers given: the cheaper half (by mean cost, prices included), which the
+            # scorers fitted on these rows learn as their cheap tier too.
+            cheap = set(cheaper_half(dict(zip(models, C.mean(axis=0).tolist(), strict=True))))
+            rows = [replace(ex, cheap_models=sorted(cheap)) for ex in rows]
+        return cls(rows, models, S, C, sorted(cheap), dropped)
 
     def subset(self, idx: np.ndarray) -> EvalData:
         return EvalData(

@@ -12,7 +12,6 @@ import os
 import time
 import weakref
 from dataclasses import dataclass
-from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -41,7 +40,7 @@ from router.core.request import (
     request_facts,
     routing_text,
 )
-from router.core.scorer import ScoreBatch, Scorer
+from router.core.scorer import ScoreBatch, Scorer, shipped_scorer_path
 from router.sdk import caching, logged
 from router.sdk.streams import AsyncRoutedStream, RoutedStream, ask_usage, carries_nothing, prepend
 from router.serving import cascade, tracing, upstream
@@ -63,7 +62,7 @@ os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 
 def default_scorer_path() -> Path:
     """The scorer shipped inside the package (`make model` rebuilds it)."""
-    return Path(str(resources.files("router").joinpath("artifacts/default")))
+    return shipped_scorer_path()
 
 
 def success_columns(
