@@ -105,3 +105,19 @@ def test_policy_errors_name_file_and_field(tmp_path, policy, field):
         load_policy(p, cfg, domain_names())
     assert e.value.field == field, str(e.value)
     assert "pol.yaml" in str(e.value)
+
+
+def test_every_validation_error_is_named_with_its_field(tmp_path):
+    """A file with several mistakes names each one, not just the first and a count."""
+    cfg = load_config(write(tmp_path, "config.yaml", MODEL))
+    p = write(tmp_path, "pol.yaml", "escalation:\n  max_difficulty: 2\n")
+    with pytest.raises(ConfigError) as e:
+        load_policy(p, cfg, domain_names())
+    message = str(e.value)
+    assert e.value.field == "default", message
+    assert "large: Field required" in message and "escalation.max_difficulty:" in message
+    many = "".join(f"bogus{i}: 1\n" for i in range(8))
+    p = write(tmp_path, "many.yaml", "default: [a]\nlarge: [b]\n" + many)
+    with pytest.raises(ConfigError) as e:
+        load_policy(p, cfg, domain_names())
+    assert str(e.value).endswith(" more)"), str(e.value)

@@ -386,15 +386,27 @@ def _validate(cls: type[BaseModel], data: Any, path: Path) -> Any:
     try:
         return cls.model_validate(data)
     except ValidationError as e:
-        err = e.errors()[0]
-        msg = err["msg"]
-        field = _format_loc(err["loc"])
-        # Errors raised by a model validator carry the field in the message.
-        if not field and ": " in msg and msg.startswith("Value error, "):
-            field, _, msg = msg.removeprefix("Value error, ").partition(": ")
-        msg = msg.removeprefix("Value error, ")  # a nested section's own check
-        more = f" (and {len(e.errors()) - 1} more)" if len(e.errors()) > 1 else ""
+        (field, msg), *others = [_field_and_message(err) for err in e.errors()]
+        # Every mistake at once, each with its field: fixing one to meet the next is slow.
+        shown = [f"{f}: {m}" if f else m for f, m in others[:MORE_ERRORS]]
+        if len(others) > MORE_ERRORS:
+            shown.append(f"{len(others) - MORE_ERRORS} more")
+        more = f" (also {'; '.join(shown)})" if shown else ""
         raise ConfigError(path, field, msg + more) from None
+
+
+# How many more validation errors a ConfigError names after the first.
+MORE_ERRORS = 4
+
+
+def _field_and_message(err: Any) -> tuple[str, str]:
+    """A pydantic error as (the field's dotted path, the message)."""
+    msg = err["msg"]
+    field = _format_loc(err["loc"])
+    # Errors raised by a model validator carry the field in the message.
+    if not field and ": " in msg and msg.startswith("Value error, "):
+        field, _, msg = msg.removeprefix("Value error, ").partition(": ")
+    return field, msg.removeprefix("Value error, ")  # a nested section's own check
 
 
 def load_config(path: str | Path) -> RouterConfig:
