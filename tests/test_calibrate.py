@@ -238,3 +238,26 @@ def test_make_policies_in_ci_leaves_the_shipped_policies_alone(project, tmp_path
     )
     shipped = page.read_text().split("### Shipped policies")[1].split("\n## ")[0]
     assert "Not measured yet" not in shipped and "| configs/pool.yaml | balanced |" in shipped
+
+
+def test_rows_naming_no_tier_take_the_catalogues_small_models_else_the_cheaper_half():
+    from router.core.config import ModelSpec
+    from router.core.data import Example
+    from router.evaluation.calibrate import with_catalogue_tier
+
+    def spec(name, tier, profile=None):
+        return ModelSpec(
+            name=name, litellm_model=f"openai/{name}", input_price=1, output_price=1,
+            context_window=1000, tier=tier, profile=profile,
+        )  # fmt: skip
+
+    costs = {"a": 0.01, "b": 0.001, "c": 0.005}
+    rows = [Example(prompt="p", scores={"a": 1.0, "b": 0.0, "c": 1.0}, costs=costs)]
+    # By profile: the catalogue's small model profiled as "a", though "a" costs the most.
+    cat = [spec("small-one", "small", profile="a"), spec("c", "large")]
+    assert with_catalogue_tier(cat, rows)[0].cheap_models == ["a"]
+    # The catalogue knows none of the data's models: the cheaper half by cost.
+    assert with_catalogue_tier([spec("x", "small")], rows)[0].cheap_models == ["b"]
+    # Rows that name their tier keep it.
+    named = [Example(prompt="p", scores={"a": 1.0, "b": 0.0}, costs=costs, cheap_models=["a"])]
+    assert with_catalogue_tier([spec("b", "small")], named)[0].cheap_models == ["a"]

@@ -193,6 +193,34 @@ def test_a_users_rows_without_domain_or_tier_train_and_evaluate_from_the_cli(tmp
     assert "80 prompts, 2-fold CV" in r.stdout and "router-no-shared" in r.stdout
 
 
+def test_calibrate_takes_the_cheap_tier_from_the_catalogue_when_the_rows_name_none(
+    tmp_path, test_config
+):
+    """Rows naming no cheap tier calibrate as if they named the catalogue's small models."""
+    from tests.test_cli import ENV, run
+
+    ENV["ROUTER_CACHE_DIR"] = str(tmp_path / "emb")
+    mixtral, gpt4 = "mistralai/Mixtral-8x7B-Instruct-v0.1", "gpt-4-1106-preview"
+    rows = make_rows(80, source_split=True)
+    for r in rows:
+        r.scores = {mixtral: r.scores["small"], gpt4: r.scores["big"]}
+        r.costs, r.cheap_models = {mixtral: 0.0006, gpt4: 0.01}, [mixtral]
+    named, unnamed = tmp_path / "named.jsonl", tmp_path / "unnamed.jsonl"
+    write_jsonl(rows, named)
+    for r in rows:
+        r.cheap_models = []
+    write_jsonl(rows, unnamed)
+    said = []
+    for data in (named, unnamed):
+        r = run(
+            "calibrate", "--policy", "balanced", "--data", str(data),
+            "--target", "quality=0.9", "--config", str(test_config),
+        )  # fmt: skip
+        assert r.returncode == 0, r.stderr
+        said.append(r.stdout.split("wrote")[0])
+    assert " = " in said[0] and said[0] == said[1], said
+
+
 def test_eval_data_errors_name_the_row():
     from router.core.data import DataError
 

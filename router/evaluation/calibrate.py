@@ -15,14 +15,22 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from router.core.config import Policy, dump_policy, load_policies, load_policy
-from router.core.data import DataError, Example, domain_names, group_key, read_many, tier_outcomes
+from router.core.config import ModelSpec, Policy, dump_policy, load_policies, load_policy
+from router.core.data import (
+    DataError,
+    Example,
+    domain_names,
+    group_key,
+    read_many,
+    tier_outcomes,
+    with_cheap_tier,
+)
 from router.core.policy import CompiledPolicy, ScoreInput
 from router.core.request import estimate_tokens, normalise_messages
 from router.evaluation.evaluate import sweep_field, sweep_values
@@ -84,6 +92,19 @@ def own_outcomes(compiled: CompiledPolicy, examples: Sequence[Example]) -> np.nd
         keys = {key for key in (spec.name, spec.profile) if key}
         out[:, k] = [bool(keys & ex.scores.keys()) for ex in examples]
     return out
+
+
+def with_catalogue_tier(catalogue: Sequence[ModelSpec], examples: list[Example]) -> list[Example]:
+    """The rows as given when any names its `cheap_models`; else each with the models it
+    scores that the catalogue puts in the small tier (by name or profile), or, when the
+    catalogue places none or all of them there, the cheaper half by cost (`with_cheap_tier`)."""
+    if any(ex.cheap_models for ex in examples):
+        return examples
+    small = {key for m in catalogue if m.tier == "small" for key in (m.name, m.profile) if key}
+    scored = {m for ex in examples for m in ex.scores}
+    if not small & scored or scored <= small:
+        return with_cheap_tier(examples)[0]
+    return [replace(ex, cheap_models=sorted(small & ex.scores.keys())) for ex in examples]
 
 
 def outcome_matrix(compiled: CompiledPolicy, examples: list[Example]) -> np.ndarray:
@@ -170,7 +191,8 @@ def _inputs(router, policy_name: str, examples: list[Example], X: np.ndarray | N
         comparable=None if router.comparable is None else base.comparable_matrix(router.comparable),
     )
     large_tier = np.array([m.tier == "large" for m in base.models])
-    return _Inputs(base, s, outcome_matrix(base, examples), cost, large_tier)
+    outcomes = outcome_matrix(base, with_catalogue_tier(router.config.models, examples))
+    return _Inputs(base, s, outcomes, cost, large_tier)
 
 
 def _point(router, inp: _Inputs, policy: Policy, param: float) -> OperatingPoint:
