@@ -56,6 +56,14 @@ def test_jsonl_round_trip(tmp_path):
     assert [r.to_json() for r in back] == [r.to_json() for r in rows]
 
 
+def test_a_directory_or_a_missing_file_is_named_as_such(tmp_path):
+    (tmp_path / "a.jsonl").write_text("")
+    with pytest.raises(DataError, match=r"a directory; give the JSONL files in it \(a.jsonl\)"):
+        read_jsonl(tmp_path)
+    with pytest.raises(DataError, match="nope.jsonl: file not found"):
+        read_jsonl(tmp_path / "nope.jsonl")
+
+
 @pytest.mark.parametrize(
     "row, where",
     [

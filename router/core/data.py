@@ -303,6 +303,10 @@ def _check_row(obj: Any, where: str) -> Example:
 def read_jsonl(path: str | Path) -> list[Example]:
     """Load and validate a routing dataset."""
     path = Path(path)
+    if path.is_dir():
+        found = sorted(p.name for p in path.glob("*.jsonl"))
+        hint = f" ({', '.join(found[:5])}{', …' if len(found) > 5 else ''})" if found else ""
+        raise DataError(f"{path}: a directory; give the JSONL files in it{hint}")
     if not path.is_file():
         raise DataError(f"{path}: file not found")
     rows = []
