@@ -180,3 +180,30 @@ def test_the_gain_multiplies_only_success_estimates_learned_on_the_same_prompts(
     assert ("large", "small-math") not in apart.comparable
     d = apart.route(text, policy="gainy")
     assert d.gain == pytest.approx(head, abs=1e-4)
+
+
+def test_a_cost_weight_policy_over_estimates_learned_apart_warns_at_load(
+    test_config, tmp_path, caplog
+):
+    """cost_weight compares success estimates as they are: heads learned on different
+    datasets compare their base rates, and loading such a policy says which models."""
+    from router import Router
+
+    shutil.copytree(test_config.parent, tmp_path / "cfg")
+    test_config = tmp_path / "cfg" / test_config.name
+    (test_config.parent / "policies" / "weighed.yaml").write_text(
+        "name: weighed\ndefault: [small-math]\nlarge: [large]\nescalation: {cost_weight: 0.1}\n"
+    )
+    with caplog.at_level("WARNING", logger="router.sdk"):
+        Router.from_config(test_config)  # Mixtral and GPT-4: RouteLLM's prompts, both
+    assert not [r for r in caplog.records if "weighs success" in r.getMessage()]
+    apart = test_config.with_name("apart.yaml")
+    apart.write_text(
+        test_config.read_text().replace(
+            "profile: mistralai/Mixtral-8x7B-Instruct-v0.1", "profile: llama-3.1-8b-instruct"
+        )
+    )
+    with caplog.at_level("WARNING", logger="router.sdk"):
+        Router.from_config(apart)
+    said = [r.getMessage() for r in caplog.records if "weighs success" in r.getMessage()]
+    assert len(said) == 1 and "'weighed'" in said[0] and "small-math / large" in said[0], said

@@ -8,6 +8,7 @@ comes back with the answer records every attempt.
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import time
 import weakref
@@ -59,6 +60,8 @@ if TYPE_CHECKING:  # sqlalchemy loads only when a log is opened: fast cold start
 
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 
+log = logging.getLogger("router.sdk")
+
 
 def default_scorer_path() -> Path:
     """The scorer shipped inside the package (`make model` rebuilds it)."""
@@ -102,6 +105,18 @@ def comparable_pairs(success_col: dict[str, int], scorer: Any) -> frozenset[tupl
     return frozenset(
         (a, b) for a, ca in success_col.items() for b, cb in success_col.items() if table[ca, cb]
     )
+
+
+def incomparable_pairs(
+    models: list[str], success_col: dict[str, int], comparable: frozenset[tuple[str, str]] | None
+) -> list[tuple[str, str]]:
+    """The pairs of `models` with success estimates that were learned on different prompts
+    (`comparable_pairs`): a head carries its training set's base rate, so comparing the two
+    compares their data as much as the request."""
+    if comparable is None:
+        return []
+    known = [m for m in models if m in success_col]
+    return [(a, b) for i, a in enumerate(known) for b in known[i + 1 :] if (a, b) not in comparable]
 
 
 @dataclass
@@ -154,6 +169,19 @@ class Router:
         # name), else a stand-in that every receipt names (`unprofiled`).
         self._success_col, self.unprofiled = success_columns(config, scorer.models_)
         self.comparable = comparable_pairs(self._success_col, scorer)
+        for name, compiled in self._compiled.items():
+            # A policy weighing success against cost compares its models' estimates directly.
+            if compiled.policy.escalation.cost_weight is None:
+                continue
+            pairs = incomparable_pairs(compiled.names, self._success_col, self.comparable)
+            if pairs:
+                log.warning(
+                    "policy %r weighs success estimates learned on different prompts (%s): "
+                    "their base rates differ as much as the requests do; profile these models "
+                    "on the same prompts (router profile) for cost_weight to compare them",
+                    name,
+                    ", ".join(f"{a} / {b}" for a, b in pairs),
+                )
         # Budget controllers of the policies with a `budget:` (the proxy syncs their counters).
         self.budgets = Budgets(policies)
         # Live scores against the scorer's training distributions (no-op for an old scorer).
