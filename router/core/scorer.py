@@ -194,9 +194,9 @@ class Scorer:
         self.domain_head_from_: str | None = None
         if len(idx) == 0:
             # A user's own rows often carry no domain: the shipped scorer's head stands in.
-            self.domains_, self.domain_W_, self.domain_b_, self.domain_T_ = shipped_domain_head(
-                encoder_identity
-            )
+            domains, W, b, self.domain_T_ = shipped_domain_head(encoder_identity)
+            # Copies: the cached head is shared by every scorer trained this way.
+            self.domains_, self.domain_W_, self.domain_b_ = list(domains), W.copy(), b.copy()
             self.domain_head_from_ = SHIPPED_DOMAIN_HEAD
             say("no row has a domain label: the domain head is the shipped scorer's")
             domain_oof = (X @ self.domain_W_.T + self.domain_b_) / self.domain_T_
