@@ -387,11 +387,11 @@ def users_own_rows(n=300):
 def test_rows_without_domain_or_tier_train_on_the_shipped_domain_head_and_the_cheaper_half(
     tmp_path,
 ):
-    from router.core.scorer import shipped_scorer_path
+    from router.core.scorer import default_scorer_path
 
     X, rows = users_own_rows()
     scorer = Scorer().fit(X, rows, "minilm-l2-q8/128")
-    shipped = Scorer.load(shipped_scorer_path())
+    shipped = Scorer.load(default_scorer_path())
     # The cheap tier: the cheaper half of the three models by cost.
     assert scorer.cheap_models_ == ["small"]
     difficulty = scorer.predict(X, texts(rows)).difficulty

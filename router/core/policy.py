@@ -84,12 +84,18 @@ def standard_error(success: np.ndarray, evidence: np.ndarray | None) -> np.ndarr
     return np.sqrt(p * (1 - p) / (np.nan_to_num(evidence, nan=np.inf) + 1.0))
 
 
-def lower_bound(success: np.ndarray, evidence: np.ndarray | None, pessimism: float) -> np.ndarray:
-    """p − pessimism × its standard error (`standard_error`): an estimate resting on little
-    evidence counts for less. Unknown evidence (NaN) leaves p as it is."""
+def lower_bound(
+    success: np.ndarray,
+    evidence: np.ndarray | None,
+    pessimism: float,
+    se: np.ndarray | None = None,
+) -> np.ndarray:
+    """p − pessimism × its standard error (`standard_error`, or `se` when the caller has it
+    already): an estimate resting on little evidence counts for less. Unknown evidence (NaN)
+    leaves p as it is."""
     if evidence is None or pessimism == 0:
         return success
-    se = standard_error(success, evidence)
+    se = standard_error(success, evidence) if se is None else se
     return np.where(np.isnan(success), np.nan, np.clip(success, 0.0, 1.0) - pessimism * se)
 
 
@@ -452,12 +458,13 @@ class CompiledPolicy:
         rel = s.cost / np.where(ref > 0, ref, 1.0)
         usable = s.eligible & ~np.isnan(s.success)
         esc = s.escalation or self.policy.escalation
-        bounded = lower_bound(s.success, s.evidence, esc.pessimism)
+        # One standard error per estimate, for the bound and for the walk.
+        se = standard_error(s.success, s.evidence)
+        bounded = lower_bound(s.success, s.evidence, esc.pessimism, se)
         util = np.where(usable, np.nan_to_num(bounded) - weight * rel, -np.inf)
         best = util.argmax(axis=1)
         choice = best
         if esc.tie_se > 0:
-            se = standard_error(s.success, s.evidence)
             choice = price_walk(util, rel, se, usable, esc.tie_se)
         # Without any success estimate the threshold rules decide instead.
         fallback, fb_reason = self.select_thresholds(s)

@@ -96,7 +96,7 @@ class ScoreBatch:
 SHIPPED_DOMAIN_HEAD = "shipped scorer"
 
 
-def shipped_scorer_path() -> Path:
+def default_scorer_path() -> Path:
     """The scorer shipped inside the package (`make model` rebuilds it)."""
     return Path(str(resources.files("router").joinpath("artifacts/default")))
 
@@ -105,7 +105,7 @@ def shipped_scorer_path() -> Path:
 def shipped_domain_head(encoder_identity: str) -> tuple[list[str], np.ndarray, np.ndarray, float]:
     """The shipped scorer's domain head (domains, W, b, temperature), read once per encoder:
     what a scorer trained on rows without domain labels uses."""
-    return scorer_format.read_domain_head(shipped_scorer_path(), encoder_identity)
+    return scorer_format.read_domain_head(default_scorer_path(), encoder_identity)
 
 
 class Scorer:

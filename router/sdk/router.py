@@ -41,7 +41,7 @@ from router.core.request import (
     request_facts,
     routing_text,
 )
-from router.core.scorer import ScoreBatch, Scorer, shipped_scorer_path
+from router.core.scorer import ScoreBatch, Scorer, default_scorer_path
 from router.sdk import caching, logged
 from router.sdk.streams import AsyncRoutedStream, RoutedStream, ask_usage, carries_nothing, prepend
 from router.serving import cascade, tracing, upstream
@@ -61,11 +61,6 @@ if TYPE_CHECKING:  # sqlalchemy loads only when a log is opened: fast cold start
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 
 log = logging.getLogger("router.sdk")
-
-
-def default_scorer_path() -> Path:
-    """The scorer shipped inside the package (`make model` rebuilds it)."""
-    return shipped_scorer_path()
 
 
 def success_columns(
