@@ -261,3 +261,8 @@ def test_rows_naming_no_tier_take_the_catalogues_small_models_else_the_cheaper_h
     # Rows that name their tier keep it.
     named = [Example(prompt="p", scores={"a": 1.0, "b": 0.0}, costs=costs, cheap_models=["a"])]
     assert with_catalogue_tier([spec("b", "small")], named)[0].cheap_models == ["a"]
+    # Beside them, the rows that name none still take the catalogue's small models.
+    both = with_catalogue_tier(cat, named + rows)
+    assert [ex.cheap_models for ex in both] == [["a"], ["a"]]
+    both = with_catalogue_tier([spec("b", "small")], named + rows)
+    assert [ex.cheap_models for ex in both] == [["a"], ["b"]]

@@ -8,6 +8,7 @@ from router.core.data import (
     group_key,
     read_jsonl,
     taxonomy,
+    with_cheap_tier,
     write_jsonl,
 )
 from router.evaluation.importers import import_dataset
@@ -187,3 +188,27 @@ def test_routerbench_empty_score_cells_are_missing_labels_not_errors(tmp_path):
     )
     with pytest.raises(DataError, match="row 5: gpt-4"):
         import_dataset("routerbench", p)
+
+
+def test_rows_naming_no_tier_take_the_cheaper_half_of_their_own_models():
+    from router.core.data import Example
+
+    named = Example(prompt="p", scores={"m": 1.0, "g": 1.0}, cheap_models=["m"])
+    costs = {"a": 0.01, "b": 0.001, "c": 0.005, "d": 0.002}
+    own = Example(prompt="q", scores={"a": 1.0, "b": 0.0, "c": 1.0, "d": 0.0}, costs=costs)
+    # Alone: the cheaper half by mean cost.
+    rows, tier = with_cheap_tier([own])
+    assert tier == ["b", "d"] and rows[0].cheap_models == ["b", "d"]
+    # Beside rows that name a tier (the shipped datasets, say), from their own models only.
+    rows, tier = with_cheap_tier([named, own])
+    assert tier == ["b", "d"]
+    assert [r.cheap_models for r in rows] == [["m"], ["b", "d"]]
+    # There, one model alone, or no costs, has no cheaper half: the rows stay without a tier.
+    single = Example(prompt="r", scores={"a": 1.0}, costs={"a": 0.01})
+    bare = Example(prompt="s", scores={"a": 1.0, "b": 0.0})
+    for extra in (single, bare):
+        rows, tier = with_cheap_tier([named, extra])
+        assert tier is None and rows[1].cheap_models == []
+    # Alone without costs: a clear error.
+    with pytest.raises(DataError, match="no row names its cheap_models"):
+        with_cheap_tier([bare])

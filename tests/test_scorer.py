@@ -413,6 +413,33 @@ def test_rows_without_domain_or_tier_train_on_the_shipped_domain_head_and_the_ch
     )
 
 
+def test_own_rows_without_a_tier_beside_tiered_rows_still_teach_the_difficulty():
+    """A user's tierless rows trained with the shipped datasets: their difficulty (here along
+    an axis the tiered rows never vary) is learned from their own cheaper model."""
+    X, tiered = synthetic(300)
+    rng = np.random.default_rng(1)
+    Xo, own = [], []
+    for i in range(300):
+        v = rng.normal(0, 0.3, 16)
+        v[3] += 2.0
+        hard = i % 2 == 0
+        v[4] += 2.0 if hard else -2.0
+        Xo.append(v / np.linalg.norm(v))
+        own.append(
+            Example(
+                prompt=f"my own question {'tricky' if hard else 'plain'} {i}",
+                scores={"u-small": 0.0 if hard else 1.0, "u-big": 1.0},
+                costs={"u-small": 0.0001, "u-big": 0.002},
+            )
+        )
+    Xo = np.array(Xo)
+    scorer = Scorer().fit(np.vstack([X, Xo]), tiered + own, "fake/16")
+    assert scorer.cheap_models_ == ["small", "u-small"]
+    difficulty = scorer.predict(Xo, texts(own)).difficulty
+    hard = np.array([r.scores["u-small"] == 0.0 for r in own])
+    assert difficulty[hard].mean() > difficulty[~hard].mean() + 0.3
+
+
 def test_rows_without_a_tier_or_costs_or_with_another_encoder_are_clear_errors():
     from router.core.data import DataError
 

@@ -180,23 +180,37 @@ def cheaper_half(mean_costs: dict[str, float]) -> list[str]:
 
 
 def with_cheap_tier(examples: Sequence[Example]) -> tuple[list[Example], list[str] | None]:
-    """The rows, each naming a cheap tier: as given when any row names its `cheap_models`;
-    else every row with `cheaper_half` of the models by their mean cost over the rows that
-    give one (the tier returned, else None). A DataError when no row names a tier or a cost."""
-    if any(ex.cheap_models for ex in examples):
+    """The rows, each naming a cheap tier where it can: a row's own `cheap_models` as given;
+    the rows that name none take `cheaper_half` of their models by mean cost over those rows
+    (the tier returned, else None).
+
+    The rows without a tier are a group of their own (a user's traffic beside the shipped
+    datasets, say): their models and prices, not the named tiers, say which of them is cheap.
+    Beside rows that do name a tier, they take one only when they give costs for at least two
+    models, since one model alone has no cheaper half; otherwise they train the success heads
+    only. A DataError when no row names a tier or a cost."""
+    untiered = [i for i, ex in enumerate(examples) if not ex.cheap_models]
+    if not untiered:
         return list(examples), None
     costs: dict[str, list[float]] = {}
-    for ex in examples:
+    for i in untiered:
+        ex = examples[i]
         for m, c in (ex.costs or {}).items():
             if m in ex.scores:
                 costs.setdefault(m, []).append(c)
-    if not costs:
+    all_untiered = len(untiered) == len(examples)
+    if all_untiered and not costs:
         raise DataError(
             "no row names its cheap_models, and none has costs to tell the cheaper models by: "
             "add cheap_models (or costs) to the rows (docs/data.md)"
         )
+    if not all_untiered and len(costs) < 2:
+        return list(examples), None
     cheap = cheaper_half({m: float(np.mean(v)) for m, v in costs.items()})
-    return [replace(ex, cheap_models=list(cheap)) for ex in examples], cheap
+    out = list(examples)
+    for i in untiered:
+        out[i] = replace(out[i], cheap_models=list(cheap))
+    return out, cheap
 
 
 def tier_models(examples: Sequence[Example]) -> list[tuple[tuple[str, ...], str | None]]:

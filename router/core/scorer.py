@@ -184,9 +184,10 @@ class Scorer:
         self.encoder_identity_ = encoder_identity
         self.domains_ = domain_names()
 
+        untiered = sum(not ex.cheap_models for ex in examples)
         examples, inferred = with_cheap_tier(examples)
         if inferred is not None:
-            say(f"no row names its cheap_models: the cheaper half by mean cost, {inferred}")
+            say(f"{untiered} rows name no cheap_models: the cheaper half by mean cost, {inferred}")
 
         labels = [domain_of(ex) for ex in examples]
         idx = np.array([i for i, d in enumerate(labels) if d is not None], dtype=int)

@@ -95,16 +95,20 @@ def own_outcomes(compiled: CompiledPolicy, examples: Sequence[Example]) -> np.nd
 
 
 def with_catalogue_tier(catalogue: Sequence[ModelSpec], examples: list[Example]) -> list[Example]:
-    """The rows as given when any names its `cheap_models`; else each with the models it
-    scores that the catalogue puts in the small tier (by name or profile), or, when the
-    catalogue places none or all of them there, the cheaper half by cost (`with_cheap_tier`)."""
-    if any(ex.cheap_models for ex in examples):
+    """The rows, those that name no `cheap_models` each with the models it scores that the
+    catalogue puts in the small tier (by name or profile), or, when the catalogue places none
+    or all of their models there, the cheaper half by cost (`with_cheap_tier`)."""
+    untiered = [ex for ex in examples if not ex.cheap_models]
+    if not untiered:
         return examples
     small = {key for m in catalogue if m.tier == "small" for key in (m.name, m.profile) if key}
-    scored = {m for ex in examples for m in ex.scores}
+    scored = {m for ex in untiered for m in ex.scores}
     if not small & scored or scored <= small:
         return with_cheap_tier(examples)[0]
-    return [replace(ex, cheap_models=sorted(small & ex.scores.keys())) for ex in examples]
+    return [
+        ex if ex.cheap_models else replace(ex, cheap_models=sorted(small & ex.scores.keys()))
+        for ex in examples
+    ]
 
 
 def outcome_matrix(compiled: CompiledPolicy, examples: list[Example]) -> np.ndarray:
