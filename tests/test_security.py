@@ -25,8 +25,8 @@ import numpy as np
 import pytest
 
 from router.core.config import APIKeySpec, ConfigError, ServerSpec, load_config
-from router.core.scorer import Scorer, ScorerError
-from router.sdk.router import Router, default_scorer_path
+from router.core.scorer import Scorer, ScorerError, default_scorer_path
+from router.sdk.router import Router
 from router.server import auth, create_app
 from router.server.auth import KeyRing
 from router.server.logs import JsonFormatter

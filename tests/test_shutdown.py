@@ -20,7 +20,7 @@ import httpx
 import pytest
 import yaml
 
-import router.sdk.router as sdk
+from router.core.scorer import default_scorer_path
 from tests.proxy import ServeProcess as Server
 from tests.proxy import write_fault_config
 
@@ -36,7 +36,7 @@ def serve(test_config, tmp_path, upstream):
         cfg = write_fault_config(test_config, tmp_path / "cfg", upstream.base_url)
         data = yaml.safe_load(cfg.read_text())
         # The scorer the test process uses (a path), so the subprocess loads the same one.
-        data["scorer"] = str(sdk.default_scorer_path())
+        data["scorer"] = str(default_scorer_path())
         data["server"] = {
             "decision_log": "decisions.db",
             "keys_env": None,

@@ -40,8 +40,7 @@ def test_features_match_scikit_learn():
 
 
 def test_the_shipped_scorer_gives_the_same_probabilities_as_with_scikit_learn():
-    from router.core.scorer import Scorer
-    from router.sdk.router import default_scorer_path
+    from router.core.scorer import Scorer, default_scorer_path
 
     s = Scorer.load(default_scorer_path())
     texts = ["What is 17 * 23?", "Write a haiku about autumn", "Prove Fermat's little theorem"]

@@ -19,7 +19,7 @@ import pytest
 import sqlalchemy as sa
 import yaml
 
-import router.sdk.router as sdk
+from router.core.scorer import default_scorer_path
 from router.serving.decision_log import database_url, decisions
 from tests.proxy import ServeProcess, write_fault_config
 
@@ -31,7 +31,7 @@ def setup(request, test_config, tmp_path, upstream):
     """(config path, decision-log URL, take the database away, bring it back)."""
     cfg = write_fault_config(test_config, tmp_path / "cfg", upstream.base_url)
     data = yaml.safe_load(cfg.read_text())
-    data["scorer"] = str(sdk.default_scorer_path())  # the one this process uses: same routes
+    data["scorer"] = str(default_scorer_path())  # the one this process uses: same routes
     if request.param == "sqlite":
         url = str(cfg.parent / "decisions.db")
         lock: list = []

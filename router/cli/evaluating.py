@@ -108,7 +108,7 @@ def eval_(
     import json
 
     from router.core.encoder import load_encoder
-    from router.core.scorer import Scorer
+    from router.core.scorer import Scorer, configured_scorer_path
     from router.evaluation.evaluate import (
         GROUPINGS,
         SOURCE_RATES,
@@ -121,7 +121,6 @@ def eval_(
     )
     from router.evaluation.metrics import covers_all_shares
     from router.evaluation.train import embed_examples
-    from router.sdk.router import default_scorer_path
 
     if cv is not None and group_by is not None:
         raise DataError("use either --cv or --group-by, not both")
@@ -155,8 +154,7 @@ def eval_(
     )
     sc = None
     if cv is None and group_by is None:
-        base = config.resolve().parent
-        path = scorer or (default_scorer_path() if cfg.scorer == "default" else base / cfg.scorer)
+        path = scorer or configured_scorer_path(cfg.scorer, config.resolve().parent)
         sc = Scorer.load(path, encoder_identity=enc.identity)
         seen = sc.trained_on(rows)
         if held_out:

@@ -199,9 +199,9 @@ def _training_distributions(cfg, cfg_path: Path) -> dict | None:
     """The scorer's training distributions (for drift), read from its scorer.json alone."""
     import json
 
-    from router.sdk.router import default_scorer_path
+    from router.core.scorer import configured_scorer_path
 
-    where = default_scorer_path() if cfg.scorer == "default" else cfg_path.parent / cfg.scorer
+    where = configured_scorer_path(cfg.scorer, cfg_path.parent)
     try:
         meta = json.loads((Path(where) / "scorer.json").read_text(encoding="utf-8"))
     except (OSError, ValueError):

@@ -84,14 +84,11 @@ def add_model(
     ability is fitted on the shared difficulty, the prompt side frozen, and its rows correct
     that as far as they show they can be trusted; nothing else retrains."""
     from router.core.encoder import load_encoder
-    from router.core.scorer import Scorer
+    from router.core.scorer import Scorer, configured_scorer_path
     from router.evaluation.train import embed_examples
-    from router.sdk.router import default_scorer_path
 
     cfg = load_config(config)
-    base = scorer or (
-        default_scorer_path() if cfg.scorer == "default" else config.resolve().parent / cfg.scorer
-    )
+    base = scorer or configured_scorer_path(cfg.scorer, config.resolve().parent)
     enc = load_encoder(
         cfg.encoder.name, cfg.encoder.max_tokens, cache_size=0, threads=BATCH_THREADS
     )

@@ -101,6 +101,12 @@ def default_scorer_path() -> Path:
     return Path(str(resources.files("router").joinpath("artifacts/default")))
 
 
+def configured_scorer_path(scorer: str, base: Path) -> Path:
+    """Where a config's `scorer` field points: the shipped scorer for "default", else a
+    directory relative to `base`, the config's folder."""
+    return default_scorer_path() if scorer == "default" else base / scorer
+
+
 @functools.lru_cache(maxsize=4)
 def shipped_domain_head(encoder_identity: str) -> tuple[list[str], np.ndarray, np.ndarray, float]:
     """The shipped scorer's domain head (domains, W, b, temperature), read once per encoder:

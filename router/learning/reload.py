@@ -23,17 +23,11 @@ from typing import Any
 from router.core.config import ConfigError, load_config, load_policies
 from router.core.data import domain_names
 from router.core.encoder import load_encoder
-from router.core.scorer import Scorer
+from router.core.scorer import Scorer, configured_scorer_path
 
 
 class ReloadError(ValueError):
     """The new configuration cannot be swapped in; the old one keeps serving."""
-
-
-def scorer_path_of(config: Any, base: Path) -> Path:
-    from router.sdk.router import default_scorer_path
-
-    return default_scorer_path() if config.scorer == "default" else base / config.scorer
 
 
 def _digest(paths: list[Path]) -> str:
@@ -55,7 +49,7 @@ def versions_of(router: Any, loaded_at: float | None = None) -> dict[str, Any]:
     """What /ready shows: the scorer's version and hash, the config's hash, when it loaded."""
     path = router.config_path
     base = path.parent if path is not None else router.base_dir
-    scorer_dir = scorer_path_of(router.config, base).resolve()
+    scorer_dir = configured_scorer_path(router.config.scorer, base).resolve()
     meta = getattr(router.scorer, "meta_", {}) or {}
     try:
         scorer_hash = _digest([scorer_dir / "scorer.json", scorer_dir / "weights.npz"])
@@ -110,8 +104,10 @@ def reload_router(old: Any, path: str | Path | None = None) -> Any:
             config.encoder.cache_size,
             threads=config.encoder.threads,
         )
-    scorer_dir = scorer_path_of(config, base).resolve()
-    old_dir = scorer_path_of(old.config, old.config_path.parent if old.config_path else base)
+    scorer_dir = configured_scorer_path(config.scorer, base).resolve()
+    old_dir = configured_scorer_path(
+        old.config.scorer, old.config_path.parent if old.config_path else base
+    )
     same_scorer = False
     if scorer_dir == old_dir.resolve() and encoder is old.encoder:
         try:

@@ -35,7 +35,7 @@ import numpy as np
 from router.core.config import Escalation, RouterConfig, load_config
 from router.core.data import DataError, Example, read_many, tier_models, tier_outcomes
 from router.core.policy import blended_gain
-from router.core.scorer import ScoreBatch, Scorer
+from router.core.scorer import ScoreBatch, Scorer, configured_scorer_path
 from router.serving.decision_log import export_examples
 
 CURRENT = "current"  # the symlink in scorers/ that the config points at
@@ -54,14 +54,6 @@ def log_location(config_path: Path, cfg: RouterConfig) -> str:
     if "://" in url or Path(url).is_absolute():
         return url
     return str(config_path.resolve().parent / url)
-
-
-def serving_scorer_path(config_path: Path, cfg: RouterConfig) -> Path:
-    if cfg.scorer == "default":
-        from router.sdk.router import default_scorer_path
-
-        return default_scorer_path()
-    return config_path.resolve().parent / cfg.scorer
 
 
 def scorers_dir(config_path: Path) -> Path:
@@ -439,7 +431,7 @@ def retrain(
     say = say or (lambda _m: None)
     config_path = Path(config_path)
     cfg = load_config(config_path)
-    serving_path = serving_scorer_path(config_path, cfg)
+    serving_path = configured_scorer_path(cfg.scorer, config_path.resolve().parent)
     root = scorers_dir(config_path)
     root.mkdir(parents=True, exist_ok=True)
 

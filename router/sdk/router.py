@@ -41,7 +41,7 @@ from router.core.request import (
     request_facts,
     routing_text,
 )
-from router.core.scorer import ScoreBatch, Scorer, default_scorer_path
+from router.core.scorer import ScoreBatch, Scorer, configured_scorer_path
 from router.sdk import caching, logged
 from router.sdk.streams import AsyncRoutedStream, RoutedStream, ask_usage, carries_nothing, prepend
 from router.serving import cascade, tracing, upstream
@@ -205,7 +205,7 @@ class Router:
             config.encoder.cache_size,
             threads=config.encoder.threads,
         )
-        scorer_path = default_scorer_path() if config.scorer == "default" else base / config.scorer
+        scorer_path = configured_scorer_path(config.scorer, base)
         scorer = Scorer.load(scorer_path, encoder_identity=enc.identity)
         router = cls(config, policies, scorer, enc)
         router.base_dir = base
