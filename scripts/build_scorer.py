@@ -112,6 +112,7 @@ def recorded_design(meta: dict) -> dict:
         "shared_dims": recorded.get("shared_dims"),
         "knn_shrink": recorded.get("knn_shrink", 0.0),
         "source_prior": recorded.get("source_prior", False),
+        "difficulty": recorded.get("difficulty", "stack"),
     }
 
 
@@ -205,6 +206,13 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="success heads also stack the source prior (docs/evaluation.md)",
     )
+    ap.add_argument(
+        "--difficulty",
+        choices=("blend", "shared", "stack"),
+        default="blend",
+        help="the difficulty head: every component stacked, the shared model's prompt "
+        "difficulty, or the two averaged in log-odds (the default; docs/evaluation.md)",
+    )
     ap.add_argument("--tolerance", type=float, default=0.0, help="how much worse still passes")
     ap.add_argument("--no-record", action="store_true", help="leave bench/results alone")
     ap.add_argument(
@@ -235,6 +243,7 @@ def main(argv: list[str] | None = None) -> int:
         "shared_dims": args.shared_dims or None,
         "knn_shrink": args.knn_shrink,
         "source_prior": args.source_prior,
+        "difficulty": args.difficulty,
     }
     if args.retrain_only:
         meta = json.loads((args.out / "scorer.json").read_text(encoding="utf-8"))

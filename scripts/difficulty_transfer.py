@@ -7,8 +7,10 @@ like its training ones? (docs/evaluation.md, "The shared difficulty as the diffi
 Every shipped dataset (`make model`'s training files) in 5 folds: of whole tasks (`task_of`:
 every prompt of a held-out task, in every dataset, is unseen) or of prompts (`group_folds`).
 Per fold, two scorers of the shipped design are trained on the rest, one per difficulty head
-(`Scorer(difficulty=...)`: "stack", the default, and "shared"). On the held-out rows each
-head's difficulty ranks every model's failures (a score below 0.5): AUROC pooled over all
+(`Scorer(difficulty=...)`: "stack" and "shared"); "blend", the default, is their log-odds
+mean, which is what `Scorer(difficulty="blend")` predicts (tests/test_irt.py), computed here
+from the two without a third fit. On the held-out rows each head's difficulty ranks every
+model's failures (a score below 0.5): AUROC pooled over all
 held-out rows, for the cheap tier's failure (the head's own target), the mean over every model,
 and the mean over tasks of the cheap tier's AUROC within each task.
 """
@@ -33,7 +35,7 @@ from sklearn.metrics import roc_auc_score  # noqa: E402
 from router.core.config import load_config  # noqa: E402
 from router.core.data import group_folds, read_many, task_of  # noqa: E402
 from router.core.encoder import load_encoder  # noqa: E402
-from router.core.heads import head_targets  # noqa: E402
+from router.core.heads import head_targets, logit, sigmoid  # noqa: E402
 from router.core.scorer import Scorer  # noqa: E402
 from router.evaluation.train import embed_examples  # noqa: E402
 
@@ -80,11 +82,12 @@ def main() -> int:
             difficulty[head][test] = scorer.ablated().predict(X[test], texts).difficulty
         print(f"fold {k}: {len(test)} held out, {time.time() - started:.0f} s", flush=True)
 
+    # Scorer(difficulty="blend"): the two averaged in log-odds.
+    difficulty["blend"] = sigmoid((logit(difficulty["stack"]) + logit(difficulty["shared"])) / 2)
     cheap_ok = 1.0 - Y[:, 0]  # the cheap tier's outcome
     print("\n| difficulty head | cheap tier | every model (mean) | within a task (mean) |")
     print("|---|---|---|---|")
-    for head in HEADS:
-        s = difficulty[head]
+    for head, s in difficulty.items():
         every = np.nanmean([failure_auroc(Y[:, 2 + j], s) for j in range(len(models))])
         within = [failure_auroc(cheap_ok[tasks == t], s[tasks == t]) for t in np.unique(tasks)]
         print(

@@ -71,12 +71,14 @@ def build_scorer(monkeypatch):
 
 
 HERE = "CPU A, with VNNI"  # what build_scorer.cpu() says in these tests
+# make model's design by default.
+DESIGN = {"shared_dims": 8, "knn_shrink": 0.0, "source_prior": False, "difficulty": "blend"}
 
 
 def ship(out, figures: dict, measured_on: str | None = HERE) -> dict:
     """A shipped artifact's scorer.json in `out`: the design, its figures and where they were
     measured (None: not said)."""
-    shipped = {"params": {"shared_dims": 8}, "evaluation": figures}
+    shipped = {"params": {"shared_dims": 8, "difficulty": "blend"}, "evaluation": figures}
     if measured_on is not None:
         shipped["measured_on"] = measured_on
     out.mkdir(exist_ok=True)
@@ -98,11 +100,7 @@ def test_make_model_refuses_to_overwrite_a_better_artifact_unless_forced(
     assert build_scorer.main(["--out", str(out), "--no-record", "--force"]) == 0
     ((where, _embed, _identity, params, stacked, _figures, _free, cpu),) = build_scorer.trained
     assert cpu == HERE  # the artifact records where its figures were measured
-    assert (
-        where == out
-        and params == {"shared_dims": 8, "knn_shrink": 0.0, "source_prior": False}
-        and stacked
-    )
+    assert where == out and params == DESIGN and stacked
 
 
 def test_the_shared_difficulty_is_stacked_only_if_the_same_fits_measure_no_worse_with_it(
@@ -121,7 +119,7 @@ def test_the_shared_difficulty_is_stacked_only_if_the_same_fits_measure_no_worse
     assert "the previous design (no shared difficulty), from the same fits" in printed
     ((_out, _embed, _identity, params, stacked, figures, _free, _cpu),) = build_scorer.trained
     # The shared model still ships (shared_dims), unstacked, with the figures of that design.
-    assert params == {"shared_dims": 8, "knn_shrink": 0.0, "source_prior": False} and not stacked
+    assert params == DESIGN and not stacked
     assert figures == gate.figures_of(runs, "router-no-shared")
 
 
@@ -144,7 +142,7 @@ def test_make_model_refuses_a_design_where_a_free_model_lowers_quality_unless_fo
     assert "a free smollm2-135m lowers the router's quality" in printed
     assert "not overwriting" in printed and build_scorer.trained == []
     # It checks the design being built, on the curve that ships (here: stacked).
-    assert seen == [({"shared_dims": 8, "knn_shrink": 0.0, "source_prior": False}, True, 5)]
+    assert seen == [(DESIGN, True, 5)]
     assert build_scorer.main(["--out", str(out), "--no-record", "--force"]) == 0
     # Forced, the artifact records what the check found.
     ((*_, free, _cpu),) = build_scorer.trained

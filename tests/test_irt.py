@@ -294,8 +294,9 @@ def test_a_model_whose_rows_all_agree_is_confident_but_never_certain(fitted, out
 
 def test_the_difficulty_head_can_be_the_shared_difficulty_calibrated(fitted, tmp_path):
     """`difficulty="shared"`: the difficulty head ranks prompts exactly as the shared model's
-    difficulty (which transfers better to tasks the scorer never saw); the default stacks
-    every component, and an artifact saved before the choice existed loads as that stack."""
+    difficulty (which transfers better to tasks the scorer never saw); the default blends it
+    with the stack of every other component, and an artifact saved before the choice existed
+    loads as the stack it was fitted with."""
     from scipy.stats import spearmanr
 
     _, X, Y, rows = fitted
@@ -313,7 +314,7 @@ def test_the_difficulty_head_can_be_the_shared_difficulty_calibrated(fitted, tmp
         < 0.05
     )
     stacked = fitted[0]
-    assert stacked.difficulty == "stack" and np.count_nonzero(stacked.stack_[0, :5]) > 1
+    assert stacked.difficulty == "blend" and np.count_nonzero(stacked.stack_[0, :5]) > 1
     assert (
         spearmanr(
             stacked.predict(X[:200], texts).difficulty, stacked.shared_.difficulty_logit(X[:200])
@@ -328,3 +329,40 @@ def test_the_difficulty_head_can_be_the_shared_difficulty_calibrated(fitted, tmp
     assert Scorer.load(path).difficulty == "stack"
     with pytest.raises(ScorerError, match="difficulty must be"):
         Scorer(difficulty="vibes")
+
+
+def test_the_blended_difficulty_is_the_log_odds_mean_of_the_stack_and_the_shared_difficulty(
+    fitted, tmp_path
+):
+    """`difficulty="blend"` (the shipped scorer's): the stack without the shared model and the
+    shared difficulty, each calibrated as its own design calibrates it, averaged in log-odds;
+    in both designs (`ablated`), on disk too, and no other head moves."""
+    from router.core.heads import logit
+
+    _, X, _, rows = fitted
+    texts = [r.text() for r in rows[:200]]
+
+    def fit(difficulty: str) -> Scorer:
+        return Scorer(shared_dims=2, knn_k=20, difficulty=difficulty).fit(X, rows, "test-encoder")
+
+    blend, stack, shared = fit("blend"), fit("stack"), fit("shared")
+    expected = (
+        logit(stack.ablated().predict(X[:200], texts).difficulty)
+        + logit(shared.predict(X[:200], texts).difficulty)
+    ) / 2
+    for scorer in (blend, blend.ablated()):
+        assert np.allclose(logit(scorer.predict(X[:200], texts).difficulty), expected, atol=1e-6)
+    # Saved in float32, as every head: a neighbour search can then swap a near tie, which
+    # moves the stack alone by up to 0.01 here.
+    saved = Scorer.load(blend.save(tmp_path / "b"))
+    assert saved.difficulty == "blend"
+    assert np.allclose(
+        saved.predict(X[:200], texts).difficulty,
+        blend.predict(X[:200], texts).difficulty,
+        atol=0.01,
+    )
+    # Unlike either half alone.
+    assert not np.allclose(expected, logit(shared.predict(X[:200], texts).difficulty), atol=0.05)
+    # Only the difficulty is blended.
+    ours, theirs = blend.ablated().predict(X[:200], texts), stack.ablated().predict(X[:200], texts)
+    assert np.allclose(ours.gain, theirs.gain) and np.allclose(ours.success, theirs.success)

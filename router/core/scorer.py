@@ -128,7 +128,7 @@ class Scorer:
         random_state: int = 0,
         shared_dims: int | None = 8,
         source_prior: bool = False,
-        difficulty: Literal["shared", "stack"] = "stack",
+        difficulty: Literal["blend", "shared", "stack"] = "blend",
     ) -> None:
         self.C = C
         self.text_C = text_C
@@ -148,10 +148,13 @@ class Scorer:
         # The difficulty head. "stack": every component stacked, as the other heads. "shared":
         # the shared model's prompt difficulty alone, calibrated on its out-of-fold log-odds;
         # it ranked failures better on tasks the scorer never saw and worse on prompts like
-        # the training ones (docs/evaluation.md), so it is not the default. Without a shared
-        # model (shared_dims None), the stack.
-        if difficulty not in ("shared", "stack"):
-            raise ScorerError(f"difficulty must be 'shared' or 'stack', not {difficulty!r}")
+        # the training ones. "blend", the default: the two averaged in log-odds, which kept
+        # most of either's strength (docs/evaluation.md). Without a shared model (shared_dims
+        # None), the stack.
+        if difficulty not in ("blend", "shared", "stack"):
+            raise ScorerError(
+                f"difficulty must be 'blend', 'shared' or 'stack', not {difficulty!r}"
+            )
         self.difficulty = difficulty
 
     # ---- fitting ----------------------------------------------------------------------------
@@ -384,22 +387,38 @@ class Scorer:
         # Difficulty and gain are thresholded, not compared across models: no source prior.
         base = [EMB, TEXT, KNN] + ([SOURCE] if self.source_prior and h >= 2 else [])
         used = base + ([SHARED] if self.shared_ is not None else [])
-        if h == 0 and self.difficulty == "shared" and self.shared_ is not None:
-            # Both designs take the shared difficulty: it is what transfers to new tasks.
+        # Both designs take the shared difficulty, if the head does: it is what transfers to
+        # new tasks.
+        shared_difficulty = h == 0 and self.shared_ is not None and self.difficulty != "stack"
+        if shared_difficulty and self.difficulty == "shared":
             base = used = [SHARED]
         for stack, cols in ((self.stack_, used), (self.stack_ablated_, base)):
             if stack is None:  # no shared model: no stack without it
                 continue
-            if len(uniq) > 1:
-                w = fit_stacker(Z[:, cols], y)
-                stack[h, cols], stack[h, BIAS] = w[:-1], w[-1]
-            else:
-                stack[h, cols] = 1 / len(cols)
+            stack[h] = self._stack_row(Z, y, cols, len(uniq))
+        if shared_difficulty and self.difficulty == "blend":
+            # The stack without the shared model and the shared difficulty alone, each
+            # calibrated, averaged in log-odds. Both are linear in the components, so their
+            # mean is one stack row, and prediction needs nothing of its own.
+            row = (self.stack_ablated_[h] + self._stack_row(Z, y, [SHARED], len(uniq))) / 2
+            self.stack_[h] = self.stack_ablated_[h] = row
         self.emb_W_[h], self.emb_b_[h] = fit_binary(X, y, self.C, emb)
         self.text_W_[h], self.text_b_[h] = fit_binary(T[has_text], y[has_text], self.text_C, text)
         if len(uniq) <= 1:
             return None
         return sigmoid(Z @ self.stack_[h, :BIAS] + self.stack_[h, BIAS])
+
+    @staticmethod
+    def _stack_row(Z: np.ndarray, y: np.ndarray, cols: list[int], n_folds: int) -> np.ndarray:
+        """One head's stack over components `cols` of the out-of-fold `Z`: the stacker's
+        weights and bias, or their plain mean without out-of-fold scores (one fold)."""
+        row = np.zeros(BIAS + 1)
+        if n_folds > 1:
+            w = fit_stacker(Z[:, cols], y)
+            row[cols], row[BIAS] = w[:-1], w[-1]
+        else:
+            row[cols] = 1 / len(cols)
+        return row
 
     def _prepare(self) -> None:
         """Derived state for prediction: the TF-IDF features and the kNN label groups."""
@@ -526,7 +545,7 @@ class Scorer:
     def ablated(self, keep_shared: bool = False) -> Scorer:
         """This scorer as it would be without the shared-difficulty model: the same fitted
         components, stacked without it (evaluation compares the two designs from one fit). With
-        `difficulty` "shared", the difficulty head keeps it in both designs.
+        `difficulty` "shared" or "blend", the difficulty head keeps it in both designs.
         `keep_shared` keeps the shared model, unstacked, for models that join later
         (`add_model`): the profiled models' estimates are those of the design without it."""
         if getattr(self, "stack_ablated_", None) is None:
