@@ -181,6 +181,10 @@ def test_retrain_promotes_a_scorer_that_learned_the_failure_then_refuses_noise(
     before = _marketing_difficulty(root / "v0001", router, pools)
     after = _marketing_difficulty(root / "current", router, pools)
     assert after > before + 0.2
+    # The candidate is built as the serving scorer was: a retrain adds data, not a design.
+    served, promoted = Scorer.load(root / "v0001"), Scorer.load(root / "v0002")
+    assert promoted.get_params() == served.get_params()
+    assert promoted.shared_stacked_ == served.shared_stacked_
 
     # A candidate trained on the same rows with shuffled labels is refused; nothing changes.
     report = retrain(cfg, [Path(old[0])], transform=_shuffled)

@@ -609,6 +609,30 @@ class Scorer:
         self._prepare()
         return self
 
+    def get_params(self) -> dict[str, Any]:
+        """The design: the parameters this scorer was built with (scikit-learn's
+        `get_params`), so that a retrain fits the same one."""
+        return {
+            "C": self.C,
+            "text_C": self.text_C,
+            "knn_k": self.knn_k,
+            "knn_shrink": self.knn_shrink,
+            "calibration_folds": self.calibration_folds,
+            "max_features": self.max_features,
+            "random_state": self.random_state,
+            "shared_dims": self.shared_dims,
+            "source_prior": self.source_prior,
+            "difficulty": self.difficulty,
+        }
+
+    @property
+    def shared_stacked_(self) -> bool:
+        """Whether the shared model is a component of the gain and success heads, or kept
+        unstacked for models that join later (`ablated(keep_shared=True)`, make model's choice
+        when the stack measured no better with it)."""
+        self._check_fitted()
+        return self.shared_ is not None and bool(self.stack_[1:, SHARED].any())
+
     def trained_on(self, examples: Sequence[Example]) -> np.ndarray | None:
         """Per example, whether its prompt (normalised, `data.group_key`) was among this
         scorer's training prompts; None for an artifact that recorded no hashes."""

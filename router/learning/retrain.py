@@ -414,7 +414,7 @@ def retrain(
     test_share: float = 0.3,
     tolerance: float = 0.0,
     min_new: int = 20,
-    C: float = 1.0,
+    C: float | None = None,
     new_weight: int = 5,
     say: Say | None = None,
     transform: Callable[[list[Example]], list[Example]] | None = None,
@@ -457,7 +457,12 @@ def retrain(
     X_train = embed_examples(enc, train_rows)
     X_test = embed_examples(enc, new_test)
     say("fitting the candidate")
-    candidate = Scorer(C=C).fit(X_train, train_rows, enc.identity, progress=say)
+    # The serving scorer's design: a retrain adds data, it does not change how the heads are
+    # built (`C` alone may be set: None keeps the serving one's).
+    design = serving.get_params() | ({} if C is None else {"C": C})
+    candidate = Scorer(**design).fit(X_train, train_rows, enc.identity, progress=say)
+    if candidate.shared_ is not None and not serving.shared_stacked_:
+        candidate = candidate.ablated(keep_shared=True)
 
     signal = escalation_signal(config_path, cfg)
     verdict = gate(
