@@ -1,5 +1,6 @@
 """Which difficulty head ranks failures better on tasks the scorer never saw, and on prompts
-like its training ones? (docs/evaluation.md, "The shared difficulty as the difficulty head")
+like its training ones? (docs/evaluation.md, "The difficulty head: the stack and the shared
+difficulty, blended")
 
     python scripts/difficulty_transfer.py --folds task --seed 0
     python scripts/difficulty_transfer.py --folds prompt --seed 0
