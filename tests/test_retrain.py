@@ -20,7 +20,7 @@ from typer.testing import CliRunner
 
 from router.cli import app
 from router.core.data import Example, read_jsonl, write_jsonl
-from router.core.scorer import Scorer
+from router.core.scorer import Scorer, default_scorer_path
 from router.learning.retrain import read_manifest, retrain, rollback, time_split
 from router.serving.decision_log import DecisionLog
 from tests.conftest import write_test_config
@@ -160,6 +160,13 @@ def test_retrain_promotes_a_scorer_that_learned_the_failure_then_refuses_noise(
 ):
     cfg = _copy(workdir, tmp_path / "w")
     old = [str(cfg.parent / "old.jsonl")]
+    # The shipped scorer with another neighbour count than the default design's: a retrain
+    # must keep the serving scorer's design.
+    shutil.copytree(default_scorer_path(), cfg.parent / "served")
+    meta = json.loads((cfg.parent / "served" / "scorer.json").read_text())
+    meta["params"]["knn_k"] = 40
+    (cfg.parent / "served" / "scorer.json").write_text(json.dumps(meta))
+    cfg.write_text(cfg.read_text().replace("scorer: default", "scorer: served"))
     res = CliRunner().invoke(app, ["retrain", "-c", str(cfg), "--data", old[0]])
     assert res.exit_code == 0, res.output
     assert "promoted" in res.output
@@ -183,7 +190,7 @@ def test_retrain_promotes_a_scorer_that_learned_the_failure_then_refuses_noise(
     assert after > before + 0.2
     # The candidate is built as the serving scorer was: a retrain adds data, not a design.
     served, promoted = Scorer.load(root / "v0001"), Scorer.load(root / "v0002")
-    assert promoted.get_params() == served.get_params()
+    assert promoted.get_params() == served.get_params() and promoted.knn_k == 40
     assert promoted.shared_stacked_ == served.shared_stacked_
 
     # A candidate trained on the same rows with shuffled labels is refused; nothing changes.
