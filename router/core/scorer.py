@@ -23,6 +23,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import functools
+import inspect
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from importlib import resources
@@ -392,16 +393,19 @@ class Scorer:
         shared_difficulty = h == 0 and self.shared_ is not None and self.difficulty != "stack"
         if shared_difficulty and self.difficulty == "shared":
             base = used = [SHARED]
-        for stack, cols in ((self.stack_, used), (self.stack_ablated_, base)):
-            if stack is None:  # no shared model: no stack without it
-                continue
-            stack[h] = self._stack_row(Z, y, cols, len(uniq))
         if shared_difficulty and self.difficulty == "blend":
             # The stack without the shared model and the shared difficulty alone, each
             # calibrated, averaged in log-odds. Both are linear in the components, so their
-            # mean is one stack row, and prediction needs nothing of its own.
-            row = (self.stack_ablated_[h] + self._stack_row(Z, y, [SHARED], len(uniq))) / 2
+            # mean is one stack row, the same in both designs, and prediction needs nothing
+            # of its own.
+            row = (
+                self._stack_row(Z, y, base, len(uniq)) + self._stack_row(Z, y, [SHARED], len(uniq))
+            ) / 2
             self.stack_[h] = self.stack_ablated_[h] = row
+        else:
+            for stack, cols in ((self.stack_, used), (self.stack_ablated_, base)):
+                if stack is not None:  # None: no shared model, no stack without it
+                    stack[h] = self._stack_row(Z, y, cols, len(uniq))
         self.emb_W_[h], self.emb_b_[h] = fit_binary(X, y, self.C, emb)
         self.text_W_[h], self.text_b_[h] = fit_binary(T[has_text], y[has_text], self.text_C, text)
         if len(uniq) <= 1:
@@ -610,20 +614,11 @@ class Scorer:
         return self
 
     def get_params(self) -> dict[str, Any]:
-        """The design: the parameters this scorer was built with (scikit-learn's
-        `get_params`), so that a retrain fits the same one."""
-        return {
-            "C": self.C,
-            "text_C": self.text_C,
-            "knn_k": self.knn_k,
-            "knn_shrink": self.knn_shrink,
-            "calibration_folds": self.calibration_folds,
-            "max_features": self.max_features,
-            "random_state": self.random_state,
-            "shared_dims": self.shared_dims,
-            "source_prior": self.source_prior,
-            "difficulty": self.difficulty,
-        }
+        """The design: the parameters this scorer was built with, read off the constructor's
+        signature as scikit-learn's `get_params` does (so a new one cannot be left out), for a
+        retrain to fit the same one and an artifact to record it."""
+        names = inspect.signature(type(self).__init__).parameters
+        return {name: getattr(self, name) for name in names if name != "self"}
 
     @property
     def shared_stacked_(self) -> bool:

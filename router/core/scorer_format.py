@@ -58,16 +58,12 @@ def write(scorer: Any, path: str | Path, extra: dict[str, Any] | None = None) ->
         "domains": scorer.domains_,
         "models": scorer.models_,
         "heads": scorer.heads_,
+        # The design as fitted: an ablated scorer may have let its shared model go. The seed is
+        # not recorded (a loaded scorer takes the default).
         "params": {
-            "C": scorer.C,
-            "text_C": scorer.text_C,
-            "knn_k": scorer.knn_k,
-            "knn_shrink": scorer.knn_shrink,
-            "calibration_folds": scorer.calibration_folds,
-            "max_features": scorer.max_features,
+            **{k: v for k, v in scorer.get_params().items() if k != "random_state"},
             "shared_dims": scorer.shared_dims if scorer.shared_ is not None else None,
             "source_prior": getattr(scorer, "knn_S_", None) is not None,
-            "difficulty": scorer.difficulty,
         },
         "cheap_models": scorer.cheap_models_,
         # Models that joined from their profiled rows (`add_model`), and the strength of
