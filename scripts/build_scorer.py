@@ -104,16 +104,25 @@ def check_free_model(embed, encoder_identity: str, params: dict, stacked: bool, 
     return check
 
 
+# The parameters a design is told apart by, each with what an artifact saved before it existed
+# used: the plain neighbour mean, no source prior, the stacked difficulty.
+DESIGN_DEFAULTS = {
+    "shared_dims": None,
+    "knn_shrink": 0.0,
+    "source_prior": False,
+    "difficulty": "stack",
+}
+
+
 def recorded_design(meta: dict) -> dict:
-    """The scorer parameters an artifact was built with. An artifact saved before knn_shrink or
-    the source prior existed used the plain neighbour mean and no source prior."""
+    """The design an artifact was built with (`DESIGN_DEFAULTS` for what it did not record)."""
     recorded = meta.get("params", {})
-    return {
-        "shared_dims": recorded.get("shared_dims"),
-        "knn_shrink": recorded.get("knn_shrink", 0.0),
-        "source_prior": recorded.get("source_prior", False),
-        "difficulty": recorded.get("difficulty", "stack"),
-    }
+    return {key: recorded.get(key, default) for key, default in DESIGN_DEFAULTS.items()}
+
+
+def describe(design: dict) -> str:
+    """A design for a reader: "shared_dims 8, knn_shrink 0.0, ..."."""
+    return ", ".join(f"{key} {value}" for key, value in design.items())
 
 
 def train_and_save(
@@ -165,10 +174,12 @@ def previous_here(
     design = recorded_design(shipped)
     encoder = shipped.get("encoder", encoder_identity)
     if design == params and encoder == encoder_identity:
-        return gate.figures_of(measured, curve), f"the shipped design {design}, this run"
-    say(f"measuring the shipped design {design} on {encoder} here too")
+        return gate.figures_of(
+            measured, curve
+        ), f"the shipped design ({describe(design)}), this run"
+    say(f"measuring the shipped design ({describe(design)}) on {encoder} here too")
     figures = gate.figures_of(remeasure(design, encoder), curve)
-    return figures, f"the shipped design {design} on {encoder}, measured here"
+    return figures, f"the shipped design ({describe(design)}) on {encoder}, measured here"
 
 
 def embedder(name: str, max_tokens: int):
@@ -239,16 +250,14 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     embed, identity = embedder(args.encoder or cfg.encoder.name, cfg.encoder.max_tokens)
 
-    params = {
-        "shared_dims": args.shared_dims or None,
-        "knn_shrink": args.knn_shrink,
-        "source_prior": args.source_prior,
-        "difficulty": args.difficulty,
-    }
+    params = {key: getattr(args, key) for key in DESIGN_DEFAULTS}
+    params["shared_dims"] = params["shared_dims"] or None
     if args.retrain_only:
         meta = json.loads((args.out / "scorer.json").read_text(encoding="utf-8"))
         if meta.get("evaluation") is None or recorded_design(meta) != params:
-            print(f"--retrain-only: {args.out} measured no figures for the design {params}")
+            print(
+                f"--retrain-only: {args.out} measured no figures for the design ({describe(params)})"
+            )
             return 1
         stacked = meta.get("shared_stacked", True)
         return train_and_save(
@@ -267,7 +276,7 @@ def main(argv: list[str] | None = None) -> int:
         name: read_many([DATA / f for f in TRAIN_FILES if f != file])
         for name, file in EVAL_FILES.items()
     }
-    say(f"measuring the design {params} (CV {args.cv} and leave-one-source-out)")
+    say(f"measuring the design ({describe(params)}): CV {args.cv} and leave-one-source-out")
 
     def show(name: str, mode: str, report: dict) -> None:
         for curve in ("router", NO_SHARED, "knn", SOURCE_RATES, "random"):

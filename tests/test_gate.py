@@ -214,4 +214,6 @@ def test_another_encoder_is_measured_beside_the_shipped_design_on_the_shipped_en
     printed = capsys.readouterr().out
     assert encoders == ["minilm-l3-q8/128", "minilm-l2-q8/128"]
     assert "on minilm-l2-q8/128, measured here" in printed
+    # The design is named for a reader (BENCHMARKS prints it), not as a Python dict.
+    assert "design (shared_dims 8, knn_shrink 0.0, source_prior False, difficulty" in printed
     assert "routellm loso: apgr 0.57 < previous 0.6" in printed
