@@ -90,6 +90,23 @@ def test_bad_rows_name_line_and_field(tmp_path, row, where):
     assert f"{p}:2" in str(e.value) and where in str(e.value)
 
 
+def test_a_byte_order_mark_and_windows_line_ends_are_read(tmp_path):
+    """What Windows tools write (PowerShell, Excel's "UTF-8 CSV" habits): a BOM and CRLF."""
+    rows = [{"prompt": "héllo", "scores": {"a": 1}}, {"prompt": "two", "scores": {"a": 0}}]
+    p = tmp_path / "d.jsonl"
+    p.write_bytes(b"\xef\xbb\xbf" + b"".join(json.dumps(r).encode() + b"\r\n" for r in rows))
+    back = read_jsonl(p)
+    assert [(r.prompt, r.scores) for r in back] == [("héllo", {"a": 1}), ("two", {"a": 0})]
+
+
+def test_a_line_that_is_not_utf8_is_named(tmp_path):
+    p = tmp_path / "d.jsonl"
+    good = json.dumps({"prompt": "fine", "scores": {"a": 1}}).encode()
+    p.write_bytes(good + b"\n" + '{"prompt": "café", "scores": {"a": 1}}'.encode("latin-1"))
+    with pytest.raises(DataError, match=rf"{p}:2: not UTF-8 \(byte 16 of the line is b'\\xe9'\)"):
+        read_jsonl(p)
+
+
 def test_group_key_is_by_text_not_row():
     rows = import_dataset("routellm", FIX / "routellm")
     a, b = rows[0], rows[0].__class__(**{**rows[0].__dict__, "id": "other"})

@@ -324,8 +324,17 @@ def read_jsonl(path: str | Path) -> list[Example]:
     if not path.is_file():
         raise DataError(f"{path}: file not found")
     rows = []
-    with path.open(encoding="utf-8") as f:
-        for n, line in enumerate(f, 1):
+    # Read as bytes so that a line which is not UTF-8 is named; a byte-order mark, which
+    # Windows tools write, is skipped.
+    with path.open("rb") as f:
+        for n, raw in enumerate(f, 1):
+            try:
+                line = raw.decode("utf-8-sig" if n == 1 else "utf-8")
+            except UnicodeDecodeError as e:
+                raise DataError(
+                    f"{path}:{n}: not UTF-8 (byte {e.start + 1} of the line is "
+                    f"{raw[e.start : e.start + 1]!r}); save the file as UTF-8"
+                ) from None
             if not line.strip():
                 continue
             try:
