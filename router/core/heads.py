@@ -103,8 +103,9 @@ def joined_head(
     the prompt side frozen), and a regression of the rows around that estimate
     (`fit_offset_binary`). The rows decide how far they can be trusted: each strength of `Cs`,
     and none, is scored by its held-out log loss over `folds` folds of the rows (the ability
-    refitted without the held-out part), and the weakest within one standard error of the best
-    wins. A model like the fitted ones keeps the shared estimate; one unlike them corrects it.
+    refitted without the held-out part). A correction is taken only when the best one beats
+    none by more than a standard error, and then the best strength: a model like the fitted
+    ones keeps the shared estimate; one unlike them corrects it as far as its rows show.
     Returns (column, w, b, C); C 0 means no correction."""
     X = np.asarray(X, dtype=np.float64)
     y = np.asarray(y, dtype=np.float64)
@@ -125,11 +126,15 @@ def joined_head(
                     w, b = fit_offset_binary(X[rest], y[rest], off_rest, c)
                     z = off_part + X[part] @ w + b
                 losses[part, i] = log_loss(sigmoid(z), y[part], eps=1e-6)
-        # The one-standard-error rule: a few noisy folds must not buy a correction.
-        best = int(losses.sum(axis=0).argmin())
-        diff = losses - losses[:, [best]]
-        se = diff.std(axis=0, ddof=1) * np.sqrt(len(y))
-        C = choices[int(np.flatnonzero(diff.sum(axis=0) <= se)[0])]
+        # Leaving the shared estimate needs evidence: the best correction must beat none by
+        # more than one standard error of their difference (a few noisy folds must not buy
+        # one). Once it does, the best strength wins, not the weakest within one standard
+        # error of it, which held back the correction of the models that needed it most.
+        total = losses.sum(axis=0)
+        best = int(total[1:].argmin()) + 1
+        diff = losses[:, 0] - losses[:, best]
+        if diff.sum() > diff.std(ddof=1) * np.sqrt(len(y)):
+            C = choices[best]
     col = shared.add_model(X, y)
     if C == 0:
         return col, np.zeros(X.shape[1]), 0.0, 0.0
