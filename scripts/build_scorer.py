@@ -173,13 +173,12 @@ def previous_here(
     curve = "router" if shipped.get("shared_stacked", True) else NO_SHARED
     design = recorded_design(shipped)
     encoder = shipped.get("encoder", encoder_identity)
+    shipped_design = f"the shipped design ({describe(design)})"
     if design == params and encoder == encoder_identity:
-        return gate.figures_of(
-            measured, curve
-        ), f"the shipped design ({describe(design)}), this run"
-    say(f"measuring the shipped design ({describe(design)}) on {encoder} here too")
+        return gate.figures_of(measured, curve), f"{shipped_design}, this run"
+    say(f"measuring {shipped_design} on {encoder} here too")
     figures = gate.figures_of(remeasure(design, encoder), curve)
-    return figures, f"the shipped design ({describe(design)}) on {encoder}, measured here"
+    return figures, f"{shipped_design} on {encoder}, measured here"
 
 
 def embedder(name: str, max_tokens: int):
