@@ -66,6 +66,8 @@ def write_server_config(src_cfg, dest, api_base: str):
         _model("slow", "openai/slow", api_base, timeout=1, retries=0),
         _model("limited", "openai/fail-429", api_base, retries=2),
         _model("cut", "openai/cut-stream", api_base),
+        # Leaves out the parameters it does not take (test_server.py, drop_params).
+        _model("lenient", "openai/lenient", api_base, drop_params=True),
     ]
     cfg_path.write_text(yaml.safe_dump(cfg))
     pol = dest / "policies"
@@ -73,6 +75,7 @@ def write_server_config(src_cfg, dest, api_base: str):
     (pol / "limited.yaml").write_text("default: [limited]\nlarge: [limited]\n")
     (pol / "allbroken.yaml").write_text("default: [broken]\nlarge: [broken]\n")
     (pol / "cutting.yaml").write_text("default: [cut]\nlarge: [large]\n")
+    (pol / "lenient.yaml").write_text("default: [lenient]\nlarge: [lenient]\n")
     return cfg_path
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import logging
 import re
+from unittest.mock import ANY
 
 import httpx
 import openai
@@ -213,6 +214,50 @@ def test_parameters_and_unknown_fields_pass_through(client, upstream):
     assert sent["temperature"] == 0.3 and sent["max_tokens"] == 50 and sent["seed"] == 42
     assert sent["stop"] == ["END"] and sent["response_format"] == schema and sent["n"] == 1
     assert sent["my_vendor_flag"] == {"a": 1} and sent["top_k"] == 3
+
+
+def test_a_parameter_the_model_does_not_take_is_a_400_naming_it_and_the_switch(client, upstream):
+    """litellm refuses `verbosity` for this model; the client hears it in the router's terms
+    (not "set litellm.drop_params"), as OpenAI's own unsupported_parameter, and no other model
+    is tried: another one would not cure the request."""
+    sent_before = len(upstream.requests)
+    with pytest.raises(openai.BadRequestError) as e:
+        client.chat.completions.create(
+            model="small-general",
+            messages=[{"role": "user", "content": "hi"}],
+            extra_body={"verbosity": "low"},
+        )
+    err = e.value.body
+    assert err["code"] == "unsupported_parameter" and err["param"] == "verbosity"
+    assert "small-general does not take the parameter 'verbosity'" in err["message"]
+    assert "drop_params: true on small-general" in err["message"]
+    assert "litellm.drop_params" not in err["message"]
+    assert len(upstream.requests) == sent_before  # nothing was sent
+
+
+def test_drop_params_leaves_out_what_the_model_does_not_take_and_says_so(client, upstream, proxy):
+    r = client.chat.completions.with_raw_response.create(
+        model="router/lenient",
+        messages=[{"role": "user", "content": "hi"}],
+        temperature=0.5,
+        extra_body={"verbosity": "low", "top_k": 3},
+    )
+    assert r.parse().choices[0].message.content == "echo: hi"
+    assert r.headers["x-router-dropped-params"] == "verbosity"
+    sent = upstream.requests[-1]
+    # Only what it does not take is left out: a standard parameter it takes and a
+    # provider's own field still go.
+    assert "verbosity" not in sent and sent["temperature"] == 0.5 and sent["top_k"] == 3
+    # The decision log keeps it too, on the attempt that left it out.
+    (row,) = rows(proxy, r.headers["x-request-id"])
+    assert json.loads(row["attempts"]) == [
+        {"model": "lenient", "ok": True, "error": None, "ms": ANY, "dropped": ["verbosity"]}
+    ]
+    # A request with nothing to leave out says nothing.
+    r = client.chat.completions.with_raw_response.create(
+        model="router/lenient", messages=[{"role": "user", "content": "hi"}]
+    )
+    assert "x-router-dropped-params" not in r.headers
 
 
 def test_max_completion_tokens_pass_through(client, upstream):

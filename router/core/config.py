@@ -79,6 +79,10 @@ class ModelSpec(_Strict):
     # May a prompt carrying private data go to it (privacy: local)? Default: local (gguf)
     # models yes, remote ones no.
     trusted: bool = False
+    # Leave out the OpenAI parameters this model does not take (by litellm's map of its
+    # provider; `verbosity` sent to a model without it, say) instead of failing the request
+    # with 400. The receipt names what was left out (x-router-dropped-params).
+    drop_params: bool = False
 
     @field_validator("name")
     @classmethod

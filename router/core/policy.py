@@ -138,6 +138,8 @@ class Attempt:
     ok: bool
     error: str | None = None
     ms: float = 0.0
+    # Request parameters left out of this call: the model does not take them (`drop_params`).
+    dropped: tuple[str, ...] = ()
 
 
 @dataclass

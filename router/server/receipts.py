@@ -48,6 +48,10 @@ def receipt_headers(decision: Decision, request_id: str, latency_ms: float) -> d
         headers["x-router-unprofiled"] = ",".join(
             f"{m}={s}" for m, s in sorted(decision.unprofiled.items())
         )
+    answered = decision.attempts[-1] if decision.attempts and decision.attempts[-1].ok else None
+    if answered is not None and answered.dropped:
+        # Parameters the answering model does not take, left out of its call (drop_params).
+        headers["x-router-dropped-params"] = ",".join(answered.dropped)
     ev = decision.evidence.get(decision.wanted or decision.model)
     if ev:
         # The evidence behind the chosen model's success estimate, and the bound compared.

@@ -23,7 +23,9 @@ from router.serving.local import LocalModels
 from router.serving.providers import (
     MODEL_UNAVAILABLE,
     UNAVAILABLE,
+    UNSUPPORTED_PARAMETER,
     ModelUnavailable,
+    UnsupportedParams,
     UpstreamError,
     call_kwargs,
     failure_status,
@@ -114,6 +116,8 @@ class ModelCalls:
         message = f"every model in the chain failed: {detail}"
         if is_context_overflow(last):
             return UpstreamError(message, decision, code, CONTEXT_LENGTH_EXCEEDED, "messages")
+        if isinstance(last, UnsupportedParams):
+            return UpstreamError(message, decision, 400, UNSUPPORTED_PARAMETER, last.names[0])
         if all_unavailable(attempts):
             # Nothing was called (no key, local server down): the router's own configuration
             # or state, not a model that misbehaved (a 502), as the pass-through endpoints say.

@@ -33,7 +33,7 @@ from typing import Any, Protocol
 from router.core.config import RouterConfig
 from router.core.policy import Attempt, Decision
 from router.serving.breaker import Breakers
-from router.serving.providers import ModelUnavailable, falls_back
+from router.serving.providers import ModelUnavailable, falls_back, in_router_terms
 
 
 @dataclass(frozen=True)
@@ -99,6 +99,7 @@ class FallbackChain:
         self._names = iter([decision.model, *decision.fallbacks])
         self._name: str | None = None  # the model being tried
         self._kwargs: dict[str, Any] = {}
+        self._dropped: tuple[str, ...] = ()  # parameters the current model's call leaves out
         self._tried = 0  # retries of the current model so far
         self._t0 = 0.0  # when the current model's first try started (its Attempt's time)
         self._last: Exception | None = None
@@ -114,7 +115,7 @@ class FallbackChain:
         """The last `Call` returned `result`."""
         name = self._current()
         self.calls.breakers.success(name)
-        self.attempts.append(Attempt(name, True, None, _ms(self._t0)))
+        self.attempts.append(Attempt(name, True, None, _ms(self._t0), self._dropped))
         self._over = True
         return Done(result, self.calls.finish(self.decision, name, self.attempts))
 
@@ -152,6 +153,7 @@ class FallbackChain:
             # Retries are ours (Retry-After aware), not the provider client's hidden ones.
             kwargs.setdefault("max_retries", 0)
             self._kwargs = kwargs
+            self._dropped = tuple(k for k in self.params if k not in kwargs)
             return Call(name, kwargs)
         self._over = True
         return Failed(calls.fail(self.decision, self.attempts, self._last))
@@ -159,6 +161,7 @@ class FallbackChain:
     def _give_up_on(self, name: str, exc: Exception) -> Step:
         """Record `name`'s failure; fall back to the next model unless `exc` forbids it."""
         calls = self.calls
+        exc = in_router_terms(exc, calls.config.model(name), self.params)
         self.attempts.append(Attempt(name, False, _describe(exc, calls.redact), _ms(self._t0)))
         if self._last is None or not isinstance(exc, ModelUnavailable):
             # A model that answered with an error says more than one that could not be called:

@@ -36,6 +36,17 @@ class ModelUnavailable(RuntimeError):
     """A model cannot be called at all (for example its API key is not set)."""
 
 
+class UnsupportedParams(RuntimeError):
+    """The request carries parameters its model does not take (litellm refused to send them):
+    the caller's 400, named in the router's terms (`unsupported_message`)."""
+
+    status_code = 400
+
+    def __init__(self, message: str, names: list[str]) -> None:
+        self.names = names
+        super().__init__(message)
+
+
 # How an attempt's error begins when its model could not be called (`Attempt.error`).
 UNAVAILABLE = f"{ModelUnavailable.__name__}: "
 # The error code of a request no model could be called for (a 503).
@@ -82,10 +93,75 @@ def load_litellm():
     return litellm
 
 
+# The code and wording of OpenAI's own answer to a parameter the model does not take.
+UNSUPPORTED_PARAMETER = "unsupported_parameter"
+
+
+@functools.cache
+def _supported_params(litellm_model: str) -> frozenset[str] | None:
+    """The OpenAI parameters litellm passes to this model's provider; None when litellm
+    cannot tell the provider (then nothing is judged unsupported)."""
+    litellm = load_litellm()
+    try:
+        model, provider, *_ = litellm.get_llm_provider(litellm_model)
+        supported = litellm.get_supported_openai_params(model=model, custom_llm_provider=provider)
+    except Exception:  # noqa: BLE001 - an unknown provider: let the call itself say
+        return None
+    return frozenset(supported or ())
+
+
+def unsupported_params(spec: ModelSpec, params: dict[str, Any]) -> list[str]:
+    """The request parameters litellm refuses to send to `spec`'s model (the OpenAI ones it
+    checks, and this model's provider does not take). Any other field a client sends (a
+    provider's own, say) is passed on, not judged here."""
+    if not params:
+        return []
+    supported = _supported_params(spec.litellm_model)
+    if supported is None:
+        return []
+    checked = _checked_params()
+    return sorted(k for k in params if k in checked and k not in supported)
+
+
+@functools.cache
+def _checked_params() -> frozenset[str]:
+    """The OpenAI parameters litellm checks against a provider's list before a call."""
+    load_litellm()
+    from litellm.constants import (
+        DEFAULT_CHAT_COMPLETION_PARAM_VALUES,
+        OPENAI_CHAT_COMPLETION_PARAMS,
+    )
+
+    return frozenset(DEFAULT_CHAT_COMPLETION_PARAM_VALUES) & frozenset(
+        OPENAI_CHAT_COMPLETION_PARAMS
+    )
+
+
+def in_router_terms(exc: Exception, spec: ModelSpec, params: dict[str, Any]) -> Exception:
+    """litellm's refusal of parameters the model does not take (whose message tells the
+    reader to set litellm's own switch) as an `UnsupportedParams` naming them and the
+    config's switch; any other error as it is."""
+    if not isinstance(exc, load_litellm().UnsupportedParamsError):
+        return exc
+    names = unsupported_params(spec, params)
+    if not names:
+        return exc
+    them = "them" if len(names) > 1 else "it"
+    return UnsupportedParams(
+        f"{spec.name} does not take the parameter{'s' if len(names) > 1 else ''} "
+        f"{', '.join(repr(n) for n in names)}; leave {them} out, or set drop_params: true on "
+        f"{spec.name} in the config to have the router drop {them}",
+        names,
+    )
+
+
 def call_kwargs(
     spec: ModelSpec, local: LocalModels | None, params: dict[str, Any]
 ) -> dict[str, Any]:
-    """litellm keyword arguments for one model; raises ModelUnavailable without its key."""
+    """litellm keyword arguments for one model; raises ModelUnavailable without its key.
+    With `drop_params`, the parameters it does not take are left out."""
+    if spec.drop_params and (dropped := unsupported_params(spec, params)):
+        params = {k: v for k, v in params.items() if k not in dropped}
     kwargs: dict[str, Any] = {"model": spec.litellm_model, "timeout": spec.timeout, **params}
     if spec.is_local:
         base = local.api_base(spec.name) if local is not None else None
@@ -112,7 +188,8 @@ def falls_back(exc: Exception) -> bool:
 
     if isinstance(exc, ModelUnavailable | litellm.ContextWindowExceededError):
         return True
-    return not isinstance(exc, litellm.BadRequestError | litellm.UnsupportedParamsError)
+    bad_request = litellm.BadRequestError | litellm.UnsupportedParamsError | UnsupportedParams
+    return not isinstance(exc, bad_request)
 
 
 def is_context_overflow(exc: BaseException | None) -> bool:

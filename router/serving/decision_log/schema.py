@@ -43,7 +43,7 @@ decisions = sa.Table(
     sa.Column("reason", sa.Text),
     sa.Column("escalated", sa.Integer),
     sa.Column("fell_back", sa.Integer),
-    sa.Column("attempts", sa.Text),  # JSON list of {model, ok, error, ms}
+    sa.Column("attempts", sa.Text),  # JSON list of {model, ok, error, ms[, dropped]}
     sa.Column("stream", sa.Integer),
     sa.Column("status", sa.Integer),
     sa.Column("error", sa.Text),
