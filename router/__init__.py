@@ -2,8 +2,8 @@
 
 from router.core.config import ConfigError, ModelSpec, Policy, RouterConfig, load_config
 from router.core.data import DataError, Example, read_jsonl
+from router.core.decision import Attempt, Decision
 from router.core.encoder import Encoder, load_encoder
-from router.core.policy import Attempt, Decision
 from router.core.request import RequestError, RequestFacts, routing_text
 from router.core.scorer import ScoreBatch, Scorer, ScorerError
 from router.sdk.router import Router

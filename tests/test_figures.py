@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from router.core.policy import Attempt, Decision
+from router.core.decision import Attempt, Decision
 from router.serving.decision_log import (
     DecisionLog,
     LogReader,

@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from router.core.config import RouterConfig
-from router.core.policy import Attempt, Decision
+from router.core.decision import Attempt, Decision
 from router.core.request import CONTEXT_LENGTH_EXCEEDED
 from router.serving import tracing
 from router.serving.breaker import Breakers

@@ -31,7 +31,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from router.core.config import RouterConfig
-from router.core.policy import Attempt, Decision
+from router.core.decision import Attempt, Decision
 from router.serving.breaker import Breakers
 from router.serving.providers import ModelUnavailable, falls_back, in_router_terms
 
