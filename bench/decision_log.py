@@ -24,7 +24,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from results import command_line, record  # noqa: E402  (bench/ is on sys.path as a script)
 
-from router.core.policy import Attempt, Decision  # noqa: E402
+from router.core.decision import Attempt, Decision  # noqa: E402
 from router.serving.decision_log import DecisionLog, decision_row  # noqa: E402
 
 VECTOR = np.random.default_rng(0).normal(size=384).astype(np.float32)

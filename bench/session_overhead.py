@@ -20,7 +20,7 @@ import time
 from results import command_line, record
 
 from router.core.config import ModelSpec, SessionRules
-from router.core.policy import Decision
+from router.core.decision import Decision
 from router.serving.sessions import SessionState, reply_key, session_ref, stick
 from router.serving.state import MemoryStore
 

@@ -8,7 +8,8 @@ import pytest
 
 from router.core.config import ConfigError, load_config, load_policy
 from router.core.data import domain_names
-from router.core.policy import JUDGED, STRAIGHT_TO_LARGE, UNCHECKED, Decision, cascade_modes
+from router.core.decision import Decision
+from router.core.policy import JUDGED, STRAIGHT_TO_LARGE, UNCHECKED, cascade_modes
 from router.server.accounting import cascade_extra_cost
 
 

@@ -23,7 +23,7 @@ import numpy as np
 
 from router.core.cache_keys import CacheKey, bypass_reason, cache_key
 from router.core.config import CacheSpec
-from router.core.policy import Decision
+from router.core.decision import Decision
 from router.core.request import Message
 from router.serving.cache import Hit, ResponseCache
 from router.serving.closing import closes

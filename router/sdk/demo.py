@@ -18,7 +18,8 @@ import yaml
 
 from router.core.config import RouterConfig, load_config, load_policies
 from router.core.data import domain_names
-from router.core.policy import CompiledPolicy, Decision
+from router.core.decision import Decision
+from router.core.policy import CompiledPolicy
 
 if TYPE_CHECKING:  # the encoder and scorer load only when a tour needs them
     from router.sdk.router import Router

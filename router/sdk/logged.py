@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 from router.serving.closing import closes
 
 if TYPE_CHECKING:
-    from router.core.policy import Decision
+    from router.core.decision import Decision
     from router.core.request import Message
 
 End = Callable[[int, Any, "str | None"], None]  # (status, usage, error) → completes the row

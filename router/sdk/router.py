@@ -26,9 +26,10 @@ from router.core.config import (
     load_policies,
 )
 from router.core.data import domain_names
+from router.core.decision import Decision
 from router.core.drift import DriftMonitor
 from router.core.encoder import load_encoder
-from router.core.policy import CompiledPolicy, Decision
+from router.core.policy import CompiledPolicy
 from router.core.privacy import detect, redact_messages
 from router.core.request import (
     CONTEXT_LENGTH_EXCEEDED,

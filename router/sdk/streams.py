@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
-from router.core.policy import Decision
+from router.core.decision import Decision
 from router.serving.background import close_soon, iterate
 from router.serving.closing import aclose, closes
 

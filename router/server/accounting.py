@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from router.core.policy import Decision
+from router.core.decision import Decision
 from router.sdk.router import Router
 
 

@@ -19,7 +19,7 @@ from fastapi.responses import JSONResponse, Response
 
 from router.core import privacy
 from router.core.config import ServerSpec
-from router.core.policy import Decision
+from router.core.decision import Decision
 from router.core.request import Message, RequestError, message_text
 from router.sdk.router import Router
 from router.server.accounting import costs, usage_of

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from urllib.parse import quote
 
-from router.core.policy import Decision
+from router.core.decision import Decision
 
 # Reason texts use a few mathematical signs; headers must be ASCII (RFC 9110 field values).
 _ASCII = str.maketrans({"→": "->", "≤": "<=", "≥": ">=", "−": "-", "×": "x", "…": "..."})

@@ -42,7 +42,7 @@ from typing import Any
 import numpy as np
 
 from router.core.config import Budget, Escalation, Policy
-from router.core.policy import Decision
+from router.core.decision import Decision
 
 log = logging.getLogger("router.serving.budget")
 

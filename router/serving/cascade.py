@@ -33,7 +33,8 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from router.core.config import Cascade, ModelSpec
-from router.core.policy import CompiledPolicy, Decision
+from router.core.decision import Decision
+from router.core.policy import CompiledPolicy
 from router.core.request import Message, request_facts
 from router.core.verifier import AnswerCase, AnswerVerifier, load_verifier
 from router.serving import tracing

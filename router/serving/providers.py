@@ -8,7 +8,7 @@ import os
 from typing import Any
 
 from router.core.config import ModelSpec
-from router.core.policy import Decision
+from router.core.decision import Decision
 from router.serving.local import LocalModels
 
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")

@@ -32,7 +32,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from router.core.config import ModelSpec, SessionRules
-from router.core.policy import Decision
+from router.core.decision import Decision
 from router.core.request import Message, RequestError
 from router.serving.closing import closes
 

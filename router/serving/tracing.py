@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from router.core.config import TracingSpec
-    from router.core.policy import Decision
+    from router.core.decision import Decision
 
 REQUEST, CHAT, ROUTE, UPSTREAM, VERDICT = (
     "router.request",

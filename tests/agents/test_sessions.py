@@ -9,7 +9,7 @@ from dataclasses import replace
 import pytest
 
 from router.core.config import ConfigError, ModelSpec, SessionRules, load_policy
-from router.core.policy import Decision
+from router.core.decision import Decision
 from router.core.request import RequestError
 from router.serving.sessions import (
     SessionState,

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 if TYPE_CHECKING:
-    from router.core.policy import Decision
+    from router.core.decision import Decision
 
 from router.serving.decision_log.schema import ROUTING_TEXT
 
