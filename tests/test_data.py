@@ -90,6 +90,20 @@ def test_bad_rows_name_line_and_field(tmp_path, row, where):
     assert f"{p}:2" in str(e.value) and where in str(e.value)
 
 
+def test_every_bad_row_is_counted_and_the_first_ten_named(tmp_path):
+    """One run tells what to fix: not the first bad row only."""
+    p = tmp_path / "d.jsonl"
+    good = json.dumps({"prompt": "fine", "scores": {"a": 1}})
+    bad = [json.dumps({"prompt": f"q{i}", "scores": {"a": 2}}) for i in range(12)]
+    p.write_text("\n".join([good, *bad, "{not json", good]) + "\n")
+    with pytest.raises(DataError) as e:
+        read_jsonl(p)
+    lines = str(e.value).splitlines()
+    assert lines[0] == f"{p}: 13 bad rows:"
+    assert [ln.split(": ")[0] for ln in lines[1:11]] == [f"{p}:{n}" for n in range(2, 12)]
+    assert lines[-1] == "… and 3 more"
+
+
 def test_a_byte_order_mark_and_windows_line_ends_are_read(tmp_path):
     """What Windows tools write (PowerShell, Excel's "UTF-8 CSV" habits): a BOM and CRLF."""
     rows = [{"prompt": "héllo", "scores": {"a": 1}}, {"prompt": "two", "scores": {"a": 0}}]

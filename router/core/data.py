@@ -323,28 +323,51 @@ def read_jsonl(path: str | Path) -> list[Example]:
         raise DataError(f"{path}: a directory; give the JSONL files in it{hint}")
     if not path.is_file():
         raise DataError(f"{path}: file not found")
-    rows = []
+    rows, bad, bad_count = [], [], 0
     # Read as bytes so that a line which is not UTF-8 is named; a byte-order mark, which
     # Windows tools write, is skipped.
     with path.open("rb") as f:
         for n, raw in enumerate(f, 1):
             try:
-                line = raw.decode("utf-8-sig" if n == 1 else "utf-8")
-            except UnicodeDecodeError as e:
-                raise DataError(
-                    f"{path}:{n}: not UTF-8 (byte {e.start + 1} of the line is "
-                    f"{raw[e.start : e.start + 1]!r}); save the file as UTF-8"
-                ) from None
-            if not line.strip():
+                row = _read_line(raw, f"{path}:{n}", first=n == 1)
+            except DataError as e:
+                # Every bad row is counted, the first few named: one run tells what to fix.
+                bad_count += 1
+                if len(bad) < BAD_ROWS_NAMED:
+                    bad.append(str(e))
                 continue
-            try:
-                obj = json.loads(line)
-            except json.JSONDecodeError as e:
-                raise DataError(f"{path}:{n}: invalid JSON: {e.msg}") from None
-            rows.append(_check_row(obj, f"{path}:{n}"))
+            if row is not None:
+                rows.append(row)
+    if bad_count == 1:
+        raise DataError(bad[0])
+    if bad:
+        more = f"\n… and {bad_count - len(bad)} more" if bad_count > len(bad) else ""
+        raise DataError(f"{path}: {bad_count} bad rows:\n" + "\n".join(bad) + more)
     if not rows:
         raise DataError(f"{path}: no rows")
     return rows
+
+
+# How many bad rows a dataset's error names (it counts them all).
+BAD_ROWS_NAMED = 10
+
+
+def _read_line(raw: bytes, where: str, first: bool) -> Example | None:
+    """One line of a dataset as a checked row; None for a blank line."""
+    try:
+        line = raw.decode("utf-8-sig" if first else "utf-8")
+    except UnicodeDecodeError as e:
+        raise DataError(
+            f"{where}: not UTF-8 (byte {e.start + 1} of the line is "
+            f"{raw[e.start : e.start + 1]!r}); save the file as UTF-8"
+        ) from None
+    if not line.strip():
+        return None
+    try:
+        obj = json.loads(line)
+    except json.JSONDecodeError as e:
+        raise DataError(f"{where}: invalid JSON: {e.msg}") from None
+    return _check_row(obj, where)
 
 
 def read_many(paths: Iterable[str | Path]) -> list[Example]:
