@@ -38,7 +38,7 @@ class ModelUnavailable(RuntimeError):
 
 class UnsupportedParams(RuntimeError):
     """The request carries parameters its model does not take (litellm refused to send them):
-    the caller's 400, named in the router's terms (`unsupported_message`)."""
+    the caller's 400, named in the router's terms (`in_router_terms`)."""
 
     status_code = 400
 
@@ -93,7 +93,7 @@ def load_litellm():
     return litellm
 
 
-# The code and wording of OpenAI's own answer to a parameter the model does not take.
+# OpenAI's own error code for a parameter the model does not take.
 UNSUPPORTED_PARAMETER = "unsupported_parameter"
 
 

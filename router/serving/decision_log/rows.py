@@ -63,14 +63,10 @@ def decision_row(
     }
     if decision is not None:
         d = decision
-        # `dropped` only where a call left parameters out (drop_params): most rows have none.
-        attempts = [
-            {
-                **{k: v for k, v in a.__dict__.items() if k != "dropped" or v},
-                "error": scrub(a.error),
-            }
-            for a in d.attempts
-        ]
+        attempts = [{**a.__dict__, "error": scrub(a.error)} for a in d.attempts]
+        for attempt in attempts:
+            if not attempt["dropped"]:  # kept only where a call left parameters out
+                del attempt["dropped"]
         cache = d.cache or {}
         if cost is None:  # a cache hit called no model
             own = 0.0 if cache.get("status") == "hit" else d.cost_estimate
