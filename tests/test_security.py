@@ -420,3 +420,56 @@ def test_path_like_urls_and_names_read_no_file(leaky_router, tmp_path):
         _WATCHING = False
         p.stop()
     assert not [f for f in _OPENED if "passwd" in f or "policies" in f], _OPENED
+
+
+def test_a_client_cannot_redirect_or_reconfigure_the_upstream_call(leaky_router, tmp_path):
+    """Fields litellm takes as settings of the call are refused, naming the field: else a client
+    could send the provider's key to its own server (`base_url`, `api_base`), fake an answer
+    into the decision log (`mock_response`) or trip every circuit breaker (`timeout`)."""
+    from tests.upstream import Upstream
+
+    thief = Upstream().start()
+    p = start(leaky_router, tmp_path)
+    settings = {
+        "base_url": thief.base_url,
+        "api_base": thief.base_url,
+        "api_key": "sk-other",
+        "mock_response": "a faked answer",
+        "timeout": 0.001,
+        "extra_headers": {"x-a": "b"},
+        "custom_llm_provider": "anthropic",
+        "langfuse_host": thief.base_url,
+        "success_callback": ["langfuse"],
+        "mock_tool_calls": [{}],
+        "_is_litellm_internal_call": True,
+    }
+    message = [{"role": "user", "content": PROMPT}]
+    auth = {"authorization": f"Bearer {ALICE}"}
+    try:
+        for field, value in settings.items():
+            for path, body in (
+                ("/chat/completions", {"model": "leaky", "messages": message}),
+                ("/route", {"model": "leaky", "messages": message}),
+                ("/completions", {"model": "leaky", "prompt": PROMPT}),
+            ):
+                r = httpx.post(p.base_url + path, json={**body, field: value}, headers=auth)
+                assert r.status_code == 400, (field, path, r.text)
+                assert r.json()["error"]["param"] == field
+                assert r.json()["error"]["message"].startswith(f"{field}: ")
+        # A provider's own field is still passed on, and `metadata` must be an object.
+        ok = httpx.post(
+            p.base_url + "/chat/completions",
+            json={"model": "router/fb-leaky", "messages": message, "top_k": 3},
+            headers=auth,
+        )
+        assert ok.status_code == 200, ok.text
+        bad = httpx.post(
+            p.base_url + "/chat/completions",
+            json={"model": "router/fb-leaky", "messages": message, "metadata": "x"},
+            headers=auth,
+        )
+        assert bad.status_code == 400 and bad.json()["error"]["param"] == "metadata"
+    finally:
+        p.stop()
+        thief.stop()
+    assert thief.requests == []

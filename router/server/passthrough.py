@@ -72,6 +72,8 @@ def _parse(model: type[BaseModel], data: Any) -> Any:
         raise APIError(400, "request body must be a JSON object", None, "invalid_request")
     try:
         validate.check_values(data)
+        if model.model_config.get("extra") == "allow":  # unknown fields go to the provider
+            validate.check_passed_fields(data)
         body = model.model_validate(data)
     except RequestError as e:
         raise APIError(400, str(e), e.param, "invalid_request") from None

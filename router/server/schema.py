@@ -37,6 +37,7 @@ class ChatRequest(BaseModel):
     stop: str | list[str] | None = None
     seed: int | None = None
     user: str | None = None
+    metadata: dict[str, Any] | None = None  # litellm reads it as its own: an object, or it fails
     tools: list[dict[str, Any]] | None = None
     tool_choice: str | dict[str, Any] | None = None
     response_format: dict[str, Any] | None = None
@@ -139,6 +140,7 @@ def parse_chat(raw: bytes, audio_ok: bool = False) -> ChatRequest:
         raise APIError(400, "request body must be a JSON object", None, "invalid_request")
     try:
         validate.check_values(data)
+        validate.check_passed_fields(data)
         req = ChatRequest.model_validate(data)
     except RequestError as e:
         raise APIError(400, str(e), e.param, "invalid_request") from None

@@ -10,6 +10,7 @@ content their role needs, content parts and tools have their OpenAI shape. Each 
 from __future__ import annotations
 
 import re
+from functools import cache
 from typing import Any
 
 from router.core.request import RequestError, normalise_messages
@@ -20,6 +21,31 @@ CONTENT_REQUIRED = ("system", "developer", "user", "tool")
 TOOL_NAME = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 TOOL_CHOICES = ("none", "auto", "required")
 FORMATS = ("text", "json_object", "json_schema")
+# OpenAI's chat and legacy completion body fields: passed on, never judged here.
+OPENAI_FIELDS = frozenset(
+    {
+        "model", "messages", "prompt", "suffix", "echo", "best_of", "audio", "frequency_penalty",
+        "function_call", "functions", "logit_bias", "logprobs", "max_completion_tokens",
+        "max_tokens", "metadata", "modalities", "n", "parallel_tool_calls", "prediction",
+        "presence_penalty", "prompt_cache_key", "prompt_cache_retention", "reasoning_effort",
+        "response_format", "safety_identifier", "seed", "service_tier", "stop", "store",
+        "stream", "stream_options", "temperature", "tool_choice", "tools", "top_logprobs",
+        "top_p", "user", "verbosity", "web_search_options",
+    }
+)  # fmt: skip
+# litellm takes these as keyword arguments that set up the call itself (where it goes, with
+# which key, how long it may take, a canned answer): the catalogue's business, not a client's.
+CALL_SETTINGS = frozenset(
+    {
+        "api_base", "api_key", "api_version", "base_url", "custom_llm_provider",
+        "default_headers", "deployment_id", "extra_body", "extra_headers", "extra_query",
+        "headers", "max_retries", "model_list", "organization", "request_timeout",
+        "shared_session", "timeout", "drop_params", "additional_drop_params",
+        "allowed_openai_params", "enable_json_schema_validation", "callbacks",
+        "success_callback", "failure_callback", "azure_ad_token", "engine", "config",
+        "mock_delay", "mock_tool_calls",
+    }
+)  # fmt: skip
 
 
 def _path(parts: list[str | int]) -> str:
@@ -62,6 +88,36 @@ def _check_string(s: str, path: list[str | int], what: str = "") -> None:
         raise RequestError(
             f"{_path(path)}: {what}contains an unpaired surrogate (invalid Unicode)", _path(path)
         ) from None
+
+
+@cache
+def _litellm_own() -> frozenset[str]:
+    """litellm's own keyword arguments (mock answers, callbacks' endpoints and keys, prices ...),
+    read from the litellm in use so that new ones are refused too."""
+    from router.serving.providers import load_litellm
+
+    load_litellm()
+    from litellm.types.utils import all_litellm_params
+
+    return frozenset(all_litellm_params) - OPENAI_FIELDS
+
+
+def check_passed_fields(data: dict[str, Any]) -> None:
+    """A field the proxy does not know is passed on to the provider, unless litellm would take
+    it as a setting of the call: then a client could send the provider's key elsewhere
+    (`base_url`), fake an answer (`mock_response`) or trip circuit breakers (`timeout`)."""
+    unknown = data.keys() - OPENAI_FIELDS
+    if not unknown:
+        return
+    # A leading underscore marks litellm's internal flags, `mock_` its test doubles.
+    private = {k for k in unknown if k.startswith(("_", "mock_"))}
+    refused = sorted(private | (unknown & (CALL_SETTINGS | _litellm_own())))
+    if refused:
+        raise RequestError(
+            f"{refused[0]}: not a request parameter; how each model is called is set by the "
+            "router's catalogue",
+            refused[0],
+        )
 
 
 def check_messages(messages: list[Any], audio_ok: bool = False) -> None:
