@@ -392,3 +392,15 @@ def test_an_input_image_goes_to_a_vision_model(client):
     )
     assert raw.headers["x-router-model"] == "large"  # the only model with "vision"
     assert raw.parse().output_text == "echo: what is it"
+
+
+def test_metadata_is_echoed_as_sent_whole_stored_and_streamed(client):
+    # litellm adds its call timings to the metadata dict it is handed; none may reach the client.
+    meta = {"team": "a", "ticket": "42"}
+    r = client.responses.create(model="router", input="keep my metadata", metadata=meta)
+    assert r.metadata == meta
+    assert client.responses.retrieve(r.id).metadata == meta
+    events = list(
+        client.responses.create(model="router", input="again", metadata=meta, stream=True)
+    )
+    assert events[-1].type == "response.completed" and events[-1].response.metadata == meta

@@ -131,7 +131,9 @@ def responses_to_chat(body: ResponsesBody, history: list[Message]) -> ChatCall:
     ):
         value = getattr(body, src)
         if value is not None:
-            params[dst] = value
+            # A copy: litellm writes its own timings into the `metadata` it is given, and the
+            # response echoes the caller's metadata (string values only, per the API).
+            params[dst] = dict(value) if isinstance(value, dict) else value
     fmt = _responses_format(body.text)
     if fmt is not None:
         params["response_format"] = fmt
