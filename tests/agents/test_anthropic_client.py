@@ -183,6 +183,16 @@ def test_parallel_tool_use_blocks(client):
     assert raw.parse().content[0].text == "done: W | C" and raw.headers["x-router-sticky"] == "true"
 
 
+def test_disable_parallel_tool_use_reaches_the_model(client, agent_upstream):
+    msgs = [{"role": "user", "content": "one lookup"}]
+    for choice in ({"type": "auto", "disable_parallel_tool_use": True}, {"type": "any"}):
+        client.messages.create(
+            model="router", max_tokens=100, tools=TOOLS, tool_choice=choice, messages=msgs
+        )
+        sent = agent_upstream.requests[-1]
+        assert sent.get("parallel_tool_calls") is (False if len(choice) > 1 else None)
+
+
 def test_errors_have_anthropics_shape_and_name_the_field(client, agent_proxy):
     with pytest.raises(anthropic.BadRequestError) as e:
         client.messages.create(

@@ -319,6 +319,9 @@ def messages_to_chat(body: MessagesBody, data: dict) -> ChatCall:
     ):
         if chat.get(k) is not None:
             params[k] = chat[k]
+    # litellm's adapter drops it: at most one tool call, in chat's terms.
+    if (body.tool_choice or {}).get("disable_parallel_tool_use") is True and params.get("tools"):
+        params["parallel_tool_calls"] = False
     # top_k is accepted and not forwarded: most chat providers refuse it (litellm raises).
     fmt = (body.output_config or {}).get("format")
     if fmt is not None:
