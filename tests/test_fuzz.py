@@ -67,6 +67,7 @@ def operations() -> list[tuple[str, str]]:
         ("POST", "/v1/completions"),
         ("POST", "/v1/embeddings"),
         ("GET", "/v1/models"),
+        ("GET", "/v1/models/{model_id}"),
         ("GET", "/health"),
         ("GET", "/ready"),
         ("GET", "/metrics"),

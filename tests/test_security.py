@@ -300,6 +300,7 @@ API_PATHS = {
     "/ready",
     "/metrics",
     "/v1/models",
+    "/v1/models/{model_id:path}",  # one model object, looked up by name
     "/v1/route",
     "/v1/chat/completions",
     # The agent endpoints (router/server/agents.py).

@@ -175,6 +175,9 @@ def test_stream_ends_with_done(proxy):
         lines = [ln for ln in r.iter_lines() if ln]
     assert lines[-1] == "data: [DONE]"
     assert all(ln.startswith("data: ") for ln in lines)
+    # As OpenAI's: every choice carries finish_reason, null until the choice ends.
+    choices = [c for ln in lines[:-1] for c in json.loads(ln[6:])["choices"]]
+    assert [c["finish_reason"] for c in choices] == [None] * (len(choices) - 1) + ["stop"]
 
 
 async def test_async_client_streaming_and_concurrency(aclient):
@@ -355,6 +358,16 @@ def test_models_lists_router_models_and_catalogue(client, server_router):
     assert {m.name for m in server_router.config.models} <= set(ids)
 
 
+def test_a_model_can_be_retrieved_by_id(client, server_router):
+    # The openai SDK sends "router/balanced" as router%2Fbalanced.
+    for name in ("router", "router/balanced", "large"):
+        m = client.models.retrieve(name)
+        assert m.id == name and m.object == "model"
+    with pytest.raises(openai.NotFoundError) as e:
+        client.models.retrieve("gpt-17")
+    assert e.value.body["code"] == "model_not_found" and "gpt-17" in e.value.body["message"]
+
+
 def test_route_endpoint_returns_the_decision_without_calling(proxy, upstream, server_router):
     before = len(upstream.requests)
     r = httpx.post(
@@ -376,6 +389,10 @@ def test_health_and_ready(proxy):
     assert httpx.get(proxy.url + "/health").json() == {"status": "ok"}
     r = httpx.get(proxy.url + "/ready")
     assert r.status_code == 200 and r.json()["status"] == "ready"
+    # Load balancers' checks that send HEAD get the same status, and no body.
+    for path in ("/health", "/ready"):
+        r = httpx.head(proxy.url + path)
+        assert r.status_code == 200 and r.content == b"", path
 
 
 def test_metrics(client, proxy):

@@ -178,12 +178,16 @@ def create_app(router: Router, config: ServerSpec | None = None) -> FastAPI:
             }
         return JSONResponse(body, 200 if ok else 503)
 
+    # HEAD too, for load balancers' and uptime monitors' checks; left out of the schema, which
+    # documents the GETs.
+    for path, probe in (("/health", health), ("/ready", ready)):
+        app.add_api_route(path, probe, methods=["HEAD"], include_in_schema=False)
+
     @app.get("/metrics")
     async def prometheus() -> Response:
         return Response(metrics.render(), media_type=metrics.content_type)
 
-    @app.get("/v1/models")
-    async def models(principal: Caller) -> dict:
+    def model_objects(principal: Principal) -> list[dict]:
         router = svc.router  # the serving one: POST /admin/reload swaps it
         data = [
             {"id": n, "object": "model", "created": 0, "owned_by": "router"}
@@ -198,7 +202,25 @@ def create_app(router: Router, config: ServerSpec | None = None) -> FastAPI:
             }
             for m in router.config.models
         ]
-        return {"object": "list", "data": [d for d in data if principal.may_use(d["id"])]}
+        return [d for d in data if principal.may_use(d["id"])]
+
+    @app.get("/v1/models")
+    async def models(principal: Caller) -> dict:
+        return {"object": "list", "data": model_objects(principal)}
+
+    # `:path`: policy models have a slash ("router/balanced"; clients send it as %2F).
+    @app.get("/v1/models/{model_id:path}")
+    async def model(model_id: str, principal: Caller) -> dict:
+        found = [d for d in model_objects(principal) if d["id"] == model_id]
+        if not found:  # not allowed for this key reads as unknown, as in the list
+            raise errors.APIError(
+                404,
+                f"model {model_id[:256]!r} does not exist; GET /v1/models lists the router "
+                "models and the catalogue",
+                "model",
+                "model_not_found",
+            )
+        return found[0]
 
     # The body is read and checked by hand (schema.py); the schema only documents it.
     @app.post("/v1/route", openapi_extra=openapi_body())

@@ -50,6 +50,16 @@ def stream_failure(e: BaseException, redact: Callable[[str], str]) -> tuple[int,
     return status, upstream_error_line(e, redact)
 
 
+def chunk_json(chunk: Any) -> str:
+    """A chat chunk as JSON without litellm's empty fields, but with each choice's
+    `finish_reason`, which OpenAI's chunks always carry (null until the last): clients test
+    `finish_reason !== null` to see a choice end."""
+    data = chunk.model_dump(mode="json", exclude_none=True)
+    for choice in data.get("choices") or ():
+        choice.setdefault("finish_reason", None)
+    return json.dumps(data, ensure_ascii=False)
+
+
 async def sse(
     chunks: AsyncIterator[Any],
     model: str,
@@ -70,7 +80,7 @@ async def sse(
         async for chunk in chunks:
             chunk.model = model  # the catalogue name, not the provider's
             usage = usage_of(chunk) or usage
-            yield event(chunk.model_dump_json(exclude_none=True))
+            yield event(chunk_json(chunk))
         usage = usage or usage_of(chunks)  # a routed stream counts the usage it did not pass on
         end(200, None)
         yield DONE
