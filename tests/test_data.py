@@ -80,6 +80,14 @@ def test_a_directory_or_a_missing_file_is_named_as_such(tmp_path):
             json.dumps({"messages": [{"role": "tool", "content": "x"}], "scores": {"a": 1}}),
             "messages",
         ),
+        # Fields of the wrong type are named, never a TypeError from hashing a list.
+        (json.dumps({"prompt": "x", "scores": {"a": 1}, "id": ["x"]}), "id"),
+        (json.dumps({"prompt": "x", "scores": {"a": 1}, "domain": ["math"]}), "domain"),
+        (json.dumps({"prompt": "x", "scores": {"a": 1}, "cheap_models": [["a"]]}), "cheap_models"),
+        (json.dumps({"prompt": "x", "scores": {"a": 1}, "source": ["mmlu"]}), "source"),
+        # NaN and Infinity are JSON numbers to Python's reader; a cost must be finite.
+        ('{"prompt": "x", "scores": {"a": 1}, "costs": {"a": NaN}}', "costs.a"),
+        ('{"prompt": "x", "scores": {"a": 1}, "costs": {"a": Infinity}}', "costs.a"),
     ],
 )
 def test_bad_rows_name_line_and_field(tmp_path, row, where):
@@ -243,3 +251,17 @@ def test_rows_naming_no_tier_take_the_cheaper_half_of_their_own_models():
     # Alone without costs: a clear error.
     with pytest.raises(DataError, match="no row names its cheap_models"):
         with_cheap_tier([bare])
+    # A model with no cost anywhere cannot be placed: never halve the others without it (the
+    # priciest model would be the cheap tier), alone an error naming it, beside named rows none.
+    half = Example(prompt="t", scores={"big": 1.0, "small": 0.0}, costs={"big": 0.01})
+    with pytest.raises(DataError, match=r"no row gives a cost for \['small'\]"):
+        with_cheap_tier([half])
+    rows, tier = with_cheap_tier([named, half, own])
+    assert tier is None and [r.cheap_models for r in rows] == [["m"], [], []]
+
+
+def test_a_numeric_id_is_read_as_text(tmp_path):
+    p = tmp_path / "d.jsonl"
+    p.write_text(json.dumps({"id": 7, "prompt": "x", "scores": {"a": 1}, "source": None}) + "\n")
+    (row,) = read_jsonl(p)
+    assert row.id == "7" and row.source == ""

@@ -187,14 +187,17 @@ def with_cheap_tier(examples: Sequence[Example]) -> tuple[list[Example], list[st
     The rows without a tier are a group of their own (a user's traffic beside the shipped
     datasets, say): their models and prices, not the named tiers, say which of them is cheap.
     Beside rows that do name a tier, they take one only when they give costs for at least two
-    models, since one model alone has no cheaper half; otherwise they train the success heads
-    only. A DataError when no row names a tier or a cost."""
+    models, and for every model they score, since one model alone has no cheaper half;
+    otherwise they train the success heads only. A DataError when no row names a tier and a
+    model has no cost."""
     untiered = [i for i, ex in enumerate(examples) if not ex.cheap_models]
     if not untiered:
         return list(examples), None
     costs: dict[str, list[float]] = {}
+    scored: set[str] = set()
     for i in untiered:
         ex = examples[i]
+        scored.update(ex.scores)
         for m, c in (ex.costs or {}).items():
             if m in ex.scores:
                 costs.setdefault(m, []).append(c)
@@ -204,7 +207,15 @@ def with_cheap_tier(examples: Sequence[Example]) -> tuple[list[Example], list[st
             "no row names its cheap_models, and none has costs to tell the cheaper models by: "
             "add cheap_models (or costs) to the rows (docs/data.md)"
         )
-    if not all_untiered and len(costs) < 2:
+    # A model with no cost cannot be placed: halving the others alone could make the priciest
+    # model the cheap tier.
+    uncosted = sorted(scored - costs.keys())
+    if all_untiered and uncosted:
+        raise DataError(
+            f"no row names its cheap_models, and no row gives a cost for {uncosted}: add their "
+            "costs, or cheap_models, to the rows (docs/data.md)"
+        )
+    if not all_untiered and (len(costs) < 2 or uncosted):
         return list(examples), None
     cheap = cheaper_half({m: float(np.mean(v)) for m, v in costs.items()})
     out = list(examples)
@@ -285,23 +296,33 @@ def _check_row(obj: Any, where: str) -> Example:
         if not isinstance(costs, dict):
             raise bad("costs", "must be an object of model -> USD")
         for m, c in costs.items():
-            if not isinstance(c, int | float) or isinstance(c, bool) or c < 0:
+            # NaN and Infinity parse as JSON numbers here, and would poison every mean cost.
+            if not isinstance(c, int | float) or isinstance(c, bool) or not 0 <= c < math.inf:
                 raise bad(f"costs.{m}", f"cost must be a non-negative number, got {c!r}")
     domain = obj.get("domain")
-    if domain is not None and domain not in taxonomy()["domains"]:
+    if domain is not None and (not isinstance(domain, str) or domain not in taxonomy()["domains"]):
         raise bad("domain", f"unknown domain {domain!r}; known: {domain_names()}")
     cheap = obj.get("cheap_models", [])
-    if not isinstance(cheap, list) or any(c not in scores for c in cheap):
+    if not isinstance(cheap, list) or any(not isinstance(c, str) or c not in scores for c in cheap):
         raise bad("cheap_models", "must list models that appear in 'scores'")
+    source = obj.get("source")
+    if source is not None and not isinstance(source, str):
+        raise bad("source", f"must be a string, got {source!r}")
+    row_id = obj.get("id")
+    if isinstance(row_id, int) and not isinstance(row_id, bool):
+        row_id = str(row_id)
+    if row_id is not None and not isinstance(row_id, str):
+        # Ids key the merge of a profile's columns into its rows (read_many): text only.
+        raise bad("id", f"must be a string, got {row_id!r}")
     ex = Example(
         prompt=prompt,
         messages=messages,
         scores={m: float(s) for m, s in scores.items()},
-        source=str(obj.get("source", "")),
+        source=source or "",
         domain=domain,
         costs={m: float(c) for m, c in costs.items()} if costs else None,
         cheap_models=list(cheap),
-        id=obj.get("id"),
+        id=row_id,
         extra={k: v for k, v in obj.items() if k not in ROW_FIELDS},
     )
     try:
