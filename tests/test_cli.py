@@ -132,3 +132,45 @@ def test_add_model_joins_a_profiled_model_to_the_shipped_scorer(tmp_path):
     r = run("add-model", str(data), "--model", "nobody", "--out", str(tmp_path / "x"))
     assert r.returncode == 2 and "no row" in r.stderr and "'nobody'" in r.stderr
     assert "Traceback" not in r.stderr
+
+
+def test_train_and_add_model_name_what_they_cannot_train_before_a_traceback(tmp_path):
+    """`--out` naming a file, a verifier's directory, and data with no model outside the cheap
+    tier (a scorer whose escalation gain would be NaN) are errors that say so."""
+    data = tmp_path / "one.jsonl"
+    rows = [
+        {"prompt": f"What is {i} plus {i + 3}?", "scores": {"big": i % 2}, "costs": {"big": 0.01}}
+        for i in range(12)
+    ]
+    data.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    (tmp_path / "a-file").write_text("keep me")
+    verifier = tmp_path / "verifier"
+    verifier.mkdir()
+    (verifier / "weights.npz").write_bytes(b"a verifier's")
+    for args in (
+        ("train", str(data), "--out", str(tmp_path / "a-file")),
+        ("add-model", str(data), "--model", "big", "--out", str(tmp_path / "a-file")),
+    ):
+        r = run(*args)
+        assert r.returncode == 2 and "a file; a scorer is written as a directory" in r.stderr
+    r = run("train", str(data), "--out", str(verifier))
+    assert r.returncode == 2 and "another artifact's weights.npz" in r.stderr, r.stderr
+    assert (tmp_path / "a-file").read_text() == "keep me"
+    assert (verifier / "weights.npz").read_bytes() == b"a verifier's"
+    r = run("train", str(data), "--out", str(tmp_path / "scorer"))
+    assert r.returncode == 2 and "escalation gain cannot be learned" in r.stderr, r.stderr
+    assert "Traceback" not in r.stderr and not (tmp_path / "scorer").exists()
+
+
+def test_a_default_policy_without_a_file_names_the_config_and_field(tmp_path):
+    shutil.copytree(ROOT / "policies", tmp_path / "policies")
+    text = (
+        (ROOT / "config.yaml")
+        .read_text()
+        .replace("default_policy: balanced", "default_policy: balancd")
+    )
+    (tmp_path / "config.yaml").write_text(text)
+    for cmd in (("policies",), ("route", "hi")):
+        r = run(*cmd, "--config", str(tmp_path / "config.yaml"))
+        assert r.returncode == 2, r.stdout
+        assert "config.yaml: default_policy: no policy 'balancd'" in r.stderr, r.stderr

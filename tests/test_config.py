@@ -121,3 +121,13 @@ def test_every_validation_error_is_named_with_its_field(tmp_path):
     with pytest.raises(ConfigError) as e:
         load_policy(p, cfg, domain_names())
     assert str(e.value).endswith(" more)"), str(e.value)
+
+
+def test_a_policy_file_whose_name_cannot_be_a_policy_name_says_so(tmp_path):
+    """The file name is the policy's name: a user who wrote no `name:` is told about the file
+    name, not about a regular expression."""
+    cfg = load_config(write(tmp_path, "config.yaml", MODEL))
+    p = write(tmp_path, "my policy.yaml", "default: [a]\nlarge: [b]\n")
+    with pytest.raises(ConfigError) as e:
+        load_policy(p, cfg, domain_names())
+    assert e.value.field == "name" and "the file name 'my policy'" in str(e.value)

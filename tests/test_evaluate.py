@@ -5,6 +5,7 @@ import random
 
 import numpy as np
 import pytest
+import yaml
 
 from router.core.data import Example, write_jsonl
 from router.core.encoder import load_encoder
@@ -173,6 +174,57 @@ def test_eval_and_calibrate_cli(tmp_path, test_config, monkeypatch):
     assert r.returncode == 2 and "between 0 and 1" in r.stderr
 
 
+def test_eval_names_data_it_cannot_measure_instead_of_a_traceback(tmp_path, test_config):
+    """Mistakes a new user makes: one model, models of one price, a price that is no number,
+    a price for a model the data lacks, more folds than prompts."""
+    from tests.test_cli import ENV, run
+
+    ENV["ROUTER_CACHE_DIR"] = str(tmp_path / "emb")
+    rows = make_rows(12)
+    two = tmp_path / "two.jsonl"
+    write_jsonl(rows, two)
+    one = tmp_path / "one.jsonl"
+    for r in rows:
+        r.scores, r.costs, r.cheap_models = {"big": r.scores["big"]}, {"big": 0.01}, []
+    write_jsonl(rows, one)
+    cfg = ("--config", str(test_config))
+    cases = [
+        ((str(one),), "the data scores one model, big"),
+        ((str(two), "--price", "small=0.01", "--price", "big=0.01"), "costs the same"),
+        ((str(two), "--price", "small=abc"), "--price 'small=abc'"),
+        ((str(two), "--price", "small=nan"), "--price 'small=nan'"),
+        ((str(two), "--price", "small=-1"), "--price 'small=-1'"),
+        ((str(two), "--price", "gpt-4=0.01"), "--price for ['gpt-4']: not models of the data"),
+        ((str(two), "--cv", "20"), "--cv 20: the data has 12 distinct prompts"),
+    ]
+    for args, says in cases:
+        r = run("eval", *args, *cfg)
+        assert r.returncode == 2 and says in r.stderr, (args, r.stderr)
+        assert "Traceback" not in r.stderr
+
+
+def test_calibrate_checks_its_target_and_out_before_any_work(tmp_path, test_config):
+    """A directory or a file name that cannot name a policy as --out, a bad target or an
+    unknown policy: an error before the data is embedded, and nothing written."""
+    from tests.test_cli import run
+
+    data = tmp_path / "d.jsonl"
+    write_jsonl(make_rows(12), data)
+    base = ("calibrate", "--data", str(data), "--config", str(test_config))
+    tune = ("--policy", "balanced", "--target", "quality=0.9", "--out")
+    cases = [
+        ((*tune, str(tmp_path)), "a directory"),
+        ((*tune, str(tmp_path / "a b.yaml")), "the file name 'a b' is the policy's name"),
+        (("--policy", "balanced", "--target", "quality=2"), "between 0 and 1"),
+        (("--policy", "nope", "--target", "quality=0.9"), "unknown policy 'nope'"),
+    ]
+    for args, says in cases:
+        r = run(*base, *args)
+        assert r.returncode == 2 and says in r.stderr, (args, r.stderr)
+        assert "embedding" not in r.stderr and "Traceback" not in r.stderr
+    assert not (tmp_path / "a b.yaml").exists()
+
+
 def test_a_users_rows_without_domain_or_tier_train_and_evaluate_from_the_cli(tmp_path, test_config):
     """Prompts, scores and costs are enough: the cheap tier is the cheaper half by cost, and
     the shipped scorer's domain head stands in for the domains the rows do not carry."""
@@ -219,6 +271,43 @@ def test_calibrate_takes_the_cheap_tier_from_the_catalogue_when_the_rows_name_no
         assert r.returncode == 0, r.stderr
         said.append(r.stdout.split("wrote")[0])
     assert " = " in said[0] and said[0] == said[1], said
+
+
+def test_calibrate_in_place_changes_the_threshold_and_keeps_the_files_comments(
+    tmp_path, test_config
+):
+    """`router calibrate` without --out rewrites only the tuned number of the policy file: a
+    user's comments and layout stay."""
+    import shutil
+
+    from tests.test_cli import ENV, run
+
+    ENV["ROUTER_CACHE_DIR"] = str(tmp_path / "emb")
+    cfg_dir = tmp_path / "cfg"
+    shutil.copytree(test_config.parent, cfg_dir)
+    policy = cfg_dir / "policies" / "balanced.yaml"
+    text = policy.read_text().replace(
+        "escalation:\n", "escalation:  # tuned by router calibrate\n  max_gain: 0.5\n"
+    )
+    policy.write_text("# Our team's policy: ask before changing.\n" + text)
+    mixtral, gpt4 = "mistralai/Mixtral-8x7B-Instruct-v0.1", "gpt-4-1106-preview"
+    rows = make_rows(80, source_split=True)
+    for r in rows:
+        r.scores = {mixtral: r.scores["small"], gpt4: r.scores["big"]}
+        r.costs, r.cheap_models = {mixtral: 0.0006, gpt4: 0.01}, [mixtral]
+    data = tmp_path / "d.jsonl"
+    write_jsonl(rows, data)
+    r = run(
+        "calibrate", "--policy", "balanced", "--data", str(data),
+        "--target", "quality=0.9", "--config", str(cfg_dir / "config.yaml"),
+    )  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    tuned = float(r.stdout.split("max_gain = ")[1].split()[0])
+    written = policy.read_text()
+    assert written.startswith("# Our team's policy: ask before changing.\n")
+    assert "escalation:  # tuned by router calibrate\n" in written
+    assert "max_gain: 0.5\n" not in written
+    assert abs(yaml.safe_load(written)["escalation"]["max_gain"] - tuned) < 1e-4
 
 
 def test_eval_data_errors_name_the_row():

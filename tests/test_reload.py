@@ -102,6 +102,11 @@ def test_a_bad_config_is_refused_and_the_old_one_keeps_serving(served):
         cfg.write_text(good.replace("default_policy: balanced", "default_policy: [oops"))
         r = c.post("/admin/reload", headers=ADMIN)
         assert r.status_code == 422 and "config.yaml" in r.json()["error"]["message"]
+        # So is a default_policy that names no policy file, before a request meets it.
+        cfg.write_text(good.replace("default_policy: balanced", "default_policy: balancd"))
+        r = c.post("/admin/reload", headers=ADMIN)
+        msg = r.json()["error"]["message"]
+        assert r.status_code == 422 and "default_policy" in msg and "balancd" in msg
         # The old router still answers, and /ready says what was refused.
         assert chat(c, "Still there?").status_code == 200
         ready = c.get("/ready").json()["versions"]

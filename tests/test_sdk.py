@@ -53,6 +53,23 @@ def test_route_many_batches(router):
     assert [d.domain for d in ds][0] == "math" and len(ds) == 2
 
 
+def test_route_many_of_a_string_and_bad_counts_are_request_errors(router, upstream):
+    # A string is not a list of conversations: never routed one character at a time.
+    with pytest.raises(RequestError, match="route_many takes a list") as e:
+        router.route_many("hello")
+    assert e.value.param == "messages"
+    # The counts the hard rules read are checked as the proxy checks them, naming the field.
+    for name, value in (("max_tokens", "abc"), ("max_tokens", 0), ("n", -1), ("n", True)):
+        with pytest.raises(RequestError, match=f"{name} must be a positive integer") as e:
+            router.route("hi", **{name: value})
+        assert e.value.param == name
+    before = len(upstream.requests)
+    with pytest.raises(RequestError) as e:
+        router.chat("hi", max_completion_tokens="many")
+    assert e.value.param == "max_completion_tokens" and len(upstream.requests) == before
+    assert router.route("hi", max_tokens=5, n=2).model
+
+
 def test_chat_non_streaming(router, upstream):
     resp = router.chat([{"role": "user", "content": "What is 2 + 2?"}], temperature=0.1, seed=7)
     assert resp.choices[0].message.content == "echo: What is 2 + 2?"

@@ -31,8 +31,9 @@ def _parse_prices(price: list[str]) -> dict[str, float]:
             out[name] = float(value)
         except ValueError:
             sep = ""
-        if not sep or not name:
-            raise DataError(f"--price {item!r}: expected MODEL=USD_PER_CALL")
+        # float() also reads "nan", "inf" and "-1", which would poison every figure.
+        if not sep or not name or not 0 <= out.get(name, -1) < float("inf"):
+            raise DataError(f"--price {item!r}: expected MODEL=USD_PER_CALL, a non-negative number")
     return out
 
 
@@ -136,6 +137,7 @@ def eval_(
         )
     if shared_dims is not None and shared_dims < 0:
         raise DataError(f"--shared-dims {shared_dims}: 0 (off) or more")
+    prices = _parse_prices(price)
     cfg = load_config(config)
     pol = None
     if policy is not None:
@@ -166,7 +168,7 @@ def eval_(
             err.print(f"--held-out: {int(seen.sum())} rows the scorer saw left out")
         elif msg := training_overlap(sc, rows).warning():
             err.print(f"[yellow]warning:[/yellow] {msg}", highlight=False)
-    ev = EvalData.from_examples(rows, _parse_prices(price))
+    ev = EvalData.from_examples(rows, prices)
     if ev.dropped:
         err.print(
             f"note: {ev.dropped} rows lack a score for some model and are left out", highlight=False

@@ -57,6 +57,16 @@ def friendly(fn):
     return wrapper
 
 
+def scorer_out(out: Path) -> Path:
+    """Check `--out` before any work: a scorer is a directory, and writing it must not clobber
+    another artifact's `weights.npz` (an answer verifier's, say)."""
+    if out.exists() and not out.is_dir():
+        raise DataError(f"--out {out}: a file; a scorer is written as a directory")
+    if (out / "weights.npz").exists() and not (out / "scorer.json").exists():
+        raise DataError(f"--out {out}: holds another artifact's weights.npz, not a scorer's")
+    return out
+
+
 def progress_bar(description: str, total: int):
     """A rich progress bar; returns (context manager, advance callback)."""
     bar = Progress(

@@ -17,7 +17,7 @@ from router.cli.main import (
     friendly,
     load_router,
 )
-from router.core.config import load_config, load_policies
+from router.core.config import check_default_policy, load_config, load_policies
 from router.core.data import domain_names
 
 
@@ -59,6 +59,7 @@ def policies(config: ConfigOpt = Path("config.yaml")) -> None:
     """List the configured policies."""
     cfg = load_config(config)
     pols = load_policies(config.resolve().parent / cfg.policies_dir, cfg, domain_names())
+    check_default_policy(config, cfg, pols)
     t = Table("policy", "cheap default", "specialists", "large", "escalation", "description")
     for name, p in pols.items():
         esc = p.escalation

@@ -17,6 +17,7 @@ from router.cli.main import (
     friendly,
     load_router,
     progress_bar,
+    scorer_out,
 )
 from router.core.config import load_config
 from router.core.data import DataError, read_many
@@ -44,6 +45,7 @@ def train(
 
     if not 0 <= hold_out < 1:
         raise DataError(f"--hold-out {hold_out}: a share in [0, 1)")
+    scorer_out(out)
     cfg = load_config(config)
     examples = read_many(data)
     err.print(f"{len(examples)} examples from {len(data)} file(s)")
@@ -87,6 +89,7 @@ def add_model(
     from router.core.scorer import Scorer, configured_scorer_path
     from router.evaluation.train import embed_examples
 
+    scorer_out(out)
     cfg = load_config(config)
     base = scorer or configured_scorer_path(cfg.scorer, config.resolve().parent)
     enc = load_encoder(
@@ -226,12 +229,29 @@ def calibrate(
     config: ConfigOpt = Path("config.yaml"),
 ) -> None:
     """Find the escalation threshold that meets a target and write it into a policy file."""
-    from router.evaluation.calibrate import CalibrationError, with_scorer, write_policy
+    from router.core.config import check_policy_file_name
+    from router.evaluation.calibrate import (
+        CalibrationError,
+        parse_target,
+        with_scorer,
+        write_policy,
+        write_threshold,
+    )
     from router.evaluation.calibrate import calibrate as run_calibration
     from router.evaluation.evaluate import training_overlap
     from router.evaluation.train import embed_examples
 
+    # What can be checked without the data is checked before it is embedded.
+    try:
+        parse_target(target)
+    except CalibrationError as e:
+        raise DataError(str(e)) from None
+    if out is not None:
+        if out.is_dir():
+            raise DataError(f"--out {out}: a directory; give the policy file to write")
+        check_policy_file_name(out)
     router = load_router(config)
+    router.policy(policy)  # an unknown policy is named now, not after embedding
     if scorer is not None:
         router = with_scorer(router, scorer)
     rows = read_many(data)
@@ -247,8 +267,12 @@ def calibrate(
     except CalibrationError as e:
         raise DataError(str(e)) from None
     cfg = router.config
-    dest = out or (config.resolve().parent / cfg.policies_dir / f"{policy}.yaml")
-    write_policy(cal, dest)
+    source = config.resolve().parent / cfg.policies_dir / f"{policy}.yaml"
+    dest = out or source
+    if dest.stem == policy and source.is_file():
+        write_threshold(cal, source, dest)  # only the threshold changes: comments stay
+    else:
+        write_policy(cal, dest)  # renamed after its new file
     # Prove the written file is valid and routes.
     from router.core.config import load_policy
 

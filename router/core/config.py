@@ -5,6 +5,7 @@ Everything a user writes is validated here, once. Errors name the file and the f
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any, Literal
 
@@ -313,10 +314,25 @@ class Cascade(_Strict):
         return self
 
 
+POLICY_NAME = r"^[A-Za-z0-9_.\-]+$"
+
+
+def check_policy_file_name(path: str | Path) -> None:
+    """A policy's name is its file name: refuse a file whose stem cannot be one, in words a
+    user who never wrote a `name:` understands."""
+    stem = Path(path).stem
+    if not re.fullmatch(POLICY_NAME, stem):
+        raise ConfigError(
+            path,
+            "name",
+            f"the file name {stem!r} is the policy's name: use letters, digits, '_', '.', '-'",
+        )
+
+
 class Policy(_Strict):
     """`policies/<name>.yaml`: hard rules, domain specialists, escalation thresholds."""
 
-    name: str = Field(min_length=1, pattern=r"^[A-Za-z0-9_.\-]+$")
+    name: str = Field(min_length=1, pattern=POLICY_NAME)
     description: str = ""
     rules: tuple[RuleName, ...] = DEFAULT_RULES
     default: tuple[str, ...] = Field(min_length=1, description="cheap models, in preference order")
@@ -424,6 +440,8 @@ def load_policy(path: str | Path, catalogue: RouterConfig, domains: list[str]) -
     path = Path(path)
     data = _read_yaml(path)
     if isinstance(data, dict):
+        if "name" not in data:
+            check_policy_file_name(path)
         data.setdefault("name", path.stem)
     policy: Policy = _validate(Policy, data, path)
     if policy.name != path.stem:
@@ -504,6 +522,17 @@ def load_policies(directory: str | Path, catalogue: RouterConfig, domains: list[
     if not policies:
         raise ConfigError(directory, "policies_dir", "no *.yaml policy files found")
     return policies
+
+
+def check_default_policy(config_file: str | Path, config: RouterConfig, policies: dict) -> None:
+    """The config's `default_policy` must name one of the loaded policies."""
+    if config.default_policy not in policies:
+        raise ConfigError(
+            config_file,
+            "default_policy",
+            f"no policy {config.default_policy!r} in {config.policies_dir}; it has "
+            f"{sorted(policies)}",
+        )
 
 
 def dump_policy(policy: Policy, path: str | Path) -> None:

@@ -221,6 +221,11 @@ class Scorer:
         self.heads_, self.models_, Y = head_targets(examples)
         if np.isnan(Y[:, 0]).all():
             raise ScorerError("no row scores one of its cheap_models; difficulty cannot be learned")
+        if np.isnan(Y[:, 1]).all():
+            raise ScorerError(
+                "no row scores a model beside its cheap_models; the escalation gain cannot be "
+                "learned (the data needs a model outside the cheap tier)"
+            )
         say("TF-IDF vocabulary")
         # Rows logged without their text (embedding only) take no part in the text component.
         has_text = np.array([bool(t.strip()) for t in texts])

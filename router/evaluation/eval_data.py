@@ -34,6 +34,13 @@ class EvalData:
         if not examples:
             raise DataError("no examples to evaluate")
         models = sorted({m for ex in examples for m in ex.scores})
+        if len(models) < 2:
+            raise DataError(
+                f"the data scores one model, {models[0]}: an evaluation compares two or more"
+            )
+        prices = prices or {}
+        if unknown := sorted(set(prices) - set(models)):
+            raise DataError(f"--price for {unknown}: not models of the data, which has {models}")
         keep = [i for i, ex in enumerate(examples) if len(ex.scores) == len(models)]
         if not keep:
             first = sorted(examples[0].scores)
@@ -44,7 +51,6 @@ class EvalData:
                 "row scores them all; evaluate one model set at a time"
             )
         dropped = len(examples) - len(keep)
-        prices = prices or {}
         S = np.zeros((len(keep), len(models)))
         C = np.zeros_like(S)
         cheap: set[str] = set()
@@ -62,6 +68,13 @@ class EvalData:
                         f"add 'costs' to the data or pass --price {m}=USD_PER_CALL"
                     )
             cheap.update(ex.cheap_models)
+        mean_cost = C.mean(axis=0)
+        if mean_cost.max() <= mean_cost.min():
+            # Cost-quality curves (AIQ's cost axis, the cost reductions) need a spread of cost.
+            raise DataError(
+                f"every model costs the same on average (${mean_cost[0]:.6g} a prompt): the "
+                "curves trade cost against quality; check the data's 'costs' or --price"
+            )
         rows = [examples[i] for i in keep]
         if not cheap:
             # No tiers given: the cheaper half (by mean cost, prices included), which the

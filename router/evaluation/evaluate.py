@@ -499,6 +499,11 @@ def evaluate(
         mode = f"leave-one-{name}-out"
     else:
         folds = fold_ids(data, cv or 5, seed)
+        # Folds are by prompt text: K above the distinct prompts would be fewer folds than said.
+        if cv and (distinct := len(np.unique(folds))) < cv:
+            raise DataError(
+                f"--cv {cv}: the data has {distinct} distinct prompts, so at most {distinct} folds"
+            )
         mode = f"{cv}-fold CV by prompt text" if cv else "as is"
     held_out = bool(cv or groups is not None)
     if held_out:

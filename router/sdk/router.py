@@ -22,6 +22,7 @@ from router.core.config import (
     ConfigError,
     DecisionLogSpec,
     RouterConfig,
+    check_default_policy,
     load_config,
     load_policies,
 )
@@ -115,6 +116,15 @@ def incomparable_pairs(
     return [(a, b) for i, a in enumerate(known) for b in known[i + 1 :] if (a, b) not in comparable]
 
 
+def _check_counts(params: dict[str, Any]) -> None:
+    """The counts the hard rules read must be positive integers, as the proxy's schema has
+    them: a RequestError naming the parameter, not a ValueError from int()."""
+    for name in ("max_tokens", "max_completion_tokens", "n"):
+        v = params.get(name)
+        if v is not None and (not isinstance(v, int) or isinstance(v, bool) or v < 1):
+            raise RequestError(f"{name} must be a positive integer, got {v!r}", name)
+
+
 @dataclass
 class Routed:
     """One routed request: its decision, the facts the hard rules saw, and the routing vector
@@ -200,6 +210,7 @@ class Router:
         config = load_config(path)
         base = path.resolve().parent
         policies = load_policies(base / config.policies_dir, config, domain_names())
+        check_default_policy(path, config, policies)
         enc = load_encoder(
             config.encoder.name,
             config.encoder.max_tokens,
@@ -366,6 +377,14 @@ class Router:
     ) -> list[Routed]:
         """`route_many`, with each request's facts and routing vector."""
         t0 = time.perf_counter()
+        if not isinstance(conversations, list | tuple):
+            # A string would be routed one character at a time.
+            raise RequestError(
+                "route_many takes a list of conversations (each a string or a list of chat "
+                "messages); route() takes one",
+                "messages",
+            )
+        _check_counts(params)
         compiled = self.policy(policy)
         msgs = [normalise_messages(c) for c in conversations]
         for m in msgs:
