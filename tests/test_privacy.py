@@ -52,6 +52,23 @@ IBAN = "DE89 3704 0044 0532 0130 00"
         ("the password is: abc123", "secret", "abc123"),
         ("PASSWORD=sunshine", "secret", "sunshine"),
         ("Authorization: Bearer 9f8e7d6c5b4a3928", "secret", "9f8e7d6c5b4a3928"),
+        # `NAME=value`: the value is the secret, the name stays readable.
+        (
+            "API_KEY=AIzaLG0aKEVCgl0n0Ckmit448xdkyf7x7ICrgDR",
+            "secret",
+            "AIzaLG0aKEVCgl0n0Ckmit448xdkyf7x7ICrgDR",
+        ),
+        (
+            "AWS_SECRET=wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY",
+            "secret",
+            "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY",
+        ),
+        # Addresses in other scripts, and an apostrophe inside one, are addresses whole.
+        ("Meine E-Mail ist jürgen.müller@beispiel.de.", "email", "jürgen.müller@beispiel.de"),
+        ("écrivez à josé@correo.es", "email", "josé@correo.es"),
+        ("メールは 山田@例え.jp です", "email", "山田@例え.jp"),
+        ("mail ann.o'neil@example.com", "email", "ann.o'neil@example.com"),
+        ("reply to 'ann@example.com' please", "email", "ann@example.com"),
     ],
 )
 def test_detects_private_values(text, kind, value):
@@ -112,6 +129,23 @@ def test_redaction_is_typed_and_consistent():
     assert msgs[0]["content"].endswith(f"{EMAIL}.")  # the caller's messages are untouched
     assert detect(msgs) == ("email", "payment_card")
     assert detect(msgs, ["phone"]) == ()
+
+
+def test_a_legacy_function_calls_arguments_are_detected_and_redacted():
+    """`function_call` (the form before `tool_calls`) is sent on as it is, arguments too."""
+    msgs = [
+        {"role": "user", "content": "look me up"},
+        {
+            "role": "assistant",
+            "content": None,
+            "function_call": {"name": "lookup", "arguments": json.dumps({"email": EMAIL})},
+        },
+        {"role": "function", "name": "lookup", "content": "found"},
+    ]
+    assert detect(msgs) == ("email",)
+    out = redact_messages(msgs)
+    assert out[1]["function_call"] == {"name": "lookup", "arguments": '{"email": "[EMAIL_1]"}'}
+    assert EMAIL in msgs[1]["function_call"]["arguments"]  # the caller's messages are untouched
 
 
 def test_a_connection_strings_password_is_a_secret_not_an_address():
@@ -343,7 +377,11 @@ def test_redact_sends_no_value_upstream(serve, upstream):
 
 
 def test_refuse_is_a_400_that_names_the_rule(serve, upstream):
-    proxy = serve({"action": "local"}, policy_privacy={"action": "refuse", "detect": ["secret"]})
+    proxy = serve(
+        {"action": "local"},
+        policy_privacy={"action": "refuse", "detect": ["secret"]},
+        log_prompts=True,
+    )
     n = len(upstream.requests)
     r = chat(proxy, "here is my key AKIAIOSFODNN7EXAMPLE, is it valid?")
     assert r.status_code == 400
@@ -352,5 +390,9 @@ def test_refuse_is_a_400_that_names_the_rule(serve, upstream):
     assert "privacy rule" in err["message"] and "secret" in err["message"]
     assert "AKIAIOSFODNN7EXAMPLE" not in r.text
     assert len(upstream.requests) == n
+    # The refused request's row (prompt logging on) keeps the prompt without the value.
+    row = logged(proxy, r.headers["x-request-id"])
+    assert row["status"] == 400 and "AKIAIOSFODNN7EXAMPLE" not in json.dumps(row, default=str)
+    assert "here is my key [SECRET_1], is it valid?" in row["prompt"]
     # The policy's own detect list: a card is not a `secret`, so it goes through.
     assert chat(proxy, f"card {CARD}").status_code == 200

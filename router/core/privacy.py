@@ -3,7 +3,7 @@
 Pure functions, no I/O. Each detector finds candidates with a regular expression and keeps only
 those that pass the value's own check, so look-alikes do not fire:
 
-- `email`: an address with a dotted domain.
+- `email`: an address with a dotted domain, in any script.
 - `phone`: international numbers (+CC ...) and national ones in the usual written shapes,
   kept when libphonenumber (`phonenumbers`) says the number is valid for its country (national
   numbers are tried against `PHONE_REGIONS`); a run of bare digits only next to a word like
@@ -60,8 +60,10 @@ class Finding:
 
 # ---- email --------------------------------------------------------------------------------
 
+# Letters and digits of any script (`[^\W_]`): "müller@beispiel.de" and internationalised
+# domains are addresses too; an apostrophe may sit inside the local part ("o'neil@...").
 _EMAIL = re.compile(
-    r"(?<![\w.+-])[A-Za-z0-9][A-Za-z0-9._%+-]{0,63}@(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)+[A-Za-z]{2,24}(?![\w-])"
+    r"(?<![\w.+-])[^\W_][\w.%+'-]{0,63}(?<!')@(?:[^\W_](?:[\w-]{0,61}[^\W_])?\.)+[^\W\d_]{2,24}(?![\w-])"
 )
 
 
@@ -322,6 +324,7 @@ _CODE = re.compile(r"[()\[\]]|^[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)+$|^[A-Z][A-Z0-9]*(
 # A password in a URL's user info, as connection strings carry it: scheme://user:password@host.
 _URL_PASSWORD = re.compile(r"(?i)\b[a-z][a-z0-9+.-]*://[^\s:/@]*:([^\s/@]+)@(?=[\w\[])")
 _TOKEN = re.compile(r"(?<![\w/+=-])[A-Za-z0-9_+/=-]{20,200}(?![\w/+=-])")
+_NAMED = re.compile(r"[A-Za-z_]\w*=(?=[^=])")
 _CAMEL_WORD = re.compile(r"[A-Z][a-z]{3,}|[a-z]{4,}")
 _HEX = re.compile(r"^(?:0x)?[0-9a-fA-F]+$")
 _UUID = re.compile(
@@ -392,8 +395,14 @@ def _secrets(text: str) -> Iterable[Finding]:
     for m in _TOKEN.finditer(text):
         if text.endswith("base64,", 0, m.start()):
             continue  # inline data (an image, a file), not a key
-        if _looks_random(m.group()):
-            yield Finding("secret", m.start(), m.end(), m.group())
+        start, tok = m.start(), m.group()
+        # `NAME=value` (an env file, a shell line): the value is the secret, the name is kept
+        # so the redacted text still says which one it was.
+        named = _NAMED.match(tok)
+        if named:
+            start, tok = start + named.end(), tok[named.end() :]
+        if _looks_random(tok) or (named and _SECRET_PREFIXED.fullmatch(tok)):
+            yield Finding("secret", start, start + len(tok), tok)
 
 
 _DETECTORS = {
@@ -444,6 +453,10 @@ def _texts(messages: list[Message]) -> Iterable[str]:
             fn = call.get("function") if isinstance(call, dict) else None
             if isinstance(fn, dict) and isinstance(fn.get("arguments"), str):
                 yield fn["arguments"]
+        # The legacy form of a call (`function_call`) is sent on as it is: its arguments too.
+        fn = m.get("function_call")
+        if isinstance(fn, dict) and isinstance(fn.get("arguments"), str):
+            yield fn["arguments"]
 
 
 def detect(messages: list[Message], kinds: Iterable[str] = KINDS) -> tuple[str, ...]:
@@ -510,6 +523,9 @@ class Redactor:
                     c = {**c, "function": {**fn, "arguments": self.text(fn["arguments"])}}
                 calls.append(c)
             m["tool_calls"] = calls
+        fn = m.get("function_call")
+        if isinstance(fn, dict) and isinstance(fn.get("arguments"), str):
+            m["function_call"] = {**fn, "arguments": self.text(fn["arguments"])}
         return m
 
     @property

@@ -273,7 +273,11 @@ class _Record:
     def _prompt(self, d: Decision | None) -> str:
         """The messages for the `prompt` column (log_prompts), private values redacted."""
         messages = self.req.messages
-        if d is not None and d.privacy:
+        if d is None:
+            # Refused before a decision (privacy.action: refuse among the reasons): which
+            # detectors the policy runs is not known here, so every kind is hidden.
+            messages = privacy.redact_messages(messages)
+        elif d.privacy:
             detected = self.router.policy(d.policy).privacy.detect
             messages = privacy.redact_messages(messages, detected)
         return json.dumps(messages, ensure_ascii=False)

@@ -17,7 +17,7 @@ NEW_COLUMNS = [
     sa.Column("cache", sa.Text),  # "hit", "miss", "bypass"; NULL with the cache off
     sa.Column("saved_cost", sa.Float),  # USD a cache hit saved
     sa.Column("privacy", sa.Text),  # kinds detected, comma-separated
-    sa.Column("privacy_action", sa.Text),  # "local", "redact" (a refused request has no row)
+    sa.Column("privacy_action", sa.Text),  # "local", "redact" (a refused request's row has none)
 ]
 
 
