@@ -77,8 +77,17 @@ def ask(r, text: str, **kw):
         (DOC + " Who pays?", DOC + " Who delivers?", "long shared prefix"),
         ("Find the largest prime below 100", "Find the smallest prime below 100", "swapped"),
         ("How do I sort a list in Python?", "How do I reverse a list in Python?", "swapped"),
+        # The same numbers, names or (around a word of direction) words, in another order.
+        ("What is 17 - 23?", "What is 23 - 17?", "order differs"),
+        ("What is 10 divided by 2?", "What is 2 divided by 10?", "order differs"),
+        ("Convert 100 USD to EUR", "Convert 100 EUR to USD", "order differs"),
+        ("Is Peru bigger than Chile?", "Is Chile bigger than Peru?", "order differs"),
+        ('Say "yes" then "no"', 'Say "no" then "yes"', "order differs"),
+        ("Translate hello from English to French", "Translate hello from French to English",
+         "order differs"),
+        ("Is a dog faster than a cat?", "Is a cat faster than a dog?", "order differs"),
     ],
-)
+)  # fmt: skip
 def test_guard_refuses_questions_that_differ_where_it_matters(a, b, why):
     assert why in (difference(a, b) or "")
 
@@ -94,6 +103,8 @@ def test_guard_refuses_questions_that_differ_where_it_matters(a, b, why):
         ("Calculate the area of a circle", "Compute the area of a circle"),
         ("How do I sort a list?", "How is a list sorted?"),
         ("Write a poem about the sea", "Please write a poem about the sea, thanks"),
+        ("How do I convert Celsius to Fahrenheit?", "How can I convert Celsius to Fahrenheit?"),
+        ("Convert 100 USD to EUR", "Convert 100 USD into EUR"),
     ],
 )
 def test_guard_accepts_paraphrases(a, b):
@@ -496,3 +507,22 @@ def test_sdk_decision_log_counts_hits_and_saved_cost(cached, tmp_path):
         assert any(label == "cache hits" for label, _ in stats.rows())
     finally:
         log.close()
+
+
+def test_a_cached_tool_call_is_streamed_with_its_calls(test_config, tmp_path, router, upstream):
+    """A hit served as a stream carries the answer's tool calls: without them it answers
+    nothing (an empty text and finish_reason "tool_calls")."""
+    path = make_config(test_config, tmp_path / "cfg", {"mode": "exact"}, {"allow": ["tools"]})
+    r = router_from(path, router)
+    whole = ask(r, "Look up the weather in Oslo.", tools=TOOLS)
+    call = whole.choices[0].message.tool_calls[0]
+    n = calls(upstream)
+    stream = ask(r, "Look up the weather in Oslo.", tools=TOOLS, stream=True)
+    assert stream.decision.cache["status"] == "hit"
+    chunks = list(stream)
+    assert calls(upstream) == n
+    streamed = [t for c in chunks for t in c.choices[0].delta.tool_calls or []]
+    assert [(t.id, t.function.name, t.function.arguments) for t in streamed] == [
+        (call.id, call.function.name, call.function.arguments)
+    ]
+    assert chunks[-1].choices[0].finish_reason == "tool_calls"

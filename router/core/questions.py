@@ -13,6 +13,11 @@ not:
 - **negation** (the count of not/no/never/n't/without ..., and un-/in-/dis- antonyms of a
   word the other text uses: "safe" is not "unsafe");
 - **code** (fenced or inline code, compared exactly but for trailing spaces);
+- **order**: the same numbers or names in another order ("17 - 23" / "23 - 17", "100 USD to
+  EUR" / "100 EUR to USD", "Is Peru bigger than Chile?" / "Is Chile bigger than Peru?"), and,
+  where a word of direction (than, to, from, minus ...) is among them, the same words in
+  another order ("Is a dog faster than a cat?" / "Is a cat faster than a dog?"). A paraphrase
+  that moves one name ("the capital of Peru" / "Peru's capital") keeps its order;
 - **a swapped word**: a word of one that the other replaces with a word of its own ("sort" /
   "reverse", "largest" / "smallest": nothing else differs, and even six-layer vectors put such
   pairs above 0.95). Added or dropped words (a polite prefix, "city" in "Which city is Peru's
@@ -271,6 +276,51 @@ def _middles(a: str, b: str) -> tuple[int, str, str]:
     return shared, " ".join(ta[lo:hi_a]), " ".join(tb[lo:hi_b])
 
 
+# Words that give a question a direction: swapping what stands on either side of one turns it
+# into another question ("faster than", "from ... to ...", "minus", "divided by").
+_DIRECTION = frozenset(
+    "than to from into onto towards over under above below before after versus vs minus "
+    "divided by per beats".split()
+)
+
+
+def _tokens(text: str, initial: bool) -> list[tuple[str, bool]]:
+    """The text's numbers and words in order, canonical (numbers as `numbers` has them, words
+    lower-cased, stemmed, possessives dropped), each marked True when it is an anchor: a
+    number or a name."""
+    named = {n for n in names(text, initial) if not n.startswith("“")}
+    found: list[tuple[int, str, bool]] = [
+        (m.start(), "“" + (m.group(1) or m.group(2)).strip().lower(), True)
+        for m in _QUOTED.finditer(text)
+    ]
+    for m in _NUMBER.finditer(text):
+        found.append((m.start(), next(iter(numbers(m.group()))), True))
+    for m in _WORD.finditer(text):
+        w = _base(m.group().lower()).strip("'’-")
+        if w in _NUMBER_WORDS:
+            found.append((m.start(), repr(float(_NUMBER_WORDS[w])), True))
+        elif w and w not in STOP and w not in _QUESTION_WORDS:
+            found.append((m.start(), _stem(w), w in named))
+    return [(t, anchor) for _, t, anchor in sorted(found)]
+
+
+def _reordered(seq_a: list[str], seq_b: list[str]) -> bool:
+    """Whether the tokens each sequence holds once, and the other too, come in another order."""
+    ca, cb = Counter(seq_a), Counter(seq_b)
+    once = {t for t in ca if ca[t] == 1 and cb.get(t) == 1}
+    return [t for t in seq_a if t in once] != [t for t in seq_b if t in once]
+
+
+def reordered(a: str, b: str, initial: bool = True) -> bool:
+    """The same numbers or names in another order; or, where a word of direction is among
+    them, the same words in another order."""
+    ta, tb = _tokens(a, initial), _tokens(b, initial)
+    if _reordered([t for t, anchor in ta if anchor], [t for t, anchor in tb if anchor]):
+        return True
+    directed = {w.lower() for w in _WORD.findall(a)} & {w.lower() for w in _WORD.findall(b)}
+    return bool(directed & _DIRECTION) and _reordered([t for t, _ in ta], [t for t, _ in tb])
+
+
 def difference(cached: str, asked: str, long_prefix_chars: int = LONG_PREFIX_CHARS) -> str | None:
     """None when `asked` may be answered with `cached`'s answer (they agree on numbers,
     operators, names, negation, code and, after a long shared prefix, on their remaining
@@ -303,6 +353,8 @@ def difference(cached: str, asked: str, long_prefix_chars: int = LONG_PREFIX_CHA
         return "negation differs"
     if antonym(_words(ma), _words(mb)) is not None:
         return "negation differs"
+    if reordered(ma, mb, initial):
+        return "order differs"
     # The vectors mostly see a long shared part: what follows must say the same words.
     if shared >= long_prefix_chars and Counter(_content_words(ma)) != Counter(_content_words(mb)):
         return "long shared prefix, then another question"

@@ -145,32 +145,47 @@ def response_of(hit: Hit, model: str):
 
 
 def chunks_of(hit: Hit, model: str, params: dict[str, Any]) -> list:
-    """A cached answer as stream chunks: role and text in pieces, then the finish reason (and
-    usage when the request asked for it with stream_options.include_usage)."""
+    """A cached answer as stream chunks: per choice, its role and text in pieces, its tool
+    calls (each whole, in one delta), then its finish reason; and the usage when the request
+    asked for it with stream_options.include_usage."""
     from litellm.types.utils import Delta, ModelResponseStream, StreamingChoices, Usage
 
     body = hit.entry["response"]
-    choice = body["choices"][0]
-    text = (choice.get("message") or {}).get("content") or ""
     rid, created = "chatcmpl-" + uuid.uuid4().hex, int(time.time())
 
-    def chunk(delta: Delta, finish: str | None = None, usage: Any = None) -> Any:
-        c = StreamingChoices(index=0, delta=delta, finish_reason=finish)
-        kw = {"usage": usage} if usage is not None else {}
-        return ModelResponseStream(id=rid, created=created, model=model, choices=[c], **kw)
+    def chunk(index: int, delta: Delta, finish: str | None = None) -> Any:
+        c = StreamingChoices(index=index, delta=delta, finish_reason=finish)
+        return ModelResponseStream(id=rid, created=created, model=model, choices=[c])
 
+    out = []
+    for at, choice in enumerate(body["choices"]):
+        index = choice.get("index", at)
+        message = choice.get("message") or {}
+        pieces = _pieces(message.get("content") or "")
+        out.append(chunk(index, Delta(role="assistant", content=pieces[0] if pieces else None)))
+        out += [chunk(index, Delta(content=p)) for p in pieces[1:]]
+        # A tool call is an answer too: a stream without it would answer nothing.
+        calls = [{**c, "index": i} for i, c in enumerate(message.get("tool_calls") or [])]
+        if calls:
+            out.append(chunk(index, Delta(tool_calls=calls)))
+        if message.get("function_call"):
+            out.append(chunk(index, Delta(function_call=message["function_call"])))
+        out.append(chunk(index, Delta(), choice.get("finish_reason") or "stop"))
+    opts = params.get("stream_options") or {}
+    if body.get("usage") and opts.get("include_usage"):
+        out[-1].usage = Usage(**body["usage"])
+    return out
+
+
+def _pieces(text: str) -> list[str]:
+    """`text` cut at spaces into pieces of about STREAM_PIECE_CHARS characters."""
     pieces, at = [], 0
     while at < len(text):
         end = text.find(" ", at + STREAM_PIECE_CHARS)
         end = len(text) if end < 0 else end + 1
         pieces.append(text[at:end])
         at = end
-    out = [chunk(Delta(role="assistant", content=pieces[0] if pieces else ""))]
-    out += [chunk(Delta(content=p)) for p in pieces[1:]]
-    opts = params.get("stream_options") or {}
-    usage = Usage(**body["usage"]) if body.get("usage") and opts.get("include_usage") else None
-    out.append(chunk(Delta(), choice.get("finish_reason") or "stop", usage))
-    return out
+    return pieces
 
 
 # ---- storing an answer --------------------------------------------------------------------
