@@ -147,3 +147,40 @@ def wait_for(predicate, timeout: float = 30.0) -> bool:
             return True
         time.sleep(0.1)
     return False
+
+
+def test_a_request_refused_by_one_limit_is_not_counted_against_the_others():
+    """ "5/minute;2/second": a burst refused by the per-second limit leaves the minute alone."""
+    import asyncio
+
+    from router.core.config import ServerSpec
+    from router.server.auth import Principal
+    from router.server.errors import APIError
+    from router.server.ratelimit import RateLimits
+    from router.serving.state import MemoryStore
+
+    spec = ServerSpec(
+        keys=[{"name": "dave", "key": "dave-key-0001", "rate_limit": "5/minute;2/second"}],
+        keys_env=None,
+    )
+    limits = RateLimits(spec, MemoryStore())
+    dave = Principal(name="dave")
+
+    async def burst(n: int) -> list[str]:
+        out = []
+        for _ in range(n):
+            try:
+                await limits.check(dave)
+                out.append("ok")
+            except APIError as e:
+                out.append(e.headers["x-ratelimit-limit-requests"])
+        return out
+
+    async def scenario() -> tuple[list[str], list[str]]:
+        first = await burst(6)  # 2 answered, 4 refused by the per-second limit
+        await asyncio.sleep(1.1)
+        return first, await burst(2)  # 2 of the minute's 5 used: room for 2 more
+
+    first, second = asyncio.run(scenario())
+    assert first == ["ok", "ok", "2", "2", "2", "2"]
+    assert second == ["ok", "ok"]

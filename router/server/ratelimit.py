@@ -107,6 +107,14 @@ class RateLimits:
 
     @staticmethod
     async def _hit_all(limiter: Any, items: list[Any], key: str) -> Any | None:
+        # With several limits ("100/minute;2/second"), a request refused by one must not be
+        # counted against the others: a client retrying through a burst would otherwise use
+        # up its minute without a single answer. So every limit is tested before any is hit.
+        # (A race between the test and the hit can still count a refused request once.)
+        if len(items) > 1:
+            for item in items:
+                if not await limiter.test(item, key):
+                    return item
         for item in items:
             if not await limiter.hit(item, key):
                 return item
