@@ -179,6 +179,34 @@ def test_a_store_outage_falls_back_to_local_counts():
     assert ctl.snapshot()["window_requests"] >= 70
 
 
+class BlipStore(MemoryStore):
+    """A store whose `fail_at`-th increment fails (a Redis time-out in the middle of a push)."""
+
+    def __init__(self, fail_at: int) -> None:
+        super().__init__()
+        self.calls, self.fail_at = 0, fail_at
+
+    async def incr(self, *a, **k):
+        self.calls += 1
+        if self.calls == self.fail_at:
+            raise ConnectionError("blip")
+        return await super().incr(*a, **k)
+
+
+def test_a_push_cut_short_by_an_outage_counts_nothing_twice():
+    ctl = BudgetController(policy({"large_share": 0.3, "window_s": 100}))
+    now = 7_000_000.0
+    for i in range(100):  # over 10 of the window's buckets, a quarter large
+        ctl.observe(0.9 if i % 4 == 0 else 0.1, i % 4 == 0, 0.5, 0.001, 0.01, now=now + i / 2)
+    store = BlipStore(fail_at=7)  # the first buckets are in the store before the blip
+    assert asyncio.run(ctl.sync(store, now + 50)) is False
+    assert asyncio.run(ctl.sync(store, now + 50.5))
+    ctl.update(now + 50.5)
+    snap = ctl.snapshot()
+    assert snap["shared"] and snap["window_requests"] == 100
+    assert snap["large_share"] == pytest.approx(0.25)
+
+
 def test_budgets_keep_state_across_a_reload_when_the_budget_is_unchanged():
     old = Budgets({"p": policy({"large_share": 0.3})})
     old.get("p")._threshold = 0.42

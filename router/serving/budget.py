@@ -337,6 +337,9 @@ class BudgetController:
                     v = getattr(t, f)
                     if v:
                         await store.incr(self._key(bucket, f), v, ttl_s=ttl)
+                        # Sent: an outage later in this loop must not put it back (it would
+                        # be counted twice once the store answers again).
+                        setattr(t, f, 0.0)
             pending = {}
             last = int(now // self.bucket_s)
             keys = [self._key(b, f) for b in range(last - BUCKETS + 1, last + 1) for f in FIELDS]
