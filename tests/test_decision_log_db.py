@@ -328,3 +328,34 @@ def _head() -> str:
     cfg = Config()
     cfg.set_main_option("script_location", str(resources.files("router.serving") / "migrations"))
     return ScriptDirectory.from_config(cfg).get_current_head()
+
+
+def test_feedback_about_the_answering_model_by_name_or_by_default_is_one_score(log_url):
+    """ "" means the model that answered: a later score naming it replaces the earlier one
+    (and the reverse), in the export and in the dashboard's feedback mean; a label for another
+    model is no verdict on the answer served."""
+    from router.serving.decision_log import read_figures
+
+    now = time.time()
+    log = _open(log_url)
+    for i in range(4):
+        log.record(_row(i, ts=now - 60 + i))
+    log.flush()
+    log.record_outcome("r0", 1.0, "feedback")
+    log.record_outcome("r0", 1.0, "feedback", model="large")  # "large would have done it"
+    log.record_outcome("r1", 1.0, "feedback", model="small")  # named, then changed by default
+    log.record_outcome("r1", 0.0, "feedback")
+    log.record_outcome("r2", 1.0, "feedback")  # by default, changed by name, and back
+    log.record_outcome("r2", 0.0, "feedback", model="small")
+    log.record_outcome("r2", 0.5, "feedback")
+    log.record_outcome("r3", 0.0, "feedback")
+    log.close()
+    ex = {e.id: e.scores for e in export_examples(log_url, cheap_models=["small"])}
+    assert ex == {
+        "r0": {"small": 1.0, "large": 1.0},
+        "r1": {"small": 0.0},
+        "r2": {"small": 0.5},
+        "r3": {"small": 0.0},
+    }
+    fb = read_figures(log_url, 3600)["quality"]["feedback"]
+    assert fb["n"] == 4 and fb["mean"] == pytest.approx(1.5 / 4)

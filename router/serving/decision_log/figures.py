@@ -358,16 +358,25 @@ class LogReader:
                 sa.and_(c.request_id == o.request_id, c.ts >= since, c.ts <= until, *extra)
             )
 
-        scores = (
-            con.execute(
-                sa.select(o.score)
-                .where(sa.and_(o.source == "feedback", o.ts >= since, of_window()))
-                .order_by(o.ts.desc())
-                .limit(self.sample)
+        # A user's score of the answer they got: about the model that answered ("" or its
+        # name, the newest of the two), not a label for another model ("the large model
+        # would have done better" is no verdict on the answer served).
+        rows = con.execute(
+            sa.select(o.request_id, o.score)
+            .where(
+                sa.and_(
+                    o.source == "feedback",
+                    o.ts >= since,
+                    of_window(sa.or_(o.model == "", o.model == c.model)),
+                )
             )
-            .scalars()
-            .all()
-        )
+            .order_by(o.updated_ts.desc())
+            .limit(self.sample)
+        ).all()
+        latest: dict[str, float] = {}
+        for rid, score in rows:
+            latest.setdefault(rid, float(score))
+        scores = list(latest.values())
         n_fb, sum_fb = len(scores), float(sum(scores))
         feedback: dict[str, Any] = {"n": n_fb, "mean": sum_fb / n_fb if n_fb else None}
         feedback["low"], feedback["high"] = wilson(sum_fb, n_fb) or (None, None)

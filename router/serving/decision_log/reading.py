@@ -94,7 +94,9 @@ def read_outcomes(location: str | Path, since: float | None = None) -> Iterator[
             o.score,
         )
         .join(outcomes, o.request_id == c.request_id)
-        .order_by(c.ts, c.request_id)
+        # Oldest outcome first within a request, so that of two about the same model (the
+        # answering one named, and "" for it) the newest wins, as the last write should.
+        .order_by(c.ts, c.request_id, o.updated_ts)
     )
     if since is not None:
         q = q.where(c.ts >= since)
