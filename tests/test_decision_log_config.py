@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import hashlib
 import multiprocessing
 import sqlite3
 import textwrap
 
 import pytest
+import sqlalchemy as sa
 from typer.testing import CliRunner
 
 from router.cli import app
@@ -75,6 +77,21 @@ def test_database_urls():
     assert database_url("postgresql://u@h/db") == "postgresql+psycopg://u@h/db"
     assert database_url("postgres://u@h/db") == "postgresql+psycopg://u@h/db"
     assert database_url("/tmp/x.db") == "sqlite:////tmp/x.db"
+
+
+def test_a_password_in_the_query_is_hidden_too():
+    from router.serving.decision_log import safe_url
+    from router.serving.decision_log.opening import spool_dir
+
+    url = "postgresql://router@db/router?password=hunter22&sslmode=require&sslpassword=k3y"
+    shown = safe_url(database_url(url))
+    assert "hunter22" not in shown and "k3y" not in shown and "sslmode=require" in shown
+    assert "password=***" in shown
+    assert "hunter22" not in safe_url("postgresql://router:hunter22@db/router")
+    # The spool directory keeps the name earlier versions gave it (its rows are found again).
+    before = sa.engine.make_url(database_url(url)).render_as_string(hide_password=True)
+    digest = hashlib.sha256(before.encode()).hexdigest()[:12]
+    assert spool_dir(url, None, "/srv").name == f"decisions-{digest}.spool"
 
 
 def _open_and_write(path: str, i: int) -> None:

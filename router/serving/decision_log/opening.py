@@ -24,7 +24,8 @@ def spool_dir(location: str | Path, directory: str | None, base_dir: str | Path)
     url = database_url(location)
     if url.startswith("sqlite:///"):
         return Path(url.removeprefix("sqlite:///") + ".spool")
-    digest = hashlib.sha256(safe_url(url).encode()).hexdigest()[:12]
+    # query=False: the name stays what earlier versions gave it (a spool is found again).
+    digest = hashlib.sha256(safe_url(url, query=False).encode()).hexdigest()[:12]
     return Path(base_dir) / f"decisions-{digest}.spool"
 
 

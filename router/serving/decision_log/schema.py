@@ -118,12 +118,22 @@ def database_url(location: str | Path) -> str:
     return text
 
 
-def safe_url(url: str) -> str:
-    """The URL with any password hidden, for logs and errors."""
+# Query parameters that carry a secret (libpq takes `?password=...` as well as `user:pw@`).
+SECRET_PARAMS = frozenset({"password", "sslpassword"})
+
+
+def safe_url(url: str, query: bool = True) -> str:
+    """The URL with any password hidden, for logs, errors and `/admin/stats` (`query=False`
+    leaves `?password=` alone: the spool directory's name was made that way)."""
     try:
-        return sa.engine.make_url(url).render_as_string(hide_password=True)
+        parsed = sa.engine.make_url(url)
     except sa.exc.ArgumentError:
         return url
+    if query and SECRET_PARAMS & {k.lower() for k in parsed.query}:
+        hidden = {k: "***" if k.lower() in SECRET_PARAMS else v for k, v in parsed.query.items()}
+        rendered = parsed.set(query=hidden).render_as_string(hide_password=True)
+        return rendered.replace("%2A%2A%2A", "***")
+    return parsed.render_as_string(hide_password=True)
 
 
 def open_engine(location: str | Path) -> Engine:
