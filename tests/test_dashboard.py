@@ -155,3 +155,107 @@ def test_sessions():
     assert not valid_session(token.replace(".", ".0"), ADMIN_KEY)
     assert not valid_session("", ADMIN_KEY) and not valid_session(token, None)
     assert not valid_session("abc.def", ADMIN_KEY)
+
+
+def test_a_malformed_session_cookie_is_a_login_never_a_500(served):
+    # "²" is a digit to str.isdigit() and not to int(); 5,000 digits are past int()'s limit.
+    for value in (b"\xb2.abc", b"1" + b"0" * 5000 + b".abc", b"-5.abc", b" 12.x"):
+        cookie = [(b"cookie", COOKIE.encode() + b"=" + value)]
+        page = httpx.get(f"{served.url}/dashboard", headers=cookie, timeout=60)
+        assert page.status_code == 401 and "admin key" in page.text
+        for path in ("/admin/stats", "/dashboard/panel"):
+            assert httpx.get(served.url + path, headers=cookie, timeout=60).status_code == 401
+
+
+def test_the_latency_chart_names_each_unit_once():
+    from router.server.charts import latency_chart
+
+    svg = latency_chart(
+        {"edges_ms": [10, 1000, 2500], "counts": [1, 0, 2, 1]},
+        {"p50": 8.9, "p90": 2400.0, "p99": 5010.9, "of": 4},
+    )
+    assert "p50 8.9 ms" in svg and "p99 5.01 s" in svg
+    assert "<title>≤2.5 s: 2</title>" in svg and "<title>&gt;2.5 s: 1</title>" in svg
+    assert "s ms" not in svg
+
+
+def test_a_week_long_time_axis_names_the_days_and_its_labels_do_not_overlap():
+    from router.server.charts import mix_chart, spend_chart
+
+    step, n = 3 * 3600, 57  # "7d": 3-hour buckets
+    first = 1_796_000_400 // step * step
+    series = {
+        "start": [first + i * step for i in range(n)],
+        "cost_usd": [0.0] * n,
+        "large_cost_usd": [0.0] * n,
+        "saved_share": [None] * n,
+        "models": {"small": [1] * n},
+    }
+    for svg in (spend_chart(series, step), mix_chart(series, step)):
+        ticks = re.findall(
+            r'<text x="([\d.]+)" y="202" text-anchor="middle" font-size="11" '
+            r'fill="#555">([^<]+)</text>',
+            svg,
+        )
+        labels = [t for _, t in ticks]
+        assert len(labels) >= 4 and all(
+            re.fullmatch(r"\d\d [A-Z][a-z][a-z] \d\d:\d\d", t) for t in labels
+        ), labels
+        assert len(set(labels)) == len(labels)
+        xs = [float(x) for x, _ in ticks]
+        gaps = [b - a for a, b in zip(xs, xs[1:], strict=False)]
+        assert min(gaps) > 80  # "05 Dec 21:00" is ~75 px wide
+    # An hour's window keeps the clock alone.
+    hour = {k: (v[:61] if isinstance(v, list) else {"small": [1] * 61}) for k, v in series.items()}
+    hour["start"] = [first + i * 60 for i in range(61)]
+    assert re.search(r'fill="#555">\d\d:\d\d</text>', spend_chart(hour, 60))
+
+
+def test_logging_in_comes_back_to_the_window_asked_for(served):
+    with httpx.Client(base_url=served.url, timeout=60) as c:
+        page = c.get("/dashboard?since=6h")
+        assert page.status_code == 401
+        action = re.search(r'<form method="post" action="([^"]+)"', page.text).group(1)
+        assert action == "/dashboard/login?since=6h"
+        ok = c.post(action, data={"key": ADMIN_KEY})
+        assert ok.status_code == 303 and ok.headers["location"] == "/dashboard?since=6h"
+        # Whatever is asked for stays inside the attribute (and the window is checked later).
+    page = httpx.get(f"{served.url}/dashboard", params={"since": '"><script>x</script>'})
+    assert page.status_code == 401 and "<script>x" not in page.text
+
+
+def test_a_decision_log_outage_is_a_503_and_a_page_with_the_live_state(
+    tmp_path, upstream, router, postgres_url, postgres_server
+):
+    cfg = write_config(tmp_path, upstream.base_url, server=SERVER, decision_log=postgres_url)
+    proxy = serve(router_for(cfg, like=router))
+    try:
+        with httpx.Client(base_url=proxy.url, timeout=60, headers=USER) as c:
+            assert chat(c, "What is 2 + 2?").status_code == 200
+        assert stats(proxy)["requests"] >= 0
+        # The fixture runs with synchronous_commit=off: make what was written durable first.
+        postgres_server.query("CHECKPOINT", postgres_url.rsplit("/", 1)[1])
+        postgres_server.kill()
+        try:
+            time.sleep(2.5)  # past the figures' 2 s cache
+            r = httpx.get(f"{proxy.url}/admin/stats?since=15m", headers=ADMIN, timeout=60)
+            assert r.status_code == 503, r.text
+            err = r.json()["error"]
+            assert err["code"] == "decision_log_unavailable" and r.headers["retry-after"]
+            for path in ("/dashboard?since=15m", "/dashboard/panel?since=15m"):
+                page = httpx.get(proxy.url + path, headers=ADMIN, timeout=60)
+                assert page.status_code == 200, page.text
+                assert "cannot be read" in page.text and "Circuit breakers" in page.text
+                assert "decision log is off" not in page.text
+        finally:
+            postgres_server.start()
+        assert wait_for(
+            lambda: (
+                httpx.get(
+                    f"{proxy.url}/admin/stats?since=15m", headers=ADMIN, timeout=60
+                ).status_code
+                == 200
+            )
+        )
+    finally:
+        proxy.stop()

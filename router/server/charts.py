@@ -73,9 +73,33 @@ def _nice_max(v: float) -> float:
     return 10 * mag
 
 
-def _clock(ts: float, step: int) -> str:
+def _clock(ts: float, step: int, span: float = 0.0) -> str:
+    """A bucket's start, UTC; with the date when the window spans more than a day (a 7-day
+    window's 3-hour buckets read "05 Dec 21:00", not a clock face repeating itself)."""
     fmt = "%H:%M" if step < 86400 else "%d %b"
+    if step < 86400 and span > 86400:
+        fmt = "%d %b %H:%M"
     return time.strftime(fmt, time.gmtime(ts))
+
+
+def _span(starts: Sequence[float], step: int) -> float:
+    """Seconds from the first bucket's start to the last one's end."""
+    return (starts[-1] - starts[0] + step) if starts else 0.0
+
+
+def _ticks(n: int, labels: int = 7) -> list[int]:
+    """About `labels` evenly spaced bucket indices, the first and the last among them; a
+    tick too close to the last one gives way to it (their labels would overlap)."""
+    if n <= 0:
+        return []
+    every = max(1, n // (labels - 1))
+    ticks = list(range(0, n, every))
+    if ticks[-1] != n - 1:
+        if len(ticks) > 1 and (n - 1) - ticks[-1] < every / 2:
+            ticks[-1] = n - 1
+        else:
+            ticks.append(n - 1)
+    return ticks
 
 
 def _frame(
@@ -99,12 +123,12 @@ def _frame(
                 f'fill="{SAVED}">{escape(rlabel(rmax * frac))}</text>'
             )
     n = len(starts)
-    ticks = sorted({0, n - 1, *range(0, n, max(1, n // 6))}) if n else []
-    for i in ticks:
+    span = _span(starts, step)
+    for i in _ticks(n, 5 if step < 86400 < span else 7):  # dated labels are wider
         x = LEFT + (i + 0.5) * pw / max(1, n)
         out.append(
             f'<text x="{x:.1f}" y="{H - BOTTOM + 16}" text-anchor="middle" font-size="11" '
-            f'fill="#555">{escape(_clock(starts[i], step))}</text>'
+            f'fill="#555">{escape(_clock(starts[i], step, span))}</text>'
         )
     out.append(
         f'<text x="{W - RIGHT}" y="{H - 4}" text-anchor="end" font-size="10" fill="#888">UTC</text>'
@@ -127,7 +151,7 @@ def spend_chart(series: dict[str, Any], step: int) -> str:
     """Spend per time bucket against the all-large counterfactual, and the saved share."""
     starts = series["start"]
     cost, large, saved = series["cost_usd"], series["large_cost_usd"], series["saved_share"]
-    n = len(starts)
+    n, span = len(starts), _span(starts, step)
     ymax = _nice_max(max([*cost, *large, 0.0]))
     pw, ph, top = PW, PH, TOP
 
@@ -143,7 +167,7 @@ def spend_chart(series: dict[str, Any], step: int) -> str:
         if v > 0:
             body.append(
                 f'<rect x="{x(i) - bar / 2:.1f}" y="{y(v):.1f}" width="{bar:.1f}" '
-                f'height="{top + ph - y(v):.1f}" fill="{SPEND}"><title>{escape(_clock(starts[i], step))}: '
+                f'height="{top + ph - y(v):.1f}" fill="{SPEND}"><title>{escape(_clock(starts[i], step, span))}: '
                 f"spent {escape(usd(v))} of {escape(usd(large[i]))} all-large</title></rect>"
             )
     pts = " ".join(f"{x(i):.1f},{y(v):.1f}" for i, v in enumerate(large))
@@ -174,7 +198,7 @@ def spend_chart(series: dict[str, Any], step: int) -> str:
 def mix_chart(series: dict[str, Any], step: int) -> str:
     """Answered requests per time bucket, stacked by the model that answered."""
     starts, per_model = series["start"], series["models"]
-    n = len(starts)
+    n, span = len(starts), _span(starts, step)
     colours = model_colours(list(per_model))
     totals = [sum(v[i] for v in per_model.values()) for i in range(n)]
     ymax = _nice_max(max([*totals, 0]))
@@ -192,7 +216,7 @@ def mix_chart(series: dict[str, Any], step: int) -> str:
             body.append(
                 f'<rect x="{LEFT + (i + 0.5) * pw / n - bar / 2:.1f}" y="{y0:.1f}" '
                 f'width="{bar:.1f}" height="{h:.1f}" fill="{colours[m]}"><title>'
-                f"{escape(_clock(starts[i], step))}: {escape(m)} {v}</title></rect>"
+                f"{escape(_clock(starts[i], step, span))}: {escape(m)} {v}</title></rect>"
             )
             base += v
     body += _legend([(m, colours[m]) for m in per_model][:6])
@@ -203,6 +227,8 @@ def latency_chart(histogram: dict[str, Any], pct: dict[str, Any]) -> str:
     """Requests per latency bin, with p50 and p99 named."""
     edges, counts = histogram["edges_ms"], histogram["counts"]
     labels = [f"≤{_ms(e)}" for e in edges] + [f">{_ms(edges[-1])}"]
+    # Tooltips name the unit of each bin ("≤1 s", not "≤1s ms").
+    tips = [f"≤{_duration(e)}" for e in edges] + [f">{_duration(edges[-1])}"]
     n = len(counts)
     ymax = _nice_max(max([*counts, 0]))
     pw, ph, top = PW, PH, TOP
@@ -221,13 +247,13 @@ def latency_chart(histogram: dict[str, Any], pct: dict[str, Any]) -> str:
             h = v / ymax * ph
             body.append(
                 f'<rect x="{x - bar / 2:.1f}" y="{top + ph - h:.1f}" width="{bar:.1f}" '
-                f'height="{h:.1f}" fill="{SPEND}"><title>{escape(labels[i])} ms: {v}</title></rect>'
+                f'height="{h:.1f}" fill="{SPEND}"><title>{escape(tips[i])}: {v}</title></rect>'
             )
         body.append(
             f'<text x="{x:.1f}" y="{H - BOTTOM + 16}" text-anchor="middle" font-size="10" '
             f'fill="#555">{escape(labels[i])}</text>'
         )
-    marks = [f"{k} {_ms(v)} ms" for k, v in pct.items() if k in ("p50", "p99")]
+    marks = [f"{k} {_duration(v)}" for k, v in pct.items() if k in ("p50", "p99")]
     body.append(
         f'<text x="{LEFT}" y="17" font-size="11" fill="#333">'
         f"{escape('   '.join(marks) or 'no requests')}</text>"
@@ -261,6 +287,13 @@ def gauge(value: float | None, threshold: float, top: float | None = None) -> st
         f'<rect width="{w:.1f}" height="10" fill="{colour}"/>'
         f'<line x1="{t:.1f}" x2="{t:.1f}" y1="0" y2="10" stroke="#333" stroke-width="1.5"/></svg>'
     )
+
+
+def _duration(v: float) -> str:
+    """A latency with its unit: "8.9 ms", "250 ms", "5.01 s"."""
+    if v >= 1000:
+        return f"{v / 1000:.2f}".rstrip("0").rstrip(".") + " s"
+    return f"{v:.0f} ms" if v >= 10 else f"{v:.1f} ms"
 
 
 def _ms(v: float) -> str:

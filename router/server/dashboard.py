@@ -18,18 +18,22 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import hmac
+import logging
 import time
 from typing import Annotated, Any
 from urllib.parse import parse_qs, quote
 
 from fastapi import FastAPI, Query, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
+from sqlalchemy.exc import SQLAlchemyError
 
 from router.server import panel
 from router.server.errors import APIError
 from router.serving.decision_log import LogReader, parse_since, safe_url
-from router.serving.decision_log.schema import database_url
+from router.serving.decision_log.schema import DecisionLogError, database_url
 from router.serving.state import RedisStore
+
+log = logging.getLogger("router.server")
 
 COOKIE = "router_dashboard"
 SESSION_S = 12 * 3600  # a login lasts this long
@@ -62,7 +66,11 @@ def valid_session(token: str | None, admin_key: str | None, now: float | None = 
     if not token or not admin_key:
         return False
     expires, _, _ = token.partition(".")
-    if not expires.isdigit() or int(expires) < (time.time() if now is None else now):
+    # ASCII digits of a sane length only: str.isdigit() takes "²" and int() refuses it, as it
+    # refuses 5,000 digits; a cookie anyone can send must never be a 500.
+    if not (expires.isascii() and expires.isdigit() and len(expires) <= 12):
+        return False
+    if int(expires) < (time.time() if now is None else now):
         return False
     return hmac.compare_digest(token, session_token(admin_key, int(expires)))
 
@@ -79,6 +87,7 @@ class Dashboard:
         self.location = location
         self._reader: LogReader | None = None
         self._lock = asyncio.Lock()  # one computation at a time: the others take its result
+        self._unreadable = False  # the log's database did not answer the last read
 
     def reader(self) -> LogReader | None:
         if self.location is None:
@@ -96,19 +105,37 @@ class Dashboard:
         router = self.svc.router  # the serving one: a hot reload may swap the scorer
         figures = None
         reader = self.reader()
+        unreadable = False
         if reader is not None:
             drift = router.config.drift
             reader.drift_reference = getattr(router.scorer, "training_distributions_", None)
             reader.drift_window, reader.drift_threshold = drift.window, drift.threshold
             reader.drift_min_samples = drift.min_samples
-            async with self._lock:
-                figures = await asyncio.to_thread(reader.figures, since_s, None, CACHE_S)
-        return {
+            try:
+                async with self._lock:
+                    figures = await asyncio.to_thread(reader.figures, since_s, None, CACHE_S)
+            except (SQLAlchemyError, DecisionLogError) as e:
+                # A database outage (the rows wait in the spool): the live state still shows,
+                # and /admin/stats says 503 rather than a 500. One warning per outage, naming
+                # the error's kind (never the URL, which may hold a password).
+                unreadable = True
+                if not self._unreadable:
+                    log.warning(
+                        "dashboard: the decision log cannot be read (%s)",
+                        type(getattr(e, "orig", None) or e).__name__,
+                    )
+            if unreadable != self._unreadable and not unreadable:
+                log.info("dashboard: the decision log can be read again")
+            self._unreadable = unreadable
+        out = {
             **(figures or {}),
             "decision_log": safe_url(database_url(self.location)) if self.location else None,
             "live": self.live_state(),
             "generated_at": time.time(),
         }
+        if unreadable:
+            out["decision_log_unavailable"] = True
+        return out
 
     def live_state(self) -> dict[str, Any]:
         """Circuits, budget controllers and the shared state, as this worker sees them (with
@@ -167,12 +194,13 @@ def install_dashboard(app: FastAPI, svc: Any, live: Any, location: str | None) -
             return True
         return False
 
-    def login(message: str, status: int = 401) -> HTMLResponse:
+    def login(message: str, status: int = 401, since: str = "") -> HTMLResponse:
         configured = live.admin_key() is not None
         if not configured:
             message = "The dashboard is closed: no admin key is configured."
         headers = {**PAGE_HEADERS, "www-authenticate": "Bearer"}
-        return HTMLResponse(panel.login_page(message, configured), status, headers=headers)
+        page = panel.login_page(message, configured, since)
+        return HTMLResponse(page, status, headers=headers)
 
     @app.get(
         "/admin/stats",
@@ -189,16 +217,27 @@ def install_dashboard(app: FastAPI, svc: Any, live: Any, location: str | None) -
         if not admitted(request):
             live.check_admin(request)  # raises the 401 that names what is missing
         _, seconds = _since(request)
-        return JSONResponse(await board.stats(seconds), headers={"cache-control": "no-store"})
+        body = await board.stats(seconds)
+        if body.get("decision_log_unavailable"):
+            raise APIError(
+                503,
+                "the decision log cannot be read just now; retry later",
+                None,
+                "decision_log_unavailable",
+                {"retry-after": "5"},
+            )
+        return JSONResponse(body, headers={"cache-control": "no-store"})
 
     @app.get("/dashboard", include_in_schema=False)
     async def dashboard(request: Request) -> Response:
         if not admitted(request):
-            return login("Log in with the admin key.")
+            return login("Log in with the admin key.", since=request.query_params.get("since", ""))
         since, seconds = _since(request)
         stats = await board.stats(seconds)
         figures = stats if "window" in stats else None
-        page = panel.dashboard_page(panel.panel(figures, stats["live"]), since, REFRESH_S)
+        unreadable = bool(stats.get("decision_log_unavailable"))
+        body = panel.panel(figures, stats["live"], unreadable)
+        page = panel.dashboard_page(body, since, REFRESH_S)
         response = HTMLResponse(page, headers=PAGE_HEADERS)
         if request.headers.get("authorization"):  # the page's own fetches need the cookie
             _with_session(response, request, live.admin_key())
@@ -211,7 +250,8 @@ def install_dashboard(app: FastAPI, svc: Any, live: Any, location: str | None) -
         _, seconds = _since(request)
         stats = await board.stats(seconds)
         figures = stats if "window" in stats else None
-        return HTMLResponse(panel.panel(figures, stats["live"]), headers=PAGE_HEADERS)
+        unreadable = bool(stats.get("decision_log_unavailable"))
+        return HTMLResponse(panel.panel(figures, stats["live"], unreadable), headers=PAGE_HEADERS)
 
     @app.post("/dashboard/login", include_in_schema=False)
     async def dashboard_login(request: Request) -> Response:

@@ -12,6 +12,7 @@ import time
 from html import escape
 from importlib import resources
 from typing import Any
+from urllib.parse import quote
 
 from router.server import charts
 from router.server.charts import usd
@@ -57,11 +58,19 @@ def _interval(q: dict[str, Any], key: str) -> str:
 # ---- the panel --------------------------------------------------------------------------------
 
 
-def panel(figures: dict[str, Any] | None, live: dict[str, Any] | None = None) -> str:
+def panel(
+    figures: dict[str, Any] | None, live: dict[str, Any] | None = None, unreadable: bool = False
+) -> str:
     """The figures of a window as HTML (tiles, charts, tables); `live` adds circuits, budgets
-    and shared state (the proxy's own, not in a report)."""
+    and shared state (the proxy's own, not in a report). `unreadable`: the log is configured
+    but its database does not answer."""
     out = ['<div class="panel">']
-    if figures is None:
+    if figures is None and unreadable:
+        out.append(
+            '<p class="note bad">The decision log cannot be read just now: its database does '
+            "not answer. The figures come back as soon as it does; the live state is below.</p>"
+        )
+    elif figures is None:
         out.append(
             '<p class="note">The decision log is off (<code>decision_log: null</code>): '
             "no history to show, only the live state below.</p>"
@@ -315,11 +324,13 @@ def dashboard_page(panel_html: str, since: str, refresh_s: float) -> str:
     )
 
 
-def login_page(message: str, configured: bool = True) -> str:
-    """The form that trades the admin key for a session cookie."""
+def login_page(message: str, configured: bool = True, since: str = "") -> str:
+    """The form that trades the admin key for a session cookie (and comes back to the
+    window `since` that was asked for)."""
+    action = "/dashboard/login" + (f"?since={quote(since, safe='')}" if since else "")
     if configured:
         form = (
-            '<form method="post" action="/dashboard/login"><label>admin key '
+            f'<form method="post" action="{escape(action)}"><label>admin key '
             '<input type="password" name="key" autocomplete="current-password" autofocus '
             'required></label><button type="submit">log in</button></form>'
         )
