@@ -201,6 +201,29 @@ def test_wrong_cheap_answer_is_replaced(client, cascade_upstream):
     assert [a.split(":")[0] for a in headers["x-router-attempts"].split(",")] == ["cheap", "large"]
 
 
+@pytest.mark.parametrize("policy", ["cascade", "spec-off"])
+def test_logprobs_the_client_asked_for_reach_it(client, cascade_upstream, policy):
+    """Read as a stream to judge early ("cascade") or not: the same response."""
+    _, resp = _ask(client, RIGHT, policy, logprobs=True, top_logprobs=1)
+    words = answer_for("cheap-math", RIGHT, False)[0].split(" ")
+    assert [t.token for t in resp.choices[0].logprobs.content] == words
+
+
+def test_an_escalated_turn_moves_its_session_up(client):
+    """The session was on the cheap model; the cascade escalated this turn: it did not stay,
+    and the next turn stays on the large model as an escalated session."""
+    sid = {"x-session-id": "cascade-session-up"}
+    headers, _ = _ask(client, RIGHT, extra_headers=sid)
+    assert headers["x-router-model"] == "cheap" and headers["x-router-sticky"] == "false"
+    headers, _ = _ask(client, WRONG, extra_headers=sid)
+    assert headers["x-router-model"] == "large"
+    assert headers["x-router-cascade-escalated"] == "true"
+    assert headers["x-router-sticky"] == "false"
+    headers, _ = _ask(client, RIGHT, extra_headers=sid)
+    assert headers["x-router-model"] == "large" and headers["x-router-sticky"] == "true"
+    assert headers["x-router-escalated"] == "true"
+
+
 def test_costs_and_metrics_count_both_calls(client, proxy):
     import httpx
 
@@ -233,9 +256,11 @@ def test_costs_and_metrics_count_both_calls(client, proxy):
 # ---- streaming ----------------------------------------------------------------------------
 
 
-def test_stream_right_answer_passes_through_whole(client, cascade_upstream):
+# "prefix" holds 8 chunks: those after them come straight from the upstream.
+@pytest.mark.parametrize("policy", ["cascade", "prefix"])
+def test_stream_right_answer_passes_through_whole(client, cascade_upstream, policy):
     n = len(cascade_upstream.requests)
-    headers, text, chunks = _stream(client, RIGHT)
+    headers, text, chunks = _stream(client, RIGHT, policy)
     assert _calls(cascade_upstream, n) == ["cheap-math"]
     assert text == answer_for("cheap-math", RIGHT, False)[0]
     assert headers["x-router-model"] == "cheap"

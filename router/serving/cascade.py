@@ -171,6 +171,9 @@ def _large_decision(decision: Decision, large: ModelSpec, facts: Any) -> Decisio
         model=large.name,
         tier=large.tier,
         escalated=True,
+        # A session turn that escalates moves the session up: it did not stay on its model,
+        # and the session must remember that it escalated.
+        sticky=None if decision.sticky is None else False,
         fallbacks=[f for f in decision.fallbacks if f not in (large.name, decision.model)],
         attempts=[],
         cost_estimate=large.cost(facts.prompt_tokens, facts.output_tokens),
@@ -205,15 +208,22 @@ def flow(
         first_params.update(logprobs=True, top_logprobs=2)
     if as_stream and not stream:
         first_params.update(stream=True, stream_options={"include_usage": True})
+    client_logprobs = bool(params.get("logprobs"))
     result, d1 = yield Chain(decision, first_params)
     if d1.model != decision.model:
-        # The first model failed and the chain moved on: that answer is not judged.
+        # The first model failed and the chain moved on: that answer is not judged. The
+        # fallback was asked with the cascade's parameters: logprobs it added come off.
         info.update(escalated=d1.tier == "large", note=f"{decision.model} failed; no verdict")
         d1.cascade = info
         if stream:
+            if added_logprobs:
+                _strip_logprobs([result[1]])
+                return _without_logprobs(result[0]), d1, [result[1]]
             return result[0], d1, [result[1]]
         if as_stream:  # the fallback's answer came as a stream: read it whole
-            return (yield from _whole(result, messages)), d1, None
+            return (yield from _whole(result, messages, client_logprobs)), d1, None
+        if added_logprobs:
+            _strip_logprobs([result])
         return result, d1, None
 
     # Read what is held: the whole response, or a stream up to the buffer (a non-streamed
@@ -251,8 +261,8 @@ def flow(
             try:
                 chunk = yield Pull(it)
             except Exception as e:  # noqa: BLE001 - the cheap answer broke off: escalate
-                if stream:
-                    raise  # part of a client's stream may be held: the SDK reports it
+                # Streaming or not, nothing of it has gone out yet (the held chunks are the
+                # cascade's own), so the large model can still answer in its place.
                 failed_midway = e
                 break
             if chunk is END:
@@ -261,8 +271,10 @@ def flow(
             chunks.append(chunk)
             held.add_chunk(chunk)
         result = it
+        if stream and failed_midway is not None:
+            yield Close(it)  # broken: nothing more comes from it
         if not stream and failed_midway is None:
-            result = _rebuilt(chunks, messages)
+            result = _rebuilt(chunks, messages, client_logprobs)
             chunks = None
     else:
         held.add_response(result)
@@ -329,6 +341,8 @@ def flow(
     )
     if added_logprobs:
         _strip_logprobs([result] if not stream else chunks)
+        if stream:  # the chunks after the held ones carry them too
+            result = _without_logprobs(result)
 
     if verdict.accepted:
         if spec_handle is not None:  # the large call started for nothing: stop it, count it
@@ -380,17 +394,28 @@ def flow(
     return result2, d2, None
 
 
-def _whole(it: Any, messages: list[Message]) -> Generator[Any, Any, Any]:
+def _whole(it: Any, messages: list[Message], logprobs: bool) -> Generator[Any, Any, Any]:
     """Read a stream to its end; its chunks rebuilt as one response."""
     chunks = []
     while (chunk := (yield Pull(it))) is not END:
         chunks.append(chunk)
-    return _rebuilt(chunks, messages)
+    return _rebuilt(chunks, messages, logprobs)
 
 
-def _rebuilt(chunks: list[Any], messages: list[Message]) -> Any:
-    """A non-streamed response from a stream's chunks (litellm's own builder)."""
-    return _litellm().stream_chunk_builder(chunks, messages=messages)
+def _rebuilt(chunks: list[Any], messages: list[Message], logprobs: bool) -> Any:
+    """A non-streamed response from a stream's chunks (litellm's own builder). The builder
+    drops token logprobs: a client that asked for them gets the chunks' back."""
+    resp = _litellm().stream_chunk_builder(chunks, messages=messages)
+    if logprobs:
+        held = HeldAnswer()
+        for chunk in chunks:
+            held.add_chunk(chunk)
+        choices = _get(resp, "choices") or []
+        if held.logprobs and choices:
+            from litellm.types.utils import ChoiceLogprobs
+
+            choices[0].logprobs = ChoiceLogprobs(content=held.logprobs)
+    return resp
 
 
 def _strip_logprobs(objs: list[Any]) -> None:
@@ -492,6 +517,14 @@ async def _acancel(task: asyncio.Task) -> Any:
 
 def _litellm():
     return load_litellm()
+
+
+@closes("chunks")
+async def _without_logprobs(chunks: Any):
+    """A stream's chunks without the logprobs the cascade asked for and the client did not."""
+    async for c in chunks:
+        _strip_logprobs([c])
+        yield c
 
 
 @closes("rest")
