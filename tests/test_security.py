@@ -470,6 +470,13 @@ def test_a_client_cannot_redirect_or_reconfigure_the_upstream_call(leaky_router,
             headers=auth,
         )
         assert bad.status_code == 400 and bad.json()["error"]["param"] == "metadata"
+        # Its values are strings, as OpenAI's are (litellm failed on a number: a 502).
+        bad = httpx.post(
+            p.base_url + "/chat/completions",
+            json={"model": "router/fb-leaky", "messages": message, "metadata": {"session_id": 7}},
+            headers=auth,
+        )
+        assert bad.status_code == 400 and bad.json()["error"]["param"] == "metadata.session_id"
     finally:
         p.stop()
         thief.stop()

@@ -37,7 +37,8 @@ class ChatRequest(BaseModel):
     stop: str | list[str] | None = None
     seed: int | None = None
     user: str | None = None
-    metadata: dict[str, Any] | None = None  # litellm reads it as its own: an object, or it fails
+    # OpenAI's metadata: string keys and values (litellm reads it too, and fails on others)
+    metadata: dict[str, str] | None = None
     tools: list[dict[str, Any]] | None = None
     tool_choice: str | dict[str, Any] | None = None
     response_format: dict[str, Any] | None = None
