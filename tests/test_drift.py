@@ -167,3 +167,40 @@ def test_drift_watches_the_gain_head_not_the_receipts_blend(router, monkeypatch)
     assert d.domain == "math" and {"small-math", "large"} <= set(d.success)
     assert seen == [(d.domain, d.difficulty, pytest.approx(head, abs=1e-6))]
     assert abs(d.gain - head) > 1e-3
+
+
+def test_a_minimum_above_the_window_still_lets_the_alarm_fire():
+    # drift: {window: 50, min_samples: 100}: the window never holds 100 decisions.
+    rng = np.random.default_rng(3)
+    mon = DriftMonitor(_reference(rng), window=50, threshold=0.25, min_samples=100)
+    for _ in range(200):
+        mon.observe("law", rng.beta(5, 2), rng.beta(4, 2))
+    scores = mon.check()
+    assert all(v is not None and v > 0.25 for v in scores.values()), scores
+    assert mon.alarms() == {"domain": True, "difficulty": True, "gain": True}
+
+
+def test_a_reload_with_new_drift_settings_applies_them_and_keeps_the_window(
+    tmp_path, upstream, router
+):
+    import yaml
+
+    from router.learning.reload import reload_router, versions_of
+    from tests.learning import router_for, write_config
+
+    cfg = write_config(tmp_path, upstream.base_url, drift={"window": 200, "threshold": 50.0})
+    old = router_for(cfg, like=router)
+    versions_of(old)  # what the proxy does at start
+    assert old.drift.enabled
+    for _ in range(150):  # all law, hard: far from the shipped scorer's training prompts
+        old.drift.observe("law", 0.95, 0.9)
+    assert old.drift.check()["domain"] > 0.25 and not any(old.drift.alarms().values())
+    data = yaml.safe_load(cfg.read_text())
+    data["drift"] = {"window": 100, "threshold": 0.25}
+    cfg.write_text(yaml.safe_dump(data))
+    new = reload_router(old)
+    assert new.scorer is old.scorer  # same scorer: its window carries over ...
+    assert (new.drift.window, new.drift.threshold) == (100, 0.25)  # ... under the new settings
+    assert new.drift.samples()["domain"] == 100
+    assert new.drift.alarms()["domain"] is True
+    assert old.drift.threshold == 50.0  # the old router is untouched

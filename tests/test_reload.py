@@ -280,3 +280,72 @@ def chat_at(client, proxy, text):
         proxy.url + "/v1/chat/completions",
         json={"model": "router", "messages": [{"role": "user", "content": text}]},
     )
+
+
+def _scorer_version(root, name, source, domain_temperature_times=1.0):
+    """scorers/<name>: a copy of `source`, its domain head's temperature scaled (so its
+    domain confidence tells it apart) and its version recorded as `router retrain` does."""
+    import json
+    import shutil
+
+    shutil.copytree(source, root / name)
+    meta_path = root / name / "scorer.json"
+    meta = json.loads(meta_path.read_text())
+    meta["domain_temperature"] *= domain_temperature_times
+    meta["version"] = name
+    meta_path.write_text(json.dumps(meta))
+
+
+def test_a_reload_after_scorers_current_moved_serves_the_new_version(
+    tmp_path, own_upstream, router
+):
+    # The second retrain (and every rollback) leaves the config's `scorer: scorers/current`
+    # as it was and only moves the link: the reload must still load the version it points at.
+    from router import Router
+    from router.core.config import load_config, load_policies
+    from router.core.data import domain_names
+    from router.core.scorer import Scorer, configured_scorer_path
+    from router.learning.retrain import point_current
+
+    root = tmp_path / "scorers"
+    root.mkdir()
+    shipped = configured_scorer_path("default", ROOT)
+    _scorer_version(root, "v0001", shipped)
+    _scorer_version(root, "v0002", shipped, domain_temperature_times=50.0)
+    point_current(root, "v0001")
+    cfg = write_config(tmp_path, own_upstream.base_url, server=SERVER, scorer="scorers/current")
+    config = load_config(cfg)
+    policies = load_policies(cfg.parent / "policies", config, domain_names())
+    # A scorer of its own (not the session's): loaded from v0001, as `router serve` would.
+    first = Router(config, policies, Scorer.load(root / "current"), router.encoder)
+    first.base_dir, first.config_path = cfg.parent.resolve(), cfg.resolve()
+    proxy = serve(first)
+    body = {"model": "router", "messages": [{"role": "user", "content": "Who wrote Hamlet?"}]}
+    try:
+        with httpx.Client(base_url=proxy.url, timeout=60, headers=AUTH) as c:
+
+            def confidence():
+                r = c.post("/v1/route", json=body)
+                assert r.status_code == 200, r.text
+                return r.json()["domain_confidence"]
+
+            before = confidence()
+            assert c.get("/ready").json()["versions"]["scorer"]["version"] == "v0001"
+            point_current(root, "v0002")  # what a promotion does
+            r = c.post("/admin/reload", headers=ADMIN)
+            assert r.status_code == 200, r.text
+            assert r.json()["changed"]["scorer"] is True
+            assert r.json()["versions"]["scorer"]["version"] == "v0002"
+            flat = confidence()
+            assert flat < before - 0.05, (flat, before)  # v0002's hot domain head answers
+            point_current(root, "v0001")  # what a rollback does
+            r = c.post("/admin/reload", headers=ADMIN)
+            assert r.status_code == 200 and r.json()["changed"]["scorer"] is True
+            assert c.get("/ready").json()["versions"]["scorer"]["version"] == "v0001"
+            assert confidence() == pytest.approx(before)
+            # Nothing moved: the scorer object is kept (a reload does not re-read its weights).
+            held = proxy.app.state.router.scorer
+            assert c.post("/admin/reload", headers=ADMIN).json()["changed"]["scorer"] is False
+            assert proxy.app.state.router.scorer is held
+    finally:
+        proxy.stop()

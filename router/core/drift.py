@@ -123,7 +123,9 @@ class DriftMonitor:
         self.reference = check_reference(reference)
         self.window = window
         self.threshold = threshold
-        self.min_samples = min_samples
+        # A window never holds more than `window` decisions: a larger minimum would keep the
+        # alarm silent for ever.
+        self.min_samples = min(min_samples, window)
         self.check_every = check_every
         self._live: dict[str, deque] = {s: deque(maxlen=window) for s in SIGNALS}
         self._lock = threading.Lock()
@@ -152,6 +154,24 @@ class DriftMonitor:
             due = self._seen % self.check_every == 0
         if due:
             self.check()
+
+    @property
+    def settings(self) -> tuple[int, float, int]:
+        return (self.window, self.threshold, self.min_samples)
+
+    def adopt(self, old: DriftMonitor) -> None:
+        """Continue `old`'s window (a reload with the same scorer but new settings): its newest
+        decisions, up to this window's size, and whether each signal was past the threshold."""
+        with old._lock:
+            live = {s: list(v) for s, v in old._live.items()}
+            seen = old._seen
+        with self._lock:
+            for s in SIGNALS:
+                self._live[s].extend(live[s][-self.window :])
+            self._seen = seen
+        self._alarm = old.alarms()
+        self.warnings = old.warnings
+        self.check()  # the new threshold applies now, not after `check_every` more requests
 
     def samples(self) -> dict[str, int]:
         with self._lock:

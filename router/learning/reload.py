@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import time
+import weakref
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -28,6 +29,16 @@ from router.core.scorer import Scorer, configured_scorer_path
 
 class ReloadError(ValueError):
     """The new configuration cannot be swapped in; the old one keeps serving."""
+
+
+# Scorer object -> (resolved directory, files hash) as they were when it was loaded. The files
+# on disk are no witness: `router retrain` flips `scorers/current`, so the configured path and
+# its hash read now describe the new version, not the one the old router holds.
+_LOADED: weakref.WeakKeyDictionary[Any, tuple[Path, str]] = weakref.WeakKeyDictionary()
+
+
+def _scorer_files(scorer_dir: Path) -> list[Path]:
+    return [scorer_dir / "scorer.json", scorer_dir / "weights.npz"]
 
 
 def _digest(paths: list[Path]) -> str:
@@ -51,10 +62,18 @@ def versions_of(router: Any, loaded_at: float | None = None) -> dict[str, Any]:
     base = path.parent if path is not None else router.base_dir
     scorer_dir = configured_scorer_path(router.config.scorer, base).resolve()
     meta = getattr(router.scorer, "meta_", {}) or {}
-    try:
-        scorer_hash = _digest([scorer_dir / "scorer.json", scorer_dir / "weights.npz"])
-    except OSError:
-        scorer_hash = None
+    loaded = _LOADED.get(router.scorer)
+    if loaded is not None:
+        scorer_dir, scorer_hash = loaded
+    else:
+        # First sight (the proxy asks right after it loaded): what is on disk is what it holds.
+        try:
+            scorer_hash = _digest(_scorer_files(scorer_dir))
+            _LOADED[router.scorer] = (scorer_dir, scorer_hash)
+        except OSError:
+            scorer_hash = None
+        except TypeError:  # an object that cannot be weakly referenced: report, do not record
+            pass
     try:
         config_hash = _digest(config_files(path, router.config)) if path is not None else None
     except OSError:
@@ -104,18 +123,26 @@ def reload_router(old: Any, path: str | Path | None = None) -> Any:
             config.encoder.cache_size,
             threads=config.encoder.threads,
         )
+    # Resolved once: `scorers/current` may be flipped again while this runs; the version
+    # directories it points at are never rewritten.
     scorer_dir = configured_scorer_path(config.scorer, base).resolve()
-    old_dir = configured_scorer_path(
-        old.config.scorer, old.config_path.parent if old.config_path else base
+    try:
+        new_hash = _digest(_scorer_files(scorer_dir))
+    except OSError:
+        new_hash = None  # Scorer.load names what is missing
+    # The old scorer is kept only if it was loaded from these very files; when that is not
+    # known (a Router never seen by versions_of), loading again is the safe side.
+    same_scorer = (
+        encoder is old.encoder
+        and new_hash is not None
+        and _LOADED.get(old.scorer) == (scorer_dir, new_hash)
     )
-    same_scorer = False
-    if scorer_dir == old_dir.resolve() and encoder is old.encoder:
-        try:
-            files = [scorer_dir / "scorer.json", scorer_dir / "weights.npz"]
-            same_scorer = _digest(files) == versions_of(old)["scorer"]["hash"]
-        except OSError:
-            same_scorer = False
-    scorer = old.scorer if same_scorer else Scorer.load(scorer_dir, encoder.identity)
+    if same_scorer:
+        scorer = old.scorer
+    else:
+        scorer = Scorer.load(scorer_dir, encoder.identity)
+        if new_hash is not None:
+            _LOADED[scorer] = (scorer_dir, new_hash)
 
     new = Router.__new__(Router)
     new.state = old.state  # Router.__init__ keeps a store it is given
@@ -133,7 +160,10 @@ def reload_router(old: Any, path: str | Path | None = None) -> Any:
     new.decision_log = getattr(old, "decision_log", None)
     new.budgets = new.budgets.adopt(old.budgets)
     if same_scorer and new.drift.reference == old.drift.reference:
-        new.drift = old.drift
+        if new.drift.settings == old.drift.settings:
+            new.drift = old.drift
+        else:  # new `drift:` settings apply; the decisions seen so far still count
+            new.drift.adopt(old.drift)
     new.warm_up()
     # Last: the breakers are shared with the old router, which must not change if this fails.
     new.breakers.failures = config.breaker.failures
