@@ -208,3 +208,58 @@ def test_an_escalated_request_is_shadowed_by_the_cheap_model(tmp_path, own_upstr
             assert sh.stats()["agreement"] == 0.0
     finally:
         proxy.stop()
+
+
+def test_a_reload_applies_the_new_shadow_settings(tmp_path, own_upstream, router):
+    import yaml
+
+    from tests.learning import ADMIN_KEY
+
+    upstream = own_upstream
+    judges = [
+        model("judge", "judge", upstream.base_url),
+        model("judge2", "judge", upstream.base_url),
+    ]
+    models = [
+        model("cheap", "cheap", upstream.base_url),
+        model("large", "large", upstream.base_url, tier="large"),
+    ]
+    cfg = write_config(
+        tmp_path,
+        upstream.base_url,
+        models=models + judges,
+        server={"keys_env": None, "admin_key": ADMIN_KEY},
+        shadow={"rate": 1.0, "judge": "judge", "max_usd_per_day": 1.0, "workers": 1},
+    )
+    proxy = serve(router_for(cfg, like=router))
+    admin = {"authorization": f"Bearer {ADMIN_KEY}"}
+    sh = shadow_of(proxy)
+    log = proxy.decision_log
+
+    def judged_by(c, text):
+        done = sh.judged + sh.failed
+        rid = chat(c, text).headers["x-request-id"]
+        wait_for(lambda: sh.judged + sh.failed > done, what="the sample judged")
+        assert sh.failed == 0, sh.last_error
+        log.flush()
+        return {o["detail"]["judge"] for o in log.outcomes_of(rid) if o["source"] == "shadow"}
+
+    try:
+        with httpx.Client(base_url=proxy.url, timeout=60) as c:
+            assert judged_by(c, "What is 1 + 1?") == {"judge"}
+            # The new catalogue drops the old judge; the new shadow section names another.
+            data = yaml.safe_load(cfg.read_text())
+            data["models"] = [m for m in data["models"] if m["name"] != "judge"]
+            data["shadow"]["judge"] = "judge2"
+            cfg.write_text(yaml.safe_dump(data))
+            assert c.post("/admin/reload", headers=admin).status_code == 200
+            assert judged_by(c, "What is 2 + 2?") == {"judge2"}
+            # A reload that removes the section stops the sampling.
+            del data["shadow"]
+            cfg.write_text(yaml.safe_dump(data))
+            assert c.post("/admin/reload", headers=admin).status_code == 200
+            sampled = sh.sampled
+            assert chat(c, "What is 3 + 3?").status_code == 200
+            assert sh.sampled == sampled
+    finally:
+        proxy.stop()

@@ -107,7 +107,9 @@ class ShadowJudge:
     """Samples answered requests, answers them with the other tier and has a judge grade both.
 
     `router_of()` returns the router serving now (it changes on a hot reload); `decisions` is
-    the proxy's decision log (outcomes go there; None: graded but not stored).
+    the proxy's decision log (outcomes go there; None: graded but not stored). The settings are
+    that router's `shadow:` section, so a reload changes them (removes it: no more samples);
+    `spec` gives only `queue_size` and `workers`, fixed when the workers start.
     """
 
     def __init__(
@@ -119,7 +121,7 @@ class ShadowJudge:
         rng: random.Random | None = None,
     ) -> None:
         self.router_of = router_of
-        self.spec = spec
+        self.started_spec = spec
         self.decisions = decisions
         self.clock = clock
         self.rng = rng or random.Random()
@@ -132,9 +134,20 @@ class ShadowJudge:
         self.agreed = 0
         self.dropped: Counter[str] = Counter({"queue_full": 0, "budget": 0})
         self.spend_usd = 0.0  # this process's shadow + judge spend
-        self._resting_day: str | None = None  # the UTC day the budget ran out
+        # (UTC day, cap) when the budget ran out: a reload that raises the cap ends the rest.
+        self._resting: tuple[str, float] | None = None
         self._today = ("", 0.0)  # (day, spend all replicas) at the last reservation
         self.last_error: str | None = None
+
+    def spec_of(self, router: Any) -> ShadowSpec | None:
+        """`router`'s `shadow:` settings (None: a reload turned shadow judging off)."""
+        config = getattr(router, "config", None)
+        return getattr(config, "shadow", self.started_spec) if config is not None else None
+
+    @property
+    def spec(self) -> ShadowSpec:
+        """The serving router's settings, else those the workers started with."""
+        return self.spec_of(self.router_of()) or self.started_spec
 
     # ---- the request path: never blocks ----------------------------------------------------
 
@@ -153,13 +166,14 @@ class ShadowJudge:
             return False
         if decision is None or decision.tier not in ("small", "large"):
             return False
-        if self.rng.random() >= self.spec.rate:
+        router = self.router_of()
+        spec = self.spec_of(router)
+        if spec is None or self.rng.random() >= spec.rate:
             return False
         day = utc_day(self.clock())
-        if self._resting_day == day:
+        if self._resting == (day, spec.max_usd_per_day):
             self.dropped["budget"] += 1
             return False
-        router = self.router_of()
         sample = Sample(
             request_id, router, router.text_of(messages), messages, decision, answer, day
         )
@@ -177,7 +191,7 @@ class ShadowJudge:
         """Start the workers (on the running event loop)."""
         if self.queue is not None:
             return
-        self.queue = asyncio.Queue(self.spec.queue_size)
+        self.queue = asyncio.Queue(self.started_spec.queue_size)
         router = self.router_of()
         for name in {self.spec.judge, self.spec.large} - {None}:
             try:
@@ -185,7 +199,7 @@ class ShadowJudge:
             except Exception as e:  # noqa: BLE001 - said once; each sample then counts as failed
                 log.warning("shadow judging: model %s cannot be called (%s)", name, e)
         loop = asyncio.get_running_loop()
-        self._workers = [loop.create_task(self._work()) for _ in range(self.spec.workers)]
+        self._workers = [loop.create_task(self._work()) for _ in range(self.started_spec.workers)]
 
     async def stop(self) -> None:
         """Cancel the workers; queued samples are abandoned (they are only samples)."""
@@ -230,28 +244,30 @@ class ShadowJudge:
         """The other tier's model for this decision."""
         policy = router.policies[decision.policy]
         if decision.tier == "small":
-            return self.spec.large or policy.large[0]
+            return (self.spec_of(router) or self.started_spec).large or policy.large[0]
         cheap = policy.domains.get(decision.domain or "", policy.default)
         return cheap[0]
 
     def _max_cost(self, router: Any, other: str, sample: Sample) -> float:
         """The most the sample's two calls can cost (tokens estimated at 4 characters each)."""
         q_tokens = sum(len(str(m.get("content") or "")) for m in sample.messages) / 4 + 16
-        spec_o, spec_j = router.config.model(other), router.config.model(self.spec.judge)
+        spec = self.spec_of(router) or self.started_spec
+        spec_o, spec_j = router.config.model(other), router.config.model(spec.judge)
         judge_in = (len(sample.question) + len(sample.answer) + 2 * MAX_ANSWER_CHARS) / 4 + 120
-        return spec_o.cost(q_tokens, self.spec.max_tokens) + spec_j.cost(judge_in, JUDGE_MAX_TOKENS)
+        return spec_o.cost(q_tokens, spec.max_tokens) + spec_j.cost(judge_in, JUDGE_MAX_TOKENS)
 
     async def _reserve(self, router: Any, day: str, usd: float) -> bool:
         """Reserve `usd` of the day's budget (shared by every replica); False if it would not fit."""
         key = f"shadow:usd:{day}"
+        cap = (self.spec_of(router) or self.started_spec).max_usd_per_day
         total = float(await router.state.incr(key, usd, ttl_s=3 * 86400))
-        if total > self.spec.max_usd_per_day + 1e-12:
+        if total > cap + 1e-12:
             await router.state.incr(key, -usd, ttl_s=3 * 86400)
-            self._resting_day = day
+            self._resting = (day, cap)
             self._today = (day, total - usd)
             log.warning(
                 "shadow judging rests until tomorrow (UTC): the daily budget of $%.4f is spent",
-                self.spec.max_usd_per_day,
+                cap,
             )
             return False
         self._today = (day, total)
@@ -275,6 +291,8 @@ class ShadowJudge:
     async def judge(self, sample: Sample) -> dict[str, Any] | None:
         """Answer with the other tier, grade both, record the outcomes. None: budget spent."""
         router, d = sample.router, sample.decision
+        # The settings of the router that answered: its catalogue has the judge they name.
+        spec = self.spec_of(router) or self.started_spec
         other = self.other_model(router, d)
         reserved = self._max_cost(router, other, sample)
         if not await self._reserve(router, sample.day, reserved):
@@ -282,14 +300,12 @@ class ShadowJudge:
             return None
         spent = 0.0
         try:
-            shadow_answer, cost = await self._call(
-                router, other, sample.messages, self.spec.max_tokens
-            )
+            shadow_answer, cost = await self._call(router, other, sample.messages, spec.max_tokens)
             spent += cost
             swap = self.rng.random() < 0.5  # the judge must not learn which one is routed
             a, b = (shadow_answer, sample.answer) if swap else (sample.answer, shadow_answer)
             reply, cost = await self._call(
-                router, self.spec.judge, judge_prompt(sample.question, a, b), JUDGE_MAX_TOKENS
+                router, spec.judge, judge_prompt(sample.question, a, b), JUDGE_MAX_TOKENS
             )
             spent += cost
         finally:
@@ -303,7 +319,7 @@ class ShadowJudge:
         routed, shadowed = (g_routed - 1) / 9, (g_other - 1) / 9
         agrees = routed >= shadowed if d.tier == "small" else routed > shadowed
         detail = {
-            "judge": self.spec.judge,
+            "judge": spec.judge,
             "routed_model": d.model,
             "shadow_model": other,
             "grades": {d.model: g_routed, other: g_other},
@@ -327,6 +343,7 @@ class ShadowJudge:
     def stats(self) -> dict[str, Any]:
         day = utc_day(self.clock())
         today = self._today[1] if self._today[0] == day else 0.0
+        spec = self.spec
         return {
             "offered": self.offered,
             "sampled": self.sampled,
@@ -336,7 +353,7 @@ class ShadowJudge:
             "agreement": self.agreed / self.judged if self.judged else None,
             "spend_usd": self.spend_usd,
             "spend_today_usd": today,
-            "max_usd_per_day": self.spec.max_usd_per_day,
-            "resting": self._resting_day == day,
+            "max_usd_per_day": spec.max_usd_per_day,
+            "resting": self._resting == (day, spec.max_usd_per_day),
             "queued": self.queue.qsize() if self.queue is not None else 0,
         }
