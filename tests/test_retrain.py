@@ -349,3 +349,97 @@ def test_the_gate_escalates_on_the_default_policys_signal(tmp_path, escalation, 
         f"name: balanced\ndefault: [small-general]\nlarge: [large]\nescalation: {escalation}\n"
     )
     assert escalation_signal(cfg, load_config(cfg)) == signal
+
+
+def _one_prompt_log(d: Path, router, n: int = 30) -> Path:
+    """A config whose log holds `n` requests with outcomes, all of one prompt."""
+    cfg = write_test_config(d, "http://127.0.0.1:9")
+    log = DecisionLog(
+        d / "decisions.db",
+        embed=lambda t: router.encoder.encode([t])[0],
+        encoder=router.encoder.identity,
+    )
+    for t in range(n):
+        rid = f"req_{t:04d}"
+        log.record(
+            {
+                "request_id": rid,
+                "ts": 1_000_000.0 + t,
+                "kind": "chat",
+                "model": "small-general",
+                "tier": "small",
+                "policy": "balanced",
+                "status": 200,
+                "routing_text": "Is my order late?",
+            }
+        )
+        log.record_outcome(rid, 0.0, "feedback")
+    log.close()
+    return cfg
+
+
+def test_retrain_refuses_when_every_new_row_is_held_out(tmp_path, router):
+    # One prompt asked 30 times: the split keeps it whole, on the held-out side. A candidate
+    # would then be the old data alone, judged as if it had learned from the log.
+    from router.core.data import DataError
+
+    cfg = _one_prompt_log(tmp_path, router)
+    old = tmp_path / "old.jsonl"
+    write_jsonl(read_jsonl(ROOT / "data" / "routing" / "routellm.jsonl")[:200], old)
+    before = sorted(p.name for p in (tmp_path / "scorers").glob("v*"))
+    with pytest.raises(DataError, match="none is left to train on"):
+        retrain(cfg, [old])
+    assert sorted(p.name for p in (tmp_path / "scorers").glob("v*")) == before == []
+    assert "scorers/current" not in cfg.read_text()
+
+
+def test_retrain_names_a_log_or_scorer_it_cannot_use(workdir, tmp_path):
+    import sqlite3
+
+    # A decisions table but no outcomes table: a log of another version (or not a log).
+    other = tmp_path / "other"
+    other.mkdir()
+    cfg = write_test_config(other, "http://127.0.0.1:9")
+    with sqlite3.connect(other / "decisions.db") as con:
+        con.execute("create table decisions (request_id text, ts real)")
+    res = CliRunner().invoke(app, ["retrain", "-c", str(cfg)])
+    assert res.exit_code == 2, res.output
+    assert "cannot read its outcomes" in res.output and "Traceback" not in res.output
+    # A scorer directory whose scorer.json is not a scorer's.
+    cfg = _copy(workdir, tmp_path / "w")
+    (cfg.parent / "broken").mkdir()
+    (cfg.parent / "broken" / "scorer.json").write_text("{not json")
+    cfg.write_text(cfg.read_text().replace("scorer: default", "scorer: broken"))
+    res = CliRunner().invoke(app, ["retrain", "-c", str(cfg)])
+    assert res.exit_code == 2, res.output
+    assert "not a scorer directory" in res.output and "Traceback" not in res.output
+    res = CliRunner().invoke(app, ["retrain", "-c", str(cfg), "--test-share", "1.5"])
+    assert res.exit_code == 2 and "--test-share" in res.output
+
+
+def test_a_reload_that_fails_after_a_rollback_is_one_clear_error(tmp_path):
+    import socket
+
+    from router.learning.retrain import MANIFEST, point_current
+
+    cfg = write_test_config(tmp_path, "http://127.0.0.1:9")
+    root = tmp_path / "scorers"
+    root.mkdir()
+    for v in ("v0001", "v0002"):
+        shutil.copytree(default_scorer_path(), root / v)
+    versions = [
+        {"version": "v0001", "status": "initial"},
+        {"version": "v0002", "status": "promoted", "previous": "v0001"},
+    ]
+    (root / MANIFEST).write_text(json.dumps({"current": "v0002", "versions": versions}))
+    point_current(root, "v0002")
+    with socket.socket() as s:  # a port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    res = CliRunner().invoke(
+        app, ["retrain", "-c", str(cfg), "--rollback", "--reload", f"http://127.0.0.1:{port}"]
+    )
+    assert res.exit_code == 2, res.output
+    assert "reload failed" in res.output and "/admin/reload" in res.output
+    assert res.exception is None or isinstance(res.exception, SystemExit)
+    assert (root / "current").resolve() == (root / "v0001").resolve()  # the rollback stands

@@ -374,6 +374,16 @@ def retrain(
         console.print(report.to_markdown())
         promoted = report.promoted
     if reload and promoted:
-        console.print(reload_server(reload, os.environ.get(admin_key_env)))
+        try:
+            console.print(reload_server(reload, os.environ.get(admin_key_env)))
+        except RuntimeError as e:
+            # The new version is in place; only the proxy has not picked it up (exit 2, not 1:
+            # a scheduled job must not read this as "the gate refused").
+            err.print(
+                f"[red]error:[/red] scorers/current was updated, but the reload failed: {e}; "
+                "reload the proxy (POST /admin/reload or SIGHUP)",
+                highlight=False,
+            )
+            raise typer.Exit(2) from None
     if not promoted:
         raise typer.Exit(1)

@@ -65,8 +65,13 @@ def old_training_data(config_path: Path, serving: Path, data: Sequence[Path]) ->
     data/routing/ beside the config and in the working directory."""
     if data:
         return list(data)
-    meta = json.loads((serving / "scorer.json").read_text(encoding="utf-8"))
-    names = meta.get("retrain_data") or meta.get("trained_on") or []
+    try:
+        meta = json.loads((serving / "scorer.json").read_text(encoding="utf-8"))
+        names = meta.get("retrain_data") or meta.get("trained_on") or []
+    except (OSError, ValueError, AttributeError) as e:
+        raise DataError(
+            f"{serving}: not a scorer directory ({e}); check the config's scorer:"
+        ) from None
     found = []
     for name in names:
         for base in (config_path.resolve().parent, Path.cwd()):
@@ -91,9 +96,20 @@ def old_training_data(config_path: Path, serving: Path, data: Sequence[Path]) ->
 def logged_examples(location: str | Path, cfg: RouterConfig) -> list[Example]:
     """Rows of the log with outcomes, oldest first, model names as the scorer knows them (a
     catalogue model's `profile`, else its name) and the catalogue's small tier as cheap."""
+    import sqlalchemy as sa
+
     to_scorer = {m.name: m.profile or m.name for m in cfg.models}
     cheap = [m.name for m in cfg.models if m.tier == "small"]
-    rows = export_examples(location, cheap_models=cheap)
+    try:
+        rows = export_examples(location, cheap_models=cheap)
+    except sa.exc.SQLAlchemyError as e:
+        # A decisions table without the rest of the schema (a log of another version, or
+        # another program's database): one line naming the log, not a driver traceback.
+        first = str(getattr(e, "orig", None) or e).splitlines()[0]
+        raise DataError(
+            f"{_safe(str(location))}: cannot read its outcomes ({first}); not a decision log "
+            "of this version (`router serve` creates or migrates one at start)"
+        ) from None
     for ex in rows:
         ex.scores = {to_scorer.get(m, m): s for m, s in ex.scores.items()}
         ex.cheap_models = sorted({to_scorer.get(m, m) for m in ex.cheap_models})
@@ -441,7 +457,19 @@ def retrain(
             f"{log_location(config_path, cfg)}: {len(new)} requests with outcomes; "
             f"at least {min_new} are needed to retrain (--min-new)"
         )
+    if not 0 < test_share < 1:
+        raise DataError(f"--test-share {test_share}: a share in (0, 1)")
     new_train, new_test = time_split(new, test_share)
+    if not new_train:
+        # Every prompt fell on the held-out side (one prompt asked again and again): a candidate
+        # would be the old data alone, judged as if it had learned from the log.
+        raise DataError(
+            f"{_safe(log_location(config_path, cfg))}: the {len(new)} requests with outcomes "
+            f"hold {len({_prompt_key(ex) for ex in new})} distinct prompt(s), all held out to "
+            "judge on; none is left to train on (more varied traffic is needed)"
+        )
+    if new_weight < 1:
+        raise DataError(f"--new-weight {new_weight}: a whole number >= 1")
     if transform is not None:
         new_train = transform(list(new_train))
     old_paths = old_training_data(config_path, serving_path, data)
@@ -450,8 +478,6 @@ def retrain(
 
     enc = load_encoder(cfg.encoder.name, cfg.encoder.max_tokens, cache_size=0)
     serving = Scorer.load(serving_path, encoder_identity=enc.identity)
-    if new_weight < 1:
-        raise DataError(f"--new-weight {new_weight}: a whole number >= 1")
     train_rows = old + list(new_train) * new_weight
     say(f"embedding ({enc.identity})")
     X_train = embed_examples(enc, train_rows)
@@ -560,7 +586,10 @@ def reload_server(url: str, admin_key: str | None, timeout: float = 60.0) -> str
     import httpx
 
     headers = {"authorization": f"Bearer {admin_key}"} if admin_key else {}
-    r = httpx.post(url.rstrip("/") + "/admin/reload", headers=headers, timeout=timeout)
+    try:
+        r = httpx.post(url.rstrip("/") + "/admin/reload", headers=headers, timeout=timeout)
+    except httpx.HTTPError as e:
+        raise RuntimeError(f"{url}/admin/reload: no answer ({e})") from None
     if r.status_code >= 400:
         raise RuntimeError(f"{url}/admin/reload answered {r.status_code}: {r.text[:300]}")
     return f"{url}/admin/reload: {r.status_code}"
