@@ -405,6 +405,12 @@ def test_retrain_names_a_log_or_scorer_it_cannot_use(workdir, tmp_path):
     res = CliRunner().invoke(app, ["retrain", "-c", str(cfg)])
     assert res.exit_code == 2, res.output
     assert "cannot read its outcomes" in res.output and "Traceback" not in res.output
+    # `router data from-log` reads it the same way (one definition: read_outcomes).
+    out = tmp_path / "rows.jsonl"
+    args = ["data", "from-log", str(other / "decisions.db"), "--out", str(out), "-c", str(cfg)]
+    res = CliRunner().invoke(app, args)
+    assert res.exit_code == 2, res.output
+    assert "cannot read its outcomes" in res.output and not out.exists()
     # A scorer directory whose scorer.json is not a scorer's.
     cfg = _copy(workdir, tmp_path / "w")
     (cfg.parent / "broken").mkdir()

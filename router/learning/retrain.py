@@ -96,20 +96,9 @@ def old_training_data(config_path: Path, serving: Path, data: Sequence[Path]) ->
 def logged_examples(location: str | Path, cfg: RouterConfig) -> list[Example]:
     """Rows of the log with outcomes, oldest first, model names as the scorer knows them (a
     catalogue model's `profile`, else its name) and the catalogue's small tier as cheap."""
-    import sqlalchemy as sa
-
     to_scorer = {m.name: m.profile or m.name for m in cfg.models}
     cheap = [m.name for m in cfg.models if m.tier == "small"]
-    try:
-        rows = export_examples(location, cheap_models=cheap)
-    except sa.exc.SQLAlchemyError as e:
-        # A decisions table without the rest of the schema (a log of another version, or
-        # another program's database): one line naming the log, not a driver traceback.
-        first = str(getattr(e, "orig", None) or e).splitlines()[0]
-        raise DataError(
-            f"{_safe(str(location))}: cannot read its outcomes ({first}); not a decision log "
-            "of this version (`router serve` creates or migrates one at start)"
-        ) from None
+    rows = export_examples(location, cheap_models=cheap)  # DecisionLogError names the log
     for ex in rows:
         ex.scores = {to_scorer.get(m, m): s for m, s in ex.scores.items()}
         ex.cheap_models = sorted({to_scorer.get(m, m) for m in ex.cheap_models})

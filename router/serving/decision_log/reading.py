@@ -137,6 +137,13 @@ def read_outcomes(location: str | Path, since: float | None = None) -> Iterator[
                     current.sources[model] = r.source
             if current is not None:
                 yield current
+    except sa.exc.SQLAlchemyError as e:
+        # A decisions table without the rest (another version's log, or not a log at all), or
+        # a database that went away mid-read: one line naming the log, not a driver traceback.
+        raise DecisionLogError(
+            f"decision log {safe_url(database_url(location))}: cannot read its outcomes "
+            f"({_first_line(e)}); `router serve` creates or migrates a log at start"
+        ) from None
     finally:
         engine.dispose()
 
