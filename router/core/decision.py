@@ -80,4 +80,7 @@ class Decision:
             attempts=attempts,
             reason=f"{self.reason}; {note}",
             wanted=self.wanted or self.model,
+            # Another model answered: the turn did not stay on its session's model, and the
+            # session moves to the one that answered.
+            sticky=None if self.sticky is None else False,
         )

@@ -292,6 +292,8 @@ def test_a_failing_model_falls_back_and_the_session_moves_with_it(agent_router, 
     finally:
         agent_upstream.down.discard("switch-flip")
     assert b.decision.model == "large" and b.decision.wanted == "flip"
+    # The turn did not stay on the session's model: the receipt says so.
+    assert b.decision.sticky is False
     # flip answers again, but the session moved to large with the fallback.
     c = run(r.achat("three", policy="flaky", session=sid))
     assert c.decision.model == "large" and c.decision.sticky is True
