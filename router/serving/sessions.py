@@ -154,7 +154,10 @@ def session_ref(
         return SessionRef(sid, "metadata", key, key)
     user = params.get("user")
     if rules.key_from_user and isinstance(user, str) and user:
-        _check_id(user, "user")
+        # `user` is OpenAI's end-user id, whatever its length or characters: one that cannot
+        # be a session id (and a header) stands in by its digest, never refuses the request.
+        if len(user) > MAX_SESSION_ID - len("user:") or not user.isprintable():
+            user = "#" + hashlib.sha256(user.encode("utf-8", "replace")).hexdigest()[:32]
         key = _store_key(scope, "user", user)
         return SessionRef(f"user:{user}", "user", key, key)
     if not rules.key_from_prefix:

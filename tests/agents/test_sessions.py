@@ -169,6 +169,12 @@ U = [{"role": "user", "content": "hi"}]
 def test_session_key_order_header_metadata_user_conversation():
     meta = {"metadata": {"session_id": "m1"}, "user": "alice"}
     assert session_ref(U, meta, "h1").id == "h1"
+    # A `user` that cannot be a session id (too long, not printable) keys one by its digest.
+    long_a, long_b = session_ref(U, {"user": "a" * 300}), session_ref(U, {"user": "b" * 300})
+    assert long_a.id.startswith("user:#") and len(long_a.id) <= 256
+    assert long_a.store != long_b.store
+    assert session_ref(U, {"user": "a" * 300}).store == long_a.store
+    assert session_ref(U, {"user": "ann\nlee"}).id.startswith("user:#")
     assert session_ref(U, meta).id == "m1"
     assert session_ref(U, {"user": "alice"}).id == "user:alice"
     conv = session_ref(U, {})
