@@ -15,6 +15,10 @@ def session_header(request: Request) -> str | None:
     value = request.headers.get(SESSION_HEADER)
     if value is None:
         return None
+    try:  # HTTP headers arrive as latin-1: an id a client sent as UTF-8 is read as UTF-8
+        value = value.encode("latin-1").decode("utf-8")
+    except UnicodeError:
+        pass  # not UTF-8: judged as it came
     if not value.strip() or len(value) > MAX_SESSION_ID or not value.isprintable():
         raise APIError(
             400,

@@ -91,6 +91,15 @@ def test_chat_without_a_header_is_keyed_by_the_conversation(client):
     assert raw.headers["x-router-session"] == session
 
 
+def test_a_session_header_sent_as_utf8_is_read_as_utf8(agent_proxy):
+    """Header bytes arrive as latin-1; an id a client wrote in UTF-8 is its own id, not a 400."""
+    body = {"model": "router/sticky", "messages": [{"role": "user", "content": "hallo"}]}
+    headers = {"x-session-id": "sitzung-äö".encode()}
+    r = httpx.post(agent_proxy.base_url + "/chat/completions", json=body, headers=headers)
+    assert r.status_code == 200, r.text
+    assert r.headers["x-router-session"] == "sitzung-%C3%A4%C3%B6"  # the receipt's encoding
+
+
 def test_a_bad_session_header_is_a_400_naming_it(client):
     with pytest.raises(openai.BadRequestError) as e:
         client.chat.completions.create(
