@@ -389,3 +389,108 @@ def test_the_article_a_is_not_option_a():
 def test_code_eval_pass_signal_cannot_be_forged(cheat):
     row = {"metric": "code_eval", "ground_truth": MBPP_TESTS}
     assert grade(row, cheat, allow_code_exec=True) == 0.0
+
+
+# ---- realistic chat answers the graders misread ---------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [
+        "A. Paris\nB. London\nC. Rome\nD. Berlin",  # the options restated, none chosen
+        "A) Paris\nB) London\nC) Rome",
+        "(A) Paris (B) London (C) Rome (D) Berlin",
+    ],
+)
+def test_em_mc_a_restated_option_list_does_not_choose_its_first_option(answer):
+    assert mc(answer, "A") == 0.0
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [
+        "The answer is B. Option A is wrong because Paris is in France.",
+        "The correct answer is (B) London. Option A, Paris, is the capital of France.",
+        "It is not Paris, it is London.",
+        "London, not Paris.",
+        "B. London\nIt is the capital of the United Kingdom.",
+    ],
+)
+def test_em_mc_an_option_named_to_reject_it_does_not_cancel_the_answer(answer):
+    assert mc(answer, "B") == 1.0
+    assert mc(answer, "A") == 0.0
+
+
+def test_em_mc_an_option_named_only_as_a_choice_is_not_stated():
+    assert mc("I think it's C; option B is tempting but wrong", "B") == 0.0
+
+
+@pytest.mark.parametrize("answer", ["−3", "The temperature is −3 degrees.", "#### −3"])
+def test_gsm8k_unicode_minus_is_a_minus(answer):
+    assert gsm8k(answer, Reference("#### -3")) == 1.0
+    assert gsm8k(answer, Reference("#### 3")) == 0.0
+
+
+@pytest.mark.parametrize(
+    "answer,truth,score",
+    [
+        ("The answer is 3.5.", "\\boxed{3.5}", 1.0),
+        ("The answer is 3.5.", "\\boxed{3}", 0.0),  # not cut at the decimal point
+        ("The answer is 0.25.", "\\boxed{\\frac14}", 1.0),
+        ("The answer is 12.5%.", "12.5", 1.0),
+        ("The answer is \\$18.", "18", 1.0),
+        ("The answer is **7**.", "7", 1.0),
+        ("Final Answer: 7", "7", 1.0),
+        ("**Answer:** 7", "\\boxed{7}", 1.0),
+        ("Answer: 7", "\\boxed{8}", 0.0),
+        ("\\boxed{−3}", "\\boxed{-3}", 1.0),
+        ("The answer is −3.", "-3", 1.0),
+        ("\\boxed{1{,}000}", "\\boxed{1000}", 1.0),
+    ],
+)
+def test_math_unboxed_statements_decimals_and_unicode(answer, truth, score):
+    assert math_equiv(answer, Reference(truth)) == score
+
+
+def test_f1_strips_unicode_punctuation_too():
+    assert f1_score("“Paris”", Reference("Paris")) == 1.0
+    assert f1_score("‘Paris’.", Reference("Paris")) == 1.0
+    assert f1_score("1939–1945", Reference("1939-1945")) == 1.0
+    assert exact_match("«Paris»", Reference("Paris")) == 1.0
+
+
+@pytest.mark.parametrize(
+    "answer,concept",
+    [
+        ("She used a knife.", "use"),
+        ("He applies glue.", "apply"),
+        ("The strings snapped.", "string"),
+        ("Tall buildings.", "building"),
+        ("The cars were speeding.", "speed"),
+        ("He tied a knot.", "tie"),
+        ("She fried an egg.", "fry"),
+        ("The knives are sharp.", "knife"),
+        ("Leaves fall.", "leaf"),
+        ("He stopped.", "stop"),
+        ("She was dyeing her hair.", "dye"),
+    ],
+)
+def test_commongen_counts_regular_inflections(answer, concept):
+    assert commongen_coverage(answer, Reference(concept)) == 1.0
+
+
+@pytest.mark.parametrize(
+    "answer,concept",
+    [
+        ("We care.", "car"),
+        ("He cared.", "car"),
+        ("She hated it.", "hat"),
+        ("A cute dog.", "cut"),
+        ("Hoping for rain.", "hop"),
+        ("The dying plant.", "dye"),
+        ("A seed grows.", "see"),
+        ("A note.", "not"),
+    ],
+)
+def test_commongen_a_different_word_is_no_inflection(answer, concept):
+    assert commongen_coverage(answer, Reference(concept)) == 0.0

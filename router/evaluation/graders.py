@@ -15,6 +15,7 @@ from __future__ import annotations
 import ast
 import re
 import string
+import unicodedata
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -73,11 +74,12 @@ def extract_choice(answer: str, labels: list[str], texts: list[str] | None = Non
     if m:
         return m.group(1)
     # 2. An explicit statement: "the answer is (B)", "Answer: B", "correct option is b".
+    # "option"/"choice" need the "is": "Option A is wrong" names an option, it does not answer.
     stated = [
         m.group(1).upper()
         for m in re.finditer(
-            rf"(?:answer|option|choice)\s*(?:is|:|=|would be|should be)?\s*(?:option\s*)?"
-            rf"[\(\[]?([{label_set}])(?![A-Za-z])",
+            rf"(?:answer\s*(?:is|:|=|would be|should be)?|(?:option|choice)\s*"
+            rf"(?:is|:|=|would be|should be))\s*(?:option\s*)?[\(\[]?([{label_set}])(?![A-Za-z])",
             a,
             flags=re.I,
         )
@@ -88,17 +90,26 @@ def extract_choice(answer: str, labels: list[str], texts: list[str] | None = Non
         return stated[0]
     if len(set(stated)) > 1:
         return None
-    # 3. The reply opens with a label: "B. Paris", "(C) because ...", "D: ...".
+    # 3. The reply opens with a label: "B. Paris", "(C) because ...", "D: ...". Not when it
+    # opens a list of options ("A. Paris\nB. London ...", "(A) Paris (B) London"): that is
+    # the question restated, not option A chosen.
     m = re.match(rf"[\(\[]?([{label_set}])[\)\]\.\:](?:\s|$)", a)
-    if m and not re.match(r"[A-Z]\.\s*[A-Z]\.", a):  # not initials such as "J. R."
+    markers = set(re.findall(rf"^\s*[\(\[]?([{label_set}])[\)\]\.\:](?=\s|$)", a, re.M))
+    markers |= set(re.findall(rf"\(([{label_set}])\)", a))
+    if m and len(markers) < 2 and not re.match(r"[A-Z]\.\s*[A-Z]\.", a):  # not "J. R."
         return m.group(1)
     # 4. The reply names one option's text (and no other's).
     if texts:
         na = _norm_words(a)
+        # A text named only to reject it ("not Paris") does not count, as for labels (step 5).
         hits = [
             lab
             for lab, t in zip(labels, texts, strict=False)
-            if _norm_words(t) and re.search(rf"(?<!\w){re.escape(_norm_words(t))}(?!\w)", na)
+            if _norm_words(t)
+            and any(
+                not _NEGATION.search(na[: h.start()][-20:])
+                for h in re.finditer(rf"(?<!\w){re.escape(_norm_words(t))}(?!\w)", na)
+            )
         ]
         # An option whose text is part of another matched one's does not count on its own:
         # "New York City" names C, not also "New York".
@@ -132,10 +143,18 @@ def em_mc(answer: str, ref: Reference) -> float:
 # ---- short answers (SQuAD-style) -------------------------------------------------------------
 
 
+_ASCII_PUNCTUATION = frozenset(string.punctuation)
+
+
+def _is_punctuation(ch: str) -> bool:
+    # SQuAD's ASCII set, and Unicode's too: chat models write “Paris” and ‘Paris’.
+    return ch in _ASCII_PUNCTUATION or unicodedata.category(ch).startswith("P")
+
+
 def normalize_answer(text: str) -> str:
     """Lower case, no punctuation, no articles (a, an, the), single spaces (SQuAD's rule)."""
     text = text.lower()
-    text = "".join(ch for ch in text if ch not in set(string.punctuation))
+    text = "".join(ch for ch in text if not _is_punctuation(ch))
     text = re.sub(r"\b(a|an|the)\b", " ", text)
     return " ".join(text.split())
 
@@ -187,12 +206,21 @@ def f1_score(answer: str, ref: Reference) -> float:
 # ---- numbers (GSM8K) --------------------------------------------------------------------------
 
 MAX_NUMBER_CHARS = 64  # longer digit strings are not a plausible answer (and slow to parse)
+# Unicode minus signs (U+2212, and its small and full-width forms): "−3" is -3, not 3.
+_MINUS = str.maketrans({"\u2212": "-", "\ufe63": "-", "\uff0d": "-"})
 _NUMBER = re.compile(r"-?\d[\d,]*(?:\.\d+)?(?:/\d+)?|-?\.\d+")
 
 
 def parse_number(text: str) -> Fraction | None:
     """A number written as 1,234 / $5 / 3.50 / -2 / 3/4 / 50% / 1e3, as an exact Fraction."""
-    t = text.strip().replace("$", "").replace("\\$", "").replace("%", "").replace("\\%", "")
+    t = (
+        text.translate(_MINUS)
+        .strip()
+        .replace("$", "")
+        .replace("\\$", "")
+        .replace("%", "")
+        .replace("\\%", "")
+    )
     t = t.replace(",", "").rstrip(".").strip()
     t = re.sub(r"^\\?\(|\\?\)$", "", t)
     if not t or len(t) > MAX_NUMBER_CHARS:
@@ -232,6 +260,7 @@ def final_number(text: str) -> Fraction | None:
     An answer naming two candidates ("The answer is 18 or 19") has none."""
     if not text:
         return None
+    text = text.translate(_MINUS)
     for marker in (r"####", r"answer is", r"answer:"):
         parts = re.split(marker, text, flags=re.I)
         if len(parts) > 1:
@@ -301,7 +330,7 @@ def _fix_fracs(s: str) -> str:
 def normalize_math(s: str) -> str:
     """A MATH answer in a canonical spelling: no spaces, \\dfrac → \\frac, no \\left/\\right,
     no degrees, units or dollar signs, 0.50 → 0.5, 5.0 → 5, 'x = 3' → 3, simple a/b → \\frac."""
-    s = s.strip().replace("\n", "")
+    s = s.translate(_MINUS).strip().replace("\n", "").replace("{,}", ",")  # 1{,}000 is 1,000
     s = s.replace("\\!", "").replace("\\,", "").replace("\\;", "").replace("\\ ", "")
     s = re.sub(r"\\(?:d|t)frac", r"\\frac", s)
     s = s.replace("\\left", "").replace("\\right", "")
@@ -345,11 +374,18 @@ def _math_value(s: str) -> Fraction | None:
 
 
 def math_answer(text: str) -> str | None:
-    """A model's MATH answer: the last \\boxed{}, else what follows 'answer is', else None."""
+    """A model's MATH answer: the last \\boxed{}, else what follows 'answer is' or 'answer:',
+    else None."""
     boxed = last_boxed(text)
     if boxed is not None:
         return boxed
-    m = re.findall(r"answer is[:\s]*\$?([^\n$]+?)\$?\s*(?:\.|$)", text, flags=re.I | re.M)
+    # The statement ends at a full stop followed by a space or the line's end, so the point in
+    # "3.5" does not end it.
+    m = re.findall(
+        r"answer(?: is|:)[:\s*]*(?:\\?\$)?([^\n$]+?)\**\$?\**\s*(?:\.(?=\s|$)|$)",
+        text,
+        flags=re.I | re.M,
+    )
     return m[-1] if m else None
 
 
@@ -375,28 +411,47 @@ def math_equiv(answer: str, ref: Reference) -> float:
 # ---- CommonGen -----------------------------------------------------------------------------
 
 
-def _stem(word: str) -> str:
+def inflections(word: str) -> set[str]:
+    """A word and its regular inflections: -s, -ed, -ing, by the spelling rules (drive: drives,
+    driving; stop: stopped; fry: fries). A superset, never a stem: "care" is no form of "car"."""
     w = word.lower()
-    for suffix in ("ing", "ed", "es", "s", "e"):
-        if w.endswith(suffix) and len(w) - len(suffix) >= 3:
-            w = w[: -len(suffix)]
-            break
-    if len(w) > 3 and w[-1] == w[-2] and w[-1] not in "aeiou":  # running -> run
-        w = w[:-1]
-    return w
+    forms = {w, w + "s"}
+    if w.endswith("ie"):  # tie: tied, tying
+        forms |= {w + "d", w[:-2] + "ying"}
+    elif w.endswith("e"):  # drive: driving; but dye: dyeing (dying is die's), see: seeing
+        forms.add(w + "ing" if w[-2:-1] in "aeiouy" else w[:-1] + "ing")
+        if not re.fullmatch(r"[^aeiou]*ee", w):  # agreed; but "seed" is no past of "see"
+            forms.add(w + "d")
+        if w.endswith("fe"):  # knife: knives
+            forms.add(w[:-2] + "ves")
+    elif len(w) > 1 and w.endswith("y") and w[-2] not in "aeiou":  # fry: fries, fried
+        forms |= {w[:-1] + "ies", w[:-1] + "ied", w + "ing"}
+    else:
+        if re.search(r"(?:s|x|z|ch|sh|o)$", w):  # dish: dishes
+            forms.add(w + "es")
+        if re.search(r"(?:l|a)f$", w):  # leaf: leaves, wolf: wolves
+            forms.add(w[:-1] + "ves")
+        doubled = {w + w[-1] + "ed", w + w[-1] + "ing"}
+        plain = {w + "ed", w + "ing"}
+        if re.search(r"(?:^|[^aeiou])[aeiou][^aeiouwxy]$", w):
+            # Consonant-vowel-consonant: one syllable doubles (stop: stopped; hoping is hope's),
+            # longer words may or may not (visited, beginning).
+            forms |= doubled if len(re.findall(r"[aeiou]+", w)) == 1 else doubled | plain
+        else:
+            forms |= plain
+    return forms
 
 
 def commongen_coverage(answer: str, ref: Reference) -> float:
     """CommonGen: the share of the concepts (comma-separated reference) that the answer uses,
-    in any simple inflection (drive / drives / driving)."""
+    in any regular inflection (drive / drives / driving; use / used; fry / fries)."""
     concepts = [c.strip().lower() for c in str(ref.ground_truth).split(",") if c.strip()]
     if not concepts:
         raise GradingError("commongen_coverage: the reference lists no concepts")
-    words = [w.lower() for w in re.findall(r"[a-zA-Z]+", answer)]
+    words = {w.lower() for w in re.findall(r"[a-zA-Z]+", answer)}
 
     def used(concept: str) -> bool:
-        # An inflection is never shorter than its word: "lak" is not "lake".
-        return any(_stem(w) == _stem(concept) and len(w) >= len(concept) for w in words)
+        return not inflections(concept).isdisjoint(words)
 
     hit = sum(1 for c in concepts if all(used(w) for w in c.split()))
     return hit / len(concepts)
