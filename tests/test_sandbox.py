@@ -410,6 +410,22 @@ def test_the_deleting_row_from_the_issue_scores_zero(mode, victims):
         assert _snapshot(Path(paths["dir"])) == before
 
 
+def test_no_file_outside_the_scratch_dir_and_the_stdlib_is_read(mode, victims):
+    """Without root the program runs as the user: its home and checkout must stay unread."""
+    paths, _ = victims  # world-readable, like a config or a key with lax permissions
+    r = run_python(f"print(open({paths['file']!r}).read())", **mode)
+    assert not r.passed and "precious" not in r.stdout, r
+    assert "sandbox: reading" in r.stderr, r.stderr[-300:]
+    # The standard library's own files (sources, time-zone data where installed) still read.
+    ok = run_python(
+        "import inspect, json, zoneinfo\nassert 'def dumps' in inspect.getsource(json)\n"
+        "try:\n    zoneinfo.ZoneInfo('Europe/Paris')\nexcept zoneinfo.ZoneInfoNotFoundError:\n"
+        "    pass\n",
+        **mode,
+    )
+    assert ok.passed, ok
+
+
 @pytest.fixture
 def bystander():
     """A process the program must not be able to signal."""
@@ -437,6 +453,44 @@ def test_no_signal_reaches_another_process(mode, bystander, case):
     assert "could not check" not in r.stderr, (case, r.stderr[-300:])
     time.sleep(0.2)
     assert bystander.poll() is None  # still alive
+
+
+def _running(pid: int) -> bool:
+    """The process exists and is not a zombie."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] != "Z"
+
+
+# A child in a session of its own escapes the kill of the program's process group; SIGHUP
+# (sent when the pty's master closes) is blocked. Each prints the child's pid.
+SESSION_ESCAPES = {
+    "forkpty": "pid, _ = os.forkpty()",
+    "login_tty": "m, s = os.openpty()\npid = os.fork()\nif pid == 0:\n    os.login_tty(s)",
+}
+
+
+@pytest.mark.parametrize("case", list(SESSION_ESCAPES))
+def test_no_process_leaves_the_killable_group(mode, case):
+    code = (
+        "import os, signal, time\nsignal.pthread_sigmask(signal.SIG_BLOCK, [signal.SIGHUP])\n"
+        + SESSION_ESCAPES[case]
+        + "\nif pid == 0:\n    time.sleep(30)\n    os._exit(0)\nprint(pid, flush=True)\n"
+    )
+    r = run_python(code, **mode)
+    pids = [int(x) for x in r.stdout.split() if x.isdigit()]
+    try:
+        assert "sandbox: leaving the process group is not allowed" in r.stderr, (case, r)
+        if mode["mode"] == "audit-hook":  # pids of the host's namespace: check none is left
+            time.sleep(0.5)
+            assert not [p for p in pids if _running(p)], (case, r)
+    finally:
+        if mode["mode"] == "audit-hook":
+            for p in pids:
+                if _running(p):
+                    os.kill(p, 9)
 
 
 INTROSPECTION = {
@@ -479,6 +533,19 @@ FORGERIES = {
     ),
     "system exit 0": "raise SystemExit(0)\nassert False",
     "exit in a finally": "try:\n    assert False\nfinally:\n    import sys\n    sys.exit(0)",
+    # The harness's `except` must catch whatever escapes the program, whatever it rebinds.
+    "BaseException rebound in builtins": (
+        "import builtins, sys\nbuiltins.BaseException = type('X', (Exception,), {})\n"
+        "sys.exit(0)\nassert False"
+    ),
+    "BaseException rebound in the harness's globals": (
+        "import sys\nsys._getframe(1).f_globals['BaseException'] = ArithmeticError\n"
+        "sys.exit(0)\nassert False"
+    ),
+    "an exit whose class hides BaseException": (
+        "class M(type):\n    def mro(cls):\n        return (cls, SystemExit, object)\n"
+        "class E(SystemExit, metaclass=M):\n    pass\nraise E(0)\nassert False"
+    ),
 }
 
 

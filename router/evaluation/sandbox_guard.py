@@ -18,8 +18,9 @@ Two jobs, in this order, before a line of the untrusted program is compiled:
    anything outside the rules, rather than raising (a raised exception would let the program
    catch it and walk the traceback into the guard's frame). It refuses file-system changes
    outside the scratch directory, sockets, processes, signals to other processes, native code,
-   reading /proc (memory) and the interpreter introspection that reaches other frames' objects
-   (gc, tracing, code objects). Functions that raise no audit event are replaced by refusing
+   reading files outside the scratch directory and the standard library (/proc: memory), and
+   the interpreter introspection that reaches other frames' objects (gc, tracing, code
+   objects). Functions that raise no audit event are replaced by refusing
    stand-ins, and the import machinery can no longer load native code or rebuild those modules.
    The hook only touches exact `str`/`bytes`/`int` arguments and captured C functions, so no
    program code ever runs inside it.
@@ -55,11 +56,16 @@ DENIED_MODULES = frozenset((
     "spwd", "ossaudiodev", "_cffi_backend", "_asyncio",
 ))  # fmt: skip
 READABLE_DEVICES = ("/dev/null", "/dev/zero", "/dev/urandom", "/dev/random", "/dev/full")
+# Besides the scratch dir and the interpreter's prefix, the only files a program may read:
+# time-zone data (zoneinfo's default search path).
+READABLE_DIRS = ("/usr/share/zoneinfo/", "/usr/lib/zoneinfo/", "/usr/share/lib/zoneinfo/",
+                 "/etc/zoneinfo/")  # fmt: skip
 REFUSED_EVENTS = {
     "os.system": "starting processes",
     "os.exec": "starting processes",
     "os.posix_spawn": "starting processes",
     "os.spawn": "starting processes",
+    "os.forkpty": "leaving the process group",  # the child calls setsid(): killpg misses it
     "subprocess.Popen": "starting processes",
     "os.killpg": "signalling other processes",
     "os.link": "hard links",
@@ -138,6 +144,7 @@ def _install_guard(scratch):  # noqa: C901 - one closure on purpose: its cells s
     _rfind, _decode, _encode, _append = str.rfind, bytes.decode, str.encode, list.append
     _get, _bool, _OSError, _BaseException = dict.get, bool, OSError, BaseException
     readable_devices = READABLE_DEVICES  # the checks below read no global name at all
+    readable_dirs = READABLE_DIRS
     o_write = os.O_WRONLY | os.O_RDWR | os.O_CREAT | os.O_APPEND | os.O_TRUNC
     o_tmpfile = getattr(os, "O_TMPFILE", 0)
 
@@ -258,6 +265,16 @@ def _install_guard(scratch):  # noqa: C901 - one closure on purpose: its cells s
                 directory = False
             if directory:  # a directory fd outside would anchor os.open(..., dir_fd=)
                 refuse("opening the directory " + text)
+            # Without root the program runs as the user: ~/.ssh or a project's .env would be
+            # readable, and printed into the graded output.
+            if _startswith(real, prefix) or _startswith(real, no_cache):  # imports' .pyc probe
+                return
+            if real in readable_devices:
+                return
+            for d in readable_dirs:
+                if _startswith(real, d):
+                    return
+            refuse("reading " + text + " outside the scratch directory and the standard library")
 
     def on_open(args):
         path, mode, flags = args[0], args[1], args[2]
@@ -342,6 +359,7 @@ def _install_guard(scratch):  # noqa: C901 - one closure on purpose: its cells s
             ("setsid", "leaving the process group"),
             ("setpgid", "leaving the process group"),
             ("setpgrp", "leaving the process group"),
+            ("login_tty", "leaving the process group"),  # calls setsid(), no audit event
             ("chroot", "chroot"),
         ):
             if hasattr(module, name):
@@ -381,8 +399,11 @@ def _run(path):
         _exec(
             _compile(source, path, "exec"), {"__name__": "__main__", "__builtins__": __builtins__}
         )
-    except BaseException:
-        # Any failure exits at once, before finalisation: the verdict is never sent.
+    except:  # noqa: E722
+        # Bare on purpose: `except BaseException` looks the name up in globals and builtins,
+        # which the program can rebind, and a class test is fooled by an exception class
+        # whose metaclass drops BaseException from its MRO; either let SystemExit(0) reach
+        # finalisation, and so the verdict. Any failure exits at once, before finalisation.
         try:
             print_exception(file=stderr)
             stderr.flush()
