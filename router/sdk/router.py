@@ -326,8 +326,9 @@ class Router:
     ) -> Decision:
         """Decide which model should answer; no model is called.
 
-        `model` pins a catalogue model (hard rules still apply); `params` are the OpenAI
-        request parameters the hard rules look at (tools, response_format, max_tokens, stream).
+        `model` pins a catalogue model (the hard rules listed before `pin` still apply);
+        `params` are the OpenAI request parameters the hard rules look at (tools,
+        response_format, max_tokens, stream).
         """
         return self.route_many([messages], policy=policy, model=model, **params)[0]
 

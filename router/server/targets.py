@@ -1,7 +1,8 @@
 """The request's "model" field → which policy routes it and whether a catalogue model is pinned.
 
 "router" uses the caller's policy (its API key's, else the default); "router/<policy>" names
-one; a catalogue model name is pinned, which bypasses the score stage (hard rules still apply).
+one; a catalogue model name is pinned, which bypasses the score stage (and the hard rules
+listed after `pin` in the policy's `rules:`).
 """
 
 from __future__ import annotations
