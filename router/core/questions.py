@@ -284,11 +284,11 @@ _DIRECTION = frozenset(
 )
 
 
-def _tokens(text: str, initial: bool) -> list[tuple[str, bool]]:
+def _tokens(text: str, text_names: set[str]) -> list[tuple[str, bool]]:
     """The text's numbers and words in order, canonical (numbers as `numbers` has them, words
     lower-cased, stemmed, possessives dropped), each marked True when it is an anchor: a
-    number or a name."""
-    named = {n for n in names(text, initial) if not n.startswith("“")}
+    number, a quoted string or one of `text_names` (the text's `names`)."""
+    named = {n for n in text_names if not n.startswith("“")}
     found: list[tuple[int, str, bool]] = [
         (m.start(), "“" + (m.group(1) or m.group(2)).strip().lower(), True)
         for m in _QUOTED.finditer(text)
@@ -311,10 +311,10 @@ def _reordered(seq_a: list[str], seq_b: list[str]) -> bool:
     return [t for t in seq_a if t in once] != [t for t in seq_b if t in once]
 
 
-def reordered(a: str, b: str, initial: bool = True) -> bool:
-    """The same numbers or names in another order; or, where a word of direction is among
-    them, the same words in another order."""
-    ta, tb = _tokens(a, initial), _tokens(b, initial)
+def reordered(a: str, b: str, names_a: set[str], names_b: set[str]) -> bool:
+    """The same numbers or names (`names_a`, `names_b`: the two texts' `names`) in another
+    order; or, where a word of direction is among them, the same words in another order."""
+    ta, tb = _tokens(a, names_a), _tokens(b, names_b)
     if _reordered([t for t, anchor in ta if anchor], [t for t, anchor in tb if anchor]):
         return True
     directed = {w.lower() for w in _WORD.findall(a)} & {w.lower() for w in _WORD.findall(b)}
@@ -353,7 +353,7 @@ def difference(cached: str, asked: str, long_prefix_chars: int = LONG_PREFIX_CHA
         return "negation differs"
     if antonym(_words(ma), _words(mb)) is not None:
         return "negation differs"
-    if reordered(ma, mb, initial):
+    if reordered(ma, mb, na, nb):
         return "order differs"
     # The vectors mostly see a long shared part: what follows must say the same words.
     if shared >= long_prefix_chars and Counter(_content_words(ma)) != Counter(_content_words(mb)):

@@ -144,10 +144,15 @@ class ShadowJudge:
         config = getattr(router, "config", None)
         return getattr(config, "shadow", self.started_spec) if config is not None else None
 
+    def settings(self, router: Any) -> ShadowSpec:
+        """`router`'s settings, else those the workers started with (a sample already queued
+        when a reload removed the section still finishes)."""
+        return self.spec_of(router) or self.started_spec
+
     @property
     def spec(self) -> ShadowSpec:
         """The serving router's settings, else those the workers started with."""
-        return self.spec_of(self.router_of()) or self.started_spec
+        return self.settings(self.router_of())
 
     # ---- the request path: never blocks ----------------------------------------------------
 
@@ -244,14 +249,14 @@ class ShadowJudge:
         """The other tier's model for this decision."""
         policy = router.policies[decision.policy]
         if decision.tier == "small":
-            return (self.spec_of(router) or self.started_spec).large or policy.large[0]
+            return self.settings(router).large or policy.large[0]
         cheap = policy.domains.get(decision.domain or "", policy.default)
         return cheap[0]
 
     def _max_cost(self, router: Any, other: str, sample: Sample) -> float:
         """The most the sample's two calls can cost (tokens estimated at 4 characters each)."""
         q_tokens = sum(len(str(m.get("content") or "")) for m in sample.messages) / 4 + 16
-        spec = self.spec_of(router) or self.started_spec
+        spec = self.settings(router)
         spec_o, spec_j = router.config.model(other), router.config.model(spec.judge)
         judge_in = (len(sample.question) + len(sample.answer) + 2 * MAX_ANSWER_CHARS) / 4 + 120
         return spec_o.cost(q_tokens, spec.max_tokens) + spec_j.cost(judge_in, JUDGE_MAX_TOKENS)
@@ -259,7 +264,7 @@ class ShadowJudge:
     async def _reserve(self, router: Any, day: str, usd: float) -> bool:
         """Reserve `usd` of the day's budget (shared by every replica); False if it would not fit."""
         key = f"shadow:usd:{day}"
-        cap = (self.spec_of(router) or self.started_spec).max_usd_per_day
+        cap = self.settings(router).max_usd_per_day
         total = float(await router.state.incr(key, usd, ttl_s=3 * 86400))
         if total > cap + 1e-12:
             await router.state.incr(key, -usd, ttl_s=3 * 86400)
@@ -292,7 +297,7 @@ class ShadowJudge:
         """Answer with the other tier, grade both, record the outcomes. None: budget spent."""
         router, d = sample.router, sample.decision
         # The settings of the router that answered: its catalogue has the judge they name.
-        spec = self.spec_of(router) or self.started_spec
+        spec = self.settings(router)
         other = self.other_model(router, d)
         reserved = self._max_cost(router, other, sample)
         if not await self._reserve(router, sample.day, reserved):

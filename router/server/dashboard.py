@@ -228,16 +228,19 @@ def install_dashboard(app: FastAPI, svc: Any, live: Any, location: str | None) -
             )
         return JSONResponse(body, headers={"cache-control": "no-store"})
 
+    async def panel_of(seconds: float) -> str:
+        """The panel of a window: its figures (none when the log is off or unreadable), the
+        live state, and whether the log could be read."""
+        stats = await board.stats(seconds)
+        figures = stats if "window" in stats else None
+        return panel.panel(figures, stats["live"], bool(stats.get("decision_log_unavailable")))
+
     @app.get("/dashboard", include_in_schema=False)
     async def dashboard(request: Request) -> Response:
         if not admitted(request):
             return login("Log in with the admin key.", since=request.query_params.get("since", ""))
         since, seconds = _since(request)
-        stats = await board.stats(seconds)
-        figures = stats if "window" in stats else None
-        unreadable = bool(stats.get("decision_log_unavailable"))
-        body = panel.panel(figures, stats["live"], unreadable)
-        page = panel.dashboard_page(body, since, REFRESH_S)
+        page = panel.dashboard_page(await panel_of(seconds), since, REFRESH_S)
         response = HTMLResponse(page, headers=PAGE_HEADERS)
         if request.headers.get("authorization"):  # the page's own fetches need the cookie
             _with_session(response, request, live.admin_key())
@@ -248,10 +251,7 @@ def install_dashboard(app: FastAPI, svc: Any, live: Any, location: str | None) -
         if not admitted(request):
             return HTMLResponse("", 401, headers={**PAGE_HEADERS, "www-authenticate": "Bearer"})
         _, seconds = _since(request)
-        stats = await board.stats(seconds)
-        figures = stats if "window" in stats else None
-        unreadable = bool(stats.get("decision_log_unavailable"))
-        return HTMLResponse(panel.panel(figures, stats["live"], unreadable), headers=PAGE_HEADERS)
+        return HTMLResponse(await panel_of(seconds), headers=PAGE_HEADERS)
 
     @app.post("/dashboard/login", include_in_schema=False)
     async def dashboard_login(request: Request) -> Response:
