@@ -59,14 +59,17 @@ def test_summarise(tmp_path):
         log.record(_row(i, "large" if i <= 25 else "small"))
     log.record(_row(999, "broken", status=502, cost_estimate=None))
     log.record(_row(1000, "small", status=499, cost_estimate=None))  # its client went
+    # Refused by the proxy (malformed, over a rate limit): the client's doing, not a failure.
+    log.record(_row(1001, "small", status=400, cost_estimate=None))
+    log.record(_row(1002, "small", status=429, cost_estimate=None))
     log.close()
     s = summarise(tmp_path / "d.db")
-    assert (s.requests, s.errors, s.client_left) == (102, 1, 1)
+    assert (s.requests, s.errors, s.client_left, s.refused) == (104, 1, 1, 2)
     assert s.share == {"small": 0.75, "large": 0.25}
-    assert s.escalation_rate == pytest.approx(25 / 102)
+    assert s.escalation_rate == pytest.approx(25 / 104)
     assert s.cost == pytest.approx(25 * 1.0 + 75 * 0.1) and s.large_cost == pytest.approx(100.0)
     assert s.savings == pytest.approx(1 - 32.5 / 100)
-    assert s.latency_ms["p50"] == pytest.approx(51, abs=1) and s.latency_ms["p99"] >= 99
+    assert s.latency_ms["p50"] == pytest.approx(53, abs=1) and s.latency_ms["p99"] >= 99
 
 
 def test_router_stats_command(tmp_path):

@@ -100,6 +100,8 @@ def _tiles(f: dict[str, Any]) -> str:
             _figure("requests", f["requests"], f"{f['requests']:,}"),
             _figure("errors", f["errors"], format(f["errors"], ","))
             + " errors · "
+            + _figure("refused", f["refused"], format(f["refused"], ","))
+            + " refused · "
             + _figure("client_left", f["client_left"], format(f["client_left"], ","))
             + f" left by their clients · fallback {escape(pct(f['fallback_rate']))}",
         ),

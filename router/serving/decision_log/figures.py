@@ -111,6 +111,7 @@ class _Group:
     escalated: int = 0
     fell_back: int = 0
     left: int = 0  # status 499: the client went before its answer was whole
+    refused: int = 0  # other 4xx: the request was malformed, unauthorised or over a limit
 
 
 @dataclass
@@ -287,6 +288,7 @@ class LogReader:
                 g.escalated += int(r.escalated or 0)
                 g.fell_back += int(r.fell_back or 0)
                 g.left += int(r.left or 0)
+                g.refused += int(r.refused or 0)
                 if r.lb is not None:
                     agg.latency[int(r.lb)] += r.n
                 for k in (*CASCADE_FIELDS, "wasted_tokens", "wasted_cost"):
@@ -479,6 +481,7 @@ def _bucket_query(where: Any, step: int, dialect: str, has_kind: bool | None) ->
         else sa.literal(1)
     )
     ok = sa.and_(c.status.is_not(None), c.status < 400)
+    refused = sa.and_(c.status >= 400, c.status < 500, c.status != CLIENT_LEFT)
     latency_bin = sa.case(
         *[(c.latency_ms <= e, i) for i, e in enumerate(LATENCY_EDGES_MS)],
         (c.latency_ms.is_not(None), len(LATENCY_EDGES_MS)),
@@ -496,6 +499,7 @@ def _bucket_query(where: Any, step: int, dialect: str, has_kind: bool | None) ->
         sa.case((c.escalated == 1, 1), else_=0).label("escalated"),
         sa.case((c.fell_back == 1, 1), else_=0).label("fell_back"),
         sa.case((c.status == CLIENT_LEFT, 1), else_=0).label("left"),
+        sa.case((refused, 1), else_=0).label("refused"),
         latency_bin.label("lb"),
         sa.case((with_cascade, _json_doc(c.decision, dialect)["cascade"])).label("casc"),
     ).where(where)
@@ -525,6 +529,7 @@ def _bucket_query(where: Any, step: int, dialect: str, has_kind: bool | None) ->
         sa.func.sum(r.c.escalated).label("escalated"),
         sa.func.sum(r.c.fell_back).label("fell_back"),
         sa.func.sum(r.c.left).label("left"),
+        sa.func.sum(r.c.refused).label("refused"),
         count(mode.is_not(None)).label("c_n"),
         count(judged).label("c_judged"),
         count(wasted).label("c_escalated"),
@@ -555,7 +560,7 @@ def _runs(indices: list[int]) -> list[tuple[int, int]]:
 
 
 def _totals(groups: Iterable[tuple[tuple[str | None, str | None, str | None], _Group]]) -> dict:
-    requests = answered = left = routed = escalated = fell_back = small = 0
+    requests = answered = left = refused = routed = escalated = fell_back = small = 0
     cost = large = 0.0
     models: dict[str, dict[str, Any]] = {}
     domains: dict[str, int] = {}
@@ -567,6 +572,7 @@ def _totals(groups: Iterable[tuple[tuple[str | None, str | None, str | None], _G
         escalated += g.escalated
         fell_back += g.fell_back
         left += g.left
+        refused += g.refused
         if model is None:
             continue  # failed before routing: no decision
         routed += g.n
@@ -586,9 +592,11 @@ def _totals(groups: Iterable[tuple[tuple[str | None, str | None, str | None], _G
     return {
         "requests": requests,
         "answered": answered,
-        # A client that went (a time-out, a closed tab) is not the router's failure.
-        "errors": requests - answered - left,
+        # A client that went (a time-out, a closed tab) is not the router's failure, nor is a
+        # request it refused (malformed, unauthorised, over a rate limit or budget: a 4xx).
+        "errors": requests - answered - left - refused,
         "client_left": left,
+        "refused": refused,
         "cost_usd": cost,
         "large_cost_usd": large,
         "saved_usd": large - cost,

@@ -16,6 +16,7 @@ class Stats:
     requests: int = 0
     errors: int = 0
     client_left: int = 0  # requests whose client went before the answer was whole (499)
+    refused: int = 0  # other 4xx: malformed, unauthorised, over a rate limit or budget
     share: dict[str, float] = field(default_factory=dict)  # answering model → share of OK calls
     escalation_rate: float = 0.0
     fallback_rate: float = 0.0
@@ -35,6 +36,7 @@ class Stats:
             requests=figures["requests"],
             errors=figures["errors"],
             client_left=figures["client_left"],
+            refused=figures["refused"],
             share={m["model"]: m["share"] for m in figures["models"]},
             escalation_rate=figures["escalation_rate"] or 0.0,
             fallback_rate=figures["fallback_rate"] or 0.0,
@@ -59,7 +61,8 @@ class Stats:
         out = [
             (
                 "requests",
-                f"{self.requests} ({self.errors} errors, {self.client_left} left by their clients)",
+                f"{self.requests} ({self.errors} errors, {self.refused} refused, "
+                f"{self.client_left} left by their clients)",
             )
         ]
         out += [(f"share {m}", f"{v:.1%}") for m, v in self.share.items()]
