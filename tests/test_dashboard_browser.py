@@ -177,3 +177,41 @@ def test_the_html_report_opens_in_the_browser(browser, proxy, tmp_path):
     finally:
         context.close()
     assert seen == [Path(out).as_uri()]  # the file itself, nothing else
+
+
+def test_an_answer_for_a_window_left_behind_is_dropped(browser, proxy):
+    """The menu moves to another window while a refresh is in flight: the old window's answer
+    must not replace the panel, and the new window is asked for at once."""
+    context = browser.new_context()
+    held: list = []
+
+    def hold(route):
+        held.append(route)
+
+    try:
+        login = context.request.post(proxy.url + "/dashboard/login", form={"key": ADMIN_KEY})
+        assert login.ok, login.status
+        page = context.new_page()
+        page.goto(proxy.url + "/dashboard?since=1h")
+        page.route("**/dashboard/panel*", hold)
+
+        def wait_for_held(n: int) -> None:
+            for _ in range(600):  # the refresh comes within the page's period (a few seconds)
+                if len(held) >= n:
+                    return
+                page.wait_for_timeout(100)
+            raise AssertionError(f"{n} panel requests never came: {[r.request.url for r in held]}")
+
+        wait_for_held(1)
+        assert held[0].request.url.endswith("since=1h")
+        page.select_option("#since", "15m")
+        held[0].fulfill(status=200, body='<p id="stale">the 1h window</p>')
+        wait_for_held(2)
+        assert held[1].request.url.endswith("since=15m")
+        assert page.locator("#stale").count() == 0, "the old window's answer was shown"
+        held[1].fulfill(status=200, body='<p id="fresh">the 15m window</p>')
+        page.wait_for_selector("#fresh", timeout=30_000)
+        for route in held[2:]:
+            route.abort()
+    finally:
+        context.close()

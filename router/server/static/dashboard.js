@@ -8,6 +8,7 @@
   var refreshMs = Math.max(1, parseFloat(panel.dataset.refresh) || 5) * 1000;
   var timer = null;
   var busy = false;
+  var again = false; // the window changed while a refresh was in flight: ask once more
 
   function show(text, stale) {
     status.textContent = text;
@@ -17,7 +18,8 @@
   function refresh() {
     if (busy || document.hidden) return;
     busy = true;
-    var url = "/dashboard/panel?since=" + encodeURIComponent(panel.dataset.since);
+    var asked = panel.dataset.since;
+    var url = "/dashboard/panel?since=" + encodeURIComponent(asked);
     fetch(url, { credentials: "same-origin", cache: "no-store" })
       .then(function (r) {
         if (r.status === 401) {
@@ -29,12 +31,17 @@
         return r.text();
       })
       .then(function (html) {
-        if (html === null) return;
+        // An answer for the window the menu has since left would show the wrong window's
+        // figures until the next refresh: drop it.
+        if (html === null || asked !== panel.dataset.since) return;
         panel.innerHTML = html;
         show("updated " + new Date().toLocaleTimeString(), false);
       })
       .catch(function (e) { show("refresh failed (" + e.message + "); retrying", true); })
-      .then(function () { busy = false; });
+      .then(function () {
+        busy = false;
+        if (again) { again = false; refresh(); }
+      });
   }
 
   function start() { stop(); timer = setInterval(refresh, refreshMs); }
@@ -43,7 +50,7 @@
   since.addEventListener("change", function () {
     panel.dataset.since = since.value;
     history.replaceState(null, "", "/dashboard?since=" + encodeURIComponent(since.value));
-    refresh();
+    if (busy) again = true; else refresh();
   });
   // A hidden tab asks for nothing; it catches up as soon as it is shown again.
   document.addEventListener("visibilitychange", function () { if (!document.hidden) refresh(); });
