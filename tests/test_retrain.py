@@ -449,3 +449,101 @@ def test_a_reload_that_fails_after_a_rollback_is_one_clear_error(tmp_path):
     assert "reload failed" in res.output and "/admin/reload" in res.output
     assert res.exception is None or isinstance(res.exception, SystemExit)
     assert (root / "current").resolve() == (root / "v0001").resolve()  # the rollback stands
+
+
+def test_the_gate_never_judges_on_prompts_the_serving_scorer_trained_on(
+    tmp_path, router, monkeypatch
+):
+    """The newest logged prompts include some the serving scorer (the shipped one) was trained
+    on: they are moved to the training side, never judged on, and the report counts them."""
+    import router.learning.retrain as rt
+
+    serving = Scorer.load(default_scorer_path())
+    rows = [
+        ex
+        for ex in read_jsonl(ROOT / "data" / "routing" / "routellm.jsonl")
+        if ex.source in OTHERS and isinstance(ex.prompt, str)
+    ]
+    seen_mask = serving.trained_on(rows)
+    trained = [ex for ex, s in zip(rows, seen_mask, strict=True) if s]
+    fresh = [ex for ex, s in zip(rows, seen_mask, strict=True) if not s]
+    rng = random.Random(5)
+    rng.shuffle(trained)
+    rng.shuffle(fresh)
+    # 60 requests, oldest first: 30 fresh prompts, then the newest 30 (20 fresh, 10 trained on).
+    newest = fresh[30:50] + trained[:10]
+    rng.shuffle(newest)
+    traffic = fresh[:30] + newest
+    cfg = write_test_config(tmp_path, "http://127.0.0.1:9")
+    log = DecisionLog(
+        tmp_path / "decisions.db",
+        embed=lambda t: router.encoder.encode([t])[0],
+        encoder=router.encoder.identity,
+        store_text=True,
+    )
+    for t, ex in enumerate(traffic):
+        rid = f"req_{t:04d}"
+        log.record(
+            {
+                "request_id": rid,
+                "ts": 1_000_000.0 + t,
+                "kind": "chat",
+                "model": "small-general",
+                "tier": "small",
+                "policy": "balanced",
+                "status": 200,
+                "routing_text": ex.prompt,
+            }
+        )
+        log.record_outcome(rid, float(t % 3 != 0), "shadow")
+        log.record_outcome(rid, 1.0, "shadow", model="large", detail={"judge": "test"})
+    log.close()
+    old = tmp_path / "old.jsonl"
+    write_jsonl(trained[10:110], old)
+    judged: list[list[str]] = []
+    said: list[str] = []
+
+    def spy(scorer, X, examples, signal="blend"):
+        judged.append([ex.text() for ex in examples])
+        return judge_scorer(scorer, X, examples, signal)
+
+    judge_scorer = rt.judge_scorer
+    monkeypatch.setattr(rt, "judge_scorer", spy)
+    report = retrain(cfg, [old], test_share=0.5, new_weight=1, say=said.append)
+    memorised = {ex.prompt for ex in trained[:10]}
+    assert len(judged) == 2 and judged[0] == judged[1]
+    assert not memorised & set(judged[0])
+    assert set(judged[0]) == {ex.prompt for ex in fresh[30:50]}
+    assert report.n_test_set_aside == 10 and report.n_new_test == 20
+    assert report.n_new_train == 40  # the 10 set aside are trained on instead
+    assert "10 of the newest rows not judged on" in report.to_markdown()
+    saved = json.loads((tmp_path / "scorers" / report.version / "report.json").read_text())
+    assert saved["n_test_set_aside"] == 10
+    assert any("10 more set aside" in m for m in said)
+
+
+def test_set_aside_also_checks_the_old_training_data():
+    """A serving scorer that recorded no training prompts: the old data still names them; with
+    every held-out prompt set aside, the gate refuses for too few outcomes."""
+    from router.learning.retrain import Scores, gate, set_aside_trained
+
+    class NoHashes:
+        def trained_on(self, examples):
+            return None
+
+    rows = [
+        Example(prompt=f"question {i}", scores={"m": 1.0}, extra={"ts": float(i)}) for i in range(6)
+    ]
+    old = [
+        Example(prompt="Question 4 ", scores={"m": 0.0}),
+        Example(prompt="question 5", scores={}),
+    ]
+    train, test, n = set_aside_trained(rows[:3], rows[3:], NoHashes(), old)
+    assert n == 2 and [ex.prompt for ex in test] == ["question 3"]
+    assert [ex.extra["ts"] for ex in train] == [0.0, 1.0, 2.0, 4.0, 5.0]
+    train, test, n = set_aside_trained(rows[:3], rows[4:], NoHashes(), old)
+    assert test == [] and n == 2
+    assert (
+        "too few held-out outcomes"
+        in gate(Scores(None, None, 0, 0), Scores(None, None, 0, 0)).reason
+    )

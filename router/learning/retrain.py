@@ -5,7 +5,9 @@
    `profile`), so new outcomes add labels to the heads the old data trained.
 2. **Split by time, grouped by prompt**: the newest `test_share` of those rows are held out,
    every row of a prompt on the side of its newest one; a random split would let the candidate
-   see the future it is judged on, and a repeated prompt on both sides would test memory.
+   see the future it is judged on, and a repeated prompt on both sides would test memory. A
+   held-out row whose prompt the serving scorer or the old data was trained on is moved to the
+   training side (`set_aside_trained`): judged on it, a scorer would be tested on memory.
 3. **Train** a candidate on the old training data plus the older new rows.
 4. **Gate**: the candidate and the serving scorer predict the held-out rows; the candidate is
    promoted only if it is not worse: Brier score of the difficulty and gain heads (lower is
@@ -33,7 +35,14 @@ from typing import Any
 import numpy as np
 
 from router.core.config import Escalation, RouterConfig, load_config
-from router.core.data import DataError, Example, read_many, tier_models, tier_outcomes
+from router.core.data import (
+    DataError,
+    Example,
+    prompt_hashes,
+    read_many,
+    tier_models,
+    tier_outcomes,
+)
 from router.core.policy import blended_gain
 from router.core.scorer import ScoreBatch, Scorer, configured_scorer_path
 from router.serving.decision_log import export_examples
@@ -128,6 +137,33 @@ def time_split(
     train = [ex for g in groups.values() for ex in g if id(ex) not in held]
     by_time = lambda ex: ex.extra.get("ts", 0.0)  # noqa: E731
     return sorted(train, key=by_time), sorted(test, key=by_time)
+
+
+def set_aside_trained(
+    train: Sequence[Example],
+    test: Sequence[Example],
+    serving: Scorer,
+    old: Sequence[Example] = (),
+) -> tuple[list[Example], list[Example], int]:
+    """Move the held-out rows whose prompt the serving scorer was trained on (its original data
+    or an earlier retrain's), or that the old training data holds, to the training side; returns
+    (train, test, how many moved). Judged on those, the serving scorer would be tested on
+    prompts it memorised (and the candidate on prompts its old data gave it), which favours the
+    serving one. Prompts are recognised by the one definition `router eval --held-out` uses:
+    the scorer's recorded hashes (`Scorer.trained_on`) and `data.prompt_hashes`. A serving
+    scorer that recorded no hashes is checked against the old data alone."""
+    if not test:
+        return list(train), [], 0
+    seen = serving.trained_on(test)
+    seen = np.zeros(len(test), dtype=bool) if seen is None else np.asarray(seen, dtype=bool)
+    if old:
+        seen = seen | np.isin(prompt_hashes(test), prompt_hashes(old))
+    if not seen.any():
+        return list(train), list(test), 0
+    moved = [ex for ex, s in zip(test, seen, strict=True) if s]
+    kept = [ex for ex, s in zip(test, seen, strict=True) if not s]
+    by_time = lambda ex: ex.extra.get("ts", 0.0)  # noqa: E731
+    return sorted([*train, *moved], key=by_time), kept, len(moved)
 
 
 def _prompt_key(ex: Example) -> object:
@@ -354,6 +390,8 @@ class Report:
     test_from_ts: float | None
     scores: dict[str, Any] = field(default_factory=dict)
     new_weight: int = 1
+    # Newest rows not judged on: the serving scorer or the old data had their prompts (trained).
+    n_test_set_aside: int = 0
     reloaded: str | None = None
 
     def to_json(self) -> str:
@@ -376,6 +414,13 @@ class Report:
             f"- old data: {self.n_old} rows from {', '.join(f'`{p}`' for p in self.old_data)}",
             f"- new rows with outcomes: {self.n_new_train} trained on (each counted "
             f"{self.new_weight}×), {self.n_new_test} held out (the newest)",
+        ]
+        if self.n_test_set_aside:
+            lines.append(
+                f"- {self.n_test_set_aside} of the newest rows not judged on (trained on "
+                "instead): the serving scorer or the old data was trained on their prompts"
+            )
+        lines += [
             "",
             "| held-out rows | Brier (difficulty, gain; lower is better) | APGR (higher is better) |"
             " targets | two-tier rows |",
@@ -459,18 +504,26 @@ def retrain(
         )
     if new_weight < 1:
         raise DataError(f"--new-weight {new_weight}: a whole number >= 1")
-    if transform is not None:
-        new_train = transform(list(new_train))
     old_paths = old_training_data(config_path, serving_path, data)
     old = read_many(old_paths)
-    say(f"{len(old)} old rows, {len(new_train)} new rows to train on, {len(new_test)} held out")
 
     enc = load_encoder(cfg.encoder.name, cfg.encoder.max_tokens, cache_size=0)
     serving = Scorer.load(serving_path, encoder_identity=enc.identity)
+    new_train, new_test, n_seen = set_aside_trained(new_train, new_test, serving, old)
+    if transform is not None:
+        new_train = transform(list(new_train))
+    say(
+        f"{len(old)} old rows, {len(new_train)} new rows to train on, {len(new_test)} held out"
+        + (
+            f" ({n_seen} more set aside: the serving scorer or old data has their prompts)"
+            if n_seen
+            else ""
+        )
+    )
     train_rows = old + list(new_train) * new_weight
     say(f"embedding ({enc.identity})")
     X_train = embed_examples(enc, train_rows)
-    X_test = embed_examples(enc, new_test)
+    X_test = embed_examples(enc, new_test) if new_test else None
     say("fitting the candidate")
     # The serving scorer's design: a retrain adds data, it does not change how the heads are
     # built (`C` alone may be set: None keeps the serving one's).
@@ -480,9 +533,10 @@ def retrain(
         candidate = candidate.ablated(keep_shared=True)
 
     signal = escalation_signal(config_path, cfg)
+    # Nothing left to judge on (every held-out prompt set aside): the gate refuses, too few.
     verdict = gate(
-        judge_scorer(candidate, X_test, new_test, signal),
-        judge_scorer(serving, X_test, new_test, signal),
+        judge_scorer(candidate, X_test, new_test, signal) if new_test else Scores(None, None, 0, 0),
+        judge_scorer(serving, X_test, new_test, signal) if new_test else Scores(None, None, 0, 0),
         tolerance,
     )
     manifest = read_manifest(root)
@@ -523,6 +577,7 @@ def retrain(
         n_new_train=len(new_train),
         new_weight=new_weight,
         n_new_test=len(new_test),
+        n_test_set_aside=n_seen,
         test_from_ts=new_test[0].extra.get("ts") if new_test else None,
         scores={
             "candidate": asdict(verdict.candidate),
