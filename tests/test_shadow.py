@@ -263,3 +263,66 @@ def test_a_reload_applies_the_new_shadow_settings(tmp_path, own_upstream, router
             assert sh.sampled == sampled
     finally:
         proxy.stop()
+
+
+def test_a_reload_that_adds_the_section_starts_judging_and_one_that_removes_it_stops(
+    tmp_path, own_upstream, router
+):
+    import yaml
+
+    from tests.learning import ADMIN_KEY
+
+    upstream = own_upstream
+    cfg = write_config(
+        tmp_path, upstream.base_url, server={"keys_env": None, "admin_key": ADMIN_KEY}
+    )
+    proxy = serve(router_for(cfg, like=router))
+    admin = {"authorization": f"Bearer {ADMIN_KEY}"}
+    log = proxy.decision_log
+    data = yaml.safe_load(cfg.read_text())
+
+    def reload_with(shadow):
+        if shadow is None:
+            data.pop("shadow", None)
+        else:
+            data["shadow"] = shadow
+        cfg.write_text(yaml.safe_dump(data))
+        assert c.post("/admin/reload", headers=admin).status_code == 200
+
+    def shadow_outcomes(rid):
+        log.flush()
+        return {o["model"] for o in log.outcomes_of(rid) if o["source"] == "shadow"}
+
+    try:
+        with httpx.Client(base_url=proxy.url, timeout=60) as c:
+            # Started without the section: nothing is shadowed.
+            assert shadow_of(proxy) is None
+            rid = chat(c, "What is 5 + 5?").headers["x-request-id"]
+            assert shadow_outcomes(rid) == set()
+            # A reload adds it: judging starts, no restart.
+            reload_with({"rate": 1.0, "judge": "judge", "max_usd_per_day": 1.0, "workers": 1})
+            sh = shadow_of(proxy)
+            assert sh is not None and sh.running
+            rid = chat(c, "What is 6 + 6?").headers["x-request-id"]
+            wait_for(lambda: sh.judged + sh.failed >= 1, what="the first sample judged")
+            assert sh.failed == 0, sh.last_error
+            assert shadow_outcomes(rid) == {"cheap", "large"}
+            page = c.get("/metrics").text
+            assert metric(page, "router_shadow_samples_total", outcome="judged") == 1
+            # A reload removes it: no more samples, and the workers end.
+            workers = list(sh._workers)
+            reload_with(None)
+            assert shadow_of(proxy) is sh and not sh.running
+            wait_for(lambda: all(t.done() for t in workers), what="the workers to end")
+            sampled = sh.sampled
+            rid = chat(c, "What is 7 + 7?").headers["x-request-id"]
+            assert sh.sampled == sampled and shadow_outcomes(rid) == set()
+            # Added back, with two workers: judging resumes on new workers.
+            reload_with({"rate": 1.0, "judge": "judge", "max_usd_per_day": 1.0, "workers": 2})
+            assert shadow_of(proxy) is sh and sh.running and len(sh._workers) == 2
+            rid = chat(c, "What is 8 + 8?").headers["x-request-id"]
+            wait_for(lambda: sh.judged + sh.failed >= 2, what="the second sample judged")
+            assert sh.failed == 0, sh.last_error
+            assert shadow_outcomes(rid) == {"cheap", "large"}
+    finally:
+        proxy.stop()

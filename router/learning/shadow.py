@@ -14,6 +14,10 @@ Configured by the `shadow:` section: `{rate, judge, max_usd_per_day}` (config.Sh
   1-10; a grade g becomes the outcome score (g − 1) / 9 for that answer's model. The judge
   *agrees* with the routing decision when the routed answer is at least as good as the cheap
   one (routed cheap) or better than it (escalated).
+- **Follows hot reloads** (`follow_reload`, called by the proxy after each swap): a reload that
+  adds the section starts judging, one that removes it stops sampling (samples already queued
+  finish, then the workers end), and a new `queue_size` or `workers` gets a new queue and
+  workers (the old ones finish what they hold).
 - **A daily budget.** Before a sample's calls, the most they can cost (prompt tokens at input
   price, `max_tokens` at output price, for the shadow answer and the judge) is reserved against
   `max_usd_per_day` for the UTC day, in the shared state (all replicas draw on one budget); once
@@ -109,7 +113,8 @@ class ShadowJudge:
     `router_of()` returns the router serving now (it changes on a hot reload); `decisions` is
     the proxy's decision log (outcomes go there; None: graded but not stored). The settings are
     that router's `shadow:` section, so a reload changes them (removes it: no more samples);
-    `spec` gives only `queue_size` and `workers`, fixed when the workers start.
+    `spec` gives only `queue_size` and `workers`, fixed when the workers start (`follow` starts
+    new ones when a reload changes them).
     """
 
     def __init__(
@@ -127,6 +132,8 @@ class ShadowJudge:
         self.rng = rng or random.Random()
         self.queue: asyncio.Queue[Sample] | None = None
         self._workers: list[asyncio.Task] = []
+        # Queues a reload replaced or removed, finishing the samples they hold (`_retire`).
+        self._retiring: set[asyncio.Task] = set()
         self.offered = 0  # requests seen
         self.sampled = 0  # put on the queue
         self.judged = 0
@@ -196,7 +203,8 @@ class ShadowJudge:
         """Start the workers (on the running event loop)."""
         if self.queue is not None:
             return
-        self.queue = asyncio.Queue(self.started_spec.queue_size)
+        queue: asyncio.Queue[Sample] = asyncio.Queue(self.started_spec.queue_size)
+        self.queue = queue
         router = self.router_of()
         for name in {self.spec.judge, self.spec.large} - {None}:
             try:
@@ -204,15 +212,56 @@ class ShadowJudge:
             except Exception as e:  # noqa: BLE001 - said once; each sample then counts as failed
                 log.warning("shadow judging: model %s cannot be called (%s)", name, e)
         loop = asyncio.get_running_loop()
-        self._workers = [loop.create_task(self._work()) for _ in range(self.started_spec.workers)]
+        self._workers = [
+            loop.create_task(self._work(queue)) for _ in range(self.started_spec.workers)
+        ]
+
+    def follow(self) -> None:
+        """Match the workers to the serving router's `shadow:` section, after a hot reload (on
+        the event loop): removed, no more samples are taken and the workers end once those
+        queued are judged; added back, workers start; a new `queue_size` or `workers`, a new
+        queue and workers take over while the old ones finish what they hold."""
+        spec = self.spec_of(self.router_of())
+        if spec is None:
+            if self.queue is not None:
+                self._retire()
+                log.info("shadow judging stopped: the reloaded config has no shadow section")
+            return
+        shape = (spec.queue_size, spec.workers)
+        if self.queue is not None:
+            if shape == (self.started_spec.queue_size, self.started_spec.workers):
+                return
+            self._retire()
+        else:
+            log.info("shadow judging started: the reloaded config has a shadow section")
+        self.started_spec = spec
+        self.start()
+
+    def _retire(self) -> None:
+        """Take no more samples on the current queue; its workers end once it is empty."""
+        queue, workers = self.queue, self._workers
+        self.queue, self._workers = None, []
+        if queue is None:
+            return
+
+        async def finish() -> None:
+            try:
+                await queue.join()
+            finally:
+                await _cancel(workers)
+
+        task = asyncio.get_running_loop().create_task(finish())
+        self._retiring.add(task)
+        task.add_done_callback(self._retiring.discard)
+
+    @property
+    def running(self) -> bool:
+        """Whether samples are being taken (workers started and not retired)."""
+        return self.queue is not None
 
     async def stop(self) -> None:
         """Cancel the workers; queued samples are abandoned (they are only samples)."""
-        for t in self._workers:
-            t.cancel()
-        for t in self._workers:
-            with contextlib.suppress(asyncio.CancelledError):
-                await t
+        await _cancel([*self._workers, *self._retiring])
         self._workers = []
         self.queue = None
 
@@ -226,10 +275,9 @@ class ShadowJudge:
             return False
         return True
 
-    async def _work(self) -> None:
-        assert self.queue is not None
+    async def _work(self, queue: asyncio.Queue[Sample]) -> None:
         while True:
-            sample = await self.queue.get()
+            sample = await queue.get()
             try:
                 await self.judge(sample)
             except asyncio.CancelledError:
@@ -241,7 +289,7 @@ class ShadowJudge:
                 )
                 log.warning("shadow sample %s failed: %s", sample.request_id, self.last_error)
             finally:
-                self.queue.task_done()
+                queue.task_done()
 
     # ---- one sample -------------------------------------------------------------------------
 
@@ -362,3 +410,30 @@ class ShadowJudge:
             "resting": self._resting == (day, spec.max_usd_per_day),
             "queued": self.queue.qsize() if self.queue is not None else 0,
         }
+
+
+async def _cancel(tasks: list[asyncio.Task]) -> None:
+    for t in tasks:
+        t.cancel()
+    for t in tasks:
+        with contextlib.suppress(asyncio.CancelledError):
+            await t
+
+
+def follow_reload(
+    judge: ShadowJudge | None, router_of: Callable[[], Any], decisions: Any | None
+) -> ShadowJudge | None:
+    """The shadow judge once a hot reload swapped in `router_of()` (call it on the event loop,
+    right after the swap): `judge` following the new `shadow:` section (`ShadowJudge.follow`),
+    or, when the proxy had none and the section is new, a new judge, started. None: no section
+    now or before."""
+    if judge is not None:
+        judge.follow()
+        return judge
+    spec = getattr(getattr(router_of(), "config", None), "shadow", None)
+    if spec is None:
+        return None
+    judge = ShadowJudge(router_of, spec, decisions)
+    judge.start()
+    log.info("shadow judging started: the reloaded config has a shadow section")
+    return judge

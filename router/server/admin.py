@@ -24,7 +24,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
 from router.core.config import ServerSpec
 from router.learning.reload import reload_router, versions_of
-from router.learning.shadow import ShadowJudge
+from router.learning.shadow import ShadowJudge, follow_reload
 from router.server.auth import KeyRing, admin_secret
 from router.server.errors import APIError
 
@@ -52,6 +52,7 @@ class LiveFeatures:
         self._generation = 0
         self._task: asyncio.Task | None = None
         self._hup = False
+        self.decisions = decisions
         shadow = svc.router.config.shadow
         self.shadow = ShadowJudge(lambda: self.svc.router, shadow, decisions) if shadow else None
         svc.shadow = self.shadow
@@ -115,6 +116,9 @@ class LiveFeatures:
             before = self.versions
             self.svc.router = new  # the swap: requests that hold `old` finish on it
             self.app.state.router = new
+            # Before any await: the first request on `new` finds its `shadow:` section followed.
+            self.shadow = follow_reload(self.shadow, lambda: self.svc.router, self.decisions)
+            self.svc.shadow = self.shadow
             self.loaded_at = time.time()
             self.versions = await asyncio.to_thread(versions_of, new, self.loaded_at)
             self.reloads += 1
