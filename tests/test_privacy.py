@@ -7,14 +7,18 @@ a value."""
 from __future__ import annotations
 
 import json
+import random
+import re
 import shutil
 import sqlite3
+import unicodedata
 
 import httpx
 import numpy as np
 import pytest
 import yaml
 
+from router.core import privacy
 from router.core.config import ConfigError, ModelSpec, Policy, PrivacySpec, load_config
 from router.core.policy import CompiledPolicy
 from router.core.privacy import detect, find, redact_messages
@@ -156,6 +160,157 @@ def test_a_connection_strings_password_is_a_secret_not_an_address():
     assert detect(msgs) == ("secret",)
     assert redact_messages(msgs)[0]["content"] == (
         "why does mongodb+srv://app:[SECRET_1]@cluster0.ab1cd.mongodb.net/db time out?"
+    )
+
+
+# ---- IBANs in any case, passwords in other languages, NFKC look-alikes ---------------------
+
+
+@pytest.mark.parametrize(
+    "text, value",
+    [
+        ("IBAN de89 3704 0044 0532 0130 00 please", "de89 3704 0044 0532 0130 00"),
+        ("pay gb82west12345698765432 now", "gb82west12345698765432"),
+        ("pay Gb82West12345698765432 now", "Gb82West12345698765432"),
+        ("mein Konto: De89370400440532013000.", "De89370400440532013000"),
+        ("fr14 2004 1010 0505 0001 3m02 606 is the account", "fr14 2004 1010 0505 0001 3m02 606"),
+    ],
+)
+def test_ibans_are_detected_in_any_letter_case(text, value):
+    assert [(f.kind, f.value) for f in find(text)] == [("iban", value)]
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "iban de89 3704 0044 0532 0130 01 is wrong",  # the uppercase one's check digits fail
+        "pay gb82west12345698765433 now",
+        "ab12cdefghijklmnopqr and xy99 abcd efgh ijkl mnop",
+        "see de12 page 3456 7890 1234 of the manual",
+        "the build id is fr76abcdefghijklmnopqrstuvw",
+    ],
+)
+def test_lowercase_iban_look_alikes_do_not_fire(text):
+    assert find(text) == []
+
+
+@pytest.mark.parametrize(
+    "text, value",
+    [
+        ("Passwort: hunter2xyz", "hunter2xyz"),
+        ("WLAN-Kennwort = Fr1tzBox!77", "Fr1tzBox!77"),
+        ("Mein Passwort ist hunter2xyz, bitte nicht weitergeben", "hunter2xyz"),
+        ("mot de passe : s3cret!", "s3cret!"),
+        ("Mon mot de passe est Soleil2024 et je ne peux pas me connecter", "Soleil2024"),
+        ("Le mot de passe est : Soleil2024", "Soleil2024"),
+        ("Passwort: sonnenschein", "sonnenschein"),  # a word alone after the colon is a value
+        ("contraseña: Gato2024!", "Gato2024!"),
+        ("senha: abc12345", "abc12345"),
+        ("wachtwoord: geheim123", "geheim123"),
+        ("Пароль: qwerty123", "qwerty123"),
+        ("hasło: Kot2024!", "Kot2024!"),
+        ("lösenord: Sommar2024", "Sommar2024"),
+        ("passord: Sommer2024", "Sommer2024"),
+        ("adgangskode: Sommer2024", "Sommer2024"),
+        ("salasana: Kesä2024!", "Kesä2024!"),
+        ("Şifre: Yaz2024!x", "Yaz2024!x"),
+        ("jelszó: Nyar2024!", "Nyar2024!"),
+        ("heslo: Leto2024!", "Leto2024!"),
+        ("密码：abc12345", "abc12345"),
+        ("我的密码是abc12345，谢谢", "abc12345"),
+        ("パスワード: abc12345", "abc12345"),
+        ("パスワードはabc12345です", "abc12345"),
+        ("비밀번호: abc12345", "abc12345"),
+        ('{"passwort": "hunter2xyz"}', "hunter2xyz"),
+    ],
+)
+def test_passwords_are_detected_in_other_languages(text, value):
+    assert [(f.kind, f.value) for f in find(text)] == [("secret", value)]
+
+
+def test_a_password_in_another_language_keeps_its_name_when_redacted():
+    msgs = [
+        {"role": "user", "content": "PASSWORT=hunter2xyz\ncontraseña: Gato2024!\n密码：abc12345"}
+    ]
+    assert redact_messages(msgs)[0]["content"] == (
+        "PASSWORT=[SECRET_1]\ncontraseña: [SECRET_2]\n密码：[SECRET_3]"
+    )
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Ich habe mein Passwort vergessen, wie setze ich es zurück?",
+        "Das Passwort ist falsch.",
+        "Wie lang muss ein sicheres Passwort sein?",
+        "J'ai oublié mon mot de passe, que faire ?",
+        "Le mot de passe est incorrect.",
+        "Mi contraseña es incorrecta, ¿qué hago?",
+        "我忘记了密码，怎么重置？",
+        "密码错误，请重试。",
+        "密码是什么？",
+        "请输入密码：至少需要八个字符",
+        "Passwort: mindestens acht Zeichen",  # a word that begins a phrase is not a value
+        "Password: required for every account",
+        "パスワードは8文字以上必要です",
+        "The password is incorrect.",  # a sentence's full stop does not make a word a value
+    ],
+)
+def test_prose_about_passwords_in_other_languages_carries_none(text):
+    assert find(text) == []
+
+
+@pytest.mark.parametrize(
+    "text, kind, value",
+    [
+        ("write to alice＠example.com today", "email", "alice＠example.com"),
+        ("write to alice@example．com today", "email", "alice@example．com"),
+        (
+            "card ４５３９ １４８８ ０３４３ ６４６７ ok",
+            "payment_card",
+            "４５３９ １４８８ ０３４３ ６４６７",
+        ),
+        ("call ＋４４ ２０ ７９４６ ０９５８ now", "phone", "＋４４ ２０ ７９４６ ０９５８"),
+        ("call +44\u00a020\u00a07946\u00a00958 now", "phone", "+44\u00a020\u00a07946\u00a00958"),
+        (
+            "ＩＢＡＮ ＤＥ８９ ３７０４ ００４４ ０５３２ ０１３０ ００",
+            "iban",
+            "ＤＥ８９ ３７０４ ００４４ ０５３２ ０１３０ ００",
+        ),
+        ("ｐａｓｓｗｏｒｄ：ｈｕｎｔｅｒ２ｘｙｚ", "secret", "ｈｕｎｔｅｒ２ｘｙｚ"),
+    ],
+)
+def test_nfkc_look_alikes_are_detected_on_their_original_span(text, kind, value):
+    found = find(text)
+    assert [(f.kind, f.value) for f in found] == [(kind, value)]
+    assert text[found[0].start : found[0].end] == value
+
+
+def test_the_characters_skipped_by_the_nfkc_reading_are_their_own_nfkc_form():
+    stable = re.compile(f"[{privacy._NFKC_STABLE}]")
+    chars = [chr(c) for c in range(0x10000) if stable.match(chr(c))]
+    assert len(chars) > 30000
+    assert all(unicodedata.normalize("NFKC", c) == c for c in chars)
+
+
+def test_the_nfkc_reading_maps_every_character_back_to_its_origin():
+    rng = random.Random(0)
+    alphabet = [*"ab 12@.", "…", "ﬁ", "＠", "１", "½", "\u00a0", "é", "密", "㎏", "\u0301"]
+    for _ in range(3000):
+        text = "".join(rng.choice(alphabet) for _ in range(rng.randint(1, 30)))
+        view = privacy._nfkc_view(text)
+        if view is None:
+            continue
+        norm, origin = view
+        forms = [unicodedata.normalize("NFKC", c) for c in text]
+        assert norm == "".join(forms)
+        assert [origin(j) for j in range(len(norm))] == [i for i, f in enumerate(forms) for _ in f]
+
+
+def test_redacting_a_look_alike_changes_nothing_else():
+    text = "ｍａｉｌ alice＠example.com… or call ＋４４ ２０ ７９４６ ０９５８ ﬁne"
+    assert redact_messages([{"role": "user", "content": text}])[0]["content"] == (
+        "ｍａｉｌ [EMAIL_1]… or call [PHONE_1] ﬁne"
     )
 
 

@@ -1,7 +1,10 @@
 """Private values in a prompt: what they are, and the prompt with each one replaced.
 
 Pure functions, no I/O. Each detector finds candidates with a regular expression and keeps only
-those that pass the value's own check, so look-alikes do not fire:
+those that pass the value's own check, so look-alikes do not fire. A text with characters that
+Unicode's compatibility normalisation (NFKC) changes (full-width `＠`, letters and digits, a
+no-break space, `：`) is read in its NFKC form, each character on its own; the values found
+are the original text's spans, and nothing else of it changes when they are replaced:
 
 - `email`: an address with a dotted domain, in any script.
 - `phone`: international numbers (+CC ...) and national ones in the usual written shapes,
@@ -10,15 +13,17 @@ those that pass the value's own check, so look-alikes do not fire:
   "call" or "phone". Dates, versions, IP addresses and ISBNs do not have these shapes.
 - `payment_card`: 13-19 digits (groups of digits allowed) that pass the Luhn check and start
   with a card network's issuer prefix, so an order number that fails Luhn is not a card.
-- `iban`: country code, check digits and account, kept when the ISO 7064 mod-97 check and the
-  country's length hold (`python-stdnum`).
+- `iban`: country code, check digits and account, in any letter case, kept when the ISO 7064
+  mod-97 check, the country's length and its account format hold (`python-stdnum`).
 - `national_id`: US SSN, UK National Insurance number, Spanish DNI/NIE, French NIR, Italian
   codice fiscale, Indian Aadhaar, Canadian SIN, Brazilian CPF (each with its own checksum or
   structure, validated by `python-stdnum` where it has one); digit-only ids that look like any
   number (German tax id, Dutch BSN, Polish PESEL) only next to a word that names them.
 - `secret`: API keys and tokens by their known prefixes (OpenAI, Anthropic, AWS, GitHub,
   GitLab, Slack, Stripe, Google, Hugging Face, npm, SendGrid, JWTs, PEM private keys), values
-  given to a key/token/password/secret (not code, a path, a URL, nor a plain word in prose),
+  given to a key/token/password/secret, or to the word for password in other languages
+  (`Passwort:`, `mot de passe :`, `contraseña:`, `пароль:`, `密码：`, `パスワード:` ...; not code,
+  a path, a URL, nor a plain word in prose),
   passwords in a URL (`scheme://user:password@host`, as connection strings carry them), and
   stand-alone high-entropy strings (three character
   classes, entropy over 4 bits a character); hex hashes and UUIDs are not secrets.
@@ -30,10 +35,12 @@ for redaction only; their repr never shows it.
 
 from __future__ import annotations
 
+import bisect
 import math
 import re
+import unicodedata
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -118,11 +125,13 @@ def _cards(text: str) -> Iterable[Finding]:
 
 # ---- IBAN ---------------------------------------------------------------------------------
 
-# Written in one run, or in groups of four; a candidate that fails the check is retried
-# without its last groups (the words after an IBAN can look like more groups).
+# Written in one run, or in groups of four, in any letter case ("de89 3704 ...",
+# "gb82west..."); a candidate that fails the check is retried without its last groups (the
+# words after an IBAN can look like more groups). The check (mod 97, the country's length and
+# account format) is what keeps a word followed by digits out.
 _IBAN = re.compile(
-    r"(?<![A-Za-z0-9])[A-Z]{2}\d{2}(?:[A-Z0-9]{11,30}|(?: [A-Z0-9]{4}){2,7}(?: [A-Z0-9]{1,4})?)(?![A-Za-z0-9])"
-    r"|(?<![A-Za-z0-9])[A-Z]{2}\d{2}(?: [A-Z0-9]{4}){2,7}(?: [A-Z0-9]{1,4})?"
+    r"(?<![A-Za-z0-9])[A-Za-z]{2}\d{2}(?:[A-Za-z0-9]{11,30}|(?: [A-Za-z0-9]{4}){2,7}(?: [A-Za-z0-9]{1,4})?)(?![A-Za-z0-9])"
+    r"|(?<![A-Za-z0-9])[A-Za-z]{2}\d{2}(?: [A-Za-z0-9]{4}){2,7}(?: [A-Za-z0-9]{1,4})?"
 )
 
 
@@ -314,11 +323,44 @@ _SECRET_PREFIXED = re.compile(
 _PEM = re.compile(
     r"-----BEGIN (?:[A-Z]+ )*PRIVATE KEY-----[\s\S]*?(?:-----END (?:[A-Z]+ )*PRIVATE KEY-----|$)"
 )
-_ASSIGNED = re.compile(
-    r"(?i)\b(?:api[_-]?key|access[_-]?key|secret(?:[_-]?key)?|token|password|passwd|pwd|auth"
-    r"|authorization)[\"']?(?:\s*[:=]\s*|(\s+is:?\s+))[\"']?(?:(?:bearer|basic|token)\s+)?"
-    r"([^\s\"',;]{6,})"
+# The word for password in other languages: German, French, Spanish, Portuguese, Dutch,
+# Russian, Polish, Swedish, Norwegian/Danish, Finnish, Turkish, Hungarian, Czech; and (no word
+# boundary in scripts written without spaces) Chinese, Japanese, Korean.
+_PASSWORD_WORDS = (
+    r"passwort|kennwort|mot\s+de\s+passe|contrase[ñn]a|senha|wachtwoord|пароль|has[łl]o"
+    r"|l[öo]senord|passord|adgangskode|salasana|[şs]ifre|jelsz[óo]|heslo"
 )
+_CJK_PASSWORD_WORDS = r"密码|密碼|パスワード|비밀번호"
+# Letters of scripts written without spaces, their punctuation and full-width forms: not part
+# of a value ("パスワードはabc123です": the value is "abc123"; full-width text is read in its
+# NFKC form, see `find`).
+_CJK = r"\u3000-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af\uf900-\ufaff\uff00-\uffef"
+# Parts of those words (lower case): a text with none of them skips their slower pattern.
+_PASSWORD_KEYS = (
+    "passwort", "kennwort", "de passe", "contrase", "senha", "wachtwoord", "пароль", "hasło",
+    "haslo", "senord", "passord", "adgangskode", "salasana", "ifre", "jelsz", "heslo", "密码",
+    "密碼", "パスワード", "비밀번호",
+)  # fmt: skip
+
+
+def _assigned(words: str = "", unspaced: str = "") -> re.Pattern:
+    """A value given to a key, token or password: `name: value`, `name=value`, "name is value"
+    (`words`: more names; `unspaced`: names in scripts without spaces, with no word boundary)."""
+    names = r"api[_-]?key|access[_-]?key|secret(?:[_-]?key)?|token|password|passwd|pwd|auth"
+    names = rf"\b(?:{names}|authorization{'|' + words if words else ''})"
+    if unspaced:
+        names += f"|{unspaced}"
+    return re.compile(
+        rf"(?i)(?:{names})[\"']?"
+        r"(?:\s*[:=]\s*|(\s+(?:is|ist|est|es|é)(?:\s*:)?\s+|\s*(?:是|为|為|は)\s*))[\"']?"
+        rf"(?:(?:bearer|basic|token)\s+)?([^\s\"',;{_CJK}]{{6,}})"
+    )
+
+
+_ASSIGNED = _assigned()
+_ASSIGNED_ANY_LANGUAGE = _assigned(_PASSWORD_WORDS, _CJK_PASSWORD_WORDS)
+# After an assigned word, another word on its line: the word begins a phrase, not a value.
+_PHRASE = re.compile(r"[ \t]+[^\W\d_]")
 # An assigned value that is code, not a value: a call, an index, an attribute, an env var's name.
 _CODE = re.compile(r"[()\[\]]|^[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)+$|^[A-Z][A-Z0-9]*(?:_[A-Z0-9]+)+$")
 # A password in a URL's user info, as connection strings carry it: scheme://user:password@host.
@@ -369,16 +411,19 @@ def _placeholder(value: str) -> bool:
     return value.startswith(("{", "$", "<", "[", "%(")) or set(value) <= set("*x")
 
 
-def _assigned_secret(value: str, prose: bool) -> bool:
+def _assigned_secret(value: str, prose: bool, phrase: bool = False) -> bool:
     """Is the value given to a key, token or password one? Not a stand-in, not code
     (`token = tokenizer.encode(text)`), and in prose not a word: "the password is incorrect"
-    says nothing secret, "my password is hunter22" does, and so does "password: sunshine1"."""
+    says nothing secret, "my password is hunter22" does, and so does "password: sunshine1".
+    Nor is a word that begins a phrase (`phrase`: more words follow it on its line), as in
+    "Passwort: mindestens acht Zeichen"; "password: sunshine" alone is a value."""
     if len(set(value)) < 5 or _placeholder(value) or _CODE.search(value):
         return False
     if value.startswith(("/", "~/", "./", "../")) or "://" in value:
         return False  # "pwd: /home/ann", "auth: https://id.example.com/callback"
-    if value.isalpha():
-        return not prose and len(value) >= 8
+    word = value.rstrip(".!?")  # "Das Passwort ist falsch.": a sentence's end is no part of it
+    if word.isalpha():
+        return not prose and not phrase and len(word) >= 8
     return True
 
 
@@ -386,8 +431,11 @@ def _secrets(text: str) -> Iterable[Finding]:
     for pattern in (_SECRET_PREFIXED, _PEM):
         for m in pattern.finditer(text):
             yield Finding("secret", m.start(), m.end(), m.group())
-    for m in _ASSIGNED.finditer(text):
-        if _assigned_secret(m.group(2), prose=m.group(1) is not None):
+    lower = text.lower()
+    assigned = _ASSIGNED_ANY_LANGUAGE if any(k in lower for k in _PASSWORD_KEYS) else _ASSIGNED
+    for m in assigned.finditer(text):
+        phrase = _PHRASE.match(text, m.end(2)) is not None
+        if _assigned_secret(m.group(2), prose=m.group(1) is not None, phrase=phrase):
             yield Finding("secret", m.start(2), m.end(2), m.group(2))
     for m in _URL_PASSWORD.finditer(text):
         if not _placeholder(m.group(1)):  # short or not, a URL's password is one
@@ -418,15 +466,85 @@ _DETECTORS = {
 # ---- finding and replacing ----------------------------------------------------------------
 
 
-def find(text: str, kinds: Iterable[str] = KINDS) -> list[Finding]:
-    """The private values in `text`, in order, none overlapping (see `_PRIORITY`)."""
-    if not text:
-        return []
-    candidates: list[Finding] = []
+# Characters that are their own NFKC form one by one (ASCII, Latin-1 letters, Cyrillic, Hebrew
+# letters, dashes, quotes and bullets, CJK punctuation, kana, CJK ideographs, Hangul syllables;
+# a test checks it): a text's other characters are the ones looked at.
+_NFKC_STABLE = (
+    r"\x00-\x7f\u00c0-\u00ff\u0400-\u04ff\u05d0-\u05ea\u2010\u2012-\u2016\u2018-\u2023"
+    r"\u3001-\u3035\u3041-\u3096\u30a1-\u30fa\u4e00-\u9fff\uac00-\ud7a3"
+)
+_MAYBE_CHANGED = re.compile(rf"[^{_NFKC_STABLE}]+")
+
+
+class _NfkcForms(dict):
+    """Characters' NFKC forms by code point, kept as they are met (up to a bound)."""
+
+    def __missing__(self, code: int) -> str:
+        form = unicodedata.normalize("NFKC", chr(code))
+        if len(self) < 10_000:
+            self[code] = form
+        return form
+
+
+_NFKC_FORMS = _NfkcForms()
+
+
+def _nfkc_view(text: str) -> tuple[str, Callable[[int], int]] | None:
+    """`text` with each character in its NFKC form ("alice＠example.com" reads
+    "alice@example.com", full-width digits read as digits), and what gives, for an index of
+    that view, the index of the character it came from; None when NFKC changes nothing.
+    Characters are normalised one by one (no character's form is empty), so only one that
+    became several ("…" reads "...") moves the view's indices away from the text's."""
+    if text.isascii() or unicodedata.is_normalized("NFKC", text):
+        return None
+    view = _MAYBE_CHANGED.sub(lambda m: m.group().translate(_NFKC_FORMS), text)
+    if len(view) == len(text):
+        return view, lambda i: i
+    # Each character that became several: where its forms start and end in the view, where
+    # it is in the text, and how far the view runs ahead of the text after it.
+    starts: list[int] = []
+    grown: list[tuple[int, int, int]] = []
+    ahead = 0
+    for m in _MAYBE_CHANGED.finditer(text):
+        for i in range(m.start(), m.end()):
+            n = len(_NFKC_FORMS[ord(text[i])])
+            if n > 1:
+                start = i + ahead
+                ahead += n - 1
+                starts.append(start)
+                grown.append((start + n, i, ahead))
+
+    def origin(v: int) -> int:
+        k = bisect.bisect_right(starts, v) - 1
+        if k < 0:
+            return v
+        end, i, ahead = grown[k]
+        return i if v < end else v - ahead
+
+    return view, origin
+
+
+def _candidates(text: str, kinds: Iterable[str]) -> Iterable[Finding]:
     digits = any(ch.isdigit() for ch in text)
     for kind in kinds:
         if digits or kind in ("email", "secret"):  # the others are mostly digits
-            candidates.extend(_DETECTORS[kind](text))
+            yield from _DETECTORS[kind](text)
+
+
+def find(text: str, kinds: Iterable[str] = KINDS) -> list[Finding]:
+    """The private values in `text`, in order, none overlapping (see `_PRIORITY`). A text that
+    NFKC normalisation changes is read in that form; the spans and values are `text`'s own."""
+    if not text:
+        return []
+    view = _nfkc_view(text)
+    if view is None:
+        candidates = list(_candidates(text, kinds))
+    else:
+        norm, origin = view
+        candidates = []
+        for f in _candidates(norm, kinds):
+            s, e = origin(f.start), origin(f.end - 1) + 1
+            candidates.append(Finding(f.kind, s, e, text[s:e]))
     candidates.sort(key=lambda f: (_PRIORITY[f.kind], -(f.end - f.start), f.start))
     kept: list[Finding] = []
     for f in candidates:
