@@ -266,3 +266,30 @@ def test_rows_naming_no_tier_take_the_catalogues_small_models_else_the_cheaper_h
     assert [ex.cheap_models for ex in both] == [["a"], ["a"]]
     both = with_catalogue_tier([spec("b", "small")], named + rows)
     assert [ex.cheap_models for ex in both] == [["a"], ["b"]]
+
+
+def test_calibrate_leaves_out_rows_missing_a_label_it_needs(project):
+    """A user's data with missing labels: a row without the large model's score, or without
+    the cheap model's (which the data scores elsewhere), is left out and counted, as `router
+    eval` leaves such rows out. Before, the first such row failed the whole calibration."""
+    from dataclasses import replace
+
+    from router import Router
+    from router.evaluation.calibrate import calibrate
+
+    root, rows, _ = project
+    router = Router.from_config(root / "config.yaml")
+    some = rows[:120]
+    no_large = replace(some[3], scores={CHEAP: some[3].scores[CHEAP]})
+    no_cheap = replace(some[5], scores={LARGE: some[5].scores[LARGE]}, cheap_models=[])
+    data = [*some[:3], no_large, some[4], no_cheap, *some[6:]]
+    cal = calibrate(router, "balanced", data, "quality=0.9")
+    assert (cal.rows, cal.dropped, cal.stood_in) == (118, 2, [])
+    # The same as calibrating on the complete rows alone.
+    whole = calibrate(
+        router, "balanced", [r for r in data if r not in (no_large, no_cheap)], "quality=0.9"
+    )
+    assert cal.point == whole.point and whole.dropped == 0
+    # Nothing left to measure: an error that names the policy's cheap models.
+    with pytest.raises(CalibrationError, match=r"policy 'balanced' \(smollm2-135m"):
+        calibrate(router, "balanced", [no_large, no_cheap], "quality=0.9")

@@ -174,3 +174,34 @@ def test_a_default_policy_without_a_file_names_the_config_and_field(tmp_path):
         r = run(*cmd, "--config", str(tmp_path / "config.yaml"))
         assert r.returncode == 2, r.stdout
         assert "config.yaml: default_policy: no policy 'balancd'" in r.stderr, r.stderr
+
+
+def test_train_on_a_users_rows_with_missing_labels_and_some_domains(tmp_path):
+    """A user's own rows, no tiers: some miss the cheap model's score (they train the other
+    heads, not a KeyError), and a domain on only some rows, all in one domain, is warned of:
+    the head would put every prompt in that domain."""
+    rows = []
+    for i in range(40):
+        row = {
+            "id": f"r{i}",
+            "prompt": f"Question {i}: how many {['apples', 'poems', 'laws', 'genes'][i % 4]}?",
+            "scores": {"acme-mini": i % 2, "acme-pro": (i % 3 > 0) * 1.0, "acme-max": 1.0},
+            "costs": {"acme-mini": 0.0001, "acme-pro": 0.001, "acme-max": 0.01},
+        }
+        if i % 5 == 0:
+            del row["scores"]["acme-mini"]  # a missing label
+        if i < 10:
+            row["domain"] = "math"
+        rows.append(row)
+    data = tmp_path / "mine.jsonl"
+    data.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    r = run("train", str(data), "--out", str(tmp_path / "scorer"))
+    assert r.returncode == 0, r.stderr
+    assert "cheap tier acme-mini" in r.stdout and "1 of 11 domains learned (math)" in r.stdout
+    assert "only 10 of 40 rows have a domain" in r.stderr, r.stderr
+    # Every row labelled, or none: no warning.
+    for row in rows:
+        row.pop("domain", None)
+    data.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    r = run("train", str(data), "--out", str(tmp_path / "scorer"))
+    assert r.returncode == 0 and "warning" not in r.stderr, r.stderr

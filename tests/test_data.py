@@ -1,5 +1,8 @@
+import csv
 import json
+from dataclasses import replace
 
+import numpy as np
 import pytest
 
 from router.core.data import (
@@ -265,3 +268,52 @@ def test_a_numeric_id_is_read_as_text(tmp_path):
     p.write_text(json.dumps({"id": 7, "prompt": "x", "scores": {"a": 1}, "source": None}) + "\n")
     (row,) = read_jsonl(p)
     assert row.id == "7" and row.source == ""
+
+
+def test_a_row_missing_a_cheap_models_score_names_only_the_cheap_models_it_scores():
+    """A user's rows without tiers, some missing a model's score (a missing label): the tier is
+    the cheaper half by cost, and each row names only those of it that it scores. Before,
+    every row named the whole tier and `router train` died on a KeyError."""
+    from router.core.data import Example, tier_outcomes
+    from router.core.heads import head_targets
+
+    costs = {"mini": 0.0001, "pro": 0.001, "max": 0.01, "ultra": 0.02}
+    full = Example(prompt="a", scores={"mini": 0.0, "pro": 1.0, "max": 1.0, "ultra": 1.0})
+    no_mini = Example(prompt="b", scores={"pro": 0.25, "max": 1.0, "ultra": 1.0})
+    no_cheap = Example(prompt="c", scores={"max": 1.0, "ultra": 0.0})
+    rows = [replace(r, costs=costs) for r in (full, no_mini, no_cheap)]
+    tiered, tier = with_cheap_tier(rows)
+    assert tier == ["mini", "pro"]
+    assert [r.cheap_models for r in tiered] == [["mini", "pro"], ["pro"], []]
+    assert tier_outcomes(tiered) == [(0.5, 1.0), (0.25, 1.0), (None, 1.0)]
+    _, models, Y = head_targets(tiered)
+    # The row without a cheap score teaches no difficulty or gain, only the success heads.
+    assert np.isnan(Y[2, :2]).all() and Y[2, 2 + models.index("max")] == 1.0
+    assert Y[1, 0] == 0.75 and Y[1, 1] == 0.75
+
+
+COST_COLUMNS = ["mini|total_cost", "max|total_cost"]
+
+
+def test_routerbench_csv_of_ones_own_keeps_plain_prompts_whole(tmp_path):
+    """A CSV of one's own data in RouterBench's wide form: plain-text prompts are kept as they
+    are (paragraphs opening alike are not few-shot examples), Excel's byte-order mark is read,
+    and a file not in UTF-8 or an empty prompt is named, not a traceback."""
+    email = "Summarise this email.\n\nHi Bob, the meeting moved.\n\nHi again, bring the slides."
+    code = "The code fails with a KeyError:\n\nThe dict is built from a CSV.\n\nThe fix?"
+    p = tmp_path / "mine.csv"
+    with p.open("w", encoding="utf-8-sig", newline="") as f:  # Excel's "CSV UTF-8"
+        w = csv.writer(f)
+        w.writerow(["prompt", "sample_id", "eval_name", "mini", "max"] + COST_COLUMNS)
+        w.writerow([email, "1", "email", 1, 1, 0.0001, 0.01])
+        w.writerow([code, "2", "code", 0, 1, 0.0001, 0.01])
+    assert p.read_bytes().startswith(b"\xef\xbb\xbf")
+    rows = import_dataset("routerbench", p)
+    assert [r.prompt for r in rows] == [email, code]
+    assert rows[1].scores == {"mini": 0.0, "max": 1.0} and rows[1].cheap_models == ["mini"]
+    p.write_bytes(b"prompt,eval_name,a,b,a|total_cost,b|total_cost\nCaf\xe9?,x,1,0,0.1,0.01\n")
+    with pytest.raises(DataError, match=r"mine.csv:2: not UTF-8"):
+        import_dataset("routerbench", p)
+    p.write_text('prompt,eval_name,a,a|total_cost\nok,x,1,0.1\n"",x,1,0.1\n', encoding="utf-8")
+    with pytest.raises(DataError, match="row 3: prompt: empty"):
+        import_dataset("routerbench", p)

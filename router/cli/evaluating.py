@@ -49,7 +49,9 @@ def _fmt(v, kind: str = "") -> str:
 @friendly
 def eval_(
     data: Annotated[list[Path], typer.Argument(help="routing dataset(s), JSONL")],
-    scorer: Annotated[Path | None, typer.Option(help="scorer directory (default: shipped)")] = None,
+    scorer: Annotated[
+        Path | None, typer.Option(help="scorer directory (default: the config's)")
+    ] = None,
     policy: Annotated[
         str | None, typer.Option(help="policy whose escalation settings apply")
     ] = None,

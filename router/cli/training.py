@@ -67,10 +67,32 @@ def train(
     domains = f"{len(scorer.domains_)} domains"
     if scorer.domain_head_from_:
         domains += f" (no row has a domain label: the {scorer.domain_head_from_}'s head)"
+    elif msg := partial_domains(examples, scorer.domains_):
+        domains = msg
     console.print(
         f"wrote {out}: {domains}, success heads for {len(scorer.models_)} models, cheap tier "
         f"{', '.join(scorer.cheap_models_)}, encoder {scorer.encoder_identity_}"
     )
+
+
+def partial_domains(examples, domains: list[str]) -> str | None:
+    """What a domain head learned from labels on only some rows, covering only some domains:
+    it puts every prompt, the unlabelled rows' too, in one of those (None when not so)."""
+    from router.core.data import domain_of
+
+    labels = [domain_of(ex) for ex in examples]
+    learned = sorted({d for d in labels if d is not None})
+    labelled = sum(d is not None for d in labels)
+    if labelled == len(labels) or len(learned) >= len(domains):
+        return None
+    err.print(
+        f"[yellow]warning:[/yellow] only {labelled} of {len(labels)} rows have a domain (their "
+        f"'domain', or a 'source' that domains.yaml maps), all in {', '.join(learned)}: the "
+        "domain head puts every prompt in one of these. Label every row's domain, or none "
+        "(then the shipped scorer's head is used)",
+        highlight=False,
+    )
+    return f"{len(learned)} of {len(domains)} domains learned ({', '.join(learned)})"
 
 
 @app.command("add-model")
@@ -79,7 +101,9 @@ def add_model(
     data: Annotated[list[Path], typer.Argument(help="the new model's profiled rows, JSONL")],
     model: Annotated[str, typer.Option(help="the model's name in the data (`scores`)")],
     out: Annotated[Path, typer.Option(help="directory to write the scorer to")],
-    scorer: Annotated[Path | None, typer.Option(help="scorer to extend (default: shipped)")] = None,
+    scorer: Annotated[
+        Path | None, typer.Option(help="scorer to extend (default: the config's)")
+    ] = None,
     config: ConfigOpt = Path("config.yaml"),
 ) -> None:
     """A new model joins the scorer from its profiled rows alone (`router profile`): its
@@ -277,10 +301,22 @@ def calibrate(
     from router.core.config import load_policy
 
     load_policy(dest, cfg, router.scorer.domains_)
+    if cal.dropped:
+        err.print(
+            f"note: {cal.dropped} of {len(rows)} rows left out: each lacks the score of a cheap "
+            f"model of {policy} that the data scores elsewhere, or of every large model",
+            highlight=False,
+        )
+    if cal.stood_in:
+        err.print(
+            f"note: the data never scores {', '.join(cal.stood_in)}: stood in for by the mean of "
+            "each row's cheap models",
+            highlight=False,
+        )
     p = cal.point
     console.print(f"{cal.field} = {p.param:.4f}  (target {cal.target})")
     console.print(
-        f"expected on {len(rows)} prompts: quality {p.quality:.4f} "
+        f"expected on {cal.rows} prompts: quality {p.quality:.4f} "
         f"({p.quality / cal.all_large_quality:.1%} of all-large {cal.all_large_quality:.4f}), "
         f"cost ${p.cost_per_1k:.4f} per 1k requests (all-large ${cal.all_large_cost_per_1k:.4f}), "
         f"large-model share {p.large_share:.1%}"

@@ -220,7 +220,9 @@ def with_cheap_tier(examples: Sequence[Example]) -> tuple[list[Example], list[st
     cheap = cheaper_half({m: float(np.mean(v)) for m, v in costs.items()})
     out = list(examples)
     for i in untiered:
-        out[i] = replace(out[i], cheap_models=list(cheap))
+        # A row missing a cheap model's score (a missing label) names only those it scores;
+        # one that scores none of them trains the success heads only.
+        out[i] = replace(out[i], cheap_models=[m for m in cheap if m in out[i].scores])
     return out, cheap
 
 

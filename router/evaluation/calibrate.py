@@ -70,6 +70,11 @@ class Calibration:
     all_large_cost_per_1k: float
     policy: Policy
     curve: list[OperatingPoint]
+    # The rows calibrated on; those left out for lack of a cheap or large outcome
+    # (`measured_rows`); the cheap models the data never scores, stood in for.
+    rows: int = 0
+    dropped: int = 0
+    stood_in: list[str] = field(default_factory=list)
 
 
 def parse_target(text: str) -> tuple[str, float]:
@@ -158,6 +163,28 @@ def pool_rows(
     return ok, stood_in
 
 
+def measured_rows(
+    router, policy_name: str, examples: Sequence[Example], X: np.ndarray | None = None
+) -> tuple[list[Example], np.ndarray | None, int, list[str]]:
+    """The rows that measure the policy (`pool_rows`), each with its catalogue tier: (rows, their
+    embeddings, how many were left out, the cheap models stood in for). A row missing a label
+    the policy needs (the cheap model's score where the data scores it elsewhere, or every
+    large model's) is left out, as `router eval` leaves such rows out, rather than given
+    another model's score or failing the whole run."""
+    tiered = with_catalogue_tier(router.config.models, list(examples))
+    compiled = router.policy(policy_name)
+    mask, stood_in = pool_rows(compiled, tiered)
+    keep = np.flatnonzero(mask)
+    if not len(keep):
+        small = ", ".join(compiled.names[k] for k in small_models(compiled))
+        raise CalibrationError(
+            f"none of the {len(tiered)} rows scores both the cheap models of policy "
+            f"{policy_name!r} ({small}; by name or profile) and a model outside them"
+        )
+    rows = [tiered[i] for i in keep]
+    return rows, None if X is None else X[keep], len(tiered) - len(keep), stood_in
+
+
 @dataclass
 class _Inputs:
     """One policy's sweep inputs on a set of prompts."""
@@ -221,6 +248,7 @@ def calibrate(
 ) -> Calibration:
     """Find the escalation setting of `policy_name` that meets `target` on `examples`."""
     kind, value = parse_target(target)
+    examples, X, dropped, stood_in = measured_rows(router, policy_name, examples, X)
     inp = _inputs(router, policy_name, examples, X)
     policy = inp.compiled.policy
     field_name = sweep_field(policy, two_tier=True)
@@ -251,7 +279,18 @@ def calibrate(
         )
     esc = policy.escalation.model_copy(update={field_name: round(pick.param, 6)})
     tuned = policy.model_copy(update={"escalation": esc})
-    return Calibration(field_name, target, pick, all_large_q, all_large_c, tuned, curve)
+    return Calibration(
+        field_name,
+        target,
+        pick,
+        all_large_q,
+        all_large_c,
+        tuned,
+        curve,
+        len(examples),
+        dropped,
+        stood_in,
+    )
 
 
 @dataclass

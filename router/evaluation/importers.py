@@ -4,6 +4,7 @@ routing-dataset format of `router.core.data`."""
 from __future__ import annotations
 
 import csv
+import io
 import json
 import math
 from collections.abc import Iterator
@@ -235,27 +236,38 @@ def _routerbench_frame(path: Path):
 
         return pd.read_pickle(path).to_dict("records")
     csv.field_size_limit(1 << 30)
-    with path.open(encoding="utf-8", newline="") as f:
-        return list(csv.DictReader(f))
+    raw = path.read_bytes()
+    try:
+        # A byte-order mark (Excel's "CSV UTF-8") would otherwise be part of the first header.
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as e:
+        line = raw[: e.start].count(b"\n") + 1
+        raise DataError(
+            f"{path}:{line}: not UTF-8 (byte {raw[e.start : e.start + 1]!r}); save the file "
+            "as UTF-8"
+        ) from None
+    return list(csv.DictReader(io.StringIO(text, newline="")))
 
 
 def _routerbench_prompt(raw: Any) -> str:
-    """The prompt column holds a stringified Python list with one string; few-shot examples
-    (blocks before the last that share its opening word, e.g. "Question:") are dropped, since
-    a user sends only the final question."""
+    """RouterBench's prompt column holds a stringified Python list with one string; in that
+    form few-shot examples (blocks before the last that share its opening word, e.g.
+    "Question:") are dropped, since a user sends only the final question. A plain-text cell
+    (a CSV of one's own) is the prompt as it is: its paragraphs are not few-shot examples."""
     import ast
 
-    text = raw
     if isinstance(raw, str) and raw.lstrip().startswith("["):
         try:
             parsed = ast.literal_eval(raw)
         except (ValueError, SyntaxError):
             parsed = None
-        if isinstance(parsed, list) and parsed and all(isinstance(x, str) for x in parsed):
-            text = parsed[-1]
+        if not (isinstance(parsed, list) and parsed and all(isinstance(x, str) for x in parsed)):
+            return raw.strip()
+        text = parsed[-1]
     elif isinstance(raw, list) and raw:
-        text = raw[-1]
-    text = str(text)
+        text = str(raw[-1])
+    else:
+        return str(raw).strip()
     blocks = [b for b in text.split("\n\n") if b.strip()]
     if len(blocks) > 1:
         lead = blocks[-1].split(maxsplit=1)[0]
@@ -318,18 +330,22 @@ def import_routerbench(path: str | Path) -> Iterator[Example]:
                 raise DataError(f"{path}: row {n + 2}: {m}|total_cost: negative cost {c}")
             scores[m], costs[m] = s, c
         if scores:
-            parsed.append((n, row, scores, costs))
+            prompt = _routerbench_prompt(row["prompt"])
+            if not prompt:
+                raise DataError(f"{path}: row {n + 2}: prompt: empty")
+            parsed.append((n, row, scores, costs, prompt))
     if not parsed:
         raise DataError(f"{path}: no row has a score for any model")
     mean_cost = {
-        m: float(np.mean([c[m] for *_, c in parsed if m in c] or [np.inf])) for m in models
+        m: float(np.mean([c[m] for _n, _r, _s, c, _p in parsed if m in c] or [np.inf]))
+        for m in models
     }
     by_cost = sorted(models, key=lambda m: mean_cost[m])
     cheap = sorted(by_cost[: max(1, len(models) // 2)])
-    for n, row, scores, costs in parsed:
+    for n, row, scores, costs, prompt in parsed:
         yield Example(
             id=f"routerbench/{row.get('sample_id', n)}",
-            prompt=_routerbench_prompt(row["prompt"]),
+            prompt=prompt,
             source=_routerbench_source(row["eval_name"]),
             scores=scores,
             costs=costs,
