@@ -285,9 +285,20 @@ def _valid_phone(raw: str) -> bool:
     return False
 
 
+# The head of an IBAN written in groups, in any letter case ("nl30 abna "), right before a
+# national number's digits: those digits are the IBAN's last groups (valid or not), not a phone
+# number. (The pattern's own look-behind guards only the upper-case form: a lower-case one would
+# also refuse "call 0171 ...".)
+_IBAN_HEAD = re.compile(r"(?i)(?<![a-z0-9])[a-z]{2}\d{2}(?: [a-z0-9]{4})+ $")
+
+
 def _phones(text: str) -> Iterable[Finding]:
     for pattern in (_PHONE_INTL, _PHONE_NATIONAL):
         for m in pattern.finditer(text):
+            if pattern is _PHONE_NATIONAL and _IBAN_HEAD.search(
+                text, max(0, m.start() - 40), m.start()
+            ):
+                continue
             if _valid_phone(m.group()):
                 yield Finding("phone", m.start(), m.end(), m.group())
     lower = text.lower()
