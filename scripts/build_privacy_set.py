@@ -9,7 +9,11 @@ fail Luhn, Luhn-valid numbers of no card network (IMEIs), IBANs with wrong check
 version strings, dates, times, prices, ISBNs, UUIDs, hashes, commit ids, IP addresses,
 tracking and invoice numbers, code identifiers, prose and code about passwords and tokens,
 template stand-ins, inline base64 data. Plain prompts from everyday tasks are
-negatives too.
+negatives too. Then what the detectors read in other cases, languages and characters: IBANs in
+lower and mixed case, passwords given to the word for password in other languages, values
+written with full-width characters or no-break spaces; with their look-alikes (lower-case
+IBANs that fail the check, prose about passwords in those languages, full-width text with no
+value), from a generator of their own so the rows before them stay as they were.
 
     python scripts/build_privacy_set.py            # writes data/privacy/labelled.jsonl
 """
@@ -36,8 +40,8 @@ def luhn_digit(body: str) -> str:
     return str((10 - total % 10) % 10)
 
 
-def card(prefix: str, length: int) -> str:
-    body = prefix + "".join(rng.choice(string.digits) for _ in range(length - len(prefix) - 1))
+def card(prefix: str, length: int, r: random.Random = rng) -> str:
+    body = prefix + "".join(r.choice(string.digits) for _ in range(length - len(prefix) - 1))
     return body + luhn_digit(body)
 
 
@@ -78,43 +82,54 @@ def iban(country: str, bban: str) -> str:
     return f"{country}{check:02d}{bban}"
 
 
+# Each country's account part (BBAN), drawn from the generator `r`.
 IBAN_FORMATS = {
-    "DE": lambda: "".join(rng.choice(string.digits) for _ in range(18)),
-    "GB": lambda: "NWBK" + "".join(rng.choice(string.digits) for _ in range(14)),
-    "FR": lambda: (
-        "".join(rng.choice(string.digits) for _ in range(10))
-        + "".join(rng.choice(string.ascii_uppercase + string.digits) for _ in range(11))
-        + "".join(rng.choice(string.digits) for _ in range(2))
+    "DE": lambda r: "".join(r.choice(string.digits) for _ in range(18)),
+    "GB": lambda r: "NWBK" + "".join(r.choice(string.digits) for _ in range(14)),
+    "FR": lambda r: (
+        "".join(r.choice(string.digits) for _ in range(10))
+        + "".join(r.choice(string.ascii_uppercase + string.digits) for _ in range(11))
+        + "".join(r.choice(string.digits) for _ in range(2))
     ),
-    "ES": lambda: "".join(rng.choice(string.digits) for _ in range(20)),
-    "NL": lambda: "ABNA" + "".join(rng.choice(string.digits) for _ in range(10)),
-    "IT": lambda: (
+    "ES": lambda r: "".join(r.choice(string.digits) for _ in range(20)),
+    "NL": lambda r: "ABNA" + "".join(r.choice(string.digits) for _ in range(10)),
+    "IT": lambda r: (
         "X"
-        + "".join(rng.choice(string.digits) for _ in range(10))
-        + "".join(rng.choice(string.ascii_uppercase + string.digits) for _ in range(12))
+        + "".join(r.choice(string.digits) for _ in range(10))
+        + "".join(r.choice(string.ascii_uppercase + string.digits) for _ in range(12))
     ),
 }
 
 
-def written_iban(valid: bool = True) -> str:
+def valid_iban(r: random.Random = rng) -> str:
+    """An IBAN in one run, upper case, that `python-stdnum` accepts."""
     from stdnum import iban as check
 
     while True:
-        c = rng.choice(list(IBAN_FORMATS))
-        value = iban(c, IBAN_FORMATS[c]())
+        c = r.choice(list(IBAN_FORMATS))
+        value = iban(c, IBAN_FORMATS[c](r))
         if check.is_valid(value):
-            break
+            return value
+
+
+def wrong_check_digits(value: str, r: random.Random = rng) -> str:
+    """The IBAN with other check digits (there is one right pair, so this one fails)."""
+    return value[:2] + f"{(int(value[2:4]) + r.randint(1, 50)) % 97 + 2:02d}" + value[4:]
+
+
+def written_iban(valid: bool = True) -> str:
+    value = valid_iban()
     if not valid:
-        value = value[:2] + f"{(int(value[2:4]) + rng.randint(1, 50)) % 97 + 2:02d}" + value[4:]
+        value = wrong_check_digits(value)
     spaced = " ".join(value[i : i + 4] for i in range(0, len(value), 4))
     return rng.choice([value, spaced])
 
 
-def phone() -> str:
+def phone(r: random.Random = rng) -> str:
     import phonenumbers
 
     while True:
-        region, fmt = rng.choice(
+        region, fmt = r.choice(
             [
                 ("US", "n1"),
                 ("US", "n2"),
@@ -129,18 +144,18 @@ def phone() -> str:
             ]
         )
         if region == "US":
-            area = rng.choice(["212", "415", "617", "312", "206", "303", "512", "646"])
-            number = f"{area}{rng.randint(200, 999)}{rng.randint(0, 9999):04d}"
+            area = r.choice(["212", "415", "617", "312", "206", "303", "512", "646"])
+            number = f"{area}{r.randint(200, 999)}{r.randint(0, 9999):04d}"
         elif region == "GB":
-            number = "20" + f"{rng.randint(7000, 8999)}{rng.randint(0, 9999):04d}"
+            number = "20" + f"{r.randint(7000, 8999)}{r.randint(0, 9999):04d}"
         elif region == "DE":
-            number = "30" + f"{rng.randint(1000000, 99999999)}"
+            number = "30" + f"{r.randint(1000000, 99999999)}"
         elif region == "FR":
-            number = rng.choice(["1", "6", "7"]) + f"{rng.randint(10000000, 99999999)}"
+            number = r.choice(["1", "6", "7"]) + f"{r.randint(10000000, 99999999)}"
         elif region == "IN":
-            number = rng.choice(["98", "99", "97"]) + f"{rng.randint(10000000, 99999999)}"
+            number = r.choice(["98", "99", "97"]) + f"{r.randint(10000000, 99999999)}"
         else:
-            number = "4" + f"{rng.randint(10000000, 99999999)}"
+            number = "4" + f"{r.randint(10000000, 99999999)}"
         parsed = phonenumbers.parse(number, region)
         if not phonenumbers.is_valid_number(parsed):
             continue
@@ -175,10 +190,10 @@ def nino() -> str:
     return rng.choice([value, f"{value[:2]} {value[2:4]} {value[4:6]} {value[6:8]} {value[8]}"])
 
 
-def email() -> str:
-    first = rng.choice(["ann", "li.wei", "j.smith", "maria_g", "omar", "kim.tan", "p.novak"])
-    tag = rng.choice(["", "", "+billing", "+2024"])
-    domain = rng.choice(
+def email(r: random.Random = rng) -> str:
+    first = r.choice(["ann", "li.wei", "j.smith", "maria_g", "omar", "kim.tan", "p.novak"])
+    tag = r.choice(["", "", "+billing", "+2024"])
+    domain = r.choice(
         ["example.com", "mail.example.org", "acme.co.uk", "uni-berlin.de", "startup.io"]
     )
     return f"{first}{tag}@{domain}"
@@ -462,6 +477,237 @@ MORE_HARD_NEGATIVES = [
 ]
 
 
+# What the detectors read since they know other letter cases, languages and look-alikes: IBANs
+# in lower and mixed case, the word for password in other languages, values written with
+# full-width characters or no-break spaces; and the look-alikes of each. Written after the rows
+# above with a generator of their own, so those stay as they were.
+late = random.Random(20261205)
+
+# Spaces that Unicode's NFKC reads as a plain one: no-break, narrow no-break, thin, ideographic.
+NBSP, NNBSP, THIN, IDEOGRAPHIC = "\u00a0", "\u202f", "\u2009", "\u3000"
+
+
+def full_width(text: str) -> str:
+    """ASCII letters, digits and signs as their full-width forms (`A` -> `Ａ`, `@` -> `＠`)."""
+    return "".join(chr(ord(c) + 0xFEE0) if "!" <= c <= "~" else c for c in text)
+
+
+def in_groups(value: str, sep: str = " ") -> str:
+    return sep.join(value[i : i + 4] for i in range(0, len(value), 4))
+
+
+def letter_case(value: str, how: str) -> str:
+    """The value in lower case, or in a mix of cases: the country's code alone in title or lower
+    case (`De89...`, `nl91ABNA...`), the account's letters alone in lower case (`GB82west...`),
+    or each letter's case at random (`fR76...3mO2...`)."""
+    if how == "lower":
+        return value.lower()
+    while True:
+        mixed = late.choice(
+            [
+                value[0] + value[1].lower() + value[2:],
+                value[:2].lower() + value[2:],
+                value[:4] + value[4:].lower(),
+                "".join(c.lower() if late.random() < 0.5 else c for c in value),
+            ]
+        )
+        if mixed != value and mixed != value.lower():
+            return mixed
+
+
+def cased_iban(valid: bool = True) -> str:
+    value = valid_iban(late)
+    if not valid:
+        value = wrong_check_digits(value, late)
+    value = letter_case(value, late.choice(["lower", "mixed"]))
+    return late.choice([value, in_groups(value)])
+
+
+def iban_like_serial() -> str:
+    """Two letters, two digits and more, in lower case, as serials are written: not an IBAN."""
+    from stdnum import iban as check
+
+    while True:
+        head = "".join(late.choice(string.ascii_lowercase) for _ in range(2))
+        value = (
+            head
+            + f"{late.randint(10, 99)}"
+            + "".join(
+                late.choice(string.ascii_lowercase + string.digits)
+                for _ in range(late.choice([12, 16]))
+            )
+        )
+        if not check.is_valid(value):
+            return late.choice([value, in_groups(value)])
+
+
+def other_password() -> str:
+    """A password as people pick them, in their own language: a word, digits, maybe a sign."""
+    word = late.choice(
+        ["Sommer", "soleil", "verano", "saudade", "zomer", "Moskva", "lato", "sommar", "yaz",
+         "leto", "sakura", "haneul", "kesä", "Tigre", "Katze"]
+    )  # fmt: skip
+    return word + str(late.randint(1, 9999)) + late.choice(["", "!", "#", "$", "*", "%"])
+
+
+# The word for password in other languages, in sentences people write ({v}: the value).
+PASSWORD_SENTENCES = {
+    "German": [
+        "Mein Passwort ist {v}, ist das sicher genug?",
+        "Zugangsdaten für den Server – Benutzer: admin, Passwort: {v}",
+        "Kannst du das WLAN-Kennwort: {v} auf eine Karte für die Gäste schreiben?",
+    ],
+    "French": [
+        "Mon mot de passe est {v}, est-il assez robuste ?",
+        "Identifiant : claire.martin, mot de passe : {v}",
+    ],
+    "Spanish": [
+        "Mi contraseña es {v}, ¿es lo bastante segura?",
+        "Usuario: admin\nContraseña: {v}\n¿Por qué no puedo entrar?",
+    ],
+    "Portuguese": [
+        "Minha senha é {v}, por que o login falha?",
+        "Login: joao.silva / senha: {v}",
+    ],
+    "Dutch": [
+        "Mijn wachtwoord is {v}, is dat sterk genoeg?",
+        "Gebruiker: admin, wachtwoord: {v}",
+    ],
+    "Russian": [
+        "Логин: admin, пароль: {v} — почему не пускает?",
+        "Пароль: {v}\nПодскажи, он надёжный?",
+    ],
+    "Polish": ["Login: jan.kowalski, hasło: {v} – dlaczego nie działa?"],
+    "Swedish": ["Lösenord: {v} – är det tillräckligt starkt?"],
+    "Turkish": ["Kullanıcı adı: admin, şifre: {v}"],
+    "Czech": ["Heslo: {v} – je dost silné?"],
+    "Chinese": ["我的密码是{v}，帮我看看安全吗？", "账号：admin，密码：{v}"],
+    "Japanese": ["パスワードは{v}です。安全ですか？", "ユーザー名：admin　パスワード：{v}"],
+    "Korean": ["아이디: admin, 비밀번호: {v}"],
+}
+
+# Prose about passwords in those languages with no value in it ({v}: a word of the sentence).
+PASSWORD_PROSE = {
+    "German": [
+        ("Das Passwort ist {v}.", ["falsch", "abgelaufen", "ungültig"]),
+        ("Passwort: mindestens {v} Zeichen", ["acht", "zehn", "zwölf"]),
+        ("Passwort {v} – wie setze ich es zurück?", ["vergessen"]),
+    ],
+    "French": [
+        ("Le mot de passe est {v}.", ["incorrect", "expiré"]),
+        ("Mot de passe : au moins {v} caractères", ["huit", "douze"]),
+    ],
+    "Spanish": [
+        ("La contraseña es {v}.", ["incorrecta", "inválida"]),
+        ("Contraseña: al menos {v} caracteres", ["ocho", "doce"]),
+    ],
+    "Portuguese": [("A senha é {v}.", ["inválida", "incorreta"])],
+    "Dutch": [("Het wachtwoord is {v}.", ["onjuist", "verlopen"])],
+    "Russian": [("Пароль: не менее {v} символов", ["восьми", "двенадцати"])],
+    "Polish": [("Hasło: co najmniej {v} znaków", ["osiem", "dwanaście"])],
+    "Swedish": [("Lösenord: minst {v} tecken", ["åtta", "tolv"])],
+    "Turkish": [("Şifre: en az {v} karakter", ["sekiz", "on iki"])],
+    "Chinese": [
+        ("忘记{v}了怎么办？", ["密码"]),
+        ("{v}是什么？", ["密码", "初始密码"]),
+        ("密码：至少{v}位", ["8", "12"]),
+    ],
+    "Japanese": [
+        ("パスワードを{v}。どうすればいいですか？", ["忘れました", "なくしました"]),
+        ("パスワードは{v}文字以上にしてください。", ["8", "12"]),
+    ],
+    "Korean": [("비밀번호: {v}자 이상", ["8", "12"])],
+}
+
+
+def look_alike_card() -> str:
+    """A card in full-width digits (grouped by spaces, ideographic spaces or hyphens), or in
+    groups that no-break or thin spaces part."""
+    prefix, length = late.choice([("4", 16), ("51", 16), ("6011", 16), ("37", 15)])
+    d = card(prefix, length, late)
+    sizes = [4, 6, 5] if length == 15 else [4, 4, 4, 4]
+    if late.random() < 0.4:
+        return group(d, sizes, late.choice([NBSP, NNBSP, THIN]))
+    return full_width(group(d, sizes, late.choice([" ", IDEOGRAPHIC, "-"])))
+
+
+def look_alike_phone() -> str:
+    while True:
+        p = phone(late)
+        if " " in p:
+            break
+    if late.random() < 0.6:
+        return p.replace(" ", late.choice([NBSP, NNBSP]))
+    return full_width(p)
+
+
+def look_alike_email() -> str:
+    e = email(late)
+    return late.choice(
+        [e.replace("@", "＠"), e.replace("@", "＠").replace(".", "．"), full_width(e)]
+    )
+
+
+def look_alike_iban(valid: bool = True) -> str:
+    value = valid_iban(late)
+    if not valid:
+        value = wrong_check_digits(value, late)
+    if late.random() < 0.5:
+        return in_groups(value, late.choice([NBSP, NNBSP]))
+    return full_width(late.choice([value, in_groups(value)]))
+
+
+LOOK_ALIKES = {
+    "email": (look_alike_email, ["Please forward the invoice to {v} before Friday.",
+                                 "請把報告寄到 {v}，謝謝。", "メールアドレスは {v} です。"]),
+    "payment_card": (look_alike_card, ["My card {v} was charged twice, how do I dispute it?",
+                                       "カード番号 {v} の請求が二重になっています。"]),
+    "phone": (look_alike_phone, ["Rappelez-moi au {v} après 18 h.",
+                                 "Call me back on {v} after 6pm."]),
+    "iban": (look_alike_iban, ["Send the refund to my account {v} please.",
+                               "Virement sur le compte {v}, merci."]),
+}  # fmt: skip
+
+# Full-width and no-break-space text with no private value in it.
+LOOK_ALIKE_NEGATIVES = [
+    ("Order {v} has not arrived yet, can you check the status?",
+     lambda: full_width(not_luhn_card_late())),
+    ("Is {v} a valid IBAN? The bank rejected it.", lambda: look_alike_iban(valid=False)),
+    ("Why does ssh {v} say permission denied?",
+     lambda: full_width(late.choice(["root", "admin", "pi", "ubuntu", "deploy"]) + "@"
+                        + late.choice(["localhost", "raspberrypi", "nas", "db01"]))),
+    ("会議は{v}に変更になりました。",
+     lambda: full_width(f"{late.randint(2024, 2026)}/{late.randint(1, 12)}/{late.randint(1, 28)} "
+                        f"{late.randint(9, 18)}:{late.choice(['00', '30'])}")),
+    ("価格は{v}円（税込）です。", lambda: full_width(f"{late.randint(1000, 999999):,}")),
+    ("Upgrade to {v} before the release.",
+     lambda: full_width(f"v{late.randint(1, 9)}.{late.randint(0, 30)}.{late.randint(0, 99)}")),
+    ("Le total s'élève à {v} €.",
+     lambda: f"{late.randint(1000, 9999999):,}".replace(",", late.choice([NBSP, NNBSP]))
+     + f",{late.randint(0, 99):02d}"),
+    ("{v}", lambda: full_width(late.choice(["SALE {n}% OFF", "Chapter {n}: Results",
+                                            "Room {n}, Building B", "Step {n} of 40"])
+                               .format(n=late.randint(2, 40)))),
+]  # fmt: skip
+
+
+def not_luhn_card_late() -> str:
+    d = card(late.choice(["4", "51", "6011"]), 16, late)
+    bad = d[:-1] + str((int(d[-1]) + late.randint(1, 9)) % 10)
+    return late.choice([bad, group(bad, [4, 4, 4, 4], " ")])
+
+
+LATE_IBAN_TEMPLATES = [
+    "Send the refund to my account {v} please.",
+    "Bitte überweise den Betrag auf {v}.",
+    "Our supplier's IBAN is {v}; draft a payment reminder.",
+]
+LATE_IBAN_NEGATIVES = [
+    ("Is {v} a valid IBAN? The bank rejected it.", lambda: cased_iban(valid=False)),
+    ("Serial number {v} is printed on the back of the router.", iban_like_serial),
+]
+
+
 def main() -> None:
     rows: list[dict] = []
 
@@ -513,6 +759,35 @@ def main() -> None:
     for template, make in MORE_HARD_NEGATIVES:
         for _ in range(4):
             add(template.format(v=make()), [], "hard_negative", template.split("{v}")[0].strip())
+    for how in ("lower", "mixed"):
+        for _ in range(12):
+            v = letter_case(valid_iban(late), how)
+            v = late.choice([v, in_groups(v)])
+            add(
+                late.choice(LATE_IBAN_TEMPLATES).format(v=v),
+                [("iban", v)],
+                "positive",
+                f"iban, {how} case",
+            )
+    for language, sentences in PASSWORD_SENTENCES.items():
+        for sentence in sentences:
+            for _ in range(2):
+                v = other_password()
+                add(sentence.format(v=v), [("secret", v)], "positive", f"password, {language}")
+    for kind, (make, templates) in LOOK_ALIKES.items():
+        for _ in range(10):
+            v = make()
+            add(late.choice(templates).format(v=v), [(kind, v)], "positive", f"{kind}, look-alike")
+    for template, make in LATE_IBAN_NEGATIVES:
+        for _ in range(8):
+            add(template.format(v=make()), [], "hard_negative", "iban-like, any case")
+    for language, prose in PASSWORD_PROSE.items():
+        for template, words in prose:
+            for word in words:
+                add(template.format(v=word), [], "hard_negative", f"password prose, {language}")
+    for template, make in LOOK_ALIKE_NEGATIVES:
+        for _ in range(4):
+            add(template.format(v=make()), [], "hard_negative", "look-alike, no value")
     OUT.parent.mkdir(parents=True, exist_ok=True)
     with OUT.open("w", encoding="utf-8") as fh:
         for row in rows:
