@@ -292,3 +292,40 @@ def test_replicas_share_one_budget_through_a_real_redis(redis_url):
     assert sa["shared"] and sb["shared"]
     assert sa["window_requests"] == sb["window_requests"] == 121
     assert sa["large_share"] == pytest.approx(60 / 121, abs=1e-4)
+
+
+def test_counts_made_during_a_redis_outage_reach_the_other_replicas(redis_server, redis_url):
+    """The RedisStore serves calls in process while Redis is out; budget counts must not be
+    kept there (lost to the fleet for good, and the totals read back would be this process's
+    outage-time counts alone): the sync fails, the counts wait, and go out once Redis is back."""
+    from router.serving.state import RedisStore
+
+    async def run():
+        stores = [RedisStore(redis_url), RedisStore(redis_url)]  # two replicas' own clients
+        a = BudgetController(policy({"large_share": 0.3, "window_s": 100}))
+        b = BudgetController(policy({"large_share": 0.3, "window_s": 100}))
+        now = 9_500_000.0
+        for i in range(40):
+            b.observe(0.1, False, 0.5, now=now + i * 0.1)
+        try:
+            assert await b.sync(stores[1], now + 5)
+            redis_server.kill()
+            for i in range(60):  # A's traffic while Redis is out
+                a.observe(0.9, True, 0.5, now=now + 5 + i * 0.1)
+            assert not await a.sync(stores[0], now + 12)  # not shared: kept to send later
+            a.update(now + 12)
+            during = a.snapshot()
+            redis_server.start()  # back, empty (nothing persisted)
+            stores[0]._retry_at = 0.0  # Redis is asked again at once (not in retry_s)
+            assert await a.sync(stores[0], now + 13) and await b.sync(stores[1], now + 13)
+        finally:
+            for s in stores:
+                await s.close()
+        b.update(now + 13)
+        return during, b.snapshot()
+
+    during, after = asyncio.run(run())
+    assert not during["shared"] and during["window_requests"] == 60  # its own counts
+    # A's 60 reached B (B's own 40 went with the restarted Redis: nothing is persisted).
+    assert after["shared"] and after["window_requests"] == 60
+    assert after["large_share"] == pytest.approx(1.0)

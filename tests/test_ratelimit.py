@@ -98,6 +98,22 @@ def test_rate_limit_notation_is_validated_naming_the_field(test_config, tmp_path
         load_config(path)
 
 
+def test_a_redis_url_without_a_port_counts_in_redis_on_the_default_port():
+    """redis-py takes 6379 for a URL without a port; `limits` refused such a URL, so a
+    `state:` like redis://cache/0 with a rate limit stopped the proxy's start-up."""
+    from router.core.sections import ServerSpec
+    from router.server.ratelimit import RateLimits, limits_url
+    from router.serving.state import RedisStore
+
+    limits = RateLimits(ServerSpec(rate_limit="5/minute"), RedisStore("redis://cache.internal/0"))
+    assert limits._shared is not None
+    assert limits_url("rediss://:pw@cache/2?ssl_cert_reqs=none") == (
+        "rediss://:pw@cache:6379/2?ssl_cert_reqs=none"
+    )
+    assert limits_url("redis://[::1]:6380/0") == "redis://[::1]:6380/0"
+    assert limits_url("redis://[::1]/0") == "redis://[::1]:6379/0"
+
+
 @pytest.fixture
 def shared_proxies(test_config, tmp_path, router, redis_url):
     cfg = write_config(test_config, tmp_path / "cfg", state=redis_url)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 
+import pytest
 from typer.testing import CliRunner
 
 from router.cli import app
@@ -74,3 +75,56 @@ def test_serve_reports_a_bad_config(tmp_path):
     bad.write_text("models: []\n")
     res = CliRunner().invoke(app, ["serve", "--config", str(bad)])
     assert res.exit_code == 2 and "models" in res.output
+
+
+def _serve_workers_output(config, monkeypatch, workers: str):
+    """`router serve --workers N` with uvicorn.run replaced; the CliRunner result."""
+    import uvicorn
+
+    from router.core.autotune import PROCESSES_ENV
+    from router.server import run
+
+    monkeypatch.setattr(uvicorn, "run", lambda *a, **kw: None)
+    for var in (PROCESSES_ENV, run.CONFIG_ENV, run.START_LOCK_ENV, run.MULTIPROC_ENV):
+        monkeypatch.setenv(var, "")
+        monkeypatch.delenv(var)
+    monkeypatch.delenv("ROUTER_API_KEYS", raising=False)
+    args = ["serve", "--config", str(config), "--port", "8125", "--workers", workers]
+    res = CliRunner().invoke(app, args)
+    assert res.exit_code == 0, res.output
+    return res
+
+
+def test_serve_warns_that_workers_without_shared_state_keep_it_per_process(
+    tmp_path, upstream, monkeypatch
+):
+    from router.server import run
+    from tests.conftest import write_test_config
+
+    config = write_test_config(tmp_path, upstream.base_url)
+    res = _serve_workers_output(config, monkeypatch, "2")
+    warning = res.stderr
+    assert "warning: 2 worker processes and no shared state" in warning
+    for what in ("circuit breakers", "rate limits", "session", "budget"):
+        assert what in warning, what
+    assert "state: redis://" in warning and "per process" in warning
+    # One worker, or workers that share a Redis: nothing to warn about.
+    assert run.per_process_warning(None, 1) is None
+    config.write_text(config.read_text() + "state: redis://127.0.0.1:1/0\n")
+    assert "warning" not in _serve_workers_output(config, monkeypatch, "2").stderr
+
+
+def test_serve_reports_a_state_url_redis_cannot_use(tmp_path, upstream, monkeypatch):
+    """Before any worker starts, as one red line naming the file and the field."""
+    import uvicorn
+
+    from tests.conftest import write_test_config
+
+    config = write_test_config(tmp_path, upstream.base_url)
+    config.write_text(config.read_text() + "state: redis://:pw@cache:6379/zero\n")
+    monkeypatch.setattr(uvicorn, "run", lambda *a, **kw: pytest.fail("served"))
+    args = ["serve", "--config", str(config), "--port", "8126", "--workers", "2"]
+    res = CliRunner().invoke(app, args)
+    assert res.exit_code == 2, res.output
+    words = " ".join(res.output.split())
+    assert f"error: {config}: state: 'redis://:***@cache:6379/zero':" in words

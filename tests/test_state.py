@@ -131,6 +131,36 @@ def test_open_state():
         open_state("memcached://x")
 
 
+def test_a_state_url_redis_cannot_use_is_a_config_error_naming_the_field():
+    # Accepted before, then every Redis call failed with a traceback (or the start-up did).
+    bad = {
+        "redis://cache:63a9/0": "Port",
+        "redis://:secret@cache:6379/0?timeout=5": "not a Redis connection option",
+        "redis://cache:6379/main": "database",
+        "rediss://cache:6380/0?ssl_cert_reqs=sometimes": "ssl",
+    }
+    for url, why in bad.items():
+        with pytest.raises(ConfigError, match=r"^c\.yaml: state: '.*': ") as e:
+            open_state(url, "c.yaml")
+        assert why.lower() in str(e.value).lower(), str(e.value)
+        assert "secret" not in str(e.value)
+    assert isinstance(open_state("redis://cache/0?socket_timeout=1"), RedisStore)
+
+
+async def test_shared_only_raises_instead_of_serving_in_process(free_port_url):
+    from router.serving.state import StateUnavailable
+
+    store = RedisStore(free_port_url)
+    shared = store.shared_only()
+    with pytest.raises(StateUnavailable):
+        await shared.incr("n", 2.0)
+    with pytest.raises(StateUnavailable):  # during the outage, without asking Redis
+        await shared.get("n")
+    assert store.degraded and store.fallbacks == 0
+    assert await store.get("n") is None  # nothing was kept in process
+    await store.close()
+
+
 def test_password_is_not_logged():
     assert "secret" not in RedisStore("redis://:secret@127.0.0.1:1/0")._where
 

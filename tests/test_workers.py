@@ -207,3 +207,38 @@ def _is_zombie(pid: int) -> bool:
         return Path(f"/proc/{pid}/stat").read_text().split()[2] == "Z"
     except OSError:
         return True
+
+
+def test_workers_that_cannot_start_stop_serve_with_the_reason(test_config, tmp_path):
+    """A worker that cannot build its app (here: its PostgreSQL decision log is down at start)
+    makes `router serve --workers 2` exit with the reason, as one worker would, rather than be
+    started again and again with the port bound and nothing answering."""
+    cfg_dir = tmp_path / "cfg"
+    shutil.copytree(test_config.parent, cfg_dir)
+    cfg_path = cfg_dir / "config.yaml"
+    cfg = yaml.safe_load(cfg_path.read_text())
+    cfg["decision_log"] = f"postgresql://postgres@127.0.0.1:{_free_port()}/router"  # nobody
+    cfg["server"] = {**cfg.get("server", {}), "keys_env": None}
+    cfg_path.write_text(yaml.safe_dump(cfg))
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "LITELLM_LOCAL_MODEL_COST_MAP": "True"}
+    env.pop("ROUTER_PROCESSES", None)
+    env.pop("PROMETHEUS_MULTIPROC_DIR", None)
+    cmd = [sys.executable, "-m", "router.cli", "serve", "--config", str(cfg_path)]
+    proc = subprocess.Popen(
+        [*cmd, "--port", str(_free_port()), "--workers", "2"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env=env,
+        start_new_session=True,
+    )
+    try:
+        out, _ = proc.communicate(timeout=START_S)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        out, _ = proc.communicate()
+        pytest.fail(f"router serve kept restarting its workers: {out[-3000:]}")
+    assert proc.returncode == 2, out[-3000:]
+    words = " ".join(out.split())  # the error line is wrapped to the terminal's width
+    assert "error: a worker could not start: decision log postgresql" in words, out[-3000:]
+    assert words.count("could not start") <= 3, out[-3000:]  # no restarts: each worker once

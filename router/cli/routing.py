@@ -118,9 +118,14 @@ def serve(
     ] = None,
 ) -> None:
     """Run the OpenAI-compatible proxy (POST /v1/chat/completions with model "router")."""
+    from router.server.run import WorkerStartError
     from router.server.run import serve as run_server
 
-    run_server(config, host, port, workers)
+    try:
+        run_server(config, host, port, workers)
+    except WorkerStartError as e:
+        err.print(f"[red]error:[/red] {e}", highlight=False, markup=True)
+        raise typer.Exit(2) from None
 
 
 @app.command()

@@ -13,6 +13,7 @@ import asyncio
 import math
 import time
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 from router.core.config import ServerSpec
 from router.server.auth import Principal
@@ -46,7 +47,7 @@ class RateLimits:
         self._local = MovingWindowRateLimiter(MemoryStorage())
         if isinstance(self.store, RedisStore):
             storage = RedisStorage(
-                "async+" + self.store.url,
+                "async+" + limits_url(self.store.url),
                 wrap_exceptions=True,
                 implementation="redispy",
                 key_prefix=self.store.prefix + "ratelimit",
@@ -119,6 +120,15 @@ class RateLimits:
             if not await limiter.hit(item, key):
                 return item
         return None
+
+
+def limits_url(url: str) -> str:
+    """A Redis URL as the `limits` library reads it: without a port it refuses the URL,
+    where redis-py (and the rest of the router) take Redis' default, 6379."""
+    parts = urlsplit(url)
+    if parts.hostname is None or parts.port is not None:
+        return url
+    return urlunsplit(parts._replace(netloc=parts.netloc + ":6379"))
 
 
 def _is_storage_outage(exc: Exception) -> bool:

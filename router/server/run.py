@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import logging
 import os
 import shutil
 import signal
+import sys
 import tempfile
 from pathlib import Path
 
@@ -75,13 +77,22 @@ def serve(
     from router.server import logs
     from router.server.app import create_app
     from router.server.auth import KeyRing
+    from router.serving.state import open_state
 
     spec = _server_spec(config_path)
+    state = load_config(config_path).state
+    if state is not None:
+        # Before any worker starts: a URL redis-py cannot use is one error, not a traceback
+        # at each worker's start or at every call.
+        open_state(state, config_path)
     host = host or spec.host
     port = port or spec.port
     workers = workers or default_workers()
     if workers > 1:
         print(usage(host, port, KeyRing(spec).enabled), flush=True)
+        warning = per_process_warning(state, workers)
+        if warning:
+            print(warning, file=sys.stderr, flush=True)
         print(f"  {_escalations(config_path)}\n", flush=True)
         _serve_workers(config_path, host, port, workers, spec.shutdown_grace_s)
         return
@@ -116,6 +127,19 @@ def serve(
         signal.signal(signal.SIGTERM, previous)
         if listener is not None:
             listener.stop()
+
+
+def per_process_warning(state: str | None, workers: int) -> str | None:
+    """The start-up warning for several workers that share no state (docs/scaling.md)."""
+    if workers <= 1 or state is not None:
+        return None
+    return (
+        f"  warning: {workers} worker processes and no shared state: circuit breakers, rate "
+        "limits per API key, session stickiness and budget counters are kept per process "
+        f"(each worker allows a key's whole rate limit, {workers} times it in all; a session "
+        "may change model between workers). Set `state: redis://host:6379/0` in the config to share them "
+        "(docs/scaling.md), or run with --workers 1.\n"
+    )
 
 
 def encoder_line(router) -> str:
@@ -220,6 +244,17 @@ def _run_workers(
     finally:
         if local is not None:
             local.stop()
+    failed = work / FAILED_FILE
+    if failed.exists():
+        raise WorkerStartError(f"a worker could not start: {failed.read_text()}")
+
+
+FAILED_FILE = "failed"  # in the work directory: why the first worker could not start
+STARTED_FILE = "started"  # in the work directory: a worker has built its app
+
+
+class WorkerStartError(RuntimeError):
+    """No worker of `router serve --workers N` could build its app (the CLI: one red line)."""
 
 
 @contextlib.contextmanager
@@ -237,7 +272,32 @@ def _environment_restored(*names: str):
 
 
 def worker_app():
-    """The app of one worker process (`router serve --workers N`): loads its own router."""
+    """The app of one worker process (`router serve --workers N`): loads its own router.
+
+    Until one worker has built its app, a worker that cannot (a database down at start, a
+    bad setting only the app checks) stops them all: uvicorn would otherwise start it again
+    and again, forever, with the port bound and nothing answering. It leaves the reason for
+    the parent (`_run_workers`) and exits as uvicorn's start-up failures do. Later, a worker
+    that dies is started again by uvicorn while the others serve."""
+    work = Path(os.environ[START_LOCK_ENV]).parent
+    try:
+        app = _worker_app()
+    except Exception as e:
+        if (work / STARTED_FILE).exists():
+            raise
+        from uvicorn.config import STARTUP_FAILURE
+
+        logging.getLogger("router.server").error(
+            "worker %d could not start", os.getpid(), exc_info=True
+        )
+        with contextlib.suppress(OSError):
+            (work / FAILED_FILE).write_text(str(e) or type(e).__name__)
+        sys.exit(STARTUP_FAILURE)
+    (work / STARTED_FILE).touch()
+    return app
+
+
+def _worker_app():
     import atexit
 
     from router.sdk.router import Router

@@ -327,6 +327,11 @@ class BudgetController:
         back. Returns False (and keeps counting locally) when there is no store or it fails."""
         if store is None:
             return False
+        if hasattr(store, "shared_only"):
+            # A RedisStore serves a call in process while Redis is out: counts pushed there
+            # would never reach the other replicas, and the totals read back would be this
+            # process's outage-time counts alone. Fail instead: they stay pending.
+            store = store.shared_only()
         now = self.clock() if now is None else now
         with self._lock:
             pending, self._pending = self._pending, {}

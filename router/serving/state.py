@@ -17,7 +17,12 @@ import logging
 import time
 import weakref
 from collections.abc import Awaitable, Callable
+from functools import partial
+from pathlib import Path
 from typing import Any, Protocol, TypeVar
+from urllib.parse import urlsplit
+
+from router.core.config import ConfigError
 
 log = logging.getLogger("router.serving.state")
 T = TypeVar("T")
@@ -169,10 +174,13 @@ class RedisStore:
         return self.prefix + key
 
     async def _call(
-        self, remote: Callable[[Any], Awaitable[T]], local: Callable[[], Awaitable[T]]
+        self, remote: Callable[[Any], Awaitable[T]], local: Callable[[], Awaitable[T]] | None
     ) -> T:
-        """`remote(client)`, or `local()` when Redis is out (and then for `retry_s`)."""
+        """`remote(client)`, or `local()` when Redis is out (and then for `retry_s`); without
+        `local`, `StateUnavailable` instead."""
         if not self.available():
+            if local is None:
+                raise StateUnavailable(f"Redis at {self._where} is not answering")
             self.fallbacks += 1
             return await local()
         try:
@@ -182,10 +190,19 @@ class RedisStore:
         except Exception as e:
             if not _is_outage(e):
                 raise
-            self.mark_outage(e)
+            self.mark_outage(e, served=local is not None)
+            if local is None:
+                raise StateUnavailable(f"Redis at {self._where}: {type(e).__name__}: {e}") from e
             return await local()
         self.mark_ok()
         return result
+
+    def shared_only(self) -> StateStore:
+        """This store without its in-process fallback: a call Redis does not answer raises
+        `StateUnavailable` instead. For writes that must reach the other replicas or be kept
+        to be sent again (budget counters): served in process, they would stay there for good,
+        and the totals read back would be this process's outage-time counts alone."""
+        return _SharedOnly(self)
 
     # Other Redis users of this process (the rate limiter's own client) share this health:
     # one outage, one warning, one metric.
@@ -207,9 +224,11 @@ class RedisStore:
         rest = self.url.split("://", 1)[-1]
         return rest.rsplit("@", 1)[-1]
 
-    def mark_outage(self, exc: Exception) -> None:
-        """Redis did not answer (`exc`): serve in process, warn once, try again later."""
-        self.fallbacks += 1
+    def mark_outage(self, exc: Exception, served: bool = True) -> None:
+        """Redis did not answer (`exc`): serve in process (`served`), warn once, try again
+        later."""
+        if served:
+            self.fallbacks += 1
         if not self.degraded and _is_timeout(exc):
             now = self.clock()
             if self._timing_out_since is None:
@@ -230,7 +249,7 @@ class RedisStore:
 
     # ---- StateStore -------------------------------------------------------------------------
 
-    async def get(self, key: str) -> Any | None:
+    async def get(self, key: str, *, fallback: bool = True) -> Any | None:
         async def remote(r: Any) -> Any | None:
             return await r.get(self._key(key))
 
@@ -238,18 +257,23 @@ class RedisStore:
             value = await self.fallback.get(key)
             return None if value is None else json.dumps(value)
 
-        raw = await self._call(remote, local)
+        raw = await self._call(remote, local if fallback else None)
         return None if raw is None else json.loads(raw)
 
-    async def set(self, key: str, value: Any, ttl_s: float | None = None) -> None:
+    async def set(
+        self, key: str, value: Any, ttl_s: float | None = None, *, fallback: bool = True
+    ) -> None:
         raw = json.dumps(value)
 
         async def remote(r: Any) -> None:
             await r.set(self._key(key), raw, px=_ms(ttl_s))
 
-        await self._call(remote, lambda: self.fallback.set(key, value, ttl_s))
+        local = partial(self.fallback.set, key, value, ttl_s)
+        await self._call(remote, local if fallback else None)
 
-    async def incr(self, key: str, amount: float = 1.0, ttl_s: float | None = None) -> float:
+    async def incr(
+        self, key: str, amount: float = 1.0, ttl_s: float | None = None, *, fallback: bool = True
+    ) -> float:
         async def remote(r: Any) -> float:
             k = self._key(key)
             # One transaction: create with the expiry only if absent, then add.
@@ -260,13 +284,14 @@ class RedisStore:
                 results = await pipe.execute()
             return float(results[-1])
 
-        return await self._call(remote, lambda: self.fallback.incr(key, amount, ttl_s))
+        local = partial(self.fallback.incr, key, amount, ttl_s)
+        return await self._call(remote, local if fallback else None)
 
-    async def delete(self, key: str) -> None:
+    async def delete(self, key: str, *, fallback: bool = True) -> None:
         async def remote(r: Any) -> None:
             await r.delete(self._key(key))
 
-        await self._call(remote, lambda: self.fallback.delete(key))
+        await self._call(remote, partial(self.fallback.delete, key) if fallback else None)
 
     async def ping(self) -> bool:
         """Does Redis answer now? (Ends an outage when it does.)"""
@@ -292,6 +317,32 @@ class RedisStore:
             except Exception:  # noqa: BLE001  (closing a client of a dead loop or server)
                 pass
         await self.fallback.close()
+
+
+class StateUnavailable(ConnectionError):
+    """Redis did not answer a call of `RedisStore.shared_only()` (nothing served in process)."""
+
+
+class _SharedOnly:
+    """A `RedisStore` whose calls raise `StateUnavailable` rather than fall back to memory."""
+
+    def __init__(self, store: RedisStore) -> None:
+        self.store = store
+
+    async def get(self, key: str) -> Any | None:
+        return await self.store.get(key, fallback=False)
+
+    async def set(self, key: str, value: Any, ttl_s: float | None = None) -> None:
+        await self.store.set(key, value, ttl_s, fallback=False)
+
+    async def incr(self, key: str, amount: float = 1.0, ttl_s: float | None = None) -> float:
+        return await self.store.incr(key, amount, ttl_s, fallback=False)
+
+    async def delete(self, key: str) -> None:
+        await self.store.delete(key, fallback=False)
+
+    async def close(self) -> None:
+        """Nothing: the connections are the store's."""
 
 
 def _is_outage(exc: Exception) -> bool:
@@ -322,14 +373,39 @@ def _ms(ttl_s: float | None) -> int | None:
     return None if ttl_s is None else max(1, int(ttl_s * 1000))
 
 
-def open_state(url: str | None) -> StateStore:
+def open_state(url: str | None, source: str | Path = "config") -> StateStore:
     """The store a `state:` setting names: None -> `MemoryStore`; redis:// or rediss:// ->
-    `RedisStore` (degrading to memory during an outage)."""
+    `RedisStore` (degrading to memory during an outage). A URL Redis cannot be reached by
+    (a bad port, database or option) is a ConfigError of `source`'s `state` field."""
     if url is None:
         return MemoryStore()
-    if url.startswith(("redis://", "rediss://")):
-        return RedisStore(url)
-    raise ValueError(f"state: {url!r} is not a redis:// or rediss:// URL (or null)")
+    problem = state_url_problem(url)
+    if problem is not None:
+        from router.serving.decision_log import safe_url  # password and ?password= hidden
+
+        raise ConfigError(source, "state", f"{safe_url(url)!r}: {problem}")
+    return RedisStore(url)
+
+
+def state_url_problem(url: str) -> str | None:
+    """Why a `state:` URL cannot be used, or None. Checked at start-up: redis-py reads the
+    URL only at the first call, and would then fail every call (or the rate limiter the
+    start-up) with a traceback. Nothing is connected to."""
+    if not url.startswith(("redis://", "rediss://")):
+        return "not a redis:// or rediss:// URL (or null)"
+    database = urlsplit(url).path.strip("/")
+    if database and not database.isdigit():
+        return f"the database after the host is a number (0-15 by default), not {database!r}"
+    from redis.asyncio import Redis
+
+    try:
+        # Parses host, port, database and every ?option into a connection (not opened).
+        Redis.from_url(url).connection_pool.make_connection()
+    except TypeError as e:  # an ?option redis-py does not know
+        return f"an option of the URL is not a Redis connection option ({e})"
+    except Exception as e:  # noqa: BLE001  (ValueError, RedisError: a bad port or value)
+        return str(e)
+    return None
 
 
 class StateCollector:

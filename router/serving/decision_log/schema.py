@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import re
 from collections.abc import Iterator
 from importlib import resources
 from pathlib import Path
@@ -127,8 +128,8 @@ def safe_url(url: str, query: bool = True) -> str:
     leaves `?password=` alone: the spool directory's name was made that way)."""
     try:
         parsed = sa.engine.make_url(url)
-    except sa.exc.ArgumentError:
-        return url
+    except (sa.exc.ArgumentError, ValueError):  # not a URL, or a port that is not a number
+        return re.sub(r"(://[^:/@]*:)[^@/]*@", r"\1***@", url)
     if query and SECRET_PARAMS & {k.lower() for k in parsed.query}:
         hidden = {k: "***" if k.lower() in SECRET_PARAMS else v for k, v in parsed.query.items()}
         rendered = parsed.set(query=hidden).render_as_string(hide_password=True)
