@@ -2,6 +2,7 @@
 shares counts through a StateStore and survives a store outage."""
 
 import asyncio
+import time
 
 import numpy as np
 import pytest
@@ -223,7 +224,7 @@ def test_budgets_keep_state_across_a_reload_when_the_budget_is_unchanged():
 def test_the_proxy_shows_the_budget_in_receipts_and_metrics(tmp_path, upstream, router):
     import httpx
 
-    from tests.learning import chat, metric, router_for, serve, wait_for, write_config
+    from tests.learning import chat, metric, router_for, serve, write_config
 
     cfg = write_config(
         tmp_path,
@@ -252,8 +253,15 @@ def test_the_proxy_shows_the_budget_in_receipts_and_metrics(tmp_path, upstream, 
             # As of the last control step (at most once a second), the SDK's route() included.
             assert 1 <= int(h["x-router-budget-window-requests"]) <= 6
             ctl = proxy.app.state.router.budgets.get("balanced")
-            # The proxy's background task syncs the counters through the shared state.
-            wait_for(lambda: ctl.snapshot()["shared"], what="a budget sync")
+            # Without `state:` nothing is shared: the receipt must not say it is, however many
+            # sync periods (0.2 s) pass (`..._through_a_real_redis` tests the shared case).
+            time.sleep(2.0)
+            assert not ctl.snapshot()["shared"]
+            routed = c.post(
+                "/v1/route",
+                json={"model": "router", "messages": [{"role": "user", "content": "Integrate x."}]},
+            )
+            assert routed.status_code == 200 and routed.json()["budget"]["shared"] is False
             page = c.get("/metrics").text
             t = metric(page, "router_budget_threshold", policy="balanced", field="max_gain")
             assert t == pytest.approx(ctl.threshold())

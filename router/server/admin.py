@@ -27,6 +27,7 @@ from router.learning.reload import reload_router, versions_of
 from router.learning.shadow import ShadowJudge, follow_reload
 from router.server.auth import KeyRing, admin_secret
 from router.server.errors import APIError
+from router.serving.state import RedisStore
 
 log = logging.getLogger("router.server")
 
@@ -176,7 +177,9 @@ class LiveFeatures:
             router = self.router
             await asyncio.sleep(router.budgets.sync_s if router.budgets else 1.0)
             try:
-                if router.budgets:
+                # Through Redis alone: in-process state holds this worker's own counts, which
+                # the controller has already; "synced" through it, every receipt said shared.
+                if router.budgets and isinstance(router.state, RedisStore):
                     await router.budgets.sync(router.state)
                 gen = await router.state.get(GENERATION_KEY)
                 if gen is not None and int(gen) > self._generation:
