@@ -224,3 +224,161 @@ def test_a_cost_weight_policy_over_estimates_learned_apart_warns_at_load(
         Router.from_config(apart)
     said = [r.getMessage() for r in caplog.records if "weighs success" in r.getMessage()]
     assert len(said) == 1 and "'weighed'" in said[0] and "small-math / large" in said[0], said
+
+
+# The first achat of a process: litellm (seconds to import) was imported by the fallback chain
+# on the caller's event loop, which stalled, and the first attempt's `ms` was the import's.
+FIRST_ACHAT = """
+import asyncio, json, sys, time
+from router import Router
+
+router = Router.from_config(sys.argv[1])
+
+
+async def main():
+    gaps, done = [], []
+
+    async def tick():
+        last = time.perf_counter()
+        while not done:
+            await asyncio.sleep(0.01)
+            now = time.perf_counter()
+            gaps.append(now - last)
+            last = now
+
+    ticker = asyncio.create_task(tick())
+    resp = await router.achat("hello there", policy="flaky")
+    done.append(True)
+    await ticker
+    attempts = {a.model: a.ms for a in resp.decision.attempts}
+    print(json.dumps({"stall": max(gaps), "attempts": attempts}))
+
+
+asyncio.run(main())
+"""
+
+
+def test_the_first_achat_imports_litellm_off_the_callers_loop(test_config):
+    import os
+    import subprocess
+    import sys
+
+    from tests.conftest import ROOT
+
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "LITELLM_LOCAL_MODEL_COST_MAP": "True"}
+    out = subprocess.run(
+        [sys.executable, "-c", FIRST_ACHAT, str(test_config)],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert out.returncode == 0, out.stderr
+    seen = json.loads(out.stdout.splitlines()[-1])
+    # keyless is skipped without a call: its attempt takes no time, not the import's seconds.
+    assert seen["attempts"]["keyless"] < 100, seen
+    assert seen["stall"] < 1.5, seen
+
+
+def _rows(db) -> dict[str, dict]:
+    import sqlite3
+
+    con = sqlite3.connect(db)
+    con.row_factory = sqlite3.Row
+    try:
+        return {r["request_id"]: dict(r) for r in con.execute("SELECT * FROM decisions")}
+    finally:
+        con.close()
+
+
+async def test_a_stream_closed_after_one_chunk_or_none_completes_its_log_row(router, tmp_path):
+    """The first chunk is read ahead of the log's layer, which a close then never started: its
+    row stayed open (no status) for as long as the caller kept the stream."""
+    import asyncio
+
+    log = router.open_decision_log(tmp_path / "sdk.db")
+    try:
+        one = await asyncio.to_thread(router.chat, "Tell me a story about a fox", stream=True)
+        for _ in one:
+            break  # one chunk read; `one` is kept
+        none = await asyncio.to_thread(router.chat, "Tell me a story about a cat", stream=True)
+        none.close()
+        aone = await router.achat("Tell me a story about an owl", stream=True)
+        async for _ in aone:
+            break
+        await aone.aclose()
+        anone = await router.achat("Tell me a story about a hen", stream=True)
+        await anone.aclose()
+        assert log.flush(60)
+        rows = _rows(tmp_path / "sdk.db")
+        for s in (one, none, aone, anone):
+            row = rows[s.decision.request_id]
+            assert (row["phase"], row["status"], row["error"]) == (
+                "ended",
+                499,
+                "stream closed early",
+            ), row
+    finally:
+        log.close()
+        router.decision_log = None
+
+
+@pytest.fixture
+def slow_router(test_config, tmp_path, upstream):
+    import yaml
+
+    d = tmp_path / "slow"
+    shutil.copytree(test_config.parent, d)
+    cfg = yaml.safe_load((d / "config.yaml").read_text())
+    cfg["models"].append(
+        {
+            "name": "slow",
+            "litellm_model": "openai/slow-stream",
+            "api_base": upstream.base_url,
+            "input_price": 0.1,
+            "output_price": 0.1,
+            "context_window": 8000,
+        }
+    )
+    (d / "config.yaml").write_text(yaml.safe_dump(cfg))
+    (d / "policies" / "slow.yaml").write_text(
+        "name: slow\ndefault: [slow]\nlarge: [large]\nescalation: {max_difficulty: 1.0}\n"
+    )
+    return Router.from_config(d / "config.yaml")
+
+
+async def test_a_stream_dropped_unread_closes_the_models_connection(slow_router, upstream):
+    """Without a `break` or close, a stream nobody reads kept its connection, and the model
+    generated the whole answer (one word per 0.3 s here: 6 s)."""
+    import asyncio
+    import gc
+    import time
+
+    words = " ".join(["word"] * 20)
+
+    async def ended(text: str) -> str | None:
+        deadline = time.monotonic() + 4
+        while time.monotonic() < deadline and text not in upstream.stream_ends:
+            await asyncio.sleep(0.05)
+        return upstream.stream_ends.get(text)
+
+    sync = await asyncio.to_thread(slow_router.chat, "sync " + words, policy="slow", stream=True)
+    assert sync.decision.model == "slow"
+    del sync
+    gc.collect()
+    assert await ended("echo: sync " + words) == "abandoned"
+    left = await slow_router.achat("async " + words, policy="slow", stream=True)
+    del left
+    gc.collect()
+    assert await ended("echo: async " + words) == "abandoned"
+
+
+def test_a_session_of_the_wrong_type_is_a_request_error_naming_it(router, upstream):
+    before = len(upstream.requests)
+    for name, value in (("session", 5), ("session_scope", ["a"])):
+        with pytest.raises(RequestError, match=f"{name} must be a string") as e:
+            router.chat("hi", **{name: value})
+        assert e.value.param == name
+    assert len(upstream.requests) == before
+    assert router.chat("hi", session="s-1").decision.session == "s-1"

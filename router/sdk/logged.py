@@ -9,7 +9,7 @@ import uuid
 from collections.abc import AsyncIterator, Callable
 from typing import TYPE_CHECKING, Any
 
-from router.serving.closing import closes
+from router.serving.closing import ClosingStream
 
 if TYPE_CHECKING:
     from router.core.decision import Decision
@@ -114,10 +114,29 @@ def log_start(router: Any, decision: Decision, msgs: list[Message]) -> tuple[int
     return seq, end
 
 
-@closes("chunks")
-async def alogged(chunks: AsyncIterator, end: End) -> AsyncIterator:
+def alogged(chunks: AsyncIterator, end: End) -> AsyncIterator:
     """Chunks passed through; `end` completes the stream's row when they end (200), fail
-    (502, the error) or are closed early (499)."""
+    (502, the error) or are closed early (499), also before this layer read a chunk (the
+    caller took only the first one, read ahead of it, or none)."""
+    return _Logged(_alogged(chunks, end), chunks, end)
+
+
+class _Logged(ClosingStream):
+    """`ClosingStream` whose close completes the row: a generator closed before it started
+    never runs its `finally`, and the row stayed open for as long as the stream was kept."""
+
+    def __init__(self, gen: AsyncIterator, source: AsyncIterator, end: End) -> None:
+        super().__init__(gen, source)
+        self._end = end
+
+    async def aclose(self) -> None:
+        try:
+            await super().aclose()
+        finally:
+            self._end(499, None, "stream closed early")  # a no-op once the row is complete
+
+
+async def _alogged(chunks: AsyncIterator, end: End) -> AsyncIterator:
     usage, status, error = None, 499, "stream closed early"
     try:
         async for chunk in chunks:

@@ -579,6 +579,9 @@ class Router:
         pin = params.pop("model", None)
         msgs = normalise_messages(messages)
         session, scope = params.pop("session", None), params.pop("session_scope", None)
+        for name, v in (("session", session), ("session_scope", scope)):
+            if v is not None and not isinstance(v, str):  # else a TypeError deep in hashing
+                raise RequestError(f"{name} must be a string, got {type(v).__name__}", name)
         with tracing.span(self.tracer, tracing.ROUTE) as span:
             turn = await self.sessions.open(msgs, policy, pin, params, session, scope)
             tracing.annotate(span, turn.decision)
@@ -590,6 +593,9 @@ class Router:
             return result
         decision = cp.decision
         routed.append(decision)
+        # The chain reads litellm (parameters, error mapping): imported here in a worker
+        # thread, not by the first call on the caller's loop, timed as its first attempt.
+        await upstream.litellm_ready()
         send = self.outgoing(msgs, decision)  # redacted when the privacy rule says so
         calls = self.calls.hiding(message_text(m) for m in send)  # errors quote the prompt
         if params.get("stream"):

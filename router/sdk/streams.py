@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import weakref
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
@@ -57,6 +59,13 @@ class AsyncRoutedStream:
         self._first, self._rest = first, rest
         self._hide_usage = hide_usage
         self.usage: Any = None
+        # A stream dropped unclosed closes its source on its loop: the model stops generating.
+        try:
+            loop: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
+        except RuntimeError:  # made outside a loop: closed by whoever reads or closes it
+            loop = None
+        self._left = weakref.finalize(self, _close_left, loop, rest)
+        self._left.atexit = False
 
     async def __aiter__(self):
         try:
@@ -69,7 +78,27 @@ class AsyncRoutedStream:
 
     async def aclose(self) -> None:
         """Stop reading: the model's connection is closed (a local model stops generating)."""
+        self._left.detach()
         await aclose(self._rest)
+
+
+_closing: set[asyncio.Task] = set()  # the closes under way (a loop keeps weak task refs)
+
+
+def _close_left(loop: asyncio.AbstractEventLoop | None, rest: AsyncIterator) -> None:
+    """Close the source of a stream dropped unclosed, on the loop it was opened on."""
+    if loop is None:
+        return
+
+    def start() -> None:
+        task = loop.create_task(aclose(rest))
+        _closing.add(task)
+        task.add_done_callback(_closing.discard)
+
+    try:
+        loop.call_soon_threadsafe(start)
+    except RuntimeError:
+        pass  # the loop is closed, and its connections with it
 
 
 class RoutedStream:
