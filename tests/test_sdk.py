@@ -382,3 +382,33 @@ def test_a_session_of_the_wrong_type_is_a_request_error_naming_it(router, upstre
         assert e.value.param == name
     assert len(upstream.requests) == before
     assert router.chat("hi", session="s-1").decision.session == "s-1"
+
+
+def test_a_router_closes_what_it_holds_and_refuses_chat_after(tmp_path, test_config):
+    import asyncio
+    import sqlite3
+
+    with Router.from_config(test_config) as r:
+        r.open_decision_log(tmp_path / "d.db")
+        assert r.chat("What is 2 + 2?").decision.model
+    # The log was closed (its rows on disk), and nothing is left to write to.
+    assert r.closed and r.decision_log is None
+    rows = sqlite3.connect(tmp_path / "d.db").execute("SELECT count(*) FROM decisions")
+    assert rows.fetchone()[0] == 1
+    with pytest.raises(RuntimeError, match="closed"):
+        r.chat("hello")
+    assert r.route("hello").model  # routing holds nothing to release
+    r.close()  # a second close does nothing
+
+    async def run() -> Router:
+        async with Router.from_config(test_config) as a:
+            a.open_decision_log(tmp_path / "a.db")
+            await a.achat("What is 3 + 3?")
+        with pytest.raises(RuntimeError, match="closed"):
+            await a.achat("hello")
+        return a
+
+    a = asyncio.run(run())
+    assert a.closed and a.decision_log is None
+    rows = sqlite3.connect(tmp_path / "a.db").execute("SELECT count(*) FROM decisions")
+    assert rows.fetchone()[0] == 1

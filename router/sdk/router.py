@@ -19,7 +19,6 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from router.core.config import (
-    ConfigError,
     DecisionLogSpec,
     RouterConfig,
     check_default_policy,
@@ -45,6 +44,7 @@ from router.core.request import (
 )
 from router.core.scorer import ScoreBatch, Scorer, configured_scorer_path
 from router.sdk import caching, logged
+from router.sdk.estimates import comparable_pairs, incomparable_pairs, success_columns
 from router.sdk.streams import AsyncRoutedStream, RoutedStream, ask_usage, carries_nothing, prepend
 from router.serving import cascade, tracing, upstream
 from router.serving.background import run_sync
@@ -63,57 +63,6 @@ if TYPE_CHECKING:  # sqlalchemy loads only when a log is opened: fast cold start
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 
 log = logging.getLogger("router.sdk")
-
-
-def success_columns(
-    config: RouterConfig, scorer_models: list[str]
-) -> tuple[dict[str, int], dict[str, str]]:
-    """Per catalogue model, the scorer's success column that estimates it; and, for models
-    with no rows of their own, the stand-in used ("none": no estimate at all)."""
-    cols = {m: i for i, m in enumerate(scorer_models)}
-    success_col: dict[str, int] = {}
-    unprofiled: dict[str, str] = {}
-    for m in config.models:
-        own = m.profile or m.name
-        if own in cols:
-            success_col[m.name] = cols[own]
-            continue
-        stand_in = m.stand_in or getattr(config.stand_ins, m.tier)
-        where = f"models[{m.name}].stand_in" if m.stand_in else f"stand_ins.{m.tier}"
-        if stand_in is not None and stand_in not in cols:
-            raise ConfigError(
-                "config",
-                where,
-                f"{stand_in!r} is not a model of the scorer; it knows {sorted(cols)}",
-            )
-        unprofiled[m.name] = stand_in or "none"
-        if stand_in is not None:
-            success_col[m.name] = cols[stand_in]
-    return success_col, unprofiled
-
-
-def comparable_pairs(success_col: dict[str, int], scorer: Any) -> frozenset[tuple[str, str]] | None:
-    """The pairs of catalogue models whose success estimates (by their scorer columns) may be
-    multiplied into the escalation gain (`Scorer.success_comparable_`); None when the scorer
-    does not say, and every pair may."""
-    table = getattr(scorer, "success_comparable_", None)
-    if table is None:
-        return None
-    return frozenset(
-        (a, b) for a, ca in success_col.items() for b, cb in success_col.items() if table[ca, cb]
-    )
-
-
-def incomparable_pairs(
-    models: list[str], success_col: dict[str, int], comparable: frozenset[tuple[str, str]] | None
-) -> list[tuple[str, str]]:
-    """The pairs of `models` with success estimates that were learned on different prompts
-    (`comparable_pairs`): a head carries its training set's base rate, so comparing the two
-    compares their data as much as the request."""
-    if comparable is None:
-        return []
-    known = [m for m in models if m in success_col]
-    return [(a, b) for i, a in enumerate(known) for b in known[i + 1 :] if (a, b) not in comparable]
 
 
 def _check_counts(params: dict[str, Any]) -> None:
@@ -199,6 +148,7 @@ class Router:
             ds.min_samples,
         )
         self.config_path: Path | None = None  # from_config: the file, for hot reload
+        self.closed = False  # close(): chat() refuses, resources released
 
     @classmethod
     def from_config(cls, path: str | Path = "config.yaml", start_local: bool = False) -> Router:
@@ -280,6 +230,48 @@ class Router:
         if self.local is not None:
             self.local.stop()
             self.local = None
+
+    # ---- closing ----------------------------------------------------------------------------
+
+    def close(self) -> None:
+        """Release what the router holds: its decision log (flushed), the local model servers
+        and the shared-state connections. Afterwards `route()` still works; `chat()` raises.
+        `with Router.from_config(...) as router:` closes it at the end of the block."""
+        if self.closed:
+            return
+        self.closed = True
+        log_, self.decision_log = self.decision_log, None
+        try:
+            if log_ is not None:
+                log_.close()
+        finally:
+            self.stop_local()
+            run_sync(self.state.close())
+
+    async def aclose(self) -> None:
+        """`close()` for asyncio (`async with`): the blocking part runs in a worker thread."""
+        if self.closed:
+            return
+        self.closed = True
+        log_, self.decision_log = self.decision_log, None
+        try:
+            if log_ is not None:
+                await asyncio.to_thread(log_.close)
+        finally:
+            await asyncio.to_thread(self.stop_local)
+            await self.state.close()
+
+    def __enter__(self) -> Router:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    async def __aenter__(self) -> Router:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
 
     def warm_up(self) -> None:
         """Run one text through encoder and scorer, and load the answer verifiers the policies'
@@ -509,6 +501,8 @@ class Router:
     async def achat(self, messages: str | list[Message], policy: str | None = None, **params: Any):
         """Route, then call the model: `chat()` for asyncio. Routing runs in a worker thread so
         the loop never blocks."""
+        if self.closed:
+            raise RuntimeError("this Router is closed: chat() needs a router that is open")
         with tracing.span(self.tracer, tracing.CHAT) as span:
             routed: list[Decision] = []  # the decision, once made
             try:

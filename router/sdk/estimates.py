@@ -1,0 +1,60 @@
+"""Which scorer column estimates each catalogue model's success, and which two estimates may
+be compared: a model without rows of its own takes a stand-in the config names, and heads
+learned on different prompts carry different base rates."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from router.core.config import ConfigError, RouterConfig
+
+
+def success_columns(
+    config: RouterConfig, scorer_models: list[str]
+) -> tuple[dict[str, int], dict[str, str]]:
+    """Per catalogue model, the scorer's success column that estimates it; and, for models
+    with no rows of their own, the stand-in used ("none": no estimate at all)."""
+    cols = {m: i for i, m in enumerate(scorer_models)}
+    success_col: dict[str, int] = {}
+    unprofiled: dict[str, str] = {}
+    for m in config.models:
+        own = m.profile or m.name
+        if own in cols:
+            success_col[m.name] = cols[own]
+            continue
+        stand_in = m.stand_in or getattr(config.stand_ins, m.tier)
+        where = f"models[{m.name}].stand_in" if m.stand_in else f"stand_ins.{m.tier}"
+        if stand_in is not None and stand_in not in cols:
+            raise ConfigError(
+                "config",
+                where,
+                f"{stand_in!r} is not a model of the scorer; it knows {sorted(cols)}",
+            )
+        unprofiled[m.name] = stand_in or "none"
+        if stand_in is not None:
+            success_col[m.name] = cols[stand_in]
+    return success_col, unprofiled
+
+
+def comparable_pairs(success_col: dict[str, int], scorer: Any) -> frozenset[tuple[str, str]] | None:
+    """The pairs of catalogue models whose success estimates (by their scorer columns) may be
+    multiplied into the escalation gain (`Scorer.success_comparable_`); None when the scorer
+    does not say, and every pair may."""
+    table = getattr(scorer, "success_comparable_", None)
+    if table is None:
+        return None
+    return frozenset(
+        (a, b) for a, ca in success_col.items() for b, cb in success_col.items() if table[ca, cb]
+    )
+
+
+def incomparable_pairs(
+    models: list[str], success_col: dict[str, int], comparable: frozenset[tuple[str, str]] | None
+) -> list[tuple[str, str]]:
+    """The pairs of `models` with success estimates that were learned on different prompts
+    (`comparable_pairs`): a head carries its training set's base rate, so comparing the two
+    compares their data as much as the request."""
+    if comparable is None:
+        return []
+    known = [m for m in models if m in success_col]
+    return [(a, b) for i, a in enumerate(known) for b in known[i + 1 :] if (a, b) not in comparable]
