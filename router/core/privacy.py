@@ -339,7 +339,7 @@ _PEM = re.compile(
 # boundary in scripts written without spaces) Chinese, Japanese, Korean.
 _PASSWORD_WORDS = (
     r"passwort|kennwort|mot\s+de\s+passe|contrase[ñn]a|senha|wachtwoord|пароль|has[łl]o"
-    r"|l[öo]senord|passord|adgangskode|salasana|[şs]ifre|jelsz[óo]|heslo"
+    r"|l[öo]senord|passord|adgangskode|salasana|[şs]ifre(?:si)?|jelsz[óo]|heslo"
 )
 _CJK_PASSWORD_WORDS = r"密码|密碼|パスワード|비밀번호"
 # Letters of scripts written without spaces, their punctuation and full-width forms: not part
@@ -363,7 +363,7 @@ def _assigned(words: str = "", unspaced: str = "") -> re.Pattern:
         names += f"|{unspaced}"
     return re.compile(
         rf"(?i)(?:{names})[\"']?"
-        r"(?:\s*[:=]\s*|(\s+(?:is|ist|est|es|é)(?:\s*:)?\s+|\s*(?:是|为|為|は)\s*))[\"']?"
+        r"(?:\s*[:=—–]\s*|(\s+(?:is|ist|lautet|est|es|é)(?:\s*:)?\s+|\s*(?:是|为|為|は)\s*))[\"']?"
         rf"(?:(?:bearer|basic|token)\s+)?([^\s\"',;{_CJK}]{{6,}})"
     )
 
