@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import dis
+import types
+
 import pytest
 
+from router.evaluation.code_harness import HARNESS, builtin_shadows, rewrite_tests
 from router.evaluation.graders import (
     GRADERS,
     GradingError,
@@ -230,16 +234,70 @@ HE_CHECK = (
 
 def test_code_program_for_mbpp_appends_every_assert():
     prog = code_program("```python\ndef add(a, b):\n    return a + b\n```", Reference(MBPP_TESTS))
-    assert "def add" in prog and "assert add(0, 0) == 0" in prog and "```" not in prog
+    assert repr("def add(a, b):\n    return a + b\n") in prog and "```" not in prog
+    assert "assert __router_cmp__('==', add(0, 0), 0)" in prog  # every assert, rewritten
 
 
 def test_code_program_for_humaneval_keeps_the_prompt_when_only_the_body_is_given():
     body = "    return sum(xs)\n"
     prog = code_program(body, Reference(HE_CHECK, prompt=HE_PROMPT))
-    assert prog.startswith(HE_PROMPT) and prog.rstrip().endswith("check(total)")
+    assert repr(HE_PROMPT + body) in prog and "check(total)" in prog
     whole = "```python\ndef total(xs):\n    return sum(xs)\n```"
     prog = code_program(whole, Reference(HE_CHECK, prompt=HE_PROMPT))
     assert "from typing import List" in prog and prog.count("def total") == 1
+
+
+def test_asserts_are_rewritten_to_compare_plain_data_only():
+    tests = (
+        "def check(candidate):\n"
+        "    assert candidate(1) == [1, 2]\n"
+        "    assert abs(candidate(1.33) - 0.33) < 1e-06, 'close'\n"
+        "    assert not candidate('x')\n"
+        "    assert candidate(3) is True\n"
+        "    assert 0 < candidate(2) <= 5\n"
+        "    assert candidate(1) and math.isclose(candidate(2), 0.5)\n"
+        "    if candidate(0) == 1:\n"  # outside an assert: left alone
+        "        pass\n"
+    )
+    out = rewrite_tests(tests)
+    assert "assert __router_cmp__('==', candidate(1), [1, 2])" in out
+    assert "abs(__router_plain__(candidate(1.33)) - 0.33), 1e-06), 'close'" in out
+    assert "assert not __router_truth__(candidate('x'))" in out
+    assert "assert candidate(3) is True" in out
+    assert "__router_chain__(('<', '<='), 0, lambda: candidate(2), lambda: 5)" in out
+    assert "__router_truth__(candidate(1)) and __router_truth__(math.isclose(" in out
+    assert "if candidate(0) == 1:" in out
+    assert rewrite_tests("assert (") == "assert ("  # does not parse: fails in the sandbox
+
+
+def test_only_the_function_under_test_may_shadow_a_builtin():
+    assert builtin_shadows("assert sum(10, 15) == 6") == ("sum",)  # MBPP 126
+    assert builtin_shadows("assert sorted(f([3, 1])) == [1, 3]") == ()
+    assert builtin_shadows("def check(candidate):\n    assert candidate(1) == 1\n", "max") == (
+        "max",
+    )
+    assert builtin_shadows("def check(candidate):\n    pass\n", "total") == ()
+
+
+def test_the_harness_helpers_read_no_global_name():
+    """After the answer ran, the harness uses only its local variables and the defaults bound
+    before: a global or builtin the answer rebinds cannot reach it."""
+    code = compile(HARNESS, "harness", "exec")
+    functions = [
+        c for c in code.co_consts if isinstance(c, types.CodeType) and c.co_name[:9] == "__router_"
+    ]
+    nested = [c for f in functions for c in f.co_consts if isinstance(c, types.CodeType)]
+    assert not nested  # no lambda, comprehension or inner function (each would need a cell)
+    assert {f.co_name for f in functions} >= {
+        "__router_plain__", "__router_cmp__", "__router_chain__", "__router_truth__",
+        "__router_run__",
+    }  # fmt: skip
+    for f in functions:
+        loads = [
+            i.argval for i in dis.get_instructions(f) if i.opname in ("LOAD_GLOBAL", "LOAD_NAME")
+        ]
+        assert not loads, (f.co_name, loads)
+        assert not f.co_freevars and not f.co_cellvars, f.co_name  # no closure cell to rewrite
 
 
 def test_code_eval_needs_permission_and_runs_in_the_sandbox():

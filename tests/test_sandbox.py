@@ -566,3 +566,60 @@ def test_a_program_that_ends_passes_and_one_that_fails_does_not(mode):
         **mode,
     )
     assert inside.passed, inside  # changes inside the scratch directory are the program's own
+
+
+# ---- the disk: many files, each under the file-size limit -----------------------------------
+
+
+def _disk_use(base: Path) -> int:
+    total = 0
+    for root, dirs, files in os.walk(base):  # errors (a dir removed while we look) skipped
+        for name in dirs + files:
+            try:
+                total += os.lstat(os.path.join(root, name)).st_blocks * 512
+            except OSError:
+                pass
+    return total
+
+
+def test_many_files_cannot_fill_the_disk(mode, monkeypatch):
+    """RLIMIT_FSIZE caps each file, the guard the number created (32 by default): the scratch
+    dir, on the host's /tmp in the audit-hook mode, holds at most 32 x the file-size limit."""
+    size = 256 * 1024
+    code = (
+        "import os\nfor i in range(200):\n"
+        f"    with open('f%d' % i, 'wb') as f:\n        f.write(b'x' * {size})\n"
+        "    print(i, sum(os.path.getsize(n) for n in os.listdir('.')), flush=True)\n"
+    )
+    base = Path(tempfile.mkdtemp(prefix="sandbox-disk-", dir="/tmp"))
+    base.chmod(0o755)  # the program's user (nobody) walks through it to its scratch dir
+    monkeypatch.setattr(tempfile, "tempdir", str(base))  # where run_python makes its dirs
+    peak, stop = [0], threading.Event()
+
+    def watch() -> None:
+        while not stop.is_set():
+            peak[0] = max(peak[0], _disk_use(base))
+            time.sleep(0.005)
+
+    watcher = threading.Thread(target=watch)
+    watcher.start()
+    try:
+        r = run_python(code, file_mb=1, timeout=30, **mode)
+    finally:
+        stop.set()
+        watcher.join()
+        monkeypatch.undo()
+        shutil.rmtree(base, ignore_errors=True)
+    assert not r.passed and "sandbox: creating more than 32 files is not allowed" in r.stderr, r
+    reports = [line.split() for line in r.stdout.splitlines()]
+    assert len(reports) == 32 and int(reports[-1][1]) <= 32 * size + 100_000, r.stdout[-300:]
+    # On the host: 32 files of 256 KB, the two program files and the output, never more.
+    assert peak[0] <= 32 * size + 1024 * 1024, peak[0]
+    # Writing files as programs do still works: the same file again and again, a temp dir.
+    ok = run_python(
+        "import tempfile\nfor i in range(10):\n    open('log', 'a').write('x')\n"
+        "with tempfile.TemporaryDirectory() as d:\n    open(d + '/a', 'w').write('1')\n"
+        "assert open('log').read() == 'x' * 10\n",
+        **mode,
+    )
+    assert ok.passed, ok

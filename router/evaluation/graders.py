@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from fractions import Fraction
 from typing import Any
 
+from router.evaluation.code_harness import harness_program
 from router.evaluation.sandbox import SandboxResult, run_python
 
 
@@ -477,7 +478,8 @@ def entry_point(prompt: str) -> str | None:
 
 
 def code_program(answer: str, ref: Reference) -> str:
-    """The program to run: the generated code, then the dataset's tests.
+    """The program to run: the generated code, then the dataset's tests, in the harness of
+    `code_harness.py` (the tests in a namespace of their own, comparing plain data only).
 
     HumanEval (a `check(candidate)` reference): the prompt's imports and helpers come first;
     when the answer only continues the function body, the prompt's signature is kept.
@@ -487,7 +489,7 @@ def code_program(answer: str, ref: Reference) -> str:
     truth = ref.ground_truth
     tests = _references(truth) if not (isinstance(truth, str) and "def check" in truth) else None
     if tests is not None:
-        return code + "\n\n" + "\n".join(tests) + "\n"
+        return harness_program(code, "\n".join(tests) + "\n")
     name = entry_point(ref.prompt)
     if name is None:
         raise GradingError("code_eval: no function to check in the prompt")
@@ -496,7 +498,7 @@ def code_program(answer: str, ref: Reference) -> str:
         program = head + "\n" + code
     else:
         program = ref.prompt + code
-    return program + "\n\n" + str(truth) + f"\n\ncheck({name})\n"
+    return harness_program(program, str(truth) + f"\n\ncheck({name})\n", entry=name)
 
 
 @dataclass

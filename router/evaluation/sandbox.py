@@ -7,7 +7,8 @@ it ran to its end. Layers, each applied where this machine allows it (`isolation
   library only: no site-packages, no .pth files), an empty environment,
   stdin closed, a wall-clock time limit after which its whole process group is killed;
 - rlimits: CPU seconds, address space (memory), file size, number of processes (fork bombs),
-  open files;
+  open files; and, by the guard, the number of files created (`max_files`), so the scratch dir
+  holds at most `max_files` x the file size, on the host's /tmp too without namespaces;
 - **namespaces** (root, `unshare` works): a network namespace with no usable interface (even
   127.0.0.1 is unreachable), a PID namespace (everything the program starts dies with it) and a
   mount namespace where /tmp, /var/tmp and /dev/shm are fresh size-limited tmpfs mounts; the
@@ -54,7 +55,7 @@ import os, resource, subprocess, sys
 src, tmpfs_mb, uid, gid = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
 limits = [int(x) for x in sys.argv[5:10]]
 prefix, exe = sys.argv[10], sys.argv[11]  # the interpreter's install prefix and exe within it
-args = sys.argv[12:]  # main.py's own arguments (the pipes' fd numbers, the guard switch)
+args = sys.argv[12:]  # main.py's: the pipes' fd numbers, the guard switch, the file count
 files = {name: open(os.path.join(src, name), "rb").read() for name in os.listdir(src)}
 for d in ("/tmp", "/var/tmp", "/dev/shm"):
     if os.path.isdir(d):
@@ -86,7 +87,7 @@ resource.setrlimit(resource.RLIMIT_NPROC, (nproc, nproc))
 resource.setrlimit(resource.RLIMIT_NOFILE, (nofile, nofile))
 resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
 env = {"PATH": "/usr/bin:/bin", "HOME": work, "TMPDIR": work, "LANG": "C.UTF-8"}
-os.execve(python, [python, "-I", "-S", "-B", "main.py", *args[:3], work], env)
+os.execve(python, [python, "-I", "-S", "-B", "main.py", *args[:3], work, *args[3:]], env)
 """
 
 
@@ -218,6 +219,7 @@ def run_python(
     cpu_s: int | None = None,
     file_mb: int = 16,
     max_procs: int = 64,
+    max_files: int = 32,
     output_bytes: int = 64_000,
     audit_hook: bool = True,
     mode: str | None = None,
@@ -229,6 +231,8 @@ def run_python(
 
     Never raises for anything the program does (time-outs, crashes, bombs): the result says.
     `audit_hook=False` leaves out the in-process guard (tests check each wall on its own).
+    The guard lets the program create at most `max_files` files and directories (each open that
+    may create one counts), so with `file_mb` per file its disk use is bounded in every mode.
     `mode` forces "audit-hook" (no namespaces) where namespaces would be used; there, as root,
     `user` runs the program as that user and `python` names an interpreter it can execute.
     """
@@ -256,6 +260,7 @@ def run_python(
         os.close(token_w)
         token_w = -1
         fds = [str(token_r), str(verdict_w), "1" if audit_hook else "0"]
+        limits = [str(max_files)]  # after the scratch dir
         out_path, err_path = host / "stdout", host / "stderr"
         if mode == "namespaces":
             uid, gid = _user(user or "nobody")
@@ -264,12 +269,13 @@ def run_python(
                 sys.executable, "-I", "-B", "-c", LAUNCHER, str(scratch),
                 str(max(16, file_mb * 2)), str(uid), str(gid),
                 str(cpu), str(mem), str(fsize), str(max_procs), "256", *_interpreter(), *fds,
+                *limits,
             ]  # fmt: skip
             preexec = None
             cwd = str(host)
         else:
             exe = python or os.path.join(*_interpreter())
-            cmd = [exe, "-I", "-S", "-B", "main.py", *fds, str(scratch)]
+            cmd = [exe, "-I", "-S", "-B", "main.py", *fds, str(scratch), *limits]
             cwd = str(scratch)
             ids = _user(user) if user is not None else None
             if ids is not None:

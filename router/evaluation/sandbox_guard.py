@@ -17,11 +17,13 @@ Two jobs, in this order, before a line of the untrusted program is compiled:
 2. **The guard** (`audit=1`): an audit hook (PEP 578) that ends the process with status 1 on
    anything outside the rules, rather than raising (a raised exception would let the program
    catch it and walk the traceback into the guard's frame). It refuses file-system changes
-   outside the scratch directory, sockets, processes, signals to other processes, native code,
-   reading files outside the scratch directory and the standard library (/proc: memory), and
-   the interpreter introspection that reaches other frames' objects (gc, tracing, code
-   objects). Functions that raise no audit event are replaced by refusing
-   stand-ins, and the import machinery can no longer load native code or rebuild those modules.
+   outside the scratch directory, more than `max_files` files created inside it (each under
+   RLIMIT_FSIZE: the disk they take is bounded), sockets, processes, signals to other
+   processes, native code, reading files outside the scratch directory and the standard
+   library (/proc: memory), and the interpreter introspection that reaches other frames'
+   objects (gc, tracing, code objects). Functions that raise no audit event are replaced by
+   refusing stand-ins, and the import machinery can no longer load native code or rebuild
+   those modules.
    The hook only touches exact `str`/`bytes`/`int` arguments and captured C functions, so no
    program code ever runs inside it.
 """
@@ -129,10 +131,11 @@ def _preload():
             pass
 
 
-def _install_guard(scratch):  # noqa: C901 - one closure on purpose: its cells stay private
+def _install_guard(scratch, max_files=32):  # noqa: C901 - one closure: its cells stay private
     import _imp
     import _signal
     import gc
+    import itertools
     import os
     import posix
     import signal
@@ -147,6 +150,10 @@ def _install_guard(scratch):  # noqa: C901 - one closure on purpose: its cells s
     readable_dirs = READABLE_DIRS
     o_write = os.O_WRONLY | os.O_RDWR | os.O_CREAT | os.O_APPEND | os.O_TRUNC
     o_tmpfile = getattr(os, "O_TMPFILE", 0)
+    o_create = os.O_CREAT | o_tmpfile
+    # Files and directories created so far (RLIMIT_FSIZE caps each one's size); next() on it is
+    # one C call, so threads creating files at once cannot lose a count.
+    created, _next = itertools.count(1), next
 
     def refuse(why):
         try:
@@ -238,6 +245,14 @@ def _install_guard(scratch):  # noqa: C901 - one closure on purpose: its cells s
         if not (inside(literal) and inside(resolve(literal))):
             refuse(what + " outside the scratch directory (" + text + ")")
 
+    def count_created(path):
+        """Each open that may create a file (re-opening one for writing too) and each mkdir
+        counts: the scratch dir then holds at most `max_files` files of RLIMIT_FSIZE bytes."""
+        if _type(path) is _int or (_type(path) is _str and path == "/dev/null"):
+            return
+        if _next(created) > max_files:
+            refuse("creating more than " + _str(max_files) + " files")
+
     def check_read(path):
         if _type(path) is _int:
             return
@@ -293,6 +308,8 @@ def _install_guard(scratch):  # noqa: C901 - one closure on purpose: its cells s
             refuse("unusual open flags")
         if writes:
             check_change(path, None, "writing")
+            if (flags is None and mode is not None) or (_type(flags) is _int and flags & o_create):
+                count_created(path)
         else:
             check_read(path)
 
@@ -312,7 +329,10 @@ def _install_guard(scratch):  # noqa: C901 - one closure on purpose: its cells s
         "open": on_open,
         "os.remove": lambda a: check_change(a[0], a[1], "removing files"),
         "os.rmdir": lambda a: check_change(a[0], a[1], "removing directories"),
-        "os.mkdir": lambda a: check_change(a[0], a[2], "creating directories"),
+        "os.mkdir": lambda a: (
+            check_change(a[0], a[2], "creating directories"),
+            count_created(a[0]),
+        ),
         "os.rename": lambda a: (
             check_change(a[0], a[2], "renaming"),
             check_change(a[1], a[3], "renaming"),
@@ -392,6 +412,8 @@ def _run(path):
 
     _exit, _exec, _compile = os._exit, exec, compile
     print_exception, stderr = traceback.print_exc, sys.stderr
+    # The interpreter's own display (C): what a program that rebound builtins leaves working.
+    display, exc_info, stdout = sys.__excepthook__, sys.exc_info, sys.stdout
     with open(path, encoding="utf-8") as f:
         source = f.read()
     sys.argv[:] = [path]
@@ -405,9 +427,12 @@ def _run(path):
         # whose metaclass drops BaseException from its MRO; either let SystemExit(0) reach
         # finalisation, and so the verdict. Any failure exits at once, before finalisation.
         try:
-            print_exception(file=stderr)
+            try:
+                print_exception(file=stderr)
+            except:  # noqa: E722 - the traceback module uses builtins the program may rebind
+                display(*exc_info())
             stderr.flush()
-            sys.stdout.flush()
+            stdout.flush()
         finally:
             _exit(1)
 
@@ -417,5 +442,5 @@ def main(argv):
     _install_verdict(token_fd, verdict_fd)
     if audit:
         _preload()
-        _install_guard(argv[4])
+        _install_guard(argv[4], int(argv[5]) if len(argv) > 5 else 32)
     _run("program.py")
