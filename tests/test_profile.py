@@ -51,13 +51,18 @@ def mc_rows(n: int, source: str = "dcrouter/mmlu") -> list[dict]:
 
 class OracleUpstream(Upstream):
     """Answers multiple-choice rows it is told about: `oracle` right, `wrong` wrong, `flaky`
-    right after one 500 per prompt, `down` always 500, `delay` right after 0.3 s. Returns
-    token logprobs when asked."""
+    right after one 500 per prompt, `down` always 500, `delay` right after 0.3 s, `limited`
+    right after one 429 with Retry-After: 1 per prompt; `empty` runs out of tokens before any
+    text (a reasoning model), `tool` replies with a tool call, `silent` ends with no text.
+    Returns token logprobs when asked."""
+
+    MODELS = ("oracle", "wrong", "flaky", "down", "delay", "limited", "empty", "tool", "silent")
 
     def __init__(self) -> None:
         super().__init__()
         self.truth: dict[str, str] = {}
         self.failed_once: set[str] = set()
+        self.limited_once: set[str] = set()
 
     def learn(self, rows: list[dict]) -> None:
         for r in rows:
@@ -80,6 +85,9 @@ class OracleUpstream(Upstream):
             import asyncio
 
             await asyncio.sleep(0.3)
+        if model == "limited" and text not in self.limited_once:
+            self.limited_once.add(text)
+            return _error(429, "injected rate limit", {"Retry-After": "1"})
         answer = truth if model != "wrong" else LETTERS[(LETTERS.index(truth) + 1) % 4]
         if truth is None:
             answer = "I do not know"
@@ -88,7 +96,27 @@ class OracleUpstream(Upstream):
             "message": {"role": "assistant", "content": answer},
             "finish_reason": "stop",
         }
-        if body.get("logprobs"):
+        no_text = {
+            "empty": ({"content": None}, "length"),
+            "tool": (
+                {
+                    "content": None,
+                    "tool_calls": [
+                        {
+                            "id": "call_1",
+                            "type": "function",
+                            "function": {"name": "search", "arguments": "{}"},
+                        }
+                    ],
+                },
+                "tool_calls",
+            ),
+            "silent": ({"content": ""}, "stop"),
+        }
+        if model in no_text:
+            message, finish = no_text[model]
+            choice.update(message={"role": "assistant", **message}, finish_reason=finish)
+        elif body.get("logprobs"):
             top = [{"token": answer, "logprob": -0.1, "bytes": None}]
             top += [{"token": x, "logprob": -3.0, "bytes": None} for x in "AB" if x != answer]
             choice["logprobs"] = {
@@ -124,7 +152,7 @@ def write_config(directory: Path, api_base: str) -> Path:
             "context_window": 8192,
             "timeout": 30,
         }
-        for name in ("oracle", "wrong", "flaky", "down", "delay")
+        for name in OracleUpstream.MODELS
     ]
     (directory / "policies").mkdir(exist_ok=True)
     path = directory / "config.yaml"
@@ -146,7 +174,8 @@ def run(tmp_path, oracle, rows, models, **kw):
     cfg_path = write_config(tmp_path, oracle.base_url)
     data = write_rows(tmp_path / "in.jsonl", rows)
     out = kw.pop("out", tmp_path / "out.jsonl")
-    report = profile([data], models, out, load_config(cfg_path), tmp_path, retries=2, **kw)
+    kw.setdefault("retries", 2)
+    report = profile([data], models, out, load_config(cfg_path), tmp_path, **kw)
     return report, out
 
 
@@ -194,6 +223,53 @@ def test_a_failed_call_is_retried_and_an_outage_never_aborts(tmp_path, oracle):
     calls = oracle.calls["flaky"]
     report2, _ = run(tmp_path, oracle, rows, ["flaky", "down"])
     assert oracle.calls["flaky"] == calls and report2.already_done == 4 and report2.failed == 4
+
+
+def test_retries_are_the_profiles_own_and_honour_retry_after(tmp_path, oracle):
+    """`--retries 0` makes one call (the provider client's hidden retries are off); a 429's
+    Retry-After is waited for, and the latency is the answering call's, not the wait's."""
+    rows = mc_rows(2, "dcrouter/retries")
+    before = oracle.calls["down"]
+    report, _ = run(tmp_path, oracle, rows, ["down"], retries=0)
+    assert report.failed == 2 and oracle.calls["down"] - before == 2
+    before, t0 = oracle.calls["limited"], time.monotonic()
+    report, out = run(tmp_path, oracle, rows, ["limited"], retries=1, out=tmp_path / "l.jsonl")
+    assert report.failed == 0 and oracle.calls["limited"] - before == 4
+    assert time.monotonic() - t0 >= 2.0  # each row waited its 1 s
+    for r in read_out(out):
+        assert r["scores"]["limited"] == 1.0
+        assert r["usage"]["limited"]["latency_ms"] < 900  # the answering call alone
+
+
+def test_a_reply_without_text_is_an_error_not_a_wrong_answer(tmp_path, oracle):
+    """A budget spent before any text (a reasoning model) or a tool call is no answer of the
+    model's: a recorded failure that names the cause, never a score of 0. A reply the model
+    ended with no text is its answer."""
+    rows = mc_rows(2, "dcrouter/notext")
+    report, out = run(tmp_path, oracle, rows, ["empty", "tool", "silent"])
+    got = read_out(out)
+    assert all("empty" not in r["scores"] and "tool" not in r["scores"] for r in got)
+    assert all(r["scores"]["silent"] == 0.0 for r in got)
+    assert report.failed == 4
+    errors = {
+        e["model"]: e["error"]
+        for e in map(json.loads, (tmp_path / "out.jsonl.journal").read_text().splitlines())
+        if "error" in e
+    }
+    assert "budget of 4 tokens" in errors["empty"] and "--max-tokens" in errors["empty"]
+    assert "tool call (search)" in errors["tool"]
+
+
+def test_a_failing_judge_is_a_recorded_failure_and_never_aborts_the_run(tmp_path, oracle):
+    rows = mc_rows(2, "chat/judged")
+    for r in rows:
+        del r["metric"]
+        r["ground_truth"] = "a reference"
+    report, out = run(tmp_path, oracle, rows, ["oracle"], judge="down", retries=0)
+    assert report.failed == 2
+    errors = [json.loads(x) for x in (tmp_path / "out.jsonl.journal").read_text().splitlines()]
+    assert len(errors) == 2
+    assert all(e["error"].startswith("judge down call failed: InternalServerError") for e in errors)
 
 
 def test_profiling_a_new_model_keeps_the_old_columns(tmp_path, oracle):

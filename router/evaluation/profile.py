@@ -27,8 +27,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from router.core.config import ModelSpec, RouterConfig
-from router.core.data import DataError, Example, read_many
+from router.core.config import RouterConfig
+from router.core.data import Example, read_many
 from router.evaluation import sandbox
 from router.evaluation.graders import (
     GradingError,
@@ -37,8 +37,7 @@ from router.evaluation.graders import (
     judge_reference,
     reference_of,
 )
-from router.serving.local import LocalModels
-from router.serving.providers import ModelUnavailable, call_kwargs, load_litellm
+from router.evaluation.profile_call import ModelCaller, ProfileError
 
 # ---- how each task is asked -----------------------------------------------------------------
 
@@ -114,153 +113,7 @@ def format_prompt(row: Example, metric: str | None) -> tuple[list[dict[str, str]
     return [{"role": "user", "content": text}], fmt
 
 
-# ---- calling a model ------------------------------------------------------------------------
-
-
-@dataclass
-class CallResult:
-    text: str
-    input_tokens: int
-    output_tokens: int
-    latency_ms: float
-    logprobs: list[dict[str, Any]] | None = None
-
-
-class ModelCaller:
-    """Calls catalogue models through litellm, like the SDK does (same keyword arguments,
-    local GGUF models on their own llama.cpp server), with tenacity retries."""
-
-    def __init__(
-        self,
-        config: RouterConfig,
-        base_dir: Path,
-        retries: int = 3,
-        timeout: float | None = None,
-        local_timeout: float = 180.0,
-        threads: int = 1,
-    ) -> None:
-        self.threads = threads
-        self.config = config
-        self.base_dir = base_dir
-        self.retries = retries
-        self.timeout = timeout
-        self.local_timeout = local_timeout
-        self.local: LocalModels | None = None
-
-    def start(self, names: Sequence[str]) -> None:
-        """Start the llama.cpp servers of the local models among `names` (logprobs on)."""
-        specs = [self.config.model(n) for n in names]
-        local = [s for s in specs if s.is_local]
-        if local:
-            # One thread by default: on a busy machine llama.cpp threads wait on each other
-            # (measured: 2 threads on 2 loaded cores ran at ~1 token/s).
-            self.local = LocalModels(
-                local,
-                self.base_dir,
-                start_timeout=self.local_timeout,
-                threads=self.threads,
-                logits_all=True,
-            ).start()
-
-    def stop(self) -> None:
-        if self.local is not None:
-            self.local.stop()
-            self.local = None
-
-    def kwargs(self, spec: ModelSpec) -> dict[str, Any]:
-        try:
-            # The SDK's own call arguments (model route, api_base, key, timeout), so a profiled
-            # model is called exactly as routing would call it.
-            kw = call_kwargs(spec, self.local, {})
-        except ModelUnavailable as e:
-            raise ProfileError(f"{spec.name}: {e}") from None
-        if self.timeout is not None:
-            kw["timeout"] = self.timeout
-        return kw
-
-    async def complete(
-        self, spec: ModelSpec, messages: list[dict[str, str]], max_tokens: int, logprobs: bool
-    ) -> CallResult:
-        from tenacity import (
-            AsyncRetrying,
-            retry_if_exception,
-            stop_after_attempt,
-            wait_exponential,
-        )
-
-        litellm = load_litellm()
-        kw = self.kwargs(spec)
-        params: dict[str, Any] = {"max_tokens": max_tokens, "temperature": 0.0}
-        if logprobs:
-            params.update(logprobs=True, top_logprobs=5)
-
-        async for attempt in AsyncRetrying(
-            stop=stop_after_attempt(self.retries + 1),
-            wait=wait_exponential(multiplier=0.5, max=20),
-            retry=retry_if_exception(_retryable),
-            reraise=True,
-        ):
-            with attempt:
-                t0 = time.perf_counter()
-                resp = await litellm.acompletion(messages=messages, **kw, **params)
-                latency = (time.perf_counter() - t0) * 1000
-        choice = resp.choices[0]
-        text = choice.message.content or ""
-        usage = getattr(resp, "usage", None)
-        return CallResult(
-            text=text,
-            input_tokens=int(getattr(usage, "prompt_tokens", 0) or 0),
-            output_tokens=int(getattr(usage, "completion_tokens", 0) or 0),
-            latency_ms=round(latency, 1),
-            logprobs=_logprobs(choice) if logprobs else None,
-        )
-
-
-def _retryable(exc: BaseException) -> bool:
-    """Retry time-outs, connection errors, 429 and 5xx; not a bad request, and never a
-    cancellation (Ctrl-C must stop the run, not be retried)."""
-    if not isinstance(exc, Exception):
-        return False
-    try:
-        import litellm
-    except ImportError:  # pragma: no cover
-        return True
-    permanent = (litellm.BadRequestError, litellm.AuthenticationError, litellm.NotFoundError)
-    return not isinstance(exc, permanent + (ProfileError,))
-
-
-def _logprobs(choice: Any) -> list[dict[str, Any]] | None:
-    """[{token, logprob, top: {token: logprob}}] from an OpenAI-style choice, if present."""
-    lp = getattr(choice, "logprobs", None)
-    if lp is None:
-        return None
-    content = lp.get("content") if isinstance(lp, dict) else getattr(lp, "content", None)
-    if not content:
-        return None
-    out = []
-    for t in content:
-        get = t.get if isinstance(t, dict) else lambda k, _t=t: getattr(_t, k, None)
-        top = get("top_logprobs") or []
-        out.append(
-            {
-                "token": get("token"),
-                "logprob": round(float(get("logprob")), 4),
-                "top": {
-                    (x.get("token") if isinstance(x, dict) else x.token): round(
-                        float(x.get("logprob") if isinstance(x, dict) else x.logprob), 4
-                    )
-                    for x in top
-                },
-            }
-        )
-    return out
-
-
 # ---- the run --------------------------------------------------------------------------------
-
-
-class ProfileError(DataError):
-    """A profile run cannot start (bad model name, nothing to profile, ...)."""
 
 
 def row_key(ex: Example) -> str:
@@ -615,11 +468,13 @@ async def _profile_one(
     key, spec = row_key(ex), config.model(model)
     metric = ex.extra.get("metric")
     messages, fmt = format_prompt(ex, metric)
+    budget = max_tokens or fmt.max_tokens
     try:
-        call = await caller.complete(spec, messages, max_tokens or fmt.max_tokens, fmt.logprobs)
+        call = await caller.complete(spec, messages, budget, fmt.logprobs)
     except Exception as e:  # noqa: BLE001 - recorded, the run goes on
-        return Result(key, model, error=f"call failed: {type(e).__name__}: {str(e)[:300]}",
-                      source=ex.source)  # fmt: skip
+        return Result(key, model, error=f"call failed: {_said(e)}", source=ex.source)
+    if why := call.no_answer(budget):  # the reply's failure, not the model's wrong answer
+        return Result(key, model, error=why, source=ex.source)
     usage: dict[str, Any] = {
         "input_tokens": call.input_tokens,
         "output_tokens": call.output_tokens,
@@ -634,10 +489,17 @@ async def _profile_one(
             score = await _judge(caller, config, ex, call.text, judge, judge_against, usage)
     except GradingError as e:
         return Result(key, model, error=f"grading: {e}", source=ex.source)
+    except Exception as e:  # noqa: BLE001 - the judge's call failed (after its retries)
+        what = "grading failed" if metric else f"judge {judge} call failed"
+        return Result(key, model, error=f"{what}: {_said(e)}", source=ex.source)
     if score is None:
         return Result(key, model, error="the judge gave no verdict", source=ex.source)
     return Result(key, model, score=round(float(score), 4), answer=call.text, usage=usage,
                   logprobs=call.logprobs, source=ex.source)  # fmt: skip
+
+
+def _said(e: BaseException) -> str:
+    return f"{type(e).__name__}: {str(e)[:300]}"
 
 
 async def _judge(
