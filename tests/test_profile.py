@@ -18,7 +18,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 
 from router.core.config import load_config
-from router.core.data import read_jsonl
+from router.core.data import DataError, read_jsonl
 from router.evaluation.importers import import_dataset
 from router.evaluation.profile import ProfileError, format_prompt, profile, select_rows
 from tests.conftest import ROOT
@@ -207,6 +207,22 @@ def test_profile_grades_right_and_wrong_answers_and_prices_them(tmp_path, oracle
     assert summary[("oracle", "dcrouter/mmlu")]["n"] == 8
     # The output is valid routing data.
     assert len(read_jsonl(out)) == 8
+
+
+def test_a_users_own_prompts_without_scores_are_profiled(tmp_path, oracle):
+    # Labelled prompts of one's own: a metric and a reference, no model scored yet.
+    rows = [
+        {k: v for k, v in r.items() if k not in ("scores", "costs", "cheap_models", "answers")}
+        for r in mc_rows(6)
+    ]
+    report, out = run(tmp_path, oracle, rows, ["oracle", "silent"])
+    got = read_out(out)
+    assert [r["id"] for r in got] == [r["id"] for r in rows]
+    assert all(r["scores"] == {"oracle": 1.0, "silent": 0.0} for r in got)
+    assert len(read_jsonl(out)) == 6  # valid routing data, as router add-model reads it
+    # Scores are still required where they are the data (router train, eval).
+    with pytest.raises(DataError, match="scores"):
+        read_jsonl(tmp_path / "in.jsonl")
 
 
 def test_a_failed_call_is_retried_and_an_outage_never_aborts(tmp_path, oracle):

@@ -257,7 +257,7 @@ def tier_outcomes(examples: Sequence[Example]) -> list[tuple[float | None, float
 # ---- reading and writing ------------------------------------------------------------------------
 
 
-def _check_row(obj: Any, where: str) -> Example:
+def _check_row(obj: Any, where: str, unscored: bool = False) -> Example:
     def bad(fieldname: str, msg: str) -> DataError:
         return DataError(f"{where}: {fieldname}: {msg}")
 
@@ -286,7 +286,9 @@ def _check_row(obj: Any, where: str) -> Example:
     if messages is not None and (not isinstance(messages, list) or not messages):
         raise bad("messages", "must be a non-empty list of chat messages")
     scores = obj.get("scores")
-    if not isinstance(scores, dict) or not scores:
+    if unscored and scores is None:
+        scores = {}  # prompts to profile: the scores are what profiling adds
+    elif not isinstance(scores, dict) or not scores:
         raise bad("scores", "must be a non-empty object of model -> score in [0, 1]")
     for m, s in scores.items():
         if isinstance(s, bool):
@@ -337,7 +339,7 @@ def _check_row(obj: Any, where: str) -> Example:
     return ex
 
 
-def read_jsonl(path: str | Path) -> list[Example]:
+def read_jsonl(path: str | Path, unscored: bool = False) -> list[Example]:
     """Load and validate a routing dataset."""
     path = Path(path)
     if path.is_dir():
@@ -352,7 +354,7 @@ def read_jsonl(path: str | Path) -> list[Example]:
     with path.open("rb") as f:
         for n, raw in enumerate(f, 1):
             try:
-                row = _read_line(raw, f"{path}:{n}", first=n == 1)
+                row = _read_line(raw, f"{path}:{n}", first=n == 1, unscored=unscored)
             except DataError as e:
                 # Every bad row is counted, the first few named: one run tells what to fix.
                 bad_count += 1
@@ -375,7 +377,7 @@ def read_jsonl(path: str | Path) -> list[Example]:
 BAD_ROWS_NAMED = 10
 
 
-def _read_line(raw: bytes, where: str, first: bool) -> Example | None:
+def _read_line(raw: bytes, where: str, first: bool, unscored: bool = False) -> Example | None:
     """One line of a dataset as a checked row; None for a blank line."""
     try:
         line = raw.decode("utf-8-sig" if first else "utf-8")
@@ -390,18 +392,19 @@ def _read_line(raw: bytes, where: str, first: bool) -> Example | None:
         obj = json.loads(line)
     except json.JSONDecodeError as e:
         raise DataError(f"{where}: invalid JSON: {e.msg}") from None
-    return _check_row(obj, where)
+    return _check_row(obj, where, unscored)
 
 
-def read_many(paths: Iterable[str | Path]) -> list[Example]:
+def read_many(paths: Iterable[str | Path], unscored: bool = False) -> list[Example]:
     """Load several datasets. A row whose `id` appeared in an earlier file is the same prompt
     with more columns (e.g. `router profile --out` of a new model): its columns join the first
-    row's instead of duplicating the prompt; columns the first row has stay as they are."""
+    row's instead of duplicating the prompt; columns the first row has stay as they are.
+    `unscored`: a row may have no `scores` (prompts to profile, `router profile`)."""
     out: list[Example] = []
     first: dict[str, Example] = {}
     for p in paths:
         later: dict[str, Example] = {}
-        for ex in read_jsonl(p):
+        for ex in read_jsonl(p, unscored):
             earlier = first.get(ex.id) if ex.id is not None else None
             if earlier is None:
                 out.append(ex)

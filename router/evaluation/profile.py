@@ -326,7 +326,9 @@ def profile(
             raise ProfileError(f"--allow-code-exec: {why}")
     out = Path(out)
     journal = Journal(out.with_name(out.name + ".journal"))
-    rows = select_rows(read_many(data), per_source, limit, sources)
+    # Rows need no scores: a user's own labelled prompts (metric, ground_truth) are profiled
+    # from nothing; a row is written out once a model has a result on it.
+    rows = select_rows(read_many(data, unscored=True), per_source, limit, sources)
     if not rows:
         raise ProfileError("no rows to profile (check --source / --limit)")
 
