@@ -225,6 +225,23 @@ def test_a_users_own_prompts_without_scores_are_profiled(tmp_path, oracle):
         read_jsonl(tmp_path / "in.jsonl")
 
 
+def test_nothing_is_paid_for_that_cannot_be_written_or_graded(tmp_path, oracle):
+    rows = mc_rows(2)
+    code = {**mc_rows(1, "dcrouter/mbpp")[0], "id": "t/code", "metric": "code_eval"}
+    code["ground_truth"] = "assert f() == 1"
+    before = len(oracle.requests)
+    with pytest.raises(ProfileError, match="a directory"):
+        run(tmp_path, oracle, rows, ["oracle"], out=tmp_path)
+    with pytest.raises(ProfileError, match="does not exist"):
+        run(tmp_path, oracle, rows, ["oracle"], out=tmp_path / "nodir" / "p.jsonl")
+    assert len(oracle.requests) == before  # refused before any call
+    said: list[str] = []
+    report, out = run(tmp_path, oracle, [*rows, code], ["oracle"], log=said.append)
+    assert report.skipped_code == 1 and any("code rows skipped" in m for m in said)
+    assert len(oracle.requests) == before + 2  # the code row was never sent
+    assert [r["id"] for r in read_out(out)] == [r["id"] for r in rows]
+
+
 def test_a_failed_call_is_retried_and_an_outage_never_aborts(tmp_path, oracle):
     rows = mc_rows(4, "dcrouter/arc")
     report, out = run(tmp_path, oracle, rows, ["flaky", "down"])

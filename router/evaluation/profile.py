@@ -254,6 +254,7 @@ class ProfileReport:
 
     results: list[Result] = field(default_factory=list)
     skipped_no_reference: int = 0
+    skipped_code: int = 0  # code rows without --allow-code-exec: they could not be graded
     already_done: int = 0
     failed: int = 0
     wall_s: float = 0.0
@@ -325,6 +326,11 @@ def profile(
         if why := sandbox.weak_refusal(allow_weak_sandbox):
             raise ProfileError(f"--allow-code-exec: {why}")
     out = Path(out)
+    # Before any model is paid for: the output must be writable where it is asked for.
+    if out.is_dir():
+        raise ProfileError(f"--out {out}: a directory; give a file name (e.g. {out}/profile.jsonl)")
+    if not out.parent.is_dir():
+        raise ProfileError(f"--out {out}: the directory {out.parent} does not exist")
     journal = Journal(out.with_name(out.name + ".journal"))
     # Rows need no scores: a user's own labelled prompts (metric, ground_truth) are profiled
     # from nothing; a row is written out once a model has a result on it.
@@ -363,6 +369,11 @@ def profile(
         if not _gradable(ex, judge, judge_against):
             report.skipped_no_reference += 1
             continue
+        if ex.extra.get("metric") == "code_eval" and not allow_code_exec:
+            # Its answer could only be run to be graded: calling the model would be paid for
+            # and end as a grading failure, again on every rerun.
+            report.skipped_code += 1
+            continue
         for m in models:
             prev = done.get((row_key(ex), m)) or _result_in_row(ex, m)
             if prev is not None and prev.error is None:
@@ -374,6 +385,11 @@ def profile(
         say(
             f"{report.skipped_no_reference} rows have no metric and ground_truth "
             f"(nor a judge to grade them): skipped"
+        )
+    if report.skipped_code:
+        say(
+            f"{report.skipped_code} code rows skipped: grading them runs the answers "
+            "(--allow-code-exec)"
         )
     if on_total:
         on_total(len(tasks))
