@@ -424,6 +424,51 @@ def test_metrics(client, proxy):
     assert total("router_large_cost_usd_total") >= total("router_cost_usd_total") > 0
 
 
+def test_a_cache_hit_counts_its_routing_in_metrics_as_its_receipt_and_row_say():
+    """A hit served a large model's answer the policy escalated to, on a session's turn: its
+    receipt and its decision-log row say escalated (and the turn); /metrics must agree, or
+    the escalation rate from the metrics differs from the dashboard's (from the log)."""
+    from router.core.decision import Decision
+    from router.server.metrics import Metrics
+    from router.server.receipts import receipt_headers
+    from router.serving.decision_log import decision_row
+
+    hit = Decision(
+        model="large",
+        tier="large",
+        policy="balanced",
+        domain="math",
+        domain_confidence=0.9,
+        difficulty=0.8,
+        gain=None,
+        success={},
+        reason="difficulty 0.80 > max_difficulty 0.6 -> escalated to large",
+        fallbacks=[],
+        cost_estimate=1e-4,
+        large_cost_estimate=1e-4,
+        escalated=True,
+        session="c-abc",
+        sticky=False,
+        cache={"status": "hit", "kind": "exact", "saved_cost": 1e-4},
+    )
+    assert receipt_headers(hit, "req_x", 1.0)["x-router-escalated"] == "true"
+    assert decision_row(hit, "req_x")["escalated"] is True
+    m = Metrics()
+    m.observe(200, hit, (10, 5), (0.0, 1e-4))
+    value = m.registry.get_sample_value
+    assert value("router_escalations_total", {"policy": "balanced"}) == 1
+    assert value("router_session_turns_total", {"policy": "balanced", "outcome": "routed"}) == 1
+    # Still no upstream call: no tokens, no cost, no upstream time.
+    assert value("router_cost_usd_total", {"model": "large"}) is None
+    assert value("router_tokens_total", {"model": "large", "kind": "prompt"}) is None
+    assert (
+        value(
+            "router_cache_requests_total", {"policy": "balanced", "outcome": "hit", "kind": "exact"}
+        )
+        == 1
+    )
+
+
 def test_access_log_is_json_ready_and_has_no_prompt(client, caplog):
     secret_prompt = "my very private question about zebras"
     with caplog.at_level(logging.INFO, logger="router.server"):

@@ -144,6 +144,27 @@ class Metrics:
             ["policy"],
             registry=r,
         )
+        # Pass-through /v1/completions and /v1/embeddings (passthrough.py): not routed, so
+        # counted apart from the routed requests, their savings and the decision log's figures.
+        self.passthrough = Counter(
+            "router_passthrough_requests",
+            "Pass-through requests (/v1/completions, /v1/embeddings) by endpoint, the catalogue "
+            "model named and HTTP status.",
+            ["endpoint", "model", "status"],
+            registry=r,
+        )
+        self.passthrough_tokens = Counter(
+            "router_passthrough_tokens",
+            "Tokens reported by the upstreams of pass-through requests.",
+            ["model", "kind"],
+            registry=r,
+        )
+        self.passthrough_cost = Counter(
+            "router_passthrough_cost_usd",
+            "Estimated cost of pass-through requests, USD (not in router_cost_usd).",
+            ["endpoint", "model"],
+            registry=r,
+        )
 
     def observe(
         self,
@@ -167,6 +188,14 @@ class Metrics:
         self.routing_seconds.observe(d.routing_ms / 1000)
         for kind in (d.privacy or {}).get("rules") or []:
             self.privacy.labels(kind, d.privacy.get("action", "")).inc()
+        # What routing decided counts for a cache hit too, as its receipt and log row say.
+        if d.escalated:
+            self.escalations.labels(d.policy).inc()
+        if d.sticky is not None and status < 400:
+            outcome = "routed" if not d.sticky else "kept"
+            if d.sticky and d.reason.startswith("tool loop"):
+                outcome = "tool_loop"
+            self.session_turns.labels(d.policy, outcome).inc()
         if d.cache and status < 400:
             outcome = d.cache.get("status", "miss")
             self.cache.labels(d.policy, outcome, d.cache.get("kind", "")).inc()
@@ -177,8 +206,6 @@ class Metrics:
                 return  # no upstream call, no tokens: nothing else to count
         if d.attempts:
             self.upstream_seconds.labels(d.model).observe(sum(a.ms for a in d.attempts) / 1000)
-        if d.escalated:
-            self.escalations.labels(d.policy).inc()
         if any(not a.ok for a in d.attempts) and status < 400:
             self.fallbacks.labels(d.model, d.policy).inc()
         if usage is not None:
@@ -191,11 +218,18 @@ class Metrics:
             self._observe_local(d, usage, stream, elapsed_s)
         if d.cascade and status < 400:
             self._observe_cascade(d)
-        if d.sticky is not None and status < 400:
-            outcome = "routed" if not d.sticky else "kept"
-            if d.sticky and d.reason.startswith("tool loop"):
-                outcome = "tool_loop"
-            self.session_turns.labels(d.policy, outcome).inc()
+
+    def observe_passthrough(
+        self, endpoint: str, model: str, status: int, usage: tuple[int, int] | None, cost: float
+    ) -> None:
+        """Count one pass-through request to catalogue model `model` (usage: reported tokens,
+        prompt and completion; cost: their price, counted for an answer only)."""
+        self.passthrough.labels(endpoint, model, str(status)).inc()
+        if usage is not None:
+            self.passthrough_tokens.labels(model, "prompt").inc(usage[0])
+            self.passthrough_tokens.labels(model, "completion").inc(usage[1])
+        if status < 400:
+            self.passthrough_cost.labels(endpoint, model).inc(cost)
 
     def _observe_cascade(self, d: Decision) -> None:
         c = d.cascade or {}

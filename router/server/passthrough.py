@@ -3,13 +3,16 @@ names, without routing (there is nothing to route: no conversation to score).
 
 A client that also embeds, or still uses legacy completions, needs no second base URL. The model
 must be a catalogue model the API key may use ("router" is refused: these are not routed);
-its provider, base URL and key come from the catalogue as for chat. Answers carry
-`x-router-model` and `x-router-reason: pass-through`; upstream failures are OpenAI errors
-(502, 504 on a time-out, 429 passed on), and count for the model's circuit breaker.
+its provider, base URL and key come from the catalogue as for chat. Answers, and upstream
+failures, carry `x-router-model` and `x-router-reason: pass-through`; upstream failures are
+OpenAI errors (502, 504 on a time-out, 429 passed on), and count for the model's circuit breaker.
+Each request the upstream was asked is counted in `/metrics` (`router_passthrough_*`: status,
+reported tokens, their cost), apart from the routed requests; it has no decision-log row.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from typing import Any
@@ -20,12 +23,13 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from router.core.request import RequestError
 from router.server import validate
+from router.server.accounting import usage_of
 from router.server.auth import Principal
 from router.server.chat import ChatService
 from router.server.endpoint import read_json
 from router.server.errors import APIError, upstream_error_line
 from router.server.receipts import header_value
-from router.server.streaming import EndingStreamingResponse, event
+from router.server.streaming import EndingStreamingResponse, event, stream_failure
 from router.serving.closing import aclose
 from router.serving.providers import (
     MODEL_UNAVAILABLE,
@@ -125,7 +129,28 @@ class PassThrough:
             "x-router-latency-ms": f"{(time.perf_counter() - t0) * 1000:.1f}",
         }
 
-    async def _call(self, name: str, fn: str, params: dict[str, Any]) -> Any:
+    def _count(self, endpoint: str, name: str, status: int, usage: tuple[int, int] | None) -> None:
+        """`/metrics` for one pass-through request: its status, the tokens its upstream
+        reported and what they cost at the catalogue's prices."""
+        spec = next((m for m in self.svc.router.config.models if m.name == name), None)
+        cost = spec.cost(*usage) if spec is not None and usage is not None else 0.0
+        self.svc.metrics.observe_passthrough(endpoint, name, status, usage, cost)
+
+    async def _call(
+        self, request: Request, endpoint: str, name: str, fn: str, params: dict[str, Any], t0: float
+    ) -> Any:
+        """The upstream call; a failure is counted and answered with the pass-through receipt."""
+        try:
+            return await self._upstream(name, fn, params)
+        except asyncio.CancelledError:
+            self._count(endpoint, name, 499, None)  # the client left before the answer
+            raise
+        except APIError as e:
+            self._count(endpoint, name, e.status, None)
+            e.headers = {**self._headers(request, name, t0), **e.headers}
+            raise
+
+    async def _upstream(self, name: str, fn: str, params: dict[str, Any]) -> Any:
         router, litellm = self.svc.router, load_litellm()
         if not router.breakers.allow(name):
             raise APIError(503, f"model {name!r}: circuit open", None, "circuit_open")
@@ -152,7 +177,8 @@ class PassThrough:
         body: EmbeddingsBody = _parse(EmbeddingsBody, await read_json(self.svc, request))
         name = self._target(body.model, principal)
         params = body.model_dump(exclude_unset=True, exclude={"model"})
-        result = await self._call(name, "aembedding", params)
+        result = await self._call(request, "embeddings", name, "aembedding", params, t0)
+        self._count("embeddings", name, 200, usage_of(result))
         out = result.model_dump() if hasattr(result, "model_dump") else dict(result)
         out["model"] = name
         log.info("embeddings", extra={"request_id": request.state.request_id, "model": name})
@@ -163,26 +189,40 @@ class PassThrough:
         body: CompletionsBody = _parse(CompletionsBody, await read_json(self.svc, request))
         name = self._target(body.model, principal)
         params = body.model_dump(exclude_unset=True, exclude={"model"})
-        result = await self._call(name, "atext_completion", params)
+        result = await self._call(request, "completions", name, "atext_completion", params, t0)
         headers = self._headers(request, name, t0)
         log.info("completions", extra={"request_id": request.state.request_id, "model": name})
         if not body.stream:
+            self._count("completions", name, 200, usage_of(result))
             out = result.model_dump() if hasattr(result, "model_dump") else dict(result)
             out["model"] = name
             return JSONResponse(out, headers=headers)
 
+        usage: tuple[int, int] | None = None
+        counted = False
+
+        def count(status: int) -> None:  # once, however the stream ends
+            nonlocal counted
+            if not counted:
+                counted = True
+                self._count("completions", name, status, usage)
+
         async def frames():
+            nonlocal usage
             try:
                 async for chunk in result:
+                    usage = usage_of(chunk) or usage  # when the stream reports it
                     data = chunk.model_dump() if hasattr(chunk, "model_dump") else dict(chunk)
                     data["model"] = name
                     for choice in data.get("choices") or []:
                         if choice.get("text") is None:
                             choice["text"] = ""  # litellm's closing chunk; OpenAI's is a string
                     yield event(_json(data))
+                count(200)
                 yield b"data: [DONE]\n\n"
             except Exception as e:  # noqa: BLE001 - the stream ends with an error event
-                msg = upstream_error_line(e, self.svc.redact)
+                status, msg = stream_failure(e, self.svc.redact)
+                count(status)
                 err = {
                     "error": {
                         "message": f"upstream stream failed mid-way: {msg}",
@@ -193,12 +233,13 @@ class PassThrough:
                 }
                 yield event(_json(err))
             finally:
+                count(499)  # the client left mid-way
                 await aclose(result)  # the client left: the upstream's connection goes too
 
         headers.update({"cache-control": "no-cache", "x-accel-buffering": "no"})
         return EndingStreamingResponse(
             frames(),
-            lambda: None,
+            lambda: count(499),  # the client left before the stream started
             media_type="text/event-stream",
             headers={k: header_value(v) for k, v in headers.items()},
         )

@@ -3,6 +3,7 @@ through the official openai client."""
 
 from __future__ import annotations
 
+import httpx
 import openai
 import pytest
 
@@ -56,3 +57,50 @@ def test_an_upstream_failure_is_a_502_in_openai_shape(client):
     with pytest.raises(openai.InternalServerError) as e:
         client.embeddings.create(model="broken", input="x")
     assert e.value.status_code == 502 and e.value.body["code"] == "upstream_error"
+
+
+def _metrics(proxy) -> dict[str, float]:
+    """The pass-through samples of /metrics, by their line's name and labels."""
+    out = {}
+    for line in httpx.get(proxy.url + "/metrics").text.splitlines():
+        if line.startswith("router_passthrough_") and "_total{" in line:
+            key, value = line.rsplit(" ", 1)
+            out[key] = float(value)
+    return out
+
+
+def test_pass_through_is_counted_and_costed_in_metrics(client, agent_proxy):
+    """A pass-through answer spends money too: /metrics counts it (apart from the routed
+    requests), with the tokens its upstream reported and their price, and a failure is counted
+    and carries the receipt's model."""
+    before = _metrics(agent_proxy)
+    c = client.completions.create(model="large", prompt="count me")
+    e = client.embeddings.create(model="embedder", input=["alpha", "beta"])
+    with pytest.raises(openai.InternalServerError) as failed:
+        client.completions.create(model="broken", prompt="x")
+    after = _metrics(agent_proxy)
+
+    def delta(key: str) -> float:
+        return after.get(key, 0.0) - before.get(key, 0.0)
+
+    ok = 'router_passthrough_requests_total{endpoint="%s",model="%s",status="%s"}'
+    assert delta(ok % ("completions", "large", "200")) == 1
+    assert delta(ok % ("embeddings", "embedder", "200")) == 1
+    assert delta(ok % ("completions", "broken", "502")) == 1
+    tokens = 'router_passthrough_tokens_total{kind="%s",model="%s"}'
+    assert delta(tokens % ("prompt", "large")) == c.usage.prompt_tokens
+    assert delta(tokens % ("completion", "large")) == c.usage.completion_tokens
+    assert delta(tokens % ("prompt", "embedder")) == e.usage.prompt_tokens
+    cost = 'router_passthrough_cost_usd_total{endpoint="%s",model="%s"}'
+    # Catalogue prices (tests/agents/conftest.py): large 5 in / 10 out, embedder 0.01 in, per 1M.
+    large = (c.usage.prompt_tokens * 5.0 + c.usage.completion_tokens * 10.0) / 1e6
+    assert delta(cost % ("completions", "large")) == pytest.approx(large)
+    assert delta(cost % ("embeddings", "embedder")) == pytest.approx(
+        e.usage.prompt_tokens * 0.01 / 1e6
+    )
+    assert delta(cost % ("completions", "broken")) == 0
+    # The failure's receipt names the model that failed, as a chat failure's does.
+    headers = failed.value.response.headers
+    assert headers["x-router-model"] == "broken"
+    assert headers["x-router-reason"].startswith("pass-through")
+    assert headers["x-request-id"].startswith("req_")
