@@ -111,7 +111,7 @@ class _Group:
     escalated: int = 0
     fell_back: int = 0
     left: int = 0  # status 499: the client went before its answer was whole
-    refused: int = 0  # other 4xx: the request was malformed, unauthorised or over a limit
+    refused: int = 0  # other 4xx: the request's own fault (privacy refusal, too long, ...)
 
 
 @dataclass
@@ -593,7 +593,8 @@ def _totals(groups: Iterable[tuple[tuple[str | None, str | None, str | None], _G
         "requests": requests,
         "answered": answered,
         # A client that went (a time-out, a closed tab) is not the router's failure, nor is a
-        # request it refused (malformed, unauthorised, over a rate limit or budget: a 4xx).
+        # request refused for what it asked (a privacy refusal, a prompt too long for every
+        # model, a request no model can take, an upstream's 400: a 4xx).
         "errors": requests - answered - left - refused,
         "client_left": left,
         "refused": refused,

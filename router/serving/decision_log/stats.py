@@ -16,7 +16,7 @@ class Stats:
     requests: int = 0
     errors: int = 0
     client_left: int = 0  # requests whose client went before the answer was whole (499)
-    refused: int = 0  # other 4xx: malformed, unauthorised, over a rate limit or budget
+    refused: int = 0  # other 4xx: refused for what the request asked (privacy, too long)
     share: dict[str, float] = field(default_factory=dict)  # answering model → share of OK calls
     escalation_rate: float = 0.0
     fallback_rate: float = 0.0
