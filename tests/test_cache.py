@@ -463,8 +463,10 @@ def test_proxy_receipt_metrics_and_decision_log_of_a_hit(cache_proxy, upstream):
     # A stream from the cache, as SSE.
     with httpx.stream("POST", url, json={**body, "stream": True}, timeout=60) as s:
         assert s.headers["x-router-cache"] == "hit"
+        streamed_id = s.headers["x-request-id"]
         events = [line for line in s.iter_lines() if line.startswith("data: ")]
     assert events[-1] == "data: [DONE]" and len(events) >= 3
+    assert not any('"usage"' in e and '"prompt_tokens"' in e for e in events)  # not asked for
     bypass = httpx.post(url, json={**body, "temperature": 0.5}, timeout=60)
     assert bypass.headers["x-router-cache"] == "bypass"
     assert bypass.headers["x-router-cache-reason"] == "temperature 0.5 > 0"
@@ -484,6 +486,15 @@ def test_proxy_receipt_metrics_and_decision_log_of_a_hit(cache_proxy, upstream):
     ).fetchall()
     con.close()
     assert rows == [("hit", pytest.approx(saved), 0.0)]
+    # The streamed hit (whose client did not ask for usage) is recorded with the cached
+    # answer's tokens, so its all-large counterfactual is the same as the whole hit's.
+    con = sqlite3.connect(cache_proxy.decision_log.path)
+    tokens = "SELECT prompt_tokens, completion_tokens, large_cost_estimate FROM decisions"
+    whole = con.execute(tokens + " WHERE request_id = ?", (hit.headers["x-request-id"],))
+    streamed = con.execute(tokens + " WHERE request_id = ?", (streamed_id,))
+    whole, streamed = whole.fetchone(), streamed.fetchone()
+    con.close()
+    assert whole[0] and streamed == (whole[0], whole[1], pytest.approx(whole[2]))
 
 
 def test_sdk_decision_log_counts_hits_and_saved_cost(cached, tmp_path):

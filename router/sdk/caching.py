@@ -177,6 +177,14 @@ def chunks_of(hit: Hit, model: str, params: dict[str, Any]) -> list:
     return out
 
 
+def usage_of(hit: Hit) -> Any:
+    """The cached answer's token usage (litellm's `Usage`), or None when it kept none."""
+    from litellm.types.utils import Usage
+
+    usage = hit.entry["response"].get("usage")
+    return Usage(**usage) if usage else None
+
+
 def _pieces(text: str) -> list[str]:
     """`text` cut at spaces into pieces of about STREAM_PIECE_CHARS characters."""
     pieces, at = [], 0

@@ -583,7 +583,11 @@ class Router:
         if cp.hit is not None:
             result = await self._from_cache(turn, cp, msgs, params)
             if params.get("stream"):
-                return AsyncRoutedStream(cp.decision, result[0], _aiter(result[1:]))
+                stream = AsyncRoutedStream(cp.decision, result[0], _aiter(result[1:]))
+                # What the hit's tokens were, as a routed stream counts the usage it did not
+                # pass on: else its cost and all-large counterfactual would be estimated.
+                stream.usage = caching.usage_of(cp.hit)
+                return stream
             return result
         decision = cp.decision
         routed.append(decision)
