@@ -236,17 +236,10 @@ class Router:
     def close(self) -> None:
         """Release what the router holds: its decision log (flushed), the local model servers
         and the shared-state connections. Afterwards `route()` still works; `chat()` raises.
-        `with Router.from_config(...) as router:` closes it at the end of the block."""
-        if self.closed:
-            return
-        self.closed = True
-        log_, self.decision_log = self.decision_log, None
-        try:
-            if log_ is not None:
-                log_.close()
-        finally:
-            self.stop_local()
-            run_sync(self.state.close())
+        `with Router.from_config(...) as router:` closes it at the end of the block. This is
+        `aclose()` run on the SDK's background loop, where `chat()` ran."""
+        if not self.closed:
+            run_sync(self.aclose())
 
     async def aclose(self) -> None:
         """`close()` for asyncio (`async with`): the blocking part runs in a worker thread."""
