@@ -242,6 +242,19 @@ def test_nothing_is_paid_for_that_cannot_be_written_or_graded(tmp_path, oracle):
     assert [r["id"] for r in read_out(out)] == [r["id"] for r in rows]
 
 
+def test_a_model_without_its_api_key_is_refused_before_any_call(tmp_path, oracle, monkeypatch):
+    cfg_path = write_config(tmp_path, oracle.base_url)
+    cfg = yaml.safe_load(cfg_path.read_text())
+    cfg["models"][0]["api_key_env"] = "ROUTER_TEST_PROFILE_KEY"
+    cfg_path.write_text(yaml.safe_dump(cfg))
+    monkeypatch.delenv("ROUTER_TEST_PROFILE_KEY", raising=False)
+    data = write_rows(tmp_path / "in.jsonl", mc_rows(2))
+    name, before = cfg["models"][0]["name"], len(oracle.requests)
+    with pytest.raises(ProfileError, match="ROUTER_TEST_PROFILE_KEY is not set"):
+        profile([data], [name], tmp_path / "out.jsonl", load_config(cfg_path), tmp_path)
+    assert len(oracle.requests) == before and not (tmp_path / "out.jsonl.journal").exists()
+
+
 def test_a_failed_call_is_retried_and_an_outage_never_aborts(tmp_path, oracle):
     rows = mc_rows(4, "dcrouter/arc")
     report, out = run(tmp_path, oracle, rows, ["flaky", "down"])
@@ -440,7 +453,10 @@ def test_sigterm_stops_a_run_and_writes_what_is_done(tmp_path, oracle):
             break
         time.sleep(0.05)
     proc.send_signal(signal.SIGTERM)
-    proc.communicate(timeout=120)
+    _, stderr = proc.communicate(timeout=120)
+    # It says it stopped, where the results are, and how to go on (not a silent exit).
+    said = " ".join(stderr.decode().split())
+    assert proc.returncode == 130 and "run the same command again" in said, said[-2000:]
     done = [json.loads(x) for x in journal.read_text().splitlines() if x.strip()]
     assert 3 <= len(done) < 30
     # Fewer than every 20 results: only the SIGTERM path wrote these rows.

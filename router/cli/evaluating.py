@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 from typing import Annotated
 
@@ -348,7 +349,7 @@ def profile_(
                 highlight=False,
             )
 
-    with bar:
+    with bar, _stopped_says(out):
         report = run_profile(
             data,
             model,
@@ -392,6 +393,21 @@ def profile_(
         f"{report.skipped_no_reference} rows without a reference skipped; "
         f"judge cost ${report.judge_cost:.6f}; {report.wall_s:.0f} s"
     )
+
+
+@contextlib.contextmanager
+def _stopped_says(out: Path):
+    """Ctrl-C or SIGTERM: what was done is written (run_profile saw to it); say so, and how to
+    go on, rather than end in silence (exit 130, as an interrupted command does)."""
+    try:
+        yield
+    except KeyboardInterrupt:
+        err.print(
+            f"stopped: the results so far are in {out} (and its .journal); run the same "
+            "command again to go on from there",
+            highlight=False,
+        )
+        raise typer.Exit(130) from None
 
 
 @app.command("regrade")

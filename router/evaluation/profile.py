@@ -321,6 +321,11 @@ def profile(
             raise ProfileError(f"--model {m!r}: not in the catalogue; known: {sorted(known)}")
     if judge_against and not judge:
         raise ProfileError("--judge-against needs --judge MODEL")
+    for m in [*models, *([judge] if judge else [])]:
+        # A hosted model without its key would fail every row, each journalled as a failure.
+        env = config.model(m).api_key_env
+        if env and not os.environ.get(env):
+            raise ProfileError(f"--model {m!r}: its API key env {env} is not set")
     if allow_code_exec:
         say(f"code sandbox: {sandbox.describe()}")
         if why := sandbox.weak_refusal(allow_weak_sandbox):
