@@ -124,6 +124,8 @@ async def test_achat_and_async_stream(router):
     stream = await router.achat("hello there", policy="flaky", stream=True)
     parts = [c.choices[0].delta.content or "" async for c in stream if c.choices]
     assert "".join(parts) == "echo: hello there" and stream.decision.model == "large"
+    # Read once, as the synchronous stream and a generator are: a second loop gets nothing.
+    assert [c async for c in stream] == []
 
 
 def test_tools_pass_through_and_pick_a_tool_capable_model(router, upstream):

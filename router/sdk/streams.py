@@ -58,6 +58,7 @@ class AsyncRoutedStream:
         self.decision = decision
         self._first, self._rest = first, rest
         self._hide_usage = hide_usage
+        self._iterated = False
         self.usage: Any = None
         # A stream dropped unclosed closes its source on its loop: the model stops generating.
         try:
@@ -68,6 +69,9 @@ class AsyncRoutedStream:
         self._left.atexit = False
 
     async def __aiter__(self):
+        if self._iterated:
+            return  # a stream is read once: a second loop gets nothing, as a generator's does
+        self._iterated = True
         try:
             async for chunk in prepend(self._first, self._rest):
                 self.usage = getattr(chunk, "usage", None) or self.usage
