@@ -85,6 +85,7 @@ def test_totals_models_domains_and_the_series(log_url):
     assert f["large_cost_usd"] == pytest.approx(40.0)
     assert f["saved_share"] == pytest.approx(1 - 13 / 40)
     assert f["escalation_rate"] == pytest.approx(11 / 41)
+    assert f["fallback_rate"] == 0  # the failed request tried one model: no fallback
     assert f["small_share"] == pytest.approx(30 / 40)
     assert [(m["model"], m["requests"]) for m in f["models"]] == [("small", 30), ("large", 10)]
     assert f["models"][0]["share"] == pytest.approx(0.75)

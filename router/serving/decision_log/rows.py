@@ -82,7 +82,8 @@ def decision_row(
             success=json.dumps(d.success),
             reason=scrub(d.reason),
             escalated=d.escalated,
-            fell_back=any(not a.ok for a in d.attempts),
+            # Another model was tried after a failure: the only model failing is no fallback.
+            fell_back=any(not a.ok for a in d.attempts[:-1]),
             attempts=json.dumps(attempts, ensure_ascii=False),
             upstream_ms=sum(a.ms for a in d.attempts),
             routing_ms=d.routing_ms,
