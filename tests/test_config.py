@@ -131,3 +131,117 @@ def test_a_policy_file_whose_name_cannot_be_a_policy_name_says_so(tmp_path):
     with pytest.raises(ConfigError) as e:
         load_policy(p, cfg, domain_names())
     assert e.value.field == "name" and "the file name 'my policy'" in str(e.value)
+
+
+@pytest.mark.parametrize(
+    "where, edit, field, says",
+    [
+        # YAML 1.1 reads these words as booleans, and pydantic took them as 1 and 0.
+        ("policy", "escalation: {max_difficulty: off}\n", "escalation.max_difficulty", "no/off"),
+        ("policy", "escalation: {max_gain: yes}\n", "escalation.max_gain", "yes/on"),
+        (
+            "config",
+            ("context_window: 1000\n  - name: b", "context_window: on\n  - name: b"),
+            "models[0].context_window",
+            "YAML boolean",
+        ),
+        (
+            "config",
+            (
+                "output_price: 2\n    context_window: 1000\n  - name: b",
+                "output_price: 2\n    context_window: 1000\n    timeout: yes\n  - name: b",
+            ),
+            "models[0].timeout",
+            "YAML boolean",
+        ),
+        # .inf and .nan are YAML floats: an infinite price or timeout is a mistake.
+        ("config", ("input_price: 1\n", "input_price: .inf\n"), "models[0].input_price", "finite"),
+        ("config", ("input_price: 1\n", "input_price: .nan\n"), "models[0].input_price", "finite"),
+        ("policy", "budget: {usd_per_hour: .inf}\n", "budget.usd_per_hour", "finite"),
+    ],
+)
+def test_yaml_booleans_and_infinities_are_not_numbers(tmp_path, where, edit, field, says):
+    text = MODEL.replace(*edit, 1) if where == "config" else MODEL
+    cfg_file = write(tmp_path, "config.yaml", text)
+    with pytest.raises(ConfigError) as e:
+        cfg = load_config(cfg_file)
+        load_policy(
+            write(tmp_path, "pol.yaml", "default: [a]\nlarge: [b]\n" + edit), cfg, domain_names()
+        )
+    assert e.value.field == field and says in str(e.value), str(e.value)
+
+
+def test_yaml_booleans_still_mean_booleans_and_off(tmp_path):
+    text = MODEL.replace("tier: large", "tier: large\n    trusted: no") + "cache: {mode: off}\n"
+    cfg = load_config(write(tmp_path, "config.yaml", text))
+    assert cfg.model("b").trusted is False and cfg.cache.mode == "off"
+
+
+@pytest.mark.parametrize(
+    "text, where",
+    [
+        (MODEL.replace("tier: large", "capabilities: [tools, json"), "line 14, column"),
+        (MODEL.replace("    tier: large", "\ttier: large"), "line 13, column 1"),
+        (MODEL + "x: a\x07b\n", "line 14"),
+    ],
+)
+def test_invalid_yaml_is_one_line_naming_the_file_and_the_line(tmp_path, text, where):
+    p = write(tmp_path, "config.yaml", text)
+    with pytest.raises(ConfigError) as e:
+        load_config(p)
+    message = str(e.value)
+    assert message.startswith(f"{p}: {where}") and "invalid YAML" in message, message
+    assert "\n" not in message and "<unicode string>" not in message, message
+
+
+def test_a_file_not_in_utf8_names_the_line(tmp_path):
+    p = tmp_path / "config.yaml"
+    p.write_bytes(MODEL.encode() + "# café\n".encode("latin-1"))
+    with pytest.raises(ConfigError) as e:
+        load_config(p)
+    assert str(e.value) == f"{p}: line 14: not UTF-8 (byte 0xe9); save it as UTF-8"
+
+
+def test_a_key_given_twice_is_an_error_not_the_last_one_winning(tmp_path):
+    """A second `escalation:` (or `models:`) replaced the first without a word."""
+    cfg = load_config(write(tmp_path, "config.yaml", MODEL))
+    policy = "default: [a]\nlarge: [b]\nescalation: {max_gain: 0.2}\nescalation: {max_gain: 0.9}\n"
+    with pytest.raises(ConfigError) as e:
+        load_policy(write(tmp_path, "pol.yaml", policy), cfg, domain_names())
+    assert "line 4, column 1: invalid YAML: 'escalation' is given twice (first at line 3)" in str(
+        e.value
+    )
+    with pytest.raises(ConfigError, match="'timeout' is given twice"):
+        load_config(
+            write(tmp_path, "c.yaml", MODEL.replace("tier: large", "timeout: 5\n    timeout: 9"))
+        )
+    # A `<<:` merge is not a repeat: the keys written beside it replace the merged ones.
+    merged = MODEL.replace("  - name: b", "  - &b\n    name: b") + (
+        "  - <<: *b\n    name: c\n    input_price: 3\n"
+    )
+    assert load_config(write(tmp_path, "m.yaml", merged)).model("c").input_price == 3
+
+
+@pytest.mark.parametrize(
+    "value, hint",
+    [
+        ("${OPENAI_API_KEY}", "write OPENAI_API_KEY without '$'"),
+        ("sk-proj-abcdef0123456789", "not its value"),
+        ("gsk_4fT9abcdefXYZ0123456789abcdefQ", "not its value"),
+    ],
+)
+def test_api_key_env_is_a_variable_name_and_a_key_there_is_not_echoed(tmp_path, value, hint):
+    """A key pasted into api_key_env was accepted, and then shown in every "API key env ... is
+    not set" (the receipt's reason, the logs, the start-up line)."""
+    p = write(
+        tmp_path,
+        "config.yaml",
+        MODEL.replace(
+            "litellm_model: openai/a", "litellm_model: openai/a\n    api_key_env: " + value
+        ),
+    )
+    with pytest.raises(ConfigError) as e:
+        load_config(p)
+    assert e.value.field == "models[0].api_key_env" and hint in str(e.value), str(e.value)
+    if not value.startswith("$"):
+        assert value not in str(e.value)

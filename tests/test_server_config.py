@@ -73,3 +73,18 @@ def test_retries_bounds(tmp_path):
     with pytest.raises(ConfigError) as e:
         load_config(p)
     assert e.value.field == "models[0].retries"
+
+
+@pytest.mark.parametrize(
+    "extra, field",
+    [
+        ("server:\n  keys: [{name: a, key_env: '${KEY_A}'}]\n", "server.keys[0].key_env"),
+        ("server:\n  admin_key_env: 'sk-admin-0123456789abcdef'\n", "server.admin_key_env"),
+        ("server:\n  port: yes\n", "server.port"),
+    ],
+)
+def test_env_var_names_and_numbers_are_checked(tmp_path, extra, field):
+    with pytest.raises(ConfigError) as e:
+        load_config(write(tmp_path, extra))
+    assert e.value.field == field, str(e.value)
+    assert "sk-admin" not in str(e.value)

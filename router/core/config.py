@@ -23,6 +23,7 @@ from router.core.sections import (  # noqa: F401 - re-exported
     DecisionLogSpec,
     DriftSpec,
     EncoderSpec,
+    EnvName,
     PrivacyAction,
     PrivacyKind,
     PrivacySpec,
@@ -63,7 +64,7 @@ class ModelSpec(_Strict):
     # `gguf_package`), served by a llama.cpp server that the router starts itself.
     gguf: str | None = Field(default=None, min_length=1)
     gguf_package: str | None = Field(default=None, pattern=r"^[A-Za-z_][A-Za-z0-9_.]*$")
-    api_key_env: str | None = None
+    api_key_env: EnvName | None = None
     input_price: float = Field(ge=0, description="USD per million input tokens")
     output_price: float = Field(ge=0, description="USD per million output tokens")
     context_window: int = Field(gt=0)
@@ -386,18 +387,65 @@ def _format_loc(loc: tuple[Any, ...]) -> str:
 
 def _read_yaml(path: Path) -> Any:
     try:
-        text = path.read_text(encoding="utf-8")
+        raw = path.read_bytes()
     except FileNotFoundError:
         # A relative path names where it was looked for: the working directory is often the
         # surprise (a command run outside the project).
         where = "" if path.is_absolute() else f" (looked in {Path.cwd()})"
         raise ConfigError(path, "", f"file not found{where}") from None
-    except (OSError, UnicodeDecodeError) as e:
+    except OSError as e:
         raise ConfigError(path, "", f"cannot read: {e}") from None
     try:
-        return yaml.safe_load(text)
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as e:
+        line = raw[: e.start].count(b"\n") + 1
+        raise ConfigError(
+            path, "", f"line {line}: not UTF-8 (byte 0x{raw[e.start]:02x}); save it as UTF-8"
+        ) from None
+    try:
+        return yaml.load(text, Loader=_UniqueKeyLoader)  # a SafeLoader: no Python objects
     except yaml.YAMLError as e:
-        raise ConfigError(path, "", f"invalid YAML: {e}") from None
+        raise ConfigError(path, "", _yaml_problem(e, text)) from None
+
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """YAML's safe loader, except that a key given twice in one mapping is an error: by
+    itself the last one wins, and a second `escalation:` or `models:` silently replaces the
+    first."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict:
+        seen: dict[str, int] = {}
+        for key_node, _ in node.value:  # as written: keys a `<<:` merge brings may be replaced
+            if not isinstance(key_node, yaml.ScalarNode) or key_node.tag != "tag:yaml.org,2002:str":
+                continue
+            key, line = key_node.value, key_node.start_mark.line + 1
+            if key in seen:
+                raise yaml.constructor.ConstructorError(
+                    None,
+                    None,
+                    f"{key!r} is given twice (first at line {seen[key]}); the second would "
+                    "replace the first",
+                    key_node.start_mark,
+                )
+            seen[key] = line
+        return super().construct_mapping(node, deep=deep)
+
+
+def _yaml_problem(e: yaml.YAMLError, text: str) -> str:
+    """PyYAML's error in one line, starting with where it is ("line 7, column 3: ...")."""
+    if isinstance(e, yaml.reader.ReaderError):  # a control character, say
+        line = text.count("\n", 0, e.position) + 1
+        return f"line {line}: invalid YAML: unacceptable character #x{e.character:04x}"
+    mark = getattr(e, "problem_mark", None)
+    problem = getattr(e, "problem", None) or str(e).splitlines()[0]
+    if "\\t" in problem or "\t" in problem:
+        problem += "; indent with spaces, not tabs"
+    context, context_mark = getattr(e, "context", None), getattr(e, "context_mark", None)
+    if context and context_mark is not None and mark is not None:
+        if context_mark.line != mark.line:
+            problem += f" ({context} from line {context_mark.line + 1})"
+    where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark is not None else ""
+    return f"{where}invalid YAML: {problem}"
 
 
 def _validate(cls: type[BaseModel], data: Any, path: Path) -> Any:

@@ -6,9 +6,18 @@ Validated once, here and in router/core/config.py; errors name the field.
 
 from __future__ import annotations
 
-from typing import Any, Literal
+import re
+from typing import Annotated, Any, Literal, get_args
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 CacheMode = Literal["off", "exact", "semantic"]
 PrivacyAction = Literal["off", "local", "redact", "refuse"]
@@ -23,10 +32,48 @@ PRIVACY_KINDS: tuple[PrivacyKind, ...] = (
 )
 
 
-class Strict(BaseModel):
-    """A configuration model: unknown fields are errors, values are frozen."""
+def _takes_only_numbers(annotation: Any) -> bool:
+    """Whether a field's type is a number (or an optional one), nothing else."""
+    args = [a for a in get_args(annotation) if a is not type(None)] or [annotation]
+    return all(a in (int, float) for a in args)
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+
+def _env_name(v: str) -> str:
+    """A field that names an environment variable holds its name, never the secret itself: a
+    value pasted there would be shown wherever the variable is named ("... is not set")."""
+    looks_like_a_key = len(v) >= 30 and re.search(r"[a-z]", v) and re.search(r"[0-9]", v)
+    if re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", v) and not looks_like_a_key:
+        return v
+    ref = re.fullmatch(r"\$\{?([A-Za-z_][A-Za-z0-9_]*)\}?", v)
+    hint = f"; write {ref.group(1)} without '$'" if ref else ""
+    # The value is not repeated: it may be the key.
+    raise ValueError(
+        "not an environment variable's name (letters, digits, '_'): give the name of the "
+        f"variable that holds the key, not its value{hint}"
+    )
+
+
+# The name of an environment variable (`api_key_env`, `key_env`, ...).
+EnvName = Annotated[str, AfterValidator(_env_name)]
+
+
+class Strict(BaseModel):
+    """A configuration model: unknown fields are errors, values are frozen, and a number is
+    a finite number: not `.inf` or `.nan`, nor a YAML boolean."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _no_boolean_numbers(cls, v: Any, info: ValidationInfo) -> Any:
+        # YAML 1.1 reads yes/no/on/off/true/false as booleans, and pydantic would take them as
+        # 1 and 0: `max_difficulty: off` would escalate every request, `timeout: yes` be 1 s.
+        if isinstance(v, bool) and _takes_only_numbers(
+            cls.model_fields[info.field_name].annotation
+        ):
+            word = "yes/on/true" if v else "no/off/false"
+            raise ValueError(f"expected a number, got {word} (a YAML boolean)")
+        return v
 
 
 class EncoderSpec(Strict):
@@ -77,7 +124,7 @@ class APIKeySpec(Strict):
 
     name: str = Field(min_length=1, description="label for logs and metrics, never the key")
     key: str | None = Field(default=None, min_length=8)
-    key_env: str | None = Field(default=None, min_length=1)
+    key_env: EnvName | None = None
     policy: str | None = Field(default=None, description="policy for model 'router'")
     models: tuple[str, ...] | None = Field(default=None, description="allowed model names")
     # Requests this key may make, e.g. "100/minute" or "10/second;1000/hour" (the `limits`
@@ -104,7 +151,7 @@ class ServerSpec(Strict):
     max_body_bytes: int = Field(default=4_000_000, gt=0, description="larger bodies get 413")
     keys: tuple[APIKeySpec, ...] = ()
     # Comma-separated extra keys (default policy, every model); auth is on when any key exists.
-    keys_env: str | None = "ROUTER_API_KEYS"
+    keys_env: EnvName | None = "ROUTER_API_KEYS"
     # The rate limit of each key that sets none (keys from keys_env too); with auth off, of
     # all callers together. Per key, in the `limits` notation; null: none.
     rate_limit: str | None = Field(default=None, description='e.g. "600/minute"; null: none')
@@ -125,7 +172,7 @@ class ServerSpec(Strict):
     responses_max_messages: int = Field(default=1000, ge=2, le=100_000)
     # POST /admin/reload takes this key (inline or, better, by env var); unset: no admin access.
     admin_key: str | None = Field(default=None, min_length=16)
-    admin_key_env: str | None = "ROUTER_ADMIN_KEY"
+    admin_key_env: EnvName | None = "ROUTER_ADMIN_KEY"
 
     @field_validator("rate_limit")
     @classmethod
