@@ -162,6 +162,12 @@ def test_train_and_add_model_name_what_they_cannot_train_before_a_traceback(tmp_
     assert "Traceback" not in r.stderr and not (tmp_path / "scorer").exists()
 
 
+def test_an_error_naming_a_field_in_brackets_keeps_them(tmp_path):
+    # Rich would read "[ab]" in a message as markup and drop it: the field path must survive.
+    r = run("route", "hi", "--policy", "[ab]")
+    assert r.returncode == 2 and "unknown policy '[ab]'" in r.stderr, r.stderr
+
+
 def test_a_default_policy_without_a_file_names_the_config_and_field(tmp_path):
     shutil.copytree(ROOT / "policies", tmp_path / "policies")
     text = (

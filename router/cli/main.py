@@ -9,6 +9,7 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from router.core.config import ConfigError
@@ -51,7 +52,7 @@ def friendly(fn):
         try:
             return fn(*args, **kwargs)
         except USER_ERRORS as e:
-            err.print(f"[red]error:[/red] {e}", highlight=False, markup=True)
+            err.print(f"[red]error:[/red] {escape(str(e))}", highlight=False, markup=True)
             raise typer.Exit(2) from None
 
     return wrapper

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from router.cli.main import (
@@ -124,7 +125,7 @@ def serve(
     try:
         run_server(config, host, port, workers)
     except WorkerStartError as e:
-        err.print(f"[red]error:[/red] {e}", highlight=False, markup=True)
+        err.print(f"[red]error:[/red] {escape(str(e))}", highlight=False, markup=True)
         raise typer.Exit(2) from None
 
 
