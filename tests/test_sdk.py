@@ -414,3 +414,20 @@ def test_a_router_closes_what_it_holds_and_refuses_chat_after(tmp_path, test_con
     assert a.closed and a.decision_log is None
     rows = sqlite3.connect(tmp_path / "a.db").execute("SELECT count(*) FROM decisions")
     assert rows.fetchone()[0] == 1
+
+
+def test_a_profile_the_scorer_lacks_is_said_once_with_the_nearest_name(tmp_path, upstream, caplog):
+    import yaml
+
+    from tests.conftest import write_test_config
+
+    cfg = write_test_config(tmp_path, upstream.base_url)
+    data = yaml.safe_load(cfg.read_text())
+    model = next(m for m in data["models"] if m.get("profile"))
+    model["profile"] = model["profile"][:-1]  # a typo
+    cfg.write_text(yaml.safe_dump(data))
+    with caplog.at_level("WARNING", logger="router.sdk"):
+        r = Router.from_config(cfg)
+    said = [m for m in caplog.messages if ".profile:" in m]
+    assert len(said) == 1 and "did you mean" in said[0] and model["name"] in said[0]
+    assert r.unprofiled[model["name"]]  # routed on a stand-in (or none), as its receipt says
