@@ -481,3 +481,177 @@ def test_a_client_cannot_redirect_or_reconfigure_the_upstream_call(leaky_router,
         p.stop()
         thief.stop()
     assert thief.requests == []
+
+
+# ---- a provider's own call settings, browsers, cookies -------------------------------------
+
+
+class _Catcher:
+    """A loopback HTTP server that records every request's line and headers (a thief)."""
+
+    def __init__(self) -> None:
+        import http.server
+
+        seen = self.seen = []
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                seen.append((self.path, dict(self.headers)))
+                self.send_response(500)
+                self.send_header("content-length", "0")
+                self.end_headers()
+
+            do_GET = do_PUT = do_POST
+
+            def log_message(self, *args) -> None:
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+PROVIDER_SETTINGS = [
+    "aws_bedrock_runtime_endpoint",  # Bedrock: the signed request, session token and all
+    "aws_sts_endpoint",
+    "aws_region_name",
+    "aws_access_key_id",
+    "aws_session_token",
+    "aws_role_name",
+    "vertex_credentials",  # a credentials object may name files and URLs to read
+    "vertex_project",
+    "vertex_location",
+    "sagemaker_base_url",
+    "oci_key_file",
+    "azure_endpoint",
+    "gemini_api_key",
+    "watsonx_region",
+    "deployment_url",
+    "custom_endpoint",
+    "model_id",  # Bedrock: which model (or provisioned ARN) is billed
+    "models",  # OpenRouter: the models that may answer instead
+    "litellm_params",
+    "credentials",
+    "url",
+]
+
+
+@pytest.mark.parametrize("field", PROVIDER_SETTINGS)
+def test_a_client_cannot_set_a_providers_endpoint_credentials_or_models(
+    leaky_router, tmp_path, field
+):
+    """litellm reads a provider's own settings (`aws_bedrock_runtime_endpoint`, `vertex_*`,
+    OpenRouter's `models` ...) from the same keyword arguments as its body fields (`top_k`):
+    each is refused, naming it, as `base_url` is."""
+    p = start(leaky_router, tmp_path)
+    message = [{"role": "user", "content": PROMPT}]
+    auth_h = {"authorization": f"Bearer {ALICE}"}
+    try:
+        for path, body in (
+            ("/chat/completions", {"model": "leaky", "messages": message}),
+            ("/route", {"model": "leaky", "messages": message}),
+            ("/completions", {"model": "leaky", "prompt": PROMPT}),
+        ):
+            r = httpx.post(p.base_url + path, json={**body, field: "x"}, headers=auth_h)
+            assert r.status_code == 400, (field, path, r.text)
+            assert r.json()["error"]["param"] == field
+    finally:
+        p.stop()
+
+
+def test_a_client_cannot_send_a_signed_bedrock_call_to_its_own_server(
+    test_config, router, tmp_path, monkeypatch
+):
+    """The exploit end to end: a Bedrock model in the catalogue, and a client that names its
+    own server as the runtime endpoint would receive the proxy's AWS-signed request."""
+    pytest.importorskip("botocore")
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "AKIAOPERATOR00000000")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "operator-secret-access-key")
+    monkeypatch.setenv("AWS_SESSION_TOKEN", "OPERATOR-SESSION-TOKEN")
+    monkeypatch.setenv("AWS_REGION_NAME", "us-east-1")
+    import yaml
+
+    shutil.copytree(test_config.parent, tmp_path / "cfg")
+    cfg_path = tmp_path / "cfg" / "config.yaml"
+    cfg = yaml.safe_load(cfg_path.read_text())
+    cfg["models"].append(
+        {
+            "name": "claude-bedrock",
+            "litellm_model": "bedrock/anthropic.claude-3-haiku-20240307-v1:0",
+            "input_price": 0.25,
+            "output_price": 1.25,
+            "context_window": 200000,
+            "timeout": 10,
+            "retries": 0,
+        }
+    )
+    cfg_path.write_text(yaml.safe_dump(cfg))
+    (tmp_path / "cfg" / "policies" / "bedrock.yaml").write_text(
+        "default: [claude-bedrock]\nlarge: [claude-bedrock]\n"
+    )
+    thief = _Catcher()
+    p = start(router_from(cfg_path, router), tmp_path)
+    try:
+        r = httpx.post(
+            p.base_url + "/chat/completions",
+            json={
+                "model": "router/bedrock",
+                "messages": [{"role": "user", "content": "hi"}],
+                "aws_bedrock_runtime_endpoint": thief.url,
+            },
+            headers={"authorization": f"Bearer {ALICE}"},
+            timeout=60,
+        )
+    finally:
+        p.stop()
+        thief.stop()
+    assert thief.seen == [], thief.seen  # the operator's signature and session token
+    assert r.status_code == 400 and r.json()["error"]["param"] == "aws_bedrock_runtime_endpoint"
+
+
+def test_a_web_page_cannot_post_a_body_without_a_content_type(leaky_router, tmp_path, upstream):
+    """A browser sends a body with no content type (a Blob) from any site without a CORS
+    preflight; with auth off, any page its user opens could spend the provider keys through a
+    proxy on 127.0.0.1. Such a request (it names its Origin) is a 415; without an Origin (a
+    client outside a browser) the body is still taken, as is a JSON one from a page."""
+    spec = ServerSpec(keys_env=None, decision_log=str(tmp_path / "d.db"))  # auth off
+    p = Proxy(create_app(leaky_router, spec)).start()
+    body = json.dumps(
+        {"model": "large", "messages": [{"role": "user", "content": "spend it"}]}
+    ).encode()
+    page = {"origin": "https://evil.example", "sec-fetch-site": "cross-site"}
+    try:
+        before = len(upstream.requests)
+        for path in ("/chat/completions", "/completions", "/embeddings", "/responses", "/route"):
+            r = httpx.post(p.base_url + path, content=body, headers=page, timeout=60)
+            assert r.status_code == 415, (path, r.text)
+            assert r.json()["error"]["param"] == "content-type"
+            assert "x-request-id" in r.headers
+        r = httpx.post(p.base_url + "/messages", content=body, headers=page, timeout=60)
+        assert r.status_code == 415 and r.json()["type"] == "error"  # Anthropic's shape
+        assert len(upstream.requests) == before
+        assert httpx.post(p.base_url + "/chat/completions", content=body).status_code == 200
+        json_page = {**page, "content-type": "application/json"}
+        r = httpx.post(p.base_url + "/chat/completions", content=body, headers=json_page)
+        assert r.status_code == 200
+    finally:
+        p.stop()
+
+
+def test_a_session_cookie_of_any_bytes_is_no_500(leaky_router, tmp_path):
+    """`hmac.compare_digest` raises TypeError on a non-ASCII str: a cookie anyone can send
+    must be refused like any bad one, not answered 500 with a traceback in the log."""
+    p = start(leaky_router, tmp_path, admin_key="adm-0123456789abcdef")
+    try:
+        for value in ("9999999999.\u00e9abc", "9999999999.\u00ff" * 3, "1." + "é" * 64):
+            cookie = {"cookie": f"router_dashboard={value}"}
+            status, body = raw_get(p.port, "/dashboard", cookie)
+            assert status == 401 and b"log in" in body, value
+            status, _ = raw_get(p.port, "/admin/stats", cookie)
+            assert status == 401, value
+    finally:
+        p.stop()

@@ -72,7 +72,10 @@ def valid_session(token: str | None, admin_key: str | None, now: float | None = 
         return False
     if int(expires) < (time.time() if now is None else now):
         return False
-    return hmac.compare_digest(token, session_token(admin_key, int(expires)))
+    # As bytes: compare_digest raises TypeError on a str with a non-ASCII character, and a
+    # cookie's value is whatever bytes its sender chose.
+    expected = session_token(admin_key, int(expires))
+    return hmac.compare_digest(token.encode("utf-8", "surrogateescape"), expected.encode())
 
 
 # ---- the figures ------------------------------------------------------------------------------

@@ -1,5 +1,5 @@
-"""A request id for every request (header `x-request-id`) and one access-log line; model
-requests cancelled when their client goes."""
+"""A request id for every request (header `x-request-id`) and one access-log line; a browser's
+body sent without a content type refused; model requests cancelled when their client goes."""
 
 from __future__ import annotations
 
@@ -11,7 +11,27 @@ import uuid
 from starlette.datastructures import MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from router.server.errors import APIError, error_response
+
 log = logging.getLogger("router.server.access")
+
+
+def cross_site_simple_post(scope: Scope) -> bool:
+    """A POST with a body and no content type, from a web page (it names its `Origin`).
+
+    The proxy tolerates a body without a content type (some clients send none), and such a
+    request is one a browser sends from any site without asking the server first (no CORS
+    preflight): `fetch("http://127.0.0.1:8000/v1/chat/completions", {method: "POST", body:
+    new Blob([json])})`. With auth off (no keys, the default), any page its user opens could
+    then spend the provider keys. A JSON content type makes the browser ask first, which this
+    proxy (no CORS) refuses; clients outside a browser send no Origin and are not affected.
+    """
+    if scope.get("method") != "POST":
+        return False
+    headers = {k.lower(): v for k, v in scope.get("headers", ())}
+    body = headers.get(b"content-length", b"0").strip() not in (b"", b"0")
+    body = body or b"transfer-encoding" in headers
+    return body and b"origin" in headers and b"content-type" not in headers
 
 
 class RequestIdMiddleware:
@@ -41,6 +61,15 @@ class RequestIdMiddleware:
             await send(message)
 
         try:
+            if cross_site_simple_post(scope):
+                refused = APIError(
+                    415,
+                    "content-type: a request from a web page must be sent as application/json",
+                    "content-type",
+                    "unsupported_media_type",
+                )
+                await error_response(refused, scope.get("path", ""))(scope, receive, send_with_id)
+                return
             await self.app(scope, receive, send_with_id)
         finally:
             log.info(

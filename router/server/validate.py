@@ -46,6 +46,38 @@ CALL_SETTINGS = frozenset(
         "mock_delay", "mock_tool_calls",
     }
 )  # fmt: skip
+# A provider's own settings of the call, which litellm reads from the same keyword arguments
+# as a provider's own body fields (`top_k`): where the call goes and with which credentials
+# (`aws_bedrock_runtime_endpoint` sends the proxy's signed AWS request, session token and all,
+# to any host; `vertex_credentials`, `oci_key_file`, `sagemaker_base_url`, `model_id` ...), and
+# which models answer (OpenRouter's `models`: any model it sells, whatever the key may use).
+# Not listed in litellm's own parameters, so known by their names' shape.
+PROVIDER_PREFIXES = (
+    "aws_", "azure_", "bedrock_", "databricks_", "gcs_", "gemini_", "gigachat_", "litellm_",
+    "oci_", "s3_", "sagemaker_", "vertex_", "watsonx_",
+)  # fmt: skip
+SETTING_SUFFIXES = (
+    "_base", "_url", "_endpoint", "_key", "_key_file", "_token", "_secret", "_credentials",
+    "_client", "_signer", "_region", "_region_name", "_location", "_project", "_project_id",
+    "_connection_string", "_headers", "_params", "_tenant_id",
+)  # fmt: skip
+SETTING_NAMES = frozenset(
+    {
+        "account_id", "apikey", "client", "credentials", "deployment", "endpoint", "fake_stream",
+        "host", "http_client", "is_vertex_request", "location", "model_id",
+        "model_resource_id_mapping", "models", "nvcf_function_id", "passthrough", "project",
+        "project_id", "region", "space_id", "tenant_id", "token", "url",
+        "use_psc_endpoint_format", "use_server_proxy", "use_ssl", "user_agent", "workspace_id",
+    }
+)  # fmt: skip
+
+
+def is_provider_setting(name: str) -> bool:
+    """Whether a body field names how or where a provider is called, or with what credentials."""
+    key = name.lower()
+    return (
+        key in SETTING_NAMES or key.startswith(PROVIDER_PREFIXES) or key.endswith(SETTING_SUFFIXES)
+    )
 
 
 def _path(parts: list[str | int]) -> str:
@@ -105,12 +137,13 @@ def _litellm_own() -> frozenset[str]:
 def check_passed_fields(data: dict[str, Any]) -> None:
     """A field the proxy does not know is passed on to the provider, unless litellm would take
     it as a setting of the call: then a client could send the provider's key elsewhere
-    (`base_url`), fake an answer (`mock_response`) or trip circuit breakers (`timeout`)."""
+    (`base_url`, `aws_bedrock_runtime_endpoint`), fake an answer (`mock_response`) or trip
+    circuit breakers (`timeout`)."""
     unknown = data.keys() - OPENAI_FIELDS
     if not unknown:
         return
     # A leading underscore marks litellm's internal flags, `mock_` its test doubles.
-    private = {k for k in unknown if k.startswith(("_", "mock_"))}
+    private = {k for k in unknown if k.startswith(("_", "mock_")) or is_provider_setting(k)}
     refused = sorted(private | (unknown & (CALL_SETTINGS | _litellm_own())))
     if refused:
         raise RequestError(
