@@ -95,6 +95,15 @@ def test_feedback_is_recorded_and_idempotent(http, proxy):
     assert got["large"]["score"] == 0.0 and got["large"]["source"] == "feedback"
 
 
+def test_a_hostile_feedback_body_is_a_400_not_a_500(http):
+    for raw in (
+        b"[" * 100_000 + b"]" * 100_000,
+        b'{"request_id": "r", "score": ' + b"9" * 5000 + b"}",
+    ):
+        r = http.post("/v1/feedback", content=raw, headers={"content-type": "application/json"})
+        assert r.status_code == 400 and r.json()["error"]["code"] == "invalid_json", r.text
+
+
 def test_feedback_right_after_the_answer_finds_the_queued_row(http, proxy):
     # No flush in between: the row may still be queued for the writer thread.
     rid = _chat(http)
@@ -134,7 +143,7 @@ def test_bad_bodies_are_400_naming_the_field(http, body, field):
 
 def test_not_json_is_400(http):
     r = http.post("/v1/feedback", content=b"{nope", headers={"content-type": "application/json"})
-    assert r.status_code == 400 and "invalid JSON" in r.json()["error"]["message"]
+    assert r.status_code == 400 and "not valid JSON" in r.json()["error"]["message"]
     r = http.post("/v1/feedback", json=[1, 2])
     assert r.status_code == 400 and r.json()["error"]["message"].startswith("body")
 

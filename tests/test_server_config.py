@@ -81,6 +81,11 @@ def test_retries_bounds(tmp_path):
         ("server:\n  keys: [{name: a, key_env: '${KEY_A}'}]\n", "server.keys[0].key_env"),
         ("server:\n  admin_key_env: 'sk-admin-0123456789abcdef'\n", "server.admin_key_env"),
         ("server:\n  port: yes\n", "server.port"),
+        # One name, two keys: they would share rows, feedback, sessions and rate limits.
+        (
+            "server:\n  keys: [{name: a, key: 'key-one-12345'}, {name: a, key: 'key-two-12345'}]\n",
+            "server.keys",
+        ),
     ],
 )
 def test_env_var_names_and_numbers_are_checked(tmp_path, extra, field):

@@ -179,6 +179,18 @@ class ServerSpec(Strict):
     def _rate_limit_notation(cls, v: str | None) -> str | None:
         return _check_rate_limit(v)
 
+    @field_validator("keys")
+    @classmethod
+    def _names_are_unique(cls, keys: tuple[APIKeySpec, ...]) -> tuple[APIKeySpec, ...]:
+        # A key's name owns its decision-log rows, feedback, sessions, cache scope and rate
+        # limit: two keys of one name would share all of them.
+        seen: set[str] = set()
+        for i, k in enumerate(keys):
+            if k.name in seen:
+                raise ValueError(f"keys[{i}].name: {k.name!r} is the name of an earlier key")
+            seen.add(k.name)
+        return keys
+
 
 class SpoolSpec(Strict):
     """`decision_log.spool`: each process's write-ahead journal on local disk
