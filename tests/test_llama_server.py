@@ -330,3 +330,21 @@ def test_the_token_counter_counts_as_the_local_model_does():
     longer = counter.prompt({"messages": [{"role": "user", "content": "hi " * 50}]})
     assert 40 <= longer - plain <= 60
     assert counter.text("") == 0 and 1 <= counter.text("Hello") <= 2
+
+
+def test_the_server_ends_itself_when_the_process_that_started_it_is_gone(monkeypatch):
+    """A parent killed without stopping it (SIGKILL, the OOM killer) left it running: an
+    orphan with the model's memory. It watches its parent and exits once it has another."""
+    import os
+    import threading
+
+    from router.serving.llama_server import exit_with_parent
+
+    parent = [4242]
+    monkeypatch.setattr(os, "getppid", lambda: parent[0])
+    ended: list[int] = []
+    done = threading.Event()
+    exit_with_parent(4242, interval=0.01, exit=lambda code: (ended.append(code), done.set()))
+    assert not done.wait(0.3)  # its parent lives: it serves on
+    parent[0] = 1  # the parent died: init (or a subreaper) adopted it
+    assert done.wait(5) and ended == [0]

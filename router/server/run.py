@@ -155,6 +155,16 @@ def encoder_line(router) -> str:
     )
 
 
+def local_model_line(name: str, snap: dict) -> str:
+    """A local model's state once started (its log line goes nowhere in the workers' parent)."""
+    if snap.get("state") == "ready":
+        return f"local model {name}: ready in {snap.get('ready_s') or 0:.1f} s"
+    return (
+        f"local model {name}: not ready ({snap.get('error')}); retried in the background, "
+        "its requests go to its fallbacks meanwhile"
+    )
+
+
 def _escalations(config_path: Path) -> str:
     from router.core.config import load_policies
     from router.core.data import domain_names
@@ -228,6 +238,8 @@ def _run_workers(
         print(f"  local models (llama.cpp, one server each for all workers): {names}", flush=True)
         # Not strict: a model that does not come up is retried while its fallbacks answer.
         local.start(strict=False)
+        for name, snap in local.snapshot().items():
+            print(f"  {local_model_line(name, snap)}", flush=True)
         os.environ[LOCAL_STATE_ENV] = str(state)
     print(f"  {workers} worker processes; /metrics sums them ({MULTIPROC_ENV}={metrics_dir})\n")
     try:

@@ -14,13 +14,22 @@ vocabulary and chat template (`TokenCounter`). The server notices a caller that 
 between streamed tokens, so whole answers are generated as streams and put together. Parts
 other than text (an image) are left as they are, for the server to refuse: a text model cannot
 see them.
+
+Started by `router.serving.local`, it ends itself when the process that started it is gone
+without stopping it (`exit_with_parent`): killed, or out of memory.
 """
 
 from __future__ import annotations
 
 import json
+import os
+import threading
+import time
 from collections.abc import Awaitable, Callable
 from typing import Any
+
+# The process that started this server (set by router.serving.local): it lives as long as that.
+PARENT_ENV = "ROUTER_LLAMA_SERVER_PARENT"
 
 CHAT_PATHS = frozenset({"/v1/chat/completions", "/chat/completions"})
 EMBEDDING_PATHS = frozenset({"/v1/embeddings", "/embeddings"})
@@ -510,10 +519,32 @@ async def _send_json(send: Any, status: int, payload: dict) -> None:
     await _send_answer(send, status, headers, content)
 
 
+def exit_with_parent(
+    parent: int, interval: float = 1.0, exit: Callable[[int], Any] = os._exit
+) -> threading.Thread:
+    """Watch, in a daemon thread, that `parent` is still this process's parent, and `exit`
+    when it is not. A parent that is killed (SIGKILL, the OOM killer, a notebook kernel killed)
+    stops nothing: without this, its llama.cpp server kept running, with the model's memory,
+    until someone found it, and each such restart left one more."""
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(interval)
+        exit(0)
+
+    thread = threading.Thread(target=watch, name="exit-with-parent", daemon=True)
+    thread.start()
+    return thread
+
+
 def main() -> None:
     """`python -m llama_cpp.server`, its app wrapped in `ChatRequests`, counting streams' usage
     with its model's vocabulary when it serves one model on the GGUF file's own chat template."""
     import llama_cpp.server.__main__ as server
+
+    parent = os.environ.get(PARENT_ENV, "")
+    if parent.isdigit():
+        exit_with_parent(int(parent))
 
     create_app = server.create_app
 

@@ -29,6 +29,7 @@ from pathlib import Path
 import httpx
 
 from router.core.config import ModelSpec
+from router.serving.llama_server import PARENT_ENV
 
 log = logging.getLogger("router.serving.local")
 
@@ -229,7 +230,8 @@ class LocalModels:
                 stdout=logf,
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
-                env={**os.environ, "PYTHONUNBUFFERED": "1"},
+                # It ends itself if this process dies without stopping it (llama_server.py).
+                env={**os.environ, "PYTHONUNBUFFERED": "1", PARENT_ENV: str(os.getpid())},
             )
         except OSError as e:
             s.state, s.error = FAILED, f"cannot launch: {e}"
