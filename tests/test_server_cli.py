@@ -166,3 +166,29 @@ def test_serve_with_workers_says_whether_the_local_model_came_up(tmp_path, upstr
     out = " ".join(_serve_workers_output(config, monkeypatch, "2").output.split())
     assert "local model tiny: ready in 1.2 s" in out
     assert "local model broken: not ready (exited with code 1); retried in the background" in out
+
+
+def test_serve_on_a_port_in_use_says_so_before_anything_starts(test_config, monkeypatch):
+    import socket
+
+    import uvicorn
+
+    def never(*a, **k):
+        raise AssertionError("uvicorn was started on a port in use")
+
+    monkeypatch.setattr(uvicorn, "run", never)
+    monkeypatch.delenv("ROUTER_API_KEYS", raising=False)
+    taken = socket.socket()
+    taken.bind(("127.0.0.1", 0))
+    taken.listen()  # another proxy, or a second `make run` that got there first
+    port = str(taken.getsockname()[1])
+    try:
+        for workers in ("1", "2"):
+            args = ["serve", "--config", str(test_config), "--port", port, "--workers", workers]
+            res = CliRunner().invoke(app, args)
+            assert res.exit_code == 2, res.output
+            said = " ".join(res.output.split())
+            assert f"cannot listen on 127.0.0.1:{port}" in said and "--port" in said, said
+            assert "curl" not in res.output  # no banner for a proxy that will not listen
+    finally:
+        taken.close()

@@ -119,12 +119,12 @@ def serve(
     ] = None,
 ) -> None:
     """Run the OpenAI-compatible proxy (POST /v1/chat/completions with model "router")."""
-    from router.server.run import WorkerStartError
+    from router.server.run import PortInUse, WorkerStartError
     from router.server.run import serve as run_server
 
     try:
         run_server(config, host, port, workers)
-    except WorkerStartError as e:
+    except (PortInUse, WorkerStartError) as e:
         err.print(f"[red]error:[/red] {escape(str(e))}", highlight=False, markup=True)
         raise typer.Exit(2) from None
 

@@ -8,6 +8,7 @@ import logging
 import os
 import shutil
 import signal
+import socket
 import sys
 import tempfile
 from pathlib import Path
@@ -71,11 +72,6 @@ def serve(
     manager); each loads its own router, /metrics sums every worker's counters, and local
     GGUF models are served once for all of them (`_serve_workers`).
     """
-    import uvicorn
-
-    from router.sdk.router import Router
-    from router.server import logs
-    from router.server.app import create_app
     from router.server.auth import KeyRing
     from router.serving.state import open_state
 
@@ -88,14 +84,33 @@ def serve(
     host = host or spec.host
     port = port or spec.port
     workers = workers or default_workers()
-    if workers > 1:
-        print(usage(host, port, KeyRing(spec).enabled), flush=True)
-        warning = per_process_warning(state, workers)
-        if warning:
-            print(warning, file=sys.stderr, flush=True)
-        print(f"  {_escalations(config_path)}\n", flush=True)
-        _serve_workers(config_path, host, port, workers, spec.shutdown_grace_s)
-        return
+    # Held from here until uvicorn binds it: a port another server listens on is one line
+    # before anything starts. (Not a second `router serve` started while the first's workers
+    # start: uvicorn's parent binds without listening, and both then bind.)
+    held = claim_port(host, port)
+    try:
+        if workers > 1:
+            print(usage(host, port, KeyRing(spec).enabled), flush=True)
+            warning = per_process_warning(state, workers)
+            if warning:
+                print(warning, file=sys.stderr, flush=True)
+            print(f"  {_escalations(config_path)}\n", flush=True)
+            _serve_workers(config_path, host, port, workers, spec.shutdown_grace_s, held.close)
+            return
+        _serve_one(config_path, host, port, spec, held.close)
+    finally:
+        held.close()
+
+
+def _serve_one(config_path: Path, host: str, port: int, spec, release) -> None:
+    """One process: the router, its app and uvicorn (`release`: the port, just before)."""
+    import uvicorn
+
+    from router.sdk.router import Router
+    from router.server import logs
+    from router.server.app import create_app
+    from router.server.auth import KeyRing
+
     if os.environ.get(MULTIPROC_ENV):  # set by the user: prometheus_client writes there
         Path(os.environ[MULTIPROC_ENV]).mkdir(parents=True, exist_ok=True)
     router = Router.from_config(config_path)
@@ -113,6 +128,7 @@ def serve(
     # of ours turns that into a normal exit, so the `finally` below flushes the last log lines.
     previous = signal.signal(signal.SIGTERM, _exit_cleanly)
     try:
+        release()
         # Our middleware writes the JSON access log; uvicorn's own would duplicate it.
         uvicorn.run(
             app,
@@ -188,7 +204,9 @@ START_LOCK_ENV = "ROUTER_SERVE_START_LOCK"  # a file the workers lock while buil
 LOCAL_STATE_ENV = "ROUTER_SERVE_LOCAL_STATE"  # the shared local servers' state (JSON file)
 
 
-def _serve_workers(config_path: Path, host: str, port: int, workers: int, grace: float) -> None:
+def _serve_workers(
+    config_path: Path, host: str, port: int, workers: int, grace: float, release
+) -> None:
     """uvicorn's process manager: one listening socket, `workers` processes accepting on it,
     each restarted if it dies. Prometheus' multiprocess mode sums their metrics: each worker
     writes its samples under PROMETHEUS_MULTIPROC_DIR (a fresh temporary directory unless
@@ -205,13 +223,13 @@ def _serve_workers(config_path: Path, host: str, port: int, workers: int, grace:
         os.environ.setdefault(PROCESSES_ENV, str(workers))  # set by the user: theirs to say
         work = Path(tempfile.mkdtemp(prefix="router-serve-"))
         try:
-            _run_workers(config_path, host, port, workers, grace, work)
+            _run_workers(config_path, host, port, workers, grace, work, release)
         finally:
             shutil.rmtree(work, ignore_errors=True)  # the lock, the state file, our metrics
 
 
 def _run_workers(
-    config_path: Path, host: str, port: int, workers: int, grace: float, work: Path
+    config_path: Path, host: str, port: int, workers: int, grace: float, work: Path, release
 ) -> None:
     import uvicorn
 
@@ -243,6 +261,7 @@ def _run_workers(
         os.environ[LOCAL_STATE_ENV] = str(state)
     print(f"  {workers} worker processes; /metrics sums them ({MULTIPROC_ENV}={metrics_dir})\n")
     try:
+        release()  # the port, for uvicorn to bind at once
         uvicorn.run(
             "router.server.run:worker_app",
             factory=True,
@@ -263,6 +282,30 @@ def _run_workers(
 
 FAILED_FILE = "failed"  # in the work directory: why the first worker could not start
 STARTED_FILE = "started"  # in the work directory: a worker has built its app
+
+
+class PortInUse(RuntimeError):
+    """The port `router serve` was to listen on is taken (the CLI: one red line)."""
+
+
+def claim_port(host: str, port: int) -> socket.socket:
+    """The port, bound and listening, until uvicorn takes it over (close it just before).
+
+    Bound as uvicorn binds it (SO_REUSEADDR: a connection of a previous run still in TIME_WAIT
+    is no conflict); on Linux that still fails while another socket listens there."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+        sock.listen(1)
+    except OSError as e:
+        sock.close()
+        raise PortInUse(
+            f"cannot listen on {host}:{port}: {e.strerror or e} (another router serve?); "
+            "choose another port with --port"
+        ) from None
+    return sock
 
 
 class WorkerStartError(RuntimeError):
