@@ -123,6 +123,17 @@ def test_every_validation_error_is_named_with_its_field(tmp_path):
     assert str(e.value).endswith(" more)"), str(e.value)
 
 
+def test_a_yml_policy_file_is_an_error_not_skipped(tmp_path):
+    from router.core.config import load_policies
+
+    cfg = load_config(write(tmp_path, "config.yaml", MODEL))
+    (tmp_path / "policies").mkdir()
+    write(tmp_path / "policies", "balanced.yaml", "default: [a]\nlarge: [b]\n")
+    write(tmp_path / "policies", "cheap.yml", "default: [a]\nlarge: [b]\n")
+    with pytest.raises(ConfigError, match=r"cheap\.yml: .*rename it to cheap\.yaml"):
+        load_policies(tmp_path / "policies", cfg, domain_names())
+
+
 def test_a_policy_file_whose_name_cannot_be_a_policy_name_says_so(tmp_path):
     """The file name is the policy's name: a user who wrote no `name:` is told about the file
     name, not about a regular expression."""

@@ -562,6 +562,10 @@ def load_policies(directory: str | Path, catalogue: RouterConfig, domains: list[
     directory = Path(directory)
     if not directory.is_dir():
         raise ConfigError(directory, "policies_dir", "not a directory")
+    for p in sorted(directory.glob("*.yml")):
+        # Read only as *.yaml: a .yml file, skipped in silence, would be a policy that quietly
+        # does not exist.
+        raise ConfigError(p, "", f"policy files end in .yaml: rename it to {p.stem}.yaml")
     policies = {}
     for p in sorted(directory.glob("*.yaml")):
         pol = load_policy(p, catalogue, domains)
