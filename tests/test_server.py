@@ -424,6 +424,23 @@ def test_metrics(client, proxy):
     assert total("router_large_cost_usd_total") >= total("router_cost_usd_total") > 0
 
 
+def test_refusals_before_routing_are_counted_by_endpoint_and_status(proxy):
+    def count(path: str, status: str) -> float:
+        text = httpx.get(proxy.url + "/metrics").text
+        line = f'router_http_responses_total{{path="{path}",status="{status}"}} '
+        return sum(float(x.split()[-1]) for x in text.splitlines() if x.startswith(line))
+
+    before = count("/v1/chat/completions", "400"), count("other", "404")
+    bad = httpx.post(proxy.url + "/v1/chat/completions", json={"model": "router"})
+    assert bad.status_code == 400  # no messages: refused before routing, so no decision row
+    for probe in ("/wp-login.php", "/.env", "/v2/anything"):  # one label for them all
+        assert httpx.get(proxy.url + probe).status_code == 404
+    assert count("/v1/chat/completions", "400") == before[0] + 1
+    assert count("other", "404") == before[1] + 3
+    httpx.get(proxy.url + "/v1/models/large")
+    assert count("/v1/models/{id}", "200") >= 1
+
+
 def test_a_cache_hit_counts_its_routing_in_metrics_as_its_receipt_and_row_say():
     """A hit served a large model's answer the policy escalated to, on a session's turn: its
     receipt and its decision-log row say escalated (and the turn); /metrics must agree, or

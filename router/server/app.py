@@ -107,7 +107,8 @@ def create_app(router: Router, config: ServerSpec | None = None) -> FastAPI:
     app.state.router, app.state.metrics, app.state.decision_log = router, metrics, decisions
     errors.install(app)
     app.add_middleware(CancelOnDisconnect)
-    app.add_middleware(RequestIdMiddleware)  # added last: outermost, so every line has an id
+    # Added last: outermost, so every line has an id and every response is counted.
+    app.add_middleware(RequestIdMiddleware, on_response=metrics.observe_http)
 
     # async: a plain def dependency would cost a thread-pool hop on every request.
     async def caller(request: Request) -> Principal:

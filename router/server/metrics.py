@@ -144,6 +144,14 @@ class Metrics:
             ["policy"],
             registry=r,
         )
+        # Every response, by endpoint and status: the refusals before routing (401, 403, 413,
+        # 415, 429 ...) have no decision row and are counted nowhere else.
+        self.http = Counter(
+            "router_http_responses",
+            "HTTP responses by endpoint and status, refusals before routing included.",
+            ["path", "status"],
+            registry=r,
+        )
         # Pass-through /v1/completions and /v1/embeddings (passthrough.py): not routed, so
         # counted apart from the routed requests, their savings and the decision log's figures.
         self.passthrough = Counter(
@@ -218,6 +226,10 @@ class Metrics:
             self._observe_local(d, usage, stream, elapsed_s)
         if d.cascade and status < 400:
             self._observe_cascade(d)
+
+    def observe_http(self, path: str, status: int) -> None:
+        """Count one response (`path` as the client sent it; unknown paths are one label)."""
+        self.http.labels(endpoint_label(path), str(status)).inc()
 
     def observe_passthrough(
         self, endpoint: str, model: str, status: int, usage: tuple[int, int] | None, cost: float
@@ -332,3 +344,27 @@ class _BreakerCollector:
             trips.add_metric([model], s["trips"])
         yield state
         yield trips
+
+
+# The paths `router_http_responses_total` names; any other is "other" (a scanner's thousand
+# probes must not make a thousand label sets).
+ENDPOINTS = frozenset(
+    {
+        "/v1/chat/completions", "/v1/messages", "/v1/responses", "/v1/completions",
+        "/v1/embeddings", "/v1/route", "/v1/feedback", "/v1/models", "/health", "/ready",
+        "/metrics", "/dashboard", "/dashboard/panel", "/dashboard/login", "/dashboard/logout",
+        "/admin/stats", "/admin/reload",
+    }
+)  # fmt: skip
+
+
+def endpoint_label(path: str) -> str:
+    """The label of a request path: itself when known, its route for a path with an id."""
+    if path in ENDPOINTS:
+        return path
+    for prefix in ("/v1/models/", "/v1/responses/"):
+        if path.startswith(prefix):
+            return prefix + "{id}"
+    if path.startswith("/dashboard/static/"):
+        return "/dashboard/static"
+    return "other"

@@ -7,6 +7,7 @@ import asyncio
 import logging
 import time
 import uuid
+from collections.abc import Callable
 
 from starlette.datastructures import MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -37,8 +38,9 @@ def cross_site_simple_post(scope: Scope) -> bool:
 class RequestIdMiddleware:
     """Pure ASGI (no BaseHTTPMiddleware) so streamed bodies pass straight through."""
 
-    def __init__(self, app: ASGIApp) -> None:
+    def __init__(self, app: ASGIApp, on_response: Callable[[str, int], None] | None = None) -> None:
         self.app = app
+        self.on_response = on_response  # (path, status) of every response: the metrics
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -72,6 +74,8 @@ class RequestIdMiddleware:
                 return
             await self.app(scope, receive, send_with_id)
         finally:
+            if self.on_response is not None:
+                self.on_response(scope.get("path", ""), status)
             log.info(
                 "request",
                 extra={
@@ -102,8 +106,9 @@ class CancelOnDisconnect:
     it) and, while no answer has started, cancels the request; the handler records the 499.
     """
 
-    def __init__(self, app: ASGIApp) -> None:
+    def __init__(self, app: ASGIApp, on_response: Callable[[str, int], None] | None = None) -> None:
         self.app = app
+        self.on_response = on_response  # (path, status) of every response: the metrics
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["method"] != "POST" or scope["path"] not in MODEL_PATHS:
