@@ -38,6 +38,7 @@ from router.evaluation.graders import (
     reference_of,
 )
 from router.evaluation.profile_call import ModelCaller, ProfileError
+from router.serving.providers import ModelUnavailable, api_key_of
 
 # ---- how each task is asked -----------------------------------------------------------------
 
@@ -323,9 +324,10 @@ def profile(
         raise ProfileError("--judge-against needs --judge MODEL")
     for m in [*models, *([judge] if judge else [])]:
         # A hosted model without its key would fail every row, each journalled as a failure.
-        env = config.model(m).api_key_env
-        if env and not os.environ.get(env):
-            raise ProfileError(f"--model {m!r}: its API key env {env} is not set")
+        try:
+            api_key_of(config.model(m))
+        except ModelUnavailable as e:
+            raise ProfileError(f"--model {m!r}: {e}") from None
     if allow_code_exec:
         say(f"code sandbox: {sandbox.describe()}")
         if why := sandbox.weak_refusal(allow_weak_sandbox):

@@ -155,6 +155,17 @@ def in_router_terms(exc: Exception, spec: ModelSpec, params: dict[str, Any]) -> 
     )
 
 
+def api_key_of(spec: ModelSpec) -> str | None:
+    """The model's API key from its `api_key_env` (None: it names none); ModelUnavailable when
+    that variable is not set."""
+    if not spec.api_key_env:
+        return None
+    key = os.environ.get(spec.api_key_env)
+    if not key:
+        raise ModelUnavailable(f"API key env {spec.api_key_env} is not set")
+    return key
+
+
 def call_kwargs(
     spec: ModelSpec, local: LocalModels | None, params: dict[str, Any]
 ) -> dict[str, Any]:
@@ -172,10 +183,7 @@ def call_kwargs(
     elif spec.api_base:
         kwargs["api_base"] = spec.api_base
     if spec.api_key_env:
-        key = os.environ.get(spec.api_key_env)
-        if not key:
-            raise ModelUnavailable(f"API key env {spec.api_key_env} is not set")
-        kwargs["api_key"] = key
+        kwargs["api_key"] = api_key_of(spec)
     elif spec.api_base:
         # OpenAI-compatible local servers still expect some key.
         kwargs["api_key"] = "not-needed"
