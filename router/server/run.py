@@ -43,8 +43,8 @@ def usage(host: str, port: int, auth: bool) -> str:
     )
 
 
-def _server_spec(config_path: Path):
-    spec = load_config(config_path).server
+def _server_spec(config_path: Path, config=None):
+    spec = (config or load_config(config_path)).server
     if spec.decision_log and "://" not in spec.decision_log:
         # Like policies_dir and scorer: relative to the config file.
         db = (config_path.resolve().parent / spec.decision_log).resolve()
@@ -73,14 +73,15 @@ def serve(
     GGUF models are served once for all of them (`_serve_workers`).
     """
     from router.server.auth import KeyRing
-    from router.serving.state import open_state
+    from router.serving.state import check_state_url
 
-    spec = _server_spec(config_path)
-    state = load_config(config_path).state
+    config = load_config(config_path)
+    spec = _server_spec(config_path, config)
+    state = config.state
     if state is not None:
         # Before any worker starts: a URL redis-py cannot use is one error, not a traceback
         # at each worker's start or at every call.
-        open_state(state, config_path)
+        check_state_url(state, config_path)
     host = host or spec.host
     port = port or spec.port
     workers = workers or default_workers()

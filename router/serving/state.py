@@ -379,12 +379,18 @@ def open_state(url: str | None, source: str | Path = "config") -> StateStore:
     (a bad port, database or option) is a ConfigError of `source`'s `state` field."""
     if url is None:
         return MemoryStore()
+    check_state_url(url, source)
+    return RedisStore(url)
+
+
+def check_state_url(url: str, source: str | Path = "config") -> None:
+    """A ConfigError of `source`'s `state` field (the password hidden) when redis-py cannot
+    use `url` (`state_url_problem`); nothing is connected to."""
     problem = state_url_problem(url)
     if problem is not None:
         from router.serving.decision_log import safe_url  # password and ?password= hidden
 
         raise ConfigError(source, "state", f"{safe_url(url)!r}: {problem}")
-    return RedisStore(url)
 
 
 def state_url_problem(url: str) -> str | None:
