@@ -132,7 +132,10 @@ class PassThrough:
     def _count(self, endpoint: str, name: str, status: int, usage: tuple[int, int] | None) -> None:
         """`/metrics` for one pass-through request: its status, the tokens its upstream
         reported and what they cost at the catalogue's prices."""
-        spec = next((m for m in self.svc.router.config.models if m.name == name), None)
+        try:
+            spec = self.svc.router.config.model(name)
+        except KeyError:  # a hot reload took it out of the catalogue meanwhile
+            spec = None
         cost = spec.cost(*usage) if spec is not None and usage is not None else 0.0
         self.svc.metrics.observe_passthrough(endpoint, name, status, usage, cost)
 
