@@ -52,35 +52,45 @@ def workdir(tmp_path_factory, upstream, pools, router):
     cfg = write_test_config(d, upstream.base_url)
     traffic, old = pools
     write_jsonl(old, d / "old.jsonl")
-    log = DecisionLog(
-        d / "decisions.db",
-        embed=lambda t: router.encoder.encode([t])[0],
-        encoder=router.encoder.identity,
-    )
+    log = _open_log(d, router)
     order = list(range(len(traffic)))
     random.Random(1).shuffle(order)  # failing and other questions spread over time
     for t, i in enumerate(order):
         ex = traffic[i]
         rid = f"req_{i:04d}"
         d_ = router.route(ex.prompt)
-        log.record(
-            {
-                "request_id": rid,
-                "ts": 1_000_000.0 + t,
-                "kind": "chat",
-                "model": "small-general",
-                "tier": "small",
-                "policy": d_.policy,
-                "domain": d_.domain,
-                "status": 200,
-                "routing_text": router.text_of(ex.prompt).strip(),
-            }
-        )
+        text = router.text_of(ex.prompt).strip()
+        log.record(_chat_row(rid, t, text, policy=d_.policy, domain=d_.domain))
         fails = ex.source == FAILING
         log.record_outcome(rid, 0.0 if fails else 1.0, "shadow")
         log.record_outcome(rid, 1.0, "shadow", model="large", detail={"judge": "test"})
     log.close()
     return cfg
+
+
+def _open_log(d: Path, router, **kw) -> DecisionLog:
+    """The decision log of the config in `d`, embedding with `router`'s encoder."""
+    return DecisionLog(
+        d / "decisions.db",
+        embed=lambda t: router.encoder.encode([t])[0],
+        encoder=router.encoder.identity,
+        **kw,
+    )
+
+
+def _chat_row(rid: str, t: int, text: str, **fields) -> dict:
+    """A logged chat request `t` seconds into the traffic, answered by the small model."""
+    return {
+        "request_id": rid,
+        "ts": 1_000_000.0 + t,
+        "kind": "chat",
+        "model": "small-general",
+        "tier": "small",
+        "policy": "balanced",
+        "status": 200,
+        "routing_text": text,
+        **fields,
+    }
 
 
 def _copy(workdir: Path, dest: Path) -> Path:
@@ -354,25 +364,10 @@ def test_the_gate_escalates_on_the_default_policys_signal(tmp_path, escalation, 
 def _one_prompt_log(d: Path, router, n: int = 30) -> Path:
     """A config whose log holds `n` requests with outcomes, all of one prompt."""
     cfg = write_test_config(d, "http://127.0.0.1:9")
-    log = DecisionLog(
-        d / "decisions.db",
-        embed=lambda t: router.encoder.encode([t])[0],
-        encoder=router.encoder.identity,
-    )
+    log = _open_log(d, router)
     for t in range(n):
         rid = f"req_{t:04d}"
-        log.record(
-            {
-                "request_id": rid,
-                "ts": 1_000_000.0 + t,
-                "kind": "chat",
-                "model": "small-general",
-                "tier": "small",
-                "policy": "balanced",
-                "status": 200,
-                "routing_text": "Is my order late?",
-            }
-        )
+        log.record(_chat_row(rid, t, "Is my order late?"))
         log.record_outcome(rid, 0.0, "feedback")
     log.close()
     return cfg
@@ -475,26 +470,10 @@ def test_the_gate_never_judges_on_prompts_the_serving_scorer_trained_on(
     rng.shuffle(newest)
     traffic = fresh[:30] + newest
     cfg = write_test_config(tmp_path, "http://127.0.0.1:9")
-    log = DecisionLog(
-        tmp_path / "decisions.db",
-        embed=lambda t: router.encoder.encode([t])[0],
-        encoder=router.encoder.identity,
-        store_text=True,
-    )
+    log = _open_log(tmp_path, router, store_text=True)
     for t, ex in enumerate(traffic):
         rid = f"req_{t:04d}"
-        log.record(
-            {
-                "request_id": rid,
-                "ts": 1_000_000.0 + t,
-                "kind": "chat",
-                "model": "small-general",
-                "tier": "small",
-                "policy": "balanced",
-                "status": 200,
-                "routing_text": ex.prompt,
-            }
-        )
+        log.record(_chat_row(rid, t, ex.prompt))
         log.record_outcome(rid, float(t % 3 != 0), "shadow")
         log.record_outcome(rid, 1.0, "shadow", model="large", detail={"judge": "test"})
     log.close()
