@@ -107,6 +107,13 @@ def test_a_bad_config_is_refused_and_the_old_one_keeps_serving(served):
         r = c.post("/admin/reload", headers=ADMIN)
         msg = r.json()["error"]["message"]
         assert r.status_code == 422 and "default_policy" in msg and "balancd" in msg
+        # And an API key's policy that names none.
+        keyed = yaml.safe_load(good)
+        keyed["server"]["keys"][0]["policy"] = "balancd"
+        cfg.write_text(yaml.safe_dump(keyed))
+        r = c.post("/admin/reload", headers=ADMIN)
+        msg = r.json()["error"]["message"]
+        assert r.status_code == 422 and "server.keys[0].policy" in msg and "balancd" in msg
         # The old router still answers, and /ready says what was refused.
         assert chat(c, "Still there?").status_code == 200
         ready = c.get("/ready").json()["versions"]

@@ -44,7 +44,7 @@ server:
     - name: team-a
       key_env: ROUTER_KEY_1
       policy: balanced
-      models: [router, gpt-4o]
+      models: [router, m]
 """,
         )
     )

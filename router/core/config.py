@@ -8,9 +8,17 @@ from __future__ import annotations
 import re
 from pathlib import Path
 from typing import Any, Literal
+from urllib.parse import urlparse
 
 import yaml
-from pydantic import BaseModel, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    Field,
+    PrivateAttr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 # The sections besides the catalogue live in router/core/sections.py; importable from here too.
 from router.core.sections import (  # noqa: F401 - re-exported
@@ -34,6 +42,9 @@ from router.core.sections import (  # noqa: F401 - re-exported
     StandIns,
     Strict,
     TracingSpec,
+    did_you_mean,
+    litellm_provider_problem,
+    not_a_section,
 )
 
 Capability = Literal["tools", "json", "vision", "audio", "streaming"]
@@ -93,6 +104,16 @@ class ModelSpec(_Strict):
             raise ValueError("'router' and 'router/...' are reserved for routed requests")
         return v
 
+    @field_validator("api_base")
+    @classmethod
+    def _api_base_url(cls, v: str | None) -> str | None:
+        # Without a scheme ("localhost:8000/v1") litellm fails only when the model is called.
+        u = urlparse(v) if v is not None else None
+        if u is not None and (u.scheme not in ("http", "https") or not u.netloc):
+            hint = f"; write 'http://{v}'" if "://" not in v else ""
+            raise ValueError(f"{v!r} is not an http:// or https:// URL{hint}")
+        return v
+
     @model_validator(mode="before")
     @classmethod
     def _local_defaults(cls, data: Any) -> Any:
@@ -141,6 +162,13 @@ class RouterConfig(_Strict):
     state: str | None = None
     cache: CacheSpec = CacheSpec()
     privacy: PrivacySpec = PrivacySpec()
+    # The file it was read from (load_config); errors found later name it.
+    _file: str | None = PrivateAttr(default=None)
+
+    @property
+    def file(self) -> str | None:
+        """The file this config was read from; None for one built in code."""
+        return self._file
 
     @field_validator("state")
     @classmethod
@@ -193,6 +221,16 @@ class RouterConfig(_Strict):
                 "privacy.action: 'local' needs a trusted model; mark one with 'trusted: true' "
                 "(local gguf models are trusted by default)"
             )
+        for i, key in enumerate(self.server.keys):
+            for j, name in enumerate(key.models or ()):
+                # "router/<policy>" is checked with the policies (check_default_policy).
+                if name in seen or name == "router" or name.startswith("router/"):
+                    continue
+                raise ValueError(
+                    f"server.keys[{i}].models[{j}]: key {key.name!r}: unknown model {name!r}"
+                    f"{did_you_mean(name, seen)}; a key's models are catalogue models, "
+                    f"'router' or 'router/<policy>' (the catalogue has {sorted(seen)})"
+                )
         if self.shadow is not None:
             for field in ("judge", "large"):
                 name = getattr(self.shadow, field)
@@ -471,6 +509,8 @@ def _field_and_message(err: Any) -> tuple[str, str]:
     """A pydantic error as (the field's dotted path, the message)."""
     msg = err["msg"]
     field = _format_loc(err["loc"])
+    if err["type"] == "model_type":  # a section given a scalar: not a word of pydantic's classes
+        msg = not_a_section(field, err["ctx"]["class_name"], err["input"])
     # Errors raised by a model validator carry the field in the message.
     if not field and ": " in msg and msg.startswith("Value error, "):
         field, _, msg = msg.removeprefix("Value error, ").partition(": ")
@@ -478,9 +518,36 @@ def _field_and_message(err: Any) -> tuple[str, str]:
 
 
 def load_config(path: str | Path) -> RouterConfig:
-    """Read and validate `config.yaml`."""
+    """Read and validate `config.yaml`, and check that litellm knows each model's provider."""
     path = Path(path)
-    return _validate(RouterConfig, _read_yaml(path), path)
+    config: RouterConfig = _validate(RouterConfig, _read_yaml(path), path)
+    config._file = str(path)
+    check_providers(config, path)
+    return config
+
+
+def read_yaml(path: str | Path) -> Any:
+    """A YAML file read as the config files are: UTF-8, no key given twice, and a mistake is
+    one ConfigError naming the file, its line and column."""
+    return _read_yaml(Path(path))
+
+
+def validate_policy(data: Any, path: str | Path) -> Policy:
+    """The contents of the policy file `path` checked on their own (fields, types, values;
+    the models they name are checked against a catalogue by `load_policy`)."""
+    path = Path(path)
+    if isinstance(data, dict) and "name" not in data:
+        data = {**data, "name": path.stem}
+    return _validate(Policy, data, path)
+
+
+def check_providers(config: RouterConfig, path: str | Path) -> None:
+    """Each model's litellm provider (the prefix of `litellm_model`, else the model litellm
+    knows by name) must be one litellm knows: otherwise the model fails only when called."""
+    for i, m in enumerate(config.models):
+        problem = litellm_provider_problem(m.litellm_model, None if m.is_local else m.api_base)
+        if problem:
+            raise ConfigError(path, f"models[{i}].litellm_model", f"model {m.name!r}: {problem}")
 
 
 def load_policy(path: str | Path, catalogue: RouterConfig, domains: list[str]) -> Policy:
@@ -577,14 +644,24 @@ def load_policies(directory: str | Path, catalogue: RouterConfig, domains: list[
 
 
 def check_default_policy(config_file: str | Path, config: RouterConfig, policies: dict) -> None:
-    """The config's `default_policy` must name one of the loaded policies."""
-    if config.default_policy not in policies:
-        raise ConfigError(
-            config_file,
-            "default_policy",
-            f"no policy {config.default_policy!r} in {config.policies_dir}; it has "
-            f"{sorted(policies)}",
-        )
+    """The config's `default_policy`, and the policies its API keys name (`policy`, and
+    `router/<policy>` among their `models`), must be loaded policies."""
+    named = [("default_policy", config.default_policy, "")]
+    for i, key in enumerate(config.server.keys):
+        who = f"key {key.name!r}: "
+        if key.policy is not None:
+            named.append((f"server.keys[{i}].policy", key.policy, who))
+        for j, name in enumerate(key.models or ()):
+            if name.startswith("router/"):
+                named.append((f"server.keys[{i}].models[{j}]", name.removeprefix("router/"), who))
+    for field, name, who in named:
+        if name not in policies:
+            raise ConfigError(
+                config_file,
+                field,
+                f"{who}no policy {name!r} in {config.policies_dir}{did_you_mean(name, policies)}; "
+                f"it has {sorted(policies)}",
+            )
 
 
 def dump_policy(policy: Policy, path: str | Path) -> None:

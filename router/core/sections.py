@@ -1,13 +1,21 @@
 """The sections of `config.yaml` besides the catalogue: encoder, routing text, server and API
-keys, decision log and its spool, drift, shadow, tracing, breakers, stand-ins, cache and privacy.
+keys, decision log and its spool, drift, shadow, tracing, breakers, stand-ins, cache and privacy;
+and the words of the config's errors: the nearest valid name, what a section accepts, which
+providers litellm knows.
 
 Validated once, here and in router/core/config.py; errors name the field.
 """
 
 from __future__ import annotations
 
+import difflib
+import functools
+import ipaddress
+import json
 import re
+from pathlib import Path
 from typing import Annotated, Any, Literal, get_args
+from urllib.parse import urlparse
 
 from pydantic import (
     AfterValidator,
@@ -378,3 +386,116 @@ class PrivacySpec(Strict):
         if len(set(v)) != len(v):
             raise ValueError("a detector is listed twice")
         return v
+
+
+def did_you_mean(name: str, choices: Any) -> str:
+    """ " (did you mean 'x'?)" with the nearest of `choices` to a mistyped name, or ""."""
+    near = difflib.get_close_matches(name, sorted(map(str, choices)), n=1)
+    return f" (did you mean {near[0]!r}?)" if near else ""
+
+
+# How a section given as `off` is turned off, by its class, and whether off is its default.
+_HOW_OFF = {
+    "CacheSpec": ("{mode: off}", True),
+    "CacheRules": ("{mode: off}", False),  # a policy's own: unset, it follows config.yaml's
+    "PrivacySpec": ("{action: off}", True),
+    "DecisionLogSpec": ("null", False),
+    "SpoolSpec": ("null", False),
+    "TracingSpec": ("null", True),
+    "ShadowSpec": ("null", True),
+}
+
+
+def not_a_section(field: str, class_name: str, value: Any) -> str:
+    """What a section given a scalar (`cache: off`) accepts, in the config's words, not in
+    the name of the class pydantic gives."""
+    classes, cls = [Strict], None
+    while classes and cls is None:
+        c = classes.pop()
+        cls = c if c.__name__ == class_name else None
+        classes.extend(c.__subclasses__())
+    fields = f" ({', '.join(cls.model_fields)})" if cls is not None else ""
+    got = f"{'yes/on/true' if value else 'no/off/false'} (a YAML boolean)"
+    got = got if isinstance(value, bool) else repr(value)
+    msg = f"expected a section, a mapping of its fields{fields}; got {got}"
+    name = field.rpartition(".")[2] or field
+    if class_name in _HOW_OFF and (value is False or value == "off"):
+        how, default = _HOW_OFF[class_name]
+        msg += f". To turn it off write `{name}: {how}`"
+        msg += f", or leave `{name}:` out (off is the default)" if default else ""
+    return msg
+
+
+# litellm's provider list and model map, read from its files: router/core may not import
+# litellm (the import contract), and the import takes seconds where reading takes milliseconds.
+def _litellm_file(*parts: str) -> Path | None:
+    import importlib.util
+
+    spec = importlib.util.find_spec("litellm")  # a top-level package: found, not imported
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    return Path(spec.submodule_search_locations[0], *parts)
+
+
+@functools.cache
+def litellm_providers_from_files() -> frozenset[str]:
+    """The provider prefixes litellm takes: its `LlmProviders` enum (`litellm.provider_list`)
+    and the OpenAI-compatible providers of its providers.json. Empty when unreadable."""
+    enum, extra = _litellm_file("types", "utils.py"), _litellm_file("llms", "openai_like")
+    try:
+        source = enum.read_text(encoding="utf-8") if enum else ""
+        more = json.loads((extra / "providers.json").read_bytes()) if extra else {}
+    except (OSError, ValueError):
+        return frozenset()
+    body = re.search(r"^class LlmProviders\(str, Enum\):\n((?:[ \t]+\S.*\n|\s*\n)+)", source, re.M)
+    names = re.findall(r'^[ \t]+[A-Z0-9_]+ = "([^"]+)"', body.group(1), re.M) if body else []
+    return frozenset(names) | frozenset(more if isinstance(more, dict) else ())
+
+
+@functools.cache
+def litellm_models_from_files() -> frozenset[str]:
+    """The model names of litellm's model map (its local copy, which litellm reads with
+    LITELLM_LOCAL_MODEL_COST_MAP=True, as the router runs it). Empty when unreadable."""
+    where = _litellm_file("model_prices_and_context_window_backup.json")
+    try:
+        names = json.loads(where.read_bytes()) if where else {}
+    except (OSError, ValueError):
+        return frozenset()
+    return frozenset(names if isinstance(names, dict) else ())
+
+
+def _private_host(url: str) -> bool:
+    """A loopback, private or single-label host: none of the public endpoints litellm knows."""
+    host = urlparse(url).hostname or ""
+    try:
+        ip = ipaddress.ip_address(host)
+    except ValueError:
+        return host == "localhost" or "." not in host
+    return ip.is_private or ip.is_loopback or ip.is_link_local
+
+
+def litellm_provider_problem(litellm_model: str, api_base: str | None) -> str | None:
+    """Why litellm will not know which provider to call `litellm_model` with (at
+    `api_base`); None when it will, or when litellm's files cannot be read."""
+    providers = litellm_providers_from_files()
+    prefix, slash, _ = litellm_model.partition("/")
+    if not providers or (slash and prefix in providers):
+        return None
+    if slash:
+        return (
+            f"unknown provider {prefix!r} in {litellm_model!r}{did_you_mean(prefix, providers)}; "
+            "litellm's providers: https://docs.litellm.ai/docs/providers"
+        )
+    # No prefix: litellm knows the model by name (its model map; an OpenAI fine-tune), or
+    # by the public endpoint it is called at (api.groq.com ...). A local server it does not.
+    models = litellm_models_from_files()
+    if litellm_model in models or litellm_model.startswith(("ft:", "gpt-image")) or not models:
+        return None
+    if api_base is not None and not _private_host(api_base):
+        return None
+    at = " at api_base" if api_base else ""
+    return (
+        f"{litellm_model!r} has no provider prefix and is not a model litellm knows by name"
+        f"{did_you_mean(litellm_model, models)}: write '<provider>/<model>', e.g. "
+        f"'openai/{litellm_model}' for an OpenAI-compatible server{at}"
+    )

@@ -425,13 +425,20 @@ def policy_verifier(router: Any, policy: str) -> AnswerVerifier | None:
 
 
 def write_cascade_settings(path: Any, threshold: float, band: float | None) -> None:
-    """Set `cascade.threshold` and `cascade.band` in a policy file, leaving the rest as written."""
+    """Set `cascade.threshold` and `cascade.band` in a policy file, leaving the rest as written.
+
+    Read as the router reads it (a key given twice, a YAML boolean where a number goes, a
+    YAML mistake: one ConfigError naming the file and the line or field), and refused before
+    anything is written when it is not a valid policy."""
     from pathlib import Path
 
     import yaml
 
+    from router.core.config import read_yaml, validate_policy
+
     path = Path(path)
-    data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    data = read_yaml(path)
+    validate_policy(data, path)  # a mapping, with the fields and values a policy takes
     cascade = dict(data.get("cascade") or {})
     cascade["threshold"] = round(threshold, 6)
     if band is None:

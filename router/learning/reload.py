@@ -21,7 +21,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from router.core.config import ConfigError, load_config, load_policies
+from router.core.config import ConfigError, check_default_policy, load_config, load_policies
 from router.core.data import domain_names
 from router.core.encoder import load_encoder
 from router.core.scorer import Scorer, configured_scorer_path
@@ -105,6 +105,7 @@ def reload_router(old: Any, path: str | Path | None = None) -> Any:
     config = load_config(path)
     base = path.parent
     policies = load_policies(base / config.policies_dir, config, domain_names())
+    check_default_policy(path, config, policies)  # as Router.from_config: the keys' policies too
     local_old = [m for m in old.config.models if m.is_local]
     local_new = [m for m in config.models if m.is_local]
     if local_old != local_new:

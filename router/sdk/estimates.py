@@ -8,7 +8,7 @@ import difflib
 import logging
 from typing import Any
 
-from router.core.config import ConfigError, RouterConfig
+from router.core.config import ConfigError, RouterConfig, did_you_mean
 
 log = logging.getLogger("router.sdk")
 
@@ -41,9 +41,10 @@ def success_columns(
         where = f"models[{m.name}].stand_in" if m.stand_in else f"stand_ins.{m.tier}"
         if stand_in is not None and stand_in not in cols:
             raise ConfigError(
-                "config",
+                config.file or "the config (built in code, not read from a file)",
                 where,
-                f"{stand_in!r} is not a model of the scorer; it knows {sorted(cols)}",
+                f"{stand_in!r} is not a model of the scorer{did_you_mean(stand_in, cols)}; "
+                f"it knows {sorted(cols)}",
             )
         unprofiled[m.name] = stand_in or "none"
         if stand_in is not None:
