@@ -13,7 +13,11 @@ negatives too. Then what the detectors read in other cases, languages and charac
 lower and mixed case, passwords given to the word for password in other languages, values
 written with full-width characters or no-break spaces; with their look-alikes (lower-case
 IBANs that fail the check, prose about passwords in those languages, full-width text with no
-value), from a generator of their own so the rows before them stay as they were.
+value), from a generator of their own so the rows before them stay as they were. Last,
+passwords under an identifier's name (`DB_PASSWORD=...` in env files, shell lines, config and
+code), Korean and Japanese sentences with the value before the verb, plain words that a list
+goes on after, IBANs in random letter case in one run; with code and prose about a password
+that give none (a generator of their own too).
 
     python scripts/build_privacy_set.py            # writes data/privacy/labelled.jsonl
 """
@@ -708,6 +712,103 @@ LATE_IBAN_NEGATIVES = [
 ]
 
 
+# Values the secret detector reads since it knows a password's name inside an identifier
+# (`DB_PASSWORD=...` in env files, shell lines, config and code), Korean and Japanese sentences
+# with the value before the verb, a plain word given to a password that a list goes on after,
+# and IBANs in random letter case in one run; with the look-alikes of each (code that reads a
+# password without its value, prose about one). Written after the rows above with a generator
+# of their own, so those stay as they were.
+latest = random.Random(20261206)
+PLAIN_WORDS = ["sunshine", "starlight", "marigold", "blueberry", "snowflake", "lighthouse",
+               "butterfly", "pineapple", "moonlight", "evergreen"]  # fmt: skip
+
+
+def env_password() -> str:
+    """A password as people pick them (a word, digits, maybe a sign), or a plain long word."""
+    if latest.random() < 0.3:
+        return latest.choice(PLAIN_WORDS)
+    word = latest.choice(["hunter", "dragon", "shadow", "letmein", "qwerty", "Summer", "Tr0ub4dor"])
+    return word + str(latest.randint(1, 9999)) + latest.choice(["", "!", "#", "$", "*"])
+
+
+def digits_password() -> str:
+    word = latest.choice(["haneul", "sakura", "sunshine", "qwerty", "hunter", "Tokyo", "Seoul"])
+    return word + str(latest.randint(1, 9999)) + latest.choice(["", "!", "#"])
+
+
+# A password under an identifier's name, as env files, shell lines, config and code give it.
+IDENTIFIER_PASSWORDS = [
+    "DB_PASSWORD={v}",
+    "Here is my .env:\nDB_HOST=db.internal\nDB_PASSWORD={v}\nDB_USER=app\nWhy can't it connect?",
+    'export MYSQL_ROOT_PASSWORD="{v}"',
+    "PGPASSWORD={v} psql -h db.internal -U app shop",
+    'db_password = "{v}"  # move to the vault later',
+    '{{"db_password": "{v}", "db_user": "app"}}',
+    "docker run -e POSTGRES_PASSWORD={v} -d postgres:16",
+    "environment:\n  MYSQL_PASSWORD: {v}\n  MYSQL_USER: shop",
+    "const adminPassword = '{v}';",
+    "SMTP_PASS={v}",
+]
+# Korean and Japanese: the value before the verb (a value with digits: a plain word in a
+# sentence is not taken, as in "my password is sunshine").
+BEFORE_THE_VERB = [
+    "비밀번호는 {v}입니다",
+    "제 비밀번호는 {v}예요. 안전한가요?",
+    "와이파이 비밀번호가 {v}입니다",
+    "パスワードは「{v}」です",
+    "パスワードが{v}に変わりました。",
+]
+# A plain word given to a password, and a list goes on after it.
+LISTED_WORDS = [
+    "password: {v} and the username is admin",
+    "Login: admin, password: {v} then press enter",
+    "Passwort: {v} und der Benutzer ist admin",
+    "my password: {v} and my username is kim",
+]
+# Code that reads a password without its value, prose about one, and Korean and Japanese
+# sentences about a password with none in them.
+IDENTIFIER_NEGATIVES = [
+    'password = os.environ["DB_PASSWORD"]',
+    'DB_PASSWORD = os.getenv("DB_PASSWORD")',
+    "password = getpass()",
+    'password = getpass.getpass("Password: ")',
+    "db_password = settings.DB_PASSWORD",
+    "DB_PASSWORD=${DB_PASSWORD}",
+    "export DB_PASSWORD",
+    "DB_PASSWORD=your_password_here",
+    "self.ssl_password = ssl_password",
+    "client = Redis(host=host, upstream_password=password, ssl=True)",
+    'password = password or ""',
+    "password: SecretStr = Field(...)",
+    "Set PGPASSWORD before you run psql, or use a .pgpass file.",
+    "The DB_PASSWORD variable holds the database password.",
+    "Where should DB_PASSWORD go, in .env or in docker-compose.yml?",
+    "Password: required for every account",
+    "Password: required and must be at least 12 characters",
+    "Password: incorrect and the account is locked",
+    "The password is incorrect.",
+    "How do I reset my password and my username?",
+    "비밀번호는 8자 이상이어야 합니다",
+    "비밀번호가 틀렸습니다",
+    "비밀번호는 영문과 숫자를 포함해야 합니다",
+    "パスワードが違います",
+    "パスワードは忘れました",
+]
+
+
+def random_case_iban() -> str:
+    """A valid IBAN in one run with letters in its account (the French, Italian, British and
+    Dutch ones), each letter's case at random (`fR76...3mO2...`): the form that reads like a
+    random key."""
+    value = valid_iban(latest)
+    while value[4:].isdigit():
+        value = valid_iban(latest)
+    while True:
+        mixed = "".join(c.lower() if latest.random() < 0.5 else c for c in value)
+        if mixed not in (value, value.lower()):
+            return mixed
+
+
 def main() -> None:
     rows: list[dict] = []
 
@@ -788,6 +889,24 @@ def main() -> None:
     for template, make in LOOK_ALIKE_NEGATIVES:
         for _ in range(4):
             add(template.format(v=make()), [], "hard_negative", "look-alike, no value")
+    for template in IDENTIFIER_PASSWORDS:
+        for _ in range(2):
+            v = env_password()
+            add(template.format(v=v), [("secret", v)], "positive", "password, identifier's name")
+    for template in BEFORE_THE_VERB:
+        for _ in range(2):
+            v = digits_password()
+            add(template.format(v=v), [("secret", v)], "positive", "password before the verb")
+    for template in LISTED_WORDS:
+        for _ in range(2):
+            v = latest.choice(PLAIN_WORDS)
+            add(template.format(v=v), [("secret", v)], "positive", "password, a list goes on")
+    for _ in range(12):
+        v = random_case_iban()
+        add(latest.choice(LATE_IBAN_TEMPLATES).format(v=v), [("iban", v)], "positive",
+            "iban, random case")  # fmt: skip
+    for text in IDENTIFIER_NEGATIVES:
+        add(text, [], "hard_negative", "password code or prose, no value")
     OUT.parent.mkdir(parents=True, exist_ok=True)
     with OUT.open("w", encoding="utf-8") as fh:
         for row in rows:

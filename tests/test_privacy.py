@@ -55,6 +55,10 @@ IBAN = "DE89 3704 0044 0532 0130 00"
         ("the key 7Gh2KqP9xLmW4vRt8ZsN3bYc6DfJ1aQe works", "secret", None),
         ("the password is: abc123", "secret", "abc123"),
         ("PASSWORD=sunshine", "secret", "sunshine"),
+        # Detected before identifier names were (tests/test_privacy_values.py): kept so.
+        ('password = "hunter2x"', "secret", "hunter2x"),
+        ('{"password": "hunter2x"}', "secret", "hunter2x"),
+        ("postgres://user:pass@host/db", "secret", "pass"),
         ("Authorization: Bearer 9f8e7d6c5b4a3928", "secret", "9f8e7d6c5b4a3928"),
         # `NAME=value`: the value is the secret, the name stays readable.
         (
@@ -225,6 +229,7 @@ def test_lowercase_iban_look_alikes_do_not_fire(text):
         ("我的密码是abc12345，谢谢", "abc12345"),
         ("パスワード: abc12345", "abc12345"),
         ("パスワードはabc12345です", "abc12345"),
+        ("パスワードはhunter2です", "hunter2"),
         ("비밀번호: abc12345", "abc12345"),
         ('{"passwort": "hunter2xyz"}', "hunter2xyz"),
     ],

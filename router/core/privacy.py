@@ -21,12 +21,13 @@ are the original text's spans, and nothing else of it changes when they are repl
   number (German tax id, Dutch BSN, Polish PESEL) only next to a word that names them.
 - `secret`: API keys and tokens by their known prefixes (OpenAI, Anthropic, AWS, GitHub,
   GitLab, Slack, Stripe, Google, Hugging Face, npm, SendGrid, JWTs, PEM private keys), values
-  given to a key/token/password/secret, or to the word for password in other languages
-  (`Passwort:`, `mot de passe :`, `contraseña:`, `пароль:`, `密码：`, `パスワード:` ...; not code,
-  a path, a URL, nor a plain word in prose),
-  passwords in a URL (`scheme://user:password@host`, as connection strings carry them), and
-  stand-alone high-entropy strings (three character
-  classes, entropy over 4 bits a character); hex hashes and UUIDs are not secrets.
+  given to a key/token/password/secret, to a password under an identifier's name
+  (`DB_PASSWORD=`, `PGPASSWORD=`, `"db_password":`), or to the word for password in other
+  languages (`Passwort:`, `mot de passe :`, `пароль:`, `密码：`, `パスワードは...です`,
+  `비밀번호는 ...입니다` ...; not code, a stand-in, a path, a URL, nor a phrase or a plain word in
+  prose: `router/core/assigned.py`), passwords in a URL (`scheme://user:password@host`, as
+  connection strings carry them), and stand-alone high-entropy strings (three character
+  classes, entropy over 4 bits a character); hex hashes, UUIDs and IBANs are not secrets.
 
 `redact_messages` replaces each value with a typed placeholder (`[EMAIL_1]`, `[PAYMENT_CARD_2]`):
 the same value gets the same placeholder throughout a conversation. Findings carry their value
@@ -43,6 +44,8 @@ from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
+
+from router.core.assigned import given_values, placeholder
 
 KINDS: tuple[str, ...] = ("email", "phone", "payment_card", "iban", "national_id", "secret")
 # Countries whose national phone formats are tried for a number written without +CC.
@@ -334,46 +337,6 @@ _SECRET_PREFIXED = re.compile(
 _PEM = re.compile(
     r"-----BEGIN (?:[A-Z]+ )*PRIVATE KEY-----[\s\S]*?(?:-----END (?:[A-Z]+ )*PRIVATE KEY-----|$)"
 )
-# The word for password in other languages: German, French, Spanish, Portuguese, Dutch,
-# Russian, Polish, Swedish, Norwegian/Danish, Finnish, Turkish, Hungarian, Czech; and (no word
-# boundary in scripts written without spaces) Chinese, Japanese, Korean.
-_PASSWORD_WORDS = (
-    r"passwort|kennwort|mot\s+de\s+passe|contrase[ñn]a|senha|wachtwoord|пароль|has[łl]o"
-    r"|l[öo]senord|passord|adgangskode|salasana|[şs]ifre(?:si)?|jelsz[óo]|heslo"
-)
-_CJK_PASSWORD_WORDS = r"密码|密碼|パスワード|비밀번호"
-# Letters of scripts written without spaces, their punctuation and full-width forms: not part
-# of a value ("パスワードはabc123です": the value is "abc123"; full-width text is read in its
-# NFKC form, see `find`).
-_CJK = r"\u3000-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af\uf900-\ufaff\uff00-\uffef"
-# Parts of those words (lower case): a text with none of them skips their slower pattern.
-_PASSWORD_KEYS = (
-    "passwort", "kennwort", "de passe", "contrase", "senha", "wachtwoord", "пароль", "hasło",
-    "haslo", "senord", "passord", "adgangskode", "salasana", "ifre", "jelsz", "heslo", "密码",
-    "密碼", "パスワード", "비밀번호",
-)  # fmt: skip
-
-
-def _assigned(words: str = "", unspaced: str = "") -> re.Pattern:
-    """A value given to a key, token or password: `name: value`, `name=value`, "name is value"
-    (`words`: more names; `unspaced`: names in scripts without spaces, with no word boundary)."""
-    names = r"api[_-]?key|access[_-]?key|secret(?:[_-]?key)?|token|password|passwd|pwd|auth"
-    names = rf"\b(?:{names}|authorization{'|' + words if words else ''})"
-    if unspaced:
-        names += f"|{unspaced}"
-    return re.compile(
-        rf"(?i)(?:{names})[\"']?"
-        r"(?:\s*[:=—–]\s*|(\s+(?:is|ist|lautet|est|es|é)(?:\s*:)?\s+|\s*(?:是|为|為|は)\s*))[\"']?"
-        rf"(?:(?:bearer|basic|token)\s+)?([^\s\"',;{_CJK}]{{6,}})"
-    )
-
-
-_ASSIGNED = _assigned()
-_ASSIGNED_ANY_LANGUAGE = _assigned(_PASSWORD_WORDS, _CJK_PASSWORD_WORDS)
-# After an assigned word, another word on its line: the word begins a phrase, not a value.
-_PHRASE = re.compile(r"[ \t]+[^\W\d_]")
-# An assigned value that is code, not a value: a call, an index, an attribute, an env var's name.
-_CODE = re.compile(r"[()\[\]]|^[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)+$|^[A-Z][A-Z0-9]*(?:_[A-Z0-9]+)+$")
 # A password in a URL's user info, as connection strings carry it: scheme://user:password@host.
 _URL_PASSWORD = re.compile(r"(?i)\b[a-z][a-z0-9+.-]*://[^\s:/@]*:([^\s/@]+)@(?=[\w\[])")
 _TOKEN = re.compile(r"(?<![\w/+=-])[A-Za-z0-9_+/=-]{20,200}(?![\w/+=-])")
@@ -417,39 +380,14 @@ def _looks_random(tok: str) -> bool:
     return entropy(tok) > 4.0
 
 
-def _placeholder(value: str) -> bool:
-    """A template's stand-in for the value (`${DB_PASSWORD}`, `<password>`, `[SECRET_1]`)."""
-    return value.startswith(("{", "$", "<", "[", "%(")) or set(value) <= set("*x")
-
-
-def _assigned_secret(value: str, prose: bool, phrase: bool = False) -> bool:
-    """Is the value given to a key, token or password one? Not a stand-in, not code
-    (`token = tokenizer.encode(text)`), and in prose not a word: "the password is incorrect"
-    says nothing secret, "my password is hunter22" does, and so does "password: sunshine1".
-    Nor is a word that begins a phrase (`phrase`: more words follow it on its line), as in
-    "Passwort: mindestens acht Zeichen"; "password: sunshine" alone is a value."""
-    if len(set(value)) < 5 or _placeholder(value) or _CODE.search(value):
-        return False
-    if value.startswith(("/", "~/", "./", "../")) or "://" in value:
-        return False  # "pwd: /home/ann", "auth: https://id.example.com/callback"
-    word = value.rstrip(".!?")  # "Das Passwort ist falsch.": a sentence's end is no part of it
-    if word.isalpha():
-        return not prose and not phrase and len(word) >= 8
-    return True
-
-
 def _secrets(text: str) -> Iterable[Finding]:
     for pattern in (_SECRET_PREFIXED, _PEM):
         for m in pattern.finditer(text):
             yield Finding("secret", m.start(), m.end(), m.group())
-    lower = text.lower()
-    assigned = _ASSIGNED_ANY_LANGUAGE if any(k in lower for k in _PASSWORD_KEYS) else _ASSIGNED
-    for m in assigned.finditer(text):
-        phrase = _PHRASE.match(text, m.end(2)) is not None
-        if _assigned_secret(m.group(2), prose=m.group(1) is not None, phrase=phrase):
-            yield Finding("secret", m.start(2), m.end(2), m.group(2))
+    for start, end in given_values(text):
+        yield Finding("secret", start, end, text[start:end])
     for m in _URL_PASSWORD.finditer(text):
-        if not _placeholder(m.group(1)):  # short or not, a URL's password is one
+        if not placeholder(m.group(1)):  # short or not, a URL's password is one
             yield Finding("secret", m.start(1), m.end(1), m.group(1))
     for m in _TOKEN.finditer(text):
         if text.endswith("base64,", 0, m.start()):
@@ -460,8 +398,18 @@ def _secrets(text: str) -> Iterable[Finding]:
         named = _NAMED.match(tok)
         if named:
             start, tok = start + named.end(), tok[named.end() :]
-        if _looks_random(tok) or (named and _SECRET_PREFIXED.fullmatch(tok)):
+        if (_looks_random(tok) and not _valid_iban(tok)) or (
+            named and _SECRET_PREFIXED.fullmatch(tok)
+        ):
             yield Finding("secret", start, start + len(tok), tok)
+
+
+def _valid_iban(tok: str) -> bool:
+    """An IBAN in one run with letters of random case (`fR7630006...3mO2...`) can read as a
+    random key: it is an IBAN (the `iban` detector's), not a secret."""
+    from stdnum import iban
+
+    return tok[:2].isalpha() and tok[2:4].isdigit() and iban.is_valid(tok)
 
 
 _DETECTORS = {
