@@ -95,23 +95,34 @@ def _serve_workers_output(config, monkeypatch, workers: str):
     return res
 
 
-def test_serve_warns_that_workers_without_shared_state_keep_it_per_process(
+def test_serve_says_that_workers_without_shared_state_keep_it_per_process(
     tmp_path, upstream, monkeypatch
 ):
+    """The default (`make run`: a worker per core, no `state:`) is said as a plain line, not a
+    warning; a rate limit, which each worker would allow in full, is warned about."""
     from router.server import run
     from tests.conftest import write_test_config
 
     config = write_test_config(tmp_path, upstream.base_url)
+    text = config.read_text()
     res = _serve_workers_output(config, monkeypatch, "2")
-    warning = res.stderr
-    assert "warning: 2 worker processes and no shared state" in warning
-    for what in ("circuit breakers", "rate limits", "session", "budget"):
+    assert "warning" not in res.stderr.lower(), res.stderr
+    assert (
+        "2 worker processes: each keeps its own circuit breakers, budgets, sessions and "
+        in res.stdout
+    )
+    assert "set `state:` to a Redis URL to share them" in res.stdout
+    config.write_text(text + "server: {rate_limit: 100/minute}\n")
+    warning = _serve_workers_output(config, monkeypatch, "2").stderr
+    assert "warning: 2 worker processes and no `state:`" in warning, warning
+    for what in ("circuit breakers", "rate limit", "session", "budget", "2 times it"):
         assert what in warning, what
-    assert "state: redis://" in warning and "per process" in warning
-    # One worker, or workers that share a Redis: nothing to warn about.
-    assert run.per_process_warning(None, 1) is None
-    config.write_text(config.read_text() + "state: redis://127.0.0.1:1/0\n")
-    assert "warning" not in _serve_workers_output(config, monkeypatch, "2").stderr
+    assert "state: redis://" in warning and "--workers 1" in warning
+    # One worker, or workers that share a Redis: nothing to say.
+    assert run.per_process_note(run.load_config(config), 1) == ("", False)
+    config.write_text(text + "state: redis://127.0.0.1:1/0\n")
+    res = _serve_workers_output(config, monkeypatch, "2")
+    assert "warning" not in res.stderr and "worker processes:" not in res.stdout
 
 
 def test_serve_reports_a_state_url_redis_cannot_use(tmp_path, upstream, monkeypatch):
@@ -184,7 +195,15 @@ def test_serve_on_a_port_in_use_says_so_before_anything_starts(test_config, monk
     port = str(taken.getsockname()[1])
     try:
         for workers in ("1", "2"):
-            args = ["serve", "--config", str(test_config), "--port", port, "--workers", workers]
+            args = [
+                "serve",
+                "--config",
+                str(test_config),
+                "--port",
+                port,
+                "--workers",
+                workers,
+            ]
             res = CliRunner().invoke(app, args)
             assert res.exit_code == 2, res.output
             said = " ".join(res.output.split())

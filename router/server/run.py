@@ -13,7 +13,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from router.core.config import load_config
+from router.core.config import RouterConfig, load_config
 from router.sdk.demo import escalation_note
 
 USAGE = """\
@@ -92,9 +92,9 @@ def serve(
     try:
         if workers > 1:
             print(usage(host, port, KeyRing(spec).enabled), flush=True)
-            warning = per_process_warning(state, workers)
-            if warning:
-                print(warning, file=sys.stderr, flush=True)
+            note, is_warning = per_process_note(config, workers)
+            if note:  # a warning to stderr; the default's plain line to stdout
+                print(note, file=sys.stderr if is_warning else sys.stdout, flush=True)
             print(f"  {_escalations(config_path)}\n", flush=True)
             _serve_workers(config_path, host, port, workers, spec.shutdown_grace_s, held.close)
             return
@@ -146,17 +146,26 @@ def _serve_one(config_path: Path, host: str, port: int, spec, release) -> None:
             listener.stop()
 
 
-def per_process_warning(state: str | None, workers: int) -> str | None:
-    """The start-up warning for several workers that share no state (docs/scaling.md)."""
-    if workers <= 1 or state is not None:
-        return None
+def per_process_note(config: RouterConfig, workers: int) -> tuple[str, bool]:
+    """What several workers without `state:` keep each to itself (docs/scaling.md). By
+    default (`make run`: a worker per core, no `state:`) that is as it should be, and said as
+    a plain line; a warning only when a rate limit is set, which each worker would allow in
+    full. Returns (the text, whether it is a warning); ("", False) when there is nothing to say."""
+    if workers <= 1 or config.state is not None:
+        return "", False
+    server = config.server
+    if server.rate_limit is None and not any(k.rate_limit for k in server.keys):
+        return (
+            f"  {workers} worker processes: each keeps its own circuit breakers, budgets, "
+            "sessions and cache; set `state:` to a Redis URL to share them (docs/scaling.md).\n"
+        ), False
     return (
-        f"  warning: {workers} worker processes and no shared state: circuit breakers, rate "
-        "limits per API key, session stickiness and budget counters are kept per process "
-        f"(each worker allows a key's whole rate limit, {workers} times it in all; a session "
-        "may change model between workers). Set `state: redis://host:6379/0` in the config to share them "
-        "(docs/scaling.md), or run with --workers 1.\n"
-    )
+        f"  warning: {workers} worker processes and no `state:`: each allows a key's whole "
+        f"rate limit ({workers} times it in all) and keeps its own circuit breakers, budgets "
+        "and sessions (a conversation may change model between workers). Set `state: "
+        "redis://host:6379/0` in the config to share them (docs/scaling.md), or run with "
+        "--workers 1.\n"
+    ), True
 
 
 def encoder_line(router) -> str:
@@ -230,7 +239,13 @@ def _serve_workers(
 
 
 def _run_workers(
-    config_path: Path, host: str, port: int, workers: int, grace: float, work: Path, release
+    config_path: Path,
+    host: str,
+    port: int,
+    workers: int,
+    grace: float,
+    work: Path,
+    release,
 ) -> None:
     import uvicorn
 
@@ -254,7 +269,10 @@ def _run_workers(
         state = work / "local-models.json"
         local = LocalModels(config.models, config_path.resolve().parent, state_file=state)
         names = ", ".join(local.servers)
-        print(f"  local models (llama.cpp, one server each for all workers): {names}", flush=True)
+        print(
+            f"  local models (llama.cpp, one server each for all workers): {names}",
+            flush=True,
+        )
         # Not strict: a model that does not come up is retried while its fallbacks answer.
         local.start(strict=False)
         for name, snap in local.snapshot().items():
