@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import re
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import httpx
 import pytest
@@ -95,8 +97,82 @@ def test_the_login_form_sets_an_httponly_session_cookie(served):
         assert c.get("/admin/stats").status_code == 200  # the page's reads take the cookie
         # ... and never the admin's writes: a reload still wants the key itself.
         assert c.post("/admin/reload").status_code == 401
-        c.post("/dashboard/logout")
+        assert c.post("/dashboard/logout", data={"csrf": logout_token(page)}).status_code == 303
         assert c.get("/dashboard").status_code == 401
+
+
+def logout_token(page: httpx.Response) -> str:
+    """The CSRF token of the page's log-out form ("" when it has none)."""
+    found = re.search(r'<input type="hidden" name="csrf" value="([0-9a-f]+)">', page.text)
+    return found.group(1) if found else ""
+
+
+@contextmanager
+def logged_in(url: str) -> Iterator[httpx.Client]:
+    """A client holding a session of its own (the login form)."""
+    with httpx.Client(base_url=url, timeout=60) as c:
+        assert c.post("/dashboard/login", data={"key": ADMIN_KEY}).status_code == 303
+        yield c
+
+
+def test_logging_out_ends_that_session_on_the_server(served):
+    """A copy of the cookie (a stolen one) is refused once its session logged out; another
+    session of the same admin stays open."""
+    with logged_in(served.url) as c, logged_in(served.url) as other:
+        stolen = c.cookies[COOKIE]
+        page = c.get("/dashboard")
+        out = c.post("/dashboard/logout", data={"csrf": logout_token(page)})
+        assert out.status_code == 303 and 'router_dashboard=""' in out.headers["set-cookie"]
+        for path in ("/admin/stats", "/dashboard/panel", "/dashboard"):
+            r = httpx.get(served.url + path, cookies={COOKIE: stolen}, timeout=60)
+            assert r.status_code == 401, path
+        assert valid_session(stolen, ADMIN_KEY)  # the HMAC is fine: the server said no
+        assert other.get("/admin/stats").status_code == 200
+
+
+def test_a_logout_from_another_page_is_refused(served):
+    """Logging out takes the token only the dashboard's own page carries, and a browser that
+    says the POST came from another site is refused even with it: the session stays open."""
+    with logged_in(served.url) as c, logged_in(served.url) as other:
+        token = logout_token(c.get("/dashboard"))
+        others = logout_token(other.get("/dashboard"))
+        for form, headers in (
+            ({}, {}),
+            ({"csrf": "0" * 64}, {}),
+            ({"csrf": others}, {}),
+            ({"csrf": token}, {"sec-fetch-site": "cross-site", "origin": "https://evil.example"}),
+            ({"csrf": token}, {"sec-fetch-site": "same-site"}),
+        ):
+            r = c.post("/dashboard/logout", data=form, headers=headers)
+            assert r.status_code == 403 and "still logged in" in r.text, (form, headers)
+            assert "set-cookie" not in r.headers
+            assert c.get("/admin/stats").status_code == 200
+        assert token != others  # each session has a token of its own
+        r = c.post(
+            "/dashboard/logout", data={"csrf": token}, headers={"sec-fetch-site": "same-origin"}
+        )
+        assert r.status_code == 303 and c.get("/admin/stats").status_code == 401
+
+
+def test_a_logout_on_one_replica_ends_the_session_on_every_other(
+    tmp_path, upstream, router, redis_url
+):
+    """With `state: redis://...` the revocation is shared state: a replica that did not see
+    the logout refuses the session too. The key is the same, so each honours the other's
+    cookies."""
+    cfg = write_config(tmp_path, upstream.base_url, server=SERVER, state=redis_url)
+    first, second = serve(router_for(cfg, like=router)), serve(router_for(cfg, like=router))
+    try:
+        with logged_in(first.url) as c:
+            cookie = {COOKIE: c.cookies[COOKIE]}
+            assert httpx.get(second.url + "/admin/stats", cookies=cookie).status_code == 200
+            token = logout_token(c.get("/dashboard"))
+            assert c.post("/dashboard/logout", data={"csrf": token}).status_code == 303
+        assert httpx.get(second.url + "/admin/stats", cookies=cookie).status_code == 401
+        assert httpx.get(first.url + "/admin/stats", cookies=cookie).status_code == 401
+    finally:
+        first.stop()
+        second.stop()
 
 
 def test_a_bearer_key_opens_the_page_and_gives_it_a_session(served):
@@ -155,6 +231,11 @@ def test_sessions():
     assert not valid_session(token.replace(".", ".0"), ADMIN_KEY)
     assert not valid_session("", ADMIN_KEY) and not valid_session(token, None)
     assert not valid_session("abc.def", ADMIN_KEY)
+    # Each login is a session of its own, even within one second.
+    expires = int(time.time()) + 60
+    assert session_token(ADMIN_KEY, expires) != session_token(ADMIN_KEY, expires)
+    expires_s, session_id, mac = token.split(".")
+    assert not valid_session(f"{expires_s}.{'0' * 32}.{mac}", ADMIN_KEY)  # the id is signed
 
 
 def test_a_malformed_session_cookie_is_a_login_never_a_500(served):

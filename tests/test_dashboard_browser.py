@@ -215,3 +215,24 @@ def test_an_answer_for_a_window_left_behind_is_dropped(browser, proxy):
             route.abort()
     finally:
         context.close()
+
+
+def test_the_log_out_button_ends_the_session_for_every_copy_of_its_cookie(browser, proxy):
+    """The page's own form carries its token (and the browser's Fetch Metadata says the POST
+    is same-origin): logging out works from the page, and the cookie it had is dead."""
+    context = browser.new_context()
+    try:
+        page = context.new_page()
+        page.goto(proxy.url + "/dashboard")
+        page.fill('input[name="key"]', ADMIN_KEY)
+        page.click('button[type="submit"]')
+        page.wait_for_selector('[data-figure="requests"]', timeout=60_000)
+        cookie = next(c["value"] for c in context.cookies() if c["name"] == "router_dashboard")
+        page.click('button:has-text("log out")')
+        page.wait_for_selector('input[name="key"]', timeout=60_000)
+        assert page.url == proxy.url + "/dashboard"
+        assert not [c for c in context.cookies() if c["name"] == "router_dashboard"]
+        copy = {"router_dashboard": cookie}
+        assert httpx.get(proxy.url + "/admin/stats", cookies=copy, timeout=60).status_code == 401
+    finally:
+        context.close()

@@ -127,6 +127,27 @@ def _check_rate_limit(v: str | None) -> str | None:
     return v
 
 
+# A DNS name (labels of letters, digits and '-'), or one with "*." for its subdomains.
+_HOST_NAME = re.compile(r"(\*\.)?[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)*")
+
+
+def _allowed_host(i: int, v: str) -> str:
+    """One `server.allowed_hosts` entry, lowercased: a host as a Host header names it, without
+    scheme, port or path; an IPv6 address without its brackets."""
+    host = v.strip().lower().rstrip(".")
+    host = host[1:-1] if host.startswith("[") and host.endswith("]") else host
+    try:
+        return str(ipaddress.ip_address(host))
+    except ValueError:
+        pass
+    if host == "*" or _HOST_NAME.fullmatch(host):
+        return host
+    raise ValueError(
+        f"{v!r} (item {i}) is not a host; give a name or address alone (no scheme, "
+        "port or path), '*.example.com' for its subdomains, or '*' for any host"
+    )
+
+
 class APIKeySpec(Strict):
     """One API key of the proxy; the secret is given inline or, better, by env var name."""
 
@@ -179,13 +200,23 @@ class ServerSpec(Strict):
     responses_ttl_s: float = Field(default=86400.0, gt=0, le=30 * 86400)
     responses_max_messages: int = Field(default=1000, ge=2, le=100_000)
     # POST /admin/reload takes this key (inline or, better, by env var); unset: no admin access.
+    # From the env var too it must have 16 characters or more (checked at start-up).
     admin_key: str | None = Field(default=None, min_length=16)
     admin_key_env: EnvName | None = "ROUTER_ADMIN_KEY"
+    # With auth off, the Host names (besides loopback ones and the address a request came in
+    # on) the proxy answers: a web page that rebinds its own name to 127.0.0.1 is refused.
+    # "*.example.com" takes its subdomains, "*" any host (the check off).
+    allowed_hosts: tuple[str, ...] = ()
 
     @field_validator("rate_limit")
     @classmethod
     def _rate_limit_notation(cls, v: str | None) -> str | None:
         return _check_rate_limit(v)
+
+    @field_validator("allowed_hosts")
+    @classmethod
+    def _host_names(cls, hosts: tuple[str, ...]) -> tuple[str, ...]:
+        return tuple(_allowed_host(i, h) for i, h in enumerate(hosts))
 
     @field_validator("keys")
     @classmethod

@@ -14,11 +14,11 @@ from router.sdk.router import Router
 from router.server import batching, errors, feedback
 from router.server.admin import install_live
 from router.server.agents import install_agents
-from router.server.auth import ADMIN, KeyRing, Principal, is_admin
+from router.server.auth import ADMIN, ANONYMOUS, KeyRing, Principal, bearer_token, is_admin
 from router.server.chat import ChatService
 from router.server.dashboard import install_dashboard
 from router.server.metrics import Metrics
-from router.server.middleware import CancelOnDisconnect, RequestIdMiddleware
+from router.server.middleware import CancelOnDisconnect, HostGuard, RequestIdMiddleware
 from router.server.ratelimit import RateLimits
 from router.server.schema import openapi_body
 from router.server.targets import router_model_names
@@ -105,16 +105,35 @@ def create_app(router: Router, config: ServerSpec | None = None) -> FastAPI:
 
     app = FastAPI(title="router", summary="OpenAI-compatible model router", lifespan=lifespan)
     app.state.router, app.state.metrics, app.state.decision_log = router, metrics, decisions
-    errors.install(app)
+
+    def hidden_names(request: Request) -> frozenset[str]:
+        """What an error to this request's key must not name: the models it may not use."""
+        principal = getattr(request.state, "principal", None)
+        if principal is None:
+            return frozenset()
+        serving = svc.router  # the serving one: POST /admin/reload swaps it
+        return principal.hidden_names(
+            (m.name for m in serving.config.models),
+            serving.policies,
+            serving.config.default_policy,
+        )
+
+    errors.install(app, hidden_names)
     app.add_middleware(CancelOnDisconnect)
+    if not keys.enabled:
+        # Auth off: whoever reaches the port may call. A web page can reach 127.0.0.1 by
+        # rebinding its own name to it; its requests name that host, and are refused.
+        app.add_middleware(HostGuard, bound_host=spec.host, allowed=spec.allowed_hosts)
     # Added last: outermost, so every line has an id and every response is counted.
     app.add_middleware(RequestIdMiddleware, on_response=metrics.observe_http)
 
     # async: a plain def dependency would cost a thread-pool hop on every request.
     async def caller(request: Request) -> Principal:
-        return keys.authenticate(
+        principal = keys.authenticate(
             request.headers.get("authorization"), request.headers.get("x-api-key")
         )
+        request.state.principal = principal  # for the error handlers (hidden_names)
+        return principal
 
     # Per-key rate limits (ratelimit.py): a 429 before any work; no extra step when none is set.
     rate_limits = RateLimits(spec, router.state)
@@ -131,9 +150,22 @@ def create_app(router: Router, config: ServerSpec | None = None) -> FastAPI:
     # key is a caller too, and may do so for every key's data (it makes no requests itself).
     async def owner_or_admin(request: Request) -> Principal:
         headers = request.headers
-        if is_admin(spec, headers.get("authorization"), headers.get("x-api-key")):
+        try:
+            principal = await authenticated(request)
+        except errors.APIError:
+            # Not an API key: the admin key, or a guess at it, counted against the client's
+            # address as on /admin/* (a 429 once too many were wrong).
+            token = bearer_token(headers.get("authorization"), headers.get("x-api-key"))
+            if token is not None and await live.admin_key_matches(request, token):
+                request.state.principal = ADMIN
+                return ADMIN
+            raise
+        if principal is ANONYMOUS and is_admin(
+            spec, headers.get("authorization"), headers.get("x-api-key")
+        ):
+            # Auth off: any key is let in, so a wrong one is no failure to count.
+            request.state.principal = ADMIN
             return ADMIN
-        principal = await authenticated(request)
         if rate_limits.enabled:
             await rate_limits.check(principal)
         return principal

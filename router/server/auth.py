@@ -3,16 +3,23 @@
 Keys come from `server.keys` (inline `key` or `key_env`) and from the comma-separated env var
 named by `server.keys_env`. With no key at all, auth is off. Key values are never logged or
 echoed; a key is known to the rest of the proxy only by its `name`.
+
+The admin key (`server.admin_key`, or the env var `server.admin_key_env` names) has at least
+`MIN_ADMIN_KEY_CHARS` characters; wrong guesses at it are throttled per client address
+(admin.py, `FailedAdminKeys`).
 """
 
 from __future__ import annotations
 
 import hmac
 import os
+from collections.abc import Iterable
 from dataclasses import dataclass
 
-from router.core.config import ServerSpec
+from router.core.config import ConfigError, ServerSpec
 from router.server.errors import APIError
+
+MIN_ADMIN_KEY_CHARS = 16  # as `server.admin_key` (sections.py) asks of an inline key
 
 
 @dataclass(frozen=True)
@@ -33,6 +40,21 @@ class Principal:
         key's, or any with the admin key. Another key's data is answered as absent (404)."""
         return self.admin or owner == self.name
 
+    def hidden_names(
+        self, models: Iterable[str], policies: Iterable[str], default_policy: str | None
+    ) -> frozenset[str]:
+        """The catalogue's model names and policy names (`p` and "router/p") this key may not
+        use, which its errors must not show; none for a key limited to nothing. A key that may
+        use "router" uses its own policy (else the default) by that name."""
+        if self.models is None:
+            return frozenset()
+        hidden = {m for m in models if not self.may_use(m)}
+        own = self.policy or default_policy
+        for p in policies:
+            if not (self.may_use(f"router/{p}") or (p == own and self.may_use("router"))):
+                hidden |= {p, f"router/{p}"}
+        return frozenset(hidden)
+
 
 ANONYMOUS = Principal("anonymous")
 # Not a key's name (key names are what `server.keys` gives; this one cannot be given there).
@@ -44,6 +66,22 @@ def admin_secret(spec: ServerSpec) -> str | None:
     if spec.admin_key:
         return spec.admin_key
     return os.environ.get(spec.admin_key_env or "", "") or None
+
+
+def check_admin_key(spec: ServerSpec) -> None:
+    """At start-up: an admin key from the environment is long enough to resist guessing (an
+    inline `server.admin_key` is checked with the config). Raises a ConfigError naming the
+    variable, never its value."""
+    if spec.admin_key or not spec.admin_key_env:
+        return
+    secret = os.environ.get(spec.admin_key_env, "")
+    if secret and len(secret) < MIN_ADMIN_KEY_CHARS:
+        raise ConfigError(
+            f"${spec.admin_key_env}",
+            "server.admin_key_env",
+            f"the admin key is {len(secret)} characters long; use at least "
+            f"{MIN_ADMIN_KEY_CHARS} (e.g. `openssl rand -hex 16`), or unset the variable",
+        )
 
 
 def bearer_token(authorization: str | None, api_key: str | None = None) -> str | None:
@@ -68,6 +106,7 @@ class KeyRing:
     """The configured keys; `authenticate()` maps an Authorization header to a Principal."""
 
     def __init__(self, spec: ServerSpec) -> None:
+        check_admin_key(spec)  # `router serve` builds a KeyRing before anything else starts
         self._keys: list[tuple[bytes, Principal]] = []
         for k in spec.keys:
             secret = k.key if k.key is not None else os.environ.get(k.key_env or "", "")

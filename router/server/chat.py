@@ -77,6 +77,13 @@ class ChatService:
         except (RequestError, ValueError, TypeError):
             return None
 
+    def hide_secrets(self, secrets: list[str]) -> None:
+        """Hide these values in errors too (a hot reload's new provider keys). The list is
+        replaced whole, in one assignment: a request redacting now reads the old list or the
+        new one, never half of one."""
+        known = set(self._secrets) | {s for s in secrets if s}
+        self._secrets = sorted(known, key=len, reverse=True)
+
     def redact(self, text: str) -> str:
         """Hide every known secret (API keys, provider keys) in text meant for the outside."""
         for s in self._secrets:

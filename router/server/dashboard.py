@@ -8,9 +8,13 @@ one at a time: a dashboard left open costs the proxy a few ms every few seconds.
 
 Access takes the admin key (`server.admin_key_env`), as `Authorization: Bearer <key>` or through
 the login form, which trades it for an HttpOnly, SameSite=Strict session cookie: an HMAC of its
-expiry under the admin key, so every worker checks it without shared state and changing the key
-ends every session. The cookie opens the dashboard and `/admin/stats` (reads), never
-`POST /admin/reload`. Pages carry a Content-Security-Policy that allows nothing but this proxy.
+expiry and a random session id under the admin key, so every worker checks it without asking
+anyone and changing the key ends every session. Logging out records the session id as revoked
+in the shared state until the cookie would have expired, so every worker refuses it from then
+on; the log-out form carries a token only the dashboard's own page knows (CSRF). The cookie
+opens the dashboard and `/admin/stats` (reads), never `POST /admin/reload`. Wrong keys sent to
+the login form are throttled per address like those sent to `/admin/*` (auth.py). Pages carry
+a Content-Security-Policy that allows nothing but this proxy.
 """
 
 from __future__ import annotations
@@ -19,7 +23,10 @@ import asyncio
 import hashlib
 import hmac
 import logging
+import re
+import secrets
 import time
+from collections.abc import Callable
 from typing import Annotated, Any
 from urllib.parse import parse_qs, quote
 
@@ -31,7 +38,7 @@ from router.server import panel
 from router.server.errors import APIError
 from router.serving.decision_log import LogReader, parse_since, safe_url
 from router.serving.decision_log.schema import DecisionLogError, database_url
-from router.serving.state import RedisStore
+from router.serving.state import RedisStore, StateStore
 
 log = logging.getLogger("router.server")
 
@@ -55,27 +62,71 @@ PAGE_HEADERS = {
 
 # ---- sessions ---------------------------------------------------------------------------------
 
-
-def session_token(admin_key: str, expires: int) -> str:
-    """`<expiry>.<HMAC-SHA256 of it under the admin key>`."""
-    mac = hmac.new(admin_key.encode(), f"router-dashboard:{expires}".encode(), hashlib.sha256)
-    return f"{expires}.{mac.hexdigest()}"
+SESSION_ID = re.compile(r"[0-9a-f]{32}")
+REVOKED = "dashboard:revoked:"  # + session id, in the shared state: a logged-out session
 
 
-def valid_session(token: str | None, admin_key: str | None, now: float | None = None) -> bool:
-    if not token or not admin_key:
-        return False
-    expires, _, _ = token.partition(".")
+def _mac(admin_key: str, text: str) -> str:
+    return hmac.new(admin_key.encode(), text.encode(), hashlib.sha256).hexdigest()
+
+
+def session_token(admin_key: str, expires: int, session_id: str | None = None) -> str:
+    """`<expiry>.<session id>.<HMAC-SHA256 of both under the admin key>`; a new random session
+    id unless one is given."""
+    session_id = session_id or secrets.token_hex(16)
+    return f"{expires}.{session_id}.{_mac(admin_key, f'router-dashboard:{expires}:{session_id}')}"
+
+
+def _parts(token: str) -> tuple[int, str] | None:
+    """(expiry, session id) of a well-formed token, else None."""
+    expires, _, rest = token.partition(".")
+    session_id, _, _ = rest.partition(".")
     # ASCII digits of a sane length only: str.isdigit() takes "²" and int() refuses it, as it
     # refuses 5,000 digits; a cookie anyone can send must never be a 500.
     if not (expires.isascii() and expires.isdigit() and len(expires) <= 12):
+        return None
+    if not SESSION_ID.fullmatch(session_id):
+        return None
+    return int(expires), session_id
+
+
+def valid_session(token: str | None, admin_key: str | None, now: float | None = None) -> bool:
+    """Whether `token` was made with this admin key and has not expired (a logout's
+    revocation is checked apart: `Sessions.admits`)."""
+    if not token or not admin_key:
         return False
-    if int(expires) < (time.time() if now is None else now):
+    parts = _parts(token)
+    if parts is None or parts[0] < (time.time() if now is None else now):
         return False
     # As bytes: compare_digest raises TypeError on a str with a non-ASCII character, and a
     # cookie's value is whatever bytes its sender chose.
-    expected = session_token(admin_key, int(expires))
+    expected = session_token(admin_key, *parts)
     return hmac.compare_digest(token.encode("utf-8", "surrogateescape"), expected.encode())
+
+
+def logout_token(admin_key: str, token: str) -> str:
+    """The CSRF token of a session's log-out form: only a page served to that session has it."""
+    return _mac(admin_key, f"router-dashboard-logout:{token}")
+
+
+class Sessions:
+    """Dashboard sessions: a cookie's HMAC says the admin made it; the shared state says
+    whether it was logged out since (every worker and replica reads the same, with Redis)."""
+
+    def __init__(self, state: Callable[[], StateStore]) -> None:
+        self.state = state  # the serving router's store (a hot reload keeps it)
+
+    async def admits(self, token: str | None, admin_key: str | None) -> bool:
+        parts = _parts(token) if valid_session(token, admin_key) else None
+        return parts is not None and not await self.state().get(REVOKED + parts[1])
+
+    async def revoke(self, token: str) -> None:
+        """Log this session out everywhere, until the time its cookie would have expired."""
+        parts = _parts(token)
+        if parts is None:
+            return
+        expires, session_id = parts
+        await self.state().set(REVOKED + session_id, True, ttl_s=max(1.0, expires - time.time()))
 
 
 # ---- the figures ------------------------------------------------------------------------------
@@ -168,11 +219,10 @@ def _secure(request: Request) -> bool:
     return proto.split(",")[0].strip().lower() == "https"
 
 
-def _with_session(response: Response, request: Request, admin_key: str) -> Response:
-    expires = int(time.time()) + SESSION_S
+def _with_session(response: Response, request: Request, token: str) -> Response:
     response.set_cookie(
         COOKIE,
-        session_token(admin_key, expires),
+        token,
         max_age=SESSION_S,
         path="/",
         httponly=True,
@@ -182,43 +232,63 @@ def _with_session(response: Response, request: Request, admin_key: str) -> Respo
     return response
 
 
+def _new_session(admin_key: str) -> str:
+    return session_token(admin_key, int(time.time()) + SESSION_S)
+
+
+def _cross_site(request: Request) -> bool:
+    """A request a browser says came from another site (Fetch Metadata; older browsers send
+    none, and the log-out form's token still stands for them)."""
+    return request.headers.get("sec-fetch-site", "same-origin") not in ("same-origin", "none")
+
+
+async def _form(request: Request) -> dict[str, str] | None:
+    """A small urlencoded form's fields (the first value of each); None past MAX_FORM_BYTES."""
+    body = b""
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > MAX_FORM_BYTES:
+            return None
+    fields = parse_qs(body.decode("utf-8", "replace"))
+    return {name: values[0] for name, values in fields.items()}
+
+
 def install_dashboard(app: FastAPI, svc: Any, live: Any, location: str | None) -> Dashboard:
     """Add the dashboard's pages and `GET /admin/stats` to the app."""
     board = Dashboard(svc, live, location)
+    sessions = Sessions(lambda: svc.router.state)
     app.state.dashboard = board
     assets = {name: panel.asset(name) for name in ASSETS}  # package data, read once
 
-    def admitted(request: Request) -> bool:
-        """A valid session cookie, or a valid admin Bearer key (raises 401/403 for a bad one)."""
-        if valid_session(request.cookies.get(COOKIE), live.admin_key()):
+    async def admitted(request: Request) -> bool:
+        """A live session cookie, or a valid admin Bearer key (raises 401/403 for a bad one,
+        429 after too many from the client's address)."""
+        if await sessions.admits(request.cookies.get(COOKIE), live.admin_key()):
             return True
         if request.headers.get("authorization"):
-            live.check_admin(request)
+            await live.check_admin(request)
             return True
         return False
 
-    def login(message: str, status: int = 401, since: str = "") -> HTMLResponse:
+    def login(
+        message: str, status: int = 401, since: str = "", headers: dict[str, str] | None = None
+    ) -> HTMLResponse:
         configured = live.admin_key() is not None
         if not configured:
             message = "The dashboard is closed: no admin key is configured."
-        headers = {**PAGE_HEADERS, "www-authenticate": "Bearer"}
+        headers = {**PAGE_HEADERS, "www-authenticate": "Bearer", **(headers or {})}
         page = panel.login_page(message, configured, since)
         return HTMLResponse(page, status, headers=headers)
 
-    @app.get(
-        "/admin/stats",
-        summary="The dashboard's figures as JSON",
-        description="Requests, spend against the all-large counterfactual, escalations, model "
-        "mix, domains, latency, cascades, quality, drift (from the decision log, every worker "
-        "and replica) and live circuits and budgets. `since`: the window, e.g. 15m, 1h, 7d. "
-        "Takes the admin key.",
-    )
+    # Out of /openapi.json, as every admin endpoint: documented in docs/dashboard.md.
+    @app.get("/admin/stats", include_in_schema=False)
     async def admin_stats(
         request: Request,
         since: Annotated[str, Query(description="the window: 90s, 15m, 1h, 24h, 7d")] = "1h",
     ) -> JSONResponse:
-        if not admitted(request):
-            live.check_admin(request)  # raises the 401 that names what is missing
+        """The dashboard's figures as JSON, for the window `since` (admin key or session)."""
+        if not await admitted(request):
+            await live.check_admin(request)  # raises the 401 that names what is missing
         _, seconds = _since(request)
         body = await board.stats(seconds)
         if body.get("decision_log_unavailable"):
@@ -240,41 +310,69 @@ def install_dashboard(app: FastAPI, svc: Any, live: Any, location: str | None) -
 
     @app.get("/dashboard", include_in_schema=False)
     async def dashboard(request: Request) -> Response:
-        if not admitted(request):
-            return login("Log in with the admin key.", since=request.query_params.get("since", ""))
+        admin, token = live.admin_key(), request.cookies.get(COOKIE)
+        fresh = not await sessions.admits(token, admin)
+        if fresh:
+            if not request.headers.get("authorization"):
+                since = request.query_params.get("since", "")
+                return login("Log in with the admin key.", since=since)
+            await live.check_admin(request)
+            token = _new_session(admin)  # the page's own fetches need a session cookie
         since, seconds = _since(request)
-        page = panel.dashboard_page(await panel_of(seconds), since, REFRESH_S)
+        csrf = logout_token(admin, token)
+        page = panel.dashboard_page(await panel_of(seconds), since, REFRESH_S, csrf)
         response = HTMLResponse(page, headers=PAGE_HEADERS)
-        if request.headers.get("authorization"):  # the page's own fetches need the cookie
-            _with_session(response, request, live.admin_key())
-        return response
+        return _with_session(response, request, token) if fresh else response
 
     @app.get("/dashboard/panel", include_in_schema=False)
     async def dashboard_panel(request: Request) -> Response:
-        if not admitted(request):
+        if not await admitted(request):
             return HTMLResponse("", 401, headers={**PAGE_HEADERS, "www-authenticate": "Bearer"})
         _, seconds = _since(request)
         return HTMLResponse(await panel_of(seconds), headers=PAGE_HEADERS)
 
     @app.post("/dashboard/login", include_in_schema=False)
     async def dashboard_login(request: Request) -> Response:
-        body = b""
-        async for chunk in request.stream():
-            body += chunk
-            if len(body) > MAX_FORM_BYTES:
-                return login("That form was too large.", 413)
-        key = (parse_qs(body.decode("utf-8", "replace")).get("key") or [""])[0].strip()
+        form = await _form(request)
+        if form is None:
+            return login("That form was too large.", 413)
+        key = form.get("key", "").strip()
         admin = live.admin_key()
-        if admin is None or not key or not hmac.compare_digest(key.encode(), admin.encode()):
+        if admin is None or not key:
+            return login("That is not the admin key.")
+        try:
+            matches = await live.admin_key_matches(request, key)
+        except APIError as e:  # too many wrong keys from this address
+            return login(e.message[:1].upper() + e.message[1:] + ".", 429, headers=e.headers)
+        if not matches:
             return login("That is not the admin key.")
         since = request.query_params.get("since", "")
         target = "/dashboard" + (f"?since={quote(since)}" if since else "")
-        return _with_session(RedirectResponse(target, 303, headers=PAGE_HEADERS), request, admin)
+        response = RedirectResponse(target, 303, headers=PAGE_HEADERS)
+        return _with_session(response, request, _new_session(admin))
 
     @app.post("/dashboard/logout", include_in_schema=False)
     async def dashboard_logout(request: Request) -> Response:
+        """End the session server-side, for a POST from the dashboard's own page only: a page
+        elsewhere cannot log its visitor out (it has neither the token nor the site)."""
+        form = await _form(request)
+        token, admin = request.cookies.get(COOKIE), live.admin_key()
+        if await sessions.admits(token, admin):
+            sent = (form or {}).get("csrf", "")
+            expected = logout_token(admin, token)
+            if _cross_site(request) or not hmac.compare_digest(
+                sent.encode("utf-8", "surrogateescape"), expected.encode()
+            ):
+                page = panel.notice_page(
+                    "That log-out did not come from the dashboard's own page: you are still "
+                    "logged in."
+                )
+                return HTMLResponse(page, 403, headers=PAGE_HEADERS)
+            await sessions.revoke(token)
         response = RedirectResponse("/dashboard", 303, headers=PAGE_HEADERS)
-        response.delete_cookie(COOKIE, path="/", httponly=True, samesite="strict")
+        response.delete_cookie(
+            COOKIE, path="/", httponly=True, samesite="strict", secure=_secure(request)
+        )
         return response
 
     def serve_asset(name: str):

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Callable
+import re
+from collections.abc import Callable, Collection
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -28,6 +29,7 @@ TYPES = {
     405: "invalid_request_error",
     413: "invalid_request_error",
     415: "invalid_request_error",
+    421: "invalid_request_error",
     429: "rate_limit_error",
     500: "server_error",
     502: "upstream_error",
@@ -99,6 +101,33 @@ def from_request_error(e: RequestError, headers: dict[str, str] | None = None) -
     return APIError(status, msg, e.param, code or "invalid_request", headers)
 
 
+# A list of quoted strings as Python prints one: `['a', 'b']` (how errors list names). No
+# backslash inside a quote: each item's text is then the quote's inside, as written.
+_QUOTED = r"'[^'\\\n]*'|\"[^\"\\\n]*\""
+_NAME_LIST = re.compile(rf"\[(?:{_QUOTED})(?:, (?:{_QUOTED}))*\]")
+_ITEM = re.compile(_QUOTED)
+HIDDEN = "[hidden]"
+
+
+def without_names(message: str, hidden: Collection[str]) -> str:
+    """`message` without the names in `hidden`: left out of the lists it quotes, and
+    `'[hidden]'` where one is quoted alone. For an API key limited to some models, which must
+    not learn the rest of the catalogue from an error."""
+    if not hidden:
+        return message
+
+    def filtered(match: re.Match[str]) -> str:
+        items = [q[1:-1] for q in _ITEM.findall(match.group(0))]
+        kept = [i for i in items if i not in hidden]
+        return repr(kept) if len(kept) < len(items) else match.group(0)
+
+    message = _NAME_LIST.sub(filtered, message)
+    for name in hidden:
+        for quoted in (f"'{name}'", f'"{name}"'):
+            message = message.replace(quoted, f"'{HIDDEN}'")
+    return message
+
+
 def _loc(loc: tuple) -> str | None:
     parts = [p for p in loc if p != "body"]
     out = ""
@@ -107,8 +136,11 @@ def _loc(loc: tuple) -> str | None:
     return out or None
 
 
-def install(app: FastAPI) -> None:
-    """Register the handlers that turn every exception into an OpenAI error."""
+def install(
+    app: FastAPI, hidden_names: Callable[[Request], Collection[str]] = lambda _: ()
+) -> None:
+    """Register the handlers that turn every exception into an OpenAI error. `hidden_names`:
+    the model and policy names the request's caller may not learn (`without_names`)."""
 
     def _rid(request: Request) -> dict[str, str]:
         rid = getattr(request.state, "request_id", None)
@@ -116,8 +148,11 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(APIError)
     async def _api(request: Request, exc: APIError) -> JSONResponse:
-        exc.headers = {**_rid(request), **exc.headers}
-        return error_response(exc, request.url.path)
+        message = without_names(exc.message, hidden_names(request))
+        headers = {**_rid(request), **exc.headers}
+        return error_response(
+            APIError(exc.status, message, exc.param, exc.code, headers), request.url.path
+        )
 
     @app.exception_handler(RequestValidationError)
     async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:

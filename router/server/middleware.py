@@ -1,13 +1,15 @@
 """A request id for every request (header `x-request-id`) and one access-log line; a browser's
-body sent without a content type refused; model requests cancelled when their client goes."""
+body sent without a content type refused; with auth off, a Host this proxy is not known by
+refused; model requests cancelled when their client goes."""
 
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import logging
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 
 from starlette.datastructures import MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -86,6 +88,83 @@ class RequestIdMiddleware:
                     "ms": round((time.perf_counter() - t0) * 1000, 2),
                 },
             )
+
+
+def host_name(header: str) -> str:
+    """The host of a Host header, lowercased, without its port, an IPv6 address's brackets or a
+    final dot."""
+    host = header.strip().lower()
+    if host.startswith("["):
+        host = host[1 : host.find("]")] if "]" in host else host[1:]
+    elif host.count(":") == 1:
+        host = host.partition(":")[0]
+    return host.rstrip(".")
+
+
+def _ip(host: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    try:
+        return ipaddress.ip_address(host)
+    except ValueError:
+        return None
+
+
+class HostGuard:
+    """With auth off, a request is answered only when its Host is this machine by a loopback
+    name or address, the address the request came in on, the host the server is bound to
+    (`server.host`), or one of `server.allowed_hosts`; any other is a 421.
+
+    DNS rebinding: a web page at http://evil.example:8000 has its name re-resolved to
+    127.0.0.1, and its scripts then read this proxy as their own origin, with no key needed
+    and the operator's provider keys to spend. The browser still sends `Host: evil.example`,
+    which no one addresses this proxy by. An address as the Host needs no DNS to rebind, so
+    the one the connection came in on is answered (a proxy on 0.0.0.0 reached by its LAN
+    address); names other than `localhost` must be listed. A request without a Host (not
+    from a browser: they always send one) is answered.
+    """
+
+    def __init__(self, app: ASGIApp, bound_host: str, allowed: Iterable[str] = ()) -> None:
+        self.app = app
+        allowed = {h.lower() for h in allowed}
+        self.any_host = "*" in allowed
+        self.names = {h for h in allowed if not h.startswith("*.")} | {host_name(bound_host)}
+        self.suffixes = tuple(h[1:] for h in allowed if h.startswith("*."))  # ".example.com"
+
+    def allows(self, host: str, local_address: str | None) -> bool:
+        """Whether a request naming `host` that came in on `local_address` is answered."""
+        if self.any_host or host in self.names or host.endswith(self.suffixes):
+            return True
+        if host == "localhost" or host.endswith(".localhost"):  # loopback by RFC 6761
+            return True
+        ip = _ip(host)
+        if ip is None:
+            return False
+        mapped = getattr(ip, "ipv4_mapped", None)
+        return (
+            ip.is_loopback
+            or (mapped is not None and mapped.is_loopback)
+            or (local_address is not None and ip == _ip(local_address))
+        )
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":  # the proxy has no websocket route
+            await self.app(scope, receive, send)
+            return
+        raw = next((v for k, v in scope.get("headers", ()) if k.lower() == b"host"), None)
+        server = scope.get("server")
+        local = server[0] if server else None
+        host = host_name(raw.decode("latin-1")) if raw is not None else None
+        if host is None or self.allows(host, local):
+            await self.app(scope, receive, send)
+            return
+        refused = APIError(
+            421,
+            f"host {host[:100]!r} is not one this proxy answers with auth off (a web page "
+            "rebinding its name to this machine would send it): use 127.0.0.1 or localhost, "
+            "list the name in server.allowed_hosts, or turn auth on (server.keys)",
+            "host",
+            "host_not_allowed",
+        )
+        await error_response(refused, scope.get("path", ""))(scope, receive, send)
 
 
 # The endpoints that call a model: their work is for the client alone, so it stops with it.

@@ -300,8 +300,9 @@ def _empty(cols: int, text: str = "nothing yet") -> str:
 # ---- whole documents ----------------------------------------------------------------------------
 
 
-def dashboard_page(panel_html: str, since: str, refresh_s: float) -> str:
-    """The dashboard: the panel, a window menu, and the script that keeps it fresh."""
+def dashboard_page(panel_html: str, since: str, refresh_s: float, logout_token: str) -> str:
+    """The dashboard: the panel, a window menu, the script that keeps it fresh, and the
+    log-out form with its session's CSRF token."""
     options = "".join(
         f'<option value="{w}"{" selected" if w == since else ""}>last {w}</option>' for w in WINDOWS
     )
@@ -318,8 +319,9 @@ def dashboard_page(panel_html: str, since: str, refresh_s: float) -> str:
         f'<select name="since" id="since">{options}</select></label>'
         '<noscript><button type="submit">show</button></noscript></form>'
         '<span id="status" class="status">live</span>'
-        '<form method="post" action="/dashboard/logout"><button type="submit">log out</button>'
-        "</form></header>"
+        '<form method="post" action="/dashboard/logout">'
+        f'<input type="hidden" name="csrf" value="{escape(logout_token)}">'
+        '<button type="submit">log out</button></form></header>'
         f'<main id="panel" data-since="{escape(since)}" data-refresh="{refresh_s:g}">'
         f"{panel_html}</main>"
         '<script src="/dashboard/static/dashboard.js"></script></body></html>'
@@ -350,6 +352,19 @@ def login_page(message: str, configured: bool = True, since: str = "") -> str:
         f'<p class="message">{escape(message)}</p>{form}'
         '<p class="note">Or send <code>Authorization: Bearer &lt;admin key&gt;</code>.</p>'
         "</main></body></html>"
+    )
+
+
+def notice_page(message: str) -> str:
+    """A page that only says something, with the way back to the dashboard."""
+    return (
+        '<!doctype html><html lang="en"><head><meta charset="utf-8">'
+        '<meta name="viewport" content="width=device-width, initial-scale=1">'
+        '<title>Router dashboard</title><link rel="icon" href="data:,">'
+        '<link rel="stylesheet" href="/dashboard/static/dashboard.css"></head><body class="login">'
+        "<main><h1>smallfirst-router</h1>"
+        f'<p class="message">{escape(message)}</p><p><a href="/dashboard">back to the '
+        "dashboard</a></p></main></body></html>"
     )
 
 

@@ -72,11 +72,12 @@ def serve(
     manager); each loads its own router, /metrics sums every worker's counters, and local
     GGUF models are served once for all of them (`_serve_workers`).
     """
-    from router.server.auth import KeyRing
+    from router.server.auth import KeyRing, check_admin_key
     from router.serving.state import check_state_url
 
     config = load_config(config_path)
     spec = _server_spec(config_path, config)
+    check_admin_key(spec)  # before the router loads: a short key is said at once
     state = config.state
     if state is not None:
         # Before any worker starts: a URL redis-py cannot use is one error, not a traceback
