@@ -1,6 +1,8 @@
 """A cascade whose first model fails, through the proxy with the official clients: a stream
 that breaks while it is held is escalated like a non-streamed one (nothing of it went out),
-and a fallback asked with the cascade's logprobs hands none to a client that did not ask.
+a first model that errors before answering leaves the request to its fallback chain (not an
+escalation: no verdict sent it up), and a fallback asked with the cascade's logprobs hands
+none to a client that did not ask. The receipt's headers and body say the same throughout.
 
 The large model is tests/cascade_upstream.py's `large-math` ("The answer is C."); the failing
 first models are tests/upstream.py's `cut-stream` (breaks after two chunks) and `fail-500`.
@@ -17,7 +19,7 @@ import pytest
 from router import Router
 from router.server import create_app
 from tests.cascade_upstream import CascadeUpstream
-from tests.proxy import Proxy
+from tests.proxy import Proxy, router_from
 
 PROMPT = "What is 23 + 17?"
 
@@ -30,7 +32,7 @@ def cascade_upstream():
 
 
 @pytest.fixture(scope="module")
-def proxy(cascade_upstream, upstream, tmp_path_factory):
+def cascade_router(cascade_upstream, upstream, tmp_path_factory):
     root = tmp_path_factory.mktemp("cascade-failures")
     caps = "capabilities: [tools, json, streaming]"
     models = {
@@ -70,9 +72,13 @@ def proxy(cascade_upstream, upstream, tmp_path_factory):
             f"default: [{first}]\nlarge: [{large}]\n"
             f"cascade: {{verifier: default, threshold: 0.5, logprobs: true{extra}}}\n"
         )
-    router = Router.from_config(root / "config.yaml")
-    spec = router.config.server.model_copy(update={"decision_log": None, "keys_env": None})
-    p = Proxy(create_app(router, spec)).start()
+    return Router.from_config(root / "config.yaml")
+
+
+@pytest.fixture(scope="module")
+def proxy(cascade_router):
+    spec = cascade_router.config.server.model_copy(update={"decision_log": None, "keys_env": None})
+    p = Proxy(create_app(cascade_router, spec)).start()
     yield p
     p.stop()
 
@@ -97,6 +103,7 @@ def test_a_held_stream_that_breaks_is_escalated(client, cascade_upstream):
     assert [r["model"] for r in cascade_upstream.requests[n:]] == ["large-math"]
     assert headers["x-router-model"] == "large"
     assert headers["x-router-cascade-escalated"] == "true"
+    assert headers["x-router-escalated"] == "true"  # the verdict's escalation: both say so
     assert "broke off" in headers["x-router-reason"]
 
 
@@ -114,6 +121,36 @@ def test_a_broken_stream_whose_escalation_fails_is_an_upstream_error(client):
     with pytest.raises(openai.APIStatusError) as e:
         _stream(client, "cut-both")
     assert e.value.status_code == 502
+    # The error's receipt is the escalation's, with the cascade's verdict: both escalated.
+    headers = e.value.response.headers
+    assert headers["x-router-escalated"] == headers["x-router-cascade-escalated"] == "true"
+    assert headers["x-router-attempts"] == "cut:ok,large-down:failed"
+
+
+@pytest.mark.parametrize("policy", ["down", "down-spec"])
+@pytest.mark.parametrize("stream", [False, True])
+def test_a_first_model_that_errors_is_a_fallback_not_an_escalation(
+    client, cascade_router, policy, stream
+):
+    """`escalated` says a verdict sent the request up. A first model that errored was judged
+    by nobody: the chain's fallback answered, and neither the headers nor the body (the
+    decision and its `cascade`) call that an escalation; the attempts and `wanted` say it."""
+    raw = client.chat.completions.with_raw_response.create(
+        model=f"router/{policy}", messages=[{"role": "user", "content": PROMPT}], stream=stream
+    )
+    if stream:
+        list(raw.parse())
+    h = raw.headers
+    assert (h["x-router-model"], h["x-router-wanted"]) == ("large", "down")
+    assert h["x-router-attempts"] == "down:failed,large:ok"
+    assert h["x-router-escalated"] == h["x-router-cascade-escalated"] == "false"
+    sdk = router_from(cascade_router.config_path, cascade_router)
+    resp = sdk.chat(PROMPT, policy=policy, stream=stream)
+    if stream:
+        list(resp)
+    d = resp.decision
+    assert d.model == "large" and d.escalated is False and d.cascade["escalated"] is False
+    assert d.cascade.get("verdict") is None and "down failed" in d.cascade["note"]
 
 
 @pytest.mark.parametrize("policy", ["down", "down-spec"])

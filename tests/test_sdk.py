@@ -230,14 +230,33 @@ def test_a_cost_weight_policy_over_estimates_learned_apart_warns_at_load(
 
 # The first achat of a process: litellm (seconds to import) was imported by the fallback chain
 # on the caller's event loop, which stalled, and the first attempt's `ms` was the import's.
+# Its `broken` model answers 500: the first upstream error imported the openai client and
+# what litellm's error mapping imports (fastapi, a third of a second) on the loop too. Every
+# module imported while the call runs is recorded with the thread that imported it.
 FIRST_ACHAT = """
-import asyncio, json, sys, time
+import asyncio, json, sys, threading, time
 from router import Router
 
 router = Router.from_config(sys.argv[1])
 
 
+class Imports:
+    \"\"\"A finder that finds nothing: it sees each module imported, on the loop's thread.\"\"\"
+
+    loop_thread, on_loop = None, []
+
+    def find_spec(self, name, path=None, target=None):
+        if threading.current_thread() is self.loop_thread:
+            self.on_loop.append(name)
+        return None
+
+
+imports = Imports()
+sys.meta_path.insert(0, imports)
+
+
 async def main():
+    imports.loop_thread = threading.current_thread()
     gaps, done = [], []
 
     async def tick():
@@ -252,15 +271,20 @@ async def main():
     resp = await router.achat("hello there", policy="flaky")
     done.append(True)
     await ticker
+    imports.loop_thread = None
     attempts = {a.model: a.ms for a in resp.decision.attempts}
-    print(json.dumps({"stall": max(gaps), "attempts": attempts}))
+    errors = {a.model: a.error for a in resp.decision.attempts}
+    print(json.dumps({"stall": max(gaps), "attempts": attempts, "errors": errors,
+                      "on_loop": imports.on_loop}))
 
 
 asyncio.run(main())
 """
 
 
-def test_the_first_achat_imports_litellm_off_the_callers_loop(test_config):
+@pytest.fixture(scope="module")
+def first_achat(test_config) -> dict:
+    """FIRST_ACHAT's report, from a fresh process (nothing imported yet)."""
     import os
     import subprocess
     import sys
@@ -277,10 +301,27 @@ def test_the_first_achat_imports_litellm_off_the_callers_loop(test_config):
         timeout=300,
     )
     assert out.returncode == 0, out.stderr
-    seen = json.loads(out.stdout.splitlines()[-1])
+    return json.loads(out.stdout.splitlines()[-1])
+
+
+def test_the_first_achat_imports_litellm_off_the_callers_loop(first_achat):
+    seen = first_achat
     # keyless is skipped without a call: its attempt takes no time, not the import's seconds.
     assert seen["attempts"]["keyless"] < 100, seen
     assert seen["stall"] < 1.5, seen
+
+
+def test_the_first_upstream_error_imports_nothing_on_the_callers_loop(first_achat):
+    """Where each module was imported, not how long the loop stalled: a busy machine makes a
+    threshold flaky, the thread does not change. The standard library's few (asyncio's
+    thread pool, started by the first worker-thread call) are no freeze."""
+    import sys
+
+    assert "500" in first_achat["errors"]["broken"], first_achat["errors"]
+    third_party = [
+        m for m in first_achat["on_loop"] if m.split(".")[0] not in sys.stdlib_module_names
+    ]
+    assert third_party == [], third_party
 
 
 def _rows(db) -> dict[str, dict]:

@@ -10,16 +10,23 @@ Tool results (`role: tool` / `function`) are data the model reads, not the quest
 left out; tool calls in assistant turns are left out too. In content-part arrays only `text`
 parts are read; `image_url` parts set `has_image`, `input_audio` parts set `has_audio`.
 A request with no text at all is routed on hard rules and the policy's default.
+
+The shape checks of what the hard rules read (`tools`, `tool_choice`, `response_format`) live
+here too, so the SDK and the proxy refuse the same requests in the same words.
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Any
 
 Message = dict[str, Any]
 
 ROLES = ("system", "developer", "user", "assistant", "tool", "function")
+TOOL_NAME = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+TOOL_CHOICES = ("none", "auto", "required")
+FORMATS = ("text", "json_object", "json_schema")
 
 
 # OpenAI's error code for a prompt too long for the model: clients (agent frameworks) shorten
@@ -178,3 +185,102 @@ def request_facts(
         pinned_model=pinned_model,
         private=tuple(private),
     )
+
+
+# ---- tools and response formats: one set of rules for the SDK and the proxy ------------------
+
+
+def check_tools(tools: Any, tool_choice: Any) -> None:
+    """`tools` is a list of tool objects; function tools have a valid name and an object schema;
+    `tool_choice` is one of TOOL_CHOICES or an object naming one of the tools."""
+    if tools is not None and not isinstance(tools, list | tuple):
+        raise RequestError(
+            f"tools: must be a list of tool objects, got {type(tools).__name__}", "tools"
+        )
+    names = []
+    for i, t in enumerate(tools or []):
+        at = f"tools[{i}]"
+        if not isinstance(t, dict):
+            raise RequestError(f"{at}: must be an object, got {type(t).__name__}", at)
+        kind = t.get("type")
+        if not isinstance(kind, str):
+            raise RequestError(f"{at}.type: required, a string such as 'function'", f"{at}.type")
+        if kind != "function":
+            continue  # provider-specific tool types pass through
+        fn = t.get("function")
+        if not isinstance(fn, dict):
+            raise RequestError(f"{at}.function: required, an object", f"{at}.function")
+        name = fn.get("name")
+        if not isinstance(name, str) or not TOOL_NAME.match(name):
+            raise RequestError(
+                f"{at}.function.name: required, 1-64 of a-z, A-Z, 0-9, _ and -",
+                f"{at}.function.name",
+            )
+        names.append(name)
+        if "description" in fn and not isinstance(fn["description"], str):
+            raise RequestError(
+                f"{at}.function.description: must be a string", f"{at}.function.description"
+            )
+        if "parameters" in fn:
+            check_json_schema(fn["parameters"], f"{at}.function.parameters")
+    if tool_choice is None:
+        return
+    if isinstance(tool_choice, str):
+        if tool_choice not in TOOL_CHOICES:
+            raise RequestError(
+                f"tool_choice: must be one of {list(TOOL_CHOICES)} or an object", "tool_choice"
+            )
+        if tool_choice == "required" and not tools:
+            raise RequestError("tool_choice: 'required' needs tools", "tool_choice")
+        return
+    if not isinstance(tool_choice, dict):
+        raise RequestError(
+            f"tool_choice: must be one of {list(TOOL_CHOICES)} or an object, "
+            f"got {type(tool_choice).__name__}",
+            "tool_choice",
+        )
+    fn = tool_choice.get("function")
+    if isinstance(fn, dict) and fn.get("name") not in names:
+        raise RequestError(
+            f"tool_choice.function.name: {fn.get('name')!r} is not one of the tools",
+            "tool_choice.function.name",
+        )
+
+
+def check_json_schema(schema: Any, at: str) -> None:
+    """The structural minimum of a JSON schema for tool parameters (no full meta-validation)."""
+    if not isinstance(schema, dict):
+        raise RequestError(f"{at}: must be a JSON schema object", at)
+    kind = schema.get("type")
+    if kind is not None and not (
+        isinstance(kind, str) or (isinstance(kind, list) and all(isinstance(k, str) for k in kind))
+    ):
+        raise RequestError(f"{at}.type: must be a string or a list of strings", f"{at}.type")
+    props = schema.get("properties")
+    if props is not None:
+        if not isinstance(props, dict):
+            raise RequestError(f"{at}.properties: must be an object", f"{at}.properties")
+        for k, v in props.items():
+            check_json_schema(v, f"{at}.properties.{k}")
+    req = schema.get("required")
+    if req is not None and not (isinstance(req, list) and all(isinstance(r, str) for r in req)):
+        raise RequestError(f"{at}.required: must be a list of strings", f"{at}.required")
+
+
+def check_response_format(rf: dict | None) -> None:
+    """A JSON body's `response_format`: one of FORMATS, a json_schema with a name."""
+    if rf is None:
+        return
+    if rf.get("type") not in FORMATS:
+        raise RequestError(
+            f"response_format.type: must be one of {list(FORMATS)}", "response_format.type"
+        )
+    if rf["type"] == "json_schema":
+        js = rf.get("json_schema")
+        if not isinstance(js, dict) or not isinstance(js.get("name"), str):
+            raise RequestError(
+                "response_format.json_schema: must be an object with a 'name'",
+                "response_format.json_schema",
+            )
+        if "schema" in js:
+            check_json_schema(js["schema"], "response_format.json_schema.schema")

@@ -9,6 +9,7 @@ import uuid
 from collections.abc import AsyncIterator, Callable
 from typing import TYPE_CHECKING, Any
 
+from router.sdk.streams import stream_failure_status
 from router.serving.closing import ClosingStream
 
 if TYPE_CHECKING:
@@ -115,9 +116,10 @@ def log_start(router: Any, decision: Decision, msgs: list[Message]) -> tuple[int
 
 
 def alogged(chunks: AsyncIterator, end: End) -> AsyncIterator:
-    """Chunks passed through; `end` completes the stream's row when they end (200), fail
-    (502, the error) or are closed early (499), also before this layer read a chunk (the
-    caller took only the first one, read ahead of it, or none)."""
+    """Chunks passed through; `end` completes the stream's row when they end (200), fail (504
+    for a time-out, else 502, as the proxy says: `stream_failure_status`; with the error) or
+    are closed early (499), also before this layer read a chunk (the caller took only the
+    first one, read ahead of it, or none)."""
     return _Logged(_alogged(chunks, end), chunks, end)
 
 
@@ -146,7 +148,7 @@ async def _alogged(chunks: AsyncIterator, end: End) -> AsyncIterator:
     except GeneratorExit:
         raise
     except Exception as e:
-        status, error = 502, f"{type(e).__name__}: {e}"  # cut once scrubbed
+        status, error = stream_failure_status(e), f"{type(e).__name__}: {e}"  # cut once scrubbed
         raise
     finally:
         end(status, usage, error)

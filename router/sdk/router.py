@@ -32,11 +32,9 @@ from router.core.encoder import load_encoder
 from router.core.policy import CompiledPolicy
 from router.core.privacy import detect, redact_messages
 from router.core.request import (
-    CONTEXT_LENGTH_EXCEEDED,
     Message,
     RequestError,
     RequestFacts,
-    context_overflow,
     message_text,
     normalise_messages,
     request_facts,
@@ -44,7 +42,9 @@ from router.core.request import (
 )
 from router.core.scorer import ScoreBatch, Scorer, configured_scorer_path
 from router.sdk import caching, logged
+from router.sdk.checks import check_params, check_session, unknown_policy
 from router.sdk.estimates import comparable_pairs, incomparable_pairs, success_columns
+from router.sdk.failures import window_error
 from router.sdk.streams import AsyncRoutedStream, RoutedStream, ask_usage, carries_nothing, prepend
 from router.serving import cascade, tracing, upstream
 from router.serving.background import run_sync
@@ -53,8 +53,8 @@ from router.serving.budget import Budgets
 from router.serving.cache import ResponseCache, open_cache
 from router.serving.calls import ModelCalls
 from router.serving.local import LocalModels
-from router.serving.providers import MODEL_UNAVAILABLE, EmptyStream, UpstreamError
-from router.serving.sessions import Sessions, reply_of
+from router.serving.providers import EmptyStream, UpstreamError
+from router.serving.sessions import Sessions, reply_of, session_ref, stick, tool_loop_calls
 from router.serving.state import StateStore, open_state
 
 if TYPE_CHECKING:  # sqlalchemy loads only when a log is opened: fast cold starts
@@ -63,15 +63,6 @@ if TYPE_CHECKING:  # sqlalchemy loads only when a log is opened: fast cold start
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 
 log = logging.getLogger("router.sdk")
-
-
-def _check_counts(params: dict[str, Any]) -> None:
-    """The counts the hard rules read must be positive integers, as the proxy's schema has
-    them: a RequestError naming the parameter, not a ValueError from int()."""
-    for name in ("max_tokens", "max_completion_tokens", "n"):
-        v = params.get(name)
-        if v is not None and (not isinstance(v, int) or isinstance(v, bool) or v < 1):
-            raise RequestError(f"{name} must be a positive integer, got {v!r}", name)
 
 
 @dataclass
@@ -285,9 +276,7 @@ class Router:
         try:
             return self._compiled[name]
         except KeyError:
-            raise RequestError(
-                f"unknown policy {name!r}; configured: {sorted(self._compiled)}", "model"
-            ) from None
+            raise unknown_policy(name, self._compiled) from None
 
     def text_of(self, messages: str | list[Message]) -> str:
         rt = self.config.routing_text
@@ -313,9 +302,39 @@ class Router:
 
         `model` pins a catalogue model (the hard rules listed before `pin` still apply);
         `params` are the OpenAI request parameters the hard rules look at (tools,
-        response_format, max_tokens, stream).
+        response_format, max_tokens, stream). The session (`session=`, `session_scope=`, else
+        `metadata.session_id`, `user` or the conversation) applies as `chat()` would apply it,
+        read only: the decision is the one `chat()` would make now, and no turn is recorded.
+        A turn whose session may hold state (a session id, a conversation with a reply, a tool
+        loop) is `aroute` run on the SDK's background event loop, where the state is read; any
+        other is routed in the caller's thread.
         """
-        return self.route_many([messages], policy=policy, model=model, **params)[0]
+        session, scope = params.pop("session", None), params.pop("session_scope", None)
+        check_session(session, scope)
+        msgs = normalise_messages(messages)
+        rules = self.sessions.rules(policy)
+        ref = session_ref(msgs, params, session, scope, rules)
+        if (ref is not None and ref.lookup is not None) or tool_loop_calls(msgs):
+            return run_sync(
+                self.aroute(msgs, policy, model, session=session, session_scope=scope, **params)
+            )
+        # Nothing stored can apply: `stick` (as `Sessions.open` calls it) only names the session.
+        d = self.routed([msgs], policy, model, params)[0].decision
+        return stick(d, ref, None, None, rules, {}, (), (0, 0), pinned=model is not None)
+
+    async def aroute(
+        self,
+        messages: str | list[Message],
+        policy: str | None = None,
+        model: str | None = None,
+        **params: Any,
+    ) -> Decision:
+        """`route()` for asyncio: routing runs in a worker thread so the loop never blocks."""
+        session, scope = params.pop("session", None), params.pop("session_scope", None)
+        check_session(session, scope)
+        msgs = normalise_messages(messages)
+        turn = await self.sessions.open(msgs, policy, model, params, session, scope)
+        return turn.decision
 
     def decide_inputs(self, batch: ScoreBatch, r: int) -> dict[str, Any]:
         """What the policy's `decide` takes from row `r` of a scored batch, by name: the scores,
@@ -370,7 +389,7 @@ class Router:
                 "messages); route() takes one",
                 "messages",
             )
-        _check_counts(params)
+        check_params(params)
         compiled = self.policy(policy)
         msgs = [normalise_messages(c) for c in conversations]
         for m in msgs:
@@ -512,7 +531,7 @@ class Router:
                     )
                 raise
             except UpstreamError as e:
-                failure = self._window_error(e, messages, params) or e
+                failure = window_error(self, e, messages, params) or e
                 tracing.annotate(span, failure.decision)
                 seq = self._log_failure(failure, messages)
                 if seq is not None:
@@ -522,38 +541,6 @@ class Router:
                 raise failure from None
             tracing.annotate(span, result.decision)
             return result
-
-    def _window_error(
-        self, e: UpstreamError, messages: str | list[Message], params: dict[str, Any]
-    ) -> UpstreamError | None:
-        """A routed call whose models were all unavailable (no key, local server down), while
-        the models that could be called were left out because the prompt is too long for
-        them, failed for the prompt's length: OpenAI's 400 `context_length_exceeded`, on which
-        agents shorten the conversation, not an outage the client retries. None otherwise."""
-        d = e.decision
-        # MODEL_UNAVAILABLE: the chain called nothing (`ModelCalls.fail`).
-        if d is None or params.get("model") or e.code != MODEL_UNAVAILABLE:
-            return None
-        tokens = request_facts(messages, params).prompt_tokens
-        callable_short = [
-            m
-            for m in self.policy(d.policy).models
-            if m.context_window < tokens and self.calls.available(m.name)
-        ]
-        if not callable_short:
-            return None
-        windows = ", ".join(f"{m.name}: {m.context_window}" for m in callable_short)
-        unavailable = "; ".join(f"{a.model}: {a.error}" for a in d.attempts)
-        widest = max(m.context_window for m in callable_short)
-        return UpstreamError(
-            f"{context_overflow(widest, tokens)} The prompt ({tokens} tokens) is longer than the "
-            f"context window of every model that can be called now ({windows}); the models it "
-            f"fits cannot be called ({unavailable})",
-            d,
-            400,
-            CONTEXT_LENGTH_EXCEEDED,
-            "messages",
-        )
 
     async def _achat(
         self,
@@ -566,9 +553,7 @@ class Router:
         pin = params.pop("model", None)
         msgs = normalise_messages(messages)
         session, scope = params.pop("session", None), params.pop("session_scope", None)
-        for name, v in (("session", session), ("session_scope", scope)):
-            if v is not None and not isinstance(v, str):  # else a TypeError deep in hashing
-                raise RequestError(f"{name} must be a string, got {type(v).__name__}", name)
+        check_session(session, scope)
         with tracing.span(self.tracer, tracing.ROUTE) as span:
             turn = await self.sessions.open(msgs, policy, pin, params, session, scope)
             tracing.annotate(span, turn.decision)

@@ -10,6 +10,14 @@ from typing import Any
 from router.core.decision import Decision
 from router.serving.background import close_soon, iterate
 from router.serving.closing import aclose, closes
+from router.serving.providers import is_timeout
+
+
+def stream_failure_status(e: BaseException) -> int:
+    """The HTTP status of a stream that failed after its first chunk (no fallback is possible
+    then): 504 for a time-out, else 502. The proxy's error event and every decision-log row
+    (the SDK's and the proxy's) say this status; the SDK's raised error carries it."""
+    return 504 if is_timeout(e) else 502
 
 
 def carries_nothing(chunk: Any) -> bool:
@@ -77,6 +85,11 @@ class AsyncRoutedStream:
                 self.usage = getattr(chunk, "usage", None) or self.usage
                 if not (self._hide_usage and _usage_only(chunk)):
                     yield chunk
+        except Exception as e:
+            # Raised as it came (litellm's Timeout, MidStreamFallbackError ...), with the
+            # status the proxy answers for it and the decision of the model that streamed.
+            _annotate(e, stream_failure_status(e), self.decision)
+            raise
         finally:
             await self.aclose()
 
@@ -84,6 +97,14 @@ class AsyncRoutedStream:
         """Stop reading: the model's connection is closed (a local model stops generating)."""
         self._left.detach()
         await aclose(self._rest)
+
+
+def _annotate(e: Exception, status: int, decision: Decision) -> None:
+    for name, value in (("status_code", status), ("decision", decision)):
+        try:
+            setattr(e, name, value)
+        except (AttributeError, TypeError):  # an exception that takes no attributes
+            pass
 
 
 _closing: set[asyncio.Task] = set()  # the closes under way (a loop keeps weak task refs)

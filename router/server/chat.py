@@ -115,7 +115,7 @@ class ChatService:
             )
             d = turn.decision
         except RequestError as e:
-            raise from_request_error(e) from None
+            raise from_request_error(_in_body_terms(e)) from None
         rid = request.state.request_id
         if self.decisions is not None:
             d.request_id = rid  # the client may send feedback on a routing decision too
@@ -190,13 +190,15 @@ class ChatService:
             record.end(499, getattr(e, "decision", None), None, "cancelled before the answer")
             raise
         except RequestError as e:
-            record.end(400, None, None, str(e))
-            await record.durable()
+            e = _in_body_terms(e)
             param = param_of(e.param)
             msg = str(e)
             if e.param and param != e.param:
                 msg = msg.replace(e.param, param or "", 1)
-            raise from_request_error(RequestError(msg, param, e.code)) from None
+            err = from_request_error(RequestError(msg, param, e.code))
+            record.end(err.status, None, None, str(e))
+            await record.durable()
+            raise err from None
         except UpstreamError as e:
             d = e.decision
             msg = self.redact(str(e))
@@ -387,6 +389,14 @@ class _Record:
         if svc.spec.log_prompts:
             row["prompt"] = self._prompt(d)
         self.seq = svc.decisions.record(row)
+
+
+def _in_body_terms(e: RequestError) -> RequestError:
+    """A routing error named in the body's terms: the body has no `policy` field, its `model`
+    chose the policy ("router/<policy>", or "router" with the API key's own)."""
+    if e.param == "policy":
+        return RequestError(str(e), "model", e.code)
+    return e
 
 
 def _ms(t0: float) -> float:

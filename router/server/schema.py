@@ -15,7 +15,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from starlette.requests import Request
 
-from router.core.request import RequestError
+from router.core.request import RequestError, check_response_format, check_tools
 from router.server import validate
 from router.server.errors import APIError
 
@@ -151,8 +151,8 @@ def parse_chat(raw: bytes, audio_ok: bool = False) -> ChatRequest:
         raise APIError(400, f"{field}: {err['msg']}", field, "invalid_request") from None
     try:
         validate.check_messages(req.messages, audio_ok)
-        validate.check_tools(req.tools, req.tool_choice)
-        validate.check_response_format(req.response_format)
+        check_tools(req.tools, req.tool_choice)
+        check_response_format(req.response_format)
     except RequestError as e:
         msg = str(e) if e.param and str(e).startswith(e.param) else f"{e.param}: {e}"
         raise APIError(400, msg, e.param, "invalid_request") from None

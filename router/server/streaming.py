@@ -16,11 +16,11 @@ from typing import Any, Protocol
 from starlette.responses import StreamingResponse
 from starlette.types import Receive, Scope, Send
 
+from router.sdk.streams import stream_failure_status
 from router.server.accounting import usage_of
 from router.server.errors import error_body, upstream_error_line
 from router.server.translate.common import sse_events
 from router.serving.closing import aclose
-from router.serving.providers import is_timeout
 
 DONE = b"data: [DONE]\n\n"
 
@@ -45,9 +45,9 @@ def _once(
 
 
 def stream_failure(e: BaseException, redact: Callable[[str], str]) -> tuple[int, str]:
-    """A mid-stream failure's status (504 for a timeout, else 502) and its error line."""
-    status = 504 if is_timeout(e) else 502
-    return status, upstream_error_line(e, redact)
+    """A mid-stream failure's status (504 for a timeout, else 502: the SDK's own rule, so its
+    raised error and its decision-log row say the same) and its error line."""
+    return stream_failure_status(e), upstream_error_line(e, redact)
 
 
 def chunk_json(chunk: Any) -> str:

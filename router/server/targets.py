@@ -7,6 +7,7 @@ listed after `pin` in the policy's `rules:`).
 
 from __future__ import annotations
 
+import difflib
 from dataclasses import dataclass
 
 from router.sdk.router import Router
@@ -31,9 +32,20 @@ def resolve(router: Router, principal: Principal, model: str) -> Target:
     """Map the model name to a Target; 404 for an unknown one, 403 for one the key may not use."""
     known = model in router_model_names(router) or _in_catalogue(router, model)
     if not known:
+        # The names this key may use, as GET /v1/models lists them: the nearest one, and for
+        # a policy name (they are few) every policy.
+        names = router_model_names(router) + [m.name for m in router.config.models]
+        names = [n for n in names if principal.may_use(n)]
+        near = difflib.get_close_matches(model, names, n=1)
+        hint = f" (did you mean {near[0]!r}?)" if near else ""
+        policies = ""
+        mine = [n for n in names if n.startswith(ROUTER_MODEL + "/")]
+        if model.startswith(ROUTER_MODEL + "/") and mine:
+            policies = f"; the policies are {', '.join(mine)}"
         raise APIError(
             404,
-            f"model {model!r} does not exist; GET /v1/models lists the router models and the catalogue",
+            f"model {model!r} does not exist{hint}{policies}; GET /v1/models lists the router "
+            "models and the catalogue",
             "model",
             "model_not_found",
         )

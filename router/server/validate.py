@@ -1,15 +1,15 @@
 """Strict checks of a chat body beyond its field types, so bad input is a 400 naming the field.
 
-What the SDK accepts is checked by `router.core.request.normalise_messages`; this adds what only a
-public HTTP face needs: every string must be valid Unicode without NUL (SQLite, logs and
-upstreams choke on them), nesting is bounded (a deep body costs recursion), messages carry the
-content their role needs, content parts and tools have their OpenAI shape. Each check raises
-`RequestError(message, param)`; the message starts with the field it names.
+What the SDK accepts is checked in `router.core.request` (`normalise_messages`, and the shape
+of `tools`, `tool_choice` and `response_format`, which the proxy calls from `schema.py` too);
+this adds what only a public HTTP face needs: every string must be valid Unicode without NUL
+(SQLite, logs and upstreams choke on them), nesting is bounded (a deep body costs recursion),
+messages carry the content their role needs, content parts have their OpenAI shape. Each check
+raises `RequestError(message, param)`; the message starts with the field it names.
 """
 
 from __future__ import annotations
 
-import re
 from functools import cache
 from typing import Any
 
@@ -18,9 +18,6 @@ from router.core.request import RequestError, normalise_messages
 MAX_DEPTH = 64  # a tool's JSON schema nests a few levels; nothing honest needs 64
 PART_TYPES = ("text", "image_url", "input_audio", "file", "refusal")
 CONTENT_REQUIRED = ("system", "developer", "user", "tool")
-TOOL_NAME = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
-TOOL_CHOICES = ("none", "auto", "required")
-FORMATS = ("text", "json_object", "json_schema")
 # OpenAI's chat and legacy completion body fields: passed on, never judged here.
 OPENAI_FIELDS = frozenset(
     {
@@ -228,85 +225,3 @@ def _check_tool_calls(calls: Any, at: str) -> None:
             raise RequestError(
                 f"{here}.function: needs 'name' and 'arguments' strings", f"{here}.function"
             )
-
-
-def check_tools(tools: list[dict] | None, tool_choice: Any) -> None:
-    """Function tools have a valid name and an object schema; tool_choice fits the tools."""
-    names = []
-    for i, t in enumerate(tools or []):
-        at = f"tools[{i}]"
-        kind = t.get("type")
-        if not isinstance(kind, str):
-            raise RequestError(f"{at}.type: required, a string such as 'function'", f"{at}.type")
-        if kind != "function":
-            continue  # provider-specific tool types pass through
-        fn = t.get("function")
-        if not isinstance(fn, dict):
-            raise RequestError(f"{at}.function: required, an object", f"{at}.function")
-        name = fn.get("name")
-        if not isinstance(name, str) or not TOOL_NAME.match(name):
-            raise RequestError(
-                f"{at}.function.name: required, 1-64 of a-z, A-Z, 0-9, _ and -",
-                f"{at}.function.name",
-            )
-        names.append(name)
-        if "description" in fn and not isinstance(fn["description"], str):
-            raise RequestError(
-                f"{at}.function.description: must be a string", f"{at}.function.description"
-            )
-        if "parameters" in fn:
-            _check_json_schema(fn["parameters"], f"{at}.function.parameters")
-    if tool_choice is None:
-        return
-    if isinstance(tool_choice, str):
-        if tool_choice not in TOOL_CHOICES:
-            raise RequestError(
-                f"tool_choice: must be one of {list(TOOL_CHOICES)} or an object", "tool_choice"
-            )
-        if tool_choice == "required" and not tools:
-            raise RequestError("tool_choice: 'required' needs tools", "tool_choice")
-        return
-    fn = tool_choice.get("function") if isinstance(tool_choice, dict) else None
-    if isinstance(fn, dict) and fn.get("name") not in names:
-        raise RequestError(
-            f"tool_choice.function.name: {fn.get('name')!r} is not one of the tools",
-            "tool_choice.function.name",
-        )
-
-
-def _check_json_schema(schema: Any, at: str) -> None:
-    """The structural minimum of a JSON schema for tool parameters (no full meta-validation)."""
-    if not isinstance(schema, dict):
-        raise RequestError(f"{at}: must be a JSON schema object", at)
-    kind = schema.get("type")
-    if kind is not None and not (
-        isinstance(kind, str) or (isinstance(kind, list) and all(isinstance(k, str) for k in kind))
-    ):
-        raise RequestError(f"{at}.type: must be a string or a list of strings", f"{at}.type")
-    props = schema.get("properties")
-    if props is not None:
-        if not isinstance(props, dict):
-            raise RequestError(f"{at}.properties: must be an object", f"{at}.properties")
-        for k, v in props.items():
-            _check_json_schema(v, f"{at}.properties.{k}")
-    req = schema.get("required")
-    if req is not None and not (isinstance(req, list) and all(isinstance(r, str) for r in req)):
-        raise RequestError(f"{at}.required: must be a list of strings", f"{at}.required")
-
-
-def check_response_format(rf: dict | None) -> None:
-    if rf is None:
-        return
-    if rf.get("type") not in FORMATS:
-        raise RequestError(
-            f"response_format.type: must be one of {list(FORMATS)}", "response_format.type"
-        )
-    if rf["type"] == "json_schema":
-        js = rf.get("json_schema")
-        if not isinstance(js, dict) or not isinstance(js.get("name"), str):
-            raise RequestError(
-                "response_format.json_schema: must be an object with a 'name'",
-                "response_format.json_schema",
-            )
-        if "schema" in js:
-            _check_json_schema(js["schema"], "response_format.json_schema.schema")

@@ -211,9 +211,14 @@ def flow(
     client_logprobs = bool(params.get("logprobs"))
     result, d1 = yield Chain(decision, first_params)
     if d1.model != decision.model:
-        # The first model failed and the chain moved on: that answer is not judged. The
-        # fallback was asked with the cascade's parameters: logprobs it added come off.
-        info.update(escalated=d1.tier == "large", note=f"{decision.model} failed; no verdict")
+        # The first model failed and the chain moved on: that answer is not judged. Not an
+        # escalation (no verdict sent it up; the receipt's `escalated` stays as routed, false):
+        # a fallback, which the attempts and `wanted` show. The fallback was asked with the
+        # cascade's parameters: logprobs it added come off.
+        info.update(
+            escalated=False,
+            note=f"{decision.model} failed; no verdict; {d1.model} answered as its fallback",
+        )
         d1.cascade = info
         if stream:
             if added_logprobs:
@@ -372,7 +377,14 @@ def flow(
             result2, d2 = yield Chain(_large_decision(decision, large, facts), params)
     except Exception as e:  # noqa: BLE001 - the held cheap answer is still an answer
         if failed_midway is not None:
-            raise  # nothing to fall back on: the cheap answer broke off too
+            # Nothing to fall back on: the cheap answer broke off too. The error's receipt is
+            # the escalation's (escalated, as its verdict had it) with the cascade's part.
+            failed = getattr(e, "decision", None)
+            if isinstance(failed, Decision):
+                info["note"] = f"escalation failed ({type(e).__name__})"
+                failed.cascade = info
+                failed.attempts = d1.attempts + failed.attempts
+            raise
         info.update(escalated=False, note=f"escalation failed ({type(e).__name__}); cheap kept")
         d1.cascade = info
         d1.reason += f"; escalation to {large.name} failed, cheap answer kept"

@@ -120,13 +120,28 @@ async def litellm_ready() -> None:
     """Import litellm (its converters and exception mapping turn every answer and error into
     litellm's objects) in a worker thread the first time: the import takes seconds, and on the
     event loop it would stall every other request, long enough for pooled connections to expire
-    under it."""
+    under it. The first upstream error is mapped there too (`_load`)."""
     global _litellm_loaded
     if not _litellm_loaded:
-        from router.serving.providers import load_litellm
-
-        await asyncio.to_thread(load_litellm)
+        await asyncio.to_thread(_load)
         _litellm_loaded = True
+
+
+def _load() -> None:
+    """litellm, and what the first upstream error needs: the openai client that builds the
+    error of an error status (it imports the openai SDK's transports), and whatever litellm's
+    exception mapping imports on first use (its guardrail check imports fastapi): a third of a
+    second that an upstream's first 500 spent on the event loop. A made-up 500 is mapped here,
+    so the mapping's own lazy imports, whichever they are in the litellm in use, are done."""
+    from router.serving.providers import load_litellm
+
+    load_litellm()
+    url = "http://127.0.0.1/v1/chat/completions"
+    kw = {"model": "openai/warm-up", "api_base": "http://127.0.0.1/v1"}
+    try:  # litellm's mapping raises the mapped error (returns it only in theory)
+        _mapped(_status_error(500, {}, b"{}", url), [], kw, time.time(), url)
+    except Exception:  # noqa: BLE001 - its imports were the point, not the error
+        pass
 
 
 async def aclose() -> None:

@@ -12,8 +12,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from router.core.request import Message, RequestError
-from router.server import validate
+from router.core.request import TOOL_NAME, Message, RequestError, check_json_schema
 from router.server.translate.common import (
     ChatCall,
     Reply,
@@ -261,7 +260,7 @@ def _check_anthropic_tools(tools: list[Any] | None) -> None:
                 "server tools are not supported by this router (custom tools only)", f"{at}.type"
             )
         name = t.get("name")
-        if not isinstance(name, str) or not validate.TOOL_NAME.match(name):
+        if not isinstance(name, str) or not TOOL_NAME.match(name):
             raise field_error("required, 1-64 of a-z, A-Z, 0-9, _ and -", f"{at}.name")
         if "description" in t and not isinstance(t["description"], str):
             raise field_error("must be a string", f"{at}.description")
@@ -269,7 +268,7 @@ def _check_anthropic_tools(tools: list[Any] | None) -> None:
         if not isinstance(schema, dict):
             raise field_error("required, a JSON schema object", f"{at}.input_schema")
         try:
-            validate._check_json_schema(schema, f"{at}.input_schema")
+            check_json_schema(schema, f"{at}.input_schema")
         except RequestError as e:
             raise field_error(str(e).split(": ", 1)[-1], e.param or f"{at}.input_schema") from None
 

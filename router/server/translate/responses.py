@@ -12,8 +12,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from router.core.request import Message, RequestError
-from router.server import validate
+from router.core.request import Message, RequestError, check_response_format, check_tools
 from router.server.translate.common import (
     ChatCall,
     Reply,
@@ -141,8 +140,8 @@ def responses_to_chat(body: ResponsesBody, history: list[Message]) -> ChatCall:
         params["stream"] = True
         params["stream_options"] = {"include_usage": True}
     try:
-        validate.check_tools(params.get("tools"), params.get("tool_choice"))
-        validate.check_response_format(params.get("response_format"))
+        check_tools(params.get("tools"), params.get("tool_choice"))
+        check_response_format(params.get("response_format"))
     except RequestError as e:
         raise field_error(str(e).split(": ", 1)[-1], _chat_param_to_responses(e.param)) from None
     return ChatCall(messages, params, len(new))
