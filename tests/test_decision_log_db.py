@@ -205,6 +205,8 @@ def test_bad_locations_fail_at_start_with_the_place_named(tmp_path):
     (tmp_path / "file").write_text("x")
     with pytest.raises(DecisionLogError, match="decision log"):
         DecisionLog(tmp_path / "file" / "d.db")
+    # Without a spool rows have nowhere safe to wait: a database down at start is an error
+    # (with one, the log starts and waits for it: tests/test_decision_log_startup.py).
     with pytest.raises(DecisionLogError, match=r"postgresql\+psycopg://u:\*\*\*@127.0.0.1:1/x"):
         DecisionLog("postgresql://u:secret@127.0.0.1:1/x")
 

@@ -210,14 +210,15 @@ def _is_zombie(pid: int) -> bool:
 
 
 def test_workers_that_cannot_start_stop_serve_with_the_reason(test_config, tmp_path):
-    """A worker that cannot build its app (here: its PostgreSQL decision log is down at start)
-    makes `router serve --workers 2` exit with the reason, as one worker would, rather than be
+    """A worker that cannot build its app (here: its PostgreSQL decision log's URL has an option
+    libpq refuses; a database that is merely down is waited for) makes `router serve --workers 2` exit with the reason, as one worker would, rather than be
     started again and again with the port bound and nothing answering."""
     cfg_dir = tmp_path / "cfg"
     shutil.copytree(test_config.parent, cfg_dir)
     cfg_path = cfg_dir / "config.yaml"
     cfg = yaml.safe_load(cfg_path.read_text())
-    cfg["decision_log"] = f"postgresql://postgres@127.0.0.1:{_free_port()}/router"  # nobody
+    bad = f"postgresql://postgres@127.0.0.1:{_free_port()}/router?no_such_option=1"
+    cfg["decision_log"] = bad
     cfg["server"] = {**cfg.get("server", {}), "keys_env": None}
     cfg_path.write_text(yaml.safe_dump(cfg))
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "LITELLM_LOCAL_MODEL_COST_MAP": "True"}

@@ -1,14 +1,15 @@
 """The decision log: one row per routed request, and the outcomes learned about it later.
 
-One schema (SQLAlchemy Core, migrated by Alembic at start) on SQLite (the default, a file) or
-PostgreSQL (`postgresql://...`, psycopg 3):
+One schema (SQLAlchemy Core, migrated by Alembic at start, or once a PostgreSQL that was down
+then is reached) on SQLite (the default, a file) or PostgreSQL (`postgresql://...`, psycopg 3):
 
 - `schema`: where the log lives, its two tables and their migrations;
 - `rows`: a row built from a Decision (`decision_row`), embeddings as int8, feedback scores;
 - `spool`: each process's write-ahead journal on local disk (every row is there before the
   answer's first byte leaves), replayed by another process if its owner dies;
 - `writer`: `DecisionLog`, which spools (or queues) rows and writes them from a background
-  thread; `upserts`: the idempotent statements it writes them with;
+  thread; `upserts`: the idempotent statements it writes them with; `reaching`: whether a
+  database error means down or refused, and reaching a PostgreSQL that was down at start;
 - `opening`: `open_decision_log`, a log and its spool as a config section describes them;
 - `reading`: `read_outcomes()` and `export_examples()` for retraining;
 - `figures`: the figures of a time window (`LogReader`, `read_figures`; `stats`: `summarise`) for

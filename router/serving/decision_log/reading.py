@@ -15,6 +15,7 @@ from sqlalchemy.engine import Engine
 if TYPE_CHECKING:
     from router.core.data import Example
 
+from router.serving.decision_log.reaching import first_line, unreachable
 from router.serving.decision_log.rows import dequantize
 from router.serving.decision_log.schema import (
     DecisionLogError,
@@ -37,16 +38,25 @@ def _read_engine(location: str | Path) -> Engine:
             raise FileNotFoundError(f"no decision log at {location}")
         engine = sa.create_engine(f"sqlite:///file:{path}?mode=ro&uri=true")
     else:
-        engine = sa.create_engine(url)
+        # connect_timeout: a host that does not answer is an error in seconds, not minutes.
+        pg = url.startswith("postgresql")
+        engine = sa.create_engine(url, connect_args={"connect_timeout": 5} if pg else {})
     try:
         with engine.connect() as con:
             found = sa.inspect(con).has_table("decisions")
     except sa.exc.SQLAlchemyError as e:
         engine.dispose()
+        if pg and unreachable(e):  # down, or not up yet: the rows wait in the spools
+            raise DecisionLogError(
+                f"the decision log {safe_url(url)} is not reachable yet ({first_line(e)})"
+            ) from None
         raise DecisionLogError(f"decision log {safe_url(url)}: {_first_line(e)}") from None
     if not found:
         engine.dispose()
-        raise DecisionLogError(f"{safe_url(url)}: no decision log there (no decisions table)")
+        raise DecisionLogError(
+            f"{safe_url(url)}: no decision log there (no decisions table): the router creates "
+            "it when it first reaches the database"
+        )
     return engine
 
 

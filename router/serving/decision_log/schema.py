@@ -167,6 +167,7 @@ def migrate(engine: Engine) -> None:
     """
     from alembic import command
     from alembic.config import Config
+    from alembic.script import ScriptDirectory
 
     cfg = Config()
     cfg.set_main_option("script_location", str(resources.files("router.serving") / "migrations"))
@@ -175,9 +176,25 @@ def migrate(engine: Engine) -> None:
             con.execute(sa.text("SELECT pg_advisory_xact_lock(726001)"))
         insp = sa.inspect(con)
         cfg.attributes["connection"] = con
-        if insp.has_table("decisions") and not insp.has_table("alembic_version"):
+        if insp.has_table("alembic_version"):
+            _refuse_newer(con, ScriptDirectory.from_config(cfg))
+        elif insp.has_table("decisions"):
             command.stamp(cfg, "0001")
         command.upgrade(cfg, "head")
+
+
+def _refuse_newer(con: sa.Connection, script) -> None:
+    """A DecisionLogError when a newer version of the router migrated the schema past what
+    this one knows (Alembic would fail with "Can't locate revision")."""
+    known = {s.revision for s in script.walk_revisions()}
+    found = [r for (r,) in con.execute(sa.text("SELECT version_num FROM alembic_version"))]
+    newer = [r for r in found if r not in known]
+    if newer:
+        raise DecisionLogError(
+            f"its schema is at revision {', '.join(newer)}, newer than this version of the "
+            f"router knows (up to {script.get_current_head()}): upgrade the router, or give "
+            "this one a database of its own"
+        )
 
 
 @contextlib.contextmanager

@@ -6,7 +6,8 @@ this process's journal on local disk, and the writer drains the journal: a proce
 any moment loses nothing it recorded, and a database outage fills the disk, not memory. A
 dead process's journal is replayed by the next log that opens the same spool directory (at
 start, then every `REPLAY_EVERY_S`). Without a spool, rows wait in a bounded in-memory queue;
-past its bound they are dropped and counted."""
+past its bound they are dropped and counted. With a spool, a PostgreSQL that is down at start
+does not stop the start: the writer reaches it, and migrates, once it is up (reaching.py)."""
 
 from __future__ import annotations
 
@@ -25,6 +26,7 @@ from typing import Any
 import numpy as np
 import sqlalchemy as sa
 
+from router.serving.decision_log.reaching import Reconnect, is_outage, migrate_or_wait
 from router.serving.decision_log.rows import _cell, quantize
 from router.serving.decision_log.schema import (
     COLUMNS,
@@ -32,7 +34,6 @@ from router.serving.decision_log.schema import (
     DecisionLogError,
     database_url,
     decisions,
-    migrate,
     open_engine,
     outcomes,
     safe_url,
@@ -101,6 +102,7 @@ class DecisionLog:
         self._closed = False
         self._stopping = False
         self._stop_by: float | None = None
+        self._stop = threading.Event()  # set when close() begins
         self._lock = threading.Lock()  # orders record() against close(); guards counters
         self._wake = threading.Event()  # the spool has new items
         self._progress = threading.Condition()  # the spool's items reached the database
@@ -115,12 +117,21 @@ class DecisionLog:
         self.spool_errors = 0  # appends or fsyncs the spool's disk refused
         try:
             self.engine = open_engine(path)
-            # Schema created or migrated up front: a bad path or URL fails at start-up.
-            migrate(self.engine)
-        except (sa.exc.SQLAlchemyError, OSError) as e:
+            # Schema created or migrated up front: a bad path or URL fails at start-up. A
+            # PostgreSQL that is down (or not up yet) does not: with a spool, the rows wait
+            # there while the writer thread tries again (reaching.py).
+            self._reconnect: Reconnect | None = migrate_or_wait(
+                self.engine,
+                safe_url(self.url),
+                spool.dir if spool is not None else None,
+                may_wait=spool is not None,
+            )
+        except (sa.exc.SQLAlchemyError, OSError, DecisionLogError) as e:
             if spool is not None:
                 spool.close()
             raise DecisionLogError(f"decision log {safe_url(self.url)}: {e}") from e
+        if self._reconnect is not None:
+            self._failed = self._reconnect.error
         if spool is not None:
             # At start, before this process answers anything: dead processes' spools become
             # part of this one's (the writer drains them first).
@@ -298,6 +309,7 @@ class DecisionLog:
         With a spool, what could not be written stays in it for the next process to replay."""
         self._stop_by = time.monotonic() + timeout
         self._stopping = True
+        self._stop.set()
         if self._thread.is_alive():
             self._queue.put(("stop", _STOP))
             self._wake.set()
@@ -414,6 +426,10 @@ class DecisionLog:
 
     def _run_spool(self) -> None:
         """The writer with a spool: replays dead processes' spools, then drains its own."""
+        if self._reconnect is not None:  # the database was down at start: its schema first
+            if not self._reconnect.run(self._stop, lambda: self._stop_by, self._waiting):
+                return  # closing before it came up: the items stay in the spool
+            self._reconnect = self._failed = None
         next_retention = time.monotonic()
         next_replay = time.monotonic() + REPLAY_EVERY_S
         while True:
@@ -443,6 +459,11 @@ class DecisionLog:
                 self.spool.done(entries[-1].seq)
                 self._progress.notify_all()
             self._rotate()
+
+    def _waiting(self, error: BaseException) -> None:
+        """A try to reach the database that was down at start failed."""
+        self._failed = error
+        self._rotate()  # the spool stays in segments while it grows
 
     def _rotate(self) -> None:
         """A new spool segment when the current one is full; finished ones deleted once the
@@ -529,7 +550,7 @@ class DecisionLog:
                 return items, [], []
             except sa.exc.SQLAlchemyError as e:
                 self.write_errors += 1
-                if not _is_outage(e):
+                if not is_outage(e):
                     return self._write_one_by_one(items, e)
                 if self._failed is None:
                     log.warning("decision log: write failed, buffering: %s", _first_line(e))
@@ -555,7 +576,7 @@ class DecisionLog:
                     self._write(con, [item])
                 good.append(item)
             except sa.exc.SQLAlchemyError as e:
-                if _is_outage(e):  # went down meanwhile: retry the rest as a batch
+                if is_outage(e):  # went down meanwhile: retry the rest as a batch
                     rest = [i for i in items if i not in good and i not in bad]
                     ok, refused, unwritten = self._write_with_retry(rest, False)
                     return good + ok, bad + refused, unwritten
@@ -567,6 +588,11 @@ class DecisionLog:
     def failed(self) -> Exception | None:
         """The last write error while writes are failing; None once they succeed again."""
         return self._failed
+
+    @property
+    def waiting(self) -> bool:
+        """The database was down at start and has not been reached yet (rows are spooled)."""
+        return self._reconnect is not None
 
     @property
     def queued(self) -> int:
@@ -615,13 +641,6 @@ def _close_at_exit(ref: weakref.ref) -> None:
 
 def _json(text: str | None) -> Any:
     return json.loads(text) if text else None
-
-
-def _is_outage(e: Exception) -> bool:
-    """A database that cannot be reached (or is locked), as opposed to one refusing the data."""
-    return isinstance(e, sa.exc.OperationalError | sa.exc.InterfaceError) or bool(
-        getattr(e, "connection_invalidated", False)
-    )
 
 
 def _first_line(e: Exception) -> str:
