@@ -504,6 +504,14 @@ INTROSPECTION = {
     "swapping code": "def f(): pass\nf.__code__ = (lambda: 1).__code__",
     "compiled file": "open('evil.pyc', 'wb').write(b'x')\nopen('evil.pyc', 'rb')",
     "network": "import socket\nsocket.socket()",
+    # Frames: a caller's locals and code hold what a test expects (test_code_harness.py).
+    "a traceback's frame": (
+        "try:\n    1 / 0\nexcept ZeroDivisionError as e:\n    e.__traceback__.tb_frame"
+    ),
+    "a generator's frame": "def g():\n    yield\ng().gi_frame",
+    "a coroutine's frame": "async def c():\n    pass\nc().cr_frame",
+    "an audit hook of its own": "import sys\nsys.addaudithook(lambda event, args: None)",
+    "gc keeping garbage": "import gc\ngc.set_debug(gc.DEBUG_SAVEALL)",
 }
 
 
@@ -512,6 +520,18 @@ def test_interpreter_introspection_and_network_are_refused(mode, case):
     r = run_python(INTROSPECTION[case], **mode)
     assert not r.passed and "sandbox: " in r.stderr, (case, r.stderr[-300:])
     assert "could not check" not in r.stderr, (case, r.stderr[-300:])
+
+
+def test_the_program_sees_neither_its_file_nor_the_stack(mode):
+    """Its text (the tests, under code_eval) is removed before it runs; sys._getframe raises
+    the ValueError of a stack too shallow, which the standard library's callers handle."""
+    r = run_python(
+        "import os, sys\nassert not os.path.exists('program.py'), os.listdir('.')\n"
+        "try:\n    sys._getframe()\nexcept ValueError:\n    pass\nelse:\n"
+        "    raise AssertionError('a frame')\n",
+        **mode,
+    )
+    assert r.passed, r
 
 
 # ---- the completion verdict ---------------------------------------------------------------

@@ -482,7 +482,8 @@ def code_program(answer: str, ref: Reference) -> str:
     `code_harness.py` (the tests in a namespace of their own, comparing plain data only).
 
     HumanEval (a `check(candidate)` reference): the prompt's imports and helpers come first;
-    when the answer only continues the function body, the prompt's signature is kept.
+    when the answer only continues the function body, the prompt's signature is kept. The
+    tests take the prompt's helpers (`poly`) from the prompt, not from the answer.
     MBPP (a list of asserts): the code, then every assert.
     """
     code = extract_code(answer)
@@ -493,12 +494,13 @@ def code_program(answer: str, ref: Reference) -> str:
     name = entry_point(ref.prompt)
     if name is None:
         raise GradingError("code_eval: no function to check in the prompt")
+    head = ref.prompt[: re.search(rf"^def\s+{re.escape(name)}\s*\(", ref.prompt, re.M).start()]
     if re.search(rf"^\s*def\s+{re.escape(name)}\s*\(", code, flags=re.M):
-        head = ref.prompt[: re.search(rf"^def\s+{re.escape(name)}\s*\(", ref.prompt, re.M).start()]
         program = head + "\n" + code
     else:
         program = ref.prompt + code
-    return harness_program(program, str(truth) + f"\n\ncheck({name})\n", entry=name)
+    tests = str(truth) + f"\n\ncheck({name})\n"
+    return harness_program(program, tests, entry=name, prompt=head if head.strip() else None)
 
 
 @dataclass

@@ -21,11 +21,23 @@ Two jobs, in this order, before a line of the untrusted program is compiled:
    RLIMIT_FSIZE: the disk they take is bounded), sockets, processes, signals to other
    processes, native code, reading files outside the scratch directory and the standard
    library (/proc: memory), and the interpreter introspection that reaches other frames'
-   objects (gc, tracing, code objects). Functions that raise no audit event are replaced by
-   refusing stand-ins, and the import machinery can no longer load native code or rebuild
-   those modules.
+   objects (gc, tracing, code objects, frames, another audit hook). Functions that raise no
+   audit event are replaced by refusing stand-ins, and the import machinery can no longer load
+   native code or rebuild those modules.
    The hook only touches exact `str`/`bytes`/`int` arguments and captured C functions, so no
    program code ever runs inside it.
+
+**No frame but its own.** Code that the harness's tests call must not reach the tests' frames
+(their locals, their code's constants: the expected values). Every way CPython 3.11 hands out
+a frame object raises an audit event: `sys._getframe` (refused with the ValueError it raises
+past the top of the stack, which `collections.namedtuple`, `typing`, `enum` and `logging`
+handle; the one refusal that raises, as a frame of its traceback is behind `tb_frame`) and
+reading `tb_frame`, `gi_frame`, `cr_frame` or `ag_frame` (the process ends). Other threads'
+frames, tracing and gc's object lists are refused, and `gc.set_debug` is replaced (its
+DEBUG_SAVEALL would list unreachable frames in `gc.garbage`). A frame's `f_back` raises no
+event, but no frame reaches the program. `_run` reads the program's file and removes it before
+compiling it, so its text (the tests, in the harness) is not on disk while it runs, and shows a
+failure with the interpreter's own C display, which reads tracebacks without those events.
 """
 
 import sys
@@ -77,6 +89,7 @@ REFUSED_EVENTS = {
     "gc.get_referents": "gc introspection",
     "sys._current_frames": "other threads' frames",
     "sys._current_exceptions": "other threads' frames",
+    "sys.addaudithook": "adding an audit hook",  # it would see every event's objects
     "sys.settrace": "tracing",
     "sys.setprofile": "tracing",
     "code.__new__": "building code objects",
@@ -85,6 +98,10 @@ REFUSED_EVENTS = {
     "sqlite3.connect": "sqlite3",
     "sqlite3.enable_load_extension": "sqlite3",
 }
+
+
+# Attributes that hand out a frame object (each raises `object.__getattr__` on 3.11).
+FRAME_ATTRIBUTES = frozenset(("tb_frame", "gi_frame", "cr_frame", "ag_frame"))
 
 
 def _refuser(what, _write, _exit, _encode=str.encode):
@@ -146,7 +163,9 @@ def _install_guard(scratch, max_files=32):  # noqa: C901 - one closure: its cell
     _startswith, _endswith, _split, _join = str.startswith, str.endswith, str.split, str.join
     _rfind, _decode, _encode, _append = str.rfind, bytes.decode, str.encode, list.append
     _get, _bool, _OSError, _BaseException = dict.get, bool, OSError, BaseException
+    _ValueError = ValueError
     readable_devices = READABLE_DEVICES  # the checks below read no global name at all
+    frame_attributes = FRAME_ATTRIBUTES
     readable_dirs = READABLE_DIRS
     o_write = os.O_WRONLY | os.O_RDWR | os.O_CREAT | os.O_APPEND | os.O_TRUNC
     o_tmpfile = getattr(os, "O_TMPFILE", 0)
@@ -325,6 +344,10 @@ def _install_guard(scratch, max_files=32):  # noqa: C901 - one closure: its cell
         if _type(args[1]) is _str and args[1] in ("__code__", "__defaults__", "__kwdefaults__"):
             refuse("replacing a function's code")
 
+    def on_getattr(args):
+        if _type(args[1]) is _str and args[1] in frame_attributes:
+            refuse("reaching a frame (" + args[1] + ")")
+
     handlers = {
         "open": on_open,
         "os.remove": lambda a: check_change(a[0], a[1], "removing files"),
@@ -348,10 +371,15 @@ def _install_guard(scratch, max_files=32):  # noqa: C901 - one closure: its cell
         "resource.prlimit": on_prlimit,
         "object.__setattr__": on_setattr,
         "object.__delattr__": on_setattr,
+        "object.__getattr__": on_getattr,
     }
     refused = dict(REFUSED_EVENTS)
 
     def guard(event, args):
+        if event == "sys._getframe":
+            # What sys._getframe raises past the top of the stack: callers handle it. Raised,
+            # not an exit: its traceback's frames (the guard's) are behind tb_frame, refused.
+            raise _ValueError("call stack is not deep enough")
         try:
             handler = _get(handlers, event)
             if handler is not None:
@@ -398,6 +426,8 @@ def _install_guard(scratch, max_files=32):  # noqa: C901 - one closure: its cell
         setattr(_imp, name, _refuser("loading native code", _write, _exit))
     for name in ("create_builtin", "exec_builtin"):
         setattr(_imp, name, _refuser("importing a module outside the allowlist", _write, _exit))
+    # DEBUG_SAVEALL keeps whatever a collection finds unreachable in gc.garbage: frames too.
+    gc.set_debug = _refuser("gc debugging", _write, _exit)
     # No automatic collection: a finaliser run mid-check would execute program code inside
     # the guard. `gc.collect()` still works, in the program's own frames.
     gc.disable()
@@ -408,14 +438,16 @@ def _install_guard(scratch, max_files=32):  # noqa: C901 - one closure: its cell
 
 def _run(path):
     import os
-    import traceback
 
-    _exit, _exec, _compile = os._exit, exec, compile
-    print_exception, stderr = traceback.print_exc, sys.stderr
-    # The interpreter's own display (C): what a program that rebound builtins leaves working.
+    _exit, _exec, _compile, stderr = os._exit, exec, compile, sys.stderr
+    # The interpreter's own display (C): it reads tracebacks without the audited `tb_frame`
+    # (the traceback module would be refused), and a program that rebound builtins or the
+    # traceback module leaves it working.
     display, exc_info, stdout = sys.__excepthook__, sys.exc_info, sys.stdout
     with open(path, encoding="utf-8") as f:
         source = f.read()
+    # Not on disk while it runs: its text holds the tests the program must not read.
+    os.remove(path)
     sys.argv[:] = [path]
     try:
         _exec(
@@ -427,10 +459,7 @@ def _run(path):
         # whose metaclass drops BaseException from its MRO; either let SystemExit(0) reach
         # finalisation, and so the verdict. Any failure exits at once, before finalisation.
         try:
-            try:
-                print_exception(file=stderr)
-            except:  # noqa: E722 - the traceback module uses builtins the program may rebind
-                display(*exc_info())
+            display(*exc_info())
             stderr.flush()
             stdout.flush()
         finally:
