@@ -124,7 +124,8 @@ def test_failures_are_counted_across_replicas_sharing_redis(tmp_path, upstream, 
 
 
 def test_ipv6_clients_are_counted_by_their_64():
-    from router.server.admin import ADMIN_FAILURES, client_address
+    from router.server.admin import ADMIN_FAILURES
+    from router.server.ratelimit import client_address
 
     assert ADMIN_FAILURES == f"{ALLOWED}/minute"
     assert client_address("2001:db8:1:2:aaaa::1") == client_address("2001:db8:1:2:bbbb::9")

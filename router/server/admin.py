@@ -13,13 +13,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hmac
-import ipaddress
 import logging
-import math
 import signal
 import time
-import weakref
-from collections.abc import Callable
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -31,8 +27,8 @@ from router.learning.reload import reload_router, versions_of
 from router.learning.shadow import ShadowJudge, follow_reload
 from router.server.auth import KeyRing, admin_secret
 from router.server.errors import APIError
-from router.server.ratelimit import _is_storage_outage, limits_url
-from router.serving.state import RedisStore, StateStore, one_reconnect
+from router.server.ratelimit import FailedKeys, address_of
+from router.serving.state import RedisStore
 
 log = logging.getLogger("router.server")
 
@@ -41,119 +37,17 @@ GENERATION_KEY = "reload:generation"
 ADMIN_FAILURES = "5/minute"
 
 
-# ---- failed admin keys ------------------------------------------------------------------------
-
-
-def client_address(host: str | None) -> str:
-    """The address failures are counted against: the client's IPv4 address, or the /64 of an
-    IPv6 one (a single host is given a whole /64 to pick addresses from)."""
-    try:
-        ip = ipaddress.ip_address(host or "")
-    except ValueError:
-        return host or "unknown"  # a Unix socket, a test client
-    if isinstance(ip, ipaddress.IPv6Address):
-        if ip.ipv4_mapped is not None:
-            return str(ip.ipv4_mapped)
-        return str(ipaddress.IPv6Network(f"{ip}/64", strict=False))
-    return str(ip)
-
-
-class FailedAdminKeys:
-    """Wrong admin keys per client address, counted with the `limits` library in a moving
-    window as ratelimit.py counts requests: in this process, or in Redis when `state:` names
-    one (every worker and replica then counts together; an outage falls back to this process
-    and is reported by the store, as for every Redis user).
-
-    `attempt(address, matches)` compares a key only while the address has failures left:
-    once `ADMIN_FAILURES` are used up, it is a 429 with Retry-After whatever key is sent, so a
-    refusal never tells a right key from a wrong one. A right key is never counted, so one
-    that is used often is never blocked by its own past.
-    """
-
-    def __init__(self, store: StateStore, limit: str = ADMIN_FAILURES) -> None:
-        self.store = store
-        self.notation = limit
-        self.limit: Any = None
-        self._local: Any = None
-        self._shared: Any = None
-        # One attempt per address at a time in this process: concurrent guesses must not all
-        # pass the test before the first failure is counted.
-        self._locks: weakref.WeakValueDictionary[str, asyncio.Lock] = weakref.WeakValueDictionary()
-
-    def _build(self) -> None:
-        # `limits` takes 0.15 s to import: on the first key compared, not at start-up.
-        from limits import parse
-        from limits.aio.storage import MemoryStorage, RedisStorage
-        from limits.aio.strategies import MovingWindowRateLimiter
-
-        self.limit = parse(self.notation)
-        self._local = MovingWindowRateLimiter(MemoryStorage())
-        if isinstance(self.store, RedisStore):
-            storage = RedisStorage(
-                "async+" + limits_url(self.store.url),
-                wrap_exceptions=True,
-                implementation="redispy",
-                key_prefix=self.store.prefix + "admin-failures",
-                socket_timeout=self.store.timeout_s,
-                socket_connect_timeout=self.store.timeout_s,
-                retry=one_reconnect(),
-            )
-            self._shared = MovingWindowRateLimiter(storage)
-
-    async def attempt(self, address: str, matches: Callable[[], bool]) -> bool:
-        """`matches()` (the key comparison), unless `address` has used up its failures (a 429
-        APIError); a mismatch is counted against the address."""
-        if self._local is None:
-            self._build()
-        lock = self._locks.get(address)
-        if lock is None:
-            lock = self._locks[address] = asyncio.Lock()
-        async with lock:
-            if not await self._call("test", address):
-                await self._refuse(address)
-            if matches():
-                return True
-            await self._call("hit", address)
-            return False
-
-    async def _call(self, method: str, address: str) -> Any:
-        """`test` or `hit` on the shared counts, or on this process's when Redis is out."""
-        if self._shared is not None and self.store.available():
-            try:
-                async with asyncio.timeout(self.store.timeout_s * 4):
-                    result = await getattr(self._shared, method)(self.limit, address)
-                self.store.mark_ok()
-                return result
-            except Exception as e:
-                if not _is_storage_outage(e):
-                    raise
-                self.store.mark_outage(e)  # one warning and metric for every Redis user
-        return await getattr(self._local, method)(self.limit, address)
-
-    async def _refuse(self, address: str) -> None:
-        limiter = self._local
-        if self._shared is not None and self.store.available():
-            limiter = self._shared
-        try:
-            stats = await limiter.get_window_stats(self.limit, address)
-            retry_after = max(1, math.ceil(stats.reset_time - time.time()))
-        except Exception:  # noqa: BLE001 - the refusal stands; only its hint is unknown
-            retry_after = self.limit.get_expiry()
-        raise APIError(
-            429,
-            f"too many wrong keys from this address (at most {self.limit.amount} a "
-            f"{self.limit.GRANULARITY.name}); retry after {retry_after} s",
-            None,
-            "too_many_attempts",
-            {"retry-after": str(retry_after)},
-        )
-
-
 class LiveFeatures:
     """What runs beside the request path: reloads, budget sync, shadow judging, gauges."""
 
     def __init__(
-        self, app: FastAPI, svc: Any, spec: ServerSpec, keys: KeyRing, decisions: Any
+        self,
+        app: FastAPI,
+        svc: Any,
+        spec: ServerSpec,
+        keys: KeyRing,
+        decisions: Any,
+        key_failures: FailedKeys,
     ) -> None:
         self.app = app
         self.svc = svc
@@ -173,7 +67,10 @@ class LiveFeatures:
         self.shadow = ShadowJudge(lambda: self.svc.router, shadow, decisions) if shadow else None
         svc.shadow = self.shadow
         # A hot reload keeps the state store, so the counts outlive it.
-        self.failed_admin_keys = FailedAdminKeys(svc.router.state)
+        self.failed_admin_keys = FailedKeys(svc.router.state, ADMIN_FAILURES, "admin-failures")
+        # The wrong API keys' counts (app.py's): a key that is not the admin key is told a
+        # valid API key (403) from a wrong one (401), so it is a guess at the API keys too.
+        self.key_failures = key_failures
 
     @property
     def router(self) -> Any:
@@ -186,18 +83,17 @@ class LiveFeatures:
 
     async def admin_key_matches(self, request: Request, key: str) -> bool:
         """Whether `key` is the admin key; a wrong one is counted against the client's
-        address, which past `ADMIN_FAILURES` gets a 429 before any key is compared."""
+        address, which past `ADMIN_FAILURES` gets a 429 whatever key it sends."""
         admin = self.admin_key()
         if admin is None:
             return False  # nothing to guess: no failure is counted
-        host = request.client.host if request.client else None
         return await self.failed_admin_keys.attempt(
-            client_address(host), lambda: hmac.compare_digest(key.encode(), admin.encode())
+            address_of(request), lambda: hmac.compare_digest(key.encode(), admin.encode())
         )
 
     async def check_admin(self, request: Request) -> None:
         """401 without a valid key, 403 with a key that is not the admin key, 429 after too
-        many wrong keys from the client's address."""
+        many wrong keys from the client's address (wrong admin keys, or wrong API keys)."""
         auth = request.headers.get("authorization") or ""
         scheme, _, token = auth.partition(" ")
         token = token.strip()
@@ -212,12 +108,13 @@ class LiveFeatures:
         if await self.admin_key_matches(request, token):
             return
         admin = self.admin_key()
-        try:
-            self.keys.authenticate(auth)  # a valid API key: known, but not an admin
-        except APIError:
+        # A valid API key (any key with auth off): known, but not an admin.
+        if self.keys.enabled and not await self.key_failures.attempt(
+            address_of(request), lambda: self.keys.find(token)
+        ):
             raise APIError(
                 401, "invalid admin key", None, "invalid_api_key", {"www-authenticate": "Bearer"}
-            ) from None
+            )
         why = "this key is not the admin key"
         if admin is None:
             why += f" (none is configured: set server.admin_key_env, ${self.spec.admin_key_env})"
@@ -336,11 +233,17 @@ class LiveFeatures:
 
 
 def install_live(
-    app: FastAPI, svc: Any, spec: ServerSpec, keys: KeyRing, metrics: Any, decisions
+    app: FastAPI,
+    svc: Any,
+    spec: ServerSpec,
+    keys: KeyRing,
+    metrics: Any,
+    decisions,
+    key_failures: FailedKeys,
 ) -> LiveFeatures:
     """Add /admin/reload and the live gauges to the app; the app's lifespan starts and stops
-    the returned LiveFeatures."""
-    live = LiveFeatures(app, svc, spec, keys, decisions)
+    the returned LiveFeatures. `key_failures`: the wrong API keys' counts (app.py's)."""
+    live = LiveFeatures(app, svc, spec, keys, decisions, key_failures)
     app.state.live = live
     metrics.registry.register(LiveCollector(live))
 

@@ -2,6 +2,7 @@
 
 import asyncio
 import os
+from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from typing import Annotated
@@ -14,12 +15,22 @@ from router.sdk.router import Router
 from router.server import batching, errors, feedback
 from router.server.admin import install_live
 from router.server.agents import install_agents
-from router.server.auth import ADMIN, ANONYMOUS, KeyRing, Principal, bearer_token, is_admin
+from router.server.auth import (
+    ADMIN,
+    ANONYMOUS,
+    API_KEY_FAILURES,
+    KeyRing,
+    Principal,
+    bearer_token,
+    invalid_key,
+    is_admin,
+    missing_key,
+)
 from router.server.chat import ChatService
 from router.server.dashboard import install_dashboard
 from router.server.metrics import Metrics
 from router.server.middleware import CancelOnDisconnect, HostGuard, RequestIdMiddleware
-from router.server.ratelimit import RateLimits
+from router.server.ratelimit import FailedKeys, RateLimits, address_of
 from router.server.schema import openapi_body
 from router.server.targets import router_model_names
 from router.serving import upstream
@@ -127,11 +138,37 @@ def create_app(router: Router, config: ServerSpec | None = None) -> FastAPI:
     # Added last: outermost, so every line has an id and every response is counted.
     app.add_middleware(RequestIdMiddleware, on_response=metrics.observe_http)
 
+    # Wrong API keys, counted per client address (ratelimit.py, `FailedKeys`): past
+    # API_KEY_FAILURES, every key from that address is a 429, the right one included. Kept in
+    # the state store (Redis: every worker and replica counts together), which a hot reload
+    # keeps. With auth off nothing is counted: any key is let in.
+    key_failures = FailedKeys(router.state, API_KEY_FAILURES, "key-failures")
+
+    async def api_key(
+        request: Request, or_else: Callable[[str], Awaitable[Principal | None]] | None = None
+    ) -> Principal:
+        """The caller of an API key (or of what `or_else` makes of a key that is none); a 401
+        without a key or with a wrong one, the wrong one counted; a 429 past the limit."""
+        if not keys.enabled:
+            return ANONYMOUS
+        token = bearer_token(request.headers.get("authorization"), request.headers.get("x-api-key"))
+        if token is None:
+            raise missing_key()  # no guess: not counted
+
+        async def match() -> Principal | None:
+            found = keys.find(token)
+            if found is None and or_else is not None:
+                found = await or_else(token)
+            return found
+
+        found = await key_failures.attempt(address_of(request), match)
+        if found is None:
+            raise invalid_key()
+        return found
+
     # async: a plain def dependency would cost a thread-pool hop on every request.
     async def caller(request: Request) -> Principal:
-        principal = keys.authenticate(
-            request.headers.get("authorization"), request.headers.get("x-api-key")
-        )
+        principal = await api_key(request)
         request.state.principal = principal  # for the error handlers (hidden_names)
         return principal
 
@@ -150,23 +187,20 @@ def create_app(router: Router, config: ServerSpec | None = None) -> FastAPI:
     # key is a caller too, and may do so for every key's data (it makes no requests itself).
     async def owner_or_admin(request: Request) -> Principal:
         headers = request.headers
-        try:
-            principal = await authenticated(request)
-        except errors.APIError:
+
+        async def admin_key(token: str) -> Principal | None:
             # Not an API key: the admin key, or a guess at it, counted against the client's
-            # address as on /admin/* (a 429 once too many were wrong).
-            token = bearer_token(headers.get("authorization"), headers.get("x-api-key"))
-            if token is not None and await live.admin_key_matches(request, token):
-                request.state.principal = ADMIN
-                return ADMIN
-            raise
+            # address as on /admin/* (a 429 once too many were wrong), and as a wrong API key.
+            return ADMIN if await live.admin_key_matches(request, token) else None
+
+        principal = await api_key(request, admin_key)
         if principal is ANONYMOUS and is_admin(
             spec, headers.get("authorization"), headers.get("x-api-key")
         ):
             # Auth off: any key is let in, so a wrong one is no failure to count.
-            request.state.principal = ADMIN
-            return ADMIN
-        if rate_limits.enabled:
+            principal = ADMIN
+        request.state.principal = principal
+        if principal is not ADMIN and rate_limits.enabled:
             await rate_limits.check(principal)
         return principal
 
@@ -268,7 +302,7 @@ def create_app(router: Router, config: ServerSpec | None = None) -> FastAPI:
     install_agents(app, svc, caller, owner_or_admin)
 
     # POST /admin/reload, versions, budget and drift gauges, the shadow judge (admin.py).
-    live = install_live(app, svc, spec, keys, metrics, decisions)
+    live = install_live(app, svc, spec, keys, metrics, decisions, key_failures)
     # GET /dashboard and GET /admin/stats: the figures of the decision log (dashboard.py).
     dashboard = install_dashboard(app, svc, live, spec.decision_log)
 

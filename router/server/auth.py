@@ -5,8 +5,8 @@ named by `server.keys_env`. With no key at all, auth is off. Key values are neve
 echoed; a key is known to the rest of the proxy only by its `name`.
 
 The admin key (`server.admin_key`, or the env var `server.admin_key_env` names) has at least
-`MIN_ADMIN_KEY_CHARS` characters; wrong guesses at it are throttled per client address
-(admin.py, `FailedAdminKeys`).
+`MIN_ADMIN_KEY_CHARS` characters. Wrong keys are throttled per client address (ratelimit.py,
+`FailedKeys`): admin keys past admin.py's `ADMIN_FAILURES`, API keys past `API_KEY_FAILURES`.
 """
 
 from __future__ import annotations
@@ -20,6 +20,10 @@ from router.core.config import ConfigError, ServerSpec
 from router.server.errors import APIError
 
 MIN_ADMIN_KEY_CHARS = 16  # as `server.admin_key` (sections.py) asks of an inline key
+# Wrong API keys a client address may send, in the `limits` notation (a moving window); past
+# it every key from the address is a 429 until the oldest failure leaves the window. A client
+# sent out with a wrong key and retrying meets 20 401s first, which say what is wrong.
+API_KEY_FAILURES = "20/minute"
 
 
 @dataclass(frozen=True)
@@ -128,30 +132,42 @@ class KeyRing:
     def enabled(self) -> bool:
         return bool(self._keys)
 
-    def authenticate(self, authorization: str | None, api_key: str | None = None) -> Principal:
-        """The caller for these headers (`Authorization: Bearer <key>`, or `x-api-key: <key>` as
-        Anthropic's clients send it); raises a 401 APIError when keys are on and it fails."""
-        if not self.enabled:
-            return ANONYMOUS
-        scheme, _, token = (authorization or "").partition(" ")
-        if (scheme.lower() != "bearer" or not token.strip()) and api_key and api_key.strip():
-            scheme, token = "bearer", api_key
-        if scheme.lower() != "bearer" or not token.strip():
-            raise APIError(
-                401,
-                "missing API key: send 'Authorization: Bearer <key>' or 'x-api-key: <key>'",
-                None,
-                "invalid_api_key",
-                {"www-authenticate": "Bearer"},
-            )
-        given = token.strip().encode()
+    def find(self, token: str) -> Principal | None:
+        """The caller whose key is `token`, or None. Compared against every key, always, in
+        constant time, so timing does not reveal which one matched."""
+        given = token.encode()
         found = None
-        # Compare against every key, always, so timing does not reveal which one matched.
         for secret, principal in self._keys:
             if hmac.compare_digest(given, secret) and found is None:
                 found = principal
-        if found is None:
-            raise APIError(
-                401, "invalid API key", None, "invalid_api_key", {"www-authenticate": "Bearer"}
-            )
         return found
+
+    def authenticate(self, authorization: str | None, api_key: str | None = None) -> Principal:
+        """The caller for these headers (`Authorization: Bearer <key>`, or `x-api-key: <key>` as
+        Anthropic's clients send it); raises a 401 APIError when keys are on and it fails.
+        Not counted against the client's address: app.py's `caller` counts wrong keys."""
+        if not self.enabled:
+            return ANONYMOUS
+        token = bearer_token(authorization, api_key)
+        if token is None:
+            raise missing_key()
+        found = self.find(token)
+        if found is None:
+            raise invalid_key()
+        return found
+
+
+def missing_key() -> APIError:
+    """The 401 of a request without a key while auth is on (no guess: never counted)."""
+    return APIError(
+        401,
+        "missing API key: send 'Authorization: Bearer <key>' or 'x-api-key: <key>'",
+        None,
+        "invalid_api_key",
+        {"www-authenticate": "Bearer"},
+    )
+
+
+def invalid_key() -> APIError:
+    """The 401 of a key that is not one of the configured keys."""
+    return APIError(401, "invalid API key", None, "invalid_api_key", {"www-authenticate": "Bearer"})

@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import os
 import time
 import weakref
 from collections.abc import Awaitable, Callable
@@ -110,10 +111,11 @@ class RedisStore:
     and no retry (but one immediate reconnect of a broken connection), and when Redis does not
     answer the call is served by an in-process
     `MemoryStore` instead. A refused or broken connection, or time-outs that go on for
-    `degrade_after_s`, start an outage (`degraded` is True, a warning is logged once per outage). While
-    degraded, Redis is tried again at most every `retry_s` seconds; the first call that
-    succeeds ends the outage (logged). What was written in process during an outage stays
-    there: state is per process until Redis is back, as it is without Redis.
+    `degrade_after_s`, start an outage (`degraded` is True). While degraded, Redis is tried
+    again at most every `retry_s` seconds; the first call that succeeds ends the outage. What
+    was written in process during an outage stays there: state is per process until Redis is
+    back, as it is without Redis. The process logs one warning when an outage begins and one
+    when it ends, naming its pid (`_OutageLog`), however many stores and clients of it meet it.
 
     Keys are prefixed (`router:` by default) so the router can share a Redis with other users.
     One client per event loop: the SDK may call from several `asyncio.run`s.
@@ -214,9 +216,9 @@ class RedisStore:
     def mark_ok(self) -> None:
         """Redis answered: an outage, if any, is over."""
         self._timing_out_since = None
-        if self.degraded:
-            self.degraded = False
-            log.warning("state: Redis at %s answers again; shared state restored", self._where)
+        self.degraded = False
+        if OUTAGE_LOG.logged:  # any store's answer ends the process's outage of that Redis
+            OUTAGE_LOG.ended(self._where)
 
     @property
     def _where(self) -> str:
@@ -229,6 +231,10 @@ class RedisStore:
         later."""
         if served:
             self.fallbacks += 1
+        # The rate limiter's client (the `limits` library) wraps Redis' error in its own
+        # StorageError: its time-outs are time-outs too, given `degrade_after_s` like ours.
+        inner = getattr(exc, "storage_error", None)
+        exc = inner if isinstance(inner, Exception) else exc
         if not self.degraded and _is_timeout(exc):
             now = self.clock()
             if self._timing_out_since is None:
@@ -239,13 +245,7 @@ class RedisStore:
         if not self.degraded:
             self.degraded = True
             self.outages += 1
-            log.warning(
-                "state: Redis at %s is not answering (%s: %s); state is per process until "
-                "it is back",
-                self._where,
-                type(exc).__name__,
-                exc,
-            )
+            OUTAGE_LOG.began(self._where, exc)
 
     # ---- StateStore -------------------------------------------------------------------------
 
@@ -317,6 +317,59 @@ class RedisStore:
             except Exception:  # noqa: BLE001  (closing a client of a dead loop or server)
                 pass
         await self.fallback.close()
+
+
+class _OutageLog:
+    """One warning per Redis outage in this process, and one when it is over, whatever number
+    of stores (the state's, the answer cache's) and clients (the rate limiter's) meet it: the
+    first to find Redis gone begins the outage, the first answer ends it. Each line names the
+    pid, so the one line of each worker (`router serve --workers N`) reads as that worker's;
+    the processes are not coordinated."""
+
+    def __init__(self) -> None:
+        self._since: dict[str, float] = {}  # Redis location (host:port/db) -> outage start
+        self._pid = os.getpid()
+
+    @property
+    def logged(self) -> bool:
+        """Whether an outage logged by this process is going on (of any Redis)."""
+        return bool(self._since)
+
+    def began(self, where: str, exc: Exception) -> None:
+        if self._pid != os.getpid():  # a forked child: its parent's outages are not its own
+            self._since, self._pid = {}, os.getpid()
+        if where in self._since:
+            return  # already logged by another store of this process
+        self._since[where] = time.monotonic()
+        text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+        log.warning(
+            "state: Redis at %s is not answering (%s); this process (pid %d) keeps its state in "
+            "memory until it is back",
+            where,
+            f"{type(exc).__name__}: {text}" if text else type(exc).__name__,
+            os.getpid(),
+            extra={"redis": where, "pid": os.getpid()},
+        )
+
+    def ended(self, where: str) -> None:
+        """Redis at `where` answered: the outage logged for it, if any, is over."""
+        if self._pid != os.getpid():
+            return
+        since = self._since.pop(where, None)
+        if since is None:
+            return
+        seconds = time.monotonic() - since
+        log.warning(
+            "state: Redis at %s answers again after %.1f s; this process (pid %d) shares its "
+            "state again",
+            where,
+            seconds,
+            os.getpid(),
+            extra={"redis": where, "pid": os.getpid(), "outage_s": round(seconds, 3)},
+        )
+
+
+OUTAGE_LOG = _OutageLog()
 
 
 class StateUnavailable(ConnectionError):
