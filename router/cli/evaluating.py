@@ -387,9 +387,15 @@ def profile_(
             str(r["failed"]),
         )
     wide.print(t)
+    # Answers whose judging failed are kept: the rerun judges them, the model is not called.
+    kept = ""
+    if report.ungraded:
+        what = "judging" if judge else "grading"
+        kept = f"; {report.ungraded} answers await {what}, which it does without calling the model"
     console.print(
         f"{len(report.results) - report.already_done} results this run, "
-        f"{report.already_done} already done, {report.failed} failed (a rerun retries them), "
+        f"{report.already_done} already done, "
+        f"{report.failed} failed (a rerun retries them{kept}), "
         f"{report.skipped_no_reference} rows without a reference skipped; "
         f"judge cost ${report.judge_cost:.6f}; {report.wall_s:.0f} s"
     )

@@ -126,14 +126,49 @@ def add_model(
     bar, advance = progress_bar(f"embedding ({enc.identity})", len(rows))
     with bar:
         X = embed_examples(enc, rows, advance)
+    overlap = learned_prompts(sc, rows)  # before the join adds its prompts to the learned ones
     sc.add_model(model, X, rows)
     sc.save(out, extra={k: v for k, v in sc.meta_.items() if k in ("trained_on", "evaluation")})
     C = sc.join_C_[model]
     how = f"its own correction, C {C:g}" if C else "no correction: its rows agree with it"
     console.print(
         f"wrote {out}: {model} joined from {len(rows)} profiled rows "
-        f"(ability on the shared difficulty; {how})"
+        f"(ability on the shared difficulty; {how})",
+        highlight=False,
     )
+    j = sc.models_.index(model)
+    peers = [m for m, ok in zip(sc.models_[:j], sc.success_comparable_[j, :j], strict=True) if ok]
+    if peers:
+        console.print(
+            f"{overlap}: its success estimates compare with those of {len(peers)} of "
+            f"{j} models, learned on the same prompts ({', '.join(peers)})",
+            highlight=False,
+        )
+    else:
+        # Every policy then leaves its estimates out of the escalation gain, and a cost_weight
+        # policy warns at load (docs/policies.md): say it now, with the overlap.
+        err.print(
+            f"[yellow]warning:[/yellow] {model} learned on different prompts from every model "
+            f"of the scorer ({overlap}; two models' estimates compare when at least half of the "
+            "smaller one's prompts are shared): the escalation gain leaves its success estimate "
+            "out, and a cost_weight policy with it warns. Profile it on the prompts the scorer "
+            "learned (router profile on its training data, e.g. data/routing/dcrouter.jsonl)",
+            highlight=False,
+        )
+
+
+def learned_prompts(sc, rows) -> str:
+    """How many of the rows' prompts (by `data.group_key`) the scorer learned, said."""
+    import numpy as np
+
+    from router.core.data import prompt_hashes
+
+    prompts = np.unique(prompt_hashes(rows))
+    learned = sc.trained_on(rows)
+    if learned is None:  # an artifact that recorded no training prompts
+        return f"{len(prompts)} prompts (the scorer recorded none of the prompts it learned)"
+    known = np.unique(prompt_hashes([ex for ex, k in zip(rows, learned, strict=True) if k]))
+    return f"{len(known)} of {len(prompts)} prompts are ones the scorer learned"
 
 
 @app.command("train-verifier")

@@ -301,6 +301,35 @@ def labelled_alike(labelled: np.ndarray) -> list[list[int]]:
     return list(groups.values())
 
 
+# The least cosine between a prompt the scorer learned and its row of the neighbour memory:
+# the same text embeds at 0.9999 (float16 storage), an interchangeable encoder's at ~0.995
+# (encoder.INTERCHANGEABLE); the nearest other shipped prompt of a learned one was at most 0.9946.
+SAME_PROMPT = 0.99
+TIE = 1e-3  # one text in two datasets: its rows tie
+
+
+def memory_rows(memory: np.ndarray, labels: np.ndarray, X: np.ndarray, learned: np.ndarray):
+    """Per row of `X` (a joining model's prompts) whose prompt the scorer learned (`learned`,
+    by `data.group_key`), the neighbour memory's row of that prompt: the nearest at cosine ≥
+    SAME_PROMPT; of rows that tie (a prompt in two datasets), the one labelled for the most heads
+    (`labels`, NaN: unlabelled); each memory row taken once. -1: a prompt of its own."""
+    at = np.full(len(X), -1)
+    taken: set[int] = set()
+    count = (~np.isnan(labels)).sum(axis=1)
+    rows = np.flatnonzero(learned)
+    for start in range(0, len(rows), 256):
+        part = rows[start : start + 256]
+        sims = np.asarray(X[part], np.float32) @ np.asarray(memory, np.float32).T
+        for i, s in zip(part, sims, strict=True):
+            near = np.flatnonzero(s >= SAME_PROMPT)
+            near = [int(r) for r in near[np.argsort(-s[near])] if int(r) not in taken]
+            if near:
+                ties = [r for r in near if s[r] >= s[near[0]] - TIE]
+                at[i] = max(ties, key=lambda r: count[r])  # the nearest of the most labelled
+                taken.add(int(at[i]))
+    return at
+
+
 def knn_out_of_fold(
     X: np.ndarray,
     Y: np.ndarray,

@@ -52,6 +52,7 @@ from router.core.heads import (
     knn_out_of_fold,
     labelled_alike,
     logit,
+    memory_rows,
     neighbour_estimate,
     neighbour_weights,
     one_blas_thread,
@@ -578,7 +579,8 @@ class Scorer:
         the embedding around that estimate, as strong as its rows show it should be
         (`joined_head`: `join_C_[model]`, 0 for none). Rows of a model like the fitted ones
         keep the shared estimate; a model unlike them corrects it. Its rows join the neighbour
-        memory, so its estimates carry their own (small) evidence."""
+        memory (on the rows of the prompts the scorer learned), so its estimates carry their
+        own (small) evidence and compare with the heads' that learned the same prompts."""
         self._check_fitted()
         if self.shared_ is None:
             raise ScorerError(
@@ -607,12 +609,20 @@ class Scorer:
         row[SHARED] = row[EMB] = 1.0
         self.stack_ = np.vstack([self.stack_, row])
         kept = [ex for ex, k in zip(examples, keep, strict=True) if k]
-        self.knn_X_ = np.vstack([self.knn_X_, X.astype(np.float32)])
-        self.knn_Y_ = _with_new_column(self.knn_Y_, y[keep])
+        # A prompt the scorer learned is labelled on its own row of the neighbour memory, so
+        # the head counts as learned on the prompts it shares with the fitted heads
+        # (`success_comparable_` counts rows); a prompt of its own joins as a new row.
+        learned = self.trained_on(kept)
+        at = memory_rows(
+            self.knn_X_, self.knn_Y_, X, np.ones(len(kept), bool) if learned is None else learned
+        )
+        self.knn_X_ = np.vstack([self.knn_X_, X[at < 0].astype(np.float32)])
+        self.knn_Y_ = _with_new_column(self.knn_Y_, y[keep], at)
         if getattr(self, "knn_S_", None) is not None:
             # Unstacked for this head, but kept aligned with the memory.
             sources = np.array([ex.source for ex in kept])
-            self.knn_S_ = _with_new_column(self.knn_S_, source_means(y[keep, None], sources)[:, 0])
+            means = source_means(y[keep, None], sources)[:, 0]
+            self.knn_S_ = _with_new_column(self.knn_S_, means, at)
         if getattr(self, "train_hashes_", None) is not None:
             self.train_hashes_ = np.union1d(self.train_hashes_, prompt_hashes(kept))
         self._prepare()
@@ -653,10 +663,11 @@ class Scorer:
         return scorer_format.read(cls, path, encoder_identity)
 
 
-def _with_new_column(memory: np.ndarray, values: np.ndarray) -> np.ndarray:
-    """The neighbour memory (rows, heads) with a head for new rows: NaN on the old rows, and
-    new rows holding `values` for it and NaN for every other head."""
+def _with_new_column(memory: np.ndarray, values: np.ndarray, at: np.ndarray) -> np.ndarray:
+    """The neighbour memory (rows, heads) with a head holding `values`: on the old row `at`
+    names (its prompt's), else on a new row, NaN for every other head; NaN elsewhere."""
     old = np.hstack([memory, np.full((len(memory), 1), np.nan, np.float32)])
-    new = np.full((len(values), old.shape[1]), np.nan, np.float32)
-    new[:, -1] = values
+    old[at[at >= 0], -1] = values[at >= 0]
+    new = np.full(((at < 0).sum(), old.shape[1]), np.nan, np.float32)
+    new[:, -1] = values[at < 0]
     return np.vstack([old, new])

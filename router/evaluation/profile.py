@@ -10,6 +10,8 @@ atomically (temporary file + rename) from the rows and the journal every few res
 the end. Killed at any moment, a rerun reads the journal, skips what is done and finishes the
 rest: nothing is redone, nothing duplicated. A failed call is retried with backoff (tenacity);
 if it still fails it is journalled as an error (retried by the next run) and the run goes on.
+An answer whose grading failed (the judge's call, after its retries) is journalled with the
+error: the next run grades it again without calling the model.
 """
 
 from __future__ import annotations
@@ -169,6 +171,17 @@ class Result:
     def to_json(self) -> dict[str, Any]:
         return {k: v for k, v in self.__dict__.items() if v is not None}
 
+    @property
+    def ungraded(self) -> bool:
+        """An answer kept whose grading failed: the next run grades it, the model not called."""
+        return self.error is not None and self.answer is not None
+
+    @property
+    def rank(self) -> int:
+        """Which of two results of one (row, model) the journal keeps: a score, else a kept
+        answer, else an error; of equals, the later."""
+        return 2 if self.error is None else 1 if self.answer is not None else 0
+
 
 class Journal:
     """Append-only, fsynced record of finished results; a torn last line is ignored."""
@@ -178,7 +191,8 @@ class Journal:
         self._lock = threading.Lock()
 
     def read(self) -> dict[tuple[str, str], Result]:
-        """The last result per (row, model); successes are never replaced by errors."""
+        """The last result per (row, model); a success is never replaced by an error, nor a
+        kept answer by an error without one."""
         out: dict[tuple[str, str], Result] = {}
         if not self.path.is_file():
             return out
@@ -190,7 +204,7 @@ class Journal:
                 except (json.JSONDecodeError, TypeError):
                     continue  # a line cut by a kill mid-write
                 k = (r.key, r.model)
-                if r.error is None or k not in out or out[k].error is not None:
+                if k not in out or r.rank >= out[k].rank:
                     out[k] = r
         return out
 
@@ -258,11 +272,13 @@ class ProfileReport:
     skipped_code: int = 0  # code rows without --allow-code-exec: they could not be graded
     already_done: int = 0
     failed: int = 0
+    ungraded: int = 0  # of the failed: answers kept whose grading failed (a rerun grades them)
     wall_s: float = 0.0
     judge_cost: float = 0.0
 
     def summary(self) -> list[dict[str, Any]]:
-        """One row per (model, source): n, accuracy, tokens/s, $ and failures."""
+        """One row per (model, source): n, accuracy, tokens/s, $ (of every answer, graded or
+        not) and failures."""
         groups: dict[tuple[str, str], list[Result]] = defaultdict(list)
         for r in self.results:
             groups[(r.model, r.source)].append(r)
@@ -279,7 +295,8 @@ class ProfileReport:
                     "accuracy": sum(r.score for r in ok) / len(ok) if ok else None,
                     "tokens_per_s": out_tok / (ms / 1000) if ms else None,
                     "prompts_per_min": 60000 * len(ok) / ms if ms else None,
-                    "cost": sum(r.usage.get("cost", 0.0) for r in ok if r.usage),
+                    # Paid for answers awaiting grading too (kept in the journal).
+                    "cost": sum(r.usage.get("cost", 0.0) for r in rs if r.usage),
                     "failed": len(rs) - len(ok),
                 }
             )
@@ -349,7 +366,8 @@ def profile(
     # a profiled model has a result on it (a run stopped part-way writes only finished rows).
     by_key: dict[str, Example] = {}
     order: list[str] = []
-    if out.is_file():
+    # An earlier run whose every result failed (an outage) wrote an `out` without rows.
+    if out.is_file() and _has_rows(out):
         for ex in read_many([out]):
             k = row_key(ex)
             if k not in by_key:
@@ -371,7 +389,8 @@ def profile(
             merge_result(by_key[k], r)
             finished_keys.add(k)
     report = ProfileReport()
-    tasks: list[tuple[Example, str]] = []
+    # (row, model, the answer kept from a run whose grading of it failed, if any)
+    tasks: list[tuple[Example, str, Result | None]] = []
     for ex in todo_rows:
         if not _gradable(ex, judge, judge_against):
             report.skipped_no_reference += 1
@@ -387,7 +406,7 @@ def profile(
                 report.already_done += 1
                 report.results.append(prev)
                 continue
-            tasks.append((ex, m))
+            tasks.append((ex, m, prev if prev is not None and prev.ungraded else None))
     if report.skipped_no_reference:
         say(
             f"{report.skipped_no_reference} rows have no metric and ground_truth "
@@ -403,10 +422,15 @@ def profile(
     caller = caller or ModelCaller(
         config, base_dir, retries=retries, timeout=timeout, threads=threads
     )
-    needs_judge = judge is not None and any(not ex.extra.get("metric") for ex, _ in tasks)
+    regrading = sum(kept is not None for *_, kept in tasks)
+    if regrading:
+        say(f"{regrading} answers kept from an earlier run are graded again, the model not called")
+    needs_judge = judge is not None and any(not ex.extra.get("metric") for ex, *_ in tasks)
+    # Only the models still to be called: an answer kept needs its grader, not its model.
+    calling = {m for _, m, kept in tasks if kept is None}
     started_here = caller.local is None
     if started_here:
-        caller.start(list({*(m for _, m in tasks), *([judge] if needs_judge else [])}))
+        caller.start(list({*calling, *([judge] if needs_judge else [])}))
     save_lock = threading.Lock()
     finished = 0
     t0 = time.monotonic()
@@ -415,11 +439,11 @@ def profile(
         with save_lock:
             write_rows_atomic([by_key[k] for k in order if k in kept or k in finished_keys], out)
 
-    async def one(sem: asyncio.Semaphore, ex: Example, model: str) -> None:
+    async def one(sem: asyncio.Semaphore, ex: Example, model: str, kept: Result | None) -> None:
         nonlocal finished
         async with sem:
             r = await _profile_one(
-                caller, config, ex, model, allow_code_exec, judge, judge_against, max_tokens
+                caller, config, ex, model, allow_code_exec, judge, judge_against, max_tokens, kept
             )
         journal.append(r)
         report.results.append(r)
@@ -429,7 +453,9 @@ def profile(
             report.judge_cost += (r.usage or {}).get("judge_cost", 0.0)
         else:
             report.failed += 1
-            say(f"{model} on {r.key}: {r.error}")
+            report.ungraded += r.ungraded
+            kept_note = " (its answer is kept: a rerun grades it, the model not called)"
+            say(f"{model} on {r.key}: {r.error}{kept_note if r.ungraded else ''}")
         finished += 1
         if progress:
             progress(1)
@@ -438,7 +464,7 @@ def profile(
 
     async def run_all() -> None:
         sem = asyncio.Semaphore(max(1, concurrency))
-        await asyncio.gather(*(one(sem, ex, m) for ex, m in tasks))
+        await asyncio.gather(*(one(sem, *task) for task in tasks))
 
     # SIGTERM (`kill`, and a background job, which ignores Ctrl-C) stops the run like Ctrl-C:
     # the output is written and the local servers stopped before it exits.
@@ -462,6 +488,11 @@ def profile(
         if started_here:
             caller.stop()
     return report
+
+
+def _has_rows(path: Path) -> bool:
+    with path.open(encoding="utf-8") as f:
+        return any(line.strip() for line in f)
 
 
 def _interrupt(signum: int, frame: Any) -> None:
@@ -488,39 +519,47 @@ async def _profile_one(
     judge: str | None,
     judge_against: str | None,
     max_tokens: int | None,
+    kept: Result | None = None,
 ) -> Result:
-    """Ask, grade and price one (row, model); any failure becomes an error result."""
+    """Ask, grade and price one (row, model); any failure becomes an error result. `kept`: an
+    answer from an earlier run whose grading failed, graded again without calling the model.
+    An answer whose grading fails is kept in the error result (it was paid for)."""
     key, spec = row_key(ex), config.model(model)
     metric = ex.extra.get("metric")
-    messages, fmt = format_prompt(ex, metric)
-    budget = max_tokens or fmt.max_tokens
-    try:
-        call = await caller.complete(spec, messages, budget, fmt.logprobs)
-    except Exception as e:  # noqa: BLE001 - recorded, the run goes on
-        return Result(key, model, error=f"call failed: {_said(e)}", source=ex.source)
-    if why := call.no_answer(budget):  # the reply's failure, not the model's wrong answer
-        return Result(key, model, error=why, source=ex.source)
-    usage: dict[str, Any] = {
-        "input_tokens": call.input_tokens,
-        "output_tokens": call.output_tokens,
-        "latency_ms": call.latency_ms,
-        "cost": round(spec.cost(call.input_tokens, call.output_tokens), 10),
-    }
+    if kept is not None and kept.answer is not None:
+        text, logprobs = kept.answer, kept.logprobs
+        usage = {k: v for k, v in (kept.usage or {}).items() if k not in ("judge", "judge_cost")}
+    else:
+        messages, fmt = format_prompt(ex, metric)
+        budget = max_tokens or fmt.max_tokens
+        try:
+            call = await caller.complete(spec, messages, budget, fmt.logprobs)
+        except Exception as e:  # noqa: BLE001 - recorded, the run goes on
+            return Result(key, model, error=f"call failed: {_said(e)}", source=ex.source)
+        if why := call.no_answer(budget):  # the reply's failure, not the model's wrong answer
+            return Result(key, model, error=why, source=ex.source)
+        text, logprobs = call.text, call.logprobs
+        usage = {
+            "input_tokens": call.input_tokens,
+            "output_tokens": call.output_tokens,
+            "latency_ms": call.latency_ms,
+            "cost": round(spec.cost(call.input_tokens, call.output_tokens), 10),
+        }
+    answered = {"answer": text, "usage": usage, "logprobs": logprobs, "source": ex.source}
     try:
         if metric:
             prompt = ex.prompt or ex.text()
-            score = await asyncio.to_thread(grade, ex.extra, call.text, prompt, allow_code_exec)
+            score = await asyncio.to_thread(grade, ex.extra, text, prompt, allow_code_exec)
         else:
-            score = await _judge(caller, config, ex, call.text, judge, judge_against, usage)
+            score = await _judge(caller, config, ex, text, judge, judge_against, usage)
     except GradingError as e:
-        return Result(key, model, error=f"grading: {e}", source=ex.source)
+        return Result(key, model, error=f"grading: {e}", **answered)
     except Exception as e:  # noqa: BLE001 - the judge's call failed (after its retries)
         what = "grading failed" if metric else f"judge {judge} call failed"
-        return Result(key, model, error=f"{what}: {_said(e)}", source=ex.source)
+        return Result(key, model, error=f"{what}: {_said(e)}", **answered)
     if score is None:
-        return Result(key, model, error="the judge gave no verdict", source=ex.source)
-    return Result(key, model, score=round(float(score), 4), answer=call.text, usage=usage,
-                  logprobs=call.logprobs, source=ex.source)  # fmt: skip
+        return Result(key, model, error="the judge gave no verdict", **answered)
+    return Result(key, model, score=round(float(score), 4), **answered)
 
 
 def _said(e: BaseException) -> str:
