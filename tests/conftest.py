@@ -1,4 +1,8 @@
 import os
+import signal
+import sqlite3
+import subprocess
+import sys
 import tempfile
 import textwrap
 from pathlib import Path
@@ -144,3 +148,37 @@ def router(test_config):
     from router import Router
 
     return Router.from_config(test_config)
+
+
+def decision_rows(db: Path | str) -> dict[str, dict]:
+    """A SQLite decision log's rows by request id."""
+    con = sqlite3.connect(db)
+    con.row_factory = sqlite3.Row
+    try:
+        return {r["request_id"]: dict(r) for r in con.execute("SELECT * FROM decisions")}
+    finally:
+        con.close()
+
+
+def serve_until_exit(cfg_path: Path, port: int, workers: int, timeout: float) -> tuple[int, str]:
+    """`router serve` run in a subprocess until it exits by itself: (its exit code, its output).
+    Killed and failed if it is still running after `timeout` seconds."""
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "LITELLM_LOCAL_MODEL_COST_MAP": "True"}
+    env.pop("ROUTER_PROCESSES", None)
+    env.pop("PROMETHEUS_MULTIPROC_DIR", None)
+    cmd = [sys.executable, "-m", "router.cli", "serve", "--config", str(cfg_path)]
+    proc = subprocess.Popen(
+        [*cmd, "--port", str(port), "--workers", str(workers)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env=env,
+        start_new_session=True,
+    )
+    try:
+        out, _ = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        out, _ = proc.communicate()
+        pytest.fail(f"router serve did not stop by itself: {out[-3000:]}")
+    return proc.returncode, out

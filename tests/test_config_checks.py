@@ -8,34 +8,14 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import textwrap
 
 import pytest
 
 from router.core.config import ConfigError, check_default_policy, load_config, load_policies
 from router.core.data import domain_names
 from tests.conftest import ROOT
-
-CONFIG = """
-models:
-  - name: a
-    litellm_model: openai/a
-    input_price: 1
-    output_price: 2
-    context_window: 1000
-  - name: b
-    litellm_model: openai/b
-    input_price: 1
-    output_price: 2
-    context_window: 1000
-    tier: large
-"""
-
-
-def write(tmp_path, name, text):
-    p = tmp_path / name
-    p.write_text(textwrap.dedent(text))
-    return p
+from tests.test_config import MODEL as CONFIG
+from tests.test_config import write
 
 
 def config_error(path) -> ConfigError:

@@ -7,11 +7,7 @@ is still an error at once. Real PostgreSQL servers, started late on a port fixed
 from __future__ import annotations
 
 import logging
-import os
 import shutil
-import signal
-import subprocess
-import sys
 import threading
 import time
 
@@ -29,6 +25,7 @@ from router.serving.decision_log import (
     decisions,
     open_decision_log,
 )
+from tests.conftest import serve_until_exit
 from tests.learning import ADMIN_KEY, USER_KEY, chat, router_for, serve, wait_for, write_config
 from tests.servers import PostgresServer, free_port
 
@@ -359,25 +356,8 @@ def test_serve_with_refused_credentials_exits_2_with_the_reason(pw_pg, test_conf
     cfg["decision_log"] = _url(pw_pg, WRONG, "router")
     cfg["server"] = {**cfg.get("server", {}), "keys_env": None}
     cfg_path.write_text(yaml.safe_dump(cfg))
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "LITELLM_LOCAL_MODEL_COST_MAP": "True"}
-    env.pop("ROUTER_PROCESSES", None)
-    env.pop("PROMETHEUS_MULTIPROC_DIR", None)
-    cmd = [sys.executable, "-m", "router.cli", "serve", "--config", str(cfg_path)]
-    proc = subprocess.Popen(
-        [*cmd, "--port", str(free_port()), "--workers", "2"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        env=env,
-        start_new_session=True,
-    )
-    try:
-        out, _ = proc.communicate(timeout=300)
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
-        out, _ = proc.communicate()
-        pytest.fail(f"router serve did not stop: {out[-3000:]}")
-    assert proc.returncode == 2, out[-3000:]
+    code, out = serve_until_exit(cfg_path, free_port(), 2, 300)
+    assert code == 2, out[-3000:]
     words = " ".join(out.split())
     assert "error: a worker could not start: decision log postgresql" in words, out[-3000:]
     assert "password authentication failed" in words and WRONG not in out

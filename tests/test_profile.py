@@ -141,7 +141,8 @@ def oracle():
     up.stop()
 
 
-def write_config(directory: Path, api_base: str) -> Path:
+def write_config(directory: Path, api_base: str, names: tuple[str, ...] | None = None) -> Path:
+    """A config whose models (by default the oracle's) are served at `api_base`."""
     models = [
         {
             "name": name,
@@ -152,7 +153,7 @@ def write_config(directory: Path, api_base: str) -> Path:
             "context_window": 8192,
             "timeout": 30,
         }
-        for name in OracleUpstream.MODELS
+        for name in (names or OracleUpstream.MODELS)
     ]
     (directory / "policies").mkdir(exist_ok=True)
     path = directory / "config.yaml"

@@ -8,13 +8,13 @@ import time
 from pathlib import Path
 
 import pytest
-import yaml
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
 from router.core.config import load_config
 from router.evaluation.profile import Journal, ModelCaller, Result, profile
 from tests.test_profile import OracleUpstream, mc_rows, read_out, write_rows
+from tests.test_profile import write_config as write_profile_config
 from tests.upstream import _error
 
 
@@ -55,22 +55,7 @@ def judged():
 
 
 def write_config(directory: Path, api_base: str) -> Path:
-    models = [
-        {
-            "name": name,
-            "litellm_model": f"openai/{name}",
-            "api_base": api_base,
-            "input_price": 1.0,
-            "output_price": 2.0,
-            "context_window": 8192,
-            "timeout": 30,
-        }
-        for name in JudgedUpstream.MODELS
-    ]
-    (directory / "policies").mkdir(exist_ok=True)
-    path = directory / "config.yaml"
-    path.write_text(yaml.safe_dump({"models": models}))
-    return path
+    return write_profile_config(directory, api_base, JudgedUpstream.MODELS)
 
 
 def judged_rows(n: int) -> list[dict]:

@@ -6,7 +6,7 @@ import shutil
 import pytest
 
 from router import Decision, RequestError, Router, UpstreamError
-from tests.conftest import RECEIPT_KEYS
+from tests.conftest import RECEIPT_KEYS, decision_rows
 
 
 def test_route_math_prompt(router):
@@ -324,17 +324,6 @@ def test_the_first_upstream_error_imports_nothing_on_the_callers_loop(first_acha
     assert third_party == [], third_party
 
 
-def _rows(db) -> dict[str, dict]:
-    import sqlite3
-
-    con = sqlite3.connect(db)
-    con.row_factory = sqlite3.Row
-    try:
-        return {r["request_id"]: dict(r) for r in con.execute("SELECT * FROM decisions")}
-    finally:
-        con.close()
-
-
 async def test_a_stream_closed_after_one_chunk_or_none_completes_its_log_row(router, tmp_path):
     """The first chunk is read ahead of the log's layer, which a close then never started: its
     row stayed open (no status) for as long as the caller kept the stream."""
@@ -354,7 +343,7 @@ async def test_a_stream_closed_after_one_chunk_or_none_completes_its_log_row(rou
         anone = await router.achat("Tell me a story about a hen", stream=True)
         await anone.aclose()
         assert log.flush(60)
-        rows = _rows(tmp_path / "sdk.db")
+        rows = decision_rows(tmp_path / "sdk.db")
         for s in (one, none, aone, anone):
             row = rows[s.decision.request_id]
             assert (row["phase"], row["status"], row["error"]) == (

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import sqlite3
 import uuid
 
 import httpx
@@ -16,6 +15,7 @@ import pytest
 from router import RequestError
 from router.core.config import APIKeySpec, ServerSpec
 from router.server import create_app
+from tests.conftest import decision_rows
 from tests.proxy import Proxy, router_from, write_fault_config
 
 MSG = [{"role": "user", "content": "hello there"}]
@@ -55,15 +55,6 @@ def _post(proxy, body: dict, key: str = "sk-plain-0123456789", path: str = "/cha
     return httpx.post(
         proxy.base_url + path, json=body, headers={"authorization": f"Bearer {key}"}, timeout=60
     )
-
-
-def _rows(db) -> dict[str, dict]:
-    con = sqlite3.connect(db)
-    con.row_factory = sqlite3.Row
-    try:
-        return {r["request_id"]: dict(r) for r in con.execute("SELECT * FROM decisions")}
-    finally:
-        con.close()
 
 
 # ---- an unknown policy ----------------------------------------------------------------------
@@ -117,7 +108,7 @@ def test_a_stream_failing_mid_way_has_one_status_in_the_sdk_and_the_proxy(
     assert stream_failure(e.value, str)[0] == status
     assert e.value.decision is stream.decision and stream.decision.model == fault
     assert sdk.decision_log.flush(60)
-    row = _rows(sdk.decision_log.path)[stream.decision.request_id]
+    row = decision_rows(sdk.decision_log.path)[stream.decision.request_id]
     assert (row["status"], row["phase"]) == (status, "ended") and row["error"], row
 
     body = {"model": f"router/fb-{fault}", "messages": MSG, "stream": True}
@@ -132,7 +123,7 @@ def test_a_stream_failing_mid_way_has_one_status_in_the_sdk_and_the_proxy(
     err = json.loads(lines[-1].removeprefix("data: "))["error"]
     assert err["code"] == "stream_error"
     proxy.decision_log.flush()
-    assert _rows(proxy.decision_log.path)[r.headers["x-request-id"]]["status"] == status
+    assert decision_rows(proxy.decision_log.path)[r.headers["x-request-id"]]["status"] == status
 
 
 # ---- tools: one validator ---------------------------------------------------------------------

@@ -11,16 +11,15 @@ from __future__ import annotations
 
 import json
 import signal
-import sqlite3
 import threading
 import time
-from pathlib import Path
 
 import httpx
 import pytest
 import yaml
 
 from router.core.scorer import default_scorer_path
+from tests.conftest import decision_rows
 from tests.proxy import ServeProcess as Server
 from tests.proxy import write_fault_config
 
@@ -88,15 +87,6 @@ def _plain(url: str) -> tuple[int, str, str]:
     return r.status_code, r.headers["x-request-id"], r.text
 
 
-def _rows(db: Path) -> dict[str, dict]:
-    con = sqlite3.connect(db)
-    con.row_factory = sqlite3.Row
-    try:
-        return {r["request_id"]: dict(r) for r in con.execute("SELECT * FROM decisions")}
-    finally:
-        con.close()
-
-
 def _wait(cond, what: str) -> None:
     deadline = time.monotonic() + BOUND_S
     while not cond():
@@ -135,7 +125,7 @@ def test_sigterm_lets_in_flight_requests_and_streams_finish(serve, upstream):
         and json.loads(body)["choices"][0]["message"]["content"] == "echo: wait for it"
     )
     assert s.proc.wait(BOUND_S) == 0  # a clean exit, after the graceful shutdown
-    rows = _rows(s.db)  # written at shutdown: every row is there once the process is gone
+    rows = decision_rows(s.db)  # written at shutdown: every row is there once the process is gone
     assert rows[rid_stream]["status"] == 200 and rows[rid_stream]["stream"] == 1
     assert rows[rid_plain]["status"] == 200
 
@@ -151,7 +141,7 @@ def test_past_the_grace_period_streams_are_cut_and_still_logged(serve, upstream)
     assert time.monotonic() - t0 >= 1.5  # it did wait for the grace period
     t1.join(BOUND_S)
     assert not t1.is_alive()
-    rows = _rows(s.db)
+    rows = decision_rows(s.db)
     assert len(rows) == 1
     (row,) = rows.values()
     assert row["status"] == 499 and row["stream"] == 1 and row["error"]

@@ -19,6 +19,8 @@ import httpx
 import pytest
 import yaml
 
+from tests.conftest import serve_until_exit
+
 START_S = 240  # two workers each load an encoder and a scorer on a busy 2-core machine
 ROUND = 12
 MAX_ROUNDS = 10
@@ -221,25 +223,8 @@ def test_workers_that_cannot_start_stop_serve_with_the_reason(test_config, tmp_p
     cfg["decision_log"] = bad
     cfg["server"] = {**cfg.get("server", {}), "keys_env": None}
     cfg_path.write_text(yaml.safe_dump(cfg))
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "LITELLM_LOCAL_MODEL_COST_MAP": "True"}
-    env.pop("ROUTER_PROCESSES", None)
-    env.pop("PROMETHEUS_MULTIPROC_DIR", None)
-    cmd = [sys.executable, "-m", "router.cli", "serve", "--config", str(cfg_path)]
-    proc = subprocess.Popen(
-        [*cmd, "--port", str(_free_port()), "--workers", "2"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        env=env,
-        start_new_session=True,
-    )
-    try:
-        out, _ = proc.communicate(timeout=START_S)
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
-        out, _ = proc.communicate()
-        pytest.fail(f"router serve kept restarting its workers: {out[-3000:]}")
-    assert proc.returncode == 2, out[-3000:]
+    code, out = serve_until_exit(cfg_path, _free_port(), 2, START_S)  # not restarting them
+    assert code == 2, out[-3000:]
     words = " ".join(out.split())  # the error line is wrapped to the terminal's width
     assert "error: a worker could not start: decision log postgresql" in words, out[-3000:]
     assert words.count("could not start") <= 3, out[-3000:]  # no restarts: each worker once

@@ -21,6 +21,7 @@ import yaml
 
 from router.core.scorer import default_scorer_path
 from router.serving.decision_log import database_url, decisions
+from tests.conftest import decision_rows
 from tests.proxy import ServeProcess, write_fault_config
 
 BOUND_S = 120
@@ -148,15 +149,6 @@ def test_kill_9_mid_stream_during_a_database_outage_loses_no_row(setup, tmp_path
 # ---- the SDK: the same log, the same write-ahead rows ----------------------------------------
 
 
-def _sdk_rows(db) -> dict[str, dict]:
-    con = sqlite3.connect(db)
-    con.row_factory = sqlite3.Row
-    try:
-        return {r["request_id"]: dict(r) for r in con.execute("SELECT * FROM decisions")}
-    finally:
-        con.close()
-
-
 def test_sdk_streams_have_a_write_ahead_row_completed_at_their_end(router, tmp_path):
     import asyncio
     import gc
@@ -166,7 +158,7 @@ def test_sdk_streams_have_a_write_ahead_row_completed_at_their_end(router, tmp_p
         stream = router.chat("Tell me a story about a fox", stream=True)
         rid = stream.decision.request_id
         assert log.flush(BOUND_S)
-        row = _sdk_rows(tmp_path / "sdk.db")[rid]  # before a chunk is read: begun, not ended
+        row = decision_rows(tmp_path / "sdk.db")[rid]  # before a chunk is read: begun, not ended
         assert row["phase"] == "started" and row["status"] is None and row["stream"] == 1
         assert row["embedding"] is not None and row["kind"] == "sdk.chat"
         text = "".join(c.choices[0].delta.content or "" for c in stream if c.choices)
@@ -177,7 +169,7 @@ def test_sdk_streams_have_a_write_ahead_row_completed_at_their_end(router, tmp_p
         gc.collect()
         plain = asyncio.run(router.achat("What is 2 + 2?"))
         assert log.flush(BOUND_S)
-        rows = _sdk_rows(tmp_path / "sdk.db")
+        rows = decision_rows(tmp_path / "sdk.db")
         assert rows[rid]["phase"] == "ended" and rows[rid]["status"] == 200
         assert rows[rid]["embedding"] == row["embedding"]  # kept from the write-ahead row
         assert rows[left_id]["phase"] == "ended" and rows[left_id]["status"] == 499
