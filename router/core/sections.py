@@ -131,20 +131,23 @@ def _check_rate_limit(v: str | None) -> str | None:
 _HOST_NAME = re.compile(r"(\*\.)?[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)*")
 
 
-def _allowed_host(i: int, v: str) -> str:
-    """One `server.allowed_hosts` entry, lowercased: a host as a Host header names it, without
-    scheme, port or path; an IPv6 address without its brackets."""
+def _host_entry(i: int, v: str, subdomains: bool) -> str:
+    """One entry of a list of hosts, lowercased, as a Host header or a URL names it: a name or
+    an address alone (an IPv6 address without its brackets, in its short form), '*' for any
+    host, and with `subdomains` '*.example.com' for its subdomains."""
     host = v.strip().lower().rstrip(".")
     host = host[1:-1] if host.startswith("[") and host.endswith("]") else host
     try:
         return str(ipaddress.ip_address(host))
     except ValueError:
         pass
-    if host == "*" or _HOST_NAME.fullmatch(host):
+    if host == "*" or (_HOST_NAME.fullmatch(host) and (subdomains or not host.startswith("*."))):
         return host
+    alone = "no scheme, port or path), '*.example.com' for its subdomains"
+    alone = alone if subdomains else "no scheme, port, path or wildcard)"
     raise ValueError(
-        f"{v!r} (item {i}) is not a host; give a name or address alone (no scheme, "
-        "port or path), '*.example.com' for its subdomains, or '*' for any host"
+        f"{v!r} (item {i}) is not a host; give a name or address alone ({alone}, or '*' for "
+        "any host"
     )
 
 
@@ -207,6 +210,10 @@ class ServerSpec(Strict):
     # on) the proxy answers: a web page that rebinds its own name to 127.0.0.1 is refused.
     # "*.example.com" takes its subdomains, "*" any host (the check off).
     allowed_hosts: tuple[str, ...] = ()
+    # Hosts whose URLs in a request's image, file or audio parts may resolve to an internal
+    # address (loopback, private, link-local ...), which a model call then fetches on this
+    # machine or in its network; "*": any host. Read by the SDK too (router/serving/media_urls.py).
+    private_url_hosts: tuple[str, ...] = ()
 
     @field_validator("rate_limit")
     @classmethod
@@ -216,7 +223,12 @@ class ServerSpec(Strict):
     @field_validator("allowed_hosts")
     @classmethod
     def _host_names(cls, hosts: tuple[str, ...]) -> tuple[str, ...]:
-        return tuple(_allowed_host(i, h) for i, h in enumerate(hosts))
+        return tuple(_host_entry(i, h, subdomains=True) for i, h in enumerate(hosts))
+
+    @field_validator("private_url_hosts")
+    @classmethod
+    def _url_hosts(cls, hosts: tuple[str, ...]) -> tuple[str, ...]:
+        return tuple(_host_entry(i, h, subdomains=False) for i, h in enumerate(hosts))
 
     @field_validator("keys")
     @classmethod

@@ -53,6 +53,7 @@ from router.serving.budget import Budgets
 from router.serving.cache import ResponseCache, open_cache
 from router.serving.calls import ModelCalls
 from router.serving.local import LocalModels
+from router.serving.media_urls import guard_media_urls
 from router.serving.providers import EmptyStream, UpstreamError
 from router.serving.sessions import Sessions, reply_of, session_ref, stick, tool_loop_calls
 from router.serving.state import StateStore, open_state
@@ -554,6 +555,8 @@ class Router:
         msgs = normalise_messages(messages)
         session, scope = params.pop("session", None), params.pop("session_scope", None)
         check_session(session, scope)
+        # No URL a model call would fetch may reach this machine or its network (SSRF).
+        await guard_media_urls(msgs, self.config.server.private_url_hosts)
         with tracing.span(self.tracer, tracing.ROUTE) as span:
             turn = await self.sessions.open(msgs, policy, pin, params, session, scope)
             tracing.annotate(span, turn.decision)

@@ -73,9 +73,13 @@ async def acompletion(messages: list, **kwargs: Any):
     """`litellm.acompletion`, direct for an OpenAI-compatible endpoint (see `direct`). With
     `stream=True`: an async iterator of chunks (errors before the first byte raised here)."""
     if not direct(kwargs):
+        from router.serving.media_urls import at_the_call
         from router.serving.providers import load_litellm
 
-        return await load_litellm().acompletion(messages=messages, **kwargs)
+        litellm = load_litellm()
+        # Where litellm's fetch of a media URL is not its checked one, fetched through it here.
+        messages = await at_the_call(litellm, messages, kwargs)
+        return await litellm.acompletion(messages=messages, **kwargs)
     url, headers, body, timeout = _request(messages, kwargs)
     await litellm_ready()
     t0 = time.time()
