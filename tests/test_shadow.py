@@ -326,3 +326,28 @@ def test_a_reload_that_adds_the_section_starts_judging_and_one_that_removes_it_s
             assert shadow_outcomes(rid) == {"cheap", "large"}
     finally:
         proxy.stop()
+
+
+def test_shadow_answers_go_through_the_one_call_path(router, monkeypatch):
+    """serving/upstream.acompletion, where every routed call goes: its checks (a media URL's
+    fetch) and its direct path apply to the shadow's calls too, not litellm called aside."""
+    import asyncio
+
+    from router.core.sections import ShadowSpec
+    from router.learning.shadow import ShadowJudge
+    from router.serving import upstream
+
+    seen = []
+    real = upstream.acompletion
+
+    async def recording(messages, **kw):
+        seen.append(kw["model"])
+        return await real(messages, **kw)
+
+    monkeypatch.setattr(upstream, "acompletion", recording)
+    spec = ShadowSpec(rate=1.0, judge="large", max_usd_per_day=1.0)
+    judge = ShadowJudge(lambda: router, spec, None)
+    messages = [{"role": "user", "content": "What is 2 + 2?"}]
+    text, usd = asyncio.run(judge._call(router, "large", messages, 16))
+    assert seen == [router.calls.kwargs("large", {})["model"]]
+    assert text and usd > 0

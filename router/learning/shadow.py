@@ -327,11 +327,12 @@ class ShadowJudge:
         return True
 
     async def _call(self, router: Any, model: str, messages: list, max_tokens: int):
-        from router.serving.providers import load_litellm
+        from router.serving import upstream
 
         kw = router.calls.kwargs(model, {"max_tokens": max_tokens})
         kw.setdefault("max_retries", 0)
-        resp = await load_litellm().acompletion(messages=messages, **kw)
+        # Through the one call path (serving/upstream.py): its media-URL checks apply here too.
+        resp = await upstream.acompletion(messages, **kw)
         text = resp.choices[0].message.content or ""
         usage = getattr(resp, "usage", None)
         tokens = (
