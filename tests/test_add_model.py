@@ -176,3 +176,25 @@ def test_a_learned_prompt_takes_its_own_memory_row_the_most_labelled_of_a_tie():
     X = np.array([v, v, v, w, w])
     at = memory_rows(memory, labels, X, np.array([True, True, True, True, False]))
     assert at.tolist() == [1, 0, -1, 2, -1]
+
+
+def test_a_model_the_scorer_has_is_refused_before_its_rows_are_embedded(tmp_path, monkeypatch):
+    """Embedding a profile takes minutes: a name the scorer already has is said first."""
+    from typer.testing import CliRunner
+
+    from router.cli import app as cli
+    from router.evaluation import train
+
+    def embedded(*_a, **_k):
+        raise AssertionError("the rows were embedded before the name was checked")
+
+    monkeypatch.setattr(train, "embed_examples", embedded)
+    with open(ROOT / "data" / "routing" / "dcrouter.jsonl", encoding="utf-8") as f:
+        rows = [json.loads(line) for line in f][:5]
+    data = profile_file(tmp_path / "p.jsonl", rows, "qwen2.5-7b-instruct", "qwen2.5-7b-instruct")
+    args = ["add-model", str(data), "--model", "qwen2.5-7b-instruct", "--out", str(tmp_path / "sc")]
+    r = CliRunner().invoke(cli, [*args, "--config", str(ROOT / "config.yaml")])
+    assert r.exit_code != 0
+    said = " ".join(r.output.split())
+    assert "'qwen2.5-7b-instruct' already has a success head" in said, said
+    assert "--scorer" in said and not (tmp_path / "sc").exists()

@@ -120,6 +120,7 @@ def add_model(
         cfg.encoder.name, cfg.encoder.max_tokens, cache_size=0, threads=BATCH_THREADS
     )
     sc = Scorer.load(base, encoder_identity=enc.identity)
+    sc.check_can_join(model)  # before minutes of embedding
     rows = [ex for ex in read_many(data) if model in ex.scores]
     if not rows:
         raise DataError(f"no row of {[str(d) for d in data]} has a score for {model!r}")

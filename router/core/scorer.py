@@ -573,6 +573,20 @@ class Scorer:
             other.shared_ = copy.deepcopy(self.shared_)
         return other
 
+    def check_can_join(self, model: str) -> None:
+        """Raise a ScorerError when `model` cannot join this scorer (`add_model`): before the
+        rows are embedded, which takes minutes."""
+        self._check_fitted()
+        if self.shared_ is None:
+            raise ScorerError(
+                "this scorer has no shared-difficulty model (shared_dims); retrain it"
+            )
+        if model in self.models_:
+            raise ScorerError(
+                f"{model!r} already has a success head; to join it again from new rows, extend "
+                "the scorer it joined (--scorer), or retrain to change a fitted head"
+            )
+
     def add_model(self, model: str, X: np.ndarray, examples: Sequence[Example]) -> Scorer:
         """A model joins from its own profiled rows alone. Its success head is its ability on
         the shared difficulty (the prompt side frozen), corrected by a regression of its rows on
@@ -581,13 +595,7 @@ class Scorer:
         keep the shared estimate; a model unlike them corrects it. Its rows join the neighbour
         memory (on the rows of the prompts the scorer learned), so its estimates carry their
         own (small) evidence and compare with the heads' that learned the same prompts."""
-        self._check_fitted()
-        if self.shared_ is None:
-            raise ScorerError(
-                "this scorer has no shared-difficulty model (shared_dims); retrain it"
-            )
-        if model in self.models_:
-            raise ScorerError(f"{model!r} already has a success head; retrain to change it")
+        self.check_can_join(model)
         y = np.array([ex.scores.get(model, np.nan) for ex in examples], dtype=float)
         keep = ~np.isnan(y)
         if keep.sum() < 1:
