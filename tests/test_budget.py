@@ -180,6 +180,23 @@ def test_a_store_outage_falls_back_to_local_counts():
     assert ctl.snapshot()["window_requests"] >= 70
 
 
+def test_an_outage_is_one_line_however_many_budgets(caplog):
+    """Each budgeted policy's controller used to warn on its own: one outage, N lines."""
+    budgets = Budgets({n: policy({"large_share": 0.3}) for n in ("a", "b", "c")})
+    with caplog.at_level("WARNING", logger="router.serving.budget"):
+        for _ in range(3):  # the outage lasts: said once when it begins
+            asyncio.run(budgets.sync(BrokenStore()))
+    lines = [r.getMessage() for r in caplog.records if "shared state unavailable" in r.message]
+    assert lines == [
+        "budgets of a, b, c: shared state unavailable (redis is down); their counts wait in "
+        "this process until it answers"
+    ]
+    asyncio.run(budgets.sync(MemoryStore()))  # back, then out again: said again
+    with caplog.at_level("WARNING", logger="router.serving.budget"):
+        asyncio.run(budgets.sync(BrokenStore()))
+    assert sum("shared state unavailable" in r.message for r in caplog.records) == 2
+
+
 class BlipStore(MemoryStore):
     """A store whose `fail_at`-th increment fails (a Redis time-out in the middle of a push)."""
 

@@ -134,6 +134,7 @@ class BudgetController:
         self._shared: _Totals | None = None  # window totals of every replica, at last sync
         self._shared_at = -math.inf
         self._sync_failed = False
+        self.sync_error: Exception | None = None  # the error that began a failed sync, once
         self.measured_share: float | None = None
         self.measured_usd_per_hour: float | None = None
         self.window_requests = 0
@@ -354,8 +355,8 @@ class BudgetController:
                 # Put unsent counts back so they are not lost; merged with new ones.
                 for b, t in pending.items():
                     self._pending[b] = self._pending.get(b, _Totals()).add(t)
-            if not self._sync_failed:
-                log.warning("budget %s: shared state unavailable (%s)", self.policy_name, e)
+            # Said by `Budgets.sync`, once for every controller an outage stops.
+            self.sync_error = None if self._sync_failed else e
             self._sync_failed = True
             return False
         totals = _Totals()
@@ -424,9 +425,24 @@ class Budgets:
         return bool(self.controllers)
 
     async def sync(self, store: Any | None) -> None:
-        for c in list(self.controllers.values()):
+        began: list[str] = []  # the controllers whose sync has just begun to fail
+        error: Exception | None = None
+        for name, c in list(self.controllers.items()):
+            c.sync_error = None
             await c.sync(store)
+            if c.sync_error is not None:
+                began.append(name)
+                error = c.sync_error
             c.update()
+        if began:
+            # One line for an outage, however many policies have a budget (the store says
+            # the outage itself too).
+            log.warning(
+                "budgets of %s: shared state unavailable (%s); their counts wait in this "
+                "process until it answers",
+                ", ".join(began),
+                error,
+            )
 
     async def run(self, store: Any | None) -> None:
         """Sync with `store` every `sync_s` seconds until cancelled (the proxy's lifespan)."""
