@@ -339,7 +339,20 @@ def _clean(m: Any) -> Message:
     out = {k: v for k, v in dict(m).items() if v is not None or k == "content"}
     if out.get("role") == "assistant" and out.get("content") in ("", []):
         out["content"] = None
+    if out.get("role") == "tool" and _blank(out.get("content")):
+        # A tool_result without content is still a result; chat refuses empty tool content.
+        out["content"] = "(empty)"
     return out
+
+
+def _blank(content: Any) -> bool:
+    """No content, or only empty text."""
+    if isinstance(content, list):
+        return all(
+            isinstance(p, dict) and p.get("type") == "text" and _blank(p.get("text"))
+            for p in content
+        )
+    return not isinstance(content, str) or not content.strip()
 
 
 # ---- Anthropic Messages API: response -----------------------------------------------------

@@ -108,7 +108,7 @@ def responses_to_chat(body: ResponsesBody, history: list[Message]) -> ChatCall:
     if isinstance(body.input, str):
         new.append({"role": "user", "content": body.input})
     elif body.input is not None:
-        new = _input_items(body.input)
+        new = _input_items(body.input, history)
     messages: list[Message] = []
     if body.instructions is not None and body.instructions.strip():
         messages.append({"role": "system", "content": body.instructions})
@@ -160,7 +160,9 @@ def _chat_param_to_responses(param: str | None) -> str:
     return param
 
 
-def _input_items(items: list[Any]) -> list[Message]:
+def _input_items(items: list[Any], history: list[Message] = ()) -> list[Message]:
+    """Chat messages for input items; `history` (the previous_response_id chain) holds the
+    calls a `function_call_output` may answer besides those of the items before it."""
     out: list[Message] = []
     for i, item in enumerate(items):
         at = f"input[{i}]"
@@ -193,13 +195,14 @@ def _input_items(items: list[Any]) -> list[Message]:
                 raise field_error(
                     "required, a string or a list of input_text parts", f"{at}.output"
                 )
-            known = {c["id"] for m in out for c in m.get("tool_calls", [])}
-            if out and known and call_id not in known:
+            known = {c["id"] for m in [*history, *out] for c in m.get("tool_calls") or []}
+            if call_id not in known:
                 raise field_error(
                     f"no function_call with call_id {call_id!r} before it", f"{at}.call_id"
                 )
             # An empty result is still a result; chat upstreams refuse empty tool content.
-            out.append({"role": "tool", "tool_call_id": call_id, "content": output or "(empty)"})
+            content = output if output.strip() else "(empty)"
+            out.append({"role": "tool", "tool_call_id": call_id, "content": content})
         elif kind == "reasoning":
             continue  # reasoning items of another model mean nothing to the next one
         elif kind == "item_reference":

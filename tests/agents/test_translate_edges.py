@@ -1,0 +1,112 @@
+"""Edge cases of the Responses and Messages translations, found driving them with the official
+clients: tool results a chat upstream (and the router's own chat checks) would refuse, and a
+`function_call_output` that answers no call."""
+
+from __future__ import annotations
+
+import pytest
+
+from router.core.request import RequestError
+from router.server import validate
+from router.server.translate.messages import messages_to_chat, parse_messages
+from router.server.translate.responses import parse_responses, responses_to_chat
+
+TOOLS = [{"name": "get_weather", "input_schema": {"type": "object", "properties": {}}}]
+
+
+def _anthropic_turn(result: dict) -> dict:
+    use = {"type": "tool_use", "id": "toolu_1", "name": "get_weather", "input": {}}
+    return {
+        "model": "router",
+        "max_tokens": 50,
+        "tools": TOOLS,
+        "messages": [
+            {"role": "user", "content": "weather?"},
+            {"role": "assistant", "content": [{"type": "text", "text": "checking"}, use]},
+            {
+                "role": "user",
+                "content": [{"type": "tool_result", "tool_use_id": "toolu_1", **result}],
+            },
+        ],
+    }
+
+
+@pytest.mark.parametrize(
+    "result",
+    [
+        {},
+        {"content": ""},
+        {"content": "  "},
+        {"content": []},
+        {"content": [{"type": "text", "text": ""}]},
+    ],
+    ids=["no-content", "empty-string", "blank", "empty-list", "empty-text-block"],
+)
+def test_an_anthropic_tool_result_without_content_is_still_a_result(result):
+    data = _anthropic_turn(result)
+    call = messages_to_chat(parse_messages(data), data)
+    tool = call.messages[-1]
+    assert tool["role"] == "tool" and tool["tool_call_id"] == "toolu_1"
+    assert tool["content"] == "(empty)"
+    validate.check_messages(call.messages)  # what the router's chat endpoint would take
+
+
+def test_an_anthropic_tool_result_with_content_is_kept():
+    data = _anthropic_turn({"content": [{"type": "text", "text": "sunny"}]})
+    tool = messages_to_chat(parse_messages(data), data).messages[-1]
+    assert "sunny" in str(tool["content"])
+
+
+def test_a_blank_responses_function_call_output_is_still_a_result():
+    items = [
+        {"role": "user", "content": "weather?"},
+        {"type": "function_call", "call_id": "c1", "name": "get_weather", "arguments": "{}"},
+        {"type": "function_call_output", "call_id": "c1", "output": "  "},
+    ]
+    call = responses_to_chat(parse_responses({"model": "router", "input": items}), [])
+    assert call.messages[-1]["content"] == "(empty)"
+    validate.check_messages(call.messages)
+
+
+def test_a_function_call_output_that_answers_no_call_is_a_400_naming_it():
+    # Alone, with no previous_response_id: a chat upstream would get an orphaned tool message.
+    body = parse_responses(
+        {
+            "model": "router",
+            "input": [{"type": "function_call_output", "call_id": "zz", "output": "o"}],
+        }
+    )
+    with pytest.raises(RequestError) as e:
+        responses_to_chat(body, [])
+    assert e.value.param == "input[0].call_id"
+
+
+def test_a_function_call_output_may_answer_a_call_of_the_previous_response():
+    history = [
+        {"role": "user", "content": "weather?"},
+        {
+            "role": "assistant",
+            "content": None,
+            "tool_calls": [
+                {"id": "c1", "type": "function", "function": {"name": "f", "arguments": "{}"}},
+                {"id": "c2", "type": "function", "function": {"name": "g", "arguments": "{}"}},
+            ],
+        },
+    ]
+    outputs = [
+        {"type": "function_call_output", "call_id": "c1", "output": "a"},
+        {"type": "function_call_output", "call_id": "c2", "output": "b"},
+    ]
+    body = parse_responses({"model": "router", "previous_response_id": "resp_1", "input": outputs})
+    call = responses_to_chat(body, history)
+    assert [m["tool_call_id"] for m in call.messages[-2:]] == ["c1", "c2"]
+    bad = parse_responses(
+        {
+            "model": "router",
+            "previous_response_id": "resp_1",
+            "input": [{"type": "function_call_output", "call_id": "c9", "output": "x"}],
+        }
+    )
+    with pytest.raises(RequestError) as e:
+        responses_to_chat(bad, history)
+    assert e.value.param == "input[0].call_id"
