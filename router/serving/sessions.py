@@ -225,11 +225,16 @@ class SessionState:
 
 
 def tool_loop_calls(messages: list[Message]) -> list[dict] | None:
-    """The tool calls a turn answers, when it carries tool results (its last message is one);
-    else None."""
-    if not messages or messages[-1]["role"] not in ("tool", "function"):
-        return None
+    """The tool calls a turn answers, when it carries tool results (its last messages are,
+    with only user text after them); else None."""
     i = len(messages) - 1
+    # Text sent with the results, before any answer to them, is the same turn of the loop:
+    # Claude Code adds <system-reminder> blocks to its tool_result turns, which litellm's
+    # Anthropic adapter turns into a user message after the tool messages.
+    while i >= 0 and messages[i]["role"] == "user":
+        i -= 1
+    if i < 0 or messages[i]["role"] not in ("tool", "function"):
+        return None
     while i >= 0 and messages[i]["role"] in ("tool", "function"):
         i -= 1
     if i < 0 or messages[i]["role"] != "assistant":

@@ -96,10 +96,15 @@ def _results(m, results: dict[str, str]) -> list[dict]:
     ]
 
 
-def _tool_loop(client, agent_upstream, marker: str, streamed: bool) -> list[dict]:
+def _tool_loop(
+    client, agent_upstream, marker: str, streamed: bool, reminder: bool = False
+) -> list[dict]:
     """A 3-step tool loop under policy "flaky" (default: flip, fallback: large): the first
     step's flip is down, so large answers it; then flip is back, and a fresh decision would
-    pick flip for each later step. Returns each step's headers."""
+    pick flip for each later step. `reminder`: each tool_result turn also carries a text block,
+    as Claude Code's do. Returns each step's headers."""
+    extra = [{"type": "text", "text": "<system-reminder>stay on task</system-reminder>"}]
+    extra = extra if reminder else []
     results = {"get_weather": "sunny", "convert": "20C"}
     msgs = [{"role": "user", "content": f"{marker}: weather in Oslo?"}]
     headers = []
@@ -135,12 +140,12 @@ def _tool_loop(client, agent_upstream, marker: str, streamed: bool) -> list[dict
     [use] = [b for b in m1.content if b.type == "tool_use"]
     assert use.name == "get_weather" and use.input["step"] == 1
     msgs += [{"role": "assistant", "content": [b.model_dump() for b in m1.content]}]
-    msgs += [{"role": "user", "content": _results(m1, results)}]
+    msgs += [{"role": "user", "content": _results(m1, results) + extra}]
     m2 = step()
     [use] = [b for b in m2.content if b.type == "tool_use"]
     assert use.name == "convert"
     msgs += [{"role": "assistant", "content": [b.model_dump() for b in m2.content]}]
-    msgs += [{"role": "user", "content": _results(m2, results)}]
+    msgs += [{"role": "user", "content": _results(m2, results) + extra}]
     m3 = step()
     assert m3.stop_reason == "end_turn" and m3.content[0].text == "done: sunny | 20C"
     return headers
@@ -158,6 +163,17 @@ def test_a_tool_loop_stays_on_one_model_though_the_policy_would_switch(
     assert set(agent_upstream.models_seen(marker)) == {"switch-flip", "large"}
     # Only the first step's failed try (twice when streamed: the accumulator asks again).
     assert agent_upstream.models_seen(marker).count("switch-flip") == (2 if streamed else 1)
+
+
+def test_a_tool_result_turn_with_text_is_still_the_tool_loop(client, agent_upstream):
+    """Claude Code sends its tool results with a text block (<system-reminder>), which becomes
+    a user message after the tool messages: the loop's rule still holds, not a session's."""
+    headers = _tool_loop(client, agent_upstream, "anthropic-reminder", False, reminder=True)
+    assert [h["x-router-model"] for h in headers] == ["large"] * 3
+    reasons = [h["x-router-reason"] for h in headers[1:]]
+    assert all(
+        r.startswith("tool loop: continues on the model that made the call") for r in reasons
+    )
 
 
 def test_without_stickiness_the_same_tool_loop_would_switch(client, agent_upstream, monkeypatch):

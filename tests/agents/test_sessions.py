@@ -212,7 +212,11 @@ def test_tool_loop_calls_finds_the_calls_a_turn_answers():
     calls = [{"id": "1", "function": {"name": "f", "arguments": "{}"}}]
     loop = [*U, {"role": "assistant", "tool_calls": calls}, {"role": "tool", "tool_call_id": "1"}]
     assert tool_loop_calls(loop) == calls
-    assert tool_loop_calls([*loop, {"role": "user", "content": "next"}]) is None
+    # Text sent with the results (Claude Code's reminders) is still the loop's turn ...
+    assert tool_loop_calls([*loop, {"role": "user", "content": "<system-reminder>"}]) == calls
+    # ... but not once the model has answered them.
+    answered = [*loop, {"role": "assistant", "content": "done"}, {"role": "user", "content": "x"}]
+    assert tool_loop_calls(answered) is None
     assert tool_loop_calls(U) is None
 
 

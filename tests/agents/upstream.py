@@ -28,10 +28,13 @@ _ids = itertools.count(1)
 
 
 def _rounds_since_user(messages: list[dict]) -> int:
-    """Assistant tool-call messages after the last user message."""
+    """Assistant tool-call messages after the last user message (text a user message adds
+    right after tool results, as Claude Code's reminders, is no new question)."""
     n = 0
-    for m in reversed(messages):
-        if m.get("role") == "user":
+    for i in range(len(messages) - 1, -1, -1):
+        m = messages[i]
+        after_results = i > 0 and messages[i - 1].get("role") == "tool"
+        if m.get("role") == "user" and not after_results:
             break
         if m.get("role") == "assistant" and m.get("tool_calls"):
             n += 1
