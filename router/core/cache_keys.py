@@ -1,8 +1,10 @@
 """What a cached answer is filed under, and which requests the cache must not answer. Pure.
 
 - The **exact key** hashes the normalised conversation (roles, texts, content parts, tool
-  calls), the model that would answer, the parameters that change an answer, and the scope
-  (the API key's name, unless the cache is shared across keys).
+  calls), the model that would answer (`model_identity`: its catalogue name and what it
+  calls, so a catalogue entry pointed at another model after a reload or a restart never
+  serves the old model's answers), the parameters that change an answer, and the scope (the
+  API key's name, unless the cache is shared across keys).
 - The **context key** hashes the same without the last user turn: a semantic hit needs the
   same model, parameters, system prompt and earlier turns; only the last user turn may differ.
 - **Bypass**: a sampled answer (temperature > 0), tool definitions, n > 1 (unless the policy
@@ -47,6 +49,13 @@ class CacheKey:
     exact: str
     context: str | None
     question: str | None
+
+
+def model_identity(spec: Any) -> str:
+    """What a catalogue model answers with: its name, and the model and endpoint it calls (a
+    `ModelSpec`). Prices, time-outs and retries change no answer and are left out."""
+    fields = ("name", "litellm_model", "api_base", "gguf", "gguf_package")
+    return json.dumps([getattr(spec, f, None) for f in fields], separators=(",", ":"))
 
 
 def _text(content: Any) -> str:

@@ -6,8 +6,10 @@ at 0.94. So a semantic cache hit must also pass `difference(cached, asked)`, whi
 the two questions agree on everything a similarity cannot see, else the first reason they do
 not:
 
-- **numbers** (digits and number words, as a multiset: "17 * 23" is not "17 * 24");
-- **operators** (+, -, *, /, ^, =, <, >, % and their words: "17 + 23" is not "17 * 23");
+- **numbers** (digits with their sign, and number words, as a multiset: "17 * 23" is not
+  "17 * 24", "-5" is not "5");
+- **operators** (+, -, *, /, ^, =, <, >, %, ==, !=, <=, >= and their words: "17 + 23" is not
+  "17 * 23");
 - **names** (capitalised words that are not sentence-initial common words, acronyms,
   quoted strings: "the capital of Peru" is not "the capital of Chile");
 - **negation** (the count of not/no/never/n't/without ..., and un-/in-/dis- antonyms of a
@@ -27,7 +29,9 @@ not:
   whole, the vectors mostly see that prefix, so the parts after it must agree word for word
   (case, punctuation and stop words aside).
 
-It errs towards a miss: a false miss costs one model call, a false hit a wrong answer.
+Words are words of any script; one written without spaces (Chinese, Japanese) gives a word per
+run of letters, so that a changed character is a changed word. It errs towards a miss: a false
+miss costs one model call, a false hit a wrong answer.
 Pure and fast (regular expressions over the two last user turns).
 """
 
@@ -64,8 +68,10 @@ _NUMBER_WORDS.update(
     {"hundred": "100", "thousand": "1000", "million": "1e6", "billion": "1e9", "half": "0.5"}
 )
 _NUMBER_WORDS.update({"twice": "2", "double": "2", "triple": "3", "dozen": "12"})
-_NUMBER = re.compile(r"\d+(?:[.,]\d+)*")
-_OPERATOR_SYMBOLS = re.compile(r"(?<=[\w)\s])([+*/^=<>%×÷≤≥])(?=[\s(\w.])")
+# A minus sign is part of its number ("-5", "(-5)", "= -5"); after a word, a digit or a
+# bracket it is a hyphen or a subtraction ("COVID-19", "10-20", "(x)-5").
+_NUMBER = re.compile(r"(?:(?<![\w)\]])[-−])?\d+(?:[.,]\d+)*")
+_OPERATOR_SYMBOLS = re.compile(r"(?<=[\w)\s])(==|!=|<=|>=|[+*/^=<>%×÷≤≥≠])(?=[\s(\w.-])")
 # "-" is subtraction when spaced ("x - y") or between digits ("17-4"); else a hyphen.
 _MINUS = re.compile(r"\w\s+-\s+\w|\d-\d")
 _OPERATOR_WORDS = {
@@ -81,6 +87,9 @@ _OPERATOR_WORDS = {
     "percent": "%",
     "×": "*",
     "÷": "/",
+    "≤": "<=",
+    "≥": ">=",
+    "≠": "!=",
 }
 _NEGATIONS = frozenset(
     "not no never none nobody nothing neither nor without cannot nowhere hardly barely "
@@ -88,7 +97,10 @@ _NEGATIONS = frozenset(
     "mustnt havent hasnt hadnt aint".split()
 )
 _ANTONYM_PREFIXES = ("un", "in", "im", "il", "ir", "dis", "non")
-_WORD = re.compile(r"[A-Za-z][A-Za-z'’-]*")
+# A word of any script ("Перу", "Österreich"); a script written without spaces (Chinese,
+# Japanese, Thai) gives one word per run of letters, so that a changed character is a changed
+# word ("如何用Python排序列表" / "如何用Python反转列表").
+_WORD = re.compile(r"[^\W\d_](?:[^\W\d_]|['’-])*")
 _CODE_FENCE = re.compile(r"```.*?(?:```|$)", re.S)
 _CODE_INLINE = re.compile(r"`[^`\n]+`")
 _OPENERS = frozenset(".!?:;\n\"'(*-#>")  # a word after one of these starts a sentence
@@ -127,9 +139,9 @@ def numbers(text: str) -> Counter[str]:
     """Numbers in a text, digits and number words, as a multiset of canonical strings."""
     out: Counter[str] = Counter()
     for m in _NUMBER.finditer(text):
-        raw = m.group()
+        raw = m.group().replace("−", "-")
         # "1,000" and "1000" are one number; "3,5" (a decimal comma) is 3.5.
-        if re.fullmatch(r"\d{1,3}(?:,\d{3})+(?:\.\d+)?", raw):
+        if re.fullmatch(r"-?\d{1,3}(?:,\d{3})+(?:\.\d+)?", raw):
             raw = raw.replace(",", "")
         raw = raw.replace(",", ".")
         try:

@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from router.core.cache_keys import CacheKey, bypass_reason, cache_key
+from router.core.cache_keys import CacheKey, bypass_reason, cache_key, model_identity
 from router.core.config import CacheSpec
 from router.core.decision import Decision
 from router.core.request import Message
@@ -71,9 +71,10 @@ async def plan(
     why = bypass_reason(params, allow, private)
     if why is not None:
         return CachePlan(replace(decision, cache={"status": "bypass", "reason": why}))
-    key = cache_key(
-        messages, decision.model, params, None if cache.spec.share_across_keys else scope
-    )
+    # The model as the catalogue defines it now: after a reload (or a restart, with Redis)
+    # that points the name at another model, the old model's answers are not served.
+    model = model_identity(router.config.model(decision.model))
+    key = cache_key(messages, model, params, None if cache.spec.share_across_keys else scope)
     # An exact entry needs no vector; a semantic one is compared in the cache encoder's space.
     vector = await semantic_vector(router, messages, vector) if mode == "semantic" else None
     found = await cache.lookup(key, vector, mode == "semantic", similarity)
