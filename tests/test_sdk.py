@@ -461,3 +461,28 @@ def test_a_profile_the_scorer_lacks_is_said_once_with_the_nearest_name(tmp_path,
     said = [m for m in caplog.messages if ".profile:" in m]
     assert len(said) == 1 and "did you mean" in said[0] and model["name"] in said[0]
     assert r.unprofiled[model["name"]]  # routed on a stand-in (or none), as its receipt says
+
+
+def test_closing_a_router_closes_its_cache_connections(tmp_path, test_config, redis_url):
+    """A cache in Redis (`cache.store`) holds connections of its own, apart from `state:`."""
+    import redis
+    import yaml
+
+    cfg = yaml.safe_load(test_config.read_text())
+    cfg["cache"] = {"mode": "exact", "store": redis_url}
+    path = test_config.parent / "cached.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    probe = redis.Redis.from_url(redis_url)
+    try:
+
+        def clients() -> int:
+            return sum(1 for c in probe.client_list() if c.get("cmd") != "client|list")
+
+        before = clients()
+        with Router.from_config(path) as r:
+            r.chat("What is 5 + 5?")
+            assert r.chat("What is 5 + 5?").decision.cache["status"] == "hit"
+            assert clients() > before
+        assert clients() == before
+    finally:
+        probe.close()

@@ -226,8 +226,8 @@ class Router:
     # ---- closing ----------------------------------------------------------------------------
 
     def close(self) -> None:
-        """Release what the router holds: its decision log (flushed), the local model servers
-        and the shared-state connections. Afterwards `route()` still works; `chat()` raises.
+        """Release what the router holds: its decision log (flushed), the local model servers,
+        the response cache and the shared-state connections. Afterwards `route()` still works; `chat()` raises.
         `with Router.from_config(...) as router:` closes it at the end of the block. This is
         `aclose()` run on the SDK's background loop, where `chat()` ran."""
         if not self.closed:
@@ -244,6 +244,8 @@ class Router:
                 await asyncio.to_thread(log_.close)
         finally:
             await asyncio.to_thread(self.stop_local)
+            if self.response_cache is not None:
+                await self.response_cache.close()  # its own Redis connections, if any
             await self.state.close()
 
     def __enter__(self) -> Router:
