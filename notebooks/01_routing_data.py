@@ -47,6 +47,9 @@ if SAMPLE and SAMPLE < len(examples):
     examples = [examples[i] for i in sorted(pick)]
 data = EvalData.from_examples(examples)
 print(f"{len(examples)} prompts, models: {data.models}; cheap tier: {data.cheap}")
+# Quality and cost compare the models on the rows that score every one of them (`data.kept`).
+if note := data.dropped_note():
+    print("note:", note)
 
 # %% [markdown]
 # ## Traffic per domain
@@ -117,11 +120,12 @@ cheap_cols = [data.models.index(m) for m in data.cheap]
 large_cols = [j for j in range(len(data.models)) if j not in cheap_cols]
 best_cheap = data.scores[:, cheap_cols].max(axis=1)
 best_large = data.scores[:, large_cols].max(axis=1) if large_cols else best_cheap
-rows["cheap quality"] = best_cheap
-rows["large quality"] = best_large
-rows["large beats cheap"] = best_large > best_cheap + 1e-12
-fail = rows.groupby("domain")[["cheap quality", "large quality", "large beats cheap"]].mean()
-fail["prompts"] = rows["domain"].value_counts()
+scored = rows.iloc[data.kept].copy()  # the rows that score every model
+scored["cheap quality"] = best_cheap
+scored["large quality"] = best_large
+scored["large beats cheap"] = best_large > best_cheap + 1e-12
+fail = scored.groupby("domain")[["cheap quality", "large quality", "large beats cheap"]].mean()
+fail["prompts"] = scored["domain"].value_counts()
 fail = fail.sort_values("large beats cheap")
 
 fig, ax = plt.subplots(figsize=(8, 0.45 * len(fail) + 1.5))

@@ -53,7 +53,7 @@ from IPython.display import Image, display
 
 from router.core.config import load_config, load_policies
 from router.core.data import domain_names, domain_of, read_many
-from router.evaluation.calibrate import calibrate, outcome_matrix, write_policy
+from router.evaluation.calibrate import calibrate, measured_rows, outcome_matrix, write_policy
 from router.evaluation.evaluate import EvalData, evaluate, plot
 from router.evaluation.train import embed_examples, train_scorer
 from router.sdk.router import Router
@@ -79,8 +79,10 @@ if SAMPLE and SAMPLE < len(examples):
     examples = [examples[i] for i in sorted(pick)]
 router = Router.from_config(CONFIG)
 X = embed_examples(router.encoder, examples)  # cached on disk ($ROUTER_CACHE_DIR)
-data = EvalData.from_examples(examples)
+data = EvalData.from_examples(examples)  # the rows that score every model (`data.kept`)
 print(f"{len(examples)} prompts, models {data.models}, encoder {router.encoder.identity}")
+if note := data.dropped_note():
+    print("note:", note)
 
 # %% [markdown]
 # ## Train or load a scorer
@@ -96,7 +98,7 @@ if TRAIN:
     router = Router(router.config, router.policies, scorer, router.encoder)
 scorer = router.scorer
 base_policy = router.policy(POLICY).policy
-report = evaluate(data, X, scorer=None if CV else scorer, encoder_identity=router.encoder.identity,
+report = evaluate(data, X[data.kept], scorer=None if CV else scorer, encoder_identity=router.encoder.identity,
                   policy=base_policy, cv=CV)
 summary = report.to_json()
 print("mode:", summary["mode"], "| swept parameter:", summary["sweep"])
@@ -123,6 +125,12 @@ display(Image(filename=str(png)))
 # %%
 cal = calibrate(router, POLICY, examples, TARGET, X=X)
 pt = cal.point
+if cal.dropped:
+    print(f"note: {cal.dropped} of {len(examples)} rows left out: each lacks the score of a "
+          f"cheap model of {POLICY} that the data scores elsewhere, or of every large model")
+if cal.stood_in:
+    print(f"note: the data never scores {', '.join(cal.stood_in)}: stood in for by the mean "
+          "of each row's cheap models")
 print(f"{cal.field} = {pt.param:.4f}: quality {pt.quality:.3f} "
       f"({pt.quality / cal.all_large_quality:.1%} of all-large), "
       f"${pt.cost_per_1k:.2f} per 1k requests (all-large ${cal.all_large_cost_per_1k:.2f}), "
@@ -162,18 +170,20 @@ print("policies served:", sorted(tuned_router.policies))
 # %% [markdown]
 # ## Per-domain mix and quality at that point
 #
-# Every sampled prompt routed with the tuned policy (`Router.route_many`); quality is the data's
-# score of the chosen model (or its tier's stand-in, as in calibration).
+# Every sampled prompt that calibration measured (`measured_rows`) routed with the tuned policy
+# (`Router.route_many`); quality is the data's score of the chosen model (or its tier's
+# stand-in, as in calibration).
 
 # %%
-texts = [ex.messages if ex.messages is not None else ex.prompt for ex in examples]
+rows, _, _, _ = measured_rows(tuned_router, TUNED_NAME, examples)
+texts = [ex.messages if ex.messages is not None else ex.prompt for ex in rows]
 decisions = tuned_router.route_many(texts, policy=TUNED_NAME)
 compiled = tuned_router.policy(TUNED_NAME)
-outcome = outcome_matrix(compiled, examples)
+outcome = outcome_matrix(compiled, rows)
 col = {m.name: k for k, m in enumerate(compiled.models)}
 routed = pd.DataFrame(
     {
-        "domain": [domain_of(ex) or "(unlabelled)" for ex in examples],
+        "domain": [domain_of(ex) or "(unlabelled)" for ex in rows],
         "model": [d.model for d in decisions],
         "large": [d.tier == "large" for d in decisions],
         "quality": [outcome[i, col[d.model]] for i, d in enumerate(decisions)],

@@ -172,10 +172,8 @@ def eval_(
         elif msg := training_overlap(sc, rows).warning():
             err.print(f"[yellow]warning:[/yellow] {msg}", highlight=False)
     ev = EvalData.from_examples(rows, prices)
-    if ev.dropped:
-        err.print(
-            f"note: {ev.dropped} rows lack a score for some model and are left out", highlight=False
-        )
+    if note := ev.dropped_note():
+        err.print(f"note: {note}", highlight=False)
     rows = ev.examples
     groups = None if group_by is None else (group_by, group_labels(ev, group_by))
     also = read_many(train_also) if train_also else []

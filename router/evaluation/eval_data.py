@@ -23,6 +23,10 @@ class EvalData:
     cheap: list[str]
     # Rows left out because they lack a score for one of the models (a missing label).
     dropped: int = 0
+    # The kept rows' positions in the examples given (align embeddings of every row with them).
+    kept: list[int] | None = None
+    # Per model, how many of the given rows lack its score (models scored on every row omitted).
+    missing: dict[str, int] | None = None
 
     @classmethod
     def from_examples(
@@ -51,6 +55,8 @@ class EvalData:
                 "row scores them all; evaluate one model set at a time"
             )
         dropped = len(examples) - len(keep)
+        missing = {m: sum(m not in ex.scores for ex in examples) for m in models}
+        missing = {m: k for m, k in sorted(missing.items(), key=lambda kv: -kv[1]) if k}
         S = np.zeros((len(keep), len(models)))
         C = np.zeros_like(S)
         cheap: set[str] = set()
@@ -81,7 +87,22 @@ class EvalData:
             # scorers fitted on these rows learn as their cheap tier too.
             cheap = set(cheaper_half(dict(zip(models, C.mean(axis=0).tolist(), strict=True))))
             rows = [replace(ex, cheap_models=sorted(cheap)) for ex in rows]
-        return cls(rows, models, S, C, sorted(cheap), dropped)
+        return cls(rows, models, S, C, sorted(cheap), dropped, keep, missing)
+
+    def dropped_note(self) -> str | None:
+        """Why rows were left out, naming the models whose scores they lack (a model scored on
+        a handful of rows drops all the others); None when every row was kept."""
+        if not self.dropped:
+            return None
+        total = len(self.examples) + self.dropped
+        lacking = ", ".join(
+            f"{m} on {total - k} of {total}" for m, k in (self.missing or {}).items()
+        )
+        return (
+            f"{self.dropped} of {total} rows lack a score for some model and are left out "
+            f"(scored: {lacking}); an evaluation needs every model's score on a row: to keep "
+            "more rows, take a model scored on few of them out of the data's scores"
+        )
 
     def subset(self, idx: np.ndarray) -> EvalData:
         return EvalData(

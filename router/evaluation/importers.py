@@ -280,6 +280,27 @@ def _routerbench_prompt(raw: Any) -> str:
     return text.strip()
 
 
+def _chat_messages(raw: Any) -> list[Message] | None:
+    """A prompt cell holding OpenAI chat messages as JSON (`[{"role": "user", "content":
+    ...}]`, a CSV of one's own) as those messages; None for any other cell."""
+    if not isinstance(raw, str) or not raw.lstrip().startswith("[{"):
+        return None
+    try:
+        parsed = json.loads(raw)
+    except ValueError:
+        return None
+    if (
+        isinstance(parsed, list)
+        and parsed
+        and all(
+            isinstance(m, dict) and isinstance(m.get("role"), str) and "content" in m
+            for m in parsed
+        )
+    ):
+        return parsed
+    return None
+
+
 def _routerbench_source(eval_name: str) -> str:
     name = str(eval_name).strip()
     if name.startswith("mmlu-"):
@@ -330,22 +351,31 @@ def import_routerbench(path: str | Path) -> Iterator[Example]:
                 raise DataError(f"{path}: row {n + 2}: {m}|total_cost: negative cost {c}")
             scores[m], costs[m] = s, c
         if scores:
-            prompt = _routerbench_prompt(row["prompt"])
-            if not prompt:
+            messages = _chat_messages(row["prompt"])
+            prompt = None if messages else _routerbench_prompt(row["prompt"])
+            if messages:
+                try:
+                    text = Example(None, {}, messages=messages).text()
+                except ValueError as e:
+                    raise DataError(f"{path}: row {n + 2}: prompt: chat messages: {e}") from None
+                if not text.strip():
+                    raise DataError(f"{path}: row {n + 2}: prompt: no text content to route on")
+            elif not prompt:
                 raise DataError(f"{path}: row {n + 2}: prompt: empty")
-            parsed.append((n, row, scores, costs, prompt))
+            parsed.append((n, row, scores, costs, prompt, messages))
     if not parsed:
         raise DataError(f"{path}: no row has a score for any model")
     mean_cost = {
-        m: float(np.mean([c[m] for _n, _r, _s, c, _p in parsed if m in c] or [np.inf]))
+        m: float(np.mean([c[m] for _n, _r, _s, c, _p, _m in parsed if m in c] or [np.inf]))
         for m in models
     }
     by_cost = sorted(models, key=lambda m: mean_cost[m])
     cheap = sorted(by_cost[: max(1, len(models) // 2)])
-    for n, row, scores, costs, prompt in parsed:
+    for n, row, scores, costs, prompt, messages in parsed:
         yield Example(
             id=f"routerbench/{row.get('sample_id', n)}",
             prompt=prompt,
+            messages=messages,
             source=_routerbench_source(row["eval_name"]),
             scores=scores,
             costs=costs,
