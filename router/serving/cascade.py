@@ -15,6 +15,7 @@ Rules (the same for the SDK and the proxy, which only forwards):
   most that, or for a tool-call or JSON-mode request); the verdict comes before the first
   chunk is handed on, and after that the model never changes;
 - a tool-call answer is accepted unjudged (`tool_calls: accept`) or escalated;
+- a whole answer with no text is escalated, whatever the verifier would say;
 - in JSON mode an answer that does not parse is escalated (`invalid_json: escalate`);
 - when the escalation itself fails, the held cheap answer is returned (it is still an answer);
 - speculation (`speculate_tokens`): once that many tokens of the cheap answer are in and the
@@ -104,9 +105,18 @@ class Await:
 @dataclass(frozen=True)
 class Cancel:
     """Give up a started chain: stop it if it still runs (close its stream if it answered).
-    Sends back its response when it had already answered without streaming, else None."""
+    Sends back (response, decision) when it had already answered without streaming, a
+    `Failed` when it had failed, else None (stopped, or its stream closed)."""
 
     handle: Any
+
+
+@dataclass(frozen=True)
+class Failed:
+    """A speculative call that had already failed when the verdict gave it up: every model of
+    its chain errored or could not be called, so there is no answer to pay for."""
+
+    error: str
 
 
 END = object()
@@ -257,8 +267,10 @@ def flow(
         while hold_all or held.chunks < spec.buffer_tokens:
             if not checked and held.chunks >= spec.speculate_tokens and not held.tool_calls:
                 checked = True
+                # Weighed against the router's estimate, as the verdict will be.
                 p = verifier_at(spec.verifier).probability(
-                    AnswerCase(routing_text, held.text, held.logprobs, None, partial=True)
+                    AnswerCase(routing_text, held.text, held.logprobs, None, partial=True),
+                    info.get("prompt_probability"),
                 )
                 if p < spec.threshold:  # already unsure: the large model starts now
                     spec_handle = yield Start(_large_decision(decision, large, facts), params)
@@ -294,6 +306,10 @@ def flow(
     elif held.tool_calls:
         ok = spec.tool_calls == "accept"
         verdict = Verdict(ok, None, "tool call " + ("accepted unjudged" if ok else "escalated"))
+    elif finished and not held.text.strip():
+        # Nothing to hand on. A verifier learns nothing of empty answers unless its training
+        # answers had some (the shipped one had none: it rated "" above a real answer).
+        verdict = Verdict(False, 0.0, "empty answer")
     elif _json_mode(params) and finished and not _parses_as_json(held.text):
         ok = spec.invalid_json == "accept"
         verdict = Verdict(ok, 0.0, "answer is not valid JSON")
@@ -352,9 +368,14 @@ def flow(
     if verdict.accepted:
         if spec_handle is not None:  # the large call started for nothing: stop it, count it
             done = yield Cancel(spec_handle)
-            h = HeldAnswer().add_response(done) if done is not None else None
-            wasted = _cost(large, h.usage, facts.prompt_tokens, h.text) if h else None
-            if wasted is None:  # stopped early: its prompt was read, little was written
+            if isinstance(done, Failed):  # it errored (or was never sent): nothing answered
+                wasted = 0.0
+                spec_info["failed"] = done.error
+            elif done is not None:  # it had answered: all of it, at its model's prices
+                h = HeldAnswer().add_response(done[0])
+                answered = calls.config.model(done[1].model)
+                wasted = _cost(answered, h.usage, facts.prompt_tokens, h.text)
+            else:  # stopped early: its prompt was read, little was written
                 wasted = large.cost(facts.prompt_tokens, 0)
             spec_info.update(used=False, cost=round(wasted, 10))
             info.update(speculative=spec_info, speculative_cost=round(wasted, 10))
@@ -512,19 +533,24 @@ async def _arun_step(step: Any, calls: ModelCalls, call, litellm, started: list)
 
 
 async def _acancel(task: asyncio.Task) -> Any:
-    """Give up a speculative call: stopped if it still runs; its response if it had already
-    answered (not streamed), else None; a stream it opened is closed."""
+    """Give up a speculative call: stopped if it still runs; (response, decision) if it had
+    already answered (not streamed), `Failed` if it had failed, else None; a stream it opened
+    is closed."""
     if not task.done():
         task.cancel()
         await asyncio.wait([task])  # let it unwind (its connection goes back or is closed)
         return None
-    if task.cancelled() or task.exception() is not None:
+    if task.cancelled():
         return None
-    result = task.result()[0]
+    if (error := task.exception()) is not None:
+        d = getattr(error, "decision", None)  # the chain's attempts say why (redacted)
+        why = "; ".join(f"{a.model}: {a.error}" for a in getattr(d, "attempts", None) or [])
+        return Failed(why or type(error).__name__)
+    result, decision = task.result()
     if isinstance(result, tuple):
         await aclose(result[0])
         return None
-    return result
+    return result, decision
 
 
 def _litellm():

@@ -1,0 +1,152 @@
+"""Verdicts in the cascade flow: an empty cheap answer is escalated; the early verdict on a
+prefix (speculation) is weighed against the router's own estimate as the final one is; a
+speculative large call is paid for only when it was sent and did not fail."""
+
+from __future__ import annotations
+
+import textwrap
+
+import pytest
+
+from router import Router
+from router.core.verifier import AnswerVerifier
+from router.serving import cascade
+from tests import cascade_upstream as cascade_upstream_module
+from tests.cascade_upstream import CascadeUpstream
+from tests.test_cascade_proxy import _training_cases
+
+WRONG = "What is 3 + 37?"  # odd first number: the cheap model is visibly wrong
+RIGHT = "What is 4 + 37?"
+
+
+@pytest.fixture(scope="module")
+def cascade_upstream():
+    up = CascadeUpstream().start()
+    yield up
+    up.stop()
+
+
+@pytest.fixture(scope="module")
+def spec_router(cascade_upstream, tmp_path_factory) -> Router:
+    root = tmp_path_factory.mktemp("weighing")
+    cases, y = _training_cases()
+    AnswerVerifier().fit(cases, y).save(root / "verifier")
+    # Never sure on a prefix: every speculation starts, the verdict on the whole may keep it.
+    unsure = [0.0 if c.partial else v for c, v in zip(cases, y, strict=True)]
+    AnswerVerifier().fit(cases, unsure).save(root / "unsure-verifier")
+    (root / "policies").mkdir()
+    base = cascade_upstream.base_url
+    (root / "config.yaml").write_text(
+        textwrap.dedent(
+            f"""
+            scorer: default
+            default_policy: spec
+            breaker: {{failures: 0}}
+            decision_log: null
+            models:
+              - {{name: cheap, litellm_model: openai/cheap-math, api_base: "{base}",
+                  input_price: 0.1, output_price: 0.2, context_window: 8000,
+                  capabilities: [tools, json, streaming], tier: small}}
+              - {{name: large, litellm_model: openai/large-math, api_base: "{base}",
+                  input_price: 5, output_price: 15, context_window: 8000,
+                  capabilities: [tools, json, streaming], tier: large}}
+              - {{name: keyless-large, litellm_model: openai/large-math, api_base: "{base}",
+                  api_key_env: ROUTER_TEST_KEY_THAT_IS_NOT_SET,
+                  input_price: 5, output_price: 15, context_window: 8000,
+                  capabilities: [tools, json, streaming], tier: large}}
+            """
+        )
+    )
+    (root / "policies" / "spec.yaml").write_text(
+        "default: [cheap]\nlarge: [large]\n"
+        "cascade: {verifier: ../verifier, threshold: 0.5, logprobs: true, speculate_tokens: 8}\n"
+    )
+    (root / "policies" / "spec-keyless.yaml").write_text(
+        "default: [cheap]\nlarge: [keyless-large]\n"
+        "cascade: {verifier: ../unsure-verifier, threshold: 0.5, speculate_tokens: 8}\n"
+    )
+    return Router.from_config(root / "config.yaml")
+
+
+class _Spy:
+    """The real verifier, recording the prompt estimate each reading was given."""
+
+    def __init__(self, real: AnswerVerifier | None) -> None:
+        self.real = real
+        self.prefix: list = []  # prompt_p of the prefix readings (speculation)
+        self.whole: list = []  # prompt_p of the final verdicts
+
+    def probability(self, case, prompt_p=None):
+        (self.prefix if case.partial else self.whole).append(prompt_p)
+        return self.real.probability(case, prompt_p)
+
+    def verdicts(self, cases, prompt_p=None):
+        for c, p in zip(cases, prompt_p or [None] * len(cases), strict=True):
+            (self.prefix if c.partial else self.whole).append(p)
+        return self.real.verdicts(cases, prompt_p)
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_the_speculative_prefix_verdict_weighs_the_router_estimate(
+    spec_router, monkeypatch, stream
+):
+    """The prefix verdict that may start the large call early took the training base rate as
+    the prompt side instead of the router's estimate the final verdict is weighed against."""
+    spy = _Spy(None)
+    real_at = cascade.verifier_at
+    monkeypatch.setattr(cascade, "verifier_at", lambda spec: _wrap(spy, real_at(spec)))
+    resp = spec_router.chat(WRONG, policy="spec", stream=stream)
+    if stream:
+        list(resp)  # read it to the end
+    c = resp.decision.cascade
+    assert c["mode"] == "judged" and c["escalated"] is True
+    assert spy.prefix, "no prefix was judged: the test does not speculate"
+    assert spy.prefix == [c["prompt_probability"]] * len(spy.prefix)
+    assert spy.whole == [c["prompt_probability"]]
+
+
+def _wrap(spy: _Spy, real: AnswerVerifier) -> _Spy:
+    spy.real = real
+    return spy
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_a_speculative_call_that_failed_costs_nothing(spec_router, cascade_upstream, stream):
+    """The large model cannot be called (no key): the speculative call failed without being
+    sent. The kept answer's request was charged the large model's prompt price for it."""
+    from router.server.accounting import cascade_extra_cost
+
+    n = len(cascade_upstream.requests)
+    resp = spec_router.chat(RIGHT, policy="spec-keyless", stream=stream)
+    if stream:
+        list(resp)
+    d = resp.decision
+    assert d.model == "cheap" and d.cascade["escalated"] is False
+    assert [r["model"] for r in cascade_upstream.requests[n:]] == ["cheap-math"]
+    spec = d.cascade["speculative"]
+    assert spec["used"] is False and spec["cost"] == 0.0
+    assert d.cascade["speculative_cost"] == 0.0 and cascade_extra_cost(d) == 0.0
+    assert "ModelUnavailable" in spec["failed"]  # the receipt says why it did not count
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_an_empty_cheap_answer_is_escalated(spec_router, cascade_upstream, monkeypatch, stream):
+    """The cheap model answers nothing. The verifier had no empty answer among its training
+    answers (neither had the shipped one), so its `empty_answer` check carried no weight and
+    the verdict kept the empty answer."""
+    real = cascade_upstream_module.answer_for
+
+    def empty_cheap(model, prompt, json_mode):
+        text, lp, right = real(model, prompt, json_mode)
+        return ("", lp, False) if model == "cheap-math" else (text, lp, right)
+
+    monkeypatch.setattr(cascade_upstream_module, "answer_for", empty_cheap)
+    resp = spec_router.chat(RIGHT, policy="spec", stream=stream)
+    if stream:
+        text = "".join(c.choices[0].delta.content or "" for c in resp if c.choices)
+    else:
+        text = resp.choices[0].message.content
+    c = resp.decision.cascade
+    assert text == "The answer is 41."
+    assert resp.decision.model == "large" and c["escalated"] is True
+    assert c["verdict"] == "empty answer" and c["probability"] == 0.0
