@@ -160,3 +160,25 @@ def test_a_format_1_verifier_loads_as_the_answer_side_alone(fitted, tmp_path):
     assert old.trained_on([Example(prompt="x", scores={"m": 1.0})]) is None
     with pytest.raises(VerifierError, match="retrain"):
         old.save(tmp_path / "again")
+
+
+def test_an_answer_with_no_ngram_the_training_answers_had_is_unfamiliar():
+    """Text made wholly of n-grams the training answers never had (another script, letters
+    they never used) is as unfamiliar as text can be, not as familiar as an empty answer."""
+    cases = [AnswerCase(f"Quick check {w} {i}: name a fruit.", f"echo: {w} {i}") for i, w in
+             enumerate(["alpha", "omega"] * 30)]  # fmt: skip
+    y = [1.0 if i % 2 == 0 else 0.0 for i in range(len(cases))]
+    groups = ["a" if i % 4 < 2 else "b" for i in range(len(cases))]
+    v = AnswerVerifier().fit(cases, y, [0.5] * len(y), groups)
+    prompt = "Quick check omega 999: name a fruit."
+    familiar, *strangers = v.verdicts(
+        [AnswerCase(prompt, "echo: omega 999"), AnswerCase(prompt, "zzzz qqqq"),
+         AnswerCase(prompt, "果物の名前")],
+        [0.9, 0.9, 0.9],
+    ).novelty  # fmt: skip
+    for novelty in strangers:
+        assert novelty > 0.95 and novelty > familiar
+    # An empty text still has nothing unfamiliar in it (the cascade escalates it anyway).
+    view = v.novelty_.answers_
+    inside, near = view.signals(["zzzz qqqq", ""])
+    assert (inside[0], near[0]) == (0.0, -1.0) and (inside[1], near[1]) == (1.0, 1.0)

@@ -131,25 +131,32 @@ class _TextView:
 
     def signals_from_counts(self, counts: CharCounts) -> tuple[np.ndarray, np.ndarray]:
         """`signals` of texts counted over the same columns as the fitting counts."""
-        return self._signals(_tfidf(counts.matrix[:, self.columns_], self.idf))
+        has_text = np.asarray(counts.matrix.sum(axis=1)).ravel() > 0
+        return self._signals(_tfidf(counts.matrix[:, self.columns_], self.idf), has_text)
 
     def signals(self, texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
         """(share of the vector in the training subspace, mean similarity to the k nearest)."""
         if self._vec is None:
             self._vec = _char_vectorizer({t: i for i, t in enumerate(self.terms)})
             self._vec.idf_ = self.idf
-        return self._signals(self._vec.transform(texts))
+        has_text = np.array([bool(t.strip()) for t in texts], dtype=bool)
+        return self._signals(self._vec.transform(texts), has_text)
 
-    def _signals(self, A) -> tuple[np.ndarray, np.ndarray]:
+    def _signals(self, A, has_text: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         norm2 = np.asarray(A.multiply(A).sum(axis=1)).ravel()
         Z = self._project(A)
         inside = np.sum(Z**2, axis=1) / np.maximum(norm2, 1e-12)
         sims = self._unit(Z) @ self.train.astype(np.float32).T
         k = min(self.k, sims.shape[1])
         near = -np.sort(-sims, axis=1)[:, :k].mean(axis=1)
-        # No character n-gram in the vocabulary (an empty answer): nothing unfamiliar in it.
-        empty = norm2 <= 0
-        return np.where(empty, 1.0, inside), np.where(empty, 1.0, near)
+        # No character n-gram in the vocabulary. An empty answer has nothing unfamiliar in it;
+        # a text made wholly of n-grams the training texts never had (another script, another
+        # alphabet soup) is as unfamiliar as a text can be: nothing in the subspace, no
+        # similarity to any training text.
+        none = norm2 <= 0
+        inside = np.where(none, np.where(has_text, 0.0, 1.0), inside)
+        near = np.where(none, np.where(has_text, -1.0, 1.0), near)
+        return inside, near
 
     def state(self, prefix: str) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
         meta = {f"{prefix}_vocabulary": [str(t) for t in self.terms]}
