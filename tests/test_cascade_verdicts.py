@@ -127,6 +127,9 @@ def test_a_speculative_call_that_failed_costs_nothing(spec_router, cascade_upstr
     assert spec["used"] is False and spec["cost"] == 0.0
     assert d.cascade["speculative_cost"] == 0.0 and cascade_extra_cost(d) == 0.0
     assert "ModelUnavailable" in spec["failed"]  # the receipt says why it did not count
+    from router.server.receipts import cascade_headers
+
+    assert cascade_headers(d)["x-router-cascade-speculative"] == "failed"
 
 
 @pytest.mark.parametrize("stream", [False, True])

@@ -148,6 +148,7 @@ def test_eval_cascade_warns_when_the_verifier_learned_from_the_rows(
     res = CliRunner().invoke(app, [*base, "--verifier", str(seen)])
     assert res.exit_code == 0, res.output
     assert "144 of 144 rows" in res.output and "the verifier was trained on" in res.output
+    assert "Use --cv" in " ".join(res.output.split())
     res = CliRunner().invoke(app, [*base, "--verifier", str(unseen)])
     assert res.exit_code == 0, res.output
     assert "the verifier was trained on" not in res.output
@@ -186,6 +187,9 @@ def test_calibrate_cascade_warns_when_the_verifier_learned_from_the_rows(
         res = CliRunner().invoke(app, args)
         assert res.exit_code == 0, res.output
         assert ("prompts the verifier was trained on" in res.output) is warned, res.output
+        # calibrate has no --cv: the warning offers what it has.
+        assert "--cv" not in res.output
+        assert ("Calibrate on data it did not see" in " ".join(res.output.split())) is warned
 
 
 def test_a_verifier_whose_cascade_loses_to_the_router_is_refused():

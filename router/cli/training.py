@@ -379,7 +379,8 @@ def _calibrate_cascade(router, policy: str, rows, X, target: str, out, config: P
     except CalibrationError as e:
         raise DataError(str(e)) from None
     verifier = policy_verifier(router, policy)
-    if verifier is not None and (msg := verifier_overlap(verifier, rows)):
+    remedy = "Calibrate on data"  # calibrate has no --cv
+    if verifier is not None and (msg := verifier_overlap(verifier, rows, remedy)):
         err.print(f"[yellow]warning:[/yellow] {msg}", highlight=False)
     x = live_inputs(router, policy, rows, X)
     point, tried = calibrate_points(x, goal)

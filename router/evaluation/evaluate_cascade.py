@@ -397,9 +397,12 @@ def live_inputs(router: Any, policy: str, examples: list[Example], X: np.ndarray
     )
 
 
-def verifier_overlap(verifier: AnswerVerifier, examples: list[Example]) -> str | None:
+def verifier_overlap(
+    verifier: AnswerVerifier, examples: list[Example], remedy: str = "Use --cv, or data"
+) -> str | None:
     """A one-line warning when the verifier learned from some of `examples` (its figures on
-    them are optimistic), or recorded nothing to check that by; None when all is clear."""
+    them are optimistic), or recorded nothing to check that by; None when all is clear.
+    `remedy`: what the command offers instead (`router calibrate` has no --cv)."""
     seen = verifier.trained_on(examples)
     if seen is None:
         return (
@@ -410,7 +413,7 @@ def verifier_overlap(verifier: AnswerVerifier, examples: list[Example]) -> str |
         return None
     return (
         f"{int(seen.sum())} of {len(examples)} rows ({seen.mean():.1%}) are prompts the verifier "
-        "was trained on: its verdicts on them are optimistic. Use --cv, or data it did not see"
+        f"was trained on: its verdicts on them are optimistic. {remedy} it did not see"
     )
 
 

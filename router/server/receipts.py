@@ -128,7 +128,9 @@ def cascade_headers(decision: Decision) -> dict[str, str]:
 def _speculative(s: dict | None) -> str:
     if not s:
         return ""
-    return "used" if s.get("used") else "cancelled"
+    if s.get("used"):
+        return "used"
+    return "failed" if s.get("failed") else "cancelled"  # failed: it cost nothing
 
 
 def budget_headers(decision: Decision) -> dict[str, str]:
