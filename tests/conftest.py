@@ -182,3 +182,13 @@ def serve_until_exit(cfg_path: Path, port: int, workers: int, timeout: float) ->
         out, _ = proc.communicate()
         pytest.fail(f"router serve did not stop by itself: {out[-3000:]}")
     return proc.returncode, out
+
+
+@pytest.fixture(scope="module")
+def cascade_upstream():
+    """The cascade tests' loopback upstream (tests/cascade_upstream.py), one per module."""
+    from tests.cascade_upstream import CascadeUpstream
+
+    up = CascadeUpstream().start()
+    yield up
+    up.stop()

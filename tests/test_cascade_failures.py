@@ -18,17 +18,9 @@ import pytest
 
 from router import Router
 from router.server import create_app
-from tests.cascade_upstream import CascadeUpstream
 from tests.proxy import Proxy, router_from
 
 PROMPT = "What is 23 + 17?"
-
-
-@pytest.fixture(scope="module")
-def cascade_upstream():
-    up = CascadeUpstream().start()
-    yield up
-    up.stop()
 
 
 @pytest.fixture(scope="module")

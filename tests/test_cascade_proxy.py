@@ -13,6 +13,7 @@ import re
 import textwrap
 import threading
 import time
+from pathlib import Path
 
 import openai
 import pytest
@@ -37,13 +38,6 @@ TOOLS = [
 ]
 
 
-@pytest.fixture(scope="module")
-def cascade_upstream():
-    up = CascadeUpstream().start()
-    yield up
-    up.stop()
-
-
 def _training_cases() -> tuple[list[AnswerCase], list[float]]:
     """Cheap answers in the upstream's style, whole and as streaming prefixes."""
     cases, y = [], []
@@ -57,14 +51,19 @@ def _training_cases() -> tuple[list[AnswerCase], list[float]]:
     return cases, y
 
 
+def save_verifiers(root: Path) -> None:
+    """`root/verifier`, learned from `_training_cases`, and `root/unsure-verifier`, never sure
+    on a prefix: with it every speculation starts, and the verdict on the whole may keep it."""
+    cases, y = _training_cases()
+    AnswerVerifier().fit(cases, y).save(root / "verifier")
+    unsure = [0.0 if c.partial else v for c, v in zip(cases, y, strict=True)]
+    AnswerVerifier().fit(cases, unsure).save(root / "unsure-verifier")
+
+
 @pytest.fixture(scope="module")
 def cascade_router(cascade_upstream, tmp_path_factory) -> Router:
     root = tmp_path_factory.mktemp("cascade")
-    cases, y = _training_cases()
-    AnswerVerifier().fit(cases, y).save(root / "verifier")
-    # A verifier never sure on a prefix: every speculation starts, the verdict may keep it.
-    unsure = [0.0 if c.partial else v for c, v in zip(cases, y, strict=True)]
-    AnswerVerifier().fit(cases, unsure).save(root / "unsure-verifier")
+    save_verifiers(root)
     base = cascade_upstream.base_url
     (root / "policies").mkdir()
     (root / "config.yaml").write_text(

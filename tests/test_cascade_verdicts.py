@@ -12,28 +12,16 @@ from router import Router
 from router.core.verifier import AnswerVerifier
 from router.serving import cascade
 from tests import cascade_upstream as cascade_upstream_module
-from tests.cascade_upstream import CascadeUpstream
-from tests.test_cascade_proxy import _training_cases
+from tests.test_cascade_proxy import save_verifiers
 
 WRONG = "What is 3 + 37?"  # odd first number: the cheap model is visibly wrong
 RIGHT = "What is 4 + 37?"
 
 
 @pytest.fixture(scope="module")
-def cascade_upstream():
-    up = CascadeUpstream().start()
-    yield up
-    up.stop()
-
-
-@pytest.fixture(scope="module")
 def spec_router(cascade_upstream, tmp_path_factory) -> Router:
     root = tmp_path_factory.mktemp("weighing")
-    cases, y = _training_cases()
-    AnswerVerifier().fit(cases, y).save(root / "verifier")
-    # Never sure on a prefix: every speculation starts, the verdict on the whole may keep it.
-    unsure = [0.0 if c.partial else v for c, v in zip(cases, y, strict=True)]
-    AnswerVerifier().fit(cases, unsure).save(root / "unsure-verifier")
+    save_verifiers(root)
     (root / "policies").mkdir()
     base = cascade_upstream.base_url
     (root / "config.yaml").write_text(
