@@ -110,3 +110,28 @@ def test_a_function_call_output_may_answer_a_call_of_the_previous_response():
     with pytest.raises(RequestError) as e:
         responses_to_chat(bad, history)
     assert e.value.param == "input[0].call_id"
+
+
+def test_an_image_a_tool_returned_follows_the_results_as_the_users():
+    """Chat takes text only in a tool message (OpenAI refuses an image there): the image moves
+    to a user message after the results, and the turn is still the tool loop's."""
+    from router.serving.sessions import tool_loop_calls
+
+    png = {"type": "base64", "media_type": "image/png", "data": "iVBORw0KGgo="}
+    shot = {"type": "image", "source": png}
+    data = _anthropic_turn({"content": [{"type": "text", "text": "the page"}, shot]})
+    data["messages"][-1]["content"].append({"type": "text", "text": "<system-reminder>"})
+    messages = messages_to_chat(parse_messages(data), data).messages
+    tool, images, reminder = messages[-3:]
+    assert tool["role"] == "tool" and "image_url" not in str(tool["content"])
+    assert "the page" in str(tool["content"])
+    assert images["role"] == "user"
+    [part] = [p for p in images["content"] if p["type"] == "image_url"]
+    assert part["image_url"]["url"] == "data:image/png;base64,iVBORw0KGgo="
+    assert reminder["role"] == "user" and "<system-reminder>" in str(reminder["content"])
+    assert tool_loop_calls(messages) is not None
+    # An image alone: the tool message still says something.
+    data = _anthropic_turn({"content": [shot]})
+    tool = messages_to_chat(parse_messages(data), data).messages[-2]
+    assert tool["content"] == "(an image, below)"
+    validate.check_messages(messages)

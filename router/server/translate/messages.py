@@ -8,6 +8,7 @@ look like Anthropic's: `messages.1.content.0.tool_use_id`. Nothing here does I/O
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -305,7 +306,7 @@ def messages_to_chat(body: MessagesBody, data: dict) -> ChatCall:
     request = {k: v for k, v in data.items() if k in keep}
     request["messages"] = _documents_as_text(request["messages"])
     chat, _ = LiteLLMAnthropicMessagesAdapter().translate_anthropic_to_openai(request)
-    messages = [_clean(m) for m in chat["messages"]]
+    messages = _tool_images_after(_clean(m) for m in chat["messages"])
     params: dict[str, Any] = {"max_tokens": body.max_tokens}
     for k in (
         "tools",
@@ -342,6 +343,31 @@ def _clean(m: Any) -> Message:
     if out.get("role") == "tool" and _blank(out.get("content")):
         # A tool_result without content is still a result; chat refuses empty tool content.
         out["content"] = "(empty)"
+    return out
+
+
+def _tool_images_after(messages: Iterable[Message]) -> list[Message]:
+    """Images a tool returned (Claude Code's screenshots, a file read) moved from the tool
+    messages, where chat takes text only (OpenAI refuses an image there), into one user message
+    right after them. The turn stays the tool loop's: results then user text (sessions.py)."""
+    out: list[Message] = []
+    images: list[dict] = []
+    for m in [*messages, None]:
+        is_tool = m is not None and m.get("role") == "tool"
+        if not is_tool and images:
+            text = {"type": "text", "text": "The image(s) the tool call(s) above returned:"}
+            out.append({"role": "user", "content": [text, *images]})
+            images = []
+        if m is None:
+            break
+        content = m.get("content")
+        if is_tool and isinstance(content, list):
+            pictures = [p for p in content if isinstance(p, dict) and p.get("type") == "image_url"]
+            if pictures:
+                texts = [p for p in content if p not in pictures]
+                m = {**m, "content": texts if not _blank(texts) else "(an image, below)"}
+                images += pictures
+        out.append(m)
     return out
 
 
