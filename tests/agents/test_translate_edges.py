@@ -135,3 +135,15 @@ def test_an_image_a_tool_returned_follows_the_results_as_the_users():
     tool = messages_to_chat(parse_messages(data), data).messages[-2]
     assert tool["content"] == "(an image, below)"
     validate.check_messages(messages)
+
+
+@pytest.mark.parametrize("content", ["no such city", [{"type": "text", "text": "no such city"}]])
+def test_a_tool_result_marked_as_an_error_says_so(content):
+    """Chat has no `is_error`: the model is told in the result's text that the call failed."""
+    data = _anthropic_turn({"content": content, "is_error": True})
+    tool = messages_to_chat(parse_messages(data), data).messages[-1]
+    text = str(tool["content"])
+    assert "Error (the tool call failed):" in text and "no such city" in text
+    assert text.index("Error") < text.index("no such city")
+    data = _anthropic_turn({"content": content})
+    assert "Error" not in str(messages_to_chat(parse_messages(data), data).messages[-1]["content"])

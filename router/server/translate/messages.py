@@ -251,6 +251,30 @@ def _documents_as_text(messages: list[Any]) -> list[Any]:
     return out
 
 
+def _tool_errors_said(messages: list[Any]) -> list[Any]:
+    """`messages` with a `tool_result` marked `is_error` saying so in its text: chat has no
+    such flag (litellm's adapter drops it), and the model must know the tool failed."""
+    out = []
+    for m in messages:
+        content = m.get("content")
+        if isinstance(content, list) and any(
+            b.get("type") == "tool_result" and b.get("is_error") is True for b in content
+        ):
+            m = {**m, "content": [_said_error(b) for b in content]}
+        out.append(m)
+    return out
+
+
+def _said_error(block: dict) -> dict:
+    if block.get("type") != "tool_result" or block.get("is_error") is not True:
+        return block
+    said = {"type": "text", "text": "Error (the tool call failed):"}
+    inner = block.get("content")
+    if isinstance(inner, str) or inner is None:
+        inner = [{"type": "text", "text": inner}] if inner else []
+    return {**block, "content": [said, *inner]}
+
+
 def _check_anthropic_tools(tools: list[Any] | None) -> None:
     for i, t in enumerate(tools or []):
         at = f"tools.{i}"
@@ -304,7 +328,7 @@ def messages_to_chat(body: MessagesBody, data: dict) -> ChatCall:
     keep = ("model", "messages", "system", "max_tokens", "stop_sequences", "temperature", "top_p")
     keep += ("tools", "tool_choice", "metadata")
     request = {k: v for k, v in data.items() if k in keep}
-    request["messages"] = _documents_as_text(request["messages"])
+    request["messages"] = _tool_errors_said(_documents_as_text(request["messages"]))
     chat, _ = LiteLLMAnthropicMessagesAdapter().translate_anthropic_to_openai(request)
     messages = _tool_images_after(_clean(m) for m in chat["messages"])
     params: dict[str, Any] = {"max_tokens": body.max_tokens}
