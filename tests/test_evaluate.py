@@ -273,6 +273,31 @@ def test_calibrate_takes_the_cheap_tier_from_the_catalogue_when_the_rows_name_no
     assert " = " in said[0] and said[0] == said[1], said
 
 
+def test_calibrate_names_a_large_model_the_data_never_scores(tmp_path, test_config):
+    """Its outcomes come from the data's best model outside the cheap ones: said, not silent."""
+    from tests.test_cli import ENV, run
+
+    ENV["ROUTER_CACHE_DIR"] = str(tmp_path / "emb")
+    mixtral = "mistralai/Mixtral-8x7B-Instruct-v0.1"
+    said = {}
+    for large in ("gpt-4-1106-preview", "someone-elses-big-model"):
+        rows = make_rows(80, source_split=True)
+        for r in rows:
+            r.scores = {mixtral: r.scores["small"], large: r.scores["big"]}
+            r.costs, r.cheap_models = {mixtral: 0.0006, large: 0.01}, [mixtral]
+        data = tmp_path / f"{large}.jsonl"
+        write_jsonl(rows, data)
+        r = run(
+            "calibrate", "--policy", "balanced", "--data", str(data),
+            "--target", "quality=0.9", "--config", str(test_config),
+        )  # fmt: skip
+        assert r.returncode == 0, r.stderr
+        said[large] = " ".join(r.stderr.split())
+    note = "note: the data never scores large (by name or `profile:`): stood in for"
+    assert note not in said["gpt-4-1106-preview"], said  # `large` is profiled as GPT-4
+    assert note in said["someone-elses-big-model"], said
+
+
 def test_calibrate_in_place_changes_the_threshold_and_keeps_the_files_comments(
     tmp_path, test_config
 ):

@@ -349,6 +349,12 @@ def calibrate(
             "each row's cheap models",
             highlight=False,
         )
+    if cal.large_stood_in:
+        err.print(
+            f"note: the data never scores {', '.join(cal.large_stood_in)} (by name or "
+            "`profile:`): stood in for by the data's best-scoring model outside the cheap ones",
+            highlight=False,
+        )
     p = cal.point
     console.print(f"{cal.field} = {p.param:.4f}  (target {cal.target})")
     console.print(

@@ -71,10 +71,12 @@ class Calibration:
     policy: Policy
     curve: list[OperatingPoint]
     # The rows calibrated on; those left out for lack of a cheap or large outcome
-    # (`measured_rows`); the cheap models the data never scores, stood in for.
+    # (`measured_rows`); the cheap models the data never scores, stood in for; the large models
+    # it never scores, whose outcomes are the data's best large model's (`tier_outcomes`).
     rows: int = 0
     dropped: int = 0
     stood_in: list[str] = field(default_factory=list)
+    large_stood_in: list[str] = field(default_factory=list)
 
 
 def parse_target(text: str) -> tuple[str, float]:
@@ -251,6 +253,8 @@ def calibrate(
     examples, X, dropped, stood_in = measured_rows(router, policy_name, examples, X)
     inp = _inputs(router, policy_name, examples, X)
     policy = inp.compiled.policy
+    own = own_outcomes(inp.compiled, examples)
+    large_stood_in = [inp.compiled.names[k] for k in inp.compiled.large_idx if not own[:, k].any()]
     field_name = sweep_field(policy, two_tier=True)
     values = sweep_values(field_name, inp.compiled, inp.scores, n_points)
     curve = []
@@ -290,6 +294,7 @@ def calibrate(
         len(examples),
         dropped,
         stood_in,
+        large_stood_in,
     )
 
 
