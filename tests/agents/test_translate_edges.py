@@ -147,3 +147,42 @@ def test_a_tool_result_marked_as_an_error_says_so(content):
     assert text.index("Error") < text.index("no such city")
     data = _anthropic_turn({"content": content})
     assert "Error" not in str(messages_to_chat(parse_messages(data), data).messages[-1]["content"])
+
+
+def test_a_responses_stream_closes_each_item_before_the_next_opens():
+    """As the API streams them: text, then two tool calls, each item done before the next is
+    added; the final response holds them all, whole."""
+    from router.server.translate.responses import ResponsesStream
+
+    def chunk(text="", calls=(), finish=None):
+        delta = {"content": text or None, "tool_calls": [dict(c) for c in calls] or None}
+        return {"choices": [{"delta": delta, "finish_reason": finish}]}
+
+    def call(i, cid=None, name=None, args=""):
+        return {"index": i, "id": cid, "function": {"name": name, "arguments": args}}
+
+    data = {"model": "router", "input": "weather?", "stream": True}
+    stream = ResponsesStream("resp_1", parse_responses(data), "large")
+    events = stream.start()
+    for c in (
+        chunk("Let me check."),
+        chunk(calls=[call(0, "call_a", "get_weather", '{"city":')]),
+        chunk(calls=[call(0, args='"Oslo"}')]),
+        chunk(calls=[call(1, "call_b", "convert", "{}")]),
+        chunk(finish="tool_calls"),
+    ):
+        events += stream.feed(c)
+    events += stream.finish_events()
+    opened = []
+    for ev in events:
+        if ev["type"] == "response.output_item.added":
+            assert all(o is None for o in opened), "an item opened while another was open"
+            opened.append(ev["output_index"])
+        if ev["type"] == "response.output_item.done":
+            assert opened[-1] == ev["output_index"]
+            opened[-1] = None
+    assert len(opened) == 3 and events[-1]["type"] == "response.completed"
+    final = events[-1]["response"]["output"]
+    assert [o["type"] for o in final] == ["message", "function_call", "function_call"]
+    assert final[1]["arguments"] == '{"city":"Oslo"}' and final[2]["call_id"] == "call_b"
+    assert [e["sequence_number"] for e in events] == list(range(len(events)))

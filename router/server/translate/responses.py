@@ -420,7 +420,8 @@ class ResponsesStream:
     response.created, response.in_progress, then per output item output_item.added,
     (content_part.added, output_text.delta..., output_text.done, content_part.done) or
     (function_call_arguments.delta..., function_call_arguments.done), output_item.done, and
-    response.completed (or response.incomplete / response.failed)."""
+    response.completed (or response.incomplete / response.failed). One item is open at a time,
+    as the API streams them: the next item's first event closes the one before."""
 
     def __init__(self, rid: str, body: ResponsesBody, model: str) -> None:
         self.rid, self.body, self.model = rid, body, model
@@ -428,7 +429,10 @@ class ResponsesStream:
         self.seq = 0
         self.output: list[dict] = []  # items in output order
         self._text_at: int | None = None  # output index of the open message item
-        self._text: list[str] = []
+        self._text: list[str] = []  # every text delta (the reply's text)
+        self._item_text: dict[int, list[str]] = {}  # output index → its message's text
+        self._open: int | None = None  # output index of the item open now
+        self._done: dict[int, dict] = {}  # output index → the item as output_item.done gave it
         self._calls: dict[int, int] = {}  # chat tool-call index → output index
         self._args: dict[int, list[str]] = {}
         self.finish: str | None = None
@@ -467,8 +471,9 @@ class ResponsesStream:
             self.finish = d.finish
         if d.text:
             if self._text_at is None:
-                events += self._open_message()
+                events += self._close_open() + self._open_message()
             self._text.append(d.text)
+            self._item_text[self._text_at].append(d.text)
             events.append(
                 self._event(
                     "response.output_text.delta",
@@ -481,12 +486,14 @@ class ResponsesStream:
             )
         for index, cid, name, args in d.calls:
             if index not in self._calls:
+                events += self._close_open()
                 at = len(self.output)
                 self._calls[index] = at
                 self._args[index] = []
                 call = {"id": cid or new_id("call"), "name": name or "", "arguments": ""}
                 item = _call_item(new_id("fc"), call, "in_progress")
                 self.output.append(item)
+                self._open = at
                 events.append(self._event("response.output_item.added", output_index=at, item=item))
             at = self._calls[index]
             item = self.output[at]
@@ -508,7 +515,8 @@ class ResponsesStream:
 
     def _open_message(self) -> list[dict]:
         """The events that open the message item (its text follows as deltas)."""
-        self._text_at = len(self.output)
+        self._text_at = self._open = len(self.output)
+        self._item_text[self._text_at] = []
         item = _message_item(new_id("msg"), "", "in_progress")
         self.output.append(item)
         part = {"type": "output_text", "text": "", "annotations": [], "logprobs": []}
@@ -523,38 +531,47 @@ class ResponsesStream:
             ),
         ]
 
+    def _close_open(self) -> list[dict]:
+        """The events that close the item open now (none when none is)."""
+        at, self._open = self._open, None
+        if at is None:
+            return []
+        item = self.output[at]
+        if item["type"] == "message":
+            self._text_at = None
+            text = "".join(self._item_text[at])
+            done = _message_item(item["id"], text)
+            common = {"item_id": item["id"], "output_index": at, "content_index": 0}
+            events = [
+                self._event("response.output_text.done", **common, text=text, logprobs=[]),
+                self._event("response.content_part.done", **common, part=done["content"][0]),
+            ]
+        else:
+            index = next(i for i, o in self._calls.items() if o == at)
+            args = "".join(self._args[index])
+            call = {"id": item["call_id"], "name": item["name"], "arguments": args}
+            done = _call_item(item["id"], call)
+            events = [
+                self._event(
+                    "response.function_call_arguments.done",
+                    item_id=item["id"],
+                    output_index=at,
+                    name=item["name"],
+                    arguments=args,
+                )
+            ]
+        self._done[at] = done
+        events.append(self._event("response.output_item.done", output_index=at, item=done))
+        return events
+
     def finish_events(self) -> list[dict]:
-        """The closing events: every open item done, then the final response. An answer with
+        """The closing events: the open item done, then the final response. An answer with
         neither text nor calls is one empty message, as a whole answer would be."""
         events: list[dict] = [] if self.output else self._open_message()
-        final: list[dict] = []
-        for at, item in enumerate(self.output):
-            if item["type"] == "message":
-                text = "".join(self._text)
-                done = _message_item(item["id"], text)
-                common = {"item_id": item["id"], "output_index": at, "content_index": 0}
-                events.append(
-                    self._event("response.output_text.done", **common, text=text, logprobs=[])
-                )
-                events.append(
-                    self._event("response.content_part.done", **common, part=done["content"][0])
-                )
-            else:
-                index = next(i for i, o in self._calls.items() if o == at)
-                args = "".join(self._args[index])
-                call = {"id": item["call_id"], "name": item["name"], "arguments": args}
-                done = _call_item(item["id"], call)
-                events.append(
-                    self._event(
-                        "response.function_call_arguments.done",
-                        item_id=item["id"],
-                        output_index=at,
-                        name=item["name"],
-                        arguments=args,
-                    )
-                )
-            events.append(self._event("response.output_item.done", output_index=at, item=done))
-            final.append(done)
+        events += self._close_open()
+        for index, at in self._calls.items():  # pieces for a call closed early still count
+            self._done[at]["arguments"] = "".join(self._args[index])
+        final = [self._done[at] for at in range(len(self.output))]
         incomplete = _incomplete_reason(self.finish)
         status = "incomplete" if incomplete else "completed"
         response = self._response(status, output=final, usage=self.usage, incomplete=incomplete)
