@@ -356,3 +356,36 @@ def test_a_reload_after_scorers_current_moved_serves_the_new_version(
             assert proxy.app.state.router.scorer is held
     finally:
         proxy.stop()
+
+
+def test_a_cache_a_reload_replaced_is_closed_after_the_swap(
+    tmp_path, own_upstream, router, redis_url, monkeypatch
+):
+    """Its Redis connections were left open for ever: one more pool at every such reload."""
+    import redis
+
+    from router.server import admin
+
+    monkeypatch.setattr(admin, "OLD_CACHE_CLOSE_S", 0.2)
+    cache = {"mode": "exact", "store": redis_url}
+    cfg = write_config(tmp_path, own_upstream.base_url, server=SERVER, cache=cache)
+    proxy = serve(router_for(cfg, like=router))
+    probe = redis.Redis.from_url(redis_url)
+
+    def clients() -> int:
+        return sum(1 for c in probe.client_list() if c.get("cmd") != "client|list")
+
+    try:
+        with httpx.Client(base_url=proxy.url, timeout=60, headers=AUTH) as c:
+            assert chat(c, "What is 7 + 7?").status_code == 200  # the cache connects
+            before = clients()
+            assert before >= 1
+            text = cfg.read_text().replace(f"store: {redis_url}", "store: null")
+            assert text != cfg.read_text()
+            cfg.write_text(text)
+            assert c.post("/admin/reload", headers=ADMIN).status_code == 200
+            assert chat(c, "What is 7 + 7?").status_code == 200  # on the new, in-process cache
+            wait_for(lambda: clients() < before, what="the old cache's connections closed")
+    finally:
+        probe.close()
+        proxy.stop()

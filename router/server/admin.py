@@ -35,6 +35,9 @@ log = logging.getLogger("router.server")
 GENERATION_KEY = "reload:generation"
 # Wrong admin keys a client address may send, in the `limits` notation (a moving window).
 ADMIN_FAILURES = "5/minute"
+# A cache a reload replaced is closed this long after the swap: requests that hold the old
+# router (a long stream among them) store their answers in it until they end.
+OLD_CACHE_CLOSE_S = 60.0
 
 
 class LiveFeatures:
@@ -59,6 +62,7 @@ class LiveFeatures:
         self.reload_failures = 0
         self.last_error: str | None = None
         self._lock = asyncio.Lock()
+        self._closing: set[asyncio.Task] = set()  # old caches waiting to be closed
         self._generation = 0
         self._task: asyncio.Task | None = None
         self._hup = False
@@ -144,6 +148,7 @@ class LiveFeatures:
             self.svc.router = new  # the swap: requests that hold `old` finish on it
             self.app.state.router = new
             self._hide_secrets_of(new)
+            self._close_later(old.response_cache, new.response_cache)
             # Before any await: the first request on `new` finds its `shadow:` section followed.
             self.shadow = follow_reload(self.shadow, lambda: self.svc.router, self.decisions)
             self.svc.shadow = self.shadow
@@ -166,6 +171,21 @@ class LiveFeatures:
                 with contextlib.suppress(Exception):  # other processes catch up on their own
                     self._generation = int(await new.state.incr(GENERATION_KEY))
             return {"status": "reloaded", "changed": changed, "versions": self.versions}
+
+    def _close_later(self, old_cache: Any, new_cache: Any) -> None:
+        """Close the cache a reload replaced (its Redis connections), once the requests that
+        hold the old router have had `OLD_CACHE_CLOSE_S` to finish with it."""
+        if old_cache is None or old_cache is new_cache:
+            return
+
+        async def close() -> None:
+            await asyncio.sleep(OLD_CACHE_CLOSE_S)
+            with contextlib.suppress(Exception):  # a connection already gone is closed enough
+                await old_cache.close()
+
+        task = asyncio.get_running_loop().create_task(close())
+        self._closing.add(task)  # a reference, so the task is not collected mid-way
+        task.add_done_callback(self._closing.discard)
 
     def _hide_secrets_of(self, new: Any) -> None:
         """Error texts hide the provider keys of the new catalogue too: a model added by the
