@@ -107,7 +107,8 @@ def is_admin(spec: ServerSpec, authorization: str | None, api_key: str | None = 
 
 
 class KeyRing:
-    """The configured keys; `authenticate()` maps an Authorization header to a Principal."""
+    """The configured keys; `find()` maps a key to its Principal (app.py's `api_key` reads the
+    headers, counts wrong keys and answers the 401s: `missing_key`, `invalid_key`)."""
 
     def __init__(self, spec: ServerSpec) -> None:
         check_admin_key(spec)  # `router serve` builds a KeyRing before anything else starts
@@ -140,20 +141,6 @@ class KeyRing:
         for secret, principal in self._keys:
             if hmac.compare_digest(given, secret) and found is None:
                 found = principal
-        return found
-
-    def authenticate(self, authorization: str | None, api_key: str | None = None) -> Principal:
-        """The caller for these headers (`Authorization: Bearer <key>`, or `x-api-key: <key>` as
-        Anthropic's clients send it); raises a 401 APIError when keys are on and it fails.
-        Not counted against the client's address: app.py's `caller` counts wrong keys."""
-        if not self.enabled:
-            return ANONYMOUS
-        token = bearer_token(authorization, api_key)
-        if token is None:
-            raise missing_key()
-        found = self.find(token)
-        if found is None:
-            raise invalid_key()
         return found
 
 
