@@ -8,10 +8,10 @@ and `session_scope=`, and counts given as Python values.
 
 from __future__ import annotations
 
-import difflib
 from collections.abc import Iterable
 from typing import Any
 
+from router.core.config import did_you_mean
 from router.core.request import RequestError, check_tools
 
 
@@ -37,6 +37,5 @@ def unknown_policy(name: str, known: Iterable[str]) -> RequestError:
     """The error for a `policy=` no policy file defines: the configured ones, and the nearest
     name when there is one. Its message starts "unknown policy" (the proxy answers it 404)."""
     known = sorted(known)
-    near = difflib.get_close_matches(str(name), known, n=1)
-    hint = f" (did you mean {near[0]!r}?)" if near else ""
+    hint = did_you_mean(str(name), known)
     return RequestError(f"unknown policy {name!r}{hint}; configured: {known}", "policy")

@@ -4,7 +4,6 @@ learned on different prompts carry different base rates."""
 
 from __future__ import annotations
 
-import difflib
 import logging
 from typing import Any
 
@@ -29,13 +28,12 @@ def success_columns(
         if m.profile is not None:
             # Named, yet the scorer has no such model: a typo, or a profile not joined yet
             # (router add-model). Said once, here: the receipts only say `unprofiled`.
-            near = difflib.get_close_matches(m.profile, list(cols), n=1)
             log.warning(
                 "models[%s].profile: %r is not a model of the scorer%s; it has no estimate of "
                 "its own until profiled and joined (router add-model)",
                 m.name,
                 m.profile,
-                f" (did you mean {near[0]!r}?)" if near else "",
+                did_you_mean(m.profile, cols),
             )
         stand_in = m.stand_in or getattr(config.stand_ins, m.tier)
         where = f"models[{m.name}].stand_in" if m.stand_in else f"stand_ins.{m.tier}"

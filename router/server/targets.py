@@ -7,9 +7,9 @@ listed after `pin` in the policy's `rules:`).
 
 from __future__ import annotations
 
-import difflib
 from dataclasses import dataclass
 
+from router.core.config import did_you_mean
 from router.sdk.router import Router
 from router.server.auth import Principal
 from router.server.errors import APIError
@@ -36,8 +36,7 @@ def resolve(router: Router, principal: Principal, model: str) -> Target:
         # a policy name (they are few) every policy.
         names = router_model_names(router) + [m.name for m in router.config.models]
         names = [n for n in names if principal.may_use(n)]
-        near = difflib.get_close_matches(model, names, n=1)
-        hint = f" (did you mean {near[0]!r}?)" if near else ""
+        hint = did_you_mean(model, names)
         policies = ""
         mine = [n for n in names if n.startswith(ROUTER_MODEL + "/")]
         if model.startswith(ROUTER_MODEL + "/") and mine:
