@@ -24,7 +24,7 @@ from router.serving.decision_log.schema import (
     outcomes,
     safe_url,
 )
-from router.serving.decision_log.writer import _first_line, _json
+from router.serving.decision_log.writer import _json
 
 # ---- reading the log back ------------------------------------------------------------------
 
@@ -50,7 +50,7 @@ def _read_engine(location: str | Path) -> Engine:
             raise DecisionLogError(
                 f"the decision log {safe_url(url)} is not reachable yet ({first_line(e)})"
             ) from None
-        raise DecisionLogError(f"decision log {safe_url(url)}: {_first_line(e)}") from None
+        raise DecisionLogError(f"decision log {safe_url(url)}: {first_line(e)}") from None
     if not found:
         engine.dispose()
         raise DecisionLogError(
@@ -152,7 +152,7 @@ def read_outcomes(location: str | Path, since: float | None = None) -> Iterator[
         # a database that went away mid-read: one line naming the log, not a driver traceback.
         raise DecisionLogError(
             f"decision log {safe_url(database_url(location))}: cannot read its outcomes "
-            f"({_first_line(e)}); `router serve` creates or migrates a log at start"
+            f"({first_line(e)}); `router serve` creates or migrates a log at start"
         ) from None
     finally:
         engine.dispose()

@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 import sqlalchemy as sa
 
-from router.serving.decision_log.reaching import Reconnect, is_outage, migrate_or_wait
+from router.serving.decision_log.reaching import Reconnect, first_line, is_outage, migrate_or_wait
 from router.serving.decision_log.rows import _cell, quantize
 from router.serving.decision_log.schema import (
     COLUMNS,
@@ -485,7 +485,7 @@ class DecisionLog:
             with self.engine.connect() as con:
                 con.exec_driver_sql("PRAGMA wal_checkpoint(PASSIVE)")
         except sa.exc.SQLAlchemyError as e:
-            log.warning("decision log: checkpoint failed: %s", _first_line(e))
+            log.warning("decision log: checkpoint failed: %s", first_line(e))
 
     def _replay_orphans(self) -> None:
         """Take over the spools of dead processes: their items are appended to this one's
@@ -553,7 +553,7 @@ class DecisionLog:
                 if not is_outage(e):
                     return self._write_one_by_one(items, e)
                 if self._failed is None:
-                    log.warning("decision log: write failed, buffering: %s", _first_line(e))
+                    log.warning("decision log: write failed, buffering: %s", first_line(e))
                 self._failed = e
             stop_by = self._stop_by
             if stop_by is None and not stopping:
@@ -567,7 +567,7 @@ class DecisionLog:
 
     def _write_one_by_one(self, items, error: Exception):
         log.error(
-            "decision log: a batch was refused (%s); writing it row by row", _first_line(error)
+            "decision log: a batch was refused (%s); writing it row by row", first_line(error)
         )
         good, bad = [], []
         for item in items:
@@ -580,7 +580,7 @@ class DecisionLog:
                     rest = [i for i in items if i not in good and i not in bad]
                     ok, refused, unwritten = self._write_with_retry(rest, False)
                     return good + ok, bad + refused, unwritten
-                log.error("decision log: dropped a row the database refused: %s", _first_line(e))
+                log.error("decision log: dropped a row the database refused: %s", first_line(e))
                 bad.append(item)
         return good, bad, []
 
@@ -641,7 +641,3 @@ def _close_at_exit(ref: weakref.ref) -> None:
 
 def _json(text: str | None) -> Any:
     return json.loads(text) if text else None
-
-
-def _first_line(e: Exception) -> str:
-    return str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
