@@ -6,16 +6,19 @@ of MiniLM by default: the routing vectors keep too little of a question's meanin
 semantic mode and only for requests the cache does not bypass; `cache.encoder: routing` reuses
 the routing vector (`Turn.vector`) instead. Which requests bypass the cache is
 `cache_keys.bypass_reason`'s rule; answers that came from a fallback after a failure are not
-stored (the next request tries the chosen model again).
+stored (the next request tries the chosen model again). An answer is filed under the key of
+the model that gave it: an escalated cascade's large answer under the large model's key, so a
+request the router sends to the cheap model is never served it.
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import threading
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -34,12 +37,14 @@ STREAM_PIECE_CHARS = 64  # a cached answer is streamed in pieces of about this m
 @dataclass
 class CachePlan:
     """What the cache said about one request: the decision with its `cache` receipt, the key
-    to store the answer under (None: not stored), and the hit, if any."""
+    to store the answer under (None: not stored), and the hit, if any. `key` names the routed
+    model (`decision.model`); `key_for` makes the request's key for another catalogue model."""
 
     decision: Decision
     key: CacheKey | None = None
     vector: np.ndarray | None = None
     hit: Hit | None = None
+    key_for: Callable[[str], CacheKey] | None = None
 
 
 def settings(spec: CacheSpec, router: Any, policy: str) -> tuple[str, float, tuple[str, ...]]:
@@ -71,10 +76,10 @@ async def plan(
     why = bypass_reason(params, allow, private)
     if why is not None:
         return CachePlan(replace(decision, cache={"status": "bypass", "reason": why}))
-    # The model as the catalogue defines it now: after a reload (or a restart, with Redis)
-    # that points the name at another model, the old model's answers are not served.
-    model = model_identity(router.config.model(decision.model))
-    key = cache_key(messages, model, params, None if cache.spec.share_across_keys else scope)
+    key_for = functools.partial(
+        _key, router, list(messages), dict(params), None if cache.spec.share_across_keys else scope
+    )
+    key = key_for(decision.model)
     # An exact entry needs no vector; a semantic one is compared in the cache encoder's space.
     vector = await semantic_vector(router, messages, vector) if mode == "semantic" else None
     found = await cache.lookup(key, vector, mode == "semantic", similarity)
@@ -99,7 +104,16 @@ async def plan(
     receipt = {"status": "miss"}
     if found.nearest is not None:
         receipt.update(nearest=found.nearest, guard=found.guard)
-    return CachePlan(replace(decision, cache=receipt), key, vector)
+    return CachePlan(replace(decision, cache=receipt), key, vector, None, key_for)
+
+
+def _key(
+    router: Any, messages: list[Message], params: dict[str, Any], scope: str | None, model: str
+) -> CacheKey:
+    """The request's key when catalogue model `model` answers it."""
+    # The model as the catalogue defines it now: after a reload (or a restart, with Redis)
+    # that points the name at another model, the old model's answers are not served.
+    return cache_key(messages, model_identity(router.config.model(model)), params, scope)
 
 
 _ENCODER_LOCK = threading.Lock()
@@ -206,6 +220,16 @@ def storable(decision: Decision) -> bool:
     return all(a.ok for a in decision.attempts)
 
 
+def key_of(cp: CachePlan, decision: Decision) -> CacheKey | None:
+    """Where the answer of `decision` is filed: the plan's key, or, when another model than the
+    routed one answered (an escalated cascade), that model's key. Under the routed model's key
+    a later request sent to it would get the other model's answer, in its name and at its price.
+    """
+    if cp.key is None or cp.key_for is None or decision.model == cp.decision.model:
+        return cp.key
+    return cp.key_for(decision.model)
+
+
 def entry_of(
     router: Any, key: CacheKey, decision: Decision, body: dict, usage: tuple[int, int] | None
 ) -> dict | None:
@@ -240,15 +264,16 @@ def _usage(obj: Any) -> tuple[int, int] | None:
 
 
 async def store(router: Any, cp: CachePlan, decision: Decision, response: Any) -> None:
-    """Keep a non-streamed answer under the plan's key."""
-    if cp.key is None or cp.hit is not None or not storable(decision):
+    """Keep a non-streamed answer under the key of the model that gave it (`key_of`)."""
+    key = key_of(cp, decision)
+    if key is None or cp.hit is not None or not storable(decision):
         return
     body = (
         response.model_dump(exclude={"decision"}) if hasattr(response, "model_dump") else response
     )
-    entry = entry_of(router, cp.key, decision, body, _usage(response))
+    entry = entry_of(router, key, decision, body, _usage(response))
     if entry is not None:
-        await router.response_cache.put(cp.key, cp.vector, entry)
+        await router.response_cache.put(key, cp.vector, entry)
 
 
 class StreamCapture:
@@ -299,11 +324,12 @@ class StreamCapture:
 
 async def _store_stream(router: Any, cp: CachePlan, decision: Decision, cap: StreamCapture) -> None:
     body = cap.body(decision.model)
-    if body is None or cp.key is None or not storable(decision):
+    key = key_of(cp, decision)
+    if body is None or key is None or not storable(decision):
         return
-    entry = entry_of(router, cp.key, decision, body, cap.usage)
+    entry = entry_of(router, key, decision, body, cap.usage)
     if entry is not None:
-        await router.response_cache.put(cp.key, cp.vector, entry)
+        await router.response_cache.put(key, cp.vector, entry)
 
 
 @closes("chunks")
