@@ -1,6 +1,7 @@
-"""Verdicts in the cascade flow: an empty cheap answer is escalated; the early verdict on a
-prefix (speculation) is weighed against the router's own estimate as the final one is; a
-speculative large call is paid for only when it was sent and did not fail."""
+"""Verdicts in the cascade flow: an empty cheap answer, or one that only says it has none
+("I don't know."), is escalated; the early verdict on a prefix (speculation) is weighed against
+the router's own estimate as the final one is; a speculative large call is paid for only when
+it was sent and did not fail, and one that failed is on the receipt's attempts."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import pytest
 from router import Router
 from router.core.verifier import AnswerVerifier
 from router.serving import cascade
+from router.serving.answers import declares_no_answer
 from tests import cascade_upstream as cascade_upstream_module
 from tests.test_cascade_proxy import save_verifiers
 
@@ -52,6 +54,11 @@ def spec_router(cascade_upstream, tmp_path_factory) -> Router:
     (root / "policies" / "spec-keyless.yaml").write_text(
         "default: [cheap]\nlarge: [keyless-large]\n"
         "cascade: {verifier: ../unsure-verifier, threshold: 0.5, speculate_tokens: 8}\n"
+    )
+    # Every verdict escalates (no P(right) reaches 1), to a large model that cannot be called.
+    (root / "policies" / "strict-keyless.yaml").write_text(
+        "default: [cheap]\nlarge: [keyless-large]\n"
+        "cascade: {verifier: ../unsure-verifier, threshold: 1.0, speculate_tokens: 8}\n"
     )
     return Router.from_config(root / "config.yaml")
 
@@ -141,3 +148,105 @@ def test_an_empty_cheap_answer_is_escalated(spec_router, cascade_upstream, monke
     assert text == "The answer is 41."
     assert resp.decision.model == "large" and c["escalated"] is True
     assert c["verdict"] == "empty answer" and c["probability"] == 0.0
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_a_failed_speculative_escalation_is_in_the_attempts(spec_router, stream):
+    """The large call started early and failed (no key): the cheap answer is kept, and the
+    failed call is on the receipt before the cheap attempt, which answered."""
+    resp = spec_router.chat(WRONG, policy="strict-keyless", stream=stream)
+    if stream:
+        list(resp)
+    d = resp.decision
+    assert d.model == "cheap" and d.cascade["escalated"] is False
+    assert "escalation failed (UpstreamError)" in d.cascade["note"]
+    assert [(a.model, a.ok) for a in d.attempts] == [("keyless-large", False), ("cheap", True)]
+
+
+# ---- a declared non-answer -------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "I don't know.",
+        "I do not know",
+        "I’m not sure.",
+        "Im not sure",
+        "I cannot answer that.",
+        "I can't answer this question.",
+        "I'm unable to answer that.",
+        "I don't have enough information.",
+        "I don't have enough information to answer that question.",
+        "I have no idea!",
+        "Sorry, I don't know.",
+        "I'm not sure, sorry.",
+        "Unfortunately, I do not know the answer to that question.",
+        "**I don't know.**",
+        "  I don't know.\n\nI'm not sure.  ",
+        "Je ne sais pas.",
+        "No lo sé.",
+        "Ich weiß es nicht.",
+    ],
+)
+def test_a_declared_non_answer_is_recognised(text):
+    assert declares_no_answer(text)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "",
+        "Sorry.",
+        "I know.",
+        "The answer is 41.",
+        "No, I don't know.",  # "No" may answer a yes/no question
+        "I'm not sure whether it will rain, but take an umbrella to be safe.",
+        "I don't know the exact figure, but it is about 40.",
+        "41. I'm not sure though.",
+        "I don't know why this is asked; 4 + 37 = 41.",
+        "I'm not sure what you mean by that.",
+        "I cannot answer that without the units: in metres it is 41.",
+        "I don't know. " * 40,  # no short statement: left to the verifier
+    ],
+)
+def test_an_answer_that_goes_on_is_no_declared_non_answer(text):
+    assert not declares_no_answer(text)
+
+
+@pytest.mark.parametrize("stream", [False, True])
+@pytest.mark.parametrize("said", ["I don't know.", "Sorry, I'm not sure."])
+def test_a_declared_non_answer_is_escalated(spec_router, monkeypatch, stream, said):
+    """The cheap model says it does not know. The verifier's `refusal` check does not look for
+    that (and must not change: the shipped verifier was trained on it), so the verdict went to
+    the verifier, which knew nothing against so short an answer."""
+    real = cascade_upstream_module.answer_for
+
+    def unsure_cheap(model, prompt, json_mode):
+        text, lp, right = real(model, prompt, json_mode)
+        return (said, lp, False) if model == "cheap-math" else (text, lp, right)
+
+    monkeypatch.setattr(cascade_upstream_module, "answer_for", unsure_cheap)
+    resp = spec_router.chat(RIGHT, policy="spec", stream=stream)
+    if stream:
+        text = "".join(c.choices[0].delta.content or "" for c in resp if c.choices)
+    else:
+        text = resp.choices[0].message.content
+    c = resp.decision.cascade
+    assert text == "The answer is 41."
+    assert resp.decision.model == "large" and c["escalated"] is True
+    assert c["verdict"] == "declared non-answer" and c["probability"] == 0.0
+
+
+def test_an_answer_that_is_unsure_but_answers_goes_to_the_verifier(spec_router, monkeypatch):
+    real = cascade_upstream_module.answer_for
+
+    def hedging_cheap(model, prompt, json_mode):
+        text, lp, right = real(model, prompt, json_mode)
+        return (
+            ("I'm not sure, but " + text, lp, right) if model == "cheap-math" else (text, lp, right)
+        )
+
+    monkeypatch.setattr(cascade_upstream_module, "answer_for", hedging_cheap)
+    resp = spec_router.chat(RIGHT, policy="spec")
+    assert resp.decision.cascade["verdict"] == "verifier"

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import math
 import re
+import unicodedata
 from dataclasses import dataclass
 from typing import Any
 
@@ -79,6 +80,43 @@ def _parses_as_json(text: str) -> bool:
     except ValueError:
         return False
     return True
+
+
+# ---- a declared non-answer ---------------------------------------------------------------------
+
+_ABOUT = r"(?:(?:that|this|it)(?: question)?|(?:the|your) question)"
+# What an answer that declines says: "I don't know", "I'm not sure", "I cannot answer that",
+# "I don't have enough information (to answer that)", and the plainest French, Spanish and
+# German forms. Matched against a whole clause, never found inside one.
+_DECLINES = re.compile(
+    rf"i (?:do not|don't|dont) know(?: (?:the answer(?: to {_ABOUT})?|about {_ABOUT}|{_ABOUT}))?"
+    r"|i have no idea"
+    rf"|i(?:'?m| am) not (?:sure|certain)(?: (?:about|of) {_ABOUT})?"
+    rf"|i(?: cannot| can't| can not|(?:'?m| am) (?:unable|not able) to) (?:answer|say|tell)"
+    rf"(?: {_ABOUT})?"
+    r"|i (?:do not|don't) have enough (?:information|context|data|details)"
+    rf"(?: to (?:answer|say|tell)(?: {_ABOUT})?)?"
+    r"|je ne sais pas|je n'en sais rien|je ne suis pas (?:s[uû]re?|certaine?)"
+    r"|no (?:lo )?s[eé]|no estoy segur[oa]"
+    r"|ich wei(?:ß|ss) (?:es )?nicht|ich bin (?:mir )?nicht sicher"
+)
+_APOLOGY = re.compile(r"(?:i'?m |i am )?sorry|unfortunately|apologies|désolée?|lo siento|leider")
+_CLAUSE_END = re.compile(r"[.!?…,;:]+")
+
+
+def declares_no_answer(text: str) -> bool:
+    """Is the whole answer a statement that it has none ("I don't know.", "Sorry, I'm not
+    sure.")? Every clause must decline or apologise: "I'm not sure whether it rains, but take
+    an umbrella" goes on to answer, and is left to the verifier."""
+    if len(text) > 300:
+        return False
+    norm = unicodedata.normalize("NFC", text).lower().replace("\u2019", "'")
+    norm = re.sub(r"[*_\"\u201c\u201d]", "", norm)  # emphasis and quotes around it
+    clauses = [" ".join(c.split()) for c in _CLAUSE_END.split(norm)]
+    clauses = [c for c in clauses if c]
+    if not all(_DECLINES.fullmatch(c) or _APOLOGY.fullmatch(c) for c in clauses):
+        return False
+    return any(_DECLINES.fullmatch(c) for c in clauses)
 
 
 # ---- the LLM verifier (AutoMix-style self/peer verification) ------------------------------

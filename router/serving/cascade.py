@@ -15,9 +15,11 @@ Rules (the same for the SDK and the proxy, which only forwards):
   most that, or for a tool-call or JSON-mode request); the verdict comes before the first
   chunk is handed on, and after that the model never changes;
 - a tool-call answer is accepted unjudged (`tool_calls: accept`) or escalated;
-- a whole answer with no text is escalated, whatever the verifier would say;
+- a whole answer with no text is escalated, whatever the verifier would say, and so is one
+  that only declares it has none ("I don't know.", `answers.declares_no_answer`);
 - in JSON mode an answer that does not parse is escalated (`invalid_json: escalate`);
-- when the escalation itself fails, the held cheap answer is returned (it is still an answer);
+- when the escalation itself fails, the held cheap answer is returned (it is still an answer)
+  and the failed attempts are recorded before the cheap one, which answered and stays last;
 - speculation (`speculate_tokens`): once that many tokens of the cheap answer are in and the
   verifier is already below the threshold on them, the large model's call starts while the
   rest of the cheap answer comes; the verdict then awaits it (escalated) or cancels it (kept),
@@ -34,7 +36,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from router.core.config import Cascade, ModelSpec
-from router.core.decision import Decision
+from router.core.decision import Attempt, Decision
 from router.core.policy import CompiledPolicy
 from router.core.request import Message, request_facts
 from router.core.verifier import AnswerCase, AnswerVerifier, load_verifier
@@ -45,6 +47,7 @@ from router.serving.answers import (
     _get,
     _json_mode,
     _parses_as_json,
+    declares_no_answer,
     judge_messages,
     judge_probability,
 )
@@ -310,6 +313,10 @@ def flow(
         # Nothing to hand on. A verifier learns nothing of empty answers unless its training
         # answers had some (the shipped one had none: it rated "" above a real answer).
         verdict = Verdict(False, 0.0, "empty answer")
+    elif finished and declares_no_answer(held.text):
+        # "I don't know." is as empty, and the verifier's `refusal` check, which feeds the
+        # shipped verifier as trained, does not look for it.
+        verdict = Verdict(False, 0.0, "declared non-answer")
     elif _json_mode(params) and finished and not _parses_as_json(held.text):
         ok = spec.invalid_json == "accept"
         verdict = Verdict(ok, 0.0, "answer is not valid JSON")
@@ -408,6 +415,12 @@ def flow(
             raise
         info.update(escalated=False, note=f"escalation failed ({type(e).__name__}); cheap kept")
         d1.cascade = info
+        # The large model was called and failed: its attempts are the request's too. They go
+        # before the cheap attempt, which answered: the last attempt is the answering one
+        # (metrics, receipts and the decision log read it there).
+        failed = getattr(getattr(e, "decision", None), "attempts", None)
+        failed = failed or [Attempt(large.name, False, type(e).__name__)]
+        d1.attempts = d1.attempts[:-1] + failed + d1.attempts[-1:]
         d1.reason += f"; escalation to {large.name} failed, cheap answer kept"
         return result, d1, chunks
     if stream:
