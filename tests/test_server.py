@@ -441,6 +441,32 @@ def test_refusals_before_routing_are_counted_by_endpoint_and_status(proxy):
     assert count("/v1/models/{id}", "200") >= 1
 
 
+def test_every_route_is_counted_under_its_own_label(proxy):
+    """`router_http_responses_total` takes its labels from the app's routes: no endpoint falls
+    into "other" for want of a hand-kept list; an id is folded into its route's template, the
+    dashboard's files are one label."""
+    from collections import Counter
+
+    def counts() -> dict[tuple[str, str], float]:
+        text = httpx.get(proxy.url + "/metrics").text
+        pattern = r'^router_http_responses_total\{path="([^"]*)",status="(\d+)"\} (\S+)$'
+        return {(p, s): float(n) for p, s, n in re.findall(pattern, text, re.MULTILINE)}
+
+    labels: dict[str, str] = {}  # a path to send -> its label
+    for route in proxy.app.routes:
+        label = re.sub(r"\{[^}]*\}", "{id}", route.path)
+        if label.startswith("/dashboard/static/"):
+            label = "/dashboard/static"
+        labels[re.sub(r"\{[^}]*\}", "some-id", route.path)] = label
+    assert "/v1/messages/count_tokens" in labels  # the one a hand-kept list had left out
+    before = counts()
+    for path in labels:  # a method no route takes: a 405 by path, with no side effect
+        assert httpx.request("PATCH", proxy.url + path).status_code == 405, path
+    after = counts()  # (the scrapes count themselves too: 200s)
+    gained = {k[0]: n - before.get(k, 0.0) for k, n in after.items() if k[1] == "405"}
+    assert {k: n for k, n in gained.items() if n} == Counter(labels.values())
+
+
 def test_a_cache_hit_counts_its_routing_in_metrics_as_its_receipt_and_row_say():
     """A hit served a large model's answer the policy escalated to, on a session's turn: its
     receipt and its decision-log row say escalated (and the turn); /metrics must agree, or

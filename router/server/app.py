@@ -28,7 +28,7 @@ from router.server.auth import (
 )
 from router.server.chat import ChatService
 from router.server.dashboard import install_dashboard
-from router.server.metrics import Metrics
+from router.server.metrics import EndpointLabels, Metrics
 from router.server.middleware import CancelOnDisconnect, HostGuard, RequestIdMiddleware
 from router.server.ratelimit import FailedKeys, RateLimits, address_of
 from router.server.schema import openapi_body
@@ -116,6 +116,9 @@ def create_app(router: Router, config: ServerSpec | None = None) -> FastAPI:
 
     app = FastAPI(title="router", summary="OpenAI-compatible model router", lifespan=lifespan)
     app.state.router, app.state.metrics, app.state.decision_log = router, metrics, decisions
+    # `router_http_responses_total` labels a path by its route: the app's own list, read as the
+    # routes below are added (there is no hand-kept list of endpoints to forget one in).
+    metrics.endpoint_label = EndpointLabels(app.routes)
 
     def hidden_names(request: Request) -> frozenset[str]:
         """What an error to this request's key must not name: the models it may not use."""

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterable
+import re
+from collections.abc import Callable, Iterable, Sequence
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
+from starlette.routing import BaseRoute, Mount
 
 from router.core.decision import Decision
 from router.serving.breaker import Breakers
@@ -29,6 +31,9 @@ class Metrics:
         local_state: Callable[[], dict[str, dict]] | None = None,
     ) -> None:
         self.registry = CollectorRegistry()
+        # Labels paths by the app's routes, which `create_app` hands over once the app exists
+        # (until then every path is "other").
+        self.endpoint_label = EndpointLabels()
         r = self.registry
         if breakers is not None:
             r.register(_BreakerCollector(breakers))
@@ -229,7 +234,7 @@ class Metrics:
 
     def observe_http(self, path: str, status: int) -> None:
         """Count one response (`path` as the client sent it; unknown paths are one label)."""
-        self.http.labels(endpoint_label(path), str(status)).inc()
+        self.http.labels(self.endpoint_label(path), str(status)).inc()
 
     def observe_passthrough(
         self, endpoint: str, model: str, status: int, usage: tuple[int, int] | None, cost: float
@@ -346,25 +351,44 @@ class _BreakerCollector:
         yield trips
 
 
-# The paths `router_http_responses_total` names; any other is "other" (a scanner's thousand
-# probes must not make a thousand label sets).
-ENDPOINTS = frozenset(
-    {
-        "/v1/chat/completions", "/v1/messages", "/v1/responses", "/v1/completions",
-        "/v1/embeddings", "/v1/route", "/v1/feedback", "/v1/models", "/health", "/ready",
-        "/metrics", "/dashboard", "/dashboard/panel", "/dashboard/login", "/dashboard/logout",
-        "/admin/stats", "/admin/reload",
-    }
-)  # fmt: skip
+class EndpointLabels:
+    """The `path` label of `router_http_responses_total`: a request's route, read from the app's
+    own routes (a new endpoint is labelled as itself, no list here to keep up to date)."""
 
+    # One label for the dashboard's files, as for one endpoint.
+    FOLDED = ("/dashboard/static",)
 
-def endpoint_label(path: str) -> str:
-    """The label of a request path: itself when known, its route for a path with an id."""
-    if path in ENDPOINTS:
-        return path
-    for prefix in ("/v1/models/", "/v1/responses/"):
-        if path.startswith(prefix):
-            return prefix + "{id}"
-    if path.startswith("/dashboard/static/"):
-        return "/dashboard/static"
-    return "other"
+    def __init__(self, routes: Sequence[BaseRoute] = ()) -> None:
+        self.routes = routes  # the app's own list: routes added later are seen too
+        self._seen = -1
+        self._paths: dict[str, str] = {}
+        self._templates: list[tuple[re.Pattern[str], str]] = []
+
+    def __call__(self, path: str) -> str:
+        """`path` itself when a route has it, the route's template for a path with an id
+        (`/v1/models/{id}`), "other" for any other path: a scanner's thousand probes must not
+        make a thousand label sets."""
+        if len(self.routes) != self._seen:
+            self._learn()
+        if (label := self._paths.get(path)) is not None:
+            return label
+        for pattern, template in self._templates:
+            if pattern.match(path):
+                return template
+        return "other"
+
+    def _learn(self) -> None:
+        paths: dict[str, str] = {}
+        templates: list[tuple[re.Pattern[str], str]] = []
+        for route in self.routes:
+            template = getattr(route, "path", None)
+            if not isinstance(template, str):
+                continue
+            label = next((f for f in self.FOLDED if template.startswith(f + "/")), template)
+            # Ids read the same, whatever the route calls them (`/v1/responses/{response_id}`).
+            label = re.sub(r"\{[^}]*\}", "{id}", label)
+            if "{" in template or isinstance(route, Mount):
+                templates.append((route.path_regex, label))
+            else:
+                paths[template] = label
+        self._paths, self._templates, self._seen = paths, templates, len(self.routes)
