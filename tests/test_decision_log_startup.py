@@ -63,6 +63,38 @@ def pw_pg(postgres_server):
         server.stop()
 
 
+@pytest.fixture(scope="module")
+def german_pg(postgres_server):
+    """A running PostgreSQL that words its messages in German, the role `router` logging in
+    with the password RIGHT only; a skip where PostgreSQL's German messages are not installed.
+
+    No German locale need exist: with lc_messages C.UTF-8 (not plain C), gettext takes the
+    language from LANGUAGE in the server's environment."""
+    server = PostgresServer(bindir=postgres_server.bindir).start()
+    try:
+        server.query(f"CREATE ROLE router LOGIN PASSWORD '{RIGHT}'")
+        server.query("GRANT ALL ON SCHEMA public TO router")
+        server.query("ALTER SYSTEM SET lc_messages = 'C.UTF-8'")
+        hba = server.data / "pg_hba.conf"
+        hba.write_text("host all router 127.0.0.1/32 scram-sha-256\n" + hba.read_text())
+        server.query("CHECKPOINT")  # synchronous_commit is off: the role survives the restart
+        server.kill()
+        with pytest.MonkeyPatch.context() as env:
+            env.setenv("LANGUAGE", "de")  # pg_ctl's environment, so the server's
+            server.start()
+        engine = sa.create_engine(database_url(_url(server, WRONG, "router")))
+        try:
+            with pytest.raises(sa.exc.OperationalError) as said:
+                engine.connect()
+        finally:
+            engine.dispose()
+        if "authentication failed" in str(said.value):
+            pytest.skip("PostgreSQL's German messages are not installed here")
+        yield server
+    finally:
+        server.stop()
+
+
 @pytest.fixture
 def fast_retries(monkeypatch):
     from router.serving.decision_log import reaching
@@ -248,6 +280,66 @@ def test_bad_credentials_or_a_missing_database_are_an_error_at_start(pw_pg, tmp_
     open_decision_log(_url(pw_pg, RIGHT, "router"), base_dir=tmp_path).close()
 
 
+def test_refusals_worded_in_another_language_are_an_error_at_start(german_pg, tmp_path):
+    """libpq gives no SQLSTATE for a refusal met while connecting: the server's answer, in its
+    own language, is a refusal all the same, never a database to wait for."""
+    port = german_pg.port
+    for url, why in (
+        (_url(german_pg, WRONG, "router"), "Passwort-Authentifizierung"),
+        (f"postgresql://nobody:pw@127.0.0.1:{port}/postgres", "Rolle »nobody« existiert nicht"),
+        (f"postgresql://router:{RIGHT}@127.0.0.1:{port}/nodb", "Datenbank »nodb« existiert nicht"),
+    ):
+        with pytest.raises(DecisionLogError, match=why):
+            open_decision_log(url, base_dir=tmp_path).close()  # close: a log that waits
+    open_decision_log(_url(german_pg, RIGHT, "router"), base_dir=tmp_path).close()
+
+
+def test_a_busy_server_worded_in_another_language_is_waited_for(postgres_server, tmp_path):
+    """A standby that takes no connections (hot_standby off) says so in German, words that
+    read like a refusal; libpq's ping reads its SQLSTATE (57P03): busy, so the log waits."""
+    server = PostgresServer(bindir=postgres_server.bindir).start()
+    try:
+        server.query("ALTER SYSTEM SET lc_messages = 'C.UTF-8'")
+        server.query("ALTER SYSTEM SET hot_standby = off")
+        server.kill()  # (stop() would remove the cluster)
+        (server.data / "standby.signal").touch()
+        if server.as_user:
+            shutil.chown(server.data / "standby.signal", "postgres", "postgres")
+        with pytest.MonkeyPatch.context() as env:
+            env.setenv("LANGUAGE", "de")
+            server.start()
+        log = open_decision_log(_url(server), base_dir=tmp_path)
+        try:
+            assert log.waiting  # not an error at start: a busy server is waited for
+            assert "Verbindungen" in str(log.failed)  # in German: only the ping told
+        finally:
+            log.close(timeout=1.0)
+    finally:
+        server.stop()
+
+
+def test_a_refusal_with_a_sqlstate_is_known_by_it_in_any_language(german_pg):
+    """Errors after connecting carry their SQLSTATE, which is read instead of the words."""
+    from router.serving.decision_log.reaching import refuses, unreachable
+
+    engine = sa.create_engine(database_url(_url(german_pg, RIGHT, "router")))
+    try:
+        with engine.connect() as con, pytest.raises(sa.exc.DBAPIError) as denied:
+            con.execute(sa.text("SET SESSION AUTHORIZATION postgres"))  # not a superuser
+        assert denied.value.orig.sqlstate == "42501"
+        assert "Berechtigung" in str(denied.value)  # German words: only the code tells
+        assert refuses(denied.value)
+        with engine.connect() as con:
+            cut_off = "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = "
+            german_pg.query(cut_off + "'router'")
+            with pytest.raises(sa.exc.OperationalError) as cut:
+                con.execute(sa.text("SELECT 1"))
+        assert cut.value.orig.sqlstate == "57P01"  # the administrator's: down, not refused
+        assert unreachable(cut.value)
+    finally:
+        engine.dispose()
+
+
 def test_a_schema_newer_than_this_code_is_an_error_at_start(postgres_url, tmp_path):
     DecisionLog(postgres_url).close()
     db = database_url(postgres_url)
@@ -388,7 +480,12 @@ def test_which_errors_at_start_are_waited_for():
         'FATAL:  role "router" does not exist',
         'FATAL:  database "router" does not exist',
         "server does not support SSL, but SSL was required",
+        # The server's answer in another language (lc_messages): a refusal by its form.
+        "FATAL:  Passwort-Authentifizierung für Benutzer »router« fehlgeschlagen",
+        'ВАЖНО:  роль "router" не существует',
     ):
         assert not unreachable(op(at + refused)), refused
+    # A pooler up before a database that is not: waited for.
+    assert unreachable(op(at + "ERROR:  pgbouncer cannot connect to server"))
     assert not unreachable(sa.exc.ProgrammingError("connect", None, Exception("invalid option")))
     assert not unreachable(DecisionLogError("its schema is at revision 0999, newer than ..."))

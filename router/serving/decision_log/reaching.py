@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 import random
+import re
 import threading
 import time
 from collections.abc import Callable
@@ -30,16 +31,20 @@ log = logging.getLogger("router.serving.decision_log")
 FIRST_RETRY_S = 0.5  # the first wait before trying the database again; doubles from there
 MAX_RETRY_S = 10.0  # ... up to this (each wait drawn from its upper half: replicas spread out)
 
-# What libpq and PostgreSQL say (in English) when the server answered and refused this log: its
-# credentials, a role or database that does not exist, TLS it cannot do, settings it does not
-# take. A server whose messages are translated is taken as down instead (tried again).
-REFUSALS = (
-    "authentication failed",  # password, ident, peer, LDAP, certificate (28P01, 28000)
+# What the server answers when it refuses this log, by SQLSTATE: its credentials or a role
+# that may not log in (class 28), a database that does not exist (3D000), no CONNECT privilege
+# (42501), a rejected connection (08004), settings it does not take (42704 unknown, 22023 a bad
+# value), a database that takes no connections (55000). Any other code is no refusal.
+REFUSED_SQLSTATES = frozenset({"3D000", "42501", "08004", "42704", "22023", "55000"})
+REFUSED_CLASSES = ("28",)
+
+# libpq gives no SQLSTATE for an error met while connecting, the server's included: only its
+# message, which the server words in its own language (lc_messages). So a message is read by
+# its form: libpq writes what the server said as "SEVERITY:  text" (two spaces, a word of any
+# language), its own errors otherwise. What libpq says itself (in this process's language,
+# English) when it refuses a setting or the server's TLS or authentication:
+CLIENT_REFUSALS = (
     "no password supplied",
-    "no pg_hba.conf entry",  # 28000
-    "does not exist",  # the role or the database (28000, 3D000)
-    "not permitted to log in",
-    "permission denied",  # no CONNECT privilege (42501)
     "does not support ssl",
     "ssl was required",
     "certificate",  # TLS: the server's certificate cannot be verified
@@ -47,6 +52,26 @@ REFUSALS = (
     "authentication method",
     "invalid",  # a setting libpq refuses: "invalid sslmode value", "invalid port number"
 )
+# ... and what a server (or a pooler before it) that is up says when it cannot take the
+# connection yet: starting, stopping or in recovery (57P03), out of connection slots (53300) or
+# memory, a pooler that cannot reach its server. Any other answer of the server is a refusal,
+# in whatever language it is worded; one of these in another language is taken as one too.
+SERVER_BUSY = (
+    "the database system is",  # starting up, shutting down, in recovery mode, not accepting
+    "too many clients",
+    "too many connections",
+    "connection slots are reserved",
+    "out of memory",
+    "terminating connection",
+    "could not fork",
+    "shutting down",
+    "cannot connect to server",  # PgBouncer
+    "no more connections allowed",  # PgBouncer's max_client_conn
+    "try again later",  # PgBouncer's server_login_retry
+    "timeout",  # PgBouncer's query_wait_timeout, client_login_timeout
+)
+# What the server said, after libpq's "... failed: " (a line of its own: DETAIL, HINT follow).
+_SERVER_SAID = re.compile(r"failed: [^\s:][^:\n]{0,30}:  (\S.*)")
 
 
 def is_outage(e: BaseException) -> bool:
@@ -56,10 +81,49 @@ def is_outage(e: BaseException) -> bool:
     )
 
 
+def sqlstate(e: BaseException) -> str | None:
+    """The SQLSTATE of a driver error (psycopg's `.sqlstate`, under SQLAlchemy's `.orig`); None
+    when it has none, as every error met while connecting."""
+    for error in (getattr(e, "orig", None), e):
+        code = getattr(error, "sqlstate", None)
+        if isinstance(code, str) and len(code) == 5:
+            return code
+    return None
+
+
 def refuses(e: BaseException) -> bool:
-    """The server answered and refuses this log (`REFUSALS`): a configuration error."""
-    text = str(getattr(e, "orig", None) or e).lower()
-    return any(words in text for words in REFUSALS)
+    """The server answered and refuses this log: a configuration error. Read from the SQLSTATE
+    where the driver gives one, else from the message's form (`CLIENT_REFUSALS`, `SERVER_BUSY`)."""
+    code = sqlstate(e)
+    if code is not None:
+        return code in REFUSED_SQLSTATES or code.startswith(REFUSED_CLASSES)
+    text = str(getattr(e, "orig", None) or e)
+    if any(words in text.lower() for words in CLIENT_REFUSALS):
+        return True
+    return bool(unread_server_words(e))
+
+
+def unread_server_words(e: BaseException) -> list[str]:
+    """What the server said while refusing the connection, when none of it is a busy server's
+    English (`SERVER_BUSY`): words of a refusal, or of a busy server in another language."""
+    if sqlstate(e) is not None:
+        return []
+    text = str(getattr(e, "orig", None) or e)
+    said = [m.group(1).lower() for m in _SERVER_SAID.finditer(text)]
+    return said if any(not any(w in line for w in SERVER_BUSY) for line in said) else []
+
+
+def pings_busy(engine: Engine) -> bool:
+    """Does the server answer libpq's ping with "up, but not taking connections" (starting,
+    stopping, in recovery)? The ping reads the answer's SQLSTATE (57P03), which a connection's
+    error does not carry, so it tells a busy server from a refusal in any language. Not "too
+    many clients": the ping takes that for up."""
+    if engine.dialect.name != "postgresql":
+        return False
+    from psycopg import pq  # the driver of every PostgreSQL URL the log takes
+
+    url = engine.url.set(drivername="postgresql").render_as_string(hide_password=False)
+    return pq.PGconn.ping(url.encode()) == pq.Ping.REJECT
 
 
 def unreachable(e: BaseException) -> bool:
@@ -80,7 +144,10 @@ def migrate_or_wait(
         migrate(engine)
         return None
     except (sa.exc.SQLAlchemyError, OSError) as e:
-        if not may_wait or engine.dialect.name == "sqlite" or not unreachable(e):
+        if not may_wait or engine.dialect.name == "sqlite":
+            raise
+        # Words the server said in another language are a refusal unless the ping says busy.
+        if not unreachable(e) and not (unread_server_words(e) and pings_busy(engine)):
             raise
         log.warning(
             "decision log: %s is not reachable at start (%s); serving anyway: rows wait in the "
