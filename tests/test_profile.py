@@ -359,6 +359,21 @@ def test_rows_without_a_reference_are_skipped_and_said(tmp_path, oracle):
     assert {r["id"] for r in read_out(out)} == {r["id"] for r in rows}
 
 
+@pytest.mark.parametrize("kw", [{"limit": 4}, {"per_source": 4}])
+def test_limit_and_per_source_count_the_rows_profiled_not_those_skipped(tmp_path, oracle, kw):
+    """Rows without a reference are set aside before `--limit` and `--per-source` are taken:
+    `--limit 4` profiles 4 rows when 4 have one, however many without one come between."""
+    labelled = mc_rows(4, "dcrouter/limited")
+    rows = []
+    for i, row in enumerate(labelled):
+        bare = dict(row, id=f"bare{i}", prompt=f"no label here, number {i}")
+        del bare["metric"], bare["ground_truth"]
+        rows += [bare, row]
+    report, out = run(tmp_path, oracle, rows, ["oracle"], **kw)
+    assert [r["id"] for r in read_out(out)] == [r["id"] for r in labelled]
+    assert report.skipped_no_reference == 4
+
+
 def test_unknown_model_and_empty_selection_are_clear_errors(tmp_path, oracle):
     with pytest.raises(ProfileError, match="not in the catalogue"):
         run(tmp_path, oracle, mc_rows(2), ["nope"])

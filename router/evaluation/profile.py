@@ -124,6 +124,13 @@ def row_key(ex: Example) -> str:
     return ex.id or "sha1:" + hashlib.sha1(ex.text().encode("utf-8")).hexdigest()
 
 
+def from_sources(rows: Sequence[Example], sources: Sequence[str] = ()) -> list[Example]:
+    """The rows whose source starts with one of `sources` (every row when none is given)."""
+    if not sources:
+        return list(rows)
+    return [r for r in rows if any(r.source.startswith(s) for s in sources)]
+
+
 def select_rows(
     rows: Sequence[Example],
     per_source: int | None = None,
@@ -132,8 +139,7 @@ def select_rows(
 ) -> list[Example]:
     """The rows to profile: optionally only some sources, at most `per_source` of each
     (a fixed pseudo-random sample: rows ordered by a hash of their key), then `limit`."""
-    if sources:
-        rows = [r for r in rows if any(r.source.startswith(s) for s in sources)]
+    rows = from_sources(rows, sources)
     if per_source is not None:
         by_source: dict[str, list[Example]] = defaultdict(list)
         for r in rows:
@@ -356,12 +362,6 @@ def profile(
     if not out.parent.is_dir():
         raise ProfileError(f"--out {out}: the directory {out.parent} does not exist")
     journal = Journal(out.with_name(out.name + ".journal"))
-    # Rows need no scores: a user's own labelled prompts (metric, ground_truth) are profiled
-    # from nothing; a row is written out once a model has a result on it.
-    rows = select_rows(read_many(data, unscored=True), per_source, limit, sources)
-    if not rows:
-        raise ProfileError("no rows to profile (check --source / --limit)")
-
     # The output's rows: what is already in `out` (kept as it is), plus each selected row once
     # a profiled model has a result on it (a run stopped part-way writes only finished rows).
     by_key: dict[str, Example] = {}
@@ -374,14 +374,13 @@ def profile(
                 order.append(k)
             by_key[k] = ex
     kept = set(order)
-    todo_rows: list[Example] = []
-    for ex in rows:
-        k = row_key(ex)
-        if k not in by_key:
-            by_key[k] = ex
-            order.append(k)
-        todo_rows.append(by_key[k])
-
+    # Rows need no scores: a user's own labelled prompts (metric, ground_truth) are profiled
+    # from nothing. Each is taken as the output has it, if there, with the journal's results:
+    # the answer a judge grades against may be one profiled earlier.
+    candidates = [
+        by_key.setdefault(row_key(ex), ex)
+        for ex in from_sources(read_many(data, unscored=True), sources)
+    ]
     done = journal.read()
     finished_keys: set[str] = set()
     for (k, _m), r in done.items():
@@ -389,17 +388,30 @@ def profile(
             merge_result(by_key[k], r)
             finished_keys.add(k)
     report = ProfileReport()
-    # (row, model, the answer kept from a run whose grading of it failed, if any)
-    tasks: list[tuple[Example, str, Result | None]] = []
-    for ex in todo_rows:
+    # Rows that cannot be graded are set aside before the sample and the limit are taken, so
+    # that `--per-source` and `--limit` count the rows profiled (not ones skipped after).
+    gradable: list[Example] = []
+    for ex in candidates:
         if not _gradable(ex, judge, judge_against):
             report.skipped_no_reference += 1
-            continue
-        if ex.extra.get("metric") == "code_eval" and not allow_code_exec:
+        elif ex.extra.get("metric") == "code_eval" and not allow_code_exec:
             # Its answer could only be run to be graded: calling the model would be paid for
             # and end as a grading failure, again on every rerun.
             report.skipped_code += 1
-            continue
+        else:
+            gradable.append(ex)
+    todo_rows = select_rows(gradable, per_source, limit)
+    if not todo_rows and not (report.skipped_no_reference or report.skipped_code):
+        raise ProfileError("no rows to profile (check --source / --limit)")
+    listed = set(order)  # a row not in `out` yet is written in the order of the selection
+    for ex in todo_rows:
+        if (k := row_key(ex)) not in listed:
+            listed.add(k)
+            order.append(k)
+
+    # (row, model, the answer kept from a run whose grading of it failed, if any)
+    tasks: list[tuple[Example, str, Result | None]] = []
+    for ex in todo_rows:
         for m in models:
             prev = done.get((row_key(ex), m)) or _result_in_row(ex, m)
             if prev is not None and prev.error is None:
