@@ -1,10 +1,13 @@
 """Values given to a password, a key or a token in a text, for the secret detector
 (`router/core/privacy.py`): `password: hunter2`, `DB_PASSWORD=...` and `PGPASSWORD=... psql`
 (env files, shell lines, config, code), `"db_password": "..."`, "my password is ...", and the
-word for password in other languages (`Passwort: ...`, `비밀번호는 ...입니다`). What is not a
-value: a phrase about a password ("Password: required for every account"), code that reads
-one (`password = os.environ["DB_PASSWORD"]`, `password=db_password`, a type annotation), a
-template's stand-in (`${DB_PASSWORD}`, `your_password_here`). Pure functions, no I/O.
+word for password in other languages (`Passwort: ...`, `비밀번호는 ...입니다`); a plain word
+given to a password's English name ("my password is sunshine", `pw: tiger`, `db_pass=tiger`),
+a passphrase's words, an XML element's text (`<password>s3cr3t</password>`) and MySQL's
+`-pS3cret`. What is not a value: a phrase or a word about a password ("Password: required for
+every account", "the password is wrong"), code that reads one (`password =
+os.environ["DB_PASSWORD"]`, `password=db_password`, a type annotation), a template's stand-in
+(`${DB_PASSWORD}`, `your_password_here`). Pure functions, no I/O.
 """
 
 from __future__ import annotations
@@ -36,8 +39,16 @@ ENDS_A_VALUE = frozenset(
     " maar dan и или но а потом затем i lub ale oraz potem och eller men sedan og ja tai"
     " mutta sitten ve veya ama sonra és vagy aztán a nebo pak".split()
 )
-# Words of 8 letters or more that say what a password is or must be rather than give one
-# ("Password: required and ...", "Passwort: erforderlich"): never a value.
+# English names of a password (lower case, as `_assigned` finds them). A plain word given to
+# one is read down to 5 letters, and in prose too, because the English words that say what a
+# password is like are known here (`DESCRIBES_A_PASSWORD`, `_DESCRIBING_ENDING`); after a
+# key's, a token's or another language's name a plain word must have 8 letters, after a sign.
+ENGLISH_PASSWORD_NAMES = frozenset({"password", "passwd", "passphrase", "pwd", "pw", "pass"})
+
+# Words that say what a password is or must be rather than give one ("Password: required
+# and ...", "Passwort: erforderlich", "the password is wrong"): never a value. Other
+# languages' words have 8 letters or more (a shorter plain word is no value after their names);
+# English ones are of any length.
 DESCRIBES_A_PASSWORD = frozenset(
     "required optional mandatory compulsory obligatory necessary incorrect minimum maximum"
     " forgotten disabled encrypted protected generated different anything whatever something"
@@ -51,7 +62,42 @@ DESCRIBES_A_PASSWORD = frozenset(
     " incorreto incorreta necessário necessária esquecida verplicht optioneel vergeten verlopen"
     " ongeldig обязателен обязательно необязательно неверный неправильный wymagane"
     " obowiązkowe nieprawidłowe opcjonalne obligatoriskt obligatorisk valfritt volitelné"
-    " nesprávné".split()
+    " nesprávné"
+    " wrong correct right valid invalid strong stronger weak weaker short shorter long longer"
+    " empty blank unset unknown known hidden masked shown broken stolen taken given chosen"
+    " written mine yours ours theirs below above there here same fine great okay good better"
+    " worse simple complex unique random common obvious secure insecure unsafe private public"
+    " mismatch current latest initial enough present absent lowercase uppercase numeric"
+    " alphanumeric"
+    " case-sensitive case-insensitive".split()
+)
+# Words that describe a password in a sentence ("the password is secret") but are also set
+# as one in config (`POSTGRES_PASSWORD: secret`): not a value in prose only.
+DESCRIBES_IN_PROSE = frozenset({"secret", "default"})
+# Endings of English participles and adjectives ("the password is hashed", "password: missing",
+# "guessable", "sensitive", "obvious", "useless"): a plain word with one, in prose or of fewer
+# than 8 letters after a sign, describes a password. (So a password that is such a word,
+# "darling", is missed there; one of 8 letters or more after a colon was a value before these
+# words were read and stays one; in `NAME=value` and an element's text no one describes.)
+_DESCRIBING_ENDING = re.compile(r"(?:ed|ing|able|ible|ive|ous|ful|less)$")
+# Type names and literals: what a schema, a sample request or code gives a password, not a
+# value (`"password": "string"`, `<password>string</password>`, `pass=None`).
+TYPE_WORDS = frozenset(
+    "string str bytes bool boolean number integer int text varchar char object secretstr true"
+    " false none null nil undefined".split()
+)
+# Words of prose (articles, pronouns, prepositions, auxiliaries, negation, quantity) and words
+# about a passphrase's length: never among a passphrase's words ("passphrase is stored in the
+# keychain", "passphrase: minimum twelve characters").
+PHRASE_WORDS = frozenset(
+    "a an the this that these those it its is are was were be been being am has have had do"
+    " does did to of in on at by for with from into onto as than then and or but nor if so not"
+    " no too very also only just still yet now here there when where what which who whom whose"
+    " how why my your our their his her we you they me us them must should can could will would"
+    " may might shall each every all any some both either neither more most less least few many"
+    " much such own same other another about after before over under between through during"
+    " until while unless whether elif assert return characters letters words digits symbols"
+    " long short length minimum maximum".split()
 )
 # Letters of scripts written without spaces, their punctuation and full-width forms: not part
 # of a value ("パスワードはabc123です": the value is "abc123"; full-width text is read in its
@@ -63,19 +109,23 @@ def _assigned(words: str = "", unspaced: str = "", starts: str = "") -> re.Patte
     """A value given to a key, token or password: `name: value`, `name=value`, "name is value"
     (`words`: more names; `unspaced`: names in scripts without spaces, with no word boundary).
     A password's name may end an identifier (`DB_PASSWORD`, `PGPASSWORD`, `dbPassword`,
-    `MYSQL_PWD`, `SMTP_PASS` in upper case), as env files, shell lines and code name them.
+    `MYSQL_PWD`, `SMTP_PASS` in upper case), as env files, shell lines and code name them;
+    `pw` and `pwd` are a word or an identifier's last part (`pw: ...`, `db_pw=...`); `pass` in
+    any case only glued to `=` (`db_pass=...`, `pass=...` in env files, shell lines, query
+    strings), since a compiler's or a loop's pass is spaced (`first_pass = False`), a
+    boarding pass is prose and `compass=`, `bypass=`, `passenger=` are other words.
     (`starts`: the letters the more names begin with; a look-ahead for the first letters of all
     skips most places at once, which the names' boundaries and look-behinds would not.)"""
     names = r"api[_-]?key|access[_-]?key|secret(?:[_-]?key)?|token|auth|authorization"
-    names = rf"\b(?:{names})|(?<![^\W_])(?:pwd{'|' + words if words else ''})|pass(?:word|wd)"
-    names += r"|(?-i:(?<=_)PASS)"
+    names = rf"\b(?:{names})|(?<![^\W_])(?:pwd?{'|' + words if words else ''})"
+    names += r"|pass(?:word|wd|phrase)|(?-i:(?<=_)PASS)|(?<![^\W_])pass(?==)"
     if unspaced:
         names += f"|{unspaced}"
     return re.compile(
-        rf"(?i)(?=[apst{starts}])(?:{names})[\"']?"
-        r"(?:\s*([:=—–])\s*|(\s+(?:is|ist|lautet|est|es|é)(?:\s*:)?\s+"
+        rf"(?i)(?=[apst{starts}])(?P<name>{names})[\"']?"
+        r"(?:\s*(?P<sign>[:=—–])\s*|(?P<verb>\s+(?:is|ist|lautet|est|es|é)(?:\s*:)?\s+"
         r"|\s*(?:是|为|為|は|が|는|은|가)\s*))[\"'「『“‘]?"
-        rf"(?:(?:bearer|basic|token)\s+)?([^\s\"'“”‘’,;{_CJK}]{{6,}})"
+        rf"(?:(?:bearer|basic|token)\s+)?(?P<value>[^\s\"'“”‘’,;{_CJK}]{{5,}})"
     )
 
 
@@ -96,6 +146,9 @@ _NAMES_ONE = re.compile(
 # (`password: SecretStr = Field()`).
 _VARIABLE = re.compile(r"^_*[a-z][a-z0-9]*(?:_+[a-z0-9]+)+$")
 _ANNOTATION = re.compile(r"\s*(?:=(?!=)|\|\s*None\b)")
+# A name with nothing after it on its line (`password:` opening a YAML mapping, an empty
+# `DB_PASSWORD=`): the next line's entry (`type: string`, `DB_HOST=db`) is not its value.
+_NEXT_ENTRY = re.compile(r"^[A-Za-z_][\w.-]*(?::$|=)")
 _QUOTES = "\"'「『“‘"
 _NAMES = ("password", "passwd", "secret", "secret_key", "api_key", "token", "auth")
 
@@ -109,53 +162,214 @@ def placeholder(value: str) -> bool:
     `your_password_here`, `sk-***`)."""
     return (
         value.startswith(("{", "$", "<", "[", "%("))
-        or set(value) <= set("*x")
+        or set(value) <= set("*x.…")  # `***`, `xxxx`, `...`
         or _STAND_IN.search(value) is not None
     )
 
 
-def _is_value(value: str, prose: bool, then: str | None = None) -> bool:
+def _is_value(
+    value: str, prose: bool, then: str | None = None, plain: bool = False, glued: bool = False
+) -> bool:
     """Is the value given to a key, token or password one? Not a stand-in, not code
-    (`token = tokenizer.encode(text)`), and in prose not a word: "the password is incorrect"
-    says nothing secret, "my password is hunter22" does, and so does "password: sunshine1".
-    A word of 8 letters or more alone after the colon is a value ("password: sunshine"),
-    unless it says what a password must be ("Password: required"). When more words follow it
-    on its line (`then`: the next one), it is a value only if that word ends it, as a list
-    goes on ("password: sunshine and the user is bob"); otherwise it begins a phrase
-    ("Passwort: mindestens acht Zeichen", "Password: required for every account")."""
+    (`token = tokenizer.encode(text)`), not a word that describes a password or a type's name.
+    A value with a digit or a sign is one ("my password is hunter22", "password: sunshine1").
+    A plain word after a key's, a token's or another language's name is one only after a
+    sign, with 8 letters or more ("password: sunshine", "Passwort: sonnenschein"); after an
+    English name of a password (`plain`) it may be shorter ("password: tiger") and in prose
+    ("my password is sunshine"), unless it describes one by its ending ("the password is
+    hashed"; not checked where nobody describes, `glued`: `pass=tiger`, `<password>...`).
+    When more words follow it on its line (`then`: the next one), after a sign it is a value
+    only if that word ends it, as a list goes on ("password: sunshine and the user is bob");
+    otherwise it begins a phrase ("Passwort: mindestens acht Zeichen"); in prose it must end
+    its sentence or line ("The password is sunshine and it never changed" tells a story)."""
     if len(set(value)) < 5 or placeholder(value) or _CODE.search(value):
         return False
     if _NAMES_ONE.match(value.rstrip("}")):
         return False
     if value.startswith(("/", "~/", "./", "../")) or "://" in value:
         return False  # "pwd: /home/ann", "auth: https://id.example.com/callback"
-    word = value.rstrip(".!?")  # "Das Passwort ist falsch.": a sentence's end is no part of it
+    word = value.rstrip(".!?:")  # "Das Passwort ist falsch.": a sentence's end is no part of it
+    if word.lower() in DESCRIBES_A_PASSWORD or word.lower() in TYPE_WORDS:
+        return False
     if not word.isalpha():
         return True
-    if prose or len(word) < 8 or word.lower() in DESCRIBES_A_PASSWORD:
+    if not plain:
+        if prose or len(word) < 8:
+            return False
+    elif not glued and (prose or len(word) < 8) and _DESCRIBING_ENDING.search(word.lower()):
         return False
+    elif prose:
+        return then is None and word.lower() not in DESCRIBES_IN_PROSE
     return then is None or then.lower() in ENDS_A_VALUE
 
 
 def given_values(text: str) -> Iterator[tuple[int, int]]:
     """Where each value given to a password, key or token in `text` starts and ends."""
     lower = text.lower()
+    yield from _named_values(text, lower)
+    if "passphrase" in lower:
+        yield from _passphrases(text)
+    if "</" in text:
+        yield from _element_values(text)
+    yield from _mysql_values(text)
+
+
+def _named_values(text: str, lower: str) -> Iterator[tuple[int, int]]:
+    """Values after a name and a sign or a verb (`password: ...`, `DB_PASSWORD=...`, "my
+    password is ...", `Passwort: ...`)."""
     pattern = _ASSIGNED_ANY_LANGUAGE if any(k in lower for k in PASSWORD_KEYS) else _ASSIGNED
     for m in pattern.finditer(text):
-        follows = _PHRASE.match(text, m.end(3))
-        then = follows.group(1) if follows else None
-        at, value = m.start(1), m.group(3)
-        unquoted = text[m.start(3) - 1] not in _QUOTES
-        if m.group(1) == "=" and unquoted and value in _NAMES and text[m.start()].islower():
+        sign, value, end = m.group("sign"), m.group("value"), m.end("value")
+        if value.endswith(")") and "(" not in value:
+            # "(user: bob, password: hunter22)": the parenthesis is the sentence's, not code
+            value, end = value[:-1], end - 1
+        plain = m.group("name").lower() in ENGLISH_PASSWORD_NAMES
+        if len(value) < 6 and not plain:
+            continue  # a key's, a token's or another language's value: 6 characters at least
+        if "\n" in text[m.end("name") : m.start("value")] and _NEXT_ENTRY.match(value):
+            continue
+        follows = _PHRASE.match(text, end)
+        # "password: sunshine. Thanks": a sentence's end closes the value, whatever follows
+        then = follows.group(1) if follows and value[-1] not in ".!?" else None
+        unquoted = text[m.start("value") - 1] not in _QUOTES
+        word = value.rstrip(".!?:")  # a plain word's full stop ends the sentence, not it
+        if word.isalpha() and unquoted and _word_out_of_place(text, m, value, plain):
+            continue
+        glued = False
+        if sign == "=" and unquoted and value in _NAMES and text[m.start()].islower():
             continue  # `upstream_password=password`: code passes a variable of that name on
-        if m.group(1) == "=":
+        if sign == "=":
+            at = m.start("sign")
             if not (text[at - 1].isspace() or text[at + 1].isspace()):
-                then = None  # `PGPASSWORD=secret psql ...`: a shell's NAME=value, a command
+                glued, then = True, None  # `PGPASSWORD=secret psql ...`: a shell's NAME=value
             elif unquoted and _VARIABLE.match(value):
                 continue
             elif then is not None:
                 then = "="  # `password = password or ""`: code, where no word ends a value
-        elif m.group(1) == ":" and _ANNOTATION.match(text, m.end(3)):
+        elif sign == ":" and _ANNOTATION.match(text, end):
             continue
-        if _is_value(value, prose=m.group(2) is not None, then=then):
-            yield m.start(3), m.end(3)
+        if _is_value(value, m.group("verb") is not None, then, plain, glued):
+            yield m.start("value"), m.start("value") + len(word if word.isalpha() else value)
+
+
+# Words after which a sentence names the password it gives ("my password is", "the wifi
+# password is"), and signs that begin a clause ("Username is bob, password is ...").
+_DETERMINERS = frozenset("my your our his her their its the this that".split())
+_CLAUSE_SIGNS = tuple(".,;:!?(\"'“")
+
+
+def _begins_its_clause(text: str, line_start: int, at: int) -> bool:
+    """Does the name at `at` begin a clause: at its line's start, after a sign or after a
+    possessive or an article, with at most two words between (`wifi`, `admin`) and none a
+    word of prose ("no username or password", "if password")? Read backwards word by word
+    over at most 80 characters: a pattern anchored at the end would be tried at every place
+    of the line."""
+    before = text[max(line_start, at - 80) : at]
+    words = before.split()
+    if words and not before[-1].isspace():
+        words.pop()  # the name's own identifier (`DB_` of `DB_PASSWORD`, `wifi-`)
+    for between, word in enumerate(reversed(words)):
+        if word.endswith(_CLAUSE_SIGNS) or word.lower() in _DETERMINERS:
+            return True
+        if between == 2 or word.lower() in PHRASE_WORDS:
+            return False
+    return at - 80 <= line_start  # the line's start, unless it was beyond the 80 characters
+
+
+def _word_out_of_place(text: str, m: re.Match, value: str, plain: bool) -> bool:
+    """Is an unquoted plain word given to a name there by the text's shape, not as its value?
+    On the next line it is that line's first word (`if ... azure_password:` then `return`).
+    Glued to a colon it is a namespace's member (`DEBUG=pw:api`, `passwd:gecos`); after a
+    colon inside parentheses, a capitalised word is a parameter's type (`def f(pw: Split)`;
+    not in "(user: bob, password: sunshine)"). After ` = ` in lower case it is a variable
+    (`username, password = value`), unless it has 8 letters or more, as an INI file's
+    `password = sunshine`. In prose the name must begin its clause ("my password is ...", not "no username or
+    password is present", "if password is None")."""
+    sign, start = m.group("sign"), m.start("value")
+    if "\n" in text[m.end("name") : start]:
+        return True
+    # The line's start, looked for over 200 characters at most (a text of one long line).
+    lo = max(0, m.start() - 200)
+    line_start = max(text.rfind("\n", lo, m.start()) + 1, lo)
+    if sign == ":":
+        before = text[line_start : m.start()]
+        namespaced = not text[m.end("sign")].isspace() and len(value) < 8
+        typed = value[0].isupper() and before.count("(") > before.count(")")
+        return namespaced or typed
+    if sign == "=":
+        spaced = text[m.start("sign") - 1].isspace()
+        # 8 letters or more stays a value, as before plain words counted shorter (an INI
+        # file's `password = sunshine`), unless a tuple is unpacked (`ph, pw = paddings`).
+        unpacked = "," in text[line_start : m.start()]
+        short = len(value.rstrip(".")) < 8
+        lower_var = value.islower() and text[m.start()].islower() and (short or unpacked)
+        return plain and spaced and lower_var
+    if sign is None and plain:  # prose: "name is value"
+        return not _begins_its_clause(text, line_start, m.start())
+    return False
+
+
+# A passphrase is words (`passphrase is correct horse battery staple`): one value when 3 to 8
+# words of letters run from the name to the end of the sentence or line, none a word of prose
+# (`PHRASE_WORDS`) or one with a describing ending ("stored encrypted locally"). At least 3,
+# because password managers' generators give no fewer (Bitwarden's minimum) and two words
+# read as a phrase ("too short", "not set"); at most 8, because diceware's advice is 6 words
+# (the EFF's) and a longer run is likelier a heading or a list than a passphrase. A single
+# word is read as a password's (`passphrase: sunshine42`, above).
+_PASSPHRASE = re.compile(
+    r"(?im)passphrase[\"']?(?:[ \t]*[:=][ \t]*|[ \t]+is(?:[ \t]*:)?[ \t]+)[\"'“‘]?"
+    r"(?P<words>[^\W\d_]+(?:[ \t]+[^\W\d_]+){2,7})(?=[ \t]*(?:[.!?,;)\"'”’]|$))"
+)
+
+
+def _passphrases(text: str) -> Iterator[tuple[int, int]]:
+    for m in _PASSPHRASE.finditer(text):
+        words = m.group("words").lower().split()
+        if not any(w in PHRASE_WORDS or _DESCRIBING_ENDING.search(w) for w in words):
+            yield m.span("words")
+
+
+# A password as an XML element's text (`<password>s3cr3t</password>`, `<DbPassword>`,
+# `<ns:passwd>`, `<Passwort>`): an element is a value's place, so a plain word there is a
+# value at any length, unless it describes a password or names a type (web services' sample
+# requests show `<password>string</password>`). A self-closing or empty element holds none.
+# `<pass>` and `<pw>` are not read (a mountain pass, a test's pass), nor keys' and tokens'
+# elements (`<token>` holds a word in a linguistic corpus; a random-looking key is still
+# found by its shape).
+_ELEMENT = re.compile(
+    r"(?i)<(?P<tag>[\w.:-]*?(?:password|passwd|passphrase)"
+    rf"|(?:[\w.:-]*[_.:-])?(?:pwd|{PASSWORD_WORDS}))"
+    r"(?:\s[^<>]*(?<!/))?>[ \t]*(?P<value>[^\s<>]+)[ \t]*</(?P=tag)\s*>"
+)
+
+
+def _element_values(text: str) -> Iterator[tuple[int, int]]:
+    for m in _ELEMENT.finditer(text):
+        if _is_value(m.group("value"), prose=False, plain=True, glued=True):
+            yield m.span("value")
+
+
+# MySQL's and MariaDB's clients take the password glued to `-p` (`mysql -u root -pS3cret db`,
+# `-p'S3cret'`); `-p` alone, or `-p` and a space, makes them prompt for it (the next word is
+# the database), so no value is there. `-P` is the port. `--password=...` is a name given a
+# value (above). The command's line is read up to a pipe, a `;`, a `&` or a quote, and over
+# 200 characters at most (a text of one long line is not read again for every client's name).
+_MYSQL_PASSWORD_FLAG = re.compile(
+    r"(?<![\w-])(?:mysql(?:dump|admin|import|check|show|slap)?|mariadb(?:-dump|-admin)?)(?![\w-])"
+    r"[^\n|;&\"'`]{0,200}?[ \t]-p"
+    r"(?:\"(?P<double>[^\"\n]+)\"|'(?P<single>[^'\n]+)'|(?P<bare>[^\s\"'`|;&]+))"
+)
+
+
+def _mysql_values(text: str) -> Iterator[tuple[int, int]]:
+    # Tried only where a client's name (typed in lower case) starts, found by `str.find`:
+    # scanning the whole text with the pattern would cost a third of this module's time.
+    for name in ("mysql", "mariadb"):
+        at = text.find(name)
+        while at != -1:
+            m = _MYSQL_PASSWORD_FLAG.match(text, at)
+            if m:
+                group = "double" if m.group("double") else "single" if m.group("single") else "bare"
+                if not placeholder(m.group(group)):  # `-p"$MYSQL_PWD"`, `-p<password>`
+                    yield m.span(group)
+            at = text.find(name, at + 1)

@@ -22,12 +22,15 @@ are the original text's spans, and nothing else of it changes when they are repl
 - `secret`: API keys and tokens by their known prefixes (OpenAI, Anthropic, AWS, GitHub,
   GitLab, Slack, Stripe, Google, Hugging Face, npm, SendGrid, JWTs, PEM private keys), values
   given to a key/token/password/secret, to a password under an identifier's name
-  (`DB_PASSWORD=`, `PGPASSWORD=`, `"db_password":`), or to the word for password in other
-  languages (`Passwort:`, `mot de passe :`, `пароль:`, `密码：`, `パスワードは...です`,
-  `비밀번호는 ...입니다` ...; not code, a stand-in, a path, a URL, nor a phrase or a plain word in
-  prose: `router/core/assigned.py`), passwords in a URL (`scheme://user:password@host`, as
-  connection strings carry them), and stand-alone high-entropy strings (three character
-  classes, entropy over 4 bits a character); hex hashes, UUIDs and IBANs are not secrets.
+  (`DB_PASSWORD=`, `PGPASSWORD=`, `"db_password":`, `db_pass=`), or to the word for password
+  in other languages (`Passwort:`, `mot de passe :`, `пароль:`, `密码：`, `パスワードは...です`,
+  `비밀번호는 ...입니다` ...); a plain word given to a password in English ("my password is
+  sunshine", `pw: tiger`), a passphrase's words, an XML element's text
+  (`<password>...</password>`) and MySQL's `-p...` (not code, a stand-in, a path, a URL, nor
+  a phrase or a word that describes a password: `router/core/assigned.py`), passwords in a
+  URL (`scheme://user:password@host`, as connection strings carry them), and stand-alone
+  high-entropy strings (three character classes, entropy over 4 bits a character); hex
+  hashes, UUIDs and IBANs are not secrets.
 
 `redact_messages` replaces each value with a typed placeholder (`[EMAIL_1]`, `[PAYMENT_CARD_2]`):
 the same value gets the same placeholder throughout a conversation. Findings carry their value
