@@ -309,6 +309,25 @@ def test_never_cached_temperature_tools_n(cached, upstream):
         assert calls(upstream) == m + 1
 
 
+def test_private_data_is_never_cached_even_with_privacy_off(cached, upstream):
+    """`privacy.action: off` (the default) routes as if nothing were private, but the cache
+    keeps no password or card number in clear: it looks for itself."""
+    assert cached.policy(cached.config.default_policy).privacy.action == "off"
+    for text, kind in (
+        ("Log in to the staging box; my password is Hunter2-Staging!", "secret"),
+        ("Is 4111 1111 1111 1111 a valid card number?", "payment_card"),
+    ):
+        ask(cached, text)
+        n = calls(upstream)
+        again = ask(cached, text)
+        assert calls(upstream) == n + 1  # asked again: nothing was kept
+        assert again.decision.cache == {"status": "bypass", "reason": f"private data ({kind})"}
+    ask(cached, "What is the capital of Peru?")
+    n = calls(upstream)
+    assert ask(cached, "What is the capital of Peru?").decision.cache["status"] == "hit"
+    assert calls(upstream) == n
+
+
 def test_a_policy_may_opt_in_to_sampled_answers(test_config, tmp_path, router, upstream):
     path = make_config(test_config, tmp_path / "cfg", {"mode": "exact"}, {"allow": ["temperature"]})
     r = router_from(path, router)

@@ -515,7 +515,7 @@ def find(text: str, kinds: Iterable[str] = KINDS) -> list[Finding]:
     return sorted(kept, key=lambda f: f.start)
 
 
-def _texts(messages: list[Message]) -> Iterable[str]:
+def texts_of(messages: list[Message]) -> Iterable[str]:
     """Every text of a conversation that would be sent: contents, text parts, tool arguments."""
     for m in messages:
         content = m.get("content")
@@ -543,7 +543,7 @@ def detect(messages: list[Message], kinds: Iterable[str] = KINDS) -> tuple[str, 
     """The kinds of private value a conversation carries, sorted (empty: none)."""
     kinds = tuple(kinds)
     found: set[str] = set()
-    for text in _texts(messages):
+    for text in texts_of(messages):
         found.update(f.kind for f in find(text, kinds))
         if len(found) == len(kinds):
             break
@@ -553,7 +553,7 @@ def detect(messages: list[Message], kinds: Iterable[str] = KINDS) -> tuple[str, 
 def values(messages: list[Message], kinds: Iterable[str] = KINDS) -> list[str]:
     """The private values themselves (to hide them from logs), longest first."""
     kinds = tuple(kinds)
-    out = {f.value for text in _texts(messages) for f in find(text, kinds)}
+    out = {f.value for text in texts_of(messages) for f in find(text, kinds)}
     return sorted(out, key=len, reverse=True)
 
 
