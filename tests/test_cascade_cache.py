@@ -1,6 +1,6 @@
 """A cascade with the response cache, through the SDK: an escalated answer is filed under the
 large model's key (a request routed to the cheap model is never served it in the cheap model's
-name), and an escalation that fails leaves its attempts on the receipt, the answering cheap
+name; the cascade, asked again, is served it in the large model's), and an escalation that fails leaves its attempts on the receipt, the answering cheap
 attempt last, and its judged-wrong cheap answer out of the cache.
 
 The upstream (tests/cascade_upstream.py) answers "What is A + B?" right when A is even and
@@ -60,6 +60,7 @@ def cached_cascade(cascade_upstream, upstream, tmp_path_factory) -> Router:
         "cascade": f"default: [cheap]\nlarge: [large]\n{judged}\n",
         "cascade-down": f"default: [cheap]\nlarge: [large-down]\n{judged}\n",
         "large-only": "default: [large]\nlarge: [large]\n",
+        "cheap-only": "default: [cheap]\nlarge: [cheap]\n",
     }
     for name, text in policies.items():
         (root / "policies" / f"{name}.yaml").write_text(text)
@@ -91,13 +92,21 @@ def test_an_escalated_answer_is_never_served_in_the_cheap_models_name(
     assert first.cache == {"status": "miss"}
     assert text == large_answer
 
-    # The same request, routed to the cheap model again: no hit on the large model's answer
-    # under the cheap model's name (its receipt, its price); the cascade runs again.
+    # The same request through the cascade again: the large model's answer, from the cache,
+    # in the large model's name (the cheap one would be judged wrong again); no model called.
     n = len(cascade_upstream.requests)
     text, again = _chat(cached_cascade, prompt, "cascade", stream)
-    assert again.cache["status"] == "miss", again.cache
-    assert _models(cascade_upstream, n) == ["cheap-math", "large-math"]
-    assert again.model == "large" and text == large_answer
+    assert again.cache["status"] == "hit", again.cache
+    assert again.model == "large" and again.escalated and text == large_answer
+    assert _models(cascade_upstream, n) == []
+
+    # Routed to the cheap model without a cascade: no hit on the large model's answer under
+    # the cheap model's name (its receipt, its price).
+    n = len(cascade_upstream.requests)
+    text, cheap = _chat(cached_cascade, prompt, "cheap-only", stream)
+    assert cheap.cache["status"] == "miss", cheap.cache
+    assert cheap.model == "cheap" and text != large_answer
+    assert _models(cascade_upstream, n) == ["cheap-math"]
 
     # Routed to the large model: its own answer, from the cache.
     n = len(cascade_upstream.requests)
