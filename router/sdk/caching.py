@@ -74,9 +74,9 @@ async def plan(
     mode, similarity, allow = settings(cache.spec, router, decision.policy)
     if mode == "off":
         return CachePlan(decision)
-    if not private:
-        private = await _private_kinds(router, decision.policy, messages)
     why = bypass_reason(params, allow, private)
+    if why is None and not private:  # (the detector only runs for what could be kept)
+        why = bypass_reason(params, allow, await _private_kinds(router, decision.policy, messages))
     if why is not None:
         return CachePlan(replace(decision, cache={"status": "bypass", "reason": why}))
     key_for = functools.partial(
