@@ -176,9 +176,11 @@ def install(
         log.exception(
             "unhandled error", extra={"request_id": getattr(request.state, "request_id", None)}
         )
+        # Starlette raises the exception again once this answer is sent, and uvicorn then closes
+        # the connection. Said here, so that a client keeping connections alive (the openai and
+        # anthropic SDKs do) does not send its next request on one that is being closed.
+        headers = {**_rid(request), "connection": "close"}
         return error_response(
-            APIError(
-                500, "internal error in the router proxy", None, "internal_error", _rid(request)
-            ),
+            APIError(500, "internal error in the router proxy", None, "internal_error", headers),
             request.url.path,
         )

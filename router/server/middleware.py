@@ -1,6 +1,6 @@
-"""A request id for every request (header `x-request-id`) and one access-log line; a browser's
-body sent without a content type refused; with auth off, a Host this proxy is not known by
-refused; model requests cancelled when their client goes."""
+"""A request id for every request (headers `x-request-id` and `request-id`) and one access-log
+line; a browser's body sent without a content type refused; with auth off, a Host this proxy is
+not known by refused; model requests cancelled when their client goes."""
 
 from __future__ import annotations
 
@@ -62,6 +62,10 @@ class RequestIdMiddleware:
                 headers = MutableHeaders(scope=message)
                 if "x-request-id" not in headers:
                     headers.append("x-request-id", rid)
+                # Anthropic's name for it, which its SDK reads (`message._request_id`, an
+                # error's `request_id`): the id feedback and the decision log know.
+                if "request-id" not in headers:
+                    headers.append("request-id", headers["x-request-id"])
             await send(message)
 
         try:

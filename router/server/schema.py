@@ -142,6 +142,7 @@ def parse_chat(raw: bytes, audio_ok: bool = False) -> ChatRequest:
     try:
         validate.check_values(data)
         validate.check_passed_fields(data)
+        validate.check_router_arguments(data)
         req = ChatRequest.model_validate(data)
     except RequestError as e:
         raise APIError(400, str(e), e.param, "invalid_request") from None
@@ -156,7 +157,23 @@ def parse_chat(raw: bytes, audio_ok: bool = False) -> ChatRequest:
     except RequestError as e:
         msg = str(e) if e.param and str(e).startswith(e.param) else f"{e.param}: {e}"
         raise APIError(400, msg, e.param, "invalid_request") from None
+    req.messages = _blank_results_said(req.messages)
     return req
+
+
+EMPTY_RESULT = "(empty)"
+
+
+def _blank_results_said(messages: list[Any]) -> list[Any]:
+    """The messages, each blank tool result sent as "(empty)": OpenAI takes an empty result,
+    chat upstreams that refuse empty content would fail the call (the Responses and Messages
+    endpoints send theirs the same way)."""
+
+    def blank_result(m: Any) -> bool:
+        content = m.get("content")
+        return m.get("role") == "tool" and isinstance(content, str) and not content.strip()
+
+    return [{**m, "content": EMPTY_RESULT} if blank_result(m) else m for m in messages]
 
 
 _TEXT = {"type": "string", "minLength": 1, "pattern": "\\S"}

@@ -18,6 +18,9 @@ from router.core.request import RequestError, normalise_messages
 MAX_DEPTH = 64  # a tool's JSON schema nests a few levels; nothing honest needs 64
 PART_TYPES = ("text", "image_url", "input_audio", "file", "refusal")
 CONTENT_REQUIRED = ("system", "developer", "user", "tool")
+# Blank content is refused for these; a blank tool result is still a result (a command that
+# printed nothing), which schema.py sends on as "(empty)".
+BLANK_REFUSED = ("system", "developer", "user")
 # OpenAI's chat and legacy completion body fields: passed on, never judged here.
 OPENAI_FIELDS = frozenset(
     {
@@ -67,6 +70,25 @@ SETTING_NAMES = frozenset(
         "use_psc_endpoint_format", "use_server_proxy", "use_ssl", "user_agent", "workspace_id",
     }
 )  # fmt: skip
+
+
+# `Router.achat`'s own keyword arguments, which the chat endpoint passes next to the body's
+# fields (router/server/chat.py, `call_router`): a body field by one of these names would clash
+# with them (a TypeError, a 500). Each says where a client sets what it names.
+ROUTER_ARGUMENTS = {
+    "policy": 'a policy is chosen by the model field, "router/<policy>"',
+    "session": "a session is named by the x-session-id header or metadata.session_id",
+    "session_scope": "sessions are kept apart by API key, by the router",
+    "routed": "a name the router keeps for its own use",
+}
+
+
+def check_router_arguments(data: dict[str, Any]) -> None:
+    """A chat body field must not take the name of one of the router's own arguments."""
+    clashing = sorted(data.keys() & ROUTER_ARGUMENTS.keys())
+    if clashing:
+        name = clashing[0]
+        raise RequestError(f"{name}: not a request parameter; {ROUTER_ARGUMENTS[name]}", name)
 
 
 def is_provider_setting(name: str) -> bool:
@@ -168,7 +190,7 @@ def check_messages(messages: list[Any], audio_ok: bool = False) -> None:
             raise RequestError(
                 f"{at}.content: an assistant message needs content or tool_calls", f"{at}.content"
             )
-        if isinstance(content, str) and role in CONTENT_REQUIRED and not content.strip():
+        if isinstance(content, str) and role in BLANK_REFUSED and not content.strip():
             raise RequestError(f"{at}.content: must not be empty", f"{at}.content")
         if isinstance(content, list):
             if not content:
