@@ -154,6 +154,15 @@ def test_a_long_retry_after_moves_on_instead_of_waiting(proxy):
     assert took < HANG_BOUND_S
 
 
+def test_an_upstream_rate_limit_passes_its_retry_after_on(proxy):
+    """Every model of the chain rate limited: the 429 tells the client how long the upstream
+    asked for, so its SDK waits as long instead of retrying at once (the proxy retried)."""
+    r, took, _ = chat(proxy, "router/only-f429long", "rate limited for an hour")
+    assert r.status_code == 429 and took < HANG_BOUND_S
+    assert openai_error(r)["code"] == "rate_limited"
+    assert r.headers["retry-after"] == "3600"
+
+
 # ---- faults after the first token: no fallback is possible (part of the answer is out) ------
 
 MID_STREAM = {"cut": 502, "garbage": 502, "stall": 504}

@@ -213,6 +213,10 @@ class ChatService:
             if code == "circuit_open":  # a model that cannot be called has no time to wait
                 wait = min(record.router.breakers.retry_after(a.model) for a in d.attempts)
                 headers["retry-after"] = str(max(1, math.ceil(wait)))
+            elif e.retry_after is not None:
+                # The upstream's own wait, passed on: a client's SDK then waits as long instead
+                # of retrying at once on its short backoff (the proxy retried already).
+                headers["retry-after"] = str(max(1, math.ceil(e.retry_after)))
             raise APIError(e.status_code, msg, param_of(e.param), code, headers) from None
         except Exception:
             record.end(500, None, None, "internal error")  # the handler logs the traceback

@@ -31,6 +31,7 @@ from router.serving.providers import (
     failure_status,
     is_context_overflow,
     is_fault,
+    retry_after_of,
 )
 from router.serving.scrub import hide_quote, quotes_of
 
@@ -123,7 +124,10 @@ class ModelCalls:
             # or state, not a model that misbehaved (a 502), as the pass-through endpoints say.
             message = f"no model in the chain can be called: {detail}"
             return UpstreamError(message, decision, 503, MODEL_UNAVAILABLE)
-        return UpstreamError(message, decision, code)
+        failed = UpstreamError(message, decision, code)
+        if code == 429:
+            failed.retry_after = retry_after_of(last)  # the client is told to wait as long
+        return failed
 
     def breaker_failure(self, name: str, exc: Exception) -> None:
         if is_fault(exc):

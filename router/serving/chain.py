@@ -33,7 +33,12 @@ from typing import Any, Protocol
 from router.core.config import RouterConfig
 from router.core.decision import Attempt, Decision
 from router.serving.breaker import Breakers
-from router.serving.providers import ModelUnavailable, falls_back, in_router_terms
+from router.serving.providers import (
+    ModelUnavailable,
+    falls_back,
+    in_router_terms,
+    retry_after_of,
+)
 
 
 @dataclass(frozen=True)
@@ -191,17 +196,9 @@ def _retry_delay(e: Exception, tried: int, retries: int) -> float | None:
     status = getattr(e, "status_code", None)
     if tried >= retries or not isinstance(status, int) or not (status == 429 or status >= 500):
         return None
-    headers = getattr(e, "litellm_response_headers", None)
-    if headers is None:
-        headers = getattr(getattr(e, "response", None), "headers", None) or {}
-    after = headers.get("retry-after") if hasattr(headers, "get") else None
-    if after is not None:
-        try:
-            wait = float(after)
-        except ValueError:
-            wait = None  # an HTTP date: use our own backoff
-        if wait is not None:
-            return max(0.0, wait) if wait <= RETRY_MAX_WAIT_S else None
+    wait = retry_after_of(e)  # None for an HTTP date too: then our own backoff
+    if wait is not None:
+        return wait if wait <= RETRY_MAX_WAIT_S else None
     return min(RETRY_BASE_S * 2**tried, RETRY_MAX_WAIT_S)
 
 

@@ -29,7 +29,23 @@ class UpstreamError(RuntimeError):
         self.status_code = status_code
         # OpenAI's error code and field, when they name the cause (context_length_exceeded)
         self.code, self.param = code, param
+        # Seconds the last upstream asked to be left alone (its Retry-After), if it said.
+        self.retry_after: float | None = None
         super().__init__(message)
+
+
+def retry_after_of(e: BaseException | None) -> float | None:
+    """The seconds an upstream's error asks to wait (its `Retry-After` in seconds; None when it
+    sent none, or an HTTP date). litellm keeps the headers on `litellm_response_headers`; the
+    direct httpx path on the response."""
+    headers = getattr(e, "litellm_response_headers", None)
+    if headers is None:
+        headers = getattr(getattr(e, "response", None), "headers", None) or {}
+    after = headers.get("retry-after") if hasattr(headers, "get") else None
+    try:
+        return max(0.0, float(after)) if after is not None else None
+    except ValueError:
+        return None
 
 
 class ModelUnavailable(RuntimeError):
