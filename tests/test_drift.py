@@ -13,6 +13,7 @@ from router.core.drift import (
     psi,
     quantile_edges,
     reference_distributions,
+    summarise_windows,
 )
 from router.core.scorer import Scorer
 from tests.test_scorer import synthetic, texts
@@ -108,6 +109,141 @@ def test_monitor_is_quiet_in_distribution_and_warns_once_after_a_shift(caplog):
         mon.observe("law", rng.beta(5, 2), rng.beta(4, 2))
     mon.check()
     assert mon.warnings == 3
+
+
+def _calm(rng, n):
+    doms = ["math", "code", "law"]
+    return [
+        (doms[rng.choice(3, p=[0.5, 0.3, 0.2])], rng.beta(2, 5), rng.beta(1, 8)) for _ in range(n)
+    ]
+
+
+def _shifted(rng, n):
+    return [("law", rng.beta(5, 2), rng.beta(4, 2)) for _ in range(n)]
+
+
+def test_a_batch_logs_one_summary_not_a_warning_per_signal_and_crossing(caplog):
+    # A file routed in its order (as the notebooks do): calm rows, a block unlike the training
+    # data, calm again, another such block, calm to the end.
+    rng = np.random.default_rng(2)
+    rows = _calm(rng, 300) + _shifted(rng, 200) + _calm(rng, 300) + _shifted(rng, 200)
+    rows += _calm(rng, 300)
+    ref = _reference(np.random.default_rng(1))
+    settings = {"window": 200, "threshold": 0.25, "min_samples": 100, "check_every": 50}
+    caplog.set_level(logging.WARNING, logger="router.core.drift")
+    # Live, each signal warns at each crossing: 6 lines for this file. In a batch, the same
+    # checks set the same alarms (`/metrics` follows them), and one warning sums them up.
+    live, mon = DriftMonitor(ref, **settings), DriftMonitor(ref, **settings)
+    alarmed = 0
+    with mon.batch() as batch:
+        for row in rows:
+            live.observe(*row)
+            mon.observe(*row)
+            assert mon.alarms() == live.alarms() and mon.last == live.last
+            alarmed += any(mon.alarms().values())
+    assert alarmed > 400  # both blocks raised the alarm
+    messages = [r.getMessage() for r in caplog.records if r.name == "router.core.drift"]
+    per_crossing = [m for m in messages if m.startswith("routing drift: ")]
+    summaries = [m for m in messages if m.startswith("routing drift over a batch")]
+    assert live.warnings == len(per_crossing) == 6
+    assert mon.warnings == len(summaries) == 1 and len(messages) == 7
+    # The batch held the same crossings, each signal twice (once per block).
+    assert batch.crossed == [m.split()[2] for m in per_crossing]
+    assert sorted(batch.crossed) == sorted(["difficulty", "domain", "gain"] * 2)
+    assert batch.requests == 1300 and len(batch.windows) == 25
+    text = summaries[0]
+    assert text == batch.summary()
+    assert text.startswith("routing drift over a batch of 1300 requests: PSI past 0.250 in ")
+    # Which windows drifted (both blocks), by how much, and the end: calm again.
+    assert "domain up to " in text and "difficulty up to " in text and "gain up to " in text
+    assert (
+        "past it in 10 windows: from requests 201–400 to requests 401–600, from requests " in text
+    )
+    assert "at the end (requests 1101–1300): domain 0.0" in text
+    assert text.endswith("none is past the threshold at the end")
+    assert mon.alarms() == live.alarms() == dict.fromkeys(("domain", "difficulty", "gain"), False)
+    # After the batch the monitor warns live again, per signal.
+    caplog.clear()
+    for row in _shifted(rng, 200):
+        mon.observe(*row)
+    assert len(caplog.records) == 3 and mon.warnings == 4
+
+
+def test_a_batch_still_shifted_at_its_end_says_so_and_a_calm_one_logs_nothing(caplog):
+    ref = _reference(np.random.default_rng(1))
+    rng = np.random.default_rng(4)
+    caplog.set_level(logging.WARNING, logger="router.core.drift")
+    calm = DriftMonitor(ref, window=200, min_samples=100)
+    with calm.batch() as batch:
+        for row in _calm(rng, 530):
+            calm.observe(*row)
+    assert not caplog.records and calm.warnings == 0 and not batch.crossed
+    assert batch.summary().startswith(
+        "routing drift over a batch of 530 requests: no window past PSI 0.250 (10 windows; "
+    )  # a last check covered requests 331-530, past the last periodic one at 500
+    mon = DriftMonitor(ref, window=200, min_samples=100)
+    with mon.batch():
+        for row in _calm(rng, 300) + _shifted(rng, 200):
+            mon.observe(*row)
+    (warned,) = caplog.records
+    assert warned.getMessage().endswith(
+        "past the threshold at the end: domain, difficulty, gain: the scorer sees prompts unlike "
+        "its training data (retrain from the decision log)"
+    )
+    assert mon.alarms() == {"domain": True, "difficulty": True, "gain": True}
+    # Still past the threshold after the batch: no second warning for the same shift.
+    for row in _shifted(rng, 100):
+        mon.observe(*row)
+    assert len(caplog.records) == 1
+
+
+def test_the_router_holds_its_drift_warnings_for_a_batch(router, caplog):
+    # Notebooks route a file at once through `Router.route_many`: one summary, not a line per
+    # signal and crossing. Prompts unlike the shipped scorer's training data, in blocks.
+    blocks = [
+        [
+            f"Write a friendly reply to a customer asking about order {i} delivery times."
+            for i in range(150)
+        ],
+        [f"Solve {i} x + 3 = 7 for x." for i in range(150)],
+    ]
+    ref = router.drift.reference
+    saved = router.drift
+    router.drift = DriftMonitor(ref, window=100, min_samples=100, check_every=50)
+    caplog.set_level(logging.WARNING, logger="router.core.drift")
+    try:
+        with router.drift.batch() as batch:
+            for block in blocks:
+                router.route_many(block)
+    finally:
+        mon, router.drift = router.drift, saved
+    warned = [r for r in caplog.records if r.name == "router.core.drift"]
+    assert len(batch.crossed) > 1 and len(warned) == 1 and mon.warnings == 1
+    assert warned[0].getMessage().startswith("routing drift over a batch of 300 requests: PSI")
+
+
+def test_summarise_windows_names_the_windows_past_the_threshold():
+    nan = float("nan")  # as pandas holds a missing PSI
+    windows = [
+        ("w1", {"domain": 0.05, "difficulty": 0.1, "gain": None}),
+        ("w2", {"domain": 0.30, "difficulty": 0.1, "gain": nan}),
+        ("w3", {"domain": 0.40, "difficulty": 0.1, "gain": 0.02}),
+        ("w4", {"domain": 0.10, "difficulty": 0.1, "gain": 0.02}),
+        ("w5", {"domain": 0.26, "difficulty": 0.3, "gain": 0.02}),
+    ]
+    assert summarise_windows(windows, 0.25) == (
+        "PSI past 0.250 in 3 of 5 windows: domain up to 0.400 (w3), past it in 3 windows: "
+        "from w2 to w3, w5; difficulty up to 0.300 (w5); "
+        "at the end (w5): domain 0.260, difficulty 0.300, gain 0.020"
+    )
+    assert summarise_windows(windows, 0.5) == (
+        "no window past PSI 0.500 (5 windows; highest domain 0.400, difficulty 0.300, gain 0.020)"
+    )
+    many = [(f"w{i}", {"gain": 0.3 if i % 2 else 0.0}) for i in range(12)]
+    assert "past it in 6 windows: w1, w3, w5, 3 more; at the end (w11): gain 0.300" in (
+        summarise_windows(many, 0.25)
+    )
+    assert summarise_windows([("w", {"domain": None})], 0.25).startswith("no window had enough")
 
 
 def test_monitor_skips_requests_without_scores():
