@@ -34,8 +34,8 @@ test: setup
 	$(PY) -m pytest -q
 
 lint: setup
-	$(VENV)/bin/ruff check router tests bench scripts
-	$(VENV)/bin/ruff format --check router tests bench scripts
+	$(VENV)/bin/ruff check router tests bench scripts notebooks
+	$(VENV)/bin/ruff format --check router tests bench scripts notebooks
 
 # Rebuild the routing datasets from ../shared/data and retrain the shipped default scorer.
 data: setup

@@ -85,7 +85,9 @@ table = pd.DataFrame(
     [
         {
             "model": name.removeprefix("single:"),
-            "tier": "oracle" if name == "oracle" else ("cheap" if name[7:] in data.cheap else "large"),
+            "tier": (
+                "oracle" if name == "oracle" else ("cheap" if name[7:] in data.cheap else "large")
+            ),
             "quality (mean score)": float(c.quality[0]),
             "cost (USD / 1k prompts)": float(c.cost[0]) * 1000,
         }
@@ -97,8 +99,14 @@ table = pd.DataFrame(
 fig, ax = plt.subplots(figsize=(7, 4.5))
 for model, r in table.iterrows():
     marker = "*" if r["tier"] == "oracle" else ("o" if r["tier"] == "cheap" else "s")
-    ax.scatter(r["cost (USD / 1k prompts)"], r["quality (mean score)"], marker=marker, s=120,
-               label=f"{model} ({r['tier']})", zorder=3)
+    ax.scatter(
+        r["cost (USD / 1k prompts)"],
+        r["quality (mean score)"],
+        marker=marker,
+        s=120,
+        label=f"{model} ({r['tier']})",
+        zorder=3,
+    )
 ax.set_xlabel("cost (USD per 1,000 prompts)")
 ax.set_ylabel("quality (mean score, 0-1)")
 ax.set_title("Quality and cost of each model, and the oracle")
@@ -132,8 +140,14 @@ fig, ax = plt.subplots(figsize=(8, 0.45 * len(fail) + 1.5))
 y = np.arange(len(fail))
 ax.barh(y - 0.2, fail["cheap quality"], 0.4, label="best cheap model")
 ax.barh(y + 0.2, fail["large quality"], 0.4, label="best large model")
-ax.scatter(fail["large beats cheap"], y, color="k", marker="x", zorder=3,
-           label="share of prompts where large beats cheap")
+ax.scatter(
+    fail["large beats cheap"],
+    y,
+    color="k",
+    marker="x",
+    zorder=3,
+    label="share of prompts where large beats cheap",
+)
 ax.set_yticks(y, fail.index)
 ax.set_xlabel("mean score (0-1) / share of prompts")
 ax.set_ylabel("domain")
@@ -153,8 +167,14 @@ choice, q_oracle, c_oracle = M.oracle(data.scores, data.costs)
 q_single, c_single = data.scores.mean(axis=0), data.costs.mean(axis=0)
 best = int(q_single.argmax())
 oracle_large = np.isin(choice, large_cols).mean()
-print(f"best single model  {data.models[best]}: quality {q_single[best]:.3f}, "
-      f"cost ${c_single[best] * 1000:.2f} per 1k prompts")
-print(f"oracle             quality {q_oracle:.3f}, cost ${c_oracle * 1000:.2f} per 1k prompts, "
-      f"large models on {oracle_large:.1%} of prompts")
-print(f"cheapest model     {data.models[int(c_single.argmin())]}: quality {q_single[c_single.argmin()]:.3f}")
+print(
+    f"best single model  {data.models[best]}: quality {q_single[best]:.3f}, "
+    f"cost ${c_single[best] * 1000:.2f} per 1k prompts"
+)
+print(
+    f"oracle             quality {q_oracle:.3f}, cost ${c_oracle * 1000:.2f} per 1k prompts, "
+    f"large models on {oracle_large:.1%} of prompts"
+)
+print(
+    f"cheapest model     {data.models[int(c_single.argmin())]}: quality {q_single[c_single.argmin()]:.3f}"
+)

@@ -98,12 +98,19 @@ if TRAIN:
     router = Router(router.config, router.policies, scorer, router.encoder)
 scorer = router.scorer
 base_policy = router.policy(POLICY).policy
-report = evaluate(data, X[data.kept], scorer=None if CV else scorer, encoder_identity=router.encoder.identity,
-                  policy=base_policy, cv=CV)
+report = evaluate(
+    data,
+    X[data.kept],
+    scorer=None if CV else scorer,
+    encoder_identity=router.encoder.identity,
+    policy=base_policy,
+    cv=CV,
+)
 summary = report.to_json()
 print("mode:", summary["mode"], "| swept parameter:", summary["sweep"])
-pd.DataFrame({name: {k: v for k, v in r.items() if k != "curve"}
-              for name, r in summary["results"].items()}).T.astype(float).round(3)
+pd.DataFrame(
+    {name: {k: v for k, v in r.items() if k != "curve"} for name, r in summary["results"].items()}
+).T.astype(float).round(3)
 
 # %% [markdown]
 # ## The cost-quality curve
@@ -126,23 +133,35 @@ display(Image(filename=str(png)))
 cal = calibrate(router, POLICY, examples, TARGET, X=X)
 pt = cal.point
 if cal.dropped:
-    print(f"note: {cal.dropped} of {len(examples)} rows left out: each lacks the score of a "
-          f"cheap model of {POLICY} that the data scores elsewhere, or of every large model")
+    print(
+        f"note: {cal.dropped} of {len(examples)} rows left out: each lacks the score of a "
+        f"cheap model of {POLICY} that the data scores elsewhere, or of every large model"
+    )
 if cal.stood_in:
-    print(f"note: the data never scores {', '.join(cal.stood_in)}: stood in for by the mean "
-          "of each row's cheap models")
-print(f"{cal.field} = {pt.param:.4f}: quality {pt.quality:.3f} "
-      f"({pt.quality / cal.all_large_quality:.1%} of all-large), "
-      f"${pt.cost_per_1k:.2f} per 1k requests (all-large ${cal.all_large_cost_per_1k:.2f}), "
-      f"large-model share {pt.large_share:.1%}")
+    print(
+        f"note: the data never scores {', '.join(cal.stood_in)}: stood in for by the mean "
+        "of each row's cheap models"
+    )
+print(
+    f"{cal.field} = {pt.param:.4f}: quality {pt.quality:.3f} "
+    f"({pt.quality / cal.all_large_quality:.1%} of all-large), "
+    f"${pt.cost_per_1k:.2f} per 1k requests (all-large ${cal.all_large_cost_per_1k:.2f}), "
+    f"large-model share {pt.large_share:.1%}"
+)
 
 share = np.array([c.large_share for c in cal.curve])
 rel_q = np.array([c.quality for c in cal.curve]) / cal.all_large_quality
 order = np.argsort(share)
 fig, ax = plt.subplots(figsize=(7, 4.5))
 ax.plot(share[order] * 100, rel_q[order] * 100, label=f"policy '{POLICY}', {cal.field} swept")
-ax.scatter([pt.large_share * 100], [pt.quality / cal.all_large_quality * 100], s=120, c="red",
-           zorder=3, label=f"chosen point ({TARGET})")
+ax.scatter(
+    [pt.large_share * 100],
+    [pt.quality / cal.all_large_quality * 100],
+    s=120,
+    c="red",
+    zorder=3,
+    label=f"chosen point ({TARGET})",
+)
 ax.axhline(100, color="grey", ls=":", label="all requests to the large model")
 ax.set_xlabel("requests sent to a large model (%)")
 ax.set_ylabel("quality (% of all-large quality)")
@@ -177,7 +196,11 @@ print("policies served:", sorted(tuned_router.policies))
 # %%
 rows, _, _, _ = measured_rows(tuned_router, TUNED_NAME, examples)
 texts = [ex.messages if ex.messages is not None else ex.prompt for ex in rows]
-decisions = tuned_router.route_many(texts, policy=TUNED_NAME)
+# The rows go through in the data's order (grouped by source), not as live traffic: the drift
+# alarm sums the batch up in one warning, if a signal went past its threshold, instead of a
+# warning per signal at every crossing.
+with tuned_router.drift.batch():
+    decisions = tuned_router.route_many(texts, policy=TUNED_NAME)
 compiled = tuned_router.policy(TUNED_NAME)
 outcome = outcome_matrix(compiled, rows)
 col = {m.name: k for k, m in enumerate(compiled.models)}
@@ -190,16 +213,27 @@ routed = pd.DataFrame(
         "all-large quality": outcome[:, compiled.large_idx[0]],
     }
 )
-by_domain = routed.groupby("domain").agg(
-    prompts=("model", "size"), large_share=("large", "mean"),
-    quality=("quality", "mean"), all_large_quality=("all-large quality", "mean"),
-).sort_values("large_share")
+by_domain = (
+    routed.groupby("domain")
+    .agg(
+        prompts=("model", "size"),
+        large_share=("large", "mean"),
+        quality=("quality", "mean"),
+        all_large_quality=("all-large quality", "mean"),
+    )
+    .sort_values("large_share")
+)
 
 fig, (a1, a2) = plt.subplots(1, 2, figsize=(11, 0.4 * len(by_domain) + 1.8), sharey=True)
 y = np.arange(len(by_domain))
 a1.barh(y, by_domain["large_share"] * 100, color="tab:orange", label="large model")
-a1.barh(y, 100 - by_domain["large_share"] * 100, left=by_domain["large_share"] * 100,
-        color="tab:blue", label="cheap model")
+a1.barh(
+    y,
+    100 - by_domain["large_share"] * 100,
+    left=by_domain["large_share"] * 100,
+    color="tab:blue",
+    label="cheap model",
+)
 a1.set_yticks(y, by_domain.index)
 a1.set_xlabel("requests (%)")
 a1.set_ylabel("domain")

@@ -76,19 +76,28 @@ if LOG_PATH is None:
     replay = [pool[i] for i in rng.choice(len(pool), REPLAY_N, replace=False)]
     log = open_decision_log(LOG_PATH, encoder=router)
     now, batch = time.time(), 20
-    for start in range(0, len(replay), batch):
-        chunk = replay[start : start + batch]
-        msgs = [ex.messages if ex.messages is not None else ex.prompt for ex in chunk]
-        for k, d in enumerate(router.route_many(msgs, policy=POLICY)):
-            i = start + k
-            # The row the proxy writes for a request (the same builder), minus usage.
-            log.record(decision_row(
-                d, "req_" + uuid.uuid4().hex,
-                ts=now - REPLAY_HOURS * 3600 * (1 - i / len(replay)),
-                routing_text=router.text_of(msgs[k]).strip(),  # stored as its int8 embedding
-                key_name="replay", requested_model="router", stream=False,
-                latency_ms=d.routing_ms,
-            ))
+    # The drift alarm sums the replay up in one warning, if a signal went past its threshold
+    # (the section at the end has the whole picture), not a warning per signal and crossing.
+    with router.drift.batch():
+        for start in range(0, len(replay), batch):
+            chunk = replay[start : start + batch]
+            msgs = [ex.messages if ex.messages is not None else ex.prompt for ex in chunk]
+            for k, d in enumerate(router.route_many(msgs, policy=POLICY)):
+                i = start + k
+                # The row the proxy writes for a request (the same builder), minus usage.
+                log.record(
+                    decision_row(
+                        d,
+                        "req_" + uuid.uuid4().hex,
+                        ts=now - REPLAY_HOURS * 3600 * (1 - i / len(replay)),
+                        # stored as its int8 embedding
+                        routing_text=router.text_of(msgs[k]).strip(),
+                        key_name="replay",
+                        requested_model="router",
+                        stream=False,
+                        latency_ms=d.routing_ms,
+                    )
+                )
     log.close()
 print("decision log:", LOG_PATH)
 
@@ -106,8 +115,22 @@ with sqlite3.connect(f"file:{LOG_PATH}?mode=ro", uri=True) as con:
 log_df["time"] = pd.to_datetime(log_df["ts"], unit="s")
 log_df["gain"] = [json.loads(d).get("gain") if d else None for d in log_df["decision"]]
 ok = log_df[log_df["status"].fillna(0) < 400]
-print(f"{len(log_df)} rows, {len(ok)} answered, from {log_df['time'].min()} to {log_df['time'].max()} (UTC)")
-log_df[["time", "policy", "model", "tier", "domain", "difficulty", "gain", "escalated", "cost_estimate"]].tail()
+print(
+    f"{len(log_df)} rows, {len(ok)} answered, from {log_df['time'].min()} to {log_df['time'].max()} (UTC)"
+)
+log_df[
+    [
+        "time",
+        "policy",
+        "model",
+        "tier",
+        "domain",
+        "difficulty",
+        "gain",
+        "escalated",
+        "cost_estimate",
+    ]
+].tail()
 
 # %% [markdown]
 # ## Traffic mix over time
@@ -117,7 +140,11 @@ span_h = (log_df["ts"].max() - log_df["ts"].min()) / 3600
 freq = "1h" if span_h <= 48 else "1D"
 unit = "hour" if freq == "1h" else "day"
 by_model = ok.groupby([pd.Grouper(key="time", freq=freq), "model"]).size().unstack(fill_value=0)
-by_domain = ok.groupby([pd.Grouper(key="time", freq=freq), ok["domain"].fillna("(none)")]).size().unstack(fill_value=0)
+by_domain = (
+    ok.groupby([pd.Grouper(key="time", freq=freq), ok["domain"].fillna("(none)")])
+    .size()
+    .unstack(fill_value=0)
+)
 
 fig, (a1, a2) = plt.subplots(2, 1, figsize=(10, 7), sharex=True)
 by_model.plot.area(ax=a1, linewidth=0)
@@ -139,8 +166,10 @@ plt.show()
 
 # %%
 per_t = ok.groupby(pd.Grouper(key="time", freq=freq)).agg(
-    requests=("model", "size"), escalated=("escalated", "mean"),
-    cost=("cost_estimate", "sum"), large_cost=("large_cost_estimate", "sum"),
+    requests=("model", "size"),
+    escalated=("escalated", "mean"),
+    cost=("cost_estimate", "sum"),
+    large_cost=("large_cost_estimate", "sum"),
 )
 fig, (a1, a2) = plt.subplots(1, 2, figsize=(12, 4))
 a1.plot(per_t.index, per_t["escalated"] * 100, marker="o", label=f"escalation rate per {unit}")
@@ -165,12 +194,24 @@ plt.show()
 
 # %%
 fig, axes = plt.subplots(1, 3, figsize=(13, 3.8))
-for ax, col, label in zip(axes, ["difficulty", "gain", "domain_confidence"],
-                          ["difficulty (P(cheap model fails))", "gain (predicted benefit of escalating)",
-                           "domain confidence (top domain probability)"]):
+for ax, col, label in zip(
+    axes,
+    ["difficulty", "gain", "domain_confidence"],
+    [
+        "difficulty (P(cheap model fails))",
+        "gain (predicted benefit of escalating)",
+        "domain confidence (top domain probability)",
+    ],
+    strict=True,
+):
     for esc, part in ok.groupby("escalated"):
-        ax.hist(part[col].dropna(), bins=20, range=(0, 1), alpha=0.6,
-                label="escalated" if esc else "not escalated")
+        ax.hist(
+            part[col].dropna(),
+            bins=20,
+            range=(0, 1),
+            alpha=0.6,
+            label="escalated" if esc else "not escalated",
+        )
     ax.set_xlabel(label)
     ax.set_ylabel("requests (count)")
     ax.set_title(col.replace("_", " "))
@@ -188,7 +229,12 @@ plt.show()
 
 # %%
 ref = read_many(REFERENCE_DATA)
-ref = [ref[i] for i in sorted(np.random.default_rng(SEED).choice(len(ref), min(REFERENCE_SAMPLE, len(ref)), replace=False))]
+ref = [
+    ref[i]
+    for i in sorted(
+        np.random.default_rng(SEED).choice(len(ref), min(REFERENCE_SAMPLE, len(ref)), replace=False)
+    )
+]
 X_ref = embed_examples(router.encoder, ref)  # cached on disk: notebook 02 embedded the same sample
 ref_batch = router.scorer.predict(X_ref, [ex.text() for ex in ref])
 recent = ok[ok["ts"] >= ok["ts"].max() - RECENT_HOURS * 3600]
@@ -204,12 +250,25 @@ def psi(reference, current, bins=10):
 
 drift = []
 fig, axes = plt.subplots(1, 2, figsize=(12, 4))
-for ax, name, reference in zip(axes, ["difficulty", "gain"], [ref_batch.difficulty, ref_batch.gain]):
+for ax, name, reference in zip(
+    axes, ["difficulty", "gain"], [ref_batch.difficulty, ref_batch.gain], strict=True
+):
     current = recent[name].dropna().to_numpy()
     ks = ks_2samp(reference, current)
-    drift.append({"score": name, "reference mean": reference.mean(), "recent mean": current.mean(),
-                  "KS": ks.statistic, "KS p-value": ks.pvalue, "PSI": psi(reference, current)})
-    for values, label in ((reference, f"reference ({len(reference)} prompts)"), (current, f"recent ({len(current)} requests)")):
+    drift.append(
+        {
+            "score": name,
+            "reference mean": reference.mean(),
+            "recent mean": current.mean(),
+            "KS": ks.statistic,
+            "KS p-value": ks.pvalue,
+            "PSI": psi(reference, current),
+        }
+    )
+    for values, label in (
+        (reference, f"reference ({len(reference)} prompts)"),
+        (current, f"recent ({len(current)} requests)"),
+    ):
         ax.hist(values, bins=25, range=(0, 1), density=True, histtype="step", lw=2, label=label)
     ax.set_xlabel(f"{name} (0-1)")
     ax.set_ylabel("density")
@@ -233,27 +292,41 @@ pd.DataFrame(drift).set_index("score").round(4)
 #
 # PSI over n requests has a noise floor of roughly (bins − 1) / n even without any shift (about
 # 0.1 for 100 requests over 10 bins, 0.01 for 1,000): the alarm's window should be large
-# enough for that to sit well below its threshold.
+# enough for that to sit well below its threshold. The line printed first sums the windows up:
+# which signals went past the threshold, in which windows, by how much (a log shorter than the
+# window is one window of all its rows).
 
 # %%
-from router.core.drift import DriftMonitor, reference_distributions
+from router.core.drift import DriftMonitor, reference_distributions, summarise_windows
 
 training = getattr(router.scorer, "training_distributions_", None)
 if training is None:
-    print("this scorer recorded no training distributions (retrain it); reference: the tuning sample")
-    training = reference_distributions(
-        router.scorer.domains_, ref_batch.domain_probs.argmax(axis=1), ref_batch.difficulty, ref_batch.gain
+    print(
+        "this scorer recorded no training distributions (retrain it); reference: the tuning sample"
     )
-window = min(router.config.drift.window, max(100, len(ok) // 2))
+    training = reference_distributions(
+        router.scorer.domains_,
+        ref_batch.domain_probs.argmax(axis=1),
+        ref_batch.difficulty,
+        ref_batch.gain,
+    )
+window = min(router.config.drift.window, max(100, len(ok) // 2), len(ok))
 step = max(1, window // 5)
 rows = ok.reset_index(drop=True)
 series = []
 for end in range(window, len(rows) + 1, step):
-    mon = DriftMonitor(training, window=window, min_samples=1, check_every=10**9)  # no warnings here
+    # One monitor per window, never checked (no warnings here): only its PSI is read.
+    mon = DriftMonitor(training, window=window, min_samples=1, check_every=10**9)
     for r in rows.iloc[end - window : end].itertuples():
         mon.observe(r.domain, r.difficulty, r.gain)
     series.append({"time": rows["time"].iloc[end - 1], **mon.scores()})
 psi_df = pd.DataFrame(series).set_index("time")
+ends = [f"the window ending {t:%Y-%m-%d %H:%M}" for t in psi_df.index]
+windows = zip(ends, psi_df.to_dict("records"), strict=True)
+print(
+    f"drift alarm over windows of {window} requests:",
+    summarise_windows(windows, router.config.drift.threshold),
+)
 
 fig, (a1, a2) = plt.subplots(1, 2, figsize=(13, 4), width_ratios=[3, 2])
 for signal in ("domain", "difficulty", "gain"):
