@@ -139,6 +139,32 @@ CHEATS = {
         "['assert f(1) == deque([1, 2])']",
         "",
     ),
+    # Subclasses of scalars and Fractions are read as their values: a lying method is ignored.
+    "an int subclass equal to all": (
+        "class I(int):\n    def __eq__(self, other):\n        return True\n"
+        "    __hash__ = int.__hash__\ndef f(x):\n    return I(0)\n",
+        "['assert f(1) == 5']",
+        "",
+    ),
+    "a Fraction whose class says equal": (
+        "from fractions import Fraction\nFraction.__eq__ = lambda a, b: True\n"
+        "Fraction.__lt__ = Fraction.__gt__ = lambda a, b: True\n"
+        "def ratio(a, b):\n    return Fraction(1, 7)\n",
+        "['assert ratio(1, 3) == Fraction(1, 3)', 'assert ratio(1, 3) > 0.3']",
+        "",
+    ),
+    "a Fraction whose slots are forged": (
+        YES + "from fractions import Fraction\ndef ratio(a, b):\n"
+        "    f = object.__new__(Fraction)\n    f._numerator, f._denominator = Yes(), 1\n"
+        "    return f\n",
+        "['assert ratio(1, 2) == 0.5']",
+        "",
+    ),
+    "a dict view of the wrong keys": (
+        "def keys(d):\n    return {0: 0}.keys()\n",
+        "['assert keys({1: 2, 3: 4}) == {1, 3}']",
+        "",
+    ),
     "a Decimal subclass equal to all": (
         "from decimal import Decimal\nclass D(Decimal):\n    def __eq__(self, other):\n"
         "        return True\n    __hash__ = Decimal.__hash__\ndef f(x):\n    return D(0)\n",
@@ -260,6 +286,88 @@ RIGHT = {
         "",
     ),
 }
+
+
+RIGHT.update(
+    {
+        # A Fraction compares as Python compares it: with ints, floats, Decimals and Fractions,
+        # in containers too, ordered exactly; in arithmetic it is its float.
+        "a Fraction against numbers and Fractions": (
+            "from decimal import Decimal\nfrom fractions import Fraction\n"
+            "def ratio(a, b):\n    return Fraction(a, b)\n",
+            str(
+                [
+                    "assert ratio(1, 2) == 0.5",
+                    "assert ratio(1, 3) == Fraction(1, 3)",
+                    "assert ratio(2, 6) != Fraction(1, 2)",
+                    "assert ratio(4, 2) == 2",
+                    "assert ratio(1, 10) == Decimal('0.1')",
+                    "assert ratio(1, 10) != 0.1",
+                    "assert ratio(1, 3) < 1",
+                    "assert 0 < ratio(1, 3) <= Fraction(1, 2)",
+                    "assert ratio(1, 3) > 0.3333",
+                    "assert [ratio(1, 2), ratio(1, 3)] == [0.5, Fraction(1, 3)]",
+                    "assert ratio(1, 3) in {Fraction(1, 3): 'third'}",
+                    "assert abs(ratio(1, 3) - 1 / 3) < 1e-9",
+                    "assert ratio(0, 5) == 0 and not ratio(0, 5)",
+                ]
+            ),
+            "",
+        ),
+        # keys() and items() are set-like (equal to sets and views, not lists: as in Python);
+        # values() count for `in` and truth.
+        "dict views": (
+            "def keys(d):\n    return d.keys()\ndef items(d):\n    return d.items()\n"
+            "def values(d):\n    return d.values()\n",
+            str(
+                [
+                    "assert keys({1: 2, 3: 4}) == {1, 3}",
+                    "assert keys({1: 2}) == {1: 0}.keys()",
+                    "assert keys({1: 2}) != [1]",
+                    "assert items({1: 2}) == {(1, 2)}",
+                    "assert items({1: 2}) == {1: 2}.items()",
+                    "assert 4 in values({1: 2, 3: 4})",
+                    "assert values({1: 2}) and not keys({})",
+                    "assert sorted(values({1: 2, 3: 4})) == [2, 4]",
+                ]
+            ),
+            "",
+        ),
+        "subclasses of int, str and Decimal, and bools": (
+            "import enum\nfrom decimal import Decimal\n"
+            "class Level(enum.IntEnum):\n    LOW = 1\n    HIGH = 2\n"
+            "class Money(Decimal):\n    pass\nclass Name(str):\n    pass\n"
+            "def level(s):\n    return Level.HIGH if s == 'high' else Level.LOW\n"
+            "def price():\n    return Money('9.99')\ndef name():\n    return Name('bob')\n"
+            "def even(n):\n    return n % 2 == 0\n",
+            str(
+                [
+                    "assert level('high') == 2",
+                    "assert [level('x')] == [1]",
+                    "assert price() == Decimal('9.99')",
+                    "assert price() + 1 == Decimal('10.99')",
+                    "assert name() == 'bob'",
+                    "assert even(2) == True",
+                    "assert even(3) is False",
+                ]
+            ),
+            "",
+        ),
+        # Formatting a caught exception reads no frame: the C display renders it.
+        "an answer that logs an exception it caught": (
+            "import logging, traceback\ndef inverse(x):\n    try:\n        return 1 / x\n"
+            "    except ZeroDivisionError as e:\n        text = traceback.format_exc()\n"
+            "        logging.getLogger('inverse').exception('no inverse of %s', x)\n"
+            "        traceback.print_exc()\n        lines = traceback.format_exception(e)\n"
+            "        only = traceback.format_exception_only(type(e), e)\n"
+            "        assert 'ZeroDivisionError' in text and 'in inverse' in ''.join(lines)\n"
+            "        assert only == ['ZeroDivisionError: division by zero\\n'], only\n"
+            "        return None\n",
+            "['assert inverse(0) is None', 'assert inverse(4) == 0.25']",
+            "",
+        ),
+    }
+)
 
 
 @pytest.mark.parametrize("case", list(RIGHT))

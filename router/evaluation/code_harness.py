@@ -6,24 +6,28 @@ after it in another, set up before the answer ran: its `__builtins__` is a snaps
 dict) of the builtins, whose `__import__` hands out copies of the namespaces of the modules
 loaded then (the modules the tests import are loaded first). Rebinding `builtins.sorted`,
 `math.isclose` or `sys.modules["math"]` changes what the answer's own code uses, not what the
-tests use. The answer's names are copied into the tests' namespace, except the ones that would
-shadow a builtin the tests call (unless that builtin's name is the function under test, as
-MBPP's `sum`); a name the tests use only as `name.attribute` that names a loaded module
-(MBPP's `math` or `sys`, imported by the answer) is the copy; HumanEval's prompt helpers (`poly`)
-are the ones the prompt defines, run on their own before the answer.
+tests use; the pure-Python modules they reach run their functions in those copies, and their
+`random` draws from a generator of its own (harness_modules.py). The answer's names are copied
+into the tests' namespace, except the ones that would shadow a builtin the tests call (unless
+that builtin's name is the function under test, as MBPP's `sum`); a name the tests use only as
+`name.attribute` that names a loaded module (MBPP's `math` or `sys`, imported by the answer) is
+the copy; HumanEval's prompt helpers (`poly`) are the ones the prompt defines, run on their own
+before the answer.
 
 The tests are rewritten (`rewrite_tests`, on their syntax tree) so that every comparison in an
 assert except `is` / `is not`, every operand of arithmetic in one, and every value an assert
-tests for truth goes through the harness's `__router_plain__`: the value must be plain data,
-exact types checked by identity against references captured before the answer ran (int, float,
-bool, complex, str, bytes, None, the builtin classes, Decimal, date, timedelta, timezone, a
-datetime or time that is naive or at a fixed timezone, and list / tuple / dict / set /
-frozenset / deque / OrderedDict of plain data, to a depth of 100; a stdlib type only if it is
-immutable, so no program replaced its methods). Subclasses of those containers (`Counter`,
-`defaultdict`, a namedtuple, a deque subclass) are read through the base type's own C methods
-and compared as the base type would compare them. Anything else fails the assert. A copy is
-what is compared, so no code of the answer runs while two values are compared, and a thread it
-left running cannot change them in between. So an object whose `__eq__` always says yes, or
+tests for truth goes through the harness's `__router_plain__` (harness_values.py): the value
+must be plain data, exact types checked by identity against references captured before the
+answer ran (int, float, bool, complex, str, bytes, None, the builtin classes, Decimal, date,
+timedelta, timezone, a datetime or time that is naive or at a fixed timezone, and list / tuple /
+dict / set / frozenset / deque / OrderedDict of plain data, to a depth of 100; a stdlib type
+only if it is immutable, so no program replaced its methods). Subclasses of those containers
+(`Counter`, `defaultdict`, a namedtuple, a deque subclass) are read through the base type's own
+C methods and compared as the base type would compare them; subclasses of the scalars
+(`IntEnum`, a Decimal subclass) are their values, a `Fraction` the plain number Python finds
+equal to it, a dict's `keys()` / `items()` a frozenset. Anything else fails the assert. A copy
+is what is compared, so no code of the answer runs while two values are compared, and a thread
+it left running cannot change them in between. So an object whose `__eq__` always says yes, or
 whose `__bool__` or `__sub__` lies, fails.
 
 The harness's helpers take everything they use as default arguments, bound before the answer
@@ -38,10 +42,8 @@ from __future__ import annotations
 import ast
 import builtins
 
-PLAIN = "__router_plain__"
-CMP = "__router_cmp__"
-CHAIN = "__router_chain__"
-TRUTH = "__router_truth__"
+from router.evaluation.harness_modules import MODULES
+from router.evaluation.harness_values import CHAIN, CMP, OPERAND, TRUTH, VALUES
 
 _OPS = {
     ast.Eq: "==", ast.NotEq: "!=", ast.Lt: "<", ast.LtE: "<=", ast.Gt: ">", ast.GtE: ">=",
@@ -49,211 +51,27 @@ _OPS = {
 }  # fmt: skip
 _BUILTIN_NAMES = frozenset(dir(builtins))
 
-HARNESS = r"""# code_eval harness (router/evaluation/code_harness.py): the answer runs first in
-# a namespace of its own; the tests run after it in another, with a snapshot of the builtins
-# and of the loaded modules taken before the answer ran, and their comparisons go through
-# __router_cmp__ (plain data only).
+# The harness program: these imports, then VALUES (harness_values.py), MODULES
+# (harness_modules.py) and RUN, the function that runs the answer and then the tests.
+HARNESS_HEADER = r"""# code_eval harness (router/evaluation/code_harness.py): the answer runs
+# first in a namespace of its own; the tests run after it in another, with a snapshot of the
+# builtins and of the loaded modules taken before the answer ran, and their comparisons go
+# through __router_cmp__ (plain data only).
+import _random as __router_random_c__
 import builtins as __router_builtins__
 import collections as __router_collections__
 import datetime as __router_datetime__
 import decimal as __router_decimal__
+import fractions as __router_fractions__
+import functools as __router_functools__
 import linecache as __router_linecache__
+import math as __router_math__
+import random as __router_random_py__
 import sys as __router_sys__
+import types as __router_types__
+"""
 
-
-def __router_trusted__(*types, _tuple=tuple):
-    # Only immutable types (Py_TPFLAGS_IMMUTABLETYPE, C): no program can replace their methods.
-    kept = []
-    for t in types:
-        if t.__flags__ & 256:
-            kept.append(t)
-    return _tuple(kept)
-
-
-def __router_plain__(
-    value, _type=type, _meta=type, _list=list, _tuple=tuple, _set=set, _frozenset=frozenset,
-    _len=len, _range=range, _id=id,
-    _scalars=(int, float, bool, complex, str, bytes, type(None)) + __router_trusted__(
-        __router_decimal__.Decimal, __router_datetime__.date, __router_datetime__.timedelta,
-        __router_datetime__.timezone),
-    _zoned=tuple((t, vars(t)["tzinfo"].__get__) for t in __router_trusted__(
-        __router_datetime__.datetime, __router_datetime__.time)),
-    _timezone=__router_datetime__.timezone,
-    _classes=frozenset(v for v in vars(__router_builtins__).values() if type(v) is type),
-    _views=((0, list.__iter__), (1, tuple.__iter__))
-    + tuple((6, t.__iter__) for t in __router_trusted__(__router_collections__.OrderedDict))
-    + ((2, dict.items), (3, set.__iter__), (4, frozenset.__iter__))
-    + tuple((5, t.__iter__) for t in __router_trusted__(__router_collections__.deque)),
-    _items=dict.items, _deque=__router_collections__.deque,
-    _maxlen=vars(__router_collections__.deque)["maxlen"].__get__,
-    _odict=__router_collections__.OrderedDict,
-    _TypeError=TypeError, _Fail=AssertionError, _depth=100,
-):
-    # A copy of `value` made of trusted types, or AssertionError: not plain data.
-    stack = []  # [kind, children, next child, copies of the children, deque's maxlen]
-    node = value
-    while True:
-        t = _type(node)
-        ready = False
-        for s in _scalars:
-            if t is s:
-                result, ready = node, True
-                break
-        for z, tzinfo in _zoned:  # a datetime or time: naive, or at a fixed offset
-            if t is z:
-                tz = tzinfo(node)
-                if tz is None or _type(tz) is _timezone:
-                    result, ready = node, True
-        if not ready and t is _meta and node in _classes:
-            result, ready = node, True
-        if not ready:
-            kind, extra = -1, None
-            for k, view in _views:
-                try:
-                    items = _list(view(node))
-                except _TypeError:
-                    continue
-                kind = k
-                break
-            if kind < 0 or _len(stack) >= _depth:
-                raise _Fail("code_eval: a value the tests check is not plain data")
-            if kind == 2:
-                flat = []
-                for pair in items:
-                    flat.append(pair[0])
-                    flat.append(pair[1])
-                items = flat
-            elif kind == 6:  # an OrderedDict: its keys in its order, each key's value by identity
-                values = {}
-                for pair in _list(_items(node)):
-                    values[_id(pair[0])] = pair[1]
-                flat = []
-                for key in items:
-                    if _id(key) not in values:
-                        raise _Fail("code_eval: an OrderedDict changed while it was read")
-                    flat.append(key)
-                    flat.append(values[_id(key)])
-                items = flat
-            elif kind == 5:
-                extra = _maxlen(node)
-            stack.append([kind, items, 0, [], extra])
-        while True:
-            if ready:
-                if not stack:
-                    return result
-                stack[-1][3].append(result)
-                ready = False
-            top = stack[-1]
-            if top[2] < _len(top[1]):
-                node = top[1][top[2]]
-                top[2] += 1
-                break
-            stack.pop()
-            kind, out = top[0], top[3]
-            if kind == 0:
-                result = out
-            elif kind == 1:
-                result = _tuple(out)
-            elif kind == 2 or kind == 6:
-                result = {} if kind == 2 else _odict()
-                for i in _range(0, _len(out), 2):
-                    result[out[i]] = out[i + 1]
-            elif kind == 3:
-                result = _set(out)
-            elif kind == 4:
-                result = _frozenset(out)
-            else:
-                result = _deque(out, top[4])
-            ready = True
-
-
-def __router_cmp__(op, left, right, _plain=__router_plain__, _Fail=AssertionError):
-    if op == "is":
-        return left is right
-    if op == "is not":
-        return left is not right
-    left, right = _plain(left), _plain(right)
-    if op == "==":
-        return left == right
-    if op == "!=":
-        return left != right
-    if op == "<":
-        return left < right
-    if op == "<=":
-        return left <= right
-    if op == ">":
-        return left > right
-    if op == ">=":
-        return left >= right
-    if op == "in":
-        return left in right
-    if op == "not in":
-        return left not in right
-    raise _Fail("code_eval: unknown comparison " + op)
-
-
-def __router_chain__(ops, left, *rest, _cmp=__router_cmp__, _len=len, _range=range):
-    # `a < b < c`: each operand evaluated once, in order, and only while the chain holds.
-    for i in _range(_len(ops)):
-        right = rest[i]()
-        if not _cmp(ops[i], left, right):
-            return False
-        left = right
-    return True
-
-
-def __router_truth__(value, _plain=__router_plain__, _bool=bool):
-    return _bool(_plain(value))
-
-
-def __router_modules__(
-    _modules=__router_sys__.modules, _module=type(__router_sys__), _list=list, _items=dict.items,
-    _type=type, _str=str, _id=id, _vars=vars, _update=dict.update, _values=dict.values,
-):
-    # Copies of the loaded modules' namespaces, taken before the answer runs; a module one
-    # refers to (os.path) is its copy.
-    copies, by_id = {}, {}
-    for name, module in _list(_items(_modules)):
-        if _type(name) is _str and _type(module) is _module:
-            copy = _module(name)
-            _update(_vars(copy), _vars(module))
-            copies[name] = copy
-            by_id[_id(module)] = copy
-    for copy in _list(_values(copies)):
-        namespace = _vars(copy)
-        for key, value in _list(_items(namespace)):
-            if _type(value) is _module and _id(value) in by_id:
-                namespace[key] = by_id[_id(value)]
-    return copies
-
-
-# What the tests' `__import__` hands out, set by __router_run__ before the answer runs.
-__router_imports__ = {"copies": {}, "missing": frozenset()}
-
-
-def __router_import__(
-    name, globals=None, locals=None, fromlist=(), level=0, _state=__router_imports__,
-    _import=__router_builtins__.__import__, _Missing=ModuleNotFoundError, _type=type, _str=str,
-    _get=dict.get, _partition=str.partition, _vars=vars,
-):
-    # The tests' `__import__`: a module loaded before the answer ran is its copy from then; one
-    # that could not be loaded then is not taken from a finder the answer added since.
-    if level == 0 and _type(name) is _str:
-        if name in _state["missing"]:
-            raise _Missing("No module named " + name)
-        copies = _state["copies"]
-        module = _get(copies, name)
-        if module is not None and fromlist:
-            for attr in fromlist:  # a submodule never imported: the import system's
-                if attr != "*" and _get(_vars(module), attr) is None:
-                    return _import(name, globals, locals, fromlist, level)
-            return module
-        top = _get(copies, _partition(name, ".")[0])
-        if module is not None and top is not None:
-            return top
-    return _import(name, globals, locals, fromlist, level)
-
-
+RUN = r"""
 def __router_run__(
     answer, tests, shadows, prompt=None, entry=None, imports=(), modules=(),
     _compile=compile, _exec=exec, _list=list, _items=dict.items, _type=type, _str=str,
@@ -263,7 +81,8 @@ def __router_run__(
     _import=__router_builtins__.__import__, _copies=__router_modules__,
     _importer=__router_import__, _imports=__router_imports__,
     _helpers=(("__router_plain__", __router_plain__), ("__router_cmp__", __router_cmp__),
-              ("__router_chain__", __router_chain__), ("__router_truth__", __router_truth__)),
+              ("__router_chain__", __router_chain__), ("__router_truth__", __router_truth__),
+              ("__router_operand__", __router_operand__)),
     _lines=__router_linecache__.cache,
 ):
     allowed = _frozenset(shadows)
@@ -272,16 +91,17 @@ def __router_run__(
     _lines["<answer>"] = (_len(answer), None, answer.splitlines(True), "<answer>")
     answer_code = _compile(answer, "<answer>", "exec")
     tests_code = _compile(tests, "<tests>", "exec")
-    missing = []
+    missing, loaded = [], []
     for name in imports:  # the modules the tests import, loaded before the answer runs
         try:
             _import(name)
+            loaded.append(name)
         except _Exception:
             missing.append(name)
-    before = _copies()
-    _imports["copies"], _imports["missing"] = before, _frozenset(missing)
     test_builtins = _dict(_snapshot)
     test_builtins["__import__"] = _importer
+    before = _copies(test_builtins, loaded)
+    _imports["copies"], _imports["missing"] = before, _frozenset(missing)
     helpers = {}
     if prompt is not None:  # HumanEval's prompt: its helpers (`poly`) as the dataset wrote them
         try:
@@ -309,13 +129,15 @@ def __router_run__(
     _exec(tests_code, scope)
 """
 
+HARNESS = HARNESS_HEADER + VALUES + MODULES + RUN
+
 
 def _call(name: str, *args: ast.expr) -> ast.Call:
     return ast.Call(func=ast.Name(id=name, ctx=ast.Load()), args=list(args), keywords=[])
 
 
 def _value(node: ast.expr) -> ast.expr:
-    return node if isinstance(node, ast.Constant) else _call(PLAIN, node)
+    return node if isinstance(node, ast.Constant) else _call(OPERAND, node)
 
 
 class _Values(ast.NodeTransformer):
@@ -353,7 +175,7 @@ class _Values(ast.NodeTransformer):
         if isinstance(node.op, ast.Not):
             node.operand = _truth(node.operand)
         else:
-            node.operand = _call(PLAIN, node.operand)
+            node.operand = _call(OPERAND, node.operand)
         return node
 
 

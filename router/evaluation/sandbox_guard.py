@@ -37,7 +37,11 @@ frames, tracing and gc's object lists are refused, and `gc.set_debug` is replace
 DEBUG_SAVEALL would list unreachable frames in `gc.garbage`). A frame's `f_back` raises no
 event, but no frame reaches the program. `_run` reads the program's file and removes it before
 compiling it, so its text (the tests, in the harness) is not on disk while it runs, and shows a
-failure with the interpreter's own C display, which reads tracebacks without those events.
+failure with the interpreter's own C display, which reads tracebacks without those events. The
+same display renders the traceback module's `format_exc`, `format_exception`, `print_exc`,
+`print_exception` (and so `logging.exception`) and `format_exception_only`, replaced before
+the program runs: a program that logs an exception it caught keeps running, and still gets no
+frame.
 """
 
 import sys
@@ -112,6 +116,82 @@ def _refuser(what, _write, _exit, _encode=str.encode):
         _exit(1)
 
     return refused
+
+
+def _traceback_formatting(
+    _display,
+    _sys,
+    _StringIO,
+    _type=type,
+    _str=str,
+    _isinstance=isinstance,
+    _BaseException=BaseException,
+    _TypeError=TypeError,
+    _ValueError=ValueError,
+    _splitlines=str.splitlines,
+):
+    """The traceback module's formatting functions, rendered by the interpreter's own display
+    (C) into a buffer: it reads the frames behind a traceback itself and hands none to Python
+    code, so a program that logs an exception it caught keeps running while `tb_frame` stays
+    refused. `limit` and `chain=False` are not honoured (the display shows the whole chain);
+    the program's source lines are not shown (the display reads only files on disk)."""
+    sentinel = object()
+
+    def parse(exc, value, tb):  # the signatures of 3.10+: (exc) or (type, value, tb)
+        if (value is sentinel) != (tb is sentinel):
+            raise _ValueError("Both or neither of value and tb must be given")
+        if value is sentinel:
+            if exc is None:
+                return None, None, None
+            if not _isinstance(exc, _BaseException):
+                raise _TypeError("format_exception() expects an exception")
+            return _type(exc), exc, exc.__traceback__
+        return exc, value, tb
+
+    def render(exc, value, tb):
+        if value is None:
+            return "NoneType: None\n"
+        buffer, saved = _StringIO(), _sys.stderr
+        _sys.stderr = buffer  # the display writes to sys.stderr
+        try:
+            _display(_type(value), value, tb)
+        finally:
+            _sys.stderr = saved
+        return buffer.getvalue()
+
+    def format_exception(exc, /, value=sentinel, tb=sentinel, limit=None, chain=True):
+        return _splitlines(render(*parse(exc, value, tb)), True)
+
+    def format_exc(limit=None, chain=True):
+        return render(*_sys.exc_info())
+
+    def print_exception(exc, /, value=sentinel, tb=sentinel, limit=None, file=None, chain=True):
+        (_sys.stderr if file is None else file).write(render(*parse(exc, value, tb)))
+
+    def print_exc(limit=None, file=None, chain=True):
+        (_sys.stderr if file is None else file).write(render(*_sys.exc_info()))
+
+    def format_exception_only(exc, /, value=sentinel):
+        value = exc if value is sentinel else value
+        if value is None:
+            return ["NoneType: None\n"]
+        kind = _type(value)
+        name, module = kind.__qualname__, kind.__module__
+        if module not in ("__main__", "builtins"):
+            name = _str(module) + "." + _str(name)
+        try:
+            text = _str(value)
+        except _BaseException:
+            text = "<exception str() failed>"
+        return [(name + ": " + text if text else name) + "\n"]
+
+    return {
+        "format_exception": format_exception,
+        "format_exc": format_exc,
+        "print_exception": print_exception,
+        "print_exc": print_exc,
+        "format_exception_only": format_exception_only,
+    }
 
 
 def _install_verdict(token_fd, verdict_fd):
@@ -426,6 +506,13 @@ def _install_guard(scratch, max_files=32):  # noqa: C901 - one closure: its cell
         setattr(_imp, name, _refuser("loading native code", _write, _exit))
     for name in ("create_builtin", "exec_builtin"):
         setattr(_imp, name, _refuser("importing a module outside the allowlist", _write, _exit))
+    # Formatting a caught exception (`traceback.format_exc()`, `logging.exception`) would read
+    # tb_frame: the traceback module's formatting is the C display's instead.
+    import io
+    import traceback
+
+    for name, function in _traceback_formatting(sys.__excepthook__, sys, io.StringIO).items():
+        setattr(traceback, name, function)
     # DEBUG_SAVEALL keeps whatever a collection finds unreachable in gc.garbage: frames too.
     gc.set_debug = _refuser("gc debugging", _write, _exit)
     # No automatic collection: a finaliser run mid-check would execute program code inside
