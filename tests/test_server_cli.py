@@ -211,3 +211,21 @@ def test_serve_on_a_port_in_use_says_so_before_anything_starts(test_config, monk
             assert "curl" not in res.output  # no banner for a proxy that will not listen
     finally:
         taken.close()
+
+
+def test_serve_names_a_port_out_of_range_or_a_host_not_this_machines(test_config, monkeypatch):
+    """--port 70000 was an OverflowError's traceback; a host this machine does not have was
+    blamed on the port ("another router serve?; choose another port")."""
+    import uvicorn
+
+    monkeypatch.setattr(uvicorn, "run", lambda *a, **k: pytest.fail("served"))
+    monkeypatch.delenv("ROUTER_API_KEYS", raising=False)
+    base = ["serve", "--config", str(test_config), "--workers", "1"]
+    for port in ("70000", "-1"):
+        res = CliRunner().invoke(app, [*base, "--port", port])
+        assert res.exit_code == 2 and "Invalid value for '--port'" in res.output, res.output
+    # 192.0.2.1 (TEST-NET-1) is no machine's own address: nothing resolves or waits.
+    res = CliRunner().invoke(app, [*base, "--port", "8127", "--host", "192.0.2.1"])
+    said = " ".join(res.output.split())
+    assert res.exit_code == 2 and "cannot listen on 192.0.2.1:8127" in said, said
+    assert "check --host" in said and "another router serve" not in said, said

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
 import logging
 import os
@@ -304,8 +305,9 @@ FAILED_FILE = "failed"  # in the work directory: why the first worker could not 
 STARTED_FILE = "started"  # in the work directory: a worker has built its app
 
 
-class PortInUse(RuntimeError):
-    """The port `router serve` was to listen on is taken (the CLI: one red line)."""
+class CannotListen(RuntimeError):
+    """`router serve` cannot listen where asked: the port is taken, or the host is not this
+    machine's (the CLI: one red line)."""
 
 
 def claim_port(host: str, port: int) -> socket.socket:
@@ -321,10 +323,14 @@ def claim_port(host: str, port: int) -> socket.socket:
         sock.listen(1)
     except OSError as e:
         sock.close()
-        raise PortInUse(
-            f"cannot listen on {host}:{port}: {e.strerror or e} (another router serve?); "
-            "choose another port with --port"
-        ) from None
+        # Only a port in use is the port's fault: a host that does not resolve or is not this
+        # machine's address is fixed with --host.
+        hint = (
+            " (another router serve?); choose another port with --port"
+            if e.errno == errno.EADDRINUSE
+            else "; check --host (server.host)"
+        )
+        raise CannotListen(f"cannot listen on {host}:{port}: {e.strerror or e}{hint}") from None
     return sock
 
 
