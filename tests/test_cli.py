@@ -3,8 +3,10 @@ import os
 import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
+import pytest
 
 from tests.conftest import ROOT, write_test_config
 
@@ -211,3 +213,269 @@ def test_train_on_a_users_rows_with_missing_labels_and_some_domains(tmp_path):
     data.write_text("".join(json.dumps(r) + "\n" for r in rows))
     r = run("train", str(data), "--out", str(tmp_path / "scorer"))
     assert r.returncode == 0 and "warning" not in r.stderr, r.stderr
+
+
+# ---- bad input to every command: one red line, exit 2, before the work it would waste ----------
+
+
+def cli(*args: str):
+    """`router ARGS` in-process (typer's CliRunner); the result, its output on one line."""
+    from typer.testing import CliRunner
+
+    from router.cli import app
+    from router.cli.main import err
+
+    width, err.width = err.width, 400  # the error on one line, however long its paths
+    try:
+        res = CliRunner().invoke(app, [str(a) for a in args])
+    finally:
+        err.width = width
+    assert res.exception is None or isinstance(res.exception, SystemExit), res.exception
+    res.said = " ".join(res.output.split())
+    return res
+
+
+@pytest.fixture
+def work(tmp_path, test_config):
+    """Paths a user mistypes: a dataset, a folder, a folder that does not exist, a file."""
+    from types import SimpleNamespace
+
+    data = tmp_path / "d.jsonl"
+    rows = [
+        {"id": f"p{i}", "prompt": f"Say hi {i} (limits)", "source": "chat/x", "metric":
+         "exact_match", "ground_truth": "hi", "scores": {"a": i % 2, "b": 1}, "answers": {"a": "x"}}
+        for i in range(6)
+    ]  # fmt: skip
+    data.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    (tmp_path / "a-file").write_text("keep me")
+    (tmp_path / "folder").mkdir()
+    return SimpleNamespace(
+        tmp=tmp_path,
+        data=data,
+        folder=tmp_path / "folder",
+        missing=tmp_path / "missing" / "x",
+        afile=tmp_path / "a-file",
+        cfg=("--config", test_config),
+    )
+
+
+# id → (the command's arguments, what its error says), each from the `work` paths.
+OUTPUT_CASES = {
+    "import-out-a-directory": (
+        lambda w: ("data", "import", "routellm", ROOT / "tests/fixtures/routellm", "--out", w.folder),
+        lambda w: f"--out {w.folder}: a directory",
+    ),
+    "stats-html-a-directory": (
+        lambda w: ("stats", "--db", w.tmp / "nope.db", "--html", w.folder),
+        lambda w: f"--html {w.folder}: a directory",
+    ),
+    "stats-html-in-no-directory": (
+        lambda w: ("stats", "--db", w.tmp / "nope.db", "--html", w.missing),
+        lambda w: f"--html {w.missing}: the directory {w.missing.parent} does not exist",
+    ),
+    "eval-json-a-directory": (
+        lambda w: ("eval", w.data, "--json", w.folder, *w.cfg),
+        lambda w: f"--json {w.folder}: a directory",
+    ),
+    "eval-plot-in-no-directory": (
+        lambda w: ("eval", w.data, "--plot", w.missing, *w.cfg),
+        lambda w: f"--plot {w.missing}: the directory",
+    ),
+    "regrade-out-a-directory": (
+        lambda w: ("regrade", w.data, "--out", w.folder),
+        lambda w: f"--out {w.folder}: a directory",
+    ),
+    "regrade-data-a-directory": (
+        lambda w: ("regrade", w.folder),
+        lambda w: f"{w.folder}: a directory; give the profile file",
+    ),
+    "train-out-under-a-file": (
+        lambda w: ("train", w.data, "--out", w.afile / "scorer", *w.cfg),
+        lambda w: f"--out {w.afile / 'scorer'}: {w.afile} is a file, not a directory",
+    ),
+    "calibrate-out-not-yaml": (
+        lambda w: ("calibrate", "--policy", "balanced", "--data", w.data, "--target",
+                   "quality=0.9", "--out", w.tmp / "tuned.txt", *w.cfg),
+        lambda w: f"--out {w.tmp / 'tuned.txt'}: a policy file's name ends in .yaml",
+    ),
+    # Options that were ignored in silence, or read as Python slices (--limit -1 profiled
+    # every row but the last): usage errors.
+    "stats-json-and-html": (
+        lambda w: ("stats", "--db", w.tmp / "x.db", "--json", "--html", w.tmp / "r.html"),
+        lambda w: "use either --html or --json, not both",
+    ),
+    "eval-band-without-cascade": (
+        lambda w: ("eval", w.data, "--band", "0.3", *w.cfg),
+        lambda w: "--band and --verifier are the cascade's: use them with --cascade",
+    ),
+    "eval-band-negative": (
+        lambda w: ("eval", w.data, "--cascade", "--band", "-1", *w.cfg),
+        lambda w: "Invalid value for '--band'",
+    ),
+    **{
+        f"profile-{opt[2:]}-{value}": (
+            lambda w, opt=opt, value=value: (
+                "profile", w.data, "--model", "small-general", "--out", w.tmp / "p.jsonl",
+                opt, value, *w.cfg,
+            ),
+            lambda w, opt=opt: f"Invalid value for '{opt}'",
+        )
+        for opt, value in (
+            ("--limit", "-1"), ("--per-source", "-2"), ("--concurrency", "0"),
+            ("--max-tokens", "0"), ("--retries", "-1"),
+        )
+    },
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("case", sorted(OUTPUT_CASES))
+def test_bad_paths_and_options_are_refused_before_any_work(work, upstream, case):
+    """A directory, a folder that does not exist or is a file, an option out of range or
+    beside one it conflicts with: named before the data is embedded, the log read or a model
+    called, where they were tracebacks, errors after the work, or ignored."""
+    args, says = OUTPUT_CASES[case]
+    res = cli(*args(work))
+    assert res.exit_code == 2 and says(work) in res.said, res.output
+    assert "embedding" not in res.output and "wrote" not in res.output, res.output
+    assert list(work.folder.iterdir()) == [] and not work.missing.parent.exists()
+    assert not (work.tmp / "folder.tmp").exists() and not (work.tmp / "tuned.txt").exists()
+    assert not (work.tmp / "p.jsonl").exists()
+    assert not any("(limits)" in str(r) for r in upstream.requests)
+
+
+@pytest.mark.parametrize("command", ["stats", "train", "add-model", "from-log"])
+def test_a_folder_that_may_not_be_written_is_refused_before_any_work(work, monkeypatch, command):
+    """As root every folder may be written: os.access answers as it would a plain user."""
+    import router.core.outputs as outputs
+
+    real, folder = outputs.os.access, work.folder
+    monkeypatch.setattr(outputs.os, "access", lambda p, m: Path(p) != folder and real(p, m))
+    args = {
+        "stats": ("stats", "--db", work.tmp / "nope.db", "--html", folder / "r.html"),
+        "train": ("train", work.data, "--out", folder / "scorer", *work.cfg),
+        "add-model": ("add-model", work.data, "--model", "a", "--out", folder / "s", *work.cfg),
+        "from-log": ("data", "from-log", work.tmp / "no.db", "--out", folder / "x", *work.cfg),
+    }[command]
+    res = cli(*args)
+    assert res.exit_code == 2 and f"{folder} is not writable" in res.said, res.output
+    assert "embedding" not in res.output
+
+
+def test_train_verifier_refuses_a_scorers_directory_before_measuring(tmp_path):
+    """`--out` at a scorer's directory: with --force, the verifier's weights.npz replaced the
+    scorer's (train --out at a verifier's was refused; the other way round was not)."""
+    rows = []
+    with open(ROOT / "data" / "routing" / "smollm2.jsonl", encoding="utf-8") as f:
+        for n, line in enumerate(f):
+            if n % 18 == 0:
+                r = json.loads(line)
+                r.pop("logprobs", None)
+                rows.append(r)
+    data = tmp_path / "answered.jsonl"
+    data.write_text("".join(json.dumps(r) + "\n" for r in rows[:125]), encoding="utf-8")
+    scorer = tmp_path / "scorer"
+    scorer.mkdir()
+    (scorer / "scorer.json").write_text("{}")
+    (scorer / "weights.npz").write_bytes(b"the scorer's")
+    args = ("train-verifier", data, "--models", "smollm2-135m", "--cv", "2", "--force")
+    res = cli(*args, "--out", scorer)
+    assert res.exit_code == 2, res.output
+    assert f"--out {scorer}: holds another artifact's weights.npz, not a verifier's" in res.said
+    assert (scorer / "weights.npz").read_bytes() == b"the scorer's"
+    assert not (scorer / "verifier.json").exists() and "measuring" not in res.output
+    # A regularisation strength sklearn refuses: said before the embedding, not its traceback.
+    for cmd in (args, ("train", data)):
+        for c in ("0", "-1", "nan"):
+            res = cli(*cmd, "--out", tmp_path / "new", "--C", c)
+            assert res.exit_code == 2 and f"--C {c}: a positive number" in res.said, res.output
+
+
+@pytest.mark.parametrize(
+    "fmt, source, file, text, says",
+    [
+        ("routellm", "routellm", "mt_bench/judgements.jsonl", '{"question_id": 81, "score": \n',
+         "mt_bench/judgements.jsonl:1: invalid JSON"),
+        ("routellm", "routellm", "gsm8k/test.jsonl", '{"answer": "#### 4"}\n',
+         "gsm8k/test.jsonl:1: missing field 'question'"),
+        ("routellm", "routellm", "mmlu/responses/mmlu_anatomy.csv", b"prompt,x\n\xe9\n",
+         "mmlu/responses/mmlu_anatomy.csv:2: not UTF-8"),
+        ("dcrouter", "dcrouter", "train.json", '[{"question": "x", "scores": \n',
+         "train.json:2: invalid JSON"),
+        ("dcrouter", "dcrouter", "train.json", '[{"question": "x"}]',
+         "train.json: row 0: missing field 'scores'"),
+        ("dcrouter", "dcrouter", "train.json", '[{"question": "x", "scores": {"small-7b": "hi"}}]',
+         "train.json: row 0: scores.small-7b: expected a number in [0, 1], got 'hi'"),
+        ("dcrouter", "dcrouter", "default_llm.json", b'{"a": \xff}',
+         "default_llm.json:1: not UTF-8"),
+        ("dcrouter", "dcrouter", "default_query_train.jsonl", '{"query": "x"\n',
+         "default_query_train.jsonl:1: invalid JSON"),
+    ],
+)  # fmt: skip
+def test_a_broken_public_dataset_is_named_by_file_and_line(tmp_path, fmt, source, file, text, says):
+    """A download cut short, a field missing or of the wrong type, bytes that are not UTF-8:
+    one line naming the file and where in it, where each was a traceback."""
+    root = tmp_path / source
+    shutil.copytree(ROOT / "tests" / "fixtures" / source, root)
+    path = root / file
+    path.write_bytes(text if isinstance(text, bytes) else text.encode())
+    res = cli("data", "import", fmt, root, "--out", tmp_path / "out.jsonl")
+    assert res.exit_code == 2 and f"{root}/{says}" in res.said, res.output
+    assert not (tmp_path / "out.jsonl").exists()
+
+
+def test_stats_on_a_file_that_is_not_a_decision_log(tmp_path):
+    """A JSONL given as --db: an UnboundLocalError's traceback, now one line naming it."""
+    not_a_log = tmp_path / "rows.jsonl"
+    not_a_log.write_text('{"prompt": "hi"}\n' * 200)
+    res = cli("stats", "--db", not_a_log)
+    assert res.exit_code == 2 and f"{not_a_log}: file is not a database" in res.said, res.output
+
+
+def test_a_misspelt_metric_or_model_name_is_refused_before_the_work(
+    tmp_path, test_config, upstream
+):
+    """profile: a row's unknown metric had every answer paid for, then left ungraded; regrade:
+    an unknown --model regraded nothing and said nothing."""
+    rows = [
+        {"id": f"m{i}", "prompt": f"Say bye {i} (metric)", "source": "chat/x",
+         "metric": "exactmatch", "ground_truth": "bye"}
+        for i in range(3)
+    ]  # fmt: skip
+    data = tmp_path / "typo.jsonl"
+    data.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    out = tmp_path / "profile.jsonl"
+    res = cli("profile", data, "--model", "small-general", "--out", out, "--config", test_config)
+    assert res.exit_code == 2, res.output
+    assert f"{data}: row 'm0': metric: unknown metric 'exactmatch' (and 2 more rows)" in res.said
+    assert not any("(metric)" in str(r) for r in upstream.requests)
+    profiled = tmp_path / "profiled.jsonl"
+    row = {**rows[0], "metric": "exact_match", "scores": {"small": 0.0}, "answers": {"small": "x"}}
+    profiled.write_text(json.dumps(row) + "\n")
+    res = cli("regrade", profiled, "--model", "smal")
+    assert res.exit_code == 2, res.output
+    assert f"--model 'smal': {profiled} has no answer of it; answers of: ['small']" in res.said
+
+
+def test_retrain_with_a_mistyped_config_says_so_and_makes_nothing(tmp_path, monkeypatch):
+    """It made scorers/ beside the missing file, and --rollback said "no earlier version"."""
+    monkeypatch.chdir(tmp_path)
+    for extra in ((), ("--rollback",)):
+        res = cli("retrain", "--config", "conf/config.yml", *extra)
+        assert res.exit_code == 2 and "conf/config.yml: file not found" in res.said, res.output
+    assert list(tmp_path.iterdir()) == []
+    # An option out of range is said before the decision log is looked for.
+    cfg = write_test_config(tmp_path / "cfg", "http://127.0.0.1:9/v1")
+    res = cli("retrain", "--config", cfg, "--test-share", "1.5")
+    assert res.exit_code == 2 and "--test-share 1.5: a share in (0, 1)" in res.said, res.output
+
+
+def test_ctrl_c_is_one_line_and_exit_130_not_a_traceback(monkeypatch, test_config):
+    """Ctrl-C in any command (profile says how to resume, tests/test_profile_resume.py)."""
+    import router.cli.routing as routing
+
+    def interrupted(*a, **k):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(routing, "load_config", interrupted)
+    res = cli("models", "--config", test_config)
+    assert res.exit_code == 130 and res.said == "stopped (Ctrl-C)", res.output

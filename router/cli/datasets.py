@@ -17,6 +17,7 @@ from router.cli.main import (
 )
 from router.core.config import load_config
 from router.core.data import read_many, write_jsonl
+from router.core.outputs import check_output_file
 from router.evaluation.importers import IMPORTERS, import_dataset
 
 
@@ -28,6 +29,7 @@ def data_import(
     out: Annotated[Path, typer.Option(help="JSONL file to write")],
 ) -> None:
     """Convert a public routing dataset into the router's JSONL format."""
+    check_output_file(out, "--out")
     with err.status(f"importing {fmt} from {path}…"):
         rows = import_dataset(fmt, path)
     n = write_jsonl(rows, out)
@@ -67,6 +69,7 @@ def data_from_log(
     text was not stored carry their routing embedding and its encoder instead."""
     from router.learning.retrain import logged_examples
 
+    check_output_file(out, "--out")
     rows = logged_examples(log, load_config(config))
     n = write_jsonl(rows, out)
     text = sum(ex.prompt is not None for ex in rows)

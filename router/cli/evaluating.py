@@ -22,6 +22,7 @@ from router.cli.main import (
 )
 from router.core.config import ConfigError, load_config, load_policies
 from router.core.data import DataError, domain_names, read_many
+from router.core.outputs import check_output_file
 
 
 def _parse_prices(price: list[str]) -> dict[str, float]:
@@ -87,7 +88,9 @@ def eval_(
     ] = False,
     band: Annotated[
         float | None,
-        typer.Option(help="--cascade: the hybrid band (default: the policy's, else 0.2)"),
+        typer.Option(
+            min=0, max=1, help="--cascade: the hybrid band (default: the policy's, else 0.2)"
+        ),
     ] = None,
     verifier: Annotated[
         Path | None,
@@ -140,6 +143,12 @@ def eval_(
         )
     if shared_dims is not None and shared_dims < 0:
         raise DataError(f"--shared-dims {shared_dims}: 0 (off) or more")
+    if not cascade and (band is not None or verifier is not None):
+        raise DataError("--band and --verifier are the cascade's: use them with --cascade")
+    if json_out is not None:
+        check_output_file(json_out, "--json")
+    if plot_out is not None:
+        check_output_file(plot_out, "--plot")
     prices = _parse_prices(price)
     cfg = load_config(config)
     pol = None
@@ -154,6 +163,12 @@ def eval_(
         rows = [r for r in rows if any(r.source.startswith(p) for p in source)]
         if not rows:
             raise DataError(f"no rows with a source starting with {source}")
+    # Loaded before the embedding: a wrong --verifier is said before minutes of it.
+    given = None
+    if verifier is not None:
+        from router.core.verifier import AnswerVerifier
+
+        given = AnswerVerifier.load(verifier)
     enc = load_encoder(
         cfg.encoder.name, cfg.encoder.max_tokens, cache_size=0, threads=BATCH_THREADS
     )
@@ -184,7 +199,7 @@ def eval_(
     with err.status("evaluating…") as status:
         extra = None
         if cascade:
-            from router.core.verifier import AnswerVerifier, load_verifier
+            from router.core.verifier import load_verifier
             from router.evaluation.evaluate_cascade import (
                 DEFAULT_BAND,
                 CascadeCurves,
@@ -193,7 +208,6 @@ def eval_(
 
             if band is None:
                 band = pol.cascade.band if pol is not None and pol.cascade else DEFAULT_BAND
-            given = AnswerVerifier.load(verifier) if verifier is not None else None
             if cv is None and group_by is None:
                 as_is = given or load_verifier("default")
                 if msg := verifier_overlap(as_is, rows):
@@ -282,12 +296,14 @@ def profile_(
     data: Annotated[list[Path], typer.Argument(help="labelled routing data, JSONL")],
     model: Annotated[list[str], typer.Option(help="catalogue model to profile (repeatable)")],
     out: Annotated[Path, typer.Option(help="routing data to write (merged if it exists)")],
-    limit: Annotated[int | None, typer.Option(help="at most this many rows")] = None,
-    per_source: Annotated[int | None, typer.Option(help="at most this many rows a source")] = None,
+    limit: Annotated[int | None, typer.Option(min=1, help="at most this many rows")] = None,
+    per_source: Annotated[
+        int | None, typer.Option(min=1, help="at most this many rows a source")
+    ] = None,
     source: Annotated[
         list[str], typer.Option(help="only rows whose source starts with this (repeatable)")
     ] = [],  # noqa: B006
-    concurrency: Annotated[int, typer.Option(help="calls in flight")] = 1,
+    concurrency: Annotated[int, typer.Option(min=1, help="calls in flight")] = 1,
     allow_code_exec: Annotated[
         bool, typer.Option(help="run generated code against the asserts (in the sandbox)")
     ] = False,
@@ -304,10 +320,11 @@ def profile_(
         str | None, typer.Option(help="pairwise judging against this model's stored answers")
     ] = None,
     max_tokens: Annotated[
-        int | None, typer.Option(help="answer budget for every task (default: per task)")
+        int | None,
+        typer.Option(min=1, help="answer budget for every task (default: per task)"),
     ] = None,
-    retries: Annotated[int, typer.Option(help="retries of a failed call")] = 3,
-    threads: Annotated[int, typer.Option(help="threads of a local model's server")] = 1,
+    retries: Annotated[int, typer.Option(min=0, help="retries of a failed call")] = 3,
+    threads: Annotated[int, typer.Option(min=1, help="threads of a local model's server")] = 1,
     config: ConfigOpt = Path("config.yaml"),
 ) -> None:
     """Run catalogue models over labelled prompts, grade them, merge the columns into OUT."""
@@ -435,8 +452,12 @@ def regrade_(
     """Grade the stored answers of a profile again with the current graders; no model calls."""
     from router.evaluation.regrade import regrade
 
+    if data.is_dir():
+        raise DataError(f"{data}: a directory; give the profile file (router profile --out)")
     if not data.is_file():
         raise DataError(f"{data}: no such file")
+    # Rewritten by a rename beside it, in place unless --out: before any grading.
+    check_output_file(out or data, "--out" if out is not None else "DATA", renamed=True)
     bar, advance = progress_bar("regrading", None)
     with bar:
         report = regrade(

@@ -7,19 +7,19 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.markup import escape
 from rich.table import Table
 
 from router.cli.main import (
     ConfigOpt,
     app,
     console,
-    err,
+    fail,
     friendly,
     load_router,
 )
 from router.core.config import check_default_policy, load_config, load_policies
-from router.core.data import domain_names
+from router.core.data import DataError, domain_names
+from router.core.outputs import check_output_file
 
 
 @app.command()
@@ -109,7 +109,9 @@ def models(config: ConfigOpt = Path("config.yaml")) -> None:
 def serve(
     config: ConfigOpt = Path("config.yaml"),
     host: Annotated[str | None, typer.Option(help="default: server.host, 127.0.0.1")] = None,
-    port: Annotated[int | None, typer.Option(help="default: server.port, 8000")] = None,
+    port: Annotated[
+        int | None, typer.Option(min=1, max=65535, help="default: server.port, 8000")
+    ] = None,
     workers: Annotated[
         int | None,
         typer.Option(
@@ -119,14 +121,13 @@ def serve(
     ] = None,
 ) -> None:
     """Run the OpenAI-compatible proxy (POST /v1/chat/completions with model "router")."""
-    from router.server.run import PortInUse, WorkerStartError
+    from router.server.run import CannotListen, WorkerStartError
     from router.server.run import serve as run_server
 
     try:
         run_server(config, host, port, workers)
-    except (PortInUse, WorkerStartError) as e:
-        err.print(f"[red]error:[/red] {escape(str(e))}", highlight=False, markup=True)
-        raise typer.Exit(2) from None
+    except (CannotListen, WorkerStartError) as e:
+        fail(str(e))
 
 
 @app.command()
@@ -155,13 +156,16 @@ def stats(
     from router.serving.decision_log import LogReader, Stats, parse_since
     from router.serving.decision_log.stats import SUMMARY_SAMPLE
 
+    if html is not None and as_json:
+        raise DataError("use either --html or --json, not both")
+    if html is not None:
+        check_output_file(html, "--html")
     seconds = None
     if since is not None:
         try:
             seconds = parse_since(since)
         except ValueError as e:
-            err.print(f"[red]error:[/red] --{e}", highlight=False)
-            raise typer.Exit(2) from None
+            fail(f"--{e}")
     cfg_path = config if config is not None else Path("config.yaml")
     cfg = load_config(cfg_path) if config is not None or cfg_path.is_file() else None
     if db is None:

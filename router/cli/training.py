@@ -12,15 +12,17 @@ from router.cli.main import (
     BATCH_THREADS,
     ConfigOpt,
     app,
+    artifact_out,
     console,
     err,
     friendly,
     load_router,
+    positive,
     progress_bar,
-    scorer_out,
 )
 from router.core.config import load_config
 from router.core.data import DataError, read_many
+from router.core.outputs import check_output_file
 
 
 @app.command()
@@ -45,7 +47,8 @@ def train(
 
     if not 0 <= hold_out < 1:
         raise DataError(f"--hold-out {hold_out}: a share in [0, 1)")
-    scorer_out(out)
+    positive(c, "--C")
+    artifact_out(out, "scorer")
     cfg = load_config(config)
     examples = read_many(data)
     err.print(f"{len(examples)} examples from {len(data)} file(s)")
@@ -113,7 +116,7 @@ def add_model(
     from router.core.scorer import Scorer, configured_scorer_path
     from router.evaluation.train import embed_examples
 
-    scorer_out(out)
+    artifact_out(out, "scorer")
     cfg = load_config(config)
     base = scorer or configured_scorer_path(cfg.scorer, config.resolve().parent)
     enc = load_encoder(
@@ -202,6 +205,9 @@ def train_verifier_(
 
     if cv < 2:
         raise DataError("--cv must be at least 2: a verifier is measured before it is saved")
+    positive(c, "--C")
+    # Before minutes of measuring: a scorer's directory would lose its weights.npz to it.
+    artifact_out(out, "verifier")
     chosen = models if models in ("cheap", "all") else [m.strip() for m in models.split(",")]
     cfg = load_config(config)
     examples = read_many(data)
@@ -309,7 +315,11 @@ def calibrate(
     if out is not None:
         if out.is_dir():
             raise DataError(f"--out {out}: a directory; give the policy file to write")
+        if out.suffix != ".yaml":
+            # Written as asked, it would be a policy the router never reads (policies/*.yaml).
+            raise DataError(f"--out {out}: a policy file's name ends in .yaml")
         check_policy_file_name(out)
+        check_output_file(out, "--out")
     router = load_router(config)
     router.policy(policy)  # an unknown policy is named now, not after embedding
     if scorer is not None:

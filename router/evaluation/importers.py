@@ -3,6 +3,7 @@ routing-dataset format of `router.core.data`."""
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import json
@@ -31,6 +32,57 @@ def _truthy(v: str) -> float:
     if v in ("false", "0", "0.0"):
         return 0.0
     raise DataError(f"expected a boolean score, got {v!r}")
+
+
+def _text(path: Path) -> str:
+    """A file of the dataset as text; not UTF-8 is a DataError naming its line (a byte-order
+    mark, Excel's "CSV UTF-8", is dropped)."""
+    raw = path.read_bytes()
+    try:
+        return raw.decode("utf-8-sig")
+    except UnicodeDecodeError as e:
+        line = raw[: e.start].count(b"\n") + 1
+        raise DataError(
+            f"{path}:{line}: not UTF-8 (byte {raw[e.start : e.start + 1]!r}); save the file "
+            "as UTF-8"
+        ) from None
+
+
+def _json_lines(path: Path) -> Iterator[tuple[str, Any]]:
+    """("file:line", the JSON object) for each non-blank line of a JSONL file; a line that is
+    not a JSON object (a download cut short, say) is a DataError naming it."""
+    for n, line in enumerate(_text(path).splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            obj = json.loads(line)
+        except json.JSONDecodeError as e:
+            raise DataError(f"{path}:{n}: invalid JSON: {e.msg}") from None
+        if not isinstance(obj, dict):
+            raise DataError(f"{path}:{n}: expected a JSON object")
+        yield f"{path}:{n}", obj
+
+
+def _json_file(path: Path) -> Any:
+    """A whole-file JSON document; invalid JSON is a DataError naming the line."""
+    try:
+        return json.loads(_text(path))
+    except json.JSONDecodeError as e:
+        raise DataError(f"{path}:{e.lineno}: invalid JSON: {e.msg}") from None
+
+
+@contextlib.contextmanager
+def _fields_of(where: str) -> Iterator[None]:
+    """A record of a public dataset missing a field, or with one of the wrong type, is a
+    DataError naming the record (`where`) and the field, not a KeyError's traceback."""
+    try:
+        yield
+    except DataError:
+        raise
+    except KeyError as e:
+        raise DataError(f"{where}: missing field {e.args[0]!r}") from None
+    except (TypeError, ValueError, AttributeError) as e:
+        raise DataError(f"{where}: {e}") from None
 
 
 def _routellm_costs() -> dict[str, float]:
@@ -67,9 +119,8 @@ def _gsm8k_references(path: Path) -> dict[str, str]:
     if not path.is_file():
         return {}
     refs = {}
-    for line in path.open(encoding="utf-8"):
-        if line.strip():
-            q = json.loads(line)
+    for where, q in _json_lines(path):
+        with _fields_of(where):
             refs[q["question"].strip()] = q["answer"]
     return refs
 
@@ -81,7 +132,7 @@ def _routellm_csv(
     each row keeps both answers as `answers` {model: text} (what an answer verifier learns
     from), and `references` adds the GSM8K reference as `ground_truth` with `metric: GSM8K`
     (what a grader needs to score a new model on the row)."""
-    with path.open(encoding="utf-8", newline="") as f:
+    with io.StringIO(_text(path), newline="") as f:
         reader = csv.DictReader(f)
         missing = {"prompt", MIXTRAL, GPT4} - set(reader.fieldnames or ())
         if missing:
@@ -112,24 +163,25 @@ def _routellm_csv(
 
 def _routellm_mt_bench(mt: Path) -> Iterator[Example]:
     questions = {}
-    for line in (mt / "question.jsonl").open(encoding="utf-8"):
-        if line.strip():
-            q = json.loads(line)
-            questions[q["question_id"]] = q
+    for where, q in _json_lines(mt / "question.jsonl"):
+        with _fields_of(where):
+            questions[q["question_id"]] = (where, q)
     scores: dict[tuple[int, int], dict[str, float]] = {}
-    for line in (mt / "judgements.jsonl").open(encoding="utf-8"):
-        if not line.strip():
+    for where, j in _json_lines(mt / "judgements.jsonl"):
+        score = j.get("score", -1)
+        if not isinstance(score, int | float) or isinstance(score, bool):
+            raise DataError(f"{where}: score: expected a number, got {score!r}")
+        if score < 0:  # the judge failed to give a score
             continue
-        j = json.loads(line)
-        if j.get("score", -1) < 0:  # the judge failed to give a score
-            continue
-        scores.setdefault((j["question_id"], j["turn"]), {})[j["model"]] = (j["score"] - 1) / 9
+        with _fields_of(where):
+            scores.setdefault((j["question_id"], j["turn"]), {})[j["model"]] = (score - 1) / 9
     for (qid, turn), s in sorted(scores.items()):
-        q = questions.get(qid)
+        where, q = questions.get(qid, (None, None))
         if q is None or len(s) < 2:
             continue
-        turns = q["turns"][:turn]
-        source = f"mt_bench/{q['category']}"
+        with _fields_of(where):
+            turns = [str(t) for t in q["turns"][:turn]]
+            source = f"mt_bench/{q['category']}"
         common = dict(source=source, scores=s, costs=_routellm_costs(), cheap_models=[MIXTRAL])
         if turn == 1:
             yield Example(id=f"mt_bench/{qid}/1", prompt=turns[0], **common)
@@ -163,26 +215,43 @@ def import_dcrouter(root: str | Path) -> Iterator[Example]:
     for name in ("default_llm.json",):
         if not (root / name).is_file():
             raise DataError(f"{root}: missing {name}")
-    llms = json.loads((root / "default_llm.json").read_text(encoding="utf-8"))
-    # Prices: no token counts are published, so a call costs the prompt's estimated tokens.
-    prices = {m: (v["input_price"], v["output_price"]) for m, v in llms.items()}
-    large = {m for m, v in llms.items() if _size_b(v.get("size", "")) >= DCROUTER_LARGE_FROM_B}
+    llm_file = root / "default_llm.json"
+    llms = _json_file(llm_file)
+    with _fields_of(str(llm_file)):
+        # Prices: no token counts are published, so a call costs the prompt's estimated tokens.
+        prices = {m: (float(v["input_price"]), float(v["output_price"])) for m, v in llms.items()}
+        large = {m for m, v in llms.items() if _size_b(v.get("size", "")) >= DCROUTER_LARGE_FROM_B}
     tasks: dict[str, str] = {}
     labels: dict[str, dict[str, Any]] = {}
     for qf in sorted(root.glob("default_query_*.jsonl")):
-        for line in qf.open(encoding="utf-8"):
-            if line.strip():
-                q = json.loads(line)
+        for where, q in _json_lines(qf):
+            with _fields_of(where):
                 tasks[q["query"].strip()] = q["task_name"]
                 labels[q["query"].strip()] = _dcrouter_labels(q)
     files = [root / f for f in ("train.json", "test.json") if (root / f).is_file()]
     if not files:
         raise DataError(f"{root}: missing train.json")
     for f in files:
-        for n, row in enumerate(json.loads(f.read_text(encoding="utf-8"))):
-            q = row["question"]
-            task = tasks.get(q.strip())
-            scores = {m: float(s) for m, s in row["scores"].items()}
+        rows = _json_file(f)
+        if not isinstance(rows, list):
+            raise DataError(f"{f}: expected a JSON list of rows")
+        for n, row in enumerate(rows):
+            with _fields_of(f"{f}: row {n}"):
+                q = row["question"]
+                if not isinstance(q, str):
+                    raise DataError(f"{f}: row {n}: question: expected text, got {q!r}")
+                task = tasks.get(q.strip())
+                raw_scores = row["scores"].items()
+            scores = {}
+            for m, v in raw_scores:
+                try:
+                    scores[m] = float(v)
+                except (TypeError, ValueError):
+                    scores[m] = math.nan
+                if not 0 <= scores[m] <= 1:
+                    raise DataError(
+                        f"{f}: row {n}: scores.{m}: expected a number in [0, 1], got {v!r}"
+                    )
             unknown = set(scores) - set(prices)
             if unknown:
                 raise DataError(f"{f}: row {n}: models {sorted(unknown)} not in default_llm.json")
@@ -236,17 +305,8 @@ def _routerbench_frame(path: Path):
 
         return pd.read_pickle(path).to_dict("records")
     csv.field_size_limit(1 << 30)
-    raw = path.read_bytes()
-    try:
-        # A byte-order mark (Excel's "CSV UTF-8") would otherwise be part of the first header.
-        text = raw.decode("utf-8-sig")
-    except UnicodeDecodeError as e:
-        line = raw[: e.start].count(b"\n") + 1
-        raise DataError(
-            f"{path}:{line}: not UTF-8 (byte {raw[e.start : e.start + 1]!r}); save the file "
-            "as UTF-8"
-        ) from None
-    return list(csv.DictReader(io.StringIO(text, newline="")))
+    # A byte-order mark (Excel's "CSV UTF-8") would otherwise be part of the first header.
+    return list(csv.DictReader(io.StringIO(_text(path), newline="")))
 
 
 def _routerbench_prompt(raw: Any) -> str:

@@ -31,8 +31,10 @@ from typing import Any
 
 from router.core.config import RouterConfig
 from router.core.data import Example, read_many
+from router.core.outputs import check_output_file
 from router.evaluation import sandbox
 from router.evaluation.graders import (
+    GRADERS,
     GradingError,
     grade,
     judge_pairwise,
@@ -359,8 +361,8 @@ def profile(
     # Before any model is paid for: the output must be writable where it is asked for.
     if out.is_dir():
         raise ProfileError(f"--out {out}: a directory; give a file name (e.g. {out}/profile.jsonl)")
-    if not out.parent.is_dir():
-        raise ProfileError(f"--out {out}: the directory {out.parent} does not exist")
+    # Written by a rename beside it, the journal beside it too: the folder must be writable.
+    check_output_file(out, "--out", ProfileError, renamed=True)
     journal = Journal(out.with_name(out.name + ".journal"))
     # The output's rows: what is already in `out` (kept as it is), plus each selected row once
     # a profiled model has a result on it (a run stopped part-way writes only finished rows).
@@ -403,6 +405,7 @@ def profile(
     todo_rows = select_rows(gradable, per_source, limit)
     if not todo_rows and not (report.skipped_no_reference or report.skipped_code):
         raise ProfileError("no rows to profile (check --source / --limit)")
+    check_metrics(todo_rows, data)
     listed = set(order)  # a row not in `out` yet is written in the order of the selection
     for ex in todo_rows:
         if (k := row_key(ex)) not in listed:
@@ -509,6 +512,19 @@ def _has_rows(path: Path) -> bool:
 
 def _interrupt(signum: int, frame: Any) -> None:
     raise KeyboardInterrupt(f"signal {signum}")
+
+
+def check_metrics(rows: Sequence[Example], data: Sequence[str | Path]) -> None:
+    """Every row's `metric` is one a grader knows, before any model is called: a misspelt
+    one would have each answer paid for, then kept ungraded."""
+    bad = [ex for ex in rows if ex.extra.get("metric") and ex.extra["metric"] not in GRADERS]
+    if bad:
+        ex, files = bad[0], ", ".join(str(d) for d in data)
+        more = f" (and {len(bad) - 1} more rows)" if len(bad) > 1 else ""
+        raise ProfileError(
+            f"{files}: row {ex.id or row_key(ex)!r}: metric: unknown metric "
+            f"{ex.extra['metric']!r}{more}; known: {sorted(GRADERS)}"
+        )
 
 
 def _gradable(ex: Example, judge: str | None, judge_against: str | None) -> bool:

@@ -70,6 +70,14 @@ def regrade(
         if why := sandbox.weak_refusal(allow_weak_sandbox):
             raise DataError(f"--allow-code-exec: {why}")
     rows = read_many([path])
+    if models:
+        # A misspelt name would regrade nothing and rewrite the file as it was, in silence.
+        answered = {m for ex in rows if isinstance(a := ex.extra.get("answers"), dict) for m in a}
+        for m in models:
+            if m not in answered:
+                raise DataError(
+                    f"--model {m!r}: {path} has no answer of it; answers of: {sorted(answered)}"
+                )
     report = RegradeReport(groups=defaultdict(Regraded))
     for ex in rows:
         metric, answers = ex.extra.get("metric"), ex.extra.get("answers") or {}

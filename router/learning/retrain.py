@@ -445,6 +445,9 @@ def _one_at_a_time(fn):
     def locked(config_path, *args, **kwargs):
         import fcntl
 
+        # A config that is missing or invalid is said as such, before scorers/ is made next
+        # to it (and before --rollback reports "no earlier version" for a mistyped path).
+        load_config(Path(config_path))
         root = scorers_dir(Path(config_path))
         root.mkdir(parents=True, exist_ok=True)
         with open(root / ".lock", "a") as fh:
@@ -479,6 +482,11 @@ def retrain(
     from router.evaluation.train import embed_examples
 
     say = say or (lambda _m: None)
+    # The options first: a value out of range is said before the log is read.
+    if not 0 < test_share < 1:
+        raise DataError(f"--test-share {test_share}: a share in (0, 1)")
+    if new_weight < 1:
+        raise DataError(f"--new-weight {new_weight}: a whole number >= 1")
     config_path = Path(config_path)
     cfg = load_config(config_path)
     serving_path = configured_scorer_path(cfg.scorer, config_path.resolve().parent)
@@ -491,8 +499,6 @@ def retrain(
             f"{log_location(config_path, cfg)}: {len(new)} requests with outcomes; "
             f"at least {min_new} are needed to retrain (--min-new)"
         )
-    if not 0 < test_share < 1:
-        raise DataError(f"--test-share {test_share}: a share in (0, 1)")
     new_train, new_test = time_split(new, test_share)
     if not new_train:
         # Every prompt fell on the held-out side (one prompt asked again and again): a candidate
@@ -502,8 +508,6 @@ def retrain(
             f"hold {len({_prompt_key(ex) for ex in new})} distinct prompt(s), all held out to "
             "judge on; none is left to train on (more varied traffic is needed)"
         )
-    if new_weight < 1:
-        raise DataError(f"--new-weight {new_weight}: a whole number >= 1")
     old_paths = old_training_data(config_path, serving_path, data)
     old = read_many(old_paths)
 

@@ -32,6 +32,7 @@ from router.serving.decision_log.writer import _json
 def _read_engine(location: str | Path) -> Engine:
     """An engine for reading a log; fails now, naming the place, if it cannot be read."""
     url = database_url(location)
+    pg = url.startswith("postgresql")
     if url.startswith("sqlite:///"):
         path = Path(url.removeprefix("sqlite:///"))
         if not path.is_file():
@@ -39,7 +40,6 @@ def _read_engine(location: str | Path) -> Engine:
         engine = sa.create_engine(f"sqlite:///file:{path}?mode=ro&uri=true")
     else:
         # connect_timeout: a host that does not answer is an error in seconds, not minutes.
-        pg = url.startswith("postgresql")
         engine = sa.create_engine(url, connect_args={"connect_timeout": 5} if pg else {})
     try:
         with engine.connect() as con:
