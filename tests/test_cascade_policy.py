@@ -31,7 +31,11 @@ def _policy(tmp_path, test_config, body: str):
         ("cascade: {verifier: llm, judge: nope}", "cascade.judge", "unknown model 'nope'"),
         ("cascade: {verifier: no/such/dir}", "cascade.verifier", "not a verifier directory"),
         ("cascade: {tool_calls: maybe}", "cascade.tool_calls", "'accept' or 'escalate'"),
-        ("cascade: {thresold: 0.5}", "cascade.thresold", "Extra inputs are not permitted"),
+        (
+            "cascade: {thresold: 0.5}",
+            "cascade.thresold",
+            "unknown field (did you mean 'threshold'?)",
+        ),
     ],
 )
 def test_cascade_errors_name_the_field(tmp_path, test_config, body, field, message):

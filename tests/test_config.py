@@ -68,6 +68,27 @@ def test_config_errors_name_file_and_field(tmp_path, text, field):
     assert str(p) in str(e.value)
 
 
+@pytest.mark.parametrize(
+    "text, field, said",
+    [
+        (MODEL + "defualt_policy: balanced\n", "defualt_policy", "did you mean 'default_policy'?"),
+        (
+            MODEL.replace("    tier: large", "    tier: large\n    output_pric: 3"),
+            "models[1].output_pric",
+            "did you mean 'output_price'?",
+        ),
+        (MODEL + "cache: {mdoe: exact}\n", "cache.mdoe", "did you mean 'mode'?"),
+        (MODEL + "breaker: {zzz: 1}\n", "breaker.zzz", "(it takes: "),
+    ],
+)
+def test_an_unknown_field_names_the_nearest_known_one(tmp_path, text, field, said):
+    with pytest.raises(ConfigError) as e:
+        load_config(write(tmp_path, "config.yaml", text))
+    assert e.value.field == field, str(e.value)
+    assert "unknown field" in str(e.value) and said in str(e.value)
+    assert "Extra inputs" not in str(e.value)
+
+
 def test_invalid_yaml_and_missing_file(tmp_path):
     with pytest.raises(ConfigError, match="invalid YAML"):
         load_config(write(tmp_path, "c.yaml", "models: [\n"))

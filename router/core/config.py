@@ -45,6 +45,7 @@ from router.core.sections import (  # noqa: F401 - re-exported
     did_you_mean,
     litellm_provider_problem,
     not_a_section,
+    unknown_field,
 )
 
 Capability = Literal["tools", "json", "vision", "audio", "streaming"]
@@ -492,7 +493,7 @@ def _validate(cls: type[BaseModel], data: Any, path: Path) -> Any:
     try:
         return cls.model_validate(data)
     except ValidationError as e:
-        (field, msg), *others = [_field_and_message(err) for err in e.errors()]
+        (field, msg), *others = [_field_and_message(err, cls) for err in e.errors()]
         # Every mistake at once, each with its field: fixing one to meet the next is slow.
         shown = [f"{f}: {m}" if f else m for f, m in others[:MORE_ERRORS]]
         if len(others) > MORE_ERRORS:
@@ -505,10 +506,12 @@ def _validate(cls: type[BaseModel], data: Any, path: Path) -> Any:
 MORE_ERRORS = 4
 
 
-def _field_and_message(err: Any) -> tuple[str, str]:
+def _field_and_message(err: Any, cls: type[BaseModel]) -> tuple[str, str]:
     """A pydantic error as (the field's dotted path, the message)."""
     msg = err["msg"]
     field = _format_loc(err["loc"])
+    if err["type"] == "extra_forbidden":  # a typo, most often: the nearest name it takes
+        msg = unknown_field(cls, err["loc"])
     if err["type"] == "model_type":  # a section given a scalar: not a word of pydantic's classes
         msg = not_a_section(field, err["ctx"]["class_name"], err["input"])
     # Errors raised by a model validator carry the field in the message.

@@ -437,6 +437,41 @@ def did_you_mean(name: str, choices: Any) -> str:
     return f" (did you mean {near[0]!r}?)" if near else ""
 
 
+def unknown_field(cls: type[BaseModel], loc: tuple[Any, ...]) -> str:
+    """The message for a field no section has (pydantic's "Extra inputs are not permitted"):
+    the nearest name the section at `loc` does take, or the names it takes."""
+    section = _section_at(cls, loc[:-1])
+    if section is None:
+        return "unknown field"
+    names = [f.alias or n for n, f in section.model_fields.items()]
+    hint = did_you_mean(str(loc[-1]), names)
+    return "unknown field" + (hint or f" (it takes: {', '.join(sorted(names))})")
+
+
+def _section_at(cls: Any, loc: tuple[Any, ...]) -> type[BaseModel] | None:
+    """The pydantic model a field path leads to inside `cls` (lists, tuples, dicts and optional
+    unions looked through), or None where it leads elsewhere."""
+    for part in loc:
+        if isinstance(part, int) or not (isinstance(cls, type) and issubclass(cls, BaseModel)):
+            continue  # a list's index: the item's model is the one already found
+        field = cls.model_fields.get(str(part))
+        if field is None:
+            return None
+        cls = _model_in(field.annotation)
+    return cls if isinstance(cls, type) and issubclass(cls, BaseModel) else None
+
+
+def _model_in(annotation: Any) -> Any:
+    """The pydantic model inside an annotation (`X | None`, `list[X]`, `dict[str, X]`)."""
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    for arg in get_args(annotation):
+        found = _model_in(arg)
+        if found is not None:
+            return found
+    return None
+
+
 # How a section given as `off` is turned off, by its class, and whether off is its default.
 _HOW_OFF = {
     "CacheSpec": ("{mode: off}", True),
