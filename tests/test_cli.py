@@ -298,6 +298,11 @@ OUTPUT_CASES = {
                    "quality=0.9", "--out", w.tmp / "tuned.txt", *w.cfg),
         lambda w: f"--out {w.tmp / 'tuned.txt'}: a policy file's name ends in .yaml",
     ),
+    "calibrate-cascade-without-one": (
+        lambda w: ("calibrate", "--policy", "balanced", "--data", w.missing, "--target",
+                   "quality=0.9", "--cascade", *w.cfg),
+        lambda w: "policy 'balanced' has no cascade: section to calibrate",
+    ),  # said before the data is read (here it is missing), let alone embedded
     # Options that were ignored in silence, or read as Python slices (--limit -1 profiled
     # every row but the last): usage errors.
     "stats-json-and-html": (

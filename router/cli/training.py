@@ -322,6 +322,10 @@ def calibrate(
         check_output_file(out, "--out")
     router = load_router(config)
     router.policy(policy)  # an unknown policy is named now, not after embedding
+    if cascade:
+        from router.evaluation.evaluate_cascade import cascade_to_calibrate
+
+        cascade_to_calibrate(router, policy)  # a policy without one, too
     if scorer is not None:
         router = with_scorer(router, scorer)
     rows = read_many(data)

@@ -346,6 +346,17 @@ def calibrate_points(x: CascadeInputs, target: tuple[str, float]) -> tuple[Casca
     return best, len(points)
 
 
+def cascade_to_calibrate(router: Any, policy: str) -> Any:
+    """The policy's `cascade:` section, if it can be calibrated offline (a DataError saying why
+    not: none, or an LLM judge, whose verdicts need calls). Checked before any embedding."""
+    spec = router.policy(policy).policy.cascade
+    if spec is None:
+        raise DataError(f"policy {policy!r} has no cascade: section to calibrate")
+    if spec.verifier == "llm":
+        raise DataError("an LLM verifier cannot be calibrated offline: its verdicts need calls")
+    return spec
+
+
 def live_inputs(router: Any, policy: str, examples: list[Example], X: np.ndarray) -> CascadeInputs:
     """What a live policy's cascade would see and pay on `examples`: the policy's scorer on the
     prompts, its verifier on the rows' cheap answers, catalogue prices on estimated tokens.
@@ -356,11 +367,7 @@ def live_inputs(router: Any, policy: str, examples: list[Example], X: np.ndarray
     from router.serving.cascade import verifier_at
 
     compiled = router.policy(policy)
-    spec = compiled.policy.cascade
-    if spec is None:
-        raise DataError(f"policy {policy!r} has no cascade: section to calibrate")
-    if spec.verifier == "llm":
-        raise DataError("an LLM verifier cannot be calibrated offline: its verdicts need calls")
+    spec = cascade_to_calibrate(router, policy)
     first = (
         router.config.model(spec.models[0])
         if spec.models
