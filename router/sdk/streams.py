@@ -57,7 +57,10 @@ class AsyncRoutedStream:
     """Chunks of a streamed answer, with the Decision of the model that is streaming.
 
     `usage` is the last token usage a chunk reported; with `hide_usage` the usage-only chunk
-    (asked of the upstream for the cost, not by the caller) is counted, not passed on.
+    (asked of the upstream for the cost, not by the caller) is counted, not passed on. Read by
+    `async for` (leaving the loop closes the stream), `await anext(stream)` or both, as
+    openai's AsyncStream is; `async with stream:` closes it at the end of the block. A stream
+    is read once: a loop after its end, or after a close, gets nothing.
     """
 
     def __init__(
@@ -66,7 +69,8 @@ class AsyncRoutedStream:
         self.decision = decision
         self._first, self._rest = first, rest
         self._hide_usage = hide_usage
-        self._iterated = False
+        self._first_taken = False
+        self._closed = False
         self.usage: Any = None
         # A stream dropped unclosed closes its source on its loop: the model stops generating.
         try:
@@ -77,24 +81,54 @@ class AsyncRoutedStream:
         self._left.atexit = False
 
     async def __aiter__(self):
-        if self._iterated:
-            return  # a stream is read once: a second loop gets nothing, as a generator's does
-        self._iterated = True
+        # A generator per loop, reading where the stream is (after an `anext`, say): a loop
+        # left early drops it, and its `finally` closes the stream (the model stops).
         try:
-            async for chunk in prepend(self._first, self._rest):
-                self.usage = getattr(chunk, "usage", None) or self.usage
-                if not (self._hide_usage and _usage_only(chunk)):
-                    yield chunk
-        except Exception as e:
-            # Raised as it came (litellm's Timeout, MidStreamFallbackError ...), with the
-            # status the proxy answers for it and the decision of the model that streamed.
-            _annotate(e, stream_failure_status(e), self.decision)
-            raise
+            while True:
+                try:
+                    chunk = await self._next()
+                except StopAsyncIteration:
+                    return
+                yield chunk
         finally:
             await self.aclose()
 
+    async def __anext__(self) -> Any:
+        try:
+            return await self._next()
+        except BaseException:  # its end, a failure or a cancellation: the stream is done
+            await self.aclose()
+            raise
+
+    async def _next(self) -> Any:
+        """The next chunk the caller sees; a failure is raised as it came (litellm's Timeout,
+        MidStreamFallbackError ...), with the status the proxy answers for it and the decision
+        of the model that streamed."""
+        while not self._closed:
+            try:
+                if self._first_taken:
+                    chunk = await self._rest.__anext__()
+                else:
+                    chunk, self._first_taken = self._first, True
+            except StopAsyncIteration:
+                raise  # the end, not a failure
+            except Exception as e:
+                _annotate(e, stream_failure_status(e), self.decision)
+                raise
+            self.usage = getattr(chunk, "usage", None) or self.usage
+            if not (self._hide_usage and _usage_only(chunk)):
+                return chunk
+        raise StopAsyncIteration
+
+    async def __aenter__(self) -> AsyncRoutedStream:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
     async def aclose(self) -> None:
         """Stop reading: the model's connection is closed (a local model stops generating)."""
+        self._closed = True
         self._left.detach()
         await aclose(self._rest)
 
@@ -128,7 +162,8 @@ def _close_left(loop: asyncio.AbstractEventLoop | None, rest: AsyncIterator) -> 
 
 class RoutedStream:
     """`AsyncRoutedStream` for synchronous code: its chunks are read on the SDK's background
-    event loop (router/serving/background.py)."""
+    event loop (router/serving/background.py). Read by `for` (leaving the loop closes it),
+    `next(stream)` or both; `with stream:` closes it at the end of the block."""
 
     def __init__(self, stream: AsyncRoutedStream) -> None:
         self.decision = stream.decision
@@ -144,6 +179,16 @@ class RoutedStream:
             yield from self._chunks
         finally:
             self.close()  # a `break` ends the loop's generator: the model's connection goes too
+
+    def __next__(self) -> Any:
+        """`next(stream)`, as openai's Stream takes it; a `for` loop after it reads on."""
+        return next(self._chunks)
+
+    def __enter__(self) -> RoutedStream:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
     def close(self) -> None:
         """Stop reading: the model's connection is closed (a local model stops generating)."""
