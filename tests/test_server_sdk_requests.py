@@ -133,3 +133,14 @@ def test_an_empty_user_message_is_still_a_400(client):
     with pytest.raises(openai.BadRequestError) as e:
         client.chat.completions.create(model="router", messages=[{"role": "user", "content": " "}])
     assert e.value.body["param"] == "messages[0].content"
+
+
+def test_the_proxy_passes_on_a_field_it_does_not_know_near_miss_or_not(client, upstream):
+    """The SDK refuses a keyword argument that is a typo of an OpenAI parameter's name
+    (`temprature`); the proxy passes unknown body fields on to the provider, as it always did:
+    its schema checked the body, and the SDK's Python-side checks are not run again on it."""
+    client.chat.completions.create(
+        model="router", messages=USER, extra_body={"temprature": 0.2, "top_k": 3}
+    )
+    sent = upstream.requests[-1]
+    assert sent["temprature"] == 0.2 and sent["top_k"] == 3

@@ -24,9 +24,25 @@ from typing import Any
 Message = dict[str, Any]
 
 ROLES = ("system", "developer", "user", "assistant", "tool", "function")
+# Roles whose message is nothing without content (OpenAI refuses them): an assistant turn may
+# carry tool calls instead.
+CONTENT_REQUIRED = ("system", "developer", "user", "tool")
 TOOL_NAME = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 TOOL_CHOICES = ("none", "auto", "required")
 FORMATS = ("text", "json_object", "json_schema")
+# OpenAI's chat and legacy completion body fields. The proxy passes them on unjudged; a name
+# close to one of them but not it is, in the SDK, a typo (`temprature`), not a provider's own.
+OPENAI_FIELDS = frozenset(
+    {
+        "model", "messages", "prompt", "suffix", "echo", "best_of", "audio", "frequency_penalty",
+        "function_call", "functions", "logit_bias", "logprobs", "max_completion_tokens",
+        "max_tokens", "metadata", "modalities", "n", "parallel_tool_calls", "prediction",
+        "presence_penalty", "prompt_cache_key", "prompt_cache_retention", "reasoning_effort",
+        "response_format", "safety_identifier", "seed", "service_tier", "stop", "store",
+        "stream", "stream_options", "temperature", "tool_choice", "tools", "top_logprobs",
+        "top_p", "user", "verbosity", "web_search_options",
+    }
+)  # fmt: skip
 
 
 # OpenAI's error code for a prompt too long for the model: clients (agent frameworks) shorten
@@ -107,6 +123,25 @@ def normalise_messages(messages: str | list[Message]) -> list[Message]:
                         f"messages[{i}].content[{j}].text",
                     )
     return messages
+
+
+def check_message_content(messages: list[Message]) -> None:
+    """Each message of checked shape (`normalise_messages`) carries what its role needs: content
+    for a system, developer, user or tool message, content or tool calls for an assistant's.
+    A request without them is refused here rather than by the provider, after routing."""
+    for i, m in enumerate(messages):
+        at = f"messages[{i}]"
+        role, content = m["role"], m.get("content")
+        if role in CONTENT_REQUIRED and content is None:
+            raise RequestError(f"{at}.content: required for role {role!r}", f"{at}.content")
+        if (
+            role == "assistant"
+            and content is None
+            and not (m.get("tool_calls") or m.get("function_call"))
+        ):
+            raise RequestError(
+                f"{at}.content: an assistant message needs content or tool_calls", f"{at}.content"
+            )
 
 
 def message_text(message: Message) -> str:

@@ -42,7 +42,14 @@ from router.core.request import (
 )
 from router.core.scorer import ScoreBatch, Scorer, configured_scorer_path
 from router.sdk import caching, logged
-from router.sdk.checks import check_params, check_session, unknown_policy
+from router.sdk.checks import (
+    check_call_params,
+    check_params,
+    check_session,
+    checked_conversation,
+    checked_messages,
+    unknown_policy,
+)
 from router.sdk.estimates import comparable_pairs, incomparable_pairs, success_columns
 from router.sdk.failures import window_error
 from router.sdk.streams import AsyncRoutedStream, RoutedStream, ask_usage, carries_nothing, prepend
@@ -314,7 +321,8 @@ class Router:
         """
         session, scope = params.pop("session", None), params.pop("session_scope", None)
         check_session(session, scope)
-        msgs = normalise_messages(messages)
+        msgs = checked_messages(messages)
+        check_call_params(params)
         rules = self.sessions.rules(policy)
         ref = session_ref(msgs, params, session, scope, rules)
         if (ref is not None and ref.lookup is not None) or tool_loop_calls(msgs):
@@ -335,7 +343,8 @@ class Router:
         """`route()` for asyncio: routing runs in a worker thread so the loop never blocks."""
         session, scope = params.pop("session", None), params.pop("session_scope", None)
         check_session(session, scope)
-        msgs = normalise_messages(messages)
+        msgs = checked_messages(messages)
+        check_call_params(params)
         turn = await self.sessions.open(msgs, policy, model, params, session, scope)
         return turn.decision
 
@@ -374,6 +383,9 @@ class Router:
         **params: Any,
     ) -> list[Decision]:
         """Route several requests with one encoder call (what a busy proxy wants)."""
+        if isinstance(conversations, list | tuple):  # else `routed` says what it takes
+            conversations = [checked_conversation(i, c) for i, c in enumerate(conversations)]
+        check_call_params(params)
         return [r.decision for r in self.routed(conversations, policy, model, params)]
 
     def routed(
@@ -513,11 +525,25 @@ class Router:
             return RoutedStream(result)
         return result
 
-    async def achat(self, messages: str | list[Message], policy: str | None = None, **params: Any):
+    async def achat(
+        self,
+        messages: str | list[Message],
+        policy: str | None = None,
+        *,
+        body_checked: bool = False,
+        **params: Any,
+    ):
         """Route, then call the model: `chat()` for asyncio. Routing runs in a worker thread so
-        the loop never blocks."""
+        the loop never blocks. `body_checked`: the proxy's call, whose JSON body its schema
+        checked (router/server/schema.py), so the Python values checked here cannot occur, and
+        a field it passes on unjudged is not a typo of a parameter's name."""
         if self.closed:
-            raise RuntimeError("this Router is closed: chat() needs a router that is open")
+            raise RuntimeError(
+                "this Router is closed: chat() and achat() need an open router (route() works)"
+            )
+        if not body_checked:
+            messages = checked_messages(messages)
+            check_call_params(params)
         with tracing.span(self.tracer, tracing.CHAT) as span:
             routed: list[Decision] = []  # the decision, once made
             try:

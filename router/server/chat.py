@@ -183,6 +183,7 @@ class ChatService:
                     model=target.pin,
                     session=session_header(request),
                     session_scope=record.principal.name,  # one key's sessions are not another's
+                    body_checked=True,  # schema.py checked the body: the SDK's checks are done
                     **params,
                 )
         except asyncio.CancelledError as e:

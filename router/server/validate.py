@@ -1,10 +1,11 @@
 """Strict checks of a chat body beyond its field types, so bad input is a 400 naming the field.
 
-What the SDK accepts is checked in `router.core.request` (`normalise_messages`, and the shape
-of `tools`, `tool_choice` and `response_format`, which the proxy calls from `schema.py` too);
-this adds what only a public HTTP face needs: every string must be valid Unicode without NUL
-(SQLite, logs and upstreams choke on them), nesting is bounded (a deep body costs recursion),
-messages carry the content their role needs, content parts have their OpenAI shape. Each check
+What the SDK accepts is checked in `router.core.request` (`normalise_messages`, the content
+each message's role needs, and the shape of `tools`, `tool_choice` and `response_format`, which
+the proxy calls from `schema.py` too); this adds what only a public HTTP face needs: every
+string must be valid Unicode without NUL (SQLite, logs and upstreams choke on them), nesting is
+bounded (a deep body costs recursion), user turns are not blank, content parts have their
+OpenAI shape, a body names no setting of the call (`base_url`). Each check
 raises `RequestError(message, param)`; the message starts with the field it names.
 """
 
@@ -13,26 +14,18 @@ from __future__ import annotations
 from functools import cache
 from typing import Any
 
-from router.core.request import RequestError, normalise_messages
+from router.core.request import (
+    OPENAI_FIELDS,
+    RequestError,
+    check_message_content,
+    normalise_messages,
+)
 
 MAX_DEPTH = 64  # a tool's JSON schema nests a few levels; nothing honest needs 64
 PART_TYPES = ("text", "image_url", "input_audio", "file", "refusal")
-CONTENT_REQUIRED = ("system", "developer", "user", "tool")
 # Blank content is refused for these; a blank tool result is still a result (a command that
 # printed nothing), which schema.py sends on as "(empty)".
 BLANK_REFUSED = ("system", "developer", "user")
-# OpenAI's chat and legacy completion body fields: passed on, never judged here.
-OPENAI_FIELDS = frozenset(
-    {
-        "model", "messages", "prompt", "suffix", "echo", "best_of", "audio", "frequency_penalty",
-        "function_call", "functions", "logit_bias", "logprobs", "max_completion_tokens",
-        "max_tokens", "metadata", "modalities", "n", "parallel_tool_calls", "prediction",
-        "presence_penalty", "prompt_cache_key", "prompt_cache_retention", "reasoning_effort",
-        "response_format", "safety_identifier", "seed", "service_tier", "stop", "store",
-        "stream", "stream_options", "temperature", "tool_choice", "tools", "top_logprobs",
-        "top_p", "user", "verbosity", "web_search_options",
-    }
-)  # fmt: skip
 # litellm takes these as keyword arguments that set up the call itself (where it goes, with
 # which key, how long it may take, a canned answer): the catalogue's business, not a client's.
 CALL_SETTINGS = frozenset(
@@ -80,6 +73,7 @@ ROUTER_ARGUMENTS = {
     "session": "a session is named by the x-session-id header or metadata.session_id",
     "session_scope": "sessions are kept apart by API key, by the router",
     "routed": "a name the router keeps for its own use",
+    "body_checked": "a name the router keeps for its own use",
 }
 
 
@@ -173,23 +167,13 @@ def check_passed_fields(data: dict[str, Any]) -> None:
 
 
 def check_messages(messages: list[Any], audio_ok: bool = False) -> None:
-    """The SDK's shape checks, then what each role and content part must carry."""
-    normalise_messages(messages)
+    """The SDK's checks (shape, the content each role needs), then what an HTTP body adds."""
+    check_message_content(normalise_messages(messages))
     for i, m in enumerate(messages):
         at = f"messages[{i}]"
         role, content = m["role"], m.get("content")
         if "name" in m and not isinstance(m["name"], str):
             raise RequestError(f"{at}.name: must be a string", f"{at}.name")
-        if role in CONTENT_REQUIRED and content is None:
-            raise RequestError(f"{at}.content: required for role {role!r}", f"{at}.content")
-        if (
-            role == "assistant"
-            and content is None
-            and not (m.get("tool_calls") or m.get("function_call"))
-        ):
-            raise RequestError(
-                f"{at}.content: an assistant message needs content or tool_calls", f"{at}.content"
-            )
         if isinstance(content, str) and role in BLANK_REFUSED and not content.strip():
             raise RequestError(f"{at}.content: must not be empty", f"{at}.content")
         if isinstance(content, list):
