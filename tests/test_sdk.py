@@ -358,10 +358,15 @@ async def test_a_stream_closed_after_one_chunk_or_none_completes_its_log_row(rou
 
 @pytest.fixture
 def slow_router(test_config, tmp_path, upstream):
+    return build_slow_router(test_config, tmp_path / "slow", upstream)
+
+
+def build_slow_router(test_config, d, upstream) -> Router:
+    """The test config copied to `d` with `slow`, a model streaming one word every 0.3 s
+    (policy `slow`)."""
     import yaml
 
-    d = tmp_path / "slow"
-    shutil.copytree(test_config.parent, d)
+    shutil.copytree(test_config.parent, d, dirs_exist_ok=True)
     cfg = yaml.safe_load((d / "config.yaml").read_text())
     cfg["models"].append(
         {

@@ -5,12 +5,12 @@ and the model stops generating), besides the `for` loops of test_sdk.py."""
 from __future__ import annotations
 
 import asyncio
-import shutil
 import time
 
 import pytest
 
 from router import Router
+from tests.test_sdk import build_slow_router
 
 WORDS = " ".join(["word"] * 20)  # 6 s of the slow model's stream: it is still going when left
 
@@ -18,26 +18,7 @@ WORDS = " ".join(["word"] * 20)  # 6 s of the slow model's stream: it is still g
 @pytest.fixture(scope="module")
 def slow_router(test_config, tmp_path_factory, upstream) -> Router:
     """The test config with `slow`, a model streaming one word every 0.3 s (policy `slow`)."""
-    import yaml
-
-    d = tmp_path_factory.mktemp("slow")
-    shutil.copytree(test_config.parent, d, dirs_exist_ok=True)
-    cfg = yaml.safe_load((d / "config.yaml").read_text())
-    cfg["models"].append(
-        {
-            "name": "slow",
-            "litellm_model": "openai/slow-stream",
-            "api_base": upstream.base_url,
-            "input_price": 0.1,
-            "output_price": 0.1,
-            "context_window": 8000,
-        }
-    )
-    (d / "config.yaml").write_text(yaml.safe_dump(cfg))
-    (d / "policies" / "slow.yaml").write_text(
-        "name: slow\ndefault: [slow]\nlarge: [large]\nescalation: {max_difficulty: 1.0}\n"
-    )
-    return Router.from_config(d / "config.yaml")
+    return build_slow_router(test_config, tmp_path_factory.mktemp("slow"), upstream)
 
 
 def ended(upstream, text: str, limit: float = 4.0) -> str | None:
