@@ -63,7 +63,11 @@ def test_a_first_version_config_still_loads(tmp_path):
         ),
         ("decision_log: mysql://x/y\n", "decision_log.url", "unsupported database 'mysql'"),
         ("decision_log: {url: d.db, max_rows: 0}\n", "decision_log.max_rows", "greater than 0"),
-        ("decision_log: {url: d.db, store_txt: true}\n", "decision_log.store_txt", "Extra"),
+        (
+            "decision_log: {url: d.db, store_txt: true}\n",
+            "decision_log.store_txt",
+            "did you mean 'store_text'",
+        ),
     ],
 )
 def test_errors_name_the_file_and_field(tmp_path, text, field, message):
