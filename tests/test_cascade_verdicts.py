@@ -132,13 +132,19 @@ def test_an_empty_cheap_answer_is_escalated(spec_router, cascade_upstream, monke
     """The cheap model answers nothing. The verifier had no empty answer among its training
     answers (neither had the shipped one), so its `empty_answer` check carried no weight and
     the verdict kept the empty answer."""
+    _assert_escalated_when_cheap_says(spec_router, monkeypatch, stream, "", "empty answer")
+
+
+def _assert_escalated_when_cheap_says(spec_router, monkeypatch, stream, said, verdict):
+    """The cheap model answers `said` (and is wrong): the large model's answer is served, with
+    `verdict` and P(right) 0 on the receipt."""
     real = cascade_upstream_module.answer_for
 
-    def empty_cheap(model, prompt, json_mode):
+    def cheap_says(model, prompt, json_mode):
         text, lp, right = real(model, prompt, json_mode)
-        return ("", lp, False) if model == "cheap-math" else (text, lp, right)
+        return (said, lp, False) if model == "cheap-math" else (text, lp, right)
 
-    monkeypatch.setattr(cascade_upstream_module, "answer_for", empty_cheap)
+    monkeypatch.setattr(cascade_upstream_module, "answer_for", cheap_says)
     resp = spec_router.chat(RIGHT, policy="spec", stream=stream)
     if stream:
         text = "".join(c.choices[0].delta.content or "" for c in resp if c.choices)
@@ -147,7 +153,7 @@ def test_an_empty_cheap_answer_is_escalated(spec_router, cascade_upstream, monke
     c = resp.decision.cascade
     assert text == "The answer is 41."
     assert resp.decision.model == "large" and c["escalated"] is True
-    assert c["verdict"] == "empty answer" and c["probability"] == 0.0
+    assert c["verdict"] == verdict and c["probability"] == 0.0
 
 
 @pytest.mark.parametrize("stream", [False, True])
@@ -220,22 +226,7 @@ def test_a_declared_non_answer_is_escalated(spec_router, monkeypatch, stream, sa
     """The cheap model says it does not know. The verifier's `refusal` check does not look for
     that (and must not change: the shipped verifier was trained on it), so the verdict went to
     the verifier, which knew nothing against so short an answer."""
-    real = cascade_upstream_module.answer_for
-
-    def unsure_cheap(model, prompt, json_mode):
-        text, lp, right = real(model, prompt, json_mode)
-        return (said, lp, False) if model == "cheap-math" else (text, lp, right)
-
-    monkeypatch.setattr(cascade_upstream_module, "answer_for", unsure_cheap)
-    resp = spec_router.chat(RIGHT, policy="spec", stream=stream)
-    if stream:
-        text = "".join(c.choices[0].delta.content or "" for c in resp if c.choices)
-    else:
-        text = resp.choices[0].message.content
-    c = resp.decision.cascade
-    assert text == "The answer is 41."
-    assert resp.decision.model == "large" and c["escalated"] is True
-    assert c["verdict"] == "declared non-answer" and c["probability"] == 0.0
+    _assert_escalated_when_cheap_says(spec_router, monkeypatch, stream, said, "declared non-answer")
 
 
 def test_an_answer_that_is_unsure_but_answers_goes_to_the_verifier(spec_router, monkeypatch):
