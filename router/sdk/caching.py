@@ -28,7 +28,8 @@ from router.core.cache_keys import CacheKey, bypass_reason, cache_key, model_ide
 from router.core.config import CacheSpec
 from router.core.decision import Decision
 from router.core.privacy import detect, texts_of
-from router.core.request import Message
+from router.core.request import Message, request_facts
+from router.serving import cascade
 from router.serving.cache import Hit, ResponseCache
 from router.serving.closing import closes
 
@@ -86,14 +87,17 @@ async def plan(
     # An exact entry needs no vector; a semantic one is compared in the cache encoder's space.
     vector = await semantic_vector(router, messages, vector) if mode == "semantic" else None
     found = await cache.lookup(key, vector, mode == "semantic", similarity)
-    escalated_to = _judged_large(decision)
+    escalated_to = (decision.cascade or {}).get("large") if cascade.is_judged(decision) else None
     if not isinstance(found, Hit) and escalated_to is not None:
         # A judged cascade's escalated answer is filed under its large model (`key_of`): the
         # cheap model, asked again, would answer as before and be judged as before, so the
         # large model's kept answer is what this request would end with.
         on_large = await cache.lookup(key_for(escalated_to), vector, mode == "semantic", similarity)
         if isinstance(on_large, Hit):
-            found, decision = on_large, _escalated(router, decision, escalated_to)
+            facts = request_facts(messages, params, router.config.expected_output_tokens)
+            large = cascade.large_decision(decision, router.config.model(escalated_to), facts)
+            reason = f"{decision.reason}; the cascade escalated this question before"
+            found, decision = on_large, replace(large, reason=reason)
     if isinstance(found, Hit):
         entry = found.entry
         receipt = {
@@ -132,25 +136,6 @@ async def _private_kinds(router: Any, policy: str, messages: list[Message]) -> t
     if sum(len(t) for t in texts_of(messages)) <= DETECT_INLINE_CHARS:
         return detect(messages, privacy.detect)
     return await asyncio.to_thread(detect, messages, privacy.detect)
-
-
-def _judged_large(decision: Decision) -> str | None:
-    """The large model a judged cascade escalates to (None: not a judged cascade)."""
-    info = decision.cascade or {}
-    return info.get("large") if info.get("mode") == "judged" else None
-
-
-def _escalated(router: Any, decision: Decision, large: str) -> Decision:
-    """The decision as the cascade would leave it after escalating to `large`."""
-    spec = router.config.model(large)
-    return replace(
-        decision,
-        model=large,
-        tier=spec.tier,
-        escalated=True,
-        sticky=None if decision.sticky is None else False,
-        reason=f"{decision.reason}; the cascade escalated this question before",
-    )
 
 
 def _key(

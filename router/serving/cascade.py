@@ -178,7 +178,9 @@ def _speculates(spec: Cascade, first: ModelSpec, params: dict[str, Any]) -> bool
     )
 
 
-def _large_decision(decision: Decision, large: ModelSpec, facts: Any) -> Decision:
+def large_decision(decision: Decision, large: ModelSpec, facts: Any) -> Decision:
+    """The decision once the cascade escalates to `large` (the cache's hit on an escalated
+    answer takes it too, `sdk/caching.py`)."""
     return replace(
         decision,
         model=large.name,
@@ -276,7 +278,7 @@ def flow(
                     info.get("prompt_probability"),
                 )
                 if p < spec.threshold:  # already unsure: the large model starts now
-                    spec_handle = yield Start(_large_decision(decision, large, facts), params)
+                    spec_handle = yield Start(large_decision(decision, large, facts), params)
                     spec_info = {"after_tokens": held.chunks, "probability": round(p, 4)}
             try:
                 chunk = yield Pull(it)
@@ -402,7 +404,7 @@ def flow(
             spec_info["used"] = True
             info["speculative"] = spec_info
         else:
-            result2, d2 = yield Chain(_large_decision(decision, large, facts), params)
+            result2, d2 = yield Chain(large_decision(decision, large, facts), params)
     except Exception as e:  # noqa: BLE001 - the held cheap answer is still an answer
         if failed_midway is not None:
             # Nothing to fall back on: the cheap answer broke off too. The error's receipt is
