@@ -313,13 +313,11 @@ def calibrate(
     except CalibrationError as e:
         raise DataError(str(e)) from None
     if out is not None:
-        if out.is_dir():
-            raise DataError(f"--out {out}: a directory; give the policy file to write")
+        check_output_file(out, "--out", give="the policy file to write")
         if out.suffix != ".yaml":
             # Written as asked, it would be a policy the router never reads (policies/*.yaml).
             raise DataError(f"--out {out}: a policy file's name ends in .yaml")
         check_policy_file_name(out)
-        check_output_file(out, "--out")
     router = load_router(config)
     router.policy(policy)  # an unknown policy is named now, not after embedding
     if cascade:

@@ -19,14 +19,15 @@ def check_output_file(
     option: str,
     error: type[DataError] = DataError,
     renamed: bool = False,
+    give: str = "the file to write",
 ) -> Path:
     """A file can be written at `path` (given by `option`, e.g. "--out"): it is not a
-    directory, its folder exists and may be written. `renamed`: the file is written beside
-    itself and renamed over (an atomic rewrite), so its folder must be writable even when the
-    file already is."""
+    directory (the error says to `give` one instead), its folder exists and may be written.
+    `renamed`: the file is written beside itself and renamed over (an atomic rewrite), so its
+    folder must be writable even when the file already is."""
     path = Path(path)
     if path.is_dir():
-        raise error(f"{option} {path}: a directory; give the file to write")
+        raise error(f"{option} {path}: a directory; give {give}")
     folder = path.parent
     if not folder.is_dir():
         what = "is a file" if folder.exists() else "does not exist"

@@ -359,10 +359,9 @@ def profile(
             raise ProfileError(f"--allow-code-exec: {why}")
     out = Path(out)
     # Before any model is paid for: the output must be writable where it is asked for.
-    if out.is_dir():
-        raise ProfileError(f"--out {out}: a directory; give a file name (e.g. {out}/profile.jsonl)")
     # Written by a rename beside it, the journal beside it too: the folder must be writable.
-    check_output_file(out, "--out", ProfileError, renamed=True)
+    example = f"a file name (e.g. {out}/profile.jsonl)"
+    check_output_file(out, "--out", ProfileError, renamed=True, give=example)
     journal = Journal(out.with_name(out.name + ".journal"))
     # The output's rows: what is already in `out` (kept as it is), plus each selected row once
     # a profiled model has a result on it (a run stopped part-way writes only finished rows).
