@@ -161,9 +161,6 @@ def parse_chat(raw: bytes, audio_ok: bool = False) -> ChatRequest:
     return req
 
 
-EMPTY_RESULT = "(empty)"
-
-
 def _blank_results_said(messages: list[Any]) -> list[Any]:
     """The messages, each blank tool result sent as "(empty)": OpenAI takes an empty result,
     chat upstreams that refuse empty content would fail the call (the Responses and Messages
@@ -173,7 +170,9 @@ def _blank_results_said(messages: list[Any]) -> list[Any]:
         content = m.get("content")
         return m.get("role") == "tool" and isinstance(content, str) and not content.strip()
 
-    return [{**m, "content": EMPTY_RESULT} if blank_result(m) else m for m in messages]
+    return [
+        {**m, "content": validate.EMPTY_TOOL_RESULT} if blank_result(m) else m for m in messages
+    ]
 
 
 _TEXT = {"type": "string", "minLength": 1, "pattern": "\\S"}

@@ -24,8 +24,10 @@ from router.core.request import (
 MAX_DEPTH = 64  # a tool's JSON schema nests a few levels; nothing honest needs 64
 PART_TYPES = ("text", "image_url", "input_audio", "file", "refusal")
 # Blank content is refused for these; a blank tool result is still a result (a command that
-# printed nothing), which schema.py sends on as "(empty)".
+# printed nothing), which every face sends on as EMPTY_TOOL_RESULT: chat upstreams refuse
+# empty tool content.
 BLANK_REFUSED = ("system", "developer", "user")
+EMPTY_TOOL_RESULT = "(empty)"
 # litellm takes these as keyword arguments that set up the call itself (where it goes, with
 # which key, how long it may take, a canned answer): the catalogue's business, not a client's.
 CALL_SETTINGS = frozenset(

@@ -25,6 +25,7 @@ from router.server.translate.common import (
     text_of,
     validated,
 )
+from router.server.validate import EMPTY_TOOL_RESULT
 
 # ---- Anthropic Messages API: request ------------------------------------------------------
 
@@ -366,7 +367,7 @@ def _clean(m: Any) -> Message:
         out["content"] = None
     if out.get("role") == "tool" and _blank(out.get("content")):
         # A tool_result without content is still a result; chat refuses empty tool content.
-        out["content"] = "(empty)"
+        out["content"] = EMPTY_TOOL_RESULT
     return out
 
 

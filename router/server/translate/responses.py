@@ -24,6 +24,7 @@ from router.server.translate.common import (
     text_of,
     validated,
 )
+from router.server.validate import EMPTY_TOOL_RESULT
 
 # ---- Responses API: request ---------------------------------------------------------------
 
@@ -201,7 +202,7 @@ def _input_items(items: list[Any], history: list[Message] = ()) -> list[Message]
                     f"no function_call with call_id {call_id!r} before it", f"{at}.call_id"
                 )
             # An empty result is still a result; chat upstreams refuse empty tool content.
-            content = output if output.strip() else "(empty)"
+            content = output if output.strip() else EMPTY_TOOL_RESULT
             out.append({"role": "tool", "tool_call_id": call_id, "content": content})
         elif kind == "reasoning":
             continue  # reasoning items of another model mean nothing to the next one
