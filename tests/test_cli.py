@@ -181,7 +181,9 @@ def test_a_default_policy_without_a_file_names_the_config_and_field(tmp_path):
     for cmd in (("policies",), ("route", "hi")):
         r = run(*cmd, "--config", str(tmp_path / "config.yaml"))
         assert r.returncode == 2, r.stdout
-        assert "config.yaml: default_policy: no policy 'balancd'" in r.stderr, r.stderr
+        line = text.splitlines().index("default_policy: balancd") + 1
+        said = f"config.yaml: line {line}: default_policy: no policy 'balancd'"
+        assert said in " ".join(r.stderr.split()), r.stderr
 
 
 def test_train_on_a_users_rows_with_missing_labels_and_some_domains(tmp_path):

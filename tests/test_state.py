@@ -176,7 +176,7 @@ def test_config_state_is_validated(tmp_path, test_config):
         assert load_config(path).state == good
     cfg["state"] = "http://127.0.0.1:6379"
     path.write_text(yaml.safe_dump(cfg))
-    with pytest.raises(ConfigError, match=r"c\.yaml: state: .*redis://"):
+    with pytest.raises(ConfigError, match=r"c\.yaml: line \d+: state: .*redis://"):
         load_config(path)
 
 

@@ -47,6 +47,7 @@ from router.core.sections import (  # noqa: F401 - re-exported
     not_a_section,
     unknown_field,
 )
+from router.core.yaml_lines import line_of
 
 Capability = Literal["tools", "json", "vision", "audio", "streaming"]
 RuleName = Literal["pin", "tools", "json", "vision", "context_window"]
@@ -54,12 +55,15 @@ DEFAULT_RULES: tuple[RuleName, ...] = ("pin", "tools", "json", "vision", "contex
 
 
 class ConfigError(ValueError):
-    """A configuration file is invalid; the message names the file and the field."""
+    """A configuration file is invalid; the message names the file, the line where the field
+    is written (when the file has it) and the field."""
 
     def __init__(self, file: str | Path, field: str, message: str) -> None:
         self.file = str(file)
         self.field = field
-        super().__init__(f"{file}: {field}: {message}" if field else f"{file}: {message}")
+        self.line = line_of(file, field)
+        where = f"line {self.line}: " if self.line is not None else ""
+        super().__init__(f"{file}: {where}{field}: {message}" if field else f"{file}: {message}")
 
 
 _Strict = Strict
