@@ -61,6 +61,7 @@ def operations() -> list[tuple[str, str]]:
         ("POST", "/v1/feedback"),
         ("POST", "/v1/responses"),
         ("GET", "/v1/responses/{response_id}"),
+        ("GET", "/v1/responses/{response_id}/input_items"),
         ("DELETE", "/v1/responses/{response_id}"),
         ("POST", "/v1/messages"),
         ("POST", "/v1/messages/count_tokens"),

@@ -303,6 +303,7 @@ API_PATHS = {
     # The agent endpoints (router/server/agents.py).
     "/v1/responses",
     "/v1/responses/{response_id}",
+    "/v1/responses/{response_id}/input_items",
     "/v1/messages",
     "/v1/messages/count_tokens",
     "/v1/completions",

@@ -27,6 +27,7 @@ from router.server.messages import (
 )
 from router.server.passthrough import PassThrough, openapi_completions, openapi_embeddings
 from router.server.responses import ResponsesService, openapi_responses
+from router.server.translate.input_items import openapi_input_items
 
 
 def install_agents(
@@ -49,6 +50,10 @@ def install_agents(
     @app.get("/v1/responses/{response_id}")
     async def get_response(response_id: str, principal: Owner) -> Response:
         return await responses.get(response_id, principal)
+
+    @app.get("/v1/responses/{response_id}/input_items", openapi_extra=openapi_input_items())
+    async def list_input_items(response_id: str, request: Request, principal: Owner) -> Response:
+        return await responses.list_input_items(response_id, principal, request.query_params)
 
     @app.delete("/v1/responses/{response_id}")
     async def delete_response(response_id: str, principal: Owner) -> Response:

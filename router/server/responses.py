@@ -6,14 +6,17 @@ resolved from the stored conversations in the shared state (`router.state`, key
 `server.responses_ttl_s`. The answer is a response object, or with `stream: true` the API's
 typed events (response.created ... response.completed). Receipts are the chat endpoint's
 `x-router-*` headers; errors have the Responses API's shape (OpenAI's error object).
-GET and DELETE /v1/responses/{id} read and forget a stored response. A stored response, and
-so a conversation continued from it, belongs to the API key that made it (and the admin key,
-which may read and delete any): to any other key it does not exist (404).
+GET and DELETE /v1/responses/{id} read and forget a stored response; GET
+/v1/responses/{id}/input_items lists, a page at a time, the input items of its request (stored
+with it, ids included; translate/input_items.py). A stored response, and so a conversation
+continued from it, belongs to the API key that made it (and the admin key, which may read and
+delete any): to any other key it does not exist (404).
 """
 
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping
 from typing import Any
 
 from fastapi import Request
@@ -27,6 +30,12 @@ from router.server.errors import APIError
 from router.server.streaming import event_stream, typed_sse
 from router.server.targets import resolve
 from router.server.translate.common import Reply, new_id, nullable
+from router.server.translate.input_items import (
+    input_items,
+    input_items_page,
+    legacy_input_items,
+    list_query,
+)
 from router.server.translate.responses import (
     RESPONSES_IGNORED,
     ResponsesBody,
@@ -70,6 +79,7 @@ class ResponsesService:
             raise bad_request(e) from None
         # What this turn adds to the stored conversation: its input (not the instructions).
         added = call.messages[len(call.messages) - call.new_messages :] if call.new_messages else []
+        items = input_items(body.input) if body.store is not False else []
         stream = bool(body.stream)
         record = record_for(svc, request, principal, body.model, call.messages, stream, t0)
         result = await svc.call_router(record, target, call.messages, call.params, _param)
@@ -80,7 +90,7 @@ class ResponsesService:
             reply = Reply.of(result)
             out = chat_to_response(rid, body, decision.model, reply)
             if body.store is not False:
-                await self._save(rid, body, principal, added, reply, out)
+                await self._save(rid, body, principal, added, items, reply, out)
             record.end(200, decision, reply.usage, None)
             await record.durable()  # the whole row, before the first byte
             return JSONResponse(out, headers=headers)
@@ -89,7 +99,7 @@ class ResponsesService:
         on_end = record.stream_end(decision)
 
         async def save() -> None:  # stored before the last event, as a whole answer is
-            await self._save(rid, body, principal, added, writer.reply(), writer.final)
+            await self._save(rid, body, principal, added, items, writer.reply(), writer.final)
 
         events = typed_sse(
             result, writer, on_end, svc.redact, None if body.store is False else save
@@ -158,6 +168,7 @@ class ResponsesService:
         body: ResponsesBody,
         principal: Principal,
         added: list[Message],
+        items: list[dict],
         reply: Reply,
         response: dict,
     ) -> None:
@@ -165,6 +176,7 @@ class ResponsesService:
             "owner": principal.name,
             "previous": body.previous_response_id,
             "messages": [*added, reply.message()],
+            "input": items,  # as listed by GET .../input_items (none in older records)
             "response": response,
         }
         await self.store.set(KEY + rid, rec, self.svc.spec.responses_ttl_s)
@@ -174,6 +186,23 @@ class ResponsesService:
         if rec is None:
             raise _not_found(response_id)
         return JSONResponse(rec["response"])
+
+    async def list_input_items(
+        self, response_id: str, principal: Principal, query: Mapping[str, str]
+    ) -> Response:
+        """GET /v1/responses/{id}/input_items: the input items of that request alone (not of
+        the conversation before it), a page at a time; `order` is `desc` unless asked."""
+        try:
+            list_query(query)  # a bad limit or order is a 400 whether the response exists or not
+            rec = await self._load(response_id, principal)
+            if rec is None:
+                raise _not_found(response_id)
+            items = rec.get("input")
+            if not isinstance(items, list):  # stored before input items were
+                items = legacy_input_items(response_id, list(rec["messages"])[:-1])
+            return JSONResponse(input_items_page(items, query))
+        except RequestError as e:
+            raise bad_request(e) from None
 
     async def delete(self, response_id: str, principal: Principal) -> Response:
         rec = await self._load(response_id, principal)
