@@ -1,7 +1,9 @@
 """The secret detector on passwords a review found it missed, with the sentences, code and
 markup about passwords that must stay quiet: a plain word given to a password in a sentence
 or after a colon ("my password is sunshine", `pw: tiger`), a passphrase's words, XML elements
-and attributes, MySQL's `-pS3cret`, and lower-case `db_pass=`, `pass=`, `pwd=`.
+and attributes, MySQL's `-pS3cret`, and lower-case `db_pass=`, `pass=`, `pwd=`; short plain
+words a second review found missed (`password: darling`, `password:tiger`, `password =
+tiger`, `Passwort: tiger`, `mot de passe: tigre`).
 Pure: `find` on strings, no proxy."""
 
 from __future__ import annotations
@@ -227,3 +229,112 @@ def test_a_redacted_password_keeps_its_markup_and_flag():
     assert redact_messages(msgs)[0]["content"] == (
         "<password>[SECRET_1]</password>\nmysql -u root -p[SECRET_2] db\npassphrase: [SECRET_3]"
     )
+
+
+# ---- a short plain word: a noun with a describing ending, glued, after ` = `, elsewhere -----
+
+
+@pytest.mark.parametrize(
+    "text, value",
+    [
+        # A noun that ends like a participle is no description ("password: missing" is).
+        ("password: darling", "darling"),
+        ("my password is darling", "darling"),
+        ("password: darling and the user is bob", "darling"),
+        # Glued to a colon, listed as a credential: the line's first item or after a pair.
+        ("password:tiger", "tiger"),
+        ("user:bob password:tiger", "tiger"),
+        ("login: admin, password:tiger", "tiger"),
+        ("- password:tiger", "tiger"),
+        # After a spaced `=` in lower case, with no code around it.
+        ("password = tiger", "tiger"),
+        ("log in with password = tiger", "tiger"),
+        ("[db]\nhost = db.example.com\nuser = app\npassword = tiger\n", "tiger"),
+    ],
+)
+def test_a_short_plain_password_is_a_secret(text, value):
+    assert found(text) == [("secret", value)]
+
+
+@pytest.mark.parametrize(
+    "text, value",
+    [
+        ("Passwort: tiger", "tiger"),
+        ("mot de passe: tigre", "tigre"),
+        ("Mot de passe : tigre", "tigre"),
+        ("contraseña: tigre", "tigre"),
+        ("Usuario: admin\nContraseña: tigre\n¿Por qué no puedo entrar?", "tigre"),
+        ("senha: tigre", "tigre"),
+        ("wachtwoord = tijger", "tijger"),
+        ("Passwort: tiger und der Benutzer ist bob", "tiger"),
+        ("Passwort: 12345", "12345"),  # as `password: 12345` is
+        ("密码：tiger", "tiger"),  # a full-width colon is glued in those scripts
+    ],
+)
+def test_a_short_plain_word_after_another_languages_name_is_a_secret(text, value):
+    assert found(text) == [("secret", value)]
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        # Literals, types and schemas.
+        "password: none",
+        "password = None",
+        "password: null",
+        "password: string",
+        "password: str",
+        "password: string;",
+        "interface User {\n  name: string;\n  password: string;\n}",
+        "password: {type: string}",
+        "password: Optional[str] = None",
+        # Words and phrases that describe a password.
+        "Password: see below",
+        "password: missing",
+        "password: pending",
+        "the password is expiring",
+        # Glued to a colon as a namespace's member, not first on its line or after a pair.
+        "php artisan password:update",
+        "Events: password:update",
+        # A variable, in code.
+        "def login(tiger):\n    password = tiger\n    return password",
+        "self.password = tiger",
+        "let password = tiger;",
+        "db_password = tiger",
+        "onSaved: (value) {\n  password = value;\n}",
+        "if ok:\n    password = entry",
+    ],
+)
+def test_a_short_word_that_is_no_password_carries_none(text):
+    assert found(text) == []
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Passwort: falsch",
+        "Passwort: falsch und gesperrt",
+        "Passwort: fehlt",
+        "Passwort: gesetzt",  # a participle, by its ending
+        "Passwort: gültig",
+        "Passwort: hashed",  # an English word that describes one
+        "Passwort: siehe unten",
+        "Passwort: Pflichtfeld",
+        "mot de passe : oublié",
+        "mot de passe : requis",
+        "Mot de passe : ci-dessous",
+        "contraseña: incorrecta",
+        "contraseña: olvidada",
+        "contraseña: vacío",
+        "contraseña: ninguna",
+        "senha: errada",
+        "wachtwoord: onjuist",
+        "пароль: пустой",
+        "hasło: błędne",
+        "şifre: gerekli",
+        "heslo: povinné",
+        "def f(senha):\n    senha = valor",  # a variable, in code
+    ],
+)
+def test_a_short_word_about_a_password_in_another_language_carries_none(text):
+    assert found(text) == []

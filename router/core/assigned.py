@@ -2,12 +2,14 @@
 (`router/core/privacy.py`): `password: hunter2`, `DB_PASSWORD=...` and `PGPASSWORD=... psql`
 (env files, shell lines, config, code), `"db_password": "..."`, "my password is ...", and the
 word for password in other languages (`Passwort: ...`, `비밀번호는 ...입니다`); a plain word
-given to a password's English name ("my password is sunshine", `pw: tiger`, `db_pass=tiger`),
-a passphrase's words, an XML element's text (`<password>s3cr3t</password>`) and MySQL's
-`-pS3cret`. What is not a value: a phrase or a word about a password ("Password: required for
-every account", "the password is wrong"), code that reads one (`password =
-os.environ["DB_PASSWORD"]`, `password=db_password`, a type annotation), a template's stand-in
-(`${DB_PASSWORD}`, `your_password_here`). Pure functions, no I/O.
+given to a password's English name ("my password is sunshine", `pw: tiger`, `db_pass=tiger`,
+`password:tiger`, `password = tiger`) or after a sign to another language's (`Passwort:
+tiger`), a passphrase's words, an XML element's text (`<password>s3cr3t</password>`) and
+MySQL's `-pS3cret`. What is not a value: a phrase or a word about a password ("Password:
+required for every account", "the password is wrong", "Passwort: falsch"), code that reads
+one (`password = os.environ["DB_PASSWORD"]`, `password=db_password`, a type annotation, a
+variable given in code), a template's stand-in (`${DB_PASSWORD}`, `your_password_here`).
+Pure functions, no I/O.
 """
 
 from __future__ import annotations
@@ -41,13 +43,14 @@ ENDS_A_VALUE = frozenset(
 )
 # English names of a password (lower case, as `_assigned` finds them). A plain word given to
 # one is read down to 5 letters, and in prose too, because the English words that say what a
-# password is like are known here (`DESCRIBES_A_PASSWORD`, `_DESCRIBING_ENDING`); after a
-# key's, a token's or another language's name a plain word must have 8 letters, after a sign.
+# password is like are known here (`DESCRIBES_A_PASSWORD`, `_DESCRIBING_ENDING`); after
+# another language's name, down to 5 letters after a sign only (`DESCRIBES_ELSEWHERE`); after
+# a key's or a token's name a plain word must have 8 letters, after a sign.
 ENGLISH_PASSWORD_NAMES = frozenset({"password", "passwd", "passphrase", "pwd", "pw", "pass"})
 
 # Words that say what a password is or must be rather than give one ("Password: required
 # and ...", "Passwort: erforderlich", "the password is wrong"): never a value. Other
-# languages' words have 8 letters or more (a shorter plain word is no value after their names);
+# languages' words here have 8 letters or more (their shorter ones: `DESCRIBES_ELSEWHERE`);
 # English ones are of any length.
 DESCRIBES_A_PASSWORD = frozenset(
     "required optional mandatory compulsory obligatory necessary incorrect minimum maximum"
@@ -62,7 +65,14 @@ DESCRIBES_A_PASSWORD = frozenset(
     " incorreto incorreta necessário necessária esquecida verplicht optioneel vergeten verlopen"
     " ongeldig обязателен обязательно необязательно неверный неправильный wymagane"
     " obowiązkowe nieprawidłowe opcjonalne obligatoriskt obligatorisk valfritt volitelné"
-    " nesprávné"
+    " nesprávné unbekannt unsicher vergeben gesperrt versteckt zufällig pflichtfeld dasselbe"
+    " invalide manquant identique personnel temporaire ci-dessous ci-joint ci-après insegura"
+    " correcta cualquiera diferente onbekend hieronder verborgen gewijzigd надёжный poprawne"
+    " nieznane zmienione zapomniane felaktigt ogiltigt påkrævet nedenfor pakollinen"
+    " virheellinen unohtunut vaihdettu valinnainen tuntematon vanhentunut geçersiz unutulmuş"
+    " kötelező helytelen érvényes érvénytelen opcionális elfelejtett megváltozott nepovinné"
+    " neplatné zapomenuté distinta inconnue vorhanden indéfini presente présente definida"
+    " definido"
     " wrong correct right valid invalid strong stronger weak weaker short shorter long longer"
     " empty blank unset unknown known hidden masked shown broken stolen taken given chosen"
     " written mine yours ours theirs below above there here same fine great okay good better"
@@ -76,10 +86,37 @@ DESCRIBES_A_PASSWORD = frozenset(
 DESCRIBES_IN_PROSE = frozenset({"secret", "default"})
 # Endings of English participles and adjectives ("the password is hashed", "password: missing",
 # "guessable", "sensitive", "obvious", "useless"): a plain word with one, in prose or of fewer
-# than 8 letters after a sign, describes a password. (So a password that is such a word,
-# "darling", is missed there; one of 8 letters or more after a colon was a value before these
-# words were read and stays one; in `NAME=value` and an element's text no one describes.)
+# than 8 letters after a sign, describes a password. (One of 8 letters or more after a colon
+# was a value before these words were read and stays one; in `NAME=value` and an element's
+# text no one describes.) Nouns with such an ending that are common passwords are listed
+# (`NOT_DESCRIBING`: "password: darling"): with no dictionary an ending cannot tell "darling"
+# from "missing", and a list of those nouns is shorter and safer than one of the participles.
 _DESCRIBING_ENDING = re.compile(r"(?:ed|ing|able|ible|ive|ous|ful|less)$")
+NOT_DESCRIBING = frozenset(
+    "darling starling sterling pudding dumpling viking morning evening".split()
+)
+# Shorter words (5 to 7 letters, 5 different ones at least: fewer are never a value) that
+# describe a password in the other languages of `PASSWORD_WORDS`, and their participles' and
+# adjectives' endings (French oublié, Czech povinné; Spanish and Portuguese olvidada, válida;
+# German and Dutch gesetzt, gewijzigd, gültig, erforderlich, onmogelijk; Russian пустой,
+# верный): read after those languages' names only (German `stark`, "strong", is an English
+# password), where a plain word of fewer than 8 letters is a value after a sign if it is none
+# of them ("Passwort: tiger", "mot de passe : tigre"; "Passwort: falsch" describes one). Their
+# words for "secret" (`Passwort: geheim`) are values after a sign, as `password: secret` is.
+DESCRIBES_ELSEWHERE = frozenset(
+    "falsch sicher schwach stark fehlt fehlend keins keines nichts pflicht privat gleich anders"
+    " bekannt korrekt ändern folgt anbei requis requise solide robuste court courte longue"
+    " inconnu aucune perdu nouveau ancien valide suivant définie défini présent vacío"
+    " ninguna ninguno débil fuerte corta oculta nueva antigua errónea segura nenhuma nenhum"
+    " forte curta longa antiga correta abaixo onjuist juist vereist sterk nieuw zelfde скрыт"
+    " изменён забыл утерян указан błędne puste słabe silne stare ukryte dowolne poniżej krävs"
+    " svagt starkt glömt ändrat okänt påkrevd forkert valgfri glemt endret ændret ukjent ukendt"
+    " svakt sterkt stærkt oikea tyhjä heikko gerekli zorunlu yanlış hatalı geçerli doğru zayıf"
+    " aşağıda değişti hibás helyes lejárt".split()
+)
+_DESCRIBING_ENDING_ELSEWHERE = re.compile(
+    r"(?:é|ée|és|ées|[ai]d[oa]s?|[dlt]ig|lich|lijk|ый|ий|ой|ая|яя|ое|ее|ые|ие)$|^ge\w+[dt]$"
+)
 # Type names and literals: what a schema, a sample request or code gives a password, not a
 # value (`"password": "string"`, `<password>string</password>`, `pass=None`).
 TYPE_WORDS = frozenset(
@@ -131,6 +168,8 @@ def _assigned(words: str = "", unspaced: str = "", starts: str = "") -> re.Patte
 
 _ASSIGNED = _assigned()
 _ASSIGNED_ANY_LANGUAGE = _assigned(PASSWORD_WORDS, CJK_PASSWORD_WORDS, PASSWORD_WORDS_START)
+_ELSEWHERE = re.compile(rf"(?i){PASSWORD_WORDS}|{CJK_PASSWORD_WORDS}")
+_CJK_NAME = re.compile(CJK_PASSWORD_WORDS)
 # After an assigned word, another word on its line (captured): the word may begin a phrase.
 _PHRASE = re.compile(r"[ \t]+([^\W\d_]+)")
 # An assigned value that is code, not a value: a call, an index, an attribute, an env var's name.
@@ -168,7 +207,12 @@ def placeholder(value: str) -> bool:
 
 
 def _is_value(
-    value: str, prose: bool, then: str | None = None, plain: bool = False, glued: bool = False
+    value: str,
+    prose: bool,
+    then: str | None = None,
+    plain: bool = False,
+    glued: bool = False,
+    elsewhere: bool = False,
 ) -> bool:
     """Is the value given to a key, token or password one? Not a stand-in, not code
     (`token = tokenizer.encode(text)`), not a word that describes a password or a type's name.
@@ -178,6 +222,9 @@ def _is_value(
     English name of a password (`plain`) it may be shorter ("password: tiger") and in prose
     ("my password is sunshine"), unless it describes one by its ending ("the password is
     hashed"; not checked where nobody describes, `glued`: `pass=tiger`, `<password>...`).
+    After another language's name (`elsewhere`) it may be shorter after a sign only, unless
+    it describes one in any language ("Passwort: tiger"; "Passwort: falsch", "mot de passe :
+    oublié", "Passwort: hashed").
     When more words follow it on its line (`then`: the next one), after a sign it is a value
     only if that word ends it, as a list goes on ("password: sunshine and the user is bob");
     otherwise it begins a phrase ("Passwort: mindestens acht Zeichen"); in prose it must end
@@ -189,17 +236,22 @@ def _is_value(
     if value.startswith(("/", "~/", "./", "../")) or "://" in value:
         return False  # "pwd: /home/ann", "auth: https://id.example.com/callback"
     word = value.rstrip(".!?:")  # "Das Passwort ist falsch.": a sentence's end is no part of it
-    if word.lower() in DESCRIBES_A_PASSWORD or word.lower() in TYPE_WORDS:
+    lower = word.lower()
+    if lower in DESCRIBES_A_PASSWORD or lower in TYPE_WORDS:
         return False
     if not word.isalpha():
         return True
-    if not plain:
+    describes = _DESCRIBING_ENDING.search(lower) is not None and lower not in NOT_DESCRIBING
+    if elsewhere and not prose and len(word) < 8:
+        if describes or lower in DESCRIBES_ELSEWHERE or _DESCRIBING_ENDING_ELSEWHERE.search(lower):
+            return False
+    elif not plain:
         if prose or len(word) < 8:
             return False
-    elif not glued and (prose or len(word) < 8) and _DESCRIBING_ENDING.search(word.lower()):
+    elif not glued and (prose or len(word) < 8) and describes:
         return False
     elif prose:
-        return then is None and word.lower() not in DESCRIBES_IN_PROSE
+        return then is None and lower not in DESCRIBES_IN_PROSE
     return then is None or then.lower() in ENDS_A_VALUE
 
 
@@ -223,9 +275,13 @@ def _named_values(text: str, lower: str) -> Iterator[tuple[int, int]]:
         if value.endswith(")") and "(" not in value:
             # "(user: bob, password: hunter22)": the parenthesis is the sentence's, not code
             value, end = value[:-1], end - 1
-        plain = m.group("name").lower() in ENGLISH_PASSWORD_NAMES
-        if len(value) < 6 and not plain:
-            continue  # a key's, a token's or another language's value: 6 characters at least
+        name = m.group("name")
+        plain = name.lower() in ENGLISH_PASSWORD_NAMES
+        # Another language's name and a colon or an `=`: a value may be as short as after an
+        # English name ("Passwort: tiger"), as the words that describe one there are known.
+        elsewhere = not plain and sign in (":", "=") and bool(_ELSEWHERE.fullmatch(name))
+        if len(value) < 6 and not (plain or elsewhere):
+            continue  # a key's or a token's value, or one in prose: 6 characters at least
         if "\n" in text[m.end("name") : m.start("value")] and _NEXT_ENTRY.match(value):
             continue
         follows = _PHRASE.match(text, end)
@@ -233,7 +289,7 @@ def _named_values(text: str, lower: str) -> Iterator[tuple[int, int]]:
         then = follows.group(1) if follows and value[-1] not in ".!?" else None
         unquoted = text[m.start("value") - 1] not in _QUOTES
         word = value.rstrip(".!?:")  # a plain word's full stop ends the sentence, not it
-        if word.isalpha() and unquoted and _word_out_of_place(text, m, value, plain):
+        if word.isalpha() and unquoted and _word_out_of_place(text, m, value, plain, elsewhere):
             continue
         glued = False
         if sign == "=" and unquoted and value in _NAMES and text[m.start()].islower():
@@ -248,7 +304,7 @@ def _named_values(text: str, lower: str) -> Iterator[tuple[int, int]]:
                 then = "="  # `password = password or ""`: code, where no word ends a value
         elif sign == ":" and _ANNOTATION.match(text, end):
             continue
-        if _is_value(value, m.group("verb") is not None, then, plain, glued):
+        if _is_value(value, m.group("verb") is not None, then, plain, glued, elsewhere):
             yield m.start("value"), m.start("value") + len(word if word.isalpha() else value)
 
 
@@ -276,15 +332,19 @@ def _begins_its_clause(text: str, line_start: int, at: int) -> bool:
     return at - 80 <= line_start  # the line's start, unless it was beyond the 80 characters
 
 
-def _word_out_of_place(text: str, m: re.Match, value: str, plain: bool) -> bool:
+def _word_out_of_place(
+    text: str, m: re.Match, value: str, plain: bool, elsewhere: bool = False
+) -> bool:
     """Is an unquoted plain word given to a name there by the text's shape, not as its value?
     On the next line it is that line's first word (`if ... azure_password:` then `return`).
-    Glued to a colon it is a namespace's member (`DEBUG=pw:api`, `passwd:gecos`); after a
-    colon inside parentheses, a capitalised word is a parameter's type (`def f(pw: Split)`;
-    not in "(user: bob, password: sunshine)"). After ` = ` in lower case it is a variable
-    (`username, password = value`), unless it has 8 letters or more, as an INI file's
-    `password = sunshine`. In prose the name must begin its clause ("my password is ...", not "no username or
-    password is present", "if password is None")."""
+    Glued to a colon it is a namespace's member (`DEBUG=pw:api`, `passwd:gecos`), unless
+    `password` lists a credential (`password:tiger`, see `_lists_credentials`); after a colon
+    inside parentheses, a capitalised word is a parameter's type (`def f(pw: Split)`; not in
+    "(user: bob, password: sunshine)"). After ` = ` in lower case it is a variable when a
+    tuple is unpacked (`username, password = value`), or under 8 letters in code
+    (`_reads_as_code`); elsewhere (`password = tiger`, an INI file's `password = sunshine`) it
+    is a value. In prose the name must begin its clause ("my password is ...", not "no
+    username or password is present", "if password is None")."""
     sign, start = m.group("sign"), m.start("value")
     if "\n" in text[m.end("name") : start]:
         return True
@@ -293,20 +353,70 @@ def _word_out_of_place(text: str, m: re.Match, value: str, plain: bool) -> bool:
     line_start = max(text.rfind("\n", lo, m.start()) + 1, lo)
     if sign == ":":
         before = text[line_start : m.start()]
-        namespaced = not text[m.end("sign")].isspace() and len(value) < 8
+        glued = not text[m.end("sign")].isspace()
+        namespaced = glued and len(value) < 8 and not _lists_credentials(before, m)
         typed = value[0].isupper() and before.count("(") > before.count(")")
         return namespaced or typed
     if sign == "=":
         spaced = text[m.start("sign") - 1].isspace()
-        # 8 letters or more stays a value, as before plain words counted shorter (an INI
-        # file's `password = sunshine`), unless a tuple is unpacked (`ph, pw = paddings`).
-        unpacked = "," in text[line_start : m.start()]
-        short = len(value.rstrip(".")) < 8
-        lower_var = value.islower() and text[m.start()].islower() and (short or unpacked)
-        return plain and spaced and lower_var
+        lower_var = value.islower() and text[m.start()].islower()
+        if not ((plain or elsewhere) and spaced and lower_var):
+            return False
+        if "," in text[line_start : m.start()]:
+            return True  # a tuple unpacked (`ph, pw = paddings`), at any length
+        return len(value.rstrip(".")) < 8 and _reads_as_code(text, line_start, m)
     if sign is None and plain:  # prose: "name is value"
         return not _begins_its_clause(text, line_start, m.start())
     return False
+
+
+# A credential listed with its name glued to a colon: the name starts its line, follows a list's
+# mark or a sign, or another pair (`user:bob password:tiger`).
+_LISTED_AFTER = re.compile(r"[,;(]$|^(?:[-*•>]|\d+[.)])$|[^\W_]+[:=][^\s:=]+$")
+
+
+def _lists_credentials(before: str, m: re.Match) -> bool:
+    """Does `password:word` (glued) list a credential rather than name a namespace's member?
+    A name in a script without spaces (`密码：tiger`: a full-width colon is glued there), or a
+    full English name (`password`, `passphrase`; `pw:api`, `passwd:gecos` are members) spaced
+    from what comes before it on its line (not `auth:password:reset`) and its line's first
+    item, a list's, or one after a sign or another pair ("user:bob password:tiger"; not "php
+    artisan password:update")."""
+    name = m.group("name").lower()
+    if _CJK_NAME.fullmatch(name):
+        return True
+    if name not in ("password", "passphrase"):
+        return False
+    if before and not before[-1].isspace():
+        return False
+    words = before.split()
+    return not words or _LISTED_AFTER.search(words[-1]) is not None
+
+
+# Code near a lower-case name given a lower-case word with a spaced `=`: brackets and braces,
+# a statement's `;` at a line's end, comparisons and arrows, and the keywords that begin a
+# definition, an import or a block (`if ok:`) at a line's start.
+_CODE_NEARBY = re.compile(
+    r"[(){}]|;[ \t]*$|[=!<>]=|=>|->|::"
+    r"|^[ \t]*(?:def|class|import|from|return|elif|const|var|let|function|func|fn|public"
+    r"|private|static)\b|^[ \t]*(?:if|for|while|with|try|else)\b.*:[ \t]*$",
+    re.M,
+)
+
+
+def _reads_as_code(text: str, line_start: int, m: re.Match) -> bool:
+    """Is `password = tiger` (a lower-case name, a spaced `=`, a lower-case word of fewer than
+    8 letters) code that gives the password a variable? In a Python or a JavaScript file it
+    may be; in a prompt, an INI file or a shell's `.conf` it gives a value. So it is read as
+    code by its context only: the name an identifier's or an attribute's last part
+    (`db_password`, `self.password`, `$password`), a declaration's keyword before it (`let`,
+    `var`, `const`), or code within 300 characters (`def`, `import`, brackets, `;`, `==`)."""
+    before = text[line_start : m.start()]
+    if before and not before[-1].isspace():
+        return True
+    if before.split()[-1:] in (["let"], ["var"], ["const"], ["val"], ["auto"], ["dim"]):
+        return True
+    return _CODE_NEARBY.search(text, max(0, m.start() - 300), m.end() + 300) is not None
 
 
 # A passphrase is words (`passphrase is correct horse battery staple`): one value when 3 to 8
