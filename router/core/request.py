@@ -12,12 +12,15 @@ parts are read; `image_url` parts set `has_image`, `input_audio` parts set `has_
 A request with no text at all is routed on hard rules and the policy's default.
 
 The shape checks of what the hard rules read (`tools`, `tool_choice`, `response_format`) live
-here too, so the SDK and the proxy refuse the same requests in the same words.
+here too, so the SDK and the proxy refuse the same requests in the same words; so do the names
+that litellm would take as a setting of the call itself (`base_url`, `api_key` ...), which only
+the catalogue sets (`call_settings`).
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -61,14 +64,29 @@ def context_overflow(limit: int, tokens: int) -> str:
     )
 
 
+# OpenAI's error code for a model (here: a policy, which the body's `model` names) that does
+# not exist.
+MODEL_NOT_FOUND = "model_not_found"
+# The HTTP status of a request error, by its code: naming what does not exist is a 404; any
+# other bad request a 400.
+STATUS_OF_CODE = {MODEL_NOT_FOUND: 404}
+
+
 class RequestError(ValueError):
     """The request cannot be routed; `param` names the offending field, as OpenAI errors do;
-    `code` is the error code an HTTP answer carries (default: invalid_request)."""
+    `code` is the error code an HTTP answer carries (default: invalid_request), and
+    `status_code` its HTTP status, which follows from the code (`STATUS_OF_CODE`): 404 for an
+    unknown policy, else 400. The proxy answers with that status, so an error re-made with the
+    same code (named in another field) keeps it."""
 
     def __init__(self, message: str, param: str | None = None, code: str | None = None) -> None:
         self.param = param
         self.code = code
         super().__init__(message)
+
+    @property
+    def status_code(self) -> int:
+        return STATUS_OF_CODE.get(self.code, 400)
 
 
 @dataclass(frozen=True)
@@ -319,3 +337,66 @@ def check_response_format(rf: dict | None) -> None:
             )
         if "schema" in js:
             check_json_schema(js["schema"], "response_format.json_schema.schema")
+
+
+# ---- settings of a call: the catalogue's, never a request's ------------------------------------
+
+# litellm takes these as keyword arguments that set up the call itself (where it goes, with
+# which key, how long it may take, a canned answer): the catalogue's business, not a caller's.
+CALL_SETTINGS = frozenset(
+    {
+        "api_base", "api_key", "api_version", "base_url", "custom_llm_provider",
+        "default_headers", "deployment_id", "extra_body", "extra_headers", "extra_query",
+        "headers", "max_retries", "model_list", "organization", "request_timeout",
+        "shared_session", "timeout", "drop_params", "additional_drop_params",
+        "allowed_openai_params", "enable_json_schema_validation", "callbacks",
+        "success_callback", "failure_callback", "azure_ad_token", "engine", "config",
+        "mock_delay", "mock_tool_calls",
+    }
+)  # fmt: skip
+# A provider's own settings of the call, which litellm reads from the same keyword arguments
+# as a provider's own body fields (`top_k`): where the call goes and with which credentials
+# (`aws_bedrock_runtime_endpoint` sends the signed AWS request, session token and all, to any
+# host; `vertex_credentials`, `oci_key_file`, `sagemaker_base_url`, `model_id` ...), and which
+# models answer (OpenRouter's `models`: any model it sells, whatever the key may use). Not
+# listed in litellm's own parameters, so known by their names' shape.
+PROVIDER_PREFIXES = (
+    "aws_", "azure_", "bedrock_", "databricks_", "gcs_", "gemini_", "gigachat_", "litellm_",
+    "oci_", "s3_", "sagemaker_", "vertex_", "watsonx_",
+)  # fmt: skip
+SETTING_SUFFIXES = (
+    "_base", "_url", "_endpoint", "_key", "_key_file", "_token", "_secret", "_credentials",
+    "_client", "_signer", "_region", "_region_name", "_location", "_project", "_project_id",
+    "_connection_string", "_headers", "_params", "_tenant_id",
+)  # fmt: skip
+SETTING_NAMES = frozenset(
+    {
+        "account_id", "apikey", "client", "credentials", "deployment", "endpoint", "fake_stream",
+        "host", "http_client", "is_vertex_request", "location", "model_id",
+        "model_resource_id_mapping", "models", "nvcf_function_id", "passthrough", "project",
+        "project_id", "region", "space_id", "tenant_id", "token", "url",
+        "use_psc_endpoint_format", "use_server_proxy", "use_ssl", "user_agent", "workspace_id",
+    }
+)  # fmt: skip
+
+
+def is_provider_setting(name: str) -> bool:
+    """Whether a field names how or where a provider is called, or with what credentials."""
+    key = name.lower()
+    return (
+        key in SETTING_NAMES or key.startswith(PROVIDER_PREFIXES) or key.endswith(SETTING_SUFFIXES)
+    )
+
+
+def call_settings(names: Iterable[str], litellm_own: Collection[str] = ()) -> list[str]:
+    """The names among `names` that litellm would take as a setting of the call rather than
+    send on, sorted: `CALL_SETTINGS`, a provider's own (`is_provider_setting`), litellm's
+    internal flags (a leading underscore) and test doubles (`mock_`), and `litellm_own`, the
+    keyword arguments of the litellm in use (`router.serving.providers.litellm_own_params`).
+    OpenAI's fields never are. One rule for the proxy's body and the SDK's arguments: through
+    either, a caller could send a provider's key elsewhere (`base_url`,
+    `aws_bedrock_runtime_endpoint`), fake an answer (`mock_response`) or trip circuit breakers
+    (`timeout`)."""
+    unknown = set(names) - OPENAI_FIELDS
+    private = {k for k in unknown if k.startswith(("_", "mock_")) or is_provider_setting(k)}
+    return sorted(private | (unknown & (CALL_SETTINGS | frozenset(litellm_own))))

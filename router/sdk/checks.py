@@ -5,25 +5,34 @@ The request's shape (messages, tools, tool_choice) is checked by `router.core.re
 same rules the proxy applies; this adds what only the Python face takes: `policy=`, `session=`
 and `session_scope=`, counts given as Python values, values a JSON body cannot hold (a set, an
 object; a pydantic model, as an earlier answer's message is, is taken as its dict), the
-`metadata` litellm reads, and keyword arguments whose name is a typo of an OpenAI parameter's.
+`metadata` litellm reads, keyword arguments whose name is a typo of an OpenAI parameter's, and
+settings of the call itself (`base_url`, `api_key`, `timeout` ...), which only the catalogue sets.
+`Router(...)`'s own arguments are checked here too (`check_parts`).
 """
 
 from __future__ import annotations
 
 import difflib
-from collections.abc import Iterable
+import os
+from collections.abc import Iterable, Mapping
 from typing import Any
 
-from router.core.config import did_you_mean
+from router.core.config import RouterConfig, did_you_mean
 from router.core.request import (
+    CALL_SETTINGS,
+    MODEL_NOT_FOUND,
     OPENAI_FIELDS,
+    SETTING_NAMES,
     Message,
     RequestError,
+    call_settings,
     check_message_content,
     check_response_format,
     check_tools,
     normalise_messages,
 )
+from router.serving import upstream
+from router.serving.providers import litellm_own_params
 
 # The SDK's own keyword arguments, beside OpenAI's: a near miss of one is a typo too.
 SDK_ARGUMENTS = frozenset({"session", "session_scope"})
@@ -32,6 +41,48 @@ SDK_ARGUMENTS = frozenset({"session", "session_scope"})
 # `top_k` (0.8 from `top_p`), `max_new_tokens` (0.83) and `reasoning_format` (0.88 from
 # `reasoning_effort`) are not.
 TYPO_RATIO = 0.9
+# Beside OpenAI's fields, the one `call_settings` name the SDK takes: the openai client's way to
+# add fields to the JSON body, which go there as given (a provider's own parameter), never a
+# setting of the call: where it goes and with which key stay the catalogue's.
+BODY_EXTRAS = frozenset({"extra_body"})
+# The field of a model's entry in the config that sets what a per-call setting would.
+CATALOGUE_FIELD = {
+    "api_base": "api_base", "base_url": "api_base", "api_key": "api_key_env",
+    "timeout": "timeout", "request_timeout": "timeout", "max_retries": "retries",
+    "num_retries": "retries", "drop_params": "drop_params",
+}  # fmt: skip
+
+
+def check_parts(config: Any, policies: Any, scorer: Any, encoder: Any) -> None:
+    """`Router(config, policies, scorer, encoder)` takes the parts that `Router.from_config(path)`
+    loads from a config file; else a TypeError that says so (`Router()`, `Router("config.yaml")`),
+    not one about missing positional arguments or an AttributeError deep in the constructor."""
+    load = "Router.from_config('config.yaml') loads them all from a config file"
+    if isinstance(config, str | os.PathLike):
+        raise TypeError(
+            f"Router() takes a loaded config, not a path: Router.from_config({str(config)!r}) "
+            "loads the config with its policies, scorer and encoder"
+        )
+    parts = {"config": config, "policies": policies, "scorer": scorer, "encoder": encoder}
+    missing = [name for name, part in parts.items() if part is None]
+    if missing:
+        raise TypeError(
+            "Router() takes a loaded config, its policies, a scorer and an encoder (missing: "
+            f"{', '.join(missing)}); {load}"
+        )
+    wrong = {
+        "config": ("a RouterConfig", isinstance(config, RouterConfig)),
+        "policies": ("a dict of policies by name", isinstance(policies, Mapping)),
+        "scorer": ("a Scorer", callable(getattr(scorer, "predict", None))),
+        "encoder": (
+            "an encoder",
+            callable(getattr(encoder, "encode", None)) and not isinstance(encoder, str | bytes),
+        ),
+    }
+    for name, (what, ok) in wrong.items():
+        if not ok:
+            got = type(parts[name]).__name__
+            raise TypeError(f"Router(): {name} must be {what}, got {got}; {load}")
 
 
 def check_params(params: dict[str, Any]) -> None:
@@ -54,10 +105,13 @@ def check_session(session: Any, scope: Any) -> None:
 
 def unknown_policy(name: str, known: Iterable[str]) -> RequestError:
     """The error for a `policy=` no policy file defines: the configured ones, and the nearest
-    name when there is one. Its message starts "unknown policy" (the proxy answers it 404)."""
+    name when there is one. Its code is `model_not_found`, so its `status_code` is 404, as the
+    proxy answers it."""
     known = sorted(known)
     hint = did_you_mean(str(name), known)
-    return RequestError(f"unknown policy {name!r}{hint}; configured: {known}", "policy")
+    return RequestError(
+        f"unknown policy {name!r}{hint}; configured: {known}", "policy", MODEL_NOT_FOUND
+    )
 
 
 def checked_messages(messages: Any) -> list[Message]:
@@ -93,9 +147,13 @@ def check_call_params(params: dict[str, Any]) -> None:
 
     Else a value JSON cannot carry (a set, an object), like a `metadata` or `response_format`
     litellm cannot read, failed every model of the chain as its "error" and opened their
-    circuit breakers: the caller's mistake became an outage."""
+    circuit breakers: the caller's mistake became an outage. A setting of the call itself is
+    refused too (`check_call_settings`), after the typos: `max_token` is one, though its name
+    has the shape of a provider's setting (`*_token`)."""
     for name in params:
-        check_param_name(name)
+        if name not in CALL_SETTINGS | SETTING_NAMES:  # OpenRouter's `models` is no typo
+            check_param_name(name)
+    check_call_settings(params)
     for name, value in params.items():
         params[name] = plain_json(value, name)
     meta = params.get("metadata")
@@ -115,6 +173,36 @@ def check_call_params(params: dict[str, Any]) -> None:
                 f"{name}: must be an object such as {example}, got {type(value).__name__}", name
             )
     check_response_format(params.get("response_format"))
+
+
+def check_call_settings(params: dict[str, Any], litellm_own: Iterable[str] = ()) -> None:
+    """No keyword argument sets up the call itself (`call_settings`, the rule the proxy applies
+    to a body's fields): where a model is called and with which key is the catalogue's to say.
+    A per-call `base_url` sent the call elsewhere, with the catalogue's key for the model (which
+    overrode a per-call `api_key`): the provider's key went to another host. `extra_body` (the
+    openai client's extra body fields) is sent as given."""
+    refused = [n for n in call_settings(params, frozenset(litellm_own)) if n not in BODY_EXTRAS]
+    if refused:
+        name = refused[0]
+        field = CATALOGUE_FIELD.get(name)
+        why = "where each model is called, with which key and how"
+        fix = (
+            f"set {field} on the model in the config instead: the config's catalogue alone "
+            f"says {why}"
+            if field
+            else f"{why} is set on the model in the config, never per call"
+        )
+        raise RequestError(f"{name}: not a per-call parameter; {fix}", name)
+
+
+async def check_litellm_settings(params: dict[str, Any]) -> None:
+    """`check_call_settings` with litellm's own keyword arguments too (`fallbacks`,
+    `num_retries`, `ssl_verify` ...), read from the litellm in use: for a call whose arguments go
+    to litellm (`achat`) and name one that is neither OpenAI's nor the SDK's. Such a call imports
+    litellm anyway; here that import runs in a worker thread, never on the caller's loop."""
+    if params.keys() - OPENAI_FIELDS - SDK_ARGUMENTS - BODY_EXTRAS:
+        await upstream.litellm_ready()
+        check_call_settings(params, litellm_own_params())
 
 
 def check_param_name(name: str) -> None:

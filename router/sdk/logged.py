@@ -9,12 +9,14 @@ import uuid
 from collections.abc import AsyncIterator, Callable
 from typing import TYPE_CHECKING, Any
 
+from router.core.request import normalise_messages
 from router.sdk.streams import stream_failure_status
 from router.serving.closing import ClosingStream
 
 if TYPE_CHECKING:
     from router.core.decision import Decision
     from router.core.request import Message
+    from router.serving.providers import UpstreamError
 
 End = Callable[[int, Any, "str | None"], None]  # (status, usage, error) → completes the row
 
@@ -58,6 +60,15 @@ def log_call(
         scrub=scrub,
     )
     return router.decision_log.record(row)
+
+
+def log_failure(router: Any, e: UpstreamError, messages: str | list[Message]) -> int | None:
+    """The row of a call that no model answered, as the proxy writes one for every request:
+    its decision, every failed attempt, the status and the error."""
+    if router.decision_log is None or e.decision is None:
+        return None
+    msgs = normalise_messages(messages)
+    return log_call(router, e.decision, msgs, status=e.status_code, error=str(e))
 
 
 def _scrub(router: Any, decision: Decision, msgs: list[Message]):

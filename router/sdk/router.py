@@ -44,7 +44,9 @@ from router.core.scorer import ScoreBatch, Scorer, configured_scorer_path
 from router.sdk import caching, logged
 from router.sdk.checks import (
     check_call_params,
+    check_litellm_settings,
     check_params,
+    check_parts,
     check_session,
     checked_conversation,
     checked_messages,
@@ -84,15 +86,17 @@ class Routed:
 
 
 class Router:
-    """Embed, score, decide; then call the chosen model with fallbacks."""
+    """Embed, score, decide; then call the chosen model with fallbacks. `from_config(path)`
+    builds one from a config file; the constructor takes the parts that loads."""
 
     def __init__(
         self,
-        config: RouterConfig,
-        policies: dict,
-        scorer: Scorer,
-        encoder: Any,
+        config: RouterConfig | None = None,
+        policies: dict | None = None,
+        scorer: Scorer | None = None,
+        encoder: Any = None,
     ) -> None:
+        check_parts(config, policies, scorer, encoder)  # else: Router.from_config(path)
         self.config = config
         self.policies = policies
         self.scorer = scorer
@@ -488,18 +492,6 @@ class Router:
         self.decision_log = open_decision_log(where, spec, self, base_dir=self.base_dir)
         return self.decision_log
 
-    def _log_call(self, decision: Decision, msgs: list[Message], usage: Any = None):
-        """The decision-log row of one SDK call (logged.py); gives the decision its id."""
-        return logged.log_call(self, decision, msgs, usage)
-
-    def _log_failure(self, e: UpstreamError, messages: str | list[Message]) -> int | None:
-        """The row of a call that no model answered, as the proxy writes one for every
-        request: its decision, every failed attempt, the status and the error."""
-        if self.decision_log is None or e.decision is None:
-            return None
-        msgs = normalise_messages(messages)
-        return logged.log_call(self, e.decision, msgs, status=e.status_code, error=str(e))
-
     def feedback(self, request_id: str, score: float | str, model: str | None = None) -> None:
         """Score the answer to a request (`decision.request_id`): a number in [0, 1], or
         "up" / "down". The last call per request (and model) wins. Raises KeyError for an
@@ -544,6 +536,7 @@ class Router:
         if not body_checked:
             messages = checked_messages(messages)
             check_call_params(params)
+            await check_litellm_settings(params)  # and litellm's own: `fallbacks` ...
         with tracing.span(self.tracer, tracing.CHAT) as span:
             routed: list[Decision] = []  # the decision, once made
             try:
@@ -562,7 +555,7 @@ class Router:
             except UpstreamError as e:
                 failure = window_error(self, e, messages, params) or e
                 tracing.annotate(span, failure.decision)
-                seq = self._log_failure(failure, messages)
+                seq = logged.log_failure(self, failure, messages)  # as the proxy's row
                 if seq is not None:
                     await self.decision_log.adurable(seq)
                 if failure is e:
@@ -683,7 +676,7 @@ class Router:
         keeps it (not a hit again), and the decision log holds its row durably."""
         await turn.close(decision, reply_of(resp))
         await caching.store(self, cp, decision, resp)
-        seq = self._log_call(decision, msgs, getattr(resp, "usage", None))
+        seq = logged.log_call(self, decision, msgs, getattr(resp, "usage", None))
         if self.decision_log is not None:
             await self.decision_log.adurable(seq)
         resp.decision = decision

@@ -95,7 +95,7 @@ def upstream_error_line(e: BaseException, redact: Callable[[str], str], limit: i
 def from_request_error(e: RequestError, headers: dict[str, str] | None = None) -> APIError:
     """A routing RequestError is a 400 naming the field (or 404 for an unknown policy)."""
     msg = str(e)
-    status, code = (404, "model_not_found") if msg.startswith("unknown policy") else (400, e.code)
+    status, code = e.status_code, e.code  # 404 for an unknown policy (model_not_found)
     if e.param and not msg.startswith(e.param):
         msg = f"{e.param}: {msg}"  # every 4xx message names its field first
     return APIError(status, msg, e.param, code or "invalid_request", headers)

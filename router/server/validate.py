@@ -11,15 +11,15 @@ raises `RequestError(message, param)`; the message starts with the field it name
 
 from __future__ import annotations
 
-from functools import cache
 from typing import Any
 
 from router.core.request import (
-    OPENAI_FIELDS,
     RequestError,
+    call_settings,
     check_message_content,
     normalise_messages,
 )
+from router.serving.providers import litellm_own_params
 
 MAX_DEPTH = 64  # a tool's JSON schema nests a few levels; nothing honest needs 64
 PART_TYPES = ("text", "image_url", "input_audio", "file", "refusal")
@@ -28,45 +28,6 @@ PART_TYPES = ("text", "image_url", "input_audio", "file", "refusal")
 # empty tool content.
 BLANK_REFUSED = ("system", "developer", "user")
 EMPTY_TOOL_RESULT = "(empty)"
-# litellm takes these as keyword arguments that set up the call itself (where it goes, with
-# which key, how long it may take, a canned answer): the catalogue's business, not a client's.
-CALL_SETTINGS = frozenset(
-    {
-        "api_base", "api_key", "api_version", "base_url", "custom_llm_provider",
-        "default_headers", "deployment_id", "extra_body", "extra_headers", "extra_query",
-        "headers", "max_retries", "model_list", "organization", "request_timeout",
-        "shared_session", "timeout", "drop_params", "additional_drop_params",
-        "allowed_openai_params", "enable_json_schema_validation", "callbacks",
-        "success_callback", "failure_callback", "azure_ad_token", "engine", "config",
-        "mock_delay", "mock_tool_calls",
-    }
-)  # fmt: skip
-# A provider's own settings of the call, which litellm reads from the same keyword arguments
-# as a provider's own body fields (`top_k`): where the call goes and with which credentials
-# (`aws_bedrock_runtime_endpoint` sends the proxy's signed AWS request, session token and all,
-# to any host; `vertex_credentials`, `oci_key_file`, `sagemaker_base_url`, `model_id` ...), and
-# which models answer (OpenRouter's `models`: any model it sells, whatever the key may use).
-# Not listed in litellm's own parameters, so known by their names' shape.
-PROVIDER_PREFIXES = (
-    "aws_", "azure_", "bedrock_", "databricks_", "gcs_", "gemini_", "gigachat_", "litellm_",
-    "oci_", "s3_", "sagemaker_", "vertex_", "watsonx_",
-)  # fmt: skip
-SETTING_SUFFIXES = (
-    "_base", "_url", "_endpoint", "_key", "_key_file", "_token", "_secret", "_credentials",
-    "_client", "_signer", "_region", "_region_name", "_location", "_project", "_project_id",
-    "_connection_string", "_headers", "_params", "_tenant_id",
-)  # fmt: skip
-SETTING_NAMES = frozenset(
-    {
-        "account_id", "apikey", "client", "credentials", "deployment", "endpoint", "fake_stream",
-        "host", "http_client", "is_vertex_request", "location", "model_id",
-        "model_resource_id_mapping", "models", "nvcf_function_id", "passthrough", "project",
-        "project_id", "region", "space_id", "tenant_id", "token", "url",
-        "use_psc_endpoint_format", "use_server_proxy", "use_ssl", "user_agent", "workspace_id",
-    }
-)  # fmt: skip
-
-
 # `Router.achat`'s own keyword arguments, which the chat endpoint passes next to the body's
 # fields (router/server/chat.py, `call_router`): a body field by one of these names would clash
 # with them (a TypeError, a 500). Each says where a client sets what it names.
@@ -85,14 +46,6 @@ def check_router_arguments(data: dict[str, Any]) -> None:
     if clashing:
         name = clashing[0]
         raise RequestError(f"{name}: not a request parameter; {ROUTER_ARGUMENTS[name]}", name)
-
-
-def is_provider_setting(name: str) -> bool:
-    """Whether a body field names how or where a provider is called, or with what credentials."""
-    key = name.lower()
-    return (
-        key in SETTING_NAMES or key.startswith(PROVIDER_PREFIXES) or key.endswith(SETTING_SUFFIXES)
-    )
 
 
 def _path(parts: list[str | int]) -> str:
@@ -137,29 +90,12 @@ def _check_string(s: str, path: list[str | int], what: str = "") -> None:
         ) from None
 
 
-@cache
-def _litellm_own() -> frozenset[str]:
-    """litellm's own keyword arguments (mock answers, callbacks' endpoints and keys, prices ...),
-    read from the litellm in use so that new ones are refused too."""
-    from router.serving.providers import load_litellm
-
-    load_litellm()
-    from litellm.types.utils import all_litellm_params
-
-    return frozenset(all_litellm_params) - OPENAI_FIELDS
-
-
 def check_passed_fields(data: dict[str, Any]) -> None:
     """A field the proxy does not know is passed on to the provider, unless litellm would take
     it as a setting of the call: then a client could send the provider's key elsewhere
     (`base_url`, `aws_bedrock_runtime_endpoint`), fake an answer (`mock_response`) or trip
     circuit breakers (`timeout`)."""
-    unknown = data.keys() - OPENAI_FIELDS
-    if not unknown:
-        return
-    # A leading underscore marks litellm's internal flags, `mock_` its test doubles.
-    private = {k for k in unknown if k.startswith(("_", "mock_")) or is_provider_setting(k)}
-    refused = sorted(private | (unknown & (CALL_SETTINGS | _litellm_own())))
+    refused = call_settings(data.keys(), litellm_own_params())
     if refused:
         raise RequestError(
             f"{refused[0]}: not a request parameter; how each model is called is set by the "

@@ -9,6 +9,7 @@ from typing import Any
 
 from router.core.config import ModelSpec
 from router.core.decision import Decision
+from router.core.request import OPENAI_FIELDS
 from router.serving.local import LocalModels
 
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
@@ -109,6 +110,18 @@ def load_litellm():
     return litellm
 
 
+@functools.cache
+def litellm_own_params() -> frozenset[str]:
+    """litellm's own keyword arguments (mock answers, callbacks' endpoints and keys, prices,
+    its own fallbacks and retries ...), read from the litellm in use so that new ones are known
+    too; OpenAI's fields are not among them. What `router.core.request.call_settings` refuses
+    beside its own lists."""
+    load_litellm()
+    from litellm.types.utils import all_litellm_params
+
+    return frozenset(all_litellm_params) - OPENAI_FIELDS
+
+
 # OpenAI's own error code for a parameter the model does not take.
 UNSUPPORTED_PARAMETER = "unsupported_parameter"
 
@@ -203,6 +216,11 @@ def call_kwargs(
     elif spec.api_base:
         # OpenAI-compatible local servers still expect some key.
         kwargs["api_key"] = "not-needed"
+    if "user" in kwargs and spec.litellm_model.startswith("openai/"):
+        # litellm sends `user` only to the models of OpenAI's own list and drops it, unsaid, for
+        # any other OpenAI-compatible endpoint; the caller asked for it to be sent, so it is,
+        # as litellm lets it be (`drop_params: true` on a model whose endpoint refuses it).
+        kwargs["allowed_openai_params"] = ["user"]
     return kwargs
 
 

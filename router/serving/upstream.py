@@ -124,11 +124,44 @@ async def litellm_ready() -> None:
     """Import litellm (its converters and exception mapping turn every answer and error into
     litellm's objects) in a worker thread the first time: the import takes seconds, and on the
     event loop it would stall every other request, long enough for pooled connections to expire
-    under it. The first upstream error is mapped there too (`_load`)."""
+    under it. The first upstream error is mapped there too (`_load`). On each event loop that
+    calls, litellm's logging is also set to be done before the loop ends (`_logged_with_loop`)."""
     global _litellm_loaded
     if not _litellm_loaded:
         await asyncio.to_thread(_load)
         _litellm_loaded = True
+    loop = asyncio.get_running_loop()
+    if loop not in _loggers:
+        drain = _logged_with_loop()
+        await drain.__anext__()
+        _loggers[loop] = drain
+
+
+# Each loop's `_logged_with_loop` generator, kept until the loop goes.
+_loggers: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+LOG_DRAIN_S = 5.0  # the longest a loop's end waits for litellm's logging of its calls
+
+
+async def _logged_with_loop():
+    """litellm queues the logging of each call it makes (its success handler, a no-op here:
+    the router keeps its own records) on one worker bound to one event loop. A loop that ends
+    with some still queued (`asyncio.run(router.achat(...))`: the call returns, the loop ends)
+    left them to the next loop, which said so each time ("LoggingWorker: event loop changed;
+    carried 1 pending ..."). At this loop's end (asyncio.run and uvicorn close its async
+    generators) the queue is run and the worker stopped, as litellm's own proxy flushes it at
+    shutdown: the next loop finds nothing to carry over."""
+    try:
+        yield
+    finally:
+        from litellm.litellm_core_utils.logging_worker import GLOBAL_LOGGING_WORKER as worker
+
+        # Bound to another loop that is still running (the SDK's background loop): its own.
+        if getattr(worker, "_bound_loop", None) is asyncio.get_running_loop():
+            try:
+                await asyncio.wait_for(worker.flush(), LOG_DRAIN_S)
+            except TimeoutError:
+                pass  # a handler that hangs is not waited for: the loop ends anyway
+            await worker.stop()
 
 
 def _load() -> None:
