@@ -78,6 +78,12 @@ def test_since_is_checked_and_named(served):
     assert r.status_code == 400
     assert r.json()["error"]["param"] == "since" and "15m" in r.json()["error"]["message"]
     assert stats(served, "15m")["window"]["bucket_s"] == 30
+    # The page answers a browser with a page: the same 400, naming `since`, never JSON.
+    for since in ("soon", "-1h", "0s", "999999d", "<b>x</b>"):
+        page = httpx.get(f"{served.url}/dashboard", params={"since": since}, headers=ADMIN)
+        assert page.status_code == 400 and page.headers["content-type"].startswith("text/html")
+        assert "since: " in page.text and "<b>x" not in page.text, page.text
+        assert page.headers["content-security-policy"].startswith("default-src 'none'")
 
 
 def test_the_login_form_sets_an_httponly_session_cookie(served):
@@ -154,6 +160,33 @@ def test_a_logout_from_another_page_is_refused(served):
         assert r.status_code == 303 and c.get("/admin/stats").status_code == 401
 
 
+def test_a_login_from_another_site_is_refused_and_never_counted(served):
+    """Wrong keys from the admin's own address past 5 a minute lock that address out: another
+    site's page must not be able to post them from the admin's browser. Its POSTs are refused
+    unread (403) and the admin logs in after them."""
+    cross = [{"sec-fetch-site": "cross-site"}, {"sec-fetch-site": "same-site"}]
+    with httpx.Client(base_url=served.url, timeout=60) as c:
+        for i in range(8):
+            r = c.post("/dashboard/login", data={"key": f"guess-{i}"}, headers=cross[i % 2])
+            assert r.status_code == 403 and "own page" in r.text, r.text
+            assert COOKIE not in r.headers.get("set-cookie", "")
+        # Not even the right key, from another site: a log-in comes from the login form.
+        r = c.post("/dashboard/login", data={"key": ADMIN_KEY}, headers=cross[0])
+        assert r.status_code == 403 and COOKIE not in c.cookies
+        ok = c.post("/dashboard/login", data={"key": ADMIN_KEY})
+        assert ok.status_code == 303 and valid_session(c.cookies[COOKIE], ADMIN_KEY)
+    assert httpx.get(f"{served.url}/admin/stats", headers=ADMIN, timeout=60).status_code == 200
+
+
+def test_a_logout_that_carries_no_cookie_clears_none(served):
+    """The SameSite=Strict cookie stays home from another site's POST: the answer to that
+    POST must not clear it either (a browser applies its Set-Cookie), with Fetch Metadata
+    (refused) or without (an older browser: nothing to end, nothing cleared)."""
+    for headers in ({"sec-fetch-site": "cross-site"}, {}):
+        r = httpx.post(f"{served.url}/dashboard/logout", data={"csrf": "x"}, headers=headers)
+        assert r.status_code in (303, 403) and "set-cookie" not in r.headers, r.headers
+
+
 def test_a_logout_on_one_replica_ends_the_session_on_every_other(
     tmp_path, upstream, router, redis_url
 ):
@@ -188,6 +221,13 @@ def test_pages_allow_nothing_but_the_proxy(served):
     assert "connect-src 'self'" in csp and "frame-ancestors 'none'" in csp
     assert r.headers["x-content-type-options"] == "nosniff"
     assert r.headers["cache-control"] == "no-store"
+    assert r.headers["x-frame-options"] == "DENY"  # browsers that predate frame-ancestors
+    assert r.headers["referrer-policy"] == "no-referrer"
+    assert r.headers["cross-origin-opener-policy"] == "same-origin"
+    for page in (httpx.get(f"{served.url}/dashboard"), httpx.get(f"{served.url}/dashboard/panel")):
+        assert page.status_code == 401 and page.headers["x-frame-options"] == "DENY"
+    s = httpx.get(f"{served.url}/admin/stats", headers=ADMIN, timeout=60)
+    assert s.headers["x-content-type-options"] == "nosniff"
     # Every URL the page names is this proxy's own (or the empty data: favicon).
     for url in re.findall(r'(?:src|href|action)="([^"]*)"', r.text):
         assert url.startswith("/") or url == "data:,", url
@@ -290,6 +330,26 @@ def test_a_week_long_time_axis_names_the_days_and_its_labels_do_not_overlap():
     hour = {k: (v[:61] if isinstance(v, list) else {"small": [1] * 61}) for k, v in series.items()}
     hour["start"] = [first + i * 60 for i in range(61)]
     assert re.search(r'fill="#555">\d\d:\d\d</text>', spend_chart(hour, 60))
+
+
+def test_a_legend_shows_what_fits_and_counts_the_rest():
+    """Long model names, many of them: the legend stays inside the chart, cuts a long name
+    short (whole in its tooltip) and says how many it left out."""
+    from router.server.charts import W, mix_chart
+
+    names = [f"provider/some-very-long-model-name-{i}-2025-01-01" for i in range(9)]
+    series = {"start": [0, 60], "models": {m: [1, 2] for m in names}}
+    svg = mix_chart(series, 60)
+    legend = re.findall(r'<text x="([\d.]+)" y="17" font-size="11" fill="#[35]{3}">([^<]+)', svg)
+    assert legend and legend[-1][1].startswith("+") and legend[-1][1].endswith(" more")
+    shown = len(legend) - 1
+    assert 1 <= shown < len(names) and legend[-1][1] == f"+{len(names) - shown} more"
+    for x, text in legend:
+        assert float(x) + 7 * len(text) <= W, (x, text)  # 7: a wide 11 px character
+    assert "…" in legend[0][1] and f"<title>{names[0]}</title>" in svg
+    # A few short names: all of them, whole, and nothing said about more.
+    few = mix_chart({"start": [0], "models": {"a": [1], "b": [2]}}, 60)
+    assert ">a</text>" in few and ">b</text>" in few and " more<" not in few
 
 
 def test_logging_in_comes_back_to_the_window_asked_for(served):

@@ -236,3 +236,54 @@ def test_the_log_out_button_ends_the_session_for_every_copy_of_its_cookie(browse
         assert httpx.get(proxy.url + "/admin/stats", cookies=copy, timeout=60).status_code == 401
     finally:
         context.close()
+
+
+EVIL_PAGE = """<!doctype html><html><body>
+<form id="out" method="post" action="{url}/dashboard/logout"><input name="csrf" value="x"></form>
+<script>
+// Wrong keys from the admin's own browser, then the log-out form: all of it cross-site.
+var guesses = [];
+for (var i = 0; i < 8; i++) {{
+  guesses.push(fetch("{url}/dashboard/login", {{method: "POST", mode: "no-cors",
+    body: new URLSearchParams({{key: "guess-" + i}})}}).catch(function () {{}}));
+}}
+Promise.all(guesses).then(function () {{ document.getElementById("out").submit(); }});
+</script></body></html>"""
+
+
+def test_another_sites_page_can_neither_log_the_admin_out_nor_lock_them_out(browser, proxy):
+    """A page on another site (here `localhost`, the proxy being `127.0.0.1`) that the logged-in
+    admin opens posts eight wrong keys to the login form and submits a log-out form: the
+    admin's cookie survives (the answer to a POST that came without it must not clear it) and
+    the admin's address is not locked out (those keys are refused unread, never counted)."""
+    evil = proxy.url.replace("127.0.0.1", "localhost") + "/evil.html"
+    context = browser.new_context()
+    try:
+        page = context.new_page()
+        page.goto(proxy.url + "/dashboard")
+        page.fill('input[name="key"]', ADMIN_KEY)
+        page.click('button[type="submit"]')
+        page.wait_for_selector('[data-figure="requests"]', timeout=60_000)
+        context.route(evil, lambda route: route.fulfill(body=EVIL_PAGE.format(url=proxy.url)))
+        attack = context.new_page()
+        attack.goto(evil)
+        attack.wait_for_url(re.compile(re.escape(proxy.url) + "/dashboard.*"), timeout=60_000)
+        cookies = [c for c in context.cookies() if c["name"] == "router_dashboard"]
+        assert cookies, f"another site's page cleared the session cookie ({attack.url})"
+        assert "still logged in" in attack.inner_text("body")
+        assert context.request.get(proxy.url + "/admin/stats").status == 200
+        page.reload()
+        page.wait_for_selector('[data-figure="requests"]', timeout=60_000)
+    finally:
+        context.close()
+    # The admin's address may still log in (from a browser of its own: a fresh context).
+    fresh = browser.new_context()
+    try:
+        page = fresh.new_page()
+        page.goto(proxy.url + "/dashboard")
+        page.fill('input[name="key"]', ADMIN_KEY)
+        page.click('button[type="submit"]')
+        page.wait_for_selector('[data-figure="requests"]', timeout=60_000)
+    finally:
+        fresh.close()
+    assert httpx.get(proxy.url + "/admin/stats", headers=ADMIN, timeout=60).status_code == 200

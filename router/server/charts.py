@@ -32,6 +32,9 @@ W, H = 640, 220  # the viewBox; the SVG scales to its container
 LEFT, RIGHT, BOTTOM = 56, 48, 34  # plot margins
 TOP = 28  # room for the legend above the plot
 PW, PH = W - LEFT - RIGHT, H - TOP - BOTTOM  # the plot area
+CHAR_W = 7  # a generous width of one 11 px character, in viewBox units
+LEGEND_CHARS = 24  # a longer name is cut short in a legend
+MORE_W = 10 + CHAR_W * len("+99 more")  # room a legend keeps for saying what it left out
 
 
 def model_colours(models: Sequence[str]) -> dict[str, str]:
@@ -137,13 +140,22 @@ def _frame(
 
 
 def _legend(items: Sequence[tuple[str, str]], y: float = 8) -> list[str]:
+    """Coloured keys along the top, as many as fit in the chart's width: a name longer than
+    LEGEND_CHARS is cut short (whole in its tooltip), and "+N more" counts those left out."""
     out, x = [], LEFT
-    for label, colour in items:
+    for i, (label, colour) in enumerate(items):
+        shown = label if len(label) <= LEGEND_CHARS else label[: LEGEND_CHARS - 1] + "…"
+        width = 14 + CHAR_W * len(shown)
+        left = len(items) - i
+        if x + width > W - (MORE_W if left > 1 else 0):
+            out.append(f'<text x="{x}" y="{y + 9}" font-size="11" fill="#555">+{left} more</text>')
+            break
+        tip = f"<title>{escape(label)}</title>" if shown != label else ""
         out.append(f'<rect x="{x}" y="{y}" width="10" height="10" fill="{colour}"/>')
         out.append(
-            f'<text x="{x + 14}" y="{y + 9}" font-size="11" fill="#333">{escape(label)}</text>'
+            f'<text x="{x + 14}" y="{y + 9}" font-size="11" fill="#333">{escape(shown)}{tip}</text>'
         )
-        x += 24 + 7 * len(label)
+        x += width + 10
     return out
 
 
@@ -219,7 +231,7 @@ def mix_chart(series: dict[str, Any], step: int) -> str:
                 f"{escape(_clock(starts[i], step, span))}: {escape(m)} {v}</title></rect>"
             )
             base += v
-    body += _legend([(m, colours[m]) for m in per_model][:6])
+    body += _legend([(m, colours[m]) for m in per_model])
     return _svg("Requests by answering model", body, "model mix chart")
 
 

@@ -13,8 +13,11 @@ anyone and changing the key ends every session. Logging out records the session 
 in the shared state until the cookie would have expired, so every worker refuses it from then
 on; the log-out form carries a token only the dashboard's own page knows (CSRF). The cookie
 opens the dashboard and `/admin/stats` (reads), never `POST /admin/reload`. Wrong keys sent to
-the login form are throttled per address like those sent to `/admin/*` (auth.py). Pages carry
-a Content-Security-Policy that allows nothing but this proxy.
+the login form are throttled per address like those sent to `/admin/*` (auth.py). A log-in or
+log-out POST a browser marks as coming from another site is refused before anything happens:
+another page can neither spend the address's wrong keys (locking the admin out) nor clear the
+session cookie. Pages carry a Content-Security-Policy that allows nothing but this proxy, and
+may not be framed.
 """
 
 from __future__ import annotations
@@ -55,7 +58,10 @@ PAGE_HEADERS = {
         "connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
     ),
     "x-content-type-options": "nosniff",
+    "x-frame-options": "DENY",  # frame-ancestors, for browsers that predate it
     "referrer-policy": "no-referrer",
+    "cross-origin-opener-policy": "same-origin",
+    "cross-origin-resource-policy": "same-origin",
     "cache-control": "no-store",
 }
 
@@ -237,8 +243,9 @@ def _new_session(admin_key: str) -> str:
 
 
 def _cross_site(request: Request) -> bool:
-    """A request a browser says came from another site (Fetch Metadata; older browsers send
-    none, and the log-out form's token still stands for them)."""
+    """A request a browser says came from another site, or from another origin of this one
+    (Fetch Metadata). Older browsers send none: for them the log-out form's token stands, and
+    the SameSite=Strict cookie they keep home from another site's POST is never cleared."""
     return request.headers.get("sec-fetch-site", "same-origin") not in ("same-origin", "none")
 
 
@@ -299,7 +306,9 @@ def install_dashboard(app: FastAPI, svc: Any, live: Any, location: str | None) -
                 "decision_log_unavailable",
                 {"retry-after": "5"},
             )
-        return JSONResponse(body, headers={"cache-control": "no-store"})
+        return JSONResponse(
+            body, headers={"cache-control": "no-store", "x-content-type-options": "nosniff"}
+        )
 
     async def panel_of(seconds: float) -> str:
         """The panel of a window: its figures (none when the log is off or unreadable), the
@@ -318,7 +327,10 @@ def install_dashboard(app: FastAPI, svc: Any, live: Any, location: str | None) -
                 return login("Log in with the admin key.", since=since)
             await live.check_admin(request)
             token = _new_session(admin)  # the page's own fetches need a session cookie
-        since, seconds = _since(request)
+        try:
+            since, seconds = _since(request)
+        except APIError as e:  # a page, for a browser: the same 400 naming `since`
+            return HTMLResponse(panel.notice_page(e.message), 400, headers=PAGE_HEADERS)
         csrf = logout_token(admin, token)
         page = panel.dashboard_page(await panel_of(seconds), since, REFRESH_S, csrf)
         response = HTMLResponse(page, headers=PAGE_HEADERS)
@@ -333,6 +345,11 @@ def install_dashboard(app: FastAPI, svc: Any, live: Any, location: str | None) -
 
     @app.post("/dashboard/login", include_in_schema=False)
     async def dashboard_login(request: Request) -> Response:
+        if _cross_site(request):
+            # Not read, not counted: else any page the admin opens could post wrong keys
+            # from the admin's own address and have it refused (429) for a minute, again
+            # and again, here and on every `/admin/*` endpoint.
+            return login("That log-in did not come from the dashboard's own page.", 403)
         form = await _form(request)
         if form is None:
             return login("That form was too large.", 413)
@@ -355,24 +372,30 @@ def install_dashboard(app: FastAPI, svc: Any, live: Any, location: str | None) -
     async def dashboard_logout(request: Request) -> Response:
         """End the session server-side, for a POST from the dashboard's own page only: a page
         elsewhere cannot log its visitor out (it has neither the token nor the site)."""
+        refused = HTMLResponse(
+            panel.notice_page(
+                "That log-out did not come from the dashboard's own page: you are still logged in."
+            ),
+            403,
+            headers=PAGE_HEADERS,
+        )
+        if _cross_site(request):
+            return refused
         form = await _form(request)
         token, admin = request.cookies.get(COOKIE), live.admin_key()
         if await sessions.admits(token, admin):
             sent = (form or {}).get("csrf", "")
             expected = logout_token(admin, token)
-            if _cross_site(request) or not hmac.compare_digest(
-                sent.encode("utf-8", "surrogateescape"), expected.encode()
-            ):
-                page = panel.notice_page(
-                    "That log-out did not come from the dashboard's own page: you are still "
-                    "logged in."
-                )
-                return HTMLResponse(page, 403, headers=PAGE_HEADERS)
+            if not hmac.compare_digest(sent.encode("utf-8", "surrogateescape"), expected.encode()):
+                return refused
             await sessions.revoke(token)
         response = RedirectResponse("/dashboard", 303, headers=PAGE_HEADERS)
-        response.delete_cookie(
-            COOKIE, path="/", httponly=True, samesite="strict", secure=_secure(request)
-        )
+        if token is not None:
+            # Only a cookie that came with the POST is cleared: the SameSite=Strict cookie
+            # stays home from another site's POST, whose answer must not clear it either.
+            response.delete_cookie(
+                COOKIE, path="/", httponly=True, samesite="strict", secure=_secure(request)
+            )
         return response
 
     def serve_asset(name: str):
