@@ -653,3 +653,27 @@ def test_a_session_cookie_of_any_bytes_is_no_500(leaky_router, tmp_path):
             assert status == 401, value
     finally:
         p.stop()
+
+
+def test_every_answer_tells_a_browser_not_to_sniff_it(leaky_router, tmp_path, upstream):
+    """An error that quotes a client's text (an unknown model, a bad field) is JSON; served
+    without `nosniff`, an old browser could read it as HTML. Every answer carries it: JSON,
+    errors, a stream, the metrics page."""
+    spec = ServerSpec(keys_env=None, decision_log=str(tmp_path / "d.db"))
+    p = Proxy(create_app(leaky_router, spec)).start()
+    chat = {"model": "large", "messages": [{"role": "user", "content": "hi"}]}
+    try:
+        answers = [
+            httpx.get(p.base_url + "/models"),
+            httpx.get(p.base_url + "/models/<b>nope</b>"),
+            httpx.post(p.base_url + "/chat/completions", json=chat, timeout=60),
+            httpx.post(p.base_url + "/chat/completions", json={**chat, "model": "<b>x</b>"}),
+            httpx.post(p.base_url + "/chat/completions", json={**chat, "stream": True}, timeout=60),
+            httpx.get(p.url + "/metrics"),
+            httpx.get(p.url + "/nowhere"),
+        ]
+        for r in answers:
+            assert r.headers.get("x-content-type-options") == "nosniff", (r.url, r.status_code)
+        assert {r.status_code for r in answers} >= {200, 404}
+    finally:
+        p.stop()

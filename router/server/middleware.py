@@ -1,5 +1,5 @@
-"""A request id for every request (headers `x-request-id` and `request-id`) and one access-log
-line; a browser's body sent without a content type refused; with auth off, a Host this proxy is
+"""A request id for every request (headers `x-request-id` and `request-id`), `nosniff` on every
+answer, and one access-log line; a browser's body sent without a content type refused; with auth off, a Host this proxy is
 not known by refused; model requests cancelled when their client goes."""
 
 from __future__ import annotations
@@ -66,6 +66,10 @@ class RequestIdMiddleware:
                 # error's `request_id`): the id feedback and the decision log know.
                 if "request-id" not in headers:
                     headers.append("request-id", headers["x-request-id"])
+                # Every answer is JSON, an event stream or the dashboard's own page: a browser
+                # must never sniff one into HTML (an error that echoes a client's text).
+                if "x-content-type-options" not in headers:
+                    headers.append("x-content-type-options", "nosniff")
             await send(message)
 
         try:
