@@ -1,6 +1,7 @@
-"""The code_eval harness in the sandbox, in both modes: the tests see the answer's values, not
-its objects, and the builtins and modules as they were before it ran; the answer cannot reach
-the tests' frames or text (router/evaluation/code_harness.py, sandbox_guard.py).
+"""The code_eval harness in the sandbox, in both modes: the tests see copies of the answer's
+values, not its objects, and their own builtins and modules, which the answer (in a process of
+its own) never touched; the answer cannot reach the frames or the program's text
+(router/evaluation/code_harness.py, harness_remote.py, sandbox_guard.py).
 
 Each cheat below is a wrong answer that passed before the harness existed; each right answer
 is in a shape the datasets test (MBPP asserts, HumanEval's `check(candidate)`).
@@ -467,7 +468,7 @@ READS = {
         "\n\ndef check(candidate):\n    import numpy\n"
         "    assert numpy.isclose(candidate(4.0), 2.0)\n",
         ROOT_PROMPT,
-        "No module named numpy",
+        "No module named 'numpy'",
     ),
 }
 

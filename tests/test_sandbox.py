@@ -144,6 +144,38 @@ def test_fork_bomb_meets_the_process_limit():
     assert int(line[0].split()[1]) < 16
 
 
+@pytest.mark.skipif(os.geteuid() != 0, reason="starts tasks as the user nobody")
+def test_a_user_running_many_tasks_still_gets_max_procs_more(mode):
+    """RLIMIT_NPROC counts every task of the program's user: the limit is what that user runs
+    already plus max_procs, so code_eval's harness (which forks the answer's process) works for
+    a user with more tasks than max_procs, and a fork bomb still meets the limit."""
+    holder = subprocess.Popen(
+        [_python_for_nobody() or sys.executable, "-c",
+         "import threading, time\n"
+         "for _ in range(80):\n    threading.Thread(target=time.sleep, args=(60,)).start()\n"
+         "print('ready', flush=True)\ntime.sleep(60)\n"],
+        user=65534, stdout=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        assert holder.stdout.readline().strip() == "ready"
+        row = {"metric": "code_eval", "ground_truth": "['assert add(1, 2) == 3']"}
+        from router.evaluation.graders import Reference, code_program
+
+        program = code_program("def add(a, b):\n    return a + b\n", Reference(row["ground_truth"]))
+        r = run_python(program, max_procs=16, **mode)
+        assert r.passed, r.stderr[-500:]
+        probe = (
+            "import os, time\nn = 0\ntry:\n    while True:\n        if os.fork() == 0:\n"
+            "            time.sleep(30)\n            os._exit(0)\n        n += 1\n"
+            "except OSError as e:\n    print('limit', n)\n"
+        )
+        r = run_python(probe, timeout=20, max_procs=16, audit_hook=False, **mode)
+        assert 10 <= int(r.stdout.split()[1]) < 16, (r.stdout, r.stderr)
+    finally:
+        holder.kill()
+        holder.wait()
+
+
 class _Listener:
     """A loopback TCP listener that records whether anything connected."""
 
@@ -532,6 +564,27 @@ def test_the_program_sees_neither_its_file_nor_the_stack(mode):
         **mode,
     )
     assert r.passed, r
+
+
+def test_the_traceback_module_walks_a_traceback_without_its_frames(mode):
+    """extract_tb, format_tb, walk_tb and TracebackException read each link's file, function
+    and line without a frame (the guard's stand-in walk), while tb_frame stays refused."""
+    r = run_python(
+        "import traceback\ndef inner():\n    1 / 0\ndef outer(n):\n    if n:\n"
+        "        return outer(n - 1)\n    inner()\n"
+        "try:\n    outer(5)\nexcept ZeroDivisionError as e:\n    err, tb = e, e.__traceback__\n"
+        "stack = traceback.extract_tb(tb)\n"
+        "assert [(f.name, f.lineno) for f in stack] == [('<module>', 9)] + [('outer', 6)] * 5 + "
+        "[('outer', 7), ('inner', 3)], stack\n"
+        # format_tb folds the repeated links as CPython does: 3 shown, then "repeated 2 more".
+        "assert stack[-1].filename.endswith('program.py') and len(traceback.format_tb(tb)) == 7\n"
+        "assert [f.f_code.co_name for f, _ in traceback.walk_tb(tb)][-1] == 'inner'\n"
+        "text = ''.join(traceback.TracebackException.from_exception(err).format())\n"
+        "assert 'in inner' in text and 'ZeroDivisionError: division by zero' in text, text\n"
+        "traceback.print_tb(tb)\n",
+        **mode,
+    )
+    assert r.passed, r.stderr[-800:]
 
 
 # ---- the completion verdict ---------------------------------------------------------------

@@ -1,40 +1,36 @@
 """The program `code_eval` runs in the sandbox: the answer, then the dataset's tests, kept apart.
 
 One job: build that program so the answer cannot make the tests say yes by anything but
-computing the right values. The answer runs first, in a namespace of its own. The tests run
-after it in another, set up before the answer ran: its `__builtins__` is a snapshot (a plain
-dict) of the builtins, whose `__import__` hands out copies of the namespaces of the modules
-loaded then (the modules the tests import are loaded first). Rebinding `builtins.sorted`,
-`math.isclose` or `sys.modules["math"]` changes what the answer's own code uses, not what the
-tests use; the pure-Python modules they reach run their functions in those copies, and their
-`random` draws from a generator of its own (harness_modules.py). The answer's names are copied
-into the tests' namespace, except the ones that would shadow a builtin the tests call (unless
-that builtin's name is the function under test, as MBPP's `sum`); a name the tests use only as
-`name.attribute` that names a loaded module (MBPP's `math` or `sys`, imported by the answer) is
-the copy; HumanEval's prompt helpers (`poly`) are the ones the prompt defines, run on their own
-before the answer.
+computing the right values. The answer runs in a process of its own, forked before its code is
+compiled; the tests run in the original process, which never runs a line of the answer's
+(harness_remote.py). So what the answer changes in its interpreter (the builtins, `sys.modules`,
+a stdlib class's methods such as `Counter.update` or `Fraction.__new__`, a module's tables,
+`random`'s state, the decimal context) is changed in its process only: the tests use their own
+builtins, modules and types, untouched. The names of the answer's that the tests use (the
+function under test) come back through a pipe as copies of plain data or as `AnswerObject`s,
+which forward calls to the answer's process and bring back copies of what it returns
+(harness_wire.py says what crosses and how). The rules for the names the tests get: a name
+that would shadow a builtin the tests call is not taken (unless that builtin's name is the
+function under test, as MBPP's `sum`); a name the tests use only as `name.attribute` that names
+a module (MBPP's `math` or `sys`, imported by the answer) is the tests' process's own module;
+HumanEval's prompt helpers (`poly`) are the ones the prompt defines, run in the tests' process.
 
 The tests are rewritten (`rewrite_tests`, on their syntax tree) so that every comparison in an
 assert except `is` / `is not`, every operand of arithmetic in one, and every value an assert
 tests for truth goes through the harness's `__router_plain__` (harness_values.py): the value
-must be plain data, exact types checked by identity against references captured before the
-answer ran (int, float, bool, complex, str, bytes, None, the builtin classes, Decimal, date,
-timedelta, timezone, a datetime or time that is naive or at a fixed timezone, and list / tuple /
-dict / set / frozenset / deque / OrderedDict of plain data, to a depth of 100; a stdlib type
-only if it is immutable, so no program replaced its methods). Subclasses of those containers
-(`Counter`, `defaultdict`, a namedtuple, a deque subclass) are read through the base type's own
-C methods and compared as the base type would compare them; subclasses of the scalars
-(`IntEnum`, a Decimal subclass) are their values, a `Fraction` the plain number Python finds
-equal to it, a dict's `keys()` / `items()` a frozenset. Anything else fails the assert. A copy
-is what is compared, so no code of the answer runs while two values are compared, and a thread
-it left running cannot change them in between. So an object whose `__eq__` always says yes, or
-whose `__bool__` or `__sub__` lies, fails.
+must be plain data, exact types checked by identity (int, float, bool, complex, str, bytes,
+None, the builtin classes, Decimal, date, timedelta, timezone, a datetime or time that is naive
+or at a fixed timezone, and list / tuple / dict / set / frozenset / deque / OrderedDict of plain
+data, to a depth of 100). Subclasses of those containers (`Counter`, `defaultdict`, a
+namedtuple) are read through the base type's own C methods and compared as the base type would
+compare them; a `Fraction` is the plain number Python finds equal to it, a dict's `keys()` /
+`items()` a frozenset. Anything else, an AnswerObject included, fails the assert. So an object
+of the answer's whose `__eq__` always says yes, or whose `__bool__` or `__sub__` lies, fails.
 
-The harness's helpers take everything they use as default arguments, bound before the answer
-ran (the guard refuses replacing `__defaults__`), and the harness function keeps what it uses
-after the answer ran in its own local variables. The guard keeps the answer from the tests'
-frames and from the program's text (sandbox_guard.py), so it can neither read what they expect
-nor rebind what their asserts use while they run.
+The harness's functions take what they use as default arguments bound before the answer ran
+and read no global name: in the answer's process they run after the answer, which may have
+rebound builtins. The guard keeps the answer from the frames and from the program's text
+(sandbox_guard.py), so it cannot read what the tests expect.
 """
 
 from __future__ import annotations
@@ -42,8 +38,9 @@ from __future__ import annotations
 import ast
 import builtins
 
-from router.evaluation.harness_modules import MODULES
+from router.evaluation.harness_remote import REMOTE
 from router.evaluation.harness_values import CHAIN, CMP, OPERAND, TRUTH, VALUES
+from router.evaluation.harness_wire import WIRE
 
 _OPS = {
     ast.Eq: "==", ast.NotEq: "!=", ast.Lt: "<", ast.LtE: "<=", ast.Gt: ">", ast.GtE: ">=",
@@ -51,85 +48,81 @@ _OPS = {
 }  # fmt: skip
 _BUILTIN_NAMES = frozenset(dir(builtins))
 
-# The harness program: these imports, then VALUES (harness_values.py), MODULES
-# (harness_modules.py) and RUN, the function that runs the answer and then the tests.
-HARNESS_HEADER = r"""# code_eval harness (router/evaluation/code_harness.py): the answer runs
-# first in a namespace of its own; the tests run after it in another, with a snapshot of the
-# builtins and of the loaded modules taken before the answer ran, and their comparisons go
-# through __router_cmp__ (plain data only).
-import _random as __router_random_c__
+# The harness program: these imports, then VALUES (harness_values.py), WIRE (harness_wire.py),
+# REMOTE (harness_remote.py) and RUN, the function that starts the answer's process and runs
+# the tests.
+HARNESS_HEADER = r"""# code_eval harness (router/evaluation/code_harness.py): the answer runs in a
+# process of its own, forked before its code is compiled; the tests run in this one, call it
+# through a pipe and compare plain copies of what it returns through __router_cmp__.
+import _json as __router_json__
 import builtins as __router_builtins__
 import collections as __router_collections__
 import datetime as __router_datetime__
 import decimal as __router_decimal__
 import fractions as __router_fractions__
 import functools as __router_functools__
+import json as __router_json_module__
 import linecache as __router_linecache__
 import math as __router_math__
-import random as __router_random_py__
+import os as __router_os__
 import sys as __router_sys__
-import types as __router_types__
+import time as __router_time__
+
+# JSON's C scanner, made before the answer ran (harness_wire.py reads every message with it).
+__router_scanner__ = __router_json_module__.JSONDecoder().scan_once
 """
 
 RUN = r"""
 def __router_run__(
-    answer, tests, shadows, prompt=None, entry=None, imports=(), modules=(),
+    answer, tests, shadows, prompt=None, entry=None, modules=(), wanted=(),
     _compile=compile, _exec=exec, _list=list, _items=dict.items, _type=type, _str=str,
-    _frozenset=frozenset, _dict=dict, _len=len, _Exception=Exception,
-    _snapshot=tuple(vars(__router_builtins__).items()),
-    _names=frozenset(vars(__router_builtins__)), _builtins=__router_builtins__,
-    _import=__router_builtins__.__import__, _copies=__router_modules__,
-    _importer=__router_import__, _imports=__router_imports__,
+    _len=len, _range=range, _append=list.append, _frozenset=frozenset, _Exception=Exception,
+    _ImportError=ImportError, _names=frozenset(vars(__router_builtins__)),
+    _builtins=__router_builtins__, _import=__router_builtins__.__import__,
+    _start=__router_start__, _link=__router_link__, _dead=__router_dead__,
     _helpers=(("__router_plain__", __router_plain__), ("__router_cmp__", __router_cmp__),
               ("__router_chain__", __router_chain__), ("__router_truth__", __router_truth__),
               ("__router_operand__", __router_operand__)),
-    _lines=__router_linecache__.cache,
 ):
     allowed = _frozenset(shadows)
-    # The answer's own text, for its tracebacks and `inspect`; the tests' text is nowhere the
-    # answer can read it (the sandbox removed the program's file before it started).
-    _lines["<answer>"] = (_len(answer), None, answer.splitlines(True), "<answer>")
-    answer_code = _compile(answer, "<answer>", "exec")
     tests_code = _compile(tests, "<tests>", "exec")
-    missing, loaded = [], []
-    for name in imports:  # the modules the tests import, loaded before the answer runs
-        try:
-            _import(name)
-            loaded.append(name)
-        except _Exception:
-            missing.append(name)
-    test_builtins = _dict(_snapshot)
-    test_builtins["__import__"] = _importer
-    before = _copies(test_builtins, loaded)
-    _imports["copies"], _imports["missing"] = before, _frozenset(missing)
+    # The answer, in its own process; what comes back: the names the tests use, as copies
+    # or AnswerObjects. Nothing below runs code of the answer's.
+    found = _start(answer, wanted, _link)
+    if _type(found) is not _list or _len(found) % 2:
+        _dead(_link, "the answer's process sent a malformed message")
     helpers = {}
     if prompt is not None:  # HumanEval's prompt: its helpers (`poly`) as the dataset wrote them
         try:
-            helpers = {"__name__": "__main__", "__builtins__": test_builtins}
+            helpers = {"__name__": "__main__", "__builtins__": _builtins}
             _exec(_compile(prompt, "<prompt>", "exec"), helpers)
         except _Exception:
             helpers = {}
-    namespace = {"__name__": "__main__", "__builtins__": _builtins}
-    _exec(answer_code, namespace)
-    # Only local variables and the defaults above from here on: the answer has run.
-    scope = {"__name__": "__main__", "__builtins__": test_builtins}
-    for source in (namespace, helpers):
-        for name, value in _list(_items(source)):
-            if _type(name) is not _str or (name[:2] == "__" and name[-2:] == "__"):
-                continue
-            if name in _names and name not in allowed:
-                continue
-            if source is helpers and name == entry:
-                continue
-            if source is namespace and name in modules and name in before:
-                value = before[name]  # `math` the answer imported: the tests' copy
-            scope[name] = value
+    scope = {"__name__": "__main__", "__builtins__": _builtins}
+    named = []
+    for i in _range(0, _len(found), 2):
+        _append(named, (found[i], found[i + 1], False))
+    for name, value in _list(_items(helpers)):
+        _append(named, (name, value, True))
+    for name, value, helper in named:
+        if _type(name) is not _str or (name[:2] == "__" and name[-2:] == "__"):
+            continue
+        if name in _names and name not in allowed:
+            continue
+        if helper and name == entry:
+            continue
+        if not helper and name in modules:
+            try:
+                value = _import(name)  # `math` the answer imported: this process's own
+            except _ImportError:
+                pass
+        scope[name] = value
     for name, value in _helpers:
         scope[name] = value
     _exec(tests_code, scope)
 """
 
-HARNESS = HARNESS_HEADER + VALUES + MODULES + RUN
+HARNESS = HARNESS_HEADER + VALUES + WIRE + REMOTE + RUN
 
 
 def _call(name: str, *args: ast.expr) -> ast.Call:
@@ -236,21 +229,6 @@ def _tree(source: str | None) -> ast.Module | None:
         return None
 
 
-def imported_modules(*sources: str | None) -> tuple[str, ...]:
-    """The modules the sources import by name (`import a.b`, `from a import b`: `a.b`, or an
-    attribute `b` of `a`): the harness loads them before the answer runs, so that the tests'
-    copies of them are from before it."""
-    names: set[str] = set()
-    for tree in map(_tree, sources):
-        for node in ast.walk(tree) if tree is not None else ():
-            if isinstance(node, ast.Import):
-                names.update(a.name for a in node.names)
-            elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
-                names.add(node.module)
-                names.update(f"{node.module}.{a.name}" for a in node.names if a.name != "*")
-    return tuple(sorted(names))
-
-
 def module_names(tests: str) -> tuple[str, ...]:
     """Names the tests use only as `name.attribute` and never bind: modules they take from the
     answer (MBPP's `math.isclose`, `sys.getsizeof` after the answer's `import`)."""
@@ -283,20 +261,29 @@ def module_names(tests: str) -> tuple[str, ...]:
     return tuple(sorted(used - bound - other))
 
 
+def used_names(tests: str, entry: str | None = None) -> tuple[str, ...]:
+    """The names the tests' code reads or binds, and the function under test: the only names
+    of the answer's that its process sends the tests (a big table of the answer's that the
+    tests never name does not cross)."""
+    tree = _tree(tests)
+    names = {n.id for n in ast.walk(tree) if isinstance(n, ast.Name)} if tree else set()
+    return tuple(sorted(names | ({entry} if entry else set())))
+
+
 def harness_program(
     answer: str, tests: str, entry: str | None = None, prompt: str | None = None
 ) -> str:
-    """The sandboxed program: the harness, then a call running `answer` and then `tests`
-    (rewritten here). HumanEval: `entry`, the function under test, and `prompt`, the prompt's
-    code before it (imports, helpers), whose helpers the tests take as the prompt defines them."""
-    modules = module_names(tests)
+    """The sandboxed program: the harness, then a call running `answer` in a process of its own
+    and `tests` (rewritten here) in this one. HumanEval: `entry`, the function under test, and
+    `prompt`, the prompt's code before it (imports, helpers), whose helpers the tests take as
+    the prompt defines them."""
     args = (
         answer,
         rewrite_tests(tests),
         builtin_shadows(tests, entry),
         prompt,
         entry,
-        tuple(sorted({*imported_modules(tests, prompt), *modules})),  # loaded before the answer
-        modules,
+        module_names(tests),
+        used_names(tests, entry),
     )
     return HARNESS + "\n\n__router_run__(\n" + "".join(f"    {a!r},\n" for a in args) + ")\n"

@@ -6,7 +6,8 @@ it ran to its end. Layers, each applied where this machine allows it (`isolation
 - a fresh process of the bare interpreter (not the venv): `python -I -S -B` (the standard
   library only: no site-packages, no .pth files), an empty environment,
   stdin closed, a wall-clock time limit after which its whole process group is killed;
-- rlimits: CPU seconds, address space (memory), file size, number of processes (fork bombs),
+- rlimits: CPU seconds, address space (memory), file size, number of processes (fork bombs:
+  `max_procs` more than its user runs already, as RLIMIT_NPROC counts all of them),
   open files; and, by the guard, the number of files created (`max_files`), so the scratch dir
   holds at most `max_files` x the file size, on the host's /tmp too without namespaces;
 - **namespaces** (root, `unshare` works): a network namespace with no usable interface (even
@@ -196,6 +197,29 @@ def _interpreter() -> tuple[str, str]:
     return prefix, os.path.relpath(exe, prefix)
 
 
+def user_tasks(uid: int) -> int:
+    """How many tasks (threads, which RLIMIT_NPROC counts) the user `uid` runs now, from /proc
+    (0 where it cannot say). The program's limit is this plus `max_procs`: a limit of 64 alone
+    would leave a user who runs 300 tasks no fork at all (code_eval's harness forks one), and
+    concurrent runs as `nobody` would share one budget."""
+    count = 0
+    try:
+        pids = [p for p in os.listdir("/proc") if p.isdigit()]
+    except OSError:
+        return 0
+    for pid in pids:
+        try:
+            if os.stat(f"/proc/{pid}").st_uid != uid:  # the effective uid: a first filter
+                continue
+            with open(f"/proc/{pid}/status", "rb") as f:
+                fields = dict(line.split(b":", 1) for line in f.read().splitlines() if b":" in line)
+            if int(fields[b"Uid"].split()[0]) == uid:  # the real uid, which the limit counts
+                count += int(fields[b"Threads"])
+        except (OSError, KeyError, ValueError, IndexError):
+            continue  # it ended meanwhile, or /proc shows no such fields
+    return count
+
+
 def _read_capped(path: Path, cap: int) -> str:
     with path.open("rb") as f:
         data = f.read(cap + 1)
@@ -264,11 +288,12 @@ def run_python(
         out_path, err_path = host / "stdout", host / "stderr"
         if mode == "namespaces":
             uid, gid = _user(user or "nobody")
+            nproc = max_procs + user_tasks(uid)
             cmd = [
                 "unshare", "-n", "-m", "-p", "--fork", "--kill-child", "--propagation", "private",
                 sys.executable, "-I", "-B", "-c", LAUNCHER, str(scratch),
                 str(max(16, file_mb * 2)), str(uid), str(gid),
-                str(cpu), str(mem), str(fsize), str(max_procs), "256", *_interpreter(), *fds,
+                str(cpu), str(mem), str(fsize), str(nproc), "256", *_interpreter(), *fds,
                 *limits,
             ]  # fmt: skip
             preexec = None
@@ -281,12 +306,14 @@ def run_python(
             if ids is not None:
                 for p in (host, scratch, *scratch.iterdir()):
                     os.chown(p, *ids)
+            uid = ids[0] if ids is not None else os.getuid()
+            nproc = max_procs + (user_tasks(uid) if uid != 0 else 0)  # root: not limited
 
             def preexec() -> None:  # rlimits (and the user) in the child, before exec
                 resource.setrlimit(resource.RLIMIT_CPU, (cpu, cpu))
                 resource.setrlimit(resource.RLIMIT_AS, (mem, mem))
                 resource.setrlimit(resource.RLIMIT_FSIZE, (fsize, fsize))
-                resource.setrlimit(resource.RLIMIT_NPROC, (max_procs, max_procs))
+                resource.setrlimit(resource.RLIMIT_NPROC, (nproc, nproc))
                 resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
                 if ids is not None:
                     os.setgroups([])

@@ -41,7 +41,9 @@ failure with the interpreter's own C display, which reads tracebacks without tho
 same display renders the traceback module's `format_exc`, `format_exception`, `print_exc`,
 `print_exception` (and so `logging.exception`) and `format_exception_only`, replaced before
 the program runs: a program that logs an exception it caught keeps running, and still gets no
-frame.
+frame. The traceback module's walk (`walk_tb`, and behind `extract_tb`, `format_tb`, `print_tb`
+and `TracebackException`) is replaced too: it reads each link's line from `tb_lineno` and its
+file and function from that display, and yields a stand-in holding only those for the frame.
 """
 
 import sys
@@ -192,6 +194,73 @@ def _traceback_formatting(
         "print_exc": print_exc,
         "format_exception_only": format_exception_only,
     }
+
+
+def _traceback_walking(
+    _display,
+    _sys,
+    _StringIO,
+    _stand_in,
+    _BaseException=BaseException,
+    _int=int,
+    _len=len,
+    _startswith=str.startswith,
+    _rpartition=str.rpartition,
+    _partition=str.partition,
+    _splitlines=str.splitlines,
+    _isdigit=str.isdigit,
+    _enumerate=enumerate,
+    _min=min,
+):
+    """The traceback module's walk over a traceback, without a frame: `walk_tb`, and the walk
+    behind `extract_tb`, `format_tb`, `print_tb` and `TracebackException`. Each link's line is
+    its `tb_lineno` and its file and function are read from the interpreter's C display of the
+    traceback (neither raises an audit event); the frame yielded is a stand-in holding only
+    those (`f_code.co_filename`, `f_code.co_name`, `f_lineno`) and empty `f_globals` and
+    `f_locals`. A link the display leaves out (`sys.tracebacklimit`) is `<unknown>`."""
+
+    def entries(tb):
+        lines = []
+        link = tb
+        while link is not None:
+            lines.append(link.tb_lineno)
+            link = link.tb_next
+        shown = []
+        if lines:
+            buffer, saved = _StringIO(), _sys.stderr
+            _sys.stderr = buffer  # the display writes to sys.stderr
+            try:
+                _display(_BaseException, _BaseException(), tb)
+            finally:
+                _sys.stderr = saved
+            for line in _splitlines(buffer.getvalue()):
+                if _startswith(line, '  File "'):
+                    head, found, name = _rpartition(line, ", in ")
+                    path, found_line, _ = _rpartition(head, '", line ')
+                    if found and found_line:
+                        shown.append((path[8:], name))
+                elif _startswith(line, "  [Previous line repeated ") and shown:
+                    count = _partition(line[26:], " ")[0]
+                    if _isdigit(count):  # at most one per link (a file's name may lie)
+                        shown.extend([shown[-1]] * _min(_int(count), _len(lines)))
+        skipped = _len(lines) - _len(shown)  # the display shows the last links
+        walked = []
+        for i, lineno in _enumerate(lines):
+            j = i - skipped
+            filename, name = shown[j] if 0 <= j < _len(shown) else ("<unknown>", "<unknown>")
+            code = _stand_in(co_filename=filename, co_name=name)
+            frame = _stand_in(f_code=code, f_lineno=lineno, f_globals={}, f_locals={})
+            walked.append((frame, lineno))
+        return walked
+
+    def walk_tb(tb):
+        yield from entries(tb)
+
+    def walk_tb_with_full_positions(tb):
+        for frame, lineno in entries(tb):
+            yield frame, (lineno, None, None, None)
+
+    return {"walk_tb": walk_tb, "_walk_tb_with_full_positions": walk_tb_with_full_positions}
 
 
 def _install_verdict(token_fd, verdict_fd):
@@ -510,8 +579,14 @@ def _install_guard(scratch, max_files=32):  # noqa: C901 - one closure: its cell
     # tb_frame: the traceback module's formatting is the C display's instead.
     import io
     import traceback
+    import types
 
     for name, function in _traceback_formatting(sys.__excepthook__, sys, io.StringIO).items():
+        setattr(traceback, name, function)
+    # `extract_tb`, `format_tb` and `TracebackException` walk tracebacks with frames: their
+    # walk is replaced by one that reads each link's file, function and line without one.
+    walking = _traceback_walking(sys.__excepthook__, sys, io.StringIO, types.SimpleNamespace)
+    for name, function in walking.items():
         setattr(traceback, name, function)
     # DEBUG_SAVEALL keeps whatever a collection finds unreachable in gc.garbage: frames too.
     gc.set_debug = _refuser("gc debugging", _write, _exit)
