@@ -1,10 +1,11 @@
-"""The modules the code_eval tests use hold no state the answer could have touched
-(router/evaluation/harness_modules.py), in both sandbox modes.
+"""The modules the code_eval tests use hold no state the answer could have touched, in both
+sandbox modes: the answer runs in a process of its own (router/evaluation/harness_remote.py),
+and the tests' `random` is reseeded after the fork.
 
 HumanEval 32, 38, 50 and 53 draw their inputs from `random`, and 32 hands the answer a
-`copy.deepcopy` of them. The answer runs first, in the same process: each cheat below steers
-those inputs (or the copy) to cases it hard-codes, and passed before the tests got modules of
-their own. The right answers check that the tests' `random` draws CPython's own sequences.
+`copy.deepcopy` of them. Each cheat below steers those inputs (or the copy) to cases it
+hard-codes, and passed while the answer ran first in the tests' process, sharing their modules.
+The right answers check that the tests' `random` draws CPython's own sequences.
 """
 
 from __future__ import annotations

@@ -3,7 +3,10 @@ through which the rewritten asserts see the answer's values (code_harness.py run
 sandbox, after its imports and before the answer).
 
 One job: turn a value the tests check into a copy made of trusted types, or fail the assert, so
-that no code of the answer runs while two values are compared. Exact types are checked by
+that what is compared is data and nothing else. It runs in the tests' process, where no code of
+the answer's runs (harness_remote.py): the values it sees are the tests' own, copies the wire
+made of the answer's (harness_wire.py) and `AnswerObject`s, which are not plain data. Its rules
+stay as strict as when the answer shared the process. Exact types are checked by
 identity against references captured before the answer ran (a stdlib type only if immutable:
 no program replaced its methods); containers and their subclasses are read through the base
 type's own C methods. What else crosses, and how:
