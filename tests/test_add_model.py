@@ -198,3 +198,60 @@ def test_a_model_the_scorer_has_is_refused_before_its_rows_are_embedded(tmp_path
     said = " ".join(r.output.split())
     assert "'qwen2.5-7b-instruct' already has a success head" in said, said
     assert "--scorer" in said and not (tmp_path / "sc").exists()
+
+
+def test_add_model_says_what_stands_between_the_joined_model_and_routing(tmp_path):
+    """After `router add-model` the new model's estimate did not appear, silently, when the
+    config still named another scorer, had no such model, or a `profile:` naming another
+    model's estimate; joining again said only "extend the scorer it joined (--scorer)", which
+    `--scorer default` could not name; a typo and a profile without rows said too little."""
+    from tests.conftest import write_test_config
+    from tests.test_cli import cli
+
+    with open(ROOT / "data" / "routing" / "dcrouter.jsonl", encoding="utf-8") as f:
+        rows = [json.loads(line) for line in f][::150][:30]
+    data = profile_file(tmp_path / "newbie.jsonl", rows, "newbie", "qwen2.5-7b-instruct")
+    cfg = write_test_config(tmp_path / "cfg", "http://127.0.0.1:9/v1")  # scorer: default
+    conf = yaml.safe_load(cfg.read_text())
+    conf["models"].append(dict(conf["models"][0], name="newbie", profile="qwen2.5-7b-instruct"))
+    cfg.write_text(yaml.safe_dump(conf))
+    # Its profile's journal: two calls failed for good, one failed and then succeeded.
+    journal = [{"key": k, "model": "newbie", "error": "call failed: 503"} for k in "abc"]
+    journal.append({"key": "c", "model": "newbie", "score": 1.0, "answer": "B"})
+    (tmp_path / "newbie.jsonl.journal").write_text("".join(json.dumps(j) + "\n" for j in journal))
+    sc = tmp_path / "sc"
+    res = cli("add-model", data, "--model", "newbie", "--out", sc, "--config", cfg)
+    assert res.exit_code == 0, res.output
+    assert "newbie joined from 30 profiled rows" in res.said, res.said
+    assert "note: 2 of newbie's calls failed in router profile and are not in its rows" in res.said
+    still = f"still routes with `scorer: default`, not this one: set `scorer: {sc}` to route "
+    assert still + "with newbie's estimate" in res.said, res.said
+    named = "models[newbie].profile: 'qwen2.5-7b-instruct' routes it on that model's estimate, "
+    assert named + "not its own: remove `profile:`" in res.said, res.said
+
+    # The config routes with the new scorer, and has no model of that name.
+    conf["models"].pop()
+    conf["scorer"] = str(sc)
+    cfg.write_text(yaml.safe_dump(conf))
+    res = cli("add-model", data, "--model", "newbie", "--out", tmp_path / "sc2", "--config", cfg)
+    assert res.exit_code == 2 and not (tmp_path / "sc2").exists()
+    again = f"'newbie' already has a success head in {sc} (joined by router add-model): to join "
+    assert again + "it again from new rows, extend the scorer it was added to" in res.said, res.said
+    args = ("add-model", data, "--model", "newbie", "--out", tmp_path / "sc2", "--config", cfg)
+    res = cli(*args, "--scorer", "default")  # as the config's `scorer: default` reads
+    assert res.exit_code == 0, res.output
+    assert "no model of" in res.said and "catalogue is 'newbie'" in res.said, res.said
+    assert "still routes with" in res.said  # the config's scorer is sc, not sc2
+
+    res = cli("add-model", data, "--model", "newbee", "--out", tmp_path / "sc3", "--config", cfg)
+    assert res.exit_code == 2 and "'newbee' (did you mean 'newbie'?)" in res.said, res.said
+
+    # A profile whose every call failed so far: its output has no rows, its journal says why.
+    empty = tmp_path / "down.jsonl"
+    empty.write_text("")
+    failed = [{"key": k, "model": "down", "error": "call failed: 503"} for k in ("a", "b", "a")]
+    (tmp_path / "down.jsonl.journal").write_text("".join(json.dumps(f) + "\n" for f in failed))
+    res = cli("add-model", empty, "--model", "down", "--out", tmp_path / "sc4", "--config", cfg)
+    assert res.exit_code == 2, res.output
+    assert f"{empty}: no rows: router profile has no result in it yet" in res.said, res.said
+    assert "holds 2 failures); run the same router profile command again" in res.said, res.said

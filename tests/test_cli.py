@@ -1,5 +1,6 @@
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -486,3 +487,69 @@ def test_ctrl_c_is_one_line_and_exit_130_not_a_traceback(monkeypatch, test_confi
     monkeypatch.setattr(routing, "load_config", interrupted)
     res = cli("models", "--config", test_config)
     assert res.exit_code == 130 and res.said == "stopped (Ctrl-C)", res.output
+
+
+def test_the_readable_route_says_which_estimates_are_a_stand_ins(tmp_path):
+    """`router route` (the table) printed a stand-in's estimate as the model's own: only
+    `--json` said `unprofiled`. Now each estimate says what it rests on, and a model with no
+    estimate at all is listed as such."""
+    cfg = write_test_config(tmp_path, "http://127.0.0.1:9/v1")
+    text = "What is the capital of France?"
+    res = cli("route", text, "--config", cfg)
+    assert res.exit_code == 0, res.output
+    assert "p(success) small-general none: unprofiled, and no stand-in" in res.said, res.said
+    assert "p(success) large " in res.said and " rows, " in res.said.split("p(success) large")[1]
+    cfg.write_text(cfg.read_text() + "stand_ins: {small: smollm2-135m}\n")
+    res = cli("route", text, "--config", cfg)
+    assert res.exit_code == 0, res.output
+    said = res.said.split("p(success) small-general")[1]
+    assert said.split()[1:4] == ["stand-in", "smollm2-135m's", "estimate"], res.said
+    assert "(unprofiled: no rows of its own)" in said, res.said
+
+
+# Of the 10 rows measured, not of the 40 read (the shipped scorer held a fifth of them out).
+OF_THE_10_ROWS = r"warning: \d+ of 10 rows \(\d+\.\d%\) are prompts the scorer was trained on"
+
+
+def test_eval_and_calibrate_warn_about_the_rows_they_measure_and_a_new_models_estimate(tmp_path):
+    """A new model's profile beside the data it was profiled on: `eval` and `calibrate` keep
+    only the rows every model scores, yet warned about (and calibrate embedded) every row read;
+    neither said that the scorer had no estimate of the new model, or only a stand-in's."""
+    import yaml
+
+    with open(ROOT / "data" / "routing" / "dcrouter.jsonl", encoding="utf-8") as f:
+        rows = [json.loads(line) for line in f][::100][:40]
+    src = tmp_path / "dc.jsonl"
+    src.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    prof = [
+        dict(r, scores={"newbie": float(i % 2)}, costs={"newbie": 1e-5}, cheap_models=[])
+        for i, r in enumerate(rows)
+    ]
+    new = tmp_path / "newbie.jsonl"
+    new.write_text("".join(json.dumps(r) + "\n" for r in prof[:10]))
+    cfg = write_test_config(tmp_path / "cfg", "http://127.0.0.1:9/v1")
+    conf = yaml.safe_load(cfg.read_text())
+    conf["models"].append(dict(conf["models"][0], name="newbie"))
+    conf["stand_ins"] = {"small": "smollm2-135m"}
+    cfg.write_text(yaml.safe_dump(conf))
+    (cfg.parent / "policies" / "newpol.yaml").write_text(
+        "name: newpol\ndefault: [newbie]\nlarge: [large]\n"
+        "escalation: {min_domain_confidence: 0.0, max_gain: 0.3}\n"
+    )
+
+    res = cli("eval", src, new, "--config", cfg)
+    assert res.exit_code == 0, res.output
+    assert re.search(OF_THE_10_ROWS, res.said), res.said
+    never = "note: the scorer has no success estimate of newbie, so the router never picks it"
+    assert never in res.said, res.said
+
+    out = tmp_path / "tuned.yaml"
+    args = ("calibrate", "--policy", "newpol", "--data", src, "--data", new)
+    res = cli(*args, "--target", "quality=0.9", "--out", out, "--config", cfg)
+    assert res.exit_code == 0, res.output
+    assert re.search(OF_THE_10_ROWS, res.said), res.said
+    assert "embedding (minilm-l2-q8/128) " in res.said and " 10/10 " in res.said, res.said
+    assert "note: 30 of 40 rows left out" in res.said, res.said
+    stand_in = "note: newpol's unprofiled models are estimated by a stand-in (newbie by smollm2"
+    assert stand_in in res.said, res.said
+    assert "expected on 10 prompts" in res.said and out.is_file()

@@ -381,6 +381,38 @@ def test_unknown_model_and_empty_selection_are_clear_errors(tmp_path, oracle):
         run(tmp_path, oracle, mc_rows(2), ["oracle"], sources=["zzz"])
 
 
+def test_nothing_to_profile_is_an_error_that_says_why_and_writes_nothing(tmp_path, oracle):
+    """Every row without a reference, or a code row without --allow-code-exec: the run used
+    to exit 0 with an empty `--out`, which `router add-model` then refused as "no rows"."""
+    bare = [{k: v for k, v in r.items() if k not in ("metric", "ground_truth")} for r in mc_rows(3)]
+    out = tmp_path / "p.jsonl"
+    with pytest.raises(ProfileError, match="no rows to profile: 3 rows have no metric"):
+        run(tmp_path, oracle, bare, ["oracle"], out=out)
+    code = [dict(r, metric="code_eval", ground_truth="assert f() == 1") for r in mc_rows(2)]
+    with pytest.raises(ProfileError, match="2 code rows are graded only with --allow-code-exec"):
+        run(tmp_path, oracle, code, ["oracle"], out=out)
+    assert not out.exists() and not (tmp_path / "p.jsonl.journal").exists()
+    # A --source that selects nothing names itself and the data's sources.
+    with pytest.raises(ProfileError, match=r"'mmlu'; the data's sources: \['dcrouter/mmlu'\]"):
+        run(tmp_path, oracle, mc_rows(2), ["oracle"], sources=["mmlu"], out=out)
+    said: list[str] = []
+    report, _ = run(
+        tmp_path, oracle, mc_rows(2), ["oracle"], sources=["d", "mmlu"], log=said.append
+    )
+    assert len(report.results) == 2
+    assert any("--source 'mmlu': it selects nothing" in m for m in said), said
+
+
+def test_a_model_named_twice_is_called_once_a_row(tmp_path, oracle):
+    """`--model m --model m` paid for every row twice and counted it twice in the summary."""
+    rows = mc_rows(3, "dcrouter/twice")
+    before = oracle.calls["oracle"]
+    report, out = run(tmp_path, oracle, rows, ["oracle", "oracle"])
+    assert oracle.calls["oracle"] - before == 3
+    assert [s["n"] for s in report.summary()] == [3]
+    assert len((tmp_path / "out.jsonl.journal").read_text().splitlines()) == 3
+
+
 def test_select_rows_takes_turns_between_sources():
     from router.core.data import Example
 

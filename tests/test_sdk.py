@@ -468,6 +468,38 @@ def test_a_profile_the_scorer_lacks_is_said_once_with_the_nearest_name(tmp_path,
     assert r.unprofiled[model["name"]]  # routed on a stand-in (or none), as its receipt says
 
 
+def test_a_model_joined_under_its_catalogue_name_routes_on_its_own_rows(tmp_path, caplog):
+    """`router profile --model newbie` writes `scores[newbie]` and `router add-model` joins
+    `newbie`; a `profile:` the scorer lacks used to hide that joined estimate behind a stand-in
+    (the warning even said to run add-model). A `profile:` the scorer has still wins, said."""
+    import yaml
+
+    from router.core.config import load_config
+    from router.sdk.estimates import success_columns
+    from tests.conftest import write_test_config
+
+    cfg = write_test_config(tmp_path, "http://127.0.0.1:9/v1")
+    data = yaml.safe_load(cfg.read_text())
+    newbie = dict(data["models"][0], name="newbie", profile="acme/newbie-7b")
+    data["models"].append(newbie)
+    data["stand_ins"] = {"small": "smollm2-135m"}
+    cfg.write_text(yaml.safe_dump(data))
+    mixtral = "mistralai/Mixtral-8x7B-Instruct-v0.1"
+    scorer_models = [mixtral, "gpt-4-1106-preview", "smollm2-135m", "newbie", "small-math"]
+    with caplog.at_level("WARNING", logger="router.sdk"):
+        cols, unprofiled = success_columns(load_config(cfg), scorer_models)
+    assert cols["newbie"] == 3 and "newbie" not in unprofiled
+    # small-math's `profile:` names Mixtral, which the scorer has: that is used, and said.
+    assert cols["small-math"] == 0
+    assert unprofiled == {"small-general": "smollm2-135m", "broken": "smollm2-135m",
+                          "keyless": "smollm2-135m"}  # fmt: skip
+    said = " ".join(caplog.messages)
+    own = "models[newbie].profile: 'acme/newbie-7b' is not a model of the scorer, but its "
+    assert own + "catalogue name 'newbie' is" in said, said
+    named = f"models[small-math].profile: the estimate of '{mixtral}' is used, though the "
+    assert named + "scorer also has one under its catalogue name 'small-math'" in said, said
+
+
 def test_closing_a_router_closes_its_cache_connections(tmp_path, test_config, redis_url):
     """A cache in Redis (`cache.store`) holds connections of its own, apart from `state:`."""
     import redis

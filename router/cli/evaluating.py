@@ -19,6 +19,7 @@ from router.cli.main import (
     err,
     friendly,
     progress_bar,
+    scorer_dir,
 )
 from router.core.config import ConfigError, load_config, load_policies
 from router.core.data import DataError, domain_names, read_many
@@ -52,7 +53,8 @@ def _fmt(v, kind: str = "") -> str:
 def eval_(
     data: Annotated[list[Path], typer.Argument(help="routing dataset(s), JSONL")],
     scorer: Annotated[
-        Path | None, typer.Option(help="scorer directory (default: the config's)")
+        Path | None,
+        typer.Option(help="scorer directory (default: the config's; `default`: the shipped one)"),
     ] = None,
     policy: Annotated[
         str | None, typer.Option(help="policy whose escalation settings apply")
@@ -115,7 +117,7 @@ def eval_(
     import json
 
     from router.core.encoder import load_encoder
-    from router.core.scorer import Scorer, configured_scorer_path
+    from router.core.scorer import Scorer
     from router.evaluation.evaluate import (
         GROUPINGS,
         SOURCE_RATES,
@@ -174,22 +176,32 @@ def eval_(
     )
     sc = None
     if cv is None and group_by is None:
-        path = scorer or configured_scorer_path(cfg.scorer, config.resolve().parent)
+        path = scorer_dir(scorer, cfg.scorer, config)
         sc = Scorer.load(path, encoder_identity=enc.identity)
-        seen = sc.trained_on(rows)
         if held_out:
+            seen = sc.trained_on(rows)
             if seen is None:
                 raise DataError(f"--held-out: {path} recorded no training prompts; retrain it")
             rows = [r for r, s in zip(rows, seen, strict=True) if not s]
             if not rows:
                 raise DataError("--held-out: the scorer was trained on every row")
             err.print(f"--held-out: {int(seen.sum())} rows the scorer saw left out")
-        elif msg := training_overlap(sc, rows).warning():
-            err.print(f"[yellow]warning:[/yellow] {msg}", highlight=False)
     ev = EvalData.from_examples(rows, prices)
     if note := ev.dropped_note():
         err.print(f"note: {note}", highlight=False)
     rows = ev.examples
+    # Of the rows evaluated, not of those read: a new model's profile beside the data it was
+    # profiled on leaves most of that data out.
+    if sc is not None and not held_out and (msg := training_overlap(sc, rows).warning()):
+        err.print(f"[yellow]warning:[/yellow] {msg}", highlight=False)
+    headless = [m for m in ev.models if sc is not None and m not in sc.models_]
+    if headless and not ev.two_tier:  # N models: compared by their success estimates
+        err.print(
+            f"note: the scorer has no success estimate of {', '.join(headless)}, so the router "
+            "never picks it (router add-model joins a profiled model; --scorer: the one it joined)",
+            highlight=False,
+            markup=False,
+        )
     groups = None if group_by is None else (group_by, group_labels(ev, group_by))
     also = read_many(train_also) if train_also else []
     bar, advance = progress_bar(f"embedding ({enc.identity})", len(rows) + len(also))

@@ -87,6 +87,18 @@ def artifact_out(out: Path, kind: str) -> Path:
     return check_output_dir(out, "--out")
 
 
+def scorer_dir(given: Path | None, scorer: str, config: Path) -> Path:
+    """`--scorer` read as the config's `scorer:` is: "default" is the shipped scorer (unless a
+    folder of that name is here); none given, the config's own (`scorer`)."""
+    from router.core.scorer import configured_scorer_path, default_scorer_path
+
+    if given is None:
+        return configured_scorer_path(scorer, config.resolve().parent)
+    if str(given) == "default" and not given.exists():
+        return default_scorer_path()
+    return given
+
+
 def positive(value: float, option: str) -> float:
     """A strength such as `--C`: a finite number above 0 (sklearn's own error for 0, a
     negative or NaN comes as a traceback, after the embedding)."""

@@ -44,7 +44,10 @@ def route(
     t.add_row("difficulty", f"{d.difficulty:.3f}" if d.difficulty is not None else "-")
     t.add_row("escalation gain", f"{d.gain:.3f}" if d.gain is not None else "-")
     for m, p in d.success.items():
-        t.add_row(f"p(success) {m}", f"{p:.3f}")
+        t.add_row(f"p(success) {m}", f"{p:.3f}{_evidence_said(d, m)}")
+    for m in d.unprofiled:
+        if m not in d.success:  # no stand-in either: the policy had nothing to compare
+            t.add_row(f"p(success) {m}", "none: unprofiled, and no stand-in")
     t.add_row("reason", d.reason)
     t.add_row("fallbacks", " → ".join(d.fallbacks) or "-")
     t.add_row(
@@ -52,6 +55,19 @@ def route(
     )
     t.add_row("routing time", f"{d.routing_ms:.1f} ms")
     console.print(t)
+
+
+def _evidence_said(d, model: str) -> str:
+    """What a success estimate in the readable receipt rests on: a stand-in's (the model has
+    no rows of its own: `unprofiled`, as the JSON says), or its own rows, its similar labelled
+    prompts and the pessimistic bound the policy compared."""
+    if model in d.unprofiled:
+        return f"  stand-in {d.unprofiled[model]}'s estimate (unprofiled: no rows of its own)"
+    ev = d.evidence.get(model)
+    if not ev:
+        return ""
+    lower = f", lower {ev['lower']:.3f}" if "lower" in ev else ""
+    return f"  ({ev['rows']} rows, {ev['neighbours']:g} similar{lower})"
 
 
 @app.command()

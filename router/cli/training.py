@@ -19,8 +19,9 @@ from router.cli.main import (
     load_router,
     positive,
     progress_bar,
+    scorer_dir,
 )
-from router.core.config import load_config
+from router.core.config import did_you_mean, load_config
 from router.core.data import DataError, read_many
 from router.core.outputs import check_output_file
 
@@ -105,7 +106,8 @@ def add_model(
     model: Annotated[str, typer.Option(help="the model's name in the data (`scores`)")],
     out: Annotated[Path, typer.Option(help="directory to write the scorer to")],
     scorer: Annotated[
-        Path | None, typer.Option(help="scorer to extend (default: the config's)")
+        Path | None,
+        typer.Option(help="scorer to extend (default: the config's; `default`: the shipped one)"),
     ] = None,
     config: ConfigOpt = Path("config.yaml"),
 ) -> None:
@@ -113,20 +115,79 @@ def add_model(
     ability is fitted on the shared difficulty, the prompt side frozen, and its rows correct
     that as far as they show they can be trusted; nothing else retrains."""
     from router.core.encoder import load_encoder
-    from router.core.scorer import Scorer, configured_scorer_path
-    from router.evaluation.train import embed_examples
+    from router.core.scorer import Scorer
 
     artifact_out(out, "scorer")
     cfg = load_config(config)
-    base = scorer or configured_scorer_path(cfg.scorer, config.resolve().parent)
+    base = scorer_dir(scorer, cfg.scorer, config)
     enc = load_encoder(
         cfg.encoder.name, cfg.encoder.max_tokens, cache_size=0, threads=BATCH_THREADS
     )
     sc = Scorer.load(base, encoder_identity=enc.identity)
-    sc.check_can_join(model)  # before minutes of embedding
-    rows = [ex for ex in read_many(data) if model in ex.scores]
+    if model in sc.models_:  # before minutes of embedding
+        how = (
+            "(joined by router add-model): to join it again from new rows, extend the scorer it "
+            "was added to instead (--scorer; `--scorer default`: the shipped one)"
+            if model in sc.added_models_
+            else "(one of the models it was trained on): retrain (router train) to change its "
+            "head, or extend a scorer without it (--scorer)"
+        )
+        raise DataError(f"{model!r} already has a success head in {base} {how}")
+    sc.check_can_join(model)
+    rows = [ex for ex in _profiled_rows(data) if model in ex.scores]
     if not rows:
-        raise DataError(f"no row of {[str(d) for d in data]} has a score for {model!r}")
+        scored = sorted({m for ex in read_many(data) for m in ex.scores})
+        raise DataError(
+            f"no row of {[str(d) for d in data]} has a score for {model!r}"
+            f"{did_you_mean(model, scored)}; the data scores {', '.join(scored[:20])}"
+            + (" ..." if len(scored) > 20 else "")
+        )
+    if failed := _failed_in_journals(data, model):
+        # Not in the profile: a failure that goes with the prompt (a time-out on long ones)
+        # would leave the estimate to the rows that did not fail.
+        err.print(
+            f"note: {failed} of {model}'s calls failed in router profile and are not in its "
+            "rows (the same router profile command retries them)",
+            highlight=False,
+            markup=False,
+        )
+    _join(sc, model, rows, enc, out, cfg, config)
+
+
+def _failed_in_journals(data: list[Path], model: str | None = None) -> int:
+    """How many results (of `model`, or of any) the `router profile` journals beside `data`
+    hold as failures still (a later success replaces one)."""
+    journals = {j for d in data if (j := d.with_name(d.name + ".journal")).is_file()}
+    if not journals:
+        return 0
+    from router.evaluation.profile import Journal
+
+    results = [r for j in journals for r in Journal(j).read().values()]
+    return sum(r.error is not None and model in (None, r.model) for r in results)
+
+
+def _profiled_rows(data: list[Path]):
+    """The rows of `router profile` outputs; an output without rows yet (every call failed)
+    says so, with its journal's failures, rather than only that it has no rows."""
+    try:
+        return read_many(data)
+    except DataError as e:
+        for d in data:
+            journal = d.with_name(d.name + ".journal")
+            if d.is_file() and d.stat().st_size == 0 and journal.is_file():
+                failed = _failed_in_journals([d])
+                raise DataError(
+                    f"{d}: no rows: router profile has no result in it yet ({journal} holds "
+                    f"{failed} failures); run the same router profile command again to "
+                    "retry them"
+                ) from None
+        raise e from None
+
+
+def _join(sc, model: str, rows, enc, out: Path, cfg, config: Path) -> None:
+    """Embed the rows, join the model, write the scorer and say what it means for routing."""
+    from router.evaluation.train import embed_examples
+
     bar, advance = progress_bar(f"embedding ({enc.identity})", len(rows))
     with bar:
         X = embed_examples(enc, rows, advance)
@@ -158,6 +219,32 @@ def add_model(
             "out, and a cost_weight policy with it warns. Profile it on the prompts the scorer "
             "learned (router profile on its training data, e.g. data/routing/dcrouter.jsonl)",
             highlight=False,
+        )
+    for note in routing_notes(cfg, config, model, sc.models_, out):
+        err.print(f"note: {note}", highlight=False, markup=False)
+
+
+def routing_notes(cfg, config: Path, model: str, scorer_models, out: Path):
+    """What stands between the joined model and routing with it: the config's scorer is still
+    another one, no catalogue model is it, or a catalogue entry's `profile:` names another
+    model's estimate."""
+    from router.core.scorer import configured_scorer_path
+
+    if configured_scorer_path(cfg.scorer, config.resolve().parent).resolve() != out.resolve():
+        yield (
+            f"{config} still routes with `scorer: {cfg.scorer}`, not this one: set "
+            f"`scorer: {out.resolve()}` to route with {model}'s estimate"
+        )
+    spec = next((m for m in cfg.models if m.name == model), None)
+    if spec is None and not any(m.profile == model for m in cfg.models):
+        yield (
+            f"no model of {config}'s catalogue is {model!r} (by name or `profile:`): add it "
+            "(models:) and name it in a policy to route to it"
+        )
+    elif spec is not None and spec.profile not in (None, model) and spec.profile in scorer_models:
+        yield (
+            f"models[{model}].profile: {spec.profile!r} routes it on that model's estimate, not "
+            "its own: remove `profile:`"
         )
 
 
@@ -286,7 +373,8 @@ def calibrate(
         Path | None, typer.Option(help="policy file to write (default: in place)")
     ] = None,
     scorer: Annotated[
-        Path | None, typer.Option(help="scorer directory (default: the config's)")
+        Path | None,
+        typer.Option(help="scorer directory (default: the config's; `default`: the shipped one)"),
     ] = None,
     cascade: Annotated[
         bool,
@@ -298,6 +386,7 @@ def calibrate(
     from router.core.config import check_policy_file_name
     from router.evaluation.calibrate import (
         CalibrationError,
+        measured_rows,
         parse_target,
         with_scorer,
         write_policy,
@@ -325,8 +414,26 @@ def calibrate(
 
         cascade_to_calibrate(router, policy)  # a policy without one, too
     if scorer is not None:
-        router = with_scorer(router, scorer)
+        router = with_scorer(router, scorer_dir(scorer, router.config.scorer, config))
+    names = router.policy(policy).names
+    if unprofiled := {m: s for m, s in router.unprofiled.items() if m in names}:
+        said = [f"{m} by {s}" if s != "none" else f"{m}: none" for m, s in unprofiled.items()]
+        err.print(
+            f"note: {policy}'s unprofiled models are estimated by a stand-in ({', '.join(said)})"
+            ": the threshold is set on those estimates (router profile, then router add-model, "
+            "gives each its own)",
+            highlight=False,
+            markup=False,
+        )
     rows = read_many(data)
+    total, dropped = len(rows), 0
+    if not cascade:
+        # Only the rows that measure the policy are warned about and embedded: a profile of a
+        # new model beside the data it was profiled on leaves most of that data out.
+        try:
+            rows, _, dropped, _ = measured_rows(router, policy, rows)
+        except CalibrationError as e:
+            raise DataError(str(e)) from None
     if msg := training_overlap(router.scorer, rows).warning("expected figures"):
         err.print(f"[yellow]warning:[/yellow] {msg}", highlight=False)
     bar, advance = progress_bar(f"embedding ({router.encoder.identity})", len(rows))
@@ -338,6 +445,7 @@ def calibrate(
         cal = run_calibration(router, policy, rows, target, X=X)
     except CalibrationError as e:
         raise DataError(str(e)) from None
+    dropped += cal.dropped
     cfg = router.config
     source = config.resolve().parent / cfg.policies_dir / f"{policy}.yaml"
     dest = out or source
@@ -349,9 +457,9 @@ def calibrate(
     from router.core.config import load_policy
 
     load_policy(dest, cfg, router.scorer.domains_)
-    if cal.dropped:
+    if dropped:
         err.print(
-            f"note: {cal.dropped} of {len(rows)} rows left out: each lacks the score of a cheap "
+            f"note: {dropped} of {total} rows left out: each lacks the score of a cheap "
             f"model of {policy} that the data scores elsewhere, or of every large model",
             highlight=False,
         )

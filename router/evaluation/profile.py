@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from router.core.config import RouterConfig
+from router.core.config import RouterConfig, did_you_mean
 from router.core.data import Example, read_many
 from router.core.outputs import check_output_file
 from router.evaluation import sandbox
@@ -341,10 +341,14 @@ def profile(
 ) -> ProfileReport:
     """Profile `models` on the labelled rows of `data`, merging columns into `out`."""
     say = log or (lambda _m: None)
+    models = list(dict.fromkeys(models))  # `--model m --model m`: one call a row, not two paid
     known = {m.name for m in config.models}
     for m in [*models, *([judge] if judge else [])]:
         if m not in known:
-            raise ProfileError(f"--model {m!r}: not in the catalogue; known: {sorted(known)}")
+            raise ProfileError(
+                f"--model {m!r}: not in the catalogue{did_you_mean(m, known)}; known: "
+                f"{sorted(known)}"
+            )
     if judge_against and not judge:
         raise ProfileError("--judge-against needs --judge MODEL")
     for m in [*models, *([judge] if judge else [])]:
@@ -378,10 +382,15 @@ def profile(
     # Rows need no scores: a user's own labelled prompts (metric, ground_truth) are profiled
     # from nothing. Each is taken as the output has it, if there, with the journal's results:
     # the answer a judge grades against may be one profiled earlier.
-    candidates = [
-        by_key.setdefault(row_key(ex), ex)
-        for ex in from_sources(read_many(data, unscored=True), sources)
-    ]
+    read = read_many(data, unscored=True)
+    candidates = [by_key.setdefault(row_key(ex), ex) for ex in from_sources(read, sources)]
+    if missed := [s for s in sources if not from_sources(read, [s])]:
+        # A prefix of the whole source (`dcrouter/mmlu`, not `mmlu`), or a typo.
+        have = sorted({ex.source for ex in read})
+        what = f"no row's source starts with --source {', '.join(map(repr, missed))}"
+        if not candidates:
+            raise ProfileError(f"no rows to profile: {what}; the data's sources: {have[:30]}")
+        say(f"{what}: it selects nothing")
     done = journal.read()
     finished_keys: set[str] = set()
     for (k, _m), r in done.items():
@@ -402,8 +411,14 @@ def profile(
         else:
             gradable.append(ex)
     todo_rows = select_rows(gradable, per_source, limit)
-    if not todo_rows and not (report.skipped_no_reference or report.skipped_code):
-        raise ProfileError("no rows to profile (check --source / --limit)")
+    if not todo_rows:
+        # Said before anything is written: an empty `out` would only fail the next step.
+        why = []
+        if n := report.skipped_no_reference:
+            why.append(f"{n} rows have no metric and ground_truth (nor a judge to grade them)")
+        if n := report.skipped_code:
+            why.append(f"{n} code rows are graded only with --allow-code-exec")
+        raise ProfileError(f"no rows to profile: {'; '.join(why) or 'the data has none'}")
     check_metrics(todo_rows, data)
     listed = set(order)  # a row not in `out` yet is written in the order of the selection
     for ex in todo_rows:

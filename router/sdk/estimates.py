@@ -22,6 +22,27 @@ def success_columns(
     unprofiled: dict[str, str] = {}
     for m in config.models:
         own = m.profile or m.name
+        if m.profile is not None and m.profile not in cols and m.name in cols:
+            # `router profile` writes a model's scores under its catalogue name, and `router
+            # add-model` joins it under that name: its own rows, not a stand-in's.
+            log.warning(
+                "models[%s].profile: %r is not a model of the scorer, but its catalogue name %r "
+                "is (router profile and router add-model use that name): its own estimate is "
+                "used; remove `profile:`",
+                m.name,
+                m.profile,
+                m.name,
+            )
+            own = m.name
+        elif m.profile not in (None, m.name) and m.profile in cols and m.name in cols:
+            log.warning(
+                "models[%s].profile: the estimate of %r is used, though the scorer also has one under "
+                "its catalogue name %r (router profile and router add-model use that name); "
+                "remove `profile:` to route it on its own",
+                m.name,
+                m.profile,
+                m.name,
+            )
         if own in cols:
             success_col[m.name] = cols[own]
             continue
