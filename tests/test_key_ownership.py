@@ -108,3 +108,23 @@ def test_a_conversation_is_continued_only_by_its_key(proxy):
         bob.responses.create(model="router", previous_response_id=second.id, input="x")
     third = alice.responses.create(model="router", previous_response_id=second.id, input="last")
     assert third.output_text == "echo: last"
+
+
+def test_an_output_item_is_referred_to_only_by_its_key(proxy):
+    """An `item_reference` (the Vercel AI SDK's way of sending an earlier answer back) to
+    another key's output item is answered as one to an item that never was."""
+    alice, bob = _openai(proxy, ALICE), _openai(proxy, BOB)
+    first = alice.responses.create(model="router", input="my secret answer")
+    item = {"type": "item_reference", "id": first.output[0].id}
+    question = {"role": "user", "content": "what did you say?"}
+    unknown = {"type": "item_reference", "id": "msg_that_never_was"}
+    errors = []
+    for ref in (item, unknown):
+        with pytest.raises(openai.NotFoundError) as e:
+            bob.responses.create(model="router", input=[ref, question])
+        errors.append(e.value.body)
+    assert errors[0]["param"] == errors[1]["param"] == "input[0].id"
+    assert errors[0]["code"] == errors[1]["code"] == "item_not_found"
+    assert "secret" not in str(errors[0])
+    mine = alice.responses.create(model="router", input=[item, question])
+    assert mine.output_text == "echo: what did you say?"

@@ -8,13 +8,17 @@ typed events (response.created ... response.completed). Receipts are the chat en
 `x-router-*` headers; errors have the Responses API's shape (OpenAI's error object).
 GET and DELETE /v1/responses/{id} read and forget a stored response; GET
 /v1/responses/{id}/input_items lists, a page at a time, the input items of its request (stored
-with it, ids included; translate/input_items.py). A stored response, and so a conversation
+with it, ids included; translate/input_items.py). An `item_reference` input item names an
+output item of a stored response by its id (`response_item:<item id>` holds the response's id)
+and is replaced by that item, as clients that send a conversation whole do (the Vercel AI SDK
+sends every earlier answer of a stored conversation so). A stored response, and so a conversation
 continued from it, belongs to the API key that made it (and the admin key, which may read and
 delete any): to any other key it does not exist (404).
 """
 
 from __future__ import annotations
 
+import copy
 import time
 from collections.abc import Mapping
 from typing import Any
@@ -29,7 +33,7 @@ from router.server.endpoint import bad_request, read_json, record_for
 from router.server.errors import APIError
 from router.server.streaming import event_stream, typed_sse
 from router.server.targets import resolve
-from router.server.translate.common import Reply, new_id, nullable
+from router.server.translate.common import Reply, field_error, new_id, nullable
 from router.server.translate.input_items import (
     input_items,
     input_items_page,
@@ -41,11 +45,13 @@ from router.server.translate.responses import (
     ResponsesBody,
     ResponsesStream,
     chat_to_response,
+    is_item_reference,
     parse_responses,
     responses_to_chat,
 )
 
 KEY = "response:"
+ITEM_KEY = "response_item:"  # an output item's id → the id of the stored response it is in
 
 
 def _param(param: str | None) -> str | None:
@@ -73,6 +79,7 @@ class ResponsesService:
             raise bad_request(e) from None
         target = resolve(svc.router, principal, body.model)
         history = await self._history(body, principal) if body.previous_response_id else []
+        body = await self._resolve_references(body, principal)
         try:
             call = responses_to_chat(body, history)
         except RequestError as e:
@@ -154,6 +161,42 @@ class ResponsesService:
         start = next((i for i, m in enumerate(messages) if m["role"] == "user"), len(messages))
         return messages[start:]
 
+    async def _resolve_references(self, body: ResponsesBody, principal: Principal) -> ResponsesBody:
+        """`body` with each `item_reference` input item replaced by the item it names: an output
+        item of a response this caller's key stored. One that is not (never stored, deleted,
+        expired, another key's) is a 404 naming it, as OpenAI answers."""
+        if not isinstance(body.input, list) or not any(map(is_item_reference, body.input)):
+            return body
+        items: list[Any] = []
+        for i, item in enumerate(body.input):
+            if not is_item_reference(item):
+                items.append(item)
+                continue
+            at = f"input[{i}].id"
+            item_id = item.get("id")
+            if not isinstance(item_id, str) or not 0 < len(item_id) <= 256:
+                raise bad_request(field_error("required: the id of a stored output item", at))
+            found = await self._output_item(item_id, principal)
+            if found is None:
+                raise APIError(
+                    404,
+                    f"{at}: item {item_id[:100]!r} not found (an output item of a stored "
+                    "response: never stored, deleted, or expired)",
+                    at,
+                    "item_not_found",
+                )
+            items.append(found)
+        return body.model_copy(update={"input": items})
+
+    async def _output_item(self, item_id: str, principal: Principal) -> dict | None:
+        """The output item `item_id` of a stored response of this caller's key, or None."""
+        response_id = await self.store.get(ITEM_KEY + item_id)
+        rec = await self._load(response_id, principal) if isinstance(response_id, str) else None
+        for item in ((rec or {}).get("response") or {}).get("output") or []:
+            if isinstance(item, dict) and item.get("id") == item_id:
+                return copy.deepcopy(item)  # the in-process store hands out what it keeps
+        return None
+
     async def _load(self, response_id: str | None, principal: Principal) -> dict | None:
         """A stored response of this caller's key (any key's for the admin key); None for one
         that does not exist or is another key's: both answer 404, so ids reveal nothing."""
@@ -179,7 +222,10 @@ class ResponsesService:
             "input": items,  # as listed by GET .../input_items (none in older records)
             "response": response,
         }
-        await self.store.set(KEY + rid, rec, self.svc.spec.responses_ttl_s)
+        ttl = self.svc.spec.responses_ttl_s
+        await self.store.set(KEY + rid, rec, ttl)
+        for item in response.get("output") or []:  # what an item_reference may name
+            await self.store.set(ITEM_KEY + item["id"], rid, ttl)
 
     async def get(self, response_id: str, principal: Principal) -> Response:
         rec = await self._load(response_id, principal)

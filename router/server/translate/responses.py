@@ -206,10 +206,9 @@ def _input_items(items: list[Any], history: list[Message] = ()) -> list[Message]
             out.append({"role": "tool", "tool_call_id": call_id, "content": content})
         elif kind == "reasoning":
             continue  # reasoning items of another model mean nothing to the next one
-        elif kind == "item_reference":
-            raise field_error(
-                "item references are not supported; use previous_response_id", f"{at}.type"
-            )
+        elif is_item_reference(item):
+            # The server puts the item it names in its place before this (responses.py).
+            raise field_error("an item reference must be resolved first", f"{at}.id")
         elif kind is None:
             raise field_error(
                 "required: 'message', 'function_call' or 'function_call_output'", f"{at}.type"
@@ -221,6 +220,16 @@ def _input_items(items: list[Any], history: list[Message] = ()) -> list[Message]
                 f"{at}.type",
             )
     return out
+
+
+def is_item_reference(item: Any) -> bool:
+    """An `item_reference` input item: `{"type": "item_reference", "id": ...}`, or as the API
+    also takes it, an object with an `id` and neither a `type` nor a `role`."""
+    if not isinstance(item, dict):
+        return False
+    if item.get("type") == "item_reference":
+        return True
+    return "type" not in item and "role" not in item and "id" in item
 
 
 def _input_message(item: dict, at: str) -> Message:
