@@ -38,6 +38,8 @@ from router.serving.breaker import BreakerSync
 from router.serving.decision_log import DecisionLogCollector, open_decision_log
 from router.serving.state import RedisStore, StateCollector
 
+EPOCH = "1970-01-01T00:00:00Z"  # the `created_at` of a model to Anthropic's clients
+
 
 def create_app(router: Router, config: ServerSpec | None = None) -> FastAPI:
     """Build the proxy for a loaded Router; `config` defaults to the router's `server:` section.
@@ -257,6 +259,15 @@ def create_app(router: Router, config: ServerSpec | None = None) -> FastAPI:
     async def prometheus() -> Response:
         return Response(metrics.render(), media_type=metrics.content_type)
 
+    def anthropic_client(request: Request) -> bool:
+        """An Anthropic client: its SDKs send `anthropic-version` with every request, and read
+        the Models API's own objects (`type`, `display_name`, `created_at`; `has_more`)."""
+        return "anthropic-version" in request.headers
+
+    def anthropic_model(d: dict) -> dict:
+        # Anthropic's ModelInfo; `created_at` is the epoch, as for a release date unknown.
+        return {"type": "model", "id": d["id"], "display_name": d["id"], "created_at": EPOCH}
+
     def model_objects(principal: Principal) -> list[dict]:
         router = svc.router  # the serving one: POST /admin/reload swaps it
         data = [
@@ -275,13 +286,21 @@ def create_app(router: Router, config: ServerSpec | None = None) -> FastAPI:
         return [d for d in data if principal.may_use(d["id"])]
 
     @app.get("/v1/models")
-    async def models(principal: Caller) -> dict:
-        return {"object": "list", "data": model_objects(principal)}
+    async def models(request: Request, principal: Caller) -> dict:
+        data = model_objects(principal)
+        if not anthropic_client(request):
+            return {"object": "list", "data": data}
+        ids = [d["id"] for d in data]  # one page: Anthropic's list object
+        first, last = (ids[0], ids[-1]) if ids else (None, None)
+        out = [anthropic_model(d) for d in data]
+        return {"data": out, "has_more": False, "first_id": first, "last_id": last}
 
     # `:path`: policy models have a slash ("router/balanced"; clients send it as %2F).
     @app.get("/v1/models/{model_id:path}")
-    async def model(model_id: str, principal: Caller) -> dict:
+    async def model(request: Request, model_id: str, principal: Caller) -> dict:
         found = [d for d in model_objects(principal) if d["id"] == model_id]
+        if found and anthropic_client(request):
+            return anthropic_model(found[0])
         if not found:  # not allowed for this key reads as unknown, as in the list
             raise errors.APIError(
                 404,

@@ -384,3 +384,35 @@ def test_a_text_document_reaches_the_model_as_text(client, agent_upstream):
             ],
         )
     assert e.value.body["error"]["message"].startswith("messages.0.content.0.source")
+
+
+def test_the_models_api_answers_anthropic_clients_in_anthropics_shape(client, agent_proxy):
+    """The Anthropic SDKs send `anthropic-version` on every request, and type `ModelInfo` as
+    `{type, id, display_name, created_at}` in a list with `has_more`, `first_id`, `last_id`:
+    such a client lists and reads the router's models by those fields; an OpenAI client, which
+    sends no such header, still gets OpenAI's list."""
+    headers = {"anthropic-version": "2023-06-01"}
+    r = httpx.get(agent_proxy.base_url + "/models", headers=headers)
+    assert r.status_code == 200
+    body = r.json()
+    assert set(body) == {"data", "has_more", "first_id", "last_id"}
+    assert body["has_more"] is False
+    ids = [m["id"] for m in body["data"]]
+    assert "router" in ids and "large" in ids
+    assert (body["first_id"], body["last_id"]) == (ids[0], ids[-1])
+    for m in body["data"]:
+        assert m == {
+            "type": "model",
+            "id": m["id"],
+            "display_name": m["id"],
+            "created_at": "1970-01-01T00:00:00Z",
+        }
+    page = client.models.list()
+    assert [m.id for m in page.data] == ids and page.has_more is False
+    assert page.data[0].type == "model" and page.data[0].display_name == ids[0]
+    one = client.models.retrieve("router/sticky")
+    assert (one.id, one.type, one.display_name) == ("router/sticky", "model", "router/sticky")
+    assert one.created_at.year == 1970
+    plain = httpx.get(agent_proxy.base_url + "/models").json()
+    assert plain["object"] == "list" and plain["data"][0]["object"] == "model"
+    assert [m["id"] for m in plain["data"]] == ids
