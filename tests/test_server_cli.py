@@ -132,13 +132,15 @@ def test_serve_reports_a_state_url_redis_cannot_use(tmp_path, upstream, monkeypa
     from tests.conftest import write_test_config
 
     config = write_test_config(tmp_path, upstream.base_url)
-    config.write_text(config.read_text() + "state: redis://:pw@cache:6379/zero\n")
+    text = config.read_text()
+    config.write_text(text + "state: redis://:pw@cache:6379/zero\n")
+    line = len(text.splitlines()) + 1
     monkeypatch.setattr(uvicorn, "run", lambda *a, **kw: pytest.fail("served"))
     args = ["serve", "--config", str(config), "--port", "8126", "--workers", "2"]
     res = CliRunner().invoke(app, args)
     assert res.exit_code == 2, res.output
     words = " ".join(res.output.split())
-    assert f"error: {config}: state: 'redis://:***@cache:6379/zero':" in words
+    assert f"error: {config}: line {line}: state: 'redis://:***@cache:6379/zero':" in words
 
 
 def test_serve_with_workers_says_whether_the_local_model_came_up(tmp_path, upstream, monkeypatch):
