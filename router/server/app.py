@@ -1,6 +1,7 @@
 """The app factory: `create_app(router, config)` → a FastAPI app, a thin face over the SDK."""
 
 import asyncio
+import gc
 import os
 from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -41,11 +42,29 @@ from router.serving.state import RedisStore, StateCollector
 EPOCH = "1970-01-01T00:00:00Z"  # the `created_at` of a model to Anthropic's clients
 
 
-def create_app(router: Router, config: ServerSpec | None = None) -> FastAPI:
+def settle() -> None:
+    """Collect start-up's garbage, then freeze what is left (gc.freeze): the full collections
+    to come skip it. A server process holds ~460,000 objects once started (litellm, FastAPI,
+    the router); left to the collector, the first full collection came within the first few
+    hundred requests and held the GIL for 250-360 ms, every request in flight waiting behind
+    it: the first burst after each start had a tail two to three times the next ones'
+    (docs/performance.md). The cost: an object frozen here that later becomes cyclic garbage
+    is not collected; only start-up's objects are frozen, so that is bounded by them, once
+    (the router loaded at start-up is held by this app for good anyway, reloaded or not)."""
+    gc.collect()
+    gc.freeze()
+
+
+def create_app(
+    router: Router, config: ServerSpec | None = None, *, settle_heap: bool = False
+) -> FastAPI:
     """Build the proxy for a loaded Router; `config` defaults to the router's `server:` section.
 
     A relative `decision_log` path is taken as is (relative to the working directory); the
     `router serve` command resolves it against the config file first.
+
+    `settle_heap` (`router serve` sets it; a server process, not a test's app): once started,
+    before the first request, collect and freeze what start-up built (`settle`).
     """
     spec = config or router.config.server
     keys = KeyRing(spec)
@@ -100,7 +119,13 @@ def create_app(router: Router, config: ServerSpec | None = None) -> FastAPI:
             breaker_sync.start()
         app.state.breaker_sync = breaker_sync
         await live.start()  # hot reload (SIGHUP), budget sync, shadow judge workers
+        if settle_heap:
+            settle()
+            app.state.heap_frozen = True
         yield
+        if app.state.heap_frozen:
+            gc.unfreeze()
+            app.state.heap_frozen = False
         await live.stop()
         if breaker_sync is not None:
             await breaker_sync.stop()
@@ -117,6 +142,7 @@ def create_app(router: Router, config: ServerSpec | None = None) -> FastAPI:
         await upstream.aclose()  # the pooled upstream connections of this event loop
 
     app = FastAPI(title="router", summary="OpenAI-compatible model router", lifespan=lifespan)
+    app.state.heap_frozen = False
     app.state.router, app.state.metrics, app.state.decision_log = router, metrics, decisions
     # `router_http_responses_total` labels a path by its route: the app's own list, read as the
     # routes below are added (there is no hand-kept list of endpoints to forget one in).

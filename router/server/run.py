@@ -126,7 +126,7 @@ def _serve_one(config_path: Path, host: str, port: int, spec, release) -> None:
         names = ", ".join(router.local_models)
         print(f"  local models (llama.cpp, free loopback port): {names}; state: GET /ready\n")
     listener = logs.configure()
-    app = create_app(router, spec)
+    app = create_app(router, spec, settle_heap=True)
     # uvicorn shuts down gracefully on SIGTERM, then raises it again to die by it; a handler
     # of ours turns that into a normal exit, so the `finally` below flushes the last log lines.
     previous = signal.signal(signal.SIGTERM, _exit_cleanly)
@@ -400,6 +400,6 @@ def _worker_app():
     with open(os.environ[START_LOCK_ENV], "a") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         try:
-            return create_app(router, _server_spec(path))
+            return create_app(router, _server_spec(path), settle_heap=True)
         finally:
             fcntl.flock(lock, fcntl.LOCK_UN)
