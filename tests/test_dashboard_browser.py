@@ -75,6 +75,16 @@ def metrics(proxy) -> tuple[float, float]:
     return total("router_requests_total"), total("router_cost_usd_total")
 
 
+def log_in(context, proxy):
+    """A new page of `context`, logged in to the dashboard through its own form."""
+    page = context.new_page()
+    page.goto(proxy.url + "/dashboard")
+    page.fill('input[name="key"]', ADMIN_KEY)
+    page.click('button[type="submit"]')
+    page.wait_for_selector('[data-figure="requests"]', timeout=60_000)
+    return page
+
+
 def figure(page, name: str) -> tuple[str, str]:
     """(the text the page shows, its exact value) of one figure."""
     el = page.locator(f'[data-figure="{name}"]').first
@@ -222,11 +232,7 @@ def test_the_log_out_button_ends_the_session_for_every_copy_of_its_cookie(browse
     is same-origin): logging out works from the page, and the cookie it had is dead."""
     context = browser.new_context()
     try:
-        page = context.new_page()
-        page.goto(proxy.url + "/dashboard")
-        page.fill('input[name="key"]', ADMIN_KEY)
-        page.click('button[type="submit"]')
-        page.wait_for_selector('[data-figure="requests"]', timeout=60_000)
+        page = log_in(context, proxy)
         cookie = next(c["value"] for c in context.cookies() if c["name"] == "router_dashboard")
         page.click('button:has-text("log out")')
         page.wait_for_selector('input[name="key"]', timeout=60_000)
@@ -259,11 +265,7 @@ def test_another_sites_page_can_neither_log_the_admin_out_nor_lock_them_out(brow
     evil = proxy.url.replace("127.0.0.1", "localhost") + "/evil.html"
     context = browser.new_context()
     try:
-        page = context.new_page()
-        page.goto(proxy.url + "/dashboard")
-        page.fill('input[name="key"]', ADMIN_KEY)
-        page.click('button[type="submit"]')
-        page.wait_for_selector('[data-figure="requests"]', timeout=60_000)
+        page = log_in(context, proxy)
         context.route(evil, lambda route: route.fulfill(body=EVIL_PAGE.format(url=proxy.url)))
         attack = context.new_page()
         attack.goto(evil)
@@ -279,11 +281,7 @@ def test_another_sites_page_can_neither_log_the_admin_out_nor_lock_them_out(brow
     # The admin's address may still log in (from a browser of its own: a fresh context).
     fresh = browser.new_context()
     try:
-        page = fresh.new_page()
-        page.goto(proxy.url + "/dashboard")
-        page.fill('input[name="key"]', ADMIN_KEY)
-        page.click('button[type="submit"]')
-        page.wait_for_selector('[data-figure="requests"]', timeout=60_000)
+        page = log_in(fresh, proxy)
     finally:
         fresh.close()
     assert httpx.get(proxy.url + "/admin/stats", headers=ADMIN, timeout=60).status_code == 200
