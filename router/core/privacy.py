@@ -515,20 +515,40 @@ def find(text: str, kinds: Iterable[str] = KINDS) -> list[Finding]:
     return sorted(kept, key=lambda f: f.start)
 
 
+# A content part's texts, by its type: a text part, and a refusal an assistant gave.
+_PART_TEXT = {"text": "text", "refusal": "refusal"}
+# A message's own texts besides its content: a participant's name, an assistant's refusal and
+# reasoning (what the Anthropic adapter makes of a `thinking` block: `reasoning_content`, and
+# the blocks themselves in `thinking_blocks`). All are sent on as they are.
+_MESSAGE_TEXT = ("name", "refusal", "reasoning_content")
+
+
+def _part_key(p: Any) -> str | None:
+    """The key of a content part's text, or None for a part without one (an image ...)."""
+    if not isinstance(p, dict):
+        return None
+    key = _PART_TEXT.get(p.get("type"))
+    return key if key is not None and isinstance(p.get(key), str) else None
+
+
 def texts_of(messages: list[Message]) -> Iterable[str]:
-    """Every text of a conversation that would be sent: contents, text parts, tool arguments."""
+    """Every text of a conversation that would be sent: contents, text and refusal parts, names,
+    refusals, reasoning and thinking blocks, tool arguments."""
     for m in messages:
         content = m.get("content")
         if isinstance(content, str):
             yield content
         elif isinstance(content, list):
             for p in content:
-                if (
-                    isinstance(p, dict)
-                    and p.get("type") == "text"
-                    and isinstance(p.get("text"), str)
-                ):
-                    yield p["text"]
+                key = _part_key(p)
+                if key is not None:
+                    yield p[key]
+        for key in _MESSAGE_TEXT:
+            if isinstance(m.get(key), str):
+                yield m[key]
+        for block in m.get("thinking_blocks") or []:
+            if isinstance(block, dict) and isinstance(block.get("thinking"), str):
+                yield block["thinking"]
         for call in m.get("tool_calls") or []:
             fn = call.get("function") if isinstance(call, dict) else None
             if isinstance(fn, dict) and isinstance(fn.get("arguments"), str):
@@ -587,13 +607,18 @@ class Redactor:
         if isinstance(content, str):
             m["content"] = self.text(content)
         elif isinstance(content, list):
-            m["content"] = [
-                {**p, "text": self.text(p["text"])}
-                if isinstance(p, dict)
-                and p.get("type") == "text"
-                and isinstance(p.get("text"), str)
-                else p
-                for p in content
+            m["content"] = [self._part(p) for p in content]
+        for key in _MESSAGE_TEXT:
+            if isinstance(m.get(key), str):
+                m[key] = self.text(m[key])
+        if isinstance(m.get("thinking_blocks"), list):
+            # A redacted block's signature no longer matches it: a provider that checks it
+            # refuses the turn rather than read the value (Anthropic's extended thinking).
+            m["thinking_blocks"] = [
+                {**b, "thinking": self.text(b["thinking"])}
+                if isinstance(b, dict) and isinstance(b.get("thinking"), str)
+                else b
+                for b in m["thinking_blocks"]
             ]
         if m.get("tool_calls"):
             calls = []
@@ -608,6 +633,10 @@ class Redactor:
             m["function_call"] = {**fn, "arguments": self.text(fn["arguments"])}
         return m
 
+    def _part(self, p: Any) -> Any:
+        key = _part_key(p)
+        return p if key is None else {**p, key: self.text(p[key])}
+
     @property
     def replaced(self) -> dict[str, int]:
         """Distinct values replaced, per kind."""
@@ -618,3 +647,26 @@ def redact_messages(messages: list[Message], kinds: Iterable[str] = KINDS) -> li
     """A copy of the conversation with every private value replaced by a typed placeholder."""
     r = Redactor(kinds)
     return [r.message(m) for m in messages]
+
+
+def prompt_of(messages: list[Message], params: dict[str, Any]) -> list[Message]:
+    """The conversation with the prompt text a call's parameters carry, as one more message to
+    read: a predicted output (`prediction.content`, a file being edited) is sent on whole."""
+    pred = params.get("prediction")
+    if isinstance(pred, dict) and isinstance(pred.get("content"), str | list):
+        return [*messages, {"role": "assistant", "content": pred["content"]}]
+    return messages
+
+
+def redact_call(
+    messages: list[Message], params: dict[str, Any], kinds: Iterable[str] = KINDS
+) -> tuple[list[Message], dict[str, Any]]:
+    """`redact_messages`, and the parameters' prompt text (`prompt_of`) with the same
+    placeholders."""
+    r = Redactor(kinds)
+    out = [r.message(m) for m in messages]
+    pred = params.get("prediction")
+    if isinstance(pred, dict) and isinstance(pred.get("content"), str | list):
+        content = r.message({"content": pred["content"]})["content"]
+        params = {**params, "prediction": {**pred, "content": content}}
+    return out, params

@@ -27,7 +27,7 @@ import numpy as np
 from router.core.cache_keys import CacheKey, bypass_reason, cache_key, model_identity
 from router.core.config import CacheSpec
 from router.core.decision import Decision
-from router.core.privacy import detect, texts_of
+from router.core.privacy import detect, prompt_of, texts_of
 from router.core.request import Message, request_facts
 from router.serving import cascade
 from router.serving.cache import Hit, ResponseCache
@@ -77,7 +77,9 @@ async def plan(
         return CachePlan(decision)
     why = bypass_reason(params, allow, private)
     if why is None and not private:  # (the detector only runs for what could be kept)
-        why = bypass_reason(params, allow, await _private_kinds(router, decision.policy, messages))
+        # A predicted output is prompt text too: the answer may quote it back (`prompt_of`).
+        prompt = prompt_of(messages, params)
+        why = bypass_reason(params, allow, await _private_kinds(router, decision.policy, prompt))
     if why is not None:
         return CachePlan(replace(decision, cache={"status": "bypass", "reason": why}))
     key_for = functools.partial(

@@ -30,7 +30,7 @@ from router.core.decision import Decision
 from router.core.drift import DriftMonitor
 from router.core.encoder import load_encoder
 from router.core.policy import CompiledPolicy
-from router.core.privacy import detect, redact_messages
+from router.core.privacy import detect, prompt_of, redact_call, redact_messages
 from router.core.request import (
     Message,
     RequestError,
@@ -420,7 +420,9 @@ class Router:
                 params,
                 self.config.expected_output_tokens,
                 pinned_model=model,
-                private=detect(m, privacy.detect) if privacy.action != "off" else (),
+                private=detect(prompt_of(m, params), privacy.detect)
+                if privacy.action != "off"
+                else (),
             )
             for m in msgs
         ]
@@ -457,13 +459,13 @@ class Router:
 
     # ---- privacy ----------------------------------------------------------------------------
 
-    def outgoing(self, messages: list[Message], decision: Decision) -> list[Message]:
-        """The messages that leave for the models: with `privacy.action: redact`, each private
-        value replaced by a typed placeholder."""
+    def outgoing(self, messages: list[Message], decision: Decision, params: dict) -> tuple:
+        """The messages and parameters that leave for the models: with `privacy.action:
+        redact`, each private value replaced by a typed placeholder (a `prediction` too)."""
         p = decision.privacy
         if not p or not p.get("redacted"):
-            return messages
-        return redact_messages(messages, self.policy(decision.policy).privacy.detect)
+            return messages, params
+        return redact_call(messages, params, self.policy(decision.policy).privacy.detect)
 
     def loggable_text(self, messages: list[Message], decision: Decision | None) -> str:
         """The routing text as the decision log may keep it: never a detected private value."""
@@ -596,7 +598,7 @@ class Router:
         # The chain reads litellm (parameters, error mapping): imported here in a worker
         # thread, not by the first call on the caller's loop, timed as its first attempt.
         await upstream.litellm_ready()
-        send = self.outgoing(msgs, decision)  # redacted when the privacy rule says so
+        send, params = self.outgoing(msgs, decision, params)  # redacted when the rule says
         calls = self.calls.hiding(message_text(m) for m in send)  # errors quote the prompt
         if params.get("stream"):
             params, asked = ask_usage(params)
