@@ -124,19 +124,11 @@ def add_model(
         cfg.encoder.name, cfg.encoder.max_tokens, cache_size=0, threads=BATCH_THREADS
     )
     sc = Scorer.load(base, encoder_identity=enc.identity)
-    if model in sc.models_:  # before minutes of embedding
-        how = (
-            "(joined by router add-model): to join it again from new rows, extend the scorer it "
-            "was added to instead (--scorer; `--scorer default`: the shipped one)"
-            if model in sc.added_models_
-            else "(one of the models it was trained on): retrain (router train) to change its "
-            "head, or extend a scorer without it (--scorer)"
-        )
-        raise DataError(f"{model!r} already has a success head in {base} {how}")
-    sc.check_can_join(model)
-    rows = [ex for ex in _profiled_rows(data) if model in ex.scores]
+    sc.check_can_join(model, where=str(base))  # before minutes of embedding
+    examples = _profiled_rows(data)
+    rows = [ex for ex in examples if model in ex.scores]
     if not rows:
-        scored = sorted({m for ex in read_many(data) for m in ex.scores})
+        scored = sorted({m for ex in examples for m in ex.scores})
         raise DataError(
             f"no row of {[str(d) for d in data]} has a score for {model!r}"
             f"{did_you_mean(model, scored)}; the data scores {', '.join(scored[:20])}"

@@ -573,18 +573,24 @@ class Scorer:
             other.shared_ = copy.deepcopy(self.shared_)
         return other
 
-    def check_can_join(self, model: str) -> None:
+    def check_can_join(self, model: str, where: str | None = None) -> None:
         """Raise a ScorerError when `model` cannot join this scorer (`add_model`): before the
-        rows are embedded, which takes minutes."""
+        rows are embedded, which takes minutes. `where` names the scorer (its directory) in
+        the message; a model already in it is told apart by how it got there."""
         self._check_fitted()
+        if model in self.models_:
+            how = (
+                "(joined by router add-model): to join it again from new rows, extend the scorer "
+                "it was added to instead (--scorer; `--scorer default`: the shipped one)"
+                if model in self.added_models_
+                else "(one of the models it was trained on): retrain (router train) to change "
+                "its head, or extend a scorer without it (--scorer)"
+            )
+            at = f" in {where}" if where else ""
+            raise ScorerError(f"{model!r} already has a success head{at} {how}")
         if self.shared_ is None:
             raise ScorerError(
                 "this scorer has no shared-difficulty model (shared_dims); retrain it"
-            )
-        if model in self.models_:
-            raise ScorerError(
-                f"{model!r} already has a success head; to join it again from new rows, extend "
-                "the scorer it joined (--scorer), or retrain to change a fitted head"
             )
 
     def add_model(self, model: str, X: np.ndarray, examples: Sequence[Example]) -> Scorer:
