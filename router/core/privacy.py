@@ -649,13 +649,21 @@ def redact_messages(messages: list[Message], kinds: Iterable[str] = KINDS) -> li
     return [r.message(m) for m in messages]
 
 
-def prompt_of(messages: list[Message], params: dict[str, Any]) -> list[Message]:
-    """The conversation with the prompt text a call's parameters carry, as one more message to
-    read: a predicted output (`prediction.content`, a file being edited) is sent on whole."""
+def _predicted(params: dict[str, Any]) -> str | list | None:
+    """A call's predicted output (`prediction.content`, a file being edited), sent on whole."""
     pred = params.get("prediction")
     if isinstance(pred, dict) and isinstance(pred.get("content"), str | list):
-        return [*messages, {"role": "assistant", "content": pred["content"]}]
-    return messages
+        return pred["content"]
+    return None
+
+
+def prompt_of(messages: list[Message], params: dict[str, Any]) -> list[Message]:
+    """The conversation with the prompt text a call's parameters carry (`_predicted`), as one
+    more message to read."""
+    content = _predicted(params)
+    if content is None:
+        return messages
+    return [*messages, {"role": "assistant", "content": content}]
 
 
 def redact_call(
@@ -665,8 +673,8 @@ def redact_call(
     placeholders."""
     r = Redactor(kinds)
     out = [r.message(m) for m in messages]
-    pred = params.get("prediction")
-    if isinstance(pred, dict) and isinstance(pred.get("content"), str | list):
-        content = r.message({"content": pred["content"]})["content"]
-        params = {**params, "prediction": {**pred, "content": content}}
+    content = _predicted(params)
+    if content is not None:
+        content = r.message({"content": content})["content"]
+        params = {**params, "prediction": {**params["prediction"], "content": content}}
     return out, params
