@@ -239,14 +239,14 @@ class ResponsesService:
         """GET /v1/responses/{id}/input_items: the input items of that request alone (not of
         the conversation before it), a page at a time; `order` is `desc` unless asked."""
         try:
-            list_query(query)  # a bad limit or order is a 400 whether the response exists or not
+            listed = list_query(query)  # a bad limit or order: a 400 whether it exists or not
             rec = await self._load(response_id, principal)
             if rec is None:
                 raise _not_found(response_id)
             items = rec.get("input")
             if not isinstance(items, list):  # stored before input items were
                 items = legacy_input_items(response_id, list(rec["messages"])[:-1])
-            return JSONResponse(input_items_page(items, query))
+            return JSONResponse(input_items_page(items, listed))
         except RequestError as e:
             raise bad_request(e) from None
 

@@ -14,10 +14,11 @@ from __future__ import annotations
 import hashlib
 import re
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, NamedTuple
 
 from router.core.request import Message
 from router.server.translate.common import field_error, new_id
+from router.server.translate.responses import call_item
 
 # Item type → the prefix of the ids given to it.
 _PREFIX = {"message": "msg", "function_call": "fc", "function_call_output": "fco"}
@@ -49,7 +50,8 @@ def input_items(value: Any) -> list[dict]:
             parts = [content] if isinstance(content, str) else content
             out.append(_message(iid, role, [_part(role, p) for p in parts]))
         elif kind == "function_call":
-            out.append(_call(iid, item["call_id"], item["name"], item["arguments"]))
+            call = {"id": item["call_id"], "name": item["name"], "arguments": item["arguments"]}
+            out.append(call_item(iid, call))
         else:
             output = item["output"]
             if isinstance(output, list):
@@ -80,17 +82,6 @@ def _text(role: str, text: str) -> dict:
 
 def _message(iid: str, role: str, content: list[dict]) -> dict:
     return {"id": iid, "type": "message", "status": "completed", "role": role, "content": content}
-
-
-def _call(iid: str, call_id: str, name: str, arguments: str) -> dict:
-    return {
-        "id": iid,
-        "type": "function_call",
-        "status": "completed",
-        "call_id": call_id,
-        "name": name,
-        "arguments": arguments,
-    }
 
 
 def _output(iid: str, call_id: str, output: str | list[dict]) -> dict:
@@ -124,7 +115,8 @@ def legacy_input_items(response_id: str, added: list[Message]) -> list[dict]:
             out.append(_message(iid("message"), role, listed))
         for c in m.get("tool_calls") or []:
             fn = c["function"]
-            out.append(_call(iid("function_call"), c["id"], fn["name"], fn["arguments"]))
+            call = {"id": c["id"], "name": fn["name"], "arguments": fn["arguments"]}
+            out.append(call_item(iid("function_call"), call))
     return out
 
 
@@ -142,30 +134,39 @@ def _chat_part(role: str, p: Any) -> dict:
 # ---- one page of a list ---------------------------------------------------------------------
 
 
-def list_query(query: Mapping[str, str]) -> tuple[int, str]:
-    """`limit` (1 to 100, default 20) and `order` (`asc` or `desc`, default `desc`) of a
-    list request's query; RequestError naming the parameter otherwise. `include` is accepted
-    and changes nothing (what it asks for, image URLs, is always there)."""
+class ListQuery(NamedTuple):
+    """A list request's query, checked: `limit`, `order` and the `after` / `before` cursors."""
+
+    limit: int
+    order: str
+    after: str | None
+    before: str | None
+
+
+def list_query(query: Mapping[str, str]) -> ListQuery:
+    """`limit` (1 to 100, default 20), `order` (`asc` or `desc`, default `desc`) and the
+    cursors of a list request's query; RequestError naming the parameter otherwise. `include`
+    is accepted and changes nothing (what it asks for, image URLs, is always there)."""
     limit = query.get("limit", "20")
     if not re.fullmatch(r"[0-9]{1,3}", limit) or not 1 <= int(limit) <= 100:
         raise field_error(f"must be an integer from 1 to 100, not {limit[:20]!r}", "limit")
     order = query.get("order", "desc")
     if order not in ("asc", "desc"):
         raise field_error(f"must be 'asc' or 'desc', not {order[:20]!r}", "order")
-    return int(limit), order
+    return ListQuery(int(limit), order, query.get("after"), query.get("before"))
 
 
-def input_items_page(items: list[dict], query: Mapping[str, str]) -> dict:
+def input_items_page(items: list[dict], query: ListQuery) -> dict:
     """One page of `items` (oldest first) as the API's list object. `after` and `before` are
     item ids of this list: the page is the items after (or just before) that one in the
     requested order; `has_more` says more lie beyond it in the same direction. An id that is
     not an item of this list is a RequestError naming the parameter."""
-    limit, order = list_query(query)
+    limit, order = query.limit, query.order
     ordered = items if order == "asc" else items[::-1]
     ids = [item["id"] for item in ordered]
 
     def place(param: str) -> int | None:
-        cursor = query.get(param)
+        cursor = getattr(query, param)
         if cursor is None:
             return None
         if cursor not in ids:

@@ -399,7 +399,8 @@ def _message_item(item_id: str, text: str, status: str = "completed") -> dict:
     }
 
 
-def _call_item(item_id: str, call: dict, status: str = "completed") -> dict:
+def call_item(item_id: str, call: dict, status: str = "completed") -> dict:
+    """A `function_call` item of a chat tool call (`id`, `name`, `arguments`)."""
     return {
         "id": item_id,
         "type": "function_call",
@@ -419,7 +420,7 @@ def chat_to_response(rid: str, body: ResponsesBody, model: str, reply: Reply) ->
     output = []
     if reply.text or not reply.calls:  # an empty answer is an empty message, not no output
         output.append(_message_item(new_id("msg"), reply.text))
-    output += [_call_item(new_id("fc"), c) for c in reply.calls]
+    output += [call_item(new_id("fc"), c) for c in reply.calls]
     incomplete = _incomplete_reason(reply.finish)
     status = "incomplete" if incomplete else "completed"
     return response_object(rid, body, model, status, output, reply.usage, None, incomplete)
@@ -501,7 +502,7 @@ class ResponsesStream:
                 self._calls[index] = at
                 self._args[index] = []
                 call = {"id": cid or new_id("call"), "name": name or "", "arguments": ""}
-                item = _call_item(new_id("fc"), call, "in_progress")
+                item = call_item(new_id("fc"), call, "in_progress")
                 self.output.append(item)
                 self._open = at
                 events.append(self._event("response.output_item.added", output_index=at, item=item))
@@ -560,7 +561,7 @@ class ResponsesStream:
             index = next(i for i, o in self._calls.items() if o == at)
             args = "".join(self._args[index])
             call = {"id": item["call_id"], "name": item["name"], "arguments": args}
-            done = _call_item(item["id"], call)
+            done = call_item(item["id"], call)
             events = [
                 self._event(
                     "response.function_call_arguments.done",
